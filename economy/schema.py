@@ -1,0 +1,261 @@
+"""A small declarative schema: one description that both validates and documents.
+
+The game config is described once with these specs; :func:`validate` checks a
+JSON value against a spec, fills defaults and reports *every* problem with its
+JSON path, and :func:`json_schema` turns the same spec into JSON Schema
+(draft 2020-12) for ``petbox game schema`` and the OpenAPI document. Keeping a
+single description means the published schema can never drift from what the
+server accepts.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+
+ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+"""Identifiers chosen by merchants (currencies, items, foods, species...)."""
+
+Problems = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Base of all specs; ``default`` MISSING means the field is required."""
+
+    description: str = ""
+    default: Any = MISSING
+
+    def check(self, value: Any, path: str, problems: Problems) -> Any:
+        raise NotImplementedError
+
+    def schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def _problem(problems: Problems, path: str, message: str) -> None:
+    problems.append({"path": path, "message": message})
+
+
+def _with_meta(spec: Spec, out: dict[str, Any]) -> dict[str, Any]:
+    if spec.description:
+        out["description"] = spec.description
+    if spec.default is not MISSING:
+        out["default"] = spec.default
+    return out
+
+
+@dataclass(frozen=True)
+class Int(Spec):
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def check(self, value: Any, path: str, problems: Problems) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _problem(problems, path, "must be an integer")
+            return None
+        if self.minimum is not None and value < self.minimum:
+            _problem(problems, path, f"must be ≥ {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            _problem(problems, path, f"must be ≤ {self.maximum}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "integer"}
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        return _with_meta(self, out)
+
+
+@dataclass(frozen=True)
+class Num(Spec):
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def check(self, value: Any, path: str, problems: Problems) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            _problem(problems, path, "must be a number")
+            return None
+        if value != value or value in (float("inf"), float("-inf")):
+            _problem(problems, path, "must be finite")
+            return None
+        if self.minimum is not None and value < self.minimum:
+            _problem(problems, path, f"must be ≥ {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            _problem(problems, path, f"must be ≤ {self.maximum}")
+        return float(value)
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "number"}
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        return _with_meta(self, out)
+
+
+@dataclass(frozen=True)
+class Bool(Spec):
+    def check(self, value: Any, path: str, problems: Problems) -> Any:
+        if not isinstance(value, bool):
+            _problem(problems, path, "must be true or false")
+            return None
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return _with_meta(self, {"type": "boolean"})
+
+
+@dataclass(frozen=True)
+class Str(Spec):
+    pattern: str | None = None
+    min_length: int = 0
+    max_length: int = 200
+
+    def check(self, value: Any, path: str, problems: Problems) -> Any:
+        if not isinstance(value, str):
+            _problem(problems, path, "must be a string")
+            return None
+        if not self.min_length <= len(value) <= self.max_length:
+            _problem(problems, path,
+                     f"length must be {self.min_length}..{self.max_length}, is {len(value)}")
+        elif self.pattern is not None and not re.fullmatch(self.pattern.strip("^$"), value):
+            _problem(problems, path, f"must match {self.pattern}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "string", "minLength": self.min_length,
+                               "maxLength": self.max_length}
+        if self.pattern is not None:
+            out["pattern"] = self.pattern
+        return _with_meta(self, out)
+
+
+@dataclass(frozen=True)
+class Enum(Spec):
+    values: tuple[str, ...] = ()
+
+    def check(self, value: Any, path: str, problems: Problems) -> Any:
+        if value not in self.values:
+            _problem(problems, path, f"must be one of {', '.join(self.values)}")
+            return None
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return _with_meta(self, {"type": "string", "enum": list(self.values)})
+
+
+@dataclass(frozen=True)
+class Arr(Spec):
+    items: Spec = field(default_factory=Spec)
+    min_items: int = 0
+    max_items: int = 1000
+
+    def check(self, value: Any, path: str, problems: Problems) -> Any:
+        if not isinstance(value, list):
+            _problem(problems, path, "must be an array")
+            return None
+        if not self.min_items <= len(value) <= self.max_items:
+            _problem(problems, path, f"must have {self.min_items}..{self.max_items} entries")
+            return None
+        return [self.items.check(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+
+    def schema(self) -> dict[str, Any]:
+        return _with_meta(self, {"type": "array", "items": self.items.schema(),
+                                 "minItems": self.min_items, "maxItems": self.max_items})
+
+
+@dataclass(frozen=True)
+class Map(Spec):
+    """An object used as a dictionary: keys are identifiers, values share one spec."""
+
+    values: Spec = field(default_factory=Spec)
+    key_pattern: str = ID_PATTERN
+    min_items: int = 0
+    max_items: int = 500
+
+    def check(self, value: Any, path: str, problems: Problems) -> Any:
+        if not isinstance(value, dict):
+            _problem(problems, path, "must be an object")
+            return None
+        if not self.min_items <= len(value) <= self.max_items:
+            _problem(problems, path, f"must have {self.min_items}..{self.max_items} entries")
+            return None
+        out: dict[str, Any] = {}
+        key_re = re.compile(self.key_pattern.strip("^$"))
+        for key, item in value.items():
+            sub = f"{path}.{key}"
+            if not key_re.fullmatch(key):
+                _problem(problems, sub, f"key must match {self.key_pattern}")
+                continue
+            out[key] = self.values.check(item, sub, problems)
+        return out
+
+    def schema(self) -> dict[str, Any]:
+        return _with_meta(self, {
+            "type": "object",
+            "propertyNames": {"pattern": self.key_pattern},
+            "additionalProperties": self.values.schema(),
+            "minProperties": self.min_items,
+            "maxProperties": self.max_items,
+        })
+
+
+@dataclass(frozen=True)
+class Obj(Spec):
+    """An object with named fields; unknown fields are problems (typos must not pass)."""
+
+    fields: dict[str, Spec] = field(default_factory=dict)
+
+    def check(self, value: Any, path: str, problems: Problems) -> Any:
+        if not isinstance(value, dict):
+            _problem(problems, path, "must be an object")
+            return None
+        out: dict[str, Any] = {}
+        for name, spec in self.fields.items():
+            if name in value:
+                out[name] = spec.check(value[name], f"{path}.{name}", problems)
+            elif spec.default is MISSING:
+                _problem(problems, f"{path}.{name}", "is required")
+            else:
+                out[name] = copy.deepcopy(spec.default)
+        for name in value:
+            if name not in self.fields:
+                _problem(problems, f"{path}.{name}", "is not a known field")
+        return out
+
+    def schema(self) -> dict[str, Any]:
+        required = [n for n, s in self.fields.items() if s.default is MISSING]
+        out: dict[str, Any] = {
+            "type": "object",
+            "properties": {n: s.schema() for n, s in self.fields.items()},
+            "additionalProperties": False,
+        }
+        if required:
+            out["required"] = required
+        return _with_meta(self, out)
+
+
+def validate(spec: Spec, value: Any, path: str = "$") -> tuple[Any, Problems]:
+    """Check ``value`` against ``spec``; return the value with defaults filled and problems."""
+    problems: Problems = []
+    cleaned = spec.check(value, path, problems)
+    return cleaned, problems
+
+
+def json_schema(spec: Spec, title: str) -> dict[str, Any]:
+    """JSON Schema (2020-12) for ``spec``."""
+    out = spec.schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, **out}

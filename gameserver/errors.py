@@ -1,0 +1,137 @@
+"""Server-side errors and the one middleware that turns every error into JSON.
+
+Domain errors (``economy.errors``) and the request errors below carry a code,
+an HTTP status and details; :func:`error_middleware` maps them to
+``{"error": {"code", "message", "details"}}``. aiohttp's own HTTP errors (unknown
+route, wrong method, body too large) get the same body. Anything else is a bug:
+a generic 500 with the request id, and the traceback only in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from economy.errors import DomainError
+
+log = logging.getLogger("petbox.errors")
+
+REQUEST_ID = web.AppKey("request_id_header", str)
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+
+
+class IdempotencyKeyMissing(DomainError):
+    code = "idempotency_key_required"
+    status = 400
+
+    def __init__(self) -> None:
+        super().__init__("this request needs an Idempotency-Key header "
+                         "(1-64 characters of A-Z a-z 0-9 _ -)")
+
+
+class IdempotencyMismatch(DomainError):
+    code = "idempotency_mismatch"
+    status = 422
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used with a different request")
+
+
+class IdempotencyInProgress(DomainError):
+    code = "idempotency_in_progress"
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__("a request with this Idempotency-Key is still running; retry later",
+                         retry_after=1)
+
+
+class Busy(DomainError):
+    """A transient condition on our side; the client should retry after ``retry_after``."""
+
+    code = "busy"
+    status = 503
+
+    def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    status = 429
+
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, code: str, message: str,
+                   details: dict[str, Any] | None = None) -> web.Response:
+    resp = web.json_response(
+        {"error": {"code": code, "message": message, "details": details or {}}}, status=status)
+    retry_after = (details or {}).get("retry_after")
+    if status in (429, 503) or (status == 409 and retry_after is not None):
+        resp.headers["Retry-After"] = str(max(1, int(retry_after or 1)))
+    return resp
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    return given if _REQUEST_ID_RE.fullmatch(given) else secrets.token_hex(8)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, latency metric, and every error as the JSON error body."""
+    request_id = _request_id(request)
+    request["request_id"] = request_id
+    started = time.perf_counter()
+    try:
+        resp = await handler(request)
+    except DomainError as exc:
+        resp = error_response(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        resp = error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"),
+                              exc.reason or "request refused")
+    except Exception:
+        log.exception("unhandled error request_id=%s %s %s", request_id, request.method,
+                      request.path)
+        resp = error_response(500, "internal_error", "internal error; quote the request id",
+                              {"request_id": request_id})
+    resp.headers["X-Request-Id"] = request_id
+    _observe(request, resp.status, time.perf_counter() - started)
+    return resp
+
+
+def _observe(request: web.Request, status: int, seconds: float) -> None:
+    from gameserver.appkeys import METRICS  # late: appkeys imports modules that import us
+
+    metrics = request.app.get(METRICS)
+    if metrics is None:
+        return
+    route = request.match_info.route
+    operation = route.name or "unmatched"
+    metrics.request_seconds.labels(operation, f"{status // 100}xx").observe(seconds)

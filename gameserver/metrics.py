@@ -1,0 +1,50 @@
+"""Prometheus metrics of one petbox process, on a registry of its own.
+
+A registry per app (not the global default) lets tests run several apps in one
+process and keeps ``/metrics`` to what petbox itself measures.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The instruments petbox updates; one instance per app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.request_seconds = Histogram(
+            "petbox_request_seconds", "Request latency by operationId and status class",
+            ["operation", "status"], buckets=LATENCY_BUCKETS, registry=r)
+        self.commit_conflicts = Counter(
+            "petbox_commit_conflicts_total", "Version conflicts retried by the store",
+            registry=r)
+        self.commit_exhausted = Counter(
+            "petbox_commit_exhausted_total", "Actions that gave up after all retries",
+            registry=r)
+        self.read_through = Counter(
+            "petbox_read_through_total", "Player loads served from SQL after a Redis miss",
+            registry=r)
+        self.idempotent_replays = Counter(
+            "petbox_idempotent_replays_total", "Responses replayed for a repeated key",
+            registry=r)
+        self.persister_backlog = Gauge(
+            "petbox_persister_backlog", "Work waiting for the persister", ["kind"], registry=r)
+        self.persister_lag = Gauge(
+            "petbox_persister_lag_seconds", "Age of the oldest unflushed dirty player",
+            registry=r)
+        self.persister_rows = Counter(
+            "petbox_persister_rows_total", "Rows written to SQL by the persister", ["kind"],
+            registry=r)
+        self.persister_errors = Counter(
+            "petbox_persister_errors_total", "Persister passes that failed", ["stage"],
+            registry=r)
+        self.evictions = Counter(
+            "petbox_evictions_total", "Idle flushed players evicted from Redis", registry=r)
+        self.data_loss_detected = Counter(
+            "petbox_redis_data_loss_total", "Times a shard's epoch key was found missing",
+            registry=r)

@@ -1,0 +1,125 @@
+"""Settings: every ``PETBOX_*`` environment variable, read once into one typed object.
+
+Validated at start-up (a bad value stops the server with a message naming the
+variable) and passed explicitly; nothing else in petbox reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A ``PETBOX_*`` variable with a value petbox cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about a petbox process."""
+
+    redis_url: str | None = None
+    """None: start an embedded redis-server in the data dir."""
+    database_url: str | None = None
+    """None: SQLite file in the data dir."""
+    data_dir: Path = Path("petbox-data")
+    flush_interval: float = 1.0
+    """Seconds between persister passes (also the play-state loss window without AOF)."""
+    shards: int = 16
+    token_secret: str = ""
+    """HMAC key of player tokens; shared by every server process."""
+    token_ttl: int = 7200
+    session_skew: int = 600
+    """createSession accepts ``ts`` within this many seconds of server time."""
+    client_max_size: int = 64 * 1024
+    idempotency_ttl: int = 86400
+    idempotency_wait: float = 2.0
+    """How long a duplicate waits for the first request with its key before 409."""
+    commit_retries: int = 8
+    idle_evict_after: int = 3600
+    """Seconds a flushed player stays in Redis after its last action."""
+    persister_batch: int = 2000
+    run_persister: bool = True
+    redis_timeout: float = 2.0
+    redis_appendfsync: str = "everysec"
+    log_level: str = "INFO"
+    access_log: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'petbox.db').as_posix()}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _num(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name} must be between {lo} and {hi}, got {raw}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _token_secret(env: Mapping[str, str], data_dir: Path) -> str:
+    """The configured secret, or one kept in the data dir so restarts keep tokens valid."""
+    secret = env.get("PETBOX_TOKEN_SECRET", "")
+    if secret:
+        if len(secret) < 16:
+            raise SettingsError("PETBOX_TOKEN_SECRET must be at least 16 characters")
+        return secret
+    path = data_dir / "token-secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("PETBOX_DATA_DIR") or "petbox-data")
+    fsync = env.get("PETBOX_REDIS_APPENDFSYNC", "everysec")
+    if fsync not in ("always", "everysec", "no"):
+        raise SettingsError("PETBOX_REDIS_APPENDFSYNC must be always, everysec or no")
+    return Settings(
+        redis_url=env.get("PETBOX_REDIS_URL") or None,
+        database_url=env.get("PETBOX_DATABASE_URL") or None,
+        data_dir=data_dir,
+        flush_interval=_num(env, "PETBOX_FLUSH_INTERVAL", 1.0, 0.05, 3600),
+        shards=int(_num(env, "PETBOX_SHARDS", 16, 1, 16384)),
+        token_secret=_token_secret(env, data_dir),
+        token_ttl=int(_num(env, "PETBOX_TOKEN_TTL", 7200, 60, 30 * 86400)),
+        client_max_size=int(_num(env, "PETBOX_MAX_BODY", 64 * 1024, 1024, 16 * 1024 * 1024)),
+        idempotency_ttl=int(_num(env, "PETBOX_IDEMPOTENCY_TTL", 86400, 86400, 30 * 86400)),
+        idle_evict_after=int(_num(env, "PETBOX_IDLE_EVICT_AFTER", 3600, 1, 30 * 86400)),
+        run_persister=_bool(env, "PETBOX_RUN_PERSISTER", True),
+        redis_appendfsync=fsync,
+        log_level=env.get("PETBOX_LOG_LEVEL", "INFO").upper(),
+        access_log=_bool(env, "PETBOX_ACCESS_LOG", True),
+    )

@@ -1,0 +1,190 @@
+"""The action pipeline: load → apply → commit (DESIGN.md).
+
+``Store.run`` claims the idempotency key and reads the player in one Lua call,
+applies a pure rule, and commits the outcome with one more Lua call that checks
+the version, writes state, ledger, dirty mark and the stored response together.
+A version conflict reloads and retries with jittered backoff; a rule's refusal
+releases the key and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol
+
+import msgpack
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from gameserver.clock import Clock
+from gameserver.errors import Busy, IdempotencyInProgress, IdempotencyMismatch
+from gameserver.keys import PENDING_TTL_MS, Keys, PlayerRef
+from gameserver.metrics import Metrics
+from mechanics.outcome import Outcome
+from mechanics.state import PlayerState
+
+Rule = Callable[[PlayerState | None, int], Outcome]
+"""A rule bound to its action, config and RNG: ``(state, now) -> Outcome``."""
+
+
+class PlayerArchive(Protocol):
+    """Where a player evicted from (or lost by) Redis is read back from: SQL."""
+
+    async def fetch_player(self, ref: PlayerRef) -> tuple[int, bytes] | None: ...
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A player as read: state (None = never played), version, and whether Redis had it."""
+
+    state: PlayerState | None
+    version: int
+    in_redis: bool
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response ready to send; ``replayed`` when it came from the idempotency store."""
+
+    status: int
+    body: bytes
+    replayed: bool = False
+
+
+def load_script(name: str) -> str:
+    return resources.files("gameserver").joinpath(f"lua/{name}.lua").read_text()
+
+
+def encode_state(state: PlayerState) -> bytes:
+    return msgpack.packb(state.to_wire(), use_bin_type=True)
+
+
+def decode_state(raw: bytes) -> PlayerState:
+    return PlayerState.from_wire(msgpack.unpackb(raw, raw=False, strict_map_key=False))
+
+
+def encode_json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Store:
+    """Player state in Redis with optimistic concurrency and idempotent commits."""
+
+    def __init__(self, redis: Redis, keys: Keys, archive: PlayerArchive, metrics: Metrics,
+                 clock: Clock, *, idempotency_ttl: int = 86400, idempotency_wait: float = 2.0,
+                 retries: int = 8) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.archive = archive
+        self.metrics = metrics
+        self.clock = clock
+        self.idempotency_ttl_ms = idempotency_ttl * 1000
+        self.idempotency_wait = idempotency_wait
+        self.retries = retries
+        self._load: AsyncScript = redis.register_script(load_script("load"))
+        self._commit: AsyncScript = redis.register_script(load_script("commit"))
+        self._release: AsyncScript = redis.register_script(load_script("release"))
+
+    async def read(self, ref: PlayerRef) -> Loaded:
+        """Read a player for a GET: Redis, else SQL (read-only, nothing installed)."""
+        version, raw = await self.redis.hmget(self.keys.player(ref), ["v", "s"])
+        if raw is not None:
+            return Loaded(decode_state(raw), int(version), True)
+        return await self._from_archive(ref)
+
+    async def _from_archive(self, ref: PlayerRef) -> Loaded:
+        row = await self.archive.fetch_player(ref)
+        if row is None:
+            return Loaded(None, 0, False)
+        self.metrics.read_through.inc()
+        return Loaded(decode_state(row[1]), row[0], False)
+
+    async def run(self, ref: PlayerRef, idempotency_key: str, request_hash: str,
+                  rule: Rule, status: int = 200) -> Reply:
+        """Run ``rule`` for ``ref`` exactly once per idempotency key."""
+        token = secrets.token_hex(8)
+        idem_key = self.keys.idempotency(ref, idempotency_key)
+        try:
+            for attempt in range(self.retries):
+                loaded_or_reply = await self._claim_and_load(ref, idem_key, request_hash, token)
+                if isinstance(loaded_or_reply, Reply):
+                    return loaded_or_reply
+                reply = await self._apply_and_commit(ref, idem_key, request_hash, token, rule,
+                                                     loaded_or_reply, status)
+                if reply is not None:
+                    return reply
+                self.metrics.commit_conflicts.inc()
+                await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
+        except BaseException:
+            await self._release_quietly(idem_key, token)
+            raise
+        await self._release_quietly(idem_key, token)
+        self.metrics.commit_exhausted.inc()
+        raise Busy("too many concurrent changes to this player; retry", retry_after=1)
+
+    async def _claim_and_load(self, ref: PlayerRef, idem_key: str, request_hash: str,
+                              token: str) -> Loaded | Reply:
+        """Claim the key (waiting a little for a running duplicate), then read the player."""
+        deadline = self.clock.monotonic() + self.idempotency_wait
+        delay = 0.002
+        while True:
+            res = await self._load(keys=[self.keys.player(ref), idem_key],
+                                   args=[request_hash, token, PENDING_TTL_MS])
+            kind = res[0]
+            if kind == b"ok":
+                break
+            if kind == b"done":
+                self.metrics.idempotent_replays.inc()
+                return Reply(int(res[1]), bytes(res[2]), replayed=True)
+            if kind == b"mismatch":
+                raise IdempotencyMismatch()
+            if self.clock.monotonic() >= deadline:
+                raise IdempotencyInProgress()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        if res[2]:
+            return Loaded(decode_state(res[2]), int(res[1]), True)
+        return await self._from_archive(ref)
+
+    async def _apply_and_commit(self, ref: PlayerRef, idem_key: str, request_hash: str,
+                                token: str, rule: Rule, loaded: Loaded,
+                                status: int) -> Reply | None:
+        """Apply the rule and commit; None on a version conflict (caller retries)."""
+        now_s = int(self.clock.now())
+        outcome = rule(loaded.state, now_s)
+        body = encode_json(outcome.response)
+        ledger = (msgpack.packb([e.to_wire() for e in outcome.ledger], use_bin_type=True)
+                  if outcome.ledger else b"")
+        res = await self._commit(
+            keys=[self.keys.player(ref), idem_key, self.keys.dirty(ref.shard),
+                  self.keys.active(ref.shard), self.keys.ledger(ref.shard)],
+            args=[loaded.version, "0" if loaded.in_redis else "1", encode_state(outcome.state),
+                  token, status, body, self.idempotency_ttl_ms, int(self.clock.now() * 1000),
+                  ref.member, secrets.token_hex(12), ledger, request_hash])
+        if res[0] == 1:
+            return Reply(status, body)
+        if res[0] == -1:
+            return await self._reclaimed(idem_key, request_hash, token)
+        return None
+
+    async def _reclaimed(self, idem_key: str, request_hash: str, token: str) -> Reply:
+        """Our in-flight marker expired and the key moved on: answer as a duplicate would."""
+        stored_hash, body, status = await self.redis.hmget(idem_key, ["h", "r", "c"])
+        if body is None:
+            raise IdempotencyInProgress()
+        if stored_hash != request_hash.encode():
+            raise IdempotencyMismatch()
+        return Reply(int(status), bytes(body), replayed=True)
+
+    async def _release_quietly(self, idem_key: str, token: str) -> None:
+        try:
+            await asyncio.shield(self._release(keys=[idem_key], args=[token]))
+        except Exception:
+            pass
+

@@ -1,0 +1,80 @@
+"""Player state as rules see it, and its compact msgpack wire form.
+
+The wire form is what Redis and the SQL ``players.state`` column hold. Fields
+added later get defaults in :meth:`PlayerState.from_wire`, so a state written by
+an older server version still loads.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Rng(Protocol):
+    """The randomness a rule may use; the server passes a seeded generator."""
+
+    def random(self) -> float: ...
+
+    def randrange(self, start: int, stop: int) -> int: ...
+
+
+@dataclass
+class PetState:
+    """A pet; ``stats`` are milli-points as of ``at`` (decay is applied lazily)."""
+
+    species: str
+    name: str
+    stats: dict[str, int]
+    at: int
+    xp: int
+    adopted_at: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"sp": self.species, "n": self.name, "st": self.stats, "at": self.at,
+                "xp": self.xp, "ad": self.adopted_at}
+
+    @classmethod
+    def from_wire(cls, raw: dict[str, Any]) -> PetState:
+        return cls(species=raw["sp"], name=raw["n"], stats=dict(raw["st"]), at=raw["at"],
+                   xp=raw["xp"], adopted_at=raw["ad"])
+
+
+@dataclass
+class PlayerState:
+    """Everything a player has in one game."""
+
+    created_at: int
+    wallet: dict[str, int] = field(default_factory=dict)
+    inventory: dict[str, int] = field(default_factory=dict)
+    pet: PetState | None = None
+    cooldowns: dict[str, int] = field(default_factory=dict)
+    """action key → unix second it is ready again."""
+    last_seen: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "c": self.created_at,
+            "w": self.wallet,
+            "i": self.inventory,
+            "p": self.pet.to_wire() if self.pet else None,
+            "cd": self.cooldowns,
+            "ls": self.last_seen,
+        }
+
+    @classmethod
+    def from_wire(cls, raw: dict[str, Any]) -> PlayerState:
+        pet = raw.get("p")
+        return cls(
+            created_at=raw["c"],
+            wallet=dict(raw.get("w", {})),
+            inventory=dict(raw.get("i", {})),
+            pet=PetState.from_wire(pet) if pet else None,
+            cooldowns=dict(raw.get("cd", {})),
+            last_seen=raw.get("ls", 0),
+        )
+
+    def copy(self) -> PlayerState:
+        """A deep copy for a rule to change; the loaded state stays as it was."""
+        return copy.deepcopy(self)
