@@ -1,0 +1,1 @@
+"""SQL access: schema, engine set-up, migrations and queries."""

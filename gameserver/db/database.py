@@ -1,0 +1,223 @@
+"""The SQL side: engine set-up for SQLite and PostgreSQL, migrations, and queries.
+
+One :class:`Database` per process wraps an async SQLAlchemy engine. SQLite runs
+in WAL mode with a busy timeout so the persister and request handlers can share
+the file; PostgreSQL uses asyncpg. Queries are small methods so handlers and the
+persister never build SQL themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, insert, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+import migrations
+from gameserver.db import models as m
+from gameserver.keys import PlayerRef
+
+
+@dataclass(frozen=True)
+class Merchant:
+    id: str
+    name: str
+    api_key_hash: str
+    signing_secret: str
+    load_test: bool
+
+
+@dataclass(frozen=True)
+class GameVersion:
+    merchant: str
+    game: str
+    version: int
+    config: dict[str, Any]
+    checksum: str
+    published_at: int
+
+
+def config_checksum(config: dict[str, Any]) -> str:
+    """Stable SHA-256 of a config (sorted keys), to show and compare versions."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config for ``url`` using the migrations shipped in the package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine with petbox's settings for the URL's dialect."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+class Database:
+    """Queries petbox runs against SQL; one instance per process."""
+
+    def __init__(self, url: str, engine: AsyncEngine | None = None) -> None:
+        self.url = url
+        self.engine = engine or make_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # -- migrations ----------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest migration (Alembic runs in a thread)."""
+        await asyncio.to_thread(command.upgrade, alembic_config(self.url), "head")
+
+    async def schema_revision(self) -> str | None:
+        def current(conn: Connection) -> str | None:
+            return MigrationContext.configure(conn).get_current_revision()
+
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(current)
+
+    def head_revision(self) -> str | None:
+        return ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+
+    # -- merchants -----------------------------------------------------------------
+
+    async def create_merchant(self, merchant_id: str, name: str, api_key_hash: str,
+                              signing_secret: str, now: int, load_test: bool = False) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(m.merchants).values(
+                id=merchant_id, name=name, api_key_hash=api_key_hash,
+                signing_secret=signing_secret, load_test=load_test, created_at=now))
+
+    async def merchant(self, merchant_id: str) -> Merchant | None:
+        return await self._one_merchant(m.merchants.c.id == merchant_id)
+
+    async def merchant_by_key_hash(self, key_hash: str) -> Merchant | None:
+        return await self._one_merchant(m.merchants.c.api_key_hash == key_hash)
+
+    async def _one_merchant(self, where: Any) -> Merchant | None:
+        t = m.merchants
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                select(t.c.id, t.c.name, t.c.api_key_hash, t.c.signing_secret,
+                       t.c.load_test).where(where))).first()
+        return Merchant(*row) if row else None
+
+    # -- games and versions --------------------------------------------------------
+
+    async def publish_version(self, merchant: str, game: str, config: dict[str, Any],
+                              now: int, note: str = "") -> int:
+        """Store ``config`` as the game's next immutable version and make it live."""
+        async with self.engine.begin() as conn:
+            current = await self._lock_game(conn, merchant, game, now)
+            last = (await conn.execute(
+                select(m.game_versions.c.version)
+                .where(m.game_versions.c.merchant_id == merchant,
+                       m.game_versions.c.game_id == game)
+                .order_by(m.game_versions.c.version.desc()).limit(1))).scalar()
+            version = (last or 0) + 1
+            await conn.execute(insert(m.game_versions).values(
+                merchant_id=merchant, game_id=game, version=version, config=config,
+                checksum=config_checksum(config), published_at=now, note=note))
+            await conn.execute(update(m.games).where(*current).values(
+                live_version=version, updated_at=now))
+        return version
+
+    async def _lock_game(self, conn: AsyncConnection, merchant: str, game: str,
+                         now: int) -> tuple[Any, Any]:
+        """Make sure the game row exists and lock it (PostgreSQL) for this transaction."""
+        where = (m.games.c.merchant_id == merchant, m.games.c.game_id == game)
+        q = select(m.games.c.game_id).where(*where)
+        if self.dialect == "postgresql":
+            q = q.with_for_update()
+        if (await conn.execute(q)).first() is None:
+            await conn.execute(insert(m.games).values(
+                merchant_id=merchant, game_id=game, created_at=now, updated_at=now))
+        return where
+
+    async def live_versions(self) -> dict[tuple[str, str], int]:
+        """(merchant, game) → live version, for every game: polled to pick up publishes."""
+        g = m.games
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(g.c.merchant_id, g.c.game_id, g.c.live_version)
+                .where(g.c.live_version.is_not(None)))
+            return {(r[0], r[1]): r[2] for r in rows}
+
+    async def game_version(self, merchant: str, game: str, version: int) -> GameVersion | None:
+        v = m.game_versions
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                select(v.c.config, v.c.checksum, v.c.published_at)
+                .where(v.c.merchant_id == merchant, v.c.game_id == game,
+                       v.c.version == version))).first()
+        if row is None:
+            return None
+        return GameVersion(merchant, game, version, row[0], row[1], row[2])
+
+    async def live_version(self, merchant: str, game: str) -> int | None:
+        g = m.games
+        async with self.engine.connect() as conn:
+            return (await conn.execute(
+                select(g.c.live_version)
+                .where(g.c.merchant_id == merchant, g.c.game_id == game))).scalar()
+
+    # -- players -------------------------------------------------------------------
+
+    async def fetch_player(self, ref: PlayerRef) -> tuple[int, bytes] | None:
+        """The last flushed (version, state) of a player, or None if never flushed."""
+        p = m.players
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                select(p.c.version, p.c.state)
+                .where(p.c.merchant_id == ref.merchant, p.c.game_id == ref.game,
+                       p.c.user_id == ref.user))).first()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    # -- meta ----------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(
+                select(m.meta.c.value).where(m.meta.c.key == key))).scalar()
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self.engine.begin() as conn:
+            done = await conn.execute(
+                update(m.meta).where(m.meta.c.key == key).values(value=value))
+            if done.rowcount == 0:
+                await conn.execute(insert(m.meta).values(key=key, value=value))

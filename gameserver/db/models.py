@@ -1,0 +1,108 @@
+"""SQL schema (SQLAlchemy 2 Core tables): the durable side of petbox.
+
+Redis is the system of record for play state; these tables hold what must
+outlive it: merchants, games and their immutable published versions, players
+written behind by the persister, and the ledger. The Alembic migrations in
+``migrations/`` create exactly this schema.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Explicit constraint names so migrations are identical on SQLite and PostgreSQL.
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+# SQLite autoincrements only INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+merchants = Table(
+    "merchants", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("api_key_hash", String(64), nullable=False, unique=True),
+    Column("signing_secret", String(128), nullable=False),
+    Column("load_test", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+games = Table(
+    "games", metadata,
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("live_version", Integer, nullable=True),
+    Column("draft", JSON, nullable=True),
+    Column("draft_updated_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("merchant_id", "game_id"),
+)
+
+game_versions = Table(
+    "game_versions", metadata,
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("checksum", String(64), nullable=False),
+    Column("published_at", BigInteger, nullable=False),
+    Column("note", String(200), nullable=False, default=""),
+    PrimaryKeyConstraint("merchant_id", "game_id", "version"),
+)
+
+players = Table(
+    "players", metadata,
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("state", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+    Column("flushed_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("merchant_id", "game_id", "user_id"),
+)
+
+ledger = Table(
+    "ledger", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("commit_id", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("player_version", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("delta", BigInteger, nullable=False),
+    Column("before", BigInteger, nullable=False),
+    Column("after", BigInteger, nullable=False),
+    Column("reason", String(120), nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    UniqueConstraint("commit_id", "seq"),
+    Index(None, "merchant_id", "game_id", "user_id", "id"),
+)
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String(120), primary_key=True),
+    Column("value", Text, nullable=False),
+)
