@@ -12,10 +12,28 @@ milli-points (integers) so lazy decay is exact and reproducible.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from economy.errors import ConfigInvalid
+from economy.loop import (
+    CHECKIN_SPEC,
+    OFFER_SPEC,
+    REMINDERS_SPEC,
+    SPECIES_FIELDS,
+    TASK_SPEC,
+    Checkin,
+    Offer,
+    PetAction,
+    Produce,
+    Reminders,
+    Stage,
+    Task,
+    build_loop,
+    build_species_extras,
+    loop_problems,
+)
+from economy.rewards import COUPON_SPEC, Coupon
 from economy.schema import (
     ID_PATTERN,
     Arr,
@@ -61,12 +79,15 @@ STAT_SPEC = Obj(description="A pet stat, decayed lazily from timestamps.", field
 SPECIES_SPEC = Obj(description="A kind of pet shoppers can adopt.", fields={
     "name": Str(min_length=1, max_length=40),
     "stats": Map(values=STAT_SPEC, min_items=1, max_items=16),
+    **SPECIES_FIELDS,
 })
 
 FOOD_SPEC = Obj(description="Food a shopper can give a pet.", fields={
     "name": Str(min_length=1, max_length=60),
     "price": Map(values=Int(minimum=0, maximum=MAX_AMOUNT), default={},
                  description="currency → amount paid per feeding"),
+    "items": Map(values=Int(minimum=1, maximum=1_000_000), default={},
+                 description="item → count taken from the inventory per feeding"),
     "effects": Map(values=Int(minimum=-1_000_000, maximum=1_000_000), min_items=1,
                    description="stat → points added (clamped to the stat's range)"),
     "xp": Int(minimum=0, maximum=1_000_000, default=0),
@@ -85,6 +106,11 @@ GAME_SPEC = Obj(description="A petbox game config.", fields={
     "items": Map(values=ITEM_SPEC, default={}, max_items=1000),
     "species": Map(values=SPECIES_SPEC, min_items=1, max_items=32),
     "foods": Map(values=FOOD_SPEC, default={}, max_items=200),
+    "coupons": Map(values=COUPON_SPEC, default={}, max_items=200),
+    "checkin": CHECKIN_SPEC,
+    "tasks": Map(values=TASK_SPEC, default={}, max_items=100),
+    "offers": Map(values=OFFER_SPEC, default={}, max_items=200),
+    "reminders": REMINDERS_SPEC,
 })
 
 
@@ -127,6 +153,10 @@ class Species:
     id: str
     name: str
     stats: dict[str, Stat]
+    stages: tuple[Stage, ...] = ()
+    play: PetAction | None = None
+    clean: PetAction | None = None
+    produce: Produce | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +168,7 @@ class Food:
     xp: int
     cooldown_s: int
     species: tuple[str, ...]
+    items: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -151,6 +182,11 @@ class GameConfig:
     species: dict[str, Species]
     foods: dict[str, Food]
     raw: dict[str, Any]
+    coupons: dict[str, Coupon] = field(default_factory=dict)
+    checkin: Checkin | None = None
+    tasks: dict[str, Task] = field(default_factory=dict)
+    offers: dict[str, Offer] = field(default_factory=dict)
+    reminders: Reminders | None = None
 
     def initial_wallet(self) -> dict[str, int]:
         return {cid: c.initial for cid, c in self.currencies.items()}
@@ -164,15 +200,18 @@ def _build(d: dict[str, Any]) -> GameConfig:
         items={k: Item(id=k, **v) for k, v in d["items"].items()},
         species={
             k: Species(id=k, name=v["name"],
-                       stats={sid: Stat(id=sid, **s) for sid, s in v["stats"].items()})
+                       stats={sid: Stat(id=sid, **s) for sid, s in v["stats"].items()},
+                       **build_species_extras(v))
             for k, v in d["species"].items()
         },
         foods={
             k: Food(id=k, name=v["name"], price=v["price"], effects=v["effects"], xp=v["xp"],
-                    cooldown_s=v["cooldown_s"], species=tuple(v["species"]))
+                    cooldown_s=v["cooldown_s"], species=tuple(v["species"]), items=v["items"])
             for k, v in d["foods"].items()
         },
         raw=d,
+        coupons={k: Coupon(id=k, **v) for k, v in d["coupons"].items()},
+        **build_loop(d),
     )
 
 
@@ -204,6 +243,7 @@ def _cross_check(d: dict[str, Any], known_timezones: frozenset[str] | None) -> P
         for i, sp in enumerate(food["species"]):
             if sp not in d["species"]:
                 problems.append({"path": f"{base}.species[{i}]", "message": "unknown species"})
+    problems += loop_problems(d)
     return problems
 
 

@@ -115,3 +115,150 @@ class Cooldown(DomainError):
     def __init__(self, action: str, ready_at: int, now: int) -> None:
         super().__init__(f"{action} is cooling down for {ready_at - now} s more", action=action,
                          ready_at=ready_at, retry_after=max(0, ready_at - now))
+
+
+class FeatureDisabled(DomainError):
+    """The game's config does not have this feature (no check-in, no play, no produce...)."""
+
+    code = "feature_disabled"
+    status = 404
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(f"this game has no {feature}", feature=feature)
+
+
+class NothingToCollect(DomainError):
+    code = "nothing_to_collect"
+    status = 409
+
+    def __init__(self, pending_milli: int) -> None:
+        super().__init__("the pet has not produced a whole unit yet",
+                         pending_milli=pending_milli)
+
+
+class AlreadyCheckedIn(DomainError):
+    code = "already_checked_in"
+    status = 409
+
+    def __init__(self, day: str, next_at: int) -> None:
+        super().__init__(f"already checked in on {day}", day=day, next_at=next_at)
+
+
+class MakeupNotAllowed(DomainError):
+    """A makeup (补签) of a day that is not a missed day inside the window."""
+
+    code = "makeup_not_allowed"
+    status = 409
+
+    def __init__(self, day: str, reason: str) -> None:
+        super().__init__(f"cannot make up {day}: {reason}", day=day, reason=reason)
+
+
+class MakeupLimitReached(DomainError):
+    code = "makeup_limit_reached"
+    status = 409
+
+    def __init__(self, day: str, limit: int) -> None:
+        super().__init__(f"this cycle already has {limit} made-up day(s)", day=day, limit=limit)
+
+
+class TaskLimitReached(DomainError):
+    code = "task_limit_reached"
+    status = 409
+
+    def __init__(self, task: str, limit: int, period: str) -> None:
+        super().__init__(f"task {task} is done {limit} time(s) this period", task=task,
+                         limit=limit, period=period)
+
+
+class TaskDrivenByOrders(DomainError):
+    """A purchase task advances with paid orders, never by a client call."""
+
+    code = "task_driven_by_orders"
+    status = 409
+
+    def __init__(self, task: str) -> None:
+        super().__init__(f"task {task} completes with orders", task=task)
+
+
+class TicketInvalid(DomainError):
+    """A task ticket that is missing, forged, or for another task or player."""
+
+    code = "ticket_invalid"
+    status = 403
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid task ticket: {reason}", reason=reason)
+
+
+class TicketTooEarly(DomainError):
+    code = "ticket_too_early"
+    status = 409
+
+    def __init__(self, ready_at: int, now: int) -> None:
+        super().__init__(f"browse {ready_at - now} s more", ready_at=ready_at,
+                         retry_after=max(0, ready_at - now))
+
+
+class TicketReused(DomainError):
+    code = "ticket_reused"
+    status = 409
+
+    def __init__(self, nonce: str) -> None:
+        super().__init__("this ticket was already used", nonce=nonce)
+
+
+class TicketExpired(DomainError):
+    code = "ticket_expired"
+    status = 409
+
+    def __init__(self, issued_at: int, reason: str) -> None:
+        super().__init__(f"the ticket has expired: {reason}", issued_at=issued_at, reason=reason)
+
+
+class OrderWrongMerchant(DomainError):
+    """An order event whose merchant is not the one that signed it (raised by the server)."""
+
+    code = "order_wrong_merchant"
+    status = 422
+
+    def __init__(self, merchant: str) -> None:
+        super().__init__("the order belongs to another merchant", merchant=merchant)
+
+
+class OrderTooOld(DomainError):
+    """An order older than the window in which order ids are remembered."""
+
+    code = "order_too_old"
+    status = 422
+
+    def __init__(self, order_id: str, paid_at: int, oldest: int) -> None:
+        super().__init__("the order is too old to count", order_id=order_id, paid_at=paid_at,
+                         oldest=oldest)
+
+
+class OfferUnavailable(DomainError):
+    code = "offer_unavailable"
+    status = 409
+
+    def __init__(self, offer: str, starts_at: int, ends_at: int) -> None:
+        super().__init__(f"offer {offer} is not open now", offer=offer, starts_at=starts_at,
+                         ends_at=ends_at)
+
+
+class ExchangeLimitReached(DomainError):
+    code = "exchange_limit_reached"
+    status = 409
+
+    def __init__(self, offer: str, limit: int, period: str) -> None:
+        super().__init__(f"offer {offer} is limited to {limit} per {period}", offer=offer,
+                         limit=limit, period=period)
+
+
+class InsufficientDuplicates(DomainError):
+    code = "insufficient_duplicates"
+    status = 409
+
+    def __init__(self, have: int, need: int) -> None:
+        super().__init__(f"not enough duplicates: have {have}, need {need}", have=have,
+                         need=need)

@@ -17,3 +17,6 @@ class Outcome:
     response: dict[str, Any]
     ledger: list[LedgerEntry] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    reservations: list[tuple[str, int]] = field(default_factory=list)
+    """Global counters the server must reserve before committing (``coupon:<id>``,
+    ``offer:<id>``) with the amount; if one cannot be reserved the outcome is dropped."""

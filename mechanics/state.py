@@ -11,6 +11,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mechanics.loopstate import CheckinState, OrderRecord, TaskProgress, wire_map
+
 
 class Rng(Protocol):
     """The randomness a rule may use; the server passes a seeded generator."""
@@ -30,15 +32,21 @@ class PetState:
     at: int
     xp: int
     adopted_at: int
+    stage: int = 0
+    """how many growth stages were reached (their rewards granted)"""
+    produce_milli: int = 0
+    """uncollected produce in milli-units, banked as of ``at``"""
 
     def to_wire(self) -> dict[str, Any]:
         return {"sp": self.species, "n": self.name, "st": self.stats, "at": self.at,
-                "xp": self.xp, "ad": self.adopted_at}
+                "xp": self.xp, "ad": self.adopted_at, "sg": self.stage,
+                "pr": self.produce_milli}
 
     @classmethod
     def from_wire(cls, raw: dict[str, Any]) -> PetState:
         return cls(species=raw["sp"], name=raw["n"], stats=dict(raw["st"]), at=raw["at"],
-                   xp=raw["xp"], adopted_at=raw["ad"])
+                   xp=raw["xp"], adopted_at=raw["ad"], stage=raw.get("sg", 0),
+                   produce_milli=raw.get("pr", 0))
 
 
 @dataclass
@@ -52,6 +60,16 @@ class PlayerState:
     cooldowns: dict[str, int] = field(default_factory=dict)
     """action key → unix second it is ready again."""
     last_seen: int = 0
+    checkin: CheckinState = field(default_factory=CheckinState)
+    tasks: dict[str, TaskProgress] = field(default_factory=dict)
+    orders: dict[str, OrderRecord] = field(default_factory=dict)
+    """order id → record, for idempotency and refunds (bounded by age and count)"""
+    debts: dict[str, int] = field(default_factory=dict)
+    """``currency:<id>`` / ``item:<id>`` / ``coupon:<id>`` → what a refund could not take back"""
+    exchanges: dict[str, list[int]] = field(default_factory=dict)
+    """offer → [period, exchanges in it]"""
+    reminded: list[list[Any]] = field(default_factory=list)
+    """recent reminders sent: [kind, unix s]"""
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -61,6 +79,12 @@ class PlayerState:
             "p": self.pet.to_wire() if self.pet else None,
             "cd": self.cooldowns,
             "ls": self.last_seen,
+            "ck": self.checkin.to_wire(),
+            "tk": wire_map(self.tasks),
+            "od": wire_map(self.orders),
+            "db": self.debts,
+            "ex": self.exchanges,
+            "rm": self.reminded,
         }
 
     @classmethod
@@ -73,6 +97,12 @@ class PlayerState:
             pet=PetState.from_wire(pet) if pet else None,
             cooldowns=dict(raw.get("cd", {})),
             last_seen=raw.get("ls", 0),
+            checkin=CheckinState.from_wire(raw.get("ck") or {}),
+            tasks={k: TaskProgress.from_wire(v) for k, v in (raw.get("tk") or {}).items()},
+            orders={k: OrderRecord.from_wire(v) for k, v in (raw.get("od") or {}).items()},
+            debts=dict(raw.get("db") or {}),
+            exchanges={k: list(v) for k, v in (raw.get("ex") or {}).items()},
+            reminded=[list(r) for r in raw.get("rm") or []],
         )
 
     def copy(self) -> PlayerState:
