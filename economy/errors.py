@@ -31,7 +31,7 @@ class InvalidInput(DomainError):
     """A body or parameter that does not have the documented shape."""
 
     code = "invalid_input"
-    status = 400
+    status = 422
 
 
 class ConfigInvalid(DomainError):
@@ -262,3 +262,58 @@ class InsufficientDuplicates(DomainError):
     def __init__(self, have: int, need: int) -> None:
         super().__init__(f"not enough duplicates: have {have}, need {need}", have=have,
                          need=need)
+
+
+# ---- blind boxes (mechanics.boxes)
+
+
+class SeriesClosed(DomainError):
+    """A draw outside the series' open window."""
+
+    code = "series_closed"
+    status = 409
+
+    def __init__(self, series: str, opens_at: int, closes_at: int, now: int) -> None:
+        super().__init__(f"series {series!r} is not open now", series=series,
+                         opens_at=opens_at, closes_at=closes_at, now=now)
+
+
+class DrawLimit(DomainError):
+    """A per-player daily or total draw cap would be exceeded."""
+
+    code = "draw_limit"
+    status = 429
+
+    def __init__(self, series: str, scope: str, cap: int, used: int, asked: int) -> None:
+        super().__init__(f"{scope} draw limit of {cap} reached for {series!r}", series=series,
+                         scope=scope, cap=cap, used=used, asked=asked)
+
+
+class SeriesExhausted(DomainError):
+    """Duplicate control leaves nothing this player may still draw from the series."""
+
+    code = "series_exhausted"
+    status = 409
+
+    def __init__(self, series: str) -> None:
+        super().__init__(f"nothing left for this player to draw in {series!r}", series=series)
+
+
+class AgeRestricted(DomainError):
+    """The session's age band may not draw blind boxes in this game."""
+
+    code = "age_restricted"
+    status = 403
+
+    def __init__(self, age_band: str) -> None:
+        super().__init__("blind boxes are not available for this age", age_band=age_band)
+
+
+class GuardianConsentRequired(DomainError):
+    """A minor's session needs a guardian's consent before drawing."""
+
+    code = "guardian_consent_required"
+    status = 403
+
+    def __init__(self, age_band: str) -> None:
+        super().__init__("a guardian's consent is needed to draw", age_band=age_band)

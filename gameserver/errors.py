@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from economy.errors import DomainError
+from gameserver.metrics import METRICS
 
 log = logging.getLogger("petbox.errors")
 
@@ -127,8 +128,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _observe(request: web.Request, status: int, seconds: float) -> None:
-    from gameserver.appkeys import METRICS  # late: appkeys imports modules that import us
-
     metrics = request.app.get(METRICS)
     if metrics is None:
         return

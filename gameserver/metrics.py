@@ -6,6 +6,7 @@ process and keeps ``/metrics`` to what petbox itself measures.
 
 from __future__ import annotations
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -48,3 +49,6 @@ class Metrics:
         self.data_loss_detected = Counter(
             "petbox_redis_data_loss_total", "Times a shard's epoch key was found missing",
             registry=r)
+
+
+METRICS = web.AppKey("metrics", Metrics)

@@ -10,6 +10,7 @@ releases the key and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import secrets
@@ -183,8 +184,7 @@ class Store:
         return Reply(int(status), bytes(body), replayed=True)
 
     async def _release_quietly(self, idem_key: str, token: str) -> None:
-        try:
+        # Best effort: if Redis is unreachable the marker expires by itself.
+        with contextlib.suppress(Exception):
             await asyncio.shield(self._release(keys=[idem_key], args=[token]))
-        except Exception:
-            pass
 

@@ -208,6 +208,28 @@ class Database:
                        p.c.user_id == ref.user))).first()
         return (int(row[0]), bytes(row[1])) if row else None
 
+    async def recent_ledger(self, ref: PlayerRef, limit: int = 50) -> list[dict[str, Any]]:
+        """The player's newest ledger rows in SQL, newest first."""
+        t = m.ledger
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(t.c.id, t.c.kind, t.c.name, t.c.delta, t.c.before, t.c.after,
+                       t.c.reason, t.c.ts_ms, t.c.player_version)
+                .where(t.c.merchant_id == ref.merchant, t.c.game_id == ref.game,
+                       t.c.user_id == ref.user)
+                .order_by(t.c.id.desc()).limit(limit))
+            return [dict(r._mapping) for r in rows]
+
+    async def list_versions(self, merchant: str, game: str) -> list[dict[str, Any]]:
+        """Published versions of a game (without their configs), newest first."""
+        v = m.game_versions
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(v.c.version, v.c.checksum, v.c.published_at, v.c.note)
+                .where(v.c.merchant_id == merchant, v.c.game_id == game)
+                .order_by(v.c.version.desc()))
+            return [dict(r._mapping) for r in rows]
+
     # -- meta ----------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:

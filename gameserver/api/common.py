@@ -1,0 +1,204 @@
+"""What every handler shares: the operation table, body parsing, credentials.
+
+Each API module lists its routes as :class:`Operation` rows; the app registers
+them (route name = operationId) and ``/openapi.json`` is generated from the same
+rows, so the document can never miss a route. Handlers stay thin: parse, load,
+apply, commit, and let the error middleware map refusals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+from economy.errors import DomainError, InvalidInput, NotFound
+from economy.schema import Spec, validate
+from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, SETTINGS, SIGNER, STORE
+from gameserver.auth import API_KEY_PREFIX, PlayerClaims, bearer
+from gameserver.db.database import Merchant
+from gameserver.errors import Forbidden, IdempotencyKeyMissing, Unauthorized
+from gameserver.games import LiveGame
+from gameserver.keys import GAME_RE, IDEMPOTENCY_RE, PlayerRef, shard_of
+from gameserver.store import Reply, Rule
+from mechanics.outcome import Outcome
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Auth = Literal["player", "merchant", "none", "signature"]
+
+MAX_JSON_DEPTH = 32
+MAX_INT_DIGITS = 18
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One HTTP operation: route, handler and what the OpenAPI document says of it."""
+
+    operation_id: str
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    auth: Auth
+    tag: str
+    body: Spec | None = None
+    idempotent: bool = False
+    success: int = 200
+    errors: tuple[int, ...] = ()
+    params: dict[str, str] = field(default_factory=dict)
+    """Query parameters: name → description."""
+    response: dict[str, Any] | None = None
+    """JSON Schema of the success body, where it is worth stating."""
+
+
+class MalformedBody(DomainError):
+    code = "malformed_json"
+    status = 400
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a decoded JSON value, counted iteratively (no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node)
+    return deepest
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError("integer too large")
+    return int(text)
+
+
+def decode_json(raw: bytes) -> Any:
+    """Decode a request body; :class:`MalformedBody` for anything that is not sane JSON."""
+    try:
+        value = json.loads(raw or b"{}", parse_int=_parse_int, parse_constant=_reject_constant)
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"body is not valid JSON: {str(exc)[:120]}") from exc
+    if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise MalformedBody(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def checked(spec: Spec, value: Any) -> dict[str, Any]:
+    """``value`` validated against ``spec`` (defaults filled) or 422 with every problem."""
+    cleaned, problems = validate(spec, value)
+    if problems:
+        raise InvalidInput("request body is invalid", problems=problems)
+    assert isinstance(cleaned, dict)
+    return cleaned
+
+
+async def read_body(request: web.Request, spec: Spec) -> tuple[dict[str, Any], bytes]:
+    """The validated JSON body and its raw bytes (hashed for idempotency)."""
+    raw = await request.read()
+    return checked(spec, decode_json(raw)), raw
+
+
+def idempotency_key(request: web.Request) -> str:
+    key = request.headers.get("Idempotency-Key", "")
+    if not IDEMPOTENCY_RE.fullmatch(key):
+        raise IdempotencyKeyMissing()
+    return key
+
+
+def request_hash(request: web.Request, raw: bytes) -> str:
+    """What makes two requests "the same" for an Idempotency-Key: route and body."""
+    h = hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + raw)
+    return h.hexdigest()[:32]
+
+
+def now_s(request: web.Request) -> int:
+    return int(request.app[CLOCK].now())
+
+
+def player_claims(request: web.Request) -> PlayerClaims:
+    """The shopper behind a request; a merchant key here is the wrong kind (403)."""
+    credential = bearer(request.headers.get("Authorization"))
+    if credential.startswith(API_KEY_PREFIX):
+        raise Forbidden("merchant API keys cannot call shopper routes")
+    return request.app[SIGNER].verify(credential, now_s(request))
+
+
+async def merchant_of(request: web.Request) -> Merchant:
+    """The merchant behind an admin request; a player token here is the wrong kind (403)."""
+    credential = bearer(request.headers.get("Authorization"))
+    if not credential.startswith(API_KEY_PREFIX):
+        raise Forbidden("shopper tokens cannot call merchant routes")
+    merchant = await request.app[MERCHANTS].by_api_key(credential)
+    if merchant is None:
+        raise Unauthorized("unknown API key")
+    return merchant
+
+
+def game_id(request: web.Request) -> str:
+    game = request.match_info["game"]
+    if not GAME_RE.fullmatch(game):
+        raise NotFound("game not found", game=game)
+    return game
+
+
+@dataclass(frozen=True)
+class PlayerCtx:
+    """A shopper request resolved: who, which game version, which player record."""
+
+    claims: PlayerClaims
+    game: LiveGame
+    ref: PlayerRef
+
+
+async def player_ctx(request: web.Request) -> PlayerCtx:
+    claims = player_claims(request)
+    live = await request.app[GAMES].get(claims.merchant, game_id(request))
+    shards = request.app[SETTINGS].shards
+    ref = PlayerRef(claims.merchant, live.game, claims.user,
+                    shard_of(claims.merchant, claims.user, shards))
+    return PlayerCtx(claims, live, ref)
+
+
+def reply_response(reply: Reply) -> web.Response:
+    resp = web.Response(body=reply.body, status=reply.status, content_type="application/json")
+    if reply.replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    return resp
+
+
+_RNG = random.Random()
+"""Seeded once from the OS; rules that need chance get it as an argument."""
+
+RuleFn = Callable[[Any, Any, int, Any, Any], Outcome]
+
+
+def bind(rule: RuleFn, action: Any, game: LiveGame) -> Rule:
+    """A pure rule bound to its action, RNG and config: what :meth:`Store.run` applies."""
+    config = game.config
+    return lambda state, now: rule(state, action, now, _RNG, config)
+
+
+async def run_action(request: web.Request, spec: Spec,
+                     make_rule: Callable[[dict[str, Any], LiveGame], Rule],
+                     status: int = 200) -> web.Response:
+    """A shopper POST: authenticate, parse, then load → apply → commit once per key."""
+    ctx = await player_ctx(request)
+    key = idempotency_key(request)
+    body, raw = await read_body(request, spec)
+    rule = make_rule(body, ctx.game)
+    reply = await request.app[STORE].run(ctx.ref, key, request_hash(request, raw), rule, status)
+    return reply_response(reply)

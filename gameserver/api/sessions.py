@@ -1,0 +1,45 @@
+"""``createSession``: a merchant-signed login that yields a player token."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from economy.schema import Int, Obj, Str
+from gameserver.api.common import Operation, now_s, read_body
+from gameserver.appkeys import MERCHANTS, SETTINGS, SIGNER
+from gameserver.auth import verify_session_signature
+from gameserver.errors import Unauthorized
+from gameserver.keys import MERCHANT_RE, USER_RE
+
+SESSION_BODY = Obj(fields={
+    "merchant": Str(pattern=f"^{MERCHANT_RE.pattern}$", max_length=32),
+    "user": Str(pattern=f"^{USER_RE.pattern}$", max_length=128,
+                description="the shopper's id on the platform (e.g. an openid)"),
+    "ts": Int(minimum=0, maximum=2**40, description="unix seconds when the merchant signed"),
+    "sign": Str(pattern="^[0-9a-fA-F]{64}$", min_length=64, max_length=64,
+                description='hex HMAC-SHA256 over "{merchant}\\n{user}\\n{ts}"'),
+})
+
+
+async def create_session(request: web.Request) -> web.Response:
+    body, _ = await read_body(request, SESSION_BODY)
+    now = now_s(request)
+    skew = request.app[SETTINGS].session_skew
+    if abs(now - body["ts"]) > skew:
+        raise Unauthorized(f"ts must be within ±{skew} s of server time", server_time=now)
+    merchant = await request.app[MERCHANTS].by_id(body["merchant"])
+    if merchant is None or not verify_session_signature(
+            merchant.signing_secret, body["merchant"], body["user"], body["ts"], body["sign"]):
+        # One answer for "no such merchant" and "bad signature": no existence oracle.
+        raise Unauthorized("signature does not match")
+    token, expires_at = request.app[SIGNER].mint(body["merchant"], body["user"], now)
+    return web.json_response({"token": token, "expires_at": expires_at}, status=201)
+
+
+OPERATIONS = [
+    Operation("createSession", "POST", "/v1/sessions", create_session,
+              "Exchange a merchant-signed login for a player token", auth="none",
+              tag="shopper", body=SESSION_BODY, success=201, errors=(400, 401, 422),
+              response={"type": "object", "required": ["token", "expires_at"], "properties": {
+                  "token": {"type": "string"}, "expires_at": {"type": "integer"}}}),
+]

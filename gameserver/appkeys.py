@@ -1,0 +1,29 @@
+"""Typed keys of the resources an app holds (opened and closed in ``cleanup_ctx``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gameserver.auth import TokenSigner
+from gameserver.clock import Clock
+from gameserver.db.database import Database
+from gameserver.games import GameRegistry
+from gameserver.keys import Keys
+from gameserver.merchants import MerchantDirectory
+from gameserver.metrics import METRICS
+from gameserver.settings import Settings
+from gameserver.store import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+KEYS = web.AppKey("keys", Keys)
+REDIS = web.AppKey("redis", Redis)
+DB = web.AppKey("db", Database)
+STORE = web.AppKey("store", Store)
+GAMES = web.AppKey("games", GameRegistry)
+SIGNER = web.AppKey("signer", TokenSigner)
+MERCHANTS = web.AppKey("merchants", MerchantDirectory)
+
+__all__ = ["CLOCK", "DB", "GAMES", "KEYS", "MERCHANTS", "METRICS", "REDIS", "SETTINGS", "SIGNER",
+           "STORE"]

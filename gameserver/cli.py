@@ -1,0 +1,317 @@
+"""The ``petbox`` command line.
+
+``petbox serve`` runs the server (embedded Redis and SQLite unless configured),
+``petbox demo`` runs it with a ready demo merchant and game, and the other
+commands administer merchants, games and the schema. Every command reads the
+same ``PETBOX_*`` settings as the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from aiohttp import web
+
+from economy.config import game_config_json_schema
+from economy.errors import DomainError
+from gameserver.auth import session_signature
+from gameserver.db.database import Database
+from gameserver.embedded import RedisProcess
+from gameserver.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_GAME_FILE = REPO_ROOT / "examples" / "squirrel-omg.json"
+DEMO_MERCHANT = "demo"
+DEMO_GAME = "squirrel-omg"
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine, turning petbox's own refusals into clean CLI errors."""
+    try:
+        return asyncio.run(factory())  # type: ignore[arg-type]
+    except DomainError as exc:
+        detail = json.dumps(exc.details, indent=2, ensure_ascii=False) if exc.details else ""
+        raise click.ClickException(f"{exc.message}\n{detail}".rstrip()) from exc
+
+
+async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]],
+                   migrate: bool = True) -> T:
+    db = Database(settings.effective_database_url)
+    try:
+        if migrate and settings.database_url is None:
+            await db.migrate()
+        return await work(db)
+    finally:
+        await db.close()
+
+
+@click.group()
+@click.version_option(package_name="petbox")
+def main() -> None:
+    """petbox: backend for gamified in-shop mini-games (pets, check-ins, blind boxes)."""
+
+
+# -- serving -------------------------------------------------------------------------
+
+
+def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
+    from gameserver.app import create_app
+
+    _logging(settings)
+    web.run_app(create_app(settings), host=host, port=port, reuse_port=reuse_port,
+                access_log=logging.getLogger("petbox.access") if settings.access_log else None,
+                print=None, shutdown_timeout=10)
+
+
+def _prepare_shared(settings: Settings) -> tuple[Settings, RedisProcess | None]:
+    """Start what all workers share (embedded Redis, migrated SQLite) once, in the parent."""
+    embedded = None
+    if settings.redis_url is None:
+        embedded = RedisProcess(settings.data_dir / "redis",
+                                appendfsync=settings.redis_appendfsync)
+        embedded.start()
+        click.echo(f"embedded redis-server on {embedded.url} (AOF in {embedded.data_dir})")
+        settings = settings.with_overrides(redis_url=embedded.url)
+    if settings.database_url is None:
+        _run(lambda: _with_db(settings, _noop))
+        settings = settings.with_overrides(database_url=settings.effective_database_url)
+    return settings, embedded
+
+
+async def _noop(db: Database) -> None:
+    return None
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    settings, embedded = _prepare_shared(settings)
+    click.echo(f"petbox serving on http://{host}:{port} with {workers} worker(s)")
+    try:
+        if workers == 1:
+            _serve_one(settings, host, port, reuse_port=False)
+        else:
+            _serve_many(settings, host, port, workers)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    for index in range(workers):
+        worker_settings = settings.with_overrides(run_persister=settings.run_persister
+                                                  and index == 0)
+        proc = ctx.Process(target=_serve_one, args=(worker_settings, host, port, True),
+                           name=f"petbox-worker-{index}")
+        proc.start()
+        procs.append(proc)
+
+    def forward(signum: int, _frame: Any) -> None:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="server processes sharing the port (SO_REUSEPORT)")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the HTTP server (embedded Redis and SQLite unless PETBOX_* say otherwise)."""
+    _serve(_settings(), host, port, workers)
+
+
+@main.command()
+def persister() -> None:
+    """Run the persister alone (when servers run with PETBOX_RUN_PERSISTER=0)."""
+    settings = _settings()
+    if settings.redis_url is None:
+        raise click.ClickException("set PETBOX_REDIS_URL: the embedded Redis belongs to serve")
+    _logging(settings)
+    from gameserver.persister import run_standalone
+
+    asyncio.run(run_standalone(settings))
+
+
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the SQL schema to the newest version."""
+    settings = _settings()
+
+    async def work(db: Database) -> str | None:
+        await db.migrate()
+        return await db.schema_revision()
+
+    revision = _run(lambda: _with_db(settings, work, migrate=False))
+    click.echo(f"database at revision {revision}")
+
+
+# -- merchants and games -------------------------------------------------------------
+
+
+@main.group()
+def merchant() -> None:
+    """Manage merchants."""
+
+
+@merchant.command("create")
+@click.argument("merchant_id")
+@click.option("--name", default="", help="display name")
+@click.option("--load-test", is_flag=True, help="a merchant for load testing (shadow data)")
+@click.option("--json", "as_json", is_flag=True, help="print credentials as JSON")
+def merchant_create(merchant_id: str, name: str, load_test: bool, as_json: bool) -> None:
+    """Create MERCHANT_ID and print its API key and signing secret (shown only once)."""
+    from gameserver.provision import create_merchant
+
+    settings = _settings()
+    creds = _run(lambda: _with_db(settings, lambda db: create_merchant(
+        db, merchant_id, int(time.time()), name, load_test)))
+    if as_json:
+        click.echo(json.dumps(creds.to_json()))
+    else:
+        click.echo(f"merchant:       {creds.merchant}\napi key:        {creds.api_key}\n"
+                   f"signing secret: {creds.signing_secret}\n(store them now: shown once)")
+
+
+@main.group()
+def game() -> None:
+    """Manage game configs."""
+
+
+@game.command("publish")
+@click.argument("merchant_id")
+@click.argument("game_id")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--note", default="", help="why this version (shown in the version list)")
+def game_publish(merchant_id: str, game_id: str, file: Path, note: str) -> None:
+    """Validate FILE and publish it as GAME_ID's next version."""
+    from gameserver.provision import load_config_file, publish_config
+
+    settings = _settings()
+    config = _run(lambda: _async_value(load_config_file(file)))
+    version = _run(lambda: _with_db(settings, lambda db: publish_config(
+        db, merchant_id, game_id, config, int(time.time()), note)))
+    click.echo(f"published {merchant_id}/{game_id} version {version}")
+
+
+async def _async_value(value: T) -> T:
+    return value
+
+
+@game.command("schema")
+def game_schema() -> None:
+    """Print the JSON Schema of a game config."""
+    click.echo(json.dumps(game_config_json_schema(), indent=2, ensure_ascii=False))
+
+
+@game.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def game_validate(file: Path) -> None:
+    """Check FILE and list every problem with its JSON path."""
+    from gameserver.games import parse_config
+    from gameserver.provision import load_config_file
+
+    _run(lambda: _async_value(parse_config(load_config_file(file))))
+    click.echo(f"{file}: valid")
+
+
+# -- demo ----------------------------------------------------------------------------
+
+
+async def _demo_setup(db: Database, creds_file: Path) -> dict[str, str]:
+    """The demo merchant (credentials kept in the data dir) with the demo game live."""
+    from gameserver.provision import create_merchant, load_config_file, publish_config
+
+    now = int(time.time())
+    if creds_file.exists() and await db.merchant(DEMO_MERCHANT) is not None:
+        creds = json.loads(creds_file.read_text())
+    else:
+        merchant_id = DEMO_MERCHANT
+        if await db.merchant(merchant_id) is not None:  # credentials file lost: new id
+            merchant_id = f"{DEMO_MERCHANT}-{now}"
+        creds = (await create_merchant(db, merchant_id, now, "Demo shop")).to_json()
+        creds_file.write_text(json.dumps(creds))
+        creds_file.chmod(0o600)
+    config = load_config_file(DEMO_GAME_FILE)
+    live = await db.live_version(creds["merchant"], DEMO_GAME)
+    current = await db.game_version(creds["merchant"], DEMO_GAME, live) if live else None
+    if current is None or current.config != config:
+        await publish_config(db, creds["merchant"], DEMO_GAME, config, now, "demo")
+    return dict(creds)
+
+
+def _demo_banner(creds: dict[str, str], host: str, port: int) -> str:
+    ts = int(time.time())
+    user = "shopper-1"
+    sign = session_signature(creds["signing_secret"], creds["merchant"], user, ts)
+    body = json.dumps({"merchant": creds["merchant"], "user": user, "ts": ts, "sign": sign})
+    base = f"http://{host}:{port}"
+    game_url = f"{base}/v1/games/{DEMO_GAME}"
+    return f"""
+petbox demo
+  merchant        {creds['merchant']}
+  api key         {creds['api_key']}
+  signing secret  {creds['signing_secret']}
+  game            {DEMO_GAME}  (examples/squirrel-omg.json)
+
+Try it (the signed login is valid for 10 minutes):
+  TOKEN=$(curl -s -X POST {base}/v1/sessions -H 'Content-Type: application/json' \\
+    -d '{body}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  curl -s -X POST {game_url}/pet -H "Authorization: Bearer $TOKEN" \\
+    -H 'Idempotency-Key: adopt-1' -d '{{"species": "squirrel", "name": "Nutty"}}'
+  curl -s -X POST {game_url}/pet/feed -H "Authorization: Bearer $TOKEN" \\
+    -H 'Idempotency-Key: feed-1' -d '{{"food": "acorn_snack"}}'
+  curl -s {game_url}/me -H "Authorization: Bearer $TOKEN"
+"""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+def demo(host: str, port: int) -> None:
+    """Serve with a demo merchant and game; prints credentials and ready curl lines."""
+    settings = _settings()
+    settings, embedded = _prepare_shared(settings)
+    try:
+        creds_file = settings.data_dir / "demo-credentials.json"
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        creds = _run(lambda: _with_db(settings, lambda db: _demo_setup(db, creds_file)))
+        click.echo(_demo_banner(creds, host, port))
+        _serve_one(settings, host, port, reuse_port=False)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

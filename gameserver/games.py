@@ -1,0 +1,102 @@
+"""Live game configs, cached per process and refreshed without a restart.
+
+A published version is immutable, so each is parsed once and shared. Which
+version is live is polled from SQL every ``poll_interval`` seconds (0.5 s), so a
+publish or rollback on any process is served by every process within a second.
+A request resolves its config once and finishes on it, even if a publish lands
+meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zoneinfo
+from dataclasses import dataclass
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from economy.config import GameConfig, parse_game_config
+from economy.errors import NotFound
+from gameserver.db.database import Database
+
+log = logging.getLogger("petbox.games")
+
+
+@lru_cache(maxsize=1)
+def known_timezones() -> frozenset[str]:
+    """IANA zone names from the tz database (read once)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+@dataclass(frozen=True)
+class LiveGame:
+    """One published version of a game, parsed and ready for rules."""
+
+    merchant: str
+    game: str
+    version: int
+    config: GameConfig
+    tz: ZoneInfo
+
+
+def parse_config(raw: object) -> GameConfig:
+    """Validate a config with the real zone database; raises ConfigInvalid."""
+    return parse_game_config(raw, known_timezones())
+
+
+class GameRegistry:
+    """(merchant, game) → the live :class:`LiveGame`, kept fresh by polling SQL."""
+
+    def __init__(self, db: Database, poll_interval: float = 0.5) -> None:
+        self.db = db
+        self.poll_interval = poll_interval
+        self._live: dict[tuple[str, str], int] = {}
+        self._parsed: dict[tuple[str, str, int], LiveGame] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, merchant: str, game: str) -> LiveGame:
+        """The live version of ``game`` for ``merchant``; NotFound if none (or not theirs)."""
+        version = self._live.get((merchant, game))
+        if version is None:
+            version = await self.db.live_version(merchant, game)
+            if version is None:
+                raise NotFound("game not found", game=game)
+            self._live[(merchant, game)] = version
+        return await self.version(merchant, game, version)
+
+    async def version(self, merchant: str, game: str, version: int) -> LiveGame:
+        """A specific published version (parsed once, then cached)."""
+        key = (merchant, game, version)
+        cached = self._parsed.get(key)
+        if cached is not None:
+            return cached
+        row = await self.db.game_version(merchant, game, version)
+        if row is None:
+            raise NotFound("game version not found", game=game, version=version)
+        config = parse_config(row.config)
+        live = LiveGame(merchant, game, version, config, ZoneInfo(config.timezone))
+        self._parsed[key] = live
+        return live
+
+    async def refresh(self) -> None:
+        """Re-read which versions are live (one small query for all games)."""
+        self._live = await self.db.live_versions()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.refresh()
+            except Exception:  # SQL down: keep serving the versions we know
+                log.warning("could not refresh live game versions", exc_info=True)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._poll(), name="petbox-game-poll")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,96 @@
+"""The OpenAPI 3.1 document, generated from the same operation table as the routes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gameserver.api.common import Operation
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object",
+        "required": ["code", "message", "details"],
+        "properties": {
+            "code": {"type": "string", "description": "snake_case, stable"},
+            "message": {"type": "string"},
+            "details": {"type": "object"},
+        },
+    }},
+}
+
+_STATUS_TEXT = {
+    400: "Malformed request (bad JSON, missing Idempotency-Key)",
+    401: "Missing, expired or tampered credential",
+    403: "Wrong kind of credential",
+    404: "No such resource (or another merchant's)",
+    409: "Conflicts with the current state, or the same Idempotency-Key is still running",
+    413: "Body too large",
+    422: "Well-formed but invalid (JSON paths in details.problems)",
+    429: "Rate limited or cooling down; see Retry-After",
+    503: "Temporarily unable; retry after Retry-After",
+}
+
+SECURITY = {"player": [{"playerToken": []}], "merchant": [{"merchantKey": []}],
+            "signature": [{"merchantSignature": []}], "none": []}
+
+
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", op.path)
+    ]
+    params += [{"name": name, "in": "query", "required": False, "description": desc,
+                "schema": {"type": "string"}} for name, desc in op.params.items()]
+    if op.idempotent:
+        params.append({"name": "Idempotency-Key", "in": "header", "required": True,
+                       "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}})
+    return params
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    success_schema = op.response or {"type": "object"}
+    out: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "security": SECURITY[op.auth],
+        "parameters": _parameters(op),
+        "responses": {str(op.success): {"description": "OK", "content": {
+            "application/json": {"schema": success_schema}}}},
+    }
+    if op.body is not None:
+        out["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": op.body.schema()}}}
+    for status in op.errors:
+        out["responses"][str(status)] = {
+            "description": _STATUS_TEXT.get(status, "Error"),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    return out
+
+
+def build_openapi(operations: list[Operation], version: str) -> dict[str, Any]:
+    """OpenAPI 3.1 for ``operations`` (operationIds as in API.md)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "petbox", "version": version,
+                 "description": "Backend for gamified in-shop mini-games."},
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": ERROR_SCHEMA},
+            "securitySchemes": {
+                "playerToken": {"type": "http", "scheme": "bearer",
+                                "description": "player token from createSession"},
+                "merchantKey": {"type": "http", "scheme": "bearer",
+                                "description": "merchant API key (pbk_...)"},
+                "merchantSignature": {"type": "apiKey", "in": "header",
+                                      "name": "X-Petbox-Signature"},
+            },
+        },
+    }

