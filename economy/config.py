@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from economy.boxes import BOXES_SPEC, EMPTY_BOXES, BoxesConfig, build_boxes, check_boxes
 from economy.errors import ConfigInvalid
 from economy.loop import (
     CHECKIN_SPEC,
@@ -37,6 +38,7 @@ from economy.rewards import COUPON_SPEC, Coupon
 from economy.schema import (
     ID_PATTERN,
     Arr,
+    Bool,
     Int,
     Map,
     Num,
@@ -57,11 +59,13 @@ CURRENCY_SPEC = Obj(description="A soft currency of the game (acorns, coins, ene
                    description="balance a new player starts with"),
     "max": Int(minimum=1, maximum=MAX_AMOUNT, default=MAX_AMOUNT,
                description="a balance never exceeds this"),
+    "paid": Bool(default=False, description="bought with real money (blind-box compliance)"),
 })
 
 ITEM_SPEC = Obj(description="An inventory item.", fields={
     "name": Str(min_length=1, max_length=60),
     "max": Int(minimum=1, maximum=1_000_000, default=9999, description="most a player may hold"),
+    "paid": Bool(default=False, description="sold for real money, e.g. a box ticket"),
 })
 
 STAT_SPEC = Obj(description="A pet stat, decayed lazily from timestamps.", fields={
@@ -111,6 +115,7 @@ GAME_SPEC = Obj(description="A petbox game config.", fields={
     "tasks": Map(values=TASK_SPEC, default={}, max_items=100),
     "offers": Map(values=OFFER_SPEC, default={}, max_items=200),
     "reminders": REMINDERS_SPEC,
+    "boxes": BOXES_SPEC,
 })
 
 
@@ -120,6 +125,7 @@ class Currency:
     name: str
     initial: int
     max: int
+    paid: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,7 @@ class Item:
     id: str
     name: str
     max: int
+    paid: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,6 +194,7 @@ class GameConfig:
     tasks: dict[str, Task] = field(default_factory=dict)
     offers: dict[str, Offer] = field(default_factory=dict)
     reminders: Reminders | None = None
+    boxes: BoxesConfig = EMPTY_BOXES
 
     def initial_wallet(self) -> dict[str, int]:
         return {cid: c.initial for cid, c in self.currencies.items()}
@@ -212,6 +220,7 @@ def _build(d: dict[str, Any]) -> GameConfig:
         raw=d,
         coupons={k: Coupon(id=k, **v) for k, v in d["coupons"].items()},
         **build_loop(d),
+        boxes=build_boxes(d),
     )
 
 
@@ -244,6 +253,7 @@ def _cross_check(d: dict[str, Any], known_timezones: frozenset[str] | None) -> P
             if sp not in d["species"]:
                 problems.append({"path": f"{base}.species[{i}]", "message": "unknown species"})
     problems += loop_problems(d)
+    problems += check_boxes(d)
     return problems
 
 
