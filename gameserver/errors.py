@@ -23,7 +23,7 @@ from gameserver.metrics import METRICS
 
 log = logging.getLogger("petbox.errors")
 
-REQUEST_ID = web.AppKey("request_id_header", str)
+REQUEST_ID = web.RequestKey("request_id", str)
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
@@ -106,7 +106,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, latency metric, and every error as the JSON error body."""
     request_id = _request_id(request)
-    request["request_id"] = request_id
+    request[REQUEST_ID] = request_id
     started = time.perf_counter()
     try:
         resp = await handler(request)

@@ -145,6 +145,24 @@ def example_config() -> dict[str, Any]:
     return json.loads(EXAMPLE_GAME.read_text())
 
 
+BASIC_CONFIG: dict[str, Any] = {
+    "name": "Basic squirrel",
+    "timezone": "Asia/Shanghai",
+    "currencies": {"acorn": {"name": "Acorns", "initial": 100, "max": 1000}},
+    "species": {"squirrel": {"name": "Squirrel", "stats": {
+        "satiety": {"max": 100, "initial": 50, "decay_per_hour": 10, "low": 30,
+                    "low_state": "hungry"},
+        "mood": {"max": 100, "initial": 80, "decay_per_hour": 0},
+    }}},
+    "foods": {
+        "snack": {"name": "Snack", "price": {"acorn": 10}, "effects": {"satiety": 20}, "xp": 5},
+        "cake": {"name": "Cake", "price": {"acorn": 60}, "effects": {"satiety": 50, "mood": 5},
+                 "xp": 20, "cooldown_s": 600},
+    },
+}
+"""A small config the HTTP tests own, so their exact numbers never follow the demo game."""
+
+
 @pytest.fixture
 async def client(aiohttp_client: Any, settings: Settings,
                  clock: ManualClock) -> TestClient:  # type: ignore[type-arg]
@@ -152,3 +170,53 @@ async def client(aiohttp_client: Any, settings: Settings,
     from gameserver.app import create_app
 
     return await aiohttp_client(create_app(settings, clock=clock))
+
+
+class World:
+    """Merchants, games and shopper sessions for HTTP tests, made through real SQL."""
+
+    def __init__(self, client: TestClient, db: Database, clock: ManualClock,  # type: ignore[type-arg]
+                 config: dict[str, Any]) -> None:
+        self.client = client
+        self.db = db
+        self.clock = clock
+        self.config = config
+        self.merchants: dict[str, Any] = {}
+
+    async def merchant(self, merchant_id: str = "shop", game: str = "squirrel",
+                       config: dict[str, Any] | None = None) -> Any:
+        from gameserver.provision import create_merchant, publish_config
+
+        creds = await create_merchant(self.db, merchant_id, int(self.clock.now()))
+        await publish_config(self.db, merchant_id, game, config or self.config,
+                             int(self.clock.now()))
+        self.merchants[merchant_id] = creds
+        return creds
+
+    async def token(self, user: str = "u1", merchant_id: str = "shop") -> str:
+        from gameserver.auth import session_signature
+
+        creds = self.merchants[merchant_id]
+        ts = int(self.clock.now())
+        resp = await self.client.post("/v1/sessions", json={
+            "merchant": merchant_id, "user": user, "ts": ts,
+            "sign": session_signature(creds.signing_secret, merchant_id, user, ts)})
+        assert resp.status == 201, await resp.text()
+        return str((await resp.json())["token"])
+
+    async def post(self, path: str, token: str, body: Any, key: str | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return await self.client.post(path, json=body, headers=headers)
+
+    async def get(self, path: str, token: str) -> Any:
+        return await self.client.get(path, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+async def world(client: TestClient, db: Database,  # type: ignore[type-arg]
+                clock: ManualClock) -> World:
+    w = World(client, db, clock, BASIC_CONFIG)
+    await w.merchant()
+    return w

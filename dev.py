@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""petbox developer entry point; needs nothing but Python 3.11+.
+
+    python3 dev.py demo     set up .venv and run `petbox demo` (embedded Redis + SQLite)
+    python3 dev.py test     set up .venv and run the whole test suite
+    python3 dev.py lint     ruff and mypy (strict on mechanics/ and economy/)
+    python3 dev.py bench    the feedPet benchmark (see docs/benchmarks.md)
+
+Extra arguments go to the underlying command (`python3 dev.py test -k idempotency`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+EXTRAS = "test,embedded"
+
+
+def _stamp() -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + EXTRAS.encode()).hexdigest()
+
+
+def ensure_env() -> None:
+    """Create .venv and install petbox with its extras, unless already up to date."""
+    if sys.version_info < (3, 11):
+        sys.exit("petbox needs Python 3.11 or newer")
+    stamp_file = VENV / ".petbox-installed"
+    if stamp_file.exists() and stamp_file.read_text() == _stamp():
+        return
+    if not (BIN / "python").exists():
+        print("creating .venv ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    print("installing petbox and its dependencies into .venv ...", flush=True)
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f".[{EXTRAS}]"], check=True, cwd=ROOT)
+    stamp_file.write_text(_stamp())
+
+
+def run(*cmd: str) -> int:
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("demo", "test", "lint", "bench", "setup"):
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_env()
+    py = str(BIN / "python")
+    if command == "demo":
+        return run(str(BIN / "petbox"), "demo", *rest)
+    if command == "test":
+        return run(py, "-m", "pytest", *rest)
+    if command == "lint":
+        return (run(py, "-m", "ruff", "check", ".")
+                or run(py, "-m", "mypy", "mechanics", "economy", "gameserver", "loadtests"))
+    if command == "bench":
+        return run(py, "bench/feed_bench.py", *rest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
