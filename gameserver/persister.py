@@ -33,21 +33,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
+import redis.asyncio as aioredis
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from gameserver.clock import Clock
+from gameserver.clock import Clock, SystemClock
 from gameserver.db import persist
 from gameserver.db.database import Database
 from gameserver.keys import LEDGER_GROUP, Keys
 from gameserver.metrics import Metrics
+from gameserver.settings import Settings
 from gameserver.store import load_script
 
 log = logging.getLogger(__name__)
@@ -106,6 +111,10 @@ class Backlog:
 
 def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _members(raw: Any) -> list[str]:
+    return [_text(m) for m in raw]
 
 
 def split_member(member: str) -> tuple[str, str, str]:
@@ -377,7 +386,7 @@ class Persister:
         """Write dirty players to SQL, oldest first, a batch per round."""
         dirty_key = self.keys.dirty(shard)
         for _ in range(self.max_rounds):
-            members = [_text(m) for m in await self.redis.zrange(dirty_key, 0, self.batch - 1)]
+            members = _members(await self.redis.zrange(dirty_key, 0, self.batch - 1))
             if not members:
                 return
             player_keys = [self.keys.player_from_member(shard, m) for m in members]
@@ -386,7 +395,7 @@ class Persister:
                     pipe.hmget(key, ["v", "s"])
                 states = await pipe.execute()
             rows, versions = self._player_rows(members, states)
-            await persist.upsert_players(self.db, rows)
+            await self._write_players(rows)
             marks = [x for m, v in zip(members, versions, strict=True) for x in (m, v)]
             cleared = await self._mark_flushed(keys=[dirty_key, *player_keys], args=marks)
             report.players_flushed += len(rows)
@@ -394,6 +403,10 @@ class Persister:
             self.metrics.persister_rows.labels("players").inc(len(rows))
             if len(members) < self.batch:
                 return
+
+    async def _write_players(self, rows: list[persist.PlayerRow]) -> None:
+        """The SQL half of a flush (a seam, like :meth:`_write_ledger`)."""
+        await persist.upsert_players(self.db, rows)
 
     def _player_rows(self, members: list[str],
                      states: list[list[bytes | None]]) -> tuple[list[persist.PlayerRow],
@@ -420,8 +433,8 @@ class Persister:
         active_key = self.keys.active(shard)
         start = 0
         for _ in range(self.max_rounds):
-            members = [_text(m) for m in await self.redis.zrangebyscore(
-                active_key, "-inf", cutoff, start=start, num=self.batch)]
+            members = _members(await self.redis.zrangebyscore(
+                active_key, "-inf", cutoff, start=start, num=self.batch))
             if not members:
                 return
             evicted = int(await self._evict(
@@ -458,6 +471,34 @@ class Persister:
         self.metrics.persister_backlog.labels("ledger").set(backlog.ledger)
         self.metrics.persister_lag.set(backlog.lag_seconds)
         return backlog
+
+
+async def run_standalone(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """``petbox persister``: run passes against ``settings``' Redis and SQL until SIGINT
+    or SIGTERM (or ``stop``), then flush what is left."""
+    if settings.redis_url is None:
+        raise ValueError("the standalone persister needs PETBOX_REDIS_URL")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=False,
+                                    socket_timeout=settings.redis_timeout,
+                                    socket_connect_timeout=settings.redis_timeout)
+    db = Database(settings.effective_database_url)
+    try:
+        persister = Persister(redis, Keys(), db, Metrics(), SystemClock(),
+                              shards=settings.shards, batch=settings.persister_batch,
+                              idle_evict_after=settings.idle_evict_after,
+                              consumer=f"{socket.gethostname()}-persister-{os.getpid()}")
+        log.info("persister running on %d shards every %.2fs", settings.shards,
+                 settings.flush_interval)
+        await persister.run(settings.flush_interval, stop)
+        await persister.final_flush()
+    finally:
+        await redis.aclose()
+        await db.close()
 
 
 def _stream_entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:

@@ -1,0 +1,453 @@
+"""The persister against a real redis-server and real SQL (SQLite and PostgreSQL).
+
+State gets into Redis the way production writes it: ``Store.run`` with a small
+rule, so every commit goes through commit.lua (state, ledger stream, dirty and
+active marks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import select
+
+from economy.wallet import apply_currency
+from gameserver.clock import ManualClock
+from gameserver.db import models as m
+from gameserver.db.database import Database
+from gameserver.db.persist import PlayerRow, count_rows, upsert_players
+from gameserver.keys import LEDGER_GROUP, Keys, PlayerRef, shard_of
+from gameserver.metrics import Metrics
+from gameserver.persister import Backlog, PassReport, Persister
+from gameserver.store import Loaded, Rule, Store, encode_state
+from mechanics.outcome import Outcome
+from mechanics.state import PlayerState
+
+SHARDS = 4
+KEYS = Keys()
+
+
+def ref(user: str) -> PlayerRef:
+    return PlayerRef("m1", "g1", user, shard_of("m1", user, SHARDS))
+
+
+def earn(**deltas: int) -> Rule:
+    """A rule that adds currencies (one ledger entry per currency, sorted by name)."""
+    def rule(state: PlayerState | None, now: int) -> Outcome:
+        new = state.copy() if state else PlayerState(created_at=now)
+        new.wallet, entries = apply_currency(new.wallet, deltas, "test", {})
+        new.last_seen = now
+        return Outcome(new, {"wallet": new.wallet}, entries)
+    return rule
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def store(redis: aioredis.Redis, db: Database, metrics: Metrics, clock: ManualClock) -> Store:
+    return Store(redis, KEYS, db, metrics, clock)
+
+
+@pytest.fixture
+def make(redis: aioredis.Redis, db: Database, metrics: Metrics, clock: ManualClock) -> Any:
+    def make(cls: type[Persister] = Persister, **kw: Any) -> Persister:
+        kw.setdefault("consumer", "c1")
+        kw.setdefault("database", db)
+        database = kw.pop("database")
+        return cls(redis, KEYS, database, metrics, clock, shards=SHARDS, **kw)
+    return make
+
+
+_key_counter = 0
+
+
+async def play(store: Store, user: str, **deltas: int) -> None:
+    global _key_counter
+    _key_counter += 1
+    await store.run(ref(user), f"k{_key_counter}", f"h{_key_counter}", earn(**deltas))
+
+
+async def sql_players(db: Database) -> dict[str, tuple[int, bytes, int, int, int]]:
+    p = m.players
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(select(p.c.user_id, p.c.version, p.c.state, p.c.created_at,
+                                         p.c.last_seen, p.c.flushed_at))
+        return {r[0]: (r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows}
+
+
+async def sql_ledger(db: Database) -> list[tuple[Any, ...]]:
+    t = m.ledger
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            select(t.c.commit_id, t.c.seq, t.c.merchant_id, t.c.game_id, t.c.user_id,
+                   t.c.player_version, t.c.kind, t.c.name, t.c.delta, t.c.before, t.c.after,
+                   t.c.reason, t.c.ts_ms).order_by(t.c.ts_ms, t.c.commit_id, t.c.seq))
+        return sorted(tuple(r) for r in rows)
+
+
+async def stream_rows(redis: aioredis.Redis) -> list[tuple[Any, ...]]:
+    """The ledger rows SQL must end up with, read straight from the streams."""
+    import msgpack
+
+    rows = []
+    for shard in range(SHARDS):
+        for entry_id, f in await redis.xrange(KEYS.ledger(shard)):
+            merchant, game, user = f[b"p"].decode().split(":", 2)
+            ts = int(entry_id.decode().split("-")[0])
+            for seq, (kind, name, delta, before, after, reason) in enumerate(
+                    msgpack.unpackb(f[b"d"])):
+                rows.append((f[b"c"].decode(), seq, merchant, game, user, int(f[b"v"]), kind,
+                             name, delta, before, after, reason, ts))
+    return sorted(rows)
+
+
+async def redis_state(redis: aioredis.Redis, user: str) -> tuple[int, bytes, bytes | None]:
+    v, s, f = await redis.hmget(KEYS.player(ref(user)), ["v", "s", "f"])
+    return int(v), s, f
+
+
+async def total(redis: aioredis.Redis, what: str) -> int:
+    n = 0
+    for shard in range(SHARDS):
+        if what == "dirty":
+            n += await redis.zcard(KEYS.dirty(shard))
+        elif what == "active":
+            n += await redis.zcard(KEYS.active(shard))
+        else:
+            n += await redis.xlen(KEYS.ledger(shard))
+    return n
+
+
+async def pending(redis: aioredis.Redis) -> dict[str, int]:
+    """Unacknowledged ledger entries per consumer, over all shards."""
+    out: dict[str, int] = {}
+    for shard in range(SHARDS):
+        try:
+            info = await redis.xpending(KEYS.ledger(shard), LEDGER_GROUP)
+        except aioredis.ResponseError:
+            continue
+        for c in info["consumers"]:
+            name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
+            out[name] = out.get(name, 0) + int(c["pending"])
+    return out
+
+
+NOW = 1_767_225_600
+
+
+async def test_flush_and_ledger_drain_land_in_sql(store: Store, make: Any, db: Database,
+                                                  redis: aioredis.Redis) -> None:
+    await play(store, "alice", coins=5)
+    await play(store, "alice", coins=3, gems=2)
+    await play(store, "bob", gems=7)
+    expected_ledger = await stream_rows(redis)
+    assert len(expected_ledger) == 4
+
+    report = await make().run_once()
+
+    assert report == PassReport(ledger_entries=3, ledger_rows=4, players_flushed=2,
+                                players_clean=2)
+    assert await sql_ledger(db) == expected_ledger
+    assert sorted(r[4:12] for r in expected_ledger if r[4] == "alice") == [
+        ("alice", 1, "currency", "coins", 5, 0, 5, "test"),
+        ("alice", 2, "currency", "coins", 3, 5, 8, "test"),
+        ("alice", 2, "currency", "gems", 2, 0, 2, "test"),
+    ]
+    alice_v, alice_s, alice_f = await redis_state(redis, "alice")
+    bob_v, bob_s, bob_f = await redis_state(redis, "bob")
+    assert (alice_v, alice_f, bob_v, bob_f) == (2, b"2", 1, b"1")
+    assert await sql_players(db) == {"alice": (2, alice_s, NOW, NOW, NOW),
+                                     "bob": (1, bob_s, NOW, NOW, NOW)}
+    assert alice_s == encode_state(PlayerState(created_at=NOW, wallet={"coins": 8, "gems": 2},
+                                               last_seen=NOW))
+    assert (await total(redis, "dirty"), await total(redis, "ledger")) == (0, 0)
+    assert await pending(redis) == {}
+
+    # Nothing left: a second pass writes nothing and changes nothing.
+    assert await make().run_once() == PassReport()
+    assert await sql_ledger(db) == expected_ledger
+    assert await count_rows(db, m.players) == 2
+
+
+async def test_older_version_never_overwrites_newer(store: Store, make: Any, db: Database,
+                                                    redis: aioredis.Redis) -> None:
+    await play(store, "alice", coins=1)
+    await play(store, "alice", coins=1)
+    persister = make()
+    await persister.run_once()
+    _, state_v2, _ = await redis_state(redis, "alice")
+
+    # A stale writer (say, a persister that read version 1 long ago) is ignored.
+    await upsert_players(db, [PlayerRow("m1", "g1", "alice", 1, b"stale", 1, 1, 1)])
+    assert await sql_players(db) == {"alice": (2, state_v2, NOW, NOW, NOW)}
+
+    # Equal version: ignored too; newer: written.
+    await upsert_players(db, [PlayerRow("m1", "g1", "alice", 2, b"same-version", 1, 1, 1)])
+    assert (await sql_players(db))["alice"][1] == state_v2
+    await play(store, "alice", coins=1)
+    await persister.run_once()
+    _, state_v3, _ = await redis_state(redis, "alice")
+    assert await sql_players(db) == {"alice": (3, state_v3, NOW, NOW, NOW)}
+
+
+async def test_player_changed_during_flush_stays_dirty(store: Store, make: Any, db: Database,
+                                                       redis: aioredis.Redis,
+                                                       clock: ManualClock) -> None:
+    await play(store, "alice", coins=1)
+
+    class CommitsDuringFlush(Persister):
+        async def _write_players(self, rows: list[PlayerRow]) -> None:
+            await super()._write_players(rows)
+            if rows[0].version == 1:
+                await play(store, "alice", coins=1)  # lands between HMGET and mark_flushed
+
+    persister = make(CommitsDuringFlush, idle_evict_after=0)
+    report = await persister.run_once()
+    assert (report.players_flushed, report.players_clean, report.evicted) == (1, 0, 0)
+    assert (await sql_players(db))["alice"][0] == 1
+    version, _, flushed = await redis_state(redis, "alice")
+    assert (version, flushed) == (2, b"1")
+    assert await redis.zscore(KEYS.dirty(ref("alice").shard), "m1:g1:alice") == NOW * 1000
+
+    clock.advance(1)
+    report = await persister.run_once()
+    assert (report.players_flushed, report.players_clean, report.evicted) == (1, 1, 1)
+    assert (await sql_players(db))["alice"][0] == 2
+
+
+async def test_crash_between_sql_commit_and_ack_duplicates_nothing(
+        store: Store, make: Any, db: Database, redis: aioredis.Redis) -> None:
+    for user in ("alice", "bob", "carol", "dave", "erin"):
+        await play(store, user, coins=2, gems=1)
+    expected = await stream_rows(redis)
+    shards_used = {ref(u).shard for u in ("alice", "bob", "carol", "dave", "erin")}
+
+    class CrashAfterCommit(Persister):
+        async def _write_ledger(self, rows: Any) -> None:
+            await super()._write_ledger(rows)
+            raise ConnectionResetError("process died after the SQL commit")
+
+    crashed = await make(CrashAfterCommit, consumer="dead").run_once()
+    assert {(stage, shard) for stage, shard, _ in crashed.errors} == {
+        ("ledger", s) for s in shards_used}
+    assert await sql_ledger(db) == expected  # committed ...
+    assert await total(redis, "ledger") == 5  # ... but never acknowledged
+    assert await pending(redis) == {"dead": 5}
+    assert await total(redis, "dirty") == 5  # flush waits for its shard's ledger
+
+    # Another persister claims the dead consumer's entries and writes them again.
+    report = await make(consumer="live", claim_idle_ms=0).run_once()
+    assert (report.ledger_entries, report.ledger_rows, report.players_flushed) == (5, 10, 5)
+    assert report.ok
+    assert await sql_ledger(db) == expected
+    assert await count_rows(db, m.ledger) == 10
+    assert await total(redis, "ledger") == 0
+    assert await pending(redis) == {}
+
+
+async def test_evicts_only_flushed_idle_players_and_reads_through(
+        store: Store, make: Any, db: Database, redis: aioredis.Redis, clock: ManualClock,
+        metrics: Metrics) -> None:
+    await play(store, "alice", coins=4)
+    await play(store, "bob", coins=1)
+    persister = make(idle_evict_after=60)
+    assert (await persister.run_once()).evicted == 0  # flushed, but not idle yet
+    await play(store, "carol", coins=1)  # idle soon, but never flushed
+    before = await store.read(ref("alice"))
+
+    clock.advance(61)
+    await play(store, "bob", coins=1)  # flushed earlier, active again now
+    report = PassReport()
+    for shard in range(SHARDS):
+        await persister.evict_idle(shard, report)
+    assert report.evicted == 1
+    assert not await redis.exists(KEYS.player(ref("alice")))
+    assert await redis.zscore(KEYS.active(ref("alice").shard), "m1:g1:alice") is None
+    assert await redis.exists(KEYS.player(ref("bob")), KEYS.player(ref("carol"))) == 2
+    assert metrics.evictions._value.get() == 1
+
+    # The next full pass flushes carol and bob; carol is idle, so she goes too.
+    report = await persister.run_once()
+    assert (report.players_flushed, report.evicted) == (2, 1)
+    assert await redis.exists(KEYS.player(ref("carol"))) == 0
+    assert await total(redis, "active") == 1
+
+    after = await store.read(ref("alice"))
+    assert after == Loaded(before.state, 1, False)
+    await play(store, "alice", coins=1)
+    assert await redis_state(redis, "alice") == (2, encode_state(PlayerState(
+        created_at=NOW, wallet={"coins": 5}, last_seen=NOW + 61)), None)
+    assert metrics.read_through._value.get() == 2
+
+
+async def test_redis_data_loss_detected_and_rehydrated(store: Store, make: Any, db: Database,
+                                                      redis: aioredis.Redis,
+                                                      metrics: Metrics) -> None:
+    await play(store, "alice", coins=9)
+    persister = make()
+    lost: list[int] = []
+
+    async def rebuild(shard: int) -> None:
+        lost.append(shard)
+
+    persister.on_data_loss.append(rebuild)
+    assert (await persister.run_once()).lost_shards == []
+    epochs = {s: await redis.get(KEYS.epoch(s)) for s in range(SHARDS)}
+    assert all(epochs.values())
+    assert {s: await db.get_meta(f"epoch:{s}") for s in range(SHARDS)} == {
+        s: e.decode() for s, e in epochs.items()}
+    _, state, _ = await redis_state(redis, "alice")
+
+    await redis.flushall()
+    # A fresh process (nothing cached) finds out from SQL.
+    fresh = make(consumer="c2")
+    fresh.on_data_loss.append(rebuild)
+    report = await fresh.run_once()
+    assert report.lost_shards == [0, 1, 2, 3]
+    assert lost == [0, 1, 2, 3]
+    assert fresh.recovering == set()
+    assert metrics.data_loss_detected._value.get() == 4
+    for s in range(SHARDS):
+        new = await redis.get(KEYS.epoch(s))
+        assert new is not None and new != epochs[s]
+        assert await db.get_meta(f"epoch:{s}") == new.decode()
+
+    # The old process sees the new epochs, not another loss.
+    assert (await persister.run_once()).lost_shards == []
+    assert lost == [0, 1, 2, 3]
+
+    loaded = await store.read(ref("alice"))
+    assert (loaded.version, loaded.in_redis) == (1, False)
+    await play(store, "alice", coins=1)
+    v, s, _ = await redis_state(redis, "alice")
+    assert v == 2
+    await fresh.run_once()
+    assert (await sql_players(db))["alice"][:2] == (2, s)
+    assert state != s
+
+
+async def test_data_loss_recovering_until_callbacks_succeed(make: Any, redis: aioredis.Redis,
+                                                            metrics: Metrics) -> None:
+    persister = make()
+    await persister.run_once()
+    await redis.flushall()
+    attempts: list[int] = []
+
+    async def flaky(shard: int) -> None:
+        attempts.append(shard)
+        if len(attempts) <= SHARDS:
+            raise RuntimeError("stock table unreachable")
+
+    persister.on_data_loss.append(flaky)
+    report = await persister.run_once()
+    assert report.lost_shards == [0, 1, 2, 3]
+    assert [e[:2] for e in report.errors] == [("epoch", s) for s in range(SHARDS)]
+    assert persister.recovering == {0, 1, 2, 3}
+    assert await redis.exists(*(KEYS.epoch(s) for s in range(SHARDS))) == 0
+
+    report = await persister.run_once()
+    assert report.ok and report.lost_shards == [0, 1, 2, 3]
+    assert persister.recovering == set()
+    assert attempts == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert metrics.data_loss_detected._value.get() == 4  # one loss per shard, not per try
+    assert await persister.check_epochs() == []
+
+
+async def test_backlog_metrics(store: Store, make: Any, clock: ManualClock,
+                               metrics: Metrics) -> None:
+    await play(store, "alice", coins=1)
+    clock.advance(5)
+    await play(store, "bob", coins=1, gems=1)
+    await play(store, "carol", coins=1)
+    persister = make()
+
+    def sample(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert await persister.update_gauges() == Backlog(dirty=3, ledger=3, lag_seconds=5.0)
+    assert sample("petbox_persister_backlog", kind="dirty") == 3
+    assert sample("petbox_persister_backlog", kind="ledger") == 3
+    assert sample("petbox_persister_lag_seconds") == 5.0
+
+    await persister.run_once()
+    assert sample("petbox_persister_backlog", kind="dirty") == 0
+    assert sample("petbox_persister_backlog", kind="ledger") == 0
+    assert sample("petbox_persister_lag_seconds") == 0
+    assert sample("petbox_persister_rows_total", kind="ledger") == 4
+    assert sample("petbox_persister_rows_total", kind="players") == 3
+
+
+def unreachable(db: Database, tmp_path: Path) -> Database:
+    if db.dialect == "sqlite":
+        return Database(f"sqlite+aiosqlite:///{tmp_path}")  # a directory: cannot open
+    return Database("postgresql+asyncpg://postgres@127.0.0.1:1/test")
+
+
+async def test_sql_down_keeps_backlog_in_redis_then_drains(
+        store: Store, make: Any, db: Database, redis: aioredis.Redis, metrics: Metrics,
+        tmp_path: Path) -> None:
+    users = ("alice", "bob")
+    for user in users:
+        await play(store, user, coins=3)
+    expected = await stream_rows(redis)
+    bad = unreachable(db, tmp_path)
+    try:
+        down = make(database=bad)
+        report = await down.run_once()
+        stages = sorted({(stage, shard) for stage, shard, _ in report.errors})
+        assert stages == sorted([("epoch", s) for s in range(SHARDS)]
+                                + [("ledger", s) for s in {ref(u).shard for u in users}])
+        assert (report.ledger_entries, report.players_flushed) == (0, 0)
+        assert (await total(redis, "dirty"), await total(redis, "ledger")) == (2, 2)
+        assert await pending(redis) == {"c1": 2}
+
+        # The loop keeps going on errors, and stops when asked.
+        errors = metrics.registry.get_sample_value(
+            "petbox_persister_errors_total", {"stage": "ledger"})
+        stop = asyncio.Event()
+        task = asyncio.create_task(down.run(0.01, stop))
+        await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        assert metrics.registry.get_sample_value(
+            "petbox_persister_errors_total", {"stage": "ledger"}) > errors
+    finally:
+        await bad.close()
+    assert (await total(redis, "dirty"), await total(redis, "ledger")) == (2, 2)
+
+    # SQL is back: the same consumer picks its unacknowledged entries up at once.
+    report = await make().run_once()
+    assert report.ok
+    assert (report.ledger_entries, report.players_flushed) == (2, 2)
+    assert await sql_ledger(db) == expected
+    assert set(await sql_players(db)) == {"alice", "bob"}
+    assert (await total(redis, "dirty"), await total(redis, "ledger")) == (0, 0)
+
+
+async def test_final_flush_drains_more_than_one_pass(store: Store, make: Any, db: Database,
+                                                     redis: aioredis.Redis) -> None:
+    users = [f"u{i}" for i in range(60)]
+    for user in users:
+        await play(store, user, coins=1)
+    persister = make(batch=3, max_rounds=2)
+    first = await persister.run_once()
+    assert first.players_flushed < 60
+    assert await persister.final_flush() is True
+    assert await count_rows(db, m.players) == 60
+    assert await count_rows(db, m.ledger) == 60
+    assert (await total(redis, "dirty"), await total(redis, "ledger")) == (0, 0)
