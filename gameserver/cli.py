@@ -79,12 +79,13 @@ def main() -> None:
 
 
 def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
+    from gameserver.accesslog import AccessLogger
     from gameserver.app import create_app
 
     _logging(settings)
     web.run_app(create_app(settings), host=host, port=port, reuse_port=reuse_port,
                 access_log=logging.getLogger("petbox.access") if settings.access_log else None,
-                print=None, shutdown_timeout=10)
+                access_log_class=AccessLogger, print=None, shutdown_timeout=10)
 
 
 def _prepare_shared(settings: Settings) -> tuple[Settings, RedisProcess | None]:

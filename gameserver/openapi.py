@@ -33,7 +33,7 @@ _STATUS_TEXT = {
     503: "Temporarily unable; retry after Retry-After",
 }
 
-SECURITY = {"player": [{"playerToken": []}], "merchant": [{"merchantKey": []}],
+SECURITY: dict[str, list[dict[str, list[str]]]] = {"player": [{"playerToken": []}], "merchant": [{"merchantKey": []}],
             "signature": [{"merchantSignature": []}], "none": []}
 
 

@@ -95,7 +95,7 @@ class Store:
     async def read(self, ref: PlayerRef) -> Loaded:
         """Read a player for a GET: Redis, else SQL (read-only, nothing installed)."""
         version, raw = await self.redis.hmget(self.keys.player(ref), ["v", "s"])
-        if raw is not None:
+        if isinstance(raw, bytes) and version is not None:
             return Loaded(decode_state(raw), int(version), True)
         return await self._from_archive(ref)
 
@@ -177,11 +177,11 @@ class Store:
     async def _reclaimed(self, idem_key: str, request_hash: str, token: str) -> Reply:
         """Our in-flight marker expired and the key moved on: answer as a duplicate would."""
         stored_hash, body, status = await self.redis.hmget(idem_key, ["h", "r", "c"])
-        if body is None:
+        if not isinstance(body, bytes) or status is None:
             raise IdempotencyInProgress()
         if stored_hash != request_hash.encode():
             raise IdempotencyMismatch()
-        return Reply(int(status), bytes(body), replayed=True)
+        return Reply(int(status), body, replayed=True)
 
     async def _release_quietly(self, idem_key: str, token: str) -> None:
         # Best effort: if Redis is unreachable the marker expires by itself.
