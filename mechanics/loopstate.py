@@ -24,6 +24,17 @@ class CheckinState:
     """made-up days still inside a kept run, to enforce the per-cycle limit"""
     total: int = 0
 
+    def run_of(self, day: int) -> list[int] | None:
+        """The run containing ``day``, if any."""
+        return next((r for r in self.runs if r[0] <= day <= r[1]), None)
+
+    def streak(self, today: int) -> int:
+        """Consecutive days up to today (or up to yesterday, if today is not yet done)."""
+        if not self.runs or self.runs[-1][1] < today - 1:
+            return 0
+        start, end = self.runs[-1]
+        return end - start + 1
+
     def to_wire(self) -> dict[str, Any]:
         return {"r": self.runs, "f": self.first, "m": self.made_up, "t": self.total}
 

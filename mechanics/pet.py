@@ -1,20 +1,43 @@
-"""Pet rules: adopt, feed, and stats decayed lazily to ``now``.
+"""Pet rules: adopt, feed, play, clean, collect produce; growth stages.
 
-Stats are never swept periodically: a pet stores its stats as of a timestamp and
-every read or action brings them forward with :func:`stats_at`. Decay is integer
-milli-points so the same inputs always give the same numbers.
+Stats are never swept periodically: a pet stores its stats and uncollected
+produce as of a timestamp and every action first brings them forward to ``now``
+(:func:`mechanics.produce.bring_forward`), banking produce exactly before any
+stat changes. Stats and produce are integer milli-units so the same inputs
+always give the same numbers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any
 
 from economy.config import Food, GameConfig, Species
-from economy.errors import Cooldown, InvalidInput, NoPet, PetAlreadyAdopted, UnknownItem
+from economy.errors import (
+    BalanceLimit,
+    Cooldown,
+    FeatureDisabled,
+    InvalidInput,
+    NoPet,
+    NothingToCollect,
+    PetAlreadyAdopted,
+    UnknownItem,
+)
+from economy.loop import PetAction
+from economy.rewards import Cost
 from economy.wallet import apply_currency
+from mechanics.grants import Effects, currency_limits, grant, pay
 from mechanics.outcome import Outcome
+from mechanics.produce import bring_forward, decayed, stats_at
 from mechanics.state import PetState, PlayerState, Rng
+from mechanics.view import pet_view, player_view
+
+__all__ = [
+    "PET_NAME_MAX", "AdoptPet", "CleanPet", "CollectProduce", "FeedPet", "PlayWithPet", "adopt",
+    "clean", "collect", "decayed", "feed", "new_player", "pet_view", "play", "player_view",
+    "stats_at",
+]
 
 PET_NAME_MAX = 24
 
@@ -30,59 +53,49 @@ class FeedPet:
     food: str
 
 
+@dataclass(frozen=True)
+class PlayWithPet:
+    pass
+
+
+@dataclass(frozen=True)
+class CleanPet:
+    pass
+
+
+@dataclass(frozen=True)
+class CollectProduce:
+    pass
+
+
 def new_player(config: GameConfig, now: int) -> PlayerState:
     """The state of a player who has never played this game."""
     return PlayerState(created_at=now, wallet=config.initial_wallet(), last_seen=now)
 
 
-def decayed(value_milli: int, decay_milli_per_hour: int, elapsed_s: int) -> int:
-    """``value`` after ``elapsed_s`` seconds of linear decay, floored at 0."""
-    if elapsed_s <= 0 or decay_milli_per_hour == 0:
-        return value_milli
-    return max(0, value_milli - decay_milli_per_hour * elapsed_s // 3600)
+def _outcome(new: PlayerState, config: GameConfig, now: int, fx: Effects,
+             tz: tzinfo | None, **extra: Any) -> Outcome:
+    new.last_seen = now
+    new.cooldowns = {k: v for k, v in new.cooldowns.items() if v > now}
+    return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
+                   response={**extra, "player": player_view(new, config, now, tz)})
 
 
-def stats_at(pet: PetState, species: Species, now: int) -> dict[str, int]:
-    """The pet's stats in milli-points at ``now``."""
-    elapsed = now - pet.at
-    return {
-        sid: decayed(pet.stats.get(sid, stat.initial * 1000), stat.decay_milli_per_hour, elapsed)
-        for sid, stat in species.stats.items()
-    }
-
-
-def pet_view(pet: PetState, config: GameConfig, now: int) -> dict[str, Any]:
-    """The pet as the shopper sees it at ``now``: stats, derived states, xp."""
-    species = config.species[pet.species]
-    current = stats_at(pet, species, now)
-    states = sorted(
-        st.low_state for sid, st in species.stats.items()
-        if st.low_state and current[sid] < st.low * 1000
-    )
-    return {
-        "species": pet.species,
-        "name": pet.name,
-        "stats": {sid: {"value": current[sid] / 1000, "max": st.max}
-                  for sid, st in species.stats.items()},
-        "states": states,
-        "xp": pet.xp,
-        "adopted_at": pet.adopted_at,
-    }
-
-
-def player_view(state: PlayerState, config: GameConfig, now: int) -> dict[str, Any]:
-    """``getPlayer``: everything the shopper has, as of ``now``."""
-    return {
-        "wallet": dict(state.wallet),
-        "inventory": dict(state.inventory),
-        "pet": pet_view(state.pet, config, now) if state.pet else None,
-        "cooldowns": {k: v for k, v in sorted(state.cooldowns.items()) if v > now},
-        "created_at": state.created_at,
-    }
+def _advance_stages(pet: PetState, species: Species, new: PlayerState, config: GameConfig,
+                    fx: Effects) -> list[str]:
+    """Grant the one-time reward of every stage the pet's xp has reached since last time."""
+    reached: list[str] = []
+    while pet.stage < len(species.stages) and species.stages[pet.stage].xp <= pet.xp:
+        stage = species.stages[pet.stage]
+        grant(new, stage.reward, f"stage:{species.id}:{stage.id}", config, fx)
+        fx.events.append({"type": "stage_reached", "stage": stage.id})
+        reached.append(stage.id)
+        pet.stage += 1
+    return reached
 
 
 def adopt(state: PlayerState | None, action: AdoptPet, now: int, rng: Rng,
-          config: GameConfig) -> Outcome:
+          config: GameConfig, *, tz: tzinfo | None = None) -> Outcome:
     """Adopt a pet of ``action.species``; a player keeps one pet per game."""
     species = config.species.get(action.species)
     if species is None:
@@ -98,8 +111,9 @@ def adopt(state: PlayerState | None, action: AdoptPet, now: int, rng: Rng,
     new.pet = PetState(species=species.id, name=name,
                        stats={sid: st.initial * 1000 for sid, st in species.stats.items()},
                        at=now, xp=0, adopted_at=now)
-    new.last_seen = now
-    return Outcome(state=new, response={"player": player_view(new, config, now)})
+    fx = Effects()
+    _advance_stages(new.pet, species, new, config, fx)
+    return _outcome(new, config, now, fx, tz)
 
 
 def _check_food(food_id: str, pet: PetState, config: GameConfig) -> Food:
@@ -113,31 +127,107 @@ def _check_food(food_id: str, pet: PetState, config: GameConfig) -> Food:
     return food
 
 
-def feed(state: PlayerState | None, action: FeedPet, now: int, rng: Rng,
-         config: GameConfig) -> Outcome:
-    """Feed the pet: pay the food's price, add its effects (clamped) and xp."""
+def _check_cooldown(state: PlayerState, key: str, now: int) -> None:
+    ready_at = state.cooldowns.get(key, 0)
+    if ready_at > now:
+        raise Cooldown(key, ready_at, now)
+
+
+def _touch(new: PlayerState, now: int, config: GameConfig, effects: dict[str, int],
+           xp: int, fx: Effects) -> list[str]:
+    """Bring the pet forward, apply stat effects (clamped) and xp, grant new stages."""
+    pet = new.pet
+    assert pet is not None
+    species = config.species[pet.species]
+    bring_forward(pet, species, now)
+    for sid, delta in effects.items():
+        if sid in pet.stats:
+            top = species.stats[sid].max_milli
+            pet.stats[sid] = min(top, max(0, pet.stats[sid] + delta * 1000))
+    pet.xp += xp
+    return _advance_stages(pet, species, new, config, fx)
+
+
+def _pet_of(state: PlayerState | None) -> PlayerState:
     if state is None or state.pet is None:
         raise NoPet()
+    return state
+
+
+def feed(state: PlayerState | None, action: FeedPet, now: int, rng: Rng,
+         config: GameConfig, *, tz: tzinfo | None = None) -> Outcome:
+    """Feed the pet: pay the food's price and items, add its effects (clamped) and xp."""
+    state = _pet_of(state)
+    assert state.pet is not None
     food = _check_food(action.food, state.pet, config)
     cooldown_key = f"food:{food.id}"
-    ready_at = state.cooldowns.get(cooldown_key, 0)
-    if ready_at > now:
-        raise Cooldown(cooldown_key, ready_at, now)
-    limits = {cid: c.max for cid, c in config.currencies.items()}
-    wallet, ledger = apply_currency(state.wallet, {c: -a for c, a in food.price.items()},
-                                    f"feed:{food.id}", limits)
-    new = state.copy()
-    assert new.pet is not None
-    species = config.species[new.pet.species]
-    stats = stats_at(new.pet, species, now)
-    for sid, delta in food.effects.items():
-        if sid in stats:
-            stats[sid] = min(species.stats[sid].max_milli, max(0, stats[sid] + delta * 1000))
-    new.pet.stats, new.pet.at = stats, now
-    new.pet.xp += food.xp
-    new.wallet = wallet
+    _check_cooldown(state, cooldown_key, now)
+    new, fx = state.copy(), Effects()
+    pay(new, Cost(currency=food.price, items=food.items), f"feed:{food.id}", config, fx)
+    stages = _touch(new, now, config, food.effects, food.xp, fx)
     if food.cooldown_s:
         new.cooldowns[cooldown_key] = now + food.cooldown_s
-    new.cooldowns = {k: v for k, v in new.cooldowns.items() if v > now}
-    new.last_seen = now
-    return Outcome(state=new, ledger=ledger, response={"player": player_view(new, config, now)})
+    return _outcome(new, config, now, fx, tz, stages=stages)
+
+
+def _pet_action(kind: str, state: PlayerState | None, now: int, config: GameConfig,
+                tz: tzinfo | None) -> Outcome:
+    state = _pet_of(state)
+    assert state.pet is not None
+    species = config.species[state.pet.species]
+    act: PetAction | None = getattr(species, kind)
+    if act is None:
+        raise FeatureDisabled(kind)
+    _check_cooldown(state, kind, now)
+    new, fx = state.copy(), Effects()
+    pay(new, Cost(currency=act.price), f"{kind}:{species.id}", config, fx)
+    stages = _touch(new, now, config, act.effects, act.xp, fx)
+    if act.cooldown_s:
+        new.cooldowns[kind] = now + act.cooldown_s
+    return _outcome(new, config, now, fx, tz, stages=stages)
+
+
+def play(state: PlayerState | None, action: PlayWithPet, now: int, rng: Rng,
+         config: GameConfig, *, tz: tzinfo | None = None) -> Outcome:
+    """``playWithPet``: the species' ``play`` effects and xp, then its cooldown."""
+    return _pet_action("play", state, now, config, tz)
+
+
+def clean(state: PlayerState | None, action: CleanPet, now: int, rng: Rng,
+          config: GameConfig, *, tz: tzinfo | None = None) -> Outcome:
+    """Clean the pet: the species' ``clean`` effects and xp, then its cooldown."""
+    return _pet_action("clean", state, now, config, tz)
+
+
+def collect(state: PlayerState | None, action: CollectProduce, now: int, rng: Rng,
+            config: GameConfig, *, tz: tzinfo | None = None) -> Outcome:
+    """``collectProduce``: move whole produced units into the wallet.
+
+    Sub-unit remainders stay pending. A wallet near its limit takes what fits and
+    the rest stays pending (still under the cap); nothing fitting is a BalanceLimit.
+    """
+    state = _pet_of(state)
+    assert state.pet is not None
+    species = config.species[state.pet.species]
+    produce = species.produce
+    if produce is None:
+        raise FeatureDisabled("produce")
+    new, fx = state.copy(), Effects()
+    assert new.pet is not None
+    bring_forward(new.pet, species, now)
+    whole = new.pet.produce_milli // 1000
+    if whole == 0:
+        raise NothingToCollect(new.pet.produce_milli)
+    cur = produce.currency
+    limit = config.currencies[cur].max
+    have = new.wallet.get(cur, 0)
+    amount = min(whole, limit - have)
+    if amount <= 0:
+        raise BalanceLimit(cur, have, whole, limit)
+    new.wallet, ledger = apply_currency(new.wallet, {cur: amount}, f"produce:{species.id}",
+                                        currency_limits(config))
+    fx.ledger += ledger
+    new.pet.produce_milli -= amount * 1000
+    return _outcome(new, config, now, fx, tz, collected={cur: amount})
+
+

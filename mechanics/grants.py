@@ -1,0 +1,120 @@
+"""Granting rewards, taking costs and clawing back, always through the wallet.
+
+Every balance and inventory change of the loop rules goes through
+:func:`economy.wallet.apply_currency` / :func:`economy.wallet.apply_items`, so it
+is ledgered with before/after values and never goes negative. A coupon is a
+value-tier prize: granting one only adds a ``coupon:<id>`` reservation and an
+event; the server reserves stock and writes the grant to SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from economy.config import GameConfig
+from economy.rewards import Cost, Reward
+from economy.wallet import LedgerEntry, apply_currency, apply_items
+from mechanics.state import PlayerState
+
+
+@dataclass
+class Effects:
+    """What a rule has done so far: ledger, reservations, events (collected, then
+    put into the Outcome)."""
+
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    reservations: list[tuple[str, int]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def currency_limits(config: GameConfig) -> dict[str, int]:
+    return {cid: c.max for cid, c in config.currencies.items()}
+
+
+def item_limits(config: GameConfig) -> dict[str, int]:
+    return {iid: i.max for iid, i in config.items.items()}
+
+
+def pay(state: PlayerState, cost: Cost, reason: str, config: GameConfig, fx: Effects) -> None:
+    """Take ``cost`` from ``state`` (a rule's copy); raises before changing anything."""
+    wallet, c_entries = apply_currency(state.wallet, {k: -v for k, v in cost.currency.items()},
+                                       reason, currency_limits(config))
+    inventory, i_entries = apply_items(state.inventory, {k: -v for k, v in cost.items.items()},
+                                       reason, item_limits(config))
+    state.wallet, state.inventory = wallet, inventory
+    fx.ledger += c_entries + i_entries
+
+
+def _clamped(balances: dict[str, int], deltas: dict[str, int],
+             limits: dict[str, int]) -> dict[str, int]:
+    return {k: min(v, max(0, limits.get(k, v + balances.get(k, 0)) - balances.get(k, 0)))
+            for k, v in deltas.items()}
+
+
+def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, fx: Effects,
+          *, strict: bool = False, times: int = 1) -> dict[str, Any]:
+    """Give ``reward`` ``times`` times; returns what was actually granted.
+
+    Free rewards (check-in, stages, tasks) are clamped at each balance's limit, the
+    excess lost and reported in an event; ``strict`` (a purchase) raises
+    :class:`~economy.errors.BalanceLimit` instead, before changing anything.
+    """
+    cur = {k: v * times for k, v in reward.currency.items()}
+    items = {k: v * times for k, v in reward.items.items()}
+    c_lim, i_lim = currency_limits(config), item_limits(config)
+    if not strict:
+        cur_ok = _clamped(state.wallet, cur, c_lim)
+        items_ok = _clamped(state.inventory, items, i_lim)
+        lost = {k: cur[k] - cur_ok[k] for k in cur if cur[k] != cur_ok[k]}
+        lost |= {k: items[k] - items_ok[k] for k in items if items[k] != items_ok[k]}
+        if lost:
+            fx.events.append({"type": "grant_capped", "reason": reason, "lost": lost})
+        cur, items = cur_ok, items_ok
+    wallet, c_entries = apply_currency(state.wallet, cur, reason, c_lim)
+    inventory, i_entries = apply_items(state.inventory, items, reason, i_lim)
+    state.wallet, state.inventory = wallet, inventory
+    fx.ledger += c_entries + i_entries
+    out: dict[str, Any] = {"currency": {k: v for k, v in cur.items() if v},
+                           "items": {k: v for k, v in items.items() if v}}
+    if reward.coupon and times > 0:
+        fx.reservations.append((f"coupon:{reward.coupon}", times))
+        fx.events.append({"type": "coupon_granted", "coupon": reward.coupon, "count": times,
+                          "reason": reason})
+        out["coupons"] = {reward.coupon: times}
+    return out
+
+
+def _take_back(balances: dict[str, int], wanted: dict[str, int]) -> dict[str, int]:
+    return {k: min(v, balances.get(k, 0)) for k, v in wanted.items()}
+
+
+def clawback(state: PlayerState, reward: Reward, times: int, reason: str,
+             fx: Effects) -> dict[str, int]:
+    """Take back ``times`` × ``reward`` as far as it is unspent; record the rest as debt.
+
+    Balances never go negative: what cannot be taken is added to ``state.debts``
+    (``currency:<id>``, ``item:<id>``, ``coupon:<id>``) and returned.
+    """
+    if times <= 0:
+        return {}
+    cur = {k: v * times for k, v in reward.currency.items()}
+    items = {k: v * times for k, v in reward.items.items()}
+    take_c, take_i = _take_back(state.wallet, cur), _take_back(state.inventory, items)
+    wallet, c_entries = apply_currency(state.wallet, {k: -v for k, v in take_c.items()},
+                                       reason, {})
+    inventory, i_entries = apply_items(state.inventory, {k: -v for k, v in take_i.items()},
+                                       reason, {})
+    state.wallet, state.inventory = wallet, inventory
+    fx.ledger += c_entries + i_entries
+    debt = {f"currency:{k}": cur[k] - take_c[k] for k in cur if cur[k] > take_c[k]}
+    debt |= {f"item:{k}": items[k] - take_i[k] for k in items if items[k] > take_i[k]}
+    if reward.coupon:
+        debt[f"coupon:{reward.coupon}"] = times
+        fx.events.append({"type": "coupon_clawback", "coupon": reward.coupon, "count": times,
+                          "reason": reason})
+    for key, amount in debt.items():
+        state.debts[key] = state.debts.get(key, 0) + amount
+    if debt:
+        fx.events.append({"type": "debt_recorded", "reason": reason, "debt": debt})
+    return debt
