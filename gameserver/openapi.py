@@ -59,7 +59,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         "security": SECURITY[op.auth],
         "parameters": _parameters(op),
         "responses": {str(op.success): {"description": "OK", "content": {
-            "application/json": {"schema": success_schema}}}},
+            op.content_type: {"schema": success_schema}}}},
     }
     if op.body is not None:
         out["requestBody"] = {"required": True, "content": {

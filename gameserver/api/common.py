@@ -54,6 +54,7 @@ class Operation:
     """Query parameters: name → description."""
     response: dict[str, Any] | None = None
     """JSON Schema of the success body, where it is worth stating."""
+    content_type: str = "application/json"
 
 
 class MalformedBody(DomainError):

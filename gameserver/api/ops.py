@@ -47,7 +47,8 @@ OPERATIONS = [
     Operation("readyz", "GET", "/readyz", readyz, "Readiness: Redis and SQL reachable",
               auth="none", tag="operations", errors=(503,)),
     Operation("metrics", "GET", "/metrics", metrics, "Prometheus metrics", auth="none",
-              tag="operations", response={"type": "string"}),
+              tag="operations", response={"type": "string"},
+              content_type="text/plain"),
     Operation("openapi", "GET", "/openapi.json", openapi, "This document", auth="none",
               tag="operations"),
 ]

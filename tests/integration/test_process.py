@@ -1,0 +1,156 @@
+"""``petbox`` as a real process: CLI provisioning, SIGKILL and restart, FLUSHALL,
+and the embedded defaults (no Redis or database configured)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis
+
+from gameserver.auth import session_signature
+from gameserver.embedded import RedisProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+GAME_FILE = ROOT / "examples" / "squirrel-omg.json"
+
+
+def petbox(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "gameserver.cli", *args], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+class Server:
+    """``petbox serve`` in a child process."""
+
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.env, self.port = env, port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gameserver.cli", "serve", "--port", str(self.port)],
+            env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.stderr.read().decode()  # type: ignore[union-attr]
+            try:
+                import urllib.request
+
+                with urllib.request.urlopen(f"{self.base}/readyz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("server did not become ready")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def terminate(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PETBOX_")}
+    base.update({"PETBOX_DATA_DIR": str(tmp_path / "data"), "PETBOX_FLUSH_INTERVAL": "0.2",
+                 "PETBOX_ACCESS_LOG": "0", "PETBOX_TOKEN_SECRET": "process-test-secret-123"})
+    yield base
+
+
+async def session(base: str, creds: dict[str, str], user: str) -> str:
+    ts = int(time.time())
+    async with aiohttp.ClientSession() as http, http.post(f"{base}/v1/sessions", json={
+        "merchant": creds["merchant"], "user": user, "ts": ts,
+        "sign": session_signature(creds["signing_secret"], creds["merchant"], user, ts),
+    }) as resp:
+        assert resp.status == 201
+        return str((await resp.json())["token"])
+
+
+async def call(method: str, url: str, token: str, body: Any = None,
+               key: str | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if key:
+        headers["Idempotency-Key"] = key
+    async with aiohttp.ClientSession() as http, http.request(method, url, json=body,
+                                                             headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_kill_restart_and_flushall_lose_nothing(env: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    with RedisProcess(tmp_path / "redis", appendfsync="always") as rp:
+        env = {**env, "PETBOX_REDIS_URL": rp.url,
+               "PETBOX_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'petbox.db'}"}
+        petbox(env, "migrate")
+        creds = json.loads(petbox(env, "merchant", "create", "shop", "--json"))
+        assert set(creds) == {"merchant", "api_key", "signing_secret"}
+        petbox(env, "game", "publish", "shop", "squirrel", str(GAME_FILE))
+
+        server = Server(env, free_port())
+        server.start()
+        game = f"{server.base}/v1/games/squirrel"
+        token = await session(server.base, creds, "alice")
+        status, _ = await call("POST", f"{game}/pet", token,
+                               {"species": "squirrel", "name": "Nutty"}, "adopt")
+        assert status == 201
+        for i in range(3):
+            status, _ = await call("POST", f"{game}/pet/feed", token, {"food": "acorn_snack"},
+                                   f"feed-{i}")
+            assert status == 200
+        _, before = await call("GET", f"{game}/me", token)
+        assert before["version"] == 4
+
+        server.kill()  # SIGKILL: no graceful anything
+        server.start()
+        _, after_kill = await call("GET", f"{game}/me", token)
+        assert after_kill["version"] == 4
+        assert after_kill["player"]["wallet"] == before["player"]["wallet"]
+
+        await asyncio.sleep(1.0)  # > flush interval: everything reaches SQL
+        redis.Redis.from_url(rp.url).flushall()
+        _, after_flush = await call("GET", f"{game}/me", token)
+        assert after_flush["version"] == 4
+        assert after_flush["player"]["wallet"] == before["player"]["wallet"]
+        assert after_flush["player"]["pet"]["xp"] == before["player"]["pet"]["xp"]
+        status, fed = await call("POST", f"{game}/pet/feed", token, {"food": "acorn_snack"},
+                                 "feed-after-flush")
+        assert status == 200
+        _, last = await call("GET", f"{game}/me", token)
+        assert last["version"] == 5
+        assert server.terminate() == 0
+
+
+async def test_embedded_defaults_start_and_stop(env: dict[str, str], tmp_path: Path) -> None:
+    server = Server(env, free_port())
+    server.start()  # no PETBOX_REDIS_URL, no PETBOX_DATABASE_URL
+    data = tmp_path / "data"
+    assert (data / "petbox.db").exists()
+    assert (data / "redis").is_dir()
+    async with aiohttp.ClientSession() as http, http.get(f"{server.base}/readyz") as resp:
+        assert (await resp.json())["checks"] == {"redis": "ok", "sql": "ok"}
+    assert server.terminate() == 0
+    redis_log = (data / "redis" / "redis.log").read_text()
+    assert "ready to exit" in redis_log.lower() or "bye" in redis_log.lower()
