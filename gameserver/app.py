@@ -43,6 +43,7 @@ from gameserver.keys import Keys
 from gameserver.merchants import MerchantDirectory
 from gameserver.metrics import Metrics
 from gameserver.openapi import build_openapi
+from gameserver.persister import Persister
 from gameserver.settings import Settings
 from gameserver.store import Store
 
@@ -119,12 +120,11 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             await _stop_persister(app, persister_task)
 
 
+PERSISTER = web.AppKey("persister", Persister)
 PERSISTER_STOP = web.AppKey("persister_stop", asyncio.Event)
 
 
 def _start_persister(app: web.Application) -> asyncio.Task[None]:
-    from gameserver.persister import Persister
-
     settings = app[SETTINGS]
     persister = Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
                           shards=settings.shards, batch=settings.persister_batch,
@@ -145,9 +145,6 @@ async def _stop_persister(app: web.Application, task: asyncio.Task[None]) -> Non
         await app[PERSISTER].final_flush()
     except Exception:
         log.exception("final flush failed; unflushed state stays in Redis for the next run")
-
-
-PERSISTER = web.AppKey("persister", object)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:

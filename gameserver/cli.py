@@ -249,20 +249,18 @@ def game_validate(file: Path) -> None:
 # -- demo ----------------------------------------------------------------------------
 
 
-async def _demo_setup(db: Database, creds_file: Path) -> dict[str, str]:
-    """The demo merchant (credentials kept in the data dir) with the demo game live."""
+async def _demo_setup(db: Database, saved: dict[str, str] | None) -> dict[str, str]:
+    """The demo merchant (``saved`` credentials if still valid) with the demo game live."""
     from gameserver.provision import create_merchant, load_config_file, publish_config
 
     now = int(time.time())
-    if creds_file.exists() and await db.merchant(DEMO_MERCHANT) is not None:
-        creds = json.loads(creds_file.read_text())
+    if saved is not None and await db.merchant(saved["merchant"]) is not None:
+        creds = saved
     else:
         merchant_id = DEMO_MERCHANT
         if await db.merchant(merchant_id) is not None:  # credentials file lost: new id
             merchant_id = f"{DEMO_MERCHANT}-{now}"
         creds = (await create_merchant(db, merchant_id, now, "Demo shop")).to_json()
-        creds_file.write_text(json.dumps(creds))
-        creds_file.chmod(0o600)
     config = load_config_file(DEMO_GAME_FILE)
     live = await db.live_version(creds["merchant"], DEMO_GAME)
     current = await db.game_version(creds["merchant"], DEMO_GAME, live) if live else None
@@ -306,7 +304,10 @@ def demo(host: str, port: int) -> None:
     try:
         creds_file = settings.data_dir / "demo-credentials.json"
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        creds = _run(lambda: _with_db(settings, lambda db: _demo_setup(db, creds_file)))
+        saved = json.loads(creds_file.read_text()) if creds_file.exists() else None
+        creds = _run(lambda: _with_db(settings, lambda db: _demo_setup(db, saved)))
+        creds_file.write_text(json.dumps(creds))
+        creds_file.chmod(0o600)
         click.echo(_demo_banner(creds, host, port))
         _serve_one(settings, host, port, reuse_port=False)
     finally:

@@ -33,8 +33,12 @@ _STATUS_TEXT = {
     503: "Temporarily unable; retry after Retry-After",
 }
 
-SECURITY: dict[str, list[dict[str, list[str]]]] = {"player": [{"playerToken": []}], "merchant": [{"merchantKey": []}],
-            "signature": [{"merchantSignature": []}], "none": []}
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "player": [{"playerToken": []}],
+    "merchant": [{"merchantKey": []}],
+    "signature": [{"merchantSignature": []}],
+    "none": [],
+}
 
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:

@@ -202,22 +202,32 @@ class Persister:
         await self._stage(report, "gauges", -1, self.update_gauges())
         return report
 
-    async def final_flush(self, max_passes: int = 20) -> bool:
+    async def final_flush(self, max_passes: int = 20, budget: float = 30.0) -> bool:
         """Pass until nothing is dirty and the ledger is drained, at most ``max_passes``
-        times (for a graceful shutdown, after the server stopped taking actions).
-        Returns whether everything was drained."""
-        for _ in range(max_passes):
-            report = await self.run_once()
-            try:
-                backlog = await self.backlog()
-            except Exception:
-                log.exception("persister: cannot read the backlog")
-                backlog = None
-            if report.ok and backlog is not None and backlog.empty:
-                return True
-            if not report.ok:
-                await asyncio.sleep(0.1)
+        times and ``budget`` seconds (for a graceful shutdown, after the server stopped
+        taking actions). Returns whether everything was drained; what is not stays in
+        Redis for the next persister."""
+        try:
+            async with asyncio.timeout(budget):
+                for _ in range(max_passes):
+                    if await self._drained_after_pass():
+                        return True
+        except TimeoutError:
+            pass
         log.warning("persister: final flush left work in Redis")
+        return False
+
+    async def _drained_after_pass(self) -> bool:
+        report = await self.run_once()
+        try:
+            backlog = await self.backlog()
+        except Exception:
+            log.exception("persister: cannot read the backlog")
+            backlog = None
+        if report.ok and backlog is not None and backlog.empty:
+            return True
+        if not report.ok:
+            await asyncio.sleep(0.1)
         return False
 
     async def _pass_shard(self, shard: int) -> PassReport:
@@ -312,6 +322,8 @@ class Persister:
             rows: list[persist.LedgerRow] = []
             for entry_id, fields in entries:
                 rows += self._decode_entry(shard, entry_id, fields)
+            # One key order for every persister: concurrent batches cannot deadlock.
+            rows.sort(key=lambda r: (r.commit_id, r.seq))
             await self._write_ledger(rows)
             await self._ack(shard, [entry_id for entry_id, _ in entries])
             report.ledger_entries += len(entries)
@@ -395,6 +407,7 @@ class Persister:
                     pipe.hmget(key, ["v", "s"])
                 states = await pipe.execute()
             rows, versions = self._player_rows(members, states)
+            rows.sort(key=lambda r: (r.merchant_id, r.game_id, r.user_id))  # lock order
             await self._write_players(rows)
             marks = [x for m, v in zip(members, versions, strict=True) for x in (m, v)]
             cleared = await self._mark_flushed(keys=[dirty_key, *player_keys], args=marks)
