@@ -426,6 +426,7 @@ async def test_sql_down_keeps_backlog_in_redis_then_drains(
         await asyncio.wait_for(task, 5)
         assert metrics.registry.get_sample_value(
             "petbox_persister_errors_total", {"stage": "ledger"}) > errors
+        assert await down.final_flush(max_passes=2) is False  # gives up, keeps the backlog
     finally:
         await bad.close()
     assert (await total(redis, "dirty"), await total(redis, "ledger")) == (2, 2)
@@ -451,3 +452,20 @@ async def test_final_flush_drains_more_than_one_pass(store: Store, make: Any, db
     assert await count_rows(db, m.players) == 60
     assert await count_rows(db, m.ledger) == 60
     assert (await total(redis, "dirty"), await total(redis, "ledger")) == (0, 0)
+
+
+async def test_undecodable_ledger_entry_does_not_block_the_stream(
+        store: Store, make: Any, db: Database, redis: aioredis.Redis, metrics: Metrics) -> None:
+    await play(store, "alice", coins=1)
+    shard = ref("alice").shard
+    await redis.xadd(KEYS.ledger(shard), {"c": "x", "p": "m1:g1:alice", "v": 1, "d": b"\xc1"})
+    await play(store, "alice", coins=2)
+
+    report = await make().run_once()
+    assert report.ok
+    assert (report.ledger_entries, report.ledger_rows) == (3, 2)
+    assert sorted(r[5] for r in await sql_ledger(db)) == [1, 2]
+    assert await count_rows(db, m.ledger) == 2
+    assert metrics.registry.get_sample_value(
+        "petbox_persister_errors_total", {"stage": "ledger_decode"}) == 1
+    assert await total(redis, "ledger") == 0
