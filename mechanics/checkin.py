@@ -1,0 +1,162 @@
+"""Daily check-in: one per local day in the game's timezone, streak, cycle rewards, 补签.
+
+State keeps *runs* of consecutive checked-in days (local day ordinals). The
+streak is the length of the last run if it reaches today or yesterday. Day ``n``
+of a run (1-based) earns ``cycle[(n-1) % len(cycle)]``. A makeup fills one
+missed day inside the window, for its cost; it may join two runs into one, so
+the next check-in continues the joined streak. At most ``per_cycle`` days of one
+cycle of a run (days ``k·len+1 .. (k+1)·len``) may be made up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from economy.config import GameConfig
+from economy.errors import (
+    AlreadyCheckedIn,
+    FeatureDisabled,
+    InvalidInput,
+    MakeupLimitReached,
+    MakeupNotAllowed,
+)
+from economy.loop import Checkin, Makeup
+from mechanics.calendar import day_start, day_str, local_day, parse_day
+from mechanics.grants import Effects, grant, pay
+from mechanics.loopstate import CheckinState
+from mechanics.outcome import Outcome
+from mechanics.state import PlayerState, Rng
+from mechanics.view import player_view
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    pass
+
+
+@dataclass(frozen=True)
+class MakeupCheckIn:
+    day: str = ""
+    """ISO date of the missed day; empty = the latest missed day in the window."""
+
+
+def _enabled(config: GameConfig) -> Checkin:
+    if config.checkin is None:
+        raise FeatureDisabled("checkin")
+    return config.checkin
+
+
+def _new_player(config: GameConfig, now: int) -> PlayerState:
+    return PlayerState(created_at=now, wallet=config.initial_wallet(), last_seen=now)
+
+
+def _prune(ck: CheckinState, today: int, window: int) -> None:
+    """Drop runs no makeup can join any more (the last run always stays)."""
+    keep = [r for r in ck.runs[:-1] if r[1] >= today - window - 1] + ck.runs[-1:]
+    ck.runs = keep
+    oldest = keep[0][0] if keep else today
+    ck.made_up = [d for d in ck.made_up if d >= oldest]
+
+
+def _reward(checkin: Checkin, position: int, new: PlayerState, config: GameConfig,
+            fx: Effects, reason: str) -> int:
+    cycle_day = (position - 1) % len(checkin.cycle) + 1
+    grant(new, checkin.cycle[cycle_day - 1], reason, config, fx)
+    return cycle_day
+
+
+def _window(checkin: Checkin) -> int:
+    return checkin.makeup.window_days if checkin.makeup else 0
+
+
+def check_in(state: PlayerState | None, action: CheckIn, now: int, rng: Rng,
+             config: GameConfig, *, tz: tzinfo) -> Outcome:
+    """``checkIn``: today's check-in; continues the streak if yesterday was checked in."""
+    checkin = _enabled(config)
+    today = local_day(now, tz)
+    new = state.copy() if state else _new_player(config, now)
+    ck = new.checkin
+    if ck.runs and ck.runs[-1][1] == today:
+        raise AlreadyCheckedIn(day_str(today), day_start(today + 1, tz))
+    if ck.runs and ck.runs[-1][1] == today - 1:
+        ck.runs[-1][1] = today
+    else:
+        ck.runs.append([today, today])
+    ck.first = ck.first or today
+    ck.total += 1
+    _prune(ck, today, _window(checkin))
+    fx = Effects()
+    streak = ck.streak(today)
+    cycle_day = _reward(checkin, streak, new, config, fx, f"checkin:{day_str(today)}")
+    new.last_seen = now
+    return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
+                   response={"day": day_str(today), "streak": streak, "cycle_day": cycle_day,
+                             "player": player_view(new, config, now, tz)})
+
+
+def _target(action: MakeupCheckIn, ck: CheckinState, today: int, makeup: Makeup) -> int:
+    low = max(ck.first, today - makeup.window_days) if ck.first else today
+    if action.day:
+        try:
+            day = parse_day(action.day)
+        except ValueError:
+            raise InvalidInput("day must be an ISO date YYYY-MM-DD", field="day") from None
+        if day >= today:
+            raise MakeupNotAllowed(action.day, "not_in_the_past")
+        if day < low:
+            raise MakeupNotAllowed(action.day, "outside_window")
+        if ck.run_of(day) is not None:
+            raise MakeupNotAllowed(action.day, "already_checked_in")
+        return day
+    missed = [d for d in range(today - 1, low - 1, -1) if ck.run_of(d) is None]
+    if not missed:
+        raise MakeupNotAllowed(day_str(today - 1), "no_missed_day")
+    return missed[0]
+
+
+def _insert(ck: CheckinState, day: int) -> list[int]:
+    """Add ``day`` to the runs, joining neighbours; returns its run."""
+    runs = sorted([*ck.runs, [day, day]])
+    merged: list[list[int]] = []
+    for start, end in runs:
+        if merged and merged[-1][1] + 1 >= start:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    ck.runs = merged
+    run = ck.run_of(day)
+    assert run is not None
+    return run
+
+
+def makeup_check_in(state: PlayerState | None, action: MakeupCheckIn, now: int, rng: Rng,
+                    config: GameConfig, *, tz: tzinfo) -> Outcome:
+    """补签: check in a missed day of the window for the makeup cost."""
+    checkin = _enabled(config)
+    if checkin.makeup is None:
+        raise FeatureDisabled("checkin_makeup")
+    makeup, today = checkin.makeup, local_day(now, tz)
+    new = state.copy() if state else _new_player(config, now)
+    ck = new.checkin
+    day = _target(action, ck, today, makeup)
+    run = _insert(ck, day)
+    length = len(checkin.cycle)
+    first_of_cycle = run[0] + (day - run[0]) // length * length
+    used = [d for d in ck.made_up if first_of_cycle <= d < first_of_cycle + length]
+    if len(used) >= makeup.per_cycle:
+        raise MakeupLimitReached(day_str(day), makeup.per_cycle)
+    ck.made_up = sorted([*ck.made_up, day])
+    ck.total += 1
+    fx = Effects()
+    pay(new, makeup.cost, f"makeup:{day_str(day)}", config, fx)
+    position = day - run[0] + 1
+    cycle_day = (position - 1) % length + 1
+    if makeup.reward:
+        _reward(checkin, position, new, config, fx, f"makeup:{day_str(day)}")
+    _prune(ck, today, makeup.window_days)
+    new.last_seen = now
+    return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
+                   response={"day": day_str(day), "streak": ck.streak(today),
+                             "cycle_day": cycle_day,
+                             "player": player_view(new, config, now, tz)})
