@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 from collections.abc import AsyncIterator
 
@@ -129,7 +128,9 @@ def _start_persister(app: web.Application) -> asyncio.Task[None]:
     persister = Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
                           shards=settings.shards, batch=settings.persister_batch,
                           idle_evict_after=settings.idle_evict_after,
-                          consumer=f"{socket.gethostname()}-{os.getpid()}")
+                          # Stable across restarts: a restarted server re-reads its own
+                          # unacknowledged ledger entries at once, not after the claim time.
+                          consumer=f"{socket.gethostname()}-serve")
     app[PERSISTER] = persister
     stop = asyncio.Event()
     app[PERSISTER_STOP] = stop

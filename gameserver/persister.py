@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import signal
 import socket
@@ -504,7 +503,7 @@ async def run_standalone(settings: Settings, *, stop: asyncio.Event | None = Non
         persister = Persister(redis, Keys(), db, Metrics(), SystemClock(),
                               shards=settings.shards, batch=settings.persister_batch,
                               idle_evict_after=settings.idle_evict_after,
-                              consumer=f"{socket.gethostname()}-persister-{os.getpid()}")
+                              consumer=f"{socket.gethostname()}-persister")
         log.info("persister running on %d shards every %.2fs", settings.shards,
                  settings.flush_interval)
         await persister.run(settings.flush_interval, stop)
