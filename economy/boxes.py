@@ -265,7 +265,7 @@ class Series:
     """sha256 (hex, 16 chars) of the series' canonical JSON: names the published table."""
     index: dict[str, int] = field(repr=False)
     set_ids: frozenset[int] = field(repr=False)
-    """Entries that make up the collectible set (all non-prize entries)."""
+    """Entries that make up the collectible set (collectibles with weight > 0)."""
     _cache: dict[tuple[int, int, frozenset[int], frozenset[int]], Table | None] = field(
         default_factory=dict, repr=False)
 
@@ -392,7 +392,7 @@ def _build_series(sid: str, s: dict[str, Any], paid: Mapping[str, bool]) -> Seri
         no_repeat_until_complete=s["no_repeat_until_complete"], hard=hard or None,
         soft=soft or None, ten_draw=ten or None, completion_reward=s["completion_reward"],
         table_hash=_canonical_hash(s), index={e.id: i for i, e in enumerate(entries)},
-        set_ids=frozenset(i for i, e in enumerate(entries) if e.prize is None),
+        set_ids=frozenset(i for i, e in enumerate(entries) if e.prize is None and e.weight > 0),
     )
 
 

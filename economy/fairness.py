@@ -33,7 +33,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from economy.boxes import Series, Table
 from economy.errors import InvalidInput, SeriesExhausted
@@ -111,11 +111,13 @@ def verify_draw(server_seed: str, client_seed: str, nonce: int,
 # ---------------------------------------------------------------- the draw step
 
 
-@dataclass(frozen=True)
-class Step:
-    """One resolved draw: the entry and everything needed to verify it."""
+class Step(NamedTuple):
+    """One resolved draw: the entry and everything needed to verify it.
 
-    index: int
+    A named tuple rather than a dataclass: the simulator makes a million of them.
+    """
+
+    entry: int
     roll: int
     total: int
     forced_rank: int
@@ -137,7 +139,7 @@ def draw_entry(series: Series, key: bytes, client_seed: str, nonce: int, *, hard
     """
     forced = series.forced_rank(hard, ten_needed)
     level = series.soft_level(soft)
-    excluded = blocked | skipped
+    excluded = blocked | skipped if skipped else blocked
     table = series.table(forced, level, out, excluded)
     if table is None and skipped:
         excluded = blocked

@@ -11,6 +11,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mechanics.boxstate import BoxState
 from mechanics.loopstate import CheckinState, OrderRecord, TaskProgress, wire_map
 
 
@@ -70,6 +71,8 @@ class PlayerState:
     """offer → [period, exchanges in it]"""
     reminded: list[list[Any]] = field(default_factory=list)
     """recent reminders sent: [kind, unix s]"""
+    boxes: BoxState = field(default_factory=BoxState)
+    """blind boxes: committed server seed, nonce, pity and counts per series"""
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -85,6 +88,7 @@ class PlayerState:
             "db": self.debts,
             "ex": self.exchanges,
             "rm": self.reminded,
+            "bx": self.boxes.to_wire(),
         }
 
     @classmethod
@@ -103,6 +107,7 @@ class PlayerState:
             debts=dict(raw.get("db") or {}),
             exchanges={k: list(v) for k, v in (raw.get("ex") or {}).items()},
             reminded=[list(r) for r in raw.get("rm") or []],
+            boxes=BoxState.from_wire(raw.get("bx")),
         )
 
     def copy(self) -> PlayerState:

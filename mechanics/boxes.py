@@ -1,0 +1,307 @@
+"""Blind-box rules: draw 1 or 10, rotate the server seed, and the player's box state.
+
+A draw is pure: the server passes fresh random bytes (``BoxContext.fresh_seed``,
+used only when the player has no seed yet), the stock left of each limited prize
+and the game's timezone; the rule never generates randomness except through
+HMAC-SHA256 of the committed seed (:mod:`economy.fairness`).
+
+Stock protocol (value tier of DESIGN.md): the outcome lists
+``reservations = [("prize:<id>", n)]`` and one ``value_grant`` event per prize
+won. The server reserves each counter atomically; if a reservation fails it
+re-runs :func:`draw` on the *same* loaded state with ``stock_left`` set to what
+is really left. The draw is deterministic, so every draw before the first one
+that hit the missing stock comes out the same and that one falls back.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any
+
+from economy.boxes import AGE_BANDS, Series
+from economy.config import GameConfig
+from economy.errors import (
+    AgeRestricted,
+    DrawLimit,
+    GuardianConsentRequired,
+    InvalidInput,
+    SeriesClosed,
+    UnknownItem,
+)
+from economy.fairness import (
+    check_client_seed,
+    check_server_seed,
+    draw_entry,
+    out_of_stock,
+)
+from economy.wallet import LedgerEntry, apply_currency, apply_items
+from mechanics.boxstate import BoxState, SeriesProgress
+from mechanics.calendar import local_day
+from mechanics.outcome import Outcome
+from mechanics.pet import new_player
+from mechanics.state import PlayerState
+
+COUNTS = (1, 10)
+
+
+@dataclass(frozen=True)
+class DrawBox:
+    series: str
+    count: int = 1
+    client_seed: str | None = None
+
+
+@dataclass(frozen=True)
+class RotateSeed:
+    """Reveal the current server seed and commit to ``BoxContext.fresh_seed``."""
+
+
+@dataclass(frozen=True)
+class BoxContext:
+    """What the server knows that the rule may not find out itself."""
+
+    fresh_seed: str
+    """64 hex chars from a CSPRNG; committed only if the player has no seed (or rotates)"""
+    stock_left: Mapping[str, int]
+    """limited prize id → stock left now; a prize not listed counts as out"""
+    tz: tzinfo
+    """the game's timezone (daily caps)"""
+    age_band: str | None = None
+    """the session's age band: under_8, 8_17, 18_plus, or None when unknown"""
+    guardian_consent: bool = False
+
+
+def _series(config: GameConfig, sid: str) -> Series:
+    series = config.boxes.series.get(sid)
+    if series is None:
+        raise UnknownItem(f"unknown series {sid!r}", kind="series", id=sid,
+                          known=sorted(config.boxes.series))
+    return series
+
+
+def check_age(gate: Mapping[str, str], age_band: str | None, guardian_consent: bool) -> None:
+    """Raise unless a session of ``age_band`` may draw under ``gate``."""
+    if age_band is not None and age_band not in AGE_BANDS:
+        raise InvalidInput(f"age band must be one of {', '.join(AGE_BANDS)}", field="age_band")
+    band = age_band or "unknown"
+    policy = gate[band]
+    if policy == "deny":
+        raise AgeRestricted(band)
+    if policy == "guardian" and not guardian_consent:
+        raise GuardianConsentRequired(band)
+
+
+def _check_window(series: Series, now: int) -> None:
+    if now < series.opens_at or (series.closes_at and now >= series.closes_at):
+        raise SeriesClosed(series.id, series.opens_at, series.closes_at, now)
+
+
+def _check_caps(series: Series, prog: SeriesProgress, count: int) -> None:
+    if series.daily_cap and prog.today + count > series.daily_cap:
+        raise DrawLimit(series.id, "daily", series.daily_cap, prog.today, count)
+    if series.total_cap and prog.total + count > series.total_cap:
+        raise DrawLimit(series.id, "total", series.total_cap, prog.total, count)
+
+
+def _pay(new: PlayerState, series: Series, count: int, config: GameConfig) -> list[LedgerEntry]:
+    price = series.price
+    reason = f"box:{series.id}"
+    if price.kind == "currency":
+        limits = {cid: c.max for cid, c in config.currencies.items()}
+        new.wallet, ledger = apply_currency(new.wallet, {price.unit: -price.amount * count},
+                                            reason, limits)
+    else:
+        limits = {iid: i.max for iid, i in config.items.items()}
+        new.inventory, ledger = apply_items(new.inventory, {price.unit: -price.amount * count},
+                                            reason, limits)
+    return ledger
+
+
+@dataclass
+class _Batch:
+    """What a multi-draw accumulates before it is applied in one go."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    items: Counter[str] = field(default_factory=Counter)
+    prizes: Counter[str] = field(default_factory=Counter)
+    grants: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _blocked(series: Series, prog: SeriesProgress, inventory: Mapping[str, int],
+             pending: Counter[str], config: GameConfig) -> frozenset[int]:
+    """Entries the player may not get: max copies reached, or the inventory item full."""
+    out: set[int] = set()
+    for i, e in enumerate(series.entries):
+        maxed = bool(e.max_copies) and prog.owned.get(e.id, 0) >= e.max_copies
+        full = e.prize is None and \
+            inventory.get(e.id, 0) + pending[e.id] >= config.items[e.id].max
+        if maxed or full:
+            out.add(i)
+    return frozenset(out)
+
+
+def _skipped(series: Series, prog: SeriesProgress) -> frozenset[int]:
+    """No-repeat-until-complete: collectibles owned, unless the set is complete."""
+    if not series.no_repeat_until_complete:
+        return frozenset()
+    owned = frozenset(i for i in series.set_ids if prog.owned.get(series.entries[i].id, 0) > 0)
+    return frozenset() if owned == series.set_ids else owned
+
+
+def _draw_all(series: Series, prog: SeriesProgress, key: bytes, box: BoxState, client_seed: str,
+              count: int, ctx: BoxContext, inventory: Mapping[str, int], now: int,
+              config: GameConfig) -> _Batch:
+    batch = _Batch()
+    stock = dict(ctx.stock_left)
+    hit_ten = False
+    hash_ = box.seed_hash
+    for pos in range(count):
+        out = out_of_stock(series, stock)
+        step = draw_entry(series, key, client_seed, box.nonce, hard=prog.hard, soft=prog.soft,
+                          ten_needed=count == 10 and pos == 9 and not hit_ten, out=out,
+                          blocked=_blocked(series, prog, inventory, batch.items, config),
+                          skipped=_skipped(series, prog))
+        entry = series.entries[step.entry]
+        before = {"hard": prog.hard, "soft": prog.soft}
+        prog.hard, prog.soft = series.after(prog.hard, prog.soft, entry.rank)
+        if series.ten_draw is not None and entry.rank >= series.ten_draw.rank:
+            hit_ten = True
+        prog.owned[entry.id] = prog.owned.get(entry.id, 0) + 1
+        record = {
+            "series": series.id, "position": pos, "item": entry.id, "rarity": entry.tier,
+            "kind": entry.prize.kind if entry.prize else "item",
+            "prize": entry.prize.grant() if entry.prize else None,
+            "nonce": box.nonce, "seed_hash": hash_, "client_seed": client_seed,
+            "table": series.table_hash, "version": None,
+            "pity_before": before, "pity_after": {"hard": prog.hard, "soft": prog.soft},
+            "forced": _tier_of_rank(series, step.forced_rank), "level": step.level,
+            "roll": step.roll, "total": step.total,
+            "out": sorted(series.entries[i].id for i in step.out),
+            "excluded": sorted(series.entries[i].id for i in step.excluded), "at": now,
+        }
+        batch.records.append(record)
+        if entry.prize is not None:
+            stock[entry.id] = stock.get(entry.id, 0) - 1
+            batch.prizes[entry.id] += 1
+            batch.grants.append({"type": "value_grant", "reservation": f"prize:{entry.id}",
+                                 "prize": entry.id, "series": series.id, "position": pos,
+                                 "nonce": box.nonce, "value": entry.prize.grant()})
+        else:
+            batch.items[entry.id] += 1
+        box.nonce += 1
+    return batch
+
+
+def _tier_of_rank(series: Series, rank: int) -> str | None:
+    if rank < 0:
+        return None
+    return next(t.id for t in series.tiers.values() if t.rank == rank)
+
+
+def _complete(new: PlayerState, series: Series, prog: SeriesProgress,
+              config: GameConfig) -> list[LedgerEntry]:
+    """Grant the completion reward the first time the player owns the whole set."""
+    reward = series.completion_reward
+    if reward is None or prog.completed:
+        return []
+    if any(prog.owned.get(series.entries[i].id, 0) == 0 for i in series.set_ids):
+        return []
+    prog.completed = True
+    reason = f"box-set:{series.id}"
+    cur_limits = {cid: c.max for cid, c in config.currencies.items()}
+    item_limits = {iid: i.max for iid, i in config.items.items()}
+    new.wallet, ledger = apply_currency(new.wallet, reward["currencies"], reason, cur_limits)
+    new.inventory, more = apply_items(new.inventory, reward["items"], reason, item_limits)
+    return ledger + more
+
+
+def draw(state: PlayerState | None, action: DrawBox, now: int, ctx: BoxContext,
+         config: GameConfig) -> Outcome:
+    """``drawBox``: pay, draw ``action.count`` (1 or 10) boxes, grant; one outcome.
+
+    Raises (before anything changes) on an unknown series, a bad count or client
+    seed, the age gate, a closed series, a draw cap, missing funds, or when
+    duplicate control leaves nothing to draw.
+    """
+    series = _series(config, action.series)
+    if action.count not in COUNTS:
+        raise InvalidInput("count must be 1 or 10", field="count")
+    client_seed = check_client_seed(action.client_seed or "")
+    check_age(config.boxes.age_gate, ctx.age_band, ctx.guardian_consent)
+    _check_window(series, now)
+    new = state.copy() if state else new_player(config, now)
+    box = new.boxes
+    prog = box.series.setdefault(series.id, SeriesProgress())
+    day = local_day(now, ctx.tz)
+    if prog.day != day:
+        prog.day, prog.today = day, 0
+    _check_caps(series, prog, action.count)
+    if not box.seed:
+        check_server_seed(ctx.fresh_seed)
+        box.seed, box.nonce = ctx.fresh_seed, 0
+    key = check_server_seed(box.seed)
+    ledger = _pay(new, series, action.count, config)
+    batch = _draw_all(series, prog, key, box, client_seed, action.count, ctx, new.inventory,
+                      now, config)
+    item_limits = {iid: i.max for iid, i in config.items.items()}
+    new.inventory, granted = apply_items(new.inventory, batch.items, f"box:{series.id}",
+                                         item_limits)
+    ledger += granted + _complete(new, series, prog, config)
+    prog.today += action.count
+    prog.total += action.count
+    new.last_seen = now
+    events = [{"type": "box_draw", **r} for r in batch.records] + batch.grants
+    return Outcome(
+        state=new, ledger=ledger, events=events,
+        reservations=sorted((f"prize:{p}", n) for p, n in batch.prizes.items()),
+        response={"draws": batch.records, "wallet": dict(new.wallet),
+                  "inventory": dict(new.inventory), "box": series_view(box, series.id),
+                  "completed": prog.completed},
+    )
+
+
+def rotate_seed(state: PlayerState | None, action: RotateSeed, now: int, ctx: BoxContext,
+                config: GameConfig) -> Outcome:
+    """Reveal the current server seed and commit to ``ctx.fresh_seed`` (nonce back to 0).
+
+    With no seed yet this only commits (the server can call it before the first
+    draw so the hash is published before any draw).
+    """
+    check_server_seed(ctx.fresh_seed)
+    new = state.copy() if state else new_player(config, now)
+    box = new.boxes
+    if ctx.fresh_seed == box.seed:
+        raise InvalidInput("the new server seed must differ from the current one",
+                           field="fresh_seed")
+    revealed = None
+    if box.seed:
+        revealed = {"server_seed": box.seed, "seed_hash": box.seed_hash, "nonces": box.nonce}
+    box.seed, box.nonce = ctx.fresh_seed, 0
+    events = [{"type": "box_seed_revealed", "at": now, **revealed}] if revealed else []
+    return Outcome(state=new, events=events,
+                   response={"revealed": revealed, "seed_hash": box.seed_hash, "nonce": 0})
+
+
+def series_view(box: BoxState, sid: str) -> dict[str, Any]:
+    """The player's seed commitment and progress in one series."""
+    prog = box.series.get(sid, SeriesProgress())
+    return {"seed_hash": box.seed_hash, "nonce": box.nonce,
+            "pity": {"hard": prog.hard, "soft": prog.soft}, "owned": dict(prog.owned),
+            "today": prog.today, "day": prog.day, "total": prog.total,
+            "completed": prog.completed}
+
+
+def box_view(box: BoxState) -> dict[str, Any]:
+    """``getPlayer``'s blind-box part: seed hash, next nonce, progress per series."""
+    return {"seed_hash": box.seed_hash, "nonce": box.nonce,
+            "series": {sid: {"pity": {"hard": p.hard, "soft": p.soft}, "owned": dict(p.owned),
+                             "today": p.today, "day": p.day, "total": p.total,
+                             "completed": p.completed}
+                       for sid, p in sorted(box.series.items())}}
+
+
+__all__ = ["BoxContext", "BoxState", "DrawBox", "RotateSeed", "SeriesProgress", "box_view",
+           "check_age", "draw", "rotate_seed", "series_view"]
