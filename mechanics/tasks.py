@@ -1,0 +1,285 @@
+"""Tasks: daily/weekly/once with per-period limits; browse tickets; purchase tasks (追单).
+
+Progress is kept per task for its current period and reset lazily when the
+period (local day, ISO week, or ``once``) changes. A browse task is started by
+:func:`start_task`, which returns the ticket data the server signs; completing
+needs that ticket (verified by the server), ``browse_s`` seconds of server time,
+and a nonce not used yet this period. Purchase tasks only advance with paid
+orders (:func:`apply_order`, idempotent by order id); :func:`apply_refund`
+takes back what an order earned, as far as it is unspent, and records the rest
+as debt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+
+from economy.config import GameConfig
+from economy.errors import (
+    InvalidInput,
+    OrderTooOld,
+    TaskDrivenByOrders,
+    TaskLimitReached,
+    TicketExpired,
+    TicketInvalid,
+    TicketReused,
+    TicketTooEarly,
+    UnknownItem,
+)
+from economy.loop import Task
+from mechanics.calendar import period_key
+from mechanics.grants import Effects, clawback, grant
+from mechanics.loopstate import OrderRecord, TaskProgress
+from mechanics.outcome import Outcome
+from mechanics.state import PlayerState, Rng
+from mechanics.view import player_view
+
+ORDER_KEEP_S = 30 * 86_400
+"""Order ids are remembered this long; older orders are refused (so replays are too)."""
+ORDER_KEEP_MAX = 500
+"""At most this many order records per player (the oldest are dropped first)."""
+NONCE_BITS = 64
+
+
+@dataclass(frozen=True)
+class StartTask:
+    task: str
+    player: str
+    """the player id the ticket is bound to (from the session)"""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """Browse ticket data; the server signs it in ``startTask`` and verifies it before
+    passing it to :func:`complete_task`."""
+
+    task: str
+    player: str
+    issued_at: int
+    nonce: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task": self.task, "player": self.player, "issued_at": self.issued_at,
+                "nonce": self.nonce}
+
+
+@dataclass(frozen=True)
+class CompleteTask:
+    task: str
+    ticket: Ticket | None = None
+    player: str = ""
+    """when given, the ticket must be bound to this player"""
+
+
+@dataclass(frozen=True)
+class Order:
+    """A paid order of the merchant's shop (amounts in fen)."""
+
+    order_id: str
+    amount_fen: int
+    skus: tuple[str, ...] = ()
+    paid_at: int = 0
+    """unix s; 0 = now"""
+
+
+@dataclass(frozen=True)
+class Refund:
+    order_id: str
+
+
+def _new_player(config: GameConfig, now: int) -> PlayerState:
+    return PlayerState(created_at=now, wallet=config.initial_wallet(), last_seen=now)
+
+
+def _task(config: GameConfig, task_id: str) -> Task:
+    task = config.tasks.get(task_id)
+    if task is None:
+        raise UnknownItem(f"unknown task {task_id!r}", kind="task", id=task_id,
+                          known=sorted(config.tasks))
+    return task
+
+
+def _progress(state: PlayerState, task: Task, now: int, tz: tzinfo) -> TaskProgress:
+    """The task's progress in the current period (a fresh one if the period changed)."""
+    key = period_key(task.period, now, tz)
+    prog = state.tasks.get(task.id)
+    if prog is None or prog.period != key:
+        prog = TaskProgress(period=key)
+        state.tasks[task.id] = prog
+    return prog
+
+
+def _outcome(new: PlayerState, config: GameConfig, now: int, tz: tzinfo, fx: Effects,
+             **response: Any) -> Outcome:
+    new.last_seen = now
+    return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
+                   response={**response, "player": player_view(new, config, now, tz)})
+
+
+def start_task(state: PlayerState | None, action: StartTask, now: int, rng: Rng,
+               config: GameConfig, *, tz: tzinfo) -> Outcome:
+    """``startTask``: check the task can still be done; browse tasks get ticket data.
+
+    The state does not change: the ticket carries everything completion needs.
+    """
+    task = _task(config, action.task)
+    if task.kind == "purchase":
+        raise TaskDrivenByOrders(task.id)
+    new = state.copy() if state else _new_player(config, now)
+    prog = new.tasks.get(task.id)
+    if prog is not None and prog.period == period_key(task.period, now, tz) \
+            and prog.count >= task.limit:
+        raise TaskLimitReached(task.id, task.limit, task.period)
+    ticket = None
+    if task.kind == "browse":
+        nonce = format(rng.randrange(0, 1 << NONCE_BITS), "016x")
+        ticket = Ticket(task.id, action.player, now, nonce).to_json()
+    return Outcome(state=new, response={"task": task.id, "ticket": ticket,
+                                        "complete_after": now + task.browse_s
+                                        if ticket else now})
+
+
+def _check_ticket(task: Task, action: CompleteTask, prog: TaskProgress, now: int,
+                  tz: tzinfo) -> Ticket:
+    ticket = action.ticket
+    if ticket is None:
+        raise TicketInvalid("missing")
+    if ticket.task != task.id:
+        raise TicketInvalid("other_task")
+    if action.player and ticket.player != action.player:
+        raise TicketInvalid("other_player")
+    if ticket.issued_at > now:
+        raise TicketInvalid("issued_in_the_future")
+    if ticket.nonce in prog.nonces:
+        raise TicketReused(ticket.nonce)
+    if now - ticket.issued_at > task.ticket_ttl_s:
+        raise TicketExpired(ticket.issued_at, "too_old")
+    if period_key(task.period, ticket.issued_at, tz) != prog.period:
+        raise TicketExpired(ticket.issued_at, "period_ended")
+    if now < ticket.issued_at + task.browse_s:
+        raise TicketTooEarly(ticket.issued_at + task.browse_s, now)
+    return ticket
+
+
+def complete_task(state: PlayerState | None, action: CompleteTask, now: int, rng: Rng,
+                  config: GameConfig, *, tz: tzinfo) -> Outcome:
+    """``completeTask``: grant the reward once more within the period's limit."""
+    task = _task(config, action.task)
+    if task.kind == "purchase":
+        raise TaskDrivenByOrders(task.id)
+    new = state.copy() if state else _new_player(config, now)
+    prog = _progress(new, task, now, tz)
+    if prog.count >= task.limit:
+        raise TaskLimitReached(task.id, task.limit, task.period)
+    if task.kind == "browse":
+        prog.nonces.append(_check_ticket(task, action, prog, now, tz).nonce)
+    prog.count += 1
+    fx = Effects()
+    granted = grant(new, task.reward, f"task:{task.id}", config, fx)
+    return _outcome(new, config, now, tz, fx, task=task.id, granted=granted,
+                    done=prog.count, limit=task.limit)
+
+
+def _qualifies(task: Task, order: Order) -> bool:
+    if task.kind != "purchase" or order.amount_fen < task.min_order_fen:
+        return False
+    return not task.skus or any(sku in task.skus for sku in order.skus)
+
+
+def _prune_orders(new: PlayerState, now: int) -> None:
+    oldest = now - ORDER_KEEP_S
+    kept = sorted(((rec.at, oid) for oid, rec in new.orders.items() if rec.at >= oldest),
+                  reverse=True)[:ORDER_KEEP_MAX]
+    new.orders = {oid: new.orders[oid] for _, oid in sorted(kept)}
+
+
+def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
+                config: GameConfig, *, tz: tzinfo) -> Outcome:
+    """``ingestOrder`` (paid): advance the purchase tasks the order qualifies for.
+
+    Idempotent by order id: a known order changes nothing. Orders count toward the
+    period they are ingested in.
+    """
+    if action.amount_fen < 0 or not action.order_id:
+        raise InvalidInput("an order needs an id and a non-negative amount", field="order")
+    paid_at = action.paid_at or now
+    if paid_at < now - ORDER_KEEP_S:
+        raise OrderTooOld(action.order_id, paid_at, now - ORDER_KEEP_S)
+    new = state.copy() if state else _new_player(config, now)
+    if action.order_id in new.orders:
+        return Outcome(state=new, response={"order": action.order_id, "duplicate": True,
+                                            "tasks": {}})
+    fx, record = Effects(), OrderRecord(at=now, amount=action.amount_fen)
+    earned: dict[str, int] = {}
+    for task in config.tasks.values():
+        if not _qualifies(task, action):
+            continue
+        prog = _progress(new, task, now, tz)
+        if task.spend_fen:
+            prog.spend += action.amount_fen
+            n = max(0, min(task.limit, prog.spend // task.spend_fen) - prog.count)
+        else:
+            n = 1 if prog.count < task.limit else 0
+        prog.count += n
+        record.tasks[task.id] = [prog.period, n]
+        grant(new, task.reward, f"order:{action.order_id}:{task.id}", config, fx, times=n)
+        earned[task.id] = n
+    new.orders[action.order_id] = record
+    _prune_orders(new, now)
+    new.last_seen = now
+    return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
+                   response={"order": action.order_id, "duplicate": False, "tasks": earned})
+
+
+def _undo(new: PlayerState, task: Task, period: int, n: int, amount: int) -> int:
+    """Roll the task's progress back for a refunded order; returns completions to take back."""
+    prog = new.tasks.get(task.id)
+    if prog is None or prog.period != period:
+        return n  # the period is over: take back what this order earned
+    if task.spend_fen:
+        prog.spend = max(0, prog.spend - amount)
+        excess = max(0, prog.count - min(task.limit, prog.spend // task.spend_fen))
+        prog.count -= excess
+        return excess
+    prog.count = max(0, prog.count - n)
+    return n
+
+
+def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,
+                 config: GameConfig, *, tz: tzinfo) -> Outcome:
+    """``ingestOrder`` (refunded): take back what the order earned.
+
+    What is still in the wallet or inventory is taken back; what was spent is
+    recorded in ``state.debts`` (balances never go negative). A refund of an
+    unknown order leaves a tombstone, so a late "paid" event for it earns nothing.
+    Refunding twice changes nothing.
+    """
+    new = state.copy() if state else _new_player(config, now)
+    record = new.orders.get(action.order_id)
+    if record is None:
+        new.orders[action.order_id] = OrderRecord(at=now, amount=0, refunded=True)
+        _prune_orders(new, now)
+        return Outcome(state=new, response={"order": action.order_id, "known": False,
+                                            "taken_back": {}, "debt": {}})
+    if record.refunded:
+        return Outcome(state=new, response={"order": action.order_id, "known": True,
+                                            "duplicate": True, "taken_back": {}, "debt": {}})
+    fx = Effects()
+    taken: dict[str, int] = {}
+    debt: dict[str, int] = {}
+    for tid, (period, n) in record.tasks.items():
+        task = config.tasks.get(tid)
+        if task is None:
+            continue  # the task left the config: nothing to compare against
+        times = _undo(new, task, period, n, record.amount)
+        for key, amount in clawback(new, task.reward, times,
+                                    f"refund:{action.order_id}:{tid}", fx).items():
+            debt[key] = debt.get(key, 0) + amount
+        taken[tid] = times
+    record.refunded = True
+    new.last_seen = now
+    return Outcome(state=new, ledger=fx.ledger, events=fx.events,
+                   response={"order": action.order_id, "known": True, "duplicate": False,
+                             "taken_back": taken, "debt": debt})

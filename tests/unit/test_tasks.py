@@ -1,0 +1,277 @@
+"""Tasks: browse tickets, per-period limits, purchase tasks by order, refunds."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from economy.errors import (
+    InvalidInput,
+    OrderTooOld,
+    TaskDrivenByOrders,
+    TaskLimitReached,
+    TicketExpired,
+    TicketInvalid,
+    TicketReused,
+    TicketTooEarly,
+    UnknownItem,
+)
+from mechanics import tasks as t
+from mechanics.state import PlayerState
+from tests.unit.factory import T0, FixedRng, NoRng, config
+
+SH = ZoneInfo("Asia/Shanghai")
+DAY = 86_400
+RNG = NoRng()
+TASKS = {
+    "browse15": {"name": "Browse 15 s", "kind": "browse", "limit": 2, "browse_s": 15,
+                 "reward": {"currency": {"acorn": 5}}},
+    "follow": {"name": "Follow", "kind": "follow", "period": "once",
+               "reward": {"currency": {"gem": 2}}},
+    "group": {"name": "Join group", "kind": "join_group", "period": "weekly",
+              "reward": {"items": {"ticket": 1}}},
+    "buy_any": {"name": "Buy anything", "kind": "purchase", "limit": 3,
+                "reward": {"currency": {"acorn": 5}}},
+    "spend99": {"name": "Spend ¥99", "kind": "purchase", "period": "weekly", "limit": 2,
+                "spend_fen": 9900, "reward": {"items": {"ticket": 1}}},
+    "nuts": {"name": "Buy nuts", "kind": "purchase", "period": "once", "min_order_fen": 1000,
+             "skus": ["SKU-NUTS"], "reward": {"coupon": "c10"}},
+}
+CFG = config(tasks=TASKS)
+
+
+def started(now: int, nonce: int = 0xABC, state: PlayerState | None = None) -> t.Ticket:
+    out = t.start_task(state, t.StartTask("browse15", "u1"), now, FixedRng(nonce), CFG, tz=SH)
+    raw = out.response["ticket"]
+    return t.Ticket(raw["task"], raw["player"], raw["issued_at"], raw["nonce"])
+
+
+def complete(state: PlayerState | None, task: str, now: int,
+             ticket: t.Ticket | None = None, player: str = "u1") -> t.Outcome:
+    return t.complete_task(state, t.CompleteTask(task, ticket, player), now, RNG, CFG, tz=SH)
+
+
+def test_start_returns_ticket_data_and_changes_nothing() -> None:
+    state = PlayerState(created_at=T0, wallet={"acorn": 1})
+    out = t.start_task(state, t.StartTask("browse15", "u1"), T0, FixedRng(0xABC), CFG, tz=SH)
+    assert out.response == {"task": "browse15", "complete_after": T0 + 15, "ticket": {
+        "task": "browse15", "player": "u1", "issued_at": T0, "nonce": "0000000000000abc"}}
+    assert out.state.to_wire() == state.to_wire() and out.ledger == []
+    follow = t.start_task(None, t.StartTask("follow", "u1"), T0, RNG, CFG, tz=SH)
+    assert follow.response["ticket"] is None
+
+
+@pytest.mark.parametrize(("dt", "ok"), [(14, False), (15, True)])
+def test_browse_needs_n_seconds_of_server_time(dt: int, ok: bool) -> None:
+    ticket = started(T0)
+    if ok:
+        out = complete(None, "browse15", T0 + dt, ticket)
+        assert out.response["granted"] == {"currency": {"acorn": 5}, "items": {}}
+        assert out.state.wallet["acorn"] == 105 and out.response["done"] == 1
+    else:
+        with pytest.raises(TicketTooEarly) as e:
+            complete(None, "browse15", T0 + dt, ticket)
+        assert e.value.details == {"ready_at": T0 + 15, "retry_after": 1}
+
+
+def test_ticket_reuse_and_daily_limit() -> None:
+    ticket = started(T0)
+    state = complete(None, "browse15", T0 + 20, ticket).state
+    with pytest.raises(TicketReused) as e:
+        complete(state, "browse15", T0 + 40, ticket)
+    assert e.value.details == {"nonce": "0000000000000abc"}
+    state = complete(state, "browse15", T0 + 60, started(T0 + 30, 1)).state
+    with pytest.raises(TaskLimitReached) as e2:
+        t.start_task(state, t.StartTask("browse15", "u1"), T0 + 70, FixedRng(2), CFG, tz=SH)
+    assert e2.value.details == {"task": "browse15", "limit": 2, "period": "daily"}
+    with pytest.raises(TaskLimitReached):
+        complete(state, "browse15", T0 + 80, started(T0 + 60, 3))
+    # the next local day (Shanghai midnight) resets the limit
+    out = complete(state, "browse15", T0 + DAY + 15, started(T0 + DAY, 4))
+    assert out.response["done"] == 1 and out.state.tasks["browse15"].nonces == [
+        "0000000000000004"]
+
+
+def test_ticket_from_yesterday_is_expired_at_midnight() -> None:
+    ticket = started(T0 - 10)  # 2025-12-31 23:59:50
+    with pytest.raises(TicketExpired) as e:
+        complete(None, "browse15", T0 + 5, ticket)
+    assert e.value.details == {"issued_at": T0 - 10, "reason": "period_ended"}
+
+
+def test_ticket_too_old() -> None:
+    ticket = started(T0 + 100)
+    complete(None, "browse15", T0 + 3700, ticket)  # exactly the ttl: fine
+    with pytest.raises(TicketExpired) as e:
+        complete(None, "browse15", T0 + 3701, ticket)
+    assert e.value.details["reason"] == "too_old"
+
+
+@pytest.mark.parametrize(("ticket", "player", "reason"), [
+    (None, "u1", "missing"),
+    (t.Ticket("follow", "u1", T0, "n"), "u1", "other_task"),
+    (t.Ticket("browse15", "u2", T0, "n"), "u1", "other_player"),
+    (t.Ticket("browse15", "u1", T0 + 100, "n"), "u1", "issued_in_the_future"),
+])
+def test_forged_tickets(ticket: t.Ticket | None, player: str, reason: str) -> None:
+    with pytest.raises(TicketInvalid) as e:
+        complete(None, "browse15", T0 + 50, ticket, player)
+    assert e.value.code == "ticket_invalid" and e.value.details == {"reason": reason}
+
+
+def test_once_and_weekly_periods() -> None:
+    state = complete(None, "follow", T0).state
+    assert state.wallet["gem"] == 2
+    with pytest.raises(TaskLimitReached):
+        complete(state, "follow", T0 + 400 * DAY)
+    state = complete(None, "group", T0).state  # Thursday 2026-01-01
+    with pytest.raises(TaskLimitReached):
+        complete(state, "group", T0 + 4 * DAY - 1)  # Sunday 23:59:59
+    out = complete(state, "group", T0 + 4 * DAY)  # Monday 2026-01-05 00:00
+    assert out.state.inventory == {"ticket": 2}
+
+
+def test_unknown_and_purchase_tasks_cannot_be_claimed() -> None:
+    with pytest.raises(UnknownItem) as e:
+        complete(None, "nope", T0)
+    assert e.value.details["kind"] == "task"
+    with pytest.raises(TaskDrivenByOrders) as e2:
+        complete(None, "buy_any", T0)
+    assert e2.value.code == "task_driven_by_orders"
+    with pytest.raises(TaskDrivenByOrders):
+        t.start_task(None, t.StartTask("buy_any", "u1"), T0, RNG, CFG, tz=SH)
+
+
+def order(state: PlayerState | None, oid: str, fen: int, now: int = T0,
+          skus: tuple[str, ...] = ()) -> t.Outcome:
+    return t.apply_order(state, t.Order(oid, fen, skus), now, RNG, CFG, tz=SH)
+
+
+def refund(state: PlayerState | None, oid: str, now: int = T0 + 60) -> t.Outcome:
+    return t.apply_refund(state, t.Refund(oid), now, RNG, CFG, tz=SH)
+
+
+def test_orders_advance_purchase_tasks() -> None:
+    a = order(None, "A", 6000)
+    assert a.response == {"order": "A", "duplicate": False, "tasks": {"buy_any": 1,
+                                                                       "spend99": 0}}
+    assert a.state.wallet["acorn"] == 105
+    b = order(a.state, "B", 5000, T0 + 10)
+    assert b.response["tasks"] == {"buy_any": 1, "spend99": 1}
+    assert b.state.inventory == {"ticket": 1} and b.state.tasks["spend99"].spend == 11_000
+    again = order(b.state, "A", 6000, T0 + 20)
+    assert again.response == {"order": "A", "duplicate": True, "tasks": {}}
+    assert again.state.to_wire() == b.state.to_wire() and again.ledger == []
+
+
+def test_buy_any_limit_and_sku_task_coupon() -> None:
+    state: PlayerState | None = None
+    for i in range(4):
+        out = order(state, f"o{i}", 100, T0 + i)
+        state = out.state
+    assert out.response["tasks"] == {"buy_any": 0, "spend99": 0}
+    assert state is not None and state.wallet["acorn"] == 115
+    nuts = order(state, "n1", 1000, T0 + 9, ("SKU-X", "SKU-NUTS"))
+    assert nuts.response["tasks"] == {"nuts": 1, "buy_any": 0, "spend99": 0}
+    assert nuts.reservations == [("coupon:c10", 1)]
+    small = order(None, "n2", 999, T0, ("SKU-NUTS",))
+    assert "nuts" not in small.response["tasks"]
+
+
+def test_refund_takes_back_unspent_and_records_debt() -> None:
+    state = order(order(None, "A", 6000).state, "B", 5000, T0 + 10).state
+    state.wallet["acorn"] = 7  # spent most acorns; ticket still there
+    out = refund(state, "A")
+    assert out.response == {"order": "A", "known": True, "duplicate": False,
+                            "taken_back": {"buy_any": 1, "spend99": 1},
+                            "debt": {}}
+    assert out.state.wallet["acorn"] == 2 and out.state.inventory == {}
+    assert out.state.tasks["spend99"].spend == 5000 and out.state.tasks["spend99"].count == 0
+    assert out.state.tasks["buy_any"].count == 1
+    out2 = refund(out.state, "B", T0 + 70)
+    assert out2.response["debt"] == {"currency:acorn": 3}
+    assert out2.state.wallet["acorn"] == 0 and out2.state.debts == {"currency:acorn": 3}
+    assert [(e.name, e.delta, e.after) for e in out2.ledger] == [("acorn", -2, 0)]
+    dup = refund(out2.state, "B", T0 + 80)
+    assert dup.response["duplicate"] is True and dup.ledger == []
+
+
+def test_refund_after_the_period_takes_back_what_the_order_earned() -> None:
+    state = order(order(None, "A", 6000).state, "B", 5000, T0 + 10).state
+    out = refund(state, "B", T0 + 8 * DAY)
+    assert out.response["taken_back"] == {"buy_any": 1, "spend99": 1}
+    assert out.state.inventory == {} and out.state.wallet["acorn"] == 105
+
+
+def test_refund_of_a_coupon_is_a_debt_and_an_event() -> None:
+    state = order(None, "n1", 2000, T0, ("SKU-NUTS",)).state
+    out = refund(state, "n1")
+    assert out.state.debts == {"coupon:c10": 1}
+    assert {"type": "coupon_clawback", "coupon": "c10", "count": 1,
+            "reason": "refund:n1:nuts"} in out.events
+
+
+def test_refund_before_paid_leaves_a_tombstone() -> None:
+    out = refund(None, "Z")
+    assert out.response == {"order": "Z", "known": False, "taken_back": {}, "debt": {}}
+    late = order(out.state, "Z", 9900, T0 + 100)
+    assert late.response["duplicate"] is True and late.ledger == []
+
+
+def test_order_validation_and_age() -> None:
+    with pytest.raises(InvalidInput):
+        order(None, "A", -1)
+    with pytest.raises(InvalidInput):
+        order(None, "", 100)
+    old = t.Order("A", 100, (), T0 - t.ORDER_KEEP_S - 1)
+    with pytest.raises(OrderTooOld) as e:
+        t.apply_order(None, old, T0, RNG, CFG, tz=SH)
+    assert e.value.details == {"order_id": "A", "paid_at": T0 - t.ORDER_KEEP_S - 1,
+                               "oldest": T0 - t.ORDER_KEEP_S}
+    t.apply_order(None, t.Order("A", 100, (), T0 - t.ORDER_KEEP_S), T0, RNG, CFG, tz=SH)
+
+
+def test_order_records_are_bounded() -> None:
+    state = PlayerState(created_at=T0)
+    for i in range(t.ORDER_KEEP_MAX + 3):
+        state = order(state, f"o{i}", 1, T0 + i).state
+    assert len(state.orders) == t.ORDER_KEEP_MAX
+    assert "o0" not in state.orders and f"o{t.ORDER_KEEP_MAX + 2}" in state.orders
+    later = order(state, "late", 1, T0 + t.ORDER_KEEP_S + 1000).state
+    assert list(later.orders) == ["late"]
+
+
+EVENTS = st.lists(st.tuples(st.sampled_from(["pay", "refund", "spend"]),
+                            st.integers(min_value=0, max_value=7),
+                            st.integers(min_value=0, max_value=20_000),
+                            st.integers(min_value=0, max_value=3 * DAY)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(EVENTS)
+def test_orders_and_refunds_never_go_negative(events: list[tuple[str, int, int, int]]) -> None:
+    state: PlayerState = PlayerState(created_at=T0, wallet={"acorn": 0, "gem": 0})
+    now, wallet_sum = T0, 0
+    for kind, oid, fen, wait in events:
+        now += wait
+        if kind == "pay":
+            out = order(state, f"o{oid}", fen, now)
+        elif kind == "refund":
+            out = refund(state, f"o{oid}", now)
+        else:
+            spent = min(state.wallet.get("acorn", 0), fen % 20)
+            state.wallet["acorn"] = state.wallet.get("acorn", 0) - spent
+            wallet_sum -= spent
+            state.inventory.pop("ticket", None) if fen % 2 else None
+            continue
+        wallet_sum += sum(e.delta for e in out.ledger if e.name == "acorn")
+        state = out.state
+        assert all(v >= 0 for v in state.wallet.values())
+        assert all(v > 0 for v in state.inventory.values())
+        assert all(v > 0 for v in state.debts.values())
+        assert state.wallet["acorn"] == wallet_sum
+        for prog in state.tasks.values():
+            assert prog.count >= 0 and prog.spend >= 0
