@@ -339,12 +339,9 @@ class Series:
 
     def after(self, hard_counter: int, soft_counter: int, rank: int) -> tuple[int, int]:
         """Counters after drawing an entry of ``rank``."""
-        h = 0 if self.hard is not None and rank >= self.hard.rank else hard_counter + 1
-        s = 0 if self.soft is not None and rank >= self.soft.rank else soft_counter + 1
-        if self.hard is None:
-            h = 0
-        if self.soft is None:
-            s = 0
+        # a counter without its rule stays 0, so pity states stay comparable across versions
+        h = 0 if self.hard is None or rank >= self.hard.rank else hard_counter + 1
+        s = 0 if self.soft is None or rank >= self.soft.rank else soft_counter + 1
         return h, s
 
     def value_range_fen(self) -> tuple[int, int] | None:
