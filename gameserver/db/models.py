@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 # Explicit constraint names so migrations are identical on SQLite and PostgreSQL.
@@ -105,4 +106,78 @@ meta = Table(
     "meta", metadata,
     Column("key", String(120), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# -- the value tier: limited prizes that cost the merchant money ------------------------
+
+prize_stock = Table(
+    "prize_stock", metadata,
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("ref", String(80), nullable=False),  # "prize:<id>" or "offer:<id>"
+    Column("total", BigInteger, nullable=False),
+    Column("taken", BigInteger, nullable=False, default=0),  # pending + confirmed
+    Column("granted", BigInteger, nullable=False, default=0),  # confirmed
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("merchant_id", "game_id", "ref"),
+)
+"""The truth of limited stock: ``taken ≤ total`` is enforced by a conditional UPDATE."""
+
+grants = Table(
+    "grants", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("ref", String(80), nullable=False),
+    Column("kind", String(16), nullable=False),  # coupon | goods | ...
+    Column("idem_key", String(64), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("commit_id", String(32), nullable=False),
+    Column("status", String(12), nullable=False),  # pending | confirmed | void
+    Column("code", String(64), nullable=False, unique=True),
+    Column("detail", JSON, nullable=False),
+    Column("reason", String(120), nullable=False),
+    Column("shadow", Boolean, nullable=False, default=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("settled_ms", BigInteger, nullable=True),
+    Index("uq_grants_live_position", "merchant_id", "game_id", "user_id", "idem_key",
+          "position", unique=True, sqlite_where=text("status != 'void'"),
+          postgresql_where=text("status != 'void'")),
+    Index(None, "status", "created_ms"),
+    Index(None, "merchant_id", "game_id", "id"),
+    Index(None, "commit_id"),
+)
+"""One row per value grant; a pending row whose action never committed becomes void."""
+
+draws = Table(
+    "draws", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("commit_id", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("series_id", String(64), nullable=False),
+    Column("item", String(64), nullable=False),
+    Column("rarity", String(64), nullable=False),
+    Column("nonce", BigInteger, nullable=False),
+    Column("seed_hash", String(64), nullable=False),
+    Column("record", JSON, nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    UniqueConstraint("commit_id", "seq"),
+    Index(None, "merchant_id", "game_id", "user_id", "id"),
+    Index(None, "ts_ms"),
+)
+"""Every draw with what is needed to verify it (seed hash, client seed, nonce, table)."""
+
+revealed_seeds = Table(
+    "revealed_seeds", metadata,
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("seed_hash", String(64), nullable=False),
+    Column("seed", String(64), nullable=False),
+    Column("revealed_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("merchant_id", "game_id", "user_id", "seed_hash"),
 )
