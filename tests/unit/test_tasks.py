@@ -275,3 +275,14 @@ def test_orders_and_refunds_never_go_negative(events: list[tuple[str, int, int, 
         assert state.wallet["acorn"] == wallet_sum
         for prog in state.tasks.values():
             assert prog.count >= 0 and prog.spend >= 0
+
+
+def test_player_view_shows_task_progress_in_the_current_period() -> None:
+    state = order(order(None, "A", 6000).state, "B", 1000, T0 + 10).state
+    view = t.player_view(state, CFG, T0 + 20, SH)["tasks"]
+    assert view["buy_any"] == {"kind": "purchase", "period": "daily", "limit": 3, "done": 2,
+                               "reward": {"currency": {"acorn": 5}, "items": {}}}
+    assert view["spend99"]["spend_fen"] == 7000 and view["spend99"]["target_fen"] == 9900
+    assert view["browse15"]["browse_s"] == 15 and view["browse15"]["done"] == 0
+    assert t.player_view(state, CFG, T0 + 86_400, SH)["tasks"]["buy_any"]["done"] == 0
+    assert t.player_view(state, CFG, T0 + 20)["tasks"] is None

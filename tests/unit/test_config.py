@@ -1,0 +1,122 @@
+"""Game config: the demo game uses every loop feature; loop sections cross-check references."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from economy.config import game_config_json_schema, parse_game_config
+from economy.errors import ConfigInvalid
+from tests.unit.factory import BASE, config, raw_config, species_with
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "squirrel-omg.json"
+
+
+def test_demo_game_uses_every_loop_feature() -> None:
+    cfg = parse_game_config(json.loads(EXAMPLE.read_text()))
+    squirrel = cfg.species["squirrel"]
+    assert [s.id for s in squirrel.stages] == ["kit", "youngster", "adult", "elder"]
+    assert squirrel.play is not None and squirrel.clean is not None
+    assert squirrel.produce is not None and squirrel.produce.cap_milli == 96_000
+    assert cfg.foods["pine_cone_treat"].items == {"pine_cone": 1}
+    assert cfg.checkin is not None and len(cfg.checkin.cycle) == 7
+    assert cfg.checkin.makeup is not None
+    assert {t.kind for t in cfg.tasks.values()} == {"browse", "follow", "share", "join_group",
+                                                   "purchase"}
+    assert cfg.tasks["browse_shop"].browse_s == 15
+    assert cfg.offers["duplicates_for_ticket"].duplicates is not None
+    assert cfg.offers["gems_for_coupon"].global_limit == 1000
+    assert cfg.reminders is not None and (cfg.reminders.quiet_start,
+                                          cfg.reminders.quiet_end) == (22 * 60, 8 * 60)
+
+
+def test_loop_sections_are_optional() -> None:
+    cfg = parse_game_config({k: v for k, v in BASE.items() if k not in ("coupons",)}
+                            | {"species": species_with(stages=None, play=None, clean=None,
+                                                       produce=None)})
+    sq = cfg.species["squirrel"]
+    assert (sq.stages, sq.play, sq.clean, sq.produce) == ((), None, None, None)
+    assert (cfg.checkin, cfg.tasks, cfg.offers, cfg.reminders, cfg.coupons) == (
+        None, {}, {}, None, {})
+
+
+def test_defaults_are_filled() -> None:
+    cfg = config(tasks={"t": {"name": "T", "kind": "share", "reward": {}}},
+                 checkin={"cycle": [{}], "makeup": {"cost": {}}})
+    task = cfg.tasks["t"]
+    assert (task.period, task.limit, task.reward.is_empty()) == ("daily", 1, True)
+    assert cfg.checkin is not None and cfg.checkin.makeup is not None
+    assert (cfg.checkin.makeup.per_cycle, cfg.checkin.makeup.window_days) == (1, 7)
+
+
+def problems(**overrides: Any) -> list[dict[str, str]]:
+    with pytest.raises(ConfigInvalid) as e:
+        parse_game_config(raw_config(**overrides))
+    return e.value.problems
+
+
+STAGES_BAD_ORDER = [{"id": "a", "name": "A", "xp": 10}, {"id": "a", "name": "B", "xp": 10}]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({"species": species_with(stages=STAGES_BAD_ORDER)}, [
+        {"path": "$.species.squirrel.stages[1].xp",
+         "message": "must be above the previous stage's"},
+        {"path": "$.species.squirrel.stages[1].id", "message": "is used twice"}]),
+    ({"species": species_with(stages=[{"id": "a", "name": "A", "xp": 0,
+                                       "reward": {"coupon": "nope"}}])},
+     [{"path": "$.species.squirrel.stages[0].reward.coupon", "message": "unknown coupon"}]),
+    ({"species": species_with(play={"effects": {"luck": 1}, "price": {"gold": 1}})}, [
+        {"path": "$.species.squirrel.play.effects.luck", "message": "not a stat of this species"},
+        {"path": "$.species.squirrel.play.price.gold", "message": "unknown currency"}]),
+    ({"species": species_with(produce={"currency": "gold", "per_hour": 1, "stat": "luck"})}, [
+        {"path": "$.species.squirrel.produce.currency", "message": "unknown currency"},
+        {"path": "$.species.squirrel.produce.stat", "message": "not a stat of this species"}]),
+    ({"species": species_with(produce={"currency": "acorn", "per_hour": 1, "above": 100})},
+     [{"path": "$.species.squirrel.produce.above", "message": "must be below the stat's max"}]),
+    ({"foods": {"f": {"name": "F", "items": {"nope": 1}, "effects": {"mood": 1}}}},
+     [{"path": "$.foods.f.items.nope", "message": "unknown item"}]),
+    ({"checkin": {"cycle": [{"items": {"nope": 1}}],
+                  "makeup": {"cost": {"currency": {"gold": 1}}}}}, [
+        {"path": "$.checkin.cycle[0].items.nope", "message": "unknown item"},
+        {"path": "$.checkin.makeup.cost.currency.gold", "message": "unknown currency"}]),
+    ({"tasks": {"t": {"name": "T", "kind": "share", "spend_fen": 100, "reward": {}}}},
+     [{"path": "$.tasks.t",
+       "message": "spend_fen, min_order_fen and skus are for purchase tasks"}]),
+    ({"offers": {"o": {"name": "O", "cost": {"items": {"nope": 1}},
+                       "duplicates": {"items": ["ghost"], "count": 1},
+                       "gives": {"coupon": "zz"}, "starts_at": 10, "ends_at": 10}}}, [
+        {"path": "$.offers.o.cost.items.nope", "message": "unknown item"},
+        {"path": "$.offers.o.gives.coupon", "message": "unknown coupon"},
+        {"path": "$.offers.o.duplicates.items[0]", "message": "unknown item"},
+        {"path": "$.offers.o.ends_at", "message": "must be after starts_at"}]),
+    ({"reminders": {"hungry_stat": "luck"}},
+     [{"path": "$.reminders.hungry_stat", "message": "no species has it"}]),
+])
+def test_cross_check_problems(overrides: dict[str, Any],
+                              expected: list[dict[str, str]]) -> None:
+    assert problems(**overrides) == expected
+
+
+@pytest.mark.parametrize(("overrides", "path"), [
+    ({"tasks": {"t": {"name": "T", "kind": "dance", "reward": {}}}}, "$.tasks.t.kind"),
+    ({"reminders": {"quiet_start": "24:00"}}, "$.reminders.quiet_start"),
+    ({"checkin": {"cycle": []}}, "$.checkin.cycle"),
+    ({"offers": {"o": {"name": "O", "gives": {}, "period": "hourly"}}}, "$.offers.o.period"),
+])
+def test_shape_problems(overrides: dict[str, Any], path: str) -> None:
+    assert [p["path"] for p in problems(**overrides)] == [path]
+
+
+def test_json_schema_publishes_the_loop_sections() -> None:
+    schema = game_config_json_schema()
+    props = schema["properties"]
+    for key in ("coupons", "checkin", "tasks", "offers", "reminders"):
+        assert key in props
+    species = props["species"]["additionalProperties"]["properties"]
+    assert {"stages", "play", "clean", "produce"} <= set(species)
+    assert props["tasks"]["additionalProperties"]["properties"]["kind"]["enum"] == [
+        "browse", "follow", "share", "join_group", "purchase"]
