@@ -73,6 +73,12 @@ class Keys:
         """Stream of committed ledger entries, drained into SQL by the persister."""
         return f"{self.tag(shard)}:ledger"
 
+    def stock(self, merchant: str, game: str) -> str:
+        """HASH ``_epoch`` + limited ref → units left: the fast gate in front of SQL stock.
+
+        Tagged per game, not per shard: every player of the game reserves here."""
+        return f"{self.prefix}:{{g:{merchant}:{game}}}:stock"
+
     def epoch(self, shard: int) -> str:
         """Written once per shard; its absence after it was seen means Redis lost data."""
         return f"{self.tag(shard)}:epoch"

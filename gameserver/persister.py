@@ -51,8 +51,8 @@ from gameserver.db import persist
 from gameserver.db.database import Database
 from gameserver.keys import LEDGER_GROUP, Keys
 from gameserver.metrics import Metrics
+from gameserver.scripts import load_script
 from gameserver.settings import Settings
-from gameserver.store import load_script
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +134,23 @@ def ledger_rows(entry_id: bytes | str, fields: dict[bytes, bytes]) -> list[persi
     merchant, game, user = split_member(_text(fields[b"p"]))
     version = int(fields[b"v"])
     ts_ms = int(_text(entry_id).split("-", 1)[0])
-    entries = msgpack.unpackb(fields[b"d"], raw=False)
+    raw = fields.get(b"d") or b""
+    entries = msgpack.unpackb(raw, raw=False) if raw else []
     return [persist.LedgerRow(commit_id, seq, merchant, game, user, version, str(kind),
                               str(name), int(delta), int(before), int(after), str(reason),
                               ts_ms)
             for seq, (kind, name, delta, before, after, reason) in enumerate(entries)]
+
+
+def entry_events(entry_id: bytes | str, fields: dict[bytes, bytes]) -> persist.EventRows:
+    """Draw records and revealed seeds carried by one ledger stream entry."""
+    raw = fields.get(b"e") or b""
+    if not raw:
+        return persist.EventRows()
+    merchant, game, user = split_member(_text(fields[b"p"]))
+    ts_ms = int(_text(entry_id).split("-", 1)[0])
+    events = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    return persist.event_rows(_text(fields[b"c"]), merchant, game, user, ts_ms, events)
 
 
 class Persister:
@@ -319,11 +331,15 @@ class Persister:
             if not entries:
                 return
             rows: list[persist.LedgerRow] = []
+            events = persist.EventRows()
             for entry_id, fields in entries:
-                rows += self._decode_entry(shard, entry_id, fields)
+                entry_rows, entry_events_ = self._decode_entry(shard, entry_id, fields)
+                rows += entry_rows
+                events.extend(entry_events_)
             # One key order for every persister: concurrent batches cannot deadlock.
             rows.sort(key=lambda r: (r.commit_id, r.seq))
-            await self._write_ledger(rows)
+            events.draws.sort(key=lambda r: (r["commit_id"], r["seq"]))
+            await self._write_ledger(rows, events)
             await self._ack(shard, [entry_id for entry_id, _ in entries])
             report.ledger_entries += len(entries)
             report.ledger_rows += len(rows)
@@ -331,21 +347,22 @@ class Persister:
             if len(entries) < self.batch:
                 return
 
-    def _decode_entry(self, shard: int, entry_id: bytes,
-                      fields: dict[bytes, bytes]) -> list[persist.LedgerRow]:
+    def _decode_entry(self, shard: int, entry_id: bytes, fields: dict[bytes, bytes]
+                      ) -> tuple[list[persist.LedgerRow], persist.EventRows]:
         """Rows of one entry; an undecodable one (only a bug writes those) is logged in
         full and dropped with the batch's acknowledgement instead of blocking the stream."""
         try:
-            return ledger_rows(entry_id, fields)
+            return ledger_rows(entry_id, fields), entry_events(entry_id, fields)
         except Exception:
-            log.exception("persister: dropping undecodable ledger entry %r %r on shard %s",
-                          entry_id, fields, shard)
+            log.exception("persister: dropping undecodable ledger entry %r on shard %s",
+                          entry_id, shard)
             self.metrics.persister_errors.labels("ledger_decode").inc()
-            return []
+            return [], persist.EventRows()
 
-    async def _write_ledger(self, rows: list[persist.LedgerRow]) -> None:
+    async def _write_ledger(self, rows: list[persist.LedgerRow],
+                            events: persist.EventRows | None = None) -> None:
         """The SQL half of a drain (a seam: tests make it crash after the commit)."""
-        await persist.insert_ledger(self.db, rows)
+        await persist.insert_ledger(self.db, rows, events)
 
     async def _ack(self, shard: int, ids: list[bytes]) -> None:
         key = self.keys.ledger(shard)

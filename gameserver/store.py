@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Protocol
 
 import msgpack
@@ -27,6 +27,8 @@ from gameserver.clock import Clock
 from gameserver.errors import Busy, IdempotencyInProgress, IdempotencyMismatch
 from gameserver.keys import PENDING_TTL_MS, Keys, PlayerRef
 from gameserver.metrics import Metrics
+from gameserver.scripts import load_script
+from gameserver.value import Hold, StockShort, ValueBinding
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
 
@@ -58,10 +60,6 @@ class Reply:
     replayed: bool = False
 
 
-def load_script(name: str) -> str:
-    return resources.files("gameserver").joinpath(f"lua/{name}.lua").read_text()
-
-
 def encode_state(state: PlayerState) -> bytes:
     return msgpack.packb(state.to_wire(), use_bin_type=True)
 
@@ -72,6 +70,26 @@ def decode_state(raw: bytes) -> PlayerState:
 
 def encode_json(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+STOCK_RETRIES = 12
+"""How often an action is re-applied because limited stock ran out under it."""
+
+log = logging.getLogger("petbox.store")
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One request's fixed inputs across its retries."""
+
+    ref: PlayerRef
+    idempotency_key: str
+    idem_key: str
+    request_hash: str
+    token: str
+    rule: Rule
+    status: int
+    value: ValueBinding | None
 
 
 class Store:
@@ -107,17 +125,22 @@ class Store:
         return Loaded(decode_state(row[1]), row[0], False)
 
     async def run(self, ref: PlayerRef, idempotency_key: str, request_hash: str,
-                  rule: Rule, status: int = 200) -> Reply:
-        """Run ``rule`` for ``ref`` exactly once per idempotency key."""
+                  rule: Rule, status: int = 200, value: ValueBinding | None = None) -> Reply:
+        """Run ``rule`` for ``ref`` exactly once per idempotency key.
+
+        ``value`` is given for actions that may grant limited prizes: their units are
+        held (Redis gate, then SQL) before the commit and confirmed after it.
+        """
         token = secrets.token_hex(8)
         idem_key = self.keys.idempotency(ref, idempotency_key)
+        attempt_ = _Attempt(ref, idempotency_key, idem_key, request_hash, token, rule, status,
+                            value)
         try:
             for attempt in range(self.retries):
                 loaded_or_reply = await self._claim_and_load(ref, idem_key, request_hash, token)
                 if isinstance(loaded_or_reply, Reply):
                     return loaded_or_reply
-                reply = await self._apply_and_commit(ref, idem_key, request_hash, token, rule,
-                                                     loaded_or_reply, status)
+                reply = await self._apply_and_commit(attempt_, loaded_or_reply)
                 if reply is not None:
                     return reply
                 self.metrics.commit_conflicts.inc()
@@ -153,26 +176,66 @@ class Store:
             return Loaded(decode_state(res[2]), int(res[1]), True)
         return await self._from_archive(ref)
 
-    async def _apply_and_commit(self, ref: PlayerRef, idem_key: str, request_hash: str,
-                                token: str, rule: Rule, loaded: Loaded,
-                                status: int) -> Reply | None:
+    async def _apply_and_commit(self, a: _Attempt, loaded: Loaded) -> Reply | None:
         """Apply the rule and commit; None on a version conflict (caller retries)."""
+        commit_id = secrets.token_hex(12)
+        outcome, hold = await self._apply(a, loaded, commit_id)
+        try:
+            res = await self._commit_outcome(a, loaded, outcome, commit_id)
+        except Exception:
+            # The commit may or may not have happened: a held grant stays pending and
+            # reconciliation decides from the idempotency record and the ledger.
+            raise
+        if res[0] == 1:
+            if hold is not None:
+                await self._confirm(a.value, hold)
+            return Reply(a.status, encode_json(outcome.response))
+        if hold is not None and a.value is not None:
+            await a.value.tier.cancel(hold)
+        if res[0] == -1:
+            return await self._reclaimed(a.idem_key, a.request_hash, a.token)
+        return None
+
+    async def _apply(self, a: _Attempt, loaded: Loaded,
+                     commit_id: str) -> tuple[Outcome, Hold | None]:
+        """The rule's outcome, with its limited units held; re-applied when stock ran out
+        meanwhile (the rule then falls back, as it does for a prize that is out)."""
         now_s = int(self.clock.now())
-        outcome = rule(loaded.state, now_s)
-        body = encode_json(outcome.response)
+        for _ in range(STOCK_RETRIES):
+            outcome = a.rule(loaded.state, now_s)
+            if not outcome.reservations:
+                return outcome, None
+            if a.value is None:
+                raise RuntimeError("a rule reserved stock but the handler gave no value tier")
+            try:
+                hold = await a.value.tier.hold(a.ref, a.idempotency_key, commit_id, outcome,
+                                               a.value.view)
+            except StockShort:
+                continue  # the view now says what is left: apply again
+            return outcome, hold
+        raise Busy("limited stock is changing too fast; retry", retry_after=1)
+
+    async def _commit_outcome(self, a: _Attempt, loaded: Loaded, outcome: Outcome,
+                              commit_id: str) -> Any:
         ledger = (msgpack.packb([e.to_wire() for e in outcome.ledger], use_bin_type=True)
                   if outcome.ledger else b"")
-        res = await self._commit(
-            keys=[self.keys.player(ref), idem_key, self.keys.dirty(ref.shard),
+        events = msgpack.packb(outcome.events, use_bin_type=True) if outcome.events else b""
+        ref = a.ref
+        return await self._commit(
+            keys=[self.keys.player(ref), a.idem_key, self.keys.dirty(ref.shard),
                   self.keys.active(ref.shard), self.keys.ledger(ref.shard)],
             args=[loaded.version, "0" if loaded.in_redis else "1", encode_state(outcome.state),
-                  token, status, body, self.idempotency_ttl_ms, int(self.clock.now() * 1000),
-                  ref.member, secrets.token_hex(12), ledger, request_hash])
-        if res[0] == 1:
-            return Reply(status, body)
-        if res[0] == -1:
-            return await self._reclaimed(idem_key, request_hash, token)
-        return None
+                  a.token, a.status, encode_json(outcome.response), self.idempotency_ttl_ms,
+                  int(self.clock.now() * 1000), ref.member, commit_id, ledger, a.request_hash,
+                  events])
+
+    async def _confirm(self, value: ValueBinding | None, hold: Hold) -> None:
+        """Confirm held grants; if SQL fails now, reconciliation confirms them later."""
+        assert value is not None
+        try:
+            await value.tier.confirm(hold)
+        except Exception:
+            log.warning("grant confirmation deferred to reconciliation", exc_info=True)
 
     async def _reclaimed(self, idem_key: str, request_hash: str, token: str) -> Reply:
         """Our in-flight marker expired and the key moved on: answer as a duplicate would."""

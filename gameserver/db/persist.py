@@ -17,7 +17,7 @@ a single transaction and a handful of round trips.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Insert, func, select
@@ -63,6 +63,38 @@ class LedgerRow:
     ts_ms: int
 
 
+@dataclass(frozen=True)
+class EventRows:
+    """SQL rows that commit events carry besides the ledger: draws and revealed seeds."""
+
+    draws: list[dict[str, Any]] = field(default_factory=list)
+    seeds: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, other: EventRows) -> None:
+        self.draws.extend(other.draws)
+        self.seeds.extend(other.seeds)
+
+
+def event_rows(commit_id: str, merchant: str, game: str, user: str, ts_ms: int,
+               events: Sequence[dict[str, Any]]) -> EventRows:
+    """Rows for the events of one commit (``box_draw`` → draws, seed reveals → seeds)."""
+    out = EventRows()
+    for seq, event in enumerate(events):
+        if event.get("type") == "box_draw":
+            out.draws.append({
+                "commit_id": commit_id, "seq": seq, "merchant_id": merchant, "game_id": game,
+                "user_id": user, "series_id": str(event["series"]), "item": str(event["item"]),
+                "rarity": str(event["rarity"]), "nonce": int(event["nonce"]),
+                "seed_hash": str(event["seed_hash"]),
+                "record": {k: v for k, v in event.items() if k != "type"}, "ts_ms": ts_ms})
+        elif event.get("type") == "box_seed_revealed":
+            out.seeds.append({
+                "merchant_id": merchant, "game_id": game, "user_id": user,
+                "seed_hash": str(event["seed_hash"]), "seed": str(event["server_seed"]),
+                "revealed_ms": ts_ms})
+    return out
+
+
 def _dialect_insert(db: Database, table: Any) -> Any:
     """``INSERT`` with the dialect's ``ON CONFLICT`` support (SQLite or PostgreSQL)."""
     if db.dialect == "postgresql":
@@ -89,12 +121,23 @@ def player_upsert(db: Database) -> Insert:
         where=m.players.c.version < new.version)
 
 
-async def insert_ledger(db: Database, rows: Sequence[LedgerRow]) -> None:
-    """Write ledger rows in one transaction; rows already stored are left alone."""
-    if not rows:
+async def insert_ledger(db: Database, rows: Sequence[LedgerRow],
+                        events: EventRows | None = None) -> None:
+    """Write ledger rows (and the draws and seeds of the same commits) in one
+    transaction; rows already stored are left alone, so a redelivery adds nothing."""
+    events = events or EventRows()
+    if not rows and not events.draws and not events.seeds:
         return
     async with db.engine.begin() as conn:
-        await conn.execute(ledger_insert(db), [r.__dict__ for r in rows])
+        if rows:
+            await conn.execute(ledger_insert(db), [r.__dict__ for r in rows])
+        if events.draws:
+            await conn.execute(_dialect_insert(db, m.draws).on_conflict_do_nothing(
+                index_elements=list(LEDGER_KEY)), events.draws)
+        if events.seeds:
+            await conn.execute(_dialect_insert(db, m.revealed_seeds).on_conflict_do_nothing(
+                index_elements=["merchant_id", "game_id", "user_id", "seed_hash"]),
+                events.seeds)
 
 
 async def upsert_players(db: Database, rows: Sequence[PlayerRow]) -> None:

@@ -238,8 +238,8 @@ async def test_crash_between_sql_commit_and_ack_duplicates_nothing(
     shards_used = {ref(u).shard for u in ("alice", "bob", "carol", "dave", "erin")}
 
     class CrashAfterCommit(Persister):
-        async def _write_ledger(self, rows: Any) -> None:
-            await super()._write_ledger(rows)
+        async def _write_ledger(self, rows: Any, events: Any = None) -> None:
+            await super()._write_ledger(rows, events)
             raise ConnectionResetError("process died after the SQL commit")
 
     crashed = await make(CrashAfterCommit, consumer="dead").run_once()

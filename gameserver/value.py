@@ -1,0 +1,304 @@
+"""The value tier: limited prizes that cost the merchant money (DESIGN.md, durability tiers).
+
+Try–confirm–cancel, with SQL as the truth:
+
+1. **gate** (Redis, ``stock_reserve.lua``): an atomic all-or-nothing decrement in the
+   game's stock hash. It keeps the midnight crowd off SQL once a prize is gone.
+2. **try** (SQL, one transaction): ``UPDATE prize_stock SET taken = taken + n WHERE
+   taken + n <= total`` for each ref, then the grant rows as *pending*. The
+   conditional update makes ``granted ≤ stock`` hold in SQL whatever Redis says.
+3. the player commit (Lua, in the store);
+4. **confirm** (SQL) the grants, then reply. A conflict or error before the commit
+   **cancels**: rows voided, ``taken`` given back, the Redis units released.
+
+A pending row left by a crash is settled by :meth:`ValueTier.reconcile`: confirmed
+if the player's commit happened (its commit id is in the idempotency record or in
+the SQL ledger), voided otherwise. The Redis gate is rebuilt from SQL
+(``total − taken``) whenever it is missing, e.g. after Redis lost its data, and
+units released into a gate of another generation are dropped, not double-counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from gameserver.clock import Clock
+from gameserver.db import models as m
+from gameserver.db.database import Database
+from gameserver.errors import Busy
+from gameserver.keys import Keys, PlayerRef, shard_of
+from gameserver.scripts import load_script
+from mechanics.outcome import Outcome
+
+log = logging.getLogger("petbox.value")
+
+CODE_BYTES = 18
+"""Coupon codes carry 144 random bits: unguessable, and never logged."""
+
+
+class StockShort(Exception):
+    """A ref has fewer units than the outcome needs; ``left`` is what there is."""
+
+    def __init__(self, ref: str, left: int) -> None:
+        super().__init__(ref)
+        self.ref, self.left = ref, left
+
+
+@dataclass
+class StockView:
+    """Units left per ref as a rule sees them; lowered when a reservation comes up short."""
+
+    left: dict[str, int] = field(default_factory=dict)
+
+    def by_prefix(self, prefix: str) -> dict[str, int]:
+        """``{"prize:a": 3}`` → ``{"a": 3}`` for ``prefix="prize:"``."""
+        return {ref[len(prefix):]: n for ref, n in self.left.items() if ref.startswith(prefix)}
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Units reserved in Redis and SQL, and the pending grant rows, for one attempt."""
+
+    ref: PlayerRef
+    commit_id: str
+    epoch: str
+    units: dict[str, int]
+    grant_ids: list[int]
+    codes: list[str]
+
+
+@dataclass(frozen=True)
+class ValueBinding:
+    """What an action that may hit limited stock brings to the store."""
+
+    tier: ValueTier
+    view: StockView
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def value_grants(outcome: Outcome) -> list[dict[str, Any]]:
+    """The outcome's value-grant events, in order."""
+    return [e for e in outcome.events if e.get("type") == "value_grant"]
+
+
+class ValueTier:
+    """Stock gates in Redis, stock truth and grant rows in SQL."""
+
+    def __init__(self, redis: Redis, keys: Keys, db: Database, clock: Clock, shards: int,
+                 shadow: bool = False) -> None:
+        self.redis, self.keys, self.db, self.clock = redis, keys, db, clock
+        self.shards, self.shadow = shards, shadow
+        self._init: AsyncScript = redis.register_script(load_script("stock_init"))
+        self._reserve: AsyncScript = redis.register_script(load_script("stock_reserve"))
+        self._adjust: AsyncScript = redis.register_script(load_script("stock_adjust"))
+
+    # -- stock gates ---------------------------------------------------------------------
+
+    async def ensure_stock(self, merchant: str, game: str, totals: Mapping[str, int]) -> None:
+        """Make sure SQL knows each ref (with its configured total) and Redis has a gate."""
+        now = int(self.clock.now())
+        s = m.prize_stock
+        async with self.db.engine.connect() as conn:
+            known = {r[0] for r in await conn.execute(
+                select(s.c.ref).where(s.c.merchant_id == merchant, s.c.game_id == game))}
+        missing = [{"merchant_id": merchant, "game_id": game, "ref": ref, "total": total,
+                    "taken": 0, "granted": 0, "updated_at": now}
+                   for ref, total in sorted(totals.items()) if ref not in known]
+        if missing:
+            try:
+                async with self.db.engine.begin() as conn:
+                    await conn.execute(insert(s), missing)
+            except IntegrityError:  # another process inserted them first: theirs stand
+                pass
+        await self._rebuild_gate(merchant, game, list(totals))
+
+    async def _rebuild_gate(self, merchant: str, game: str, refs: list[str]) -> None:
+        """Fill missing gate fields from SQL: units left = total − taken."""
+        s = m.prize_stock
+        async with self.db.engine.connect() as conn:
+            rows = await conn.execute(select(s.c.ref, s.c.total - s.c.taken).where(
+                s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref.in_(refs)))
+            pairs = [v for r in rows for v in (r[0], max(0, int(r[1])))]
+        await self._init(keys=[self.keys.stock(merchant, game)],
+                         args=[secrets.token_hex(8), *pairs])
+
+    async def stock_left(self, merchant: str, game: str,
+                         totals: Mapping[str, int]) -> StockView:
+        """Units left per ref, building the gate from SQL first if Redis lacks it."""
+        if not totals:
+            return StockView()
+        refs = sorted(totals)
+        values = await self.redis.hmget(self.keys.stock(merchant, game), ["_epoch", *refs])
+        if any(v is None for v in values):
+            await self.ensure_stock(merchant, game, totals)
+            values = await self.redis.hmget(self.keys.stock(merchant, game), ["_epoch", *refs])
+        return StockView({ref: int(v or 0) for ref, v in zip(refs, values[1:], strict=True)})
+
+    # -- try / confirm / cancel ----------------------------------------------------------
+
+    async def hold(self, ref: PlayerRef, idempotency_key: str, commit_id: str,
+                   outcome: Outcome, view: StockView) -> Hold:
+        """Reserve the outcome's units in Redis, then in SQL with pending grant rows.
+
+        Raises :class:`StockShort` (nothing held; ``view`` lowered) when a ref ran out,
+        and :class:`Busy` (nothing held) when SQL cannot be reached: value grants fail
+        closed.
+        """
+        units = dict(outcome.reservations)
+        epoch = await self._gate(ref, units, view)
+        try:
+            grant_ids, codes = await self._try_sql(ref, idempotency_key, commit_id, outcome,
+                                                   units)
+        except StockShort as short:
+            await self._release(ref, epoch, units)
+            view.left[short.ref] = 0
+            raise
+        except SQLAlchemyError as exc:
+            await self._release(ref, epoch, units)
+            log.warning("value grant refused, SQL unavailable: %r", exc)
+            raise Busy("prizes cannot be granted right now; retry shortly",
+                       retry_after=2) from exc
+        return Hold(ref, commit_id, epoch, units, grant_ids, codes)
+
+    async def _gate(self, ref: PlayerRef, units: Mapping[str, int], view: StockView) -> str:
+        key = self.keys.stock(ref.merchant, ref.game)
+        args = [v for r, n in sorted(units.items()) for v in (r, n)]
+        res = await self._reserve(keys=[key], args=args)
+        if res[0] == b"ok":
+            return str(res[1].decode())
+        if res[0] == b"short":
+            short_ref, left = res[1].decode(), int(res[2])
+            view.left[short_ref] = left
+            raise StockShort(short_ref, left)
+        raise Busy("prize stock is being rebuilt; retry shortly", retry_after=1)
+
+    async def _try_sql(self, ref: PlayerRef, idempotency_key: str, commit_id: str,
+                       outcome: Outcome, units: Mapping[str, int]) -> tuple[list[int], list[str]]:
+        s = m.prize_stock
+        now_ms = int(self.clock.now() * 1000)
+        rows = [self._grant_row(ref, idempotency_key, commit_id, event, now_ms)
+                for event in value_grants(outcome)]
+        async with self.db.engine.begin() as conn:
+            for unit_ref, n in sorted(units.items()):
+                done = await conn.execute(update(s).where(
+                    s.c.merchant_id == ref.merchant, s.c.game_id == ref.game,
+                    s.c.ref == unit_ref, s.c.taken + n <= s.c.total,
+                ).values(taken=s.c.taken + n, updated_at=now_ms // 1000))
+                if done.rowcount != 1:
+                    raise StockShort(unit_ref, 0)
+            ids = []
+            for row in rows:
+                ids.append(int((await conn.execute(
+                    insert(m.grants).values(**row).returning(m.grants.c.id))).scalar_one()))
+        return ids, [r["code"] for r in rows]
+
+    def _grant_row(self, ref: PlayerRef, idempotency_key: str, commit_id: str,
+                   event: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+        value = dict(event.get("value") or {})
+        reason = f"draw:{event['series']}" if "series" in event else str(event["reservation"])
+        return {
+            "merchant_id": ref.merchant, "game_id": ref.game, "user_id": ref.user,
+            "ref": event["reservation"], "kind": str(value.get("type", "prize")),
+            "idem_key": idempotency_key, "position": int(event.get("position", 0)),
+            "commit_id": commit_id, "status": "pending",
+            "code": "C" + secrets.token_urlsafe(CODE_BYTES),
+            "detail": {k: v for k, v in event.items() if k != "type"}, "reason": reason,
+            "shadow": self.shadow, "created_ms": now_ms,
+        }
+
+    async def confirm(self, hold: Hold) -> None:
+        """Mark the hold's grants confirmed (after the player commit succeeded)."""
+        await self._settle([hold.commit_id], "confirmed")
+
+    async def cancel(self, hold: Hold) -> None:
+        """Void the hold's grants and give its units back (the player commit did not happen)."""
+        await self._settle([hold.commit_id], "void")
+        await self._release(hold.ref, hold.epoch, hold.units)
+
+    async def _release(self, ref: PlayerRef, epoch: str, units: Mapping[str, int]) -> None:
+        args = [epoch, *[v for r, n in sorted(units.items()) for v in (r, n)]]
+        await self._adjust(keys=[self.keys.stock(ref.merchant, ref.game)], args=args)
+
+    async def _settle(self, commit_ids: Iterable[str],
+                      status: str) -> dict[tuple[str, str, str], int]:
+        """Move pending grants of ``commit_ids`` to ``status``; keep ``prize_stock`` in step.
+
+        Returns units per (merchant, game, ref) that were voided (to release in Redis).
+        """
+        g, s = m.grants, m.prize_stock
+        now_ms = int(self.clock.now() * 1000)
+        released: dict[tuple[str, str, str], int] = {}
+        async with self.db.engine.begin() as conn:
+            rows = (await conn.execute(
+                select(g.c.id, g.c.merchant_id, g.c.game_id, g.c.ref)
+                .where(g.c.commit_id.in_(list(commit_ids)), g.c.status == "pending")
+                .order_by(g.c.id))).all()
+            if not rows:
+                return released
+            await conn.execute(update(g).where(g.c.id.in_([r[0] for r in rows]),
+                                               g.c.status == "pending")
+                               .values(status=status, settled_ms=now_ms))
+            counts: dict[tuple[str, str, str], int] = {}
+            for _, merchant, game, ref in rows:
+                counts[(merchant, game, ref)] = counts.get((merchant, game, ref), 0) + 1
+            for (merchant, game, ref), n in sorted(counts.items()):
+                where = and_(s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref == ref)
+                change = ({"granted": s.c.granted + n} if status == "confirmed"
+                          else {"taken": s.c.taken - n})
+                await conn.execute(update(s).where(where).values(**change))
+            if status == "void":
+                released = counts
+        return released
+
+    # -- reconciliation ------------------------------------------------------------------
+
+    async def reconcile(self, older_than_s: float = 60.0, limit: int = 1000) -> tuple[int, int]:
+        """Settle pending grants left by crashes; returns (confirmed, voided) counts.
+
+        Only grants older than the in-flight marker's lifetime are looked at, so an
+        action still running is never decided for.
+        """
+        g = m.grants
+        cutoff = int((self.clock.now() - older_than_s) * 1000)
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(g.c.commit_id, g.c.merchant_id, g.c.game_id, g.c.user_id, g.c.idem_key)
+                .where(g.c.status == "pending", g.c.created_ms < cutoff)
+                .group_by(g.c.commit_id, g.c.merchant_id, g.c.game_id, g.c.user_id,
+                          g.c.idem_key)
+                .limit(limit))).all()
+        committed: list[str] = []
+        dead: list[str] = []
+        for commit_id, merchant, game, user, idem in rows:
+            ok = await self._was_committed(commit_id, merchant, game, user, idem)
+            (committed if ok else dead).append(commit_id)
+        if committed:
+            await self._settle(committed, "confirmed")
+        if dead:
+            released = await self._settle(dead, "void")
+            for (merchant, game, ref), n in released.items():
+                await self._adjust(keys=[self.keys.stock(merchant, game)], args=["", ref, n])
+        return len(committed), len(dead)
+
+    async def _was_committed(self, commit_id: str, merchant: str, game: str, user: str,
+                             idem: str) -> bool:
+        async with self.db.engine.connect() as conn:
+            in_ledger = (await conn.execute(select(m.ledger.c.id).where(
+                m.ledger.c.commit_id == commit_id).limit(1))).first()
+        if in_ledger is not None:
+            return True
+        ref = PlayerRef(merchant, game, user, shard_of(merchant, user, self.shards))
+        stored = await self.redis.hget(self.keys.idempotency(ref, idem), "x")
+        return stored is not None and _text(stored) == commit_id
