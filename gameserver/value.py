@@ -59,6 +59,11 @@ class StockView:
 
     left: dict[str, int] = field(default_factory=dict)
 
+    def out(self, prefix: str) -> frozenset[str]:
+        """Ids under ``prefix`` with nothing left, e.g. coupons a reward must skip."""
+        return frozenset(r[len(prefix):] for r, n in self.left.items()
+                         if r.startswith(prefix) and n <= 0)
+
     def by_prefix(self, prefix: str) -> dict[str, int]:
         """``{"prize:a": 3}`` → ``{"a": 3}`` for ``prefix="prize:"``."""
         return {ref[len(prefix):]: n for ref, n in self.left.items() if ref.startswith(prefix)}
@@ -88,9 +93,20 @@ def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def value_grants(outcome: Outcome) -> list[dict[str, Any]]:
-    """The outcome's value-grant events, in order."""
-    return [e for e in outcome.events if e.get("type") == "value_grant"]
+def value_grants(outcome: Outcome) -> list[tuple[str, dict[str, Any]]]:
+    """One ``(ref, detail)`` per unit of value the outcome grants, in order.
+
+    Blind-box prizes come as ``value_grant`` events (one per unit); coupons from
+    rewards as ``coupon_granted`` events with a count.
+    """
+    out: list[tuple[str, dict[str, Any]]] = []
+    for event in outcome.events:
+        detail = {k: v for k, v in event.items() if k != "type"}
+        if event.get("type") == "value_grant":
+            out.append((str(event["reservation"]), detail))
+        elif event.get("type") == "coupon_granted":
+            out += [(f"coupon:{event['coupon']}", detail)] * int(event.get("count", 1))
+    return out
 
 
 class ValueTier:
@@ -188,8 +204,8 @@ class ValueTier:
                        outcome: Outcome, units: Mapping[str, int]) -> tuple[list[int], list[str]]:
         s = m.prize_stock
         now_ms = int(self.clock.now() * 1000)
-        rows = [self._grant_row(ref, idempotency_key, commit_id, event, now_ms)
-                for event in value_grants(outcome)]
+        rows = [self._grant_row(ref, idempotency_key, commit_id, unit_ref, detail, pos, now_ms)
+                for pos, (unit_ref, detail) in enumerate(value_grants(outcome))]
         async with self.db.engine.begin() as conn:
             for unit_ref, n in sorted(units.items()):
                 done = await conn.execute(update(s).where(
@@ -204,18 +220,18 @@ class ValueTier:
                     insert(m.grants).values(**row).returning(m.grants.c.id))).scalar_one()))
         return ids, [r["code"] for r in rows]
 
-    def _grant_row(self, ref: PlayerRef, idempotency_key: str, commit_id: str,
-                   event: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
-        value = dict(event.get("value") or {})
-        reason = f"draw:{event['series']}" if "series" in event else str(event["reservation"])
+    def _grant_row(self, ref: PlayerRef, idempotency_key: str, commit_id: str, unit_ref: str,
+                   detail: Mapping[str, Any], position: int, now_ms: int) -> dict[str, Any]:
+        value = dict(detail.get("value") or {})
+        reason = (f"draw:{detail['series']}" if "series" in detail
+                  else str(detail.get("reason", unit_ref)))
         return {
             "merchant_id": ref.merchant, "game_id": ref.game, "user_id": ref.user,
-            "ref": event["reservation"], "kind": str(value.get("type", "prize")),
-            "idem_key": idempotency_key, "position": int(event.get("position", 0)),
-            "commit_id": commit_id, "status": "pending",
-            "code": "C" + secrets.token_urlsafe(CODE_BYTES),
-            "detail": {k: v for k, v in event.items() if k != "type"}, "reason": reason,
-            "shadow": self.shadow, "created_ms": now_ms,
+            "ref": unit_ref, "kind": str(value.get("type", unit_ref.split(":", 1)[0])),
+            "idem_key": idempotency_key, "position": position, "commit_id": commit_id,
+            "status": "pending", "code": "C" + secrets.token_urlsafe(CODE_BYTES),
+            "detail": dict(detail), "reason": reason[:120], "shadow": self.shadow,
+            "created_ms": now_ms,
         }
 
     async def confirm(self, hold: Hold) -> None:
