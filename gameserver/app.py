@@ -31,6 +31,7 @@ from gameserver.appkeys import (
     SETTINGS,
     SIGNER,
     STORE,
+    VALUE,
 )
 from gameserver.auth import TokenSigner
 from gameserver.clock import Clock, SystemClock
@@ -45,6 +46,7 @@ from gameserver.openapi import build_openapi
 from gameserver.persister import Persister
 from gameserver.settings import Settings
 from gameserver.store import Store
+from gameserver.value import ValueTier
 
 log = logging.getLogger("petbox")
 
@@ -107,6 +109,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
                        idempotency_wait=settings.idempotency_wait,
                        retries=settings.commit_retries)
     app[MERCHANTS] = MerchantDirectory(db)
+    app[VALUE] = ValueTier(app[REDIS], app[KEYS], db, app[CLOCK], settings.shards)
     games = GameRegistry(db)
     app[GAMES] = games
     games.start()

@@ -14,6 +14,7 @@ from gameserver.merchants import MerchantDirectory
 from gameserver.metrics import METRICS
 from gameserver.settings import Settings
 from gameserver.store import Store
+from gameserver.value import ValueTier
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -24,6 +25,7 @@ STORE = web.AppKey("store", Store)
 GAMES = web.AppKey("games", GameRegistry)
 SIGNER = web.AppKey("signer", TokenSigner)
 MERCHANTS = web.AppKey("merchants", MerchantDirectory)
+VALUE = web.AppKey("value", ValueTier)
 
 __all__ = ["CLOCK", "DB", "GAMES", "KEYS", "MERCHANTS", "METRICS", "REDIS", "SETTINGS", "SIGNER",
-           "STORE"]
+           "STORE", "VALUE"]

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,17 @@ def known_timezones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+def value_totals(config: GameConfig) -> dict[str, int]:
+    """Every limited ref of a config with its configured total: blind-box prizes,
+    coupons and offers with a global limit (the value tier's stock)."""
+    totals = {f"prize:{e.id}": e.prize.stock for series in config.boxes.series.values()
+              for e in series.prizes if e.prize is not None}
+    totals.update({f"coupon:{cid}": c.stock for cid, c in config.coupons.items()})
+    totals.update({f"offer:{oid}": o.global_limit for oid, o in config.offers.items()
+                   if o.global_limit > 0})
+    return totals
+
+
 @dataclass(frozen=True)
 class LiveGame:
     """One published version of a game, parsed and ready for rules."""
@@ -39,6 +50,8 @@ class LiveGame:
     version: int
     config: GameConfig
     tz: ZoneInfo
+    totals: dict[str, int] = field(default_factory=dict)
+    """Limited refs → configured totals (see :func:`value_totals`)."""
 
 
 def parse_config(raw: object) -> GameConfig:
@@ -76,7 +89,8 @@ class GameRegistry:
         if row is None:
             raise NotFound("game version not found", game=game, version=version)
         config = parse_config(row.config)
-        live = LiveGame(merchant, game, version, config, ZoneInfo(config.timezone))
+        live = LiveGame(merchant, game, version, config, ZoneInfo(config.timezone),
+                        value_totals(config))
         self._parsed[key] = live
         return live
 

@@ -209,7 +209,7 @@ class Store:
                 raise RuntimeError("a rule reserved stock but the handler gave no value tier")
             try:
                 hold = await a.value.tier.hold(a.ref, a.idempotency_key, commit_id, outcome,
-                                               a.value.view)
+                                               a.value.view, a.value.totals)
             except StockShort:
                 continue  # the view now says what is left: apply again
             return outcome, hold

@@ -83,10 +83,12 @@ class Hold:
 
 @dataclass(frozen=True)
 class ValueBinding:
-    """What an action that may hit limited stock brings to the store."""
+    """What an action that may hit limited stock brings to the store: the tier, the
+    view its rule reads, and the game's configured totals (to build a missing gate)."""
 
     tier: ValueTier
     view: StockView
+    totals: Mapping[str, int]
 
 
 def _text(raw: bytes | str) -> str:
@@ -165,7 +167,7 @@ class ValueTier:
     # -- try / confirm / cancel ----------------------------------------------------------
 
     async def hold(self, ref: PlayerRef, idempotency_key: str, commit_id: str,
-                   outcome: Outcome, view: StockView) -> Hold:
+                   outcome: Outcome, view: StockView, totals: Mapping[str, int]) -> Hold:
         """Reserve the outcome's units in Redis, then in SQL with pending grant rows.
 
         Raises :class:`StockShort` (nothing held; ``view`` lowered) when a ref ran out,
@@ -173,7 +175,7 @@ class ValueTier:
         closed.
         """
         units = dict(outcome.reservations)
-        epoch = await self._gate(ref, units, view)
+        epoch = await self._gate(ref, units, view, totals)
         try:
             grant_ids, codes = await self._try_sql(ref, idempotency_key, commit_id, outcome,
                                                    units)
@@ -188,10 +190,14 @@ class ValueTier:
                        retry_after=2) from exc
         return Hold(ref, commit_id, epoch, units, grant_ids, codes)
 
-    async def _gate(self, ref: PlayerRef, units: Mapping[str, int], view: StockView) -> str:
+    async def _gate(self, ref: PlayerRef, units: Mapping[str, int], view: StockView,
+                    totals: Mapping[str, int]) -> str:
         key = self.keys.stock(ref.merchant, ref.game)
         args = [v for r, n in sorted(units.items()) for v in (r, n)]
         res = await self._reserve(keys=[key], args=args)
+        if res[0] == b"not_ready" and set(units) <= set(totals):
+            await self.ensure_stock(ref.merchant, ref.game, totals)  # first use, or rebuilt
+            res = await self._reserve(keys=[key], args=args)
         if res[0] == b"ok":
             return str(res[1].decode())
         if res[0] == b"short":

@@ -19,13 +19,14 @@ from aiohttp import web
 
 from economy.errors import DomainError, InvalidInput, NotFound
 from economy.schema import Spec, validate
-from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, SETTINGS, SIGNER, STORE
+from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, SETTINGS, SIGNER, STORE, VALUE
 from gameserver.auth import API_KEY_PREFIX, PlayerClaims, bearer
 from gameserver.db.database import Merchant
 from gameserver.errors import Forbidden, IdempotencyKeyMissing, Unauthorized
 from gameserver.games import LiveGame
 from gameserver.keys import GAME_RE, IDEMPOTENCY_RE, PlayerRef, shard_of
 from gameserver.store import Reply, Rule
+from gameserver.value import StockView, ValueBinding
 from mechanics.outcome import Outcome
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -193,13 +194,24 @@ def bind(rule: RuleFn, action: Any, game: LiveGame) -> Rule:
     return lambda state, now: rule(state, action, now, _RNG, config)
 
 
-async def run_action(request: web.Request, spec: Spec,
-                     make_rule: Callable[[dict[str, Any], LiveGame], Rule],
-                     status: int = 200) -> web.Response:
-    """A shopper POST: authenticate, parse, then load → apply → commit once per key."""
+RuleMaker = Callable[[dict[str, Any], PlayerCtx, StockView], Rule]
+
+
+async def run_action(request: web.Request, spec: Spec, make_rule: RuleMaker,
+                     status: int = 200, view: StockView | None = None) -> web.Response:
+    """A shopper POST: authenticate, parse, then load → apply → commit once per key.
+
+    ``make_rule`` gets the body, the context and a :class:`StockView` of limited
+    stock. Unless the handler passes a read ``view``, the view starts empty
+    ("assume available") so the common path reads nothing extra; a rule that
+    reserves a unit that is gone is re-applied with the view lowered.
+    """
     ctx = await player_ctx(request)
     key = idempotency_key(request)
     body, raw = await read_body(request, spec)
-    rule = make_rule(body, ctx.game)
-    reply = await request.app[STORE].run(ctx.ref, key, request_hash(request, raw), rule, status)
+    view = view if view is not None else StockView()
+    rule = make_rule(body, ctx, view)
+    binding = ValueBinding(request.app[VALUE], view, ctx.game.totals)
+    reply = await request.app[STORE].run(ctx.ref, key, request_hash(request, raw), rule, status,
+                                         value=binding)
     return reply_response(reply)

@@ -28,13 +28,13 @@ async def get_player(request: web.Request) -> web.Response:
 
 
 async def adopt_pet(request: web.Request) -> web.Response:
-    return await run_action(request, ADOPT_BODY, lambda body, game: bind(
-        pet.adopt, pet.AdoptPet(body["species"], body["name"]), game), status=201)
+    return await run_action(request, ADOPT_BODY, lambda body, ctx, view: bind(
+        pet.adopt, pet.AdoptPet(body["species"], body["name"]), ctx.game), status=201)
 
 
 async def feed_pet(request: web.Request) -> web.Response:
-    return await run_action(request, FEED_BODY, lambda body, game: bind(
-        pet.feed, pet.FeedPet(body["food"]), game))
+    return await run_action(request, FEED_BODY, lambda body, ctx, view: bind(
+        pet.feed, pet.FeedPet(body["food"]), ctx.game))
 
 
 PLAYER_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
