@@ -246,6 +246,16 @@ class OfferUnavailable(DomainError):
                          ends_at=ends_at)
 
 
+class OfferSoldOut(DomainError):
+    """The offer's global limit, or the stock of the coupon it gives, is used up."""
+
+    code = "offer_sold_out"
+    status = 409
+
+    def __init__(self, offer: str, ref: str) -> None:
+        super().__init__(f"offer {offer} is sold out", offer=offer, ref=ref)
+
+
 class ExchangeLimitReached(DomainError):
     code = "exchange_limit_reached"
     status = 409

@@ -60,9 +60,9 @@ def _prune(ck: CheckinState, today: int, window: int) -> None:
 
 
 def _reward(checkin: Checkin, position: int, new: PlayerState, config: GameConfig,
-            fx: Effects, reason: str) -> int:
+            fx: Effects, reason: str, coupons_out: frozenset[str] = frozenset()) -> int:
     cycle_day = (position - 1) % len(checkin.cycle) + 1
-    grant(new, checkin.cycle[cycle_day - 1], reason, config, fx)
+    grant(new, checkin.cycle[cycle_day - 1], reason, config, fx, coupons_out=coupons_out)
     return cycle_day
 
 
@@ -71,7 +71,8 @@ def _window(checkin: Checkin) -> int:
 
 
 def check_in(state: PlayerState | None, action: CheckIn, now: int, rng: Rng,
-             config: GameConfig, *, tz: tzinfo) -> Outcome:
+             config: GameConfig, *, tz: tzinfo,
+             coupons_out: frozenset[str] = frozenset()) -> Outcome:
     """``checkIn``: today's check-in; continues the streak if yesterday was checked in."""
     checkin = _enabled(config)
     today = local_day(now, tz)
@@ -88,7 +89,8 @@ def check_in(state: PlayerState | None, action: CheckIn, now: int, rng: Rng,
     _prune(ck, today, _window(checkin))
     fx = Effects()
     streak = ck.streak(today)
-    cycle_day = _reward(checkin, streak, new, config, fx, f"checkin:{day_str(today)}")
+    cycle_day = _reward(checkin, streak, new, config, fx, f"checkin:{day_str(today)}",
+                        coupons_out)
     new.last_seen = now
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
                    response={"day": day_str(today), "streak": streak, "cycle_day": cycle_day,
@@ -131,7 +133,8 @@ def _insert(ck: CheckinState, day: int) -> list[int]:
 
 
 def makeup_check_in(state: PlayerState | None, action: MakeupCheckIn, now: int, rng: Rng,
-                    config: GameConfig, *, tz: tzinfo) -> Outcome:
+                    config: GameConfig, *, tz: tzinfo,
+                    coupons_out: frozenset[str] = frozenset()) -> Outcome:
     """补签: check in a missed day of the window for the makeup cost."""
     checkin = _enabled(config)
     if checkin.makeup is None:
@@ -153,7 +156,7 @@ def makeup_check_in(state: PlayerState | None, action: MakeupCheckIn, now: int, 
     position = day - run[0] + 1
     cycle_day = (position - 1) % length + 1
     if makeup.reward:
-        _reward(checkin, position, new, config, fx, f"makeup:{day_str(day)}")
+        _reward(checkin, position, new, config, fx, f"makeup:{day_str(day)}", coupons_out)
     _prune(ck, today, makeup.window_days)
     new.last_seen = now
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,

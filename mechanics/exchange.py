@@ -17,6 +17,7 @@ from economy.errors import (
     ExchangeLimitReached,
     InsufficientDuplicates,
     InvalidInput,
+    OfferSoldOut,
     OfferUnavailable,
     UnknownItem,
 )
@@ -76,10 +77,24 @@ def _pick(inventory: dict[str, int], dup: Duplicates, chosen: dict[str, int]) ->
     return picked
 
 
+def _check_stock(offer: Offer, offers_out: frozenset[str], coupons_out: frozenset[str]) -> None:
+    """A paid exchange is refused, not granted without its coupon, once stock is gone."""
+    if offer.global_limit and offer.id in offers_out:
+        raise OfferSoldOut(offer.id, f"offer:{offer.id}")
+    if offer.gives.coupon and offer.gives.coupon in coupons_out:
+        raise OfferSoldOut(offer.id, f"coupon:{offer.gives.coupon}")
+
+
 def exchange(state: PlayerState | None, action: Exchange, now: int, rng: Rng,
-             config: GameConfig, *, tz: tzinfo) -> Outcome:
-    """``exchange``: pay the offer's cost (and duplicates), receive its reward."""
+             config: GameConfig, *, tz: tzinfo, offers_out: frozenset[str] = frozenset(),
+             coupons_out: frozenset[str] = frozenset()) -> Outcome:
+    """``exchange``: pay the offer's cost (and duplicates), receive its reward.
+
+    ``offers_out`` / ``coupons_out``: offers and coupons the server says have no
+    stock left; an exchange needing one is refused with :class:`OfferSoldOut`.
+    """
     offer = _offer(config, action.offer, now)
+    _check_stock(offer, offers_out, coupons_out)
     new = state.copy() if state else PlayerState(created_at=now,
                                                  wallet=config.initial_wallet(), last_seen=now)
     key = period_key(offer.period, now, tz)

@@ -53,12 +53,15 @@ def _clamped(balances: dict[str, int], deltas: dict[str, int],
 
 
 def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, fx: Effects,
-          *, strict: bool = False, times: int = 1) -> dict[str, Any]:
+          *, strict: bool = False, times: int = 1,
+          coupons_out: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Give ``reward`` ``times`` times; returns what was actually granted.
 
     Free rewards (check-in, stages, tasks) are clamped at each balance's limit, the
     excess lost and reported in an event; ``strict`` (a purchase) raises
     :class:`~economy.errors.BalanceLimit` instead, before changing anything.
+    A coupon in ``coupons_out`` (its stock is gone, as the server says) is skipped
+    with a ``coupon_unavailable`` event: the rest of the reward still counts.
     """
     cur = {k: v * times for k, v in reward.currency.items()}
     items = {k: v * times for k, v in reward.items.items()}
@@ -77,7 +80,11 @@ def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, f
     fx.ledger += c_entries + i_entries
     out: dict[str, Any] = {"currency": {k: v for k, v in cur.items() if v},
                            "items": {k: v for k, v in items.items() if v}}
-    if reward.coupon and times > 0:
+    if reward.coupon and times > 0 and reward.coupon in coupons_out:
+        fx.events.append({"type": "coupon_unavailable", "coupon": reward.coupon,
+                          "count": times, "reason": reason})
+        out["coupons_unavailable"] = {reward.coupon: times}
+    elif reward.coupon and times > 0:
         fx.reservations.append((f"coupon:{reward.coupon}", times))
         fx.events.append({"type": "coupon_granted", "coupon": reward.coupon, "count": times,
                           "reason": reason})

@@ -73,15 +73,18 @@ class OrderRecord:
     refunded: bool = False
     tasks: dict[str, list[int]] = field(default_factory=dict)
     """task → [period, completions this order earned]"""
+    no_coupon: list[str] = field(default_factory=list)
+    """tasks whose coupon was out of stock when the order came: a refund owes none"""
 
     def to_wire(self) -> list[Any]:
-        return [self.at, self.amount, int(self.refunded), self.tasks]
+        wire = [self.at, self.amount, int(self.refunded), self.tasks]
+        return [*wire, self.no_coupon] if self.no_coupon else wire
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> OrderRecord:
-        at, amount, refunded, tasks = _padded(raw, [0, 0, 0, {}])
+        at, amount, refunded, tasks, no_coupon = _padded(raw, [0, 0, 0, {}, []])
         return cls(at=at, amount=amount, refunded=bool(refunded),
-                   tasks={k: list(v) for k, v in tasks.items()})
+                   tasks={k: list(v) for k, v in tasks.items()}, no_coupon=list(no_coupon))
 
 
 def _padded(raw: list[Any], defaults: list[Any]) -> list[Any]:

@@ -82,12 +82,13 @@ def _outcome(new: PlayerState, config: GameConfig, now: int, fx: Effects,
 
 
 def _advance_stages(pet: PetState, species: Species, new: PlayerState, config: GameConfig,
-                    fx: Effects) -> list[str]:
+                    fx: Effects, coupons_out: frozenset[str] = frozenset()) -> list[str]:
     """Grant the one-time reward of every stage the pet's xp has reached since last time."""
     reached: list[str] = []
     while pet.stage < len(species.stages) and species.stages[pet.stage].xp <= pet.xp:
         stage = species.stages[pet.stage]
-        grant(new, stage.reward, f"stage:{species.id}:{stage.id}", config, fx)
+        grant(new, stage.reward, f"stage:{species.id}:{stage.id}", config, fx,
+              coupons_out=coupons_out)
         fx.events.append({"type": "stage_reached", "stage": stage.id})
         reached.append(stage.id)
         pet.stage += 1
@@ -95,7 +96,8 @@ def _advance_stages(pet: PetState, species: Species, new: PlayerState, config: G
 
 
 def adopt(state: PlayerState | None, action: AdoptPet, now: int, rng: Rng,
-          config: GameConfig, *, tz: tzinfo | None = None) -> Outcome:
+          config: GameConfig, *, tz: tzinfo | None = None,
+          coupons_out: frozenset[str] = frozenset()) -> Outcome:
     """Adopt a pet of ``action.species``; a player keeps one pet per game."""
     species = config.species.get(action.species)
     if species is None:
@@ -112,7 +114,7 @@ def adopt(state: PlayerState | None, action: AdoptPet, now: int, rng: Rng,
                        stats={sid: st.initial * 1000 for sid, st in species.stats.items()},
                        at=now, xp=0, adopted_at=now)
     fx = Effects()
-    _advance_stages(new.pet, species, new, config, fx)
+    _advance_stages(new.pet, species, new, config, fx, coupons_out)
     return _outcome(new, config, now, fx, tz)
 
 
@@ -134,7 +136,7 @@ def _check_cooldown(state: PlayerState, key: str, now: int) -> None:
 
 
 def _touch(new: PlayerState, now: int, config: GameConfig, effects: dict[str, int],
-           xp: int, fx: Effects) -> list[str]:
+           xp: int, fx: Effects, coupons_out: frozenset[str] = frozenset()) -> list[str]:
     """Bring the pet forward, apply stat effects (clamped) and xp, grant new stages."""
     pet = new.pet
     assert pet is not None
@@ -145,7 +147,7 @@ def _touch(new: PlayerState, now: int, config: GameConfig, effects: dict[str, in
             top = species.stats[sid].max_milli
             pet.stats[sid] = min(top, max(0, pet.stats[sid] + delta * 1000))
     pet.xp += xp
-    return _advance_stages(pet, species, new, config, fx)
+    return _advance_stages(pet, species, new, config, fx, coupons_out)
 
 
 def _pet_of(state: PlayerState | None) -> PlayerState:
@@ -155,7 +157,8 @@ def _pet_of(state: PlayerState | None) -> PlayerState:
 
 
 def feed(state: PlayerState | None, action: FeedPet, now: int, rng: Rng,
-         config: GameConfig, *, tz: tzinfo | None = None) -> Outcome:
+         config: GameConfig, *, tz: tzinfo | None = None,
+         coupons_out: frozenset[str] = frozenset()) -> Outcome:
     """Feed the pet: pay the food's price and items, add its effects (clamped) and xp."""
     state = _pet_of(state)
     assert state.pet is not None
@@ -164,14 +167,14 @@ def feed(state: PlayerState | None, action: FeedPet, now: int, rng: Rng,
     _check_cooldown(state, cooldown_key, now)
     new, fx = state.copy(), Effects()
     pay(new, Cost(currency=food.price, items=food.items), f"feed:{food.id}", config, fx)
-    stages = _touch(new, now, config, food.effects, food.xp, fx)
+    stages = _touch(new, now, config, food.effects, food.xp, fx, coupons_out)
     if food.cooldown_s:
         new.cooldowns[cooldown_key] = now + food.cooldown_s
     return _outcome(new, config, now, fx, tz, stages=stages)
 
 
 def _pet_action(kind: str, state: PlayerState | None, now: int, config: GameConfig,
-                tz: tzinfo | None) -> Outcome:
+                tz: tzinfo | None, coupons_out: frozenset[str]) -> Outcome:
     state = _pet_of(state)
     assert state.pet is not None
     species = config.species[state.pet.species]
@@ -181,26 +184,29 @@ def _pet_action(kind: str, state: PlayerState | None, now: int, config: GameConf
     _check_cooldown(state, kind, now)
     new, fx = state.copy(), Effects()
     pay(new, Cost(currency=act.price), f"{kind}:{species.id}", config, fx)
-    stages = _touch(new, now, config, act.effects, act.xp, fx)
+    stages = _touch(new, now, config, act.effects, act.xp, fx, coupons_out)
     if act.cooldown_s:
         new.cooldowns[kind] = now + act.cooldown_s
     return _outcome(new, config, now, fx, tz, stages=stages)
 
 
 def play(state: PlayerState | None, action: PlayWithPet, now: int, rng: Rng,
-         config: GameConfig, *, tz: tzinfo | None = None) -> Outcome:
+         config: GameConfig, *, tz: tzinfo | None = None,
+         coupons_out: frozenset[str] = frozenset()) -> Outcome:
     """``playWithPet``: the species' ``play`` effects and xp, then its cooldown."""
-    return _pet_action("play", state, now, config, tz)
+    return _pet_action("play", state, now, config, tz, coupons_out)
 
 
 def clean(state: PlayerState | None, action: CleanPet, now: int, rng: Rng,
-          config: GameConfig, *, tz: tzinfo | None = None) -> Outcome:
+          config: GameConfig, *, tz: tzinfo | None = None,
+          coupons_out: frozenset[str] = frozenset()) -> Outcome:
     """Clean the pet: the species' ``clean`` effects and xp, then its cooldown."""
-    return _pet_action("clean", state, now, config, tz)
+    return _pet_action("clean", state, now, config, tz, coupons_out)
 
 
 def collect(state: PlayerState | None, action: CollectProduce, now: int, rng: Rng,
-            config: GameConfig, *, tz: tzinfo | None = None) -> Outcome:
+            config: GameConfig, *, tz: tzinfo | None = None,
+            coupons_out: frozenset[str] = frozenset()) -> Outcome:
     """``collectProduce``: move whole produced units into the wallet.
 
     Sub-unit remainders stay pending. A wallet near its limit takes what fits and

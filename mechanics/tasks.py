@@ -12,7 +12,7 @@ as debt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
 
@@ -164,7 +164,8 @@ def _check_ticket(task: Task, action: CompleteTask, prog: TaskProgress, now: int
 
 
 def complete_task(state: PlayerState | None, action: CompleteTask, now: int, rng: Rng,
-                  config: GameConfig, *, tz: tzinfo) -> Outcome:
+                  config: GameConfig, *, tz: tzinfo,
+                  coupons_out: frozenset[str] = frozenset()) -> Outcome:
     """``completeTask``: grant the reward once more within the period's limit."""
     task = _task(config, action.task)
     if task.kind == "purchase":
@@ -177,7 +178,7 @@ def complete_task(state: PlayerState | None, action: CompleteTask, now: int, rng
         prog.nonces.append(_check_ticket(task, action, prog, now, tz).nonce)
     prog.count += 1
     fx = Effects()
-    granted = grant(new, task.reward, f"task:{task.id}", config, fx)
+    granted = grant(new, task.reward, f"task:{task.id}", config, fx, coupons_out=coupons_out)
     return _outcome(new, config, now, tz, fx, task=task.id, granted=granted,
                     done=prog.count, limit=task.limit)
 
@@ -196,7 +197,8 @@ def _prune_orders(new: PlayerState, now: int) -> None:
 
 
 def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
-                config: GameConfig, *, tz: tzinfo) -> Outcome:
+                config: GameConfig, *, tz: tzinfo,
+                coupons_out: frozenset[str] = frozenset()) -> Outcome:
     """``ingestOrder`` (paid): advance the purchase tasks the order qualifies for.
 
     Idempotent by order id: a known order changes nothing. Orders count toward the
@@ -224,7 +226,10 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
             n = 1 if prog.count < task.limit else 0
         prog.count += n
         record.tasks[task.id] = [prog.period, n]
-        grant(new, task.reward, f"order:{action.order_id}:{task.id}", config, fx, times=n)
+        granted = grant(new, task.reward, f"order:{action.order_id}:{task.id}", config, fx,
+                        times=n, coupons_out=coupons_out)
+        if "coupons_unavailable" in granted:
+            record.no_coupon.append(task.id)
         earned[task.id] = n
     new.orders[action.order_id] = record
     _prune_orders(new, now)
@@ -274,7 +279,8 @@ def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,
         if task is None:
             continue  # the task left the config: nothing to compare against
         times = _undo(new, task, period, n, record.amount)
-        for key, amount in clawback(new, task.reward, times,
+        reward = replace(task.reward, coupon="") if tid in record.no_coupon else task.reward
+        for key, amount in clawback(new, reward, times,
                                     f"refund:{action.order_id}:{tid}", fx).items():
             debt[key] = debt.get(key, 0) + amount
         taken[tid] = times
