@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from gameserver.api import admin, pets, sessions
+from gameserver.api import admin, analytics, boxes, configs, export, pets, sessions
 from gameserver.api import ops as ops_api
 from gameserver.api.common import Operation
 from gameserver.appkeys import (
@@ -55,7 +55,8 @@ VERSION = "0.1.0"
 
 def all_operations() -> list[Operation]:
     """Every route petbox serves, in the order they are documented."""
-    return [*sessions.OPERATIONS, *pets.OPERATIONS, *admin.OPERATIONS, *ops_api.OPERATIONS]
+    return [*sessions.OPERATIONS, *pets.OPERATIONS, *boxes.OPERATIONS, *admin.OPERATIONS,
+            *configs.OPERATIONS, *analytics.OPERATIONS, *export.OPERATIONS, *ops_api.OPERATIONS]
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:

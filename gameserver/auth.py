@@ -46,14 +46,21 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def session_signature(secret: str, merchant: str, user: str, ts: int) -> str:
-    """The signature a merchant backend sends with ``createSession``."""
-    msg = f"{merchant}\n{user}\n{ts}".encode()
-    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+def session_signature(secret: str, merchant: str, user: str, ts: int,
+                      age_band: str | None = None, guardian_consent: bool = False) -> str:
+    """The signature a merchant backend sends with ``createSession``; an age band, when
+    given, is signed too so a client cannot claim to be an adult."""
+    msg = f"{merchant}\n{user}\n{ts}"
+    if age_band:
+        msg += f"\n{age_band}\n{int(guardian_consent)}"
+    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
 
 
-def verify_session_signature(secret: str, merchant: str, user: str, ts: int, sign: str) -> bool:
-    return hmac.compare_digest(session_signature(secret, merchant, user, ts), sign.lower())
+def verify_session_signature(secret: str, merchant: str, user: str, ts: int, sign: str,
+                             age_band: str | None = None,
+                             guardian_consent: bool = False) -> bool:
+    expected = session_signature(secret, merchant, user, ts, age_band, guardian_consent)
+    return hmac.compare_digest(expected, sign.lower())
 
 
 def body_signature(secret: str, ts: str, body: bytes) -> str:

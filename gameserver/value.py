@@ -31,6 +31,7 @@ from redis.commands.core import AsyncScript
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from economy.errors import DomainError
 from gameserver.clock import Clock
 from gameserver.db import models as m
 from gameserver.db.database import Database
@@ -43,6 +44,15 @@ log = logging.getLogger("petbox.value")
 
 CODE_BYTES = 18
 """Coupon codes carry 144 random bits: unguessable, and never logged."""
+
+
+class StockBelowTaken(DomainError):
+    code = "stock_below_taken"
+    status = 409
+
+    def __init__(self, ref: str, add: int) -> None:
+        super().__init__("stock cannot go below what is already reserved or granted",
+                         ref=ref, add=add)
 
 
 class StockShort(Exception):
@@ -163,6 +173,31 @@ class ValueTier:
             await self.ensure_stock(merchant, game, totals)
             values = await self.redis.hmget(self.keys.stock(merchant, game), ["_epoch", *refs])
         return StockView({ref: int(v or 0) for ref, v in zip(refs, values[1:], strict=True)})
+
+    async def stock_report(self, merchant: str, game: str,
+                           refs: list[str]) -> list[dict[str, Any]]:
+        """``getStock`` rows: total, reserved (pending), granted (confirmed), left."""
+        s = m.prize_stock
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(s.c.ref, s.c.total, s.c.taken, s.c.granted)
+                .where(s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref.in_(refs))
+                .order_by(s.c.ref))).all()
+        return [{"ref": r[0], "total": int(r[1]), "reserved": int(r[2] - r[3]),
+                 "granted": int(r[3]), "left": int(r[1] - r[2])} for r in rows]
+
+    async def add_stock(self, merchant: str, game: str, ref: str, add: int) -> dict[str, Any]:
+        """Change a ref's total in SQL (never below what is taken), then the Redis gate."""
+        s = m.prize_stock
+        now = int(self.clock.now())
+        async with self.db.engine.begin() as conn:
+            done = await conn.execute(update(s).where(
+                s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref == ref,
+                s.c.total + add >= s.c.taken).values(total=s.c.total + add, updated_at=now))
+            if done.rowcount != 1:
+                raise StockBelowTaken(ref, add)
+        await self._adjust(keys=[self.keys.stock(merchant, game)], args=["", ref, add])
+        return (await self.stock_report(merchant, game, [ref]))[0]
 
     # -- try / confirm / cancel ----------------------------------------------------------
 

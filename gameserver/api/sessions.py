@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from economy.schema import Int, Obj, Str
+from economy.schema import Bool, Enum, Int, Obj, Str
 from gameserver.api.common import Operation, now_s, read_body
 from gameserver.appkeys import MERCHANTS, SETTINGS, SIGNER
 from gameserver.auth import verify_session_signature
 from gameserver.errors import Unauthorized
 from gameserver.keys import MERCHANT_RE, USER_RE
+
+AGE_BANDS = ("under_8", "8_17", "18_plus")
 
 SESSION_BODY = Obj(fields={
     "merchant": Str(pattern=f"^{MERCHANT_RE.pattern}$", max_length=32),
@@ -17,7 +19,12 @@ SESSION_BODY = Obj(fields={
                 description="the shopper's id on the platform (e.g. an openid)"),
     "ts": Int(minimum=0, maximum=2**40, description="unix seconds when the merchant signed"),
     "sign": Str(pattern="^[0-9a-fA-F]{64}$", min_length=64, max_length=64,
-                description='hex HMAC-SHA256 over "{merchant}\\n{user}\\n{ts}"'),
+                description='hex HMAC-SHA256 over "{merchant}\\n{user}\\n{ts}", followed by '
+                            '"\\n{age_band}\\n{0|1}" when age_band is given'),
+    "age_band": Enum(values=AGE_BANDS, default=None,
+                     description="the shopper's age band, when the platform knows it"),
+    "guardian_consent": Bool(default=False,
+                             description="a guardian consented (minors' blind-box draws)"),
 })
 
 
@@ -29,10 +36,13 @@ async def create_session(request: web.Request) -> web.Response:
         raise Unauthorized(f"ts must be within ±{skew} s of server time", server_time=now)
     merchant = await request.app[MERCHANTS].by_id(body["merchant"])
     if merchant is None or not verify_session_signature(
-            merchant.signing_secret, body["merchant"], body["user"], body["ts"], body["sign"]):
+            merchant.signing_secret, body["merchant"], body["user"], body["ts"], body["sign"],
+            body["age_band"], body["guardian_consent"]):
         # One answer for "no such merchant" and "bad signature": no existence oracle.
         raise Unauthorized("signature does not match")
-    token, expires_at = request.app[SIGNER].mint(body["merchant"], body["user"], now)
+    extra = ({"age": body["age_band"], "gc": body["guardian_consent"]}
+             if body["age_band"] else {})
+    token, expires_at = request.app[SIGNER].mint(body["merchant"], body["user"], now, **extra)
     return web.json_response({"token": token, "expires_at": expires_at}, status=201)
 
 

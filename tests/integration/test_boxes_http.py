@@ -1,0 +1,224 @@
+"""Blind boxes over HTTP against real Redis and SQL: disclosure, draws, verification,
+the value tier (no oversell under 1,000 concurrent shoppers), idempotent 10-draws,
+merchant stock and grants."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from economy.fairness import seed_hash, verify_record
+from gameserver.db import models as m
+from gameserver.games import parse_config
+from gameserver.persister import Persister
+from tests.conftest import BASIC_CONFIG
+
+GAME = "/v1/games/squirrel"
+SERIES = f"{GAME}/boxes/forest"
+
+BOX_CONFIG: dict[str, Any] = copy.deepcopy(BASIC_CONFIG)
+BOX_CONFIG["currencies"]["acorn"] = {"name": "Acorns", "initial": 1000, "max": 100000}
+BOX_CONFIG["items"] = {"fig_a": {"name": "A"}, "fig_b": {"name": "B"}}
+BOX_CONFIG["boxes"] = {"series": {"forest": {
+    "name": "Forest",
+    "price": {"currency": "acorn", "amount": 10},
+    "tiers": {"common": {"name": "Common", "rank": 0}, "rare": {"name": "Rare", "rank": 1}},
+    "items": {"fig_a": {"tier": "common", "weight": 50}, "fig_b": {"tier": "rare", "weight": 50}},
+    "pity": {},
+    "prizes": {"coupon_x": {"name": "¥5 coupon", "kind": "coupon", "tier": "rare",
+                            "weight": 900, "stock": 100, "fallback": "fig_a",
+                            "template": "T-5", "face_value_fen": 500, "max_copies": 0}},
+}}}
+"""A series where nine draws in ten aim at a limited coupon with stock 100."""
+
+
+@pytest.fixture
+async def boxes(world: Any) -> Any:
+    await world.merchant("boxshop", game="squirrel", config=BOX_CONFIG)
+    return world
+
+
+async def draw(world: Any, token: str, key: str, count: int = 1, seed: str = "") -> Any:
+    body: dict[str, Any] = {"count": count}
+    if seed:
+        body["client_seed"] = seed
+    return await world.post(f"{SERIES}/draw", token, body, key)
+
+
+async def sql_count(world: Any, query: Any) -> int:
+    async with world.db.engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+def persister(world: Any) -> Persister:
+    app = world.client.app
+    from gameserver.appkeys import CLOCK, DB, KEYS, METRICS, REDIS, SETTINGS
+
+    return Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
+                     shards=app[SETTINGS].shards, consumer="test")
+
+
+def test_box_config_is_valid() -> None:
+    parse_config(BOX_CONFIG)
+
+
+async def test_disclosure_is_public_and_names_stock(boxes: Any) -> None:
+    resp = await boxes.client.get(f"{SERIES}?merchant=boxshop")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["game_version"] == 1
+    text = str(body)
+    assert "coupon_x" in text and "fig_a" in text
+    missing = await boxes.client.get(SERIES)
+    assert missing.status == 422
+    other = await boxes.client.get(f"{SERIES}?merchant=shop")  # 'shop' has no such series
+    assert other.status == 404
+
+
+async def test_seed_hash_published_before_first_draw_and_verifiable(boxes: Any) -> None:
+    token = await boxes.token("alice", merchant_id="boxshop")
+    resp = await boxes.get(SERIES, token)
+    committed = (await resp.json())["player"]["seed_hash"]
+    assert len(committed) == 64
+
+    drawn = await draw(boxes, token, "d1", count=10, seed="my-seed")
+    assert drawn.status == 200
+    records = (await drawn.json())["draws"]
+    assert [r["nonce"] for r in records] == list(range(10))
+    assert {r["seed_hash"] for r in records} == {committed}
+    assert {r["version"] for r in records} == {1}
+
+    rotated = await boxes.post(f"{GAME}/boxes/seed/rotate", token, {}, "rot-1")
+    assert rotated.status == 200
+    revealed = (await rotated.json())["revealed"]
+    assert seed_hash(revealed["server_seed"]) == committed
+    series = parse_config(BOX_CONFIG).boxes.series["forest"]
+    assert all(verify_record(series, r, revealed["server_seed"]) for r in records)
+
+    await persister(boxes).run_once()
+    listed = await boxes.get(f"{GAME}/draws?limit=5", token)
+    page = await listed.json()
+    assert [d["nonce"] for d in page["draws"]] == [9, 8, 7, 6, 5]
+    assert {d["server_seed"] for d in page["draws"]} == {revealed["server_seed"]}
+    rest = await (await boxes.get(f"{GAME}/draws?limit=5&cursor={page['next_cursor']}",
+                                  token)).json()
+    assert [d["nonce"] for d in rest["draws"]] == [4, 3, 2, 1, 0]
+
+
+async def test_thousand_concurrent_shoppers_never_oversell(boxes: Any) -> None:
+    tokens = await asyncio.gather(*[boxes.token(f"s{i}", merchant_id="boxshop")
+                                    for i in range(1000)])
+    responses = await asyncio.gather(*[draw(boxes, t, f"k{i}") for i, t in enumerate(tokens)])
+    statuses = [r.status for r in responses]
+    assert statuses.count(200) == 1000, {s: statuses.count(s) for s in set(statuses)}
+    items = [(await r.json())["draws"][0]["item"] for r in responses]
+    assert items.count("coupon_x") == 100
+    g = m.grants
+    assert await sql_count(boxes, select(func.count()).select_from(g).where(
+        g.c.status == "confirmed")) == 100
+    assert await sql_count(boxes, select(func.count()).select_from(g).where(
+        g.c.status != "confirmed")) == 0
+    stock = await (await boxes.client.get(
+        "/v1/admin/games/squirrel/stock",
+        headers={"Authorization": f"Bearer {boxes.merchants['boxshop'].api_key}"})).json()
+    assert stock.get("stock") == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0,
+                               "granted": 100, "left": 0}]
+
+
+async def test_ten_draw_exhausting_stock_midway_falls_back(boxes: Any) -> None:
+    key = f"Bearer {boxes.merchants['boxshop'].api_key}"
+    resp = await boxes.client.post("/v1/admin/games/squirrel/stock/coupon_x", json={"add": -97},
+                                   headers={"Authorization": key})
+    assert resp.status == 200
+    assert (await resp.json())["stock"]["total"] == 3
+    token = await boxes.token("alice", merchant_id="boxshop")
+    drawn = await draw(boxes, token, "ten", count=10)
+    assert drawn.status == 200
+    items = [r["item"] for r in (await drawn.json())["draws"]]
+    assert items.count("coupon_x") == 3  # 90% aim at it: all three go, then fallback
+    assert len(items) == 10
+    assert await sql_count(boxes, select(func.count()).select_from(m.grants)) == 3
+
+
+async def test_ten_draw_retries_grant_once(boxes: Any) -> None:
+    token = await boxes.token("alice", merchant_id="boxshop")
+    first, *again = await asyncio.gather(*[draw(boxes, token, "same", count=10)
+                                           for _ in range(5)])
+    bodies = {await r.read() for r in [first, *again]}
+    assert len(bodies) == 1 and first.status == 200
+    later = await draw(boxes, token, "same", count=10)
+    assert await later.read() == await first.read()
+    coupons = [r["item"] for r in (await first.json())["draws"]].count("coupon_x")
+    assert await sql_count(boxes, select(func.count()).select_from(m.grants)) == coupons
+    me = await (await boxes.get(f"{GAME}/me", token)).json()
+    assert me["player"]["wallet"]["acorn"] == 1000 - 100
+
+
+async def test_set_stock_never_below_taken(boxes: Any) -> None:
+    key = f"Bearer {boxes.merchants['boxshop'].api_key}"
+    token = await boxes.token("alice", merchant_id="boxshop")
+    await draw(boxes, token, "ten", count=10)
+    taken = await sql_count(boxes, select(func.count()).select_from(m.grants))
+    resp = await boxes.client.post("/v1/admin/games/squirrel/stock/coupon_x",
+                                   json={"add": -(100 - taken) - 1},
+                                   headers={"Authorization": key})
+    assert resp.status == 409
+    assert (await resp.json())["error"]["code"] == "stock_below_taken"
+    unknown = await boxes.client.post("/v1/admin/games/squirrel/stock/nope", json={"add": 1},
+                                      headers={"Authorization": key})
+    assert unknown.status == 404
+
+
+async def test_grant_player_is_ledgered_and_idempotent(boxes: Any) -> None:
+    key = boxes.merchants["boxshop"].api_key
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "cs-1"}
+    url = "/v1/admin/games/squirrel/players/alice/grant"
+    body = {"wallet": {"acorn": 50}, "items": {"fig_a": 2}, "reason": "ticket 123"}
+    first = await boxes.client.post(url, json=body, headers=headers)
+    second = await boxes.client.post(url, json=body, headers=headers)
+    assert first.status == second.status == 200
+    assert await first.read() == await second.read()
+    assert (await first.json())["wallet"] == {"acorn": 1050}
+    unknown = await boxes.client.post(url, json={"wallet": {"gold": 1}, "reason": "x"},
+                                      headers={**headers, "Idempotency-Key": "cs-2"})
+    assert unknown.status == 404
+    negative = await boxes.client.post(url, json={"wallet": {"acorn": -5000}, "reason": "x"},
+                                       headers={**headers, "Idempotency-Key": "cs-3"})
+    assert negative.status == 409
+    await persister(boxes).run_once()
+    view = await (await boxes.client.get("/v1/admin/games/squirrel/players/alice",
+                                         headers={"Authorization": f"Bearer {key}"})).json()
+    assert [(e["name"], e["delta"], e["reason"]) for e in view["ledger"]] == [
+        ("fig_a", 2, "admin:ticket 123"), ("acorn", 50, "admin:ticket 123")]
+
+
+@pytest.mark.parametrize(("band", "consent", "status", "code"), [
+    ("under_8", False, 403, "age_restricted"),
+    ("8_17", False, 403, "guardian_consent_required"),
+    ("8_17", True, 200, None),
+    ("18_plus", False, 200, None),
+])
+async def test_age_gate(boxes: Any, band: str, consent: bool, status: int,
+                        code: str | None) -> None:
+    from gameserver.auth import session_signature
+
+    creds = boxes.merchants["boxshop"]
+    ts = int(boxes.clock.now())
+    resp = await boxes.client.post("/v1/sessions", json={
+        "merchant": "boxshop", "user": "kid", "ts": ts, "age_band": band,
+        "guardian_consent": consent,
+        "sign": session_signature(creds.signing_secret, "boxshop", "kid", ts, band, consent)})
+    assert resp.status == 201
+    token = (await resp.json())["token"]
+    drawn = await draw(boxes, token, "k")
+    assert drawn.status == status
+    if code:
+        assert (await drawn.json())["error"]["code"] == code
+    forged = await boxes.client.post("/v1/sessions", json={
+        "merchant": "boxshop", "user": "kid", "ts": ts, "age_band": "18_plus",
+        "sign": session_signature(creds.signing_secret, "boxshop", "kid", ts)})
+    assert forged.status == 401
