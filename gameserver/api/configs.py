@@ -1,0 +1,153 @@
+"""Merchant routes for versioned game configs: draft, publish, versions, rollback, diff.
+
+The rules (validation before storing, immutable versions, rollback as a new
+version, no-op publishes) live in :mod:`gameserver.db.configs`, shared with the
+CLI; these handlers authenticate, parse and shape JSON. Everything is scoped to
+the API key's merchant: another merchant's game or version is a 404.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from economy.config import GAME_SPEC
+from economy.errors import NotFound
+from economy.schema import Int, Obj, Str
+from gameserver.api.common import Operation, checked, decode_json, game_id, merchant_of, now_s
+from gameserver.appkeys import DB
+from gameserver.db import configs
+from gameserver.jsondiff import diff
+
+PUBLISH_BODY = Obj(fields={
+    "note": Str(default="", max_length=configs.NOTE_MAX,
+                description="why this version (shown in the version list)"),
+})
+ROLLBACK_BODY = Obj(fields={
+    "version": Int(minimum=1, description="the older version whose config goes live again"),
+    "note": Str(default="", max_length=120, description="why (appended to the version note)"),
+})
+
+VERSION_SUMMARY = {"type": "object", "properties": {
+    "version": {"type": "integer"}, "checksum": {"type": "string"},
+    "published_at": {"type": "integer"}, "note": {"type": "string"}}}
+PUBLISHED = {"type": "object", "required": ["version", "changed"], "properties": {
+    "game": {"type": "string"}, "version": {"type": "integer"},
+    "live_version": {"type": "integer"}, "checksum": {"type": "string"},
+    "published_at": {"type": "integer"}, "note": {"type": "string"},
+    "changed": {"type": "boolean",
+                "description": "false when the config was live already (nothing published)"}}}
+CHANGE = {"type": "object", "required": ["path", "op"], "properties": {
+    "path": {"type": "string", "description": "JSON path, as in validation problems"},
+    "op": {"enum": ["added", "removed", "changed"]}, "from": {}, "to": {}}}
+
+
+async def get_game_draft(request: web.Request) -> web.Response:
+    """The game's draft, with its validation problems (empty when valid)."""
+    merchant = await merchant_of(request)
+    row = await configs.require_game(request.app[DB], merchant.id, game_id(request))
+    if row.draft is None:
+        raise NotFound("this game has no draft", game=row.game)
+    return web.json_response({"game": row.game, **(row.draft_view() or {}),
+                              "live_version": row.live_version, "config": row.draft,
+                              "problems": configs.problems_of(row.draft)})
+
+
+async def put_game_draft(request: web.Request) -> web.Response:
+    """Validate the body as a full game config and store it as the draft (422 otherwise)."""
+    merchant = await merchant_of(request)
+    game = game_id(request)
+    config = decode_json(await request.read())
+    row = await configs.put_draft(request.app[DB], merchant.id, game, config, now_s(request))
+    return web.json_response({"game": game, **(row.draft_view() or {}),
+                              "live_version": row.live_version})
+
+
+async def publish_game(request: web.Request) -> web.Response:
+    merchant = await merchant_of(request)
+    game = game_id(request)
+    body = checked(PUBLISH_BODY, decode_json(await request.read()))
+    done = await configs.publish_draft(request.app[DB], merchant.id, game, now_s(request),
+                                       body["note"])
+    return web.json_response(done.to_json())
+
+
+async def rollback_game(request: web.Request) -> web.Response:
+    merchant = await merchant_of(request)
+    game = game_id(request)
+    body = checked(ROLLBACK_BODY, decode_json(await request.read()))
+    done = await configs.rollback(request.app[DB], merchant.id, game, body["version"],
+                                  now_s(request), body["note"])
+    return web.json_response(done.to_json())
+
+
+async def list_game_versions(request: web.Request) -> web.Response:
+    merchant = await merchant_of(request)
+    return web.json_response(
+        await configs.list_versions(request.app[DB], merchant.id, game_id(request)))
+
+
+async def get_game_version(request: web.Request) -> web.Response:
+    merchant = await merchant_of(request)
+    game = game_id(request)
+    version = configs.parse_version(request.match_info["version"])
+    if version is None:
+        raise NotFound("game version not found", game=game, version=request.match_info["version"])
+    row = await configs.get_version(request.app[DB], merchant.id, game, version)
+    live = await request.app[DB].live_version(merchant.id, game)
+    return web.json_response({"game": game, **row, "live": live == version})
+
+
+async def diff_game_versions(request: web.Request) -> web.Response:
+    """What changes from config ``a`` to config ``b`` (numbers, ``live`` or ``draft``)."""
+    merchant = await merchant_of(request)
+    game = game_id(request)
+    db = request.app[DB]
+    old_label, old = await configs.resolve(db, merchant.id, game, request.match_info["a"])
+    new_label, new = await configs.resolve(db, merchant.id, game, request.match_info["b"])
+    changes = diff(old, new)
+    summary = {op: sum(1 for c in changes if c["op"] == op)
+               for op in ("added", "removed", "changed")}
+    return web.json_response({"game": game, "from": old_label, "to": new_label,
+                              "summary": summary, "changes": changes})
+
+
+ERRORS = (401, 403, 404)
+BASE = "/v1/admin/games/{game}"
+
+OPERATIONS = [
+    Operation("getGameDraft", "GET", f"{BASE}/draft", get_game_draft,
+              "The game's draft config and its validation problems", auth="merchant",
+              tag="merchant", errors=ERRORS),
+    Operation("putGameDraft", "PUT", f"{BASE}/draft", put_game_draft,
+              "Store a full game config as the draft (creates the game if new); "
+              "422 lists every problem with its JSON path and stores nothing",
+              auth="merchant", tag="merchant", body=GAME_SPEC, errors=(400, *ERRORS, 422)),
+    Operation("publishGame", "POST", f"{BASE}/publish", publish_game,
+              "Publish the draft as the next immutable version, live on every server "
+              "process within a second (changed: false if it is live already)",
+              auth="merchant", tag="merchant", body=PUBLISH_BODY, response=PUBLISHED,
+              errors=(400, *ERRORS, 409, 422)),
+    Operation("listGameVersions", "GET", f"{BASE}/versions", list_game_versions,
+              "Published versions of a game, newest first, with the live version and draft",
+              auth="merchant", tag="merchant", errors=ERRORS, response={
+                  "type": "object", "properties": {
+                      "game": {"type": "string"}, "live_version": {"type": ["integer", "null"]},
+                      "draft": {"type": ["object", "null"]},
+                      "versions": {"type": "array", "items": VERSION_SUMMARY}}}),
+    Operation("getGameVersion", "GET", f"{BASE}/versions/{{version}}", get_game_version,
+              "One published version with its config", auth="merchant", tag="merchant",
+              errors=ERRORS),
+    Operation("diffGameVersions", "GET", f"{BASE}/versions/{{a}}/diff/{{b}}",
+              diff_game_versions,
+              "JSON-path diff from config a to config b (a version number, live or draft)",
+              auth="merchant", tag="merchant", errors=ERRORS, response={
+                  "type": "object", "properties": {
+                      "from": {"type": "string"}, "to": {"type": "string"},
+                      "summary": {"type": "object"},
+                      "changes": {"type": "array", "items": CHANGE}}}),
+    Operation("rollbackGame", "POST", f"{BASE}/rollback", rollback_game,
+              "Make an older version's config live again, published as a new version "
+              "(note 'rollback to vN'); the draft is left as it is",
+              auth="merchant", tag="merchant", body=ROLLBACK_BODY, response=PUBLISHED,
+              errors=(400, *ERRORS, 422)),
+]
