@@ -1,0 +1,101 @@
+"""``getAnalytics``: a game's daily figures and retention cohorts, computed in SQL.
+
+Definitions are in :mod:`gameserver.db.analytics` and repeated in the response's
+``definitions`` so a merchant (or the console) can show what each number means.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from economy.errors import InvalidInput
+from gameserver.api.common import Operation, game_id, merchant_of, now_s
+from gameserver.appkeys import DB
+from gameserver.db import analytics, configs
+from gameserver.db.database import Database
+
+DEFAULT_DAYS = 30
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+DEFAULT_TZ = "Asia/Shanghai"
+
+DEFINITIONS = {
+    "day": "a calendar day in the game's time zone",
+    "dau": "players with a ledger row that day or created that day",
+    "new_players": "players whose first activity ever is that day",
+    "draws": "blind-box draws (a ten-pull is ten)",
+    "coupons_granted": "coupons granted and confirmed (voided grants never count)",
+    "avg_active_minutes": "mean over active players of their visits' length (first to last "
+                          "action + 1 min; actions more than 5 min apart start a new visit)",
+    "dN": "share of the day's new players active exactly N days later; null until that day "
+          "is over",
+    "wK": "share of the week's new players (Monday to Sunday) active in the K-th following "
+          "week; null until that week is over",
+}
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw[:9]) <= hi:
+        raise InvalidInput(f"{name} must be an integer in {lo}..{hi}",
+                           problems=[{"path": f"$.{name}", "message": f"must be {lo}..{hi}"}])
+    return int(raw)
+
+
+def _date_param(request: web.Request, name: str) -> date | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        if not DATE_RE.fullmatch(raw):
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"{name} must be a date YYYY-MM-DD", problems=[
+            {"path": f"$.{name}", "message": "must be a date YYYY-MM-DD"}]) from exc
+
+
+async def game_timezone(db: Database, merchant: str, game: str) -> str:
+    """The zone the game's days are counted in: its live config's, else its draft's."""
+    row = await configs.require_game(db, merchant, game)
+    config: Any = row.draft
+    if row.live_version is not None:
+        live = await db.game_version(merchant, game, row.live_version)
+        config = live.config if live else config
+    tz = config.get("timezone") if isinstance(config, dict) else None
+    return tz if isinstance(tz, str) else DEFAULT_TZ
+
+
+async def analytics_report(db: Database, merchant: str, game: str, now: int, days: int,
+                           end: date | None = None) -> dict[str, Any]:
+    """The report ``getAnalytics`` and ``petbox analytics`` show."""
+    tz = await game_timezone(db, merchant, game)
+    window = analytics.Window.last_days(ZoneInfo(tz), now, days, end)
+    report = await analytics.game_analytics(db, merchant, game, window)
+    return {"game": game, "timezone": tz, **report, "definitions": DEFINITIONS}
+
+
+async def get_analytics(request: web.Request) -> web.Response:
+    merchant = await merchant_of(request)
+    game = game_id(request)
+    days = _int_param(request, "days", DEFAULT_DAYS, 1, analytics.MAX_DAYS)
+    end = _date_param(request, "end")
+    return web.json_response(await analytics_report(request.app[DB], merchant.id, game,
+                                                    now_s(request), days, end))
+
+
+OPERATIONS = [
+    Operation("getAnalytics", "GET", "/v1/admin/games/{game}/analytics", get_analytics,
+              "Per day: DAU, new players, draws, coupons granted, average active minutes; "
+              "D1/D7/D30 retention cohorts and weekly retention (days in the game's zone)",
+              auth="merchant", tag="merchant", errors=(401, 403, 404, 422),
+              params={"days": f"how many days, ending with `end` (1..{analytics.MAX_DAYS}, "
+                              f"default {DEFAULT_DAYS})",
+                      "end": "last day, YYYY-MM-DD in the game's time zone (default today)"}),
+]
