@@ -1,0 +1,188 @@
+"""Exporting a game's events as NDJSON, resumable from a cursor, in constant memory.
+
+Three sources, each in id order, one after the other: **ledger** rows (every
+balance change with its reason), **draw** records (what is needed to verify
+each draw) and confirmed value **grants** (coupons and goods with their codes;
+shadow and voided grants are left out). The cursor is ``v1.<ledger>.<draw>.<grant>``:
+the last id delivered from each source.
+
+**No gaps, no duplicates.** Rows are read in pages by keyset (``id > last``),
+never by offset. The catch is that on PostgreSQL ids are drawn from a sequence
+when a row is inserted, so a row with a smaller id can commit *after* a row with
+a larger one; a reader that had already moved past it would skip it forever.
+Before streaming, :func:`high_water` therefore takes ``LOCK TABLE ... IN SHARE
+MODE`` for three ``max(id)`` queries: the lock waits for every transaction that
+is writing those tables to finish (and holds new writes off for those
+milliseconds), so every id up to the high-water mark is final: committed or
+never to appear. The export stops there. On SQLite writers are serialized by
+the database lock and ids commit in order, so ``max(id)`` is the mark. Grants
+change after insertion (pending → confirmed or void), so their mark also stops
+below the oldest grant still pending: only settled grants are exported, and a
+grant left pending by a crash holds the grant stream back until reconciliation
+settles it.
+
+Each line carries the cursor that resumes right after it; the last line is
+``{"type": "end", "cursor", "count", "more"}``. A stream cut short has no end
+line: resume from the last complete line's cursor.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from economy.errors import InvalidInput
+from gameserver.db import models as m
+from gameserver.db.database import Database
+from gameserver.errors import Busy
+
+CURSOR_PREFIX = "v1."
+PAGE = 1000
+MAX_LIMIT = 10_000_000
+LOCK_TIMEOUT = "5s"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One exported table: its line type, columns (as named in lines) and extra filter."""
+
+    kind: str
+    table: Any
+    columns: tuple[str, ...]
+    renames: tuple[tuple[str, str], ...] = (("user_id", "user"),)
+
+    def where(self) -> tuple[Any, ...]:
+        t = self.table
+        if self.kind == "grant":
+            return (t.c.status == "confirmed", t.c.shadow.is_(False))
+        return ()
+
+
+SOURCES = (
+    Source("ledger", m.ledger, ("id", "user_id", "kind", "name", "delta", "before", "after",
+                                "reason", "ts_ms", "commit_id", "seq", "player_version")),
+    Source("draw", m.draws, ("id", "user_id", "series_id", "item", "rarity", "nonce",
+                             "seed_hash", "ts_ms", "commit_id", "seq", "record"),
+           (("user_id", "user"), ("series_id", "series"))),
+    Source("grant", m.grants, ("id", "user_id", "ref", "kind", "code", "status", "reason",
+                               "detail", "created_ms", "settled_ms", "commit_id")),
+)
+
+Position = tuple[int, ...]
+"""The last id delivered from each source, in :data:`SOURCES` order."""
+
+
+def encode_cursor(position: Position) -> str:
+    return CURSOR_PREFIX + ".".join(str(p) for p in position)
+
+
+def decode_cursor(cursor: str | None) -> Position:
+    """Where a cursor resumes (all zeros for none); 422 for a malformed one."""
+    if not cursor:
+        return (0,) * len(SOURCES)
+    parts = cursor[len(CURSOR_PREFIX):].split(".")
+    if (not cursor.startswith(CURSOR_PREFIX) or len(parts) != len(SOURCES)
+            or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts)):
+        raise InvalidInput("cursor is not one this server issued", problems=[
+            {"path": "$.cursor", "message": "must be a cursor from an earlier export"}])
+    return tuple(int(p) for p in parts)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One export: each source's rows of ``merchant``/``game`` with ``after < id <= upto``."""
+
+    merchant: str
+    game: str
+    after: Position
+    upto: Position
+    limit: int | None
+
+
+async def high_water(db: Database) -> Position:
+    """Per source, the largest id below which no row can still appear or change (module doc)."""
+    async with db.engine.begin() as conn:
+        if db.dialect == "postgresql":
+            await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+            names = ", ".join(s.table.name for s in SOURCES)
+            try:
+                await conn.execute(text(f"LOCK TABLE {names} IN SHARE MODE"))
+            except DBAPIError as exc:  # lock_timeout: a long write holds a table
+                raise Busy("the event tables are busy; retry the export shortly") from exc
+        marks = [int((await conn.execute(select(func.max(s.table.c.id)))).scalar() or 0)
+                 for s in SOURCES]
+        g = m.grants
+        pending = (await conn.execute(
+            select(func.min(g.c.id)).where(g.c.status == "pending"))).scalar()
+    if pending is not None:
+        marks[-1] = min(marks[-1], int(pending) - 1)
+    return tuple(marks)
+
+
+async def plan(db: Database, merchant: str, game: str, cursor: str | None,
+               limit: int | None) -> Plan:
+    after = decode_cursor(cursor)
+    marks = await high_water(db)
+    return Plan(merchant, game, after, tuple(map(max, after, marks)), limit)
+
+
+async def _page(db: Database, p: Plan, i: int, after: int, size: int) -> list[Any]:
+    source = SOURCES[i]
+    t = source.table
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            select(*(t.c[c] for c in source.columns))
+            .where(t.c.merchant_id == p.merchant, t.c.game_id == p.game,
+                   t.c.id > after, t.c.id <= p.upto[i], *source.where())
+            .order_by(t.c.id).limit(size))
+        return list(rows)
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def event_line(source: Source, row: Any, position: Position) -> bytes:
+    """One exported row with the cursor that resumes after it."""
+    values = dict(zip(source.columns, row, strict=True))
+    for old, new in source.renames:
+        values[new] = values.pop(old)
+    return _line({"type": source.kind, "cursor": encode_cursor(position), **values})
+
+
+def _advance(position: Position, i: int, row_id: int) -> Position:
+    return (*position[:i], row_id, *position[i + 1:])
+
+
+async def chunks(db: Database, p: Plan) -> AsyncIterator[bytes]:
+    """The NDJSON stream of ``p``, one chunk per page of at most :data:`PAGE` rows."""
+    position, count = p.after, 0
+    for i, source in enumerate(SOURCES):
+        while p.limit is None or count < p.limit:
+            size = PAGE if p.limit is None else min(PAGE, p.limit - count)
+            rows = await _page(db, p, i, position[i], size)
+            lines = []
+            for row in rows:
+                position = _advance(position, i, int(row[0]))
+                lines.append(event_line(source, row, position))
+            if lines:
+                yield b"".join(lines)
+                count += len(lines)
+            if len(rows) < size:  # exhausted: skip past other games' rows too
+                position = _advance(position, i, p.upto[i])
+                break
+    more = p.limit is not None and count >= p.limit and await _more(db, p, position)
+    final = position if more else p.upto
+    yield _line({"type": "end", "cursor": encode_cursor(final), "count": count, "more": more})
+
+
+async def _more(db: Database, p: Plan, position: Position) -> bool:
+    for i in range(len(SOURCES)):
+        if await _page(db, p, i, position[i], 1):
+            return True
+    return False
