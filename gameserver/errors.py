@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis.exceptions
+import sqlalchemy.exc
 from aiohttp import web
 
 from economy.errors import DomainError
@@ -78,6 +80,13 @@ class RateLimited(DomainError):
     status = 429
 
 
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, ConnectionError,
+    TimeoutError,
+)
+"""Infrastructure failures: the client should retry (503), it did nothing wrong."""
+
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
@@ -112,6 +121,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         resp = await handler(request)
     except DomainError as exc:
         resp = error_response(exc.status, exc.code, exc.message, exc.details)
+    except UNAVAILABLE as exc:
+        log.warning("dependency unavailable request_id=%s %s %s: %r", request_id,
+                    request.method, request.path, exc)
+        resp = error_response(503, "unavailable",
+                              "storage is unavailable; retry shortly with the same "
+                              "Idempotency-Key (it is never applied twice)",
+                              {"retry_after": 1})
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
