@@ -315,5 +315,14 @@ def demo(host: str, port: int) -> None:
             embedded.stop()
 
 
+def _register_admin() -> None:
+    from gameserver.cli_admin import register
+
+    register(main, game)
+
+
+_register_admin()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
