@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gameserver.api import admin, analytics, boxes, configs, export, pets, sessions
 from gameserver.api import ops as ops_api
+from gameserver.api import simulate as simulate_api
 from gameserver.api.common import Operation
 from gameserver.appkeys import (
     CLOCK,
@@ -56,7 +57,8 @@ VERSION = "0.1.0"
 def all_operations() -> list[Operation]:
     """Every route petbox serves, in the order they are documented."""
     return [*sessions.OPERATIONS, *pets.OPERATIONS, *boxes.OPERATIONS, *admin.OPERATIONS,
-            *configs.OPERATIONS, *analytics.OPERATIONS, *export.OPERATIONS, *ops_api.OPERATIONS]
+            *configs.OPERATIONS, *simulate_api.OPERATIONS, *analytics.OPERATIONS,
+            *export.OPERATIONS, *ops_api.OPERATIONS]
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,87 @@
+"""``simulateGame``: Monte Carlo over a blind-box series of a draft or a version.
+
+The simulation is :func:`economy.simulate.simulate` (the real draw code path).
+It is CPU work, so it runs in a worker thread, and a request is capped at
+:data:`MAX_TOTAL_DRAWS` draws (players × draws) — about the 10 s budget of one
+core — anything bigger is refused with 422 before any work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from economy.errors import InvalidInput, NotFound
+from economy.schema import Int, Map, Obj, Str
+from economy.simulate import simulate
+from gameserver.api.common import Operation, checked, decode_json, game_id, merchant_of
+from gameserver.appkeys import DB
+from gameserver.db import configs
+from gameserver.games import parse_config
+
+MAX_TOTAL_DRAWS = 1_000_000
+
+SIMULATE_BODY = Obj(fields={
+    "series": Str(min_length=1, max_length=64, description="the blind-box series"),
+    "version": Str(default="", max_length=12,
+                   description="a version number, live or draft (default: the draft if "
+                               "there is one, else the live version)"),
+    "players": Int(default=1000, minimum=1, maximum=MAX_TOTAL_DRAWS),
+    "draws": Int(default=100, minimum=1, maximum=MAX_TOTAL_DRAWS,
+                 description="draws per player, a multiple of batch"),
+    "batch": Int(default=1, minimum=1, maximum=10, description="1 or 10 (ten-pulls)"),
+    "seed": Str(default="0", max_length=64, description="same seed, same result"),
+    "stock": Map(default={}, values=Int(minimum=0),
+                 description="limited prize → stock at the start (default: configured)"),
+})
+
+
+def _problems(body: dict[str, Any]) -> list[dict[str, str]]:
+    out = []
+    if body["batch"] not in (1, 10):
+        out.append({"path": "$.batch", "message": "must be 1 or 10"})
+    elif body["draws"] % body["batch"]:
+        out.append({"path": "$.draws", "message": "must be a multiple of batch"})
+    if body["players"] * body["draws"] > MAX_TOTAL_DRAWS:
+        out.append({"path": "$.draws",
+                    "message": f"players × draws must be ≤ {MAX_TOTAL_DRAWS}"})
+    return out
+
+
+async def _config(request: web.Request, merchant: str, game: str,
+                  ref: str) -> tuple[str, dict[str, Any]]:
+    db = request.app[DB]
+    if ref:
+        return await configs.resolve(db, merchant, game, ref)
+    row = await configs.require_game(db, merchant, game)
+    return await configs.resolve(db, merchant, game, "draft" if row.draft else "live")
+
+
+async def simulate_game(request: web.Request) -> web.Response:
+    merchant = await merchant_of(request)
+    game = game_id(request)
+    body = checked(SIMULATE_BODY, decode_json(await request.read()))
+    problems = _problems(body)
+    if problems:
+        raise InvalidInput("simulation request is invalid", problems=problems)
+    label, raw = await _config(request, merchant.id, game, body["version"])
+    series = parse_config(raw).boxes.series.get(body["series"])
+    if series is None:
+        raise NotFound("no such series in this config", series=body["series"], config=label)
+    result = await asyncio.to_thread(simulate, series, body["players"], body["draws"],
+                                     body["seed"], batch=body["batch"],
+                                     stock=body["stock"] or None)
+    return web.json_response({"game": game, "config": label, "series": series.id,
+                              "seed": body["seed"], **result.to_json()})
+
+
+OPERATIONS = [
+    Operation("simulateGame", "POST", "/v1/admin/games/{game}/simulate", simulate_game,
+              "Monte Carlo over a series of the draft or a version: distribution per item "
+              f"and tier, pity rates, prize cost per draw, draws to complete the set, "
+              f"sell-out points (players × draws ≤ {MAX_TOTAL_DRAWS})",
+              auth="merchant", tag="merchant", body=SIMULATE_BODY, errors=(400, 401, 403,
+                                                                           404, 422)),
+]

@@ -1,0 +1,49 @@
+"""simulateGame over HTTP: the draft or a version, capped requests, merchant scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import World
+
+PATH = "/v1/admin/games/squirrel/simulate"
+
+
+async def call(world: World, body: Any, merchant: str = "shop") -> Any:
+    return await world.post(PATH, str(world.merchants[merchant].api_key), body)
+
+
+async def test_simulates_the_draft_reproducibly(world: World,
+                                                example_config: dict[str, Any]) -> None:
+    key = str(world.merchants["shop"].api_key)
+    put = await world.client.put("/v1/admin/games/squirrel/draft", json=example_config,
+                                 headers={"Authorization": f"Bearer {key}"})
+    assert put.status == 200, await put.text()
+    body = {"series": "forest_friends", "players": 20, "draws": 50, "seed": "s1"}
+
+    first = await call(world, body)
+    again = await call(world, body)
+
+    assert first.status == 200, await first.text()
+    report = await first.json()
+    assert report == await again.json()
+    assert (report["config"], report["series"], report["players"], report["draws"]) == \
+        ("draft", "forest_friends", 20, 1000)
+    assert sum(v["count"] for v in report["items"].values()) == 1000
+    # v1 (BASIC_CONFIG) has no blind boxes
+    assert (await call(world, {**body, "version": "1"})).status == 404
+
+
+async def test_bad_and_huge_requests_are_422(world: World) -> None:
+    for body, path in (({"series": "x", "players": 1001, "draws": 1000}, "$.draws"),
+                       ({"series": "x", "batch": 3}, "$.batch"),
+                       ({"series": "x", "batch": 10, "draws": 15}, "$.draws"),
+                       ({"series": "x", "players": 0}, "$.players"),
+                       ({}, "$.series")):
+        resp = await call(world, body)
+        assert resp.status == 422, body
+        problems = (await resp.json())["error"]["details"]["problems"]
+        assert path in [p["path"] for p in problems], body
+    assert (await call(world, {"series": "x", "version": "9"})).status == 404
+    await world.merchant("rival", game="other")
+    assert (await call(world, {"series": "x"}, merchant="rival")).status == 404
