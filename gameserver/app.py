@@ -13,11 +13,12 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from gameserver.api import admin, analytics, boxes, configs, export, pets, sessions
+from gameserver.api import admin, analytics, boxes, configs, daily, export, pets, sessions
 from gameserver.api import ops as ops_api
 from gameserver.api import simulate as simulate_api
 from gameserver.api.common import Operation
@@ -29,7 +30,10 @@ from gameserver.appkeys import (
     MERCHANTS,
     METRICS,
     REDIS,
+    SERVICES,
     SETTINGS,
+    SHADOW,
+    SHADOW_DB,
     SIGNER,
     STORE,
     VALUE,
@@ -45,6 +49,9 @@ from gameserver.merchants import MerchantDirectory
 from gameserver.metrics import Metrics
 from gameserver.openapi import build_openapi
 from gameserver.persister import Persister
+from gameserver.ratelimit import rate_limit_middleware
+from gameserver.reconciler import Reconciler
+from gameserver.services import SHADOW_PREFIX, Services
 from gameserver.settings import Settings
 from gameserver.store import Store
 from gameserver.value import ValueTier
@@ -56,7 +63,8 @@ VERSION = "0.1.0"
 
 def all_operations() -> list[Operation]:
     """Every route petbox serves, in the order they are documented."""
-    return [*sessions.OPERATIONS, *pets.OPERATIONS, *boxes.OPERATIONS, *admin.OPERATIONS,
+    return [*sessions.OPERATIONS, *pets.OPERATIONS, *daily.OPERATIONS, *boxes.OPERATIONS,
+            *admin.OPERATIONS,
             *configs.OPERATIONS, *simulate_api.OPERATIONS, *analytics.OPERATIONS,
             *export.OPERATIONS, *ops_api.OPERATIONS]
 
@@ -84,18 +92,30 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.to_thread(embedded.stop)
 
 
-async def _db_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    db = Database(settings.effective_database_url)
-    if settings.database_url is None:
-        await db.migrate()  # embedded SQLite: create or upgrade it ourselves
+async def _open_db(url: str, embedded: bool) -> Database:
+    """A database at the newest schema: embedded SQLite is migrated, others must be."""
+    db = Database(url)
+    if embedded:
+        await db.migrate()
     else:
         await _require_schema(db)
+    return db
+
+
+async def _db_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    db = await _open_db(settings.effective_database_url, settings.database_url is None)
     app[DB] = db
+    shadow_url = settings.effective_shadow_database_url
+    if shadow_url is not None:
+        derived = settings.shadow_database_url is None  # beside SQLite: ours to migrate
+        app[SHADOW_DB] = await _open_db(shadow_url, derived)
     try:
         yield
     finally:
         await db.close()
+        if SHADOW_DB in app:
+            await app[SHADOW_DB].close()
 
 
 async def _require_schema(db: Database) -> None:
@@ -105,60 +125,89 @@ async def _require_schema(db: Database) -> None:
                            "run `petbox migrate` first")
 
 
+def _services(app: web.Application, keys: Keys, db: Database, metrics: Metrics,
+              shadow: bool) -> Services:
+    settings = app[SETTINGS]
+    store = Store(app[REDIS], keys, db, metrics, app[CLOCK],
+                  idempotency_ttl=settings.idempotency_ttl,
+                  idempotency_wait=settings.idempotency_wait, retries=settings.commit_retries)
+    value = ValueTier(app[REDIS], keys, db, app[CLOCK], settings.shards, shadow=shadow)
+    return Services(keys, store, value, db, shadow)
+
+
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, db = app[SETTINGS], app[DB]
-    app[STORE] = Store(app[REDIS], app[KEYS], db, app[METRICS], app[CLOCK],
-                       idempotency_ttl=settings.idempotency_ttl,
-                       idempotency_wait=settings.idempotency_wait,
-                       retries=settings.commit_retries)
+    real = _services(app, app[KEYS], db, app[METRICS], shadow=False)
+    app[SERVICES], app[STORE], app[VALUE] = real, real.store, real.value
+    if SHADOW_DB in app:
+        # Shadow keeps its own metrics: load tests must not move production gauges.
+        app[SHADOW] = _services(app, Keys(SHADOW_PREFIX), app[SHADOW_DB], Metrics(),
+                                shadow=True)
     app[MERCHANTS] = MerchantDirectory(db)
-    app[VALUE] = ValueTier(app[REDIS], app[KEYS], db, app[CLOCK], settings.shards)
     games = GameRegistry(db)
     app[GAMES] = games
     games.start()
-    persister_task = _start_persister(app) if settings.run_persister else None
+    workers = _start_persisters(app) if settings.run_persister else []
+    reconciler = (Reconciler([app[VALUE]], settings.reconcile_interval).start()
+                  if settings.run_persister else None)
     try:
         yield
     finally:
         await games.stop()
-        if persister_task is not None:
-            await _stop_persister(app, persister_task)
+        if reconciler is not None:
+            await reconciler.stop()
+        await _stop_persisters(workers)
 
 
-PERSISTER = web.AppKey("persister", Persister)
-PERSISTER_STOP = web.AppKey("persister_stop", asyncio.Event)
+@dataclass
+class _Worker:
+    persister: Persister
+    stop: asyncio.Event
+    task: asyncio.Task[None]
 
 
-def _start_persister(app: web.Application) -> asyncio.Task[None]:
+PERSISTERS = web.AppKey("persisters", list[Persister])
+
+
+def _start_persisters(app: web.Application) -> list[_Worker]:
+    """One persister per keyspace (real, and shadow when configured)."""
     settings = app[SETTINGS]
-    persister = Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
-                          shards=settings.shards, batch=settings.persister_batch,
-                          idle_evict_after=settings.idle_evict_after,
-                          # Stable across restarts: a restarted server re-reads its own
-                          # unacknowledged ledger entries at once, not after the claim time.
-                          consumer=f"{socket.gethostname()}-serve")
-    app[PERSISTER] = persister
-    stop = asyncio.Event()
-    app[PERSISTER_STOP] = stop
-    return asyncio.create_task(persister.run(settings.flush_interval, stop),
-                               name="petbox-persister")
+    keyspaces = [(app[SERVICES], app[METRICS])]
+    if SHADOW in app:
+        keyspaces.append((app[SHADOW], Metrics()))
+    workers = []
+    for services, metrics in keyspaces:
+        persister = Persister(app[REDIS], services.keys, services.db, metrics, app[CLOCK],
+                              shards=settings.shards, batch=settings.persister_batch,
+                              idle_evict_after=settings.idle_evict_after,
+                              # Stable across restarts: a restarted server re-reads its own
+                              # unacknowledged ledger entries at once, not after a claim.
+                              consumer=f"{socket.gethostname()}-serve")
+        stop = asyncio.Event()
+        task = asyncio.create_task(persister.run(settings.flush_interval, stop),
+                                   name=f"petbox-persister-{services.keys.prefix}")
+        workers.append(_Worker(persister, stop, task))
+    app[PERSISTERS] = [w.persister for w in workers]
+    return workers
 
 
-async def _stop_persister(app: web.Application, task: asyncio.Task[None]) -> None:
-    app[PERSISTER_STOP].set()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    try:
-        await app[PERSISTER].final_flush()
-    except Exception:
-        log.exception("final flush failed; unflushed state stays in Redis for the next run")
+async def _stop_persisters(workers: list[_Worker]) -> None:
+    """Stop the loops, then flush everything acknowledged (graceful shutdown)."""
+    for worker in workers:
+        worker.stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.task
+        try:
+            await worker.persister.final_flush()
+        except Exception:
+            log.exception("final flush failed; unflushed state stays in Redis for the next run")
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """A petbox application for ``settings``; ``clock`` is injectable for tests."""
     metrics = Metrics()
     app = web.Application(client_max_size=settings.client_max_size,
-                          middlewares=[error_middleware])
+                          middlewares=[error_middleware, rate_limit_middleware(settings)])
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = metrics

@@ -12,6 +12,7 @@ from gameserver.games import GameRegistry
 from gameserver.keys import Keys
 from gameserver.merchants import MerchantDirectory
 from gameserver.metrics import METRICS
+from gameserver.services import Services
 from gameserver.settings import Settings
 from gameserver.store import Store
 from gameserver.value import ValueTier
@@ -26,6 +27,10 @@ GAMES = web.AppKey("games", GameRegistry)
 SIGNER = web.AppKey("signer", TokenSigner)
 MERCHANTS = web.AppKey("merchants", MerchantDirectory)
 VALUE = web.AppKey("value", ValueTier)
+SERVICES = web.AppKey("services", Services)
+SHADOW = web.AppKey("shadow", Services)
+"""Present only when a shadow database is configured (load-test traffic)."""
+SHADOW_DB = web.AppKey("shadow_db", Database)
 
-__all__ = ["CLOCK", "DB", "GAMES", "KEYS", "MERCHANTS", "METRICS", "REDIS", "SETTINGS", "SIGNER",
-           "STORE", "VALUE"]
+__all__ = ["CLOCK", "DB", "GAMES", "KEYS", "MERCHANTS", "METRICS", "REDIS", "SERVICES",
+           "SETTINGS", "SHADOW", "SHADOW_DB", "SIGNER", "STORE", "VALUE"]

@@ -36,6 +36,8 @@ class PlayerClaims:
     expires_at: int
     age_band: str | None = None
     guardian_consent: bool = False
+    shadow: bool = False
+    """A load-test session: its requests run on the shadow keyspace and database."""
 
 
 def _b64(data: bytes) -> str:
@@ -47,19 +49,23 @@ def _unb64(text: str) -> bytes:
 
 
 def session_signature(secret: str, merchant: str, user: str, ts: int,
-                      age_band: str | None = None, guardian_consent: bool = False) -> str:
-    """The signature a merchant backend sends with ``createSession``; an age band, when
-    given, is signed too so a client cannot claim to be an adult."""
+                      age_band: str | None = None, guardian_consent: bool = False,
+                      shadow: bool = False) -> str:
+    """The signature a merchant backend sends with ``createSession``. An age band and
+    the load-test flag, when given, are signed too: a client can claim neither."""
     msg = f"{merchant}\n{user}\n{ts}"
     if age_band:
         msg += f"\n{age_band}\n{int(guardian_consent)}"
+    if shadow:
+        msg += "\nshadow"
     return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
 
 
 def verify_session_signature(secret: str, merchant: str, user: str, ts: int, sign: str,
-                             age_band: str | None = None,
-                             guardian_consent: bool = False) -> bool:
-    expected = session_signature(secret, merchant, user, ts, age_band, guardian_consent)
+                             age_band: str | None = None, guardian_consent: bool = False,
+                             shadow: bool = False) -> bool:
+    expected = session_signature(secret, merchant, user, ts, age_band, guardian_consent,
+                                 shadow)
     return hmac.compare_digest(expected, sign.lower())
 
 
@@ -96,7 +102,8 @@ class TokenSigner:
             claims = json.loads(_unb64(payload))
             result = PlayerClaims(merchant=str(claims["m"]), user=str(claims["u"]),
                                   expires_at=int(claims["exp"]), age_band=claims.get("age"),
-                                  guardian_consent=bool(claims.get("gc", False)))
+                                  guardian_consent=bool(claims.get("gc", False)),
+                                  shadow=bool(claims.get("sh", False)))
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise Unauthorized("malformed player token") from exc
         if result.expires_at <= now:

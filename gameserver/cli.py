@@ -175,6 +175,32 @@ def migrate() -> None:
 
     revision = _run(lambda: _with_db(settings, work, migrate=False))
     click.echo(f"database at revision {revision}")
+    shadow_url = settings.effective_shadow_database_url
+    if shadow_url is not None:
+        shadow = settings.with_overrides(database_url=shadow_url)
+        revision = _run(lambda: _with_db(shadow, work, migrate=False))
+        click.echo(f"shadow (load-test) database at revision {revision}")
+
+
+@main.group()
+def shadow() -> None:
+    """Load-test (shadow) data: kept apart from real data, removable at once."""
+
+
+@shadow.command("purge")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def shadow_purge(yes: bool) -> None:
+    """Delete every shadow key from Redis and every row from the shadow database."""
+    settings = _settings()
+    if settings.redis_url is None:
+        raise click.ClickException("set PETBOX_REDIS_URL to the Redis the servers use")
+    shadow_url = settings.effective_shadow_database_url
+    if not yes:
+        click.confirm(f"purge shadow data in {settings.redis_url} and {shadow_url}?", abort=True)
+    from gameserver.shadow import purge_shadow
+
+    keys, rows = asyncio.run(purge_shadow(settings.redis_url, shadow_url))
+    click.echo(f"purged {keys} shadow keys and {rows} shadow rows")
 
 
 # -- merchants and games -------------------------------------------------------------

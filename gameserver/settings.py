@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gameserver.rates import DRAW_DEFAULT, IP_DEFAULT, PLAYER_DEFAULT, RateLimit, parse_rate
+
 
 class SettingsError(ValueError):
     """A ``PETBOX_*`` variable with a value petbox cannot use."""
@@ -43,8 +45,19 @@ class Settings:
     """Seconds a flushed player stays in Redis after its last action."""
     persister_batch: int = 2000
     run_persister: bool = True
+    shadow_database_url: str | None = None
+    """Shadow (load-test) SQL; default: beside an embedded/SQLite database, else disabled."""
     redis_timeout: float = 2.0
     redis_appendfsync: str = "everysec"
+    rate_player: RateLimit | None = None
+    """Per-player limit on shopper routes (None: off; ``load_settings`` defaults to 20/s,
+    burst 40)."""
+    rate_ip: RateLimit | None = None
+    """Per-client-IP limit on shopper routes (``load_settings``: 200/s, burst 400)."""
+    rate_draw: RateLimit | None = None
+    """Per-player limit on drawBox (``load_settings``: 5/s, burst 10)."""
+    reconcile_interval: float = 30.0
+    """Seconds between settlements of pending value grants left by crashes."""
     log_level: str = "INFO"
     access_log: bool = True
     extra: dict[str, str] = field(default_factory=dict)
@@ -54,6 +67,13 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'petbox.db').as_posix()}"
+
+    @property
+    def effective_shadow_database_url(self) -> str | None:
+        from gameserver.services import shadow_database_url
+
+        default = f"sqlite+aiosqlite:///{(self.data_dir / 'petbox-shadow.db').as_posix()}"
+        return shadow_database_url(self.database_url, self.shadow_database_url, default)
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -83,6 +103,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def _rate(env: Mapping[str, str], name: str, default: RateLimit | None) -> RateLimit | None:
+    try:
+        return parse_rate(name, env.get(name), default)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
 def _token_secret(env: Mapping[str, str], data_dir: Path) -> str:
     """The configured secret, or one kept in the data dir so restarts keep tokens valid."""
     secret = env.get("PETBOX_TOKEN_SECRET", "")
@@ -110,6 +137,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         redis_url=env.get("PETBOX_REDIS_URL") or None,
         database_url=env.get("PETBOX_DATABASE_URL") or None,
+        shadow_database_url=env.get("PETBOX_SHADOW_DATABASE_URL") or None,
         data_dir=data_dir,
         flush_interval=_num(env, "PETBOX_FLUSH_INTERVAL", 1.0, 0.05, 3600),
         shards=int(_num(env, "PETBOX_SHARDS", 16, 1, 16384)),
@@ -120,6 +148,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idle_evict_after=int(_num(env, "PETBOX_IDLE_EVICT_AFTER", 3600, 1, 30 * 86400)),
         run_persister=_bool(env, "PETBOX_RUN_PERSISTER", True),
         redis_appendfsync=fsync,
+        rate_player=_rate(env, "PETBOX_RATE_PLAYER", PLAYER_DEFAULT),
+        rate_ip=_rate(env, "PETBOX_RATE_IP", IP_DEFAULT),
+        rate_draw=_rate(env, "PETBOX_RATE_DRAW", DRAW_DEFAULT),
+        reconcile_interval=_num(env, "PETBOX_RECONCILE_INTERVAL", 30.0, 0.05, 86400),
         log_level=env.get("PETBOX_LOG_LEVEL", "INFO").upper(),
         access_log=_bool(env, "PETBOX_ACCESS_LOG", True),
     )

@@ -131,8 +131,11 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
+def settings(redis_url: str, db_url: str, tmp_path: Path, sqlite_template: Path) -> Settings:
+    shadow = tmp_path / "shadow.db"  # load-test data: a migrated copy, like the real one
+    shutil.copy(sqlite_template, shadow)
     return Settings(redis_url=redis_url, database_url=db_url, data_dir=tmp_path / "data",
+                    shadow_database_url=f"sqlite+aiosqlite:///{shadow}",
                     token_secret="test-token-secret-" + secrets.token_hex(8),
                     flush_interval=0.05, shards=4, run_persister=False, access_log=False)
 

@@ -24,8 +24,9 @@ from gameserver.api.common import (
     player_claims,
     player_ctx,
     run_action,
+    services,
 )
-from gameserver.appkeys import DB, GAMES, STORE, VALUE
+from gameserver.appkeys import GAMES
 from gameserver.db import models as m
 from gameserver.games import LiveGame
 from gameserver.keys import MERCHANT_RE, PlayerRef
@@ -73,8 +74,8 @@ async def get_box_series(request: web.Request) -> web.Response:
     the player's committed seed hash too (committed now if the player has none)."""
     live, ctx = await _public_game(request)
     series = _series(live, request.match_info["series"])
-    view = await request.app[VALUE].stock_left(live.merchant, live.game,
-                                               _series_totals(live, series))
+    view = await services(request).value.stock_left(live.merchant, live.game,
+                                                    _series_totals(live, series))
     body = disclose(series, view.by_prefix("prize:"))
     body["game_version"] = live.version
     if ctx is not None:
@@ -85,12 +86,11 @@ async def get_box_series(request: web.Request) -> web.Response:
 async def _player_seed(request: web.Request, ctx: PlayerCtx, series_id: str) -> dict[str, Any]:
     """The player's seed commitment; a player without one commits one first (idempotently),
     so the hash is published before their first draw."""
-    loaded = await request.app[STORE].read(ctx.ref)
-    state = loaded.state
+    store = services(request).store
+    state = (await store.read(ctx.ref)).state
     if state is None or not state.boxes.seed:
-        rule = _rotate_rule(ctx)
-        await request.app[STORE].run(ctx.ref, "box-seed-commit", "box-seed-commit", rule)
-        state = (await request.app[STORE].read(ctx.ref)).state
+        await store.run(ctx.ref, "box-seed-commit", "box-seed-commit", _rotate_rule(ctx))
+        state = (await store.read(ctx.ref)).state
     assert state is not None
     return boxes.series_view(state.boxes, series_id)
 
@@ -129,8 +129,8 @@ async def draw_box(request: web.Request) -> web.Response:
     claims = player_claims(request)
     live = await request.app[GAMES].get(claims.merchant, game_id(request))
     series = _series(live, request.match_info["series"])
-    view = await request.app[VALUE].stock_left(live.merchant, live.game,
-                                               _series_totals(live, series))
+    view = await services(request).value.stock_left(live.merchant, live.game,
+                                                    _series_totals(live, series))
     return await run_action(request, DRAW_BODY, lambda body, ctx, v: _draw_rule(
         body, ctx, v, series.id), view=view)
 
@@ -186,7 +186,7 @@ async def _draw_rows(request: web.Request, ref: PlayerRef, before: int | None,
          .order_by(d.c.id.desc()).limit(limit))
     if before is not None:
         q = q.where(d.c.id < before)
-    async with request.app[DB].engine.connect() as conn:
+    async with services(request).db.engine.connect() as conn:
         rows = (await conn.execute(q)).all()
     return [{"id": r[0], **r[1], "server_seed": r[3]} for r in rows]
 

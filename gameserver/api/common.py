@@ -19,12 +19,13 @@ from aiohttp import web
 
 from economy.errors import DomainError, InvalidInput, NotFound
 from economy.schema import Spec, validate
-from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, SETTINGS, SIGNER, STORE, VALUE
+from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, SERVICES, SETTINGS, SHADOW, SIGNER
 from gameserver.auth import API_KEY_PREFIX, PlayerClaims, bearer
 from gameserver.db.database import Merchant
 from gameserver.errors import Forbidden, IdempotencyKeyMissing, Unauthorized
 from gameserver.games import LiveGame
 from gameserver.keys import GAME_RE, IDEMPOTENCY_RE, PlayerRef, shard_of
+from gameserver.services import Services
 from gameserver.store import Reply, Rule
 from gameserver.value import StockView, ValueBinding
 from mechanics.outcome import Outcome
@@ -131,12 +132,35 @@ def now_s(request: web.Request) -> int:
     return int(request.app[CLOCK].now())
 
 
+SHADOW_REQUEST = web.RequestKey("shadow", bool)
+SHADOW_HEADER = "X-Petbox-Shadow"
+
+
 def player_claims(request: web.Request) -> PlayerClaims:
-    """The shopper behind a request; a merchant key here is the wrong kind (403)."""
+    """The shopper behind a request; a merchant key here is the wrong kind (403).
+
+    A load-test session and the ``X-Petbox-Shadow: 1`` header go together: either
+    without the other is refused, so load tests never write real data by mistake.
+    """
     credential = bearer(request.headers.get("Authorization"))
     if credential.startswith(API_KEY_PREFIX):
         raise Forbidden("merchant API keys cannot call shopper routes")
-    return request.app[SIGNER].verify(credential, now_s(request))
+    claims = request.app[SIGNER].verify(credential, now_s(request))
+    if claims.shadow != (request.headers.get(SHADOW_HEADER) == "1"):
+        raise Forbidden("load-test sessions must send X-Petbox-Shadow: 1, and only they may")
+    request[SHADOW_REQUEST] = claims.shadow
+    return claims
+
+
+def services(request: web.Request) -> Services:
+    """The keyspace this request works on: shadow data for load-test sessions."""
+    if not request.get(SHADOW_REQUEST, False):
+        return request.app[SERVICES]
+    shadow = request.app.get(SHADOW)
+    if shadow is None:
+        raise Forbidden("shadow traffic is not configured on this server "
+                        "(set PETBOX_SHADOW_DATABASE_URL)")
+    return shadow
 
 
 async def merchant_of(request: web.Request) -> Merchant:
@@ -211,7 +235,8 @@ async def run_action(request: web.Request, spec: Spec, make_rule: RuleMaker,
     body, raw = await read_body(request, spec)
     view = view if view is not None else StockView()
     rule = make_rule(body, ctx, view)
-    binding = ValueBinding(request.app[VALUE], view, ctx.game.totals)
-    reply = await request.app[STORE].run(ctx.ref, key, request_hash(request, raw), rule, status,
-                                         value=binding)
+    svc = services(request)
+    binding = ValueBinding(svc.value, view, ctx.game.totals)
+    reply = await svc.store.run(ctx.ref, key, request_hash(request, raw), rule, status,
+                                value=binding)
     return reply_response(reply)

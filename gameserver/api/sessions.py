@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from economy.schema import Bool, Enum, Int, Obj, Str
 from gameserver.api.common import Operation, now_s, read_body
 from gameserver.appkeys import MERCHANTS, SETTINGS, SIGNER
 from gameserver.auth import verify_session_signature
-from gameserver.errors import Unauthorized
+from gameserver.errors import Forbidden, Unauthorized
 from gameserver.keys import MERCHANT_RE, USER_RE
 
 AGE_BANDS = ("under_8", "8_17", "18_plus")
@@ -25,6 +27,10 @@ SESSION_BODY = Obj(fields={
                      description="the shopper's age band, when the platform knows it"),
     "guardian_consent": Bool(default=False,
                              description="a guardian consented (minors' blind-box draws)"),
+    "shadow": Bool(default=False,
+                   description='a load-test session (signed as "\\nshadow" at the end); its '
+                               "requests must send X-Petbox-Shadow: 1 and touch shadow data "
+                               "only. The merchant must be approved for load testing."),
 })
 
 
@@ -37,11 +43,15 @@ async def create_session(request: web.Request) -> web.Response:
     merchant = await request.app[MERCHANTS].by_id(body["merchant"])
     if merchant is None or not verify_session_signature(
             merchant.signing_secret, body["merchant"], body["user"], body["ts"], body["sign"],
-            body["age_band"], body["guardian_consent"]):
+            body["age_band"], body["guardian_consent"], body["shadow"]):
         # One answer for "no such merchant" and "bad signature": no existence oracle.
         raise Unauthorized("signature does not match")
-    extra = ({"age": body["age_band"], "gc": body["guardian_consent"]}
-             if body["age_band"] else {})
+    if body["shadow"] and not merchant.load_test:
+        raise Forbidden("this merchant is not approved for load testing")
+    extra: dict[str, Any] = ({"age": body["age_band"], "gc": body["guardian_consent"]}
+                             if body["age_band"] else {})
+    if body["shadow"]:
+        extra["sh"] = True
     token, expires_at = request.app[SIGNER].mint(body["merchant"], body["user"], now, **extra)
     return web.json_response({"token": token, "expires_at": expires_at}, status=201)
 
