@@ -123,6 +123,9 @@ REMINDERS_SPEC = Obj(description="When to remind a shopper to come back.", defau
                        description="reminders per player in any 24 hours"),
     "min_gap_s": Int(minimum=0, maximum=86400, default=3600,
                      description="seconds between two reminders to one player"),
+    "webhook_url": Str(pattern=r"^$|^https?://[^\s]{1,490}$", max_length=500, default="",
+                       description="where due reminders are POSTed, signed with the "
+                                   "merchant's signing secret; empty = none are sent"),
 })
 
 SPECIES_FIELDS: dict[str, Any] = {
@@ -225,6 +228,7 @@ class Reminders:
     quiet_end: int
     max_per_day: int
     min_gap_s: int
+    webhook_url: str = ""
 
 
 # -- builders ----------------------------------------------------------------
@@ -280,7 +284,7 @@ def _reminders(d: dict[str, Any] | None) -> Reminders | None:
     return Reminders(hungry=d["hungry"], hungry_stat=d["hungry_stat"],
                      produce_full=d["produce_full"], quiet_start=_minutes(d["quiet_start"]),
                      quiet_end=_minutes(d["quiet_end"]), max_per_day=d["max_per_day"],
-                     min_gap_s=d["min_gap_s"])
+                     min_gap_s=d["min_gap_s"], webhook_url=d["webhook_url"])
 
 
 def build_loop(d: dict[str, Any]) -> dict[str, Any]:

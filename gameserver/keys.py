@@ -79,6 +79,15 @@ class Keys:
         Tagged per game, not per shard: every player of the game reserves here."""
         return f"{self.prefix}:{{g:{merchant}:{game}}}:stock"
 
+    def reminders(self, shard: int) -> str:
+        """ZSET ``<kind>:<member>`` → unix s the reminder is due: at most one per kind
+        and player (a re-schedule just moves the score)."""
+        return f"{self.tag(shard)}:rem"
+
+    def reminder_retries(self, shard: int) -> str:
+        """HASH ``<kind>:<member>`` → JSON of a reminder whose delivery failed (to retry)."""
+        return f"{self.tag(shard)}:rem:retry"
+
     def epoch(self, shard: int) -> str:
         """Written once per shard; its absence after it was seen means Redis lost data."""
         return f"{self.tag(shard)}:epoch"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from economy.schema import ID_PATTERN, Obj, Str
-from gameserver.api.common import Operation, bind, now_s, player_ctx, run_action
-from gameserver.appkeys import STORE
+from gameserver.api.common import Operation, now_s, player_ctx, services
+from gameserver.api.daily import EMPTY_BODY, loop_rule, run_loop_action
 from mechanics import pet
 
 ADOPT_BODY = Obj(fields={
@@ -17,24 +17,46 @@ FEED_BODY = Obj(fields={"food": Str(pattern=ID_PATTERN, max_length=64)})
 
 
 async def get_player(request: web.Request) -> web.Response:
-    """``getPlayer``: read-only; a player who never played sees the starting state."""
+    """``getPlayer``: read-only; a player who never played sees the starting state.
+
+    Pet stats and produce as of now; check-in streak, tasks and exchange limits in
+    the game's timezone."""
     ctx = await player_ctx(request)
-    loaded = await request.app[STORE].read(ctx.ref)
+    loaded = await services(request).store.read(ctx.ref)
     now = now_s(request)
     state = loaded.state or pet.new_player(ctx.game.config, now)
-    view = pet.player_view(state, ctx.game.config, now)
+    view = pet.player_view(state, ctx.game.config, now, ctx.game.tz)
     return web.json_response({"player": view, "version": loaded.version,
                               "game_version": ctx.game.version})
 
 
 async def adopt_pet(request: web.Request) -> web.Response:
-    return await run_action(request, ADOPT_BODY, lambda body, ctx, view: bind(
-        pet.adopt, pet.AdoptPet(body["species"], body["name"]), ctx.game), status=201)
+    return await run_loop_action(request, ADOPT_BODY, lambda body, ctx, view: loop_rule(
+        pet.adopt, pet.AdoptPet(body["species"], body["name"]), ctx.game, view), status=201,
+        reminders=True)
 
 
 async def feed_pet(request: web.Request) -> web.Response:
-    return await run_action(request, FEED_BODY, lambda body, ctx, view: bind(
-        pet.feed, pet.FeedPet(body["food"]), ctx.game))
+    return await run_loop_action(request, FEED_BODY, lambda body, ctx, view: loop_rule(
+        pet.feed, pet.FeedPet(body["food"]), ctx.game, view), reminders=True)
+
+
+async def play_with_pet(request: web.Request) -> web.Response:
+    """``playWithPet``: the species' play effects and xp, then its cooldown."""
+    return await run_loop_action(request, EMPTY_BODY, lambda body, ctx, view: loop_rule(
+        pet.play, pet.PlayWithPet(), ctx.game, view), reminders=True)
+
+
+async def clean_pet(request: web.Request) -> web.Response:
+    """``cleanPet``: the species' clean effects and xp, then its cooldown."""
+    return await run_loop_action(request, EMPTY_BODY, lambda body, ctx, view: loop_rule(
+        pet.clean, pet.CleanPet(), ctx.game, view), reminders=True)
+
+
+async def collect_produce(request: web.Request) -> web.Response:
+    """``collectProduce``: whole units produced while the shopper was away."""
+    return await run_loop_action(request, EMPTY_BODY, lambda body, ctx, view: loop_rule(
+        pet.collect, pet.CollectProduce(), ctx.game, view, coupons=False), reminders=True)
 
 
 PLAYER_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
@@ -50,4 +72,13 @@ OPERATIONS = [
               "Feed the pet: pays the food's price, raises its stats and xp",
               auth="player", tag="shopper", body=FEED_BODY, idempotent=True,
               errors=PLAYER_ERRORS),
+    Operation("playWithPet", "POST", "/v1/games/{game}/pet/play", play_with_pet,
+              "Play with the pet: mood and xp, then a cooldown", auth="player",
+              tag="shopper", body=EMPTY_BODY, idempotent=True, errors=PLAYER_ERRORS),
+    Operation("cleanPet", "POST", "/v1/games/{game}/pet/clean", clean_pet,
+              "Clean the pet: cleanliness and xp, then a cooldown", auth="player",
+              tag="shopper", body=EMPTY_BODY, idempotent=True, errors=PLAYER_ERRORS),
+    Operation("collectProduce", "POST", "/v1/games/{game}/pet/collect", collect_produce,
+              "Collect what the pet produced while the shopper was away", auth="player",
+              tag="shopper", body=EMPTY_BODY, idempotent=True, errors=PLAYER_ERRORS),
 ]

@@ -1,0 +1,268 @@
+"""Reminder delivery: the "leave and come back" loop, server side.
+
+When a shopper's action commits, the handler puts the player's next reminders
+(:func:`mechanics.reminders.reminder_schedule`: pet hungry, produce full, after
+quiet hours and frequency caps) into the shard's reminder ZSET: member
+``<kind>:<player member>``, score = unix second due. One member per kind and
+player, so at most one reminder of a kind is pending; a later action just moves it.
+
+:class:`ReminderWorker` (started with the persister) delivers due reminders:
+
+1. **claim**: ``ZREM`` of a due member; only the process whose ``ZREM`` removed it
+   goes on, so two workers never deliver the same entry.
+2. **re-check** against the stored state: the shopper may have fed the pet since.
+3. **record** with :func:`mechanics.reminders.mark_reminded` through the store, with
+   the idempotency key ``rem-<kind>-<event_at>``. A replayed reply means this
+   reminder was recorded (so sent) before: it is not sent again. Recording
+   *before* sending makes delivery at most once: a crash between the two loses a
+   reminder rather than sending it twice.
+4. **deliver**: a signed POST (``X-Petbox-Timestamp``, ``X-Petbox-Signature`` =
+   HMAC-SHA256 with the merchant's signing secret over ``"{ts}\\n{body}"``) to the
+   game's ``reminders.webhook_url``. A failure keeps the payload in the retry hash
+   and re-queues the member with exponential backoff, up to ``max_tries``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from economy.config import GameConfig
+from economy.errors import DomainError, NoPet
+from gameserver.appkeys import CLOCK, GAMES, KEYS, MERCHANTS, REDIS, SETTINGS, STORE
+from gameserver.auth import body_signature
+from gameserver.clock import Clock
+from gameserver.games import GameRegistry
+from gameserver.keys import Keys, PlayerRef
+from gameserver.merchants import MerchantDirectory
+from gameserver.store import Rule, Store, encode_json
+from mechanics.outcome import Outcome
+from mechanics.reminders import Reminder, mark_reminded, reminder_schedule
+from mechanics.state import PlayerState
+
+log = logging.getLogger("petbox.reminders")
+
+
+def member_of(kind: str, ref: PlayerRef) -> str:
+    return f"{kind}:{ref.member}"
+
+
+def parse_member(member: str, shard: int) -> tuple[str, PlayerRef]:
+    kind, merchant, game, user = member.split(":", 3)
+    return kind, PlayerRef(merchant, game, user, shard)
+
+
+def upcoming(state: PlayerState, config: GameConfig, now: int, tz: tzinfo) -> list[Reminder]:
+    """Reminders worth queueing for ``state``: only when the game has a webhook."""
+    rem = config.reminders
+    if rem is None or not rem.webhook_url:
+        return []
+    return reminder_schedule(state, config, now, tz=tz)
+
+
+async def enqueue(redis: Redis, keys: Keys, ref: PlayerRef, reminders: list[Reminder]) -> None:
+    """Queue (or move) the player's reminders: one ZADD."""
+    if reminders:
+        await redis.zadd(keys.reminders(ref.shard),
+                         {member_of(r.kind, ref): r.due_at for r in reminders})
+
+
+def mark_rule(kind: str, event_at: int) -> Rule:
+    """The store rule recording a sent reminder (history kept for the frequency cap)."""
+    def rule(state: PlayerState | None, now: int) -> Outcome:
+        if state is None:
+            raise NoPet()
+        return Outcome(state=mark_reminded(state, kind, now),
+                       response={"kind": kind, "event_at": event_at, "sent_at": now})
+    return rule
+
+
+@dataclass
+class Stats:
+    """What the worker did since it started (for tests and logs)."""
+
+    delivered: int = 0
+    failed: int = 0
+    dropped: int = 0
+    duplicates: int = 0
+
+
+class ReminderWorker:
+    """Delivers due reminders of every shard; safe to run in several processes."""
+
+    def __init__(self, redis: Redis, keys: Keys, store: Store, games: GameRegistry,
+                 merchants: MerchantDirectory, clock: Clock, shards: int, *,
+                 batch: int = 100, concurrency: int = 16, timeout: float = 5.0,
+                 backoff_s: float = 30.0, max_backoff_s: float = 3600.0,
+                 max_tries: int = 6) -> None:
+        self.redis, self.keys, self.store, self.games = redis, keys, store, games
+        self.merchants, self.clock, self.shards = merchants, clock, shards
+        self.batch, self.timeout, self.max_tries = batch, timeout, max_tries
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self._sem = asyncio.Semaphore(concurrency)
+        self._http: aiohttp.ClientSession | None = None
+        self.stats = Stats()
+
+    async def run(self, interval: float, stop: asyncio.Event) -> None:
+        """Tick every ``interval`` seconds until ``stop`` is set."""
+        try:
+            while not stop.is_set():
+                try:
+                    await self.tick()
+                except Exception:  # Redis down: try again next tick
+                    log.warning("reminder pass failed", exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def tick(self) -> int:
+        """One pass over every shard; returns how many reminders were claimed."""
+        claimed = 0
+        for shard in range(self.shards):
+            members = await self._claim(shard)
+            claimed += len(members)
+            await asyncio.gather(*(self._guarded(shard, m) for m in members))
+        return claimed
+
+    async def _claim(self, shard: int) -> list[str]:
+        """Due members this process removed from the ZSET (and so owns)."""
+        key = self.keys.reminders(shard)
+        due = await self.redis.zrangebyscore(key, "-inf", int(self.clock.now()), start=0,
+                                             num=self.batch)
+        owned = []
+        for raw in due:
+            member = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if await self.redis.zrem(key, member) == 1:
+                owned.append(member)
+        return owned
+
+    async def _guarded(self, shard: int, member: str) -> None:
+        async with self._sem:
+            try:
+                await self._handle(shard, member)
+            except Exception:
+                self.stats.failed += 1
+                log.warning("reminder %s could not be handled", member, exc_info=True)
+
+    async def _handle(self, shard: int, member: str) -> None:
+        retry = await self.redis.hget(self.keys.reminder_retries(shard), member)
+        if retry is not None:
+            await self._deliver(shard, member, json.loads(retry))
+            return
+        job = await self._prepare(shard, member)
+        if job is not None:
+            await self._deliver(shard, member, job)
+
+    async def _prepare(self, shard: int, member: str) -> dict[str, Any] | None:
+        """Re-check the reminder against the stored player and record it; the job to send."""
+        kind, ref = parse_member(member, shard)
+        try:
+            live = await self.games.get(ref.merchant, ref.game)
+        except DomainError:
+            return self._drop()
+        url = live.config.reminders.webhook_url if live.config.reminders else ""
+        loaded = await self.store.read(ref)
+        now = int(self.clock.now())
+        if not url or loaded.state is None:
+            return self._drop()
+        due = [r for r in reminder_schedule(loaded.state, live.config, now, tz=live.tz)
+               if r.kind == kind]
+        if not due:
+            return self._drop()  # fed, collected or reminded meanwhile
+        if due[0].due_at > now:  # moved by quiet hours or the cap: queue it again
+            await enqueue(self.redis, self.keys, ref, due)
+            return None
+        return await self._record(ref, live.config, live.tz, due[0], url)
+
+    async def _record(self, ref: PlayerRef, config: GameConfig, tz: tzinfo,
+                      reminder: Reminder, url: str) -> dict[str, Any] | None:
+        rid = f"{reminder.kind}-{reminder.event_at}"
+        reply = await self.store.run(ref, f"rem-{rid}", rid, mark_rule(reminder.kind,
+                                                                        reminder.event_at))
+        if reply.replayed:
+            self.stats.duplicates += 1
+            return None
+        sent_at = json.loads(reply.body)["sent_at"]
+        loaded = await self.store.read(ref)
+        if loaded.state is not None:  # the other kind may move with the new history
+            await enqueue(self.redis, self.keys, ref, upcoming(loaded.state, config, sent_at, tz))
+        body = {"id": f"{ref.member}:{rid}", "type": "reminder", "kind": reminder.kind,
+                "merchant": ref.merchant, "game": ref.game, "user": ref.user,
+                "event_at": reminder.event_at, "sent_at": sent_at}
+        return {"url": url, "body": body, "tries": 0}
+
+    def _drop(self) -> dict[str, Any] | None:
+        self.stats.dropped += 1
+        return None
+
+    async def _deliver(self, shard: int, member: str, job: dict[str, Any]) -> None:
+        merchant = await self.merchants.by_id(job["body"]["merchant"])
+        ok = merchant is not None and await self._post(job, merchant.signing_secret)
+        retries = self.keys.reminder_retries(shard)
+        if ok:
+            self.stats.delivered += 1
+            await self.redis.hdel(retries, member)
+            return
+        self.stats.failed += 1
+        job["tries"] += 1
+        if job["tries"] >= self.max_tries:
+            log.warning("reminder %s given up after %d tries", job["body"]["id"], job["tries"])
+            await self.redis.hdel(retries, member)
+            return
+        delay = min(self.max_backoff_s, self.backoff_s * 2 ** (job["tries"] - 1))
+        await self.redis.hset(retries, member, json.dumps(job))
+        await self.redis.zadd(self.keys.reminders(shard),
+                              {member: int(self.clock.now() + delay)}, nx=True)
+
+    async def _post(self, job: dict[str, Any], secret: str) -> bool:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout))
+        body = encode_json(job["body"])
+        ts = str(int(self.clock.now()))
+        headers = {"Content-Type": "application/json", "X-Petbox-Timestamp": ts,
+                   "X-Petbox-Signature": body_signature(secret, ts, body)}
+        try:
+            async with self._http.post(job["url"], data=body, headers=headers) as resp:
+                return 200 <= resp.status < 300
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return False
+
+
+REMINDER_WORKER = web.AppKey("reminder_worker", ReminderWorker)
+
+
+@contextlib.asynccontextmanager
+async def reminder_service(app: web.Application, *, enabled: bool,
+                           interval: float = 1.0) -> AsyncIterator[None]:
+    """Run a :class:`ReminderWorker` for the app's lifetime (with the persister)."""
+    if not enabled:
+        yield
+        return
+    worker = ReminderWorker(app[REDIS], app[KEYS], app[STORE], app[GAMES], app[MERCHANTS],
+                            app[CLOCK], app[SETTINGS].shards)
+    app[REMINDER_WORKER] = worker
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(interval, stop), name="petbox-reminders")
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
