@@ -16,7 +16,7 @@ completed), and the global draw number at which each limited prize sold out.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,10 +77,13 @@ def percentile(sorted_values: list[int], q: float, population: int) -> int | Non
 
 
 def simulate(series: Series, players: int, draws: int, seed: str = "0", *,
-             batch: int = 1, stock: Mapping[str, int] | None = None) -> SimResult:
+             batch: int = 1, stock: Mapping[str, int] | None = None,
+             on_round: Callable[[int], None] | None = None) -> SimResult:
     """Simulate ``players`` × ``draws`` draws (``draws`` a multiple of ``batch``: 1 or 10).
 
     ``stock``: limited prize → stock at the start (default: the configured stock).
+    ``on_round`` is called with the number of draws done after each round (every
+    player drew one batch) — the caller's progress bar; it must not change anything.
     """
     if batch not in (1, 10) or draws % batch or players < 1 or draws < 0:
         raise ValueError("players ≥ 1, batch 1 or 10, draws a multiple of batch")
@@ -88,6 +91,8 @@ def simulate(series: Series, players: int, draws: int, seed: str = "0", *,
     for _ in range(draws // batch):
         for p in range(players):
             run.batch(p, batch)
+        if on_round is not None:
+            on_round(run.total)
     return run.result(draws, batch)
 
 

@@ -350,5 +350,15 @@ def _register_admin() -> None:
 _register_admin()
 
 
+def _register_boxes() -> None:
+    from gameserver.cli_boxes import simulate, verify_draw_command
+
+    main.add_command(simulate)
+    main.add_command(verify_draw_command)
+
+
+_register_boxes()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
