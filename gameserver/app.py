@@ -44,6 +44,7 @@ from gameserver.db.database import Database
 from gameserver.embedded import RedisProcess
 from gameserver.errors import error_middleware
 from gameserver.games import GameRegistry
+from gameserver.housekeeping import Housekeeper
 from gameserver.keys import Keys
 from gameserver.merchants import MerchantDirectory
 from gameserver.metrics import Metrics
@@ -51,6 +52,7 @@ from gameserver.openapi import build_openapi
 from gameserver.persister import Persister
 from gameserver.ratelimit import rate_limit_middleware
 from gameserver.reconciler import Reconciler
+from gameserver.reminders import reminder_service
 from gameserver.services import SHADOW_PREFIX, Services
 from gameserver.settings import Settings
 from gameserver.store import Store
@@ -148,14 +150,20 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     app[GAMES] = games
     games.start()
     workers = _start_persisters(app) if settings.run_persister else []
-    reconciler = (Reconciler([app[VALUE]], settings.reconcile_interval).start()
+    tiers = [app[VALUE]] + ([app[SHADOW].value] if SHADOW in app else [])
+    reconciler = (Reconciler(tiers, settings.reconcile_interval).start()
                   if settings.run_persister else None)
+    housekeeper = (Housekeeper(db, games, app[CLOCK]).start()
+                   if settings.run_persister else None)
     try:
-        yield
+        async with reminder_service(app, enabled=settings.run_persister):
+            yield
     finally:
         await games.stop()
         if reconciler is not None:
             await reconciler.stop()
+        if housekeeper is not None:
+            await housekeeper.stop()
         await _stop_persisters(workers)
 
 

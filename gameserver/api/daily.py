@@ -39,6 +39,7 @@ from gameserver.api.common import (
     reply_response,
     request_hash,
     run_action,
+    services,
 )
 from gameserver.appkeys import GAMES, KEYS, MERCHANTS, REDIS, SETTINGS, STORE, VALUE
 from gameserver.auth import body_signature
@@ -101,6 +102,8 @@ async def run_loop_action(request: web.Request, spec: Obj, make_rule: RuleMaker,
 
 async def _queue_reminders(request: web.Request, ctx: PlayerCtx, state: PlayerState,
                            now: int) -> None:
+    if services(request).shadow:
+        return  # load-test players are never reminded through a merchant's webhook
     try:
         await enqueue(request.app[REDIS], request.app[KEYS], ctx.ref,
                       upcoming(state, ctx.game.config, now, ctx.game.tz))
