@@ -360,5 +360,10 @@ def _register_boxes() -> None:
 _register_boxes()
 
 
+from loadtests.cli import loadtest  # noqa: E402 - its own package; talks to servers over HTTP
+
+main.add_command(loadtest)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

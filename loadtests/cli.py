@@ -1,0 +1,342 @@
+"""``petbox loadtest``: generate, inspect and replay traces, and report on replays.
+
+The group is importable on its own (``python -m loadtests``) and is attached to
+the main ``petbox`` command. Heavy modules load only inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import click
+
+from loadtests.slo import BREACH_EXIT_CODE, SloError, evaluate, exit_code, parse_gates
+
+PARTIAL_EXIT_CODE = 4
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """``90``, ``90s``, ``2m``, ``12.5m``, ``1h``, ``250ms`` → seconds."""
+
+    name = "duration"
+    _UNITS: ClassVar[dict[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0,
+                                           "h": 3600.0}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|min|m|h)?\s*", str(value))
+        if m is None:
+            self.fail(f"{value!r} is not a duration like 30s, 2m or 1h", param, ctx)
+        return float(m[1]) * self._UNITS[m[2] or "s"]
+
+
+DURATION = Duration()
+
+
+def _ops(value: str | None) -> frozenset[str] | None:
+    from loadtests.ops import parse_ops
+
+    try:
+        return parse_ops(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ops") from exc
+
+
+def _gates(texts: tuple[str, ...]) -> list[Any]:
+    try:
+        return parse_gates(texts)
+    except SloError as exc:
+        raise click.BadParameter(str(exc), param_hint="--slo") from exc
+
+
+@click.group("loadtest")
+def loadtest() -> None:
+    """Load tests: generate or record traces, replay them open-loop, gate on SLOs."""
+
+
+# -- generate ---------------------------------------------------------------------------------
+
+
+@loadtest.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="trace file to write (.pbt)")
+@click.option("--shape", type=click.Choice(["steady", "diurnal", "singles-day"]),
+              default="singles-day", show_default=True)
+@click.option("--baseline", "-B", type=click.FloatRange(min=0), default=50.0, show_default=True,
+              help="baseline B, requests/s")
+@click.option("--read-share", type=click.FloatRange(0.01, 0.99), default=0.5, show_default=True,
+              help="share of the baseline that is reads")
+@click.option("--read-boost", type=click.FloatRange(3, 5), default=4.0, show_default=True,
+              help="singles-day: reads at T-60s, ×B (from T-10 min)")
+@click.option("--storm", type=click.FloatRange(min=1), default=8.0, show_default=True,
+              help="singles-day: reads at T0 after the refresh storm, ×B")
+@click.option("--peak", type=click.FloatRange(min=1), default=20.0, show_default=True,
+              help="singles-day: write peak P, ×B")
+@click.option("--ramp", type=DURATION, default="30s", show_default=True,
+              help="singles-day: writes reach P this long after T0")
+@click.option("--hold", type=DURATION, default="2m", show_default=True,
+              help="singles-day: how long writes hold P")
+@click.option("--half-life", type=DURATION, default="12.5m", show_default=True,
+              help="singles-day: decay half-life (10-15 min)")
+@click.option("--before", type=DURATION, default="15m", show_default=True,
+              help="singles-day: trace starts this long before T0")
+@click.option("--after", type=DURATION, default="30m", show_default=True,
+              help="singles-day: trace ends this long after T0")
+@click.option("--duration", type=DURATION, default=None,
+              help="steady/diurnal: length (default 10 min steady, 24 h diurnal)")
+@click.option("--amplitude", type=click.FloatRange(0, 1), default=0.8, show_default=True,
+              help="diurnal: swing around B")
+@click.option("--peak-hour", type=click.FloatRange(0, 24), default=21.0, show_default=True,
+              help="diurnal: busiest local hour")
+@click.option("--start-hour", type=click.FloatRange(0, 24), default=0.0, show_default=True,
+              help="diurnal: local hour at the start of the trace")
+@click.option("--compress", "compression", type=click.FloatRange(min=1), default=1.0,
+              show_default=True, help="time compression: every duration ÷ this, rates kept")
+@click.option("--players", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--game", default=None, help="game id in the paths (default: the config's "
+              "file name, else squirrel-omg)")
+@click.option("--game-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="game-config JSON to take species, foods, box series and tasks from")
+@click.option("--species", multiple=True, help="species to adopt (repeatable)")
+@click.option("--food", multiple=True, help="foods to feed (repeatable)")
+@click.option("--series", multiple=True, help="box series to draw from (repeatable)")
+@click.option("--task", multiple=True, help="task ids (repeatable)")
+@click.option("--hot-prize", default=None,
+              help="a limited prize (in --game-config) that draws crowd towards")
+@click.option("--hot-series", default=None, help="the box series of the hot prize, directly")
+@click.option("--hot-share", type=click.FloatRange(0.3, 0.5), default=0.4, show_default=True,
+              help="share of draws sent at the hot prize")
+@click.option("--ops", default=None,
+              help="comma-separated operationIds the model may emit ('served': what every "
+              "server answers; default all)")
+def generate(output: Path, shape: str, game: str | None, game_config: Path | None,
+             players: int, seed: int, ops: str | None, **kw: Any) -> None:
+    """Write a synthetic trace: a traffic SHAPE realised by the player-behaviour model."""
+    from loadtests.generate import Generator, generate_trace
+    from loadtests.model import Behaviour, PlayerModel
+
+    shape_obj = _shape(shape, kw)
+    profile = _profile(game, game_config, kw)
+    behaviour = Behaviour(hot_share=kw["hot_share"], ops=_ops(ops))
+    gen = Generator(shape_obj, PlayerModel(profile, behaviour, shape_obj.compression),
+                    players=players, seed=seed)
+    stats = generate_trace(output, gen)
+    click.echo(json.dumps({"trace": str(output), **stats.to_json()}, indent=2))
+
+
+def _shape(name: str, kw: dict[str, Any]) -> Any:
+    from loadtests.shapes import make_shape
+
+    common = {"baseline": kw["baseline"], "read_share": kw["read_share"],
+              "compression": kw["compression"]}
+    if name == "singles-day":
+        if not 600 <= kw["half_life"] <= 900:
+            raise click.BadParameter("the half-life is 10-15 min", param_hint="--half-life")
+        params = {**common, "read_boost": kw["read_boost"], "storm": kw["storm"],
+                  "peak": kw["peak"], "ramp_s": kw["ramp"], "hold_s": kw["hold"],
+                  "half_life_s": kw["half_life"], "before_s": kw["before"],
+                  "after_s": kw["after"]}
+    elif name == "diurnal":
+        params = {**common, "amplitude": kw["amplitude"], "peak_hour": kw["peak_hour"],
+                  "start_hour": kw["start_hour"], "duration_s": kw["duration"] or 86_400.0}
+    else:
+        params = {**common, "duration_s": kw["duration"] or 600.0}
+    try:
+        return make_shape(name, **params)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _profile(game: str | None, config_file: Path | None, kw: dict[str, Any]) -> Any:
+    from dataclasses import replace
+
+    from loadtests.model import GameProfile
+
+    try:
+        if config_file is not None:
+            config = json.loads(config_file.read_text())
+            profile = GameProfile.from_config(game or config_file.stem, config, kw["hot_prize"])
+        elif kw["hot_prize"]:
+            raise click.BadParameter("--hot-prize needs --game-config (or use --hot-series)")
+        else:
+            profile = GameProfile(game=game or GameProfile.game)
+    except (ValueError, OSError) as exc:
+        raise click.BadParameter(str(exc)) from exc
+    names = (("species", "species"), ("foods", "food"), ("series", "series"), ("tasks", "task"))
+    overrides: dict[str, Any] = {k: tuple(kw[src]) for k, src in names if kw[src]}
+    if kw["hot_series"]:
+        overrides["hot_series"] = kw["hot_series"]
+        if kw["hot_series"] not in (overrides.get("series") or profile.series):
+            overrides["series"] = (*profile.series, kw["hot_series"])
+    return replace(profile, **overrides)
+
+
+# -- inspect ----------------------------------------------------------------------------------
+
+
+@loadtest.command()
+@click.argument("traces", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def inspect(traces: tuple[Path, ...]) -> None:
+    """Print a trace's header, its operations and its busiest second."""
+    from collections import Counter
+
+    from loadtests.trace import TraceFormatError, read_trace
+
+    try:
+        header, records = read_trace(traces)
+        by_op: Counter[str] = Counter()
+        per_s: Counter[int] = Counter()
+        last = 0
+        for rec in records:
+            by_op[rec.op] += 1
+            per_s[rec.t_ms // 1000] += 1
+            last = rec.t_ms
+    except TraceFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+    busiest = per_s.most_common(1)[0] if per_s else (0, 0)
+    click.echo(json.dumps({"header": header.pack(), "records": sum(by_op.values()),
+                           "duration_s": last / 1000, "by_op": dict(by_op.most_common()),
+                           "busiest_second": {"t_s": busiest[0], "requests": busiest[1]}},
+                          indent=2, default=str))
+
+
+# -- replay -----------------------------------------------------------------------------------
+
+
+def _credentials(path: Path | None, merchant: str | None,
+                 secret: str | None) -> tuple[str, str]:
+    if path is not None:
+        data = json.loads(path.read_text())
+        merchant = merchant or data.get("merchant")
+        secret = secret or data.get("signing_secret")
+    if not merchant or not secret:
+        raise click.UsageError("a load-test merchant is needed: --credentials FILE (the JSON of "
+                               "`petbox merchant create --load-test --json`) or --merchant "
+                               "and --signing-secret")
+    return merchant, secret
+
+
+@loadtest.command()
+@click.argument("traces", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--target", "base_url", default="http://127.0.0.1:8080", show_default=True,
+              help="base URL of the deployment; nothing else is ever contacted")
+@click.option("--credentials", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="load-test merchant credentials JSON (merchant, signing_secret)")
+@click.option("--merchant", default=None, help="load-test merchant id")
+@click.option("--signing-secret", envvar="PETBOX_LOADTEST_SIGNING_SECRET", default=None,
+              help="its signing secret (or PETBOX_LOADTEST_SIGNING_SECRET)")
+@click.option("--game", default=None, help="game id to use in every path (overrides the trace)")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="worker processes")
+@click.option("--speed", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
+              help="play the trace this many times faster")
+@click.option("--max-duration", type=DURATION, default=None, help="stop after this long")
+@click.option("--ops", default=None, help="only these operationIds (comma-separated; 'served' "
+              "for what every server answers); the rest are skipped")
+@click.option("--shadow/--no-shadow", default=False, show_default=True,
+              help="send X-Petbox-Shadow: 1 (writes go to shadow data)")
+@click.option("--timeout", type=DURATION, default="10s", show_default=True,
+              help="per-request timeout")
+@click.option("--max-in-flight", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="per worker; beyond it a request is counted as client_backlog")
+@click.option("--connections", type=click.IntRange(min=1), default=256, show_default=True,
+              help="keep-alive connections per worker")
+@click.option("--player-prefix", default=None,
+              help="prefix of user ids (default lt<run id>-: fresh players every run)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="directory for results.json, summary.json and report.html "
+              "(default loadtest-<run id>)")
+@click.option("--slo", multiple=True, help="gate, e.g. p99=50ms or errors=0.1% (repeatable)")
+@click.option("--progress/--no-progress", default=None,
+              help="live progress bar (default: when stderr is a terminal)")
+@click.option("--premint", is_flag=True,
+              help="open every player's session before the clock starts (not measured)")
+@click.option("--allow-remote", is_flag=True,
+              help="allow a non-loopback target (a deliberate production rehearsal)")
+def replay(traces: tuple[Path, ...], base_url: str, credentials: Path | None,
+           merchant: str | None, signing_secret: str | None, game: str | None, workers: int,
+           speed: float, max_duration: float | None, ops: str | None, shadow: bool,
+           timeout: float, max_in_flight: int, connections: int, player_prefix: str | None,
+           out_dir: Path | None, slo: tuple[str, ...], progress: bool | None, premint: bool,
+           allow_remote: bool) -> None:
+    """Replay TRACES open-loop against --target, then write the reports and check SLOs."""
+    from loadtests.replay import ReplayConfig, ReplayError, TracePlan
+    from loadtests.replay import replay as run_replay
+    from loadtests.trace import TraceFormatError
+
+    gates = _gates(slo)
+    merchant, secret = _credentials(credentials, merchant, signing_secret)
+    cfg = ReplayConfig(traces=tuple(str(t) for t in traces), base_url=base_url,
+                       merchant=merchant, signing_secret=secret, game=game, workers=workers,
+                       speed=speed, max_duration=max_duration, ops=_ops(ops), shadow=shadow,
+                       timeout=timeout, max_in_flight=max_in_flight, connections=connections,
+                       player_prefix=player_prefix, allow_remote=allow_remote,
+                       premint=premint)
+
+    def announce(plan: TracePlan) -> None:
+        click.echo(f"replaying {plan.records:,} requests over {plan.last_t_ms / 1000 / speed:,.1f}"
+                   f" s against {base_url} with {workers} worker(s), run {cfg.run_id}", err=True)
+
+    try:
+        result = run_replay(cfg, progress=sys.stderr.isatty() if progress is None else progress,
+                            on_plan=announce)
+    except (ReplayError, TraceFormatError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _finish(result, out_dir or Path(f"loadtest-{cfg.run_id}"), gates, save=True)
+
+
+def _finish(result: Any, out_dir: Path, gates: list[Any], save: bool) -> None:
+    from loadtests.replay import save_results
+    from loadtests.report import summarize, write_reports
+
+    summary = summarize(result)
+    verdicts = evaluate(summary, gates) if gates else None
+    if save:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_results(result, out_dir / "results.json")
+    paths = write_reports(result, out_dir, verdicts, summary)
+    lat, late = summary["latency_ms"], summary["send_lateness_ms"]
+    click.echo(f"{summary['requests']:,} requests in {summary['elapsed_s']:.1f} s, "
+               f"{summary['errors']:,} errors ({(summary['error_rate'] or 0):.3%}); "
+               f"peak {summary['throughput']['peak_rps']:,.0f}/s; latency p50 {lat['p50']} "
+               f"p99 {lat['p99']} p999 {lat['p999']} ms; send lateness p99 {late['p99']} ms")
+    for code, n in list(summary["errors_by_code"].items())[:10]:
+        click.echo(f"  {n:>8,}  {code}")
+    click.echo(f"report: {paths['html']}  summary: {paths['summary']}")
+    for v in verdicts or []:
+        click.echo(v.describe())
+    code = exit_code(verdicts or [])
+    if code:
+        click.echo("SLO breached", err=True)
+        sys.exit(BREACH_EXIT_CODE)
+    if summary["partial"]:
+        click.echo(f"partial run: {'; '.join(summary['failures'])}", err=True)
+        sys.exit(PARTIAL_EXIT_CODE)
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+@loadtest.command()
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where to write summary.json and report.html (default: beside RESULTS)")
+@click.option("--slo", multiple=True, help="gate, e.g. p99=50ms or errors=0.1% (repeatable)")
+def report(results: Path, out_dir: Path | None, slo: tuple[str, ...]) -> None:
+    """Rebuild the reports of a replay from its results.json, and check SLOs again."""
+    from loadtests.replay import ReplayError, load_results
+
+    gates = _gates(slo)
+    try:
+        result = load_results(results)
+    except (ReplayError, ValueError, KeyError) as exc:
+        raise click.ClickException(f"{results}: {exc}") from exc
+    _finish(result, out_dir or results.parent, gates, save=False)

@@ -1,0 +1,83 @@
+"""The shopper operations a trace may hold, as API.md names them.
+
+Only HTTP facts live here (method, path template, credential, read or write);
+``loadtests`` never imports the server, so this table mirrors API.md by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Auth = Literal["none", "player"]
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operation: how to send it."""
+
+    op_id: str
+    method: str
+    path: str
+    auth: Auth = "player"
+
+    @property
+    def is_write(self) -> bool:
+        """A player POST that changes game state (and needs an Idempotency-Key)."""
+        return self.method == "POST" and self.auth == "player"
+
+    def url_path(self, params: Mapping[str, str]) -> str:
+        """The path with ``{game}``-style parameters filled in; KeyError if one lacks."""
+        return self.path.format_map(params)
+
+    def path_params(self) -> list[str]:
+        return [name for _, name, _, _ in string.Formatter().parse(self.path) if name]
+
+
+G = "/v1/games/{game}"
+OPERATIONS: dict[str, Op] = {op.op_id: op for op in (
+    Op("createSession", "POST", "/v1/sessions", "none"),
+    Op("getPlayer", "GET", f"{G}/me"),
+    Op("adoptPet", "POST", f"{G}/pet"),
+    Op("feedPet", "POST", f"{G}/pet/feed"),
+    Op("playWithPet", "POST", f"{G}/pet/play"),
+    Op("collectProduce", "POST", f"{G}/pet/collect"),
+    Op("checkIn", "POST", f"{G}/checkin"),
+    Op("startTask", "POST", f"{G}/tasks/{{task}}/start"),
+    Op("completeTask", "POST", f"{G}/tasks/{{task}}/complete"),
+    Op("getBoxSeries", "GET", f"{G}/boxes/{{series}}", "none"),
+    Op("drawBox", "POST", f"{G}/boxes/{{series}}/draw"),
+    Op("listDraws", "GET", f"{G}/draws"),
+    Op("exchange", "POST", f"{G}/exchange"),
+    Op("getLeaderboard", "GET", f"{G}/leaderboards/{{board}}"),
+)}
+
+SERVED_NOW = ("createSession", "getPlayer", "adoptPet", "feedPet")
+"""What every petbox server answers (useful for ``--ops`` against older builds)."""
+
+
+def parse_ops(spec: str | Iterable[str] | None) -> frozenset[str] | None:
+    """``"getPlayer,feedPet"`` (or an iterable) → a checked set; ``None``/"all" → None."""
+    if spec is None:
+        return None
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec)]
+    names = [n for n in names if n]
+    if not names or names == ["all"]:
+        return None
+    if names == ["served"]:
+        return frozenset(SERVED_NOW)
+    unknown = sorted(set(names) - set(OPERATIONS))
+    if unknown:
+        raise ValueError(f"unknown operation(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(OPERATIONS)}")
+    return frozenset(names)
+
+
+def session_signature(secret: str, merchant: str, user: str, ts: int) -> str:
+    """The ``sign`` of ``createSession``: hex HMAC-SHA256 over ``merchant\\nuser\\nts``."""
+    msg = f"{merchant}\n{user}\n{ts}".encode()
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()

@@ -1,0 +1,67 @@
+"""A bare aiohttp server for replay tests: answers like petbox, does nothing.
+
+``python bare_server.py PORT`` serves ``createSession`` (a token per user),
+``getPlayer``, ``adoptPet`` and ``feedPet``; every other path is a petbox-style
+404. ``GET /_seen`` tells what arrived (counts, headers seen), so tests can
+check what the replay sent without trusting its own numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+
+from aiohttp import web
+
+SEEN: Counter[str] = Counter()
+
+
+async def session(request: web.Request) -> web.Response:
+    body = await request.json()
+    SEEN["createSession"] += 1
+    if len(body.get("sign", "")) != 64:
+        SEEN["bad_sign"] += 1
+    expires = int(time.time()) + 3600
+    return web.json_response({"token": f"tok-{body['user']}", "expires_at": expires},
+                             status=201)
+
+
+async def game(request: web.Request) -> web.Response:
+    SEEN[f"{request.method} {request.match_info['rest']}"] += 1
+    if not request.headers.get("Authorization", "").startswith("Bearer tok-"):
+        SEEN["no_token"] += 1
+    if request.headers.get("X-Petbox-Shadow") == "1":
+        SEEN["shadow"] += 1
+    if request.method == "POST":
+        if request.headers.get("Idempotency-Key"):
+            SEEN["idempotency_key"] += 1
+        await request.read()
+        return web.json_response({}, status=201 if request.match_info["rest"] == "pet" else 200)
+    return web.json_response({"player": {}})
+
+
+async def not_found(request: web.Request) -> web.Response:
+    SEEN["404"] += 1
+    return web.json_response({"error": {"code": "not_found", "message": "no such route",
+                                        "details": {}}}, status=404)
+
+
+async def seen(request: web.Request) -> web.Response:
+    return web.json_response(dict(SEEN))
+
+
+def make_app() -> web.Application:
+    app = web.Application()
+    app.router.add_post("/v1/sessions", session)
+    app.router.add_get("/_seen", seen)
+    app.router.add_route("*", "/v1/games/{game}/{rest:(me|pet|pet/feed)}", game)
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    return app
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1])
+    print(json.dumps({"port": port}), flush=True)
+    web.run_app(make_app(), host="127.0.0.1", port=port, print=None, access_log=None)

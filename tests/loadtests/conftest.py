@@ -1,0 +1,64 @@
+"""Fixtures for load-test tests: a bare aiohttp server in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BareServer:
+    """``bare_server.py`` in a child process (niced: the replay's timing is under test)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "bare_server.py"), str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: os.nice(5))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.stderr.read().decode()  # type: ignore[union-attr]
+            try:
+                self.seen()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("bare server did not start")
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def seen(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.base}/_seen", timeout=2) as resp:
+            data: dict[str, Any] = json.loads(resp.read())
+            return data
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def bare_server() -> Iterator[BareServer]:
+    server = BareServer()
+    yield server
+    server.stop()
