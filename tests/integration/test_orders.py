@@ -1,0 +1,121 @@
+"""``ingestOrder``: merchant-signed order webhooks drive purchase tasks (追单),
+idempotent by order id; refunds take back what is unspent and record the rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gameserver.auth import body_signature
+from tests.conftest import World
+from tests.integration.loopgame import Shopper, loop_config, loop_world, post_order, signed_order
+
+__all__ = ["loop_world"]
+
+ORDER = {"user": "alice", "order_id": "o1", "status": "paid", "amount_fen": 100}
+
+
+async def test_paid_order_advances_purchase_tasks_once(loop_world: Any) -> None:
+    alice = Shopper(loop_world, "alice")
+    status, out = await post_order(loop_world, **ORDER)
+    assert status == 200
+    assert out == {"order": "o1", "duplicate": False, "tasks": {"buy_any": 1, "spend99": 0}}
+    assert (await alice.me())["player"]["wallet"]["acorn"] == 105
+    # the webhook retried: same body (even signed again later) → the first answer
+    body, headers = signed_order(loop_world.merchants["shop"].signing_secret,
+                                 int(loop_world.clock.now()) + 30, **ORDER)
+    loop_world.clock.advance(30)
+    resp = await loop_world.client.post("/v1/events/orders", data=body, headers=headers)
+    assert resp.status == 200 and await resp.json() == out
+    assert resp.headers["Idempotent-Replayed"] == "true"
+    me = await alice.me()
+    assert me["player"]["wallet"]["acorn"] == 105 and me["version"] == 1
+    status, err = await post_order(loop_world, **{**ORDER, "amount_fen": 200})
+    assert (status, err["error"]["code"]) == (422, "idempotency_mismatch")
+
+
+async def test_spend_task_and_refund(loop_world: Any) -> None:
+    alice = Shopper(loop_world, "alice")
+    await post_order(loop_world, **ORDER)
+    status, out = await post_order(loop_world, **{**ORDER, "order_id": "o2",
+                                                  "amount_fen": 9900, "skus": ["SKU-1"]})
+    assert status == 200 and out["tasks"] == {"buy_any": 1, "spend99": 1}
+    me = (await alice.me())["player"]
+    assert me["wallet"]["acorn"] == 110 and me["inventory"] == {"ticket": 1}
+    assert me["tasks"]["spend99"]["spend_fen"] == 10_000
+    status, out = await post_order(loop_world, **{**ORDER, "order_id": "o2",
+                                                  "status": "refunded"})
+    assert status == 200
+    assert out == {"order": "o2", "known": True, "duplicate": False,
+                   "taken_back": {"buy_any": 1, "spend99": 1}, "debt": {}}
+    me = (await alice.me())["player"]
+    assert me["wallet"]["acorn"] == 105 and me["inventory"] == {}
+    again = await post_order(loop_world, **{**ORDER, "order_id": "o2", "status": "refunded"})
+    assert again == (200, out)
+
+
+async def test_refund_of_spent_reward_records_debt(client: Any, db: Any, clock: Any) -> None:
+    tasks = loop_config()["tasks"]
+    tasks["buy_any"]["reward"] = {"currency": {"gem": 5}}
+    world = World(client, db, clock, loop_config(tasks=tasks))
+    await world.merchant()
+    alice = Shopper(world, "alice")
+    await post_order(world, **ORDER)
+    assert (await alice.post("/exchange", {"offer": "ticket"}))[0] == 200  # 3 gems spent
+    status, out = await post_order(world, **{**ORDER, "status": "refunded"})
+    assert status == 200 and out["taken_back"] == {"buy_any": 1, "spend99": 0}
+    assert out["debt"] == {"currency:gem": 3}
+    me = (await alice.me())["player"]
+    assert me["wallet"]["gem"] == 0 and me["debts"] == {"currency:gem": 3}
+
+
+async def test_bad_signatures_and_windows_change_nothing(loop_world: Any) -> None:
+    alice = Shopper(loop_world, "alice")
+    secret = loop_world.merchants["shop"].signing_secret
+    now = int(loop_world.clock.now())
+    body, headers = signed_order(secret, now, **ORDER)
+    cases = [
+        {**headers, "X-Petbox-Signature": body_signature("wrong", str(now), body)},
+        {**headers, "X-Petbox-Signature": ""},
+        {k: v for k, v in headers.items() if k != "X-Petbox-Timestamp"},
+    ]
+    for case in cases:
+        resp = await loop_world.client.post("/v1/events/orders", data=body, headers=case)
+        assert resp.status == 401, case
+        assert (await resp.json())["error"]["code"] == "unauthorized"
+    # a captured webhook replayed after the window
+    loop_world.clock.advance(301)
+    resp = await loop_world.client.post("/v1/events/orders", data=body, headers=headers)
+    assert resp.status == 401
+    assert (await resp.json())["error"]["details"] == {"server_time": now + 301}
+    status, _ = await post_order(loop_world, ts=now + 301 + 301, **ORDER)  # from the future
+    assert status == 401
+    assert (await alice.me())["version"] == 0
+
+
+async def test_order_for_another_merchant(loop_world: Any) -> None:
+    await loop_world.merchant("rival", game="rival-game")
+    alice = Shopper(loop_world, "alice")
+    # rival names itself as the signer but sends an order of shop's
+    status, out = await post_order(loop_world, merchant="rival",
+                                   headers={"X-Petbox-Merchant": "rival"}, **ORDER)
+    assert (status, out["error"]["code"]) == (422, "order_wrong_merchant")
+    assert out["error"]["details"] == {"merchant": "shop"}
+    # without naming itself, its signature does not verify as shop's
+    status, out = await post_order(loop_world, merchant="rival", **ORDER)
+    assert (status, out["error"]["code"]) == (401, "unauthorized")
+    # shop signing an order for rival's game: that game does not exist for shop
+    status, out = await post_order(loop_world, **{**ORDER, "game": "rival-game"})
+    assert (status, out["error"]["code"]) == (404, "not_found")
+    assert (await alice.me())["version"] == 0
+
+
+async def test_invalid_order_bodies(loop_world: Any) -> None:
+    status, out = await post_order(loop_world, **{**ORDER, "status": "cancelled"})
+    assert (status, out["error"]["code"]) == (422, "invalid_input")
+    status, out = await post_order(loop_world, **{**ORDER, "order_id": "has space"})
+    assert (status, out["error"]["code"]) == (422, "invalid_input")
+    resp = await loop_world.client.post("/v1/events/orders", data=b"{nope",
+                                        headers={"X-Petbox-Timestamp": "1"})
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "malformed_json"
+    assert (await post_order(loop_world, **ORDER))[0] == 200
