@@ -1,0 +1,72 @@
+"""The baseline: a bare aiohttp JSON endpoint, N processes sharing one port.
+
+Same framework and defaults as petbox (plain asyncio loop, no access log), and the
+same request shape: ``POST /v1/games/{game}/pet/feed`` with a small JSON body,
+decoded and answered with a small JSON object. No Redis, no auth, no rules.
+
+    python bench/bare_server.py --port 8081 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+
+
+async def feed(request: web.Request) -> web.Response:
+    body = await request.json()
+    return web.json_response({"ok": True, "food": body.get("food"),
+                              "user": request.headers.get("Authorization", "")[-8:]})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+def make_app() -> web.Application:
+    app = web.Application()
+    app.router.add_post("/v1/games/{game}/pet/feed", feed)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def serve_one(host: str, port: int, reuse_port: bool) -> None:
+    web.run_app(make_app(), host=host, port=port, reuse_port=reuse_port,
+                access_log=None, print=None, shutdown_timeout=2)
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--workers", type=int, default=1)
+    a = p.parse_args(argv)
+    if a.workers == 1:
+        serve_one(a.host, a.port, False)
+        return 0
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=serve_one, args=(a.host, a.port, True), name=f"bare-{i}")
+             for i in range(a.workers)]
+    for proc in procs:
+        proc.start()
+
+    def forward(signum: int, _frame: Any) -> None:
+        for proc in procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for proc in procs:
+        proc.join()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

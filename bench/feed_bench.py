@@ -1,0 +1,547 @@
+"""feedPet benchmark: petbox beside a bare aiohttp JSON endpoint, in one run.
+
+    python3 dev.py bench                      # or: .venv/bin/python bench/feed_bench.py
+    python3 dev.py bench -- --workers 1 --gen-procs 1 --duration 10
+
+What it does (everything on 127.0.0.1, bounded in time, stops by itself):
+
+1. Provisions a throw-away petbox data dir (SQLite + embedded Redis in a temp dir):
+   a merchant and the bench game ``bench/bench_game.json`` (one food, no cooldown,
+   a balance that never runs out).
+2. Starts ``bench/bare_server.py`` with ``--workers N`` and runs an open-loop rate
+   ladder against it; stops it.
+3. Starts ``petbox serve --workers N`` (access log off), creates ``--players``
+   sessions and adopts a pet for each, then runs the same ladder against
+   ``POST /v1/games/bench/pet/feed`` (a fresh Idempotency-Key per request,
+   players round-robin so version conflicts are rare); stops it.
+4. Prints one table per target (offered rate, achieved/s, p50/p90/p99/max,
+   errors, CPU of server / Redis / generator in cores) and the ratio of the
+   highest *sustained* rates.
+
+Rate ladder: start at ``--start-*``, multiply by ``--factor`` until a step is not
+sustained, then bisect ``--refine`` times between the last pass and the first
+failure. A step is *sustained* when achieved >= 95 % of offered, errors <= 1 %
+and p99 <= ``--slo-p99-ms``. Each step runs ``--warmup`` + ``--duration`` seconds
+(only the latter is measured) with ``--gen-procs`` generator processes
+(``bench/loadgen.py``) sharing the rate and ``--connections`` connections.
+
+Needs ``hdrhistogram`` (pip); ``uvloop`` is used by the generator if installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    from hdrh.histogram import HdrHistogram
+except ImportError:  # pragma: no cover - message for a venv without the bench extra
+    sys.exit("feed_bench needs hdrhistogram: pip install hdrhistogram")
+
+import aiohttp
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PY = sys.executable
+MERCHANT = "bench"
+GAME = "bench"
+FEED_PATH = f"/v1/games/{GAME}/pet/feed"
+FEED_BODY = json.dumps({"food": "kibble"})
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- processes -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children_of(pid: int) -> list[int]:
+    """All descendants of ``pid`` (via /proc/*/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+                out.extend(kids)
+                todo.extend(kids)
+        except OSError:
+            pass
+    return out
+
+
+def cpu_by_comm(root_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by ``root_pid`` and its descendants, keyed by kind."""
+    totals: dict[str, float] = {}
+    for pid in [root_pid, *children_of(root_pid)]:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2:].split()
+        secs = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        kind = "redis" if comm.startswith("redis") else "server"
+        totals[kind] = totals.get(kind, 0.0) + secs
+    return totals
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores, /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def pid_cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def sample(server_pid: int, gen_pids: list[int]) -> dict[str, float]:
+    cpu = cpu_by_comm(server_pid)
+    cpu["gen"] = pid_cpu(gen_pids)
+    cpu["machine"] = machine_busy()
+    cpu["t"] = time.monotonic()
+    return cpu
+
+
+def wait_http(port: int, path: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                if s.recv(32).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} not ready after {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # our own session: server and its kids
+            proc.wait(5)
+
+
+def petbox_cmd(*args: str) -> list[str]:
+    return [PY, "-m", "gameserver.cli", *args]
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """A clean copy of ``rev``'s tracked files (so edits in progress cannot break a run)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+# -- one step --------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    offered: float
+    achieved: float = 0.0
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    sent: int = 0
+    ok: int = 0
+    errors: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    server_cores: float = 0.0
+    redis_cores: float = 0.0
+    gen_cores: float = 0.0
+    other_cores: float = 0.0
+    max_backlog: int = 0
+    sustained: bool = False
+
+    @property
+    def server_us_per_req(self) -> float:
+        """Server + Redis CPU per successful request, in microseconds."""
+        return (self.server_cores + self.redis_cores) * 1e6 / max(self.achieved, 1e-9)
+
+    def row(self) -> str:
+        err = f"{self.errors}" + (f" ({100 * self.errors / self.sent:.1f}%)" if self.errors else "")
+        return (f"{self.offered:>8.0f} {self.achieved:>9.0f} {self.p50_ms:>7.2f}"
+                f" {self.p90_ms:>7.2f} {self.p99_ms:>8.2f} {self.max_ms:>8.1f} {err:>13}"
+                f" {self.server_cores:>5.2f}"
+                f" {self.redis_cores:>5.2f} {self.gen_cores:>5.2f} {self.other_cores:>5.2f}"
+                f" {self.server_us_per_req:>7.0f}"
+                f"  {'yes' if self.sustained else 'NO'}")
+
+
+HEADER = (f"{'offered':>8} {'achieved':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>8} {'max ms':>8}"
+          f" {'errors':>13} {'srv':>5} {'redis':>5} {'gen':>5} {'other':>5} {'srv us':>7}"
+          "  sustained")
+
+
+def run_step(a: argparse.Namespace, port: int, server_pid: int, rate: float,
+             tokens: list[str] | None, label: str) -> Step:
+    n = a.gen_procs
+    start_wall = time.time() + 1.0 + 0.002 * a.connections
+    procs = []
+    for k in range(n):
+        spec = {
+            "host": "127.0.0.1", "port": port, "path": FEED_PATH, "body": FEED_BODY,
+            "rate": rate / n, "warmup": a.warmup, "duration": a.duration, "grace": a.grace,
+            "connections": max(1, a.connections // n), "start_wall": start_wall,
+            "tokens": tokens[k::n] if tokens else None,
+            "key_prefix": f"{label}{int(rate)}g{k}x", "plain_asyncio": a.plain_asyncio,
+        }
+        proc = subprocess.Popen([PY, str(BENCH / "loadgen.py")], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, cwd=ROOT)
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(spec).encode())
+        proc.stdin.close()
+        procs.append(proc)
+    gen_pids = [proc.pid for proc in procs]
+    time.sleep(max(0.0, start_wall + a.warmup - time.time()))
+    cpu0 = sample(server_pid, gen_pids)
+    time.sleep(max(0.0, start_wall + a.warmup + a.duration - time.time()))
+    cpu1 = sample(server_pid, gen_pids)
+    results = []
+    for proc in procs:
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        proc.wait(timeout=60)
+        if proc.returncode != 0 or not out:
+            raise RuntimeError(f"load generator failed (exit {proc.returncode})")
+        results.append(json.loads(out))
+    hist = HdrHistogram(1, 120_000_000, 3)
+    step = Step(offered=rate)
+    for r in results:
+        hist.add(HdrHistogram.decode(r["hist"].encode()))
+        step.sent += r["measured_sent"]
+        step.ok += r["ok_in_window"]
+        for k, v in r["statuses"].items():
+            step.statuses[k] = step.statuses.get(k, 0) + v
+        step.errors += r["timeouts"] + sum(v for k, v in r["statuses"].items()
+                                           if not k.startswith("2"))
+        step.max_backlog = max(step.max_backlog, r["max_backlog"])
+    if r_timeouts := sum(r["timeouts"] for r in results):
+        step.statuses["timeout"] = r_timeouts
+    wall = cpu1["t"] - cpu0["t"]
+    step.achieved = step.ok / a.duration
+    step.p50_ms = hist.get_value_at_percentile(50) / 1000
+    step.p90_ms = hist.get_value_at_percentile(90) / 1000
+    step.p99_ms = hist.get_value_at_percentile(99) / 1000
+    step.max_ms = hist.get_max_value() / 1000
+    step.server_cores = (cpu1.get("server", 0) - cpu0.get("server", 0)) / wall
+    step.redis_cores = (cpu1.get("redis", 0) - cpu0.get("redis", 0)) / wall
+    step.gen_cores = (cpu1["gen"] - cpu0["gen"]) / wall
+    busy = (cpu1["machine"] - cpu0["machine"]) / wall
+    # Whatever else ran on the machine meanwhile (kernel softirq time is in here too).
+    step.other_cores = max(0.0, busy - step.server_cores - step.redis_cores - step.gen_cores)
+    step.sustained = (step.achieved >= 0.95 * rate and step.errors <= 0.01 * max(step.sent, 1)
+                      and step.p99_ms <= a.slo_p99_ms)
+    return step
+
+
+def ladder(a: argparse.Namespace, port: int, server_pid: int, start: float,
+           tokens: list[str] | None, label: str, deadline: float) -> list[Step]:
+    print(f"\n== {label}: open-loop ladder on port {port} ==\n{HEADER}", flush=True)
+    steps: list[Step] = []
+
+    def go(rate: float) -> Step:
+        for attempt in range(a.noise_retries + 1):
+            step = run_step(a, port, server_pid, rate, tokens, label)
+            disturbed = not step.sustained and step.other_cores > a.noise_cores
+            print(step.row() + ("  (disturbed by other load: repeated)"
+                                if disturbed and attempt < a.noise_retries else ""), flush=True)
+            time.sleep(a.pause)
+            if not disturbed:
+                break
+        steps.append(step)
+        return step
+
+    rate, last_pass, first_fail = start, 0.0, 0.0
+    while len(steps) < a.max_steps and time.monotonic() < deadline:
+        if go(rate).sustained:
+            last_pass, rate = rate, round(rate * a.factor, -1)
+        else:
+            first_fail = rate
+            break
+    for _ in range(a.refine if first_fail and last_pass else 0):
+        if time.monotonic() >= deadline:
+            break
+        mid = round((last_pass + first_fail) / 2, -1)
+        if mid in (last_pass, first_fail):
+            break
+        if go(mid).sustained:
+            last_pass = mid
+        else:
+            first_fail = mid
+    if time.monotonic() >= deadline:
+        print("  (time budget reached: ladder cut short)", flush=True)
+    return steps
+
+
+def best(steps: list[Step]) -> Step | None:
+    ok = [s for s in steps if s.sustained]
+    return max(ok, key=lambda s: s.achieved) if ok else None
+
+
+# -- petbox setup ------------------------------------------------------------------------
+
+
+def provision(env: dict[str, str], src: Path) -> dict[str, str]:
+    def petbox(*args: str) -> str:
+        done = subprocess.run(petbox_cmd(*args), env=env, cwd=src, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"petbox {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    creds = json.loads(petbox("merchant", "create", MERCHANT, "--load-test", "--json")
+                       .strip().splitlines()[-1])
+    petbox("game", "publish", MERCHANT, GAME, str(BENCH / "bench_game.json"))
+    return creds
+
+
+async def make_players(port: int, creds: dict[str, str], count: int) -> list[str]:
+    """A session token per player, each with an adopted pet."""
+    base = f"http://127.0.0.1:{port}"
+    secret = creds["signing_secret"].encode()
+    tokens: list[str] = [""] * count
+    sem = asyncio.Semaphore(32)
+    async with aiohttp.ClientSession() as http:
+        async def one(i: int) -> None:
+            user, ts = f"u{i:05d}", int(time.time())
+            sign = hmac.new(secret, f"{creds['merchant']}\n{user}\n{ts}".encode(),
+                            hashlib.sha256).hexdigest()
+            async with sem:
+                async with http.post(f"{base}/v1/sessions", json={
+                        "merchant": creds["merchant"], "user": user, "ts": ts, "sign": sign}) as r:
+                    body = await r.json()
+                    if r.status not in (200, 201):
+                        raise RuntimeError(f"createSession: {r.status} {body}")
+                    token = body["token"]
+                async with http.post(f"{base}/v1/games/{GAME}/pet", json={
+                        "species": "cat", "name": f"cat {i}"},
+                        headers={"Authorization": f"Bearer {token}",
+                                 "Idempotency-Key": f"adopt-{i}"}) as r:
+                    if r.status not in (200, 201):
+                        raise RuntimeError(f"adoptPet: {r.status} {await r.text()}")
+                async with http.post(f"{base}{FEED_PATH}", data=FEED_BODY,
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Idempotency-Key": f"first-feed-{i}"}) as r:
+                    if r.status != 200:
+                        raise RuntimeError(f"feedPet: {r.status} {await r.text()}")
+            tokens[i] = token
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+    return tokens
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "aiohttp": aiohttp.__version__, "kernel": platform.release()}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--workers", type=int, default=2, help="server processes, both servers")
+    p.add_argument("--gen-procs", type=int, default=1, help="load generator processes")
+    p.add_argument("--connections", type=int, default=128, help="keep-alive connections, total")
+    p.add_argument("--players", type=int, default=2000)
+    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per step")
+    p.add_argument("--duration", type=float, default=8.0, help="measured seconds per step")
+    p.add_argument("--grace", type=float, default=2.0, help="drain time after a step")
+    p.add_argument("--pause", type=float, default=1.0, help="idle seconds between steps")
+    p.add_argument("--start-bare", type=float, default=2000)
+    p.add_argument("--start-petbox", type=float, default=500)
+    p.add_argument("--factor", type=float, default=1.5)
+    p.add_argument("--refine", type=int, default=2, help="bisection steps after saturation")
+    p.add_argument("--max-steps", type=int, default=14, help="per ladder, before refining")
+    p.add_argument("--slo-p99-ms", type=float, default=100.0)
+    p.add_argument("--noise-cores", type=float, default=0.3,
+                   help="a failed step during which processes outside the bench used more "
+                        "than this many cores is repeated")
+    p.add_argument("--noise-retries", type=int, default=2)
+    p.add_argument("--persister", choices=("0", "1"), default="1",
+                   help="PETBOX_RUN_PERSISTER for petbox (worker 0 flushes to SQLite)")
+    p.add_argument("--rev", default=None,
+                   help="benchmark this git revision of petbox (a clean `git archive` copy) "
+                        "instead of the working tree, e.g. --rev HEAD")
+    p.add_argument("--only", choices=("both", "bare", "petbox"), default="both")
+    p.add_argument("--plain-asyncio", action="store_true", help="generator without uvloop")
+    p.add_argument("--time-budget", type=float, default=1200, help="seconds for the whole run")
+    p.add_argument("--json", type=Path, default=None, help="also write results here")
+    p.add_argument("--hold", type=float, default=0,
+                   help="keep petbox up this many seconds after setup (for a profiler)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    a = parse_args(argv)
+    deadline = time.monotonic() + a.time_budget
+    info = machine()
+    try:
+        import uvloop  # noqa: F401
+        gen_loop = "asyncio" if a.plain_asyncio else "uvloop"
+    except ImportError:
+        gen_loop = "asyncio"
+    print(f"machine: {info['nproc']} cpu ({info['cpu']}), Python {info['python']}, "
+          f"aiohttp {info['aiohttp']}")
+    print(f"split: {a.workers} server worker(s) per target, {a.gen_procs} generator process(es) "
+          f"({gen_loop}), {a.connections} connections, {a.players} players, steps "
+          f"{a.warmup:g}+{a.duration:g}s, sustained = >=95% achieved, <=1% errors, "
+          f"p99 <= {a.slo_p99_ms:g} ms", flush=True)
+    results: dict[str, Any] = {"machine": info, "args": {k: str(v) for k, v in vars(a).items()},
+                               "generator_loop": gen_loop}
+    bare_steps: list[Step] = []
+    pet_steps: list[Step] = []
+    with tempfile.TemporaryDirectory(prefix="petbox-bench-") as tmp:
+        # Budget split: the bare ladder may use at most half of what is left.
+        if a.only in ("both", "bare"):
+            port = free_port()
+            bare = subprocess.Popen([PY, str(BENCH / "bare_server.py"), "--port", str(port),
+                                     "--workers", str(a.workers)], cwd=ROOT,
+                                    start_new_session=True)
+            try:
+                wait_http(port, "/healthz", 30, bare)
+                half = time.monotonic() + (deadline - time.monotonic()) / 2
+                bare_steps = ladder(a, port, bare.pid, a.start_bare, None, "bare",
+                                    half if a.only == "both" else deadline)
+            finally:
+                stop(bare)
+        if a.only in ("both", "petbox"):
+            src = ROOT
+            if a.rev:
+                src = checkout(a.rev, Path(tmp) / "src")
+                results["rev"] = subprocess.run(["git", "rev-parse", a.rev], cwd=ROOT, text=True,
+                                                capture_output=True).stdout.strip()
+                print(f"\npetbox code: git {a.rev} = {results['rev'][:12]} (checked out in {src})")
+            else:
+                print("\npetbox code: the working tree (uncommitted edits included)")
+            data = Path(tmp) / "data"
+            env = {**os.environ, "PETBOX_DATA_DIR": str(data), "PETBOX_ACCESS_LOG": "0",
+                   "PETBOX_LOG_LEVEL": "WARNING", "PETBOX_RUN_PERSISTER": a.persister,
+                   "PYTHONPATH": os.pathsep.join(
+                       [str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
+            env.pop("PETBOX_REDIS_URL", None)
+            env.pop("PETBOX_DATABASE_URL", None)
+            if not (src / "gameserver" / "persister.py").exists():
+                env["PETBOX_RUN_PERSISTER"] = "0"
+                print("note: gameserver/persister.py missing: running without the persister")
+            results["persister"] = env["PETBOX_RUN_PERSISTER"]
+            creds = provision(env, src)
+            port = free_port()
+            log_path = Path(tmp) / "petbox-serve.log"
+            log_file = open(log_path, "wb")  # noqa: SIM115 - closed with the server below
+            server = subprocess.Popen(petbox_cmd("serve", "--host", "127.0.0.1", "--port",
+                                                 str(port), "--workers", str(a.workers)),
+                                      env=env, cwd=src, start_new_session=True,
+                                      stdout=log_file, stderr=subprocess.STDOUT)
+            try:
+                wait_http(port, "/healthz", 60, server)
+                t = time.monotonic()
+                tokens = asyncio.run(make_players(port, creds, a.players))
+                print(f"\npetbox: {a.players} players with a pet in {time.monotonic() - t:.1f}s "
+                      f"(persister {'on' if env['PETBOX_RUN_PERSISTER'] == '1' else 'off'}, "
+                      f"embedded Redis + SQLite in {tmp})", flush=True)
+                if a.hold:
+                    print(f"holding petbox on port {port} (pid {server.pid}) for {a.hold}s",
+                          flush=True)
+                    time.sleep(a.hold)
+                pet_steps = ladder(a, port, server.pid, a.start_petbox, tokens, "petbox",
+                                   deadline)
+            except Exception:
+                print(f"--- last lines of the petbox server log ---\n{tail(log_path)}",
+                      file=sys.stderr)
+                raise
+            finally:
+                stop(server)
+                log_file.close()
+            errors = log_path.read_text(errors="replace").count(" ERROR ")
+            if errors:
+                print(f"note: the petbox server logged {errors} ERROR line(s); last lines:\n"
+                      f"{tail(log_path, 15)}")
+
+    results["bare"] = [{**asdict(s), "server_us_per_req": s.server_us_per_req}
+                       for s in bare_steps]
+    results["petbox"] = [{**asdict(s), "server_us_per_req": s.server_us_per_req}
+                         for s in pet_steps]
+    b, p = best(bare_steps), best(pet_steps)
+    print("\n== summary ==")
+    if b:
+        print(f"bare aiohttp max sustained: {b.achieved:,.0f}/s at offered {b.offered:,.0f} "
+              f"(p50 {b.p50_ms:.2f} ms, p99 {b.p99_ms:.2f} ms)")
+    if p:
+        print(f"petbox feedPet max sustained: {p.achieved:,.0f} actions/s at offered "
+              f"{p.offered:,.0f} (p50 {p.p50_ms:.2f} ms, p99 {p.p99_ms:.2f} ms)")
+    if b and p:
+        results["ratio"] = p.achieved / b.achieved
+        print(f"ratio petbox / bare = {results['ratio']:.3f}  (reference in issue 2: ~0.16)")
+        results["cpu_ratio"] = b.server_us_per_req / p.server_us_per_req
+        print(f"server+Redis CPU per request: bare {b.server_us_per_req:.0f} us, petbox "
+              f"{p.server_us_per_req:.0f} us (ratio {results['cpu_ratio']:.3f}; less sensitive "
+              "to other load on the machine)")
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(results, indent=2))
+        print(f"results written to {a.json}")
+    return 0 if (b or a.only == "petbox") and (p or a.only == "bare") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
