@@ -1,0 +1,135 @@
+"""Rate limits on shopper routes: per IP, per player and per player's draws (GCRA in Lua).
+
+One ``EVALSHA`` of ``gcra.lua`` per request checks every limit that applies, all or
+nothing, on Redis' clock, so all server processes share the budgets. A refused
+request is 429 ``rate_limited`` with ``Retry-After`` (whole seconds, rounded up) and
+``details.retry_after_ms``; it costs nothing else (no SQL, no player load).
+
+Keys: the per-player and per-draw keys carry the player's shard hash tag
+(``pb:{s<N>}:rl:…``), so the check can later be folded into ``load.lua``; the IP key
+has a tag of its own (``pb:{ip:<addr>}:rl``). The one-call check therefore needs a
+single Redis (or the IP limit enforced in front, e.g. at the gateway, on Redis
+Cluster, where the keys of one call must share a slot).
+
+Which requests: every ``/v1/`` route except merchant routes (``/v1/admin/``, their API
+keys are few and known) and signed merchant events (``/v1/events/``). A request
+without a valid player token gets only the IP limit (the handler answers 401).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from gameserver.appkeys import CLOCK, KEYS, REDIS, SIGNER
+from gameserver.auth import TOKEN_PREFIX
+from gameserver.errors import RateLimited, Unauthorized
+from gameserver.keys import shard_of
+from gameserver.rates import RateLimit
+from gameserver.scripts import load_script
+from gameserver.settings import Settings
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+EXEMPT_PREFIXES = ("/v1/admin/", "/v1/events/")
+DRAW_OPERATIONS = frozenset({"drawBox"})
+SHADOW_HEADER = "X-Petbox-Shadow"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit to check: its key, and the rate it allows."""
+
+    key: str
+    rate: RateLimit
+    kind: str
+
+
+class RateLimiter:
+    """Runs ``gcra.lua`` for the limits of one request (script registered per client)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: Redis | None = None
+        self._script: AsyncScript | None = None
+
+    @property
+    def enabled(self) -> bool:
+        s = self.settings
+        return any(r is not None for r in (s.rate_ip, s.rate_player, s.rate_draw))
+
+    def _bound(self, redis: Redis) -> AsyncScript:
+        if self._script is None or self._client is not redis:
+            self._client, self._script = redis, redis.register_script(load_script("gcra"))
+        return self._script
+
+    async def check(self, redis: Redis, limits: list[Limit]) -> None:
+        """Raise :class:`RateLimited` if any limit is exceeded (then nothing is counted)."""
+        if not limits:
+            return
+        args = [v for lim in limits for v in (f"{lim.rate.interval_ms:.3f}", lim.rate.burst)]
+        res = await self._bound(redis)(keys=[lim.key for lim in limits], args=args)
+        which, wait_ms = int(res[0]), int(res[1])
+        if which:
+            limit = limits[which - 1]
+            raise RateLimited(f"too many requests ({limit.kind} limit); retry later",
+                              limit=limit.kind, retry_after=max(1, math.ceil(wait_ms / 1000)),
+                              retry_after_ms=wait_ms)
+
+    def limits(self, request: web.Request) -> list[Limit]:
+        """The limits that apply to ``request`` (empty for exempt routes)."""
+        path = request.path
+        if not path.startswith("/v1/") or path.startswith(EXEMPT_PREFIXES):
+            return []
+        prefix = "pbs" if request.headers.get(SHADOW_HEADER) == "1" else request.app[KEYS].prefix
+        s = self.settings
+        out: list[Limit] = []
+        if s.rate_ip is not None:
+            out.append(Limit(f"{prefix}:{{ip:{request.remote or '-'}}}:rl", s.rate_ip, "ip"))
+        if s.rate_player is None and s.rate_draw is None:
+            return out
+        player = self._player(request)
+        if player is None:
+            return out
+        merchant, user = player
+        tag = f"{prefix}:{{s{shard_of(merchant, user, s.shards)}}}:rl:{merchant}:{user}"
+        if s.rate_player is not None:
+            out.append(Limit(tag, s.rate_player, "player"))
+        route = request.match_info.route.name
+        if s.rate_draw is not None and route in DRAW_OPERATIONS:
+            out.append(Limit(f"{tag}:draw", s.rate_draw, "draw"))
+        return out
+
+    @staticmethod
+    def _player(request: web.Request) -> tuple[str, str] | None:
+        """The (merchant, user) of a valid player token, else None (the handler decides)."""
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
+            return None
+        try:
+            claims = request.app[SIGNER].verify(token, int(request.app[CLOCK].now()))
+        except Unauthorized:
+            return None
+        return claims.merchant, claims.user
+
+
+def rate_limit_middleware(settings: Settings) -> Middleware:
+    """The middleware for ``settings``; register it after ``error_middleware`` so a
+    refusal (or Redis being unavailable: 503) gets the usual JSON error body."""
+    limiter = RateLimiter(settings)
+
+    @web.middleware
+    async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if limiter.enabled:
+            await limiter.check(request.app[REDIS], limiter.limits(request))
+        return await handler(request)
+
+    return rate_limit
