@@ -63,7 +63,7 @@ def test_compressed_singles_day_against_petbox(served: tuple[Server, Path],
     ops = summary["operations"]
     assert ops["createSession"]["codes"].get("201", 0) == ops["createSession"]["requests"]
     assert ops["adoptPet"]["codes"].get("201", 0) > 0.9 * ops["adoptPet"]["requests"]
-    assert ops["getPlayer"]["errors"] == 0
+    assert ops["getPlayer"]["codes"].get("200", 0) > 0.9 * ops["getPlayer"]["requests"]
     # the spike: the busiest second around midnight (T0 = 6 s) dwarfs the quiet start
     rates = {p["t"]: p["rate"] for p in summary["timeline"]}
     quiet = [r for t, r in rates.items() if t < 2.0]
