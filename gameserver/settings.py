@@ -47,6 +47,11 @@ class Settings:
     run_persister: bool = True
     shadow_database_url: str | None = None
     """Shadow (load-test) SQL; default: beside an embedded/SQLite database, else disabled."""
+    record_dir: Path | None = None
+    """Record sampled shopper traffic into load-test traces here (off when None)."""
+    record_sample: float = 0.01
+    record_max_bytes: int = 64 << 20
+    record_max_files: int = 8
     redis_timeout: float = 2.0
     redis_appendfsync: str = "everysec"
     rate_player: RateLimit | None = None
@@ -138,6 +143,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=env.get("PETBOX_REDIS_URL") or None,
         database_url=env.get("PETBOX_DATABASE_URL") or None,
         shadow_database_url=env.get("PETBOX_SHADOW_DATABASE_URL") or None,
+        record_dir=Path(env["PETBOX_RECORD_DIR"]) if env.get("PETBOX_RECORD_DIR") else None,
+        record_sample=_num(env, "PETBOX_RECORD_SAMPLE", 0.01, 0.0, 1.0),
+        record_max_bytes=int(_num(env, "PETBOX_RECORD_MAX_MB", 64, 1, 10_000)) << 20,
+        record_max_files=int(_num(env, "PETBOX_RECORD_MAX_FILES", 8, 1, 1000)),
         data_dir=data_dir,
         flush_interval=_num(env, "PETBOX_FLUSH_INTERVAL", 1.0, 0.05, 3600),
         shards=int(_num(env, "PETBOX_SHARDS", 16, 1, 16384)),
