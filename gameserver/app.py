@@ -52,6 +52,7 @@ from gameserver.openapi import build_openapi
 from gameserver.persister import Persister
 from gameserver.ratelimit import rate_limit_middleware
 from gameserver.reconciler import Reconciler
+from gameserver.redisretry import reconnect_once
 from gameserver.reminders import reminder_service
 from gameserver.services import SHADOW_PREFIX, Services
 from gameserver.settings import Settings
@@ -84,7 +85,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     client = aioredis.Redis.from_url(url, decode_responses=False,
                                      socket_timeout=settings.redis_timeout,
                                      socket_connect_timeout=settings.redis_timeout,
-                                     max_connections=256)
+                                     max_connections=256, retry=reconnect_once())
     app[REDIS] = client
     try:
         yield
