@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 import migrations
 from gameserver.db import models as m
 from gameserver.keys import PlayerRef
+
+# aiosqlite logs every statement with its parameters at DEBUG: coupon codes, player
+# state, signing secrets. Keep it at INFO even when petbox runs with PETBOX_LOG_LEVEL=DEBUG.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)
