@@ -133,6 +133,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         resp = error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"),
                               exc.reason or "request refused")
+        if "Allow" in exc.headers:  # RFC 9110: a 405 names the methods that are allowed
+            resp.headers["Allow"] = exc.headers["Allow"]
     except Exception:
         log.exception("unhandled error request_id=%s %s %s", request_id, request.method,
                       request.path)

@@ -52,6 +52,7 @@ async def test_sql_down_30s_under_load(aof_redis: RedisProcess, db_url: str,
         tokens = await _players(world, 8)
         for user, tok in tokens.items():
             await _op(world, book, user, tok, "adopt", f"adopt-{user}")
+            await _op(world, book, user, tok, "draw", f"first-draw-{user}")  # the gate is up
         proxy.cut()
         started = time.monotonic()
         statuses: Counter[str] = Counter()
