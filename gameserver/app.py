@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from gameserver.api import admin, analytics, boxes, configs, daily, export, pets, sessions
+from gameserver.api import console as console_api
 from gameserver.api import ops as ops_api
 from gameserver.api import simulate as simulate_api
 from gameserver.api.common import Operation
@@ -69,7 +70,7 @@ def all_operations() -> list[Operation]:
     return [*sessions.OPERATIONS, *pets.OPERATIONS, *daily.OPERATIONS, *boxes.OPERATIONS,
             *admin.OPERATIONS,
             *configs.OPERATIONS, *simulate_api.OPERATIONS, *analytics.OPERATIONS,
-            *export.OPERATIONS, *ops_api.OPERATIONS]
+            *export.OPERATIONS, *console_api.OPERATIONS, *ops_api.OPERATIONS]
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,1439 @@
+/* petbox merchant console: vanilla JS, no build step, talks only to this origin.
+ *
+ * Everything goes through the documented merchant HTTP API with the API key from
+ * sessionStorage. Charts are inline SVG drawn here. The page is organised as tabs
+ * (Draft, Simulate, Publish & versions, Stock, Analytics) sharing one state object.
+ */
+"use strict";
+
+(() => {
+  const KEY_STORAGE = "petbox.console.apiKey";
+  const GAME_STORAGE = "petbox.console.game";
+  const TABS = ["draft", "simulate", "versions", "stock", "analytics"];
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  // ---------------------------------------------------------------- state
+
+  const S = {
+    key: null,
+    merchant: null,
+    games: [],
+    game: null,
+    tab: "draft",
+    draft: {
+      savedText: "",        // what the server has (or the live copy we started from)
+      source: "draft",      // "draft" | "live" | "new"
+      serverProblems: [],   // problems from the last save / load
+      problemsText: "",     // the editor text those problems are about
+      syntax: null,         // {message, pos} when the editor is not JSON
+      parsed: null,         // {value, spans} of the editor text when it is JSON
+    },
+    versions: null,         // listGameVersions body
+    loaded: {},             // tab → game it was last loaded for
+  };
+
+  // ---------------------------------------------------------------- helpers
+
+  const $ = (id) => document.getElementById(id);
+
+  /** Build an element: h("div", {class: "x", onclick: fn}, child, "text", ...). */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else if (k === "class") el.className = v;
+      else if (k === "text") el.textContent = v;
+      else el.setAttribute(k, v === true ? "" : String(v));
+    }
+    append(el, children);
+    return el;
+  }
+
+  function append(el, children) {
+    for (const c of children.flat(Infinity)) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  function svg(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v !== null && v !== undefined) el.setAttribute(k, String(v));
+    }
+    for (const c of children.flat(Infinity)) {
+      if (c === null || c === undefined) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  function clear(el, ...children) {
+    el.replaceChildren();
+    return append(el, children);
+  }
+
+  const nf = new Intl.NumberFormat();
+  const fmtInt = (n) => (n === null || n === undefined ? "—" : nf.format(n));
+
+  /** A probability as a percentage with enough digits to tell small odds apart. */
+  function fmtPct(p, digits) {
+    if (p === null || p === undefined || Number.isNaN(p)) return "—";
+    const x = p * 100;
+    if (digits === undefined) {
+      digits = x === 0 ? 0 : x >= 1 ? 2 : x >= 0.1 ? 3 : 4;
+    }
+    return `${x.toFixed(digits)}%`;
+  }
+
+  const fmtFen = (fen) => `¥${(fen / 100).toFixed(2)}`;
+
+  function fmtTime(sec) {
+    if (!sec) return "—";
+    return new Date(sec * 1000).toLocaleString(undefined, {
+      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+    });
+  }
+
+  function fmtValue(v) {
+    if (v === undefined) return "";
+    const text = JSON.stringify(v);
+    return text.length > 80 ? `${text.slice(0, 77)}…` : text;
+  }
+
+  function debounce(fn, ms) {
+    let t = null;
+    return (...args) => {
+      clearTimeout(t);
+      t = setTimeout(() => fn(...args), ms);
+    };
+  }
+
+  function toast(message, kind = "ok") {
+    const el = h("div", { class: `toast ${kind}` }, message);
+    const box = $("toasts");
+    box.append(el);
+    while (box.children.length > 3) box.firstElementChild.remove();
+    setTimeout(() => el.classList.add("leaving"), 3800);
+    setTimeout(() => el.remove(), 4300);
+  }
+
+  // ---------------------------------------------------------------- API
+
+  class ApiError extends Error {
+    constructor(status, code, message, details) {
+      super(message);
+      this.status = status;
+      this.code = code;
+      this.details = details || {};
+    }
+  }
+
+  async function api(method, path, body, { auth = true } = {}) {
+    const headers = {};
+    if (auth) headers.Authorization = `Bearer ${S.key}`;
+    let payload;
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      payload = typeof body === "string" ? body : JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, { method, headers, body: payload, cache: "no-store" });
+    } catch (e) {
+      throw new ApiError(0, "network", `Could not reach petbox (${e.message}). ` +
+        "Check your connection and try again.");
+    }
+    const text = await resp.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
+    }
+    if (!resp.ok) {
+      const err = (data && data.error) || {};
+      const e = new ApiError(resp.status, err.code || `http_${resp.status}`,
+        err.message || resp.statusText || "request failed", err.details);
+      if (resp.status === 401 && auth && S.merchant) {
+        signOut("Your API key was not accepted any more. Please sign in again.");
+      }
+      throw e;
+    }
+    return data;
+  }
+
+  const gamePath = (suffix = "") =>
+    `/v1/admin/games/${encodeURIComponent(S.game)}${suffix}`;
+
+  /** An error as a readable block: message, problems with paths, code and status. */
+  function errorContent(e) {
+    if (!(e instanceof ApiError)) return [h("strong", {}, String(e && e.message || e))];
+    const out = [h("strong", {}, e.message)];
+    const problems = e.details.problems;
+    if (Array.isArray(problems) && problems.length) {
+      out.push(h("ul", { class: "problem-mini" }, problems.map((p) =>
+        h("li", {}, h("code", {}, p.path), " ", p.message))));
+    }
+    const extra = Object.entries(e.details)
+      .filter(([k]) => k !== "problems")
+      .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`);
+    const meta = [e.status ? `HTTP ${e.status}` : null, e.code, ...extra].filter(Boolean);
+    out.push(h("div", { class: "error-meta" }, meta.join(" · ")));
+    return out;
+  }
+
+  function showError(boxId, e) {
+    const box = $(boxId);
+    if (!e) {
+      box.hidden = true;
+      box.replaceChildren();
+      return;
+    }
+    clear(box, errorContent(e));
+    box.hidden = false;
+  }
+
+  function confirmDialog(title, content, okLabel) {
+    const dialog = $("confirm");
+    $("confirm-title").textContent = title;
+    clear($("confirm-text"), content);
+    $("confirm-ok").textContent = okLabel;
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => {
+        resolve(dialog.returnValue === "ok");
+        setTimeout(() => $("confirm-text").replaceChildren(), 0);  // after the caller reads it
+      }, { once: true });
+      dialog.returnValue = "";
+      dialog.showModal();
+      $("confirm-ok").focus();
+    });
+  }
+
+  async function busy(button, fn) {
+    const label = button.textContent;
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    try {
+      return await fn();
+    } finally {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+      button.textContent = label;
+    }
+  }
+
+  // ---------------------------------------------------------------- JSON with positions
+
+  /** Parse JSON and record where each value sits: path → {start, end, keyStart}.
+   * Paths are written as the server writes them: "$", "$.a.b", "$.list[0]".
+   * A SyntaxError carries .pos (character offset) for the editor. */
+  function parseLocated(text) {
+    let i = 0;
+    const spans = new Map();
+    const STR = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+    const NUM = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+
+    function fail(message) {
+      const e = new SyntaxError(message);
+      e.pos = i;
+      throw e;
+    }
+    function ws() {
+      while (i < text.length && " \t\n\r".includes(text[i])) i++;
+    }
+    function str() {
+      STR.lastIndex = i;
+      const m = STR.exec(text);
+      if (!m) fail("unterminated or invalid string");
+      i += m[0].length;
+      return JSON.parse(m[0]);
+    }
+    function value(path, keyStart) {
+      ws();
+      const start = i;
+      const c = text[i];
+      let v;
+      if (c === "{") v = object(path);
+      else if (c === "[") v = array(path);
+      else if (c === '"') v = str();
+      else if (c === "-" || (c >= "0" && c <= "9")) {
+        NUM.lastIndex = i;
+        const m = NUM.exec(text);
+        if (!m) fail("invalid number");
+        i += m[0].length;
+        v = Number(m[0]);
+      } else if (text.startsWith("true", i)) { i += 4; v = true; }
+      else if (text.startsWith("false", i)) { i += 5; v = false; }
+      else if (text.startsWith("null", i)) { i += 4; v = null; }
+      else fail(c === undefined ? "unexpected end of text" : `unexpected ${JSON.stringify(c)}`);
+      spans.set(path, { start, end: i, keyStart: keyStart ?? start });
+      return v;
+    }
+    function object(path) {
+      const out = {};
+      i++;
+      ws();
+      if (text[i] === "}") { i++; return out; }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail("expected a quoted key");
+        const keyStart = i;
+        const key = str();
+        ws();
+        if (text[i] !== ":") fail("expected ':' after a key");
+        i++;
+        out[key] = value(`${path}.${key}`, keyStart);
+        ws();
+        if (text[i] === ",") { i++; continue; }
+        if (text[i] === "}") { i++; return out; }
+        fail("expected ',' or '}'");
+      }
+    }
+    function array(path) {
+      const out = [];
+      i++;
+      ws();
+      if (text[i] === "]") { i++; return out; }
+      for (;;) {
+        out.push(value(`${path}[${out.length}]`));
+        ws();
+        if (text[i] === ",") { i++; continue; }
+        if (text[i] === "]") { i++; return out; }
+        fail("expected ',' or ']'");
+      }
+    }
+    const v = value("$");
+    ws();
+    if (i < text.length) fail("unexpected text after the end of the JSON");
+    return { value: v, spans };
+  }
+
+  function lineCol(text, pos) {
+    const before = text.slice(0, pos);
+    const line = before.split("\n").length;
+    return { line, col: pos - before.lastIndexOf("\n") };
+  }
+
+  /** The span of ``path`` or of its nearest ancestor present in the text. */
+  function spanOf(path) {
+    const parsed = S.draft.parsed;
+    if (!parsed) return null;
+    let p = path;
+    while (p) {
+      const span = parsed.spans.get(p);
+      if (span) return span;
+      const cut = Math.max(p.lastIndexOf("."), p.lastIndexOf("["));
+      p = cut > 0 ? p.slice(0, cut) : p === "$" ? "" : "$";
+    }
+    return null;
+  }
+
+  // ---------------------------------------------------------------- sign in / out
+
+  async function signIn(key) {
+    S.key = key;
+    const body = await api("GET", "/v1/admin/games");
+    S.merchant = body.merchant;
+    S.games = body.games;
+    sessionStorage.setItem(KEY_STORAGE, key);
+    $("merchant-name").textContent = body.name && body.name !== body.merchant
+      ? `${body.name} (${body.merchant})` : body.merchant;
+    $("login").hidden = true;
+    $("app").hidden = false;
+    renderGamePicker();
+    const wanted = sessionStorage.getItem(GAME_STORAGE);
+    const first = S.games.find((g) => g.game === wanted) || S.games[0];
+    const hashTab = location.hash.slice(1);
+    selectTab(TABS.includes(hashTab) ? hashTab : "draft", false);
+    if (first) await selectGame(first.game);
+    else clear($("draft-source"), "This merchant has no games yet.");
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(KEY_STORAGE);
+    S.key = null;
+    S.merchant = null;
+    S.game = null;
+    S.loaded = {};
+    $("app").hidden = true;
+    $("login").hidden = false;
+    const err = $("login-error");
+    err.textContent = message || "";
+    err.hidden = !message;
+    $("api-key").value = "";
+    $("api-key").focus();
+  }
+
+  function initLogin() {
+    $("login-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const key = $("api-key").value.trim();
+      const err = $("login-error");
+      if (!key) {
+        err.textContent = "Enter your API key.";
+        err.hidden = false;
+        return;
+      }
+      if (!key.startsWith("pbk_")) {
+        err.textContent = "Merchant API keys start with pbk_ (a shopper token will not work).";
+        err.hidden = false;
+        return;
+      }
+      err.hidden = true;
+      await busy($("login-submit"), async () => {
+        $("login-submit").textContent = "Signing in…";
+        try {
+          await signIn(key);
+        } catch (e) {
+          S.key = null;
+          err.textContent = e.status === 401
+            ? "That API key was not accepted. Check it and try again."
+            : e.message;
+          err.hidden = false;
+        }
+      });
+    });
+    $("logout").addEventListener("click", () => signOut(""));
+  }
+
+  // ---------------------------------------------------------------- games and tabs
+
+  function renderGamePicker() {
+    const picker = $("game-picker");
+    clear(picker, S.games.map((g) => h("option", { value: g.game }, g.game)));
+    picker.disabled = S.games.length === 0;
+  }
+
+  function updateLiveBadge() {
+    const g = S.games.find((x) => x.game === S.game);
+    const badge = $("live-badge");
+    if (!g) {
+      badge.textContent = "";
+      return;
+    }
+    badge.textContent = g.live_version ? `live v${g.live_version}` : "not published";
+    badge.className = g.live_version ? "badge live" : "badge";
+  }
+
+  async function refreshGames() {
+    const body = await api("GET", "/v1/admin/games");
+    S.games = body.games;
+    const current = S.game;
+    renderGamePicker();
+    $("game-picker").value = current;
+    updateLiveBadge();
+  }
+
+  async function selectGame(game) {
+    if (S.game && S.game !== game && isDirty()) {
+      const ok = await confirmDialog("Discard unsaved edits?",
+        h("p", {}, `Your edits to ${S.game}'s draft are not saved.`), "Discard");
+      if (!ok) {
+        $("game-picker").value = S.game;
+        return;
+      }
+    }
+    S.game = game;
+    S.loaded = {};
+    S.versions = null;
+    sessionStorage.setItem(GAME_STORAGE, game);
+    $("game-picker").value = game;
+    updateLiveBadge();
+    await Promise.all([loadDraft(), loadVersions()]);
+    await loadTab(S.tab);
+  }
+
+  function selectTab(tab, focus = true) {
+    S.tab = tab;
+    for (const name of TABS) {
+      const button = $(`tab-${name}`);
+      const on = name === tab;
+      button.setAttribute("aria-selected", on ? "true" : "false");
+      button.tabIndex = on ? 0 : -1;
+      $(`panel-${name}`).hidden = !on;
+    }
+    if (focus) $(`tab-${tab}`).focus();
+    history.replaceState(null, "", `#${tab}`);
+    if (S.game) loadTab(tab);
+  }
+
+  async function loadTab(tab) {
+    if (!S.game) return;
+    const game = S.game;
+    try {
+      if (tab === "simulate") renderSimForm();
+      if (tab === "versions") {
+        await loadVersions();
+        await renderPublishChanges();
+        const from = $("diff-from").value;
+        const to = $("diff-to").value;
+        if (from && to && from !== to) await showDiff(from, to, false);
+      }
+      if (tab === "stock" && S.loaded.stock !== game) await loadStock();
+      if (tab === "analytics" && S.loaded.analytics !== game) await loadAnalytics();
+    } catch (e) {
+      toast(e.message, "bad");
+    }
+  }
+
+  function initTabs() {
+    const list = document.querySelector('[role="tablist"]');
+    list.addEventListener("click", (ev) => {
+      const tab = ev.target.closest("[role=tab]");
+      if (tab) selectTab(tab.dataset.tab);
+    });
+    list.addEventListener("keydown", (ev) => {
+      const at = TABS.indexOf(S.tab);
+      const moves = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: TABS.length - 1 };
+      if (!(ev.key in moves)) return;
+      ev.preventDefault();
+      selectTab(TABS[(moves[ev.key] + TABS.length) % TABS.length]);
+    });
+    $("game-picker").addEventListener("change", (ev) => selectGame(ev.target.value));
+  }
+
+  // ---------------------------------------------------------------- draft editor
+
+  const editor = () => $("draft-editor");
+  const isDirty = () => editor().value !== S.draft.savedText;
+
+  async function loadDraft() {
+    const game = S.game;
+    let text;
+    let problems = [];
+    let source;
+    let note;
+    try {
+      const body = await api("GET", gamePath("/draft"));
+      text = JSON.stringify(body.config, null, 2);
+      problems = body.problems || [];
+      source = "draft";
+      note = `Saved draft · last saved ${fmtTime(body.updated_at)} · checksum ` +
+        `${String(body.checksum || "").slice(0, 10)}`;
+    } catch (e) {
+      if (e.status !== 404) throw e;
+      const g = S.games.find((x) => x.game === game);
+      if (g && g.live_version) {
+        const v = await api("GET", gamePath(`/versions/${g.live_version}`));
+        text = JSON.stringify(v.config, null, 2);
+        source = "live";
+        note = `No draft yet: this is a copy of live v${g.live_version}. ` +
+          "Saving creates the draft; nothing goes live until you publish.";
+      } else {
+        text = "{\n}";
+        source = "new";
+        note = "No draft and nothing published yet.";
+      }
+    }
+    if (game !== S.game) return;
+    S.draft.savedText = text;
+    S.draft.source = source;
+    S.draft.serverProblems = problems;
+    S.draft.problemsText = text;
+    $("draft-source").textContent = note;
+    editor().value = text;
+    onEditorChange();
+  }
+
+  function onEditorChange() {
+    const text = editor().value;
+    try {
+      S.draft.parsed = parseLocated(text);
+      S.draft.syntax = null;
+    } catch (e) {
+      if (!(e instanceof SyntaxError)) throw e;
+      S.draft.parsed = null;
+      const lc = lineCol(text, e.pos ?? 0);
+      S.draft.syntax = { message: e.message, pos: e.pos ?? 0, ...lc };
+    }
+    renderGutter();
+    renderDraftState();
+    renderProblems();
+    renderOddsEditor();
+  }
+
+  function renderGutter() {
+    const lines = editor().value.split("\n").length;
+    const gutter = $("draft-gutter");
+    if (gutter.dataset.lines !== String(lines)) {
+      gutter.textContent = Array.from({ length: lines }, (_, n) => n + 1).join("\n");
+      gutter.dataset.lines = String(lines);
+    }
+    gutter.scrollTop = editor().scrollTop;
+  }
+
+  function renderDraftState() {
+    const chip = $("draft-state");
+    if (S.draft.syntax) {
+      chip.textContent = "Not valid JSON";
+      chip.className = "chip bad";
+    } else if (isDirty()) {
+      chip.textContent = "Unsaved changes";
+      chip.className = "chip warn";
+    } else if (S.draft.source === "draft") {
+      chip.textContent = "Saved";
+      chip.className = "chip ok";
+    } else {
+      chip.textContent = S.draft.source === "live" ? "Copy of live" : "Empty";
+      chip.className = "chip";
+    }
+    const save = $("draft-save");
+    save.disabled = !!S.draft.syntax;
+  }
+
+  function jumpTo(path, pos) {
+    const ta = editor();
+    let start = pos;
+    let end = pos;
+    if (path !== undefined) {
+      const span = spanOf(path);
+      if (!span) return;
+      start = span.keyStart;
+      end = span.end;
+    }
+    ta.focus();
+    ta.setSelectionRange(start, Math.max(end, start + 1));
+    const { line } = lineCol(ta.value, start);
+    const lineHeight = parseFloat(getComputedStyle(ta).lineHeight) || 20;
+    ta.scrollTop = Math.max(0, (line - 4) * lineHeight);
+    renderGutter();
+  }
+
+  function renderProblems() {
+    const box = $("draft-problems");
+    const count = $("problem-count");
+    const items = [];
+    if (S.draft.syntax) {
+      const s = S.draft.syntax;
+      items.push({ path: null, pos: s.pos, label: `line ${s.line}, column ${s.col}`,
+        message: `JSON syntax: ${s.message}` });
+    }
+    for (const p of S.draft.serverProblems) {
+      items.push({ path: p.path, label: p.path, message: p.message });
+    }
+    if (!items.length) {
+      count.textContent = "valid";
+      count.className = "chip ok";
+      clear(box, h("p", { class: "all-good" }, h("span", { "aria-hidden": "true" }, "✓ "),
+        isDirty() ? "JSON is well-formed. Save to validate it against the game schema."
+          : "No problems: this config is valid."));
+      return;
+    }
+    count.textContent = `${items.length} problem${items.length > 1 ? "s" : ""}`;
+    count.className = "chip bad";
+    const stale = editor().value !== S.draft.problemsText && S.draft.serverProblems.length
+      ? h("p", { class: "muted small" }, "From the last save; save again to re-check.") : null;
+    clear(box, stale, h("ol", { class: "problems" }, items.map((it) => h("li", {},
+      h("button", {
+        type: "button", class: "problem",
+        title: "Show this place in the editor",
+        onclick: () => (it.path ? jumpTo(it.path) : jumpTo(undefined, it.pos)),
+      }, h("code", {}, it.label), h("span", {}, it.message))))));
+  }
+
+  /** Replace the value at ``path`` in the editor text, keeping the rest as typed. */
+  function setValueAt(path, newValue) {
+    const span = S.draft.parsed && S.draft.parsed.spans.get(path);
+    if (!span) return false;
+    const ta = editor();
+    const text = ta.value;
+    ta.value = text.slice(0, span.start) + JSON.stringify(newValue) + text.slice(span.end);
+    onEditorChange();
+    return true;
+  }
+
+  function seriesOf(config) {
+    const series = config && config.boxes && config.boxes.series;
+    return series && typeof series === "object" ? series : {};
+  }
+
+  /** The entries of a series with their base probability (weight / total weight). */
+  function entriesOf(series) {
+    const rows = [];
+    for (const kind of ["items", "prizes"]) {
+      for (const [id, e] of Object.entries((series && series[kind]) || {})) {
+        rows.push({ id, kind, tier: e && e.tier, weight: e && e.weight,
+          name: e && e.name });
+      }
+    }
+    const ok = (w) => typeof w === "number" && w >= 0;
+    const total = rows.reduce((t, r) => t + (ok(r.weight) ? r.weight : 0), 0);
+    const valid = rows.every((r) => ok(r.weight));
+    for (const r of rows) r.base = valid && total > 0 ? r.weight / total : null;
+    return rows;
+  }
+
+  function renderOddsEditor() {
+    const box = $("odds-editor");
+    if (!S.draft.parsed) {
+      clear(box, h("p", { class: "muted small" }, "Fix the JSON to edit odds here."));
+      return;
+    }
+    const all = seriesOf(S.draft.parsed.value);
+    const ids = Object.keys(all);
+    if (!ids.length) {
+      clear(box, h("p", { class: "muted small" }, "This config has no blind-box series."));
+      return;
+    }
+    const active = document.activeElement;
+    const activeId = active && active.dataset ? active.dataset.weightPath : null;
+    clear(box, ids.map((sid) => {
+      const rows = entriesOf(all[sid]);
+      return h("table", { class: "odds" },
+        h("caption", {}, (all[sid] && all[sid].name) || sid, " ",
+          h("span", { class: "muted small" }, `(${sid})`)),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Entry"),
+          h("th", { scope: "col" }, "Tier"), h("th", { scope: "col", class: "num" }, "Weight"),
+          h("th", { scope: "col", class: "num" }, "Base odds"))),
+        h("tbody", {}, rows.map((r) => {
+          const path = `$.boxes.series.${sid}.${r.kind}.${r.id}.weight`;
+          const input = h("input", {
+            type: "number", min: "0", step: "1", value: r.weight ?? "", class: "weight",
+            id: `w-${sid}-${r.kind}-${r.id}`, "data-weight-path": path,
+            "aria-label": `Weight of ${r.id} in ${sid}`,
+          });
+          input.addEventListener("change", () => {
+            const n = Number(input.value);
+            if (input.value === "" || !Number.isInteger(n) || n < 0) {
+              toast(`Weight of ${r.id} must be a whole number ≥ 0`, "bad");
+              input.value = r.weight ?? "";
+              return;
+            }
+            setValueAt(path, n);
+          });
+          return h("tr", {},
+            h("th", { scope: "row" }, r.id, r.kind === "prizes"
+              ? h("span", { class: "tag" }, "prize") : null),
+            h("td", {}, r.tier || "—"),
+            h("td", { class: "num" }, input),
+            h("td", { class: "num" }, h("span", { class: "bar-cell" },
+              h("span", { class: "mini-bar", "data-w": r.base ?? 0 }), fmtPct(r.base))));
+        })));
+    }));
+    for (const bar of box.querySelectorAll(".mini-bar")) {
+      const w = Number(bar.dataset.w);
+      if (w > 0) bar.style.width = `${Math.max(2, Math.round(w * 80))}px`;
+      else bar.hidden = true;
+    }
+    if (activeId) {
+      const again = box.querySelector(`[data-weight-path="${CSS.escape(activeId)}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  async function saveDraft() {
+    if (S.draft.syntax) {
+      jumpTo(undefined, S.draft.syntax.pos);
+      throw new Error("The draft is not valid JSON; fix it first.");
+    }
+    const text = editor().value;
+    try {
+      const body = await api("PUT", gamePath("/draft"), text);
+      S.draft.savedText = text;
+      S.draft.source = "draft";
+      S.draft.serverProblems = [];
+      $("draft-source").textContent = `Saved draft · last saved ${fmtTime(body.updated_at)} · ` +
+        `checksum ${String(body.checksum || "").slice(0, 10)}`;
+      const g = S.games.find((x) => x.game === S.game);
+      if (g) g.has_draft = true;
+      onEditorChange();
+      return body;
+    } catch (e) {
+      if (e.status === 422 && Array.isArray(e.details.problems)) {
+        S.draft.serverProblems = e.details.problems;
+        S.draft.problemsText = text;
+        onEditorChange();
+      }
+      throw e;
+    }
+  }
+
+  function initDraft() {
+    const ta = editor();
+    const changed = debounce(onEditorChange, 200);
+    ta.addEventListener("input", changed);
+    ta.addEventListener("scroll", () => { $("draft-gutter").scrollTop = ta.scrollTop; });
+    const cursor = () => {
+      const { line, col } = lineCol(ta.value, ta.selectionStart);
+      $("draft-cursor").textContent = `Ln ${line}, Col ${col}`;
+    };
+    ta.addEventListener("keyup", cursor);
+    ta.addEventListener("click", cursor);
+    ta.addEventListener("keydown", (ev) => {
+      if ((ev.ctrlKey || ev.metaKey) && ev.key === "s") {
+        ev.preventDefault();
+        $("draft-save").click();
+      }
+    });
+    $("draft-format").addEventListener("click", () => {
+      onEditorChange();
+      if (S.draft.syntax) {
+        toast("Cannot format: the text is not valid JSON", "bad");
+        jumpTo(undefined, S.draft.syntax.pos);
+        return;
+      }
+      ta.value = JSON.stringify(S.draft.parsed.value, null, 2);
+      onEditorChange();
+    });
+    $("draft-reload").addEventListener("click", async () => {
+      if (isDirty()) {
+        const ok = await confirmDialog("Revert the editor?",
+          h("p", {}, "Your unsaved edits will be lost."), "Revert");
+        if (!ok) return;
+      }
+      await loadDraft();
+      toast("Reloaded the saved draft");
+    });
+    $("draft-save").addEventListener("click", (ev) => busy(ev.currentTarget, async () => {
+      ev.currentTarget.textContent = "Saving…";
+      onEditorChange();
+      try {
+        await saveDraft();
+        toast("Draft saved: valid, not live until you publish");
+      } catch (e) {
+        toast(e.message, "bad");
+      }
+    }));
+  }
+
+  // ---------------------------------------------------------------- simulation
+
+  function configForSim() {
+    // Which config the series list comes from: the editor's (draft) when it parses.
+    if (S.draft.parsed) return S.draft.parsed.value;
+    return null;
+  }
+
+  function renderSimForm() {
+    const select = $("sim-series");
+    const previous = select.value;
+    const ids = Object.keys(seriesOf(configForSim()));
+    clear(select, ids.map((id) => h("option", { value: id }, id)));
+    if (ids.includes(previous)) select.value = previous;
+    $("sim-run").disabled = ids.length === 0;
+    const cfg = $("sim-config");
+    const prevCfg = cfg.value;
+    const options = [h("option", { value: "draft" }, "Draft (editor)")];
+    const live = S.versions && S.versions.live_version;
+    if (live) options.push(h("option", { value: "live" }, `Live (v${live})`));
+    for (const v of (S.versions && S.versions.versions) || []) {
+      if (v.version !== live) options.push(h("option", { value: String(v.version) }, `v${v.version}`));
+    }
+    clear(cfg, options);
+    if ([...cfg.options].some((o) => o.value === prevCfg)) cfg.value = prevCfg;
+    updateSimTotal();
+  }
+
+  function updateSimTotal() {
+    const players = Number($("sim-players").value) || 0;
+    const draws = Number($("sim-draws").value) || 0;
+    const total = players * draws;
+    const el = $("sim-total");
+    el.textContent = `${fmtInt(total)} draws in total (limit 1,000,000)`;
+    el.classList.toggle("over", total > 1_000_000);
+  }
+
+  async function publishedOdds(series) {
+    try {
+      return await api("GET", `/v1/games/${encodeURIComponent(S.game)}/boxes/` +
+        `${encodeURIComponent(series)}?merchant=${encodeURIComponent(S.merchant)}`,
+      undefined, { auth: false });
+    } catch (e) {
+      if (e.status === 404) return null;  // not published, or the series is new
+      throw e;
+    }
+  }
+
+  async function configOf(ref) {
+    if (ref === "draft") return configForSim();
+    const number = ref === "live" ? S.versions && S.versions.live_version : Number(ref);
+    if (!number) return null;
+    return (await api("GET", gamePath(`/versions/${number}`))).config;
+  }
+
+  async function runSimulation() {
+    showError("sim-error", null);
+    const ref = $("sim-config").value || "draft";
+    if (ref === "draft" && (isDirty() || S.draft.source !== "draft")) {
+      await saveDraft();
+      toast("Saved the draft first, so the simulation runs what you see");
+    }
+    const body = {
+      series: $("sim-series").value,
+      version: ref,
+      players: Number($("sim-players").value),
+      draws: Number($("sim-draws").value),
+      batch: Number($("sim-batch").value),
+      seed: $("sim-seed").value || "0",
+    };
+    const started = performance.now();
+    const [result, published, config] = await Promise.all([
+      api("POST", gamePath("/simulate"), body),
+      publishedOdds(body.series),
+      configOf(ref),
+    ]);
+    const seconds = (performance.now() - started) / 1000;
+    renderSimResults(result, published, seriesOf(config)[body.series], seconds);
+  }
+
+  function statCard(label, value, sub, testid) {
+    return h("div", { class: "stat", "data-testid": testid || null },
+      h("div", { class: "stat-label" }, label),
+      h("div", { class: "stat-value" }, value),
+      sub ? h("div", { class: "stat-sub" }, sub) : null);
+  }
+
+  function renderSimResults(r, published, seriesConfig, seconds) {
+    const entries = entriesOf(seriesConfig);
+    const base = Object.fromEntries(entries.map((e) => [e.id, e]));
+    const pubItems = Object.fromEntries(((published && published.items) || [])
+      .map((it) => [it.id, it]));
+    const pubTiers = Object.fromEntries(((published && published.tiers) || [])
+      .map((t) => [t.id, t]));
+    const pubLabel = published ? `Published odds (live v${published.game_version})`
+      : "Published odds (none live)";
+    const itemIds = [...new Set([...entries.map((e) => e.id), ...Object.keys(r.items)])];
+    const tierIds = [...new Set([...Object.keys(r.tiers), ...Object.keys(pubTiers)])];
+    const cs = r.complete_set;
+    const price = r.price_per_draw || {};
+    const pct = (key) => cs.draws && cs.draws[key] !== null && cs.draws[key] !== undefined
+      ? `${fmtInt(cs.draws[key])} draws` : `not within ${fmtInt(r.draws / r.players)}`;
+    const soldOut = Object.entries(r.sold_out_at_draw || {});
+
+    const width = chartWidth($("sim-results"), 720, 38);
+    const itemChart = barChart({
+      width,
+      title: "Item rates: simulated vs published odds",
+      categories: itemIds,
+      series: [
+        { name: `Simulated (${r.config})`, cls: "s-sim",
+          values: itemIds.map((id) => (r.items[id] ? r.items[id].rate : 0)) },
+        { name: pubLabel, cls: "s-pub",
+          values: itemIds.map((id) => (pubItems[id] ? pubItems[id].consolidated_probability : null)) },
+      ],
+    });
+    const tierChart = barChart({
+      width,
+      title: "Tier rates",
+      categories: tierIds,
+      series: [
+        { name: `Simulated (${r.config})`, cls: "s-sim",
+          values: tierIds.map((id) => (r.tiers[id] ? r.tiers[id].rate : 0)) },
+        { name: pubLabel, cls: "s-pub",
+          values: tierIds.map((id) => (pubTiers[id] ? pubTiers[id].consolidated_probability : null)) },
+      ],
+    });
+
+    const table = h("table", { class: "data", "data-testid": "sim-table" },
+      h("caption", { class: "sr-only" }, "Simulated draws per entry"),
+      h("thead", {}, h("tr", {},
+        ["Entry", "Tier", "Weight", `Base odds (${r.config})`, "Simulated", "Count",
+          "Published (live)"].map((t, i) => h("th", { scope: "col", class: i > 1 ? "num" : null }, t)))),
+      h("tbody", {}, itemIds.map((id) => h("tr", {},
+        h("th", { scope: "row" }, id),
+        h("td", {}, (base[id] && base[id].tier) || (pubItems[id] && pubItems[id].rarity) || "—"),
+        h("td", { class: "num" }, base[id] ? fmtInt(base[id].weight) : "—"),
+        h("td", { class: "num" }, base[id] ? fmtPct(base[id].base) : "—"),
+        h("td", { class: "num strong" }, fmtPct(r.items[id] ? r.items[id].rate : 0)),
+        h("td", { class: "num" }, fmtInt(r.items[id] ? r.items[id].count : 0)),
+        h("td", { class: "num" }, pubItems[id] ? fmtPct(pubItems[id].consolidated_probability) : "—")))));
+
+    clear($("sim-results"),
+      h("div", { class: "stats" },
+        statCard("Draws simulated", fmtInt(r.draws),
+          `${fmtInt(r.players)} players · ${r.config} · ${seconds.toFixed(1)} s`, "sim-draws"),
+        statCard("Prize cost per draw", fmtFen(r.prize_cost_fen_per_draw),
+          `price ${fmtInt(price.amount)} ${price.currency || price.points || ""}`.trim()),
+        statCard("Pity", fmtPct(r.pity.forced_rate),
+          `forced · ${fmtPct(r.pity.boosted_rate)} boosted`),
+        statCard("Completed the set", `${fmtInt(cs.players)} / ${fmtInt(r.players)}`,
+          `${fmtPct(cs.players / Math.max(1, r.players), 1)} of players`),
+        statCard("Draws to complete", cs.draws && cs.draws.p50 !== null ? fmtInt(cs.draws.p50) : "—",
+          `median · p90 ${pct("p90")} · p99 ${pct("p99")}`),
+        soldOut.length ? statCard("Sold out at draw",
+          soldOut.map(([k, v]) => `${k}: ${v === null ? "never" : fmtInt(v)}`).join(", "),
+          "global draw number that took the last unit") : null),
+      h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Items")),
+        itemChart,
+        soldOut.some(([, v]) => v !== null) ? h("p", { class: "muted small" },
+          "Limited prizes that sell out during the run fall back to their fallback item, so " +
+          "simulated rates can differ from the published odds (which assume full stock).")
+          : null,
+        table),
+      h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", {}, "Tiers")),
+        tierChart));
+  }
+
+  /** Horizontal grouped bars: one group per category, one bar per series. */
+  function barChart({ title, categories, series, width = 720 }) {
+    const labelW = Math.min(180, Math.max(90, 12 + 7.5 * Math.max(...categories.map((c) => c.length))));
+    const barH = 14;
+    const gap = 3;
+    const groupH = series.length * (barH + gap) + 12;
+    const top = 8;
+    const height = top + categories.length * groupH + 28;
+    const max = Math.max(0.0001, ...series.flatMap((s) => s.values.filter((v) => v !== null)));
+    const nice = niceMax(max);
+    const plotW = width - labelW - 70;
+    const x = (v) => labelW + (v / nice) * plotW;
+    const root = svg("svg", {
+      viewBox: `0 0 ${width} ${height}`, class: "chart-svg", role: "img",
+      "aria-label": `${title}. ` + categories.map((c, i) => `${c}: ` +
+        series.map((s) => `${s.name} ${fmtPct(s.values[i])}`).join(", ")).join("; "),
+    });
+    const ticks = 4;
+    for (let t = 0; t <= ticks; t++) {
+      const v = (nice * t) / ticks;
+      root.append(svg("line", { x1: x(v), x2: x(v), y1: top - 4, y2: height - 22, class: "grid" }),
+        svg("text", { x: x(v), y: height - 6, class: "axis", "text-anchor": "middle" },
+          fmtPct(v, nice * 100 < 4 ? 1 : 0)));
+    }
+    categories.forEach((cat, i) => {
+      const y0 = top + i * groupH;
+      root.append(svg("text", { x: labelW - 10, y: y0 + (series.length * (barH + gap)) / 2 + 4,
+        class: "label", "text-anchor": "end" }, cat));
+      series.forEach((s, j) => {
+        const v = s.values[i];
+        const y = y0 + j * (barH + gap);
+        if (v === null || v === undefined) {
+          root.append(svg("text", { x: labelW + 4, y: y + barH - 3, class: "axis" }, "n/a"));
+          return;
+        }
+        root.append(svg("rect", { x: labelW, y, width: Math.max(1, x(v) - labelW), height: barH,
+          rx: 3, class: s.cls }, svg("title", {}, `${cat} · ${s.name}: ${fmtPct(v)}`)),
+        svg("text", { x: x(v) + 6, y: y + barH - 3, class: "value" }, fmtPct(v)));
+      });
+    });
+    const legend = h("div", { class: "legend" }, series.map((s) =>
+      h("span", {}, h("i", { class: `sw ${s.cls}` }), s.name)));
+    return h("figure", { class: "chart" }, legend, root);
+  }
+
+  /** Draw charts at the size they are shown, so their text stays at its CSS size. */
+  function chartWidth(el, fallback, padding = 0) {
+    const w = el.clientWidth - padding;
+    return w > 300 ? Math.round(w) : fallback;
+  }
+
+  function niceMax(v) {
+    const exp = 10 ** Math.floor(Math.log10(v));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * exp >= v) return Math.min(1, m * exp);
+    return 1;
+  }
+
+  function initSimulation() {
+    $("sim-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const button = $("sim-run");
+      busy(button, async () => {
+        button.textContent = "Simulating…";
+        $("sim-results").setAttribute("aria-busy", "true");
+        try {
+          await runSimulation();
+        } catch (e) {
+          showError("sim-error", e);
+        } finally {
+          $("sim-results").removeAttribute("aria-busy");
+        }
+      });
+    });
+    for (const id of ["sim-players", "sim-draws"]) $(id).addEventListener("input", updateSimTotal);
+  }
+
+  // ---------------------------------------------------------------- publish, versions, diff
+
+  async function loadVersions() {
+    const game = S.game;
+    const body = await api("GET", gamePath("/versions"));
+    if (game !== S.game) return;
+    S.versions = body;
+    const g = S.games.find((x) => x.game === game);
+    if (g) g.live_version = body.live_version;
+    updateLiveBadge();
+    renderVersions();
+    renderDiffSelectors();
+  }
+
+  function renderVersions() {
+    const box = $("versions-list");
+    const body = S.versions;
+    if (!body || !body.versions.length) {
+      clear(box, h("p", { class: "muted" }, "Nothing published yet."));
+      return;
+    }
+    clear(box, h("table", { class: "data versions", "data-testid": "versions" },
+      h("thead", {}, h("tr", {}, ["Version", "Published", "Note", "Checksum", ""].map((t) =>
+        h("th", { scope: "col" }, t)))),
+      h("tbody", {}, body.versions.map((v) => {
+        const live = v.version === body.live_version;
+        const previous = body.versions.find((o) => o.version < v.version);
+        return h("tr", { class: live ? "is-live" : null },
+          h("th", { scope: "row" }, `v${v.version}`, live ? h("span", { class: "badge live" }, "live") : null),
+          h("td", {}, fmtTime(v.published_at)),
+          h("td", {}, v.note || h("span", { class: "muted" }, "—")),
+          h("td", { class: "mono small" }, String(v.checksum).slice(0, 10)),
+          h("td", { class: "actions" },
+            previous ? h("button", { type: "button", class: "btn small ghost",
+              "aria-label": `Diff v${previous.version} to v${v.version}`,
+              onclick: () => showDiff(String(previous.version), String(v.version)) },
+            "Changes") : null,
+            live ? null : h("button", { type: "button", class: "btn small",
+              "aria-label": `Roll back to v${v.version}`,
+              onclick: () => rollback(v.version) }, "Roll back to this")));
+      }))));
+  }
+
+  function renderDiffSelectors() {
+    const refs = [];
+    if (S.versions && S.versions.draft) refs.push(["draft", "Draft"]);
+    if (S.versions && S.versions.live_version) refs.push(["live", `Live (v${S.versions.live_version})`]);
+    for (const v of (S.versions && S.versions.versions) || []) refs.push([String(v.version), `v${v.version}`]);
+    const has = (v) => refs.some(([r]) => r === v);
+    const defaults = { "diff-from": has("live") ? "live" : null,
+      "diff-to": has("draft") ? "draft" : has("live") ? "live" : null };
+    for (const id of ["diff-from", "diff-to"]) {
+      const sel = $(id);
+      const previous = sel.dataset.chosen;
+      clear(sel, refs.map(([value, label]) => h("option", { value }, label)));
+      const want = previous && has(previous) ? previous : defaults[id];
+      if (want) sel.value = want;
+    }
+  }
+
+  async function showDiff(from, to, chosen = true) {
+    $("diff-from").value = from;
+    $("diff-to").value = to;
+    if (chosen) {
+      $("diff-from").dataset.chosen = from;
+      $("diff-to").dataset.chosen = to;
+    }
+    const box = $("diff-view");
+    try {
+      const d = await api("GET", gamePath(`/versions/${encodeURIComponent(from)}/diff/` +
+        `${encodeURIComponent(to)}`));
+      clear(box, diffTable(d));
+    } catch (e) {
+      clear(box, h("div", { class: "error-box" }, errorContent(e)));
+    }
+  }
+
+  function diffTable(d) {
+    const s = d.summary;
+    const head = h("p", { class: "diff-summary" }, h("strong", {}, `${d.from} → ${d.to}`), " ",
+      h("span", { class: "chip ok" }, `+${s.added} added`), " ",
+      h("span", { class: "chip bad" }, `−${s.removed} removed`), " ",
+      h("span", { class: "chip warn" }, `~${s.changed} changed`));
+    if (!d.changes.length) return [head, h("p", { class: "muted" }, "No differences.")];
+    return [head, h("table", { class: "data diff", "data-testid": "diff" },
+      h("thead", {}, h("tr", {}, ["Path", "Change", "From", "To"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, d.changes.map((c) => h("tr", { class: `op-${c.op}` },
+        h("td", { class: "mono" }, c.path),
+        h("td", {}, c.op),
+        h("td", { class: "mono old" }, fmtValue(c.from)),
+        h("td", { class: "mono new" }, fmtValue(c.to))))))];
+  }
+
+  async function renderPublishChanges() {
+    const box = $("publish-changes");
+    const hint = $("publish-hint");
+    const button = $("publish-btn");
+    const dirty = isDirty() || S.draft.source !== "draft";
+    button.textContent = dirty ? "Save & publish" : "Publish draft";
+    hint.textContent = dirty ? "The editor has unsaved changes: they are saved first." : "";
+    if (!S.versions || !S.versions.draft) {
+      clear(box, h("p", { class: "muted small" }, "No saved draft yet."));
+      return;
+    }
+    if (!S.versions.live_version) {
+      clear(box, h("p", { class: "muted small" }, "Nothing is live yet: this is the first version."));
+      return;
+    }
+    try {
+      const d = await api("GET", gamePath("/versions/live/diff/draft"));
+      const s = d.summary;
+      const n = s.added + s.removed + s.changed;
+      clear(box, n === 0 ? h("p", { class: "muted small" }, "The saved draft is what is live now.")
+        : h("details", {}, h("summary", {}, `Saved draft vs live: ${n} change${n > 1 ? "s" : ""}`),
+          diffTable(d)));
+    } catch (e) {
+      clear(box, h("div", { class: "error-box" }, errorContent(e)));
+    }
+  }
+
+  async function publish() {
+    showError("publish-error", null);
+    if (S.draft.source !== "draft" || isDirty()) await saveDraft();
+    await loadVersions();
+    let changes = null;
+    if (S.versions.live_version) {
+      const d = await api("GET", gamePath("/versions/live/diff/draft"));
+      changes = d.changes.length ? diffTable(d) : h("p", {}, "The draft is identical to what " +
+        "is live: nothing will be published.");
+    }
+    const next = (S.versions.versions[0] ? S.versions.versions[0].version : 0) + 1;
+    const ok = await confirmDialog(`Publish ${S.game} v${next}?`,
+      [h("p", {}, "Shoppers see this config within a second. You can roll back at any time."),
+        changes], "Publish");
+    if (!ok) return;
+    const done = await api("POST", gamePath("/publish"), { note: $("publish-note").value });
+    toast(done.changed ? `Published v${done.version}: live now` : "Nothing changed: the draft is live already");
+    $("publish-note").value = "";
+    await afterLiveChange();
+  }
+
+  async function rollback(version) {
+    const note = h("input", { type: "text", id: "rollback-note", maxlength: "120",
+      placeholder: "why (optional)" });
+    const ok = await confirmDialog(`Roll back to v${version}?`, [
+      h("p", {}, `v${version}'s config is published again as a new version. Your draft is left as it is.`),
+      h("label", { for: "rollback-note" }, "Note"), note], "Roll back");
+    if (!ok) return;
+    try {
+      const done = await api("POST", gamePath("/rollback"), { version, note: note.value });
+      toast(`Rolled back: v${done.version} is live (config of v${version})`);
+      await afterLiveChange();
+    } catch (e) {
+      toast(e.message, "bad");
+    }
+  }
+
+  async function afterLiveChange() {
+    S.loaded = {};
+    await loadVersions();
+    await refreshGames();
+    await renderPublishChanges();
+  }
+
+  function initVersions() {
+    $("publish-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      busy($("publish-btn"), async () => {
+        try {
+          await publish();
+        } catch (e) {
+          showError("publish-error", e);
+        }
+      });
+    });
+    $("diff-run").addEventListener("click", () => showDiff($("diff-from").value, $("diff-to").value));
+    $("versions-refresh").addEventListener("click", () => loadTab("versions"));
+  }
+
+  // ---------------------------------------------------------------- stock
+
+  async function loadStock() {
+    const game = S.game;
+    showError("stock-error", null);
+    let body;
+    try {
+      body = await api("GET", gamePath("/stock"));
+    } catch (e) {
+      if (game === S.game) {
+        showError("stock-error", e);
+        $("stock-table").replaceChildren();
+      }
+      return;
+    }
+    if (game !== S.game) return;
+    S.loaded.stock = game;
+    const rows = body.stock || [];
+    if (!rows.length) {
+      clear($("stock-table"), h("p", { class: "muted" }, "The live version has no limited stock."));
+      return;
+    }
+    clear($("stock-table"), h("table", { class: "data stock", "data-testid": "stock" },
+      h("thead", {}, h("tr", {}, ["Prize", "Total", "Reserved", "Granted", "Left", "Add units"]
+        .map((t, i) => h("th", { scope: "col", class: i ? "num" : null }, t)))),
+      h("tbody", {}, rows.map((r) => {
+        const inputId = `stock-add-${r.ref.replace(/[^a-z0-9_-]/gi, "-")}`;
+        const input = h("input", { type: "number", id: inputId, step: "1", placeholder: "+100",
+          class: "stock-add", "aria-label": `Units to add to ${r.ref}` });
+        const apply = h("button", { type: "submit", class: "btn small" }, "Apply");
+        const form = h("form", { class: "inline-form", novalidate: true }, input, apply);
+        form.addEventListener("submit", (ev) => {
+          ev.preventDefault();
+          addStock(r.ref, input, apply);
+        });
+        const share = r.total > 0 ? r.left / r.total : 0;
+        const meter = h("span", { class: `meter ${share < 0.1 ? "low" : ""}` }, h("span", {}));
+        meter.firstChild.style.width = `${Math.round(share * 100)}%`;
+        return h("tr", {},
+          h("th", { scope: "row" }, r.ref),
+          h("td", { class: "num" }, fmtInt(r.total)),
+          h("td", { class: "num" }, fmtInt(r.reserved)),
+          h("td", { class: "num" }, fmtInt(r.granted)),
+          h("td", { class: "num" }, h("span", { class: "left-cell" }, meter, fmtInt(r.left))),
+          h("td", { class: "num" }, form));
+      }))));
+  }
+
+  async function addStock(ref, input, button) {
+    const n = Number(input.value);
+    if (input.value.trim() === "" || !Number.isInteger(n) || n === 0) {
+      toast("Enter a whole number of units to add (negative removes)", "bad");
+      input.focus();
+      return;
+    }
+    await busy(button, async () => {
+      try {
+        const body = await api("POST", gamePath(`/stock/${encodeURIComponent(ref)}`), { add: n });
+        toast(`${ref}: total ${fmtInt(body.stock.total)}, ${fmtInt(body.stock.left)} left`);
+        S.loaded.stock = null;
+        await loadStock();
+      } catch (e) {
+        showError("stock-error", e);
+      }
+    });
+  }
+
+  function initStock() {
+    $("stock-refresh").addEventListener("click", () => { S.loaded.stock = null; loadTab("stock"); });
+  }
+
+  // ---------------------------------------------------------------- analytics
+
+  async function loadAnalytics() {
+    const game = S.game;
+    showError("analytics-error", null);
+    let a;
+    try {
+      a = await api("GET", gamePath(`/analytics?days=${$("analytics-days").value}`));
+    } catch (e) {
+      if (game === S.game) showError("analytics-error", e);
+      return;
+    }
+    if (game !== S.game) return;
+    S.loaded.analytics = game;
+    $("analytics-range").textContent = `${a.from} to ${a.to} (${a.timezone})`;
+    const t = a.totals;
+    clear($("analytics-totals"),
+      statCard("Players", fmtInt(t.players), "all time"),
+      statCard("Active players", fmtInt(t.active_players), "in this period"),
+      statCard("New players", fmtInt(t.new_players), "in this period"),
+      statCard("Draws", fmtInt(t.draws), "blind-box draws"),
+      statCard("Coupons granted", fmtInt(t.coupons_granted), "confirmed"),
+      statCard("Weekly retention", t.weekly_retention ? fmtPct(t.weekly_retention.rate, 1) : "—",
+        "new players back the next week"));
+    clear($("analytics-dau"), dauChart(a.days, chartWidth($("analytics-dau"), 760)));
+    clear($("analytics-cohorts"), heatmap(a.cohorts.filter((c) => c.size > 0).reverse(),
+      "date", ["d1", "d7", "d30"], ["D1", "D7", "D30"], "Cohort day"));
+    clear($("analytics-weekly"), heatmap([...a.weekly].filter((w) => w.size > 0).reverse(),
+      "week_start", ["w1", "w2", "w3", "w4"], ["W1", "W2", "W3", "W4"], "Week of"));
+    clear($("analytics-definitions"), Object.entries(a.definitions || {}).map(([k, v]) =>
+      [h("dt", {}, k), h("dd", {}, v)]));
+  }
+
+  function dauChart(days, width = 760) {
+    const height = 220;
+    const left = 40;
+    const bottom = 26;
+    const top = 10;
+    const plotW = width - left - 10;
+    const plotH = height - top - bottom;
+    const max = Math.max(1, ...days.map((d) => d.dau));
+    const nice = niceInt(max);
+    const bw = plotW / Math.max(1, days.length);
+    const y = (v) => top + plotH - (v / nice) * plotH;
+    const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart-svg", role: "img",
+      "aria-label": `Daily active players: ${days.map((d) => `${d.date} ${d.dau}`).join(", ")}` });
+    const steps = [4, 5, 2, 3].find((n) => nice % n === 0) || 4;
+    for (let t = 0; t <= steps; t++) {
+      const v = (nice * t) / steps;
+      root.append(svg("line", { x1: left, x2: width - 10, y1: y(v), y2: y(v), class: "grid" }),
+        svg("text", { x: left - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, fmtInt(v)));
+    }
+    const every = Math.ceil(days.length / 8);
+    days.forEach((d, i) => {
+      const x = left + i * bw + bw * 0.15;
+      const w = Math.max(1, bw * 0.7);
+      const returning = Math.max(0, d.dau - d.new_players);
+      const tip = `${d.date}: ${d.dau} active, ${d.new_players} new, ${d.draws} draws`;
+      root.append(svg("g", {},
+        svg("title", {}, tip),
+        svg("rect", { x, y: y(d.dau), width: w, height: Math.max(0, y(0) - y(returning)),
+          class: "s-dau", rx: 2 }),
+        svg("rect", { x, y: y(d.new_players), width: w,
+          height: Math.max(0, y(0) - y(d.new_players)), class: "s-new", rx: 2 })));
+      if (i % every === 0) {
+        root.append(svg("text", { x: x + w / 2, y: height - 8, class: "axis",
+          "text-anchor": "middle" }, d.date.slice(5)));
+      }
+    });
+    if (days.every((d) => d.dau === 0)) {
+      root.append(svg("text", { x: left + plotW / 2, y: top + plotH / 2, class: "empty-note",
+        "text-anchor": "middle" }, "No activity in this period yet"));
+    }
+    return root;
+  }
+
+  function niceInt(v) {
+    const exp = 10 ** Math.floor(Math.log10(v));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * exp >= v) return Math.max(4, m * exp);
+    return v;
+  }
+
+  function heatmap(rows, dateKey, keys, labels, dateLabel) {
+    if (!rows.length) return h("p", { class: "muted" }, "No new players in this period yet.");
+    return h("table", { class: "data heat" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, dateLabel),
+        h("th", { scope: "col", class: "num" }, "New"),
+        labels.map((l) => h("th", { scope: "col", class: "num" }, l)))),
+      h("tbody", {}, rows.map((r) => h("tr", {},
+        h("th", { scope: "row" }, r[dateKey]),
+        h("td", { class: "num" }, fmtInt(r.size)),
+        keys.map((k) => {
+          const cell = r[k];
+          if (!cell) return h("td", { class: "num pending", title: "not over yet" }, "…");
+          const td = h("td", { class: "num heat-cell",
+            title: `${cell.retained} of ${r.size} came back` }, fmtPct(cell.rate, 0));
+          const rate = cell.rate || 0;
+          td.style.backgroundColor = `hsla(168, 70%, 38%, ${0.08 + rate * 0.85})`;
+          if (rate > 0.45) td.classList.add("on-dark");
+          return td;
+        })))));
+  }
+
+  function initAnalytics() {
+    $("analytics-refresh").addEventListener("click", () => {
+      S.loaded.analytics = null;
+      loadTab("analytics");
+    });
+    $("analytics-days").addEventListener("change", () => {
+      S.loaded.analytics = null;
+      loadTab("analytics");
+    });
+  }
+
+  // ---------------------------------------------------------------- start
+
+  window.addEventListener("beforeunload", (ev) => {
+    if (S.merchant && isDirty()) {
+      ev.preventDefault();
+      ev.returnValue = "";
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    initLogin();
+    initTabs();
+    initDraft();
+    initSimulation();
+    initVersions();
+    initStock();
+    initAnalytics();
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    if (!key) {
+      signOut("");
+      return;
+    }
+    try {
+      await signIn(key);
+    } catch (e) {
+      signOut(e.status === 401 ? "Your saved API key was not accepted. Please sign in again."
+        : e.message);
+    }
+  });
+})();

@@ -1,0 +1,258 @@
+"""The merchant console end to end in a real headless Chromium (Debian's ``chromium``,
+driven by Playwright for Python): sign in with an API key, change a weight in the
+draft, see validation problems, simulate, publish, roll back, add stock, look at
+analytics — and see the published odds change in ``getBoxSeries``.
+
+Skips only when /usr/bin/chromium or the ``playwright`` package is missing
+(``.ci/run`` installs both). Set ``PETBOX_CONSOLE_SCREENSHOTS=<dir>`` to keep PNGs
+of each panel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gameserver.db import models as m
+from gameserver.provision import publish_config
+from tests.conftest import BASIC_CONFIG, World
+from tests.integration.test_analytics import at, draw_row, insert_rows, ledger_row, player_row
+from tests.integration.test_boxes_http import BOX_CONFIG
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+try:
+    from playwright.async_api import Page, async_playwright, expect
+except ImportError:  # pragma: no cover - CI installs it (pyproject test extra)
+    async_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="needs Debian's chromium at /usr/bin/chromium "
+                              "(apt-get install -y chromium; .ci/run does it)"),
+    pytest.mark.skipif(async_playwright is None,
+                       reason="needs Playwright for Python (pip install playwright; "
+                              "it is in the test extra)"),
+]
+
+SERIES_PATH = "/v1/games/squirrel/boxes/forest?merchant=boxshop"
+SHOTS = os.environ.get("PETBOX_CONSOLE_SCREENSHOTS", "")
+
+
+async def shot(page: Page, name: str) -> None:
+    if SHOTS:  # Playwright creates the directory
+        await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+async def published_series(world: World, version: int) -> dict[str, Any]:
+    """getBoxSeries once the registry has picked up ``version`` (it polls SQL twice a second)."""
+    body: dict[str, Any] = {}
+    for _ in range(100):
+        resp = await world.client.get(SERIES_PATH)
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        if body["game_version"] == version:
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"version {version} never went live: {body.get('game_version')}")
+
+
+def expected_http_error(text: str) -> bool:
+    """Chromium logs every 4xx answer (the refused key, the invalid draft, "no draft yet");
+    the console handles those. Script errors and CSP violations still fail the test."""
+    return text.startswith("Failed to load resource: the server responded with a status of 4")
+
+
+def entry(series: dict[str, Any], item: str) -> dict[str, Any]:
+    return next(e for e in series["items"] if e["id"] == item)
+
+
+COHORT_DAYS = [f"2025-12-{d:02d}" for d in range(10, 31)]
+
+
+async def activity(world: World) -> int:
+    """Three weeks of December players for the analytics panel, straight into SQL
+    (as the persister would write them); returns how many players there are."""
+    players, ledger, draws = [], [], []
+    for k, day in enumerate(COHORT_DAYS):
+        for i in range(3 + k % 4):
+            user = f"p{k}-{i}"
+            players.append(player_row(user, at(day, "10:00:00"), merchant="boxshop"))
+            ledger.append(ledger_row(user, at(day, "10:00:00"), merchant="boxshop"))
+            draws.append(draw_row(user, at(day, "10:01:00"), merchant="boxshop"))
+            for later, keep in ((1, i % 2 == 0), (7, i % 3 == 0)):
+                if keep and k + later < len(COHORT_DAYS):
+                    ledger.append(ledger_row(user, at(COHORT_DAYS[k + later], "19:00:00"),
+                                             merchant="boxshop"))
+    await insert_rows(world.db, m.players, players)
+    await insert_rows(world.db, m.ledger, ledger)
+    await insert_rows(world.db, m.draws, draws)
+    return len(players)
+
+
+@pytest.fixture
+async def shop(world: World) -> World:
+    """Merchant ``boxshop``: game ``squirrel`` with the blind-box series ``forest`` (v1)
+    and three weeks of players, and a second game so the picker has a choice."""
+    await world.merchant("boxshop", game="squirrel", config=BOX_CONFIG)
+    await publish_config(world.db, "boxshop", "garden", copy.deepcopy(BASIC_CONFIG),
+                         int(world.clock.now()))
+    return world
+
+
+async def test_console_end_to_end(shop: World) -> None:
+    assert async_playwright is not None
+    players = await activity(shop)
+    before = await published_series(shop, 1)
+    assert entry(before, "fig_b")["base_probability_exact"] == "1/20"  # 50 of 1000
+    api_key = str(shop.merchants["boxshop"].api_key)
+    url = str(shop.client.make_url("/console"))
+    problems: list[str] = []
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1360, "height": 900})
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on("console", lambda msg: problems.append(f"console: {msg.text}")
+                    if msg.type == "error" and not expected_http_error(msg.text) else None)
+            page.on("dialog", lambda d: problems.append(f"unexpected native dialog: {d.message}"))
+
+            # Sign in: a wrong key is refused with a clear message, the right one works.
+            await page.goto(url)
+            await shot(page, "01-login")
+            await page.get_by_label("API key").fill("pbk_not-a-real-key")
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.locator("#login-error")).to_contain_text("not accepted")
+            await page.get_by_label("API key").fill(api_key)
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.get_by_role("tab", name="Draft")).to_have_attribute(
+                "aria-selected", "true")
+            assert await page.evaluate("sessionStorage.getItem('petbox.console.apiKey')") \
+                == api_key
+            await page.get_by_label("Game").select_option("squirrel")
+            await expect(page.locator("#live-badge")).to_have_text("live v1")
+
+            # The draft starts as a copy of live v1; an invalid weight is listed with its
+            # JSON path, and the link selects that place in the editor.
+            editor = page.get_by_label("Draft config (JSON)")
+            await expect(editor).to_have_value(json.dumps(BOX_CONFIG, indent=2,
+                                                          ensure_ascii=False))
+            await editor.fill('{\n  "name": \n}')
+            await expect(page.locator("#draft-problems .problem").first).to_contain_text(
+                "line 3, column 1")
+            await expect(page.get_by_role("button", name="Save draft")).to_be_disabled()
+            await expect(page.locator("#draft-state")).to_have_text("Not valid JSON")
+            bad = copy.deepcopy(BOX_CONFIG)
+            bad["boxes"]["series"]["forest"]["items"]["fig_a"]["weight"] = -5
+            await editor.fill(json.dumps(bad, indent=2))
+            await page.get_by_role("button", name="Save draft").click()
+            problem = page.locator("#draft-problems .problem").first
+            await expect(problem).to_contain_text("$.boxes.series.forest.items.fig_a.weight")
+            await expect(problem).to_contain_text("must be ≥ 0")
+            await problem.click()
+            selected = await editor.evaluate(
+                "t => t.value.slice(t.selectionStart, t.selectionEnd)")
+            assert selected == '"weight": -5'
+            await shot(page, "02-draft-problems")
+
+            # Fix it and change fig_b's weight with the odds editor (50 → 150).
+            await page.get_by_label("Weight of fig_a in forest").fill("50")
+            await page.get_by_label("Weight of fig_a in forest").press("Enter")
+            await page.get_by_label("Weight of fig_b in forest").fill("150")
+            await page.get_by_label("Weight of fig_b in forest").press("Enter")
+            await expect(page.locator("#draft-state")).to_have_text("Unsaved changes")
+            assert json.loads(await editor.input_value())["boxes"]["series"]["forest"][
+                "items"]["fig_b"]["weight"] == 150
+            await page.get_by_role("button", name="Save draft").click()
+            await expect(page.locator("#draft-state")).to_have_text("Saved")
+            await expect(page.locator("#problem-count")).to_have_text("valid")
+            await shot(page, "03-draft-saved")
+
+            # Simulate the draft: the chart and the table show the new weights.
+            await page.get_by_role("tab", name="Simulate").click()
+            await page.get_by_label("Series").select_option("forest")
+            await page.get_by_label("Players").fill("200")
+            await page.get_by_label("Draws per player").fill("50")
+            await page.get_by_role("button", name="Run simulation").click()
+            chart = page.locator("#sim-results figure.chart svg").first
+            await expect(chart).to_be_visible()
+            assert await chart.locator("rect.s-sim").count() == 3
+            assert await chart.locator("rect.s-pub").count() == 3
+            row = page.get_by_test_id("sim-table").locator("tr", has_text="fig_b")
+            await expect(row).to_contain_text("13.64%")  # draft base odds 150/1100
+            await expect(page.get_by_test_id("sim-draws")).to_contain_text("10,000")
+            await shot(page, "04-simulation")
+
+            # Publish with a note: the confirmation shows what changes.
+            await page.get_by_role("tab", name="Publish & versions").click()
+            await page.get_by_label("Note").fill("rarer coupon")
+            await page.get_by_role("button", name="Publish draft").click()
+            dialog = page.locator("dialog#confirm")
+            await expect(dialog).to_contain_text("$.boxes.series.forest.items.fig_b.weight")
+            await shot(page, "05-publish-confirm")
+            await dialog.get_by_role("button", name="Publish").click()
+            await expect(page.locator("#live-badge")).to_have_text("live v2")
+            versions = page.get_by_test_id("versions")
+            await expect(versions.locator("tr.is-live")).to_contain_text("rarer coupon")
+
+            # The shopper-facing disclosure has the new odds, exactly.
+            after = await published_series(shop, 2)
+            fig_b = entry(after, "fig_b")
+            assert fig_b["weight"] == 150
+            assert fig_b["base_probability_exact"] == "3/22"
+            assert Fraction(fig_b["base_probability_exact"]) == Fraction(150, 1100)
+            assert fig_b["base_probability"] == 150 / 1100
+
+            # The diff view, then roll back to v1 (published as v3).
+            await page.get_by_role("button", name="Diff v1 to v2").click()
+            await expect(page.locator("#diff-view")).to_contain_text("v1 → v2")
+            await expect(page.locator("#diff-view")).to_contain_text("150")
+            await shot(page, "06-versions")
+            await page.get_by_role("button", name="Roll back to v1").click()
+            await dialog.get_by_role("button", name="Roll back").click()
+            await expect(page.locator("#live-badge")).to_have_text("live v3")
+            rolled = await published_series(shop, 3)
+            assert entry(rolled, "fig_b")["base_probability_exact"] == "1/20"
+
+            # Stock: add five coupons.
+            await page.get_by_role("tab", name="Stock").click()
+            stock = page.get_by_test_id("stock")
+            await expect(stock).to_contain_text("prize:coupon_x")
+            await page.get_by_label("Units to add to prize:coupon_x").fill("5")
+            await page.get_by_label("Units to add to prize:coupon_x").press("Enter")
+            await expect(stock.locator("tr", has_text="prize:coupon_x")).to_contain_text("105")
+            await shot(page, "07-stock")
+
+            # Analytics: the DAU chart and the cohort tables render.
+            await page.get_by_role("tab", name="Analytics").click()
+            await expect(page.locator("#analytics-dau svg")).to_be_visible()
+            await expect(page.locator("#analytics-totals .stat").first).to_contain_text(
+                f"Players{players}")
+            cohorts = page.locator("#analytics-cohorts tbody tr")
+            await expect(cohorts).to_have_count(len(COHORT_DAYS))
+            # The Dec 10 cohort: 3 new players, 2 back the next day (p0-0, p0-2).
+            first = page.locator("#analytics-cohorts tr", has_text="2025-12-10")
+            await expect(first.locator("td").nth(1)).to_have_text("67%")
+            assert await page.locator("#analytics-dau svg rect.s-new").count() == 30
+            await shot(page, "08-analytics")
+
+            # Keyboard: arrows move between tabs.
+            await page.get_by_role("tab", name="Analytics").press("ArrowLeft")
+            await expect(page.get_by_role("tab", name="Stock")).to_be_focused()
+            await expect(page.get_by_role("tab", name="Stock")).to_have_attribute(
+                "aria-selected", "true")
+        finally:
+            await browser.close()
+    assert problems == []
