@@ -61,6 +61,9 @@ class Int(Spec):
     maximum: int | None = None
 
     def check(self, value: Any, path: str, problems: Problems) -> Any:
+        # JSON Schema counts 1.0 as an integer, so petbox does too (as the int 1).
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             _problem(problems, path, "must be an integer")
             return None

@@ -20,6 +20,7 @@ units released into a gate of another generation are dropped, not double-counted
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
@@ -53,6 +54,17 @@ class StockBelowTaken(DomainError):
     def __init__(self, ref: str, add: int) -> None:
         super().__init__("stock cannot go below what is already reserved or granted",
                          ref=ref, add=add)
+
+
+class GrantAlreadyMade(DomainError):
+    """A retry whose first attempt granted a prize, after Redis lost the stored reply."""
+
+    code = "idempotency_already_applied"
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key already won a prize; its reply was lost in a "
+                         "storage failure, see listDraws for the result")
 
 
 class StockShort(Exception):
@@ -214,16 +226,30 @@ class ValueTier:
         try:
             grant_ids, codes = await self._try_sql(ref, idempotency_key, commit_id, outcome,
                                                    units)
-        except StockShort as short:
-            await self._release(ref, epoch, units)
-            view.left[short.ref] = 0
-            raise
-        except SQLAlchemyError as exc:
-            await self._release(ref, epoch, units)
-            log.warning("value grant refused, SQL unavailable: %r", exc)
-            raise Busy("prizes cannot be granted right now; retry shortly",
-                       retry_after=2) from exc
+        except BaseException as exc:
+            # Whatever went wrong (a short, SQL down or hanging, a cancelled request),
+            # the Redis units go back: a leaked unit would shrink the gate for good.
+            await asyncio.shield(self._release(ref, epoch, units))
+            refusal = self._refusal(exc, view)
+            if refusal is exc:
+                raise
+            raise refusal from exc
         return Hold(ref, commit_id, epoch, units, grant_ids, codes)
+
+    @staticmethod
+    def _refusal(exc: BaseException, view: StockView) -> BaseException:
+        """What a failed SQL try becomes for the caller."""
+        if isinstance(exc, StockShort):
+            view.left[exc.ref] = 0
+            return exc
+        if isinstance(exc, IntegrityError):
+            # The unique (player, key, position) index: this key already holds a live
+            # grant. Its response was lost with Redis' data; applying it again is wrong.
+            return GrantAlreadyMade()
+        if isinstance(exc, SQLAlchemyError | OSError | TimeoutError):
+            log.warning("value grant refused, SQL unavailable: %r", exc)
+            return Busy("prizes cannot be granted right now; retry shortly", retry_after=2)
+        return exc
 
     async def _gate(self, ref: PlayerRef, units: Mapping[str, int], view: StockView,
                     totals: Mapping[str, int]) -> str:

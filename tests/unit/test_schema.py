@@ -37,6 +37,7 @@ def test_defaults_are_filled_and_fresh() -> None:
     ({"name": "x", "count": 11}, [{"path": "$.count", "message": "must be ≤ 10"}]),
     ({"name": "x", "count": True}, [{"path": "$.count", "message": "must be an integer"}]),
     ({"name": "x", "count": 1.5}, [{"path": "$.count", "message": "must be an integer"}]),
+    ({"name": "x", "count": 1e300}, [{"path": "$.count", "message": "must be an integer"}]),
     ({"name": "x", "ratio": float("nan")}, [{"path": "$.ratio", "message": "must be finite"}]),
     ({"name": "x", "kind": "c"}, [{"path": "$.kind", "message": "must be one of a, b"}]),
     ({"name": "x", "tags": ["ok", "Bad"]},
@@ -51,6 +52,11 @@ def test_defaults_are_filled_and_fresh() -> None:
 ])
 def test_every_problem_has_its_path(value: Any, problems: list[dict[str, str]]) -> None:
     assert validate(SPEC, value)[1] == problems
+
+
+def test_integral_floats_are_integers() -> None:
+    cleaned, problems = validate(SPEC, {"name": "x", "count": 2.0})
+    assert problems == [] and cleaned["count"] == 2 and type(cleaned["count"]) is int
 
 
 def test_all_problems_at_once() -> None:
