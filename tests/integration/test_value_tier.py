@@ -1,0 +1,63 @@
+"""The value tier gives its Redis units back whatever makes the SQL step fail, and a
+key that already holds a live grant is refused as already applied (never twice)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gameserver.appkeys import VALUE
+from gameserver.errors import Busy
+from gameserver.keys import PlayerRef
+from gameserver.value import GrantAlreadyMade, StockView, ValueTier
+from mechanics.outcome import Outcome
+from mechanics.state import PlayerState
+from tests.integration.test_boxes_http import BOX_CONFIG
+
+TOTALS = {"prize:coupon_x": 100}
+REF = PlayerRef("boxshop", "squirrel", "alice", 0)
+
+
+def outcome() -> Outcome:
+    return Outcome(state=PlayerState(created_at=0), response={},
+                   reservations=[("prize:coupon_x", 1)],
+                   events=[{"type": "value_grant", "reservation": "prize:coupon_x",
+                            "series": "forest", "position": 0, "value": {"type": "coupon"}}])
+
+
+class HangingSQL(ValueTier):
+    async def _try_sql(self, *args: Any, **kwargs: Any) -> Any:
+        raise TimeoutError("the database did not answer")
+
+
+@pytest.fixture
+async def tier(world: Any) -> ValueTier:
+    await world.merchant("boxshop", game="squirrel", config=BOX_CONFIG)
+    value: ValueTier = world.client.app[VALUE]
+    await value.ensure_stock("boxshop", "squirrel", TOTALS)
+    return value
+
+
+async def left(tier: ValueTier) -> int:
+    return (await tier.stock_left("boxshop", "squirrel", TOTALS)).left["prize:coupon_x"]
+
+
+async def test_a_hanging_sql_step_gives_the_units_back(tier: ValueTier) -> None:
+    hanging = HangingSQL(tier.redis, tier.keys, tier.db, tier.clock, tier.shards)
+    for _ in range(5):
+        with pytest.raises(Busy):
+            await hanging.hold(REF, "k1", "c1", outcome(), StockView(), TOTALS)
+    assert await left(tier) == 100
+
+
+async def test_a_key_with_a_live_grant_is_already_applied(tier: ValueTier) -> None:
+    hold = await tier.hold(REF, "k1", "c1", outcome(), StockView(), TOTALS)
+    await tier.confirm(hold)
+    assert await left(tier) == 99
+    with pytest.raises(GrantAlreadyMade):
+        await tier.hold(REF, "k1", "c2", outcome(), StockView(), TOTALS)
+    assert await left(tier) == 99
+    report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
+    assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 1,
+                       "left": 99}]
