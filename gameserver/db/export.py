@@ -22,8 +22,9 @@ grant left pending by a crash holds the grant stream back until reconciliation
 settles it.
 
 Each line carries the cursor that resumes right after it; the last line is
-``{"type": "end", "cursor", "count", "more"}``. A stream cut short has no end
-line: resume from the last complete line's cursor.
+``{"type": "end", "cursor", "count", "more"}``; ``more`` is true when the
+export stopped at its limit before the high-water mark (there may be more).
+A stream cut short has no end line: resume from the last complete line's cursor.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from gameserver.errors import Busy
 
 CURSOR_PREFIX = "v1."
 PAGE = 1000
+ID_WINDOW = 20_000
 MAX_LIMIT = 10_000_000
 LOCK_TIMEOUT = "5s"
 
@@ -131,16 +133,30 @@ async def plan(db: Database, merchant: str, game: str, cursor: str | None,
     return Plan(merchant, game, after, tuple(map(max, after, marks)), limit)
 
 
-async def _page(db: Database, p: Plan, i: int, after: int, size: int) -> list[Any]:
+async def _page(db: Database, p: Plan, i: int, after: int, size: int) -> tuple[list[Any], int]:
+    """Up to ``size`` rows of source ``i`` after ``after``, and the position after them.
+
+    Each query looks at one window of at most :data:`ID_WINDOW` ids, so its cost
+    is bounded whatever plan the database picks; when the window holds fewer than
+    ``size`` rows the position jumps to its end (other games' rows are skipped).
+    """
     source = SOURCES[i]
     t = source.table
+    hi = min(p.upto[i], after + ID_WINDOW)
+    merchant_col = t.c.merchant_id
+    if source.kind != "grant":
+        # Steer both planners off the (merchant, game, user, id) index, which cannot
+        # seek on id and would read every row of the game for each page; with an
+        # expression on merchant_id they walk the primary key through the window.
+        # Grants have a (merchant, game, id) index, the right one for this query.
+        merchant_col = merchant_col.concat("")
     async with db.engine.connect() as conn:
-        rows = await conn.execute(
+        rows = list(await conn.execute(
             select(*(t.c[c] for c in source.columns))
-            .where(t.c.merchant_id == p.merchant, t.c.game_id == p.game,
-                   t.c.id > after, t.c.id <= p.upto[i], *source.where())
-            .order_by(t.c.id).limit(size))
-        return list(rows)
+            .where(merchant_col == p.merchant, t.c.game_id == p.game,
+                   t.c.id > after, t.c.id <= hi, *source.where())
+            .order_by(t.c.id).limit(size)))
+    return rows, (int(rows[-1][0]) if len(rows) == size else hi)
 
 
 def _line(obj: dict[str, Any]) -> bytes:
@@ -163,26 +179,16 @@ async def chunks(db: Database, p: Plan) -> AsyncIterator[bytes]:
     """The NDJSON stream of ``p``, one chunk per page of at most :data:`PAGE` rows."""
     position, count = p.after, 0
     for i, source in enumerate(SOURCES):
-        while p.limit is None or count < p.limit:
+        while position[i] < p.upto[i] and (p.limit is None or count < p.limit):
             size = PAGE if p.limit is None else min(PAGE, p.limit - count)
-            rows = await _page(db, p, i, position[i], size)
+            rows, end = await _page(db, p, i, position[i], size)
             lines = []
             for row in rows:
                 position = _advance(position, i, int(row[0]))
                 lines.append(event_line(source, row, position))
+            position = _advance(position, i, end)
             if lines:
                 yield b"".join(lines)
                 count += len(lines)
-            if len(rows) < size:  # exhausted: skip past other games' rows too
-                position = _advance(position, i, p.upto[i])
-                break
-    more = p.limit is not None and count >= p.limit and await _more(db, p, position)
-    final = position if more else p.upto
-    yield _line({"type": "end", "cursor": encode_cursor(final), "count": count, "more": more})
-
-
-async def _more(db: Database, p: Plan, position: Position) -> bool:
-    for i in range(len(SOURCES)):
-        if await _page(db, p, i, position[i], 1):
-            return True
-    return False
+    more = position != p.upto
+    yield _line({"type": "end", "cursor": encode_cursor(position), "count": count, "more": more})

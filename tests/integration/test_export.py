@@ -191,3 +191,19 @@ async def test_postgres_export_waits_for_an_uncommitted_insert(world: World) -> 
 
 async def insert_later(world: World) -> None:
     await insert_rows(world.db, m.ledger, [ledger_row("later", at("2026-01-05"))])
+
+
+async def test_small_id_windows_give_the_same_export(world: World,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from gameserver.db import export as export_db
+
+    await world.merchant("rival", game="other")
+    await seed(world, n=300)
+    *whole, _ = await export(world)
+    monkeypatch.setattr(export_db, "ID_WINDOW", 7)
+
+    *windowed, _ = await export(world)
+    paged, _ = await export_all(world, limit=13)
+
+    assert keys(windowed) == keys(whole) == keys(paged)
+    assert len(whole) == 300 + 3 + 2
