@@ -1,9 +1,18 @@
-"""Rate limits on shopper routes: per IP, per player and per player's draws (GCRA in Lua).
+"""Rate limits on shopper routes: per IP, per player and per player's draws (GCRA).
 
-One ``EVALSHA`` of ``gcra.lua`` per request checks every limit that applies, all or
-nothing, on Redis' clock, so all server processes share the budgets. A refused
-request is 429 ``rate_limited`` with ``Retry-After`` (whole seconds, rounded up) and
-``details.retry_after_ms``; it costs nothing else (no SQL, no player load).
+Every limit that applies is checked at once, all or nothing, with the generic cell
+rate algorithm. A refused request is 429 ``rate_limited`` with ``Retry-After`` (whole
+seconds, rounded up) and ``details.retry_after_ms``; it costs nothing else (no SQL,
+no player load).
+
+Where the budgets live:
+
+- **in each process** (default): a bounded in-memory table, no I/O, so an action stays
+  one Redis read plus one Lua commit. With N server processes a client can get at
+  most N times a budget; a mini-program keeps its connection (and so its process),
+  so in practice the limit holds per client. Put a hard per-IP cap at the gateway too.
+- **in Redis** (``PETBOX_RATE_SHARED=1``): one ``EVALSHA`` of ``gcra.lua`` per request
+  on Redis' clock, exact across every process, at the cost of a round trip.
 
 Keys: the per-player and per-draw keys carry the player's shard hash tag
 (``pb:{s<N>}:rl:…``), so the check can later be folded into ``load.lua``; the IP key
@@ -19,6 +28,8 @@ without a valid player token gets only the IP limit (the handler answers 401).
 from __future__ import annotations
 
 import math
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -51,6 +62,40 @@ class Limit:
     kind: str
 
 
+class LocalGCRA:
+    """``gcra.lua``'s algorithm over an in-process table of theoretical arrival times.
+
+    The table is bounded: the least recently used keys go first. Dropping a key only
+    forgets a budget already spent, never lets more through than the burst.
+    """
+
+    def __init__(self, max_keys: int = 200_000, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.max_keys = max_keys
+        self.clock = clock
+        self._tat: OrderedDict[str, float] = OrderedDict()
+
+    def check(self, limits: list[Limit]) -> tuple[int, int]:
+        """``(0, 0)`` allowed (budgets spent) or ``(i, wait_ms)`` refused by limit ``i``."""
+        now = self.clock() * 1000
+        worst, wait = 0, 0.0
+        new_tats: list[float] = []
+        for i, lim in enumerate(limits, start=1):
+            tat = max(self._tat.get(lim.key, now), now) + lim.rate.interval_ms
+            allow_at = tat - lim.rate.burst * lim.rate.interval_ms
+            if allow_at > now and allow_at - now > wait:
+                worst, wait = i, allow_at - now
+            new_tats.append(tat)
+        if worst:
+            return worst, math.ceil(wait)
+        for lim, tat in zip(limits, new_tats, strict=True):
+            self._tat[lim.key] = tat
+            self._tat.move_to_end(lim.key)
+        while len(self._tat) > self.max_keys:
+            self._tat.popitem(last=False)
+        return 0, 0
+
+
 class RateLimiter:
     """Runs ``gcra.lua`` for the limits of one request (script registered per client)."""
 
@@ -58,6 +103,7 @@ class RateLimiter:
         self.settings = settings
         self._client: Redis | None = None
         self._script: AsyncScript | None = None
+        self._local = LocalGCRA()
 
     @property
     def enabled(self) -> bool:
@@ -73,9 +119,13 @@ class RateLimiter:
         """Raise :class:`RateLimited` if any limit is exceeded (then nothing is counted)."""
         if not limits:
             return
-        args = [v for lim in limits for v in (f"{lim.rate.interval_ms:.3f}", lim.rate.burst)]
-        res = await self._bound(redis)(keys=[lim.key for lim in limits], args=args)
-        which, wait_ms = int(res[0]), int(res[1])
+        if self.settings.rate_shared:
+            args = [v for lim in limits
+                    for v in (f"{lim.rate.interval_ms:.3f}", lim.rate.burst)]
+            res = await self._bound(redis)(keys=[lim.key for lim in limits], args=args)
+            which, wait_ms = int(res[0]), int(res[1])
+        else:
+            which, wait_ms = self._local.check(limits)
         if which:
             limit = limits[which - 1]
             raise RateLimited(f"too many requests ({limit.kind} limit); retry later",

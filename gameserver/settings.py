@@ -61,6 +61,9 @@ class Settings:
     """Per-client-IP limit on shopper routes (``load_settings``: 200/s, burst 400)."""
     rate_draw: RateLimit | None = None
     """Per-player limit on drawBox (``load_settings``: 5/s, burst 10)."""
+    rate_shared: bool = False
+    """Rate budgets in Redis, exact across processes (one more round trip per request);
+    by default each process keeps its own budgets in memory."""
     reconcile_interval: float = 30.0
     """Seconds between settlements of pending value grants left by crashes."""
     log_level: str = "INFO"
@@ -160,6 +163,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_player=_rate(env, "PETBOX_RATE_PLAYER", PLAYER_DEFAULT),
         rate_ip=_rate(env, "PETBOX_RATE_IP", IP_DEFAULT),
         rate_draw=_rate(env, "PETBOX_RATE_DRAW", DRAW_DEFAULT),
+        rate_shared=_bool(env, "PETBOX_RATE_SHARED", False),
         reconcile_interval=_num(env, "PETBOX_RECONCILE_INTERVAL", 30.0, 0.05, 86400),
         log_level=env.get("PETBOX_LOG_LEVEL", "INFO").upper(),
         access_log=_bool(env, "PETBOX_ACCESS_LOG", True),

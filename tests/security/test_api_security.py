@@ -304,3 +304,19 @@ async def test_coupon_codes_are_unguessable_and_never_logged(
         assert set(body) <= alphabet and len(body) * 6 >= 128, code
     logged = caplog.text + "\n".join(bodies)
     assert not [c for c in codes if c in logged]
+
+
+@pytest.mark.parametrize(("shared", "second_app_status"), [(True, 429), (False, 200)])
+async def test_budgets_shared_across_processes_only_in_redis_mode(
+        aiohttp_client: Any, settings: Any, clock: Any, db: Any, shared: bool,
+        second_app_status: int) -> None:
+    """Two apps stand for two server processes on one Redis."""
+    rates = {"rate_player": RateLimit(1, 3), "rate_shared": shared}
+    first = await _limited_client(aiohttp_client, settings, clock, **rates)
+    second = await _limited_client(aiohttp_client, settings, clock, **rates)
+    world = World(first, db, clock, BOX_CONFIG)
+    await world.merchant()
+    alice = await world.token("alice")
+    assert [(await world.get(f"{GAME}/me", alice)).status for _ in range(3)] == [200] * 3
+    resp = await second.get(f"{GAME}/me", headers={"Authorization": f"Bearer {alice}"})
+    assert resp.status == second_app_status
