@@ -100,6 +100,7 @@ ledger = Table(
     Column("ts_ms", BigInteger, nullable=False),
     UniqueConstraint("commit_id", "seq"),
     Index(None, "merchant_id", "game_id", "user_id", "id"),
+    Index(None, "merchant_id", "game_id", "id"),  # export and analytics walk a game
 )
 
 meta = Table(
@@ -167,6 +168,7 @@ draws = Table(
     Column("ts_ms", BigInteger, nullable=False),
     UniqueConstraint("commit_id", "seq"),
     Index(None, "merchant_id", "game_id", "user_id", "id"),
+    Index(None, "merchant_id", "game_id", "id"),
     Index(None, "ts_ms"),
 )
 """Every draw with what is needed to verify it (seed hash, client seed, nonce, table)."""
