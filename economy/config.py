@@ -17,6 +17,12 @@ from typing import Any
 
 from economy.boxes import BOXES_SPEC, EMPTY_BOXES, BoxesConfig, build_boxes, check_boxes
 from economy.errors import ConfigInvalid
+from economy.leaderboards import (
+    LEADERBOARDS_SPEC,
+    Leaderboard,
+    build_leaderboards,
+    check_leaderboards,
+)
 from economy.loop import (
     CHECKIN_SPEC,
     OFFER_SPEC,
@@ -116,6 +122,7 @@ GAME_SPEC = Obj(description="A petbox game config.", fields={
     "offers": Map(values=OFFER_SPEC, default={}, max_items=200),
     "reminders": REMINDERS_SPEC,
     "boxes": BOXES_SPEC,
+    "leaderboards": LEADERBOARDS_SPEC,
 })
 
 
@@ -195,6 +202,7 @@ class GameConfig:
     offers: dict[str, Offer] = field(default_factory=dict)
     reminders: Reminders | None = None
     boxes: BoxesConfig = EMPTY_BOXES
+    leaderboards: dict[str, Leaderboard] = field(default_factory=dict)
 
     def initial_wallet(self) -> dict[str, int]:
         return {cid: c.initial for cid, c in self.currencies.items()}
@@ -221,6 +229,7 @@ def _build(d: dict[str, Any]) -> GameConfig:
         coupons={k: Coupon(id=k, **v) for k, v in d["coupons"].items()},
         **build_loop(d),
         boxes=build_boxes(d),
+        leaderboards=build_leaderboards(d),
     )
 
 
@@ -254,6 +263,7 @@ def _cross_check(d: dict[str, Any], known_timezones: frozenset[str] | None) -> P
                 problems.append({"path": f"{base}.species[{i}]", "message": "unknown species"})
     problems += loop_problems(d)
     problems += check_boxes(d)
+    problems += check_leaderboards(d)
     return problems
 
 

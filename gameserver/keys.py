@@ -88,6 +88,12 @@ class Keys:
         """HASH ``<kind>:<member>`` → JSON of a reminder whose delivery failed (to retry)."""
         return f"{self.tag(shard)}:rem:retry"
 
+    def leaderboard(self, merchant: str, game: str, board: str) -> str:
+        """ZSET user → score of one board: the top of the board, trimmed by the
+        leaderboard updater. Tagged per game (written by the persister, read by
+        ``getLeaderboard``), never touched by an action's commit."""
+        return f"{self.prefix}:{{lb:{merchant}:{game}}}:{board}"
+
     def epoch(self, shard: int) -> str:
         """Written once per shard; its absence after it was seen means Redis lost data."""
         return f"{self.tag(shard)}:epoch"

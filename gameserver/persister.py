@@ -16,7 +16,8 @@ Each pass, for every shard, in this order:
 3. **flush** — dirty players are read (oldest first), upserted where SQL holds an
    older version, then ``mark_flushed.lua`` records the flushed version (``f``)
    and clears the dirty mark of players that did not change meanwhile. The
-   ledger goes first so SQL never holds a state whose ledger it lacks.
+   ledger goes first so SQL never holds a state whose ledger it lacks. Then the
+   ``on_flushed`` callbacks get the batch's rows (the leaderboards are built so).
 4. **evict** — players idle past ``idle_evict_after`` whose SQL copy is current
    (``f == v``) and that are not dirty are deleted by ``evict.lua``, which
    re-checks everything atomically. The store reads them back from SQL.
@@ -49,7 +50,9 @@ from redis.exceptions import ResponseError
 from gameserver.clock import Clock, SystemClock
 from gameserver.db import persist
 from gameserver.db.database import Database
+from gameserver.games import GameRegistry
 from gameserver.keys import LEDGER_GROUP, Keys
+from gameserver.leaderboards import LeaderboardUpdater
 from gameserver.metrics import Metrics
 from gameserver.scripts import load_script
 from gameserver.settings import Settings
@@ -58,6 +61,9 @@ log = logging.getLogger(__name__)
 
 DataLossCallback = Callable[[int], Awaitable[None]]
 """Called with a shard whose Redis data was lost, before the shard gets a new epoch."""
+FlushedCallback = Callable[[list[persist.PlayerRow]], Awaitable[None]]
+"""Called with the rows of a flush batch once it is in SQL and marked flushed (e.g. the
+leaderboard updater); a failing callback is logged and counted, the flush stands."""
 
 STAGES = ("epoch", "ledger", "flush", "evict", "gauges")
 
@@ -182,6 +188,7 @@ class Persister:
         self.shard_ids = sorted(set(only_shards)) if only_shards is not None else list(
             range(shards))
         self.on_data_loss: list[DataLossCallback] = []
+        self.on_flushed: list[FlushedCallback] = []
         self.recovering: set[int] = set()
         """Shards whose Redis lost data and whose ``on_data_loss`` callbacks have not
         all succeeded yet (value grants must fail closed for them)."""
@@ -430,8 +437,18 @@ class Persister:
             report.players_flushed += len(rows)
             report.players_clean += int(cleared)
             self.metrics.persister_rows.labels("players").inc(len(rows))
+            await self._notify_flushed(rows)
             if len(members) < self.batch:
                 return
+
+    async def _notify_flushed(self, rows: list[persist.PlayerRow]) -> None:
+        """Run the ``on_flushed`` callbacks; their failures never fail the flush."""
+        for callback in self.on_flushed if rows else []:
+            try:
+                await callback(rows)
+            except Exception:
+                log.exception("persister: on_flushed callback %r failed", callback)
+                self.metrics.persister_errors.labels("on_flushed").inc()
 
     async def _write_players(self, rows: list[persist.PlayerRow]) -> None:
         """The SQL half of a flush (a seam, like :meth:`_write_ledger`)."""
@@ -516,16 +533,20 @@ async def run_standalone(settings: Settings, *, stop: asyncio.Event | None = Non
                                     socket_timeout=settings.redis_timeout,
                                     socket_connect_timeout=settings.redis_timeout)
     db = Database(settings.effective_database_url)
+    games = GameRegistry(db)
+    games.start()
     try:
         persister = Persister(redis, Keys(), db, Metrics(), SystemClock(),
                               shards=settings.shards, batch=settings.persister_batch,
                               idle_evict_after=settings.idle_evict_after,
                               consumer=f"{socket.gethostname()}-persister")
+        persister.on_flushed.append(LeaderboardUpdater(redis, persister.keys, games))
         log.info("persister running on %d shards every %.2fs", settings.shards,
                  settings.flush_interval)
         await persister.run(settings.flush_interval, stop)
         await persister.final_flush()
     finally:
+        await games.stop()
         await redis.aclose()
         await db.close()
 
