@@ -20,6 +20,7 @@ from aiohttp import web
 
 from gameserver.api import admin, analytics, boxes, configs, daily, export, pets, sessions
 from gameserver.api import console as console_api
+from gameserver.api import leaderboards as leaderboards_api
 from gameserver.api import ops as ops_api
 from gameserver.api import simulate as simulate_api
 from gameserver.api.common import Operation
@@ -47,12 +48,19 @@ from gameserver.errors import error_middleware
 from gameserver.games import GameRegistry
 from gameserver.housekeeping import Housekeeper
 from gameserver.keys import Keys
+from gameserver.leaderboards import LeaderboardUpdater
 from gameserver.merchants import MerchantDirectory
 from gameserver.metrics import Metrics
 from gameserver.openapi import build_openapi
 from gameserver.persister import Persister
 from gameserver.ratelimit import rate_limit_middleware
 from gameserver.reconciler import Reconciler
+from gameserver.recording import (
+    PLAYER_OPERATIONS,
+    player_operations,
+    record_middleware,
+    recorder_ctx,
+)
 from gameserver.redisretry import reconnect_once
 from gameserver.reminders import reminder_service
 from gameserver.services import SHADOW_PREFIX, Services
@@ -68,7 +76,7 @@ VERSION = "0.1.0"
 def all_operations() -> list[Operation]:
     """Every route petbox serves, in the order they are documented."""
     return [*sessions.OPERATIONS, *pets.OPERATIONS, *daily.OPERATIONS, *boxes.OPERATIONS,
-            *admin.OPERATIONS,
+            *leaderboards_api.OPERATIONS, *admin.OPERATIONS,
             *configs.OPERATIONS, *simulate_api.OPERATIONS, *analytics.OPERATIONS,
             *export.OPERATIONS, *console_api.OPERATIONS, *ops_api.OPERATIONS]
 
@@ -193,6 +201,8 @@ def _start_persisters(app: web.Application) -> list[_Worker]:
                               # Stable across restarts: a restarted server re-reads its own
                               # unacknowledged ledger entries at once, not after a claim.
                               consumer=f"{socket.gethostname()}-serve")
+        # Boards follow the flushed states: no action pays a Redis write for them.
+        persister.on_flushed.append(LeaderboardUpdater(app[REDIS], services.keys, app[GAMES]))
         stop = asyncio.Event()
         task = asyncio.create_task(persister.run(settings.flush_interval, stop),
                                    name=f"petbox-persister-{services.keys.prefix}")
@@ -217,7 +227,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     """A petbox application for ``settings``; ``clock`` is injectable for tests."""
     metrics = Metrics()
     app = web.Application(client_max_size=settings.client_max_size,
-                          middlewares=[error_middleware, rate_limit_middleware(settings)])
+                          middlewares=[error_middleware, rate_limit_middleware(settings),
+                                       record_middleware])
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = metrics
@@ -227,5 +238,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[ops_api.OPENAPI] = build_openapi(operations, VERSION)
     for op in operations:
         app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)
+    app[PLAYER_OPERATIONS] = player_operations(operations)
     app.cleanup_ctx.extend([_redis_ctx, _db_ctx, _services_ctx])
+    if settings.record_dir is not None:
+        app.cleanup_ctx.append(recorder_ctx(settings))
     return app
