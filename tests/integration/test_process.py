@@ -135,7 +135,7 @@ async def test_kill_restart_and_flushall_lose_nothing(env: dict[str, str],
         assert after_flush["version"] == 4
         assert after_flush["player"]["wallet"] == before["player"]["wallet"]
         assert after_flush["player"]["pet"]["xp"] == before["player"]["pet"]["xp"]
-        status, fed = await call("POST", f"{game}/pet/feed", token, {"food": "acorn_snack"},
+        status, _ = await call("POST", f"{game}/pet/feed", token, {"food": "acorn_snack"},
                                  "feed-after-flush")
         assert status == 200
         _, last = await call("GET", f"{game}/me", token)
