@@ -476,6 +476,9 @@ def main(argv: list[str]) -> int:
             data = Path(tmp) / "data"
             env = {**os.environ, "PETBOX_DATA_DIR": str(data), "PETBOX_ACCESS_LOG": "0",
                    "PETBOX_LOG_LEVEL": "WARNING", "PETBOX_RUN_PERSISTER": a.persister,
+                   # One generator IP plays 2,000 shoppers: the per-IP cap would only
+                   # measure itself. Per-player and per-draw limits stay on (defaults).
+                   "PETBOX_RATE_IP": "off",
                    "PYTHONPATH": os.pathsep.join(
                        [str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
             env.pop("PETBOX_REDIS_URL", None)

@@ -49,15 +49,18 @@ OPERATIONS: dict[str, Op] = {op.op_id: op for op in (
     Op("checkIn", "POST", f"{G}/checkin"),
     Op("startTask", "POST", f"{G}/tasks/{{task}}/start"),
     Op("completeTask", "POST", f"{G}/tasks/{{task}}/complete"),
-    Op("getBoxSeries", "GET", f"{G}/boxes/{{series}}", "none"),
+    # Public, but with a token it names the merchant and the player's seed commitment.
+    Op("getBoxSeries", "GET", f"{G}/boxes/{{series}}"),
     Op("drawBox", "POST", f"{G}/boxes/{{series}}/draw"),
     Op("listDraws", "GET", f"{G}/draws"),
     Op("exchange", "POST", f"{G}/exchange"),
     Op("getLeaderboard", "GET", f"{G}/leaderboards/{{board}}"),
 )}
 
-SERVED_NOW = ("createSession", "getPlayer", "adoptPet", "feedPet")
-"""What every petbox server answers (useful for ``--ops`` against older builds)."""
+SERVED_NOW = ("createSession", "getPlayer", "adoptPet", "feedPet", "playWithPet",
+              "collectProduce", "checkIn", "startTask", "completeTask", "getBoxSeries",
+              "drawBox", "listDraws", "exchange", "getLeaderboard")
+"""What petbox serves today (``--ops served``); name operations for older builds."""
 
 
 def parse_ops(spec: str | Iterable[str] | None) -> frozenset[str] | None:
@@ -77,7 +80,9 @@ def parse_ops(spec: str | Iterable[str] | None) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def session_signature(secret: str, merchant: str, user: str, ts: int) -> str:
-    """The ``sign`` of ``createSession``: hex HMAC-SHA256 over ``merchant\\nuser\\nts``."""
-    msg = f"{merchant}\n{user}\n{ts}".encode()
-    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+def session_signature(secret: str, merchant: str, user: str, ts: int,
+                      shadow: bool = False) -> str:
+    """The ``sign`` of ``createSession``: hex HMAC-SHA256 over ``merchant\\nuser\\nts``,
+    followed by ``\\nshadow`` for a load-test (shadow) session."""
+    msg = f"{merchant}\n{user}\n{ts}" + ("\nshadow" if shadow else "")
+    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()

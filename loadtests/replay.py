@@ -336,9 +336,13 @@ class Worker:
         token: str | None = None
         try:
             ts = int(time.time())
-            body = json.dumps({"merchant": self.cfg.merchant, "user": user, "ts": ts,
-                               "sign": session_signature(self.cfg.signing_secret,
-                                                         self.cfg.merchant, user, ts)}).encode()
+            session: dict[str, Any] = {
+                "merchant": self.cfg.merchant, "user": user, "ts": ts,
+                "sign": session_signature(self.cfg.signing_secret, self.cfg.merchant, user, ts,
+                                          shadow=self.cfg.shadow)}
+            if self.cfg.shadow:
+                session["shadow"] = True
+            body = json.dumps(session).encode()
             code, raw = await self.send(OPERATIONS["createSession"], "/v1/sessions", body, {})
             if due is not None:
                 self._finish("createSession", due, code)

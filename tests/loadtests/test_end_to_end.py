@@ -8,6 +8,8 @@ knows its URL and a load-test merchant's credentials.
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,8 @@ def served(tmp_path: Path) -> tuple[Server, Path]:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETBOX_")}
     env.update({"PETBOX_DATA_DIR": str(tmp_path / "data"), "PETBOX_ACCESS_LOG": "0",
-                "PETBOX_TOKEN_SECRET": "loadtest-e2e-secret-123"})
+                "PETBOX_TOKEN_SECRET": "loadtest-e2e-secret-123",
+                "PETBOX_RATE_IP": "off"})  # one machine plays thousands of shoppers
     creds = json.loads(petbox(env, "merchant", "create", "loadshop", "--load-test", "--json"))
     petbox(env, "game", "publish", "loadshop", "squirrel-omg", str(GAME_FILE))
     cred_file = tmp_path / "loadshop.json"
@@ -46,7 +49,8 @@ def test_compressed_singles_day_against_petbox(served: tuple[Server, Path],
     gen = runner.invoke(loadtest, [
         "generate", "--shape", "singles-day", "-B", "3", "--compress", "100",
         "--before", "10m", "--after", "5m", "--players", "400", "--seed", "11",
-        "--game-config", str(GAME_FILE), "--ops", "served", "-o", str(trace)])
+        "--game-config", str(GAME_FILE), "--ops", "createSession,getPlayer,adoptPet,feedPet",
+        "-o", str(trace)])
     assert gen.exit_code == 0, gen.output
     generated = json.loads(gen.output)
     assert generated["duration_s"] == pytest.approx(9.0)
@@ -79,3 +83,40 @@ def test_compressed_singles_day_against_petbox(served: tuple[Server, Path],
     lenient = runner.invoke(loadtest, ["report", str(out / "results.json"),
                                        "--slo", "p99=60s", "--slo", "getPlayer:errors=0%"])
     assert lenient.exit_code == 0, lenient.output
+
+
+def _counts(db: Path, merchant: str) -> dict[str, int]:
+    with closing(sqlite3.connect(db)) as conn:
+        return {table: conn.execute(f"SELECT count(*) FROM {table} WHERE merchant_id = ?",
+                                    (merchant,)).fetchone()[0]
+                for table in ("players", "ledger", "draws", "grants", "prize_stock")}
+
+
+def test_shadow_replay_leaves_real_data_untouched(served: tuple[Server, Path],
+                                                  tmp_path: Path) -> None:
+    server, creds = served
+    trace, out = tmp_path / "sd.pbt", tmp_path / "report"
+    runner = CliRunner()
+    gen = runner.invoke(loadtest, [
+        "generate", "--shape", "singles-day", "-B", "3", "--compress", "100",
+        "--before", "10m", "--after", "5m", "--players", "300", "--seed", "5",
+        "--game-config", str(GAME_FILE), "--hot-prize", "coupon_10off",
+        "--ops", "createSession,getPlayer,adoptPet,feedPet,checkIn,getBoxSeries,drawBox",
+        "-o", str(trace)])
+    assert gen.exit_code == 0, gen.output
+    run = runner.invoke(loadtest, [
+        "replay", str(trace), "--target", server.base, "--credentials", str(creds),
+        "--shadow", "--workers", "2", "--out", str(out), "--no-progress"])
+    assert run.exit_code == 0, run.output
+    ops = json.loads((out / "summary.json").read_text())["operations"]
+    assert ops["createSession"]["codes"] == {"201": ops["createSession"]["requests"]}
+    assert ops["drawBox"]["codes"].get("200", 0) > 0
+    assert server.terminate() == 0  # graceful: the persisters flush everything
+
+    data = tmp_path / "data"
+    assert _counts(data / "petbox.db", "loadshop") == {
+        "players": 0, "ledger": 0, "draws": 0, "grants": 0, "prize_stock": 0}
+    shadow = _counts(data / "petbox-shadow.db", "loadshop")
+    assert shadow["players"] > 0 and shadow["ledger"] > 0
+    assert shadow["draws"] == ops["drawBox"]["codes"]["200"] * 1  # one draw per request
+    assert shadow["prize_stock"] == 1
