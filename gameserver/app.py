@@ -162,11 +162,11 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     workers = _start_persisters(app) if settings.run_persister else []
     tiers = [app[VALUE]] + ([app[SHADOW].value] if SHADOW in app else [])
     reconciler = (Reconciler(tiers, settings.reconcile_interval).start()
-                  if settings.run_persister else None)
+                  if settings.run_background else None)
     housekeeper = (Housekeeper(db, games, app[CLOCK]).start()
-                   if settings.run_persister else None)
+                   if settings.run_background else None)
     try:
-        async with reminder_service(app, enabled=settings.run_persister):
+        async with reminder_service(app, enabled=settings.run_background):
             yield
     finally:
         await games.stop()

@@ -55,6 +55,7 @@ from gameserver.keys import LEDGER_GROUP, Keys
 from gameserver.leaderboards import LeaderboardUpdater
 from gameserver.metrics import Metrics
 from gameserver.scripts import load_script
+from gameserver.services import SHADOW_PREFIX
 from gameserver.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -520,8 +521,9 @@ class Persister:
 
 
 async def run_standalone(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """``petbox persister``: run passes against ``settings``' Redis and SQL until SIGINT
-    or SIGTERM (or ``stop``), then flush what is left."""
+    """``petbox persister`` (and the persister process of ``petbox serve --workers N``):
+    run passes for the real keyspace, and the shadow one when a shadow database is
+    configured, until SIGINT or SIGTERM (or ``stop``); then flush what is left."""
     if settings.redis_url is None:
         raise ValueError("the standalone persister needs PETBOX_REDIS_URL")
     stop = stop or asyncio.Event()
@@ -533,22 +535,35 @@ async def run_standalone(settings: Settings, *, stop: asyncio.Event | None = Non
                                     socket_timeout=settings.redis_timeout,
                                     socket_connect_timeout=settings.redis_timeout)
     db = Database(settings.effective_database_url)
+    shadow_url = settings.effective_shadow_database_url
+    shadow_db = Database(shadow_url) if shadow_url else None
     games = GameRegistry(db)
     games.start()
     try:
-        persister = Persister(redis, Keys(), db, Metrics(), SystemClock(),
-                              shards=settings.shards, batch=settings.persister_batch,
-                              idle_evict_after=settings.idle_evict_after,
-                              consumer=f"{socket.gethostname()}-persister")
-        persister.on_flushed.append(LeaderboardUpdater(redis, persister.keys, games))
-        log.info("persister running on %d shards every %.2fs", settings.shards,
-                 settings.flush_interval)
-        await persister.run(settings.flush_interval, stop)
-        await persister.final_flush()
+        keyspaces = [(Keys(), db)] + ([(Keys(SHADOW_PREFIX), shadow_db)] if shadow_db else [])
+        persisters = [_standalone(settings, redis, keys, space_db, games)
+                      for keys, space_db in keyspaces]
+        log.info("persister running on %d shards every %.2fs (%d keyspace(s))",
+                 settings.shards, settings.flush_interval, len(persisters))
+        await asyncio.gather(*(p.run(settings.flush_interval, stop) for p in persisters))
+        for persister in persisters:
+            await persister.final_flush()
     finally:
         await games.stop()
         await redis.aclose()
         await db.close()
+        if shadow_db is not None:
+            await shadow_db.close()
+
+
+def _standalone(settings: Settings, redis: Redis, keys: Keys, db: Database,
+                games: GameRegistry) -> Persister:
+    persister = Persister(redis, keys, db, Metrics(), SystemClock(), shards=settings.shards,
+                          batch=settings.persister_batch,
+                          idle_evict_after=settings.idle_evict_after,
+                          consumer=f"{socket.gethostname()}-persister")
+    persister.on_flushed.append(LeaderboardUpdater(redis, keys, games))
+    return persister
 
 
 def _stream_entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:

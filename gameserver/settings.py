@@ -45,6 +45,9 @@ class Settings:
     """Seconds a flushed player stays in Redis after its last action."""
     persister_batch: int = 2000
     run_persister: bool = True
+    run_background: bool = True
+    """Reconciler, reminder delivery and retention in this process (one per deployment
+    is enough; several are safe)."""
     shadow_database_url: str | None = None
     """Shadow (load-test) SQL; default: beside an embedded/SQLite database, else disabled."""
     record_dir: Path | None = None
@@ -159,6 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idempotency_ttl=int(_num(env, "PETBOX_IDEMPOTENCY_TTL", 86400, 86400, 30 * 86400)),
         idle_evict_after=int(_num(env, "PETBOX_IDLE_EVICT_AFTER", 3600, 1, 30 * 86400)),
         run_persister=_bool(env, "PETBOX_RUN_PERSISTER", True),
+        run_background=_bool(env, "PETBOX_RUN_BACKGROUND", True),
         redis_appendfsync=fsync,
         rate_player=_rate(env, "PETBOX_RATE_PLAYER", PLAYER_DEFAULT),
         rate_ip=_rate(env, "PETBOX_RATE_IP", IP_DEFAULT),

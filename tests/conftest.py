@@ -137,7 +137,8 @@ def settings(redis_url: str, db_url: str, tmp_path: Path, sqlite_template: Path)
     return Settings(redis_url=redis_url, database_url=db_url, data_dir=tmp_path / "data",
                     shadow_database_url=f"sqlite+aiosqlite:///{shadow}",
                     token_secret="test-token-secret-" + secrets.token_hex(8),
-                    flush_interval=0.05, shards=4, run_persister=False, access_log=False)
+                    flush_interval=0.05, shards=4, run_persister=False, run_background=False,
+                    access_log=False)
 
 
 AppFactory = Callable[..., Awaitable[web.Application]]

@@ -7,10 +7,12 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,8 @@ def petbox(env: dict[str, str], *args: str) -> str:
 class Server:
     """``petbox serve`` in a child process."""
 
-    def __init__(self, env: dict[str, str], port: int) -> None:
-        self.env, self.port = env, port
+    def __init__(self, env: dict[str, str], port: int, workers: int = 1) -> None:
+        self.env, self.port, self.workers = env, port, workers
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,7 +47,8 @@ class Server:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gameserver.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "gameserver.cli", "serve", "--port", str(self.port),
+             "--workers", str(self.workers)],
             env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -154,3 +157,28 @@ async def test_embedded_defaults_start_and_stop(env: dict[str, str], tmp_path: P
     assert server.terminate() == 0
     redis_log = (data / "redis" / "redis.log").read_text()
     assert "ready to exit" in redis_log.lower() or "bye" in redis_log.lower()
+
+
+async def test_workers_share_the_port_and_a_persister_process_flushes(
+        env: dict[str, str], tmp_path: Path) -> None:
+    with RedisProcess(tmp_path / "redis") as rp:
+        db_file = tmp_path / "petbox.db"
+        env = {**env, "PETBOX_REDIS_URL": rp.url, "PETBOX_DATABASE_URL":
+               f"sqlite+aiosqlite:///{db_file}"}
+        petbox(env, "migrate")
+        creds = json.loads(petbox(env, "merchant", "create", "shop", "--json"))
+        petbox(env, "game", "publish", "shop", "squirrel", str(GAME_FILE))
+        server = Server(env, free_port(), workers=2)
+        server.start()
+        game = f"{server.base}/v1/games/squirrel"
+        for user in ("alice", "bob", "carol"):
+            token = await session(server.base, creds, user)
+            status, _ = await call("POST", f"{game}/pet", token,
+                                   {"species": "squirrel", "name": "N"}, "adopt")
+            assert status == 201
+        await asyncio.sleep(1.0)  # > flush interval: the persister process wrote them
+        with closing(sqlite3.connect(db_file)) as conn:
+            users = sorted(r[0] for r in conn.execute("SELECT user_id FROM players"))
+            versions = {r[0] for r in conn.execute("SELECT version FROM players")}
+        assert users == ["alice", "bob", "carol"] and versions == {1}
+        assert server.terminate() == 0

@@ -190,8 +190,8 @@ async def test_server_runs_the_worker(aiohttp_client: Any, settings: Any, db: An
     from gameserver.app import create_app
 
     ep, url = endpoint
-    client = await aiohttp_client(create_app(settings.with_overrides(run_persister=True),
-                                             clock=clock))
+    live = settings.with_overrides(run_persister=True, run_background=True)
+    client = await aiohttp_client(create_app(live, clock=clock))
     assert REMINDER_WORKER in client.app
     world = await make_world(client, db, clock, reminders_config(url))
     await Shopper(world, "alice").post("/pet", ADOPT)

@@ -73,7 +73,8 @@ class PetboxMachine(RuleBasedStateMachine):
         await publish_config(self.db, MERCHANT, "squirrel", CONFIG, 0)
         settings = Settings(redis_url=self.redis.url, database_url=self.db_url,
                             data_dir=self.tmp / "data", token_secret="stateful-" + "y" * 16,
-                            shards=4, run_persister=False, access_log=False,
+                            shards=4, run_persister=False, run_background=False,
+                            access_log=False,
                             redis_timeout=2.0)
         self.client = TestClient(TestServer(create_app(settings)))
         await self.client.start_server()
