@@ -53,6 +53,8 @@ async def test_sql_down_30s_under_load(aof_redis: RedisProcess, db_url: str,
         for user, tok in tokens.items():
             await _op(world, book, user, tok, "adopt", f"adopt-{user}")
             await _op(world, book, user, tok, "draw", f"first-draw-{user}")  # the gate is up
+        # Ops acknowledged just before the cut may not be drained yet: they count too.
+        acked_before = sum(len(ops) for ops in book.acked.values())
         proxy.cut()
         started = time.monotonic()
         statuses: Counter[str] = Counter()
@@ -84,7 +86,7 @@ async def test_sql_down_30s_under_load(aof_redis: RedisProcess, db_url: str,
             backlog_max = {k: max(v, seen.get(k, 0)) for k, v in backlog_max.items()}
             await asyncio.sleep(0.05)
         assert backlog_max["ledger"] > 0  # visible in /metrics
-        assert backlog_max["ledger"] <= acked_down  # bounded by what was played
+        assert backlog_max["ledger"] <= acked_before + acked_down  # bounded by what was played
         proxy.restore()
         restored = time.monotonic()
         while (await _backlog(world)) != {"dirty": 0, "ledger": 0}:
