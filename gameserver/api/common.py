@@ -33,6 +33,9 @@ from mechanics.outcome import Outcome
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Auth = Literal["player", "merchant", "none", "signature"]
 
+PLAYER_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
+"""What a shopper POST may answer besides success (documented on every such operation)."""
+
 MAX_JSON_DEPTH = 32
 MAX_INT_DIGITS = 18
 

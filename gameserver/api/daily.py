@@ -30,6 +30,7 @@ from economy.errors import OrderWrongMerchant, TicketInvalid
 from economy.schema import ID_PATTERN, Arr, Enum, Int, Map, Obj, Str
 from gameserver.api.common import (
     _RNG,
+    PLAYER_ERRORS,
     Operation,
     PlayerCtx,
     RuleMaker,
@@ -292,8 +293,6 @@ async def ingest_order(request: web.Request) -> web.Response:
                                                             live.totals))
     return reply_response(reply)
 
-
-PLAYER_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
 
 OPERATIONS = [
     Operation("checkIn", "POST", "/v1/games/{game}/checkin", check_in,

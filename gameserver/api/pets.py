@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from economy.schema import ID_PATTERN, Obj, Str
-from gameserver.api.common import Operation, now_s, player_ctx, services
+from gameserver.api.common import PLAYER_ERRORS, Operation, now_s, player_ctx, services
 from gameserver.api.daily import EMPTY_BODY, loop_rule, run_loop_action
 from mechanics import pet
 
@@ -58,8 +58,6 @@ async def collect_produce(request: web.Request) -> web.Response:
     return await run_loop_action(request, EMPTY_BODY, lambda body, ctx, view: loop_rule(
         pet.collect, pet.CollectProduce(), ctx.game, view, coupons=False), reminders=True)
 
-
-PLAYER_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
 
 OPERATIONS = [
     Operation("getPlayer", "GET", "/v1/games/{game}/me", get_player,
