@@ -172,13 +172,7 @@ def _order(ts: int, secret: str, order_id: str = "o1") -> tuple[bytes, dict[str,
                   "X-Petbox-Signature": body_signature(secret, str(ts), body)}
 
 
-def _has_route(world: World, operation_id: str) -> bool:
-    return any(r.name == operation_id for r in world.client.app.router.routes())
-
-
 async def test_webhook_replays_are_rejected(world: World) -> None:
-    if not _has_route(world, "ingestOrder"):
-        pytest.skip("ingestOrder (POST /v1/events/orders) is not in this build yet")
     secret = world.merchants["shop"].signing_secret
     now = int(world.clock.now())
     body, headers = _order(now, secret)
