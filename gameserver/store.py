@@ -180,16 +180,14 @@ class Store:
         """Apply the rule and commit; None on a version conflict (caller retries)."""
         commit_id = secrets.token_hex(12)
         outcome, hold = await self._apply(a, loaded, commit_id)
-        try:
-            res = await self._commit_outcome(a, loaded, outcome, commit_id)
-        except Exception:
-            # The commit may or may not have happened: a held grant stays pending and
-            # reconciliation decides from the idempotency record and the ledger.
-            raise
+        body = encode_json(outcome.response)
+        # If the commit raises, it may or may not have happened: a held grant stays
+        # pending and reconciliation decides from the idempotency record and the ledger.
+        res = await self._commit_outcome(a, loaded, outcome, commit_id, body)
         if res[0] == 1:
             if hold is not None:
                 await self._confirm(a.value, hold)
-            return Reply(a.status, encode_json(outcome.response))
+            return Reply(a.status, body)
         if hold is not None and a.value is not None:
             await a.value.tier.cancel(hold)
         if res[0] == -1:
@@ -216,7 +214,7 @@ class Store:
         raise Busy("limited stock is changing too fast; retry", retry_after=1)
 
     async def _commit_outcome(self, a: _Attempt, loaded: Loaded, outcome: Outcome,
-                              commit_id: str) -> Any:
+                              commit_id: str, body: bytes) -> Any:
         ledger = (msgpack.packb([e.to_wire() for e in outcome.ledger], use_bin_type=True)
                   if outcome.ledger else b"")
         events = msgpack.packb(outcome.events, use_bin_type=True) if outcome.events else b""
@@ -225,7 +223,7 @@ class Store:
             keys=[self.keys.player(ref), a.idem_key, self.keys.dirty(ref.shard),
                   self.keys.active(ref.shard), self.keys.ledger(ref.shard)],
             args=[loaded.version, "0" if loaded.in_redis else "1", encode_state(outcome.state),
-                  a.token, a.status, encode_json(outcome.response), self.idempotency_ttl_ms,
+                  a.token, a.status, body, self.idempotency_ttl_ms,
                   int(self.clock.now() * 1000), ref.member, commit_id, ledger, a.request_hash,
                   events])
 
