@@ -40,11 +40,12 @@ class PlayerClaims:
     """A load-test session: its requests run on the shadow keyspace and database."""
 
 
-def _b64(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """Unpadded base64url (tokens and tickets)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64(text: str) -> bytes:
+def unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -82,13 +83,13 @@ class TokenSigner:
         self.ttl = ttl
 
     def _mac(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
+        return b64url(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
 
     def mint(self, merchant: str, user: str, now: int, **extra: Any) -> tuple[str, int]:
         """A token for ``user`` of ``merchant`` and its expiry (unix seconds)."""
         expires_at = now + self.ttl
         claims = {"m": merchant, "u": user, "exp": expires_at, **extra}
-        payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
         return f"{TOKEN_PREFIX}{payload}.{self._mac(payload)}", expires_at
 
     def verify(self, token: str, now: int) -> PlayerClaims:
@@ -99,7 +100,7 @@ class TokenSigner:
         if not hmac.compare_digest(self._mac(payload), mac):
             raise Unauthorized("player token signature does not match")
         try:
-            claims = json.loads(_unb64(payload))
+            claims = json.loads(unb64url(payload))
             result = PlayerClaims(merchant=str(claims["m"]), user=str(claims["u"]),
                                   expires_at=int(claims["exp"]), age_band=claims.get("age"),
                                   guardian_consent=bool(claims.get("gc", False)),

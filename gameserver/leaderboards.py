@@ -40,6 +40,7 @@ from economy.errors import NotFound
 from gameserver.db.persist import PlayerRow
 from gameserver.games import GameRegistry
 from gameserver.keys import Keys
+from gameserver.scripts import reply_text
 from gameserver.store import decode_state
 from mechanics.leaderboard import board_scores
 from mechanics.state import PlayerState
@@ -153,10 +154,6 @@ class BoardView:
     me: Standing | None
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 async def read_board(redis: Redis, key: str, user: str, limit: int) -> BoardView:
     """The best ``limit`` players of the board at ``key`` and ``user``'s standing,
     in one round trip; MULTI/EXEC (one key, one slot) so the list and the rank are of
@@ -166,7 +163,7 @@ async def read_board(redis: Redis, key: str, user: str, limit: int) -> BoardView
         pipe.zrevrank(key, user)
         pipe.zscore(key, user)
         top, rank, score = await pipe.execute()
-    entries = [Standing(i + 1, _text(member), int(value))
+    entries = [Standing(i + 1, reply_text(member), int(value))
                for i, (member, value) in enumerate(top)]
     me = None if rank is None or score is None else Standing(int(rank) + 1, user, int(score))
     return BoardView(entries, me)

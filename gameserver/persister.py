@@ -54,7 +54,7 @@ from gameserver.games import GameRegistry
 from gameserver.keys import LEDGER_GROUP, Keys
 from gameserver.leaderboards import LeaderboardUpdater
 from gameserver.metrics import Metrics
-from gameserver.scripts import load_script
+from gameserver.scripts import load_script, reply_text
 from gameserver.services import SHADOW_PREFIX
 from gameserver.settings import Settings
 
@@ -115,12 +115,8 @@ class Backlog:
         return self.dirty == 0 and self.ledger == 0
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 def _members(raw: Any) -> list[str]:
-    return [_text(m) for m in raw]
+    return [reply_text(m) for m in raw]
 
 
 def split_member(member: str) -> tuple[str, str, str]:
@@ -137,10 +133,10 @@ def _state_times(raw: bytes) -> tuple[int, int]:
 
 def ledger_rows(entry_id: bytes | str, fields: dict[bytes, bytes]) -> list[persist.LedgerRow]:
     """The SQL rows of one ledger stream entry (see commit.lua for the fields)."""
-    commit_id = _text(fields[b"c"])
-    merchant, game, user = split_member(_text(fields[b"p"]))
+    commit_id = reply_text(fields[b"c"])
+    merchant, game, user = split_member(reply_text(fields[b"p"]))
     version = int(fields[b"v"])
-    ts_ms = int(_text(entry_id).split("-", 1)[0])
+    ts_ms = int(reply_text(entry_id).split("-", 1)[0])
     raw = fields.get(b"d") or b""
     entries = msgpack.unpackb(raw, raw=False) if raw else []
     return [persist.LedgerRow(commit_id, seq, merchant, game, user, version, str(kind),
@@ -154,10 +150,10 @@ def entry_events(entry_id: bytes | str, fields: dict[bytes, bytes]) -> persist.E
     raw = fields.get(b"e") or b""
     if not raw:
         return persist.EventRows()
-    merchant, game, user = split_member(_text(fields[b"p"]))
-    ts_ms = int(_text(entry_id).split("-", 1)[0])
+    merchant, game, user = split_member(reply_text(fields[b"p"]))
+    ts_ms = int(reply_text(entry_id).split("-", 1)[0])
     events = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    return persist.event_rows(_text(fields[b"c"]), merchant, game, user, ts_ms, events)
+    return persist.event_rows(reply_text(fields[b"c"]), merchant, game, user, ts_ms, events)
 
 
 class Persister:
@@ -287,7 +283,7 @@ class Persister:
             return []
         lost: list[int] = []
         for shard, raw in zip(self.shard_ids, current, strict=True):
-            value = None if raw is None else _text(raw)
+            value = None if raw is None else reply_text(raw)
             ok = await self._stage(report, "epoch", shard,
                                    self._check_epoch(shard, value, lost))
             if not ok and shard in self.recovering and shard not in lost:
@@ -326,7 +322,7 @@ class Persister:
             pipe.set(self.keys.epoch(shard), candidate, nx=True)
             pipe.get(self.keys.epoch(shard))
             _, raw = await pipe.execute()
-        value = _text(raw)
+        value = reply_text(raw)
         await self.db.set_meta(meta_key, value)
         self._epochs[shard] = value
 
@@ -469,7 +465,7 @@ class Persister:
             created_at, last_seen = _state_times(state)
             rows.append(persist.PlayerRow(*split_member(member), int(version), bytes(state),
                                           created_at, last_seen, now))
-            versions.append(_text(version))
+            versions.append(reply_text(version))
         return rows, versions
 
     # -- evict -------------------------------------------------------------------------
@@ -582,5 +578,5 @@ def _stream_entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
 
 
 def _id_order(entry_id: bytes) -> tuple[int, int]:
-    ms, seq = _text(entry_id).split("-", 1)
+    ms, seq = reply_text(entry_id).split("-", 1)
     return int(ms), int(seq)

@@ -38,7 +38,7 @@ from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.errors import Busy
 from gameserver.keys import Keys, PlayerRef, shard_of
-from gameserver.scripts import load_script
+from gameserver.scripts import load_script, reply_text
 from mechanics.outcome import Outcome
 
 log = logging.getLogger("petbox.value")
@@ -111,10 +111,6 @@ class ValueBinding:
     tier: ValueTier
     view: StockView
     totals: Mapping[str, int]
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def value_grants(outcome: Outcome) -> list[tuple[str, dict[str, Any]]]:
@@ -384,4 +380,4 @@ class ValueTier:
             return True
         ref = PlayerRef(merchant, game, user, shard_of(merchant, user, self.shards))
         stored = await self.redis.hget(self.keys.idempotency(ref, idem), "x")
-        return stored is not None and _text(stored) == commit_id
+        return stored is not None and reply_text(stored) == commit_id

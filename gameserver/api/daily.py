@@ -14,8 +14,8 @@ id and status.
 
 from __future__ import annotations
 
-import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -43,7 +43,7 @@ from gameserver.api.common import (
     services,
 )
 from gameserver.appkeys import GAMES, KEYS, MERCHANTS, REDIS, SETTINGS, STORE, VALUE
-from gameserver.auth import body_signature
+from gameserver.auth import b64url, body_signature, unb64url
 from gameserver.db.database import Merchant
 from gameserver.errors import Unauthorized
 from gameserver.games import LiveGame
@@ -115,10 +115,6 @@ async def _queue_reminders(request: web.Request, ctx: PlayerCtx, state: PlayerSt
 # -- browse tickets --------------------------------------------------------------------
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 class TicketSigner:
     """Signs and verifies browse tickets with a key derived from the token secret."""
 
@@ -126,10 +122,10 @@ class TicketSigner:
         self._key = hashlib.sha256(b"petbox-task-ticket\n" + secret.encode()).digest()
 
     def _mac(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
+        return b64url(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
 
     def sign(self, ticket: dict[str, Any]) -> str:
-        payload = _b64(json.dumps(ticket, separators=(",", ":"), sort_keys=True).encode())
+        payload = b64url(json.dumps(ticket, separators=(",", ":"), sort_keys=True).encode())
         return f"{TICKET_PREFIX}{payload}.{self._mac(payload)}"
 
     def verify(self, text: str) -> tasks.Ticket:
@@ -140,15 +136,20 @@ class TicketSigner:
         if not hmac.compare_digest(self._mac(payload), mac):
             raise TicketInvalid("forged")
         try:
-            raw = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            raw = json.loads(unb64url(payload))
             return tasks.Ticket(str(raw["task"]), str(raw["player"]), int(raw["issued_at"]),
                                 str(raw["nonce"]))
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise TicketInvalid("malformed") from exc
 
 
+@functools.lru_cache(maxsize=8)
+def _ticket_signer(secret: str) -> TicketSigner:
+    return TicketSigner(secret)  # the key is derived once per secret, not per request
+
+
 def _tickets(request: web.Request) -> TicketSigner:
-    return TicketSigner(request.app[SETTINGS].token_secret)
+    return _ticket_signer(request.app[SETTINGS].token_secret)
 
 
 # -- check-in --------------------------------------------------------------------------
