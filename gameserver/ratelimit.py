@@ -38,7 +38,8 @@ from aiohttp.typedefs import Middleware
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from gameserver.appkeys import CLOCK, KEYS, REDIS, SIGNER
+from gameserver.api.common import verified_claims
+from gameserver.appkeys import KEYS, REDIS
 from gameserver.auth import TOKEN_PREFIX
 from gameserver.errors import RateLimited, Unauthorized
 from gameserver.keys import shard_of
@@ -165,7 +166,7 @@ class RateLimiter:
         if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
             return None
         try:
-            claims = request.app[SIGNER].verify(token, int(request.app[CLOCK].now()))
+            claims = verified_claims(request, token)
         except Unauthorized:
             return None
         return claims.merchant, claims.user

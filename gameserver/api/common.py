@@ -136,6 +136,17 @@ def now_s(request: web.Request) -> int:
 
 
 SHADOW_REQUEST = web.RequestKey("shadow", bool)
+_CLAIMS = web.RequestKey("player_claims", PlayerClaims)
+
+
+def verified_claims(request: web.Request, token: str) -> PlayerClaims:
+    """``token``'s claims, verified once per request (the rate limiter, the handler and
+    the recorder all ask); :class:`Unauthorized` if it is not valid."""
+    claims = request.get(_CLAIMS)
+    if claims is None:
+        claims = request.app[SIGNER].verify(token, now_s(request))
+        request[_CLAIMS] = claims
+    return claims
 SHADOW_HEADER = "X-Petbox-Shadow"
 
 
@@ -148,7 +159,7 @@ def player_claims(request: web.Request) -> PlayerClaims:
     credential = bearer(request.headers.get("Authorization"))
     if credential.startswith(API_KEY_PREFIX):
         raise Forbidden("merchant API keys cannot call shopper routes")
-    claims = request.app[SIGNER].verify(credential, now_s(request))
+    claims = verified_claims(request, credential)
     if claims.shadow != (request.headers.get(SHADOW_HEADER) == "1"):
         raise Forbidden("load-test sessions must send X-Petbox-Shadow: 1, and only they may")
     request[SHADOW_REQUEST] = claims.shadow
