@@ -7,8 +7,6 @@ lock on the draws table.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import delete, select
@@ -17,6 +15,7 @@ from gameserver.clock import Clock
 from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.games import GameRegistry
+from gameserver.periodic import PeriodicTask
 
 log = logging.getLogger("petbox.housekeeping")
 
@@ -50,31 +49,19 @@ async def _purge_game(db: Database, merchant: str, game: str, cutoff_ms: int) ->
             return deleted
 
 
-class Housekeeper:
-    """Runs :func:`purge_old_draws` every ``interval`` seconds until stopped."""
+class Housekeeper(PeriodicTask):
+    """Runs :func:`purge_old_draws` at start and every ``interval`` seconds until stopped."""
+
+    name = "petbox-housekeeping"
+    run_first = True
 
     def __init__(self, db: Database, games: GameRegistry, clock: Clock,
                  interval: float = 3600.0) -> None:
-        self.db, self.games, self.clock, self.interval = db, games, clock, interval
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(interval)
+        self.db, self.games, self.clock = db, games, clock
 
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                n = await purge_old_draws(self.db, self.games, int(self.clock.now() * 1000))
-                if n:
-                    log.info("deleted %d draw records past their retention", n)
-            except Exception:  # SQL down: try again next interval
-                log.warning("draw retention pass failed", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval)
-
-    def start(self) -> Housekeeper:
-        self._task = asyncio.create_task(self._run(), name="petbox-housekeeping")
-        return self
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
+    async def run_once(self) -> int:
+        n = await purge_old_draws(self.db, self.games, int(self.clock.now() * 1000))
+        if n:
+            log.info("deleted %d draw records past their retention", n)
+        return n

@@ -11,11 +11,10 @@ once; settling is a conditional update on ``status = 'pending'``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
+from gameserver.periodic import PeriodicTask
 from gameserver.value import ValueTier
 
 log = logging.getLogger("petbox.reconciler")
@@ -24,20 +23,19 @@ OLDER_THAN_S = 60.0
 """Twice the in-flight idempotency marker's lifetime (``keys.PENDING_TTL_MS``)."""
 
 
-class Reconciler:
+class Reconciler(PeriodicTask):
     """Runs ``reconcile`` on some value tiers every ``interval`` seconds."""
+
+    name = "petbox-reconciler"
 
     def __init__(self, tiers: Sequence[ValueTier], interval: float, *,
                  older_than_s: float = OLDER_THAN_S, batch: int = 1000) -> None:
+        super().__init__(interval)
         self.tiers = list(tiers)
-        self.interval = interval
         self.older_than_s = older_than_s
         self.batch = batch
         self.confirmed = 0
         self.voided = 0
-        self.failures = 0
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> tuple[int, int]:
         """Settle what is old enough on every tier; returns (confirmed, voided)."""
@@ -53,26 +51,3 @@ class Reconciler:
         if confirmed or voided:
             log.info("reconciled pending grants: %d confirmed, %d voided", confirmed, voided)
         return confirmed, voided
-
-    async def run(self) -> None:
-        """Passes until :meth:`stop`; a failing pass (Redis or SQL down) is retried."""
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval)
-            if self._stop.is_set():
-                return
-            try:
-                await self.run_once()
-            except Exception as exc:  # storage down: the next pass retries
-                self.failures += 1
-                log.warning("reconciliation pass failed: %r", exc)
-
-    def start(self) -> Reconciler:
-        self._task = asyncio.create_task(self.run(), name="petbox-reconciler")
-        return self
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
