@@ -102,7 +102,8 @@ def cpu_by_comm(root_pid: int) -> dict[str, float]:
         comm = raw[raw.index("(") + 1:raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2:].split()
         secs = (int(fields[11]) + int(fields[12])) / CLK_TCK
-        kind = "redis" if comm.startswith("redis") else "server"
+        kind = ("redis" if comm.startswith("redis")
+                else "persister" if comm.startswith("petbox-persist") else "server")
         totals[kind] = totals.get(kind, 0.0) + secs
     return totals
 
@@ -198,6 +199,7 @@ class Step:
     errors: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     server_cores: float = 0.0
+    persister_cores: float = 0.0
     redis_cores: float = 0.0
     gen_cores: float = 0.0
     other_cores: float = 0.0
@@ -207,21 +209,28 @@ class Step:
     @property
     def server_us_per_req(self) -> float:
         """Server + Redis CPU per successful request, in microseconds."""
-        return (self.server_cores + self.redis_cores) * 1e6 / max(self.achieved, 1e-9)
+        return ((self.server_cores + self.persister_cores + self.redis_cores) * 1e6
+                / max(self.achieved, 1e-9))
+
+    @property
+    def worker_us_per_req(self) -> float:
+        """CPU of the request-serving processes alone per successful request (no Redis,
+        no persister): what a change to the request path moves."""
+        return self.server_cores * 1e6 / max(self.achieved, 1e-9)
 
     def row(self) -> str:
         err = f"{self.errors}" + (f" ({100 * self.errors / self.sent:.1f}%)" if self.errors else "")
         return (f"{self.offered:>8.0f} {self.achieved:>9.0f} {self.p50_ms:>7.2f}"
                 f" {self.p90_ms:>7.2f} {self.p99_ms:>8.2f} {self.max_ms:>8.1f} {err:>13}"
-                f" {self.server_cores:>5.2f}"
+                f" {self.server_cores:>5.2f} {self.persister_cores:>5.2f}"
                 f" {self.redis_cores:>5.2f} {self.gen_cores:>5.2f} {self.other_cores:>5.2f}"
-                f" {self.server_us_per_req:>7.0f}"
+                f" {self.server_us_per_req:>7.0f} {self.worker_us_per_req:>6.0f}"
                 f"  {'yes' if self.sustained else 'NO'}")
 
 
 HEADER = (f"{'offered':>8} {'achieved':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>8} {'max ms':>8}"
-          f" {'errors':>13} {'srv':>5} {'redis':>5} {'gen':>5} {'other':>5} {'srv us':>7}"
-          "  sustained")
+          f" {'errors':>13} {'srv':>5} {'pers':>5} {'redis':>5} {'gen':>5} {'other':>5}"
+          f" {'srv us':>7} {'wrk us':>6}  sustained")
 
 
 def run_step(a: argparse.Namespace, port: int, server_pid: int, rate: float,
@@ -277,10 +286,12 @@ def run_step(a: argparse.Namespace, port: int, server_pid: int, rate: float,
     step.max_ms = hist.get_max_value() / 1000
     step.server_cores = (cpu1.get("server", 0) - cpu0.get("server", 0)) / wall
     step.redis_cores = (cpu1.get("redis", 0) - cpu0.get("redis", 0)) / wall
+    step.persister_cores = (cpu1.get("persister", 0) - cpu0.get("persister", 0)) / wall
     step.gen_cores = (cpu1["gen"] - cpu0["gen"]) / wall
     busy = (cpu1["machine"] - cpu0["machine"]) / wall
     # Whatever else ran on the machine meanwhile (kernel softirq time is in here too).
-    step.other_cores = max(0.0, busy - step.server_cores - step.redis_cores - step.gen_cores)
+    step.other_cores = max(0.0, busy - step.server_cores - step.persister_cores
+                           - step.redis_cores - step.gen_cores)
     step.sustained = (step.achieved >= 0.95 * rate and step.errors <= 0.01 * max(step.sent, 1)
                       and step.p99_ms <= a.slo_p99_ms)
     return step
@@ -406,6 +417,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--grace", type=float, default=2.0, help="drain time after a step")
     p.add_argument("--pause", type=float, default=1.0, help="idle seconds between steps")
     p.add_argument("--start-bare", type=float, default=2000)
+    p.add_argument("--start-naive", type=float, default=1000)
     p.add_argument("--start-petbox", type=float, default=500)
     p.add_argument("--factor", type=float, default=1.5)
     p.add_argument("--refine", type=int, default=2, help="bisection steps after saturation")
@@ -420,10 +432,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rev", default=None,
                    help="benchmark this git revision of petbox (a clean `git archive` copy) "
                         "instead of the working tree, e.g. --rev HEAD")
-    p.add_argument("--only", choices=("both", "bare", "petbox"), default="both")
+    p.add_argument("--only", default="bare,naive,petbox",
+                   help="comma-separated targets of bare, naive, petbox (default: all three); "
+                        "'both' = bare,petbox")
     p.add_argument("--plain-asyncio", action="store_true", help="generator without uvloop")
     p.add_argument("--time-budget", type=float, default=1200, help="seconds for the whole run")
     p.add_argument("--json", type=Path, default=None, help="also write results here")
+    p.add_argument("--server-log", type=Path, default=None,
+                   help="keep petbox's server log here (it lives in the temp dir otherwise)")
     p.add_argument("--hold", type=float, default=0,
                    help="keep petbox up this many seconds after setup (for a profiler)")
     return p.parse_args(argv)
@@ -448,23 +464,34 @@ def main(argv: list[str]) -> int:
           f"p99 <= {a.slo_p99_ms:g} ms", flush=True)
     results: dict[str, Any] = {"machine": info, "args": {k: str(v) for k, v in vars(a).items()},
                                "generator_loop": gen_loop}
-    bare_steps: list[Step] = []
-    pet_steps: list[Step] = []
+    targets = {"both": "bare,petbox", "all": "bare,naive,petbox"}.get(a.only, a.only).split(",")
+    unknown = set(targets) - {"bare", "naive", "petbox"}
+    if unknown:
+        print(f"unknown target(s) for --only: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    steps: dict[str, list[Step]] = {}
     with tempfile.TemporaryDirectory(prefix="petbox-bench-") as tmp:
-        # Budget split: the bare ladder may use at most half of what is left.
-        if a.only in ("both", "bare"):
+        # Budget split: each simple ladder may use at most a third of what is left.
+        share = {"bare": 3, "naive": 2}
+        for name, start in (("bare", a.start_bare), ("naive", a.start_naive)):
+            if name not in targets:
+                continue
+            cmd = [PY, str(BENCH / f"{name}_server.py"), "--workers", str(a.workers)]
+            if name == "naive":
+                cmd += ["--redis-dir", str(Path(tmp) / "naive-redis")]
             port = free_port()
-            bare = subprocess.Popen([PY, str(BENCH / "bare_server.py"), "--port", str(port),
-                                     "--workers", str(a.workers)], cwd=ROOT,
-                                    start_new_session=True)
+            proc = subprocess.Popen([*cmd, "--port", str(port)], cwd=ROOT, start_new_session=True)
             try:
-                wait_http(port, "/healthz", 30, bare)
-                half = time.monotonic() + (deadline - time.monotonic()) / 2
-                bare_steps = ladder(a, port, bare.pid, a.start_bare, None, "bare",
-                                    half if a.only == "both" else deadline)
+                wait_http(port, "/healthz", 30, proc)
+                left = (deadline - time.monotonic()) / share[name]
+                fake_tokens = ([f"naive{i:06d}" for i in range(a.players)]
+                               if name == "naive" else None)
+                steps[name] = ladder(a, port, proc.pid, start, fake_tokens, name,
+                                     time.monotonic() + left if "petbox" in targets
+                                     else deadline)
             finally:
-                stop(bare)
-        if a.only in ("both", "petbox"):
+                stop(proc)
+        if "petbox" in targets:
             src = ROOT
             if a.rev:
                 src = checkout(a.rev, Path(tmp) / "src")
@@ -506,8 +533,8 @@ def main(argv: list[str]) -> int:
                     print(f"holding petbox on port {port} (pid {server.pid}) for {a.hold}s",
                           flush=True)
                     time.sleep(a.hold)
-                pet_steps = ladder(a, port, server.pid, a.start_petbox, tokens, "petbox",
-                                   deadline)
+                steps["petbox"] = ladder(a, port, server.pid, a.start_petbox, tokens,
+                                         "petbox", deadline)
             except Exception:
                 print(f"--- last lines of the petbox server log ---\n{tail(log_path)}",
                       file=sys.stderr)
@@ -515,35 +542,39 @@ def main(argv: list[str]) -> int:
             finally:
                 stop(server)
                 log_file.close()
+            if a.server_log:
+                a.server_log.write_bytes(log_path.read_bytes())
             errors = log_path.read_text(errors="replace").count(" ERROR ")
             if errors:
                 print(f"note: the petbox server logged {errors} ERROR line(s); last lines:\n"
                       f"{tail(log_path, 15)}")
 
-    results["bare"] = [{**asdict(s), "server_us_per_req": s.server_us_per_req}
-                       for s in bare_steps]
-    results["petbox"] = [{**asdict(s), "server_us_per_req": s.server_us_per_req}
-                         for s in pet_steps]
-    b, p = best(bare_steps), best(pet_steps)
+    for name, done in steps.items():
+        results[name] = [{**asdict(x), "server_us_per_req": x.server_us_per_req,
+                          "worker_us_per_req": x.worker_us_per_req} for x in done]
+    tops = {name: top for name, done in steps.items() if (top := best(done))}
     print("\n== summary ==")
-    if b:
-        print(f"bare aiohttp max sustained: {b.achieved:,.0f}/s at offered {b.offered:,.0f} "
-              f"(p50 {b.p50_ms:.2f} ms, p99 {b.p99_ms:.2f} ms)")
-    if p:
-        print(f"petbox feedPet max sustained: {p.achieved:,.0f} actions/s at offered "
-              f"{p.offered:,.0f} (p50 {p.p50_ms:.2f} ms, p99 {p.p99_ms:.2f} ms)")
-    if b and p:
-        results["ratio"] = p.achieved / b.achieved
-        print(f"ratio petbox / bare = {results['ratio']:.3f}  (reference in issue 2: ~0.16)")
-        results["cpu_ratio"] = b.server_us_per_req / p.server_us_per_req
-        print(f"server+Redis CPU per request: bare {b.server_us_per_req:.0f} us, petbox "
-              f"{p.server_us_per_req:.0f} us (ratio {results['cpu_ratio']:.3f}; less sensitive "
-              "to other load on the machine)")
+    labels = {"bare": "bare aiohttp", "naive": "naive aiohttp + redis-py read + Lua commit",
+              "petbox": "petbox feedPet"}
+    for name, top in tops.items():
+        print(f"{labels[name]} max sustained: {top.achieved:,.0f}/s at offered "
+              f"{top.offered:,.0f} (p50 {top.p50_ms:.2f} ms, p99 {top.p99_ms:.2f} ms, "
+              f"{top.server_us_per_req:.0f} us server+Redis CPU per request)")
+    for num, den, note in (("naive", "bare", "the issue's reference ratio, ~0.16 there"),
+                           ("petbox", "bare", "issue 2 asks for ~0.16"),
+                           ("petbox", "naive", "")):
+        if num in tops and den in tops:
+            n, d = tops[num], tops[den]
+            ratio, cpu = n.achieved / d.achieved, d.server_us_per_req / n.server_us_per_req
+            results[f"ratio_{num}_{den}"] = ratio
+            results[f"cpu_ratio_{num}_{den}"] = cpu
+            print(f"ratio {num} / {den} = {ratio:.3f} by throughput, {cpu:.3f} by CPU per "
+                  f"request" + (f"  ({note})" if note else ""))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(results, indent=2))
         print(f"results written to {a.json}")
-    return 0 if (b or a.only == "petbox") and (p or a.only == "bare") else 1
+    return 0 if all(name in tops for name in targets) else 1
 
 
 if __name__ == "__main__":
