@@ -25,6 +25,7 @@ from gameserver.api import ops as ops_api
 from gameserver.api import simulate as simulate_api
 from gameserver.api.common import Operation
 from gameserver.appkeys import (
+    BATCHER,
     CLOCK,
     DB,
     GAMES,
@@ -41,6 +42,7 @@ from gameserver.appkeys import (
     VALUE,
 )
 from gameserver.auth import TokenSigner
+from gameserver.batching import ScriptBatcher
 from gameserver.clock import Clock, SystemClock
 from gameserver.db.database import Database
 from gameserver.embedded import RedisProcess
@@ -96,9 +98,11 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
                                      socket_connect_timeout=settings.redis_timeout,
                                      max_connections=256, retry=reconnect_once())
     app[REDIS] = client
+    app[BATCHER] = ScriptBatcher(client)
     try:
         yield
     finally:
+        await app[BATCHER].aclose()
         await client.aclose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
@@ -142,7 +146,8 @@ def _services(app: web.Application, keys: Keys, db: Database, metrics: Metrics,
     settings = app[SETTINGS]
     store = Store(app[REDIS], keys, db, metrics, app[CLOCK],
                   idempotency_ttl=settings.idempotency_ttl,
-                  idempotency_wait=settings.idempotency_wait, retries=settings.commit_retries)
+                  idempotency_wait=settings.idempotency_wait, retries=settings.commit_retries,
+                  batcher=app[BATCHER] if settings.redis_pipelining else None)
     value = ValueTier(app[REDIS], keys, db, app[CLOCK], settings.shards, shadow=shadow)
     return Services(keys, store, value, db, shadow)
 

@@ -6,6 +6,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from gameserver.auth import TokenSigner
+from gameserver.batching import ScriptBatcher
 from gameserver.clock import Clock
 from gameserver.db.database import Database
 from gameserver.games import GameRegistry
@@ -21,6 +22,8 @@ SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 KEYS = web.AppKey("keys", Keys)
 REDIS = web.AppKey("redis", Redis)
+BATCHER = web.AppKey("batcher", ScriptBatcher)
+"""Pipelines the action path's Lua calls on ``REDIS`` (gameserver/batching.py)."""
 DB = web.AppKey("db", Database)
 STORE = web.AppKey("store", Store)
 GAMES = web.AppKey("games", GameRegistry)
@@ -32,5 +35,5 @@ SHADOW = web.AppKey("shadow", Services)
 """Present only when a shadow database is configured (load-test traffic)."""
 SHADOW_DB = web.AppKey("shadow_db", Database)
 
-__all__ = ["CLOCK", "DB", "GAMES", "KEYS", "MERCHANTS", "METRICS", "REDIS", "SERVICES",
+__all__ = ["BATCHER", "CLOCK", "DB", "GAMES", "KEYS", "MERCHANTS", "METRICS", "REDIS", "SERVICES",
            "SETTINGS", "SHADOW", "SHADOW_DB", "SIGNER", "STORE", "VALUE"]

@@ -44,6 +44,9 @@ class Settings:
     idle_evict_after: int = 3600
     """Seconds a flushed player stays in Redis after its last action."""
     persister_batch: int = 2000
+    persister_nice: int = 10
+    """Niceness of the persister process under ``serve --workers N``: write-behind
+    yields the CPU to request handling (its backlog waits in Redis), 0 = equal."""
     run_persister: bool = True
     run_background: bool = True
     """Reconciler, reminder delivery and retention in this process (one per deployment
@@ -57,6 +60,9 @@ class Settings:
     record_max_files: int = 8
     redis_timeout: float = 2.0
     redis_appendfsync: str = "everysec"
+    redis_pipelining: bool = True
+    """Send the action path's Lua calls of one loop turn as one pipeline
+    (gameserver/batching.py); off = one round trip per call."""
     rate_player: RateLimit | None = None
     """Per-player limit on shopper routes (None: off; ``load_settings`` defaults to 20/s,
     burst 40)."""
@@ -162,6 +168,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idempotency_ttl=int(_num(env, "PETBOX_IDEMPOTENCY_TTL", 86400, 86400, 30 * 86400)),
         idle_evict_after=int(_num(env, "PETBOX_IDLE_EVICT_AFTER", 3600, 1, 30 * 86400)),
         run_persister=_bool(env, "PETBOX_RUN_PERSISTER", True),
+        persister_nice=int(_num(env, "PETBOX_PERSISTER_NICE", 10, 0, 19)),
+        redis_pipelining=_bool(env, "PETBOX_REDIS_PIPELINING", True),
         run_background=_bool(env, "PETBOX_RUN_BACKGROUND", True),
         redis_appendfsync=fsync,
         rate_player=_rate(env, "PETBOX_RATE_PLAYER", PLAYER_DEFAULT),

@@ -23,6 +23,7 @@ import msgpack
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from gameserver.batching import BatchedScript, ScriptBatcher
 from gameserver.clock import Clock
 from gameserver.errors import Busy, IdempotencyInProgress, IdempotencyMismatch
 from gameserver.keys import PENDING_TTL_MS, Keys, PlayerRef
@@ -97,7 +98,7 @@ class Store:
 
     def __init__(self, redis: Redis, keys: Keys, archive: PlayerArchive, metrics: Metrics,
                  clock: Clock, *, idempotency_ttl: int = 86400, idempotency_wait: float = 2.0,
-                 retries: int = 8) -> None:
+                 retries: int = 8, batcher: ScriptBatcher | None = None) -> None:
         self.redis = redis
         self.keys = keys
         self.archive = archive
@@ -106,8 +107,16 @@ class Store:
         self.idempotency_ttl_ms = idempotency_ttl * 1000
         self.idempotency_wait = idempotency_wait
         self.retries = retries
-        self._load: AsyncScript = redis.register_script(load_script("load"))
-        self._commit: AsyncScript = redis.register_script(load_script("commit"))
+        # The two calls every action makes go through the batcher when there is one
+        # (gameserver/batching.py): under load, one pipeline carries many requests' calls.
+        self._load: AsyncScript | BatchedScript
+        self._commit: AsyncScript | BatchedScript
+        if batcher is not None:
+            self._load = batcher.script(load_script("load"))
+            self._commit = batcher.script(load_script("commit"))
+        else:
+            self._load = redis.register_script(load_script("load"))
+            self._commit = redis.register_script(load_script("commit"))
         self._release: AsyncScript = redis.register_script(load_script("release"))
 
     async def read(self, ref: PlayerRef) -> Loaded:

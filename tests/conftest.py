@@ -131,14 +131,18 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def settings(redis_url: str, db_url: str, tmp_path: Path, sqlite_template: Path) -> Settings:
+def settings(request: pytest.FixtureRequest, redis_url: str, db_url: str, tmp_path: Path,
+             sqlite_template: Path) -> Settings:
+    """Test settings; a test parametrized on ``pipelining`` runs with it on and off."""
     shadow = tmp_path / "shadow.db"  # load-test data: a migrated copy, like the real one
     shutil.copy(sqlite_template, shadow)
+    params = getattr(request.node, "callspec", None)
+    pipelining = params.params.get("pipelining", True) if params else True
     return Settings(redis_url=redis_url, database_url=db_url, data_dir=tmp_path / "data",
                     shadow_database_url=f"sqlite+aiosqlite:///{shadow}",
                     token_secret="test-token-secret-" + secrets.token_hex(8),
                     flush_interval=0.05, shards=4, run_persister=False, run_background=False,
-                    access_log=False)
+                    access_log=False, redis_pipelining=pipelining)
 
 
 AppFactory = Callable[..., Awaitable[web.Application]]

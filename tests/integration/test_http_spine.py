@@ -169,7 +169,8 @@ async def test_unknown_food_and_no_pet(world: Any) -> None:
 # -- concurrency and idempotency -----------------------------------------------------------
 
 
-async def test_two_concurrent_feeds_both_apply(world: Any) -> None:
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+async def test_two_concurrent_feeds_both_apply(world: Any, pipelining: bool) -> None:
     token = await world.token("alice")
     await adopt(world, token)
     r1, r2 = await asyncio.gather(
@@ -182,7 +183,8 @@ async def test_two_concurrent_feeds_both_apply(world: Any) -> None:
     assert me["player"]["pet"]["xp"] == 10
 
 
-async def test_fifty_concurrent_requests_one_key(world: Any) -> None:
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+async def test_fifty_concurrent_requests_one_key(world: Any, pipelining: bool) -> None:
     token = await world.token("alice")
     await adopt(world, token)
     responses = await asyncio.gather(*[

@@ -1,0 +1,164 @@
+"""Automatic pipelining of the action path's Lua calls (one write for many requests).
+
+Every shopper action is one ``load.lua`` and one ``commit.lua`` call. Sent one by
+one, each call pays redis-py's per-command costs (a pooled connection taken and
+given back, a health check, one ``send`` syscall, one reply read) and Redis pays a
+read and a write syscall for it. Under load, many requests reach that point in the
+same event-loop turn, so :class:`ScriptBatcher` queues the calls and sends them
+together as one non-transactional redis-py pipeline: one write out, replies read
+back in order, each caller resolved with its own reply (or its own error).
+
+The batch size adapts to the load by itself (as Nagle's algorithm does): a call
+goes out on the next loop turn when fewer than ``max_in_flight`` batches are
+waiting for Redis; otherwise it waits for one of them to come back and leaves
+with everything queued meanwhile. At low load every call is a batch of one.
+
+What does not change: each call is still one atomic ``EVALSHA`` (pipelines are
+not transactions, and no call depends on another in the same batch); a call whose
+caller was cancelled before its batch left is dropped, never sent; a connection
+error fails the calls of that batch exactly as it would have failed them one by
+one; a Redis that forgot the scripts (``NOSCRIPT`` after a restart or failover)
+gets them again and the affected calls are re-sent, which is safe because a
+script that is not loaded did not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+KeyT = str | bytes
+ArgT = str | bytes | int | float
+
+
+class _Call:
+    __slots__ = ("args", "future", "script")
+
+    def __init__(self, script: BatchedScript, args: tuple[Any, ...],
+                 future: asyncio.Future[Any]) -> None:
+        self.script = script
+        self.args = args
+        self.future = future
+
+
+class BatchedScript:
+    """A Lua script run through a :class:`ScriptBatcher`; call it like redis-py's
+    ``AsyncScript``: ``await script(keys=[...], args=[...])``."""
+
+    def __init__(self, batcher: ScriptBatcher, source: str) -> None:
+        self.batcher = batcher
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, keys: Sequence[KeyT] = (), args: Sequence[ArgT] = ()) -> Any:
+        """An awaitable of the script's reply (errors are raised by the await)."""
+        return self.batcher.submit(self, (self.sha, len(keys), *keys, *args))
+
+
+class ScriptBatcher:
+    """Queues ``EVALSHA`` calls and sends each loop turn's calls as one pipeline."""
+
+    def __init__(self, redis: Redis, *, max_in_flight: int = 2, max_batch: int = 256) -> None:
+        self.redis = redis
+        self.max_in_flight = max_in_flight
+        self.max_batch = max_batch
+        self._queue: list[_Call] = []
+        self._in_flight = 0
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = 0
+        """Pipelines sent so far (calls / batches = the mean batch size)."""
+        self.calls = 0
+
+    def script(self, source: str) -> BatchedScript:
+        """``source`` as a callable script whose calls are batched."""
+        return BatchedScript(self, source)
+
+    def submit(self, script: BatchedScript, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append(_Call(script, args, future))
+        if not self._scheduled and self._in_flight < self.max_in_flight:
+            # call_soon, not now: every request that reaches Redis in this loop turn
+            # joins the same batch.
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        while self._queue and self._in_flight < self.max_in_flight:
+            batch = [c for c in self._queue[:self.max_batch] if not c.future.done()]
+            del self._queue[:self.max_batch]
+            if not batch:
+                continue
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[_Call]) -> None:
+        try:
+            await self._execute(batch)
+        finally:
+            self._in_flight -= 1
+            if self._queue and not self._scheduled:
+                self._flush()
+
+    async def _execute(self, batch: list[_Call]) -> None:
+        self.batches += 1
+        self.calls += len(batch)
+        try:
+            replies = await self._pipeline(batch)
+        except Exception as exc:  # connection lost, timeout: every call of the batch fails
+            for call in batch:
+                if not call.future.done():
+                    call.future.set_exception(exc)
+            return
+        except BaseException:  # cancelled (shutdown): so are the callers still waiting
+            for call in batch:
+                call.future.cancel()
+            raise
+        missing = [c for c, r in zip(batch, replies, strict=True)
+                   if isinstance(r, NoScriptError)]
+        for call, reply in zip(batch, replies, strict=True):
+            if call.future.done() or isinstance(reply, NoScriptError):
+                continue
+            if isinstance(reply, Exception):
+                call.future.set_exception(reply)
+            else:
+                call.future.set_result(reply)
+        if missing:
+            await self._resend_after_noscript(missing)
+
+    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for call in batch:
+                pipe.execute_command("EVALSHA", *call.args)
+            return await pipe.execute(raise_on_error=False)
+
+    async def _resend_after_noscript(self, calls: list[_Call]) -> None:
+        """Load the scripts Redis forgot, then send those calls again (they did not run)."""
+        try:
+            for source in {c.script.source for c in calls}:
+                await self.redis.script_load(source)
+            replies = await self._pipeline(calls)
+        except Exception as exc:
+            replies = [exc] * len(calls)
+        for call, reply in zip(calls, replies, strict=True):
+            if call.future.done():
+                continue
+            if isinstance(reply, Exception):
+                call.future.set_exception(reply)
+            else:
+                call.future.set_result(reply)
+
+    async def aclose(self) -> None:
+        """Wait for batches in flight (their callers are waiting for them)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,99 @@
+"""ScriptBatcher against a real redis-server: each caller gets its own reply or error,
+calls of one loop turn share a pipeline, and nothing is sent twice or for nobody."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from gameserver.batching import ScriptBatcher
+from gameserver.embedded import free_port
+
+# Appends ARGV[1] to a list and answers {ARGV[1], length}; refuses 'bad' before writing.
+APPEND = """
+if ARGV[1] == 'bad' then return redis.error_reply('refused ' .. KEYS[1]) end
+local n = redis.call('RPUSH', KEYS[1], ARGV[1])
+return {ARGV[1], n}
+"""
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url, max_connections=16)
+    yield client
+    await client.aclose()
+
+
+async def test_each_caller_gets_its_own_reply_and_one_turn_is_one_pipeline(
+        redis: aioredis.Redis) -> None:
+    batcher = ScriptBatcher(redis)
+    script = batcher.script(APPEND)
+    replies = await asyncio.gather(*(script(keys=[f"k{i % 7}"], args=[f"v{i}"])
+                                     for i in range(300)))
+    assert [r[0] for r in replies] == [f"v{i}".encode() for i in range(300)]
+    # Per key, the lengths are 1..n in call order: every call ran exactly once, in order.
+    for k in range(7):
+        lengths = [r[1] for i, r in enumerate(replies) if i % 7 == k]
+        assert lengths == list(range(1, len(lengths) + 1))
+        assert await redis.lrange(f"k{k}", 0, -1) == [
+            f"v{i}".encode() for i in range(300) if i % 7 == k]
+    # 300 calls queued in one turn: two pipelines of at most 256 (max_batch).
+    assert (batcher.calls, batcher.batches) == (300, 2)
+
+
+async def test_batches_grow_while_redis_is_busy(redis: aioredis.Redis) -> None:
+    batcher = ScriptBatcher(redis, max_in_flight=1)
+    script = batcher.script(APPEND)
+    first = [asyncio.ensure_future(script(keys=["q"], args=[f"a{i}"])) for i in range(3)]
+    await asyncio.sleep(0)  # the first batch (3 calls) leaves on this turn
+    later = [asyncio.ensure_future(script(keys=["q"], args=[f"b{i}"])) for i in range(40)]
+    await asyncio.gather(*first, *later)
+    # The 40 later calls waited for the one batch in flight and left together.
+    assert (batcher.calls, batcher.batches) == (43, 2)
+    assert await redis.llen("q") == 43
+
+
+async def test_an_error_reply_fails_only_its_own_call(redis: aioredis.Redis) -> None:
+    script = ScriptBatcher(redis).script(APPEND)
+    results = await asyncio.gather(
+        script(keys=["e"], args=["one"]), script(keys=["e"], args=["bad"]),
+        script(keys=["e"], args=["two"]), return_exceptions=True)
+    assert results[0] == [b"one", 1]
+    assert isinstance(results[1], ResponseError) and "refused e" in str(results[1])
+    assert results[2] == [b"two", 2]
+
+
+async def test_scripts_forgotten_by_redis_are_loaded_again(redis: aioredis.Redis) -> None:
+    batcher = ScriptBatcher(redis)
+    script = batcher.script(APPEND)
+    assert await script(keys=["n"], args=["x"]) == [b"x", 1]
+    await redis.script_flush()  # what a restarted or failed-over Redis looks like
+    replies = await asyncio.gather(*(script(keys=["n"], args=[f"y{i}"]) for i in range(5)))
+    assert replies == [[f"y{i}".encode(), i + 2] for i in range(5)]
+    assert await redis.llen("n") == 6  # the refused EVALSHAs did not run; each resend ran once
+
+
+async def test_a_call_cancelled_before_its_batch_left_is_never_sent(
+        redis: aioredis.Redis) -> None:
+    batcher = ScriptBatcher(redis)
+    script = batcher.script(APPEND)
+    dropped = script(keys=["c"], args=["dropped"])
+    kept = script(keys=["c"], args=["kept"])
+    dropped.cancel()
+    assert await kept == [b"kept", 1]
+    assert await redis.lrange("c", 0, -1) == [b"kept"]
+    assert batcher.calls == 1
+
+
+async def test_connection_errors_fail_every_call_of_the_batch() -> None:
+    client = aioredis.Redis(port=free_port(), socket_connect_timeout=1)
+    script = ScriptBatcher(client).script(APPEND)
+    results = await asyncio.gather(*(script(keys=["z"], args=[str(i)]) for i in range(4)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, RedisConnectionError) for r in results)
+    await client.aclose()
