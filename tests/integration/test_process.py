@@ -74,6 +74,21 @@ class Server:
         return self.proc.wait(30)
 
 
+def process_names(server: Server) -> dict[str, int]:
+    """The server's child processes: name (as ps shows it) → niceness."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        kids = [int(k) for k in f.read().split()]
+    names = {}
+    for kid in kids:
+        with open(f"/proc/{kid}/comm") as f:
+            comm = f.read().strip()
+        if comm.startswith("petbox-"):  # not multiprocessing's resource tracker
+            names[comm] = os.getpriority(os.PRIO_PROCESS, kid)
+    return names
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PETBOX_")}
@@ -177,6 +192,8 @@ async def test_workers_share_the_port_and_a_persister_process_flushes(
                                    {"species": "squirrel", "name": "N"}, "adopt")
             assert status == 201
         await asyncio.sleep(1.0)  # > flush interval: the persister process wrote them
+        assert process_names(server) == {"petbox-wrk-0": 0, "petbox-wrk-1": 0,
+                                         "petbox-persist": 10}  # write-behind yields the CPU
         with closing(sqlite3.connect(db_file)) as conn:
             users = sorted(r[0] for r in conn.execute("SELECT user_id FROM players"))
             versions = {r[0] for r in conn.execute("SELECT version FROM players")}
