@@ -36,7 +36,11 @@ def make_app() -> web.Application:
     return app
 
 
-def serve_one(host: str, port: int, reuse_port: bool) -> None:
+def serve_one(host: str, port: int, reuse_port: bool, loop: str = "asyncio") -> None:
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.install()
     web.run_app(make_app(), host=host, port=port, reuse_port=reuse_port,
                 access_log=None, print=None, shutdown_timeout=2)
 
@@ -46,12 +50,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     a = p.parse_args(argv)
     if a.workers == 1:
-        serve_one(a.host, a.port, False)
+        serve_one(a.host, a.port, False, a.loop)
         return 0
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=serve_one, args=(a.host, a.port, True), name=f"bare-{i}")
+    procs = [ctx.Process(target=serve_one, args=(a.host, a.port, True, a.loop),
+                             name=f"bare-{i}")
              for i in range(a.workers)]
     for proc in procs:
         proc.start()

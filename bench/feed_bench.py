@@ -436,6 +436,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="comma-separated targets of bare, naive, petbox (default: all three); "
                         "'both' = bare,petbox")
     p.add_argument("--plain-asyncio", action="store_true", help="generator without uvloop")
+    p.add_argument("--server-loop", choices=("asyncio", "uvloop"), default="asyncio",
+                   help="event loop of all three servers (petbox: PETBOX_EVENT_LOOP)")
     p.add_argument("--time-budget", type=float, default=1200, help="seconds for the whole run")
     p.add_argument("--json", type=Path, default=None, help="also write results here")
     p.add_argument("--server-log", type=Path, default=None,
@@ -476,7 +478,8 @@ def main(argv: list[str]) -> int:
         for name, start in (("bare", a.start_bare), ("naive", a.start_naive)):
             if name not in targets:
                 continue
-            cmd = [PY, str(BENCH / f"{name}_server.py"), "--workers", str(a.workers)]
+            cmd = [PY, str(BENCH / f"{name}_server.py"), "--workers", str(a.workers),
+                   "--loop", a.server_loop]
             if name == "naive":
                 cmd += ["--redis-dir", str(Path(tmp) / "naive-redis")]
             port = free_port()
@@ -505,7 +508,7 @@ def main(argv: list[str]) -> int:
                    "PETBOX_LOG_LEVEL": "WARNING", "PETBOX_RUN_PERSISTER": a.persister,
                    # One generator IP plays 2,000 shoppers: the per-IP cap would only
                    # measure itself. Per-player and per-draw limits stay on (defaults).
-                   "PETBOX_RATE_IP": "off",
+                   "PETBOX_RATE_IP": "off", "PETBOX_EVENT_LOOP": a.server_loop,
                    "PYTHONPATH": os.pathsep.join(
                        [str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
             env.pop("PETBOX_REDIS_URL", None)

@@ -76,7 +76,12 @@ def make_app(redis_url: str) -> web.Application:
     return app
 
 
-def serve_one(host: str, port: int, reuse_port: bool, redis_url: str) -> None:
+def serve_one(host: str, port: int, reuse_port: bool, redis_url: str,
+              loop: str = "asyncio") -> None:
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.install()
     web.run_app(make_app(redis_url), host=host, port=port, reuse_port=reuse_port,
                 access_log=None, print=None, shutdown_timeout=2)
 
@@ -87,6 +92,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     p.add_argument("--redis-url", default=None)
     p.add_argument("--redis-dir", default=None,
                    help="start a redis-server of its own here (AOF, everysec; as petbox's "
@@ -101,12 +107,12 @@ def main(argv: list[str]) -> int:
     elif not a.redis_url:
         p.error("--redis-url or --redis-dir is needed")
     if a.workers == 1:
-        serve_one(a.host, a.port, False, a.redis_url)
+        serve_one(a.host, a.port, False, a.redis_url, a.loop)
         if a.redis_dir:
             embedded.stop()
         return 0
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=serve_one, args=(a.host, a.port, True, a.redis_url),
+    procs = [ctx.Process(target=serve_one, args=(a.host, a.port, True, a.redis_url, a.loop),
                          name=f"naive-{i}") for i in range(a.workers)]
     for proc in procs:
         proc.start()

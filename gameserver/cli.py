@@ -87,6 +87,13 @@ def _name_process(name: str) -> None:
         comm.write(name[:15])
 
 
+def _use_event_loop(settings: Settings) -> None:
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        uvloop.install()
+
+
 def _freeze_heap() -> None:
     """Put everything alive now out of the cyclic collector's reach.
 
@@ -113,6 +120,7 @@ def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> No
     if reuse_port:
         _name_process(multiprocessing.current_process().name.replace("worker", "wrk"))
     _logging(settings)
+    _use_event_loop(settings)
     app = create_app(settings)
     app.on_startup.append(_freeze_after_startup)  # after cleanup_ctx: resources are open
     web.run_app(app, host=host, port=port, reuse_port=reuse_port,
@@ -160,6 +168,7 @@ def _persister_process(settings: Settings) -> None:
     _freeze_heap()
     with contextlib.suppress(OSError):  # a platform without nice: equal priority
         os.nice(settings.persister_nice)
+    _use_event_loop(settings)
     asyncio.run(run_standalone(settings))
 
 

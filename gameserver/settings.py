@@ -60,6 +60,8 @@ class Settings:
     record_max_files: int = 8
     redis_timeout: float = 2.0
     redis_appendfsync: str = "everysec"
+    event_loop: str = "asyncio"
+    """``asyncio`` or ``uvloop`` (needs the ``fast`` extra) for ``serve`` and the persister."""
     redis_pipelining: bool = True
     """Send the action path's Lua calls of one loop turn as one pipeline
     (gameserver/batching.py); off = one round trip per call."""
@@ -144,6 +146,19 @@ def _token_secret(env: Mapping[str, str], data_dir: Path) -> str:
     return secret
 
 
+def _event_loop(env: Mapping[str, str]) -> str:
+    name = env.get("PETBOX_EVENT_LOOP", "asyncio")
+    if name not in ("asyncio", "uvloop"):
+        raise SettingsError("PETBOX_EVENT_LOOP must be asyncio or uvloop")
+    if name == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError as exc:
+            raise SettingsError("PETBOX_EVENT_LOOP=uvloop needs uvloop: "
+                                "pip install 'petbox[fast]'") from exc
+    return name
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -170,6 +185,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         run_persister=_bool(env, "PETBOX_RUN_PERSISTER", True),
         persister_nice=int(_num(env, "PETBOX_PERSISTER_NICE", 10, 0, 19)),
         redis_pipelining=_bool(env, "PETBOX_REDIS_PIPELINING", True),
+        event_loop=_event_loop(env),
         run_background=_bool(env, "PETBOX_RUN_BACKGROUND", True),
         redis_appendfsync=fsync,
         rate_player=_rate(env, "PETBOX_RATE_PLAYER", PLAYER_DEFAULT),
