@@ -229,13 +229,16 @@ class Store:
                   if outcome.ledger else b"")
         events = msgpack.packb(outcome.events, use_bin_type=True) if outcome.events else b""
         ref = a.ref
+        # One msgpack argument (see commit.lua); Redis' cmsgpack reads the str family
+        # only, hence use_bin_type=False (Lua strings are bytes either way).
+        packed = msgpack.packb(
+            [loaded.version, not loaded.in_redis, encode_state(outcome.state), a.token,
+             a.status, body, self.idempotency_ttl_ms, int(self.clock.now() * 1000),
+             ref.member, commit_id, ledger, a.request_hash, events], use_bin_type=False)
         return await self._commit(
             keys=[self.keys.player(ref), a.idem_key, self.keys.dirty(ref.shard),
                   self.keys.active(ref.shard), self.keys.ledger(ref.shard)],
-            args=[loaded.version, "0" if loaded.in_redis else "1", encode_state(outcome.state),
-                  a.token, a.status, body, self.idempotency_ttl_ms,
-                  int(self.clock.now() * 1000), ref.member, commit_id, ledger, a.request_hash,
-                  events])
+            args=[packed])
 
     async def _confirm(self, value: ValueBinding | None, hold: Hold) -> None:
         """Confirm held grants; if SQL fails now, reconciliation confirms them later."""

@@ -3,34 +3,37 @@
 -- KEYS[1] player hash (v, s)         KEYS[2] idempotency hash (h, t, r, c)
 -- KEYS[3] shard dirty zset           KEYS[4] shard active zset
 -- KEYS[5] shard ledger stream
--- ARGV[1] expected version           ARGV[2] '1' = the player must not exist yet
--- ARGV[3] new state (msgpack)        ARGV[4] in-flight token of this request
--- ARGV[5] response status            ARGV[6] response body
--- ARGV[7] idempotency TTL in ms      ARGV[8] now in ms
--- ARGV[9] player member (merchant:game:user)
--- ARGV[10] commit id (kept in the idempotency hash as x, for reconciliation)
--- ARGV[11] ledger entries (msgpack) or ''
--- ARGV[12] request hash             ARGV[13] events (msgpack) or ''
+-- ARGV[1] one msgpack array (one argument, not thirteen: each argument costs the
+--         client and the server more than the few bytes it carries):
+--   [1] expected version              [2] true = the player must not exist yet
+--   [3] new state (msgpack)           [4] in-flight token of this request
+--   [5] response status               [6] response body
+--   [7] idempotency TTL in ms         [8] now in ms
+--   [9] player member (merchant:game:user)
+--   [10] commit id (kept in the idempotency hash as x, for reconciliation)
+--   [11] ledger entries (msgpack) or ''
+--   [12] request hash                 [13] events (msgpack) or ''
 -- Returns {1, new_version} committed | {0, current_version} version conflict
 --       | {-1, 0} the idempotency key is no longer this request's
+local a = cmsgpack.unpack(ARGV[1])
 local current = redis.call('HGET', KEYS[1], 'v')
-if ARGV[2] == '1' then
+if a[2] then
   if current then return {0, tonumber(current)} end
-elseif current ~= ARGV[1] then
+elseif tonumber(current or '-1') ~= a[1] then
   return {0, tonumber(current or '0')}
 end
 local idem = redis.call('HMGET', KEYS[2], 'h', 't', 'r')
-if idem[3] or (idem[1] and idem[2] ~= ARGV[4]) then return {-1, 0} end
+if idem[3] or (idem[1] and idem[2] ~= a[4]) then return {-1, 0} end
 
-local version = tonumber(ARGV[1]) + 1
-redis.call('HSET', KEYS[1], 'v', version, 's', ARGV[3])
-redis.call('HSET', KEYS[2], 'h', ARGV[12], 'r', ARGV[6], 'c', ARGV[5], 'x', ARGV[10])
+local version = a[1] + 1
+redis.call('HSET', KEYS[1], 'v', version, 's', a[3])
+redis.call('HSET', KEYS[2], 'h', a[12], 'r', a[6], 'c', a[5], 'x', a[10])
 redis.call('HDEL', KEYS[2], 't')
-redis.call('PEXPIRE', KEYS[2], ARGV[7])
-if ARGV[11] ~= '' or ARGV[13] ~= '' then
-  redis.call('XADD', KEYS[5], '*', 'c', ARGV[10], 'p', ARGV[9], 'v', version,
-             'd', ARGV[11], 'e', ARGV[13])
+redis.call('PEXPIRE', KEYS[2], a[7])
+if a[11] ~= '' or a[13] ~= '' then
+  redis.call('XADD', KEYS[5], '*', 'c', a[10], 'p', a[9], 'v', version,
+             'd', a[11], 'e', a[13])
 end
-redis.call('ZADD', KEYS[3], 'NX', ARGV[8], ARGV[9])
-redis.call('ZADD', KEYS[4], ARGV[8], ARGV[9])
+redis.call('ZADD', KEYS[3], 'NX', a[8], a[9])
+redis.call('ZADD', KEYS[4], a[8], a[9])
 return {1, version}
