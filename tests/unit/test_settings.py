@@ -1,0 +1,35 @@
+"""PETBOX_* parsing: defaults, accepted values, and a clear error naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gameserver.settings import SettingsError, load_settings
+
+SECRET = {"PETBOX_TOKEN_SECRET": "a-secret-of-sixteen+"}
+
+
+def test_defaults_of_the_performance_settings(tmp_path: Path) -> None:
+    s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path)})
+    assert (s.redis_pipelining, s.persister_nice, s.event_loop) == (True, 10, "asyncio")
+
+
+def test_performance_settings_are_read(tmp_path: Path) -> None:
+    s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path),
+                       "PETBOX_REDIS_PIPELINING": "off", "PETBOX_PERSISTER_NICE": "0"})
+    assert (s.redis_pipelining, s.persister_nice) == (False, 0)
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("PETBOX_PERSISTER_NICE", "20", "PETBOX_PERSISTER_NICE must be between 0 and 19, got 20"),
+    ("PETBOX_REDIS_PIPELINING", "maybe",
+     "PETBOX_REDIS_PIPELINING must be true or false, got 'maybe'"),
+    ("PETBOX_EVENT_LOOP", "trio", "PETBOX_EVENT_LOOP must be asyncio or uvloop"),
+])
+def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str,
+                                      message: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path), name: value})
+    assert str(err.value) == message
