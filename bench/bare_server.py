@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -55,10 +56,16 @@ def main(argv: list[str]) -> int:
     if a.workers == 1:
         serve_one(a.host, a.port, False, a.loop)
         return 0
+    run_workers(serve_one, (a.host, a.port, True, a.loop), a.workers, "bare")
+    return 0
+
+
+def run_workers(target: Callable[..., None], args: tuple[Any, ...], workers: int,
+                name: str) -> None:
+    """``target(*args)`` in ``workers`` spawned processes (they share the port through
+    SO_REUSEPORT); SIGTERM and SIGINT are passed on; returns when all have exited."""
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=serve_one, args=(a.host, a.port, True, a.loop),
-                             name=f"bare-{i}")
-             for i in range(a.workers)]
+    procs = [ctx.Process(target=target, args=args, name=f"{name}-{i}") for i in range(workers)]
     for proc in procs:
         proc.start()
 
@@ -71,7 +78,6 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, forward)
     for proc in procs:
         proc.join()
-    return 0
 
 
 if __name__ == "__main__":

@@ -18,15 +18,13 @@ token per player), so players are spread like petbox's.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
-import signal
 import sys
 from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
 from aiohttp import web
+from bare_server import run_workers
 
 COMMIT = """
 local v = redis.call('HGET', KEYS[1], 'v')
@@ -111,21 +109,7 @@ def main(argv: list[str]) -> int:
         if a.redis_dir:
             embedded.stop()
         return 0
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=serve_one, args=(a.host, a.port, True, a.redis_url, a.loop),
-                         name=f"naive-{i}") for i in range(a.workers)]
-    for proc in procs:
-        proc.start()
-
-    def forward(signum: int, _frame: Any) -> None:
-        for proc in procs:
-            if proc.pid is not None and proc.is_alive():
-                os.kill(proc.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for proc in procs:
-        proc.join()
+    run_workers(serve_one, (a.host, a.port, True, a.redis_url, a.loop), a.workers, "naive")
     if a.redis_dir:
         embedded.stop()
     return 0
