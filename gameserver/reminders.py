@@ -1,6 +1,7 @@
 """Reminder delivery: the "leave and come back" loop, server side.
 
-When a shopper's action commits, the handler puts the player's next reminders
+When a shopper's action commits, the commit itself (``commit.lua``, given the
+schedule by the handler) puts the player's next reminders
 (:func:`mechanics.reminders.reminder_schedule`: pet hungry, produce full, after
 quiet hours and frequency caps) into the shard's reminder ZSET: member
 ``<kind>:<player member>``, score = unix second due. One member per kind and

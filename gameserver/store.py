@@ -36,6 +36,10 @@ from mechanics.state import PlayerState
 Rule = Callable[[PlayerState | None, int], Outcome]
 """A rule bound to its action, config and RNG: ``(state, now) -> Outcome``."""
 
+Schedule = Callable[[PlayerState, int], list[tuple[str, int]]]
+"""``(committed state, now) -> [(reminder queue member, due unix s)]``: reminders written
+by the same commit (so an action with reminders is still one read plus one commit)."""
+
 
 class PlayerArchive(Protocol):
     """Where a player evicted from (or lost by) Redis is read back from: SQL."""
@@ -92,6 +96,7 @@ class _Attempt:
     rule: Rule
     status: int
     value: ValueBinding | None
+    schedule: Schedule | None
 
 
 class Store:
@@ -135,16 +140,19 @@ class Store:
         return Loaded(decode_state(row[1]), row[0], False)
 
     async def run(self, ref: PlayerRef, idempotency_key: str, request_hash: str,
-                  rule: Rule, status: int = 200, value: ValueBinding | None = None) -> Reply:
+                  rule: Rule, status: int = 200, value: ValueBinding | None = None,
+                  schedule: Schedule | None = None) -> Reply:
         """Run ``rule`` for ``ref`` exactly once per idempotency key.
 
         ``value`` is given for actions that may grant limited prizes: their units are
         held (Redis gate, then SQL) before the commit and confirmed after it.
+        ``schedule`` gives the reminders of the state being committed; the commit
+        writes them into the shard's reminder queue.
         """
         token = os.urandom(8).hex()  # what secrets.token_hex does, minus two call layers
         idem_key = self.keys.idempotency(ref, idempotency_key)
         attempt_ = _Attempt(ref, idempotency_key, idem_key, request_hash, token, rule, status,
-                            value)
+                            value, schedule)
         try:
             for attempt in range(self.retries):
                 loaded_or_reply = await self._claim_and_load(ref, idem_key, request_hash, token)
@@ -189,11 +197,12 @@ class Store:
     async def _apply_and_commit(self, a: _Attempt, loaded: Loaded) -> Reply | None:
         """Apply the rule and commit; None on a version conflict (caller retries)."""
         commit_id = os.urandom(12).hex()
-        outcome, hold = await self._apply(a, loaded, commit_id)
+        now_s = int(self.clock.now())
+        outcome, hold = await self._apply(a, loaded, commit_id, now_s)
         body = encode_json(outcome.response)
         # If the commit raises, it may or may not have happened: a held grant stays
         # pending and reconciliation decides from the idempotency record and the ledger.
-        res = await self._commit_outcome(a, loaded, outcome, commit_id, body)
+        res = await self._commit_outcome(a, loaded, outcome, commit_id, body, now_s)
         if res[0] == 1:
             if hold is not None:
                 await self._confirm(a.value, hold)
@@ -204,11 +213,10 @@ class Store:
             return await self._reclaimed(a.idem_key, a.request_hash, a.token)
         return None
 
-    async def _apply(self, a: _Attempt, loaded: Loaded,
-                     commit_id: str) -> tuple[Outcome, Hold | None]:
+    async def _apply(self, a: _Attempt, loaded: Loaded, commit_id: str,
+                     now_s: int) -> tuple[Outcome, Hold | None]:
         """The rule's outcome, with its limited units held; re-applied when stock ran out
         meanwhile (the rule then falls back, as it does for a prize that is out)."""
-        now_s = int(self.clock.now())
         for _ in range(STOCK_RETRIES):
             outcome = a.rule(loaded.state, now_s)
             if not outcome.reservations:
@@ -224,21 +232,27 @@ class Store:
         raise Busy("limited stock is changing too fast; retry", retry_after=1)
 
     async def _commit_outcome(self, a: _Attempt, loaded: Loaded, outcome: Outcome,
-                              commit_id: str, body: bytes) -> Any:
+                              commit_id: str, body: bytes, now_s: int) -> Any:
         ledger = (msgpack.packb([e.to_wire() for e in outcome.ledger], use_bin_type=True)
                   if outcome.ledger else b"")
         events = msgpack.packb(outcome.events, use_bin_type=True) if outcome.events else b""
         ref = a.ref
+        keys = [self.keys.player(ref), a.idem_key, self.keys.dirty(ref.shard),
+                self.keys.active(ref.shard), self.keys.ledger(ref.shard)]
+        reminders: list[str | int] = []  # ZADD's score, member pairs
+        if a.schedule is not None:
+            for member, due_at in a.schedule(outcome.state, now_s):
+                reminders += [due_at, member]
+            if reminders:
+                keys.append(self.keys.reminders(ref.shard))
         # One msgpack argument (see commit.lua); Redis' cmsgpack reads the str family
         # only, hence use_bin_type=False (Lua strings are bytes either way).
         packed = msgpack.packb(
             [loaded.version, not loaded.in_redis, encode_state(outcome.state), a.token,
              a.status, body, self.idempotency_ttl_ms, int(self.clock.now() * 1000),
-             ref.member, commit_id, ledger, a.request_hash, events], use_bin_type=False)
-        return await self._commit(
-            keys=[self.keys.player(ref), a.idem_key, self.keys.dirty(ref.shard),
-                  self.keys.active(ref.shard), self.keys.ledger(ref.shard)],
-            args=[packed])
+             ref.member, commit_id, ledger, a.request_hash, events, reminders],
+            use_bin_type=False)
+        return await self._commit(keys=keys, args=[packed])
 
     async def _confirm(self, value: ValueBinding | None, hold: Hold) -> None:
         """Confirm held grants; if SQL fails now, reconciliation confirms them later."""

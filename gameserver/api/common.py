@@ -26,7 +26,7 @@ from gameserver.errors import Forbidden, IdempotencyKeyMissing, Unauthorized
 from gameserver.games import LiveGame
 from gameserver.keys import GAME_RE, IDEMPOTENCY_RE, PlayerRef, shard_of
 from gameserver.services import Services
-from gameserver.store import Reply, Rule
+from gameserver.store import Reply, Rule, Schedule
 from gameserver.value import StockView, ValueBinding
 from mechanics.outcome import Outcome
 
@@ -236,13 +236,17 @@ RuleMaker = Callable[[dict[str, Any], PlayerCtx, StockView], Rule]
 
 
 async def run_action(request: web.Request, spec: Spec, make_rule: RuleMaker,
-                     status: int = 200, view: StockView | None = None) -> web.Response:
+                     status: int = 200, view: StockView | None = None,
+                     schedule_for: Callable[[PlayerCtx], Schedule] | None = None
+                     ) -> web.Response:
     """A shopper POST: authenticate, parse, then load → apply → commit once per key.
 
     ``make_rule`` gets the body, the context and a :class:`StockView` of limited
     stock. Unless the handler passes a read ``view``, the view starts empty
     ("assume available") so the common path reads nothing extra; a rule that
     reserves a unit that is gone is re-applied with the view lowered.
+    ``schedule_for`` gives the reminders to queue with the commit (never for
+    load-test players: they are not reminded through a merchant's webhook).
     """
     ctx = await player_ctx(request)
     key = idempotency_key(request)
@@ -251,6 +255,7 @@ async def run_action(request: web.Request, spec: Spec, make_rule: RuleMaker,
     rule = make_rule(body, ctx, view)
     svc = services(request)
     binding = ValueBinding(svc.value, view, ctx.game.totals)
+    schedule = schedule_for(ctx) if schedule_for is not None and not svc.shadow else None
     reply = await svc.store.run(ctx.ref, key, request_hash(request, raw), rule, status,
-                                value=binding)
+                                value=binding, schedule=schedule)
     return reply_response(reply)

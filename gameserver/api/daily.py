@@ -19,7 +19,6 @@ import functools
 import hashlib
 import hmac
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -40,22 +39,19 @@ from gameserver.api.common import (
     reply_response,
     request_hash,
     run_action,
-    services,
 )
-from gameserver.appkeys import GAMES, KEYS, MERCHANTS, REDIS, SETTINGS, STORE, VALUE
+from gameserver.appkeys import GAMES, MERCHANTS, SETTINGS, STORE, VALUE
 from gameserver.auth import b64url, body_signature, unb64url
 from gameserver.db.database import Merchant
 from gameserver.errors import Unauthorized
 from gameserver.games import LiveGame
 from gameserver.keys import GAME_RE, MERCHANT_RE, USER_RE, PlayerRef, shard_of
-from gameserver.reminders import enqueue, upcoming
-from gameserver.store import Rule
+from gameserver.reminders import member_of, upcoming
+from gameserver.store import Rule, Schedule
 from gameserver.value import StockView, ValueBinding
 from mechanics import checkin, exchange, tasks
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
-
-log = logging.getLogger("petbox.api")
 
 SIGNATURE_WINDOW_S = 300
 """A merchant event's ``X-Petbox-Timestamp`` must be this close to server time."""
@@ -82,34 +78,18 @@ def loop_rule(fn: Callable[..., Outcome], action: Any, game: LiveGame, view: Sto
 
 async def run_loop_action(request: web.Request, spec: Obj, make_rule: RuleMaker,
                           status: int = 200, *, reminders: bool = False) -> web.Response:
-    """:func:`run_action`; with ``reminders``, the committed state's next reminders
-    are queued for the delivery worker (one ZADD after the commit)."""
-    committed: list[tuple[PlayerCtx, PlayerState, int]] = []
-
-    def tracking(body: dict[str, Any], ctx: PlayerCtx, view: StockView) -> Rule:
-        rule = make_rule(body, ctx, view)
-
-        def tracked(state: PlayerState | None, now: int) -> Outcome:
-            out = rule(state, now)
-            committed[:] = [(ctx, out.state, now)]  # the last application is what commits
-            return out
-        return tracked
-
-    resp = await run_action(request, spec, tracking if reminders else make_rule, status)
-    if committed and resp.status < 300 and "Idempotent-Replayed" not in resp.headers:
-        await _queue_reminders(request, *committed[0])
-    return resp
+    """:func:`run_action`; with ``reminders``, the committed state's next reminders are
+    queued for the delivery worker by the commit itself (no extra round trip)."""
+    return await run_action(request, spec, make_rule, status,
+                            schedule_for=_reminder_schedule if reminders else None)
 
 
-async def _queue_reminders(request: web.Request, ctx: PlayerCtx, state: PlayerState,
-                           now: int) -> None:
-    if services(request).shadow:
-        return  # load-test players are never reminded through a merchant's webhook
-    try:
-        await enqueue(request.app[REDIS], request.app[KEYS], ctx.ref,
-                      upcoming(state, ctx.game.config, now, ctx.game.tz))
-    except Exception:  # the action is committed; the next one queues its reminders again
-        log.warning("could not queue reminders", exc_info=True)
+def _reminder_schedule(ctx: PlayerCtx) -> Schedule:
+    """The reminder queue entries of a state about to be committed for ``ctx``."""
+    def schedule(state: PlayerState, now: int) -> list[tuple[str, int]]:
+        return [(member_of(r.kind, ctx.ref), r.due_at)
+                for r in upcoming(state, ctx.game.config, now, ctx.game.tz)]
+    return schedule
 
 
 # -- browse tickets --------------------------------------------------------------------

@@ -2,7 +2,7 @@
 -- All preconditions are checked before the first write: Redis does not roll back.
 -- KEYS[1] player hash (v, s)         KEYS[2] idempotency hash (h, t, r, c)
 -- KEYS[3] shard dirty zset           KEYS[4] shard active zset
--- KEYS[5] shard ledger stream
+-- KEYS[5] shard ledger stream        KEYS[6] shard reminder zset (only with reminders)
 -- ARGV[1] one msgpack array (one argument, not thirteen: each argument costs the
 --         client and the server more than the few bytes it carries):
 --   [1] expected version              [2] true = the player must not exist yet
@@ -13,6 +13,7 @@
 --   [10] commit id (kept in the idempotency hash as x, for reconciliation)
 --   [11] ledger entries (msgpack) or ''
 --   [12] request hash                 [13] events (msgpack) or ''
+--   [14] reminders to queue: {due, member, due, member, ...} (may be empty)
 -- Returns {1, new_version} committed | {0, current_version} version conflict
 --       | {-1, 0} the idempotency key is no longer this request's
 local a = cmsgpack.unpack(ARGV[1])
@@ -36,4 +37,7 @@ if a[11] ~= '' or a[13] ~= '' then
 end
 redis.call('ZADD', KEYS[3], 'NX', a[8], a[9])
 redis.call('ZADD', KEYS[4], a[8], a[9])
+if KEYS[6] and #a[14] > 0 then
+  redis.call('ZADD', KEYS[6], unpack(a[14]))
+end
 return {1, version}

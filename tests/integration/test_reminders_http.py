@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from gameserver.appkeys import CLOCK, GAMES, KEYS, MERCHANTS, REDIS, SETTINGS, STORE
@@ -201,3 +202,36 @@ async def test_server_runs_the_worker(aiohttp_client: Any, settings: Any, db: An
             break
         await asyncio.sleep(0.1)
     assert [b["kind"] for b in ep.bodies()] == ["hungry"]
+
+
+async def test_an_action_with_reminders_is_one_load_and_one_commit(
+        client: Any, db: Any, clock: Any, endpoint: Any, redis_url: str) -> None:
+    """The reminder queue is written by the commit script itself: watched with MONITOR,
+    a feed sends Redis exactly two commands (load.lua, commit.lua) and nothing else."""
+    _, url = endpoint
+    world = await make_world(client, db, clock, reminders_config(url))
+    alice = Shopper(world, "alice")
+    await alice.post("/pet", ADOPT)
+    t0 = int(clock.now())
+    watcher, marker = aioredis.from_url(redis_url), aioredis.from_url(redis_url)
+    await marker.ping()  # its connection hand-shake happens before we watch
+    try:
+        async with watcher.monitor() as monitor:
+            status, _ = await alice.post("/pet/feed", {"food": "snack"})
+            await marker.echo("end-of-feed")
+            sent, by_scripts = [], []
+            while True:
+                cmd = (await monitor.next_command())
+                if "end-of-feed" in cmd["command"]:
+                    break
+                (by_scripts if cmd["client_type"] == "lua" else sent).append(cmd["command"])
+    finally:
+        await watcher.aclose()
+        await marker.aclose()
+    assert status == 200
+    assert [c.split(" ", 1)[0] for c in sent] == ["EVALSHA", "EVALSHA"]
+    assert any(c.startswith("ZADD") and ":rem" in c for c in by_scripts)
+    # satiety 50 + 20 = 70: produce is full after 8 h, hunger 1 s later is moved to
+    # one hour after it (min_gap_s) — the same queue the separate ZADD used to write
+    assert await queued(client, "alice") == {"produce_full": t0 + 28_800,
+                                             "hungry": t0 + 32_400}
