@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -116,23 +116,15 @@ class ScriptBatcher:
         try:
             replies = await self._pipeline(batch)
         except Exception as exc:  # connection lost, timeout: every call of the batch fails
-            for call in batch:
-                if not call.future.done():
-                    call.future.set_exception(exc)
+            _settle((call, exc) for call in batch)
             return
         except BaseException:  # cancelled (shutdown): so are the callers still waiting
             for call in batch:
                 call.future.cancel()
             raise
-        missing = [c for c, r in zip(batch, replies, strict=True)
-                   if isinstance(r, NoScriptError)]
-        for call, reply in zip(batch, replies, strict=True):
-            if call.future.done() or isinstance(reply, NoScriptError):
-                continue
-            if isinstance(reply, Exception):
-                call.future.set_exception(reply)
-            else:
-                call.future.set_result(reply)
+        pairs = list(zip(batch, replies, strict=True))
+        _settle((c, r) for c, r in pairs if not isinstance(r, NoScriptError))
+        missing = [c for c, r in pairs if isinstance(r, NoScriptError)]
         if missing:
             await self._resend_after_noscript(missing)
 
@@ -173,15 +165,20 @@ class ScriptBatcher:
             replies = await self._pipeline(calls)
         except Exception as exc:
             replies = [exc] * len(calls)
-        for call, reply in zip(calls, replies, strict=True):
-            if call.future.done():
-                continue
-            if isinstance(reply, Exception):
-                call.future.set_exception(reply)
-            else:
-                call.future.set_result(reply)
+        _settle(zip(calls, replies, strict=True))
 
     async def aclose(self) -> None:
         """Wait for batches in flight (their callers are waiting for them)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _settle(answers: Iterable[tuple[_Call, Any]]) -> None:
+    """Give each waiting caller its reply (an exception reply is raised by its await)."""
+    for call, reply in answers:
+        if call.future.done():  # cancelled meanwhile: nobody is waiting
+            continue
+        if isinstance(reply, Exception):
+            call.future.set_exception(reply)
+        else:
+            call.future.set_result(reply)
