@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import signal
 import sys
 from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from aiohttp import web
+
+from gameserver.supervise import supervise
 
 
 async def feed(request: web.Request) -> web.Response:
@@ -65,19 +66,11 @@ def run_workers(target: Callable[..., None], args: tuple[Any, ...], workers: int
     """``target(*args)`` in ``workers`` spawned processes (they share the port through
     SO_REUSEPORT); SIGTERM and SIGINT are passed on; returns when all have exited."""
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=target, args=args, name=f"{name}-{i}") for i in range(workers)]
+    procs: list[BaseProcess] = [ctx.Process(target=target, args=args, name=f"{name}-{i}")
+                                for i in range(workers)]
     for proc in procs:
         proc.start()
-
-    def forward(signum: int, _frame: Any) -> None:
-        for proc in procs:
-            if proc.pid is not None and proc.is_alive():
-                os.kill(proc.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for proc in procs:
-        proc.join()
+    supervise(procs)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ import json
 import logging
 import multiprocessing
 import os
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 from aiohttp import web
@@ -31,6 +31,7 @@ from gameserver.auth import session_signature
 from gameserver.db.database import Database
 from gameserver.embedded import RedisProcess
 from gameserver.settings import Settings, SettingsError, load_settings
+from gameserver.supervise import supervise
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -80,11 +81,11 @@ def main() -> None:
 # -- serving -------------------------------------------------------------------------
 
 
-def _name_process(name: str) -> None:
-    """Show this process as ``name`` in ps and top (Linux keeps 15 characters; other
-    systems keep the interpreter's name)."""
+def _name_process() -> None:
+    """Show this process in ps and top by its multiprocessing name (``petbox-wrk-N``,
+    ``petbox-persist``: Linux keeps 15 characters; elsewhere nothing changes)."""
     with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
-        comm.write(name[:15])
+        comm.write(multiprocessing.current_process().name[:15])
 
 
 def _use_event_loop(settings: Settings) -> None:
@@ -118,7 +119,7 @@ def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> No
     from gameserver.app import create_app
 
     if reuse_port:
-        _name_process(multiprocessing.current_process().name.replace("worker", "wrk"))
+        _name_process()
     _logging(settings)
     _use_event_loop(settings)
     app = create_app(settings)
@@ -163,7 +164,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
 def _persister_process(settings: Settings) -> None:
     from gameserver.persister import run_standalone
 
-    _name_process("petbox-persist")
+    _name_process()
     _logging(settings)
     _freeze_heap()
     with contextlib.suppress(OSError):  # a platform without nice: equal priority
@@ -177,29 +178,20 @@ def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
     batch work then never stalls a worker's event loop (measured: p99 spikes of
     200-400 ms when it ran inside worker 0). Background jobs run in worker 0."""
     ctx = multiprocessing.get_context("spawn")
-    procs = []
+    procs: list[BaseProcess] = []
     for index in range(workers):
         worker_settings = settings.with_overrides(
             run_persister=False, run_background=settings.run_background and index == 0)
         proc = ctx.Process(target=_serve_one, args=(worker_settings, host, port, True),
-                           name=f"petbox-worker-{index}")
+                           name=f"petbox-wrk-{index}")
         proc.start()
         procs.append(proc)
     if settings.run_persister:
         proc = ctx.Process(target=_persister_process, args=(settings,),
-                           name="petbox-persister")
+                           name="petbox-persist")
         proc.start()
         procs.append(proc)
-
-    def forward(signum: int, _frame: Any) -> None:
-        for p in procs:
-            if p.pid is not None and p.is_alive():
-                os.kill(p.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for p in procs:
-        p.join()
+    supervise(procs)
 
 
 @main.command()
