@@ -75,37 +75,69 @@ def body_signature(secret: str, ts: str, body: bytes) -> str:
     return hmac.new(secret.encode(), ts.encode() + b"\n" + body, hashlib.sha256).hexdigest()
 
 
-class TokenSigner:
-    """Mints and verifies player tokens with the server's token secret."""
+class BadSeal(ValueError):
+    """A sealed value that is malformed (``forged`` False) or whose MAC does not match."""
 
-    def __init__(self, secret: str, ttl: int) -> None:
-        self._key = hashlib.sha256(b"petbox-player-token\n" + secret.encode()).digest()
-        self.ttl = ttl
+    def __init__(self, forged: bool) -> None:
+        super().__init__("forged" if forged else "malformed")
+        self.forged = forged
+
+
+class Sealer:
+    """``<prefix><base64url JSON>.<base64url HMAC-SHA256>`` under a key derived from the
+    token secret for one ``purpose`` (player tokens and browse tickets each have their
+    own, so one can never be passed off as the other). The key is derived once."""
+
+    def __init__(self, secret: str, purpose: str, prefix: str) -> None:
+        self._key = hashlib.sha256(purpose.encode() + b"\n" + secret.encode()).digest()
+        self.prefix = prefix
 
     def _mac(self, payload: str) -> str:
         return b64url(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
 
+    def seal(self, data: dict[str, Any], *, sort_keys: bool = False) -> str:
+        payload = b64url(json.dumps(data, separators=(",", ":"), sort_keys=sort_keys).encode())
+        return f"{self.prefix}{payload}.{self._mac(payload)}"
+
+    def open(self, text: str) -> Any:
+        """The sealed JSON value; :class:`BadSeal` if malformed or forged."""
+        if not text.startswith(self.prefix) or text.count(".") != 2:
+            raise BadSeal(forged=False)
+        payload, mac = text[len(self.prefix):].split(".")
+        if not hmac.compare_digest(self._mac(payload), mac):
+            raise BadSeal(forged=True)
+        try:
+            return json.loads(unb64url(payload))
+        except (ValueError, binascii.Error) as exc:
+            raise BadSeal(forged=False) from exc
+
+
+class TokenSigner:
+    """Mints and verifies player tokens with the server's token secret."""
+
+    def __init__(self, secret: str, ttl: int) -> None:
+        self._sealer = Sealer(secret, "petbox-player-token", TOKEN_PREFIX)
+        self.ttl = ttl
+
     def mint(self, merchant: str, user: str, now: int, **extra: Any) -> tuple[str, int]:
         """A token for ``user`` of ``merchant`` and its expiry (unix seconds)."""
         expires_at = now + self.ttl
-        claims = {"m": merchant, "u": user, "exp": expires_at, **extra}
-        payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
-        return f"{TOKEN_PREFIX}{payload}.{self._mac(payload)}", expires_at
+        token = self._sealer.seal({"m": merchant, "u": user, "exp": expires_at, **extra})
+        return token, expires_at
 
     def verify(self, token: str, now: int) -> PlayerClaims:
         """Claims of a valid token; :class:`Unauthorized` if tampered, malformed or expired."""
-        if not token.startswith(TOKEN_PREFIX) or token.count(".") != 2:
-            raise Unauthorized("malformed player token")
-        payload, mac = token[len(TOKEN_PREFIX):].split(".")
-        if not hmac.compare_digest(self._mac(payload), mac):
-            raise Unauthorized("player token signature does not match")
         try:
-            claims = json.loads(unb64url(payload))
+            claims = self._sealer.open(token)
+        except BadSeal as exc:
+            raise Unauthorized("player token signature does not match" if exc.forged
+                               else "malformed player token") from exc
+        try:
             result = PlayerClaims(merchant=str(claims["m"]), user=str(claims["u"]),
                                   expires_at=int(claims["exp"]), age_band=claims.get("age"),
                                   guardian_consent=bool(claims.get("gc", False)),
                                   shadow=bool(claims.get("sh", False)))
-        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise Unauthorized("malformed player token") from exc
         if result.expires_at <= now:
             raise Unauthorized("player token expired", expired_at=result.expires_at)
