@@ -4,8 +4,9 @@ After redis-server restarts (crash, failover, AOF reload) every pooled connectio
 is dead; without a retry each of them would fail one request with 503 before the
 pool notices. One reconnect-and-resend is safe for every command petbox sends:
 ``commit.lua`` is version-checked (a commit that did run answers "conflict", the
-store reloads and finds its idempotency record), ``load.lua`` and ``release.lua``
-are keyed by the request's token, XACK is idempotent, and a doubled
+store reloads and finds its idempotency record), ``load.lua`` only reads,
+``claim.lua`` and ``release.lua`` are keyed by the request's token, XACK is
+idempotent, and a doubled
 ``stock_reserve.lua`` only holds units back in the gate (SQL stays the truth, so
 never an oversell). Timeouts are not retried: a paused Redis must fail fast (503).
 """

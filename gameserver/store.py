@@ -1,16 +1,22 @@
 """The action pipeline: load → apply → commit (DESIGN.md).
 
-``Store.run`` claims the idempotency key and reads the player in one Lua call,
-applies a pure rule, and commits the outcome with one more Lua call that checks
-the version, writes state, ledger, dirty mark and the stored response together.
-A version conflict reloads and retries with jittered backoff; a rule's refusal
-releases the key and changes nothing.
+``Store.run`` reads the player and its idempotency record in one read-only Lua
+call, applies a pure rule, and commits the outcome with one more Lua call that
+checks the version and that the key is unused, then writes state, ledger, dirty
+mark and the stored response together. A version conflict reloads and retries
+with jittered backoff; a duplicate that loses the race reloads and replays the
+winner's response; a rule's refusal changes nothing.
+
+Only an action whose outcome holds limited stock (the value tier) claims its key
+before the hold (``claim.lua``), so that a concurrent duplicate waits for its reply
+instead of holding stock of its own; a refusal then releases the claim.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import os
 import random
@@ -84,9 +90,9 @@ STOCK_RETRIES = 12
 log = logging.getLogger("petbox.store")
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Attempt:
-    """One request's fixed inputs across its retries."""
+    """One request's inputs across its retries, and whether it claimed its key."""
 
     ref: PlayerRef
     idempotency_key: str
@@ -97,6 +103,16 @@ class _Attempt:
     status: int
     value: ValueBinding | None
     schedule: Schedule | None
+    claimed: bool = False
+
+
+class _Again(enum.Enum):
+    """Why an attempt did not produce a reply."""
+
+    CONFLICT = "conflict"
+    """The player changed since the load: back off, reload, apply again."""
+    RELOAD = "reload"
+    """Another request used or claimed the key: reload (it replays, or waits for it)."""
 
 
 class Store:
@@ -123,6 +139,7 @@ class Store:
         else:
             self._load = redis.register_script(load_script("load"))
             self._commit = redis.register_script(load_script("commit"))
+        self._claim: AsyncScript = redis.register_script(load_script("claim"))
         self._release: AsyncScript = redis.register_script(load_script("release"))
 
     async def read(self, ref: PlayerRef) -> Loaded:
@@ -151,54 +168,61 @@ class Store:
         """
         token = os.urandom(8).hex()  # what secrets.token_hex does, minus two call layers
         idem_key = self.keys.idempotency(ref, idempotency_key)
-        attempt_ = _Attempt(ref, idempotency_key, idem_key, request_hash, token, rule, status,
-                            value, schedule)
+        a = _Attempt(ref, idempotency_key, idem_key, request_hash, token, rule, status, value,
+                     schedule)
         try:
             for attempt in range(self.retries):
-                loaded_or_reply = await self._claim_and_load(ref, idem_key, request_hash, token)
+                loaded_or_reply = await self._load_or_replay(a)
                 if isinstance(loaded_or_reply, Reply):
                     return loaded_or_reply
-                reply = await self._apply_and_commit(attempt_, loaded_or_reply)
-                if reply is not None:
-                    return reply
-                self.metrics.commit_conflicts.inc()
-                await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
+                result = await self._apply_and_commit(a, loaded_or_reply)
+                if isinstance(result, Reply):
+                    return result
+                if result is _Again.CONFLICT:
+                    self.metrics.commit_conflicts.inc()
+                    await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
         except BaseException:
-            await self._release_quietly(idem_key, token)
+            await self._release_claim(a)
             raise
-        await self._release_quietly(idem_key, token)
+        await self._release_claim(a)
         self.metrics.commit_exhausted.inc()
         raise Busy("too many concurrent changes to this player; retry", retry_after=1)
 
-    async def _claim_and_load(self, ref: PlayerRef, idem_key: str, request_hash: str,
-                              token: str) -> Loaded | Reply:
-        """Claim the key (waiting a little for a running duplicate), then read the player."""
+    async def _load_or_replay(self, a: _Attempt) -> Loaded | Reply:
+        """Read the player, or the stored reply of a key already used (waiting a little
+        while another request holds the key's claim)."""
         deadline = self.clock.monotonic() + self.idempotency_wait
         delay = 0.002
         while True:
-            res = await self._load(keys=[self.keys.player(ref), idem_key],
-                                   args=[request_hash, token, PENDING_TTL_MS])
+            res = await self._load(keys=[self.keys.player(a.ref), a.idem_key],
+                                   args=[a.request_hash, a.token])
             kind = res[0]
             if kind == b"ok":
                 break
             if kind == b"done":
-                self.metrics.idempotent_replays.inc()
-                return Reply(int(res[1]), bytes(res[2]), replayed=True)
+                return self._replay(res)
             if kind == b"mismatch":
                 raise IdempotencyMismatch()
-            if self.clock.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:  # pending: the claim's owner is running
                 raise IdempotencyInProgress()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
         if res[2]:
             return Loaded(decode_state(res[2]), int(res[1]), True)
-        return await self._from_archive(ref)
+        return await self._from_archive(a.ref)
 
-    async def _apply_and_commit(self, a: _Attempt, loaded: Loaded) -> Reply | None:
-        """Apply the rule and commit; None on a version conflict (caller retries)."""
+    def _replay(self, res: list[Any]) -> Reply:
+        self.metrics.idempotent_replays.inc()
+        return Reply(int(res[1]), bytes(res[2]), replayed=True)
+
+    async def _apply_and_commit(self, a: _Attempt, loaded: Loaded) -> Reply | _Again:
+        """Apply the rule and commit; what to do next when no reply came of it."""
         commit_id = os.urandom(12).hex()
         now_s = int(self.clock.now())
-        outcome, hold = await self._apply(a, loaded, commit_id, now_s)
+        applied = await self._apply(a, loaded, commit_id, now_s)
+        if not isinstance(applied, tuple):
+            return applied
+        outcome, hold = applied
         body = encode_json(outcome.response)
         # If the commit raises, it may or may not have happened: a held grant stays
         # pending and reconciliation decides from the idempotency record and the ledger.
@@ -209,20 +233,24 @@ class Store:
             return Reply(a.status, body)
         if hold is not None and a.value is not None:
             await a.value.tier.cancel(hold)
-        if res[0] == -1:
-            return await self._reclaimed(a.idem_key, a.request_hash, a.token)
-        return None
+        return _Again.RELOAD if res[0] == -1 else _Again.CONFLICT
 
-    async def _apply(self, a: _Attempt, loaded: Loaded, commit_id: str,
-                     now_s: int) -> tuple[Outcome, Hold | None]:
+    async def _apply(self, a: _Attempt, loaded: Loaded, commit_id: str, now_s: int
+                     ) -> tuple[Outcome, Hold | None] | Reply | _Again:
         """The rule's outcome, with its limited units held; re-applied when stock ran out
-        meanwhile (the rule then falls back, as it does for a prize that is out)."""
+        meanwhile (the rule then falls back, as it does for a prize that is out). Before
+        its first hold the request claims its key: a Reply (replay) or RELOAD (another
+        request holds the claim) when it cannot."""
         for _ in range(STOCK_RETRIES):
             outcome = a.rule(loaded.state, now_s)
             if not outcome.reservations:
                 return outcome, None
             if a.value is None:
                 raise RuntimeError("a rule reserved stock but the handler gave no value tier")
+            if not a.claimed:
+                refused = await self._claim_key(a)
+                if refused is not None:
+                    return refused
             try:
                 hold = await a.value.tier.hold(a.ref, a.idempotency_key, commit_id, outcome,
                                                a.value.view, a.value.totals)
@@ -230,6 +258,19 @@ class Store:
                 continue  # the view now says what is left: apply again
             return outcome, hold
         raise Busy("limited stock is changing too fast; retry", retry_after=1)
+
+    async def _claim_key(self, a: _Attempt) -> Reply | _Again | None:
+        """Claim the key for this request (None), or why not: replay or reload."""
+        res = await self._claim(keys=[a.idem_key], args=[a.request_hash, a.token,
+                                                         PENDING_TTL_MS])
+        if res[0] == b"ok":
+            a.claimed = True
+            return None
+        if res[0] == b"done":
+            return self._replay(res)
+        if res[0] == b"mismatch":
+            raise IdempotencyMismatch()
+        return _Again.RELOAD  # pending: the next load waits for the other request
 
     async def _commit_outcome(self, a: _Attempt, loaded: Loaded, outcome: Outcome,
                               commit_id: str, body: bytes, now_s: int) -> Any:
@@ -262,17 +303,11 @@ class Store:
         except Exception:
             log.warning("grant confirmation deferred to reconciliation", exc_info=True)
 
-    async def _reclaimed(self, idem_key: str, request_hash: str, token: str) -> Reply:
-        """Our in-flight marker expired and the key moved on: answer as a duplicate would."""
-        stored_hash, body, status = await self.redis.hmget(idem_key, ["h", "r", "c"])
-        if not isinstance(body, bytes) or status is None:
-            raise IdempotencyInProgress()
-        if stored_hash != request_hash.encode():
-            raise IdempotencyMismatch()
-        return Reply(int(status), body, replayed=True)
-
-    async def _release_quietly(self, idem_key: str, token: str) -> None:
-        # Best effort: if Redis is unreachable the marker expires by itself.
+    async def _release_claim(self, a: _Attempt) -> None:
+        """Give up a claim this request made but did not commit (best effort: if Redis
+        is unreachable the marker expires by itself)."""
+        if not a.claimed:
+            return
         with contextlib.suppress(Exception):
-            await asyncio.shield(self._release(keys=[idem_key], args=[token]))
+            await asyncio.shield(self._release(keys=[a.idem_key], args=[a.token]))
 

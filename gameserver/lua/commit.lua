@@ -15,7 +15,7 @@
 --   [12] request hash                 [13] events (msgpack) or ''
 --   [14] reminders to queue: {due, member, due, member, ...} (may be empty)
 -- Returns {1, new_version} committed | {0, current_version} version conflict
---       | {-1, 0} the idempotency key is no longer this request's
+--       | {-1, 0} the idempotency key was used (or is claimed) by another request
 local a = cmsgpack.unpack(ARGV[1])
 local current = redis.call('HGET', KEYS[1], 'v')
 if a[2] then
@@ -23,13 +23,14 @@ if a[2] then
 elseif tonumber(current or '-1') ~= a[1] then
   return {0, tonumber(current or '0')}
 end
+-- The key must be unused, or claimed by this request (claim.lua, value actions only).
 local idem = redis.call('HMGET', KEYS[2], 'h', 't', 'r')
 if idem[3] or (idem[1] and idem[2] ~= a[4]) then return {-1, 0} end
 
 local version = a[1] + 1
 redis.call('HSET', KEYS[1], 'v', version, 's', a[3])
 redis.call('HSET', KEYS[2], 'h', a[12], 'r', a[6], 'c', a[5], 'x', a[10])
-redis.call('HDEL', KEYS[2], 't')
+if idem[2] then redis.call('HDEL', KEYS[2], 't') end
 redis.call('PEXPIRE', KEYS[2], a[7])
 if a[11] ~= '' or a[13] ~= '' then
   redis.call('XADD', KEYS[5], '*', 'c', a[10], 'p', a[9], 'v', version,

@@ -206,7 +206,48 @@ async def test_fifty_concurrent_requests_one_key(world: Any, pipelining: bool) -
     assert other_route.status in (422,)
 
 
-async def test_refused_action_releases_its_key(world: Any) -> None:
+async def _script_commands(redis_url: str, action: Any) -> tuple[list[str], list[str]]:
+    """What ``action`` makes Redis run, watched with MONITOR: (commands sent by the
+    server, commands run inside its scripts), names only."""
+    import redis.asyncio as aioredis
+
+    watcher, marker = aioredis.from_url(redis_url), aioredis.from_url(redis_url)
+    await marker.ping()  # its connection hand-shake happens before we watch
+    sent: list[str] = []
+    by_scripts: list[str] = []
+    try:
+        async with watcher.monitor() as monitor:
+            await action()
+            await marker.echo("end-of-action")
+            while "end-of-action" not in (cmd := await monitor.next_command())["command"]:
+                name = cmd["command"].split(" ", 1)[0]
+                (by_scripts if cmd["client_type"] == "lua" else sent).append(name)
+    finally:
+        await watcher.aclose()
+        await marker.aclose()
+    return sent, by_scripts
+
+
+async def test_an_action_is_one_read_only_load_and_one_commit(world: Any,
+                                                               redis_url: str) -> None:
+    token = await world.token("alice")
+    await adopt(world, token)
+    statuses: list[int] = []
+
+    async def feed(food: str, key: str) -> None:
+        statuses.append((await world.post(f"{GAME}/pet/feed", token, {"food": food}, key)).status)
+
+    sent, scripts = await _script_commands(redis_url, lambda: feed("snack", "f1"))
+    assert statuses == [200] and sent == ["EVALSHA", "EVALSHA"]
+    # load.lua reads the key's record and the player; commit.lua checks, then writes.
+    assert scripts == ["HMGET", "HMGET",
+                       "HGET", "HMGET", "HSET", "HSET", "PEXPIRE", "XADD", "ZADD", "ZADD"]
+    # A refused action costs one read-only load and writes nothing at all.
+    sent, scripts = await _script_commands(redis_url, lambda: feed("pizza", "f2"))
+    assert statuses[1] == 404 and sent == ["EVALSHA"] and scripts == ["HMGET", "HMGET"]
+
+
+async def test_refused_action_does_not_spend_its_key(world: Any) -> None:
     token = await world.token("alice")
     first = await world.post(f"{GAME}/pet/feed", token, {"food": "snack"}, "retry-me")
     assert first.status == 409  # no pet yet: nothing happened, key not spent
