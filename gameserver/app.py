@@ -98,7 +98,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
                                      socket_connect_timeout=settings.redis_timeout,
                                      max_connections=256, retry=reconnect_once())
     app[REDIS] = client
-    app[BATCHER] = ScriptBatcher(client)
+    app[BATCHER] = ScriptBatcher(client, max_in_flight=settings.redis_pipeline_in_flight,
+                                 linger=settings.redis_pipeline_linger)
     try:
         yield
     finally:

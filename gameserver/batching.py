@@ -20,6 +20,12 @@ error fails the calls of that batch exactly as it would have failed them one by
 one; a Redis that forgot the scripts (``NOSCRIPT`` after a restart or failover)
 gets them again and the affected calls are re-sent, which is safe because a
 script that is not loaded did not run.
+
+How a batch travels (each step measured, docs/benchmarks.md): the batcher keeps
+its own ``max_in_flight`` connections (made by the client's pool, never shared
+with other commands), packs the calls with hiredis' C ``pack_command``, and gives
+the whole round trip one deadline (the client's ``socket_timeout``) instead of
+redis-py's per-read timer and per-write ``wait_for`` task.
 """
 
 from __future__ import annotations
@@ -29,8 +35,11 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 KeyT = str | bytes
 ArgT = str | bytes | int | float
@@ -63,10 +72,18 @@ class BatchedScript:
 class ScriptBatcher:
     """Queues ``EVALSHA`` calls and sends each loop turn's calls as one pipeline."""
 
-    def __init__(self, redis: Redis, *, max_in_flight: int = 2, max_batch: int = 256) -> None:
+    def __init__(self, redis: Redis, *, max_in_flight: int = 2, max_batch: int = 256,
+                 linger: float = 0.0) -> None:
         self.redis = redis
         self.max_in_flight = max_in_flight
         self.max_batch = max_batch
+        self.linger = linger
+        """Seconds a call may wait for others to join its batch (0: the next loop turn)."""
+        self.timeout: float | None = redis.connection_pool.connection_kwargs.get(
+            "socket_timeout")
+        """Deadline of one round trip (send and every reply), seconds."""
+        self._idle: list[AbstractConnection] = []
+        self._conns: list[AbstractConnection] = []
         self._queue: list[_Call] = []
         self._in_flight = 0
         self._scheduled = False
@@ -87,7 +104,10 @@ class ScriptBatcher:
             # call_soon, not now: every request that reaches Redis in this loop turn
             # joins the same batch.
             self._scheduled = True
-            loop.call_soon(self._flush)
+            if self.linger:
+                loop.call_later(self.linger, self._flush)
+            else:
+                loop.call_soon(self._flush)
         return future
 
     def _flush(self) -> None:
@@ -131,31 +151,49 @@ class ScriptBatcher:
     async def _pipeline(self, batch: list[_Call]) -> list[Any]:
         """One write of every call, then their replies in order (error replies as values).
 
-        This is what redis-py's non-transactional ``Pipeline.execute`` does, on the
-        connection directly: its per-command bookkeeping was a fifth of the batch's
-        cost. A lost connection is retried as the client's ``retry`` says, as redis-py
-        does for a pipeline (the scripts are safe to re-send: a claim that is already
-        ours is claimed again, a commit that already happened answers "not yours")."""
-        pool = self.redis.connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-        commands = [("EVALSHA", *call.args) for call in batch]
+        This is what redis-py's non-transactional ``Pipeline.execute`` does, on one of
+        the batcher's own connections: the pipeline's per-command bookkeeping, the
+        pool's lock and a timer per reply were most of the batch's cost. A lost
+        connection is retried as the client's ``retry`` says, as redis-py does for a
+        pipeline (the scripts are safe to re-send: a commit that already happened
+        answers "conflict" or "key used", and the store reloads)."""
+        conn = self._connection()
+        payload = b"".join([hiredis.pack_command(("EVALSHA", *call.args)) for call in batch])
         try:
             replies: list[Any] = await conn.retry.call_with_retry(
-                lambda: self._round_trip(conn, commands), lambda _error: conn.disconnect())
+                lambda: self._round_trip(conn, payload, len(batch)),
+                lambda _error: conn.disconnect())
             return replies
         finally:
-            await pool.release(conn)
+            self._idle.append(conn)
 
-    @staticmethod
-    async def _round_trip(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-        await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(await conn.read_response())
-            except ResponseError as exc:  # this call's error; the connection is still in step
-                replies.append(exc)
-        return replies
+    def _connection(self) -> AbstractConnection:
+        """An idle connection of the batcher's own (at most ``max_in_flight`` exist)."""
+        if self._idle:
+            return self._idle.pop()
+        conn: AbstractConnection = (
+            self.redis.connection_pool.make_connection())  # type: ignore[no-untyped-call]
+        conn.socket_timeout = None  # _round_trip sets one deadline for the whole trip
+        self._conns.append(conn)
+        return conn
+
+    async def _round_trip(self, conn: AbstractConnection, payload: bytes, n: int) -> list[Any]:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await conn.send_packed_command(payload, check_health=False)
+                replies: list[Any] = []
+                for _ in range(n):
+                    try:
+                        replies.append(await conn.read_response())
+                    except ResponseError as exc:  # this call's error; still in step
+                        replies.append(exc)
+                return replies
+        except TimeoutError:
+            await conn.disconnect(nowait=True)  # replies may still come: out of step
+            raise RedisTimeoutError("Timeout talking to Redis") from None
+        except BaseException:
+            await conn.disconnect(nowait=True)  # cancelled mid-trip: out of step too
+            raise
 
     async def _resend_after_noscript(self, calls: list[_Call]) -> None:
         """Load the scripts Redis forgot, then send those calls again (they did not run)."""
@@ -168,9 +206,14 @@ class ScriptBatcher:
         _settle(zip(calls, replies, strict=True))
 
     async def aclose(self) -> None:
-        """Wait for batches in flight (their callers are waiting for them)."""
+        """Wait for batches in flight (their callers are waiting for them), then close
+        the batcher's connections."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        for conn in self._conns:
+            await conn.disconnect()
+        self._conns.clear()
+        self._idle.clear()
 
 
 def _settle(answers: Iterable[tuple[_Call, Any]]) -> None:

@@ -65,6 +65,10 @@ class Settings:
     redis_pipelining: bool = True
     """Send the action path's Lua calls of one loop turn as one pipeline
     (gameserver/batching.py); off = one round trip per call."""
+    redis_pipeline_in_flight: int = 2
+    """Pipelines a process may have waiting for Redis at once; fewer = bigger batches."""
+    redis_pipeline_linger: float = 0.0
+    """Seconds a Lua call may wait for others to join its pipeline (0: next loop turn)."""
     rate_player: RateLimit | None = None
     """Per-player limit on shopper routes (None: off; ``load_settings`` defaults to 20/s,
     burst 40)."""
@@ -185,6 +189,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         run_persister=_bool(env, "PETBOX_RUN_PERSISTER", True),
         persister_nice=int(_num(env, "PETBOX_PERSISTER_NICE", 10, 0, 19)),
         redis_pipelining=_bool(env, "PETBOX_REDIS_PIPELINING", True),
+        redis_pipeline_in_flight=int(_num(env, "PETBOX_REDIS_PIPELINE_IN_FLIGHT", 2, 1, 64)),
+        redis_pipeline_linger=_num(env, "PETBOX_REDIS_PIPELINE_LINGER_US", 0, 0, 10_000) / 1e6,
         event_loop=_event_loop(env),
         run_background=_bool(env, "PETBOX_RUN_BACKGROUND", True),
         redis_appendfsync=fsync,

@@ -14,12 +14,16 @@ SECRET = {"PETBOX_TOKEN_SECRET": "a-secret-of-sixteen+"}
 def test_defaults_of_the_performance_settings(tmp_path: Path) -> None:
     s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path)})
     assert (s.redis_pipelining, s.persister_nice, s.event_loop) == (True, 10, "asyncio")
+    assert (s.redis_pipeline_in_flight, s.redis_pipeline_linger) == (2, 0.0)
 
 
 def test_performance_settings_are_read(tmp_path: Path) -> None:
     s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path),
-                       "PETBOX_REDIS_PIPELINING": "off", "PETBOX_PERSISTER_NICE": "0"})
+                       "PETBOX_REDIS_PIPELINING": "off", "PETBOX_PERSISTER_NICE": "0",
+                       "PETBOX_REDIS_PIPELINE_IN_FLIGHT": "1",
+                       "PETBOX_REDIS_PIPELINE_LINGER_US": "250"})
     assert (s.redis_pipelining, s.persister_nice) == (False, 0)
+    assert (s.redis_pipeline_in_flight, s.redis_pipeline_linger) == (1, 0.00025)
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [
@@ -27,6 +31,10 @@ def test_performance_settings_are_read(tmp_path: Path) -> None:
     ("PETBOX_REDIS_PIPELINING", "maybe",
      "PETBOX_REDIS_PIPELINING must be true or false, got 'maybe'"),
     ("PETBOX_EVENT_LOOP", "trio", "PETBOX_EVENT_LOOP must be asyncio or uvloop"),
+    ("PETBOX_REDIS_PIPELINE_IN_FLIGHT", "0",
+     "PETBOX_REDIS_PIPELINE_IN_FLIGHT must be between 1 and 64, got 0"),
+    ("PETBOX_REDIS_PIPELINE_LINGER_US", "x",
+     "PETBOX_REDIS_PIPELINE_LINGER_US must be a number, got 'x'"),
 ])
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str,
                                       message: str) -> None:
