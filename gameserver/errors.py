@@ -10,8 +10,8 @@ a generic 500 with the request id, and the traceback only in the log.
 from __future__ import annotations
 
 import logging
+import os
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -105,7 +105,7 @@ def error_response(status: int, code: str, message: str,
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-Id", "")
-    return given if _REQUEST_ID_RE.fullmatch(given) else secrets.token_hex(8)
+    return given if given and _REQUEST_ID_RE.fullmatch(given) else os.urandom(8).hex()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -149,6 +149,4 @@ def _observe(request: web.Request, status: int, seconds: float) -> None:
     metrics = request.app.get(METRICS)
     if metrics is None:
         return
-    route = request.match_info.route
-    operation = route.name or "unmatched"
-    metrics.request_seconds.labels(operation, f"{status // 100}xx").observe(seconds)
+    metrics.observe_request(request.match_info.route.name or "unmatched", status, seconds)

@@ -6,6 +6,8 @@ process and keeps ``/metrics`` to what petbox itself measures.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -49,6 +51,16 @@ class Metrics:
         self.data_loss_detected = Counter(
             "petbox_redis_data_loss_total", "Times a shard's epoch key was found missing",
             registry=r)
+        self._latency: dict[tuple[str, str], Any] = {}
+
+    def observe_request(self, operation: str, status: int, seconds: float) -> None:
+        """One request's latency under its operationId and status class (the labelled
+        child is looked up once per pair, not per request: ``labels`` takes a lock)."""
+        key = (operation, f"{status // 100}xx")
+        child = self._latency.get(key)
+        if child is None:
+            child = self._latency[key] = self.request_seconds.labels(*key)
+        child.observe(seconds)
 
 
 METRICS = web.AppKey("metrics", Metrics)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
 from aiohttp import web
 
 from economy.errors import DomainError, InvalidInput, NotFound
@@ -89,9 +90,38 @@ def _parse_int(text: str) -> int:
 
 
 def decode_json(raw: bytes) -> Any:
-    """Decode a request body; :class:`MalformedBody` for anything that is not sane JSON."""
+    """Decode a request body; :class:`MalformedBody` for anything that is not sane JSON.
+
+    orjson decodes the everyday body (~20x faster than ``json``); a body that could be
+    nested too deep, or that holds a float (orjson turns integers too big for 64 bits
+    into floats), is decoded again by :func:`_decode_strict`, whose hooks refuse
+    integers of more than ``MAX_INT_DIGITS`` digits exactly as before."""
+    raw = raw or b"{}"
     try:
-        value = json.loads(raw or b"{}", parse_int=_parse_int, parse_constant=_reject_constant)
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"body is not valid JSON: {str(exc)[:120]}") from exc
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH or _has_float(value):
+        return _decode_strict(raw)
+    return value
+
+
+def _has_float(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float):
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def _decode_strict(raw: bytes) -> Any:
+    try:
+        value = json.loads(raw, parse_int=_parse_int, parse_constant=_reject_constant)
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         raise MalformedBody(f"body is not valid JSON: {str(exc)[:120]}") from exc
     if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:

@@ -27,6 +27,30 @@ def test_token_round_trip_and_expiry() -> None:
         signer.verify(token, 1100)
 
 
+def test_remembered_tokens_still_expire_and_forgeries_are_never_remembered() -> None:
+    signer = TokenSigner("s" * 32, ttl=100, cache_size=2)
+    token, _ = signer.mint("shop", "u1", 1000)
+    assert signer.verify(token, 1000).user == "u1"
+    assert signer.verify(token, 1099).user == "u1"  # the remembered verification
+    with pytest.raises(Unauthorized, match="expired"):
+        signer.verify(token, 1100)
+    forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    for _ in range(2):
+        with pytest.raises(Unauthorized, match="signature"):
+            signer.verify(forged, 1000)
+    assert forged not in signer._verified
+
+
+def test_remembered_tokens_are_bounded_oldest_first() -> None:
+    signer = TokenSigner("s" * 32, ttl=100, cache_size=2)
+    tokens = [signer.mint("shop", f"u{i}", 1000)[0] for i in range(3)]
+    for token in tokens:
+        signer.verify(token, 1000)
+    assert list(signer._verified) == tokens[1:]
+    assert signer.verify(tokens[0], 1000).user == "u0"  # verified afresh, then kept
+    assert list(signer._verified) == [tokens[2], tokens[0]]
+
+
 def test_token_from_another_secret_is_refused() -> None:
     token, _ = TokenSigner("a" * 32, 100).mint("shop", "u1", 0)
     with pytest.raises(Unauthorized, match="signature"):
