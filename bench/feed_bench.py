@@ -38,6 +38,7 @@ import hmac
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -129,8 +130,39 @@ def pid_cpu(pids: list[int]) -> float:
     return total
 
 
+def redis_counters(root_pid: int) -> tuple[int, int]:
+    """(commands processed, read events processed) of the server's redis-server child:
+    their ratio is how many commands Redis gets per read, i.e. the mean pipeline size."""
+    for pid in children_of(root_pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        # redis-server rewrites its command line to "redis-server 127.0.0.1:PORT".
+        found = re.search(r"redis-server\S* \S*:(\d+)", title)
+        if found is None:
+            continue
+        port = int(found[1])
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port),
+                                                                     timeout=2) as conn:
+            conn.sendall(b"INFO stats\r\n")
+            data = b""
+            while b"\r\n" not in data or len(data) < int(data[1:data.index(b"\r\n")]):
+                chunk = conn.recv(65536)  # a bulk reply: $<length>\r\n<text>\r\n
+                if not chunk:
+                    break
+                data += chunk
+            stats = dict(line.split(":", 1) for line in data.decode().splitlines()
+                         if ":" in line)
+            return (int(stats.get("total_commands_processed", 0)),
+                    int(stats.get("total_reads_processed", 0)))
+    return 0, 0
+
+
 def sample(server_pid: int, gen_pids: list[int]) -> dict[str, float]:
     cpu = cpu_by_comm(server_pid)
+    cpu["redis_cmds"], cpu["redis_reads"] = redis_counters(server_pid)
     cpu["gen"] = pid_cpu(gen_pids)
     cpu["machine"] = machine_busy()
     cpu["t"] = time.monotonic()
@@ -204,6 +236,8 @@ class Step:
     gen_cores: float = 0.0
     other_cores: float = 0.0
     max_backlog: int = 0
+    redis_cmds_per_read: float = 0.0
+    """Commands Redis processed per read event: the mean pipeline size it saw."""
     sustained: bool = False
 
     @property
@@ -225,12 +259,12 @@ class Step:
                 f" {self.server_cores:>5.2f} {self.persister_cores:>5.2f}"
                 f" {self.redis_cores:>5.2f} {self.gen_cores:>5.2f} {self.other_cores:>5.2f}"
                 f" {self.server_us_per_req:>7.0f} {self.worker_us_per_req:>6.0f}"
-                f"  {'yes' if self.sustained else 'NO'}")
+                f" {self.redis_cmds_per_read:>6.1f}  {'yes' if self.sustained else 'NO'}")
 
 
 HEADER = (f"{'offered':>8} {'achieved':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>8} {'max ms':>8}"
           f" {'errors':>13} {'srv':>5} {'pers':>5} {'redis':>5} {'gen':>5} {'other':>5}"
-          f" {'srv us':>7} {'wrk us':>6}  sustained")
+          f" {'srv us':>7} {'wrk us':>6} {'cmd/rd':>6}  sustained")
 
 
 def run_step(a: argparse.Namespace, port: int, server_pid: int, rate: float,
@@ -288,6 +322,8 @@ def run_step(a: argparse.Namespace, port: int, server_pid: int, rate: float,
     step.redis_cores = (cpu1.get("redis", 0) - cpu0.get("redis", 0)) / wall
     step.persister_cores = (cpu1.get("persister", 0) - cpu0.get("persister", 0)) / wall
     step.gen_cores = (cpu1["gen"] - cpu0["gen"]) / wall
+    reads = cpu1["redis_reads"] - cpu0["redis_reads"]
+    step.redis_cmds_per_read = (cpu1["redis_cmds"] - cpu0["redis_cmds"]) / reads if reads else 0
     busy = (cpu1["machine"] - cpu0["machine"]) / wall
     # Whatever else ran on the machine meanwhile (kernel softirq time is in here too).
     step.other_cores = max(0.0, busy - step.server_cores - step.persister_cores
