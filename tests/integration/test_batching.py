@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gameserver.batching import ScriptBatcher
-from gameserver.embedded import free_port
+from gameserver.embedded import RedisProcess, free_port
 
 # Appends ARGV[1] to a list and answers {ARGV[1], length}; refuses 'bad' before writing.
 APPEND = """
@@ -99,3 +101,29 @@ async def test_connection_errors_fail_every_call_of_the_batch() -> None:
                                    return_exceptions=True)
     assert all(isinstance(r, RedisConnectionError) for r in results)
     await client.aclose()
+
+
+async def test_a_paused_redis_fails_the_batch_on_its_deadline_then_recovers(
+        tmp_path: Any) -> None:
+    """One deadline (the client's socket_timeout) covers the whole round trip; a batch
+    that missed it leaves its connection, so later replies can never be mismatched."""
+    with RedisProcess(tmp_path / "redis", appendonly=False) as server:
+        client = aioredis.Redis.from_url(server.url, socket_timeout=0.3)
+        batcher = ScriptBatcher(client)
+        script = batcher.script(APPEND)
+        assert await script(keys=["p"], args=["before"]) == [b"before", 1]
+        server.pause()
+        try:
+            started = asyncio.get_running_loop().time()
+            results = await asyncio.gather(*(script(keys=["p"], args=[f"x{i}"])
+                                             for i in range(3)), return_exceptions=True)
+            waited = asyncio.get_running_loop().time() - started
+        finally:
+            server.resume()
+        assert all(isinstance(r, RedisTimeoutError) for r in results), results
+        assert 0.3 <= waited < 1.5
+        # The paused server ran the three calls once it woke up; the late replies went
+        # down with the dropped connection, and a fresh one answers in step.
+        assert await script(keys=["p"], args=["after"]) == [b"after", 5]
+        await batcher.aclose()
+        await client.aclose()
