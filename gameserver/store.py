@@ -133,9 +133,11 @@ class Store:
         # (gameserver/batching.py): under load, one pipeline carries many requests' calls.
         self._load: AsyncScript | BatchedScript
         self._commit: AsyncScript | BatchedScript
+        self._read: BatchedScript | None = None
         if batcher is not None:
             self._load = batcher.script(load_script("load"))
             self._commit = batcher.script(load_script("commit"))
+            self._read = batcher.script(load_script("read"))
         else:
             self._load = redis.register_script(load_script("load"))
             self._commit = redis.register_script(load_script("commit"))
@@ -144,7 +146,9 @@ class Store:
 
     async def read(self, ref: PlayerRef) -> Loaded:
         """Read a player for a GET: Redis, else SQL (read-only, nothing installed)."""
-        version, raw = await self.redis.hmget(self.keys.player(ref), ["v", "s"])
+        key = self.keys.player(ref)
+        version, raw = await (self._read(keys=[key]) if self._read is not None
+                              else self.redis.hmget(key, ["v", "s"]))
         if isinstance(raw, bytes) and version is not None:
             return Loaded(decode_state(raw), int(version), True)
         return await self._from_archive(ref)

@@ -21,6 +21,7 @@ from gameserver.api.common import (
     Operation,
     PlayerCtx,
     game_id,
+    json_ok,
     player_claims,
     player_ctx,
     run_action,
@@ -80,7 +81,7 @@ async def get_box_series(request: web.Request) -> web.Response:
     body["game_version"] = live.version
     if ctx is not None:
         body["player"] = await _player_seed(request, ctx, series.id)
-    return web.json_response(body)
+    return json_ok(body)
 
 
 async def _player_seed(request: web.Request, ctx: PlayerCtx, series_id: str) -> dict[str, Any]:
@@ -161,7 +162,7 @@ async def list_draws(request: web.Request) -> web.Response:
     before, limit = _page(request)
     rows = await _draw_rows(request, ctx.ref, before, limit)
     next_cursor = rows[-1]["id"] if len(rows) == limit else None
-    return web.json_response({"draws": rows, "next_cursor": next_cursor})
+    return json_ok({"draws": rows, "next_cursor": next_cursor})
 
 
 def _page(request: web.Request) -> tuple[int | None, int]:

@@ -27,7 +27,7 @@ from gameserver.errors import Forbidden, IdempotencyKeyMissing, Unauthorized
 from gameserver.games import LiveGame
 from gameserver.keys import GAME_RE, IDEMPOTENCY_RE, PlayerRef, shard_of
 from gameserver.services import Services
-from gameserver.store import Reply, Rule, Schedule
+from gameserver.store import Reply, Rule, Schedule, encode_json
 from gameserver.value import StockView, ValueBinding
 from mechanics.outcome import Outcome
 
@@ -241,6 +241,12 @@ async def player_ctx(request: web.Request) -> PlayerCtx:
     ref = PlayerRef(claims.merchant, live.game, claims.user,
                     shard_of(claims.merchant, claims.user, shards))
     return PlayerCtx(claims, live, ref)
+
+
+def json_ok(body: Any, status: int = 200) -> web.Response:
+    """A JSON response encoded by orjson (the shopper routes' bodies: ~10x faster than
+    ``web.json_response``'s ``json.dumps``)."""
+    return web.Response(body=encode_json(body), status=status, content_type="application/json")
 
 
 def reply_response(reply: Reply) -> web.Response:

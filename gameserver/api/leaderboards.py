@@ -14,7 +14,7 @@ from aiohttp import web
 
 from economy.errors import InvalidInput, UnknownItem
 from economy.leaderboards import Leaderboard
-from gameserver.api.common import Operation, player_ctx, services
+from gameserver.api.common import Operation, json_ok, player_ctx, services
 from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.leaderboards import Standing, read_board
@@ -53,7 +53,7 @@ async def get_leaderboard(request: web.Request) -> web.Response:
     key = services(request).keys.leaderboard(ctx.ref.merchant, ctx.ref.game, board.id)
     view = await read_board(request.app[REDIS], key, ctx.ref.user, limit)
     me = None if view.me is None else {"rank": view.me.rank, "score": view.me.score}
-    return web.json_response({
+    return json_ok({
         "board": board.id, "name": board.name, "metric": board.metric, "size": board.size,
         "entries": [_entry(s) for s in view.entries], "me": me,
         "updated_within_s": request.app[SETTINGS].flush_interval,

@@ -5,7 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from economy.schema import ID_PATTERN, Obj, Str
-from gameserver.api.common import PLAYER_ERRORS, Operation, now_s, player_ctx, services
+from gameserver.api.common import (
+    PLAYER_ERRORS,
+    Operation,
+    json_ok,
+    now_s,
+    player_ctx,
+    services,
+)
 from gameserver.api.daily import EMPTY_BODY, loop_rule, run_loop_action
 from mechanics import pet
 
@@ -26,7 +33,7 @@ async def get_player(request: web.Request) -> web.Response:
     now = now_s(request)
     state = loaded.state or pet.new_player(ctx.game.config, now)
     view = pet.player_view(state, ctx.game.config, now, ctx.game.tz)
-    return web.json_response({"player": view, "version": loaded.version,
+    return json_ok({"player": view, "version": loaded.version,
                               "game_version": ctx.game.version})
 
 

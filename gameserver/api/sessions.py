@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from economy.schema import Bool, Enum, Int, Obj, Str
-from gameserver.api.common import Operation, now_s, read_body
+from gameserver.api.common import Operation, json_ok, now_s, read_body
 from gameserver.appkeys import MERCHANTS, SETTINGS, SIGNER
 from gameserver.auth import verify_session_signature
 from gameserver.errors import Forbidden, Unauthorized
@@ -53,7 +53,7 @@ async def create_session(request: web.Request) -> web.Response:
     if body["shadow"]:
         extra["sh"] = True
     token, expires_at = request.app[SIGNER].mint(body["merchant"], body["user"], now, **extra)
-    return web.json_response({"token": token, "expires_at": expires_at}, status=201)
+    return json_ok({"token": token, "expires_at": expires_at}, status=201)
 
 
 OPERATIONS = [
