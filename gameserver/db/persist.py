@@ -9,16 +9,18 @@ second time:
 - player rows are upserted only when the stored version is older, so an old
   state can never overwrite a newer one.
 
-Each call is one transaction; the rows go out as an executemany of one prepared
-statement (asyncpg and sqlite3 both batch it), which keeps a 2,000-row batch to
-a single transaction and a handful of round trips.
+Each call is one transaction. Rows are plain tuples (:class:`LedgerRow`,
+:class:`PlayerRow`) in the column order of their statement, which is compiled once
+per dialect and sent with the driver's own ``executemany`` (``exec_driver_sql``):
+SQLAlchemy's per-row parameter processing is skipped, sqlite3 and asyncpg batch
+the rows themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,9 +32,8 @@ PLAYER_KEY = ("merchant_id", "game_id", "user_id")
 LEDGER_KEY = ("commit_id", "seq")
 
 
-@dataclass(frozen=True)
-class PlayerRow:
-    """One player's state as the persister writes it to ``players``."""
+class PlayerRow(NamedTuple):
+    """One player's state as the persister writes it to ``players`` (column order)."""
 
     merchant_id: str
     game_id: str
@@ -44,9 +45,8 @@ class PlayerRow:
     flushed_at: int
 
 
-@dataclass(frozen=True)
-class LedgerRow:
-    """One ledger entry as the persister writes it to ``ledger``."""
+class LedgerRow(NamedTuple):
+    """One ledger entry as the persister writes it to ``ledger`` (column order)."""
 
     commit_id: str
     seq: int
@@ -73,6 +73,9 @@ class EventRows:
     def extend(self, other: EventRows) -> None:
         self.draws.extend(other.draws)
         self.seeds.extend(other.seeds)
+
+    def __bool__(self) -> bool:
+        return bool(self.draws or self.seeds)
 
 
 def event_rows(commit_id: str, merchant: str, game: str, user: str, ts_ms: int,
@@ -121,20 +124,49 @@ def player_upsert(db: Database) -> Insert:
         where=m.players.c.version < new.version)
 
 
+_driver_sql: dict[tuple[str, str, str], str] = {}
+
+
+def _compiled(db: Database, what: str, build: Callable[[Database], Insert],
+              columns: Sequence[str]) -> str:
+    """``build(db)`` as the driver's SQL text with positional parameters in ``columns``
+    order, compiled once per dialect, driver and statement."""
+    dialect = db.engine.dialect
+    key = (what, dialect.name, dialect.driver)
+    sql = _driver_sql.get(key)
+    if sql is None:
+        compiled = build(db).compile(dialect=dialect, column_keys=list(columns),
+                                     for_executemany=True)
+        if list(compiled.positiontup or ()) != list(columns):
+            raise RuntimeError(f"unexpected parameter order for {what}: "
+                               f"{compiled.positiontup}")
+        sql = _driver_sql[key] = str(compiled)
+    return sql
+
+
+def ledger_sql(db: Database) -> str:
+    """:func:`ledger_insert` as driver SQL taking :class:`LedgerRow` tuples."""
+    return _compiled(db, "ledger", ledger_insert, LedgerRow._fields)
+
+
+def player_sql(db: Database) -> str:
+    """:func:`player_upsert` as driver SQL taking :class:`PlayerRow` tuples."""
+    return _compiled(db, "players", player_upsert, PlayerRow._fields)
+
+
 async def insert_ledger(db: Database, rows: Sequence[LedgerRow],
                         events: EventRows | None = None) -> None:
     """Write ledger rows (and the draws and seeds of the same commits) in one
     transaction; rows already stored are left alone, so a redelivery adds nothing."""
-    events = events or EventRows()
-    if not rows and not events.draws and not events.seeds:
+    if not rows and not events:
         return
     async with db.engine.begin() as conn:
         if rows:
-            await conn.execute(ledger_insert(db), [r.__dict__ for r in rows])
-        if events.draws:
+            await conn.exec_driver_sql(ledger_sql(db), list(rows))
+        if events and events.draws:
             await conn.execute(_dialect_insert(db, m.draws).on_conflict_do_nothing(
                 index_elements=list(LEDGER_KEY)), events.draws)
-        if events.seeds:
+        if events and events.seeds:
             await conn.execute(_dialect_insert(db, m.revealed_seeds).on_conflict_do_nothing(
                 index_elements=["merchant_id", "game_id", "user_id", "seed_hash"]),
                 events.seeds)
@@ -145,7 +177,7 @@ async def upsert_players(db: Database, rows: Sequence[PlayerRow]) -> None:
     if not rows:
         return
     async with db.engine.begin() as conn:
-        await conn.execute(player_upsert(db), [r.__dict__ for r in rows])
+        await conn.exec_driver_sql(player_sql(db), list(rows))
 
 
 async def count_rows(db: Database, table: Any) -> int:
