@@ -78,7 +78,8 @@ class ScriptBatcher:
         self.max_in_flight = max_in_flight
         self.max_batch = max_batch
         self.linger = linger
-        """Seconds a call may wait for others to join its batch (0: the next loop turn)."""
+        """Seconds a call may wait for others to join its batch when calls come often
+        enough that others will (see :meth:`_worth_lingering`); 0: never wait."""
         self.timeout: float | None = redis.connection_pool.connection_kwargs.get(
             "socket_timeout")
         """Deadline of one round trip (send and every reply), seconds."""
@@ -87,6 +88,11 @@ class ScriptBatcher:
         self._queue: list[_Call] = []
         self._in_flight = 0
         self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._window_start = 0.0
+        self._window_calls = 0
+        self._rate = 0.0
+        """Calls per second over the last completed measuring window."""
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0
         """Pipelines sent so far (calls / batches = the mean batch size)."""
@@ -100,18 +106,42 @@ class ScriptBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append(_Call(script, args, future))
-        if not self._scheduled and self._in_flight < self.max_in_flight:
-            # call_soon, not now: every request that reaches Redis in this loop turn
-            # joins the same batch.
+        self._window_calls += 1
+        if self._scheduled:
+            if self._timer is not None and len(self._queue) >= self.max_batch:
+                self._timer.cancel()  # full: no point waiting for more
+                self._timer = None
+                loop.call_soon(self._flush)
+        elif self._in_flight < self.max_in_flight:
+            # Not now: every request that reaches Redis in this loop turn (or, when calls
+            # are frequent, within the linger) joins the same batch.
             self._scheduled = True
-            if self.linger:
-                loop.call_later(self.linger, self._flush)
+            if self._worth_lingering(loop.time()):
+                self._timer = loop.call_later(self.linger, self._flush)
             else:
                 loop.call_soon(self._flush)
         return future
 
+    RATE_WINDOW = 0.1
+    """Seconds over which the call rate is measured."""
+    MIN_JOINERS = 2.0
+    """Linger only when at least this many calls are expected to join within it."""
+
+    def _worth_lingering(self, now: float) -> bool:
+        """Whether waiting ``linger`` would gather a batch: at a low call rate a call
+        leaves at once (waiting would only add latency), under load batches fill up and
+        each call costs the client and Redis a fraction of a round trip."""
+        if not self.linger:
+            return False
+        elapsed = now - self._window_start
+        if elapsed >= self.RATE_WINDOW:
+            self._rate = self._window_calls / elapsed
+            self._window_start, self._window_calls = now, 0
+        return self._rate * self.linger >= self.MIN_JOINERS
+
     def _flush(self) -> None:
         self._scheduled = False
+        self._timer = None
         while self._queue and self._in_flight < self.max_in_flight:
             batch = [c for c in self._queue[:self.max_batch] if not c.future.done()]
             del self._queue[:self.max_batch]

@@ -127,3 +127,35 @@ async def test_a_paused_redis_fails_the_batch_on_its_deadline_then_recovers(
         assert await script(keys=["p"], args=["after"]) == [b"after", 5]
         await batcher.aclose()
         await client.aclose()
+
+
+async def test_linger_gathers_batches_only_while_calls_are_frequent(
+        redis: aioredis.Redis) -> None:
+    batcher = ScriptBatcher(redis, linger=0.02)
+    script = batcher.script(APPEND)
+    # A lone call at a low rate leaves on the next loop turn, not after the linger.
+    started = asyncio.get_running_loop().time()
+    assert await script(keys=["l"], args=["lone"]) == [b"lone", 1]
+    assert asyncio.get_running_loop().time() - started < 0.015
+    # 300 calls a second, one per loop turn: after a measuring window, each batch waits
+    # the linger and gathers the calls of several turns.
+    calls = []
+    for i in range(120):
+        calls.append(asyncio.ensure_future(script(keys=["l"], args=[f"v{i}"])))
+        await asyncio.sleep(1 / 300)
+    await asyncio.gather(*calls)
+    assert await redis.llen("l") == 121
+    assert batcher.batches < 121 / 2, (batcher.calls, batcher.batches)
+    assert batcher._rate > 100
+
+
+async def test_a_full_batch_does_not_wait_for_its_linger(redis: aioredis.Redis) -> None:
+    batcher = ScriptBatcher(redis, linger=5.0, max_batch=10)
+    batcher._rate = 1000.0  # as if calls were coming fast
+    batcher._window_start = asyncio.get_running_loop().time()
+    script = batcher.script(APPEND)
+    started = asyncio.get_running_loop().time()
+    replies = await asyncio.gather(*(script(keys=["f"], args=[str(i)]) for i in range(10)))
+    assert [r[1] for r in replies] == list(range(1, 11))
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert (batcher.calls, batcher.batches) == (10, 1)
