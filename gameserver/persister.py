@@ -1,38 +1,49 @@
 """The persister: writes Redis play state and ledgers behind to SQL (DESIGN.md, "Persister").
 
-Each pass, for every shard, in this order:
+A pass covers all of its shards at once, in this order:
 
-1. **epoch** — the shard's epoch key must be in Redis. It is recorded in SQL
+1. **epoch** — every shard's epoch key must be in Redis. It is recorded in SQL
    (``meta`` row ``epoch:<shard>``) the first time it is seen; if Redis lacks it
-   while SQL has one, Redis lost its data: the loss is counted, the
+   while SQL has one, Redis lost the shard's data: the loss is counted, the
    ``on_data_loss`` callbacks run (the shard stays in :attr:`Persister.recovering`
    until they succeed), then a new epoch is written to both.
-2. **ledger** — the shard's ledger stream is drained through the consumer group
-   ``LEDGER_GROUP``: this consumer's own unacknowledged entries, entries stuck
-   with a dead consumer (``XAUTOCLAIM``), then new ones. Rows go to SQL in one
-   transaction per batch, idempotent by ``(commit_id, seq)``; only after the SQL
-   commit are the entries acknowledged and deleted. A crash in between
-   redelivers them and the second insert changes nothing.
-3. **flush** — dirty players are read (oldest first), upserted where SQL holds an
-   older version, then ``mark_flushed.lua`` records the flushed version (``f``)
-   and clears the dirty mark of players that did not change meanwhile. The
-   ledger goes first so SQL never holds a state whose ledger it lacks. Then the
-   ``on_flushed`` callbacks get the batch's rows (the leaderboards are built so).
-4. **evict** — players idle past ``idle_evict_after`` whose SQL copy is current
+2. **scan** — one pipeline (one Redis round trip) reads, for every shard: its ledger
+   stream through the consumer group ``LEDGER_GROUP`` (this consumer's own
+   unacknowledged entries, entries stuck with a dead consumer (``XAUTOCLAIM``),
+   then new ones), its oldest dirty players and its players idle past
+   ``idle_evict_after``. Every command touches one shard's keys (one hash slot).
+3. **ledger** — the entries of all shards go to SQL in one transaction (or several
+   of about ``txn_rows`` rows when there are more; one shard's entries of one read
+   are never split), idempotent by ``(commit_id, seq)``; only after the SQL commit
+   are the entries acknowledged and deleted (one pipeline). A crash in between
+   redelivers them and the second insert changes nothing. Shards whose read was a
+   full batch are read again, up to ``max_rounds`` reads per pass.
+4. **flush** — the dirty players of each shard whose ledger stage succeeded are
+   read (``read_players.lua``, one call per shard), upserted in one transaction
+   where SQL holds an older version, then ``mark_flushed.lua`` (one call per shard,
+   one pipeline) records the flushed version (``f``) and clears the dirty mark of
+   players that did not change meanwhile. The ledger goes first so SQL never holds
+   a state whose ledger it lacks: a shard whose ledger failed is not flushed. Then
+   the ``on_flushed`` callbacks get the rows (the leaderboards are built so).
+5. **evict** — players idle past ``idle_evict_after`` whose SQL copy is current
    (``f == v``) and that are not dirty are deleted by ``evict.lua``, which
    re-checks everything atomically. The store reads them back from SQL.
 
-A failing stage (SQL down, Redis down) is logged and counted in
-``petbox_persister_errors_total{stage}``; its work stays in Redis and the next
-pass retries it. Several persisters may run at once (one per server process):
-consumer groups split the ledger, the version guard and the Lua checks make
-concurrent flushes and evictions safe.
+A failing stage (SQL down, Redis down) is logged and counted once in
+``petbox_persister_errors_total{stage}``; :attr:`PassReport.errors` names every
+shard whose work it left in Redis, and the next pass retries it. When a transaction
+holding several shards fails while SQL still answers, its shards are written again
+one transaction each, so a row SQL rejects holds up only its own shard. Several
+persisters may run at once (one per server process): consumer groups split the
+ledger, rows go to SQL sorted (one lock order), and the version guard and the Lua
+checks make concurrent flushes and evictions safe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import signal
@@ -41,15 +52,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import hiredis
 import msgpack
 import redis.asyncio as aioredis
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from gameserver.clock import Clock, SystemClock
 from gameserver.db import persist
 from gameserver.db.database import Database
+from gameserver.db.persist import LedgerRow, PlayerRow
 from gameserver.games import GameRegistry
 from gameserver.keys import LEDGER_GROUP, Keys
 from gameserver.leaderboards import LeaderboardUpdater
@@ -62,11 +74,30 @@ log = logging.getLogger(__name__)
 
 DataLossCallback = Callable[[int], Awaitable[None]]
 """Called with a shard whose Redis data was lost, before the shard gets a new epoch."""
-FlushedCallback = Callable[[list[persist.PlayerRow]], Awaitable[None]]
-"""Called with the rows of a flush batch once it is in SQL and marked flushed (e.g. the
-leaderboard updater); a failing callback is logged and counted, the flush stands."""
+FlushedCallback = Callable[[list[PlayerRow]], Awaitable[None]]
+"""Called with the rows of a flush round once they are in SQL and marked flushed (e.g.
+the leaderboard updater); a failing callback is logged and counted, the flush stands."""
 
 STAGES = ("epoch", "ledger", "flush", "evict", "gauges")
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+"""A ledger stream entry: id and fields."""
+Command = tuple[Any, ...]
+"""One Redis command, name first (every one touches the keys of one shard)."""
+
+
+@dataclass
+class _Script:
+    """A Lua script run by SHA (``EVALSHA``), loaded again when Redis lost it."""
+
+    source: str
+    sha: str = ""
+
+    def __post_init__(self) -> None:
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+    def call(self, keys: list[str], args: list[Any]) -> Command:
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 @dataclass
@@ -85,7 +116,9 @@ class PassReport:
     lost_shards: list[int] = field(default_factory=list)
     """Shards found to have lost their Redis data in this pass."""
     errors: list[tuple[str, int, str]] = field(default_factory=list)
-    """``(stage, shard, error)`` of every stage that failed (shard -1: not per shard)."""
+    """``(stage, shard, error)``: one per shard whose stage failed in this pass (its
+    work stays in Redis); shard -1 for what is not per shard (the gauges, the read of
+    every epoch key)."""
 
     @property
     def ok(self) -> bool:
@@ -115,8 +148,26 @@ class Backlog:
         return self.dirty == 0 and self.ledger == 0
 
 
-def _members(raw: Any) -> list[str]:
-    return [reply_text(m) for m in raw]
+@dataclass
+class _Part:
+    """One shard's share of a SQL transaction, and what Redis is told once it committed."""
+
+    rows: list[Any] = field(default_factory=list)
+    events: persist.EventRows = field(default_factory=persist.EventRows)
+    done: list[Any] = field(default_factory=list)
+    """Ledger: the entry ids to acknowledge. Flush: ``mark_flushed.lua``'s arguments."""
+    keys: list[str] = field(default_factory=list)
+    """Flush: the player hashes, in ``done``'s order."""
+
+
+@dataclass
+class _Scan:
+    """The first read of a pass, per shard (a shard whose read failed is absent)."""
+
+    ledger: dict[int, list[Entry]]
+    dirty: dict[int, list[str]]
+    idle: dict[int, list[str]]
+    cutoff: int
 
 
 def split_member(member: str) -> tuple[str, str, str]:
@@ -125,52 +176,86 @@ def split_member(member: str) -> tuple[str, str, str]:
     return merchant, game, user
 
 
-def _state_times(raw: bytes) -> tuple[int, int]:
-    """``(created_at, last_seen)`` of a msgpack player state, for the SQL columns."""
-    wire = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    return int(wire.get("c", 0)), int(wire.get("ls", 0))
+def state_times(raw: bytes) -> tuple[int, int]:
+    """``(created_at, last_seen)`` of a msgpack player state, for the SQL columns. Reads
+    the map only up to both keys (``c`` is the first, ``ls`` the sixth): the values
+    before them are skipped, the rest of the state is not decoded at all."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(raw)
+    created = seen = 0
+    wanted = 2
+    for _ in range(unpacker.read_map_header()):
+        key = unpacker.unpack()
+        if key == "c":
+            created = unpacker.unpack()
+        elif key == "ls":
+            seen = unpacker.unpack()
+        else:
+            unpacker.skip()
+            continue
+        wanted -= 1
+        if not wanted:
+            break
+    return int(created), int(seen)
 
 
-def ledger_rows(entry_id: bytes | str, fields: dict[bytes, bytes]) -> list[persist.LedgerRow]:
-    """The SQL rows of one ledger stream entry (see commit.lua for the fields)."""
-    commit_id = reply_text(fields[b"c"])
-    merchant, game, user = split_member(reply_text(fields[b"p"]))
+def _entry_ms(entry_id: bytes) -> int:
+    return int(entry_id.partition(b"-")[0])
+
+
+_new_tuple = tuple.__new__
+"""``_new_tuple(LedgerRow, values)`` builds a named row without the generated
+``__new__``'s argument handling (a third of a row's cost; the persister builds one per
+ledger row and per player)."""
+
+
+def ledger_rows(entry_id: bytes, fields: dict[bytes, bytes]) -> list[LedgerRow]:
+    """The SQL rows of one ledger stream entry (see commit.lua for the fields); the
+    values are checked (``str``/``int``) so that a malformed entry fails here, where it
+    is dropped, instead of in SQL."""
+    raw = fields.get(b"d")
+    if not raw:
+        return []
+    commit_id = fields[b"c"].decode()
+    merchant, game, user = fields[b"p"].decode().split(":", 2)
     version = int(fields[b"v"])
-    ts_ms = int(reply_text(entry_id).split("-", 1)[0])
-    raw = fields.get(b"d") or b""
-    entries = msgpack.unpackb(raw, raw=False) if raw else []
-    return [persist.LedgerRow(commit_id, seq, merchant, game, user, version, str(kind),
-                              str(name), int(delta), int(before), int(after), str(reason),
-                              ts_ms)
-            for seq, (kind, name, delta, before, after, reason) in enumerate(entries)]
+    ts_ms = _entry_ms(entry_id)
+    return [_new_tuple(LedgerRow, (commit_id, seq, merchant, game, user, version, str(kind),
+                                   str(name), int(delta), int(before), int(after),
+                                   str(reason), ts_ms))
+            for seq, (kind, name, delta, before, after, reason)
+            in enumerate(msgpack.unpackb(raw, raw=False))]
 
 
-def entry_events(entry_id: bytes | str, fields: dict[bytes, bytes]) -> persist.EventRows:
+def entry_events(entry_id: bytes, fields: dict[bytes, bytes]) -> persist.EventRows:
     """Draw records and revealed seeds carried by one ledger stream entry."""
     raw = fields.get(b"e") or b""
     if not raw:
         return persist.EventRows()
-    merchant, game, user = split_member(reply_text(fields[b"p"]))
-    ts_ms = int(reply_text(entry_id).split("-", 1)[0])
+    merchant, game, user = split_member(fields[b"p"].decode())
     events = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    return persist.event_rows(reply_text(fields[b"c"]), merchant, game, user, ts_ms, events)
+    return persist.event_rows(fields[b"c"].decode(), merchant, game, user,
+                              _entry_ms(entry_id), events)
 
 
 class Persister:
     """Writes one process's view of Redis behind to SQL; see the module docstring."""
 
     def __init__(self, redis: Redis, keys: Keys, db: Database, metrics: Metrics, clock: Clock,
-                 *, shards: int, batch: int = 2000, idle_evict_after: int = 3600,
-                 consumer: str, claim_idle_ms: int = 30_000, max_rounds: int = 8,
-                 only_shards: Iterable[int] | None = None) -> None:
+                 *, shards: int, batch: int = 2000, txn_rows: int = 5000,
+                 idle_evict_after: int = 3600, consumer: str, claim_idle_ms: int = 30_000,
+                 max_rounds: int = 8, only_shards: Iterable[int] | None = None) -> None:
         """``consumer`` names this persister in the ledger consumer group: keep it
         stable across restarts of one process slot (e.g. ``host:worker``) so its own
         unacknowledged entries are picked up again at once; entries of a consumer
-        that never comes back are claimed after ``claim_idle_ms``. ``max_rounds``
-        bounds the batches per stage per shard in one pass. ``only_shards``
-        restricts this persister to some shards (default: all)."""
-        if shards < 1 or batch < 1:
-            raise ValueError("shards and batch must be positive")
+        that never comes back are claimed after ``claim_idle_ms``. ``batch`` bounds
+        what one read takes from each shard (ledger entries per command, dirty or idle
+        players); ``txn_rows`` the rows of one SQL transaction (a shard's share of a
+        read is never split, so one may hold more); ``max_rounds`` the reads per stage
+        and shard in one pass. ``only_shards`` restricts this persister to some shards
+        (default: all)."""
+        if shards < 1 or batch < 1 or txn_rows < 1:
+            raise ValueError("shards, batch and txn_rows must be positive")
         self.redis = redis
         self.keys = keys
         self.db = db
@@ -178,6 +263,7 @@ class Persister:
         self.clock = clock
         self.shards = shards
         self.batch = batch
+        self.txn_rows = txn_rows
         self.idle_evict_after = idle_evict_after
         self.consumer = consumer
         self.claim_idle_ms = claim_idle_ms
@@ -191,8 +277,9 @@ class Persister:
         all succeeded yet (value grants must fail closed for them)."""
         self._epochs: dict[int, str] = {}
         self._groups: set[int] = set()
-        self._mark_flushed: AsyncScript = redis.register_script(load_script("mark_flushed"))
-        self._evict: AsyncScript = redis.register_script(load_script("evict"))
+        self._read_players = _Script(load_script("read_players"))
+        self._mark_flushed = _Script(load_script("mark_flushed"))
+        self._evict = _Script(load_script("evict"))
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -209,11 +296,13 @@ class Persister:
                 await asyncio.wait_for(stop.wait(), interval)
 
     async def run_once(self) -> PassReport:
-        """One pass over every shard: epoch, ledger, flush, evict; then the gauges."""
+        """One pass over every shard: epoch, scan, ledger, flush, evict; then the gauges."""
         report = PassReport()
         report.lost_shards = await self._check_epochs(report)
-        for shard in self.shard_ids:
-            report.add(await self._pass_shard(shard))
+        scan = await self._scan(report)
+        drained = await self._drain_ledger(report, scan.ledger)
+        await self._flush_dirty(report, {s: m for s, m in scan.dirty.items() if s in drained})
+        await self._evict_idle(report, scan.idle, scan.cutoff)
         await self._stage(report, "gauges", -1, self.update_gauges())
         return report
 
@@ -245,14 +334,6 @@ class Persister:
             await asyncio.sleep(0.1)
         return False
 
-    async def _pass_shard(self, shard: int) -> PassReport:
-        report = PassReport()
-        drained = await self._stage(report, "ledger", shard, self.drain_ledger(shard, report))
-        if drained:
-            await self._stage(report, "flush", shard, self.flush_dirty(shard, report))
-        await self._stage(report, "evict", shard, self.evict_idle(shard, report))
-        return report
-
     async def _stage(self, report: PassReport, stage: str, shard: int,
                      work: Awaitable[Any]) -> bool:
         """Await one stage; a failure is logged, counted and reported, not raised."""
@@ -260,10 +341,19 @@ class Persister:
             await work
             return True
         except Exception as exc:
-            log.warning("persister %s failed on shard %s: %r", stage, shard, exc)
-            self.metrics.persister_errors.labels(stage).inc()
-            report.errors.append((stage, shard, repr(exc)))
+            self._fail(report, stage, [shard], exc)
             return False
+
+    def _fail(self, report: PassReport, stage: str, shards: Iterable[int],
+              exc: BaseException) -> None:
+        """One failure of ``stage`` that left the work of ``shards`` in Redis."""
+        failed = sorted(shards)
+        log.warning("persister %s failed on shard(s) %s: %r", stage, failed, exc)
+        self.metrics.persister_errors.labels(stage).inc()
+        report.errors += [(stage, shard, repr(exc)) for shard in failed]
+
+    def _shards(self, shards: Iterable[int] | None) -> list[int]:
+        return self.shard_ids if shards is None else sorted(shards)
 
     # -- epoch -------------------------------------------------------------------------
 
@@ -273,17 +363,16 @@ class Persister:
 
     async def _check_epochs(self, report: PassReport) -> list[int]:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for shard in self.shard_ids:
-                    pipe.get(self.keys.epoch(shard))
-                current = await pipe.execute()
+            current = await self._round_trip([("GET", self.keys.epoch(shard))
+                                              for shard in self.shard_ids])
+            if error := _first_error(current):
+                raise error
         except Exception as exc:
-            self.metrics.persister_errors.labels("epoch").inc()
-            report.errors.append(("epoch", -1, repr(exc)))
+            self._fail(report, "epoch", [-1], exc)
             return []
         lost: list[int] = []
         for shard, raw in zip(self.shard_ids, current, strict=True):
-            value = None if raw is None else reply_text(raw)
+            value = None if raw is None else raw.decode()
             ok = await self._stage(report, "epoch", shard,
                                    self._check_epoch(shard, value, lost))
             if not ok and shard in self.recovering and shard not in lost:
@@ -326,119 +415,288 @@ class Persister:
         await self.db.set_meta(meta_key, value)
         self._epochs[shard] = value
 
+    # -- scan: the first read of every stage, one round trip ---------------------------
+
+    async def _scan(self, report: PassReport) -> _Scan:
+        cutoff = int((self.clock.now() - self.idle_evict_after) * 1000)
+        scan = _Scan({}, {}, {}, cutoff)
+        try:
+            grouped = set(await self._ensure_groups(report, self.shard_ids))
+            commands: list[Command] = []
+            for shard in self.shard_ids:
+                if shard in grouped:
+                    commands += self._ledger_reads(shard)
+                commands += [self._dirty_read(shard), self._idle_read(shard, cutoff, 0)]
+            replies = iter(await self._round_trip(commands))
+        except Exception as exc:
+            self._fail(report, "ledger", self.shard_ids, exc)
+            self._fail(report, "evict", self.shard_ids, exc)
+            return scan
+        lost_groups: list[int] = []
+        for shard in self.shard_ids:
+            if shard in grouped:
+                self._take_ledger_read(report, scan.ledger, lost_groups, shard,
+                                       next(replies), next(replies), next(replies))
+            self._take_members(report, "flush", scan.dirty, shard, next(replies))
+            self._take_members(report, "evict", scan.idle, shard, next(replies))
+        if lost_groups:  # Redis lost the group (e.g. FLUSHALL): create it, read again
+            self._groups.difference_update(lost_groups)
+            scan.ledger.update(await self._read_ledgers(report, lost_groups))
+        return scan
+
+    def _take_members(self, report: PassReport, stage: str, into: dict[int, list[str]],
+                      shard: int, reply: Any) -> None:
+        if isinstance(reply, Exception):
+            self._fail(report, stage, [shard], reply)
+        else:
+            into[shard] = [member.decode() for member in reply]
+
     # -- ledger ------------------------------------------------------------------------
 
-    async def drain_ledger(self, shard: int, report: PassReport) -> None:
-        """Move the shard's ledger stream into SQL, a batch per round, until a short read."""
-        for _ in range(self.max_rounds):
-            entries = await self._read_ledger(shard)
-            if not entries:
-                return
-            rows: list[persist.LedgerRow] = []
-            events = persist.EventRows()
-            for entry_id, fields in entries:
-                entry_rows, entry_events_ = self._decode_entry(shard, entry_id, fields)
-                rows += entry_rows
-                events.extend(entry_events_)
-            # One key order for every persister: concurrent batches cannot deadlock.
-            rows.sort(key=lambda r: (r.commit_id, r.seq))
-            events.draws.sort(key=lambda r: (r["commit_id"], r["seq"]))
-            await self._write_ledger(rows, events)
-            await self._ack(shard, [entry_id for entry_id, _ in entries])
-            report.ledger_entries += len(entries)
-            report.ledger_rows += len(rows)
-            self.metrics.persister_rows.labels("ledger").inc(len(rows))
-            if len(entries) < self.batch:
-                return
+    async def drain_ledger(self, report: PassReport,
+                           shards: Iterable[int] | None = None) -> set[int]:
+        """Move the ledger streams of ``shards`` (default: all) into SQL; returns the
+        shards whose ledger stage succeeded."""
+        return await self._drain_ledger(report,
+                                        await self._read_ledgers(report, self._shards(shards)))
 
-    def _decode_entry(self, shard: int, entry_id: bytes, fields: dict[bytes, bytes]
-                      ) -> tuple[list[persist.LedgerRow], persist.EventRows]:
-        """Rows of one entry; an undecodable one (only a bug writes those) is logged in
-        full and dropped with the batch's acknowledgement instead of blocking the stream."""
-        try:
-            return ledger_rows(entry_id, fields), entry_events(entry_id, fields)
-        except Exception:
-            log.exception("persister: dropping undecodable ledger entry %r on shard %s",
-                          entry_id, shard)
-            self.metrics.persister_errors.labels("ledger_decode").inc()
-            return [], persist.EventRows()
+    async def _drain_ledger(self, report: PassReport, reads: dict[int, list[Entry]]) -> set[int]:
+        """Write what was read to SQL, acknowledge it, and read again the shards that
+        gave a full batch; returns the shards that had no error on the way."""
+        drained = set(reads)
+        for round_ in range(self.max_rounds):
+            parts = {shard: self._ledger_part(shard, entries)
+                     for shard, entries in reads.items() if entries}
+            acked = await self._commit("ledger", parts, self._write_ledger_parts, self._ack,
+                                       report)
+            drained -= set(parts) - acked
+            full = [shard for shard in sorted(acked) if len(reads[shard]) >= self.batch]
+            if not full or round_ == self.max_rounds - 1:
+                break
+            reads = await self._read_ledgers(report, full)
+            drained -= set(full) - set(reads)
+        return drained
 
-    async def _write_ledger(self, rows: list[persist.LedgerRow],
+    def _ledger_part(self, shard: int, entries: list[Entry]) -> _Part:
+        """The rows of a shard's entries; an undecodable entry (only a bug writes those)
+        is logged in full and dropped with the acknowledgement instead of blocking the
+        stream, and so is an entry deleted while pending (it comes back without fields)."""
+        part = _Part()
+        for entry_id, fields in entries:
+            part.done.append(entry_id)
+            if not fields:
+                continue
+            try:
+                rows = ledger_rows(entry_id, fields)
+                events = entry_events(entry_id, fields) if fields.get(b"e") else None
+            except Exception:
+                log.exception("persister: dropping undecodable ledger entry %r on shard %s",
+                              entry_id, shard)
+                self.metrics.persister_errors.labels("ledger_decode").inc()
+                continue
+            part.rows += rows
+            if events:
+                part.events.extend(events)
+        return part
+
+    async def _write_ledger_parts(self, parts: dict[int, _Part]) -> None:
+        rows: list[LedgerRow] = []
+        events = persist.EventRows()
+        for part in parts.values():
+            rows += part.rows
+            events.extend(part.events)
+        # One key order for every persister: concurrent batches cannot deadlock. Rows
+        # are unique by (commit_id, seq), their first two fields: a plain sort does it.
+        rows.sort()
+        events.draws.sort(key=lambda r: (r["commit_id"], r["seq"]))
+        await self._write_ledger(rows, events)
+
+    async def _write_ledger(self, rows: list[LedgerRow],
                             events: persist.EventRows | None = None) -> None:
-        """The SQL half of a drain (a seam: tests make it crash after the commit)."""
+        """The SQL half of a drain, one transaction (a seam: tests make it crash after
+        the commit)."""
         await persist.insert_ledger(self.db, rows, events)
 
-    async def _ack(self, shard: int, ids: list[bytes]) -> None:
-        key = self.keys.ledger(shard)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xack(key, LEDGER_GROUP, *ids)
-            pipe.xdel(key, *ids)
-            await pipe.execute()
-
-    async def _read_ledger(self, shard: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        """Up to ``batch`` entries: ours still pending, stuck ones claimed, then new ones."""
-        if shard not in self._groups:
-            await self._ensure_group(shard)
+    async def _ack(self, parts: dict[int, _Part], report: PassReport) -> set[int]:
+        """Acknowledge and delete the entries now in SQL (one round trip for all shards)."""
+        shards = sorted(parts)
+        commands: list[Command] = []
+        for shard in shards:
+            key, ids = self.keys.ledger(shard), parts[shard].done
+            commands += [("XACK", key, LEDGER_GROUP, *ids), ("XDEL", key, *ids)]
         try:
-            return await self._read_ledger_once(shard)
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            await self._ensure_group(shard)  # Redis lost the group (e.g. FLUSHALL)
-            return await self._read_ledger_once(shard)
+            replies = await self._round_trip(commands)
+        except Exception as exc:
+            self._fail(report, "ledger", shards, exc)
+            return set()
+        acked: set[int] = set()
+        rows = 0
+        for i, shard in enumerate(shards):
+            error = _first_error(replies[2 * i:2 * i + 2])
+            if error is not None:
+                self._fail(report, "ledger", [shard], error)
+                continue
+            acked.add(shard)
+            report.ledger_entries += len(parts[shard].done)
+            rows += len(parts[shard].rows)
+        report.ledger_rows += rows
+        self.metrics.persister_rows.labels("ledger").inc(rows)
+        return acked
 
-    async def _read_ledger_once(self, shard: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        key = self.keys.ledger(shard)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xreadgroup(LEDGER_GROUP, self.consumer, {key: "0"}, count=self.batch)
-            pipe.xautoclaim(key, LEDGER_GROUP, self.consumer, self.claim_idle_ms,
-                            start_id="0-0", count=self.batch)
-            pipe.xreadgroup(LEDGER_GROUP, self.consumer, {key: ">"}, count=self.batch)
-            mine, claimed, new = await pipe.execute()
-        found: dict[bytes, dict[bytes, bytes]] = {}
-        for entry_id, fields in [*_stream_entries(mine), *claimed[1], *_stream_entries(new)]:
-            if fields:  # an entry deleted while pending comes back without fields
-                found.setdefault(entry_id, fields)
+    async def _read_ledgers(self, report: PassReport, shards: list[int],
+                            retry: bool = True) -> dict[int, list[Entry]]:
+        """Up to ``batch`` entries of each shard: ours still pending, stuck ones claimed,
+        then new ones (one round trip)."""
+        found: dict[int, list[Entry]] = {}
+        try:
+            shards = await self._ensure_groups(report, shards)
+            replies = await self._round_trip([command for shard in shards
+                                              for command in self._ledger_reads(shard)])
+        except Exception as exc:
+            self._fail(report, "ledger", shards, exc)
+            return found
+        lost_groups: list[int] = []
+        for i, shard in enumerate(shards):
+            self._take_ledger_read(report, found, lost_groups, shard, *replies[3 * i:3 * i + 3])
+        if lost_groups and retry:
+            self._groups.difference_update(lost_groups)
+            found.update(await self._read_ledgers(report, lost_groups, retry=False))
+        elif lost_groups:
+            self._fail(report, "ledger", lost_groups, ResponseError("NOGROUP"))
+        return found
+
+    def _ledger_reads(self, shard: int) -> list[Command]:
+        key, group, me, count = self.keys.ledger(shard), LEDGER_GROUP, self.consumer, self.batch
+        return [("XREADGROUP", "GROUP", group, me, "COUNT", count, "STREAMS", key, "0"),
+                ("XAUTOCLAIM", key, group, me, self.claim_idle_ms, "0-0", "COUNT", count),
+                ("XREADGROUP", "GROUP", group, me, "COUNT", count, "STREAMS", key, ">")]
+
+    def _take_ledger_read(self, report: PassReport, into: dict[int, list[Entry]],
+                          lost_groups: list[int], shard: int, mine: Any, claimed: Any,
+                          new: Any) -> None:
+        """File one shard's three ledger replies: its entries (each once), a lost group,
+        or a failure."""
+        error = _first_error([mine, claimed, new])
+        if error is not None:
+            if "NOGROUP" in str(error):
+                lost_groups.append(shard)
             else:
-                await self._ack(shard, [entry_id])
-        return sorted(found.items(), key=lambda item: _id_order(item[0]))
+                self._fail(report, "ledger", [shard], error)
+            return
+        entries = _read_entries(new)
+        again = _read_entries(mine) + _stream_entries(claimed[1])
+        if again:  # pending entries: ours after a failure, or claimed from a dead consumer
+            entries = list(dict(again + entries).items())
+        into[shard] = entries
 
-    async def _ensure_group(self, shard: int) -> None:
-        try:
-            await self.redis.xgroup_create(self.keys.ledger(shard), LEDGER_GROUP, id="0",
-                                           mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._groups.add(shard)
+    async def _ensure_groups(self, report: PassReport, shards: list[int]) -> list[int]:
+        """Create the consumer group of the shards that may lack one (one round trip);
+        returns the shards that have one."""
+        missing = [shard for shard in shards if shard not in self._groups]
+        if missing:
+            replies = await self._round_trip([
+                ("XGROUP", "CREATE", self.keys.ledger(shard), LEDGER_GROUP, "0", "MKSTREAM")
+                for shard in missing])
+            for shard, reply in zip(missing, replies, strict=True):
+                if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                    self._fail(report, "ledger", [shard], reply)
+                else:
+                    self._groups.add(shard)
+        return [shard for shard in shards if shard in self._groups]
 
     # -- flush -------------------------------------------------------------------------
 
-    async def flush_dirty(self, shard: int, report: PassReport) -> None:
-        """Write dirty players to SQL, oldest first, a batch per round."""
-        dirty_key = self.keys.dirty(shard)
-        for _ in range(self.max_rounds):
-            members = _members(await self.redis.zrange(dirty_key, 0, self.batch - 1))
+    async def flush_dirty(self, report: PassReport, shards: Iterable[int] | None = None) -> None:
+        """Write the dirty players of ``shards`` (default: all) to SQL, oldest first."""
+        await self._flush_dirty(report, await self._dirty_members(report, self._shards(shards)))
+
+    async def _flush_dirty(self, report: PassReport, members: dict[int, list[str]]) -> None:
+        """Flush the given dirty members; shards that gave a full batch are read again."""
+        for round_ in range(self.max_rounds):
+            members = {shard: found for shard, found in members.items() if found}
             if not members:
                 return
-            player_keys = [self.keys.player_from_member(shard, m) for m in members]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in player_keys:
-                    pipe.hmget(key, ["v", "s"])
-                states = await pipe.execute()
-            rows, versions = self._player_rows(members, states)
-            rows.sort(key=lambda r: (r.merchant_id, r.game_id, r.user_id))  # lock order
-            await self._write_players(rows)
-            marks = [x for m, v in zip(members, versions, strict=True) for x in (m, v)]
-            cleared = await self._mark_flushed(keys=[dirty_key, *player_keys], args=marks)
-            report.players_flushed += len(rows)
-            report.players_clean += int(cleared)
-            self.metrics.persister_rows.labels("players").inc(len(rows))
-            await self._notify_flushed(rows)
-            if len(members) < self.batch:
+            parts = await self._read_players_of(report, members)
+            marked = await self._commit("flush", parts, self._write_player_parts, self._mark,
+                                        report)
+            await self._notify_flushed([row for shard in sorted(marked)
+                                        for row in parts[shard].rows])
+            full = [shard for shard in sorted(marked) if len(members[shard]) >= self.batch]
+            if not full or round_ == self.max_rounds - 1:
                 return
+            members = await self._dirty_members(report, full)
 
-    async def _notify_flushed(self, rows: list[persist.PlayerRow]) -> None:
+    async def _dirty_members(self, report: PassReport,
+                             shards: list[int]) -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {}
+        try:
+            replies = await self._round_trip([self._dirty_read(shard) for shard in shards])
+        except Exception as exc:
+            self._fail(report, "flush", shards, exc)
+            return found
+        for shard, reply in zip(shards, replies, strict=True):
+            self._take_members(report, "flush", found, shard, reply)
+        return found
+
+    def _dirty_read(self, shard: int) -> Command:
+        return ("ZRANGE", self.keys.dirty(shard), 0, self.batch - 1)
+
+    async def _read_players_of(self, report: PassReport,
+                               members: dict[int, list[str]]) -> dict[int, _Part]:
+        """Version and state of the members (one script call per shard, one round trip)."""
+        shards = sorted(members)
+        keys = {shard: [self.keys.player_from_member(shard, m) for m in members[shard]]
+                for shard in shards}
+        parts: dict[int, _Part] = {}
+        try:
+            replies = await self._eval_all([self._read_players.call(keys[shard], [])
+                                            for shard in shards])
+        except Exception as exc:
+            self._fail(report, "flush", shards, exc)
+            return parts
+        now = int(self.clock.now())
+        for shard, reply in zip(shards, replies, strict=True):
+            try:
+                if isinstance(reply, Exception):
+                    raise reply
+                parts[shard] = _player_part(members[shard], keys[shard], reply, now)
+            except Exception as exc:
+                self._fail(report, "flush", [shard], exc)
+        return parts
+
+    async def _write_player_parts(self, parts: dict[int, _Part]) -> None:
+        rows = [row for part in parts.values() for row in part.rows]
+        rows.sort()  # lock order: unique by (merchant_id, game_id, user_id), the first fields
+        await self._write_players(rows)
+
+    async def _write_players(self, rows: list[PlayerRow]) -> None:
+        """The SQL half of a flush, one transaction (a seam, like :meth:`_write_ledger`)."""
+        await persist.upsert_players(self.db, rows)
+
+    async def _mark(self, parts: dict[int, _Part], report: PassReport) -> set[int]:
+        """Record the flushed versions and clear the dirty marks (one round trip)."""
+        shards = sorted(parts)
+        try:
+            replies = await self._eval_all([
+                self._mark_flushed.call([self.keys.dirty(shard), *parts[shard].keys],
+                                        parts[shard].done) for shard in shards])
+        except Exception as exc:
+            self._fail(report, "flush", shards, exc)
+            return set()
+        marked: set[int] = set()
+        rows = 0
+        for shard, reply in zip(shards, replies, strict=True):
+            if isinstance(reply, Exception):
+                self._fail(report, "flush", [shard], reply)
+                continue
+            marked.add(shard)
+            rows += len(parts[shard].rows)
+            report.players_clean += int(reply)
+        report.players_flushed += rows
+        self.metrics.persister_rows.labels("players").inc(rows)
+        return marked
+
+    async def _notify_flushed(self, rows: list[PlayerRow]) -> None:
         """Run the ``on_flushed`` callbacks; their failures never fail the flush."""
         for callback in self.on_flushed if rows else []:
             try:
@@ -447,63 +705,197 @@ class Persister:
                 log.exception("persister: on_flushed callback %r failed", callback)
                 self.metrics.persister_errors.labels("on_flushed").inc()
 
-    async def _write_players(self, rows: list[persist.PlayerRow]) -> None:
-        """The SQL half of a flush (a seam, like :meth:`_write_ledger`)."""
-        await persist.upsert_players(self.db, rows)
+    # -- SQL transactions over several shards ------------------------------------------
 
-    def _player_rows(self, members: list[str],
-                     states: list[list[bytes | None]]) -> tuple[list[persist.PlayerRow],
-                                                                list[str]]:
-        """SQL rows of the players still in Redis, and each member's version ('' = gone)."""
-        now = int(self.clock.now())
-        rows: list[persist.PlayerRow] = []
-        versions: list[str] = []
-        for member, (version, state) in zip(members, states, strict=True):
-            if version is None or state is None:
-                versions.append("")
-                continue
-            created_at, last_seen = _state_times(state)
-            rows.append(persist.PlayerRow(*split_member(member), int(version), bytes(state),
-                                          created_at, last_seen, now))
-            versions.append(reply_text(version))
-        return rows, versions
+    async def _commit(self, stage: str, parts: dict[int, _Part],
+                      write: Callable[[dict[int, _Part]], Awaitable[None]],
+                      finish: Callable[[dict[int, _Part], PassReport], Awaitable[set[int]]],
+                      report: PassReport) -> set[int]:
+        """Write ``parts`` to SQL in as few transactions as :meth:`_transactions` makes,
+        then ``finish`` the shards written in Redis (one round trip); returns the shards
+        finished. When SQL stops answering, the transactions left wait for the next pass."""
+        written: set[int] = set()
+        groups = self._transactions(parts)
+        for i, group in enumerate(groups):
+            done, down = await self._write_isolated(stage, group, write, report)
+            written |= done
+            if down is not None:
+                if rest := [shard for later in groups[i + 1:] for shard in later]:
+                    self._fail(report, stage, rest, down)
+                break
+        if not written:
+            return written
+        return await finish({shard: parts[shard] for shard in sorted(written)}, report)
+
+    def _transactions(self, parts: dict[int, _Part]) -> list[dict[int, _Part]]:
+        """Shards' parts grouped into transactions: all in one when they hold at most
+        ``txn_rows`` rows, else about equal ones of at most ``txn_rows`` (a part is never
+        split, so a part bigger than that is a transaction of its own)."""
+        total = sum(len(part.rows) for part in parts.values())
+        count = max(1, -(-total // self.txn_rows))
+        target = -(-total // count)
+        groups: list[dict[int, _Part]] = []
+        rows = 0
+        for shard in sorted(parts):
+            size = len(parts[shard].rows)
+            if not groups or (size and rows and (rows >= target
+                                                 or rows + size > self.txn_rows)):
+                groups.append({})
+                rows = 0
+            groups[-1][shard] = parts[shard]
+            rows += size
+        return groups
+
+    async def _write_isolated(self, stage: str, group: dict[int, _Part],
+                              write: Callable[[dict[int, _Part]], Awaitable[None]],
+                              report: PassReport) -> tuple[set[int], Exception | None]:
+        """One transaction for ``group``. If it fails while SQL answers, one per shard,
+        so that a row SQL rejects holds up its own shard only. Returns the shards
+        written, and the error when SQL does not answer."""
+        try:
+            await write(group)
+            return set(group), None
+        except Exception as exc:
+            if not await self._sql_answers():
+                self._fail(report, stage, group, exc)
+                return set(), exc
+            if len(group) == 1:
+                self._fail(report, stage, group, exc)
+                return set(), None
+            log.warning("persister: a %s transaction of shards %s failed (%r); writing "
+                        "them one by one", stage, sorted(group), exc)
+            self.metrics.persister_errors.labels(stage).inc()
+        written: set[int] = set()
+        for shard, part in group.items():
+            try:
+                await write({shard: part})
+                written.add(shard)
+            except Exception as exc:
+                self._fail(report, stage, [shard], exc)
+        return written, None
+
+    async def _sql_answers(self) -> bool:
+        try:
+            await self.db.ping()
+            return True
+        except Exception:
+            return False
 
     # -- evict -------------------------------------------------------------------------
 
-    async def evict_idle(self, shard: int, report: PassReport) -> None:
-        """Drop players idle past ``idle_evict_after`` whose SQL copy is current."""
+    async def evict_idle(self, report: PassReport, shards: Iterable[int] | None = None) -> None:
+        """Drop players of ``shards`` (default: all) idle past ``idle_evict_after`` whose
+        SQL copy is current."""
         cutoff = int((self.clock.now() - self.idle_evict_after) * 1000)
-        active_key = self.keys.active(shard)
-        start = 0
-        for _ in range(self.max_rounds):
-            members = _members(await self.redis.zrangebyscore(
-                active_key, "-inf", cutoff, start=start, num=self.batch))
-            if not members:
+        idle = await self._idle_members(report, self._shards(shards), cutoff, {})
+        await self._evict_idle(report, idle, cutoff)
+
+    async def _evict_idle(self, report: PassReport, idle: dict[int, list[str]],
+                          cutoff: int) -> None:
+        """Evict the given candidates; shards that gave a full batch are read further."""
+        start: dict[int, int] = {}
+        for round_ in range(self.max_rounds):
+            idle = {shard: found for shard, found in idle.items() if found}
+            if not idle:
                 return
-            evicted = int(await self._evict(
-                keys=[self.keys.dirty(shard), active_key,
-                      *(self.keys.player_from_member(shard, m) for m in members)],
-                args=[cutoff, *members]))
-            report.evicted += evicted
-            self.metrics.evictions.inc(evicted)
-            if len(members) < self.batch:
+            shards = sorted(idle)
+            try:
+                replies = await self._eval_all([self._evict.call(
+                    [self.keys.dirty(shard), self.keys.active(shard),
+                     *(self.keys.player_from_member(shard, m) for m in idle[shard])],
+                    [cutoff, *idle[shard]]) for shard in shards])
+            except Exception as exc:
+                self._fail(report, "evict", shards, exc)
                 return
-            # Players kept (dirty or unflushed) stay in the set: skip past them.
-            start += len(members) - evicted
+            full: list[int] = []
+            for shard, reply in zip(shards, replies, strict=True):
+                if isinstance(reply, Exception):
+                    self._fail(report, "evict", [shard], reply)
+                    continue
+                evicted = int(reply)
+                report.evicted += evicted
+                self.metrics.evictions.inc(evicted)
+                if len(idle[shard]) >= self.batch:
+                    # Players kept (dirty or unflushed) stay in the set: skip past them.
+                    start[shard] = start.get(shard, 0) + len(idle[shard]) - evicted
+                    full.append(shard)
+            if not full or round_ == self.max_rounds - 1:
+                return
+            idle = await self._idle_members(report, full, cutoff, start)
+
+    async def _idle_members(self, report: PassReport, shards: list[int], cutoff: int,
+                            start: dict[int, int]) -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {}
+        try:
+            replies = await self._round_trip([
+                self._idle_read(shard, cutoff, start.get(shard, 0)) for shard in shards])
+        except Exception as exc:
+            self._fail(report, "evict", shards, exc)
+            return found
+        for shard, reply in zip(shards, replies, strict=True):
+            self._take_members(report, "evict", found, shard, reply)
+        return found
+
+    def _idle_read(self, shard: int, cutoff: int, start: int) -> Command:
+        return ("ZRANGEBYSCORE", self.keys.active(shard), "-inf", cutoff,
+                "LIMIT", start, self.batch)
+
+    # -- Redis round trips -------------------------------------------------------------
+
+    async def _round_trip(self, commands: list[Command]) -> list[Any]:
+        """Send ``commands`` in one write on a pooled connection and read their replies
+        in order, an error reply as its exception: a non-transactional pipeline, as the
+        action path's batcher sends it (gameserver/batching.py). hiredis packs it in C
+        and the replies keep Redis' own shapes: redis-py's pipeline packed every
+        argument in Python and ran a reply callback per command, the persister's main
+        cost after SQL. A lost connection fails the whole trip (the next pass retries)."""
+        if not commands:
+            return []
+        payload = b"".join([hiredis.pack_command(command) for command in commands])
+        pool = self.redis.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await conn.send_packed_command(payload, check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response(disable_decoding=True))
+                except ResponseError as exc:  # this command's error; still in step
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            await conn.disconnect(nowait=True)  # replies may still come: out of step
+            raise
+        finally:
+            await pool.release(conn)
+
+    async def _eval_all(self, calls: list[Command]) -> list[Any]:
+        """Run ``EVALSHA`` calls in one round trip; calls of a script Redis does not know
+        (restarted, failed over) run again once it is loaded (they did not run)."""
+        replies = await self._round_trip(calls)
+        lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if lost:
+            for script in (self._read_players, self._mark_flushed, self._evict):
+                if any(calls[i][1] == script.sha for i in lost):
+                    await self._round_trip([("SCRIPT", "LOAD", script.source)])
+            for i, reply in zip(lost, await self._round_trip([calls[i] for i in lost]),
+                                strict=True):
+                replies[i] = reply
+        return replies
 
     # -- backlog -----------------------------------------------------------------------
 
     async def backlog(self) -> Backlog:
         """Dirty players, undrained ledger entries and the persister lag, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard in self.shard_ids:
-                pipe.zcard(self.keys.dirty(shard))
-                pipe.xlen(self.keys.ledger(shard))
-                pipe.zrange(self.keys.dirty(shard), 0, 0, withscores=True)
-            res = await pipe.execute()
+        res = await self._round_trip([
+            command for shard in self.shard_ids
+            for command in (("ZCARD", self.keys.dirty(shard)), ("XLEN", self.keys.ledger(shard)),
+                            ("ZRANGE", self.keys.dirty(shard), 0, 0, "WITHSCORES"))])
+        if error := _first_error(res):
+            raise error
         dirty = sum(res[0::3])
         ledger = sum(res[1::3])
-        oldest = [first[0][1] for first in res[2::3] if first]
+        oldest = [_only_score(first) for first in res[2::3] if first]
         lag = max(0.0, self.clock.now() - min(oldest) / 1000) if oldest else 0.0
         return Backlog(int(dirty), int(ledger), lag)
 
@@ -514,6 +906,34 @@ class Persister:
         self.metrics.persister_backlog.labels("ledger").set(backlog.ledger)
         self.metrics.persister_lag.set(backlog.lag_seconds)
         return backlog
+
+
+def _player_part(members: list[str], keys: list[str], reply: list[Any], now: int) -> _Part:
+    """SQL rows of the members still in Redis, and ``mark_flushed.lua``'s arguments:
+    each member with the version read ('' = its hash is gone)."""
+    part = _Part(keys=keys)
+    rows, done = part.rows, part.done
+    for i, member in enumerate(members):
+        version, state = reply[2 * i], reply[2 * i + 1]
+        if version is None or state is None:
+            done += (member, "")
+            continue
+        merchant, game, user = member.split(":", 2)
+        rows.append(_new_tuple(PlayerRow, (merchant, game, user, int(version), state,
+                                           *state_times(state), now)))
+        done += (member, version)
+    return part
+
+
+def _only_score(reply: list[Any]) -> float:
+    """The score of a one-member ``ZRANGE … WITHSCORES`` reply: ``[member, score]``
+    (RESP2) or ``[[member, score]]`` (RESP3)."""
+    last = reply[-1]
+    return float(last[-1] if isinstance(last, list) else last)
+
+
+def _first_error(replies: Iterable[Any]) -> Exception | None:
+    return next((r for r in replies if isinstance(r, Exception)), None)
 
 
 async def run_standalone(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -562,21 +982,22 @@ def _standalone(settings: Settings, redis: Redis, keys: Keys, db: Database,
     return persister
 
 
-def _stream_entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    """The entries of a one-stream XREADGROUP reply, whatever shape redis-py gives:
-    ``[[stream, entries]]`` (RESP2), ``{stream: [entries]}`` (RESP3 legacy) or
-    ``{stream: entries}`` (unified)."""
+def _read_entries(reply: Any) -> list[Entry]:
+    """The entries of a one-stream ``XREADGROUP`` reply: ``[[stream, entries]]`` (RESP2),
+    ``{stream: entries}`` (RESP3), or nil when there are none."""
     if not reply:
         return []
-    streams = reply.values() if isinstance(reply, dict) else [r[1] for r in reply]
-    found: list[tuple[bytes, dict[bytes, bytes]]] = []
-    for entries in streams:
-        if entries and isinstance(entries[0], list):
-            entries = entries[0]
-        found += [e for e in entries or [] if e[0] is not None]
+    streams = reply.values() if isinstance(reply, dict) else [stream[1] for stream in reply]
+    return [entry for entries in streams for entry in _stream_entries(entries)]
+
+
+def _stream_entries(entries: Any) -> list[Entry]:
+    """``[[id, [field, value, ...]], ...]`` as (id, fields); an entry deleted while
+    pending has no fields (nil, or a nil entry before Redis 7's XAUTOCLAIM)."""
+    found: list[Entry] = []
+    for entry in entries or ():
+        if entry is None:
+            continue
+        entry_id, flat = entry
+        found.append((entry_id, dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}))
     return found
-
-
-def _id_order(entry_id: bytes) -> tuple[int, int]:
-    ms, seq = reply_text(entry_id).split("-", 1)
-    return int(ms), int(seq)

@@ -12,15 +12,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
 from sqlalchemy import select
 
 from economy.wallet import apply_currency
 from gameserver.clock import ManualClock
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.db.persist import PlayerRow, count_rows, upsert_players
+from gameserver.db.persist import LedgerRow, PlayerRow, count_rows, upsert_players
 from gameserver.keys import LEDGER_GROUP, Keys, PlayerRef, shard_of
 from gameserver.metrics import Metrics
 from gameserver.persister import Backlog, PassReport, Persister
@@ -273,8 +275,7 @@ async def test_evicts_only_flushed_idle_players_and_reads_through(
     clock.advance(61)
     await play(store, "bob", coins=1)  # flushed earlier, active again now
     report = PassReport()
-    for shard in range(SHARDS):
-        await persister.evict_idle(shard, report)
+    await persister.evict_idle(report)  # every shard
     assert report.evicted == 1
     assert not await redis.exists(KEYS.player(ref("alice")))
     assert await redis.zscore(KEYS.active(ref("alice").shard), "m1:g1:alice") is None
@@ -469,3 +470,198 @@ async def test_undecodable_ledger_entry_does_not_block_the_stream(
     assert metrics.registry.get_sample_value(
         "petbox_persister_errors_total", {"stage": "ledger_decode"}) == 1
     assert await total(redis, "ledger") == 0
+
+
+# -- one pass for every shard: transactions, round trips, isolation ---------------------
+
+ONE_PER_SHARD = {0: "u0", 1: "u4", 2: "u1", 3: "u5"}
+"""A user of each of the four shards (``shard_of("m1", user, 4)``)."""
+
+
+class CountingConnection(Connection):
+    """Counts writes to Redis: one per command sent alone, one per pipeline."""
+
+    writes = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.writes += 1
+        await super().send_packed_command(command, check_health)
+
+
+class Recording(Persister):
+    """Records every SQL transaction of the persister's two writes, in order."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.calls: list[tuple[str, list[Any]]] = []
+
+    async def _write_ledger(self, rows: list[LedgerRow], events: Any = None) -> None:
+        self.calls.append(("ledger", list(rows)))
+        await super()._write_ledger(rows, events)
+
+    async def _write_players(self, rows: list[PlayerRow]) -> None:
+        self.calls.append(("players", list(rows)))
+        await super()._write_players(rows)
+
+
+def users_of(rows: list[Any]) -> list[str]:
+    return sorted({row.user_id for row in rows})
+
+
+async def test_a_pass_writes_every_shard_in_one_transaction_per_table(
+        store: Store, make: Any, db: Database, redis_url: str, redis: aioredis.Redis,
+        metrics: Metrics, clock: ManualClock) -> None:
+    assert {shard: ref(user).shard for shard, user in ONE_PER_SHARD.items()} == {
+        s: s for s in range(SHARDS)}
+    counted = aioredis.from_url(redis_url, connection_class=CountingConnection)
+    try:
+        persister = Recording(counted, KEYS, db, metrics, clock, shards=SHARDS, consumer="c1")
+        await persister.run_once()  # first pass: epochs and consumer groups are created
+        for user in ONE_PER_SHARD.values():
+            await play(store, user, coins=2, gems=1)
+        await play(store, "u0", coins=1)
+        expected = await stream_rows(redis)
+
+        before = CountingConnection.writes
+        report = await persister.run_once()
+        trips = CountingConnection.writes - before
+        assert report == PassReport(ledger_entries=5, ledger_rows=9, players_flushed=4,
+                                    players_clean=4)
+        # Ledger first, then the players: one transaction each for the four shards,
+        # rows in one key order.
+        assert [kind for kind, _ in persister.calls] == ["ledger", "players"]
+        assert [tuple(row) for row in persister.calls[0][1]] == expected
+        assert [row[:4] for row in persister.calls[1][1]] == [
+            ("m1", "g1", user, 2 if user == "u0" else 1) for user in ("u0", "u1", "u4", "u5")]
+        # Round trips: epochs, the scan (ledger, dirty and idle of every shard), ack,
+        # the players' states, the flushed marks, the gauges.
+        assert trips == 6
+        assert await sql_ledger(db) == expected
+        assert set(await sql_players(db)) == set(ONE_PER_SHARD.values())
+
+        before = CountingConnection.writes
+        assert await persister.run_once() == PassReport()
+        assert CountingConnection.writes - before == 3  # epochs, scan, gauges
+        assert len(persister.calls) == 2
+    finally:
+        await counted.aclose()
+
+
+async def test_big_passes_are_split_into_transactions_of_whole_shards(
+        store: Store, make: Any, db: Database, redis: aioredis.Redis) -> None:
+    for user in ONE_PER_SHARD.values():
+        await play(store, user, coins=2, gems=1)  # two ledger rows per shard
+    expected = await stream_rows(redis)
+    persister = make(Recording, txn_rows=4)
+    report = await persister.run_once()
+    assert (report.ok, report.ledger_rows, report.players_flushed) == (True, 8, 4)
+    # 8 ledger rows at most 4 a transaction: shards 0 and 1, then 2 and 3; 4 players: one.
+    assert [(kind, users_of(rows)) for kind, rows in persister.calls] == [
+        ("ledger", ["u0", "u4"]), ("ledger", ["u1", "u5"]),
+        ("players", ["u0", "u1", "u4", "u5"])]
+    assert [len(rows) for _, rows in persister.calls] == [4, 4, 4]
+    assert await sql_ledger(db) == expected
+
+
+def poison(user: str) -> dict[str, Any]:
+    """A ledger entry SQL rejects: a delta past 64 bits (sqlite3 and asyncpg refuse it)."""
+    entries = [["currency", "coins", 2**64 - 1, 0, 2**64 - 1, "test"]]
+    return {"c": "poison", "p": f"m1:g1:{user}", "v": 1,
+            "d": msgpack.packb(entries, use_bin_type=True), "e": b""}
+
+
+async def test_a_row_sql_rejects_holds_up_only_its_own_shard(
+        store: Store, make: Any, db: Database, redis: aioredis.Redis,
+        metrics: Metrics) -> None:
+    for user in ("u0", "u4", "u1"):  # shards 0, 1, 2
+        await play(store, user, coins=3)
+    good = [r for r in await stream_rows(redis) if r[4] != "u4"]
+    held = [r for r in await stream_rows(redis) if r[4] == "u4"]
+    bad_id = await redis.xadd(KEYS.ledger(1), poison("u4"))
+    persister = make(Recording)
+
+    report = await persister.run_once()
+    # The three shards' transaction fails; SQL answers, so each shard gets its own:
+    # shards 0 and 2 go through, shard 1 keeps its entries and its dirty player.
+    assert [(stage, shard) for stage, shard, _ in report.errors] == [("ledger", 1)]
+    assert (report.ledger_entries, report.ledger_rows, report.players_flushed) == (2, 2, 2)
+    assert [(kind, users_of(rows)) for kind, rows in persister.calls] == [
+        ("ledger", ["u0", "u1", "u4"]), ("ledger", ["u0"]), ("ledger", ["u4"]),
+        ("ledger", ["u1"]), ("players", ["u0", "u1"])]
+    assert await sql_ledger(db) == good
+    assert set(await sql_players(db)) == {"u0", "u1"}  # u4's ledger is not in SQL: no flush
+    assert await redis.xlen(KEYS.ledger(1)) == 2
+    assert await pending(redis) == {"c1": 2}
+    assert await redis.zrange(KEYS.dirty(1), 0, -1) == [b"m1:g1:u4"]
+    assert metrics.registry.get_sample_value(
+        "petbox_persister_errors_total", {"stage": "ledger"}) == 2  # the three, then shard 1
+
+    # The entry is removed by hand: the next pass drains shard 1 and flushes u4.
+    await redis.xack(KEYS.ledger(1), LEDGER_GROUP, bad_id)
+    await redis.xdel(KEYS.ledger(1), bad_id)
+    report = await persister.run_once()
+    assert report.ok and (report.ledger_rows, report.players_flushed) == (1, 1)
+    assert await sql_ledger(db) == sorted(good + held)
+    assert set(await sql_players(db)) == {"u0", "u1", "u4"}
+    assert (await total(redis, "dirty"), await total(redis, "ledger")) == (0, 0)
+
+
+async def test_a_failed_cross_shard_transaction_is_retried_shard_by_shard(
+        store: Store, make: Any, db: Database, redis: aioredis.Redis,
+        metrics: Metrics) -> None:
+    for user in ONE_PER_SHARD.values():
+        await play(store, user, coins=1)
+    expected = await stream_rows(redis)
+
+    class FailsOnce(Recording):
+        async def _write_players(self, rows: list[PlayerRow]) -> None:
+            if len(rows) > 1:
+                self.calls.append(("players", list(rows)))
+                raise ConnectionResetError("lost mid-transaction")
+            await super()._write_players(rows)
+
+    persister = make(FailsOnce)
+    report = await persister.run_once()
+    assert report == PassReport(ledger_entries=4, ledger_rows=4, players_flushed=4,
+                                players_clean=4)
+    assert [(kind, users_of(rows)) for kind, rows in persister.calls] == [
+        ("ledger", ["u0", "u1", "u4", "u5"]), ("players", ["u0", "u1", "u4", "u5"]),
+        ("players", ["u0"]), ("players", ["u4"]), ("players", ["u1"]), ("players", ["u5"])]
+    assert metrics.registry.get_sample_value(
+        "petbox_persister_errors_total", {"stage": "flush"}) == 1
+    assert await sql_ledger(db) == expected
+    assert set(await sql_players(db)) == set(ONE_PER_SHARD.values())
+    assert await total(redis, "dirty") == 0
+
+
+async def test_scripts_redis_forgot_are_loaded_again(store: Store, make: Any, db: Database,
+                                                     redis: aioredis.Redis,
+                                                     clock: ManualClock) -> None:
+    persister = make(idle_evict_after=60)
+    await play(store, "alice", coins=1)
+    await persister.run_once()
+    await play(store, "alice", coins=1)
+    await play(store, "bob", coins=1)
+    clock.advance(61)
+    await redis.script_flush()  # a restarted Redis: read, mark and evict are unknown
+    report = await persister.run_once()
+    assert report.ok
+    assert (report.players_flushed, report.players_clean, report.evicted) == (2, 2, 2)
+    assert {u: v[0] for u, v in (await sql_players(db)).items()} == {"alice": 2, "bob": 1}
+
+
+async def test_eviction_reads_past_a_full_batch(store: Store, make: Any, db: Database,
+                                                redis: aioredis.Redis,
+                                                clock: ManualClock) -> None:
+    users = ["u0", "u2", "u9", "u10", "u12"]  # all of shard 0
+    for user in users:
+        await play(store, user, coins=1)
+    persister = make(batch=2, idle_evict_after=60)
+    report = await persister.run_once()
+    assert (report.ledger_entries, report.players_flushed, report.evicted) == (5, 5, 0)
+    clock.advance(61)
+    await play(store, "u9", coins=1)  # active again: stays
+    report = await persister.run_once()
+    assert (report.players_flushed, report.evicted) == (1, 4)
+    assert await redis.zrange(KEYS.active(0), 0, -1) == [b"m1:g1:u9"]
+    assert await redis.exists(*(KEYS.player(ref(u)) for u in users)) == 1
