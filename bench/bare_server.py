@@ -10,10 +10,10 @@ decoded and answered with a small JSON object. No Redis, no auth, no rules.
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import sys
 from collections.abc import Callable
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 from aiohttp import web
@@ -66,11 +66,8 @@ def run_workers(target: Callable[..., None], args: tuple[Any, ...], workers: int
     """``target(*args)`` in ``workers`` spawned processes (they share the port through
     SO_REUSEPORT); SIGTERM and SIGINT are passed on; returns when all have exited."""
     ctx = multiprocessing.get_context("spawn")
-    procs: list[BaseProcess] = [ctx.Process(target=target, args=args, name=f"{name}-{i}")
-                                for i in range(workers)]
-    for proc in procs:
-        proc.start()
-    supervise(procs)
+    supervise([functools.partial(ctx.Process, target=target, args=args, name=f"{name}-{i}")
+               for i in range(workers)])
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -18,7 +19,6 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,7 +31,7 @@ from gameserver.auth import session_signature
 from gameserver.db.database import Database
 from gameserver.embedded import RedisProcess
 from gameserver.settings import Settings, SettingsError, load_settings
-from gameserver.supervise import supervise
+from gameserver.supervise import Spawn, TooManyRestarts, supervise
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +141,22 @@ def _prepare_shared(settings: Settings) -> tuple[Settings, RedisProcess | None]:
     if settings.database_url is None:
         _run(lambda: _with_db(settings, _noop))
         settings = settings.with_overrides(database_url=settings.effective_database_url)
+        shadow = settings.effective_shadow_database_url
+        if settings.shadow_database_url is None and shadow is not None:
+            # The shadow SQLite beside the embedded one: migrated here, once, too. Left to
+            # the workers, N of them migrated one file at once and the persister process
+            # met it unmigrated: a worker could die at start-up ("table already exists").
+            _run(lambda: _migrate(shadow))
+            settings = settings.with_overrides(shadow_database_url=shadow)
     return settings, embedded
+
+
+async def _migrate(url: str) -> None:
+    db = Database(url)
+    try:
+        await db.migrate()
+    finally:
+        await db.close()
 
 
 async def _noop(db: Database) -> None:
@@ -178,20 +193,20 @@ def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
     batch work then never stalls a worker's event loop (measured: p99 spikes of
     200-400 ms when it ran inside worker 0). Background jobs run in worker 0."""
     ctx = multiprocessing.get_context("spawn")
-    procs: list[BaseProcess] = []
+    spawns: list[Spawn] = []
     for index in range(workers):
         worker_settings = settings.with_overrides(
             run_persister=False, run_background=settings.run_background and index == 0)
-        proc = ctx.Process(target=_serve_one, args=(worker_settings, host, port, True),
-                           name=f"petbox-wrk-{index}")
-        proc.start()
-        procs.append(proc)
+        spawns.append(functools.partial(
+            ctx.Process, target=_serve_one, args=(worker_settings, host, port, True),
+            name=f"petbox-wrk-{index}"))
     if settings.run_persister:
-        proc = ctx.Process(target=_persister_process, args=(settings,),
-                           name="petbox-persist")
-        proc.start()
-        procs.append(proc)
-    supervise(procs)
+        spawns.append(functools.partial(ctx.Process, target=_persister_process,
+                                        args=(settings,), name="petbox-persist"))
+    try:
+        supervise(spawns)
+    except TooManyRestarts as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()

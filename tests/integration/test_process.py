@@ -74,19 +74,28 @@ class Server:
         return self.proc.wait(30)
 
 
-def process_names(server: Server) -> dict[str, int]:
-    """The server's child processes: name (as ps shows it) → niceness."""
+def child_pids(server: Server) -> dict[str, int]:
+    """The server's child processes: name (as ps shows it) → pid."""
     assert server.proc is not None
     pid = server.proc.pid
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         kids = [int(k) for k in f.read().split()]
     names = {}
     for kid in kids:
-        with open(f"/proc/{kid}/comm") as f:
-            comm = f.read().strip()
+        try:
+            with open(f"/proc/{kid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue  # exited meanwhile
         if comm.startswith("petbox-"):  # not multiprocessing's resource tracker
-            names[comm] = os.getpriority(os.PRIO_PROCESS, kid)
+            names[comm] = kid
     return names
+
+
+def process_names(server: Server) -> dict[str, int]:
+    """The server's child processes: name (as ps shows it) → niceness."""
+    return {name: os.getpriority(os.PRIO_PROCESS, pid)
+            for name, pid in child_pids(server).items()}
 
 
 @pytest.fixture
@@ -199,3 +208,30 @@ async def test_workers_share_the_port_and_a_persister_process_flushes(
             versions = {r[0] for r in conn.execute("SELECT version FROM players")}
         assert users == ["alice", "bob", "carol"] and versions == {1}
         assert server.terminate() == 0
+
+
+async def test_a_killed_worker_is_started_again(env: dict[str, str], tmp_path: Path) -> None:
+    """A worker that dies (here SIGKILL) is logged and replaced: the server keeps both
+    workers behind its port instead of limping on with one."""
+    with RedisProcess(tmp_path / "redis") as rp:
+        env = {**env, "PETBOX_REDIS_URL": rp.url, "PETBOX_DATABASE_URL":
+               f"sqlite+aiosqlite:///{tmp_path / 'petbox.db'}", "PETBOX_RUN_PERSISTER": "0"}
+        petbox(env, "migrate")
+        server = Server(env, free_port(), workers=2)
+        server.start()
+        before = child_pids(server)
+        assert set(before) == {"petbox-wrk-0", "petbox-wrk-1"}
+        os.kill(before["petbox-wrk-1"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            after = child_pids(server)
+            if after.get("petbox-wrk-1") not in (None, before["petbox-wrk-1"]):
+                break
+            await asyncio.sleep(0.1)
+        assert after["petbox-wrk-0"] == before["petbox-wrk-0"]
+        assert after["petbox-wrk-1"] != before["petbox-wrk-1"]
+        assert server.terminate() == 0
+        assert server.proc is not None and server.proc.stderr is not None
+        log = server.proc.stderr.read().decode()
+        assert f"petbox-wrk-1 (pid {before['petbox-wrk-1']}) exited with code -9; " \
+               "starting it again" in log
