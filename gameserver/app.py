@@ -89,7 +89,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     url = settings.redis_url
     if url is None:
         embedded = RedisProcess(settings.data_dir / "redis",
-                                appendfsync=settings.redis_appendfsync)
+                                appendfsync=settings.redis_appendfsync,
+                                aof_rewrite_percentage=settings.redis_aof_rewrite_percentage)
         await asyncio.to_thread(embedded.start)
         url = embedded.url
         log.info("embedded redis-server on %s (AOF in %s)", url, embedded.data_dir)

@@ -73,13 +73,15 @@ class ScriptBatcher:
     """Queues ``EVALSHA`` calls and sends each loop turn's calls as one pipeline."""
 
     def __init__(self, redis: Redis, *, max_in_flight: int = 2, max_batch: int = 256,
-                 linger: float = 0.0) -> None:
+                 linger: float = 0.0, target_batch: int = 16) -> None:
         self.redis = redis
         self.max_in_flight = max_in_flight
         self.max_batch = max_batch
         self.linger = linger
-        """Seconds a call may wait for others to join its batch when calls come often
-        enough that others will (see :meth:`_worth_lingering`); 0: never wait."""
+        """Longest a call may wait for others to join its batch when calls come often
+        enough that others will (see :meth:`_linger_for`), seconds; 0: never wait."""
+        self.target_batch = target_batch
+        """Calls a lingering batch waits for at most: at a high rate it waits less."""
         self.timeout: float | None = redis.connection_pool.connection_kwargs.get(
             "socket_timeout")
         """Deadline of one round trip (send and every reply), seconds."""
@@ -116,28 +118,35 @@ class ScriptBatcher:
             # Not now: every request that reaches Redis in this loop turn (or, when calls
             # are frequent, within the linger) joins the same batch.
             self._scheduled = True
-            if self._worth_lingering(loop.time()):
-                self._timer = loop.call_later(self.linger, self._flush)
+            linger = self._linger_for(loop.time())
+            if linger:
+                self._timer = loop.call_later(linger, self._flush)
             else:
                 loop.call_soon(self._flush)
         return future
 
     RATE_WINDOW = 0.1
     """Seconds over which the call rate is measured."""
-    MIN_JOINERS = 2.0
-    """Linger only when at least this many calls are expected to join within it."""
+    MIN_JOINERS = 8.0
+    """Linger only when at least this many calls are expected to join within it: below
+    that rate the process has CPU to spare and the wait would only add latency."""
 
-    def _worth_lingering(self, now: float) -> bool:
-        """Whether waiting ``linger`` would gather a batch: at a low call rate a call
-        leaves at once (waiting would only add latency), under load batches fill up and
-        each call costs the client and Redis a fraction of a round trip."""
+    def _linger_for(self, now: float) -> float:
+        """How long a new batch should wait for company: long enough for about
+        ``target_batch`` calls at the recent rate, at most ``linger``, and not at all
+        when fewer than ``MIN_JOINERS`` would come meanwhile (at a low rate waiting only
+        adds latency; under load each call then costs the client and Redis a fraction
+        of a round trip: docs/benchmarks.md)."""
         if not self.linger:
-            return False
+            return 0.0
         elapsed = now - self._window_start
         if elapsed >= self.RATE_WINDOW:
             self._rate = self._window_calls / elapsed
             self._window_start, self._window_calls = now, 0
-        return self._rate * self.linger >= self.MIN_JOINERS
+        if self._rate <= 0:
+            return 0.0
+        linger = min(self.linger, self.target_batch / self._rate)
+        return linger if self._rate * linger >= self.MIN_JOINERS else 0.0
 
     def _flush(self) -> None:
         self._scheduled = False

@@ -134,7 +134,8 @@ def _prepare_shared(settings: Settings) -> tuple[Settings, RedisProcess | None]:
     embedded = None
     if settings.redis_url is None:
         embedded = RedisProcess(settings.data_dir / "redis",
-                                appendfsync=settings.redis_appendfsync)
+                                appendfsync=settings.redis_appendfsync,
+                                aof_rewrite_percentage=settings.redis_aof_rewrite_percentage)
         embedded.start()
         click.echo(f"embedded redis-server on {embedded.url} (AOF in {embedded.data_dir})")
         settings = settings.with_overrides(redis_url=embedded.url)

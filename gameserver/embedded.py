@@ -60,11 +60,14 @@ class RedisProcess:
     """One redis-server child bound to 127.0.0.1."""
 
     def __init__(self, data_dir: Path, *, port: int | None = None, appendonly: bool = True,
-                 appendfsync: str = "everysec", binary: str | None = None) -> None:
+                 appendfsync: str = "everysec", binary: str | None = None,
+                 aof_rewrite_percentage: int = 100) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
+        self.aof_rewrite_percentage = aof_rewrite_percentage
+        """Rewrite the AOF when it grew by this many per cent since the last rewrite."""
         self.binary = binary or find_redis_server()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -78,6 +81,7 @@ class RedisProcess:
             "--dir", str(self.data_dir.resolve()), "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", self.appendfsync,
+            "--auto-aof-rewrite-percentage", str(self.aof_rewrite_percentage),
             "--daemonize", "no", "--protected-mode", "yes",
             "--logfile", str((self.data_dir / "redis.log").resolve()),
         ]

@@ -60,6 +60,12 @@ class Settings:
     record_max_files: int = 8
     redis_timeout: float = 2.0
     redis_appendfsync: str = "everysec"
+    redis_aof_rewrite_percentage: int = 400
+    """Embedded Redis: rewrite the AOF when it grew by this many per cent. A rewrite
+    forks and serialises the whole dataset (the 24 h of idempotency records grow with
+    every action), so its amortised cost per action falls as 1/percentage; the price is
+    an AOF of up to (1 + percentage/100) times the dataset on disk and a longer replay
+    at restart (Redis' own default is 100)."""
     event_loop: str = "asyncio"
     """``asyncio`` or ``uvloop`` (needs the ``fast`` extra) for ``serve`` and the persister."""
     redis_pipelining: bool = True
@@ -67,8 +73,9 @@ class Settings:
     (gameserver/batching.py); off = one round trip per call."""
     redis_pipeline_in_flight: int = 2
     """Pipelines a process may have waiting for Redis at once; fewer = bigger batches."""
-    redis_pipeline_linger: float = 0.0
-    """Seconds a Lua call may wait for others to join its pipeline (0: next loop turn)."""
+    redis_pipeline_linger: float = 0.005
+    """Longest a Lua call waits for others to join its pipeline under load (0: never);
+    see ``ScriptBatcher.linger``."""
     rate_player: RateLimit | None = None
     """Per-player limit on shopper routes (None: off; ``load_settings`` defaults to 20/s,
     burst 40)."""
@@ -190,10 +197,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         persister_nice=int(_num(env, "PETBOX_PERSISTER_NICE", 10, 0, 19)),
         redis_pipelining=_bool(env, "PETBOX_REDIS_PIPELINING", True),
         redis_pipeline_in_flight=int(_num(env, "PETBOX_REDIS_PIPELINE_IN_FLIGHT", 2, 1, 64)),
-        redis_pipeline_linger=_num(env, "PETBOX_REDIS_PIPELINE_LINGER_US", 0, 0, 10_000) / 1e6,
+        redis_pipeline_linger=_num(env, "PETBOX_REDIS_PIPELINE_LINGER_US", 5000, 0, 50_000) / 1e6,
         event_loop=_event_loop(env),
         run_background=_bool(env, "PETBOX_RUN_BACKGROUND", True),
         redis_appendfsync=fsync,
+        redis_aof_rewrite_percentage=int(_num(env, "PETBOX_REDIS_AOF_REWRITE_PERCENTAGE", 400,
+                                              10, 10_000)),
         rate_player=_rate(env, "PETBOX_RATE_PLAYER", PLAYER_DEFAULT),
         rate_ip=_rate(env, "PETBOX_RATE_IP", IP_DEFAULT),
         rate_draw=_rate(env, "PETBOX_RATE_DRAW", DRAW_DEFAULT),

@@ -14,7 +14,8 @@ SECRET = {"PETBOX_TOKEN_SECRET": "a-secret-of-sixteen+"}
 def test_defaults_of_the_performance_settings(tmp_path: Path) -> None:
     s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path)})
     assert (s.redis_pipelining, s.persister_nice, s.event_loop) == (True, 10, "asyncio")
-    assert (s.redis_pipeline_in_flight, s.redis_pipeline_linger) == (2, 0.0)
+    assert (s.redis_pipeline_in_flight, s.redis_pipeline_linger) == (2, 0.005)
+    assert s.redis_aof_rewrite_percentage == 400
 
 
 def test_performance_settings_are_read(tmp_path: Path) -> None:
