@@ -131,14 +131,14 @@ async def test_a_paused_redis_fails_the_batch_on_its_deadline_then_recovers(
 
 async def test_linger_gathers_batches_only_while_calls_are_frequent(
         redis: aioredis.Redis) -> None:
-    batcher = ScriptBatcher(redis, linger=0.02)
+    batcher = ScriptBatcher(redis, linger=0.05)
     script = batcher.script(APPEND)
     # A lone call at a low rate leaves on the next loop turn, not after the linger.
     started = asyncio.get_running_loop().time()
     assert await script(keys=["l"], args=["lone"]) == [b"lone", 1]
     assert asyncio.get_running_loop().time() - started < 0.015
-    # 300 calls a second, one per loop turn: after a measuring window, each batch waits
-    # the linger and gathers the calls of several turns.
+    # 300 calls a second, one per loop turn (15 expected within a linger, at least
+    # MIN_JOINERS): after a measuring window, each batch waits and gathers several turns.
     calls = []
     for i in range(120):
         calls.append(asyncio.ensure_future(script(keys=["l"], args=[f"v{i}"])))
