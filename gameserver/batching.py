@@ -91,6 +91,9 @@ class ScriptBatcher:
         self._in_flight = 0
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop the batcher runs in, looked up once: on Python 3.11 every
+        ``asyncio.get_running_loop()`` is a ``getpid`` system call."""
         self._window_start = 0.0
         self._window_calls = 0
         self._rate = 0.0
@@ -105,7 +108,7 @@ class ScriptBatcher:
         return BatchedScript(self, source)
 
     def submit(self, script: BatchedScript, args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop or self._bind_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append(_Call(script, args, future))
         self._window_calls += 1
@@ -124,6 +127,10 @@ class ScriptBatcher:
             else:
                 loop.call_soon(self._flush)
         return future
+
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()
+        return self._loop
 
     RATE_WINDOW = 0.1
     """Seconds over which the call rate is measured."""
@@ -157,7 +164,7 @@ class ScriptBatcher:
             if not batch:
                 continue
             self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._send(batch))
+            task = (self._loop or self._bind_loop()).create_task(self._send(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
