@@ -35,6 +35,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("files", nargs="+")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--match", default="", help="only functions whose file contains this")
+    p.add_argument("--main-only", action="store_true",
+                   help="leave out the stacks of helper threads (aiosqlite, executors): in "
+                        "py-spy's blocking mode their waits count as busy")
     a = p.parse_args(argv)
     self_t: Counter[str] = Counter()
     incl: Counter[str] = Counter()
@@ -46,6 +49,8 @@ def main(argv: list[str]) -> int:
                 if not stack:
                     continue
                 n = int(count)
+                if a.main_only and "Thread._bootstrap" in stack:
+                    continue
                 frames = [short(x) for x in stack.split(";") if x]
                 leaf = frames[-1]
                 if any(leaf.startswith(i.split(" (")[0] + " (") and i.split(" (")[1] in leaf
