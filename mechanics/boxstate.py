@@ -30,6 +30,10 @@ class SeriesProgress:
     completed: bool = False
     """the completion reward was granted"""
 
+    def copy(self) -> SeriesProgress:
+        return SeriesProgress(self.hard, self.soft, dict(self.owned), self.day, self.today,
+                              self.total, self.completed)
+
     def to_wire(self) -> dict[str, Any]:
         return {"h": self.hard, "s": self.soft, "o": self.owned, "d": self.day,
                 "t": self.today, "n": self.total, "c": self.completed}
@@ -53,6 +57,9 @@ class BoxState:
     @property
     def seed_hash(self) -> str:
         return seed_hash(self.seed) if self.seed else ""
+
+    def copy(self) -> BoxState:
+        return BoxState(self.seed, self.nonce, {k: v.copy() for k, v in self.series.items()})
 
     def to_wire(self) -> dict[str, Any]:
         return {"sd": self.seed, "nc": self.nonce,

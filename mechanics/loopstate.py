@@ -24,6 +24,10 @@ class CheckinState:
     """made-up days still inside a kept run, to enforce the per-cycle limit"""
     total: int = 0
 
+    def copy(self) -> CheckinState:
+        return CheckinState([list(r) for r in self.runs], self.first, list(self.made_up),
+                            self.total)
+
     def run_of(self, day: int) -> list[int] | None:
         """The run containing ``day``, if any."""
         return next((r for r in self.runs if r[0] <= day <= r[1]), None)
@@ -55,6 +59,9 @@ class TaskProgress:
     nonces: list[str] = field(default_factory=list)
     """browse tasks: ticket nonces used this period"""
 
+    def copy(self) -> TaskProgress:
+        return TaskProgress(self.period, self.count, self.spend, list(self.nonces))
+
     def to_wire(self) -> list[Any]:
         return [self.period, self.count, self.spend, self.nonces]
 
@@ -75,6 +82,10 @@ class OrderRecord:
     """task → [period, completions this order earned]"""
     no_coupon: list[str] = field(default_factory=list)
     """tasks whose coupon was out of stock when the order came: a refund owes none"""
+
+    def copy(self) -> OrderRecord:
+        return OrderRecord(self.at, self.amount, self.refunded,
+                           {k: list(v) for k, v in self.tasks.items()}, list(self.no_coupon))
 
     def to_wire(self) -> list[Any]:
         wire = [self.at, self.amount, int(self.refunded), self.tasks]
