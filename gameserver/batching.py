@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -73,7 +74,7 @@ class ScriptBatcher:
     """Queues ``EVALSHA`` calls and sends each loop turn's calls as one pipeline."""
 
     def __init__(self, redis: Redis, *, max_in_flight: int = 2, max_batch: int = 256,
-                 linger: float = 0.0, target_batch: int = 16) -> None:
+                 linger: float = 0.0, target_batch: int = 16, busy: float = 0.5) -> None:
         self.redis = redis
         self.max_in_flight = max_in_flight
         self.max_batch = max_batch
@@ -82,6 +83,10 @@ class ScriptBatcher:
         enough that others will (see :meth:`_linger_for`), seconds; 0: never wait."""
         self.target_batch = target_batch
         """Calls a lingering batch waits for at most: at a high rate it waits less."""
+        self.busy = busy
+        """Linger only while the process used at least this share of a core (its CPU
+        time over wall time in the last measuring window): below it the CPU a bigger
+        batch would save is not scarce, and the wait would only add latency."""
         self.timeout: float | None = redis.connection_pool.connection_kwargs.get(
             "socket_timeout")
         """Deadline of one round trip (send and every reply), seconds."""
@@ -95,9 +100,12 @@ class ScriptBatcher:
         """The loop the batcher runs in, looked up once: on Python 3.11 every
         ``asyncio.get_running_loop()`` is a ``getpid`` system call."""
         self._window_start = 0.0
+        self._window_cpu = 0.0
         self._window_calls = 0
         self._rate = 0.0
         """Calls per second over the last completed measuring window."""
+        self._load = 0.0
+        """Share of a core the process used over the last completed measuring window."""
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0
         """Pipelines sent so far (calls / batches = the mean batch size)."""
@@ -140,17 +148,19 @@ class ScriptBatcher:
 
     def _linger_for(self, now: float) -> float:
         """How long a new batch should wait for company: long enough for about
-        ``target_batch`` calls at the recent rate, at most ``linger``, and not at all
-        when fewer than ``MIN_JOINERS`` would come meanwhile (at a low rate waiting only
-        adds latency; under load each call then costs the client and Redis a fraction
-        of a round trip: docs/benchmarks.md)."""
+        ``target_batch`` calls at the recent rate, at most ``linger``; not at all while
+        the process is not busy or fewer than ``MIN_JOINERS`` would come meanwhile (then
+        waiting only adds latency; under load each call costs the client and Redis a
+        fraction of a round trip: docs/benchmarks.md)."""
         if not self.linger:
             return 0.0
         elapsed = now - self._window_start
         if elapsed >= self.RATE_WINDOW:
+            cpu = time.process_time()
             self._rate = self._window_calls / elapsed
-            self._window_start, self._window_calls = now, 0
-        if self._rate <= 0:
+            self._load = (cpu - self._window_cpu) / elapsed
+            self._window_start, self._window_cpu, self._window_calls = now, cpu, 0
+        if self._rate <= 0 or self._load < self.busy:
             return 0.0
         linger = min(self.linger, self.target_batch / self._rate)
         return linger if self._rate * linger >= self.MIN_JOINERS else 0.0

@@ -131,7 +131,7 @@ async def test_a_paused_redis_fails_the_batch_on_its_deadline_then_recovers(
 
 async def test_linger_gathers_batches_only_while_calls_are_frequent(
         redis: aioredis.Redis) -> None:
-    batcher = ScriptBatcher(redis, linger=0.05)
+    batcher = ScriptBatcher(redis, linger=0.05, busy=0.0)  # the test process idles
     script = batcher.script(APPEND)
     # A lone call at a low rate leaves on the next loop turn, not after the linger.
     started = asyncio.get_running_loop().time()
@@ -151,7 +151,7 @@ async def test_linger_gathers_batches_only_while_calls_are_frequent(
 
 async def test_a_full_batch_does_not_wait_for_its_linger(redis: aioredis.Redis) -> None:
     batcher = ScriptBatcher(redis, linger=5.0, max_batch=10)
-    batcher._rate = 1000.0  # as if calls were coming fast
+    batcher._rate, batcher._load = 1000.0, 1.0  # as if calls were coming fast, CPU busy
     batcher._window_start = asyncio.get_running_loop().time()
     script = batcher.script(APPEND)
     started = asyncio.get_running_loop().time()
@@ -159,3 +159,15 @@ async def test_a_full_batch_does_not_wait_for_its_linger(redis: aioredis.Redis) 
     assert [r[1] for r in replies] == list(range(1, 11))
     assert asyncio.get_running_loop().time() - started < 1.0
     assert (batcher.calls, batcher.batches) == (10, 1)
+
+
+async def test_no_linger_while_the_process_has_cpu_to_spare(redis: aioredis.Redis) -> None:
+    batcher = ScriptBatcher(redis, linger=0.05, busy=0.5)
+    script = batcher.script(APPEND)
+    calls = []
+    for i in range(120):  # 300 calls a second as in the test above, but the process idles
+        calls.append(asyncio.ensure_future(script(keys=["idle"], args=[str(i)])))
+        await asyncio.sleep(1 / 300)
+    await asyncio.gather(*calls)
+    assert batcher._rate > 100 and batcher._load < 0.5
+    assert (batcher.calls, batcher.batches) == (120, 120)  # each left on its own turn
