@@ -46,6 +46,9 @@ class NoArchive:
     async def fetch_player(self, ref: PlayerRef) -> None:
         return None
 
+    async def fetch_response(self, commit_id: str) -> None:
+        return None
+
 
 def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) of ``pid`` so far."""

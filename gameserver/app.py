@@ -170,7 +170,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     tiers = [app[VALUE]] + ([app[SHADOW].value] if SHADOW in app else [])
     reconciler = (Reconciler(tiers, settings.reconcile_interval).start()
                   if settings.run_background else None)
-    housekeeper = (Housekeeper(db, games, app[CLOCK]).start()
+    housekeeper = (Housekeeper(db, games, app[CLOCK],
+                               response_ttl=settings.idempotency_ttl).start()
                    if settings.run_background else None)
     try:
         async with reminder_service(app, enabled=settings.run_background):

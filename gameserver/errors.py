@@ -65,6 +65,18 @@ class IdempotencyInProgress(DomainError):
                          retry_after=1)
 
 
+class ResponseUnavailable(DomainError):
+    """A used Idempotency-Key whose stored response cannot be read (SQL has not got it)."""
+
+    code = "response_unavailable"
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used before, but its stored response "
+                         "cannot be read now; nothing was applied twice, retry later",
+                         retry_after=5)
+
+
 class Busy(DomainError):
     """A transient condition on our side; the client should retry after ``retry_after``."""
 

@@ -1,8 +1,10 @@
-"""Retention: draw records are kept for the game's ``boxes.draw_records_days`` (≥ 90).
+"""Retention: draw records are kept for the game's ``boxes.draw_records_days`` (≥ 90),
+stored responses of Idempotency-Keys for ``PETBOX_IDEMPOTENCY_TTL`` (their keys expire
+from Redis then, so nothing can ask for them again).
 
-Runs in the server process that runs the persister, once per ``interval`` (an
+Runs in the server process that runs the background jobs, once per ``interval`` (an
 hour by default); deletes in small batches so a large purge never holds a long
-lock on the draws table.
+lock on a table.
 """
 
 from __future__ import annotations
@@ -49,6 +51,24 @@ async def _purge_game(db: Database, merchant: str, game: str, cutoff_ms: int) ->
             return deleted
 
 
+async def purge_old_responses(db: Database, cutoff_ms: int) -> int:
+    """Delete stored responses written before ``cutoff_ms``, oldest first and ``BATCH``
+    rows a transaction. Ids grow with insertion, so the oldest rows have the smallest
+    ids: the purge walks the primary key, no index on time is kept for it (the table
+    takes a row per action). Returns rows deleted."""
+    r = m.responses
+    deleted = 0
+    while True:
+        async with db.engine.begin() as conn:
+            ids = (await conn.execute(select(r.c.id).where(r.c.ts_ms < cutoff_ms)
+                                      .order_by(r.c.id).limit(BATCH))).scalars().all()
+            if ids:
+                await conn.execute(delete(r).where(r.c.id.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < BATCH:
+            return deleted
+
+
 class Housekeeper(PeriodicTask):
     """Runs :func:`purge_old_draws` at start and every ``interval`` seconds until stopped."""
 
@@ -56,12 +76,18 @@ class Housekeeper(PeriodicTask):
     run_first = True
 
     def __init__(self, db: Database, games: GameRegistry, clock: Clock,
-                 interval: float = 3600.0) -> None:
+                 interval: float = 3600.0, response_ttl: float = 86400.0) -> None:
         super().__init__(interval)
         self.db, self.games, self.clock = db, games, clock
+        self.response_ttl = response_ttl
+        """Seconds stored responses are kept (the Idempotency-Keys' lifetime)."""
 
     async def run_once(self) -> int:
-        n = await purge_old_draws(self.db, self.games, int(self.clock.now() * 1000))
+        now_ms = int(self.clock.now() * 1000)
+        n = await purge_old_draws(self.db, self.games, now_ms)
         if n:
             log.info("deleted %d draw records past their retention", n)
-        return n
+        r = await purge_old_responses(self.db, now_ms - int(self.response_ttl * 1000))
+        if r:
+            log.info("deleted %d stored responses past the Idempotency-Key lifetime", r)
+        return n + r

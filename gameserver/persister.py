@@ -228,14 +228,22 @@ def ledger_rows(entry_id: bytes, fields: dict[bytes, bytes]) -> list[LedgerRow]:
 
 
 def entry_events(entry_id: bytes, fields: dict[bytes, bytes]) -> persist.EventRows:
-    """Draw records and revealed seeds carried by one ledger stream entry."""
+    """Draw records, revealed seeds and the stored response carried by one ledger
+    stream entry (entries written before responses moved to SQL carry none)."""
     raw = fields.get(b"e") or b""
-    if not raw:
+    key = fields.get(b"k")
+    if not raw and not key:
         return persist.EventRows()
     merchant, game, user = split_member(fields[b"p"].decode())
-    events = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    return persist.event_rows(fields[b"c"].decode(), merchant, game, user,
-                              _entry_ms(entry_id), events)
+    commit_id, ts_ms = fields[b"c"].decode(), _entry_ms(entry_id)
+    out = (persist.event_rows(commit_id, merchant, game, user, ts_ms,
+                              msgpack.unpackb(raw, raw=False, strict_map_key=False))
+           if raw else persist.EventRows())
+    if key:
+        out.responses.append(_new_tuple(persist.ResponseRow, (
+            commit_id, merchant, game, user, key.decode(), int(fields[b"s"]),
+            bytes(fields[b"r"]), ts_ms)))
+    return out
 
 
 class Persister:
@@ -488,7 +496,8 @@ class Persister:
                 continue
             try:
                 rows = ledger_rows(entry_id, fields)
-                events = entry_events(entry_id, fields) if fields.get(b"e") else None
+                events = (entry_events(entry_id, fields)
+                          if fields.get(b"e") or fields.get(b"k") else None)
             except Exception:
                 log.exception("persister: dropping undecodable ledger entry %r on shard %s",
                               entry_id, shard)
@@ -509,6 +518,7 @@ class Persister:
         # are unique by (commit_id, seq), their first two fields: a plain sort does it.
         rows.sort()
         events.draws.sort(key=lambda r: (r["commit_id"], r["seq"]))
+        events.responses.sort()  # by commit id, the unique index's order
         await self._write_ledger(rows, events)
 
     async def _write_ledger(self, rows: list[LedgerRow],

@@ -30,7 +30,12 @@ from redis.commands.core import AsyncScript
 
 from gameserver.batching import BatchedScript, ScriptBatcher
 from gameserver.clock import Clock
-from gameserver.errors import Busy, IdempotencyInProgress, IdempotencyMismatch
+from gameserver.errors import (
+    Busy,
+    IdempotencyInProgress,
+    IdempotencyMismatch,
+    ResponseUnavailable,
+)
 from gameserver.keys import PENDING_TTL_MS, Keys, PlayerRef
 from gameserver.metrics import Metrics
 from gameserver.scripts import load_script
@@ -47,9 +52,12 @@ by the same commit (so an action with reminders is still one read plus one commi
 
 
 class PlayerArchive(Protocol):
-    """Where a player evicted from (or lost by) Redis is read back from: SQL."""
+    """SQL, as the store reads it: a player evicted from (or lost by) Redis, and the
+    stored response of a key whose ledger entry the persister has drained."""
 
     async def fetch_player(self, ref: PlayerRef) -> tuple[int, bytes] | None: ...
+
+    async def fetch_response(self, commit_id: str) -> tuple[int, bytes] | None: ...
 
 
 @dataclass(frozen=True)
@@ -204,13 +212,16 @@ class Store:
         deadline = self.clock.monotonic() + self.idempotency_wait
         delay = 0.002
         while True:
-            res = await self._load(keys=[self.keys.player(a.ref), a.idem_key],
+            res = await self._load(keys=[self.keys.player(a.ref), a.idem_key,
+                                         self.keys.ledger(a.ref.shard)],
                                    args=[a.request_hash, a.token])
             kind = res[0]
             if kind == b"ok":
                 break
             if kind == b"done":
-                return self._replay(res)
+                return self._replay(int(res[1]), bytes(res[2]))
+            if kind == b"stored":
+                return await self._replay_from_sql(a, res[1].decode())
             if kind == b"mismatch":
                 raise IdempotencyMismatch()
             if self.clock.monotonic() >= deadline:  # pending: the claim's owner is running
@@ -221,9 +232,18 @@ class Store:
             return Loaded(decode_state(res[2]), int(res[1]), True)
         return await self._from_archive(a.ref)
 
-    def _replay(self, res: list[Any]) -> Reply:
+    def _replay(self, status: int, body: bytes) -> Reply:
         self.metrics.idempotent_replays.inc()
-        return Reply(int(res[1]), bytes(res[2]), replayed=True)
+        return Reply(status, body, replayed=True)
+
+    async def _replay_from_sql(self, a: _Attempt, commit_id: str) -> Reply:
+        """The stored response of a key whose ledger entry the persister has drained."""
+        row = await self.archive.fetch_response(commit_id)
+        if row is None:  # only lost data or a bug can get here: say so, change nothing
+            log.error("stored response of %s key %s is in neither Redis nor SQL",
+                      a.ref.member, a.idempotency_key)
+            raise ResponseUnavailable()
+        return self._replay(row[0], row[1])
 
     async def _apply_and_commit(self, a: _Attempt, loaded: Loaded) -> Reply | _Again:
         """Apply the rule and commit; what to do next when no reply came of it."""
@@ -276,11 +296,9 @@ class Store:
         if res[0] == b"ok":
             a.claimed = True
             return None
-        if res[0] == b"done":
-            return self._replay(res)
         if res[0] == b"mismatch":
             raise IdempotencyMismatch()
-        return _Again.RELOAD  # pending: the next load waits for the other request
+        return _Again.RELOAD  # used: the next load replays; pending: it waits
 
     async def _commit_outcome(self, a: _Attempt, loaded: Loaded, outcome: Outcome,
                               commit_id: str, body: bytes, now_s: int) -> Any:
@@ -301,7 +319,8 @@ class Store:
         packed = msgpack.packb(
             [loaded.version, not loaded.in_redis, encode_state(outcome.state), a.token,
              a.status, body, self.idempotency_ttl_ms, int(self.clock.now() * 1000),
-             ref.member, commit_id, ledger, a.request_hash, events, reminders],
+             ref.member, commit_id, ledger, a.request_hash, events, reminders,
+             a.idempotency_key],
             use_bin_type=False)
         return await self._commit(keys=keys, args=[packed])
 

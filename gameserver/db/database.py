@@ -213,6 +213,14 @@ class Database:
                        p.c.user_id == ref.user))).first()
         return (int(row[0]), bytes(row[1])) if row else None
 
+    async def fetch_response(self, commit_id: str) -> tuple[int, bytes] | None:
+        """The stored (status, body) of the action committed as ``commit_id``, or None."""
+        r = m.responses
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                select(r.c.status, r.c.body).where(r.c.commit_id == commit_id))).first()
+        return (int(row[0]), bytes(row[1])) if row else None
+
     async def recent_ledger(self, ref: PlayerRef, limit: int = 50) -> list[dict[str, Any]]:
         """The player's newest ledger rows in SQL, newest first."""
         t = m.ledger

@@ -103,6 +103,26 @@ ledger = Table(
     Index(None, "merchant_id", "game_id", "id"),  # export and analytics walk a game
 )
 
+responses = Table(
+    "responses", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("commit_id", String(32), nullable=False),
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("idem_key", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    UniqueConstraint("commit_id"),
+)
+"""The first response of every shopper action: what a retry with its Idempotency-Key
+gets again. Written behind by the persister from the ledger stream; Redis keeps only a
+small record per key (request hash, status, commit id, stream entry) and the store
+reads the body here, by the record's commit id, once the entry is drained. One narrow
+unique index (the write costs one row per action); ids grow with insertion, which is
+what the retention purge walks (kept ``PETBOX_IDEMPOTENCY_TTL``, housekeeping)."""
+
 meta = Table(
     "meta", metadata,
     Column("key", String(120), primary_key=True),

@@ -1,11 +1,12 @@
-"""SQL writes of the persister: ledger rows and player states, in batched transactions.
+"""SQL writes of the persister: ledger rows (with the draws, seeds and stored responses
+of the same commits) and player states, in batched transactions.
 
 Both writes are idempotent, so a batch that is written twice (the persister died
 between the SQL commit and marking the work done in Redis) changes nothing the
 second time:
 
-- ledger rows are unique by ``(commit_id, seq)`` and inserted with
-  ``ON CONFLICT DO NOTHING``;
+- ledger rows are unique by ``(commit_id, seq)``, stored responses by commit, and
+  both are inserted with ``ON CONFLICT DO NOTHING``;
 - player rows are upserted only when the stored version is older, so an old
   state can never overwrite a newer one.
 
@@ -63,19 +64,35 @@ class LedgerRow(NamedTuple):
     ts_ms: int
 
 
+class ResponseRow(NamedTuple):
+    """The stored response of one action, as the persister writes it to ``responses``."""
+
+    commit_id: str
+    merchant_id: str
+    game_id: str
+    user_id: str
+    idem_key: str
+    status: int
+    body: bytes
+    ts_ms: int
+
+
 @dataclass(frozen=True)
 class EventRows:
-    """SQL rows that commit events carry besides the ledger: draws and revealed seeds."""
+    """SQL rows that commits carry besides the ledger: draws, revealed seeds and the
+    stored responses of their Idempotency-Keys."""
 
     draws: list[dict[str, Any]] = field(default_factory=list)
     seeds: list[dict[str, Any]] = field(default_factory=list)
+    responses: list[ResponseRow] = field(default_factory=list)
 
     def extend(self, other: EventRows) -> None:
         self.draws.extend(other.draws)
         self.seeds.extend(other.seeds)
+        self.responses.extend(other.responses)
 
     def __bool__(self) -> bool:
-        return bool(self.draws or self.seeds)
+        return bool(self.draws or self.seeds or self.responses)
 
 
 def event_rows(commit_id: str, merchant: str, game: str, user: str, ts_ms: int,
@@ -111,6 +128,12 @@ def ledger_insert(db: Database) -> Insert:
     """Insert ledger rows, skipping any ``(commit_id, seq)`` already stored."""
     return _dialect_insert(db, m.ledger).on_conflict_do_nothing(  # type: ignore[no-any-return]
         index_elements=list(LEDGER_KEY))
+
+
+def response_insert(db: Database) -> Insert:
+    """Insert stored responses, skipping a commit already stored (a redelivered entry)."""
+    return _dialect_insert(db, m.responses).on_conflict_do_nothing(  # type: ignore[no-any-return]
+        index_elements=["commit_id"])
 
 
 def player_upsert(db: Database) -> Insert:
@@ -149,6 +172,11 @@ def ledger_sql(db: Database) -> str:
     return _compiled(db, "ledger", ledger_insert, LedgerRow._fields)
 
 
+def response_sql(db: Database) -> str:
+    """:func:`response_insert` as driver SQL taking :class:`ResponseRow` tuples."""
+    return _compiled(db, "responses", response_insert, ResponseRow._fields)
+
+
 def player_sql(db: Database) -> str:
     """:func:`player_upsert` as driver SQL taking :class:`PlayerRow` tuples."""
     return _compiled(db, "players", player_upsert, PlayerRow._fields)
@@ -156,13 +184,16 @@ def player_sql(db: Database) -> str:
 
 async def insert_ledger(db: Database, rows: Sequence[LedgerRow],
                         events: EventRows | None = None) -> None:
-    """Write ledger rows (and the draws and seeds of the same commits) in one
-    transaction; rows already stored are left alone, so a redelivery adds nothing."""
+    """Write ledger rows (and the draws, seeds and stored responses of the same commits)
+    in one transaction; rows already stored are left alone, so a redelivery adds
+    nothing."""
     if not rows and not events:
         return
     async with db.engine.begin() as conn:
         if rows:
             await conn.exec_driver_sql(ledger_sql(db), list(rows))
+        if events and events.responses:
+            await conn.exec_driver_sql(response_sql(db), list(events.responses))
         if events and events.draws:
             await conn.execute(_dialect_insert(db, m.draws).on_conflict_do_nothing(
                 index_elements=list(LEDGER_KEY)), events.draws)

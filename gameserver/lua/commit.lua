@@ -1,9 +1,9 @@
 -- commit.lua: apply one action's outcome atomically (DESIGN.md, "The action pipeline").
 -- All preconditions are checked before the first write: Redis does not roll back.
--- KEYS[1] player hash (v, s)         KEYS[2] idempotency hash (h, t, r, c)
+-- KEYS[1] player hash (v, s)         KEYS[2] idempotency hash (h, t, c, x, e)
 -- KEYS[3] shard dirty zset           KEYS[4] shard active zset
 -- KEYS[5] shard ledger stream        KEYS[6] shard reminder zset (only with reminders)
--- ARGV[1] one msgpack array (one argument, not thirteen: each argument costs the
+-- ARGV[1] one msgpack array (one argument, not fifteen: each argument costs the
 --         client and the server more than the few bytes it carries):
 --   [1] expected version              [2] true = the player must not exist yet
 --   [3] new state (msgpack)           [4] in-flight token of this request
@@ -14,6 +14,11 @@
 --   [11] ledger entries (msgpack) or ''
 --   [12] request hash                 [13] events (msgpack) or ''
 --   [14] reminders to queue: {due, member, due, member, ...} (may be empty)
+--   [15] the Idempotency-Key as the client sent it
+-- The response body goes into the ledger stream entry (fields k, s, r), which the
+-- persister writes to SQL (table responses); the idempotency hash keeps only the
+-- request hash h, status c, commit id x and the entry id e, for the key's lifetime.
+-- load.lua finds the body in the entry while it is there, the store in SQL after.
 -- Returns {1, new_version} committed | {0, current_version} version conflict
 --       | {-1, 0} the idempotency key was used (or is claimed) by another request
 local a = cmsgpack.unpack(ARGV[1])
@@ -23,19 +28,17 @@ if a[2] then
 elseif tonumber(current or '-1') ~= a[1] then
   return {0, tonumber(current or '0')}
 end
--- The key must be unused, or claimed by this request (claim.lua, value actions only).
-local idem = redis.call('HMGET', KEYS[2], 'h', 't', 'r')
+-- The key must be unused (no status c yet), or claimed by this request (claim.lua).
+local idem = redis.call('HMGET', KEYS[2], 'h', 't', 'c')
 if idem[3] or (idem[1] and idem[2] ~= a[4]) then return {-1, 0} end
 
 local version = a[1] + 1
 redis.call('HSET', KEYS[1], 'v', version, 's', a[3])
-redis.call('HSET', KEYS[2], 'h', a[12], 'r', a[6], 'c', a[5], 'x', a[10])
+local entry = redis.call('XADD', KEYS[5], '*', 'c', a[10], 'p', a[9], 'v', version,
+                         'd', a[11], 'e', a[13], 'k', a[15], 's', a[5], 'r', a[6])
+redis.call('HSET', KEYS[2], 'h', a[12], 'c', a[5], 'x', a[10], 'e', entry)
 if idem[2] then redis.call('HDEL', KEYS[2], 't') end
 redis.call('PEXPIRE', KEYS[2], a[7])
-if a[11] ~= '' or a[13] ~= '' then
-  redis.call('XADD', KEYS[5], '*', 'c', a[10], 'p', a[9], 'v', version,
-             'd', a[11], 'e', a[13])
-end
 redis.call('ZADD', KEYS[3], 'NX', a[8], a[9])
 redis.call('ZADD', KEYS[4], a[8], a[9])
 if KEYS[6] and #a[14] > 0 then

@@ -3,17 +3,31 @@
 -- otherwise the commit alone decides, so a load costs Redis no write and no AOF bytes.
 -- KEYS[1] player hash (fields: v = version, s = msgpack state)
 -- KEYS[2] idempotency hash (fields: h = request hash, t = in-flight token of a claim,
---         r = stored response body, c = stored response status)
+--         c = status of the stored response, x = commit id, e = the commit's ledger
+--         stream entry, which holds the response body until the persister moved it to
+--         SQL; r = the body itself, in records written before it moved there)
+-- KEYS[3] the shard's ledger stream
 -- ARGV[1] request hash   ARGV[2] this request's in-flight token
 -- Returns one of:
 --   {'done', status, body}        the key was used before with this request: replay
+--   {'stored', commit id}         the same, but the body is in SQL by now (responses)
 --   {'mismatch'}                  the key was used with a different request
 --   {'pending'}                   another request claimed this key and is still running
 --   {'ok', version, state}        free (or claimed by us); version '' / state '' = no player
-local idem = redis.call('HMGET', KEYS[2], 'h', 't', 'r', 'c')
+local idem = redis.call('HMGET', KEYS[2], 'h', 't', 'c', 'r', 'e', 'x')
 if idem[1] then
   if idem[1] ~= ARGV[1] then return {'mismatch'} end
-  if idem[3] then return {'done', idem[4], idem[3]} end
+  if idem[3] then
+    if idem[4] then return {'done', idem[3], idem[4]} end
+    local entry = redis.call('XRANGE', KEYS[3], idem[5], idem[5])[1]
+    if entry then
+      local fields = entry[2]
+      for i = 1, #fields, 2 do
+        if fields[i] == 'r' then return {'done', idem[3], fields[i + 1]} end
+      end
+    end
+    return {'stored', idem[6]}
+  end
   if idem[2] ~= ARGV[2] then return {'pending'} end
 end
 local p = redis.call('HMGET', KEYS[1], 'v', 's')

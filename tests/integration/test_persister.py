@@ -258,6 +258,7 @@ async def test_crash_between_sql_commit_and_ack_duplicates_nothing(
     assert report.ok
     assert await sql_ledger(db) == expected
     assert await count_rows(db, m.ledger) == 10
+    assert await count_rows(db, m.responses) == 5  # one stored response per action, once
     assert await total(redis, "ledger") == 0
     assert await pending(redis) == {}
 
