@@ -638,14 +638,21 @@ class Persister:
 
     async def _dirty_members(self, report: PassReport,
                              shards: list[int]) -> dict[int, list[str]]:
+        return await self._read_members(report, "flush",
+                                        {shard: self._dirty_read(shard) for shard in shards})
+
+    async def _read_members(self, report: PassReport, stage: str,
+                            reads: dict[int, Command]) -> dict[int, list[str]]:
+        """Each shard's members as its read command gives them (one round trip); a
+        failure is the ``stage``'s, for the shards it hit."""
         found: dict[int, list[str]] = {}
         try:
-            replies = await self._round_trip([self._dirty_read(shard) for shard in shards])
+            replies = await self._round_trip(list(reads.values()))
         except Exception as exc:
-            self._fail(report, "flush", shards, exc)
+            self._fail(report, stage, list(reads), exc)
             return found
-        for shard, reply in zip(shards, replies, strict=True):
-            self._take_members(report, "flush", found, shard, reply)
+        for shard, reply in zip(reads, replies, strict=True):
+            self._take_members(report, stage, found, shard, reply)
         return found
 
     def _dirty_read(self, shard: int) -> Command:
@@ -835,16 +842,8 @@ class Persister:
 
     async def _idle_members(self, report: PassReport, shards: list[int], cutoff: int,
                             start: dict[int, int]) -> dict[int, list[str]]:
-        found: dict[int, list[str]] = {}
-        try:
-            replies = await self._round_trip([
-                self._idle_read(shard, cutoff, start.get(shard, 0)) for shard in shards])
-        except Exception as exc:
-            self._fail(report, "evict", shards, exc)
-            return found
-        for shard, reply in zip(shards, replies, strict=True):
-            self._take_members(report, "evict", found, shard, reply)
-        return found
+        return await self._read_members(report, "evict", {
+            shard: self._idle_read(shard, cutoff, start.get(shard, 0)) for shard in shards})
 
     def _idle_read(self, shard: int, cutoff: int, start: int) -> Command:
         return ("ZRANGEBYSCORE", self.keys.active(shard), "-inf", cutoff,
