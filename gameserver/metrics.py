@@ -44,7 +44,9 @@ class Metrics:
             "petbox_persister_rows_total", "Rows written to SQL by the persister", ["kind"],
             registry=r)
         self.persister_errors = Counter(
-            "petbox_persister_errors_total", "Persister passes that failed", ["stage"],
+            "petbox_persister_errors_total",
+            "Persister failures by stage (each failure once, whatever the shards it held up)",
+            ["stage"],
             registry=r)
         self.evictions = Counter(
             "petbox_evictions_total", "Idle flushed players evicted from Redis", registry=r)
