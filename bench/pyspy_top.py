@@ -13,8 +13,11 @@ import argparse
 import re
 import sys
 from collections import Counter
+from pathlib import Path
 
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]+)(?::(?P<line>\d+))?\)$")
+ROOT = Path(__file__).resolve().parent.parent
+"""The checkout: its prefix is cut from file names like site-packages' is."""
 IDLE = ("select (selectors.py", "poll (selectors.py", "_run_once (asyncio/base_events.py")
 
 
@@ -23,7 +26,7 @@ def short(frame: str) -> str:
     if not m:
         return frame.strip()
     path = m["file"]
-    for marker in ("site-packages/", "python3.11/", "/src/", "/work/main/"):
+    for marker in ("site-packages/", "python3.11/", "/src/", f"{ROOT}/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
