@@ -214,10 +214,10 @@ class ScriptBatcher:
         pipeline (the scripts are safe to re-send: a commit that already happened
         answers "conflict" or "key used", and the store reloads)."""
         conn = self._connection()
-        payload = b"".join([hiredis.pack_command(("EVALSHA", *call.args)) for call in batch])
+        commands = [("EVALSHA", *call.args) for call in batch]
         try:
             replies: list[Any] = await conn.retry.call_with_retry(
-                lambda: self._round_trip(conn, payload, len(batch)),
+                lambda: round_trip(conn, commands, self.timeout),
                 lambda _error: conn.disconnect())
             return replies
         finally:
@@ -229,27 +229,9 @@ class ScriptBatcher:
             return self._idle.pop()
         conn: AbstractConnection = (
             self.redis.connection_pool.make_connection())  # type: ignore[no-untyped-call]
-        conn.socket_timeout = None  # _round_trip sets one deadline for the whole trip
+        conn.socket_timeout = None  # round_trip sets one deadline for the whole trip
         self._conns.append(conn)
         return conn
-
-    async def _round_trip(self, conn: AbstractConnection, payload: bytes, n: int) -> list[Any]:
-        try:
-            async with asyncio.timeout(self.timeout):
-                await conn.send_packed_command(payload, check_health=False)
-                replies: list[Any] = []
-                for _ in range(n):
-                    try:
-                        replies.append(await conn.read_response())
-                    except ResponseError as exc:  # this call's error; still in step
-                        replies.append(exc)
-                return replies
-        except TimeoutError:
-            await conn.disconnect(nowait=True)  # replies may still come: out of step
-            raise RedisTimeoutError("Timeout talking to Redis") from None
-        except BaseException:
-            await conn.disconnect(nowait=True)  # cancelled mid-trip: out of step too
-            raise
 
     async def _resend_after_noscript(self, calls: list[_Call]) -> None:
         """Load the scripts Redis forgot, then send those calls again (they did not run)."""
@@ -270,6 +252,32 @@ class ScriptBatcher:
             await conn.disconnect()
         self._conns.clear()
         self._idle.clear()
+
+
+async def round_trip(conn: AbstractConnection, commands: Sequence[Sequence[Any]],
+                     within: float | None = None) -> list[Any]:
+    """Send ``commands`` in one write on ``conn`` and read their replies in order, an
+    error reply as its exception (the connection stays in step): a non-transactional
+    pipeline, packed by hiredis in C, replies in Redis' own shapes (bytes, undecoded).
+    ``within`` (seconds) is one deadline for the whole trip; a trip that misses it or is
+    cancelled leaves the connection, since replies may still come."""
+    payload = b"".join([hiredis.pack_command(tuple(command)) for command in commands])
+    try:
+        async with asyncio.timeout(within):
+            await conn.send_packed_command(payload, check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response(disable_decoding=True))
+                except ResponseError as exc:  # this command's error; still in step
+                    replies.append(exc)
+            return replies
+    except TimeoutError:
+        await conn.disconnect(nowait=True)
+        raise RedisTimeoutError("Timeout talking to Redis") from None
+    except BaseException:
+        await conn.disconnect(nowait=True)
+        raise
 
 
 def _settle(answers: Iterable[tuple[_Call, Any]]) -> None:

@@ -52,12 +52,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import hiredis
 import msgpack
 import redis.asyncio as aioredis
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from gameserver.batching import round_trip
 from gameserver.clock import Clock, SystemClock
 from gameserver.db import persist
 from gameserver.db.database import Database
@@ -853,28 +853,16 @@ class Persister:
 
     async def _round_trip(self, commands: list[Command]) -> list[Any]:
         """Send ``commands`` in one write on a pooled connection and read their replies
-        in order, an error reply as its exception: a non-transactional pipeline, as the
-        action path's batcher sends it (gameserver/batching.py). hiredis packs it in C
-        and the replies keep Redis' own shapes: redis-py's pipeline packed every
+        in order, an error reply as its exception (:func:`gameserver.batching.round_trip`,
+        as the action path's batcher sends its calls): redis-py's pipeline packed every
         argument in Python and ran a reply callback per command, the persister's main
         cost after SQL. A lost connection fails the whole trip (the next pass retries)."""
         if not commands:
             return []
-        payload = b"".join([hiredis.pack_command(command) for command in commands])
         pool = self.redis.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            await conn.send_packed_command(payload, check_health=False)
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(await conn.read_response(disable_decoding=True))
-                except ResponseError as exc:  # this command's error; still in step
-                    replies.append(exc)
-            return replies
-        except BaseException:
-            await conn.disconnect(nowait=True)  # replies may still come: out of step
-            raise
+            return await round_trip(conn, commands)
         finally:
             await pool.release(conn)
 
