@@ -147,17 +147,10 @@ def _prepare_shared(settings: Settings) -> tuple[Settings, RedisProcess | None]:
             # The shadow SQLite beside the embedded one: migrated here, once, too. Left to
             # the workers, N of them migrated one file at once and the persister process
             # met it unmigrated: a worker could die at start-up ("table already exists").
-            _run(lambda: _migrate(shadow))
+            _run(lambda: _with_db(settings.with_overrides(database_url=shadow),
+                                  Database.migrate, migrate=False))
             settings = settings.with_overrides(shadow_database_url=shadow)
     return settings, embedded
-
-
-async def _migrate(url: str) -> None:
-    db = Database(url)
-    try:
-        await db.migrate()
-    finally:
-        await db.close()
 
 
 async def _noop(db: Database) -> None:

@@ -10,6 +10,7 @@ lock on a table.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -38,32 +39,28 @@ async def purge_old_draws(db: Database, games: GameRegistry, now_ms: int) -> int
 
 async def _purge_game(db: Database, merchant: str, game: str, cutoff_ms: int) -> int:
     d = m.draws
-    deleted = 0
-    while True:
-        ids = select(d.c.id).where(d.c.merchant_id == merchant, d.c.game_id == game,
-                                   d.c.ts_ms < cutoff_ms).limit(BATCH)
-        async with db.engine.begin() as conn:
-            rows = (await conn.execute(ids)).scalars().all()
-            if rows:
-                await conn.execute(delete(d).where(d.c.id.in_(rows)))
-        deleted += len(rows)
-        if len(rows) < BATCH:
-            return deleted
+    return await _delete_in_batches(db, d, d.c.merchant_id == merchant, d.c.game_id == game,
+                                    d.c.ts_ms < cutoff_ms)
 
 
 async def purge_old_responses(db: Database, cutoff_ms: int) -> int:
-    """Delete stored responses written before ``cutoff_ms``, oldest first and ``BATCH``
-    rows a transaction. Ids grow with insertion, so the oldest rows have the smallest
-    ids: the purge walks the primary key, no index on time is kept for it (the table
-    takes a row per action). Returns rows deleted."""
+    """Delete stored responses written before ``cutoff_ms``; returns rows deleted. Ids
+    grow with insertion, so the batches walk the primary key from the oldest rows: no
+    index on time is kept for it (the table takes a row per action)."""
     r = m.responses
+    return await _delete_in_batches(db, r, r.c.ts_ms < cutoff_ms)
+
+
+async def _delete_in_batches(db: Database, table: Any, *where: Any) -> int:
+    """Delete the rows of ``table`` matching ``where``, oldest id first and ``BATCH``
+    rows a transaction (a large purge never holds a long lock); returns rows deleted."""
     deleted = 0
     while True:
         async with db.engine.begin() as conn:
-            ids = (await conn.execute(select(r.c.id).where(r.c.ts_ms < cutoff_ms)
-                                      .order_by(r.c.id).limit(BATCH))).scalars().all()
+            ids = (await conn.execute(select(table.c.id).where(*where)
+                                      .order_by(table.c.id).limit(BATCH))).scalars().all()
             if ids:
-                await conn.execute(delete(r).where(r.c.id.in_(ids)))
+                await conn.execute(delete(table).where(table.c.id.in_(ids)))
         deleted += len(ids)
         if len(ids) < BATCH:
             return deleted
