@@ -151,7 +151,7 @@ class Store:
         if batcher is not None:
             self._load = batcher.script(load_script("load"))
             self._commit = batcher.script(load_script("commit"))
-            self._read = batcher.script(load_script("read"))
+            self._read = batcher.script(load_script("read_players"))
         else:
             self._load = redis.register_script(load_script("load"))
             self._commit = redis.register_script(load_script("commit"))

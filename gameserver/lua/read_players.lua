@@ -1,5 +1,7 @@
--- read_players.lua: version and state of a shard's dirty players, for the persister's flush
--- (one call per shard instead of one HMGET per player: the client's cost is per command).
+-- read_players.lua: version and state of players of one shard: the persister's flush reads
+-- a shard's dirty players with one call instead of one HMGET each (the client's cost is
+-- per command), and getPlayer reads one player with it, as a script so that the read
+-- travels in the action path's pipelines (gameserver/batching.py sends EVALSHA calls).
 -- Reads only. KEYS[i] player hash of the i-th player (all of one shard: one hash slot).
 -- Returns {v1, s1, v2, s2, ...}; both are nil for a player whose hash is gone.
 local out = {}
