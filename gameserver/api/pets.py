@@ -34,7 +34,7 @@ async def get_player(request: web.Request) -> web.Response:
     state = loaded.state or pet.new_player(ctx.game.config, now)
     view = pet.player_view(state, ctx.game.config, now, ctx.game.tz)
     return json_ok({"player": view, "version": loaded.version,
-                              "game_version": ctx.game.version})
+                    "game_version": ctx.game.version})
 
 
 async def adopt_pet(request: web.Request) -> web.Response:
