@@ -218,8 +218,11 @@ async def test_a_killed_worker_is_started_again(env: dict[str, str], tmp_path: P
                f"sqlite+aiosqlite:///{tmp_path / 'petbox.db'}", "PETBOX_RUN_PERSISTER": "0"}
         petbox(env, "migrate")
         server = Server(env, free_port(), workers=2)
-        server.start()
-        before = child_pids(server)
+        server.start()  # ready once one worker answers: the other may still be starting
+        for _ in range(300):
+            if len(before := child_pids(server)) == 2:
+                break
+            await asyncio.sleep(0.1)
         assert set(before) == {"petbox-wrk-0", "petbox-wrk-1"}
         os.kill(before["petbox-wrk-1"], signal.SIGKILL)
         deadline = time.monotonic() + 30
