@@ -32,6 +32,14 @@ class Metrics:
         self.read_through = Counter(
             "petbox_read_through_total", "Player loads served from SQL after a Redis miss",
             registry=r)
+        self.keys_from_sql = Counter(
+            "petbox_idempotency_keys_from_sql_total",
+            "Retries recognised from SQL after Redis no longer had their key (evicted "
+            "player or lost data)", registry=r)
+        self.flush_held_back = Counter(
+            "petbox_persister_flush_held_back_total",
+            "Dirty players not flushed in a pass because their last ledger entry was not "
+            "in SQL yet", registry=r)
         self.idempotent_replays = Counter(
             "petbox_idempotent_replays_total", "Responses replayed for a repeated key",
             registry=r)

@@ -242,7 +242,7 @@ def entry_events(entry_id: bytes, fields: dict[bytes, bytes]) -> persist.EventRo
     if key:
         out.responses.append(_new_tuple(persist.ResponseRow, (
             commit_id, merchant, game, user, key.decode(), int(fields[b"s"]),
-            bytes(fields[b"r"]), ts_ms)))
+            bytes(fields[b"r"]), ts_ms, (fields.get(b"h") or b"").decode())))
     return out
 
 
@@ -285,7 +285,7 @@ class Persister:
         all succeeded yet (value grants must fail closed for them)."""
         self._epochs: dict[int, str] = {}
         self._groups: set[int] = set()
-        self._read_players = _Script(load_script("read_players"))
+        self._read_flush = _Script(load_script("read_flush"))
         self._mark_flushed = _Script(load_script("mark_flushed"))
         self._evict = _Script(load_script("evict"))
 
@@ -660,14 +660,16 @@ class Persister:
 
     async def _read_players_of(self, report: PassReport,
                                members: dict[int, list[str]]) -> dict[int, _Part]:
-        """Version and state of the members (one script call per shard, one round trip)."""
+        """Version and state of the members whose ledger is drained (``read_flush.lua``:
+        one script call per shard, one round trip)."""
         shards = sorted(members)
         keys = {shard: [self.keys.player_from_member(shard, m) for m in members[shard]]
                 for shard in shards}
         parts: dict[int, _Part] = {}
         try:
-            replies = await self._eval_all([self._read_players.call(keys[shard], [])
-                                            for shard in shards])
+            replies = await self._eval_all([
+                self._read_flush.call([self.keys.ledger(shard), *keys[shard]], [])
+                for shard in shards])
         except Exception as exc:
             self._fail(report, "flush", shards, exc)
             return parts
@@ -676,7 +678,8 @@ class Persister:
             try:
                 if isinstance(reply, Exception):
                     raise reply
-                parts[shard] = _player_part(members[shard], keys[shard], reply, now)
+                parts[shard] = part = _player_part(members[shard], keys[shard], reply, now)
+                self.metrics.flush_held_back.inc(len(members[shard]) - len(part.keys))
             except Exception as exc:
                 self._fail(report, "flush", [shard], exc)
         return parts
@@ -872,7 +875,7 @@ class Persister:
         replies = await self._round_trip(calls)
         lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if lost:
-            for script in (self._read_players, self._mark_flushed, self._evict):
+            for script in (self._read_flush, self._mark_flushed, self._evict):
                 if any(calls[i][1] == script.sha for i in lost):
                     await self._round_trip([("SCRIPT", "LOAD", script.source)])
             for i, reply in zip(lost, await self._round_trip([calls[i] for i in lost]),
@@ -908,10 +911,13 @@ class Persister:
 def _player_part(members: list[str], keys: list[str], reply: list[Any], now: int) -> _Part:
     """SQL rows of the members still in Redis, and ``mark_flushed.lua``'s arguments:
     each member with the version read ('' = its hash is gone)."""
-    part = _Part(keys=keys)
+    part = _Part()
     rows, done = part.rows, part.done
     for i, member in enumerate(members):
         version, state = reply[2 * i], reply[2 * i + 1]
+        if version == -1:  # its ledger entry is not in SQL yet: flush it in a later pass
+            continue
+        part.keys.append(keys[i])
         if version is None or state is None:
             done += (member, "")
             continue

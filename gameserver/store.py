@@ -21,7 +21,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgpack
 import orjson
@@ -43,6 +43,9 @@ from gameserver.value import Hold, StockShort, ValueBinding
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
 
+if TYPE_CHECKING:
+    from gameserver.db.database import StoredKey
+
 Rule = Callable[[PlayerState | None, int], Outcome]
 """A rule bound to its action, config and RNG: ``(state, now) -> Outcome``."""
 
@@ -57,16 +60,21 @@ class PlayerArchive(Protocol):
 
     async def fetch_player(self, ref: PlayerRef) -> tuple[int, bytes] | None: ...
 
+    async def fetch_keys(self, ref: PlayerRef, since_ms: int) -> list[StoredKey]: ...
+
     async def fetch_response(self, commit_id: str) -> tuple[int, bytes] | None: ...
 
 
 @dataclass(frozen=True)
 class Loaded:
-    """A player as read: state (None = never played), version, and whether Redis had it."""
+    """A player as read: state (None = never played), version, and whether Redis had it;
+    read through from SQL for an action, also the player's keys whose responses SQL
+    holds (the commit writes them back into Redis)."""
 
     state: PlayerState | None
     version: int
     in_redis: bool
+    restore: tuple[StoredKey, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,7 +238,23 @@ class Store:
             delay = min(delay * 2, 0.05)
         if res[2]:
             return Loaded(decode_state(res[2]), int(res[1]), True)
-        return await self._from_archive(a.ref)
+        return await self._read_through(a)
+
+    async def _read_through(self, a: _Attempt) -> Loaded | Reply:
+        """The player from SQL, with its keys of the idempotency lifetime. Redis had
+        neither the player nor this key: if SQL has the key's response (Redis was
+        evicted or lost its data after the persister stored it), replay it: an
+        acknowledged request is never applied twice, whatever Redis lost."""
+        loaded = await self._from_archive(a.ref)
+        since_ms = int(self.clock.now() * 1000) - self.idempotency_ttl_ms
+        stored = await self.archive.fetch_keys(a.ref, since_ms)
+        for record in stored:
+            if record.key == a.idempotency_key:
+                if record.request_hash and record.request_hash != a.request_hash:
+                    raise IdempotencyMismatch()
+                self.metrics.keys_from_sql.inc()
+                return await self._replay_from_sql(a, record.commit_id)
+        return Loaded(loaded.state, loaded.version, False, tuple(stored))
 
     def _replay(self, status: int, body: bytes) -> Reply:
         self.metrics.idempotent_replays.inc()
@@ -314,15 +338,35 @@ class Store:
                 reminders += [due_at, member]
             if reminders:
                 keys.append(self.keys.reminders(ref.shard))
+        restored = self._restored(a, loaded, keys)
         # One msgpack argument (see commit.lua); Redis' cmsgpack reads the str family
         # only, hence use_bin_type=False (Lua strings are bytes either way).
         packed = msgpack.packb(
             [loaded.version, not loaded.in_redis, encode_state(outcome.state), a.token,
              a.status, body, self.idempotency_ttl_ms, int(self.clock.now() * 1000),
              ref.member, commit_id, ledger, a.request_hash, events, reminders,
-             a.idempotency_key],
+             a.idempotency_key, restored],
             use_bin_type=False)
         return await self._commit(keys=keys, args=[packed])
+
+    def _restored(self, a: _Attempt, loaded: Loaded, keys: list[str]) -> list[list[Any]]:
+        """The keys a read-through brings back into Redis: their hashes go into ``keys``
+        (from KEYS[7], after the reminder queue's slot), their records are returned
+        (commit.lua's 16th field: request hash, status, commit id, TTL left in ms)."""
+        if not loaded.restore:
+            return []
+        if len(keys) == 5:
+            keys.append(self.keys.reminders(a.ref.shard))
+        now_ms = int(self.clock.now() * 1000)
+        records: list[list[Any]] = []
+        for r in loaded.restore:
+            ttl_left = r.ts_ms + self.idempotency_ttl_ms - now_ms
+            # Rows stored before responses had a request hash cannot tell a retry
+            # from a mismatch in Redis: those stay found by a read-through only.
+            if ttl_left > 0 and r.request_hash and r.key != a.idempotency_key:
+                keys.append(self.keys.idempotency(a.ref, r.key))
+                records.append([r.request_hash, r.status, r.commit_id, ttl_left])
+        return records
 
     async def _confirm(self, value: ValueBinding | None, hold: Hold) -> None:
         """Confirm held grants; if SQL fails now, reconciliation confirms them later."""

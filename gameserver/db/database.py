@@ -42,6 +42,21 @@ class Merchant:
     load_test: bool
 
 
+KEYS_RESTORED = 1000
+"""At most this many of a player's newest keys come back with a read-through."""
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """An Idempotency-Key whose response is in SQL (table ``responses``)."""
+
+    key: str
+    request_hash: str
+    status: int
+    commit_id: str
+    ts_ms: int
+
+
 @dataclass(frozen=True)
 class GameVersion:
     merchant: str
@@ -212,6 +227,20 @@ class Database:
                 .where(p.c.merchant_id == ref.merchant, p.c.game_id == ref.game,
                        p.c.user_id == ref.user))).first()
         return (int(row[0]), bytes(row[1])) if row else None
+
+    async def fetch_keys(self, ref: PlayerRef, since_ms: int,
+                         limit: int = KEYS_RESTORED) -> list[StoredKey]:
+        """The player's Idempotency-Keys whose responses are in SQL, stored since
+        ``since_ms`` (newest ``limit``): what a read-through brings back into Redis."""
+        r = m.responses
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(r.c.idem_key, r.c.request_hash, r.c.status, r.c.commit_id, r.c.ts_ms)
+                .where(r.c.merchant_id == ref.merchant, r.c.game_id == ref.game,
+                       r.c.user_id == ref.user, r.c.ts_ms >= since_ms)
+                .order_by(r.c.ts_ms.desc()).limit(limit))
+            return [StoredKey(str(k), str(h), int(st), str(c), int(ts))
+                    for k, h, st, c, ts in rows]
 
     async def fetch_response(self, commit_id: str) -> tuple[int, bytes] | None:
         """The stored (status, body) of the action committed as ``commit_id``, or None."""

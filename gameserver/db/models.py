@@ -114,14 +114,19 @@ responses = Table(
     Column("status", Integer, nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("ts_ms", BigInteger, nullable=False),
+    Column("request_hash", String(64), nullable=False, server_default=""),
     UniqueConstraint("commit_id"),
+    Index(None, "merchant_id", "game_id", "user_id", "idem_key"),
 )
 """The first response of every shopper action: what a retry with its Idempotency-Key
 gets again. Written behind by the persister from the ledger stream; Redis keeps only a
 small record per key (request hash, status, commit id, stream entry) and the store
 reads the body here, by the record's commit id, once the entry is drained. One narrow
 unique index (the write costs one row per action); ids grow with insertion, which is
-what the retention purge walks (kept ``PETBOX_IDEMPOTENCY_TTL``, housekeeping)."""
+what the retention purge walks (kept ``PETBOX_IDEMPOTENCY_TTL``, housekeeping). The
+second index serves a player read through from SQL: its keys of the last day come back
+into Redis with it, so a retry after Redis lost its data is never applied twice
+(``request_hash`` tells a retry from a different request under the same key)."""
 
 meta = Table(
     "meta", metadata,

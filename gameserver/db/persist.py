@@ -75,6 +75,7 @@ class ResponseRow(NamedTuple):
     status: int
     body: bytes
     ts_ms: int
+    request_hash: str
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 -- commit.lua: apply one action's outcome atomically (DESIGN.md, "The action pipeline").
 -- All preconditions are checked before the first write: Redis does not roll back.
--- KEYS[1] player hash (v, s)         KEYS[2] idempotency hash (h, t, c, x, e)
+-- KEYS[1] player hash (v, s, e)      KEYS[2] idempotency hash (h, t, c, x, e)
 -- KEYS[3] shard dirty zset           KEYS[4] shard active zset
 -- KEYS[5] shard ledger stream        KEYS[6] shard reminder zset (only with reminders)
 -- ARGV[1] one msgpack array (one argument, not fifteen: each argument costs the
@@ -15,9 +15,12 @@
 --   [12] request hash                 [13] events (msgpack) or ''
 --   [14] reminders to queue: {due, member, due, member, ...} (may be empty)
 --   [15] the Idempotency-Key as the client sent it
--- The response body goes into the ledger stream entry (fields k, s, r), which the
--- persister writes to SQL (table responses); the idempotency hash keeps only the
--- request hash h, status c, commit id x and the entry id e, for the key's lifetime.
+--   [16] keys a read-through from SQL brings back: {{h, c, x, ttl_ms}, ...}, their
+--        idempotency hashes in KEYS[7], KEYS[8], ... (KEYS[6] is then always given)
+-- The response body goes into the ledger stream entry (fields k, s, r; h the request
+-- hash), which the persister writes to SQL (table responses); the idempotency hash
+-- keeps only the request hash h, status c, commit id x and the entry id e, for the
+-- key's lifetime.
 -- load.lua finds the body in the entry while it is there, the store in SQL after.
 -- Returns {1, new_version} committed | {0, current_version} version conflict
 --       | {-1, 0} the idempotency key was used (or is claimed) by another request
@@ -33,9 +36,11 @@ local idem = redis.call('HMGET', KEYS[2], 'h', 't', 'c')
 if idem[3] or (idem[1] and idem[2] ~= a[4]) then return {-1, 0} end
 
 local version = a[1] + 1
-redis.call('HSET', KEYS[1], 'v', version, 's', a[3])
 local entry = redis.call('XADD', KEYS[5], '*', 'c', a[10], 'p', a[9], 'v', version,
-                         'd', a[11], 'e', a[13], 'k', a[15], 's', a[5], 'r', a[6])
+                         'd', a[11], 'e', a[13], 'k', a[15], 's', a[5], 'r', a[6],
+                         'h', a[12])
+-- e: this commit's ledger entry; the flush holds the state back until it is drained.
+redis.call('HSET', KEYS[1], 'v', version, 's', a[3], 'e', entry)
 redis.call('HSET', KEYS[2], 'h', a[12], 'c', a[5], 'x', a[10], 'e', entry)
 if idem[2] then redis.call('HDEL', KEYS[2], 't') end
 redis.call('PEXPIRE', KEYS[2], a[7])
@@ -43,5 +48,14 @@ redis.call('ZADD', KEYS[3], 'NX', a[8], a[9])
 redis.call('ZADD', KEYS[4], a[8], a[9])
 if KEYS[6] and #a[14] > 0 then
   redis.call('ZADD', KEYS[6], unpack(a[14]))
+end
+-- Keys whose responses SQL holds, for a player Redis had lost or evicted: a retry of
+-- one is replayed from SQL (load.lua's 'stored'), never applied again.
+for i = 7, #KEYS do
+  local r = a[16][i - 6]
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('HSET', KEYS[i], 'h', r[1], 'c', r[2], 'x', r[3])
+    redis.call('PEXPIRE', KEYS[i], r[4])
+  end
 end
 return {1, version}

@@ -19,7 +19,7 @@ if idem[1] then
   if idem[1] ~= ARGV[1] then return {'mismatch'} end
   if idem[3] then
     if idem[4] then return {'done', idem[3], idem[4]} end
-    local entry = redis.call('XRANGE', KEYS[3], idem[5], idem[5])[1]
+    local entry = idem[5] and redis.call('XRANGE', KEYS[3], idem[5], idem[5])[1]
     if entry then
       local fields = entry[2]
       for i = 1, #fields, 2 do

@@ -232,6 +232,31 @@ async def test_player_changed_during_flush_stays_dirty(store: Store, make: Any, 
     assert (await sql_players(db))["alice"][0] == 2
 
 
+async def test_state_never_reaches_sql_ahead_of_its_ledger(store: Store, make: Any,
+                                                         db: Database) -> None:
+    """A commit that lands after the pass drained the ledger, before the flush read the
+    player: its state waits in Redis until its ledger entry (and stored response) is in
+    SQL. Flushed at once, a Redis loss then would leave SQL a state whose ledger and
+    acknowledged key it lacks, and the key's retry would apply again."""
+    await play(store, "alice", coins=1)
+
+    class CommitsAfterDrain(Persister):
+        async def _write_ledger(self, rows: list[LedgerRow],
+                                events: Any = None) -> None:
+            await super()._write_ledger(rows, events)
+            if rows and rows[0].player_version == 1:
+                await play(store, "alice", coins=5)  # v2: its entry is not drained yet
+
+    persister = make(CommitsAfterDrain)
+    report = await persister.run_once()
+    assert (report.ledger_rows, report.players_flushed) == (1, 0)
+    assert await sql_players(db) == {}  # v2 held back: SQL has v1's ledger, no state yet
+    report = await persister.run_once()
+    assert (report.ledger_rows, report.players_flushed) == (1, 1)
+    assert (await sql_players(db))["alice"][0] == 2
+    assert sorted((r[5], r[8]) for r in await sql_ledger(db)) == [(1, 1), (2, 5)]
+
+
 async def test_crash_between_sql_commit_and_ack_duplicates_nothing(
         store: Store, make: Any, db: Database, redis: aioredis.Redis) -> None:
     for user in ("alice", "bob", "carol", "dave", "erin"):
