@@ -146,11 +146,16 @@ async def _acquire(engine: AsyncEngine) -> AsyncConnection:
         raise
 
 
-def _terminate(conn: AsyncConnection) -> None:
+async def _driver(conn: AsyncConnection) -> Any:
+    """The driver's connection, taken while SQLAlchemy still hands it out (after an
+    interrupted statement it may refuse to: "invalid transaction")."""
+    return (await conn.get_raw_connection()).driver_connection
+
+
+def _terminate(raw: Any) -> None:
     """Drop a connection interrupted mid-statement at once: its state is unknown, and a
     hung server would never answer the rollback (asyncpg closes its socket; SQLite has
     no equivalent and waits out its statement, bounded by the busy timeout)."""
-    raw = conn.sync_connection.connection.driver_connection if conn.sync_connection else None
     terminate = getattr(raw, "terminate", None)
     if callable(terminate):
         with contextlib.suppress(Exception):
@@ -160,44 +165,62 @@ def _terminate(conn: AsyncConnection) -> None:
 async def _discard(conn: AsyncConnection) -> None:
     with contextlib.suppress(BaseException):
         await conn.invalidate()
+    with contextlib.suppress(BaseException):
         await conn.close()
 
 
-async def _release(conn: AsyncConnection) -> None:
+async def _release(conn: AsyncConnection, raw: Any) -> None:
     """Close (roll back, return to the pool); if the caller's bound runs out meanwhile,
     the connection is dropped and the pool's clean-up goes on without the caller."""
     task = asyncio.ensure_future(conn.close())
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
-        _terminate(conn)
+        _terminate(raw)
         _in_background(task)
         raise
+
+
+async def _close_committed(conn: AsyncConnection, seconds: float) -> None:
+    """Return a connection whose work is done; never turns that success into an error
+    (a close still running after ``seconds`` finishes in the background)."""
+    task = asyncio.ensure_future(conn.close())
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        task.exception()  # retrieved; a failed return to the pool is the pool's business
+    else:
+        _in_background(task)
 
 
 @contextlib.asynccontextmanager
 async def bounded_connection(engine: AsyncEngine, seconds: float,
                              begin: bool) -> AsyncIterator[AsyncConnection]:
     """A connection (in a transaction committed at the end if ``begin``) that the block
-    must be done with within ``seconds``, checkout included; else :class:`TimeoutError`,
-    with the transaction rolled back or its connection dropped, and nothing waited on
-    past the bound (so a hung server costs a caller ``seconds``, not the driver's
-    timeouts). Cancellation mid-statement drops the connection rather than reusing it."""
+    must be done with within ``seconds``, checkout and commit included; else
+    :class:`TimeoutError`, with the transaction rolled back or its connection dropped,
+    and nothing waited on past the bound (so a hung server costs a caller ``seconds``,
+    not the driver's timeouts). Cancellation mid-statement drops the connection rather
+    than reusing it. Once committed, the block has succeeded whatever the close does."""
     async with asyncio.timeout(seconds):
         conn = await _acquire(engine)
+        try:
+            raw = await _driver(conn)
+        except BaseException:
+            _in_background(_discard(conn))
+            raise
         try:
             transaction = await conn.begin() if begin else None
             yield conn
             if transaction is not None:
                 await transaction.commit()
         except asyncio.CancelledError:
-            _terminate(conn)
+            _terminate(raw)
             _in_background(_discard(conn))
             raise
         except BaseException:
-            await _release(conn)
+            await _release(conn, raw)
             raise
-        await _release(conn)
+    await _close_committed(conn, seconds)
 
 
 class Database:
