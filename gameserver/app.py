@@ -110,24 +110,28 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.to_thread(embedded.stop)
 
 
-async def _open_db(url: str, embedded: bool) -> Database:
-    """A database at the newest schema: embedded SQLite is migrated, others must be."""
-    db = Database(url)
+async def _open_db(settings: Settings, url: str, embedded: bool) -> Database:
+    """A database at the newest schema: embedded SQLite is migrated, others must be.
+    Its calls are bounded by ``PETBOX_SQL_TIMEOUT`` (``.background``: the longer
+    ``PETBOX_SQL_BACKGROUND_TIMEOUT`` of background jobs)."""
+    db = Database(url, timeout=settings.sql_timeout,
+                  background_timeout=settings.sql_background_timeout)
     if embedded:
         await db.migrate()
     else:
-        await _require_schema(db)
+        await _require_schema(db.background)
     return db
 
 
 async def _db_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    db = await _open_db(settings.effective_database_url, settings.database_url is None)
+    db = await _open_db(settings, settings.effective_database_url,
+                        settings.database_url is None)
     app[DB] = db
     shadow_url = settings.effective_shadow_database_url
     if shadow_url is not None:
         derived = settings.shadow_database_url is None  # beside SQLite: ours to migrate
-        app[SHADOW_DB] = await _open_db(shadow_url, derived)
+        app[SHADOW_DB] = await _open_db(settings, shadow_url, derived)
     try:
         yield
     finally:
@@ -162,7 +166,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         # Shadow keeps its own metrics: load tests must not move production gauges.
         app[SHADOW] = _services(app, Keys(SHADOW_PREFIX), app[SHADOW_DB], Metrics(),
                                 shadow=True)
-    app[MERCHANTS] = MerchantDirectory(db)
+    app[MERCHANTS] = MerchantDirectory(db, fresh=settings.secret_cache_seconds,
+                                       max_age=settings.secret_cache_max_age)
     games = GameRegistry(db)
     app[GAMES] = games
     games.start()
@@ -170,7 +175,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     tiers = [app[VALUE]] + ([app[SHADOW].value] if SHADOW in app else [])
     reconciler = (Reconciler(tiers, settings.reconcile_interval).start()
                   if settings.run_background else None)
-    housekeeper = (Housekeeper(db, games, app[CLOCK],
+    housekeeper = (Housekeeper(db.background, games, app[CLOCK],
                                response_ttl=settings.idempotency_ttl).start()
                    if settings.run_background else None)
     try:
@@ -203,8 +208,8 @@ def _start_persisters(app: web.Application) -> list[_Worker]:
         keyspaces.append((app[SHADOW], Metrics()))
     workers = []
     for services, metrics in keyspaces:
-        persister = Persister(app[REDIS], services.keys, services.db, metrics, app[CLOCK],
-                              shards=settings.shards, batch=settings.persister_batch,
+        persister = Persister(app[REDIS], services.keys, services.db.background, metrics,
+                              app[CLOCK], shards=settings.shards, batch=settings.persister_batch,
                               idle_evict_after=settings.idle_evict_after,
                               # Stable across restarts: a restarted server re-reads its own
                               # unacknowledged ledger entries at once, not after a claim.

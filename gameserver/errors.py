@@ -94,10 +94,13 @@ class RateLimited(DomainError):
 
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-    sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, ConnectionError,
-    TimeoutError,
+    sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError, ConnectionError, TimeoutError,
 )
-"""Infrastructure failures: the client should retry (503), it did nothing wrong."""
+"""Infrastructure failures: the client should retry (503), it did nothing wrong.
+``TimeoutError`` includes a SQL call past ``PETBOX_SQL_TIMEOUT``
+(:meth:`gameserver.db.database.Database.connect`); ``sqlalchemy.exc.TimeoutError`` is the
+pool's checkout timeout."""
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",

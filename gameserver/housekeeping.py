@@ -56,7 +56,7 @@ async def _delete_in_batches(db: Database, table: Any, *where: Any) -> int:
     rows a transaction (a large purge never holds a long lock); returns rows deleted."""
     deleted = 0
     while True:
-        async with db.engine.begin() as conn:
+        async with db.begin() as conn:
             ids = (await conn.execute(select(table.c.id).where(*where)
                                       .order_by(table.c.id).limit(BATCH))).scalars().all()
             if ids:

@@ -953,9 +953,11 @@ async def run_standalone(settings: Settings, *, stop: asyncio.Event | None = Non
     redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=False,
                                     socket_timeout=settings.redis_timeout,
                                     socket_connect_timeout=settings.redis_timeout)
-    db = Database(settings.effective_database_url)
+    bound = settings.sql_background_timeout  # background work only: the longer bound
+    db = Database(settings.effective_database_url, timeout=bound, background_timeout=bound)
     shadow_url = settings.effective_shadow_database_url
-    shadow_db = Database(shadow_url) if shadow_url else None
+    shadow_db = (Database(shadow_url, timeout=bound, background_timeout=bound)
+                 if shadow_url else None)
     games = GameRegistry(db)
     games.start()
     try:

@@ -59,6 +59,18 @@ class Settings:
     record_max_bytes: int = 64 << 20
     record_max_files: int = 8
     redis_timeout: float = 2.0
+    sql_timeout: float = 1.5
+    """Bound of one SQL call made while a client waits (checkout, statements, commit):
+    past it the request answers 503 with Retry-After, whatever SQL is doing."""
+    sql_background_timeout: float = 10.0
+    """Bound of one SQL call of a background job (persister, reconciler, housekeeping),
+    and the driver-level backstop of every call (connect, pool, statement, SQLite busy)."""
+    secret_cache_seconds: float = 300.0
+    """How long a merchant's signing secret read from SQL is used without asking again;
+    a rotated or revoked secret takes effect within this."""
+    secret_cache_max_age: float = 3600.0
+    """While SQL cannot be read, a cached signing secret up to this old still signs
+    shoppers in (createSession, order events); older ones are not used."""
     redis_appendfsync: str = "everysec"
     redis_aof_rewrite_percentage: int = 400
     """Embedded Redis: rewrite the AOF when it grew by this many per cent. A rewrite
@@ -177,6 +189,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     fsync = env.get("PETBOX_REDIS_APPENDFSYNC", "everysec")
     if fsync not in ("always", "everysec", "no"):
         raise SettingsError("PETBOX_REDIS_APPENDFSYNC must be always, everysec or no")
+    secret_fresh = _num(env, "PETBOX_SECRET_CACHE_SECONDS", 300, 0, 86400)
     return Settings(
         redis_url=env.get("PETBOX_REDIS_URL") or None,
         database_url=env.get("PETBOX_DATABASE_URL") or None,
@@ -207,6 +220,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_ip=_rate(env, "PETBOX_RATE_IP", IP_DEFAULT),
         rate_draw=_rate(env, "PETBOX_RATE_DRAW", DRAW_DEFAULT),
         rate_shared=_bool(env, "PETBOX_RATE_SHARED", False),
+        sql_timeout=_num(env, "PETBOX_SQL_TIMEOUT", 1.5, 0.05, 600),
+        sql_background_timeout=_num(env, "PETBOX_SQL_BACKGROUND_TIMEOUT", 10.0, 0.05, 3600),
+        secret_cache_seconds=secret_fresh,
+        secret_cache_max_age=_num(env, "PETBOX_SECRET_CACHE_MAX_AGE", 3600, secret_fresh,
+                                  7 * 86400),
         reconcile_interval=_num(env, "PETBOX_RECONCILE_INTERVAL", 30.0, 0.05, 86400),
         log_level=env.get("PETBOX_LOG_LEVEL", "INFO").upper(),
         access_log=_bool(env, "PETBOX_ACCESS_LOG", True),

@@ -29,7 +29,7 @@ async def purge_shadow_keys(client: aioredis.Redis) -> int:
 async def purge_shadow_rows(db: Database) -> int:
     """Empty every table of the shadow database except Alembic's; returns rows removed."""
     removed = 0
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             removed += int((await conn.execute(select(func.count()).select_from(table)))
                            .scalar_one())

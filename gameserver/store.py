@@ -27,6 +27,7 @@ import msgpack
 import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from sqlalchemy.exc import SQLAlchemyError
 
 from gameserver.batching import BatchedScript, ScriptBatcher
 from gameserver.clock import Clock
@@ -261,8 +262,14 @@ class Store:
         return Reply(status, body, replayed=True)
 
     async def _replay_from_sql(self, a: _Attempt, commit_id: str) -> Reply:
-        """The stored response of a key whose ledger entry the persister has drained."""
-        row = await self.archive.fetch_response(commit_id)
+        """The stored response of a key whose ledger entry the persister has drained.
+        SQL unreachable (refused, or hung past its timeout): ``response_unavailable``,
+        the documented answer for a used key whose response cannot be read now."""
+        try:
+            row = await self.archive.fetch_response(commit_id)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            log.warning("stored response of a used key unreadable, SQL unavailable: %r", exc)
+            raise ResponseUnavailable() from exc
         if row is None:  # only lost data or a bug can get here: say so, change nothing
             log.error("stored response of %s key %s is in neither Redis nor SQL",
                       a.ref.member, a.idempotency_key)

@@ -146,7 +146,7 @@ class ValueTier:
         """Make sure SQL knows each ref (with its configured total) and Redis has a gate."""
         now = int(self.clock.now())
         s = m.prize_stock
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             known = {r[0] for r in await conn.execute(
                 select(s.c.ref).where(s.c.merchant_id == merchant, s.c.game_id == game))}
         missing = [{"merchant_id": merchant, "game_id": game, "ref": ref, "total": total,
@@ -154,7 +154,7 @@ class ValueTier:
                    for ref, total in sorted(totals.items()) if ref not in known]
         if missing:
             try:
-                async with self.db.engine.begin() as conn:
+                async with self.db.begin() as conn:
                     await conn.execute(insert(s), missing)
             except IntegrityError:  # another process inserted them first: theirs stand
                 pass
@@ -163,7 +163,7 @@ class ValueTier:
     async def _rebuild_gate(self, merchant: str, game: str, refs: list[str]) -> None:
         """Fill missing gate fields from SQL: units left = total − taken."""
         s = m.prize_stock
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = await conn.execute(select(s.c.ref, s.c.total - s.c.taken).where(
                 s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref.in_(refs)))
             pairs = [v for r in rows for v in (r[0], max(0, int(r[1])))]
@@ -186,7 +186,7 @@ class ValueTier:
                            refs: list[str]) -> list[dict[str, Any]]:
         """``getStock`` rows: total, reserved (pending), granted (confirmed), left."""
         s = m.prize_stock
-        async with self.db.engine.connect() as conn:
+        async with self.db.connect() as conn:
             rows = (await conn.execute(
                 select(s.c.ref, s.c.total, s.c.taken, s.c.granted)
                 .where(s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref.in_(refs))
@@ -198,7 +198,7 @@ class ValueTier:
         """Change a ref's total in SQL (never below what is taken), then the Redis gate."""
         s = m.prize_stock
         now = int(self.clock.now())
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             done = await conn.execute(update(s).where(
                 s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref == ref,
                 s.c.total + add >= s.c.taken).values(total=s.c.total + add, updated_at=now))
@@ -269,7 +269,7 @@ class ValueTier:
         now_ms = int(self.clock.now() * 1000)
         rows = [self._grant_row(ref, idempotency_key, commit_id, unit_ref, detail, pos, now_ms)
                 for pos, (unit_ref, detail) in enumerate(value_grants(outcome))]
-        async with self.db.engine.begin() as conn:
+        async with self.db.begin() as conn:
             for unit_ref, n in sorted(units.items()):
                 done = await conn.execute(update(s).where(
                     s.c.merchant_id == ref.merchant, s.c.game_id == ref.game,
@@ -310,16 +310,17 @@ class ValueTier:
         args = [epoch, *[v for r, n in sorted(units.items()) for v in (r, n)]]
         await self._adjust(keys=[self.keys.stock(ref.merchant, ref.game)], args=args)
 
-    async def _settle(self, commit_ids: Iterable[str],
-                      status: str) -> dict[tuple[str, str, str], int]:
+    async def _settle(self, commit_ids: Iterable[str], status: str,
+                      db: Database | None = None) -> dict[tuple[str, str, str], int]:
         """Move pending grants of ``commit_ids`` to ``status``; keep ``prize_stock`` in step.
 
         Returns units per (merchant, game, ref) that were voided (to release in Redis).
+        ``db``: the database bound to use (default: the request one).
         """
         g, s = m.grants, m.prize_stock
         now_ms = int(self.clock.now() * 1000)
         released: dict[tuple[str, str, str], int] = {}
-        async with self.db.engine.begin() as conn:
+        async with (db or self.db).begin() as conn:
             rows = (await conn.execute(
                 select(g.c.id, g.c.merchant_id, g.c.game_id, g.c.ref)
                 .where(g.c.commit_id.in_(list(commit_ids)), g.c.status == "pending")
@@ -351,7 +352,8 @@ class ValueTier:
         """
         g = m.grants
         cutoff = int((self.clock.now() - older_than_s) * 1000)
-        async with self.db.engine.connect() as conn:
+        db = self.db.background  # a background job: the longer bound
+        async with db.connect() as conn:
             rows = (await conn.execute(
                 select(g.c.commit_id, g.c.merchant_id, g.c.game_id, g.c.user_id, g.c.idem_key)
                 .where(g.c.status == "pending", g.c.created_ms < cutoff)
@@ -364,16 +366,16 @@ class ValueTier:
             ok = await self._was_committed(commit_id, merchant, game, user, idem)
             (committed if ok else dead).append(commit_id)
         if committed:
-            await self._settle(committed, "confirmed")
+            await self._settle(committed, "confirmed", db)
         if dead:
-            released = await self._settle(dead, "void")
+            released = await self._settle(dead, "void", db)
             for (merchant, game, ref), n in released.items():
                 await self._adjust(keys=[self.keys.stock(merchant, game)], args=["", ref, n])
         return len(committed), len(dead)
 
     async def _was_committed(self, commit_id: str, merchant: str, game: str, user: str,
                              idem: str) -> bool:
-        async with self.db.engine.connect() as conn:
+        async with self.db.background.connect() as conn:
             in_ledger = (await conn.execute(select(m.ledger.c.id).where(
                 m.ledger.c.commit_id == commit_id).limit(1))).first()
         if in_ledger is not None:

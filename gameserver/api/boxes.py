@@ -187,7 +187,7 @@ async def _draw_rows(request: web.Request, ref: PlayerRef, before: int | None,
          .order_by(d.c.id.desc()).limit(limit))
     if before is not None:
         q = q.where(d.c.id < before)
-    async with services(request).db.engine.connect() as conn:
+    async with services(request).db.connect() as conn:
         rows = (await conn.execute(q)).all()
     return [{"id": r[0], **r[1], "server_seed": r[3]} for r in rows]
 

@@ -61,7 +61,7 @@ async def list_games(request: web.Request) -> web.Response:
     """The key's merchant and its games (live version, whether a draft exists)."""
     merchant = await merchant_of(request)
     g = m.games
-    async with request.app[DB].engine.connect() as conn:
+    async with request.app[DB].connect() as conn:
         rows = (await conn.execute(
             select(g.c.game_id, g.c.live_version, g.c.draft_updated_at, g.c.updated_at)
             .where(g.c.merchant_id == merchant.id).order_by(g.c.game_id))).all()

@@ -263,7 +263,7 @@ async def game_analytics(db: Database, merchant: str, game: str,
                          window: Window) -> dict[str, Any]:
     """Daily figures, daily cohorts and weekly cohorts for ``window`` (module doc)."""
     q = _Q(merchant, game, window)
-    async with db.engine.connect() as conn:
+    async with db.connect() as conn:
         dau = await _pairs(conn, q.dau())
         new = await _pairs(conn, q.new_players())
         secs = await _pairs(conn, q.active_seconds())

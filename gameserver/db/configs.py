@@ -100,7 +100,7 @@ def _where_version(merchant: str, game: str, version: int) -> tuple[Any, Any, An
 async def game_row(db: Database, merchant: str, game: str) -> GameRow | None:
     """The game's row for this merchant, or None (unknown, or another merchant's)."""
     g = m.games
-    async with db.engine.connect() as conn:
+    async with db.connect() as conn:
         row = (await conn.execute(
             select(g.c.live_version, g.c.draft, g.c.draft_updated_at, g.c.created_at,
                    g.c.updated_at).where(*_where_game(merchant, game)))).first()
@@ -131,7 +131,7 @@ async def put_draft(db: Database, merchant: str, game: str, config: Any, now: in
     stmt = stmt.on_conflict_do_update(
         index_elements=["merchant_id", "game_id"],
         set_={"draft": config, "draft_updated_at": now, "updated_at": now})
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         await conn.execute(stmt)
     return await require_game(db, merchant, game)
 
@@ -196,7 +196,7 @@ async def publish_draft(db: Database, merchant: str, game: str, now: int,
     since it was stored) and read under the same lock as the publish, so what is
     published is exactly the draft of that moment.
     """
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         live = await _lock(conn, merchant, game, now)
         draft = (await conn.execute(
             select(m.games.c.draft).where(*_where_game(merchant, game)))).scalar()
@@ -212,7 +212,7 @@ async def rollback(db: Database, merchant: str, game: str, version: int, now: in
 
     NotFound if this game (of this merchant) has no such version.
     """
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         live = await _lock(conn, merchant, game, now)
         target = await _version_row(conn, merchant, game, version)
         if target is None:
@@ -225,7 +225,7 @@ async def rollback(db: Database, merchant: str, game: str, version: int, now: in
 async def get_version(db: Database, merchant: str, game: str,
                       version: int) -> dict[str, Any]:
     """One published version with its config; NotFound if this game has no such version."""
-    async with db.engine.connect() as conn:
+    async with db.connect() as conn:
         row = await _version_row(conn, merchant, game, version)
     if row is None:
         raise NotFound("game version not found", game=game, version=version)

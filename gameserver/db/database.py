@@ -9,9 +9,12 @@ persister never build SQL themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import hashlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,42 +83,201 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+REQUEST_TIMEOUT = 1.5
+"""Default bound (seconds) of one SQL call made while a client waits (``PETBOX_SQL_TIMEOUT``)."""
+BACKGROUND_TIMEOUT = 10.0
+"""Default bound of one SQL call of a background job (``PETBOX_SQL_BACKGROUND_TIMEOUT``);
+also the driver-level backstop: connect, pool checkout, statement, SQLite busy wait."""
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine with petbox's settings for the URL's dialect."""
+def _sqlite_pragmas(busy_ms: int) -> Any:
+    def pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cur.close()
+
+    return pragmas
+
+
+def make_engine(url: str, timeout: float = BACKGROUND_TIMEOUT, **kwargs: Any) -> AsyncEngine:
+    """An async engine with petbox's settings for the URL's dialect.
+
+    ``timeout`` bounds every step at the driver: connecting, waiting for a pooled
+    connection, each statement (asyncpg ``timeout``/``command_timeout``), SQLite's wait
+    for a lock. It is the backstop; :meth:`Database.connect` bounds each call tighter.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {"timeout": timeout})
         engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(int(timeout * 1000)))
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_timeout", timeout)
+    if url.startswith("postgresql+asyncpg"):
+        kwargs.setdefault("connect_args", {"timeout": timeout, "command_timeout": timeout})
     return create_async_engine(url, **kwargs)
+
+
+_CLEANUPS: set[asyncio.Task[Any]] = set()
+"""Connection clean-ups left to finish after their call gave up (kept referenced)."""
+
+
+def _in_background(coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    _CLEANUPS.add(task)
+    task.add_done_callback(_CLEANUPS.discard)
+    task.add_done_callback(_ignore_result)
+
+
+def _ignore_result(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed clean-up of a dead connection is expected
+
+
+async def _close_late(task: asyncio.Task[AsyncConnection]) -> None:
+    """Close a connection whose checkout finished after its caller gave up."""
+    with contextlib.suppress(BaseException):
+        conn = await task
+        await conn.close()
+
+
+async def _acquire(engine: AsyncEngine) -> AsyncConnection:
+    """A pooled connection. If the caller is cancelled (its bound ran out) while the pool
+    waits, connects or pings, the checkout is left to end by itself (the driver's own
+    timeouts bound it) instead of being waited for: the caller answers on time."""
+    task = asyncio.ensure_future(engine.connect().start())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        _in_background(_close_late(task))
+        raise
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    """The driver's connection, taken while SQLAlchemy still hands it out (after an
+    interrupted statement it may refuse to: "invalid transaction")."""
+    return (await conn.get_raw_connection()).driver_connection
+
+
+def _terminate(raw: Any) -> None:
+    """Drop a connection interrupted mid-statement at once: its state is unknown, and a
+    hung server would never answer the rollback (asyncpg closes its socket; SQLite has
+    no equivalent and waits out its statement, bounded by the busy timeout)."""
+    terminate = getattr(raw, "terminate", None)
+    if callable(terminate):
+        with contextlib.suppress(Exception):
+            terminate()
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    with contextlib.suppress(BaseException):
+        await conn.invalidate()
+    with contextlib.suppress(BaseException):
+        await conn.close()
+
+
+async def _release(conn: AsyncConnection, raw: Any) -> None:
+    """Close (roll back, return to the pool); if the caller's bound runs out meanwhile,
+    the connection is dropped and the pool's clean-up goes on without the caller."""
+    task = asyncio.ensure_future(conn.close())
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        _terminate(raw)
+        _in_background(task)
+        raise
+
+
+async def _close_committed(conn: AsyncConnection, seconds: float) -> None:
+    """Return a connection whose work is done; never turns that success into an error
+    (a close still running after ``seconds`` finishes in the background)."""
+    task = asyncio.ensure_future(conn.close())
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        task.exception()  # retrieved; a failed return to the pool is the pool's business
+    else:
+        _in_background(task)
+
+
+@contextlib.asynccontextmanager
+async def bounded_connection(engine: AsyncEngine, seconds: float,
+                             begin: bool) -> AsyncIterator[AsyncConnection]:
+    """A connection (in a transaction committed at the end if ``begin``) that the block
+    must be done with within ``seconds``, checkout and commit included; else
+    :class:`TimeoutError`, with the transaction rolled back or its connection dropped,
+    and nothing waited on past the bound (so a hung server costs a caller ``seconds``,
+    not the driver's timeouts). Cancellation mid-statement drops the connection rather
+    than reusing it. Once committed, the block has succeeded whatever the close does."""
+    async with asyncio.timeout(seconds):
+        conn = await _acquire(engine)
+        try:
+            raw = await _driver(conn)
+        except BaseException:
+            _in_background(_discard(conn))
+            raise
+        try:
+            transaction = await conn.begin() if begin else None
+            yield conn
+            if transaction is not None:
+                await transaction.commit()
+        except asyncio.CancelledError:
+            _terminate(raw)
+            _in_background(_discard(conn))
+            raise
+        except BaseException:
+            await _release(conn, raw)
+            raise
+    await _close_committed(conn, seconds)
 
 
 class Database:
     """Queries petbox runs against SQL; one instance per process."""
 
-    def __init__(self, url: str, engine: AsyncEngine | None = None) -> None:
+    def __init__(self, url: str, engine: AsyncEngine | None = None, *,
+                 timeout: float = BACKGROUND_TIMEOUT,
+                 background_timeout: float = BACKGROUND_TIMEOUT) -> None:
         self.url = url
-        self.engine = engine or make_engine(url)
+        self.timeout = timeout
+        """Bound of each call through :meth:`connect` / :meth:`begin`, seconds."""
+        self.background_timeout = max(timeout, background_timeout)
+        self.engine = engine or make_engine(url, self.background_timeout)
         self.dialect = self.engine.dialect.name
 
+    def bounded(self, timeout: float) -> Database:
+        """The same database (one engine, one pool) with another bound per call."""
+        view = copy.copy(self)
+        view.timeout = timeout
+        return view
+
+    @property
+    def background(self) -> Database:
+        """This database for background jobs (persister, reconciler, housekeeping)."""
+        return self.bounded(self.background_timeout)
+
+    def connect(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for one call, bounded by :attr:`timeout` (checkout included)."""
+        return bounded_connection(self.engine, self.timeout, begin=False)
+
+    def begin(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A connection in a transaction (committed at the end), bounded like
+        :meth:`connect`."""
+        return bounded_connection(self.engine, self.timeout, begin=True)
+
     async def close(self) -> None:
+        if _CLEANUPS:  # connections given up on: let them finish closing (bounded)
+            await asyncio.wait(set(_CLEANUPS), timeout=3)
         await self.engine.dispose()
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     # -- migrations ----------------------------------------------------------------
@@ -128,7 +290,7 @@ class Database:
         def current(conn: Connection) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
 
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             return await conn.run_sync(current)
 
     def head_revision(self) -> str | None:
@@ -138,7 +300,7 @@ class Database:
 
     async def create_merchant(self, merchant_id: str, name: str, api_key_hash: str,
                               signing_secret: str, now: int, load_test: bool = False) -> None:
-        async with self.engine.begin() as conn:
+        async with self.begin() as conn:
             await conn.execute(insert(m.merchants).values(
                 id=merchant_id, name=name, api_key_hash=api_key_hash,
                 signing_secret=signing_secret, load_test=load_test, created_at=now))
@@ -151,7 +313,7 @@ class Database:
 
     async def _one_merchant(self, where: Any) -> Merchant | None:
         t = m.merchants
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             row = (await conn.execute(
                 select(t.c.id, t.c.name, t.c.api_key_hash, t.c.signing_secret,
                        t.c.load_test).where(where))).first()
@@ -162,7 +324,7 @@ class Database:
     async def publish_version(self, merchant: str, game: str, config: dict[str, Any],
                               now: int, note: str = "") -> int:
         """Store ``config`` as the game's next immutable version and make it live."""
-        async with self.engine.begin() as conn:
+        async with self.begin() as conn:
             current = await self._lock_game(conn, merchant, game, now)
             last = (await conn.execute(
                 select(m.game_versions.c.version)
@@ -192,7 +354,7 @@ class Database:
     async def live_versions(self) -> dict[tuple[str, str], int]:
         """(merchant, game) → live version, for every game: polled to pick up publishes."""
         g = m.games
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             rows = await conn.execute(
                 select(g.c.merchant_id, g.c.game_id, g.c.live_version)
                 .where(g.c.live_version.is_not(None)))
@@ -200,7 +362,7 @@ class Database:
 
     async def game_version(self, merchant: str, game: str, version: int) -> GameVersion | None:
         v = m.game_versions
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             row = (await conn.execute(
                 select(v.c.config, v.c.checksum, v.c.published_at)
                 .where(v.c.merchant_id == merchant, v.c.game_id == game,
@@ -211,7 +373,7 @@ class Database:
 
     async def live_version(self, merchant: str, game: str) -> int | None:
         g = m.games
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             return (await conn.execute(
                 select(g.c.live_version)
                 .where(g.c.merchant_id == merchant, g.c.game_id == game))).scalar()
@@ -221,7 +383,7 @@ class Database:
     async def fetch_player(self, ref: PlayerRef) -> tuple[int, bytes] | None:
         """The last flushed (version, state) of a player, or None if never flushed."""
         p = m.players
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             row = (await conn.execute(
                 select(p.c.version, p.c.state)
                 .where(p.c.merchant_id == ref.merchant, p.c.game_id == ref.game,
@@ -245,7 +407,7 @@ class Database:
     async def fetch_response(self, commit_id: str) -> tuple[int, bytes] | None:
         """The stored (status, body) of the action committed as ``commit_id``, or None."""
         r = m.responses
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             row = (await conn.execute(
                 select(r.c.status, r.c.body).where(r.c.commit_id == commit_id))).first()
         return (int(row[0]), bytes(row[1])) if row else None
@@ -253,7 +415,7 @@ class Database:
     async def recent_ledger(self, ref: PlayerRef, limit: int = 50) -> list[dict[str, Any]]:
         """The player's newest ledger rows in SQL, newest first."""
         t = m.ledger
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             rows = await conn.execute(
                 select(t.c.id, t.c.kind, t.c.name, t.c.delta, t.c.before, t.c.after,
                        t.c.reason, t.c.ts_ms, t.c.player_version)
@@ -265,7 +427,7 @@ class Database:
     async def list_versions(self, merchant: str, game: str) -> list[dict[str, Any]]:
         """Published versions of a game (without their configs), newest first."""
         v = m.game_versions
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             rows = await conn.execute(
                 select(v.c.version, v.c.checksum, v.c.published_at, v.c.note)
                 .where(v.c.merchant_id == merchant, v.c.game_id == game)
@@ -275,12 +437,12 @@ class Database:
     # -- meta ----------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             return (await conn.execute(
                 select(m.meta.c.value).where(m.meta.c.key == key))).scalar()
 
     async def set_meta(self, key: str, value: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self.begin() as conn:
             done = await conn.execute(
                 update(m.meta).where(m.meta.c.key == key).values(value=value))
             if done.rowcount == 0:

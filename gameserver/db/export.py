@@ -108,7 +108,7 @@ class Plan:
 
 async def high_water(db: Database) -> Position:
     """Per source, the largest id below which no row can still appear or change (module doc)."""
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         if db.dialect == "postgresql":
             await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
             names = ", ".join(s.table.name for s in SOURCES)
@@ -150,7 +150,7 @@ async def _page(db: Database, p: Plan, i: int, after: int, size: int) -> tuple[l
         # expression on merchant_id they walk the primary key through the window.
         # Grants have a (merchant, game, id) index, the right one for this query.
         merchant_col = merchant_col.concat("")
-    async with db.engine.connect() as conn:
+    async with db.connect() as conn:
         rows = list(await conn.execute(
             select(*(t.c[c] for c in source.columns))
             .where(merchant_col == p.merchant, t.c.game_id == p.game,

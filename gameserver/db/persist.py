@@ -190,7 +190,7 @@ async def insert_ledger(db: Database, rows: Sequence[LedgerRow],
     nothing."""
     if not rows and not events:
         return
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         if rows:
             await conn.exec_driver_sql(ledger_sql(db), list(rows))
         if events and events.responses:
@@ -208,11 +208,11 @@ async def upsert_players(db: Database, rows: Sequence[PlayerRow]) -> None:
     """Write player states in one transaction, never replacing a newer stored version."""
     if not rows:
         return
-    async with db.engine.begin() as conn:
+    async with db.begin() as conn:
         await conn.exec_driver_sql(player_sql(db), list(rows))
 
 
 async def count_rows(db: Database, table: Any) -> int:
     """Rows in ``table`` (tests and operators' sanity checks)."""
-    async with db.engine.connect() as conn:
+    async with db.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())

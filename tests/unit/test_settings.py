@@ -42,3 +42,17 @@ def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str,
     with pytest.raises(SettingsError) as err:
         load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path), name: value})
     assert str(err.value) == message
+
+
+def test_sql_timeouts_and_secret_cache(tmp_path: Path) -> None:
+    s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path)})
+    assert (s.sql_timeout, s.sql_background_timeout) == (1.5, 10.0)
+    assert (s.secret_cache_seconds, s.secret_cache_max_age) == (300, 3600)
+    s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path), "PETBOX_SQL_TIMEOUT": "0.5",
+                       "PETBOX_SQL_BACKGROUND_TIMEOUT": "30",
+                       "PETBOX_SECRET_CACHE_SECONDS": "60", "PETBOX_SECRET_CACHE_MAX_AGE": "600"})
+    assert (s.sql_timeout, s.sql_background_timeout) == (0.5, 30)
+    assert (s.secret_cache_seconds, s.secret_cache_max_age) == (60, 600)
+    with pytest.raises(SettingsError, match="PETBOX_SECRET_CACHE_MAX_AGE must be between 60"):
+        load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path),
+                       "PETBOX_SECRET_CACHE_SECONDS": "60", "PETBOX_SECRET_CACHE_MAX_AGE": "5"})

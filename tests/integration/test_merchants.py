@@ -1,0 +1,66 @@
+"""The merchant cache: fresh for a bounded age, a bounded fallback while SQL is down.
+
+Real SQL throughout; "SQL down" is a database whose server refuses connections (a
+closed loopback port), so the lookup fails as it would in an outage.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from sqlalchemy import update
+
+from gameserver.db import models as m
+from gameserver.db.database import Database
+from gameserver.errors import UNAVAILABLE
+from gameserver.merchants import MerchantDirectory
+from gameserver.provision import create_merchant
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _rotate(db: Database, merchant: str, secret: str) -> None:
+    async with db.begin() as conn:
+        await conn.execute(update(m.merchants).where(m.merchants.c.id == merchant)
+                           .values(signing_secret=secret))
+
+
+async def test_rotated_secret_takes_effect_after_the_fresh_age(db: Database) -> None:
+    await create_merchant(db, "shop", 0)
+    cached = MerchantDirectory(db, fresh=300)
+    uncached = MerchantDirectory(db, fresh=0)
+    first = await cached.by_id("shop")
+    assert first is not None and await uncached.by_id("shop") == first
+    await _rotate(db, "shop", "rotated")
+    assert (await cached.by_id("shop")) == first  # within the fresh age: the old one
+    assert (await uncached.by_id("shop")).signing_secret == "rotated"  # type: ignore[union-attr]
+    cached._by_id["shop"] = (time.monotonic() - 301, first)  # the fresh age has passed
+    assert (await cached.by_id("shop")).signing_secret == "rotated"  # type: ignore[union-attr]
+
+
+async def test_sql_down_falls_back_within_the_max_age_only(db: Database) -> None:
+    await create_merchant(db, "shop", 0)
+    merchant = await MerchantDirectory(db).by_id("shop")
+    assert merchant is not None
+    down = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/none",
+                    timeout=1.0)
+    try:
+        directory = MerchantDirectory(down, fresh=0, max_age=3600)
+        directory._by_id["shop"] = (time.monotonic() - 3000, merchant)
+        assert await directory.by_id("shop") == merchant  # stale but within the max age
+        directory._by_id["shop"] = (time.monotonic() - 3601, merchant)
+        with pytest.raises(UNAVAILABLE):
+            await directory.by_id("shop")  # too old: not used, the caller answers 503
+        directory._by_id["ghost"] = (time.monotonic() - 20, None)  # past the miss ttl
+        with pytest.raises(UNAVAILABLE):
+            await directory.by_id("ghost")  # a remembered miss is no fallback
+        with pytest.raises(UNAVAILABLE):
+            await directory.by_id("never-seen")
+    finally:
+        await down.close()
