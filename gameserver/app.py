@@ -56,7 +56,7 @@ from gameserver.merchants import MerchantDirectory
 from gameserver.metrics import Metrics
 from gameserver.openapi import build_openapi
 from gameserver.persister import Persister
-from gameserver.ratelimit import rate_limit_middleware
+from gameserver.ratelimit import IDEMPOTENT_OPERATIONS, rate_limit_middleware
 from gameserver.reconciler import Reconciler
 from gameserver.recording import (
     PLAYER_OPERATIONS,
@@ -260,6 +260,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     for op in operations:
         app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)
     app[PLAYER_OPERATIONS] = player_operations(operations)
+    app[IDEMPOTENT_OPERATIONS] = frozenset(op.operation_id for op in operations
+                                           if op.idempotent)
     app.cleanup_ctx.extend([_redis_ctx, _db_ctx, _services_ctx])
     if settings.record_dir is not None:
         app.cleanup_ctx.append(recorder_ctx(settings))

@@ -75,3 +75,30 @@ async def test_http_overload_is_503_with_retry_after(aiohttp_client: Any, settin
     assert f'petbox_admission_rejected_total{{reason="queue_full"}} {len(refused)}.0' in metrics
     assert "petbox_admission_in_flight 0.0" in metrics
     assert "petbox_admission_queued 0.0" in metrics
+
+
+async def test_missing_idempotency_key_is_400_before_429(aiohttp_client: Any,
+                                                         settings: Settings, db: Any,
+                                                         clock: Any) -> None:
+    from gameserver.rates import parse_rate
+
+    limited = settings.with_overrides(rate_player=parse_rate("PETBOX_RATE_PLAYER", "0.1,1",
+                                                             None))
+    client = await aiohttp_client(create_app(limited, clock=clock))
+    world = World(client, db, clock, BOX_CONFIG)
+    await world.merchant("shop", config=BOX_CONFIG)
+    token = await world.token("u1")
+    assert (await world.post(f"{SERIES}/draw", token, {"count": 1}, "k1")).status == 200
+    missing = await world.post(f"{SERIES}/draw", token, {"count": 1})
+    assert missing.status == 400  # was 429: the limiter ran first
+    assert (await missing.json())["error"]["code"] == "idempotency_key_required"
+    limited_resp = await world.post(f"{SERIES}/draw", token, {"count": 1}, "k2")
+    assert limited_resp.status == 429 and int(limited_resp.headers["Retry-After"]) >= 1
+    doc = await (await client.get("/openapi.json")).json()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            codes = op["responses"]
+            if path not in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+                assert "Retry-After" in codes["503"]["headers"], (method, path)
+            if path.startswith("/v1/") and not path.startswith(("/v1/admin/", "/v1/events/")):
+                assert "Retry-After" in codes["429"]["headers"], (method, path)
