@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gameserver.admission import admission_middleware
 from gameserver.api import admin, analytics, boxes, configs, daily, export, pets, sessions
 from gameserver.api import console as console_api
 from gameserver.api import leaderboards as leaderboards_api
@@ -44,7 +45,7 @@ from gameserver.appkeys import (
 from gameserver.auth import TokenSigner
 from gameserver.batching import ScriptBatcher
 from gameserver.clock import Clock, SystemClock
-from gameserver.db.database import Database
+from gameserver.db.database import Database, make_engine
 from gameserver.embedded import RedisProcess
 from gameserver.errors import error_middleware
 from gameserver.games import GameRegistry
@@ -55,7 +56,7 @@ from gameserver.merchants import MerchantDirectory
 from gameserver.metrics import Metrics
 from gameserver.openapi import build_openapi
 from gameserver.persister import Persister
-from gameserver.ratelimit import rate_limit_middleware
+from gameserver.ratelimit import IDEMPOTENT_OPERATIONS, rate_limit_middleware
 from gameserver.reconciler import Reconciler
 from gameserver.recording import (
     PLAYER_OPERATIONS,
@@ -94,10 +95,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(embedded.start)
         url = embedded.url
         log.info("embedded redis-server on %s (AOF in %s)", url, embedded.data_dir)
-    client = aioredis.Redis.from_url(url, decode_responses=False,
-                                     socket_timeout=settings.redis_timeout,
-                                     socket_connect_timeout=settings.redis_timeout,
-                                     max_connections=256, retry=reconnect_once())
+    client = aioredis.Redis.from_pool(redis_pool(url, settings))
     app[REDIS] = client
     app[BATCHER] = ScriptBatcher(client, max_in_flight=settings.redis_pipeline_in_flight,
                                  linger=settings.redis_pipeline_linger)
@@ -110,11 +108,27 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.to_thread(embedded.stop)
 
 
+def redis_pool(url: str, settings: Settings) -> aioredis.BlockingConnectionPool:
+    """The Redis connections of one process: at least as many as it admits requests
+    (``max_inflight``), and a request that finds them all busy waits for one (at most
+    ``redis_timeout``, then 503) instead of failing at once as a plain pool does."""
+    return aioredis.BlockingConnectionPool.from_url(
+        url, decode_responses=False, socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout, retry=reconnect_once(),
+        max_connections=settings.effective_redis_max_connections,
+        timeout=settings.redis_timeout)
+
+
 async def _open_db(settings: Settings, url: str, embedded: bool) -> Database:
     """A database at the newest schema: embedded SQLite is migrated, others must be.
     Its calls are bounded by ``PETBOX_SQL_TIMEOUT`` (``.background``: the longer
-    ``PETBOX_SQL_BACKGROUND_TIMEOUT`` of background jobs)."""
-    db = Database(url, timeout=settings.sql_timeout,
+    ``PETBOX_SQL_BACKGROUND_TIMEOUT`` of background jobs); waits for a pooled
+    connection by ``PETBOX_SQL_POOL_TIMEOUT`` as well."""
+    background = max(settings.sql_timeout, settings.sql_background_timeout)
+    engine = make_engine(url, background, pool_size=settings.sql_pool_size,
+                         max_overflow=settings.sql_max_overflow,
+                         pool_timeout=min(settings.sql_pool_timeout, background))
+    db = Database(url, engine, timeout=settings.sql_timeout,
                   background_timeout=settings.sql_background_timeout)
     if embedded:
         await db.migrate()
@@ -239,9 +253,10 @@ async def _stop_persisters(workers: list[_Worker]) -> None:
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """A petbox application for ``settings``; ``clock`` is injectable for tests."""
     metrics = Metrics()
-    app = web.Application(client_max_size=settings.client_max_size,
-                          middlewares=[error_middleware, rate_limit_middleware(settings),
-                                       record_middleware])
+    admit = admission_middleware(settings, metrics)
+    middlewares = [error_middleware, *([admit] if admit else []),
+                   rate_limit_middleware(settings), record_middleware]
+    app = web.Application(client_max_size=settings.client_max_size, middlewares=middlewares)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = metrics
@@ -252,6 +267,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     for op in operations:
         app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)
     app[PLAYER_OPERATIONS] = player_operations(operations)
+    app[IDEMPOTENT_OPERATIONS] = frozenset(op.operation_id for op in operations
+                                           if op.idempotent)
     app.cleanup_ctx.extend([_redis_ctx, _db_ctx, _services_ctx])
     if settings.record_dir is not None:
         app.cleanup_ctx.append(recorder_ctx(settings))

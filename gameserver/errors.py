@@ -87,6 +87,18 @@ class Busy(DomainError):
         super().__init__(message, retry_after=retry_after, **details)
 
 
+class Overloaded(DomainError):
+    """Admission control refused the request: this process has as many requests in
+    flight and waiting as it admits (``gameserver/admission.py``); nothing was done."""
+
+    code = "overloaded"
+    status = 503
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("the server is at capacity; retry after Retry-After with the same "
+                         "Idempotency-Key", retry_after=1, reason=reason)
+
+
 class RateLimited(DomainError):
     code = "rate_limited"
     status = 429
@@ -95,7 +107,8 @@ class RateLimited(DomainError):
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
     sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError, ConnectionError, TimeoutError,
+    sqlalchemy.exc.TimeoutError,  # the SQL pool had no connection within its timeout
+    ConnectionError, TimeoutError,
 )
 """Infrastructure failures: the client should retry (503), it did nothing wrong.
 ``TimeoutError`` includes a SQL call past ``PETBOX_SQL_TIMEOUT``

@@ -61,6 +61,14 @@ class Metrics:
         self.data_loss_detected = Counter(
             "petbox_redis_data_loss_total", "Times a shard's epoch key was found missing",
             registry=r)
+        self.admission_in_flight = Gauge(
+            "petbox_admission_in_flight", "Requests admitted and being worked on", registry=r)
+        self.admission_queued = Gauge(
+            "petbox_admission_queued", "Requests waiting for an admission slot", registry=r)
+        self.admission_rejected = Counter(
+            "petbox_admission_rejected_total",
+            "Requests refused with 503 overloaded, by reason (queue_full, queue_timeout)",
+            ["reason"], registry=r)
         self._latency: dict[tuple[str, str], Any] = {}
 
     def observe_request(self, operation: str, status: int, seconds: float) -> None:

@@ -54,6 +54,23 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     return params
 
 
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
+                               "schema": {"type": "integer", "minimum": 1}}}
+OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+"""Not subject to admission control (gameserver/admission.py)."""
+
+
+def _statuses(op: Operation) -> list[int]:
+    """The documented errors plus what the middlewares may answer: 503 (admission
+    control) on every admitted route, 429 on every rate-limited one."""
+    out = set(op.errors)
+    if op.path not in OPERATIONS_PATHS:
+        out.add(503)
+    if op.path.startswith("/v1/") and not op.path.startswith(("/v1/admin/", "/v1/events/")):
+        out.add(429)
+    return sorted(out)
+
+
 def _operation(op: Operation) -> dict[str, Any]:
     success_schema = op.response or {"type": "object"}
     out: dict[str, Any] = {
@@ -68,11 +85,13 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.body is not None:
         out["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": op.body.schema()}}}
-    for status in op.errors:
+    for status in _statuses(op):
         out["responses"][str(status)] = {
             "description": _STATUS_TEXT.get(status, "Error"),
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
+        if status in (429, 503):
+            out["responses"][str(status)]["headers"] = RETRY_AFTER
     return out
 
 

@@ -38,7 +38,7 @@ from aiohttp.typedefs import Middleware
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from gameserver.api.common import verified_claims
+from gameserver.api.common import idempotency_key, verified_claims
 from gameserver.appkeys import KEYS, REDIS
 from gameserver.auth import TOKEN_PREFIX
 from gameserver.errors import RateLimited, Unauthorized
@@ -48,6 +48,9 @@ from gameserver.scripts import load_script
 from gameserver.settings import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+IDEMPOTENT_OPERATIONS = web.AppKey("idempotent_operations", frozenset[str])
+"""operationIds that require an Idempotency-Key (set by the app factory)."""
 
 EXEMPT_PREFIXES = ("/v1/admin/", "/v1/events/")
 DRAW_OPERATIONS = frozenset({"drawBox"})
@@ -180,7 +183,11 @@ def rate_limit_middleware(settings: Settings) -> Middleware:
     @web.middleware
     async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
         if limiter.enabled:
-            await limiter.check(request.app[REDIS], limiter.limits(request))
+            limits = limiter.limits(request)
+            if limits and request.method == "POST" and \
+                    request.match_info.route.name in request.app[IDEMPOTENT_OPERATIONS]:
+                idempotency_key(request)  # 400 for a missing key comes before any 429
+            await limiter.check(request.app[REDIS], limits)
         return await handler(request)
 
     return rate_limit

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from gameserver.rates import DRAW_DEFAULT, IP_DEFAULT, PLAYER_DEFAULT, RateLimit, parse_rate
 
@@ -100,9 +101,32 @@ class Settings:
     by default each process keeps its own budgets in memory."""
     reconcile_interval: float = 30.0
     """Seconds between settlements of pending value grants left by crashes."""
+    max_inflight: int = 256
+    """Admission control: requests one process works on at once (health, readiness,
+    metrics and the OpenAPI document are never counted); 0 = no admission control."""
+    max_queued: int = 1024
+    """Requests beyond ``max_inflight`` that may wait for a slot; beyond that:
+    ``503 overloaded`` with ``Retry-After`` at once."""
+    queue_wait: float = 5.0
+    """Longest a request waits in that queue before ``503 overloaded``."""
+    redis_max_connections: int = 0
+    """Redis connections of one process (0: ``max_inflight`` + 64, for the pipelines,
+    the persister and background jobs). Never below ``max_inflight``: a request that
+    finds them all busy waits up to ``redis_timeout`` for one, then 503."""
+    sql_pool_size: int = 10
+    sql_max_overflow: int = 20
+    sql_pool_timeout: float = 5.0
+    """Longest a request waits for a SQL connection before 503 (admitted requests
+    queue for the SQL pool rather than open one connection each)."""
     log_level: str = "INFO"
     access_log: bool = True
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def effective_redis_max_connections(self) -> int:
+        if self.redis_max_connections:
+            return self.redis_max_connections
+        return max(self.max_inflight, 256) + 64
 
     @property
     def effective_database_url(self) -> str:
@@ -182,6 +206,24 @@ def _event_loop(env: Mapping[str, str]) -> str:
     return name
 
 
+def _admission(env: Mapping[str, str]) -> dict[str, Any]:
+    """Admission and pool bounds; a Redis pool smaller than what is admitted is refused."""
+    inflight = int(_num(env, "PETBOX_MAX_INFLIGHT", 256, 0, 100_000))
+    pool = int(_num(env, "PETBOX_REDIS_MAX_CONNECTIONS", 0, 0, 100_000))
+    if pool and pool < inflight + 8:
+        raise SettingsError(f"PETBOX_REDIS_MAX_CONNECTIONS ({pool}) must be at least "
+                            f"PETBOX_MAX_INFLIGHT + 8 ({inflight + 8})")
+    return {
+        "max_inflight": inflight,
+        "max_queued": int(_num(env, "PETBOX_MAX_QUEUED", 1024, 0, 1_000_000)),
+        "queue_wait": _num(env, "PETBOX_QUEUE_WAIT", 5.0, 0.0, 60.0),
+        "redis_max_connections": pool,
+        "sql_pool_size": int(_num(env, "PETBOX_SQL_POOL_SIZE", 10, 1, 1000)),
+        "sql_max_overflow": int(_num(env, "PETBOX_SQL_MAX_OVERFLOW", 20, 0, 1000)),
+        "sql_pool_timeout": _num(env, "PETBOX_SQL_POOL_TIMEOUT", 5.0, 0.1, 60.0),
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -226,6 +268,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         secret_cache_max_age=_num(env, "PETBOX_SECRET_CACHE_MAX_AGE", 3600, secret_fresh,
                                   7 * 86400),
         reconcile_interval=_num(env, "PETBOX_RECONCILE_INTERVAL", 30.0, 0.05, 86400),
+        **_admission(env),
         log_level=env.get("PETBOX_LOG_LEVEL", "INFO").upper(),
         access_log=_bool(env, "PETBOX_ACCESS_LOG", True),
     )

@@ -5,9 +5,13 @@ parent returns when they have all exited.
 A worker that died unnoticed would leave the others to carry all the traffic at
 double the latency (its share of the listening port goes with it), so every exit
 outside a shutdown is an error line with the exit code, and the process is started
-afresh. A child that keeps dying (``max_restarts`` within ``restart_window`` seconds)
-stops the whole server with an error, so that whatever runs petbox (systemd,
-Kubernetes) sees the failure instead of a half-working server.
+afresh. A child that keeps dying is restarted with exponential back-off (``backoff``
+doubling up to ``max_backoff``: 0.5 s, 1 s, 2 s … 30 s by default; the first restart
+after a stable run is immediate), never given up on: one worker's fault (a bad host
+file, a dependency it cannot reach) must not take the other workers' traffic down with
+it. A child that then stays up ``stable_after`` seconds is healthy again (its next
+death restarts at once). ``/readyz`` reports the missing worker (``degraded``), see
+``gameserver/api/ops.py``, and the error lines say how long the next restart waits.
 
 Kept free of heavy imports: the bench's bare baseline uses it too, and whatever a
 module imports lives in every worker's heap.
@@ -29,75 +33,92 @@ log = logging.getLogger("petbox.supervise")
 Spawn = Callable[[], BaseProcess]
 """Makes (does not start) one child process; called again to replace a dead one."""
 
+OnExit = Callable[[int], None]
+"""Told the index (in ``spawns``) of a child found dead, before it is restarted."""
 
-class TooManyRestarts(RuntimeError):
-    """A child kept dying: the server stops rather than limp on."""
 
-
-def supervise(spawns: list[Spawn], *, max_restarts: int = 5,
-              restart_window: float = 60.0, backoff: float = 0.5) -> None:
+def supervise(spawns: list[Spawn], *, backoff: float = 0.5, max_backoff: float = 30.0,
+              stable_after: float = 60.0, on_exit: OnExit | None = None) -> None:
     """Start one process per ``spawns`` entry, pass SIGTERM and SIGINT on to them, restart
-    any that exits before a signal came, and return once all have exited after one.
-    Raises :class:`TooManyRestarts` (after stopping the others) when one child died more
-    than ``max_restarts`` times within ``restart_window`` seconds."""
-    _Supervisor(spawns, max_restarts, restart_window, backoff).run()
+    any that exits before a signal came (with capped exponential back-off while it keeps
+    dying), and return once all have exited after a signal."""
+    _Supervisor(spawns, backoff, max_backoff, stable_after, on_exit).run()
+
+
+def restart_delay(streak: int, backoff: float, max_backoff: float) -> float:
+    """Seconds before restarting a child that died ``streak`` times in a row (counted
+    since it last ran ``stable_after`` seconds): 0, then ``backoff`` doubling, capped."""
+    if streak <= 1:
+        return 0.0
+    return min(max_backoff, backoff * 2.0 ** min(streak - 2, 62))
 
 
 class _Supervisor:
-    def __init__(self, spawns: list[Spawn], max_restarts: int, window: float,
-                 backoff: float) -> None:
+    def __init__(self, spawns: list[Spawn], backoff: float, max_backoff: float,
+                 stable_after: float, on_exit: OnExit | None) -> None:
         self.spawns = spawns
-        self.max_restarts = max_restarts
-        self.window = window
-        self.backoff = backoff
-        self.procs: list[BaseProcess] = []
-        self.deaths: list[list[float]] = [[] for _ in spawns]
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.stable_after = stable_after
+        self.on_exit = on_exit
+        self.procs: list[BaseProcess | None] = [None] * len(spawns)
+        self.started = [0.0] * len(spawns)
+        self.streak = [0] * len(spawns)
+        self.due: list[float | None] = [None] * len(spawns)
         self.stopping = False
 
     def run(self) -> None:
-        self.procs = [spawn() for spawn in self.spawns]
-        for proc in self.procs:
-            proc.start()
+        for index in range(len(self.spawns)):
+            self._start(index)
         signal.signal(signal.SIGTERM, self._forward)
         signal.signal(signal.SIGINT, self._forward)
         while True:
-            alive = [proc for proc in self.procs if proc.is_alive()]
+            alive = [p for p in self.procs if p is not None and p.is_alive()]
             if self.stopping and not alive:
                 break
-            wait([proc.sentinel for proc in alive], timeout=1.0)
+            wait([p.sentinel for p in alive], timeout=self._next_wake())
+            if self.stopping:
+                continue
+            now = time.monotonic()
             for index, proc in enumerate(self.procs):
-                if not self.stopping and not proc.is_alive():
-                    self._replace(index, proc)
+                if proc is not None and not proc.is_alive():
+                    self._died(index, proc, now)
+                due = self.due[index]
+                if due is not None and now >= due and not self.stopping:
+                    self._start(index)
         for proc in self.procs:
-            proc.join()
+            if proc is not None:
+                proc.join()
+
+    def _next_wake(self) -> float:
+        """Until the next restart is due (at most 1 s: a signal is noticed in time)."""
+        pending = [d for d in self.due if d is not None]
+        if not pending:
+            return 1.0
+        return max(0.0, min(1.0, min(pending) - time.monotonic()))
+
+    def _start(self, index: int) -> None:
+        proc = self.spawns[index]()
+        proc.start()
+        self.procs[index] = proc
+        self.started[index] = time.monotonic()
+        self.due[index] = None
+
+    def _died(self, index: int, dead: BaseProcess, now: float) -> None:
+        """Note the death and schedule the restart after the back-off."""
+        self.procs[index] = None
+        if now - self.started[index] >= self.stable_after:
+            self.streak[index] = 0
+        self.streak[index] += 1
+        delay = restart_delay(self.streak[index], self.backoff, self.max_backoff)
+        self.due[index] = now + delay
+        log.error("%s (pid %s) exited with code %s; starting it again%s", dead.name,
+                  dead.pid, dead.exitcode,
+                  f" in {delay:.1f} s ({self.streak[index]} exits in a row)" if delay else "")
+        if self.on_exit is not None:
+            self.on_exit(index)
 
     def _forward(self, signum: int, _frame: Any) -> None:
         self.stopping = True
-        self._signal_all(signum)
-
-    def _replace(self, index: int, dead: BaseProcess) -> None:
-        """Start a fresh process in place of ``dead``, unless it died too often lately."""
-        now = time.monotonic()
-        deaths = self.deaths[index] = [t for t in self.deaths[index] if now - t < self.window]
-        deaths.append(now)
-        giving_up = len(deaths) > self.max_restarts
-        log.error("%s (pid %s) exited with code %s; %s", dead.name, dead.pid, dead.exitcode,
-                  "giving up: stopping the server" if giving_up else "starting it again")
-        if giving_up:
-            self.stopping = True
-            self._signal_all(signal.SIGTERM)
-            for proc in self.procs:
-                proc.join()
-            raise TooManyRestarts(f"{dead.name} exited {len(deaths)} times within "
-                                  f"{self.window:.0f} s (last exit code {dead.exitcode})")
-        time.sleep(self.backoff * (len(deaths) - 1))  # a crash loop must not spin the CPU
-        if self.stopping:  # a signal came during the back-off
-            return
-        fresh = self.spawns[index]()
-        fresh.start()
-        self.procs[index] = fresh
-
-    def _signal_all(self, signum: int) -> None:
         for proc in self.procs:
-            if proc.pid is not None and proc.is_alive():
+            if proc is not None and proc.pid is not None and proc.is_alive():
                 os.kill(proc.pid, signum)

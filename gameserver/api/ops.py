@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gameserver.api.common import Operation
 from gameserver.appkeys import DB, METRICS, REDIS
+from gameserver.workerboard import WORKER_BOARD
 
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 
@@ -20,7 +21,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Redis and SQL both answer within a second; 503 names what does not."""
+    """Redis and SQL both answer within a second; 503 names what does not.
+
+    ``workers`` says how many HTTP workers of ``serve --workers N`` are serving. One
+    missing (crashed, being restarted with back-off) is ``degraded: true`` but still
+    200: this process can serve, and the workers share one port, so a 503 would make
+    a load balancer take the whole host out for one worker's fault. Alert on
+    ``degraded`` instead."""
     checks: dict[str, str] = {}
     for name, probe in (("redis", request.app[REDIS].ping()), ("sql", request.app[DB].ping())):
         try:
@@ -29,8 +36,11 @@ async def readyz(request: web.Request) -> web.Response:
         except Exception as exc:  # any failure means "not ready"; say which
             checks[name] = f"unavailable: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks},
-                             status=200 if ok else 503)
+    board = request.app.get(WORKER_BOARD)
+    workers = board.status() if board is not None else {"ready": 1, "expected": 1,
+                                                        "degraded": False}
+    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks,
+                              "workers": workers}, status=200 if ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

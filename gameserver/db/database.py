@@ -112,6 +112,9 @@ def make_engine(url: str, timeout: float = BACKGROUND_TIMEOUT, **kwargs: Any) ->
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        else:  # one shared in-memory connection: no pool to size
+            for name in ("pool_size", "max_overflow", "pool_timeout"):
+                kwargs.pop(name, None)
         kwargs.setdefault("connect_args", {"timeout": timeout})
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(int(timeout * 1000)))

@@ -238,3 +238,66 @@ async def test_a_killed_worker_is_started_again(env: dict[str, str], tmp_path: P
         log = server.proc.stderr.read().decode()
         assert f"petbox-wrk-1 (pid {before['petbox-wrk-1']}) exited with code -9; " \
                "starting it again" in log
+
+
+def readyz(base: str) -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base}/readyz", timeout=2) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+async def _next_pid(server: Server, name: str, old: int | None, limit: float = 60) -> int:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        pid = child_pids(server).get(name)
+        if pid is not None and pid != old:
+            return pid
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} was not started again")
+
+
+async def test_a_worker_that_keeps_dying_degrades_but_never_stops_the_server(
+        env: dict[str, str], tmp_path: Path) -> None:
+    """Six SIGKILLs of one worker in well under 60 s (the old supervisor stopped the whole
+    server at the sixth): it is restarted with growing back-off, the other worker serves
+    throughout, and ``/readyz`` says ``degraded`` (still 200) until it is back."""
+    with RedisProcess(tmp_path / "redis") as rp:
+        env = {**env, "PETBOX_REDIS_URL": rp.url, "PETBOX_DATABASE_URL":
+               f"sqlite+aiosqlite:///{tmp_path / 'petbox.db'}", "PETBOX_RUN_PERSISTER": "0"}
+        petbox(env, "migrate")
+        server = Server(env, free_port(), workers=2)
+        server.start()
+        pid = await _next_pid(server, "petbox-wrk-1", None)
+        for _ in range(300):  # both workers have started their apps
+            if readyz(server.base)[1]["workers"] == {"ready": 2, "expected": 2,
+                                                     "degraded": False}:
+                break
+            await asyncio.sleep(0.1)
+        started = time.monotonic()
+        for kill in range(6):
+            os.kill(pid, signal.SIGKILL)
+            if kill < 5:
+                pid = await _next_pid(server, "petbox-wrk-1", pid)
+        await asyncio.sleep(0.5)  # the 6th restart waits 8 s: degraded meanwhile
+        assert server.proc is not None and server.proc.poll() is None
+        status, body = readyz(server.base)
+        assert status == 200, body
+        assert body["workers"] == {"ready": 1, "expected": 2, "degraded": True}
+        assert time.monotonic() - started < 60
+        await _next_pid(server, "petbox-wrk-1", pid)
+        for _ in range(300):
+            if not readyz(server.base)[1]["workers"]["degraded"]:
+                break
+            await asyncio.sleep(0.1)
+        assert readyz(server.base)[1]["workers"] == {"ready": 2, "expected": 2,
+                                                     "degraded": False}
+        assert server.terminate() == 0
+        assert server.proc.stderr is not None
+        log = server.proc.stderr.read().decode()
+        assert "starting it again in 8.0 s (6 exits in a row)" in log
+        assert "giving up" not in log

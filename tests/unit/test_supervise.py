@@ -1,9 +1,11 @@
 """The supervisor of ``petbox serve --workers N``: a child that dies is started again, one
-that keeps dying stops the server, and signals reach every child."""
+that keeps dying is restarted with capped exponential back-off (never given up on), and
+signals reach every child."""
 
 from __future__ import annotations
 
 import functools
+import itertools
 import multiprocessing
 import os
 import signal
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gameserver.supervise import TooManyRestarts, supervise
+from gameserver.supervise import restart_delay, supervise
 
 CTX = multiprocessing.get_context("spawn")
 
@@ -37,17 +39,77 @@ def _starts(marker: Path) -> int:
     return len(marker.read_text().split()) if marker.exists() else 0
 
 
-def test_a_child_that_keeps_dying_stops_the_server(tmp_path: Path,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def _exit_with_time(code: int, marker: str) -> None:
+    with open(marker, "a") as f:
+        f.write(f"{time.monotonic()}\n")
+    os._exit(code)
+
+
+def _stop_after(marker: Path, starts: int) -> threading.Thread:
+    """SIGTERM to this process (what `kill <server pid>` does) once ``starts`` are seen."""
+    def run() -> None:
+        deadline = time.monotonic() + 30
+        while _starts(marker) < starts and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _supervise_restoring_signals(*args: object, **kwargs: object) -> None:
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        supervise(*args, **kwargs)  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+
+
+@pytest.mark.parametrize(("streak", "delay"), [(1, 0.0), (2, 0.5), (3, 1.0), (4, 2.0),
+                                               (8, 30.0), (9, 30.0), (500, 30.0)])
+def test_restart_delay_doubles_up_to_the_cap(streak: int, delay: float) -> None:
+    assert restart_delay(streak, 0.5, 30.0) == delay
+
+
+def test_a_child_that_keeps_dying_is_restarted_with_backoff(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """No giving up (that stopped every worker for one's fault): the restarts come
+    ever later, capped, and the server still stops on SIGTERM."""
     marker = tmp_path / "starts"
-    spawn = functools.partial(CTX.Process, target=_exit_with, args=(3, str(marker)),
+    spawn = functools.partial(CTX.Process, target=_exit_with_time, args=(3, str(marker)),
                               name="petbox-wrk-0")
-    with pytest.raises(TooManyRestarts, match="petbox-wrk-0 exited 3 times"):
-        supervise([spawn], max_restarts=2, restart_window=60, backoff=0.01)
-    assert _starts(marker) == 3
-    assert [r.getMessage().split(" (pid")[0] for r in caplog.records] == ["petbox-wrk-0"] * 3
-    assert "exited with code 3; starting it again" in caplog.records[0].getMessage()
-    assert "giving up" in caplog.records[-1].getMessage()
+    exits: list[int] = []
+    stopper = _stop_after(marker, 7)
+    try:
+        _supervise_restoring_signals([spawn], backoff=0.1, max_backoff=0.4,
+                                     on_exit=exits.append)
+    finally:
+        stopper.join()
+    times = [float(t) for t in marker.read_text().split()]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) >= 7 and exits[:6] == [0] * 6
+    # back-offs 0, 0.1, 0.2, 0.4, 0.4, 0.4 (+ a process start each, ~0.1-0.5 s)
+    assert gaps[2] > gaps[0] + 0.1 and gaps[3] > gaps[0] + 0.3 and gaps[5] > gaps[0] + 0.3
+    assert max(gaps) < 0.4 + 3.0  # capped (a spawn on a busy machine can take seconds)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "exited with code 3; starting it again" in messages[0]
+    assert "starting it again in 0.1 s (2 exits in a row)" in messages[1]
+    assert "starting it again in 0.4 s (4 exits in a row)" in messages[3]
+    assert not any("giving up" in m for m in messages)
+
+
+def test_a_stable_run_resets_the_backoff(tmp_path: Path) -> None:
+    marker = tmp_path / "starts"
+    spawn = functools.partial(CTX.Process, target=_exit_with_time, args=(3, str(marker)),
+                              name="petbox-wrk-0")
+    stopper = _stop_after(marker, 5)
+    try:  # every run counts as stable: each restart is immediate, never 10 s
+        _supervise_restoring_signals([spawn], backoff=10.0, stable_after=0.0)
+    finally:
+        stopper.join()
+    assert _starts(marker) >= 5
 
 
 def test_a_dead_child_is_started_again_and_signals_stop_all(tmp_path: Path) -> None:
