@@ -25,6 +25,7 @@ from gameserver.api import ops as ops_api
 from gameserver.api import simulate as simulate_api
 from gameserver.api.common import Operation
 from gameserver.appkeys import (
+    ADMIN_REQUESTS,
     BATCHER,
     CLOCK,
     DB,
@@ -44,6 +45,7 @@ from gameserver.appkeys import (
 from gameserver.auth import TokenSigner
 from gameserver.batching import ScriptBatcher
 from gameserver.clock import Clock, SystemClock
+from gameserver.db.admin_requests import AdminRequests
 from gameserver.db.database import Database
 from gameserver.embedded import RedisProcess
 from gameserver.errors import error_middleware
@@ -163,12 +165,14 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SHADOW] = _services(app, Keys(SHADOW_PREFIX), app[SHADOW_DB], Metrics(),
                                 shadow=True)
     app[MERCHANTS] = MerchantDirectory(db)
+    app[ADMIN_REQUESTS] = AdminRequests(db, app[CLOCK])
     games = GameRegistry(db)
     app[GAMES] = games
     games.start()
     workers = _start_persisters(app) if settings.run_persister else []
     tiers = [app[VALUE]] + ([app[SHADOW].value] if SHADOW in app else [])
-    reconciler = (Reconciler(tiers, settings.reconcile_interval).start()
+    reconciler = (Reconciler(tiers, settings.reconcile_interval,
+                             admin=app[ADMIN_REQUESTS]).start()
                   if settings.run_background else None)
     housekeeper = (Housekeeper(db, games, app[CLOCK],
                                response_ttl=settings.idempotency_ttl).start()
