@@ -26,6 +26,7 @@ from gameserver.api import ops as ops_api
 from gameserver.api import simulate as simulate_api
 from gameserver.api.common import Operation
 from gameserver.appkeys import (
+    ADMIN_REQUESTS,
     BATCHER,
     CLOCK,
     DB,
@@ -45,6 +46,7 @@ from gameserver.appkeys import (
 from gameserver.auth import TokenSigner
 from gameserver.batching import ScriptBatcher
 from gameserver.clock import Clock, SystemClock
+from gameserver.db.admin_requests import AdminRequests
 from gameserver.db.database import Database, make_engine
 from gameserver.embedded import RedisProcess
 from gameserver.errors import error_middleware
@@ -180,6 +182,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         # Shadow keeps its own metrics: load tests must not move production gauges.
         app[SHADOW] = _services(app, Keys(SHADOW_PREFIX), app[SHADOW_DB], Metrics(),
                                 shadow=True)
+    app[ADMIN_REQUESTS] = AdminRequests(db, app[CLOCK])
     app[MERCHANTS] = MerchantDirectory(db, fresh=settings.secret_cache_seconds,
                                        max_age=settings.secret_cache_max_age)
     games = GameRegistry(db)
@@ -187,7 +190,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     games.start()
     workers = _start_persisters(app) if settings.run_persister else []
     tiers = [app[VALUE]] + ([app[SHADOW].value] if SHADOW in app else [])
-    reconciler = (Reconciler(tiers, settings.reconcile_interval).start()
+    reconciler = (Reconciler(tiers, settings.reconcile_interval,
+                             admin=app[ADMIN_REQUESTS]).start()
                   if settings.run_background else None)
     housekeeper = (Housekeeper(db.background, games, app[CLOCK],
                                response_ttl=settings.idempotency_ttl).start()

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from gameserver.auth import TokenSigner
 from gameserver.batching import ScriptBatcher
 from gameserver.clock import Clock
+from gameserver.db.admin_requests import AdminRequests
 from gameserver.db.database import Database
 from gameserver.games import GameRegistry
 from gameserver.keys import Keys
@@ -34,6 +35,8 @@ SERVICES = web.AppKey("services", Services)
 SHADOW = web.AppKey("shadow", Services)
 """Present only when a shadow database is configured (load-test traffic)."""
 SHADOW_DB = web.AppKey("shadow_db", Database)
+ADMIN_REQUESTS = web.AppKey("admin_requests", AdminRequests)
+"""Idempotency-Keys of merchant writes (SQL, ``admin_requests``)."""
 
-__all__ = ["BATCHER", "CLOCK", "DB", "GAMES", "KEYS", "MERCHANTS", "METRICS", "REDIS", "SERVICES",
-           "SETTINGS", "SHADOW", "SHADOW_DB", "SIGNER", "STORE", "VALUE"]
+__all__ = ["ADMIN_REQUESTS", "BATCHER", "CLOCK", "DB", "GAMES", "KEYS", "MERCHANTS", "METRICS",
+           "REDIS", "SERVICES", "SETTINGS", "SHADOW", "SHADOW_DB", "SIGNER", "STORE", "VALUE"]

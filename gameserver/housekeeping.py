@@ -1,6 +1,7 @@
 """Retention: draw records are kept for the game's ``boxes.draw_records_days`` (≥ 90),
 stored responses of Idempotency-Keys for ``PETBOX_IDEMPOTENCY_TTL`` (their keys expire
-from Redis then, so nothing can ask for them again).
+from Redis then, so nothing can ask for them again), and merchant writes' keys
+(``admin_requests``) for as long.
 
 Runs in the server process that runs the background jobs, once per ``interval`` (an
 hour by default); deletes in small batches so a large purge never holds a long
@@ -66,6 +67,13 @@ async def _delete_in_batches(db: Database, table: Any, *where: Any) -> int:
             return deleted
 
 
+async def purge_old_admin_requests(db: Database, cutoff_ms: int) -> int:
+    """Delete merchant writes' keys created before ``cutoff_ms`` (their key may then be
+    used again); a key whose follow-up is still owed is kept until it is settled."""
+    a = m.admin_requests
+    return await _delete_in_batches(db, a, a.c.created_ms < cutoff_ms, a.c.followup.is_(None))
+
+
 class Housekeeper(PeriodicTask):
     """Runs :func:`purge_old_draws` at start and every ``interval`` seconds until stopped."""
 
@@ -87,4 +95,7 @@ class Housekeeper(PeriodicTask):
         r = await purge_old_responses(self.db, now_ms - int(self.response_ttl * 1000))
         if r:
             log.info("deleted %d stored responses past the Idempotency-Key lifetime", r)
-        return n + r
+        a = await purge_old_admin_requests(self.db, now_ms - int(self.response_ttl * 1000))
+        if a:
+            log.info("deleted %d merchant Idempotency-Keys past their lifetime", a)
+        return n + r + a

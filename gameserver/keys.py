@@ -79,6 +79,12 @@ class Keys:
         Tagged per game, not per shard: every player of the game reserves here."""
         return f"{self.prefix}:{{g:{merchant}:{game}}}:stock"
 
+    def stock_change(self, merchant: str, game: str, key: str) -> str:
+        """STRING: the gate epoch a ``setStock`` (merchant Idempotency-Key ``key``) was
+        applied to; beside the gate (same slot), so the adjust and this mark are one
+        script. Expires with the key's lifetime."""
+        return f"{self.prefix}:{{g:{merchant}:{game}}}:stockchg:{key}"
+
     def reminders(self, shard: int) -> str:
         """ZSET ``<kind>:<member>`` → unix s the reminder is due: at most one per kind
         and player (a re-schedule just moves the score)."""

@@ -21,6 +21,14 @@ ERROR_SCHEMA = {
     }},
 }
 
+IDEMPOTENCY_TEXT = (
+    "1-64 characters of A-Z a-z 0-9 _ -, kept at least 24 h (PETBOX_IDEMPOTENCY_TTL). "
+    "The same key with the same request answers the first response again "
+    "(Idempotent-Replayed: true) and applies nothing twice; the same key with another "
+    "request is 422 idempotency_mismatch; while the first is still running, 409 "
+    "idempotency_in_progress. A refused request does not use up its key. Merchant keys "
+    "are per merchant and kept in SQL (they survive restarts and Redis data loss).")
+
 _STATUS_TEXT = {
     400: "Malformed request (bad JSON, missing Idempotency-Key)",
     401: "Missing, expired or tampered credential",
@@ -28,7 +36,8 @@ _STATUS_TEXT = {
     404: "No such resource (or another merchant's)",
     409: "Conflicts with the current state, or the same Idempotency-Key is still running",
     413: "Body too large",
-    422: "Well-formed but invalid (JSON paths in details.problems)",
+    422: "Well-formed but invalid (JSON paths in details.problems), or the "
+         "Idempotency-Key was used with another request (idempotency_mismatch)",
     429: "Rate limited or cooling down; see Retry-After",
     503: "Temporarily unable; retry after Retry-After",
 }
@@ -48,8 +57,11 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     ]
     params += [{"name": name, "in": "query", "required": False, "description": desc,
                 "schema": {"type": "string"}} for name, desc in op.params.items()]
-    if op.idempotent:
-        params.append({"name": "Idempotency-Key", "in": "header", "required": True,
+    if op.idempotent or op.optional_key:
+        params.append({"name": "Idempotency-Key", "in": "header", "required": op.idempotent,
+                       "description": IDEMPOTENCY_TEXT + (
+                           "" if op.idempotent else " Optional here: without one, every "
+                                                    "request is applied."),
                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}})
     return params
 
@@ -76,6 +88,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     out: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,
+        **({"description": op.description} if op.description else {}),
         "tags": [op.tag],
         "security": SECURITY[op.auth],
         "parameters": _parameters(op),

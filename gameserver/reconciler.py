@@ -7,6 +7,10 @@ the player's commit happened (idempotency record or SQL ledger), voided otherwis
 (the unit goes back to the stock). Rows younger than ``older_than_s`` are left
 alone: their action may still be running. Several processes may reconcile at
 once; settling is a conditional update on ``status = 'pending'``.
+
+It also does the Redis step a merchant write still owes after its SQL commit
+(``setStock``'s gate adjust, an ``admin_requests`` follow-up) when the process died
+in between and no retry came; that step is idempotent per key.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from gameserver.db.admin_requests import AdminRequests
 from gameserver.periodic import PeriodicTask
 from gameserver.value import ValueTier
 
@@ -29,9 +34,13 @@ class Reconciler(PeriodicTask):
     name = "petbox-reconciler"
 
     def __init__(self, tiers: Sequence[ValueTier], interval: float, *,
-                 older_than_s: float = OLDER_THAN_S, batch: int = 1000) -> None:
+                 older_than_s: float = OLDER_THAN_S, batch: int = 1000,
+                 admin: AdminRequests | None = None) -> None:
         super().__init__(interval)
         self.tiers = list(tiers)
+        self.admin = admin
+        """Merchant writes' keys; their owed follow-ups go to ``tiers[0]`` (the real
+        keyspace: merchant routes never write shadow data)."""
         self.older_than_s = older_than_s
         self.batch = batch
         self.confirmed = 0
@@ -50,4 +59,18 @@ class Reconciler(PeriodicTask):
         self.voided += voided
         if confirmed or voided:
             log.info("reconciled pending grants: %d confirmed, %d voided", confirmed, voided)
+        await self.settle_followups()
         return confirmed, voided
+
+    async def settle_followups(self) -> int:
+        """Do the owed follow-ups of merchant writes older than ``older_than_s``."""
+        if self.admin is None or not self.tiers:
+            return 0
+        owed = await self.admin.owed_followups(self.older_than_s, self.batch)
+        for stored in owed:
+            await self.tiers[0].settle_stock_change(stored.merchant, stored.key,
+                                                    stored.followup or {})
+            await self.admin.clear_followup(stored.merchant, stored.key)
+        if owed:
+            log.info("settled %d owed merchant-write follow-ups", len(owed))
+        return len(owed)

@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from economy.errors import DomainError
 from gameserver.clock import Clock
@@ -45,6 +46,16 @@ log = logging.getLogger("petbox.value")
 
 CODE_BYTES = 18
 """Coupon codes carry 144 random bits: unguessable, and never logged."""
+
+
+STOCK_CHANGE_MARK_TTL_MS = 7 * 86_400_000
+"""How long a ``setStock``'s applied-mark stays beside the gate: far longer than its
+follow-up can be owed (the reconciler settles one within minutes)."""
+
+
+def stock_change_followup(game: str, epoch: str, ref: str, add: int) -> dict[str, Any]:
+    """The follow-up a ``setStock`` records with its key: the gate adjust it owes."""
+    return {"kind": "stock_change", "game": game, "epoch": epoch, "ref": ref, "add": add}
 
 
 class StockBelowTaken(DomainError):
@@ -139,11 +150,13 @@ class ValueTier:
         self._init: AsyncScript = redis.register_script(load_script("stock_init"))
         self._reserve: AsyncScript = redis.register_script(load_script("stock_reserve"))
         self._adjust: AsyncScript = redis.register_script(load_script("stock_adjust"))
+        self._change: AsyncScript = redis.register_script(load_script("stock_change"))
 
     # -- stock gates ---------------------------------------------------------------------
 
-    async def ensure_stock(self, merchant: str, game: str, totals: Mapping[str, int]) -> None:
-        """Make sure SQL knows each ref (with its configured total) and Redis has a gate."""
+    async def ensure_stock(self, merchant: str, game: str, totals: Mapping[str, int]) -> str:
+        """Make sure SQL knows each ref (with its configured total) and Redis has a gate;
+        returns the gate's epoch (its generation)."""
         now = int(self.clock.now())
         s = m.prize_stock
         async with self.db.connect() as conn:
@@ -158,17 +171,18 @@ class ValueTier:
                     await conn.execute(insert(s), missing)
             except IntegrityError:  # another process inserted them first: theirs stand
                 pass
-        await self._rebuild_gate(merchant, game, list(totals))
+        return await self._rebuild_gate(merchant, game, list(totals))
 
-    async def _rebuild_gate(self, merchant: str, game: str, refs: list[str]) -> None:
-        """Fill missing gate fields from SQL: units left = total − taken."""
+    async def _rebuild_gate(self, merchant: str, game: str, refs: list[str]) -> str:
+        """Fill missing gate fields from SQL (units left = total − taken); the epoch."""
         s = m.prize_stock
         async with self.db.connect() as conn:
             rows = await conn.execute(select(s.c.ref, s.c.total - s.c.taken).where(
                 s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref.in_(refs)))
             pairs = [v for r in rows for v in (r[0], max(0, int(r[1])))]
-        await self._init(keys=[self.keys.stock(merchant, game)],
-                         args=[secrets.token_hex(8), *pairs])
+        epoch = await self._init(keys=[self.keys.stock(merchant, game)],
+                                 args=[secrets.token_hex(8), *pairs])
+        return reply_text(epoch)
 
     async def stock_left(self, merchant: str, game: str,
                          totals: Mapping[str, int]) -> StockView:
@@ -195,17 +209,52 @@ class ValueTier:
                  "granted": int(r[3]), "left": int(r[1] - r[2])} for r in rows]
 
     async def add_stock(self, merchant: str, game: str, ref: str, add: int) -> dict[str, Any]:
-        """Change a ref's total in SQL (never below what is taken), then the Redis gate."""
-        s = m.prize_stock
-        now = int(self.clock.now())
+        """Change a ref's total in SQL (never below what is taken), then the Redis gate.
+
+        Without an Idempotency-Key (the CLI, tests): each call applies once more."""
         async with self.db.begin() as conn:
-            done = await conn.execute(update(s).where(
-                s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref == ref,
-                s.c.total + add >= s.c.taken).values(total=s.c.total + add, updated_at=now))
-            if done.rowcount != 1:
-                raise StockBelowTaken(ref, add)
+            row = await self.change_stock_in(conn, merchant, game, ref, add)
         await self._adjust(keys=[self.keys.stock(merchant, game)], args=["", ref, add])
-        return (await self.stock_report(merchant, game, [ref]))[0]
+        return row
+
+    async def change_stock_in(self, conn: AsyncConnection, merchant: str, game: str,
+                              ref: str, add: int) -> dict[str, Any]:
+        """``setStock``'s SQL side in the caller's transaction: the ref's total moves by
+        ``add`` (:class:`StockBelowTaken` if that goes below what is taken); returns its
+        ``getStock`` row as of this transaction. The Redis gate is the caller's next
+        step (:meth:`apply_stock_change`), after the commit."""
+        s = m.prize_stock
+        done = await conn.execute(update(s).where(
+            s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref == ref,
+            s.c.total + add >= s.c.taken,
+        ).values(total=s.c.total + add, updated_at=int(self.clock.now())))
+        if done.rowcount != 1:
+            raise StockBelowTaken(ref, add)
+        r = (await conn.execute(select(s.c.total, s.c.taken, s.c.granted).where(
+            s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref == ref))).one()
+        return {"ref": ref, "total": int(r[0]), "reserved": int(r[1] - r[2]),
+                "granted": int(r[2]), "left": int(r[0] - r[1])}
+
+    async def apply_stock_change(self, merchant: str, game: str, key: str, epoch: str,
+                                 ref: str, add: int,
+                                 mark_ttl_ms: int = STOCK_CHANGE_MARK_TTL_MS) -> int:
+        """The gate side of a committed ``setStock`` with Idempotency-Key ``key``: applied
+        at most once (a mark beside the gate, written by the same script), and only to
+        gate generation ``epoch``, the one in force before the SQL change (a gate
+        rebuilt since read SQL after it). Returns 1 applied, 0 already, -1 no gate of
+        that generation (nothing to do)."""
+        res = await self._change(keys=[self.keys.stock(merchant, game),
+                                       self.keys.stock_change(merchant, game, key)],
+                                 args=[epoch, mark_ttl_ms, ref, add])
+        return int(res)
+
+    async def settle_stock_change(self, merchant: str, key: str,
+                                  followup: Mapping[str, Any]) -> None:
+        """Do the Redis step a committed ``setStock`` owes (its ``admin_requests``
+        follow-up, see :func:`stock_change_followup`), at most once."""
+        await self.apply_stock_change(merchant, str(followup["game"]), key,
+                                      str(followup["epoch"]), str(followup["ref"]),
+                                      int(followup["add"]))
 
     # -- try / confirm / cancel ----------------------------------------------------------
 

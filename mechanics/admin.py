@@ -5,25 +5,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from economy.config import GameConfig
-from economy.errors import UnknownItem
+from economy.errors import NotFound, UnknownItem
 from economy.wallet import apply_currency, apply_items
 from mechanics.outcome import Outcome
 from mechanics.pet import new_player
 from mechanics.state import PlayerState, Rng
 
 
+class PlayerNotFound(NotFound):
+    """A grant to a user who has never played, without ``create``."""
+
+    code = "player_not_found"
+
+
 @dataclass(frozen=True)
 class GrantPlayer:
-    """Currency and items to add (or, negative, take back), with the merchant's reason."""
+    """Currency and items to add, with the merchant's reason; ``create`` allows a user
+    who has never played (the grant then creates the player)."""
 
     reason: str
     wallet: dict[str, int] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)
+    create: bool = False
 
 
 def grant(state: PlayerState | None, action: GrantPlayer, now: int, rng: Rng,
           config: GameConfig) -> Outcome:
-    """``grantPlayer``: ledgered as ``admin:<reason>``; limits and balances hold as always."""
+    """``grantPlayer``: ledgered as ``admin:<reason>``; limits and balances hold as always.
+
+    Amounts are never negative (the handler refuses them): a grant does not take back.
+    No player and no ``create``: :class:`PlayerNotFound`, nothing created."""
+    if state is None and not action.create:
+        raise PlayerNotFound("this user has never played; send \"create\": true to "
+                             "create the player with the grant")
     for cid in action.wallet:
         if cid not in config.currencies:
             raise UnknownItem(f"unknown currency {cid!r}", kind="currency", id=cid,

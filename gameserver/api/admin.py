@@ -6,11 +6,15 @@ an API key cannot probe what other merchants have.
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from economy.config import MAX_AMOUNT
 from economy.errors import NotFound
-from economy.schema import Int, Map, Obj, Str
+from economy.schema import Bool, Int, Map, Obj, Str
+from gameserver.api.admin_keys import Written, keyed_run, sql_write
 from gameserver.api.common import (
     Operation,
     bind,
@@ -19,12 +23,12 @@ from gameserver.api.common import (
     merchant_of,
     now_s,
     read_body,
-    reply_response,
     request_hash,
 )
 from gameserver.appkeys import DB, GAMES, SETTINGS, STORE, VALUE
 from gameserver.games import LiveGame
 from gameserver.keys import USER_RE, PlayerRef, shard_of
+from gameserver.value import stock_change_followup
 from mechanics import admin as admin_rules
 from mechanics import pet
 
@@ -74,36 +78,58 @@ SET_STOCK_BODY = Obj(fields={
 
 
 async def set_stock(request: web.Request) -> web.Response:
-    """``setStock``: change a limited prize's total; SQL first, then the Redis gate."""
+    """``setStock``: change a limited prize's total, once per Idempotency-Key (required).
+
+    The SQL change and the key's record commit together; the Redis gate follows, bound
+    to the gate generation read before the SQL change and marked as applied by the same
+    script, so neither a retry nor a crash in between can move it twice (see
+    :meth:`ValueTier.apply_stock_change`)."""
     live = await _merchant_game(request)
     ref = _stock_ref(live, request.match_info["prize"])
-    body, _ = await read_body(request, SET_STOCK_BODY)
-    await request.app[VALUE].ensure_stock(live.merchant, live.game, live.totals)
-    row = await request.app[VALUE].add_stock(live.merchant, live.game, ref, body["add"])
-    return web.json_response({"game": live.game, "stock": row})
+    idempotency_key(request)
+    body, raw = await read_body(request, SET_STOCK_BODY)
+    value = request.app[VALUE]
+    epoch = await value.ensure_stock(live.merchant, live.game, live.totals)
+
+    async def effect(conn: AsyncConnection) -> Written:
+        row = await value.change_stock_in(conn, live.merchant, live.game, ref, body["add"])
+        return Written({"game": live.game, "stock": row},
+                       followup=stock_change_followup(live.game, epoch, ref, body["add"]))
+
+    return await sql_write(request, live.merchant, "setStock", raw, effect, required=True,
+                           followup=partial(value.settle_stock_change, live.merchant))
 
 
 GRANT_BODY = Obj(fields={
-    "wallet": Map(values=Int(minimum=-MAX_AMOUNT, maximum=MAX_AMOUNT), default={},
-                  max_items=16, description="currency → amount (negative takes back)"),
-    "items": Map(values=Int(minimum=-1_000_000, maximum=1_000_000), default={},
-                 max_items=100, description="item → count"),
+    "wallet": Map(values=Int(minimum=0, maximum=MAX_AMOUNT), default={},
+                  max_items=16, description="currency → amount to add (0 or more: a grant "
+                                            "never takes back; negative amounts are 422)"),
+    "items": Map(values=Int(minimum=0, maximum=1_000_000), default={},
+                 max_items=100, description="item → count to add (0 or more)"),
     "reason": Str(min_length=1, max_length=100, description="why: kept in the ledger"),
+    "create": Bool(default=False,
+                   description="grant to a user who has never played, creating the player; "
+                               "without it such a user is 404 player_not_found"),
 })
 
 
 async def grant_player(request: web.Request) -> web.Response:
-    """``grantPlayer``: a customer-support or campaign grant, ledgered with its reason."""
+    """``grantPlayer``: a customer-support or campaign grant, ledgered with its reason.
+
+    The player commit is idempotent per key in Redis; the key's first response is also
+    kept in SQL, so a retry after a restart or a Redis data loss replays it."""
     live = await _merchant_game(request)
     user = _user(request)
     key = idempotency_key(request)
     body, raw = await read_body(request, GRANT_BODY)
     ref = PlayerRef(live.merchant, live.game, user,
                     shard_of(live.merchant, user, request.app[SETTINGS].shards))
-    action = admin_rules.GrantPlayer(body["reason"], body["wallet"], body["items"])
-    reply = await request.app[STORE].run(ref, key, request_hash(request, raw),
-                                         bind(admin_rules.grant, action, live))
-    return reply_response(reply)
+    action = admin_rules.GrantPlayer(body["reason"], body["wallet"], body["items"],
+                                     create=body["create"])
+    rule, store, digest = bind(admin_rules.grant, action, live), request.app[STORE], \
+        request_hash(request, raw)
+    return await keyed_run(request, live.merchant, "grantPlayer", key, raw,
+                           lambda: store.run(ref, key, digest, rule))
 
 
 def _user(request: web.Request) -> str:
@@ -122,10 +148,21 @@ OPERATIONS = [
               auth="merchant", tag="merchant", errors=(401, 403, 404)),
     Operation("setStock", "POST", "/v1/admin/games/{game}/stock/{prize}", set_stock,
               "Add (or remove) stock of a limited prize; never below what is taken",
-              auth="merchant", tag="merchant", body=SET_STOCK_BODY,
-              errors=(400, 401, 403, 404, 409, 422)),
+              auth="merchant", tag="merchant", body=SET_STOCK_BODY, idempotent=True,
+              description="Needs an Idempotency-Key (400 idempotency_key_required "
+                          "without one): a retry with the same key and body answers the "
+                          "first response and moves the stock once. 409 stock_below_taken "
+                          "when the total would go below what is reserved or granted.",
+              errors=(400, 401, 403, 404, 409, 422, 503)),
     Operation("grantPlayer", "POST", "/v1/admin/games/{game}/players/{user}/grant",
-              grant_player, "Grant (or take back) currency and items, ledgered with a reason",
+              grant_player, "Grant currency and items, ledgered with a reason",
               auth="merchant", tag="merchant", body=GRANT_BODY, idempotent=True,
+              description="Needs an Idempotency-Key (400 idempotency_key_required "
+                          "without one); a retry with the same key and body answers the "
+                          "first response and grants once. Amounts are 0 or more: a grant "
+                          "never takes back (negative amounts are 422 invalid_input). A "
+                          "user who has never played is 404 player_not_found unless the "
+                          "body says \"create\": true, which creates the player (as a "
+                          "first action would) and grants to it.",
               errors=(400, 401, 403, 404, 409, 422, 503)),
 ]

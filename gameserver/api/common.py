@@ -54,6 +54,9 @@ class Operation:
     tag: str
     body: Spec | None = None
     idempotent: bool = False
+    """The route requires an ``Idempotency-Key`` (400 without one)."""
+    optional_key: bool = False
+    """The route honours an ``Idempotency-Key`` but does not require one."""
     success: int = 200
     errors: tuple[int, ...] = ()
     params: dict[str, str] = field(default_factory=dict)
@@ -61,6 +64,8 @@ class Operation:
     response: dict[str, Any] | None = None
     """JSON Schema of the success body, where it is worth stating."""
     content_type: str = "application/json"
+    description: str = ""
+    """Longer prose for the OpenAPI document (the summary is one line)."""
 
 
 class MalformedBody(DomainError):

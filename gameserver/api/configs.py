@@ -9,10 +9,12 @@ the API key's merchant: another merchant's game or version is a 404.
 from __future__ import annotations
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from economy.config import GAME_SPEC
 from economy.errors import NotFound
 from economy.schema import Int, Obj, Str
+from gameserver.api.admin_keys import Written, sql_write
 from gameserver.api.common import Operation, checked, decode_json, game_id, merchant_of, now_s
 from gameserver.appkeys import DB
 from gameserver.db import configs
@@ -56,28 +58,45 @@ async def put_game_draft(request: web.Request) -> web.Response:
     """Validate the body as a full game config and store it as the draft (422 otherwise)."""
     merchant = await merchant_of(request)
     game = game_id(request)
-    config = decode_json(await request.read())
-    row = await configs.put_draft(request.app[DB], merchant.id, game, config, now_s(request))
-    return web.json_response({"game": game, **(row.draft_view() or {}),
-                              "live_version": row.live_version})
+    raw = await request.read()
+    config = decode_json(raw)
+    db, now = request.app[DB], now_s(request)
+
+    async def effect(conn: AsyncConnection) -> Written:
+        row = await configs.put_draft_in(conn, db, merchant.id, game, config, now)
+        return Written({"game": game, **(row.draft_view() or {}),
+                        "live_version": row.live_version})
+
+    return await sql_write(request, merchant.id, "putGameDraft", raw, effect)
 
 
 async def publish_game(request: web.Request) -> web.Response:
     merchant = await merchant_of(request)
     game = game_id(request)
-    body = checked(PUBLISH_BODY, decode_json(await request.read()))
-    done = await configs.publish_draft(request.app[DB], merchant.id, game, now_s(request),
-                                       body["note"])
-    return web.json_response(done.to_json())
+    raw = await request.read()
+    body = checked(PUBLISH_BODY, decode_json(raw))
+    now = now_s(request)
+
+    async def effect(conn: AsyncConnection) -> Written:
+        done = await configs.publish_draft_in(conn, merchant.id, game, now, body["note"])
+        return Written(done.to_json())
+
+    return await sql_write(request, merchant.id, "publishGame", raw, effect)
 
 
 async def rollback_game(request: web.Request) -> web.Response:
     merchant = await merchant_of(request)
     game = game_id(request)
-    body = checked(ROLLBACK_BODY, decode_json(await request.read()))
-    done = await configs.rollback(request.app[DB], merchant.id, game, body["version"],
-                                  now_s(request), body["note"])
-    return web.json_response(done.to_json())
+    raw = await request.read()
+    body = checked(ROLLBACK_BODY, decode_json(raw))
+    now = now_s(request)
+
+    async def effect(conn: AsyncConnection) -> Written:
+        done = await configs.rollback_in(conn, merchant.id, game, body["version"], now,
+                                         body["note"])
+        return Written(done.to_json())
+
+    return await sql_write(request, merchant.id, "rollbackGame", raw, effect)
 
 
 async def list_game_versions(request: web.Request) -> web.Response:
@@ -121,12 +140,13 @@ OPERATIONS = [
     Operation("putGameDraft", "PUT", f"{BASE}/draft", put_game_draft,
               "Store a full game config as the draft (creates the game if new); "
               "422 lists every problem with its JSON path and stores nothing",
-              auth="merchant", tag="merchant", body=GAME_SPEC, errors=(400, *ERRORS, 422)),
+              auth="merchant", tag="merchant", body=GAME_SPEC, optional_key=True,
+              errors=(400, *ERRORS, 409, 422)),
     Operation("publishGame", "POST", f"{BASE}/publish", publish_game,
               "Publish the draft as the next immutable version, live on every server "
               "process within a second (changed: false if it is live already)",
               auth="merchant", tag="merchant", body=PUBLISH_BODY, response=PUBLISHED,
-              errors=(400, *ERRORS, 409, 422)),
+              optional_key=True, errors=(400, *ERRORS, 409, 422)),
     Operation("listGameVersions", "GET", f"{BASE}/versions", list_game_versions,
               "Published versions of a game, newest first, with the live version and draft",
               auth="merchant", tag="merchant", errors=ERRORS, response={
@@ -149,5 +169,5 @@ OPERATIONS = [
               "Make an older version's config live again, published as a new version "
               "(note 'rollback to vN'); the draft is left as it is",
               auth="merchant", tag="merchant", body=ROLLBACK_BODY, response=PUBLISHED,
-              errors=(400, *ERRORS, 422)),
+              optional_key=True, errors=(400, *ERRORS, 409, 422)),
 ]

@@ -124,6 +124,13 @@ async def put_draft(db: Database, merchant: str, game: str, config: Any, now: in
 
     An invalid config raises ``ConfigInvalid`` before anything is written.
     """
+    async with db.begin() as conn:
+        return await put_draft_in(conn, db, merchant, game, config, now)
+
+
+async def put_draft_in(conn: AsyncConnection, db: Database, merchant: str, game: str,
+                       config: Any, now: int) -> GameRow:
+    """:func:`put_draft` in the caller's transaction (with its Idempotency-Key record)."""
     validate_config(config)
     stmt = _dialect_insert(db).values(
         merchant_id=merchant, game_id=game, draft=config, draft_updated_at=now,
@@ -131,9 +138,12 @@ async def put_draft(db: Database, merchant: str, game: str, config: Any, now: in
     stmt = stmt.on_conflict_do_update(
         index_elements=["merchant_id", "game_id"],
         set_={"draft": config, "draft_updated_at": now, "updated_at": now})
-    async with db.begin() as conn:
-        await conn.execute(stmt)
-    return await require_game(db, merchant, game)
+    await conn.execute(stmt)
+    g = m.games
+    row = (await conn.execute(
+        select(g.c.live_version, g.c.draft, g.c.draft_updated_at, g.c.created_at,
+               g.c.updated_at).where(*_where_game(merchant, game)))).one()
+    return GameRow(merchant, game, *row)
 
 
 def _dialect_insert(db: Database) -> Any:
@@ -197,13 +207,19 @@ async def publish_draft(db: Database, merchant: str, game: str, now: int,
     published is exactly the draft of that moment.
     """
     async with db.begin() as conn:
-        live = await _lock(conn, merchant, game, now)
-        draft = (await conn.execute(
-            select(m.games.c.draft).where(*_where_game(merchant, game)))).scalar()
-        if draft is None:
-            raise NoDraft(game)
-        validate_config(draft)
-        return await _publish_in(conn, merchant, game, live, draft, now, note)
+        return await publish_draft_in(conn, merchant, game, now, note)
+
+
+async def publish_draft_in(conn: AsyncConnection, merchant: str, game: str, now: int,
+                           note: str = "") -> Published:
+    """:func:`publish_draft` in the caller's transaction."""
+    live = await _lock(conn, merchant, game, now)
+    draft = (await conn.execute(
+        select(m.games.c.draft).where(*_where_game(merchant, game)))).scalar()
+    if draft is None:
+        raise NoDraft(game)
+    validate_config(draft)
+    return await _publish_in(conn, merchant, game, live, draft, now, note)
 
 
 async def rollback(db: Database, merchant: str, game: str, version: int, now: int,
@@ -213,13 +229,19 @@ async def rollback(db: Database, merchant: str, game: str, version: int, now: in
     NotFound if this game (of this merchant) has no such version.
     """
     async with db.begin() as conn:
-        live = await _lock(conn, merchant, game, now)
-        target = await _version_row(conn, merchant, game, version)
-        if target is None:
-            raise NotFound("game version not found", game=game, version=version)
-        label = ROLLBACK_NOTE.format(version=version)
-        return await _publish_in(conn, merchant, game, live, target["config"], now,
-                                 f"{label}: {note}" if note else label)
+        return await rollback_in(conn, merchant, game, version, now, note)
+
+
+async def rollback_in(conn: AsyncConnection, merchant: str, game: str, version: int,
+                      now: int, note: str = "") -> Published:
+    """:func:`rollback` in the caller's transaction."""
+    live = await _lock(conn, merchant, game, now)
+    target = await _version_row(conn, merchant, game, version)
+    if target is None:
+        raise NotFound("game version not found", game=game, version=version)
+    label = ROLLBACK_NOTE.format(version=version)
+    return await _publish_in(conn, merchant, game, live, target["config"], now,
+                             f"{label}: {note}" if note else label)
 
 
 async def get_version(db: Database, merchant: str, game: str,

@@ -208,3 +208,25 @@ revealed_seeds = Table(
     Column("revealed_ms", BigInteger, nullable=False),
     PrimaryKeyConstraint("merchant_id", "game_id", "user_id", "seed_hash"),
 )
+
+admin_requests = Table(
+    "admin_requests", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("merchant_id", String(32), nullable=False),
+    Column("idem_key", String(64), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", String(12), nullable=False),  # running | done
+    Column("token", String(32), nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Column("followup", JSON(none_as_null=True), nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("claimed_ms", BigInteger, nullable=False),
+    UniqueConstraint("merchant_id", "idem_key"),
+)
+"""The Idempotency-Keys of merchant writes (``gameserver.db.admin_requests``): one row
+per (merchant, key), claimed as *running*, then *done* with the first response, in the
+same transaction as the write's SQL effect. ``followup`` is a Redis step still owed
+after that commit (``setStock``'s gate adjust); ids grow with insertion, which is what
+the retention purge walks (kept ``PETBOX_IDEMPOTENCY_TTL``, housekeeping)."""

@@ -131,9 +131,10 @@
     }
   }
 
-  async function api(method, path, body, { auth = true } = {}) {
+  async function api(method, path, body, { auth = true, idempotencyKey = null } = {}) {
     const headers = {};
     if (auth) headers.Authorization = `Bearer ${S.key}`;
+    if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
     let payload;
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -1270,6 +1271,12 @@
       }))));
   }
 
+  function newIdempotencyKey(prefix) {
+    const bytes = new Uint8Array(12);
+    crypto.getRandomValues(bytes);
+    return `${prefix}-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  }
+
   async function addStock(ref, input, button) {
     const n = Number(input.value);
     if (input.value.trim() === "" || !Number.isInteger(n) || n === 0) {
@@ -1279,7 +1286,9 @@
     }
     await busy(button, async () => {
       try {
-        const body = await api("POST", gamePath(`/stock/${encodeURIComponent(ref)}`), { add: n });
+        // One key per click: setStock requires one, and a resent request moves stock once.
+        const body = await api("POST", gamePath(`/stock/${encodeURIComponent(ref)}`), { add: n },
+          { idempotencyKey: newIdempotencyKey("stock") });
         toast(`${ref}: total ${fmtInt(body.stock.total)}, ${fmtInt(body.stock.left)} left`);
         S.loaded.stock = null;
         await loadStock();

@@ -144,7 +144,7 @@ async def test_thousand_concurrent_shoppers_never_oversell(boxes: Any) -> None:
 async def test_ten_draw_exhausting_stock_midway_falls_back(boxes: Any) -> None:
     key = f"Bearer {boxes.merchants['boxshop'].api_key}"
     resp = await boxes.client.post("/v1/admin/games/squirrel/stock/coupon_x", json={"add": -97},
-                                   headers={"Authorization": key})
+                                   headers={"Authorization": key, "Idempotency-Key": "st-1"})
     assert resp.status == 200
     assert (await resp.json())["stock"]["total"] == 3
     token = await boxes.token("alice", merchant_id="boxshop")
@@ -177,11 +177,11 @@ async def test_set_stock_never_below_taken(boxes: Any) -> None:
     taken = await sql_count(boxes, select(func.count()).select_from(m.grants))
     resp = await boxes.client.post("/v1/admin/games/squirrel/stock/coupon_x",
                                    json={"add": -(100 - taken) - 1},
-                                   headers={"Authorization": key})
+                                   headers={"Authorization": key, "Idempotency-Key": "st-1"})
     assert resp.status == 409
     assert (await resp.json())["error"]["code"] == "stock_below_taken"
     unknown = await boxes.client.post("/v1/admin/games/squirrel/stock/nope", json={"add": 1},
-                                      headers={"Authorization": key})
+                                      headers={"Authorization": key, "Idempotency-Key": "st-2"})
     assert unknown.status == 404
 
 
@@ -189,7 +189,8 @@ async def test_grant_player_is_ledgered_and_idempotent(boxes: Any) -> None:
     key = boxes.merchants["boxshop"].api_key
     headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "cs-1"}
     url = "/v1/admin/games/squirrel/players/alice/grant"
-    body = {"wallet": {"acorn": 50}, "items": {"fig_a": 2}, "reason": "ticket 123"}
+    body = {"wallet": {"acorn": 50}, "items": {"fig_a": 2}, "reason": "ticket 123",
+            "create": True}  # alice has never played
     first = await boxes.client.post(url, json=body, headers=headers)
     second = await boxes.client.post(url, json=body, headers=headers)
     assert first.status == second.status == 200
@@ -200,7 +201,8 @@ async def test_grant_player_is_ledgered_and_idempotent(boxes: Any) -> None:
     assert unknown.status == 404
     negative = await boxes.client.post(url, json={"wallet": {"acorn": -5000}, "reason": "x"},
                                        headers={**headers, "Idempotency-Key": "cs-3"})
-    assert negative.status == 409
+    assert negative.status == 422  # a grant never takes back
+    assert (await negative.json())["error"]["code"] == "invalid_input"
     await persister(boxes).run_once()
     view = await (await boxes.client.get("/v1/admin/games/squirrel/players/alice",
                                          headers={"Authorization": f"Bearer {key}"})).json()
