@@ -79,6 +79,11 @@ class Keys:
         Tagged per game, not per shard: every player of the game reserves here."""
         return f"{self.prefix}:{{g:{merchant}:{game}}}:stock"
 
+    def holds(self, merchant: str, game: str) -> str:
+        """ZSET of the gate's reservations not yet settled against SQL (member: hold id,
+        epoch and units; score: deadline in ms). Beside the gate, in its slot."""
+        return f"{self.prefix}:{{g:{merchant}:{game}}}:holds"
+
     def stock_change(self, merchant: str, game: str, key: str) -> str:
         """STRING: the gate epoch a ``setStock`` (merchant Idempotency-Key ``key``) was
         applied to; beside the gate (same slot), so the adjust and this mark are one

@@ -11,6 +11,11 @@ once; settling is a conditional update on ``status = 'pending'``.
 It also does the Redis step a merchant write still owes after its SQL commit
 (``setStock``'s gate adjust, an ``admin_requests`` follow-up) when the process died
 in between and no retry came; that step is idempotent per key.
+
+And it ends gate holds past their deadline (:meth:`ValueTier.reconcile_holds`): a
+server killed between reserving units in the Redis gate and writing them to SQL
+leaves a hold SQL has no row for; its units go back to the gate, so the gate and SQL
+converge within the hold's lifetime (``value.HOLD_TTL_MS``) plus one interval.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Reconciler(PeriodicTask):
         """Settle what is old enough on every tier; returns (confirmed, voided)."""
         confirmed = voided = 0
         for tier in self.tiers:
+            await tier.reconcile_holds(self.batch)
             while True:
                 c, v = await tier.reconcile(self.older_than_s, self.batch)
                 confirmed, voided = confirmed + c, voided + v

@@ -61,7 +61,8 @@ class PlayerArchive(Protocol):
 
     async def fetch_player(self, ref: PlayerRef) -> tuple[int, bytes] | None: ...
 
-    async def fetch_keys(self, ref: PlayerRef, since_ms: int) -> list[StoredKey]: ...
+    async def fetch_archived(self, ref: PlayerRef, since_ms: int
+                             ) -> tuple[tuple[int, bytes] | None, list[StoredKey]]: ...
 
     async def fetch_response(self, commit_id: str) -> tuple[int, bytes] | None: ...
 
@@ -246,16 +247,18 @@ class Store:
         neither the player nor this key: if SQL has the key's response (Redis was
         evicted or lost its data after the persister stored it), replay it: an
         acknowledged request is never applied twice, whatever Redis lost."""
-        loaded = await self._from_archive(a.ref)
         since_ms = int(self.clock.now() * 1000) - self.idempotency_ttl_ms
-        stored = await self.archive.fetch_keys(a.ref, since_ms)
+        row, stored = await self.archive.fetch_archived(a.ref, since_ms)
         for record in stored:
             if record.key == a.idempotency_key:
                 if record.request_hash and record.request_hash != a.request_hash:
                     raise IdempotencyMismatch()
                 self.metrics.keys_from_sql.inc()
                 return await self._replay_from_sql(a, record.commit_id)
-        return Loaded(loaded.state, loaded.version, False, tuple(stored))
+        if row is None:
+            return Loaded(None, 0, False, tuple(stored))
+        self.metrics.read_through.inc()
+        return Loaded(decode_state(row[1]), row[0], False, tuple(stored))
 
     def _replay(self, status: int, body: bytes) -> Reply:
         self.metrics.idempotent_replays.inc()

@@ -21,6 +21,7 @@ units released into a gate of another generation are dropped, not double-counted
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,11 @@ from gameserver.scripts import load_script, reply_text
 from mechanics.outcome import Outcome
 
 log = logging.getLogger("petbox.value")
+
+HOLD_TTL_MS = 30_000
+"""A gate reservation not settled against SQL by then belongs to a dead attempt: the
+reconciler gives its units back if SQL never took them. Longer than any SQL try can run
+(its calls are bounded by the SQL timeouts, 1.5 s for a request, 10 s in background)."""
 
 CODE_BYTES = 18
 """Coupon codes carry 144 random bits: unguessable, and never logged."""
@@ -151,12 +157,29 @@ class ValueTier:
         self._reserve: AsyncScript = redis.register_script(load_script("stock_reserve"))
         self._adjust: AsyncScript = redis.register_script(load_script("stock_adjust"))
         self._change: AsyncScript = redis.register_script(load_script("stock_change"))
+        self._unhold: AsyncScript = redis.register_script(load_script("stock_unhold"))
+        self.hold_ttl_ms = HOLD_TTL_MS
+        self._building: dict[tuple[str, str, tuple[tuple[str, int], ...]],
+                             asyncio.Future[str]] = {}
 
     # -- stock gates ---------------------------------------------------------------------
 
     async def ensure_stock(self, merchant: str, game: str, totals: Mapping[str, int]) -> str:
         """Make sure SQL knows each ref (with its configured total) and Redis has a gate;
-        returns the gate's epoch (its generation)."""
+        returns the gate's epoch (its generation).
+
+        One build per game and process at a time: the midnight crowd that finds the gate
+        missing (first use, Redis lost it) waits for one SQL read instead of sending a
+        thousand, which a single SQLite writer could not answer within the SQL timeout."""
+        flight_key = (merchant, game, tuple(sorted(totals.items())))
+        flight = self._building.get(flight_key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._ensure_stock(merchant, game, totals))
+            self._building[flight_key] = flight
+            flight.add_done_callback(lambda _: self._building.pop(flight_key, None))
+        return await asyncio.shield(flight)
+
+    async def _ensure_stock(self, merchant: str, game: str, totals: Mapping[str, int]) -> str:
         now = int(self.clock.now())
         s = m.prize_stock
         async with self.db.connect() as conn:
@@ -267,19 +290,28 @@ class ValueTier:
         closed.
         """
         units = dict(outcome.reservations)
-        epoch = await self._gate(ref, units, view, totals)
+        epoch, member = await self._gate(ref, commit_id, units, view, totals)
         try:
             grant_ids, codes = await self._try_sql(ref, idempotency_key, commit_id, outcome,
                                                    units)
         except BaseException as exc:
             # Whatever went wrong (a short, SQL down or hanging, a cancelled request),
             # the Redis units go back: a leaked unit would shrink the gate for good.
-            await asyncio.shield(self._release(ref, epoch, units))
+            await asyncio.shield(self._end_hold(ref.merchant, ref.game, member, True))
             refusal = self._refusal(exc, view)
             if refusal is exc:
                 raise
             raise refusal from exc
+        # SQL counts the units now (its pending rows): the hold's record has done its job.
+        # If this is lost, the reconciler finds the rows and drops the record.
+        with contextlib.suppress(Exception):
+            await self._end_hold(ref.merchant, ref.game, member, False)
         return Hold(ref, commit_id, epoch, units, grant_ids, codes)
+
+    async def _end_hold(self, merchant: str, game: str, member: str, give_back: bool) -> int:
+        return int(await self._unhold(
+            keys=[self.keys.stock(merchant, game), self.keys.holds(merchant, game)],
+            args=[member, "1" if give_back else "0"]))
 
     @staticmethod
     def _refusal(exc: BaseException, view: StockView) -> BaseException:
@@ -296,16 +328,18 @@ class ValueTier:
             return Busy("prizes cannot be granted right now; retry shortly", retry_after=2)
         return exc
 
-    async def _gate(self, ref: PlayerRef, units: Mapping[str, int], view: StockView,
-                    totals: Mapping[str, int]) -> str:
-        key = self.keys.stock(ref.merchant, ref.game)
-        args = [v for r, n in sorted(units.items()) for v in (r, n)]
-        res = await self._reserve(keys=[key], args=args)
+    async def _gate(self, ref: PlayerRef, commit_id: str, units: Mapping[str, int],
+                    view: StockView, totals: Mapping[str, int]) -> tuple[str, str]:
+        """Reserve ``units`` in the gate with a hold record; (epoch, hold member)."""
+        keys = [self.keys.stock(ref.merchant, ref.game), self.keys.holds(ref.merchant, ref.game)]
+        deadline = int(self.clock.now() * 1000) + self.hold_ttl_ms
+        args = [commit_id, deadline, *[v for r, n in sorted(units.items()) for v in (r, n)]]
+        res = await self._reserve(keys=keys, args=args)
         if res[0] == b"not_ready" and set(units) <= set(totals):
             await self.ensure_stock(ref.merchant, ref.game, totals)  # first use, or rebuilt
-            res = await self._reserve(keys=[key], args=args)
+            res = await self._reserve(keys=keys, args=args)
         if res[0] == b"ok":
-            return str(res[1].decode())
+            return res[1].decode(), res[2].decode()
         if res[0] == b"short":
             short_ref, left = res[1].decode(), int(res[2])
             view.left[short_ref] = left
@@ -392,6 +426,40 @@ class ValueTier:
         return released
 
     # -- reconciliation ------------------------------------------------------------------
+
+    async def reconcile_holds(self, limit: int = 1000) -> tuple[int, int]:
+        """End the gate holds past their deadline (attempts that died between the gate
+        and SQL, e.g. a server killed while SQL hung): units SQL never took go back to
+        the gate, holds SQL has rows for are dropped. Returns (given back, dropped)."""
+        s = m.prize_stock
+        async with self.db.connect() as conn:
+            games = (await conn.execute(select(s.c.merchant_id, s.c.game_id).distinct())).all()
+        now_ms = int(self.clock.now() * 1000)
+        given = dropped = 0
+        for merchant, game in games:
+            replies: Any = await self.redis.zrangebyscore(
+                self.keys.holds(merchant, game), "-inf", now_ms, start=0, num=limit)
+            expired = [reply_text(v) for v in replies]
+            if not expired:
+                continue
+            in_sql = await self._commits_in_sql([h.split("|", 1)[0] for h in expired])
+            for member in expired:
+                take_back = member.split("|", 1)[0] not in in_sql
+                if await self._end_hold(merchant, game, member, take_back):
+                    given += 1
+                else:
+                    dropped += 1
+        if given or dropped:
+            log.warning("expired gate holds: %d given back, %d dropped (SQL had them)",
+                        given, dropped)
+        return given, dropped
+
+    async def _commits_in_sql(self, commit_ids: list[str]) -> set[str]:
+        """The commit ids that have grant rows in SQL, whatever their status."""
+        g = m.grants
+        async with self.db.connect() as conn:
+            return {r[0] for r in await conn.execute(
+                select(g.c.commit_id).where(g.c.commit_id.in_(commit_ids)).distinct())}
 
     async def reconcile(self, older_than_s: float = 60.0, limit: int = 1000) -> tuple[int, int]:
         """Settle pending grants left by crashes; returns (confirmed, voided) counts.

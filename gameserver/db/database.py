@@ -385,27 +385,17 @@ class Database:
 
     async def fetch_player(self, ref: PlayerRef) -> tuple[int, bytes] | None:
         """The last flushed (version, state) of a player, or None if never flushed."""
-        p = m.players
         async with self.connect() as conn:
-            row = (await conn.execute(
-                select(p.c.version, p.c.state)
-                .where(p.c.merchant_id == ref.merchant, p.c.game_id == ref.game,
-                       p.c.user_id == ref.user))).first()
-        return (int(row[0]), bytes(row[1])) if row else None
+            return await _player_row(conn, ref)
 
-    async def fetch_keys(self, ref: PlayerRef, since_ms: int,
-                         limit: int = KEYS_RESTORED) -> list[StoredKey]:
-        """The player's Idempotency-Keys whose responses are in SQL, stored since
-        ``since_ms`` (newest ``limit``): what a read-through brings back into Redis."""
-        r = m.responses
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(r.c.idem_key, r.c.request_hash, r.c.status, r.c.commit_id, r.c.ts_ms)
-                .where(r.c.merchant_id == ref.merchant, r.c.game_id == ref.game,
-                       r.c.user_id == ref.user, r.c.ts_ms >= since_ms)
-                .order_by(r.c.ts_ms.desc()).limit(limit))
-            return [StoredKey(str(k), str(h), int(st), str(c), int(ts))
-                    for k, h, st, c, ts in rows]
+    async def fetch_archived(self, ref: PlayerRef, since_ms: int
+                             ) -> tuple[tuple[int, bytes] | None, list[StoredKey]]:
+        """:meth:`fetch_player` and the player's Idempotency-Keys whose responses SQL
+        holds, stored since ``since_ms`` (newest :data:`KEYS_RESTORED`), on one connection:
+        the read-through of an action (one pool checkout per new shopper, not two)."""
+        async with self.connect() as conn:
+            return await _player_row(conn, ref), await _stored_keys(conn, ref, since_ms)
+
 
     async def fetch_response(self, commit_id: str) -> tuple[int, bytes] | None:
         """The stored (status, body) of the action committed as ``commit_id``, or None."""
@@ -450,3 +440,22 @@ class Database:
                 update(m.meta).where(m.meta.c.key == key).values(value=value))
             if done.rowcount == 0:
                 await conn.execute(insert(m.meta).values(key=key, value=value))
+
+
+async def _player_row(conn: AsyncConnection, ref: PlayerRef) -> tuple[int, bytes] | None:
+    p = m.players
+    row = (await conn.execute(
+        select(p.c.version, p.c.state)
+        .where(p.c.merchant_id == ref.merchant, p.c.game_id == ref.game,
+               p.c.user_id == ref.user))).first()
+    return (int(row[0]), bytes(row[1])) if row else None
+
+
+async def _stored_keys(conn: AsyncConnection, ref: PlayerRef, since_ms: int) -> list[StoredKey]:
+    r = m.responses
+    rows = await conn.execute(
+        select(r.c.idem_key, r.c.request_hash, r.c.status, r.c.commit_id, r.c.ts_ms)
+        .where(r.c.merchant_id == ref.merchant, r.c.game_id == ref.game,
+               r.c.user_id == ref.user, r.c.ts_ms >= since_ms)
+        .order_by(r.c.ts_ms.desc()).limit(KEYS_RESTORED))
+    return [StoredKey(str(k), str(h), int(st), str(c), int(ts)) for k, h, st, c, ts in rows]

@@ -10,7 +10,7 @@ import pytest
 from gameserver.appkeys import VALUE
 from gameserver.errors import Busy
 from gameserver.keys import PlayerRef
-from gameserver.value import GrantAlreadyMade, StockView, ValueTier
+from gameserver.value import HOLD_TTL_MS, GrantAlreadyMade, StockView, ValueTier
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
 from tests.integration.test_boxes_http import BOX_CONFIG
@@ -61,3 +61,40 @@ async def test_a_key_with_a_live_grant_is_already_applied(tier: ValueTier) -> No
     report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
     assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 1,
                        "left": 99}]
+
+
+async def test_units_of_a_dead_attempt_go_back_after_the_hold_deadline(
+        tier: ValueTier, world: Any) -> None:
+    """D1: a server killed between the gate and SQL (SQL hung, then SIGKILL) leaves units
+    reserved in the gate that SQL never saw. Each reservation is a hold with a deadline;
+    past it the reconciler gives back what SQL never took and drops what it did, so the
+    gate converges to SQL's ``total − taken`` within the hold's lifetime + one pass."""
+    for i in range(10):  # what ten killed attempts had done: the gate step only
+        await tier._gate(REF, f"dead{i}", {"prize:coupon_x": 1}, StockView(), TOTALS)
+    # One more got its SQL rows in, then died before it could end its hold.
+    await tier._gate(REF, "insql", {"prize:coupon_x": 1}, StockView(), TOTALS)
+    await tier._try_sql(REF, "k-insql", "insql", outcome(), {"prize:coupon_x": 1})
+    assert await left(tier) == 89
+    assert await tier.reconcile_holds() == (0, 0)  # deadlines not reached: maybe running
+
+    world.clock.advance(HOLD_TTL_MS / 1000 + 1)
+    assert await tier.reconcile_holds() == (10, 1)
+    assert await left(tier) == 99  # = total 100 − taken 1 (the pending row)
+    assert await tier.reconcile_holds() == (0, 0)  # each hold ends once
+    assert await tier.reconcile(older_than_s=0) == (0, 1)  # its player commit never came
+    assert await left(tier) == 100
+    report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
+    assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 0,
+                       "left": 100}]
+
+
+async def test_a_settled_attempt_leaves_no_hold(tier: ValueTier, world: Any) -> None:
+    hold = await tier.hold(REF, "k1", "c1", outcome(), StockView(), TOTALS)
+    await tier.confirm(hold)
+    hanging = HangingSQL(tier.redis, tier.keys, tier.db, tier.clock, tier.shards)
+    with pytest.raises(Busy):
+        await hanging.hold(REF, "k2", "c2", outcome(), StockView(), TOTALS)
+    assert await tier.redis.zcard(tier.keys.holds("boxshop", "squirrel")) == 0
+    world.clock.advance(HOLD_TTL_MS / 1000 + 1)
+    assert await tier.reconcile_holds() == (0, 0)
+    assert await left(tier) == 99
