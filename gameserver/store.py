@@ -178,11 +178,15 @@ class Store:
         return await self._from_archive(ref)
 
     async def _from_archive(self, ref: PlayerRef) -> Loaded:
-        row = await self.archive.fetch_player(ref)
+        return self._archived(await self.archive.fetch_player(ref))
+
+    def _archived(self, row: tuple[int, bytes] | None,
+                  restore: tuple[StoredKey, ...] = ()) -> Loaded:
+        """A player SQL gave (None: never flushed), with the keys to write back."""
         if row is None:
-            return Loaded(None, 0, False)
+            return Loaded(None, 0, False, restore)
         self.metrics.read_through.inc()
-        return Loaded(decode_state(row[1]), row[0], False)
+        return Loaded(decode_state(row[1]), row[0], False, restore)
 
     async def run(self, ref: PlayerRef, idempotency_key: str, request_hash: str,
                   rule: Rule, status: int = 200, value: ValueBinding | None = None,
@@ -255,10 +259,7 @@ class Store:
                     raise IdempotencyMismatch()
                 self.metrics.keys_from_sql.inc()
                 return await self._replay_from_sql(a, record.commit_id)
-        if row is None:
-            return Loaded(None, 0, False, tuple(stored))
-        self.metrics.read_through.inc()
-        return Loaded(decode_state(row[1]), row[0], False, tuple(stored))
+        return self._archived(row, tuple(stored))
 
     def _replay(self, status: int, body: bytes) -> Reply:
         self.metrics.idempotent_replays.inc()
