@@ -66,7 +66,8 @@ async def _sql_state(world: Any) -> tuple[dict[str, int], dict[str, set[int]]]:
 
 async def test_retries_after_redis_lost_its_data(aof_redis: RedisProcess,
                                                  make_world: Any) -> None:
-    world = await make_world(aof_redis.url, flush_interval=0.05)
+    # Durability, not latency: SQL calls may wait as background jobs do (10 s).
+    world = await make_world(aof_redis.url, flush_interval=0.05, sql_timeout=10.0)
     tokens = {f"b{i}": await world.token(f"b{i}", merchant_id=MERCHANT)
               for i in range(SHOPPERS)}
     acked: dict[str, list[tuple[str, Any]]] = defaultdict(list)

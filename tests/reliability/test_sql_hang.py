@@ -160,7 +160,8 @@ async def test_sql_hung_every_route_answers_in_time(aof_redis: RedisProcess, db_
         ]
         merchant = [
             ("getStock", "GET", f"{ADMIN}/stock", {}),
-            ("setStock", "POST", f"{ADMIN}/stock/coupon_x", {"body": {"add": 5}}),
+            ("setStock", "POST", f"{ADMIN}/stock/coupon_x",
+             {"body": {"add": 5}, "key": "stock-hung"}),
             ("getPlayerAdmin", "GET", f"{ADMIN}/players/u0", {}),
             ("getAnalytics", "GET", f"{ADMIN}/analytics", {}),
             ("exportEvents", "GET", f"{ADMIN}/export", {}),
