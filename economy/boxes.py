@@ -19,7 +19,9 @@ Table construction, in this order (documented in ``docs/fairness.md``):
    distribution of step 4 *conditioned* on the guarantee;
 6. all weights are divided by their gcd.
 
-Compliance checks live in :func:`check_boxes` (called by the game config parse).
+The section is split by concern: its shape in :mod:`economy.boxspec`, its
+cross-checks and compliance in :mod:`economy.boxchecks`, the model and draw
+tables here.
 """
 
 from __future__ import annotations
@@ -30,122 +32,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import gcd
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from economy.schema import ID_PATTERN, Bool, Enum, Int, Map, Num, Obj, Problems, Str, validate
+from economy.boxchecks import check_boxes
+from economy.boxspec import (
+    _TABLE_CACHE_MAX,
+    AGE_BANDS,
+    BOXES_DEFAULT,
+    BOXES_SPEC,
+    PPM,
+    SERIES_SPEC,
+    _paid_units,
+)
+from economy.section import ConfigPart, Section
 
-MAX_AMOUNT: Final = 10**12
-"""Same bound as :data:`economy.config.MAX_AMOUNT` (not imported: config imports us)."""
-MAX_WEIGHT: Final = 10**9
-MAX_PITY_DRAWS: Final = 1000
-"""Hard pity window, soft pity start and soft ramp length are bounded so the
-disclosure's Markov chain stays small (and no merchant hides a 10⁶-draw pity)."""
-PPM: Final = 1_000_000
-AGE_BANDS: Final = ("under_8", "8_17", "18_plus")
-POLICIES: Final = ("allow", "guardian", "deny")
-_STRICTNESS: Final = {"allow": 0, "guardian": 1, "deny": 2}
-_LEGAL_MINIMUM: Final = {"under_8": "deny", "8_17": "guardian"}
-"""SAMR 2023: no sales to under-8s; 8–17 only with a guardian's consent. Stricter is fine."""
-_TABLE_CACHE_MAX: Final = 4096
-
-TIER_SPEC = Obj(description="A rarity tier; a higher rank is rarer.", fields={
-    "name": Str(min_length=1, max_length=40),
-    "rank": Int(minimum=0, maximum=100),
-})
-
-BOX_ITEM_SPEC = Obj(description="A collectible in a series; its id is an item of `$.items`.",
-                    fields={
-    "tier": Str(pattern=ID_PATTERN),
-    "weight": Int(minimum=0, maximum=MAX_WEIGHT, description="relative weight (integer)"),
-    "max_copies": Int(minimum=0, maximum=1_000_000, default=0,
-                      description="most copies a player can draw; 0 = no limit"),
-})
-
-PRIZE_SPEC = Obj(description="A limited real prize with a global stock.", fields={
-    "name": Str(min_length=1, max_length=60),
-    "kind": Enum(values=("coupon", "goods")),
-    "tier": Str(pattern=ID_PATTERN),
-    "weight": Int(minimum=0, maximum=MAX_WEIGHT),
-    "stock": Int(minimum=0, maximum=10**9, description="initial global stock"),
-    "fallback": Str(pattern=ID_PATTERN,
-                    description="collectible of this series that gets the weight when out"),
-    "template": Str(max_length=64, default="", description="merchant coupon template (coupon)"),
-    "sku": Str(max_length=64, default="", description="merchant goods SKU (goods)"),
-    "face_value_fen": Int(minimum=0, maximum=MAX_AMOUNT,
-                          description="value to the shopper in fen (1/100 CNY)"),
-    "max_copies": Int(minimum=0, maximum=1_000_000, default=1,
-                      description="most a player can win; 0 = no limit"),
-})
-
-PRICE_SPEC = Obj(description="Price of one draw: exactly one of `currency` or `item`.", fields={
-    "currency": Str(pattern=ID_PATTERN, default="", max_length=64),
-    "item": Str(pattern=ID_PATTERN, default="", max_length=64, description="a ticket item"),
-    "amount": Int(minimum=1, maximum=MAX_AMOUNT),
-})
-
-PITY_SPEC = Obj(description="Pity rules; counters are per player per series.", fields={
-    "hard": Obj(default=None, description="within `within` draws at least one of tier ≥ `tier`",
-                fields={"tier": Str(pattern=ID_PATTERN),
-                        "within": Int(minimum=1, maximum=MAX_PITY_DRAWS)}),
-    "soft": Obj(default=None,
-                description="from draw `from` since the last tier ≥ `tier`, its chance rises "
-                            "by `step` per draw",
-                fields={"tier": Str(pattern=ID_PATTERN),
-                        "from": Int(minimum=1, maximum=MAX_PITY_DRAWS),
-                        "step": Num(minimum=1e-6, maximum=1.0,
-                                    description="probability added per draw (0.06 = 6 points)")}),
-    "ten_draw": Obj(default=None, description="a 10-draw has at least one of tier ≥ `tier`",
-                    fields={"tier": Str(pattern=ID_PATTERN)}),
-})
-
-REWARD_SPEC = Obj(description="Granted once when a player owns every collectible of the series.",
-                  fields={
-    "currencies": Map(values=Int(minimum=1, maximum=MAX_AMOUNT), default={}),
-    "items": Map(values=Int(minimum=1, maximum=1_000_000), default={}),
-})
-
-SERIES_SPEC = Obj(description="A blind-box series.", fields={
-    "name": Str(min_length=1, max_length=80),
-    "price": PRICE_SPEC,
-    "opens_at": Int(minimum=0, default=0, description="unix s; 0 = open"),
-    "closes_at": Int(minimum=0, default=0, description="unix s; 0 = never closes"),
-    "daily_cap": Int(minimum=0, maximum=100_000, default=0,
-                     description="draws per player per game-timezone day; 0 = none"),
-    "total_cap": Int(minimum=0, maximum=10_000_000, default=0,
-                     description="draws per player ever; 0 = none"),
-    "tiers": Map(values=TIER_SPEC, min_items=1, max_items=10),
-    "items": Map(values=BOX_ITEM_SPEC, min_items=1, max_items=200),
-    "prizes": Map(values=PRIZE_SPEC, default={}, max_items=50),
-    "no_repeat_until_complete": Bool(default=False, description="owned collectibles are skipped "
-                                     "until the player owns the whole set"),
-    "pity": PITY_SPEC,
-    "completion_reward": Obj(default=None, fields=REWARD_SPEC.fields,
-                             description=REWARD_SPEC.description),
-})
-
-AGE_GATE_FIELDS: dict[str, Any] = {
-    "unknown": Enum(values=POLICIES, default="allow", description="sessions without an age band"),
-    "under_8": Enum(values=POLICIES, default="deny"),
-    "8_17": Enum(values=POLICIES, default="guardian"),
-    "18_plus": Enum(values=POLICIES, default="allow"),
-}
-AGE_GATE_SPEC = Obj(description="Who may draw, by the session's age band.",
-                    fields=AGE_GATE_FIELDS,
-                    default=validate(Obj(fields=AGE_GATE_FIELDS), {})[0])
-
-_BOXES_FIELDS: dict[str, Any] = {
-    "max_price": Map(values=Int(minimum=1, maximum=MAX_AMOUNT), default={},
-                     description="most one draw may cost, per currency or ticket item"),
-    "default_max_price": Int(minimum=1, maximum=MAX_AMOUNT, default=100_000,
-                             description="cap for a price unit not in `max_price`"),
-    "age_gate": AGE_GATE_SPEC,
-    "draw_records_days": Int(minimum=90, maximum=3650, default=90,
-                             description="how long draw records are kept"),
-    "series": Map(values=SERIES_SPEC, default={}, max_items=100),
-}
-BOXES_DEFAULT: Final = validate(Obj(fields=_BOXES_FIELDS), {})[0]
-BOXES_SPEC = Obj(description="Blind boxes (盲盒).", fields=_BOXES_FIELDS, default=BOXES_DEFAULT)
-
+if TYPE_CHECKING:
+    from economy.config import GameConfig
 
 # ---------------------------------------------------------------- model
 
@@ -168,6 +70,8 @@ class Prize:
     face_value_fen: int
     stock: int
     fallback: str
+    valid_days: int = 0
+    """Days a won coupon stays usable (0: no expiry); stamped on each grant row."""
 
     def grant(self) -> dict[str, Any]:
         return {"type": self.kind, "name": self.name, "template": self.template,
@@ -363,6 +267,15 @@ def _canonical_hash(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _hashed(s: dict[str, Any]) -> dict[str, Any]:
+    """The series as its table hash sees it: a prize's ``valid_days`` only when set, so
+    the field's arrival (with its default 0) left the hash of every existing series, and
+    so the verification of its past draws, unchanged."""
+    prizes = {k: {f: x for f, x in v.items() if f != "valid_days" or x}
+              for k, v in s.get("prizes", {}).items()}
+    return {**s, "prizes": prizes} if "prizes" in s else s
+
+
 def _build_series(sid: str, s: dict[str, Any], paid: Mapping[str, bool]) -> Series:
     tiers = {k: Tier(k, v["name"], v["rank"]) for k, v in s["tiers"].items()}
     entries: list[Entry] = [
@@ -371,7 +284,7 @@ def _build_series(sid: str, s: dict[str, Any], paid: Mapping[str, bool]) -> Seri
     ]
     for k, v in s["prizes"].items():
         prize = Prize(v["kind"], v["name"], v["template"], v["sku"], v["face_value_fen"],
-                      v["stock"], v["fallback"])
+                      v["stock"], v["fallback"], v.get("valid_days", 0))
         entries.append(Entry(k, v["tier"], tiers[v["tier"]].rank, v["weight"], v["max_copies"],
                              prize))
     p = s["price"]
@@ -388,16 +301,9 @@ def _build_series(sid: str, s: dict[str, Any], paid: Mapping[str, bool]) -> Seri
         total_cap=s["total_cap"], tiers=tiers, entries=tuple(entries),
         no_repeat_until_complete=s["no_repeat_until_complete"], hard=hard or None,
         soft=soft or None, ten_draw=ten or None, completion_reward=s["completion_reward"],
-        table_hash=_canonical_hash(s), index={e.id: i for i, e in enumerate(entries)},
+        table_hash=_canonical_hash(_hashed(s)), index={e.id: i for i, e in enumerate(entries)},
         set_ids=frozenset(i for i, e in enumerate(entries) if e.prize is None and e.weight > 0),
     )
-
-
-def _paid_units(d: Mapping[str, Any]) -> dict[str, bool]:
-    """Currency and item ids → bought with real money (``paid: true``)."""
-    out = {k: bool(v.get("paid", False)) for k, v in d.get("items", {}).items()}
-    out.update({k: bool(v.get("paid", False)) for k, v in d.get("currencies", {}).items()})
-    return out
 
 
 def build_boxes(d: Mapping[str, Any]) -> BoxesConfig:
@@ -414,155 +320,22 @@ def build_boxes(d: Mapping[str, Any]) -> BoxesConfig:
 EMPTY_BOXES: Final = BoxesConfig({}, 100_000, dict(BOXES_DEFAULT["age_gate"]), 90, {})
 
 
-# ---------------------------------------------------------------- cross-checks
+def _prize_stock(config: GameConfig) -> dict[str, int]:
+    return {f"prize:{e.id}": e.prize.stock for series in config.boxes.series.values()
+            for e in series.prizes if e.prize is not None}
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.items: Problems = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append({"path": path, "message": message})
+BOXES = Section(name="boxes", fields={"boxes": BOXES_SPEC},
+                build=lambda d: {"boxes": build_boxes(d)}, check=check_boxes,
+                stock=_prize_stock)
 
 
-def check_boxes(d: Mapping[str, Any]) -> Problems:
-    """Cross-references and compliance of ``d['boxes']`` (``d`` = the whole cleaned config).
+@dataclass(frozen=True, kw_only=True)
+class BoxesPart(ConfigPart):
+    """The blind boxes of :class:`~economy.config.GameConfig`."""
 
-    Compliance: no complete-the-set reward on a series bought with a paid
-    currency or item (kompu gacha); no tier without weight; no limited prize
-    without stock; no price above the cap; an age gate at least as strict as
-    the legal minimum; a pity guarantee that never depends on stock.
-    """
-    p = _Problems()
-    b = d.get("boxes")
-    if not b:
-        return p.items
-    for band, minimum in _LEGAL_MINIMUM.items():
-        if _STRICTNESS[b["age_gate"][band]] < _STRICTNESS[minimum]:
-            p.add(f"$.boxes.age_gate.{band}", f"must be at least as strict as {minimum!r}")
-    units = set(d.get("currencies", {})) | set(d.get("items", {}))
-    for unit in b["max_price"]:
-        if unit not in units:
-            p.add(f"$.boxes.max_price.{unit}", "unknown currency or item")
-    prize_owner: dict[str, str] = {}
-    for sid, s in b["series"].items():
-        base = f"$.boxes.series.{sid}"
-        _check_series(p, base, s, d, b)
-        for pid in s["prizes"]:
-            if pid in prize_owner:
-                p.add(f"{base}.prizes.{pid}",
-                      f"prize ids are global (stock); already used by series {prize_owner[pid]}")
-            prize_owner[pid] = sid
-    return p.items
-
-
-def _check_series(p: _Problems, base: str, s: dict[str, Any], d: Mapping[str, Any],
-                  b: Mapping[str, Any]) -> None:
-    _check_price(p, base, s, d, b)
-    if s["closes_at"] and s["closes_at"] <= s["opens_at"]:
-        p.add(f"{base}.closes_at", "must be after opens_at")
-    ranks: dict[int, str] = {}
-    for tid, t in s["tiers"].items():
-        if t["rank"] in ranks:
-            p.add(f"{base}.tiers.{tid}.rank", f"same rank as tier {ranks[t['rank']]}")
-        ranks[t["rank"]] = tid
-    tier_weight = dict.fromkeys(s["tiers"], 0)
-    for kind in ("items", "prizes"):
-        for eid, e in s[kind].items():
-            if e["tier"] not in s["tiers"]:
-                p.add(f"{base}.{kind}.{eid}.tier", "unknown tier")
-            else:
-                tier_weight[e["tier"]] += e["weight"]
-    for eid in s["items"]:
-        if eid not in d.get("items", {}):
-            p.add(f"{base}.items.{eid}", "not an item of $.items")
-    for tid, total in tier_weight.items():
-        if total == 0:
-            p.add(f"{base}.tiers.{tid}", "no weight: every item of this tier has weight 0")
-    for pid, prize in s["prizes"].items():
-        _check_prize(p, f"{base}.prizes.{pid}", pid, prize, s)
-    if s["completion_reward"] is not None:
-        _check_reward(p, base, s, d)
-    _check_pity(p, base, s)
-
-
-def _check_price(p: _Problems, base: str, s: dict[str, Any], d: Mapping[str, Any],
-                 b: Mapping[str, Any]) -> None:
-    price = s["price"]
-    if bool(price["currency"]) == bool(price["item"]):
-        p.add(f"{base}.price", "needs exactly one of currency or item")
-        return
-    unit = price["currency"] or price["item"]
-    known = d.get("currencies", {}) if price["currency"] else d.get("items", {})
-    if unit not in known:
-        p.add(f"{base}.price", f"unknown {'currency' if price['currency'] else 'item'} {unit!r}")
-    cap = b["max_price"].get(unit, b["default_max_price"])
-    if price["amount"] > cap:
-        p.add(f"{base}.price.amount", f"exceeds the price cap of {cap} {unit}")
-
-
-def _check_prize(p: _Problems, path: str, pid: str, prize: dict[str, Any],
-                 s: dict[str, Any]) -> None:
-    if pid in s["items"]:
-        p.add(path, "same id as a collectible of the series")
-    if prize["stock"] <= 0:
-        p.add(f"{path}.stock", "a limited prize needs stock > 0")
-    if prize["fallback"] not in s["items"]:
-        p.add(f"{path}.fallback", "must be a collectible (not a prize) of this series")
-    if prize["kind"] == "coupon" and not prize["template"]:
-        p.add(f"{path}.template", "a coupon needs its merchant coupon template")
-
-
-def _check_reward(p: _Problems, base: str, s: dict[str, Any], d: Mapping[str, Any]) -> None:
-    if _paid_units(d).get(s["price"]["currency"] or s["price"]["item"], False):
-        p.add(f"{base}.completion_reward",
-              "a complete-the-set reward on a series bought with a paid currency or item is "
-              "forbidden (kompu gacha)")
-    for cur in s["completion_reward"]["currencies"]:
-        if cur not in d.get("currencies", {}):
-            p.add(f"{base}.completion_reward.currencies.{cur}", "unknown currency")
-    for item in s["completion_reward"]["items"]:
-        if item not in d.get("items", {}):
-            p.add(f"{base}.completion_reward.items.{item}", "unknown item")
-
-
-def _check_pity(p: _Problems, base: str, s: dict[str, Any]) -> None:
-    pity = s["pity"]
-    rank = {tid: t["rank"] for tid, t in s["tiers"].items()}
-    for name in ("hard", "soft", "ten_draw"):
-        rule = pity[name]
-        if rule is None:
-            continue
-        path = f"{base}.pity.{name}"
-        if rule["tier"] not in rank:
-            p.add(f"{path}.tier", "unknown tier")
-            continue
-        floor = rank[rule["tier"]]
-        if not any(rank.get(e["tier"], -1) >= floor and e["weight"] > 0
-                   for e in s["items"].values()):
-            p.add(f"{path}.tier", "tiers at or above it have no collectible with weight: "
-                                  "the guarantee would depend on prize stock")
-        if name == "soft" and floor == min(rank.values()):
-            p.add(f"{path}.tier", "soft pity on the lowest tier does nothing")
-    soft = pity["soft"]
-    if soft is not None and soft["tier"] in rank:
-        _check_soft_ramp(p, f"{base}.pity.soft", s, rank[soft["tier"]], soft)
-
-
-def _check_soft_ramp(p: _Problems, path: str, s: dict[str, Any], floor: int,
-                     soft: dict[str, Any]) -> None:
-    weights = [(e["tier"], e["weight"]) for k in ("items", "prizes") for e in s[k].values()]
-    hi = sum(w for t, w in weights if t in s["tiers"] and s["tiers"][t]["rank"] >= floor)
-    total = sum(w for _, w in weights)
-    step = round(soft["step"] * PPM)
-    if step < 1:
-        p.add(f"{path}.step", "must be at least 0.000001")
-        return
-    base = Fraction(hi, total) if total else Fraction(1)
-    ramp = -(-((1 - base) * PPM) // step)  # levels until the boosted chance reaches 1
-    if ramp > MAX_PITY_DRAWS:
-        p.add(f"{path}.step", f"certainty would take {ramp} boosted draws; at most "
-                              f"{MAX_PITY_DRAWS} allowed")
+    SECTION: ClassVar[Section] = BOXES
+    boxes: BoxesConfig = EMPTY_BOXES
 
 
 def soft_certain_at(series: Series) -> int | None:
@@ -579,11 +352,14 @@ def soft_certain_at(series: Series) -> int | None:
 
 
 __all__ = [
+    "AGE_BANDS",
+    "BOXES",
     "BOXES_DEFAULT",
     "BOXES_SPEC",
     "EMPTY_BOXES",
     "SERIES_SPEC",
     "BoxesConfig",
+    "BoxesPart",
     "Entry",
     "HardPity",
     "Price",

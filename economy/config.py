@@ -6,54 +6,43 @@ Schema), :func:`parse_game_config` checks shape and cross-references, collects
 Published versions are immutable, so a parsed config is shared by every request
 that runs on that version.
 
-Units: pet stats are configured in display points; rules keep them in
-milli-points (integers) so lazy decay is exact and reproducible.
+Every mechanic owns its part of the config (:mod:`economy.section`): the list of
+:class:`GameConfig`'s base classes is the registry of config sections. Only the
+core (name, time zone, currencies, items) lives here; the spec, the builder, the
+cross-checks and :func:`value_totals` iterate :data:`SECTIONS` and never name a
+mechanic.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from economy.boxes import BOXES_SPEC, EMPTY_BOXES, BoxesConfig, build_boxes, check_boxes
+from economy.assist import AssistsPart
+from economy.boxes import BoxesPart
+from economy.checkin import CheckinPart
+from economy.energy import EnergyPart
 from economy.errors import ConfigInvalid
-from economy.leaderboards import (
-    LEADERBOARDS_SPEC,
-    Leaderboard,
-    build_leaderboards,
-    check_leaderboards,
-)
-from economy.loop import (
-    CHECKIN_SPEC,
-    OFFER_SPEC,
-    REMINDERS_SPEC,
-    SPECIES_FIELDS,
-    TASK_SPEC,
-    Checkin,
-    Offer,
-    PetAction,
-    Produce,
-    Reminders,
-    Stage,
-    Task,
-    build_loop,
-    build_species_extras,
-    loop_problems,
-)
-from economy.rewards import COUPON_SPEC, Coupon
-from economy.schema import (
-    ID_PATTERN,
-    Arr,
-    Bool,
-    Int,
-    Map,
-    Num,
-    Obj,
-    Problems,
-    Str,
-    json_schema,
-    validate,
-)
+from economy.exchange import ExchangePart
+from economy.experiments import ExperimentsPart
+from economy.flashsale import FlashSalesPart
+from economy.groupbuy import GroupBuysPart
+from economy.leaderboards import Leaderboard, LeaderboardsPart
+from economy.pet import Food, PetPart, Species, Stat
+from economy.poll import PollsPart
+from economy.rains import RainsPart
+from economy.reminders import RemindersPart
+from economy.rewards import CouponsPart
+from economy.samples import SamplesPart
+from economy.schema import Bool, Int, Map, Obj, Problems, Str, json_schema, validate
+from economy.section import Cleaned, ConfigPart, Section, sections_of
+from economy.tasks import TasksPart
+from economy.teams import TeamsPart
+
+__all__ = [
+    "GAME_SPEC", "MAX_AMOUNT", "SCHEMA_VERSION", "SECTIONS", "Currency", "Food", "GameConfig",
+    "Item", "Species", "Stat", "game_config_json_schema", "parse_game_config", "value_totals",
+]
 
 SCHEMA_VERSION = 1
 MAX_AMOUNT = 10**12
@@ -74,58 +63,6 @@ ITEM_SPEC = Obj(description="An inventory item.", fields={
     "paid": Bool(default=False, description="sold for real money, e.g. a box ticket"),
 })
 
-STAT_SPEC = Obj(description="A pet stat, decayed lazily from timestamps.", fields={
-    "name": Str(max_length=40, default=""),
-    "max": Int(minimum=1, maximum=1_000_000, default=100),
-    "initial": Int(minimum=0, maximum=1_000_000),
-    "decay_per_hour": Num(minimum=0, maximum=1_000_000, default=0.0,
-                          description="points lost per hour, floored at 0"),
-    "low": Int(minimum=0, maximum=1_000_000, default=0,
-               description="below this the pet shows `low_state`"),
-    "low_state": Str(pattern=ID_PATTERN, max_length=40, default="",
-                     description="derived state name when the stat is below `low`"),
-})
-
-SPECIES_SPEC = Obj(description="A kind of pet shoppers can adopt.", fields={
-    "name": Str(min_length=1, max_length=40),
-    "stats": Map(values=STAT_SPEC, min_items=1, max_items=16),
-    **SPECIES_FIELDS,
-})
-
-FOOD_SPEC = Obj(description="Food a shopper can give a pet.", fields={
-    "name": Str(min_length=1, max_length=60),
-    "price": Map(values=Int(minimum=0, maximum=MAX_AMOUNT), default={},
-                 description="currency → amount paid per feeding"),
-    "items": Map(values=Int(minimum=1, maximum=1_000_000), default={},
-                 description="item → count taken from the inventory per feeding"),
-    "effects": Map(values=Int(minimum=-1_000_000, maximum=1_000_000), min_items=1,
-                   description="stat → points added (clamped to the stat's range)"),
-    "xp": Int(minimum=0, maximum=1_000_000, default=0),
-    "cooldown_s": Int(minimum=0, maximum=7 * 86400, default=0,
-                      description="seconds before this food can be given again"),
-    "species": Arr(items=Str(pattern=ID_PATTERN), default=[],
-                   description="species that eat it; empty means all"),
-})
-
-GAME_SPEC = Obj(description="A petbox game config.", fields={
-    "schema": Int(minimum=SCHEMA_VERSION, maximum=SCHEMA_VERSION, default=SCHEMA_VERSION),
-    "name": Str(min_length=1, max_length=80),
-    "timezone": Str(max_length=64, default="Asia/Shanghai",
-                    description="IANA zone for daily resets"),
-    "currencies": Map(values=CURRENCY_SPEC, min_items=1, max_items=16),
-    "items": Map(values=ITEM_SPEC, default={}, max_items=1000),
-    "species": Map(values=SPECIES_SPEC, min_items=1, max_items=32),
-    "foods": Map(values=FOOD_SPEC, default={}, max_items=200),
-    "coupons": Map(values=COUPON_SPEC, default={}, max_items=200),
-    "checkin": CHECKIN_SPEC,
-    "tasks": Map(values=TASK_SPEC, default={}, max_items=100),
-    "offers": Map(values=OFFER_SPEC, default={}, max_items=200),
-    "reminders": REMINDERS_SPEC,
-    "boxes": BOXES_SPEC,
-    "leaderboards": LEADERBOARDS_SPEC,
-})
-
-
 @dataclass(frozen=True)
 class Currency:
     id: str
@@ -143,128 +80,101 @@ class Item:
     paid: bool = False
 
 
-@dataclass(frozen=True)
-class Stat:
-    id: str
-    name: str
-    max: int
-    initial: int
-    decay_per_hour: float
-    low: int
-    low_state: str
-
-    @property
-    def max_milli(self) -> int:
-        return self.max * 1000
-
-    @property
-    def decay_milli_per_hour(self) -> int:
-        return round(self.decay_per_hour * 1000)
+def _build_core(d: Cleaned) -> dict[str, Any]:
+    return {
+        "name": d["name"], "timezone": d["timezone"], "raw": d,
+        "webhook_url": d["webhook_url"],
+        "currencies": {k: Currency(id=k, **v) for k, v in d["currencies"].items()},
+        "items": {k: Item(id=k, **v) for k, v in d["items"].items()},
+    }
 
 
-@dataclass(frozen=True)
-class Species:
-    id: str
-    name: str
-    stats: dict[str, Stat]
-    stages: tuple[Stage, ...] = ()
-    play: PetAction | None = None
-    clean: PetAction | None = None
-    produce: Produce | None = None
+def _check_core(d: Cleaned) -> Problems:
+    return [{"path": f"$.currencies.{cid}.initial", "message": "exceeds max"}
+            for cid, cur in d["currencies"].items() if cur["initial"] > cur["max"]]
 
 
-@dataclass(frozen=True)
-class Food:
-    id: str
-    name: str
-    price: dict[str, int]
-    effects: dict[str, int]
-    xp: int
-    cooldown_s: int
-    species: tuple[str, ...]
-    items: dict[str, int] = field(default_factory=dict)
+CORE = Section(name="core", fields={
+    "schema": Int(minimum=SCHEMA_VERSION, maximum=SCHEMA_VERSION, default=SCHEMA_VERSION),
+    "name": Str(min_length=1, max_length=80),
+    "timezone": Str(max_length=64, default="Asia/Shanghai",
+                    description="IANA zone for daily resets"),
+    "currencies": Map(values=CURRENCY_SPEC, min_items=1, max_items=16),
+    "items": Map(values=ITEM_SPEC, default={}, max_items=1000),
+    "webhook_url": Str(default="", max_length=500, pattern=r"^(https?://\S+)?$",
+                       description="the merchant backend's endpoint for signed event "
+                                   "webhooks (docs/webhooks.md); empty: events wait"),
+}, build=_build_core, check=_check_core)
 
 
-@dataclass(frozen=True)
-class GameConfig:
-    """A validated, immutable game config."""
+@dataclass(frozen=True, kw_only=True)
+class CorePart(ConfigPart):
+    """What every game has: a name, a time zone, currencies and items."""
 
+    SECTION: ClassVar[Section] = CORE
     name: str
     timezone: str
     currencies: dict[str, Currency]
     items: dict[str, Item]
-    species: dict[str, Species]
-    foods: dict[str, Food]
     raw: dict[str, Any]
-    coupons: dict[str, Coupon] = field(default_factory=dict)
-    checkin: Checkin | None = None
-    tasks: dict[str, Task] = field(default_factory=dict)
-    offers: dict[str, Offer] = field(default_factory=dict)
-    reminders: Reminders | None = None
-    boxes: BoxesConfig = EMPTY_BOXES
-    leaderboards: dict[str, Leaderboard] = field(default_factory=dict)
+    webhook_url: str = ""
 
     def initial_wallet(self) -> dict[str, int]:
         return {cid: c.initial for cid, c in self.currencies.items()}
 
 
-def _build(d: dict[str, Any]) -> GameConfig:
-    return GameConfig(
-        name=d["name"],
-        timezone=d["timezone"],
-        currencies={k: Currency(id=k, **v) for k, v in d["currencies"].items()},
-        items={k: Item(id=k, **v) for k, v in d["items"].items()},
-        species={
-            k: Species(id=k, name=v["name"],
-                       stats={sid: Stat(id=sid, **s) for sid, s in v["stats"].items()},
-                       **build_species_extras(v))
-            for k, v in d["species"].items()
-        },
-        foods={
-            k: Food(id=k, name=v["name"], price=v["price"], effects=v["effects"], xp=v["xp"],
-                    cooldown_s=v["cooldown_s"], species=tuple(v["species"]), items=v["items"])
-            for k, v in d["foods"].items()
-        },
-        raw=d,
-        coupons={k: Coupon(id=k, **v) for k, v in d["coupons"].items()},
-        **build_loop(d),
-        boxes=build_boxes(d),
-        leaderboards=build_leaderboards(d),
-    )
+@dataclass(frozen=True, kw_only=True)
+class GameConfig(CorePart, PetPart, CouponsPart, CheckinPart, TasksPart, ExchangePart,
+                 RemindersPart, BoxesPart, LeaderboardsPart, PollsPart, EnergyPart,
+                 ExperimentsPart, FlashSalesPart, RainsPart, SamplesPart, AssistsPart,
+                 GroupBuysPart, TeamsPart):
+    """A validated, immutable game config.
+
+    Its bases are the registry of config sections, in the order the schema
+    publishes them: add a mechanic's part here (one name) and nothing else in
+    this module changes.
+    """
 
 
-def _cross_check(d: dict[str, Any], known_timezones: frozenset[str] | None) -> Problems:
+SECTIONS: tuple[Section, ...] = sections_of(GameConfig)
+"""Every section, core first, in :class:`GameConfig`'s base order."""
+
+GAME_SPEC = Obj(description="A petbox game config.", fields={
+    name: spec for section in SECTIONS for name, spec in section.fields.items()})
+
+
+def _build(d: Cleaned) -> GameConfig:
+    kwargs: dict[str, Any] = {}
+    for section in SECTIONS:
+        kwargs.update(section.build(d))
+    return GameConfig(**kwargs)
+
+
+def _cross_check(d: Cleaned, known_timezones: frozenset[str] | None) -> Problems:
     """Problems that need more than one field to see: dangling references, bad ranges."""
     problems: Problems = []
     if known_timezones is not None and d["timezone"] not in known_timezones:
         problems.append({"path": "$.timezone", "message": "is not a known IANA time zone"})
-    for cid, cur in d["currencies"].items():
-        if cur["initial"] > cur["max"]:
-            problems.append({"path": f"$.currencies.{cid}.initial", "message": "exceeds max"})
-    all_stats: set[str] = set()
-    for sp_id, sp in d["species"].items():
-        for st_id, st in sp["stats"].items():
-            all_stats.add(st_id)
-            base = f"$.species.{sp_id}.stats.{st_id}"
-            if st["initial"] > st["max"]:
-                problems.append({"path": f"{base}.initial", "message": "exceeds max"})
-            if st["low"] > st["max"]:
-                problems.append({"path": f"{base}.low", "message": "exceeds max"})
-    for food_id, food in d["foods"].items():
-        base = f"$.foods.{food_id}"
-        for cur in food["price"]:
-            if cur not in d["currencies"]:
-                problems.append({"path": f"{base}.price.{cur}", "message": "unknown currency"})
-        for st in food["effects"]:
-            if st not in all_stats:
-                problems.append({"path": f"{base}.effects.{st}", "message": "no species has it"})
-        for i, sp in enumerate(food["species"]):
-            if sp not in d["species"]:
-                problems.append({"path": f"{base}.species[{i}]", "message": "unknown species"})
-    problems += loop_problems(d)
-    problems += check_boxes(d)
-    problems += check_leaderboards(d)
+    for section in SECTIONS:
+        problems += section.check(d)
     return problems
+
+
+def value_totals(config: GameConfig) -> dict[str, int]:
+    """Every limited ref of a config with its configured total (the value tier's stock)."""
+    totals: dict[str, int] = {}
+    for section in SECTIONS:
+        totals.update(section.stock(config))
+    return totals
+
+
+def section_boards(config: GameConfig) -> dict[str, Leaderboard]:
+    """Boards the mechanics rank themselves (e.g. teams), by id; ``getLeaderboard``
+    serves them beside the player boards of ``$.leaderboards``."""
+    boards: dict[str, Leaderboard] = {}
+    for section in SECTIONS:
+        boards.update(section.boards(config))
+    return boards
 
 
 def parse_game_config(raw: Any, known_timezones: frozenset[str] | None = None) -> GameConfig:
@@ -275,11 +185,35 @@ def parse_game_config(raw: Any, known_timezones: frozenset[str] | None = None) -
     """
     cleaned, problems = validate(GAME_SPEC, raw)
     if problems:
-        raise ConfigInvalid(problems)
+        raise ConfigInvalid(problems + _cross_check_anyway(cleaned, known_timezones, problems))
     problems = _cross_check(cleaned, known_timezones)
     if problems:
         raise ConfigInvalid(problems)
     return _build(cleaned)
+
+
+def _cross_check_anyway(cleaned: Any, known_timezones: frozenset[str] | None,
+                        found: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The cross-checks' problems of a config that already failed its schema, so that
+    one round lists every problem. Only top-level parts the schema found nothing wrong
+    with are cross-checked: in a malformed part a cross-check would restate the schema's
+    problem in other words (an invalid ``max`` makes every amount "exceed" it). A check
+    that trips on the malformed rest adds nothing rather than failing."""
+    if not isinstance(cleaned, dict):
+        return []
+    broken = {_top(p["path"]) for p in found}
+    more: Problems = []
+    for section in SECTIONS:
+        try:
+            more += section.check(cleaned)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            continue
+    return [p for p in more if _top(p["path"]) not in broken]
+
+
+def _top(path: str) -> str:
+    """``$.foods.snack.price`` → ``foods``: the top-level key a JSON path is under."""
+    return path.removeprefix("$.").split(".", 1)[0].split("[", 1)[0]
 
 
 def game_config_json_schema() -> dict[str, Any]:

@@ -1,21 +1,48 @@
-"""Typed domain errors.
+"""Typed domain errors: facts about a refusal, never transport codes.
 
-Every error a client can cause is a :class:`DomainError` subclass that carries the
-facts of the refusal in ``details``. The server maps them to HTTP in one place
-(``gameserver.errors``) using ``status``; nothing here knows about HTTP beyond that
-number, and rules raise these before they have changed anything.
+Every error a client can cause is a :class:`DomainError` subclass with a stable
+``code``, a human ``message``, the facts of the refusal in ``details``, and a
+:class:`Refusal` ``kind`` saying what sort of refusal it is. The server turns a
+kind into an HTTP status in one table (``gameserver.errors.HTTP_STATUS``); nothing
+here knows about HTTP. Rules raise these before they have changed anything.
+
+A mechanic declares its own errors next to its config (``economy/<mechanic>.py``)
+by subclassing :class:`DomainError` with a new ``code`` and one of the kinds below;
+no shared table needs a new line.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class Refusal(StrEnum):
+    """What sort of refusal an error is: the fact the transport maps to its own codes."""
+
+    MALFORMED = "malformed"
+    """the request could not be read at all"""
+    INVALID = "invalid"
+    """readable, but a value breaks a documented rule (shape, range, window)"""
+    UNAUTHENTICATED = "unauthenticated"
+    """nobody we know is asking"""
+    FORBIDDEN = "forbidden"
+    """who is asking may not do this (a forged ticket, an age band)"""
+    NOT_FOUND = "not_found"
+    """it refers to something the game or the server does not have"""
+    CONFLICT = "conflict"
+    """the current state does not allow it (not enough, already done, closed)"""
+    LIMITED = "limited"
+    """a rate or per-period cap: the same request may succeed later"""
+    UNAVAILABLE = "unavailable"
+    """a transient condition on the server's side; retry"""
 
 
 class DomainError(Exception):
     """A refusal caused by the client's request; never a server fault."""
 
-    code: str = "bad_request"
-    status: int = 400
+    code: ClassVar[str] = "bad_request"
+    kind: ClassVar[Refusal] = Refusal.MALFORMED
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -28,17 +55,28 @@ class DomainError(Exception):
 
 
 class InvalidInput(DomainError):
-    """A body or parameter that does not have the documented shape."""
+    """A body or parameter that does not have the documented shape.
+
+    Its details always list ``problems`` (``[{"path", "message"}]``, as a body that
+    fails its schema does): a refusal naming one ``field`` gets that one problem, the
+    ``field`` kept beside it for clients that read it."""
 
     code = "invalid_input"
-    status = 422
+    kind = Refusal.INVALID
+
+    def __init__(self, message: str, **details: Any) -> None:
+        if "problems" not in details:
+            where = details.get("field")
+            details["problems"] = [{"path": f"$.{where}" if where else "$",
+                                    "message": message}]
+        super().__init__(message, **details)
 
 
 class ConfigInvalid(DomainError):
     """A game config with problems; ``details['problems']`` lists each with its JSON path."""
 
     code = "config_invalid"
-    status = 422
+    kind = Refusal.INVALID
 
     def __init__(self, problems: list[dict[str, str]]) -> None:
         super().__init__(f"game config has {len(problems)} problem(s)", problems=problems)
@@ -47,19 +85,19 @@ class ConfigInvalid(DomainError):
 
 class NotFound(DomainError):
     code = "not_found"
-    status = 404
+    kind = Refusal.NOT_FOUND
 
 
 class UnknownItem(DomainError):
     """A reference to a food, species, item, task or offer the game does not define."""
 
     code = "unknown_item"
-    status = 404
+    kind = Refusal.NOT_FOUND
 
 
 class InsufficientFunds(DomainError):
     code = "insufficient_funds"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, currency: str, have: int, need: int) -> None:
         super().__init__(
@@ -72,7 +110,7 @@ class InsufficientFunds(DomainError):
 
 class InsufficientItems(DomainError):
     code = "insufficient_items"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, item: str, have: int, need: int) -> None:
         super().__init__(f"not enough {item}: have {have}, need {need}", item=item, have=have,
@@ -83,7 +121,7 @@ class BalanceLimit(DomainError):
     """A grant would push a balance over the currency's configured maximum."""
 
     code = "balance_limit"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, currency: str, have: int, add: int, limit: int) -> None:
         super().__init__(f"{currency} would exceed its limit of {limit}", currency=currency,
@@ -92,7 +130,7 @@ class BalanceLimit(DomainError):
 
 class NoPet(DomainError):
     code = "no_pet"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self) -> None:
         super().__init__("adopt a pet first")
@@ -100,7 +138,7 @@ class NoPet(DomainError):
 
 class PetAlreadyAdopted(DomainError):
     code = "pet_already_adopted"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, species: str) -> None:
         super().__init__(f"this player already has a {species}", species=species)
@@ -110,7 +148,7 @@ class Cooldown(DomainError):
     """An action repeated before its cooldown ended."""
 
     code = "cooldown"
-    status = 429
+    kind = Refusal.LIMITED
 
     def __init__(self, action: str, ready_at: int, now: int) -> None:
         super().__init__(f"{action} is cooling down for {ready_at - now} s more", action=action,
@@ -121,7 +159,7 @@ class FeatureDisabled(DomainError):
     """The game's config does not have this feature (no check-in, no play, no produce...)."""
 
     code = "feature_disabled"
-    status = 404
+    kind = Refusal.NOT_FOUND
 
     def __init__(self, feature: str) -> None:
         super().__init__(f"this game has no {feature}", feature=feature)
@@ -129,7 +167,7 @@ class FeatureDisabled(DomainError):
 
 class NothingToCollect(DomainError):
     code = "nothing_to_collect"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, pending_milli: int) -> None:
         super().__init__("the pet has not produced a whole unit yet",
@@ -138,7 +176,7 @@ class NothingToCollect(DomainError):
 
 class AlreadyCheckedIn(DomainError):
     code = "already_checked_in"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, day: str, next_at: int) -> None:
         super().__init__(f"already checked in on {day}", day=day, next_at=next_at)
@@ -148,7 +186,7 @@ class MakeupNotAllowed(DomainError):
     """A makeup (补签) of a day that is not a missed day inside the window."""
 
     code = "makeup_not_allowed"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, day: str, reason: str) -> None:
         super().__init__(f"cannot make up {day}: {reason}", day=day, reason=reason)
@@ -156,7 +194,7 @@ class MakeupNotAllowed(DomainError):
 
 class MakeupLimitReached(DomainError):
     code = "makeup_limit_reached"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, day: str, limit: int) -> None:
         super().__init__(f"this cycle already has {limit} made-up day(s)", day=day, limit=limit)
@@ -164,7 +202,7 @@ class MakeupLimitReached(DomainError):
 
 class TaskLimitReached(DomainError):
     code = "task_limit_reached"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, task: str, limit: int, period: str) -> None:
         super().__init__(f"task {task} is done {limit} time(s) this period", task=task,
@@ -175,7 +213,7 @@ class TaskDrivenByOrders(DomainError):
     """A purchase task advances with paid orders, never by a client call."""
 
     code = "task_driven_by_orders"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, task: str) -> None:
         super().__init__(f"task {task} completes with orders", task=task)
@@ -185,7 +223,7 @@ class TicketInvalid(DomainError):
     """A task ticket that is missing, forged, or for another task or player."""
 
     code = "ticket_invalid"
-    status = 403
+    kind = Refusal.FORBIDDEN
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"invalid task ticket: {reason}", reason=reason)
@@ -193,7 +231,7 @@ class TicketInvalid(DomainError):
 
 class TicketTooEarly(DomainError):
     code = "ticket_too_early"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, ready_at: int, now: int) -> None:
         super().__init__(f"browse {ready_at - now} s more", ready_at=ready_at,
@@ -202,7 +240,7 @@ class TicketTooEarly(DomainError):
 
 class TicketReused(DomainError):
     code = "ticket_reused"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, nonce: str) -> None:
         super().__init__("this ticket was already used", nonce=nonce)
@@ -210,7 +248,7 @@ class TicketReused(DomainError):
 
 class TicketExpired(DomainError):
     code = "ticket_expired"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, issued_at: int, reason: str) -> None:
         super().__init__(f"the ticket has expired: {reason}", issued_at=issued_at, reason=reason)
@@ -220,7 +258,7 @@ class OrderWrongMerchant(DomainError):
     """An order event whose merchant is not the one that signed it (raised by the server)."""
 
     code = "order_wrong_merchant"
-    status = 422
+    kind = Refusal.INVALID
 
     def __init__(self, merchant: str) -> None:
         super().__init__("the order belongs to another merchant", merchant=merchant)
@@ -230,7 +268,7 @@ class OrderTooOld(DomainError):
     """An order older than the window in which order ids are remembered."""
 
     code = "order_too_old"
-    status = 422
+    kind = Refusal.INVALID
 
     def __init__(self, order_id: str, paid_at: int, oldest: int) -> None:
         super().__init__("the order is too old to count", order_id=order_id, paid_at=paid_at,
@@ -239,7 +277,7 @@ class OrderTooOld(DomainError):
 
 class OfferUnavailable(DomainError):
     code = "offer_unavailable"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, offer: str, starts_at: int, ends_at: int) -> None:
         super().__init__(f"offer {offer} is not open now", offer=offer, starts_at=starts_at,
@@ -250,7 +288,7 @@ class OfferSoldOut(DomainError):
     """The offer's global limit, or the stock of the coupon it gives, is used up."""
 
     code = "offer_sold_out"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, offer: str, ref: str) -> None:
         super().__init__(f"offer {offer} is sold out", offer=offer, ref=ref)
@@ -258,7 +296,7 @@ class OfferSoldOut(DomainError):
 
 class ExchangeLimitReached(DomainError):
     code = "exchange_limit_reached"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, offer: str, limit: int, period: str) -> None:
         super().__init__(f"offer {offer} is limited to {limit} per {period}", offer=offer,
@@ -267,7 +305,7 @@ class ExchangeLimitReached(DomainError):
 
 class InsufficientDuplicates(DomainError):
     code = "insufficient_duplicates"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, have: int, need: int) -> None:
         super().__init__(f"not enough duplicates: have {have}, need {need}", have=have,
@@ -281,7 +319,7 @@ class SeriesClosed(DomainError):
     """A draw outside the series' open window."""
 
     code = "series_closed"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, series: str, opens_at: int, closes_at: int, now: int) -> None:
         super().__init__(f"series {series!r} is not open now", series=series,
@@ -292,7 +330,7 @@ class DrawLimit(DomainError):
     """A per-player daily or total draw cap would be exceeded."""
 
     code = "draw_limit"
-    status = 429
+    kind = Refusal.LIMITED
 
     def __init__(self, series: str, scope: str, cap: int, used: int, asked: int) -> None:
         super().__init__(f"{scope} draw limit of {cap} reached for {series!r}", series=series,
@@ -303,7 +341,7 @@ class SeriesExhausted(DomainError):
     """Duplicate control leaves nothing this player may still draw from the series."""
 
     code = "series_exhausted"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, series: str) -> None:
         super().__init__(f"nothing left for this player to draw in {series!r}", series=series)
@@ -313,7 +351,7 @@ class AgeRestricted(DomainError):
     """The session's age band may not draw blind boxes in this game."""
 
     code = "age_restricted"
-    status = 403
+    kind = Refusal.FORBIDDEN
 
     def __init__(self, age_band: str) -> None:
         super().__init__("blind boxes are not available for this age", age_band=age_band)
@@ -323,7 +361,7 @@ class GuardianConsentRequired(DomainError):
     """A minor's session needs a guardian's consent before drawing."""
 
     code = "guardian_consent_required"
-    status = 403
+    kind = Refusal.FORBIDDEN
 
     def __init__(self, age_band: str) -> None:
         super().__init__("a guardian's consent is needed to draw", age_band=age_band)

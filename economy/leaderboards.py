@@ -19,15 +19,22 @@ board with a new meaning a new id instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final
 
-from economy.schema import Int, Map, Obj, Problems, Str
+from economy.schema import Enum, Int, Map, Obj, Problems, Str
+from economy.section import ConfigPart, Section
 
 METRICS: Final = ("xp", "draws", "checkins")
 """Metrics without a reference; ``currency:<id>`` and ``item:<id>`` name one."""
 REF_KINDS: Final = ("currency", "item")
 MAX_SIZE: Final = 1000
+SHOW: Final = ("masked", "pet_name")
+"""How a board names its players to other shoppers (never by the raw user id: in
+production that is a platform openid)."""
+SHOW_ID: Final = "id"
+"""A board a mechanic ranks itself whose entries are not shoppers (teams): shown by
+their own id (not configurable: a shopper board never shows ids)."""
 METRIC_PATTERN: Final = r"^(xp|draws|checkins|(currency|item):[a-z0-9][a-z0-9_-]{0,63})$"
 
 LEADERBOARD_SPEC = Obj(description="A ranking of the game's players by one metric.", fields={
@@ -36,6 +43,10 @@ LEADERBOARD_SPEC = Obj(description="A ranking of the game's players by one metri
                   description="xp, draws, checkins, currency:<id> or item:<id>"),
     "size": Int(minimum=1, maximum=MAX_SIZE, default=100,
                 description="how many top players the board shows"),
+    "show": Enum(values=SHOW, default="masked",
+                 description="how other shoppers see a player: `masked` (their id with "
+                             "the middle hidden, e.g. `oA***yz`) or `pet_name` (their pet's "
+                             "name, masked id without a pet); never the raw user id"),
 })
 
 LEADERBOARDS_SPEC = Map(values=LEADERBOARD_SPEC, default={}, max_items=20,
@@ -51,6 +62,7 @@ class Leaderboard:
     name: str
     metric: str
     size: int
+    show: str = "masked"
 
     @property
     def kind(self) -> str:
@@ -63,7 +75,8 @@ class Leaderboard:
 
 def build_leaderboards(d: Mapping[str, Any]) -> dict[str, Leaderboard]:
     """The boards of an already validated and cross-checked game config."""
-    return {k: Leaderboard(id=k, name=v["name"], metric=v["metric"], size=v["size"])
+    return {k: Leaderboard(id=k, name=v["name"], metric=v["metric"], size=v["size"],
+                           show=v.get("show", "masked"))
             for k, v in d.get("leaderboards", {}).items()}
 
 
@@ -79,13 +92,26 @@ def check_leaderboards(d: Mapping[str, Any]) -> Problems:
     return problems
 
 
+LEADERBOARDS = Section(name="leaderboards", fields={"leaderboards": LEADERBOARDS_SPEC},
+                      build=lambda d: {"leaderboards": build_leaderboards(d)},
+                      check=check_leaderboards)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeaderboardsPart(ConfigPart):
+    SECTION: ClassVar[Section] = LEADERBOARDS
+    leaderboards: dict[str, Leaderboard] = field(default_factory=dict)
+
+
 __all__ = [
+    "LEADERBOARDS",
     "LEADERBOARDS_SPEC",
     "LEADERBOARD_SPEC",
     "MAX_SIZE",
     "METRICS",
     "REF_KINDS",
     "Leaderboard",
+    "LeaderboardsPart",
     "build_leaderboards",
     "check_leaderboards",
 ]

@@ -11,9 +11,13 @@ and coupons by :func:`reward_problems` / :func:`cost_problems`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from economy.schema import Int, Map, Obj, Problems, Str
+from economy.section import Cleaned, ConfigPart, Section
+
+if TYPE_CHECKING:
+    from economy.config import GameConfig
 
 MAX_GRANT = 10**9
 
@@ -39,6 +43,8 @@ COUPON_SPEC = Obj(description="A merchant coupon: a value-tier prize with limite
     "value_fen": Int(minimum=0, maximum=10**9, default=0,
                      description="face value in fen (¥0.01), for cost reports"),
     "stock": Int(minimum=0, maximum=10**9, description="initial stock"),
+    "valid_days": Int(minimum=0, maximum=3650, default=0,
+                      description="days a granted coupon stays usable; 0 = no expiry"),
 })
 
 @dataclass(frozen=True)
@@ -78,6 +84,13 @@ class Coupon:
     template: str
     value_fen: int
     stock: int
+    valid_days: int = 0
+    """Days a granted coupon stays usable (0: no expiry); stamped on each grant row."""
+
+    def wallet_detail(self) -> dict[str, Any]:
+        """What a grant row keeps for the shopper's wallet (``listMyCoupons``)."""
+        return {"coupon": self.id, "name": self.name, "template": self.template,
+                "face_value_fen": self.value_fen, "valid_days": self.valid_days}
 
 
 def build_reward(d: dict[str, Any]) -> Reward:
@@ -112,3 +125,27 @@ def reward_problems(d: dict[str, Any], path: str, game: dict[str, Any]) -> Probl
 def cost_problems(d: dict[str, Any], path: str, game: dict[str, Any]) -> Problems:
     """Dangling references of a cost at ``path``."""
     return _refs(d, path, game)
+
+
+# -- the coupons section (economy/section.py) -------------------------------------
+
+
+def _build_coupons(d: Cleaned) -> dict[str, Any]:
+    return {"coupons": {k: Coupon(id=k, **v) for k, v in d["coupons"].items()}}
+
+
+def _coupons_stock(config: GameConfig) -> dict[str, int]:
+    return {f"coupon:{cid}": c.stock for cid, c in config.coupons.items()}
+
+
+COUPONS = Section(name="coupons",
+                  fields={"coupons": Map(values=COUPON_SPEC, default={}, max_items=200)},
+                  build=_build_coupons, stock=_coupons_stock)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CouponsPart(ConfigPart):
+    """The coupons of :class:`~economy.config.GameConfig`: value-tier prizes with stock."""
+
+    SECTION: ClassVar[Section] = COUPONS
+    coupons: dict[str, Coupon] = field(default_factory=dict)

@@ -48,21 +48,7 @@ def apply_currency(
     limits: Mapping[str, int],
 ) -> tuple[dict[str, int], list[LedgerEntry]]:
     """Apply currency deltas; raise before changing anything if one would go wrong."""
-    new = dict(wallet)
-    entries: list[LedgerEntry] = []
-    for name, delta in sorted(deltas.items()):
-        if delta == 0:
-            continue
-        before = new.get(name, 0)
-        after = before + delta
-        if after < 0:
-            raise InsufficientFunds(name, before, -delta)
-        limit = limits.get(name)
-        if limit is not None and after > limit and delta > 0:
-            raise BalanceLimit(name, before, delta, limit)
-        new[name] = after
-        entries.append(LedgerEntry(CURRENCY, name, delta, before, after, reason))
-    return new, entries
+    return _apply(CURRENCY, wallet, deltas, reason, limits, keep_zero=True)
 
 
 def apply_items(
@@ -72,7 +58,15 @@ def apply_items(
     limits: Mapping[str, int],
 ) -> tuple[dict[str, int], list[LedgerEntry]]:
     """Apply inventory deltas; counts never go below zero nor above the item's max."""
-    new = dict(inventory)
+    return _apply(ITEM, inventory, deltas, reason, limits, keep_zero=False)
+
+
+def _apply(kind: str, balances: Mapping[str, int], deltas: Mapping[str, int], reason: str,
+           limits: Mapping[str, int], *, keep_zero: bool) -> tuple[dict[str, int],
+                                                                   list[LedgerEntry]]:
+    """The one balance rule: a result below zero is refused (the kind's own error), a
+    credit past the limit is refused; an inventory drops counts that reach zero."""
+    new = dict(balances)
     entries: list[LedgerEntry] = []
     for name, delta in sorted(deltas.items()):
         if delta == 0:
@@ -80,13 +74,14 @@ def apply_items(
         before = new.get(name, 0)
         after = before + delta
         if after < 0:
-            raise InsufficientItems(name, before, -delta)
+            raise (InsufficientFunds if kind == CURRENCY else InsufficientItems)(
+                name, before, -delta)
         limit = limits.get(name)
         if limit is not None and after > limit and delta > 0:
             raise BalanceLimit(name, before, delta, limit)
-        if after == 0:
+        if after == 0 and not keep_zero:
             new.pop(name, None)
         else:
             new[name] = after
-        entries.append(LedgerEntry(ITEM, name, delta, before, after, reason))
+        entries.append(LedgerEntry(kind, name, delta, before, after, reason))
     return new, entries

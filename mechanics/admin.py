@@ -20,13 +20,16 @@ class PlayerNotFound(NotFound):
 
 @dataclass(frozen=True)
 class GrantPlayer:
-    """Currency and items to add, with the merchant's reason; ``create`` allows a user
-    who has never played (the grant then creates the player)."""
+    """Currency and items to add, and to take (``deduct_*``, an explicit field: a grant
+    never takes back by a negative amount), with the merchant's reason; ``create``
+    allows a user who has never played (the grant then creates the player)."""
 
     reason: str
     wallet: dict[str, int] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)
     create: bool = False
+    deduct_wallet: dict[str, int] = field(default_factory=dict)
+    deduct_items: dict[str, int] = field(default_factory=dict)
 
 
 def grant(state: PlayerState | None, action: GrantPlayer, now: int, rng: Rng,
@@ -34,24 +37,36 @@ def grant(state: PlayerState | None, action: GrantPlayer, now: int, rng: Rng,
     """``grantPlayer``: ledgered as ``admin:<reason>``; limits and balances hold as always.
 
     Amounts are never negative (the handler refuses them): a grant does not take back.
+    Deductions are their own fields, applied after the grant; one that would take more
+    than the player has is :class:`~economy.errors.InsufficientFunds` (or
+    ``InsufficientItems``) and nothing changes.
     No player and no ``create``: :class:`PlayerNotFound`, nothing created."""
     if state is None and not action.create:
         raise PlayerNotFound("this user has never played; send \"create\": true to "
                              "create the player with the grant")
-    for cid in action.wallet:
+    _known(config, [*action.wallet, *action.deduct_wallet], [*action.items, *action.deduct_items])
+    new = state.copy() if state else new_player(config, now)
+    reason = f"admin:{action.reason}"
+    c_max = {c: v.max for c, v in config.currencies.items()}
+    i_max = {i: v.max for i, v in config.items.items()}
+    new.wallet, ledger = apply_currency(new.wallet, action.wallet, reason, c_max)
+    new.inventory, more = apply_items(new.inventory, action.items, reason, i_max)
+    new.wallet, taken = apply_currency(
+        new.wallet, {k: -v for k, v in action.deduct_wallet.items()}, reason, c_max)
+    new.inventory, taken_items = apply_items(
+        new.inventory, {k: -v for k, v in action.deduct_items.items()}, reason, i_max)
+    return Outcome(state=new, ledger=ledger + more + taken + taken_items,
+                   response={"wallet": dict(new.wallet), "inventory": dict(new.inventory),
+                             "reason": action.reason})
+
+
+def _known(config: GameConfig, currencies: list[str], items: list[str]) -> None:
+    """Refuse a currency or item the game does not have (404 unknown_item)."""
+    for cid in currencies:
         if cid not in config.currencies:
             raise UnknownItem(f"unknown currency {cid!r}", kind="currency", id=cid,
                               known=sorted(config.currencies))
-    for iid in action.items:
+    for iid in items:
         if iid not in config.items:
             raise UnknownItem(f"unknown item {iid!r}", kind="item", id=iid,
                               known=sorted(config.items))
-    new = state.copy() if state else new_player(config, now)
-    reason = f"admin:{action.reason}"
-    new.wallet, ledger = apply_currency(new.wallet, action.wallet, reason,
-                                        {c: v.max for c, v in config.currencies.items()})
-    new.inventory, more = apply_items(new.inventory, action.items, reason,
-                                      {i: v.max for i, v in config.items.items()})
-    return Outcome(state=new, ledger=ledger + more,
-                   response={"wallet": dict(new.wallet), "inventory": dict(new.inventory),
-                             "reason": action.reason})

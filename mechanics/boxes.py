@@ -5,12 +5,14 @@ used only when the player has no seed yet), the stock left of each limited prize
 and the game's timezone; the rule never generates randomness except through
 HMAC-SHA256 of the committed seed (:mod:`economy.fairness`).
 
-Stock protocol (value tier of DESIGN.md): the outcome lists
-``reservations = [("prize:<id>", n)]`` and one ``value_grant`` event per prize
-won. The server reserves each counter atomically; if a reservation fails it
-re-runs :func:`draw` on the *same* loaded state with ``stock_left`` set to what
-is really left. The draw is deterministic, so every draw before the first one
-that hit the missing stock comes out the same and that one falls back.
+Stock protocol (value tier of DESIGN.md): the outcome holds ``prize:<id>`` units
+(``reservations``) and carries one :class:`~mechanics.outcome.ValueGrant` per prize
+won; each draw is a :class:`~mechanics.outcome.Record` for the ``draws`` table, each
+revealed seed one for ``revealed_seeds``. The server reserves each counter
+atomically; if a reservation fails it re-runs :func:`draw` on the *same* loaded
+state with ``stock_left`` set to what is really left. The draw is deterministic,
+so every draw before the first one that hit the missing stock comes out the same
+and that one falls back.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from economy.fairness import (
 from economy.wallet import LedgerEntry, apply_currency, apply_items
 from mechanics.boxstate import BoxState, SeriesProgress
 from mechanics.calendar import local_day
-from mechanics.outcome import Outcome
+from mechanics.outcome import LegacyRecord, Outcome, Record, StockHold, ValueGrant
 from mechanics.pet import new_player
 from mechanics.state import PlayerState
 
@@ -72,6 +74,11 @@ class BoxContext:
     age_band: str | None = None
     """the session's age band: under_8, 8_17, 18_plus, or None when unknown"""
     guardian_consent: bool = False
+    version: int | None = None
+    """the published game version the draw is made under (stamped on each record)"""
+    arm: str | None = None
+    """``<experiment>/<arm>`` when an experiment arm's config decides the draw (stamped on
+    each record, so the draw verifies against that arm's table)"""
 
 
 def _series(config: GameConfig, sid: str) -> Series:
@@ -127,7 +134,7 @@ class _Batch:
     records: list[dict[str, Any]] = field(default_factory=list)
     items: Counter[str] = field(default_factory=Counter)
     prizes: Counter[str] = field(default_factory=Counter)
-    grants: list[dict[str, Any]] = field(default_factory=list)
+    grants: list[ValueGrant] = field(default_factory=list)
 
 
 def _blocked(series: Series, prog: SeriesProgress, inventory: Mapping[str, int],
@@ -175,20 +182,24 @@ def _draw_all(series: Series, prog: SeriesProgress, key: bytes, box: BoxState, c
             "kind": entry.prize.kind if entry.prize else "item",
             "prize": entry.prize.grant() if entry.prize else None,
             "nonce": box.nonce, "seed_hash": hash_, "client_seed": client_seed,
-            "table": series.table_hash, "version": None,
+            "table": series.table_hash, "version": ctx.version,
             "pity_before": before, "pity_after": {"hard": prog.hard, "soft": prog.soft},
             "forced": _tier_of_rank(series, step.forced_rank), "level": step.level,
             "roll": step.roll, "total": step.total,
             "out": sorted(series.entries[i].id for i in step.out),
             "excluded": sorted(series.entries[i].id for i in step.excluded), "at": now,
         }
+        if ctx.arm is not None:
+            record["arm"] = ctx.arm
         batch.records.append(record)
         if entry.prize is not None:
             stock[entry.id] = stock.get(entry.id, 0) - 1
             batch.prizes[entry.id] += 1
-            batch.grants.append({"type": "value_grant", "reservation": f"prize:{entry.id}",
-                                 "prize": entry.id, "series": series.id, "position": pos,
-                                 "nonce": box.nonce, "value": entry.prize.grant()})
+            ref = f"prize:{entry.id}"
+            batch.grants.append(ValueGrant(ref, entry.prize.kind, f"draw:{series.id}", {
+                "reservation": ref, "prize": entry.id, "series": series.id, "position": pos,
+                "nonce": box.nonce, "value": entry.prize.grant(),
+                "valid_days": entry.prize.valid_days}))
         else:
             batch.items[entry.id] += 1
         box.nonce += 1
@@ -253,10 +264,10 @@ def draw(state: PlayerState | None, action: DrawBox, now: int, ctx: BoxContext,
     prog.today += action.count
     prog.total += action.count
     new.last_seen = now
-    events = [{"type": "box_draw", **r} for r in batch.records] + batch.grants
     return Outcome(
-        state=new, ledger=ledger, events=events,
-        reservations=sorted((f"prize:{p}", n) for p, n in batch.prizes.items()),
+        state=new, ledger=ledger, grants=batch.grants,
+        records=[draw_record(r) for r in batch.records],
+        reservations=sorted(StockHold(f"prize:{p}", n) for p, n in batch.prizes.items()),
         response={"draws": batch.records, "wallet": dict(new.wallet),
                   "inventory": dict(new.inventory), "box": series_view(box, series.id),
                   "completed": prog.completed},
@@ -280,9 +291,31 @@ def rotate_seed(state: PlayerState | None, action: RotateSeed, now: int, ctx: Bo
     if box.seed:
         revealed = {"server_seed": box.seed, "seed_hash": box.seed_hash, "nonces": box.nonce}
     box.seed, box.nonce = ctx.fresh_seed, 0
-    events = [{"type": "box_seed_revealed", "at": now, **revealed}] if revealed else []
-    return Outcome(state=new, events=events,
+    return Outcome(state=new, records=[seed_record(revealed)] if revealed else [],
                    response={"revealed": revealed, "seed_hash": box.seed_hash, "nonce": 0})
+
+
+def draw_record(record: Mapping[str, Any]) -> Record:
+    """A draw's row in ``draws``: what is needed to find and verify it."""
+    return Record("draws", {
+        "series_id": str(record["series"]), "item": str(record["item"]),
+        "rarity": str(record["rarity"]), "nonce": int(record["nonce"]),
+        "seed_hash": str(record["seed_hash"]), "record": dict(record)})
+
+
+def seed_record(revealed: Mapping[str, Any]) -> Record:
+    """A revealed server seed's row in ``revealed_seeds`` (draws made with it can be
+    verified from then on)."""
+    return Record("revealed_seeds", {"seed_hash": str(revealed["seed_hash"]),
+                                     "seed": str(revealed["server_seed"])}, at="revealed_ms")
+
+
+LEGACY_RECORDS: dict[str, LegacyRecord] = {
+    "box_draw": lambda event: draw_record({k: v for k, v in event.items() if k != "type"}),
+    "box_seed_revealed": seed_record,
+}
+"""Events that servers before typed records wrote into the ledger stream (field ``e``),
+by type, and the record each one is: the persister still reads such entries."""
 
 
 def series_view(box: BoxState, sid: str) -> dict[str, Any]:
@@ -303,5 +336,15 @@ def box_view(box: BoxState) -> dict[str, Any]:
                        for sid, p in sorted(box.series.items())}}
 
 
+def boxes_part(state: PlayerState, config: GameConfig, now: int,
+               tz: tzinfo | None) -> dict[str, Any] | None:
+    """``getPlayer``'s ``boxes`` key: the seed hash (published before any draw), the
+    next nonce and the pity counters per series; None in a game without blind boxes."""
+    if not config.boxes.series:
+        return None
+    return box_view(state.boxes)
+
+
 __all__ = ["BoxContext", "BoxState", "DrawBox", "RotateSeed", "SeriesProgress", "box_view",
+           "boxes_part",
            "check_age", "draw", "rotate_seed", "series_view"]

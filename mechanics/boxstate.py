@@ -1,4 +1,5 @@
-"""A player's blind-box state (wire key ``bx`` of :class:`mechanics.state.PlayerState`).
+"""A player's blind-box state: the boxes slice (wire key ``bx``) of
+:class:`mechanics.state.PlayerState`.
 
 Kept apart from :mod:`mechanics.boxes` (which re-exports it) because the player
 state imports it and the rules import the player state.
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from economy.fairness import seed_hash
+from mechanics.slices import Slice, StateSlots
 
 
 @dataclass
@@ -71,3 +73,11 @@ class BoxState:
         return cls(seed=raw.get("sd", ""), nonce=raw.get("nc", 0),
                    series={k: SeriesProgress.from_wire(v)
                            for k, v in (raw.get("sr") or {}).items()})
+
+
+@dataclass(kw_only=True)
+class BoxesSlots(StateSlots):
+    SLICES: ClassVar[tuple[Slice, ...]] = (
+        Slice("boxes", "bx", BoxState.to_wire, BoxState.from_wire, BoxState.copy),)
+    boxes: BoxState = field(default_factory=BoxState)
+    """blind boxes: committed server seed, nonce, pity and counts per series"""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import tzinfo
 
+from economy.checkin import Checkin, Makeup
 from economy.config import GameConfig
 from economy.errors import (
     AlreadyCheckedIn,
@@ -21,12 +22,11 @@ from economy.errors import (
     MakeupLimitReached,
     MakeupNotAllowed,
 )
-from economy.loop import Checkin, Makeup
 from mechanics.calendar import day_start, day_str, local_day, parse_day
+from mechanics.checkinstate import CheckinState
 from mechanics.grants import Effects, grant, pay
-from mechanics.loopstate import CheckinState
 from mechanics.outcome import Outcome
-from mechanics.state import PlayerState, Rng
+from mechanics.state import PlayerState, Rng, new_player
 from mechanics.view import player_view
 
 
@@ -45,10 +45,6 @@ def _enabled(config: GameConfig) -> Checkin:
     if config.checkin is None:
         raise FeatureDisabled("checkin")
     return config.checkin
-
-
-def _new_player(config: GameConfig, now: int) -> PlayerState:
-    return PlayerState(created_at=now, wallet=config.initial_wallet(), last_seen=now)
 
 
 def _prune(ck: CheckinState, today: int, window: int) -> None:
@@ -76,7 +72,7 @@ def check_in(state: PlayerState | None, action: CheckIn, now: int, rng: Rng,
     """``checkIn``: today's check-in; continues the streak if yesterday was checked in."""
     checkin = _enabled(config)
     today = local_day(now, tz)
-    new = state.copy() if state else _new_player(config, now)
+    new = state.copy() if state else new_player(config, now)
     ck = new.checkin
     if ck.runs and ck.runs[-1][1] == today:
         raise AlreadyCheckedIn(day_str(today), day_start(today + 1, tz))
@@ -93,6 +89,7 @@ def check_in(state: PlayerState | None, action: CheckIn, now: int, rng: Rng,
                         coupons_out)
     new.last_seen = now
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
+                   grants=fx.grants,
                    response={"day": day_str(today), "streak": streak, "cycle_day": cycle_day,
                              "player": player_view(new, config, now, tz)})
 
@@ -140,7 +137,7 @@ def makeup_check_in(state: PlayerState | None, action: MakeupCheckIn, now: int, 
     if checkin.makeup is None:
         raise FeatureDisabled("checkin_makeup")
     makeup, today = checkin.makeup, local_day(now, tz)
-    new = state.copy() if state else _new_player(config, now)
+    new = state.copy() if state else new_player(config, now)
     ck = new.checkin
     day = _target(action, ck, today, makeup)
     run = _insert(ck, day)
@@ -160,6 +157,7 @@ def makeup_check_in(state: PlayerState | None, action: MakeupCheckIn, now: int, 
     _prune(ck, today, makeup.window_days)
     new.last_seen = now
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
+                   grants=fx.grants,
                    response={"day": day_str(day), "streak": ck.streak(today),
                              "cycle_day": cycle_day,
                              "player": player_view(new, config, now, tz)})

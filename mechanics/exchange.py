@@ -21,12 +21,12 @@ from economy.errors import (
     OfferUnavailable,
     UnknownItem,
 )
-from economy.loop import Duplicates, Offer
+from economy.exchange import Duplicates, Offer
 from economy.rewards import Cost
 from mechanics.calendar import period_key
 from mechanics.grants import Effects, grant, pay
-from mechanics.outcome import Outcome
-from mechanics.state import PlayerState, Rng
+from mechanics.outcome import Outcome, StockHold
+from mechanics.state import PlayerState, Rng, new_player
 from mechanics.view import player_view
 
 
@@ -95,8 +95,7 @@ def exchange(state: PlayerState | None, action: Exchange, now: int, rng: Rng,
     """
     offer = _offer(config, action.offer, now)
     _check_stock(offer, offers_out, coupons_out)
-    new = state.copy() if state else PlayerState(created_at=now,
-                                                 wallet=config.initial_wallet(), last_seen=now)
+    new = state.copy() if state else new_player(config, now)
     key = period_key(offer.period, now, tz)
     period, used = new.exchanges.get(offer.id, [key, 0])
     used = used if period == key else 0
@@ -111,10 +110,11 @@ def exchange(state: PlayerState | None, action: Exchange, now: int, rng: Rng,
     pay(new, Cost(currency=offer.cost.currency, items=items), reason, config, fx)
     granted = grant(new, offer.gives, reason, config, fx, strict=True)
     if offer.global_limit:
-        fx.reservations.insert(0, (f"offer:{offer.id}", 1))
+        fx.reservations.insert(0, StockHold(f"offer:{offer.id}", 1))
     new.exchanges[offer.id] = [key, used + 1]
     new.last_seen = now
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
+                   grants=fx.grants,
                    response={"offer": offer.id, "paid": {"currency": dict(offer.cost.currency),
                                                          "items": items},
                              "granted": granted, "player": player_view(new, config, now, tz)})

@@ -3,8 +3,9 @@
 Every balance and inventory change of the loop rules goes through
 :func:`economy.wallet.apply_currency` / :func:`economy.wallet.apply_items`, so it
 is ledgered with before/after values and never goes negative. A coupon is a
-value-tier prize: granting one only adds a ``coupon:<id>`` reservation and an
-event; the server reserves stock and writes the grant to SQL.
+value-tier prize: granting one only adds a ``coupon:<id>`` stock hold and a typed
+:class:`~mechanics.outcome.ValueGrant`; the server reserves stock and writes the grant
+to SQL.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ from typing import Any
 from economy.config import GameConfig
 from economy.rewards import Cost, Reward
 from economy.wallet import LedgerEntry, apply_currency, apply_items
+from mechanics.outcome import StockHold, ValueGrant
 from mechanics.state import PlayerState
 
 
 @dataclass
 class Effects:
-    """What a rule has done so far: ledger, reservations, events (collected, then
-    put into the Outcome)."""
+    """What a rule has done so far: ledger, stock holds, value grants, events
+    (collected, then put into the Outcome)."""
 
     ledger: list[LedgerEntry] = field(default_factory=list)
-    reservations: list[tuple[str, int]] = field(default_factory=list)
+    reservations: list[StockHold] = field(default_factory=list)
+    grants: list[ValueGrant] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -85,9 +88,15 @@ def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, f
                           "count": times, "reason": reason})
         out["coupons_unavailable"] = {reward.coupon: times}
     elif reward.coupon and times > 0:
-        fx.reservations.append((f"coupon:{reward.coupon}", times))
-        fx.events.append({"type": "coupon_granted", "coupon": reward.coupon, "count": times,
-                          "reason": reason})
+        granted = {"coupon": reward.coupon, "count": times, "reason": reason}
+        fx.reservations.append(StockHold(f"coupon:{reward.coupon}", times))
+        # The row keeps the coupon as configured now (name, template, face value,
+        # validity), so the wallet shows what was granted whatever later versions say.
+        coupon = config.coupons.get(reward.coupon)
+        detail = {**granted, **(coupon.wallet_detail() if coupon else {})}
+        fx.grants.append(ValueGrant(f"coupon:{reward.coupon}", "coupon", reason, detail,
+                                    times))
+        fx.events.append({"type": "coupon_granted", **granted})
         out["coupons"] = {reward.coupon: times}
     return out
 

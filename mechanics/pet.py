@@ -24,13 +24,13 @@ from economy.errors import (
     PetAlreadyAdopted,
     UnknownItem,
 )
-from economy.loop import PetAction
+from economy.pet import PetAction
 from economy.rewards import Cost
 from economy.wallet import apply_currency
 from mechanics.grants import Effects, currency_limits, grant, pay
 from mechanics.outcome import Outcome
 from mechanics.produce import bring_forward, decayed, stats_at
-from mechanics.state import PetState, PlayerState, Rng
+from mechanics.state import PetState, PlayerState, Rng, new_player
 from mechanics.view import pet_view, player_view
 
 __all__ = [
@@ -68,16 +68,12 @@ class CollectProduce:
     pass
 
 
-def new_player(config: GameConfig, now: int) -> PlayerState:
-    """The state of a player who has never played this game."""
-    return PlayerState(created_at=now, wallet=config.initial_wallet(), last_seen=now)
-
-
 def _outcome(new: PlayerState, config: GameConfig, now: int, fx: Effects,
              tz: tzinfo | None, **extra: Any) -> Outcome:
     new.last_seen = now
     new.cooldowns = {k: v for k, v in new.cooldowns.items() if v > now}
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
+                   grants=fx.grants,
                    response={**extra, "player": player_view(new, config, now, tz)})
 
 

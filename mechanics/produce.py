@@ -14,7 +14,7 @@ decays the stats, so feeding never changes what was produced before it.
 from __future__ import annotations
 
 from economy.config import Species
-from economy.loop import Produce
+from economy.pet import Produce
 from mechanics.state import PetState
 
 HOUR = 3600

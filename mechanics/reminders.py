@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import tzinfo
 
 from economy.config import GameConfig
-from economy.loop import Reminders
+from economy.errors import NoPet
+from economy.reminders import Reminders
 from mechanics.calendar import at_local_minutes, local_day, local_minutes
+from mechanics.outcome import Outcome
 from mechanics.produce import full_at, low_at
-from mechanics.state import PlayerState
+from mechanics.state import PlayerState, Rng
 
 HUNGRY = "hungry"
 PRODUCE_FULL = "produce_full"
@@ -107,3 +109,20 @@ def mark_reminded(state: PlayerState, kind: str, sent_at: int) -> PlayerState:
     new.reminded = [[k, at] for k, at in new.reminded if at > sent_at - WINDOW_S]
     new.reminded.append([kind, sent_at])
     return new
+
+
+@dataclass(frozen=True)
+class MarkReminded:
+    """The delivery worker's action: ``kind``'s reminder for the event at ``event_at``."""
+
+    kind: str
+    event_at: int
+
+
+def mark(state: PlayerState | None, action: MarkReminded, now: int, rng: Rng,
+         config: GameConfig) -> Outcome:
+    """Record a reminder as sent at ``now`` (the worker's rule, bound like any other)."""
+    if state is None:
+        raise NoPet()
+    return Outcome(state=mark_reminded(state, action.kind, now),
+                   response={"kind": action.kind, "event_at": action.event_at, "sent_at": now})

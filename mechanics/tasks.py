@@ -12,6 +12,7 @@ as debt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
@@ -28,12 +29,13 @@ from economy.errors import (
     TicketTooEarly,
     UnknownItem,
 )
-from economy.loop import Task
+from economy.tasks import Task
 from mechanics.calendar import period_key
 from mechanics.grants import Effects, clawback, grant
-from mechanics.loopstate import OrderRecord, TaskProgress
-from mechanics.outcome import Outcome
-from mechanics.state import PlayerState, Rng
+from mechanics.orderstate import OrderRecord
+from mechanics.outcome import Outcome, Record
+from mechanics.state import PlayerState, Rng, new_player
+from mechanics.taskstate import TaskProgress
 from mechanics.view import player_view
 
 ORDER_KEEP_S = 30 * 86_400
@@ -89,10 +91,6 @@ class Refund:
     order_id: str
 
 
-def _new_player(config: GameConfig, now: int) -> PlayerState:
-    return PlayerState(created_at=now, wallet=config.initial_wallet(), last_seen=now)
-
-
 def _task(config: GameConfig, task_id: str) -> Task:
     task = config.tasks.get(task_id)
     if task is None:
@@ -115,19 +113,26 @@ def _outcome(new: PlayerState, config: GameConfig, now: int, tz: tzinfo, fx: Eff
              **response: Any) -> Outcome:
     new.last_seen = now
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
+                   grants=fx.grants,
                    response={**response, "player": player_view(new, config, now, tz)})
 
 
+def _as_is(ticket: dict[str, Any]) -> Any:
+    return ticket
+
+
 def start_task(state: PlayerState | None, action: StartTask, now: int, rng: Rng,
-               config: GameConfig, *, tz: tzinfo) -> Outcome:
-    """``startTask``: check the task can still be done; browse tasks get ticket data.
+               config: GameConfig, *, tz: tzinfo,
+               seal: Callable[[dict[str, Any]], Any] = _as_is) -> Outcome:
+    """``startTask``: check the task can still be done; browse tasks get a ticket:
+    its data passed through ``seal`` (the server signs it; by default the data as is).
 
     The state does not change: the ticket carries everything completion needs.
     """
     task = _task(config, action.task)
     if task.kind == "purchase":
         raise TaskDrivenByOrders(task.id)
-    new = state.copy() if state else _new_player(config, now)
+    new = state.copy() if state else new_player(config, now)
     prog = new.tasks.get(task.id)
     if prog is not None and prog.period == period_key(task.period, now, tz) \
             and prog.count >= task.limit:
@@ -135,7 +140,7 @@ def start_task(state: PlayerState | None, action: StartTask, now: int, rng: Rng,
     ticket = None
     if task.kind == "browse":
         nonce = format(rng.randrange(0, 1 << NONCE_BITS), "016x")
-        ticket = Ticket(task.id, action.player, now, nonce).to_json()
+        ticket = seal(Ticket(task.id, action.player, now, nonce).to_json())
     return Outcome(state=new, response={"task": task.id, "ticket": ticket,
                                         "complete_after": now + task.browse_s
                                         if ticket else now})
@@ -170,7 +175,7 @@ def complete_task(state: PlayerState | None, action: CompleteTask, now: int, rng
     task = _task(config, action.task)
     if task.kind == "purchase":
         raise TaskDrivenByOrders(task.id)
-    new = state.copy() if state else _new_player(config, now)
+    new = state.copy() if state else new_player(config, now)
     prog = _progress(new, task, now, tz)
     if prog.count >= task.limit:
         raise TaskLimitReached(task.id, task.limit, task.period)
@@ -209,7 +214,7 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
     paid_at = action.paid_at or now
     if paid_at < now - ORDER_KEEP_S:
         raise OrderTooOld(action.order_id, paid_at, now - ORDER_KEEP_S)
-    new = state.copy() if state else _new_player(config, now)
+    new = state.copy() if state else new_player(config, now)
     if action.order_id in new.orders:
         return Outcome(state=new, response={"order": action.order_id, "duplicate": True,
                                             "tasks": {}})
@@ -235,7 +240,15 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
     _prune_orders(new, now)
     new.last_seen = now
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
+                   grants=fx.grants, records=[order_record(action.order_id, "paid",
+                                                           action.amount_fen)],
                    response={"order": action.order_id, "duplicate": False, "tasks": earned})
+
+
+def order_record(order_id: str, kind: str, amount_fen: int) -> Record:
+    """An order's row in ``order_events`` (orders and GMV in SQL, e.g. experiment results)."""
+    return Record("order_events", {"order_id": order_id, "kind": kind,
+                                   "amount_fen": amount_fen})
 
 
 def _undo(new: PlayerState, task: Task, period: int, n: int, amount: int) -> int:
@@ -261,7 +274,7 @@ def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,
     unknown order leaves a tombstone, so a late "paid" event for it earns nothing.
     Refunding twice changes nothing.
     """
-    new = state.copy() if state else _new_player(config, now)
+    new = state.copy() if state else new_player(config, now)
     record = new.orders.get(action.order_id)
     if record is None:
         new.orders[action.order_id] = OrderRecord(at=now, amount=0, refunded=True)
@@ -287,5 +300,6 @@ def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,
     record.refunded = True
     new.last_seen = now
     return Outcome(state=new, ledger=fx.ledger, events=fx.events,
+                   records=[order_record(action.order_id, "refunded", record.amount)],
                    response={"order": action.order_id, "known": True, "duplicate": False,
                              "taken_back": taken, "debt": debt})

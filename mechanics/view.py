@@ -3,10 +3,15 @@
 Views never change state: decay, produce, streaks and task periods are computed
 for ``now`` from what is stored. Parts that depend on the local day (check-in,
 tasks, exchange limits) need the game's ``tz`` and are None without it.
+
+:func:`player_view` shows the core (wallet, inventory, debts, created_at) and
+every view part of :data:`mechanics.registry.MECHANICS`, in registry order; it
+never names a mechanic. The view parts of the original mechanics are below.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import tzinfo
 from typing import Any
@@ -62,10 +67,10 @@ def pet_view(pet: PetState, config: GameConfig, now: int) -> dict[str, Any]:
 
 
 def checkin_view(state: PlayerState, config: GameConfig, now: int,
-                 tz: tzinfo) -> dict[str, Any] | None:
+                 tz: tzinfo | None) -> dict[str, Any] | None:
     """Streak, whether today is done, the next cycle day and the days that can be made up."""
     checkin = config.checkin
-    if checkin is None:
+    if checkin is None or tz is None:
         return None
     ck, today = state.checkin, local_day(now, tz)
     streak = ck.streak(today)
@@ -80,8 +85,10 @@ def checkin_view(state: PlayerState, config: GameConfig, now: int,
 
 
 def tasks_view(state: PlayerState, config: GameConfig, now: int,
-               tz: tzinfo) -> dict[str, Any]:
+               tz: tzinfo | None) -> dict[str, Any] | None:
     """Each task's progress in its current period."""
+    if tz is None:
+        return None
     out: dict[str, Any] = {}
     for tid, task in config.tasks.items():
         key = period_key(task.period, now, tz)
@@ -99,8 +106,10 @@ def tasks_view(state: PlayerState, config: GameConfig, now: int,
 
 
 def exchange_view(state: PlayerState, config: GameConfig, now: int,
-                  tz: tzinfo) -> dict[str, Any]:
+                  tz: tzinfo | None) -> dict[str, Any] | None:
     """Exchanges used per offer in its current period (offers with a per-player limit)."""
+    if tz is None:
+        return None
     out: dict[str, Any] = {}
     for oid, offer in config.offers.items():
         if not offer.per_player:
@@ -112,18 +121,44 @@ def exchange_view(state: PlayerState, config: GameConfig, now: int,
     return out
 
 
+def pet_part(state: PlayerState, config: GameConfig, now: int,
+             tz: tzinfo | None) -> dict[str, Any] | None:
+    """The ``pet`` of the player view (None without a pet of a species the game has)."""
+    pet = state.pet
+    return pet_view(pet, config, now) if pet and pet.species in config.species else None
+
+
+def cooldowns_part(state: PlayerState, config: GameConfig, now: int,
+                   tz: tzinfo | None) -> dict[str, int]:
+    """Cooldowns still running at ``now``."""
+    return {k: v for k, v in sorted(state.cooldowns.items()) if v > now}
+
+
+ViewFn = Callable[[PlayerState, GameConfig, int, "tzinfo | None"], Any]
+_parts: tuple[tuple[str, ViewFn, bool], ...] | None = None
+
+
+def _view_parts() -> tuple[tuple[str, ViewFn, bool], ...]:
+    """(key, view, omit when None) of every mechanic, read from the registry once.
+
+    Imported late: the registry names the view parts defined in this module, and
+    rules import :func:`player_view` from here.
+    """
+    global _parts
+    if _parts is None:
+        from mechanics.registry import MECHANICS
+        _parts = tuple((v.key, v.show, v.omit_none) for m in MECHANICS for v in m.views)
+    return _parts
+
+
 def player_view(state: PlayerState, config: GameConfig, now: int,
                 tz: tzinfo | None = None) -> dict[str, Any]:
     """``getPlayer``: everything the shopper has, as of ``now``."""
-    return {
-        "wallet": dict(state.wallet),
-        "inventory": dict(state.inventory),
-        "pet": pet_view(state.pet, config, now)
-        if state.pet and state.pet.species in config.species else None,
-        "cooldowns": {k: v for k, v in sorted(state.cooldowns.items()) if v > now},
-        "checkin": checkin_view(state, config, now, tz) if tz else None,
-        "tasks": tasks_view(state, config, now, tz) if tz else None,
-        "exchanges": exchange_view(state, config, now, tz) if tz else None,
-        "debts": dict(state.debts),
-        "created_at": state.created_at,
-    }
+    out: dict[str, Any] = {"wallet": dict(state.wallet), "inventory": dict(state.inventory)}
+    for key, show, omit_none in _parts or _view_parts():
+        part = show(state, config, now, tz)
+        if part is not None or not omit_none:
+            out[key] = part
+    out["debts"] = dict(state.debts)
+    out["created_at"] = state.created_at
+    return out

@@ -1,0 +1,475 @@
+"""Experiments (A/B tests): config section, JSON-path overrides, validation per arm, assignment.
+
+An experiment lives in the versioned game config (``$.experiments.<id>``), so every
+change to it (put, stop, ship) is a published version. Each arm is a set of
+overrides of the live config by JSON path (``$.boxes.series.forest.items.fig_a.weight``
+→ ``5``); an arm's *merged* config is the game config without ``experiments`` with the
+overrides applied, and it goes through the full game validation and the compliance
+checks (the blind-box ones among them) like any config a merchant publishes.
+
+Assignment is a pure function of the experiment's salt and the user id (no write on
+the action path): ``bucket = sha256(salt \\n user) mod 10000`` and the arms take
+``percent × 100`` buckets each, in config order; buckets past the arms' total are not
+enrolled (they stay on the live config). The first time an arm decides an outcome for a
+shopper, the server records the exposure (``mechanics.experiments``) and keeps the
+arm in the shopper's state, so an arm persists across config versions.
+
+Limits, stated so a merchant cannot fall into them: one experiment runs at a time per
+game; an arm may not change the game's limited stock (prizes, coupons, offers are one
+stock shared by every arm) nor the time zone, schema or experiments themselves.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from economy.errors import ConfigInvalid, DomainError, Refusal
+from economy.schema import (
+    ID_PATTERN,
+    MISSING,
+    Arr,
+    Bool,
+    Enum,
+    Int,
+    Map,
+    Obj,
+    Problems,
+    Spec,
+    Str,
+)
+from economy.section import ConfigPart, Section
+
+if TYPE_CHECKING:
+    from economy.config import GameConfig
+
+MAX_TIME = 4_102_444_800
+"""2100-01-01: start and stop times are unix seconds before it."""
+BUCKETS = 10_000
+"""Assignment granularity: a percent is 100 buckets."""
+PATH_PATTERN = r"^\$(\.[A-Za-z0-9_-]{1,64}){1,10}$"
+FORBIDDEN_ROOTS = frozenset({"experiments", "schema", "timezone"})
+"""Top-level keys an arm may not override (see the module docstring)."""
+STATUSES = ("draft", "running", "stopped", "shipped")
+METRICS = ("d1_retention", "d7_retention", "d30_retention", "w1_retention",
+           "draws_per_shopper", "spend_per_shopper", "prize_cost_per_shopper",
+           "orders_per_shopper", "gmv_per_shopper")
+"""What results report per arm; the primary metric and guardrails name these."""
+
+
+class AnyJson(Spec):
+    """Any JSON value (an override replaces whatever the path holds; the merged config's
+    validation judges it)."""
+
+    def check(self, value: Any, path: str, problems: Problems) -> Any:
+        return copy.deepcopy(value)
+
+    def schema(self) -> dict[str, Any]:
+        return {"description": self.description} if self.description else {}
+
+
+ARM_SPEC = Obj(description="One arm: its share of shoppers and its overrides.", fields={
+    "percent": Int(minimum=0, maximum=100, description="share of shoppers, in percent"),
+    "description": Str(default="", max_length=200),
+    "overrides": Map(values=AnyJson(description="the value at that path in this arm"),
+                     key_pattern=PATH_PATTERN, default={}, max_items=100,
+                     description="JSON path of the live config → value in this arm"),
+})
+
+METRICS_SPEC = Obj(description="What decides the experiment, and what must not get worse.",
+                   fields={
+    "primary": Enum(values=METRICS),
+    "guardrails": Arr(items=Enum(values=METRICS), default=[], max_items=8),
+})
+
+EXPERIMENT_SPEC = Obj(description="An A/B test of the game config.", fields={
+    "name": Str(min_length=1, max_length=80),
+    "hypothesis": Str(min_length=1, max_length=500),
+    "salt": Str(pattern=r"^[A-Za-z0-9_-]{1,64}$", min_length=1, max_length=64,
+                description="mixed into the assignment hash; never change it while running"),
+    "status": Enum(values=STATUSES, default="draft",
+                   description="draft (validated, nobody assigned), running, stopped, shipped"),
+    "control": Str(pattern=ID_PATTERN, default="control", max_length=64,
+                   description="the arm the others are compared with"),
+    "arms": Map(values=ARM_SPEC, min_items=2, max_items=8, description="arm id → arm"),
+    "eligibility": Enum(values=("everyone", "new"), default="everyone",
+                        description="new: only shoppers who first played at or after starts_at"),
+    "starts_at": Int(minimum=0, maximum=MAX_TIME),
+    "stops_at": Int(minimum=1, maximum=MAX_TIME),
+    "metrics": METRICS_SPEC,
+    "sample_size": Int(minimum=10, maximum=100_000_000,
+                       description="fixed horizon: exposed shoppers per arm before the test "
+                                   "is read (see docs/experiments.md)"),
+    "show_arm": Bool(default=False, description="getPlayer shows the shopper's arm"),
+    "shipped_arm": Str(default="", max_length=64),
+})
+
+EXPERIMENTS_SPEC = Map(values=EXPERIMENT_SPEC, default={}, max_items=20,
+                       description="experiment id → experiment (A/B tests of this config)")
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def set_path(doc: dict[str, Any], path: str, value: Any) -> str | None:
+    """Set ``path`` (``$.a.b.c``) in ``doc`` in place (``None``: remove it, so the field
+    takes its default); the parent must exist and be an object. Returns why not, or
+    None."""
+    parts = path.split(".")[1:]
+    node: Any = doc
+    for depth, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict) or part not in node:
+            return f"{'.'.join(['$', *parts[:depth + 1]])} does not exist in the live config"
+        node = node[part]
+    if not isinstance(node, dict):
+        return "its parent is not an object"
+    if value is None:  # as in JSON merge patch (RFC 7386): null removes the key
+        node.pop(parts[-1], None)
+    else:
+        node[parts[-1]] = copy.deepcopy(value)
+    return None
+
+
+def merged_raw(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> tuple[
+        dict[str, Any], Problems]:
+    """``base`` without ``experiments``, with ``overrides`` applied, and the problems of
+    overrides that cannot apply (paths relative to the override)."""
+    doc = {k: copy.deepcopy(v) for k, v in base.items() if k != "experiments"}
+    problems: Problems = []
+    for path, value in overrides.items():
+        root = path.split(".")[1]
+        why = (f"an arm may not override $.{root}" if root in FORBIDDEN_ROOTS
+               else set_path(doc, path, value))
+        if why is not None:
+            problems.append({"path": path, "message": why})
+    return doc, problems
+
+
+def uncleaned(spec: Spec, value: Any) -> Any:
+    """A cleaned value made valid input again: every object field equal to its default
+    is left out (validation fills it back), recursively. Cleaned configs carry defaults
+    such as ``None`` that a field's own spec would refuse as input."""
+    if isinstance(spec, Obj) and isinstance(value, dict):
+        return {k: uncleaned(spec.fields[k], v) for k, v in value.items()
+                if k not in spec.fields or spec.fields[k].default is MISSING
+                or v != spec.fields[k].default}
+    if isinstance(spec, Map) and isinstance(value, dict):
+        return {k: uncleaned(spec.values, v) for k, v in value.items()}
+    if isinstance(spec, Arr) and isinstance(value, list):
+        return [uncleaned(spec.items, v) for v in value]
+    return value
+
+
+def _input_of(d: Mapping[str, Any]) -> dict[str, Any]:
+    from economy.config import GAME_SPEC
+
+    doc: dict[str, Any] = uncleaned(GAME_SPEC, dict(d))
+    return doc
+
+
+# ---------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class Arm:
+    id: str
+    percent: int
+    description: str
+    overrides: dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Experiment:
+    """A validated experiment; ``configs`` holds each arm's merged config when the
+    experiment is draft or running (empty otherwise: it no longer has to validate)."""
+
+    id: str
+    name: str
+    hypothesis: str
+    salt: str
+    status: str
+    control: str
+    arms: dict[str, Arm]
+    eligibility: str
+    starts_at: int
+    stops_at: int
+    primary: str
+    guardrails: tuple[str, ...]
+    sample_size: int
+    show_arm: bool
+    shipped_arm: str
+    configs: dict[str, GameConfig] = field(default_factory=dict, repr=False)
+
+    def running(self, now: int) -> bool:
+        """Assigning shoppers at ``now``: running and inside its window."""
+        return self.status == "running" and self.starts_at <= now < self.stops_at
+
+    def assign(self, user: str) -> str | None:
+        """The arm of ``user`` by hash (None: the user's bucket is not enrolled)."""
+        b = bucket(self.salt, user)
+        edge = 0
+        for arm in self.arms.values():
+            edge += arm.percent * (BUCKETS // 100)
+            if b < edge:
+                return arm.id
+        return None
+
+    def shares(self) -> dict[str, float]:
+        """Each arm's expected share of enrolled shoppers (for the ratio-mismatch check)."""
+        total = sum(a.percent for a in self.arms.values())
+        return {a.id: a.percent / total if total else 0.0 for a in self.arms.values()}
+
+
+def bucket(salt: str, user: str) -> int:
+    """``sha256(salt \\n user)`` mod :data:`BUCKETS`: uniform, stable, and independent
+    between experiments with different salts."""
+    digest = hashlib.sha256(f"{salt}\n{user}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % BUCKETS
+
+
+def choose(config: GameConfig, user: str, marks: Mapping[str, str], created_at: int | None,
+           now: int) -> tuple[Experiment, str] | None:
+    """The running experiment and arm that decide ``user``'s config at ``now``, or None.
+
+    ``marks``: the arms the shopper was exposed to (kept in their state): an exposed
+    shopper stays in their arm whatever the allocation says now. ``created_at``: when the
+    shopper first played (None: never), for ``eligibility: new``.
+    """
+    for exp in config.experiments.values():
+        if not exp.running(now):
+            continue
+        marked = marks.get(exp.id)
+        if marked is not None:
+            return (exp, marked) if marked in exp.configs else None
+        if exp.eligibility == "new" and created_at is not None and created_at < exp.starts_at:
+            return None
+        arm = exp.assign(user)
+        return (exp, arm) if arm is not None else None
+    return None
+
+
+# ---------------------------------------------------------------- section
+
+
+def _arm_configs(d: Mapping[str, Any], exp: Mapping[str, Any], eid: str,
+                 problems: Problems) -> dict[str, GameConfig]:
+    """Each arm's merged config, validated in full; problems under the arm's path."""
+    from economy.config import parse_game_config, value_totals
+
+    raw = _input_of(d)
+    base_raw, _ = merged_raw(raw, {})
+    base = parse_game_config(base_raw)
+    out: dict[str, GameConfig] = {}
+    for aid, arm in exp["arms"].items():
+        path = f"$.experiments.{eid}.arms.{aid}.overrides"
+        doc, bad = merged_raw(raw, arm["overrides"])
+        problems += [{"path": f"{path}.{p['path']}", "message": p["message"]} for p in bad]
+        if bad:
+            continue
+        try:
+            cfg = parse_game_config(doc)
+        except ConfigInvalid as exc:
+            problems += [{"path": path, "message": f"merged config: {p['path']} {p['message']}"}
+                         for p in exc.problems]
+            continue
+        if value_totals(cfg) != value_totals(base):
+            problems.append({"path": path, "message": "an arm may not change limited stock "
+                                                      "(prizes, coupons and offers are shared)"})
+            continue
+        out[aid] = cfg
+    return out
+
+
+def _check_one(eid: str, e: Mapping[str, Any], problems: Problems) -> None:
+    path = f"$.experiments.{eid}"
+    if e["control"] not in e["arms"]:
+        problems.append({"path": f"{path}.control", "message": "must name one of the arms"})
+    total = sum(a["percent"] for a in e["arms"].values())
+    if total > 100:
+        problems.append({"path": f"{path}.arms", "message": f"percents add up to {total} > 100"})
+    if e["status"] in ("draft", "running") and any(a["percent"] == 0
+                                                   for a in e["arms"].values()):
+        problems.append({"path": f"{path}.arms", "message": "every arm needs percent ≥ 1"})
+    if e["stops_at"] <= e["starts_at"]:
+        problems.append({"path": f"{path}.stops_at", "message": "must be after starts_at"})
+    if e["status"] == "shipped" and e["shipped_arm"] not in e["arms"]:
+        problems.append({"path": f"{path}.shipped_arm", "message": "must name one of the arms"})
+
+
+def check_experiments(d: Mapping[str, Any]) -> Problems:
+    """Shape rules, one running experiment at a time, and every live arm's merged config
+    valid (the full game validation and compliance checks)."""
+    problems: Problems = []
+    exps = d.get("experiments") or {}
+    running = sorted(eid for eid, e in exps.items() if e["status"] == "running")
+    if len(running) > 1:
+        problems.append({"path": "$.experiments",
+                         "message": f"one experiment may run at a time; running: {running}"})
+    for eid, e in exps.items():
+        _check_one(eid, e, problems)
+        if e["status"] in ("draft", "running"):
+            _arm_configs(d, e, eid, problems)
+    return problems
+
+
+def build_experiments(d: Mapping[str, Any]) -> dict[str, Experiment]:
+    """The experiments of an already validated config, with each live arm's config."""
+    out: dict[str, Experiment] = {}
+    for eid, e in (d.get("experiments") or {}).items():
+        configs = _arm_configs(d, e, eid, []) if e["status"] in ("draft", "running") else {}
+        out[eid] = Experiment(
+            id=eid, name=e["name"], hypothesis=e["hypothesis"], salt=e["salt"],
+            status=e["status"], control=e["control"],
+            arms={aid: Arm(aid, a["percent"], a["description"], dict(a["overrides"]))
+                  for aid, a in e["arms"].items()},
+            eligibility=e["eligibility"], starts_at=e["starts_at"], stops_at=e["stops_at"],
+            primary=e["metrics"]["primary"], guardrails=tuple(e["metrics"]["guardrails"]),
+            sample_size=e["sample_size"], show_arm=e["show_arm"], shipped_arm=e["shipped_arm"],
+            configs=configs)
+    return out
+
+
+def _build(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {"experiments": build_experiments(d)}
+
+
+EXPERIMENTS = Section(name="experiments", fields={"experiments": EXPERIMENTS_SPEC},
+                      build=_build, check=check_experiments)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentsPart(ConfigPart):
+    """The experiments of :class:`~economy.config.GameConfig`."""
+
+    SECTION: ClassVar[Section] = EXPERIMENTS
+    experiments: dict[str, Experiment] = field(default_factory=dict)
+
+
+def arm_config(config: GameConfig, experiment: str, arm: str) -> GameConfig | None:
+    """The merged config of one arm (None: no such live arm)."""
+    exp = config.experiments.get(experiment)
+    return exp.configs.get(arm) if exp is not None else None
+
+
+# ---------------------------------------------------------------- errors
+
+
+class ExperimentNotFound(DomainError):
+    code = "experiment_not_found"
+    kind = Refusal.NOT_FOUND
+
+    def __init__(self, experiment: str) -> None:
+        super().__init__("no such experiment in the live config", experiment=experiment)
+
+
+class ExperimentLocked(DomainError):
+    """Changing what assigns or measures shoppers after the experiment started."""
+
+    code = "experiment_locked"
+    kind = Refusal.CONFLICT
+
+    def __init__(self, experiment: str, fields: list[str]) -> None:
+        super().__init__("a running experiment's allocation, arms, eligibility, salt, "
+                         "window start, metrics and horizon cannot change once it started; "
+                         "stop it and start a new one", experiment=experiment, fields=fields)
+
+
+class ExperimentClosed(DomainError):
+    """Shipping or changing an experiment that was stopped or shipped already."""
+
+    code = "experiment_closed"
+    kind = Refusal.CONFLICT
+
+    def __init__(self, experiment: str, status: str) -> None:
+        super().__init__(f"this experiment is {status}", experiment=experiment, status=status)
+
+
+class UnknownArm(DomainError):
+    code = "unknown_arm"
+    kind = Refusal.INVALID
+
+    def __init__(self, experiment: str, arm: str, known: list[str]) -> None:
+        super().__init__("no such arm", experiment=experiment, arm=arm, known=known)
+
+
+# ---------------------------------------------------------------- lifecycle (config edits)
+
+LOCKED_FIELDS = ("salt", "control", "arms", "eligibility", "starts_at", "metrics",
+                 "sample_size")
+"""What a started experiment may not change (allocation mid-flight breaks the test)."""
+
+
+def _cleaned(exp: Any) -> dict[str, Any]:
+    from economy.schema import validate
+
+    cleaned, _ = validate(EXPERIMENT_SPEC, exp)
+    return cleaned if isinstance(cleaned, dict) else {}
+
+
+def _experiments_of(raw: dict[str, Any]) -> dict[str, Any]:
+    exps = raw.setdefault("experiments", {})
+    assert isinstance(exps, dict)
+    return exps
+
+
+def put_experiment(raw: dict[str, Any], eid: str, body: Mapping[str, Any], now: int,
+                   fresh_salt: str) -> dict[str, Any]:
+    """``raw`` (the live config, a copy) with experiment ``eid`` created or edited.
+
+    A new experiment without a salt gets ``fresh_salt``; an edit keeps its salt. Once a
+    running experiment has started, :data:`LOCKED_FIELDS` cannot change, nor can it go
+    back to draft (409: stop it instead)."""
+    exps = _experiments_of(raw)
+    new = {k: copy.deepcopy(v) for k, v in body.items() if v != ""}
+    old = exps.get(eid)
+    if old is not None:
+        status = old.get("status", "draft")
+        if status in ("stopped", "shipped"):
+            raise ExperimentClosed(eid, status)
+        new.setdefault("salt", old["salt"])
+        if status == "running" and now >= old["starts_at"]:
+            was, now_ = _cleaned(old), _cleaned(new)
+            changed = [f for f in ("status", *LOCKED_FIELDS) if was.get(f) != now_.get(f)]
+            if changed:
+                raise ExperimentLocked(eid, changed)
+    new.setdefault("salt", fresh_salt)
+    exps[eid] = new
+    return raw
+
+
+def _existing(raw: dict[str, Any], eid: str) -> dict[str, Any]:
+    exp = (raw.get("experiments") or {}).get(eid)
+    if exp is None:
+        raise ExperimentNotFound(eid)
+    assert isinstance(exp, dict)
+    return exp
+
+
+def stop_experiment(raw: dict[str, Any], eid: str) -> dict[str, Any]:
+    """``raw`` with ``eid`` stopped: everyone is back on the live config (a stopped one
+    stays as it is)."""
+    exp = _existing(raw, eid)
+    if exp.get("status") == "shipped":
+        raise ExperimentClosed(eid, "shipped")
+    exp["status"] = "stopped"
+    return raw
+
+
+def ship_arm(raw: dict[str, Any], eid: str, arm: str) -> dict[str, Any]:
+    """The config that ships ``arm``: the live config with the arm's overrides, the
+    experiment marked shipped (and so no longer assigning anyone)."""
+    exp = _existing(raw, eid)
+    if exp.get("status") == "shipped":
+        raise ExperimentClosed(eid, "shipped")
+    if arm not in exp["arms"]:
+        raise UnknownArm(eid, arm, sorted(exp["arms"]))
+    merged, problems = merged_raw(raw, exp["arms"][arm].get("overrides", {}))
+    if problems:
+        raise ConfigInvalid(problems)
+    experiments = copy.deepcopy(raw.get("experiments") or {})
+    experiments[eid].update(status="shipped", shipped_arm=arm)
+    merged["experiments"] = experiments
+    return merged

@@ -1,0 +1,78 @@
+"""A mechanic's part of the game config: the economy half of the mechanic registry.
+
+Each mechanic with settings declares, in its own ``economy/<mechanic>.py``:
+
+- a :class:`Section`: the top-level config keys it owns with their specs, a
+  builder that turns the cleaned JSON into frozen values, its cross-checks, and
+  the limited-stock refs it configures;
+- a frozen, keyword-only dataclass *part* that carries those built values as
+  typed attributes and names the section in its ``SECTION`` class attribute.
+
+:class:`economy.config.GameConfig` is the list of parts (its base classes); the
+config's spec, parse, cross-checks and stock totals iterate :func:`sections_of`
+and never name a mechanic. Economy is the lowest room, so this registry is
+separate from the mechanics one (``mechanics/registry.py``), which names each
+mechanic's section next to its state slice and view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from economy.schema import Problems, Spec
+
+if TYPE_CHECKING:
+    from economy.config import GameConfig
+
+Cleaned = dict[str, Any]
+"""The whole config after structural validation (defaults filled)."""
+
+
+def no_problems(d: Cleaned) -> Problems:
+    """The cross-check of a section that needs none."""
+    return []
+
+
+def no_stock(config: GameConfig) -> dict[str, int]:
+    """The stock of a section that configures no limited refs."""
+    return {}
+
+
+def no_boards(config: GameConfig) -> dict[str, Any]:
+    """The boards of a section that ranks nothing of its own."""
+    return {}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One mechanic's settings: shape, builder, cross-checks and limited stock."""
+
+    name: str
+    fields: Mapping[str, Spec]
+    """top-level config keys this section owns, in the order the schema publishes them"""
+    build: Callable[[Cleaned], dict[str, Any]]
+    """cleaned config → keyword arguments of :class:`~economy.config.GameConfig`
+    (the attributes of the section's part)"""
+    check: Callable[[Cleaned], Problems] = no_problems
+    """problems that need more than one field to see (dangling references, ranges);
+    runs only on a structurally valid config"""
+    stock: Callable[[GameConfig], dict[str, int]] = no_stock
+    """limited refs (``prize:x``, ``coupon:x`` …) → configured total: the value tier's stock"""
+    boards: Callable[[GameConfig], dict[str, Any]] = no_boards
+    """board id → :class:`~economy.leaderboards.Leaderboard` the section's mechanic ranks
+    and writes itself (not players by a metric of their state): ``getLeaderboard``
+    serves them beside ``$.leaderboards``"""
+
+
+class ConfigPart:
+    """Base of a section's part: a frozen, keyword-only dataclass listed in GameConfig's bases."""
+
+    SECTION: ClassVar[Section]
+
+
+def sections_of(config_class: type) -> tuple[Section, ...]:
+    """The sections of a config class's parts, in base-class order."""
+    return tuple(cls.__dict__["SECTION"] for cls in config_class.__mro__
+                 if "SECTION" in cls.__dict__)

@@ -1,0 +1,83 @@
+"""A shopper's flash-sale holds and presale reservations: the ``sale_holds`` slice of
+player state (wire key ``fs``). The rules are in :mod:`mechanics.flashsale`.
+
+Kept apart from the rules because :class:`~mechanics.state.PlayerState` imports this
+module and the rules import the player state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from mechanics.slices import Slice, StateSlots
+
+FLASH = "f"
+PRESALE = "p"
+
+HELD = "held"
+PAID = "paid"
+EXPIRED = "expired"
+
+
+@dataclass
+class SaleHold:
+    """One unit a shopper holds: of a flash sale (``kind`` f, until ``pay_by``) or a
+    presale reservation (``kind`` p, until the presale's ``convert_until``)."""
+
+    kind: str
+    sale: str
+    at: int
+    """claimed at (unix s)"""
+    until: int
+    """paid (or converted) by then, or it expires"""
+    status: str = HELD
+    """held | paid | expired (as last committed; a held one past ``until`` shows expired)"""
+    order: str = ""
+    """the order that paid it"""
+    deposit_order: str = ""
+    """presale: the order that paid the deposit"""
+
+    def copy(self) -> SaleHold:
+        return SaleHold(self.kind, self.sale, self.at, self.until, self.status, self.order,
+                        self.deposit_order)
+
+    def to_wire(self) -> list[Any]:
+        return [self.kind, self.sale, self.at, self.until, self.status, self.order,
+                self.deposit_order]
+
+    @classmethod
+    def from_wire(cls, raw: list[Any]) -> SaleHold:
+        kind, sale, at, until, status, order, deposit_order = (
+            [*list(raw), "", ""])[:7]
+        return cls(kind, sale, at, until, status, order, deposit_order)
+
+    def status_at(self, now: int) -> str:
+        """The status as of ``now``: a held unit past its deadline is expired."""
+        return EXPIRED if self.status == HELD and now > self.until else self.status
+
+
+def _encode(holds: dict[str, SaleHold]) -> dict[str, list[Any]]:
+    return {hid: h.to_wire() for hid, h in holds.items()}
+
+
+def _decode(raw: dict[str, list[Any]] | None) -> dict[str, SaleHold]:
+    return {hid: SaleHold.from_wire(h) for hid, h in (raw or {}).items()}
+
+
+def _copy(holds: dict[str, SaleHold]) -> dict[str, SaleHold]:
+    return {hid: h.copy() for hid, h in holds.items()}
+
+
+def _unused(holds: dict[str, SaleHold]) -> bool:
+    return not holds
+
+
+@dataclass(kw_only=True)
+class SaleHoldsSlots(StateSlots):
+    """What flash sales and presales add to :class:`~mechanics.state.PlayerState`."""
+
+    SLICES: ClassVar[tuple[Slice, ...]] = (
+        Slice("sale_holds", "fs", _encode, _decode, _copy, omit=_unused),)
+    sale_holds: dict[str, SaleHold] = field(default_factory=dict)
+    """hold id → hold (bounded: settled ones older than 30 days are dropped)"""

@@ -1,0 +1,70 @@
+"""The group-buy slice of player state (wire key ``gb``): the shopper's own side of the
+groups they opened or joined. The rules are in :mod:`mechanics.groupbuy`.
+
+The slice follows the group's gate record (the two-commit protocol): it is written only
+by commits driven from records the group's commits left, so it says what the group
+decided, a moment later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from mechanics.slices import Slice, StateSlots
+
+
+@dataclass
+class MyGroup:
+    """One group the shopper is (or was) in."""
+
+    offer: str
+    role: str
+    """``opener`` or ``member``"""
+    state: str
+    """``open``, ``complete``, ``failed``, ``left`` or ``refunded`` (the purchase of a
+    complete group was refunded)"""
+    expires_at: int
+    at: int
+    """when the shopper joined (the opener: opened)"""
+    paid: dict[str, int]
+    """currency → amount paid to join (what a failure or a leave gives back)"""
+    rewarded: bool = False
+
+    def copy(self) -> MyGroup:
+        return MyGroup(self.offer, self.role, self.state, self.expires_at, self.at,
+                       dict(self.paid), self.rewarded)
+
+    def to_wire(self) -> list[Any]:
+        return [self.offer, self.role, self.state, self.expires_at, self.at, self.paid,
+                self.rewarded]
+
+    @classmethod
+    def from_wire(cls, raw: list[Any]) -> MyGroup:
+        return cls(raw[0], raw[1], raw[2], raw[3], raw[4], dict(raw[5]), bool(raw[6]))
+
+
+def _encode(groups: dict[str, MyGroup]) -> dict[str, list[Any]]:
+    return {gid: g.to_wire() for gid, g in groups.items()}
+
+
+def _decode(raw: dict[str, list[Any]] | None) -> dict[str, MyGroup]:
+    return {gid: MyGroup.from_wire(g) for gid, g in (raw or {}).items()}
+
+
+def _copy(groups: dict[str, MyGroup]) -> dict[str, MyGroup]:
+    return {gid: g.copy() for gid, g in groups.items()}
+
+
+def _unused(groups: dict[str, MyGroup]) -> bool:
+    return not groups
+
+
+@dataclass(kw_only=True)
+class GroupBuySlots(StateSlots):
+    """What group buy adds to :class:`~mechanics.state.PlayerState`."""
+
+    SLICES: ClassVar[tuple[Slice, ...]] = (
+        Slice("groupbuys", "gb", _encode, _decode, _copy, omit=_unused),)
+    groupbuys: dict[str, MyGroup] = field(default_factory=dict)
+    """group id → the shopper's side of it (empty until the first group)"""

@@ -1,0 +1,45 @@
+"""The tasks mechanic's slice of player state: each task's progress in its period.
+
+A period key is the day (an ordinal in the game's timezone) for daily tasks, the Monday
+of the ISO week for weekly ones and 0 for once-only ones. Rules: :mod:`mechanics.tasks`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from mechanics.slices import Slice, StateSlots, copy_records, padded, wire_map
+
+
+@dataclass
+class TaskProgress:
+    """A task's progress in its current period (reset lazily when the period changes)."""
+
+    period: int
+    count: int = 0
+    spend: int = 0
+    """purchase tasks: fen paid this period"""
+    nonces: list[str] = field(default_factory=list)
+    """browse tasks: ticket nonces used this period"""
+
+    def copy(self) -> TaskProgress:
+        return TaskProgress(self.period, self.count, self.spend, list(self.nonces))
+
+    def to_wire(self) -> list[Any]:
+        return [self.period, self.count, self.spend, self.nonces]
+
+    @classmethod
+    def from_wire(cls, raw: list[Any]) -> TaskProgress:
+        period, count, spend, nonces = padded(raw, [0, 0, 0, []])
+        return cls(period=period, count=count, spend=spend, nonces=list(nonces))
+
+
+def _decode(raw: dict[str, Any] | None) -> dict[str, TaskProgress]:
+    return {k: TaskProgress.from_wire(v) for k, v in (raw or {}).items()}
+
+
+@dataclass(kw_only=True)
+class TasksSlots(StateSlots):
+    SLICES: ClassVar[tuple[Slice, ...]] = (
+        Slice("tasks", "tk", wire_map, _decode, copy_records),)
+    tasks: dict[str, TaskProgress] = field(default_factory=dict)
