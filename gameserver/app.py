@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
-from gameserver.admission import admission_middleware
-from gameserver.api import admin, analytics, boxes, configs, daily, export, pets, sessions
-from gameserver.api import console as console_api
-from gameserver.api import leaderboards as leaderboards_api
+from gameserver.admission import SqlLine, admission_middleware
+from gameserver.aggregates_app import aggregates_ctx
 from gameserver.api import ops as ops_api
-from gameserver.api import simulate as simulate_api
 from gameserver.api.common import Operation
 from gameserver.appkeys import (
     ADMIN_REQUESTS,
@@ -50,10 +46,13 @@ from gameserver.db.admin_requests import AdminRequests
 from gameserver.db.database import Database, make_engine
 from gameserver.embedded import RedisProcess
 from gameserver.errors import error_middleware
+from gameserver.experiment_watch import ExperimentWatcher
+from gameserver.flushhooks import FlushContext, flush_hooks
 from gameserver.games import GameRegistry
 from gameserver.housekeeping import Housekeeper
-from gameserver.keys import Keys
+from gameserver.keys import Keys, warm_tags
 from gameserver.leaderboards import LeaderboardUpdater
+from gameserver.lease import job_lease, persister_assignment, process_name
 from gameserver.merchants import MerchantDirectory
 from gameserver.metrics import Metrics
 from gameserver.openapi import build_openapi
@@ -66,24 +65,54 @@ from gameserver.recording import (
     record_middleware,
     recorder_ctx,
 )
-from gameserver.redisretry import reconnect_once
+from gameserver.redisclient import open_redis
 from gameserver.reminders import reminder_service
 from gameserver.services import SHADOW_PREFIX, Services
 from gameserver.settings import Settings
+from gameserver.shardcount import check_shard_count
 from gameserver.store import Store
 from gameserver.value import ValueTier
+from gameserver.webhooks import OUTBOX, Outbox, WebhookDeliverer
+from mechanics.registry import API_ROOMS
 
 log = logging.getLogger("petbox")
 
 VERSION = "0.1.0"
 
+STATE_CACHE_ONE_PROCESS = 10_000
+"""Player states a process keeps when it serves alone (``PETBOX_STATE_CACHE`` unset)."""
+
+
+ROOMS = (
+    "sessions", "players",
+    # one room per mechanic (gameserver/api/<name>.py, mirroring mechanics/), from
+    # the mechanic registry (mechanics/registry.py)
+    *API_ROOMS,
+    # merchants and operations
+    "admin", "configs", "simulate", "analytics", "export", "webhooks", "console", "ops",
+)
+"""The API modules, in the order their routes are documented. Each exports
+``OPERATIONS``, the :class:`Operation` rows that drive both routing and OpenAPI;
+adding a room is adding its name here."""
+
+
+def room_operations(name: str) -> list[Operation]:
+    """The Operation rows of ``gameserver/api/<name>.py``."""
+    rows: list[Operation] = importlib.import_module(f"gameserver.api.{name}").OPERATIONS
+    return rows
+
+
+def room_background(name: str) -> list[Callable[[web.Application], AsyncIterator[None]]]:
+    """The ``cleanup_ctx`` entries of ``gameserver/api/<name>.py`` (its optional
+    ``BACKGROUND`` list: a room's caches and background jobs, started after the shared
+    services and stopped before them)."""
+    module = importlib.import_module(f"gameserver.api.{name}")
+    return list(getattr(module, "BACKGROUND", ()))
+
 
 def all_operations() -> list[Operation]:
     """Every route petbox serves, in the order they are documented."""
-    return [*sessions.OPERATIONS, *pets.OPERATIONS, *daily.OPERATIONS, *boxes.OPERATIONS,
-            *leaderboards_api.OPERATIONS, *admin.OPERATIONS,
-            *configs.OPERATIONS, *simulate_api.OPERATIONS, *analytics.OPERATIONS,
-            *export.OPERATIONS, *console_api.OPERATIONS, *ops_api.OPERATIONS]
+    return [op for name in ROOMS for op in room_operations(name)]
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -97,7 +126,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(embedded.start)
         url = embedded.url
         log.info("embedded redis-server on %s (AOF in %s)", url, embedded.data_dir)
-    client = aioredis.Redis.from_pool(redis_pool(url, settings))
+    client = await open_redis(url, settings)
     app[REDIS] = client
     app[BATCHER] = ScriptBatcher(client, max_in_flight=settings.redis_pipeline_in_flight,
                                  linger=settings.redis_pipeline_linger)
@@ -110,17 +139,6 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.to_thread(embedded.stop)
 
 
-def redis_pool(url: str, settings: Settings) -> aioredis.BlockingConnectionPool:
-    """The Redis connections of one process: at least as many as it admits requests
-    (``max_inflight``), and a request that finds them all busy waits for one (at most
-    ``redis_timeout``, then 503) instead of failing at once as a plain pool does."""
-    return aioredis.BlockingConnectionPool.from_url(
-        url, decode_responses=False, socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout, retry=reconnect_once(),
-        max_connections=settings.effective_redis_max_connections,
-        timeout=settings.redis_timeout)
-
-
 async def _open_db(settings: Settings, url: str, embedded: bool) -> Database:
     """A database at the newest schema: embedded SQLite is migrated, others must be.
     Its calls are bounded by ``PETBOX_SQL_TIMEOUT`` (``.background``: the longer
@@ -130,8 +148,11 @@ async def _open_db(settings: Settings, url: str, embedded: bool) -> Database:
     engine = make_engine(url, background, pool_size=settings.sql_pool_size,
                          max_overflow=settings.sql_max_overflow,
                          pool_timeout=min(settings.sql_pool_timeout, background))
+    line = SqlLine(settings.sql_pool_size + settings.sql_max_overflow, settings.sql_pool_timeout)
+    writers = SqlLine(1, settings.sql_pool_timeout) if engine.dialect.name == "sqlite" else None
     db = Database(url, engine, timeout=settings.sql_timeout,
-                  background_timeout=settings.sql_background_timeout)
+                  background_timeout=settings.sql_background_timeout, line=line,
+                  writers=writers)
     if embedded:
         await db.migrate()
     else:
@@ -144,6 +165,14 @@ async def _db_ctx(app: web.Application) -> AsyncIterator[None]:
     db = await _open_db(settings, settings.effective_database_url,
                         settings.database_url is None)
     app[DB] = db
+    try:
+        shards = await check_shard_count(db.background, settings.shards,
+                                         settings.shards_explicit)
+    except BaseException:
+        await db.close()
+        raise
+    if shards != settings.shards:  # PETBOX_SHARDS unset: the data's own count
+        app[SETTINGS] = settings.with_overrides(shards=shards)
     shadow_url = settings.effective_shadow_database_url
     if shadow_url is not None:
         derived = settings.shadow_database_url is None  # beside SQLite: ours to migrate
@@ -169,20 +198,26 @@ def _services(app: web.Application, keys: Keys, db: Database, metrics: Metrics,
     store = Store(app[REDIS], keys, db, metrics, app[CLOCK],
                   idempotency_ttl=settings.idempotency_ttl,
                   idempotency_wait=settings.idempotency_wait, retries=settings.commit_retries,
-                  batcher=app[BATCHER] if settings.redis_pipelining else None)
-    value = ValueTier(app[REDIS], keys, db, app[CLOCK], settings.shards, shadow=shadow)
-    return Services(keys, store, value, db, shadow)
+                  batcher=app[BATCHER] if settings.redis_pipelining else None,
+                  cache_size=STATE_CACHE_ONE_PROCESS if settings.state_cache is None
+                  else settings.state_cache)
+    value = ValueTier(app[REDIS], keys, db, app[CLOCK], settings.shards, shadow=shadow,
+                      buckets=settings.stock_buckets)
+    value.hold_ttl_ms = int(settings.hold_ttl * 1000)
+    return Services(keys, store, value, db, AdminRequests(db, app[CLOCK]), shadow)
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, db = app[SETTINGS], app[DB]
+    # Place every shard's tag before serving (about 1 ms each), not on a first request.
+    await asyncio.to_thread(warm_tags, settings.shards)
     real = _services(app, app[KEYS], db, app[METRICS], shadow=False)
     app[SERVICES], app[STORE], app[VALUE] = real, real.store, real.value
     if SHADOW_DB in app:
         # Shadow keeps its own metrics: load tests must not move production gauges.
         app[SHADOW] = _services(app, Keys(SHADOW_PREFIX), app[SHADOW_DB], Metrics(),
                                 shadow=True)
-    app[ADMIN_REQUESTS] = AdminRequests(db, app[CLOCK])
+    app[ADMIN_REQUESTS] = real.requests
     app[MERCHANTS] = MerchantDirectory(db, fresh=settings.secret_cache_seconds,
                                        max_age=settings.secret_cache_max_age)
     games = GameRegistry(db)
@@ -190,11 +225,21 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     games.start()
     workers = _start_persisters(app) if settings.run_persister else []
     tiers = [app[VALUE]] + ([app[SHADOW].value] if SHADOW in app else [])
-    reconciler = (Reconciler(tiers, settings.reconcile_interval,
-                             admin=app[ADMIN_REQUESTS]).start()
+    # One host at a time runs these two (leases; both stay safe if passes overlap).
+    reconciler = (Reconciler(tiers, settings.reconcile_interval, admin=app[ADMIN_REQUESTS])
+                  .leased(job_lease(app[REDIS], app[KEYS].prefix, "reconciler",
+                                    settings.reconcile_interval)).start()
                   if settings.run_background else None)
+    app[OUTBOX] = Outbox(db, app[CLOCK])
+    deliverer = (WebhookDeliverer(db.background, games, app[MERCHANTS], app[CLOCK])
+                 .leased(job_lease(app[REDIS], app[KEYS].prefix, "webhooks")).start()
+                 if settings.run_background else None)
+    watcher = (ExperimentWatcher(db.background, games, app[OUTBOX], app[CLOCK])
+               .leased(job_lease(app[REDIS], app[KEYS].prefix, "experiments")).start()
+               if settings.run_background else None)
     housekeeper = (Housekeeper(db.background, games, app[CLOCK],
-                               response_ttl=settings.idempotency_ttl).start()
+                               response_ttl=settings.idempotency_ttl)
+                   .leased(job_lease(app[REDIS], app[KEYS].prefix, "housekeeping")).start()
                    if settings.run_background else None)
     try:
         async with reminder_service(app, enabled=settings.run_background):
@@ -205,6 +250,10 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             await reconciler.stop()
         if housekeeper is not None:
             await housekeeper.stop()
+        if deliverer is not None:
+            await deliverer.stop()
+        if watcher is not None:
+            await watcher.stop()
         await _stop_persisters(workers)
 
 
@@ -226,14 +275,19 @@ def _start_persisters(app: web.Application) -> list[_Worker]:
         keyspaces.append((app[SHADOW], Metrics()))
     workers = []
     for services, metrics in keyspaces:
+        # Unique per process: two processes on one host must not read as one consumer.
+        consumer = process_name("serve")
         persister = Persister(app[REDIS], services.keys, services.db.background, metrics,
                               app[CLOCK], shards=settings.shards, batch=settings.persister_batch,
-                              idle_evict_after=settings.idle_evict_after,
-                              # Stable across restarts: a restarted server re-reads its own
-                              # unacknowledged ledger entries at once, not after a claim.
-                              consumer=f"{socket.gethostname()}-serve")
+                              idle_evict_after=settings.idle_evict_after, consumer=consumer,
+                              assignment=persister_assignment(
+                                  app[REDIS], services.keys.prefix, settings.shards, consumer,
+                                  settings.flush_interval))
         # Boards follow the flushed states: no action pays a Redis write for them.
         persister.on_flushed.append(LeaderboardUpdater(app[REDIS], services.keys, app[GAMES]))
+        persister.on_flushed.extend(flush_hooks(FlushContext(  # the mechanics' own (teams)
+            app[REDIS], services.keys, services.db, app[GAMES], app[CLOCK], settings,
+            None if services.shadow else Outbox(services.db, app[CLOCK]))))
         stop = asyncio.Event()
         task = asyncio.create_task(persister.run(settings.flush_interval, stop),
                                    name=f"petbox-persister-{services.keys.prefix}")
@@ -258,8 +312,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     """A petbox application for ``settings``; ``clock`` is injectable for tests."""
     metrics = Metrics()
     admit = admission_middleware(settings, metrics)
+    # Every middleware is two more frames each time a request's coroutine resumes
+    # (aiohttp wraps each one): the recorder's only when this server records.
     middlewares = [error_middleware, *([admit] if admit else []),
-                   rate_limit_middleware(settings), record_middleware]
+                   rate_limit_middleware(settings),
+                   *([record_middleware] if settings.record_dir is not None else [])]
     app = web.Application(client_max_size=settings.client_max_size, middlewares=middlewares)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
@@ -273,7 +330,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[PLAYER_OPERATIONS] = player_operations(operations)
     app[IDEMPOTENT_OPERATIONS] = frozenset(op.operation_id for op in operations
                                            if op.idempotent)
-    app.cleanup_ctx.extend([_redis_ctx, _db_ctx, _services_ctx])
+    app.cleanup_ctx.extend([_redis_ctx, _db_ctx, _services_ctx, aggregates_ctx,
+                            *(ctx for name in ROOMS for ctx in room_background(name))])
     if settings.record_dir is not None:
         app.cleanup_ctx.append(recorder_ctx(settings))
     return app

@@ -26,48 +26,42 @@ its own ``max_in_flight`` connections (made by the client's pool, never shared
 with other commands), packs the calls with hiredis' C ``pack_command``, and gives
 the whole round trip one deadline (the client's ``socket_timeout``) instead of
 redis-py's per-read timer and per-write ``wait_for`` task.
+
+On a Redis Cluster (the client is redis-py's ``RedisCluster``) a batch is split by
+the master owning each call's slot (``key_slot`` of its first key) and each master's
+share goes in one write, all in parallel, with ``MOVED``/``ASK``/``TRYAGAIN``/
+``CLUSTERDOWN`` handled by :class:`gameserver.routing.NodeRouter`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-KeyT = str | bytes
-ArgT = str | bytes | int | float
+from gameserver.redisclient import as_cluster, is_cluster
+from gameserver.scripts import Script
+
+if TYPE_CHECKING:
+    from gameserver.routing import NodeRouter
 
 
 class _Call:
     __slots__ = ("args", "future", "script")
 
-    def __init__(self, script: BatchedScript, args: tuple[Any, ...],
+    def __init__(self, script: Script, args: tuple[Any, ...],
                  future: asyncio.Future[Any]) -> None:
         self.script = script
         self.args = args
         self.future = future
-
-
-class BatchedScript:
-    """A Lua script run through a :class:`ScriptBatcher`; call it like redis-py's
-    ``AsyncScript``: ``await script(keys=[...], args=[...])``."""
-
-    def __init__(self, batcher: ScriptBatcher, source: str) -> None:
-        self.batcher = batcher
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
-
-    def __call__(self, keys: Sequence[KeyT] = (), args: Sequence[ArgT] = ()) -> Any:
-        """An awaitable of the script's reply (errors are raised by the await)."""
-        return self.batcher.submit(self, (self.sha, len(keys), *keys, *args))
 
 
 class ScriptBatcher:
@@ -87,8 +81,16 @@ class ScriptBatcher:
         """Linger only while the process used at least this share of a core (its CPU
         time over wall time in the last measuring window): below it the CPU a bigger
         batch would save is not scarce, and the wait would only add latency."""
-        self.timeout: float | None = redis.connection_pool.connection_kwargs.get(
-            "socket_timeout")
+        self.router: NodeRouter | None = None
+        """On a Redis Cluster: sends each call to its slot's node (gameserver/routing.py)."""
+        if is_cluster(redis):
+            from gameserver.routing import NodeRouter  # it packs with round_trip below
+
+            cluster = as_cluster(redis)
+            self.timeout = cluster.connection_kwargs.get("socket_timeout")
+            self.router = NodeRouter(cluster, self.timeout)
+        else:
+            self.timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
         """Deadline of one round trip (send and every reply), seconds."""
         self._idle: list[AbstractConnection] = []
         self._conns: list[AbstractConnection] = []
@@ -111,11 +113,11 @@ class ScriptBatcher:
         """Pipelines sent so far (calls / batches = the mean batch size)."""
         self.calls = 0
 
-    def script(self, source: str) -> BatchedScript:
+    def script(self, source: str) -> Script:
         """``source`` as a callable script whose calls are batched."""
-        return BatchedScript(self, source)
+        return Script(source, batcher=self)
 
-    def submit(self, script: BatchedScript, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+    def submit(self, script: Script, args: tuple[Any, ...]) -> asyncio.Future[Any]:
         loop = self._loop or self._bind_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append(_Call(script, args, future))
@@ -213,8 +215,10 @@ class ScriptBatcher:
         connection is retried as the client's ``retry`` says, as redis-py does for a
         pipeline (the scripts are safe to re-send: a commit that already happened
         answers "conflict" or "key used", and the store reloads)."""
-        conn = self._connection()
         commands = [("EVALSHA", *call.args) for call in batch]
+        if self.router is not None:  # a cluster: each node's calls in one write
+            return await self.router.execute(commands, [_slot(call) for call in batch])
+        conn = self._connection()
         try:
             replies: list[Any] = await conn.retry.call_with_retry(
                 lambda: round_trip(conn, commands, self.timeout),
@@ -252,6 +256,8 @@ class ScriptBatcher:
             await conn.disconnect()
         self._conns.clear()
         self._idle.clear()
+        if self.router is not None:
+            await self.router.aclose()
 
 
 async def round_trip(conn: AbstractConnection, commands: Sequence[Sequence[Any]],
@@ -278,6 +284,15 @@ async def round_trip(conn: AbstractConnection, commands: Sequence[Sequence[Any]]
     except BaseException:
         await conn.disconnect(nowait=True)
         raise
+
+
+def _slot(call: _Call) -> int:
+    """The hash slot of a call's first key (``args``: sha, key count, keys, arguments);
+    a script without keys may run anywhere (slot 0)."""
+    if not call.args[1]:
+        return 0
+    key = call.args[2]
+    return key_slot(key if isinstance(key, bytes) else str(key).encode())
 
 
 def _settle(answers: Iterable[tuple[_Call, Any]]) -> None:

@@ -17,35 +17,20 @@ import logging
 import multiprocessing
 import os
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
 import click
 from aiohttp import web
 
-from economy.config import game_config_json_schema
-from economy.errors import DomainError
-from gameserver.auth import session_signature
+from gameserver.cli_common import cli_settings as _settings
+from gameserver.cli_common import run as _run
+from gameserver.cli_common import with_db as _with_db
+from gameserver.cli_demo import DEMO_GAME, DEMO_GAME_FILE, demo_banner, demo_setup
 from gameserver.db.database import Database
 from gameserver.embedded import RedisProcess
-from gameserver.settings import Settings, SettingsError, load_settings
+from gameserver.settings import Settings
 from gameserver.supervise import Spawn, supervise
 from gameserver.workerboard import WORKER_BOARD, WorkerBoard
-
-T = TypeVar("T")
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_GAME_FILE = REPO_ROOT / "examples" / "squirrel-omg.json"
-DEMO_MERCHANT = "demo"
-DEMO_GAME = "squirrel-omg"
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _logging(settings: Settings) -> None:
@@ -53,30 +38,18 @@ def _logging(settings: Settings) -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-def _run(factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine, turning petbox's own refusals into clean CLI errors."""
-    try:
-        return asyncio.run(factory())  # type: ignore[arg-type]
-    except DomainError as exc:
-        detail = json.dumps(exc.details, indent=2, ensure_ascii=False) if exc.details else ""
-        raise click.ClickException(f"{exc.message}\n{detail}".rstrip()) from exc
-
-
-async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]],
-                   migrate: bool = True) -> T:
-    db = Database(settings.effective_database_url)
-    try:
-        if migrate and settings.database_url is None:
-            await db.migrate()
-        return await work(db)
-    finally:
-        await db.close()
-
-
 @click.group()
 @click.version_option(package_name="petbox")
-def main() -> None:
-    """petbox: backend for gamified in-shop mini-games (pets, check-ins, blind boxes)."""
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where the embedded SQLite, Redis, token secret and demo credentials "
+                   "live (default: PETBOX_DATA_DIR, else ./petbox-data); every command "
+                   "that uses it says which on stderr")
+def main(data_dir: Path | None) -> None:
+    """petbox: backend for gamified in-shop mini-games (pets, check-ins, blind boxes).
+
+    Every command reads the same PETBOX_* settings as the server. Human output by
+    default; --json where a command has data to print."""
+    # cli_common.cli_settings reads --data-dir from this group's parameters.
 
 
 # -- serving -------------------------------------------------------------------------
@@ -153,7 +126,7 @@ def _prepare_shared(settings: Settings) -> tuple[Settings, RedisProcess | None]:
             # the workers, N of them migrated one file at once and the persister process
             # met it unmigrated: a worker could die at start-up ("table already exists").
             _run(lambda: _with_db(settings.with_overrides(database_url=shadow),
-                                  Database.migrate, migrate=False))
+                                  Database.migrate, migrate=False, check=False))
             settings = settings.with_overrides(shadow_database_url=shadow)
     return settings, embedded
 
@@ -196,7 +169,9 @@ def _serve_many(settings: Settings, host: str, port: int, workers: int) -> None:
     spawns: list[Spawn] = []
     for index in range(workers):
         worker_settings = settings.with_overrides(
-            run_persister=False, run_background=settings.run_background and index == 0)
+            run_persister=False, run_background=settings.run_background and index == 0,
+            # workers share the shoppers: each one's cached copies go stale (settings.py)
+            state_cache=0 if settings.state_cache is None else settings.state_cache)
         spawns.append(functools.partial(
             ctx.Process, target=_serve_one,
             args=(worker_settings, host, port, True, WorkerBoard(slots, index)),
@@ -244,12 +219,12 @@ def migrate() -> None:
         await db.migrate()
         return await db.schema_revision()
 
-    revision = _run(lambda: _with_db(settings, work, migrate=False))
+    revision = _run(lambda: _with_db(settings, work, migrate=False, check=False))
     click.echo(f"database at revision {revision}")
     shadow_url = settings.effective_shadow_database_url
     if shadow_url is not None:
         shadow = settings.with_overrides(database_url=shadow_url)
-        revision = _run(lambda: _with_db(shadow, work, migrate=False))
+        revision = _run(lambda: _with_db(shadow, work, migrate=False, check=False))
         click.echo(f"shadow (load-test) database at revision {revision}")
 
 
@@ -263,138 +238,28 @@ def shadow() -> None:
 def shadow_purge(yes: bool) -> None:
     """Delete every shadow key from Redis and every row from the shadow database."""
     settings = _settings()
-    if settings.redis_url is None:
-        raise click.ClickException("set PETBOX_REDIS_URL to the Redis the servers use")
     shadow_url = settings.effective_shadow_database_url
+    where = settings.redis_url or f"the embedded Redis in {settings.data_dir / 'redis'}"
     if not yes:
-        click.confirm(f"purge shadow data in {settings.redis_url} and {shadow_url}?", abort=True)
-    from gameserver.shadow import purge_shadow
+        click.confirm(f"purge shadow data in {where} and {shadow_url}?", abort=True)
+    from gameserver.shadow import purge_embedded, purge_shadow
 
-    keys, rows = asyncio.run(purge_shadow(settings.redis_url, shadow_url))
+    keys, rows = (asyncio.run(purge_shadow(settings.redis_url, shadow_url, settings=settings))
+                  if settings.redis_url else purge_embedded(settings.data_dir, shadow_url))
     click.echo(f"purged {keys} shadow keys and {rows} shadow rows")
-
-
-# -- merchants and games -------------------------------------------------------------
-
-
-@main.group()
-def merchant() -> None:
-    """Manage merchants."""
-
-
-@merchant.command("create")
-@click.argument("merchant_id")
-@click.option("--name", default="", help="display name")
-@click.option("--load-test", is_flag=True, help="a merchant for load testing (shadow data)")
-@click.option("--json", "as_json", is_flag=True, help="print credentials as JSON")
-def merchant_create(merchant_id: str, name: str, load_test: bool, as_json: bool) -> None:
-    """Create MERCHANT_ID and print its API key and signing secret (shown only once)."""
-    from gameserver.provision import create_merchant
-
-    settings = _settings()
-    creds = _run(lambda: _with_db(settings, lambda db: create_merchant(
-        db, merchant_id, int(time.time()), name, load_test)))
-    if as_json:
-        click.echo(json.dumps(creds.to_json()))
-    else:
-        click.echo(f"merchant:       {creds.merchant}\napi key:        {creds.api_key}\n"
-                   f"signing secret: {creds.signing_secret}\n(store them now: shown once)")
-
-
-@main.group()
-def game() -> None:
-    """Manage game configs."""
-
-
-@game.command("publish")
-@click.argument("merchant_id")
-@click.argument("game_id")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--note", default="", help="why this version (shown in the version list)")
-def game_publish(merchant_id: str, game_id: str, file: Path, note: str) -> None:
-    """Validate FILE and publish it as GAME_ID's next version."""
-    from gameserver.provision import load_config_file, publish_config
-
-    settings = _settings()
-    config = _run(lambda: _async_value(load_config_file(file)))
-    version = _run(lambda: _with_db(settings, lambda db: publish_config(
-        db, merchant_id, game_id, config, int(time.time()), note)))
-    click.echo(f"published {merchant_id}/{game_id} version {version}")
-
-
-async def _async_value(value: T) -> T:
-    return value
-
-
-@game.command("schema")
-def game_schema() -> None:
-    """Print the JSON Schema of a game config."""
-    click.echo(json.dumps(game_config_json_schema(), indent=2, ensure_ascii=False))
-
-
-@game.command("validate")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def game_validate(file: Path) -> None:
-    """Check FILE and list every problem with its JSON path."""
-    from gameserver.games import parse_config
-    from gameserver.provision import load_config_file
-
-    _run(lambda: _async_value(parse_config(load_config_file(file))))
-    click.echo(f"{file}: valid")
 
 
 # -- demo ----------------------------------------------------------------------------
 
 
-async def _demo_setup(db: Database, saved: dict[str, str] | None) -> dict[str, str]:
-    """The demo merchant (``saved`` credentials if still valid) with the demo game live."""
-    from gameserver.provision import create_merchant, load_config_file, publish_config
-
-    now = int(time.time())
-    if saved is not None and await db.merchant(saved["merchant"]) is not None:
-        creds = saved
-    else:
-        merchant_id = DEMO_MERCHANT
-        if await db.merchant(merchant_id) is not None:  # credentials file lost: new id
-            merchant_id = f"{DEMO_MERCHANT}-{now}"
-        creds = (await create_merchant(db, merchant_id, now, "Demo shop")).to_json()
-    config = load_config_file(DEMO_GAME_FILE)
-    live = await db.live_version(creds["merchant"], DEMO_GAME)
-    current = await db.game_version(creds["merchant"], DEMO_GAME, live) if live else None
-    if current is None or current.config != config:
-        await publish_config(db, creds["merchant"], DEMO_GAME, config, now, "demo")
-    return dict(creds)
-
-
-def _demo_banner(creds: dict[str, str], host: str, port: int) -> str:
-    ts = int(time.time())
-    user = "shopper-1"
-    sign = session_signature(creds["signing_secret"], creds["merchant"], user, ts)
-    body = json.dumps({"merchant": creds["merchant"], "user": user, "ts": ts, "sign": sign})
-    base = f"http://{host}:{port}"
-    game_url = f"{base}/v1/games/{DEMO_GAME}"
-    return f"""
-petbox demo
-  merchant        {creds['merchant']}
-  api key         {creds['api_key']}
-  signing secret  {creds['signing_secret']}
-  game            {DEMO_GAME}  (examples/squirrel-omg.json)
-
-Try it (the signed login is valid for 10 minutes):
-  TOKEN=$(curl -s -X POST {base}/v1/sessions -H 'Content-Type: application/json' \\
-    -d '{body}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-  curl -s -X POST {game_url}/pet -H "Authorization: Bearer $TOKEN" \\
-    -H 'Idempotency-Key: adopt-1' -d '{{"species": "squirrel", "name": "Nutty"}}'
-  curl -s -X POST {game_url}/pet/feed -H "Authorization: Bearer $TOKEN" \\
-    -H 'Idempotency-Key: feed-1' -d '{{"food": "acorn_snack"}}'
-  curl -s {game_url}/me -H "Authorization: Bearer $TOKEN"
-"""
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-def demo(host: str, port: int) -> None:
+@click.option("--history", type=click.IntRange(1, 366), is_flag=False, flag_value=30,
+              default=None, metavar="[DAYS]", help="first play DAYS (30 if not given) past "
+              "days of simulated shoppers of the demo game, for analytics to show; a fresh "
+              "data directory only")
+def demo(host: str, port: int, history: int | None) -> None:
     """Serve with a demo merchant and game; prints credentials and ready curl lines."""
     settings = _settings()
     settings, embedded = _prepare_shared(settings)
@@ -402,23 +267,31 @@ def demo(host: str, port: int) -> None:
         creds_file = settings.data_dir / "demo-credentials.json"
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         saved = json.loads(creds_file.read_text()) if creds_file.exists() else None
-        creds = _run(lambda: _with_db(settings, lambda db: _demo_setup(db, saved)))
+        creds = _run(lambda: _with_db(settings, lambda db: demo_setup(db, saved)))
         creds_file.write_text(json.dumps(creds))
         creds_file.chmod(0o600)
-        click.echo(_demo_banner(creds, host, port))
+        if history:
+            from gameserver.demo_history import fill_demo
+
+            fill_demo(settings, creds, DEMO_GAME, DEMO_GAME_FILE, history)
+        click.echo(demo_banner(creds, host, port, settings.data_dir))
         _serve_one(settings, host, port, reuse_port=False)
     finally:
         if embedded is not None:
             embedded.stop()
 
 
-def _register_admin() -> None:
+def _register_merchants() -> None:
     from gameserver.cli_admin import register
+    from gameserver.cli_merchants import game, merchant, session
 
+    main.add_command(merchant)
+    main.add_command(session)
+    main.add_command(game)
     register(main, game)
 
 
-_register_admin()
+_register_merchants()
 
 
 def _register_boxes() -> None:
@@ -429,6 +302,15 @@ def _register_boxes() -> None:
 
 
 _register_boxes()
+
+
+def _register_experiments() -> None:
+    from gameserver.cli_experiments import experiment
+
+    main.add_command(experiment)
+
+
+_register_experiments()
 
 
 from loadtests.cli import loadtest  # noqa: E402 - its own package; talks to servers over HTTP

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from economy.errors import InvalidInput, NotFound
+from gameserver.cli_common import cli_settings, run, with_db
 from gameserver.db.database import Database
 from gameserver.keys import GAME_RE
 
@@ -29,10 +30,8 @@ T = TypeVar("T")
 
 def _in_db(work: Callable[[Database], Awaitable[T]]) -> T:
     """Run ``work`` against the configured database, errors as clean CLI messages."""
-    from gameserver.cli import _run, _settings, _with_db
-
-    settings = _settings()
-    return _run(lambda: _with_db(settings, work))
+    settings = cli_settings()
+    return run(lambda: with_db(settings, work))
 
 
 async def _merchant_exists(db: Database, merchant: str) -> None:
@@ -93,7 +92,8 @@ def _say_published(merchant: str, done: Any) -> None:
 @click.command("versions")
 @click.argument("merchant")
 @click.argument("game")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="print {live_version, versions: [...]} as JSON")
 def game_versions(merchant: str, game: str, as_json: bool) -> None:
     """List GAME's versions, newest first; * marks the live one."""
     from gameserver.db import configs
@@ -141,7 +141,7 @@ def game_rollback(merchant: str, game: str, version: int, note: str) -> None:
 @click.argument("game")
 @click.argument("a")
 @click.argument("b")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the changes as JSON")
 def game_diff(merchant: str, game: str, a: str, b: str, as_json: bool) -> None:
     """What changes from config A to config B (version numbers, live or draft)."""
     from gameserver.db import configs

@@ -18,6 +18,7 @@ from rich.table import Table
 from economy.boxes import Series
 from economy.config import GameConfig
 from economy.errors import ConfigInvalid
+from economy.experiments import arm_config
 from economy.fairness import record_table, seed_hash, verify_draw
 from economy.simulate import simulate as run_simulation
 from gameserver.games import parse_config
@@ -96,9 +97,17 @@ def simulate(file: Path, series_id: str | None, players: int, draws: int, batch:
     out.print(f"pity: forced {report['pity']['forced_rate']:.4%}, "
               f"boosted {report['pity']['boosted_rate']:.4%}")
     out.print(f"prize cost per draw: {report['prize_cost_fen_per_draw'] / 100:.2f} CNY")
+    quantiles = report["complete_set"]["draws"]
+    shown = " / ".join(_or_never(quantiles.get(q)) for q in ("p50", "p90", "p99"))
     out.print(f"set completed by {report['complete_set']['players']:,} players; draws "
-              f"p50/p90/p99: {report['complete_set']['draws']}")
-    out.print(f"sold out at draw: {report['sold_out_at_draw']}")
+              f"p50 / p90 / p99: {shown}")
+    for prize, at in sorted(report["sold_out_at_draw"].items()):
+        out.print(f"{prize} sold out at draw: {_or_never(at)}")
+
+
+def _or_never(value: Any) -> str:
+    """A draw count, or what its absence means (not reached within the simulation)."""
+    return "not reached" if value is None else f"{value:,}"
 
 
 def _records(raw: Any) -> list[dict[str, Any]]:
@@ -117,6 +126,12 @@ def _verify_one(config: GameConfig, record: dict[str, Any], seed: str | None) ->
     server_seed = seed or record.get("server_seed")
     if not server_seed:
         return "no server seed: rotate it (rotateSeed) to reveal it, or pass --seed"
+    if record.get("arm"):  # drawn under an experiment arm: that arm's table decides
+        experiment, _, arm = str(record["arm"]).partition("/")
+        arm_cfg = arm_config(config, experiment, arm)
+        if arm_cfg is None:
+            return f"arm {record['arm']!r} is not in this config"
+        config = arm_cfg
     series = config.boxes.series.get(str(record.get("series")))
     if series is None:
         return f"series {record.get('series')!r} is not in this config"

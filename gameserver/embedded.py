@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -61,7 +62,7 @@ class RedisProcess:
 
     def __init__(self, data_dir: Path, *, port: int | None = None, appendonly: bool = True,
                  appendfsync: str = "everysec", binary: str | None = None,
-                 aof_rewrite_percentage: int = 100) -> None:
+                 aof_rewrite_percentage: int = 100, extra_args: Sequence[str] = ()) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
@@ -69,6 +70,8 @@ class RedisProcess:
         self.aof_rewrite_percentage = aof_rewrite_percentage
         """Rewrite the AOF when it grew by this many per cent since the last rewrite."""
         self.binary = binary or find_redis_server()
+        self.extra_args = list(extra_args)
+        """More ``--option value`` arguments (a cluster node: ``--cluster-enabled yes``)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,6 +87,7 @@ class RedisProcess:
             "--auto-aof-rewrite-percentage", str(self.aof_rewrite_percentage),
             "--daemonize", "no", "--protected-mode", "yes",
             "--logfile", str((self.data_dir / "redis.log").resolve()),
+            *self.extra_args,
         ]
 
     def start(self, timeout: float = 10.0) -> None:

@@ -1,8 +1,10 @@
 """Server-side errors and the one middleware that turns every error into JSON.
 
-Domain errors (``economy.errors``) and the request errors below carry a code,
-an HTTP status and details; :func:`error_middleware` maps them to
-``{"error": {"code", "message", "details"}}``. aiohttp's own HTTP errors (unknown
+Domain errors (``economy.errors``) and the request errors below carry facts: a
+code, a message, details and a :class:`~economy.errors.Refusal` kind. The one
+mapping from a kind to an HTTP status is :data:`HTTP_STATUS`;
+:func:`error_middleware` answers ``{"error": {"code", "message", "details"}}``
+with that status. aiohttp's own HTTP errors (unknown
 route, wrong method, body too large) get the same body. Anything else is a bug:
 a generic 500 with the request id, and the traceback only in the log.
 """
@@ -20,7 +22,7 @@ import redis.exceptions
 import sqlalchemy.exc
 from aiohttp import web
 
-from economy.errors import DomainError
+from economy.errors import DomainError, Refusal
 from gameserver.metrics import METRICS
 
 log = logging.getLogger("petbox.errors")
@@ -31,17 +33,17 @@ _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 class Unauthorized(DomainError):
     code = "unauthorized"
-    status = 401
+    kind = Refusal.UNAUTHENTICATED
 
 
 class Forbidden(DomainError):
     code = "forbidden"
-    status = 403
+    kind = Refusal.FORBIDDEN
 
 
 class IdempotencyKeyMissing(DomainError):
     code = "idempotency_key_required"
-    status = 400
+    kind = Refusal.MALFORMED
 
     def __init__(self) -> None:
         super().__init__("this request needs an Idempotency-Key header "
@@ -50,7 +52,7 @@ class IdempotencyKeyMissing(DomainError):
 
 class IdempotencyMismatch(DomainError):
     code = "idempotency_mismatch"
-    status = 422
+    kind = Refusal.INVALID
 
     def __init__(self) -> None:
         super().__init__("this Idempotency-Key was used with a different request")
@@ -58,7 +60,7 @@ class IdempotencyMismatch(DomainError):
 
 class IdempotencyInProgress(DomainError):
     code = "idempotency_in_progress"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self) -> None:
         super().__init__("a request with this Idempotency-Key is still running; retry later",
@@ -69,7 +71,7 @@ class ResponseUnavailable(DomainError):
     """A used Idempotency-Key whose stored response cannot be read (SQL has not got it)."""
 
     code = "response_unavailable"
-    status = 503
+    kind = Refusal.UNAVAILABLE
 
     def __init__(self) -> None:
         super().__init__("this Idempotency-Key was used before, but its stored response "
@@ -81,7 +83,7 @@ class Busy(DomainError):
     """A transient condition on our side; the client should retry after ``retry_after``."""
 
     code = "busy"
-    status = 503
+    kind = Refusal.UNAVAILABLE
 
     def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
         super().__init__(message, retry_after=retry_after, **details)
@@ -92,7 +94,7 @@ class Overloaded(DomainError):
     flight and waiting as it admits (``gameserver/admission.py``); nothing was done."""
 
     code = "overloaded"
-    status = 503
+    kind = Refusal.UNAVAILABLE
 
     def __init__(self, reason: str) -> None:
         super().__init__("the server is at capacity; retry after Retry-After with the same "
@@ -101,11 +103,15 @@ class Overloaded(DomainError):
 
 class RateLimited(DomainError):
     code = "rate_limited"
-    status = 429
+    kind = Refusal.LIMITED
 
 
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    # Redis Cluster mid-failover or mid-resharding, past the bounded retries
+    # (gameserver/routing.py): CLUSTERDOWN, TRYAGAIN, redirections, an uncovered slot.
+    redis.exceptions.ClusterError, redis.exceptions.TryAgainError, redis.exceptions.AskError,
+    redis.exceptions.RedisClusterException,
     sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,  # the SQL pool had no connection within its timeout
     ConnectionError, TimeoutError,
@@ -114,6 +120,24 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 ``TimeoutError`` includes a SQL call past ``PETBOX_SQL_TIMEOUT``
 (:meth:`gameserver.db.database.Database.connect`); ``sqlalchemy.exc.TimeoutError`` is the
 pool's checkout timeout."""
+
+HTTP_STATUS: dict[Refusal, int] = {
+    Refusal.MALFORMED: 400,
+    Refusal.UNAUTHENTICATED: 401,
+    Refusal.FORBIDDEN: 403,
+    Refusal.NOT_FOUND: 404,
+    Refusal.CONFLICT: 409,
+    Refusal.INVALID: 422,
+    Refusal.LIMITED: 429,
+    Refusal.UNAVAILABLE: 503,
+}
+"""The one place a domain fact becomes an HTTP status (every kind has a row)."""
+
+
+def http_status(exc: DomainError) -> int:
+    """The HTTP status of a refusal."""
+    return HTTP_STATUS[exc.kind]
+
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -149,7 +173,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         resp = await handler(request)
     except DomainError as exc:
-        resp = error_response(exc.status, exc.code, exc.message, exc.details)
+        resp = error_response(http_status(exc), exc.code, exc.message, exc.details)
     except UNAVAILABLE as exc:
         log.warning("dependency unavailable request_id=%s %s %s: %r", request_id,
                     request.method, request.path, exc)

@@ -13,13 +13,15 @@ import asyncio
 import contextlib
 import logging
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from economy.config import GameConfig, parse_game_config
+from economy.config import GameConfig, parse_game_config, value_totals
 from economy.errors import NotFound
+from economy.experiments import arm_config, choose
 from gameserver.db.database import Database
+from mechanics.state import PlayerState
 
 log = logging.getLogger("petbox.games")
 
@@ -28,17 +30,6 @@ log = logging.getLogger("petbox.games")
 def known_timezones() -> frozenset[str]:
     """IANA zone names from the tz database (read once)."""
     return frozenset(zoneinfo.available_timezones())
-
-
-def value_totals(config: GameConfig) -> dict[str, int]:
-    """Every limited ref of a config with its configured total: blind-box prizes,
-    coupons and offers with a global limit (the value tier's stock)."""
-    totals = {f"prize:{e.id}": e.prize.stock for series in config.boxes.series.values()
-              for e in series.prizes if e.prize is not None}
-    totals.update({f"coupon:{cid}": c.stock for cid, c in config.coupons.items()})
-    totals.update({f"offer:{oid}": o.global_limit for oid, o in config.offers.items()
-                   if o.global_limit > 0})
-    return totals
 
 
 @dataclass(frozen=True)
@@ -51,7 +42,45 @@ class LiveGame:
     config: GameConfig
     tz: ZoneInfo
     totals: dict[str, int] = field(default_factory=dict)
-    """Limited refs → configured totals (see :func:`value_totals`)."""
+    """Limited refs → configured totals (:func:`economy.config.value_totals`: every
+    mechanic's section names its own)."""
+    arm: str | None = None
+    """``<experiment>/<arm>`` when this is an experiment arm's merged config, else None."""
+    _arms: dict[tuple[str, str], LiveGame] = field(default_factory=dict, repr=False,
+                                                   compare=False)
+
+    @property
+    def arm_ids(self) -> tuple[str, str] | None:
+        """``(experiment, arm)`` of an arm's game, else None."""
+        if self.arm is None:
+            return None
+        experiment, _, arm = self.arm.partition("/")
+        return experiment, arm
+
+    def arm_for(self, user: str, state: PlayerState | None, now: int) -> LiveGame | None:
+        """The arm's game that decides ``user``'s outcomes at ``now`` (None: the live
+        config itself). Pure reads: the hash and what the state already holds."""
+        if not self.config.experiments:
+            return None
+        choice = choose(self.config, user, state.experiments if state else {},
+                        state.created_at if state else None, now)
+        if choice is None:
+            return None
+        exp, arm = choice
+        return self.arm_game(exp.id, arm)
+
+    def arm_game(self, experiment: str, arm: str) -> LiveGame | None:
+        """One arm's merged config as a game of the same version (built once)."""
+        cached = self._arms.get((experiment, arm))
+        if cached is None:
+            config = arm_config(self.config, experiment, arm)
+            if config is None:
+                return None
+            # the arm keeps the live config's experiments (its view shows the arm)
+            config = replace(config, experiments=self.config.experiments)
+            cached = replace(self, config=config, arm=f"{experiment}/{arm}", _arms={})
+            self._arms[(experiment, arm)] = cached
+        return cached
 
 
 def parse_config(raw: object) -> GameConfig:
@@ -93,6 +122,13 @@ class GameRegistry:
                         value_totals(config))
         self._parsed[key] = live
         return live
+
+    async def reload(self, merchant: str, game: str) -> None:
+        """Re-read which version of one game is live (after this process published or
+        rolled back: it serves the new version at once, not at its next poll)."""
+        version = await self.db.live_version(merchant, game)
+        if version is not None:
+            self._live[(merchant, game)] = version
 
     async def refresh(self) -> None:
         """Re-read which versions are live (one small query for all games)."""

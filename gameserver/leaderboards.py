@@ -42,7 +42,7 @@ from gameserver.games import GameRegistry
 from gameserver.keys import Keys
 from gameserver.scripts import reply_text
 from gameserver.store import decode_state
-from mechanics.leaderboard import board_scores
+from mechanics.leaderboard import board_scores, display_name, masked_id
 from mechanics.state import PlayerState
 
 log = logging.getLogger("petbox.leaderboards")
@@ -54,10 +54,13 @@ players somewhat below the top, and a trim never empties the visible top)."""
 
 @dataclass
 class _BoardWrite:
-    """What one batch writes to one board."""
+    """What one batch writes to one board (and, for a board showing pet names, to its
+    names hash: ``names_key`` is then set)."""
 
     keep: int
     scores: dict[str, int] = field(default_factory=dict)
+    names_key: str | None = None
+    names: dict[str, str] = field(default_factory=dict)
 
 
 class LeaderboardUpdater:
@@ -82,6 +85,21 @@ class LeaderboardUpdater:
             for key, write in writes.items():
                 _queue_write(pipe, key, write)
             await pipe.execute()
+        for key, write in writes.items():
+            if write.names_key is not None:
+                await self._prune_names(key, write.names_key, write.keep)
+
+    async def _prune_names(self, key: str, names_key: str, keep: int) -> None:
+        """Keep a names hash to about the board's members: once it holds twice as many
+        as the board keeps, the names of players trimmed off the board go."""
+        if int(await self.redis.hlen(names_key)) <= 2 * keep:
+            return
+        on_board: Any = await self.redis.zrange(key, 0, -1)
+        named: Any = await self.redis.hkeys(names_key)
+        members = {reply_text(m) for m in on_board}
+        stale = [u for u in (reply_text(n) for n in named) if u not in members]
+        if stale:
+            await self.redis.hdel(names_key, *stale)
 
     async def board_writes(self, rows: Iterable[PlayerRow]) -> dict[str, _BoardWrite]:
         """Board key → scores of the rows' players, for boards of live games only."""
@@ -102,9 +120,13 @@ class LeaderboardUpdater:
             if state is None:
                 continue
             for bid, score in board_scores(state, config).items():
+                board = config.leaderboards[bid]
                 key = self.keys.leaderboard(merchant, game, bid)
-                keep = KEEP_FACTOR * config.leaderboards[bid].size
-                writes.setdefault(key, _BoardWrite(keep)).scores[row.user_id] = score
+                write = writes.setdefault(key, _BoardWrite(KEEP_FACTOR * board.size))
+                write.scores[row.user_id] = score
+                if board.show != "masked":
+                    write.names_key = self.keys.leaderboard_names(merchant, game, bid)
+                    write.names[row.user_id] = display_name(state, board, row.user_id)
 
     async def _config(self, merchant: str, game: str) -> GameConfig | None:
         """The live config, or None for a game that is gone (its boards are skipped)."""
@@ -122,6 +144,12 @@ def _queue_write(pipe: Any, key: str, write: _BoardWrite) -> None:
     if gone:
         pipe.zrem(key, *gone)
     pipe.zremrangebyrank(key, 0, -write.keep - 1)
+    if write.names_key is not None:
+        named = {user: name for user, name in write.names.items() if user in ranked}
+        if named:
+            pipe.hset(write.names_key, mapping=named)
+        if gone:
+            pipe.hdel(write.names_key, *gone)
 
 
 def _decode(row: PlayerRow) -> PlayerState | None:
@@ -167,3 +195,16 @@ async def read_board(redis: Redis, key: str, user: str, limit: int) -> BoardView
                for i, (member, value) in enumerate(top)]
     me = None if rank is None or score is None else Standing(int(rank) + 1, user, int(score))
     return BoardView(entries, me)
+
+
+async def shown_names(redis: Redis, names_key: str | None,
+                      users: list[str]) -> dict[str, str]:
+    """user → what other shoppers see (the board's ``show``): the names the updater
+    wrote for a ``pet_name`` board (``names_key``), else (and for a player it has not
+    named yet) the masked id. Never the raw user id."""
+    names = {u: masked_id(u) for u in users}
+    if names_key is not None and users:
+        for user, name in zip(users, await redis.hmget(names_key, users), strict=True):
+            if name is not None:
+                names[user] = reply_text(name)
+    return names

@@ -12,16 +12,22 @@ rarely, so each process keeps them instead of asking SQL on every request.
   merchant" is remembered for ``ttl`` seconds only, so a new merchant is usable soon.
 - By API key (merchant routes): ``ttl`` seconds (misses too), no outage fallback: a
   revoked key stops within ``ttl``, and merchant routes need SQL anyway.
+
+Concurrent misses of one merchant share one SQL read: at midnight a cold process
+gets hundreds of sign-ins of one merchant at once, and each asking SQL for the same
+row filled the pool and turned sign-ins away (``503 unavailable``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from gameserver.auth import hash_api_key
 from gameserver.db.database import Database, Merchant
 from gameserver.errors import UNAVAILABLE
+from gameserver.singleflight import once
 
 log = logging.getLogger("petbox.merchants")
 
@@ -38,6 +44,8 @@ class MerchantDirectory:
         self._by_id: dict[str, tuple[float, Merchant | None]] = {}
         """merchant id → (monotonic time read from SQL, merchant or None)."""
         self._by_key: dict[str, tuple[float, Merchant | None]] = {}
+        self._reading: dict[str, asyncio.Future[Merchant | None]] = {}
+        """SQL reads under way, by ``id:`` or ``key:`` (shared by concurrent misses)."""
 
     async def by_id(self, merchant_id: str) -> Merchant | None:
         hit = self._by_id.get(merchant_id)
@@ -45,7 +53,8 @@ class MerchantDirectory:
         if hit is not None and now - hit[0] < (self.fresh if hit[1] else self.ttl):
             return hit[1]
         try:
-            merchant = await self.db.merchant(merchant_id)
+            merchant = await once(self._reading, f"id:{merchant_id}",
+                                   lambda: self.db.merchant(merchant_id))
         except UNAVAILABLE:
             if hit is None or hit[1] is None or now - hit[0] >= self.max_age:
                 raise
@@ -62,7 +71,8 @@ class MerchantDirectory:
         hit = self._by_key.get(key_hash)
         if hit and hit[0] > time.monotonic():
             return hit[1]
-        merchant = await self.db.merchant_by_key_hash(key_hash)
+        merchant = await once(self._reading, f"key:{key_hash}",
+                               lambda: self.db.merchant_by_key_hash(key_hash))
         if len(self._by_key) > 10_000:  # keys guessed at random must not grow memory
             self._by_key.clear()
         self._by_key[key_hash] = (time.monotonic() + self.ttl, merchant)

@@ -26,6 +26,14 @@ class Metrics:
         self.commit_conflicts = Counter(
             "petbox_commit_conflicts_total", "Version conflicts retried by the store",
             registry=r)
+        self.state_cache_hits = Counter(
+            "petbox_state_cache_hits_total",
+            "Actions that skipped their load: the player as this process last committed it",
+            registry=r)
+        self.state_cache_stale = Counter(
+            "petbox_state_cache_stale_total",
+            "Cached players the commit found changed (another process, or Redis lost them)",
+            registry=r)
         self.commit_exhausted = Counter(
             "petbox_commit_exhausted_total", "Actions that gave up after all retries",
             registry=r)
@@ -58,9 +66,21 @@ class Metrics:
             registry=r)
         self.evictions = Counter(
             "petbox_evictions_total", "Idle flushed players evicted from Redis", registry=r)
+        self.owed_reconciled = Counter(
+            "petbox_owed_reconciled_total",
+            "Shopper commits a gate left owed (a crash between the two commits) that the "
+            "owed reconciler handled, by outcome: applied, waiting, refused",
+            ["outcome"], registry=r)
         self.data_loss_detected = Counter(
             "petbox_redis_data_loss_total", "Times a shard's epoch key was found missing",
             registry=r)
+        self.redis_node_up = Gauge(
+            "petbox_redis_node_up", "1 when the Redis node (a cluster master, or the one "
+            "server) serving some logical shards answered the last /readyz probe",
+            ["node"], registry=r)
+        self.redis_shards_down = Gauge(
+            "petbox_redis_shards_down", "Logical shards whose Redis node failed the last "
+            "/readyz probe", registry=r)
         self.admission_in_flight = Gauge(
             "petbox_admission_in_flight", "Requests admitted and being worked on", registry=r)
         self.admission_queued = Gauge(

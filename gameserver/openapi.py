@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from economy.schema import Spec
 from gameserver.api.common import Operation
+from gameserver.api.schemas import SHARED
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -55,8 +57,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", op.path)
     ]
-    params += [{"name": name, "in": "query", "required": False, "description": desc,
-                "schema": {"type": "string"}} for name, desc in op.params.items()]
+    params += [_query(name, spec) for name, spec in op.params.items()]
     if op.idempotent or op.optional_key:
         params.append({"name": "Idempotency-Key", "in": "header", "required": op.idempotent,
                        "description": IDEMPOTENCY_TEXT + (
@@ -64,6 +65,15 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
                                                     "request is applied."),
                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}})
     return params
+
+
+def _query(name: str, spec: str | Spec) -> dict[str, Any]:
+    if isinstance(spec, str):
+        return {"name": name, "in": "query", "required": False, "description": spec,
+                "schema": {"type": "string"}}
+    schema = spec.schema()
+    return {"name": name, "in": "query", "required": False,
+            "description": schema.pop("description", ""), "schema": schema}
 
 
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
@@ -83,8 +93,21 @@ def _statuses(op: Operation) -> list[int]:
     return sorted(out)
 
 
+def _hoisted(schema: Any) -> Any:
+    """``schema`` with each shared schema of :data:`SHARED` (the very object) replaced by
+    a ``$ref`` to its component, so the player view is stated once, not in every action."""
+    for name, shared in SHARED.items():
+        if schema is shared:
+            return {"$ref": f"#/components/schemas/{name}"}
+    if isinstance(schema, dict):
+        return {k: _hoisted(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_hoisted(v) for v in schema]
+    return schema
+
+
 def _operation(op: Operation) -> dict[str, Any]:
-    success_schema = op.response or {"type": "object"}
+    success_schema = _hoisted(op.response) if op.response else {"type": "object"}
     out: dict[str, Any] = {
         "operationId": op.operation_id,
         "summary": op.summary,
@@ -119,7 +142,8 @@ def build_openapi(operations: list[Operation], version: str) -> dict[str, Any]:
                  "description": "Backend for gamified in-shop mini-games."},
         "paths": paths,
         "components": {
-            "schemas": {"Error": ERROR_SCHEMA},
+            "schemas": {"Error": ERROR_SCHEMA,
+                        **{name: _hoisted({**schema}) for name, schema in SHARED.items()}},
             "securitySchemes": {
                 "playerToken": {"type": "http", "scheme": "bearer",
                                 "description": "player token from createSession"},

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from economy.errors import ConfigInvalid, DomainError
+from economy.errors import ConfigInvalid, DomainError, Refusal
 from gameserver.auth import hash_api_key, new_api_key, new_signing_secret
 from gameserver.db.database import Database
 from gameserver.games import parse_config
@@ -18,7 +18,7 @@ from gameserver.keys import GAME_RE, MERCHANT_RE
 
 class ProvisionError(DomainError):
     code = "provision_failed"
-    status = 409
+    kind = Refusal.CONFLICT
 
 
 @dataclass(frozen=True)

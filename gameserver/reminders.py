@@ -12,7 +12,8 @@ player, so at most one reminder of a kind is pending; a later action just moves 
 1. **claim**: ``ZREM`` of a due member; only the process whose ``ZREM`` removed it
    goes on, so two workers never deliver the same entry.
 2. **re-check** against the stored state: the shopper may have fed the pet since.
-3. **record** with :func:`mechanics.reminders.mark_reminded` through the store, with
+3. **record** with the rule :func:`mechanics.reminders.mark`, bound and committed
+   like any action (:func:`gameserver.services.bind`, :meth:`Services.run`), with
    the idempotency key ``rem-<kind>-<event_at>``. A replayed reply means this
    reminder was recorded (so sent) before: it is not sent again. Recording
    *before* sending makes delivery at most once: a crash between the two loses a
@@ -39,16 +40,17 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from economy.config import GameConfig
-from economy.errors import DomainError, NoPet
-from gameserver.appkeys import CLOCK, GAMES, KEYS, MERCHANTS, REDIS, SETTINGS, STORE
+from economy.errors import DomainError
+from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, REDIS, SERVICES, SETTINGS
 from gameserver.auth import body_signature
 from gameserver.clock import Clock
-from gameserver.games import GameRegistry
+from gameserver.games import GameRegistry, LiveGame
 from gameserver.keys import Keys, PlayerRef
 from gameserver.merchants import MerchantDirectory
-from gameserver.store import Rule, Store, encode_json
-from mechanics.outcome import Outcome
-from mechanics.reminders import Reminder, mark_reminded, reminder_schedule
+from gameserver.services import RuleContext, Services, bind
+from gameserver.store import encode_json
+from gameserver.value import StockView
+from mechanics.reminders import MarkReminded, Reminder, mark, reminder_schedule
 from mechanics.state import PlayerState
 
 log = logging.getLogger("petbox.reminders")
@@ -78,16 +80,6 @@ async def enqueue(redis: Redis, keys: Keys, ref: PlayerRef, reminders: list[Remi
                          {member_of(r.kind, ref): r.due_at for r in reminders})
 
 
-def mark_rule(kind: str, event_at: int) -> Rule:
-    """The store rule recording a sent reminder (history kept for the frequency cap)."""
-    def rule(state: PlayerState | None, now: int) -> Outcome:
-        if state is None:
-            raise NoPet()
-        return Outcome(state=mark_reminded(state, kind, now),
-                       response={"kind": kind, "event_at": event_at, "sent_at": now})
-    return rule
-
-
 @dataclass
 class Stats:
     """What the worker did since it started (for tests and logs)."""
@@ -99,14 +91,18 @@ class Stats:
 
 
 class ReminderWorker:
-    """Delivers due reminders of every shard; safe to run in several processes."""
+    """Delivers due reminders of every shard; safe to run in several processes.
 
-    def __init__(self, redis: Redis, keys: Keys, store: Store, games: GameRegistry,
+    It works on the real keyspace's ``services`` only: shadow players are never
+    scheduled (:meth:`Services.run` drops their schedule)."""
+
+    def __init__(self, redis: Redis, services: Services, games: GameRegistry,
                  merchants: MerchantDirectory, clock: Clock, shards: int, *,
                  batch: int = 100, concurrency: int = 16, timeout: float = 5.0,
                  backoff_s: float = 30.0, max_backoff_s: float = 3600.0,
                  max_tries: int = 6) -> None:
-        self.redis, self.keys, self.store, self.games = redis, keys, store, games
+        self.redis, self.services, self.games = redis, services, games
+        self.keys, self.store = services.keys, services.store
         self.merchants, self.clock, self.shards = merchants, clock, shards
         self.batch, self.timeout, self.max_tries = batch, timeout, max_tries
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
@@ -135,10 +131,20 @@ class ReminderWorker:
     async def tick(self) -> int:
         """One pass over every shard; returns how many reminders were claimed."""
         claimed = 0
+        failed: list[tuple[int, Exception]] = []
         for shard in range(self.shards):
-            members = await self._claim(shard)
+            try:
+                members = await self._claim(shard)
+            except Exception as exc:  # this shard's node is down: the others still deliver
+                failed.append((shard, exc))
+                continue
             claimed += len(members)
             await asyncio.gather(*(self._guarded(shard, m) for m in members))
+        if len(failed) == self.shards:
+            raise failed[-1][1]
+        if failed:
+            log.warning("reminder pass failed on shards %s: %r", [f[0] for f in failed],
+                        failed[-1][1])
         return claimed
 
     async def _claim(self, shard: int) -> list[str]:
@@ -160,6 +166,17 @@ class ReminderWorker:
             except Exception:
                 self.stats.failed += 1
                 log.warning("reminder %s could not be handled", member, exc_info=True)
+                await self._requeue(shard, member)
+
+    async def _requeue(self, shard: int, member: str) -> None:
+        """Put a claimed reminder whose handling failed (Redis or SQL slow) back, due at
+        once: the next tick tries again. Delivery stays at most once: a reminder that
+        was recorded before the failure replays its record and is not sent again."""
+        try:
+            await self.redis.zadd(self.keys.reminders(shard),
+                                  {member: int(self.clock.now())}, nx=True)
+        except Exception:  # Redis down: the reminder is lost, as a crash would lose it
+            log.warning("reminder %s dropped: could not be queued again", member)
 
     async def _handle(self, shard: int, member: str) -> None:
         retry = await self.redis.hget(self.keys.reminder_retries(shard), member)
@@ -189,20 +206,22 @@ class ReminderWorker:
         if due[0].due_at > now:  # moved by quiet hours or the cap: queue it again
             await enqueue(self.redis, self.keys, ref, due)
             return None
-        return await self._record(ref, live.config, live.tz, due[0], url)
+        return await self._record(ref, live, due[0], url)
 
-    async def _record(self, ref: PlayerRef, config: GameConfig, tz: tzinfo,
-                      reminder: Reminder, url: str) -> dict[str, Any] | None:
+    async def _record(self, ref: PlayerRef, live: LiveGame, reminder: Reminder,
+                      url: str) -> dict[str, Any] | None:
         rid = f"{reminder.kind}-{reminder.event_at}"
-        reply = await self.store.run(ref, f"rem-{rid}", rid, mark_rule(reminder.kind,
-                                                                        reminder.event_at))
+        rule = bind(mark, MarkReminded(reminder.kind, reminder.event_at),
+                    RuleContext(live, StockView(), ref))
+        reply = await self.services.run(ref, f"rem-{rid}", rid, rule)
         if reply.replayed:
             self.stats.duplicates += 1
             return None
         sent_at = json.loads(reply.body)["sent_at"]
         loaded = await self.store.read(ref)
         if loaded.state is not None:  # the other kind may move with the new history
-            await enqueue(self.redis, self.keys, ref, upcoming(loaded.state, config, sent_at, tz))
+            await enqueue(self.redis, self.keys, ref,
+                          upcoming(loaded.state, live.config, sent_at, live.tz))
         body = {"id": f"{ref.member}:{rid}", "type": "reminder", "kind": reminder.kind,
                 "merchant": ref.merchant, "game": ref.game, "user": ref.user,
                 "event_at": reminder.event_at, "sent_at": sent_at}
@@ -256,7 +275,7 @@ async def reminder_service(app: web.Application, *, enabled: bool,
     if not enabled:
         yield
         return
-    worker = ReminderWorker(app[REDIS], app[KEYS], app[STORE], app[GAMES], app[MERCHANTS],
+    worker = ReminderWorker(app[REDIS], app[SERVICES], app[GAMES], app[MERCHANTS],
                             app[CLOCK], app[SETTINGS].shards)
     app[REMINDER_WORKER] = worker
     stop = asyncio.Event()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gameserver.keys import DEFAULT_SHARDS
 from gameserver.rates import DRAW_DEFAULT, IP_DEFAULT, PLAYER_DEFAULT, RateLimit, parse_rate
 
 
@@ -26,12 +27,20 @@ class Settings:
 
     redis_url: str | None = None
     """None: start an embedded redis-server in the data dir."""
+    redis_cluster: str = "auto"
+    """``auto``: ask the node at ``redis_url`` (``INFO cluster``) whether it is part of a
+    Redis Cluster and, if so, use the whole cluster; ``on``/``off`` force the mode."""
     database_url: str | None = None
     """None: SQLite file in the data dir."""
     data_dir: Path = Path("petbox-data")
     flush_interval: float = 1.0
     """Seconds between persister passes (also the play-state loss window without AOF)."""
-    shards: int = 16
+    shards: int = DEFAULT_SHARDS
+    """Logical shards (Redis hash tags), fixed for the life of a deployment's data
+    (recorded in SQL at the first start: gameserver/shardcount.py)."""
+    shards_explicit: bool = True
+    """``shards`` was asked for (``PETBOX_SHARDS`` set): a start refuses data written
+    with another count. False: the data's recorded count is used instead."""
     token_secret: str = ""
     """HMAC key of player tokens; shared by every server process."""
     token_ttl: int = 7200
@@ -60,6 +69,8 @@ class Settings:
     record_max_bytes: int = 64 << 20
     record_max_files: int = 8
     redis_timeout: float = 2.0
+    """Bound of every Redis call (connect, each reply, the wait for a pooled connection),
+    seconds (``PETBOX_REDIS_TIMEOUT``): past it the request answers 503 with Retry-After."""
     sql_timeout: float = 1.5
     """Bound of one SQL call made while a client waits (checkout, statements, commit):
     past it the request answers 503 with Retry-After, whatever SQL is doing."""
@@ -89,6 +100,13 @@ class Settings:
     redis_pipeline_linger: float = 0.005
     """Longest a Lua call waits for others to join its pipeline under load (0: never);
     see ``ScriptBatcher.linger``."""
+    state_cache: int | None = None
+    """Player states a process keeps as it last committed them, so an action on one
+    skips its load round trip (0: off; gameserver/statecache.py). None (unset): 10,000
+    when one process serves, off under ``serve --workers N``: there a shopper's next
+    request reaches another worker about half the time, that worker's copy is stale,
+    and the bench measured no gain (docs/benchmarks.md); set it when a load balancer
+    routes each shopper to one process."""
     rate_player: RateLimit | None = None
     """Per-player limit on shopper routes (None: off; ``load_settings`` defaults to 20/s,
     burst 40)."""
@@ -101,6 +119,18 @@ class Settings:
     by default each process keeps its own budgets in memory."""
     reconcile_interval: float = 30.0
     """Seconds between settlements of pending value grants left by crashes."""
+    hold_ttl: float = 30.0
+    """Seconds a stock gate reservation may stay unsettled against SQL before the
+    reconciler gives its units back (``PETBOX_HOLD_TTL``): a gate and SQL agree again
+    within this plus ``reconcile_interval`` after a crash mid-grant. Must exceed
+    ``sql_timeout`` + ``sql_pool_timeout`` (a grant's longest SQL try): a grant still
+    running must never be taken for a dead one."""
+    stock_buckets: int = 8
+    """Buckets (slots) each game's limited-stock gate is split into
+    (``PETBOX_STOCK_BUCKETS``); every host must use the same count."""
+    owed_after: float = 5.0
+    """Seconds after which a shopper commit a gate recorded and no request finished
+    (a crash between the two commits) is applied by the owed reconciler."""
     max_inflight: int = 256
     """Admission control: requests one process works on at once (health, readiness,
     metrics and the OpenAPI document are never counted); 0 = no admission control."""
@@ -169,6 +199,17 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def _cluster_mode(env: Mapping[str, str]) -> str:
+    """``PETBOX_REDIS_CLUSTER``: ``auto`` (default), or a boolean forcing the mode."""
+    raw = env.get("PETBOX_REDIS_CLUSTER", "")
+    if raw.lower() in ("", "auto"):
+        return "auto"
+    try:
+        return "on" if _bool(env, "PETBOX_REDIS_CLUSTER", False) else "off"
+    except SettingsError:
+        raise SettingsError(f"PETBOX_REDIS_CLUSTER must be auto, 1 or 0, got {raw!r}") from None
+
+
 def _rate(env: Mapping[str, str], name: str, default: RateLimit | None) -> RateLimit | None:
     try:
         return parse_rate(name, env.get(name), default)
@@ -224,6 +265,18 @@ def _admission(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _hold_ttl(env: Mapping[str, str]) -> float:
+    """A grant's SQL try may wait its turn for a connection, then run: its hold must
+    outlive both, or a live grant could be taken for a dead one."""
+    longest = (_num(env, "PETBOX_SQL_TIMEOUT", 1.5, 0.05, 600)
+               + _num(env, "PETBOX_SQL_POOL_TIMEOUT", 5.0, 0.1, 60.0))
+    ttl = _num(env, "PETBOX_HOLD_TTL", 30.0, 0.1, 86400)
+    if ttl <= longest:
+        raise SettingsError(f"PETBOX_HOLD_TTL ({ttl:g}) must be more than PETBOX_SQL_TIMEOUT "
+                            f"+ PETBOX_SQL_POOL_TIMEOUT ({longest:g})")
+    return ttl
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate settings from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -234,6 +287,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     secret_fresh = _num(env, "PETBOX_SECRET_CACHE_SECONDS", 300, 0, 86400)
     return Settings(
         redis_url=env.get("PETBOX_REDIS_URL") or None,
+        redis_cluster=_cluster_mode(env),
         database_url=env.get("PETBOX_DATABASE_URL") or None,
         shadow_database_url=env.get("PETBOX_SHADOW_DATABASE_URL") or None,
         record_dir=Path(env["PETBOX_RECORD_DIR"]) if env.get("PETBOX_RECORD_DIR") else None,
@@ -242,7 +296,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         record_max_files=int(_num(env, "PETBOX_RECORD_MAX_FILES", 8, 1, 1000)),
         data_dir=data_dir,
         flush_interval=_num(env, "PETBOX_FLUSH_INTERVAL", 1.0, 0.05, 3600),
-        shards=int(_num(env, "PETBOX_SHARDS", 16, 1, 16384)),
+        shards=int(_num(env, "PETBOX_SHARDS", DEFAULT_SHARDS, 1, 16384)),
+        shards_explicit=bool(env.get("PETBOX_SHARDS")),
         token_secret=_token_secret(env, data_dir),
         token_ttl=int(_num(env, "PETBOX_TOKEN_TTL", 7200, 60, 30 * 86400)),
         client_max_size=int(_num(env, "PETBOX_MAX_BODY", 64 * 1024, 1024, 16 * 1024 * 1024)),
@@ -253,6 +308,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_pipelining=_bool(env, "PETBOX_REDIS_PIPELINING", True),
         redis_pipeline_in_flight=int(_num(env, "PETBOX_REDIS_PIPELINE_IN_FLIGHT", 2, 1, 64)),
         redis_pipeline_linger=_num(env, "PETBOX_REDIS_PIPELINE_LINGER_US", 5000, 0, 50_000) / 1e6,
+        state_cache=(int(_num(env, "PETBOX_STATE_CACHE", 10_000, 0, 1_000_000))
+                     if env.get("PETBOX_STATE_CACHE") else None),
         event_loop=_event_loop(env),
         run_background=_bool(env, "PETBOX_RUN_BACKGROUND", True),
         redis_appendfsync=fsync,
@@ -262,12 +319,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_ip=_rate(env, "PETBOX_RATE_IP", IP_DEFAULT),
         rate_draw=_rate(env, "PETBOX_RATE_DRAW", DRAW_DEFAULT),
         rate_shared=_bool(env, "PETBOX_RATE_SHARED", False),
+        redis_timeout=_num(env, "PETBOX_REDIS_TIMEOUT", 2.0, 0.05, 600),
         sql_timeout=_num(env, "PETBOX_SQL_TIMEOUT", 1.5, 0.05, 600),
         sql_background_timeout=_num(env, "PETBOX_SQL_BACKGROUND_TIMEOUT", 10.0, 0.05, 3600),
         secret_cache_seconds=secret_fresh,
         secret_cache_max_age=_num(env, "PETBOX_SECRET_CACHE_MAX_AGE", 3600, secret_fresh,
                                   7 * 86400),
         reconcile_interval=_num(env, "PETBOX_RECONCILE_INTERVAL", 30.0, 0.05, 86400),
+        hold_ttl=_hold_ttl(env),
+        stock_buckets=int(_num(env, "PETBOX_STOCK_BUCKETS", 8, 1, 1024)),
+        owed_after=_num(env, "PETBOX_OWED_AFTER", 5.0, 0.05, 3600),
         **_admission(env),
         log_level=env.get("PETBOX_LOG_LEVEL", "INFO").upper(),
         access_log=_bool(env, "PETBOX_ACCESS_LOG", True),

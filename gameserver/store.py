@@ -7,6 +7,10 @@ mark and the stored response together. A version conflict reloads and retries
 with jittered backoff; a duplicate that loses the race reloads and replays the
 winner's response; a rule's refusal changes nothing.
 
+A player this process committed last skips the load: the cached copy
+(:mod:`gameserver.statecache`) is checked by the commit, whose conflict reply carries
+the current state.
+
 Only an action whose outcome holds limited stock (the value tier) claims its key
 before the hold (``claim.lua``), so that a concurrent duplicate waits for its reply
 instead of holding stock of its own; a refusal then releases the claim.
@@ -26,10 +30,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgpack
 import orjson
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from sqlalchemy.exc import SQLAlchemyError
 
-from gameserver.batching import BatchedScript, ScriptBatcher
+from gameserver.batching import ScriptBatcher
 from gameserver.clock import Clock
 from gameserver.errors import (
     Busy,
@@ -39,7 +42,8 @@ from gameserver.errors import (
 )
 from gameserver.keys import PENDING_TTL_MS, Keys, PlayerRef
 from gameserver.metrics import Metrics
-from gameserver.scripts import load_script
+from gameserver.scripts import Script
+from gameserver.statecache import Cached, StateCache
 from gameserver.value import Hold, StockShort, ValueBinding
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
@@ -77,6 +81,9 @@ class Loaded:
     version: int
     in_redis: bool
     restore: tuple[StoredKey, ...] = ()
+    entry: bytes = b""
+    """From the process's cache (:mod:`gameserver.statecache`): the ledger entry the
+    state was committed with, which the commit checks with the version; else empty."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,10 @@ class _Attempt:
     claimed: bool = False
 
 
+def _refuse(state: PlayerState | None, now: int) -> Outcome:
+    raise RuntimeError("peek applies no rule")
+
+
 class _Again(enum.Enum):
     """Why an attempt did not produce a reply."""
 
@@ -144,7 +155,8 @@ class Store:
 
     def __init__(self, redis: Redis, keys: Keys, archive: PlayerArchive, metrics: Metrics,
                  clock: Clock, *, idempotency_ttl: int = 86400, idempotency_wait: float = 2.0,
-                 retries: int = 8, batcher: ScriptBatcher | None = None) -> None:
+                 retries: int = 8, batcher: ScriptBatcher | None = None,
+                 cache_size: int = 0) -> None:
         self.redis = redis
         self.keys = keys
         self.archive = archive
@@ -153,20 +165,19 @@ class Store:
         self.idempotency_ttl_ms = idempotency_ttl * 1000
         self.idempotency_wait = idempotency_wait
         self.retries = retries
+        self.cache = StateCache(cache_size)
+        """The states this process committed last: an action on one of them skips its
+        load round trip (the commit's checks catch a stale copy)."""
+        self.entry_time_from_clock = False
+        """True: ledger entries (and so the SQL times of commits) are dated by ``clock``,
+        not by Redis (``petbox demo --history`` plays past days; never in serving)."""
         # The two calls every action makes go through the batcher when there is one
         # (gameserver/batching.py): under load, one pipeline carries many requests' calls.
-        self._load: AsyncScript | BatchedScript
-        self._commit: AsyncScript | BatchedScript
-        self._read: BatchedScript | None = None
-        if batcher is not None:
-            self._load = batcher.script(load_script("load"))
-            self._commit = batcher.script(load_script("commit"))
-            self._read = batcher.script(load_script("read_players"))
-        else:
-            self._load = redis.register_script(load_script("load"))
-            self._commit = redis.register_script(load_script("commit"))
-        self._claim: AsyncScript = redis.register_script(load_script("claim"))
-        self._release: AsyncScript = redis.register_script(load_script("release"))
+        self._load = Script.named("load", redis=redis, batcher=batcher)
+        self._commit = Script.named("commit", redis=redis, batcher=batcher)
+        self._read = Script.named("read_players", batcher=batcher) if batcher else None
+        self._claim = Script.named("claim", redis=redis)
+        self._release = Script.named("release", redis=redis)
 
     async def read(self, ref: PlayerRef) -> Loaded:
         """Read a player for a GET: Redis, else SQL (read-only, nothing installed)."""
@@ -190,26 +201,35 @@ class Store:
 
     async def run(self, ref: PlayerRef, idempotency_key: str, request_hash: str,
                   rule: Rule, status: int = 200, value: ValueBinding | None = None,
-                  schedule: Schedule | None = None) -> Reply:
+                  schedule: Schedule | None = None, first: Loaded | None = None) -> Reply:
         """Run ``rule`` for ``ref`` exactly once per idempotency key.
 
         ``value`` is given for actions that may grant limited prizes: their units are
         held (Redis gate, then SQL) before the commit and confirmed after it.
         ``schedule`` gives the reminders of the state being committed; the commit
         writes them into the shard's reminder queue.
+        ``first`` is the player as :meth:`peek` loaded it, used by the first attempt
+        (the commit's version check makes a stale one a conflict, which reloads).
         """
         token = _unique_hex(64)
         idem_key = self.keys.idempotency(ref, idempotency_key)
         a = _Attempt(ref, idempotency_key, idem_key, request_hash, token, rule, status, value,
                      schedule)
+        loaded = first if first is not None else self._cached(ref)
         try:
             for attempt in range(self.retries):
-                loaded_or_reply = await self._load_or_replay(a)
-                if isinstance(loaded_or_reply, Reply):
-                    return loaded_or_reply
-                result = await self._apply_and_commit(a, loaded_or_reply)
+                if loaded is None:
+                    loaded_or_reply = await self._load_or_replay(a)
+                    if isinstance(loaded_or_reply, Reply):
+                        return loaded_or_reply
+                    loaded = loaded_or_reply
+                result = await self._apply_and_commit(a, loaded)
                 if isinstance(result, Reply):
                     return result
+                if isinstance(result, Loaded):  # a stale cached copy: the current one
+                    loaded = result
+                    continue
+                loaded = None
                 if result is _Again.CONFLICT:
                     self.metrics.commit_conflicts.inc()
                     await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))
@@ -219,6 +239,24 @@ class Store:
         await self._release_claim(a)
         self.metrics.commit_exhausted.inc()
         raise Busy("too many concurrent changes to this player; retry", retry_after=1)
+
+    def _cached(self, ref: PlayerRef) -> Loaded | None:
+        """The player as this process last committed it, if it is in the cache."""
+        hit = self.cache.get(ref.member)
+        if hit is None:
+            return None
+        self.metrics.state_cache_hits.inc()
+        return Loaded(decode_state(hit.state), hit.version, True, entry=hit.entry)
+
+    async def peek(self, ref: PlayerRef, idempotency_key: str, request_hash: str
+                   ) -> Loaded | Reply:
+        """What :meth:`run` finds first, without applying anything: the stored reply of
+        a used key (replay), or the player as loaded. The two-commit protocol asks
+        before its gate, so a key the shopper already used elsewhere is refused (422)
+        before the shared aggregate changes (gameserver/aggregates_gate.py)."""
+        a = _Attempt(ref, idempotency_key, self.keys.idempotency(ref, idempotency_key),
+                     request_hash, _unique_hex(64), _refuse, 200, None, None)
+        return await self._load_or_replay(a)
 
     async def _load_or_replay(self, a: _Attempt) -> Loaded | Reply:
         """Read the player, or the stored reply of a key already used (waiting a little
@@ -280,8 +318,10 @@ class Store:
             raise ResponseUnavailable()
         return self._replay(row[0], row[1])
 
-    async def _apply_and_commit(self, a: _Attempt, loaded: Loaded) -> Reply | _Again:
-        """Apply the rule and commit; what to do next when no reply came of it."""
+    async def _apply_and_commit(self, a: _Attempt, loaded: Loaded
+                                ) -> Reply | _Again | Loaded:
+        """Apply the rule and commit; what to do next when no reply came of it (the
+        player as the commit found it, when a cached copy proved stale)."""
         commit_id = _unique_hex(96)
         now_s = int(self.clock.now())
         applied = await self._apply(a, loaded, commit_id, now_s)
@@ -289,16 +329,31 @@ class Store:
             return applied
         outcome, hold = applied
         body = encode_json(outcome.response)
+        state = encode_state(outcome.state)
         # If the commit raises, it may or may not have happened: a held grant stays
         # pending and reconciliation decides from the idempotency record and the ledger.
-        res = await self._commit_outcome(a, loaded, outcome, commit_id, body, now_s)
+        res = await self._commit_outcome(a, loaded, outcome, state, commit_id, body, now_s)
         if res[0] == 1:
+            self.cache.put(a.ref.member, Cached(int(res[1]), bytes(res[2]), state))
             if hold is not None:
                 await self._confirm(a.value, hold)
             return Reply(a.status, body)
         if hold is not None and a.value is not None:
             await a.value.tier.cancel(hold)
-        return _Again.RELOAD if res[0] == -1 else _Again.CONFLICT
+        if res[0] == -1:
+            return _Again.RELOAD
+        return self._stale(a, loaded, res) if loaded.entry else _Again.CONFLICT
+
+    def _stale(self, a: _Attempt, loaded: Loaded, res: Any) -> Loaded | _Again:
+        """A cached copy the commit refused: not contention but an older copy (another
+        process or host changed the player, or Redis lost it), so no backoff. The
+        commit's reply holds the current state; without one (Redis has no such player:
+        evicted or lost) the next attempt loads, reading through from SQL."""
+        self.cache.drop(a.ref.member)
+        self.metrics.state_cache_stale.inc()
+        if not res[2]:
+            return _Again.RELOAD
+        return Loaded(decode_state(res[2]), int(res[1]), True)
 
     async def _apply(self, a: _Attempt, loaded: Loaded, commit_id: str, now_s: int
                      ) -> tuple[Outcome, Hold | None] | Reply | _Again:
@@ -307,7 +362,15 @@ class Store:
         its first hold the request claims its key: a Reply (replay) or RELOAD (another
         request holds the claim) when it cannot."""
         for _ in range(STOCK_RETRIES):
-            outcome = a.rule(loaded.state, now_s)
+            try:
+                outcome = a.rule(loaded.state, now_s)
+            except Exception:
+                if not loaded.entry:
+                    raise
+                # A refusal on a cached copy is not final: the current state decides,
+                # or the key's stored reply (a retry of an acknowledged action whose
+                # second application would be refused must replay, not refuse).
+                return _Again.RELOAD
             if not outcome.reservations:
                 return outcome, None
             if a.value is None:
@@ -336,10 +399,11 @@ class Store:
         return _Again.RELOAD  # used: the next load replays; pending: it waits
 
     async def _commit_outcome(self, a: _Attempt, loaded: Loaded, outcome: Outcome,
-                              commit_id: str, body: bytes, now_s: int) -> Any:
+                              state: bytes, commit_id: str, body: bytes, now_s: int) -> Any:
         ledger = (msgpack.packb([e.to_wire() for e in outcome.ledger], use_bin_type=True)
                   if outcome.ledger else b"")
-        events = msgpack.packb(outcome.events, use_bin_type=True) if outcome.events else b""
+        events = (msgpack.packb([r.to_wire() for r in outcome.records], use_bin_type=True)
+                  if outcome.records else b"")
         ref = a.ref
         keys = [self.keys.player(ref), a.idem_key, self.keys.dirty(ref.shard),
                 self.keys.active(ref.shard), self.keys.ledger(ref.shard)]
@@ -353,10 +417,10 @@ class Store:
         # One msgpack argument (see commit.lua); Redis' cmsgpack reads the str family
         # only, hence use_bin_type=False (Lua strings are bytes either way).
         packed = msgpack.packb(
-            [loaded.version, not loaded.in_redis, encode_state(outcome.state), a.token,
+            [loaded.version, not loaded.in_redis, state, a.token,
              a.status, body, self.idempotency_ttl_ms, int(self.clock.now() * 1000),
              ref.member, commit_id, ledger, a.request_hash, events, reminders,
-             a.idempotency_key, restored],
+             a.idempotency_key, restored, loaded.entry, self.entry_time_from_clock],
             use_bin_type=False)
         return await self._commit(keys=keys, args=[packed])
 

@@ -2,8 +2,9 @@
 
 Try–confirm–cancel, with SQL as the truth:
 
-1. **gate** (Redis, ``stock_reserve.lua``): an atomic all-or-nothing decrement in the
-   game's stock hash. It keeps the midnight crowd off SQL once a prize is gone.
+1. **gate** (Redis, :mod:`gameserver.stockgate`): the game's units left, split into
+   buckets across slots; an attempt takes its units from its home bucket, then the
+   others. It keeps the midnight crowd off SQL once a prize is gone.
 2. **try** (SQL, one transaction): ``UPDATE prize_stock SET taken = taken + n WHERE
    taken + n <= total`` for each ref, then the grant rows as *pending*. The
    conditional update makes ``granted ≤ stock`` hold in SQL whatever Redis says.
@@ -29,19 +30,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from economy.errors import DomainError
+from economy.errors import DomainError, Refusal
 from gameserver.clock import Clock
 from gameserver.db import models as m
-from gameserver.db.database import Database
+from gameserver.db.database import CommitUnknown, Database
 from gameserver.errors import Busy
 from gameserver.keys import Keys, PlayerRef, shard_of
-from gameserver.scripts import load_script, reply_text
-from mechanics.outcome import Outcome
+from gameserver.scripts import reply_text
+from gameserver.stockgate import STOCK_BUCKETS, NotReady, Piece, StockGate
+from mechanics.outcome import Outcome, ValueGrant
 
 log = logging.getLogger("petbox.value")
 
@@ -66,7 +67,7 @@ def stock_change_followup(game: str, epoch: str, ref: str, add: int) -> dict[str
 
 class StockBelowTaken(DomainError):
     code = "stock_below_taken"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, ref: str, add: int) -> None:
         super().__init__("stock cannot go below what is already reserved or granted",
@@ -77,7 +78,7 @@ class GrantAlreadyMade(DomainError):
     """A retry whose first attempt granted a prize, after Redis lost the stored reply."""
 
     code = "idempotency_already_applied"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self) -> None:
         super().__init__("this Idempotency-Key already won a prize; its reply was lost in a "
@@ -97,6 +98,8 @@ class StockView:
     """Units left per ref as a rule sees them; lowered when a reservation comes up short."""
 
     left: dict[str, int] = field(default_factory=dict)
+    buckets: dict[str, list[int]] = field(default_factory=dict)
+    """Units left per ref and gate bucket, as last read (orders a reservation's asks)."""
 
     def out(self, prefix: str) -> frozenset[str]:
         """Ids under ``prefix`` with nothing left, e.g. coupons a reward must skip."""
@@ -114,7 +117,8 @@ class Hold:
 
     ref: PlayerRef
     commit_id: str
-    epoch: str
+    pieces: list[Piece]
+    """What was taken from which gate bucket (and its generation)."""
     units: dict[str, int]
     grant_ids: list[int]
     codes: list[str]
@@ -130,34 +134,20 @@ class ValueBinding:
     totals: Mapping[str, int]
 
 
-def value_grants(outcome: Outcome) -> list[tuple[str, dict[str, Any]]]:
-    """One ``(ref, detail)`` per unit of value the outcome grants, in order.
-
-    Blind-box prizes come as ``value_grant`` events (one per unit); coupons from
-    rewards as ``coupon_granted`` events with a count.
-    """
-    out: list[tuple[str, dict[str, Any]]] = []
-    for event in outcome.events:
-        detail = {k: v for k, v in event.items() if k != "type"}
-        if event.get("type") == "value_grant":
-            out.append((str(event["reservation"]), detail))
-        elif event.get("type") == "coupon_granted":
-            out += [(f"coupon:{event['coupon']}", detail)] * int(event.get("count", 1))
-    return out
+def value_grants(outcome: Outcome) -> list[ValueGrant]:
+    """One grant per unit of value the outcome grants, in order (a grant of several
+    units comes that many times: each unit is a grant row of its own)."""
+    return [grant for grant in outcome.grants for _ in range(grant.units)]
 
 
 class ValueTier:
     """Stock gates in Redis, stock truth and grant rows in SQL."""
 
     def __init__(self, redis: Redis, keys: Keys, db: Database, clock: Clock, shards: int,
-                 shadow: bool = False) -> None:
+                 shadow: bool = False, buckets: int = STOCK_BUCKETS) -> None:
         self.redis, self.keys, self.db, self.clock = redis, keys, db, clock
         self.shards, self.shadow = shards, shadow
-        self._init: AsyncScript = redis.register_script(load_script("stock_init"))
-        self._reserve: AsyncScript = redis.register_script(load_script("stock_reserve"))
-        self._adjust: AsyncScript = redis.register_script(load_script("stock_adjust"))
-        self._change: AsyncScript = redis.register_script(load_script("stock_change"))
-        self._unhold: AsyncScript = redis.register_script(load_script("stock_unhold"))
+        self.gate = StockGate(redis, keys, buckets)
         self.hold_ttl_ms = HOLD_TTL_MS
         self._building: dict[tuple[str, str, tuple[tuple[str, int], ...]],
                              asyncio.Future[str]] = {}
@@ -166,7 +156,7 @@ class ValueTier:
 
     async def ensure_stock(self, merchant: str, game: str, totals: Mapping[str, int]) -> str:
         """Make sure SQL knows each ref (with its configured total) and Redis has a gate;
-        returns the gate's epoch (its generation).
+        returns the gate's epochs (its buckets' generations).
 
         One build per game and process at a time: the midnight crowd that finds the gate
         missing (first use, Redis lost it) waits for one SQL read instead of sending a
@@ -197,15 +187,13 @@ class ValueTier:
         return await self._rebuild_gate(merchant, game, list(totals))
 
     async def _rebuild_gate(self, merchant: str, game: str, refs: list[str]) -> str:
-        """Fill missing gate fields from SQL (units left = total − taken); the epoch."""
+        """Fill missing gate buckets from SQL (units left = total − taken); the epochs."""
         s = m.prize_stock
         async with self.db.connect() as conn:
             rows = await conn.execute(select(s.c.ref, s.c.total - s.c.taken).where(
                 s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref.in_(refs)))
-            pairs = [v for r in rows for v in (r[0], max(0, int(r[1])))]
-        epoch = await self._init(keys=[self.keys.stock(merchant, game)],
-                                 args=[secrets.token_hex(8), *pairs])
-        return reply_text(epoch)
+            sql_left = {r[0]: max(0, int(r[1])) for r in rows}
+        return await self.gate.build(merchant, game, sql_left)
 
     async def stock_left(self, merchant: str, game: str,
                          totals: Mapping[str, int]) -> StockView:
@@ -213,11 +201,11 @@ class ValueTier:
         if not totals:
             return StockView()
         refs = sorted(totals)
-        values = await self.redis.hmget(self.keys.stock(merchant, game), ["_epoch", *refs])
-        if any(v is None for v in values):
+        per_bucket = await self.gate.left(merchant, game, refs)
+        if per_bucket is None:
             await self.ensure_stock(merchant, game, totals)
-            values = await self.redis.hmget(self.keys.stock(merchant, game), ["_epoch", *refs])
-        return StockView({ref: int(v or 0) for ref, v in zip(refs, values[1:], strict=True)})
+            per_bucket = await self.gate.left(merchant, game, refs) or {}
+        return StockView({ref: sum(n) for ref, n in per_bucket.items()}, per_bucket)
 
     async def stock_report(self, merchant: str, game: str,
                            refs: list[str]) -> list[dict[str, Any]]:
@@ -235,9 +223,11 @@ class ValueTier:
         """Change a ref's total in SQL (never below what is taken), then the Redis gate.
 
         Without an Idempotency-Key (the CLI, tests): each call applies once more."""
+        epochs = await self.gate.epochs(merchant, game)
         async with self.db.begin() as conn:
             row = await self.change_stock_in(conn, merchant, game, ref, add)
-        await self._adjust(keys=[self.keys.stock(merchant, game)], args=["", ref, add])
+        await self.gate.change(merchant, game, secrets.token_hex(8), epochs, ref, add,
+                               STOCK_CHANGE_MARK_TTL_MS)
         return row
 
     async def change_stock_in(self, conn: AsyncConnection, merchant: str, game: str,
@@ -262,14 +252,11 @@ class ValueTier:
                                  ref: str, add: int,
                                  mark_ttl_ms: int = STOCK_CHANGE_MARK_TTL_MS) -> int:
         """The gate side of a committed ``setStock`` with Idempotency-Key ``key``: applied
-        at most once (a mark beside the gate, written by the same script), and only to
-        gate generation ``epoch``, the one in force before the SQL change (a gate
-        rebuilt since read SQL after it). Returns 1 applied, 0 already, -1 no gate of
-        that generation (nothing to do)."""
-        res = await self._change(keys=[self.keys.stock(merchant, game),
-                                       self.keys.stock_change(merchant, game, key)],
-                                 args=[epoch, mark_ttl_ms, ref, add])
-        return int(res)
+        at most once (a mark beside each bucket, written by the same script), and only
+        to bucket generations ``epoch`` (:meth:`ensure_stock`'s, in force before the SQL
+        change: a bucket rebuilt since read SQL after it). Returns 1 applied, 0 already,
+        -1 no gate of that generation (nothing to do)."""
+        return await self.gate.change(merchant, game, key, epoch, ref, add, mark_ttl_ms)
 
     async def settle_stock_change(self, merchant: str, key: str,
                                   followup: Mapping[str, Any]) -> None:
@@ -289,29 +276,25 @@ class ValueTier:
         and :class:`Busy` (nothing held) when SQL cannot be reached: value grants fail
         closed.
         """
-        units = dict(outcome.reservations)
-        epoch, member = await self._gate(ref, commit_id, units, view, totals)
+        units = outcome.held_units()
+        pieces = await self._gate(ref, commit_id, units, view, totals)
         try:
             grant_ids, codes = await self._try_sql(ref, idempotency_key, commit_id, outcome,
                                                    units)
         except BaseException as exc:
-            # Whatever went wrong (a short, SQL down or hanging, a cancelled request),
-            # the Redis units go back: a leaked unit would shrink the gate for good.
-            await asyncio.shield(self._end_hold(ref.merchant, ref.game, member, True))
+            # Units go back now (a leaked unit would shrink the gate for good), unless SQL
+            # may have taken them: then the hold stays for reconcile_holds to decide.
+            if not isinstance(exc, CommitUnknown):
+                await asyncio.shield(self.gate.give_back(ref.merchant, ref.game, pieces))
             refusal = self._refusal(exc, view)
             if refusal is exc:
                 raise
             raise refusal from exc
-        # SQL counts the units now (its pending rows): the hold's record has done its job.
-        # If this is lost, the reconciler finds the rows and drops the record.
+        # SQL counts the units now (its pending rows): the holds' records have done their
+        # job. If this is lost, the reconciler finds the rows and drops the records.
         with contextlib.suppress(Exception):
-            await self._end_hold(ref.merchant, ref.game, member, False)
-        return Hold(ref, commit_id, epoch, units, grant_ids, codes)
-
-    async def _end_hold(self, merchant: str, game: str, member: str, give_back: bool) -> int:
-        return int(await self._unhold(
-            keys=[self.keys.stock(merchant, game), self.keys.holds(merchant, game)],
-            args=[member, "1" if give_back else "0"]))
+            await self.gate.drop_holds(ref.merchant, ref.game, pieces)
+        return Hold(ref, commit_id, pieces, units, grant_ids, codes)
 
     @staticmethod
     def _refusal(exc: BaseException, view: StockView) -> BaseException:
@@ -329,29 +312,35 @@ class ValueTier:
         return exc
 
     async def _gate(self, ref: PlayerRef, commit_id: str, units: Mapping[str, int],
-                    view: StockView, totals: Mapping[str, int]) -> tuple[str, str]:
-        """Reserve ``units`` in the gate with a hold record; (epoch, hold member)."""
-        keys = [self.keys.stock(ref.merchant, ref.game), self.keys.holds(ref.merchant, ref.game)]
+                    view: StockView, totals: Mapping[str, int]) -> list[Piece]:
+        """Reserve ``units`` in the gate's buckets with hold records; the pieces taken.
+        Short only when every bucket was asked (what was taken then goes back)."""
         deadline = int(self.clock.now() * 1000) + self.hold_ttl_ms
-        args = [commit_id, deadline, *[v for r, n in sorted(units.items()) for v in (r, n)]]
-        res = await self._reserve(keys=keys, args=args)
-        if res[0] == b"not_ready" and set(units) <= set(totals):
-            await self.ensure_stock(ref.merchant, ref.game, totals)  # first use, or rebuilt
-            res = await self._reserve(keys=keys, args=args)
-        if res[0] == b"ok":
-            return res[1].decode(), res[2].decode()
-        if res[0] == b"short":
-            short_ref, left = res[1].decode(), int(res[2])
+        args = (ref.merchant, ref.game, commit_id, deadline, units, view.buckets)
+        try:
+            try:
+                taken = await self.gate.reserve(*args)
+            except NotReady:
+                if not set(units) <= set(totals):
+                    raise
+                await self.ensure_stock(ref.merchant, ref.game, totals)  # first use, rebuilt
+                taken = await self.gate.reserve(*args)
+        except NotReady:
+            raise Busy("prize stock is being rebuilt; retry shortly", retry_after=1) from None
+        if taken.missing:
+            await self.gate.give_back(ref.merchant, ref.game, taken.pieces)
+            short_ref = min(taken.missing)
+            left = taken.seen.get(short_ref, 0)
             view.left[short_ref] = left
             raise StockShort(short_ref, left)
-        raise Busy("prize stock is being rebuilt; retry shortly", retry_after=1)
+        return taken.pieces
 
     async def _try_sql(self, ref: PlayerRef, idempotency_key: str, commit_id: str,
                        outcome: Outcome, units: Mapping[str, int]) -> tuple[list[int], list[str]]:
         s = m.prize_stock
         now_ms = int(self.clock.now() * 1000)
-        rows = [self._grant_row(ref, idempotency_key, commit_id, unit_ref, detail, pos, now_ms)
-                for pos, (unit_ref, detail) in enumerate(value_grants(outcome))]
+        rows = [self._grant_row(ref, idempotency_key, commit_id, grant, pos, now_ms)
+                for pos, grant in enumerate(value_grants(outcome))]
         async with self.db.begin() as conn:
             for unit_ref, n in sorted(units.items()):
                 done = await conn.execute(update(s).where(
@@ -366,18 +355,14 @@ class ValueTier:
                     insert(m.grants).values(**row).returning(m.grants.c.id))).scalar_one()))
         return ids, [r["code"] for r in rows]
 
-    def _grant_row(self, ref: PlayerRef, idempotency_key: str, commit_id: str, unit_ref: str,
-                   detail: Mapping[str, Any], position: int, now_ms: int) -> dict[str, Any]:
-        value = dict(detail.get("value") or {})
-        reason = (f"draw:{detail['series']}" if "series" in detail
-                  else str(detail.get("reason", unit_ref)))
+    def _grant_row(self, ref: PlayerRef, idempotency_key: str, commit_id: str,
+                   grant: ValueGrant, position: int, now_ms: int) -> dict[str, Any]:
         return {
             "merchant_id": ref.merchant, "game_id": ref.game, "user_id": ref.user,
-            "ref": unit_ref, "kind": str(value.get("type", unit_ref.split(":", 1)[0])),
-            "idem_key": idempotency_key, "position": position, "commit_id": commit_id,
-            "status": "pending", "code": "C" + secrets.token_urlsafe(CODE_BYTES),
-            "detail": dict(detail), "reason": reason[:120], "shadow": self.shadow,
-            "created_ms": now_ms,
+            "ref": grant.ref, "kind": grant.kind, "idem_key": idempotency_key,
+            "position": position, "commit_id": commit_id, "status": "pending",
+            "code": "C" + secrets.token_urlsafe(CODE_BYTES), "detail": dict(grant.detail),
+            "reason": grant.reason[:120], "shadow": self.shadow, "created_ms": now_ms,
         }
 
     async def confirm(self, hold: Hold) -> None:
@@ -386,44 +371,74 @@ class ValueTier:
 
     async def cancel(self, hold: Hold) -> None:
         """Void the hold's grants and give its units back (the player commit did not happen)."""
-        await self._settle([hold.commit_id], "void")
-        await self._release(hold.ref, hold.epoch, hold.units)
-
-    async def _release(self, ref: PlayerRef, epoch: str, units: Mapping[str, int]) -> None:
-        args = [epoch, *[v for r, n in sorted(units.items()) for v in (r, n)]]
-        await self._adjust(keys=[self.keys.stock(ref.merchant, ref.game)], args=args)
+        # Only the settler that voided the rows gives the units back (the reconciler
+        # may have voided them already, after a long stall).
+        if await self._settle([hold.commit_id], "void"):
+            await self.gate.release(hold.ref.merchant, hold.ref.game, hold.pieces)
 
     async def _settle(self, commit_ids: Iterable[str], status: str,
                       db: Database | None = None) -> dict[tuple[str, str, str], int]:
         """Move pending grants of ``commit_ids`` to ``status``; keep ``prize_stock`` in step.
 
-        Returns units per (merchant, game, ref) that were voided (to release in Redis).
-        ``db``: the database bound to use (default: the request one).
+        Returns units per (merchant, game, ref) that this call settled (a void's units
+        are to be released in Redis). ``db``: the database bound to use (default: the
+        request one).
         """
         g, s = m.grants, m.prize_stock
         now_ms = int(self.clock.now() * 1000)
-        released: dict[tuple[str, str, str], int] = {}
         async with (db or self.db).begin() as conn:
+            # Stock moves by the rows *this* UPDATE changed (RETURNING), never by rows
+            # read before it: a second settler (another host's reconciler) racing for
+            # the same pending rows matches none once the first commits (PostgreSQL
+            # re-checks the WHERE after the row lock; SQLite serialises writers), so it
+            # moves no stock. Selecting first and counting those rows voided twice.
             rows = (await conn.execute(
-                select(g.c.id, g.c.merchant_id, g.c.game_id, g.c.ref)
-                .where(g.c.commit_id.in_(list(commit_ids)), g.c.status == "pending")
-                .order_by(g.c.id))).all()
-            if not rows:
-                return released
-            await conn.execute(update(g).where(g.c.id.in_([r[0] for r in rows]),
-                                               g.c.status == "pending")
-                               .values(status=status, settled_ms=now_ms))
+                update(g).where(g.c.commit_id.in_(list(commit_ids)), g.c.status == "pending")
+                .values(status=status, settled_ms=now_ms)
+                .returning(g.c.merchant_id, g.c.game_id, g.c.ref))).all()
             counts: dict[tuple[str, str, str], int] = {}
-            for _, merchant, game, ref in rows:
+            for merchant, game, ref in rows:
                 counts[(merchant, game, ref)] = counts.get((merchant, game, ref), 0) + 1
             for (merchant, game, ref), n in sorted(counts.items()):
                 where = and_(s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref == ref)
                 change = ({"granted": s.c.granted + n} if status == "confirmed"
                           else {"taken": s.c.taken - n})
                 await conn.execute(update(s).where(where).values(**change))
-            if status == "void":
-                released = counts
-        return released
+        return counts
+
+    async def end_grants(self, grant_ids: Iterable[int], status: str,
+                         give_back: bool) -> dict[tuple[str, str, str], int]:
+        """Move *confirmed* grants past confirmation, to ``status``: a unit held for a
+        while and then sold (``give_back`` False: it stays granted), or given up, e.g.
+        a hold unpaid by its deadline (``give_back`` True: ``taken`` and ``granted``
+        drop by it in SQL, then it goes back into the Redis gate).
+
+        Only rows still confirmed move (``UPDATE … RETURNING``), so two hosts ending one
+        grant move its stock once. Returns units per (merchant, game, ref) this call
+        ended. A process dying between the SQL commit and the gate leaves the gate
+        that many units short of SQL (never over) until it is rebuilt."""
+        ids = list(grant_ids)
+        if not ids:
+            return {}
+        g, s = m.grants, m.prize_stock
+        now_ms = int(self.clock.now() * 1000)
+        counts: dict[tuple[str, str, str], int] = {}
+        async with self.db.background.begin() as conn:
+            rows = (await conn.execute(
+                update(g).where(g.c.id.in_(ids), g.c.status == "confirmed")
+                .values(status=status, settled_ms=now_ms)
+                .returning(g.c.merchant_id, g.c.game_id, g.c.ref))).all()
+            for merchant, game, ref in rows:
+                counts[(merchant, game, ref)] = counts.get((merchant, game, ref), 0) + 1
+            if give_back:
+                for (merchant, game, ref), n in sorted(counts.items()):
+                    await conn.execute(update(s).where(
+                        s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref == ref,
+                    ).values(taken=s.c.taken - n, granted=s.c.granted - n))
+        if give_back:
+            for (merchant, game, ref), n in counts.items():
+                await self.gate.add(merchant, game, ref, n, attempt=ref)
+        return counts
 
     # -- reconciliation ------------------------------------------------------------------
 
@@ -436,16 +451,18 @@ class ValueTier:
             games = (await conn.execute(select(s.c.merchant_id, s.c.game_id).distinct())).all()
         now_ms = int(self.clock.now() * 1000)
         given = dropped = 0
-        for merchant, game in games:
+        for (merchant, game), bucket in ((g, b) for g in games
+                                         for b in range(self.gate.buckets)):
             replies: Any = await self.redis.zrangebyscore(
-                self.keys.holds(merchant, game), "-inf", now_ms, start=0, num=limit)
+                self.gate.holds_key(merchant, game, bucket), "-inf", now_ms, start=0,
+                num=limit)
             expired = [reply_text(v) for v in replies]
             if not expired:
                 continue
             in_sql = await self._commits_in_sql([h.split("|", 1)[0] for h in expired])
             for member in expired:
                 take_back = member.split("|", 1)[0] not in in_sql
-                if await self._end_hold(merchant, game, member, take_back):
+                if await self.gate.end_hold(merchant, game, bucket, member, take_back):
                     given += 1
                 else:
                     dropped += 1
@@ -462,7 +479,8 @@ class ValueTier:
                 select(g.c.commit_id).where(g.c.commit_id.in_(commit_ids)).distinct())}
 
     async def reconcile(self, older_than_s: float = 60.0, limit: int = 1000) -> tuple[int, int]:
-        """Settle pending grants left by crashes; returns (confirmed, voided) counts.
+        """Settle pending grants left by crashes; returns the (confirmed, voided) grant
+        rows this call settled (another host's reconciler may have settled the rest).
 
         Only grants older than the in-flight marker's lifetime are looked at, so an
         action still running is never decided for.
@@ -482,13 +500,11 @@ class ValueTier:
         for commit_id, merchant, game, user, idem in rows:
             ok = await self._was_committed(commit_id, merchant, game, user, idem)
             (committed if ok else dead).append(commit_id)
-        if committed:
-            await self._settle(committed, "confirmed", db)
-        if dead:
-            released = await self._settle(dead, "void", db)
-            for (merchant, game, ref), n in released.items():
-                await self._adjust(keys=[self.keys.stock(merchant, game)], args=["", ref, n])
-        return len(committed), len(dead)
+        confirmed = await self._settle(committed, "confirmed", db) if committed else {}
+        released = await self._settle(dead, "void", db) if dead else {}
+        for (merchant, game, ref), n in released.items():
+            await self.gate.add(merchant, game, ref, n, attempt=ref)
+        return sum(confirmed.values()), sum(released.values())
 
     async def _was_committed(self, commit_id: str, merchant: str, game: str, user: str,
                              idem: str) -> bool:
@@ -500,3 +516,4 @@ class ValueTier:
         ref = PlayerRef(merchant, game, user, shard_of(merchant, user, self.shards))
         stored = await self.redis.hget(self.keys.idempotency(ref, idem), "x")
         return stored is not None and reply_text(stored) == commit_id
+

@@ -1,7 +1,9 @@
 """Merchant routes (``/v1/admin/...``): always scoped to the key's own merchant.
 
 A game, version or player of another merchant is reported as 404, never 403, so
-an API key cannot probe what other merchants have.
+an API key cannot probe what other merchants have. Every read and write here goes
+through :func:`services`: a load-test merchant's requests with ``X-Petbox-Shadow: 1``
+see and change the shadow keyspace only.
 """
 
 from __future__ import annotations
@@ -17,18 +19,20 @@ from economy.schema import Bool, Int, Map, Obj, Str
 from gameserver.api.admin_keys import Written, keyed_run, sql_write
 from gameserver.api.common import (
     Operation,
-    bind,
     game_id,
     idempotency_key,
     merchant_of,
     now_s,
     read_body,
     request_hash,
+    services,
 )
-from gameserver.appkeys import DB, GAMES, SETTINGS, STORE, VALUE
+from gameserver.api.schemas import ANY_OBJECT, COUNTS, INT, PLAYER, STR, array, obj
+from gameserver.appkeys import GAMES, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.keys import USER_RE, PlayerRef, shard_of
-from gameserver.value import stock_change_followup
+from gameserver.services import RuleContext, bind
+from gameserver.value import StockView, stock_change_followup
 from mechanics import admin as admin_rules
 from mechanics import pet
 
@@ -37,27 +41,34 @@ async def get_player_admin(request: web.Request) -> web.Response:
     """The player as the merchant sees it, with the most recent ledger entries in SQL."""
     live = await _merchant_game(request)
     user = _user(request)
-    ref = PlayerRef(live.merchant, live.game, user,
-                    shard_of(live.merchant, user, request.app[SETTINGS].shards))
-    loaded = await request.app[STORE].read(ref)
+    ref = _player(request, live, user)
+    svc = services(request)
+    loaded = await svc.store.read(ref)
     if loaded.state is None:
         raise NotFound("player not found", user=user)
-    ledger = await request.app[DB].recent_ledger(ref, limit=50)
-    view = pet.player_view(loaded.state, live.config, now_s(request))
+    ledger = await svc.db.recent_ledger(ref, limit=50)
+    # The game's timezone: without it the view leaves out check-in, tasks and exchanges.
+    view = pet.player_view(loaded.state, live.config, now_s(request), live.tz)
     return web.json_response({"user": user, "player": view, "version": loaded.version,
                               "ledger": ledger})
 
 
 async def _merchant_game(request: web.Request) -> LiveGame:
-    merchant = await merchant_of(request)
+    merchant = await merchant_of(request, shadow=True)
     return await request.app[GAMES].get(merchant.id, game_id(request))
+
+
+def _player(request: web.Request, live: LiveGame, user: str) -> PlayerRef:
+    return PlayerRef(live.merchant, live.game, user,
+                     shard_of(live.merchant, user, request.app[SETTINGS].shards))
 
 
 async def get_stock(request: web.Request) -> web.Response:
     """``getStock``: per limited prize, coupon and offer: total, reserved, granted, left."""
     live = await _merchant_game(request)
-    await request.app[VALUE].ensure_stock(live.merchant, live.game, live.totals)
-    rows = await request.app[VALUE].stock_report(live.merchant, live.game, list(live.totals))
+    value = services(request).value
+    await value.ensure_stock(live.merchant, live.game, live.totals)
+    rows = await value.stock_report(live.merchant, live.game, list(live.totals))
     return web.json_response({"game": live.game, "stock": rows})
 
 
@@ -88,7 +99,7 @@ async def set_stock(request: web.Request) -> web.Response:
     ref = _stock_ref(live, request.match_info["prize"])
     idempotency_key(request)
     body, raw = await read_body(request, SET_STOCK_BODY)
-    value = request.app[VALUE]
+    value = services(request).value
     epoch = await value.ensure_stock(live.merchant, live.game, live.totals)
 
     async def effect(conn: AsyncConnection) -> Written:
@@ -107,6 +118,15 @@ GRANT_BODY = Obj(fields={
     "items": Map(values=Int(minimum=0, maximum=1_000_000), default={},
                  max_items=100, description="item → count to add (0 or more)"),
     "reason": Str(min_length=1, max_length=100, description="why: kept in the ledger"),
+    "deduct": Obj(default={"wallet": {}, "items": {}}, description=(
+        "what to take from the player, applied after the grant (a correction or a "
+        "clawback): 409 insufficient_funds / insufficient_items, and nothing changes, "
+        "if the player has less"), fields={
+        "wallet": Map(values=Int(minimum=0, maximum=MAX_AMOUNT), default={}, max_items=16,
+                      description="currency → amount to take (0 or more)"),
+        "items": Map(values=Int(minimum=0, maximum=1_000_000), default={}, max_items=100,
+                     description="item → count to take (0 or more)"),
+    }),
     "create": Bool(default=False,
                    description="grant to a user who has never played, creating the player; "
                                "without it such a user is 404 player_not_found"),
@@ -122,14 +142,15 @@ async def grant_player(request: web.Request) -> web.Response:
     user = _user(request)
     key = idempotency_key(request)
     body, raw = await read_body(request, GRANT_BODY)
-    ref = PlayerRef(live.merchant, live.game, user,
-                    shard_of(live.merchant, user, request.app[SETTINGS].shards))
+    ref = _player(request, live, user)
     action = admin_rules.GrantPlayer(body["reason"], body["wallet"], body["items"],
-                                     create=body["create"])
-    rule, store, digest = bind(admin_rules.grant, action, live), request.app[STORE], \
-        request_hash(request, raw)
+                                     create=body["create"],
+                                     deduct_wallet=body["deduct"]["wallet"],
+                                     deduct_items=body["deduct"]["items"])
+    rule = bind(admin_rules.grant, action, RuleContext(live, StockView(), ref))
+    svc, digest = services(request), request_hash(request, raw)
     return await keyed_run(request, live.merchant, "grantPlayer", key, raw,
-                           lambda: store.run(ref, key, digest, rule))
+                           lambda: svc.run(ref, key, digest, rule))
 
 
 def _user(request: web.Request) -> str:
@@ -139,13 +160,19 @@ def _user(request: web.Request) -> str:
     return user
 
 
+STOCK_ROW = obj({"ref": STR, "total": INT, "reserved": INT, "granted": INT, "left": INT},
+                description="ref: prize:<item>, coupon:<template> or offer:<offer>")
+
 OPERATIONS = [
     Operation("getPlayerAdmin", "GET", "/v1/admin/games/{game}/players/{user}",
               get_player_admin, "A player as the merchant sees it, with recent ledger",
-              auth="merchant", tag="merchant", errors=(401, 403, 404)),
+              auth="merchant", tag="merchant", errors=(401, 403, 404),
+              response=obj({"user": STR, "player": PLAYER, "version": INT,
+                            "ledger": array(ANY_OBJECT)})),
     Operation("getStock", "GET", "/v1/admin/games/{game}/stock", get_stock,
               "Limited prizes, coupons and offers: total, reserved, granted, left",
-              auth="merchant", tag="merchant", errors=(401, 403, 404)),
+              auth="merchant", tag="merchant", errors=(401, 403, 404),
+              response=obj({"game": STR, "stock": array(STOCK_ROW)})),
     Operation("setStock", "POST", "/v1/admin/games/{game}/stock/{prize}", set_stock,
               "Add (or remove) stock of a limited prize; never below what is taken",
               auth="merchant", tag="merchant", body=SET_STOCK_BODY, idempotent=True,
@@ -153,16 +180,22 @@ OPERATIONS = [
                           "without one): a retry with the same key and body answers the "
                           "first response and moves the stock once. 409 stock_below_taken "
                           "when the total would go below what is reserved or granted.",
-              errors=(400, 401, 403, 404, 409, 422, 503)),
+              errors=(400, 401, 403, 404, 409, 422, 503),
+              response=obj({"game": STR, "stock": STOCK_ROW})),
     Operation("grantPlayer", "POST", "/v1/admin/games/{game}/players/{user}/grant",
               grant_player, "Grant currency and items, ledgered with a reason",
               auth="merchant", tag="merchant", body=GRANT_BODY, idempotent=True,
               description="Needs an Idempotency-Key (400 idempotency_key_required "
                           "without one); a retry with the same key and body answers the "
                           "first response and grants once. Amounts are 0 or more: a grant "
-                          "never takes back (negative amounts are 422 invalid_input). A "
+                          "never takes back by a negative amount (422 invalid_input); a "
+                          "deduction is the explicit \"deduct\" field ({\"wallet\", "
+                          "\"items\"}), applied after the grant, 409 insufficient_funds or "
+                          "insufficient_items (nothing changed) if the player has less. A "
                           "user who has never played is 404 player_not_found unless the "
                           "body says \"create\": true, which creates the player (as a "
                           "first action would) and grants to it.",
-              errors=(400, 401, 403, 404, 409, 422, 503)),
+              errors=(400, 401, 403, 404, 409, 422, 503),
+              response=obj({"wallet": COUNTS, "inventory": COUNTS, "reason": STR},
+                           description="the player's balances after the grant")),
 ]

@@ -20,8 +20,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gameserver.api.common import idempotency_key, request_hash
-from gameserver.appkeys import ADMIN_REQUESTS, DB
+from gameserver.api.common import idempotency_key, request_hash, services
 from gameserver.db.admin_requests import AdminRequests, Claim, Stored
 from gameserver.errors import IdempotencyKeyMissing
 from gameserver.keys import IDEMPOTENCY_RE
@@ -80,12 +79,13 @@ async def sql_write(request: web.Request, merchant: str, operation: str, raw: by
     (given a key) then does the Redis step the effect owes; a retry redoes it until
     it is done, and it must be idempotent per key."""
     key = idempotency_key(request) if required else optional_key(request)
-    db = request.app[DB]
+    svc = services(request)  # the shadow keyspace's SQL for load-test traffic
+    db = svc.db
     if key is None:
         async with db.begin() as conn:
             written = await effect(conn)
         return _response(written.status, encode_json(written.body))
-    requests = request.app[ADMIN_REQUESTS]
+    requests = svc.requests
     got = await requests.begin(merchant, key, operation, request_hash(request, raw))
     if isinstance(got, Stored):
         await _owed(requests, got, followup)
@@ -110,7 +110,7 @@ async def keyed_run(request: web.Request, merchant: str, operation: str, key: st
     after a restart or a Redis data loss gets the first response. A crash between
     ``run`` and the record leaves the key running; the retry after the lease runs
     ``run`` again, which replays rather than applies."""
-    requests = request.app[ADMIN_REQUESTS]
+    requests = services(request).requests
     got = await requests.begin(merchant, key, operation, request_hash(request, raw))
     if isinstance(got, Stored):
         return _response(got.status, got.body, replayed=True)

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from economy.errors import InvalidInput
 from gameserver.api.common import Operation, game_id, merchant_of, now_s
+from gameserver.api.schemas import ANY_OBJECT, INT, NUM, STR, array, map_of, obj
 from gameserver.appkeys import DB
 from gameserver.db import analytics, configs
 from gameserver.db.database import Database
@@ -29,6 +30,11 @@ DEFINITIONS = {
     "new_players": "players whose first activity ever is that day",
     "draws": "blind-box draws (a ten-pull is ten)",
     "coupons_granted": "coupons granted and confirmed (voided grants never count)",
+    "coupons_redeemed": "coupons the merchant redeemed (redeemCoupon) that day",
+    "coupon_redemption_rate": "coupons redeemed in the range ÷ coupons granted in it (null "
+                              "without grants)",
+    "plays": "per kind of state shoppers share (a poll bucket, a group, a pool, a team): "
+             "the shoppers' actions on it that day and how many shoppers made them",
     "avg_active_minutes": "mean over active players of their visits' length (first to last "
                           "action + 1 min; actions more than 5 min apart start a new visit)",
     "dN": "share of the day's new players active exactly N days later; null until that day "
@@ -97,5 +103,15 @@ OPERATIONS = [
               auth="merchant", tag="merchant", errors=(401, 403, 404, 422),
               params={"days": f"how many days, ending with `end` (1..{analytics.MAX_DAYS}, "
                               f"default {DEFAULT_DAYS})",
-                      "end": "last day, YYYY-MM-DD in the game's time zone (default today)"}),
+                      "end": "last day, YYYY-MM-DD in the game's time zone (default today)"},
+              response=obj({
+                  "game": STR, "timezone": STR, "from": STR, "to": STR, "today": STR,
+                  "days": array(obj({"date": STR, "dau": INT, "new_players": INT,
+                                     "draws": INT, "coupons_granted": INT,
+                                     "avg_active_minutes": NUM, "coupons_redeemed": INT},
+                                    ["date", "dau", "new_players", "draws"])),
+                  "cohorts": array(ANY_OBJECT), "weekly": array(ANY_OBJECT),
+                  "totals": ANY_OBJECT, "definitions": map_of(STR)},
+                  ["game", "timezone", "from", "to", "days", "cohorts", "weekly",
+                   "totals"])),
 ]

@@ -8,33 +8,49 @@ before the shopper sees it and never oversold.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, select
 
 from economy.boxes import Series
 from economy.errors import InvalidInput, UnknownItem
 from economy.odds import disclose
 from economy.schema import Int, Obj, Str
 from gameserver.api.common import (
+    EMPTY_BODY,
+    SHADOW_HEADER,
     Operation,
-    PlayerCtx,
     game_id,
     json_ok,
+    now_s,
     player_claims,
     player_ctx,
     run_action,
     services,
+    shadow_for,
 )
-from gameserver.appkeys import GAMES
-from gameserver.db import models as m
+from gameserver.api.schemas import (
+    ANY_OBJECT,
+    BOOL,
+    COUNTS,
+    DRAW,
+    INT,
+    NUM,
+    STR,
+    array,
+    map_of,
+    nullable,
+    obj,
+)
+from gameserver.appkeys import GAMES, MERCHANTS
+from gameserver.db.draws import draw_page
+from gameserver.errors import Forbidden
 from gameserver.games import LiveGame
-from gameserver.keys import MERCHANT_RE, PlayerRef
+from gameserver.keys import MERCHANT_RE
+from gameserver.services import RuleContext, bind
 from gameserver.store import Rule
-from gameserver.value import StockView
 from mechanics import boxes
-from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
 
 DRAW_BODY = Obj(fields={
@@ -42,8 +58,28 @@ DRAW_BODY = Obj(fields={
     "client_seed": Str(max_length=64, default="",
                        description="your own randomness, mixed into the draw (optional)"),
 })
-EMPTY_BODY = Obj(fields={})
 PAGE_MAX = 100
+PRICE = obj({"currency": STR, "amount": INT})
+SERIES = obj({
+    "series": STR, "name": STR, "table": STR, "price": PRICE, "opens_at": INT,
+    "closes_at": INT, "caps": obj({"daily": INT, "total": INT}),
+    "tiers": array(obj({"id": STR, "name": STR, "rank": INT, "base_probability": NUM,
+                        "consolidated_probability": NUM},
+                       ["id", "name", "rank", "base_probability"])),
+    "items": array(obj({"id": STR, "rarity": STR, "kind": STR, "weight": INT,
+                        "base_probability": NUM, "base_probability_exact": STR,
+                        "consolidated_probability": NUM, "max_copies": INT,
+                        "prize": ANY_OBJECT},
+                       ["id", "rarity", "kind", "weight", "base_probability",
+                        "base_probability_exact"])),
+    "pity": ANY_OBJECT, "duplicates": ANY_OBJECT, "completion_reward": ANY_OBJECT,
+    "prize_value_fen": ANY_OBJECT,
+    "stock_left": nullable(map_of(INT)),
+    "precision": STR, "game_version": INT, "live_version": INT,
+    "seed_hash": STR, "nonce": INT, "arms": array(ANY_OBJECT), "note": STR,
+}, ["series", "name", "table", "price", "tiers", "items", "pity", "stock_left",
+    "game_version"], "the series as published: odds, pity, caps, prize values, stock left "
+                     "(null for an old version); with a token, the player's seed_hash")
 
 
 def _series(live: LiveGame, series_id: str) -> Series:
@@ -58,8 +94,9 @@ def _series_totals(live: LiveGame, series: Series) -> dict[str, int]:
     return {f"prize:{e.id}": live.totals[f"prize:{e.id}"] for e in series.prizes}
 
 
-async def _public_game(request: web.Request) -> tuple[LiveGame, PlayerCtx | None]:
-    """The game of a public route: from the token if one is sent, else ``?merchant=``."""
+async def _public_game(request: web.Request) -> tuple[LiveGame, RuleContext | None]:
+    """The game of a public route: from the token if one is sent, else ``?merchant=``
+    (whose shadow keyspace a load-test merchant's ``X-Petbox-Shadow: 1`` reads)."""
     if request.headers.get("Authorization"):
         ctx = await player_ctx(request)
         return ctx.game, ctx
@@ -67,62 +104,124 @@ async def _public_game(request: web.Request) -> tuple[LiveGame, PlayerCtx | None
     if not MERCHANT_RE.fullmatch(merchant):
         raise InvalidInput("without a player token, name the merchant: ?merchant=<id>",
                            field="merchant")
+    await _public_shadow(request, merchant)
     return await request.app[GAMES].get(merchant, game_id(request)), None
+
+
+async def _public_shadow(request: web.Request, merchant_id: str) -> None:
+    """``X-Petbox-Shadow: 1`` without a token: only for a load-test merchant (403)."""
+    if request.headers.get(SHADOW_HEADER) != "1":
+        return
+    merchant = await request.app[MERCHANTS].by_id(merchant_id)
+    if merchant is None:
+        raise Forbidden("only a merchant approved for load testing may send X-Petbox-Shadow")
+    shadow_for(request, merchant)
 
 
 async def get_box_series(request: web.Request) -> web.Response:
     """``getBoxSeries``: odds, pity, caps, prize values and stock left; with a token,
-    the player's committed seed hash too (committed now if the player has none)."""
+    the player's committed seed hash too (committed now if the player has none), and the
+    odds of the experiment arm the player is in. Without a token, the live config's odds
+    and, while an experiment runs, every arm's odds (they may vary by cohort)."""
     live, ctx = await _public_game(request)
+    asked = _asked_version(request)
+    if asked is not None and asked != live.version:
+        return json_ok(await _old_disclosure(request, live, asked))
     series = _series(live, request.match_info["series"])
     view = await services(request).value.stock_left(live.merchant, live.game,
                                                     _series_totals(live, series))
-    body = disclose(series, view.by_prefix("prize:"))
+    if ctx is None:
+        body = disclose(series, view.by_prefix("prize:"))
+        arms = _arm_disclosures(live, series.id, view.by_prefix("prize:"), now_s(request))
+        if arms:
+            body["experiments"] = {"note": EXPERIMENT_NOTE, "arms": arms}
+    else:
+        player, state = await _player_seed(request, ctx, series.id)
+        arm = live.arm_for(ctx.ref.user, state, now_s(request))
+        body = disclose(_series(arm or live, series.id), view.by_prefix("prize:"))
+        body["arm"] = arm.arm if arm is not None else None
+        body["player"] = player
     body["game_version"] = live.version
-    if ctx is not None:
-        body["player"] = await _player_seed(request, ctx, series.id)
     return json_ok(body)
 
 
-async def _player_seed(request: web.Request, ctx: PlayerCtx, series_id: str) -> dict[str, Any]:
-    """The player's seed commitment; a player without one commits one first (idempotently),
-    so the hash is published before their first draw."""
-    store = services(request).store
-    state = (await store.read(ctx.ref)).state
+def _asked_version(request: web.Request) -> int | None:
+    """``?version=N``: a published version to disclose (None: the live one)."""
+    text = request.query.get("version", "")
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
+        raise InvalidInput("version must be a positive integer", field="version")
+    return int(text)
+
+
+async def _old_disclosure(request: web.Request, live: LiveGame,
+                          version: int) -> dict[str, Any]:
+    """The series as version ``version`` published it, to verify draws recorded under
+    it (their ``version`` and ``table``). Stock left is today's, which an old version
+    does not have: shown as none (``stock_left`` null) rather than guessed."""
+    old = await request.app[GAMES].version(live.merchant, live.game, version)
+    body = disclose(_series(old, request.match_info["series"]), {})
+    body["stock_left"] = None
+    body["game_version"] = version
+    body["live_version"] = live.version
+    return body
+
+
+EXPERIMENT_NOTE = ("an experiment is running: odds may vary by cohort. Each arm's odds are "
+                   "listed; with your token this page shows the odds you get.")
+
+
+def _arm_disclosures(live: LiveGame, series_id: str, stock: Mapping[str, int],
+                     now: int) -> list[dict[str, Any]]:
+    """Every running arm's disclosure of the series (full disclosure, Korea-style)."""
+    out: list[dict[str, Any]] = []
+    for exp in live.config.experiments.values():
+        if not exp.running(now):
+            continue
+        for arm_id, arm in exp.arms.items():
+            game = live.arm_game(exp.id, arm_id)
+            if game is None or series_id not in game.config.boxes.series:
+                continue
+            shown = disclose(game.config.boxes.series[series_id], stock)
+            out.append({"experiment": exp.id, "arm": arm_id, "percent": arm.percent,
+                        "table": shown["table"], "tiers": shown["tiers"],
+                        "items": shown["items"], "pity": shown["pity"],
+                        "price": shown["price"]})
+    return out
+
+
+async def _player_seed(request: web.Request, ctx: RuleContext,
+                       series_id: str) -> tuple[dict[str, Any], PlayerState]:
+    """The player's seed commitment (and state); a player without one commits one first
+    (idempotently), so the hash is published before their first draw."""
+    svc = services(request)
+    state = (await svc.store.read(ctx.ref)).state
     if state is None or not state.boxes.seed:
-        await store.run(ctx.ref, "box-seed-commit", "box-seed-commit", _rotate_rule(ctx))
-        state = (await store.read(ctx.ref)).state
+        await svc.run(ctx.ref, "box-seed-commit", "box-seed-commit", _rotate_rule(ctx))
+        state = (await svc.store.read(ctx.ref)).state
     assert state is not None
-    return boxes.series_view(state.boxes, series_id)
+    return boxes.series_view(state.boxes, series_id), state
 
 
-def _context(ctx: PlayerCtx, fresh_seed: str, view: StockView) -> boxes.BoxContext:
-    return boxes.BoxContext(fresh_seed=fresh_seed, stock_left=view.by_prefix("prize:"),
-                            tz=ctx.game.tz, age_band=ctx.claims.age_band,
-                            guardian_consent=ctx.claims.guardian_consent)
+def _box_context(ctx: RuleContext) -> boxes.BoxContext:
+    """What a box rule gets in place of the RNG, built when it runs (so a re-application
+    after a prize ran out sees the lowered view); the game version goes on each record."""
+    claims = ctx.claims
+    return boxes.BoxContext(fresh_seed=ctx.seed, stock_left=ctx.view.by_prefix("prize:"),
+                            tz=ctx.game.tz, age_band=claims.age_band if claims else None,
+                            guardian_consent=claims.guardian_consent if claims else False,
+                            version=ctx.game.version, arm=ctx.game.arm)
 
 
-def _with_version(outcome: Outcome, version: int) -> Outcome:
-    """Stamp the game version on every draw record (the rule does not know it)."""
-    for record in outcome.response.get("draws", []):
-        record["version"] = version
-    for event in outcome.events:
-        if event.get("type") == "box_draw":
-            event["version"] = version
-    return outcome
-
-
-def _draw_rule(body: dict[str, Any], ctx: PlayerCtx, view: StockView, series_id: str) -> Rule:
+def _draw_rule(body: dict[str, Any], ctx: RuleContext, series_id: str) -> Rule:
     action = boxes.DrawBox(series_id, body["count"], body["client_seed"] or None)
-    fresh_seed = secrets.token_hex(32)
-    config, version = ctx.game.config, ctx.game.version
+    return bind(boxes.draw, action, ctx.with_seed(secrets.token_hex(32)), _box_context)
 
-    def rule(state: PlayerState | None, now: int) -> Outcome:
-        # Reads the view at call time: after a prize ran out the store re-applies us.
-        outcome = boxes.draw(state, action, now, _context(ctx, fresh_seed, view), config)
-        return _with_version(outcome, version)
 
-    return rule
+def _rotate_rule(ctx: RuleContext) -> Rule:
+    return bind(boxes.rotate_seed, boxes.RotateSeed(), ctx.with_seed(secrets.token_hex(32)),
+                _box_context)
 
 
 async def draw_box(request: web.Request) -> web.Response:
@@ -132,25 +231,14 @@ async def draw_box(request: web.Request) -> web.Response:
     series = _series(live, request.match_info["series"])
     view = await services(request).value.stock_left(live.merchant, live.game,
                                                     _series_totals(live, series))
-    return await run_action(request, DRAW_BODY, lambda body, ctx, v: _draw_rule(
-        body, ctx, v, series.id), view=view)
-
-
-def _rotate_rule(ctx: PlayerCtx) -> Rule:
-    fresh_seed = secrets.token_hex(32)
-    config = ctx.game.config
-
-    def rule(state: PlayerState | None, now: int) -> Outcome:
-        return boxes.rotate_seed(state, boxes.RotateSeed(), now,
-                                 _context(ctx, fresh_seed, StockView()), config)
-
-    return rule
+    return await run_action(request, DRAW_BODY, lambda body, ctx: _draw_rule(
+        body, ctx, series.id), view=view)
 
 
 async def rotate_seed(request: web.Request) -> web.Response:
     """``rotateSeed``: reveal the current server seed (verify past draws with it) and
     commit to a new one."""
-    return await run_action(request, EMPTY_BODY, lambda body, ctx, v: _rotate_rule(ctx))
+    return await run_action(request, EMPTY_BODY, lambda body, ctx: _rotate_rule(ctx))
 
 
 async def list_draws(request: web.Request) -> web.Response:
@@ -160,7 +248,7 @@ async def list_draws(request: web.Request) -> web.Response:
     """
     ctx = await player_ctx(request)
     before, limit = _page(request)
-    rows = await _draw_rows(request, ctx.ref, before, limit)
+    rows = await draw_page(services(request).db, ctx.ref, before, limit)
     next_cursor = rows[-1]["id"] if len(rows) == limit else None
     return json_ok({"draws": rows, "next_cursor": next_cursor})
 
@@ -176,39 +264,41 @@ def _page(request: web.Request) -> tuple[int | None, int]:
     return before, limit
 
 
-async def _draw_rows(request: web.Request, ref: PlayerRef, before: int | None,
-                     limit: int) -> list[dict[str, Any]]:
-    d, s = m.draws, m.revealed_seeds
-    join = d.outerjoin(s, and_(s.c.merchant_id == d.c.merchant_id, s.c.game_id == d.c.game_id,
-                               s.c.user_id == d.c.user_id, s.c.seed_hash == d.c.seed_hash))
-    q = (select(d.c.id, d.c.record, d.c.ts_ms, s.c.seed).select_from(join)
-         .where(d.c.merchant_id == ref.merchant, d.c.game_id == ref.game,
-                d.c.user_id == ref.user)
-         .order_by(d.c.id.desc()).limit(limit))
-    if before is not None:
-        q = q.where(d.c.id < before)
-    async with services(request).db.connect() as conn:
-        rows = (await conn.execute(q)).all()
-    return [{"id": r[0], **r[1], "server_seed": r[3]} for r in rows]
-
-
 OPERATIONS = [
     Operation("getBoxSeries", "GET", "/v1/games/{game}/boxes/{series}", get_box_series,
               "Disclosure: items, rarities, base and consolidated odds, pity, caps, prize "
               "values, stock left; with a token, the player's seed hash",
-              auth="none", tag="blind boxes", errors=(401, 404, 422),
-              params={"merchant": "the merchant's id (needed without a player token)"}),
+              auth="none", tag="blind boxes", errors=(401, 403, 404, 422),
+              params={"merchant": Str(pattern=f"^{MERCHANT_RE.pattern}$", min_length=1,
+                                      max_length=32, description="the merchant's id "
+                                      "(needed without a player token)"),
+                      "version": Int(minimum=1, maximum=2**31 - 1, description=(
+                          "a published version of the game (default: the live one), to "
+                          "verify draws recorded under it; an old version's stock_left "
+                          "is null and it carries live_version"))},
+              response=SERIES),
     Operation("drawBox", "POST", "/v1/games/{game}/boxes/{series}/draw", draw_box,
               "Draw 1 or 10 boxes in one action (provably fair)", auth="player",
               tag="blind boxes", body=DRAW_BODY, idempotent=True,
-              errors=(400, 401, 403, 404, 409, 422, 429, 503)),
+              errors=(400, 401, 403, 404, 409, 422, 429, 503), response=obj(
+                  {"draws": array(DRAW), "wallet": COUNTS, "inventory": COUNTS,
+                   "box": ANY_OBJECT, "completed": BOOL},
+                  ["draws", "wallet", "inventory"])),
     Operation("rotateSeed", "POST", "/v1/games/{game}/boxes/seed/rotate", rotate_seed,
               "Reveal the current server seed and commit to a new one", auth="player",
               tag="blind boxes", body=EMPTY_BODY, idempotent=True,
-              errors=(400, 401, 403, 404, 409, 422)),
+              errors=(400, 401, 403, 404, 409, 422), response=obj({
+                  "revealed": nullable(obj({"server_seed": STR, "seed_hash": STR,
+                                            "nonces": INT})),
+                  "seed_hash": STR, "nonce": INT},
+                  description="revealed: the seed now retired (null before any) and how "
+                              "many nonces it served; seed_hash: the new seed's commitment")),
     Operation("listDraws", "GET", "/v1/games/{game}/draws", list_draws,
               "The player's draws, newest first, with what is needed to verify each",
               auth="player", tag="blind boxes", errors=(401, 403, 404, 422),
               params={"cursor": "the next_cursor of the previous page",
-                      "limit": f"1..{PAGE_MAX} (default 20)"}),
+                      "limit": f"1..{PAGE_MAX} (default 20)"},
+              response=obj({"draws": array({**DRAW, "properties": {
+                  **DRAW["properties"], "id": INT, "server_seed": nullable(STR)}}),
+                  "next_cursor": nullable(INT)})),
 ]

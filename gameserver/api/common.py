@@ -2,15 +2,15 @@
 
 Each API module lists its routes as :class:`Operation` rows; the app registers
 them (route name = operationId) and ``/openapi.json`` is generated from the same
-rows, so the document can never miss a route. Handlers stay thin: parse, load,
-apply, commit, and let the error middleware map refusals.
+rows, so the document can never miss a route. Handlers stay thin: parse, bind the
+rule (:func:`gameserver.services.bind`), commit through :func:`run_action` on the
+keyspace :func:`services` picks, and let the error middleware map refusals.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,18 +18,19 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
-from economy.errors import DomainError, InvalidInput, NotFound
-from economy.schema import Spec, validate
+from economy.errors import DomainError, InvalidInput, NotFound, Refusal
+from economy.schema import Obj, Spec, validate
 from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, SERVICES, SETTINGS, SHADOW, SIGNER
 from gameserver.auth import API_KEY_PREFIX, PlayerClaims, bearer
 from gameserver.db.database import Merchant
 from gameserver.errors import Forbidden, IdempotencyKeyMissing, Unauthorized
 from gameserver.games import LiveGame
-from gameserver.keys import GAME_RE, IDEMPOTENCY_RE, PlayerRef, shard_of
-from gameserver.services import Services
+from gameserver.keys import GAME_RE, IDEMPOTENCY_RE, MERCHANT_RE, PlayerRef, shard_of
+from gameserver.reminders import member_of, upcoming
+from gameserver.services import RuleContext, Services
 from gameserver.store import Reply, Rule, Schedule, encode_json
-from gameserver.value import StockView, ValueBinding
-from mechanics.outcome import Outcome
+from gameserver.value import StockView
+from mechanics.state import PlayerState
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Auth = Literal["player", "merchant", "none", "signature"]
@@ -59,8 +60,9 @@ class Operation:
     """The route honours an ``Idempotency-Key`` but does not require one."""
     success: int = 200
     errors: tuple[int, ...] = ()
-    params: dict[str, str] = field(default_factory=dict)
-    """Query parameters: name → description."""
+    params: dict[str, str | Spec] = field(default_factory=dict)
+    """Query parameters: name → description (any string), or a spec saying what the
+    server accepts (its description documents it)."""
     response: dict[str, Any] | None = None
     """JSON Schema of the success body, where it is worth stating."""
     content_type: str = "application/json"
@@ -70,7 +72,7 @@ class Operation:
 
 class MalformedBody(DomainError):
     code = "malformed_json"
-    status = 400
+    kind = Refusal.MALFORMED
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -106,16 +108,24 @@ def decode_json(raw: bytes) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MalformedBody(f"body is not valid JSON: {str(exc)[:120]}") from exc
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH or _has_float(value):
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH or _needs_strict(value):
         return _decode_strict(raw)
     return value
 
 
-def _has_float(value: Any) -> bool:
+_INT_LIMIT = 10**MAX_INT_DIGITS
+"""The smallest magnitude with more than ``MAX_INT_DIGITS`` digits."""
+
+
+def _needs_strict(value: Any) -> bool:
+    """A float, or an integer of more than ``MAX_INT_DIGITS`` digits: orjson reads
+    integers of up to 20 digits (64 bits) as integers, so the digit rule is checked
+    here too, or 19- and 20-digit integers slipped through the fast path."""
     stack = [value]
     while stack:
         node = stack.pop()
-        if isinstance(node, float):
+        if isinstance(node, float) or (isinstance(node, int) and not -_INT_LIMIT < node
+                                       < _INT_LIMIT):
             return True
         if isinstance(node, dict):
             stack.extend(node.values())
@@ -182,7 +192,11 @@ def verified_claims(request: web.Request, token: str) -> PlayerClaims:
         claims = request.app[SIGNER].verify(token, now_s(request))
         request[_CLAIMS] = claims
     return claims
+
+
 SHADOW_HEADER = "X-Petbox-Shadow"
+
+EMPTY_BODY = Obj(fields={})
 
 
 def player_claims(request: web.Request) -> PlayerClaims:
@@ -202,7 +216,9 @@ def player_claims(request: web.Request) -> PlayerClaims:
 
 
 def services(request: web.Request) -> Services:
-    """The keyspace this request works on: shadow data for load-test sessions."""
+    """The keyspace this request works on: shadow data for load-test sessions, and for a
+    load-test merchant's own requests sent with ``X-Petbox-Shadow: 1``
+    (:func:`shadow_for`). Every read and write of per-keyspace data goes through here."""
     if not request.get(SHADOW_REQUEST, False):
         return request.app[SERVICES]
     shadow = request.app.get(SHADOW)
@@ -212,14 +228,33 @@ def services(request: web.Request) -> Services:
     return shadow
 
 
-async def merchant_of(request: web.Request) -> Merchant:
-    """The merchant behind an admin request; a player token here is the wrong kind (403)."""
+def shadow_for(request: web.Request, merchant: Merchant) -> None:
+    """Mark a merchant-credentialed request (API key, signed event, public ``?merchant=``)
+    as load-test traffic when it sends ``X-Petbox-Shadow: 1``: only a merchant approved
+    for load testing may (403 otherwise), and :func:`services` then gives the shadow
+    keyspace, so its writes never reach real data."""
+    if request.headers.get(SHADOW_HEADER) != "1":
+        return
+    if not merchant.load_test:
+        raise Forbidden("only a merchant approved for load testing may send X-Petbox-Shadow")
+    request[SHADOW_REQUEST] = True
+
+
+async def merchant_of(request: web.Request, *, shadow: bool = False) -> Merchant:
+    """The merchant behind an admin request; a player token here is the wrong kind (403).
+
+    ``shadow``: the route's writes go through :func:`services`, so it may serve a
+    load-test merchant's shadow traffic; any other merchant route refuses
+    ``X-Petbox-Shadow`` (403) rather than let load-test traffic touch shared data."""
     credential = bearer(request.headers.get("Authorization"))
     if not credential.startswith(API_KEY_PREFIX):
         raise Forbidden("shopper tokens cannot call merchant routes")
     merchant = await request.app[MERCHANTS].by_api_key(credential)
     if merchant is None:
         raise Unauthorized("unknown API key")
+    if not shadow and request.headers.get(SHADOW_HEADER) == "1":
+        raise Forbidden("this route does not take load-test (X-Petbox-Shadow) traffic")
+    shadow_for(request, merchant)
     return merchant
 
 
@@ -230,22 +265,35 @@ def game_id(request: web.Request) -> str:
     return game
 
 
-@dataclass(frozen=True)
-class PlayerCtx:
-    """A shopper request resolved: who, which game version, which player record."""
-
-    claims: PlayerClaims
-    game: LiveGame
-    ref: PlayerRef
-
-
-async def player_ctx(request: web.Request) -> PlayerCtx:
+async def player_ctx(request: web.Request, view: StockView | None = None) -> RuleContext:
+    """A shopper request resolved: who, which game version, which player record, and the
+    limited stock its rule will see (``view``; empty: "assume available")."""
     claims = player_claims(request)
     live = await request.app[GAMES].get(claims.merchant, game_id(request))
     shards = request.app[SETTINGS].shards
     ref = PlayerRef(claims.merchant, live.game, claims.user,
                     shard_of(claims.merchant, claims.user, shards))
-    return PlayerCtx(claims, live, ref)
+    return RuleContext(live, view if view is not None else StockView(), ref, claims)
+
+
+async def public_game(request: web.Request) -> LiveGame:
+    """The game of a public read (a play's public view): the token's merchant if a
+    token is sent, else ``?merchant=`` (whose shadow keyspace a load-test merchant's
+    ``X-Petbox-Shadow: 1`` reads; any other merchant's is 403), so a public read that
+    commits something (a play's seed) never writes load-test traffic to real data."""
+    if request.headers.get("Authorization"):
+        return (await player_ctx(request)).game
+    merchant_id = request.query.get("merchant", "")
+    if not MERCHANT_RE.fullmatch(merchant_id):
+        raise InvalidInput("without a player token, name the merchant: ?merchant=<id>",
+                           field="merchant")
+    if request.headers.get(SHADOW_HEADER) == "1":
+        merchant = await request.app[MERCHANTS].by_id(merchant_id)
+        if merchant is None:
+            raise Forbidden("only a merchant approved for load testing may send "
+                            "X-Petbox-Shadow")
+        shadow_for(request, merchant)
+    return await request.app[GAMES].get(merchant_id, game_id(request))
 
 
 def json_ok(body: Any, status: int = 200) -> web.Response:
@@ -261,42 +309,34 @@ def reply_response(reply: Reply) -> web.Response:
     return resp
 
 
-_RNG = random.Random()
-"""Seeded once from the OS; rules that need chance get it as an argument."""
-
-RuleFn = Callable[[Any, Any, int, Any, Any], Outcome]
+RuleMaker = Callable[[dict[str, Any], RuleContext], Rule]
+"""``(body, ctx) -> rule``: a handler's action, bound with :func:`bind`."""
 
 
-def bind(rule: RuleFn, action: Any, game: LiveGame) -> Rule:
-    """A pure rule bound to its action, RNG and config: what :meth:`Store.run` applies."""
-    config = game.config
-    return lambda state, now: rule(state, action, now, _RNG, config)
-
-
-RuleMaker = Callable[[dict[str, Any], PlayerCtx, StockView], Rule]
+def _reminders(ctx: RuleContext) -> Schedule:
+    """The reminder queue entries of a state about to be committed for ``ctx``."""
+    def schedule(state: PlayerState, now: int) -> list[tuple[str, int]]:
+        return [(member_of(r.kind, ctx.ref), r.due_at)
+                for r in upcoming(state, ctx.game.config, now, ctx.game.tz)]
+    return schedule
 
 
 async def run_action(request: web.Request, spec: Spec, make_rule: RuleMaker,
-                     status: int = 200, view: StockView | None = None,
-                     schedule_for: Callable[[PlayerCtx], Schedule] | None = None
-                     ) -> web.Response:
+                     status: int = 200, view: StockView | None = None, *,
+                     reminders: bool = False) -> web.Response:
     """A shopper POST: authenticate, parse, then load → apply → commit once per key.
 
-    ``make_rule`` gets the body, the context and a :class:`StockView` of limited
-    stock. Unless the handler passes a read ``view``, the view starts empty
-    ("assume available") so the common path reads nothing extra; a rule that
-    reserves a unit that is gone is re-applied with the view lowered.
-    ``schedule_for`` gives the reminders to queue with the commit (never for
-    load-test players: they are not reminded through a merchant's webhook).
+    ``make_rule`` gets the body and the :class:`RuleContext`, whose :class:`StockView`
+    of limited stock starts empty ("assume available", so the common path reads
+    nothing extra) unless the handler passes a read ``view``; a rule that reserves a
+    unit that is gone is re-applied with the view lowered. With ``reminders`` the
+    committed state's next reminders are queued by the commit itself.
     """
-    ctx = await player_ctx(request)
+    ctx = await player_ctx(request, view)
     key = idempotency_key(request)
     body, raw = await read_body(request, spec)
-    view = view if view is not None else StockView()
-    rule = make_rule(body, ctx, view)
-    svc = services(request)
-    binding = ValueBinding(svc.value, view, ctx.game.totals)
-    schedule = schedule_for(ctx) if schedule_for is not None and not svc.shadow else None
-    reply = await svc.store.run(ctx.ref, key, request_hash(request, raw), rule, status,
-                                value=binding, schedule=schedule)
+    rule = make_rule(body, ctx)
+    reply = await services(request).run(ctx.ref, key, request_hash(request, raw), rule, status,
+                                        view=ctx.view, totals=ctx.game.totals,
+                                        schedule=_reminders(ctx) if reminders else None)
     return reply_response(reply)

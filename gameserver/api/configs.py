@@ -16,16 +16,22 @@ from economy.errors import NotFound
 from economy.schema import Int, Obj, Str
 from gameserver.api.admin_keys import Written, sql_write
 from gameserver.api.common import Operation, checked, decode_json, game_id, merchant_of, now_s
-from gameserver.appkeys import DB
+from gameserver.api.schemas import ANY_OBJECT, BOOL, INT, STR, array, nullable, obj
+from gameserver.appkeys import DB, GAMES
 from gameserver.db import configs
 from gameserver.jsondiff import diff
+
+MAX_VERSION = 999_999_999
+"""The largest version number a request may name (as for path segments, see
+``configs.parse_version``): SQL stores versions as 32-bit integers."""
 
 PUBLISH_BODY = Obj(fields={
     "note": Str(default="", max_length=configs.NOTE_MAX,
                 description="why this version (shown in the version list)"),
 })
 ROLLBACK_BODY = Obj(fields={
-    "version": Int(minimum=1, description="the older version whose config goes live again"),
+    "version": Int(minimum=1, maximum=MAX_VERSION,
+                   description="the older version whose config goes live again"),
     "note": Str(default="", max_length=120, description="why (appended to the version note)"),
 })
 
@@ -81,7 +87,9 @@ async def publish_game(request: web.Request) -> web.Response:
         done = await configs.publish_draft_in(conn, merchant.id, game, now, body["note"])
         return Written(done.to_json())
 
-    return await sql_write(request, merchant.id, "publishGame", raw, effect)
+    resp = await sql_write(request, merchant.id, "publishGame", raw, effect)
+    await request.app[GAMES].reload(merchant.id, game)  # read-your-writes on this process
+    return resp
 
 
 async def rollback_game(request: web.Request) -> web.Response:
@@ -96,7 +104,9 @@ async def rollback_game(request: web.Request) -> web.Response:
                                          body["note"])
         return Written(done.to_json())
 
-    return await sql_write(request, merchant.id, "rollbackGame", raw, effect)
+    resp = await sql_write(request, merchant.id, "rollbackGame", raw, effect)
+    await request.app[GAMES].reload(merchant.id, game)  # read-your-writes on this process
+    return resp
 
 
 async def list_game_versions(request: web.Request) -> web.Response:
@@ -133,15 +143,21 @@ async def diff_game_versions(request: web.Request) -> web.Response:
 ERRORS = (401, 403, 404)
 BASE = "/v1/admin/games/{game}"
 
+DRAFT_SAVED = obj({"game": STR, "updated_at": INT, "checksum": STR,
+                   "live_version": nullable(INT)}, ["game", "updated_at", "checksum"])
+
 OPERATIONS = [
     Operation("getGameDraft", "GET", f"{BASE}/draft", get_game_draft,
               "The game's draft config and its validation problems", auth="merchant",
-              tag="merchant", errors=ERRORS),
+              tag="merchant", errors=ERRORS, response=obj(
+                  {**DRAFT_SAVED["properties"], "config": ANY_OBJECT,
+                   "problems": array(ANY_OBJECT)},
+                  ["game", "updated_at", "checksum", "config", "problems"])),
     Operation("putGameDraft", "PUT", f"{BASE}/draft", put_game_draft,
               "Store a full game config as the draft (creates the game if new); "
               "422 lists every problem with its JSON path and stores nothing",
               auth="merchant", tag="merchant", body=GAME_SPEC, optional_key=True,
-              errors=(400, *ERRORS, 409, 422)),
+              errors=(400, *ERRORS, 409, 422), response=DRAFT_SAVED),
     Operation("publishGame", "POST", f"{BASE}/publish", publish_game,
               "Publish the draft as the next immutable version, live on every server "
               "process within a second (changed: false if it is live already)",
@@ -156,7 +172,9 @@ OPERATIONS = [
                       "versions": {"type": "array", "items": VERSION_SUMMARY}}}),
     Operation("getGameVersion", "GET", f"{BASE}/versions/{{version}}", get_game_version,
               "One published version with its config", auth="merchant", tag="merchant",
-              errors=ERRORS),
+              errors=ERRORS, response=obj({
+                  "game": STR, "version": INT, "config": ANY_OBJECT, "checksum": STR,
+                  "published_at": INT, "note": STR, "live": BOOL})),
     Operation("diffGameVersions", "GET", f"{BASE}/versions/{{a}}/diff/{{b}}",
               diff_game_versions,
               "JSON-path diff from config a to config b (a version number, live or draft)",

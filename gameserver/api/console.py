@@ -13,12 +13,11 @@ import re
 from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy import select
 
 from economy.errors import NotFound
 from gameserver.api.common import Operation, merchant_of
 from gameserver.appkeys import DB
-from gameserver.db import models as m
+from gameserver.db import configs
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _ASSET_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\.(js|css|svg)")
@@ -60,15 +59,7 @@ async def console_asset(request: web.Request) -> web.Response:
 async def list_games(request: web.Request) -> web.Response:
     """The key's merchant and its games (live version, whether a draft exists)."""
     merchant = await merchant_of(request)
-    g = m.games
-    async with request.app[DB].connect() as conn:
-        rows = (await conn.execute(
-            select(g.c.game_id, g.c.live_version, g.c.draft_updated_at, g.c.updated_at)
-            .where(g.c.merchant_id == merchant.id).order_by(g.c.game_id))).all()
-    games = [{"game": r.game_id, "live_version": r.live_version,
-              "has_draft": r.draft_updated_at is not None,
-              "draft_updated_at": r.draft_updated_at, "updated_at": r.updated_at}
-             for r in rows]
+    games = await configs.list_games(request.app[DB], merchant.id)
     return web.json_response({"merchant": merchant.id, "name": merchant.name, "games": games})
 
 

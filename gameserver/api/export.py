@@ -69,8 +69,8 @@ def _last_cursor(chunk: bytes) -> str:
 
 OPERATIONS = [
     Operation("exportEvents", "GET", "/v1/admin/games/{game}/export", export_events,
-              "NDJSON stream of the game's ledger entries, draws and confirmed grants after "
-              "a cursor: each line carries "
+              "NDJSON stream of the game's ledger entries, draws, confirmed grants and "
+              "shared plays' commits (votes, joins, grabs) after a cursor: each line carries "
               "the cursor that resumes after it; the last line is "
               '{"type": "end", "cursor", "count", "more"}',
               auth="merchant", tag="merchant", errors=(401, 403, 404, 422, 503),

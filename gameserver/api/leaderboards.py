@@ -12,18 +12,22 @@ from typing import Any
 
 from aiohttp import web
 
+from economy.config import section_boards
 from economy.errors import InvalidInput, UnknownItem
-from economy.leaderboards import Leaderboard
+from economy.leaderboards import SHOW_ID, Leaderboard
 from gameserver.api.common import Operation, json_ok, player_ctx, services
 from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.games import LiveGame
-from gameserver.leaderboards import Standing, read_board
+from gameserver.leaderboards import Standing, read_board, shown_names
 
 DEFAULT_LIMIT = 20
 
 
 def _board(live: LiveGame, board_id: str) -> Leaderboard:
+    """A player board of ``$.leaderboards``, or a board a mechanic ranks itself."""
     board = live.config.leaderboards.get(board_id)
+    if board is None:
+        board = section_boards(live.config).get(board_id)
     if board is None:
         raise UnknownItem(f"unknown leaderboard {board_id!r}", kind="leaderboard",
                           id=board_id, known=sorted(live.config.leaderboards))
@@ -40,8 +44,10 @@ def _limit(request: web.Request, size: int) -> int:
     return int(text)
 
 
-def _entry(standing: Standing) -> dict[str, Any]:
-    return {"rank": standing.rank, "user": standing.user, "score": standing.score}
+def _entry(standing: Standing, names: dict[str, str], me: str) -> dict[str, Any]:
+    """An entry as every shopper sees it: a display name, never the raw user id."""
+    return {"rank": standing.rank, "name": names[standing.user], "score": standing.score,
+            "you": standing.user == me}
 
 
 async def get_leaderboard(request: web.Request) -> web.Response:
@@ -51,11 +57,20 @@ async def get_leaderboard(request: web.Request) -> web.Response:
     board = _board(ctx.game, request.match_info["board"])
     limit = _limit(request, board.size)
     key = services(request).keys.leaderboard(ctx.ref.merchant, ctx.ref.game, board.id)
-    view = await read_board(request.app[REDIS], key, ctx.ref.user, limit)
+    redis = request.app[REDIS]
+    view = await read_board(redis, key, ctx.ref.user, limit)
+    if board.show == SHOW_ID:  # a mechanic's board of non-shoppers (teams): their ids
+        names = {s.user: s.user for s in view.entries}
+    else:
+        names_key = (None if board.show == "masked" else
+                     services(request).keys.leaderboard_names(ctx.ref.merchant, ctx.ref.game,
+                                                              board.id))
+        names = await shown_names(redis, names_key, [s.user for s in view.entries])
     me = None if view.me is None else {"rank": view.me.rank, "score": view.me.score}
     return json_ok({
         "board": board.id, "name": board.name, "metric": board.metric, "size": board.size,
-        "entries": [_entry(s) for s in view.entries], "me": me,
+        "show": board.show,
+        "entries": [_entry(s, names, ctx.ref.user) for s in view.entries], "me": me,
         "updated_within_s": request.app[SETTINGS].flush_interval,
     })
 
@@ -65,10 +80,18 @@ _RANK: dict[str, Any] = {"rank": {"type": "integer", "minimum": 1},
 _STANDING: dict[str, Any] = {"type": "object", "properties": _RANK}
 BOARD_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
     "board": {"type": "string"}, "name": {"type": "string"},
-    "metric": {"type": "string", "description": "xp, draws, checkins, currency:<id>, item:<id>"},
+    "metric": {"type": "string", "description": "xp, draws, checkins, currency:<id>, item:<id>; "
+                                             "a mechanic's own board names what it ranks "
+                                             "(team:<season>: entries are team ids)"},
     "size": {"type": "integer"},
+    "show": {"enum": ["masked", "pet_name", "id"],
+             "description": "how entries name players (the board's config); `id`: a "
+                            "mechanic's board of non-shoppers (teams), named by their id"},
     "entries": {"type": "array", "items": {"type": "object", "properties": {
-        **_RANK, "user": {"type": "string"}}}},
+        **_RANK, "name": {"type": "string",
+                          "description": "a masked id or a pet name, never a shopper's "
+                                         "user id (a team board: the team's id)"},
+        "you": {"type": "boolean", "description": "this entry is the asking shopper"}}}},
     "me": {"oneOf": [_STANDING, {"type": "null"}],
            "description": "the shopper's standing; null without a score on the board"},
     "updated_within_s": {"type": "number",
@@ -80,8 +103,8 @@ OPERATIONS = [
     Operation("getLeaderboard", "GET", "/v1/games/{game}/leaderboards/{board}",
               get_leaderboard,
               "A leaderboard's top players (higher score first; ties by user id, "
-              "descending) and the shopper's own rank; updated by the persister, so "
-              "about one flush interval behind",
+              "descending), named by a masked id or pet name, and the shopper's own "
+              "rank; updated by the persister, so about one flush interval behind",
               auth="player", tag="shopper", errors=(401, 403, 404, 422),
               params={"limit": "how many entries, 1..the board's size (default 20)"},
               response=BOARD_RESPONSE),

@@ -9,7 +9,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gameserver.api.common import Operation
-from gameserver.appkeys import DB, METRICS, REDIS
+from gameserver.api.schemas import ANY_OBJECT, BOOL, INT, STR, array, map_of, obj
+from gameserver.appkeys import DB, KEYS, METRICS, REDIS, SETTINGS
+from gameserver.redishealth import NodeHealth, probe, refresh_if_failing
 from gameserver.workerboard import WORKER_BOARD
 
 OPENAPI = web.AppKey("openapi", dict[str, Any])
@@ -23,24 +25,49 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Redis and SQL both answer within a second; 503 names what does not.
 
+    Redis is checked per node: on a Redis Cluster, every master serving one of the
+    logical shards must answer (``redis_nodes`` lists each with its slots and shards,
+    and says which fail), so a host is never ready while some shards are not.
+
     ``workers`` says how many HTTP workers of ``serve --workers N`` are serving. One
     missing (crashed, being restarted with back-off) is ``degraded: true`` but still
     200: this process can serve, and the workers share one port, so a 503 would make
     a load balancer take the whole host out for one worker's fault. Alert on
     ``degraded`` instead."""
-    checks: dict[str, str] = {}
-    for name, probe in (("redis", request.app[REDIS].ping()), ("sql", request.app[DB].ping())):
-        try:
-            await asyncio.wait_for(probe, 1.0)
-            checks[name] = "ok"
-        except Exception as exc:  # any failure means "not ready"; say which
-            checks[name] = f"unavailable: {type(exc).__name__}"
+    nodes, sql = await asyncio.gather(_redis_nodes(request.app), _sql(request.app))
+    down = sorted(s for n in nodes if not n.ok for s in n.shards)
+    checks = {"redis": "ok" if not down else
+              f"unavailable: shards {down} on {', '.join(n.node for n in nodes if not n.ok)}",
+              "sql": sql}
     ok = all(v == "ok" for v in checks.values())
     board = request.app.get(WORKER_BOARD)
     workers = board.status() if board is not None else {"ready": 1, "expected": 1,
                                                         "degraded": False}
     return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks,
+                              "redis_nodes": [n.as_json() for n in nodes],
                               "workers": workers}, status=200 if ok else 503)
+
+
+async def _redis_nodes(app: web.Application) -> list[NodeHealth]:
+    """Every Redis node's health (probed again once after a slot-map refresh when one
+    failed: a replica may have taken over), also set as gauges."""
+    redis, keys, shards = app[REDIS], app[KEYS], app[SETTINGS].shards
+    nodes = await probe(redis, keys, shards)
+    if await refresh_if_failing(redis, nodes):
+        nodes = await probe(redis, keys, shards)
+    metrics = app[METRICS]
+    for node in nodes:
+        metrics.redis_node_up.labels(node.node).set(1 if node.ok else 0)
+    metrics.redis_shards_down.set(sum(len(n.shards) for n in nodes if not n.ok))
+    return nodes
+
+
+async def _sql(app: web.Application) -> str:
+    try:
+        await asyncio.wait_for(app[DB].ping(), 1.0)
+        return "ok"
+    except Exception as exc:  # any failure means "not ready"; say which
+        return f"unavailable: {type(exc).__name__}"
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -53,12 +80,17 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 OPERATIONS = [
-    Operation("healthz", "GET", "/healthz", healthz, "Liveness", auth="none", tag="operations"),
+    Operation("healthz", "GET", "/healthz", healthz, "Liveness", auth="none", tag="operations",
+              response=obj({"status": STR})),
     Operation("readyz", "GET", "/readyz", readyz, "Readiness: Redis and SQL reachable",
-              auth="none", tag="operations", errors=(503,)),
+              auth="none", tag="operations", errors=(503,), response=obj(
+                  {"status": STR, "checks": map_of(STR), "redis_nodes": array(ANY_OBJECT),
+                   "workers": obj({"ready": INT, "expected": INT, "degraded": BOOL})})),
     Operation("metrics", "GET", "/metrics", metrics, "Prometheus metrics", auth="none",
               tag="operations", response={"type": "string"},
               content_type="text/plain"),
     Operation("openapi", "GET", "/openapi.json", openapi, "This document", auth="none",
-              tag="operations"),
+              tag="operations", response=obj({"openapi": STR, "info": ANY_OBJECT,
+                                               "paths": ANY_OBJECT,
+                                               "components": ANY_OBJECT})),
 ]

@@ -17,6 +17,7 @@ from economy.errors import InvalidInput, NotFound
 from economy.schema import Int, Map, Obj, Str
 from economy.simulate import simulate
 from gameserver.api.common import Operation, checked, decode_json, game_id, merchant_of
+from gameserver.api.schemas import ANY_OBJECT, INT, NUM, STR, map_of, nullable, obj
 from gameserver.appkeys import DB
 from gameserver.db import configs
 from gameserver.games import parse_config
@@ -33,7 +34,7 @@ SIMULATE_BODY = Obj(fields={
                  description="draws per player, a multiple of batch"),
     "batch": Int(default=1, minimum=1, maximum=10, description="1 or 10 (ten-pulls)"),
     "seed": Str(default="0", max_length=64, description="same seed, same result"),
-    "stock": Map(default={}, values=Int(minimum=0),
+    "stock": Map(default={}, values=Int(minimum=0, maximum=10**9),
                  description="limited prize → stock at the start (default: configured)"),
 })
 
@@ -77,11 +78,20 @@ async def simulate_game(request: web.Request) -> web.Response:
                               "seed": body["seed"], **result.to_json()})
 
 
+RATE = obj({"count": INT, "rate": NUM})
+
 OPERATIONS = [
     Operation("simulateGame", "POST", "/v1/admin/games/{game}/simulate", simulate_game,
               "Monte Carlo over a series of the draft or a version: distribution per item "
               f"and tier, pity rates, prize cost per draw, draws to complete the set, "
               f"sell-out points (players × draws ≤ {MAX_TOTAL_DRAWS})",
               auth="merchant", tag="merchant", body=SIMULATE_BODY, errors=(400, 401, 403,
-                                                                           404, 422)),
+                                                                           404, 422),
+              response=obj({
+                  "game": STR, "config": STR, "series": STR, "seed": STR, "players": INT,
+                  "draws": INT, "batch": INT, "items": map_of(RATE), "tiers": map_of(RATE),
+                  "pity": map_of(NUM), "prize_cost_fen_per_draw": NUM,
+                  "price_per_draw": ANY_OBJECT, "complete_set": ANY_OBJECT,
+                  "sold_out_at_draw": map_of(nullable(INT))},
+                  ["game", "config", "series", "players", "draws", "items", "tiers"])),
 ]

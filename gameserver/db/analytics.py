@@ -17,6 +17,9 @@ Definitions (all days are calendar days in the game's time zone):
 - **coupons granted**: confirmed, non-shadow rows of kind ``coupon`` in the
   value tier's ``grants`` table, by the day they were created (pending grants
   are not counted until confirmed; voided ones never).
+- **plays**: per kind of shared state (``aggregate_ledger.kind``: a poll bucket, a group,
+  a pool, a team), the shoppers' commits on it that day and the distinct shoppers
+  making them; system commits (users named ``_…``) are left out.
 - **average active minutes**: per active player and day, the visits of that day
   (runs of actions no more than ``IDLE_S`` = 5 min apart) each count from their
   first to their last action plus ``VISIT_S`` = 1 min; the day's figure is the
@@ -216,6 +219,26 @@ class _Q:
         return self._per_day(g, g.c.created_ms, func.count(), g.c.kind == "coupon",
                              g.c.status == "confirmed", g.c.shadow.is_(False))
 
+    def redeemed(self) -> Select[Any]:
+        """Coupons redeemed (``redeemCoupon``) per day of their redemption."""
+        g = m.grants
+        return self._per_day(g, g.c.redeemed_ms, func.count(), g.c.kind == "coupon",
+                             g.c.status == "confirmed", g.c.shadow.is_(False),
+                             g.c.redeemed_ms.is_not(None))
+
+    def plays(self) -> Select[Any]:
+        """Per day and kind of shared state (a poll bucket, a group, a pool, a team): the
+        shoppers' commits on it and how many shoppers made them. System commits (users
+        named ``_…``: seeds, draws of a play's own) are left out. The kinds are the
+        plays' own names for their aggregates: nothing here names a play."""
+        a = m.aggregate_ledger
+        day = local_day_expr(a.c.ts_ms // 1000, self.segments).label("d")
+        w = self.window
+        return select(day, a.c.kind, func.count(), func.count(distinct(a.c.user_id))).where(
+            a.c.merchant_id == self.merchant, a.c.game_id == self.game,
+            a.c.ts_ms >= (w.start - 2) * DAY_S * 1000, a.c.ts_ms < w.end_s() * 1000,
+            ~a.c.user_id.startswith("_", autoescape=True)).group_by(day, a.c.kind)
+
     def daily_retention(self) -> Select[Any]:
         f, ud, w = self.first, self.days, self.window
         k = (ud.c.d - f.c.fd).label("k")
@@ -269,12 +292,18 @@ async def game_analytics(db: Database, merchant: str, game: str,
         secs = await _pairs(conn, q.active_seconds())
         draws = await _pairs(conn, q.draws())
         coupons = await _pairs(conn, q.coupons())
+        redeemed = await _pairs(conn, q.redeemed())
+        plays: dict[int, dict[str, dict[str, int]]] = {}
+        for d, kind, actions, shoppers in await conn.execute(q.plays()):
+            plays.setdefault(int(d), {})[str(kind)] = {"actions": int(actions),
+                                                      "shoppers": int(shoppers)}
         retained = await _triples(conn, q.daily_retention())
         cohort_weeks = await _pairs(conn, q.weekly_cohorts())
         weekly = await _triples(conn, q.weekly_retention())
         players, active = (await conn.execute(q.totals())).one()
     span = range(window.start, window.end + 1)
-    days = [_day_row(d, dau, new, secs, draws, coupons) for d in span]
+    days = [{**_day_row(d, dau, new, secs, draws, coupons),
+             "coupons_redeemed": redeemed.get(d, 0), "plays": plays.get(d, {})} for d in span]
     cohorts = [_cohort_row(d, new.get(d, 0), retained, window.today) for d in span]
     weeks = [_week_row(wk, cohort_weeks.get(wk, 0), weekly, window.today)
              for wk in range(window.first_week, window.last_week + 1)]
@@ -319,4 +348,14 @@ def _totals(players: int, active: int, days: list[dict[str, Any]],
             "new_players": sum(d["new_players"] for d in days),
             "draws": sum(d["draws"] for d in days),
             "coupons_granted": sum(d["coupons_granted"] for d in days),
+            **_redemption(days),
             "weekly_retention": _rate(kept, size) if measured else None}
+
+
+def _redemption(days: list[dict[str, Any]]) -> dict[str, Any]:
+    """Coupons redeemed in the range, and their share of the coupons granted in it
+    (null without grants; above 1 when older coupons were redeemed in the range)."""
+    granted = sum(d["coupons_granted"] for d in days)
+    redeemed = sum(d["coupons_redeemed"] for d in days)
+    return {"coupons_redeemed": redeemed,
+            "coupon_redemption_rate": round(redeemed / granted, 4) if granted else None}

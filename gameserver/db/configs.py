@@ -26,6 +26,8 @@ serialize instead of racing for the same version number.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +35,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from economy.errors import ConfigInvalid, DomainError, NotFound
+from economy.errors import ConfigInvalid, DomainError, NotFound, Refusal
 from gameserver.db import models as m
 from gameserver.db.database import Database, config_checksum
 from gameserver.games import parse_config
@@ -46,7 +48,7 @@ class NoDraft(DomainError):
     """Publishing a game that has no draft."""
 
     code = "no_draft"
-    status = 409
+    kind = Refusal.CONFLICT
 
     def __init__(self, game: str) -> None:
         super().__init__("this game has no draft to publish: PUT one first", game=game)
@@ -298,3 +300,33 @@ def problems_of(config: Any) -> list[dict[str, str]]:
     except ConfigInvalid as exc:
         return exc.problems
     return []
+
+
+async def list_games(db: Database, merchant: str) -> list[dict[str, Any]]:
+    """The merchant's games by id: live version, whether a draft exists, and when each
+    last changed (the console's game picker)."""
+    g = m.games
+    async with db.connect() as conn:
+        rows = (await conn.execute(
+            select(g.c.game_id, g.c.live_version, g.c.draft_updated_at, g.c.updated_at)
+            .where(g.c.merchant_id == merchant).order_by(g.c.game_id))).all()
+    return [{"game": r.game_id, "live_version": r.live_version,
+             "has_draft": r.draft_updated_at is not None,
+             "draft_updated_at": r.draft_updated_at, "updated_at": r.updated_at}
+            for r in rows]
+
+
+async def publish_change_in(conn: AsyncConnection, merchant: str, game: str, now: int,
+                            note: str,
+                            change: Callable[[dict[str, Any]], dict[str, Any]]) -> Published:
+    """Publish ``change(live config)`` as the next version, under the game's lock (the
+    live config read and the publish are one moment). ``change`` gets a copy of the live
+    config as stored and may raise a refusal; the result is validated in full. NotFound
+    when the game has no live version."""
+    live = await _lock(conn, merchant, game, now)
+    current = await _version_row(conn, merchant, game, live) if live else None
+    if current is None:
+        raise NotFound("this game has no live version", game=game)
+    config = change(copy.deepcopy(current["config"]))
+    validate_config(config)
+    return await _publish_in(conn, merchant, game, live, config, now, note)

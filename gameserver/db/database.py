@@ -1,6 +1,7 @@
-"""The SQL side: engine set-up for SQLite and PostgreSQL, migrations, and queries.
+"""The SQL side: migrations and queries.
 
-One :class:`Database` per process wraps an async SQLAlchemy engine. SQLite runs
+One :class:`Database` per process wraps an async SQLAlchemy engine
+(gameserver/db/connections.py: its set-up and the bound of every call). SQLite runs
 in WAL mode with a busy timeout so the persister and request handlers can share
 the file; PostgreSQL uses asyncpg. Queries are small methods so handlers and the
 persister never build SQL themselves.
@@ -13,7 +14,6 @@ import contextlib
 import copy
 import hashlib
 import json
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +23,21 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import migrations
+from gameserver.admission import SqlLine
 from gameserver.db import models as m
+from gameserver.db.connections import (
+    BACKGROUND_TIMEOUT,
+    bounded_connection,
+    settle_cleanups,
+)
+from gameserver.db.connections import CommitUnknown as CommitUnknown  # re-exported
+from gameserver.db.connections import make_engine as make_engine  # re-exported
 from gameserver.keys import PlayerRef
-
-# aiosqlite logs every statement with its parameters at DEBUG: coupon codes, player
-# state, signing secrets. Keep it at INFO even when petbox runs with PETBOX_LOG_LEVEL=DEBUG.
-logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)
@@ -83,171 +87,23 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-REQUEST_TIMEOUT = 1.5
-"""Default bound (seconds) of one SQL call made while a client waits (``PETBOX_SQL_TIMEOUT``)."""
-BACKGROUND_TIMEOUT = 10.0
-"""Default bound of one SQL call of a background job (``PETBOX_SQL_BACKGROUND_TIMEOUT``);
-also the driver-level backstop: connect, pool checkout, statement, SQLite busy wait."""
-
-
-def _sqlite_pragmas(busy_ms: int) -> Any:
-    def pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-        cur.close()
-
-    return pragmas
-
-
-def make_engine(url: str, timeout: float = BACKGROUND_TIMEOUT, **kwargs: Any) -> AsyncEngine:
-    """An async engine with petbox's settings for the URL's dialect.
-
-    ``timeout`` bounds every step at the driver: connecting, waiting for a pooled
-    connection, each statement (asyncpg ``timeout``/``command_timeout``), SQLite's wait
-    for a lock. It is the backstop; :meth:`Database.connect` bounds each call tighter.
-    """
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        else:  # one shared in-memory connection: no pool to size
-            for name in ("pool_size", "max_overflow", "pool_timeout"):
-                kwargs.pop(name, None)
-        kwargs.setdefault("connect_args", {"timeout": timeout})
-        engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(int(timeout * 1000)))
-        return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_timeout", timeout)
-    if url.startswith("postgresql+asyncpg"):
-        kwargs.setdefault("connect_args", {"timeout": timeout, "command_timeout": timeout})
-    return create_async_engine(url, **kwargs)
-
-
-_CLEANUPS: set[asyncio.Task[Any]] = set()
-"""Connection clean-ups left to finish after their call gave up (kept referenced)."""
-
-
-def _in_background(coro: Any) -> None:
-    task = asyncio.ensure_future(coro)
-    _CLEANUPS.add(task)
-    task.add_done_callback(_CLEANUPS.discard)
-    task.add_done_callback(_ignore_result)
-
-
-def _ignore_result(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # retrieved: a failed clean-up of a dead connection is expected
-
-
-async def _close_late(task: asyncio.Task[AsyncConnection]) -> None:
-    """Close a connection whose checkout finished after its caller gave up."""
-    with contextlib.suppress(BaseException):
-        conn = await task
-        await conn.close()
-
-
-async def _acquire(engine: AsyncEngine) -> AsyncConnection:
-    """A pooled connection. If the caller is cancelled (its bound ran out) while the pool
-    waits, connects or pings, the checkout is left to end by itself (the driver's own
-    timeouts bound it) instead of being waited for: the caller answers on time."""
-    task = asyncio.ensure_future(engine.connect().start())
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        task.cancel()
-        _in_background(_close_late(task))
-        raise
-
-
-async def _driver(conn: AsyncConnection) -> Any:
-    """The driver's connection, taken while SQLAlchemy still hands it out (after an
-    interrupted statement it may refuse to: "invalid transaction")."""
-    return (await conn.get_raw_connection()).driver_connection
-
-
-def _terminate(raw: Any) -> None:
-    """Drop a connection interrupted mid-statement at once: its state is unknown, and a
-    hung server would never answer the rollback (asyncpg closes its socket; SQLite has
-    no equivalent and waits out its statement, bounded by the busy timeout)."""
-    terminate = getattr(raw, "terminate", None)
-    if callable(terminate):
-        with contextlib.suppress(Exception):
-            terminate()
-
-
-async def _discard(conn: AsyncConnection) -> None:
-    with contextlib.suppress(BaseException):
-        await conn.invalidate()
-    with contextlib.suppress(BaseException):
-        await conn.close()
-
-
-async def _release(conn: AsyncConnection, raw: Any) -> None:
-    """Close (roll back, return to the pool); if the caller's bound runs out meanwhile,
-    the connection is dropped and the pool's clean-up goes on without the caller."""
-    task = asyncio.ensure_future(conn.close())
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        _terminate(raw)
-        _in_background(task)
-        raise
-
-
-async def _close_committed(conn: AsyncConnection, seconds: float) -> None:
-    """Return a connection whose work is done; never turns that success into an error
-    (a close still running after ``seconds`` finishes in the background)."""
-    task = asyncio.ensure_future(conn.close())
-    done, _ = await asyncio.wait({task}, timeout=seconds)
-    if task in done:
-        task.exception()  # retrieved; a failed return to the pool is the pool's business
-    else:
-        _in_background(task)
-
-
-@contextlib.asynccontextmanager
-async def bounded_connection(engine: AsyncEngine, seconds: float,
-                             begin: bool) -> AsyncIterator[AsyncConnection]:
-    """A connection (in a transaction committed at the end if ``begin``) that the block
-    must be done with within ``seconds``, checkout and commit included; else
-    :class:`TimeoutError`, with the transaction rolled back or its connection dropped,
-    and nothing waited on past the bound (so a hung server costs a caller ``seconds``,
-    not the driver's timeouts). Cancellation mid-statement drops the connection rather
-    than reusing it. Once committed, the block has succeeded whatever the close does."""
-    async with asyncio.timeout(seconds):
-        conn = await _acquire(engine)
-        try:
-            raw = await _driver(conn)
-        except BaseException:
-            _in_background(_discard(conn))
-            raise
-        try:
-            transaction = await conn.begin() if begin else None
-            yield conn
-            if transaction is not None:
-                await transaction.commit()
-        except asyncio.CancelledError:
-            _terminate(raw)
-            _in_background(_discard(conn))
-            raise
-        except BaseException:
-            await _release(conn, raw)
-            raise
-    await _close_committed(conn, seconds)
-
-
 class Database:
     """Queries petbox runs against SQL; one instance per process."""
 
     def __init__(self, url: str, engine: AsyncEngine | None = None, *,
                  timeout: float = BACKGROUND_TIMEOUT,
-                 background_timeout: float = BACKGROUND_TIMEOUT) -> None:
+                 background_timeout: float = BACKGROUND_TIMEOUT,
+                 line: SqlLine | None = None, writers: SqlLine | None = None) -> None:
         self.url = url
+        self.line = line
+        """Where calls wait for a connection, outside their bound (None: in the pool)."""
+        self.writers = writers
+        """Where write transactions (:meth:`begin`) wait their turn first, outside their
+        bound (None: no such line). SQLite takes one writer at a time; left to its own
+        lock, a crowd of writers sleeps and polls in the busy handler, each in a thread
+        of its own that its caller's bound cannot stop, so a burst of 2,000 grants once
+        kept every connection waiting on the lock for over 45 s. In this line they wait
+        in order, in the event loop, and a caller that gives up leaves nothing behind."""
         self.timeout = timeout
         """Bound of each call through :meth:`connect` / :meth:`begin`, seconds."""
         self.background_timeout = max(timeout, background_timeout)
@@ -266,17 +122,27 @@ class Database:
         return self.bounded(self.background_timeout)
 
     def connect(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for one call, bounded by :attr:`timeout` (checkout included)."""
-        return bounded_connection(self.engine, self.timeout, begin=False)
+        """A connection for one call, bounded by :attr:`timeout` (checkout included;
+        the wait in :attr:`line` before it is bounded by the line)."""
+        return self._call(begin=False)
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         """A connection in a transaction (committed at the end), bounded like
         :meth:`connect`."""
-        return bounded_connection(self.engine, self.timeout, begin=True)
+        return self._call(begin=True)
+
+    @contextlib.asynccontextmanager
+    async def _call(self, begin: bool) -> AsyncIterator[AsyncConnection]:
+        async with contextlib.AsyncExitStack() as stack:
+            if begin and self.writers is not None:  # first: a writer in line holds no slot
+                await stack.enter_async_context(self.writers.turn())
+            if self.line is not None:
+                await stack.enter_async_context(self.line.turn())
+            yield await stack.enter_async_context(
+                bounded_connection(self.engine, self.timeout, begin))
 
     async def close(self) -> None:
-        if _CLEANUPS:  # connections given up on: let them finish closing (bounded)
-            await asyncio.wait(set(_CLEANUPS), timeout=3)
+        await settle_cleanups()  # connections given up on: let them finish closing
         await self.engine.dispose()
 
     async def ping(self) -> None:

@@ -1,10 +1,13 @@
 """Exporting a game's events as NDJSON, resumable from a cursor, in constant memory.
 
-Three sources, each in id order, one after the other: **ledger** rows (every
+Four sources, each in id order, one after the other: **ledger** rows (every
 balance change with its reason), **draw** records (what is needed to verify
-each draw) and confirmed value **grants** (coupons and goods with their codes;
-shadow and voided grants are left out). The cursor is ``v1.<ledger>.<draw>.<grant>``:
-the last id delivered from each source.
+each draw), confirmed value **grants** (coupons and goods with their codes;
+shadow and voided grants are left out) and **play** rows (every commit on state that
+shoppers share: a vote on a poll bucket, a join of a group, a grab from a pool, with
+the shopper, the aggregate and the play's response). The cursor is
+``v1.<ledger>.<draw>.<grant>.<play>``: the last id delivered from each source (a
+cursor of three numbers, from before plays were exported, resumes with every play).
 
 **No gaps, no duplicates.** Rows are read in pages by keyset (``id > last``),
 never by offset. The catch is that on PostgreSQL ids are drawn from a sequence
@@ -30,7 +33,7 @@ A stream cut short has no end line: resume from the last complete line's cursor.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,12 +60,23 @@ class Source:
     table: Any
     columns: tuple[str, ...]
     renames: tuple[tuple[str, str], ...] = (("user_id", "user"),)
+    shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """What a line shows of a row's values, when not the columns as they are."""
 
     def where(self) -> tuple[Any, ...]:
         t = self.table
         if self.kind == "grant":
-            return (t.c.status == "confirmed", t.c.shadow.is_(False))
+            # sold: a confirmed grant that was held for a while and then paid for
+            return (t.c.status.in_(("confirmed", "sold")), t.c.shadow.is_(False))
         return ()
+
+
+def _play_response(values: dict[str, Any]) -> dict[str, Any]:
+    """A play row's gate body (``{"response", "owed"}``) as its ``response`` alone: what
+    the shopper's action did on the shared state (what is owed them is in their ledger)."""
+    body = values.pop("body")
+    values["response"] = json.loads(body).get("response") if body else None
+    return values
 
 
 SOURCES = (
@@ -73,7 +87,14 @@ SOURCES = (
            (("user_id", "user"), ("series_id", "series"))),
     Source("grant", m.grants, ("id", "user_id", "ref", "kind", "code", "status", "reason",
                                "detail", "created_ms", "settled_ms", "commit_id")),
+    Source("play", m.aggregate_ledger, ("id", "user_id", "kind", "aggregate_id", "version",
+                                        "status", "ts_ms", "commit_id", "body"),
+           (("user_id", "user"), ("aggregate_id", "aggregate")), _play_response),
 )
+GRANTS = 2
+"""Index of the grants in :data:`SOURCES` (their mark also stops below a pending one)."""
+LEGACY_SOURCES = 3
+"""Sources a cursor named before play rows were exported (they resume from play 0)."""
 
 Position = tuple[int, ...]
 """The last id delivered from each source, in :data:`SOURCES` order."""
@@ -88,11 +109,11 @@ def decode_cursor(cursor: str | None) -> Position:
     if not cursor:
         return (0,) * len(SOURCES)
     parts = cursor[len(CURSOR_PREFIX):].split(".")
-    if (not cursor.startswith(CURSOR_PREFIX) or len(parts) != len(SOURCES)
+    if (not cursor.startswith(CURSOR_PREFIX) or len(parts) not in (LEGACY_SOURCES, len(SOURCES))
             or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts)):
         raise InvalidInput("cursor is not one this server issued", problems=[
             {"path": "$.cursor", "message": "must be a cursor from an earlier export"}])
-    return tuple(int(p) for p in parts)
+    return tuple(int(p) for p in parts) + (0,) * (len(SOURCES) - len(parts))
 
 
 @dataclass(frozen=True)
@@ -122,7 +143,7 @@ async def high_water(db: Database) -> Position:
         pending = (await conn.execute(
             select(func.min(g.c.id)).where(g.c.status == "pending"))).scalar()
     if pending is not None:
-        marks[-1] = min(marks[-1], int(pending) - 1)
+        marks[GRANTS] = min(marks[GRANTS], int(pending) - 1)
     return tuple(marks)
 
 
@@ -168,6 +189,8 @@ def event_line(source: Source, row: Any, position: Position) -> bytes:
     values = dict(zip(source.columns, row, strict=True))
     for old, new in source.renames:
         values[new] = values.pop(old)
+    if source.shape is not None:
+        values = source.shape(values)
     return _line({"type": source.kind, "cursor": encode_cursor(position), **values})
 
 

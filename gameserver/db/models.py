@@ -160,21 +160,27 @@ grants = Table(
     Column("idem_key", String(64), nullable=False),
     Column("position", Integer, nullable=False),
     Column("commit_id", String(32), nullable=False),
-    Column("status", String(12), nullable=False),  # pending | confirmed | void
+    # pending | confirmed | void; a confirmed hold then ends sold or released (given
+    # back to the stock: ValueTier.end_grants)
+    Column("status", String(12), nullable=False),
     Column("code", String(64), nullable=False, unique=True),
     Column("detail", JSON, nullable=False),
     Column("reason", String(120), nullable=False),
     Column("shadow", Boolean, nullable=False, default=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("settled_ms", BigInteger, nullable=True),
+    Column("redeemed_ms", BigInteger, nullable=True),  # a coupon used (redeemCoupon)
+    Column("redeemed_ref", String(64), nullable=True),  # the merchant's order or till ref
     Index("uq_grants_live_position", "merchant_id", "game_id", "user_id", "idem_key",
           "position", unique=True, sqlite_where=text("status != 'void'"),
           postgresql_where=text("status != 'void'")),
     Index(None, "status", "created_ms"),
     Index(None, "merchant_id", "game_id", "id"),
     Index(None, "commit_id"),
+    Index(None, "merchant_id", "game_id", "user_id", "id"),  # a shopper's coupon wallet
 )
-"""One row per value grant; a pending row whose action never committed becomes void."""
+"""One row per value grant; a pending row whose action never committed becomes void.
+A confirmed coupon is *redeemed* once ``redeemed_ms`` is set (``redeemCoupon``)."""
 
 draws = Table(
     "draws", metadata,
@@ -230,3 +236,114 @@ per (merchant, key), claimed as *running*, then *done* with the first response, 
 same transaction as the write's SQL effect. ``followup`` is a Redis step still owed
 after that commit (``setStock``'s gate adjust); ids grow with insertion, which is what
 the retention purge walks (kept ``PETBOX_IDEMPOTENCY_TTL``, housekeeping)."""
+
+aggregates = Table(
+    "aggregates", metadata,
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("aggregate_id", String(64), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("state", LargeBinary, nullable=False),
+    Column("flushed_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("merchant_id", "game_id", "kind", "aggregate_id"),
+)
+"""State several shoppers share (a poll bucket, a group, a pool, a team), written
+behind by the persister's aggregate stage (version-guarded upsert) and read back on a
+Redis miss. Same role as ``players`` for one shopper."""
+
+aggregate_ledger = Table(
+    "aggregate_ledger", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("commit_id", String(32), nullable=False),
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("aggregate_id", String(64), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("idem_key", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("entry", LargeBinary, nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    UniqueConstraint("commit_id"),
+    Index(None, "merchant_id", "game_id", "kind", "aggregate_id", "user_id", "idem_key"),
+    Index(None, "merchant_id", "game_id", "kind", "aggregate_id", "ts_ms"),
+)
+"""Every commit on an aggregate (a vote, a join), with the shopper, the
+Idempotency-Key and the gate's response: the aggregate's history for analytics, and
+what makes a gate exactly-once after Redis lost the aggregate (a retry whose key is
+here is replayed from ``body``, never applied again). Rows reach SQL in the same
+transaction as the aggregate state that includes them."""
+
+experiment_exposures = Table(
+    "experiment_exposures", metadata,
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("experiment", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("arm", String(64), nullable=False),
+    Column("game_version", Integer, nullable=False),
+    Column("day", Integer, nullable=False),  # local day (ordinal, game time zone): day 0
+    Column("commit_id", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("merchant_id", "game_id", "experiment", "user_id"),
+)
+"""The first commit an experiment arm decided for a shopper (one row per shopper and
+experiment; a redelivered commit adds nothing): the exposed cohort of the results."""
+
+experiment_days = Table(
+    "experiment_days", metadata,
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("experiment", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("commit_id", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("merchant_id", "game_id", "experiment", "user_id", "day"),
+)
+"""Local days (ordinal, game time zone, the rules' clock) an exposed shopper acted on:
+what experiment retention is computed from."""
+
+order_events = Table(
+    "order_events", metadata,
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("kind", String(12), nullable=False),  # paid | refunded
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("commit_id", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("merchant_id", "game_id", "user_id", "order_id", "kind"),
+    Index(None, "merchant_id", "game_id", "ts_ms"),
+)
+"""Orders ``ingestOrder`` applied (paid, and refunded with the paid amount): orders and
+GMV in SQL."""
+
+webhook_outbox = Table(
+    "webhook_outbox", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("event_key", String(128), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("state", String(12), nullable=False),  # pending | delivered | failed
+    Column("tries", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("next_ms", BigInteger, nullable=False),
+    Column("delivered_ms", BigInteger, nullable=True),
+    UniqueConstraint("merchant_id", "event_key"),
+    Index(None, "state", "next_ms"),
+    Index(None, "merchant_id", "game_id", "id"),
+)
+"""Events owed to merchants' backends (``gameserver.webhooks``): one row per (merchant,
+key), so an event emitted twice is stored once; the deliverer walks pending rows by
+``next_ms`` and marks them delivered or failed."""

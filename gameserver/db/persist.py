@@ -1,12 +1,12 @@
-"""SQL writes of the persister: ledger rows (with the draws, seeds and stored responses
-of the same commits) and player states, in batched transactions.
+"""SQL writes of the persister: ledger rows (with the records and stored responses of
+the same commits) and player states, in batched transactions.
 
 Both writes are idempotent, so a batch that is written twice (the persister died
 between the SQL commit and marking the work done in Redis) changes nothing the
 second time:
 
-- ledger rows are unique by ``(commit_id, seq)``, stored responses by commit, and
-  both are inserted with ``ON CONFLICT DO NOTHING``;
+- ledger rows are unique by ``(commit_id, seq)``, stored responses by commit, records
+  by their table's unique key, and all are inserted with ``ON CONFLICT DO NOTHING``;
 - player rows are upserted only when the stored version is older, so an old
   state can never overwrite a newer one.
 
@@ -19,15 +19,17 @@ the rows themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, func, select
+from sqlalchemy import Insert, Table, UniqueConstraint, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
+from mechanics.outcome import Record
 
 PLAYER_KEY = ("merchant_id", "game_id", "user_id")
 LEDGER_KEY = ("commit_id", "seq")
@@ -79,40 +81,75 @@ class ResponseRow(NamedTuple):
 
 
 @dataclass(frozen=True)
-class EventRows:
-    """SQL rows that commits carry besides the ledger: draws, revealed seeds and the
+class CommitRows:
+    """SQL rows that commits carry besides the ledger: their records, by table, and the
     stored responses of their Idempotency-Keys."""
 
-    draws: list[dict[str, Any]] = field(default_factory=list)
-    seeds: list[dict[str, Any]] = field(default_factory=list)
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     responses: list[ResponseRow] = field(default_factory=list)
 
-    def extend(self, other: EventRows) -> None:
-        self.draws.extend(other.draws)
-        self.seeds.extend(other.seeds)
+    def extend(self, other: CommitRows) -> None:
+        for table, rows in other.records.items():
+            self.records.setdefault(table, []).extend(rows)
         self.responses.extend(other.responses)
 
+    def sort(self) -> None:
+        """Every table's rows in its unique key's order: one lock order for every
+        persister, so concurrent batches cannot deadlock."""
+        for table, rows in self.records.items():
+            key = record_table(table).key
+            rows.sort(key=lambda row: tuple(row[c] for c in key))
+        self.responses.sort()  # by commit id, the unique index's order
+
     def __bool__(self) -> bool:
-        return bool(self.draws or self.seeds or self.responses)
+        return bool(self.records or self.responses)
 
 
-def event_rows(commit_id: str, merchant: str, game: str, user: str, ts_ms: int,
-               events: Sequence[dict[str, Any]]) -> EventRows:
-    """Rows for the events of one commit (``box_draw`` → draws, seed reveals → seeds)."""
-    out = EventRows()
-    for seq, event in enumerate(events):
-        if event.get("type") == "box_draw":
-            out.draws.append({
-                "commit_id": commit_id, "seq": seq, "merchant_id": merchant, "game_id": game,
-                "user_id": user, "series_id": str(event["series"]), "item": str(event["item"]),
-                "rarity": str(event["rarity"]), "nonce": int(event["nonce"]),
-                "seed_hash": str(event["seed_hash"]),
-                "record": {k: v for k, v in event.items() if k != "type"}, "ts_ms": ts_ms})
-        elif event.get("type") == "box_seed_revealed":
-            out.seeds.append({
-                "merchant_id": merchant, "game_id": game, "user_id": user,
-                "seed_hash": str(event["seed_hash"]), "seed": str(event["server_seed"]),
-                "revealed_ms": ts_ms})
+@dataclass(frozen=True)
+class RecordTable:
+    """How records reach one table: the columns the server fills, and the unique key
+    that makes a redelivered commit add nothing."""
+
+    table: Table
+    filled: frozenset[str]
+    key: tuple[str, ...]
+    columns: frozenset[str]
+
+
+FILLED = frozenset({"commit_id", "seq", "merchant_id", "game_id", "user_id"})
+"""Columns the server fills in a record's row when its table has them."""
+
+
+@cache
+def record_table(name: str) -> RecordTable:
+    """The table a record names (ValueError when there is none): its first unique
+    constraint is its key, else its primary key."""
+    table = m.metadata.tables.get(name)
+    if table is None:
+        raise ValueError(f"a record names an unknown table {name!r}")
+    uniques = sorted(tuple(c.name for c in u.columns) for u in table.constraints
+                     if isinstance(u, UniqueConstraint))
+    key = uniques[0] if uniques else tuple(c.name for c in table.primary_key.columns)
+    columns = frozenset(table.c.keys())
+    return RecordTable(table, FILLED & columns, key, columns)
+
+
+def record_rows(commit_id: str, merchant: str, game: str, user: str, ts_ms: int,
+                records: Iterable[tuple[int, Record]]) -> CommitRows:
+    """Rows for the records of one commit, each with its position ``seq`` in it; a
+    record naming a column its table lacks is refused here (ValueError), where its entry
+    is dropped, rather than in SQL, where it would hold up its shard."""
+    out = CommitRows()
+    for seq, record in records:
+        target = record_table(record.table)
+        common = {"commit_id": commit_id, "seq": seq, "merchant_id": merchant,
+                  "game_id": game, "user_id": user}
+        row = {c: common[c] for c in target.filled}
+        row.update(record.fields)
+        row[record.at] = ts_ms
+        if not row.keys() <= target.columns:
+            raise ValueError(f"{record.table} has no column {sorted(row.keys() - target.columns)}")
+        out.records.setdefault(record.table, []).append(row)
     return out
 
 
@@ -184,10 +221,9 @@ def player_sql(db: Database) -> str:
 
 
 async def insert_ledger(db: Database, rows: Sequence[LedgerRow],
-                        events: EventRows | None = None) -> None:
-    """Write ledger rows (and the draws, seeds and stored responses of the same commits)
-    in one transaction; rows already stored are left alone, so a redelivery adds
-    nothing."""
+                        events: CommitRows | None = None) -> None:
+    """Write ledger rows (and the records and stored responses of the same commits) in
+    one transaction; rows already stored are left alone, so a redelivery adds nothing."""
     if not rows and not events:
         return
     async with db.begin() as conn:
@@ -195,13 +231,10 @@ async def insert_ledger(db: Database, rows: Sequence[LedgerRow],
             await conn.exec_driver_sql(ledger_sql(db), list(rows))
         if events and events.responses:
             await conn.exec_driver_sql(response_sql(db), list(events.responses))
-        if events and events.draws:
-            await conn.execute(_dialect_insert(db, m.draws).on_conflict_do_nothing(
-                index_elements=list(LEDGER_KEY)), events.draws)
-        if events and events.seeds:
-            await conn.execute(_dialect_insert(db, m.revealed_seeds).on_conflict_do_nothing(
-                index_elements=["merchant_id", "game_id", "user_id", "seed_hash"]),
-                events.seeds)
+        for name, records in sorted(events.records.items()) if events else ():
+            target = record_table(name)
+            await conn.execute(_dialect_insert(db, target.table).on_conflict_do_nothing(
+                index_elements=list(target.key)), records)
 
 
 async def upsert_players(db: Database, rows: Sequence[PlayerRow]) -> None:

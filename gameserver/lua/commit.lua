@@ -12,32 +12,53 @@
 --   [9] player member (merchant:game:user)
 --   [10] commit id (kept in the idempotency hash as x, for reconciliation)
 --   [11] ledger entries (msgpack) or ''
---   [12] request hash                 [13] events (msgpack) or ''
+--   [12] request hash                 [13] records (msgpack) or ''
 --   [14] reminders to queue: {due, member, due, member, ...} (may be empty)
 --   [15] the Idempotency-Key as the client sent it
 --   [16] keys a read-through from SQL brings back: {{h, c, x, ttl_ms}, ...}, their
 --        idempotency hashes in KEYS[7], KEYS[8], ... (KEYS[6] is then always given)
+--   [17] the ledger entry the state was committed with ('' = not checked): given when
+--        the state came from the server's own cache, so a version reached again after
+--        Redis lost its data (the same number, another history) is a conflict too
+--   [18] true: the ledger entry's id (whose milliseconds SQL keeps as the commit's time)
+--        takes [8], the server's clock, instead of Redis' own (absent in production;
+--        `petbox demo --history` replays past days; needs Redis 7 for 'ms-*' ids)
+-- The records go into the entry as field t (servers before typed records wrote their
+-- events as field e; the persister reads both).
 -- The response body goes into the ledger stream entry (fields k, s, r; h the request
 -- hash), which the persister writes to SQL (table responses); the idempotency hash
 -- keeps only the request hash h, status c, commit id x and the entry id e, for the
 -- key's lifetime.
 -- load.lua finds the body in the entry while it is there, the store in SQL after.
--- Returns {1, new_version} committed | {0, current_version} version conflict
+-- Returns {1, new_version, entry} committed
+--       | {0, current_version, state, entry} conflict (state and entry false when the
+--         player is not in Redis): the caller can apply again without a load
 --       | {-1, 0} the idempotency key was used (or is claimed) by another request
 local a = cmsgpack.unpack(ARGV[1])
-local current = redis.call('HGET', KEYS[1], 'v')
-if a[2] then
-  if current then return {0, tonumber(current)} end
-elseif tonumber(current or '-1') ~= a[1] then
-  return {0, tonumber(current or '0')}
-end
--- The key must be unused (no status c yet), or claimed by this request (claim.lua).
+-- The key first: it must be unused (no status c yet), or claimed by this request
+-- (claim.lua). A used key is a reload (which replays) even when the player changed
+-- too: a retry must never be decided on the player's newer state instead (a cached
+-- copy's conflict below hands that state back, and would refuse the retry).
 local idem = redis.call('HMGET', KEYS[2], 'h', 't', 'c')
 if idem[3] or (idem[1] and idem[2] ~= a[4]) then return {-1, 0} end
+local p = redis.call('HMGET', KEYS[1], 'v', 'e')
+local current = p[1]
+local stale
+if a[2] then
+  stale = current
+else
+  stale = tonumber(current or '-1') ~= a[1] or (a[17] and a[17] ~= '' and p[2] ~= a[17])
+end
+if stale then
+  if not current then return {0, 0, false, false} end
+  return {0, tonumber(current), redis.call('HGET', KEYS[1], 's'), p[2]}
+end
 
 local version = a[1] + 1
-local entry = redis.call('XADD', KEYS[5], '*', 'c', a[10], 'p', a[9], 'v', version,
-                         'd', a[11], 'e', a[13], 'k', a[15], 's', a[5], 'r', a[6],
+local entry_id = '*'
+if a[18] then entry_id = a[8] .. '-*' end
+local entry = redis.call('XADD', KEYS[5], entry_id, 'c', a[10], 'p', a[9], 'v', version,
+                         'd', a[11], 't', a[13], 'k', a[15], 's', a[5], 'r', a[6],
                          'h', a[12])
 -- e: this commit's ledger entry; the flush holds the state back until it is drained.
 redis.call('HSET', KEYS[1], 'v', version, 's', a[3], 'e', entry)
@@ -58,4 +79,4 @@ for i = 7, #KEYS do
     redis.call('PEXPIRE', KEYS[i], r[4])
   end
 end
-return {1, version}
+return {1, version, entry}

@@ -2,14 +2,34 @@
  *
  * Everything goes through the documented merchant HTTP API with the API key from
  * sessionStorage. Charts are inline SVG drawn here. The page is organised as tabs
- * (Draft, Simulate, Publish & versions, Stock, Analytics) sharing one state object.
+ * (Draft, Simulate, Publish & versions, Stock, Analytics, Plays) sharing one state object.
+ *
+ * Plays (registerPlay): each play ships its panel as gameserver/static/play-<name>.js,
+ * loaded by one <script src="/console/static/play-<name>.js" defer> line in console.html
+ * after this file. It calls
+ *
+ *   PetboxConsole.registerPlay({
+ *     name: "groupbuy",              // unique, [a-z0-9-]
+ *     title: "Group buy",            // the button in the Plays tab
+ *     section: "groupbuys",          // optional: the top-level config key it owns
+ *     async render(el, ctx) { ... }, // draw into el (emptied first); called when the
+ *   });                              // play is shown and when the game changes
+ *
+ * ctx gives: game, merchant, api(method, path, body, {idempotencyKey, auth}) (throws
+ * ApiError {status, code, message, details}), gamePath(suffix) (the admin path of the
+ * game), h(tag, attrs, ...children), clear(el, ...children), toast(message, kind),
+ * errorBox(e) (an element showing an ApiError), fmtInt, fmtFen, fmtPct, fmtTime,
+ * draftSection(key) (the key's value in the draft editor, or undefined),
+ * setDraftSection(key, value) (writes it into the draft editor: the merchant saves and
+ * publishes as usual), liveConfig() (the published config, or null), newKey() (an
+ * Idempotency-Key), refresh() (render again).
  */
 "use strict";
 
 (() => {
   const KEY_STORAGE = "petbox.console.apiKey";
   const GAME_STORAGE = "petbox.console.game";
-  const TABS = ["draft", "simulate", "versions", "stock", "analytics"];
+  const TABS = ["draft", "simulate", "versions", "stock", "analytics", "plays"];
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   // ---------------------------------------------------------------- state
@@ -475,6 +495,7 @@
       }
       if (tab === "stock" && S.loaded.stock !== game) await loadStock();
       if (tab === "analytics" && S.loaded.analytics !== game) await loadAnalytics();
+      if (tab === "plays") await renderPlays();
     } catch (e) {
       toast(e.message, "bad");
     }
@@ -495,6 +516,84 @@
     });
     $("game-picker").addEventListener("change", (ev) => selectGame(ev.target.value));
   }
+
+  // ---------------------------------------------------------------- plays
+
+  const PLAYS = [];
+  let currentPlay = null;
+
+  function registerPlay(play) {
+    if (!play || !/^[a-z0-9-]{1,32}$/.test(play.name || "") || typeof play.render !== "function") {
+      throw new Error("registerPlay wants {name: [a-z0-9-], title, render(el, ctx)}");
+    }
+    if (PLAYS.some((p) => p.name === play.name)) return;
+    PLAYS.push(play);
+    if (S.tab === "plays" && S.game) renderPlays();
+  }
+
+  function draftValue() {
+    return S.draft.parsed && S.draft.parsed.value && typeof S.draft.parsed.value === "object"
+      ? S.draft.parsed.value : null;
+  }
+
+  function setDraftSection(key, value) {
+    if (setValueAt(`$.${key}`, value)) return;
+    const config = draftValue();
+    if (!config) throw new Error("The draft is not valid JSON; fix it in the Draft tab first.");
+    editor().value = JSON.stringify({ ...config, [key]: value }, null, 2);
+    onEditorChange();
+  }
+
+  async function liveConfig() {
+    const g = S.games.find((x) => x.game === S.game);
+    if (!g || !g.live_version) return null;
+    return (await api("GET", gamePath(`/versions/${g.live_version}`))).config;
+  }
+
+  function playContext(play) {
+    return {
+      game: S.game, merchant: S.merchant, api, gamePath, h, clear, toast, fmtInt, fmtFen,
+      fmtPct, fmtTime, liveConfig, setDraftSection,
+      errorBox: (e) => h("div", { class: "error-box", role: "alert" }, errorContent(e)),
+      draftSection: (key) => { const c = draftValue(); return c ? c[key] : undefined; },
+      newKey: () => (crypto.randomUUID ? crypto.randomUUID()
+        : `${Date.now()}-${Math.random().toString(16).slice(2)}`),
+      refresh: () => showPlay(play.name),
+    };
+  }
+
+  async function renderPlays() {
+    const nav = $("plays-nav");
+    $("plays-empty").hidden = PLAYS.length > 0;
+    clear(nav, PLAYS.map((p) => h("button", {
+      type: "button", class: "btn ghost", id: `play-${p.name}`, "data-play": p.name,
+      "aria-pressed": p.name === currentPlay ? "true" : "false",
+      onclick: () => showPlay(p.name),
+    }, p.title || p.name)));
+    if (PLAYS.length) await showPlay(currentPlay && PLAYS.some((p) => p.name === currentPlay)
+      ? currentPlay : PLAYS[0].name);
+  }
+
+  async function showPlay(name) {
+    const play = PLAYS.find((p) => p.name === name);
+    if (!play || !S.game) return;
+    currentPlay = name;
+    for (const b of $("plays-nav").children) {
+      b.setAttribute("aria-pressed", b.dataset.play === name ? "true" : "false");
+    }
+    // Each render draws into a box of its own: a slower earlier render that is still
+    // awaiting then appends into its detached box, never beside the newer one.
+    const box = h("div", { class: "panel" });
+    $("play-body").replaceChildren(box);
+    showError("plays-error", null);
+    try {
+      await play.render(box, playContext(play));
+    } catch (e) {
+      if (box.isConnected) showError("plays-error", e);
+    }
+  }
+
+  window.PetboxConsole = Object.freeze({ registerPlay });
 
   // ---------------------------------------------------------------- draft editor
 
@@ -859,8 +958,12 @@
     showError("sim-error", null);
     const ref = $("sim-config").value || "draft";
     if (ref === "draft" && (isDirty() || S.draft.source !== "draft")) {
+      // The server simulates the saved draft: saving is the merchant's call, never silent.
+      const ok = await confirmDialog("Save the draft to simulate it?",
+        h("p", {}, "The simulation runs the saved draft, and your edits are not saved yet. " +
+          "Save them now, or cancel and pick a published version."), "Save and simulate");
+      if (!ok) return;
       await saveDraft();
-      toast("Saved the draft first, so the simulation runs what you see");
     }
     const body = {
       series: $("sim-series").value,
@@ -877,6 +980,7 @@
       configOf(ref),
     ]);
     const seconds = (performance.now() - started) / 1000;
+    $("toasts").replaceChildren();  // what they said is stale: they must not cover results
     renderSimResults(result, published, seriesOf(config)[body.series], seconds);
   }
 
@@ -1258,17 +1362,36 @@
           ev.preventDefault();
           addStock(r.ref, input, apply);
         });
-        const share = r.total > 0 ? r.left / r.total : 0;
-        const meter = h("span", { class: `meter ${share < 0.1 ? "low" : ""}` }, h("span", {}));
-        meter.firstChild.style.width = `${Math.round(share * 100)}%`;
+        const meter = stockMeter(r);
         return h("tr", {},
           h("th", { scope: "row" }, r.ref),
           h("td", { class: "num" }, fmtInt(r.total)),
           h("td", { class: "num" }, fmtInt(r.reserved)),
-          h("td", { class: "num" }, fmtInt(r.granted)),
-          h("td", { class: "num" }, h("span", { class: "left-cell" }, meter, fmtInt(r.left))),
+          h("td", { class: "num" }, h("span", { class: "left-cell" }, meter, fmtInt(r.granted))),
+          h("td", { class: "num" }, fmtInt(r.left)),
           h("td", { class: "num" }, form));
       }))));
+  }
+
+  /** What a prize's units are doing, as one bar: granted (solid) and reserved (light)
+   * from the left, the rest left. A share above 0 is never drawn thinner than 2 px, so a
+   * few units out of 10,000 still show; the title says the exact figures. */
+  function stockMeter(r) {
+    const pct = (n) => (r.total > 0 ? (100 * n) / r.total : 0);
+    const granted = h("span", { class: "granted" });
+    const reserved = h("span", { class: "reserved" });
+    for (const [seg, n] of [[granted, r.granted], [reserved, r.reserved]]) {
+      seg.style.width = n > 0 ? `max(2px, ${pct(n).toFixed(2)}%)` : "0";
+    }
+    const left = pct(r.left);
+    const label = `granted ${fmtInt(r.granted)} (${fmtShare(pct(r.granted))}), reserved ` +
+      `${fmtInt(r.reserved)}, left ${fmtInt(r.left)} of ${fmtInt(r.total)} (${fmtShare(left)})`;
+    return h("span", { class: `meter ${r.total > 0 && left < 10 ? "low" : ""}`, title: label,
+      role: "img", "aria-label": label, "data-testid": `meter-${r.ref}` }, granted, reserved);
+  }
+
+  function fmtShare(p) {
+    return p > 0 && p < 0.1 ? "< 0.1 %" : `${Number(p.toFixed(1))} %`;
   }
 
   function newIdempotencyKey(prefix) {

@@ -1,0 +1,318 @@
+"""Friend-assist routes: ``startAssist``, ``giveAssist`` (two-commit actions) and
+``getAssist``.
+
+Both writes go through the two-commit protocol (gameserver/aggregates_gate.py): the
+assist aggregate is the gate, the acting shopper's commit follows. The help that
+completes an assist also owes the owner their reward; the same gate commit records
+it, this request applies it right after the helper's commit (through the value tier:
+a coupon reward is a limited grant), and the owed reconciler does if the request could
+not. The helper is always the session's user, never a body field.
+
+An assist's code is its id: 10 base32 characters of an HMAC (gameserver/sharecodes.py),
+under a key derived from the server's token secret, of (merchant, game, campaign, owner,
+round). It is unguessable without the secret, bound to the merchant and game (the aggregate's name
+holds both: another merchant's code is 404), and the same for two concurrent starts of
+one round, so those meet at one aggregate and only one assist is created.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from economy.assist import AssistCampaign, AssistNotFound
+from economy.errors import UnknownItem
+from economy.schema import Obj, Str
+from gameserver.aggregates import SharedRule, WireCodec
+from gameserver.aggregates_app import aggregates_of
+from gameserver.aggregates_gate import register_effect, register_notice, register_value_effect
+from gameserver.api.common import (
+    EMPTY_BODY,
+    PLAYER_ERRORS,
+    Operation,
+    game_id,
+    idempotency_key,
+    json_ok,
+    merchant_of,
+    player_ctx,
+    read_body,
+    reply_response,
+    request_hash,
+    services,
+)
+from gameserver.appkeys import CLOCK, GAMES, SETTINGS, SIGNER
+from gameserver.games import LiveGame
+from gameserver.keys import AggregateRef, PlayerRef
+from gameserver.services import RuleContext
+from gameserver.sharecodes import base32_code, share_digest
+from gameserver.store import Reply, Rule
+from gameserver.value import StockView
+from mechanics import assist as rules
+from mechanics.aggregate import SharedOutcome
+from mechanics.state import PlayerState
+
+CODEC = WireCodec(rules.Assist.from_wire)
+CODE_RE = rf"^[a-z2-7]{{{rules.CODE_LENGTH}}}$"
+
+HELP_BODY = Obj(description="The share code of the assist to help.", fields={
+    "code": Str(pattern=CODE_RE, max_length=rules.CODE_LENGTH),
+})
+
+
+def _campaign(live: LiveGame, campaign_id: str) -> AssistCampaign:
+    campaign = live.config.assists.get(campaign_id)
+    if campaign is None:
+        raise UnknownItem(f"unknown assist campaign {campaign_id!r}", kind="assist_campaign",
+                          id=campaign_id, known=sorted(live.config.assists))
+    return campaign
+
+
+def _ref(request: web.Request, live: LiveGame, campaign: str, code: str) -> AggregateRef:
+    return AggregateRef.of(live.merchant, live.game, rules.KIND,
+                           rules.aggregate_id(campaign, code), request.app[SETTINGS].shards)
+
+
+def share_code(secret: str, merchant: str, game: str, campaign: str, owner: str,
+               round_: int) -> str:
+    """The code of ``owner``'s ``round_``-th assist in ``campaign`` (module docstring)."""
+    return base32_code(share_digest(secret, merchant, game, campaign, owner, str(round_),
+                                    key_label=b"petbox-assist-code"), rules.CODE_LENGTH)
+
+
+def session_age(request: web.Request, ctx: RuleContext) -> int:
+    """Seconds since the shopper's session was created (tokens live ``token_ttl``)."""
+    assert ctx.claims is not None
+    issued = ctx.claims.expires_at - request.app[SIGNER].ttl
+    return max(0, int(request.app[CLOCK].now()) - issued)
+
+
+def _start_effect(owed: dict[str, Any], game: LiveGame) -> Rule:
+    config = game.config
+    return lambda state, now: rules.apply_start(state, owed, now, config)
+
+
+def _help_effect(owed: dict[str, Any], game: LiveGame) -> Rule:
+    config = game.config
+    return lambda state, now: rules.apply_help(state, owed, now, config)
+
+
+def _reward_effect(owed: dict[str, Any], game: LiveGame, view: StockView) -> Rule:
+    config = game.config
+    return lambda state, now: rules.apply_reward(state, owed, now, config,
+                                                 view.out("coupon:"))
+
+
+def _completed_notice(owed: dict[str, Any], owner: PlayerRef, reply: dict[str, Any]
+                      ) -> tuple[str, str, dict[str, Any]]:
+    """``assist.completed`` for the merchant's backend, once per assist (its key)."""
+    campaign, code = owed["campaign"], owed["code"]
+    return ("assist.completed", f"assist.completed:{campaign}:{code}", {
+        "campaign": campaign, "assist": code, "owner": owner.user, "needed": owed["needed"],
+        "reward": owed["reward"], "reward_state": reply.get("reward"),
+        "granted": reply.get("granted", {})})
+
+
+register_effect(rules.START_EFFECT, _start_effect)
+register_effect(rules.HELP_EFFECT, _help_effect)
+register_value_effect(rules.REWARD_EFFECT, _reward_effect)
+register_notice(rules.REWARD_EFFECT, _completed_notice)
+
+
+async def start_assist(request: web.Request) -> web.Response:
+    """``startAssist``: open an assist of the campaign and get its share code."""
+    ctx = await player_ctx(request)
+    key = idempotency_key(request)
+    _, raw = await read_body(request, EMPTY_BODY)
+    live, owner = ctx.game, ctx.ref.user
+    campaign = _campaign(live, request.match_info["campaign"])
+    svc = services(request)
+    digest = request_hash(request, raw)
+    first = await svc.store.peek(ctx.ref, key, digest)
+    if isinstance(first, Reply):  # a used key: its reply
+        return reply_response(first)
+    round_ = rules.check_start(first.state, campaign, int(request.app[CLOCK].now()))
+    code = share_code(request.app[SETTINGS].token_secret, live.merchant, live.game,
+                      campaign.id, owner, round_)
+
+    def gate(state: PlayerState | None) -> SharedRule:
+        def rule(a: rules.Assist | None, now: int) -> SharedOutcome:
+            rules.check_start(state, campaign, now)
+            return rules.start(a, campaign, owner, code, now)
+        return rule
+
+    reply = await aggregates_of(request.app, svc).actions.run(
+        ctx.ref, _ref(request, live, campaign.id, code), CODEC, key, digest, live, gate)
+    return reply_response(reply)
+
+
+async def give_assist(request: web.Request) -> web.Response:
+    """``giveAssist``: the session's user helps the assist whose code is sent."""
+    ctx = await player_ctx(request)
+    key = idempotency_key(request)
+    body, raw = await read_body(request, HELP_BODY)
+    live, helper, code = ctx.game, ctx.ref.user, body["code"]
+    campaign = _campaign(live, request.match_info["campaign"])
+    age, tz = session_age(request, ctx), live.tz
+
+    def gate(state: PlayerState | None) -> SharedRule:
+        def rule(a: rules.Assist | None, now: int) -> SharedOutcome:
+            return rules.give(a, campaign, code, helper, state, age, now, tz)
+        return rule
+
+    svc = services(request)
+    aggregates, ref = aggregates_of(request.app, svc), _ref(request, live, campaign.id, code)
+    assist, _ = await aggregates.store.read(ref, CODEC)
+    rules.refuse_early(assist, campaign, code, helper, int(request.app[CLOCK].now()))
+    reply = await aggregates.actions.run(ctx.ref, ref, CODEC, key, request_hash(request, raw),
+                                         live, gate)
+    return reply_response(reply)
+
+
+async def get_assist(request: web.Request) -> web.Response:
+    """``getAssist``: helps so far, needed, state and reward state."""
+    ctx = await player_ctx(request)
+    live = ctx.game
+    campaign = _campaign(live, request.match_info["campaign"])
+    code = request.match_info["assist"]
+    svc = services(request)
+    assist = None
+    if re.fullmatch(CODE_RE, code):
+        assist, _ = await aggregates_of(request.app, svc).store.read(
+            _ref(request, live, campaign.id, code), CODEC)
+    if assist is None:
+        raise AssistNotFound(campaign.id, code)
+    now = int(request.app[CLOCK].now())
+    reward = None
+    if assist.owner == ctx.ref.user and assist.completed_at:
+        reward = rules.owner_reward_state((await svc.store.read(ctx.ref)).state,
+                                          campaign.id, code)
+    return json_ok(rules.assist_view(assist, campaign, ctx.ref.user, now, reward))
+
+
+async def _merchant_game(request: web.Request) -> LiveGame:
+    merchant = await merchant_of(request, shadow=True)
+    return await request.app[GAMES].get(merchant.id, game_id(request))
+
+
+async def get_assist_admin(request: web.Request) -> web.Response:
+    """``getAssistAdmin``: one assist as the merchant sees it (customer support): the
+    shopper view plus the owner and the helpers in the order they helped."""
+    live = await _merchant_game(request)
+    campaign = _campaign(live, request.match_info["campaign"])
+    code = request.match_info["assist"]
+    assist = None
+    if re.fullmatch(CODE_RE, code):
+        assist, _ = await aggregates_of(request.app, services(request)).store.read(
+            _ref(request, live, campaign.id, code), CODEC)
+    if assist is None:
+        raise AssistNotFound(campaign.id, code)
+    view = rules.assist_view(assist, campaign, "", int(request.app[CLOCK].now()))
+    shown = {k: v for k, v in view.items() if k not in ("mine", "helped")}  # the caller's
+    return json_ok(shown | {"owner": assist.owner, "helpers": assist.helpers})
+
+
+RECENT = 20
+SCAN_LIMIT = 50_000
+"""Assists a campaign report reads from SQL at most (the newest flushed first)."""
+
+
+async def get_assist_campaign_admin(request: web.Request) -> web.Response:
+    """``getAssistCampaignAdmin``: a campaign's results from SQL (assists the persister
+    has flushed, about a flush interval behind): started, open, complete, expired,
+    helps, and the newest assists."""
+    live = await _merchant_game(request)
+    campaign = _campaign(live, request.match_info["campaign"])
+    prefix = f"{campaign.id}-"
+    store = aggregates_of(request.app, services(request)).store
+    rows = await store.archive.states_with_prefix(
+        live.merchant, live.game, rules.KIND, prefix, len(prefix) + rules.CODE_LENGTH,
+        SCAN_LIMIT + 1)
+    assists = [CODEC.decode(raw) for raw in rows[:SCAN_LIMIT]]
+    now = int(request.app[CLOCK].now())
+    return json_ok(rules.campaign_report(assists, campaign, now, RECENT)
+                   | {"truncated": len(rows) > SCAN_LIMIT})
+
+
+_REWARD = {"type": "object", "properties": {
+    "currency": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "items": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "coupon": {"type": "string"}}}
+START_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    "assist": {"type": "string", "description": "the assist's id: its share code"},
+    "code": {"type": "string", "description": "share code (10 base32 characters)"},
+    "campaign": {"type": "string"}, "needed": {"type": "integer"},
+    "helps": {"type": "integer"}, "expires_at": {"type": "integer"},
+}, "required": ["assist", "code", "needed", "expires_at"]}
+HELP_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    "assist": {"type": "string"}, "campaign": {"type": "string"},
+    "helps": {"type": "integer", "description": "helps the assist has, this one included"},
+    "needed": {"type": "integer"},
+    "complete": {"type": "boolean", "description": "this help completed the assist"},
+    "reward": {"type": "object", "description": "the helper reward granted"},
+    "wallet": {"type": "object", "additionalProperties": {"type": "integer"}},
+}, "required": ["assist", "helps", "needed", "complete"]}
+ASSIST_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    "assist": {"type": "string"}, "code": {"type": "string"}, "campaign": {"type": "string"},
+    "title": {"type": "string"},
+    "state": {"type": "string", "enum": ["open", "complete", "expired"]},
+    "helps": {"type": "integer"}, "needed": {"type": "integer"},
+    "helps_left": {"type": "integer"}, "started_at": {"type": "integer"},
+    "expires_at": {"type": "integer"},
+    "completed_at": {"type": ["integer", "null"]},
+    "mine": {"type": "boolean", "description": "the caller started this assist"},
+    "helped": {"type": "boolean", "description": "the caller helped this assist"},
+    "reward": _REWARD,
+    "reward_state": {"type": "string",
+                     "enum": ["pending", "due", "granted", "coupon_unavailable", "earned"]},
+    "server_time": {"type": "integer"},
+}, "required": ["assist", "state", "helps", "needed", "reward_state"]}
+
+ASSIST_ADMIN_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    **{k: v for k, v in ASSIST_RESPONSE["properties"].items() if k not in ("mine", "helped")},
+    "owner": {"type": "string"},
+    "helpers": {"type": "array", "items": {"type": "string"},
+                "description": "users who helped, in order"},
+}, "required": ["assist", "state", "helps", "needed", "owner", "helpers"]}
+_SUMMARY = {"type": "object", "properties": {
+    "assist": {"type": "string"}, "owner": {"type": "string"},
+    "state": {"type": "string", "enum": ["open", "complete", "expired"]},
+    "helps": {"type": "integer"}, "needed": {"type": "integer"},
+    "started_at": {"type": "integer"}, "completed_at": {"type": ["integer", "null"]}}}
+CAMPAIGN_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    "campaign": {"type": "string"}, "title": {"type": "string"},
+    "needed": {"type": "integer"},
+    "started": {"type": "integer"}, "open": {"type": "integer"},
+    "complete": {"type": "integer"}, "expired": {"type": "integer"},
+    "helps": {"type": "integer", "description": "helps counted over every assist"},
+    "recent": {"type": "array", "items": _SUMMARY, "description": "the newest assists"},
+    "truncated": {"type": "boolean",
+                  "description": "more assists than one report reads: counts are partial"},
+    "server_time": {"type": "integer"},
+}, "required": ["campaign", "started", "open", "complete", "expired", "helps", "recent"]}
+
+OPERATIONS = [
+    Operation("startAssist", "POST", "/v1/games/{game}/assists/{campaign}", start_assist,
+              "Start a friend assist (助力) of the campaign and get its share code",
+              auth="player", tag="plays", body=EMPTY_BODY, idempotent=True,
+              errors=PLAYER_ERRORS, response=START_RESPONSE),
+    Operation("giveAssist", "POST", "/v1/games/{game}/assists/{campaign}/help", give_assist,
+              "Help the assist whose share code is sent; the helper is the session's user. "
+              "At the needed help the owner gets the reward, once",
+              auth="player", tag="plays", body=HELP_BODY, idempotent=True,
+              errors=PLAYER_ERRORS, response=HELP_RESPONSE),
+    Operation("getAssist", "GET", "/v1/games/{game}/assists/{campaign}/{assist}", get_assist,
+              "An assist: helps so far, needed, state, and the state of the owner's reward",
+              auth="player", tag="plays", errors=(401, 403, 404), response=ASSIST_RESPONSE),
+    Operation("getAssistCampaignAdmin", "GET", "/v1/admin/games/{game}/assists/{campaign}",
+              get_assist_campaign_admin,
+              "An assist campaign's results: assists started, open, complete, expired, "
+              "helps, the newest assists (from SQL, a flush interval behind)",
+              auth="merchant", tag="merchant", errors=(401, 403, 404),
+              response=CAMPAIGN_RESPONSE),
+    Operation("getAssistAdmin", "GET", "/v1/admin/games/{game}/assists/{campaign}/{assist}",
+              get_assist_admin, "One assist with its owner and helpers (customer support)",
+              auth="merchant", tag="merchant", errors=(401, 403, 404),
+              response=ASSIST_ADMIN_RESPONSE),
+]

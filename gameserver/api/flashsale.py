@@ -1,0 +1,241 @@
+"""Flash sales and presales over HTTP: ``getFlashSale`` and ``getPresale`` (public),
+``claimFlashSale`` and ``reservePresale`` (shoppers). Rules: :mod:`mechanics.flashsale`.
+
+A claim is a player action whose outcome holds one unit of the value tier (ref
+``flash:<sale>`` or ``presale:<presale>``): the unit is reserved in the bucketed
+Redis gate, then in SQL with its grant row, then the shopper's state commits, exactly
+once per Idempotency-Key. A claim before the start is refused by the rule before
+anything is read; once a sale is sold out, claims are answered ``409 sold_out`` from
+this process's stock cache without touching the gate.
+
+The public views read the stock left through :class:`StockCache`: one Redis read per
+sale and process every ``STOCK_CACHE_S`` however many shoppers poll (concurrent misses
+share one read). The countdown is computed per request from server time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from economy.flashsale import FlashSale, Presale, SoldOut
+from economy.schema import Spec
+from gameserver.api.common import (
+    EMPTY_BODY,
+    PLAYER_ERRORS,
+    Operation,
+    idempotency_key,
+    json_ok,
+    now_s,
+    player_ctx,
+    public_game,
+    read_body,
+    reply_response,
+    request_hash,
+    services,
+)
+from gameserver.games import LiveGame
+from gameserver.salehold_sweep import sweeper_ctx
+from gameserver.services import RuleContext, Services, bind
+from gameserver.singleflight import once
+from mechanics import flashsale as rules
+
+STOCK_CACHE_S = 1.0
+"""How stale the public stock left (and a claim's sold-out shortcut) may be."""
+
+
+class StockCache:
+    """Units left per (keyspace, merchant, game, ref), read at most once per ``ttl``
+    seconds per process; concurrent misses share one read."""
+
+    def __init__(self, ttl: float = STOCK_CACHE_S) -> None:
+        self.ttl = ttl
+        self._entries: dict[tuple[str, ...], tuple[float, int]] = {}
+        self._flights: dict[tuple[str, ...], asyncio.Future[int]] = {}
+        self.reads = 0
+        """Reads that went to Redis (tests and metrics: the cache works)."""
+
+    async def left(self, key: tuple[str, ...], read: Callable[[], Awaitable[int]]) -> int:
+        hit = self._entries.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        return await once(self._flights, key, lambda: self._read(key, read))
+
+    async def _read(self, key: tuple[str, ...], read: Callable[[], Awaitable[int]]) -> int:
+        self.reads += 1
+        value = await read()
+        self._entries[key] = (time.monotonic(), value)
+        return value
+
+    def peek(self, key: tuple[str, ...]) -> int | None:
+        """The cached units left if still fresh, else None (never reads)."""
+        hit = self._entries.get(key)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < self.ttl else None
+
+    def mark_out(self, key: tuple[str, ...]) -> None:
+        """A claim found the gate empty: claims of this process that have not reached
+        the gate yet are answered sold out without it, for the cache's ``ttl``."""
+        self._entries[key] = (time.monotonic(), 0)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+STOCK_CACHE = web.AppKey("flashsale_stock_cache", StockCache)
+
+
+async def _cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[STOCK_CACHE] = StockCache()
+    yield
+
+
+def _cache_key(svc: Services, live: LiveGame, ref: str) -> tuple[str, ...]:
+    return (svc.keys.prefix, live.merchant, live.game, ref)
+
+
+async def stock_left(request: web.Request, svc: Services, live: LiveGame, ref: str,
+                     total: int) -> int:
+    """Units of ``ref`` left, through the process's cache."""
+    async def read() -> int:
+        view = await svc.value.stock_left(live.merchant, live.game, {ref: total})
+        return int(view.left.get(ref, 0))
+    return await request.app[STOCK_CACHE].left(_cache_key(svc, live, ref), read)
+
+
+def _chance(cache: StockCache, key: tuple[str, ...], ref: str
+            ) -> Callable[[RuleContext], rules.Chance]:
+    """The claim rule's chance: the RNG, and the refs that are out, by the request's
+    view or (read when the rule runs, after the player's load) the process's cache."""
+    def chance(ctx: RuleContext) -> rules.Chance:
+        out = {r for r, n in ctx.view.left.items() if n <= 0}
+        if cache.peek(key) == 0:
+            out.add(ref)
+        return rules.Chance(ctx.rng, frozenset(out))
+    return chance
+
+
+async def _claim(request: web.Request, ctx: RuleContext, sale_id: str,
+                 item: FlashSale | Presale | None, opens_at: int,
+                 rule: Callable[..., Any]) -> web.Response:
+    """A claim: the sold-out shortcut from the cache once the sale is open, then load →
+    rule → value tier → commit once per key (a rule refusal reserves nothing)."""
+    key = idempotency_key(request)
+    _, raw = await read_body(request, EMPTY_BODY)
+    svc = services(request)
+    cache, ref = request.app[STOCK_CACHE], item.ref if item else ""
+    ckey = _cache_key(svc, ctx.game, ref)
+    opened = item is not None and now_s(request) >= opens_at
+    if opened and item and await stock_left(request, svc, ctx.game, ref, item.stock) <= 0:
+        ctx.view.left[ref] = 0
+    bound = bind(rule, rules.Claim(sale_id), ctx, _chance(cache, ckey, ref))
+    try:
+        reply = await svc.run(ctx.ref, key, request_hash(request, raw), bound, view=ctx.view,
+                              totals=ctx.game.totals)
+    except SoldOut:
+        cache.mark_out(ckey)
+        raise
+    return reply_response(reply)
+
+
+async def claim_flash_sale(request: web.Request) -> web.Response:
+    """``claimFlashSale``: hold one unit until ``pay_by``."""
+    ctx = await player_ctx(request)
+    sale_id = request.match_info["sale"]
+    sale = ctx.game.config.flashsales.get(sale_id)
+    return await _claim(request, ctx, sale_id, sale, sale.starts_at if sale else 0,
+                        rules.claim_flashsale)
+
+
+async def reserve_presale(request: web.Request) -> web.Response:
+    """``reservePresale``: hold one reservation until ``convert_until``."""
+    ctx = await player_ctx(request)
+    presale_id = request.match_info["presale"]
+    presale = ctx.game.config.presales.get(presale_id)
+    return await _claim(request, ctx, presale_id, presale,
+                        presale.reserve_from if presale else 0, rules.reserve_presale)
+
+
+
+
+async def get_flash_sale(request: web.Request) -> web.Response:
+    """``getFlashSale``: price, start, server time, countdown and stock left."""
+    live = await public_game(request)
+    sale = rules.find_flash_sale(live.config, request.match_info["sale"])
+    left = await stock_left(request, services(request), live, sale.ref, sale.stock)
+    return json_ok(rules.flash_view(sale, now_s(request), left))
+
+
+async def get_presale(request: web.Request) -> web.Response:
+    """``getPresale``: windows, terms, server time and reservations left."""
+    live = await public_game(request)
+    presale = rules.find_presale(live.config, request.match_info["presale"])
+    left = await stock_left(request, services(request), live, presale.ref, presale.stock)
+    return json_ok(rules.presale_view(presale, now_s(request), left))
+
+
+_INT = {"type": "integer"}
+_STR = {"type": "string"}
+_NSTR = {"type": ["string", "null"]}
+_NINT = {"type": ["integer", "null"]}
+ELIGIBILITY: dict[str, Any] = {"type": "object", "properties": {
+    "member_task": _NSTR, "task": _NSTR, "min_orders": _INT}}
+FLASH_RESPONSE: dict[str, Any] = {"type": "object", "required": [
+    "sale", "price_fen", "starts_at", "server_time", "stock_left", "status"], "properties": {
+    "sale": _STR, "title": _STR, "sku": _STR, "price_fen": _INT, "list_price_fen": _NINT,
+    "starts_at": _INT, "ends_at": _NINT, "server_time": _INT,
+    "starts_in": {"type": "integer", "description": "seconds until the start (0: started)"},
+    "status": {"type": "string", "enum": ["upcoming", "live", "sold_out", "ended"]},
+    "stock": _INT, "stock_left": {"type": "integer", "description": f"cached ≤ {STOCK_CACHE_S} s"},
+    "per_shopper": _INT, "pay_seconds": _INT, "eligibility": ELIGIBILITY}}
+PRESALE_RESPONSE: dict[str, Any] = {"type": "object", "required": [
+    "presale", "price_fen", "event_at", "server_time", "stock_left", "status"], "properties": {
+    "presale": _STR, "title": _STR, "sku": _STR, "price_fen": _INT, "deposit_fen": _INT,
+    "benefit": {"type": "string", "enum": ["priority", "deposit_multiplier"]},
+    "priority_until": _INT, "deposit_value_fen": _INT, "reserve_from": _INT,
+    "reserve_until": _INT, "event_at": _INT, "convert_until": _INT, "server_time": _INT,
+    "starts_in": _INT, "event_in": _INT,
+    "status": {"type": "string", "enum": ["upcoming", "reserving", "sold_out", "waiting",
+                                          "buying", "ended"]},
+    "stock": _INT, "stock_left": _INT, "per_shopper": _INT, "eligibility": ELIGIBILITY}}
+HOLD_RESPONSE: dict[str, Any] = {"type": "object", "required": [
+    "hold", "sale", "status", "claimed_at", "until"], "properties": {
+    "hold": {"type": "string", "description": "the hold's id (shown in getPlayer)"},
+    "sale": _STR, "status": {"type": "string", "enum": ["held"]}, "claimed_at": _INT,
+    "until": {"type": "integer", "description": "paid (converted) by then, or it expires"},
+    "pay_by": _INT, "sku": _STR, "price_fen": _INT, "deposit_fen": _INT,
+    "benefit": _STR, "event_at": _INT, "priority_until": _INT, "deposit_value_fen": _INT}}
+
+_CLAIM_ERRORS = PLAYER_ERRORS
+_PUBLIC_ERRORS = (401, 403, 404, 422)
+_MERCHANT_PARAM: dict[str, str | Spec] = {
+    "merchant": "the merchant's id (needed without a player token)"}
+
+OPERATIONS = [
+    Operation("getFlashSale", "GET", "/v1/games/{game}/flashsales/{sale}", get_flash_sale,
+              "Public: price, start, server time and countdown, and the stock left",
+              auth="none", tag="plays", errors=_PUBLIC_ERRORS, params=_MERCHANT_PARAM,
+              response=FLASH_RESPONSE),
+    Operation("claimFlashSale", "POST", "/v1/games/{game}/flashsales/{sale}/claim",
+              claim_flash_sale,
+              "Hold one unit until pay_by (a paid order with the sale's SKU confirms it); "
+              "409 not_started before the start, 409 sold_out when none is left",
+              auth="player", tag="plays", body=EMPTY_BODY, idempotent=True,
+              errors=_CLAIM_ERRORS, response=HOLD_RESPONSE),
+    Operation("getPresale", "GET", "/v1/games/{game}/presales/{presale}", get_presale,
+              "Public: reservation and purchase windows, deposit and benefit, server time, "
+              "reservations left", auth="none", tag="plays", errors=_PUBLIC_ERRORS,
+              params=_MERCHANT_PARAM, response=PRESALE_RESPONSE),
+    Operation("reservePresale", "POST", "/v1/games/{game}/presales/{presale}", reserve_presale,
+              "Reserve (提前购) before the event; converted by a paid order with the "
+              "presale's SKU by convert_until, else released",
+              auth="player", tag="plays", body=EMPTY_BODY, idempotent=True,
+              errors=_CLAIM_ERRORS, response=HOLD_RESPONSE),
+]
+
+BACKGROUND = [_cache_ctx, sweeper_ctx()]
+"""This room's ``cleanup_ctx`` entries: the stock cache, and the sweeper that ends holds
+past their deadline (on hosts that run background jobs)."""

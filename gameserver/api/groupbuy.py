@@ -1,0 +1,382 @@
+"""Group-buy routes (拼团); the groups' expiry index and sweep are in
+gameserver/api/groupbuy_sweep.py.
+
+``createGroupBuy``, ``joinGroupBuy`` and ``leaveGroupBuy`` are two-commit actions
+(gameserver/aggregates_gate.py): the group is the gate, each shopper's side follows
+from the gate's record exactly once per Idempotency-Key. A group's id is its share
+code: derived from the opener's request (HMAC with the server's secret over merchant,
+game, offer, user and key, so a retry of the same request opens the same group, and
+nobody can guess one), and bound to merchant and game by the aggregate's own name: a
+code of another merchant's game is simply not there (404).
+
+Each offer keeps an index of its groups by expiry (``Keys.aggregate_index``), written
+before the group's gate (a group whose gate then failed is an index entry without a
+group, dropped by the sweep). It serves ``listGroupBuys`` and the sweep
+(:class:`GroupBuySweep`, every host, idempotent per group): a group past its expiry is
+failed (or auto-completed) by one gate commit under a fixed key, so a second pass on
+any host replays it; every member's side follows under a key of its own; the merchant
+is told through the webhook outbox under a stable key; then the entry goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from economy.errors import DomainError, UnknownItem
+from economy.groupbuy import STOCK_PREFIX, GroupBuyBusy, GroupNotFound, GroupOffer
+from economy.schema import Obj, Str
+from gameserver.aggregates_app import aggregates_of
+from gameserver.aggregates_gate import GateMaker, register_value_effect
+from gameserver.api.common import (
+    EMPTY_BODY,
+    PLAYER_ERRORS,
+    Operation,
+    game_id,
+    idempotency_key,
+    json_ok,
+    merchant_of,
+    player_ctx,
+    read_body,
+    reply_response,
+    request_hash,
+    services,
+)
+from gameserver.api.groupbuy_sweep import (
+    CODEC,
+    group_ref,
+    index_group,
+    index_key,
+    sweep_ctx,
+)
+from gameserver.api.groupbuy_sweep import GroupBuySweep as GroupBuySweep  # re-exported
+from gameserver.appkeys import CLOCK, GAMES, REDIS, SETTINGS
+from gameserver.games import LiveGame
+from gameserver.services import RuleContext
+from gameserver.sharecodes import base32_code, share_digest
+from gameserver.store import Reply, Rule
+from gameserver.value import StockView
+from mechanics import groupbuy as rules
+from mechanics.aggregate import SharedOutcome
+from mechanics.state import PlayerState
+
+CODE_LENGTH = 10
+CODE_PATTERN = rf"^[a-z2-7]{{{CODE_LENGTH}}}$"
+"""A share code: 10 base32 characters (50 bits of an HMAC)."""
+ADMIN_LIMIT = 100
+"""Open groups ``listGroupBuysAdmin`` shows."""
+LIST_LIMIT = 20
+"""Open groups ``listGroupBuys`` shows (those expiring last first: most time to fill)."""
+LOCK_TTL_MS = 5_000
+"""A shopper's group-buy lock outlives any action (SQL calls are bounded at 1.5 s)."""
+UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
+"""Delete a lock only if our token still holds it."""
+LOCK_WAIT_S = 2.0
+"""How long a shopper's second action waits for their first (as a duplicate key does)."""
+
+JOIN_BODY = Obj(description="The share code of the group to join.", fields={
+    "code": Str(pattern=CODE_PATTERN, max_length=10),
+})
+
+
+def _offer(live: LiveGame, offer_id: str) -> GroupOffer:
+    offer = live.config.groupbuys.get(offer_id)
+    if offer is None:
+        raise UnknownItem(f"unknown group-buy offer {offer_id!r}", kind="groupbuy",
+                          id=offer_id, known=sorted(live.config.groupbuys))
+    return offer
+
+
+def group_code(secret: str, merchant: str, game: str, offer: str, user: str,
+               key: str) -> str:
+    """The group a shopper's ``createGroupBuy`` with ``key`` opens (the same on a retry)."""
+    return base32_code(share_digest(secret, "groupbuy", merchant, game, offer, user, key),
+                       CODE_LENGTH)
+
+
+def _effect(owed: dict[str, Any], game: LiveGame, view: StockView) -> Rule:
+    config = game.config
+
+    def rule(state: PlayerState | None, now: int) -> Any:
+        scarce = rules.Scarce(view.out("coupon:"), view.out(STOCK_PREFIX))
+        return rules.apply_effect(state, owed, now, config, scarce)
+    return rule
+
+
+for _kind in (rules.JOIN, rules.DONE, rules.FAILED, rules.LEAVE):
+    register_value_effect(_kind, _effect)
+
+
+async def _run(request: web.Request, ctx: RuleContext, gid: str, raw: bytes,
+               gate: GateMaker) -> Reply:
+    shards = request.app[SETTINGS].shards
+    actions = aggregates_of(request.app, services(request)).actions
+    return await actions.run(ctx.ref, group_ref(ctx.game, gid, shards), CODEC,
+                             idempotency_key(request), request_hash(request, raw),
+                             ctx.game, gate)
+
+
+@contextlib.asynccontextmanager
+async def _one_at_a_time(request: web.Request, live: LiveGame, offer: str,
+                         user: str) -> AsyncIterator[None]:
+    """One opening or joining per shopper and offer at a time, across hosts.
+
+    ``per_shopper`` is checked against the shopper's committed state: two requests of
+    one shopper with two keys at the same instant would both pass it. Held from before
+    the peek to after the shopper's commit, this lock makes the second see the first's
+    group. A holder that died frees it after ``LOCK_TTL_MS``; a request that cannot get
+    it within ``LOCK_WAIT_S`` is refused (409, retry), unless it holds the same
+    Idempotency-Key: a retry of the request that holds it goes on (and replays)."""
+    redis = request.app[REDIS]
+    key = services(request).keys.lock(f"groupbuy:{live.merchant}:{live.game}:{offer}:{user}")
+    mine = idempotency_key(request)
+    token = f"{mine}|{secrets.token_hex(8)}"
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while not await redis.set(key, token, nx=True, px=LOCK_TTL_MS):
+        holder = await redis.get(key)
+        if isinstance(holder, bytes):
+            holder = holder.decode()
+        if isinstance(holder, str) and holder.split("|", 1)[0] == mine:
+            # held by this very request (a retry after a crash, a duplicate): the key's
+            # idempotency already makes them one; the holder's lock covers both
+            yield
+            return
+        if time.monotonic() >= deadline:
+            raise GroupBuyBusy(offer)
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:  # only our own lock (one that outlived its TTL may be another's now)
+        await asyncio.shield(redis.register_script(UNLOCK)(keys=[key], args=[token]))
+
+
+async def _stock_left(request: web.Request, live: LiveGame, offer: GroupOffer) -> int | None:
+    if offer.stock is None:
+        return None
+    view = await services(request).value.stock_left(
+        live.merchant, live.game, {offer.stock_ref: live.totals[offer.stock_ref]})
+    return view.left.get(offer.stock_ref, 0)
+
+
+async def create_group_buy(request: web.Request) -> web.Response:
+    """``createGroupBuy``: open a group of the offer; the opener is its first member."""
+    ctx = await player_ctx(request)
+    key = idempotency_key(request)
+    _, raw = await read_body(request, EMPTY_BODY)
+    live, user = ctx.game, ctx.ref.user
+    offer = _offer(live, request.match_info["offer"])
+    gid = group_code(request.app[SETTINGS].token_secret, ctx.ref.merchant, ctx.ref.game,
+                     offer.id, ctx.ref.user, key)
+    left = await _stock_left(request, live, offer)
+    config = live.config
+
+    def gate(state: PlayerState | None) -> Any:
+        def rule(group: rules.Group | None, now: int) -> SharedOutcome:
+            if group is None:  # (a retry that finds its group replays before this)
+                rules.check_stock(offer, left)
+                rules.check_join(state, offer, config, now)
+            return rules.open_group(group, gid, offer, user, now)
+        return rule
+
+    now = int(request.app[CLOCK].now())
+    redis, keys = request.app[REDIS], services(request).keys
+    await index_group(redis, keys, live, offer.id, gid, now + offer.duration_s)
+    try:
+        async with _one_at_a_time(request, live, offer.id, user):
+            return reply_response(await _run(request, ctx, gid, raw, gate))
+    except DomainError:  # refused: unlist the id unless a group stands under it
+        store = aggregates_of(request.app, services(request)).store
+        ref = group_ref(live, gid, request.app[SETTINGS].shards)
+        if (await store.read(ref, CODEC))[0] is None:
+            await redis.zrem(index_key(keys, live, offer.id), gid)
+        raise
+
+
+async def join_group_buy(request: web.Request) -> web.Response:
+    """``joinGroupBuy``: take a seat with the share code; the last seat completes the
+    group and every member gets the reward once."""
+    ctx = await player_ctx(request)
+    body, raw = await read_body(request, JOIN_BODY)
+    live, user, gid = ctx.game, ctx.ref.user, body["code"]
+    offer = _offer(live, request.match_info["offer"])
+    config = live.config
+
+    def gate(state: PlayerState | None) -> Any:
+        def rule(group: rules.Group | None, now: int) -> SharedOutcome:
+            outcome = rules.join_group(group, gid, offer, user, now)
+            rules.check_join(state, offer, config, now)
+            return outcome
+        return rule
+
+    async with _one_at_a_time(request, live, offer.id, user):
+        reply = await _run(request, ctx, gid, raw, gate)
+    if reply.status == 200 and orjson.loads(reply.body).get("state") == "complete":
+        # due now: the sweep tells the merchant at its next pass, not at the expiry
+        await request.app[REDIS].zadd(index_key(services(request).keys, live, offer.id),
+                                      {gid: 0}, xx=True)
+    return reply_response(reply)
+
+
+async def leave_group_buy(request: web.Request) -> web.Response:
+    """``leaveGroupBuy``: a member (not the opener) leaves an open group and gets back
+    what joining cost."""
+    ctx = await player_ctx(request)
+    _, raw = await read_body(request, EMPTY_BODY)
+    live, user, gid = ctx.game, ctx.ref.user, _gid(request)
+    offer = _offer(live, request.match_info["offer"])
+
+    def gate(state: PlayerState | None) -> Any:
+        return lambda group, now: rules.leave_group(group, gid, offer, user, now)
+
+    return reply_response(await _run(request, ctx, gid, raw, gate))
+
+
+def _gid(request: web.Request) -> str:
+    gid = request.match_info["group"]
+    if len(gid) != 10 or not gid.isalnum() or gid.lower() != gid:
+        raise GroupNotFound(gid)
+    return gid
+
+
+async def get_group_buy(request: web.Request) -> web.Response:
+    """``getGroupBuy``: members, seats left and state of one group."""
+    ctx = await player_ctx(request)
+    live, gid = ctx.game, _gid(request)
+    offer = _offer(live, request.match_info["offer"])
+    store = aggregates_of(request.app, services(request)).store
+    group, _ = await store.read(group_ref(live, gid, request.app[SETTINGS].shards), CODEC)
+    if group is None or group.offer != offer.id:
+        raise GroupNotFound(gid)
+    now = int(request.app[CLOCK].now())
+    return json_ok(rules.group_view(group, gid, offer, now, ctx.ref.user))
+
+
+async def list_group_buys(request: web.Request) -> web.Response:
+    """``listGroupBuys``: open groups of the offer a shopper may join."""
+    ctx = await player_ctx(request)
+    live = ctx.game
+    offer = _offer(live, request.match_info["offer"])
+    svc = services(request)
+    now = int(request.app[CLOCK].now())
+    gids = [g.decode() if isinstance(g, bytes) else str(g) for g in
+            await request.app[REDIS].zrevrangebyscore(index_key(svc.keys, live, offer.id),
+                                                      "+inf", f"({now}", start=0,
+                                                      num=LIST_LIMIT * 2)]
+    shards = request.app[SETTINGS].shards
+    store = aggregates_of(request.app, svc).store
+    groups = await store.read_many([group_ref(live, gid, shards) for gid in gids], CODEC)
+    rows = [rules.group_view(g, gid, offer, now, ctx.ref.user)
+            for gid, g in zip(gids, groups, strict=True) if g is not None]
+    rows = [r for r in rows if r["state"] == "open" and r["seats_left"] > 0]
+    return json_ok({"offer": offer.id, "title": offer.title, "size": offer.size,
+                    "price_fen": offer.price_fen, "server_time": now,
+                    "groups": rows[:LIST_LIMIT]})
+
+
+async def list_group_buys_admin(request: web.Request) -> web.Response:
+    """``listGroupBuysAdmin``: the merchant's view of an offer: its open groups (members
+    unmasked, oldest expiry first, up to ``ADMIN_LIMIT``), how many are open, and its
+    stock when it has one."""
+    merchant = await merchant_of(request, shadow=True)
+    live = await request.app[GAMES].get(merchant.id, game_id(request))
+    offer = _offer(live, request.match_info["offer"])
+    svc = services(request)
+    now = int(request.app[CLOCK].now())
+    index = index_key(svc.keys, live, offer.id)
+    raw = await request.app[REDIS].zrangebyscore(index, f"({now}", "+inf", start=0,
+                                                 num=ADMIN_LIMIT)
+    gids = [g.decode() if isinstance(g, bytes) else str(g) for g in raw]
+    shards = request.app[SETTINGS].shards
+    groups = await aggregates_of(request.app, svc).store.read_many(
+        [group_ref(live, gid, shards) for gid in gids], CODEC)
+    rows = []
+    for gid, group in zip(gids, groups, strict=True):
+        if group is not None and group.settled_state(offer.auto_complete, now) == "open":
+            rows.append({**rules.group_view(group, gid, offer, now),
+                         "users": group.users()})
+    stock = None
+    if offer.stock is not None:
+        await svc.value.ensure_stock(live.merchant, live.game, live.totals)
+        stock = (await svc.value.stock_report(live.merchant, live.game, [offer.stock_ref]))[0]
+    return json_ok({"offer": offer.id, "title": offer.title, "size": offer.size,
+                    "duration_s": offer.duration_s, "auto_complete": offer.auto_complete,
+                    "server_time": now, "open": await request.app[REDIS].zcount(
+                        index, f"({now}", "+inf"), "groups": rows, "stock": stock})
+
+
+# -- the expiry sweep -----------------------------------------------------------------
+
+
+BACKGROUND = [sweep_ctx]
+
+
+_MEMBER = {"type": "object", "properties": {
+    "user": {"type": "string", "description": "masked"}, "joined_at": {"type": "integer"},
+    "opener": {"type": "boolean"}, "me": {"type": "boolean"}}}
+GROUP_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    "group": {"type": "string"}, "code": {"type": "string"}, "offer": {"type": "string"},
+    "title": {"type": "string"}, "size": {"type": "integer"},
+    "members": {"type": "array", "items": _MEMBER}, "member_count": {"type": "integer"},
+    "seats_left": {"type": "integer"},
+    "state": {"type": "string", "enum": ["open", "complete", "failed"]},
+    "created_at": {"type": "integer"}, "expires_at": {"type": "integer"},
+    "price_fen": {"type": "integer"}, "server_time": {"type": "integer"},
+}, "required": ["group", "code", "size", "members", "expires_at", "state"]}
+ACTION_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    **GROUP_RESPONSE["properties"],
+    "reward": {"description": "on completion: what this shopper was granted"},
+    "refunded": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "wallet": {"type": "object", "additionalProperties": {"type": "integer"}},
+}}
+LIST_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    "offer": {"type": "string"}, "title": {"type": "string"}, "size": {"type": "integer"},
+    "price_fen": {"type": "integer"}, "server_time": {"type": "integer"},
+    "groups": {"type": "array", "items": GROUP_RESPONSE},
+}}
+
+ADMIN_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    "offer": {"type": "string"}, "title": {"type": "string"}, "size": {"type": "integer"},
+    "duration_s": {"type": "integer"}, "auto_complete": {"type": "boolean"},
+    "server_time": {"type": "integer"},
+    "open": {"type": "integer", "description": "open groups of the offer"},
+    "groups": {"type": "array", "items": {"type": "object", "properties": {
+        **GROUP_RESPONSE["properties"],
+        "users": {"type": "array", "items": {"type": "string"}}}}},
+    "stock": {"description": "getStock's row of the offer's stock, or null"},
+}}
+
+OPERATIONS = [
+    Operation("createGroupBuy", "POST", "/v1/games/{game}/groupbuys/{offer}", create_group_buy,
+              "Open a group of a group-buy offer and get its share code",
+              auth="player", tag="plays", body=EMPTY_BODY, idempotent=True,
+              errors=PLAYER_ERRORS, response=ACTION_RESPONSE),
+    Operation("joinGroupBuy", "POST", "/v1/games/{game}/groupbuys/{offer}/join",
+              join_group_buy,
+              "Join a group with its share code (full: 409 group_full; expired: 409 "
+              "group_expired); the last seat completes it and rewards every member once",
+              auth="player", tag="plays", body=JOIN_BODY, idempotent=True,
+              errors=PLAYER_ERRORS, response=ACTION_RESPONSE),
+    Operation("leaveGroupBuy", "POST",
+              "/v1/games/{game}/groupbuys/{offer}/groups/{group}/leave", leave_group_buy,
+              "Leave an open group (not its opener); what joining cost is given back",
+              auth="player", tag="plays", body=EMPTY_BODY, idempotent=True,
+              errors=PLAYER_ERRORS, response=ACTION_RESPONSE),
+    Operation("getGroupBuy", "GET", "/v1/games/{game}/groupbuys/{offer}/groups/{group}",
+              get_group_buy, "A group: members, seats left, state (open, complete, failed)",
+              auth="player", tag="plays", errors=(401, 403, 404), response=GROUP_RESPONSE),
+    Operation("listGroupBuys", "GET", "/v1/games/{game}/groupbuys/{offer}", list_group_buys,
+              "Open groups of an offer a shopper may join",
+              auth="player", tag="plays", errors=(401, 403, 404), response=LIST_RESPONSE),
+    Operation("listGroupBuysAdmin", "GET", "/v1/admin/games/{game}/groupbuys/{offer}",
+              list_group_buys_admin,
+              "The merchant's view of a group-buy offer: open groups with their members, "
+              "how many are open, its stock", auth="merchant", tag="merchant",
+              errors=(401, 403, 404), response=ADMIN_RESPONSE),
+]

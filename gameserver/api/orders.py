@@ -1,0 +1,163 @@
+"""Orders over HTTP: merchant-signed webhooks that drive purchase tasks (追单).
+
+The rules live in ``mechanics/tasks.py`` (``apply_order``, ``apply_refund``).
+``ingestOrder`` is idempotent by order id and status. A load-test merchant's events
+sent with ``X-Petbox-Shadow: 1`` go to the shadow keyspace, like its shoppers' actions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from economy.errors import OrderWrongMerchant
+from economy.schema import Arr, Enum, Int, Obj, Str
+from gameserver.api.common import (
+    Operation,
+    checked,
+    decode_json,
+    now_s,
+    reply_response,
+    request_hash,
+    services,
+    shadow_for,
+)
+from gameserver.api.schemas import BOOL, COUNTS, STR, obj
+from gameserver.appkeys import GAMES, MERCHANTS, SETTINGS
+from gameserver.auth import body_signature
+from gameserver.db.database import Merchant
+from gameserver.errors import Unauthorized
+from gameserver.keys import GAME_RE, MERCHANT_RE, USER_RE, PlayerRef, shard_of
+from gameserver.services import RuleContext, bind
+from gameserver.store import Reply, Rule, encode_json
+from gameserver.value import StockView
+from mechanics import tasks
+from mechanics.orders import apply_paid_order
+from mechanics.outcome import Outcome
+from mechanics.registry import REFUND_HOOKS
+from mechanics.state import PlayerState
+
+SIGNATURE_WINDOW_S = 300
+"""A merchant event's ``X-Petbox-Timestamp`` must be this close to server time."""
+
+ORDER_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+ORDER_BODY = Obj(fields={
+    "merchant": Str(pattern=f"^{MERCHANT_RE.pattern}$", max_length=32),
+    "game": Str(pattern=f"^{GAME_RE.pattern}$", max_length=64),
+    "user": Str(pattern=f"^{USER_RE.pattern}$", max_length=128),
+    "order_id": Str(pattern=ORDER_ID_PATTERN, max_length=64),
+    "status": Enum(values=("paid", "refunded")),
+    "amount_fen": Int(minimum=0, maximum=10**10, default=0),
+    "skus": Arr(items=Str(min_length=1, max_length=64), default=[], max_items=200),
+    "paid_at": Int(minimum=0, maximum=2**40, default=0, description="unix s; 0 = now"),
+})
+
+
+async def _signer(request: web.Request, raw: bytes, body: Any) -> Merchant:
+    """The merchant whose signing secret signed this event (401 for anything else).
+
+    The signer is named by ``X-Petbox-Merchant``, or else by the body's ``merchant``.
+    """
+    ts = request.headers.get("X-Petbox-Timestamp", "")
+    sign = request.headers.get("X-Petbox-Signature", "")
+    now = now_s(request)
+    if not ts.isdigit() or len(ts) > 12 or abs(now - int(ts)) > SIGNATURE_WINDOW_S:
+        raise Unauthorized(f"X-Petbox-Timestamp must be within ±{SIGNATURE_WINDOW_S} s "
+                           "of server time", server_time=now)
+    named = request.headers.get("X-Petbox-Merchant") or (
+        body.get("merchant") if isinstance(body, dict) else None)
+    if not named:  # nothing to look a secret up by: say so, not "does not match"
+        raise Unauthorized("name the signing merchant: the X-Petbox-Merchant header or "
+                           "the body's \"merchant\"")
+    merchant = (await request.app[MERCHANTS].by_id(named)
+                if isinstance(named, str) and MERCHANT_RE.fullmatch(named) else None)
+    if merchant is None or not hmac.compare_digest(
+            body_signature(merchant.signing_secret, ts, raw), sign.lower()):
+        raise Unauthorized("signature does not match")  # also for an unknown merchant
+    return merchant
+
+
+def _order_rule(body: dict[str, Any], ctx: RuleContext) -> Rule:
+    if body["status"] == "paid":  # purchase tasks, then the mechanics' paid-order hooks
+        return bind(apply_paid_order, tasks.Order(body["order_id"], body["amount_fen"],
+                                                  tuple(body["skus"]), body["paid_at"]), ctx)
+    rule = bind(tasks.apply_refund, tasks.Refund(body["order_id"]), ctx)
+    return _with_refund_hooks(rule, tuple(body["skus"]), ctx)
+
+
+def _with_refund_hooks(rule: Rule, skus: tuple[str, ...], ctx: RuleContext) -> Rule:
+    """The refund's rule, then each mechanic's refund hook (``REFUND_HOOKS``) on its
+    result, in one outcome: one commit, so the order id's key applies them all once. A
+    hook that has something to say adds its response under its mechanic's name."""
+    if not REFUND_HOOKS:
+        return rule
+    config = ctx.game.config
+
+    def hooked(state: PlayerState | None, now: int) -> Outcome:
+        out = rule(state, now)
+        if out.response.get("duplicate"):
+            return out  # a refund seen before changes nothing anywhere
+        for name, hook in REFUND_HOOKS:
+            more = hook(out.state, skus, now, config)
+            if more is not None:
+                out = dataclasses.replace(
+                    out, state=more.state, response={**out.response, name: more.response},
+                    ledger=out.ledger + more.ledger, events=out.events + more.events)
+        return out
+    return hooked
+
+
+async def ingest_order(request: web.Request) -> web.Response:
+    """``ingestOrder``: a paid or refunded order drives purchase tasks (追单), and
+    the mechanics' parts of a paid order (:mod:`mechanics.orders`: a flash-sale hold
+    paid by the order's SKU ...).
+
+    Idempotent by order id and status: the store key is ``order-<status>-<id>``, so
+    a webhook retried with the same body gets the first response again; the rule
+    itself also remembers order ids (30 days), so a later replay earns nothing.
+    """
+    raw = await request.read()
+    parsed = decode_json(raw)
+    signer = await _signer(request, raw, parsed)
+    body = checked(ORDER_BODY, parsed)
+    if body["merchant"] != signer.id:
+        raise OrderWrongMerchant(body["merchant"])
+    shadow_for(request, signer)
+    live = await request.app[GAMES].get(signer.id, body["game"])
+    ref = PlayerRef(signer.id, live.game, body["user"],
+                    shard_of(signer.id, body["user"], request.app[SETTINGS].shards))
+    ctx = RuleContext(live, StockView(), ref)
+    key = f"order-{body['status']}-{body['order_id']}"
+    reply = await services(request).run(ref, key, request_hash(request, raw),
+                                        _order_rule(body, ctx), view=ctx.view,
+                                        totals=live.totals)
+    return reply_response(_marked_duplicate(reply))
+
+
+def _marked_duplicate(reply: Reply) -> Reply:
+    """A replayed order's first response says ``"duplicate": false`` (it was not, the
+    first time); the replay is one, and says so, in step with ``Idempotent-Replayed``."""
+    if not reply.replayed or reply.status >= 300:
+        return reply
+    body = orjson.loads(reply.body)
+    if not isinstance(body, dict) or body.get("duplicate") is not False:
+        return reply
+    return Reply(reply.status, encode_json({**body, "duplicate": True}), replayed=True)
+
+
+OPERATIONS = [
+    Operation("ingestOrder", "POST", "/v1/events/orders", ingest_order,
+              "A paid or refunded order, signed by the merchant (X-Petbox-Timestamp, "
+              "X-Petbox-Signature); idempotent by order id; drives purchase tasks",
+              auth="signature", tag="merchant", body=ORDER_BODY,
+              errors=(400, 401, 403, 404, 409, 422, 503),
+              response=obj({"order": STR, "duplicate": BOOL, "known": BOOL, "tasks": COUNTS},
+                           ["order"], "duplicate: this order was seen before (the first "
+                           "answer, replayed); known (refunds): whether the paid order was "
+                           "seen; tasks: purchase tasks' progress. Plays add their own "
+                           "keys (a flash sale's paid holds)")),
+]

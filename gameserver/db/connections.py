@@ -1,0 +1,219 @@
+"""Connections to SQL: the engine for SQLite or PostgreSQL, and the bounded call.
+
+:func:`make_engine` sets a dialect's driver-level timeouts (the backstop).
+:func:`bounded_connection` gives one call a connection it must be done with within its
+bound, checkout and commit included, and never waits on a hung server past it: a
+connection interrupted mid-statement is dropped (closed in the background) rather than
+rolled back over a hung socket, and a COMMIT cut off by the bound raises
+:class:`CommitUnknown`. :class:`gameserver.db.database.Database` makes every call
+through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+# aiosqlite logs every statement with its parameters at DEBUG: coupon codes, player
+# state, signing secrets. Keep it at INFO even when petbox runs with PETBOX_LOG_LEVEL=DEBUG.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
+REQUEST_TIMEOUT = 1.5
+"""Default bound (seconds) of one SQL call made while a client waits (``PETBOX_SQL_TIMEOUT``)."""
+BACKGROUND_TIMEOUT = 10.0
+"""Default bound of one SQL call of a background job (``PETBOX_SQL_BACKGROUND_TIMEOUT``);
+also the driver-level backstop: connect, pool checkout, statement, SQLite busy wait."""
+
+
+def _sqlite_pragmas(busy_ms: int) -> Any:
+    def pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cur.close()
+
+    return pragmas
+
+
+def make_engine(url: str, timeout: float = BACKGROUND_TIMEOUT, **kwargs: Any) -> AsyncEngine:
+    """An async engine with petbox's settings for the URL's dialect.
+
+    ``timeout`` bounds every step at the driver: connecting, waiting for a pooled
+    connection, each statement (asyncpg ``timeout``/``command_timeout``), SQLite's wait
+    for a lock. It is the backstop; :meth:`Database.connect` bounds each call tighter.
+    """
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        else:  # one shared in-memory connection: no pool to size
+            for name in ("pool_size", "max_overflow", "pool_timeout"):
+                kwargs.pop(name, None)
+        kwargs.setdefault("connect_args", {"timeout": timeout})
+        engine = create_async_engine(url, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(int(timeout * 1000)))
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_timeout", timeout)
+    if url.startswith("postgresql+asyncpg"):
+        kwargs.setdefault("connect_args", {"timeout": timeout, "command_timeout": timeout})
+    return create_async_engine(url, **kwargs)
+
+
+_CLEANUPS: set[asyncio.Task[Any]] = set()
+"""Connection clean-ups left to finish after their call gave up (kept referenced)."""
+
+
+def _in_background(coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    _CLEANUPS.add(task)
+    task.add_done_callback(_CLEANUPS.discard)
+    task.add_done_callback(_ignore_result)
+
+
+def _ignore_result(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed clean-up of a dead connection is expected
+
+
+async def _close_late(task: asyncio.Task[AsyncConnection]) -> None:
+    """Close a connection whose checkout finished after its caller gave up."""
+    with contextlib.suppress(BaseException):
+        conn = await task
+        await conn.close()
+
+
+async def _acquire(engine: AsyncEngine) -> AsyncConnection:
+    """A pooled connection. If the caller is cancelled (its bound ran out) while the pool
+    waits, connects or pings, the checkout is left to end by itself (the driver's own
+    timeouts bound it) instead of being waited for: the caller answers on time."""
+    task = asyncio.ensure_future(engine.connect().start())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        _in_background(_close_late(task))
+        raise
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    """The driver's connection, taken while SQLAlchemy still hands it out (after an
+    interrupted statement it may refuse to: "invalid transaction")."""
+    return (await conn.get_raw_connection()).driver_connection
+
+
+async def _commit(transaction: Any, raw: Any) -> None:
+    """COMMIT, given up at once when the caller's bound runs out: cancelling the commit
+    itself waited inside the driver (a hung server held the answer 2 s past a 0.5 s
+    bound). The commit ends soon on the terminated connection, in the background; the
+    caller discards the connection."""
+    await _finish_or_drop(asyncio.ensure_future(transaction.commit()), raw)
+
+
+async def _finish_or_drop(task: asyncio.Future[Any], raw: Any) -> None:
+    """Wait for ``task``; if the caller's bound runs out meanwhile, drop the connection
+    and let ``task`` end in the background."""
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        _terminate(raw)
+        _in_background(task)
+        raise
+
+
+def _terminate(raw: Any) -> None:
+    """Drop a connection interrupted mid-statement at once: its state is unknown, and a
+    hung server would never answer the rollback (asyncpg closes its socket; SQLite has
+    no equivalent and waits out its statement, bounded by the busy timeout)."""
+    terminate = getattr(raw, "terminate", None)
+    if callable(terminate):
+        with contextlib.suppress(Exception):
+            terminate()
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    with contextlib.suppress(BaseException):
+        await conn.invalidate()
+    with contextlib.suppress(BaseException):
+        await conn.close()
+
+
+async def _release(conn: AsyncConnection, raw: Any) -> None:
+    """Close (roll back, return to the pool); if the caller's bound runs out meanwhile,
+    the connection is dropped and the pool's clean-up goes on without the caller."""
+    await _finish_or_drop(asyncio.ensure_future(conn.close()), raw)
+
+
+async def _close_committed(conn: AsyncConnection, seconds: float) -> None:
+    """Return a connection whose work is done; never turns that success into an error
+    (a close still running after ``seconds`` finishes in the background)."""
+    task = asyncio.ensure_future(conn.close())
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        task.exception()  # retrieved; a failed return to the pool is the pool's business
+    else:
+        _in_background(task)
+
+
+@contextlib.asynccontextmanager
+async def bounded_connection(engine: AsyncEngine, seconds: float,
+                             begin: bool) -> AsyncIterator[AsyncConnection]:
+    """A connection (in a transaction committed at the end if ``begin``) that the block
+    must be done with within ``seconds``, checkout and commit included; else
+    :class:`TimeoutError`, with the transaction rolled back or its connection dropped,
+    and nothing waited on past the bound (so a hung server costs a caller ``seconds``,
+    not the driver's timeouts). Cancellation mid-statement drops the connection rather
+    than reusing it. Once committed, the block has succeeded whatever the close does.
+    Out of time while COMMIT was under way: :class:`CommitUnknown`."""
+    committing = False
+    try:
+        async with asyncio.timeout(seconds):
+            conn = await _acquire(engine)
+            try:
+                raw = await _driver(conn)
+            except BaseException:
+                _in_background(_discard(conn))
+                raise
+            try:
+                transaction = await conn.begin() if begin else None
+                yield conn
+                if transaction is not None:
+                    committing = True
+                    await _commit(transaction, raw)
+            except asyncio.CancelledError:
+                _terminate(raw)
+                _in_background(_discard(conn))
+                raise
+            except BaseException:
+                await _release(conn, raw)
+                raise
+    except TimeoutError as exc:
+        if committing:
+            raise CommitUnknown(f"no answer to COMMIT within {seconds} s") from exc
+        raise
+    await _close_committed(conn, seconds)
+
+
+class CommitUnknown(TimeoutError):
+    """The bound ran out while COMMIT was on its way: the transaction may or may not
+    have committed, so the caller must assume neither (a reconciler decides later)."""
+
+
+CLEANUP_WAIT_S = 3.0
+"""How long closing a :class:`Database` waits for the connections given up on."""
+
+
+async def settle_cleanups() -> None:
+    """Let the connections given up on finish closing (bounded), before an engine goes."""
+    if _CLEANUPS:
+        await asyncio.wait(set(_CLEANUPS), timeout=CLEANUP_WAIT_S)

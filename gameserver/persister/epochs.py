@@ -1,0 +1,140 @@
+"""Lost-data detection: every shard's epoch key must be in Redis.
+
+It is recorded in SQL (``meta`` row ``epoch:<shard>``) the first time it is seen; if
+Redis lacks it while SQL has one, Redis lost the shard's data: the loss is counted,
+the ``on_data_loss`` callbacks run (the shard stays in :attr:`Epochs.recovering`
+until they succeed), then a new epoch is written to both."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import insert, select, update
+
+from gameserver.db import models as m
+from gameserver.persister.context import PassContext
+from gameserver.persister.report import PassReport
+from gameserver.persister.wire import first_error
+from gameserver.scripts import reply_text
+
+log = logging.getLogger(__name__)
+
+DataLossCallback = Callable[[int], Awaitable[None]]
+"""Called with a shard whose Redis data was lost, before the shard gets a new epoch."""
+
+
+class Epochs:
+    """The epoch stage: finds shards whose Redis data was lost and recovers them."""
+
+    def __init__(self, ctx: PassContext, forget_group: Callable[[int], None]) -> None:
+        """``forget_group`` is told of a shard that lost its data: its ledger consumer
+        group went with it."""
+        self.ctx = ctx
+        self.forget_group = forget_group
+        self.on_data_loss: list[DataLossCallback] = []
+        self.recovering: set[int] = set()
+        """Shards whose Redis lost data and whose ``on_data_loss`` callbacks have not
+        all succeeded yet (value grants must fail closed for them)."""
+        self._known: dict[int, str] = {}
+
+    async def check(self, report: PassReport) -> list[int]:
+        """Check every shard's epoch key; returns the shards found to have lost data.
+
+        A few round trips whatever the shard count: one read of every epoch key, one
+        SQL read of the epochs not known yet, one write of the new epochs to Redis and
+        one SQL transaction recording them (a deployment has ~1,000 shards)."""
+        ctx = self.ctx
+        try:
+            current = await ctx.round_trip([("GET", ctx.keys.epoch(shard))
+                                            for shard in ctx.shard_ids])
+            if error := first_error(current):
+                raise error
+        except Exception as exc:
+            ctx.fail(report, "epoch", [-1], exc)
+            return []
+        try:
+            known = {**await self._recorded(), **self._known}
+        except Exception as exc:  # SQL down: every shard's check waits for the next pass
+            ctx.fail(report, "epoch", ctx.shard_ids, exc)
+            return [shard for shard in ctx.shard_ids if shard in self.recovering]
+        lost: list[int] = []
+        fresh: dict[int, str] = {}
+        missing: list[int] = []
+        for shard, raw in zip(ctx.shard_ids, current, strict=True):
+            value = None if raw is None else raw.decode()
+            if value is not None:
+                if known.get(shard) != value:
+                    fresh[shard] = value
+                else:
+                    self._known[shard] = value
+            elif known.get(shard) is None or await ctx.stage(
+                    report, "epoch", shard, self._recover(shard, lost)):
+                missing.append(shard)
+            elif shard not in lost:
+                lost.append(shard)
+        await self._renew(report, missing, fresh, lost)
+        return lost
+
+    async def _renew(self, report: PassReport, missing: list[int], fresh: dict[int, str],
+                     lost: list[int]) -> None:
+        """New epochs for ``missing`` shards, then every epoch of ``fresh`` in SQL."""
+        try:
+            fresh.update(await self._new_epochs(missing))
+            await self._record(fresh)
+        except Exception as exc:
+            self.ctx.fail(report, "epoch", sorted({*missing, *fresh}), exc)
+            lost += [s for s in missing if s in self.recovering and s not in lost]
+            return
+        self._known.update(fresh)
+        self.recovering.difference_update(missing)
+
+    async def _recorded(self) -> dict[int, str]:
+        """Every epoch SQL has, unless all of this persister's are known already."""
+        if all(shard in self._known for shard in self.ctx.shard_ids):
+            return {}
+        async with self.ctx.db.connect() as conn:
+            rows = (await conn.execute(select(m.meta.c.key, m.meta.c.value).where(
+                m.meta.c.key.like("epoch:%")))).all()
+        found = {key.split(":", 1)[1]: value for key, value in rows}
+        return {int(shard): value for shard, value in found.items() if shard.isdigit()}
+
+    async def _record(self, epochs: dict[int, str]) -> None:
+        """Write ``epochs`` into SQL's ``meta`` rows, one transaction."""
+        if not epochs:
+            return
+        async with self.ctx.db.begin() as conn:
+            for shard, value in epochs.items():
+                key = f"epoch:{shard}"
+                done = await conn.execute(
+                    update(m.meta).where(m.meta.c.key == key).values(value=value))
+                if done.rowcount == 0:
+                    await conn.execute(insert(m.meta).values(key=key, value=value))
+
+    async def _recover(self, shard: int, lost: list[int]) -> None:
+        """Redis lost this shard's data: count it once, then run every callback."""
+        lost.append(shard)
+        if shard not in self.recovering:
+            log.error("persister: Redis lost the data of shard %s; recovering from SQL", shard)
+            self.ctx.metrics.data_loss_detected.inc()
+            self.recovering.add(shard)
+        self.forget_group(shard)
+        for callback in self.on_data_loss:
+            await callback(shard)
+
+    async def _new_epochs(self, shards: list[int]) -> dict[int, str]:
+        """Write a new epoch for each of ``shards`` (another persister may win the race:
+        then theirs is used), one round trip."""
+        if not shards:
+            return {}
+        ctx = self.ctx
+        stamp = int(ctx.clock.now() * 1000)
+        commands = [command for shard in shards for command in (
+            ("SET", ctx.keys.epoch(shard), f"{stamp}-{secrets.token_hex(6)}", "NX"),
+            ("GET", ctx.keys.epoch(shard)))]
+        replies = await ctx.round_trip(commands)
+        if error := first_error(replies):
+            raise error
+        return {shard: reply_text(raw) for shard, raw in zip(shards, replies[1::2],
+                                                              strict=True)}

@@ -1,0 +1,201 @@
+"""The ledger stage: drain every shard's ledger stream into SQL, then acknowledge.
+
+A shard's stream is read through the consumer group ``LEDGER_GROUP``: this
+consumer's own unacknowledged entries, entries stuck with a dead consumer
+(``XAUTOCLAIM``), then new ones. The entries of all shards go to SQL in one
+transaction (or several of about ``txn_rows`` rows; one shard's entries of one read
+are never split), idempotent by ``(commit_id, seq)``; only after the SQL commit are
+the entries acknowledged and deleted (one pipeline). A crash in between redelivers
+them and the second insert changes nothing. Shards whose read was a full batch are
+read again, up to ``max_rounds`` reads per pass."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from gameserver.db import persist
+from gameserver.db.persist import LedgerRow
+from gameserver.keys import LEDGER_GROUP
+from gameserver.persister.context import PassContext
+from gameserver.persister.report import PassReport
+from gameserver.persister.transactions import Part, Parts, commit
+from gameserver.persister.wire import (
+    Command,
+    Entry,
+    entry_rows,
+    first_error,
+    has_rows,
+    ledger_rows,
+    read_entries,
+    stream_entries,
+)
+
+log = logging.getLogger(__name__)
+
+WriteLedger = Callable[[list[LedgerRow], persist.CommitRows], Awaitable[None]]
+"""The SQL half of a drain: ledger rows and their event rows, one transaction."""
+
+
+class Ledger:
+    """Reads, writes and acknowledges the ledger streams of a persister's shards."""
+
+    def __init__(self, ctx: PassContext, write: WriteLedger) -> None:
+        self.ctx = ctx
+        self.write = write
+        self._groups: set[int] = set()
+        """Shards whose consumer group is known to exist."""
+
+    def forget_group(self, shard: int) -> None:
+        """The shard's group may be gone (Redis lost data): create it before reading."""
+        self._groups.discard(shard)
+
+    async def drain(self, report: PassReport, reads: dict[int, list[Entry]]) -> set[int]:
+        """Write what was read to SQL, acknowledge it, and read again the shards that
+        gave a full batch; returns the shards that had no error on the way."""
+        drained = set(reads)
+        limits = self.ctx.limits
+        for round_ in range(limits.max_rounds):
+            parts = {shard: self._part(shard, entries)
+                     for shard, entries in reads.items() if entries}
+            acked = await commit(self.ctx, "ledger", parts, self._write_parts, self._ack,
+                                 report)
+            drained -= set(parts) - acked
+            full = [shard for shard in sorted(acked) if len(reads[shard]) >= limits.batch]
+            if not full or round_ == limits.max_rounds - 1:
+                break
+            reads = await self.read(report, full)
+            drained -= set(full) - set(reads)
+        return drained
+
+    def _part(self, shard: int, entries: list[Entry]) -> Part:
+        """The rows of a shard's entries; an undecodable entry (only a bug writes those)
+        is logged in full and dropped with the acknowledgement instead of blocking the
+        stream, and so is an entry deleted while pending (it comes back without fields)."""
+        part = Part()
+        for entry_id, fields in entries:
+            part.done.append(entry_id)
+            if not fields:
+                continue
+            try:
+                rows = ledger_rows(entry_id, fields)
+                extra = entry_rows(entry_id, fields) if has_rows(fields) else None
+            except Exception:
+                log.exception("persister: dropping undecodable ledger entry %r on shard %s",
+                              entry_id, shard)
+                self.ctx.metrics.persister_errors.labels("ledger_decode").inc()
+                continue
+            part.rows += rows
+            if extra:
+                part.extra.extend(extra)
+        return part
+
+    async def _write_parts(self, parts: Parts) -> None:
+        rows: list[LedgerRow] = []
+        extra = persist.CommitRows()
+        for part in parts.values():
+            rows += part.rows
+            extra.extend(part.extra)
+        # One key order for every persister: concurrent batches cannot deadlock. Rows
+        # are unique by (commit_id, seq), their first two fields: a plain sort does it.
+        rows.sort()
+        extra.sort()
+        await self.write(rows, extra)
+
+    async def _ack(self, parts: Parts, report: PassReport) -> set[int]:
+        """Acknowledge and delete the entries now in SQL (one round trip for all shards)."""
+        ctx = self.ctx
+        shards = sorted(parts)
+        commands: list[Command] = []
+        for shard in shards:
+            key, ids = ctx.keys.ledger(shard), parts[shard].done
+            commands += [("XACK", key, LEDGER_GROUP, *ids), ("XDEL", key, *ids)]
+        try:
+            replies = await ctx.round_trip(commands)
+        except Exception as exc:
+            ctx.fail(report, "ledger", shards, exc)
+            return set()
+        acked: set[int] = set()
+        rows = 0
+        for i, shard in enumerate(shards):
+            error = first_error(replies[2 * i:2 * i + 2])
+            if error is not None:
+                ctx.fail(report, "ledger", [shard], error)
+                continue
+            acked.add(shard)
+            report.ledger_entries += len(parts[shard].done)
+            rows += len(parts[shard].rows)
+        report.ledger_rows += rows
+        ctx.metrics.persister_rows.labels("ledger").inc(rows)
+        return acked
+
+    async def read(self, report: PassReport, shards: list[int],
+                   retry: bool = True) -> dict[int, list[Entry]]:
+        """Up to ``batch`` entries of each shard: ours still pending, stuck ones claimed,
+        then new ones (one round trip)."""
+        found: dict[int, list[Entry]] = {}
+        try:
+            shards = await self.ensure_groups(report, shards)
+            replies = await self.ctx.round_trip([command for shard in shards
+                                                 for command in self.reads(shard)])
+        except Exception as exc:
+            self.ctx.fail(report, "ledger", shards, exc)
+            return found
+        lost_groups: list[int] = []
+        for i, shard in enumerate(shards):
+            self.take_read(report, found, lost_groups, shard, *replies[3 * i:3 * i + 3])
+        if lost_groups and retry:
+            self.regroup(lost_groups)
+            found.update(await self.read(report, lost_groups, retry=False))
+        elif lost_groups:
+            self.ctx.fail(report, "ledger", lost_groups, ResponseError("NOGROUP"))
+        return found
+
+    def reads(self, shard: int) -> list[Command]:
+        """The three commands of one shard's read (their replies go to :meth:`take_read`)."""
+        ctx = self.ctx
+        key, group, me = ctx.keys.ledger(shard), LEDGER_GROUP, ctx.limits.consumer
+        count = ctx.limits.batch
+        return [("XREADGROUP", "GROUP", group, me, "COUNT", count, "STREAMS", key, "0"),
+                ("XAUTOCLAIM", key, group, me, ctx.limits.claim_idle_ms, "0-0", "COUNT", count),
+                ("XREADGROUP", "GROUP", group, me, "COUNT", count, "STREAMS", key, ">")]
+
+    def take_read(self, report: PassReport, into: dict[int, list[Entry]],
+                  lost_groups: list[int], shard: int, mine: Any, claimed: Any,
+                  new: Any) -> None:
+        """File one shard's three ledger replies: its entries (each once), a lost group,
+        or a failure."""
+        error = first_error([mine, claimed, new])
+        if error is not None:
+            if "NOGROUP" in str(error):
+                lost_groups.append(shard)
+            else:
+                self.ctx.fail(report, "ledger", [shard], error)
+            return
+        entries = read_entries(new)
+        again = read_entries(mine) + stream_entries(claimed[1])
+        if again:  # pending entries: ours after a failure, or claimed from a dead consumer
+            entries = list(dict(again + entries).items())
+        into[shard] = entries
+
+    def regroup(self, lost_groups: list[int]) -> None:
+        """Redis lost these shards' groups (e.g. FLUSHALL): create them on the next read."""
+        self._groups.difference_update(lost_groups)
+
+    async def ensure_groups(self, report: PassReport, shards: list[int]) -> list[int]:
+        """Create the consumer group of the shards that may lack one (one round trip);
+        returns the shards that have one."""
+        missing = [shard for shard in shards if shard not in self._groups]
+        if missing:
+            replies = await self.ctx.round_trip([
+                ("XGROUP", "CREATE", self.ctx.keys.ledger(shard), LEDGER_GROUP, "0",
+                 "MKSTREAM") for shard in missing])
+            for shard, reply in zip(missing, replies, strict=True):
+                if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                    self.ctx.fail(report, "ledger", [shard], reply)
+                else:
+                    self._groups.add(shard)
+        return [shard for shard in shards if shard in self._groups]

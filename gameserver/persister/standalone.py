@@ -1,0 +1,88 @@
+"""``petbox persister``: the persister as a process of its own (or the persister
+process of ``petbox serve --workers N``), for the real keyspace and the shadow one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from redis.asyncio import Redis
+
+from gameserver.clock import SystemClock
+from gameserver.db.database import Database
+from gameserver.flushhooks import FlushContext, flush_hooks
+from gameserver.games import GameRegistry
+from gameserver.keys import Keys
+from gameserver.leaderboards import LeaderboardUpdater
+from gameserver.lease import persister_assignment, process_name
+from gameserver.metrics import Metrics
+from gameserver.persister.passes import Persister
+from gameserver.redisclient import open_redis
+from gameserver.services import SHADOW_PREFIX
+from gameserver.settings import Settings
+from gameserver.shardcount import check_shard_count
+from gameserver.webhooks import Outbox
+
+log = logging.getLogger(__name__)
+
+
+async def run_standalone(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """``petbox persister`` (and the persister process of ``petbox serve --workers N``):
+    run passes for the real keyspace, and the shadow one when a shadow database is
+    configured, until SIGINT or SIGTERM (or ``stop``); then flush what is left."""
+    if settings.redis_url is None:
+        raise ValueError("the standalone persister needs PETBOX_REDIS_URL")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    # One server or a whole Redis Cluster, discovered from the URL as the servers do.
+    redis = await open_redis(settings.redis_url, settings)
+    bound = settings.sql_background_timeout  # background work only: the longer bound
+    db = Database(settings.effective_database_url, timeout=bound, background_timeout=bound)
+    try:
+        settings = settings.with_overrides(shards=await check_shard_count(
+            db, settings.shards, settings.shards_explicit))
+    except BaseException:
+        await redis.aclose()
+        await db.close()
+        raise
+    shadow_url = settings.effective_shadow_database_url
+    shadow_db = (Database(shadow_url, timeout=bound, background_timeout=bound)
+                 if shadow_url else None)
+    games = GameRegistry(db)
+    games.start()
+    try:
+        keyspaces = [(Keys(), db)] + ([(Keys(SHADOW_PREFIX), shadow_db)] if shadow_db else [])
+        persisters = [_standalone(settings, redis, keys, space_db, games)
+                      for keys, space_db in keyspaces]
+        log.info("persister running on %d shards every %.2fs (%d keyspace(s))",
+                 settings.shards, settings.flush_interval, len(persisters))
+        await asyncio.gather(*(p.run(settings.flush_interval, stop) for p in persisters))
+        for persister in persisters:
+            await persister.final_flush()
+    finally:
+        await games.stop()
+        await redis.aclose()
+        await db.close()
+        if shadow_db is not None:
+            await shadow_db.close()
+
+
+def _standalone(settings: Settings, redis: Redis, keys: Keys, db: Database,
+                games: GameRegistry) -> Persister:
+    consumer = process_name("persister")  # unique per process, like the lease token
+    persister = Persister(redis, keys, db, Metrics(), SystemClock(), shards=settings.shards,
+                          batch=settings.persister_batch,
+                          idle_evict_after=settings.idle_evict_after, consumer=consumer,
+                          assignment=persister_assignment(redis, keys.prefix, settings.shards,
+                                                          consumer, settings.flush_interval))
+    persister.on_flushed.append(LeaderboardUpdater(redis, keys, games))
+    clock = SystemClock()
+    outbox = None if keys.prefix == SHADOW_PREFIX else Outbox(db, clock)
+    persister.on_flushed.extend(flush_hooks(FlushContext(redis, keys, db, games, clock,
+                                                         settings, outbox)))
+    return persister
