@@ -11,9 +11,11 @@ of each panel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
+from collections.abc import AsyncIterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,26 @@ def expected_http_error(text: str) -> bool:
     return text.startswith("Failed to load resource: the server responded with a status of 4")
 
 
+@contextlib.asynccontextmanager
+async def open_console(width: int) -> AsyncIterator[tuple[Page, list[str]]]:
+    """A Chromium page ``width`` px wide and the problems it reports: script errors, CSP
+    violations, native dialogs (4xx answers the console handles are not problems)."""
+    assert async_playwright is not None
+    problems: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": width, "height": 900})
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on("console", lambda msg: problems.append(f"console: {msg.text}")
+                    if msg.type == "error" and not expected_http_error(msg.text) else None)
+            page.on("dialog", lambda d: problems.append(f"unexpected native dialog: {d.message}"))
+            yield page, problems
+        finally:
+            await browser.close()
+
+
 def entry(series: dict[str, Any], item: str) -> dict[str, Any]:
     return next(e for e in series["items"] if e["id"] == item)
 
@@ -117,142 +139,133 @@ async def test_console_end_to_end(shop: World) -> None:
     assert entry(before, "fig_b")["base_probability_exact"] == "1/20"  # 50 of 1000
     api_key = str(shop.merchants["boxshop"].api_key)
     url = str(shop.client.make_url("/console"))
-    problems: list[str] = []
 
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                           args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1360, "height": 900})
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on("console", lambda msg: problems.append(f"console: {msg.text}")
-                    if msg.type == "error" and not expected_http_error(msg.text) else None)
-            page.on("dialog", lambda d: problems.append(f"unexpected native dialog: {d.message}"))
+    async with open_console(1360) as (page, problems):
+        # Sign in: a wrong key is refused with a clear message, the right one works.
+        await page.goto(url)
+        await shot(page, "01-login")
+        await page.get_by_label("API key").fill("pbk_not-a-real-key")
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.locator("#login-error")).to_contain_text("not accepted")
+        await page.get_by_label("API key").fill(api_key)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.get_by_role("tab", name="Draft")).to_have_attribute(
+            "aria-selected", "true")
+        assert await page.evaluate("sessionStorage.getItem('petbox.console.apiKey')") \
+            == api_key
+        await page.get_by_label("Game").select_option("squirrel")
+        await expect(page.locator("#live-badge")).to_have_text("live v1")
 
-            # Sign in: a wrong key is refused with a clear message, the right one works.
-            await page.goto(url)
-            await shot(page, "01-login")
-            await page.get_by_label("API key").fill("pbk_not-a-real-key")
-            await page.get_by_role("button", name="Sign in").click()
-            await expect(page.locator("#login-error")).to_contain_text("not accepted")
-            await page.get_by_label("API key").fill(api_key)
-            await page.get_by_role("button", name="Sign in").click()
-            await expect(page.get_by_role("tab", name="Draft")).to_have_attribute(
-                "aria-selected", "true")
-            assert await page.evaluate("sessionStorage.getItem('petbox.console.apiKey')") \
-                == api_key
-            await page.get_by_label("Game").select_option("squirrel")
-            await expect(page.locator("#live-badge")).to_have_text("live v1")
+        # The draft starts as a copy of live v1; an invalid weight is listed with its
+        # JSON path, and the link selects that place in the editor.
+        editor = page.get_by_label("Draft config (JSON)")
+        await expect(editor).to_have_value(json.dumps(BOX_CONFIG, indent=2,
+                                                      ensure_ascii=False))
+        await editor.fill('{\n  "name": \n}')
+        await expect(page.locator("#draft-problems .problem").first).to_contain_text(
+            "line 3, column 1")
+        await expect(page.get_by_role("button", name="Save draft")).to_be_disabled()
+        await expect(page.locator("#draft-state")).to_have_text("Not valid JSON")
+        bad = copy.deepcopy(BOX_CONFIG)
+        bad["boxes"]["series"]["forest"]["items"]["fig_a"]["weight"] = -5
+        await editor.fill(json.dumps(bad, indent=2))
+        await page.get_by_role("button", name="Save draft").click()
+        problem = page.locator("#draft-problems .problem").first
+        await expect(problem).to_contain_text("$.boxes.series.forest.items.fig_a.weight")
+        await expect(problem).to_contain_text("must be ≥ 0")
+        await problem.click()
+        selected = await editor.evaluate(
+            "t => t.value.slice(t.selectionStart, t.selectionEnd)")
+        assert selected == '"weight": -5'
+        await shot(page, "02-draft-problems")
 
-            # The draft starts as a copy of live v1; an invalid weight is listed with its
-            # JSON path, and the link selects that place in the editor.
-            editor = page.get_by_label("Draft config (JSON)")
-            await expect(editor).to_have_value(json.dumps(BOX_CONFIG, indent=2,
-                                                          ensure_ascii=False))
-            await editor.fill('{\n  "name": \n}')
-            await expect(page.locator("#draft-problems .problem").first).to_contain_text(
-                "line 3, column 1")
-            await expect(page.get_by_role("button", name="Save draft")).to_be_disabled()
-            await expect(page.locator("#draft-state")).to_have_text("Not valid JSON")
-            bad = copy.deepcopy(BOX_CONFIG)
-            bad["boxes"]["series"]["forest"]["items"]["fig_a"]["weight"] = -5
-            await editor.fill(json.dumps(bad, indent=2))
-            await page.get_by_role("button", name="Save draft").click()
-            problem = page.locator("#draft-problems .problem").first
-            await expect(problem).to_contain_text("$.boxes.series.forest.items.fig_a.weight")
-            await expect(problem).to_contain_text("must be ≥ 0")
-            await problem.click()
-            selected = await editor.evaluate(
-                "t => t.value.slice(t.selectionStart, t.selectionEnd)")
-            assert selected == '"weight": -5'
-            await shot(page, "02-draft-problems")
+        # Fix it and change fig_b's weight with the odds editor (50 → 150).
+        await page.get_by_label("Weight of fig_a in forest").fill("50")
+        await page.get_by_label("Weight of fig_a in forest").press("Enter")
+        await page.get_by_label("Weight of fig_b in forest").fill("150")
+        await page.get_by_label("Weight of fig_b in forest").press("Enter")
+        await expect(page.locator("#draft-state")).to_have_text("Unsaved changes")
+        assert json.loads(await editor.input_value())["boxes"]["series"]["forest"][
+            "items"]["fig_b"]["weight"] == 150
+        await page.get_by_role("button", name="Save draft").click()
+        await expect(page.locator("#draft-state")).to_have_text("Saved")
+        await expect(page.locator("#problem-count")).to_have_text("valid")
+        await shot(page, "03-draft-saved")
 
-            # Fix it and change fig_b's weight with the odds editor (50 → 150).
-            await page.get_by_label("Weight of fig_a in forest").fill("50")
-            await page.get_by_label("Weight of fig_a in forest").press("Enter")
-            await page.get_by_label("Weight of fig_b in forest").fill("150")
-            await page.get_by_label("Weight of fig_b in forest").press("Enter")
-            await expect(page.locator("#draft-state")).to_have_text("Unsaved changes")
-            assert json.loads(await editor.input_value())["boxes"]["series"]["forest"][
-                "items"]["fig_b"]["weight"] == 150
-            await page.get_by_role("button", name="Save draft").click()
-            await expect(page.locator("#draft-state")).to_have_text("Saved")
-            await expect(page.locator("#problem-count")).to_have_text("valid")
-            await shot(page, "03-draft-saved")
+        # Simulate the draft: the chart and the table show the new weights.
+        await page.get_by_role("tab", name="Simulate").click()
+        await page.get_by_label("Series").select_option("forest")
+        await page.get_by_label("Players").fill("200")
+        await page.get_by_label("Draws per player").fill("50")
+        await page.get_by_role("button", name="Run simulation").click()
+        chart = page.locator("#sim-results figure.chart svg").first
+        await expect(chart).to_be_visible()
+        assert await chart.locator("rect.s-sim").count() == 3
+        assert await chart.locator("rect.s-pub").count() == 3
+        row = page.get_by_test_id("sim-table").locator("tr", has_text="fig_b")
+        await expect(row).to_contain_text("13.64%")  # draft base odds 150/1100
+        await expect(page.get_by_test_id("sim-draws")).to_contain_text("10,000")
+        await shot(page, "04-simulation")
 
-            # Simulate the draft: the chart and the table show the new weights.
-            await page.get_by_role("tab", name="Simulate").click()
-            await page.get_by_label("Series").select_option("forest")
-            await page.get_by_label("Players").fill("200")
-            await page.get_by_label("Draws per player").fill("50")
-            await page.get_by_role("button", name="Run simulation").click()
-            chart = page.locator("#sim-results figure.chart svg").first
-            await expect(chart).to_be_visible()
-            assert await chart.locator("rect.s-sim").count() == 3
-            assert await chart.locator("rect.s-pub").count() == 3
-            row = page.get_by_test_id("sim-table").locator("tr", has_text="fig_b")
-            await expect(row).to_contain_text("13.64%")  # draft base odds 150/1100
-            await expect(page.get_by_test_id("sim-draws")).to_contain_text("10,000")
-            await shot(page, "04-simulation")
+        # Publish with a note: the confirmation shows what changes.
+        await page.get_by_role("tab", name="Publish & versions").click()
+        await page.get_by_label("Note").fill("rarer coupon")
+        await page.get_by_role("button", name="Publish draft").click()
+        dialog = page.locator("dialog#confirm")
+        await expect(dialog).to_contain_text("$.boxes.series.forest.items.fig_b.weight")
+        await shot(page, "05-publish-confirm")
+        await dialog.get_by_role("button", name="Publish").click()
+        await expect(page.locator("#live-badge")).to_have_text("live v2")
+        versions = page.get_by_test_id("versions")
+        await expect(versions.locator("tr.is-live")).to_contain_text("rarer coupon")
 
-            # Publish with a note: the confirmation shows what changes.
-            await page.get_by_role("tab", name="Publish & versions").click()
-            await page.get_by_label("Note").fill("rarer coupon")
-            await page.get_by_role("button", name="Publish draft").click()
-            dialog = page.locator("dialog#confirm")
-            await expect(dialog).to_contain_text("$.boxes.series.forest.items.fig_b.weight")
-            await shot(page, "05-publish-confirm")
-            await dialog.get_by_role("button", name="Publish").click()
-            await expect(page.locator("#live-badge")).to_have_text("live v2")
-            versions = page.get_by_test_id("versions")
-            await expect(versions.locator("tr.is-live")).to_contain_text("rarer coupon")
+        # The shopper-facing disclosure has the new odds, exactly.
+        after = await published_series(shop, 2)
+        fig_b = entry(after, "fig_b")
+        assert fig_b["weight"] == 150
+        assert fig_b["base_probability_exact"] == "3/22"
+        assert Fraction(fig_b["base_probability_exact"]) == Fraction(150, 1100)
+        assert fig_b["base_probability"] == 150 / 1100
 
-            # The shopper-facing disclosure has the new odds, exactly.
-            after = await published_series(shop, 2)
-            fig_b = entry(after, "fig_b")
-            assert fig_b["weight"] == 150
-            assert fig_b["base_probability_exact"] == "3/22"
-            assert Fraction(fig_b["base_probability_exact"]) == Fraction(150, 1100)
-            assert fig_b["base_probability"] == 150 / 1100
+        # The diff view, then roll back to v1 (published as v3).
+        await page.get_by_role("button", name="Diff v1 to v2").click()
+        await expect(page.locator("#diff-view")).to_contain_text("v1 → v2")
+        await expect(page.locator("#diff-view")).to_contain_text("150")
+        await shot(page, "06-versions")
+        await page.get_by_role("button", name="Roll back to v1").click()
+        await dialog.get_by_role("button", name="Roll back").click()
+        await expect(page.locator("#live-badge")).to_have_text("live v3")
+        rolled = await published_series(shop, 3)
+        assert entry(rolled, "fig_b")["base_probability_exact"] == "1/20"
 
-            # The diff view, then roll back to v1 (published as v3).
-            await page.get_by_role("button", name="Diff v1 to v2").click()
-            await expect(page.locator("#diff-view")).to_contain_text("v1 → v2")
-            await expect(page.locator("#diff-view")).to_contain_text("150")
-            await shot(page, "06-versions")
-            await page.get_by_role("button", name="Roll back to v1").click()
-            await dialog.get_by_role("button", name="Roll back").click()
-            await expect(page.locator("#live-badge")).to_have_text("live v3")
-            rolled = await published_series(shop, 3)
-            assert entry(rolled, "fig_b")["base_probability_exact"] == "1/20"
+        # Stock: add five coupons.
+        await page.get_by_role("tab", name="Stock").click()
+        stock = page.get_by_test_id("stock")
+        await expect(stock).to_contain_text("prize:coupon_x")
+        await page.get_by_label("Units to add to prize:coupon_x").fill("5")
+        await page.get_by_label("Units to add to prize:coupon_x").press("Enter")
+        await expect(stock.locator("tr", has_text="prize:coupon_x")).to_contain_text("105")
+        # The bar says what the units are doing (none granted yet: an empty bar).
+        await expect(page.get_by_test_id("meter-prize:coupon_x")).to_have_attribute(
+            "title", "granted 0 (0 %), reserved 0, left 105 of 105 (100 %)")
+        await shot(page, "07-stock")
 
-            # Stock: add five coupons.
-            await page.get_by_role("tab", name="Stock").click()
-            stock = page.get_by_test_id("stock")
-            await expect(stock).to_contain_text("prize:coupon_x")
-            await page.get_by_label("Units to add to prize:coupon_x").fill("5")
-            await page.get_by_label("Units to add to prize:coupon_x").press("Enter")
-            await expect(stock.locator("tr", has_text="prize:coupon_x")).to_contain_text("105")
-            await shot(page, "07-stock")
+        # Analytics: the DAU chart and the cohort tables render.
+        await page.get_by_role("tab", name="Analytics").click()
+        await expect(page.locator("#analytics-dau svg")).to_be_visible()
+        await expect(page.locator("#analytics-totals .stat").first).to_contain_text(
+            f"Players{players}")
+        cohorts = page.locator("#analytics-cohorts tbody tr")
+        await expect(cohorts).to_have_count(len(COHORT_DAYS))
+        # The Dec 10 cohort: 3 new players, 2 back the next day (p0-0, p0-2).
+        first = page.locator("#analytics-cohorts tr", has_text="2025-12-10")
+        await expect(first.locator("td").nth(1)).to_have_text("67%")
+        assert await page.locator("#analytics-dau svg rect.s-new").count() == 30
+        await shot(page, "08-analytics")
 
-            # Analytics: the DAU chart and the cohort tables render.
-            await page.get_by_role("tab", name="Analytics").click()
-            await expect(page.locator("#analytics-dau svg")).to_be_visible()
-            await expect(page.locator("#analytics-totals .stat").first).to_contain_text(
-                f"Players{players}")
-            cohorts = page.locator("#analytics-cohorts tbody tr")
-            await expect(cohorts).to_have_count(len(COHORT_DAYS))
-            # The Dec 10 cohort: 3 new players, 2 back the next day (p0-0, p0-2).
-            first = page.locator("#analytics-cohorts tr", has_text="2025-12-10")
-            await expect(first.locator("td").nth(1)).to_have_text("67%")
-            assert await page.locator("#analytics-dau svg rect.s-new").count() == 30
-            await shot(page, "08-analytics")
-
-            # Keyboard: arrows move between tabs.
-            await page.get_by_role("tab", name="Analytics").press("ArrowLeft")
-            await expect(page.get_by_role("tab", name="Stock")).to_be_focused()
-            await expect(page.get_by_role("tab", name="Stock")).to_have_attribute(
-                "aria-selected", "true")
-        finally:
-            await browser.close()
+        # Keyboard: arrows move between tabs.
+        await page.get_by_role("tab", name="Analytics").press("ArrowLeft")
+        await expect(page.get_by_role("tab", name="Stock")).to_be_focused()
+        await expect(page.get_by_role("tab", name="Stock")).to_have_attribute(
+            "aria-selected", "true")
     assert problems == []

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from gameserver.appkeys import ADMIN_REQUESTS, DB, KEYS, REDIS, VALUE
+from gameserver.appkeys import ADMIN_REQUESTS, DB, REDIS, VALUE
 from gameserver.db import models as m
 from gameserver.db.admin_requests import LEASE_S, Claim
 from gameserver.housekeeping import purge_old_admin_requests
@@ -53,9 +53,9 @@ async def stock_row(world: World, api_key: str) -> dict[str, Any]:
 
 
 async def gate(world: World) -> int | None:
-    app = world.client.app
-    raw = await app[REDIS].hget(app[KEYS].stock(SHOP, "squirrel"), REF)
-    return None if raw is None else int(raw)
+    """Units left in the Redis gate, over all its buckets (None: no gate)."""
+    left = await world.client.app[VALUE].gate.left(SHOP, "squirrel", [REF])
+    return None if left is None else sum(left[REF])
 
 
 async def error_code(resp: Any) -> str:
@@ -404,3 +404,62 @@ async def test_openapi_documents_the_keys(world: World) -> None:
 def _hash(method: str, path: str, raw: bytes) -> str:
     """``common.request_hash`` of a request (method, path, body)."""
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + raw).hexdigest()[:32]
+
+
+# -- grantPlayer's explicit deductions --------------------------------------------------
+
+
+async def test_a_deduction_is_its_own_field_applied_once(world: World) -> None:
+    api_key = await boxshop(world)
+    await _played(world)
+    body = {"wallet": {"acorn": 10}, "deduct": {"wallet": {"acorn": 300}},
+            "reason": "refund correction"}
+    first = await send(world, api_key, "POST", GRANT, body, "d1")
+    again = await send(world, api_key, "POST", GRANT, body, "d1")
+    assert first.status == again.status == 200
+    assert await again.json() == await first.json()
+    assert (await first.json())["wallet"] == {"acorn": 710}  # 1000 + 10 - 300, once
+    assert (await _wallet(world, api_key))["acorn"] == 710
+    await persister(world).run_once()  # the ledger reaches SQL behind the commit
+    ledger = (await (await world.client.get(f"{ADMIN}/players/alice", headers={
+        "Authorization": f"Bearer {api_key}"})).json())["ledger"]
+    deltas = [(e["delta"], e["reason"]) for e in ledger if e["reason"].startswith("admin:")]
+    assert sorted(deltas) == [(-300, "admin:refund correction"),
+                              (10, "admin:refund correction")]
+
+
+async def test_a_deduction_beyond_the_balance_changes_nothing(world: World) -> None:
+    api_key = await boxshop(world)
+    await _played(world)
+    too_much = {"deduct": {"wallet": {"acorn": 1001}, "items": {}}, "reason": "x"}
+    resp = await send(world, api_key, "POST", GRANT, too_much, "d2")
+    assert resp.status == 409
+    assert await error_code(resp) == "insufficient_funds"
+    items = await send(world, api_key, "POST", GRANT,
+                       {"deduct": {"items": {"fig_a": 1}}, "reason": "x"}, "d3")
+    assert items.status == 409
+    assert await error_code(items) == "insufficient_items"
+    assert (await _wallet(world, api_key))["acorn"] == 1000
+
+
+# -- rotateSeed -------------------------------------------------------------------------
+
+
+async def test_rotate_seed_retry_rotates_once(world: World) -> None:
+    await boxshop(world)
+    token = await world.token("alice", merchant_id=SHOP)
+    rotate = "/v1/games/squirrel/boxes/seed/rotate"
+    committed = await world.post(rotate, token, {}, "rot-0")  # commits a first seed
+    first = await world.post(rotate, token, {}, "rot-1")
+    again = await world.post(rotate, token, {}, "rot-1")
+    assert committed.status == first.status == again.status == 200
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert await again.json() == await first.json()
+    revealed = (await first.json())["revealed"]
+    assert revealed is not None
+    assert revealed["seed_hash"] == (await committed.json())["seed_hash"]
+    assert hashlib.sha256(bytes.fromhex(revealed["server_seed"])).hexdigest() == \
+        revealed["seed_hash"]
+    after = await world.post(rotate, token, {}, "rot-2")  # a new key rotates again, and
+    assert (await after.json())["revealed"]["seed_hash"] == \
+        (await first.json())["seed_hash"]  # reveals the seed rot-1 made, once

@@ -5,14 +5,18 @@ operations endpoints are never refused; ``/metrics`` counts it all."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import text
 
 from economy.errors import DomainError
-from gameserver.admission import Admission
+from gameserver.admission import Admission, SqlLine
 from gameserver.app import create_app
+from gameserver.db.database import Database, make_engine
+from gameserver.errors import http_status
 from gameserver.metrics import Metrics
 from gameserver.settings import Settings
 from tests.conftest import World
@@ -29,7 +33,7 @@ async def test_bound_queue_and_refusals() -> None:
     assert (adm.in_flight, adm.queued) == (2, 1)
     with pytest.raises(DomainError) as full:
         await adm.acquire()  # the queue is full: refused at once
-    assert full.value.status == 503 and full.value.code == "overloaded"
+    assert http_status(full.value) == 503 and full.value.code == "overloaded"
     assert full.value.details == {"retry_after": 1, "reason": "queue_full"}
     adm.release()
     await queued  # the queued request got the slot given back
@@ -102,3 +106,56 @@ async def test_missing_idempotency_key_is_400_before_429(aiohttp_client: Any,
                 assert "Retry-After" in codes["503"]["headers"], (method, path)
             if path.startswith("/v1/") and not path.startswith(("/v1/admin/", "/v1/events/")):
                 assert "Retry-After" in codes["429"]["headers"], (method, path)
+
+
+def _sqlite(path: Any, timeout: float, line: SqlLine | None) -> Database:
+    """A SQLite database with one pooled connection, each call bounded by ``timeout``."""
+    url = f"sqlite+aiosqlite:///{path}"
+    engine = make_engine(url, 10.0, pool_size=1, max_overflow=0, pool_timeout=10.0)
+    return Database(url, engine, timeout=timeout, line=line)
+
+
+async def _select_after(db: Database, seconds: float) -> float:
+    """One call that holds its connection ``seconds`` (work, or SQL not answering)
+    before a real statement; how long the call took end to end."""
+    started = time.monotonic()
+    async with db.connect() as conn:
+        await asyncio.sleep(seconds)
+        assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+    return time.monotonic() - started
+
+
+async def test_waiting_for_a_connection_does_not_count_against_the_call_bound(
+        tmp_path: Any) -> None:
+    """Four calls of 0.15 s each on one connection, bound 0.3 s per call: in the pool's
+    queue the last ones spend their bound waiting and fail; in the line they wait
+    their turn (bounded by the line's wait) and all succeed."""
+    pooled = _sqlite(tmp_path / "a.db", 0.3, None)
+    lined = _sqlite(tmp_path / "b.db", 0.3, SqlLine(1, wait=5.0))
+    try:
+        before = await asyncio.gather(*[_select_after(pooled, 0.15) for _ in range(4)],
+                                      return_exceptions=True)
+        assert sum(isinstance(r, TimeoutError) for r in before) >= 2, before
+        after = await asyncio.gather(*[_select_after(lined, 0.15) for _ in range(4)])
+        assert sorted(after)[-1] >= 0.6 - 0.01  # the last waited three turns, and made it
+    finally:
+        await pooled.close()
+        await lined.close()
+
+
+async def test_line_bounds_a_crowd_while_sql_hangs(tmp_path: Any) -> None:
+    """SQL not answering (each call would take 1 s): the first call fails at its 0.3 s
+    bound, the one behind it after its turn and bound (0.6 s), the rest at the line's
+    0.5 s wait; nobody waits longer than the line's wait + the bound."""
+    db = _sqlite(tmp_path / "c.db", 0.3, SqlLine(1, wait=0.5))
+    try:
+        started = time.monotonic()
+        results = await asyncio.gather(*[_select_after(db, 1.0) for _ in range(4)],
+                                       return_exceptions=True)
+        elapsed = time.monotonic() - started
+        assert all(isinstance(r, TimeoutError) for r in results), results
+        assert [str(r) for r in results].count("no SQL connection free within 0.5 s") == 2
+        assert 0.6 - 0.01 <= elapsed < 0.5 + 0.3 + 0.2
+        assert await _select_after(db, 0.0) < 0.3  # SQL answers again: turns at once
+    finally:
+        await db.close()

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import sys
 import time
 from collections import Counter
 from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
+from gameserver.appkeys import VALUE
+from gameserver.db import connections
 from gameserver.db import models as m
-from gameserver.settings import Settings
+from tests.conftest import ROOT
 from tests.integration.test_boxes_http import BOX_CONFIG, SERIES
 
 SHOPPERS = 1000
@@ -37,12 +40,17 @@ def _config(stock: int) -> dict[str, Any]:
     return config
 
 
-async def _draw(http: aiohttp.ClientSession, url: str, token: str, key: str,
-                count: int) -> tuple[int, str | None, dict[str, Any]]:
-    """Status, Retry-After and body of one first attempt (never retried here)."""
-    async with http.post(url, json={"count": count}, headers={
-            "Authorization": f"Bearer {token}", "Idempotency-Key": key}) as resp:
-        return resp.status, resp.headers.get("Retry-After"), await resp.json()
+async def _burst(url: str, draws: list[tuple[str, str, int]]
+                 ) -> list[tuple[int, str | None, dict[str, Any]]]:
+    """Every draw at once from a child process (tests/reliability/burst_client.py):
+    status, Retry-After and body of each first attempt, never retried."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.reliability.burst_client", cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    job = json.dumps({"url": url, "draws": draws}).encode()
+    out, _ = await asyncio.wait_for(child.communicate(job), timeout=120)
+    assert child.returncode == 0
+    return [(int(s), ra, body) for s, ra, body in json.loads(out)]
 
 
 def _tally(results: list[tuple[int, str | None, dict[str, Any]]]) -> dict[str, Any]:
@@ -53,68 +61,82 @@ def _tally(results: list[tuple[int, str | None, dict[str, Any]]]) -> dict[str, A
     return dict(statuses)
 
 
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """The burst checks what admission control and the pools do with 1,000 shoppers at
-    once, so a SQL call may wait for a pooled connection as long as a request may wait
-    for admission (5 s). With the default 1.5 s request bound, a thousand new shoppers
-    at once on one SQLite file shed 6-10 % as ``503 unavailable`` (with Retry-After) on
-    the 2-core test machine: each new shopper's read-through queues for the pool."""
-    return settings.with_overrides(sql_timeout=5.0)
-
-
-@pytest.mark.xfail(reason="open (issue 12, bursts): with the 1.5 s SQL bound and admission "
-                   "at 256 in flight, 1-3 % of a 1,000-shopper burst is refused on this "
-                   "2-core machine, above the 1 % asked; not claimed done", strict=False)
-@pytest.mark.parametrize("stock", [STOCK, PLENTY], ids=["scarce", "plenty"])
-async def test_thousand_concurrent_draws_on_a_limited_coupon(world: Any, stock: int) -> None:
-    """``scarce``: 20 coupons for ~3,400 draws aiming at one (the Redis gate turns most
-    away): fewer than 1 % refused, by design only. ``plenty``: every draw that aims at
-    one takes a SQL grant, so the SQL pool is the bottleneck: refusals by admission
-    control only (with Retry-After), never a pool running dry."""
-    if world.db.dialect == "sqlite":
-        pytest.skip("a thousand new shoppers at once queue for one SQLite file longer than "
-                    "the 1.5 s SQL bound allows (6-40 % 503 on the 2-core machine): "
-                    "measured on PostgreSQL; SQLite is the embedded default, not the peak "
-                    "deployment")
-    await world.merchant("burst", game="squirrel", config=_config(stock))
+async def _tokens(world: Any) -> list[str]:
     sem = asyncio.Semaphore(50)
 
     async def token(i: int) -> str:
         async with sem:
             return str(await world.token(f"b{i}", merchant_id="burst"))
 
-    tokens = await asyncio.gather(*[token(i) for i in range(SHOPPERS)])
-    url = str(world.client.make_url(f"{SERIES}/draw"))
-    counts = [10 if i % 3 == 0 else 1 for i in range(SHOPPERS)]
-    connector = aiohttp.TCPConnector(limit=0)
-    started = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector) as http:
-        results = await asyncio.gather(*[_draw(http, url, t, f"burst-{i}", counts[i])
-                                         for i, t in enumerate(tokens)])
-    tally = _tally(results)
-    print(f"\nBURST {SHOPPERS} draws ({counts.count(10)} 10-draws) in "
-          f"{time.perf_counter() - started:.2f} s: {tally}")
-    # A grant whose SQL call passes its bound fails closed (503 busy/unavailable with
-    # Retry-After, nothing granted) by design; scarce: all refusals together < 1 %.
-    by_design = BY_DESIGN | {"busy", "unavailable"}
-    server_errors = [(s, b) for s, ra, b in results
-                     if s >= 500 and not (b["error"]["code"] in by_design and ra)]
-    assert not server_errors, (tally, server_errors[:3])
-    refused = [(s, ra) for s, ra, b in results if s >= 400 and b["error"]["code"] in by_design]
-    assert all(ra is not None and int(ra) >= 1 for _, ra in refused)
-    if stock == STOCK:
-        assert len(refused) < SHOPPERS // 100, tally
-    # plenty: SQL grants cap throughput (SQLite: one writer), so admission may shed
-    # many by design, but no pool may run dry: the assertions above hold.
-    assert all(s in (200, 429, 503) for s, _, _ in results), tally
+    return list(await asyncio.gather(*[token(i) for i in range(SHOPPERS)]))
 
-    acked = [r["item"] for s, _, b in results if s == 200 for r in b["draws"]]
-    granted = acked.count("coupon_x")
-    assert granted == STOCK if stock == STOCK else 0 < granted < stock
-    g = m.grants
+
+async def _sql_grants(world: Any) -> tuple[Counter[str], int, tuple[int, int, int]]:
+    """After settling what the burst left as the reconciler would (holds past their
+    deadline: a grant whose COMMIT went unanswered within its bound; then pending
+    grants): grant rows by status, distinct codes of the confirmed ones, and the
+    coupon's (total, taken, granted)."""
+    tier = world.client.app[VALUE]
+    cleanups = set(connections._CLEANUPS)  # connections given up on, still closing
+    started = time.perf_counter()
+    if cleanups:
+        await asyncio.wait(cleanups, timeout=30)
+    print(f"{len(cleanups)} abandoned connections closed in "
+          f"{time.perf_counter() - started:.2f} s")
+    world.clock.advance(tier.hold_ttl_ms / 1000 + 1)
+    held = await tier.reconcile_holds()
+    settled = await tier.reconcile(older_than_s=-1)
+    print(f"settled after the burst: holds (given back, dropped) {held}, "
+          f"pending (confirmed, voided) {settled}")
+    g, s = m.grants, m.prize_stock
     async with world.db.engine.connect() as conn:
         rows = (await conn.execute(select(g.c.status, g.c.code).where(
             g.c.merchant_id == "burst"))).all()
-    assert sorted(st for st, _ in rows) == ["confirmed"] * granted
-    assert len({code for _, code in rows}) == granted
+        stock = (await conn.execute(select(s.c.total, s.c.taken, s.c.granted).where(
+            s.c.merchant_id == "burst", s.c.ref == "prize:coupon_x"))).one()
+    codes = {code for status, code in rows if status == "confirmed"}
+    return Counter(st for st, _ in rows), len(codes), (stock[0], stock[1], stock[2])
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "issue 12, not met: alone it passes on SQLite and PostgreSQL, but inside the full suite "
+    "(one pytest process, in-process server) 20-30 % of the scarce burst is refused "
+    "'overloaded' (queue_timeout), and after the plenty burst SQLite's write lock was once "
+    "still held when the test read SQL; counted as not done"))
+@pytest.mark.parametrize("stock", [STOCK, PLENTY], ids=["scarce", "plenty"])
+async def test_thousand_concurrent_draws_on_a_limited_coupon(world: Any, stock: int) -> None:
+    """``scarce`` (the issue's case): 20 coupons for ~3,400 draws aiming at one; the Redis
+    gate turns the rest away without SQL: fewer than 1 % refused, each by design with
+    Retry-After, and exactly 20 granted. ``plenty``: every draw that aims at the coupon
+    takes a SQL grant (two transactions on one hot stock row), so SQL caps throughput
+    and admission control sheds the excess, by design only (with Retry-After), never a
+    pool running dry; what was acknowledged is exactly what SQL holds."""
+    await world.merchant("burst", game="squirrel", config=_config(stock))
+    tokens = await _tokens(world)
+    url = str(world.client.make_url(f"{SERIES}/draw"))
+    counts = [10 if i % 3 == 0 else 1 for i in range(SHOPPERS)]
+    started = time.perf_counter()
+    results = await _burst(url, [(t, f"burst-{i}", counts[i]) for i, t in enumerate(tokens)])
+    tally = _tally(results)
+    print(f"\nBURST {stock=} {SHOPPERS} draws ({counts.count(10)} 10-draws) in "
+          f"{time.perf_counter() - started:.2f} s: {tally}")
+
+    # Anything but 200 is a refusal by design: admission (overloaded), the limiter,
+    # or a grant failing closed (busy/unavailable: nothing granted), each with
+    # Retry-After. Never a 500, never a pool running dry.
+    by_design = BY_DESIGN | {"busy", "unavailable"}
+    refused = [(s, ra, b) for s, ra, b in results if s != 200]
+    assert all(s in (429, 503) and b["error"]["code"] in by_design and int(ra or 0) >= 1
+               for s, ra, b in refused), (tally, refused[:3])
+    if stock == STOCK:
+        assert len(refused) < SHOPPERS // 100, tally
+
+    acked = [r["item"] for s, _, b in results if s == 200 for r in b["draws"]]
+    granted = acked.count("coupon_x")
+    statuses, codes, (total, taken, in_sql) = await _sql_grants(world)
+    assert granted == STOCK if stock == STOCK else 0 < granted < stock
+    assert statuses["confirmed"] == codes == taken == in_sql == granted, statuses
+    assert statuses["pending"] == 0 and total == stock
+    gate = await world.client.app[VALUE].stock_left("burst", "squirrel",
+                                                     {"prize:coupon_x": stock})
+    assert gate.left == {"prize:coupon_x": total - taken}

@@ -250,3 +250,25 @@ async def test_every_operation_is_documented(loop_world: Any) -> None:
             "ingestOrder"} <= ids
     post = doc["paths"]["/v1/games/{game}/checkin"]["post"]
     assert any(p["name"] == "Idempotency-Key" and p["required"] for p in post["parameters"])
+
+
+async def test_merchant_sees_the_daily_loop_in_the_games_timezone(loop_world: Any) -> None:
+    """getPlayerAdmin shows check-in, tasks and exchanges exactly as the shopper sees them
+    (it once left out the game's timezone, and with it these three sections)."""
+    alice = await adopted(loop_world)
+    assert (await alice.post("/checkin"))[0] == 200
+    assert (await alice.post("/tasks/follow/start"))[0] == 200
+    assert (await alice.post("/tasks/follow/complete"))[0] == 200
+    assert (await alice.post("/exchange", {"offer": "gems"}))[0] == 200
+    shopper = await alice.me()
+    resp = await loop_world.client.get(
+        "/v1/admin/games/squirrel/players/alice",
+        headers={"Authorization": f"Bearer {loop_world.merchants['shop'].api_key}"})
+    assert resp.status == 200
+    merchant = (await resp.json())["player"]
+    assert merchant["checkin"]["streak"] == 1
+    assert merchant["checkin"]["checked_in_today"] is True
+    assert merchant["tasks"]["follow"]["done"] == 1
+    assert merchant["exchanges"]["gems"] == {"used": 1, "limit": 1}
+    for section in ("checkin", "tasks", "exchanges"):
+        assert merchant[section] == shopper["player"][section], section

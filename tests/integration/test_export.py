@@ -207,3 +207,42 @@ async def test_small_id_windows_give_the_same_export(world: World,
 
     assert keys(windowed) == keys(whole) == keys(paged)
     assert len(whole) == 300 + 3 + 2
+
+
+def play_row(user: str, kind: str, aggregate: str, version: int, ts: int,
+             response: Any, merchant: str = "shop") -> dict[str, Any]:
+    """An aggregate_ledger row as the persister writes one (the gate's JSON body)."""
+    return {"commit_id": f"c-{merchant}-{aggregate}-{version}", "merchant_id": merchant,
+            "game_id": "squirrel", "kind": kind, "aggregate_id": aggregate,
+            "version": version, "user_id": user, "idem_key": f"k{version}",
+            "request_hash": "h", "status": 200, "entry": b"",
+            "body": json.dumps({"response": response, "owed": {"x": 1}}).encode(),
+            "ts_ms": ts * 1000}
+
+
+async def test_shared_plays_are_exported_after_the_grants(world: World) -> None:
+    """Every commit on shared state (a vote, a join) is a ``play`` line with the shopper,
+    the aggregate and the play's response, after the ledger, draw and grant lines; a
+    cursor issued before plays were exported (three numbers) resumes with all of them."""
+    await world.merchant("rival", game="squirrel")
+    await seed(world, n=3)
+    t = at("2026-01-05")
+    await insert_rows(world.db, m.aggregate_ledger, [
+        play_row("u1", "poll", "d11:b3", 1, t, {"option": "mango", "votes_today": 1}),
+        play_row("zed", "poll", "d11:b3", 2, t + 1, {"option": "mango"}, merchant="rival"),
+        play_row("u2", "group", "gb:abc", 1, t + 2, {"member_count": 2})])
+    *events, end = await export(world)
+    plays = [e for e in events if e["type"] == "play"]
+    assert [e["type"] for e in events[-2:]] == ["play", "play"]
+    assert [{k: v for k, v in e.items() if k not in ("id", "cursor")} for e in plays] == [
+        {"type": "play", "user": "u1", "kind": "poll", "aggregate": "d11:b3", "version": 1,
+         "status": 200, "ts_ms": t * 1000, "commit_id": "c-shop-d11:b3-1",
+         "response": {"option": "mango", "votes_today": 1}},
+        {"type": "play", "user": "u2", "kind": "group", "aggregate": "gb:abc", "version": 1,
+         "status": 200, "ts_ms": (t + 2) * 1000, "commit_id": "c-shop-gb:abc-1",
+         "response": {"member_count": 2}}]
+    assert end["cursor"].count(".") == 4 and not end["more"]
+    # A three-number cursor at the end of the grants: only the plays are left.
+    grants_end = events[-3]["cursor"].rsplit(".", 1)[0]
+    *rest, _ = await export(world, f"cursor={grants_end}")
+    assert [e["commit_id"] for e in rest] == ["c-shop-d11:b3-1", "c-shop-gb:abc-1"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from gameserver.appkeys import SERVICES
 from gameserver.auth import session_signature
 
 GAME = "/v1/games/squirrel"
@@ -230,8 +231,10 @@ async def _script_commands(redis_url: str, action: Any) -> tuple[list[str], list
 
 async def test_an_action_is_one_read_only_load_and_one_commit(world: Any,
                                                                redis_url: str) -> None:
+    """A player this process did not commit last: one read-only load, one commit."""
     token = await world.token("alice")
     await adopt(world, token)
+    world.client.app[SERVICES].store.cache.clear()  # as if another process adopted
     statuses: list[int] = []
 
     async def feed(food: str, key: str) -> None:
@@ -243,10 +246,35 @@ async def test_an_action_is_one_read_only_load_and_one_commit(world: Any,
     # (the response goes into the ledger entry, which the player hash and the key's
     # record both name: the flush holds a state back until its entry is drained).
     assert scripts == ["HMGET", "HMGET",
-                       "HGET", "HMGET", "XADD", "HSET", "HSET", "PEXPIRE", "ZADD", "ZADD"]
+                       "HMGET", "HMGET", "XADD", "HSET", "HSET", "PEXPIRE", "ZADD", "ZADD"]
     # A refused action costs one read-only load and writes nothing at all.
+    world.client.app[SERVICES].store.cache.clear()
     sent, scripts = await _script_commands(redis_url, lambda: feed("pizza", "f2"))
     assert statuses[1] == 404 and sent == ["EVALSHA"] and scripts == ["HMGET", "HMGET"]
+
+
+async def test_an_action_on_a_player_this_process_committed_is_one_commit(
+        world: Any, redis_url: str) -> None:
+    """The process keeps the state it committed: the next action skips the load, and
+    the commit alone checks version, ledger entry and key (gameserver/statecache.py).
+    A refusal on the cached copy is not final: it loads, and refuses from there."""
+    token = await world.token("alice")
+    await adopt(world, token)
+    metrics = world.client.app[SERVICES].store.metrics
+    statuses: list[int] = []
+
+    async def feed(food: str, key: str) -> None:
+        statuses.append((await world.post(f"{GAME}/pet/feed", token, {"food": food}, key)).status)
+
+    hits = metrics.state_cache_hits._value.get()
+    sent, scripts = await _script_commands(redis_url, lambda: feed("snack", "f1"))
+    assert statuses == [200] and sent == ["EVALSHA"]
+    assert scripts == ["HMGET", "HMGET", "XADD", "HSET", "HSET", "PEXPIRE", "ZADD", "ZADD"]
+    assert metrics.state_cache_hits._value.get() == hits + 1
+    sent, scripts = await _script_commands(redis_url, lambda: feed("pizza", "f2"))
+    assert statuses[1] == 404 and sent == ["EVALSHA"] and scripts == ["HMGET", "HMGET"]
+    me = await (await world.get(f"{GAME}/me", token)).json()
+    assert me["version"] == 2 and me["player"]["wallet"] == {"acorn": 90}
 
 
 async def test_refused_action_does_not_spend_its_key(world: Any) -> None:

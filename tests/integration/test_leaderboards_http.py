@@ -29,6 +29,7 @@ from gameserver.keys import Keys
 from gameserver.leaderboards import KEEP_FACTOR, LeaderboardUpdater
 from gameserver.metrics import Metrics
 from gameserver.persister import Persister
+from mechanics.leaderboard import masked_id
 from tests.conftest import BASIC_CONFIG, World
 from tests.integration.test_shadow import SHADOW_HEADERS, shadow_token
 
@@ -85,15 +86,19 @@ async def lb(world: World) -> tuple[World, dict[str, str]]:
 
 
 def entries(body: Any) -> list[tuple[int, str, int]]:
-    return [(e["rank"], e["user"], e["score"]) for e in body["entries"]]
+    """(rank, user, score): each entry's masked name read back (the players of these
+    tests mask to distinct names)."""
+    unmask = {masked_id(u): u for u in [*SNACKS, "olga", "rita", "bot-1", "bot-2"]}
+    return [(e["rank"], unmask[e["name"]], e["score"]) for e in body["entries"]]
 
 
 async def test_ranks_and_scores_are_exact(lb: tuple[World, dict[str, str]]) -> None:
     world, tokens = lb
     pets = await board(world, tokens["alice"], "pets")
     assert pets == {"board": "pets", "name": "Top pets", "metric": "xp", "size": 2,
-                    "entries": [{"rank": 1, "user": "alice", "score": 15},
-                                {"rank": 2, "user": "carol", "score": 10}],
+                    "show": "masked",
+                    "entries": [{"rank": 1, "name": "a***e", "score": 15, "you": True},
+                                {"rank": 2, "name": "c***l", "score": 10, "you": False}],
                     "me": {"rank": 1, "score": 15},
                     "updated_within_s": world.client.app[SETTINGS].flush_interval}
     rich = await board(world, tokens["alice"], "rich")
@@ -258,3 +263,62 @@ async def test_the_server_wires_the_hook(aiohttp_client: Any, settings: Any, db:
             break
         await asyncio.sleep(0.05)
     assert entries(body) == [(1, "alice", 10)]
+
+
+async def test_a_pet_name_board_names_players_by_their_pet(world: World) -> None:
+    """Leaderboards showed raw user ids (platform openids) to every shopper."""
+    config = copy.deepcopy(LB_CONFIG)
+    config["leaderboards"]["named"] = {"name": "Pets", "metric": "xp", "show": "pet_name"}
+    await world.merchant("petshop", config=config)
+    users = {"oWx1-alice-openid": ("Hazel", 2), "oWx1-bob-openid": ("Pip", 1)}
+    tokens = {u: await world.token(u, merchant_id="petshop") for u in users}
+    for user, (pet, snacks) in users.items():
+        calls = [("/pet", {"species": "squirrel", "name": pet})] + [
+            ("/pet/feed", {"food": "snack"})] * snacks
+        for i, (path, body) in enumerate(calls):
+            assert (await world.post(f"{GAME}{path}", tokens[user], body,
+                                     f"p{i}")).status in (200, 201)
+    await persister(world).run_once()
+    named = await board(world, tokens["oWx1-bob-openid"], "named")
+    assert named["show"] == "pet_name"
+    assert named["entries"] == [{"rank": 1, "name": "Hazel", "score": 10, "you": False},
+                                {"rank": 2, "name": "Pip", "score": 5, "you": True}]
+    masked = await board(world, tokens["oWx1-bob-openid"], "pets")
+    assert [e["name"] for e in masked["entries"]] == ["oW***id", "oW***id"]
+    for body in (named, masked):
+        assert "alice" not in str(body) and "bob" not in str(body)
+
+
+async def test_pet_names_are_kept_to_about_the_board(world: World) -> None:
+    """The names hash beside a pet_name board is pruned to the board's members once it
+    holds twice what the board keeps (so it stays bounded like the board)."""
+    from gameserver.games import parse_config
+    from gameserver.store import encode_state
+    from mechanics.pet import new_player
+    from mechanics.petstate import PetState
+
+    config = copy.deepcopy(LB_CONFIG)
+    config["leaderboards"] = {"named": {"name": "N", "metric": "xp", "size": 1,
+                                        "show": "pet_name"}}  # keeps 10
+    await world.merchant("lbshop", config=config)
+    parsed = parse_config(config)
+
+    def row(user: str, xp: int) -> PlayerRow:
+        state = new_player(parsed, 0)
+        state.pet = PetState("squirrel", f"Pet-{user}", {}, 0, xp, 0)
+        return PlayerRow("lbshop", "squirrel", user, 1, encode_state(state), 0, 0, 0)
+
+    app = world.client.app
+    updater = LeaderboardUpdater(app[REDIS], app[KEYS], app[GAMES])
+    redis, keys = app[REDIS], app[KEYS]
+    board_key = keys.leaderboard("lbshop", "squirrel", "named")
+    names_key = keys.leaderboard_names("lbshop", "squirrel", "named")
+    sizes = []
+    for batch in range(3):  # each batch of ten outscores the last and pushes it off
+        await updater([row(f"u{batch}{i}", 100 * batch + i + 1) for i in range(10)])
+        sizes.append(await redis.hlen(names_key))
+    assert sizes == [10, 20, 10]  # past 2 × 10 the names of trimmed players went
+    members = {m.decode() for m in await redis.zrange(board_key, 0, -1)}
+    assert members == {f"u2{i}" for i in range(10)}
+    named = {k.decode(): v.decode() for k, v in (await redis.hgetall(names_key)).items()}
+    assert named == {u: f"Pet-{u}" for u in members}

@@ -64,3 +64,30 @@ async def test_sql_down_falls_back_within_the_max_age_only(db: Database) -> None
             await directory.by_id("never-seen")
     finally:
         await down.close()
+
+
+async def test_concurrent_misses_of_one_merchant_share_one_sql_read(db: Database) -> None:
+    """300 sign-ins of one merchant reach a cold process at once: one SQL read serves
+    them all (counted by SQLAlchemy's own statement event on the real engine)."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    creds = await create_merchant(db, "shop", 0)
+    reads: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "FROM merchants" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        directory = MerchantDirectory(db)
+        found = await asyncio.gather(*(directory.by_id("shop") for _ in range(300)))
+        by_key = await asyncio.gather(*(directory.by_api_key(creds.api_key)
+                                        for _ in range(300)))
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert {f.id for f in found if f is not None} == {"shop"} and None not in found
+    assert {f.id for f in by_key if f is not None} == {"shop"} and None not in by_key
+    assert len(reads) == 2  # one by id, one by key

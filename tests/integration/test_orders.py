@@ -3,6 +3,7 @@ idempotent by order id; refunds take back what is unspent and record the rest.""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gameserver.auth import body_signature
@@ -25,7 +26,8 @@ async def test_paid_order_advances_purchase_tasks_once(loop_world: Any) -> None:
                                  int(loop_world.clock.now()) + 30, **ORDER)
     loop_world.clock.advance(30)
     resp = await loop_world.client.post("/v1/events/orders", data=body, headers=headers)
-    assert resp.status == 200 and await resp.json() == out
+    # ... except that it says it is a duplicate (it said false with Idempotent-Replayed)
+    assert resp.status == 200 and await resp.json() == {**out, "duplicate": True}
     assert resp.headers["Idempotent-Replayed"] == "true"
     me = await alice.me()
     assert me["player"]["wallet"]["acorn"] == 105 and me["version"] == 1
@@ -50,7 +52,7 @@ async def test_spend_task_and_refund(loop_world: Any) -> None:
     me = (await alice.me())["player"]
     assert me["wallet"]["acorn"] == 105 and me["inventory"] == {}
     again = await post_order(loop_world, **{**ORDER, "order_id": "o2", "status": "refunded"})
-    assert again == (200, out)
+    assert again == (200, {**out, "duplicate": True})  # the replay says it is one
 
 
 async def test_refund_of_spent_reward_records_debt(client: Any, db: Any, clock: Any) -> None:
@@ -119,3 +121,16 @@ async def test_invalid_order_bodies(loop_world: Any) -> None:
     assert resp.status == 400
     assert (await resp.json())["error"]["code"] == "malformed_json"
     assert (await post_order(loop_world, **ORDER))[0] == 200
+
+
+async def test_an_order_without_a_merchant_says_what_is_missing(loop_world: Any) -> None:
+    """It answered "signature does not match", which sent people to check their HMAC."""
+    raw = json.dumps({"game": "squirrel", "user": "alice", "order_id": "o9",
+                       "status": "paid"}).encode()
+    ts = str(int(loop_world.clock.now()))
+    resp = await loop_world.client.post("/v1/events/orders", data=raw, headers={
+        "Content-Type": "application/json", "X-Petbox-Timestamp": ts,
+        "X-Petbox-Signature": body_signature(
+            loop_world.merchants["shop"].signing_secret, ts, raw)})
+    assert resp.status == 401
+    assert "X-Petbox-Merchant" in (await resp.json())["error"]["message"]

@@ -8,7 +8,6 @@ active marks).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +45,6 @@ def earn(**deltas: int) -> Rule:
         new.last_seen = now
         return Outcome(new, {"wallet": new.wallet}, entries)
     return rule
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -7,11 +7,9 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 
-from gameserver.appkeys import CLOCK, GAMES, KEYS, MERCHANTS, REDIS, SETTINGS, STORE
+from gameserver.appkeys import CLOCK, GAMES, KEYS, MERCHANTS, REDIS, SERVICES, SETTINGS
 from gameserver.auth import body_signature
 from gameserver.keys import PlayerRef, shard_of
 from gameserver.reminders import REMINDER_WORKER, ReminderWorker
@@ -19,30 +17,6 @@ from tests.conftest import World
 from tests.integration.loopgame import DAY, HOUR, Shopper, loop_config
 
 ADOPT = {"species": "squirrel", "name": "Nutty"}
-
-
-class Endpoint:
-    """The merchant's webhook: records what it gets, answers with scripted statuses."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.statuses: list[int] = []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.received.append((dict(request.headers), await request.read()))
-        return web.Response(status=self.statuses.pop(0) if self.statuses else 204)
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [json.loads(raw) for _, raw in self.received]
-
-
-@pytest.fixture
-async def endpoint(aiohttp_server: Any) -> tuple[Endpoint, str]:
-    ep = Endpoint()
-    app = web.Application()
-    app.router.add_post("/hook", ep.handle)
-    server = await aiohttp_server(app)
-    return ep, str(server.make_url("/hook"))
 
 
 def reminders_config(url: str, **fields: Any) -> dict[str, Any]:
@@ -59,7 +33,7 @@ async def make_world(client: Any, db: Any, clock: Any, config: dict[str, Any]) -
 
 def worker(client: Any) -> ReminderWorker:
     app = client.app
-    return ReminderWorker(app[REDIS], app[KEYS], app[STORE], app[GAMES], app[MERCHANTS],
+    return ReminderWorker(app[REDIS], app[SERVICES], app[GAMES], app[MERCHANTS],
                           app[CLOCK], app[SETTINGS].shards, backoff_s=60)
 
 
@@ -112,8 +86,11 @@ async def test_two_workers_never_deliver_twice(client: Any, db: Any, clock: Any,
         await s.post("/pet", ADOPT)
     clock.advance(14_401)
     workers = [worker(client) for _ in range(3)]
-    await asyncio.gather(*(w.tick() for w in workers))
-    await asyncio.gather(*(w.tick() for w in workers))
+    for _ in range(4):  # a reminder one tick could not handle (Redis slow) is left queued
+        await asyncio.gather(*(w.tick() for w in workers))
+        if len(ep.received) >= 8:
+            break
+    await asyncio.gather(*(w.tick() for w in workers))  # and nothing more comes
     users = sorted(b["user"] for b in ep.bodies())
     assert users == sorted(f"p{i}" for i in range(8))
     assert sum(w.stats.delivered for w in workers) == 8
@@ -204,10 +181,11 @@ async def test_server_runs_the_worker(aiohttp_client: Any, settings: Any, db: An
     assert [b["kind"] for b in ep.bodies()] == ["hungry"]
 
 
-async def test_an_action_with_reminders_is_one_load_and_one_commit(
+async def test_an_action_with_reminders_is_one_commit(
         client: Any, db: Any, clock: Any, endpoint: Any, redis_url: str) -> None:
     """The reminder queue is written by the commit script itself: watched with MONITOR,
-    a feed sends Redis exactly two commands (load.lua, commit.lua) and nothing else."""
+    a feed sends Redis exactly one command (commit.lua: this process committed the
+    adoption, so the state cache spares the load) and nothing else."""
     _, url = endpoint
     world = await make_world(client, db, clock, reminders_config(url))
     alice = Shopper(world, "alice")
@@ -229,7 +207,7 @@ async def test_an_action_with_reminders_is_one_load_and_one_commit(
         await watcher.aclose()
         await marker.aclose()
     assert status == 200
-    assert [c.split(" ", 1)[0] for c in sent] == ["EVALSHA", "EVALSHA"]
+    assert [c.split(" ", 1)[0] for c in sent] == ["EVALSHA"]
     assert any(c.startswith("ZADD") and ":rem" in c for c in by_scripts)
     # satiety 50 + 20 = 70: produce is full after 8 h, hunger 1 s later is moved to
     # one hour after it (min_gap_s) — the same queue the separate ZADD used to write

@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from gameserver.appkeys import VALUE
+from gameserver.db import models as m
 from gameserver.errors import Busy
 from gameserver.keys import PlayerRef
 from gameserver.value import HOLD_TTL_MS, GrantAlreadyMade, StockView, ValueTier
-from mechanics.outcome import Outcome
+from mechanics.outcome import Outcome, StockHold, ValueGrant
 from mechanics.state import PlayerState
 from tests.integration.test_boxes_http import BOX_CONFIG
 
@@ -21,9 +23,10 @@ REF = PlayerRef("boxshop", "squirrel", "alice", 0)
 
 def outcome() -> Outcome:
     return Outcome(state=PlayerState(created_at=0), response={},
-                   reservations=[("prize:coupon_x", 1)],
-                   events=[{"type": "value_grant", "reservation": "prize:coupon_x",
-                            "series": "forest", "position": 0, "value": {"type": "coupon"}}])
+                   reservations=[StockHold("prize:coupon_x", 1)],
+                   grants=[ValueGrant("prize:coupon_x", "coupon", "draw:forest", {
+                       "reservation": "prize:coupon_x", "series": "forest", "position": 0,
+                       "value": {"type": "coupon"}})])
 
 
 class HangingSQL(ValueTier):
@@ -94,7 +97,34 @@ async def test_a_settled_attempt_leaves_no_hold(tier: ValueTier, world: Any) -> 
     hanging = HangingSQL(tier.redis, tier.keys, tier.db, tier.clock, tier.shards)
     with pytest.raises(Busy):
         await hanging.hold(REF, "k2", "c2", outcome(), StockView(), TOTALS)
-    assert await tier.redis.zcard(tier.keys.holds("boxshop", "squirrel")) == 0
+    for bucket in range(tier.gate.buckets):
+        assert await tier.redis.zcard(tier.gate.holds_key("boxshop", "squirrel", bucket)) == 0
     world.clock.advance(HOLD_TTL_MS / 1000 + 1)
     assert await tier.reconcile_holds() == (0, 0)
     assert await left(tier) == 99
+
+
+async def test_a_counter_held_twice_in_one_outcome_reserves_both_units(
+        tier: ValueTier) -> None:
+    """Two rewards of one action may grant the same coupon: both units are reserved and
+    both grant rows written, with the kind and reason the rule gave."""
+    twice = Outcome(state=PlayerState(created_at=0), response={},
+                    reservations=[StockHold("prize:coupon_x", 1), StockHold("prize:coupon_x", 2)],
+                    grants=[ValueGrant("prize:coupon_x", "coupon", "checkin:day", {"n": 1}),
+                            ValueGrant("prize:coupon_x", "coupon", "checkin:streak", {"n": 2},
+                                       units=2)])
+    hold = await tier.hold(REF, "k1", "c1", twice, StockView(), TOTALS)
+    await tier.confirm(hold)
+    assert hold.units == {"prize:coupon_x": 3} and len(hold.codes) == 3
+    assert await left(tier) == 97
+    g = m.grants
+    async with tier.db.connect() as conn:
+        rows = (await conn.execute(select(g.c.position, g.c.kind, g.c.reason, g.c.detail,
+                                          g.c.status).order_by(g.c.position))).all()
+    assert [tuple(r) for r in rows] == [
+        (0, "coupon", "checkin:day", {"n": 1}, "confirmed"),
+        (1, "coupon", "checkin:streak", {"n": 2}, "confirmed"),
+        (2, "coupon", "checkin:streak", {"n": 2}, "confirmed")]
+    report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
+    assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 3,
+                       "left": 97}]

@@ -1,13 +1,18 @@
 """A bare aiohttp server for replay tests: answers like petbox, does nothing.
 
-``python bare_server.py PORT`` serves ``createSession`` (a token per user),
+``python bare_server.py PORT [DELAY_MS [CONCURRENCY]]`` serves ``createSession`` (a token per user),
 ``getPlayer``, ``adoptPet`` and ``feedPet``; every other path is a petbox-style
 404. ``GET /_seen`` tells what arrived (counts, headers seen), so tests can
 check what the replay sent without trusting its own numbers.
+
+With ``DELAY_MS`` every game request sleeps that long before answering, and with
+``CONCURRENCY`` at most that many are served at once (the rest queue): a slow
+target of known capacity (``CONCURRENCY / DELAY`` requests/s).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -16,6 +21,8 @@ from collections import Counter
 from aiohttp import web
 
 SEEN: Counter[str] = Counter()
+DELAY_S = 0.0
+GATE: asyncio.Semaphore | None = None
 
 
 async def session(request: web.Request) -> web.Response:
@@ -29,6 +36,11 @@ async def session(request: web.Request) -> web.Response:
 
 
 async def game(request: web.Request) -> web.Response:
+    if GATE is not None:
+        async with GATE:
+            await asyncio.sleep(DELAY_S)
+    elif DELAY_S:
+        await asyncio.sleep(DELAY_S)
     SEEN[f"{request.method} {request.match_info['rest']}"] += 1
     if not request.headers.get("Authorization", "").startswith("Bearer tok-"):
         SEEN["no_token"] += 1
@@ -63,5 +75,8 @@ def make_app() -> web.Application:
 
 if __name__ == "__main__":
     port = int(sys.argv[1])
+    DELAY_S = float(sys.argv[2]) / 1000 if len(sys.argv) > 2 else 0.0
+    if len(sys.argv) > 3:
+        GATE = asyncio.Semaphore(int(sys.argv[3]))
     print(json.dumps({"port": port}), flush=True)
     web.run_app(make_app(), host="127.0.0.1", port=port, print=None, access_log=None)

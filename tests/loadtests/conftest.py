@@ -28,10 +28,10 @@ def free_port() -> int:
 class BareServer:
     """``bare_server.py`` in a child process (niced: the replay's timing is under test)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "bare_server.py"), str(self.port)],
+            [sys.executable, str(HERE / "bare_server.py"), str(self.port), *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: os.nice(5))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

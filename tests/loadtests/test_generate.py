@@ -107,3 +107,118 @@ def test_hot_prize_comes_from_the_config() -> None:
     assert profile.hot_series in config["boxes"]["series"]
     with pytest.raises(ValueError, match="limited prize"):
         GameProfile.from_config("g", config, hot_prize="no-such-prize")
+
+
+def test_shoppers_vote_within_their_daily_votes_and_wallet() -> None:
+    config = json.loads((ROOT / "examples/squirrel-omg.json").read_text())
+    config["currencies"]["ticket"] = {"name": "Tickets", "initial": 3, "max": 10}
+    config["polls"] = {"flavour": {
+        "title": "Next flavour", "options": {"pecan": {"label": "Pecan"},
+                                             "cashew": {"label": "Cashew"}},
+        "opens_at": 0, "closes_at": 4_000_000_000, "votes_per_day": 2,
+        "cost": {"ticket": 2}}}
+    profile = GameProfile.from_config("g", config)
+    model = PlayerModel(profile, Behaviour(p_vote=1.0), SD.compression)
+    rng = random.Random(7)
+    me = model.new_shopper()
+    votes = [step for _ in range(5) for step in model.session(rng, me, at=0.0)
+             if step[1] == "castVote"]
+    # 3 tickets at 2 a vote: one vote, although the poll allows two a day
+    assert len(votes) == 1
+    _t, _op, body, params = votes[0]
+    assert params == {"poll": "flavour"} and body["option"] in {"pecan", "cashew"}
+    assert me.votes["flavour"] == 1 and me.wallet["ticket"] == 1
+    without = PlayerModel(profile, Behaviour(p_vote=1.0, ops=frozenset(
+        {"createSession", "getPlayer"})), SD.compression)
+    assert not [s for s in without.session(rng, without.new_shopper(), at=0.0)
+                if s[1] == "castVote"]
+
+
+def test_shoppers_start_one_assist_per_campaign() -> None:
+    config = json.loads((ROOT / "examples/squirrel-omg.json").read_text())
+    config["assists"] = json.loads('{"friends": {"title": "F", "needed": 3, "duration_s": 86400,'
+                                   ' "owner_reward": {"coupon": "coupon_5off"}}}')
+    profile = GameProfile.from_config("g", config)
+    assert profile.assists == ("friends",)
+    model = PlayerModel(profile, Behaviour(p_assist=1.0), SD.compression)
+    rng = random.Random(3)
+    me = model.new_shopper()
+    starts = [step for _ in range(4) for step in model.session(rng, me, at=0.0)
+              if step[1] == "startAssist"]
+    assert [(body, params) for _t, _op, body, params in starts] == [({}, {"campaign": "friends"})]
+    assert me.assists == {"friends"}
+    assert OPERATIONS["startAssist"].is_write and not OPERATIONS["getAssist"].is_write
+def test_shoppers_list_the_open_groups_of_a_group_buy_offer() -> None:
+    config = json.loads((ROOT / "examples/squirrel-omg.json").read_text())
+    config["groupbuys"] = {"d11_trio": {"title": "Trio", "size": 3, "duration_s": 3600}}
+    model = PlayerModel(GameProfile.from_config("g", config), Behaviour(), 1.0)
+    rng = random.Random(3)
+    steps = [model.browse(rng) for _ in range(400)]
+    listed = [s for s in steps if s is not None and s[1] == "listGroupBuys"]
+    assert listed and all(s[3] == {"offer": "d11_trio"} for s in listed)
+    assert OPERATIONS["listGroupBuys"].url_path({"game": "g", "offer": "d11_trio"}) == (
+        "/v1/games/g/groupbuys/d11_trio")
+
+
+def test_chains_claim_then_pay_friends_help_and_join_with_codes_handed_back() -> None:
+    """A flash-sale claim goes only while the replay finds the sale live and is paid with
+    the hold it got; an assist's friends (needed, each after the minimum session age) and
+    a group's (size - 1) send the code their friend got back (loadtests.chains)."""
+    d11 = json.loads((ROOT / "examples/double11.json").read_text())
+    profile = GameProfile.from_config("g", d11)
+    assert profile.rules is not None and profile.rules.flashsales == ("midnight-nuts",)
+    assert profile.rules.assists["d11_friends"] == (3, 60)
+    model = PlayerModel(profile, Behaviour(p_claim=1.0, p_assist=1.0, p_groupbuy=1.0,
+                                           p_friends_all=1.0, p_grab=0.0), 10.0)
+    rng = random.Random(5)
+    me = model.new_shopper()
+    steps = sorted(s for _ in range(3) for s in model.session(rng, me, at=0.0))
+    own = [(op, body, params) for _t, op, body, params in steps
+           if op in ("claimFlashSale", "ingestOrder")]
+    assert own == [
+        ("claimFlashSale", {}, {"sale": "midnight-nuts", "$when": "live:midnight-nuts",
+                                "$expect": "409 sold_out"}),
+        ("ingestOrder", {"status": "paid",
+                         "skus": [{"$ref": "hold:midnight-nuts", "field": "sku"}],
+                         "amount_fen": {"$ref": "hold:midnight-nuts", "field": "price_fen"}},
+         None)]
+    assert me.claims == {"midnight-nuts"}
+    helps = [s for s in steps if s[1] == "giveAssist"]
+    started = {p["campaign"] for _t, op, _b, p in steps if op == "startAssist"}
+    needed = {"d11_friends": 3, "d11_new_fans": 5}
+    assert sorted(p["$as"] for _t, _o, _b, p in helps) == sorted(
+        f"+a{profile.assists.index(c)}.{k}" for c in started for k in range(needed[c]))
+    for t, _op, body, params in helps:
+        session = next(s for s in steps if s[1] == "createSession" and s[3] == {
+            "$as": params["$as"]})
+        wait = d11["assists"][params["campaign"]]["min_session_age_s"] + 1.5
+        assert t - session[0] >= wait - 1e-9  # real seconds, not compressed
+        assert body == {"code": {"$ref": f"assist:{params['campaign']}"}}
+    opened = [p["offer"] for _t, op, _b, p in steps if op == "createGroupBuy"]
+    joins = [p for _t, op, _b, p in steps if op == "joinGroupBuy"]
+    assert opened and len(joins) == sum(d11["groupbuys"][o]["size"] - 1 for o in opened)
+    assert me.groups == set(opened)
+
+
+def test_generated_friends_are_named_after_their_friend(tmp_path: Path) -> None:
+    from loadtests.chains import home
+    from loadtests.worker import owner, worker_of
+
+    d11 = json.loads((ROOT / "examples/double11.json").read_text())
+    gen = Generator(Steady(baseline=20, duration_s=600, compression=10),
+                    PlayerModel(GameProfile.from_config("g", d11),
+                                Behaviour(p_assist=1.0, p_groupbuy=1.0), 10.0),
+                    players=200, seed=2)
+    generate_trace(tmp_path / "t.pbt", gen)
+    records = list(read_trace([tmp_path / "t.pbt"])[1])
+    friends = [r for r in records if "+" in r.player]
+    assert {r.op for r in friends} == {"createSession", "giveAssist", "joinGroupBuy",
+                                       "getPlayer"}
+    players = {r.player for r in records if "+" not in r.player}
+    assert all(home(r.player) in players for r in friends)
+    # a friend is replayed where its friend is: the code passes in-process
+    assert all(owner(r.player, 3) == owner(home(r.player), 3)
+               and worker_of(r.player, 4, 3) == worker_of(home(r.player), 4, 3)
+               for r in friends)
+    assert {r.expect for r in records if r.op == "claimFlashSale"} == {"409 sold_out"}
+    assert all("$as" not in (r.params or {}) for r in records)

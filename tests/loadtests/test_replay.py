@@ -13,6 +13,7 @@ import pytest
 from loadtests.replay import ReplayConfig, ReplayError, check_target, replay
 from loadtests.report import summarize
 from loadtests.trace import Header, Record, write_trace
+from loadtests.verdict import Limits, judge
 from tests.loadtests.conftest import BareServer
 
 RATE = 2000
@@ -20,8 +21,9 @@ SECONDS = 3
 
 
 def steady_trace(path: Path, rate: int = RATE, seconds: float = SECONDS,
-                 players: int = 40) -> Path:
-    """Requests at exactly ``rate``/s: every 1/rate s, players in turn."""
+                 players: int = 400) -> Path:
+    """Requests at exactly ``rate``/s: every 1/rate s, players in turn (each player's
+    requests wait for its previous reply, so each gets ``players / rate`` s for one)."""
     n = int(rate * seconds)
     write_trace(path, Header.new(defaults={"game": "g"}),
                 (Record(i * 1000 // rate, f"p{i % players}", "getPlayer") for i in range(n)))
@@ -56,14 +58,17 @@ def control_timer() -> subprocess.Popen[str]:
 
 def test_scheduler_keeps_its_schedule_at_2000_per_second(bare_server: BareServer,
                                                           tmp_path: Path) -> None:
-    """Send-time error p99 < 5 ms at 2,000 req/s (issue 6).
+    """Send-time error p99 < 5 ms at 2,000 req/s (issue 6), with the right verdict
+    (issue 19): every attempt is judged as a run is, and the verdict must agree with
+    what was measured: PASS when the schedule was kept, GENERATOR-BOUND (for its send
+    lateness) when the generator fell more than 50 ms behind.
 
     The machine is shared (2 cores, other engineers' suites running), so each
     attempt runs beside a control: a bare asyncio timer loop in its own process.
     The claim is that the scheduler keeps its schedule whenever the machine lets
     a process run on time: one clean attempt of three passes; three attempts in
-    which even the bare timer loop was starved (p99 > 2 ms) are inconclusive and
-    skip; anything else fails.
+    which even the bare timer loop was starved (p99 > 2 ms) are inconclusive for
+    the 5 ms claim and skip (after their verdicts were checked); anything else fails.
     """
     trace = steady_trace(tmp_path / "steady.pbt")
     attempts = []
@@ -75,15 +80,25 @@ def test_scheduler_keeps_its_schedule_at_2000_per_second(bare_server: BareServer
         assert summary["requests"] == RATE * SECONDS  # sessions were minted before the start
         assert summary["errors"] == 0
         assert result.stats.lateness.get_total_count() == RATE * SECONDS
-        assert SECONDS - 0.1 < result.meta["elapsed_s"] < SECONDS + 3.0
+        assert SECONDS - 0.1 < result.meta["elapsed_s"] < SECONDS + 8.0  # a loaded box drains late
         late = summary["send_lateness_ms"]
+        verdict = judge(summary, [], Limits())
         attempts.append({"p50": late["p50"], "p99": late["p99"], "control_p99": control_p99,
-                         "load": round(os.getloadavg()[0], 2)})
+                         "load": round(os.getloadavg()[0], 2), "verdict": verdict.line(),
+                         "cpu": round(summary["generator"]["cpu_max_share"], 2)})
+        assert summary["classes"].get("backlog", 0) == 0
+        if late["p99"] > 50.0:  # starved: the numbers describe the generator
+            assert verdict.word == "GENERATOR-BOUND", attempts
+            assert verdict.generator_bound[0].startswith(
+                f"send lateness p99 {late['p99']:.1f} ms > 50 ms"), attempts
+        elif summary["generator"]["cpu_max_share"] < 0.9:  # kept up: judged on the target
+            assert verdict.generator_bound == [], attempts
+            assert verdict.word == ("SATURATED" if verdict.saturated else "PASS"), attempts
         if late["p99"] < 5.0:
             break
     seen = bare_server.seen()
     assert seen["GET me"] >= RATE * SECONDS and seen.get("no_token", 0) == 0
-    assert result.meta["premint"]["0"]["players"] + result.meta["premint"]["1"]["players"] == 40
+    assert result.meta["premint"]["0"]["players"] + result.meta["premint"]["1"]["players"] == 400
     if attempts[-1]["p99"] >= 5.0 and all(a["control_p99"] > 2.0 for a in attempts):
         pytest.skip(f"machine too busy to judge a 5 ms schedule: {attempts}")
     assert attempts[-1]["p99"] < 5.0, f"send lateness per attempt: {attempts}"
@@ -122,12 +137,26 @@ def test_time_limit_and_backlog_bound(bare_server: BareServer, tmp_path: Path) -
     result = replay(config(bare_server, trace, workers=1, max_duration=1.0))
     assert result.stats.completed == pytest.approx(200 + 5, abs=10)
     assert result.meta["elapsed_s"] < 5
-    burst = tmp_path / "burst.pbt"
-    write_trace(burst, Header.new(defaults={"game": "g"}),
-                [Record(0, "p", "getPlayer") for _ in range(50)])
-    result = replay(config(bare_server, burst, workers=1, max_in_flight=10))
+
+
+def test_backlog_is_not_sent_and_counts_from_its_due_time(tmp_path: Path) -> None:
+    """50 players at once, 10 slots, a target that takes 2 s: 10 go at 0 s, 10 at 2 s;
+    the other 30 wait out the 3 s timeout for a slot and count as backlog."""
+    slow = BareServer("2000")
+    try:
+        burst = tmp_path / "burst.pbt"
+        write_trace(burst, Header.new(defaults={"game": "g"}),
+                    [Record(0, f"p{i}", "getPlayer") for i in range(50)])
+        result = replay(config(slow, burst, workers=1, max_in_flight=10, timeout=3.0,
+                               premint=True))
+    finally:
+        slow.stop()
     codes = result.stats.codes["getPlayer"]
-    assert codes["client_backlog"] == 40 and codes["200"] == 10
+    assert codes == {"client_backlog": 30, "200": 20}
+    assert result.stats.sent == 20  # backlogged requests were never sent
+    # ... but they are in the latency, from their due time: about the 3 s they waited
+    assert result.stats.all.get_total_count() == 50
+    assert 2900 < result.stats.all.get_max_value() / 1000 < 4500
 
 
 def test_only_loopback_targets_unless_allowed() -> None:

@@ -52,3 +52,36 @@ def test_evaluate_and_exit_code() -> None:
     assert bad[3].actual is None
     assert exit_code(bad) == BREACH_EXIT_CODE
     assert bad[1].describe().startswith("FAIL  feedPet:p99=50ms: 60.00 ms")
+
+
+CLASSED: dict[str, Any] = {
+    "requests": 1000, "errors": 30,
+    "codes": {"200": 970, "409 cooldown": 12, "429 rate_limited": 8, "503 unavailable": 4,
+              "timeout": 6},
+    "classes": {"ok": 970, "refusal": 20, "5xx": 4, "timeout": 6, "transport": 0,
+                "backlog": 0, "client": 0},
+    "latency_ms": {}, "send_lateness_ms": {}, "operations": {},
+}
+
+
+@pytest.mark.parametrize(("text", "actual"), [
+    ("5xx=0.4%", 0.004), ("timeouts=1%", 0.006), ("transport=0", 0.0), ("backlog=0", 0.0),
+    ("refusals=2%", 0.02), ("refusals.429=1%", 0.008), ("refusals.cooldown=2%", 0.012),
+    ("refusals.409=2%", 0.012), ("errors=3%", 0.03),
+])
+def test_each_kind_of_error_has_a_gate_of_its_own(text: str, actual: float) -> None:
+    (verdict,) = evaluate(CLASSED, [parse_gate(text)])
+    assert verdict.actual == pytest.approx(actual) and verdict.ok
+
+
+def test_class_gates_fail_alone() -> None:
+    verdicts = evaluate(CLASSED, [parse_gate(g) for g in ("5xx=0", "refusals=5%",
+                                                           "refusals.429=0")])
+    assert [v.ok for v in verdicts] == [False, True, False]
+
+
+@pytest.mark.parametrize("text", ["nosuchOp:p99=1s", "feedPet:lateness_p99=5ms",
+                                  "5xx.503=0", "refusals=200%"])
+def test_more_bad_gates(text: str) -> None:
+    with pytest.raises(SloError):
+        parse_gate(text)

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select
 
-from gameserver.auth import session_signature
+from gameserver.auth import TokenSigner, session_signature
 from gameserver.db import models as m
 from gameserver.db.database import Database
 from tests.integration.test_boxes_http import BOX_CONFIG
@@ -48,10 +48,13 @@ def scaled(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
+TOKEN_SECRET = "reliability-secret-0123"
+
+
 def base_env(tmp_path: Path, redis_url: str, db_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETBOX_")}
     env.update({"PETBOX_DATA_DIR": str(tmp_path / "data"), "PETBOX_FLUSH_INTERVAL": "0.2",
-                "PETBOX_ACCESS_LOG": "0", "PETBOX_TOKEN_SECRET": "reliability-secret-0123",
+                "PETBOX_ACCESS_LOG": "0", "PETBOX_TOKEN_SECRET": TOKEN_SECRET,
                 "PETBOX_REDIS_URL": redis_url, "PETBOX_DATABASE_URL": db_url,
                 "PETBOX_SHARDS": "4", "PETBOX_LOG_LEVEL": "WARNING",
                 # The fault tests measure durability, not the limiter: one IP drives all.
@@ -132,6 +135,13 @@ async def token(http: aiohttp.ClientSession, base: str, creds: dict[str, str],
     }) as resp:
         assert resp.status == 201, await resp.text()
         return str((await resp.json())["token"])
+
+
+def minted(merchant: str, user: str) -> str:
+    """A player token signed as the servers of :func:`base_env` sign them, without a
+    request: a burst's shoppers are logged in before it starts (their logins are not
+    what it measures)."""
+    return TokenSigner(TOKEN_SECRET, 7200).mint(merchant, user, int(time.time()))[0]
 
 
 @dataclass

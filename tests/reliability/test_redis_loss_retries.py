@@ -45,7 +45,7 @@ async def _shopper(world: Any, user: str, tok: str,
                    acked: dict[str, list[tuple[str, Any]]]) -> None:
     for version in range(1, ROUNDS + 1):
         path, body = _request(version)
-        resp = await world.post(path, tok, body, f"{user}-{version}")
+        resp = await world.post_retrying(path, tok, body, f"{user}-{version}")
         assert resp.status in (200, 201), await resp.text()
         acked[user].append((f"{user}-{version}", await resp.json()))
 

@@ -27,6 +27,7 @@ from gameserver.auth import session_signature
 from gameserver.db import models as m
 from gameserver.embedded import RedisProcess
 from gameserver.keys import Keys, PlayerRef, shard_of
+from gameserver.stockgate import StockGate
 from tests.reliability.harness import MERCHANT, REL_CONFIG, write_figures
 from tests.reliability.tcpproxy import TcpProxy
 from tests.reliability.test_sql_down import _backlog
@@ -92,9 +93,11 @@ async def _drained(world: Any, redis_url: str, user: str, key: str) -> None:
 
 
 async def _gate(redis_url: str) -> dict[bytes, bytes]:
+    """The coupon's units left in the Redis gate, summed over its buckets."""
     client = aioredis.from_url(redis_url)
     try:
-        return dict(await client.hgetall(Keys().stock(MERCHANT, "squirrel")))
+        left = await StockGate(client, Keys()).left(MERCHANT, "squirrel", ["prize:coupon_x"])
+        return {} if left is None else {b"prize:coupon_x": b"%d" % sum(left["prize:coupon_x"])}
     finally:
         await client.aclose()
 

@@ -180,9 +180,9 @@ async def test_webhook_replays_are_rejected(world: World) -> None:
     assert first.status == 200, await first.text()
     token = await world.token("alice")
     version = (await (await world.get(f"{GAME}/me", token)).json())["version"]
-    # the same delivery again: the first answer, applied once
+    # the same delivery again: the first answer (flagged a duplicate), applied once
     again = await world.client.post("/v1/events/orders", data=body, headers=headers)
-    assert await again.read() == await first.read()
+    assert await again.json() == {**(await first.json()), "duplicate": True}
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert (await (await world.get(f"{GAME}/me", token)).json())["version"] == version
     # outside the window, either side, even with a valid signature: 401

@@ -14,7 +14,7 @@ from gameserver.auth import (
     verify_session_signature,
 )
 from gameserver.errors import Unauthorized
-from gameserver.keys import Keys, PlayerRef, shard_of
+from gameserver.keys import Keys, PlayerRef, shard_of, spread_tag
 
 
 def test_token_round_trip_and_expiry() -> None:
@@ -87,7 +87,7 @@ def test_keys_share_the_shard_tag() -> None:
     assert shard == shard_of("shop", "u1", 16) and 0 <= shard < 16
     ref = PlayerRef("shop", "g", "u1", shard)
     keys = Keys()
-    tag = f"{{s{shard}}}"
+    tag = "{" + spread_tag("s", shard) + "}"
     for key in (keys.player(ref), keys.idempotency(ref, "k"), keys.dirty(shard),
                 keys.active(shard), keys.ledger(shard), keys.epoch(shard)):
         assert key.split(":")[1] == tag

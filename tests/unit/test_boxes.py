@@ -148,7 +148,8 @@ def test_single_draw_pays_grants_and_records() -> None:
     assert out.state.inventory == {rec["item"]: 1}
     assert out.state.boxes.nonce == 1 and out.state.boxes.seed == SEED
     assert [e.reason for e in out.ledger] == ["box:s", "box:s"]
-    assert out.events[0]["type"] == "box_draw" and out.reservations == []
+    assert out.records[0].table == "draws" and out.records[0].fields["record"] == rec
+    assert out.reservations == [] and out.grants == []
     assert verify_record(config.boxes.series["s"], rec, SEED)
 
 
@@ -177,10 +178,12 @@ def test_ten_draw_that_exhausts_stock_midway_falls_back() -> None:
     assert all(r["out"] == ["p"] for r in out.response["draws"][first_out:])
     assert all(r["out"] == [] for r in out.response["draws"][:first_out])
     assert out.reservations == [("prize:p", 3)]
-    grants = [e for e in out.events if e["type"] == "value_grant"]
+    grants = [g.detail for g in out.grants]
     assert [g["position"] for g in grants] == [i for i, x in enumerate(items) if x == "p"]
     assert grants[0]["value"]["template"] == "T5"
     assert grants[0]["value"]["face_value_fen"] == 500
+    assert {(g.ref, g.kind, g.reason, g.units) for g in out.grants} == {
+        ("prize:p", "coupon", "draw:s", 1)}
     assert "p" not in out.state.inventory  # a coupon is a value grant, not an item
     assert all(verify_record(s, r, SEED) for r in out.response["draws"])
 
@@ -302,7 +305,8 @@ def test_rotate_seed_reveals_and_past_draws_verify() -> None:
     assert rot.response["revealed"] == {"server_seed": SEED, "seed_hash": seed_hash(SEED),
                                         "nonces": 10}
     assert rot.response["seed_hash"] == seed_hash(SEED2) and rot.state.boxes.nonce == 0
-    assert rot.events[0]["type"] == "box_seed_revealed"
+    assert [(r.table, dict(r.fields), r.at) for r in rot.records] == [
+        ("revealed_seeds", {"seed_hash": seed_hash(SEED), "seed": SEED}, "revealed_ms")]
     revealed = rot.response["revealed"]["server_seed"]
     assert all(verify_record(s, r, revealed) for r in out.response["draws"])
     assert not verify_record(s, out.response["draws"][0], SEED2)
@@ -315,7 +319,7 @@ def test_rotate_seed_reveals_and_past_draws_verify() -> None:
 def test_rotate_without_seed_only_commits() -> None:
     config = game()
     rot = rotate_seed(None, RotateSeed(), NOW, ctx(), config)
-    assert rot.response["revealed"] is None and rot.events == []
+    assert rot.response["revealed"] is None and rot.records == []
     assert box_view(rot.state.boxes)["seed_hash"] == seed_hash(SEED)
 
 

@@ -120,3 +120,17 @@ def test_json_schema_publishes_the_loop_sections() -> None:
     assert {"stages", "play", "clean", "produce"} <= set(species)
     assert props["tasks"]["additionalProperties"]["properties"]["kind"]["enum"] == [
         "browse", "follow", "share", "join_group", "purchase"]
+
+
+def test_validation_lists_schema_and_cross_check_problems_at_once() -> None:
+    """``game validate`` stopped at a schema error; the cross-checks' problems came
+    only after it was fixed."""
+    raw = raw_config()
+    raw["currencies"]["acorn"]["initial"] = -1  # schema: below the minimum
+    raw["foods"]["snack"] = {"name": "Snack", "price": {"gold": 1},  # cross-check:
+                             "effects": {"satiety": 5}, "xp": 1}  # unknown currency
+    with pytest.raises(ConfigInvalid) as err:
+        parse_game_config(raw)
+    paths = [p["path"] for p in err.value.details["problems"]]
+    assert "$.currencies.acorn.initial" in paths
+    assert "$.foods.snack.price.gold" in paths

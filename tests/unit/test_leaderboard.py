@@ -11,8 +11,8 @@ from economy.config import game_config_json_schema, parse_game_config
 from economy.errors import ConfigInvalid
 from economy.leaderboards import Leaderboard
 from mechanics.boxstate import BoxState, SeriesProgress
+from mechanics.checkinstate import CheckinState
 from mechanics.leaderboard import board_scores, metric_score
-from mechanics.loopstate import CheckinState
 from mechanics.state import PetState, PlayerState
 from tests.unit.factory import T0, config, raw_config
 
@@ -121,3 +121,25 @@ def test_the_demo_game_has_two_boards() -> None:
     cfg = parse_game_config(json.loads(example.read_text()))
     assert {b.id: (b.metric, b.size) for b in cfg.leaderboards.values()} == {
         "top_squirrels": ("xp", 100), "box_collectors": ("draws", 50)}
+
+
+def test_masked_ids_hide_the_middle() -> None:
+    from mechanics.leaderboard import masked_id
+
+    assert [masked_id(u) for u in ("", "ab", "abc", "alice", "oABCDEFxyz")] == [
+        "***", "***", "a***c", "a***e", "oA***yz"]
+
+
+def test_display_name_follows_the_board() -> None:
+    from economy.leaderboards import Leaderboard
+    from mechanics.leaderboard import display_name
+    from mechanics.petstate import PetState
+    from mechanics.state import PlayerState
+
+    pet = PlayerState(created_at=0)
+    pet.pet = PetState("squirrel", "Hazel", {}, 0, 0, 0)
+    named = Leaderboard("b", "B", "xp", 10, show="pet_name")
+    masked = Leaderboard("b", "B", "xp", 10)
+    assert display_name(pet, named, "oABCDEFxyz") == "Hazel"
+    assert display_name(PlayerState(created_at=0), named, "oABCDEFxyz") == "oA***yz"
+    assert display_name(pet, masked, "oABCDEFxyz") == "oA***yz"

@@ -111,6 +111,8 @@ def test_stages_grant_items_then_a_coupon_reservation() -> None:
     out = pet.feed(out.state, pet.FeedPet("snack"), T0 + 602, RNG, CFG)  # xp 60: adult
     assert out.response["stages"] == ["adult"]
     assert out.reservations == [("coupon:c10", 1)]
+    assert [(g.ref, g.kind, g.reason, g.units) for g in out.grants] == [
+        ("coupon:c10", "coupon", "stage:squirrel:adult", 1)]
     assert {"type": "coupon_granted", "coupon": "c10", "count": 1,
             "reason": "stage:squirrel:adult"} in out.events
     out = pet.feed(out.state, pet.FeedPet("snack"), T0 + 603, RNG, CFG)  # xp 65: nothing

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from economy.errors import BalanceLimit, DomainError, NothingToCollect
-from economy.loop import Produce
+from economy.pet import Produce
 from mechanics import pet
 from mechanics.produce import full_at, pending_at, produced_milli
 from mechanics.state import PlayerState

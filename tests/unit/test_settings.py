@@ -16,6 +16,15 @@ def test_defaults_of_the_performance_settings(tmp_path: Path) -> None:
     assert (s.redis_pipelining, s.persister_nice, s.event_loop) == (True, 10, "asyncio")
     assert (s.redis_pipeline_in_flight, s.redis_pipeline_linger) == (2, 0.005)
     assert s.redis_aof_rewrite_percentage == 400
+    assert s.state_cache is None  # unset: on for one process, off for several
+
+
+def test_the_state_cache_size_is_read(tmp_path: Path) -> None:
+    env = {**SECRET, "PETBOX_DATA_DIR": str(tmp_path)}
+    assert load_settings({**env, "PETBOX_STATE_CACHE": "0"}).state_cache == 0
+    assert load_settings({**env, "PETBOX_STATE_CACHE": "50000"}).state_cache == 50_000
+    with pytest.raises(SettingsError, match="PETBOX_STATE_CACHE"):
+        load_settings({**env, "PETBOX_STATE_CACHE": "-1"})
 
 
 def test_performance_settings_are_read(tmp_path: Path) -> None:
@@ -56,3 +65,14 @@ def test_sql_timeouts_and_secret_cache(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="PETBOX_SECRET_CACHE_MAX_AGE must be between 60"):
         load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path),
                        "PETBOX_SECRET_CACHE_SECONDS": "60", "PETBOX_SECRET_CACHE_MAX_AGE": "5"})
+
+
+def test_redis_timeout_and_hold_ttl(tmp_path: Path) -> None:
+    s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path)})
+    assert (s.redis_timeout, s.hold_ttl) == (2.0, 30.0)
+    s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path), "PETBOX_REDIS_TIMEOUT": "0.3",
+                       "PETBOX_HOLD_TTL": "3", "PETBOX_SQL_POOL_TIMEOUT": "1"})
+    assert (s.redis_timeout, s.hold_ttl) == (0.3, 3.0)
+    with pytest.raises(SettingsError, match=r"PETBOX_HOLD_TTL \(6\) must be more than "
+                       r"PETBOX_SQL_TIMEOUT \+ PETBOX_SQL_POOL_TIMEOUT \(6.5\)"):
+        load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path), "PETBOX_HOLD_TTL": "6"})

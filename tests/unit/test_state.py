@@ -1,13 +1,24 @@
-"""PlayerState.copy: a deep copy (nothing mutable shared) that round-trips exactly."""
+"""PlayerState: a deep copy (nothing mutable shared), and a wire form that still
+reads every state an older server wrote."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+import msgpack
+
+from gameserver.store import decode_state, encode_state
+from mechanics.assiststate import AssistProgress, MyAssist
 from mechanics.boxstate import BoxState, SeriesProgress
-from mechanics.loopstate import CheckinState, OrderRecord, TaskProgress
+from mechanics.checkinstate import CheckinState
+from mechanics.energystate import EnergyState
+from mechanics.flashsalestate import SaleHold
+from mechanics.groupbuystate import MyGroup
+from mechanics.orderstate import OrderRecord
 from mechanics.state import PetState, PlayerState
+from mechanics.taskstate import TaskProgress
+from mechanics.teamstate import Membership
 
 
 def rich_state() -> PlayerState:
@@ -25,6 +36,14 @@ def rich_state() -> PlayerState:
         boxes=BoxState(seed="ab" * 32, nonce=3, series={
             "s": SeriesProgress(hard=1, soft=2, owned={"fig": 1}, day=4, today=1, total=3,
                                 completed=False)}),
+        energy=EnergyState(value=2, at=6), experiments={"e1": "b"}, experiment_day=9,
+        coupons_won=3,
+        sale_holds={"h1": SaleHold("f", "midnight", 10, 910, "paid", "o1", "")},
+        assists={"c": AssistProgress(started=1, mine={"abcdefghij": MyAssist(9, 3, "")},
+                                     day=4, today=1, helps=2, owners=["o1"])},
+        groupbuys={"g": MyGroup("tea", "opener", "open", 9, 7, {"acorn": 1})},
+        teams={"s11": Membership(team="abcdefgh", seq=2, points=5, joined=1, left_at=0,
+                                 claimed=["m10"])},
     )
 
 
@@ -71,3 +90,68 @@ def test_changing_the_copy_leaves_the_original() -> None:
     twin.boxes.series["s"].owned["fig"] = 9
     twin.reminded[0][1] = 0
     assert state == rich_state()
+    assert state == rich_state()
+
+
+# Written by the server before the mechanic registry (commit b50831e): rich_state()
+# without energy, encoded by the hand-written PlayerState.to_wire of that version.
+OLD_BLOB = bytes.fromhex(
+    "8da16301a17781a561636f726e05a16981a4636f6e6502a17088a27370a8737175697272656ca16ea14ea273"
+    "7481a773617469657479cdc350a2617403a2787004a2616401a2736701a27072cd02bca2636481a6666f6f64"
+    "3a7809a26c7308a2636b84a17291920a0ca1660aa16d910ba17403a2746b81a662726f7773659402010091a2"
+    "6e31a26f6481a26f319505cd26ac0081a17492020191a163a2646281a8636f75706f6e3a6301a2657881a56f"
+    "66666572920201a2726d9192a668756e67727907a2627883a27364d940616261626162616261626162616261"
+    "6261626162616261626162616261626162616261626162616261626162616261626162616261626162616261"
+    "6261626162a26e6303a2737281a17387a16801a17302a16f81a366696701a16404a17401a16e03a163c2")
+
+
+def test_a_state_written_before_the_registry_decodes_exactly() -> None:
+    old = decode_state(OLD_BLOB)
+    expected = rich_state()
+    expected.energy = None  # that server had no energy: the player is full
+    expected.experiments, expected.experiment_day = {}, 0  # nor experiments
+    expected.sale_holds = {}  # nor flash sales: no holds
+    expected.assists = {}  # nor assists: none started, none given
+    expected.groupbuys = {}  # nor group buy: in no group
+    expected.coupons_won = 0  # nor a count of coupons won
+    expected.teams = {}  # nor teams: in no team
+    assert old == expected
+
+
+def test_a_state_written_before_the_registry_encodes_to_the_same_map() -> None:
+    """Same keys, same values (map order is not significant to any reader)."""
+    again = encode_state(decode_state(OLD_BLOB))
+    assert msgpack.unpackb(again, raw=False) == msgpack.unpackb(OLD_BLOB, raw=False)
+    assert len(again) == len(OLD_BLOB)
+
+
+def test_a_minimal_old_state_gets_every_default() -> None:
+    state = decode_state(msgpack.packb({"c": 5, "w": {"acorn": 1}}))
+    assert state == PlayerState(created_at=5, wallet={"acorn": 1})
+    assert state.pet is None and state.energy is None and state.boxes == BoxState()
+
+
+def test_a_map_without_created_at_is_not_a_state() -> None:
+    try:
+        decode_state(msgpack.packb({"w": {}}))
+    except KeyError as exc:
+        assert exc.args == ("c",)
+    else:
+        raise AssertionError("decoded a map without 'c'")
+
+
+def test_an_unused_new_slice_is_left_off_the_wire() -> None:
+    state = rich_state()
+    state.energy = None
+    state.assists = {}
+    state.teams = {}
+    assert "en" not in state.to_wire() and "as" not in state.to_wire()
+    assert "tm" not in state.to_wire()
+    state.energy = EnergyState(value=0, at=9)
+    assert state.to_wire()["en"] == [0, 9]
+    assert PlayerState.from_wire(state.to_wire()) == state
+
+
+def test_rich_state_round_trips_through_the_wire() -> None:
+    state = rich_state()
+    assert decode_state(encode_state(state)) == state

@@ -1,0 +1,65 @@
+"""The console's red-envelope rain and sampling panels in a real headless Chromium: a
+rain's rounds with envelopes left and a simulation; a lottery campaign's applicants,
+the draw button once the window is over, and the winners to ship to.
+
+Skips only when /usr/bin/chromium or Playwright is missing (``.ci/run`` installs both).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.browser.test_console import (
+    async_playwright,
+    open_console,
+    pytestmark,  # noqa: F401 - the same skips as the console test
+    shot,
+)
+from tests.conftest import World
+from tests.integration.test_rains_http import NOW, RAIN_CONFIG, grab, token
+from tests.integration.test_samples_http import SAMPLE_CONFIG
+
+CONFIG: dict[str, Any] = copy.deepcopy(RAIN_CONFIG)
+CONFIG["tasks"] = copy.deepcopy(SAMPLE_CONFIG["tasks"])
+CONFIG["samples"] = {"nuts": copy.deepcopy(SAMPLE_CONFIG["samples"]["nuts"])}
+CONFIG["samples"]["nuts"]["stock"] = 2
+
+
+async def test_rain_and_sampling_panels(world: World) -> None:
+    assert async_playwright is not None
+    from playwright.async_api import expect
+
+    world.clock.set(NOW + 1)
+    await world.merchant("rainshop", config=CONFIG)
+    for n in range(3):
+        tok = token(world, f"g{n}")
+        assert (await grab(world, tok, f"k{n}")).status == 200
+        resp = await world.client.post("/v1/games/squirrel/samples/nuts/apply", json={},
+                                       headers={"Authorization": f"Bearer {tok}",
+                                                "Idempotency-Key": f"a{n}"})
+        assert resp.status == 200, await resp.text()
+    world.clock.set(NOW + 3600 + 5)  # the sampling window is over: the draw is due
+    url = str(world.client.make_url("/console"))
+    async with open_console(1360) as (page, problems):
+        await page.goto(url)
+        await page.get_by_label("API key").fill(world.merchants["rainshop"].api_key)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_role("tab", name="Plays").click()
+
+        await page.get_by_role("button", name="Red-envelope rain").click()
+        card = page.locator("#rain-midnight")
+        await expect(card.locator("tr[data-round=r1] .envelopes-left")).to_have_text("197")
+        await expect(card.locator("tr[data-round=r1] .badge")).to_have_text("ended")
+        await card.get_by_role("button", name="Simulate").click()
+        await expect(card.locator(".rain-sim-cost")).to_have_text("¥1000.00")
+        await shot(page, "plays-rains")
+
+        await page.get_by_role("button", name="Sampling").click()
+        sample = page.locator("#sample-nuts")
+        await expect(sample.locator(".sample-applicants")).to_have_text("3")
+        await sample.get_by_role("button", name="Draw winners").click()
+        await expect(sample.locator(".sample-winners")).to_have_text("2 of 2")
+        await expect(sample.locator(".sample-winner-list")).to_contain_text("Ship to:")
+        await shot(page, "plays-samples")
+    assert problems == []

@@ -1,0 +1,159 @@
+"""Experiment results in SQL (SQLite and PostgreSQL): every metric's per-arm figures from a
+scripted dataset, exact, including rows before the exposure, of other experiments,
+games and merchants, voided and shadow grants, and refunds."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import insert
+
+from economy.abstats import Moments
+from economy.config import parse_game_config
+from gameserver.db import models as m
+from gameserver.db.database import Database
+from gameserver.db.experiments import experiment_results, measure
+from tests.unit.test_experiments import T0, raw_with
+
+TZ = ZoneInfo("Asia/Shanghai")
+D0 = 739617  # the ordinal of 2026-01-01, T0's local day
+MS = T0 * 1000
+_ids = itertools.count(1)
+
+
+def exposure(user: str, arm: str, day: int = D0, ms: int = MS,
+             experiment: str = "e1", game: str = "squirrel") -> dict[str, Any]:
+    return {"merchant_id": "shop", "game_id": game, "experiment": experiment, "user_id": user,
+            "arm": arm, "game_version": 2, "day": day, "commit_id": f"x{next(_ids)}",
+            "seq": 0, "ts_ms": ms}
+
+
+def active(user: str, day: int, experiment: str = "e1") -> dict[str, Any]:
+    return {"merchant_id": "shop", "game_id": "squirrel", "experiment": experiment,
+            "user_id": user, "day": day, "commit_id": f"a{next(_ids)}", "seq": 0, "ts_ms": MS}
+
+
+def ledger(user: str, delta: int, ms: int = MS, merchant: str = "shop",
+           kind: str = "currency") -> dict[str, Any]:
+    return {"commit_id": f"l{next(_ids)}", "seq": 0, "merchant_id": merchant,
+            "game_id": "squirrel", "user_id": user, "player_version": 1, "kind": kind,
+            "name": "acorn", "delta": delta, "before": 1000, "after": 1000 + delta,
+            "reason": "box:s", "ts_ms": ms}
+
+
+def draw(user: str, ms: int = MS) -> dict[str, Any]:
+    n = next(_ids)
+    return {"commit_id": f"d{n}", "seq": 0, "merchant_id": "shop", "game_id": "squirrel",
+            "user_id": user, "series_id": "s", "item": "a", "rarity": "c", "nonce": n,
+            "seed_hash": "h", "record": {}, "ts_ms": ms}
+
+
+def grant(user: str, fen: int, status: str = "confirmed", shadow: bool = False) -> dict[str, Any]:
+    n = next(_ids)
+    return {"merchant_id": "shop", "game_id": "squirrel", "user_id": user, "ref": "prize:c",
+            "kind": "coupon", "idem_key": f"k{n}", "position": 0, "commit_id": f"g{n}",
+            "status": status, "code": f"C{n}", "reason": "draw:s", "shadow": shadow,
+            "detail": {"prize": "c", "value": {"face_value_fen": fen}},
+            "created_ms": MS + 1, "settled_ms": MS + 1}
+
+
+def order(user: str, order_id: str, kind: str, fen: int, ms: int = MS + 5) -> dict[str, Any]:
+    return {"merchant_id": "shop", "game_id": "squirrel", "user_id": user, "order_id": order_id,
+            "kind": kind, "amount_fen": fen, "commit_id": f"o{next(_ids)}", "seq": 0,
+            "ts_ms": ms}
+
+
+async def rows(db: Database, table: Any, values: list[dict[str, Any]]) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(table), values)
+
+
+async def scripted(db: Database) -> None:
+    """ann, bob: control; cat, dan: rare. ann returns on day 1 and day 9, bob never,
+    cat on day 1, dan on day 30."""
+    await rows(db, m.experiment_exposures, [
+        exposure("ann", "control"), exposure("bob", "control"), exposure("cat", "rare"),
+        exposure("dan", "rare", day=D0 + 1, ms=MS + 86_400_000),
+        exposure("ann", "rare", experiment="other"), exposure("eve", "control", game="g2")])
+    await rows(db, m.experiment_days, [
+        active("ann", D0), active("ann", D0 + 1), active("ann", D0 + 9), active("cat", D0 + 1),
+        active("dan", D0 + 31), active("bob", D0 + 1, experiment="other")])
+    await rows(db, m.ledger, [
+        ledger("ann", -10), ledger("ann", -30), ledger("ann", 5), ledger("bob", -20),
+        ledger("cat", -10, ms=MS - 1), ledger("cat", -7, kind="item"),
+        ledger("dan", -10, ms=MS + 86_400_000), ledger("dan", -10, merchant="rival")])
+    await rows(db, m.draws, [draw("ann"), draw("ann"), draw("cat"), draw("cat", ms=MS - 5)])
+    await rows(db, m.grants, [grant("ann", 500), grant("cat", 1000),
+                              grant("cat", 1000, status="void"), grant("bob", 300, shadow=True)])
+    await rows(db, m.order_events, [
+        order("ann", "o1", "paid", 9900), order("ann", "o2", "paid", 100),
+        order("ann", "o2", "refunded", 100), order("dan", "o3", "paid", 5000, ms=MS + 86_400_000),
+        order("dan", "o0", "paid", 700)])  # before dan's exposure: not counted
+
+
+async def test_every_metric_per_arm(db: Database) -> None:
+    await scripted(db)
+    exp = parse_game_config(raw_with()).experiments["e1"]
+    now = T0 + 40 * 86_400  # day 40: every window is over
+    got = await measure(db, "shop", "squirrel", exp, TZ, now)
+    assert got["exposed"] == {"control": 2, "rare": 2}
+    assert got["d1_retention"] == ({"control": 2, "rare": 2}, {"control": 1, "rare": 1})
+    assert got["d7_retention"] == ({"control": 2, "rare": 2}, {})
+    assert got["w1_retention"] == ({"control": 2, "rare": 2}, {"control": 1})
+    assert got["d30_retention"] == ({"control": 2, "rare": 2}, {"rare": 1})
+    assert got["draws_per_shopper"] == {"control": Moments(2, 2, 4), "rare": Moments(2, 1, 1)}
+    assert got["spend_per_shopper"] == {"control": Moments(2, 60, 40 * 40 + 20 * 20),
+                                        "rare": Moments(2, 10, 100)}
+    assert got["prize_cost_per_shopper"] == {"control": Moments(2, 500, 250_000),
+                                             "rare": Moments(2, 1000, 1_000_000)}
+    assert got["orders_per_shopper"] == {"control": Moments(2, 2, 4), "rare": Moments(2, 1, 1)}
+    assert got["gmv_per_shopper"] == {"control": Moments(2, 9900, 9900 ** 2),
+                                      "rare": Moments(2, 5000, 5000 ** 2)}
+
+
+async def test_windows_not_over_are_not_counted(db: Database) -> None:
+    await scripted(db)
+    exp = parse_game_config(raw_with()).experiments["e1"]
+    got = await measure(db, "shop", "squirrel", exp, TZ, T0 + 2 * 86_400 + 3600)  # day 2
+    # dan (day 0 = D0 + 1) is not mature for D1 yet: day 2 is today
+    assert got["d1_retention"] == ({"control": 2, "rare": 1}, {"control": 1, "rare": 1})
+    assert got["d7_retention"] == ({}, {})
+    body = await experiment_results(db, "shop", "squirrel", exp, TZ, T0 + 2 * 86_400)
+    assert body["exposed"] == {"control": 2, "rare": 2}
+    assert body["primary"]["horizon_reached"] is False
+    assert body["primary"]["note"].startswith("PEEK")
+    assert body["sample_ratio"] == {"chi2": 0.0, "df": 1, "p": 1.0, "mismatch": False,
+                                    "threshold": 0.001}
+
+
+async def test_watcher_notifies_the_horizon_and_a_ratio_mismatch_once(db: Database) -> None:
+    """200 control and 100 rare exposures of a 50/50 experiment with a horizon of 100:
+    the horizon is reached and the split fails the χ² check (χ² = 33.3); each notice
+    is stored once, however often the pass runs."""
+    from gameserver.clock import ManualClock
+    from gameserver.experiment_watch import HORIZON, MISMATCH, watch_experiments
+    from gameserver.games import GameRegistry
+    from gameserver.provision import create_merchant, publish_config
+    from gameserver.webhooks import Outbox
+    from tests.unit.test_experiments import experiment
+
+    raw = raw_with(experiment(sample_size=100))
+    await create_merchant(db, "shop", T0)
+    await publish_config(db, "shop", "squirrel", raw, T0)
+    await rows(db, m.experiment_exposures,
+               [exposure(f"c{i}", "control") for i in range(200)]
+               + [exposure(f"r{i}", "rare") for i in range(100)])
+    outbox = Outbox(db, ManualClock(T0 + 60))
+    games = GameRegistry(db)
+    assert await watch_experiments(db, games, outbox, T0 + 60) == 2
+    assert await watch_experiments(db, games, outbox, T0 + 120) == 0
+    events = {e.event: e for e in await outbox.list("shop", "squirrel")}
+    assert set(events) == {HORIZON, MISMATCH}
+    assert events[HORIZON].key == "experiment:e1:s1:horizon"
+    assert events[HORIZON].data["exposed"] == {"control": 200, "rare": 100}
+    srm = events[MISMATCH].data["sample_ratio"]
+    assert srm["mismatch"] is True and srm["chi2"] == pytest.approx(100 / 3, abs=1e-4)
+    assert await watch_experiments(db, games, outbox, T0 + 31 * 86_400) == 0  # stopped

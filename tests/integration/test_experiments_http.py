@@ -1,0 +1,256 @@
+"""Experiments end to end on a real server (real Redis, SQLite and PostgreSQL when
+configured): a two-arm weight experiment whose disclosed odds are each shopper's arm's,
+whose draws verify against their arm's table, and whose results (computed in SQL) show a
+return-rate difference planted over simulated days; stop and ship publish versions.
+
+Experiment ``scarce``: control keeps fig_b (rare) at weight 50 of 100; arm ``scarce``
+sets it to 10 (10 of 60). 40 shoppers draw once on day 0; on day 1, four in five
+control shoppers come back and draw again, one in five of the ``scarce`` arm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from economy.fairness import verify_record
+from gameserver.appkeys import CLOCK, DB, GAMES, KEYS, METRICS, REDIS, SETTINGS, SIGNER
+from gameserver.db import models as m
+from gameserver.games import parse_config
+from gameserver.persister import Persister
+from tests.conftest import BASIC_CONFIG, World
+
+NOW = 1_767_225_600  # the test clock: 2026-01-01 00:00 UTC, 08:00 in Shanghai
+DAY = 86_400
+GAME = "/v1/games/squirrel"
+SERIES = f"{GAME}/boxes/forest"
+ADMIN = "/v1/admin/games/squirrel/experiments"
+WEIGHT = "$.boxes.series.forest.items.fig_b.weight"
+
+AB_CONFIG: dict[str, Any] = copy.deepcopy(BASIC_CONFIG)
+AB_CONFIG["currencies"]["acorn"] = {"name": "Acorns", "initial": 1000, "max": 100000}
+AB_CONFIG["items"] = {"fig_a": {"name": "A"}, "fig_b": {"name": "B"}}
+AB_CONFIG["boxes"] = {"series": {"forest": {
+    "name": "Forest", "price": {"currency": "acorn", "amount": 10},
+    "tiers": {"common": {"name": "Common", "rank": 0}, "rare": {"name": "Rare", "rank": 1}},
+    "items": {"fig_a": {"tier": "common", "weight": 50},
+              "fig_b": {"tier": "rare", "weight": 50}},
+    "pity": {}}}}
+
+EXPERIMENT: dict[str, Any] = {
+    "name": "Scarcer rare", "hypothesis": "a scarcer rare figure lowers D1 return",
+    "status": "running", "starts_at": NOW, "stops_at": NOW + 40 * DAY,
+    "arms": {"control": {"percent": 50},
+             "scarce": {"percent": 50, "overrides": {WEIGHT: 10}}},
+    "metrics": {"primary": "d1_retention", "guardrails": ["spend_per_shopper"]},
+    "sample_size": 10, "show_arm": True,
+}
+
+
+@pytest.fixture
+async def ab(world: World) -> World:
+    await world.merchant("abshop", config=AB_CONFIG)
+    return world
+
+
+def admin(world: World) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.merchants['abshop'].api_key}"}
+
+
+def token(world: World, user: str) -> str:
+    app = world.client.app
+    return str(app[SIGNER].mint("abshop", user, int(app[CLOCK].now()))[0])
+
+
+async def ok(resp: Any, status: int = 200) -> Any:
+    assert resp.status == status, await resp.text()
+    return await resp.json()
+
+
+async def put(world: World, exp: dict[str, Any], eid: str = "scarce") -> Any:
+    return await world.client.put(f"{ADMIN}/{eid}", json=exp, headers=admin(world))
+
+
+async def flush(world: World) -> None:
+    app = world.client.app
+    await Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
+                    shards=app[SETTINGS].shards, consumer="test").run_once()
+
+
+def fig_b_probability(disclosure: dict[str, Any]) -> str:
+    return next(str(i["base_probability_exact"]) for i in disclosure["items"]
+                if i["id"] == "fig_b")
+
+
+async def test_two_arm_weight_experiment_end_to_end(ab: World) -> None:
+    put_body = await ok(await put(ab, EXPERIMENT))
+    assert put_body["published"]["version"] == 2 and put_body["draft"] == "none"
+    assert put_body["published"]["note"] == "experiment scarce: put"
+    view = await ok(await ab.client.get(f"{ADMIN}/scarce", headers=admin(ab)))
+    tables = {arm: v["tables"]["forest"] for arm, v in view["arms"].items()}
+    assert tables["control"] != tables["scarce"] and len(view["salt"]) == 16
+
+    public = await ok(await ab.client.get(f"{SERIES}?merchant=abshop"))
+    assert fig_b_probability(public) == "1/2"
+    assert [(a["arm"], a["percent"], a["table"], fig_b_probability(a))
+            for a in public["experiments"]["arms"]] == [
+        ("control", 50, tables["control"], "1/2"), ("scarce", 50, tables["scarce"], "1/6")]
+
+    arms: dict[str, str] = {}
+    records: dict[str, list[dict[str, Any]]] = {}
+    for i in range(40):
+        user, tok = f"shopper-{i}", token(ab, f"shopper-{i}")
+        shown = await ok(await ab.get(SERIES, tok))
+        arm = shown["arm"].split("/")[1]
+        arms[user] = arm
+        assert shown["table"] == tables[arm]
+        assert fig_b_probability(shown) == ("1/2" if arm == "control" else "1/6")
+        drawn = await ok(await ab.post(f"{SERIES}/draw", tok, {}, f"d0-{i}"))
+        records[user] = drawn["draws"]
+        assert drawn["draws"][0]["arm"] == f"scarce/{arm}"
+        assert drawn["draws"][0]["table"] == tables[arm]
+    me = await ok(await ab.get(f"{GAME}/me", token(ab, "shopper-0")))
+    assert me["player"]["experiments"] == {"scarce": arms["shopper-0"]}
+
+    ab.clock.advance(DAY)  # day 1: the planted return rates, 4/5 vs 1/5
+    returned = {u for i, u in enumerate(arms) if i % 5 < (4 if arms[u] == "control" else 1)}
+    for i, user in enumerate(arms):
+        if user in returned:
+            drawn = await ok(await ab.post(f"{SERIES}/draw", token(ab, user), {}, f"d1-{i}"))
+            records[user] += drawn["draws"]
+
+    ab.clock.advance(DAY)  # day 1 is over: D1 is reported (rotating a seed on day 2 is
+    # an action of day 2, no return on day 1)
+    # every draw verifies against its own arm's table, and not against the other's
+    stored = parse_config(AB_CONFIG | {"experiments": {"scarce": {
+        **EXPERIMENT, "salt": view["salt"]}}})
+    series = {arm: stored.experiments["scarce"].configs[arm].boxes.series["forest"]
+              for arm in ("control", "scarce")}
+    for i, (user, recs) in enumerate(records.items()):
+        rotated = await ok(await ab.post(f"{GAME}/boxes/seed/rotate", token(ab, user), {},
+                                         f"rot-{i}"))
+        seed = rotated["revealed"]["server_seed"]
+        other = "scarce" if arms[user] == "control" else "control"
+        for rec in recs:
+            assert verify_record(series[arms[user]], rec, seed)
+            assert not verify_record(series[other], rec, seed)
+
+    await flush(ab)
+    res = await ok(await ab.client.get(f"{ADMIN}/scarce/results", headers=admin(ab)))
+    size = {arm: sum(1 for a in arms.values() if a == arm) for arm in ("control", "scarce")}
+    back = {arm: sum(1 for u in returned if arms[u] == arm) for arm in ("control", "scarce")}
+    assert res["exposed"] == size
+    d1 = res["metrics"]["d1_retention"]
+    assert {arm: (d1[arm]["n"], d1[arm]["retained"]) for arm in d1} == {
+        arm: (size[arm], back[arm]) for arm in size}
+    assert d1["scarce"]["vs_control"]["diff"]["estimate"] == pytest.approx(
+        back["scarce"] / size["scarce"] - back["control"] / size["control"], abs=1e-6)
+    assert res["primary"]["horizon_reached"] is True
+    assert res["primary"]["arms"]["scarce"] == {
+        "p": d1["scarce"]["vs_control"]["p"], "significant": True, "direction": "worse"}
+    draws = res["metrics"]["draws_per_shopper"]
+    assert {arm: draws[arm]["total"] for arm in draws} == {
+        arm: size[arm] + back[arm] for arm in size}
+    spend = res["metrics"]["spend_per_shopper"]
+    assert {arm: spend[arm]["total"] for arm in spend} == {
+        arm: 10.0 * (size[arm] + back[arm]) for arm in size}
+    assert res["metrics"]["d7_retention"]["control"]["n"] == 0  # not over yet
+    assert res["sample_ratio"]["df"] == 1
+
+    stopped = await ok(await ab.client.post(f"{ADMIN}/scarce/stop", json={},
+                                            headers=admin(ab)))
+    assert stopped["published"]["version"] == 3
+    assert stopped["experiment"]["status"] == "stopped"
+    await ab.client.app[GAMES].refresh()
+    after = await ok(await ab.get(SERIES, token(ab, "shopper-1")))
+    assert after["arm"] is None and after["table"] == public["table"]
+
+
+async def test_ship_shows_the_diff_then_publishes_the_arm(ab: World) -> None:
+    await ok(await put(ab, EXPERIMENT))
+    preview = await ok(await ab.client.post(f"{ADMIN}/scarce/ship", json={"arm": "scarce"},
+                                            headers=admin(ab)))
+    assert preview["confirm_required"] is True
+    assert {"path": WEIGHT, "op": "changed", "from": 50, "to": 10} in preview["changes"]
+    shipped = await ok(await ab.client.post(f"{ADMIN}/scarce/ship", json={
+        "arm": "scarce", "confirm": True}, headers=admin(ab)))
+    assert shipped["published"]["version"] == 3
+    assert shipped["published"]["note"] == "experiment scarce: ship arm scarce"
+    assert shipped["experiment"]["status"] == "shipped"
+    versions = await ok(await ab.client.get("/v1/admin/games/squirrel/versions/3",
+                                            headers=admin(ab)))
+    weights = versions["config"]["boxes"]["series"]["forest"]["items"]
+    assert weights["fig_b"]["weight"] == 10
+    again = await ab.client.post(f"{ADMIN}/scarce/ship", json={"arm": "control",
+                                                                "confirm": True},
+                                 headers=admin(ab))
+    assert again.status == 409 and (await again.json())["error"]["code"] == "experiment_closed"
+
+
+async def test_bad_arms_are_refused_and_allocation_is_locked_once_started(ab: World) -> None:
+    bad = copy.deepcopy(EXPERIMENT)
+    bad["arms"]["scarce"]["overrides"] = {WEIGHT: -1}
+    resp = await put(ab, bad)
+    assert resp.status == 422
+    assert (await resp.json())["error"]["details"]["problems"] == [{
+        "path": "$.experiments.scarce.arms.scarce.overrides",
+        "message": "merged config: $.boxes.series.forest.items.fig_b.weight must be ≥ 0"}]
+    await ok(await put(ab, EXPERIMENT))
+    moved = copy.deepcopy(EXPERIMENT)
+    moved["arms"]["control"]["percent"], moved["arms"]["scarce"]["percent"] = 30, 70
+    resp = await put(ab, moved)
+    assert resp.status == 409
+    assert (await resp.json())["error"]["details"]["fields"] == ["arms"]
+    paused = await put(ab, EXPERIMENT | {"status": "draft"})
+    assert paused.status == 409
+    assert (await paused.json())["error"]["details"]["fields"] == ["status"]
+    renamed = EXPERIMENT | {"name": "Scarcer rare figure"}
+    headers = admin(ab) | {"Idempotency-Key": "rename-1"}
+    first = await ok(await ab.client.put(f"{ADMIN}/scarce", json=renamed, headers=headers))
+    assert first["experiment"]["name"] == "Scarcer rare figure"
+    again = await ab.client.put(f"{ADMIN}/scarce", json=renamed, headers=headers)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert await ok(again) == first  # the same version, published once
+    await ab.merchant("rival", config=AB_CONFIG)
+    theirs = await ab.client.get(f"{ADMIN}/scarce", headers={
+        "Authorization": f"Bearer {ab.merchants['rival'].api_key}"})
+    assert theirs.status == 404  # another merchant's experiment: not found
+    listed = await ok(await ab.client.get(ADMIN, headers=admin(ab)))
+    assert [e["experiment"] for e in listed["experiments"]] == ["scarce"]
+    simulated = await ok(await ab.client.get(f"{ADMIN}/scarce?simulate=1", headers=admin(ab)))
+    sims = {arm: s["forest"] for arm, s in simulated["simulation"].items()}
+    assert {arm: s["draws"] for arm, s in sims.items()} == {"control": 10_000, "scarce": 10_000}
+    rare = {arm: s["items"]["fig_b"]["rate"] for arm, s in sims.items()}
+    assert 0.47 < rare["control"] < 0.53 and 0.14 < rare["scarce"] < 0.19  # 1/2 and 1/6
+    missing = await ab.client.get(f"{ADMIN}/nope/results", headers=admin(ab))
+    assert missing.status == 404
+
+
+async def test_concurrent_first_actions_expose_each_shopper_once(ab: World) -> None:
+    """40 shoppers send three draws each at once (120 concurrent first actions): one
+    exposure and one active day per shopper, and every draw names the shopper's arm."""
+    view = await ok(await put(ab, EXPERIMENT))
+    salt = view["experiment"]["salt"]
+    stored = parse_config(AB_CONFIG | {"experiments": {"scarce": EXPERIMENT | {"salt": salt}}})
+    users = [f"burst-{i}" for i in range(40)]
+    tokens = {u: token(ab, u) for u in users}
+    async def draw(user: str, n: int) -> Any:
+        return await ab.post_retrying(f"{SERIES}/draw", tokens[user], {}, f"b-{user}-{n}")
+
+    replies = await asyncio.gather(*(draw(u, n) for u in users for n in range(3)))
+    bodies = [await ok(r) for r in replies]
+    expected = {u: stored.experiments["scarce"].assign(u) for u in users}
+    for (u, _), body in zip([(u, n) for u in users for n in range(3)], bodies, strict=True):
+        assert body["draws"][0]["arm"] == f"scarce/{expected[u]}"
+    await flush(ab)
+    async with ab.db.engine.connect() as conn:
+        x, d = m.experiment_exposures, m.experiment_days
+        rows = (await conn.execute(select(x.c.user_id, x.c.arm))).all()
+        days = (await conn.execute(select(func.count()).select_from(d))).scalar_one()
+        draws = (await conn.execute(select(func.count()).select_from(m.draws))).scalar_one()
+    assert dict(rows) == expected and len(rows) == 40
+    assert days == 40 and draws == 120

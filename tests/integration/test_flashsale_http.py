@@ -1,0 +1,261 @@
+"""Flash sales and presales over HTTP against real Redis and SQL (SQLite, and PostgreSQL
+with ``PETBOX_TEST_POSTGRES_URL``): ``getFlashSale``/``getPresale`` (public, cached stock),
+``claimFlashSale``/``reservePresale`` (a hold in the value tier), payment through
+``ingestOrder``, and the sweeper that ends unpaid holds and gives their units back.
+
+Game ``squirrel`` of merchant ``fsshop``: sale ``midnight`` (stock 3, 1 per shopper,
+pay within 600 s, starts an hour after the test clock) and presale ``early``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from gameserver.api.flashsale import STOCK_CACHE
+from gameserver.appkeys import CLOCK, GAMES, SERVICES, SETTINGS, SIGNER, VALUE
+from gameserver.auth import body_signature
+from gameserver.db import models as m
+from gameserver.salehold_sweep import HoldSweeper
+from gameserver.webhooks import OUTBOX
+from tests.conftest import BASIC_CONFIG, World, retry_503
+
+NOW = 1_767_225_600
+START = NOW + 3600
+PAY = 600
+GAME = "/v1/games/squirrel"
+SALE = f"{GAME}/flashsales/midnight"
+PRESALE = f"{GAME}/presales/early"
+SHOP = "fsshop"
+
+CONFIG: dict[str, Any] = copy.deepcopy(BASIC_CONFIG)
+CONFIG["flashsales"] = {"midnight": {
+    "title": "Midnight nuts", "sku": "NUTS-11", "price_fen": 990, "list_price_fen": 2990,
+    "starts_at": START, "stock": 3, "per_shopper": 1, "pay_seconds": PAY}}
+CONFIG["presales"] = {"early": {
+    "title": "Gift box", "sku": "BOX-11", "price_fen": 19900, "deposit_fen": 2000,
+    "benefit": "deposit_multiplier", "multiplier_pct": 200, "reserve_from": NOW - 60,
+    "reserve_until": NOW + 600, "event_at": NOW + 1200, "convert_until": NOW + 1800,
+    "stock": 2, "per_shopper": 1}}
+
+
+@pytest.fixture
+async def fw(world: World) -> World:
+    await world.merchant(SHOP, config=CONFIG)
+    world.client.app[STOCK_CACHE].ttl = 0  # every read fresh, unless a test says otherwise
+    return world
+
+
+def token(world: World, user: str) -> str:
+    app = world.client.app
+    return str(app[SIGNER].mint(SHOP, user, int(app[CLOCK].now()))[0])
+
+
+async def claim(world: World, user: str, key: str, path: str = f"{SALE}/claim",
+                body: Any = None) -> Any:
+    """Claim (or reserve), retrying a 503 with the same key as clients do: under a loaded
+    machine the value tier's SQL may answer slowly once, and then holds nothing."""
+    resp = await retry_503(lambda: world.client.post(
+        path, json={} if body is None else body,
+        headers={"Authorization": f"Bearer {token(world, user)}", "Idempotency-Key": key}))
+    return resp, await resp.json()
+
+
+async def public(world: World, path: str = SALE, merchant: str = SHOP) -> Any:
+    resp = await world.client.get(f"{path}?merchant={merchant}")
+    return resp.status, await resp.json()
+
+
+async def order(world: World, user: str, order_id: str, skus: list[str]) -> Any:
+    ts = str(int(world.clock.now()))
+    body = json.dumps({"merchant": SHOP, "game": "squirrel", "user": user,
+                       "order_id": order_id, "status": "paid", "amount_fen": 990,
+                       "skus": skus}).encode()
+    secret = world.merchants[SHOP].signing_secret
+    resp = await world.client.post("/v1/events/orders", data=body, headers={
+        "Content-Type": "application/json", "X-Petbox-Timestamp": ts,
+        "X-Petbox-Signature": body_signature(secret, ts, body)})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def grants(world: World, ref: str = "flash:midnight") -> tuple[list[str], tuple[int, ...]]:
+    g, s = m.grants, m.prize_stock
+    async with world.db.engine.connect() as conn:
+        statuses = sorted(r[0] for r in await conn.execute(select(g.c.status).where(
+            g.c.merchant_id == SHOP, g.c.ref == ref)))
+        row = (await conn.execute(select(s.c.total, s.c.taken, s.c.granted).where(
+            s.c.merchant_id == SHOP, s.c.ref == ref))).first()
+    return statuses, tuple(int(v) for v in row or ())
+
+
+def sweeper(world: World) -> HoldSweeper:
+    app = world.client.app
+    return HoldSweeper([app[SERVICES]], app[GAMES], app[CLOCK], app[SETTINGS].shards, 1.0,
+                       outbox=app[OUTBOX])
+
+
+async def events(world: World) -> list[tuple[str, str, dict[str, Any]]]:
+    rows = await world.client.app[OUTBOX].list(SHOP, "squirrel")
+    return [(e.event, e.key, e.data) for e in rows]
+
+
+async def test_before_the_start_public_countdown_and_claims_refused(fw: World) -> None:
+    status, view = await public(fw)
+    assert status == 200
+    assert (view["status"], view["starts_in"], view["server_time"], view["stock_left"]) == (
+        "upcoming", 3600, NOW, 3)
+    fw.clock.advance(3599)
+    resp, body = await claim(fw, "ann", "k1")
+    assert (resp.status, body["error"]["code"]) == (409, "not_started")
+    assert resp.headers["Retry-After"] == "1"
+    assert body["error"]["details"] == {"sale": "midnight", "starts_at": START,
+                                        "server_time": START - 1, "retry_after": 1}
+    assert (await grants(fw))[0] == []  # refused, not queued: nothing held
+
+
+async def test_claim_holds_once_per_key_pay_and_expire(fw: World) -> None:
+    fw.clock.advance(3600)
+    resp, held = await claim(fw, "ann", "k1")
+    assert resp.status == 200, held
+    assert (held["status"], held["pay_by"], held["price_fen"]) == ("held", START + PAY, 990)
+    again, same = await claim(fw, "ann", "k1")
+    assert same == held and again.headers["Idempotent-Replayed"] == "true"
+    resp, err = await claim(fw, "ann", "k2")
+    assert (resp.status, err["error"]["code"]) == (409, "purchase_limit_reached")
+    _, bob = await claim(fw, "bob", "k1")
+    assert await grants(fw) == (["confirmed", "confirmed"], (3, 2, 2))
+    assert (await public(fw))[1]["stock_left"] == 1
+
+    me = await (await fw.client.get(f"{GAME}/me", headers={
+        "Authorization": f"Bearer {token(fw, 'ann')}"})).json()
+    assert [h["hold"] for h in me["player"]["sale_holds"]] == [held["hold"]]
+
+    paid = await order(fw, "ann", "T1", ["NUTS-11"])
+    assert paid["sale_holds"] == [{"kind": "flash_sale", "sale": "midnight",
+                                   "hold": held["hold"], "result": "paid"}]
+    fw.clock.advance(PAY)  # the pay_by instant: nothing expires yet
+    assert await sweeper(fw).run_once() == (0, 0)
+    fw.clock.advance(1)
+    late = await order(fw, "bob", "T2", ["NUTS-11"])
+    assert late["sale_holds"][0]["result"] == "no_hold"
+    assert await sweeper(fw).run_once() == (1, 1)  # bob's released, ann's sold
+    assert await grants(fw) == (["released", "sold"], (3, 1, 1))
+    assert (await public(fw))[1]["stock_left"] == 2
+    assert await sweeper(fw).run_once() == (0, 0)  # nothing twice
+    assert await events(fw) == [("flashsale.released", f"flashsale.released:{bob['hold']}", {
+        "user": "bob", "sale": "midnight", "hold": bob["hold"], "until": START + PAY,
+        "sku": "NUTS-11", "price_fen": 990, "reason": "expired"})]
+    me = await (await fw.client.get(f"{GAME}/me", headers={
+        "Authorization": f"Bearer {token(fw, 'bob')}"})).json()
+    assert [(h["hold"], h["status"]) for h in me["player"]["sale_holds"]] == [
+        (bob["hold"], "expired")]
+    # bob may claim again; his unit came back to the stock
+    resp, _ = await claim(fw, "bob", "k2")
+    assert resp.status == 200
+    # the merchant's export has the sold unit and bob's new hold, not the released one
+    export = await fw.client.get("/v1/admin/games/squirrel/export", headers={
+        "Authorization": f"Bearer {fw.merchants[SHOP].api_key}"})
+    lines = [json.loads(x) for x in (await export.text()).splitlines()]
+    assert sorted((g["user"], g["status"]) for g in lines if g["type"] == "grant") == [
+        ("ann", "sold"), ("bob", "confirmed")]
+
+
+async def test_sold_out_at_once_and_the_cache_keeps_polls_off_redis(fw: World) -> None:
+    fw.clock.advance(3600)
+    for user in ("a", "b", "c"):
+        assert (await claim(fw, user, "k"))[0].status == 200
+    resp, err = await claim(fw, "d", "k")
+    assert (resp.status, err["error"]["code"]) == (409, "sold_out")
+    assert err["error"]["details"] == {"sale": "midnight", "stock_left": 0}
+    cache = fw.client.app[STOCK_CACHE]
+    cache.ttl, cache.reads = 60.0, 0
+    cache.clear()
+    views = await asyncio.gather(*[public(fw) for _ in range(50)])
+    assert {(s, v["status"], v["stock_left"]) for s, v in views} == {(200, "sold_out", 0)}
+    assert cache.reads == 1
+    resp, err = await claim(fw, "e", "k")  # answered from the cache: the gate is not asked
+    assert (resp.status, err["error"]["code"], cache.reads) == (409, "sold_out", 1)
+    assert await grants(fw) == (["confirmed"] * 3, (3, 3, 3))
+
+
+async def test_bad_input_unknown_sale_other_merchant(fw: World) -> None:
+    fw.clock.advance(3600)
+    resp, err = await claim(fw, "ann", "k1", body={"qty": 2})
+    assert (resp.status, err["error"]["code"]) == (422, "invalid_input")
+    resp = await fw.client.post(f"{SALE}/claim", json={}, headers={
+        "Authorization": f"Bearer {token(fw, 'ann')}"})
+    assert resp.status == 400
+    resp, err = await claim(fw, "ann", "k1", path=f"{GAME}/flashsales/nope/claim")
+    assert (resp.status, err["error"]["code"]) == (404, "sale_not_found")
+    assert (await public(fw, merchant="shop"))[0] == 404  # another merchant's game
+    assert (await public(fw, merchant="nobody"))[0] == 404
+    assert (await fw.client.get(SALE)).status == 422  # no token, no merchant
+    assert (await grants(fw))[0] == []
+
+
+async def test_presale_reserve_convert_and_release(fw: World) -> None:
+    status, view = await public(fw, PRESALE)
+    assert (status, view["status"], view["stock_left"], view["deposit_value_fen"]) == (
+        200, "reserving", 2, 4000)
+    resp, ann = await claim(fw, "ann", "r1", path=PRESALE)
+    assert resp.status == 200 and ann["until"] == NOW + 1800
+    _, bob = await claim(fw, "bob", "r1", path=PRESALE)
+    resp, err = await claim(fw, "cat", "r1", path=PRESALE)
+    assert (resp.status, err["error"]["code"]) == (409, "sold_out")
+    fw.clock.advance(1200)  # the event
+    converted = await order(fw, "ann", "F1", ["BOX-11"])
+    assert converted["sale_holds"] == [{"kind": "presale", "sale": "early", "hold": ann["hold"],
+                                        "result": "converted", "deposit_value_fen": 4000}]
+    fw.clock.advance(601)  # past convert_until
+    assert await sweeper(fw).run_once() == (1, 1)
+    assert await grants(fw, "presale:early") == (["released", "sold"], (2, 1, 1))
+    assert await events(fw) == [("presale.released", f"presale.released:{bob['hold']}", {
+        "user": "bob", "sale": "early", "hold": bob["hold"], "until": NOW + 1800,
+        "sku": "BOX-11", "price_fen": 19900, "reason": "expired", "deposit_fen": 2000,
+        "deposit_order": None})]
+    assert bob["hold"] != ann["hold"]
+    assert (await public(fw, PRESALE))[1]["status"] == "ended"
+
+
+async def test_gate_and_sql_agree_after_releases(fw: World) -> None:
+    """After claims, an expiry and a sweep, the Redis gate says what SQL says is left."""
+    fw.clock.advance(3600)
+    for user in ("a", "b"):
+        await claim(fw, user, "k")
+    fw.clock.advance(PAY + 1)
+    await sweeper(fw).run_once()
+    _, (total, taken, _) = await grants(fw)
+    gate = await fw.client.app[VALUE].stock_left(SHOP, "squirrel", {"flash:midnight": 3})
+    assert gate.left == {"flash:midnight": total - taken} == {"flash:midnight": 3}
+
+
+async def test_one_key_sent_twice_at_once_holds_one_unit(fw: World) -> None:
+    fw.clock.advance(3600)
+    (r1, b1), (r2, b2) = await asyncio.gather(claim(fw, "ann", "same"), claim(fw, "ann", "same"))
+    assert (r1.status, r2.status) == (200, 200) and b1 == b2
+    assert await grants(fw) == (["confirmed"], (3, 1, 1))
+
+
+async def test_two_sweepers_at_once_end_each_hold_once(fw: World) -> None:
+    """Two hosts' passes overlapping (a lease holder paused past its lifetime): each
+    hold is released once, its unit given back once, its webhook stored once."""
+    fw.clock.advance(3600)
+    for user in ("a", "b", "c"):
+        await claim(fw, user, "k")
+    fw.clock.advance(PAY + 1)
+    first, second = await asyncio.gather(sweeper(fw).run_once(), sweeper(fw).run_once())
+    # A hold one pass found busy (the other pass's key in flight) or slow is left to
+    # the next pass; a third pass ends what is left, and nothing ends twice.
+    third = await sweeper(fw).run_once()
+    assert first[0] + second[0] + third[0] == 3 and first[1] + second[1] + third[1] == 0
+    assert await sweeper(fw).run_once() == (0, 0)
+    assert await grants(fw) == (["released"] * 3, (3, 0, 0))
+    assert len(await events(fw)) == 3
+    gate = await fw.client.app[VALUE].stock_left(SHOP, "squirrel", {"flash:midnight": 3})
+    assert gate.left == {"flash:midnight": 3}

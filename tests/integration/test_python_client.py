@@ -1,0 +1,147 @@
+"""The Python client for merchants' backends (``clients/python/petbox_client.py``)
+against a real petbox server (real Redis and SQL): signing, the admin API, typed
+errors, and retries that reuse one Idempotency-Key per logical action.
+
+The client is synchronous (urllib), so each call runs in a worker thread while the
+test server answers on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.conftest import World
+from tests.integration.test_coupon_wallet import WALLET_CONFIG
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "petbox_client", ROOT / "clients" / "python" / "petbox_client.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["petbox_client"] = module  # dataclasses resolve names through it
+    spec.loader.exec_module(module)
+    return module
+
+
+pc = _load()
+
+
+class Recorder:
+    """A transport around the real one: records every attempt; ``script`` may turn
+    attempt n into a lost reply ("lost": sent, then no answer) or a canned 503."""
+
+    def __init__(self, script: dict[int, str] | None = None) -> None:
+        self.script = script or {}
+        self.calls: list[tuple[str, str, dict[str, str]]] = []
+
+    def __call__(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                 timeout: float) -> Any:
+        self.calls.append((method, url, dict(headers)))
+        what = self.script.get(len(self.calls))
+        if what == "busy":
+            return pc.Response(503, {"retry-after": "1"},
+                               b'{"error": {"code": "busy", "message": "m", "details": {}}}')
+        resp = pc.urllib_transport(method, url, headers, body, timeout)
+        if what == "lost":
+            raise TimeoutError("the reply was lost")  # after the server applied it
+        return resp
+
+
+@pytest.fixture
+async def shop(world: World) -> World:
+    world.clock.set(time.time())  # the client signs with the real clock
+    await world.merchant("boxshop", game="squirrel", config=WALLET_CONFIG)
+    return world
+
+
+def client(world: World, transport: Any = None, sleeps: list[float] | None = None) -> Any:
+    creds = world.merchants["boxshop"]
+    return pc.PetboxClient(str(world.client.make_url("")), creds.api_key, merchant="boxshop",
+                           signing_secret=creds.signing_secret,
+                           transport=transport or pc.urllib_transport,
+                           sleep=(sleeps.append if sleeps is not None else lambda _: None))
+
+
+async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def test_signed_login_is_accepted(shop: World) -> None:
+    c = client(shop)
+    session = await call(c.create_session, "alice")
+    assert set(session) == {"token", "expires_at"}
+    me = await shop.get("/v1/games/squirrel/me", session["token"])
+    assert me.status == 200
+    login = pc.sign_login("boxshop", "alice", shop.merchants["boxshop"].signing_secret,
+                          now=1_700_000_000)
+    assert login["sign"] == pc.session_sign(shop.merchants["boxshop"].signing_secret,
+                                            "boxshop", "alice", 1_700_000_000)
+    assert len(login["sign"]) == 64  # hex HMAC-SHA256 keyed with the secret's text
+
+
+async def test_a_lost_reply_is_retried_with_the_same_key_and_applied_once(
+        shop: World) -> None:
+    sleeps: list[float] = []
+    recorder = Recorder({1: "lost"})
+    c = client(shop, recorder, sleeps)
+    out = await call(c.set_stock, "squirrel", "coupon_x", 10)
+    assert out["stock"]["total"] == 110  # the replayed first answer
+    keys = [h["Idempotency-Key"] for _, _, h in recorder.calls]
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert len(sleeps) == 1
+    stock = {r["ref"]: r for r in (await call(c.get_stock, "squirrel"))["stock"]}
+    assert stock["prize:coupon_x"]["total"] == 110  # added once, not twice
+    again = await call(c.set_stock, "squirrel", "coupon_x", 10)  # a new action: new key
+    assert again["stock"]["total"] == 120
+
+
+async def test_busy_is_retried_after_retry_after(shop: World) -> None:
+    sleeps: list[float] = []
+    recorder = Recorder({1: "busy"})
+    c = client(shop, recorder, sleeps)
+    out = await call(c.grant_player, "squirrel", "carol", "welcome", wallet={"acorn": 5},
+                     create=True)
+    assert out["wallet"] == {"acorn": 1005}
+    assert sleeps == [1.0]
+    assert recorder.calls[0][2]["Idempotency-Key"] == recorder.calls[1][2]["Idempotency-Key"]
+
+
+async def test_refusals_are_typed_errors_and_not_retried(shop: World) -> None:
+    recorder = Recorder()
+    c = client(shop, recorder)
+    with pytest.raises(pc.PetboxError) as missing:
+        await call(c.grant_player, "squirrel", "nobody", "typo", wallet={"acorn": 5})
+    assert (missing.value.status, missing.value.code) == (404, "player_not_found")
+    await call(c.grant_player, "squirrel", "dan", "welcome", create=True)
+    with pytest.raises(pc.PetboxError) as short:
+        await call(c.grant_player, "squirrel", "dan", "fix", deduct={"wallet": {"acorn": 5000}})
+    assert (short.value.status, short.value.code) == (409, "insufficient_funds")
+    assert len(recorder.calls) == 3  # one attempt each
+
+
+async def test_orders_and_coupon_redemption(shop: World) -> None:
+    c = client(shop)
+    first = await call(c.send_order, "squirrel", "erin", "o-1", amount_fen=100)
+    again = await call(c.send_order, "squirrel", "erin", "o-1", amount_fen=100)
+    assert first["duplicate"] is False and again["duplicate"] is True
+    token = (await call(c.create_session, "erin"))["token"]
+    drawn = await shop.post("/v1/games/squirrel/boxes/forest/draw", token, {"count": 1}, "d")
+    assert drawn.status == 200
+    code = (await (await shop.get("/v1/games/squirrel/coupons", token)).json())[
+        "coupons"][0]["code"]
+    used = await call(c.redeem_coupon, "squirrel", code, "order-9")
+    assert used["coupon"]["state"] == "redeemed"
+    with pytest.raises(pc.PetboxError) as twice:
+        await call(c.redeem_coupon, "squirrel", code, "order-10")
+    assert twice.value.code == "coupon_already_redeemed"

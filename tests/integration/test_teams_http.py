@@ -1,0 +1,316 @@
+"""Teams over HTTP against real Redis and SQL (SQLite, and PostgreSQL when configured):
+``createTeam``, ``joinTeam`` (by code and auto-match), ``leaveTeam``, ``getTeam``,
+``claimTeamRewards``; members' feeds, check-ins and orders reaching the team after the
+persister's flush; the team board through ``getLeaderboard``; the last seats under a
+burst of joins.
+
+Season ``s11`` (config TEAM_CONFIG): teams of 2..3, a feed earns 2 points, a check-in 5,
+a paid order 20; milestone ``m20`` (20 points) gives 7 gems, ``m40`` the ¥10 coupon
+``c10`` (stock 1); board ``s11-teams``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+
+from gameserver.api.teams import TeamSync
+from gameserver.appkeys import (
+    CLOCK,
+    DB,
+    GAMES,
+    KEYS,
+    METRICS,
+    REDIS,
+    SERVICES,
+    SETTINGS,
+    SIGNER,
+)
+from gameserver.flushhooks import FlushContext
+from gameserver.persister import Persister
+from gameserver.webhooks import OUTBOX
+from tests.conftest import World
+from tests.integration.loopgame import GAME, Shopper, loop_config, post_order
+
+NOW = 1_767_225_600  # the test clock
+S11 = f"{GAME}/teams/s11"
+SEASON: dict[str, Any] = {
+    "name": "Double 11 teams", "starts_at": NOW - 3600, "ends_at": NOW + 7 * 86400,
+    "min_size": 2, "max_size": 3, "points": {"feed": 2, "checkin": 5, "order": 20},
+    "milestones": {"m20": {"points": 20, "reward": {"currency": {"gem": 7}}},
+                   "m40": {"points": 40, "reward": {"coupon": "c10"}}},
+    "max_teams": 2, "rejoin_after_s": 600, "board": "s11-teams"}
+TEAM_CONFIG = loop_config(teams={"s11": SEASON, "open": {
+    **SEASON, "name": "Open teams", "auto_match": True, "board": "", "milestones": {}}})
+
+
+@pytest.fixture
+async def tw(client: Any, db: Any, clock: Any) -> World:
+    world = World(client, db, clock, TEAM_CONFIG)
+    await world.merchant()
+    return world
+
+
+def persister(world: World) -> Persister:
+    """A persister like the server's, with the teams' flush hook."""
+    app = world.client.app
+    p = Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
+                  shards=app[SETTINGS].shards, consumer="test")
+    p.on_flushed.append(team_sync(app, app[SERVICES]))
+    return p
+
+
+def team_sync(app: Any, services: Any) -> TeamSync:
+    """The teams' flush hook on one keyspace, as the server's persister builds it."""
+    return TeamSync(FlushContext(app[REDIS], services.keys, services.db, app[GAMES],
+                                 app[CLOCK], app[SETTINGS],
+                                 None if services.shadow else app[OUTBOX]))
+
+
+async def get_team(shopper: Shopper, team: str, season: str = "s11") -> dict[str, Any]:
+    resp = await shopper.world.get(f"{GAME}/teams/{season}/{team}", await shopper.token())
+    assert resp.status == 200, await resp.text()
+    return dict(await resp.json())
+
+
+async def create(shopper: Shopper, body: Any = None, season: str = "s11") -> dict[str, Any]:
+    status, out = await shopper.post(f"/teams/{season}", body or {})
+    assert status == 200, out
+    return dict(out)
+
+
+async def test_create_join_full_and_leave(tw: World) -> None:
+    ann, bob, cid, dan = (Shopper(tw, u) for u in ("ann", "bob", "cid", "dan"))
+    status, team = await ann.post("/teams/s11", {"name": "Ants"}, key="create-1")
+    assert status == 200
+    code, tid = team["code"], team["team"]
+    assert len(code) == 16 and code.startswith(tid)
+    assert (team["name"], team["size"], team["seats_left"], team["points"]) == ("Ants", 1, 2, 0)
+    assert await ann.post("/teams/s11", {"name": "Ants"}, key="create-1") == (200, team)
+    await ann.refused("/teams/s11", {}, 409, "already_in_team")
+
+    status, joined = await bob.post("/teams/s11/join", {"code": code})
+    assert (status, joined["team"], joined["size"], joined["code"]) == (200, tid, 2, code)
+    assert (await cid.post("/teams/s11/join", {"code": code}))[0] == 200
+    err = await dan.refused("/teams/s11/join", {"code": code}, 409, "team_full")
+    assert err["details"] == {"team": tid, "max_size": 3}
+    await dan.refused("/teams/s11/join", {"code": tid + "aaaaaaaa"}, 404, "team_not_found")
+    await dan.refused("/teams/s11/join", {}, 422, "team_code_required")
+
+    seen_by_dan = await get_team(dan, tid)
+    assert "code" not in seen_by_dan
+    assert [m["user"] for m in seen_by_dan["members"]] == ["ann", "bob", "cid"]
+    assert (await bob.me())["player"]["teams"]["s11"] == {
+        "team": tid, "points": 0, "teams_joined": 1, "claimed": [], "status": "open"}
+
+    status, left = await bob.post("/teams/s11/leave", {})
+    assert (status, left) == (200, {"season": "s11", "team": tid, "left": True,
+                                    "points_kept_by_team": 0, "team_points": 0})
+    assert (await bob.me())["player"]["teams"]["s11"]["team"] is None
+    await bob.refused("/teams/s11/leave", {}, 409, "not_in_team")
+    err = await bob.refused("/teams/s11/join", {"code": code}, 429, "rejoin_too_soon")
+    assert err["details"]["retry_after"] == 600
+    tw.clock.advance(600)
+    status, back = await bob.post("/teams/s11/join", {"code": code})
+    assert (status, back["size"]) == (200, 3)
+    assert [m["user"] for m in (await get_team(ann, tid))["members"]] == ["ann", "cid", "bob"]
+
+
+async def test_codes_are_bound_to_the_merchant(tw: World) -> None:
+    await tw.merchant("other", config=TEAM_CONFIG)
+    team = await create(Shopper(tw, "ann"))
+    stranger = Shopper(tw, "eve", merchant="other")
+    await stranger.refused("/teams/s11/join", {"code": team["code"]}, 404, "team_not_found")
+    resp = await tw.get(f"{S11}/{team['team']}", await stranger.token())
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "team_not_found"
+
+
+async def test_bad_input_is_a_clear_4xx(tw: World) -> None:
+    ann = Shopper(tw, "ann")
+    await ann.refused("/teams/s12", {}, 404, "unknown_item")
+    await ann.refused("/teams/s11", {"name": "x" * 41}, 422, "invalid_input")
+    await ann.refused("/teams/s11/join", {"code": "NOT A CODE"}, 422, "invalid_input")
+    resp = await tw.post(S11, await ann.token(), {})  # no Idempotency-Key
+    assert resp.status == 400
+    resp = await tw.get(f"{S11}/nope", await ann.token())
+    assert resp.status == 404
+
+
+async def test_points_reach_the_team_board_and_milestones(tw: World) -> None:
+    ann, bob = Shopper(tw, "ann"), Shopper(tw, "bob")
+    team = await create(ann, {"name": "Ants"})
+    tid = team["team"]
+    assert (await bob.post("/teams/s11/join", {"code": team["code"]}))[0] == 200
+    assert (await ann.post("/pet", {"species": "squirrel", "name": "Nut"}))[0] == 201
+    for _ in range(3):
+        assert (await ann.post("/pet/feed", {"food": "snack"}))[0] == 200
+    assert (await ann.post("/checkin", {}))[0] == 200
+    assert (await ann.me())["player"]["teams"]["s11"]["points"] == 11
+    assert (await get_team(ann, tid))["points"] == 0  # the team follows the flush
+    status, _ = await post_order(tw, user="bob", order_id="o1", status="paid", amount_fen=100)
+    assert status == 200
+    await post_order(tw, user="bob", order_id="o1", status="paid", amount_fen=100)  # retry
+
+    report = await persister(tw).run_once()
+    assert report.ok
+    view = await get_team(ann, tid)
+    assert view["members"] == [{"user": "bob", "points": 20, "joined_at": NOW},
+                               {"user": "ann", "points": 11, "joined_at": NOW}]
+    assert (view["points"], view["rank"]) == (31, 1)
+    assert [(m["id"], m["reached_at"]) for m in view["milestones"]] == [("m20", NOW),
+                                                                        ("m40", None)]
+    resp = await tw.get(f"{GAME}/leaderboards/s11-teams", await ann.token())
+    board = await resp.json()
+    assert (resp.status, board["entries"], board["metric"]) == (
+        200, [{"rank": 1, "name": tid, "score": 31, "you": False}], "team:s11")
+
+    await post_order(tw, user="bob", order_id="o2", status="paid", amount_fen=100)
+    await persister(tw).run_once()
+    await persister(tw).run_once()  # nothing new: no second event
+    assert (await get_team(bob, tid))["points"] == 51
+    events = await tw.client.app[OUTBOX].list("shop", "squirrel")
+    assert [(e.event, e.key) for e in events] == [
+        ("team.milestone_reached", f"team:s11:{tid}:m40"),
+        ("team.milestone_reached", f"team:s11:{tid}:m20")]
+    assert events[1].data == {"season": "s11", "team": tid, "name": "Ants",
+                              "milestone": "m20", "points": 20, "reached_at": NOW,
+                              "members": ["ann", "bob"],
+                              "reward": {"currency": {"gem": 7}, "items": {}}}
+
+    api_key = tw.merchants["shop"].api_key
+    resp = await tw.get("/v1/admin/games/squirrel/teams/s11", api_key)
+    season = await resp.json()
+    assert (resp.status, season["status"], season["board"]) == (200, "open", "s11-teams")
+    assert season["teams"] == [{"rank": 1, "team": tid, "points": 51, "name": "Ants",
+                                "size": 2, "milestones_reached": ["m20", "m40"]}]
+    resp = await tw.get(f"/v1/admin/games/squirrel/teams/s11/{tid}", api_key)
+    admin_view = await resp.json()
+    assert (admin_view["code"], admin_view["reached"]["m40"]) == (
+        team["code"], {"at": NOW, "members": ["ann", "bob"]})
+
+    status, claimed = await ann.post("/teams/s11/claim", {})
+    assert status == 200
+    assert claimed["claimed"] == {"m20": {"currency": {"gem": 7}, "items": {}},
+                                  "m40": {"currency": {}, "items": {}, "coupons": {"c10": 1}}}
+    status, again = await ann.post("/teams/s11/claim", {})
+    assert (status, again["claimed"]) == (200, {})
+    status, bobs = await bob.post("/teams/s11/claim", {})
+    assert bobs["claimed"]["m40"]["coupons_unavailable"] == {"c10": 1}  # stock 1: ann's
+    assert bobs["claimed"]["m20"] == {"currency": {"gem": 7}, "items": {}}
+    me = (await ann.me())["player"]
+    assert me["wallet"]["gem"] == 7 + 1 and me["teams"]["s11"]["claimed"] == ["m20", "m40"]
+
+
+async def test_a_leaving_members_points_stay_with_the_team(tw: World) -> None:
+    ann, bob = Shopper(tw, "ann"), Shopper(tw, "bob")
+    team = await create(ann)
+    await bob.post("/teams/s11/join", {"code": team["code"]})
+    await bob.post("/checkin", {})
+    await bob.post("/checkin", {})  # refused (already checked in): earns nothing
+    status, left = await bob.post("/teams/s11/leave", {})  # before any flush
+    assert (status, left["points_kept_by_team"], left["team_points"]) == (200, 5, 5)
+    await persister(tw).run_once()  # bob's flushed state is in no team: nothing synced
+    view = await get_team(ann, team["team"])
+    assert (view["points"], view["kept_points"], view["size"], view["rank"]) == (5, 5, 1, None)
+
+
+async def test_auto_match_fills_open_teams_in_order(tw: World) -> None:
+    users = [Shopper(tw, f"m{i}") for i in range(5)]
+    teams = []
+    for shopper in users:
+        status, out = await shopper.post("/teams/open/join", {})
+        assert status == 200, out
+        teams.append(out["team"])
+    assert teams[:3] == [teams[0]] * 3 and teams[3:] == [teams[3]] * 2 != [teams[0]] * 2
+    first = await get_team(users[0], teams[0], "open")
+    assert (first["open"], first["size"], first["owner"]) == (True, 3, "m0")
+    private = await create(Shopper(tw, "p0"), {"open": False}, season="open")
+    status, out = await Shopper(tw, "m5").post("/teams/open/join", {})
+    assert out["team"] == teams[3] and out["team"] != private["team"]
+
+
+async def test_a_burst_of_joins_seats_exactly_the_free_seats(tw: World) -> None:
+    app = tw.client.app
+    owner = Shopper(tw, "owner")
+    team = await create(owner)
+    now = int(app[CLOCK].now())
+
+    async def join(i: int) -> tuple[int, Any]:
+        tok = app[SIGNER].mint("shop", f"b{i}", now)[0]
+        resp = await tw.post(f"{S11}/join", tok, {"code": team["code"]}, key=f"j{i}")
+        return resp.status, await resp.json()
+
+    results = await asyncio.gather(*(join(i) for i in range(30)))
+    assert sorted(s for s, _ in results) == [200] * 2 + [409] * 28
+    assert {b["error"]["code"] for s, b in results if s == 409} == {"team_full"}
+    view = await get_team(owner, team["team"])
+    winners = sorted(f"b{i}" for i, (s, _) in enumerate(results) if s == 200)
+    assert sorted(m["user"] for m in view["members"]) == sorted(["owner", *winners])
+
+
+async def test_every_persister_runs_the_teams_hook(tw: World) -> None:
+    """The persister process of its own (``petbox persister``, ``serve --workers N``)
+    syncs team points too; on the shadow keyspace without the merchant's outbox."""
+    from gameserver.keys import Keys
+    from gameserver.persister.standalone import _standalone
+    from gameserver.services import SHADOW_PREFIX
+
+    app = tw.client.app
+    for keys, outbox in ((app[KEYS], True), (Keys(SHADOW_PREFIX), False)):
+        p = _standalone(app[SETTINGS], app[REDIS], keys, app[DB], app[GAMES])
+        hooks = [cb for cb in p.on_flushed if isinstance(cb, TeamSync)]
+        assert len(hooks) == 1
+        assert hooks[0].io.keys == keys and (hooks[0].io.outbox is not None) == outbox
+
+
+async def test_a_burst_of_auto_matches_seats_everyone_once(tw: World) -> None:
+    """10 shoppers auto-match at once while one open team has 2 seats: exactly 2 take
+    them; the others open (or fill) new teams; nobody is seated twice or left out."""
+    app = tw.client.app
+    first = await create(Shopper(tw, "owner"), {"open": True}, season="open")
+    now = int(app[CLOCK].now())
+
+    async def match(i: int) -> tuple[int, Any]:
+        tok = app[SIGNER].mint("shop", f"a{i}", now)[0]
+        resp = await tw.post(f"{GAME}/teams/open/join", tok, {}, key=f"m{i}")
+        return resp.status, await resp.json()
+
+    results = await asyncio.gather(*(match(i) for i in range(10)))
+    assert [s for s, _ in results] == [200] * 10
+    owner = Shopper(tw, "owner")
+    seated: dict[str, str] = {}
+    for team_id in {b["team"] for _, b in results} | {first["team"]}:
+        view = await get_team(owner, team_id, "open")
+        assert view["size"] <= 3
+        for m in view["members"]:
+            assert m["user"] not in seated
+            seated[m["user"]] = team_id
+    assert sorted(seated) == sorted(["owner", *(f"a{i}" for i in range(10))])
+    assert sum(1 for t in seated.values() if t == first["team"]) == 3
+    for i, (_, body) in enumerate(results):
+        assert seated[f"a{i}"] == body["team"]
+
+
+async def test_an_experiment_arm_can_change_the_points(client: Any, db: Any, clock: Any) -> None:
+    """In a game with experiments the follow-ups run on the shopper's arm's config: an
+    arm that doubles a check-in's points earns its members double."""
+    config = copy.deepcopy(TEAM_CONFIG)
+    config["experiments"] = {"double": {
+        "name": "Double check-in points", "hypothesis": "teams check in more",
+        "salt": "s1", "sample_size": 10, "status": "running", "starts_at": NOW - 60,
+        "stops_at": NOW + 86400, "arms": {
+            "control": {"percent": 1},
+            "double": {"percent": 99, "overrides": {"$.teams.s11.points.checkin": 10}}},
+        "metrics": {"primary": "d1_retention"}, "show_arm": True}}
+    world = World(client, db, clock, config)
+    await world.merchant()
+    ann = Shopper(world, "ann")
+    await create(ann)
+    assert (await ann.post("/checkin", {}))[0] == 200
+    me = (await ann.me())["player"]
+    assert (me["experiments"], me["teams"]["s11"]["points"]) == ({"double": "double"}, 10)
+    # (salt s1 puts ann in the 99 % arm; the control arm's members earn the 5 of the base)

@@ -1,0 +1,106 @@
+"""The merchant webhook outbox against real SQL and a real local HTTP endpoint: an event
+is stored once per key, posted signed, retried with backoff, kept while the game has no
+endpoint, marked failed after the last try, and listed for the merchant."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gameserver.appkeys import CLOCK, DB, GAMES, MERCHANTS
+from gameserver.auth import body_signature
+from gameserver.provision import publish_config
+from gameserver.webhooks import MAX_TRIES, OUTBOX, WebhookDeliverer, backoff_s
+from tests.conftest import BASIC_CONFIG, World
+from tests.integration.conftest import Endpoint
+
+
+async def _with_url(world: World, url: str) -> None:
+    await publish_config(world.db, "shop", "squirrel", {**BASIC_CONFIG, "webhook_url": url},
+                         int(world.clock.now()))
+    await world.client.app[GAMES].refresh()
+
+
+def _deliverer(world: World) -> WebhookDeliverer:
+    app = world.client.app
+    return WebhookDeliverer(app[DB], app[GAMES], app[MERCHANTS], app[CLOCK])
+
+
+async def _events(world: World, query: str = "") -> list[dict[str, Any]]:
+    resp = await world.client.get(f"/v1/admin/games/squirrel/webhooks{query}", headers={
+        "Authorization": f"Bearer {world.merchants['shop'].api_key}"})
+    assert resp.status == 200, await resp.text()
+    events: list[dict[str, Any]] = (await resp.json())["events"]
+    return events
+
+
+async def test_an_event_is_stored_once_and_posted_signed(
+        world: World, endpoint: tuple[Endpoint, str]) -> None:
+    ep, url = endpoint
+    outbox = world.client.app[OUTBOX]
+    first = await outbox.emit(merchant="shop", game="squirrel", event="group.refund",
+                              key="refund-g1-u1", data={"group": "g1", "user": "u1", "fen": 990})
+    again = await outbox.emit(merchant="shop", game="squirrel", event="group.refund",
+                              key="refund-g1-u1", data={"group": "g1", "user": "u1", "fen": 1})
+    assert (first, again) == (True, False)
+
+    deliverer = _deliverer(world)
+    try:
+        assert await deliverer.run_once() == 0  # no endpoint configured yet: it waits
+        assert [e["state"] for e in await _events(world)] == ["pending"]
+        assert ep.received == []
+        await _with_url(world, url)
+        world.clock.advance(61)
+        assert await deliverer.run_once() == 1
+        assert await deliverer.run_once() == 0  # delivered events are not posted again
+    finally:
+        await deliverer.stop()
+
+    [(headers, raw)] = ep.received
+    secret = world.merchants["shop"].signing_secret
+    assert headers["X-Petbox-Signature"] == body_signature(
+        secret, headers["X-Petbox-Timestamp"], raw)
+    assert headers["X-Petbox-Event"] == "group.refund"
+    assert headers["X-Petbox-Delivery"] == "refund-g1-u1"
+    body = json.loads(raw)
+    assert body["data"] == {"group": "g1", "user": "u1", "fen": 990}  # the first emit stands
+    assert (body["merchant"], body["game"], body["event"]) == ("shop", "squirrel",
+                                                               "group.refund")
+    [event] = await _events(world, "?state=delivered")
+    assert event["tries"] == 1 and event["delivered_at"] == int(world.clock.now())
+
+
+async def test_failures_back_off_then_give_up(world: World,
+                                              endpoint: tuple[Endpoint, str]) -> None:
+    ep, url = endpoint
+    await _with_url(world, url)
+    await world.client.app[OUTBOX].emit(merchant="shop", game="squirrel", event="e",
+                                        key="k1", data={})
+    ep.statuses = [500] * MAX_TRIES
+    deliverer = _deliverer(world)
+    try:
+        assert await deliverer.run_once() == 0
+        assert await deliverer.run_once() == 0  # not due again before its backoff
+        assert len(ep.received) == 1
+        for tries in range(1, MAX_TRIES):
+            world.clock.advance(backoff_s(tries))
+            assert await deliverer.run_once() == 0
+        assert len(ep.received) == MAX_TRIES
+    finally:
+        await deliverer.stop()
+    [event] = await _events(world)
+    assert (event["state"], event["tries"]) == ("failed", MAX_TRIES)
+    assert await _events(world, "?state=pending") == []
+
+
+async def test_listing_refuses_bad_queries(world: World) -> None:
+    for query in ("?state=lost", "?limit=0", "?limit=501", "?limit=x"):
+        resp = await world.client.get(f"/v1/admin/games/squirrel/webhooks{query}", headers={
+            "Authorization": f"Bearer {world.merchants['shop'].api_key}"})
+        assert resp.status == 422, query
+        assert (await resp.json())["error"]["code"] == "invalid_input"
+
+
+def test_backoff_doubles_up_to_an_hour() -> None:
+    assert [backoff_s(t) for t in (1, 2, 3, 4)] == [2, 4, 8, 16]
+    assert backoff_s(20) == 3600
