@@ -1,0 +1,187 @@
+// petbox client for mini-programs (WeChat, Taobao) and Node: one ES module, no dependencies.
+//
+// - A pluggable transport: fetchTransport (browsers, Node 18+), wxTransport (wx.request),
+//   myTransport (my.request). A transport sends one request and resolves
+//   {status, headers, body} (body: the text); it rejects only when no answer came back.
+// - One Idempotency-Key per logical action: every shopper POST makes its key once and
+//   sends it again on each retry, so a retry after a lost reply is answered with the
+//   first response and never applied twice (nothing drawn or charged twice).
+// - Retries with backoff: no answer, 429, 503 and 409 idempotency_in_progress
+//   (Retry-After honoured when given).
+// - Typed errors: PetboxError {status, code, message, details}.
+// - Token refresh: the client never holds the merchant's signing secret. On a 401 it calls
+//   refreshToken(), which asks the merchant's backend for a fresh signed login (or token),
+//   and retries once with the same Idempotency-Key.
+
+/** A refusal from petbox: the HTTP status and the stable error code. */
+export class PetboxError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} code
+   * @param {string} message
+   * @param {Record<string, unknown>} [details]
+   */
+  constructor(status, code, message, details = {}) {
+    super(`${status} ${code}: ${message}`);
+    this.name = "PetboxError";
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/**
+ * @typedef {{method: string, url: string, headers: Record<string, string>, body?: string,
+ *            timeoutMs: number}} TransportRequest
+ * @typedef {{status: number, headers: Record<string, string>, body: string}} TransportResponse
+ * @typedef {(req: TransportRequest) => Promise<TransportResponse>} Transport
+ */
+
+/** @param {typeof fetch} [fetchImpl] @returns {Transport} */
+export function fetchTransport(fetchImpl = globalThis.fetch) {
+  return async ({ method, url, headers, body, timeoutMs }) => {
+    const resp = await fetchImpl(url, {
+      method, headers, body, signal: AbortSignal.timeout(timeoutMs),
+    });
+    /** @type {Record<string, string>} */
+    const out = {};
+    resp.headers.forEach((v, k) => { out[k.toLowerCase()] = v; });
+    return { status: resp.status, headers: out, body: await resp.text() };
+  };
+}
+
+/** Adapts a wx.request / my.request style API (success/fail callbacks). */
+function callbackTransport(request, statusKey, headerKey) {
+  return ({ method, url, headers, body, timeoutMs }) => new Promise((resolve, reject) => {
+    request({
+      url, method, header: headers, headers, data: body, timeout: timeoutMs,
+      dataType: "text", responseType: "text",
+      success: (res) => {
+        /** @type {Record<string, string>} */
+        const out = {};
+        for (const [k, v] of Object.entries(res[headerKey] || {})) out[k.toLowerCase()] = String(v);
+        const data = typeof res.data === "string" ? res.data : JSON.stringify(res.data ?? "");
+        resolve({ status: res[statusKey], headers: out, body: data });
+      },
+      fail: (err) => reject(new Error(err && (err.errMsg || err.errorMessage) || "request failed")),
+    });
+  });
+}
+
+/** WeChat mini-programs: `wxTransport(wx)`. */
+export const wxTransport = (wx) => callbackTransport(wx.request.bind(wx), "statusCode", "header");
+/** Taobao/Alipay mini-programs: `myTransport(my)`. */
+export const myTransport = (my) => callbackTransport(my.request.bind(my), "status", "headers");
+
+/** A fresh Idempotency-Key: 1-64 characters of [A-Za-z0-9_-]. */
+export function newIdempotencyKey(prefix = "js") {
+  const bytes = new Uint8Array(18);
+  globalThis.crypto.getRandomValues(bytes);
+  let text = "";
+  for (const b of bytes) text += b.toString(16).padStart(2, "0");
+  return `${prefix}-${text}`.slice(0, 64);
+}
+
+const RETRY_STATUSES = new Set([429, 503]);
+
+/**
+ * @param {{baseUrl: string, game: string, token?: string, transport?: Transport,
+ *          refreshToken?: () => Promise<string>, attempts?: number, backoffMs?: number,
+ *          maxBackoffMs?: number, timeoutMs?: number, sleep?: (ms: number) => Promise<void>}} options
+ */
+export function createClient(options) {
+  const base = options.baseUrl.replace(/\/+$/, "");
+  const game = encodeURIComponent(options.game);
+  const transport = options.transport || fetchTransport();
+  const attempts = Math.max(1, options.attempts ?? 5);
+  const backoffMs = options.backoffMs ?? 200;
+  const maxBackoffMs = options.maxBackoffMs ?? 5000;
+  const timeoutMs = options.timeoutMs ?? 10000;
+  const sleep = options.sleep || ((ms) => new Promise((r) => setTimeout(r, ms)));
+  let token = options.token || "";
+
+  function delay(attempt, retryAfter) {
+    if (retryAfter && /^\d+$/.test(retryAfter)) return Math.min(Number(retryAfter) * 1000, maxBackoffMs);
+    const ceiling = Math.min(maxBackoffMs, backoffMs * 2 ** (attempt - 1));
+    return ceiling / 2 + Math.random() * ceiling / 2;
+  }
+
+  function errorOf(resp) {
+    try {
+      const e = JSON.parse(resp.body).error;
+      return new PetboxError(resp.status, e.code, e.message, e.details || {});
+    } catch {
+      return new PetboxError(resp.status, "http_error", resp.body.slice(0, 200));
+    }
+  }
+
+  /**
+   * One logical action: its Idempotency-Key (POST) is made once and reused by every retry.
+   * @param {string} method @param {string} path @param {unknown} [body]
+   * @param {{idempotencyKey?: string, auth?: boolean}} [opts]
+   */
+  async function request(method, path, body, opts = {}) {
+    const key = method === "POST" ? (opts.idempotencyKey || newIdempotencyKey()) : undefined;
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    let refreshed = false;
+    for (let attempt = 1; ; attempt += 1) {
+      /** @type {Record<string, string>} */
+      const headers = { Accept: "application/json" };
+      if (data !== undefined) headers["Content-Type"] = "application/json";
+      if (key) headers["Idempotency-Key"] = key;
+      if (opts.auth !== false && token) headers.Authorization = `Bearer ${token}`;
+      let resp;
+      try {
+        resp = await transport({ method, url: base + path, headers, body: data, timeoutMs });
+      } catch (err) {
+        if (attempt >= attempts) throw err;  // no answer: maybe applied; the key settles it
+        await sleep(delay(attempt, undefined));
+        continue;
+      }
+      if (resp.status < 300) return resp.body ? JSON.parse(resp.body) : null;
+      const error = errorOf(resp);
+      if (resp.status === 401 && options.refreshToken && !refreshed && opts.auth !== false) {
+        token = await options.refreshToken();
+        refreshed = true;
+        continue;
+      }
+      const retryable = RETRY_STATUSES.has(resp.status)
+        || (resp.status === 409 && error.code === "idempotency_in_progress");
+      if (!retryable || attempt >= attempts) throw error;
+      await sleep(delay(attempt, resp.headers["retry-after"]));
+    }
+  }
+
+  const g = `/v1/games/${game}`;
+  const seg = encodeURIComponent;
+  return {
+    request,
+    /** The token now in use (after a refresh, the new one). */
+    get token() { return token; },
+    setToken(value) { token = value; },
+    /** createSession: a signed login from the merchant's backend → the token, kept. */
+    async createSession(login) {
+      const out = await request("POST", "/v1/sessions", login, { auth: false });
+      token = out.token;
+      return out;
+    },
+    getPlayer: () => request("GET", `${g}/me`),
+    adoptPet: (species, name, opts) => request("POST", `${g}/pet`, { species, name }, opts),
+    feedPet: (food, opts) => request("POST", `${g}/pet/feed`, { food }, opts),
+    playWithPet: (opts) => request("POST", `${g}/pet/play`, {}, opts),
+    collectProduce: (opts) => request("POST", `${g}/pet/collect`, {}, opts),
+    checkIn: (opts) => request("POST", `${g}/checkin`, {}, opts),
+    startTask: (task, opts) => request("POST", `${g}/tasks/${seg(task)}/start`, {}, opts),
+    completeTask: (task, ticket, opts) =>
+      request("POST", `${g}/tasks/${seg(task)}/complete`, ticket ? { ticket } : {}, opts),
+    getBoxSeries: (series) => request("GET", `${g}/boxes/${seg(series)}`),
+    drawBox: (series, count = 1, clientSeed, opts) => request(
+      "POST", `${g}/boxes/${seg(series)}/draw`,
+      clientSeed ? { count, client_seed: clientSeed } : { count }, opts),
+    rotateSeed: (opts) => request("POST", `${g}/boxes/seed/rotate`, {}, opts),
+    listDraws: () => request("GET", `${g}/draws`),
+    exchange: (offer, opts) => request("POST", `${g}/exchange`, { offer }, opts),
+    listMyCoupons: () => request("GET", `${g}/coupons`),
+    getLeaderboard: (board) => request("GET", `${g}/leaderboards/${seg(board)}`),
+  };
+}

@@ -1,0 +1,127 @@
+// The mini-program client against a real petbox server (node --test).
+// Needs PETBOX_URL, PETBOX_MERCHANT, PETBOX_SECRET (the signing secret, playing the
+// merchant's backend) and PETBOX_GAME (a live copy of examples/squirrel-omg.json);
+// tests/integration/test_js_client.py starts the server and runs this.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+
+import { PetboxError, createClient, fetchTransport, newIdempotencyKey, wxTransport }
+  from "../petbox.mjs";
+
+const { PETBOX_URL: url, PETBOX_MERCHANT: merchant, PETBOX_SECRET: secret,
+  PETBOX_GAME: game } = process.env;
+assert.ok(url && merchant && secret && game, "PETBOX_URL, _MERCHANT, _SECRET, _GAME needed");
+
+/** What the merchant's backend does: sign a login with the secret's text as is. */
+function signedLogin(user) {
+  const ts = Math.floor(Date.now() / 1000);
+  const sign = createHmac("sha256", secret).update(`${merchant}\n${user}\n${ts}`).digest("hex");
+  return { merchant, user, ts, sign };
+}
+
+async function newShopper(user, options = {}) {
+  const client = createClient({ baseUrl: url, game, sleep: async () => {}, ...options });
+  await client.createSession(signedLogin(user));
+  return client;
+}
+
+test("a new shopper adopts, feeds, ten-draws and sees their coupons", async () => {
+  const c = await newShopper("js-alice");
+  await c.adoptPet("squirrel", "Nutty");
+  await c.feedPet("acorn_snack");
+  const ten = await c.drawBox("forest_friends", 10);
+  assert.equal(ten.draws.length, 10);
+  const wallet = await c.listMyCoupons();
+  assert.deepEqual(Object.keys(wallet.counts).sort(), ["expired", "issued", "redeemed"]);
+  const me = await c.getPlayer();
+  assert.equal(me.player.boxes.nonce, 10);
+});
+
+test("a lost reply is retried with the same key and applied once", async () => {
+  const real = fetchTransport();
+  const seen = [];
+  let calls = 0;
+  const losing = async (req) => {
+    seen.push(req.headers["Idempotency-Key"]);
+    calls += 1;
+    const resp = await real(req);
+    if (calls === 1) throw new Error("connection reset");  // applied, reply lost
+    return resp;
+  };
+  const c = await newShopper("js-bob");
+  await c.adoptPet("squirrel", "Pip");
+  const before = (await c.getPlayer()).player.wallet.acorn;
+  const retrying = createClient({ baseUrl: url, game, token: c.token, transport: losing,
+    sleep: async () => {} });
+  const out = await retrying.feedPet("acorn_snack");
+  assert.equal(seen.length, 2);
+  assert.equal(seen[0], seen[1]);
+  assert.ok(out);  // the first attempt's answer, replayed
+  assert.equal((await c.getPlayer()).player.wallet.acorn, before - 10);  // charged once
+});
+
+test("an expired token is refreshed through the merchant's backend", async () => {
+  let asked = 0;
+  const refreshToken = async () => {
+    asked += 1;
+    const fresh = createClient({ baseUrl: url, game });
+    return (await fresh.createSession(signedLogin("js-carol"))).token;
+  };
+  const c = createClient({ baseUrl: url, game, token: "pbt1.expired.or.forged", refreshToken,
+    sleep: async () => {} });
+  const me = await c.getPlayer();
+  assert.equal(asked, 1);
+  assert.ok(me.player);
+  assert.notEqual(c.token, "pbt1.expired.or.forged");
+});
+
+test("refusals are typed errors, not retried", async () => {
+  let calls = 0;
+  const real = fetchTransport();
+  const counting = async (req) => { calls += 1; return real(req); };
+  const c = await newShopper("js-dave", { transport: counting });
+  calls = 0;
+  await assert.rejects(c.feedPet("acorn_snack"), (err) => {
+    assert.ok(err instanceof PetboxError);
+    assert.equal(err.status, 409);
+    assert.equal(err.code, "no_pet");
+    return true;
+  });
+  assert.equal(calls, 1);
+});
+
+test("busy is retried after Retry-After", async () => {
+  const real = fetchTransport();
+  let calls = 0;
+  const slept = [];
+  const busyOnce = async (req) => {
+    calls += 1;
+    if (calls === 2) {
+      return { status: 503, headers: { "retry-after": "1" },
+        body: JSON.stringify({ error: { code: "busy", message: "m", details: {} } }) };
+    }
+    return real(req);
+  };
+  const c = createClient({ baseUrl: url, game, transport: busyOnce,
+    sleep: async (ms) => { slept.push(ms); } });
+  await c.createSession(signedLogin("js-erin"));
+  const me = await c.getPlayer();
+  assert.ok(me.player);
+  assert.deepEqual(slept, [1000]);
+});
+
+test("the WeChat transport maps wx.request onto the same calls", async () => {
+  const real = fetchTransport();
+  const wx = {
+    request({ url: u, method, header, data, timeout, success, fail }) {
+      real({ method, url: u, headers: header, body: data, timeoutMs: timeout })
+        .then((r) => success({ statusCode: r.status, header: r.headers, data: r.body }), fail);
+    },
+  };
+  const c = createClient({ baseUrl: url, game, transport: wxTransport(wx) });
+  await c.createSession(signedLogin("js-wx"));
+  const series = await c.getBoxSeries("forest_friends");
+  assert.equal(series.series, "forest_friends");
+  assert.match(newIdempotencyKey(), /^js-[0-9a-f]{36}$/);
+});
