@@ -2,7 +2,9 @@
 """petbox developer entry point; needs nothing but Python 3.11+.
 
     python3 dev.py demo     set up .venv and run `petbox demo` (embedded Redis + SQLite)
-    python3 dev.py test     set up .venv and run the whole test suite
+    python3 dev.py test     set up .venv and run the whole test suite (two pytest worker
+                            processes, a file per worker at a time; PETBOX_TEST_WORKERS=0
+                            runs it in one process)
     python3 dev.py lint     ruff and mypy (strict on mechanics/ and economy/)
     python3 dev.py bench    the feedPet benchmark (see docs/benchmarks.md)
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -45,6 +48,32 @@ def ensure_env() -> None:
     stamp_file.write_text(_stamp())
 
 
+def ensure_js() -> None:
+    """TypeScript for the JS client's type check (clients/js, from its package-lock)."""
+    js = ROOT / "clients" / "js"
+    if (js / "node_modules" / ".bin" / "tsc").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        print("npm not found: the JS client's type check (tests/integration/"
+              "test_js_client.py) needs `npm ci` in clients/js", flush=True)
+        return
+    print("installing the JS client's dev dependencies (npm ci in clients/js) ...", flush=True)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], check=True,
+                   cwd=js)
+
+
+def _workers(rest: list[str]) -> list[str]:
+    """pytest-xdist's options for the suite: two workers by default (most tests wait on
+    real servers, so a second process roughly halves the wall time on two cores), each
+    taking a whole file at a time (a file's fixtures, such as a Redis Cluster, start
+    once per worker). Not when the caller chose (``-n``) or PETBOX_TEST_WORKERS=0."""
+    n = os.environ.get("PETBOX_TEST_WORKERS", "2")
+    if n == "0" or any(a.startswith(("-n", "--numprocesses")) for a in rest):
+        return []
+    return ["-n", n, "--dist", "loadfile"]
+
+
 def run(*cmd: str) -> int:
     return subprocess.run(cmd, cwd=ROOT).returncode
 
@@ -55,14 +84,17 @@ def main(argv: list[str]) -> int:
         return 2
     command, rest = argv[0], argv[1:]
     ensure_env()
+    if command in ("test", "setup"):
+        ensure_js()
     py = str(BIN / "python")
     if command == "demo":
         return run(str(BIN / "petbox"), "demo", *rest)
     if command == "test":
-        return run(py, "-m", "pytest", *rest)
+        return run(py, "-m", "pytest", *_workers(rest), *rest)
     if command == "lint":
         return (run(py, "-m", "ruff", "check", ".")
-                or run(py, "-m", "mypy", "mechanics", "economy", "gameserver", "loadtests"))
+                or run(py, "-m", "mypy", "mechanics", "economy", "gameserver", "loadtests",
+                           "clients/python"))
     if command == "bench":
         return run(py, "bench/feed_bench.py", *rest)
     return 0

@@ -4,6 +4,14 @@ Reads a JSON spec on stdin, sends ``rate`` requests per second for
 ``warmup + duration`` seconds on a fixed pool of keep-alive HTTP/1.1 connections,
 and prints one JSON result line.
 
+One operation (``path`` + ``body``, a POST with an Idempotency-Key) or a **mix**
+(``mix``: operations with integer weights, each with its method, path, body and the
+statuses that count as served): request *i* takes the operation at ``i mod total
+weight`` of a smooth weighted round-robin, so every window of a few dozen requests
+already has the mix's proportions; each operation has its own latency histogram.
+Players (``tokens``) are taken round-robin, or with ``"draw": "uniform"`` uniformly at
+random (``seed``), e.g. over a large population (``bench/scale_bench.py``).
+
 Open loop: request *i* is due at ``t0 + i / rate`` whatever happened before. If
 no connection is free at that moment it waits in a backlog, and its latency is
 still measured from its due time, so a slow server cannot slow the generator
@@ -20,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import resource
 import sys
 import time
@@ -43,14 +52,15 @@ class Conn(asyncio.Protocol):
         self.due = 0.0
         self.measured = False
         self.busy = False
+        self.op = 0
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
 
-    def send(self, payload: bytes, due: float, measured: bool) -> None:
+    def send(self, payload: bytes, due: float, measured: bool, op: int = 0) -> None:
         assert self.transport is not None
-        self.due, self.measured, self.busy = due, measured, True
+        self.due, self.measured, self.busy, self.op = due, measured, True, op
         self.transport.write(payload)
 
     def data_received(self, data: bytes) -> None:
@@ -79,6 +89,44 @@ class Conn(asyncio.Protocol):
         self.gen.lost(self)
 
 
+def smooth_schedule(weights: list[int]) -> list[int]:
+    """Operation indexes in smooth weighted round-robin order (nginx's): each appears
+    ``weight`` times in ``sum(weights)`` slots, spread as evenly as it can be."""
+    current = [0] * len(weights)
+    total = sum(weights)
+    out = []
+    for _ in range(total):
+        for k, w in enumerate(weights):
+            current[k] += w
+        best = max(range(len(weights)), key=lambda k: current[k])
+        current[best] -= total
+        out.append(best)
+    return out
+
+
+class Op:
+    """One operation of the mix: prebuilt request heads (one per token), its body, the
+    statuses that count as served, its own histogram and status counts."""
+
+    def __init__(self, spec: dict[str, Any], host: str, tokens: list[str]) -> None:
+        self.name = spec.get("name", "op")
+        method = spec.get("method", "POST")
+        self.body = spec.get("body", "").encode()
+        self.keyed = bool(spec.get("keyed", method == "POST"))
+        self.ok = set(spec.get("ok", [200, 201]))
+        length = f"Content-Type: application/json\r\nContent-Length: {len(self.body)}\r\n" \
+            if method != "GET" else ""
+        self.heads = [
+            (f"{method} {spec['path']} HTTP/1.1\r\nHost: {host}\r\n"
+             + (f"Authorization: Bearer {t}\r\n" if t else "") + length
+             + ("Idempotency-Key: " if self.keyed else "")).encode()
+            for t in tokens
+        ]
+        self.hist = HdrHistogram(1, HIST_MAX_US, 3)
+        self.statuses: dict[str, int] = {}
+        self.ok_in_window = 0
+
+
 class Generator:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -93,47 +141,58 @@ class Generator:
         self.lost_conns = 0
         self.measured_sent = 0
         self.measured_done = 0
+        self.not_served = 0
         self.seq = 0
-        # Prebuilt request pieces: one head per player (token), key and body appended.
+        # Prebuilt request pieces: one head per operation and player (token); the key
+        # and body are appended per request.
         host = f"{spec['host']}:{spec['port']}"
-        body = spec["body"].encode()
-        self.body = body
         self.prefix = spec["key_prefix"]
         tokens = spec.get("tokens") or [""]
-        self.heads = [
-            (f"POST {spec['path']} HTTP/1.1\r\nHost: {host}\r\n"
-             + (f"Authorization: Bearer {t}\r\n" if t else "")
-             + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-             "Idempotency-Key: ").encode()
-            for t in tokens
-        ]
+        mix = spec.get("mix") or [{"name": "op", "path": spec["path"], "body": spec["body"],
+                                   "weight": 1}]
+        self.ops = [Op(o, host, tokens) for o in mix]
+        self.schedule = smooth_schedule([int(o.get("weight", 1)) for o in mix])
+        self.draw = (random.Random(spec.get("seed", 1)).randrange
+                     if spec.get("draw") == "uniform" else None)
 
-    def payload(self) -> bytes:
+    def payload(self) -> tuple[bytes, int]:
         seq = self.seq
         self.seq += 1
-        head = self.heads[seq % len(self.heads)]
-        return b"".join((head, f"{self.prefix}{seq:x}".encode(), b"\r\n\r\n", self.body))
+        k = self.schedule[seq % len(self.schedule)]
+        op = self.ops[k]
+        head = op.heads[self.draw(len(op.heads)) if self.draw else seq % len(op.heads)]
+        key = f"{self.prefix}{seq:x}".encode() if op.keyed else b""
+        return b"".join((head, key, b"\r\n" if op.keyed else b"", b"\r\n", op.body)), k
 
     def dispatch(self, due: float, measured: bool) -> None:
         if self.idle:
-            self.idle.popleft().send(self.payload(), due, measured)
+            payload, k = self.payload()
+            self.idle.popleft().send(payload, due, measured, k)
         else:
             self.backlog.append((due, measured))
 
     def done(self, conn: Conn, status: int) -> None:
         now = time.monotonic()
         self.completed += 1
+        op = self.ops[conn.op]
+        served = status in op.ok  # a mix counts e.g. a day's second check-in (409) as served
         key = str(status)
         self.statuses[key] = self.statuses.get(key, 0) + 1
-        if self.win_start <= now < self.win_end and 200 <= status < 300:
+        self.not_served += not served
+        op.statuses[str(status)] = op.statuses.get(str(status), 0) + 1
+        if self.win_start <= now < self.win_end and served:
             self.ok_in_window += 1
+            op.ok_in_window += 1
         if conn.measured:
             self.measured_done += 1
-            if 200 <= status < 300:
-                self.hist.record_value(max(1, min(HIST_MAX_US, int((now - conn.due) * 1e6))))
+            if served:
+                us = max(1, min(HIST_MAX_US, int((now - conn.due) * 1e6)))
+                self.hist.record_value(us)
+                op.hist.record_value(us)
         if self.backlog:
             due, measured = self.backlog.popleft()
-            conn.send(self.payload(), due, measured)
+            payload, k = self.payload()
+            conn.send(payload, due, measured, k)
         else:
             self.idle.append(conn)
 
@@ -191,12 +250,15 @@ class Generator:
             "measured_done": self.measured_done,
             "ok_in_window": self.ok_in_window,
             "statuses": self.statuses,
+            "not_served": self.not_served,
             "timeouts": unsent + in_flight,
             "max_backlog": max_backlog,
             "lost_conns": self.lost_conns,
             "cpu_s": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
             "wall_s": time.monotonic() - t0,
             "hist": self.hist.encode().decode(),  # compressed, already base64
+            "ops": {op.name: {"hist": op.hist.encode().decode(), "statuses": op.statuses,
+                              "ok_in_window": op.ok_in_window} for op in self.ops},
         }
 
 

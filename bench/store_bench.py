@@ -1,9 +1,12 @@
 """CPU per action of the store path alone: load → apply → commit, without HTTP.
 
     python bench/store_bench.py [--actions 40000] [--players 2000] [--concurrency 64]
+                                [--cluster 3]
 
 Starts a redis-server of its own (petbox's embedded settings: AOF, ``everysec``) on a
-free loopback port, then runs ``feedPet`` actions of ``bench/bench_game.json`` through
+free loopback port (``--cluster N``: a Redis Cluster of N such masters, reached through
+redis-py's ``RedisCluster`` as ``PETBOX_REDIS_CLUSTER`` does; redis CPU is then the sum
+over the masters), then runs ``feedPet`` actions of ``bench/bench_game.json`` through
 :class:`gameserver.store.Store` exactly as the HTTP handler does (the real rule, the
 real scripts, the batcher), ``--concurrency`` at a time, players round-robin. Prints
 CPU µs per action of this process (the client side: store, batcher, redis-py, rule)
@@ -17,13 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -36,6 +42,8 @@ from gameserver.embedded import RedisProcess  # noqa: E402
 from gameserver.games import LiveGame, parse_config  # noqa: E402
 from gameserver.keys import Keys, PlayerRef, shard_of  # noqa: E402
 from gameserver.metrics import Metrics  # noqa: E402
+from gameserver.redisclient import open_redis  # noqa: E402
+from gameserver.settings import Settings  # noqa: E402
 from gameserver.store import Store  # noqa: E402
 from mechanics import pet  # noqa: E402
 
@@ -45,6 +53,9 @@ class NoArchive:
 
     async def fetch_player(self, ref: PlayerRef) -> None:
         return None
+
+    async def fetch_archived(self, ref: PlayerRef, since_ms: int) -> tuple[None, list[Any]]:
+        return None, []
 
     async def fetch_response(self, commit_id: str) -> None:
         return None
@@ -68,16 +79,17 @@ def self_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def run(a: argparse.Namespace, redis_url: str, redis_pid: int) -> dict[str, float]:
+async def run(a: argparse.Namespace, redis_url: str, node_urls: list[str],
+              redis_pids: list[int]) -> dict[str, float]:
     from zoneinfo import ZoneInfo
 
     raw = json.loads((ROOT / "bench" / "bench_game.json").read_text())
     config = parse_config(raw)
     game = LiveGame("m1", "bench", 1, config, ZoneInfo(config.timezone))
-    client = aioredis.Redis.from_url(redis_url, max_connections=256)
+    client = await open_redis(redis_url, Settings(redis_url=redis_url, redis_timeout=5.0))
     batcher = ScriptBatcher(client) if a.pipelining else None
     store = Store(client, Keys(), NoArchive(), Metrics(), SystemClock(), batcher=batcher)
-    refs = [PlayerRef("m1", "bench", f"u{i}", shard_of("m1", f"u{i}", 16))
+    refs = [PlayerRef("m1", "bench", f"u{i}", shard_of("m1", f"u{i}", a.shards))
             for i in range(a.players)]
     rng = __import__("random").Random(1)
 
@@ -95,24 +107,43 @@ async def run(a: argparse.Namespace, redis_url: str, redis_pid: int) -> dict[str
         for i in counter:
             await store.run(refs[i % len(refs)], f"feed-{run_id}-{i}", "h-feed", feed)  # type: ignore[arg-type]
 
-    await client.config_resetstat()
-    aof0 = await aof_size(client)
+    nodes = [aioredis.Redis.from_url(url) for url in node_urls]
+    for node in nodes:
+        await node.config_resetstat()
+    aof0 = sum([await aof_size(node) for node in nodes])
     calls0 = batcher.calls if batcher else 0
     batches0 = batcher.batches if batcher else 0
-    c0, r0, t0 = self_cpu(), proc_cpu(redis_pid), time.perf_counter()
+    c0, r0, t0 = self_cpu(), sum(map(proc_cpu, redis_pids)), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(a.concurrency)))
-    c1, r1, t1 = self_cpu(), proc_cpu(redis_pid), time.perf_counter()
+    c1, r1, t1 = self_cpu(), sum(map(proc_cpu, redis_pids)), time.perf_counter()
     n = a.actions
-    stats = await client.info("commandstats")
-    evalsha = stats.get("cmdstat_evalsha", {})
+    evalsha = [(await node.info("commandstats")).get("cmdstat_evalsha", {}) for node in nodes]
+    calls = sum(int(e.get("calls", 0)) for e in evalsha)
     out = {"client_us": (c1 - c0) / n * 1e6, "redis_us": (r1 - r0) / n * 1e6,
            "wall_s": t1 - t0, "actions_per_s": n / (t1 - t0),
-           "evalsha_us": float(evalsha.get("usec_per_call", 0)),
-           "aof_bytes": (await aof_size(client) - aof0) / n}
+           "evalsha_us": sum(float(e.get("usec", 0)) for e in evalsha) / max(1, calls),
+           "aof_bytes": (sum([await aof_size(node) for node in nodes]) - aof0) / n}
+    for node in nodes:
+        await node.aclose()
+    if batcher:
+        await batcher.aclose()
     await client.aclose()
     if batcher:
         out["batch"] = (batcher.calls - calls0) / max(1, batcher.batches - batches0)
     return out
+
+
+@contextlib.contextmanager
+def _servers(tmp: Path, masters: int) -> Iterator[tuple[str, list[RedisProcess]]]:
+    """One redis-server, or a cluster of ``masters`` (both with AOF ``everysec``)."""
+    if not masters:
+        with RedisProcess(tmp / "redis") as server:
+            yield server.url, [server]
+        return
+    from tests.redis_cluster import running_cluster
+
+    with running_cluster(tmp / "cluster", masters=masters, appendonly=True) as cluster:
+        yield cluster.url, cluster.masters
 
 
 def main(argv: list[str]) -> int:
@@ -123,12 +154,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-pipelining", dest="pipelining", action="store_false")
+    p.add_argument("--shards", type=int, default=16)
+    p.add_argument("--cluster", type=int, default=0, metavar="MASTERS",
+                   help="a Redis Cluster of this many masters instead of one server")
     a = p.parse_args(argv)
-    with (tempfile.TemporaryDirectory(prefix="petbox-store-bench-") as tmp,
-          RedisProcess(Path(tmp) / "redis") as server):
-        assert server.proc is not None
+    with tempfile.TemporaryDirectory(prefix="petbox-store-bench-") as tmp, \
+            _servers(Path(tmp), a.cluster) as (url, servers):
         for i in range(a.repeat):
-            res = asyncio.run(run(a, server.url, server.proc.pid))
+            res = asyncio.run(run(a, url, [s.url for s in servers],
+                                  [s.proc.pid for s in servers if s.proc is not None]))
             batch = f"  batch {res['batch']:.1f}" if "batch" in res else ""
             print(f"run {i + 1}: client {res['client_us']:6.1f} us/action  "
                   f"redis {res['redis_us']:5.1f} us/action  "

@@ -14,9 +14,7 @@ from typing import Any, ClassVar
 
 import click
 
-from loadtests.slo import BREACH_EXIT_CODE, SloError, evaluate, exit_code, parse_gates
-
-PARTIAL_EXIT_CODE = 4
+from loadtests.slo import SloError, evaluate, parse_gates
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
@@ -52,6 +50,28 @@ def _gates(texts: tuple[str, ...]) -> list[Any]:
         return parse_gates(texts)
     except SloError as exc:
         raise click.BadParameter(str(exc), param_hint="--slo") from exc
+
+
+def _verdict_options(fn: Any) -> Any:
+    """Options of the run verdict, shared by replay, report and merge."""
+    for opt in reversed((
+        click.option("--allow-generator-bound", is_flag=True,
+                     help="report a starved generator but do not fail the run for it"),
+        click.option("--allow-saturated", is_flag=True,
+                     help="report saturation but do not fail the run for it (capacity search)"),
+        click.option("--max-lateness", type=DURATION, default="50ms", show_default=True,
+                     help="send lateness p99 above this: the generator is starved"),
+    )):
+        fn = opt(fn)
+    return fn
+
+
+def _limits(kw: dict[str, Any]) -> Any:
+    from loadtests.verdict import Limits
+
+    return Limits(max_lateness_ms=kw["max_lateness"] * 1000,
+                  allow_generator_bound=kw["allow_generator_bound"],
+                  allow_saturated=kw["allow_saturated"])
 
 
 @click.group("loadtest")
@@ -241,8 +261,21 @@ def _credentials(path: Path | None, merchant: str | None,
 @click.option("--max-duration", type=DURATION, default=None, help="stop after this long")
 @click.option("--ops", default=None, help="only these operationIds (comma-separated; 'served' "
               "for what every server answers); the rest are skipped")
-@click.option("--shadow/--no-shadow", default=False, show_default=True,
-              help="send X-Petbox-Shadow: 1 (writes go to shadow data)")
+@click.option("--shadow", is_flag=True, hidden=True,
+              help="the default: load-test sessions on shadow data (kept for old scripts)")
+@click.option("--real-data", is_flag=True,
+              help="write the merchant's REAL data (a load-test merchant only; asks to type "
+              "its id unless --yes)")
+@click.option("--yes", is_flag=True, help="with --real-data: do not ask")
+@click.option("--clones", type=click.IntRange(1, 10_000), default=1, show_default=True,
+              help="replay each trace player this many times (new shadow identities)")
+@click.option("--shard", default="0/1", show_default=True,
+              help="I/N: this generator replays its share of players (distributed runs)")
+@click.option("--start-at", type=float, default=None,
+              help="unix time to start at (generators of one distributed run start together)")
+@click.option("--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="also write every latency (op µs per line) into this "
+              "directory, to check the histograms against")
 @click.option("--timeout", type=DURATION, default="10s", show_default=True,
               help="per-request timeout")
 @click.option("--max-in-flight", type=click.IntRange(min=1), default=5000, show_default=True,
@@ -261,25 +294,48 @@ def _credentials(path: Path | None, merchant: str | None,
               help="open every player's session before the clock starts (not measured)")
 @click.option("--allow-remote", is_flag=True,
               help="allow a non-loopback target (a deliberate production rehearsal)")
+@_verdict_options
 def replay(traces: tuple[Path, ...], base_url: str, credentials: Path | None,
            merchant: str | None, signing_secret: str | None, game: str | None, workers: int,
            speed: float, max_duration: float | None, ops: str | None, shadow: bool,
+           real_data: bool, yes: bool, clones: int, shard: str, start_at: float | None,
+           samples_dir: Path | None,
            timeout: float, max_in_flight: int, connections: int, player_prefix: str | None,
            out_dir: Path | None, slo: tuple[str, ...], progress: bool | None, premint: bool,
-           allow_remote: bool) -> None:
-    """Replay TRACES open-loop against --target, then write the reports and check SLOs."""
-    from loadtests.replay import ReplayConfig, ReplayError, TracePlan
+           allow_remote: bool, **verdict_kw: Any) -> None:
+    """Replay TRACES against --target (shadow data), then report, judge and gate the run."""
+    from loadtests.replay import ReplayConfig, ReplayError, TracePlan, probe_merchant
     from loadtests.replay import replay as run_replay
     from loadtests.trace import TraceFormatError
 
     gates = _gates(slo)
+    limits = _limits(verdict_kw)
     merchant, secret = _credentials(credentials, merchant, signing_secret)
+    if real_data and shadow:
+        raise click.UsageError("--real-data and --shadow contradict each other")
+    if real_data and clones > 1:
+        raise click.UsageError("--clones makes new identities: shadow data only")
+    index, count = _shard(shard)
     cfg = ReplayConfig(traces=tuple(str(t) for t in traces), base_url=base_url,
                        merchant=merchant, signing_secret=secret, game=game, workers=workers,
-                       speed=speed, max_duration=max_duration, ops=_ops(ops), shadow=shadow,
-                       timeout=timeout, max_in_flight=max_in_flight, connections=connections,
-                       player_prefix=player_prefix, allow_remote=allow_remote,
-                       premint=premint)
+                       speed=speed, max_duration=max_duration, ops=_ops(ops),
+                       shadow=not real_data, timeout=timeout, max_in_flight=max_in_flight,
+                       connections=connections, player_prefix=player_prefix,
+                       allow_remote=allow_remote, premint=premint, clones=clones,
+                       shard=index, shards=count, start_at=start_at,
+                       samples_dir=str(samples_dir) if samples_dir else None)
+    if samples_dir:
+        samples_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        probe_merchant(cfg)  # refused unless the merchant is marked for load tests
+    except ReplayError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if real_data and not yes:
+        click.confirm(f"This replay writes REAL data of merchant {merchant!r} at {base_url} "
+                      "(players, ledgers, analytics). Continue?", abort=True, err=True)
+        typed = click.prompt("type the merchant id to confirm", err=True)
+        if typed != merchant:
+            raise click.UsageError("the merchant id typed does not match: nothing was sent")
 
     def announce(plan: TracePlan) -> None:
         click.echo(f"replaying {plan.records:,} requests over {plan.last_t_ms / 1000 / speed:,.1f}"
@@ -290,36 +346,52 @@ def replay(traces: tuple[Path, ...], base_url: str, credentials: Path | None,
                             on_plan=announce)
     except (ReplayError, TraceFormatError) as exc:
         raise click.ClickException(str(exc)) from exc
-    _finish(result, out_dir or Path(f"loadtest-{cfg.run_id}"), gates, save=True)
+    out = out_dir or Path(f"loadtest-{cfg.run_id}")
+    _fresh_dir(out)
+    _finish(result, out, gates, limits, save=True)
 
 
-def _finish(result: Any, out_dir: Path, gates: list[Any], save: bool) -> None:
+def _shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if m is None or not 0 <= int(m[1]) < int(m[2]):
+        raise click.BadParameter("want I/N with 0 <= I < N, e.g. 0/2", param_hint="--shard")
+    return int(m[1]), int(m[2])
+
+
+def _fresh_dir(out: Path) -> None:
+    """Reports never overwrite another run's files."""
+    taken = [n for n in ("results.json", "summary.json", "report.html") if (out / n).exists()]
+    if taken:
+        raise click.UsageError(f"{out} already holds {', '.join(taken)}: choose another --out")
+
+
+def _finish(result: Any, out_dir: Path, gates: list[Any], limits: Any, save: bool) -> None:
     from loadtests.replay import save_results
     from loadtests.report import summarize, write_reports
+    from loadtests.verdict import judge
 
     summary = summarize(result)
-    verdicts = evaluate(summary, gates) if gates else None
+    verdicts = evaluate(summary, gates)
+    run = judge(summary, verdicts, limits)
+    out_dir.mkdir(parents=True, exist_ok=True)
     if save:
-        out_dir.mkdir(parents=True, exist_ok=True)
         save_results(result, out_dir / "results.json")
-    paths = write_reports(result, out_dir, verdicts, summary)
+    paths = write_reports(result, out_dir, run, summary)
     lat, late = summary["latency_ms"], summary["send_lateness_ms"]
-    click.echo(f"{summary['requests']:,} requests in {summary['elapsed_s']:.1f} s, "
-               f"{summary['errors']:,} errors ({(summary['error_rate'] or 0):.3%}); "
-               f"peak {summary['throughput']['peak_rps']:,.0f}/s; latency p50 {lat['p50']} "
-               f"p99 {lat['p99']} p999 {lat['p999']} ms; send lateness p99 {late['p99']} ms")
+    off, ach, cls = summary["offered"], summary["achieved"], summary["classes"]
+    click.echo(f"{summary['requests']:,} requests in {summary['elapsed_s']:.1f} s; offered "
+               f"{off['rps'] or 0:,.1f}/s, achieved {ach['rps'] or 0:,.1f}/s; latency p50 "
+               f"{lat['p50']} p99 {lat['p99']} p999 {lat['p999']} ms; send lateness p99 "
+               f"{late['p99']} ms")
+    click.echo("  " + ", ".join(f"{k} {v:,}" for k, v in cls.items()))
     for code, n in list(summary["errors_by_code"].items())[:10]:
         click.echo(f"  {n:>8,}  {code}")
     click.echo(f"report: {paths['html']}  summary: {paths['summary']}")
-    for v in verdicts or []:
+    for v in verdicts:
         click.echo(v.describe())
-    code = exit_code(verdicts or [])
-    if code:
-        click.echo("SLO breached", err=True)
-        sys.exit(BREACH_EXIT_CODE)
-    if summary["partial"]:
-        click.echo(f"partial run: {'; '.join(summary['failures'])}", err=True)
-        sys.exit(PARTIAL_EXIT_CODE)
+    click.echo(run.line())
+    if run.exit_code:
+        sys.exit(run.exit_code)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -328,15 +400,53 @@ def _finish(result: Any, out_dir: Path, gates: list[Any], save: bool) -> None:
 @loadtest.command()
 @click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="where to write summary.json and report.html (default: beside RESULTS)")
-@click.option("--slo", multiple=True, help="gate, e.g. p99=50ms or errors=0.1% (repeatable)")
-def report(results: Path, out_dir: Path | None, slo: tuple[str, ...]) -> None:
-    """Rebuild the reports of a replay from its results.json, and check SLOs again."""
+              help="where to write summary.json and report.html (default: a new "
+              "report-<time> directory beside RESULTS; the run's own files are kept)")
+@click.option("--slo", multiple=True, help="gate, e.g. p99=50ms or 5xx=0 (repeatable)")
+@_verdict_options
+def report(results: Path, out_dir: Path | None, slo: tuple[str, ...], **verdict_kw: Any) -> None:
+    """Rebuild the reports of a replay from its results.json, judge and gate it again."""
+    import time
+
     from loadtests.replay import ReplayError, load_results
 
     gates = _gates(slo)
+    limits = _limits(verdict_kw)
     try:
         result = load_results(results)
     except (ReplayError, ValueError, KeyError) as exc:
         raise click.ClickException(f"{results}: {exc}") from exc
-    _finish(result, out_dir or results.parent, gates, save=False)
+    out = out_dir or _new_report_dir(results.parent, time.strftime("report-%Y%m%d-%H%M%S"))
+    _fresh_dir(out)
+    _finish(result, out, gates, limits, save=False)
+
+
+def _new_report_dir(parent: Path, stem: str) -> Path:
+    """A report directory no earlier report took: two reports in one second get -2, -3 ..."""
+    candidate, n = parent / stem, 1
+    while candidate.exists():
+        n += 1
+        candidate = parent / f"{stem}-{n}"
+    return candidate
+
+
+@loadtest.command()
+@click.argument("results", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="directory for the merged results.json and reports")
+@click.option("--slo", multiple=True, help="gate, e.g. p99=50ms or 5xx=0 (repeatable)")
+@_verdict_options
+def merge(results: tuple[Path, ...], out_dir: Path, slo: tuple[str, ...],
+          **verdict_kw: Any) -> None:
+    """Merge the results.json of several generators (``replay --shard I/N``) into one run."""
+    from loadtests.replay import ReplayError, load_results, merge_results
+
+    gates = _gates(slo)
+    limits = _limits(verdict_kw)
+    try:
+        merged = merge_results([load_results(r) for r in results])
+    except (ReplayError, ValueError, KeyError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _fresh_dir(out_dir)
+    _finish(merged, out_dir, gates, limits, save=True)

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-Auth = Literal["none", "player"]
+Auth = Literal["none", "player", "order"]
+"""``order``: a merchant event signed with the signing secret (``ingestOrder``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +56,50 @@ OPERATIONS: dict[str, Op] = {op.op_id: op for op in (
     Op("listDraws", "GET", f"{G}/draws"),
     Op("exchange", "POST", f"{G}/exchange"),
     Op("getLeaderboard", "GET", f"{G}/leaderboards/{{board}}"),
+    Op("cleanPet", "POST", f"{G}/pet/clean"),
+    Op("makeupCheckIn", "POST", f"{G}/checkin/makeup"),
+    Op("getPoll", "GET", f"{G}/polls/{{poll}}"),
+    Op("castVote", "POST", f"{G}/polls/{{poll}}/vote"),
+    Op("getFlashSale", "GET", f"{G}/flashsales/{{sale}}"),
+    Op("claimFlashSale", "POST", f"{G}/flashsales/{{sale}}/claim"),
+    Op("getEnvelopeRain", "GET", f"{G}/rains/{{rain}}"),
+    Op("grabEnvelope", "POST", f"{G}/rains/{{rain}}/grab"),
+    Op("startAssist", "POST", f"{G}/assists/{{campaign}}"),
+    Op("giveAssist", "POST", f"{G}/assists/{{campaign}}/help"),
+    Op("getAssist", "GET", f"{G}/assists/{{campaign}}/{{assist}}"),
+    Op("listGroupBuys", "GET", f"{G}/groupbuys/{{offer}}"),
+    Op("createGroupBuy", "POST", f"{G}/groupbuys/{{offer}}"),
+    Op("joinGroupBuy", "POST", f"{G}/groupbuys/{{offer}}/join"),
+    # The shopper pays a flash-sale hold: the merchant's signed order (the load tester
+    # holds the signing secret; shadow orders of a load-test merchant stay shadow).
+    Op("ingestOrder", "POST", "/v1/events/orders", "order"),
+    Op("listMyCoupons", "GET", f"{G}/coupons"),
+    Op("joinTeam", "POST", f"{G}/teams/{{season}}/join"),
+    Op("createTeam", "POST", f"{G}/teams/{{season}}"),
+    Op("getTeam", "GET", f"{G}/teams/{{season}}/{{team}}"),
+    Op("leaveTeam", "POST", f"{G}/teams/{{season}}/leave"),
+    Op("claimTeamRewards", "POST", f"{G}/teams/{{season}}/claim"),
+    Op("getGroupBuy", "GET", f"{G}/groupbuys/{{offer}}/groups/{{group}}"),
+    Op("leaveGroupBuy", "POST", f"{G}/groupbuys/{{offer}}/groups/{{group}}/leave"),
+    Op("getPresale", "GET", f"{G}/presales/{{presale}}"),
+    Op("reservePresale", "POST", f"{G}/presales/{{presale}}"),
+    Op("getSampleCampaign", "GET", f"{G}/samples/{{campaign}}"),
+    Op("applySample", "POST", f"{G}/samples/{{campaign}}/apply"),
+    Op("listMySamples", "GET", f"{G}/samples"),
+    Op("reviewSample", "POST", f"{G}/samples/{{campaign}}/review"),
+    Op("spendEnergy", "POST", f"{G}/energy/spend"),
+    Op("rotateSeed", "POST", f"{G}/boxes/seed/rotate"),
 )}
 
 SERVED_NOW = ("createSession", "getPlayer", "adoptPet", "feedPet", "playWithPet",
               "collectProduce", "checkIn", "startTask", "completeTask", "getBoxSeries",
-              "drawBox", "listDraws", "exchange", "getLeaderboard")
+              "drawBox", "listDraws", "exchange", "getLeaderboard", "cleanPet", "makeupCheckIn",
+              "getPoll", "castVote", "getFlashSale", "claimFlashSale", "getEnvelopeRain",
+              "grabEnvelope", "startAssist", "giveAssist", "getAssist", "listGroupBuys",
+              "listMyCoupons", "joinTeam", "createGroupBuy", "joinGroupBuy", "ingestOrder",
+              "createTeam", "getTeam", "leaveTeam", "claimTeamRewards", "getGroupBuy",
+              "leaveGroupBuy", "getPresale", "reservePresale", "getSampleCampaign",
+              "applySample", "listMySamples", "reviewSample", "spendEnergy", "rotateSeed")
 """What petbox serves today (``--ops served``); name operations for older builds."""
 
 
@@ -86,3 +126,8 @@ def session_signature(secret: str, merchant: str, user: str, ts: int,
     followed by ``\\nshadow`` for a load-test (shadow) session."""
     msg = f"{merchant}\n{user}\n{ts}" + ("\nshadow" if shadow else "")
     return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+
+
+def order_signature(secret: str, ts: int, body: bytes) -> str:
+    """``X-Petbox-Signature`` of ``ingestOrder``: hex HMAC-SHA256 over ``ts\nbody``."""
+    return hmac.new(secret.encode(), f"{ts}\n".encode() + body, hashlib.sha256).hexdigest()

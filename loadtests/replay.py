@@ -1,27 +1,29 @@
-"""Open-loop replay of a trace against one petbox deployment.
+"""Replay of a trace against one petbox deployment: open loop across players,
+causal within each.
 
-Each record leaves at its intended time — the run's start plus ``t_ms / speed``
-— whatever happened to earlier requests, and its latency is measured from that
-intended time, not from when it actually left. A slow server therefore shows up
-as latency instead of silently slowing the load down (no coordinated omission).
-How late each request actually left is measured too ("send lateness"): it is the
-scheduler's own error and should stay in the low milliseconds.
+Every record is due at the run's start plus ``t_ms / speed``. Different players
+never wait for each other (no coordinated omission: a stalled server shows as
+latency, as players falling behind the schedule and as achieved < offered),
+while one player's requests go in order, each after that player's previous
+reply, with values the server handed back (tickets) fed into later requests
+(see :mod:`loadtests.worker`).
 
-Players are split across worker processes by a hash of their id, so one
-player's requests stay in order in one process. Each worker has its own asyncio
-loop and ``aiohttp.ClientSession``. Sessions are minted through
-``createSession`` with the load-test merchant's signing secret: when the trace
-says a session opens, or on a player's first request that needs a token. Every
-player ``POST`` carries an ``Idempotency-Key`` (run id + record index), and
-``X-Petbox-Shadow: 1`` when asked.
+Players are split across worker processes by a hash of their id, and across
+generator processes (``shard``/``shards``, on one host or many, started together
+with ``start_at``) by another; results of several generators merge exactly
+(:func:`merge_results`). Sessions are minted through ``createSession`` with the
+load-test merchant's signing secret, as load-test (shadow) sessions unless
+``shadow`` is turned off. Every player ``POST`` carries an ``Idempotency-Key``.
 
 The run is bounded: it ends at the end of the trace or at ``max_duration``,
-requests still out get at most ``timeout`` more, a worker holds at most
-``max_in_flight`` requests (a record beyond that is counted as the error
-``client_backlog`` rather than queued without bound), and the parent ends any
-worker that overstays a hard deadline. Requests go only to ``base_url``
-(redirects are not followed) and, unless ``allow_remote``, only to loopback.
+queued requests of slow players get ``drain_s`` more, a request gets at most
+``timeout``, a worker holds at most ``max_in_flight`` requests (beyond that a
+request waits for a slot up to ``timeout``, then counts as ``client_backlog``),
+and the parent ends any worker that overstays a hard deadline. Requests go only
+to ``base_url`` (redirects are not followed) and, unless ``allow_remote``, only
+to loopback.
 """
+
 
 from __future__ import annotations
 
@@ -29,7 +31,6 @@ import asyncio
 import contextlib
 import gc
 import ipaddress
-import itertools
 import json
 import multiprocessing
 import os
@@ -37,17 +38,17 @@ import queue
 import secrets
 import signal
 import time
-import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadtests.ops import OPERATIONS, Op, session_signature
-from loadtests.stats import RunStats, decode, encode, new_hist, record
-from loadtests.trace import Header, Record, read_trace
+from loadtests.ops import OPERATIONS
+from loadtests.stats import RunStats, decode, new_hist
+from loadtests.trace import Header, read_trace
+from loadtests.worker import clone_name, owner, placement
 
 NICE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 PROGRESS_EVERY_S = 0.5
@@ -70,7 +71,8 @@ class ReplayConfig:
     speed: float = 1.0
     max_duration: float | None = None
     ops: frozenset[str] | None = None
-    shadow: bool = False
+    shadow: bool = True
+    """Load-test sessions on the shadow keyspace (the default; real data needs opting in)."""
     timeout: float = 10.0
     max_in_flight: int = 5000
     connections: int = 256
@@ -80,6 +82,17 @@ class ReplayConfig:
     allow_remote: bool = False
     premint: bool = False
     """Mint every player's session before the clock starts (not measured)."""
+    clones: int = 1
+    """Replay each trace player this many times (clones are new shadow identities)."""
+    shard: int = 0
+    shards: int = 1
+    """This generator process replays the players with ``owner(player, shards) == shard``."""
+    start_at: float | None = None
+    """Unix time to start at (several generator processes start together)."""
+    drain_s: float = 30.0
+    """After the trace, how long queued requests of slow players may still go out."""
+    samples_dir: str | None = None
+    """Write every measured latency (``op µs`` lines) here too: to check the histograms."""
 
     @property
     def prefix(self) -> str:
@@ -111,8 +124,37 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def worker_of(player: str, workers: int) -> int:
-    return zlib.crc32(player.encode()) % workers
+def probe_merchant(cfg: ReplayConfig) -> None:
+    """Check, before any load, that the merchant is marked for load tests.
+
+    One ``createSession`` for a load-test (shadow) session: the server grants it only
+    to a merchant marked for load tests, and it touches no data. A refusal stops the
+    replay, whether it would run on shadow data or (``--real-data``) on real data.
+    """
+    import urllib.error
+    import urllib.request
+
+    from loadtests.ops import session_signature
+
+    base = check_target(cfg.base_url, cfg.allow_remote)
+    user, ts = f"{cfg.prefix}probe", int(time.time())
+    body = {"merchant": cfg.merchant, "user": user, "ts": ts, "shadow": True,
+            "sign": session_signature(cfg.signing_secret, cfg.merchant, user, ts, shadow=True)}
+    req = urllib.request.Request(f"{base}/v1/sessions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=cfg.timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except OSError as exc:
+        raise ReplayError(f"{base} is not reachable: {exc}") from exc
+    if status == 403:
+        raise ReplayError(f"merchant {cfg.merchant!r} is not marked for load tests (create one "
+                          "with `petbox merchant create NAME --load-test`): nothing was sent")
+    if status == 401:
+        raise ReplayError(f"the signing secret of merchant {cfg.merchant!r} was refused")
+    raise ReplayError(f"the load-test probe (createSession) got HTTP {status}")
 
 
 def choose_bucket(duration_s: float) -> float:
@@ -135,238 +177,22 @@ class TracePlan:
 
 def scan(cfg: ReplayConfig) -> TracePlan:
     header, records = read_trace(cfg.traces)
+    groups = placement(cfg)[0] if cfg.shards > 1 else {}
     count, last, by_op = 0, 0, dict[str, int]()
     for rec in records:
         if rec.op not in OPERATIONS or (cfg.ops is not None and rec.op not in cfg.ops):
             continue
-        count += 1
+        mine = sum(1 for k in range(cfg.clones) if cfg.shards == 1 or owner(
+            clone_name(groups.get(rec.player, rec.player), k), cfg.shards) == cfg.shard)
+        if not mine:
+            continue
+        count += mine
         last = rec.t_ms
-        by_op[rec.op] = by_op.get(rec.op, 0) + 1
+        by_op[rec.op] = by_op.get(rec.op, 0) + mine
     return TracePlan(header, count, last, by_op)
 
 
-# -- one worker process ------------------------------------------------------------------
-
-
-class Worker:
-    """One process's share of the players: an asyncio scheduler and an HTTP session."""
-
-    def __init__(self, cfg: ReplayConfig, index: int, bucket_s: float,
-                 report: Callable[[str, Any], None], stop: Callable[[], bool],
-                 wait_start: Callable[[], float]) -> None:
-        self.cfg, self.index, self.report, self.stop = cfg, index, report, stop
-        self.wait_start = wait_start
-        self.start = 0.0
-        self.premint_info: dict[str, Any] = {}
-        self.stats = RunStats(bucket_s=bucket_s)
-        self.window = new_hist()
-        self.base = check_target(cfg.base_url, cfg.allow_remote)
-        self.tokens: dict[str, tuple[str, float]] = {}
-        self.minting: dict[str, asyncio.Future[str | None]] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.in_flight = 0
-        self.headers_common = {"Content-Type": "application/json",
-                               "User-Agent": f"petbox-loadtest/{cfg.run_id}"}
-        if cfg.shadow:
-            self.headers_common["X-Petbox-Shadow"] = "1"
-        self.http: Any = None
-        self.defaults: dict[str, str] = {}
-
-    def my_records(self) -> Iterator[tuple[int, Record]]:
-        header, records = read_trace(self.cfg.traces)
-        self.defaults = {str(k): str(v) for k, v in header.defaults.items()}
-        if self.cfg.game:
-            self.defaults["game"] = self.cfg.game
-        for idx, rec in enumerate(records):
-            if worker_of(rec.player, self.cfg.workers) != self.index:
-                continue
-            if rec.op not in OPERATIONS or (self.cfg.ops is not None
-                                            and rec.op not in self.cfg.ops):
-                self.stats.skipped += 1
-                continue
-            yield idx, rec
-
-    async def run(self) -> dict[str, Any]:
-        """Set up, wait for the common start, replay, drain; returns the statistics."""
-        import aiohttp
-
-        connector = aiohttp.TCPConnector(limit=self.cfg.connections, enable_cleanup_closed=True)
-        timeout = aiohttp.ClientTimeout(total=self.cfg.timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                         headers=self.headers_common) as http:
-            self.http = http
-            records = self.my_records()
-            first = next(records, None)  # open and parse the trace before the clock starts
-            if first is not None:
-                records = itertools.chain([first], records)
-            if self.cfg.premint:
-                await self.premint()
-            loop = asyncio.get_running_loop()
-            self.start = await loop.run_in_executor(None, self.wait_start)
-            ticker = asyncio.create_task(self._progress_loop())
-            try:
-                await self.dispatch(records)
-                await self.drain()
-            finally:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
-        self._progress()
-        return {**self.stats.to_json(), "premint": self.premint_info}
-
-    async def premint(self) -> None:
-        """Sessions for all of this worker's players, 32 at a time, off the clock."""
-        players = sorted({rec.player for _, rec in self.my_records()})
-        began = time.monotonic()
-        gate = asyncio.Semaphore(32)
-
-        async def one(player: str) -> bool:
-            async with gate:
-                return await self.mint(self.cfg.prefix + player, None) is not None
-
-        done = await asyncio.gather(*(one(p) for p in players))
-        self.premint_info = {"players": len(players), "failed": done.count(False),
-                             "seconds": round(time.monotonic() - began, 3)}
-
-    async def dispatch(self, records: Iterator[tuple[int, Record]]) -> None:
-        loop = asyncio.get_running_loop()
-        speed = self.cfg.speed
-        stop_at = (self.start + self.cfg.max_duration if self.cfg.max_duration is not None
-                   else float("inf"))
-        for n, (idx, rec) in enumerate(records):
-            due = self.start + rec.t_ms / 1000.0 / speed
-            if due > stop_at or (n & 127 == 0 and self.stop()):
-                break
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if self.in_flight >= self.cfg.max_in_flight:
-                self._finish(rec.op, due, "client_backlog", measured=False)
-                continue
-            self.in_flight += 1
-            self.stats.sent += 1
-            task = loop.create_task(self.fire(idx, rec, due))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    async def drain(self) -> None:
-        if self.tasks:
-            _, pending = await asyncio.wait(set(self.tasks), timeout=self.cfg.timeout + 1.0)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
-
-    def _bucket(self, due: float) -> int:
-        return int(max(0.0, due - self.start) / self.stats.bucket_s)
-
-    def _finish(self, op: str, due: float, code: str, measured: bool = True) -> None:
-        latency = (time.monotonic() - due) * 1e6
-        self.stats.add(op, code, latency, self._bucket(due), measured)
-        if measured:
-            record(self.window, latency)
-
-    async def fire(self, idx: int, rec: Record, due: float) -> None:
-        record(self.stats.lateness, (time.monotonic() - due) * 1e6)
-        try:
-            op = OPERATIONS[rec.op]
-            user = self.cfg.prefix + rec.player
-            if op.op_id == "createSession":
-                await self.mint(user, due)
-                return
-            try:
-                path = op.url_path({**self.defaults, **(rec.params or {}),
-                                    **({"game": self.cfg.game} if self.cfg.game else {})})
-            except KeyError as exc:
-                self._finish(op.op_id, due, f"bad_record missing_{exc.args[0]}", measured=False)
-                return
-            headers = {}
-            if op.auth == "player":
-                token = await self.token(user, due)
-                if token is None:
-                    self._finish(op.op_id, due, "no_session", measured=False)
-                    return
-                headers["Authorization"] = f"Bearer {token}"
-            if op.is_write:
-                headers["Idempotency-Key"] = f"{self.cfg.run_id}-{idx}"
-            body = None if op.method == "GET" else json.dumps(
-                rec.body if rec.body is not None else {}).encode()
-            code, _ = await self.send(op, path, body, headers)
-            self._finish(op.op_id, due, code)
-        finally:
-            self.in_flight -= 1
-
-    async def send(self, op: Op, path: str, body: bytes | None,
-                   headers: dict[str, str]) -> tuple[str, Any]:
-        """One HTTP exchange; returns the code string and, on success, the JSON body."""
-        import aiohttp
-
-        try:
-            async with self.http.request(op.method, self.base + path, data=body,
-                                         headers=headers, allow_redirects=False) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except TimeoutError:
-            return "timeout", None
-        except aiohttp.ClientError as exc:
-            return f"client_error {type(exc).__name__}", None
-        if 200 <= status < 300:
-            return str(status), raw
-        try:
-            err = json.loads(raw)["error"]["code"]
-            return f"{status} {err}", None
-        except (ValueError, KeyError, TypeError):
-            return str(status), None
-
-    async def token(self, user: str, due: float) -> str | None:
-        """A valid token for ``user``: cached, being minted, or minted now."""
-        cached = self.tokens.get(user)
-        if cached is not None and cached[1] - time.time() > 60:
-            return cached[0]
-        pending = self.minting.get(user)
-        if pending is not None:
-            return await pending
-        return await self.mint(user, due)
-
-    async def mint(self, user: str, due: float | None) -> str | None:
-        """``createSession`` for ``user``: a request of its own, unless premint (``due`` None)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[str | None] = loop.create_future()
-        self.minting[user] = future
-        token: str | None = None
-        try:
-            ts = int(time.time())
-            session: dict[str, Any] = {
-                "merchant": self.cfg.merchant, "user": user, "ts": ts,
-                "sign": session_signature(self.cfg.signing_secret, self.cfg.merchant, user, ts,
-                                          shadow=self.cfg.shadow)}
-            if self.cfg.shadow:
-                session["shadow"] = True
-            body = json.dumps(session).encode()
-            code, raw = await self.send(OPERATIONS["createSession"], "/v1/sessions", body, {})
-            if due is not None:
-                self._finish("createSession", due, code)
-            if raw is not None:
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    data = json.loads(raw)
-                    token = str(data["token"])
-                    self.tokens[user] = (token, float(data.get("expires_at", time.time() + 600)))
-        finally:
-            if self.minting.get(user) is future:
-                del self.minting[user]
-            future.set_result(token)
-        return token
-
-    async def _progress_loop(self) -> None:
-        while True:
-            await asyncio.sleep(PROGRESS_EVERY_S)
-            self._progress()
-
-    def _progress(self) -> None:
-        s = self.stats
-        self.report("progress", {"sent": s.sent, "completed": s.completed, "errors": s.errors,
-                                 "window": encode(self.window)})
-        self.window.reset()
+# -- worker processes ------------------------------------------------------------------
 
 
 def _worker_main(cfg: ReplayConfig, index: int, start_at: Any, go: Any, stop: Any,
@@ -386,6 +212,8 @@ def _worker_main(cfg: ReplayConfig, index: int, start_at: Any, go: Any, stop: An
         return float(start_at.value)
 
     try:
+        from loadtests.worker import Worker
+
         worker = Worker(cfg, index, bucket_s, report, stop.is_set, wait_start)
         report("done", asyncio.run(worker.run()))
     except BaseException as exc:
@@ -404,7 +232,7 @@ class ReplayResult:
     meta: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": "petbox-loadtest-results", "version": 1, "meta": self.meta,
+        return {"format": "petbox-loadtest-results", "version": 2, "meta": self.meta,
                 "stats": self.stats.to_json()}
 
 
@@ -467,8 +295,10 @@ def replay(cfg: ReplayConfig, progress: bool = False,
            on_plan: Callable[[TracePlan], None] | None = None) -> ReplayResult:
     """Run the replay described by ``cfg``; returns merged results (partial if cut short)."""
     check_target(cfg.base_url, cfg.allow_remote)
-    if cfg.workers < 1 or cfg.speed <= 0 or cfg.timeout <= 0:
-        raise ReplayError("workers, speed and timeout must be positive")
+    if cfg.workers < 1 or cfg.speed <= 0 or cfg.timeout <= 0 or cfg.clones < 1:
+        raise ReplayError("workers, speed, timeout and clones must be positive")
+    if not 0 <= cfg.shard < cfg.shards:
+        raise ReplayError(f"shard {cfg.shard} of {cfg.shards} does not exist")
     plan = scan(cfg)
     if on_plan is not None:
         on_plan(plan)
@@ -491,13 +321,16 @@ def replay(cfg: ReplayConfig, progress: bool = False,
         "player_prefix": cfg.prefix, "premint": {}, "trace": plan.header.pack(),
         "trace_records": plan.records,
         "trace_by_op": plan.by_op, "bucket_s": bucket_s, "partial": False, "failures": [],
+        "clones": cfg.clones, "shard": f"{cfg.shard}/{cfg.shards}", "span_s": span,
+        "timeout_s": cfg.timeout, "max_in_flight": cfg.max_in_flight,
     }
     try:
         _await_ready(out, procs, 3600.0 if cfg.premint else 120.0)
-        start_at.value = time.monotonic() + cfg.start_lead_s
-        meta["started_at"] = time.time() + cfg.start_lead_s
+        lead = cfg.start_lead_s if cfg.start_at is None else max(0.0, cfg.start_at - time.time())
+        start_at.value = time.monotonic() + lead
+        meta["started_at"] = time.time() + lead
         go.set()
-        deadline = start_at.value + span + cfg.timeout + 15.0
+        deadline = start_at.value + span + 2 * cfg.timeout + cfg.drain_s + 15.0
         _collect(out, procs, merged, meta, deadline, Progress(plan.records, progress))
     except KeyboardInterrupt:
         stop.set()
@@ -571,6 +404,33 @@ def _end(procs: list[Any]) -> None:
 
 def save_results(result: ReplayResult, path: Path | str) -> None:
     Path(path).write_text(json.dumps(result.to_json()))
+
+
+def merge_results(results: list[ReplayResult]) -> ReplayResult:
+    """One result from several generator processes' results (same trace, same start).
+
+    Histograms merge exactly (HDR), counts add, the time line is aligned on each
+    run's start: generators started with the same ``start_at`` line up.
+    """
+    if not results:
+        raise ReplayError("nothing to merge")
+    stats = RunStats(bucket_s=results[0].stats.bucket_s)
+    for res in results:
+        if res.stats.bucket_s != stats.bucket_s:
+            raise ReplayError("results with different time buckets cannot be merged")
+        stats.merge(res.stats.to_json())
+    meta = dict(results[0].meta)
+    metas = [r.meta for r in results]
+    meta.update({
+        "merged_from": [m.get("run_id") for m in metas],
+        "workers": sum(int(m.get("workers") or 0) for m in metas),
+        "trace_records": sum(int(m.get("trace_records") or 0) for m in metas),
+        "elapsed_s": max(float(m.get("elapsed_s") or 0.0) for m in metas),
+        "started_at": min(float(m.get("started_at") or 0.0) for m in metas),
+        "partial": any(m.get("partial") for m in metas),
+        "failures": [f for m in metas for f in m.get("failures", [])],
+    })
+    return ReplayResult(stats, meta)
 
 
 def load_results(path: Path | str) -> ReplayResult:

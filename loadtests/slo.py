@@ -4,9 +4,16 @@ A gate is ``[operationId:]metric=limit``:
 
 * ``p50``, ``p90``, ``p99``, ``p999``, ``p9999``, ``max``, ``mean`` — latency
   from the intended send time, with a unit ``us``, ``ms`` (default) or ``s``;
-* ``errors`` — the share of failed requests, as ``0.1%`` or ``0.001``;
+* ``errors`` — the share of requests that did not succeed (anything but 2xx/3xx),
+  as ``0.1%`` or ``0.001``; ``unexpected`` leaves out refusals a replayed
+  recording also had then; each kind also has a gate of its own, so that
+  realistic game refusals need not hide server failures:
+  ``5xx``, ``timeouts``, ``transport`` (connection failures), ``backlog`` (never
+  sent: the generator's fault), ``refusals`` (any 4xx) and ``refusals.CODE``
+  (``refusals.429``, ``refusals.cooldown``: by status or by error code);
 * ``lateness_p99`` — the scheduler's own send-time error (a check on the
-  load generator rather than on the server).
+  load generator rather than on the server);
+* ``behind_p99`` — how far players fell behind the trace's schedule.
 
 With an ``operationId:`` prefix the gate applies to that operation only
 (``feedPet:p99=80ms``). A gate passes when the measured value is at most the
@@ -20,10 +27,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from loadtests.ops import OPERATIONS
+
 BREACH_EXIT_CODE = 3
-_GATE = re.compile(r"^(?:(?P<op>[A-Za-z]+):)?(?P<metric>[a-z0-9_]+)\s*(?:<=|=)\s*(?P<value>.+)$")
+_GATE = re.compile(r"^(?:(?P<op>[A-Za-z]+):)?(?P<metric>[a-z0-9_]+(?:\.[a-z0-9_]+)?)\s*"
+                   r"(?:<=|=)\s*(?P<value>.+)$")
 _UNITS = {"us": 0.001, "µs": 0.001, "ms": 1.0, "s": 1000.0}
 LATENCY_METRICS = ("p50", "p90", "p99", "p999", "p9999", "max", "mean")
+SHARE_METRICS = {"errors": None, "unexpected": None, "5xx": "5xx", "timeouts": "timeout",
+                 "transport": "transport", "backlog": "backlog", "refusals": "refusal"}
+"""Share gates → the outcome class they count (None: every unsuccessful one)."""
+RUN_METRICS = ("lateness_p99", "behind_p99")
 
 
 class SloError(ValueError):
@@ -37,8 +51,12 @@ class Gate:
     text: str
     metric: str
     limit: float
-    """Milliseconds for latencies, a fraction for ``errors``."""
+    """Milliseconds for latencies, a fraction for shares."""
     op: str | None = None
+
+    @property
+    def is_share(self) -> bool:
+        return self.metric.split(".", 1)[0] in SHARE_METRICS
 
 
 @dataclass(frozen=True)
@@ -52,11 +70,10 @@ class Verdict:
                 "limit": self.gate.limit, "actual": self.actual, "ok": self.ok}
 
     def describe(self) -> str:
-        unit = "" if self.gate.metric == "errors" else " ms"
+        share = self.gate.is_share
         shown = "n/a" if self.actual is None else (
-            f"{self.actual:.4%}" if self.gate.metric == "errors" else f"{self.actual:.2f}{unit}")
-        limit = (f"{self.gate.limit:.4%}" if self.gate.metric == "errors"
-                 else f"{self.gate.limit:g}{unit}")
+            f"{self.actual:.4%}" if share else f"{self.actual:.2f} ms")
+        limit = f"{self.gate.limit:.4%}" if share else f"{self.gate.limit:g} ms"
         return f"{'PASS' if self.ok else 'FAIL'}  {self.gate.text}: {shown} (limit {limit})"
 
 
@@ -65,9 +82,13 @@ def parse_gate(text: str) -> Gate:
     if m is None:
         raise SloError(f"bad SLO {text!r}: want e.g. p99=50ms or errors=0.1%")
     metric, value, op = m["metric"], m["value"].strip(), m["op"]
-    if metric == "errors":
+    if op is not None and op not in OPERATIONS:
+        raise SloError(f"bad SLO {text!r}: unknown operation {op!r}; known: "
+                       f"{', '.join(OPERATIONS)}")
+    base, _, code = metric.partition(".")
+    if base in SHARE_METRICS and (not code or base == "refusals"):
         return Gate(text, metric, _fraction(text, value), op)
-    if metric in LATENCY_METRICS or metric == "lateness_p99":
+    if metric in LATENCY_METRICS or (metric in RUN_METRICS and op is None):
         return Gate(text, metric, _millis(text, value), op)
     raise SloError(f"bad SLO {text!r}: unknown metric {metric!r}")
 
@@ -95,17 +116,29 @@ def parse_gates(texts: Iterable[str]) -> list[Gate]:
 
 def measured(summary: dict[str, Any], gate: Gate) -> float | None:
     """The value ``gate`` judges, from a report summary (None when nothing was measured)."""
-    if gate.metric == "lateness_p99":
-        late = summary["send_lateness_ms"].get("p99")
+    if gate.metric in RUN_METRICS:
+        key = "send_lateness_ms" if gate.metric == "lateness_p99" else "behind_schedule_ms"
+        late = summary[key].get("p99")
         return None if late is None else float(late)
     scope = summary if gate.op is None else summary["operations"].get(gate.op)
     if scope is None:
         return None
-    if gate.metric == "errors":
+    if gate.is_share:
         n = scope["requests"]
-        return scope["errors"] / n if n else None
+        return _count(scope, gate.metric) / n if n else None
     value = scope["latency_ms"].get(gate.metric)
     return None if value is None else float(value)
+
+
+def _count(scope: dict[str, Any], metric: str) -> int:
+    base, _, code = metric.partition(".")
+    if base == "errors":
+        return int(scope["errors"])
+    if base == "unexpected":
+        return int(scope["unexpected"])
+    if code:  # refusals.409 or refusals.cooldown
+        return sum(n for c, n in scope["codes"].items() if c[:1] == "4" and code in c.split())
+    return int(scope["classes"].get(SHARE_METRICS[base], 0))
 
 
 def evaluate(summary: dict[str, Any], gates: Iterable[Gate]) -> list[Verdict]:

@@ -1,10 +1,17 @@
-"""Latency and error bookkeeping shared by replay workers and reports.
+"""Latency and error bookkeeping shared by replay workers, generators and reports.
 
 Latencies are microseconds in HDR histograms (``hdrhistogram``): one per
 operation and one overall at 3 significant digits, and one per time bucket at 2
-(enough for p50/p99/p999 over time, and small: a bucket costs ~25 KB).
-Histograms travel between processes and into ``results.json`` encoded
-(the HdrHistogram compressed base64 form), so anyone can re-read them.
+(enough for p50/p99/p999 over time, and small). Histograms travel between
+processes, hosts and into ``results.json`` encoded (the HdrHistogram compressed
+base64 form), so anyone can re-read and merge them: the merge of several
+generators' histograms is exactly the histogram of all their samples.
+
+Every outcome has a code string (``"200"``, ``"409 cooldown"``, ``"timeout"``)
+and a class (:func:`classify`): ``ok``, ``refusal`` (a 4xx: the server said no,
+by code), ``5xx``, ``timeout``, ``transport`` (connection failures),
+``backlog`` (the generator could not send it in time: never sent) and ``client``
+(a request the generator could not build, e.g. no session).
 """
 
 from __future__ import annotations
@@ -17,6 +24,10 @@ from hdrh.histogram import HdrHistogram
 
 MAX_US = 600_000_000
 """Longest latency tracked (10 min); longer values are clamped."""
+
+CLASSES = ("ok", "refusal", "5xx", "timeout", "transport", "backlog", "client")
+FAILURE_CLASSES = ("5xx", "timeout", "transport", "backlog", "client")
+"""Outcomes that are failures (a refusal is the server's answer, counted apart)."""
 
 
 def new_hist(digits: int = 3) -> HdrHistogram:
@@ -41,27 +52,65 @@ def merge_into(target: HdrHistogram, data: str | bytes | HdrHistogram) -> HdrHis
     return target
 
 
+def classify(code: str) -> str:
+    """The class of an outcome code (see the module docstring)."""
+    head = code.split(" ", 1)[0]
+    if head.isdigit():
+        status = int(head)
+        if 200 <= status < 400:
+            return "ok"
+        return "5xx" if status >= 500 else "refusal"
+    if head == "timeout":
+        return "timeout"
+    if head == "client_error":
+        return "transport"
+    if head == "client_backlog":
+        return "backlog"
+    return "client"
+
+
+def same_refusal(code: str, recorded: str) -> bool:
+    """Whether ``code`` is the refusal a recording had (by error code, else by status)."""
+    return code.split(" ")[-1] == recorded.split(" ")[-1]
+
+
 def is_error(code: str) -> bool:
     """Whether a response code string (``"200"``, ``"404 not_found"``, ``"timeout"``) failed."""
-    head = code.split(" ", 1)[0]
-    return not (head.isdigit() and 200 <= int(head) < 300)
+    return classify(code) != "ok"
 
 
 @dataclass
 class Bucket:
-    """One slice of (intended) time."""
+    """One slice of run time: what was due in it, and what happened in it."""
 
     count: int = 0
+    """Requests due in this slice that finished (any outcome)."""
     errors: int = 0
+    offered: int = 0
+    """Requests due in this slice (the trace's rate, after speed and clones)."""
+    achieved: int = 0
+    """Answers (any HTTP status) received in this slice: what the server delivered."""
+    inflight_max: int = 0
     hist: HdrHistogram = field(default_factory=lambda: new_hist(2))
+    lateness: HdrHistogram = field(default_factory=lambda: new_hist(2))
+    codes: Counter[str] = field(default_factory=Counter)
+    """Failures and refusals of requests due in this slice, by code."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"n": self.count, "errors": self.errors, "hist": encode(self.hist)}
+        return {"n": self.count, "errors": self.errors, "offered": self.offered,
+                "achieved": self.achieved, "inflight_max": self.inflight_max,
+                "hist": encode(self.hist), "lateness": encode(self.lateness),
+                "codes": dict(self.codes)}
 
     def merge(self, data: dict[str, Any]) -> None:
-        self.count += int(data["n"])
-        self.errors += int(data["errors"])
+        for name in ("count", "errors", "offered", "achieved"):
+            key = "n" if name == "count" else name
+            setattr(self, name, getattr(self, name) + int(data[key]))
+        # Workers run at the same time: their peaks add up (an upper bound of the sum).
+        self.inflight_max += int(data["inflight_max"])
         merge_into(self.hist, data["hist"])
+        merge_into(self.lateness, data["lateness"])
+        self.codes.update(data["codes"])
 
 
 @dataclass
@@ -71,6 +120,10 @@ class RunStats:
     bucket_s: float = 1.0
     all: HdrHistogram = field(default_factory=new_hist)
     lateness: HdrHistogram = field(default_factory=new_hist)
+    """Scheduler error: actual send time minus when the request could first leave."""
+    behind: HdrHistogram = field(default_factory=new_hist)
+    """Schedule lateness: actual send time minus the trace's time for the request
+    (includes waiting for the same player's previous reply: a slow server shows here)."""
     ops: dict[str, HdrHistogram] = field(default_factory=dict)
     codes: dict[str, Counter[str]] = field(default_factory=dict)
     buckets: dict[int, Bucket] = field(default_factory=dict)
@@ -78,19 +131,52 @@ class RunStats:
     completed: int = 0
     errors: int = 0
     skipped: int = 0
+    answered: int = 0
+    """Requests the server answered (any HTTP status)."""
+    expected: Counter[str] = field(default_factory=Counter)
+    """Refusals the recording had too (same error code), by operation."""
+    first_due_s: float | None = None
+    last_done_s: float = 0.0
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    cpu_max_share: float = 0.0
+    """The busiest generator process's CPU time over its wall time."""
+
+    def bucket(self, index: int) -> Bucket:
+        b = self.buckets.get(index)
+        if b is None:
+            b = self.buckets[index] = Bucket()
+        return b
+
+    def index(self, t_s: float) -> int:
+        return int(max(0.0, t_s) / self.bucket_s)
+
+    def offer(self, due_s: float) -> None:
+        """A request became due at ``due_s`` (seconds after the start)."""
+        self.bucket(self.index(due_s)).offered += 1
+        if self.first_due_s is None or due_s < self.first_due_s:
+            self.first_due_s = due_s
 
     def add(self, op: str, code: str, latency_us: float, bucket: int,
-            measured: bool = True) -> bool:
+            measured: bool = True, done_s: float | None = None,
+            expect: str | None = None) -> bool:
         """Count one finished request; returns whether it was an error."""
-        err = is_error(code)
+        cls = classify(code)
+        err = cls != "ok"
+        if err and cls == "refusal" and expect is not None and same_refusal(code, expect):
+            self.expected[op] += 1
         self.completed += 1
         self.errors += err
         self.codes.setdefault(op, Counter())[code] += 1
-        b = self.buckets.get(bucket)
-        if b is None:
-            b = self.buckets[bucket] = Bucket()
+        b = self.bucket(bucket)
         b.count += 1
         b.errors += err
+        if err:
+            b.codes[code] += 1
+        if done_s is not None and cls in ("ok", "refusal", "5xx"):
+            self.answered += 1
+            self.bucket(self.index(done_s)).achieved += 1
+            self.last_done_s = max(self.last_done_s, done_s)
         if measured:
             hist = self.ops.get(op)
             if hist is None:
@@ -103,27 +189,40 @@ class RunStats:
     def to_json(self) -> dict[str, Any]:
         return {
             "bucket_s": self.bucket_s, "sent": self.sent, "completed": self.completed,
-            "errors": self.errors, "skipped": self.skipped,
+            "errors": self.errors, "skipped": self.skipped, "answered": self.answered,
+            "expected": dict(self.expected),
+            "first_due_s": self.first_due_s, "last_done_s": self.last_done_s,
+            "cpu_s": self.cpu_s, "wall_s": self.wall_s, "cpu_max_share": self.cpu_max_share,
             "histograms": {"all": encode(self.all), "lateness": encode(self.lateness),
+                           "behind": encode(self.behind),
                            "ops": {op: encode(h) for op, h in sorted(self.ops.items())}},
             "codes": {op: dict(c) for op, c in sorted(self.codes.items())},
             "buckets": {str(i): b.to_json() for i, b in sorted(self.buckets.items())},
         }
 
     def merge(self, data: dict[str, Any]) -> None:
-        """Add a worker's ``to_json`` output."""
+        """Add another worker's (or generator's) ``to_json`` output."""
         self.bucket_s = float(data["bucket_s"])
-        for name in ("sent", "completed", "errors", "skipped"):
+        for name in ("sent", "completed", "errors", "skipped", "answered"):
             setattr(self, name, getattr(self, name) + int(data[name]))
+        self.expected.update(data["expected"])
+        self.cpu_s += float(data["cpu_s"])
+        self.wall_s = max(self.wall_s, float(data["wall_s"]))
+        self.cpu_max_share = max(self.cpu_max_share, float(data["cpu_max_share"]))
+        self.last_done_s = max(self.last_done_s, float(data["last_done_s"]))
+        first = data["first_due_s"]
+        if first is not None and (self.first_due_s is None or first < self.first_due_s):
+            self.first_due_s = float(first)
         hists = data["histograms"]
         merge_into(self.all, hists["all"])
         merge_into(self.lateness, hists["lateness"])
+        merge_into(self.behind, hists["behind"])
         for op, enc in hists["ops"].items():
             merge_into(self.ops.setdefault(op, new_hist()), enc)
         for op, codes in data["codes"].items():
             self.codes.setdefault(op, Counter()).update(codes)
         for key, bucket in data["buckets"].items():
-            self.buckets.setdefault(int(key), Bucket()).merge(bucket)
+            self.bucket(int(key)).merge(bucket)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunStats:

@@ -7,10 +7,15 @@ A trace file is a stream of msgpack objects. The first is the header, a map::
      "shape": {...shape parameters...}, "defaults": {"game": ...}, "meta": {...}}
 
 Every later object is one record, an array ``[t_ms, player, operationId, body,
-params]``: the intended send time as a millisecond offset from ``start_ms``, the
-player (the shopper's user id, without credentials), the operationId of API.md,
-the JSON body (``None`` for a GET) and the path parameters (``{"series": ...}``;
-``None`` when the defaults do). Records are written in ``t_ms`` order.
+params]`` or ``[t_ms, player, operationId, body, params, expect(, gave)]``: the intended
+send time as a millisecond offset from ``start_ms``, the player (the shopper's
+user id, without credentials), the operationId of API.md, the JSON body
+(``None`` for a GET), the path parameters (``{"series": ...}``; ``None`` when the
+defaults do) and, in recordings, the outcome the shopper got then (``"200"``,
+``"409 cooldown"``): a replay counts a refusal the recording also had as
+expected, and ``gave``, the share code the reply handed back (``startAssist``,
+``createGroupBuy``, ``createTeam``): a replay swaps it for the code it got, in the
+bodies of the players who used it. Records are written in ``t_ms`` order.
 
 Readers refuse another ``format`` or a newer ``version``; a version bump is
 needed only for incompatible changes (new header keys are not one).
@@ -56,17 +61,27 @@ class Record:
     op: str
     body: Any = None
     params: Mapping[str, str] | None = None
+    expect: str | None = None
+    """The outcome recorded with the request (recordings only)."""
+    gave: str | None = None
+    """The share code the reply handed back (recordings only)."""
 
     def pack(self) -> list[Any]:
-        return [self.t_ms, self.player, self.op, self.body,
-                dict(self.params) if self.params else None]
+        out = [self.t_ms, self.player, self.op, self.body,
+               dict(self.params) if self.params else None]
+        if self.gave is not None:
+            return [*out, self.expect, self.gave]
+        return out if self.expect is None else [*out, self.expect]
 
     @classmethod
     def unpack(cls, item: Any) -> Record:
         if not isinstance(item, list | tuple) or len(item) < 4:
             raise TraceFormatError(f"bad record: {item!r:.80}")
         params = item[4] if len(item) > 4 else None
-        return cls(int(item[0]), str(item[1]), str(item[2]), item[3], params or None)
+        expect = item[5] if len(item) > 5 and isinstance(item[5], str) else None
+        gave = item[6] if len(item) > 6 and isinstance(item[6], str) else None
+        return cls(int(item[0]), str(item[1]), str(item[2]), item[3], params or None, expect,
+                   gave)
 
 
 @dataclass
@@ -187,7 +202,8 @@ def read_trace(paths: Iterable[Path | str]) -> tuple[Header, Iterator[Record]]:
 
     def shifted(path: Path, shift: int) -> Iterator[Record]:
         for r in iter_records(path):
-            yield r if not shift else Record(r.t_ms + shift, r.player, r.op, r.body, r.params)
+            yield r if not shift else Record(r.t_ms + shift, r.player, r.op, r.body, r.params,
+                                             r.expect, r.gave)
 
     streams = [shifted(p, h.start_ms - base) for p, h in zip(files, headers, strict=True)]
     if len(streams) == 1:
@@ -231,7 +247,7 @@ class TraceWriter:
     def __init__(self, directory: Path | str, *, prefix: str = "trace",
                  max_bytes: int = 64 << 20, max_files: int = 8, sample: float = 1.0,
                  player_salt: str | None = None, meta: Mapping[str, Any] | None = None,
-                 clock: Any = time.time) -> None:
+                 clock: Any = time.time, flush_every_s: float | None = None) -> None:
         if max_bytes < 1024:
             raise ValueError("max_bytes must be at least 1 KiB")
         if max_files < 1:
@@ -248,6 +264,9 @@ class TraceWriter:
         self._fh: IO[bytes] | None = None
         self._writer: StreamWriter | None = None
         self._start_ms = 0
+        self.flush_every_s = flush_every_s
+        """Flush to the OS at least this often (None: when the file buffer fills)."""
+        self._flushed = 0.0
 
     def _last_seq(self) -> int:
         seqs = [int(p.stem.rsplit("-", 1)[1]) for p in self.files() if p.stem[-6:].isdigit()]
@@ -280,7 +299,8 @@ class TraceWriter:
         self._fh, self._writer = None, None
 
     def record(self, player: str, op: str, body: Any = None,
-               params: Mapping[str, str] | None = None, at: float | None = None) -> bool:
+               params: Mapping[str, str] | None = None, at: float | None = None,
+               expect: str | None = None, gave: str | None = None) -> bool:
         """Add one request (if its player is sampled); returns whether it was written."""
         if not sampled(player, self.sample):
             return False
@@ -290,18 +310,21 @@ class TraceWriter:
                                      digest_size=10).hexdigest()
         writer = self._writer or self._open(now_ms)
         rec = Record(max(0, now_ms - self._start_ms), player, op, strip_credentials(body),
-                     {k: v for k, v in (params or {}).items()} or None)
+                     {k: v for k, v in (params or {}).items()} or None, expect, gave)
         size = writer.encoded_size(rec)
         if writer.bytes_written + size > self.max_bytes and writer.records > 0:
             self._close()
             writer = self._open(now_ms)
-            rec = Record(0, rec.player, rec.op, rec.body, rec.params)
+            rec = Record(0, rec.player, rec.op, rec.body, rec.params, expect, gave)
             size = writer.encoded_size(rec)
         if writer.bytes_written + size > self.max_bytes:
             self.dropped += 1  # larger than a whole file may be: never written
             return False
         writer.write(rec)
         self.written += 1
+        if self.flush_every_s is not None and now_ms / 1000 - self._flushed >= self.flush_every_s:
+            self.flush()
+            self._flushed = now_ms / 1000
         return True
 
     def flush(self) -> None:

@@ -1,0 +1,567 @@
+"""One replay worker process: a causal, open-loop scheduler over its share of players.
+
+Every record becomes *due* at the run's start plus ``t_ms / speed``. Players are
+independent (open loop across players: a slow answer to one never delays
+another), but one player's requests go in order, as a real client sends them:
+each waits for that player's previous reply. A request is *ready* at the latest
+of its due time, the previous reply, and (for a browse task) the moment its
+ticket becomes valid. Three things are measured from those times:
+
+* **latency**, from ready to the answer (a request held behind the same
+  player's slow previous request is not charged twice);
+* **send lateness**, actual send minus ready: the scheduler's own error, the
+  generator's health;
+* **behind schedule**, actual send minus due: how far players fell behind the
+  trace (a slow server shows here, and as achieved < offered).
+
+Values the server hands back feed the player's later requests: the ticket from
+``startTask`` goes into ``completeTask`` of the same task, sent no earlier than
+the trace's own gap after the ticket arrived (a real client browses first), and
+holds, open rounds and share codes fill the references of :mod:`loadtests.chains`
+(a friend's help waits for the code its friend got back). A ``giveAssist`` leaves
+no earlier than the trace's gap after its player's session began (a campaign's
+minimum session age is real time, even at ``--speed 5``).
+
+At most ``max_in_flight`` requests are out at once; a ready request waits for a
+slot up to ``timeout``, then counts as ``client_backlog``: never sent, its wait
+recorded as latency from its due time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loadtests import chains
+from loadtests.ops import OPERATIONS, Op, order_signature, session_signature
+from loadtests.stats import RunStats, encode, new_hist, record
+from loadtests.trace import Record, read_trace
+
+if TYPE_CHECKING:
+    from loadtests.replay import ReplayConfig
+
+TICKET_WAIT_CAP_S = 120.0
+"""A completeTask never waits longer than this after its ticket arrived."""
+
+
+def owner(name: str, n: int) -> int:
+    """Which of ``n`` generator processes (``--shard``) replays player ``name`` (a friend
+    goes with its home player, :func:`loadtests.chains.home`)."""
+    return zlib.crc32(chains.home(name).encode()) % n
+
+
+def worker_of(name: str, workers: int, shards: int = 1) -> int:
+    """Which worker of its generator process replays player ``name``."""
+    return (zlib.crc32(chains.home(name).encode()) // shards) % workers
+
+
+def clone_name(player: str, clone: int) -> str:
+    """Clone ``clone`` of ``player`` (a friend's clone is its friend's clone's friend)."""
+    if not clone:
+        return player
+    base, sep, tag = player.partition(chains.FRIEND)
+    return f"{base}-c{clone}{sep}{tag}"
+
+
+CODE_USERS = frozenset({"giveAssist", "joinGroupBuy", "joinTeam"})
+"""Operations whose body sends a share code another shopper got back."""
+
+
+def share_groups(records: Iterator[Record]) -> tuple[dict[str, str], frozenset[str]]:
+    """In a recording: each player who sent a share code → the first player of its group
+    (who sent codes of whom, transitively), and the recorded codes. A group is replayed
+    by one worker and shard, so a code passes in-process."""
+    owner_of: dict[str, str] = {}
+    parent: dict[str, str] = {}
+
+    def find(p: str) -> str:
+        while parent.get(p, p) != p:
+            p = parent[p]
+        return p
+
+    for rec in records:
+        if rec.gave is not None:
+            owner_of.setdefault(rec.gave, rec.player)
+        elif rec.op in CODE_USERS and isinstance(rec.body, dict):
+            first = owner_of.get(str(rec.body.get("code")))
+            if first is not None:
+                a, b = find(first), find(rec.player)
+                if a != b:
+                    parent[b] = a
+    return {p: find(p) for p in parent}, frozenset(owner_of)
+
+
+def placement(cfg: ReplayConfig) -> tuple[dict[str, str], frozenset[str]]:
+    """:func:`share_groups` of the traces when any is a recording (else nothing)."""
+    from loadtests.trace import read_header
+
+    if not any(read_header(p).source == "record" for p in cfg.traces):
+        return {}, frozenset()
+    return share_groups(read_trace(cfg.traces)[1])
+
+
+@dataclass
+class Item:
+    """One request to send: the record, its player (clone) and its due time."""
+
+    idx: int
+    rec: Record
+    user: str
+    clone: int
+    due: float
+
+
+@dataclass
+class Lane:
+    """One player's queue: requests go one at a time, in trace order."""
+
+    queue: deque[Item] = field(default_factory=deque)
+    running: bool = False
+    free_at: float = 0.0
+    tickets: dict[str, tuple[str | None, float, int]] = field(default_factory=dict)
+    """task → (ticket or None, when the startTask reply arrived, its trace t_ms)."""
+    values: dict[str, Any] = field(default_factory=dict)
+    """What replies handed back, by :mod:`loadtests.chains` key."""
+    grabs: dict[str, dict[str, int]] = field(default_factory=dict)
+    """rain → round → envelope grabs sent."""
+    session: tuple[float, int] | None = None
+    """When this player's createSession was answered, and its trace t_ms."""
+
+
+class Worker:
+    """One process's share of the players: an asyncio scheduler and an HTTP session."""
+
+    def __init__(self, cfg: ReplayConfig, index: int, bucket_s: float,
+                 report: Callable[[str, Any], None], stop: Callable[[], bool],
+                 wait_start: Callable[[], float]) -> None:
+        from loadtests.replay import check_target
+
+        self.cfg, self.index, self.report, self.stop = cfg, index, report, stop
+        self.wait_start = wait_start
+        self.start = 0.0
+        self.premint_info: dict[str, Any] = {}
+        self.stats = RunStats(bucket_s=bucket_s)
+        self.window = new_hist()
+        self.base = check_target(cfg.base_url, cfg.allow_remote)
+        self.tokens: dict[str, tuple[str, float]] = {}
+        self.lanes: dict[str, Lane] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.waiters: dict[tuple[str, str], list[asyncio.Future[None]]] = {}
+        self.groups, self.recorded_codes = placement(cfg)
+        self.handed: dict[str, Any] = {}
+        """Recorded share code and clone → the code this replay got instead."""
+        self.in_flight = 0
+        self.slots: asyncio.Semaphore | None = None
+        self.stopping = False
+        self.headers_common = {"Content-Type": "application/json",
+                               "User-Agent": f"petbox-loadtest/{cfg.run_id}"}
+        if cfg.shadow:
+            self.headers_common["X-Petbox-Shadow"] = "1"
+        self.http: Any = None
+        self.defaults: dict[str, str] = {}
+        self.samples: list[str] | None = [] if cfg.samples_dir else None
+
+    # -- what this worker replays --------------------------------------------------------
+
+    def my_records(self) -> Iterator[tuple[int, Record, str, int]]:
+        """(index, record, user id, clone number) of this worker's players, in time order."""
+        cfg = self.cfg
+        header, records = read_trace(cfg.traces)
+        self.defaults = {str(k): str(v) for k, v in header.defaults.items()}
+        if cfg.game:
+            self.defaults["game"] = cfg.game
+        groups = self.groups
+        for idx, rec in enumerate(records):
+            if rec.op not in OPERATIONS or (cfg.ops is not None and rec.op not in cfg.ops):
+                self.stats.skipped += 1
+                continue
+            for clone in range(cfg.clones):
+                place = clone_name(groups.get(rec.player, rec.player), clone)
+                if cfg.shards > 1 and owner(place, cfg.shards) != cfg.shard:
+                    continue
+                if worker_of(place, cfg.workers, cfg.shards) == self.index:
+                    yield idx, rec, cfg.prefix + clone_name(rec.player, clone), clone
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        """Set up, wait for the common start, replay, drain; returns the statistics."""
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=self.cfg.connections, enable_cleanup_closed=True)
+        timeout = aiohttp.ClientTimeout(total=self.cfg.timeout)
+        self.slots = asyncio.Semaphore(self.cfg.max_in_flight)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                         headers=self.headers_common) as http:
+            self.http = http
+            records = self.my_records()
+            first = next(records, None)  # open and parse the trace before the clock starts
+            if self.cfg.premint:
+                await self.premint()
+            loop = asyncio.get_running_loop()
+            self.start = await loop.run_in_executor(None, self.wait_start)
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            ticker = asyncio.create_task(self._progress_loop())
+            try:
+                if first is not None:
+                    await self.dispatch(first, records)
+                await self.drain()
+            finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+            s = self.stats
+            s.cpu_s, s.wall_s = time.process_time() - cpu0, time.monotonic() - wall0
+            s.cpu_max_share = s.cpu_s / s.wall_s if s.wall_s > 0 else 0.0
+        if self.samples is not None and self.cfg.samples_dir:
+            path = Path(self.cfg.samples_dir) / f"{self.cfg.run_id}-{self.index}.txt"
+            path.write_text("".join(self.samples))
+        self._progress()
+        return {**self.stats.to_json(), "premint": self.premint_info}
+
+    async def premint(self) -> None:
+        """Sessions for all of this worker's players, 32 at a time, off the clock."""
+        users = sorted({user for _, _, user, _ in self.my_records()})
+        began = time.monotonic()
+        gate = asyncio.Semaphore(32)
+
+        async def one(user: str) -> bool:
+            async with gate:
+                return (await self.mint(user))[1] is not None
+
+        done = await asyncio.gather(*(one(u) for u in users))
+        self.premint_info = {"players": len(users), "failed": done.count(False),
+                             "seconds": round(time.monotonic() - began, 3)}
+
+    async def dispatch(self, first: tuple[int, Record, str, int],
+                       records: Iterator[tuple[int, Record, str, int]]) -> None:
+        """Hand each record to its player's lane at its due time."""
+        loop = asyncio.get_running_loop()
+        speed = self.cfg.speed
+        stop_at = (self.start + self.cfg.max_duration if self.cfg.max_duration is not None
+                   else float("inf"))
+        for n, (idx, rec, user, clone) in enumerate(_chain(first, records)):
+            due = self.start + rec.t_ms / 1000.0 / speed
+            if due > stop_at or (n & 127 == 0 and self.stop()):
+                break
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.stats.offer(due - self.start)
+            lane = self.lanes.get(user)
+            if lane is None:
+                lane = self.lanes[user] = Lane()
+            lane.queue.append(Item(idx, rec, user, clone, due))
+            if not lane.running:
+                lane.running = True
+                task = loop.create_task(self.run_lane(lane))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        """Let lanes finish what is queued; past the bound, the rest counts as backlog."""
+        bound = self.cfg.timeout + 1.0 + self.cfg.drain_s
+        if self.tasks:
+            _, pending = await asyncio.wait(set(self.tasks), timeout=bound)
+            self.stopping = True
+            if pending:
+                await asyncio.wait(pending, timeout=self.cfg.timeout + 1.0)
+            for task in pending:
+                task.cancel()
+
+    # -- one player's lane ------------------------------------------------------------------
+
+    async def run_lane(self, lane: Lane) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while lane.queue:
+                item = lane.queue.popleft()
+                if self.stopping:
+                    self._finish(item, item.due, "client_backlog", sent=False)
+                    continue
+                try:
+                    await self._run_item(lane, item)
+                except Exception as exc:
+                    # One odd record must not end the player's lane silently: it is
+                    # counted (class "client") and the player's next requests go out.
+                    self._finish(item, item.due, f"client_failed {type(exc).__name__}",
+                                 sent=False)
+                    lane.free_at = loop.time()
+        finally:
+            lane.running = False
+
+    async def _run_item(self, lane: Lane, item: Item) -> None:
+        """Send one of a player's requests when it is due, its values filled in."""
+        loop = asyncio.get_running_loop()
+        ready = max(item.due, lane.free_at)
+        body = item.rec.body
+        if item.rec.op == "completeTask":
+            body, ready = self._with_ticket(lane, item, ready)
+        elif item.rec.op == "giveAssist" and lane.session is not None:
+            minted, t_ms = lane.session  # the session's age is real time
+            gap = min(TICKET_WAIT_CAP_S, max(0.0, (item.rec.t_ms - t_ms) / 1000.0))
+            ready = max(ready, minted + gap)
+        if ready > loop.time():
+            await asyncio.sleep(ready - loop.time())
+        if self.recorded_codes and item.rec.op in CODE_USERS and isinstance(body, dict) \
+                and isinstance(body.get("code"), str) \
+                and body["code"] in self.recorded_codes:
+            body = {**body, "code": {"$ref": f"code:{body['code']}:{item.clone}"}}
+        if (item.rec.params and "$when" in item.rec.params) or chains.refs(body):
+            before = loop.time()
+            body = await self._filled(lane, item, body)
+            if body is chains.MISSING:
+                self._not_sent(item)
+                lane.free_at = loop.time()  # the player's next step follows this
+                return
+            if loop.time() - before > 0.001:  # waited for a friend's code
+                ready = loop.time()
+        await self.send_item(lane, item, body, ready)
+        lane.free_at = loop.time()
+
+    async def _filled(self, lane: Lane, item: Item, body: Any) -> Any:
+        """``body`` with the values the server handed back (chains.MISSING: do not send)."""
+        when = (item.rec.params or {}).get("$when")
+        keys = ([str(when)] if when else []) + chains.refs(body)
+        values = dict(lane.values)
+        for key in keys:
+            if key.startswith("round:"):
+                rain = key.split(":", 1)[1]
+                values[key] = chains.open_round(lane.values.get(f"rain:{rain}"),
+                                                lane.grabs.get(rain, {}))
+            elif chains.shared(key):
+                values[key] = await self._shared_value(self._home_user(item), key)
+            elif key.startswith("code:"):  # a recorded share code: the one we got
+                values[key] = await self._shared_value("", key)
+        if when and not values.get(str(when)):
+            return chains.MISSING
+        return chains.fill(body, values)
+
+    def _home_user(self, item: Item) -> str:
+        name = item.user[len(self.cfg.prefix):]
+        return self.cfg.prefix + chains.home(name)
+
+    async def _shared_value(self, user: str, key: str) -> Any:
+        """``key`` from ``user``'s replies, waiting (up to ``--timeout``) for it to come."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.timeout
+        while True:
+            lane = self.lanes.get(user)
+            if not user and key in self.handed:
+                return self.handed[key]
+            if lane is not None and key in lane.values:
+                return lane.values[key]
+            left = deadline - loop.time()
+            if left <= 0 or self.stopping:
+                return None
+            fut: asyncio.Future[None] = loop.create_future()
+            self.waiters.setdefault((user, key), []).append(fut)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(fut, left)
+
+    def _keep(self, lane: Lane, item: Item, code: str, data: Any, body: Any) -> None:
+        """Keep what the reply to ``item`` hands back for the player's later requests."""
+        op, params = item.rec.op, item.rec.params or {}
+        if item.rec.gave is not None:
+            key = f"code:{item.rec.gave}:{item.clone}"
+            got = data.get("code") if isinstance(data, dict) else None
+            self.handed[key] = got if isinstance(got, str) else None
+            for fut in self.waiters.pop(("", key), ()):
+                if not fut.done():
+                    fut.set_result(None)
+        if op == "createSession" and data is not None:
+            lane.session = (time.monotonic(), item.rec.t_ms)
+        elif op == "grabEnvelope" and isinstance(body, dict):
+            rounds = lane.grabs.setdefault(str(params.get("rain")), {})
+            rounds[str(body.get("round"))] = rounds.get(str(body.get("round")), 0) + 1
+        elif op in chains.PRODUCERS:
+            for key, value in chains.kept(op, params, data is not None, data).items():
+                lane.values[key] = value
+                for fut in self.waiters.pop((item.user, key), ()):
+                    if not fut.done():
+                        fut.set_result(None)
+
+    def _not_sent(self, item: Item) -> None:
+        """A chained request whose value never came: a real client would not send it."""
+        self.stats.skipped += 1
+        self.stats.bucket(self._bucket(item.due)).offered -= 1
+
+    def _with_ticket(self, lane: Lane, item: Item, ready: float) -> tuple[Any, float]:
+        """The completeTask body with the ticket this replay got, and when it may leave."""
+        task = (item.rec.params or {}).get("task")
+        got = lane.tickets.pop(task, None) if task else None
+        if got is None:
+            return item.rec.body, ready
+        ticket, arrived, start_t_ms = got
+        body = {k: v for k, v in (item.rec.body or {}).items() if k != "ticket"}
+        if ticket is not None:
+            body["ticket"] = ticket
+            # The trace's gap is real browsing time: a faster replay cannot shorten it.
+            gap = min(TICKET_WAIT_CAP_S, max(0.0, (item.rec.t_ms - start_t_ms) / 1000.0))
+            ready = max(ready, arrived + gap)
+        return body, ready
+
+    async def send_item(self, lane: Lane, item: Item, body: Any, ready: float) -> None:
+        assert self.slots is not None
+        if self.slots.locked():  # only then pay for a timed wait (wait_for makes a task)
+            try:
+                await asyncio.wait_for(self.slots.acquire(), timeout=self.cfg.timeout)
+            except TimeoutError:
+                self._finish(item, ready, "client_backlog", sent=False)
+                return
+        else:
+            await self.slots.acquire()
+        self.in_flight += 1
+        try:
+            now = time.monotonic()
+            record(self.stats.lateness, (now - ready) * 1e6)
+            record(self.stats.behind, (now - item.due) * 1e6)
+            b = self.stats.bucket(self.stats.index(now - self.start))
+            b.inflight_max = max(b.inflight_max, self.in_flight)
+            record(self.stats.bucket(self._bucket(item.due)).lateness, (now - ready) * 1e6)
+            self.stats.sent += 1
+            code, data = await self.fire(item, body)
+            self._finish(item, ready, code)
+            self._keep(lane, item, code, data, body)
+            if item.rec.op == "startTask" and data is not None:
+                task = (item.rec.params or {}).get("task", "")
+                ticket = data.get("ticket") if isinstance(data, dict) else None
+                lane.tickets[task] = (ticket if isinstance(ticket, str) else None,
+                                      time.monotonic(), item.rec.t_ms)
+        finally:
+            self.in_flight -= 1
+            self.slots.release()
+
+    async def fire(self, item: Item, body: Any) -> tuple[str, Any]:
+        """Send one record; returns its outcome code and, on success, its JSON body."""
+        op = OPERATIONS[item.rec.op]
+        if op.op_id == "createSession":
+            code, token = await self.mint(item.user)
+            return code, token
+        params = {**self.defaults, **(item.rec.params or {}),
+                  **({"game": self.cfg.game} if self.cfg.game else {})}
+        try:
+            path = op.url_path(params)
+        except KeyError as exc:
+            return f"bad_record missing_{exc.args[0]}", None
+        headers = {}
+        if op.auth == "order":
+            return await self.send(op, path, *self._order(item, body, params.get("game")))
+        if op.auth == "player":
+            token = await self.token(item.user, self._bucket(item.due))
+            if token is None:
+                return "no_session", None
+            headers["Authorization"] = f"Bearer {token}"
+        if op.is_write:
+            headers["Idempotency-Key"] = f"{self.cfg.run_id}-{item.idx}-{item.clone}"
+        data = None if op.method == "GET" else json.dumps(
+            body if body is not None else {}).encode()
+        return await self.send(op, path, data, headers)
+
+    def _order(self, item: Item, body: Any, game: str | None) -> tuple[bytes, dict[str, str]]:
+        """A signed ``ingestOrder`` of this player (the order id is the record's key)."""
+        cfg = self.cfg
+        order = {**(body or {}), "merchant": cfg.merchant, "game": game, "user": item.user,
+                 "order_id": f"{cfg.run_id}-{item.idx}-{item.clone}"}
+        data, ts = json.dumps(order).encode(), int(time.time())
+        return data, {"X-Petbox-Timestamp": str(ts), "X-Petbox-Merchant": cfg.merchant,
+                      "X-Petbox-Signature": order_signature(cfg.signing_secret, ts, data)}
+
+    def _bucket(self, due: float) -> int:
+        return self.stats.index(due - self.start)
+
+    def _finish(self, item: Item, ready: float, code: str, sent: bool = True) -> None:
+        now = time.monotonic()
+        latency = (now - (ready if sent else item.due)) * 1e6
+        measured = sent or code == "client_backlog"
+        self.stats.add(item.rec.op, code, latency, self._bucket(item.due), measured,
+                       done_s=now - self.start if sent else None, expect=item.rec.expect)
+        if measured:
+            record(self.window, latency)
+            if self.samples is not None:
+                self.samples.append(f"{item.rec.op} {int(latency)}\n")
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    async def send(self, op: Op, path: str, body: bytes | None,
+                   headers: dict[str, str]) -> tuple[str, Any]:
+        """One HTTP exchange; returns the code string and, on success, the JSON body."""
+        import aiohttp
+
+        try:
+            async with self.http.request(op.method, self.base + path, data=body,
+                                         headers=headers, allow_redirects=False) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except TimeoutError:
+            return "timeout", None
+        except aiohttp.ClientError as exc:
+            return f"client_error {type(exc).__name__}", None
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = None
+        if 200 <= status < 300:
+            return str(status), data if data is not None else {}
+        try:
+            return f"{status} {data['error']['code']}", None  # type: ignore[index]
+        except (KeyError, TypeError):
+            return str(status), None
+
+    async def token(self, user: str, bucket: int) -> str | None:
+        """A valid token for ``user``: cached, or minted now (a measured createSession)."""
+        cached = self.tokens.get(user)
+        if cached is not None and cached[1] - time.time() > 60:
+            return cached[0]
+        began = time.monotonic()
+        self.stats.offer(began - self.start)  # a request of its own: offered and answered
+        code, token = await self.mint(user)
+        now = time.monotonic()
+        latency = (now - began) * 1e6
+        self.stats.add("createSession", code, latency, bucket, done_s=now - self.start)
+        if self.samples is not None:
+            self.samples.append(f"createSession {int(latency)}\n")
+        return token
+
+    async def mint(self, user: str) -> tuple[str, str | None]:
+        """``createSession`` for ``user``; returns its outcome code and the token."""
+        ts = int(time.time())
+        session: dict[str, Any] = {
+            "merchant": self.cfg.merchant, "user": user, "ts": ts,
+            "sign": session_signature(self.cfg.signing_secret, self.cfg.merchant, user, ts,
+                                      shadow=self.cfg.shadow)}
+        if self.cfg.shadow:
+            session["shadow"] = True
+        code, data = await self.send(OPERATIONS["createSession"], "/v1/sessions",
+                                     json.dumps(session).encode(), {})
+        if not isinstance(data, dict) or not isinstance(data.get("token"), str):
+            return code, None
+        token = str(data["token"])
+        self.tokens[user] = (token, float(data.get("expires_at", time.time() + 600)))
+        return code, token
+
+    # -- progress ---------------------------------------------------------------------------
+
+    async def _progress_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self._progress()
+
+    def _progress(self) -> None:
+        s = self.stats
+        self.report("progress", {"sent": s.sent, "completed": s.completed, "errors": s.errors,
+                                 "window": encode(self.window)})
+        self.window.reset()
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
