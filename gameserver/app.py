@@ -142,7 +142,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _open_db(settings: Settings, url: str, embedded: bool) -> Database:
     """A database at the newest schema: embedded SQLite is migrated, others must be.
     Its calls are bounded by ``PETBOX_SQL_TIMEOUT`` (``.background``: the longer
-    ``PETBOX_SQL_BACKGROUND_TIMEOUT`` of background jobs); waits for a pooled
+    ``PETBOX_SQL_BACKGROUND_TIMEOUT`` of background jobs, ``.report``: merchant
+    reports' ``PETBOX_SQL_REPORT_TIMEOUT``); waits for a pooled
     connection by ``PETBOX_SQL_POOL_TIMEOUT`` as well."""
     background = max(settings.sql_timeout, settings.sql_background_timeout)
     engine = make_engine(url, background, pool_size=settings.sql_pool_size,
@@ -151,7 +152,8 @@ async def _open_db(settings: Settings, url: str, embedded: bool) -> Database:
     line = SqlLine(settings.sql_pool_size + settings.sql_max_overflow, settings.sql_pool_timeout)
     writers = SqlLine(1, settings.sql_pool_timeout) if engine.dialect.name == "sqlite" else None
     db = Database(url, engine, timeout=settings.sql_timeout,
-                  background_timeout=settings.sql_background_timeout, line=line,
+                  background_timeout=settings.sql_background_timeout,
+                  report_timeout=settings.sql_report_timeout, line=line,
                   writers=writers)
     if embedded:
         await db.migrate()

@@ -77,6 +77,10 @@ class Settings:
     sql_background_timeout: float = 10.0
     """Bound of one SQL call of a background job (persister, reconciler, housekeeping),
     and the driver-level backstop of every call (connect, pool, statement, SQLite busy)."""
+    sql_report_timeout: float = 5.0
+    """Bound of one merchant report's SQL (analytics, experiment results): several
+    aggregate queries over a game's events, so a big shop's report still answers
+    where the shopper bound would turn it into a 503 that no retry can cure."""
     secret_cache_seconds: float = 300.0
     """How long a merchant's signing secret read from SQL is used without asking again;
     a rotated or revoked secret takes effect within this."""
@@ -322,6 +326,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_timeout=_num(env, "PETBOX_REDIS_TIMEOUT", 2.0, 0.05, 600),
         sql_timeout=_num(env, "PETBOX_SQL_TIMEOUT", 1.5, 0.05, 600),
         sql_background_timeout=_num(env, "PETBOX_SQL_BACKGROUND_TIMEOUT", 10.0, 0.05, 3600),
+        sql_report_timeout=_num(env, "PETBOX_SQL_REPORT_TIMEOUT", 5.0, 0.05, 600),
         secret_cache_seconds=secret_fresh,
         secret_cache_max_age=_num(env, "PETBOX_SECRET_CACHE_MAX_AGE", 3600, secret_fresh,
                                   7 * 86400),

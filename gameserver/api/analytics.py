@@ -92,7 +92,7 @@ async def get_analytics(request: web.Request) -> web.Response:
     game = game_id(request)
     days = _int_param(request, "days", DEFAULT_DAYS, 1, analytics.MAX_DAYS)
     end = _date_param(request, "end")
-    return web.json_response(await analytics_report(request.app[DB], merchant.id, game,
+    return web.json_response(await analytics_report(request.app[DB].report, merchant.id, game,
                                                     now_s(request), days, end))
 
 

@@ -210,7 +210,7 @@ async def get_experiment_results(request: web.Request) -> web.Response:
     exp = live.config.experiments.get(eid)
     if exp is None:
         raise ExperimentNotFound(eid)
-    body = await experiment_results(request.app[DB], merchant.id, live.game, exp, live.tz,
+    body = await experiment_results(request.app[DB].report, merchant.id, live.game, exp, live.tz,
                                     now_s(request))
     return web.json_response(body)
 

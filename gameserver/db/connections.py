@@ -30,6 +30,8 @@ REQUEST_TIMEOUT = 1.5
 BACKGROUND_TIMEOUT = 10.0
 """Default bound of one SQL call of a background job (``PETBOX_SQL_BACKGROUND_TIMEOUT``);
 also the driver-level backstop: connect, pool checkout, statement, SQLite busy wait."""
+REPORT_TIMEOUT = 5.0
+"""Default bound of one merchant report's SQL (``PETBOX_SQL_REPORT_TIMEOUT``)."""
 
 
 def _sqlite_pragmas(busy_ms: int) -> Any:

@@ -32,6 +32,7 @@ from gameserver.admission import SqlLine
 from gameserver.db import models as m
 from gameserver.db.connections import (
     BACKGROUND_TIMEOUT,
+    REPORT_TIMEOUT,
     bounded_connection,
     settle_cleanups,
 )
@@ -93,6 +94,7 @@ class Database:
     def __init__(self, url: str, engine: AsyncEngine | None = None, *,
                  timeout: float = BACKGROUND_TIMEOUT,
                  background_timeout: float = BACKGROUND_TIMEOUT,
+                 report_timeout: float = REPORT_TIMEOUT,
                  line: SqlLine | None = None, writers: SqlLine | None = None) -> None:
         self.url = url
         self.line = line
@@ -107,6 +109,7 @@ class Database:
         self.timeout = timeout
         """Bound of each call through :meth:`connect` / :meth:`begin`, seconds."""
         self.background_timeout = max(timeout, background_timeout)
+        self.report_timeout = min(max(timeout, report_timeout), self.background_timeout)
         self.engine = engine or make_engine(url, self.background_timeout)
         self.dialect = self.engine.dialect.name
 
@@ -120,6 +123,13 @@ class Database:
     def background(self) -> Database:
         """This database for background jobs (persister, reconciler, housekeeping)."""
         return self.bounded(self.background_timeout)
+
+    @property
+    def report(self) -> Database:
+        """This database for a merchant report (analytics, experiment results): its
+        aggregate queries get ``PETBOX_SQL_REPORT_TIMEOUT``, between the request bound
+        and the background one."""
+        return self.bounded(self.report_timeout)
 
     def connect(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         """A connection for one call, bounded by :attr:`timeout` (checkout included;

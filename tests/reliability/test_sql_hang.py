@@ -2,7 +2,8 @@
 accepts new ones and never answers: a stalled server or network, not a refusal).
 
 Pass criteria: every shopper and merchant route answers within ``BOUND_S`` (the SQL
-timeout, 1.5 s by default, plus a margin): Redis-only play ``200``; shopper login
+timeout, 1.5 s by default, plus a margin; a merchant report within ``REPORT_BOUND_S``,
+its own 5 s bound plus the margin): Redis-only play ``200``; shopper login
 ``201`` from the cached signing secret; whatever needs SQL ``503`` with ``Retry-After``
 (a drained key's replay: ``response_unavailable``); the Redis gate of the limited
 coupon is unchanged (a refused grant gives its units back); after the hang, SQL and
@@ -38,6 +39,9 @@ GAME = "/v1/games/squirrel"
 ADMIN = "/v1/admin/games/squirrel"
 BOUND_S = 2.0
 """Longest any route may take while SQL hangs (PETBOX_SQL_TIMEOUT is 1.5 s)."""
+REPORT_BOUND_S = 5.5
+"""Longest a merchant report may take (PETBOX_SQL_REPORT_TIMEOUT is 5 s)."""
+REPORTS = {"getAnalytics"}
 CLIENT_LIMIT_S = 20.0
 """The test's own client timeout: a route still silent after it counts as hung."""
 
@@ -205,8 +209,10 @@ async def test_sql_hung_every_route_answers_in_time(aof_redis: RedisProcess, db_
     }
     got = {name: (call.seen[name]["status"], call.seen[name]["code"]) for name in expected}
     assert got == expected, got
-    slow = {n: call.seen[n]["s"] for n in expected if call.seen[n]["s"] > BOUND_S}
-    assert not slow, f"answered after more than {BOUND_S} s: {slow}"
+    bound = {n: REPORT_BOUND_S if n in REPORTS else BOUND_S for n in expected}
+    slow = {n: call.seen[n]["s"] for n in expected if call.seen[n]["s"] > bound[n]}
+    assert not slow, f"answered after more than its bound ({BOUND_S} s, reports " \
+        f"{REPORT_BOUND_S} s): {slow}"
     no_retry = [n for n, (status, _) in expected.items()
                 if status == 503 and not call.seen[n]["retry_after"]]
     assert not no_retry, f"503 without Retry-After: {no_retry}"

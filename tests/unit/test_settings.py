@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gameserver.db.database import Database
 from gameserver.settings import SettingsError, load_settings
 
 SECRET = {"PETBOX_TOKEN_SECRET": "a-secret-of-sixteen+"}
@@ -55,16 +56,26 @@ def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str,
 
 def test_sql_timeouts_and_secret_cache(tmp_path: Path) -> None:
     s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path)})
-    assert (s.sql_timeout, s.sql_background_timeout) == (1.5, 10.0)
+    assert (s.sql_timeout, s.sql_background_timeout, s.sql_report_timeout) == (1.5, 10.0, 5.0)
     assert (s.secret_cache_seconds, s.secret_cache_max_age) == (300, 3600)
     s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path), "PETBOX_SQL_TIMEOUT": "0.5",
-                       "PETBOX_SQL_BACKGROUND_TIMEOUT": "30",
+                       "PETBOX_SQL_BACKGROUND_TIMEOUT": "30", "PETBOX_SQL_REPORT_TIMEOUT": "12",
                        "PETBOX_SECRET_CACHE_SECONDS": "60", "PETBOX_SECRET_CACHE_MAX_AGE": "600"})
-    assert (s.sql_timeout, s.sql_background_timeout) == (0.5, 30)
+    assert (s.sql_timeout, s.sql_background_timeout, s.sql_report_timeout) == (0.5, 30, 12)
     assert (s.secret_cache_seconds, s.secret_cache_max_age) == (60, 600)
     with pytest.raises(SettingsError, match="PETBOX_SECRET_CACHE_MAX_AGE must be between 60"):
         load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path),
                        "PETBOX_SECRET_CACHE_SECONDS": "60", "PETBOX_SECRET_CACHE_MAX_AGE": "5"})
+
+
+def test_report_bound_lies_between_the_request_and_background_bounds() -> None:
+    db = Database("sqlite+aiosqlite://", timeout=1.5, background_timeout=10.0,
+                  report_timeout=5.0)
+    assert (db.timeout, db.report.timeout, db.background.timeout) == (1.5, 5.0, 10.0)
+    assert Database("sqlite+aiosqlite://", timeout=2.0, background_timeout=10.0,
+                    report_timeout=0.5).report.timeout == 2.0
+    assert Database("sqlite+aiosqlite://", timeout=1.5, background_timeout=10.0,
+                    report_timeout=60.0).report.timeout == 10.0
 
 
 def test_redis_timeout_and_hold_ttl(tmp_path: Path) -> None:
