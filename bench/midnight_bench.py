@@ -4,6 +4,7 @@ one step at its start, each request a different shopper.
     .venv/bin/python bench/midnight_bench.py --play flashsale --claims 5000 --rate 5000 --stock 1000
     .venv/bin/python bench/midnight_bench.py --play vote --claims 10000 --rate 2000
     .venv/bin/python bench/midnight_bench.py --play groupbuy --claims 4000 --rate 2000 --size 5
+    .venv/bin/python bench/midnight_bench.py --play draw --claims 1000 --rate 1e9 --stock 20 --first-attempt
 
 Plays (``--play``):
 
@@ -13,7 +14,14 @@ Plays (``--play``):
   once); the result is the votes accepted, which must equal the poll's ``total``;
 - ``groupbuy``: before the start, ``claims / (size - 1)`` leaders open a group each
   (``createGroupBuy``, not measured); at the start the ``claims`` joiners
-  (``joinGroupBuy``) take the seats, ``size - 1`` per group; every group must complete.
+  (``joinGroupBuy``) take the seats, ``size - 1`` per group; every group must complete;
+- ``draw``: ``drawBox`` on a series where six draws in seven aim at a coupon of
+  ``--stock`` units (every third shopper draws ten at once); the coupons granted must
+  be the stock exactly when the draws outnumber it, and SQL must agree. With
+  ``--rate 1e9`` every draw is in flight at once: the burst of reliability issue D5.
+
+``--first-attempt``: no retries; the statuses are each request's first answer (what
+share of a burst is refused, by design, before any client retries).
 
 Starts a server of its own (embedded Redis and SQLite in a temporary directory, or
 ``--redis-url``/``--database-url``), publishes the game a few seconds ahead of the
@@ -76,6 +84,11 @@ def _game(play: str, starts_at: int, a: argparse.Namespace) -> dict[str, Any]:
             "title": "Midnight flavour", "opens_at": starts_at, "closes_at": starts_at + 86400,
             "options": {o: {"label": o} for o in OPTIONS}, "votes_per_day": 1,
             "buckets": a.buckets}}
+    elif play == "draw":
+        series = json.loads(json.dumps(DRAW_SERIES))
+        series["prizes"]["coupon_x"]["stock"] = a.stock
+        game["items"] = {"fig_a": {"name": "A"}, "fig_b": {"name": "B"}}
+        game["boxes"] = {"series": {"forest": series}}
     else:
         game["groupbuys"] = {"midnight": {"title": "Midnight group", "size": a.size,
                                           "duration_s": 3600, "price_fen": 990,
@@ -87,7 +100,17 @@ OPTIONS = ("mango", "cashew", "almond")
 GAME_PATH = f"/v1/games/{GAME}"
 URLS = {"flashsale": f"{GAME_PATH}/flashsales/midnight/claim",
         "vote": f"{GAME_PATH}/polls/midnight/vote",
-        "groupbuy": f"{GAME_PATH}/groupbuys/midnight/join"}
+        "groupbuy": f"{GAME_PATH}/groupbuys/midnight/join",
+        "draw": f"{GAME_PATH}/boxes/forest/draw"}
+DRAW_SERIES = {
+    "name": "Forest", "price": {"currency": "coin", "amount": 10},
+    "tiers": {"common": {"name": "Common", "rank": 0}, "rare": {"name": "Rare", "rank": 1}},
+    "items": {"fig_a": {"tier": "common", "weight": 50}, "fig_b": {"tier": "rare", "weight": 50}},
+    "pity": {},
+    "prizes": {"coupon_x": {"name": "5 yuan coupon", "kind": "coupon", "tier": "rare",
+                            "weight": 600, "stock": 20, "fallback": "fig_a", "template": "T-5",
+                            "face_value_fen": 500, "max_copies": 0}}}
+"""The burst test's series: six draws in seven aim at the limited coupon."""
 
 
 def _body(play: str, i: int, codes: list[str], size: int) -> dict[str, Any]:
@@ -96,6 +119,8 @@ def _body(play: str, i: int, codes: list[str], size: int) -> dict[str, Any]:
         return {"option": OPTIONS[i % len(OPTIONS)]}
     if play == "groupbuy":
         return {"code": codes[i // (size - 1)]}
+    if play == "draw":
+        return {"count": 10 if i % 3 == 0 else 1}
     return {}
 
 
@@ -126,6 +151,8 @@ async def _post(http: aiohttp.ClientSession, url: str, tok: str, key: str,
                 "Authorization": f"Bearer {tok}", "Idempotency-Key": key}) as r:
             body = await r.json()
             code = body.get("error", {}).get("code", "") if r.status >= 400 else ""
+            if r.status == 200 and "draws" in body:
+                coupons["acknowledged"] += sum(d["item"] == "coupon_x" for d in body["draws"])
             return r.status, code, float(r.headers.get("Retry-After") or 1)
     except (aiohttp.ClientError, TimeoutError) as exc:
         return 0, type(exc).__name__, 0.0
@@ -133,6 +160,10 @@ async def _post(http: aiohttp.ClientSession, url: str, tok: str, key: str,
 
 shed: Counter[str] = Counter()
 """503 answers that were retried (by code)."""
+first: Counter[str] = Counter()
+"""Each request's first answer (status and error code)."""
+coupons: Counter[str] = Counter()
+"""Coupons in acknowledged draws (``draw``)."""
 
 
 async def _leaders(base: str, tokens: list[str]) -> list[str]:
@@ -151,7 +182,8 @@ async def _leaders(base: str, tokens: list[str]) -> list[str]:
 
 
 async def _midnight(base: str, play: str, tokens: list[str], starts_at: int, rate: float,
-                    codes: list[str], size: int) -> list[tuple[float, float, int, str]]:
+                    codes: list[str], size: int,
+                    tries: int = RETRIES) -> list[tuple[float, float, int, str]]:
     """(due offset s, latency s, status, code) of every request, open loop from the
     start; one answered 503 is retried with its key after Retry-After (as a client
     does), its latency running to the final answer."""
@@ -162,10 +194,12 @@ async def _midnight(base: str, play: str, tokens: list[str], starts_at: int, rat
         async def one(i: int, tok: str) -> None:
             due = t0 + i / rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            for _ in range(RETRIES):  # a client retries a 503 after its Retry-After
+            for attempt in range(tries):  # a client retries a 503 after its Retry-After
                 status, code, retry_after = await _post(http, url, tok, f"c{i}",
                                                         _body(play, i, codes, size))
-                if status != 503:
+                if attempt == 0:
+                    first[f"{status} {code}".strip()] += 1
+                if status != 503 or attempt == tries - 1:
                     break
                 shed[code] += 1
                 await asyncio.sleep(retry_after)
@@ -187,6 +221,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--stock", type=int, default=1000, help="flashsale: units on sale")
     ap.add_argument("--size", type=int, default=5, help="groupbuy: seats per group")
     ap.add_argument("--buckets", type=int, default=16, help="vote: the poll's buckets")
+    ap.add_argument("--first-attempt", action="store_true",
+                    help="no retries: statuses are each request's first answer")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--redis-url")
     ap.add_argument("--database-url")
@@ -230,7 +266,8 @@ def _run(a: argparse.Namespace, env: dict[str, str], creds: dict[str, str], base
     game.write_text(json.dumps(_game(a.play, starts_at, a)))
     _petbox(env, "game", "publish", MERCHANT, GAME, str(game))
     codes = asyncio.run(_leaders(base, leaders)) if groups else []
-    results = asyncio.run(_midnight(base, a.play, tokens, starts_at, a.rate, codes, a.size))
+    results = asyncio.run(_midnight(base, a.play, tokens, starts_at, a.rate, codes, a.size,
+                                    1 if a.first_attempt else RETRIES))
     ok = [r for r in results if r[2] == 200]
     last = max((due + lat for due, lat, _, _ in ok), default=0.0)
     span = max(due + lat for due, lat, _, _ in results)
@@ -241,14 +278,16 @@ def _run(a: argparse.Namespace, env: dict[str, str], creds: dict[str, str], base
         "p50_ms": round(_pct([r[1] for r in results], 0.5) * 1000, 1),
         "p99_ms": round(_pct([r[1] for r in results], 0.99) * 1000, 1),
         "statuses": dict(Counter(f"{s} {c}".strip() for _, _, s, c in results)),
-        "retried_503": dict(shed),
+        "retried_503": dict(shed), "first_answers": dict(first),
+        "refused_first_pct": round(100 * (a.claims - first["200"]) / a.claims, 2),
         "loadavg": os.getloadavg()[0]}
-    passed = _verdict(a, base, report, groups)
+    passed = _verdict(a, base, creds, report, groups)
     print(json.dumps(report))
     return 0 if passed else 1
 
 
-def _verdict(a: argparse.Namespace, base: str, report: dict[str, Any], groups: int) -> bool:
+def _verdict(a: argparse.Namespace, base: str, creds: dict[str, str], report: dict[str, Any],
+             groups: int) -> bool:
     """The play's own result, into ``report``: whether it is what the play must give."""
     if a.play == "flashsale":
         report.update(stock=a.stock, sold_out_after_s=report["last_ok_after_s"])
@@ -257,12 +296,33 @@ def _verdict(a: argparse.Namespace, base: str, report: dict[str, Any], groups: i
         total = asyncio.run(_get(f"{base}{GAME_PATH}/polls/midnight?merchant={MERCHANT}"))
         report["poll_total"] = total["total"]
         return bool(total["total"] == report["ok"] == a.claims)
+    if a.play == "draw":
+        return _draw_verdict(a, base, creds, report)
     report["groups"] = groups
     return bool(report["ok"] == a.claims)
 
 
-async def _get(url: str) -> Any:
-    async with aiohttp.ClientSession() as http, http.get(url) as r:
+def _draw_verdict(a: argparse.Namespace, base: str, creds: dict[str, str],
+                  report: dict[str, Any]) -> bool:
+    """The coupons acknowledged equal what SQL took, and all the stock when draws
+    aiming at it outnumber it (a grant still pending settles within the hold TTL)."""
+    deadline = time.monotonic() + 60
+    while True:
+        rows = asyncio.run(_get(f"{base}/v1/admin/games/{GAME}/stock",
+                                {"Authorization": f"Bearer {creds['api_key']}"}))["stock"]
+        row = next(r for r in rows if r["ref"] == "prize:coupon_x")
+        if row["reserved"] == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    report.update(stock=a.stock, coupons_acknowledged=coupons["acknowledged"],
+                  sql_granted=row["granted"], sql_reserved=row["reserved"])
+    got = coupons["acknowledged"]
+    aimed = got == a.stock or (0 < row["left"] and got < a.stock)
+    return bool(aimed and row["reserved"] == 0 and row["granted"] == coupons["acknowledged"])
+
+
+async def _get(url: str, headers: dict[str, str] | None = None) -> Any:
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as r:
         return await r.json()
 
 
