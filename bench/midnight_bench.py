@@ -4,7 +4,8 @@ one step at its start, each request a different shopper.
     .venv/bin/python bench/midnight_bench.py --play flashsale --claims 5000 --rate 5000 --stock 1000
     .venv/bin/python bench/midnight_bench.py --play vote --claims 10000 --rate 2000
     .venv/bin/python bench/midnight_bench.py --play groupbuy --claims 4000 --rate 2000 --size 5
-    .venv/bin/python bench/midnight_bench.py --play draw --claims 1000 --rate 1e9 --stock 20 --first-attempt
+    .venv/bin/python bench/midnight_bench.py --play draw --claims 1000 --rate 1e9 --stock 20 \
+        --first-attempt
 
 Plays (``--play``):
 
@@ -317,7 +318,7 @@ def _draw_verdict(a: argparse.Namespace, base: str, creds: dict[str, str],
     report.update(stock=a.stock, coupons_acknowledged=coupons["acknowledged"],
                   sql_granted=row["granted"], sql_reserved=row["reserved"])
     got = coupons["acknowledged"]
-    aimed = got == a.stock or (0 < row["left"] and got < a.stock)
+    aimed = got == a.stock or (row["left"] > 0 and got < a.stock)
     return bool(aimed and row["reserved"] == 0 and row["granted"] == coupons["acknowledged"])
 
 

@@ -104,10 +104,11 @@ async def test_thousand_concurrent_draws_on_a_limited_coupon(world: Any, stock: 
     gate turns the rest away without SQL: whatever is refused is refused by design with
     Retry-After, and exactly 20 are granted. (How many are refused depends on what else
     the machine runs: the share is a capacity figure, measured on a quiet machine by
-    ``bench/midnight_bench.py --play draw``, docs/benchmarks.md.) ``plenty``: every draw that aims at the coupon
-    takes a SQL grant (two transactions on one hot stock row), so SQL caps throughput
-    and admission control sheds the excess, by design only (with Retry-After), never a
-    pool running dry; what was acknowledged is exactly what SQL holds."""
+    ``bench/midnight_bench.py --play draw``, docs/benchmarks.md.) ``plenty``: every
+    draw that aims at the coupon takes a SQL grant (two transactions on one hot stock
+    row), so SQL caps throughput and admission control sheds the excess, by design only
+    (with Retry-After), never a pool running dry; what was acknowledged is exactly what
+    SQL holds."""
     await world.merchant("burst", game="squirrel", config=_config(stock))
     tokens = await _tokens(world)
     url = str(world.client.make_url(f"{SERIES}/draw"))
