@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from economy.assist import AssistCampaign, AssistNotFound
+from economy.errors import known_item
 from economy.schema import Obj, Str
 from gameserver.aggregates import SharedRule, WireCodec
 from gameserver.aggregates_app import aggregates_of
@@ -31,7 +32,6 @@ from gameserver.api.common import (
     EMPTY_BODY,
     PLAYER_ERRORS,
     Operation,
-    config_item,
     json_ok,
     merchant_game,
     now_s,
@@ -61,7 +61,7 @@ HELP_BODY = Obj(description="The share code of the assist to help.", fields={
 
 
 def _campaign(live: LiveGame, campaign_id: str) -> AssistCampaign:
-    return config_item(live.config.assists, campaign_id, "assist campaign", "assist_campaign")
+    return known_item(live.config.assists, campaign_id, "assist campaign", "assist_campaign")
 
 
 def _ref(request: web.Request, live: LiveGame, campaign: str, code: str) -> AggregateRef:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
 
-from economy.errors import DomainError, InvalidInput, NotFound, Refusal, UnknownItem
+from economy.errors import DomainError, InvalidInput, NotFound, Refusal
 from economy.schema import Obj, Spec, validate
 from gameserver.aggregates import Codec
 from gameserver.aggregates_app import aggregates_of
@@ -315,19 +315,6 @@ async def merchant_game(request: web.Request) -> LiveGame:
     """The game of a merchant route that may serve load-test (shadow) traffic."""
     merchant = await merchant_of(request, shadow=True)
     return await request.app[GAMES].get(merchant.id, game_id(request))
-
-
-T = TypeVar("T")
-
-
-def config_item(items: Mapping[str, T], item_id: str, noun: str, kind: str) -> T:
-    """The config section entry ``item_id`` names, or 404 ``unknown <noun>`` listing the
-    known ones (what every play route answers for an id in its path)."""
-    item = items.get(item_id)
-    if item is None:
-        raise UnknownItem(f"unknown {noun} {item_id!r}", kind=kind, id=item_id,
-                          known=sorted(items))
-    return item
 
 
 @dataclass(frozen=True)

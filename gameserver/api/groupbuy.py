@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from economy.errors import DomainError
+from economy.errors import DomainError, known_item
 from economy.groupbuy import STOCK_PREFIX, GroupBuyBusy, GroupNotFound, GroupOffer
 from economy.schema import Obj, Str
 from gameserver.aggregates_app import aggregates_of
@@ -40,7 +40,6 @@ from gameserver.api.common import (
     PLAYER_ERRORS,
     Operation,
     PlayerPost,
-    config_item,
     idempotency_key,
     json_ok,
     merchant_game,
@@ -91,7 +90,7 @@ JOIN_BODY = Obj(description="The share code of the group to join.", fields={
 
 
 def _offer(live: LiveGame, offer_id: str) -> GroupOffer:
-    return config_item(live.config.groupbuys, offer_id, "group-buy offer", "groupbuy")
+    return known_item(live.config.groupbuys, offer_id, "group-buy offer", "groupbuy")
 
 
 def group_code(secret: str, merchant: str, game: str, offer: str, user: str,

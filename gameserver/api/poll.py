@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from economy.errors import known_item
 from economy.poll import Poll
 from economy.schema import Obj, Str
 from gameserver.aggregates import SharedRule, WireCodec
@@ -21,7 +22,6 @@ from gameserver.api.common import (
     PLAYER_ERRORS,
     PUBLIC_ERRORS,
     Operation,
-    config_item,
     json_ok,
     now_s,
     player_post,
@@ -45,7 +45,7 @@ VOTE_BODY = Obj(description="The option voted for.", fields={
 
 
 def _poll(live: LiveGame, poll_id: str) -> Poll:
-    return config_item(live.config.polls, poll_id, "poll", "poll")
+    return known_item(live.config.polls, poll_id, "poll", "poll")
 
 
 def _bucket_ref(live: LiveGame, poll: Poll, bucket: int, shards: int) -> AggregateRef:

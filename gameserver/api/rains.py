@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from economy.errors import InvalidInput, UnknownItem
+from economy.errors import InvalidInput, known_item
 from economy.rains import (
     MAX_ENVELOPES,
     MAX_POOL_FEN,
@@ -40,7 +40,6 @@ from gameserver.api.common import (
     PLAYER_ERRORS,
     PUBLIC_ERRORS,
     Operation,
-    config_item,
     json_ok,
     merchant_game,
     player_post,
@@ -70,7 +69,7 @@ GRAB_BODY = Obj(description="The round to grab in (getEnvelopeRain lists them)."
 
 
 def _rain(live: LiveGame, rain_id: str) -> Rain:
-    return config_item(live.config.rains, rain_id, "rain", "rain")
+    return known_item(live.config.rains, rain_id, "rain", "rain")
 
 
 def _ref(live: LiveGame, kind: str, aggregate: str, shards: int) -> AggregateRef:
@@ -166,10 +165,7 @@ async def simulate_envelope_rain(request: web.Request) -> web.Response:
     live = await merchant_game(request)
     body, _ = await read_body(request, SIMULATE_BODY)
     rain = _rain(live, request.match_info["rain"])
-    r = rain.rounds.get(body["round"])
-    if r is None:
-        raise UnknownItem(f"unknown round {body['round']!r}", kind="round", id=body["round"],
-                          known=list(rain.rounds))
+    r = rules.round_of(rain, body["round"])
     base = r.terms()
     terms = RoundTerms(body["pool_fen"] or base.pool_fen, body["envelopes"] or base.envelopes,
                        body["min_fen"] or base.min_fen)

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from economy.errors import known_item
 from economy.samples import REPORT_MAX, Campaign
 from economy.schema import Obj, Str
 from gameserver.aggregates import AggregateStore, SharedRule, WireCodec
@@ -35,7 +36,6 @@ from gameserver.api.common import (
     PUBLIC_ERRORS,
     SHADOW_REQUEST,
     Operation,
-    config_item,
     idempotency_key,
     json_ok,
     merchant_game,
@@ -68,7 +68,7 @@ REVIEW_BODY = Obj(description="The review report.", fields={
 
 
 def _campaign(live: LiveGame, campaign_id: str) -> Campaign:
-    return config_item(live.config.samples, campaign_id, "campaign", "campaign")
+    return known_item(live.config.samples, campaign_id, "campaign", "campaign")
 
 
 def _meta_ref(live: LiveGame, campaign: Campaign, shards: int) -> AggregateRef:
