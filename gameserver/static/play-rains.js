@@ -68,9 +68,7 @@
         return;
       }
       for (const id of rains) {
-        const path = `/v1/games/${encodeURIComponent(ctx.game)}/rains/${encodeURIComponent(id)}` +
-          `?merchant=${encodeURIComponent(ctx.merchant)}`;
-        const view = await api("GET", path, undefined, { auth: false });
+        const view = await api("GET", ctx.publicPath("rains", id), undefined, { auth: false });
         el.append(h("div", { class: "card", id: `rain-${id}` },
           h("div", { class: "card-head" }, h("h3", {}, view.title),
             h("span", { class: "muted small" }, `${view.kind} · ${view.currency}`)),
