@@ -27,7 +27,9 @@
  * draftedNote(section, none, attrs) (the section's ids in the draft, or `none`),
  * addToDraft(section, id, value, noun) (put one entry in the draft, say so, render
  * again) and draftCard({title, rows, note, buttonId, add}) (the "Add to draft" form:
- * rows of fields, a button that runs add() and toasts what it throws).
+ * rows of fields, a button that runs add() and toasts what it throws), and
+ * publishedIds(el, section, none) (the ids of the live config's section; none
+ * published: `none` shown in el and []).
  */
 "use strict";
 
@@ -573,6 +575,13 @@
         "Add to draft"));
   }
 
+  async function publishedIds(el, section, none) {
+    const live = await liveConfig();
+    const ids = Object.keys((live && live[section]) || {});
+    if (!ids.length) el.append(h("p", { class: "muted" }, none));
+    return ids;
+  }
+
   function playContext(play) {
     const refresh = () => showPlay(play.name);
     return {
@@ -582,7 +591,7 @@
       draftSection: (key) => { const c = draftValue(); return c ? c[key] : undefined; },
       newKey: () => (crypto.randomUUID ? crypto.randomUUID()
         : `${Date.now()}-${Math.random().toString(16).slice(2)}`),
-      refresh, draftedNote, draftCard,
+      refresh, draftedNote, draftCard, publishedIds,
       field: (label, input) => h("label", { class: "field" }, label, input),
       publicPath: (kind, id) => `/v1/games/${encodeURIComponent(S.game)}/${kind}/` +
         `${encodeURIComponent(id)}?merchant=${encodeURIComponent(S.merchant)}`,

@@ -57,12 +57,8 @@
 
   async function liveCampaigns(ctx, el) {
     const { h, api, gamePath } = ctx;
-    const live = await ctx.liveConfig();
-    const campaigns = Object.keys((live && live.assists) || {});
-    if (!campaigns.length) {
-      el.append(h("p", { class: "muted" }, "No assist campaign is published yet."));
-      return;
-    }
+    const campaigns = await ctx.publishedIds(el, "assists",
+      "No assist campaign is published yet.");
     for (const id of campaigns) {
       const r = await api("GET", gamePath(`/assists/${encodeURIComponent(id)}`));
       el.append(h("div", { class: "card", id: `assist-campaign-${id}` },

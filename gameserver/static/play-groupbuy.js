@@ -21,12 +21,8 @@
 
   async function liveOffers(ctx, el) {
     const { h, api, fmtInt } = ctx;
-    const live = await ctx.liveConfig();
-    const offers = Object.keys((live && live.groupbuys) || {});
-    if (!offers.length) {
-      el.append(h("p", { class: "muted" }, "No group-buy offer is published yet."));
-      return;
-    }
+    const offers = await ctx.publishedIds(el, "groupbuys",
+      "No group-buy offer is published yet.");
     for (const id of offers) {
       let view;
       try {

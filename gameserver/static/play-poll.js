@@ -20,12 +20,8 @@
 
   async function livePolls(ctx, el) {
     const { h, api, fmtInt, fmtTime } = ctx;
-    const live = await ctx.liveConfig();
-    const polls = Object.keys((live && live.polls) || {});
-    if (!polls.length) {
-      el.append(h("p", { class: "muted" }, "No poll is published yet."));
-      return;
-    }
+    const polls = await ctx.publishedIds(el, "polls",
+      "No poll is published yet.");
     for (const id of polls) {
       const view = await api("GET", ctx.publicPath("polls", id), undefined, { auth: false });
       el.append(h("div", { class: "card", id: `poll-${id}` },

@@ -53,12 +53,8 @@
 
   async function liveSeasons(ctx, el) {
     const { h, api, gamePath, fmtTime } = ctx;
-    const live = await ctx.liveConfig();
-    const seasons = Object.keys((live && live.teams) || {});
-    if (!seasons.length) {
-      el.append(h("p", { class: "muted" }, "No team season is published yet."));
-      return;
-    }
+    const seasons = await ctx.publishedIds(el, "teams",
+      "No team season is published yet.");
     for (const id of seasons) {
       const season = await api("GET", gamePath(`/teams/${encodeURIComponent(id)}?limit=20`));
       const detail = h("div", {});
