@@ -13,8 +13,9 @@ no shared table needs a new line.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 
 class Refusal(StrEnum):
@@ -93,6 +94,21 @@ class UnknownItem(DomainError):
 
     code = "unknown_item"
     kind = Refusal.NOT_FOUND
+
+
+T = TypeVar("T")
+
+
+def known_item(items: Mapping[str, T], item_id: str, noun: str, kind: str | None = None,
+               *, in_order: bool = False) -> T:
+    """``items[item_id]``, or :class:`UnknownItem` ("unknown <noun> '<id>'", kind ``kind``
+    or the noun) listing the ids there are: sorted, or as configured with ``in_order``
+    (where the order means something, as a rain's rounds)."""
+    item = items.get(item_id)
+    if item is None:
+        raise UnknownItem(f"unknown {noun} {item_id!r}", kind=kind or noun, id=item_id,
+                          known=list(items) if in_order else sorted(items))
+    return item
 
 
 class InsufficientFunds(DomainError):

@@ -30,6 +30,7 @@ import orjson
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from economy.config import GameConfig
 from economy.errors import DomainError, NotFound
 from gameserver.aggregates import AggregateStore, Codec, Owed, SharedRule, owed_field
 from gameserver.clock import Clock
@@ -42,6 +43,7 @@ from gameserver.services import Services
 from gameserver.store import Loaded, Reply, Rule
 from gameserver.value import StockView
 from gameserver.webhooks import Outbox
+from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
 
 log = logging.getLogger("petbox.aggregates.gate")
@@ -71,6 +73,19 @@ _VALUE_EFFECTS: dict[str, ValueEffectRule] = {}
 def register_effect(kind: str, make: EffectRule) -> None:
     """Name how owed records of ``kind`` (their ``"effect"`` field) are applied."""
     _EFFECTS[kind] = make
+
+
+OwedApply = Callable[[PlayerState | None, dict[str, Any], int, GameConfig], Outcome]
+"""``(state, owed record, now, config) -> Outcome``: a play's rule for its second commit."""
+
+
+def register_apply(kind: str, apply: OwedApply) -> None:
+    """:func:`register_effect` for the usual effect: ``apply`` with the game's config (the
+    one shape every play's plain second commit has, so it is written once here)."""
+    def make(owed: dict[str, Any], game: LiveGame) -> Rule:
+        config = game.config
+        return lambda state, now: apply(state, owed, now, config)
+    register_effect(kind, make)
 
 
 def register_value_effect(kind: str, make: ValueEffectRule) -> None:

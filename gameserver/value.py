@@ -26,13 +26,12 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from economy.errors import DomainError, Refusal
 from gameserver.clock import Clock
@@ -41,7 +40,14 @@ from gameserver.db.database import CommitUnknown, Database
 from gameserver.errors import Busy
 from gameserver.keys import Keys, PlayerRef, shard_of
 from gameserver.scripts import reply_text
-from gameserver.stockgate import STOCK_BUCKETS, NotReady, Piece, StockGate
+from gameserver.stockgate import STOCK_BUCKETS, NotReady, Piece
+from gameserver.value_stock import (  # re-exported: the value tier's public surface
+    STOCK_CHANGE_MARK_TTL_MS as STOCK_CHANGE_MARK_TTL_MS,
+)
+from gameserver.value_stock import PrizeStock
+from gameserver.value_stock import StockBelowTaken as StockBelowTaken
+from gameserver.value_stock import StockView as StockView
+from gameserver.value_stock import stock_change_followup as stock_change_followup
 from mechanics.outcome import Outcome, ValueGrant
 
 log = logging.getLogger("petbox.value")
@@ -53,25 +59,6 @@ reconciler gives its units back if SQL never took them. Longer than any SQL try 
 
 CODE_BYTES = 18
 """Coupon codes carry 144 random bits: unguessable, and never logged."""
-
-
-STOCK_CHANGE_MARK_TTL_MS = 7 * 86_400_000
-"""How long a ``setStock``'s applied-mark stays beside the gate: far longer than its
-follow-up can be owed (the reconciler settles one within minutes)."""
-
-
-def stock_change_followup(game: str, epoch: str, ref: str, add: int) -> dict[str, Any]:
-    """The follow-up a ``setStock`` records with its key: the gate adjust it owes."""
-    return {"kind": "stock_change", "game": game, "epoch": epoch, "ref": ref, "add": add}
-
-
-class StockBelowTaken(DomainError):
-    code = "stock_below_taken"
-    kind = Refusal.CONFLICT
-
-    def __init__(self, ref: str, add: int) -> None:
-        super().__init__("stock cannot go below what is already reserved or granted",
-                         ref=ref, add=add)
 
 
 class GrantAlreadyMade(DomainError):
@@ -91,24 +78,6 @@ class StockShort(Exception):
     def __init__(self, ref: str, left: int) -> None:
         super().__init__(ref)
         self.ref, self.left = ref, left
-
-
-@dataclass
-class StockView:
-    """Units left per ref as a rule sees them; lowered when a reservation comes up short."""
-
-    left: dict[str, int] = field(default_factory=dict)
-    buckets: dict[str, list[int]] = field(default_factory=dict)
-    """Units left per ref and gate bucket, as last read (orders a reservation's asks)."""
-
-    def out(self, prefix: str) -> frozenset[str]:
-        """Ids under ``prefix`` with nothing left, e.g. coupons a reward must skip."""
-        return frozenset(r[len(prefix):] for r, n in self.left.items()
-                         if r.startswith(prefix) and n <= 0)
-
-    def by_prefix(self, prefix: str) -> dict[str, int]:
-        """``{"prize:a": 3}`` → ``{"a": 3}`` for ``prefix="prize:"``."""
-        return {ref[len(prefix):]: n for ref, n in self.left.items() if ref.startswith(prefix)}
 
 
 @dataclass(frozen=True)
@@ -140,131 +109,14 @@ def value_grants(outcome: Outcome) -> list[ValueGrant]:
     return [grant for grant in outcome.grants for _ in range(grant.units)]
 
 
-class ValueTier:
-    """Stock gates in Redis, stock truth and grant rows in SQL."""
+class ValueTier(PrizeStock):
+    """Stock gates in Redis, stock truth (:class:`PrizeStock`) and grant rows in SQL."""
 
     def __init__(self, redis: Redis, keys: Keys, db: Database, clock: Clock, shards: int,
                  shadow: bool = False, buckets: int = STOCK_BUCKETS) -> None:
-        self.redis, self.keys, self.db, self.clock = redis, keys, db, clock
+        super().__init__(redis, keys, db, clock, buckets)
         self.shards, self.shadow = shards, shadow
-        self.gate = StockGate(redis, keys, buckets)
         self.hold_ttl_ms = HOLD_TTL_MS
-        self._building: dict[tuple[str, str, tuple[tuple[str, int], ...]],
-                             asyncio.Future[str]] = {}
-
-    # -- stock gates ---------------------------------------------------------------------
-
-    async def ensure_stock(self, merchant: str, game: str, totals: Mapping[str, int]) -> str:
-        """Make sure SQL knows each ref (with its configured total) and Redis has a gate;
-        returns the gate's epochs (its buckets' generations).
-
-        One build per game and process at a time: the midnight crowd that finds the gate
-        missing (first use, Redis lost it) waits for one SQL read instead of sending a
-        thousand, which a single SQLite writer could not answer within the SQL timeout."""
-        flight_key = (merchant, game, tuple(sorted(totals.items())))
-        flight = self._building.get(flight_key)
-        if flight is None:
-            flight = asyncio.ensure_future(self._ensure_stock(merchant, game, totals))
-            self._building[flight_key] = flight
-            flight.add_done_callback(lambda _: self._building.pop(flight_key, None))
-        return await asyncio.shield(flight)
-
-    async def _ensure_stock(self, merchant: str, game: str, totals: Mapping[str, int]) -> str:
-        now = int(self.clock.now())
-        s = m.prize_stock
-        async with self.db.connect() as conn:
-            known = {r[0] for r in await conn.execute(
-                select(s.c.ref).where(s.c.merchant_id == merchant, s.c.game_id == game))}
-        missing = [{"merchant_id": merchant, "game_id": game, "ref": ref, "total": total,
-                    "taken": 0, "granted": 0, "updated_at": now}
-                   for ref, total in sorted(totals.items()) if ref not in known]
-        if missing:
-            try:
-                async with self.db.begin() as conn:
-                    await conn.execute(insert(s), missing)
-            except IntegrityError:  # another process inserted them first: theirs stand
-                pass
-        return await self._rebuild_gate(merchant, game, list(totals))
-
-    async def _rebuild_gate(self, merchant: str, game: str, refs: list[str]) -> str:
-        """Fill missing gate buckets from SQL (units left = total − taken); the epochs."""
-        s = m.prize_stock
-        async with self.db.connect() as conn:
-            rows = await conn.execute(select(s.c.ref, s.c.total - s.c.taken).where(
-                s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref.in_(refs)))
-            sql_left = {r[0]: max(0, int(r[1])) for r in rows}
-        return await self.gate.build(merchant, game, sql_left)
-
-    async def stock_left(self, merchant: str, game: str,
-                         totals: Mapping[str, int]) -> StockView:
-        """Units left per ref, building the gate from SQL first if Redis lacks it."""
-        if not totals:
-            return StockView()
-        refs = sorted(totals)
-        per_bucket = await self.gate.left(merchant, game, refs)
-        if per_bucket is None:
-            await self.ensure_stock(merchant, game, totals)
-            per_bucket = await self.gate.left(merchant, game, refs) or {}
-        return StockView({ref: sum(n) for ref, n in per_bucket.items()}, per_bucket)
-
-    async def stock_report(self, merchant: str, game: str,
-                           refs: list[str]) -> list[dict[str, Any]]:
-        """``getStock`` rows: total, reserved (pending), granted (confirmed), left."""
-        s = m.prize_stock
-        async with self.db.connect() as conn:
-            rows = (await conn.execute(
-                select(s.c.ref, s.c.total, s.c.taken, s.c.granted)
-                .where(s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref.in_(refs))
-                .order_by(s.c.ref))).all()
-        return [{"ref": r[0], "total": int(r[1]), "reserved": int(r[2] - r[3]),
-                 "granted": int(r[3]), "left": int(r[1] - r[2])} for r in rows]
-
-    async def add_stock(self, merchant: str, game: str, ref: str, add: int) -> dict[str, Any]:
-        """Change a ref's total in SQL (never below what is taken), then the Redis gate.
-
-        Without an Idempotency-Key (the CLI, tests): each call applies once more."""
-        epochs = await self.gate.epochs(merchant, game)
-        async with self.db.begin() as conn:
-            row = await self.change_stock_in(conn, merchant, game, ref, add)
-        await self.gate.change(merchant, game, secrets.token_hex(8), epochs, ref, add,
-                               STOCK_CHANGE_MARK_TTL_MS)
-        return row
-
-    async def change_stock_in(self, conn: AsyncConnection, merchant: str, game: str,
-                              ref: str, add: int) -> dict[str, Any]:
-        """``setStock``'s SQL side in the caller's transaction: the ref's total moves by
-        ``add`` (:class:`StockBelowTaken` if that goes below what is taken); returns its
-        ``getStock`` row as of this transaction. The Redis gate is the caller's next
-        step (:meth:`apply_stock_change`), after the commit."""
-        s = m.prize_stock
-        done = await conn.execute(update(s).where(
-            s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref == ref,
-            s.c.total + add >= s.c.taken,
-        ).values(total=s.c.total + add, updated_at=int(self.clock.now())))
-        if done.rowcount != 1:
-            raise StockBelowTaken(ref, add)
-        r = (await conn.execute(select(s.c.total, s.c.taken, s.c.granted).where(
-            s.c.merchant_id == merchant, s.c.game_id == game, s.c.ref == ref))).one()
-        return {"ref": ref, "total": int(r[0]), "reserved": int(r[1] - r[2]),
-                "granted": int(r[2]), "left": int(r[0] - r[1])}
-
-    async def apply_stock_change(self, merchant: str, game: str, key: str, epoch: str,
-                                 ref: str, add: int,
-                                 mark_ttl_ms: int = STOCK_CHANGE_MARK_TTL_MS) -> int:
-        """The gate side of a committed ``setStock`` with Idempotency-Key ``key``: applied
-        at most once (a mark beside each bucket, written by the same script), and only
-        to bucket generations ``epoch`` (:meth:`ensure_stock`'s, in force before the SQL
-        change: a bucket rebuilt since read SQL after it). Returns 1 applied, 0 already,
-        -1 no gate of that generation (nothing to do)."""
-        return await self.gate.change(merchant, game, key, epoch, ref, add, mark_ttl_ms)
-
-    async def settle_stock_change(self, merchant: str, key: str,
-                                  followup: Mapping[str, Any]) -> None:
-        """Do the Redis step a committed ``setStock`` owes (its ``admin_requests``
-        follow-up, see :func:`stock_change_followup`), at most once."""
-        await self.apply_stock_change(merchant, str(followup["game"]), key,
-                                      str(followup["epoch"]), str(followup["ref"]),
-                                      int(followup["add"]))
 
     # -- try / confirm / cancel ----------------------------------------------------------
 

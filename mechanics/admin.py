@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from economy.config import GameConfig
-from economy.errors import NotFound, UnknownItem
+from economy.errors import NotFound, known_item
 from economy.wallet import apply_currency, apply_items
 from mechanics.outcome import Outcome
 from mechanics.pet import new_player
@@ -63,10 +63,6 @@ def grant(state: PlayerState | None, action: GrantPlayer, now: int, rng: Rng,
 def _known(config: GameConfig, currencies: list[str], items: list[str]) -> None:
     """Refuse a currency or item the game does not have (404 unknown_item)."""
     for cid in currencies:
-        if cid not in config.currencies:
-            raise UnknownItem(f"unknown currency {cid!r}", kind="currency", id=cid,
-                              known=sorted(config.currencies))
+        known_item(config.currencies, cid, "currency")
     for iid in items:
-        if iid not in config.items:
-            raise UnknownItem(f"unknown item {iid!r}", kind="item", id=iid,
-                              known=sorted(config.items))
+        known_item(config.items, iid, "item")

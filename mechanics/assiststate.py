@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mechanics.slices import Slice, StateSlots
+from mechanics.slices import Slice, StateSlots, records_slice
 
 
 @dataclass
@@ -58,27 +58,11 @@ class AssistProgress:
                    raw["t"], raw["h"], list(raw["o"]))
 
 
-def _encode(assists: dict[str, AssistProgress]) -> dict[str, Any]:
-    return {cid: p.to_wire() for cid, p in assists.items()}
-
-
-def _decode(raw: dict[str, Any] | None) -> dict[str, AssistProgress]:
-    return {cid: AssistProgress.from_wire(p) for cid, p in (raw or {}).items()}
-
-
-def _copy(assists: dict[str, AssistProgress]) -> dict[str, AssistProgress]:
-    return {cid: p.copy() for cid, p in assists.items()}
-
-
-def _unused(assists: dict[str, AssistProgress]) -> bool:
-    return not assists
-
-
 @dataclass(kw_only=True)
 class AssistSlots(StateSlots):
     """What friend assist adds to :class:`~mechanics.state.PlayerState`."""
 
     SLICES: ClassVar[tuple[Slice, ...]] = (
-        Slice("assists", "as", _encode, _decode, _copy, omit=_unused),)
+        records_slice("assists", "as", AssistProgress.from_wire, omit_empty=True),)
     assists: dict[str, AssistProgress] = field(default_factory=dict)
     """campaign id → progress; empty (no key on the wire) until the first assist"""

@@ -31,7 +31,7 @@ from economy.errors import (
     GuardianConsentRequired,
     InvalidInput,
     SeriesClosed,
-    UnknownItem,
+    known_item,
 )
 from economy.fairness import (
     check_client_seed,
@@ -82,11 +82,7 @@ class BoxContext:
 
 
 def _series(config: GameConfig, sid: str) -> Series:
-    series = config.boxes.series.get(sid)
-    if series is None:
-        raise UnknownItem(f"unknown series {sid!r}", kind="series", id=sid,
-                          known=sorted(config.boxes.series))
-    return series
+    return known_item(config.boxes.series, sid, "series")
 
 
 def check_age(gate: Mapping[str, str], age_band: str | None, guardian_consent: bool) -> None:

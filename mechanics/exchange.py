@@ -19,7 +19,7 @@ from economy.errors import (
     InvalidInput,
     OfferSoldOut,
     OfferUnavailable,
-    UnknownItem,
+    known_item,
 )
 from economy.exchange import Duplicates, Offer
 from economy.rewards import Cost
@@ -38,10 +38,7 @@ class Exchange:
 
 
 def _offer(config: GameConfig, offer_id: str, now: int) -> Offer:
-    offer = config.offers.get(offer_id)
-    if offer is None:
-        raise UnknownItem(f"unknown offer {offer_id!r}", kind="offer", id=offer_id,
-                          known=sorted(config.offers))
+    offer = known_item(config.offers, offer_id, "offer")
     if now < offer.starts_at or (offer.ends_at and now >= offer.ends_at):
         raise OfferUnavailable(offer.id, offer.starts_at, offer.ends_at)
     return offer

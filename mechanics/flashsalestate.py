@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mechanics.slices import Slice, StateSlots
+from mechanics.slices import Slice, StateSlots, records_slice
 
 FLASH = "f"
 PRESALE = "p"
@@ -57,27 +57,11 @@ class SaleHold:
         return EXPIRED if self.status == HELD and now > self.until else self.status
 
 
-def _encode(holds: dict[str, SaleHold]) -> dict[str, list[Any]]:
-    return {hid: h.to_wire() for hid, h in holds.items()}
-
-
-def _decode(raw: dict[str, list[Any]] | None) -> dict[str, SaleHold]:
-    return {hid: SaleHold.from_wire(h) for hid, h in (raw or {}).items()}
-
-
-def _copy(holds: dict[str, SaleHold]) -> dict[str, SaleHold]:
-    return {hid: h.copy() for hid, h in holds.items()}
-
-
-def _unused(holds: dict[str, SaleHold]) -> bool:
-    return not holds
-
-
 @dataclass(kw_only=True)
 class SaleHoldsSlots(StateSlots):
     """What flash sales and presales add to :class:`~mechanics.state.PlayerState`."""
 
     SLICES: ClassVar[tuple[Slice, ...]] = (
-        Slice("sale_holds", "fs", _encode, _decode, _copy, omit=_unused),)
+        records_slice("sale_holds", "fs", SaleHold.from_wire, omit_empty=True),)
     sale_holds: dict[str, SaleHold] = field(default_factory=dict)
     """hold id → hold (bounded: settled ones older than 30 days are dropped)"""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mechanics.slices import Slice, StateSlots
+from mechanics.slices import Slice, StateSlots, records_slice
 
 
 @dataclass
@@ -44,27 +44,11 @@ class MyGroup:
         return cls(raw[0], raw[1], raw[2], raw[3], raw[4], dict(raw[5]), bool(raw[6]))
 
 
-def _encode(groups: dict[str, MyGroup]) -> dict[str, list[Any]]:
-    return {gid: g.to_wire() for gid, g in groups.items()}
-
-
-def _decode(raw: dict[str, list[Any]] | None) -> dict[str, MyGroup]:
-    return {gid: MyGroup.from_wire(g) for gid, g in (raw or {}).items()}
-
-
-def _copy(groups: dict[str, MyGroup]) -> dict[str, MyGroup]:
-    return {gid: g.copy() for gid, g in groups.items()}
-
-
-def _unused(groups: dict[str, MyGroup]) -> bool:
-    return not groups
-
-
 @dataclass(kw_only=True)
 class GroupBuySlots(StateSlots):
     """What group buy adds to :class:`~mechanics.state.PlayerState`."""
 
     SLICES: ClassVar[tuple[Slice, ...]] = (
-        Slice("groupbuys", "gb", _encode, _decode, _copy, omit=_unused),)
+        records_slice("groupbuys", "gb", MyGroup.from_wire, omit_empty=True),)
     groupbuys: dict[str, MyGroup] = field(default_factory=dict)
     """group id → the shopper's side of it (empty until the first group)"""

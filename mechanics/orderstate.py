@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mechanics.slices import Slice, StateSlots, copy_records, padded, wire_map
+from mechanics.slices import Slice, StateSlots, padded, records_slice
 
 
 @dataclass
@@ -37,13 +37,9 @@ class OrderRecord:
                    tasks={k: list(v) for k, v in tasks.items()}, no_coupon=list(no_coupon))
 
 
-def _decode(raw: dict[str, Any] | None) -> dict[str, OrderRecord]:
-    return {k: OrderRecord.from_wire(v) for k, v in (raw or {}).items()}
-
-
 @dataclass(kw_only=True)
 class OrdersSlots(StateSlots):
     SLICES: ClassVar[tuple[Slice, ...]] = (
-        Slice("orders", "od", wire_map, _decode, copy_records),)
+        records_slice("orders", "od", OrderRecord.from_wire),)
     orders: dict[str, OrderRecord] = field(default_factory=dict)
     """order id → record, for idempotency and refunds (bounded by age and count)"""

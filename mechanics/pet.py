@@ -23,6 +23,7 @@ from economy.errors import (
     NothingToCollect,
     PetAlreadyAdopted,
     UnknownItem,
+    known_item,
 )
 from economy.pet import PetAction
 from economy.rewards import Cost
@@ -95,10 +96,7 @@ def adopt(state: PlayerState | None, action: AdoptPet, now: int, rng: Rng,
           config: GameConfig, *, tz: tzinfo | None = None,
           coupons_out: frozenset[str] = frozenset()) -> Outcome:
     """Adopt a pet of ``action.species``; a player keeps one pet per game."""
-    species = config.species.get(action.species)
-    if species is None:
-        raise UnknownItem(f"unknown species {action.species!r}", kind="species",
-                          id=action.species, known=sorted(config.species))
+    species = known_item(config.species, action.species, "species")
     name = action.name.strip()
     if not 1 <= len(name) <= PET_NAME_MAX or not name.isprintable():
         raise InvalidInput(f"pet name must be 1..{PET_NAME_MAX} printable characters",
@@ -115,10 +113,7 @@ def adopt(state: PlayerState | None, action: AdoptPet, now: int, rng: Rng,
 
 
 def _check_food(food_id: str, pet: PetState, config: GameConfig) -> Food:
-    food = config.foods.get(food_id)
-    if food is None:
-        raise UnknownItem(f"unknown food {food_id!r}", kind="food", id=food_id,
-                          known=sorted(config.foods))
+    food = known_item(config.foods, food_id, "food")
     if food.species and pet.species not in food.species:
         raise UnknownItem(f"a {pet.species} does not eat {food_id!r}", kind="food",
                           id=food_id, species=pet.species)

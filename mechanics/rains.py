@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from economy.config import GameConfig
-from economy.errors import InvalidInput, UnknownItem
+from economy.errors import InvalidInput, known_item
 from economy.fairness import seed_hash
 from economy.rains import (
     GrabLimitReached,
@@ -131,11 +131,7 @@ def round_of(rain: Rain, round_id: str) -> Round:
     """The round a grab names. A grab always names its round, so a retry of it (same
     key, same body) reaches the same bucket whenever it comes; whether the round is
     open is the gate's to say (:func:`grab`), after a grab it already took is replayed."""
-    found = rain.rounds.get(round_id)
-    if found is None:
-        raise UnknownItem(f"unknown round {round_id!r}", kind="round", id=round_id,
-                          known=list(rain.rounds))
-    return found
+    return known_item(rain.rounds, round_id, "round", in_order=True)
 
 
 def check_open(rain: Rain, r: Round, now: int) -> None:

@@ -82,6 +82,22 @@ def copy_records(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v.copy() for k, v in d.items()}
 
 
+def is_empty(value: Any) -> bool:
+    """A slice left off the wire while empty (a mechanic the player never used)."""
+    return not value
+
+
+def records_slice(attr: str, key: str, from_wire: Callable[[Any], Any], *,
+                  omit_empty: bool = False) -> Slice:
+    """The slice of a dict of records (``id → record`` with ``to_wire`` and ``copy``,
+    read back by ``from_wire``): what most mechanics keep per player. ``omit_empty``
+    for a slice added after stored states existed (:attr:`Slice.omit`)."""
+    def decode(raw: dict[str, Any] | None) -> dict[str, Any]:
+        return {k: from_wire(v) for k, v in (raw or {}).items()}
+    return Slice(attr, key, wire_map, decode, copy_records,
+                 omit=is_empty if omit_empty else never)
+
+
 def padded(raw: list[Any], defaults: list[Any]) -> list[Any]:
     """A record's wire list with the defaults of fields an older writer did not have."""
     return [*raw[:len(defaults)], *defaults[len(raw):]]

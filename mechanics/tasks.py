@@ -27,7 +27,7 @@ from economy.errors import (
     TicketInvalid,
     TicketReused,
     TicketTooEarly,
-    UnknownItem,
+    known_item,
 )
 from economy.tasks import Task
 from mechanics.calendar import period_key
@@ -92,11 +92,7 @@ class Refund:
 
 
 def _task(config: GameConfig, task_id: str) -> Task:
-    task = config.tasks.get(task_id)
-    if task is None:
-        raise UnknownItem(f"unknown task {task_id!r}", kind="task", id=task_id,
-                          known=sorted(config.tasks))
-    return task
+    return known_item(config.tasks, task_id, "task")
 
 
 def _progress(state: PlayerState, task: Task, now: int, tz: tzinfo) -> TaskProgress:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mechanics.slices import Slice, StateSlots, copy_records, padded, wire_map
+from mechanics.slices import Slice, StateSlots, padded, records_slice
 
 
 @dataclass
@@ -34,12 +34,8 @@ class TaskProgress:
         return cls(period=period, count=count, spend=spend, nonces=list(nonces))
 
 
-def _decode(raw: dict[str, Any] | None) -> dict[str, TaskProgress]:
-    return {k: TaskProgress.from_wire(v) for k, v in (raw or {}).items()}
-
-
 @dataclass(kw_only=True)
 class TasksSlots(StateSlots):
     SLICES: ClassVar[tuple[Slice, ...]] = (
-        Slice("tasks", "tk", wire_map, _decode, copy_records),)
+        records_slice("tasks", "tk", TaskProgress.from_wire),)
     tasks: dict[str, TaskProgress] = field(default_factory=dict)

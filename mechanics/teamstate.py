@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mechanics.slices import Slice, StateSlots
+from mechanics.slices import Slice, StateSlots, records_slice
 
 
 @dataclass
@@ -46,27 +46,11 @@ class Membership:
         return cls(raw[0], raw[1], raw[2], raw[3], raw[4], list(raw[5]))
 
 
-def _encode(seasons: dict[str, Membership]) -> dict[str, Any] | None:
-    return {sid: m.to_wire() for sid, m in seasons.items()} if seasons else None
-
-
-def _decode(raw: dict[str, Any] | None) -> dict[str, Membership]:
-    return {sid: Membership.from_wire(m) for sid, m in (raw or {}).items()}
-
-
-def _copy(seasons: dict[str, Membership]) -> dict[str, Membership]:
-    return {sid: m.copy() for sid, m in seasons.items()}
-
-
-def _unused(seasons: dict[str, Membership]) -> bool:
-    return not seasons
-
-
 @dataclass(kw_only=True)
 class TeamsSlots(StateSlots):
     """What the teams mechanic adds to :class:`~mechanics.state.PlayerState`."""
 
     SLICES: ClassVar[tuple[Slice, ...]] = (
-        Slice("teams", "tm", _encode, _decode, _copy, omit=_unused),)
+        records_slice("teams", "tm", Membership.from_wire, omit_empty=True),)
     teams: dict[str, Membership] = field(default_factory=dict)
     """season id → membership; empty (no key on the wire) until the first team"""

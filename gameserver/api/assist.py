@@ -23,26 +23,25 @@ from typing import Any
 from aiohttp import web
 
 from economy.assist import AssistCampaign, AssistNotFound
-from economy.errors import UnknownItem
+from economy.errors import known_item
 from economy.schema import Obj, Str
 from gameserver.aggregates import SharedRule, WireCodec
 from gameserver.aggregates_app import aggregates_of
-from gameserver.aggregates_gate import register_effect, register_notice, register_value_effect
+from gameserver.aggregates_gate import register_apply, register_notice, register_value_effect
 from gameserver.api.common import (
     EMPTY_BODY,
     PLAYER_ERRORS,
     Operation,
-    game_id,
-    idempotency_key,
     json_ok,
-    merchant_of,
+    merchant_game,
+    now_s,
     player_ctx,
-    read_body,
+    player_post,
     reply_response,
-    request_hash,
+    run_gated,
     services,
 )
-from gameserver.appkeys import CLOCK, GAMES, SETTINGS, SIGNER
+from gameserver.appkeys import SETTINGS, SIGNER
 from gameserver.games import LiveGame
 from gameserver.keys import AggregateRef, PlayerRef
 from gameserver.services import RuleContext
@@ -62,11 +61,7 @@ HELP_BODY = Obj(description="The share code of the assist to help.", fields={
 
 
 def _campaign(live: LiveGame, campaign_id: str) -> AssistCampaign:
-    campaign = live.config.assists.get(campaign_id)
-    if campaign is None:
-        raise UnknownItem(f"unknown assist campaign {campaign_id!r}", kind="assist_campaign",
-                          id=campaign_id, known=sorted(live.config.assists))
-    return campaign
+    return known_item(live.config.assists, campaign_id, "assist campaign", "assist_campaign")
 
 
 def _ref(request: web.Request, live: LiveGame, campaign: str, code: str) -> AggregateRef:
@@ -85,17 +80,7 @@ def session_age(request: web.Request, ctx: RuleContext) -> int:
     """Seconds since the shopper's session was created (tokens live ``token_ttl``)."""
     assert ctx.claims is not None
     issued = ctx.claims.expires_at - request.app[SIGNER].ttl
-    return max(0, int(request.app[CLOCK].now()) - issued)
-
-
-def _start_effect(owed: dict[str, Any], game: LiveGame) -> Rule:
-    config = game.config
-    return lambda state, now: rules.apply_start(state, owed, now, config)
-
-
-def _help_effect(owed: dict[str, Any], game: LiveGame) -> Rule:
-    config = game.config
-    return lambda state, now: rules.apply_help(state, owed, now, config)
+    return max(0, now_s(request) - issued)
 
 
 def _reward_effect(owed: dict[str, Any], game: LiveGame, view: StockView) -> Rule:
@@ -114,25 +99,22 @@ def _completed_notice(owed: dict[str, Any], owner: PlayerRef, reply: dict[str, A
         "granted": reply.get("granted", {})})
 
 
-register_effect(rules.START_EFFECT, _start_effect)
-register_effect(rules.HELP_EFFECT, _help_effect)
+register_apply(rules.START_EFFECT, rules.apply_start)
+register_apply(rules.HELP_EFFECT, rules.apply_help)
 register_value_effect(rules.REWARD_EFFECT, _reward_effect)
 register_notice(rules.REWARD_EFFECT, _completed_notice)
 
 
 async def start_assist(request: web.Request) -> web.Response:
     """``startAssist``: open an assist of the campaign and get its share code."""
-    ctx = await player_ctx(request)
-    key = idempotency_key(request)
-    _, raw = await read_body(request, EMPTY_BODY)
+    post = await player_post(request, EMPTY_BODY)
+    ctx = post.ctx
     live, owner = ctx.game, ctx.ref.user
     campaign = _campaign(live, request.match_info["campaign"])
-    svc = services(request)
-    digest = request_hash(request, raw)
-    first = await svc.store.peek(ctx.ref, key, digest)
+    first = await services(request).store.peek(ctx.ref, post.key, post.digest)
     if isinstance(first, Reply):  # a used key: its reply
         return reply_response(first)
-    round_ = rules.check_start(first.state, campaign, int(request.app[CLOCK].now()))
+    round_ = rules.check_start(first.state, campaign, now_s(request))
     code = share_code(request.app[SETTINGS].token_secret, live.merchant, live.game,
                       campaign.id, owner, round_)
 
@@ -142,17 +124,15 @@ async def start_assist(request: web.Request) -> web.Response:
             return rules.start(a, campaign, owner, code, now)
         return rule
 
-    reply = await aggregates_of(request.app, svc).actions.run(
-        ctx.ref, _ref(request, live, campaign.id, code), CODEC, key, digest, live, gate)
+    reply = await run_gated(request, post, _ref(request, live, campaign.id, code), CODEC, gate)
     return reply_response(reply)
 
 
 async def give_assist(request: web.Request) -> web.Response:
     """``giveAssist``: the session's user helps the assist whose code is sent."""
-    ctx = await player_ctx(request)
-    key = idempotency_key(request)
-    body, raw = await read_body(request, HELP_BODY)
-    live, helper, code = ctx.game, ctx.ref.user, body["code"]
+    post = await player_post(request, HELP_BODY)
+    ctx = post.ctx
+    live, helper, code = ctx.game, ctx.ref.user, post.body["code"]
     campaign = _campaign(live, request.match_info["campaign"])
     age, tz = session_age(request, ctx), live.tz
 
@@ -161,45 +141,15 @@ async def give_assist(request: web.Request) -> web.Response:
             return rules.give(a, campaign, code, helper, state, age, now, tz)
         return rule
 
-    svc = services(request)
-    aggregates, ref = aggregates_of(request.app, svc), _ref(request, live, campaign.id, code)
-    assist, _ = await aggregates.store.read(ref, CODEC)
-    rules.refuse_early(assist, campaign, code, helper, int(request.app[CLOCK].now()))
-    reply = await aggregates.actions.run(ctx.ref, ref, CODEC, key, request_hash(request, raw),
-                                         live, gate)
-    return reply_response(reply)
+    ref = _ref(request, live, campaign.id, code)
+    assist, _ = await aggregates_of(request.app, services(request)).store.read(ref, CODEC)
+    rules.refuse_early(assist, campaign, code, helper, now_s(request))
+    return reply_response(await run_gated(request, post, ref, CODEC, gate))
 
 
-async def get_assist(request: web.Request) -> web.Response:
-    """``getAssist``: helps so far, needed, state and reward state."""
-    ctx = await player_ctx(request)
-    live = ctx.game
-    campaign = _campaign(live, request.match_info["campaign"])
-    code = request.match_info["assist"]
-    svc = services(request)
-    assist = None
-    if re.fullmatch(CODE_RE, code):
-        assist, _ = await aggregates_of(request.app, svc).store.read(
-            _ref(request, live, campaign.id, code), CODEC)
-    if assist is None:
-        raise AssistNotFound(campaign.id, code)
-    now = int(request.app[CLOCK].now())
-    reward = None
-    if assist.owner == ctx.ref.user and assist.completed_at:
-        reward = rules.owner_reward_state((await svc.store.read(ctx.ref)).state,
-                                          campaign.id, code)
-    return json_ok(rules.assist_view(assist, campaign, ctx.ref.user, now, reward))
-
-
-async def _merchant_game(request: web.Request) -> LiveGame:
-    merchant = await merchant_of(request, shadow=True)
-    return await request.app[GAMES].get(merchant.id, game_id(request))
-
-
-async def get_assist_admin(request: web.Request) -> web.Response:
-    """``getAssistAdmin``: one assist as the merchant sees it (customer support): the
-    shopper view plus the owner and the helpers in the order they helped."""
-    live = await _merchant_game(request)
+async def _assist(request: web.Request, live: LiveGame
+                  ) -> tuple[AssistCampaign, str, rules.Assist]:
+    """The path's campaign, assist code and assist (404 for a code that is not one)."""
     campaign = _campaign(live, request.match_info["campaign"])
     code = request.match_info["assist"]
     assist = None
@@ -208,7 +158,28 @@ async def get_assist_admin(request: web.Request) -> web.Response:
             _ref(request, live, campaign.id, code), CODEC)
     if assist is None:
         raise AssistNotFound(campaign.id, code)
-    view = rules.assist_view(assist, campaign, "", int(request.app[CLOCK].now()))
+    return campaign, code, assist
+
+
+async def get_assist(request: web.Request) -> web.Response:
+    """``getAssist``: helps so far, needed, state and reward state."""
+    ctx = await player_ctx(request)
+    live = ctx.game
+    campaign, code, assist = await _assist(request, live)
+    svc = services(request)
+    now = now_s(request)
+    reward = None
+    if assist.owner == ctx.ref.user and assist.completed_at:
+        reward = rules.owner_reward_state((await svc.store.read(ctx.ref)).state,
+                                          campaign.id, code)
+    return json_ok(rules.assist_view(assist, campaign, ctx.ref.user, now, reward))
+
+
+async def get_assist_admin(request: web.Request) -> web.Response:
+    """``getAssistAdmin``: one assist as the merchant sees it (customer support): the
+    shopper view plus the owner and the helpers in the order they helped."""
+    campaign, _, assist = await _assist(request, await merchant_game(request))
+    view = rules.assist_view(assist, campaign, "", now_s(request))
     shown = {k: v for k, v in view.items() if k not in ("mine", "helped")}  # the caller's
     return json_ok(shown | {"owner": assist.owner, "helpers": assist.helpers})
 
@@ -222,7 +193,7 @@ async def get_assist_campaign_admin(request: web.Request) -> web.Response:
     """``getAssistCampaignAdmin``: a campaign's results from SQL (assists the persister
     has flushed, about a flush interval behind): started, open, complete, expired,
     helps, and the newest assists."""
-    live = await _merchant_game(request)
+    live = await merchant_game(request)
     campaign = _campaign(live, request.match_info["campaign"])
     prefix = f"{campaign.id}-"
     store = aggregates_of(request.app, services(request)).store
@@ -230,8 +201,7 @@ async def get_assist_campaign_admin(request: web.Request) -> web.Response:
         live.merchant, live.game, rules.KIND, prefix, len(prefix) + rules.CODE_LENGTH,
         SCAN_LIMIT + 1)
     assists = [CODEC.decode(raw) for raw in rows[:SCAN_LIMIT]]
-    now = int(request.app[CLOCK].now())
-    return json_ok(rules.campaign_report(assists, campaign, now, RECENT)
+    return json_ok(rules.campaign_report(assists, campaign, now_s(request), RECENT)
                    | {"truncated": len(rows) > SCAN_LIMIT})
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from economy.boxes import Series
-from economy.errors import InvalidInput, UnknownItem
+from economy.errors import InvalidInput, known_item
 from economy.odds import disclose
 from economy.schema import Int, Obj, Str
 from gameserver.api.common import (
@@ -83,11 +83,7 @@ SERIES = obj({
 
 
 def _series(live: LiveGame, series_id: str) -> Series:
-    series = live.config.boxes.series.get(series_id)
-    if series is None:
-        raise UnknownItem(f"unknown series {series_id!r}", kind="series", id=series_id,
-                          known=sorted(live.config.boxes.series))
-    return series
+    return known_item(live.config.boxes.series, series_id, "series")
 
 
 def _series_totals(live: LiveGame, series: Series) -> dict[str, int]:

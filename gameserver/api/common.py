@@ -20,12 +20,22 @@ from aiohttp import web
 
 from economy.errors import DomainError, InvalidInput, NotFound, Refusal
 from economy.schema import Obj, Spec, validate
+from gameserver.aggregates import Codec
+from gameserver.aggregates_app import aggregates_of
+from gameserver.aggregates_gate import GateMaker
 from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, SERVICES, SETTINGS, SHADOW, SIGNER
 from gameserver.auth import API_KEY_PREFIX, PlayerClaims, bearer
 from gameserver.db.database import Merchant
 from gameserver.errors import Forbidden, IdempotencyKeyMissing, Unauthorized
 from gameserver.games import LiveGame
-from gameserver.keys import GAME_RE, IDEMPOTENCY_RE, MERCHANT_RE, PlayerRef, shard_of
+from gameserver.keys import (
+    GAME_RE,
+    IDEMPOTENCY_RE,
+    MERCHANT_RE,
+    AggregateRef,
+    PlayerRef,
+    shard_of,
+)
 from gameserver.reminders import member_of, upcoming
 from gameserver.services import RuleContext, Services
 from gameserver.store import Reply, Rule, Schedule, encode_json
@@ -37,6 +47,11 @@ Auth = Literal["player", "merchant", "none", "signature"]
 
 PLAYER_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
 """What a shopper POST may answer besides success (documented on every such operation)."""
+PUBLIC_ERRORS = (401, 403, 404, 422)
+"""What a play's public read may answer besides success."""
+MERCHANT_PARAM: dict[str, str | Spec] = {
+    "merchant": "the merchant's id (needed without a player token)"}
+"""The query parameter of a play's public read (:func:`public_game`)."""
 
 MAX_JSON_DEPTH = 32
 MAX_INT_DIGITS = 18
@@ -296,6 +311,42 @@ async def public_game(request: web.Request) -> LiveGame:
     return await request.app[GAMES].get(merchant_id, game_id(request))
 
 
+async def merchant_game(request: web.Request) -> LiveGame:
+    """The game of a merchant route that may serve load-test (shadow) traffic."""
+    merchant = await merchant_of(request, shadow=True)
+    return await request.app[GAMES].get(merchant.id, game_id(request))
+
+
+@dataclass(frozen=True)
+class PlayerPost:
+    """A shopper POST resolved: the rule context, its Idempotency-Key, the validated body
+    and the request's hash (what makes a retry the same request)."""
+
+    ctx: RuleContext
+    key: str
+    body: dict[str, Any]
+    digest: str
+
+
+async def player_post(request: web.Request, spec: Spec,
+                      view: StockView | None = None) -> PlayerPost:
+    """Authenticate, require the key, parse the body, in the order every POST does
+    (so a missing key is 400 before a bad body is 422)."""
+    ctx = await player_ctx(request, view)
+    key = idempotency_key(request)
+    body, raw = await read_body(request, spec)
+    return PlayerPost(ctx, key, body, request_hash(request, raw))
+
+
+async def run_gated(request: web.Request, post: PlayerPost, aggregate: AggregateRef,
+                    codec: Codec, gate: GateMaker) -> Reply:
+    """A two-commit action (gameserver/aggregates_gate.py) on this request's keyspace:
+    ``aggregate`` is the gate, the shopper's commit follows; a retry replays."""
+    actions = aggregates_of(request.app, services(request)).actions
+    return await actions.run(post.ctx.ref, aggregate, codec, post.key, post.digest,
+                             post.ctx.game, gate)
+
+
 def json_ok(body: Any, status: int = 200) -> web.Response:
     """A JSON response encoded by orjson (the shopper routes' bodies: ~10x faster than
     ``web.json_response``'s ``json.dumps``)."""
@@ -332,11 +383,10 @@ async def run_action(request: web.Request, spec: Spec, make_rule: RuleMaker,
     unit that is gone is re-applied with the view lowered. With ``reminders`` the
     committed state's next reminders are queued by the commit itself.
     """
-    ctx = await player_ctx(request, view)
-    key = idempotency_key(request)
-    body, raw = await read_body(request, spec)
-    rule = make_rule(body, ctx)
-    reply = await services(request).run(ctx.ref, key, request_hash(request, raw), rule, status,
+    post = await player_post(request, spec, view)
+    ctx = post.ctx
+    rule = make_rule(post.body, ctx)
+    reply = await services(request).run(ctx.ref, post.key, post.digest, rule, status,
                                         view=ctx.view, totals=ctx.game.totals,
                                         schedule=_reminders(ctx) if reminders else None)
     return reply_response(reply)

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from economy.errors import DomainError, UnknownItem
+from economy.errors import DomainError, known_item
 from economy.groupbuy import STOCK_PREFIX, GroupBuyBusy, GroupNotFound, GroupOffer
 from economy.schema import Obj, Str
 from gameserver.aggregates_app import aggregates_of
@@ -39,14 +39,17 @@ from gameserver.api.common import (
     EMPTY_BODY,
     PLAYER_ERRORS,
     Operation,
-    game_id,
+    PlayerPost,
     idempotency_key,
     json_ok,
-    merchant_of,
+    merchant_game,
+    now_s,
     player_ctx,
+    player_post,
     read_body,
     reply_response,
     request_hash,
+    run_gated,
     services,
 )
 from gameserver.api.groupbuy_sweep import (
@@ -57,7 +60,7 @@ from gameserver.api.groupbuy_sweep import (
     sweep_ctx,
 )
 from gameserver.api.groupbuy_sweep import GroupBuySweep as GroupBuySweep  # re-exported
-from gameserver.appkeys import CLOCK, GAMES, REDIS, SETTINGS
+from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.services import RuleContext
 from gameserver.sharecodes import base32_code, share_digest
@@ -87,11 +90,7 @@ JOIN_BODY = Obj(description="The share code of the group to join.", fields={
 
 
 def _offer(live: LiveGame, offer_id: str) -> GroupOffer:
-    offer = live.config.groupbuys.get(offer_id)
-    if offer is None:
-        raise UnknownItem(f"unknown group-buy offer {offer_id!r}", kind="groupbuy",
-                          id=offer_id, known=sorted(live.config.groupbuys))
-    return offer
+    return known_item(live.config.groupbuys, offer_id, "group-buy offer", "groupbuy")
 
 
 def group_code(secret: str, merchant: str, game: str, offer: str, user: str,
@@ -114,13 +113,16 @@ for _kind in (rules.JOIN, rules.DONE, rules.FAILED, rules.LEAVE):
     register_value_effect(_kind, _effect)
 
 
-async def _run(request: web.Request, ctx: RuleContext, gid: str, raw: bytes,
-               gate: GateMaker) -> Reply:
+async def _run(request: web.Request, post: PlayerPost, gid: str, gate: GateMaker) -> Reply:
     shards = request.app[SETTINGS].shards
-    actions = aggregates_of(request.app, services(request)).actions
-    return await actions.run(ctx.ref, group_ref(ctx.game, gid, shards), CODEC,
-                             idempotency_key(request), request_hash(request, raw),
-                             ctx.game, gate)
+    return await run_gated(request, post, group_ref(post.ctx.game, gid, shards), CODEC, gate)
+
+
+def _late_post(request: web.Request, ctx: RuleContext, body: dict[str, Any],
+               raw: bytes) -> PlayerPost:
+    """The request as :func:`player_post` gives it, for the routes that check the body
+    and the offer before the key (so their refusals keep that order)."""
+    return PlayerPost(ctx, idempotency_key(request), body, request_hash(request, raw))
 
 
 @contextlib.asynccontextmanager
@@ -167,9 +169,8 @@ async def _stock_left(request: web.Request, live: LiveGame, offer: GroupOffer) -
 
 async def create_group_buy(request: web.Request) -> web.Response:
     """``createGroupBuy``: open a group of the offer; the opener is its first member."""
-    ctx = await player_ctx(request)
-    key = idempotency_key(request)
-    _, raw = await read_body(request, EMPTY_BODY)
+    post = await player_post(request, EMPTY_BODY)
+    ctx, key = post.ctx, post.key
     live, user = ctx.game, ctx.ref.user
     offer = _offer(live, request.match_info["offer"])
     gid = group_code(request.app[SETTINGS].token_secret, ctx.ref.merchant, ctx.ref.game,
@@ -185,12 +186,12 @@ async def create_group_buy(request: web.Request) -> web.Response:
             return rules.open_group(group, gid, offer, user, now)
         return rule
 
-    now = int(request.app[CLOCK].now())
+    now = now_s(request)
     redis, keys = request.app[REDIS], services(request).keys
     await index_group(redis, keys, live, offer.id, gid, now + offer.duration_s)
     try:
         async with _one_at_a_time(request, live, offer.id, user):
-            return reply_response(await _run(request, ctx, gid, raw, gate))
+            return reply_response(await _run(request, post, gid, gate))
     except DomainError:  # refused: unlist the id unless a group stands under it
         store = aggregates_of(request.app, services(request)).store
         ref = group_ref(live, gid, request.app[SETTINGS].shards)
@@ -216,7 +217,7 @@ async def join_group_buy(request: web.Request) -> web.Response:
         return rule
 
     async with _one_at_a_time(request, live, offer.id, user):
-        reply = await _run(request, ctx, gid, raw, gate)
+        reply = await _run(request, _late_post(request, ctx, body, raw), gid, gate)
     if reply.status == 200 and orjson.loads(reply.body).get("state") == "complete":
         # due now: the sweep tells the merchant at its next pass, not at the expiry
         await request.app[REDIS].zadd(index_key(services(request).keys, live, offer.id),
@@ -235,7 +236,7 @@ async def leave_group_buy(request: web.Request) -> web.Response:
     def gate(state: PlayerState | None) -> Any:
         return lambda group, now: rules.leave_group(group, gid, offer, user, now)
 
-    return reply_response(await _run(request, ctx, gid, raw, gate))
+    return reply_response(await _run(request, _late_post(request, ctx, {}, raw), gid, gate))
 
 
 def _gid(request: web.Request) -> str:
@@ -254,8 +255,17 @@ async def get_group_buy(request: web.Request) -> web.Response:
     group, _ = await store.read(group_ref(live, gid, request.app[SETTINGS].shards), CODEC)
     if group is None or group.offer != offer.id:
         raise GroupNotFound(gid)
-    now = int(request.app[CLOCK].now())
-    return json_ok(rules.group_view(group, gid, offer, now, ctx.ref.user))
+    return json_ok(rules.group_view(group, gid, offer, now_s(request), ctx.ref.user))
+
+
+async def _read_groups(request: web.Request, live: LiveGame, raw: list[Any]
+                       ) -> list[tuple[str, rules.Group]]:
+    """The groups an index read listed (ids as Redis gave them), those that exist."""
+    gids = [g.decode() if isinstance(g, bytes) else str(g) for g in raw]
+    shards = request.app[SETTINGS].shards
+    groups = await aggregates_of(request.app, services(request)).store.read_many(
+        [group_ref(live, gid, shards) for gid in gids], CODEC)
+    return [(gid, g) for gid, g in zip(gids, groups, strict=True) if g is not None]
 
 
 async def list_group_buys(request: web.Request) -> web.Response:
@@ -263,17 +273,12 @@ async def list_group_buys(request: web.Request) -> web.Response:
     ctx = await player_ctx(request)
     live = ctx.game
     offer = _offer(live, request.match_info["offer"])
-    svc = services(request)
-    now = int(request.app[CLOCK].now())
-    gids = [g.decode() if isinstance(g, bytes) else str(g) for g in
-            await request.app[REDIS].zrevrangebyscore(index_key(svc.keys, live, offer.id),
-                                                      "+inf", f"({now}", start=0,
-                                                      num=LIST_LIMIT * 2)]
-    shards = request.app[SETTINGS].shards
-    store = aggregates_of(request.app, svc).store
-    groups = await store.read_many([group_ref(live, gid, shards) for gid in gids], CODEC)
+    now = now_s(request)
+    listed = await request.app[REDIS].zrevrangebyscore(
+        index_key(services(request).keys, live, offer.id), "+inf", f"({now}", start=0,
+        num=LIST_LIMIT * 2)
     rows = [rules.group_view(g, gid, offer, now, ctx.ref.user)
-            for gid, g in zip(gids, groups, strict=True) if g is not None]
+            for gid, g in await _read_groups(request, live, listed)]
     rows = [r for r in rows if r["state"] == "open" and r["seats_left"] > 0]
     return json_ok({"offer": offer.id, "title": offer.title, "size": offer.size,
                     "price_fen": offer.price_fen, "server_time": now,
@@ -284,21 +289,16 @@ async def list_group_buys_admin(request: web.Request) -> web.Response:
     """``listGroupBuysAdmin``: the merchant's view of an offer: its open groups (members
     unmasked, oldest expiry first, up to ``ADMIN_LIMIT``), how many are open, and its
     stock when it has one."""
-    merchant = await merchant_of(request, shadow=True)
-    live = await request.app[GAMES].get(merchant.id, game_id(request))
+    live = await merchant_game(request)
     offer = _offer(live, request.match_info["offer"])
     svc = services(request)
-    now = int(request.app[CLOCK].now())
+    now = now_s(request)
     index = index_key(svc.keys, live, offer.id)
-    raw = await request.app[REDIS].zrangebyscore(index, f"({now}", "+inf", start=0,
-                                                 num=ADMIN_LIMIT)
-    gids = [g.decode() if isinstance(g, bytes) else str(g) for g in raw]
-    shards = request.app[SETTINGS].shards
-    groups = await aggregates_of(request.app, svc).store.read_many(
-        [group_ref(live, gid, shards) for gid in gids], CODEC)
+    listed = await request.app[REDIS].zrangebyscore(index, f"({now}", "+inf", start=0,
+                                                    num=ADMIN_LIMIT)
     rows = []
-    for gid, group in zip(gids, groups, strict=True):
-        if group is not None and group.settled_state(offer.auto_complete, now) == "open":
+    for gid, group in await _read_groups(request, live, listed):
+        if group.settled_state(offer.auto_complete, now) == "open":
             rows.append({**rules.group_view(group, gid, offer, now),
                          "users": group.users()})
     stock = None

@@ -11,28 +11,28 @@ from typing import Any
 
 from aiohttp import web
 
-from economy.errors import UnknownItem
+from economy.errors import known_item
 from economy.poll import Poll
 from economy.schema import Obj, Str
 from gameserver.aggregates import SharedRule, WireCodec
 from gameserver.aggregates_app import aggregates_of
-from gameserver.aggregates_gate import register_effect
+from gameserver.aggregates_gate import register_apply
 from gameserver.api.common import (
+    MERCHANT_PARAM,
     PLAYER_ERRORS,
+    PUBLIC_ERRORS,
     Operation,
-    idempotency_key,
     json_ok,
-    player_ctx,
+    now_s,
+    player_post,
     public_game,
-    read_body,
     reply_response,
-    request_hash,
+    run_gated,
     services,
 )
-from gameserver.appkeys import CLOCK, SETTINGS
+from gameserver.appkeys import SETTINGS
 from gameserver.games import LiveGame
 from gameserver.keys import AggregateRef
-from gameserver.store import Rule
 from mechanics import poll as rules
 from mechanics.aggregate import SharedOutcome
 from mechanics.state import PlayerState
@@ -45,11 +45,7 @@ VOTE_BODY = Obj(description="The option voted for.", fields={
 
 
 def _poll(live: LiveGame, poll_id: str) -> Poll:
-    poll = live.config.polls.get(poll_id)
-    if poll is None:
-        raise UnknownItem(f"unknown poll {poll_id!r}", kind="poll", id=poll_id,
-                          known=sorted(live.config.polls))
-    return poll
+    return known_item(live.config.polls, poll_id, "poll", "poll")
 
 
 def _bucket_ref(live: LiveGame, poll: Poll, bucket: int, shards: int) -> AggregateRef:
@@ -57,19 +53,13 @@ def _bucket_ref(live: LiveGame, poll: Poll, bucket: int, shards: int) -> Aggrega
                            rules.bucket_id(poll.id, bucket), shards)
 
 
-def _vote_effect(owed: dict[str, Any], game: LiveGame) -> Rule:
-    config = game.config
-    return lambda state, now: rules.apply_vote(state, owed, now, config)
-
-
-register_effect(rules.EFFECT, _vote_effect)
+register_apply(rules.EFFECT, rules.apply_vote)
 
 
 async def cast_vote(request: web.Request) -> web.Response:
     """``castVote``: one vote for ``option``; a retry with the key replays."""
-    ctx = await player_ctx(request)
-    key = idempotency_key(request)
-    body, raw = await read_body(request, VOTE_BODY)
+    post = await player_post(request, VOTE_BODY)
+    ctx, body = post.ctx, post.body
     live = ctx.game
     poll = _poll(live, request.match_info["poll"])
     shards = request.app[SETTINGS].shards
@@ -82,12 +72,7 @@ async def cast_vote(request: web.Request) -> web.Response:
             return rules.cast_vote(b, poll, user, option, now, tz)
         return rule
 
-    svc = services(request)
-    reply = await aggregates_of(request.app, svc).actions.run(
-        ctx.ref, bucket, CODEC, key, request_hash(request, raw), live, gate)
-    return reply_response(reply)
-
-
+    return reply_response(await run_gated(request, post, bucket, CODEC, gate))
 
 
 async def get_poll(request: web.Request) -> web.Response:
@@ -99,7 +84,7 @@ async def get_poll(request: web.Request) -> web.Response:
     refs = [_bucket_ref(live, poll, i, shards) for i in range(poll.buckets)]
     store = aggregates_of(request.app, services(request)).store
     buckets = await store.read_many(refs, CODEC)
-    return json_ok(rules.poll_view(poll, buckets, int(request.app[CLOCK].now())))
+    return json_ok(rules.poll_view(poll, buckets, now_s(request)))
 
 
 _OPTION = {"type": "object", "properties": {
@@ -128,7 +113,6 @@ OPERATIONS = [
     Operation("getPoll", "GET", "/v1/games/{game}/polls/{poll}", get_poll,
               "Public: options with live tallies, open and close times, and the result "
               "frozen at the close",
-              auth="none", tag="plays", errors=(401, 403, 404, 422),
-              params={"merchant": "the merchant's id (needed without a player token)"},
+              auth="none", tag="plays", errors=PUBLIC_ERRORS, params=MERCHANT_PARAM,
               response=POLL_RESPONSE),
 ]

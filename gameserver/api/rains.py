@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from economy.errors import InvalidInput, UnknownItem
+from economy.errors import InvalidInput, known_item
 from economy.rains import (
     MAX_ENVELOPES,
     MAX_POOL_FEN,
@@ -36,20 +36,20 @@ from gameserver.aggregates import AggregateStore, SharedRule, WireCodec
 from gameserver.aggregates_app import aggregates_of
 from gameserver.aggregates_gate import register_value_effect
 from gameserver.api.common import (
+    MERCHANT_PARAM,
     PLAYER_ERRORS,
+    PUBLIC_ERRORS,
     Operation,
-    game_id,
-    idempotency_key,
     json_ok,
-    merchant_of,
-    player_ctx,
+    merchant_game,
+    player_post,
     public_game,
     read_body,
     reply_response,
-    request_hash,
+    run_gated,
     services,
 )
-from gameserver.appkeys import CLOCK, GAMES, SETTINGS
+from gameserver.appkeys import CLOCK, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.keys import AggregateRef
 from gameserver.store import Rule
@@ -69,11 +69,7 @@ GRAB_BODY = Obj(description="The round to grab in (getEnvelopeRain lists them)."
 
 
 def _rain(live: LiveGame, rain_id: str) -> Rain:
-    rain = live.config.rains.get(rain_id)
-    if rain is None:
-        raise UnknownItem(f"unknown rain {rain_id!r}", kind="rain", id=rain_id,
-                          known=sorted(live.config.rains))
-    return rain
+    return known_item(live.config.rains, rain_id, "rain", "rain")
 
 
 def _ref(live: LiveGame, kind: str, aggregate: str, shards: int) -> AggregateRef:
@@ -129,12 +125,11 @@ register_value_effect(rules.EFFECT, _grab_effect)
 
 async def grab_envelope(request: web.Request) -> web.Response:
     """``grabEnvelope``: the next envelope of the shopper's bucket; a retry replays."""
-    ctx = await player_ctx(request)
-    key = idempotency_key(request)
-    body, raw = await read_body(request, GRAB_BODY)
+    post = await player_post(request, GRAB_BODY)
+    ctx = post.ctx
     live = ctx.game
     rain = _rain(live, request.match_info["rain"])
-    r = rules.round_of(rain, body["round"])
+    r = rules.round_of(rain, post.body["round"])
     shards = request.app[SETTINGS].shards
     aggs = aggregates_of(request.app, services(request))
     seeds = await ensure_seeds(aggs.store, live, rain, shards)
@@ -149,9 +144,7 @@ async def grab_envelope(request: web.Request) -> web.Response:
             return rules.grab(b, rain, r, entry, index_of, user, amounts, now)
         return rule
 
-    reply = await aggs.actions.run(ctx.ref, bucket, CODEC, key, request_hash(request, raw),
-                                   live, gate)
-    return reply_response(reply)
+    return reply_response(await run_gated(request, post, bucket, CODEC, gate))
 
 
 SIMULATE_BODY = Obj(description="A round of the live rain, optionally with other terms.",
@@ -169,14 +162,10 @@ SIMULATE_BODY = Obj(description="A round of the live rain, optionally with other
 
 async def simulate_envelope_rain(request: web.Request) -> web.Response:
     """``simulateEnvelopeRain``: envelope sizes and the round's expected cost."""
-    merchant = await merchant_of(request, shadow=True)
-    live = await request.app[GAMES].get(merchant.id, game_id(request))
+    live = await merchant_game(request)
     body, _ = await read_body(request, SIMULATE_BODY)
     rain = _rain(live, request.match_info["rain"])
-    r = rain.rounds.get(body["round"])
-    if r is None:
-        raise UnknownItem(f"unknown round {body['round']!r}", kind="round", id=body["round"],
-                          known=list(rain.rounds))
+    r = rules.round_of(rain, body["round"])
     base = r.terms()
     terms = RoundTerms(body["pool_fen"] or base.pool_fen, body["envelopes"] or base.envelopes,
                        body["min_fen"] or base.min_fen)
@@ -286,8 +275,7 @@ OPERATIONS = [
     Operation("getEnvelopeRain", "GET", "/v1/games/{game}/rains/{rain}", get_envelope_rain,
               "Public: the rain's rounds, envelopes and pool left, each round's seed hash, "
               "and its seed from the round's end on",
-              auth="none", tag="plays", errors=(401, 403, 404, 422),
-              params={"merchant": "the merchant's id (needed without a player token)"},
+              auth="none", tag="plays", errors=PUBLIC_ERRORS, params=MERCHANT_PARAM,
               response=RAIN_RESPONSE),
     Operation("grabEnvelope", "POST", "/v1/games/{game}/rains/{rain}/grab", grab_envelope,
               "Grab the next envelope of a round while it is open; its amount is "

@@ -23,31 +23,35 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from economy.errors import UnknownItem
+from economy.errors import known_item
 from economy.samples import REPORT_MAX, Campaign
-from economy.schema import Obj, Spec, Str
+from economy.schema import Obj, Str
 from gameserver.aggregates import AggregateStore, SharedRule, WireCodec
 from gameserver.aggregates_app import aggregates_of
-from gameserver.aggregates_gate import register_effect
+from gameserver.aggregates_gate import register_apply
 from gameserver.api.common import (
+    EMPTY_BODY,
+    MERCHANT_PARAM,
     PLAYER_ERRORS,
+    PUBLIC_ERRORS,
     SHADOW_REQUEST,
     Operation,
-    game_id,
     idempotency_key,
     json_ok,
-    merchant_of,
+    merchant_game,
+    now_s,
     player_ctx,
+    player_post,
     public_game,
     read_body,
     reply_response,
-    request_hash,
+    run_gated,
     services,
 )
-from gameserver.appkeys import CLOCK, GAMES, SETTINGS
+from gameserver.appkeys import CLOCK, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.keys import AggregateRef
-from gameserver.store import Reply, Rule
+from gameserver.store import Reply
 from gameserver.webhooks import OUTBOX, Outbox
 from mechanics import samples as rules
 from mechanics.aggregate import SharedOutcome
@@ -64,11 +68,7 @@ REVIEW_BODY = Obj(description="The review report.", fields={
 
 
 def _campaign(live: LiveGame, campaign_id: str) -> Campaign:
-    campaign = live.config.samples.get(campaign_id)
-    if campaign is None:
-        raise UnknownItem(f"unknown campaign {campaign_id!r}", kind="campaign", id=campaign_id,
-                          known=sorted(live.config.samples))
-    return campaign
+    return known_item(live.config.samples, campaign_id, "campaign", "campaign")
 
 
 def _meta_ref(live: LiveGame, campaign: Campaign, shards: int) -> AggregateRef:
@@ -128,19 +128,13 @@ async def announce(request: web.Request, live: LiveGame, campaign: Campaign,
                                                if campaign.review else None)})
 
 
-def _review_effect(owed: dict[str, Any], game: LiveGame) -> Rule:
-    config = game.config
-    return lambda state, now: rules.apply_review(state, owed, now, config)
-
-
-register_effect(rules.EFFECT, _review_effect)
+register_apply(rules.EFFECT, rules.apply_review)
 
 
 async def apply_sample(request: web.Request) -> web.Response:
     """``applySample``: one application, if eligible and in the window; a retry replays."""
-    ctx = await player_ctx(request)
-    key = idempotency_key(request)
-    _, raw = await read_body(request, Obj(fields={}))
+    post = await player_post(request, EMPTY_BODY)
+    ctx = post.ctx
     live = ctx.game
     campaign = _campaign(live, request.match_info["campaign"])
     shards = request.app[SETTINGS].shards
@@ -155,8 +149,7 @@ async def apply_sample(request: web.Request) -> web.Response:
             return rules.apply(b, campaign, index_of, user, state, now)
         return rule
 
-    reply = await aggs.actions.run(ctx.ref, bucket, CODEC, key, request_hash(request, raw),
-                                   live, gate)
+    reply = await run_gated(request, post, bucket, CODEC, gate)
     await _announce_first_come(request, live, campaign, user, reply)
     return reply_response(reply)
 
@@ -172,9 +165,8 @@ async def _announce_first_come(request: web.Request, live: LiveGame, campaign: C
 
 async def review_sample(request: web.Request) -> web.Response:
     """``reviewSample``: a winner's report, once; the reward follows on the shopper."""
-    ctx = await player_ctx(request)
-    key = idempotency_key(request)
-    body, raw = await read_body(request, REVIEW_BODY)
+    post = await player_post(request, REVIEW_BODY)
+    ctx, body = post.ctx, post.body
     live = ctx.game
     campaign = _campaign(live, request.match_info["campaign"])
     shards = request.app[SETTINGS].shards
@@ -190,9 +182,7 @@ async def review_sample(request: web.Request) -> web.Response:
             return rules.review(b, campaign, user, report, won, now)
         return rule
 
-    reply = await aggs.actions.run(ctx.ref, bucket, CODEC, key, request_hash(request, raw),
-                                   live, gate)
-    return reply_response(reply)
+    return reply_response(await run_gated(request, post, bucket, CODEC, gate))
 
 
 async def list_my_samples(request: web.Request) -> web.Response:
@@ -210,28 +200,28 @@ async def list_my_samples(request: web.Request) -> web.Response:
     return json_ok({"samples": rules.my_samples(campaigns, metas, buckets, user)})
 
 
-async def get_sample_campaign(request: web.Request) -> web.Response:
-    """``getSampleCampaign``: terms, window, counts, seed hash, and the result once drawn."""
-    live = await public_game(request)
+async def _campaign_state(request: web.Request, live: LiveGame
+                          ) -> tuple[Campaign, rules.CampaignMeta, list[rules.AppBucket | None]]:
+    """The path's campaign, its meta (seeded on the first read) and its buckets."""
     campaign = _campaign(live, request.match_info["campaign"])
     shards = request.app[SETTINGS].shards
     shared = aggregates_of(request.app, services(request)).store
     meta = await ensure_meta(shared, live, campaign, shards)
-    buckets = await _buckets(shared, live, campaign, shards)
-    return json_ok(rules.campaign_view(campaign, meta, buckets, int(request.app[CLOCK].now())))
+    return campaign, meta, await _buckets(shared, live, campaign, shards)
 
 
-async def _merchant_game(request: web.Request) -> LiveGame:
-    merchant = await merchant_of(request, shadow=True)
-    return await request.app[GAMES].get(merchant.id, game_id(request))
+async def get_sample_campaign(request: web.Request) -> web.Response:
+    """``getSampleCampaign``: terms, window, counts, seed hash, and the result once drawn."""
+    campaign, meta, buckets = await _campaign_state(request, await public_game(request))
+    return json_ok(rules.campaign_view(campaign, meta, buckets, now_s(request)))
 
 
 async def draw_sample_winners(request: web.Request) -> web.Response:
     """``drawSampleWinners``: the lottery, after the window; drawn once (a second call,
     with any key, answers the first result)."""
-    live = await _merchant_game(request)
+    live = await merchant_game(request)
     idempotency_key(request)  # required: the draw decides who gets value
-    await read_body(request, Obj(fields={}))
+    await read_body(request, EMPTY_BODY)
     campaign = _campaign(live, request.match_info["campaign"])
     shards = request.app[SETTINGS].shards
     shared = aggregates_of(request.app, services(request)).store
@@ -255,13 +245,8 @@ async def draw_sample_winners(request: web.Request) -> web.Response:
 
 async def get_sample_campaign_admin(request: web.Request) -> web.Response:
     """``getSampleCampaignAdmin``: the public view plus winners, review rate, reports."""
-    live = await _merchant_game(request)
-    campaign = _campaign(live, request.match_info["campaign"])
-    shards = request.app[SETTINGS].shards
-    shared = aggregates_of(request.app, services(request)).store
-    meta = await ensure_meta(shared, live, campaign, shards)
-    buckets = await _buckets(shared, live, campaign, shards)
-    return json_ok(rules.admin_view(campaign, meta, buckets, int(request.app[CLOCK].now())))
+    campaign, meta, buckets = await _campaign_state(request, await merchant_game(request))
+    return json_ok(rules.admin_view(campaign, meta, buckets, now_s(request)))
 
 
 _RESULT = {"type": ["object", "null"], "properties": {
@@ -304,19 +289,18 @@ REVIEW_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
     "reward": {"type": "object", "additionalProperties": {"type": "integer"}},
     "wallet": {"type": "object", "additionalProperties": {"type": "integer"}},
 }}
-_PUBLIC: dict[str, str | Spec] = {"merchant": "the merchant's id (needed without a player token)"}
 
 OPERATIONS = [
     Operation("getSampleCampaign", "GET", "/v1/games/{game}/samples/{campaign}",
               get_sample_campaign,
               "Public: a sampling campaign's terms, window, applicants, the lottery seed hash "
               "and, once drawn, the result with the revealed seed",
-              auth="none", tag="plays", errors=(401, 403, 404, 422), params=_PUBLIC,
+              auth="none", tag="plays", errors=PUBLIC_ERRORS, params=MERCHANT_PARAM,
               response=CAMPAIGN_RESPONSE),
     Operation("applySample", "POST", "/v1/games/{game}/samples/{campaign}/apply", apply_sample,
               "Apply for a free sample (once, in the window, if eligible); first come wins "
               "at once while stock lasts",
-              auth="player", tag="plays", body=Obj(fields={}), idempotent=True,
+              auth="player", tag="plays", body=EMPTY_BODY, idempotent=True,
               errors=PLAYER_ERRORS, response=APPLY_RESPONSE),
     Operation("listMySamples", "GET", "/v1/games/{game}/samples", list_my_samples,
               "The campaigns the shopper applied to: applied, waitlisted, won or lost, and "
@@ -329,7 +313,7 @@ OPERATIONS = [
     Operation("drawSampleWinners", "POST", "/v1/admin/games/{game}/samples/{campaign}/draw",
               draw_sample_winners,
               "Draw a lottery campaign's winners after the window (provably fair, once)",
-              auth="merchant", tag="merchant", body=Obj(fields={}), idempotent=True,
+              auth="merchant", tag="merchant", body=EMPTY_BODY, idempotent=True,
               errors=(400, 401, 403, 404, 409, 422), response=_RESULT),
     Operation("getSampleCampaignAdmin", "GET", "/v1/admin/games/{game}/samples/{campaign}",
               get_sample_campaign_admin,

@@ -21,18 +21,21 @@ from economy.schema import Bool, Obj, Str
 from economy.teams import CodeRequired, NotInTeam, TeamFull, TeamNotFound, TeamSeason
 from gameserver.aggregates import AggregateStore, WireCodec
 from gameserver.aggregates_app import Aggregates, aggregates_of
-from gameserver.aggregates_gate import register_effect
+from gameserver.aggregates_gate import register_apply
 from gameserver.api.common import (
+    EMPTY_BODY,
     PLAYER_ERRORS,
     Operation,
-    game_id,
+    PlayerPost,
     idempotency_key,
     json_ok,
-    merchant_of,
+    merchant_game,
+    now_s,
     player_ctx,
     read_body,
     reply_response,
     request_hash,
+    run_gated,
     services,
 )
 from gameserver.api.teams_sync import (
@@ -44,13 +47,13 @@ from gameserver.api.teams_sync import (
     rank_teams,
     team_ref,
 )
-from gameserver.appkeys import CLOCK, GAMES, REDIS, SETTINGS
+from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.keys import AggregateRef
 from gameserver.scripts import reply_text
 from gameserver.services import RuleContext, Services, bind
 from gameserver.sharecodes import share_digest
-from gameserver.store import Reply, Rule
+from gameserver.store import Loaded, Reply
 from gameserver.webhooks import OUTBOX
 from mechanics import teams as rules
 from mechanics.aggregate import SharedOutcome
@@ -68,25 +71,14 @@ JOIN_BODY = Obj(description="The share code; without one, auto-match (if the sea
     "code": Str(pattern=r"^[a-z0-9]{1,32}$", max_length=32, default="",
                 description="the team's share code"),
 })
-EMPTY = Obj(fields={})
 
 
 def _match_ref(live: LiveGame, season: str, shards: int) -> AggregateRef:
     return AggregateRef.of(live.merchant, live.game, rules.MATCH_KIND, season, shards)
 
 
-def _join_effect(owed: dict[str, Any], game: LiveGame) -> Rule:
-    config = game.config
-    return lambda state, now: rules.apply_join(state, owed, now, config)
-
-
-def _leave_effect(owed: dict[str, Any], game: LiveGame) -> Rule:
-    config = game.config
-    return lambda state, now: rules.apply_leave(state, owed, now, config)
-
-
-register_effect(rules.JOIN, _join_effect)
-register_effect(rules.LEAVE, _leave_effect)
+register_apply(rules.JOIN, rules.apply_join)
+register_apply(rules.LEAVE, rules.apply_leave)
 
 
 class _Request:
@@ -106,6 +98,26 @@ class _Request:
     async def of(cls, request: web.Request) -> _Request:
         ctx = await player_ctx(request)
         return cls(request, ctx, rules.season_of(ctx.game.config, request.match_info["season"]))
+
+    @classmethod
+    async def posted(cls, request: web.Request, spec: Obj) -> tuple[_Request, PlayerPost]:
+        """A team POST: as :meth:`of` (so an unknown season is 404 before a missing key
+        is 400), then the key and the body."""
+        r = await cls.of(request)
+        key = idempotency_key(request)
+        body, raw = await read_body(request, spec)
+        return r, PlayerPost(r.ctx, key, body, request_hash(request, raw))
+
+    async def member_first(self, post: PlayerPost) -> Reply | tuple[Loaded, str]:
+        """The shopper as peeked and their team in the season (refused if none), or the
+        reply a used key already has."""
+        first = await self.svc.store.peek(self.ctx.ref, post.key, post.digest)
+        if isinstance(first, Reply):
+            return first
+        team = rules.membership(first.state, self.season.id).team
+        if not team:
+            raise NotInTeam(self.season.id)
+        return first, team
 
     def team_ref(self, team: str) -> AggregateRef:
         return team_ref(self.live, self.season.id, team, self.shards)
@@ -160,11 +172,9 @@ async def _create(r: _Request, key: str, digest: str, name: str, open_: bool) ->
 
 async def create_team(request: web.Request) -> web.Response:
     """``createTeam``: a new team with the shopper as its first member and its code."""
-    r = await _Request.of(request)
-    key = idempotency_key(request)
-    body, raw = await read_body(request, CREATE_BODY)
-    name = rules.check_name(body["name"])
-    reply = await _create(r, key, request_hash(request, raw), name, body["open"])
+    r, post = await _Request.posted(request, CREATE_BODY)
+    name = rules.check_name(post.body["name"])
+    reply = await _create(r, post.key, post.digest, name, post.body["open"])
     return reply_response(reply)
 
 
@@ -199,10 +209,8 @@ async def _auto_match(r: _Request, key: str, digest: str) -> Reply:
 
 async def join_team(request: web.Request) -> web.Response:
     """``joinTeam``: a seat in the team of ``code``; without a code, auto-match."""
-    r = await _Request.of(request)
-    key = idempotency_key(request)
-    body, raw = await read_body(request, JOIN_BODY)
-    digest = request_hash(request, raw)
+    r, post = await _Request.posted(request, JOIN_BODY)
+    key, body, digest = post.key, post.body, post.digest
     if not body["code"]:
         if not r.season.auto_match:
             raise CodeRequired(r.season.id)
@@ -216,16 +224,11 @@ async def join_team(request: web.Request) -> web.Response:
 
 async def leave_team(request: web.Request) -> web.Response:
     """``leaveTeam``: leave the current team of the season (if its rules allow)."""
-    r = await _Request.of(request)
-    key = idempotency_key(request)
-    _, raw = await read_body(request, EMPTY)
-    digest = request_hash(request, raw)
-    first = await r.svc.store.peek(r.ctx.ref, key, digest)
-    if isinstance(first, Reply):
-        return reply_response(first)
-    m = rules.membership(first.state, r.season.id)
-    if not m.team:
-        raise NotInTeam(r.season.id)
+    r, post = await _Request.posted(request, EMPTY_BODY)
+    peeked = await r.member_first(post)
+    if isinstance(peeked, Reply):
+        return reply_response(peeked)
+    _, team_id = peeked
     season, user = r.season, r.ctx.ref.user
 
     def gate(state: PlayerState | None) -> Any:
@@ -235,48 +238,49 @@ async def leave_team(request: web.Request) -> web.Response:
             return rules.leave_team(team, season, user, peeked.seq, peeked.points, now)
         return rule
 
-    reply = await r.agg.actions.run(r.ctx.ref, r.team_ref(m.team), CODEC, key, digest, r.live,
-                                    gate)
-    await r.changed(m.team)
+    reply = await run_gated(request, post, r.team_ref(team_id), CODEC, gate)
+    await r.changed(team_id)
     return reply_response(reply)
+
+
+async def _path_team(request: web.Request, shared: AggregateStore, live: LiveGame,
+                     season: TeamSeason) -> tuple[str, rules.Team]:
+    """The team the path names (404 for an id that is not one, or no such team)."""
+    team_id = request.match_info["team"]
+    if not rules.TEAM_ID_RE.fullmatch(team_id):
+        raise TeamNotFound(season.id)
+    ref = team_ref(live, season.id, team_id, request.app[SETTINGS].shards)
+    team, _ = await shared.read(ref, CODEC)
+    if team is None:
+        raise TeamNotFound(season.id)
+    return team_id, team
 
 
 async def get_team(request: web.Request) -> web.Response:
     """``getTeam``: members with their points, the team's points and rank, milestones;
     the share code to members."""
     r = await _Request.of(request)
-    team_id = request.match_info["team"]
-    if not rules.TEAM_ID_RE.fullmatch(team_id):
-        raise TeamNotFound(r.season.id)
-    team, _ = await r.shared.read(r.team_ref(team_id), CODEC)
-    if team is None:
-        raise TeamNotFound(r.season.id)
+    team_id, team = await _path_team(request, r.shared, r.live, r.season)
     rank = None
     if r.season.board:
         key = r.svc.keys.leaderboard(r.live.merchant, r.live.game, r.season.board)
         place: Any = await request.app[REDIS].zrevrank(key, team_id)
         rank = None if place is None else int(place) + 1
-    now = int(request.app[CLOCK].now())
-    return json_ok(rules.team_view(team, r.season, r.ctx.ref.user, now, rank))
+    return json_ok(rules.team_view(team, r.season, r.ctx.ref.user, now_s(request), rank))
 
 
 async def claim_team_rewards(request: web.Request) -> web.Response:
     """``claimTeamRewards``: the rewards of milestones the team reached with the shopper
     as a member, each once (coupons through the value tier)."""
-    r = await _Request.of(request)
-    key = idempotency_key(request)
-    _, raw = await read_body(request, EMPTY)
-    digest = request_hash(request, raw)
-    first = await r.svc.store.peek(r.ctx.ref, key, digest)
-    if isinstance(first, Reply):
-        return reply_response(first)
-    m = rules.membership(first.state, r.season.id)
-    if not m.team:
-        raise NotInTeam(r.season.id)
-    team, _ = await r.shared.read(r.team_ref(m.team), CODEC)
+    r, post = await _Request.posted(request, EMPTY_BODY)
+    peeked = await r.member_first(post)
+    if isinstance(peeked, Reply):
+        return reply_response(peeked)
+    first, team_id = peeked
+    team, _ = await r.shared.read(r.team_ref(team_id), CODEC)
     rule = bind(rules.claim_milestones,
                 rules.ClaimMilestones(r.season.id, r.ctx.ref.user, team), r.ctx)
-    reply = await r.svc.run(r.ctx.ref, key, digest, rule, view=r.ctx.view,
+    reply = await r.svc.run(r.ctx.ref, post.key, post.digest, rule, view=r.ctx.view,
                             totals=r.live.totals, first=first)
     return reply_response(reply)
 
@@ -285,8 +289,7 @@ async def claim_team_rewards(request: web.Request) -> web.Response:
 
 
 async def _admin(request: web.Request) -> tuple[LiveGame, TeamSeason, Services]:
-    merchant = await merchant_of(request, shadow=True)
-    live = await request.app[GAMES].get(merchant.id, game_id(request))
+    live = await merchant_game(request)
     return live, rules.season_of(live.config, request.match_info["season"]), services(request)
 
 
@@ -311,7 +314,7 @@ async def get_team_season_admin(request: web.Request) -> web.Response:
     shards = request.app[SETTINGS].shards
     refs = [team_ref(live, season.id, tid, shards) for tid, _ in ranked]
     teams = await aggregates_of(request.app, svc).store.read_many(refs, CODEC)
-    now = int(request.app[CLOCK].now())
+    now = now_s(request)
     return json_ok({
         "season": season.id, "name": season.name, "status": season.status(now),
         "starts_at": season.starts_at, "ends_at": season.ends_at,
@@ -329,14 +332,8 @@ async def get_team_season_admin(request: web.Request) -> web.Response:
 async def get_team_admin(request: web.Request) -> web.Response:
     """``getTeamAdmin``: one team as the merchant sees it (with its share code)."""
     live, season, svc = await _admin(request)
-    team_id = request.match_info["team"]
-    if not rules.TEAM_ID_RE.fullmatch(team_id):
-        raise TeamNotFound(season.id)
-    ref = team_ref(live, season.id, team_id, request.app[SETTINGS].shards)
-    team, _ = await aggregates_of(request.app, svc).store.read(ref, CODEC)
-    if team is None:
-        raise TeamNotFound(season.id)
-    view = rules.team_view(team, season, None, int(request.app[CLOCK].now()))
+    _, team = await _path_team(request, aggregates_of(request.app, svc).store, live, season)
+    view = rules.team_view(team, season, None, now_s(request))
     return json_ok({**view, "code": team.code,
                     "reached": {mid: {"at": r.at, "members": r.members}
                                 for mid, r in team.reached.items()}})
@@ -403,11 +400,11 @@ OPERATIONS = [
               response=TEAM_RESPONSE),
     Operation("leaveTeam", "POST", _PATH + "/leave", leave_team,
               "Leave the current team of the season, as its rules allow", auth="player",
-              tag="plays", body=EMPTY, idempotent=True, errors=PLAYER_ERRORS,
+              tag="plays", body=EMPTY_BODY, idempotent=True, errors=PLAYER_ERRORS,
               response=LEAVE_RESPONSE),
     Operation("claimTeamRewards", "POST", _PATH + "/claim", claim_team_rewards,
               "Claim the rewards of milestones the team reached while the shopper was a "
-              "member, each once", auth="player", tag="plays", body=EMPTY,
+              "member, each once", auth="player", tag="plays", body=EMPTY_BODY,
               idempotent=True, errors=PLAYER_ERRORS, response=CLAIM_RESPONSE),
     Operation("getTeam", "GET", _PATH + "/{team}", get_team,
               "A team: members and their points, the team's points and rank, milestones",

@@ -22,7 +22,14 @@
  * draftSection(key) (the key's value in the draft editor, or undefined),
  * setDraftSection(key, value) (writes it into the draft editor: the merchant saves and
  * publishes as usual), liveConfig() (the published config, or null), newKey() (an
- * Idempotency-Key), refresh() (render again).
+ * Idempotency-Key), refresh() (render again), and what every play's panel is made of:
+ * publicPath(kind, id) (a play's public read, ?merchant= included), field(label, input),
+ * draftedNote(section, none, attrs) (the section's ids in the draft, or `none`),
+ * addToDraft(section, id, value, noun) (put one entry in the draft, say so, render
+ * again) and draftCard({title, rows, note, buttonId, add}) (the "Add to draft" form:
+ * rows of fields, a button that runs add() and toasts what it throws), and
+ * publishedIds(el, section, none) (the ids of the live config's section; none
+ * published: `none` shown in el and []).
  */
 "use strict";
 
@@ -550,7 +557,33 @@
     return (await api("GET", gamePath(`/versions/${g.live_version}`))).config;
   }
 
+  function draftedNote(section, none, attrs = {}) {
+    const drafted = Object.keys((draftValue() || {})[section] || {});
+    return h("p", { class: "muted small", ...attrs }, drafted.length
+      ? `In the draft: ${drafted.join(", ")}` : none);
+  }
+
+  function draftCard({ title, rows, note, buttonId, add }) {
+    const onclick = () => {
+      try { add(); } catch (e) { toast(e.message, "bad"); }
+    };
+    return h("div", { class: "card" },
+      h("div", { class: "card-head" }, h("h3", {}, title)),
+      rows.map((fields) => h("div", { class: "form-row" }, fields)),
+      note ? h("p", { class: "muted small" }, note) : null,
+      h("button", { class: "btn primary", type: "button", id: buttonId, onclick },
+        "Add to draft"));
+  }
+
+  async function publishedIds(el, section, none) {
+    const live = await liveConfig();
+    const ids = Object.keys((live && live[section]) || {});
+    if (!ids.length) el.append(h("p", { class: "muted" }, none));
+    return ids;
+  }
+
   function playContext(play) {
+    const refresh = () => showPlay(play.name);
     return {
       game: S.game, merchant: S.merchant, api, gamePath, h, clear, toast, fmtInt, fmtFen,
       fmtPct, fmtTime, liveConfig, setDraftSection,
@@ -558,7 +591,15 @@
       draftSection: (key) => { const c = draftValue(); return c ? c[key] : undefined; },
       newKey: () => (crypto.randomUUID ? crypto.randomUUID()
         : `${Date.now()}-${Math.random().toString(16).slice(2)}`),
-      refresh: () => showPlay(play.name),
+      refresh, draftedNote, draftCard, publishedIds,
+      field: (label, input) => h("label", { class: "field" }, label, input),
+      publicPath: (kind, id) => `/v1/games/${encodeURIComponent(S.game)}/${kind}/` +
+        `${encodeURIComponent(id)}?merchant=${encodeURIComponent(S.merchant)}`,
+      addToDraft: (section, id, value, noun) => {
+        setDraftSection(section, { ...((draftValue() || {})[section] || {}), [id]: value });
+        toast(`${noun} ${id} added to the draft: save and publish it in the Draft tab.`);
+        refresh();
+      },
     };
   }
 

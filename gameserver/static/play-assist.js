@@ -57,12 +57,8 @@
 
   async function liveCampaigns(ctx, el) {
     const { h, api, gamePath } = ctx;
-    const live = await ctx.liveConfig();
-    const campaigns = Object.keys((live && live.assists) || {});
-    if (!campaigns.length) {
-      el.append(h("p", { class: "muted" }, "No assist campaign is published yet."));
-      return;
-    }
+    const campaigns = await ctx.publishedIds(el, "assists",
+      "No assist campaign is published yet.");
     for (const id of campaigns) {
       const r = await api("GET", gamePath(`/assists/${encodeURIComponent(id)}`));
       el.append(h("div", { class: "card", id: `assist-campaign-${id}` },
@@ -79,8 +75,7 @@
   }
 
   function addForm(ctx, el) {
-    const { h } = ctx;
-    const field = (label, input) => h("label", { class: "field" }, label, input);
+    const { h, field } = ctx;
     const num = (id, value, min) => h("input", { id, type: "number", value, min });
     const idIn = h("input", { id: "assist-new-id", placeholder: "d11-friends" });
     const titleIn = h("input", { id: "assist-new-title", placeholder: "3 friends help, ¥10 off" });
@@ -104,26 +99,19 @@
         throw new Error("The owner's reward needs a coupon or an amount of currency.");
       }
       const perDay = Math.max(1, Number(perDayIn.value) || 5);
-      const assists = { ...(ctx.draftSection("assists") || {}) };
-      assists[id] = { title: titleIn.value.trim() || id,
+      ctx.addToDraft("assists", id, { title: titleIn.value.trim() || id,
         needed: Math.min(100, Math.max(1, Number(neededIn.value) || 3)),
         duration_s: 3600 * Math.max(1, Number(hoursIn.value) || 24), owner_reward: reward,
         helps_per_day: perDay, helps_per_campaign: Math.max(perDay, 50),
-        new_fans_only: fansIn.checked };
-      ctx.setDraftSection("assists", assists);
-      ctx.toast(`Campaign ${id} added to the draft: save and publish it in the Draft tab.`);
-      ctx.refresh();
+        new_fans_only: fansIn.checked }, "Campaign");
     };
-    el.append(h("div", { class: "card" },
-      h("div", { class: "card-head" }, h("h3", {}, "Add an assist campaign to the draft")),
-      h("div", { class: "form-row" }, field("Id", idIn), field("Title", titleIn),
-        field("Helps needed", neededIn), field("Hours to collect", hoursIn)),
-      h("div", { class: "form-row" }, field("Owner's coupon", couponIn),
+    el.append(ctx.draftCard({ title: "Add an assist campaign to the draft",
+      buttonId: "assist-new-add", add,
+      rows: [[field("Id", idIn), field("Title", titleIn), field("Helps needed", neededIn),
+        field("Hours to collect", hoursIn)],
+      [field("Owner's coupon", couponIn),
         field(`Owner's ${currencies[0] || "currency"}`, amountIn),
-        field("Helps per helper a day", perDayIn), field("New fans only", fansIn)),
-      h("button", { class: "btn primary", type: "button", id: "assist-new-add", onclick: () => {
-        try { add(); } catch (e) { ctx.toast(e.message, "bad"); }
-      } }, "Add to draft")));
+        field("Helps per helper a day", perDayIn), field("New fans only", fansIn)]] }));
   }
 
   window.PetboxConsole.registerPlay({
@@ -131,9 +119,8 @@
     title: "Friend assist",
     section: "assists",
     async render(el, ctx) {
-      const drafted = Object.keys(ctx.draftSection("assists") || {});
-      el.append(ctx.h("p", { class: "muted small", id: "assist-drafted" }, drafted.length
-        ? `In the draft: ${drafted.join(", ")}` : "No assist campaign in the draft."));
+      el.append(ctx.draftedNote("assists", "No assist campaign in the draft.",
+        { id: "assist-drafted" }));
       addForm(ctx, el);
       await liveCampaigns(ctx, el);
     },

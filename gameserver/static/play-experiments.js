@@ -145,8 +145,7 @@
   }
 
   function createForm(ctx, el) {
-    const { h, api, gamePath } = ctx;
-    const field = (label, input) => h("label", { class: "field" }, label, input);
+    const { h, api, gamePath, field } = ctx;
     const input = (id, attrs) => h("input", { id: `exp-new-${id}`, ...attrs });
     const f = {
       id: input("id", { placeholder: "cheaper-ten" }),

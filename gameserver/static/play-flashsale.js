@@ -32,11 +32,8 @@
       el.append(h("p", { class: "muted" }, "No flash sale or presale is published yet."));
       return;
     }
-    const base = `/v1/games/${encodeURIComponent(ctx.game)}`;
-    const q = `?merchant=${encodeURIComponent(ctx.merchant)}`;
     for (const id of sales) {
-      const v = await api("GET", `${base}/flashsales/${encodeURIComponent(id)}${q}`,
-        undefined, { auth: false });
+      const v = await api("GET", ctx.publicPath("flashsales", id), undefined, { auth: false });
       el.append(h("div", { class: "card", id: `flashsale-${id}` },
         h("div", { class: "card-head" }, h("h3", {}, v.title),
           h("span", { class: `badge fs-status ${v.status}` }, v.status),
@@ -46,8 +43,7 @@
         stockBar(ctx, v)));
     }
     for (const id of presales) {
-      const v = await api("GET", `${base}/presales/${encodeURIComponent(id)}${q}`,
-        undefined, { auth: false });
+      const v = await api("GET", ctx.publicPath("presales", id), undefined, { auth: false });
       const terms = v.benefit === "deposit_multiplier"
         ? `deposit ${fmtFen(v.deposit_fen)} counts ${fmtFen(v.deposit_value_fen)}`
         : `priority until ${fmtTime(v.priority_until)}`;
@@ -62,8 +58,7 @@
   }
 
   function addForm(ctx, el) {
-    const { h } = ctx;
-    const field = (label, input) => h("label", { class: "field" }, label, input);
+    const { h, field } = ctx;
     const idIn = h("input", { id: "fs-new-id", placeholder: "midnight-nuts" });
     const titleIn = h("input", { id: "fs-new-title", placeholder: "零点秒杀 · 坚果" });
     const skuIn = h("input", { id: "fs-new-sku", placeholder: "SQ-NUTS-FLASH" });
@@ -78,23 +73,15 @@
       if (!SKU.test(skuIn.value.trim())) throw new Error("SKU: letters, digits, _ . : -");
       const starts = startIn.value ? Math.floor(new Date(startIn.value).getTime() / 1000)
         : Math.floor(Date.now() / 1000) + 3600;
-      const sales = { ...(ctx.draftSection("flashsales") || {}) };
-      sales[id] = { title: titleIn.value.trim() || id, sku: skuIn.value.trim(),
-        price_fen: Math.round(Number(priceIn.value) * 100), starts_at: starts,
-        stock: Math.max(1, Number(stockIn.value) || 1),
-        pay_seconds: 60 * Math.max(1, Number(payIn.value) || 15) };
-      ctx.setDraftSection("flashsales", sales);
-      ctx.toast(`Flash sale ${id} added to the draft: save and publish it in the Draft tab.`);
-      ctx.refresh();
+      ctx.addToDraft("flashsales", id, { title: titleIn.value.trim() || id,
+        sku: skuIn.value.trim(), price_fen: Math.round(Number(priceIn.value) * 100),
+        starts_at: starts, stock: Math.max(1, Number(stockIn.value) || 1),
+        pay_seconds: 60 * Math.max(1, Number(payIn.value) || 15) }, "Flash sale");
     };
-    el.append(h("div", { class: "card" },
-      h("div", { class: "card-head" }, h("h3", {}, "Add a flash sale to the draft")),
-      h("div", { class: "form-row" }, field("Id", idIn), field("Title", titleIn),
-        field("SKU", skuIn), field("Price (¥)", priceIn), field("Starts", startIn),
-        field("Stock", stockIn), field("Pay within (min)", payIn)),
-      h("button", { class: "btn primary", type: "button", id: "fs-new-add", onclick: () => {
-        try { add(); } catch (e) { ctx.toast(e.message, "bad"); }
-      } }, "Add to draft")));
+    el.append(ctx.draftCard({ title: "Add a flash sale to the draft", buttonId: "fs-new-add",
+      add, rows: [[field("Id", idIn), field("Title", titleIn), field("SKU", skuIn),
+        field("Price (¥)", priceIn), field("Starts", startIn), field("Stock", stockIn),
+        field("Pay within (min)", payIn)]] }));
   }
 
   window.PetboxConsole.registerPlay({
@@ -102,9 +89,7 @@
     title: "Flash sales",
     section: "flashsales",
     async render(el, ctx) {
-      const drafted = Object.keys(ctx.draftSection("flashsales") || {});
-      el.append(ctx.h("p", { class: "muted small" }, drafted.length
-        ? `In the draft: ${drafted.join(", ")}` : "No flash sale in the draft."));
+      el.append(ctx.draftedNote("flashsales", "No flash sale in the draft."));
       addForm(ctx, el);
       await liveSales(ctx, el);
     },

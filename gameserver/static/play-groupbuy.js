@@ -21,12 +21,8 @@
 
   async function liveOffers(ctx, el) {
     const { h, api, fmtInt } = ctx;
-    const live = await ctx.liveConfig();
-    const offers = Object.keys((live && live.groupbuys) || {});
-    if (!offers.length) {
-      el.append(h("p", { class: "muted" }, "No group-buy offer is published yet."));
-      return;
-    }
+    const offers = await ctx.publishedIds(el, "groupbuys",
+      "No group-buy offer is published yet.");
     for (const id of offers) {
       let view;
       try {
@@ -50,8 +46,7 @@
   }
 
   function addForm(ctx, el) {
-    const { h } = ctx;
-    const field = (label, input) => h("label", { class: "field" }, label, input);
+    const { h, field } = ctx;
     const idIn = h("input", { id: "groupbuy-new-id", placeholder: "d11-trio" });
     const titleIn = h("input", { id: "groupbuy-new-title", placeholder: "3 friends, ¥59.9" });
     const sizeIn = h("input", { id: "groupbuy-new-size", type: "number", value: "3",
@@ -66,25 +61,17 @@
       const size = Number(sizeIn.value);
       if (!ID.test(id)) throw new Error("Offer id: lower-case letters, digits, - and _.");
       if (!(size >= 2 && size <= 50)) throw new Error("A group has 2 to 50 members.");
-      const offers = { ...(ctx.draftSection("groupbuys") || {}) };
-      offers[id] = { title: titleIn.value.trim() || id, size,
+      ctx.addToDraft("groupbuys", id, { title: titleIn.value.trim() || id, size,
         duration_s: 3600 * Math.max(1, Number(hoursIn.value) || 24),
         price_fen: Math.round(100 * (Number(priceIn.value) || 0)),
-        auto_complete: autoIn.checked };
-      ctx.setDraftSection("groupbuys", offers);
-      ctx.toast(`Offer ${id} added to the draft: save and publish it in the Draft tab.`);
-      ctx.refresh();
+        auto_complete: autoIn.checked }, "Offer");
     };
-    el.append(h("div", { class: "card" },
-      h("div", { class: "card-head" }, h("h3", {}, "Add a group-buy offer to the draft")),
-      h("div", { class: "form-row" }, field("Id", idIn), field("Title", titleIn),
-        field("Group size", sizeIn), field("Time limit (hours)", hoursIn),
-        field("Group price (¥)", priceIn), field("Auto-complete on expiry", autoIn)),
-      h("p", { class: "muted small" },
-        "Reward, cost, per-shopper limit and stock: edit the offer in the Draft tab."),
-      h("button", { class: "btn primary", type: "button", id: "groupbuy-new-add",
-        onclick: () => { try { add(); } catch (e) { ctx.toast(e.message, "bad"); } } },
-      "Add to draft")));
+    el.append(ctx.draftCard({ title: "Add a group-buy offer to the draft",
+      buttonId: "groupbuy-new-add", add,
+      rows: [[field("Id", idIn), field("Title", titleIn), field("Group size", sizeIn),
+        field("Time limit (hours)", hoursIn), field("Group price (¥)", priceIn),
+        field("Auto-complete on expiry", autoIn)]],
+      note: "Reward, cost, per-shopper limit and stock: edit the offer in the Draft tab." }));
   }
 
   // A render may start while an earlier one still waits for the server (the play shown
@@ -98,9 +85,7 @@
     async render(el, ctx) {
       const mine = ++latest;
       const box = ctx.h("div", {});
-      const drafted = Object.keys(ctx.draftSection("groupbuys") || {});
-      box.append(ctx.h("p", { class: "muted small" }, drafted.length
-        ? `In the draft: ${drafted.join(", ")}` : "No group-buy offer in the draft."));
+      box.append(ctx.draftedNote("groupbuys", "No group-buy offer in the draft."));
       addForm(ctx, box);
       await liveOffers(ctx, box);
       if (mine === latest) ctx.clear(el, box);

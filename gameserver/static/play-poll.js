@@ -20,16 +20,10 @@
 
   async function livePolls(ctx, el) {
     const { h, api, fmtInt, fmtTime } = ctx;
-    const live = await ctx.liveConfig();
-    const polls = Object.keys((live && live.polls) || {});
-    if (!polls.length) {
-      el.append(h("p", { class: "muted" }, "No poll is published yet."));
-      return;
-    }
+    const polls = await ctx.publishedIds(el, "polls",
+      "No poll is published yet.");
     for (const id of polls) {
-      const path = `/v1/games/${encodeURIComponent(ctx.game)}/polls/${encodeURIComponent(id)}` +
-        `?merchant=${encodeURIComponent(ctx.merchant)}`;
-      const view = await api("GET", path, undefined, { auth: false });
+      const view = await api("GET", ctx.publicPath("polls", id), undefined, { auth: false });
       el.append(h("div", { class: "card", id: `poll-${id}` },
         h("div", { class: "card-head" }, h("h3", {}, view.title),
           h("span", { class: `badge ${view.status}` }, view.status),
@@ -41,9 +35,8 @@
   }
 
   function addForm(ctx, el) {
-    const { h } = ctx;
+    const { h, field } = ctx;
     const now = Math.floor(Date.now() / 1000);
-    const field = (label, input) => h("label", { class: "field" }, label, input);
     const idIn = h("input", { id: "poll-new-id", placeholder: "best-flavour" });
     const titleIn = h("input", { id: "poll-new-title", placeholder: "Which flavour next?" });
     const optsIn = h("input", { id: "poll-new-options", placeholder: "pecan, cashew, walnut" });
@@ -55,20 +48,12 @@
       if (labels.length < 2) throw new Error("A poll needs at least two options.");
       const options = {};
       labels.forEach((label, i) => { options[`o${i + 1}`] = { label }; });
-      const polls = { ...(ctx.draftSection("polls") || {}) };
-      polls[id] = { title: titleIn.value.trim() || id, options, opens_at: now,
-        closes_at: now + 86400 * Math.max(1, Number(daysIn.value) || 7) };
-      ctx.setDraftSection("polls", polls);
-      ctx.toast(`Poll ${id} added to the draft: save and publish it in the Draft tab.`);
-      ctx.refresh();
+      ctx.addToDraft("polls", id, { title: titleIn.value.trim() || id, options, opens_at: now,
+        closes_at: now + 86400 * Math.max(1, Number(daysIn.value) || 7) }, "Poll");
     };
-    el.append(h("div", { class: "card" },
-      h("div", { class: "card-head" }, h("h3", {}, "Add a poll to the draft")),
-      h("div", { class: "form-row" }, field("Id", idIn), field("Title", titleIn),
-        field("Options (comma-separated)", optsIn), field("Open for days", daysIn)),
-      h("button", { class: "btn primary", type: "button", id: "poll-new-add", onclick: () => {
-        try { add(); } catch (e) { ctx.toast(e.message, "bad"); }
-      } }, "Add to draft")));
+    el.append(ctx.draftCard({ title: "Add a poll to the draft", buttonId: "poll-new-add", add,
+      rows: [[field("Id", idIn), field("Title", titleIn),
+        field("Options (comma-separated)", optsIn), field("Open for days", daysIn)]] }));
   }
 
   window.PetboxConsole.registerPlay({
@@ -76,9 +61,7 @@
     title: "Polls",
     section: "polls",
     async render(el, ctx) {
-      const drafted = Object.keys(ctx.draftSection("polls") || {});
-      el.append(ctx.h("p", { class: "muted small" }, drafted.length
-        ? `In the draft: ${drafted.join(", ")}` : "No poll in the draft."));
+      el.append(ctx.draftedNote("polls", "No poll in the draft."));
       addForm(ctx, el);
       await livePolls(ctx, el);
     },

@@ -61,16 +61,10 @@
       el.append(h("p", { class: "muted small" }, drafted.length
         ? `In the draft: ${drafted.join(", ")} (edit rounds in the Draft tab)`
         : "No rain in the draft: add a \"rains\" section in the Draft tab."));
-      const live = await ctx.liveConfig();
-      const rains = Object.keys((live && live.rains) || {});
-      if (!rains.length) {
-        el.append(h("p", { class: "muted" }, "No rain is published yet."));
-        return;
-      }
+      const rains = await ctx.publishedIds(el, "rains",
+        "No rain is published yet.");
       for (const id of rains) {
-        const path = `/v1/games/${encodeURIComponent(ctx.game)}/rains/${encodeURIComponent(id)}` +
-          `?merchant=${encodeURIComponent(ctx.merchant)}`;
-        const view = await api("GET", path, undefined, { auth: false });
+        const view = await api("GET", ctx.publicPath("rains", id), undefined, { auth: false });
         el.append(h("div", { class: "card", id: `rain-${id}` },
           h("div", { class: "card-head" }, h("h3", {}, view.title),
             h("span", { class: "muted small" }, `${view.kind} · ${view.currency}`)),

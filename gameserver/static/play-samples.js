@@ -52,13 +52,8 @@
     section: "samples",
     async render(el, ctx) {
       const { h, api } = ctx;
-      const live = await ctx.liveConfig();
-      const campaigns = Object.keys((live && live.samples) || {});
-      if (!campaigns.length) {
-        el.append(h("p", { class: "muted" },
-          "No sampling campaign is published yet: add a \"samples\" section in the Draft tab."));
-        return;
-      }
+      const campaigns = await ctx.publishedIds(el, "samples",
+        "No sampling campaign is published yet: add a \"samples\" section in the Draft tab.");
       for (const id of campaigns) {
         const v = await api("GET", ctx.gamePath(`/samples/${encodeURIComponent(id)}`));
         const winners = v.winner_users.length

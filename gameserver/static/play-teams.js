@@ -53,12 +53,8 @@
 
   async function liveSeasons(ctx, el) {
     const { h, api, gamePath, fmtTime } = ctx;
-    const live = await ctx.liveConfig();
-    const seasons = Object.keys((live && live.teams) || {});
-    if (!seasons.length) {
-      el.append(h("p", { class: "muted" }, "No team season is published yet."));
-      return;
-    }
+    const seasons = await ctx.publishedIds(el, "teams",
+      "No team season is published yet.");
     for (const id of seasons) {
       const season = await api("GET", gamePath(`/teams/${encodeURIComponent(id)}?limit=20`));
       const detail = h("div", {});
@@ -75,9 +71,8 @@
   }
 
   function addForm(ctx, el) {
-    const { h } = ctx;
+    const { h, field } = ctx;
     const now = Math.floor(Date.now() / 1000);
-    const field = (label, input) => h("label", { class: "field" }, label, input);
     const num = (id, value) => h("input", { id, type: "number", value, min: "0" });
     const idIn = h("input", { id: "teams-new-id", placeholder: "d11-build" });
     const nameIn = h("input", { id: "teams-new-name", placeholder: "Double 11 team build" });
@@ -89,30 +84,22 @@
     const add = () => {
       const id = idIn.value.trim();
       if (!ID.test(id)) throw new Error("Season id: lower-case letters, digits, - and _.");
-      const teams = { ...(ctx.draftSection("teams") || {}) };
-      teams[id] = {
+      ctx.addToDraft("teams", id, {
         name: nameIn.value.trim() || id, starts_at: now,
         ends_at: now + 86400 * Math.max(1, Number(daysIn.value) || 10),
         max_size: Math.min(50, Math.max(1, Number(sizeIn.value) || 5)),
         points: { feed: Number(feedIn.value) || 0, checkin: Number(checkinIn.value) || 0,
                   order: Number(orderIn.value) || 0 },
         board: `${id}-teams`,
-      };
-      ctx.setDraftSection("teams", teams);
-      ctx.toast(`Season ${id} added to the draft: save and publish it in the Draft tab.`);
-      ctx.refresh();
+      }, "Season");
     };
-    el.append(h("div", { class: "card" },
-      h("div", { class: "card-head" }, h("h3", {}, "Add a team season to the draft")),
-      h("div", { class: "form-row" }, field("Id", idIn), field("Name", nameIn),
-        field("Runs for days", daysIn), field("Team size", sizeIn)),
-      h("div", { class: "form-row" }, field("Points per feed", feedIn),
-        field("per check-in", checkinIn), field("per paid order", orderIn)),
-      h("p", { class: "muted small" },
-        "Milestones, leave and switch rules, auto-match: edit the season in the Draft tab."),
-      h("button", { class: "btn primary", type: "button", id: "teams-new-add", onclick: () => {
-        try { add(); } catch (e) { ctx.toast(e.message, "bad"); }
-      } }, "Add to draft")));
+    el.append(ctx.draftCard({ title: "Add a team season to the draft",
+      buttonId: "teams-new-add", add,
+      rows: [[field("Id", idIn), field("Name", nameIn), field("Runs for days", daysIn),
+        field("Team size", sizeIn)],
+      [field("Points per feed", feedIn), field("per check-in", checkinIn),
+        field("per paid order", orderIn)]],
+      note: "Milestones, leave and switch rules, auto-match: edit the season in the Draft tab." }));
   }
 
   window.PetboxConsole.registerPlay({
@@ -120,9 +107,7 @@
     title: "Teams",
     section: "teams",
     async render(el, ctx) {
-      const drafted = Object.keys(ctx.draftSection("teams") || {});
-      el.append(ctx.h("p", { class: "muted small" }, drafted.length
-        ? `In the draft: ${drafted.join(", ")}` : "No team season in the draft."));
+      el.append(ctx.draftedNote("teams", "No team season in the draft."));
       addForm(ctx, el);
       await liveSeasons(ctx, el);
     },
