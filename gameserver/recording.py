@@ -11,8 +11,9 @@ Every shopper operation is recorded: the player routes, ``createSession`` (the
 player named in the signed body; the signature itself is dropped, a replay mints
 its own sessions) and public reads such as ``getBoxSeries`` when they carry a
 player token. A reply that hands back a share code (``startAssist``,
-``createGroupBuy``, ``createTeam``) has it recorded as ``gave``, so a replay can swap
-it for its own in the bodies that send it. Records reach the disk as they come
+``createGroupBuy``, ``createTeam``) has it recorded as ``gave``, with the ids of what
+it made that later paths name (a team's id is not its code), so a replay can swap
+them for its own in the bodies and paths that send them. Records reach the disk as they come
 (flushed at least once a second), never held in memory until shutdown. Each process
 writes its own files (``trace-<pid>-NNNNNN``); ``petbox loadtest replay`` rejoins them.
 """
@@ -26,7 +27,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -35,6 +36,7 @@ from economy.errors import DomainError
 from gameserver.api.common import Operation
 from gameserver.errors import http_status
 from gameserver.settings import Settings
+from loadtests.ops import OPERATIONS
 from loadtests.trace import TraceWriter
 
 log = logging.getLogger("petbox.recording")
@@ -45,6 +47,9 @@ FLUSH_EVERY_S = 1.0
 SESSION_OPERATION = "createSession"
 SHARE_OPERATIONS = frozenset({"startAssist", "createGroupBuy", "createTeam"})
 """Replies that hand back a share code other shoppers then send (recorded as ``gave``)."""
+PATH_NAMES = frozenset(name for op in OPERATIONS.values() for name in op.path_params())
+"""Path parameters of shopper operations: a reply field of one of these names that the
+request did not send names a new object later paths refer to."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -99,7 +104,7 @@ async def record_middleware(request: web.Request, handler: Handler) -> web.Strea
         resp = await handler(request)
         outcome = str(resp.status)
         if request.match_info.route.name in SHARE_OPERATIONS:
-            gave = _share_code(resp)
+            gave = _handed(resp, request.match_info)
         return resp
     except web.HTTPException as exc:
         outcome = str(exc.status)
@@ -117,14 +122,19 @@ async def record_middleware(request: web.Request, handler: Handler) -> web.Strea
                 log.debug("request not recorded", exc_info=True)
 
 
-def _share_code(resp: web.StreamResponse) -> str | None:
-    """The share code a successful reply handed back (None when there is none)."""
+def _handed(resp: web.StreamResponse, sent: Mapping[str, str]) -> dict[str, str] | None:
+    """The share code a successful reply handed back and the ids of what it made (None
+    when there is no code)."""
     body = resp.body if isinstance(resp, web.Response) and resp.status == 200 else None
     try:
-        code = json.loads(bytes(body)).get("code") if isinstance(body, bytes) else None
-    except (ValueError, AttributeError):
+        data = json.loads(bytes(body)) if isinstance(body, bytes) else None
+    except ValueError:
         return None
-    return code if isinstance(code, str) else None
+    if not isinstance(data, dict) or not isinstance(data.get("code"), str):
+        return None
+    ids = {k: v for k, v in data.items()
+           if k in PATH_NAMES and k not in sent and isinstance(v, str)}
+    return {"code": data["code"], **ids}
 
 
 def _outcome(exc: Exception) -> str:
@@ -135,7 +145,7 @@ def _outcome(exc: Exception) -> str:
 
 
 def _record(request: web.Request, writer: TraceWriter, operation: str, raw: bytes,
-            outcome: str, gave: str | None = None) -> None:
+            outcome: str, gave: Mapping[str, str] | None = None) -> None:
     body: Any = json.loads(raw) if raw else None
     player = _player(request, operation, body)
     if player is None:

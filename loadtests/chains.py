@@ -8,7 +8,9 @@ replies it got:
 * a body value ``{"$ref": KEY}`` (or ``{"$ref": KEY, "field": NAME}``) is
   replaced by the value under ``KEY`` (or its field ``NAME``);
 * a path parameter ``"$when": KEY`` sends the request only if ``KEY`` holds a
-  true value (a real client shows "starts in 5 min" and no claim button).
+  true value (a real client shows "starts in 5 min" and no claim button);
+* a path parameter may be a reference too (``{"team": {"$ref": KEY, "field":
+  "team"}}``): the id of an object another reply handed back.
 
 A request whose value is missing (its source was refused, or never came) is not
 sent: a shopper with no hold pays nothing, a friend with no link helps no one.
@@ -24,10 +26,16 @@ Keys, and the reply each comes from:
                      this player has grabs left (:func:`open_round`)
 ``assist:<campaign>``  ``startAssist``: the assist's share code
 ``group:<offer>``    ``createGroupBuy``: the group's share code
+``reserving:<p>``    ``getPresale``: the presale takes reservations, some left
+``reserved:<p>``     ``reservePresale``: the reservation (``deposit_fen``, ``sku``)
+``open:<campaign>``  ``getSampleCampaign``: the sample campaign takes applications
+``won:<campaign>``   ``applySample``: the application won a sample at once
+``team:<season>``    ``createTeam``: the team (``code`` to share, ``team`` id)
+``reached:<season>`` ``getTeam``: a milestone the team reached
 ===================  ====================================================
 
 Share codes pass between players: a *friend* of player ``P`` is named
-``P+<tag>`` and reads ``assist:``/``group:`` keys from ``P``'s replies. A friend
+``P+<tag>`` and reads ``assist:``/``group:``/``team:`` keys from ``P``'s replies. A friend
 is replayed by the same worker (and generator shard) as ``P``
 (:func:`home`), so the code passes in-process.
 """
@@ -38,7 +46,7 @@ from collections.abc import Mapping
 from typing import Any
 
 FRIEND = "+"
-SHARED = ("assist:", "group:")
+SHARED = ("assist:", "group:", "team:")
 """Key prefixes read from the home player's replies (share codes)."""
 
 MISSING = object()
@@ -97,9 +105,13 @@ def open_round(view: Any, grabbed: Mapping[str, int]) -> str | None:
     return None
 
 
-def kept(op: str, params: Mapping[str, str], ok: bool, data: Any) -> dict[str, Any]:
+def kept(op: str, params: Mapping[str, Any], ok: bool, data: Any) -> dict[str, Any]:
     """What the reply to ``op`` hands back, by key (None: the source failed)."""
     p = params
+    view = data if ok and isinstance(data, dict) else {}
+    later = _kept_later_plays(op, p, view)
+    if later is not None:
+        return later
     if op == "getFlashSale":
         live = ok and isinstance(data, dict) and data.get("status") == "live" \
             and int(data.get("stock_left") or 0) > 0
@@ -118,6 +130,34 @@ def kept(op: str, params: Mapping[str, str], ok: bool, data: Any) -> dict[str, A
     return {}
 
 
+def _kept_later_plays(op: str, p: Mapping[str, Any],
+                      view: Mapping[str, Any]) -> dict[str, Any] | None:
+    """:func:`kept` of presales, samples and teams (None: ``op`` is none of theirs)."""
+    if op == "getPresale":
+        open_ = view.get("status") == "reserving" and int(view.get("stock_left") or 0) > 0
+        return {f"reserving:{p.get('presale')}": open_ or None}
+    if op == "reservePresale":
+        return {f"reserved:{p.get('presale')}": dict(view) or None}
+    if op == "getSampleCampaign":
+        return {f"open:{p.get('campaign')}": view.get("status") == "open" or None}
+    if op == "applySample":
+        return {f"won:{p.get('campaign')}": view.get("status") == "won" or None}
+    if op == "createTeam":
+        team = view if view.get("code") and view.get("team") else None
+        return {f"team:{p.get('season')}": team}
+    if op == "getTeam":
+        reached = any(m.get("reached_at") for m in _milestones(view.get("milestones")))
+        return {f"reached:{p.get('season')}": reached or None}
+    return None
+
+
+def _milestones(value: Any) -> list[dict[str, Any]]:
+    """The milestones of a ``getTeam`` reply (a list, or a map by id)."""
+    items = value.values() if isinstance(value, dict) else value or ()
+    return [m for m in items if isinstance(m, dict)]
+
+
 PRODUCERS = frozenset({"getFlashSale", "claimFlashSale", "getEnvelopeRain", "startAssist",
-                       "createGroupBuy"})
+                       "createGroupBuy", "getPresale", "reservePresale", "getSampleCampaign",
+                       "applySample", "createTeam", "getTeam"})
 """Operations whose replies :func:`kept` reads (others are not looked at)."""

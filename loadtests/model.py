@@ -23,7 +23,7 @@ from typing import Any
 from loadtests.chains import FRIEND
 from loadtests.ops import OPERATIONS
 
-Step = tuple[float, str, Any, dict[str, str] | None]
+Step = tuple[float, str, Any, dict[str, Any] | None]
 """(seconds after the session starts, operationId, body, path parameters). Parameters
 may hold ``$when`` (see :mod:`loadtests.chains`), ``$as`` (the step is a friend's: a
 suffix of the player's name) and ``$expect`` (a refusal by design, such as a sold-out
@@ -83,6 +83,14 @@ class Rules:
     """Assist campaign → (helps needed, minimum session age of a helper in seconds)."""
     groupbuys: Mapping[str, tuple[int, Mapping[str, int]]] = field(default_factory=dict)
     """Group-buy offer → (group size, what a seat costs), offers paid in currencies."""
+    presales: Mapping[str, tuple[int, str | None]] = field(default_factory=dict)
+    """Presale → (reservations per shopper, the deposit's SKU or None), presales any
+    shopper may reserve (those with an eligibility rule are left out)."""
+    samples: Mapping[str, tuple[str, tuple[str, ...], bool]] = field(default_factory=dict)
+    """Sample campaign → (mode, tasks its eligibility needs done, has a review task);
+    campaigns that need orders are left out (a trace cannot know a shopper's orders)."""
+    teams: Mapping[str, tuple[int, bool]] = field(default_factory=dict)
+    """Team season → (most members, has milestones)."""
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Rules:
@@ -126,7 +134,27 @@ class Rules:
             groupbuys={g: (int(spec.get("size", 2)), dict(spec.get("cost") or {}))
                        for g, spec in (config.get("groupbuys") or {}).items()
                        if not (spec.get("cost") or {}).get("items")},
+            presales={s: (int(spec.get("per_shopper", 1)), spec.get("deposit_sku")
+                          if spec.get("deposit_fen") else None)
+                      for s, spec in (config.get("presales") or {}).items()
+                      if not spec.get("eligibility")},
+            samples=_samples(config),
+            teams={s: (int(spec.get("max_size", 5)), bool(spec.get("milestones")))
+                   for s, spec in (config.get("teams") or {}).items()},
         )
+
+
+def _samples(config: Mapping[str, Any]) -> dict[str, tuple[str, tuple[str, ...], bool]]:
+    """:attr:`Rules.samples`: campaigns a shopper can become eligible for by playing."""
+    tasks = config.get("tasks") or {}
+    out = {}
+    for c, spec in (config.get("samples") or {}).items():
+        rule = spec.get("eligibility") or {}
+        needed = tuple(str(rule[k]) for k in ("member_task", "follow_task") if rule.get(k))
+        doable = all(t in tasks and tasks[t].get("kind") != "purchase" for t in needed)
+        if doable and not rule.get("min_orders"):
+            out[c] = (str(spec.get("mode", "lottery")), needed, spec.get("review") is not None)
+    return out
 
 
 @dataclass
@@ -148,7 +176,11 @@ class Shopper:
     started: bool = False
     assists: set[str] = field(default_factory=set)
     """Assist campaigns this shopper started an assist in (once each per trace)."""
-    teamed: bool = False
+    seasons: set[str] = field(default_factory=set)
+    """Team seasons this shopper joined or opened a team in (once each per trace)."""
+    presales: Counter[str] = field(default_factory=Counter)
+    samples: set[str] = field(default_factory=set)
+    """Sample campaigns this shopper applied to (once each)."""
     claims: set[str] = field(default_factory=set)
     """Flash sales this shopper claimed in (once each per trace)."""
     groups: set[str] = field(default_factory=set)
@@ -194,6 +226,14 @@ class GameProfile:
     friends join with the share code the replay got back."""
     team_seasons: tuple[str, ...] = ()
     """Team seasons with auto-match (a join needs no share code, which a trace cannot know)."""
+    teams: tuple[str, ...] = ()
+    """Team seasons shoppers open teams in; friends join with the share code the replay
+    got back, check in for team points, look at the team and claim what it reached."""
+    presales: tuple[str, ...] = ()
+    """Presales shoppers look at, reserve while taking reservations, and pay the deposit
+    of through an order."""
+    samples: tuple[str, ...] = ()
+    """Sample campaigns (派样) shoppers look at, apply to while open, and review when won."""
     hot_series: str | None = None
     hot_prize: str | None = None
     rules: Rules | None = None
@@ -223,6 +263,9 @@ class GameProfile:
                    groupbuys=tuple(config.get("groupbuys") or ()),
                    team_seasons=tuple(sid for sid, s in (config.get("teams") or {}).items()
                                       if s.get("auto_match")),
+                   teams=tuple(config.get("teams") or ()),
+                   presales=tuple(config.get("presales") or ()),
+                   samples=tuple(config.get("samples") or ()),
                    hot_series=hot_series, hot_prize=hot_prize, rules=Rules.from_config(config))
 
     def to_json(self) -> dict[str, Any]:
@@ -264,6 +307,12 @@ class Behaviour:
     browse_flashsale_share: float = 0.2
     browse_rain_share: float = 0.2
     p_team_join: float = 0.2
+    p_team_create: float = 0.1
+    p_presale: float = 0.2
+    p_sample: float = 0.2
+    team_points_lag_s: float = 3.0
+    """Real seconds (not compressed) a member waits after earning team points before
+    looking at the team: the team learns them a flush interval later."""
     hot_share: float = 0.4
     ops: frozenset[str] | None = None
     """Operations the model may emit (None: all); the others are left out."""
@@ -364,9 +413,16 @@ class PlayerModel:
                 self._helpers(rng, steps, t, campaign)
         if p.groupbuys and rng.random() < b.p_groupbuy:
             self._group(rng, me, add, steps, lambda: t)
-        if p.team_seasons and not me.teamed and rng.random() < b.p_team_join and add(
-                "joinTeam", {}, {"season": rng.choice(p.team_seasons)}):
-            me.teamed = True  # auto-matched once per trace (a second join is refused)
+        if p.team_seasons and not me.seasons and rng.random() < b.p_team_join:
+            season = rng.choice(p.team_seasons)
+            if add("joinTeam", {}, {"season": season}):
+                me.seasons.add(season)  # auto-matched once per trace (a second is refused)
+        if p.teams and rng.random() < b.p_team_create:
+            self._team(rng, me, add, steps, lambda: t)
+        if p.presales and rng.random() < b.p_presale:
+            self._presale(rng, me, add)
+        if p.samples and rng.random() < b.p_sample:
+            self._sample(rng, me, add)
         if p.boards and rng.random() < b.p_leaderboard:
             add("getLeaderboard", None, {"board": rng.choice(p.boards)})
         if rng.random() < b.p_final_refresh:
@@ -441,6 +497,88 @@ class PlayerModel:
             steps.append((at + self.think(rng), "joinGroupBuy",
                           {"code": ref(f"group:{offer}")}, {"offer": offer, **who}))
 
+    def _team(self, rng: random.Random, me: Shopper, add: Any, steps: list[Step],
+              now: Any) -> None:
+        """Open a team (once per season and shopper) and let friends (new shoppers) join
+        it with its share code; each checks in (team points), looks at the team once the
+        points have reached it, and claims the milestones the view shows reached."""
+        rules = self.profile.rules
+        seasons = [s for s in self.profile.teams if rules is not None and s in rules.teams
+                   and s not in me.seasons]
+        if not seasons or rules is None:
+            return
+        season = rng.choice(seasons)
+        if not add("createTeam", {}, {"season": season}):
+            return
+        me.seasons.add(season)
+        most, milestones = rules.teams[season]
+        if most < 2 or not self.b.allows("joinTeam"):
+            return
+        tag = f"{FRIEND}t{self.profile.teams.index(season)}."
+        team = ref(f"team:{season}", "team")
+        at = now()
+        for k in range(most - 1 if rng.random() < self.b.p_friends_all
+                       else rng.randint(1, most - 1)):
+            who = {"$as": f"{tag}{k}"}
+            at += self.think(rng)
+            if self.b.allows("createSession"):
+                steps.append((at, "createSession", {}, dict(who)))
+            at += self.think(rng)
+            steps.append((at, "joinTeam", {"code": ref(f"team:{season}", "code")},
+                          {"season": season, **who}))
+            if rules.checkin_gain is not None and self.b.allows("checkIn"):
+                steps.append((at + self.think(rng), "checkIn", {}, dict(who)))
+            look = at + self.think(rng) + self.b.team_points_lag_s
+            if self.b.allows("getTeam"):
+                steps.append((look, "getTeam", None, {"season": season, "team": team, **who}))
+            if milestones and self.b.allows("claimTeamRewards"):
+                steps.append((look + self.think(rng), "claimTeamRewards", {},
+                              {"season": season, "$when": f"reached:{season}", **who}))
+
+    def _presale(self, rng: random.Random, me: Shopper, add: Any) -> None:
+        """Look at a presale, reserve while it takes reservations, pay the deposit (if
+        it has one) through the merchant's signed order. The race for the last
+        reservations may find it sold out: by design."""
+        rules = self.profile.rules
+        presales = [s for s in self.profile.presales if rules is not None
+                    and s in rules.presales and me.presales[s] < rules.presales[s][0]]
+        if not presales or rules is None:
+            return
+        presale = rng.choice(presales)
+        add("getPresale", None, {"presale": presale})
+        if not add("reservePresale", {}, {"presale": presale, "$when": f"reserving:{presale}",
+                                          "$expect": "409 sold_out"}):
+            return
+        me.presales[presale] += 1
+        deposit_sku = rules.presales[presale][1]
+        if deposit_sku is not None:  # the deposit (定金) is paid at the merchant's checkout
+            add("ingestOrder", {"status": "paid", "skus": [deposit_sku],
+                                "amount_fen": ref(f"reserved:{presale}", "deposit_fen")})
+
+    def _sample(self, rng: random.Random, me: Shopper, add: Any) -> None:
+        """Apply for a free sample (派样) once per campaign: do the tasks its eligibility
+        needs first, look at it, apply while open; a first-come winner reviews it."""
+        rules = self.profile.rules
+        campaigns = [c for c in self.profile.samples if rules is not None
+                     and c in rules.samples and c not in me.samples]
+        if not campaigns or rules is None:
+            return
+        campaign = rng.choice(campaigns)
+        mode, needed, review = rules.samples[campaign]
+        for task in needed:
+            if me.tasks[task] == 0 and not (
+                    task in rules.tasks and me.tasks[task] < rules.tasks[task].limit
+                    and self._do_task(me, add, task)):
+                return  # not eligible: a real client shows the task to do first
+        add("getSampleCampaign", None, {"campaign": campaign})
+        if not add("applySample", {}, {"campaign": campaign, "$when": f"open:{campaign}"}):
+            return
+        me.samples.add(campaign)
+        add("listMySamples")
+        if review and mode == "first_come":  # a lottery's winners are drawn after closing
+            add("reviewSample", {"report": f"tasty {rng.randrange(10**6)}"},
+                {"campaign": campaign, "$when": f"won:{campaign}"})
+
     def _checkin(self, me: Shopper, add: Any) -> None:
         rules = self.profile.rules
         if rules is not None and (rules.checkin_gain is None or me.checked_in):
@@ -488,18 +626,24 @@ class PlayerModel:
             t in rules.tasks and me.tasks[t] < rules.tasks[t].limit)]
         if not tasks:
             return
-        task = rng.choice(tasks)
+        self._do_task(me, add, rng.choice(tasks))
+
+    def _do_task(self, me: Shopper, add: Any, task: str) -> bool:
+        """Start ``task`` and complete it with its ticket; whether it was completed."""
+        rules = self.profile.rules
         rule = rules.tasks[task] if rules else None
         if not add("startTask", {}, {"task": task}):
-            return
+            return False
         # A browse task completes with its ticket after browse_s of real time (the
         # server's clock: not compressed); the others complete at once.
         wait = (rule.browse_s + 1.5) if rule is not None and rule.kind == "browse" else (
             0.0 if rule is not None else self.b.task_s / self.compression)
-        if add("completeTask", {}, {"task": task}, wait=False, after=wait):
-            me.tasks[task] += 1
-            if rule is not None:
-                me.gain(rule.gain)
+        if not add("completeTask", {}, {"task": task}, wait=False, after=wait):
+            return False
+        me.tasks[task] += 1
+        if rule is not None:
+            me.gain(rule.gain)
+        return True
 
     def _draws(self, rng: random.Random, me: Shopper, add: Any) -> None:
         rules = self.profile.rules

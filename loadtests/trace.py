@@ -13,9 +13,12 @@ user id, without credentials), the operationId of API.md, the JSON body
 (``None`` for a GET), the path parameters (``{"series": ...}``; ``None`` when the
 defaults do) and, in recordings, the outcome the shopper got then (``"200"``,
 ``"409 cooldown"``): a replay counts a refusal the recording also had as
-expected, and ``gave``, the share code the reply handed back (``startAssist``,
-``createGroupBuy``, ``createTeam``): a replay swaps it for the code it got, in the
-bodies of the players who used it. Records are written in ``t_ms`` order.
+expected, and ``gave``, what the reply handed back that later requests name
+(``startAssist``, ``createGroupBuy``, ``createTeam``): a map of its share ``code``
+and the ids it named in path parameters (``{"code": ..., "team": ...}``; older
+recordings hold the code alone, a string). A replay swaps each for the value it got,
+in the bodies and paths of the players who used it. Records are written in ``t_ms``
+order.
 
 Readers refuse another ``format`` or a newer ``version``; a version bump is
 needed only for incompatible changes (new header keys are not one).
@@ -60,17 +63,19 @@ class Record:
     player: str
     op: str
     body: Any = None
-    params: Mapping[str, str] | None = None
+    params: Mapping[str, Any] | None = None
+    """Path parameters: strings, or (generated chains) references, :mod:`loadtests.chains`."""
     expect: str | None = None
     """The outcome recorded with the request (recordings only)."""
-    gave: str | None = None
-    """The share code the reply handed back (recordings only)."""
+    gave: Mapping[str, str] | None = None
+    """What the reply handed back, by reply field: the share ``code`` and the ids later
+    paths name (recordings only)."""
 
     def pack(self) -> list[Any]:
         out = [self.t_ms, self.player, self.op, self.body,
                dict(self.params) if self.params else None]
         if self.gave is not None:
-            return [*out, self.expect, self.gave]
+            return [*out, self.expect, dict(self.gave)]
         return out if self.expect is None else [*out, self.expect]
 
     @classmethod
@@ -79,9 +84,19 @@ class Record:
             raise TraceFormatError(f"bad record: {item!r:.80}")
         params = item[4] if len(item) > 4 else None
         expect = item[5] if len(item) > 5 and isinstance(item[5], str) else None
-        gave = item[6] if len(item) > 6 and isinstance(item[6], str) else None
+        gave = _gave(item[6]) if len(item) > 6 else None
         return cls(int(item[0]), str(item[1]), str(item[2]), item[3], params or None, expect,
                    gave)
+
+
+def _gave(value: Any) -> dict[str, str] | None:
+    """``gave`` of a record: a map of string values (a bare string is an older
+    recording's share code)."""
+    if isinstance(value, str):
+        return {"code": value}
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items() if isinstance(v, str)} or None
+    return None
 
 
 @dataclass
@@ -300,7 +315,7 @@ class TraceWriter:
 
     def record(self, player: str, op: str, body: Any = None,
                params: Mapping[str, str] | None = None, at: float | None = None,
-               expect: str | None = None, gave: str | None = None) -> bool:
+               expect: str | None = None, gave: Mapping[str, str] | None = None) -> bool:
         """Add one request (if its player is sampled); returns whether it was written."""
         if not sampled(player, self.sample):
             return False

@@ -35,7 +35,7 @@ import json
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,10 +75,27 @@ CODE_USERS = frozenset({"giveAssist", "joinGroupBuy", "joinTeam"})
 """Operations whose body sends a share code another shopper got back."""
 
 
+def recorded_uses(rec: Record, handed: Container[str]) -> dict[str, str]:
+    """Where ``rec`` sends a value a recorded reply handed back: ``{"body": code}`` and
+    ``{<path parameter>: id}`` (from the operation's path template in the ops table)."""
+    uses: dict[str, str] = {}
+    if rec.op in CODE_USERS and isinstance(rec.body, dict):
+        code = rec.body.get("code")
+        if isinstance(code, str) and code in handed:
+            uses["body"] = code
+    params = rec.params or {}
+    for name in OPERATIONS[rec.op].path_params() if rec.op in OPERATIONS else ():
+        value = params.get(name)
+        if isinstance(value, str) and value in handed:
+            uses[name] = value
+    return uses
+
+
 def share_groups(records: Iterator[Record]) -> tuple[dict[str, str], frozenset[str]]:
-    """In a recording: each player who sent a share code → the first player of its group
-    (who sent codes of whom, transitively), and the recorded codes. A group is replayed
-    by one worker and shard, so a code passes in-process."""
+    """In a recording: each player who sent a share code or named a handed-back id in a
+    path → the first player of its group (who used values of whom, transitively), and
+    the recorded values. A group is replayed by one worker and shard, so a value passes
+    in-process."""
     owner_of: dict[str, str] = {}
     parent: dict[str, str] = {}
 
@@ -88,14 +105,12 @@ def share_groups(records: Iterator[Record]) -> tuple[dict[str, str], frozenset[s
         return p
 
     for rec in records:
-        if rec.gave is not None:
-            owner_of.setdefault(rec.gave, rec.player)
-        elif rec.op in CODE_USERS and isinstance(rec.body, dict):
-            first = owner_of.get(str(rec.body.get("code")))
-            if first is not None:
-                a, b = find(first), find(rec.player)
-                if a != b:
-                    parent[b] = a
+        for value in recorded_uses(rec, owner_of).values():
+            a, b = find(owner_of[value]), find(rec.player)
+            if a != b:
+                parent[b] = a
+        for value in (rec.gave or {}).values():
+            owner_of.setdefault(value, rec.player)
     return {p: find(p) for p in parent}, frozenset(owner_of)
 
 
@@ -157,7 +172,8 @@ class Worker:
         self.waiters: dict[tuple[str, str], list[asyncio.Future[None]]] = {}
         self.groups, self.recorded_codes = placement(cfg)
         self.handed: dict[str, Any] = {}
-        """Recorded share code and clone → the code this replay got instead."""
+        """``code:<recorded value>:<clone>`` → what this replay got instead (a share code
+        or the id of a group, team or assist)."""
         self.in_flight = 0
         self.slots: asyncio.Semaphore | None = None
         self.stopping = False
@@ -311,26 +327,39 @@ class Worker:
             ready = max(ready, minted + gap)
         if ready > loop.time():
             await asyncio.sleep(ready - loop.time())
-        if self.recorded_codes and item.rec.op in CODE_USERS and isinstance(body, dict) \
-                and isinstance(body.get("code"), str) \
-                and body["code"] in self.recorded_codes:
-            body = {**body, "code": {"$ref": f"code:{body['code']}:{item.clone}"}}
-        if (item.rec.params and "$when" in item.rec.params) or chains.refs(body):
+        params: dict[str, Any] = dict(item.rec.params or {})
+        if self.recorded_codes:
+            body, params = self._swap_recorded(item, body, params)
+        if "$when" in params or chains.refs(body) or chains.refs(params):
             before = loop.time()
-            body = await self._filled(lane, item, body)
-            if body is chains.MISSING:
+            body, params = await self._filled(lane, item, body, params)
+            if body is chains.MISSING or params is chains.MISSING:
                 self._not_sent(item)
                 lane.free_at = loop.time()  # the player's next step follows this
                 return
             if loop.time() - before > 0.001:  # waited for a friend's code
                 ready = loop.time()
-        await self.send_item(lane, item, body, ready)
+        await self.send_item(lane, item, body, ready, params)
         lane.free_at = loop.time()
 
-    async def _filled(self, lane: Lane, item: Item, body: Any) -> Any:
-        """``body`` with the values the server handed back (chains.MISSING: do not send)."""
-        when = (item.rec.params or {}).get("$when")
-        keys = ([str(when)] if when else []) + chains.refs(body)
+    def _swap_recorded(self, item: Item, body: Any,
+                       params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Body code and path ids that a recorded reply handed back, as references to
+        what this replay got instead (:meth:`_keep`)."""
+        for where, value in recorded_uses(item.rec, self.recorded_codes).items():
+            swapped = {"$ref": f"code:{value}:{item.clone}"}
+            if where == "body":
+                body = {**body, "code": swapped}
+            else:
+                params[where] = swapped
+        return body, params
+
+    async def _filled(self, lane: Lane, item: Item, body: Any,
+                      params: dict[str, Any]) -> tuple[Any, Any]:
+        """``body`` and path ``params`` with the values the server handed back
+        (chains.MISSING: do not send)."""
+        when = params.get("$when")
+        keys = ([str(when)] if when else []) + chains.refs(body) + chains.refs(params)
         values = dict(lane.values)
         for key in keys:
             if key.startswith("round:"):
@@ -342,8 +371,8 @@ class Worker:
             elif key.startswith("code:"):  # a recorded share code: the one we got
                 values[key] = await self._shared_value("", key)
         if when and not values.get(str(when)):
-            return chains.MISSING
-        return chains.fill(body, values)
+            return chains.MISSING, params
+        return chains.fill(body, values), chains.fill(params, values)
 
     def _home_user(self, item: Item) -> str:
         name = item.user[len(self.cfg.prefix):]
@@ -370,9 +399,9 @@ class Worker:
     def _keep(self, lane: Lane, item: Item, code: str, data: Any, body: Any) -> None:
         """Keep what the reply to ``item`` hands back for the player's later requests."""
         op, params = item.rec.op, item.rec.params or {}
-        if item.rec.gave is not None:
-            key = f"code:{item.rec.gave}:{item.clone}"
-            got = data.get("code") if isinstance(data, dict) else None
+        for name, value in (item.rec.gave or {}).items():
+            key = f"code:{value}:{item.clone}"
+            got = data.get(name) if isinstance(data, dict) else None
             self.handed[key] = got if isinstance(got, str) else None
             for fut in self.waiters.pop(("", key), ()):
                 if not fut.done():
@@ -409,7 +438,8 @@ class Worker:
             ready = max(ready, arrived + gap)
         return body, ready
 
-    async def send_item(self, lane: Lane, item: Item, body: Any, ready: float) -> None:
+    async def send_item(self, lane: Lane, item: Item, body: Any, ready: float,
+                        params: dict[str, Any] | None = None) -> None:
         assert self.slots is not None
         if self.slots.locked():  # only then pay for a timed wait (wait_for makes a task)
             try:
@@ -428,7 +458,7 @@ class Worker:
             b.inflight_max = max(b.inflight_max, self.in_flight)
             record(self.stats.bucket(self._bucket(item.due)).lateness, (now - ready) * 1e6)
             self.stats.sent += 1
-            code, data = await self.fire(item, body)
+            code, data = await self.fire(item, body, params)
             self._finish(item, ready, code)
             self._keep(lane, item, code, data, body)
             if item.rec.op == "startTask" and data is not None:
@@ -440,13 +470,15 @@ class Worker:
             self.in_flight -= 1
             self.slots.release()
 
-    async def fire(self, item: Item, body: Any) -> tuple[str, Any]:
-        """Send one record; returns its outcome code and, on success, its JSON body."""
+    async def fire(self, item: Item, body: Any,
+                   params: dict[str, Any] | None = None) -> tuple[str, Any]:
+        """Send one record (its path ``params`` filled in, else the record's); returns its
+        outcome code and, on success, its JSON body."""
         op = OPERATIONS[item.rec.op]
         if op.op_id == "createSession":
             code, token = await self.mint(item.user)
             return code, token
-        params = {**self.defaults, **(item.rec.params or {}),
+        params = {**self.defaults, **((item.rec.params or {}) if params is None else params),
                   **({"game": self.cfg.game} if self.cfg.game else {})}
         try:
             path = op.url_path(params)

@@ -169,7 +169,8 @@ def test_chains_claim_then_pay_friends_help_and_join_with_codes_handed_back() ->
     assert profile.rules is not None and profile.rules.flashsales == ("midnight-nuts",)
     assert profile.rules.assists["d11_friends"] == (3, 60)
     model = PlayerModel(profile, Behaviour(p_claim=1.0, p_assist=1.0, p_groupbuy=1.0,
-                                           p_friends_all=1.0, p_grab=0.0), 10.0)
+                                           p_friends_all=1.0, p_grab=0.0, p_presale=0.0),
+                        10.0)
     rng = random.Random(5)
     me = model.new_shopper()
     steps = sorted(s for _ in range(3) for s in model.session(rng, me, at=0.0))
@@ -207,7 +208,8 @@ def test_generated_friends_are_named_after_their_friend(tmp_path: Path) -> None:
     d11 = json.loads((ROOT / "examples/double11.json").read_text())
     gen = Generator(Steady(baseline=20, duration_s=600, compression=10),
                     PlayerModel(GameProfile.from_config("g", d11),
-                                Behaviour(p_assist=1.0, p_groupbuy=1.0), 10.0),
+                                Behaviour(p_assist=1.0, p_groupbuy=1.0, p_team_create=0.0),
+                                10.0),
                     players=200, seed=2)
     generate_trace(tmp_path / "t.pbt", gen)
     records = list(read_trace([tmp_path / "t.pbt"])[1])
