@@ -13,6 +13,9 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
+import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -207,6 +210,45 @@ async def retry_503(send: Callable[[], Awaitable[Any]], tries: int = 5) -> Any:
         await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
         resp = await send()
     return resp
+
+
+async def answered_despite_503(send: Callable[[], Awaitable[Any]], shed: list[int], what: str,
+                               tries: int = 20, pause: float = 0.2,
+                               busy: Callable[[Any], Awaitable[bool]] | None = None) -> Any:
+    """A burst's client: ``send()`` (the same request, with its Idempotency-Key) until it
+    is answered anything but ``503``. Every 503 must carry Retry-After; it is counted in
+    ``shed`` and tried again after ``pause`` seconds. An answer ``busy`` says is the key's
+    first copy still running is tried again after 0.05 s. After ``tries`` sends the test
+    fails, naming ``what``."""
+    for _ in range(tries):
+        resp = await send()
+        if busy is not None and await busy(resp):
+            await asyncio.sleep(0.05)
+            continue
+        if resp.status != 503:
+            return resp
+        assert resp.headers.get("Retry-After"), await resp.text()
+        shed.append(1)
+        if pause:
+            await asyncio.sleep(pause)
+    raise AssertionError(f"{what} still refused after {tries} tries")
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Callable[[], str],
+               timeout: float, pause: float = 0.1) -> None:
+    """Block until the ``petbox serve`` child ``proc`` answers ``200`` on ``base``/readyz,
+    trying every ``pause`` seconds. Fails with ``log()`` (what the child wrote) if it
+    exits first, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log()
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(pause)
+    raise AssertionError(f"petbox serve did not become ready in {timeout:g} s")
 
 
 class World:

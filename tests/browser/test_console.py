@@ -11,49 +11,27 @@ of each panel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import json
-import os
-from collections.abc import AsyncIterator
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from gameserver.db import models as m
-from gameserver.provision import publish_config
-from tests.conftest import BASIC_CONFIG, World
-from tests.integration.test_analytics import at, draw_row, insert_rows, ledger_row, player_row
+from tests.browser.console import (
+    COHORT_DAYS,
+    NEEDS_CHROMIUM,
+    activity,
+    expect,
+    open_console,
+    shot,
+    sign_in,
+)
+from tests.conftest import World
 from tests.integration.test_boxes_http import BOX_CONFIG
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+pytestmark = NEEDS_CHROMIUM
 
-try:
-    from playwright.async_api import Page, async_playwright, expect
-except ImportError:  # pragma: no cover - CI installs it (pyproject test extra)
-    async_playwright = None
-
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="needs Debian's chromium at /usr/bin/chromium "
-                              "(apt-get install -y chromium; .ci/run does it)"),
-    pytest.mark.skipif(async_playwright is None,
-                       reason="needs Playwright for Python (pip install playwright; "
-                              "it is in the test extra)"),
-]
 
 SERIES_PATH = "/v1/games/squirrel/boxes/forest?merchant=boxshop"
-SHOTS = os.environ.get("PETBOX_CONSOLE_SCREENSHOTS", "")
-
-
-async def shot(page: Page, name: str) -> None:
-    if SHOTS:  # Playwright creates the directory
-        await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
 async def published_series(world: World, version: int) -> dict[str, Any]:
@@ -69,71 +47,11 @@ async def published_series(world: World, version: int) -> dict[str, Any]:
     raise AssertionError(f"version {version} never went live: {body.get('game_version')}")
 
 
-def expected_http_error(text: str) -> bool:
-    """Chromium logs every 4xx answer (the refused key, the invalid draft, "no draft yet");
-    the console handles those. Script errors and CSP violations still fail the test."""
-    return text.startswith("Failed to load resource: the server responded with a status of 4")
-
-
-@contextlib.asynccontextmanager
-async def open_console(width: int) -> AsyncIterator[tuple[Page, list[str]]]:
-    """A Chromium page ``width`` px wide and the problems it reports: script errors, CSP
-    violations, native dialogs (4xx answers the console handles are not problems)."""
-    assert async_playwright is not None
-    problems: list[str] = []
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                           args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": width, "height": 900})
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on("console", lambda msg: problems.append(f"console: {msg.text}")
-                    if msg.type == "error" and not expected_http_error(msg.text) else None)
-            page.on("dialog", lambda d: problems.append(f"unexpected native dialog: {d.message}"))
-            yield page, problems
-        finally:
-            await browser.close()
-
-
 def entry(series: dict[str, Any], item: str) -> dict[str, Any]:
     return next(e for e in series["items"] if e["id"] == item)
 
 
-COHORT_DAYS = [f"2025-12-{d:02d}" for d in range(10, 31)]
-
-
-async def activity(world: World) -> int:
-    """Three weeks of December players for the analytics panel, straight into SQL
-    (as the persister would write them); returns how many players there are."""
-    players, ledger, draws = [], [], []
-    for k, day in enumerate(COHORT_DAYS):
-        for i in range(3 + k % 4):
-            user = f"p{k}-{i}"
-            players.append(player_row(user, at(day, "10:00:00"), merchant="boxshop"))
-            ledger.append(ledger_row(user, at(day, "10:00:00"), merchant="boxshop"))
-            draws.append(draw_row(user, at(day, "10:01:00"), merchant="boxshop"))
-            for later, keep in ((1, i % 2 == 0), (7, i % 3 == 0)):
-                if keep and k + later < len(COHORT_DAYS):
-                    ledger.append(ledger_row(user, at(COHORT_DAYS[k + later], "19:00:00"),
-                                             merchant="boxshop"))
-    await insert_rows(world.db, m.players, players)
-    await insert_rows(world.db, m.ledger, ledger)
-    await insert_rows(world.db, m.draws, draws)
-    return len(players)
-
-
-@pytest.fixture
-async def shop(world: World) -> World:
-    """Merchant ``boxshop``: game ``squirrel`` with the blind-box series ``forest`` (v1)
-    and three weeks of players, and a second game so the picker has a choice."""
-    await world.merchant("boxshop", game="squirrel", config=BOX_CONFIG)
-    await publish_config(world.db, "boxshop", "garden", copy.deepcopy(BASIC_CONFIG),
-                         int(world.clock.now()))
-    return world
-
-
 async def test_console_end_to_end(shop: World) -> None:
-    assert async_playwright is not None
     players = await activity(shop)
     before = await published_series(shop, 1)
     assert entry(before, "fig_b")["base_probability_exact"] == "1/20"  # 50 of 1000
@@ -144,11 +62,9 @@ async def test_console_end_to_end(shop: World) -> None:
         # Sign in: a wrong key is refused with a clear message, the right one works.
         await page.goto(url)
         await shot(page, "01-login")
-        await page.get_by_label("API key").fill("pbk_not-a-real-key")
-        await page.get_by_role("button", name="Sign in").click()
+        await sign_in(page, "pbk_not-a-real-key")
         await expect(page.locator("#login-error")).to_contain_text("not accepted")
-        await page.get_by_label("API key").fill(api_key)
-        await page.get_by_role("button", name="Sign in").click()
+        await sign_in(page, api_key)
         await expect(page.get_by_role("tab", name="Draft")).to_have_attribute(
             "aria-selected", "true")
         assert await page.evaluate("sessionStorage.getItem('petbox.console.apiKey')") \

@@ -7,37 +7,22 @@ Skips only when /usr/bin/chromium or Playwright is missing (``.ci/run`` installs
 
 from __future__ import annotations
 
-import json
-
-from tests.browser.test_console import (
-    async_playwright,
-    open_console,
-    pytestmark,  # noqa: F401 - the same skips as the console test
-    shot,
-)
+from tests.browser.console import NEEDS_CHROMIUM, draft_config, expect, shot, signed_in, submit_form
 from tests.conftest import World
 from tests.integration.test_assist_http import ASSIST_CONFIG, help_, started, token
 from tests.integration.test_poll_http import flush_all
 
+pytestmark = NEEDS_CHROMIUM
+
 
 async def test_assist_panel_shows_results_finds_an_assist_and_drafts_one(world: World) -> None:
-    assert async_playwright is not None
-    from playwright.async_api import expect
-
     await world.merchant("helpshop", config=ASSIST_CONFIG)
     code = await started(world, "olga")
     for helper in ("hana", "hugo"):
         assert (await help_(world, token(world, helper), code, f"h-{helper}")).status == 200
     await started(world, "oscar")
     await flush_all(world)
-    url = str(world.client.make_url("/console"))
-    async with open_console(1360) as (page, problems):
-        await page.goto(url)
-        await page.get_by_label("API key").fill(world.merchants["helpshop"].api_key)
-        await page.get_by_role("button", name="Sign in").click()
-        await page.get_by_role("tab", name="Plays").click()
-        await page.get_by_role("button", name="Friend assist").click()
-
+    async with signed_in(world, "helpshop", plays="Friend assist") as (page, problems):
         card = page.locator("#assist-campaign-friends")
         await expect(card.locator(".assist-started .stat-value")).to_have_text("2")
         await expect(card.locator(".assist-open .stat-value")).to_have_text("2")
@@ -49,15 +34,11 @@ async def test_assist_panel_shows_results_finds_an_assist_and_drafts_one(world: 
         await expect(card.locator(".assist-helpers")).to_have_text("hana, hugo")
         await shot(page, "plays-assist")
 
-        await page.locator("#assist-new-id").fill("d11")
-        await page.locator("#assist-new-title").fill("Five friends")
-        await page.locator("#assist-new-needed").fill("5")
-        await page.locator("#assist-new-coupon").select_option("c10")
-        await page.locator("#assist-new-add").click()
+        await submit_form(page, "assist-new", id="d11", title="Five friends", needed="5",
+                          coupon="c10")
         await expect(page.locator("#assist-drafted")).to_have_text(
             "In the draft: friends, aged, d11")
-        await page.get_by_role("tab", name="Draft").click()
-        draft = json.loads(await page.get_by_label("Draft config (JSON)").input_value())
+        draft = await draft_config(page)
         assert draft["assists"]["d11"] == {
             "title": "Five friends", "needed": 5, "duration_s": 86400,
             "owner_reward": {"coupon": "c10"}, "helps_per_day": 5, "helps_per_campaign": 50,

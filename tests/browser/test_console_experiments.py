@@ -10,12 +10,7 @@ from __future__ import annotations
 import time
 
 from gameserver.appkeys import GAMES
-from tests.browser.test_console import (
-    async_playwright,
-    open_console,
-    pytestmark,  # noqa: F401 - the same skips as the console test
-    shot,
-)
+from tests.browser.console import NEEDS_CHROMIUM, expect, shot, signed_in, submit_form
 from tests.conftest import World
 from tests.integration.test_experiments_http import (
     AB_CONFIG,
@@ -28,29 +23,16 @@ from tests.integration.test_experiments_http import (
     token,
 )
 
+pytestmark = NEEDS_CHROMIUM
+
 
 async def test_create_read_results_and_ship(world: World) -> None:
-    assert async_playwright is not None
-    from playwright.async_api import expect
-
     world.clock.set(time.time())  # the panel starts experiments at the browser's now
     await world.merchant("abshop", config=AB_CONFIG)
-    url = str(world.client.make_url("/console"))
-    async with open_console(1360) as (page, problems):
-        await page.goto(url)
-        await page.get_by_label("API key").fill(world.merchants["abshop"].api_key)
-        await page.get_by_role("button", name="Sign in").click()
-        await page.get_by_role("tab", name="Plays").click()
-        await page.get_by_role("button", name="Experiments").click()
-
-        await page.locator("#exp-new-id").fill("scarce")
-        await page.locator("#exp-new-name").fill("Scarcer rare")
-        await page.locator("#exp-new-hypothesis").fill("a scarcer rare lowers D1")
-        await page.locator("#exp-new-path").fill(WEIGHT)
-        await page.locator("#exp-new-value").fill("10")
-        await page.locator("#exp-new-size").fill("10")
-        await page.locator("#exp-new-metric").select_option("draws_per_shopper")
-        await page.locator("#exp-new-create").click()
+    async with signed_in(world, "abshop", plays="Experiments") as (page, problems):
+        await submit_form(page, "exp-new", "create", id="scarce", name="Scarcer rare",
+                          hypothesis="a scarcer rare lowers D1", path=WEIGHT, value="10",
+                          size="10", metric="draws_per_shopper")
         card = page.locator("#exp-scarce")
         await expect(card.locator(".exp-status")).to_have_text("running")
 

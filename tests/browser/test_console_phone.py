@@ -7,12 +7,10 @@ It was 609 px wide in a 390 px viewport, with a cut header and wrapped tabs (iss
 
 from __future__ import annotations
 
-from playwright.async_api import expect
-
-from tests.browser.test_console import activity, open_console, pytestmark, shop, shot
+from tests.browser.console import NEEDS_CHROMIUM, activity, expect, open_console, shot, sign_in
 from tests.conftest import World
 
-__all__ = ["pytestmark", "shop"]
+pytestmark = NEEDS_CHROMIUM
 
 WIDTH = 390
 TABS = ["Draft", "Simulate", "Versions", "Stock", "Analytics", "Plays"]
@@ -47,8 +45,7 @@ async def test_console_at_390_px(shop: World) -> None:
     async with open_console(WIDTH) as (page, problems):
         await page.goto(url)
         assert await page.evaluate(OVERFLOW, WIDTH) == {"scroll": WIDTH, "sticking_out": []}
-        await page.get_by_label("API key").fill(api_key)
-        await page.get_by_role("button", name="Sign in").click()
+        await sign_in(page, api_key)
         await page.get_by_label("Game").select_option("squirrel")
         await expect(page.locator("#live-badge")).to_have_text("live v1")
         strip = await page.locator(".tabs").bounding_box()

@@ -7,24 +7,16 @@ Skips only when /usr/bin/chromium or Playwright is missing (``.ci/run`` installs
 
 from __future__ import annotations
 
-import json
-
-from tests.browser.test_console import (
-    async_playwright,
-    open_console,
-    pytestmark,  # noqa: F401 - the same skips as the console test
-    shot,
-)
+from tests.browser.console import NEEDS_CHROMIUM, draft_config, expect, shot, signed_in, submit_form
 from tests.conftest import World
 from tests.integration.test_poll_http import POLL_CONFIG, token, vote
+
+pytestmark = NEEDS_CHROMIUM
 
 VOTES = {"red": 3, "blue": 1, "green": 0}
 
 
 async def test_plays_tab_reads_poll_tallies_and_drafts_a_poll(world: World) -> None:
-    assert async_playwright is not None
-    from playwright.async_api import expect
-
     await world.merchant("pollshop", config=POLL_CONFIG)
     n = 0
     for option, count in VOTES.items():
@@ -32,14 +24,7 @@ async def test_plays_tab_reads_poll_tallies_and_drafts_a_poll(world: World) -> N
             n += 1
             resp = await vote(world, token(world, f"voter{n}"), option, f"v{n}")
             assert resp.status == 200, await resp.text()
-    url = str(world.client.make_url("/console"))
-    async with open_console(1360) as (page, problems):
-        await page.goto(url)
-        await page.get_by_label("API key").fill(world.merchants["pollshop"].api_key)
-        await page.get_by_role("button", name="Sign in").click()
-        await page.get_by_role("tab", name="Plays").click()
-        await page.get_by_role("button", name="Polls").click()
-
+    async with signed_in(world, "pollshop", plays="Polls") as (page, problems):
         card = page.locator("#poll-best")
         await expect(card.locator(".poll-total")).to_have_text("4")
         for option, count in VOTES.items():
@@ -48,13 +33,10 @@ async def test_plays_tab_reads_poll_tallies_and_drafts_a_poll(world: World) -> N
         await expect(card.locator("tr[data-option=red] td").nth(2)).to_have_text("75.0%")
         await shot(page, "plays-poll")
 
-        await page.locator("#poll-new-id").fill("flavour")
-        await page.locator("#poll-new-title").fill("Next flavour")
-        await page.locator("#poll-new-options").fill("pecan, cashew")
-        await page.locator("#poll-new-add").click()
+        await submit_form(page, "poll-new", id="flavour", title="Next flavour",
+                          options="pecan, cashew")
         await expect(page.get_by_text("In the draft: best, later, flavour")).to_be_visible()
-        await page.get_by_role("tab", name="Draft").click()
-        draft = json.loads(await page.get_by_label("Draft config (JSON)").input_value())
+        draft = await draft_config(page)
         added = draft["polls"]["flavour"]
         assert added["title"] == "Next flavour"
         assert added["options"] == {"o1": {"label": "pecan"}, "o2": {"label": "cashew"}}

@@ -10,15 +10,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.browser.test_console import (
-    async_playwright,
-    open_console,
-    pytestmark,  # noqa: F401 - the same skips as the console test
-    shot,
-)
+from tests.browser.console import NEEDS_CHROMIUM, expect, shot, signed_in
 from tests.conftest import World
 from tests.integration.test_rains_http import NOW, RAIN_CONFIG, grab, token
 from tests.integration.test_samples_http import SAMPLE_CONFIG
+
+pytestmark = NEEDS_CHROMIUM
+
 
 CONFIG: dict[str, Any] = copy.deepcopy(RAIN_CONFIG)
 CONFIG["tasks"] = copy.deepcopy(SAMPLE_CONFIG["tasks"])
@@ -27,9 +25,6 @@ CONFIG["samples"]["nuts"]["stock"] = 2
 
 
 async def test_rain_and_sampling_panels(world: World) -> None:
-    assert async_playwright is not None
-    from playwright.async_api import expect
-
     world.clock.set(NOW + 1)
     await world.merchant("rainshop", config=CONFIG)
     for n in range(3):
@@ -40,14 +35,7 @@ async def test_rain_and_sampling_panels(world: World) -> None:
                                                 "Idempotency-Key": f"a{n}"})
         assert resp.status == 200, await resp.text()
     world.clock.set(NOW + 3600 + 5)  # the sampling window is over: the draw is due
-    url = str(world.client.make_url("/console"))
-    async with open_console(1360) as (page, problems):
-        await page.goto(url)
-        await page.get_by_label("API key").fill(world.merchants["rainshop"].api_key)
-        await page.get_by_role("button", name="Sign in").click()
-        await page.get_by_role("tab", name="Plays").click()
-
-        await page.get_by_role("button", name="Red-envelope rain").click()
+    async with signed_in(world, "rainshop", plays="Red-envelope rain") as (page, problems):
         card = page.locator("#rain-midnight")
         await expect(card.locator("tr[data-round=r1] .envelopes-left")).to_have_text("197")
         await expect(card.locator("tr[data-round=r1] .badge")).to_have_text("ended")

@@ -4,23 +4,17 @@ results (stale toasts are cleared when they come)."""
 
 from __future__ import annotations
 
-from playwright.async_api import expect
-
-from tests.browser.test_console import open_console, pytestmark, shop
+from tests.browser.console import NEEDS_CHROMIUM, expect, signed_in
 from tests.conftest import World
 
-__all__ = ["pytestmark", "shop"]
+pytestmark = NEEDS_CHROMIUM
 
 
 async def test_simulate_asks_before_saving_the_draft(shop: World) -> None:
     api_key = str(shop.merchants["boxshop"].api_key)
     draft_url = "/v1/admin/games/squirrel/draft"
     auth = {"Authorization": f"Bearer {api_key}"}
-    async with open_console(1280) as (page, problems):
-        await page.goto(str(shop.client.make_url("/console")))
-        await page.get_by_label("API key").fill(api_key)
-        await page.get_by_role("button", name="Sign in").click()
-        await page.get_by_label("Game").select_option("squirrel")
+    async with signed_in(shop, "boxshop", width=1280, game="squirrel") as (page, problems):
         await expect(page.locator("#live-badge")).to_have_text("live v1")
         await page.get_by_label("Weight of fig_b in forest").fill("150")
         await page.get_by_label("Weight of fig_b in forest").press("Enter")

@@ -13,6 +13,7 @@ from redis.crc import key_slot
 from redis.exceptions import TryAgainError
 
 from gameserver.batching import ScriptBatcher
+from gameserver.embedded import RedisProcess
 from gameserver.redisclient import as_cluster, open_redis
 from gameserver.routing import NodeRouter
 from gameserver.settings import Settings
@@ -34,6 +35,14 @@ async def batcher(redis_url: str) -> AsyncIterator[ScriptBatcher]:
 def router(batcher: ScriptBatcher) -> NodeRouter:
     assert batcher.router is not None
     return batcher.router
+
+
+def slot_owner_and_other(cluster: RedisCluster, key: str) -> tuple[int, RedisProcess,
+                                                                    RedisProcess]:
+    """``key``'s slot, the master that owns it now, and another master to move it to."""
+    slot = key_slot(key.encode())
+    source = cluster.owner(slot)
+    return slot, source, next(n for n in cluster.masters if n is not source)
 
 
 def evalsha_calls(cluster: RedisCluster) -> list[int]:
@@ -63,9 +72,7 @@ async def test_a_resharded_slot_is_followed_and_learnt(batcher: ScriptBatcher,
     incr = batcher.script(INCR)
     key = "pbtest:{moved}"
     assert await incr(keys=[key]) == 1  # the batcher's slot map is warm
-    slot = key_slot(key.encode())
-    source = redis_cluster.owner(slot)
-    target = next(n for n in redis_cluster.masters if n is not source)
+    slot, source, target = slot_owner_and_other(redis_cluster, key)
     redis_cluster.move_slot(slot, target)
     try:
         assert await incr(keys=[key]) == 2  # MOVED, then the new owner
@@ -82,9 +89,7 @@ async def test_a_migrating_slot_is_asked_on_its_new_node(batcher: ScriptBatcher,
                                                         redis_cluster: RedisCluster) -> None:
     incr = batcher.script(INCR)
     key = "pbtest:{asked}"
-    slot = key_slot(key.encode())
-    source = redis_cluster.owner(slot)
-    target = next(n for n in redis_cluster.masters if n is not source)
+    slot, source, target = slot_owner_and_other(redis_cluster, key)
     redis_cluster.begin_migration(slot, target)
     try:
         assert await incr(keys=[key]) == 1  # ASK: the key is new, so it goes to target
@@ -105,9 +110,7 @@ async def test_tryagain_is_retried_until_the_migration_ends(batcher: ScriptBatch
                                                           redis_cluster: RedisCluster) -> None:
     both = batcher.script(BOTH)
     here, missing = "pbtest:{try}a", "pbtest:{try}b"
-    slot = key_slot(here.encode())
-    source = redis_cluster.owner(slot)
-    target = next(n for n in redis_cluster.masters if n is not source)
+    slot, source, target = slot_owner_and_other(redis_cluster, here)
     redis_cluster.client(source).set(here, 10)
     redis_cluster.begin_migration(slot, target)
     router(batcher).attempts = 8  # ~6 s of back-off: the move may be slow on a busy machine
@@ -126,9 +129,7 @@ async def test_tryagain_for_good_gives_up_after_bounded_retries(
         batcher: ScriptBatcher, redis_cluster: RedisCluster) -> None:
     both = batcher.script(BOTH)
     here, missing = "pbtest:{stuck}a", "pbtest:{stuck}b"
-    slot = key_slot(here.encode())
-    source = redis_cluster.owner(slot)
-    target = next(n for n in redis_cluster.masters if n is not source)
+    slot, source, target = slot_owner_and_other(redis_cluster, here)
     redis_cluster.client(source).set(here, 10)
     redis_cluster.begin_migration(slot, target)
     try:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gameserver.settings import Settings
-from tests.conftest import World
+from tests.conftest import World, answered_despite_503
 from tests.integration.test_assist_http import (
     ASSIST_CONFIG,
     all_owed,
@@ -42,15 +42,9 @@ async def test_thousand_helpers_exactly_ten_count(world: World) -> None:
     tokens = [token(world, f"fan{i}") for i in range(HELPERS)]  # pre-made sessions
     shed: list[int] = []
 
-    async def answered(i: int) -> Any:
-        for _ in range(20):  # overload is a 503 with Retry-After: retried with the key
-            resp = await help_(world, tokens[i], code, f"k{i}")
-            if resp.status != 503:
-                return resp
-            assert resp.headers.get("Retry-After"), await resp.text()
-            shed.append(1)
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"helper {i} still refused after 20 tries")
+    async def answered(i: int) -> Any:  # overload is a 503 with Retry-After: retried with the key
+        return await answered_despite_503(lambda: help_(world, tokens[i], code, f"k{i}"), shed,
+                                          f"helper {i}")
 
     began = time.monotonic()
     results = await asyncio.gather(*[answered(i) for i in range(HELPERS)])

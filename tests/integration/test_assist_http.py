@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gameserver.aggregates_app import AGGREGATES, Aggregates
 from gameserver.aggregates_gate import OwedReconciler
 from gameserver.api.assist import CODEC
 from gameserver.appkeys import CLOCK, GAMES, SETTINGS, SIGNER
@@ -25,6 +24,7 @@ from gameserver.db import models as m
 from gameserver.keys import AggregateRef, PlayerRef, shard_of
 from mechanics import assist as rules
 from tests.conftest import BASIC_CONFIG, World
+from tests.integration.test_poll_http import aggs, all_owed
 
 NOW = 1_767_225_600
 GAME = "/v1/games/squirrel"
@@ -77,17 +77,6 @@ async def me(world: World, tok: str) -> dict[str, Any]:
     resp = await world.get(f"{GAME}/me", tok)
     assert resp.status == 200, await resp.text()
     return dict((await resp.json())["player"])
-
-
-def aggs(world: World) -> Aggregates:
-    return world.client.app[AGGREGATES]["pb"]
-
-
-async def all_owed(world: World) -> list[str]:
-    out = []
-    for shard in range(world.client.app[SETTINGS].shards):
-        out += [name for name, _ in await aggs(world).store.owed_older_than(shard, 10**15, 100)]
-    return out
 
 
 async def coupon_grants(world: World) -> list[tuple[str, str, str, str]]:

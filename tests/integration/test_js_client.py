@@ -26,6 +26,7 @@ import pytest
 
 from gameserver.db.database import Database
 from gameserver.provision import create_merchant, publish_config
+from tests.conftest import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "clients" / "js"
@@ -38,19 +39,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("petbox serve did not become ready")
 
 
 async def _provision(data: Path) -> str:
@@ -97,7 +85,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_ready(base, server, log)
+        wait_ready(base, server, log.read_text, timeout=60)
         yield Served(base, secret, env)
     finally:
         server.terminate()

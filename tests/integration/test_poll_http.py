@@ -88,6 +88,7 @@ async def wallet(world: World, tok: str) -> dict[str, int]:
 
 
 def aggs(world: World) -> Aggregates:
+    """The app's shared aggregates (poll buckets, assist campaigns, ...)."""
     return world.client.app[AGGREGATES]["pb"]
 
 

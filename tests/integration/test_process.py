@@ -23,6 +23,7 @@ import redis
 
 from gameserver.auth import session_signature
 from gameserver.embedded import RedisProcess, free_port
+from tests.conftest import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 GAME_FILE = ROOT / "examples" / "squirrel-omg.json"
@@ -60,18 +61,7 @@ class Server:
             [sys.executable, "-m", "gameserver.cli", "serve", "--port", str(self.port),
              "--workers", str(self.workers)],
             env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.stderr)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log()
-            try:
-                import urllib.request
-
-                with urllib.request.urlopen(f"{self.base}/readyz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("server did not become ready")
+        wait_ready(self.base, self.proc, self.log, timeout=30)
 
     def kill(self) -> None:
         assert self.proc is not None

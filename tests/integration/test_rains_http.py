@@ -33,7 +33,7 @@ from gameserver.appkeys import CLOCK, SERVICES, SIGNER
 from gameserver.db import models as m
 from gameserver.settings import Settings
 from mechanics.rains import bucket_of
-from tests.conftest import BASIC_CONFIG, World
+from tests.conftest import BASIC_CONFIG, World, answered_despite_503
 from tests.integration.test_poll_http import all_owed, flush_all
 
 NOW = 1_767_225_600
@@ -193,18 +193,13 @@ async def test_two_thousand_shoppers_pay_out_the_pool_exactly(rw: World) -> None
     assert 0 < len(expected) < ENVELOPES  # some buckets run dry, others keep envelopes
     shed: list[int] = []
 
+    async def in_progress(resp: Any) -> bool:  # the duplicate's first copy is still running
+        return bool(resp.status == 409 and (await resp.json())["error"]["code"]
+                    == "idempotency_in_progress")
+
     async def answered(tok: str, key: str) -> Any:
-        for _ in range(40):
-            resp = await grab(rw, tok, key)
-            if resp.status == 409 and (await resp.json())["error"]["code"] == \
-                    "idempotency_in_progress":
-                await asyncio.sleep(0.05)  # the duplicate's first copy is still running
-                continue
-            if resp.status != 503:
-                return resp
-            assert resp.headers.get("Retry-After"), await resp.text()
-            shed.append(1)
-        raise AssertionError(f"{key} still refused after 40 tries")
+        return await answered_despite_503(lambda: grab(rw, tok, key), shed, key, tries=40,
+                                          pause=0, busy=in_progress)
 
     started = time.monotonic()
     results = await asyncio.gather(*[answered(t, k) for t, k in jobs + dupes])

@@ -21,7 +21,7 @@ from economy.samples import DRAW_GRACE_S, applicants_hash, lottery, verify_ticke
 from gameserver.appkeys import CLOCK, SIGNER
 from gameserver.settings import Settings
 from gameserver.webhooks import OUTBOX
-from tests.conftest import BASIC_CONFIG, World
+from tests.conftest import BASIC_CONFIG, World, answered_despite_503
 
 NOW = 1_767_225_600
 CLOSES = NOW + 3600
@@ -200,14 +200,7 @@ async def test_thousand_applications_twenty_verifiable_winners(sw: World) -> Non
     shed: list[int] = []
 
     async def answered(tok: str, key: str) -> Any:
-        for _ in range(20):
-            resp = await apply(sw, tok, key)
-            if resp.status != 503:
-                return resp
-            assert resp.headers.get("Retry-After"), await resp.text()
-            shed.append(1)
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"{key} still refused after 20 tries")
+        return await answered_despite_503(lambda: apply(sw, tok, key), shed, key)
 
     started = time.monotonic()
     results = await asyncio.gather(*[answered(t, k) for t, k in jobs + jobs[::10]])

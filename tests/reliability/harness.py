@@ -17,7 +17,6 @@ import random
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from sqlalchemy import func, select
 from gameserver.auth import TokenSigner, session_signature
 from gameserver.db import models as m
 from gameserver.db.database import Database
+from tests.conftest import wait_ready
 from tests.integration.test_boxes_http import BOX_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,12 +76,15 @@ def petbox(env: dict[str, str], *args: str) -> str:
     return out.stdout
 
 
-def provision(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """A merchant with the blind-box game (a coupon limited to ``COUPON_STOCK``)."""
-    creds: dict[str, str] = json.loads(petbox(env, "merchant", "create", MERCHANT, "--json"))
+def provision(env: dict[str, str], tmp_path: Path, merchant: str = MERCHANT,
+              config: dict[str, Any] = REL_CONFIG) -> dict[str, str]:
+    """``merchant`` created and its game ``squirrel`` published with ``config`` (by default
+    the blind-box game, a coupon limited to ``COUPON_STOCK``) through the CLI; the
+    merchant's credentials."""
+    creds: dict[str, str] = json.loads(petbox(env, "merchant", "create", merchant, "--json"))
     game_file = tmp_path / "game.json"
-    game_file.write_text(json.dumps(REL_CONFIG))
-    petbox(env, "game", "publish", MERCHANT, GAME, str(game_file))
+    game_file.write_text(json.dumps(config))
+    petbox(env, "game", "publish", merchant, GAME, str(game_file))
     return creds
 
 
@@ -105,15 +108,9 @@ class ServerProc:
                 [sys.executable, "-m", "gameserver.cli", "serve", "--port", str(self.port)],
                 env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
         self.starts += 1
-        while time.monotonic() - started < timeout:
-            assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{self.base}/readyz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return time.monotonic() - started
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("server did not become ready")
+        wait_ready(self.base, self.proc, lambda: self.log_path.read_text()[-3000:],
+                   timeout - (time.monotonic() - started), pause=0.05)
+        return time.monotonic() - started
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -135,6 +132,28 @@ async def token(http: aiohttp.ClientSession, base: str, creds: dict[str, str],
     }) as resp:
         assert resp.status == 201, await resp.text()
         return str((await resp.json())["token"])
+
+
+class Sessions:
+    """A crash test's shoppers against whichever ``petbox serve`` is up: a session token
+    each (signed in once) and their ``getPlayer``."""
+
+    def __init__(self, http: aiohttp.ClientSession, server: ServerProc,
+                 creds: dict[str, str]) -> None:
+        self.http, self.server, self.creds = http, server, creds
+        self.tokens: dict[str, str] = {}
+
+    async def tok(self, user: str) -> str:
+        if user not in self.tokens:
+            self.tokens[user] = await token(self.http, self.server.base, self.creds, user)
+        return self.tokens[user]
+
+    async def player(self, user: str) -> dict[str, Any]:
+        """``user``'s player from ``GET /v1/games/squirrel/me`` (which must answer 200)."""
+        status, body = await call(self.http, "GET", f"{self.server.base}/v1/games/{GAME}/me",
+                                  await self.tok(user))
+        assert status == 200, body
+        return dict(body["player"])
 
 
 def minted(merchant: str, user: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.embedded import RedisProcess, free_port
 from tests.conftest import BASIC_CONFIG
-from tests.reliability.harness import ServerProc, base_env, call, petbox, token
+from tests.reliability.harness import ServerProc, base_env, call, provision, token
 
 pytestmark = pytest.mark.slow
 
@@ -56,10 +55,7 @@ async def scenario(aof_redis: RedisProcess, db_url: str, tmp_path: Path,
                    started: list[ServerProc]) -> None:
     base = base_env(tmp_path, aof_redis.url, db_url, PETBOX_OWED_AFTER="1",
                     PETBOX_RECONCILE_INTERVAL="0.3")
-    creds: dict[str, str] = json.loads(petbox(base, "merchant", "create", MERCHANT, "--json"))
-    game_file = tmp_path / "gb.json"
-    game_file.write_text(json.dumps(CONFIG))
-    petbox(base, "game", "publish", MERCHANT, GAME, str(game_file))
+    creds = provision(base, tmp_path, MERCHANT, CONFIG)
     port, log = free_port(), tmp_path / "server.log"
     url = f"/v1/games/{GAME}/groupbuys/tea"
     # no pooled connections: a connection to a server that was stopped is never reused

@@ -143,6 +143,20 @@ async def _data_loss_count(world: Any) -> float:
     return 0.0
 
 
+async def restart_empty(aof_redis: RedisProcess, world: Any) -> float:
+    """Restart the stopped ``aof_redis`` without its data (the AOF deleted: it comes back
+    empty) and wait, at most 10 s, for the app to count the data loss; the seconds that
+    took."""
+    shutil.rmtree(aof_redis.data_dir)
+    base = await _data_loss_count(world)
+    aof_redis.start()
+    restarted = time.monotonic()
+    while await _data_loss_count(world) <= base:
+        assert time.monotonic() - restarted < 10
+        await asyncio.sleep(0.01)
+    return time.monotonic() - restarted
+
+
 async def test_redis_restarted_empty(aof_redis: RedisProcess, make_world: Any) -> None:
     """Fault 4: loss detected within a flush interval; grants fail closed while Redis
     is gone; stock rebuilt from SQL; no coupon twice; play state loses ≤ the window."""
@@ -159,14 +173,7 @@ async def test_redis_restarted_empty(aof_redis: RedisProcess, make_world: Any) -
     aof_redis.kill()
     draw = await world.post(f"{GAME}/boxes/forest/draw", tokens["u0"], {"count": 1}, "down")
     assert draw.status == 503 and draw.headers["Retry-After"]  # fail closed, retryable
-    shutil.rmtree(aof_redis.data_dir)  # the AOF is gone: Redis comes back empty
-    base = await _data_loss_count(world)
-    aof_redis.start()
-    restarted = time.monotonic()
-    while await _data_loss_count(world) <= base:
-        assert time.monotonic() - restarted < 10
-        await asyncio.sleep(0.01)
-    detected = time.monotonic() - restarted
+    detected = await restart_empty(aof_redis, world)  # the AOF is gone: Redis comes back empty
 
     after = {u: (await _me(world, t))["version"] for u, t in tokens.items()}
     lost = {u: acked[u] - after[u] for u in tokens}

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import time
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -26,7 +24,7 @@ from sqlalchemy import select
 from gameserver.db import models as m
 from gameserver.embedded import RedisProcess
 from tests.reliability.harness import MERCHANT, write_figures
-from tests.reliability.test_redis_faults import GAME, _data_loss_count
+from tests.reliability.test_redis_faults import GAME, restart_empty
 
 SHOPPERS = 40
 ROUNDS = 8
@@ -74,13 +72,7 @@ async def test_retries_after_redis_lost_its_data(aof_redis: RedisProcess,
     await asyncio.gather(*[_shopper(world, u, t, acked) for u, t in tokens.items()])
 
     aof_redis.kill()  # the moment the burst's last reply arrived
-    shutil.rmtree(aof_redis.data_dir)
-    base = await _data_loss_count(world)
-    aof_redis.start()
-    started = time.monotonic()
-    while await _data_loss_count(world) <= base:
-        assert time.monotonic() - started < 10
-        await asyncio.sleep(0.01)
+    await restart_empty(aof_redis, world)
 
     versions, ledgered = await _sql_state(world)
     # D2: every draw (even versions) the SQL state includes has its ledger rows.

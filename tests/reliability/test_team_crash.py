@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import pytest
 
 from gameserver.embedded import RedisProcess, free_port
 from tests.conftest import BASIC_CONFIG
-from tests.reliability.harness import ServerProc, base_env, call, petbox, token
+from tests.reliability.harness import ServerProc, Sessions, base_env, call, provision
 
 pytestmark = pytest.mark.slow
 
@@ -42,28 +41,15 @@ def team_config(now: int) -> dict[str, Any]:
     return config
 
 
-class Shop:
+class Shop(Sessions):
     """HTTP calls of the test against whichever server process is up."""
-
-    def __init__(self, http: aiohttp.ClientSession, server: ServerProc,
-                 creds: dict[str, str]) -> None:
-        self.http, self.server, self.creds = http, server, creds
-        self.tokens: dict[str, str] = {}
-
-    async def tok(self, user: str) -> str:
-        if user not in self.tokens:
-            self.tokens[user] = await token(self.http, self.server.base, self.creds, user)
-        return self.tokens[user]
 
     async def post(self, user: str, path: str, body: Any, key: str) -> tuple[int, Any]:
         return await call(self.http, "POST", f"{self.server.base}/v1/games/{GAME}/teams/s11"
                           f"{path}", await self.tok(user), body, key)
 
     async def membership(self, user: str) -> dict[str, Any]:
-        status, body = await call(self.http, "GET", f"{self.server.base}/v1/games/{GAME}/me",
-                                  await self.tok(user))
-        assert status == 200, body
-        return dict(body["player"]["teams"]["s11"])
+        return dict((await self.player(user))["teams"]["s11"])
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the protocol is SQL-free
@@ -71,10 +57,7 @@ async def test_crash_between_the_commits_of_a_team_converges_once(
         aof_redis: RedisProcess, db_url: str, tmp_path: Path) -> None:
     base = base_env(tmp_path, aof_redis.url, db_url, PETBOX_OWED_AFTER="1",
                     PETBOX_RECONCILE_INTERVAL="0.3")
-    creds: dict[str, str] = json.loads(petbox(base, "merchant", "create", MERCHANT, "--json"))
-    game_file = tmp_path / "teams.json"
-    game_file.write_text(json.dumps(team_config(int(time.time()))))
-    petbox(base, "game", "publish", MERCHANT, GAME, str(game_file))
+    creds = provision(base, tmp_path, MERCHANT, team_config(int(time.time())))
     port, log = free_port(), tmp_path / "server.log"
     team: dict[str, Any] = {}
     async with aiohttp.ClientSession() as http:

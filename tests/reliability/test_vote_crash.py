@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.embedded import RedisProcess, free_port
 from tests.conftest import BASIC_CONFIG
-from tests.reliability.harness import ServerProc, base_env, call, petbox, token
+from tests.reliability.harness import ServerProc, Sessions, base_env, call, provision
 
 pytestmark = pytest.mark.slow
 
@@ -49,36 +48,15 @@ def poll_config(now: int) -> dict[str, Any]:
     return config
 
 
-def provision(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    creds: dict[str, str] = json.loads(petbox(env, "merchant", "create", MERCHANT, "--json"))
-    game_file = tmp_path / "poll.json"
-    game_file.write_text(json.dumps(poll_config(int(time.time()))))
-    petbox(env, "game", "publish", MERCHANT, GAME, str(game_file))
-    return creds
-
-
-class Shop:
+class Shop(Sessions):
     """HTTP calls of the test against whichever server process is up."""
-
-    def __init__(self, http: aiohttp.ClientSession, server: ServerProc,
-                 creds: dict[str, str]) -> None:
-        self.http, self.server, self.creds = http, server, creds
-        self.tokens: dict[str, str] = {}
-
-    async def tok(self, user: str) -> str:
-        if user not in self.tokens:
-            self.tokens[user] = await token(self.http, self.server.base, self.creds, user)
-        return self.tokens[user]
 
     async def vote(self, user: str, key: str, option: str = "red") -> tuple[int, Any]:
         return await call(self.http, "POST", f"{self.server.base}/v1/games/{GAME}/polls/best/"
                           "vote", await self.tok(user), {"option": option}, key)
 
     async def wallet(self, user: str) -> dict[str, int]:
-        status, body = await call(self.http, "GET", f"{self.server.base}/v1/games/{GAME}/me",
-                                  await self.tok(user))
-        assert status == 200, body
-        return dict(body["player"]["wallet"])
+        return dict((await self.player(user))["wallet"])
 
     async def tallies(self) -> dict[str, int]:
         url = f"{self.server.base}/v1/games/{GAME}/polls/best?merchant={MERCHANT}"
@@ -110,7 +88,7 @@ async def test_crash_between_the_commits_converges_once(aof_redis: RedisProcess,
                                                         tmp_path: Path) -> None:
     base = base_env(tmp_path, aof_redis.url, db_url, PETBOX_OWED_AFTER="1",
                     PETBOX_RECONCILE_INTERVAL="0.3")
-    creds = provision(base, tmp_path)
+    creds = provision(base, tmp_path, MERCHANT, poll_config(int(time.time())))
     port, log = free_port(), tmp_path / "server.log"
     async with aiohttp.ClientSession() as http:
         for user, key, option, point in (("ann", "ka", "red", "after_gate"),

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from economy.config import GameConfig, parse_game_config
 
 T0 = 1_767_196_800
 """2026-01-01 00:00:00 in Asia/Shanghai (2025-12-31T16:00:00Z)."""
+SH = ZoneInfo("Asia/Shanghai")
+NY = ZoneInfo("America/New_York")
+"""The zones of the calendar tests: no DST, and DST."""
 
 
 class NoRng:
@@ -19,6 +23,10 @@ class NoRng:
 
     def randrange(self, start: int, stop: int) -> int:
         raise AssertionError("rule drew a random number")
+
+
+RNG = NoRng()
+"""The random source to pass to rules that must not draw."""
 
 
 class FixedRng:

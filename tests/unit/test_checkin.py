@@ -20,12 +20,9 @@ from economy.errors import (
 from mechanics.calendar import at_local_minutes, local_day, parse_day
 from mechanics.checkin import CheckIn, MakeupCheckIn, check_in, makeup_check_in
 from mechanics.state import PlayerState
-from tests.unit.factory import T0, NoRng, config
+from tests.unit.factory import NY, RNG, SH, T0, config
 
-SH = ZoneInfo("Asia/Shanghai")
-NY = ZoneInfo("America/New_York")
 DAY = 86_400
-RNG = NoRng()
 SMALL = {"currency": {"acorn": 10}}
 BIG = {"currency": {"acorn": 50}, "items": {"ticket": 1}}
 CHECKIN = {"cycle": [SMALL] * 6 + [BIG],

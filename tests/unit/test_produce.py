@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from economy.config import GameConfig
 from economy.errors import BalanceLimit, DomainError, NothingToCollect
 from economy.pet import Produce
 from mechanics import pet
@@ -63,10 +64,17 @@ def test_nothing_to_collect() -> None:
         pet.collect(state, pet.CollectProduce(), T0 + 11 * H, RNG, CFG)
 
 
+def adopted_producing(per_hour: int, cap_hours: int) -> tuple[GameConfig, PlayerState]:
+    """A config whose squirrel produces ``per_hour`` acorns while satiety is above 0, up to
+    ``cap_hours`` hours' worth, and a squirrel adopted under it at ``T0``."""
+    cfg = config(species=species_with(produce={"currency": "acorn", "per_hour": per_hour,
+                                               "stat": "satiety", "above": 0,
+                                               "cap_hours": cap_hours}))
+    return cfg, pet.adopt(None, pet.AdoptPet("squirrel", "N"), T0, RNG, cfg).state
+
+
 def test_cap_is_hours_worth() -> None:
-    cfg = config(species=species_with(produce={"currency": "acorn", "per_hour": 10,
-                                               "stat": "satiety", "above": 0, "cap_hours": 8}))
-    state = pet.adopt(None, pet.AdoptPet("squirrel", "N"), T0, RNG, cfg).state
+    cfg, state = adopted_producing(per_hour=10, cap_hours=8)
     assert state.pet is not None
     species = cfg.species["squirrel"]
     # satiety 60 → 0 at 12 h; cap of 80 units reached at exactly 8 h
@@ -99,9 +107,7 @@ def test_feeding_a_starved_pet_restarts_produce() -> None:
 
 
 def test_full_at_is_exact() -> None:
-    cfg = config(species=species_with(produce={"currency": "acorn", "per_hour": 7,
-                                               "stat": "satiety", "above": 0, "cap_hours": 1}))
-    state = pet.adopt(None, pet.AdoptPet("squirrel", "N"), T0, RNG, cfg).state
+    cfg, state = adopted_producing(per_hour=7, cap_hours=1)
     assert state.pet is not None
     species = cfg.species["squirrel"]
     at = full_at(state.pet, species)

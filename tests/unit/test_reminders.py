@@ -16,12 +16,9 @@ from mechanics.reminders import (
     reminder_schedule,
 )
 from mechanics.state import PlayerState
-from tests.unit.factory import T0, NoRng, config, species_with
+from tests.unit.factory import NY, RNG, SH, T0, config, species_with
 
-SH = ZoneInfo("Asia/Shanghai")
-NY = ZoneInfo("America/New_York")
 H = 3600
-RNG = NoRng()
 REM = {"quiet_start": "22:00", "quiet_end": "08:00", "max_per_day": 2, "min_gap_s": 3600}
 PRODUCE_4H = {"currency": "acorn", "per_hour": 10, "stat": "satiety", "above": 30,
               "cap_hours": 4}

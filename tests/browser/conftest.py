@@ -1,0 +1,21 @@
+"""Fixtures of the browser tests (their shared steps are in ``tests/browser/console.py``)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from gameserver.provision import publish_config
+from tests.conftest import BASIC_CONFIG, World
+from tests.integration.test_boxes_http import BOX_CONFIG
+
+
+@pytest.fixture
+async def shop(world: World) -> World:
+    """Merchant ``boxshop``: game ``squirrel`` with the blind-box series ``forest`` (v1),
+    and a second game so the picker has a choice."""
+    await world.merchant("boxshop", game="squirrel", config=BOX_CONFIG)
+    await publish_config(world.db, "boxshop", "garden", copy.deepcopy(BASIC_CONFIG),
+                         int(world.clock.now()))
+    return world
