@@ -245,6 +245,23 @@ def tail(path: Path, lines: int = 40) -> str:
     return ""
 
 
+def note_logged_errors(log_path: Path) -> None:
+    """Say so if the server logged ERROR lines: a step can pass while some requests
+    failed inside the server, and the figures alone would not show it."""
+    errors = log_path.read_text(errors="replace").count(" ERROR ")
+    if errors:
+        print(f"note: the petbox server logged {errors} ERROR line(s); last lines:\n"
+              f"{tail(log_path, 15)}")
+
+
+def write_results(path: Path | None, results: dict[str, Any]) -> None:
+    """The run's figures as JSON at ``path`` (``--json``; nothing without one)."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2))
+        print(f"results written to {path}")
+
+
 # -- one step --------------------------------------------------------------------------
 
 
@@ -552,10 +569,7 @@ def run_petbox(a: argparse.Namespace, tmp: str, results: dict[str, Any],
         log_file.close()
     if a.server_log:
         a.server_log.write_bytes(log_path.read_bytes())
-    errors = log_path.read_text(errors="replace").count(" ERROR ")
-    if errors:
-        print(f"note: the petbox server logged {errors} ERROR line(s); last lines:\n"
-              f"{tail(log_path, 15)}")
+    note_logged_errors(log_path)
     return steps
 
 
@@ -720,10 +734,7 @@ def main(argv: list[str]) -> int:
             results[f"cpu_ratio_{num}_{den}"] = cpu
             print(f"ratio {num} / {den} = {ratio:.3f} by throughput, {cpu:.3f} by CPU per "
                   f"request" + (f"  ({note})" if note else ""))
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(results, indent=2))
-        print(f"results written to {a.json}")
+    write_results(a.json, results)
     return 0 if all(name in tops for name in targets if name != "petbox") and (
         "petbox" not in targets or all(name in tops for name in steps
                                        if name.startswith("petbox"))) else 1
