@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import platform
@@ -58,6 +56,11 @@ import aiohttp
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from gameserver.embedded import free_port  # noqa: E402
+from gameserver.signing import session_signature  # noqa: E402
+
 PY = sys.executable
 MERCHANT = "bench"
 GAME = "bench"
@@ -83,12 +86,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- processes -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def children_of(pid: int) -> list[int]:
@@ -472,14 +469,12 @@ def provision(env: dict[str, str], src: Path, game_file: str) -> dict[str, str]:
 async def make_players(port: int, creds: dict[str, str], count: int) -> list[str]:
     """A session token per player, each with an adopted pet."""
     base = f"http://127.0.0.1:{port}"
-    secret = creds["signing_secret"].encode()
     tokens: list[str] = [""] * count
     sem = asyncio.Semaphore(32)
     async with aiohttp.ClientSession() as http:
         async def one(i: int) -> None:
             user, ts = f"u{i:05d}", int(time.time())
-            sign = hmac.new(secret, f"{creds['merchant']}\n{user}\n{ts}".encode(),
-                            hashlib.sha256).hexdigest()
+            sign = session_signature(creds["signing_secret"], creds["merchant"], user, ts)
             async with sem:
                 async with http.post(f"{base}/v1/sessions", json={
                         "merchant": creds["merchant"], "user": user, "ts": ts, "sign": sign}) as r:
