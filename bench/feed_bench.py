@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import platform
@@ -58,6 +56,11 @@ import aiohttp
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from gameserver.embedded import free_port  # noqa: E402
+from gameserver.signing import session_signature  # noqa: E402
+
 PY = sys.executable
 MERCHANT = "bench"
 GAME = "bench"
@@ -83,12 +86,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- processes -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def children_of(pid: int) -> list[int]:
@@ -243,6 +240,23 @@ def tail(path: Path, lines: int = 40) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     return ""
+
+
+def note_logged_errors(log_path: Path) -> None:
+    """Say so if the server logged ERROR lines: a step can pass while some requests
+    failed inside the server, and the figures alone would not show it."""
+    errors = log_path.read_text(errors="replace").count(" ERROR ")
+    if errors:
+        print(f"note: the petbox server logged {errors} ERROR line(s); last lines:\n"
+              f"{tail(log_path, 15)}")
+
+
+def write_results(path: Path | None, results: dict[str, Any]) -> None:
+    """The run's figures as JSON at ``path`` (``--json``; nothing without one)."""
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2))
+        print(f"results written to {path}")
 
 
 # -- one step --------------------------------------------------------------------------
@@ -455,14 +469,12 @@ def provision(env: dict[str, str], src: Path, game_file: str) -> dict[str, str]:
 async def make_players(port: int, creds: dict[str, str], count: int) -> list[str]:
     """A session token per player, each with an adopted pet."""
     base = f"http://127.0.0.1:{port}"
-    secret = creds["signing_secret"].encode()
     tokens: list[str] = [""] * count
     sem = asyncio.Semaphore(32)
     async with aiohttp.ClientSession() as http:
         async def one(i: int) -> None:
             user, ts = f"u{i:05d}", int(time.time())
-            sign = hmac.new(secret, f"{creds['merchant']}\n{user}\n{ts}".encode(),
-                            hashlib.sha256).hexdigest()
+            sign = session_signature(creds["signing_secret"], creds["merchant"], user, ts)
             async with sem:
                 async with http.post(f"{base}/v1/sessions", json={
                         "merchant": creds["merchant"], "user": user, "ts": ts, "sign": sign}) as r:
@@ -552,10 +564,7 @@ def run_petbox(a: argparse.Namespace, tmp: str, results: dict[str, Any],
         log_file.close()
     if a.server_log:
         a.server_log.write_bytes(log_path.read_bytes())
-    errors = log_path.read_text(errors="replace").count(" ERROR ")
-    if errors:
-        print(f"note: the petbox server logged {errors} ERROR line(s); last lines:\n"
-              f"{tail(log_path, 15)}")
+    note_logged_errors(log_path)
     return steps
 
 
@@ -720,10 +729,7 @@ def main(argv: list[str]) -> int:
             results[f"cpu_ratio_{num}_{den}"] = cpu
             print(f"ratio {num} / {den} = {ratio:.3f} by throughput, {cpu:.3f} by CPU per "
                   f"request" + (f"  ({note})" if note else ""))
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(results, indent=2))
-        print(f"results written to {a.json}")
+    write_results(a.json, results)
     return 0 if all(name in tops for name in targets if name != "petbox") and (
         "petbox" not in targets or all(name in tops for name in steps
                                        if name.startswith("petbox"))) else 1

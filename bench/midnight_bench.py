@@ -39,8 +39,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -56,13 +54,12 @@ from typing import Any
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gameserver.embedded import free_port  # noqa: E402
+from gameserver.signing import session_signature  # noqa: E402
+
 MERCHANT, GAME = "benchflash", "squirrel"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _petbox(env: dict[str, str], *args: str) -> str:
@@ -127,8 +124,7 @@ def _body(play: str, i: int, codes: list[str], size: int) -> dict[str, Any]:
 
 def _token(http_base: str, creds: dict[str, str], user: str) -> dict[str, Any]:
     ts = int(time.time())
-    sign = hmac.new(creds["signing_secret"].encode(), f"{MERCHANT}\n{user}\n{ts}".encode(),
-                    hashlib.sha256).hexdigest()
+    sign = session_signature(creds["signing_secret"], MERCHANT, user, ts)
     return {"merchant": MERCHANT, "user": user, "ts": ts, "sign": sign}
 
 
@@ -238,7 +234,7 @@ def main(argv: list[str]) -> int:
         if a.database_url:
             env["PETBOX_DATABASE_URL"] = a.database_url
         creds = json.loads(_petbox(env, "merchant", "create", MERCHANT, "--json"))
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "gameserver.cli", "serve", "--port",
                                    str(port), "--workers", str(a.workers)], env=env, cwd=ROOT,
                                   start_new_session=True, stdout=subprocess.DEVNULL,

@@ -78,6 +78,7 @@ from feed_bench import (  # noqa: E402
     GAME,
     HdrHistogram,
     free_port,
+    note_logged_errors,
     petbox_cmd,
     provision,
     redis_port,
@@ -85,6 +86,7 @@ from feed_bench import (  # noqa: E402
     stop,
     tail,
     wait_http,
+    write_results,
 )
 
 from economy.config import GameConfig  # noqa: E402
@@ -369,14 +371,8 @@ def main(argv: list[str]) -> int:
                 raise
             finally:
                 stop(server)
-        errors = log_path.read_text(errors="replace").count(" ERROR ")
-        if errors:
-            print(f"note: the petbox server logged {errors} ERROR line(s):\n"
-                  f"{tail(log_path, 15)}")
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(results, indent=2))
-        print(f"results written to {a.json}")
+        note_logged_errors(log_path)
+    write_results(a.json, results)
     return 0
 
 

@@ -440,7 +440,9 @@ def put_experiment(raw: dict[str, Any], eid: str, body: Mapping[str, Any], now: 
     return raw
 
 
-def _existing(raw: dict[str, Any], eid: str) -> dict[str, Any]:
+def existing_experiment(raw: dict[str, Any], eid: str) -> dict[str, Any]:
+    """Experiment ``eid`` of the stored config ``raw`` (the object itself, not a copy);
+    :class:`ExperimentNotFound` (404) if it has none."""
     exp = (raw.get("experiments") or {}).get(eid)
     if exp is None:
         raise ExperimentNotFound(eid)
@@ -451,7 +453,7 @@ def _existing(raw: dict[str, Any], eid: str) -> dict[str, Any]:
 def stop_experiment(raw: dict[str, Any], eid: str) -> dict[str, Any]:
     """``raw`` with ``eid`` stopped: everyone is back on the live config (a stopped one
     stays as it is)."""
-    exp = _existing(raw, eid)
+    exp = existing_experiment(raw, eid)
     if exp.get("status") == "shipped":
         raise ExperimentClosed(eid, "shipped")
     exp["status"] = "stopped"
@@ -461,7 +463,7 @@ def stop_experiment(raw: dict[str, Any], eid: str) -> dict[str, Any]:
 def ship_arm(raw: dict[str, Any], eid: str, arm: str) -> dict[str, Any]:
     """The config that ships ``arm``: the live config with the arm's overrides, the
     experiment marked shipped (and so no longer assigning anyone)."""
-    exp = _existing(raw, eid)
+    exp = existing_experiment(raw, eid)
     if exp.get("status") == "shipped":
         raise ExperimentClosed(eid, "shipped")
     if arm not in exp["arms"]:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gameserver.errors import Unauthorized
+from gameserver.signing import body_signature as body_signature  # re-exported
+from gameserver.signing import session_signature as session_signature  # re-exported
 
 TOKEN_PREFIX = "pbt1."
 API_KEY_PREFIX = "pbk_"
@@ -49,30 +51,12 @@ def unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def session_signature(secret: str, merchant: str, user: str, ts: int,
-                      age_band: str | None = None, guardian_consent: bool = False,
-                      shadow: bool = False) -> str:
-    """The signature a merchant backend sends with ``createSession``. An age band and
-    the load-test flag, when given, are signed too: a client can claim neither."""
-    msg = f"{merchant}\n{user}\n{ts}"
-    if age_band:
-        msg += f"\n{age_band}\n{int(guardian_consent)}"
-    if shadow:
-        msg += "\nshadow"
-    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
-
-
 def verify_session_signature(secret: str, merchant: str, user: str, ts: int, sign: str,
                              age_band: str | None = None, guardian_consent: bool = False,
                              shadow: bool = False) -> bool:
     expected = session_signature(secret, merchant, user, ts, age_band, guardian_consent,
                                  shadow)
     return hmac.compare_digest(expected, sign.lower())
-
-
-def body_signature(secret: str, ts: str, body: bytes) -> str:
-    """``X-Petbox-Signature`` of a merchant event: HMAC over ``"{ts}\\n{body}"``."""
-    return hmac.new(secret.encode(), ts.encode() + b"\n" + body, hashlib.sha256).hexdigest()
 
 
 class BadSeal(ValueError):

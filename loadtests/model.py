@@ -445,6 +445,21 @@ class PlayerModel:
             add("ingestOrder", {"status": "paid", "skus": [ref(f"hold:{sale}", "sku")],
                                 "amount_fen": ref(f"hold:{sale}", "price_fen")})
 
+    def _friends_coming(self, rng: random.Random, seats: int) -> int:
+        """How many friends answer a share code with ``seats`` to fill: all of them with
+        probability ``p_friends_all``, else some (at least one)."""
+        return seats if rng.random() < self.b.p_friends_all else rng.randint(1, seats)
+
+    def _friend_arrives(self, rng: random.Random, tag: str, k: int, at: float,
+                        steps: list[Step]) -> tuple[dict[str, str], float]:
+        """Friend ``k`` (a new shopper, played as ``tag`` + k) comes one think time after
+        ``at`` and opens a session: its ``$as`` parameters and the time it arrived."""
+        who = {"$as": f"{tag}{k}"}
+        at += self.think(rng)
+        if self.b.allows("createSession"):
+            steps.append((at, "createSession", {}, dict(who)))
+        return who, at
+
     def _helpers(self, rng: random.Random, steps: list[Step], t: float,
                  campaign: str) -> None:
         """Friends (new shoppers) help the assist just started with its share code, each
@@ -454,12 +469,8 @@ class PlayerModel:
             return
         needed, min_age = rules.assists[campaign]
         tag = f"{FRIEND}a{self.profile.assists.index(campaign)}."
-        for k in range(needed if rng.random() < self.b.p_friends_all
-                       else rng.randint(1, needed)):
-            who = {"$as": f"{tag}{k}"}
-            at = t + self.think(rng)
-            if self.b.allows("createSession"):
-                steps.append((at, "createSession", {}, dict(who)))
+        for k in range(self._friends_coming(rng, needed)):
+            who, at = self._friend_arrives(rng, tag, k, t, steps)
             at += min_age + 1.5
             steps.append((at, "giveAssist", {"code": ref(f"assist:{campaign}")},
                           {"campaign": campaign, **who}))
@@ -488,12 +499,8 @@ class PlayerModel:
             return
         tag = f"{FRIEND}g{self.profile.groupbuys.index(offer)}."
         at = now()
-        for k in range(size - 1 if rng.random() < self.b.p_friends_all
-                       else rng.randint(1, size - 1)):
-            who = {"$as": f"{tag}{k}"}
-            at += self.think(rng)
-            if self.b.allows("createSession"):
-                steps.append((at, "createSession", {}, dict(who)))
+        for k in range(self._friends_coming(rng, size - 1)):
+            who, at = self._friend_arrives(rng, tag, k, at, steps)
             steps.append((at + self.think(rng), "joinGroupBuy",
                           {"code": ref(f"group:{offer}")}, {"offer": offer, **who}))
 
@@ -517,12 +524,8 @@ class PlayerModel:
         tag = f"{FRIEND}t{self.profile.teams.index(season)}."
         team = ref(f"team:{season}", "team")
         at = now()
-        for k in range(most - 1 if rng.random() < self.b.p_friends_all
-                       else rng.randint(1, most - 1)):
-            who = {"$as": f"{tag}{k}"}
-            at += self.think(rng)
-            if self.b.allows("createSession"):
-                steps.append((at, "createSession", {}, dict(who)))
+        for k in range(self._friends_coming(rng, most - 1)):
+            who, at = self._friend_arrives(rng, tag, k, at, steps)
             at += self.think(rng)
             steps.append((at, "joinTeam", {"code": ref(f"team:{season}", "code")},
                           {"season": season, **who}))

@@ -1,13 +1,12 @@
 """The shopper operations a trace may hold, as API.md names them.
 
 Only HTTP facts live here (method, path template, credential, read or write);
-``loadtests`` never imports the server, so this table mirrors API.md by hand.
+``loadtests`` does not load the server (of it, only the standard-library-only
+:mod:`gameserver.signing`), so this table mirrors API.md by hand.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -118,16 +117,3 @@ def parse_ops(spec: str | Iterable[str] | None) -> frozenset[str] | None:
         raise ValueError(f"unknown operation(s) {', '.join(unknown)}; "
                          f"known: {', '.join(OPERATIONS)}")
     return frozenset(names)
-
-
-def session_signature(secret: str, merchant: str, user: str, ts: int,
-                      shadow: bool = False) -> str:
-    """The ``sign`` of ``createSession``: hex HMAC-SHA256 over ``merchant\\nuser\\nts``,
-    followed by ``\\nshadow`` for a load-test (shadow) session."""
-    msg = f"{merchant}\n{user}\n{ts}" + ("\nshadow" if shadow else "")
-    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
-
-
-def order_signature(secret: str, ts: int, body: bytes) -> str:
-    """``X-Petbox-Signature`` of ``ingestOrder``: hex HMAC-SHA256 over ``ts\nbody``."""
-    return hmac.new(secret.encode(), f"{ts}\n".encode() + body, hashlib.sha256).hexdigest()

@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gameserver.signing import body_signature, session_signature
 from loadtests import chains
-from loadtests.ops import OPERATIONS, Op, order_signature, session_signature
+from loadtests.ops import OPERATIONS, Op
 from loadtests.stats import RunStats, encode, new_hist, record
 from loadtests.trace import Record, read_trace
 
@@ -505,7 +506,7 @@ class Worker:
                  "order_id": f"{cfg.run_id}-{item.idx}-{item.clone}"}
         data, ts = json.dumps(order).encode(), int(time.time())
         return data, {"X-Petbox-Timestamp": str(ts), "X-Petbox-Merchant": cfg.merchant,
-                      "X-Petbox-Signature": order_signature(cfg.signing_secret, ts, data)}
+                      "X-Petbox-Signature": body_signature(cfg.signing_secret, str(ts), data)}
 
     def _bucket(self, due: float) -> int:
         return self.stats.index(due - self.start)

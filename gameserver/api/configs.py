@@ -8,6 +8,9 @@ the API key's merchant: another merchant's game or version is a 404.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -76,37 +79,40 @@ async def put_game_draft(request: web.Request) -> web.Response:
     return await sql_write(request, merchant.id, "putGameDraft", raw, effect)
 
 
-async def publish_game(request: web.Request) -> web.Response:
+Publish = Callable[[AsyncConnection, str, str, dict[str, Any], int], Awaitable[configs.Published]]
+"""Makes a version live in the caller's transaction: ``(conn, merchant, game, body, now)``."""
+
+
+async def _go_live(request: web.Request, operation: str, spec: Obj,
+                   publish: Publish) -> web.Response:
+    """Run ``publish`` as the merchant's keyed SQL write, then reload the game here."""
     merchant = await merchant_of(request)
     game = game_id(request)
     raw = await request.read()
-    body = checked(PUBLISH_BODY, decode_json(raw))
+    body = checked(spec, decode_json(raw))
     now = now_s(request)
 
     async def effect(conn: AsyncConnection) -> Written:
-        done = await configs.publish_draft_in(conn, merchant.id, game, now, body["note"])
+        done = await publish(conn, merchant.id, game, body, now)
         return Written(done.to_json())
 
-    resp = await sql_write(request, merchant.id, "publishGame", raw, effect)
+    resp = await sql_write(request, merchant.id, operation, raw, effect)
     await request.app[GAMES].reload(merchant.id, game)  # read-your-writes on this process
     return resp
+
+
+async def publish_game(request: web.Request) -> web.Response:
+    """``publishGame``: the draft becomes the next live version."""
+    return await _go_live(request, "publishGame", PUBLISH_BODY,
+                          lambda conn, merchant, game, body, now: configs.publish_draft_in(
+                              conn, merchant, game, now, body["note"]))
 
 
 async def rollback_game(request: web.Request) -> web.Response:
-    merchant = await merchant_of(request)
-    game = game_id(request)
-    raw = await request.read()
-    body = checked(ROLLBACK_BODY, decode_json(raw))
-    now = now_s(request)
-
-    async def effect(conn: AsyncConnection) -> Written:
-        done = await configs.rollback_in(conn, merchant.id, game, body["version"], now,
-                                         body["note"])
-        return Written(done.to_json())
-
-    resp = await sql_write(request, merchant.id, "rollbackGame", raw, effect)
-    await request.app[GAMES].reload(merchant.id, game)  # read-your-writes on this process
-    return resp
+    """``rollbackGame``: an older version's config goes live again as a new version."""
+    return await _go_live(request, "rollbackGame", ROLLBACK_BODY,
+                          lambda conn, merchant, game, body, now: configs.rollback_in(
+                              conn, merchant, game, body["version"], now, body["note"]))
 
 
 async def list_game_versions(request: web.Request) -> web.Response:

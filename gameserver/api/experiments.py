@@ -24,6 +24,7 @@ from economy.experiments import (
     EXPERIMENT_SPEC,
     Experiment,
     ExperimentNotFound,
+    existing_experiment,
     put_experiment,
     ship_arm,
     stop_experiment,
@@ -99,14 +100,6 @@ async def _live(request: web.Request, merchant: str, game: str) -> tuple[LiveGam
     return live, stored["config"]
 
 
-def _raw_experiment(config: dict[str, Any], eid: str) -> dict[str, Any]:
-    exp = (config.get("experiments") or {}).get(eid)
-    if exp is None:
-        raise ExperimentNotFound(eid)
-    assert isinstance(exp, dict)
-    return exp
-
-
 async def _publish(request: web.Request, merchant: Merchant, operation: str, raw: bytes,
                    note: str, change: Callable[[dict[str, Any]], dict[str, Any]],
                    eid: str) -> web.Response:
@@ -116,7 +109,7 @@ async def _publish(request: web.Request, merchant: Merchant, operation: str, raw
         done = await configs.publish_change_in(conn, merchant.id, game, now, note, change)
         draft = await sync_draft_in(conn, merchant.id, game, change)
         stored = await version_config_in(conn, merchant.id, game, done.version)
-        exp = _raw_experiment(stored, eid)
+        exp = existing_experiment(stored, eid)
         return Written({"experiment": _view(eid, exp, None), "published": done.to_json(),
                         "draft": draft})
 
@@ -175,7 +168,7 @@ async def get_experiment(request: web.Request) -> web.Response:
     merchant = await merchant_of(request)
     eid = _experiment_id(request)
     live, stored = await _live(request, merchant.id, game_id(request))
-    exp = _raw_experiment(stored, eid)
+    exp = existing_experiment(stored, eid)
     built = live.config.experiments.get(eid)
     view = _view(eid, exp, built)
     view["game_version"] = live.version

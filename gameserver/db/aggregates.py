@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
@@ -21,14 +20,6 @@ class GateKey:
     request_hash: str
     status: int
     body: bytes
-
-
-def _insert(db: Database, table: Any) -> Any:
-    if db.dialect == "postgresql":
-        return postgresql.insert(table)
-    if db.dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"aggregates do not support the {db.dialect} dialect")
 
 
 def _where(table: Any, ref: AggregateRef) -> list[Any]:
@@ -119,10 +110,10 @@ class AggregateArchive:
         async with self.db.begin() as conn:
             if ledger_rows:
                 await conn.execute(
-                    _insert(self.db, m.aggregate_ledger).on_conflict_do_nothing(
+                    self.db.dialect_insert(m.aggregate_ledger).on_conflict_do_nothing(
                         index_elements=["commit_id"]), ledger_rows)
             if state_rows:
-                stmt = _insert(self.db, m.aggregates)
+                stmt = self.db.dialect_insert(m.aggregates)
                 new = stmt.excluded
                 await conn.execute(stmt.on_conflict_do_update(
                     index_elements=["merchant_id", "game_id", "kind", "aggregate_id"],

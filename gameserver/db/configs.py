@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from economy.errors import ConfigInvalid, DomainError, NotFound, Refusal
@@ -134,7 +133,7 @@ async def put_draft_in(conn: AsyncConnection, db: Database, merchant: str, game:
                        config: Any, now: int) -> GameRow:
     """:func:`put_draft` in the caller's transaction (with its Idempotency-Key record)."""
     validate_config(config)
-    stmt = _dialect_insert(db).values(
+    stmt = db.dialect_insert(m.games).values(
         merchant_id=merchant, game_id=game, draft=config, draft_updated_at=now,
         created_at=now, updated_at=now)
     stmt = stmt.on_conflict_do_update(
@@ -146,14 +145,6 @@ async def put_draft_in(conn: AsyncConnection, db: Database, merchant: str, game:
         select(g.c.live_version, g.c.draft, g.c.draft_updated_at, g.c.created_at,
                g.c.updated_at).where(*_where_game(merchant, game)))).one()
     return GameRow(merchant, game, *row)
-
-
-def _dialect_insert(db: Database) -> Any:
-    if db.dialect == "postgresql":
-        return postgresql.insert(m.games)
-    if db.dialect == "sqlite":
-        return sqlite.insert(m.games)
-    raise NotImplementedError(f"drafts do not support the {db.dialect} dialect")
 
 
 async def _lock(conn: AsyncConnection, merchant: str, game: str, now: int) -> int | None:

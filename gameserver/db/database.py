@@ -24,6 +24,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -112,6 +113,16 @@ class Database:
         self.report_timeout = min(max(timeout, report_timeout), self.background_timeout)
         self.engine = engine or make_engine(url, self.background_timeout)
         self.dialect = self.engine.dialect.name
+
+    def dialect_insert(self, table: Any) -> Any:
+        """``INSERT`` into ``table`` with the dialect's ``ON CONFLICT`` clauses (SQLite or
+        PostgreSQL): the idempotent writes (ledgers, upserts) need them, and SQLAlchemy's
+        generic ``insert`` has none."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        if self.dialect == "sqlite":
+            return sqlite.insert(table)
+        raise NotImplementedError(f"petbox does not support the {self.dialect} dialect")
 
     def bounded(self, timeout: float) -> Database:
         """The same database (one engine, one pool) with another bound per call."""

@@ -25,7 +25,6 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import Insert, Table, UniqueConstraint, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
@@ -153,30 +152,21 @@ def record_rows(commit_id: str, merchant: str, game: str, user: str, ts_ms: int,
     return out
 
 
-def _dialect_insert(db: Database, table: Any) -> Any:
-    """``INSERT`` with the dialect's ``ON CONFLICT`` support (SQLite or PostgreSQL)."""
-    if db.dialect == "postgresql":
-        return postgresql.insert(table)
-    if db.dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"the persister does not support the {db.dialect} dialect")
-
-
 def ledger_insert(db: Database) -> Insert:
     """Insert ledger rows, skipping any ``(commit_id, seq)`` already stored."""
-    return _dialect_insert(db, m.ledger).on_conflict_do_nothing(  # type: ignore[no-any-return]
+    return db.dialect_insert(m.ledger).on_conflict_do_nothing(  # type: ignore[no-any-return]
         index_elements=list(LEDGER_KEY))
 
 
 def response_insert(db: Database) -> Insert:
     """Insert stored responses, skipping a commit already stored (a redelivered entry)."""
-    return _dialect_insert(db, m.responses).on_conflict_do_nothing(  # type: ignore[no-any-return]
+    return db.dialect_insert(m.responses).on_conflict_do_nothing(  # type: ignore[no-any-return]
         index_elements=["commit_id"])
 
 
 def player_upsert(db: Database) -> Insert:
     """Insert players, or update them only where the stored version is older."""
-    stmt = _dialect_insert(db, m.players)
+    stmt = db.dialect_insert(m.players)
     new = stmt.excluded
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
         index_elements=list(PLAYER_KEY),
@@ -233,7 +223,7 @@ async def insert_ledger(db: Database, rows: Sequence[LedgerRow],
             await conn.exec_driver_sql(response_sql(db), list(events.responses))
         for name, records in sorted(events.records.items()) if events else ():
             target = record_table(name)
-            await conn.execute(_dialect_insert(db, target.table).on_conflict_do_nothing(
+            await conn.execute(db.dialect_insert(target.table).on_conflict_do_nothing(
                 index_elements=list(target.key)), records)
 
 

@@ -1050,28 +1050,22 @@
     const soldOut = Object.entries(r.sold_out_at_draw || {});
 
     const width = chartWidth($("sim-results"), 720, 38);
-    const itemChart = barChart({
+    // Items and tiers are charted alike: each simulated rate beside its published odds
+    // (null where the published table has no such id: the chart writes n/a there).
+    const rateChart = (title, ids, simulated, published) => barChart({
       width,
-      title: "Item rates: simulated vs published odds",
-      categories: itemIds,
+      title,
+      categories: ids,
       series: [
         { name: `Simulated (${r.config})`, cls: "s-sim",
-          values: itemIds.map((id) => (r.items[id] ? r.items[id].rate : 0)) },
+          values: ids.map((id) => (simulated[id] ? simulated[id].rate : 0)) },
         { name: pubLabel, cls: "s-pub",
-          values: itemIds.map((id) => (pubItems[id] ? pubItems[id].consolidated_probability : null)) },
+          values: ids.map((id) => (published[id] ? published[id].consolidated_probability : null)) },
       ],
     });
-    const tierChart = barChart({
-      width,
-      title: "Tier rates",
-      categories: tierIds,
-      series: [
-        { name: `Simulated (${r.config})`, cls: "s-sim",
-          values: tierIds.map((id) => (r.tiers[id] ? r.tiers[id].rate : 0)) },
-        { name: pubLabel, cls: "s-pub",
-          values: tierIds.map((id) => (pubTiers[id] ? pubTiers[id].consolidated_probability : null)) },
-      ],
-    });
+    const itemChart = rateChart("Item rates: simulated vs published odds", itemIds, r.items,
+      pubItems);
+    const tierChart = rateChart("Tier rates", tierIds, r.tiers, pubTiers);
 
     const table = h("table", { class: "data", "data-testid": "sim-table" },
       h("caption", { class: "sr-only" }, "Simulated draws per entry"),
