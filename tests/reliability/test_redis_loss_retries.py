@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from gameserver.db import models as m
 from gameserver.embedded import RedisProcess
+from tests.conftest import retry_503
 from tests.reliability.harness import MERCHANT, write_figures
 from tests.reliability.test_redis_faults import GAME, restart_empty
 
@@ -46,6 +47,13 @@ async def _shopper(world: Any, user: str, tok: str,
         resp = await world.post_retrying(path, tok, body, f"{user}-{version}")
         assert resp.status in (200, 201), await resp.text()
         acked[user].append((f"{user}-{version}", await resp.json()))
+
+
+async def _version(world: Any, tok: str) -> int:
+    """The shopper's version as the server answers it now (a 503 retried)."""
+    resp = await retry_503(lambda: world.get(f"{GAME}/me", tok))
+    assert resp.status == 200, await resp.text()
+    return int((await resp.json())["version"])
 
 
 async def _sql_state(world: Any) -> tuple[dict[str, int], dict[str, set[int]]]:
@@ -86,9 +94,22 @@ async def test_retries_after_redis_lost_its_data(aof_redis: RedisProcess,
         reapplied = 0
         for version, (key, first) in enumerate(acked[user], start=1):
             path, body = _request(version)
+            before = await _version(world, tok)
             resp = await world.post(path, tok, body, key)
+            unknown = resp.status == 503  # the outcome is open: retry the key, as clients do
+            if unknown:
+                resp = await world.post_retrying(path, tok, body, key)
             again = await resp.json()
             replayed = resp.headers.get("Idempotent-Replayed") == "true"
+            grew = await _version(world, tok) - before
+            assert grew in (0, 1), (user, key, grew)  # never applied twice
+            if unknown and grew == 1:
+                # The 503'd attempt (or its retry) applied the lost action, once; a
+                # replay then answers that application, not the first response.
+                assert resp.status in (200, 201), (user, key, resp.status)
+                reapplied += 1
+                outcomes["reapplied_after_503"] += 1
+                continue
             assert not replayed or (resp.status in (200, 201) and again == first)
             if version <= sql_version:
                 # D3: SQL holds this action: its retry is its first response again.
@@ -101,6 +122,8 @@ async def test_retries_after_redis_lost_its_data(aof_redis: RedisProcess,
                 outcomes["reapplied"] += 1
             else:  # refused, e.g. a feed whose adoption was lost too: changes nothing
                 outcomes[f"refused_{resp.status}"] += 1
+            assert grew == (1 if resp.status in (200, 201) and not replayed else 0), \
+                (user, key, resp.status, replayed, grew)
         me = await (await world.get(f"{GAME}/me", tok)).json()
         # No action twice: the version grew by the retries that applied, and only by them.
         assert me["version"] == sql_version + reapplied, (user, sql_version, reapplied, me)
