@@ -113,7 +113,9 @@ async def _publish(request: web.Request, merchant: Merchant, operation: str, raw
         return Written({"experiment": _view(eid, exp, None), "published": done.to_json(),
                         "draft": draft})
 
-    return await sql_write(request, merchant.id, operation, raw, effect)
+    resp = await sql_write(request, merchant.id, operation, raw, effect)
+    await request.app[GAMES].reload(merchant.id, game)  # read-your-writes on this process
+    return resp
 
 
 async def put_experiment_op(request: web.Request) -> web.Response:

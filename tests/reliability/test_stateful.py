@@ -27,6 +27,7 @@ from gameserver.db.database import Database
 from gameserver.embedded import RedisProcess
 from gameserver.persister import Persister
 from gameserver.settings import Settings
+from tests.conftest import retry_503
 from tests.reliability.harness import MERCHANT, REL_CONFIG, reconcile_all, sql_facts
 
 STOCK = 6
@@ -83,12 +84,15 @@ class PetboxMachine(RuleBasedStateMachine):
 
         for user in USERS:
             ts = int(time.time())
-            resp = await self.client.post("/v1/sessions", json={
-                "merchant": MERCHANT, "user": user, "ts": ts,
-                "sign": session_signature(creds.signing_secret, MERCHANT, user, ts)})
+            signed = {"merchant": MERCHANT, "user": user, "ts": ts,
+                      "sign": session_signature(creds.signing_secret, MERCHANT, user, ts)}
+            resp = await retry_503(lambda s=signed: self.client.post("/v1/sessions", json=s))
             self.tokens[user] = (await resp.json())["token"]
-        for user in USERS:
-            resp = await self._post(user, f"{GAME}/pet", {"species": "squirrel", "name": "N"})
+        for user in USERS:  # the machine's start, not under test: a 503 is retried
+            headers = {"Authorization": f"Bearer {self.tokens[user]}",
+                       "Idempotency-Key": f"adopt-{user}"}
+            resp = await retry_503(lambda h=headers: self.client.post(
+                f"{GAME}/pet", json={"species": "squirrel", "name": "N"}, headers=h))
             assert resp.status == 201
 
     async def _post(self, user: str, path: str, body: Any) -> Any:
