@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from economy.errors import DomainError, Refusal
 from economy.rewards import REWARD_SPEC, Reward, build_reward, reward_problems
 from economy.schema import Bool, Int, Map, Obj, Problems, Str
-from economy.section import ConfigPart, Section
+from economy.section import ConfigPart, Section, unknown_currencies
 
 if TYPE_CHECKING:
     from economy.config import GameConfig
@@ -93,10 +93,7 @@ def check_offers(d: Mapping[str, Any]) -> Problems:
     currencies = d.get("currencies", {})
     for oid, offer in (d.get("groupbuys") or {}).items():
         path = f"$.groupbuys.{oid}"
-        for cid in offer["cost"]:
-            if cid not in currencies:
-                problems.append({"path": f"{path}.cost.{cid}",
-                                 "message": f"unknown currency {cid!r}"})
+        problems += unknown_currencies(offer["cost"], currencies, f"{path}.cost")
         problems += reward_problems(offer["reward"], f"{path}.reward", dict(d))
     return problems
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from economy.errors import DomainError, Refusal
 from economy.schema import Int, Map, Obj, Problems, Str
-from economy.section import ConfigPart, Section
+from economy.section import ConfigPart, Section, unknown_currencies
 
 POLL_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 """Shorter than other ids: a bucket's aggregate id is ``<poll>-b<i>``."""
@@ -92,10 +92,7 @@ def check_polls(d: Mapping[str, Any]) -> Problems:
             problems.append({"path": f"{path}.closes_at",
                              "message": "a poll must close after it opens"})
         for section in ("cost", "reward"):
-            for cid in poll[section]:
-                if cid not in currencies:
-                    problems.append({"path": f"{path}.{section}.{cid}",
-                                     "message": f"unknown currency {cid!r}"})
+            problems += unknown_currencies(poll[section], currencies, f"{path}.{section}")
     return problems
 
 

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from economy.errors import DomainError, Refusal
 from economy.fairness import check_server_seed
 from economy.schema import Enum, Int, Map, Obj, Problems, Str
-from economy.section import ConfigPart, Section
+from economy.section import ConfigPart, Section, unknown_currencies
 
 CAMPAIGN_ID_PATTERN = r"^[a-z0-9][a-z0-9_]{0,39}$"
 """Without ``-``: a bucket's aggregate id is ``<campaign>-b<i>``."""
@@ -159,10 +159,8 @@ def check_samples(d: Mapping[str, Any]) -> Problems:
             if task is not None and task not in tasks:
                 problems.append({"path": f"{path}.eligibility.{name}",
                                  "message": f"unknown task {task!r}"})
-        for cur in (c["review"] or {}).get("reward", {}):
-            if cur not in currencies:
-                problems.append({"path": f"{path}.review.reward.{cur}",
-                                 "message": f"unknown currency {cur!r}"})
+        problems += unknown_currencies((c["review"] or {}).get("reward", {}), currencies,
+                                       f"{path}.review.reward")
     return problems
 
 

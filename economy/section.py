@@ -17,7 +17,7 @@ mechanic's section next to its state slice and view.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 
 Cleaned = dict[str, Any]
 """The whole config after structural validation (defaults filled)."""
+
+
+def unknown_currencies(ids: Iterable[str], currencies: Mapping[str, Any],
+                       path: str) -> Problems:
+    """A problem at ``{path}.{id}`` for each of ``ids`` that is not a configured currency
+    (the check every section that prices or rewards in currencies makes)."""
+    return [{"path": f"{path}.{cid}", "message": f"unknown currency {cid!r}"}
+            for cid in ids if cid not in currencies]
 
 
 def no_problems(d: Cleaned) -> Problems:

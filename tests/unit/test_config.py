@@ -10,6 +10,7 @@ import pytest
 
 from economy.config import game_config_json_schema, parse_game_config
 from economy.errors import ConfigInvalid
+from economy.section import unknown_currencies
 from tests.unit.factory import BASE, config, raw_config, species_with
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "squirrel-omg.json"
@@ -134,3 +135,11 @@ def test_validation_lists_schema_and_cross_check_problems_at_once() -> None:
     paths = [p["path"] for p in err.value.details["problems"]]
     assert "$.currencies.acorn.initial" in paths
     assert "$.foods.snack.price.gold" in paths
+
+
+def test_unknown_currencies_names_each_missing_id_at_its_path() -> None:
+    """The check polls, group buys and samples share for the currencies they name."""
+    assert unknown_currencies(["acorn", "gold", "shell"], {"acorn": {}}, "$.polls.p.cost") == [
+        {"path": "$.polls.p.cost.gold", "message": "unknown currency 'gold'"},
+        {"path": "$.polls.p.cost.shell", "message": "unknown currency 'shell'"}]
+    assert unknown_currencies([], {}, "$.x") == []
