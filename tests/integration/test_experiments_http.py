@@ -86,13 +86,19 @@ def fig_b_probability(disclosure: dict[str, Any]) -> str:
                 if i["id"] == "fig_b")
 
 
+# The end-to-end test pins its salt: it plants return rates per arm and reads a verdict
+# at the 10-per-arm horizon, which a random salt's split of 40 shoppers misses now and
+# then (a CI dry run saw an arm short of it). Under this salt the 40 split 20/20.
+BALANCED_SALT = "fixed-salt-1"
+
+
 async def test_two_arm_weight_experiment_end_to_end(ab: World) -> None:
-    put_body = await ok(await put(ab, EXPERIMENT))
+    put_body = await ok(await put(ab, EXPERIMENT | {"salt": BALANCED_SALT}))
     assert put_body["published"]["version"] == 2 and put_body["draft"] == "none"
     assert put_body["published"]["note"] == "experiment scarce: put"
     view = await ok(await ab.client.get(f"{ADMIN}/scarce", headers=admin(ab)))
     tables = {arm: v["tables"]["forest"] for arm, v in view["arms"].items()}
-    assert tables["control"] != tables["scarce"] and len(view["salt"]) == 16
+    assert tables["control"] != tables["scarce"] and view["salt"] == BALANCED_SALT
 
     public = await ok(await ab.client.get(f"{SERIES}?merchant=abshop"))
     assert fig_b_probability(public) == "1/2"
@@ -142,6 +148,7 @@ async def test_two_arm_weight_experiment_end_to_end(ab: World) -> None:
     await flush(ab)
     res = await ok(await ab.client.get(f"{ADMIN}/scarce/results", headers=admin(ab)))
     size = {arm: sum(1 for a in arms.values() if a == arm) for arm in ("control", "scarce")}
+    assert size == {"control": 20, "scarce": 20}
     back = {arm: sum(1 for u in returned if arms[u] == arm) for arm in ("control", "scarce")}
     assert res["exposed"] == size
     d1 = res["metrics"]["d1_retention"]
@@ -235,6 +242,7 @@ async def test_concurrent_first_actions_expose_each_shopper_once(ab: World) -> N
     exposure and one active day per shopper, and every draw names the shopper's arm."""
     view = await ok(await put(ab, EXPERIMENT))
     salt = view["experiment"]["salt"]
+    assert len(salt) == 16  # created without one: a fresh random salt
     stored = parse_config(AB_CONFIG | {"experiments": {"scarce": EXPERIMENT | {"salt": salt}}})
     users = [f"burst-{i}" for i in range(40)]
     tokens = {u: token(ab, u) for u in users}
