@@ -51,6 +51,7 @@ from gameserver.flushhooks import FlushContext, flush_hooks
 from gameserver.games import GameRegistry
 from gameserver.housekeeping import Housekeeper
 from gameserver.keys import Keys, warm_tags
+from gameserver.latency_budget import LATENCY_BUDGET, LatencyBudget
 from gameserver.leaderboards import LeaderboardUpdater
 from gameserver.lease import job_lease, persister_assignment, process_name
 from gameserver.merchants import MerchantDirectory
@@ -128,8 +129,12 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         log.info("embedded redis-server on %s (AOF in %s)", url, embedded.data_dir)
     client = await open_redis(url, settings)
     app[REDIS] = client
+    budget = (LatencyBudget(settings.latency_target, ceiling=settings.redis_pipeline_linger)
+              if settings.latency_target and settings.redis_pipeline_linger else None)
+    if budget is not None:
+        app[LATENCY_BUDGET] = budget
     app[BATCHER] = ScriptBatcher(client, max_in_flight=settings.redis_pipeline_in_flight,
-                                 linger=settings.redis_pipeline_linger)
+                                 linger=settings.redis_pipeline_linger, budget=budget)
     try:
         yield
     finally:

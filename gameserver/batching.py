@@ -47,6 +47,7 @@ from redis.crc import key_slot
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gameserver.latency_budget import LatencyBudget
 from gameserver.redisclient import as_cluster, is_cluster
 from gameserver.scripts import Script
 
@@ -68,7 +69,8 @@ class ScriptBatcher:
     """Queues ``EVALSHA`` calls and sends each loop turn's calls as one pipeline."""
 
     def __init__(self, redis: Redis, *, max_in_flight: int = 2, max_batch: int = 256,
-                 linger: float = 0.0, target_batch: int = 16, busy: float = 0.5) -> None:
+                 linger: float = 0.0, target_batch: int = 16, busy: float = 0.5,
+                 budget: LatencyBudget | None = None) -> None:
         self.redis = redis
         self.max_in_flight = max_in_flight
         self.max_batch = max_batch
@@ -81,6 +83,10 @@ class ScriptBatcher:
         """Linger only while the process used at least this share of a core (its CPU
         time over wall time in the last measuring window): below it the CPU a bigger
         batch would save is not scarce, and the wait would only add latency."""
+        self.budget = budget
+        """When set, calls also wait for company while the requests' latency leaves room
+        (gameserver/latency_budget.py), not only while the process is busy; the request
+        path reports each request's duration to it."""
         self.router: NodeRouter | None = None
         """On a Redis Cluster: sends each call to its slot's node (gameserver/routing.py)."""
         if is_cluster(redis):
@@ -150,10 +156,11 @@ class ScriptBatcher:
 
     def _linger_for(self, now: float) -> float:
         """How long a new batch should wait for company: long enough for about
-        ``target_batch`` calls at the recent rate, at most ``linger``; not at all while
-        the process is not busy or fewer than ``MIN_JOINERS`` would come meanwhile (then
-        waiting only adds latency; under load each call costs the client and Redis a
-        fraction of a round trip: docs/benchmarks.md)."""
+        ``target_batch`` calls at the recent rate, at most ``linger``, while the process
+        is busy and at least ``MIN_JOINERS`` would come meanwhile (under load each call
+        costs the client and Redis a fraction of a round trip: docs/benchmarks.md).
+        Otherwise, with a latency ``budget``, as long as the budget allows when at least
+        one call would join; without one, not at all (waiting only adds latency)."""
         if not self.linger:
             return 0.0
         elapsed = now - self._window_start
@@ -162,10 +169,16 @@ class ScriptBatcher:
             self._rate = self._window_calls / elapsed
             self._load = (cpu - self._window_cpu) / elapsed
             self._window_start, self._window_cpu, self._window_calls = now, cpu, 0
-        if self._rate <= 0 or self._load < self.busy:
+        room = self.budget.linger(now) if self.budget is not None else 0.0
+        if self._rate <= 0:
             return 0.0
         linger = min(self.linger, self.target_batch / self._rate)
-        return linger if self._rate * linger >= self.MIN_JOINERS else 0.0
+        if self._load >= self.busy and self._rate * linger >= self.MIN_JOINERS:
+            return linger
+        # Room in the latency budget: wait as long as it allows, when at least one other
+        # call is expected meanwhile (alone, the wait would buy nothing).
+        linger = min(linger, room)
+        return linger if self._rate * linger >= 1.0 else 0.0
 
     def _flush(self) -> None:
         self._scheduled = False

@@ -23,6 +23,7 @@ import sqlalchemy.exc
 from aiohttp import web
 
 from economy.errors import DomainError, Refusal
+from gameserver.latency_budget import LATENCY_BUDGET
 from gameserver.metrics import METRICS
 
 log = logging.getLogger("petbox.errors")
@@ -199,6 +200,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _observe(request: web.Request, status: int, seconds: float) -> None:
+    budget = request.app.get(LATENCY_BUDGET)
+    if budget is not None:
+        budget.observe(seconds)
     metrics = request.app.get(METRICS)
     if metrics is None:
         return

@@ -104,6 +104,9 @@ class Settings:
     redis_pipeline_linger: float = 0.005
     """Longest a Lua call waits for others to join its pipeline under load (0: never);
     see ``ScriptBatcher.linger``."""
+    latency_target: float = 0.0
+    """A p99 the requests may be slowed to, seconds, so that Lua calls wait for company
+    while the requests are fast (gameserver/latency_budget.py; 0: only under load)."""
     state_cache: int | None = None
     """Player states a process keeps as it last committed them, so an action on one
     skips its load round trip (0: off; gameserver/statecache.py). None (unset): 10,000
@@ -312,6 +315,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_pipelining=_bool(env, "PETBOX_REDIS_PIPELINING", True),
         redis_pipeline_in_flight=int(_num(env, "PETBOX_REDIS_PIPELINE_IN_FLIGHT", 2, 1, 64)),
         redis_pipeline_linger=_num(env, "PETBOX_REDIS_PIPELINE_LINGER_US", 5000, 0, 50_000) / 1e6,
+        latency_target=_num(env, "PETBOX_LATENCY_TARGET_MS", 0, 0, 10_000) / 1e3,
         state_cache=(int(_num(env, "PETBOX_STATE_CACHE", 10_000, 0, 1_000_000))
                      if env.get("PETBOX_STATE_CACHE") else None),
         event_loop=_event_loop(env),

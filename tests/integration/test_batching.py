@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,8 +14,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gameserver.appkeys import BATCHER
 from gameserver.batching import ScriptBatcher
 from gameserver.embedded import RedisProcess, free_port
+from gameserver.latency_budget import LATENCY_BUDGET, LatencyBudget
+from gameserver.settings import Settings
 
 # Appends ARGV[1] to a list and answers {ARGV[1], length}; refuses 'bad' before writing.
 APPEND = """
@@ -171,3 +175,56 @@ async def test_no_linger_while_the_process_has_cpu_to_spare(redis: aioredis.Redi
     await asyncio.gather(*calls)
     assert batcher._rate > 100 and batcher._load < 0.5
     assert (batcher.calls, batcher.batches) == (120, 120)  # each left on its own turn
+
+
+async def _calls_at_300_per_second(script: Any, key: str, budget: LatencyBudget,
+                                   request_seconds: float) -> None:
+    """120 calls, one per 1/300 s, each followed by a request of ``request_seconds``."""
+    calls = []
+    for i in range(120):
+        calls.append(asyncio.ensure_future(script(keys=[key], args=[str(i)])))
+        budget.observe(request_seconds)
+        await asyncio.sleep(1 / 300)
+    await asyncio.gather(*calls)
+
+
+async def test_a_latency_budget_gathers_batches_while_requests_are_fast(
+        redis: aioredis.Redis) -> None:
+    # The process idles (no linger for CPU's sake), but the requests take 1 ms against a
+    # 10 ms target: the budget's linger grows 2.5 ms a 20 ms window up to 5 ms, and from
+    # about 3.3 ms on (one joiner expected at 300 calls a second) calls wait for company.
+    budget = LatencyBudget(0.010, ceiling=0.005, window=0.02, steps=4)
+    batcher = ScriptBatcher(redis, linger=0.005, busy=1.5, budget=budget)
+    script = batcher.script(APPEND)
+    await _calls_at_300_per_second(script, "fast", budget, 0.001)
+    assert await redis.llen("fast") == 120
+    assert budget.linger_s == 0.005
+    assert batcher.calls == 120 and batcher.batches < 90, (batcher.calls, batcher.batches)
+
+
+async def test_no_linger_when_the_requests_use_their_whole_budget(
+        redis: aioredis.Redis) -> None:
+    budget = LatencyBudget(0.010, ceiling=0.005, window=0.02, steps=4)
+    batcher = ScriptBatcher(redis, linger=0.005, busy=1.5, budget=budget)
+    script = batcher.script(APPEND)
+    await _calls_at_300_per_second(script, "slow", budget, 0.008)  # over the 7 ms guard
+    assert budget.linger_s == 0.0
+    assert (batcher.calls, batcher.batches) == (120, 120)  # each left on its own turn
+
+
+async def test_the_request_path_reports_to_the_latency_budget(
+        aiohttp_client: Any, settings: Settings, clock: Any) -> None:
+    from gameserver.app import create_app
+
+    plain = create_app(settings, clock=clock)
+    await aiohttp_client(plain)
+    assert LATENCY_BUDGET not in plain and plain[BATCHER].budget is None  # off by default
+
+    app = create_app(replace(settings, latency_target=0.010), clock=clock)
+    client = await aiohttp_client(app)
+    budget = app[LATENCY_BUDGET]
+    assert app[BATCHER].budget is budget and budget.ceiling == settings.redis_pipeline_linger
+    for _ in range(20):
+        assert (await client.get("/healthz")).status == 200
+    # 20 quick requests and none slow: the first window grows the linger one step.
+    assert budget.linger(asyncio.get_running_loop().time()) == pytest.approx(0.010 / 40)

@@ -17,6 +17,7 @@ def test_defaults_of_the_performance_settings(tmp_path: Path) -> None:
     assert (s.redis_pipelining, s.persister_nice, s.event_loop) == (True, 10, "asyncio")
     assert (s.redis_pipeline_in_flight, s.redis_pipeline_linger) == (2, 0.005)
     assert s.redis_aof_rewrite_percentage == 400
+    assert s.latency_target == 0.0  # off: calls wait for company only under load
     assert s.state_cache is None  # unset: on for one process, off for several
 
 
@@ -32,8 +33,10 @@ def test_performance_settings_are_read(tmp_path: Path) -> None:
     s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path),
                        "PETBOX_REDIS_PIPELINING": "off", "PETBOX_PERSISTER_NICE": "0",
                        "PETBOX_REDIS_PIPELINE_IN_FLIGHT": "1",
-                       "PETBOX_REDIS_PIPELINE_LINGER_US": "250"})
+                       "PETBOX_REDIS_PIPELINE_LINGER_US": "250",
+                       "PETBOX_LATENCY_TARGET_MS": "12.5"})
     assert (s.redis_pipelining, s.persister_nice) == (False, 0)
+    assert s.latency_target == 0.0125
     assert (s.redis_pipeline_in_flight, s.redis_pipeline_linger) == (1, 0.00025)
 
 
@@ -46,6 +49,8 @@ def test_performance_settings_are_read(tmp_path: Path) -> None:
      "PETBOX_REDIS_PIPELINE_IN_FLIGHT must be between 1 and 64, got 0"),
     ("PETBOX_REDIS_PIPELINE_LINGER_US", "x",
      "PETBOX_REDIS_PIPELINE_LINGER_US must be a number, got 'x'"),
+    ("PETBOX_LATENCY_TARGET_MS", "-1",
+     "PETBOX_LATENCY_TARGET_MS must be between 0 and 10000, got -1"),
 ])
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str,
                                       message: str) -> None:
