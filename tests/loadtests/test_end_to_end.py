@@ -20,7 +20,7 @@ from loadtests.cli import loadtest
 from loadtests.slo import BREACH_EXIT_CODE
 from loadtests.trace import Header, Record, iter_records, write_trace
 from tests.integration.test_process import GAME_FILE, Server, petbox
-from tests.loadtests.conftest import free_port
+from tests.loadtests.conftest import serve_loadshop, server_env
 
 pytestmark = pytest.mark.slow
 SHARED_BOX = ("--max-lateness", "250ms", "--allow-saturated")
@@ -30,18 +30,10 @@ saturation reported but not failed (these tests are about what was sent and stor
 
 @pytest.fixture
 def served(tmp_path: Path) -> tuple[Server, Path]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PETBOX_")}
-    env.update({"PETBOX_DATA_DIR": str(tmp_path / "data"), "PETBOX_ACCESS_LOG": "0",
-                "PETBOX_TOKEN_SECRET": "loadtest-e2e-secret-123",
-                "PETBOX_RATE_IP": "off"})  # one machine plays thousands of shoppers
-    creds = json.loads(petbox(env, "merchant", "create", "loadshop", "--load-test", "--json"))
-    petbox(env, "game", "publish", "loadshop", "squirrel-omg", str(GAME_FILE))
+    env = server_env(tmp_path / "data", "loadtest-e2e-secret-123")
+    env["PETBOX_RATE_IP"] = "off"  # one machine plays thousands of shoppers
     cred_file = tmp_path / "loadshop.json"
-    cred_file.write_text(json.dumps(creds))
-    server = Server(env, free_port())
-    server.start()
+    server = serve_loadshop(env, "squirrel-omg", GAME_FILE, cred_file)
     yield server, cred_file
     server.terminate()
 
