@@ -38,6 +38,19 @@ def served(tmp_path: Path) -> tuple[Server, Path]:
     server.terminate()
 
 
+def generate_steady(runner: CliRunner, trace: Path, game_file: Path, baseline: int,
+                    duration: str, players: int, seed: int) -> dict[str, Any]:
+    """A steady trace of ``game_file`` at ``baseline`` requests/s for ``duration`` (a CLI
+    duration, e.g. ``100s``), compressed 10x: the generator's summary."""
+    gen = runner.invoke(loadtest, [
+        "generate", "--shape", "steady", "-B", str(baseline), "--duration", duration,
+        "--compress", "10", "--players", str(players), "--seed", str(seed),
+        "--game-config", str(game_file), "-o", str(trace)])
+    assert gen.exit_code == 0, gen.output
+    generated: dict[str, Any] = json.loads(gen.output)
+    return generated
+
+
 def _generate(runner: CliRunner, trace: Path, players: int, seed: int, ops: str,
               *extra: str) -> dict[str, Any]:
     """A 9 s Singles' Day trace (10 min before T0 and 5 after, compressed 100x)."""
@@ -201,11 +214,7 @@ def test_generated_shoppers_get_no_refusals(served: tuple[Server, Path], tmp_pat
     petbox({**server.env}, "game", "publish", "loadshop", "plays", str(game_file))
     trace, out = tmp_path / "plays.pbt", tmp_path / "report"
     runner = CliRunner()
-    gen = runner.invoke(loadtest, [
-        "generate", "--shape", "steady", "-B", "40", "--duration", "100s", "--compress", "10",
-        "--players", "300", "--seed", "3", "--game-config", str(game_file), "-o", str(trace)])
-    assert gen.exit_code == 0, gen.output
-    by_op = json.loads(gen.output)["by_op"]
+    by_op = generate_steady(runner, trace, game_file, 40, "100s", 300, 3)["by_op"]
     for op in ("adoptPet", "checkIn", "feedPet", "playWithPet", "cleanPet", "startTask",
                "completeTask", "drawBox", "getBoxSeries"):
         assert by_op.get(op, 0) > 0, by_op

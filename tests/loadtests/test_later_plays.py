@@ -22,7 +22,7 @@ from loadtests.model import ref
 from loadtests.trace import Header, Record, read_trace, write_trace
 from tests.integration.test_process import GAME_FILE, Server
 from tests.loadtests.conftest import serve_loadshop, server_env
-from tests.loadtests.test_end_to_end import SHARED_BOX
+from tests.loadtests.test_end_to_end import SHARED_BOX, generate_steady
 
 pytestmark = pytest.mark.slow
 GATES = ("--slo", "unexpected=0", "--slo", "5xx=0", "--slo", "timeouts=0",
@@ -86,11 +86,7 @@ def test_model_plays_presales_samples_and_teams(served: tuple[Server, Path],
     server, creds = served
     trace, out = tmp_path / "later.pbt", tmp_path / "report"
     runner = CliRunner()
-    gen = runner.invoke(loadtest, [
-        "generate", "--shape", "steady", "-B", "30", "--duration", "80s", "--compress", "10",
-        "--players", "150", "--seed", "4", "--game-config", str(game_file), "-o", str(trace)])
-    assert gen.exit_code == 0, gen.output
-    by_op = json.loads(gen.output)["by_op"]
+    by_op = generate_steady(runner, trace, game_file, 30, "80s", 150, 4)["by_op"]
     plays = ("getPresale", "reservePresale", "ingestOrder", "getSampleCampaign",
              "applySample", "listMySamples", "reviewSample", "createTeam", "joinTeam",
              "getTeam", "claimTeamRewards")

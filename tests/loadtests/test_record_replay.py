@@ -22,7 +22,7 @@ from loadtests.cli import loadtest
 from loadtests.trace import read_trace
 from tests.integration.test_process import Server
 from tests.loadtests.conftest import serve_loadshop, server_env
-from tests.loadtests.test_end_to_end import SHARED_BOX, _plays_game
+from tests.loadtests.test_end_to_end import SHARED_BOX, _plays_game, generate_steady
 
 pytestmark = pytest.mark.slow
 
@@ -45,10 +45,7 @@ def test_recorded_session_replays_with_no_unexpected_errors(
     server, creds, game_file = recorder
     runner = CliRunner()
     trace = tmp_path / "drive.pbt"
-    gen = runner.invoke(loadtest, [
-        "generate", "--shape", "steady", "-B", "50", "--duration", "120s", "--compress", "10",
-        "--players", "150", "--seed", "8", "--game-config", str(game_file), "-o", str(trace)])
-    assert gen.exit_code == 0, gen.output
+    generate_steady(runner, trace, game_file, 50, "120s", 150, 8)
     # Real shopper traffic to record: real data (of a load-test merchant) is recorded,
     # shadow traffic never is.
     drive = runner.invoke(loadtest, [
