@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,28 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
 
 def petbox_cmd(*args: str) -> list[str]:
     return [PY, "-m", "gameserver.cli", *args]
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], cwd: Path, port: int, workers: int,
+            log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``petbox serve`` on ``port`` (its own session, output to ``log_path``), ready on
+    /healthz; stopped on the way out, with the log's last lines on stderr if the block
+    (or the start) failed."""
+    with open(log_path, "wb") as log_file:
+        server = subprocess.Popen(petbox_cmd("serve", "--host", "127.0.0.1", "--port",
+                                             str(port), "--workers", str(workers)),
+                                  env=env, cwd=cwd, start_new_session=True,
+                                  stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            wait_http(port, "/healthz", 60, server)
+            yield server
+        except Exception:
+            print(f"--- last lines of the petbox server log ---\n{tail(log_path)}",
+                  file=sys.stderr)
+            raise
+        finally:
+            stop(server)
 
 
 def checkout(rev: str, into: Path) -> Path:
@@ -537,13 +560,7 @@ def run_petbox(a: argparse.Namespace, tmp: str, results: dict[str, Any],
                       else "bench_game.json")
     port = free_port()
     log_path = Path(tmp) / "petbox-serve.log"
-    log_file = open(log_path, "wb")  # noqa: SIM115 - closed with the server below
-    server = subprocess.Popen(petbox_cmd("serve", "--host", "127.0.0.1", "--port",
-                                         str(port), "--workers", str(a.workers)),
-                              env=env, cwd=src, start_new_session=True,
-                              stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        wait_http(port, "/healthz", 60, server)
+    with serving(env, src, port, a.workers, log_path) as server:
         t = time.monotonic()
         tokens = asyncio.run(make_players(port, creds, a.players))
         print(f"\npetbox: {a.players} players with a pet in {time.monotonic() - t:.1f}s "
@@ -555,13 +572,6 @@ def run_petbox(a: argparse.Namespace, tmp: str, results: dict[str, Any],
                   flush=True)
             time.sleep(a.hold)
         steps = ladder(a, port, server.pid, a.start_petbox, tokens, "petbox", deadline)
-    except Exception:
-        print(f"--- last lines of the petbox server log ---\n{tail(log_path)}",
-              file=sys.stderr)
-        raise
-    finally:
-        stop(server)
-        log_file.close()
     if a.server_log:
         a.server_log.write_bytes(log_path.read_bytes())
     note_logged_errors(log_path)

@@ -79,13 +79,10 @@ from feed_bench import (  # noqa: E402
     HdrHistogram,
     free_port,
     note_logged_errors,
-    petbox_cmd,
     provision,
     redis_port,
     sample,
-    stop,
-    tail,
-    wait_http,
+    serving,
     write_results,
 )
 
@@ -353,24 +350,11 @@ def main(argv: list[str]) -> int:
         merchant = creds["merchant"]
         port = free_port()
         log_path = Path(tmp) / "petbox-serve.log"
-        with open(log_path, "wb") as log_file:
-            server = subprocess.Popen(
-                petbox_cmd("serve", "--host", "127.0.0.1", "--port", str(port),
-                           "--workers", str(a.workers)),
-                env=env, cwd=ROOT, start_new_session=True, stdout=log_file,
-                stderr=subprocess.STDOUT)
-            try:
-                wait_http(port, "/healthz", 60, server)
-                client = redis.Redis(port=server_redis_port(server.pid))
-                run(a, populations, client, keys, config, tz, merchant, secret, port,
-                    server.pid, results)
-                client.close()
-            except Exception:
-                print(f"--- last lines of the petbox server log ---\n{tail(log_path)}",
-                      file=sys.stderr)
-                raise
-            finally:
-                stop(server)
+        with serving(env, ROOT, port, a.workers, log_path) as server:
+            client = redis.Redis(port=server_redis_port(server.pid))
+            run(a, populations, client, keys, config, tz, merchant, secret, port,
+                server.pid, results)
+            client.close()
         note_logged_errors(log_path)
     write_results(a.json, results)
     return 0

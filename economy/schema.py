@@ -55,6 +55,25 @@ def _with_meta(spec: Spec, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_range(value: float, minimum: float | None, maximum: float | None, path: str,
+                 problems: Problems) -> None:
+    """Report a number outside the optional inclusive bounds of an Int or Num spec."""
+    if minimum is not None and value < minimum:
+        _problem(problems, path, f"must be ≥ {minimum}")
+    if maximum is not None and value > maximum:
+        _problem(problems, path, f"must be ≤ {maximum}")
+
+
+def _range_schema(kind: str, minimum: float | None, maximum: float | None) -> dict[str, Any]:
+    """The JSON Schema of a number ``kind`` with the bounds that are set."""
+    out: dict[str, Any] = {"type": kind}
+    if minimum is not None:
+        out["minimum"] = minimum
+    if maximum is not None:
+        out["maximum"] = maximum
+    return out
+
+
 @dataclass(frozen=True)
 class Int(Spec):
     minimum: int | None = None
@@ -67,19 +86,11 @@ class Int(Spec):
         if isinstance(value, bool) or not isinstance(value, int):
             _problem(problems, path, "must be an integer")
             return None
-        if self.minimum is not None and value < self.minimum:
-            _problem(problems, path, f"must be ≥ {self.minimum}")
-        if self.maximum is not None and value > self.maximum:
-            _problem(problems, path, f"must be ≤ {self.maximum}")
+        _check_range(value, self.minimum, self.maximum, path, problems)
         return value
 
     def schema(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "integer"}
-        if self.minimum is not None:
-            out["minimum"] = self.minimum
-        if self.maximum is not None:
-            out["maximum"] = self.maximum
-        return _with_meta(self, out)
+        return _with_meta(self, _range_schema("integer", self.minimum, self.maximum))
 
 
 @dataclass(frozen=True)
@@ -94,19 +105,11 @@ class Num(Spec):
         if value != value or value in (float("inf"), float("-inf")):
             _problem(problems, path, "must be finite")
             return None
-        if self.minimum is not None and value < self.minimum:
-            _problem(problems, path, f"must be ≥ {self.minimum}")
-        if self.maximum is not None and value > self.maximum:
-            _problem(problems, path, f"must be ≤ {self.maximum}")
+        _check_range(value, self.minimum, self.maximum, path, problems)
         return float(value)
 
     def schema(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "number"}
-        if self.minimum is not None:
-            out["minimum"] = self.minimum
-        if self.maximum is not None:
-            out["maximum"] = self.maximum
-        return _with_meta(self, out)
+        return _with_meta(self, _range_schema("number", self.minimum, self.maximum))
 
 
 @dataclass(frozen=True)

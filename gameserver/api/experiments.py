@@ -29,7 +29,7 @@ from economy.experiments import (
     ship_arm,
     stop_experiment,
 )
-from economy.schema import ID_PATTERN, Bool, Enum, Obj, Str
+from economy.schema import ID_PATTERN, Bool, Enum, Obj, Spec, Str
 from economy.simulate import simulate
 from gameserver.api.admin_keys import Written, sql_write
 from gameserver.api.common import Operation, checked, decode_json, game_id, merchant_of, now_s
@@ -118,14 +118,20 @@ async def _publish(request: web.Request, merchant: Merchant, operation: str, raw
     return resp
 
 
-async def put_experiment_op(request: web.Request) -> web.Response:
-    """``putExperiment``: create or edit an experiment, published as a new version."""
+async def _change_request(request: web.Request,
+                          spec: Spec) -> tuple[Merchant, str, bytes, dict[str, Any]]:
+    """The merchant, experiment id, raw body and checked body of a change to an experiment."""
     merchant = await merchant_of(request)
     # another merchant's (or no) game is 404 whatever the body says
     await configs.require_game(request.app[DB], merchant.id, game_id(request))
     eid = _experiment_id(request)
     raw = await request.read()
-    body = checked(PUT_BODY, decode_json(raw))
+    return merchant, eid, raw, checked(spec, decode_json(raw))
+
+
+async def put_experiment_op(request: web.Request) -> web.Response:
+    """``putExperiment``: create or edit an experiment, published as a new version."""
+    merchant, eid, raw, body = await _change_request(request, PUT_BODY)
     now = now_s(request)
     salt = secrets.token_hex(8)
     return await _publish(request, merchant, "putExperiment", raw, f"experiment {eid}: put",
@@ -134,12 +140,7 @@ async def put_experiment_op(request: web.Request) -> web.Response:
 
 async def stop_experiment_op(request: web.Request) -> web.Response:
     """``stopExperiment``: everyone back on the live config, published as a new version."""
-    merchant = await merchant_of(request)
-    # another merchant's (or no) game is 404 whatever the body says
-    await configs.require_game(request.app[DB], merchant.id, game_id(request))
-    eid = _experiment_id(request)
-    raw = await request.read()
-    checked(Obj(fields={}), decode_json(raw))
+    merchant, eid, raw, _ = await _change_request(request, Obj(fields={}))
     return await _publish(request, merchant, "stopExperiment", raw, f"experiment {eid}: stop",
                           lambda c: stop_experiment(c, eid), eid)
 
@@ -147,12 +148,7 @@ async def stop_experiment_op(request: web.Request) -> web.Response:
 async def ship_experiment_arm(request: web.Request) -> web.Response:
     """``shipExperimentArm``: without ``confirm`` the diff it would publish; with it, the
     arm's merged config published as the next version (experiment marked shipped)."""
-    merchant = await merchant_of(request)
-    # another merchant's (or no) game is 404 whatever the body says
-    await configs.require_game(request.app[DB], merchant.id, game_id(request))
-    eid = _experiment_id(request)
-    raw = await request.read()
-    body = checked(SHIP_BODY, decode_json(raw))
+    merchant, eid, raw, body = await _change_request(request, SHIP_BODY)
     arm = body["arm"]
     if not body["confirm"]:
         _, stored = await _live(request, merchant.id, game_id(request))

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.test_process import Server, petbox
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -23,6 +25,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def server_env(data_dir: Path, secret: str) -> dict[str, str]:
+    """The environment of a ``petbox`` child on ``data_dir``: none of this process's
+    ``PETBOX_`` settings, no access log, and the token secret ``secret``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PETBOX_")}
+    env.update({"PETBOX_DATA_DIR": str(data_dir), "PETBOX_ACCESS_LOG": "0",
+                "PETBOX_TOKEN_SECRET": secret})
+    return env
+
+
+def serve_loadshop(env: dict[str, str], game: str, game_file: Path, cred_file: Path) -> Server:
+    """Create the load-test merchant ``loadshop``, publish ``game_file`` as ``game``, write
+    the merchant's credentials to ``cred_file`` and start ``petbox serve`` (the caller
+    terminates it)."""
+    creds = json.loads(petbox(env, "merchant", "create", "loadshop", "--load-test", "--json"))
+    petbox(env, "game", "publish", "loadshop", game, str(game_file))
+    cred_file.write_text(json.dumps(creds))
+    server = Server(env, free_port())
+    server.start()
+    return server
 
 
 class BareServer:

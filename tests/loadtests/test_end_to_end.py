@@ -20,7 +20,7 @@ from loadtests.cli import loadtest
 from loadtests.slo import BREACH_EXIT_CODE
 from loadtests.trace import Header, Record, iter_records, write_trace
 from tests.integration.test_process import GAME_FILE, Server, petbox
-from tests.loadtests.conftest import free_port
+from tests.loadtests.conftest import serve_loadshop, server_env
 
 pytestmark = pytest.mark.slow
 SHARED_BOX = ("--max-lateness", "250ms", "--allow-saturated")
@@ -30,20 +30,25 @@ saturation reported but not failed (these tests are about what was sent and stor
 
 @pytest.fixture
 def served(tmp_path: Path) -> tuple[Server, Path]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PETBOX_")}
-    env.update({"PETBOX_DATA_DIR": str(tmp_path / "data"), "PETBOX_ACCESS_LOG": "0",
-                "PETBOX_TOKEN_SECRET": "loadtest-e2e-secret-123",
-                "PETBOX_RATE_IP": "off"})  # one machine plays thousands of shoppers
-    creds = json.loads(petbox(env, "merchant", "create", "loadshop", "--load-test", "--json"))
-    petbox(env, "game", "publish", "loadshop", "squirrel-omg", str(GAME_FILE))
+    env = server_env(tmp_path / "data", "loadtest-e2e-secret-123")
+    env["PETBOX_RATE_IP"] = "off"  # one machine plays thousands of shoppers
     cred_file = tmp_path / "loadshop.json"
-    cred_file.write_text(json.dumps(creds))
-    server = Server(env, free_port())
-    server.start()
+    server = serve_loadshop(env, "squirrel-omg", GAME_FILE, cred_file)
     yield server, cred_file
     server.terminate()
+
+
+def generate_steady(runner: CliRunner, trace: Path, game_file: Path, baseline: int,
+                    duration: str, players: int, seed: int) -> dict[str, Any]:
+    """A steady trace of ``game_file`` at ``baseline`` requests/s for ``duration`` (a CLI
+    duration, e.g. ``100s``), compressed 10x: the generator's summary."""
+    gen = runner.invoke(loadtest, [
+        "generate", "--shape", "steady", "-B", str(baseline), "--duration", duration,
+        "--compress", "10", "--players", str(players), "--seed", str(seed),
+        "--game-config", str(game_file), "-o", str(trace)])
+    assert gen.exit_code == 0, gen.output
+    generated: dict[str, Any] = json.loads(gen.output)
+    return generated
 
 
 def _generate(runner: CliRunner, trace: Path, players: int, seed: int, ops: str,
@@ -209,11 +214,7 @@ def test_generated_shoppers_get_no_refusals(served: tuple[Server, Path], tmp_pat
     petbox({**server.env}, "game", "publish", "loadshop", "plays", str(game_file))
     trace, out = tmp_path / "plays.pbt", tmp_path / "report"
     runner = CliRunner()
-    gen = runner.invoke(loadtest, [
-        "generate", "--shape", "steady", "-B", "40", "--duration", "100s", "--compress", "10",
-        "--players", "300", "--seed", "3", "--game-config", str(game_file), "-o", str(trace)])
-    assert gen.exit_code == 0, gen.output
-    by_op = json.loads(gen.output)["by_op"]
+    by_op = generate_steady(runner, trace, game_file, 40, "100s", 300, 3)["by_op"]
     for op in ("adoptPet", "checkIn", "feedPet", "playWithPet", "cleanPet", "startTask",
                "completeTask", "drawBox", "getBoxSeries"):
         assert by_op.get(op, 0) > 0, by_op

@@ -9,7 +9,6 @@ the load tester knows only their URLs and a load-test merchant's credentials.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +20,9 @@ from click.testing import CliRunner
 from loadtests.cli import loadtest
 from loadtests.model import ref
 from loadtests.trace import Header, Record, read_trace, write_trace
-from tests.integration.test_process import GAME_FILE, Server, petbox
-from tests.loadtests.conftest import free_port
-from tests.loadtests.test_end_to_end import SHARED_BOX
+from tests.integration.test_process import GAME_FILE, Server
+from tests.loadtests.conftest import serve_loadshop, server_env
+from tests.loadtests.test_end_to_end import SHARED_BOX, generate_steady
 
 pytestmark = pytest.mark.slow
 GATES = ("--slo", "unexpected=0", "--slo", "5xx=0", "--slo", "timeouts=0",
@@ -55,21 +54,13 @@ def later_plays_game(now: int) -> dict[str, Any]:
 
 
 def _env(tmp: Path, name: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PETBOX_")}
-    env.update({"PETBOX_DATA_DIR": str(tmp / name), "PETBOX_ACCESS_LOG": "0",
-                "PETBOX_TOKEN_SECRET": "loadtest-later-secret-123"})
-    return env
+    return server_env(tmp / name, "loadtest-later-secret-123")
 
 
 def _start(env: dict[str, str], tmp: Path, game: Path) -> tuple[Server, Path]:
     """A server with the load-test merchant ``loadshop`` and the game ``later``."""
-    made = json.loads(petbox(env, "merchant", "create", "loadshop", "--load-test", "--json"))
-    petbox(env, "game", "publish", "loadshop", "later", str(game))
     cred_file = tmp / f"creds-{Path(env['PETBOX_DATA_DIR']).name}.json"
-    cred_file.write_text(json.dumps(made))
-    server = Server(env, free_port())
-    server.start()
-    return server, cred_file
+    return serve_loadshop(env, "later", game, cred_file), cred_file
 
 
 @pytest.fixture
@@ -95,11 +86,7 @@ def test_model_plays_presales_samples_and_teams(served: tuple[Server, Path],
     server, creds = served
     trace, out = tmp_path / "later.pbt", tmp_path / "report"
     runner = CliRunner()
-    gen = runner.invoke(loadtest, [
-        "generate", "--shape", "steady", "-B", "30", "--duration", "80s", "--compress", "10",
-        "--players", "150", "--seed", "4", "--game-config", str(game_file), "-o", str(trace)])
-    assert gen.exit_code == 0, gen.output
-    by_op = json.loads(gen.output)["by_op"]
+    by_op = generate_steady(runner, trace, game_file, 30, "80s", 150, 4)["by_op"]
     plays = ("getPresale", "reservePresale", "ingestOrder", "getSampleCampaign",
              "applySample", "listMySamples", "reviewSample", "createTeam", "joinTeam",
              "getTeam", "claimTeamRewards")

@@ -11,7 +11,6 @@ then replayed on shadow data.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,28 +20,22 @@ from click.testing import CliRunner
 
 from loadtests.cli import loadtest
 from loadtests.trace import read_trace
-from tests.integration.test_process import Server, petbox
-from tests.loadtests.conftest import free_port
-from tests.loadtests.test_end_to_end import SHARED_BOX, _plays_game
+from tests.integration.test_process import Server
+from tests.loadtests.conftest import serve_loadshop, server_env
+from tests.loadtests.test_end_to_end import SHARED_BOX, _plays_game, generate_steady
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def recorder(tmp_path: Path) -> Iterator[tuple[Server, Path, Path]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PETBOX_")}
-    env.update({"PETBOX_DATA_DIR": str(tmp_path / "data"), "PETBOX_ACCESS_LOG": "0",
-                "PETBOX_TOKEN_SECRET": "loadtest-record-secret-123",
-                "PETBOX_RECORD_DIR": str(tmp_path / "traces"), "PETBOX_RECORD_SAMPLE": "1"})
+    env = server_env(tmp_path / "data", "loadtest-record-secret-123")
+    env.update({"PETBOX_RECORD_DIR": str(tmp_path / "traces"), "PETBOX_RECORD_SAMPLE": "1"})
     config = _plays_game(int(time.time()))  # a short browse keeps the test short
     game_file = tmp_path / "quick.json"
     game_file.write_text(json.dumps(config))
-    creds = json.loads(petbox(env, "merchant", "create", "loadshop", "--load-test", "--json"))
-    petbox(env, "game", "publish", "loadshop", "quick", str(game_file))
     cred_file = tmp_path / "loadshop.json"
-    cred_file.write_text(json.dumps(creds))
-    server = Server(env, free_port())
-    server.start()
+    server = serve_loadshop(env, "quick", game_file, cred_file)
     yield server, cred_file, game_file
     server.terminate()
 
@@ -52,10 +45,7 @@ def test_recorded_session_replays_with_no_unexpected_errors(
     server, creds, game_file = recorder
     runner = CliRunner()
     trace = tmp_path / "drive.pbt"
-    gen = runner.invoke(loadtest, [
-        "generate", "--shape", "steady", "-B", "50", "--duration", "120s", "--compress", "10",
-        "--players", "150", "--seed", "8", "--game-config", str(game_file), "-o", str(trace)])
-    assert gen.exit_code == 0, gen.output
+    generate_steady(runner, trace, game_file, 50, "120s", 150, 8)
     # Real shopper traffic to record: real data (of a load-test merchant) is recorded,
     # shadow traffic never is.
     drive = runner.invoke(loadtest, [
