@@ -521,7 +521,12 @@ def summary(populations: list[int], by_pop: dict[int, list[Window]],
     for attr, name in (("total_us", "workers + persister + Redis"), ("worker_us", "workers"),
                        ("persister_us", "persister"), ("redis_us", "Redis"),
                        ("evalsha_us", "one EVALSHA's wall time in Redis")):
-        ratio = med(hi, attr) / med(lo, attr)
+        base = med(lo, attr)
+        if not base:  # a run too short for a part to register any CPU: no ratio to give
+            print(f"cost per action {hi:,} / {lo:,} players ({name}): n/a (none measured "
+                  f"at {lo:,})")
+            continue
+        ratio = med(hi, attr) / base
         results[f"ratio_{attr}"] = ratio
         print(f"cost per action {hi:,} / {lo:,} players ({name}): {ratio:.3f}")
 
