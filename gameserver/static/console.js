@@ -158,7 +158,28 @@
     }
   }
 
-  async function api(method, path, body, { auth = true, idempotencyKey = null } = {}) {
+  /** A request petbox refused for the moment (503 overloaded/unavailable, 429) is sent
+   * again after the Retry-After it names, up to API_RETRIES times, as the JS SDK does:
+   * a merchant should not have to click again through a moment of overload. Only what
+   * cannot apply twice is resent: reads, and writes that carry an Idempotency-Key. */
+  const API_RETRIES = 3;
+  const API_MAX_WAIT_S = 5;
+
+  async function api(method, path, body, options = {}) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await apiOnce(method, path, body, options);
+      } catch (e) {
+        const again = e instanceof ApiError && (e.status === 503 || e.status === 429) &&
+          (method === "GET" || options.idempotencyKey) && attempt < API_RETRIES;
+        if (!again) throw e;
+        const wait = Math.min(e.retryAfter || 1, API_MAX_WAIT_S);
+        await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      }
+    }
+  }
+
+  async function apiOnce(method, path, body, { auth = true, idempotencyKey = null } = {}) {
     const headers = {};
     if (auth) headers.Authorization = `Bearer ${S.key}`;
     if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
@@ -185,6 +206,7 @@
       const err = (data && data.error) || {};
       const e = new ApiError(resp.status, err.code || `http_${resp.status}`,
         err.message || resp.statusText || "request failed", err.details);
+      e.retryAfter = Number(resp.headers.get("Retry-After")) || 0;
       if (resp.status === 401 && auth && S.merchant) {
         signOut("Your API key was not accepted any more. Please sign in again.");
       }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from gameserver.appkeys import METRICS, REDIS
 from tests.browser.console import NEEDS_CHROMIUM, expect, shot, signed_in
 from tests.conftest import World
 from tests.integration.test_rains_http import NOW, RAIN_CONFIG, grab, token
@@ -51,3 +52,32 @@ async def test_rain_and_sampling_panels(world: World) -> None:
         await expect(sample.locator(".sample-winner-list")).to_contain_text("Ship to:")
         await shot(page, "plays-samples")
     assert problems == []
+
+
+async def test_the_console_retries_a_write_petbox_refused_for_the_moment(world: World) -> None:
+    """Redis stops running scripts for 2.5 s (``CLIENT PAUSE``) as the merchant clicks
+    Draw winners: the first attempt times out on Redis and answers 503 with Retry-After;
+    the console sends it again with the same Idempotency-Key, and the draw happens once."""
+    world.clock.set(NOW + 1)
+    await world.merchant("rainshop", config=CONFIG)
+    for n in range(3):
+        resp = await world.client.post("/v1/games/squirrel/samples/nuts/apply", json={},
+                                       headers={"Authorization": f"Bearer {token(world, f'g{n}')}",
+                                                "Idempotency-Key": f"a{n}"})
+        assert resp.status == 200, await resp.text()
+    world.clock.set(NOW + 3600 + 5)
+    app = world.client.app
+    async with signed_in(world, "rainshop", plays="Red-envelope rain") as (page, problems):
+        await page.get_by_role("button", name="Sampling").click()
+        sample = page.locator("#sample-nuts")
+        await expect(sample.locator(".sample-applicants")).to_have_text("3")
+        await app[REDIS].execute_command("CLIENT", "PAUSE", 2500, "WRITE")
+        await sample.get_by_role("button", name="Draw winners").click()
+        await expect(sample.locator(".sample-winners")).to_have_text("2 of 2", timeout=20_000)
+    assert problems == []
+    registry = app[METRICS].registry
+    refused = registry.get_sample_value("petbox_request_seconds_count",
+                                        {"operation": "drawSampleWinners", "status": "5xx"})
+    served = registry.get_sample_value("petbox_request_seconds_count",
+                                       {"operation": "drawSampleWinners", "status": "2xx"})
+    assert (refused, served) == (1.0, 1.0)
