@@ -95,11 +95,19 @@ async def test_sigkill_mid_burst_loses_no_unit_and_keeps_every_acked_claim(
         acked: dict[str, str] = {}  # user → hold id acknowledged
         outcomes: dict[str, int] = {}
         first_ack = asyncio.Event()
+        killed = False
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             tokens = [minted(MERCHANT, f"k{i}") for i in range(CLAIMS)]
 
             async def one(i: int) -> None:
-                status, body = await _claim(http, server.base, tokens[i], f"c{i}")
+                while True:
+                    status, body = await _claim(http, server.base, tokens[i], f"c{i}")
+                    # A 503 leaves the outcome open (overloaded, SQL pool busy on a loaded
+                    # host): a client sends it again with its key, as shoppers' apps do.
+                    if status != 503 or killed:
+                        break
+                    outcomes["503 retried"] = outcomes.get("503 retried", 0) + 1
+                    await asyncio.sleep(0.5)
                 outcomes[str(status)] = outcomes.get(str(status), 0) + 1
                 if status == 200:
                     acked[f"k{i}"] = body["hold"]
@@ -107,7 +115,13 @@ async def test_sigkill_mid_burst_loses_no_unit_and_keeps_every_acked_claim(
                         first_ack.set()
 
             burst = [asyncio.create_task(one(i)) for i in range(CLAIMS)]
-            await asyncio.wait_for(first_ack.wait(), 60)
+            waiting: asyncio.Future[Any] = asyncio.ensure_future(first_ack.wait())
+            everyone: asyncio.Future[Any] = asyncio.gather(*burst)
+            await asyncio.wait({waiting, everyone}, timeout=60,
+                               return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            assert first_ack.is_set(), outcomes  # else every claim ended with too few acks
+            killed = True
             server.kill()
             await asyncio.gather(*burst)
             at_kill = dict(acked)
