@@ -102,7 +102,8 @@ async def _sql_grants(world: Any) -> tuple[Counter[str], int, tuple[int, int, in
 async def test_thousand_concurrent_draws_on_a_limited_coupon(world: Any, stock: int) -> None:
     """``scarce`` (the issue's case): 20 coupons for ~3,400 draws aiming at one; the Redis
     gate turns the rest away without SQL: whatever is refused is refused by design with
-    Retry-After, and exactly 20 are granted. (How many are refused depends on what else
+    Retry-After, and exactly 20 are granted (fewer only when a grant failed closed, SQL
+    out of reach on a loaded host: then its unit is back in the gate, none stranded). (How many are refused depends on what else
     the machine runs: the share is a capacity figure, measured on a quiet machine by
     ``bench/midnight_bench.py --play draw``, docs/benchmarks.md.) ``plenty``: every
     draw that aims at the coupon takes a SQL grant (two transactions on one hot stock
@@ -130,7 +131,14 @@ async def test_thousand_concurrent_draws_on_a_limited_coupon(world: Any, stock: 
     acked = [r["item"] for s, _, b in results if s == 200 for r in b["draws"]]
     granted = acked.count("coupon_x")
     statuses, codes, (total, taken, in_sql) = await _sql_grants(world)
-    assert granted == STOCK if stock == STOCK else 0 < granted < stock
+    # A grant that failed closed (busy/unavailable: SQL out of reach on a loaded host)
+    # granted nothing and its unit goes back to the gate when the hold is settled below;
+    # with none of those, the 20 coupons are all granted.
+    failed_closed = sum(1 for _, _, b in refused if b["error"]["code"] in ("busy", "unavailable"))
+    if stock == STOCK:
+        assert granted == STOCK if not failed_closed else 0 < granted <= STOCK, (granted, tally)
+    else:
+        assert 0 < granted < stock
     assert statuses["confirmed"] == codes == taken == in_sql == granted, statuses
     assert statuses["pending"] == 0 and total == stock
     gate = await world.client.app[VALUE].stock_left("burst", "squirrel",
