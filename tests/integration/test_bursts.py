@@ -103,9 +103,10 @@ async def test_thousand_concurrent_draws_on_a_limited_coupon(world: Any, stock: 
     """``scarce`` (the issue's case): 20 coupons for ~3,400 draws aiming at one; the Redis
     gate turns the rest away without SQL: whatever is refused is refused by design with
     Retry-After, and exactly 20 are granted (fewer only when a grant failed closed, SQL
-    out of reach on a loaded host: then its unit is back in the gate, none stranded). (How many are refused depends on what else
-    the machine runs: the share is a capacity figure, measured on a quiet machine by
-    ``bench/midnight_bench.py --play draw``, docs/benchmarks.md.) ``plenty``: every
+    out of reach on a loaded host: then its unit is back in the gate, none stranded).
+    (How many are refused depends on what else the machine runs: the share is a
+    capacity figure, measured on a quiet machine by ``bench/midnight_bench.py --play
+    draw``, docs/benchmarks.md.) ``plenty``: every
     draw that aims at the coupon takes a SQL grant (two transactions on one hot stock
     row), so SQL caps throughput and admission control sheds the excess, by design only
     (with Retry-After), never a pool running dry; what was acknowledged is exactly what
