@@ -133,6 +133,19 @@ async def test_a_paused_redis_fails_the_batch_on_its_deadline_then_recovers(
         await client.aclose()
 
 
+async def _calls_at_300_per_second(script: Any, key: str, budget: LatencyBudget | None = None,
+                                   request_seconds: float = 0.0) -> None:
+    """120 calls, one per 1/300 s; with a ``budget``, each followed by a request of
+    ``request_seconds`` reported to it."""
+    calls = []
+    for i in range(120):
+        calls.append(asyncio.ensure_future(script(keys=[key], args=[str(i)])))
+        if budget is not None:
+            budget.observe(request_seconds)
+        await asyncio.sleep(1 / 300)
+    await asyncio.gather(*calls)
+
+
 async def test_linger_gathers_batches_only_while_calls_are_frequent(
         redis: aioredis.Redis) -> None:
     batcher = ScriptBatcher(redis, linger=0.05, busy=0.0)  # the test process idles
@@ -143,11 +156,7 @@ async def test_linger_gathers_batches_only_while_calls_are_frequent(
     assert asyncio.get_running_loop().time() - started < 0.015
     # 300 calls a second, one per loop turn (15 expected within a linger, at least
     # MIN_JOINERS): after a measuring window, each batch waits and gathers several turns.
-    calls = []
-    for i in range(120):
-        calls.append(asyncio.ensure_future(script(keys=["l"], args=[f"v{i}"])))
-        await asyncio.sleep(1 / 300)
-    await asyncio.gather(*calls)
+    await _calls_at_300_per_second(script, "l")
     assert await redis.llen("l") == 121
     assert batcher.batches < 121 / 2, (batcher.calls, batcher.batches)
     assert batcher._rate > 100
@@ -168,24 +177,9 @@ async def test_a_full_batch_does_not_wait_for_its_linger(redis: aioredis.Redis) 
 async def test_no_linger_while_the_process_has_cpu_to_spare(redis: aioredis.Redis) -> None:
     batcher = ScriptBatcher(redis, linger=0.05, busy=0.5)
     script = batcher.script(APPEND)
-    calls = []
-    for i in range(120):  # 300 calls a second as in the test above, but the process idles
-        calls.append(asyncio.ensure_future(script(keys=["idle"], args=[str(i)])))
-        await asyncio.sleep(1 / 300)
-    await asyncio.gather(*calls)
+    await _calls_at_300_per_second(script, "idle")  # as above, but the process idles
     assert batcher._rate > 100 and batcher._load < 0.5
     assert (batcher.calls, batcher.batches) == (120, 120)  # each left on its own turn
-
-
-async def _calls_at_300_per_second(script: Any, key: str, budget: LatencyBudget,
-                                   request_seconds: float) -> None:
-    """120 calls, one per 1/300 s, each followed by a request of ``request_seconds``."""
-    calls = []
-    for i in range(120):
-        calls.append(asyncio.ensure_future(script(keys=[key], args=[str(i)])))
-        budget.observe(request_seconds)
-        await asyncio.sleep(1 / 300)
-    await asyncio.gather(*calls)
 
 
 async def test_a_latency_budget_gathers_batches_while_requests_are_fast(
