@@ -10,7 +10,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from gameserver.appkeys import METRICS, REDIS
+from gameserver.settings import Settings
 from tests.browser.console import NEEDS_CHROMIUM, expect, shot, signed_in
 from tests.conftest import World
 from tests.integration.test_rains_http import NOW, RAIN_CONFIG, grab, token
@@ -23,6 +26,12 @@ CONFIG: dict[str, Any] = copy.deepcopy(RAIN_CONFIG)
 CONFIG["tasks"] = copy.deepcopy(SAMPLE_CONFIG["tasks"])
 CONFIG["samples"] = {"nuts": copy.deepcopy(SAMPLE_CONFIG["samples"]["nuts"])}
 CONFIG["samples"]["nuts"]["stock"] = 2
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Production's Redis bound (2 s), so the 2.5 s pause below is a timeout."""
+    return settings.with_overrides(redis_timeout=2.0)
 
 
 async def test_rain_and_sampling_panels(world: World) -> None:

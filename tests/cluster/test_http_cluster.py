@@ -121,14 +121,6 @@ async def _check_sql(world: World, views: dict[str, dict[str, Any]]) -> None:
 
 
 @pytest.fixture
-def settings(settings: Any) -> Any:
-    """This test checks routing and durability on the cluster, not SQL latency: it lets
-    SQL calls wait as background jobs do (on the shared 2-core test machine, 50 shoppers
-    at once reading their draws from PostgreSQL passed the 1.5 s request bound)."""
-    return settings.with_overrides(sql_timeout=10.0)
-
-
-@pytest.fixture
 async def demo_world(client: Any, db: Any, clock: Any, example_config: dict[str, Any]) -> World:
     """Merchant ``shop`` with the demo game (boxes, leaderboards, tasks, offers)."""
     world = World(client, db, clock, example_config)

@@ -9,9 +9,6 @@ import copy
 import time
 from typing import Any
 
-import pytest
-
-from gameserver.settings import Settings
 from tests.conftest import World, answered_despite_503
 from tests.integration.test_assist_http import (
     ASSIST_CONFIG,
@@ -25,13 +22,6 @@ from tests.integration.test_assist_http import (
 )
 
 HELPERS = 1000
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """As in test_poll_burst.py: a burst of new shoppers reads each one through from
-    SQL, so a SQL call may wait for a pooled connection up to the admission bound."""
-    return settings.with_overrides(sql_timeout=5.0)
 
 
 async def test_thousand_helpers_exactly_ten_count(world: World) -> None:

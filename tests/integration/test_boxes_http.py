@@ -16,7 +16,6 @@ from gameserver.appkeys import SERVICES
 from gameserver.db import models as m
 from gameserver.games import parse_config
 from gameserver.persister import Persister
-from gameserver.settings import Settings
 from tests.conftest import BASIC_CONFIG
 
 GAME = "/v1/games/squirrel"
@@ -36,17 +35,6 @@ BOX_CONFIG["boxes"] = {"series": {"forest": {
                             "template": "T-5", "face_value_fen": 500, "max_copies": 0}},
 }}}
 """A series where nine draws in ten aim at a limited coupon with stock 100."""
-
-
-@pytest.fixture
-def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
-    """The thousand-shopper burst checks that contention never oversells, not latency:
-    it waits for SQL as long as background jobs do. (With the 1.5 s request bound, a
-    thousand simultaneous draws on one SQLite file answer a few 503s, failing closed:
-    4 of 1,000 on the 2-core test machine.)"""
-    if request.node.name.startswith("test_thousand_concurrent_shoppers"):
-        return settings.with_overrides(sql_timeout=10.0)
-    return settings
 
 
 @pytest.fixture

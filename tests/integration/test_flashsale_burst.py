@@ -47,9 +47,8 @@ def case(db_url: str) -> int:
 
 @pytest.fixture
 def settings(case: int, settings: Settings) -> Settings:
-    """As the poll burst: every claimer is a new shopper read through from SQL, so a SQL
-    call may wait for a connection as long as a request may wait for admission."""
-    return settings.with_overrides(sql_timeout=5.0, stock_buckets=case)
+    """The claims run on ``case`` stock buckets."""
+    return settings.with_overrides(stock_buckets=case)
 
 
 async def _claim(world: World, tok: str, key: str, shed: list[str]

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from gameserver.settings import Settings
 from tests.conftest import World, answered_despite_503
 from tests.integration.test_poll_http import POLL_CONFIG, poll_view, tallies, token, vote
 
@@ -24,15 +23,6 @@ TRIES = 10
 LIMIT = POLL_CONFIG["polls"]["best"]["votes_per_day"]
 BURST_CONFIG: dict[str, Any] = copy.deepcopy(POLL_CONFIG)
 BURST_CONFIG["polls"]["best"]["buckets"] = 64
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """As in test_bursts.py: a burst of new shoppers reads each one through from SQL,
-    so a SQL call may wait for a pooled connection as long as a request may wait for
-    admission (5 s) instead of the 1.5 s request bound (on the 2-core test machine,
-    PostgreSQL shed some of the burst as 503 under the 1.5 s bound)."""
-    return settings.with_overrides(sql_timeout=5.0)
 
 
 @pytest.fixture

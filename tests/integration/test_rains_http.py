@@ -31,7 +31,6 @@ from economy.rains import (
 )
 from gameserver.appkeys import CLOCK, SERVICES, SIGNER
 from gameserver.db import models as m
-from gameserver.settings import Settings
 from mechanics.rains import bucket_of
 from tests.conftest import BASIC_CONFIG, World, answered_despite_503
 from tests.integration.test_poll_http import all_owed, flush_all
@@ -48,13 +47,6 @@ RAIN_CONFIG["rains"] = {"midnight": {
         "r2": {"starts_at": NOW + 600, "duration_s": 30, "pool_fen": 500, "envelopes": 5,
                "min_fen": 100, "grab_limit": 2},
     }}}
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """As in test_poll_burst.py: a burst of new shoppers reads each one through from SQL,
-    so a SQL call may wait as long as a request may wait for admission (5 s)."""
-    return settings.with_overrides(sql_timeout=5.0)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest
 
 from economy.samples import DRAW_GRACE_S, applicants_hash, lottery, verify_ticket
 from gameserver.appkeys import CLOCK, SIGNER
-from gameserver.settings import Settings
 from gameserver.webhooks import OUTBOX
 from tests.conftest import BASIC_CONFIG, World, answered_despite_503
 
@@ -37,12 +36,6 @@ SAMPLE_CONFIG["samples"] = {
             "closes_at": CLOSES, "mode": "first_come",
             "eligibility": {"follow_task": "follow"}},
 }
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """As in test_poll_burst.py: a burst of new shoppers reads each one through from SQL."""
-    return settings.with_overrides(sql_timeout=5.0)
 
 
 @pytest.fixture
