@@ -19,6 +19,7 @@ module imports lives in every worker's heap.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -72,7 +73,7 @@ class _Supervisor:
         signal.signal(signal.SIGTERM, self._forward)
         signal.signal(signal.SIGINT, self._forward)
         while True:
-            alive = [p for p in self.procs if p is not None and p.is_alive()]
+            alive = [p for p in self.procs if p is not None and not _exited(p)]
             if self.stopping and not alive:
                 break
             wait([p.sentinel for p in alive], timeout=self._next_wake())
@@ -80,7 +81,7 @@ class _Supervisor:
                 continue
             now = time.monotonic()
             for index, proc in enumerate(self.procs):
-                if proc is not None and not proc.is_alive():
+                if proc is not None and _exited(proc):
                     self._died(index, proc, now)
                 due = self.due[index]
                 if due is not None and now >= due and not self.stopping:
@@ -111,8 +112,9 @@ class _Supervisor:
         self.streak[index] += 1
         delay = restart_delay(self.streak[index], self.backoff, self.max_backoff)
         self.due[index] = now + delay
+        code = "unknown" if dead.exitcode is None else dead.exitcode
         log.error("%s (pid %s) exited with code %s; starting it again%s", dead.name,
-                  dead.pid, dead.exitcode,
+                  dead.pid, code,
                   f" in {delay:.1f} s ({self.streak[index]} exits in a row)" if delay else "")
         if self.on_exit is not None:
             self.on_exit(index)
@@ -120,5 +122,15 @@ class _Supervisor:
     def _forward(self, signum: int, _frame: Any) -> None:
         self.stopping = True
         for proc in self.procs:
-            if proc is not None and proc.pid is not None and proc.is_alive():
-                os.kill(proc.pid, signum)
+            if proc is not None and proc.pid is not None and not _exited(proc):
+                with contextlib.suppress(ProcessLookupError):  # it died just now
+                    os.kill(proc.pid, signum)
+
+
+def _exited(proc: BaseProcess) -> bool:
+    """Whether ``proc`` has exited: its exit code is known, or its sentinel (a pipe end the
+    child holds until it dies) is readable. The sentinel settles it when something else in
+    this process reaped the child first (a ``waitpid`` on a reused pid): ``is_alive()``
+    then answers True forever, and trusting it alone spun this loop at full CPU, never
+    restarting the worker nor stopping on SIGTERM."""
+    return not proc.is_alive() or bool(wait([proc.sentinel], timeout=0))

@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from multiprocessing.context import SpawnProcess
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,36 @@ def test_a_dead_child_is_started_again_and_signals_stop_all(tmp_path: Path) -> N
         signal.signal(signal.SIGINT, previous[1])
         stopper.join()
     assert _starts(marker) == 2
+
+
+class _ReapedElsewhere(SpawnProcess):
+    """A child that something else in the parent reaps as soon as it exits (a ``waitpid``
+    on its pid): its exit status is lost, so ``is_alive()`` answers True for ever."""
+
+    def start(self) -> None:
+        super().start()
+        assert self.pid is not None
+        os.waitpid(self.pid, 0)
+
+
+def _supervise_children_reaped_elsewhere(marker: str) -> None:
+    spawn = functools.partial(_ReapedElsewhere, target=_exit_with_time, args=(3, marker),
+                              name="petbox-wrk-0")
+    stopper = _stop_after(Path(marker), 3)
+    supervise([spawn], backoff=0.05, max_backoff=0.1)
+    stopper.join()
+
+
+def test_a_child_reaped_elsewhere_is_still_seen_to_die(tmp_path: Path) -> None:
+    """Seen in CI: an exit status taken by another ``waitpid`` in the process left the
+    supervisor spinning at full CPU, never restarting the worker nor stopping on SIGTERM.
+    The child's sentinel shows the death: it is started again, and SIGTERM stops it all.
+    (Run in a process of its own so that a spinning supervisor can be killed.)"""
+    marker = tmp_path / "starts"
+    runner = CTX.Process(target=_supervise_children_reaped_elsewhere, args=(str(marker),))
+    runner.start()
+    runner.join(20)
+    if runner.is_alive():
+        runner.kill()
+        runner.join()
+    assert (runner.exitcode, _starts(marker) >= 3) == (0, True)
