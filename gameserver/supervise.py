@@ -129,8 +129,23 @@ class _Supervisor:
 
 def _exited(proc: BaseProcess) -> bool:
     """Whether ``proc`` has exited: its exit code is known, or its sentinel (a pipe end the
-    child holds until it dies) is readable. The sentinel settles it when something else in
-    this process reaped the child first (a ``waitpid`` on a reused pid): ``is_alive()``
-    then answers True forever, and trusting it alone spun this loop at full CPU, never
-    restarting the worker nor stopping on SIGTERM."""
-    return not proc.is_alive() or bool(wait([proc.sentinel], timeout=0))
+    child holds until it dies) is readable.
+
+    The sentinel settles it when something else in this process reaped the child first
+    (a ``waitpid`` on a reused pid): ``is_alive()`` then answers True for ever, and
+    trusting it alone spun the loop at full CPU, never restarting the worker nor stopping
+    on SIGTERM. A dying child closes its files a moment before the kernel makes its exit
+    status known, so a readable sentinel is given up to ``STATUS_WAIT_S`` for the status
+    (a blocking ``waitpid`` could hang on a pid reused by a live child)."""
+    if not proc.is_alive():
+        return True
+    if not wait([proc.sentinel], timeout=0):
+        return False
+    deadline = time.monotonic() + STATUS_WAIT_S
+    while proc.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return True
+
+
+STATUS_WAIT_S = 1.0
+"""How long a child whose sentinel is readable is given for its exit status to be known."""
