@@ -23,7 +23,7 @@ from gameserver.appkeys import CLOCK, GAMES, SETTINGS, SIGNER
 from gameserver.db import models as m
 from gameserver.keys import AggregateRef, PlayerRef, shard_of
 from mechanics import assist as rules
-from tests.conftest import BASIC_CONFIG, World, retry_503
+from tests.conftest import BASIC_CONFIG, World
 from tests.integration.test_poll_http import aggs, all_owed
 
 NOW = 1_767_225_600
@@ -95,11 +95,8 @@ async def notices(world: World, merchant: str = "helpshop") -> list[tuple[str, s
 
 
 async def started(world: World, owner: str = "olga") -> str:
-    """A started help request's code (a 503 on a loaded host is sent again with its key)."""
-    tok = token(world, owner)
-    resp = await retry_503(lambda: start(world, tok, f"s-{owner}"))
-    assert resp.status == 200, await resp.text()
-    return str((await resp.json())["code"])
+    """The code of ``owner``'s started help request at helpshop."""
+    return await started_in(world, "helpshop", owner)
 
 
 async def test_three_helps_complete_and_the_owner_is_rewarded_once(aw: World) -> None:

@@ -17,7 +17,7 @@ from gameserver.appkeys import CLOCK, DB, KEYS, METRICS, REDIS, SETTINGS
 from gameserver.auth import body_signature
 from gameserver.persister import Persister
 from mechanics.registry import MECHANICS
-from tests.conftest import World, retry_503
+from tests.conftest import World
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = json.loads((ROOT / "examples" / "squirrel-omg.json").read_text())
@@ -49,15 +49,9 @@ class Checked:
             hdrs["Authorization"] = f"Bearer {token}"
         if key:
             hdrs["Idempotency-Key"] = key
-        def send() -> Any:
-            return self.world.client.request(
-                method, path, headers=hdrs, data=data,
-                json=body if data is None and method != "GET" else None)
-
-        # A read, or a write with its key, that a loaded host answers 503 once is sent
-        # again as clients do (not when a 503 is the answer under test).
-        safe = status != 503 and (method == "GET" or key is not None)
-        resp = await (retry_503(send) if safe else send())
+        resp = await self.world.client.request(
+            method, path, headers=hdrs, data=data,
+            json=body if data is None and method != "GET" else None)
         text = await resp.text()
         assert resp.status == status, (op_id, resp.status, text)
         out = json.loads(text)
