@@ -299,6 +299,19 @@ class SoldOut(DomainError):
         super().__init__("sold out", sale=sale, stock_left=0)
 
 
+class StockPending(DomainError):
+    """Nothing is left to claim, but claims still being settled hold units that may
+    come back (their grant can fail): not sold out yet, so the shopper should retry."""
+
+    code = "stock_pending"
+    kind = Refusal.UNAVAILABLE
+
+    def __init__(self, sale: str, pending: int) -> None:
+        super().__init__("every unit is held by claims still being settled; some may come "
+                         "back: retry after Retry-After with the same Idempotency-Key",
+                         retry_after=1, sale=sale, stock_left=0, stock_pending=pending)
+
+
 class NotEligible(DomainError):
     """The shopper does not meet the sale's eligibility."""
 

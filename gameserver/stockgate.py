@@ -67,6 +67,13 @@ class Taken:
     """Units per ref the buckets asked had when asked (for the view when short)."""
 
 
+def _held_units(member: str) -> list[tuple[str, int]]:
+    """The (ref, units) pairs of a hold member ``id|epoch|ref|n|ref|n…``
+    (``stock_reserve.lua`` writes it)."""
+    parts = member.split("|")[2:]
+    return [(parts[i], int(parts[i + 1])) for i in range(0, len(parts) - 1, 2)]
+
+
 def deal(units: int, buckets: int) -> list[int]:
     """``units`` dealt over ``buckets`` as evenly as whole units go (earlier get more)."""
     base, extra = divmod(max(0, units), buckets)
@@ -118,6 +125,24 @@ class StockGate:
             return None
         return {ref: [int(values[i] or 0) for _, values in state]
                 for i, ref in enumerate(refs)}
+
+    async def in_flight(self, merchant: str, game: str, refs: list[str]) -> dict[str, int]:
+        """Units of ``refs`` held by attempts whose outcome is not known yet (taken from
+        the buckets, not yet counted by SQL nor given back), from every bucket's holds.
+
+        A unit held is not gone: the attempt may fail and give it back. Callers read this
+        only when a ref shows nothing left, to tell "sold out" from "all units in flight"
+        (the holds zsets list every ref's attempts, so this reads more than ``refs``)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for bucket in range(self.buckets):
+            pipe.zrange(self.holds_key(merchant, game, bucket), 0, -1)
+        wanted = dict.fromkeys(refs, 0)
+        for members in await pipe.execute():
+            for member in members:
+                for ref, n in _held_units(reply_text(member)):
+                    if ref in wanted:
+                        wanted[ref] += n
+        return wanted
 
     async def epochs(self, merchant: str, game: str) -> str:
         """The generation of every bucket, as one string (``setStock`` binds to it)."""

@@ -184,6 +184,8 @@ class ValueTier(PrizeStock):
             short_ref = min(taken.missing)
             left = taken.seen.get(short_ref, 0)
             view.left[short_ref] = left
+            if view.tell_pending:
+                await self.read_pending(ref.merchant, ref.game, view, [short_ref])
             raise StockShort(short_ref, left)
         return taken.pieces
 

@@ -50,6 +50,12 @@ class StockView:
     left: dict[str, int] = field(default_factory=dict)
     buckets: dict[str, list[int]] = field(default_factory=dict)
     """Units left per ref and gate bucket, as last read (orders a reservation's asks)."""
+    pending: dict[str, int] = field(default_factory=dict)
+    """Units of a ref with nothing left that attempts in flight hold: they may come back
+    (read only where asked for, see :meth:`PrizeStock.stock_left`)."""
+    tell_pending: bool = False
+    """The rule tells "sold out" from "all units in flight": a ref that comes up short
+    in a reservation gets its ``pending`` read too."""
 
     def out(self, prefix: str) -> frozenset[str]:
         """Ids under ``prefix`` with nothing left, e.g. coupons a reward must skip."""
@@ -112,9 +118,13 @@ class PrizeStock:
             sql_left = {r[0]: max(0, int(r[1])) for r in rows}
         return await self.gate.build(merchant, game, sql_left)
 
-    async def stock_left(self, merchant: str, game: str,
-                         totals: Mapping[str, int]) -> StockView:
-        """Units left per ref, building the gate from SQL first if Redis lacks it."""
+    async def stock_left(self, merchant: str, game: str, totals: Mapping[str, int],
+                         pending: bool = False) -> StockView:
+        """Units left per ref, building the gate from SQL first if Redis lacks it.
+
+        With ``pending``, a ref with nothing left also gets the units attempts in flight
+        hold (one more round trip, only then): a play that answers "sold out" to a crowd
+        must not say so while units may still come back."""
         if not totals:
             return StockView()
         refs = sorted(totals)
@@ -122,7 +132,18 @@ class PrizeStock:
         if per_bucket is None:
             await self.ensure_stock(merchant, game, totals)
             per_bucket = await self.gate.left(merchant, game, refs) or {}
-        return StockView({ref: sum(n) for ref, n in per_bucket.items()}, per_bucket)
+        view = StockView({ref: sum(n) for ref, n in per_bucket.items()}, per_bucket,
+                         tell_pending=pending)
+        if pending:
+            await self.read_pending(merchant, game, view)
+        return view
+
+    async def read_pending(self, merchant: str, game: str, view: StockView,
+                           refs: list[str] | None = None) -> None:
+        """Fill ``view.pending`` for ``refs`` (default: every ref with nothing left)."""
+        out = refs if refs is not None else [r for r, n in view.left.items() if n <= 0]
+        if out:
+            view.pending.update(await self.gate.in_flight(merchant, game, out))
 
     async def stock_report(self, merchant: str, game: str,
                            refs: list[str]) -> list[dict[str, Any]]:

@@ -19,8 +19,10 @@ per-shopper limit, sold out. A refusal changes nothing and reserves nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from economy.config import GameConfig
@@ -36,6 +38,7 @@ from economy.flashsale import (
     SaleEnded,
     SaleNotFound,
     SoldOut,
+    StockPending,
 )
 from mechanics.flashsalestate import EXPIRED, FLASH, HELD, PAID, PRESALE, SaleHold
 from mechanics.outcome import Outcome, StockHold, ValueGrant
@@ -62,11 +65,13 @@ class ExpireHold:
 
 
 class Chance(NamedTuple):
-    """What a claim rule takes in the chance place: the server RNG (hold ids) and the
-    refs the value tier's view says are gone."""
+    """What a claim rule takes in the chance place: the server RNG (hold ids), the refs
+    the value tier's view says are gone, and the units of refs with nothing left that
+    claims in flight still hold (not gone: a claim that fails gives its unit back)."""
 
     rng: Rng
     out: frozenset[str]
+    pending: Mapping[str, int] = MappingProxyType({})
 
 
 # -- checks --------------------------------------------------------------------------
@@ -157,6 +162,8 @@ def _limits(state: PlayerState | None, kind: str, sale_id: str, ref: str,
             raise PerShopperLimit(sale_id, per_shopper)
     elif eligibility.member_task or eligibility.task or eligibility.min_orders:
         raise NotEligible(sale_id, "new_shopper")
+    if chance.pending.get(ref, 0) > 0:
+        raise StockPending(sale_id, chance.pending[ref])
     if ref in chance.out:
         raise SoldOut(sale_id)
 
@@ -302,15 +309,16 @@ def _eligibility_view(e: Eligibility) -> dict[str, Any]:
             "min_orders": e.min_orders}
 
 
-def flash_view(sale: FlashSale, now: int, left: int) -> dict[str, Any]:
-    """``getFlashSale``: the countdown in server time and the stock left."""
+def flash_view(sale: FlashSale, now: int, left: int, pending: int = 0) -> dict[str, Any]:
+    """``getFlashSale``: the countdown in server time, the stock left and, once none is
+    left, the units claims in flight still hold (``sold_out`` may yet turn ``live``)."""
     return {"sale": sale.id, "title": sale.title, "sku": sale.sku,
             "price_fen": sale.price_fen, "list_price_fen": sale.list_price_fen or None,
             "starts_at": sale.starts_at, "ends_at": sale.ends_at or None,
             "server_time": now, "starts_in": max(0, sale.starts_at - now),
             "status": flash_status(sale, now, left), "stock": sale.stock,
-            "stock_left": max(0, left), "per_shopper": sale.per_shopper,
-            "pay_seconds": sale.pay_seconds,
+            "stock_left": max(0, left), "stock_pending": max(0, pending),
+            "per_shopper": sale.per_shopper, "pay_seconds": sale.pay_seconds,
             "eligibility": _eligibility_view(sale.eligibility)}
 
 
@@ -326,13 +334,15 @@ def presale_status(p: Presale, now: int, left: int) -> str:
     return "buying" if now <= p.convert_until else "ended"
 
 
-def presale_view(p: Presale, now: int, left: int) -> dict[str, Any]:
-    """``getPresale``: windows, terms, server time and reservations left."""
+def presale_view(p: Presale, now: int, left: int, pending: int = 0) -> dict[str, Any]:
+    """``getPresale``: windows, terms, server time, reservations left and (none left)
+    those claims in flight still hold."""
     return {"presale": p.id, "title": p.title, "reserve_from": p.reserve_from,
             "reserve_until": p.reserve_until, "convert_until": p.convert_until,
             "server_time": now, "starts_in": max(0, p.reserve_from - now),
             "event_in": max(0, p.event_at - now), "status": presale_status(p, now, left),
-            "stock": p.stock, "stock_left": max(0, left), "per_shopper": p.per_shopper,
+            "stock": p.stock, "stock_left": max(0, left), "stock_pending": max(0, pending),
+            "per_shopper": p.per_shopper,
             "eligibility": _eligibility_view(p.eligibility), **presale_terms(p)}
 
 

@@ -8,6 +8,12 @@ once per Idempotency-Key. A claim before the start is refused by the rule before
 anything is read; once a sale is sold out, claims are answered ``409 sold_out`` from
 this process's stock cache without touching the gate.
 
+Sold out means no unit is left *and* none is held by a claim still being settled: such a
+claim can fail (SQL refused or timed out) and give its unit back. While units are only
+in flight a claim is answered ``503 stock_pending`` with Retry-After, and the public view
+shows them as ``stock_pending``; telling the midnight crowd "sold out" then would leave
+units that come back unsold.
+
 The public views read the stock left through :class:`StockCache`: one Redis read per
 sale and process every ``STOCK_CACHE_S`` however many shoppers poll (concurrent misses
 share one read). The countdown is computed per request from server time.
@@ -48,38 +54,42 @@ STOCK_CACHE_S = 1.0
 """How stale the public stock left (and a claim's sold-out shortcut) may be."""
 
 
+Stock = tuple[int, int]
+"""Units (left, pending): left to claim, and (when none is left) held by claims in flight."""
+
+
 class StockCache:
-    """Units left per (keyspace, merchant, game, ref), read at most once per ``ttl``
-    seconds per process; concurrent misses share one read."""
+    """Units left and pending per (keyspace, merchant, game, ref), read at most once per
+    ``ttl`` seconds per process; concurrent misses share one read."""
 
     def __init__(self, ttl: float = STOCK_CACHE_S) -> None:
         self.ttl = ttl
-        self._entries: dict[tuple[str, ...], tuple[float, int]] = {}
-        self._flights: dict[tuple[str, ...], asyncio.Future[int]] = {}
+        self._entries: dict[tuple[str, ...], tuple[float, Stock]] = {}
+        self._flights: dict[tuple[str, ...], asyncio.Future[Stock]] = {}
         self.reads = 0
         """Reads that went to Redis (tests and metrics: the cache works)."""
 
-    async def left(self, key: tuple[str, ...], read: Callable[[], Awaitable[int]]) -> int:
+    async def left(self, key: tuple[str, ...], read: Callable[[], Awaitable[Stock]]) -> Stock:
         hit = self._entries.get(key)
         if hit is not None and time.monotonic() - hit[0] < self.ttl:
             return hit[1]
         return await once(self._flights, key, lambda: self._read(key, read))
 
-    async def _read(self, key: tuple[str, ...], read: Callable[[], Awaitable[int]]) -> int:
+    async def _read(self, key: tuple[str, ...], read: Callable[[], Awaitable[Stock]]) -> Stock:
         self.reads += 1
         value = await read()
         self._entries[key] = (time.monotonic(), value)
         return value
 
-    def peek(self, key: tuple[str, ...]) -> int | None:
-        """The cached units left if still fresh, else None (never reads)."""
+    def peek(self, key: tuple[str, ...]) -> Stock | None:
+        """The cached units (left, pending) if still fresh, else None (never reads)."""
         hit = self._entries.get(key)
         return hit[1] if hit is not None and time.monotonic() - hit[0] < self.ttl else None
 
     def mark_out(self, key: tuple[str, ...]) -> None:
-        """A claim found the gate empty: claims of this process that have not reached
-        the gate yet are answered sold out without it, for the cache's ``ttl``."""
-        self._entries[key] = (time.monotonic(), 0)
+        """A claim found nothing left and nothing in flight: claims of this process that
+        have not reached the gate yet are answered sold out without it, for ``ttl``."""
+        self._entries[key] = (time.monotonic(), (0, 0))
 
     def clear(self) -> None:
         self._entries.clear()
@@ -98,23 +108,29 @@ def _cache_key(svc: Services, live: LiveGame, ref: str) -> tuple[str, ...]:
 
 
 async def stock_left(request: web.Request, svc: Services, live: LiveGame, ref: str,
-                     total: int) -> int:
-    """Units of ``ref`` left, through the process's cache."""
-    async def read() -> int:
-        view = await svc.value.stock_left(live.merchant, live.game, {ref: total})
-        return int(view.left.get(ref, 0))
+                     total: int) -> Stock:
+    """Units of ``ref`` (left, pending), through the process's cache."""
+    async def read() -> Stock:
+        view = await svc.value.stock_left(live.merchant, live.game, {ref: total},
+                                          pending=True)
+        return int(view.left.get(ref, 0)), int(view.pending.get(ref, 0))
     return await request.app[STOCK_CACHE].left(_cache_key(svc, live, ref), read)
 
 
 def _chance(cache: StockCache, key: tuple[str, ...], ref: str
             ) -> Callable[[RuleContext], rules.Chance]:
-    """The claim rule's chance: the RNG, and the refs that are out, by the request's
-    view or (read when the rule runs, after the player's load) the process's cache."""
+    """The claim rule's chance: the RNG, and the refs that are out or only in flight, by
+    the request's view (lowered when a reservation came up short) or, where the view
+    has not seen the ref, the process's cache (read when the rule runs, after the
+    player's load)."""
     def chance(ctx: RuleContext) -> rules.Chance:
-        out = {r for r, n in ctx.view.left.items() if n <= 0}
-        if cache.peek(key) == 0:
-            out.add(ref)
-        return rules.Chance(ctx.rng, frozenset(out))
+        left, pending = dict(ctx.view.left), dict(ctx.view.pending)
+        cached = cache.peek(key)
+        if ref not in left and cached is not None and cached[0] <= 0:
+            left[ref], pending[ref] = 0, cached[1]
+        gone = {r for r, n in left.items() if n <= 0}
+        held = {r: pending[r] for r in gone if pending.get(r, 0) > 0}
+        return rules.Chance(ctx.rng, frozenset(gone - set(held)), held)
     return chance
 
 
@@ -129,8 +145,11 @@ async def _claim(request: web.Request, ctx: RuleContext, sale_id: str,
     cache, ref = request.app[STOCK_CACHE], item.ref if item else ""
     ckey = _cache_key(svc, ctx.game, ref)
     opened = item is not None and now_s(request) >= opens_at
-    if opened and item and await stock_left(request, svc, ctx.game, ref, item.stock) <= 0:
-        ctx.view.left[ref] = 0
+    ctx.view.tell_pending = True
+    if opened and item:
+        left, pending = await stock_left(request, svc, ctx.game, ref, item.stock)
+        if left <= 0:
+            ctx.view.left[ref], ctx.view.pending[ref] = 0, pending
     bound = bind(rule, rules.Claim(sale_id), ctx, _chance(cache, ckey, ref))
     try:
         reply = await svc.run(ctx.ref, key, request_hash(request, raw), bound, view=ctx.view,
@@ -165,22 +184,25 @@ async def get_flash_sale(request: web.Request) -> web.Response:
     """``getFlashSale``: price, start, server time, countdown and stock left."""
     live = await public_game(request)
     sale = rules.find_flash_sale(live.config, request.match_info["sale"])
-    left = await stock_left(request, services(request), live, sale.ref, sale.stock)
-    return json_ok(rules.flash_view(sale, now_s(request), left))
+    left, pending = await stock_left(request, services(request), live, sale.ref, sale.stock)
+    return json_ok(rules.flash_view(sale, now_s(request), left, pending))
 
 
 async def get_presale(request: web.Request) -> web.Response:
     """``getPresale``: windows, terms, server time and reservations left."""
     live = await public_game(request)
     presale = rules.find_presale(live.config, request.match_info["presale"])
-    left = await stock_left(request, services(request), live, presale.ref, presale.stock)
-    return json_ok(rules.presale_view(presale, now_s(request), left))
+    left, pending = await stock_left(request, services(request), live, presale.ref,
+                                     presale.stock)
+    return json_ok(rules.presale_view(presale, now_s(request), left, pending))
 
 
 _INT = {"type": "integer"}
 _STR = {"type": "string"}
 _NSTR = {"type": ["string", "null"]}
 _NINT = {"type": ["integer", "null"]}
+_PENDING = ("with none left: units claims still being settled hold, which may come back "
+            "(claims meanwhile answer 503 stock_pending)")
 ELIGIBILITY: dict[str, Any] = {"type": "object", "properties": {
     "member_task": _NSTR, "task": _NSTR, "min_orders": _INT}}
 FLASH_RESPONSE: dict[str, Any] = {"type": "object", "required": [
@@ -190,6 +212,7 @@ FLASH_RESPONSE: dict[str, Any] = {"type": "object", "required": [
     "starts_in": {"type": "integer", "description": "seconds until the start (0: started)"},
     "status": {"type": "string", "enum": ["upcoming", "live", "sold_out", "ended"]},
     "stock": _INT, "stock_left": {"type": "integer", "description": f"cached ≤ {STOCK_CACHE_S} s"},
+    "stock_pending": {"type": "integer", "description": _PENDING},
     "per_shopper": _INT, "pay_seconds": _INT, "eligibility": ELIGIBILITY}}
 PRESALE_RESPONSE: dict[str, Any] = {"type": "object", "required": [
     "presale", "price_fen", "event_at", "server_time", "stock_left", "status"], "properties": {
@@ -200,7 +223,9 @@ PRESALE_RESPONSE: dict[str, Any] = {"type": "object", "required": [
     "starts_in": _INT, "event_in": _INT,
     "status": {"type": "string", "enum": ["upcoming", "reserving", "sold_out", "waiting",
                                           "buying", "ended"]},
-    "stock": _INT, "stock_left": _INT, "per_shopper": _INT, "eligibility": ELIGIBILITY}}
+    "stock": _INT, "stock_left": _INT,
+    "stock_pending": {"type": "integer", "description": _PENDING},
+    "per_shopper": _INT, "eligibility": ELIGIBILITY}}
 HOLD_RESPONSE: dict[str, Any] = {"type": "object", "required": [
     "hold", "sale", "status", "claimed_at", "until"], "properties": {
     "hold": {"type": "string", "description": "the hold's id (shown in getPlayer)"},
@@ -222,7 +247,8 @@ OPERATIONS = [
     Operation("claimFlashSale", "POST", "/v1/games/{game}/flashsales/{sale}/claim",
               claim_flash_sale,
               "Hold one unit until pay_by (a paid order with the sale's SKU confirms it); "
-              "409 not_started before the start, 409 sold_out when none is left",
+              "409 not_started before the start, 409 sold_out when none is left, 503 "
+              "stock_pending (Retry-After) while the last units are held by claims in flight",
               auth="player", tag="plays", body=EMPTY_BODY, idempotent=True,
               errors=_CLAIM_ERRORS, response=HOLD_RESPONSE),
     Operation("getPresale", "GET", "/v1/games/{game}/presales/{presale}", get_presale,

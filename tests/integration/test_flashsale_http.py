@@ -22,6 +22,7 @@ from gameserver.appkeys import CLOCK, GAMES, SERVICES, SETTINGS, SIGNER, VALUE
 from gameserver.auth import body_signature
 from gameserver.db import models as m
 from gameserver.salehold_sweep import HoldSweeper
+from gameserver.stockgate import Piece
 from gameserver.webhooks import OUTBOX
 from tests.conftest import BASIC_CONFIG, World, retry_503
 
@@ -177,11 +178,70 @@ async def test_sold_out_at_once_and_the_cache_keeps_polls_off_redis(fw: World) -
     cache.ttl, cache.reads = 60.0, 0
     cache.clear()
     views = await asyncio.gather(*[public(fw) for _ in range(50)])
-    assert {(s, v["status"], v["stock_left"]) for s, v in views} == {(200, "sold_out", 0)}
+    assert {(s, v["status"], v["stock_left"], v["stock_pending"]) for s, v in views} == {
+        (200, "sold_out", 0, 0)}
     assert cache.reads == 1
     resp, err = await claim(fw, "e", "k")  # answered from the cache: the gate is not asked
     assert (resp.status, err["error"]["code"], cache.reads) == (409, "sold_out", 1)
     assert await grants(fw) == (["confirmed"] * 3, (3, 3, 3))
+
+
+async def raw_claim(world: World, user: str, key: str) -> tuple[int, Any, str | None]:
+    """One claim, not retried: its status, body and Retry-After."""
+    resp = await world.client.post(f"{SALE}/claim", json={}, headers={
+        "Authorization": f"Bearer {token(world, user)}", "Idempotency-Key": key})
+    return resp.status, await resp.json(), resp.headers.get("Retry-After")
+
+
+async def in_flight(world: World, attempt: str) -> list[Piece]:
+    """One unit taken from the gate by an attempt that has not reached SQL yet (what a
+    claim holds while its grant is written, or after its process died there)."""
+    deadline_ms = int(world.clock.now() * 1000) + 60_000
+    taken = await world.client.app[VALUE].gate.reserve(SHOP, "squirrel", attempt,
+                                                       deadline_ms, {"flash:midnight": 1})
+    assert taken.missing == {}
+    return taken.pieces
+
+
+async def test_units_held_by_claims_in_flight_are_pending_not_sold_out(fw: World) -> None:
+    """The last unit held by a claim still settling: others are told to retry, not "sold
+    out"; when that claim fails and gives its unit back, a retry gets it."""
+    fw.clock.advance(3600)
+    for user in ("a", "b"):
+        assert (await claim(fw, user, "k"))[0].status == 200
+    pieces = await in_flight(fw, "attempt-1")
+    status, err, retry = await raw_claim(fw, "c", "k")
+    assert (status, err["error"]["code"], retry) == (503, "stock_pending", "1")
+    assert err["error"]["details"] == {"sale": "midnight", "stock_left": 0,
+                                       "stock_pending": 1, "retry_after": 1}
+    _, view = await public(fw)
+    assert (view["status"], view["stock_left"], view["stock_pending"]) == ("sold_out", 0, 1)
+    assert await grants(fw) == (["confirmed"] * 2, (3, 2, 2))  # the 503 changed nothing
+    await fw.client.app[VALUE].gate.give_back(SHOP, "squirrel", pieces)  # that claim failed
+    status, held, _ = await raw_claim(fw, "c", "k")  # the retry, same key
+    assert (status, held["status"]) == (200, "held")
+    status, err, _ = await raw_claim(fw, "d", "k")
+    assert (status, err["error"]["code"]) == (409, "sold_out")
+    _, view = await public(fw)
+    assert (view["status"], view["stock_left"], view["stock_pending"]) == ("sold_out", 0, 0)
+    assert await grants(fw) == (["confirmed"] * 3, (3, 3, 3))
+
+
+async def test_a_claim_short_at_the_gate_behind_claims_in_flight_is_pending(fw: World) -> None:
+    """The view said units were left (cached), but claims in flight took them before this
+    one reached the gate: it is told to retry, with what they hold."""
+    fw.clock.advance(3600)
+    cache = fw.client.app[STOCK_CACHE]
+    cache.ttl = 60.0
+    assert (await public(fw))[1]["stock_left"] == 3  # cached: (3 left, 0 pending)
+    pieces = [p for i in range(3) for p in await in_flight(fw, f"attempt-{i}")]
+    status, err, retry = await raw_claim(fw, "c", "k")
+    assert (status, err["error"]["code"], retry) == (503, "stock_pending", "1")
+    assert err["error"]["details"]["stock_pending"] == 3
+    await fw.client.app[VALUE].gate.give_back(SHOP, "squirrel", pieces)
+    status, held, _ = await raw_claim(fw, "c", "k")
+    assert (status, held["status"]) == (200, "held")
+    assert await grants(fw) == (["confirmed"], (3, 1, 1))
 
 
 async def test_bad_input_unknown_sale_other_merchant(fw: World) -> None:

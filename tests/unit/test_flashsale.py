@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from economy.config import GameConfig, parse_game_config, value_totals
-from economy.errors import ConfigInvalid
+from economy.errors import ConfigInvalid, Refusal
 from economy.flashsale import (
     Eligibility,
     FlashSale,
@@ -22,6 +22,7 @@ from economy.flashsale import (
     SaleEnded,
     SaleNotFound,
     SoldOut,
+    StockPending,
 )
 from mechanics import flashsale as rules
 from mechanics.flashsalestate import SaleHold
@@ -156,6 +157,23 @@ def test_sold_out_is_refused_and_reserves_nothing() -> None:
     with pytest.raises(SoldOut) as err:
         claim(None, START, out=("flash:midnight",))
     assert err.value.details == {"sale": "midnight", "stock_left": 0}
+
+
+def test_units_held_by_claims_in_flight_are_pending_not_sold_out() -> None:
+    """Nothing left but a unit held by a claim still settling: retry, it may come back."""
+    pending = rules.Chance(random.Random(7), frozenset(), {"flash:midnight": 2})
+    with pytest.raises(StockPending) as err:
+        rules.claim_flashsale(None, rules.Claim("midnight"), START, pending, CFG)
+    assert (err.value.code, err.value.kind) == ("stock_pending", Refusal.UNAVAILABLE)
+    assert err.value.details == {"sale": "midnight", "stock_left": 0, "stock_pending": 2,
+                                 "retry_after": 1}
+    with pytest.raises(StockPending):
+        rules.reserve_presale(None, rules.Claim("early"), CFG.presales["early"].reserve_from,
+                              rules.Chance(random.Random(7), frozenset(),
+                                           {"presale:early": 1}), CFG)
+    other = rules.Chance(random.Random(7), frozenset(), {"flash:other": 3})
+    assert rules.claim_flashsale(None, rules.Claim("midnight"), START, other,
+                                 CFG).reservations == [StockHold("flash:midnight", 1)]
 
 
 def test_the_last_unit_is_claimed_while_other_refs_are_out() -> None:
@@ -319,6 +337,8 @@ def test_presale_views_by_phase() -> None:
     assert rules.presale_status(early, early.reserve_from, 0) == "sold_out"
     view = rules.presale_view(early, START - 10, 7)
     assert (view["event_in"], view["stock_left"], view["deposit_value_fen"]) == (10, 7, 5000)
+    assert view["stock_pending"] == 0
+    assert rules.presale_view(early, early.reserve_from, 0, pending=1)["stock_pending"] == 1
 
 
 # -- views ----------------------------------------------------------------------------
@@ -330,12 +350,14 @@ def test_flash_view_countdown_in_server_time() -> None:
     assert view == {"sale": "midnight", "title": "Midnight nuts", "sku": "NUTS-11",
                     "price_fen": 990, "list_price_fen": None, "starts_at": START,
                     "ends_at": None, "server_time": START - 90, "starts_in": 90,
-                    "status": "upcoming", "stock": 100, "stock_left": 100, "per_shopper": 1,
-                    "pay_seconds": PAY, "eligibility": {"member_task": None, "task": None,
-                                                        "min_orders": 0}}
+                    "status": "upcoming", "stock": 100, "stock_left": 100,
+                    "stock_pending": 0, "per_shopper": 1, "pay_seconds": PAY,
+                    "eligibility": {"member_task": None, "task": None, "min_orders": 0}}
     assert rules.flash_view(sale, START, 1)["status"] == "live"
     assert rules.flash_view(sale, START, 0)["status"] == "sold_out"
     assert rules.flash_view(sale, START + 5, -1)["stock_left"] == 0
+    held = rules.flash_view(sale, START, 0, pending=2)
+    assert (held["status"], held["stock_left"], held["stock_pending"]) == ("sold_out", 0, 2)
 
 
 def test_player_view_lists_holds_newest_first_and_is_left_out_without() -> None:
