@@ -90,10 +90,16 @@ async def test_a_migrating_slot_is_asked_on_its_new_node(batcher: ScriptBatcher,
     incr = batcher.script(INCR)
     key = "pbtest:{asked}"
     slot, source, target = slot_owner_and_other(redis_cluster, key)
+    # The batcher learns the slot's owner first (a map loaded while an earlier test's
+    # move back was still spreading took a MOVED here on a loaded CI host), through a
+    # key of the same slot that is gone again before the migration starts.
+    assert await incr(keys=["pbtest:{asked}:warm"]) == 1
+    redis_cluster.client(source).delete("pbtest:{asked}:warm")
+    before = router(batcher).redirections
     redis_cluster.begin_migration(slot, target)
     try:
         assert await incr(keys=[key]) == 1  # ASK: the key is new, so it goes to target
-        assert router(batcher).redirections == 1
+        assert router(batcher).redirections - before == 1
         assert redis_cluster.client(source).execute_command(
             "CLUSTER", "COUNTKEYSINSLOT", slot) == 0  # it went to target
         owner = as_cluster(batcher.redis).nodes_manager.get_node_from_slot(slot)
