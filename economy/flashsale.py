@@ -292,24 +292,20 @@ class SaleEnded(DomainError):
 
 
 class SoldOut(DomainError):
+    """Nothing left to claim. ``pending`` units are held by claims still being settled:
+    those may fail and give their unit back, so with ``pending`` the answer is not final
+    (``Retry-After`` says when to look again, cheaply through the public view)."""
+
     code = "sold_out"
     kind = Refusal.CONFLICT
 
-    def __init__(self, sale: str) -> None:
-        super().__init__("sold out", sale=sale, stock_left=0)
-
-
-class StockPending(DomainError):
-    """Nothing is left to claim, but claims still being settled hold units that may
-    come back (their grant can fail): not sold out yet, so the shopper should retry."""
-
-    code = "stock_pending"
-    kind = Refusal.UNAVAILABLE
-
-    def __init__(self, sale: str, pending: int) -> None:
-        super().__init__("every unit is held by claims still being settled; some may come "
-                         "back: retry after Retry-After with the same Idempotency-Key",
-                         retry_after=1, sale=sale, stock_left=0, stock_pending=pending)
+    def __init__(self, sale: str, pending: int = 0) -> None:
+        if pending > 0:
+            super().__init__("sold out for now: every unit is held by claims still being "
+                             "settled, and some may come back", sale=sale, stock_left=0,
+                             stock_pending=pending, retry_after=1)
+        else:
+            super().__init__("sold out", sale=sale, stock_left=0, stock_pending=0)
 
 
 class NotEligible(DomainError):

@@ -211,6 +211,7 @@ def _services(app: web.Application, keys: Keys, db: Database, metrics: Metrics,
     value = ValueTier(app[REDIS], keys, db, app[CLOCK], settings.shards, shadow=shadow,
                       buckets=settings.stock_buckets)
     value.hold_ttl_ms = int(settings.hold_ttl * 1000)
+    value.live_hold_ms = int((settings.sql_timeout + settings.sql_pool_timeout) * 1000)
     return Services(keys, store, value, db, AdminRequests(db, app[CLOCK]), shadow)
 
 

@@ -126,16 +126,19 @@ class StockGate:
         return {ref: [int(values[i] or 0) for _, values in state]
                 for i, ref in enumerate(refs)}
 
-    async def in_flight(self, merchant: str, game: str, refs: list[str]) -> dict[str, int]:
+    async def in_flight(self, merchant: str, game: str, refs: list[str],
+                        deadline_after_ms: int = 0) -> dict[str, int]:
         """Units of ``refs`` held by attempts whose outcome is not known yet (taken from
-        the buckets, not yet counted by SQL nor given back), from every bucket's holds.
+        the buckets, not yet counted by SQL nor given back), from every bucket's holds
+        with a deadline after ``deadline_after_ms``.
 
         A unit held is not gone: the attempt may fail and give it back. Callers read this
         only when a ref shows nothing left, to tell "sold out" from "all units in flight"
         (the holds zsets list every ref's attempts, so this reads more than ``refs``)."""
         pipe = self.redis.pipeline(transaction=False)
         for bucket in range(self.buckets):
-            pipe.zrange(self.holds_key(merchant, game, bucket), 0, -1)
+            pipe.zrangebyscore(self.holds_key(merchant, game, bucket), f"({deadline_after_ms}",
+                               "+inf")
         wanted = dict.fromkeys(refs, 0)
         for members in await pipe.execute():
             for member in members:
@@ -246,6 +249,16 @@ class StockGate:
         """End the pieces' holds without giving units back (SQL counts them now)."""
         for piece in pieces:
             await self.end_hold(merchant, game, piece.bucket, piece.member, False)
+
+    async def age_holds(self, merchant: str, game: str, pieces: list[Piece],
+                        deadline_ms: int) -> None:
+        """Move the pieces' hold deadlines earlier to ``deadline_ms`` (never later; a
+        hold already ended stays ended)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for piece in pieces:
+            pipe.zadd(self.holds_key(merchant, game, piece.bucket), {piece.member: deadline_ms},
+                      xx=True, lt=True)
+        await pipe.execute()
 
     async def release(self, merchant: str, game: str, pieces: list[Piece]) -> None:
         """Units SQL gave back (a cancel) into the buckets and generations they came from."""

@@ -41,6 +41,7 @@ from gameserver.errors import Busy
 from gameserver.keys import Keys, PlayerRef, shard_of
 from gameserver.scripts import reply_text
 from gameserver.stockgate import STOCK_BUCKETS, NotReady, Piece
+from gameserver.value_stock import HOLD_TTL_MS as HOLD_TTL_MS
 from gameserver.value_stock import (  # re-exported: the value tier's public surface
     STOCK_CHANGE_MARK_TTL_MS as STOCK_CHANGE_MARK_TTL_MS,
 )
@@ -52,10 +53,6 @@ from mechanics.outcome import Outcome, ValueGrant
 
 log = logging.getLogger("petbox.value")
 
-HOLD_TTL_MS = 30_000
-"""A gate reservation not settled against SQL by then belongs to a dead attempt: the
-reconciler gives its units back if SQL never took them. Longer than any SQL try can run
-(its calls are bounded by the SQL timeouts, 1.5 s for a request, 10 s in background)."""
 
 CODE_BYTES = 18
 """Coupon codes carry 144 random bits: unguessable, and never logged."""
@@ -116,7 +113,6 @@ class ValueTier(PrizeStock):
                  shadow: bool = False, buckets: int = STOCK_BUCKETS) -> None:
         super().__init__(redis, keys, db, clock, buckets)
         self.shards, self.shadow = shards, shadow
-        self.hold_ttl_ms = HOLD_TTL_MS
 
     # -- try / confirm / cancel ----------------------------------------------------------
 
@@ -138,6 +134,8 @@ class ValueTier(PrizeStock):
             # may have taken them: then the hold stays for reconcile_holds to decide.
             if not isinstance(exc, CommitUnknown):
                 await asyncio.shield(self.gate.give_back(ref.merchant, ref.game, pieces))
+            else:
+                await asyncio.shield(self._stuck(ref, pieces))
             refusal = self._refusal(exc, view)
             if refusal is exc:
                 raise
@@ -147,6 +145,14 @@ class ValueTier(PrizeStock):
         with contextlib.suppress(Exception):
             await self.gate.drop_holds(ref.merchant, ref.game, pieces)
         return Hold(ref, commit_id, pieces, units, grant_ids, codes)
+
+    async def _stuck(self, ref: PlayerRef, pieces: list[Piece]) -> None:
+        """A hold this attempt leaves to the reconciler is no longer in flight: it is
+        aged past the live window at once (its deadline moved that much earlier, never
+        later), so claims are not told to wait for it (``read_pending``)."""
+        deadline_ms = int(self.clock.now() * 1000) + self.hold_ttl_ms - self.live_hold_ms
+        with contextlib.suppress(Exception):  # else it ages out of the window by itself
+            await self.gate.age_holds(ref.merchant, ref.game, pieces, deadline_ms)
 
     @staticmethod
     def _refusal(exc: BaseException, view: StockView) -> BaseException:

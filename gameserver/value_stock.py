@@ -24,6 +24,15 @@ from gameserver.db.database import Database
 from gameserver.keys import Keys
 from gameserver.stockgate import STOCK_BUCKETS, StockGate
 
+HOLD_TTL_MS = 30_000
+"""A gate reservation not settled against SQL by then belongs to a dead attempt: the
+reconciler gives its units back if SQL never took them. Longer than any SQL try can run
+(its calls are bounded by the SQL timeouts, 1.5 s for a request, 10 s in background)."""
+LIVE_HOLD_MS = 6_500
+"""How long an attempt may hold units and still settle either way: a grant's longest SQL
+try (``sql_timeout`` + ``sql_pool_timeout``, set from the settings). An older hold is
+stuck (its process died, or its commit's answer was lost) and waits for the reconciler."""
+
 STOCK_CHANGE_MARK_TTL_MS = 7 * 86_400_000
 """How long a ``setStock``'s applied-mark stays beside the gate: far longer than its
 follow-up can be owed (the reconciler settles one within minutes)."""
@@ -74,6 +83,8 @@ class PrizeStock:
                  buckets: int = STOCK_BUCKETS) -> None:
         self.redis, self.keys, self.db, self.clock = redis, keys, db, clock
         self.gate = StockGate(redis, keys, buckets)
+        self.hold_ttl_ms = HOLD_TTL_MS
+        self.live_hold_ms = LIVE_HOLD_MS
         self._building: dict[tuple[str, str, tuple[tuple[str, int], ...]],
                              asyncio.Future[str]] = {}
 
@@ -140,10 +151,16 @@ class PrizeStock:
 
     async def read_pending(self, merchant: str, game: str, view: StockView,
                            refs: list[str] | None = None) -> None:
-        """Fill ``view.pending`` for ``refs`` (default: every ref with nothing left)."""
+        """Fill ``view.pending`` for ``refs`` (default: every ref with nothing left):
+        the units of holds young enough to settle either way any moment. A stuck hold
+        is left out: telling a crowd to retry for the reconciler's half minute costs
+        more than the unit it may give back (it comes back on sale then)."""
         out = refs if refs is not None else [r for r, n in view.left.items() if n <= 0]
         if out:
-            view.pending.update(await self.gate.in_flight(merchant, game, out))
+            # A hold's score is its deadline, made at deadline − hold TTL: live while
+            # made less than the live window ago.
+            since_ms = int(self.clock.now() * 1000) - self.live_hold_ms + self.hold_ttl_ms
+            view.pending.update(await self.gate.in_flight(merchant, game, out, since_ms))
 
     async def stock_report(self, merchant: str, game: str,
                            refs: list[str]) -> list[dict[str, Any]]:

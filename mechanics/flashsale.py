@@ -38,7 +38,6 @@ from economy.flashsale import (
     SaleEnded,
     SaleNotFound,
     SoldOut,
-    StockPending,
 )
 from mechanics.flashsalestate import EXPIRED, FLASH, HELD, PAID, PRESALE, SaleHold
 from mechanics.outcome import Outcome, StockHold, ValueGrant
@@ -66,8 +65,8 @@ class ExpireHold:
 
 class Chance(NamedTuple):
     """What a claim rule takes in the chance place: the server RNG (hold ids), the refs
-    the value tier's view says are gone, and the units of refs with nothing left that
-    claims in flight still hold (not gone: a claim that fails gives its unit back)."""
+    the value tier's view says have nothing left, and the units of those that claims in
+    flight still hold (they may come back: a claim that fails gives its unit back)."""
 
     rng: Rng
     out: frozenset[str]
@@ -162,10 +161,8 @@ def _limits(state: PlayerState | None, kind: str, sale_id: str, ref: str,
             raise PerShopperLimit(sale_id, per_shopper)
     elif eligibility.member_task or eligibility.task or eligibility.min_orders:
         raise NotEligible(sale_id, "new_shopper")
-    if chance.pending.get(ref, 0) > 0:
-        raise StockPending(sale_id, chance.pending[ref])
     if ref in chance.out:
-        raise SoldOut(sale_id)
+        raise SoldOut(sale_id, chance.pending.get(ref, 0))
 
 
 def claim_flashsale(state: PlayerState | None, action: Claim, now: int, chance: Chance,

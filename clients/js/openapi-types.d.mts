@@ -183,7 +183,7 @@ export type CheckInResponse = {
   player: Player;
 };
 
-/** claimFlashSale 200: Hold one unit until pay_by (a paid order with the sale's SKU confirms it); 409 not_started before the start, 409 sold_out when none is left, 503 stock_pending (Retry-After) while the last units are held by claims in flight */
+/** claimFlashSale 200: Hold one unit until pay_by (a paid order with the sale's SKU confirms it); 409 not_started before the start, 409 sold_out when none is left (with details.stock_pending and Retry-After while claims in flight hold units that may come back) */
 export type ClaimFlashSaleResponse = {
   /** the hold's id (shown in getPlayer) */
   hold: string;
@@ -582,7 +582,7 @@ export type GetFlashSaleResponse = {
   stock?: number;
   /** cached ≤ 1.0 s */
   stock_left: number;
-  /** with none left: units claims still being settled hold, which may come back (claims meanwhile answer 503 stock_pending) */
+  /** with none left: units claims still being settled hold, which may come back (还有机会: look again after a second) */
   stock_pending?: number;
   per_shopper?: number;
   pay_seconds?: number;
@@ -718,7 +718,7 @@ export type GetPresaleResponse = {
   status: "upcoming" | "reserving" | "sold_out" | "waiting" | "buying" | "ended";
   stock?: number;
   stock_left: number;
-  /** with none left: units claims still being settled hold, which may come back (claims meanwhile answer 503 stock_pending) */
+  /** with none left: units claims still being settled hold, which may come back (还有机会: look again after a second) */
   stock_pending?: number;
   per_shopper?: number;
   eligibility?: {

@@ -8,11 +8,11 @@ once per Idempotency-Key. A claim before the start is refused by the rule before
 anything is read; once a sale is sold out, claims are answered ``409 sold_out`` from
 this process's stock cache without touching the gate.
 
-Sold out means no unit is left *and* none is held by a claim still being settled: such a
-claim can fail (SQL refused or timed out) and give its unit back. While units are only
-in flight a claim is answered ``503 stock_pending`` with Retry-After, and the public view
-shows them as ``stock_pending``; telling the midnight crowd "sold out" then would leave
-units that come back unsold.
+A ``sold_out`` says how many units claims still being settled hold (``stock_pending``,
+with ``Retry-After`` when some do), as the public view does: such a claim can fail (SQL
+refused or timed out) and give its unit back, and a crowd told a bare "sold out" would
+leave it unsold. The client looks again through the cached public view, not by claiming
+in a loop: a claim costs a player load, a view costs nothing past the cache.
 
 The public views read the stock left through :class:`StockCache`: one Redis read per
 sale and process every ``STOCK_CACHE_S`` however many shoppers poll (concurrent misses
@@ -86,10 +86,10 @@ class StockCache:
         hit = self._entries.get(key)
         return hit[1] if hit is not None and time.monotonic() - hit[0] < self.ttl else None
 
-    def mark_out(self, key: tuple[str, ...]) -> None:
-        """A claim found nothing left and nothing in flight: claims of this process that
+    def mark_out(self, key: tuple[str, ...], pending: int) -> None:
+        """A claim found nothing left (``pending`` in flight): claims of this process that
         have not reached the gate yet are answered sold out without it, for ``ttl``."""
-        self._entries[key] = (time.monotonic(), (0, 0))
+        self._entries[key] = (time.monotonic(), (0, pending))
 
     def clear(self) -> None:
         self._entries.clear()
@@ -128,9 +128,8 @@ def _chance(cache: StockCache, key: tuple[str, ...], ref: str
         cached = cache.peek(key)
         if ref not in left and cached is not None and cached[0] <= 0:
             left[ref], pending[ref] = 0, cached[1]
-        gone = {r for r, n in left.items() if n <= 0}
-        held = {r: pending[r] for r in gone if pending.get(r, 0) > 0}
-        return rules.Chance(ctx.rng, frozenset(gone - set(held)), held)
+        gone = frozenset(r for r, n in left.items() if n <= 0)
+        return rules.Chance(ctx.rng, gone, {r: pending[r] for r in gone if r in pending})
     return chance
 
 
@@ -154,8 +153,8 @@ async def _claim(request: web.Request, ctx: RuleContext, sale_id: str,
     try:
         reply = await svc.run(ctx.ref, key, request_hash(request, raw), bound, view=ctx.view,
                               totals=ctx.game.totals)
-    except SoldOut:
-        cache.mark_out(ckey)
+    except SoldOut as out:
+        cache.mark_out(ckey, int(out.details.get("stock_pending", 0)))
         raise
     return reply_response(reply)
 
@@ -202,7 +201,7 @@ _STR = {"type": "string"}
 _NSTR = {"type": ["string", "null"]}
 _NINT = {"type": ["integer", "null"]}
 _PENDING = ("with none left: units claims still being settled hold, which may come back "
-            "(claims meanwhile answer 503 stock_pending)")
+            "(还有机会: look again after a second)")
 ELIGIBILITY: dict[str, Any] = {"type": "object", "properties": {
     "member_task": _NSTR, "task": _NSTR, "min_orders": _INT}}
 FLASH_RESPONSE: dict[str, Any] = {"type": "object", "required": [
@@ -247,8 +246,9 @@ OPERATIONS = [
     Operation("claimFlashSale", "POST", "/v1/games/{game}/flashsales/{sale}/claim",
               claim_flash_sale,
               "Hold one unit until pay_by (a paid order with the sale's SKU confirms it); "
-              "409 not_started before the start, 409 sold_out when none is left, 503 "
-              "stock_pending (Retry-After) while the last units are held by claims in flight",
+              "409 not_started before the start, 409 sold_out when none is left (with "
+              "details.stock_pending and Retry-After while claims in flight hold units "
+              "that may come back)",
               auth="player", tag="plays", body=EMPTY_BODY, idempotent=True,
               errors=_CLAIM_ERRORS, response=HOLD_RESPONSE),
     Operation("getPresale", "GET", "/v1/games/{game}/presales/{presale}", get_presale,

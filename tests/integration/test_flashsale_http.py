@@ -173,7 +173,7 @@ async def test_sold_out_at_once_and_the_cache_keeps_polls_off_redis(fw: World) -
         assert (await claim(fw, user, "k"))[0].status == 200
     resp, err = await claim(fw, "d", "k")
     assert (resp.status, err["error"]["code"]) == (409, "sold_out")
-    assert err["error"]["details"] == {"sale": "midnight", "stock_left": 0}
+    assert err["error"]["details"] == {"sale": "midnight", "stock_left": 0, "stock_pending": 0}
     cache = fw.client.app[STOCK_CACHE]
     cache.ttl, cache.reads = 60.0, 0
     cache.clear()
@@ -196,50 +196,99 @@ async def raw_claim(world: World, user: str, key: str) -> tuple[int, Any, str | 
 async def in_flight(world: World, attempt: str) -> list[Piece]:
     """One unit taken from the gate by an attempt that has not reached SQL yet (what a
     claim holds while its grant is written, or after its process died there)."""
-    deadline_ms = int(world.clock.now() * 1000) + 60_000
-    taken = await world.client.app[VALUE].gate.reserve(SHOP, "squirrel", attempt,
-                                                       deadline_ms, {"flash:midnight": 1})
+    tier = world.client.app[VALUE]
+    deadline_ms = int(world.clock.now() * 1000) + tier.hold_ttl_ms
+    taken = await tier.gate.reserve(SHOP, "squirrel", attempt, deadline_ms,
+                                    {"flash:midnight": 1})
     assert taken.missing == {}
     return taken.pieces
 
 
-async def test_units_held_by_claims_in_flight_are_pending_not_sold_out(fw: World) -> None:
-    """The last unit held by a claim still settling: others are told to retry, not "sold
-    out"; when that claim fails and gives its unit back, a retry gets it."""
+async def test_sold_out_says_what_claims_in_flight_hold_and_a_unit_back_sells(
+        fw: World) -> None:
+    """The last unit held by a claim still settling: others are told sold out *for now*,
+    how many units may come back and when to look again (the view says so too); when
+    that claim fails and gives its unit back, the next claim gets it."""
     fw.clock.advance(3600)
     for user in ("a", "b"):
         assert (await claim(fw, user, "k"))[0].status == 200
     pieces = await in_flight(fw, "attempt-1")
     status, err, retry = await raw_claim(fw, "c", "k")
-    assert (status, err["error"]["code"], retry) == (503, "stock_pending", "1")
+    assert (status, err["error"]["code"], retry) == (409, "sold_out", "1")
     assert err["error"]["details"] == {"sale": "midnight", "stock_left": 0,
                                        "stock_pending": 1, "retry_after": 1}
     _, view = await public(fw)
     assert (view["status"], view["stock_left"], view["stock_pending"]) == ("sold_out", 0, 1)
-    assert await grants(fw) == (["confirmed"] * 2, (3, 2, 2))  # the 503 changed nothing
+    assert await grants(fw) == (["confirmed"] * 2, (3, 2, 2))  # the 409 changed nothing
     await fw.client.app[VALUE].gate.give_back(SHOP, "squirrel", pieces)  # that claim failed
-    status, held, _ = await raw_claim(fw, "c", "k")  # the retry, same key
+    _, view = await public(fw)
+    assert (view["status"], view["stock_left"], view["stock_pending"]) == ("live", 1, 0)
+    status, held, _ = await raw_claim(fw, "c", "k2")
     assert (status, held["status"]) == (200, "held")
-    status, err, _ = await raw_claim(fw, "d", "k")
-    assert (status, err["error"]["code"]) == (409, "sold_out")
+    status, err, retry = await raw_claim(fw, "d", "k")
+    assert (status, err["error"]["code"], retry) == (409, "sold_out", None)
+    assert err["error"]["details"]["stock_pending"] == 0
     _, view = await public(fw)
     assert (view["status"], view["stock_left"], view["stock_pending"]) == ("sold_out", 0, 0)
     assert await grants(fw) == (["confirmed"] * 3, (3, 3, 3))
 
 
+async def test_a_stuck_hold_is_left_to_the_reconciler_not_retried_for(fw: World) -> None:
+    """A hold older than a grant's longest SQL try belongs to a dead process or a commit
+    whose answer was lost: the reconciler settles it at its deadline, so shoppers are
+    told a plain sold out meanwhile (the unit comes back on sale then), not to look
+    again every second for it."""
+    fw.clock.advance(3600)
+    for user in ("a", "b"):
+        assert (await claim(fw, user, "k"))[0].status == 200
+    pieces = await in_flight(fw, "attempt-1")
+    assert (await raw_claim(fw, "c", "k"))[1]["error"]["details"]["stock_pending"] == 1
+    fw.clock.advance(fw.client.app[VALUE].live_hold_ms / 1000 + 1)
+    status, err, retry = await raw_claim(fw, "c", "k2")
+    assert (status, err["error"]["details"]["stock_pending"], retry) == (409, 0, None)
+    assert (await public(fw))[1]["stock_pending"] == 0
+    await fw.client.app[VALUE].gate.give_back(SHOP, "squirrel", pieces)  # as the reconciler
+    status, held, _ = await raw_claim(fw, "c", "k3")
+    assert (status, held["status"]) == (200, "held")
+    assert await grants(fw) == (["confirmed"] * 3, (3, 3, 3))
+
+
+async def test_a_hold_whose_commit_went_unanswered_is_aged_out_of_pending(fw: World) -> None:
+    """An attempt whose SQL COMMIT got no answer leaves its hold to the reconciler and
+    ages it past the live window at once (the value tier's ``age_holds``): claims are
+    told a plain sold out, not to wait for it; its deadline only ever moves earlier."""
+    fw.clock.advance(3600)
+    for user in ("a", "b"):
+        assert (await claim(fw, user, "k"))[0].status == 200
+    pieces = await in_flight(fw, "attempt-1")
+    tier, now_ms = fw.client.app[VALUE], int(fw.clock.now() * 1000)
+    assert (await raw_claim(fw, "c", "k"))[1]["error"]["details"]["stock_pending"] == 1
+    aged = now_ms + tier.hold_ttl_ms - tier.live_hold_ms
+    await tier.gate.age_holds(SHOP, "squirrel", pieces, aged)
+    await tier.gate.age_holds(SHOP, "squirrel", pieces, now_ms + tier.hold_ttl_ms)  # later: no
+    status, err, _ = await raw_claim(fw, "c", "k2")
+    assert (status, err["error"]["details"]["stock_pending"]) == (409, 0)
+    holds = tier.gate.holds_key(SHOP, "squirrel", pieces[0].bucket)
+    assert await tier.redis.zscore(holds, pieces[0].member) == aged  # still the reconciler's
+    await tier.gate.give_back(SHOP, "squirrel", pieces)
+    await tier.gate.age_holds(SHOP, "squirrel", pieces, aged)  # ended: not made again
+    assert await tier.redis.zscore(holds, pieces[0].member) is None
+
+
 async def test_a_claim_short_at_the_gate_behind_claims_in_flight_is_pending(fw: World) -> None:
     """The view said units were left (cached), but claims in flight took them before this
-    one reached the gate: it is told to retry, with what they hold."""
+    one reached the gate: it is told what they hold."""
     fw.clock.advance(3600)
     cache = fw.client.app[STOCK_CACHE]
     cache.ttl = 60.0
     assert (await public(fw))[1]["stock_left"] == 3  # cached: (3 left, 0 pending)
     pieces = [p for i in range(3) for p in await in_flight(fw, f"attempt-{i}")]
     status, err, retry = await raw_claim(fw, "c", "k")
-    assert (status, err["error"]["code"], retry) == (503, "stock_pending", "1")
+    assert (status, err["error"]["code"], retry) == (409, "sold_out", "1")
     assert err["error"]["details"]["stock_pending"] == 3
     await fw.client.app[VALUE].gate.give_back(SHOP, "squirrel", pieces)
-    status, held, _ = await raw_claim(fw, "c", "k")
+    cache.clear()
+    status, held, _ = await raw_claim(fw, "c", "k2")
     assert (status, held["status"]) == (200, "held")
     assert await grants(fw) == (["confirmed"], (3, 1, 1))
 

@@ -84,7 +84,6 @@ EXPECTED = {
     "not_started": 409,
     "sale_ended": 409,
     "sold_out": 409,
-    "stock_pending": 503,
     "not_eligible": 403,
     "purchase_limit_reached": 409,
     "round_not_open": 409,  # economy.rains

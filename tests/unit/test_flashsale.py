@@ -22,7 +22,6 @@ from economy.flashsale import (
     SaleEnded,
     SaleNotFound,
     SoldOut,
-    StockPending,
 )
 from mechanics import flashsale as rules
 from mechanics.flashsalestate import SaleHold
@@ -156,22 +155,25 @@ def test_the_end_instant_is_closed_and_the_second_before_open() -> None:
 def test_sold_out_is_refused_and_reserves_nothing() -> None:
     with pytest.raises(SoldOut) as err:
         claim(None, START, out=("flash:midnight",))
-    assert err.value.details == {"sale": "midnight", "stock_left": 0}
+    assert err.value.details == {"sale": "midnight", "stock_left": 0, "stock_pending": 0}
 
 
-def test_units_held_by_claims_in_flight_are_pending_not_sold_out() -> None:
-    """Nothing left but a unit held by a claim still settling: retry, it may come back."""
-    pending = rules.Chance(random.Random(7), frozenset(), {"flash:midnight": 2})
-    with pytest.raises(StockPending) as err:
-        rules.claim_flashsale(None, rules.Claim("midnight"), START, pending, CFG)
-    assert (err.value.code, err.value.kind) == ("stock_pending", Refusal.UNAVAILABLE)
+def test_sold_out_says_how_many_units_claims_in_flight_hold() -> None:
+    """Nothing left but units held by claims still settling: sold out for now, with how
+    many may come back and when to look again."""
+    held = rules.Chance(random.Random(7), frozenset({"flash:midnight"}), {"flash:midnight": 2})
+    with pytest.raises(SoldOut) as err:
+        rules.claim_flashsale(None, rules.Claim("midnight"), START, held, CFG)
+    assert (err.value.code, err.value.kind) == ("sold_out", Refusal.CONFLICT)
     assert err.value.details == {"sale": "midnight", "stock_left": 0, "stock_pending": 2,
                                  "retry_after": 1}
-    with pytest.raises(StockPending):
-        rules.reserve_presale(None, rules.Claim("early"), CFG.presales["early"].reserve_from,
-                              rules.Chance(random.Random(7), frozenset(),
+    early = CFG.presales["early"]
+    with pytest.raises(SoldOut) as err:
+        rules.reserve_presale(None, rules.Claim("early"), early.reserve_from,
+                              rules.Chance(random.Random(7), frozenset({"presale:early"}),
                                            {"presale:early": 1}), CFG)
-    other = rules.Chance(random.Random(7), frozenset(), {"flash:other": 3})
+    assert err.value.details["stock_pending"] == 1
+    other = rules.Chance(random.Random(7), frozenset({"flash:other"}), {"flash:other": 3})
     assert rules.claim_flashsale(None, rules.Claim("midnight"), START, other,
                                  CFG).reservations == [StockHold("flash:midnight", 1)]
 
