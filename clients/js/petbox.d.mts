@@ -57,6 +57,19 @@ export interface PetboxClient {
   exchange(offer: string, opts?: ActionOptions): Promise<Responses["exchange"]>;
   listMyCoupons(): Promise<Responses["listMyCoupons"]>;
   getLeaderboard(board: string): Promise<Responses["getLeaderboard"]>;
+  getFlashSale(sale: string): Promise<Responses["getFlashSale"]>;
+  claimFlashSale(sale: string, opts?: ActionOptions): Promise<Responses["claimFlashSale"]>;
+  /**
+   * claimFlashSale that, on a `sold_out` with `details.stock_pending` above 0 (units
+   * held by claims still being settled: 还有机会), looks at getFlashSale after each
+   * Retry-After and claims again (a new key) once a unit is back; rejects with the
+   * last `sold_out` once nothing is pending or after `maxLooks` looks (default 30).
+   */
+  claimFlashSaleWhenBack(sale: string, opts?: {
+    maxLooks?: number; onLook?: (view: Responses["getFlashSale"]) => void;
+  }): Promise<Responses["claimFlashSale"]>;
+  getPresale(presale: string): Promise<Responses["getPresale"]>;
+  reservePresale(presale: string, opts?: ActionOptions): Promise<Responses["reservePresale"]>;
 }
 
 export function createClient(options: ClientOptions): PetboxClient;

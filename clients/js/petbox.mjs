@@ -9,6 +9,9 @@
 // - Retries with backoff: no answer, 429, 503 and 409 idempotency_in_progress
 //   (Retry-After honoured when given).
 // - Typed errors: PetboxError {status, code, message, details}.
+// - Flash sales: claimFlashSaleWhenBack treats a sold_out with details.stock_pending > 0
+//   (还有机会) as not final: it looks at the cached public view and claims again once a
+//   unit is back, instead of claiming in a loop.
 // - Token refresh: the client never holds the merchant's signing secret. On a 401 it calls
 //   refreshToken(), which asks the merchant's backend for a fresh signed login (or token),
 //   and retries once with the same Idempotency-Key.
@@ -183,5 +186,51 @@ export function createClient(options) {
     exchange: (offer, opts) => request("POST", `${g}/exchange`, { offer }, opts),
     listMyCoupons: () => request("GET", `${g}/coupons`),
     getLeaderboard: (board) => request("GET", `${g}/leaderboards/${seg(board)}`),
+    getFlashSale: (sale) => request("GET", `${g}/flashsales/${seg(sale)}`),
+    claimFlashSale: (sale, opts) => claimFlashSale(sale, opts),
+    claimFlashSaleWhenBack,
+    getPresale: (presale) => request("GET", `${g}/presales/${seg(presale)}`),
+    reservePresale: (presale, opts) =>
+      request("POST", `${g}/presales/${seg(presale)}`, {}, opts),
   };
+
+  function claimFlashSale(sale, opts) {
+    return request("POST", `${g}/flashsales/${seg(sale)}/claim`, {}, opts);
+  }
+
+  /**
+   * claimFlashSale for the midnight crowd. A `sold_out` whose details.stock_pending is
+   * above 0 is not final (还有机会): claims still being settled hold those units and
+   * may give them back. Look at getFlashSale (cheap: cached on the server) after each
+   * Retry-After, and claim again, with a new key, once a unit is back. Rejects with
+   * the last `sold_out` once nothing is pending, or after maxLooks looks.
+   * @param {string} sale
+   * @param {{maxLooks?: number, onLook?: (view: any) => void}} [opts]
+   */
+  async function claimFlashSaleWhenBack(sale, opts = {}) {
+    const maxLooks = opts.maxLooks ?? 30;
+    let looks = 0;
+    for (;;) {
+      let soldOut;
+      try {
+        return await claimFlashSale(sale);
+      } catch (err) {
+        if (!(err instanceof PetboxError) || err.code !== "sold_out") throw err;
+        soldOut = err;
+      }
+      let pending = soldOut.details.stock_pending || 0;
+      const waitMs = 1000 * (soldOut.details.retry_after || 1);
+      let back = false;
+      while (pending > 0 && !back) {
+        if (looks >= maxLooks) throw soldOut;
+        looks += 1;
+        await sleep(waitMs);
+        const view = await request("GET", `${g}/flashsales/${seg(sale)}`);
+        if (opts.onLook) opts.onLook(view);
+        back = view.stock_left > 0;
+        pending = view.stock_pending || 0;
+      }
+      if (!back) throw soldOut;
+    }
+  }
 }

@@ -42,12 +42,17 @@ def _free_port() -> int:
 
 
 async def _provision(data: Path) -> str:
-    """Merchant jsshop with the example game live, in the data dir's SQLite; its secret."""
+    """Merchant jsshop with the example game live (and a flash sale on), in the data
+    dir's SQLite; its secret."""
     db = Database(f"sqlite+aiosqlite:///{data / 'petbox.db'}")
     try:
         await db.migrate()
         creds = await create_merchant(db, "jsshop", int(time.time()))
         config = json.loads((ROOT / "examples" / "squirrel-omg.json").read_text())
+        config["flashsales"] = {"midnight": {  # on sale since a minute ago
+            "title": "Midnight nuts", "sku": "NUTS-11", "price_fen": 990,
+            "starts_at": int(time.time()) - 60, "stock": 5, "per_shopper": 1,
+            "pay_seconds": 600}}
         await publish_config(db, "jsshop", GAME, config, int(time.time()))
         return str(creds.signing_secret)
     finally:
@@ -99,7 +104,7 @@ def test_js_client_against_a_real_server(served: Served) -> None:
              "PETBOX_SECRET": served.secret, "PETBOX_GAME": GAME},
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "# fail 0" in done.stdout and "# pass 6" in done.stdout, done.stdout
+    assert "# fail 0" in done.stdout and "# pass 7" in done.stdout, done.stdout
 
 
 def _generate(doc: dict[str, Any], tmp: Path) -> tuple[subprocess.CompletedProcess[str], Path]:

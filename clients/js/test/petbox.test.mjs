@@ -111,6 +111,64 @@ test("busy is retried after Retry-After", async () => {
   assert.deepEqual(slept, [1000]);
 });
 
+/** A transport that answers what `answer(req)` gives, and the server the rest. */
+function scripted(answer) {
+  const real = fetchTransport();
+  return async (req) => answer(req) || real(req);
+}
+
+function json(status, body, headers = {}) {
+  return { status, headers, body: JSON.stringify(body) };
+}
+
+const SOLD_OUT_FOR_NOW = json(409, { error: { code: "sold_out", message: "sold out for now",
+  details: { sale: "midnight", stock_left: 0, stock_pending: 1, retry_after: 1 } } },
+{ "retry-after": "1" });
+
+test("a flash sale sold out for now is looked at again and claimed once a unit is back",
+  async () => {
+    // The first claim is answered as the server does while the last units are held by
+    // claims still being settled; the view and the second claim are the server's own.
+    let claims = 0;
+    const slept = [];
+    const views = [];
+    const c = createClient({ baseUrl: url, game, sleep: async (ms) => { slept.push(ms); },
+      transport: scripted((req) => (req.url.endsWith("/flashsales/midnight/claim")
+        && ++claims === 1 ? SOLD_OUT_FOR_NOW : null)) });
+    await c.createSession(signedLogin("js-fay"));
+    const held = await c.claimFlashSaleWhenBack("midnight", {
+      onLook: (view) => views.push([view.status, view.stock_left > 0]) });
+    assert.equal(held.status, "held");
+    assert.equal(held.sale, "midnight");
+    assert.deepEqual([claims, slept, views], [2, [1000], [["live", true]]]);
+
+    // Still pending at every look: gives up after maxLooks with the sold_out.
+    const stillPending = json(200, { sale: "midnight", status: "sold_out", stock_left: 0,
+      stock_pending: 1 });
+    slept.length = 0;
+    const d = createClient({ baseUrl: url, game, sleep: async (ms) => { slept.push(ms); },
+      transport: scripted((req) => (req.url.includes("/flashsales/midnight")
+        ? (req.method === "POST" ? SOLD_OUT_FOR_NOW : stillPending) : null)) });
+    await d.createSession(signedLogin("js-gus"));
+    await assert.rejects(d.claimFlashSaleWhenBack("midnight", { maxLooks: 2 }), (err) => {
+      assert.equal(err.code, "sold_out");
+      return true;
+    });
+    assert.deepEqual(slept, [1000, 1000]);
+
+    // Nothing pending any more: the sold_out is final after one look.
+    const over = json(200, { sale: "midnight", status: "sold_out", stock_left: 0,
+      stock_pending: 0 });
+    let looks = 0;
+    const e = createClient({ baseUrl: url, game, sleep: async () => {},
+      transport: scripted((req) => (req.url.includes("/flashsales/midnight")
+        ? (req.method === "POST" ? SOLD_OUT_FOR_NOW : (looks += 1, over)) : null)) });
+    await e.createSession(signedLogin("js-hal"));
+    await assert.rejects(e.claimFlashSaleWhenBack("midnight"),
+      (err) => err.code === "sold_out" && err.details.stock_pending === 1);
+    assert.equal(looks, 1);
+  });
+
 test("the WeChat transport maps wx.request onto the same calls", async () => {
   const real = fetchTransport();
   const wx = {

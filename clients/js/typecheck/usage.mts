@@ -24,6 +24,11 @@ export async function journey(): Promise<string[]> {
   const price: number = series.price.amount;
   const me: Player = (await c.getPlayer()).player;
   const coupons = await c.listMyCoupons();
+  const sale = await c.getFlashSale("midnight");
+  const pending: number | undefined = sale.stock_pending;
+  const held = await c.claimFlashSaleWhenBack("midnight", {
+    onLook: (view) => { const left: number = view.stock_left; void left; } });
+  const until: number = held.until;
   const rotated = await c.rotateSeed();
   const revealed: string | undefined = rotated.revealed?.server_seed;
   try {
@@ -34,5 +39,5 @@ export async function journey(): Promise<string[]> {
   return [String(expires), adopted.player.created_at.toString(), String(satiety),
           ...stages, String(streak), String(nonce), String(acorns), String(cursor),
           String(price), String(me.wallet["acorn"]), JSON.stringify(coupons),
-          String(revealed)];
+          String(revealed), String(pending), String(until)];
 }
