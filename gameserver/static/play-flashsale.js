@@ -18,9 +18,14 @@
     const { h, fmtInt } = ctx;
     const taken = view.stock - view.stock_left;
     const pct = view.stock ? Math.round((100 * taken) / view.stock) : 0;
+    // Units claims are still settling (none left otherwise): shoppers are told 还有机会.
+    const pending = view.stock_pending
+      ? [" · ", h("span", { class: "fs-pending" }, fmtInt(view.stock_pending)),
+        " being settled (may come back)"]
+      : [];
     return h("div", { class: "muted small" },
       h("span", { class: "fs-left" }, fmtInt(view.stock_left)), ` of ${fmtInt(view.stock)} left · `,
-      h("span", { class: "fs-taken" }, fmtInt(taken)), ` held or sold (${pct}%)`);
+      h("span", { class: "fs-taken" }, fmtInt(taken)), ` held or sold (${pct}%)`, ...pending);
   }
 
   async function liveSales(ctx, el) {

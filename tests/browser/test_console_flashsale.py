@@ -1,5 +1,5 @@
 """The console's flash-sale panel in a real headless Chromium: a published sale's live
-state (status, units left and taken) from the public getFlashSale after a claim, the
+state (status, units left, taken and still being settled) from the public getFlashSale, the
 presale's card, and a flash sale added to the draft editor.
 
 Skips only when /usr/bin/chromium or Playwright is missing (``.ci/run`` installs both).
@@ -7,9 +7,10 @@ Skips only when /usr/bin/chromium or Playwright is missing (``.ci/run`` installs
 
 from __future__ import annotations
 
+from gameserver.api.flashsale import STOCK_CACHE
 from tests.browser.console import NEEDS_CHROMIUM, draft_config, expect, shot, signed_in, submit_form
 from tests.conftest import World
-from tests.integration.test_flashsale_http import CONFIG, SHOP, START, claim
+from tests.integration.test_flashsale_http import CONFIG, SHOP, START, claim, in_flight
 
 pytestmark = NEEDS_CHROMIUM
 
@@ -34,4 +35,24 @@ async def test_plays_tab_shows_a_live_flash_sale_and_drafts_one(world: World) ->
         added = draft["flashsales"]["noon"]
         assert (added["title"], added["sku"], added["stock"], added["price_fen"],
                 added["pay_seconds"]) == ("Noon deal", "NOON-1", 50, 990, 900)
+        assert not problems
+
+
+async def test_a_sale_whose_last_unit_is_being_settled_says_so(world: World) -> None:
+    """Sold out but for a unit a claim in flight holds: the card says it may come back
+    (what shoppers are told as 还有机会), so the merchant does not read it as over."""
+    await world.merchant(SHOP, config=CONFIG)
+    world.client.app[STOCK_CACHE].ttl = 0
+    world.clock.advance(START - int(world.clock.now()))
+    for user in ("ann", "bob"):
+        assert (await claim(world, user, "k1"))[0].status == 200
+    await in_flight(world, "attempt-1")
+    async with signed_in(world, SHOP, plays="Flash sales") as (page, problems):
+        card = page.locator("#flashsale-midnight")
+        await expect(card.locator(".fs-status")).to_have_text("sold_out")
+        await expect(card.locator(".fs-left")).to_have_text("0")
+        await expect(card.locator(".fs-taken")).to_have_text("3")
+        await expect(card.locator(".fs-pending")).to_have_text("1")
+        await expect(card).to_contain_text("1 being settled (may come back)")
+        await shot(page, "plays-flashsale-pending")
         assert not problems
