@@ -139,6 +139,41 @@ async def test_units_no_single_bucket_has_are_gathered_from_several(
     assert await buckets(tier) == [2] * BUCKETS
 
 
+async def test_units_in_flight_across_buckets_are_told_apart_from_units_gone(
+        hosts: list[ValueTier]) -> None:
+    """With nothing left, what attempts in flight hold is summed over every bucket's
+    holds (every slot); read only when asked for. A hold past the live window (its
+    process died) or aged at once (its COMMIT went unanswered) is not counted."""
+    tier = hosts[0]
+    await tier.ensure_stock(SHOP, GAME, {REF: 16})  # 2 per bucket
+    deadline = int(tier.clock.now() * 1000) + tier.hold_ttl_ms
+    first = await tier.gate.reserve(SHOP, GAME, "flight-1", deadline, {REF: 5})
+    second = await tier.gate.reserve(SHOP, GAME, "flight-2", deadline, {REF: 11})
+    assert first.missing == {} == second.missing and len(second.pieces) > 1
+    view = await tier.stock_left(SHOP, GAME, {REF: 16}, pending=True)
+    assert (view.left, view.pending, view.tell_pending) == ({REF: 0}, {REF: 16}, True)
+    assert (await tier.stock_left(SHOP, GAME, {REF: 16})).pending == {}  # not asked
+    await tier.gate.age_holds(SHOP, GAME, second.pieces, deadline - tier.live_hold_ms)
+    assert (await tier.stock_left(SHOP, GAME, {REF: 16}, pending=True)).pending == {REF: 5}
+
+    short = StockView(tell_pending=True)  # a rule that tells the two apart
+    with pytest.raises(StockShort):
+        await tier.hold(PlayerRef(SHOP, GAME, "late", 0), "late", "late-c", outcome(), short,
+                        {REF: 16})
+    assert (short.left, short.pending) == ({REF: 0}, {REF: 5})
+    plain = StockView()
+    with pytest.raises(StockShort):
+        await tier.hold(PlayerRef(SHOP, GAME, "late", 0), "late", "late-d", outcome(), plain,
+                        {REF: 16})
+    assert (plain.left, plain.pending) == ({REF: 0}, {})
+
+    assert isinstance(tier.clock, ManualClock)
+    tier.clock.advance(tier.live_hold_ms / 1000 + 1)  # the first is stuck now
+    assert (await tier.stock_left(SHOP, GAME, {REF: 16}, pending=True)).pending == {REF: 0}
+    await tier.gate.give_back(SHOP, GAME, first.pieces + second.pieces)
+    assert await buckets(tier) == [2] * BUCKETS
+
+
 async def test_lost_buckets_are_rebuilt_from_sql_minus_the_survivors(
         hosts: list[ValueTier]) -> None:
     tier = hosts[0]
