@@ -222,7 +222,7 @@ class AggregateStore:
                 # SQL held then has outlived its lifetime.
                 return await self._stored_or(loaded, ref, user, key, request_hash)
             return loaded
-        if res[4] == 1:  # evicted: the keys at it are still in Redis (agg_evict.lua)
+        if res[4] == 1:  # evicted: the keys at it are still in Redis (evict.lua)
             row = await self.archive.fetch(ref)
             return (_Loaded(codec.decode(row[1]), row[0], False) if row
                     else _Loaded(None, 0, False))

@@ -8,7 +8,7 @@ members' states; write
 the ledger rows and the states to SQL in one transaction (``AggregateArchive.write``);
 then delete the written entries (``XDEL``) and mark the states flushed
 (``mark_flushed.lua``, shared with players); finally evict aggregates idle for
-``idle_evict_after`` whose state SQL holds (``agg_evict.lua``: a tombstone stays,
+``idle_evict_after`` whose state SQL holds (``evict.lua``: a tombstone stays,
 telling the next read-through that the keys are intact).
 
 Safe on many hosts at once without a lease: rows are inserted once by commit id,
@@ -83,7 +83,7 @@ class AggregateStage:
         """How long an evicted aggregate's tombstone stays: the idempotency lifetime."""
         self._read = Script.named("agg_flush_read", redis=redis)
         self._mark = Script.named("mark_flushed", redis=redis)
-        self._evict = Script.named("agg_evict", redis=redis)
+        self._evict = Script.named("evict", redis=redis)
 
     def reads(self, shard: int, cutoff: int) -> list[Command]:
         """The scan's commands for ``shard``: its dirty aggregates, its idle ones."""

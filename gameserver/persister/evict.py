@@ -29,7 +29,7 @@ class Evict:
                 replies = await ctx.eval_all([self._evict.command(
                     [ctx.keys.dirty(shard), ctx.keys.active(shard),
                      *(ctx.keys.player_from_member(shard, m) for m in idle[shard])],
-                    [cutoff, *idle[shard]]) for shard in shards])
+                    [cutoff, 0, *idle[shard]]) for shard in shards])
             except Exception as exc:
                 ctx.fail(report, "evict", shards, exc)
                 return
