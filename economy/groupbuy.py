@@ -180,8 +180,14 @@ class GroupOfferSoldOut(DomainError):
     code = "groupbuy_sold_out"
     kind = Refusal.CONFLICT
 
-    def __init__(self, offer: str, left: int) -> None:
-        super().__init__("this offer is sold out", offer=offer, left=left)
+    def __init__(self, offer: str, left: int, pending: int = 0) -> None:
+        if pending > 0:  # held by grants in flight: they may fail and give units back
+            super().__init__("this offer is sold out for now: some of its units are held "
+                             "by grants still being settled", offer=offer, left=left,
+                             stock_pending=pending, retry_after=1)
+        else:
+            super().__init__("this offer is sold out", offer=offer, left=left,
+                             stock_pending=0)
 
 
 class GroupBuyBusy(DomainError):

@@ -149,10 +149,11 @@ def check_join(state: PlayerState | None, offer: GroupOffer, config: GameConfig,
     return mine
 
 
-def check_stock(offer: GroupOffer, left: int | None) -> None:
-    """Refuse to open a group the offer's stock could not reward in full."""
+def check_stock(offer: GroupOffer, left: int | None, pending: int = 0) -> None:
+    """Refuse to open a group the offer's stock could not reward in full; ``pending``
+    units, held by grants in flight, may come back (the refusal says so)."""
     if offer.stock is not None and left is not None and left < offer.size:
-        raise GroupOfferSoldOut(offer.id, left)
+        raise GroupOfferSoldOut(offer.id, left, pending)
 
 
 def _owed(effect: str, gid: str, offer: GroupOffer, group: Group,

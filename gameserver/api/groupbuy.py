@@ -159,12 +159,18 @@ async def _one_at_a_time(request: web.Request, live: LiveGame, offer: str,
         await asyncio.shield(redis.register_script(UNLOCK)(keys=[key], args=[token]))
 
 
-async def _stock_left(request: web.Request, live: LiveGame, offer: GroupOffer) -> int | None:
+async def _stock_left(request: web.Request, live: LiveGame, offer: GroupOffer
+                      ) -> tuple[int | None, int]:
+    """Units (left, pending) of the offer's stock; pending (held by grants in flight) is
+    read only when too few are left for a full group."""
     if offer.stock is None:
-        return None
-    view = await services(request).value.stock_left(
-        live.merchant, live.game, {offer.stock_ref: live.totals[offer.stock_ref]})
-    return view.left.get(offer.stock_ref, 0)
+        return None, 0
+    value, ref = services(request).value, offer.stock_ref
+    view = await value.stock_left(live.merchant, live.game, {ref: live.totals[ref]})
+    left = view.left.get(ref, 0)
+    if left < offer.size:
+        await value.read_pending(live.merchant, live.game, view, [ref])
+    return left, view.pending.get(ref, 0)
 
 
 async def create_group_buy(request: web.Request) -> web.Response:
@@ -175,13 +181,13 @@ async def create_group_buy(request: web.Request) -> web.Response:
     offer = _offer(live, request.match_info["offer"])
     gid = group_code(request.app[SETTINGS].token_secret, ctx.ref.merchant, ctx.ref.game,
                      offer.id, ctx.ref.user, key)
-    left = await _stock_left(request, live, offer)
+    left, pending = await _stock_left(request, live, offer)
     config = live.config
 
     def gate(state: PlayerState | None) -> Any:
         def rule(group: rules.Group | None, now: int) -> SharedOutcome:
             if group is None:  # (a retry that finds its group replays before this)
-                rules.check_stock(offer, left)
+                rules.check_stock(offer, left, pending)
                 rules.check_join(state, offer, config, now)
             return rules.open_group(group, gid, offer, user, now)
         return rule

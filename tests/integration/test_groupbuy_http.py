@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from gameserver.aggregates_app import AGGREGATES
 from gameserver.api.groupbuy import GroupBuySweep
-from gameserver.appkeys import CLOCK, DB, GAMES, REDIS, SETTINGS, SIGNER
+from gameserver.appkeys import CLOCK, DB, GAMES, REDIS, SETTINGS, SIGNER, VALUE
 from gameserver.db import models as m
 from gameserver.webhooks import OUTBOX
 from tests.conftest import BASIC_CONFIG, World
@@ -228,7 +228,27 @@ async def test_stock_rewards_through_the_value_tier_and_runs_out(gw: World) -> N
                                    .order_by(g.c.user_id))).all()
     assert [tuple(r) for r in rows] == [("ann", "groupbuy:rare", "confirmed"),
                                         ("bob", "groupbuy:rare", "confirmed")]
-    await error(await create(gw, cat, "rare", "o2"), 409, "groupbuy_sold_out")
+    body = await error(await create(gw, cat, "rare", "o2"), 409, "groupbuy_sold_out")
+    assert body["error"]["details"] == {"offer": "rare", "left": 0, "stock_pending": 0}
+
+
+async def test_a_unit_held_by_a_grant_in_flight_is_sold_out_for_now(gw: World) -> None:
+    """Too few units left for a full group, but one is held by a grant still being
+    settled: the refusal says it may come back (Retry-After); once it is back, a group
+    opens."""
+    ann = token(gw, "ann")
+    value = gw.client.app[VALUE]
+    await value.ensure_stock("gbshop", "squirrel", {"groupbuy:rare": 2})
+    deadline_ms = int(gw.clock.now() * 1000) + value.hold_ttl_ms
+    taken = await value.gate.reserve("gbshop", "squirrel", "attempt-1", deadline_ms,
+                                     {"groupbuy:rare": 1})
+    resp = await create(gw, ann, "rare", "o1")
+    body = await error(resp, 409, "groupbuy_sold_out")
+    assert body["error"]["details"] == {"offer": "rare", "left": 1, "stock_pending": 1,
+                                        "retry_after": 1}
+    assert resp.headers["Retry-After"] == "1"
+    await value.gate.give_back("gbshop", "squirrel", taken.pieces)
+    assert (await ok(await create(gw, ann, "rare", "o2")))["size"] == 2
 
 
 async def test_fifty_shoppers_race_for_a_five_seat_group(gw: World) -> None:

@@ -253,8 +253,13 @@ def test_a_shopper_who_cannot_pay_is_refused() -> None:
 def test_stock_must_cover_a_full_group() -> None:
     rules.check_stock(BIG, 2)
     rules.check_stock(TEA, 0)  # no stock configured: unlimited
-    with pytest.raises(GroupOfferSoldOut):
+    with pytest.raises(GroupOfferSoldOut) as err:
         rules.check_stock(BIG, 1)
+    assert err.value.details == {"offer": BIG.id, "left": 1, "stock_pending": 0}
+    with pytest.raises(GroupOfferSoldOut) as err:  # held by grants in flight: for now
+        rules.check_stock(BIG, 1, pending=2)
+    assert err.value.details == {"offer": BIG.id, "left": 1, "stock_pending": 2,
+                                 "retry_after": 1}
 
 
 # -- the member's side --------------------------------------------------------------------
