@@ -7,12 +7,24 @@ Skips only when /usr/bin/chromium or Playwright is missing (``.ci/run`` installs
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gameserver.api.flashsale import STOCK_CACHE
 from tests.browser.console import NEEDS_CHROMIUM, draft_config, expect, shot, signed_in, submit_form
 from tests.conftest import World
 from tests.integration.test_flashsale_http import CONFIG, SHOP, START, claim, in_flight
 
+if TYPE_CHECKING:  # the tests skip, not fail, where Playwright is missing
+    from playwright.async_api import Locator
+
 pytestmark = NEEDS_CHROMIUM
+
+
+async def card_shows(card: Locator, status: str, *, left: int, taken: int) -> None:
+    """A sale's card: its status badge, units left, and units held or sold."""
+    await expect(card.locator(".fs-status")).to_have_text(status)
+    await expect(card.locator(".fs-left")).to_have_text(str(left))
+    await expect(card.locator(".fs-taken")).to_have_text(str(taken))
 
 
 async def test_plays_tab_shows_a_live_flash_sale_and_drafts_one(world: World) -> None:
@@ -21,10 +33,7 @@ async def test_plays_tab_shows_a_live_flash_sale_and_drafts_one(world: World) ->
     resp, _ = await claim(world, "ann", "k1")
     assert resp.status == 200
     async with signed_in(world, SHOP, plays="Flash sales") as (page, problems):
-        card = page.locator("#flashsale-midnight")
-        await expect(card.locator(".fs-status")).to_have_text("live")
-        await expect(card.locator(".fs-left")).to_have_text("2")
-        await expect(card.locator(".fs-taken")).to_have_text("1")
+        await card_shows(page.locator("#flashsale-midnight"), "live", left=2, taken=1)
         await expect(page.locator("#presale-early .fs-status")).to_have_text("ended")
         await shot(page, "plays-flashsale")
 
@@ -49,9 +58,7 @@ async def test_a_sale_whose_last_unit_is_being_settled_says_so(world: World) -> 
     await in_flight(world, "attempt-1")
     async with signed_in(world, SHOP, plays="Flash sales") as (page, problems):
         card = page.locator("#flashsale-midnight")
-        await expect(card.locator(".fs-status")).to_have_text("sold_out")
-        await expect(card.locator(".fs-left")).to_have_text("0")
-        await expect(card.locator(".fs-taken")).to_have_text("3")
+        await card_shows(card, "sold_out", left=0, taken=3)
         await expect(card.locator(".fs-pending")).to_have_text("1")
         await expect(card).to_contain_text("1 being settled (may come back)")
         await shot(page, "plays-flashsale-pending")
