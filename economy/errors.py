@@ -55,6 +55,13 @@ class DomainError(Exception):
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
 
+def stock_pending_details(pending: int) -> dict[str, int]:
+    """What a "sold out" of limited stock says of the units grants in flight hold (they may
+    fail and give them back): how many, and while there are some, when to look again
+    (``retry_after``: the refusal is only for now)."""
+    return {"stock_pending": pending, "retry_after": 1} if pending > 0 else {"stock_pending": 0}
+
+
 class InvalidInput(DomainError):
     """A body or parameter that does not have the documented shape.
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from economy.errors import DomainError, Refusal
+from economy.errors import DomainError, Refusal, stock_pending_details
 from economy.schema import Enum, Int, Map, Obj, Problems, Str
 from economy.section import ConfigPart, Section
 
@@ -300,12 +300,9 @@ class SoldOut(DomainError):
     kind = Refusal.CONFLICT
 
     def __init__(self, sale: str, pending: int = 0) -> None:
-        if pending > 0:
-            super().__init__("sold out for now: every unit is held by claims still being "
-                             "settled, and some may come back", sale=sale, stock_left=0,
-                             stock_pending=pending, retry_after=1)
-        else:
-            super().__init__("sold out", sale=sale, stock_left=0, stock_pending=0)
+        message = ("sold out for now: every unit is held by claims still being settled, "
+                   "and some may come back") if pending > 0 else "sold out"
+        super().__init__(message, sale=sale, stock_left=0, **stock_pending_details(pending))
 
 
 class NotEligible(DomainError):

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from economy.errors import DomainError, Refusal
+from economy.errors import DomainError, Refusal, stock_pending_details
 from economy.rewards import REWARD_SPEC, Reward, build_reward, reward_problems
 from economy.schema import Bool, Int, Map, Obj, Problems, Str
 from economy.section import ConfigPart, Section, unknown_currencies
@@ -181,13 +181,9 @@ class GroupOfferSoldOut(DomainError):
     kind = Refusal.CONFLICT
 
     def __init__(self, offer: str, left: int, pending: int = 0) -> None:
-        if pending > 0:  # held by grants in flight: they may fail and give units back
-            super().__init__("this offer is sold out for now: some of its units are held "
-                             "by grants still being settled", offer=offer, left=left,
-                             stock_pending=pending, retry_after=1)
-        else:
-            super().__init__("this offer is sold out", offer=offer, left=left,
-                             stock_pending=0)
+        message = ("this offer is sold out for now: some of its units are held by grants "
+                   "still being settled") if pending > 0 else "this offer is sold out"
+        super().__init__(message, offer=offer, left=left, **stock_pending_details(pending))
 
 
 class GroupBuyBusy(DomainError):

@@ -22,13 +22,14 @@ from gameserver.clock import Clock
 from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.keys import Keys
+from gameserver.settings import Settings
 from gameserver.stockgate import STOCK_BUCKETS, StockGate
 
 HOLD_TTL_MS = 30_000
 """A gate reservation not settled against SQL by then belongs to a dead attempt: the
 reconciler gives its units back if SQL never took them. Longer than any SQL try can run
 (its calls are bounded by the SQL timeouts, 1.5 s for a request, 10 s in background)."""
-LIVE_HOLD_MS = 6_500
+LIVE_HOLD_MS = int((Settings.sql_timeout + Settings.sql_pool_timeout) * 1000)
 """How long an attempt may hold units and still settle either way: a grant's longest SQL
 try (``sql_timeout`` + ``sql_pool_timeout``, set from the settings). An older hold is
 stuck (its process died, or its commit's answer was lost) and waits for the reconciler."""

@@ -187,7 +187,7 @@ export function createClient(options) {
     listMyCoupons: () => request("GET", `${g}/coupons`),
     getLeaderboard: (board) => request("GET", `${g}/leaderboards/${seg(board)}`),
     getFlashSale: (sale) => request("GET", `${g}/flashsales/${seg(sale)}`),
-    claimFlashSale: (sale, opts) => claimFlashSale(sale, opts),
+    claimFlashSale,
     claimFlashSaleWhenBack,
     getPresale: (presale) => request("GET", `${g}/presales/${seg(presale)}`),
     reservePresale: (presale, opts) =>

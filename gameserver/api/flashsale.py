@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -124,12 +124,13 @@ def _chance(cache: StockCache, key: tuple[str, ...], ref: str
     has not seen the ref, the process's cache (read when the rule runs, after the
     player's load)."""
     def chance(ctx: RuleContext) -> rules.Chance:
-        left, pending = dict(ctx.view.left), dict(ctx.view.pending)
-        cached = cache.peek(key)
-        if ref not in left and cached is not None and cached[0] <= 0:
-            left[ref], pending[ref] = 0, cached[1]
-        gone = frozenset(r for r, n in left.items() if n <= 0)
-        return rules.Chance(ctx.rng, gone, {r: pending[r] for r in gone if r in pending})
+        view, cached = ctx.view, cache.peek(key)
+        gone = {r for r, n in view.left.items() if n <= 0}
+        pending: Mapping[str, int] = view.pending
+        if ref not in view.left and cached is not None and cached[0] <= 0:
+            gone.add(ref)
+            pending = {**pending, ref: cached[1]}
+        return rules.Chance(ctx.rng, frozenset(gone), pending)
     return chance
 
 

@@ -193,13 +193,13 @@ async def raw_claim(world: World, user: str, key: str) -> tuple[int, Any, str | 
     return resp.status, await resp.json(), resp.headers.get("Retry-After")
 
 
-async def in_flight(world: World, attempt: str) -> list[Piece]:
-    """One unit taken from the gate by an attempt that has not reached SQL yet (what a
-    claim holds while its grant is written, or after its process died there)."""
+async def in_flight(world: World, attempt: str, ref: str = "flash:midnight",
+                    merchant: str = SHOP) -> list[Piece]:
+    """One unit of ``ref`` taken from the gate by an attempt that has not reached SQL yet
+    (what a claim holds while its grant is written, or after its process died there)."""
     tier = world.client.app[VALUE]
     deadline_ms = int(world.clock.now() * 1000) + tier.hold_ttl_ms
-    taken = await tier.gate.reserve(SHOP, "squirrel", attempt, deadline_ms,
-                                    {"flash:midnight": 1})
+    taken = await tier.gate.reserve(merchant, "squirrel", attempt, deadline_ms, {ref: 1})
     assert taken.missing == {}
     return taken.pieces
 

@@ -25,6 +25,7 @@ from gameserver.db import models as m
 from gameserver.webhooks import OUTBOX
 from tests.conftest import BASIC_CONFIG, World
 from tests.integration.loopgame import signed_order
+from tests.integration.test_flashsale_http import in_flight
 from tests.integration.test_poll_http import flush_all
 
 GAME = "/v1/games/squirrel"
@@ -239,15 +240,13 @@ async def test_a_unit_held_by_a_grant_in_flight_is_sold_out_for_now(gw: World) -
     ann = token(gw, "ann")
     value = gw.client.app[VALUE]
     await value.ensure_stock("gbshop", "squirrel", {"groupbuy:rare": 2})
-    deadline_ms = int(gw.clock.now() * 1000) + value.hold_ttl_ms
-    taken = await value.gate.reserve("gbshop", "squirrel", "attempt-1", deadline_ms,
-                                     {"groupbuy:rare": 1})
+    pieces = await in_flight(gw, "attempt-1", "groupbuy:rare", "gbshop")
     resp = await create(gw, ann, "rare", "o1")
     body = await error(resp, 409, "groupbuy_sold_out")
     assert body["error"]["details"] == {"offer": "rare", "left": 1, "stock_pending": 1,
                                         "retry_after": 1}
     assert resp.headers["Retry-After"] == "1"
-    await value.gate.give_back("gbshop", "squirrel", taken.pieces)
+    await value.gate.give_back("gbshop", "squirrel", pieces)
     assert (await ok(await create(gw, ann, "rare", "o2")))["size"] == 2
 
 
