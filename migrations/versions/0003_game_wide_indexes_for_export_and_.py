@@ -1,20 +1,12 @@
 """game-wide indexes for export and analytics
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-22
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

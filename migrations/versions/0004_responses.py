@@ -1,21 +1,13 @@
 """responses: the first response of each shopper action, for Idempotency-Key retries
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-30
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

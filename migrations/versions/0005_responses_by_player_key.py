@@ -3,23 +3,15 @@
 A player read through from SQL (evicted, or Redis lost its data) brings its keys of the
 last day back into Redis, so that a retry acknowledged before the loss is replayed, not
 applied again; the request hash tells such a retry from another request under the key.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-02
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

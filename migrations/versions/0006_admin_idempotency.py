@@ -1,21 +1,13 @@
 """admin_requests: Idempotency-Keys of merchant writes, with their first response
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-07
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
 down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

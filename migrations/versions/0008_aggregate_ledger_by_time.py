@@ -1,21 +1,13 @@
 """aggregate_ledger: index by aggregate and time (the newest commit of an aggregate,
 read when it is read back from SQL after Redis lost it)
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-02
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0008"
 down_revision: str | None = "0007"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 INDEX = "ix_aggregate_ledger_merchant_id_game_id_kind_aggregate_id_ts_ms"
 

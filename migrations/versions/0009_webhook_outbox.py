@@ -1,21 +1,13 @@
 """webhook_outbox: events owed to merchants' backends (signed, at least once)
-
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-06
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
 down_revision: str | None = "0008"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,21 +1,13 @@
 """experiment_exposures, experiment_days and order_events: experiment cohorts, orders and GMV in SQL
-
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-06
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
 down_revision: str | None = "0009"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,22 +1,14 @@
 """grants: coupon redemption (redeemed_ms, redeemed_ref) and a per-shopper index for
 the coupon wallet (listMyCoupons)
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-06
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
 down_revision: str | None = "0010"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 INDEX = "ix_grants_merchant_id_game_id_user_id_id"
 
