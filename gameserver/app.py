@@ -47,17 +47,15 @@ from gameserver.db.database import Database, make_engine
 from gameserver.embedded import RedisProcess
 from gameserver.errors import error_middleware
 from gameserver.experiment_watch import ExperimentWatcher
-from gameserver.flushhooks import FlushContext, flush_hooks
 from gameserver.games import GameRegistry
 from gameserver.housekeeping import Housekeeper
 from gameserver.keys import Keys, warm_tags
 from gameserver.latency_budget import LATENCY_BUDGET, LatencyBudget
-from gameserver.leaderboards import LeaderboardUpdater
 from gameserver.lease import job_lease, persister_assignment, process_name
 from gameserver.merchants import MerchantDirectory
 from gameserver.metrics import Metrics
 from gameserver.openapi import build_openapi
-from gameserver.persister import Persister
+from gameserver.persister import Persister, wired_persister
 from gameserver.ratelimit import IDEMPOTENT_OPERATIONS, rate_limit_middleware
 from gameserver.reconciler import Reconciler
 from gameserver.recording import (
@@ -285,17 +283,11 @@ def _start_persisters(app: web.Application) -> list[_Worker]:
     for services, metrics in keyspaces:
         # Unique per process: two processes on one host must not read as one consumer.
         consumer = process_name("serve")
-        persister = Persister(app[REDIS], services.keys, services.db.background, metrics,
-                              app[CLOCK], shards=settings.shards, batch=settings.persister_batch,
-                              idle_evict_after=settings.idle_evict_after, consumer=consumer,
-                              assignment=persister_assignment(
-                                  app[REDIS], services.keys.prefix, settings.shards, consumer,
-                                  settings.flush_interval))
-        # Boards follow the flushed states: no action pays a Redis write for them.
-        persister.on_flushed.append(LeaderboardUpdater(app[REDIS], services.keys, app[GAMES]))
-        persister.on_flushed.extend(flush_hooks(FlushContext(  # the mechanics' own (teams)
-            app[REDIS], services.keys, services.db, app[GAMES], app[CLOCK], settings,
-            None if services.shadow else Outbox(services.db, app[CLOCK]))))
+        persister = wired_persister(
+            app[REDIS], services.keys, services.db, app[GAMES], app[CLOCK], settings, metrics,
+            consumer=consumer, shadow=services.shadow, assignment=persister_assignment(
+                app[REDIS], services.keys.prefix, settings.shards, consumer,
+                settings.flush_interval))
         stop = asyncio.Event()
         task = asyncio.create_task(persister.run(settings.flush_interval, stop),
                                    name=f"petbox-persister-{services.keys.prefix}")

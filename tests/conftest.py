@@ -206,6 +206,21 @@ async def client(aiohttp_client: Any, settings: Settings,
     return await aiohttp_client(create_app(settings, clock=clock))
 
 
+def app_persister(app: web.Application, *, shadow: bool = False, consumer: str = "test",
+                  db: Database | None = None) -> Any:
+    """A persister like the server's on one of ``app``'s keyspaces (the real one, or the
+    shadow one): the same flush hooks (boards, teams) and, on the real keyspace only,
+    the webhook outbox. ``db``: another handle on that keyspace's SQL."""
+    from gameserver.appkeys import CLOCK, GAMES, METRICS, REDIS, SERVICES, SETTINGS, SHADOW
+    from gameserver.metrics import Metrics
+    from gameserver.persister import wired_persister
+
+    services = app[SHADOW] if shadow else app[SERVICES]
+    return wired_persister(app[REDIS], services.keys, db or services.db, app[GAMES],
+                           app[CLOCK], app[SETTINGS], Metrics() if shadow else app[METRICS],
+                           consumer=consumer, shadow=shadow)
+
+
 async def retry_503(send: Callable[[], Awaitable[Any]], tries: int = 5) -> Any:
     """Send a request until it answers anything but ``503``, sleeping ``Retry-After``
     between tries; the caller's request must carry the same Idempotency-Key each time."""

@@ -19,7 +19,8 @@ A pass covers all of its shards at once, one module per stage:
 Stream entries and player states are decoded by :mod:`.wire`; the SQL transactions
 over several shards are built by :mod:`.transactions`; round trips and failure
 reports go through :class:`.context.PassContext`; :class:`.passes.Persister` composes
-the stages.
+the stages, and :func:`.wiring.wired_persister` adds the hooks every petbox persister
+runs after a flush.
 
 A failing stage (SQL down, Redis down) is logged and counted once in
 ``petbox_persister_errors_total{stage}``; :attr:`PassReport.errors` names every
@@ -44,9 +45,10 @@ from gameserver.persister.wire import (
     split_member,
     state_times,
 )
+from gameserver.persister.wiring import wired_persister
 
 STAGES = ("epoch", "ledger", "flush", "evict", "aggregates", "gauges")
 
 __all__ = ["STAGES", "Backlog", "Command", "DataLossCallback", "Entry", "FlushedCallback",
            "PassReport", "Persister", "entry_rows", "ledger_rows", "run_standalone",
-           "split_member", "state_times"]
+           "split_member", "state_times", "wired_persister"]

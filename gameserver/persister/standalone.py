@@ -12,18 +12,16 @@ from redis.asyncio import Redis
 
 from gameserver.clock import SystemClock
 from gameserver.db.database import Database
-from gameserver.flushhooks import FlushContext, flush_hooks
 from gameserver.games import GameRegistry
 from gameserver.keys import Keys
-from gameserver.leaderboards import LeaderboardUpdater
 from gameserver.lease import persister_assignment, process_name
 from gameserver.metrics import Metrics
 from gameserver.persister.passes import Persister
+from gameserver.persister.wiring import wired_persister
 from gameserver.redisclient import open_redis
 from gameserver.services import SHADOW_PREFIX
 from gameserver.settings import Settings
 from gameserver.shardcount import check_shard_count
-from gameserver.webhooks import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +73,8 @@ async def run_standalone(settings: Settings, *, stop: asyncio.Event | None = Non
 def _standalone(settings: Settings, redis: Redis, keys: Keys, db: Database,
                 games: GameRegistry) -> Persister:
     consumer = process_name("persister")  # unique per process, like the lease token
-    persister = Persister(redis, keys, db, Metrics(), SystemClock(), shards=settings.shards,
-                          batch=settings.persister_batch,
-                          idle_evict_after=settings.idle_evict_after, consumer=consumer,
-                          assignment=persister_assignment(redis, keys.prefix, settings.shards,
-                                                          consumer, settings.flush_interval))
-    persister.on_flushed.append(LeaderboardUpdater(redis, keys, games))
-    clock = SystemClock()
-    outbox = None if keys.prefix == SHADOW_PREFIX else Outbox(db, clock)
-    persister.on_flushed.extend(flush_hooks(FlushContext(redis, keys, db, games, clock,
-                                                         settings, outbox)))
-    return persister
+    return wired_persister(redis, keys, db, games, SystemClock(), settings, Metrics(),
+                           consumer=consumer, shadow=keys.prefix == SHADOW_PREFIX,
+                           assignment=persister_assignment(redis, keys.prefix,
+                                                           settings.shards, consumer,
+                                                           settings.flush_interval))

@@ -17,14 +17,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gameserver.appkeys import CLOCK, GAMES, KEYS, METRICS, REDIS, SETTINGS
+from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.db import models as m
 from gameserver.keys import PlayerRef, shard_of
-from gameserver.leaderboards import LeaderboardUpdater
 from gameserver.persister import Persister
 from gameserver.redisclient import is_cluster
 from gameserver.store import decode_state
-from tests.conftest import World, retry_503
+from tests.conftest import World, app_persister, retry_503
 from tests.redis_cluster import RedisCluster
 
 GAME = "/v1/games/squirrel"
@@ -89,11 +88,7 @@ def _users(shards: int, count: int) -> list[str]:
 
 def _persister(world: World) -> Persister:
     """A persister on the app's cluster client, writing leaderboards as serve's does."""
-    app = world.client.app
-    persister = Persister(app[REDIS], app[KEYS], world.db, app[METRICS], app[CLOCK],
-                          shards=app[SETTINGS].shards, consumer="cluster-test")
-    persister.on_flushed.append(LeaderboardUpdater(app[REDIS], app[KEYS], app[GAMES]))
-    return persister
+    return app_persister(world.client.app, consumer="cluster-test", db=world.db)
 
 
 async def _check_sql(world: World, views: dict[str, dict[str, Any]]) -> None:

@@ -15,12 +15,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 
-from gameserver.appkeys import CLOCK, DB, KEYS, METRICS, REDIS, SETTINGS
 from gameserver.clock import ManualClock
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.persister import Persister
-from tests.conftest import BASIC_CONFIG, World, retry_503
+from tests.conftest import BASIC_CONFIG, World, app_persister, retry_503
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _ids = itertools.count(1)
@@ -208,9 +206,7 @@ async def test_real_actions_through_the_persister(world: World, clock: ManualClo
     assert adopted.status == 201, await adopted.text()
     fed = await world.post("/v1/games/squirrel/pet/feed", token, {"food": "snack"}, key="f1")
     assert fed.status == 200, await fed.text()
-    persister = Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
-                          shards=app[SETTINGS].shards, consumer="c1")
-    await persister.run_once()
+    await app_persister(app, consumer="c1").run_once()
 
     report = await analytics(world, "days=1")
 

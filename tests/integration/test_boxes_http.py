@@ -16,7 +16,7 @@ from gameserver.appkeys import SERVICES
 from gameserver.db import models as m
 from gameserver.games import parse_config
 from gameserver.persister import Persister
-from tests.conftest import BASIC_CONFIG
+from tests.conftest import BASIC_CONFIG, app_persister
 
 GAME = "/v1/games/squirrel"
 SERIES = f"{GAME}/boxes/forest"
@@ -56,11 +56,7 @@ async def sql_count(world: Any, query: Any) -> int:
 
 
 def persister(world: Any) -> Persister:
-    app = world.client.app
-    from gameserver.appkeys import CLOCK, DB, KEYS, METRICS, REDIS, SETTINGS
-
-    return Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
-                     shards=app[SETTINGS].shards, consumer="test")
+    return app_persister(world.client.app)
 
 
 def test_box_config_is_valid() -> None:

@@ -18,11 +18,10 @@ import pytest
 from sqlalchemy import func, select
 
 from economy.fairness import verify_record
-from gameserver.appkeys import CLOCK, DB, GAMES, KEYS, METRICS, REDIS, SETTINGS, SIGNER
+from gameserver.appkeys import CLOCK, GAMES, SIGNER
 from gameserver.db import models as m
 from gameserver.games import parse_config
-from gameserver.persister import Persister
-from tests.conftest import BASIC_CONFIG, World
+from tests.conftest import BASIC_CONFIG, World, app_persister
 
 NOW = 1_767_225_600  # the test clock: 2026-01-01 00:00 UTC, 08:00 in Shanghai
 DAY = 86_400
@@ -76,9 +75,7 @@ async def put(world: World, exp: dict[str, Any], eid: str = "scarce") -> Any:
 
 
 async def flush(world: World) -> None:
-    app = world.client.app
-    await Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
-                    shards=app[SETTINGS].shards, consumer="test").run_once()
+    await app_persister(world.client.app).run_once()
 
 
 def fig_b_probability(disclosure: dict[str, Any]) -> str:

@@ -14,10 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, update
 
-from gameserver.appkeys import CLOCK, DB, KEYS, METRICS, REDIS, SETTINGS
 from gameserver.db import models as m
-from gameserver.persister import Persister
-from tests.conftest import World
+from tests.conftest import World, app_persister
 from tests.integration.test_analytics import (
     at,
     draw_row,
@@ -163,8 +161,7 @@ async def test_real_actions_through_the_persister(world: World) -> None:
                      key="a1")
     fed = await world.post("/v1/games/squirrel/pet/feed", token, {"food": "snack"}, key="f1")
     assert fed.status == 200, await fed.text()
-    await Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
-                    shards=app[SETTINGS].shards, consumer="c1").run_once()
+    await app_persister(app, consumer="c1").run_once()
 
     *events, _ = await export(world)
 

@@ -23,14 +23,13 @@ from typing import Any
 
 import pytest
 
-from gameserver.appkeys import CLOCK, DB, GAMES, KEYS, METRICS, REDIS, SETTINGS, SHADOW
+from gameserver.appkeys import GAMES, KEYS, REDIS, SETTINGS
 from gameserver.db.persist import PlayerRow
 from gameserver.keys import Keys
 from gameserver.leaderboards import KEEP_FACTOR, LeaderboardUpdater
-from gameserver.metrics import Metrics
 from gameserver.persister import Persister
 from mechanics.leaderboard import masked_id
-from tests.conftest import BASIC_CONFIG, World
+from tests.conftest import BASIC_CONFIG, World, app_persister
 from tests.integration.test_shadow import SHADOW_HEADERS, shadow_token
 
 GAME = "/v1/games/squirrel"
@@ -43,14 +42,8 @@ SNACKS = {"alice": 3, "bob": 1, "carol": 2, "dave": 0, "erin": 1}
 
 
 def persister(world: World, *, shadow: bool = False) -> Persister:
-    """A persister like the server's, with the leaderboard hook on its keyspace."""
-    app = world.client.app
-    svc = app[SHADOW] if shadow else None
-    keys, db = (svc.keys, svc.db) if svc else (app[KEYS], app[DB])
-    p = Persister(app[REDIS], keys, db, Metrics() if shadow else app[METRICS], app[CLOCK],
-                  shards=app[SETTINGS].shards, consumer="test")
-    p.on_flushed.append(LeaderboardUpdater(app[REDIS], keys, app[GAMES]))
-    return p
+    """A persister like the server's (leaderboard hook included) on one keyspace."""
+    return app_persister(world.client.app, shadow=shadow)
 
 
 async def play(world: World, token: str, user: str, snacks: int,

@@ -21,10 +21,8 @@ from gameserver.aggregates_app import AGGREGATES, Aggregates
 from gameserver.aggregates_gate import OwedReconciler, SharedActions
 from gameserver.appkeys import (
     CLOCK,
-    DB,
     GAMES,
     KEYS,
-    METRICS,
     REDIS,
     SERVICES,
     SETTINGS,
@@ -36,7 +34,7 @@ from gameserver.metrics import Metrics
 from gameserver.persister import Persister
 from gameserver.store import Store
 from mechanics import poll as rules
-from tests.conftest import BASIC_CONFIG, World
+from tests.conftest import BASIC_CONFIG, World, app_persister
 
 NOW = 1_767_225_600  # the test clock: 2026-01-01 00:00 UTC, 08:00 in Shanghai
 GAME = "/v1/games/squirrel"
@@ -103,8 +101,7 @@ async def all_owed(world: World) -> list[str]:
 async def flush_all(world: World) -> Persister:
     """One persister pass (players, then the aggregate stage), as the server's."""
     app = world.client.app
-    p = Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
-                  shards=app[SETTINGS].shards, consumer="test")
+    p = app_persister(app)
     report = await p.run_once()
     assert report.ok, report.errors
     return p

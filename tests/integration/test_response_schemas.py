@@ -13,11 +13,9 @@ from typing import Any
 import jsonschema_rs
 
 from gameserver.api.schemas import ALWAYS_SHOWN, VIEW_PARTS
-from gameserver.appkeys import CLOCK, DB, KEYS, METRICS, REDIS, SETTINGS
 from gameserver.auth import body_signature
-from gameserver.persister import Persister
 from mechanics.registry import MECHANICS
-from tests.conftest import World
+from tests.conftest import World, app_persister
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = json.loads((ROOT / "examples" / "squirrel-omg.json").read_text())
@@ -122,8 +120,7 @@ async def test_the_answers_match_their_schemas(world: World) -> None:
     await c.call("rotateSeed", "POST", f"{G}/boxes/seed/rotate", 200, token=token, body={},
                  key="r1")
     app = world.client.app
-    await Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
-                    shards=app[SETTINGS].shards, consumer="c1").run_once()
+    await app_persister(app, consumer="c1").run_once()
     listed = await c.call("listDraws", "GET", f"{G}/draws", 200, token=token)
     assert len(listed["draws"]) == 10 and listed["draws"][0]["server_seed"] is not None
     await c.call("getPlayer", "GET", f"{G}/me", 200, token=token)

@@ -11,11 +11,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from gameserver.appkeys import CLOCK, KEYS, METRICS, REDIS, SETTINGS
+from gameserver.appkeys import SETTINGS
 from gameserver.db import models as m
 from gameserver.keys import PlayerRef, shard_of
-from gameserver.persister import Persister
 from gameserver.store import decode_state
+from tests.conftest import app_persister
 from tests.integration.loopgame import DAY, HOUR, Shopper, loop_world, post_order
 
 __all__ = ["loop_world"]
@@ -91,8 +91,7 @@ async def test_eight_days_of_one_shopper(loop_world: Any, db: Any) -> None:
 async def _check_sql(world: Any, db: Any, final: dict[str, Any]) -> None:
     """Flush, then SQL holds the same player, and its ledger explains the wallet."""
     app = world.client.app
-    persister = Persister(app[REDIS], app[KEYS], db, app[METRICS], app[CLOCK],
-                          shards=app[SETTINGS].shards, consumer="scenario")
+    persister = app_persister(app, consumer="scenario", db=db)
     assert await persister.final_flush() is True
     shards = app[SETTINGS].shards
     row = await db.fetch_player(PlayerRef("shop", "squirrel", "alice",

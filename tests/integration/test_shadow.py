@@ -12,20 +12,18 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
-from gameserver.appkeys import DB, GAMES, KEYS, METRICS, REDIS, SERVICES, SHADOW, SHADOW_DB
+from gameserver.appkeys import KEYS, REDIS, SHADOW, SHADOW_DB
 from gameserver.auth import body_signature, session_signature
 from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.db.models import metadata
 from gameserver.keys import Keys
-from gameserver.leaderboards import LeaderboardUpdater
-from gameserver.metrics import Metrics
 from gameserver.persister import Persister
 from gameserver.services import SHADOW_PREFIX
 from gameserver.shadow import purge_shadow
+from tests.conftest import app_persister
 from tests.integration.loopgame import loop_config
 from tests.integration.test_boxes_http import BOX_CONFIG, SERIES
-from tests.integration.test_teams_http import team_sync
 
 SHADOW_HEADERS = {"X-Petbox-Shadow": "1"}
 
@@ -264,14 +262,8 @@ async def mixed(world: Any) -> Any:
 
 
 def persister(world: Any, *, shadow: bool) -> Persister:
-    """The server's persister of one keyspace, with its leaderboard hook."""
-    app = world.client.app
-    keys, db = (app[SHADOW].keys, app[SHADOW_DB]) if shadow else (app[KEYS], app[DB])
-    p = Persister(app[REDIS], keys, db, Metrics() if shadow else app[METRICS], world.clock,
-                  shards=4, consumer="t")
-    p.on_flushed.append(LeaderboardUpdater(app[REDIS], keys, app[GAMES]))
-    p.on_flushed.append(team_sync(app, app[SHADOW] if shadow else app[SERVICES]))
-    return p
+    """The server's persister of one keyspace, with its hooks (boards, teams)."""
+    return app_persister(world.client.app, shadow=shadow, consumer="t")
 
 
 async def shopper_ops(c: Caller) -> None:

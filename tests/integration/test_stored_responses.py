@@ -10,19 +10,18 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy import delete, insert, select
 
-from gameserver.appkeys import CLOCK, DB, KEYS, METRICS, REDIS, SETTINGS
+from gameserver.appkeys import KEYS, SETTINGS
 from gameserver.db import models as m
 from gameserver.housekeeping import purge_old_responses
 from gameserver.keys import PlayerRef, shard_of
 from gameserver.persister import Persister
+from tests.conftest import app_persister
 
 GAME = "/v1/games/squirrel"
 
 
 def persister(world: Any) -> Persister:
-    app = world.client.app
-    return Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
-                     shards=app[SETTINGS].shards, consumer="test")
+    return app_persister(world.client.app)
 
 
 def ref_of(world: Any, user: str) -> PlayerRef:

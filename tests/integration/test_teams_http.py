@@ -23,16 +23,13 @@ from gameserver.appkeys import (
     DB,
     GAMES,
     KEYS,
-    METRICS,
     REDIS,
-    SERVICES,
     SETTINGS,
     SIGNER,
 )
-from gameserver.flushhooks import FlushContext
 from gameserver.persister import Persister
 from gameserver.webhooks import OUTBOX
-from tests.conftest import World
+from tests.conftest import World, app_persister
 from tests.integration.loopgame import GAME, Shopper, loop_config, post_order
 
 NOW = 1_767_225_600  # the test clock
@@ -55,19 +52,8 @@ async def tw(client: Any, db: Any, clock: Any) -> World:
 
 
 def persister(world: World) -> Persister:
-    """A persister like the server's, with the teams' flush hook."""
-    app = world.client.app
-    p = Persister(app[REDIS], app[KEYS], app[DB], app[METRICS], app[CLOCK],
-                  shards=app[SETTINGS].shards, consumer="test")
-    p.on_flushed.append(team_sync(app, app[SERVICES]))
-    return p
-
-
-def team_sync(app: Any, services: Any) -> TeamSync:
-    """The teams' flush hook on one keyspace, as the server's persister builds it."""
-    return TeamSync(FlushContext(app[REDIS], services.keys, services.db, app[GAMES],
-                                 app[CLOCK], app[SETTINGS],
-                                 None if services.shadow else app[OUTBOX]))
+    """A persister like the server's (the teams' flush hook included)."""
+    return app_persister(world.client.app)
 
 
 async def get_team(shopper: Shopper, team: str, season: str = "s11") -> dict[str, Any]:
