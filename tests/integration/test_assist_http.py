@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from gameserver.aggregates_gate import OwedReconciler
 from gameserver.api.assist import CODEC
-from gameserver.appkeys import CLOCK, GAMES, SETTINGS, SIGNER
+from gameserver.appkeys import CLOCK, GAMES, SETTINGS
 from gameserver.db import models as m
 from gameserver.keys import AggregateRef, PlayerRef, shard_of
 from mechanics import assist as rules
@@ -54,8 +54,7 @@ async def aw(world: World) -> World:
 
 def token(world: World, user: str, merchant: str = "helpshop", age: int = 3600) -> str:
     """A session made ``age`` seconds ago (its expiry tells its age)."""
-    app = world.client.app
-    return app[SIGNER].mint(merchant, user, int(app[CLOCK].now()) - age)[0]
+    return world.mint(user, merchant, age=age)
 
 
 async def start(world: World, tok: str, key: str, campaign: str = "friends") -> Any:

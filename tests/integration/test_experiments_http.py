@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from economy.fairness import verify_record
-from gameserver.appkeys import CLOCK, GAMES, SIGNER
+from gameserver.appkeys import GAMES
 from gameserver.db import models as m
 from gameserver.games import parse_config
 from tests.conftest import BASIC_CONFIG, World, app_persister
@@ -61,8 +61,7 @@ def admin(world: World) -> dict[str, str]:
 
 
 def token(world: World, user: str) -> str:
-    app = world.client.app
-    return str(app[SIGNER].mint("abshop", user, int(app[CLOCK].now()))[0])
+    return world.mint(user, "abshop")
 
 
 async def ok(resp: Any, status: int = 200) -> Any:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from gameserver.aggregates_app import AGGREGATES
 from gameserver.api.groupbuy import GroupBuySweep
-from gameserver.appkeys import CLOCK, DB, GAMES, REDIS, SETTINGS, SIGNER, VALUE
+from gameserver.appkeys import CLOCK, DB, GAMES, REDIS, SETTINGS, VALUE
 from gameserver.db import models as m
 from gameserver.webhooks import OUTBOX
 from tests.conftest import BASIC_CONFIG, World
@@ -51,8 +51,7 @@ async def gw(world: World) -> World:
 
 
 def token(world: World, user: str, merchant: str = "gbshop") -> str:
-    app = world.client.app
-    return app[SIGNER].mint(merchant, user, int(app[CLOCK].now()))[0]
+    return world.mint(user, merchant)
 
 
 async def create(world: World, tok: str, offer: str, key: str) -> Any:

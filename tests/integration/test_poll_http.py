@@ -26,7 +26,6 @@ from gameserver.appkeys import (
     REDIS,
     SERVICES,
     SETTINGS,
-    SIGNER,
 )
 from gameserver.db import models as m
 from gameserver.keys import AggregateRef, PlayerRef, shard_of
@@ -59,8 +58,7 @@ async def pw(world: World) -> World:
 
 
 def token(world: World, user: str, merchant: str = "pollshop") -> str:
-    app = world.client.app
-    return app[SIGNER].mint(merchant, user, int(app[CLOCK].now()))[0]
+    return world.mint(user, merchant)
 
 
 async def vote(world: World, tok: str, option: str, key: str, poll: str = "best") -> Any:

@@ -29,7 +29,7 @@ from economy.rains import (
     split_pool,
     verify_envelope,
 )
-from gameserver.appkeys import CLOCK, SERVICES, SIGNER
+from gameserver.appkeys import SERVICES
 from gameserver.db import models as m
 from mechanics.rains import bucket_of
 from tests.conftest import BASIC_CONFIG, World, answered_despite_503
@@ -57,8 +57,7 @@ async def rw(world: World) -> World:
 
 
 def token(world: World, user: str, merchant: str = "rainshop") -> str:
-    app = world.client.app
-    return app[SIGNER].mint(merchant, user, int(app[CLOCK].now()))[0]
+    return world.mint(user, merchant)
 
 
 async def grab(world: World, tok: str, key: str, body: dict[str, Any] | None = None,

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from economy.samples import DRAW_GRACE_S, applicants_hash, lottery, verify_ticket
-from gameserver.appkeys import CLOCK, SIGNER
 from gameserver.webhooks import OUTBOX
 from tests.conftest import BASIC_CONFIG, World, answered_despite_503
 
@@ -45,8 +44,7 @@ async def sw(world: World) -> World:
 
 
 def token(world: World, user: str) -> str:
-    app = world.client.app
-    return app[SIGNER].mint(SHOP, user, int(app[CLOCK].now()))[0]
+    return world.mint(user, SHOP)
 
 
 def headers(tok: str, key: str | None = None) -> dict[str, str]:
