@@ -185,8 +185,11 @@ def format_change(change: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="the getAnalytics JSON")
 def analytics_cmd(merchant: str, game: str, days: int, end: Any, as_json: bool) -> None:
     """DAU, new players, draws, coupons, active minutes and retention of GAME."""
-    from gameserver.api.analytics import analytics_report
+    from gameserver.api.analytics import FIRST_END, analytics_report
 
+    if end is not None and end.date() < FIRST_END:
+        raise click.BadParameter(f"must be {FIRST_END.isoformat()} or later",
+                                 param_hint="--end")
     report = _in_db(lambda db: analytics_report(db, merchant, game, int(time.time()), days,
                                                 end.date() if end else None))
     click.echo(_dump(report) if as_json else format_report(report))

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from economy.errors import InvalidInput
-from gameserver.api.common import Operation, game_id, merchant_of, now_s
+from gameserver.api.common import Operation, game_id, merchant_of, now_s, query_int
 from gameserver.api.schemas import ANY_OBJECT, INT, NUM, STR, array, map_of, obj
 from gameserver.appkeys import DB
 from gameserver.db import analytics, configs
@@ -23,6 +23,8 @@ from gameserver.db.database import Database
 DEFAULT_DAYS = 30
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DEFAULT_TZ = "Asia/Shanghai"
+FIRST_END = date(1971, 1, 2)
+"""The earliest ``end``: 366 days back from it is still 1970 (Unix time 0 on)."""
 
 DEFINITIONS = {
     "day": "a calendar day in the game's time zone",
@@ -45,13 +47,8 @@ DEFINITIONS = {
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw[:9]) <= hi:
-        raise InvalidInput(f"{name} must be an integer in {lo}..{hi}",
-                           problems=[{"path": f"$.{name}", "message": f"must be {lo}..{hi}"}])
-    return int(raw)
+    value = query_int(request, name, lo, hi)
+    return default if value is None else value
 
 
 def _date_param(request: web.Request, name: str) -> date | None:
@@ -61,10 +58,13 @@ def _date_param(request: web.Request, name: str) -> date | None:
     try:
         if not DATE_RE.fullmatch(raw):
             raise ValueError(raw)
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError as exc:
         raise InvalidInput(f"{name} must be a date YYYY-MM-DD", problems=[
             {"path": f"$.{name}", "message": "must be a date YYYY-MM-DD"}]) from exc
+    if day < FIRST_END:  # the range reaches up to 366 days back: never before 1970
+        raise InvalidInput(f"{name} must be {FIRST_END.isoformat()} or later", field=name)
+    return day
 
 
 async def game_timezone(db: Database, merchant: str, game: str) -> str:

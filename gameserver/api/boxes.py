@@ -26,6 +26,7 @@ from gameserver.api.common import (
     now_s,
     player_claims,
     player_ctx,
+    query_int,
     run_action,
     services,
     shadow_for,
@@ -143,12 +144,7 @@ async def get_box_series(request: web.Request) -> web.Response:
 
 def _asked_version(request: web.Request) -> int | None:
     """``?version=N``: a published version to disclose (None: the live one)."""
-    text = request.query.get("version", "")
-    if not text:
-        return None
-    if not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
-        raise InvalidInput("version must be a positive integer", field="version")
-    return int(text)
+    return query_int(request, "version", 1, 2**31 - 1)
 
 
 async def _old_disclosure(request: web.Request, live: LiveGame,
@@ -250,14 +246,8 @@ async def list_draws(request: web.Request) -> web.Response:
 
 
 def _page(request: web.Request) -> tuple[int | None, int]:
-    try:
-        before = int(request.query["cursor"]) if request.query.get("cursor") else None
-        limit = int(request.query.get("limit", "20"))
-    except ValueError as exc:
-        raise InvalidInput("cursor and limit must be integers") from exc
-    if not 1 <= limit <= PAGE_MAX:
-        raise InvalidInput(f"limit must be 1..{PAGE_MAX}", field="limit")
-    return before, limit
+    limit = query_int(request, "limit", 1, PAGE_MAX)
+    return query_int(request, "cursor", 0, 2**63 - 1), 20 if limit is None else limit
 
 
 OPERATIONS = [

@@ -191,6 +191,24 @@ def request_hash(request: web.Request, raw: bytes) -> str:
     return h.hexdigest()[:32]
 
 
+QUERY_INT_DIGITS = 18
+"""Longer numbers than this in a query are refused before they are parsed (any bound
+petbox sets is far below 10^18, and SQL's BIGINT holds every 18-digit number)."""
+
+
+def query_int(request: web.Request, name: str, lo: int, hi: int) -> int | None:
+    """``?name=``: an integer of ASCII digits in ``lo..hi``, or None when absent or
+    empty; anything else is 422 ``invalid_input`` naming the parameter (never a
+    number with leading zeros past the bound, nor digits ``int`` would not parse)."""
+    raw = request.query.get(name, "")
+    if raw == "":
+        return None
+    if (not raw.isascii() or not raw.isdigit() or len(raw) > QUERY_INT_DIGITS
+            or not lo <= int(raw) <= hi):
+        raise InvalidInput(f"{name} must be an integer in {lo}..{hi}", field=name)
+    return int(raw)
+
+
 def now_s(request: web.Request) -> int:
     return int(request.app[CLOCK].now())
 

@@ -14,8 +14,7 @@ import logging
 
 from aiohttp import web
 
-from economy.errors import InvalidInput
-from gameserver.api.common import Operation, game_id, merchant_of
+from gameserver.api.common import Operation, game_id, merchant_of, query_int
 from gameserver.appkeys import DB
 from gameserver.db import configs, export
 
@@ -25,13 +24,7 @@ NDJSON = "application/x-ndjson"
 
 
 def _limit(request: web.Request) -> int | None:
-    raw = request.query.get("limit")
-    if raw is None or raw == "":
-        return None
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw[:9]) <= export.MAX_LIMIT:
-        raise InvalidInput(f"limit must be an integer in 1..{export.MAX_LIMIT}", problems=[
-            {"path": "$.limit", "message": f"must be 1..{export.MAX_LIMIT}"}])
-    return int(raw)
+    return query_int(request, "limit", 1, export.MAX_LIMIT)
 
 
 async def export_events(request: web.Request) -> web.StreamResponse:

@@ -13,9 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from economy.config import section_boards
-from economy.errors import InvalidInput, UnknownItem
+from economy.errors import UnknownItem
 from economy.leaderboards import SHOW_ID, Leaderboard
-from gameserver.api.common import Operation, json_ok, player_ctx, services
+from gameserver.api.common import Operation, json_ok, player_ctx, query_int, services
 from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.leaderboards import Standing, read_board, shown_names
@@ -36,12 +36,8 @@ def _board(live: LiveGame, board_id: str) -> Leaderboard:
 
 def _limit(request: web.Request, size: int) -> int:
     """``?limit=``: 1..size, default 20 (or the size of a smaller board)."""
-    text = request.query.get("limit", "")
-    if not text:
-        return min(DEFAULT_LIMIT, size)
-    if not text.isdigit() or not 1 <= int(text) <= size:
-        raise InvalidInput(f"limit must be an integer 1..{size}", field="limit")
-    return int(text)
+    limit = query_int(request, "limit", 1, size)
+    return min(DEFAULT_LIMIT, size) if limit is None else limit
 
 
 def _entry(standing: Standing, names: dict[str, str], me: str) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from economy.errors import InvalidInput
 from economy.schema import Bool, Obj, Str
 from economy.teams import CodeRequired, NotInTeam, TeamFull, TeamNotFound, TeamSeason
 from gameserver.aggregates import AggregateStore, WireCodec
@@ -32,6 +31,7 @@ from gameserver.api.common import (
     merchant_game,
     now_s,
     player_ctx,
+    query_int,
     read_body,
     reply_response,
     request_hash,
@@ -294,12 +294,8 @@ async def _admin(request: web.Request) -> tuple[LiveGame, TeamSeason, Services]:
 
 
 def _admin_limit(request: web.Request, size: int) -> int:
-    text = request.query.get("limit", "")
-    if not text:
-        return min(20, size)
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text[:9]) <= size:
-        raise InvalidInput(f"limit must be an integer 1..{size}", field="limit")
-    return int(text)
+    limit = query_int(request, "limit", 1, size)
+    return min(20, size) if limit is None else limit
 
 
 async def get_team_season_admin(request: web.Request) -> web.Response:

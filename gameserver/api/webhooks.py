@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from economy.errors import InvalidInput
-from gameserver.api.common import Operation, game_id, merchant_of
+from gameserver.api.common import Operation, game_id, merchant_of, query_int
 from gameserver.appkeys import DB
 from gameserver.db import configs
 from gameserver.webhooks import OUTBOX
@@ -16,11 +16,8 @@ MAX_LIMIT = 500
 
 
 def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", "100")
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw[:9]) <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be an integer in 1..{MAX_LIMIT}", problems=[
-            {"path": "$.limit", "message": f"must be 1..{MAX_LIMIT}"}])
-    return int(raw)
+    limit = query_int(request, "limit", 1, MAX_LIMIT)
+    return 100 if limit is None else limit
 
 
 def _state(request: web.Request) -> str | None:

@@ -191,10 +191,16 @@ async def test_days_follow_the_games_time_zone_across_dst(world: World,
 async def test_bad_parameters_are_422(world: World) -> None:
     key = str(world.merchants["shop"].api_key)
     for query in ("days=0", "days=367", "days=x", "end=2026-13-01", "end=yesterday",
-                  "days=-1", "end=20260101"):
+                  "days=-1", "end=20260101", "days=000000001000", "days=%C2%B2",
+                  "days=0000000010000000000", "days=" + "9" * 5000, "end=0001-01-01",
+                  "end=0001-12-31&days=366", "end=1971-01-01"):
         resp = await world.get(f"/v1/admin/games/squirrel/analytics?{query}", key)
         assert resp.status == 422, query
     assert (await world.get("/v1/admin/games/nope/analytics", key)).status == 404
+    earliest = await world.get("/v1/admin/games/squirrel/analytics?end=1971-01-02&days=366",
+                               key)
+    assert earliest.status == 200, await earliest.text()
+    assert (await earliest.json())["from"] == "1970-01-02"
 
 
 async def test_real_actions_through_the_persister(world: World, clock: ManualClock) -> None:

@@ -104,6 +104,11 @@ async def test_seed_hash_published_before_first_draw_and_verifiable(boxes: Any) 
     rest = await (await boxes.get(f"{GAME}/draws?limit=5&cursor={page['next_cursor']}",
                                   token)).json()
     assert [d["nonce"] for d in rest["draws"]] == [4, 3, 2, 1, 0]
+    for query in ("limit=0", "limit=101", "limit=x", "limit=%D9%A3", "cursor=-1",
+                  "cursor=1" + "0" * 30, "cursor=%D9%A3"):  # ٣: a digit to int(), not ASCII
+        bad = await boxes.get(f"{GAME}/draws?{query}", token)
+        assert bad.status == 422, query
+        assert (await bad.json())["error"]["code"] == "invalid_input"
 
 
 async def test_thousand_concurrent_shoppers_never_oversell(boxes: Any) -> None:

@@ -134,7 +134,8 @@ async def test_a_pending_grant_holds_later_grants_back(world: World) -> None:
 async def test_bad_requests(world: World) -> None:
     key = str(world.merchants["shop"].api_key)
     for query in ("cursor=abc", "cursor=v1.1.2", "cursor=v1.-1.0.0", "cursor=v2.1.1.1",
-                  "limit=0", "limit=x", "limit=99999999999"):
+                  "limit=0", "limit=x", "limit=99999999999", "limit=%C2%B2",
+                  "limit=0000000000000099999999999"):
         resp = await world.get(f"{EXPORT}?{query}", key)
         assert resp.status == 422, query
     assert (await world.get("/v1/admin/games/nope/export", key)).status == 404

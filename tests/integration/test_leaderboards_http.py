@@ -138,7 +138,8 @@ async def test_bad_requests(lb: tuple[World, dict[str, str]]) -> None:
     body = await unknown.json()
     assert body["error"]["code"] == "unknown_item"
     assert body["error"]["details"]["known"] == ["pets", "rich"]
-    for query in ("?limit=0", "?limit=3", "?limit=x", "?limit=-1"):  # pets has size 2
+    for query in ("?limit=0", "?limit=3", "?limit=x", "?limit=-1",  # pets has size 2
+                  "?limit=%C2%B2", "?limit=0000000003"):
         resp = await world.get(f"{GAME}/leaderboards/pets{query}", token)
         assert resp.status == 422, query
     anonymous = await world.client.get(f"{GAME}/leaderboards/pets")

@@ -60,7 +60,8 @@ async def test_old_versions_are_served_for_verification(world: World) -> None:
     v1 = parse_config(BOX_CONFIG).boxes.series["forest"]
     assert v1.table_hash == body["table"]
     assert verify_record(v1, record, seed)
-    for query, status in (("version=9", 404), ("version=0", 422), ("version=x", 422)):
+    for query, status in (("version=9", 404), ("version=0", 422), ("version=x", 422),
+                          ("version=%C2%B2", 422), ("version=" + "1" * 5000, 422)):
         resp = await world.client.get(f"{SERIES}?merchant=boxshop&{query}")
         assert resp.status == status, query
 

@@ -94,7 +94,8 @@ async def test_failures_back_off_then_give_up(world: World,
 
 
 async def test_listing_refuses_bad_queries(world: World) -> None:
-    for query in ("?state=lost", "?limit=0", "?limit=501", "?limit=x"):
+    for query in ("?state=lost", "?limit=0", "?limit=501", "?limit=x", "?limit=000000001000",
+                  "?limit=%C2%B2"):
         resp = await world.client.get(f"/v1/admin/games/squirrel/webhooks{query}", headers={
             "Authorization": f"Bearer {world.merchants['shop'].api_key}"})
         assert resp.status == 422, query
