@@ -15,6 +15,7 @@ mechanic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -158,6 +159,34 @@ def _cross_check(d: Cleaned, known_timezones: frozenset[str] | None) -> Problems
     for section in SECTIONS:
         problems += section.check(d)
     return problems
+
+
+def follow_problems(live: Any, new: Any, now: int | None, *, stock: bool = True) -> Problems:
+    """Changes from ``live`` (the config players have played under) that their state
+    cannot follow if ``new`` is published at ``now`` (``None``: at any time, as for an
+    experiment arm); each section says which of its own, and (``stock``) a changed
+    total of a limited ref. A ``live`` config that no longer passes the schema (the
+    schema moved since) is not compared: ``new`` is validated in full on its own."""
+    live_d, live_bad = validate(GAME_SPEC, live)
+    new_d, new_bad = validate(GAME_SPEC, new)
+    if live_bad or new_bad:
+        return []
+    problems: Problems = []
+    for section in SECTIONS:
+        problems += section.follow(live_d, new_d, now)
+    if stock and not _cross_check(live_d, None) and not _cross_check(new_d, None):
+        problems += _stock_follow(value_totals(_build(live_d)), value_totals(_build(new_d)))
+    return problems
+
+
+def _stock_follow(live: Mapping[str, int], new: Mapping[str, int]) -> Problems:
+    """A limited ref's configured total is its starting stock: the value tier keeps the
+    running total in SQL from the first publish on, so a later config cannot move it
+    (``setStock`` adds units); saying so beats ignoring the new number."""
+    return [{"path": "$", "message": f"{ref}: the live version's stock is {live[ref]} and "
+             f"this config says {total}; a published stock changes only with setStock "
+             "(keep the live number here)"}
+            for ref, total in sorted(new.items()) if ref in live and live[ref] != total]
 
 
 def value_totals(config: GameConfig) -> dict[str, int]:

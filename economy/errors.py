@@ -178,6 +178,19 @@ class Cooldown(DomainError):
                          ready_at=ready_at, retry_after=max(0, ready_at - now))
 
 
+class SpeciesRetired(DomainError):
+    """The pet's species is not in the game's config any more (removed by a version
+    published before removals were refused): the pet cannot be fed, played with,
+    cleaned or collected from, but nothing is lost."""
+
+    code = "species_retired"
+    kind = Refusal.CONFLICT
+
+    def __init__(self, species: str) -> None:
+        super().__init__(f"this game no longer has the pet's species {species!r}",
+                         species=species)
+
+
 class FeatureDisabled(DomainError):
     """The game's config does not have this feature (no check-in, no play, no produce...)."""
 

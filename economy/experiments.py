@@ -257,7 +257,7 @@ def choose(config: GameConfig, user: str, marks: Mapping[str, str], created_at: 
 def _arm_configs(d: Mapping[str, Any], exp: Mapping[str, Any], eid: str,
                  problems: Problems) -> dict[str, GameConfig]:
     """Each arm's merged config, validated in full; problems under the arm's path."""
-    from economy.config import parse_game_config, value_totals
+    from economy.config import follow_problems, parse_game_config, value_totals
 
     raw = _input_of(d)
     base_raw, _ = merged_raw(raw, {})
@@ -278,6 +278,13 @@ def _arm_configs(d: Mapping[str, Any], exp: Mapping[str, Any], eid: str,
         if value_totals(cfg) != value_totals(base):
             problems.append({"path": path, "message": "an arm may not change limited stock "
                                                       "(prizes, coupons and offers are shared)"})
+            continue
+        # Shoppers enter the arm from the base and go back when it stops: both ways.
+        both = (follow_problems(base_raw, doc, None, stock=False)
+                + follow_problems(doc, base_raw, None, stock=False))
+        if both:
+            problems += [{"path": path, "message": f"players move between the arm and the "
+                          f"base: {p['path']} {p['message']}"} for p in both]
             continue
         out[aid] = cfg
     return out

@@ -276,11 +276,20 @@ def _check(d: Cleaned) -> Problems:
     return problems
 
 
+def _follow(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
+    """A species of the live config stays: shoppers' pets are of it (a pet's stats,
+    stages and produce are read from its species)."""
+    return [{"path": f"$.species.{sp_id}", "message": "is in the live version and pets "
+             "may be of it: a species cannot be removed or renamed (change its name "
+             "field instead)"}
+            for sp_id in live["species"] if sp_id not in new["species"]]
+
+
 PET = Section(
     name="pet",
     fields={"species": Map(values=SPECIES_SPEC, min_items=1, max_items=32),
             "foods": Map(values=FOOD_SPEC, default={}, max_items=200)},
-    build=_build, check=_check)
+    build=_build, check=_check, follow=_follow)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from economy.errors import DomainError, Refusal
 from economy.schema import Int, Map, Obj, Problems, Str
-from economy.section import ConfigPart, Section, unknown_currencies
+from economy.section import Cleaned, ConfigPart, Section, unknown_currencies
 
 POLL_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 """Shorter than other ids: a bucket's aggregate id is ``<poll>-b<i>``."""
@@ -96,8 +96,27 @@ def check_polls(d: Mapping[str, Any]) -> Problems:
     return problems
 
 
+def follow_polls(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
+    """A poll that opened keeps its options (votes were cast for them) and its
+    ``buckets`` (its tallies and each shopper's votes are split by them)."""
+    problems: Problems = []
+    for pid, old in live["polls"].items():
+        p = new["polls"].get(pid)
+        if p is None or (now is not None and now < old["opens_at"]):
+            continue
+        problems += [{"path": f"$.polls.{pid}.options.{oid}", "message": "is in the live "
+                      "version and votes may be cast for it: it cannot be removed once the "
+                      "poll opened"} for oid in old["options"] if oid not in p["options"]]
+        if p["buckets"] != old["buckets"]:
+            problems.append({"path": f"$.polls.{pid}.buckets", "message": (
+                f"is {old['buckets']} in the live version and votes were split by it: it "
+                "cannot change once the poll opened")})
+    return problems
+
+
 POLLS = Section(name="poll", fields={"polls": POLLS_SPEC},
-                build=lambda d: {"polls": build_polls(d)}, check=check_polls)
+                build=lambda d: {"polls": build_polls(d)}, check=check_polls,
+                follow=follow_polls)
 
 
 @dataclass(frozen=True, kw_only=True)

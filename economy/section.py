@@ -43,6 +43,11 @@ def no_problems(d: Cleaned) -> Problems:
     return []
 
 
+def no_follow_problems(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
+    """The follow check of a section whose every change players' state can follow."""
+    return []
+
+
 def no_stock(config: GameConfig) -> dict[str, int]:
     """The stock of a section that configures no limited refs."""
     return {}
@@ -55,7 +60,8 @@ def no_boards(config: GameConfig) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Section:
-    """One mechanic's settings: shape, builder, cross-checks and limited stock."""
+    """One mechanic's settings: shape, builder, cross-checks, limited stock, and which
+    changes from the live config its players' state can follow."""
 
     name: str
     fields: Mapping[str, Spec]
@@ -72,6 +78,12 @@ class Section:
     """board id → :class:`~economy.leaderboards.Leaderboard` the section's mechanic ranks
     and writes itself (not players by a metric of their state): ``getLeaderboard``
     serves them beside ``$.leaderboards``"""
+    follow: Callable[[Cleaned, Cleaned, int | None], Problems] = no_follow_problems
+    """``(live, new, now)`` → changes from the live config that state made under it
+    cannot follow if ``new`` is published at ``now`` (a species players own removed, a
+    campaign's split changed after it opened); ``now`` None: at any time (an experiment
+    arm, which players enter and leave while it runs). Both configs are structurally
+    valid; the paths are ``new``'s."""
 
 
 class ConfigPart:

@@ -22,6 +22,7 @@ from economy.errors import (
     NoPet,
     NothingToCollect,
     PetAlreadyAdopted,
+    SpeciesRetired,
     UnknownItem,
     known_item,
 )
@@ -126,12 +127,20 @@ def _check_cooldown(state: PlayerState, key: str, now: int) -> None:
         raise Cooldown(key, ready_at, now)
 
 
+def _species(pet: PetState, config: GameConfig) -> Species:
+    """The pet's species in ``config``; SpeciesRetired (409) if the config lost it."""
+    species = config.species.get(pet.species)
+    if species is None:
+        raise SpeciesRetired(pet.species)
+    return species
+
+
 def _touch(new: PlayerState, now: int, config: GameConfig, effects: dict[str, int],
            xp: int, fx: Effects, coupons_out: frozenset[str] = frozenset()) -> list[str]:
     """Bring the pet forward, apply stat effects (clamped) and xp, grant new stages."""
     pet = new.pet
     assert pet is not None
-    species = config.species[pet.species]
+    species = _species(pet, config)
     bring_forward(pet, species, now)
     for sid, delta in effects.items():
         if sid in pet.stats:
@@ -153,6 +162,7 @@ def feed(state: PlayerState | None, action: FeedPet, now: int, rng: Rng,
     """Feed the pet: pay the food's price and items, add its effects (clamped) and xp."""
     state = _pet_of(state)
     assert state.pet is not None
+    _species(state.pet, config)
     food = _check_food(action.food, state.pet, config)
     cooldown_key = f"food:{food.id}"
     _check_cooldown(state, cooldown_key, now)
@@ -168,7 +178,7 @@ def _pet_action(kind: str, state: PlayerState | None, now: int, config: GameConf
                 tz: tzinfo | None, coupons_out: frozenset[str]) -> Outcome:
     state = _pet_of(state)
     assert state.pet is not None
-    species = config.species[state.pet.species]
+    species = _species(state.pet, config)
     act: PetAction | None = getattr(species, kind)
     if act is None:
         raise FeatureDisabled(kind)
@@ -205,7 +215,7 @@ def collect(state: PlayerState | None, action: CollectProduce, now: int, rng: Rn
     """
     state = _pet_of(state)
     assert state.pet is not None
-    species = config.species[state.pet.species]
+    species = _species(state.pet, config)
     produce = species.produce
     if produce is None:
         raise FeatureDisabled("produce")

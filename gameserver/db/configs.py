@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from economy.config import follow_problems
 from economy.errors import ConfigInvalid, DomainError, NotFound, Refusal
 from gameserver.db import models as m
 from gameserver.db.database import Database, config_checksum
@@ -178,6 +179,10 @@ async def _publish_in(conn: AsyncConnection, merchant: str, game: str, live: int
     if current is not None and current["checksum"] == checksum:
         return Published(game, live or 0, checksum, current["published_at"], current["note"],
                          changed=False)
+    if current is not None:  # what players hold under the live version must still fit
+        problems = follow_problems(current["config"], config, now)
+        if problems:
+            raise ConfigInvalid(problems)
     v = m.game_versions
     last = (await conn.execute(
         select(v.c.version).where(v.c.merchant_id == merchant, v.c.game_id == game)

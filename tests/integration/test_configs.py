@@ -144,30 +144,55 @@ async def test_bad_publish_bodies(world: World) -> None:
 async def test_rollback_publishes_the_old_config_as_a_new_version(world: World) -> None:
     await put(world, "squirrel", with_hamster())
     await post(world, "squirrel/publish", {"note": "hamsters"})
+    pricier = with_hamster()
+    pricier["foods"]["nut"]["price"]["acorn"] = 50
+    await put(world, "squirrel", pricier)
+    await post(world, "squirrel/publish", {"note": "pricier nuts"})
 
-    resp = await post(world, "squirrel/rollback", {"version": 1, "note": "too cheap"})
+    resp = await post(world, "squirrel/rollback", {"version": 2, "note": "too dear"})
 
     assert resp.status == 200
     body = await resp.json()
     assert (body["version"], body["changed"], body["note"]) == \
-        (3, True, "rollback to v1: too cheap")
-    v3 = await (await get(world, "squirrel/versions/3")).json()
-    v1 = await (await get(world, "squirrel/versions/1")).json()
-    assert (v3["config"], v3["checksum"], v3["live"], v1["live"]) == \
-        (BASIC_CONFIG, v1["checksum"], True, False)
+        (4, True, "rollback to v2: too dear")
+    v4 = await (await get(world, "squirrel/versions/4")).json()
+    v2 = await (await get(world, "squirrel/versions/2")).json()
+    assert (v4["config"], v4["checksum"], v4["live"], v2["live"]) == \
+        (with_hamster(), v2["checksum"], True, False)
     listing = await (await get(world, "squirrel/versions")).json()
-    assert listing["live_version"] == 3
+    assert listing["live_version"] == 4
     assert [(v["version"], v["note"]) for v in listing["versions"]] == [
-        (3, "rollback to v1: too cheap"), (2, "hamsters"), (1, "")]
+        (4, "rollback to v2: too dear"), (3, "pricier nuts"), (2, "hamsters"), (1, "")]
     # the draft is the merchant's work in progress: rollback leaves it alone
-    assert (await (await get(world, "squirrel/draft")).json())["config"] == with_hamster()
-    again = await (await post(world, "squirrel/rollback", {"version": 1})).json()
-    assert (again["version"], again["changed"]) == (3, False)
+    assert (await (await get(world, "squirrel/draft")).json())["config"] == pricier
+    again = await (await post(world, "squirrel/rollback", {"version": 2})).json()
+    assert (again["version"], again["changed"]) == (4, False)
     games = world.client.app[GAMES]
     started = time.monotonic()
-    while (await games.get("shop", "squirrel")).version != 3:
+    while (await games.get("shop", "squirrel")).version != 4:
         assert time.monotonic() - started < 1.0
         await asyncio.sleep(0.02)
+
+
+async def test_a_version_that_drops_a_live_species_is_refused(world: World) -> None:
+    """Pets may be of a species the live version has: neither a publish nor a rollback
+    may remove it (their pets' stats, stages and produce are read from it)."""
+    await put(world, "squirrel", with_hamster())
+    await post(world, "squirrel/publish", {"note": "hamsters"})
+    expected = {"code": "config_invalid", "message": "game config has 1 problem(s)",
+                "details": {"problems": [{"path": "$.species.hamster", "message": (
+                    "is in the live version and pets may be of it: a species cannot be "
+                    "removed or renamed (change its name field instead)")}]}}
+
+    rollback = await post(world, "squirrel/rollback", {"version": 1})
+    await put(world, "squirrel", BASIC_CONFIG)
+    publish = await post(world, "squirrel/publish", {})
+
+    for resp in (rollback, publish):
+        assert resp.status == 422
+        assert (await resp.json())["error"] == expected
+    listing = await (await get(world, "squirrel/versions")).json()
+    assert (listing["live_version"], len(listing["versions"])) == (2, 2)
 
 
 async def test_unknown_versions_are_404(world: World) -> None:

@@ -35,6 +35,7 @@ EXPECTED = {
     "pet_already_adopted": 409,
     "cooldown": 429,
     "feature_disabled": 404,
+    "species_retired": 409,
     "nothing_to_collect": 409,
     "already_checked_in": 409,
     "makeup_not_allowed": 409,

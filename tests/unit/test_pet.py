@@ -10,6 +10,7 @@ from economy.errors import (
     InsufficientFunds,
     InsufficientItems,
     NoPet,
+    SpeciesRetired,
     UnknownItem,
 )
 from economy.wallet import LedgerEntry
@@ -167,6 +168,24 @@ def test_species_without_play_or_produce() -> None:
     assert e.value.code == "feature_disabled" and e.value.details == {"feature": "play"}
     with pytest.raises(FeatureDisabled):
         pet.collect(state, pet.CollectProduce(), T0 + 3600, RNG, cfg)
+
+
+def _without_squirrel() -> object:
+    """The base config with its one species renamed: a pet adopted before is orphaned."""
+    return config(species={"chipmunk": species_with()["squirrel"]})
+
+
+@pytest.mark.parametrize("rule,action", [(pet.feed, pet.FeedPet("snack")),
+                                         (pet.play, pet.PlayWithPet()),
+                                         (pet.clean, pet.CleanPet()),
+                                         (pet.collect, pet.CollectProduce())])
+def test_a_pet_whose_species_left_the_config_is_refused_not_crashed(
+        rule: object, action: object) -> None:
+    state = adopted()
+    with pytest.raises(SpeciesRetired) as e:
+        rule(state, action, T0 + 36_000, RNG, _without_squirrel())  # type: ignore[operator]
+    assert e.value.code == "species_retired" and e.value.details == {"species": "squirrel"}
+    assert state == adopted()  # nothing changed
 
 
 @pytest.mark.parametrize("rule", [pet.feed, pet.play, pet.clean, pet.collect])
