@@ -7,8 +7,8 @@ arguments.
   the outcome: the value tier reserves the unit in the Redis gate and in SQL before
   the commit, so no unit is sold twice and SQL holds every acknowledged claim.
 - :func:`pay_sale_holds` is ``ingestOrder``'s part: a paid order with a sale's SKU
-  pays the shopper's oldest open hold of it (a presale's ``deposit_sku`` marks the
-  deposit paid).
+  pays the shopper's oldest open hold of it made at or before the order's ``paid_at``
+  (a presale's ``deposit_sku`` marks the deposit paid).
 - :func:`expire_sale_hold` is the sweeper's commit for one hold past its deadline:
   it ends the hold unless it was paid, and says which (the server then gives the unit
   back to the stock, or counts it sold, in SQL).
@@ -213,9 +213,12 @@ def presale_terms(p: Presale) -> dict[str, Any]:
 
 def _oldest_open(state: PlayerState, kind: str, sale: str, at: int,
                  want_deposit: bool = False) -> str | None:
+    """The oldest held hold an order paid ``at`` can pay: made at or before ``at`` and
+    due at or after it. An order paid before the claim was bought without the hold (at
+    full price, or already paying another): it must never pay a later one."""
     open_ = sorted((h.at, hid) for hid, h in state.sale_holds.items()
-                   if h.kind == kind and h.sale == sale and h.status == HELD and at <= h.until
-                   and (not want_deposit or not h.deposit_order))
+                   if h.kind == kind and h.sale == sale and h.status == HELD
+                   and h.at <= at <= h.until and (not want_deposit or not h.deposit_order))
     return open_[0][1] if open_ else None
 
 
@@ -252,8 +255,10 @@ def pay_sale_holds(state: PlayerState, order: Order, now: int,
                    config: GameConfig) -> dict[str, Any] | None:
     """``ingestOrder``'s part (the state is the order commit's own copy): each SKU of
     the order that names a sale pays one open hold of it, oldest first; a hold counts
-    as paid by ``paid_at`` (now if 0) if that is not after its deadline. Returns the
-    response part, or None when no SKU names a sale (other orders answer as before)."""
+    as paid by ``paid_at`` (now if 0) if that is neither before the claim nor after
+    its deadline (an order paid before the claim finds no hold, as one with no claim).
+    Returns the response part, or None when no SKU names a sale (other orders answer
+    as before)."""
     at = min(order.paid_at or now, now)
     results = []
     for sku in order.skus:
