@@ -39,13 +39,22 @@ from economy.flashsale import (
     SaleNotFound,
     SoldOut,
 )
-from mechanics.flashsalestate import EXPIRED, FLASH, HELD, PAID, PRESALE, SaleHold
+from mechanics.flashsalestate import (
+    EXPIRED,
+    FLASH,
+    HELD,
+    PAID,
+    PRESALE,
+    SaleHold,
+    bought_key,
+)
 from mechanics.outcome import Outcome, StockHold, ValueGrant
 from mechanics.state import PlayerState, Rng, new_player
 from mechanics.tasks import Order
 
 SETTLED_KEEP_S = 30 * 86_400
-"""Paid and expired holds stay in the shopper's state this long after their deadline."""
+"""Paid and expired holds stay in the shopper's state this long after their deadline
+(a paid one then leaves only its count in ``sale_bought``)."""
 HOLD_ID_BITS = 64
 
 
@@ -98,10 +107,12 @@ def check_eligible(state: PlayerState, sale: str, rules: Eligibility) -> None:
                           orders=paid_orders(state))
 
 
-def open_holds(state: PlayerState, kind: str, sale: str, now: int) -> int:
-    """Units of ``sale`` the shopper holds (not expired) or bought."""
-    return sum(1 for h in state.sale_holds.values()
+def held_or_bought(state: PlayerState, kind: str, sale: str, now: int) -> int:
+    """Units of ``sale`` the shopper holds (not expired) or ever bought: the paid holds
+    still kept and those dropped since (counted in ``sale_bought``)."""
+    kept = sum(1 for h in state.sale_holds.values()
                if h.kind == kind and h.sale == sale and h.status_at(now) in (HELD, PAID))
+    return kept + state.sale_bought.get(bought_key(kind, sale), 0)
 
 
 def find_flash_sale(config: GameConfig, sale_id: str) -> FlashSale:
@@ -125,10 +136,29 @@ def _hold_id(rng: Rng, taken: dict[str, SaleHold]) -> str:
             return hid
 
 
-def _prune(state: PlayerState, now: int) -> None:
+def _configured(config: GameConfig, key: str) -> bool:
+    """The config still has the sale of a :func:`bought_key`."""
+    kind, _, sale = key.partition(":")
+    return sale in (config.flashsales if kind == FLASH else config.presales)
+
+
+def _prune(state: PlayerState, now: int, config: GameConfig) -> None:
+    """Keep the state bounded: drop holds settled more than ``SETTLED_KEEP_S`` ago. A
+    paid one still counts against ``per_shopper`` for the sale's whole life (a sale
+    with no ``ends_at`` outlives any window), so it leaves a count in ``sale_bought``.
+    Counts of sales the config no longer has are dropped: at most one per configured
+    sale remains."""
     oldest = now - SETTLED_KEEP_S
-    state.sale_holds = {hid: h for hid, h in state.sale_holds.items()
-                        if h.status == HELD or h.until >= oldest}
+    kept: dict[str, SaleHold] = {}
+    bought = state.sale_bought
+    for hid, h in state.sale_holds.items():
+        if h.status == HELD or h.until >= oldest:
+            kept[hid] = h
+        elif h.status == PAID:
+            key = bought_key(h.kind, h.sale)
+            bought[key] = bought.get(key, 0) + 1
+    state.sale_holds = kept
+    state.sale_bought = {k: n for k, n in bought.items() if _configured(config, k)}
 
 
 # -- claims --------------------------------------------------------------------------
@@ -140,7 +170,7 @@ def _hold(state: PlayerState | None, kind: str, sale_id: str, ref: str, grant_ki
     """The common end of a claim: a new hold, its unit reserved and granted; ``detail``
     goes with the grant row and the response, ``shown`` with the response only."""
     new = state.copy() if state else new_player(config, now)
-    _prune(new, now)
+    _prune(new, now, config)
     hid = _hold_id(chance.rng, new.sale_holds)
     new.sale_holds[hid] = SaleHold(kind, sale_id, now, until)
     new.last_seen = now
@@ -157,7 +187,7 @@ def _limits(state: PlayerState | None, kind: str, sale_id: str, ref: str,
     """Eligibility, the per-shopper limit and the stock, in that order."""
     if state is not None:
         check_eligible(state, sale_id, eligibility)
-        if open_holds(state, kind, sale_id, now) >= per_shopper:
+        if held_or_bought(state, kind, sale_id, now) >= per_shopper:
             raise PerShopperLimit(sale_id, per_shopper)
     elif eligibility.member_task or eligibility.task or eligibility.min_orders:
         raise NotEligible(sale_id, "new_shopper")
