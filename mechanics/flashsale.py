@@ -7,8 +7,8 @@ arguments.
   the outcome: the value tier reserves the unit in the Redis gate and in SQL before
   the commit, so no unit is sold twice and SQL holds every acknowledged claim.
 - :func:`pay_sale_holds` is ``ingestOrder``'s part: a paid order with a sale's SKU
-  pays the shopper's oldest open hold of it (a presale's ``deposit_sku`` marks the
-  deposit paid).
+  pays the shopper's oldest open hold of it made at or before the order's ``paid_at``
+  (a presale's ``deposit_sku`` marks the deposit paid).
 - :func:`expire_sale_hold` is the sweeper's commit for one hold past its deadline:
   it ends the hold unless it was paid, and says which (the server then gives the unit
   back to the stock, or counts it sold, in SQL).
@@ -39,13 +39,22 @@ from economy.flashsale import (
     SaleNotFound,
     SoldOut,
 )
-from mechanics.flashsalestate import EXPIRED, FLASH, HELD, PAID, PRESALE, SaleHold
+from mechanics.flashsalestate import (
+    EXPIRED,
+    FLASH,
+    HELD,
+    PAID,
+    PRESALE,
+    SaleHold,
+    bought_key,
+)
 from mechanics.outcome import Outcome, StockHold, ValueGrant
 from mechanics.state import PlayerState, Rng, new_player
 from mechanics.tasks import Order
 
 SETTLED_KEEP_S = 30 * 86_400
-"""Paid and expired holds stay in the shopper's state this long after their deadline."""
+"""Paid and expired holds stay in the shopper's state this long after their deadline
+(a paid one then leaves only its count in ``sale_bought``)."""
 HOLD_ID_BITS = 64
 
 
@@ -98,10 +107,12 @@ def check_eligible(state: PlayerState, sale: str, rules: Eligibility) -> None:
                           orders=paid_orders(state))
 
 
-def open_holds(state: PlayerState, kind: str, sale: str, now: int) -> int:
-    """Units of ``sale`` the shopper holds (not expired) or bought."""
-    return sum(1 for h in state.sale_holds.values()
+def held_or_bought(state: PlayerState, kind: str, sale: str, now: int) -> int:
+    """Units of ``sale`` the shopper holds (not expired) or ever bought: the paid holds
+    still kept and those dropped since (counted in ``sale_bought``)."""
+    kept = sum(1 for h in state.sale_holds.values()
                if h.kind == kind and h.sale == sale and h.status_at(now) in (HELD, PAID))
+    return kept + state.sale_bought.get(bought_key(kind, sale), 0)
 
 
 def find_flash_sale(config: GameConfig, sale_id: str) -> FlashSale:
@@ -125,10 +136,29 @@ def _hold_id(rng: Rng, taken: dict[str, SaleHold]) -> str:
             return hid
 
 
-def _prune(state: PlayerState, now: int) -> None:
+def _configured(config: GameConfig, key: str) -> bool:
+    """The config still has the sale of a :func:`bought_key`."""
+    kind, _, sale = key.partition(":")
+    return sale in (config.flashsales if kind == FLASH else config.presales)
+
+
+def _prune(state: PlayerState, now: int, config: GameConfig) -> None:
+    """Keep the state bounded: drop holds settled more than ``SETTLED_KEEP_S`` ago. A
+    paid one still counts against ``per_shopper`` for the sale's whole life (a sale
+    with no ``ends_at`` outlives any window), so it leaves a count in ``sale_bought``.
+    Counts of sales the config no longer has are dropped: at most one per configured
+    sale remains."""
     oldest = now - SETTLED_KEEP_S
-    state.sale_holds = {hid: h for hid, h in state.sale_holds.items()
-                        if h.status == HELD or h.until >= oldest}
+    kept: dict[str, SaleHold] = {}
+    bought = state.sale_bought
+    for hid, h in state.sale_holds.items():
+        if h.status == HELD or h.until >= oldest:
+            kept[hid] = h
+        elif h.status == PAID:
+            key = bought_key(h.kind, h.sale)
+            bought[key] = bought.get(key, 0) + 1
+    state.sale_holds = kept
+    state.sale_bought = {k: n for k, n in bought.items() if _configured(config, k)}
 
 
 # -- claims --------------------------------------------------------------------------
@@ -140,7 +170,7 @@ def _hold(state: PlayerState | None, kind: str, sale_id: str, ref: str, grant_ki
     """The common end of a claim: a new hold, its unit reserved and granted; ``detail``
     goes with the grant row and the response, ``shown`` with the response only."""
     new = state.copy() if state else new_player(config, now)
-    _prune(new, now)
+    _prune(new, now, config)
     hid = _hold_id(chance.rng, new.sale_holds)
     new.sale_holds[hid] = SaleHold(kind, sale_id, now, until)
     new.last_seen = now
@@ -157,7 +187,7 @@ def _limits(state: PlayerState | None, kind: str, sale_id: str, ref: str,
     """Eligibility, the per-shopper limit and the stock, in that order."""
     if state is not None:
         check_eligible(state, sale_id, eligibility)
-        if open_holds(state, kind, sale_id, now) >= per_shopper:
+        if held_or_bought(state, kind, sale_id, now) >= per_shopper:
             raise PerShopperLimit(sale_id, per_shopper)
     elif eligibility.member_task or eligibility.task or eligibility.min_orders:
         raise NotEligible(sale_id, "new_shopper")
@@ -213,9 +243,12 @@ def presale_terms(p: Presale) -> dict[str, Any]:
 
 def _oldest_open(state: PlayerState, kind: str, sale: str, at: int,
                  want_deposit: bool = False) -> str | None:
+    """The oldest held hold an order paid ``at`` can pay: made at or before ``at`` and
+    due at or after it. An order paid before the claim was bought without the hold (at
+    full price, or already paying another): it must never pay a later one."""
     open_ = sorted((h.at, hid) for hid, h in state.sale_holds.items()
-                   if h.kind == kind and h.sale == sale and h.status == HELD and at <= h.until
-                   and (not want_deposit or not h.deposit_order))
+                   if h.kind == kind and h.sale == sale and h.status == HELD
+                   and h.at <= at <= h.until and (not want_deposit or not h.deposit_order))
     return open_[0][1] if open_ else None
 
 
@@ -252,8 +285,10 @@ def pay_sale_holds(state: PlayerState, order: Order, now: int,
                    config: GameConfig) -> dict[str, Any] | None:
     """``ingestOrder``'s part (the state is the order commit's own copy): each SKU of
     the order that names a sale pays one open hold of it, oldest first; a hold counts
-    as paid by ``paid_at`` (now if 0) if that is not after its deadline. Returns the
-    response part, or None when no SKU names a sale (other orders answer as before)."""
+    as paid by ``paid_at`` (now if 0) if that is neither before the claim nor after
+    its deadline (an order paid before the claim finds no hold, as one with no claim).
+    Returns the response part, or None when no SKU names a sale (other orders answer
+    as before)."""
     at = min(order.paid_at or now, now)
     results = []
     for sku in order.skus:

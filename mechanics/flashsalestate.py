@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from mechanics.slices import Slice, StateSlots, records_slice
+from mechanics.slices import (
+    Slice,
+    StateSlots,
+    copy_dict,
+    decode_dict,
+    is_empty,
+    records_slice,
+    same,
+)
 
 FLASH = "f"
 PRESALE = "p"
@@ -57,11 +65,23 @@ class SaleHold:
         return EXPIRED if self.status == HELD and now > self.until else self.status
 
 
+def bought_key(kind: str, sale: str) -> str:
+    """A sale's key in ``sale_bought``: ``<kind>:<sale>`` (a sale id has no colon)."""
+    return f"{kind}:{sale}"
+
+
 @dataclass(kw_only=True)
 class SaleHoldsSlots(StateSlots):
     """What flash sales and presales add to :class:`~mechanics.state.PlayerState`."""
 
     SLICES: ClassVar[tuple[Slice, ...]] = (
-        records_slice("sale_holds", "fs", SaleHold.from_wire, omit_empty=True),)
+        records_slice("sale_holds", "fs", SaleHold.from_wire, omit_empty=True),
+        # Added after stored states had "fs": absent means no count, and a state with
+        # no count keeps its exact bytes.
+        Slice("sale_bought", "fb", same, decode_dict, copy_dict, omit=is_empty))
     sale_holds: dict[str, SaleHold] = field(default_factory=dict)
     """hold id → hold (bounded: settled ones older than 30 days are dropped)"""
+    sale_bought: dict[str, int] = field(default_factory=dict)
+    """:func:`bought_key` → units bought whose paid holds were dropped: the per-shopper
+    limit still counts them, for as long as the config has the sale (an open-ended sale
+    may outlive a hold by years; one count per configured sale keeps this bounded)"""

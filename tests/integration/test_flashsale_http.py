@@ -71,11 +71,13 @@ async def public(world: World, path: str = SALE, merchant: str = SHOP) -> Any:
     return resp.status, await resp.json()
 
 
-async def order(world: World, user: str, order_id: str, skus: list[str]) -> Any:
+async def order(world: World, user: str, order_id: str, skus: list[str],
+                paid_at: int = 0) -> Any:
+    """The merchant's signed paid order (``paid_at`` 0: paid now)."""
     ts = str(int(world.clock.now()))
     body = json.dumps({"merchant": SHOP, "game": "squirrel", "user": user,
                        "order_id": order_id, "status": "paid", "amount_fen": 990,
-                       "skus": skus}).encode()
+                       "skus": skus, "paid_at": paid_at}).encode()
     secret = world.merchants[SHOP].signing_secret
     resp = await world.client.post("/v1/events/orders", data=body, headers={
         "Content-Type": "application/json", "X-Petbox-Timestamp": ts,
@@ -164,6 +166,26 @@ async def test_claim_holds_once_per_key_pay_and_expire(fw: World) -> None:
     lines = [json.loads(x) for x in (await export.text()).splitlines()]
     assert sorted((g["user"], g["status"]) for g in lines if g["type"] == "grant") == [
         ("ann", "sold"), ("bob", "confirmed")]
+
+
+async def test_an_order_paid_before_the_claim_pays_no_hold(fw: World) -> None:
+    """The merchant reports an order of the sale's SKU paid an hour before the shopper's
+    claim (bought at full price, before the hold existed): it is answered ``no_hold``,
+    the hold stays unpaid and, unpaid at ``pay_by``, its unit goes back to the stock."""
+    fw.clock.advance(3600)
+    resp, held = await claim(fw, "ann", "k1")
+    assert resp.status == 200, held
+    old = await order(fw, "ann", "T0", ["NUTS-11"], paid_at=START - 3600)
+    assert (old["order"], old["duplicate"]) == ("T0", False)
+    assert old["sale_holds"] == [{"kind": "flash_sale", "sale": "midnight", "hold": None,
+                                  "result": "no_hold"}]
+    me = await (await fw.client.get(f"{GAME}/me", headers={
+        "Authorization": f"Bearer {token(fw, 'ann')}"})).json()
+    assert [(h["hold"], h["status"], h["order"]) for h in me["player"]["sale_holds"]] == [
+        (held["hold"], "held", None)]
+    fw.clock.advance(PAY + 1)
+    assert await sweeper(fw).run_once() == (1, 0)  # released, not sold
+    assert await grants(fw) == (["released"], (3, 0, 0))
 
 
 async def test_sold_out_at_once_and_the_cache_keeps_polls_off_redis(fw: World) -> None:

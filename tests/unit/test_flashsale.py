@@ -202,6 +202,83 @@ def test_per_shopper_limit_counts_held_and_paid_not_expired() -> None:
         claim(paid, START + 10 * PAY)
 
 
+KEEP = rules.SETTLED_KEEP_S
+TWO = config({"midnight": flash_raw(), "other": flash_raw(sku="OTHER-1")})
+"""Two open-ended sales (no ``ends_at``), one unit per shopper each."""
+
+
+def _bought_midnight() -> tuple[PlayerState, str]:
+    """A shopper who bought midnight's one unit at START (paid at once)."""
+    state = claim(None, START, TWO).state
+    assert rules.pay_sale_holds(state, Order("T1", 990, ("NUTS-11",)), START + 1, TWO)
+    return state, next(iter(state.sale_holds))
+
+
+def test_per_shopper_holds_for_an_open_ended_sale_after_the_hold_is_dropped() -> None:
+    """A bought hold is dropped 30 days after its deadline (by any later claim of the
+    shopper's), but its unit still counts: the shopper may not buy that sale again."""
+    state, hid = _bought_midnight()
+    dropped_at = START + PAY + KEEP + 1
+    kept = claim(state, dropped_at - 1, TWO, sale="other").state  # the last second kept
+    assert hid in kept.sale_holds and kept.sale_bought == {}
+    later = claim(state, dropped_at, TWO, sale="other").state
+    assert list(later.sale_holds.values()) == [
+        SaleHold("f", "other", dropped_at, dropped_at + PAY)]
+    assert later.sale_bought == {"f:midnight": 1}
+    with pytest.raises(PerShopperLimit) as err:
+        claim(later, dropped_at + 365 * 86_400, TWO)
+    assert err.value.details == {"sale": "midnight", "per_shopper": 1}
+    # A second round of pruning keeps the count (nothing more to fold in).
+    again = claim(later, dropped_at + 2 * KEEP, TWO, sale="other").state
+    assert again.sale_bought == {"f:midnight": 1}
+
+
+def test_counts_add_up_and_an_expired_hold_is_dropped_without_one() -> None:
+    cfg = config({"midnight": flash_raw(per_shopper=3), "other": flash_raw(sku="OTHER-1")})
+    state = claim(None, START, cfg).state
+    rules.pay_sale_holds(state, Order("T1", 990, ("NUTS-11",)), START + 1, cfg)
+    state = claim(state, START + 10, cfg).state  # held, never paid: expires
+    expired = next(h for h, v in state.sale_holds.items() if v.status == "held")
+    state = rules.expire_sale_hold(state, rules.ExpireHold(expired), START + 10 + PAY + 1,
+                                   random.Random(1), cfg).state
+    state.sale_bought = {"f:midnight": 1}  # one bought and dropped before
+    later = claim(state, START + 10 + PAY + KEEP + 1, cfg, sale="other").state
+    assert later.sale_bought == {"f:midnight": 2}
+    assert [h.sale for h in later.sale_holds.values()] == ["other"]
+    with pytest.raises(PerShopperLimit):
+        claim(claim(later, START + 2 * KEEP, cfg).state, START + 2 * KEEP, cfg)
+
+
+def test_counts_of_sales_no_longer_configured_are_dropped() -> None:
+    """The state stays bounded: one count at most per sale the config has."""
+    state, _ = _bought_midnight()
+    state.sale_bought = {"f:gone": 2, "p:early": 1, "p:gone": 1}
+    later = claim(state, START + PAY + KEEP + 1, TWO, sale="other").state
+    assert later.sale_bought == {"f:midnight": 1, "p:early": 1}
+
+
+def test_a_state_stored_before_the_bought_counts_loads_and_keeps_the_limit() -> None:
+    """The wire form the server wrote before ``sale_bought`` (key ``fb``) existed: holds
+    under ``fs`` only. It loads with no counts, a bought hold dropped from it still
+    counts, and a state with no counts is written without ``fb`` (the same bytes)."""
+    old_wire = {"c": START - 100, "w": {"acorn": 0}, "ls": START + 1,
+                "fs": {"00000000000000a1": ["f", "midnight", START, START + PAY, "paid",
+                                            "T1", ""]}}
+    state = PlayerState.from_wire(old_wire)
+    assert state.sale_holds == {"00000000000000a1": SaleHold(
+        "f", "midnight", START, START + PAY, "paid", "T1", "")}
+    assert state.sale_bought == {}
+    assert "fb" not in state.to_wire()
+    with pytest.raises(PerShopperLimit):
+        claim(state, START + PAY + KEEP + 1, TWO)
+    later = claim(state, START + PAY + KEEP + 1, TWO, sale="other").state
+    assert later.sale_bought == {"f:midnight": 1}
+    assert later.to_wire()["fb"] == {"f:midnight": 1}
+    assert PlayerState.from_wire(later.to_wire()).sale_bought == {"f:midnight": 1}
+    with pytest.raises(PerShopperLimit):
+        claim(later, START + 2 * KEEP, TWO)
+
+
 def _shopper(tasks: dict[str, int] | None = None, orders: int = 0) -> PlayerState:
     state = new_player(CFG, START - 100)
     state.tasks = {t: TaskProgress(period=1, count=n) for t, n in (tasks or {}).items()}
@@ -271,6 +348,40 @@ def test_paid_at_before_the_deadline_counts_when_the_webhook_comes_later() -> No
     assert part is not None and part["sale_holds"][0]["result"] == "paid"
 
 
+def test_an_order_paid_before_the_claim_pays_no_hold() -> None:
+    """An order paid an hour (or a second) before the claim was bought at full price
+    before the hold existed: it pays nothing and is answered as an order with no hold;
+    one paid at the claim's own second pays it."""
+    state = claim(None, START + 3600).state
+    hid = next(iter(state.sale_holds))
+    no_hold = {"sale_holds": [{"kind": "flash_sale", "sale": "midnight", "hold": None,
+                               "result": "no_hold"}]}
+    assert _paid(state, ("NUTS-11",), START + 3601, paid_at=START) == no_hold
+    assert _paid(state, ("NUTS-11",), START + 3601, paid_at=START + 3599,
+                 order_id="T2") == no_hold
+    assert state.sale_holds[hid] == SaleHold("f", "midnight", START + 3600, START + 3600 + PAY)
+    assert _paid(state, ("NUTS-11",), START + 3601, paid_at=START + 3600, order_id="T3") == {
+        "sale_holds": [{"kind": "flash_sale", "sale": "midnight", "hold": hid,
+                        "result": "paid"}]}
+    assert (state.sale_holds[hid].status, state.sale_holds[hid].order) == ("paid", "T3")
+
+
+def test_an_old_order_pays_only_the_holds_made_before_it() -> None:
+    """Two holds: an order paid between the claims pays the older one, never the newer."""
+    cfg = config({"midnight": flash_raw(per_shopper=2)})
+    first = claim(None, START, cfg).state
+    both = claim(first, START + 100, cfg).state
+    older = next(iter(first.sale_holds))
+    newer = next(h for h in both.sale_holds if h != older)
+    order = Order("T1", 990, ("NUTS-11",), START + 50)
+    assert rules.pay_sale_holds(both, order, START + 200, cfg) == {"sale_holds": [
+        {"kind": "flash_sale", "sale": "midnight", "hold": older, "result": "paid"}]}
+    again = Order("T2", 990, ("NUTS-11",), START + 60)
+    assert rules.pay_sale_holds(both, again, START + 200, cfg) == {"sale_holds": [
+        {"kind": "flash_sale", "sale": "midnight", "hold": None, "result": "no_hold"}]}
+    assert (both.sale_holds[older].status, both.sale_holds[newer].status) == ("paid", "held")
+
+
 def test_an_order_without_a_sale_sku_is_none_of_its_business() -> None:
     state = claim(None, START).state
     assert _paid(state, ("OTHER",), START + 1) is None
@@ -328,6 +439,40 @@ def test_presale_limit_deposit_and_conversion_at_the_event() -> None:
                           "result": "converted", "deposit_value_fen": 5000}
     assert results[1]["result"] == "converted" and results[1]["deposit_value_fen"] == 0
     assert {h.status for h in state.sale_holds.values()} == {"paid"}
+
+
+def test_a_deposit_paid_before_the_reservation_marks_nothing() -> None:
+    """A deposit order paid before the reservation was made is not this reservation's
+    deposit (answered as a deposit with no reservation); one paid at its second is."""
+    early = CFG.presales["early"]
+    now = early.reserve_from + 3600
+    state = reserve(None, now).state
+    hid = next(iter(state.sale_holds))
+    assert _paid(state, ("BOX-DEP",), now + 5, paid_at=now - 1, order_id="D0") == {
+        "sale_holds": [{"kind": "presale", "sale": "early", "hold": None,
+                        "result": "no_reservation"}]}
+    assert state.sale_holds[hid].deposit_order == ""
+    assert _paid(state, ("BOX-DEP",), now + 5, paid_at=now, order_id="D1") == {
+        "sale_holds": [{"kind": "presale", "sale": "early", "hold": hid,
+                        "result": "deposit_paid"}]}
+    assert state.sale_holds[hid].deposit_order == "D1"
+
+
+def test_a_final_order_paid_before_the_reservation_converts_nothing() -> None:
+    """The config opens the purchase no earlier than the reservations close, but an edit
+    may move both before a reservation already made: a final order paid before that
+    reservation still converts nothing."""
+    early = CFG.presales["early"]
+    state = reserve(None, early.reserve_until - 10).state
+    hid = next(iter(state.sale_holds))
+    opened = early.reserve_until - 100
+    cfg = config(presales={"early": presale_raw(event_at=opened, reserve_until=opened)})
+    old = Order("F0", 19900, ("BOX-11",), early.reserve_until - 20)
+    assert rules.pay_sale_holds(state, old, START, cfg) == {"sale_holds": [
+        {"kind": "presale", "sale": "early", "hold": None, "result": "no_reservation"}]}
+    assert state.sale_holds[hid].status == "held"
+    new = Order("F1", 19900, ("BOX-11",), early.reserve_until - 10)
+    assert rules.pay_sale_holds(state, new, START, cfg)["sale_holds"][0]["hold"] == hid  # type: ignore[index]
 
 
 def test_presale_views_by_phase() -> None:

@@ -39,6 +39,7 @@ def rich_state() -> PlayerState:
         energy=EnergyState(value=2, at=6), experiments={"e1": "b"}, experiment_day=9,
         coupons_won=3,
         sale_holds={"h1": SaleHold("f", "midnight", 10, 910, "paid", "o1", "")},
+        sale_bought={"f:midnight": 1},
         assists={"c": AssistProgress(started=1, mine={"abcdefghij": MyAssist(9, 3, "")},
                                      day=4, today=1, helps=2, owners=["o1"])},
         groupbuys={"g": MyGroup("tea", "opener", "open", 9, 7, {"acorn": 1})},
@@ -111,6 +112,7 @@ def test_a_state_written_before_the_registry_decodes_exactly() -> None:
     expected.energy = None  # that server had no energy: the player is full
     expected.experiments, expected.experiment_day = {}, 0  # nor experiments
     expected.sale_holds = {}  # nor flash sales: no holds
+    expected.sale_bought = {}  # nor units bought
     expected.assists = {}  # nor assists: none started, none given
     expected.groupbuys = {}  # nor group buy: in no group
     expected.coupons_won = 0  # nor a count of coupons won
