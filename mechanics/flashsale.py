@@ -56,6 +56,9 @@ SETTLED_KEEP_S = 30 * 86_400
 """Paid and expired holds stay in the shopper's state this long after their deadline
 (a paid one then leaves only its count in ``sale_bought``)."""
 HOLD_ID_BITS = 64
+PAID_CLOCK_SKEW_S = 60
+"""An order's ``paid_at`` comes from the merchant's clock: one that far behind ours
+still pays a hold made just before the payment (an older order never does)."""
 
 
 @dataclass(frozen=True)
@@ -243,12 +246,13 @@ def presale_terms(p: Presale) -> dict[str, Any]:
 
 def _oldest_open(state: PlayerState, kind: str, sale: str, at: int,
                  want_deposit: bool = False) -> str | None:
-    """The oldest held hold an order paid ``at`` can pay: made at or before ``at`` and
-    due at or after it. An order paid before the claim was bought without the hold (at
+    """The oldest held hold an order paid ``at`` can pay: made at or before ``at`` (give
+    or take the merchant's clock, ``PAID_CLOCK_SKEW_S``) and due at or after it. An order paid before the claim was bought without the hold (at
     full price, or already paying another): it must never pay a later one."""
     open_ = sorted((h.at, hid) for hid, h in state.sale_holds.items()
                    if h.kind == kind and h.sale == sale and h.status == HELD
-                   and h.at <= at <= h.until and (not want_deposit or not h.deposit_order))
+                   and h.at - PAID_CLOCK_SKEW_S <= at <= h.until
+                   and (not want_deposit or not h.deposit_order))
     return open_[0][1] if open_ else None
 
 

@@ -349,18 +349,18 @@ def test_paid_at_before_the_deadline_counts_when_the_webhook_comes_later() -> No
 
 
 def test_an_order_paid_before_the_claim_pays_no_hold() -> None:
-    """An order paid an hour (or a second) before the claim was bought at full price
-    before the hold existed: it pays nothing and is answered as an order with no hold;
-    one paid at the claim's own second pays it."""
+    """An order paid an hour (or a minute and a second) before the claim was bought at
+    full price before the hold existed: it pays nothing and is answered as an order with
+    no hold; one paid a minute before it (the merchant's clock behind ours) pays it."""
     state = claim(None, START + 3600).state
     hid = next(iter(state.sale_holds))
     no_hold = {"sale_holds": [{"kind": "flash_sale", "sale": "midnight", "hold": None,
                                "result": "no_hold"}]}
     assert _paid(state, ("NUTS-11",), START + 3601, paid_at=START) == no_hold
-    assert _paid(state, ("NUTS-11",), START + 3601, paid_at=START + 3599,
+    assert _paid(state, ("NUTS-11",), START + 3601, paid_at=START + 3600 - 61,
                  order_id="T2") == no_hold
     assert state.sale_holds[hid] == SaleHold("f", "midnight", START + 3600, START + 3600 + PAY)
-    assert _paid(state, ("NUTS-11",), START + 3601, paid_at=START + 3600, order_id="T3") == {
+    assert _paid(state, ("NUTS-11",), START + 3601, paid_at=START + 3600 - 60, order_id="T3") == {
         "sale_holds": [{"kind": "flash_sale", "sale": "midnight", "hold": hid,
                         "result": "paid"}]}
     assert (state.sale_holds[hid].status, state.sale_holds[hid].order) == ("paid", "T3")
@@ -370,14 +370,14 @@ def test_an_old_order_pays_only_the_holds_made_before_it() -> None:
     """Two holds: an order paid between the claims pays the older one, never the newer."""
     cfg = config({"midnight": flash_raw(per_shopper=2)})
     first = claim(None, START, cfg).state
-    both = claim(first, START + 100, cfg).state
+    both = claim(first, START + 1000, cfg).state
     older = next(iter(first.sale_holds))
     newer = next(h for h in both.sale_holds if h != older)
     order = Order("T1", 990, ("NUTS-11",), START + 50)
-    assert rules.pay_sale_holds(both, order, START + 200, cfg) == {"sale_holds": [
+    assert rules.pay_sale_holds(both, order, START + 1100, cfg) == {"sale_holds": [
         {"kind": "flash_sale", "sale": "midnight", "hold": older, "result": "paid"}]}
     again = Order("T2", 990, ("NUTS-11",), START + 60)
-    assert rules.pay_sale_holds(both, again, START + 200, cfg) == {"sale_holds": [
+    assert rules.pay_sale_holds(both, again, START + 1100, cfg) == {"sale_holds": [
         {"kind": "flash_sale", "sale": "midnight", "hold": None, "result": "no_hold"}]}
     assert (both.sale_holds[older].status, both.sale_holds[newer].status) == ("paid", "held")
 
@@ -443,16 +443,17 @@ def test_presale_limit_deposit_and_conversion_at_the_event() -> None:
 
 def test_a_deposit_paid_before_the_reservation_marks_nothing() -> None:
     """A deposit order paid before the reservation was made is not this reservation's
-    deposit (answered as a deposit with no reservation); one paid at its second is."""
+    deposit (answered as a deposit with no reservation); one paid within the merchant
+    clock's allowance of it is."""
     early = CFG.presales["early"]
     now = early.reserve_from + 3600
     state = reserve(None, now).state
     hid = next(iter(state.sale_holds))
-    assert _paid(state, ("BOX-DEP",), now + 5, paid_at=now - 1, order_id="D0") == {
+    assert _paid(state, ("BOX-DEP",), now + 5, paid_at=now - 61, order_id="D0") == {
         "sale_holds": [{"kind": "presale", "sale": "early", "hold": None,
                         "result": "no_reservation"}]}
     assert state.sale_holds[hid].deposit_order == ""
-    assert _paid(state, ("BOX-DEP",), now + 5, paid_at=now, order_id="D1") == {
+    assert _paid(state, ("BOX-DEP",), now + 5, paid_at=now - 60, order_id="D1") == {
         "sale_holds": [{"kind": "presale", "sale": "early", "hold": hid,
                         "result": "deposit_paid"}]}
     assert state.sale_holds[hid].deposit_order == "D1"
@@ -465,9 +466,9 @@ def test_a_final_order_paid_before_the_reservation_converts_nothing() -> None:
     early = CFG.presales["early"]
     state = reserve(None, early.reserve_until - 10).state
     hid = next(iter(state.sale_holds))
-    opened = early.reserve_until - 100
+    opened = early.reserve_until - 1000
     cfg = config(presales={"early": presale_raw(event_at=opened, reserve_until=opened)})
-    old = Order("F0", 19900, ("BOX-11",), early.reserve_until - 20)
+    old = Order("F0", 19900, ("BOX-11",), early.reserve_until - 71)
     assert rules.pay_sale_holds(state, old, START, cfg) == {"sale_holds": [
         {"kind": "presale", "sale": "early", "hold": None, "result": "no_reservation"}]}
     assert state.sale_holds[hid].status == "held"
