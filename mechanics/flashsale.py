@@ -247,8 +247,9 @@ def presale_terms(p: Presale) -> dict[str, Any]:
 def _oldest_open(state: PlayerState, kind: str, sale: str, at: int,
                  want_deposit: bool = False) -> str | None:
     """The oldest held hold an order paid ``at`` can pay: made at or before ``at`` (give
-    or take the merchant's clock, ``PAID_CLOCK_SKEW_S``) and due at or after it. An order paid before the claim was bought without the hold (at
-    full price, or already paying another): it must never pay a later one."""
+    or take the merchant's clock, ``PAID_CLOCK_SKEW_S``) and due at or after it. An order
+    paid before the claim was bought without the hold (at full price, or already paying
+    another): it must never pay a later one."""
     open_ = sorted((h.at, hid) for hid, h in state.sale_holds.items()
                    if h.kind == kind and h.sale == sale and h.status == HELD
                    and h.at - PAID_CLOCK_SKEW_S <= at <= h.until
