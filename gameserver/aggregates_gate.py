@@ -5,7 +5,13 @@ theirs); no script spans two slots. docs/architecture.md ("Aggregates") has the
 protocol with a diagram and every failure case. In short:
 
 0. **peek** the shopper's key (``Store.peek``): used before → replay its reply; used by
-   another request → 422, before the aggregate changes.
+   another request → 422, before the aggregate changes. Then **claim** it
+   (``Store.claim``, atomic): of two requests racing with one key, another request is
+   refused 422 before its gate, so a key never changes two aggregates; the same request
+   goes on (a retry after a crash must not wait: the gate and the commit act once by
+   key, and the slower run replays the other's reply). A refused gate releases the claim;
+   a gate that owes the shopper nothing binds the key to its request (``Store.bind_key``),
+   so the key stays taken and a retry goes to the gate, which replays.
 1. **gate**: the aggregate's commit (``AggregateStore.run``) applies the shared rule and
    records, atomically with it, what the shopper is owed (owed set, keyed by shopper and
    Idempotency-Key). The gate's reply ``{"response", "owed"}`` is kept under the key.
@@ -131,17 +137,31 @@ class SharedActions:
 
     async def run(self, player: PlayerRef, aggregate: AggregateRef, codec: Codec, key: str,
                   request_hash: str, game: LiveGame, gate: GateMaker) -> Reply:
-        """Peek, gate, follow, settle (module docstring); a retry replays."""
-        first = await self.services.store.peek(player, key, request_hash)
+        """Peek, claim, gate, follow, settle (module docstring); a retry replays."""
+        store = self.services.store
+        first = await store.peek(player, key, request_hash)
         if isinstance(first, Reply):
             return first
-        gate_reply = await self.aggregates.run(aggregate, codec, player.user, key,
-                                               request_hash, gate(first.state),
-                                               owed_to=player)
+        claim = await store.claim(player, key, request_hash)
+        if isinstance(claim, Reply):
+            return claim
+        try:
+            gate_reply = await self.aggregates.run(aggregate, codec, player.user, key,
+                                                   request_hash, gate(first.state),
+                                                   owed_to=player)
+        except DomainError:  # refused: nothing changed, the key is free for a retry
+            await store.release(player, key, claim)
+            raise
         failpoint("after_gate")
         gate_body = orjson.loads(gate_reply.body)
-        reply = await self.follow(player, aggregate, key, request_hash, gate_body, game, first,
-                                  replayed=gate_reply.replayed)
+        try:
+            reply = await self.follow(player, aggregate, key, request_hash, gate_body, game,
+                                      first, replayed=gate_reply.replayed, claim=claim)
+        except DomainError:
+            await store.release(player, key, claim)
+            raise
+        if gate_body.get("owed") is None:  # the gate holds the reply: keep the key taken
+            await store.bind_key(player, key, claim)
         for raw in gate_body.get("others", ()):
             await self._follow_other(aggregate, Owed.from_bytes(raw.encode()), game)
         return reply
@@ -181,23 +201,35 @@ class SharedActions:
 
     async def follow(self, player: PlayerRef, aggregate: AggregateRef, key: str,
                      request_hash: str, gate: dict[str, Any], game: LiveGame,
-                     first: Loaded | None = None, replayed: bool = False) -> Reply:
+                     first: Loaded | None = None, replayed: bool = False,
+                     claim: str | None = None) -> Reply:
         """The shopper's side of a gate's record, then forget the record (``first``:
-        the shopper as peeked, saving the second commit a read). A gate that owes
+        the shopper as peeked, saving the second commit a read; ``claim``: the acting
+        request's claim of the key, which the commit completes). A gate that owes
         nothing answers alone (``replayed``: the gate's reply was a replay)."""
         owed = gate.get("owed")
         if owed is None:
             return Reply(200, orjson.dumps(gate["response"]), replayed=replayed)
+        if claim is None:  # the reconciler, or another shopper's side: take the key over
+            taken = await self.services.store.claim(player, key, request_hash)
+            if isinstance(taken, Reply):  # applied before: settle it
+                return await self._settled(aggregate, player, key, owed, taken)
+            claim = taken
         valued = _VALUE_EFFECTS.get(owed["effect"])
         if valued is None:
             reply = await self.services.run(player, key, request_hash,
-                                            effect_rule(owed, game), first=first)
+                                            effect_rule(owed, game), first=first, claim=claim)
         else:
             view = StockView()
             reply = await self.services.run(player, key, request_hash,
                                             valued(owed, game, view), view=view,
-                                            totals=game.totals, first=first)
+                                            totals=game.totals, first=first, claim=claim)
         failpoint("after_shopper")
+        return await self._settled(aggregate, player, key, owed, reply)
+
+    async def _settled(self, aggregate: AggregateRef, player: PlayerRef, key: str,
+                       owed: dict[str, Any], reply: Reply) -> Reply:
+        """Tell the merchant (once, by its key), then forget the owed record."""
         await self._notify(owed, player, reply)
         await self.aggregates.settle(aggregate.shard,
                                      [owed_field(aggregate, player.user, key)])

@@ -68,6 +68,18 @@ class IdempotencyInProgress(DomainError):
                          retry_after=1)
 
 
+class ActionInProgress(DomainError):
+    """Another action of this shopper on the same shared thing holds its lock
+    (gameserver/api/serial.py): retry in a second."""
+
+    code = "action_in_progress"
+    kind = Refusal.CONFLICT
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"another {what} action of yours is still running; retry",
+                         what=what, retry_after=1)
+
+
 class ResponseUnavailable(DomainError):
     """A used Idempotency-Key whose stored response cannot be read (SQL has not got it)."""
 

@@ -54,20 +54,23 @@ class Services:
 
     def run(self, ref: PlayerRef, key: str, digest: str, rule: Rule, status: int = 200,
             *, view: StockView | None = None, totals: Mapping[str, int] | None = None,
-            schedule: Schedule | None = None, first: Loaded | None = None) -> Awaitable[Reply]:
+            schedule: Schedule | None = None, first: Loaded | None = None,
+            claim: str | None = None) -> Awaitable[Reply]:
         """Commit ``rule`` for ``ref`` once per ``key``: the one call of :meth:`Store.run`.
 
         With a ``view`` (and the game's ``totals``) limited stock the rule grants goes
         through the value tier. ``schedule`` queues reminders with the commit; never for
         shadow players (they are not reminded through a merchant's webhook). ``first``:
-        the player as :meth:`Store.peek` loaded it (a two-commit action's second commit).
-        Returns the store's coroutine itself (no extra frame on the hot path)."""
+        the player as :meth:`Store.peek` loaded it (a two-commit action's second commit);
+        ``claim``: that action's claim of the key (:meth:`Store.claim`), which the commit
+        completes. Returns the store's coroutine itself (no extra frame on the hot path)."""
         binding = None
         if view is not None:  # value-tier grants: coupons among them are counted
             binding = ValueBinding(self.value, view, totals or {})
             rule = _counting_coupons(rule)
         return self.store.run(ref, key, digest, rule, status, value=binding,
-                              schedule=None if self.shadow else schedule, first=first)
+                              schedule=None if self.shadow else schedule, first=first,
+                              claim=claim)
 
 
 def _counting_coupons(rule: Rule) -> Rule:

@@ -135,6 +135,12 @@ class _Attempt:
     value: ValueBinding | None
     schedule: Schedule | None
     claimed: bool = False
+    adopted: bool = False
+    """The claim was made before this run (a two-commit action's, :meth:`Store.claim`):
+    its owner releases or binds it, never this run."""
+    shared: bool = False
+    """A two-commit action's peek or claim: another run of the same request holding the
+    key is no reason to wait (it may have died; the gate and the commit act once)."""
 
 
 def _refuse(state: PlayerState | None, now: int) -> Outcome:
@@ -178,6 +184,7 @@ class Store:
         self._read = Script.named("read_players", batcher=batcher) if batcher else None
         self._claim = Script.named("claim", redis=redis)
         self._release = Script.named("release", redis=redis)
+        self._bind = Script.named("bind", redis=redis)
 
     async def read(self, ref: PlayerRef) -> Loaded:
         """Read a player for a GET: Redis, else SQL (read-only, nothing installed)."""
@@ -201,7 +208,8 @@ class Store:
 
     async def run(self, ref: PlayerRef, idempotency_key: str, request_hash: str,
                   rule: Rule, status: int = 200, value: ValueBinding | None = None,
-                  schedule: Schedule | None = None, first: Loaded | None = None) -> Reply:
+                  schedule: Schedule | None = None, first: Loaded | None = None,
+                  claim: str | None = None) -> Reply:
         """Run ``rule`` for ``ref`` exactly once per idempotency key.
 
         ``value`` is given for actions that may grant limited prizes: their units are
@@ -210,11 +218,15 @@ class Store:
         writes them into the shard's reminder queue.
         ``first`` is the player as :meth:`peek` loaded it, used by the first attempt
         (the commit's version check makes a stale one a conflict, which reloads).
+        ``claim`` is the token of the key's claim made before (:meth:`claim`): the
+        commit completes it.
         """
-        token = _unique_hex(64)
+        token = claim or _unique_hex(64)
         idem_key = self.keys.idempotency(ref, idempotency_key)
+        # An adopted claim is claimed again before a hold (claim.lua, exclusive): another
+        # run of the same request may have taken it over, and only one may hold stock.
         a = _Attempt(ref, idempotency_key, idem_key, request_hash, token, rule, status, value,
-                     schedule)
+                     schedule, adopted=claim is not None)
         loaded = first if first is not None else self._cached(ref)
         try:
             for attempt in range(self.retries):
@@ -255,8 +267,47 @@ class Store:
         before its gate, so a key the shopper already used elsewhere is refused (422)
         before the shared aggregate changes (gameserver/aggregates_gate.py)."""
         a = _Attempt(ref, idempotency_key, self.keys.idempotency(ref, idempotency_key),
-                     request_hash, _unique_hex(64), _refuse, 200, None, None)
+                     request_hash, _unique_hex(64), _refuse, 200, None, None, shared=True)
         return await self._load_or_replay(a)
+
+    async def claim(self, ref: PlayerRef, idempotency_key: str, request_hash: str
+                    ) -> str | Reply:
+        """Claim the key for this request before a shared aggregate's gate commits
+        (gameserver/aggregates_gate.py): its in-flight token, or the stored reply of a
+        retry (replay). The same request may take the claim over (a retry after its first
+        run died: gate and commit act once by key, and the first run's commit then
+        replays the second's); the key of another request is 422 before anything
+        changed. The owner
+        completes the claim with its commit (``run(..., claim=token)``), or binds it
+        (:meth:`bind_key`), or releases it (:meth:`release`); a crashed owner's claim
+        expires by itself."""
+        token = _unique_hex(64)
+        a = _Attempt(ref, idempotency_key, self.keys.idempotency(ref, idempotency_key),
+                     request_hash, token, _refuse, 200, None, None, shared=True)
+        for _ in range(self.retries):
+            res = await self._claim(keys=[a.idem_key], args=[request_hash, token,
+                                                             PENDING_TTL_MS, 1])
+            if res[0] == b"ok":
+                return token
+            if res[0] == b"mismatch":
+                raise IdempotencyMismatch()
+            found = await self._load_or_replay(a)  # used: replays; pending: waits for it
+            if isinstance(found, Reply):
+                return found
+        raise IdempotencyInProgress()
+
+    async def bind_key(self, ref: PlayerRef, idempotency_key: str, claim: str) -> None:
+        """Keep a claimed key bound to its request for the key's lifetime, when the gate
+        holds the reply and the shopper's state did not change (bind.lua)."""
+        await self._bind(keys=[self.keys.idempotency(ref, idempotency_key)],
+                         args=[claim, self.idempotency_ttl_ms])
+
+    async def release(self, ref: PlayerRef, idempotency_key: str, claim: str) -> None:
+        """Give up a claim whose action was refused (nothing changed): a retry runs
+        afresh (best effort: an unreachable Redis lets the claim expire by itself)."""
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._release(
+                keys=[self.keys.idempotency(ref, idempotency_key)], args=[claim]))
 
     async def _load_or_replay(self, a: _Attempt) -> Loaded | Reply:
         """Read the player, or the stored reply of a key already used (waiting a little
@@ -266,7 +317,7 @@ class Store:
         while True:
             res = await self._load(keys=[self.keys.player(a.ref), a.idem_key,
                                          self.keys.ledger(a.ref.shard)],
-                                   args=[a.request_hash, a.token])
+                                   args=[a.request_hash, a.token, 1 if a.shared else 0])
             kind = res[0]
             if kind == b"ok":
                 break
@@ -454,7 +505,7 @@ class Store:
     async def _release_claim(self, a: _Attempt) -> None:
         """Give up a claim this request made but did not commit (best effort: if Redis
         is unreachable the marker expires by itself)."""
-        if not a.claimed:
+        if not a.claimed or a.adopted:
             return
         with contextlib.suppress(Exception):
             await asyncio.shield(self._release(keys=[a.idem_key], args=[a.token]))

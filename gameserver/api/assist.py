@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from economy.assist import AssistCampaign, AssistNotFound
-from economy.errors import known_item
+from economy.errors import DomainError, known_item
 from economy.schema import Obj, Str
 from gameserver.aggregates import SharedRule, WireCodec
 from gameserver.aggregates_app import aggregates_of
@@ -143,7 +143,15 @@ async def give_assist(request: web.Request) -> web.Response:
 
     ref = _ref(request, live, campaign.id, code)
     assist, _ = await aggregates_of(request.app, services(request)).store.read(ref, CODEC)
-    rules.refuse_early(assist, campaign, code, helper, now_s(request))
+    try:
+        rules.refuse_early(assist, campaign, code, helper, now_s(request))
+    except DomainError:
+        # The key's own answer comes first: a retry replays, and a key used by another
+        # request is 422, as on every route (one read, on the refusal path only).
+        first = await services(request).store.peek(ctx.ref, post.key, post.digest)
+        if isinstance(first, Reply):
+            return reply_response(first)
+        raise
     return reply_response(await run_gated(request, post, ref, CODEC, gate))
 
 

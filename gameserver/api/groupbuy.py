@@ -20,11 +20,7 @@ is told through the webhook outbox under a stable key; then the entry goes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import secrets
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -60,6 +56,7 @@ from gameserver.api.groupbuy_sweep import (
     sweep_ctx,
 )
 from gameserver.api.groupbuy_sweep import GroupBuySweep as GroupBuySweep  # re-exported
+from gameserver.api.serial import one_at_a_time
 from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.services import RuleContext
@@ -77,12 +74,6 @@ ADMIN_LIMIT = 100
 """Open groups ``listGroupBuysAdmin`` shows."""
 LIST_LIMIT = 20
 """Open groups ``listGroupBuys`` shows (those expiring last first: most time to fill)."""
-LOCK_TTL_MS = 5_000
-"""A shopper's group-buy lock outlives any action (SQL calls are bounded at 1.5 s)."""
-UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
-"""Delete a lock only if our token still holds it."""
-LOCK_WAIT_S = 2.0
-"""How long a shopper's second action waits for their first (as a duplicate key does)."""
 
 JOIN_BODY = Obj(description="The share code of the group to join.", fields={
     "code": Str(pattern=CODE_PATTERN, max_length=10),
@@ -125,38 +116,12 @@ def _late_post(request: web.Request, ctx: RuleContext, body: dict[str, Any],
     return PlayerPost(ctx, idempotency_key(request), body, request_hash(request, raw))
 
 
-@contextlib.asynccontextmanager
-async def _one_at_a_time(request: web.Request, live: LiveGame, offer: str,
-                         user: str) -> AsyncIterator[None]:
-    """One opening or joining per shopper and offer at a time, across hosts.
-
-    ``per_shopper`` is checked against the shopper's committed state: two requests of
-    one shopper with two keys at the same instant would both pass it. Held from before
-    the peek to after the shopper's commit, this lock makes the second see the first's
-    group. A holder that died frees it after ``LOCK_TTL_MS``; a request that cannot get
-    it within ``LOCK_WAIT_S`` is refused (409, retry), unless it holds the same
-    Idempotency-Key: a retry of the request that holds it goes on (and replays)."""
-    redis = request.app[REDIS]
-    key = services(request).keys.lock(f"groupbuy:{live.merchant}:{live.game}:{offer}:{user}")
-    mine = idempotency_key(request)
-    token = f"{mine}|{secrets.token_hex(8)}"
-    deadline = time.monotonic() + LOCK_WAIT_S
-    while not await redis.set(key, token, nx=True, px=LOCK_TTL_MS):
-        holder = await redis.get(key)
-        if isinstance(holder, bytes):
-            holder = holder.decode()
-        if isinstance(holder, str) and holder.split("|", 1)[0] == mine:
-            # held by this very request (a retry after a crash, a duplicate): the key's
-            # idempotency already makes them one; the holder's lock covers both
-            yield
-            return
-        if time.monotonic() >= deadline:
-            raise GroupBuyBusy(offer)
-        await asyncio.sleep(0.02)
-    try:
-        yield
-    finally:  # only our own lock (one that outlived its TTL may be another's now)
-        await asyncio.shield(redis.register_script(UNLOCK)(keys=[key], args=[token]))
+def _one_at_a_time(request: web.Request, live: LiveGame, offer: str,
+                   user: str) -> contextlib.AbstractAsyncContextManager[None]:
+    """One opening or joining per shopper and offer at a time (gameserver/api/serial.py):
+    ``per_shopper`` is checked against the shopper's committed state."""
+    return one_at_a_time(request, f"groupbuy:{live.merchant}:{live.game}:{offer}:{user}",
+                         lambda: GroupBuyBusy(offer))
 
 
 async def _stock_left(request: web.Request, live: LiveGame, offer: GroupOffer

@@ -30,7 +30,9 @@ from gameserver.api.common import (
     run_gated,
     services,
 )
+from gameserver.api.serial import one_at_a_time
 from gameserver.appkeys import SETTINGS
+from gameserver.errors import ActionInProgress
 from gameserver.games import LiveGame
 from gameserver.keys import AggregateRef
 from mechanics import poll as rules
@@ -72,7 +74,14 @@ async def cast_vote(request: web.Request) -> web.Response:
             return rules.cast_vote(b, poll, user, option, now, tz)
         return rule
 
-    return reply_response(await run_gated(request, post, bucket, CODEC, gate))
+    if not poll.cost:
+        return reply_response(await run_gated(request, post, bucket, CODEC, gate))
+    # A price is checked against the shopper as peeked: their priced votes (on any poll
+    # of the game, one wallet) go one at a time, or a burst would all pass the check and
+    # leave debts (gameserver/api/serial.py).
+    async with one_at_a_time(request, f"vote:{live.merchant}:{live.game}:{user}",
+                             lambda: ActionInProgress("vote")):
+        return reply_response(await run_gated(request, post, bucket, CODEC, gate))
 
 
 async def get_poll(request: web.Request) -> web.Response:

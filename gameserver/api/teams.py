@@ -11,6 +11,7 @@ create reaches the same team.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
@@ -38,6 +39,7 @@ from gameserver.api.common import (
     run_gated,
     services,
 )
+from gameserver.api.serial import one_at_a_time
 from gameserver.api.teams_sync import (
     CODEC,
     SYSTEM,
@@ -48,6 +50,7 @@ from gameserver.api.teams_sync import (
     team_ref,
 )
 from gameserver.appkeys import REDIS, SETTINGS
+from gameserver.errors import ActionInProgress
 from gameserver.games import LiveGame
 from gameserver.keys import AggregateRef
 from gameserver.scripts import reply_text
@@ -170,11 +173,20 @@ async def _create(r: _Request, key: str, digest: str, name: str, open_: bool) ->
     return reply
 
 
+def _one_at_a_time(r: _Request) -> contextlib.AbstractAsyncContextManager[None]:
+    """One create or join per shopper and season at a time (gameserver/api/serial.py):
+    ``max_teams`` and one team per season are checked against the shopper as peeked."""
+    ref = r.ctx.ref
+    return one_at_a_time(r.request, f"teams:{ref.merchant}:{ref.game}:{r.season.id}:"
+                                    f"{ref.user}", lambda: ActionInProgress("team"))
+
+
 async def create_team(request: web.Request) -> web.Response:
     """``createTeam``: a new team with the shopper as its first member and its code."""
     r, post = await _Request.posted(request, CREATE_BODY)
     name = rules.check_name(post.body["name"])
-    reply = await _create(r, post.key, post.digest, name, post.body["open"])
+    async with _one_at_a_time(r):
+        reply = await _create(r, post.key, post.digest, name, post.body["open"])
     return reply_response(reply)
 
 
@@ -214,10 +226,12 @@ async def join_team(request: web.Request) -> web.Response:
     if not body["code"]:
         if not r.season.auto_match:
             raise CodeRequired(r.season.id)
-        return reply_response(await _auto_match(r, key, digest))
+        async with _one_at_a_time(r):
+            return reply_response(await _auto_match(r, key, digest))
     team_id, secret = rules.split_code(body["code"], r.season.id)
-    reply = await r.agg.actions.run(r.ctx.ref, r.team_ref(team_id), CODEC, key, digest, r.live,
-                                    _join_gate(r.season, r.ctx.ref.user, secret))
+    async with _one_at_a_time(r):
+        reply = await r.agg.actions.run(r.ctx.ref, r.team_ref(team_id), CODEC, key, digest,
+                                        r.live, _join_gate(r.season, r.ctx.ref.user, secret))
     await _after_join(r, reply, team_id)
     return reply_response(reply)
 

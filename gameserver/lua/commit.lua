@@ -63,7 +63,7 @@ local entry = redis.call('XADD', KEYS[5], entry_id, 'c', a[10], 'p', a[9], 'v', 
 -- e: this commit's ledger entry; the flush holds the state back until it is drained.
 redis.call('HSET', KEYS[1], 'v', version, 's', a[3], 'e', entry)
 redis.call('HSET', KEYS[2], 'h', a[12], 'c', a[5], 'x', a[10], 'e', entry)
-if idem[2] then redis.call('HDEL', KEYS[2], 't') end
+if idem[2] then redis.call('HDEL', KEYS[2], 't', 'l') end
 redis.call('PEXPIRE', KEYS[2], a[7])
 redis.call('ZADD', KEYS[3], 'NX', a[8], a[9])
 redis.call('ZADD', KEYS[4], a[8], a[9])

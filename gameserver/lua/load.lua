@@ -5,16 +5,20 @@
 -- KEYS[2] idempotency hash (fields: h = request hash, t = in-flight token of a claim,
 --         c = status of the stored response, x = commit id, e = the commit's ledger
 --         stream entry, which holds the response body until the persister moved it to
---         SQL; r = the body itself, in records written before it moved there)
+--         SQL; r = the body itself, in records written before it moved there;
+--         g = bound to a shared aggregate's gate, which holds the reply: bind.lua)
 -- KEYS[3] the shard's ledger stream
 -- ARGV[1] request hash   ARGV[2] this request's in-flight token
+-- ARGV[3] '1': a shared aggregate's action, which may take over an unlocked claim of
+--         the same request (claim.lua's ARGV[4]): such a claim is no reason to wait
 -- Returns one of:
 --   {'done', status, body}        the key was used before with this request: replay
 --   {'stored', commit id}         the same, but the body is in SQL by now (responses)
 --   {'mismatch'}                  the key was used with a different request
 --   {'pending'}                   another request claimed this key and is still running
---   {'ok', version, state}        free (or claimed by us); version '' / state '' = no player
-local idem = redis.call('HMGET', KEYS[2], 'h', 't', 'c', 'r', 'e', 'x')
+--   {'ok', version, state}        free, claimed by us, or bound with this request to a
+--                                 gate (which replays it); version '' / state '' = no player
+local idem = redis.call('HMGET', KEYS[2], 'h', 't', 'c', 'r', 'e', 'x', 'g', 'l')
 if idem[1] then
   if idem[1] ~= ARGV[1] then return {'mismatch'} end
   if idem[3] then
@@ -28,7 +32,10 @@ if idem[1] then
     end
     return {'stored', idem[6]}
   end
-  if idem[2] ~= ARGV[2] then return {'pending'} end
+  if idem[2] ~= ARGV[2] and not (ARGV[3] == '1' and not idem[8])
+      and not (idem[7] and not idem[2]) then
+    return {'pending'}
+  end
 end
 local p = redis.call('HMGET', KEYS[1], 'v', 's')
 return {'ok', p[1] or '', p[2] or ''}

@@ -183,6 +183,14 @@ async def test_refusals_are_clear_and_change_nothing(aw: World) -> None:
     assert (await reused.json())["error"]["code"] == "idempotency_mismatch"
     assert (await read(aw, hana, code))["helps"] == 1
     assert (await me(aw, hana))["wallet"] == {"acorn": 100, "ticket": 1}
+    # A refusal the assist alone decides (self_assist) still lets the key speak first.
+    own = await started(aw, "hana")
+    self_help = await help_(aw, hana, own, "k7")
+    assert self_help.status == 422, await self_help.text()
+    assert (await self_help.json())["error"]["code"] == "idempotency_mismatch"
+    assert (await help_(aw, hana, own, "k9")).status == 403  # a fresh key: self_assist
+    replayed = await help_(aw, hana, code, "k7")
+    assert replayed.status == 200 and replayed.headers["Idempotent-Replayed"] == "true"
 
 
 async def started_in(world: World, merchant: str, owner: str) -> str:

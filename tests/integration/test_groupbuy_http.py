@@ -387,7 +387,7 @@ async def test_a_lock_left_by_a_crash_lets_its_own_retry_through(
         gw: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """A shopper's lock left by a request that died: a retry with that request's key goes
     on (and applies once); another key waits, then is refused 409 groupbuy_in_progress."""
-    import gameserver.api.groupbuy as api
+    import gameserver.api.serial as api
 
     monkeypatch.setattr(api, "LOCK_WAIT_S", 0.1)
     ann = token(gw, "ann")

@@ -334,3 +334,27 @@ async def test_reconciler_keeps_a_record_whose_commit_fails_for_now(pw: World) -
     assert (await working.run_once()).applied == 1
     assert await all_owed(pw) == []
     assert await wallet(pw, token(pw, "ivy")) == {"acorn": 95, "ticket": 1}
+
+
+async def test_a_burst_of_priced_votes_never_goes_into_debt(world: World) -> None:
+    """Eight votes of one shopper at once, each with its own key, on a poll priced one
+    ticket a vote, holding three tickets: the price is checked against the shopper as
+    peeked, so priced votes go one at a time: three counted, paid, no debt."""
+    config = copy.deepcopy(POLL_CONFIG)
+    config["currencies"]["vt"] = {"name": "Vote tickets", "initial": 3, "max": 10}
+    config["polls"]["paid"] = {**config["polls"]["best"], "votes_per_day": 10,
+                               "cost": {"vt": 1}, "reward": {}}
+    await world.merchant("paidshop", config=config)
+    tok = token(world, "ann", "paidshop")
+    answers = await asyncio.gather(*(vote(world, tok, "red", f"v{i}", poll="paid")
+                                     for i in range(8)))
+    statuses = sorted(r.status for r in answers)
+    assert statuses == [200] * 3 + [409] * 5, statuses
+    codes = {(await r.json())["error"]["code"] for r in answers if r.status == 409}
+    assert codes == {"insufficient_funds"}
+    view = await poll_view(world, "paid", "paidshop")
+    assert sum(tallies(view).values()) == 3
+    player = await (await world.client.get(f"{GAME}/me", headers={
+        "Authorization": f"Bearer {tok}"})).json()
+    assert player["player"]["wallet"]["vt"] == 0
+    assert not player["player"].get("debts")

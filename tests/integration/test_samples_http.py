@@ -212,3 +212,32 @@ async def test_thousand_applications_twenty_verifiable_winners(sw: World) -> Non
     assert won == set(winners)
     assert sorted(await won_events(sw)) == sorted(f"sample-won:squirrel:nuts:{u}"
                                                   for u in winners)
+
+
+async def test_an_apply_keeps_its_key(sw: World) -> None:
+    """An application owes the shopper nothing (its reply is the campaign's), yet its key
+    is taken: another request under it is 422 and changes nothing; a retry replays."""
+    ann = token(sw, "ann")
+    first = await ok(await apply(sw, ann, "k1"))
+    other_campaign = await apply(sw, ann, "k1", "tea")
+    assert await error(other_campaign, 422) == "idempotency_mismatch"
+    other_route = await sw.client.post(f"{GAME}/checkin", json={}, headers=headers(ann, "k1"))
+    assert await error(other_route, 422) == "idempotency_mismatch"
+    again = await apply(sw, ann, "k1")
+    assert await ok(again) == first and again.headers["Idempotent-Replayed"] == "true"
+    assert ((await public_view(sw))["applicants"], (await public_view(sw, "tea"))["applicants"]) \
+        == (1, 0)
+
+
+async def test_one_key_sent_to_two_campaigns_at_once_applies_once(sw: World) -> None:
+    """The key is claimed before either campaign changes: of two requests racing under
+    one key, one applies and the other is 422, never both."""
+    for n in range(8):
+        tok = token(sw, f"s{n}")
+        await ok(await sw.client.post(f"{GAME}/tasks/follow/complete", json={},
+                                      headers=headers(tok, f"f{n}")))
+        nuts, tea = await asyncio.gather(apply(sw, tok, f"race{n}"),
+                                         apply(sw, tok, f"race{n}", "tea"))
+        assert sorted([nuts.status, tea.status]) == [200, 422], (nuts.status, tea.status)
+    assert ((await public_view(sw))["applicants"]
+            + (await public_view(sw, "tea"))["applicants"]) == 8

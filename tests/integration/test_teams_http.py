@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gameserver.api.teams import TeamSync
+from gameserver.api.teams import TeamSync, team_code
 from gameserver.appkeys import (
     CLOCK,
     DB,
@@ -300,3 +300,24 @@ async def test_an_experiment_arm_can_change_the_points(client: Any, db: Any, clo
     me = (await ann.me())["player"]
     assert (me["experiments"], me["teams"]["s11"]["points"]) == ({"double": "double"}, 10)
     # (salt s1 puts ann in the 99 % arm; the control arm's members earn the 5 of the base)
+
+
+async def test_concurrent_creates_of_one_shopper_open_one_team(tw: World) -> None:
+    """Ten createTeam of one shopper at once, each with its own key: the season's
+    one-team rule is checked against the shopper as peeked, so they go one at a time
+    (gameserver/api/serial.py): one team, the rest refused with nothing left behind."""
+    ann = Shopper(tw, "ann")
+    await ann.token()
+    results = await asyncio.gather(*(ann.post("/teams/s11", {"name": f"T{i}"}, key=f"c{i}")
+                                     for i in range(10)))
+    assert sorted(status for status, _ in results) == [200] + [409] * 9
+    assert {out["error"]["code"] for status, out in results if status == 409} \
+        == {"already_in_team"}
+    team = next(out for status, out in results if status == 200)
+    assert (await ann.me())["player"]["teams"]["s11"]["team"] == team["team"]
+    secret = tw.client.app[SETTINGS].token_secret
+    ids = [team_code(secret, "shop", "squirrel", "s11", "ann", f"c{i}")[0] for i in range(10)]
+    assert team["team"] in ids
+    for tid in ids:  # the refused creates left no team (no phantom seat of ann)
+        resp = await tw.get(f"{GAME}/teams/s11/{tid}", await ann.token())
+        assert resp.status == (200 if tid == team["team"] else 404), tid

@@ -36,6 +36,7 @@ EXPECTED = {
     "cooldown": 429,
     "feature_disabled": 404,
     "species_retired": 409,
+    "action_in_progress": 409,
     "nothing_to_collect": 409,
     "already_checked_in": 409,
     "makeup_not_allowed": 409,
