@@ -256,12 +256,21 @@ def choose(config: GameConfig, user: str, marks: Mapping[str, str], created_at: 
 
 def _arm_configs(d: Mapping[str, Any], exp: Mapping[str, Any], eid: str,
                  problems: Problems) -> dict[str, GameConfig]:
-    """Each arm's merged config, validated in full; problems under the arm's path."""
+    """Each arm's merged config, validated in full; problems under the arm's path.
+
+    Nothing (no configs, no problems) when the config itself, without ``experiments``,
+    is invalid: the game validation reports its problems under their own paths, and an
+    arm merged onto a broken base cannot be judged (each would restate the base's
+    problems as "merged config: ..."; re-parsing ``d`` rebuilt from a cleaned value
+    that failed its schema would even report problems the merchant never made)."""
     from economy.config import follow_problems, parse_game_config, value_totals
 
     raw = _input_of(d)
     base_raw, _ = merged_raw(raw, {})
-    base = parse_game_config(base_raw)
+    try:
+        base = parse_game_config(base_raw)
+    except ConfigInvalid:
+        return {}
     out: dict[str, GameConfig] = {}
     for aid, arm in exp["arms"].items():
         path = f"$.experiments.{eid}.arms.{aid}.overrides"

@@ -17,6 +17,9 @@ from mechanics.experiments import track
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
 from tests.unit.boxes_factory import game_raw
+from tests.unit.test_groupbuy import offer_raw
+from tests.unit.test_poll import poll_raw
+from tests.unit.test_rains import rain_raw, round_raw
 
 T0 = 1_767_225_600
 WEIGHT = "$.boxes.series.s.items.z.weight"
@@ -151,6 +154,61 @@ def test_a_stopped_experiment_is_not_revalidated() -> None:
         "control": {"percent": 50}, "b": {"percent": 50, "overrides": {"$.gone.x": 1}}})
     config = parse_game_config(raw_with(exp))
     assert config.experiments["e1"].configs == {}
+
+
+def game_with(**parts: Any) -> dict[str, Any]:
+    """:func:`game_raw` with top-level parts added (``coin`` pays for everything)."""
+    raw = game_raw()
+    raw.update(copy.deepcopy(parts))
+    return raw
+
+
+OFFER = offer_raw(cost={"coin": 10})
+RAIN_COIN = {"currency": "coin"}
+COIN_OVER_MAX = {"coin": {"name": "Coins", "initial": 10, "max": 5},
+                 "gem": {"name": "Gems", "paid": True}}
+
+
+@pytest.mark.parametrize(("parts", "expected"), [
+    ({"groupbuys": {f"o{i}": OFFER for i in range(51)}},
+     [{"path": "$.groupbuys", "message": "must have 0..50 entries"}]),
+    ({"rains": {"m": rain_raw(**RAIN_COIN, rounds={"a-b": round_raw()})}},
+     [{"path": "$.rains.m.rounds.a-b", "message": "key must match ^[a-z0-9][a-z0-9_]{0,23}$"}]),
+    ({"rains": {"m": rain_raw(**RAIN_COIN, rounds={})}},
+     [{"path": "$.rains.m.rounds", "message": "must have 1..48 entries"}]),
+    ({"polls": {"best": poll_raw(options={"Red": {"label": "Red"},
+                                          "blue": {"label": "Blue"}})}},
+     [{"path": "$.polls.best.options.Red",
+       "message": "key must match ^[a-z0-9][a-z0-9_-]{0,63}$"}]),
+    ({"currencies": COIN_OVER_MAX},
+     [{"path": "$.currencies.coin.initial", "message": "exceeds max"}]),
+], ids=["51_offers", "round_id", "no_rounds", "option_id", "cross_check"])
+def test_an_invalid_base_reports_the_same_problems_with_an_experiment(
+        parts: dict[str, Any], expected: list[dict[str, str]]) -> None:
+    """The experiment adds nothing when the config without it is invalid: its arms
+    cannot be judged, and the base's own problems keep their paths and messages (the
+    arms' re-parse used to replace them with problems of the cleaned copy, e.g. 51
+    group-buy offers read "$.groupbuys must be an object")."""
+    raw = game_with(**parts)
+    assert problems(raw) == expected
+    raw["experiments"] = {"e1": experiment()}
+    assert problems(raw) == expected
+
+
+@pytest.mark.parametrize(("parts", "expected"), [
+    ({"items": {**game_raw()["items"], "a": {"name": "a", "max": 0}}},
+     [{"path": "$.items.a.max", "message": "must be ≥ 1"}]),
+    ({"currencies": COIN_OVER_MAX},
+     [{"path": "$.currencies.coin.initial", "message": "exceeds max"}]),
+], ids=["schema", "cross_check"])
+def test_an_invalid_base_keeps_the_experiments_own_problems(
+        parts: dict[str, Any], expected: list[dict[str, str]]) -> None:
+    """What is wrong with the experiment itself does not depend on the base, so it is
+    listed beside the base's problems in the same round."""
+    raw = game_with(**parts)
+    raw["experiments"] = {"e1": experiment(control="nope")}
+    assert problems(raw) == [
+        *expected, {"path": "$.experiments.e1.control", "message": "must name one of the arms"}]
 
 
 # ---------------------------------------------------------------- assignment
