@@ -53,7 +53,12 @@ SYSTEM_USER = "~system"
 EXPIRE_KEY = "groupbuy.expire"
 """The sweep's key at a group: every host's pass of one group is one commit."""
 KEEP_CLOSED = 20
-"""Closed groups (complete, failed, left) a shopper's slice keeps for their view."""
+"""Failed, left and refunded groups a shopper's slice keeps for their view (the newest);
+complete ones are kept apart (:func:`_needed`)."""
+COMPLETE_KEEP_S = 30 * 86_400
+"""A complete group of an offer the config no longer has stays this long after its
+deadline (the flash sale's window for settled holds): should the offer come back, its
+limit still counts the group. A complete group of a configured offer is never dropped."""
 
 
 def member_key(group: str, effect: str) -> str:
@@ -128,7 +133,8 @@ def group_view(group: Group, gid: str, offer: GroupOffer, now: int,
 
 def groups_in(state: PlayerState | None, offer: str) -> int:
     """Groups of ``offer`` the shopper is in (open or complete): what ``per_shopper``
-    bounds."""
+    bounds, for the offer's whole life (the slice never drops a complete group of a
+    configured offer, see :func:`_needed`)."""
     if state is None:
         return 0
     return sum(1 for g in state.groupbuys.values()
@@ -283,7 +289,7 @@ def apply_effect(state: PlayerState | None, owed: dict[str, Any], now: int,
         body = _completed(new, entry, owed, now, config, fx, scarce)
     else:  # FAILED, LEAVE: the payment goes back
         body = _ended(new, entry, owed, now, "failed" if effect == FAILED else "left", fx)
-    _prune(new)
+    _prune(new, now, config)
     new.last_seen = now
     body["wallet"] = dict(new.wallet)
     return Outcome(state=new, response=body, ledger=fx.ledger, events=fx.events,
@@ -388,9 +394,24 @@ def _ended_body(owed: dict[str, Any], state: str, refunded: dict[str, int]) -> d
     return body
 
 
-def _prune(new: PlayerState) -> None:
-    """Keep every open group and the newest closed ones."""
-    closed = sorted((g.at, gid) for gid, g in new.groupbuys.items() if g.state != "open")
+def _needed(group: MyGroup, now: int, config: GameConfig) -> bool:
+    """The entry is still needed by a rule, not only by the shopper's view: an open group
+    (its failure or leave refunds from it) and a complete one (``per_shopper`` counts it
+    for the offer's whole life, and a refund of its purchase takes the reward back from
+    it). Complete entries stay bounded: the limit keeps them to ``per_shopper`` per
+    offer, refunded ones no longer count, and those of a removed offer go after
+    :data:`COMPLETE_KEEP_S`."""
+    if group.state == "open":
+        return True
+    if group.state != "complete":
+        return False
+    return group.offer in config.groupbuys or now < group.expires_at + COMPLETE_KEEP_S
+
+
+def _prune(new: PlayerState, now: int, config: GameConfig) -> None:
+    """Keep what a rule needs (:func:`_needed`) and the newest other closed groups."""
+    closed = sorted((g.at, gid) for gid, g in new.groupbuys.items()
+                    if not _needed(g, now, config))
     for _, gid in closed[:-KEEP_CLOSED] if len(closed) > KEEP_CLOSED else []:
         del new.groupbuys[gid]
 
@@ -400,6 +421,7 @@ def refund_completed(state: PlayerState | None, group: str, now: int,
     """A completed group's purchase was refunded (``ingestOrder``, status refunded, with
     the sku ``groupbuy:<group>``): the reward is taken back as far as it is unspent (the
     rest becomes a debt) and the group no longer counts toward the per-shopper limit.
+    Honoured at any time while the config has the offer (the entry is kept for it).
     Idempotent: a second refund of the group changes nothing."""
     new = state.copy() if state is not None else new_player(config, now)
     fx = Effects()

@@ -51,4 +51,6 @@ class GroupBuySlots(StateSlots):
     SLICES: ClassVar[tuple[Slice, ...]] = (
         records_slice("groupbuys", "gb", MyGroup.from_wire, omit_empty=True),)
     groupbuys: dict[str, MyGroup] = field(default_factory=dict)
-    """group id → the shopper's side of it (empty until the first group)"""
+    """group id → the shopper's side of it (empty until the first group). Bounded: open
+    and complete groups (the per-shopper limit caps them per offer; a complete one of a
+    removed offer goes 30 days after its deadline) and the 20 newest other closed ones"""

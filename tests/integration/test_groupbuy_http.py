@@ -297,6 +297,35 @@ async def test_refund_after_completion_through_ingest_order(gw: World) -> None:
     assert (await me(gw, ann))["wallet"] == {"acorn": 100, "gem": 5}  # others keep theirs
 
 
+async def test_a_refund_after_many_other_groups_still_takes_the_reward_back(
+        gw: World) -> None:
+    """A complete group stays in its member's state however many other groups they
+    close: 21 groups joined and left later, the refund of its purchase still takes the
+    reward back (before, the 20 newer closed groups had pushed it out: ``refunded:
+    false``, the reward kept)."""
+    ann, bob = token(gw, "ann"), token(gw, "bob")
+    code = (await ok(await create(gw, ann, "duo", "o1")))["code"]
+    await ok(await join(gw, bob, "duo", code, "j1"))
+    for i in range(21):
+        other = (await ok(await create(gw, token(gw, f"opener{i}"), "tea", f"o{i}")))["code"]
+        await ok(await join(gw, bob, "tea", other, f"t{i}"))
+        await ok(await gw.post(f"{GAME}/groupbuys/tea/groups/{other}/leave", bob, {},
+                               f"l{i}"))
+    player = await me(gw, bob)
+    assert player["wallet"] == {"acorn": 100, "gem": 5}
+    states = {g["group"]: g["state"] for g in player["groupbuys"]}
+    assert len(states) == 21 and states[code] == "complete"  # + the 20 newest left
+    body, headers = signed_order(
+        gw.merchants["gbshop"].signing_secret, int(gw.clock.now()), merchant="gbshop",
+        user="bob", order_id="gb-1", amount_fen=990, status="refunded",
+        skus=[f"groupbuy:{code}"])
+    out = await ok(await gw.client.post("/v1/events/orders", data=body, headers=headers))
+    assert out["groupbuy"] == {"groups": [{"group": code, "refunded": True, "debt": {}}]}
+    player = await me(gw, bob)
+    assert player["wallet"] == {"acorn": 100, "gem": 0}
+    assert {g["group"]: g["state"] for g in player["groupbuys"]}[code] == "refunded"
+
+
 async def test_a_lost_index_is_rebuilt_from_sql_and_its_groups_still_end(gw: World) -> None:
     """Redis lost the offer indexes (data loss): the sweep indexes every open group SQL
     holds again, once, so an unfilled group is still failed and its members refunded."""

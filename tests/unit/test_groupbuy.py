@@ -357,6 +357,131 @@ def test_refund_after_completion_takes_the_reward_back_once() -> None:
                                                    {"currency:gem": 3})
 
 
+# -- what the shopper's slice keeps --------------------------------------------------------
+# ``pair`` may be completed 25 times by one shopper (above the 20 other closed groups the
+# slice keeps for the view); ``other`` is the offer whose groups the shopper closes many of.
+
+LONG = config({"tea": offer_raw(),
+               "pair": offer_raw(size=2, cost={}, per_shopper=25),
+               "other": offer_raw(cost={}, per_shopper=100)})
+PAIR: GroupOffer = LONG.groupbuys["pair"]
+OTHER: GroupOffer = LONG.groupbuys["other"]
+DAY = 86_400
+
+
+def completed(state: PlayerState | None, offer: GroupOffer, gid: str, now: int,
+              user: str = "xan") -> PlayerState:
+    """``user`` takes the last seat of a group ``ann`` opened (and others filled)."""
+    group = rules.open_group(None, gid, offer, "ann", now).state
+    for i in range(2, offer.size):
+        group = rules.join_group(group, gid, offer, f"u{i}", now).state
+    out = rules.join_group(group, gid, offer, user, now)
+    assert out.owed is not None and out.owed["complete"] is True
+    return rules.apply_effect(state, out.owed, now, LONG).state
+
+
+def left(state: PlayerState | None, gid: str, now: int, user: str = "xan") -> PlayerState:
+    """``user`` joins an ``other`` group and leaves it: a closed group that no rule needs."""
+    joined = rules.join_group(opened(offer=OTHER, now=now), gid, OTHER, user, now)
+    state = rules.apply_effect(state, owed_of(joined), now, LONG).state
+    gone = rules.leave_group(joined.state, gid, OTHER, user, now)
+    return rules.apply_effect(state, owed_of(gone), now, LONG).state
+
+
+def failed(state: PlayerState | None, gid: str, now: int, user: str = "xan") -> PlayerState:
+    """``user`` joins a 3-seat ``tea`` group that expires unfilled."""
+    joined = rules.join_group(opened(offer=TEA, now=now), gid, TEA, user, now)
+    state = rules.apply_effect(state, owed_of(joined), now, LONG).state
+    fail = rules.expire_group(joined.state, gid, TEA, now + TEA.duration_s)
+    mine = next(o.owed for o in fail.others if o.user == user)
+    return rules.apply_effect(state, mine, now + TEA.duration_s, LONG).state
+
+
+def test_a_complete_group_counts_toward_the_limit_after_many_other_closed_groups() -> None:
+    """The defect: 20 newer closed groups pushed the complete one out of the state, and
+    the shopper could complete (and be rewarded for) a second group of the offer."""
+    state = completed(None, TEA, "A", T0)
+    for i in range(21):
+        state = left(state, f"L{i}", T0 + 10 + i)
+    for i in range(5):
+        state = failed(state, f"F{i}", T0 + 100 + i)
+    assert state.groupbuys["A"].state == "complete"
+    assert rules.groups_in(state, "tea") == 1
+    with pytest.raises(GroupLimitReached):
+        rules.check_join(state, TEA, LONG, T0 + 200)
+
+
+def test_a_per_shopper_limit_above_twenty_is_reached() -> None:
+    state: PlayerState | None = None
+    for i in range(24):
+        state = completed(state, PAIR, f"P{i}", T0 + i)
+    assert rules.check_join(state, PAIR, LONG, T0 + 50) == 24  # the 25th may still join
+    state = completed(state, PAIR, "P24", T0 + 50)
+    for i in range(30):
+        state = left(state, f"L{i}", T0 + 100 + i)
+    assert rules.groups_in(state, "pair") == 25
+    with pytest.raises(GroupLimitReached) as err:
+        rules.check_join(state, PAIR, LONG, T0 + 200)
+    assert err.value.details == {"offer": "pair", "per_shopper": 25}
+
+
+def test_a_refund_after_many_other_groups_takes_the_reward_back() -> None:
+    state = completed(None, TEA, "A", T0)
+    assert state.wallet == {"acorn": 90, "gem": 5}
+    for i in range(30):
+        state = left(state, f"L{i}", T0 + 10 + i)
+    later = T0 + 365 * DAY  # the offer is still configured: a refund is honoured any time
+    state = PlayerState.from_wire(state.to_wire())  # as stored and loaded again
+    ref = rules.order_refunded(state, ("TEA-1", "groupbuy:A"), later, LONG)
+    assert ref is not None
+    assert ref.response == {"groups": [{"group": "A", "refunded": True, "debt": {}}]}
+    assert ref.state.wallet == {"acorn": 90, "gem": 0}
+    assert ref.state.groupbuys["A"].state == "refunded"
+    assert rules.check_join(ref.state, TEA, LONG, later) == 0  # the limit frees its seat
+
+
+def test_the_slice_keeps_what_rules_need_and_twenty_other_closed_groups() -> None:
+    """1 complete ``tea`` + 25 complete ``pair`` + 1 open + the 20 newest of 40 closed
+    ``other`` groups: 47 entries, however many more groups close."""
+    state = completed(None, TEA, "A", T0)
+    for i in range(25):
+        state = completed(state, PAIR, f"P{i}", T0 + 1 + i)
+    for i in range(40):
+        state = left(state, f"L{i:02}", T0 + 100 + i)
+    joined = rules.join_group(opened(offer=OTHER, now=T0 + 200), "O", OTHER, "xan", T0 + 200)
+    state = rules.apply_effect(state, owed_of(joined), T0 + 200, LONG).state
+    assert len(state.groupbuys) == 47
+    assert sorted(g for g in state.groupbuys if g.startswith("L")) == [
+        f"L{i:02}" for i in range(20, 40)]
+    assert state.groupbuys["O"].state == "open"
+    for i in range(40, 60):
+        state = left(state, f"L{i:02}", T0 + 100 + i)
+    assert len(state.groupbuys) == 47
+
+
+def test_a_complete_group_of_a_removed_offer_goes_thirty_days_after_its_deadline() -> None:
+    """Once the config no longer has the offer, the complete group is kept
+    ``COMPLETE_KEEP_S`` after its deadline, then it is a closed group like any other."""
+    assert rules.COMPLETE_KEEP_S == 30 * DAY
+    state = completed(None, TEA, "A", T0)
+    deadline = state.groupbuys["A"].expires_at
+    assert deadline == T0 + 3600
+    for i in range(20):
+        state = left(state, f"L{i:02}", T0 + 10 + i)
+    without_tea = config({"other": offer_raw(cost={}, per_shopper=100)})
+    # one more closed group, recorded when the window has (not) run out
+    joined = rules.join_group(opened(offer=OTHER, now=T0 + 40), "F", OTHER, "xan", T0 + 40)
+    state = rules.apply_effect(state, owed_of(joined), T0 + 40, LONG).state
+    assert len(state.groupbuys) == 22  # A, 20 left, F open
+    fail = rules.expire_group(joined.state, "F", OTHER, T0 + 40 + OTHER.duration_s)
+    mine = next(o.owed for o in fail.others if o.user == "xan")
+    kept = rules.apply_effect(state, mine, deadline + 30 * DAY - 1, without_tea).state
+    assert "A" in kept.groupbuys and len(kept.groupbuys) == 21  # A + the newest 20
+    assert "L00" not in kept.groupbuys
+    dropped = rules.apply_effect(state, mine, deadline + 30 * DAY, without_tea).state
+    assert "A" not in dropped.groupbuys and len(dropped.groupbuys) == 20
+
+
 def test_player_view_lists_open_groups_first() -> None:
     state = player(old=MyGroup("tea", "member", "failed", T0, T0 - 10, {}),
                    new=MyGroup("tea", "opener", "open", T0 + 60, T0, {"acorn": 10}))
