@@ -11,6 +11,7 @@ Identifiers are restricted (see the ``*_RE`` patterns) so that no id can contain
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import re
 import zlib
@@ -23,6 +24,11 @@ USER_RE = re.compile(r"[A-Za-z0-9_.@=+-]{1,128}")
 IDEMPOTENCY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,15}")
 AGGREGATE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+SOURCE_RE = re.compile(r"[a-z]{1,12}")
+KEY_MAX = 64
+"""The longest player Idempotency-Key: what every ``idem_key`` column in SQL holds
+(``responses``, ``grants``, ``aggregate_ledger``)."""
 
 PENDING_TTL_MS = 30_000
 """An in-flight idempotency marker dies after this if its server crashed."""
@@ -78,6 +84,27 @@ def warm_tags(shards: int) -> None:
     for shard in range(shards):
         spread_tag("s", shard)
         spread_tag("a", shard, AGGREGATE_OFFSET)
+
+
+def system_key(source: str, key: str) -> str:
+    """The player Idempotency-Key of a commit the shopper did not ask for (a merchant's
+    grant, an order webhook, a reminder, a sweep), made from the writer's own key.
+
+    A shopper picks their keys (``IDEMPOTENCY_RE``) in the same per-player space, so a
+    writer's key taken as is could be one a shopper already used (the writer gets 422
+    ``idempotency_mismatch``) or will use (the shopper does). This is
+    ``<source>:<key>``, or ``<source>~<sha-256 of key>`` where that would pass
+    :data:`KEY_MAX`: a shopper key has neither ``:`` nor ``~``, and ``source``
+    (``SOURCE_RE``) ends at the first of them, so no two writers share a key either.
+    (Rules' own keys for other shoppers, ``mechanics.aggregate.OwedOther``, are outside
+    the shopper alphabet too: ``.`` and ``:`` after a name with ``-``.)"""
+    if not SOURCE_RE.fullmatch(source):
+        raise ValueError(f"bad key source {source!r}")
+    plain = f"{source}:{key}"
+    if len(plain) <= KEY_MAX:
+        return plain
+    digest = hashlib.sha256(key.encode()).hexdigest()[:KEY_MAX - len(source) - 1]
+    return f"{source}~{digest}"
 
 
 def shard_of(merchant: str, user: str, shards: int) -> int:

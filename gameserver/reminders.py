@@ -14,7 +14,8 @@ player, so at most one reminder of a kind is pending; a later action just moves 
 2. **re-check** against the stored state: the shopper may have fed the pet since.
 3. **record** with the rule :func:`mechanics.reminders.mark`, bound and committed
    like any action (:func:`gameserver.services.bind`, :meth:`Services.run`), with
-   the idempotency key ``rem-<kind>-<event_at>``. A replayed reply means this
+   the idempotency key ``rem:<kind>-<event_at>`` (:func:`gameserver.keys.system_key`:
+   never one the shopper sends). A replayed reply means this
    reminder was recorded (so sent) before: it is not sent again. Recording
    *before* sending makes delivery at most once: a crash between the two loses a
    reminder rather than sending it twice.
@@ -45,7 +46,7 @@ from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, REDIS, SERVICES, SETTING
 from gameserver.auth import body_signature
 from gameserver.clock import Clock
 from gameserver.games import GameRegistry, LiveGame
-from gameserver.keys import Keys, PlayerRef
+from gameserver.keys import Keys, PlayerRef, system_key
 from gameserver.merchants import MerchantDirectory
 from gameserver.services import RuleContext, Services, bind
 from gameserver.store import encode_json
@@ -213,7 +214,7 @@ class ReminderWorker:
         rid = f"{reminder.kind}-{reminder.event_at}"
         rule = bind(mark, MarkReminded(reminder.kind, reminder.event_at),
                     RuleContext(live, StockView(), ref))
-        reply = await self.services.run(ref, f"rem-{rid}", rid, rule)
+        reply = await self.services.run(ref, system_key("rem", rid), rid, rule)
         if reply.replayed:
             self.stats.duplicates += 1
             return None

@@ -7,7 +7,8 @@ kind ``flash_hold`` or ``presale_hold`` (at most the stocks' worth at a time), w
 detail says the hold id and its deadline. For each one past its deadline a pass:
 
 1. commits :func:`mechanics.flashsale.expire_sale_hold` on the shopper with the
-   Idempotency-Key ``hold-end-<hold>`` (a pass that repeats it replays the answer):
+   Idempotency-Key ``hold:end-<hold>`` (a pass that repeats it replays the answer;
+   :func:`gameserver.keys.system_key`, so never a key the shopper sends):
    the shopper's state says whether it was paid (``ingestOrder`` commits on the same
    player, so a payment and the expiry are ordered by the player's version);
 2. ends the grant in SQL: ``sold`` when paid, else ``released``, with its unit given
@@ -43,7 +44,7 @@ from gameserver.appkeys import CLOCK, GAMES, KEYS, REDIS, SERVICES, SETTINGS, SH
 from gameserver.clock import Clock
 from gameserver.db import models as m
 from gameserver.games import GameRegistry
-from gameserver.keys import PlayerRef, shard_of
+from gameserver.keys import PlayerRef, shard_of, system_key
 from gameserver.lease import job_lease
 from gameserver.periodic import PeriodicTask
 from gameserver.services import RuleContext, Services, bind
@@ -63,8 +64,9 @@ EVENTS = {FLASH_KIND: "flashsale.released", PRESALE_KIND: "presale.released"}
 
 
 def hold_key(hold: str) -> str:
-    """The Idempotency-Key of a hold's end on the shopper."""
-    return f"hold-end-{hold}"
+    """The Idempotency-Key of a hold's end on the shopper (the shopper knows the hold
+    id: a key of their alphabet could be taken first and block the sweep with 422)."""
+    return system_key("hold", f"end-{hold}")
 
 
 class HoldSweeper(PeriodicTask):

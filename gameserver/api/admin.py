@@ -30,7 +30,7 @@ from gameserver.api.common import (
 from gameserver.api.schemas import ANY_OBJECT, COUNTS, INT, PLAYER, STR, array, obj
 from gameserver.appkeys import GAMES, SETTINGS
 from gameserver.games import LiveGame
-from gameserver.keys import USER_RE, PlayerRef, shard_of
+from gameserver.keys import USER_RE, PlayerRef, shard_of, system_key
 from gameserver.services import RuleContext, bind
 from gameserver.value import StockView, stock_change_followup
 from mechanics import admin as admin_rules
@@ -133,11 +133,17 @@ GRANT_BODY = Obj(fields={
 })
 
 
+MERCHANT_SOURCE = "merchant"
+"""The :func:`~gameserver.keys.system_key` source of a merchant key's player commit."""
+
+
 async def grant_player(request: web.Request) -> web.Response:
     """``grantPlayer``: a customer-support or campaign grant, ledgered with its reason.
 
-    The player commit is idempotent per key in Redis; the key's first response is also
-    kept in SQL, so a retry after a restart or a Redis data loss replays it."""
+    The merchant's key is kept in SQL (``admin_requests``), so a retry after a restart
+    or a Redis data loss replays the first response. The player commit runs under
+    :func:`~gameserver.keys.system_key` of it, never the key itself: the player's key
+    space is also the shopper's, and a shopper may pick the same key."""
     live = await _merchant_game(request)
     user = _user(request)
     key = idempotency_key(request)
@@ -150,7 +156,8 @@ async def grant_player(request: web.Request) -> web.Response:
     rule = bind(admin_rules.grant, action, RuleContext(live, StockView(), ref))
     svc, digest = services(request), request_hash(request, raw)
     return await keyed_run(request, live.merchant, "grantPlayer", key, raw,
-                           lambda: svc.run(ref, key, digest, rule))
+                           lambda: svc.run(ref, system_key(MERCHANT_SOURCE, key), digest,
+                                           rule))
 
 
 def _user(request: web.Request) -> str:

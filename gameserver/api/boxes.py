@@ -48,7 +48,7 @@ from gameserver.appkeys import GAMES, MERCHANTS
 from gameserver.db.draws import draw_page
 from gameserver.errors import Forbidden
 from gameserver.games import LiveGame
-from gameserver.keys import MERCHANT_RE
+from gameserver.keys import MERCHANT_RE, system_key
 from gameserver.services import RuleContext, bind
 from gameserver.store import Rule
 from mechanics import boxes
@@ -183,6 +183,10 @@ def _arm_disclosures(live: LiveGame, series_id: str, stock: Mapping[str, int],
     return out
 
 
+SEED_COMMIT_KEY = system_key("box", "seed-commit")
+"""The player key of a first seed commitment: the server's, never one a shopper sends."""
+
+
 async def _player_seed(request: web.Request, ctx: RuleContext,
                        series_id: str) -> tuple[dict[str, Any], PlayerState]:
     """The player's seed commitment (and state); a player without one commits one first
@@ -190,7 +194,7 @@ async def _player_seed(request: web.Request, ctx: RuleContext,
     svc = services(request)
     state = (await svc.store.read(ctx.ref)).state
     if state is None or not state.boxes.seed:
-        await svc.run(ctx.ref, "box-seed-commit", "box-seed-commit", _rotate_rule(ctx))
+        await svc.run(ctx.ref, SEED_COMMIT_KEY, "box-seed-commit", _rotate_rule(ctx))
         state = (await svc.store.read(ctx.ref)).state
     assert state is not None
     return boxes.series_view(state.boxes, series_id), state

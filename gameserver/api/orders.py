@@ -31,7 +31,7 @@ from gameserver.appkeys import GAMES, MERCHANTS, SETTINGS
 from gameserver.auth import body_signature
 from gameserver.db.database import Merchant
 from gameserver.errors import Unauthorized
-from gameserver.keys import GAME_RE, MERCHANT_RE, USER_RE, PlayerRef, shard_of
+from gameserver.keys import GAME_RE, MERCHANT_RE, USER_RE, PlayerRef, shard_of, system_key
 from gameserver.services import RuleContext, bind
 from gameserver.store import Reply, Rule, encode_json
 from gameserver.value import StockView
@@ -116,9 +116,11 @@ async def ingest_order(request: web.Request) -> web.Response:
     the mechanics' parts of a paid order (:mod:`mechanics.orders`: a flash-sale hold
     paid by the order's SKU ...).
 
-    Idempotent by order id and status: the store key is ``order-<status>-<id>``, so
-    a webhook retried with the same body gets the first response again; the rule
-    itself also remembers order ids (30 days), so a later replay earns nothing.
+    Idempotent by order id and status: the store key is
+    :func:`~gameserver.keys.system_key` ``("order", "<status>-<id>")`` (``order:paid-<id>``;
+    never a key a shopper can send, so the shopper's own keys and the order's never
+    collide), so a webhook retried with the same body gets the first response again;
+    the rule itself also remembers order ids (30 days), so a later replay earns nothing.
     """
     raw = await request.read()
     parsed = decode_json(raw)
@@ -131,7 +133,7 @@ async def ingest_order(request: web.Request) -> web.Response:
     ref = PlayerRef(signer.id, live.game, body["user"],
                     shard_of(signer.id, body["user"], request.app[SETTINGS].shards))
     ctx = RuleContext(live, StockView(), ref)
-    key = f"order-{body['status']}-{body['order_id']}"
+    key = system_key("order", f"{body['status']}-{body['order_id']}")
     reply = await services(request).run(ref, key, request_hash(request, raw),
                                         _order_rule(body, ctx), view=ctx.view,
                                         totals=live.totals)

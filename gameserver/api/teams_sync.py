@@ -26,7 +26,7 @@ from gameserver.db.aggregates import AggregateArchive
 from gameserver.db.persist import PlayerRow
 from gameserver.flushhooks import FlushContext, register_flush_hook
 from gameserver.games import LiveGame
-from gameserver.keys import AggregateRef, Keys
+from gameserver.keys import AggregateRef, Keys, system_key
 from gameserver.leaderboards import KEEP_FACTOR
 from gameserver.store import decode_state
 from gameserver.webhooks import Outbox
@@ -171,9 +171,11 @@ async def _sync(shared: AggregateStore, ref: AggregateRef, season: TeamSeason, u
                 seq: int, points: int) -> rules.Team | None:
     """One member's report on their team (a replayed key means it was applied)."""
     try:
-        reply = await shared.run(ref, CODEC, user, f"sync-{seq}-{points}", "sync",
-                                lambda t, now: rules.sync_points(t, season, user, seq, points,
-                                                                 now))
+        # The member's own gate keys on the team (join, leave, claim) are in this
+        # space too: a server key outside their alphabet, so neither side refuses.
+        reply = await shared.run(ref, CODEC, user, system_key("sync", f"{seq}-{points}"),
+                                 "sync", lambda t, now: rules.sync_points(
+                                     t, season, user, seq, points, now))
     except DomainError:
         return None
     if reply.replayed:

@@ -463,3 +463,83 @@ async def test_rotate_seed_retry_rotates_once(world: World) -> None:
     after = await world.post(rotate, token, {}, "rot-2")  # a new key rotates again, and
     assert (await after.json())["revealed"]["seed_hash"] == \
         (await first.json())["seed_hash"]  # reveals the seed rot-1 made, once
+
+
+# -- grantPlayer's key is the merchant's, never the shopper's ---------------------------
+
+
+async def _adopted(world: World, key: str) -> Any:
+    token = await world.token("alice", merchant_id=SHOP)
+    return await world.post("/v1/games/squirrel/pet", token,
+                            {"species": "squirrel", "name": "A"}, key)
+
+
+async def test_a_shopper_key_does_not_block_a_grant_under_the_same_key(world: World) -> None:
+    """The reported bug: a shopper acted with key K, then the merchant's grant with K
+    (a key the merchant never used) was 422 idempotency_mismatch."""
+    api_key = await boxshop(world)
+    adopted = await _adopted(world, "K")
+    assert adopted.status == 201, await adopted.text()
+    grant = await send(world, api_key, "POST", GRANT,
+                       {"wallet": {"acorn": 50}, "reason": "ticket 8"}, "K")
+    assert grant.status == 200, await grant.text()
+    assert grant.headers.get("Idempotent-Replayed") is None
+    assert (await grant.json())["wallet"] == {"acorn": 1050}
+    again = await _adopted(world, "K")  # the shopper's key still answers theirs
+    assert again.status == 201
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert await again.read() == await adopted.read()
+    assert (await _wallet(world, api_key))["acorn"] == 1050
+
+
+async def test_a_grant_key_does_not_block_the_shopper(world: World) -> None:
+    """The other direction: after a grant with K2, alice's adoptPet with K2 applied."""
+    api_key = await boxshop(world)
+    body = {"wallet": {"acorn": 50}, "reason": "welcome", "create": True}
+    grant = await send(world, api_key, "POST", GRANT, body, "K2")
+    assert grant.status == 200, await grant.text()
+    assert (await grant.json())["wallet"] == {"acorn": 1050}
+    adopt = await _adopted(world, "K2")
+    assert adopt.status == 201, await adopt.text()
+    assert adopt.headers.get("Idempotent-Replayed") is None
+    assert (await adopt.json())["player"]["pet"]["name"] == "A"
+    retried = await send(world, api_key, "POST", GRANT, body, "K2")
+    assert retried.status == 200
+    assert retried.headers.get("Idempotent-Replayed") == "true"
+    assert await retried.read() == await grant.read()
+    other = await send(world, api_key, "POST", GRANT, {**body, "reason": "other"}, "K2")
+    assert other.status == 422
+    assert await error_code(other) == "idempotency_mismatch"
+    assert (await _wallet(world, api_key))["acorn"] == 1050
+
+
+LONG_KEY = "k" * 64
+"""The longest merchant key: its player commit's key must still fit SQL's idem_key."""
+
+
+async def test_a_grant_rerun_after_redis_data_loss_replays_the_player_commit(
+        world: World) -> None:
+    """The merchant's record is left running (the process died between the player
+    commit and the record) and Redis loses everything once the commit reached SQL: the
+    retry runs the player commit again, which SQL's stored response replays."""
+    api_key = await boxshop(world)
+    await _played(world)
+    body = {"wallet": {"acorn": 50}, "reason": "campaign"}
+    first = await send(world, api_key, "POST", GRANT, body, LONG_KEY)
+    assert first.status == 200, await first.text()
+    await persister(world).run_once()  # the grant and its response reach SQL
+    a = m.admin_requests
+    async with world.client.app[DB].engine.begin() as conn:
+        await conn.execute(a.update().where(a.c.idem_key == LONG_KEY).values(
+            status="running", response_status=None, response_body=None))
+    await world.client.app[REDIS].flushall()
+    world.clock.advance(LEASE_S + 1)  # the dead claim's lease is over
+    again = await send(world, api_key, "POST", GRANT, body, LONG_KEY)
+    assert again.status == 200, await again.text()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert await again.read() == await first.read()
+    assert (await _wallet(world, api_key))["acorn"] == 1050
+    other = await send(world, api_key, "POST", GRANT, {**body, "reason": "x"}, LONG_KEY)
+    assert other.status == 422
+    assert await error_code(other) == "idempotency_mismatch"
+    assert (await _wallet(world, api_key))["acorn"] == 1050

@@ -230,3 +230,27 @@ async def test_age_gate(boxes: Any, band: str, consent: bool, status: int,
         "merchant": "boxshop", "user": "kid", "ts": ts, "age_band": "18_plus",
         "sign": session_signature(creds.signing_secret, "boxshop", "kid", ts)})
     assert forged.status == 401
+
+
+async def test_the_seed_commitment_never_takes_a_shoppers_key(boxes: Any) -> None:
+    """The first seed commitment's player key was ``box-seed-commit``, a key a shopper
+    can send: bob's adoption under it made his series view and draws 422
+    idempotency_mismatch, and carol's first view made her adoption under it 422."""
+    adopt = {"species": "squirrel", "name": "A"}
+    bob = await boxes.token("bob", merchant_id="boxshop")
+    adopted = await boxes.post(f"{GAME}/pet", bob, adopt, "box-seed-commit")
+    assert adopted.status == 201, await adopted.text()
+    viewed = await boxes.get(SERIES, bob)
+    assert viewed.status == 200, await viewed.text()
+    assert len((await viewed.json())["player"]["seed_hash"]) == 64
+    drawn = await draw(boxes, bob, "d1")
+    assert drawn.status == 200, await drawn.text()
+    again = await boxes.post(f"{GAME}/pet", bob, adopt, "box-seed-commit")
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert await again.read() == await adopted.read()
+
+    carol = await boxes.token("carol", merchant_id="boxshop")
+    assert (await boxes.get(SERIES, carol)).status == 200  # commits her seed first
+    theirs = await boxes.post(f"{GAME}/pet", carol, adopt, "box-seed-commit")
+    assert theirs.status == 201, await theirs.text()
+    assert theirs.headers.get("Idempotent-Replayed") is None

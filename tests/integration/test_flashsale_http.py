@@ -389,3 +389,21 @@ async def test_two_sweepers_at_once_end_each_hold_once(fw: World) -> None:
     assert len(await events(fw)) == 3
     gate = await fw.client.app[VALUE].stock_left(SHOP, "squirrel", {"flash:midnight": 3})
     assert gate.left == {"flash:midnight": 3}
+
+
+async def test_a_shopper_key_never_blocks_the_end_of_their_hold(fw: World) -> None:
+    """The end of a hold committed under ``hold-end-<hold>``, a key the shopper can send
+    (the claim tells them the hold id): an action of theirs under it first made the
+    sweep's commit 422, and the hold was never released. Now the sweep's key is outside
+    the shopper's alphabet."""
+    fw.clock.advance(3600)
+    resp, held = await claim(fw, "bob", "k1")
+    assert resp.status == 200, held
+    adopted = await fw.client.post(f"{GAME}/pet", json={"species": "squirrel", "name": "B"},
+                                   headers={"Authorization": f"Bearer {token(fw, 'bob')}",
+                                            "Idempotency-Key": f"hold-end-{held['hold']}"})
+    assert adopted.status == 201, await adopted.text()
+    fw.clock.advance(PAY + 1)
+    assert await sweeper(fw).run_once() == (1, 0)  # released, none sold
+    assert await grants(fw) == (["released"], (3, 0, 0))
+    assert (await public(fw))[1]["stock_left"] == 3

@@ -6,9 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy import func, select
+
+from gameserver.appkeys import DB
 from gameserver.auth import body_signature
+from gameserver.db import models as m
 from tests.conftest import World
 from tests.integration.loopgame import Shopper, loop_config, loop_world, post_order, signed_order
+from tests.integration.test_boxes_http import persister
 
 __all__ = ["loop_world"]
 
@@ -134,3 +139,43 @@ async def test_an_order_without_a_merchant_says_what_is_missing(loop_world: Any)
             loop_world.merchants["shop"].signing_secret, ts, raw)})
     assert resp.status == 401
     assert "X-Petbox-Merchant" in (await resp.json())["error"]["message"]
+
+
+async def test_an_order_and_the_shoppers_own_keys_never_collide(loop_world: Any) -> None:
+    """The order's player key was ``order-paid-<id>``, a key a shopper can send too: a
+    shopper's action under it turned the paid order into 422 idempotency_mismatch (its
+    tasks never advanced), and an order first made the shopper's action 422."""
+    alice = Shopper(loop_world, "alice")
+    status, adopted = await alice.post("/pet", {"species": "squirrel", "name": "A"},
+                                       "order-paid-o1")
+    assert status == 201, adopted
+    status, out = await post_order(loop_world, **ORDER)
+    assert status == 200, out
+    assert out == {"order": "o1", "duplicate": False, "tasks": {"buy_any": 1, "spend99": 0}}
+    status, out = await post_order(loop_world, **{**ORDER, "order_id": "o3"})
+    assert status == 200, out
+    status, played = await alice.post("/pet/play", {}, "order-paid-o3")
+    assert status == 200, played
+    assert "error" not in played
+    assert (await alice.me())["player"]["wallet"]["acorn"] == 110  # both orders, once
+
+
+async def test_the_longest_order_id_is_kept_in_sql(loop_world: Any) -> None:
+    """``order-refunded-`` and a 64-character order id made a 79-character player key,
+    past SQL's 64 (``responses.idem_key``): the key now fits, and the refund's response
+    reaches SQL with the rest of the commit."""
+    order_id = "o" * 64
+    paid = await post_order(loop_world, **{**ORDER, "order_id": order_id})
+    refunded = await post_order(loop_world, **{**ORDER, "order_id": order_id,
+                                               "status": "refunded"})
+    assert paid[0] == refunded[0] == 200
+    await persister(loop_world).run_once()
+    r = m.responses
+    async with loop_world.client.app[DB].engine.connect() as conn:
+        keys = (await conn.execute(select(r.c.idem_key).where(r.c.user_id == "alice"))).all()
+        longest = (await conn.execute(select(func.max(func.length(r.c.idem_key))))).scalar()
+    assert len(keys) == 2
+    assert longest is not None and longest <= 64
+    again = await post_order(loop_world, **{**ORDER, "order_id": order_id,
+                                            "status": "refunded"})
+    assert again == (200, {**refunded[1], "duplicate": True})

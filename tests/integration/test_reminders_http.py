@@ -213,3 +213,23 @@ async def test_an_action_with_reminders_is_one_commit(
     # one hour after it (min_gap_s) — the same queue the separate ZADD used to write
     assert await queued(client, "alice") == {"produce_full": t0 + 28_800,
                                              "hungry": t0 + 32_400}
+
+
+async def test_a_shopper_key_never_takes_a_reminders_key(client: Any, db: Any, clock: Any,
+                                                        endpoint: Any) -> None:
+    """A reminder was recorded under ``rem-<kind>-<event_at>``, a key a shopper can send
+    (the due time is predictable): alice's adoption under it made the record 422, and
+    the reminder was never sent. Now the worker's key is outside the shopper's alphabet."""
+    ep, url = endpoint
+    world = await make_world(client, db, clock, reminders_config(url))
+    alice = Shopper(world, "alice")
+    due = int(clock.now()) + 14_401
+    status, _ = await alice.post("/pet", ADOPT, f"rem-hungry-{due}")
+    assert status == 201
+    assert await queued(client, "alice") == {"hungry": due}
+    clock.advance(14_401)
+    w = worker(client)
+    assert await w.tick() == 1
+    assert w.stats.delivered == 1 and len(ep.received) == 1
+    assert json.loads(ep.received[0][1])["id"] == f"shop:squirrel:alice:hungry-{due}"
+    assert (await alice.me())["version"] == 2

@@ -321,3 +321,22 @@ async def test_concurrent_creates_of_one_shopper_open_one_team(tw: World) -> Non
     for tid in ids:  # the refused creates left no team (no phantom seat of ann)
         resp = await tw.get(f"{GAME}/teams/s11/{tid}", await ann.token())
         assert resp.status == (200 if tid == team["team"] else 404), tid
+
+
+async def test_a_members_own_key_never_takes_the_sync_of_their_points(tw: World) -> None:
+    """The flush hook reported a member's points on their team under
+    ``sync-<seq>-<points>`` and the member's user, the space of the member's own keys
+    on the team (create, join, leave): ann's createTeam under ``sync-1-5`` made the
+    sync of her 5 check-in points 422 (dropped: the team stayed at 0). Now the hook's
+    key is outside the shopper's alphabet."""
+    ann = Shopper(tw, "ann")
+    status, team = await ann.post("/teams/s11", {"name": "Ants"}, "sync-1-5")
+    assert status == 200, team
+    assert (await ann.post("/checkin", {}))[0] == 200
+    assert (await ann.me())["player"]["teams"]["s11"]["points"] == 5
+    assert (await persister(tw).run_once()).ok
+    view = await get_team(ann, team["team"])
+    assert view["members"] == [{"user": "ann", "points": 5, "joined_at": NOW}]
+    assert view["points"] == 5
+    status, again = await ann.post("/teams/s11", {"name": "Ants"}, "sync-1-5")
+    assert (status, again["team"]) == (200, team["team"])  # her key still answers hers
