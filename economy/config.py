@@ -15,9 +15,10 @@ mechanic.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from economy.assist import AssistsPart
 from economy.boxes import BoxesPart
@@ -42,10 +43,21 @@ from economy.teams import TeamsPart
 
 __all__ = [
     "GAME_SPEC", "MAX_AMOUNT", "SCHEMA_VERSION", "SECTIONS", "Currency", "Food", "GameConfig",
-    "Item", "Species", "Stat", "game_config_json_schema", "parse_game_config", "value_totals",
+    "Item", "Species", "Stat", "game_config_json_schema", "parse_game_config",
+    "timezone_problem", "value_totals",
 ]
 
 SCHEMA_VERSION = 1
+HOST_ZONES: Final = frozenset({"localtime", "posixrules"})
+"""Names in a zone directory whose meaning is each host's own: ``localtime`` is its
+/etc/localtime, ``posixrules`` the rules its POSIX TZ strings fall back on. Two
+servers could count a game's days differently."""
+PLACEHOLDER_ZONES: Final = frozenset({"factory"})
+"""tzdata's ``Factory`` (offset 0, abbreviated "-00"): the zone of a host whose zone was
+never set, not a place."""
+ZONE_NAME: Final = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*")
+"""The shape of an IANA zone name: parts of letters, digits, ``_ + -`` joined by ``/``
+(no ``.`` or ``..`` part: a name is never a path out of the zone directory)."""
 MAX_AMOUNT = 10**12
 """Upper bound of any balance or price: well inside both int64 and Lua's exact doubles."""
 
@@ -99,7 +111,9 @@ CORE = Section(name="core", fields={
     "schema": Int(minimum=SCHEMA_VERSION, maximum=SCHEMA_VERSION, default=SCHEMA_VERSION),
     "name": Str(min_length=1, max_length=80),
     "timezone": Str(max_length=64, default="Asia/Shanghai",
-                    description="IANA zone for daily resets"),
+                    description="IANA zone for daily resets, e.g. Asia/Shanghai, UTC, "
+                                "Etc/GMT-8; not localtime, posixrules or Factory (their "
+                                "meaning is each host's)"),
     "currencies": Map(values=CURRENCY_SPEC, min_items=1, max_items=16),
     "items": Map(values=ITEM_SPEC, default={}, max_items=1000),
     "webhook_url": Str(default="", max_length=500, pattern=r"^(https?://\S+)?$",
@@ -153,9 +167,7 @@ def _build(d: Cleaned) -> GameConfig:
 
 def _cross_check(d: Cleaned, known_timezones: frozenset[str] | None) -> Problems:
     """Problems that need more than one field to see: dangling references, bad ranges."""
-    problems: Problems = []
-    if known_timezones is not None and d["timezone"] not in known_timezones:
-        problems.append({"path": "$.timezone", "message": "is not a known IANA time zone"})
+    problems = _timezone_problems(d["timezone"], known_timezones)
     for section in SECTIONS:
         problems += section.check(d)
     return problems
@@ -187,6 +199,31 @@ def _stock_follow(live: Mapping[str, int], new: Mapping[str, int]) -> Problems:
              f"this config says {total}; a published stock changes only with setStock "
              "(keep the live number here)"}
             for ref, total in sorted(new.items()) if ref in live and live[ref] != total]
+
+
+def timezone_problem(name: str, known_timezones: frozenset[str] | None) -> str | None:
+    """Why ``name`` cannot be a game's time zone, or None. ``known_timezones`` is the
+    zone database's names (None: only what the name shows is checked). The zone
+    directory also holds names that mean something else on every host; they are
+    refused even when listed (case apart: a case-insensitive disk finds them too)."""
+    if name == "":
+        return "must name an IANA time zone, e.g. Asia/Shanghai"
+    if name.casefold() in HOST_ZONES:
+        return (f"{name} is the host's own zone, not an IANA zone: servers set up "
+                "differently would count days differently; name the zone, e.g. Asia/Shanghai")
+    if name.casefold() in PLACEHOLDER_ZONES:
+        return (f"{name} is tzdata's placeholder for a host whose zone was never set, "
+                "not a place; name the zone, e.g. Asia/Shanghai")
+    if not ZONE_NAME.fullmatch(name):
+        return "is not an IANA time zone name (letters, digits, _ + - in parts joined by /)"
+    if known_timezones is not None and name not in known_timezones:
+        return "is not a known IANA time zone"
+    return None
+
+
+def _timezone_problems(name: Any, known_timezones: frozenset[str] | None) -> Problems:
+    why = timezone_problem(name, known_timezones) if isinstance(name, str) else None
+    return [] if why is None else [{"path": "$.timezone", "message": why}]
 
 
 def value_totals(config: GameConfig) -> dict[str, int]:
@@ -231,7 +268,7 @@ def _cross_check_anyway(cleaned: Any, known_timezones: frozenset[str] | None,
     if not isinstance(cleaned, dict):
         return []
     broken = {_top(p["path"]) for p in found}
-    more: Problems = []
+    more = _timezone_problems(cleaned.get("timezone"), known_timezones)
     for section in SECTIONS:
         try:
             more += section.check(cleaned)

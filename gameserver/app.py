@@ -41,6 +41,7 @@ from gameserver.appkeys import (
 )
 from gameserver.auth import TokenSigner
 from gameserver.batching import ScriptBatcher
+from gameserver.bodylimit import BODY_LIMITS, with_body_limit
 from gameserver.clock import Clock, SystemClock
 from gameserver.db.admin_requests import AdminRequests
 from gameserver.db.database import Database, make_engine
@@ -325,8 +326,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[SIGNER] = TokenSigner(settings.token_secret, settings.token_ttl)
     operations = all_operations()
     app[ops_api.OPENAPI] = build_openapi(operations, VERSION)
+    config_limit = max(settings.config_max_size, settings.client_max_size)
+    app[BODY_LIMITS] = {op.operation_id: config_limit for op in operations if op.config_body}
     for op in operations:
-        app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)
+        handler = with_body_limit(op.handler, config_limit) if op.config_body else op.handler
+        app.router.add_route(op.method, op.path, handler, name=op.operation_id)
     app[PLAYER_OPERATIONS] = player_operations(operations)
     app[IDEMPOTENT_OPERATIONS] = frozenset(op.operation_id for op in operations
                                            if op.idempotent)

@@ -5,7 +5,8 @@ code, a message, details and a :class:`~economy.errors.Refusal` kind. The one
 mapping from a kind to an HTTP status is :data:`HTTP_STATUS`;
 :func:`error_middleware` answers ``{"error": {"code", "message", "details"}}``
 with that status. aiohttp's own HTTP errors (unknown
-route, wrong method, body too large) get the same body. Anything else is a bug:
+route, wrong method, body too large) get the same body; a body too large says the
+operation's cap (:mod:`gameserver.bodylimit`). Anything else is a bug:
 a generic 500 with the request id, and the traceback only in the log.
 """
 
@@ -23,6 +24,7 @@ import sqlalchemy.exc
 from aiohttp import web
 
 from economy.errors import DomainError, Refusal
+from gameserver.bodylimit import body_limit
 from gameserver.latency_budget import LATENCY_BUDGET
 from gameserver.metrics import METRICS
 
@@ -154,7 +156,7 @@ def http_status(exc: DomainError) -> int:
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+    405: "method_not_allowed", 415: "unsupported_media_type",
 }
 
 
@@ -194,6 +196,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                               "storage is unavailable; retry shortly with the same "
                               "Idempotency-Key (it is never applied twice)",
                               {"retry_after": 1})
+    except web.HTTPRequestEntityTooLarge:
+        resp = too_large(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -209,6 +213,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     resp.headers["X-Request-Id"] = request_id
     _observe(request, resp.status, time.perf_counter() - started)
     return resp
+
+
+def too_large(request: web.Request) -> web.Response:
+    """The 413 of a body over its operation's cap, with the cap in bytes (aiohttp's
+    own says only "Request Entity Too Large")."""
+    limit = body_limit(request)
+    return error_response(413, "payload_too_large",
+                          f"request body is larger than {limit} bytes, the most this "
+                          "route accepts", {"max_bytes": limit})
 
 
 def _observe(request: web.Request, status: int, seconds: float) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from economy.schema import Spec
 from gameserver.api.common import Operation
 from gameserver.api.schemas import SHARED
+from gameserver.settings import Settings
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -37,7 +38,9 @@ _STATUS_TEXT = {
     403: "Wrong kind of credential",
     404: "No such resource (or another merchant's)",
     409: "Conflicts with the current state, or the same Idempotency-Key is still running",
-    413: "Body too large",
+    413: "Body larger than this operation accepts: PETBOX_MAX_BODY bytes "
+         f"({Settings.client_max_size:,} by default); the cap is in the message and "
+         "details.max_bytes",
     422: "Well-formed but invalid (JSON paths in details.problems), or the "
          "Idempotency-Key was used with another request (idempotency_mismatch)",
     429: "Rate limited or cooling down; see Retry-After",
@@ -84,13 +87,28 @@ OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"
 
 def _statuses(op: Operation) -> list[int]:
     """The documented errors plus what the middlewares may answer: 503 (admission
-    control) on every admitted route, 429 on every rate-limited one."""
+    control) on every admitted route, 429 on every rate-limited one, and 413 (a body
+    over its cap, :mod:`gameserver.bodylimit`) on every route that takes a body."""
     out = set(op.errors)
+    if op.body is not None:
+        out.add(413)
     if op.path not in OPERATIONS_PATHS:
         out.add(503)
     if op.path.startswith("/v1/") and not op.path.startswith(("/v1/admin/", "/v1/events/")):
         out.add(429)
     return sorted(out)
+
+
+CONFIG_BODY_TEXT = (
+    "Body larger than a config write accepts: PETBOX_MAX_CONFIG_BODY bytes "
+    f"({Settings.config_max_size:,} by default); the cap is in the message and "
+    "details.max_bytes")
+
+
+def _status_text(op: Operation, status: int) -> str:
+    if status == 413 and op.config_body:
+        return CONFIG_BODY_TEXT
+    return _STATUS_TEXT.get(status, "Error")
 
 
 def _hoisted(schema: Any) -> Any:
@@ -123,7 +141,7 @@ def _operation(op: Operation) -> dict[str, Any]:
             "application/json": {"schema": op.body.schema()}}}
     for status in _statuses(op):
         out["responses"][str(status)] = {
-            "description": _STATUS_TEXT.get(status, "Error"),
+            "description": _status_text(op, status),
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
         if status in (429, 503):

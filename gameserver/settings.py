@@ -47,6 +47,14 @@ class Settings:
     session_skew: int = 600
     """createSession accepts ``ts`` within this many seconds of server time."""
     client_max_size: int = 64 * 1024
+    """Largest request body, bytes (``PETBOX_MAX_BODY``), on every route but the config
+    writes: a shopper request is a few hundred bytes, so a midnight's walls cannot make
+    the server buffer megabytes each."""
+    config_max_size: int = 2 * 1024 * 1024
+    """Largest body of a config write, bytes (``PETBOX_MAX_CONFIG_BODY``): ``putGameDraft``
+    and ``putExperiment`` (whose overrides may replace whole sections). 1,000 items alone
+    are about 175 KB; every top-level list of the schema at its longest (one entry in each
+    list inside), about 1.5 MB."""
     idempotency_ttl: int = 86400
     idempotency_wait: float = 2.0
     """How long a duplicate waits for the first request with its key before 409."""
@@ -292,6 +300,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if fsync not in ("always", "everysec", "no"):
         raise SettingsError("PETBOX_REDIS_APPENDFSYNC must be always, everysec or no")
     secret_fresh = _num(env, "PETBOX_SECRET_CACHE_SECONDS", 300, 0, 86400)
+    body = int(_num(env, "PETBOX_MAX_BODY", 64 << 10, 1024, 16 << 20))
     return Settings(
         redis_url=env.get("PETBOX_REDIS_URL") or None,
         redis_cluster=_cluster_mode(env),
@@ -307,7 +316,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shards_explicit=bool(env.get("PETBOX_SHARDS")),
         token_secret=_token_secret(env, data_dir),
         token_ttl=int(_num(env, "PETBOX_TOKEN_TTL", 7200, 60, 30 * 86400)),
-        client_max_size=int(_num(env, "PETBOX_MAX_BODY", 64 * 1024, 1024, 16 * 1024 * 1024)),
+        client_max_size=body,
+        config_max_size=int(_num(env, "PETBOX_MAX_CONFIG_BODY", max(2 << 20, body), body,
+                                 64 << 20)),
         idempotency_ttl=int(_num(env, "PETBOX_IDEMPOTENCY_TTL", 86400, 86400, 30 * 86400)),
         idle_evict_after=int(_num(env, "PETBOX_IDLE_EVICT_AFTER", 3600, 1, 30 * 86400)),
         run_persister=_bool(env, "PETBOX_RUN_PERSISTER", True),

@@ -83,6 +83,10 @@ class Operation:
     content_type: str = "application/json"
     description: str = ""
     """Longer prose for the OpenAPI document (the summary is one line)."""
+    config_body: bool = False
+    """The body carries a game config, or overrides that may replace whole sections of
+    one: accepted up to ``PETBOX_MAX_CONFIG_BODY`` bytes instead of ``PETBOX_MAX_BODY``
+    (:mod:`gameserver.bodylimit`)."""
 
 
 class MalformedBody(DomainError):

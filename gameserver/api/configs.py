@@ -163,7 +163,7 @@ OPERATIONS = [
               "Store a full game config as the draft (creates the game if new); "
               "422 lists every problem with its JSON path and stores nothing",
               auth="merchant", tag="merchant", body=GAME_SPEC, optional_key=True,
-              errors=(400, *ERRORS, 409, 422), response=DRAFT_SAVED),
+              errors=(400, *ERRORS, 409, 422), response=DRAFT_SAVED, config_body=True),
     Operation("publishGame", "POST", f"{BASE}/publish", publish_game,
               "Publish the draft as the next immutable version, live on every server "
               "process within a second (changed: false if it is live already)",

@@ -223,7 +223,7 @@ OPERATIONS = [
               "Create or edit an experiment; publishes a new version (every arm's merged "
               "config validated); 409 once started for allocation, arms or metrics",
               auth="merchant", tag="merchant", body=PUT_BODY, optional_key=True,
-              response=PUBLISHED_VIEW, errors=(400, *ERRORS, 409, 422)),
+              response=PUBLISHED_VIEW, errors=(400, *ERRORS, 409, 422), config_body=True),
     Operation("getExperiment", "GET", f"{BASE}/{{experiment}}", get_experiment,
               "An experiment, each arm's box tables, and (simulate=1) a simulation per arm",
               auth="merchant", tag="merchant", errors=ERRORS, response=EXPERIMENT_VIEW,

@@ -304,3 +304,18 @@ async def test_openapi_documents_every_config_route(world: World) -> None:
     assert ids["getAnalytics"] == ("get", "/v1/admin/games/{game}/analytics")
     assert ids["exportEvents"] == ("get", "/v1/admin/games/{game}/export")
     assert {"getGameDraft", "getGameVersion", "diffGameVersions"} <= ids.keys()
+
+
+async def test_a_host_dependent_time_zone_is_refused(world: World) -> None:
+    """``localtime`` is in this host's zone directory, yet means each host's own zone."""
+    for zone, why in [("localtime", "is the host's own zone"),
+                      ("Factory", "is tzdata's placeholder")]:
+        resp = await put(world, "squirrel", copy.deepcopy(BASIC_CONFIG) | {"timezone": zone})
+
+        assert resp.status == 422
+        error = (await resp.json())["error"]
+        assert error["code"] == "config_invalid"
+        [problem] = error["details"]["problems"]
+        assert problem["path"] == "$.timezone"
+        assert problem["message"].startswith(f"{zone} {why}")
+    assert (await get(world, "squirrel/draft")).status == 404

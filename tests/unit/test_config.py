@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from economy.config import game_config_json_schema, parse_game_config
+from economy.config import game_config_json_schema, parse_game_config, timezone_problem
 from economy.errors import ConfigInvalid
 from economy.section import unknown_currencies
+from gameserver.games import known_timezones
 from tests.unit.factory import BASE, config, raw_config, species_with
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "squirrel-omg.json"
@@ -143,3 +144,57 @@ def test_unknown_currencies_names_each_missing_id_at_its_path() -> None:
         {"path": "$.polls.p.cost.gold", "message": "unknown currency 'gold'"},
         {"path": "$.polls.p.cost.shell", "message": "unknown currency 'shell'"}]
     assert unknown_currencies([], {}, "$.x") == []
+
+
+LISTED = frozenset({"Asia/Shanghai", "UTC", "Etc/GMT-8", "localtime", "posixrules", "Factory"})
+"""A zone directory's names, host-dependent ones included (Debian's lists ``localtime``)."""
+PICK_A_ZONE = "name the zone, e.g. Asia/Shanghai"
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "UTC", "Etc/GMT-8"])
+def test_real_zones_are_accepted(zone: str) -> None:
+    assert parse_game_config(raw_config(timezone=zone), LISTED).timezone == zone
+    assert parse_game_config(raw_config(timezone=zone), known_timezones()).timezone == zone
+
+
+@pytest.mark.parametrize(("zone", "message"), [
+    ("localtime", "localtime is the host's own zone, not an IANA zone: servers set up "
+                  f"differently would count days differently; {PICK_A_ZONE}"),
+    ("posixrules", "posixrules is the host's own zone, not an IANA zone: servers set up "
+                   f"differently would count days differently; {PICK_A_ZONE}"),
+    ("LocalTime", "LocalTime is the host's own zone, not an IANA zone: servers set up "
+                  f"differently would count days differently; {PICK_A_ZONE}"),
+    ("Factory", "Factory is tzdata's placeholder for a host whose zone was never set, "
+                f"not a place; {PICK_A_ZONE}"),
+    ("", "must name an IANA time zone, e.g. Asia/Shanghai"),
+    ("../etc/passwd",
+     "is not an IANA time zone name (letters, digits, _ + - in parts joined by /)"),
+    ("Asia//Shanghai",
+     "is not an IANA time zone name (letters, digits, _ + - in parts joined by /)"),
+    ("Mars/Olympus", "is not a known IANA time zone"),
+])
+def test_zones_that_are_not_real_places_are_refused(zone: str, message: str) -> None:
+    """Refused even where the zone database lists them, and whatever this host's
+    database holds."""
+    expected = [{"path": "$.timezone", "message": message}]
+    for known in (LISTED, known_timezones()):
+        with pytest.raises(ConfigInvalid) as e:
+            parse_game_config(raw_config(timezone=zone), known)
+        assert e.value.problems == expected
+
+
+def test_zone_names_are_checked_without_a_zone_database() -> None:
+    """Pure callers (an experiment arm's merged config) pass no database: the name's
+    shape and the host-dependent names are still refused."""
+    assert timezone_problem("Mars/Olympus", None) is None
+    assert timezone_problem("localtime", None) is not None
+    assert timezone_problem("../etc/passwd", None) is not None
+    with pytest.raises(ConfigInvalid) as e:
+        parse_game_config(raw_config(timezone="Factory"))
+    assert [p["path"] for p in e.value.problems] == ["$.timezone"]
+
+
+def test_a_bad_zone_is_listed_beside_the_schema_problems() -> None:
+    with pytest.raises(ConfigInvalid) as e:
+        parse_game_config(raw_config(timezone="localtime", name=""), LISTED)
+    assert [p["path"] for p in e.value.problems] == ["$.name", "$.timezone"]

@@ -92,3 +92,18 @@ def test_redis_timeout_and_hold_ttl(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"PETBOX_HOLD_TTL \(6\) must be more than "
                        r"PETBOX_SQL_TIMEOUT \+ PETBOX_SQL_POOL_TIMEOUT \(6.5\)"):
         load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path), "PETBOX_HOLD_TTL": "6"})
+
+
+def test_body_caps(tmp_path: Path) -> None:
+    env = {**SECRET, "PETBOX_DATA_DIR": str(tmp_path)}
+    s = load_settings(env)
+    assert (s.client_max_size, s.config_max_size) == (65_536, 2_097_152)
+    s = load_settings({**env, "PETBOX_MAX_BODY": "16384", "PETBOX_MAX_CONFIG_BODY": "1048576"})
+    assert (s.client_max_size, s.config_max_size) == (16_384, 1_048_576)
+    # a shopper cap above the config default raises the config cap's default with it
+    s = load_settings({**env, "PETBOX_MAX_BODY": "4194304"})
+    assert (s.client_max_size, s.config_max_size) == (4_194_304, 4_194_304)
+    with pytest.raises(SettingsError) as err:
+        load_settings({**env, "PETBOX_MAX_BODY": "131072", "PETBOX_MAX_CONFIG_BODY": "65536"})
+    assert str(err.value) == ("PETBOX_MAX_CONFIG_BODY must be between 131072 and 67108864, "
+                              "got 65536")
