@@ -140,8 +140,10 @@ async def grab_envelope(request: web.Request) -> web.Response:
     user = ctx.ref.user
 
     def gate(state: PlayerState | None) -> SharedRule:
+        balance = rules.balance_of(state, live.config, rain.currency)
+
         def rule(b: rules.PoolBucket | None, now: int) -> SharedOutcome:
-            return rules.grab(b, rain, r, entry, index_of, user, amounts, now)
+            return rules.grab(b, rain, r, entry, index_of, user, amounts, now, balance)
         return rule
 
     return reply_response(await run_gated(request, post, bucket, CODEC, gate))
@@ -253,6 +255,9 @@ GRAB_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
     "kind": {"type": "string"}, "currency": {"type": "string"},
     "seed_hash": {"type": "string"}, "reveal_at": {"type": "integer"},
     "grabs_left": {"type": "integer"},
+    "uncredited_fen": {"type": "integer", "description": "present only when the balance "
+                       "grew past what the grab saw and could not hold the whole "
+                       "envelope: the part not credited (amount_fen is what was)"},
     "void": {"type": "boolean", "description": "present (true) only when the envelope "
              "could not be credited: SQL had no envelope of the round left"},
     "wallet": {"type": "object", "additionalProperties": {"type": "integer"}},

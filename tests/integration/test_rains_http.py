@@ -336,3 +336,91 @@ async def test_sql_bounds_envelopes_a_bucket_deals(rw: World) -> None:
         users = (await conn.execute(select(m.grants.c.user_id).where(
             m.grants.c.ref == "rain:midnight:r1"))).scalars().all()
     assert users == ["amy"]
+
+
+# -- a grab is answered only with what the wallet gets ------------------------------------
+
+TIGHT_CONFIG: dict[str, Any] = copy.deepcopy(RAIN_CONFIG)
+TIGHT_MAX = 99_801 + 200
+"""What one shopper can grab from the rain at most: r1 100,000 − 199 × 1, r2 (two grabs
+of five envelopes of ≥ 100) 500 − 3 × 100; the config accepts a max of exactly that."""
+TIGHT_CONFIG["currencies"]["hongbao"]["max"] = TIGHT_MAX
+TWO_RAINS_CONFIG: dict[str, Any] = copy.deepcopy(BASIC_CONFIG)
+TWO_RAINS_CONFIG["currencies"]["hb2"] = {"name": "Envelopes (fen)", "initial": 0, "max": 1000}
+TWO_RAINS_CONFIG["rains"] = {rid: {
+    "title": rid, "currency": "hb2", "rounds": {"r1": {
+        "starts_at": NOW, "duration_s": 30, "pool_fen": 1000, "envelopes": 2,
+        "grab_limit": 2}}} for rid in ("noon", "night")}
+
+
+async def test_rains_a_currency_cannot_hold_are_refused(rw: World) -> None:
+    """Two 1,000-fen rains on a currency of max 1,000: one shopper grabbing all four
+    envelopes was answered 2,000 fen and credited 1,000. Such a config is refused
+    (both rains named); the exact bound is accepted."""
+    api_key = {"Authorization": f"Bearer {rw.merchants['rainshop'].api_key}"}
+    resp = await rw.client.put("/v1/admin/games/squirrel/draft", json=TWO_RAINS_CONFIG,
+                               headers=api_key)
+    assert await error(resp, 422) == "config_invalid"
+    paths = [p["path"] for p in (await resp.json())["error"]["details"]["problems"]]
+    assert paths == ["$.rains.noon.currency", "$.rains.night.currency"]
+    await rw.merchant("tightshop", config=TIGHT_CONFIG)
+
+
+async def test_a_full_wallet_is_refused_and_the_envelope_stays(rw: World) -> None:
+    """A balance raised by other means (grantPlayer) that cannot hold the next envelope:
+    ``409 balance_limit``, nothing taken (the round, the stock, SQL); with room for it
+    the same envelope is granted whole, and reply, wallet and grant row agree."""
+    from gameserver.aggregates_app import AGGREGATES
+    from gameserver.api.rains import SEEDS_CODEC
+    from gameserver.appkeys import SETTINGS
+    from gameserver.keys import AggregateRef
+    from mechanics import rains as rules
+
+    await rw.merchant("tightshop", config=TIGHT_CONFIG)
+    admin = {"Authorization": f"Bearer {rw.merchants['tightshop'].api_key}"}
+    view = await rain_view(rw, "tightshop")  # commits the seeds
+    store = rw.client.app[AGGREGATES]["pb"].store
+    seeds, _ = await store.read(AggregateRef.of(
+        "tightshop", "squirrel", rules.SEEDS_KIND, "midnight",
+        rw.client.app[SETTINGS].shards), SEEDS_CODEC)
+    entry = seeds.rounds["r1"]
+    nonce = bucket_of("fay", round_buckets(8, entry.terms))
+    amount = split_pool(entry.seed, "r1", entry.terms)[nonce]
+    assert verify_envelope(entry.seed, view["rounds"][0]["seed_hash"], "r1", entry.terms,
+                           nonce, amount)
+
+    async def grant(body: dict[str, Any], key: str) -> None:
+        resp = await rw.client.post("/v1/admin/games/squirrel/players/fay/grant", json={
+            "reason": "support", "create": True, **body}, headers={**admin,
+                                                               "Idempotency-Key": key})
+        assert resp.status == 200, await resp.text()
+
+    await grant({"wallet": {"hongbao": TIGHT_MAX - amount + 1}}, "fill")
+    rw.clock.set(NOW)
+    fay = token(rw, "fay", "tightshop")
+    full = await grab(rw, fay, "f1")
+    assert await error(full, 409) == "balance_limit"
+    assert (await full.json())["error"]["details"] == {
+        "currency": "hongbao", "have": TIGHT_MAX - amount + 1, "add": amount,
+        "limit": TIGHT_MAX}
+    rw.clock.advance(1)
+    after = (await rain_view(rw, "tightshop"))["rounds"][0]
+    assert (after["envelopes_left"], after["granted_fen"]) == (200, 0)
+    async with rw.db.connect() as conn:
+        assert (await conn.execute(select(m.grants.c.id).where(
+            m.grants.c.merchant_id == "tightshop"))).all() == []
+
+    await grant({"deduct": {"wallet": {"hongbao": 1}}}, "room")
+    resp = await grab(rw, fay, "f2")
+    assert resp.status == 200, await resp.text()
+    got = await resp.json()
+    assert (got["nonce"], got["amount_fen"]) == (nonce, amount) and "uncredited_fen" not in got
+    assert got["wallet"]["hongbao"] == TIGHT_MAX
+    rw.clock.advance(1)
+    after = (await rain_view(rw, "tightshop"))["rounds"][0]
+    assert (after["envelopes_left"], after["granted_fen"]) == (199, amount)
+    async with rw.db.connect() as conn:
+        details = (await conn.execute(select(m.grants.c.detail).where(
+            m.grants.c.merchant_id == "tightshop"))).scalars().all()
+    assert [(d["nonce"], d["amount_fen"]) for d in details] == [(nonce, amount)]
+
