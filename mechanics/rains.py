@@ -157,15 +157,18 @@ def balance_of(state: PlayerState | None, config: GameConfig,
 
 
 def grab(bucket: PoolBucket | None, rain: Rain, r: Round, entry: SeedEntry, index_of: int,
-         user: str, amounts: Sequence[int], now: int,
+         user: str, amounts: Sequence[int] | None, now: int,
          balance: tuple[int, int] | None = None) -> SharedOutcome:
     """The gate: ``user`` takes the next envelope of their bucket ``index_of``.
 
     ``amounts`` is the round's split (:func:`economy.rains.split_pool` of ``entry``);
-    the caller computes it once per seed.
+    the caller computes it once per seed, and only for a round it saw open (None
+    otherwise: a round that opened since is refused with ``retry_after`` 0).
     ``balance`` is the shopper's ``(balance, max)`` of the rain's currency as peeked
     (:func:`balance_of`): an envelope it cannot hold whole is refused, and stays."""
     check_open(rain, r, now)
+    if amounts is None:
+        raise RoundNotOpen(rain.id, r.id, r.starts_at, now)
     if len(amounts) != entry.terms.envelopes:
         raise InvalidInput("the split does not match the round's terms", field="amounts")
     old = bucket or PoolBucket()

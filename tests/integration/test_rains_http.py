@@ -424,3 +424,43 @@ async def test_a_full_wallet_is_refused_and_the_envelope_stays(rw: World) -> Non
             m.grants.c.merchant_id == "tightshop"))).scalars().all()
     assert [(d["nonce"], d["amount_fen"]) for d in details] == [(nonce, amount)]
 
+
+# -- a round's split is computed once, and only for an open round -------------------------
+
+LARGE = 100_000
+LARGE_CONFIG: dict[str, Any] = copy.deepcopy(RAIN_CONFIG)
+LARGE_CONFIG["rains"]["midnight"]["buckets"] = 64
+LARGE_CONFIG["rains"]["midnight"]["rounds"]["r1"].update(pool_fen=10 * LARGE,
+                                                         envelopes=LARGE)
+LARGE_CONFIG["rains"]["midnight"]["rounds"]["r2"].update(pool_fen=10 * LARGE,
+                                                         envelopes=LARGE, min_fen=1)
+
+
+async def test_concurrent_grabs_on_a_new_round_compute_its_split_once(rw: World) -> None:
+    """40 shoppers grab at once the first envelopes of a round of 100,000 (a split of
+    about 0.4 s): one computation serves them all (each used to compute its own: 20
+    together took 9.7 s), and later grabs reuse it. A grab of the upcoming round
+    computes nothing."""
+    from gameserver.api.rains import SPLITS
+
+    await rw.merchant("bigshop", config=LARGE_CONFIG)
+    await rain_view(rw, "bigshop")  # the seeds, so the grabs race on the split alone
+    rw.clock.set(NOW + 1)
+    before = SPLITS.computed
+    early = await grab(rw, token(rw, "ivy", "bigshop"), "i0", {"round": "r2"})
+    assert await error(early, 409) == "round_not_open"
+    assert SPLITS.computed == before
+
+    async def first_grab(user: str) -> Any:
+        tok = token(rw, user, "bigshop")
+        return await answered_despite_503(lambda: grab(rw, tok, f"{user}-1"), [], user,
+                                          tries=40, pause=0)
+
+    users = [f"g{n}" for n in range(40)]
+    results = await asyncio.gather(*[first_grab(u) for u in users])
+    assert [r.status for r in results] == [200] * len(users)
+    assert SPLITS.computed == before + 1
+    nonces = [(await r.json())["nonce"] for r in results]
+    assert len(set(nonces)) == len(users)
+    assert (await grab(rw, token(rw, "ivy", "bigshop"), "i1")).status == 200
+    assert SPLITS.computed == before + 1

@@ -350,6 +350,16 @@ def test_gate_refuses_an_envelope_the_wallet_cannot_hold() -> None:
     assert rules.balance_of(None, cfg, "hongbao") == (7, 10**9)
 
 
+def test_gate_without_a_split_refuses_a_round_that_just_opened() -> None:
+    """The route computes a split only for a round it saw open: if the round opened
+    between its look and the gate, the gate asks for a retry now."""
+    with pytest.raises(RoundNotOpen) as err:
+        rules.grab(None, RAIN, R1, ENTRY, 0, "ann", None, T0)
+    assert err.value.details["retry_after"] == 0
+    with pytest.raises(RoundEnded):
+        rules.grab(None, RAIN, R1, ENTRY, 0, "ann", None, T0 + 30)
+
+
 def test_apply_grab_answers_and_records_only_what_it_credits() -> None:
     """The balance grew between the gate and the shopper's commit: what fits is
     credited, and reply, wallet, ledger and grant row say so; the rest is
