@@ -332,5 +332,5 @@ OPERATIONS = [
               "Simulate a round of the live rain (or other terms): the distribution of "
               "envelope sizes and the expected cost per shopper",
               auth="merchant", tag="merchant", body=SIMULATE_BODY,
-              errors=(401, 403, 404, 422), response=SIMULATE_RESPONSE),
+              errors=(400, 401, 403, 404, 422), response=SIMULATE_RESPONSE),
 ]

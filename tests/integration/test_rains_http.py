@@ -266,6 +266,19 @@ async def test_simulate_round(rw: World) -> None:
                        404) == "unknown_item"
 
 
+async def test_simulate_documents_the_malformed_body_it_answers(rw: World) -> None:
+    """A body that is not JSON is ``400 malformed_json``, and /openapi.json says so."""
+    api_key = {"Authorization": f"Bearer {rw.merchants['rainshop'].api_key}"}
+    path = "/v1/admin/games/squirrel/rains/midnight/simulate"
+    resp = await rw.client.post(path, data=b'{"round": ', headers={
+        **api_key, "Content-Type": "application/json"})
+    assert await error(resp, 400) == "malformed_json"
+    doc = await (await rw.client.get("/openapi.json")).json()
+    op = doc["paths"]["/v1/admin/games/{game}/rains/{rain}/simulate"]["post"]
+    assert op["operationId"] == "simulateEnvelopeRain"
+    assert {"400", "401", "403", "404", "422"} <= set(op["responses"])
+
+
 async def test_retry_after_the_end_finishes_a_grab_the_gate_took(rw: World) -> None:
     """A crash between the gate and the shopper's commit, then the retry arrives after
     the round ended: it replays the gate's envelope and credits it once (not 409)."""
