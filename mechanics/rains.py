@@ -15,6 +15,13 @@ A grab is a two-commit action: :func:`grab` is the gate on the shopper's bucket 
 takes the next envelope and records it), :func:`apply_grab` the shopper's side, driven
 by the gate's owed record alone (it credits the amount; it never refuses).
 
+An amount is never answered that is not credited. The config keeps the currency's max
+above its initial plus all one shopper can grab from every rain on it
+(:func:`economy.rains.check_rains`), so the rains alone never fill a wallet; a balance
+raised by other means is refused at the gate (``balance_limit``, nothing taken) as the
+shopper was peeked, and if it grew between the peek and the shopper's commit, that
+commit credits what fits and answers and records the rest as ``uncredited_fen``.
+
 Σ granted never exceeds the pool: each envelope index is handed out by exactly one
 bucket commit, and the split sums to the pool. A bucket whose envelopes are all taken
 refuses (``pool_empty``); what buckets still hold at the round's end is returned to the
@@ -29,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from economy.config import GameConfig
-from economy.errors import InvalidInput, known_item
+from economy.errors import BalanceLimit, InvalidInput, known_item
 from economy.fairness import seed_hash
 from economy.rains import (
     GrabLimitReached,
@@ -142,13 +149,26 @@ def check_open(rain: Rain, r: Round, now: int) -> None:
         raise RoundEnded(rain.id, r.id, r.ends_at)
 
 
+def balance_of(state: PlayerState | None, config: GameConfig,
+               currency: str) -> tuple[int, int]:
+    """``(balance, max)`` of ``currency`` for a shopper as peeked (a new one: initial)."""
+    wallet = state.wallet if state is not None else config.initial_wallet()
+    return wallet.get(currency, 0), config.currencies[currency].max
+
+
 def grab(bucket: PoolBucket | None, rain: Rain, r: Round, entry: SeedEntry, index_of: int,
-         user: str, amounts: Sequence[int], now: int) -> SharedOutcome:
+         user: str, amounts: Sequence[int] | None, now: int,
+         balance: tuple[int, int] | None = None) -> SharedOutcome:
     """The gate: ``user`` takes the next envelope of their bucket ``index_of``.
 
     ``amounts`` is the round's split (:func:`economy.rains.split_pool` of ``entry``);
-    the caller computes it once per seed."""
+    the caller computes it once per seed, and only for a round it saw open (None
+    otherwise: a round that opened since is refused with ``retry_after`` 0).
+    ``balance`` is the shopper's ``(balance, max)`` of the rain's currency as peeked
+    (:func:`balance_of`): an envelope it cannot hold whole is refused, and stays."""
     check_open(rain, r, now)
+    if amounts is None:
+        raise RoundNotOpen(rain.id, r.id, r.starts_at, now)
     if len(amounts) != entry.terms.envelopes:
         raise InvalidInput("the split does not match the round's terms", field="amounts")
     old = bucket or PoolBucket()
@@ -161,6 +181,8 @@ def grab(bucket: PoolBucket | None, rain: Rain, r: Round, entry: SeedEntry, inde
         raise PoolEmpty(rain.id, r.id)
     index = mine[old.taken]
     amount = amounts[index]
+    if balance is not None and balance[0] + amount > balance[1]:
+        raise BalanceLimit(rain.currency, balance[0], amount, balance[1])
     new = PoolBucket(old.taken + 1, old.granted_fen + amount, {**old.grabs, user: used + 1})
     response = {"rain": rain.id, "round": r.id, "amount_fen": amount, "nonce": index,
                 "kind": rain.kind, "currency": rain.currency, "seed_hash": entry.hash,
@@ -174,10 +196,11 @@ def apply_grab(state: PlayerState | None, owed: dict[str, Any], now: int,
                config: GameConfig, *, void: bool = False) -> Outcome:
     """The shopper's side of a grabbed envelope: the amount goes to the rain's currency,
     through the value tier (one unit of the round's counter and one grant row holding
-    the amount, in SQL before the reply). Never refuses: the config check keeps the
-    currency's max above a whole pool, and ``void`` (the round's counter in SQL has no
-    unit left: only after Redis lost commits and dealt an envelope again) credits
-    nothing and says so."""
+    the amount, in SQL before the reply). Never refuses: ``void`` (the round's counter
+    in SQL has no unit left: only after Redis lost commits and dealt an envelope again)
+    credits nothing and says so. A balance that grew past what the gate saw (module
+    docstring) gets what fits: the reply's and the grant row's ``amount_fen`` are what
+    was credited, ``uncredited_fen`` the rest of the envelope (absent when 0)."""
     new = state.copy() if state is not None else new_player(config, now)
     new.last_seen = now
     response = {k: owed[k] for k in ("rain", "round", "amount_fen", "nonce", "kind",
@@ -189,13 +212,15 @@ def apply_grab(state: PlayerState | None, owed: dict[str, Any], now: int,
     cid = owed["currency"]
     limits = {c: cur.max for c, cur in config.currencies.items()}
     room = max(0, limits.get(cid, owed["amount_fen"]) - new.wallet.get(cid, 0))
-    new.wallet, ledger = apply_currency(new.wallet, {cid: min(owed["amount_fen"], room)},
-                                        reason, limits)
-    response["wallet"] = dict(new.wallet)
+    credited = min(owed["amount_fen"], room)
+    new.wallet, ledger = apply_currency(new.wallet, {cid: credited}, reason, limits)
+    response.update(amount_fen=credited, wallet=dict(new.wallet))
+    detail = {"rain": owed["rain"], "round": owed["round"], "nonce": owed["nonce"],
+              "amount_fen": credited, "currency": cid}
+    if credited < owed["amount_fen"]:
+        response["uncredited_fen"] = detail["uncredited_fen"] = owed["amount_fen"] - credited
     ref = stock_ref(owed["rain"], owed["round"])
-    grant = ValueGrant(ref=ref, kind=owed["kind"], reason=reason, detail={
-        "rain": owed["rain"], "round": owed["round"], "nonce": owed["nonce"],
-        "amount_fen": owed["amount_fen"], "currency": cid})
+    grant = ValueGrant(ref=ref, kind=owed["kind"], reason=reason, detail=detail)
     return Outcome(state=new, response=response, ledger=ledger,
                    reservations=[StockHold(ref, 1)], grants=[grant])
 

@@ -922,6 +922,8 @@ export type GrabEnvelopeResponse = {
   seed_hash?: string;
   reveal_at?: number;
   grabs_left?: number;
+  /** present only when the balance grew past what the grab saw and could not hold the whole envelope: the part not credited (amount_fen is what was) */
+  uncredited_fen?: number;
   /** present (true) only when the envelope could not be credited: SQL had no envelope of the round left */
   void?: boolean;
   wallet?: { [key: string]: number };

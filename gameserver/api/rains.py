@@ -14,6 +14,9 @@ import asyncio
 import hashlib
 import secrets
 import weakref
+from array import array
+from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -52,6 +55,7 @@ from gameserver.api.common import (
 from gameserver.appkeys import CLOCK, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.keys import AggregateRef
+from gameserver.singleflight import once
 from gameserver.store import Rule
 from gameserver.value import StockView
 from mechanics import rains as rules
@@ -76,21 +80,53 @@ def _ref(live: LiveGame, kind: str, aggregate: str, shards: int) -> AggregateRef
     return AggregateRef.of(live.merchant, live.game, kind, aggregate, shards)
 
 
-_SPLITS: dict[tuple[str, str, RoundTerms], tuple[int, ...]] = {}
+SplitKey = tuple[str, str, RoundTerms]
+
+
+class SplitCache:
+    """Round splits of this process, each computed once per (seed, round, terms).
+
+    A split costs one HMAC per envelope (about 0.4 s for 100,000), so it runs in a
+    worker thread, off the loop; the grabs that arrive while it runs await the same
+    computation (a single flight) instead of each starting their own. The newest
+    ``kept`` splits are kept, the least recently used dropped first, so a round being
+    grabbed stays while others come and go. ``computed`` counts the splits computed
+    (for metrics and tests)."""
+
+    def __init__(self, kept: int) -> None:
+        self.kept = kept
+        self.computed = 0
+        self._done: OrderedDict[SplitKey, Sequence[int]] = OrderedDict()
+        self._flights: dict[SplitKey, asyncio.Future[Sequence[int]]] = {}
+
+    async def get(self, seed: str, round_id: str, terms: RoundTerms) -> Sequence[int]:
+        """The split of ``round_id`` under ``seed`` and ``terms``."""
+        key = (seed, round_id, terms)
+        found = self._done.get(key)
+        if found is not None:
+            self._done.move_to_end(key)
+            return found
+        return await once(self._flights, key, lambda: self._compute(key))
+
+    async def _compute(self, key: SplitKey) -> Sequence[int]:
+        self.computed += 1
+        # 8 bytes an envelope (a tuple of ints takes about 36): 64 splits of 100,000
+        # envelopes hold 51 MB, not 230
+        split = array("q", await asyncio.to_thread(split_pool, *key))
+        self._done[key] = split
+        while len(self._done) > self.kept:
+            self._done.popitem(last=False)
+        return split
+
+
 SPLITS_KEPT = 64
+SPLITS = SplitCache(SPLITS_KEPT)
+"""This process's round splits; ``SPLITS.computed`` counts the splits computed."""
 
 
-async def round_split(seed: str, round_id: str, terms: RoundTerms) -> tuple[int, ...]:
-    """A round's split, computed once per process and seed (one HMAC per envelope: a
-    quarter of a second for 50,000 envelopes, so in a worker thread, off the loop)."""
-    key = (seed, round_id, terms)
-    found = _SPLITS.get(key)
-    if found is None:
-        found = tuple(await asyncio.to_thread(split_pool, seed, round_id, terms))
-        if len(_SPLITS) >= SPLITS_KEPT:
-            _SPLITS.clear()
-        _SPLITS[key] = found
-    return found
+async def round_split(seed: str, round_id: str, terms: RoundTerms) -> Sequence[int]:
+    """A round's split, computed once per process and seed (:class:`SplitCache`)."""
+    return await SPLITS.get(seed, round_id, terms)
 
 
 async def ensure_seeds(shared: AggregateStore, live: LiveGame, rain: Rain,
@@ -134,14 +170,20 @@ async def grab_envelope(request: web.Request) -> web.Response:
     aggs = aggregates_of(request.app, services(request))
     seeds = await ensure_seeds(aggs.store, live, rain, shards)
     entry = seeds.rounds[r.id]
-    amounts = await round_split(entry.seed, r.id, entry.terms)
+    # only an open round needs its split: a grab of an upcoming or ended round is
+    # refused by the gate (or replayed, when its key took an envelope) without it
+    amounts = None
+    if r.status(int(request.app[CLOCK].now())) == "open":
+        amounts = await round_split(entry.seed, r.id, entry.terms)
     index_of = rules.bucket_of(ctx.ref.user, round_buckets(rain.buckets, entry.terms))
     bucket = _ref(live, rules.KIND, rules.bucket_id(rain.id, r.id, index_of), shards)
     user = ctx.ref.user
 
     def gate(state: PlayerState | None) -> SharedRule:
+        balance = rules.balance_of(state, live.config, rain.currency)
+
         def rule(b: rules.PoolBucket | None, now: int) -> SharedOutcome:
-            return rules.grab(b, rain, r, entry, index_of, user, amounts, now)
+            return rules.grab(b, rain, r, entry, index_of, user, amounts, now, balance)
         return rule
 
     return reply_response(await run_gated(request, post, bucket, CODEC, gate))
@@ -253,6 +295,9 @@ GRAB_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
     "kind": {"type": "string"}, "currency": {"type": "string"},
     "seed_hash": {"type": "string"}, "reveal_at": {"type": "integer"},
     "grabs_left": {"type": "integer"},
+    "uncredited_fen": {"type": "integer", "description": "present only when the balance "
+                       "grew past what the grab saw and could not hold the whole "
+                       "envelope: the part not credited (amount_fen is what was)"},
     "void": {"type": "boolean", "description": "present (true) only when the envelope "
              "could not be credited: SQL had no envelope of the round left"},
     "wallet": {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -287,5 +332,5 @@ OPERATIONS = [
               "Simulate a round of the live rain (or other terms): the distribution of "
               "envelope sizes and the expected cost per shopper",
               auth="merchant", tag="merchant", body=SIMULATE_BODY,
-              errors=(401, 403, 404, 422), response=SIMULATE_RESPONSE),
+              errors=(400, 401, 403, 404, 422), response=SIMULATE_RESPONSE),
 ]

@@ -266,6 +266,19 @@ async def test_simulate_round(rw: World) -> None:
                        404) == "unknown_item"
 
 
+async def test_simulate_documents_the_malformed_body_it_answers(rw: World) -> None:
+    """A body that is not JSON is ``400 malformed_json``, and /openapi.json says so."""
+    api_key = {"Authorization": f"Bearer {rw.merchants['rainshop'].api_key}"}
+    path = "/v1/admin/games/squirrel/rains/midnight/simulate"
+    resp = await rw.client.post(path, data=b'{"round": ', headers={
+        **api_key, "Content-Type": "application/json"})
+    assert await error(resp, 400) == "malformed_json"
+    doc = await (await rw.client.get("/openapi.json")).json()
+    op = doc["paths"]["/v1/admin/games/{game}/rains/{rain}/simulate"]["post"]
+    assert op["operationId"] == "simulateEnvelopeRain"
+    assert {"400", "401", "403", "404", "422"} <= set(op["responses"])
+
+
 async def test_retry_after_the_end_finishes_a_grab_the_gate_took(rw: World) -> None:
     """A crash between the gate and the shopper's commit, then the retry arrives after
     the round ended: it replays the gate's envelope and credits it once (not 409)."""
@@ -336,3 +349,131 @@ async def test_sql_bounds_envelopes_a_bucket_deals(rw: World) -> None:
         users = (await conn.execute(select(m.grants.c.user_id).where(
             m.grants.c.ref == "rain:midnight:r1"))).scalars().all()
     assert users == ["amy"]
+
+
+# -- a grab is answered only with what the wallet gets ------------------------------------
+
+TIGHT_CONFIG: dict[str, Any] = copy.deepcopy(RAIN_CONFIG)
+TIGHT_MAX = 99_801 + 200
+"""What one shopper can grab from the rain at most: r1 100,000 − 199 × 1, r2 (two grabs
+of five envelopes of ≥ 100) 500 − 3 × 100; the config accepts a max of exactly that."""
+TIGHT_CONFIG["currencies"]["hongbao"]["max"] = TIGHT_MAX
+TWO_RAINS_CONFIG: dict[str, Any] = copy.deepcopy(BASIC_CONFIG)
+TWO_RAINS_CONFIG["currencies"]["hb2"] = {"name": "Envelopes (fen)", "initial": 0, "max": 1000}
+TWO_RAINS_CONFIG["rains"] = {rid: {
+    "title": rid, "currency": "hb2", "rounds": {"r1": {
+        "starts_at": NOW, "duration_s": 30, "pool_fen": 1000, "envelopes": 2,
+        "grab_limit": 2}}} for rid in ("noon", "night")}
+
+
+async def test_rains_a_currency_cannot_hold_are_refused(rw: World) -> None:
+    """Two 1,000-fen rains on a currency of max 1,000: one shopper grabbing all four
+    envelopes was answered 2,000 fen and credited 1,000. Such a config is refused
+    (both rains named); the exact bound is accepted."""
+    api_key = {"Authorization": f"Bearer {rw.merchants['rainshop'].api_key}"}
+    resp = await rw.client.put("/v1/admin/games/squirrel/draft", json=TWO_RAINS_CONFIG,
+                               headers=api_key)
+    assert await error(resp, 422) == "config_invalid"
+    paths = [p["path"] for p in (await resp.json())["error"]["details"]["problems"]]
+    assert paths == ["$.rains.noon.currency", "$.rains.night.currency"]
+    await rw.merchant("tightshop", config=TIGHT_CONFIG)
+
+
+async def test_a_full_wallet_is_refused_and_the_envelope_stays(rw: World) -> None:
+    """A balance raised by other means (grantPlayer) that cannot hold the next envelope:
+    ``409 balance_limit``, nothing taken (the round, the stock, SQL); with room for it
+    the same envelope is granted whole, and reply, wallet and grant row agree."""
+    from gameserver.aggregates_app import AGGREGATES
+    from gameserver.api.rains import SEEDS_CODEC
+    from gameserver.appkeys import SETTINGS
+    from gameserver.keys import AggregateRef
+    from mechanics import rains as rules
+
+    await rw.merchant("tightshop", config=TIGHT_CONFIG)
+    admin = {"Authorization": f"Bearer {rw.merchants['tightshop'].api_key}"}
+    view = await rain_view(rw, "tightshop")  # commits the seeds
+    store = rw.client.app[AGGREGATES]["pb"].store
+    seeds, _ = await store.read(AggregateRef.of(
+        "tightshop", "squirrel", rules.SEEDS_KIND, "midnight",
+        rw.client.app[SETTINGS].shards), SEEDS_CODEC)
+    entry = seeds.rounds["r1"]
+    nonce = bucket_of("fay", round_buckets(8, entry.terms))
+    amount = split_pool(entry.seed, "r1", entry.terms)[nonce]
+    assert verify_envelope(entry.seed, view["rounds"][0]["seed_hash"], "r1", entry.terms,
+                           nonce, amount)
+
+    async def grant(body: dict[str, Any], key: str) -> None:
+        resp = await rw.client.post("/v1/admin/games/squirrel/players/fay/grant", json={
+            "reason": "support", "create": True, **body}, headers={**admin,
+                                                               "Idempotency-Key": key})
+        assert resp.status == 200, await resp.text()
+
+    await grant({"wallet": {"hongbao": TIGHT_MAX - amount + 1}}, "fill")
+    rw.clock.set(NOW)
+    fay = token(rw, "fay", "tightshop")
+    full = await grab(rw, fay, "f1")
+    assert await error(full, 409) == "balance_limit"
+    assert (await full.json())["error"]["details"] == {
+        "currency": "hongbao", "have": TIGHT_MAX - amount + 1, "add": amount,
+        "limit": TIGHT_MAX}
+    rw.clock.advance(1)
+    after = (await rain_view(rw, "tightshop"))["rounds"][0]
+    assert (after["envelopes_left"], after["granted_fen"]) == (200, 0)
+    async with rw.db.connect() as conn:
+        assert (await conn.execute(select(m.grants.c.id).where(
+            m.grants.c.merchant_id == "tightshop"))).all() == []
+
+    await grant({"deduct": {"wallet": {"hongbao": 1}}}, "room")
+    resp = await grab(rw, fay, "f2")
+    assert resp.status == 200, await resp.text()
+    got = await resp.json()
+    assert (got["nonce"], got["amount_fen"]) == (nonce, amount) and "uncredited_fen" not in got
+    assert got["wallet"]["hongbao"] == TIGHT_MAX
+    rw.clock.advance(1)
+    after = (await rain_view(rw, "tightshop"))["rounds"][0]
+    assert (after["envelopes_left"], after["granted_fen"]) == (199, amount)
+    async with rw.db.connect() as conn:
+        details = (await conn.execute(select(m.grants.c.detail).where(
+            m.grants.c.merchant_id == "tightshop"))).scalars().all()
+    assert [(d["nonce"], d["amount_fen"]) for d in details] == [(nonce, amount)]
+
+
+# -- a round's split is computed once, and only for an open round -------------------------
+
+LARGE = 100_000
+LARGE_CONFIG: dict[str, Any] = copy.deepcopy(RAIN_CONFIG)
+LARGE_CONFIG["rains"]["midnight"]["buckets"] = 64
+LARGE_CONFIG["rains"]["midnight"]["rounds"]["r1"].update(pool_fen=10 * LARGE,
+                                                         envelopes=LARGE)
+LARGE_CONFIG["rains"]["midnight"]["rounds"]["r2"].update(pool_fen=10 * LARGE,
+                                                         envelopes=LARGE, min_fen=1)
+
+
+async def test_concurrent_grabs_on_a_new_round_compute_its_split_once(rw: World) -> None:
+    """40 shoppers grab at once the first envelopes of a round of 100,000 (a split of
+    about 0.4 s): one computation serves them all (each used to compute its own: 20
+    together took 9.7 s), and later grabs reuse it. A grab of the upcoming round
+    computes nothing."""
+    from gameserver.api.rains import SPLITS
+
+    await rw.merchant("bigshop", config=LARGE_CONFIG)
+    await rain_view(rw, "bigshop")  # the seeds, so the grabs race on the split alone
+    rw.clock.set(NOW + 1)
+    before = SPLITS.computed
+    early = await grab(rw, token(rw, "ivy", "bigshop"), "i0", {"round": "r2"})
+    assert await error(early, 409) == "round_not_open"
+    assert SPLITS.computed == before
+
+    async def first_grab(user: str) -> Any:
+        tok = token(rw, user, "bigshop")
+        return await answered_despite_503(lambda: grab(rw, tok, f"{user}-1"), [], user,
+                                          tries=40, pause=0)
+
+    users = [f"g{n}" for n in range(40)]
+    results = await asyncio.gather(*[first_grab(u) for u in users])
+    assert [r.status for r in results] == [200] * len(users)
+    assert SPLITS.computed == before + 1
+    nonces = [(await r.json())["nonce"] for r in results]
+    assert len(set(nonces)) == len(users)
+    assert (await grab(rw, token(rw, "ivy", "bigshop"), "i1")).status == 200
+    assert SPLITS.computed == before + 1

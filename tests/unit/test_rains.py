@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from economy.config import parse_game_config, value_totals
-from economy.errors import ConfigInvalid, UnknownItem
+from economy.errors import BalanceLimit, ConfigInvalid, UnknownItem
 from economy.rains import (
     GrabLimitReached,
     PoolEmpty,
@@ -64,9 +64,9 @@ def offline_split(seed_hex: str, round_id: str, pool: int, n: int, minimum: int)
     return out
 
 
-def config(rains: dict[str, Any], currency_max: int = 10**9) -> Any:
+def config(rains: dict[str, Any], currency_max: int = 10**9, initial: int = 0) -> Any:
     raw = copy.deepcopy(BASIC_CONFIG)
-    raw["currencies"]["hongbao"] = {"name": "Red envelopes (fen)", "initial": 0,
+    raw["currencies"]["hongbao"] = {"name": "Red envelopes (fen)", "initial": initial,
                                     "max": currency_max}
     raw["rains"] = rains
     return parse_game_config(raw)
@@ -116,13 +116,53 @@ def test_config_edges_accepted() -> None:
     assert list(rains["midnight"].rounds) == ["r1", "r2"]
 
 
-def test_currency_must_hold_a_whole_pool() -> None:
+def two_rains(pool: int = 1000) -> dict[str, Any]:
+    """Two rains on one currency, each one round of ``pool`` in 2 envelopes (min 1) a
+    shopper may both grab: one shopper can grab 2 × ``pool``."""
+    one = {"r1": round_raw(pool_fen=pool, envelopes=2, grab_limit=2)}
+    return {"noon": rain_raw(rounds=one), "night": rain_raw(rounds=one)}
+
+
+def test_currency_must_hold_what_one_shopper_can_grab_from_every_rain() -> None:
+    """Two 1,000-fen pools on a currency of max 1,000: each pool fits, together they do
+    not (one shopper grabbing every envelope used to be answered 1,000 fen more than
+    the wallet got); both rains are named."""
     with pytest.raises(ConfigInvalid) as err:
-        config({"midnight": rain_raw()}, currency_max=9_999)
-    assert err.value.details["problems"] == [{
-        "path": "$.rains.midnight.currency",
-        "message": "the currency's max must hold a whole pool (10000 fen): grabs are never "
-                   "clamped"}]
+        config(two_rains(), currency_max=1000)
+    message = ("the currency's max (1000 fen) must hold its initial (0 fen) plus the most "
+               "one shopper can grab from every rain on it (2000 fen): grabs are never "
+               "clamped")
+    assert err.value.details["problems"] == [
+        {"path": "$.rains.noon.currency", "message": message},
+        {"path": "$.rains.night.currency", "message": message}]
+    assert config(two_rains(), currency_max=2000).rains.keys() == {"noon", "night"}
+
+
+ROUNDS_OF_FIVE = {  # 3 grabs of 5 envelopes ≥ 100: at most 1,000 − 2 × 100 = 800 each
+    "r1": round_raw(pool_fen=1000, envelopes=5, min_fen=100, grab_limit=3),
+    "r2": round_raw(starts_at=T0 + 60, pool_fen=1000, envelopes=5, min_fen=100, grab_limit=3)}
+
+
+@pytest.mark.parametrize(("initial", "cap", "rounds", "fits"), [
+    (900, 1000, {"r1": round_raw(pool_fen=100, envelopes=1)}, True),  # 900 + 100 = max
+    (900, 1000, {"r1": round_raw(pool_fen=101, envelopes=1)}, False),
+    (901, 1000, {"r1": round_raw(pool_fen=100, envelopes=1)}, False),
+    # one grab of 40 envelopes of ≥ 10: at most 10,000 − 39 × 10 = 9,610
+    (390, 10_000, {"r1": round_raw(pool_fen=10_000, envelopes=40, min_fen=10)}, True),
+    (391, 10_000, {"r1": round_raw(pool_fen=10_000, envelopes=40, min_fen=10)}, False),
+    (0, 1600, ROUNDS_OF_FIVE, True),  # every round counts: 2 × 800
+    (0, 1599, ROUNDS_OF_FIVE, False),
+])
+def test_currency_bound_counts_initial_limit_and_minimums(
+        initial: int, cap: int, rounds: dict[str, Any], fits: bool) -> None:
+    """max ≥ initial + Σ over rounds of pool − (envelopes − grab_limit) × min_fen."""
+    raw = {"midnight": rain_raw(rounds=rounds)}
+    if fits:
+        assert config(raw, currency_max=cap, initial=initial).rains
+        return
+    with pytest.raises(ConfigInvalid) as err:
+        config(raw, currency_max=cap, initial=initial)
+    assert [p["path"] for p in err.value.details["problems"]] == ["$.rains.midnight.currency"]
 
 
 # -- the split ---------------------------------------------------------------------------
@@ -294,6 +334,53 @@ def test_apply_grab_credits_the_amount() -> None:
     assert void.state.wallet.get("hongbao", 0) == 0 and not void.reservations
     assert void.response["void"] is True and void.response["amount_fen"] == 0
     assert cfg.rains and "rain:midnight:r1" in value_totals(cfg)
+
+
+def test_gate_refuses_an_envelope_the_wallet_cannot_hold() -> None:
+    """A balance raised by other means: the gate refuses before taking the envelope,
+    which stays first in the bucket for the next shopper; exactly full room takes it."""
+    amount = AMOUNTS[0]
+    with pytest.raises(BalanceLimit) as err:
+        rules.grab(None, RAIN, R1, ENTRY, 0, "ann", AMOUNTS, T0, (1000 - amount + 1, 1000))
+    assert err.value.details == {"currency": "hongbao", "have": 1000 - amount + 1,
+                                 "add": amount, "limit": 1000}
+    out = rules.grab(None, RAIN, R1, ENTRY, 0, "ann", AMOUNTS, T0, (1000 - amount, 1000))
+    assert out.response["nonce"] == 0 and out.state.granted_fen == amount
+    cfg = config({"midnight": rain_raw()}, initial=7)
+    assert rules.balance_of(None, cfg, "hongbao") == (7, 10**9)
+
+
+def test_gate_without_a_split_refuses_a_round_that_just_opened() -> None:
+    """The route computes a split only for a round it saw open: if the round opened
+    between its look and the gate, the gate asks for a retry now."""
+    with pytest.raises(RoundNotOpen) as err:
+        rules.grab(None, RAIN, R1, ENTRY, 0, "ann", None, T0)
+    assert err.value.details["retry_after"] == 0
+    with pytest.raises(RoundEnded):
+        rules.grab(None, RAIN, R1, ENTRY, 0, "ann", None, T0 + 30)
+
+
+def test_apply_grab_answers_and_records_only_what_it_credits() -> None:
+    """The balance grew between the gate and the shopper's commit: what fits is
+    credited, and reply, wallet, ledger and grant row say so; the rest is
+    ``uncredited_fen``. A wallet with room for it all carries no such field."""
+    cfg = config({"midnight": rain_raw()}, currency_max=10_000)
+    owed = rules.grab(None, RAIN, R1, ENTRY, 0, "ann", AMOUNTS, T0).owed
+    assert owed is not None and AMOUNTS[0] > 5
+    player = new_player(cfg, T0)
+    player.wallet["hongbao"] = 10_000 - 5
+    out = rules.apply_grab(player, owed, T0, cfg)
+    assert out.state.wallet["hongbao"] == 10_000
+    assert out.response["amount_fen"] == 5 and out.response["uncredited_fen"] == AMOUNTS[0] - 5
+    assert out.response["wallet"]["hongbao"] == 10_000
+    assert [(e.delta, e.after) for e in out.ledger] == [(5, 10_000)]
+    assert out.grants[0].detail == {"rain": "midnight", "round": "r1", "nonce": 0,
+                                    "amount_fen": 5, "currency": "hongbao",
+                                    "uncredited_fen": AMOUNTS[0] - 5}
+    assert out.reservations == [StockHold("rain:midnight:r1", 1)]
+    whole = rules.apply_grab(new_player(cfg, T0), owed, T0, cfg)
+    assert whole.response["amount_fen"] == AMOUNTS[0] and "uncredited_fen" not in whole.response
+    assert "uncredited_fen" not in whole.grants[0].detail
 
 
 def test_bucket_wire_roundtrip() -> None:
