@@ -160,15 +160,20 @@ async def create_group_buy(request: web.Request) -> web.Response:
     now = now_s(request)
     redis, keys = request.app[REDIS], services(request).keys
     await index_group(redis, keys, live, offer.id, gid, now + offer.duration_s)
+    store = aggregates_of(request.app, services(request)).store
+    ref = group_ref(live, gid, request.app[SETTINGS].shards)
     try:
         async with _one_at_a_time(request, live, offer.id, user):
-            return reply_response(await _run(request, post, gid, gate))
+            reply = await _run(request, post, gid, gate)
     except DomainError:  # refused: unlist the id unless a group stands under it
-        store = aggregates_of(request.app, services(request)).store
-        ref = group_ref(live, gid, request.app[SETTINGS].shards)
         if (await store.read(ref, CODEC))[0] is None:
             await redis.zrem(index_key(keys, live, offer.id), gid)
         raise
+    if reply.replayed:  # a late retry: the group is as it was, not listed anew
+        group = (await store.read(ref, CODEC))[0]
+        if group is not None and group.state != "open":
+            await redis.zrem(index_key(keys, live, offer.id), gid)
+    return reply_response(reply)
 
 
 async def join_group_buy(request: web.Request) -> web.Response:

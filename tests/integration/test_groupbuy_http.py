@@ -148,6 +148,14 @@ async def test_expiry_fails_refunds_and_tells_the_merchant_once_on_two_hosts(
     one, two = sweeper(gw), sweeper(gw)
     assert await asyncio.gather(one.run_once(), two.run_once()) in ([1, 0], [0, 1], [1, 1])
     assert await one.run_once() == 0
+    late = await create(gw, ann, "tea", "o1")  # a late retry of the swept group's create
+    assert late.status == 200 and late.headers["Idempotent-Replayed"] == "true"
+    listing = await gw.client.get("/v1/admin/games/squirrel/groupbuys/tea", headers={
+        "Authorization": f"Bearer {gw.merchants['gbshop'].api_key}"})
+    assert listing.status == 200, await listing.text()
+    listed = await listing.json()
+    assert (listed["open"], listed["groups"]) == (0, [])  # not listed again
+    assert await one.run_once() == 0
     for tok in (ann, bob):
         player = await me(gw, tok)
         assert player["wallet"] == {"acorn": 100, "gem": 0}  # refunded once
