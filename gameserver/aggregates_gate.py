@@ -4,9 +4,9 @@ A vote, a join or a grab changes an aggregate (in its own slot) and a shopper (i
 theirs); no script spans two slots. docs/architecture.md ("Aggregates") has the
 protocol with a diagram and every failure case. In short:
 
-0. **peek** the shopper's key (``Store.peek``): used before → replay its reply; used by
-   another request → 422, before the aggregate changes. Then **claim** it
-   (``Store.claim``, atomic): of two requests racing with one key, another request is
+0. **peek** the shopper's key and **claim** it, in one round trip (``Store.peek_claim``):
+   used before → replay its reply; used by another request → 422, before the aggregate
+   changes. The claim is atomic: of two requests racing with one key, another request is
    refused 422 before its gate, so a key never changes two aggregates; the same request
    goes on (a retry after a crash must not wait: the gate and the commit act once by
    key, and the slower run replays the other's reply). A refused gate releases the claim;
@@ -139,12 +139,10 @@ class SharedActions:
                   request_hash: str, game: LiveGame, gate: GateMaker) -> Reply:
         """Peek, claim, gate, follow, settle (module docstring); a retry replays."""
         store = self.services.store
-        first = await store.peek(player, key, request_hash)
-        if isinstance(first, Reply):
-            return first
-        claim = await store.claim(player, key, request_hash)
-        if isinstance(claim, Reply):
-            return claim
+        found = await store.peek_claim(player, key, request_hash)
+        if isinstance(found, Reply):
+            return found
+        first, claim = found
         try:
             gate_reply = await self.aggregates.run(aggregate, codec, player.user, key,
                                                    request_hash, gate(first.state),

@@ -141,6 +141,8 @@ class _Attempt:
     shared: bool = False
     """A two-commit action's peek or claim: another run of the same request holding the
     key is no reason to wait (it may have died; the gate and the commit act once)."""
+    claim_ms: int = 0
+    """With ``shared``: the load claims the key for this long (:meth:`Store.peek_claim`)."""
 
 
 def _refuse(state: PlayerState | None, now: int) -> Outcome:
@@ -270,6 +272,18 @@ class Store:
                      request_hash, _unique_hex(64), _refuse, 200, None, None, shared=True)
         return await self._load_or_replay(a)
 
+    async def peek_claim(self, ref: PlayerRef, idempotency_key: str, request_hash: str
+                         ) -> tuple[Loaded, str] | Reply:
+        """:meth:`peek` and :meth:`claim` in the load's one round trip: the player as
+        loaded and the claim's token, or the reply of a used key (gameserver/
+        aggregates_gate.py). The key of another request is 422 before anything changed;
+        a claim of the same request that is not locked is taken over (see :meth:`claim`)."""
+        a = _Attempt(ref, idempotency_key, self.keys.idempotency(ref, idempotency_key),
+                     request_hash, _unique_hex(64), _refuse, 200, None, None, shared=True,
+                     claim_ms=PENDING_TTL_MS)
+        found = await self._load_or_replay(a)
+        return found if isinstance(found, Reply) else (found, a.token)
+
     async def claim(self, ref: PlayerRef, idempotency_key: str, request_hash: str
                     ) -> str | Reply:
         """Claim the key for this request before a shared aggregate's gate commits
@@ -317,7 +331,8 @@ class Store:
         while True:
             res = await self._load(keys=[self.keys.player(a.ref), a.idem_key,
                                          self.keys.ledger(a.ref.shard)],
-                                   args=[a.request_hash, a.token, 1 if a.shared else 0])
+                                   args=[a.request_hash, a.token, 1 if a.shared else 0,
+                                         a.claim_ms])
             kind = res[0]
             if kind == b"ok":
                 break

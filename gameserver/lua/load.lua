@@ -1,5 +1,6 @@
 -- load.lua: read a player's state and what its idempotency key says, in one round trip.
--- Read-only: an action claims its key only when it must hold limited stock (claim.lua);
+-- Read-only, but for a shared aggregate's action that asks it to claim the key (ARGV[4]):
+-- other actions claim their key only when they must hold limited stock (claim.lua);
 -- otherwise the commit alone decides, so a load costs Redis no write and no AOF bytes.
 -- KEYS[1] player hash (fields: v = version, s = msgpack state)
 -- KEYS[2] idempotency hash (fields: h = request hash, t = in-flight token of a claim,
@@ -11,6 +12,8 @@
 -- ARGV[1] request hash   ARGV[2] this request's in-flight token
 -- ARGV[3] '1': a shared aggregate's action, which may take over an unlocked claim of
 --         the same request (claim.lua's ARGV[4]): such a claim is no reason to wait
+-- ARGV[4] with ARGV[3]: claim TTL in ms (above 0: the key is free or this request's, so
+--         claim it here, as claim.lua would, saving the gate's action a round trip)
 -- Returns one of:
 --   {'done', status, body}        the key was used before with this request: replay
 --   {'stored', commit id}         the same, but the body is in SQL by now (responses)
@@ -36,6 +39,10 @@ if idem[1] then
       and not (idem[7] and not idem[2]) then
     return {'pending'}
   end
+end
+if ARGV[3] == '1' and tonumber(ARGV[4] or '0') > 0 then
+  redis.call('HSET', KEYS[2], 'h', ARGV[1], 't', ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 local p = redis.call('HMGET', KEYS[1], 'v', 's')
 return {'ok', p[1] or '', p[2] or ''}
