@@ -10,6 +10,7 @@ records."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import pkgutil
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,7 @@ import mechanics
 from economy.wallet import LedgerEntry
 from gameserver.db import persist
 from gameserver.db.persist import LedgerRow
+from gameserver.keys import KEY_MAX
 from mechanics.outcome import LegacyRecord, Record
 from mechanics.state import PlayerState
 
@@ -107,6 +109,17 @@ def has_rows(fields: dict[bytes, bytes]) -> bool:
     return bool(fields.get(b"t") or fields.get(b"e") or fields.get(b"k"))
 
 
+def sql_key(key: str) -> str:
+    """A stored response's Idempotency-Key as SQL keeps it (``KEY_MAX`` characters).
+    Every key written now fits; an entry from before server keys were bounded (an
+    order's was up to 79 characters) is kept under a digest of its key, so it no longer
+    fails its shard's ledger transaction on PostgreSQL again and again. (Its order id
+    is what dedups an order; the key only serves a replay after Redis lost it.)"""
+    if len(key) <= KEY_MAX:
+        return key
+    return "legacy~" + hashlib.sha256(key.encode()).hexdigest()[:KEY_MAX - len("legacy~")]
+
+
 def entry_rows(entry_id: bytes, fields: dict[bytes, bytes]) -> persist.CommitRows:
     """The records and the stored response carried by one ledger stream entry (entries
     written before responses moved to SQL carry none)."""
@@ -118,7 +131,7 @@ def entry_rows(entry_id: bytes, fields: dict[bytes, bytes]) -> persist.CommitRow
     out = persist.record_rows(commit_id, merchant, game, user, ts_ms, entry_records(fields))
     if key:
         out.responses.append(new_tuple(persist.ResponseRow, (
-            commit_id, merchant, game, user, key.decode(), int(fields[b"s"]),
+            commit_id, merchant, game, user, sql_key(key.decode()), int(fields[b"s"]),
             bytes(fields[b"r"]), ts_ms, (fields.get(b"h") or b"").decode())))
     return out
 

@@ -683,3 +683,26 @@ async def test_eviction_reads_past_a_full_batch(store: Store, make: Any, db: Dat
     assert (report.players_flushed, report.evicted) == (1, 4)
     assert await redis.zrange(KEYS.active(0), 0, -1) == [b"m1:g1:u9"]
     assert await redis.exists(*(KEYS.player(ref(u)) for u in users)) == 1
+
+
+async def test_a_stored_key_longer_than_sql_keeps_is_digested_not_stuck(
+        store: Store, make: Any, db: Database) -> None:
+    """An entry from before server keys were bounded (an order's key was up to 79
+    characters) failed its shard's ledger transaction on PostgreSQL every pass ("value
+    too long"): it is now stored under a digest of its key, and the shard drains."""
+    from gameserver.persister.wire import sql_key
+
+    long_key = "order-paid-" + "o" * 68  # 79 characters, as ingestOrder once made them
+    await store.run(ref("alice"), long_key, "h-long", earn(coins=5))
+    await play(store, "bob", gems=1)
+
+    report = await make().run_once()
+
+    assert report.ok and report.ledger_entries == 2
+    async with db.engine.connect() as conn:
+        keys = sorted((await conn.execute(select(m.responses.c.user_id,
+                                                 m.responses.c.idem_key))).all())
+    digested = sql_key(long_key)
+    assert len(digested) == 64 and digested.startswith("legacy~")
+    assert [tuple(k) for k in keys] == [("alice", digested), ("bob", keys[1][1])]
+    assert sql_key("k1") == "k1" and sql_key("x" * 64) == "x" * 64
