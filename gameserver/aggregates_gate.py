@@ -147,15 +147,11 @@ class SharedActions:
             gate_reply = await self.aggregates.run(aggregate, codec, player.user, key,
                                                    request_hash, gate(first.state),
                                                    owed_to=player)
-        except DomainError:  # refused: nothing changed, the key is free for a retry
-            await store.release(player, key, claim)
-            raise
-        failpoint("after_gate")
-        gate_body = orjson.loads(gate_reply.body)
-        try:
+            failpoint("after_gate")
+            gate_body = orjson.loads(gate_reply.body)
             reply = await self.follow(player, aggregate, key, request_hash, gate_body, game,
                                       first, replayed=gate_reply.replayed, claim=claim)
-        except DomainError:
+        except DomainError:  # refused: the key is free for a retry
             await store.release(player, key, claim)
             raise
         if gate_body.get("owed") is None:  # the gate holds the reply: keep the key taken

@@ -13,7 +13,12 @@ the current state.
 
 Only an action whose outcome holds limited stock (the value tier) claims its key
 before the hold (``claim.lua``), so that a concurrent duplicate waits for its reply
-instead of holding stock of its own; a refusal then releases the claim.
+instead of holding stock of its own; a refusal then releases the claim. A two-commit
+action (gameserver/aggregates_gate.py) claims its key with its load instead
+(:meth:`Store.peek_claim`), before its gate.
+
+What the pipeline takes and gives (``Rule``, ``Loaded``, ``Reply``, the state's wire
+form) is in :mod:`gameserver.storetypes`, re-exported here.
 """
 
 from __future__ import annotations
@@ -23,12 +28,10 @@ import contextlib
 import enum
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import msgpack
-import orjson
 from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -44,69 +47,20 @@ from gameserver.keys import PENDING_TTL_MS, Keys, PlayerRef
 from gameserver.metrics import Metrics
 from gameserver.scripts import Script
 from gameserver.statecache import Cached, StateCache
+from gameserver.storetypes import Loaded as Loaded
+from gameserver.storetypes import PlayerArchive as PlayerArchive
+from gameserver.storetypes import Reply as Reply
+from gameserver.storetypes import Rule as Rule
+from gameserver.storetypes import Schedule as Schedule
+from gameserver.storetypes import decode_state as decode_state
+from gameserver.storetypes import encode_json as encode_json
+from gameserver.storetypes import encode_state as encode_state
 from gameserver.value import Hold, StockShort, ValueBinding
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
 
 if TYPE_CHECKING:
     from gameserver.db.database import StoredKey
-
-Rule = Callable[[PlayerState | None, int], Outcome]
-"""A rule bound to its action, config and RNG: ``(state, now) -> Outcome``."""
-
-Schedule = Callable[[PlayerState, int], list[tuple[str, int]]]
-"""``(committed state, now) -> [(reminder queue member, due unix s)]``: reminders written
-by the same commit (so an action with reminders is still one read plus one commit)."""
-
-
-class PlayerArchive(Protocol):
-    """SQL, as the store reads it: a player evicted from (or lost by) Redis, and the
-    stored response of a key whose ledger entry the persister has drained."""
-
-    async def fetch_player(self, ref: PlayerRef) -> tuple[int, bytes] | None: ...
-
-    async def fetch_archived(self, ref: PlayerRef, since_ms: int
-                             ) -> tuple[tuple[int, bytes] | None, list[StoredKey]]: ...
-
-    async def fetch_response(self, commit_id: str) -> tuple[int, bytes] | None: ...
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """A player as read: state (None = never played), version, and whether Redis had it;
-    read through from SQL for an action, also the player's keys whose responses SQL
-    holds (the commit writes them back into Redis)."""
-
-    state: PlayerState | None
-    version: int
-    in_redis: bool
-    restore: tuple[StoredKey, ...] = ()
-    entry: bytes = b""
-    """From the process's cache (:mod:`gameserver.statecache`): the ledger entry the
-    state was committed with, which the commit checks with the version; else empty."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A response ready to send; ``replayed`` when it came from the idempotency store."""
-
-    status: int
-    body: bytes
-    replayed: bool = False
-
-
-def encode_state(state: PlayerState) -> bytes:
-    return msgpack.packb(state.to_wire(), use_bin_type=True)
-
-
-def decode_state(raw: bytes) -> PlayerState:
-    return PlayerState.from_wire(msgpack.unpackb(raw, raw=False, strict_map_key=False))
-
-
-def encode_json(body: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON (orjson: ~9x faster than ``json`` on a 1 KB player view)."""
-    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
-
 
 def _unique_hex(bits: int) -> str:
     """A random id that only has to be unique (commit ids, claim tokens), not secret:
@@ -268,9 +222,8 @@ class Store:
         a used key (replay), or the player as loaded. The two-commit protocol asks
         before its gate, so a key the shopper already used elsewhere is refused (422)
         before the shared aggregate changes (gameserver/aggregates_gate.py)."""
-        a = _Attempt(ref, idempotency_key, self.keys.idempotency(ref, idempotency_key),
-                     request_hash, _unique_hex(64), _refuse, 200, None, None, shared=True)
-        return await self._load_or_replay(a)
+        return await self._load_or_replay(self._key_attempt(ref, idempotency_key,
+                                                            request_hash))
 
     async def peek_claim(self, ref: PlayerRef, idempotency_key: str, request_hash: str
                          ) -> tuple[Loaded, str] | Reply:
@@ -278,9 +231,7 @@ class Store:
         loaded and the claim's token, or the reply of a used key (gameserver/
         aggregates_gate.py). The key of another request is 422 before anything changed;
         a claim of the same request that is not locked is taken over (see :meth:`claim`)."""
-        a = _Attempt(ref, idempotency_key, self.keys.idempotency(ref, idempotency_key),
-                     request_hash, _unique_hex(64), _refuse, 200, None, None, shared=True,
-                     claim_ms=PENDING_TTL_MS)
+        a = self._key_attempt(ref, idempotency_key, request_hash, claim_ms=PENDING_TTL_MS)
         found = await self._load_or_replay(a)
         return found if isinstance(found, Reply) else (found, a.token)
 
@@ -295,14 +246,12 @@ class Store:
         completes the claim with its commit (``run(..., claim=token)``), or binds it
         (:meth:`bind_key`), or releases it (:meth:`release`); a crashed owner's claim
         expires by itself."""
-        token = _unique_hex(64)
-        a = _Attempt(ref, idempotency_key, self.keys.idempotency(ref, idempotency_key),
-                     request_hash, token, _refuse, 200, None, None, shared=True)
+        a = self._key_attempt(ref, idempotency_key, request_hash)
         for _ in range(self.retries):
-            res = await self._claim(keys=[a.idem_key], args=[request_hash, token,
+            res = await self._claim(keys=[a.idem_key], args=[request_hash, a.token,
                                                              PENDING_TTL_MS, 1])
             if res[0] == b"ok":
-                return token
+                return a.token
             if res[0] == b"mismatch":
                 raise IdempotencyMismatch()
             found = await self._load_or_replay(a)  # used: replays; pending: waits for it
@@ -319,9 +268,19 @@ class Store:
     async def release(self, ref: PlayerRef, idempotency_key: str, claim: str) -> None:
         """Give up a claim whose action was refused (nothing changed): a retry runs
         afresh (best effort: an unreachable Redis lets the claim expire by itself)."""
+        await self._release_token(self.keys.idempotency(ref, idempotency_key), claim)
+
+    async def _release_token(self, idem_key: str, token: str) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.shield(self._release(
-                keys=[self.keys.idempotency(ref, idempotency_key)], args=[claim]))
+            await asyncio.shield(self._release(keys=[idem_key], args=[token]))
+
+    def _key_attempt(self, ref: PlayerRef, idempotency_key: str, request_hash: str,
+                     claim_ms: int = 0) -> _Attempt:
+        """An attempt that only asks about a two-commit action's key (peek, claim):
+        no rule, and another run of the same request is no reason to wait."""
+        return _Attempt(ref, idempotency_key, self.keys.idempotency(ref, idempotency_key),
+                        request_hash, _unique_hex(64), _refuse, 200, None, None,
+                        shared=True, claim_ms=claim_ms)
 
     async def _load_or_replay(self, a: _Attempt) -> Loaded | Reply:
         """Read the player, or the stored reply of a key already used (waiting a little
@@ -520,8 +479,6 @@ class Store:
     async def _release_claim(self, a: _Attempt) -> None:
         """Give up a claim this request made but did not commit (best effort: if Redis
         is unreachable the marker expires by itself)."""
-        if not a.claimed or a.adopted:
-            return
-        with contextlib.suppress(Exception):
-            await asyncio.shield(self._release(keys=[a.idem_key], args=[a.token]))
+        if a.claimed and not a.adopted:
+            await self._release_token(a.idem_key, a.token)
 
