@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from economy.errors import DomainError, Refusal, stock_pending_details
 from economy.schema import Enum, Int, Map, Obj, Problems, Str
-from economy.section import Cleaned, ConfigPart, Section
+from economy.section import Cleaned, ConfigPart, Section, started_in_both
 
 SALE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 SKU_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -249,16 +249,12 @@ def _stock(config: Any) -> dict[str, int]:
 def follow_sales(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
     """A presale whose reservations opened keeps its ``convert_until``: each reservation
     holds until the deadline it was made under (the sweeper releases it then)."""
-    problems: Problems = []
-    for pid, old in live["presales"].items():
-        p = new["presales"].get(pid)
-        if p is None or (now is not None and now < old["reserve_from"]):
-            continue
-        if p["convert_until"] != old["convert_until"]:
-            problems.append({"path": f"$.presales.{pid}.convert_until", "message": (
+    return [{"path": f"$.presales.{pid}.convert_until", "message": (
                 f"is {old['convert_until']} in the live version and reservations opened "
-                "under it: they hold until then, so it cannot change")})
-    return problems
+                "under it: they hold until then, so it cannot change")}
+            for pid, old, p in started_in_both(live, new, "presales", now,
+                                               lambda p: int(p["reserve_from"]))
+            if p["convert_until"] != old["convert_until"]]
 
 
 FLASHSALES = Section(

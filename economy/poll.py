@@ -16,7 +16,13 @@ from typing import Any, ClassVar
 
 from economy.errors import DomainError, Refusal
 from economy.schema import Int, Map, Obj, Problems, Str
-from economy.section import Cleaned, ConfigPart, Section, unknown_currencies
+from economy.section import (
+    Cleaned,
+    ConfigPart,
+    Section,
+    started_in_both,
+    unknown_currencies,
+)
 
 POLL_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 """Shorter than other ids: a bucket's aggregate id is ``<poll>-b<i>``."""
@@ -100,10 +106,7 @@ def follow_polls(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
     """A poll that opened keeps its options (votes were cast for them) and its
     ``buckets`` (its tallies and each shopper's votes are split by them)."""
     problems: Problems = []
-    for pid, old in live["polls"].items():
-        p = new["polls"].get(pid)
-        if p is None or (now is not None and now < old["opens_at"]):
-            continue
+    for pid, old, p in started_in_both(live, new, "polls", now, lambda p: int(p["opens_at"])):
         problems += [{"path": f"$.polls.{pid}.options.{oid}", "message": "is in the live "
                       "version and votes may be cast for it: it cannot be removed once the "
                       "poll opened"} for oid in old["options"] if oid not in p["options"]]

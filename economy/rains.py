@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from economy.errors import DomainError, Refusal
 from economy.fairness import check_server_seed, roll
 from economy.schema import Enum, Int, Map, Obj, Problems, Str
-from economy.section import Cleaned, ConfigPart, Section
+from economy.section import Cleaned, ConfigPart, Section, started_in_both
 
 RAIN_ID_PATTERN = r"^[a-z0-9][a-z0-9_]{0,23}$"
 """Short and without ``-``: a pool bucket's aggregate id is ``<rain>-<round>-b<i>``."""
@@ -211,16 +211,13 @@ def _rains_stock(config: Any) -> dict[str, int]:
 def follow_rains(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
     """A rain whose first round started keeps its ``buckets``: an envelope's nonce and
     its pool bucket come from them, so another split deals nonces twice."""
-    problems: Problems = []
-    for rid, old in live["rains"].items():
-        r = new["rains"].get(rid)
-        started = min(o["starts_at"] for o in old["rounds"].values())
-        if r is None or (now is not None and now < started) or r["buckets"] == old["buckets"]:
-            continue
-        problems.append({"path": f"$.rains.{rid}.buckets", "message": (
-            f"is {old['buckets']} in the live version and a round started under it: "
-            "envelopes were dealt by it, so it cannot change")})
-    return problems
+    return [{"path": f"$.rains.{rid}.buckets", "message": (
+                f"is {old['buckets']} in the live version and a round started under it: "
+                "envelopes were dealt by it, so it cannot change")}
+            for rid, old, r in started_in_both(
+                live, new, "rains", now,
+                lambda r: min(int(o["starts_at"]) for o in r["rounds"].values()))
+            if r["buckets"] != old["buckets"]]
 
 
 RAINS = Section(name="rains", fields={"rains": RAINS_SPEC},

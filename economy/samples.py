@@ -26,7 +26,13 @@ from typing import Any, ClassVar
 from economy.errors import DomainError, Refusal
 from economy.fairness import check_server_seed
 from economy.schema import Enum, Int, Map, Obj, Problems, Str
-from economy.section import Cleaned, ConfigPart, Section, unknown_currencies
+from economy.section import (
+    Cleaned,
+    ConfigPart,
+    Section,
+    started_in_both,
+    unknown_currencies,
+)
 
 CAMPAIGN_ID_PATTERN = r"^[a-z0-9][a-z0-9_]{0,39}$"
 """Without ``-``: a bucket's aggregate id is ``<campaign>-b<i>``."""
@@ -172,16 +178,12 @@ longer count and give away shares twice."""
 
 def follow_samples(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
     """A campaign that opened (at any time, for ``now`` None) keeps its split."""
-    problems: Problems = []
-    for cid, old in (live.get("samples") or {}).items():
-        c = (new.get("samples") or {}).get(cid)
-        if c is None or (now is not None and now < old["opens_at"]):
-            continue
-        problems += [{"path": f"$.samples.{cid}.{f}", "message": f"is {old[f]!r} in the live "
-                      "version and applications opened under it: it cannot change (stock, "
-                      "mode and buckets split the applications)"}
-                     for f in SPLIT_FIELDS if c[f] != old[f]]
-    return problems
+    return [{"path": f"$.samples.{cid}.{f}", "message": f"is {old[f]!r} in the live "
+             "version and applications opened under it: it cannot change (stock, mode and "
+             "buckets split the applications)"}
+            for cid, old, c in started_in_both(live, new, "samples", now,
+                                               lambda c: int(c["opens_at"]))
+            for f in SPLIT_FIELDS if c[f] != old[f]]
 
 
 SAMPLES = Section(name="samples", fields={"samples": SAMPLES_SPEC},

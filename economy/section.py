@@ -17,7 +17,7 @@ mechanic's section next to its state slice and view.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,6 +41,17 @@ def unknown_currencies(ids: Iterable[str], currencies: Mapping[str, Any],
 def no_problems(d: Cleaned) -> Problems:
     """The cross-check of a section that needs none."""
     return []
+
+
+def started_in_both(live: Cleaned, new: Cleaned, key: str, now: int | None,
+                    started_at: Callable[[Any], int]) -> Iterator[tuple[str, Any, Any]]:
+    """``(id, live item, new item)`` of the items under ``key`` that ``new`` keeps and
+    that started (``started_at(live item) <= now``; every one for ``now`` None): the
+    items a follow check compares."""
+    for item_id, old in (live.get(key) or {}).items():
+        kept = (new.get(key) or {}).get(item_id)
+        if kept is not None and (now is None or started_at(old) <= now):
+            yield item_id, old, kept
 
 
 def no_follow_problems(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
