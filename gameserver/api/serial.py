@@ -26,11 +26,10 @@ from aiohttp import web
 from economy.errors import DomainError
 from gameserver.api.common import idempotency_key, services
 from gameserver.appkeys import REDIS
+from gameserver.scripts import Script
 
 LOCK_TTL_MS = 5_000
 """A lock outlives any action (SQL calls are bounded at 1.5 s)."""
-UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
-"""Delete a lock only if our token still holds it."""
 LOCK_WAIT_S = 2.0
 """How long a shopper's second action waits for their first (as a duplicate key does)."""
 
@@ -61,4 +60,4 @@ async def one_at_a_time(request: web.Request, name: str,
     try:
         yield
     finally:  # only our own lock (one that outlived its TTL may be another's now)
-        await asyncio.shield(redis.register_script(UNLOCK)(keys=[key], args=[token]))
+        await asyncio.shield(Script.named("unlock", redis=redis)(keys=[key], args=[token]))
