@@ -181,7 +181,8 @@ class Cooldown(DomainError):
 class SpeciesRetired(DomainError):
     """The pet's species is not in the game's config any more (removed by a version
     published before removals were refused): the pet cannot be fed, played with,
-    cleaned or collected from, but nothing is lost."""
+    cleaned or collected from, but nothing it earned is lost, and its owner may adopt
+    a pet of a species the game has."""
 
     code = "species_retired"
     kind = Refusal.CONFLICT

@@ -96,14 +96,16 @@ def _advance_stages(pet: PetState, species: Species, new: PlayerState, config: G
 def adopt(state: PlayerState | None, action: AdoptPet, now: int, rng: Rng,
           config: GameConfig, *, tz: tzinfo | None = None,
           coupons_out: frozenset[str] = frozenset()) -> Outcome:
-    """Adopt a pet of ``action.species``; a player keeps one pet per game."""
+    """Adopt a pet of ``action.species``; a player keeps one pet per game. A pet whose
+    species the config no longer has (``species_retired``) can do nothing, so its
+    owner may adopt again: the new pet takes its place (what it earned stays earned)."""
     species = known_item(config.species, action.species, "species")
     name = action.name.strip()
     if not 1 <= len(name) <= PET_NAME_MAX or not name.isprintable():
         raise InvalidInput(f"pet name must be 1..{PET_NAME_MAX} printable characters",
                            field="name")
     new = state.copy() if state else new_player(config, now)
-    if new.pet is not None:
+    if new.pet is not None and new.pet.species in config.species:
         raise PetAlreadyAdopted(new.pet.species)
     new.pet = PetState(species=species.id, name=name,
                        stats={sid: st.initial * 1000 for sid, st in species.stats.items()},

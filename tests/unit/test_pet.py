@@ -10,6 +10,7 @@ from economy.errors import (
     InsufficientFunds,
     InsufficientItems,
     NoPet,
+    PetAlreadyAdopted,
     SpeciesRetired,
     UnknownItem,
 )
@@ -186,6 +187,21 @@ def test_a_pet_whose_species_left_the_config_is_refused_not_crashed(
         rule(state, action, T0 + 36_000, RNG, _without_squirrel())  # type: ignore[operator]
     assert e.value.code == "species_retired" and e.value.details == {"species": "squirrel"}
     assert state == adopted()  # nothing changed
+
+
+def test_the_owner_of_a_retired_species_may_adopt_again() -> None:
+    cfg = _without_squirrel()
+    state = adopted()
+    out = pet.adopt(state, pet.AdoptPet("chipmunk", "Nutty"), T0 + 60, RNG, cfg)  # type: ignore[arg-type]
+    assert out.state.pet is not None
+    assert (out.state.pet.species, out.state.pet.name, out.state.pet.xp) == ("chipmunk", "Nutty", 0)
+    assert out.state.pet.adopted_at == T0 + 60
+    # what the old pet earned stays earned; the new one's first stage pays its own reward
+    assert state.wallet == {"acorn": 100, "gem": 1}
+    assert out.state.wallet == {"acorn": 100, "gem": 2}
+    assert out.ledger == [LedgerEntry("currency", "gem", 1, 1, 2, "stage:chipmunk:baby")]
+    with pytest.raises(PetAlreadyAdopted):  # a pet of a species the game has is kept
+        pet.adopt(out.state, pet.AdoptPet("chipmunk", "Again"), T0 + 61, RNG, cfg)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("rule", [pet.feed, pet.play, pet.clean, pet.collect])
