@@ -318,22 +318,26 @@ LEGACY_RECORDS: dict[str, LegacyRecord] = {
 by type, and the record each one is: the persister still reads such entries."""
 
 
-def series_view(box: BoxState, sid: str) -> dict[str, Any]:
-    """The player's seed commitment and progress in one series."""
-    prog = box.series.get(sid, SeriesProgress())
-    return {"seed_hash": box.seed_hash, "nonce": box.nonce,
-            "pity": {"hard": prog.hard, "soft": prog.soft}, "owned": dict(prog.owned),
-            "today": prog.today, "day": prog.day, "total": prog.total,
-            "completed": prog.completed}
+def _progress_view(prog: SeriesProgress, day: int | None) -> dict[str, Any]:
+    """Pity, copies owned and draws of one series; ``today`` counts the draws of local
+    ``day`` (the stored count is of the day of the last draw: 0 on a later day)."""
+    current = day is None or prog.day == day
+    return {"pity": {"hard": prog.hard, "soft": prog.soft}, "owned": dict(prog.owned),
+            "today": prog.today if current else 0, "day": prog.day if day is None else day,
+            "total": prog.total, "completed": prog.completed}
 
 
-def box_view(box: BoxState) -> dict[str, Any]:
-    """``getPlayer``'s blind-box part: seed hash, next nonce, progress per series."""
+def series_view(box: BoxState, sid: str, day: int | None = None) -> dict[str, Any]:
+    """The player's seed commitment and progress in one series (as of local ``day``)."""
     return {"seed_hash": box.seed_hash, "nonce": box.nonce,
-            "series": {sid: {"pity": {"hard": p.hard, "soft": p.soft}, "owned": dict(p.owned),
-                             "today": p.today, "day": p.day, "total": p.total,
-                             "completed": p.completed}
-                       for sid, p in sorted(box.series.items())}}
+            **_progress_view(box.series.get(sid, SeriesProgress()), day)}
+
+
+def box_view(box: BoxState, day: int | None = None) -> dict[str, Any]:
+    """``getPlayer``'s blind-box part: seed hash, next nonce, progress per series (as of
+    local ``day``)."""
+    return {"seed_hash": box.seed_hash, "nonce": box.nonce,
+            "series": {sid: _progress_view(p, day) for sid, p in sorted(box.series.items())}}
 
 
 def boxes_part(state: PlayerState, config: GameConfig, now: int,
@@ -342,7 +346,7 @@ def boxes_part(state: PlayerState, config: GameConfig, now: int,
     next nonce and the pity counters per series; None in a game without blind boxes."""
     if not config.boxes.series:
         return None
-    return box_view(state.boxes)
+    return box_view(state.boxes, None if tz is None else local_day(now, tz))
 
 
 __all__ = ["BoxContext", "BoxState", "DrawBox", "RotateSeed", "SeriesProgress", "box_view",
