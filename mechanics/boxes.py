@@ -39,9 +39,11 @@ from economy.fairness import (
     draw_entry,
     out_of_stock,
 )
+from economy.rewards import Reward
 from economy.wallet import LedgerEntry, apply_currency, apply_items
 from mechanics.boxstate import BoxState, SeriesProgress
 from mechanics.calendar import local_day
+from mechanics.grants import Effects, grant
 from mechanics.outcome import LegacyRecord, Outcome, Record, StockHold, ValueGrant
 from mechanics.pet import new_player
 from mechanics.state import PlayerState
@@ -209,20 +211,20 @@ def _tier_of_rank(series: Series, rank: int) -> str | None:
 
 
 def _complete(new: PlayerState, series: Series, prog: SeriesProgress,
-              config: GameConfig) -> list[LedgerEntry]:
-    """Grant the completion reward the first time the player owns the whole set."""
+              config: GameConfig, fx: Effects) -> None:
+    """Grant the completion reward the first time the player owns the whole set.
+
+    A free reward: clamped at each balance's limit like the other free rewards (the
+    excess lost, a ``grant_capped`` event), never a refusal of the draw that completed
+    the set (a refusal would repeat on every retry: the draw is deterministic)."""
     reward = series.completion_reward
     if reward is None or prog.completed:
-        return []
+        return
     if any(prog.owned.get(series.entries[i].id, 0) == 0 for i in series.set_ids):
-        return []
+        return
     prog.completed = True
-    reason = f"box-set:{series.id}"
-    cur_limits = {cid: c.max for cid, c in config.currencies.items()}
-    item_limits = {iid: i.max for iid, i in config.items.items()}
-    new.wallet, ledger = apply_currency(new.wallet, reward["currencies"], reason, cur_limits)
-    new.inventory, more = apply_items(new.inventory, reward["items"], reason, item_limits)
-    return ledger + more
+    grant(new, Reward(currency=dict(reward["currencies"]), items=dict(reward["items"])),
+          f"box-set:{series.id}", config, fx)
 
 
 def draw(state: PlayerState | None, action: DrawBox, now: int, ctx: BoxContext,
@@ -256,12 +258,14 @@ def draw(state: PlayerState | None, action: DrawBox, now: int, ctx: BoxContext,
     item_limits = {iid: i.max for iid, i in config.items.items()}
     new.inventory, granted = apply_items(new.inventory, batch.items, f"box:{series.id}",
                                          item_limits)
-    ledger += granted + _complete(new, series, prog, config)
+    fx = Effects()
+    _complete(new, series, prog, config, fx)
+    ledger += granted + fx.ledger
     prog.today += action.count
     prog.total += action.count
     new.last_seen = now
     return Outcome(
-        state=new, ledger=ledger, grants=batch.grants,
+        state=new, ledger=ledger, grants=batch.grants, events=fx.events,
         records=[draw_record(r) for r in batch.records],
         reservations=sorted(StockHold(f"prize:{p}", n) for p, n in batch.prizes.items()),
         response={"draws": batch.records, "wallet": dict(new.wallet),
@@ -314,22 +318,26 @@ LEGACY_RECORDS: dict[str, LegacyRecord] = {
 by type, and the record each one is: the persister still reads such entries."""
 
 
-def series_view(box: BoxState, sid: str) -> dict[str, Any]:
-    """The player's seed commitment and progress in one series."""
-    prog = box.series.get(sid, SeriesProgress())
-    return {"seed_hash": box.seed_hash, "nonce": box.nonce,
-            "pity": {"hard": prog.hard, "soft": prog.soft}, "owned": dict(prog.owned),
-            "today": prog.today, "day": prog.day, "total": prog.total,
-            "completed": prog.completed}
+def _progress_view(prog: SeriesProgress, day: int | None) -> dict[str, Any]:
+    """Pity, copies owned and draws of one series; ``today`` counts the draws of local
+    ``day`` (the stored count is of the day of the last draw: 0 on a later day)."""
+    current = day is None or prog.day == day
+    return {"pity": {"hard": prog.hard, "soft": prog.soft}, "owned": dict(prog.owned),
+            "today": prog.today if current else 0, "day": prog.day if day is None else day,
+            "total": prog.total, "completed": prog.completed}
 
 
-def box_view(box: BoxState) -> dict[str, Any]:
-    """``getPlayer``'s blind-box part: seed hash, next nonce, progress per series."""
+def series_view(box: BoxState, sid: str, day: int | None = None) -> dict[str, Any]:
+    """The player's seed commitment and progress in one series (as of local ``day``)."""
     return {"seed_hash": box.seed_hash, "nonce": box.nonce,
-            "series": {sid: {"pity": {"hard": p.hard, "soft": p.soft}, "owned": dict(p.owned),
-                             "today": p.today, "day": p.day, "total": p.total,
-                             "completed": p.completed}
-                       for sid, p in sorted(box.series.items())}}
+            **_progress_view(box.series.get(sid, SeriesProgress()), day)}
+
+
+def box_view(box: BoxState, day: int | None = None) -> dict[str, Any]:
+    """``getPlayer``'s blind-box part: seed hash, next nonce, progress per series (as of
+    local ``day``)."""
+    return {"seed_hash": box.seed_hash, "nonce": box.nonce,
+            "series": {sid: _progress_view(p, day) for sid, p in sorted(box.series.items())}}
 
 
 def boxes_part(state: PlayerState, config: GameConfig, now: int,
@@ -338,7 +346,7 @@ def boxes_part(state: PlayerState, config: GameConfig, now: int,
     next nonce and the pity counters per series; None in a game without blind boxes."""
     if not config.boxes.series:
         return None
-    return box_view(state.boxes)
+    return box_view(state.boxes, None if tz is None else local_day(now, tz))
 
 
 __all__ = ["BoxContext", "BoxState", "DrawBox", "RotateSeed", "SeriesProgress", "box_view",

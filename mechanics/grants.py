@@ -10,6 +10,7 @@ to SQL.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,16 +107,21 @@ def _take_back(balances: dict[str, int], wanted: dict[str, int]) -> dict[str, in
 
 
 def clawback(state: PlayerState, reward: Reward, times: int, reason: str,
-             fx: Effects) -> dict[str, int]:
+             fx: Effects, *, most: Mapping[str, int] | None = None) -> dict[str, int]:
     """Take back ``times`` × ``reward`` as far as it is unspent; record the rest as debt.
 
     Balances never go negative: what cannot be taken is added to ``state.debts``
-    (``currency:<id>``, ``item:<id>``, ``coupon:<id>``) and returned.
+    (``currency:<id>``, ``item:<id>``, ``coupon:<id>``) and returned. ``most`` bounds
+    what is owed of a currency or item (keyed as the debts): what the grant really
+    gave when a limit capped it, so nothing never received is taken back or owed.
     """
     if times <= 0:
         return {}
-    cur = {k: v * times for k, v in reward.currency.items()}
-    items = {k: v * times for k, v in reward.items.items()}
+    bound = most or {}
+    cur = {k: min(v * times, bound.get(f"currency:{k}", v * times))
+           for k, v in reward.currency.items()}
+    items = {k: min(v * times, bound.get(f"item:{k}", v * times))
+             for k, v in reward.items.items()}
     take_c, take_i = _take_back(state.wallet, cur), _take_back(state.inventory, items)
     wallet, c_entries = apply_currency(state.wallet, {k: -v for k, v in take_c.items()},
                                        reason, {})

@@ -52,6 +52,7 @@ from gameserver.keys import MERCHANT_RE, system_key
 from gameserver.services import RuleContext, bind
 from gameserver.store import Rule
 from mechanics import boxes
+from mechanics.calendar import local_day
 from mechanics.state import PlayerState
 
 DRAW_BODY = Obj(fields={
@@ -197,7 +198,8 @@ async def _player_seed(request: web.Request, ctx: RuleContext,
         await svc.run(ctx.ref, SEED_COMMIT_KEY, "box-seed-commit", _rotate_rule(ctx))
         state = (await svc.store.read(ctx.ref)).state
     assert state is not None
-    return boxes.series_view(state.boxes, series_id), state
+    day = local_day(now_s(request), ctx.game.tz)
+    return boxes.series_view(state.boxes, series_id, day), state
 
 
 def _box_context(ctx: RuleContext) -> boxes.BoxContext:

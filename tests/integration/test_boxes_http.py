@@ -254,3 +254,27 @@ async def test_the_seed_commitment_never_takes_a_shoppers_key(boxes: Any) -> Non
     theirs = await boxes.post(f"{GAME}/pet", carol, adopt, "box-seed-commit")
     assert theirs.status == 201, await theirs.text()
     assert theirs.headers.get("Idempotent-Replayed") is None
+
+
+async def test_draws_today_start_again_at_local_midnight(boxes: Any) -> None:
+    """``getPlayer`` and ``getBoxSeries`` showed a series' ``today`` as of the last draw:
+    after midnight (game timezone) yesterday's draws still counted as today's, though
+    the daily cap had started again."""
+    token = await boxes.token("alice", merchant_id="boxshop")
+    assert (await draw(boxes, token, "d1", count=10)).status == 200
+
+    async def today() -> tuple[int, int]:
+        fresh = await boxes.token("alice", merchant_id="boxshop")  # tokens last 2 h
+        me = await (await boxes.get(f"{GAME}/me", fresh)).json()
+        series = await (await boxes.get(SERIES, fresh)).json()
+        return (me["player"]["boxes"]["series"]["forest"]["today"],
+                series["player"]["today"])
+
+    assert await today() == (10, 10)
+    boxes.clock.advance(16 * 3600 - 1)  # 23:59:59 in Shanghai
+    assert await today() == (10, 10)
+    boxes.clock.advance(1)  # the next local day
+    assert await today() == (0, 0)
+    token = await boxes.token("alice", merchant_id="boxshop")
+    assert (await draw(boxes, token, "d2")).status == 200
+    assert await today() == (1, 1)

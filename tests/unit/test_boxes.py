@@ -297,6 +297,27 @@ def test_no_repeat_until_complete_and_completion_reward_once() -> None:
     assert not [e for e in again.ledger if e.reason == "box-set:s"]
 
 
+def test_a_completion_reward_past_a_limit_is_capped_never_a_refused_draw() -> None:
+    """The set's last item used to raise BalanceLimit when the (free) completion reward
+    did not fit, refusing the draw; the draw is deterministic, so every retry with that
+    nonce was refused too and the shopper could not draw again until a rotation."""
+    raw = game_raw(series_raw(no_repeat_until_complete=True,
+                              completion_reward={"currencies": {"coin": 1000},
+                                                 "items": {"d": 1}}))
+    raw["currencies"]["coin"]["max"] = 100_000
+    raw["items"]["d"]["max"] = 1
+    config = parse_game_config(raw)
+    p = player(config, coins=99_900)
+    p.inventory["d"] = 1
+    out = draw(p, DrawBox("s", 10), NOW, ctx(), config)
+    assert out.response["completed"] is True
+    assert out.state.wallet["coin"] == 100_000 and out.state.inventory["d"] == 1
+    reward = [(e.name, e.delta) for e in out.ledger if e.reason == "box-set:s"]
+    assert reward == [("coin", 200)]
+    assert [e["lost"] for e in out.events if e["type"] == "grant_capped"] == [
+        {"coin": 800, "d": 1}]
+
+
 def test_rotate_seed_reveals_and_past_draws_verify() -> None:
     config = game()
     s = config.boxes.series["s"]

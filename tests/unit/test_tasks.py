@@ -214,6 +214,24 @@ def test_refund_of_a_coupon_is_a_debt_and_an_event() -> None:
             "reason": "refund:n1:nuts"} in out.events
 
 
+def test_refund_takes_back_only_what_a_limit_let_the_order_give() -> None:
+    """A reward capped at a balance's limit when the order came was taken back in full:
+    the refund took a ticket and acorns the order never gave (or owed them as debt)."""
+    full = PlayerState(created_at=T0, wallet={"acorn": 998}, inventory={"ticket": 5})
+    paid = order(full, "A", 9900)
+    assert paid.state.wallet["acorn"] == 1000 and paid.state.inventory["ticket"] == 5
+    out = refund(paid.state, "A")
+    assert out.response["taken_back"] == {"buy_any": 1, "spend99": 1}
+    assert out.state.wallet["acorn"] == 998 and out.state.inventory["ticket"] == 5
+    assert out.response["debt"] == {}
+    paid.state.wallet["acorn"] = 0  # spent: what the order gave is owed, no more
+    owed = refund(paid.state, "A")
+    assert owed.response["debt"] == {"currency:acorn": 2}
+    record = paid.state.orders["A"]  # what the limits kept, remembered in the state
+    assert record.capped == {"buy_any": {"currency:acorn": 3}, "spend99": {"item:ticket": 1}}
+    assert PlayerState.from_wire(paid.state.to_wire()).orders["A"] == record
+
+
 def test_refund_before_paid_leaves_a_tombstone() -> None:
     out = refund(None, "Z")
     assert out.response == {"order": "Z", "known": False, "taken_back": {}, "debt": {}}
