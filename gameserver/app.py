@@ -23,6 +23,7 @@ from gameserver.api import ops as ops_api
 from gameserver.api.common import Operation
 from gameserver.appkeys import (
     ADMIN_REQUESTS,
+    BACKLOG_GAUGES,
     BATCHER,
     CLOCK,
     DB,
@@ -231,6 +232,12 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     app[GAMES] = games
     games.start()
     workers = _start_persisters(app) if settings.run_persister else []
+    if not settings.run_persister:
+        # The persister runs elsewhere (``serve --workers N``, ``petbox persister``), in a
+        # process nobody scrapes: /metrics reads its backlog of every shard from Redis.
+        app[BACKLOG_GAUGES] = Persister(
+            app[REDIS], app[KEYS], db.background, app[METRICS], app[CLOCK],
+            shards=settings.shards, consumer=process_name("serve")).update_gauges
     tiers = [app[VALUE]] + ([app[SHADOW].value] if SHADOW in app else [])
     # One host at a time runs these two (leases; both stay safe if passes overlap).
     reconciler = (Reconciler(tiers, settings.reconcile_interval, admin=app[ADMIN_REQUESTS])

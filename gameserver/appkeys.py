@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -37,6 +39,10 @@ SHADOW = web.AppKey("shadow", Services)
 SHADOW_DB = web.AppKey("shadow_db", Database)
 ADMIN_REQUESTS = web.AppKey("admin_requests", AdminRequests)
 """Idempotency-Keys of merchant writes (SQL, ``admin_requests``)."""
+BACKLOG_GAUGES: web.AppKey[Callable[[], Awaitable[object]]] = web.AppKey("backlog_gauges")
+"""Present only when the persister runs in another process: sets the persister's backlog
+gauges from Redis, for ``/metrics`` to call on each scrape."""
 
-__all__ = ["ADMIN_REQUESTS", "BATCHER", "CLOCK", "DB", "GAMES", "KEYS", "MERCHANTS", "METRICS",
-           "REDIS", "SERVICES", "SETTINGS", "SHADOW", "SHADOW_DB", "SIGNER", "STORE", "VALUE"]
+__all__ = ["ADMIN_REQUESTS", "BACKLOG_GAUGES", "BATCHER", "CLOCK", "DB", "GAMES", "KEYS",
+           "MERCHANTS", "METRICS", "REDIS", "SERVICES", "SETTINGS", "SHADOW", "SHADOW_DB",
+           "SIGNER", "STORE", "VALUE"]

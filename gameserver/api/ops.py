@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -10,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gameserver.api.common import Operation
 from gameserver.api.schemas import ANY_OBJECT, BOOL, INT, STR, array, map_of, obj
-from gameserver.appkeys import DB, KEYS, METRICS, REDIS, SETTINGS
+from gameserver.appkeys import BACKLOG_GAUGES, DB, KEYS, METRICS, REDIS, SETTINGS
 from gameserver.redishealth import NodeHealth, probe, refresh_if_failing
 from gameserver.workerboard import WORKER_BOARD
 
@@ -71,6 +72,11 @@ async def _sql(app: web.Application) -> str:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    if (backlog_gauges := request.app.get(BACKLOG_GAUGES)) is not None:
+        # Best effort: with Redis down the gauges keep their last values, and
+        # petbox_redis_node_up says why.
+        with contextlib.suppress(Exception):
+            await backlog_gauges()
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

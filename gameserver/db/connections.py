@@ -167,6 +167,27 @@ async def _close_committed(conn: AsyncConnection, seconds: float) -> None:
         _in_background(task)
 
 
+BUSY_MS = "petbox_busy_ms"
+"""``conn.info`` key: the busy timeout (ms) a pooled SQLite connection has now."""
+
+
+async def _bound_lock_wait(conn: AsyncConnection, raw: Any, seconds: float) -> None:
+    """SQLite: wait for another process' lock at most this call's bound. The wait runs in
+    the driver's thread, which the caller's bound cannot stop; cancelling it made
+    SQLAlchemy close the connection gracefully, queued behind the waiting statement, so
+    a request bounded to 1.5 s took the connection's busy timeout (the background bound,
+    10 s) when the file was locked. Set per call (pooled connections serve requests and
+    background jobs alike), only when it changes."""
+    if conn.dialect.name != "sqlite":
+        return
+    busy_ms = max(1, int(seconds * 1000))
+    if conn.info.get(BUSY_MS) == busy_ms:
+        return
+    cursor = await raw.execute(f"PRAGMA busy_timeout={busy_ms}")
+    await cursor.close()
+    conn.info[BUSY_MS] = busy_ms
+
+
 @contextlib.asynccontextmanager
 async def bounded_connection(engine: AsyncEngine, seconds: float,
                              begin: bool) -> AsyncIterator[AsyncConnection]:
@@ -183,6 +204,7 @@ async def bounded_connection(engine: AsyncEngine, seconds: float,
             conn = await _acquire(engine)
             try:
                 raw = await _driver(conn)
+                await _bound_lock_wait(conn, raw, seconds)
             except BaseException:
                 _in_background(_discard(conn))
                 raise

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gameserver.appkeys import SERVICES
+from gameserver.appkeys import SERVICES, SETTINGS
 from gameserver.auth import session_signature
 
 GAME = "/v1/games/squirrel"
@@ -385,6 +385,22 @@ async def test_ready_metrics_openapi(world: Any) -> None:
               if r.method != "HEAD"}
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert routes == documented
+
+
+async def test_metrics_show_the_backlog_of_a_persister_running_elsewhere(world: Any) -> None:
+    """``serve --workers N`` and ``PETBOX_RUN_PERSISTER=0`` (with ``petbox persister``)
+    run the persister in a process nobody scrapes: the servers' ``/metrics`` had no
+    ``petbox_persister_backlog`` and a lag of 0 however far SQL fell behind, so the
+    outage runbook's gauge was never there. A server without a persister reads the
+    backlog of every shard from Redis on each scrape."""
+    assert not world.client.app[SETTINGS].run_persister
+    for user in ("alice", "bob"):
+        await adopt(world, await world.token(user))
+    world.clock.advance(7)
+    text = await (await world.client.get("/metrics")).text()
+    assert 'petbox_persister_backlog{kind="dirty"} 2.0' in text
+    assert 'petbox_persister_backlog{kind="ledger"} 2.0' in text
+    assert "petbox_persister_lag_seconds 7.0" in text
 
 
 async def test_admin_player_view_has_ledger_after_flush(world: Any) -> None:
