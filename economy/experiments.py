@@ -58,6 +58,8 @@ METRICS = ("d1_retention", "d7_retention", "d30_retention", "w1_retention",
            "draws_per_shopper", "spend_per_shopper", "prize_cost_per_shopper",
            "orders_per_shopper", "gmv_per_shopper")
 """What results report per arm; the primary metric and guardrails name these."""
+LOWER_IS_BETTER = frozenset({"prize_cost_per_shopper"})
+"""Metrics that are costs: an arm above the control on one of them is worse."""
 
 
 class AnyJson(Spec):
