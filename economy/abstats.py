@@ -71,7 +71,10 @@ class Comparison:
     p: float
 
     def to_json(self) -> dict[str, object]:
-        return {"diff": self.diff.to_json(), "z": round(self.z, 4), "p": round(self.p, 6)}
+        """``z`` is null when it is infinite (no variance in either group, yet a
+        difference: JSON has no infinity)."""
+        z = round(self.z, 4) if math.isfinite(self.z) else None
+        return {"diff": self.diff.to_json(), "z": z, "p": round(self.p, 6)}
 
 
 def two_proportions(k1: int, n1: int, k2: int, n2: int,
@@ -124,8 +127,9 @@ def welch(control: Moments, arm: Moments, confidence: float = 0.95) -> Compariso
     se = math.sqrt(control.variance / control.n + arm.variance / arm.n)
     d = arm.mean - control.mean
     half = z_of(confidence) * se
-    if se == 0:
-        return Comparison(Interval(d, d, d), 0.0, 1.0)
+    if se == 0:  # every shopper of each group has the group's mean: d is exact
+        return (Comparison(Interval(d, d, d), 0.0, 1.0) if d == 0 else
+                Comparison(Interval(d, d, d), math.copysign(math.inf, d), 0.0))
     z = d / se
     return Comparison(Interval(d, d - half, d + half), z, two_sided_p(z))
 

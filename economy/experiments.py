@@ -41,7 +41,7 @@ from economy.schema import (
     Spec,
     Str,
 )
-from economy.section import ConfigPart, Section
+from economy.section import Cleaned, ConfigPart, Section
 
 if TYPE_CHECKING:
     from economy.config import GameConfig
@@ -58,6 +58,8 @@ METRICS = ("d1_retention", "d7_retention", "d30_retention", "w1_retention",
            "draws_per_shopper", "spend_per_shopper", "prize_cost_per_shopper",
            "orders_per_shopper", "gmv_per_shopper")
 """What results report per arm; the primary metric and guardrails name these."""
+LOWER_IS_BETTER = frozenset({"prize_cost_per_shopper"})
+"""Metrics that are costs: an arm above the control on one of them is worse."""
 
 
 class AnyJson(Spec):
@@ -352,8 +354,35 @@ def _build(d: Mapping[str, Any]) -> dict[str, Any]:
     return {"experiments": build_experiments(d)}
 
 
+def follow_experiments(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
+    """Whatever publishes the config (a draft, a rollback, the experiment routes) keeps
+    an experiment's lifecycle: a running experiment that started keeps what assigns and
+    measures its shoppers (:data:`LOCKED_FIELDS`) and does not go back to draft, and a
+    stopped or shipped one does not run again (a stopped one may still be shipped)."""
+    problems: Problems = []
+    olds = live.get("experiments") or {}
+    for eid, e in (new.get("experiments") or {}).items():
+        old = olds.get(eid)
+        if old is None:
+            continue
+        path = f"$.experiments.{eid}"
+        was, status = old["status"], e["status"]
+        if was in ("stopped", "shipped") and status != was and (
+                was, status) != ("stopped", "shipped"):
+            problems.append({"path": f"{path}.status", "message": (
+                f"is {was} in the live version: a closed experiment cannot be {status} "
+                "again; start a new experiment instead")})
+        started = was == "running" and (now is None or now >= old["starts_at"])
+        if started and status in ("draft", "running"):
+            changed = [f for f in ("status", *LOCKED_FIELDS) if old.get(f) != e.get(f)]
+            problems += [{"path": f"{path}.{f}", "message": (
+                "cannot change once the running experiment started (it decides who is "
+                "compared with whom): stop it and start a new experiment")} for f in changed]
+    return problems
+
+
 EXPERIMENTS = Section(name="experiments", fields={"experiments": EXPERIMENTS_SPEC},
-                      build=_build, check=check_experiments)
+                      build=_build, check=check_experiments, follow=follow_experiments)
 
 
 @dataclass(frozen=True, kw_only=True)

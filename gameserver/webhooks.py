@@ -29,6 +29,7 @@ failed) for the merchant.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ BATCH = 100
 """Events posted per pass (oldest due first)."""
 POST_TIMEOUT_S = 5.0
 KEY_MAX = 128
+KEY_DIGEST = 40
+"""Hex digits of a too-long key's digest in its stored form (:func:`stored_key`)."""
 EVENT_MAX = 64
 
 
@@ -82,6 +85,17 @@ class Event:
         return {"key": self.key, "event": self.event, "game": self.game, "data": self.data,
                 "created_at": self.created_at, "state": self.state, "tries": self.tries,
                 "delivered_at": self.delivered_at}
+
+
+def stored_key(key: str) -> str:
+    """``key`` as the outbox keeps it: as it is up to :data:`KEY_MAX` characters; a
+    longer one (a play's key names ids of up to 64 and users of up to 128 characters)
+    keeps its start and ends in ``~`` and 40 hex digits of its SHA-256, so it is still
+    one stable key per event."""
+    if len(key) <= KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:KEY_DIGEST]
+    return f"{key[:KEY_MAX - KEY_DIGEST - 1]}~{digest}"
 
 
 def backoff_s(tries: int) -> int:
@@ -111,9 +125,12 @@ class Outbox:
         """Store ``event`` in the caller's transaction, so it commits with the change it
         reports (or not at all). A key emitted before raises ``IntegrityError``, which
         fails that transaction: use it where the change itself happens once (a
-        conditional update), and :meth:`emit` elsewhere."""
-        if not 0 < len(key) <= KEY_MAX or not 0 < len(event) <= EVENT_MAX:
-            raise ValueError("webhook key and event name must be 1-128 and 1-64 characters")
+        conditional update), and :meth:`emit` elsewhere. A key longer than
+        :data:`KEY_MAX` is stored as :func:`stored_key` bounds it."""
+        key = stored_key(key)
+        if not key or not 0 < len(event) <= EVENT_MAX:
+            raise ValueError("webhook key and event name must be non-empty and the event "
+                             "name at most 64 characters")
         now = int(self.clock.now() * 1000)
         row = {"merchant_id": merchant, "game_id": game, "event": event, "event_key": key,
                "data": encode_json(data).decode(), "state": "pending", "tries": 0,

@@ -48,7 +48,7 @@ from economy.abstats import (
     wilson,
 )
 from economy.errors import DomainError
-from economy.experiments import Experiment
+from economy.experiments import LOWER_IS_BETTER, Experiment
 from gameserver.db import models as m
 from gameserver.db.configs import validate_config
 from gameserver.db.database import Database
@@ -192,9 +192,10 @@ def _verdict(exp: Experiment, metrics: dict[str, Any], reached: bool) -> dict[st
         if cmp is None:
             continue
         significant = cmp["p"] < ALPHA
+        higher = cmp["diff"]["estimate"] > 0
         arms[arm] = {"p": cmp["p"], "significant": significant if reached else None,
-                     "direction": ("better" if cmp["diff"]["estimate"] > 0 else "worse")
-                     if significant and reached else None}
+                     "direction": ("better" if higher != (exp.primary in LOWER_IS_BETTER)
+                                   else "worse") if significant and reached else None}
     if reached:
         note = (f"fixed horizon reached (every arm has ≥ {exp.sample_size} exposed): "
                 f"two-sided test at α = {ALPHA}")

@@ -129,6 +129,27 @@ async def test_windows_not_over_are_not_counted(db: Database) -> None:
                                     "threshold": 0.001}
 
 
+async def test_the_verdict_calls_a_higher_prize_cost_worse(db: Database) -> None:
+    """Prize cost is a cost: an arm whose shoppers cost more is worse than the control,
+    where more draws or spend is better."""
+    from tests.unit.test_experiments import experiment
+
+    users = [(f"c{i}", "control", 100 + 100 * (i % 2)) for i in range(10)] + [
+        (f"r{i}", "rare", 1000 + 100 * (i % 2)) for i in range(10)]
+    await rows(db, m.experiment_exposures, [exposure(u, arm) for u, arm, _ in users])
+    await rows(db, m.grants, [grant(u, fen) for u, _, fen in users])
+    await rows(db, m.draws, [draw(u) for u, arm, _ in users for _ in range(
+        1 if arm == "control" else 1 + int(u[1:]) % 3)])
+    for primary, direction in (("prize_cost_per_shopper", "worse"),
+                               ("draws_per_shopper", "better")):
+        exp = parse_game_config(raw_with(experiment(
+            sample_size=10, metrics={"primary": primary}))).experiments["e1"]
+        body = await experiment_results(db, "shop", "squirrel", exp, TZ, T0 + 86_400)
+        verdict = body["primary"]["arms"]["rare"]
+        assert verdict["significant"] is True, (primary, verdict)
+        assert verdict["direction"] == direction, primary
+
+
 async def test_watcher_notifies_the_horizon_and_a_ratio_mismatch_once(db: Database) -> None:
     """200 control and 100 rare exposures of a 50/50 experiment with a horizon of 100:
     the horizon is reached and the split fails the χ² check (χ² = 33.3); each notice
@@ -157,3 +178,35 @@ async def test_watcher_notifies_the_horizon_and_a_ratio_mismatch_once(db: Databa
     srm = events[MISMATCH].data["sample_ratio"]
     assert srm["mismatch"] is True and srm["chi2"] == pytest.approx(100 / 3, abs=1e-4)
     assert await watch_experiments(db, games, outbox, T0 + 31 * 86_400) == 0  # stopped
+
+
+async def test_long_experiment_ids_and_salts_are_notified_once(db: Database) -> None:
+    """An id and a salt of 64 characters each (the most they may have) made a key longer
+    than the outbox keeps: the pass failed there, for every later game too."""
+    from gameserver.clock import ManualClock
+    from gameserver.experiment_watch import HORIZON, watch_experiments
+    from gameserver.games import GameRegistry
+    from gameserver.provision import create_merchant, publish_config
+    from gameserver.webhooks import KEY_MAX, Outbox
+    from tests.unit.boxes_factory import game_raw
+    from tests.unit.test_experiments import experiment
+
+    eid, salt = "e" * 64, "s" * 64
+    raw = game_raw()
+    raw["experiments"] = {eid: experiment(salt=salt, sample_size=10)}
+    await create_merchant(db, "shop", T0)
+    await publish_config(db, "shop", "squirrel", raw, T0)
+    await publish_config(db, "shop", "zebra", raw_with(experiment(sample_size=10)), T0)
+    await rows(db, m.experiment_exposures,
+               [exposure(f"c{i}", "control", experiment=eid) for i in range(10)]
+               + [exposure(f"r{i}", "rare", experiment=eid) for i in range(10)]
+               + [exposure(f"{arm}{i}", arm, game="zebra") for i in range(10)
+                  for arm in ("control", "rare")])
+    outbox = Outbox(db, ManualClock(T0 + 60))
+    games = GameRegistry(db)
+    assert await watch_experiments(db, games, outbox, T0 + 60) == 2
+    assert await watch_experiments(db, games, outbox, T0 + 120) == 0
+    for game in ("squirrel", "zebra"):
+        events = await outbox.list("shop", game)
+        assert [e.event for e in events] == [HORIZON]
+        assert len(events[0].key) <= KEY_MAX

@@ -233,6 +233,38 @@ async def test_bad_arms_are_refused_and_allocation_is_locked_once_started(ab: Wo
     assert missing.status == 404
 
 
+async def test_publishing_a_draft_or_rolling_back_keeps_the_experiment_locked(
+        ab: World) -> None:
+    """The lock is the config's, not only putExperiment's: a draft published over a
+    started experiment cannot reshuffle its shoppers, and a rollback cannot restart a
+    stopped one."""
+    game = "/v1/admin/games/squirrel"
+    await ok(await put(ab, EXPERIMENT))  # version 2, running from NOW
+    live = (await ok(await ab.client.get(f"{game}/versions/2", headers=admin(ab))))["config"]
+    moved = copy.deepcopy(live)
+    moved["experiments"]["scarce"]["salt"] = "reshuffled"
+    moved["experiments"]["scarce"]["arms"]["control"]["percent"] = 10
+    await ok(await ab.client.put(f"{game}/draft", json=moved, headers=admin(ab)))
+    refused = await ab.client.post(f"{game}/publish", json={}, headers=admin(ab))
+    assert refused.status == 422, await refused.text()
+    paths = {p["path"] for p in (await refused.json())["error"]["details"]["problems"]}
+    assert paths == {"$.experiments.scarce.salt", "$.experiments.scarce.arms"}
+    renamed = copy.deepcopy(live)
+    renamed["experiments"]["scarce"]["name"] = "Scarcer rare, renamed"
+    await ok(await ab.client.put(f"{game}/draft", json=renamed, headers=admin(ab)))
+    assert (await ok(await ab.client.post(f"{game}/publish", json={},
+                                          headers=admin(ab))))["version"] == 3
+    await ok(await ab.client.post(f"{ADMIN}/scarce/stop", json={}, headers=admin(ab)))
+    revived = await ab.client.post(f"{game}/rollback", json={"version": 3},
+                                   headers=admin(ab))
+    assert revived.status == 422, await revived.text()
+    assert [p["path"] for p in (await revived.json())["error"]["details"]["problems"]] == [
+        "$.experiments.scarce.status"]
+    current = await ok(await ab.client.get(f"{ADMIN}/scarce", headers=admin(ab)))
+    assert (current["status"], current["salt"]) == ("stopped", live["experiments"]["scarce"]
+                                                    ["salt"])
+
+
 async def test_concurrent_first_actions_expose_each_shopper_once(ab: World) -> None:
     """40 shoppers send three draws each at once (120 concurrent first actions): one
     exposure and one active day per shopper, and every draw names the shopper's arm."""

@@ -164,6 +164,23 @@ async def test_first_come_eligibility_and_stock(sw: World) -> None:
     assert await error(loser, 409) == "review_closed"  # tea has no review task
 
 
+async def test_a_winner_with_a_long_user_id_is_announced(sw: World) -> None:
+    """A user id may have 128 characters; its sample.won key is longer than the outbox
+    keeps, so the winner's apply answered 500 (after winning) and the merchant was never
+    told: the key is now bounded, stable, and the apply answers and replays."""
+    user = "o" * 128
+    tok = token(sw, user)
+    await ok(await sw.client.post(f"{GAME}/tasks/follow/complete", json={},
+                                  headers=headers(tok, "f-long")))
+    first = await ok(await apply(sw, tok, "t-long", "tea"))
+    assert first["status"] == "won"
+    assert await ok(await apply(sw, tok, "t-long", "tea")) == first
+    won = await won_events(sw)
+    assert [data["user"] for data in won.values()] == [user]
+    (key,) = won
+    assert len(key) <= 128 and key.startswith("sample-won:squirrel:tea:ooo")
+
+
 async def test_refusals(sw: World) -> None:
     ann = token(sw, "ann")
     assert await error(await apply(sw, ann, "x1", "nope"), 404) == "unknown_item"

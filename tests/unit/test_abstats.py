@@ -74,6 +74,19 @@ def test_means_and_welch() -> None:
     assert welch(Moments(1, 1, 1), arm) is None
 
 
+def test_welch_without_variance_reads_a_difference_as_certain() -> None:
+    """20 shoppers per arm, each spending exactly its arm's price (50 vs 40): no
+    variance in either, so the difference of -10 is certain (p = 0), not "no
+    difference" (p = 1); equal constant arms are no difference."""
+    control, arm = Moments(20, 1000, 20 * 50 ** 2), Moments(20, 800, 20 * 40 ** 2)
+    got = welch(control, arm)
+    assert got is not None and got.p == 0.0 and got.z == -math.inf
+    assert got.to_json() == {"diff": {"estimate": -10.0, "low": -10.0, "high": -10.0},
+                             "z": None, "p": 0.0}
+    same = welch(control, Moments(20, 1000, 20 * 50 ** 2))
+    assert same is not None and (same.z, same.p) == (0.0, 1.0)
+
+
 def test_sample_ratio_mismatch() -> None:
     """5,100 vs 4,900 for a 50/50 split: χ² = 4 (p = 0.0455), not a mismatch at 0.001;
     5,300 vs 4,700: χ² = 36, a mismatch."""
