@@ -19,17 +19,16 @@ from economy.odds import disclose
 from economy.schema import Int, Obj, Str
 from gameserver.api.common import (
     EMPTY_BODY,
-    SHADOW_HEADER,
     Operation,
     game_id,
     json_ok,
     now_s,
     player_claims,
     player_ctx,
+    public_shadow,
     query_int,
     run_action,
     services,
-    shadow_for,
 )
 from gameserver.api.schemas import (
     ANY_OBJECT,
@@ -44,9 +43,8 @@ from gameserver.api.schemas import (
     nullable,
     obj,
 )
-from gameserver.appkeys import GAMES, MERCHANTS
+from gameserver.appkeys import GAMES
 from gameserver.db.draws import draw_page
-from gameserver.errors import Forbidden
 from gameserver.games import LiveGame
 from gameserver.keys import MERCHANT_RE, system_key
 from gameserver.services import RuleContext, bind
@@ -102,18 +100,8 @@ async def _public_game(request: web.Request) -> tuple[LiveGame, RuleContext | No
     if not MERCHANT_RE.fullmatch(merchant):
         raise InvalidInput("without a player token, name the merchant: ?merchant=<id>",
                            field="merchant")
-    await _public_shadow(request, merchant)
+    await public_shadow(request, merchant)
     return await request.app[GAMES].get(merchant, game_id(request)), None
-
-
-async def _public_shadow(request: web.Request, merchant_id: str) -> None:
-    """``X-Petbox-Shadow: 1`` without a token: only for a load-test merchant (403)."""
-    if request.headers.get(SHADOW_HEADER) != "1":
-        return
-    merchant = await request.app[MERCHANTS].by_id(merchant_id)
-    if merchant is None:
-        raise Forbidden("only a merchant approved for load testing may send X-Petbox-Shadow")
-    shadow_for(request, merchant)
 
 
 async def get_box_series(request: web.Request) -> web.Response:

@@ -233,6 +233,19 @@ def verified_claims(request: web.Request, token: str) -> PlayerClaims:
 
 SHADOW_HEADER = "X-Petbox-Shadow"
 
+
+def shadow_header(request: web.Request) -> bool:
+    """Whether the request sends ``X-Petbox-Shadow: 1``. Any other value is refused
+    (422) rather than read as "not load-test traffic": a load test that misspelt it
+    (``true``, ``yes``) would otherwise write real data."""
+    value = request.headers.get(SHADOW_HEADER)
+    if value is None:
+        return False
+    if value != "1":
+        raise InvalidInput(f"{SHADOW_HEADER} takes the value 1 (load-test traffic) only",
+                           field=SHADOW_HEADER, value=value[:16])
+    return True
+
 EMPTY_BODY = Obj(fields={})
 
 
@@ -246,7 +259,7 @@ def player_claims(request: web.Request) -> PlayerClaims:
     if credential.startswith(API_KEY_PREFIX):
         raise Forbidden("merchant API keys cannot call shopper routes")
     claims = verified_claims(request, credential)
-    if claims.shadow != (request.headers.get(SHADOW_HEADER) == "1"):
+    if claims.shadow != shadow_header(request):
         raise Forbidden("load-test sessions must send X-Petbox-Shadow: 1, and only they may")
     request[SHADOW_REQUEST] = claims.shadow
     return claims
@@ -270,7 +283,7 @@ def shadow_for(request: web.Request, merchant: Merchant) -> None:
     as load-test traffic when it sends ``X-Petbox-Shadow: 1``: only a merchant approved
     for load testing may (403 otherwise), and :func:`services` then gives the shadow
     keyspace, so its writes never reach real data."""
-    if request.headers.get(SHADOW_HEADER) != "1":
+    if not shadow_header(request):
         return
     if not merchant.load_test:
         raise Forbidden("only a merchant approved for load testing may send X-Petbox-Shadow")
@@ -289,7 +302,7 @@ async def merchant_of(request: web.Request, *, shadow: bool = False) -> Merchant
     merchant = await request.app[MERCHANTS].by_api_key(credential)
     if merchant is None:
         raise Unauthorized("unknown API key")
-    if not shadow and request.headers.get(SHADOW_HEADER) == "1":
+    if not shadow and shadow_header(request):
         raise Forbidden("this route does not take load-test (X-Petbox-Shadow) traffic")
     shadow_for(request, merchant)
     return merchant
@@ -324,13 +337,19 @@ async def public_game(request: web.Request) -> LiveGame:
     if not MERCHANT_RE.fullmatch(merchant_id):
         raise InvalidInput("without a player token, name the merchant: ?merchant=<id>",
                            field="merchant")
-    if request.headers.get(SHADOW_HEADER) == "1":
-        merchant = await request.app[MERCHANTS].by_id(merchant_id)
-        if merchant is None:
-            raise Forbidden("only a merchant approved for load testing may send "
-                            "X-Petbox-Shadow")
-        shadow_for(request, merchant)
+    await public_shadow(request, merchant_id)
     return await request.app[GAMES].get(merchant_id, game_id(request))
+
+
+async def public_shadow(request: web.Request, merchant_id: str) -> None:
+    """A public read without a token that sends ``X-Petbox-Shadow: 1``: load-test traffic
+    of ``merchant_id``, which must be approved for load testing (403)."""
+    if not shadow_header(request):
+        return
+    merchant = await request.app[MERCHANTS].by_id(merchant_id)
+    if merchant is None:
+        raise Forbidden("only a merchant approved for load testing may send X-Petbox-Shadow")
+    shadow_for(request, merchant)
 
 
 async def merchant_game(request: web.Request) -> LiveGame:

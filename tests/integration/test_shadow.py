@@ -505,3 +505,27 @@ async def test_shadow_header_needs_a_load_test_merchant(mixed: Any, redis_url: s
         assert (await resp.json())["error"]["code"] == "forbidden"
     assert await real_redis(redis_url) == redis_before
     assert await real_sql(mixed.db) == sql_before
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "0", "11", ""])
+async def test_a_misspelt_shadow_header_is_refused_not_read_as_real(
+        mixed: Any, redis_url: str, value: str) -> None:
+    """Only ``X-Petbox-Shadow: 1`` marks load-test traffic; any other value is 422, never
+    taken as "real": a load test that misspelt it would otherwise write real data."""
+    header = {"X-Petbox-Shadow": value}
+    redis_before, sql_before = await real_redis(redis_url), await real_sql(mixed.db)
+    api_key = {"Authorization": f"Bearer {mixed.merchants['lt'].api_key}"}
+    grant = await mixed.client.post(f"{ADMIN}/players/alice/grant", json={
+        "wallet": {"acorn": 1}, "reason": "x"}, headers={
+        **api_key, "Idempotency-Key": "g-typo", **header})
+    real = await mixed.token("alice", merchant_id="lt")
+    feed = await mixed.client.post(f"{GAME}/pet/feed", json={"food": "acorn_snack"}, headers={
+        "Authorization": f"Bearer {real}", "Idempotency-Key": "f-typo", **header})
+    public = await mixed.client.get(f"{GAME}/boxes/forest?merchant=lt", headers=header)
+    for resp in (grant, feed, public):
+        assert resp.status == 422, await resp.text()
+        error = (await resp.json())["error"]
+        assert error["code"] == "invalid_input"
+        assert error["details"]["field"] == "X-Petbox-Shadow"
+    assert await real_redis(redis_url) == redis_before
+    assert await real_sql(mixed.db) == sql_before
