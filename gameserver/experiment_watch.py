@@ -45,9 +45,12 @@ async def exposed_counts(db: Database, merchant: str, game: str,
     return {arm: got.get(arm, 0) for arm in exp.arms}
 
 
-def notices(exp: Experiment, exposed: dict[str, int]) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(event, key, data)`` of what ``exposed`` calls for (pure)."""
-    base = f"experiment:{exp.id}:{exp.salt}"
+def notices(game: str, exp: Experiment,
+            exposed: dict[str, int]) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(event, key, data)`` of what ``exposed`` calls for (pure). The key names the
+    game: the outbox stores a key once per merchant, and two games of one merchant may
+    run the same experiment (a copied config)."""
+    base = f"experiment:{game}:{exp.id}:{exp.salt}"
     data: dict[str, Any] = {"experiment": exp.id, "exposed": exposed,
                             "sample_size": exp.sample_size, "primary": exp.primary}
     out: list[tuple[str, str, dict[str, Any]]] = []
@@ -70,7 +73,7 @@ async def watch_experiments(db: Database, games: GameRegistry, outbox: Outbox,
             if not exp.running(now):
                 continue
             exposed = await exposed_counts(db, merchant, game, exp)
-            for event, key, data in notices(exp, exposed):
+            for event, key, data in notices(game, exp, exposed):
                 stored += await outbox.emit(merchant=merchant, game=game, event=event,
                                             key=key, data=data)
     return stored

@@ -150,6 +150,31 @@ async def test_the_verdict_calls_a_higher_prize_cost_worse(db: Database) -> None
         assert verdict["direction"] == direction, primary
 
 
+async def test_two_games_running_one_experiment_are_each_notified(db: Database) -> None:
+    """Two games of one merchant with the same experiment (id and salt: a copied config)
+    each get their own notices: the outbox stores a key once per merchant."""
+    from gameserver.clock import ManualClock
+    from gameserver.experiment_watch import HORIZON, MISMATCH, watch_experiments
+    from gameserver.games import GameRegistry
+    from gameserver.provision import create_merchant, publish_config
+    from gameserver.webhooks import Outbox
+    from tests.unit.test_experiments import experiment
+
+    raw = raw_with(experiment(sample_size=100))
+    await create_merchant(db, "shop", T0)
+    for game in ("squirrel", "squirrel2"):
+        await publish_config(db, "shop", game, raw, T0)
+        await rows(db, m.experiment_exposures,
+                   [exposure(f"c{i}", "control", game=game) for i in range(200)]
+                   + [exposure(f"r{i}", "rare", game=game) for i in range(100)])
+    outbox = Outbox(db, ManualClock(T0 + 60))
+    assert await watch_experiments(db, GameRegistry(db), outbox, T0 + 60) == 4
+    for game in ("squirrel", "squirrel2"):
+        events = {e.event: e.key for e in await outbox.list("shop", game)}
+        assert events == {HORIZON: f"experiment:{game}:e1:s1:horizon",
+                          MISMATCH: f"experiment:{game}:e1:s1:srm"}
+
+
 async def test_watcher_notifies_the_horizon_and_a_ratio_mismatch_once(db: Database) -> None:
     """200 control and 100 rare exposures of a 50/50 experiment with a horizon of 100:
     the horizon is reached and the split fails the χ² check (χ² = 33.3); each notice
@@ -173,7 +198,7 @@ async def test_watcher_notifies_the_horizon_and_a_ratio_mismatch_once(db: Databa
     assert await watch_experiments(db, games, outbox, T0 + 120) == 0
     events = {e.event: e for e in await outbox.list("shop", "squirrel")}
     assert set(events) == {HORIZON, MISMATCH}
-    assert events[HORIZON].key == "experiment:e1:s1:horizon"
+    assert events[HORIZON].key == "experiment:squirrel:e1:s1:horizon"
     assert events[HORIZON].data["exposed"] == {"control": 200, "rare": 100}
     srm = events[MISMATCH].data["sample_ratio"]
     assert srm["mismatch"] is True and srm["chi2"] == pytest.approx(100 / 3, abs=1e-4)
