@@ -358,10 +358,18 @@ def follow_experiments(live: Cleaned, new: Cleaned, now: int | None) -> Problems
     """Whatever publishes the config (a draft, a rollback, the experiment routes) keeps
     an experiment's lifecycle: a running experiment that started keeps what assigns and
     measures its shoppers (:data:`LOCKED_FIELDS`) and does not go back to draft, and a
-    stopped or shipped one does not run again (a stopped one may still be shipped)."""
+    stopped or shipped one does not run again (a stopped one may still be shipped). A
+    started running experiment is not removed either: removed and added again, it would
+    start afresh, a way around its lock (stop it first)."""
     problems: Problems = []
     olds = live.get("experiments") or {}
-    for eid, e in (new.get("experiments") or {}).items():
+    news = new.get("experiments") or {}
+    for eid, old in olds.items():
+        if eid not in news and _started(old, now):
+            problems.append({"path": f"$.experiments.{eid}", "message": (
+                "a running experiment that started cannot be removed (added again it would "
+                "start afresh): stop it first")})
+    for eid, e in news.items():
         old = olds.get(eid)
         if old is None:
             continue
@@ -372,13 +380,17 @@ def follow_experiments(live: Cleaned, new: Cleaned, now: int | None) -> Problems
             problems.append({"path": f"{path}.status", "message": (
                 f"is {was} in the live version: a closed experiment cannot be {status} "
                 "again; start a new experiment instead")})
-        started = was == "running" and (now is None or now >= old["starts_at"])
-        if started and status in ("draft", "running"):
+        if _started(old, now) and status in ("draft", "running"):
             changed = [f for f in ("status", *LOCKED_FIELDS) if old.get(f) != e.get(f)]
             problems += [{"path": f"{path}.{f}", "message": (
                 "cannot change once the running experiment started (it decides who is "
                 "compared with whom): stop it and start a new experiment")} for f in changed]
     return problems
+
+
+def _started(exp: Cleaned, now: int | None) -> bool:
+    """Running and past its start (``now`` None: whenever it is)."""
+    return bool(exp["status"] == "running" and (now is None or now >= exp["starts_at"]))
 
 
 EXPERIMENTS = Section(name="experiments", fields={"experiments": EXPERIMENTS_SPEC},

@@ -265,6 +265,28 @@ async def test_publishing_a_draft_or_rolling_back_keeps_the_experiment_locked(
                                                     ["salt"])
 
 
+async def test_a_started_experiment_is_stopped_before_it_is_removed(ab: World) -> None:
+    """Removed and added again, a running experiment would start afresh (a way around its
+    lock): a draft or a rollback without it is refused until it is stopped."""
+    game = "/v1/admin/games/squirrel"
+    await ok(await put(ab, EXPERIMENT))  # version 2, running from NOW
+    live = (await ok(await ab.client.get(f"{game}/versions/2", headers=admin(ab))))["config"]
+    without = copy.deepcopy(live)
+    del without["experiments"]["scarce"]
+    await ok(await ab.client.put(f"{game}/draft", json=without, headers=admin(ab)))
+    refused = await ab.client.post(f"{game}/publish", json={}, headers=admin(ab))
+    assert refused.status == 422, await refused.text()
+    assert [p["path"] for p in (await refused.json())["error"]["details"]["problems"]] == [
+        "$.experiments.scarce"]
+    back = await ab.client.post(f"{game}/rollback", json={"version": 1}, headers=admin(ab))
+    assert back.status == 422, await back.text()
+    assert (await ok(await ab.client.get(f"{ADMIN}/scarce", headers=admin(ab))))[
+        "status"] == "running"
+    await ok(await ab.client.post(f"{ADMIN}/scarce/stop", json={}, headers=admin(ab)))
+    assert (await ok(await ab.client.post(f"{game}/rollback", json={"version": 1},
+                                          headers=admin(ab))))["version"] == 4
+
+
 async def test_concurrent_first_actions_expose_each_shopper_once(ab: World) -> None:
     """40 shoppers send three draws each at once (120 concurrent first actions): one
     exposure and one active day per shopper, and every draw names the shopper's arm."""
