@@ -102,6 +102,25 @@ def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, f
     return out
 
 
+def lost_at_limits(reward: Reward, times: int, granted: dict[str, Any]) -> dict[str, int]:
+    """What ``times`` × ``reward`` could not give (``granted`` is :func:`grant`'s answer:
+    a balance was at its limit), keyed as debts (``currency:<id>``, ``item:<id>``); kept
+    by a mechanic that may later take the reward back (a refund)."""
+    lost = {f"currency:{k}": v * times - granted["currency"].get(k, 0)
+            for k, v in reward.currency.items()}
+    lost |= {f"item:{k}": v * times - granted["items"].get(k, 0)
+             for k, v in reward.items.items()}
+    return {k: v for k, v in lost.items() if v > 0}
+
+
+def given_within_limits(reward: Reward, times: int, lost: Mapping[str, int]) -> dict[str, int]:
+    """What ``times`` × ``reward`` gave of each currency or item a limit capped (``lost``
+    as :func:`lost_at_limits` recorded it): :func:`clawback`'s ``most``."""
+    want = {f"currency:{k}": v * times for k, v in reward.currency.items()}
+    want |= {f"item:{k}": v * times for k, v in reward.items.items()}
+    return {k: want.get(k, 0) - n for k, n in lost.items()}
+
+
 def _take_back(balances: dict[str, int], wanted: dict[str, int]) -> dict[str, int]:
     return {k: min(v, balances.get(k, 0)) for k, v in wanted.items()}
 

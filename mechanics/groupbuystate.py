@@ -30,18 +30,23 @@ class MyGroup:
     paid: dict[str, int]
     """currency → amount paid to join (what a failure or a leave gives back)"""
     rewarded: bool = False
+    capped: dict[str, int] = field(default_factory=dict)
+    """what the reward could not give at a balance's limit (``currency:<id>`` /
+    ``item:<id>`` → amount): a refund takes none of it back"""
 
     def copy(self) -> MyGroup:
         return MyGroup(self.offer, self.role, self.state, self.expires_at, self.at,
-                       dict(self.paid), self.rewarded)
+                       dict(self.paid), self.rewarded, dict(self.capped))
 
     def to_wire(self) -> list[Any]:
-        return [self.offer, self.role, self.state, self.expires_at, self.at, self.paid,
+        wire = [self.offer, self.role, self.state, self.expires_at, self.at, self.paid,
                 self.rewarded]
+        return [*wire, self.capped] if self.capped else wire
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> MyGroup:
-        return cls(raw[0], raw[1], raw[2], raw[3], raw[4], dict(raw[5]), bool(raw[6]))
+        capped = dict(raw[7]) if len(raw) > 7 else {}
+        return cls(raw[0], raw[1], raw[2], raw[3], raw[4], dict(raw[5]), bool(raw[6]), capped)
 
 
 @dataclass(kw_only=True)

@@ -29,10 +29,15 @@ from economy.errors import (
     TicketTooEarly,
     known_item,
 )
-from economy.rewards import Reward
 from economy.tasks import Task
 from mechanics.calendar import period_key
-from mechanics.grants import Effects, clawback, grant
+from mechanics.grants import (
+    Effects,
+    clawback,
+    given_within_limits,
+    grant,
+    lost_at_limits,
+)
 from mechanics.orderstate import OrderRecord
 from mechanics.outcome import Outcome, Record
 from mechanics.state import PlayerState, Rng, new_player
@@ -232,7 +237,7 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
                         times=n, coupons_out=coupons_out)
         if "coupons_unavailable" in granted:
             record.no_coupon.append(task.id)
-        lost = _lost(task.reward, n, granted)
+        lost = lost_at_limits(task.reward, n, granted)
         if lost:
             record.capped[task.id] = lost
         earned[task.id] = n
@@ -243,22 +248,6 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
                    grants=fx.grants, records=[order_record(action.order_id, "paid",
                                                            action.amount_fen)],
                    response={"order": action.order_id, "duplicate": False, "tasks": earned})
-
-
-def _lost(reward: Reward, times: int, granted: dict[str, Any]) -> dict[str, int]:
-    """What ``times`` × ``reward`` could not give (a balance at its limit), keyed as debts."""
-    lost = {f"currency:{k}": v * times - granted["currency"].get(k, 0)
-            for k, v in reward.currency.items()}
-    lost |= {f"item:{k}": v * times - granted["items"].get(k, 0)
-             for k, v in reward.items.items()}
-    return {k: v for k, v in lost.items() if v > 0}
-
-
-def _given(reward: Reward, times: int, lost: dict[str, int]) -> dict[str, int]:
-    """What ``times`` × ``reward`` gave, for the currencies and items a limit capped."""
-    want = {f"currency:{k}": v * times for k, v in reward.currency.items()}
-    want |= {f"item:{k}": v * times for k, v in reward.items.items()}
-    return {k: want.get(k, 0) - n for k, n in lost.items()}
 
 
 def order_record(order_id: str, kind: str, amount_fen: int) -> Record:
@@ -309,7 +298,7 @@ def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,
             continue  # the task left the config: nothing to compare against
         times = _undo(new, task, period, n, record.amount)
         reward = replace(task.reward, coupon="") if tid in record.no_coupon else task.reward
-        most = _given(task.reward, n, record.capped.get(tid, {}))
+        most = given_within_limits(task.reward, n, record.capped.get(tid, {}))
         for key, amount in clawback(new, reward, times, f"refund:{action.order_id}:{tid}",
                                     fx, most=most).items():
             debt[key] = debt.get(key, 0) + amount

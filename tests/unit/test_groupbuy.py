@@ -357,6 +357,19 @@ def test_refund_after_completion_takes_the_reward_back_once() -> None:
                                                    {"currency:gem": 3})
 
 
+def test_a_refund_takes_back_only_what_a_balance_limit_let_the_reward_give() -> None:
+    near_max = player()
+    near_max.wallet["gem"] = 48  # max 50: the reward of 5 gives 2, 3 are lost
+    out = rules.join_group(filled_to(2), GID, TEA, "cat", T0 + 9)
+    cat = rules.apply_effect(near_max, owed_of(out), T0 + 9, CFG).state
+    assert cat.wallet["gem"] == 50
+    assert cat.groupbuys[GID].capped == {"currency:gem": 3}
+    assert MyGroup.from_wire(cat.groupbuys[GID].to_wire()) == cat.groupbuys[GID]
+    ref = rules.refund_completed(cat, GID, T0 + 100, CFG)
+    assert (ref.state.wallet["gem"], ref.state.debts) == (48, {})
+    assert ref.response["debt"] == {}
+
+
 # -- what the shopper's slice keeps --------------------------------------------------------
 # ``pair`` may be completed 25 times by one shopper (above the 20 other closed groups the
 # slice keeps for the view); ``other`` is the offer whose groups the shopper closes many of.
