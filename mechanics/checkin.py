@@ -94,7 +94,10 @@ def check_in(state: PlayerState | None, action: CheckIn, now: int, rng: Rng,
                              "player": player_view(new, config, now, tz)})
 
 
-def _target(action: MakeupCheckIn, ck: CheckinState, today: int, makeup: Makeup) -> int:
+def _target(action: MakeupCheckIn, ck: CheckinState, today: int, makeup: Makeup,
+            length: int) -> int:
+    """The day to make up: the one asked for, else the latest missed day of the window
+    whose cycle has makeups left (the latest missed day if none has)."""
     low = max(ck.first, today - makeup.window_days) if ck.first else today
     if action.day:
         try:
@@ -111,22 +114,8 @@ def _target(action: MakeupCheckIn, ck: CheckinState, today: int, makeup: Makeup)
     missed = [d for d in range(today - 1, low - 1, -1) if ck.run_of(d) is None]
     if not missed:
         raise MakeupNotAllowed(day_str(today - 1), "no_missed_day")
-    return missed[0]
-
-
-def _insert(ck: CheckinState, day: int) -> list[int]:
-    """Add ``day`` to the runs, joining neighbours; returns its run."""
-    runs = sorted([*ck.runs, [day, day]])
-    merged: list[list[int]] = []
-    for start, end in runs:
-        if merged and merged[-1][1] + 1 >= start:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    ck.runs = merged
-    run = ck.run_of(day)
-    assert run is not None
-    return run
+    room = [d for d in missed if ck.made_up_in_cycle(d, length) < makeup.per_cycle]
+    return room[0] if room else missed[0]
 
 
 def makeup_check_in(state: PlayerState | None, action: MakeupCheckIn, now: int, rng: Rng,
@@ -139,13 +128,11 @@ def makeup_check_in(state: PlayerState | None, action: MakeupCheckIn, now: int, 
     makeup, today = checkin.makeup, local_day(now, tz)
     new = state.copy() if state else new_player(config, now)
     ck = new.checkin
-    day = _target(action, ck, today, makeup)
-    run = _insert(ck, day)
     length = len(checkin.cycle)
-    first_of_cycle = run[0] + (day - run[0]) // length * length
-    used = [d for d in ck.made_up if first_of_cycle <= d < first_of_cycle + length]
-    if len(used) >= makeup.per_cycle:
+    day = _target(action, ck, today, makeup, length)
+    if ck.made_up_in_cycle(day, length) >= makeup.per_cycle:
         raise MakeupLimitReached(day_str(day), makeup.per_cycle)
+    run = ck.insert(day)
     ck.made_up = sorted([*ck.made_up, day])
     ck.total += 1
     fx = Effects()

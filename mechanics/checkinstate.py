@@ -31,6 +31,26 @@ class CheckinState:
         """The run containing ``day``, if any."""
         return next((r for r in self.runs if r[0] <= day <= r[1]), None)
 
+    def insert(self, day: int) -> list[int]:
+        """Add ``day`` to the runs, joining neighbours; returns its run."""
+        merged: list[list[int]] = []
+        for start, end in sorted([*self.runs, [day, day]]):
+            if merged and merged[-1][1] + 1 >= start:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self.runs = merged
+        run = self.run_of(day)
+        assert run is not None
+        return run
+
+    def made_up_in_cycle(self, day: int, length: int) -> int:
+        """Made-up days of the cycle (``length`` days from its run's start) that ``day``
+        is in once made up: the per-cycle makeup limit counts these."""
+        start = self.copy().insert(day)[0]
+        first_of_cycle = start + (day - start) // length * length
+        return sum(first_of_cycle <= d < first_of_cycle + length for d in self.made_up)
+
     def streak(self, today: int) -> int:
         """Consecutive days up to today (or up to yesterday, if today is not yet done)."""
         if not self.runs or self.runs[-1][1] < today - 1:

@@ -78,7 +78,9 @@ def checkin_view(state: PlayerState, config: GameConfig, now: int,
     missed: list[str] = []
     if checkin.makeup is not None and ck.first:
         low = max(ck.first, today - checkin.makeup.window_days)
-        missed = [day_str(d) for d in range(low, today) if ck.run_of(d) is None]
+        length, per_cycle = len(checkin.cycle), checkin.makeup.per_cycle
+        missed = [day_str(d) for d in range(low, today) if ck.run_of(d) is None
+                  and ck.made_up_in_cycle(d, length) < per_cycle]
     return {"streak": streak, "checked_in_today": done, "total": ck.total,
             "next_cycle_day": streak % len(checkin.cycle) + 1,
             "cycle_length": len(checkin.cycle), "makeup_days": missed}

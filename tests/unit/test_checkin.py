@@ -129,6 +129,28 @@ def test_makeup_limit_per_cycle() -> None:
     assert e.value.details == {"day": "2026-01-03", "limit": 1}
 
 
+def test_makeup_days_offered_are_the_ones_the_cycle_limit_allows() -> None:
+    state = run([0, 3])  # missed days 1 and 2, one cycle, one makeup per cycle
+    now = T0 + 3 * DAY + 60
+    view = check_in(state, CheckIn(), now - 60 + DAY, RNG, CFG, tz=SH)
+    assert view.response["player"]["checkin"]["makeup_days"] == ["2026-01-02", "2026-01-03"]
+    out = makeup_check_in(state, MakeupCheckIn("2026-01-02"), now, RNG, CFG, tz=SH)
+    assert out.response["player"]["checkin"]["makeup_days"] == []  # its cycle used its one
+    with pytest.raises(MakeupLimitReached) as e:  # the latest missed day, no other has room
+        makeup_check_in(out.state, MakeupCheckIn(), now, RNG, CFG, tz=SH)
+    assert e.value.details == {"day": "2026-01-03", "limit": 1}
+
+
+def test_makeup_without_a_day_takes_the_latest_day_whose_cycle_has_room() -> None:
+    cfg = config(checkin={**CHECKIN, "makeup": {**CHECKIN["makeup"], "window_days": 31}})
+    state = run([0, 1, 3, 4, 5, 6, 8, 10], cfg)  # missed 2 (cycle 1), 7 and 9 (cycle 2)
+    now = T0 + 10 * DAY + 60
+    out = makeup_check_in(state, MakeupCheckIn("2026-01-10"), now, RNG, cfg, tz=SH)
+    assert out.response["player"]["checkin"]["makeup_days"] == ["2026-01-03"]
+    auto = makeup_check_in(out.state, MakeupCheckIn(), now, RNG, cfg, tz=SH)
+    assert auto.response["day"] == "2026-01-03"  # not 01-08: that cycle used its one
+
+
 def test_makeup_limit_is_per_cycle_not_per_streak() -> None:
     cfg = config(checkin={**CHECKIN, "makeup": {**CHECKIN["makeup"], "window_days": 31}})
     state = run([0, 1, 3, 4, 5, 6, 8], cfg)  # missed day 2 (cycle 1) and 7 (cycle 2)
