@@ -93,11 +93,14 @@ class CommitRows:
         self.responses.extend(other.responses)
 
     def sort(self) -> None:
-        """Every table's rows in its unique key's order: one lock order for every
-        persister, so concurrent batches cannot deadlock."""
+        """Every table's rows in one order for every persister, so concurrent batches
+        cannot deadlock: by commit time (``ts_ms``, where the table has it), then its
+        unique key. Time first keeps a player's rows in the order they happened, so
+        ids (which lists page by) follow commits within a pass too, not the order of
+        random commit ids."""
         for table, rows in self.records.items():
             key = record_table(table).key
-            rows.sort(key=lambda row: tuple(row[c] for c in key))
+            rows.sort(key=lambda row: (row.get("ts_ms", 0), *(row[c] for c in key)))
         self.responses.sort()  # by commit id, the unique index's order
 
     def __bool__(self) -> bool:

@@ -50,6 +50,18 @@ async def draw(world: Any, token: str, key: str, count: int = 1, seed: str = "")
     return await world.post(f"{SERIES}/draw", token, body, key)
 
 
+async def test_draws_flushed_together_are_listed_newest_first(boxes: Any) -> None:
+    """Single draws that reach SQL in one persister pass keep their order in listDraws
+    (the pass sorts rows for one lock order: by time first, not by random commit id)."""
+    token = await boxes.token("alice", merchant_id="boxshop")
+    for i in range(8):
+        assert (await draw(boxes, token, f"one-{i}")).status == 200
+        boxes.clock.advance(1)
+    await persister(boxes).run_once()
+    page = await (await boxes.get(f"{GAME}/draws?limit=100", token)).json()
+    assert [d["nonce"] for d in page["draws"]] == [7, 6, 5, 4, 3, 2, 1, 0]
+
+
 async def sql_count(world: Any, query: Any) -> int:
     async with world.db.engine.connect() as conn:
         return int((await conn.execute(query)).scalar_one())
