@@ -50,6 +50,25 @@ def pay(state: PlayerState, cost: Cost, reason: str, config: GameConfig, fx: Eff
     fx.ledger += c_entries + i_entries
 
 
+def _repay(state: PlayerState, amounts: dict[str, int], kind: str,
+           repaid: dict[str, int]) -> dict[str, int]:
+    """``amounts`` less what repays ``state.debts`` of the same ``kind`` (``currency`` or
+    ``item``); the debts shrink and ``repaid`` records it (keyed as the debts)."""
+    left = dict(amounts)
+    for k, v in amounts.items():
+        key = f"{kind}:{k}"
+        take = min(state.debts.get(key, 0), v)
+        if take <= 0:
+            continue
+        left[k] = v - take
+        repaid[key] = take
+        if state.debts[key] == take:
+            del state.debts[key]
+        else:
+            state.debts[key] -= take
+    return left
+
+
 def _clamped(balances: dict[str, int], deltas: dict[str, int],
              limits: dict[str, int]) -> dict[str, int]:
     return {k: min(v, max(0, limits.get(k, v + balances.get(k, 0)) - balances.get(k, 0)))
@@ -61,16 +80,26 @@ def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, f
           coupons_out: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Give ``reward`` ``times`` times; returns what was actually granted.
 
-    Free rewards (check-in, stages, tasks) are clamped at each balance's limit, the
-    excess lost and reported in an event; ``strict`` (a purchase) raises
+    Free rewards (check-in, stages, tasks) first repay what the shopper owes of the
+    same currency or item (``state.debts``: a refund of a reward already spent, a
+    price a two-commit action could not take; a ``debt_repaid`` event), and what is
+    left is clamped at each balance's limit, the excess lost and reported in an event;
+    ``strict`` (a purchase) repays nothing and raises
     :class:`~economy.errors.BalanceLimit` instead, before changing anything.
     A coupon in ``coupons_out`` (its stock is gone, as the server says) is skipped
-    with a ``coupon_unavailable`` event: the rest of the reward still counts.
+    with a ``coupon_unavailable`` event: the rest of the reward still counts. The
+    answer's ``currency`` and ``items`` count what repaid a debt too (it was given);
+    ``repaid`` says how much did.
     """
     cur = {k: v * times for k, v in reward.currency.items()}
     items = {k: v * times for k, v in reward.items.items()}
     c_lim, i_lim = currency_limits(config), item_limits(config)
+    repaid: dict[str, int] = {}
     if not strict:
+        cur = _repay(state, cur, "currency", repaid)
+        items = _repay(state, items, "item", repaid)
+        if repaid:
+            fx.events.append({"type": "debt_repaid", "reason": reason, "repaid": repaid})
         cur_ok = _clamped(state.wallet, cur, c_lim)
         items_ok = _clamped(state.inventory, items, i_lim)
         lost = {k: cur[k] - cur_ok[k] for k in cur if cur[k] != cur_ok[k]}
@@ -82,8 +111,12 @@ def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, f
     inventory, i_entries = apply_items(state.inventory, items, reason, i_lim)
     state.wallet, state.inventory = wallet, inventory
     fx.ledger += c_entries + i_entries
-    out: dict[str, Any] = {"currency": {k: v for k, v in cur.items() if v},
-                           "items": {k: v for k, v in items.items() if v}}
+    given_c = {k: v + repaid.get(f"currency:{k}", 0) for k, v in cur.items()}
+    given_i = {k: v + repaid.get(f"item:{k}", 0) for k, v in items.items()}
+    out: dict[str, Any] = {"currency": {k: v for k, v in given_c.items() if v},
+                           "items": {k: v for k, v in given_i.items() if v}}
+    if repaid:
+        out["repaid"] = repaid
     if reward.coupon and times > 0 and reward.coupon in coupons_out:
         fx.events.append({"type": "coupon_unavailable", "coupon": reward.coupon,
                           "count": times, "reason": reason})

@@ -197,6 +197,12 @@ def test_refund_takes_back_unspent_and_records_debt() -> None:
     assert [(e.name, e.delta, e.after) for e in out2.ledger] == [("acorn", -2, 0)]
     dup = refund(out2.state, "B", T0 + 80)
     assert dup.response["duplicate"] is True and dup.ledger == []
+    again = order(out2.state, "C", 6000, T0 + 90)  # its reward repays the 3 owed first
+    assert again.state.debts == {}
+    assert [(e.name, e.delta, e.after) for e in again.ledger if e.name == "acorn"] == [
+        ("acorn", 2, 2)]
+    assert {"type": "debt_repaid", "reason": "order:C:buy_any",
+            "repaid": {"currency:acorn": 3}} in again.events
 
 
 def test_refund_after_the_period_takes_back_what_the_order_earned() -> None:
