@@ -11,6 +11,8 @@ export class PetboxError extends Error {
   status: number;
   code: string;
   details: Record<string, unknown>;
+  /** The answer's Retry-After in ms, when it had one (a cooldown too long to retry). */
+  retryAfterMs?: number;
 }
 
 export interface TransportRequest {

@@ -6,8 +6,11 @@
 // - One Idempotency-Key per logical action: every shopper POST makes its key once and
 //   sends it again on each retry, so a retry after a lost reply is answered with the
 //   first response and never applied twice (nothing drawn or charged twice).
-// - Retries with backoff: no answer, 429, 503 and 409 idempotency_in_progress
-//   (Retry-After honoured when given).
+// - Retries with backoff: no answer, 429, 503 and 409 idempotency_in_progress. A
+//   Retry-After is honoured: the retry waits all of it, never less; one longer than the
+//   client waits between attempts (maxBackoffMs) is not retried early but thrown at once
+//   (a cooldown such as session_too_young or rejoin_too_soon: retrying in a few seconds
+//   only hammers the server), with the wait in err.retryAfterMs.
 // - Typed errors: PetboxError {status, code, message, details}.
 // - Flash sales: claimFlashSaleWhenBack treats a sold_out with details.stock_pending > 0
 //   (还有机会) as not final: it looks at the cached public view and claims again once a
@@ -87,6 +90,11 @@ export function newIdempotencyKey(prefix = "js") {
 
 const RETRY_STATUSES = new Set([429, 503]);
 
+/** A Retry-After header (whole seconds) in ms, or null when absent or not a number. */
+function retryAfterMs(value) {
+  return value && /^\d+$/.test(value.trim()) ? Number(value.trim()) * 1000 : null;
+}
+
 /**
  * @param {{baseUrl: string, game: string, token?: string, transport?: Transport,
  *          refreshToken?: () => Promise<string>, attempts?: number, backoffMs?: number,
@@ -103,8 +111,11 @@ export function createClient(options) {
   const sleep = options.sleep || ((ms) => new Promise((r) => setTimeout(r, ms)));
   let token = options.token || "";
 
+  /** How long to wait before attempt + 1, or null when the server asks for longer than
+   * this client waits (the caller then throws instead of retrying before it was told). */
   function delay(attempt, retryAfter) {
-    if (retryAfter && /^\d+$/.test(retryAfter)) return Math.min(Number(retryAfter) * 1000, maxBackoffMs);
+    const asked = retryAfterMs(retryAfter);
+    if (asked !== null) return asked > maxBackoffMs ? null : asked;
     const ceiling = Math.min(maxBackoffMs, backoffMs * 2 ** (attempt - 1));
     return ceiling / 2 + Math.random() * ceiling / 2;
   }
@@ -150,8 +161,12 @@ export function createClient(options) {
       }
       const retryable = RETRY_STATUSES.has(resp.status)
         || (resp.status === 409 && error.code === "idempotency_in_progress");
+      const asked = retryAfterMs(resp.headers["retry-after"]);
+      if (asked !== null) error.retryAfterMs = asked;
       if (!retryable || attempt >= attempts) throw error;
-      await sleep(delay(attempt, resp.headers["retry-after"]));
+      const wait = delay(attempt, resp.headers["retry-after"]);
+      if (wait === null) throw error;
+      await sleep(wait);
     }
   }
 

@@ -52,6 +52,11 @@ class Recorder:
         if what == "busy":
             return pc.Response(503, {"retry-after": "1"},
                                b'{"error": {"code": "busy", "message": "m", "details": {}}}')
+        if what in ("unavailable", "limited"):  # Retry-After 5 s, and 60 s
+            status, wait = (503, "5") if what == "unavailable" else (429, "60")
+            return pc.Response(status, {"retry-after": wait},
+                               b'{"error": {"code": "%s", "message": "m", "details": {}}}'
+                               % what.encode())
         resp = pc.urllib_transport(method, url, headers, body, timeout)
         if what == "lost":
             raise TimeoutError("the reply was lost")  # after the server applied it
@@ -115,6 +120,24 @@ async def test_busy_is_retried_after_retry_after(shop: World) -> None:
     assert out["wallet"] == {"acorn": 1005}
     assert sleeps == [1.0]
     assert recorder.calls[0][2]["Idempotency-Key"] == recorder.calls[1][2]["Idempotency-Key"]
+
+
+async def test_retry_after_is_waited_in_full_and_a_longer_one_is_not_retried(
+        shop: World) -> None:
+    """Retry-After 5 s (max_backoff 5 s): the retry waits all of it. Retry-After 60 s:
+    raised at once with its wait, not sent again before the server said."""
+    sleeps: list[float] = []
+    recorder = Recorder({1: "unavailable"})
+    out = await call(client(shop, recorder, sleeps).set_stock, "squirrel", "coupon_x", 1)
+    assert out["stock"]["total"] == 101
+    assert sleeps == [5.0]
+
+    sleeps.clear()
+    recorder = Recorder({1: "limited", 2: "limited", 3: "limited"})
+    with pytest.raises(pc.PetboxError) as limited:
+        await call(client(shop, recorder, sleeps).set_stock, "squirrel", "coupon_x", 1)
+    assert (len(recorder.calls), sleeps) == (1, [])
+    assert (limited.value.code, limited.value.retry_after) == ("limited", 60.0)
 
 
 async def test_refusals_are_typed_errors_and_not_retried(shop: World) -> None:

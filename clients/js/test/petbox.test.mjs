@@ -111,6 +111,37 @@ test("busy is retried after Retry-After", async () => {
   assert.deepEqual(slept, [1000]);
 });
 
+test("Retry-After is waited in full; a longer one than the client waits is not retried",
+  async () => {
+    // 503 response_unavailable asks for 5 s: the retry waits all of it, not less.
+    let calls = 0;
+    const slept = [];
+    const c = createClient({ baseUrl: url, game, sleep: async (ms) => { slept.push(ms); },
+      maxBackoffMs: 5000, transport: scripted((req) => (req.url.endsWith("/me")
+        && ++calls === 1 ? json(503, { error: { code: "response_unavailable", message: "m",
+        details: { retry_after: 5 } } }, { "retry-after": "5" }) : null)) });
+    await c.createSession(signedLogin("js-ivy"));
+    assert.ok((await c.getPlayer()).player);
+    assert.deepEqual([calls, slept], [2, [5000]]);
+
+    // A cooldown of 30 s (429 session_too_young): thrown at once with the wait, never
+    // sent again after 5 s only to be refused again.
+    const sent = [];
+    const d = createClient({ baseUrl: url, game, sleep: async (ms) => { slept.push(ms); },
+      maxBackoffMs: 5000, transport: scripted((req) => {
+        if (!req.url.endsWith("/pet/play")) return null;
+        sent.push(req.headers["Idempotency-Key"]);
+        return json(429, { error: { code: "session_too_young", message: "too new",
+          details: { retry_after: 30 } } }, { "retry-after": "30" });
+      }) });
+    await d.createSession(signedLogin("js-jay"));
+    slept.length = 0;
+    const refused = await d.playWithPet().catch((err) => err);
+    assert.deepEqual([sent.length, slept], [1, []]);
+    assert.ok(refused instanceof PetboxError);
+    assert.deepEqual([refused.code, refused.retryAfterMs], ["session_too_young", 30000]);
+  });
+
 /** A transport that answers what `answer(req)` gives, and the server the rest. */
 function scripted(answer) {
   const real = fetchTransport();
