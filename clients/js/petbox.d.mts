@@ -29,7 +29,8 @@ export function newIdempotencyKey(prefix?: string): string;
 
 export interface ClientOptions {
   baseUrl: string; game: string; token?: string; transport?: Transport;
-  refreshToken?: () => Promise<string>; attempts?: number; backoffMs?: number;
+  /** A fresh signed login (sent to createSession) or token, from the merchant's backend. */
+  refreshToken?: () => Promise<string | SignedLogin>; attempts?: number; backoffMs?: number;
   maxBackoffMs?: number; timeoutMs?: number; sleep?: (ms: number) => Promise<void>;
 }
 /** Per action: the Idempotency-Key to send (one is made when absent). */

@@ -16,8 +16,10 @@
 //   (还有机会) as not final: it looks at the cached public view and claims again once a
 //   unit is back, instead of claiming in a loop.
 // - Token refresh: the client never holds the merchant's signing secret. On a 401 it calls
-//   refreshToken(), which asks the merchant's backend for a fresh signed login (or token),
-//   and retries once with the same Idempotency-Key.
+//   refreshToken(), which asks the merchant's backend for a fresh signed login (sent to
+//   createSession here) or a token, and retries once with the same Idempotency-Key.
+//   Requests refused together share one refresh; one sent with a token that was since
+//   replaced is sent again with the new token without asking the backend.
 
 /** A refusal from petbox: the HTTP status and the stable error code. */
 export class PetboxError extends Error {
@@ -110,6 +112,25 @@ export function createClient(options) {
   const timeoutMs = options.timeoutMs ?? 10000;
   const sleep = options.sleep || ((ms) => new Promise((r) => setTimeout(r, ms)));
   let token = options.token || "";
+  /** The refresh under way, shared by every request that meets a 401 meanwhile. */
+  let refreshing = null;
+
+  /** A fresh token from refreshToken(): its answer as is, or the token of the signed
+   * login it answered. */
+  function refresh() {
+    if (!refreshing) {
+      refreshing = (async () => {
+        try {
+          const got = await options.refreshToken();
+          token = typeof got === "string" ? got
+            : (await request("POST", "/v1/sessions", got, { auth: false })).token;
+        } finally {
+          refreshing = null;
+        }
+      })();
+    }
+    return refreshing;
+  }
 
   /** How long to wait before attempt + 1, or null when the server asks for longer than
    * this client waits (the caller then throws instead of retrying before it was told). */
@@ -143,6 +164,7 @@ export function createClient(options) {
       const headers = { Accept: "application/json" };
       if (data !== undefined) headers["Content-Type"] = "application/json";
       if (key) headers["Idempotency-Key"] = key;
+      const sentToken = token;
       if (opts.auth !== false && token) headers.Authorization = `Bearer ${token}`;
       let resp;
       try {
@@ -155,7 +177,7 @@ export function createClient(options) {
       if (resp.status < 300) return resp.body ? JSON.parse(resp.body) : null;
       const error = errorOf(resp);
       if (resp.status === 401 && options.refreshToken && !refreshed && opts.auth !== false) {
-        token = await options.refreshToken();
+        if (token === sentToken) await refresh();  // else another request refreshed it
         refreshed = true;
         continue;
       }

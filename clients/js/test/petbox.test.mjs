@@ -76,6 +76,23 @@ test("an expired token is refreshed through the merchant's backend", async () =>
   assert.notEqual(c.token, "pbt1.expired.or.forged");
 });
 
+test("refreshToken may answer a signed login; concurrent 401s refresh once", async () => {
+  // docs/api.md: the callback asks the merchant's backend for a fresh signed login.
+  let asked = 0;
+  const refreshToken = async () => {
+    asked += 1;
+    await new Promise((r) => setTimeout(r, 20));  // the backend takes a moment
+    return signedLogin("js-kim");
+  };
+  const c = createClient({ baseUrl: url, game, token: "pbt1.expired.or.forged", refreshToken,
+    sleep: async () => {} });
+  const views = await Promise.all([c.getPlayer(), c.getPlayer(), c.getPlayer()]);
+  assert.equal(asked, 1);
+  for (const me of views) assert.ok(me.player);
+  assert.match(c.token, /^pbt1\./);
+  assert.notEqual(c.token, "pbt1.expired.or.forged");
+});
+
 test("refusals are typed errors, not retried", async () => {
   let calls = 0;
   const real = fetchTransport();
