@@ -39,7 +39,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,7 +167,7 @@ class PetboxClient:
                 self.sleep(self._backoff(attempt))
                 continue
             if resp.status < 300:
-                return json.loads(resp.body) if resp.body else None
+                return _decode(resp)
             error = _error_of(resp)
             error.retry_after = _retry_after(resp.headers.get("retry-after"))
             if last or not _retryable(resp.status, error.code):
@@ -256,6 +256,37 @@ class PetboxClient:
         """``getAnalytics``: DAU, retention, draws, coupons."""
         return self.request("GET", f"{self._game(game)}/analytics")
 
+    def export_events(self, game: str, cursor: str = "", *,
+                      page: int = 10_000) -> Iterator[dict[str, Any]]:
+        """``exportEvents``: every event line (``ledger``, ``draw``, ``grant``, ``play``)
+        after ``cursor``, fetched ``page`` lines at a time; each carries the ``cursor``
+        that resumes after it. A stream that petbox cut short (an ``error`` line, or no
+        ``end`` line) is resumed from its last cursor, at most ``attempts`` times in a
+        row without a new line (then :class:`PetboxError` ``export_interrupted``)."""
+        stalled = 0
+        while True:
+            query = urllib.parse.urlencode({"cursor": cursor, "limit": page})
+            lines = self.request("GET", f"{self._game(game)}/export?{query}")
+            end: dict[str, Any] | None = None
+            progressed = False
+            for line in lines or []:
+                cursor = str(line.get("cursor") or cursor)
+                if line.get("type") in ("end", "error"):
+                    end = line
+                    break
+                progressed = True
+                yield line
+            if end is not None and end["type"] == "end":
+                if not end.get("more"):
+                    return
+                stalled = 0
+                continue
+            stalled = 0 if progressed else stalled + 1
+            if stalled >= self.attempts:
+                raise PetboxError(503, "export_interrupted",
+                                  str((end or {}).get("message") or "export cut short"),
+                                  {"cursor": cursor})
+
     # -- events and sessions ---------------------------------------------------------------
 
     def send_order(self, game: str, user: str, order_id: str, status: str = "paid", *,
@@ -278,6 +309,15 @@ class PetboxClient:
     def create_session(self, user: str) -> Any:
         """``createSession`` for ``user`` (to test as a shopper): ``{token, expires_at}``."""
         return self.request("POST", "/v1/sessions", self.login(user), auth=False)
+
+
+def _decode(resp: Response) -> Any:
+    """A success body: JSON, or for an NDJSON stream (``exportEvents``) its lines."""
+    if not resp.body:
+        return None
+    if resp.headers.get("content-type", "").split(";")[0].strip() == "application/x-ndjson":
+        return [json.loads(line) for line in resp.body.splitlines() if line.strip()]
+    return json.loads(resp.body)
 
 
 def _seg(value: str) -> str:

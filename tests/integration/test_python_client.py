@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import World
+from tests.conftest import World, app_persister
 from tests.integration.test_coupon_wallet import WALLET_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,3 +169,37 @@ async def test_orders_and_coupon_redemption(shop: World) -> None:
     with pytest.raises(pc.PetboxError) as twice:
         await call(c.redeem_coupon, "squirrel", code, "order-10")
     assert twice.value.code == "coupon_already_redeemed"
+
+
+async def test_export_events_reads_the_ndjson_stream_page_by_page(shop: World) -> None:
+    """exportEvents answers NDJSON, not one JSON document: the client reads it line by
+    line, follows ``more`` page after page, and resumes an interrupted stream (an
+    ``error`` line) from its cursor."""
+    c = client(shop)
+    for n, user in enumerate(("fay", "gil", "hal")):
+        await call(c.grant_player, "squirrel", user, "welcome", wallet={"acorn": n + 1},
+                   create=True)
+    await app_persister(shop.client.app, consumer="c1").run_once()
+    whole = await call(c.request, "GET", "/v1/admin/games/squirrel/export")
+    assert isinstance(whole, list) and whole[-1]["type"] == "end"
+    events = whole[:-1]
+    assert len(events) >= 3 and all(e["type"] != "end" for e in events)
+
+    paged = await call(lambda: list(c.export_events("squirrel", page=2)))
+    assert paged == events
+
+    cut = {"n": 0}
+
+    def cut_once(method: str, url: str, headers: dict[str, str], body: bytes | None,
+                 timeout: float) -> Any:
+        resp = pc.urllib_transport(method, url, headers, body, timeout)
+        cut["n"] += 1
+        if cut["n"] == 1:  # SQL failed after the first line: an error line ends it
+            first = resp.body.splitlines()[0]
+            error = {"type": "error", "cursor": json.loads(first)["cursor"],
+                     "message": "export interrupted; resume from cursor"}
+            return pc.Response(200, resp.headers, first + b"\n" + json.dumps(error).encode())
+        return resp
+
+    resumed = await call(lambda: list(client(shop, cut_once).export_events("squirrel")))
+    assert resumed == events and cut["n"] == 2
