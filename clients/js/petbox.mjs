@@ -98,7 +98,7 @@ function retryAfterMs(value) {
 }
 
 /**
- * @param {{baseUrl: string, game: string, token?: string, transport?: Transport,
+ * @param {{baseUrl: string, game: string, merchant?: string, token?: string, transport?: Transport,
  *          refreshToken?: () => Promise<string>, attempts?: number, backoffMs?: number,
  *          maxBackoffMs?: number, timeoutMs?: number, sleep?: (ms: number) => Promise<void>}} options
  */
@@ -194,6 +194,15 @@ export function createClient(options) {
 
   const g = `/v1/games/${game}`;
   const seg = encodeURIComponent;
+  /** A public view's path: ?merchant= names the merchant while there is no token. */
+  const pub = (path) => (!token && options.merchant
+    ? `${path}?merchant=${seg(options.merchant)}` : path);
+  /** A path with the query of the options given (undefined ones left out). */
+  const query = (path, params) => {
+    const q = Object.entries(params || {}).filter(([, v]) => v !== undefined && v !== null)
+      .map(([k, v]) => `${seg(k)}=${seg(String(v))}`).join("&");
+    return q ? `${path}?${q}` : path;
+  };
   return {
     request,
     /** The token now in use (after a refresh, the new one). */
@@ -209,27 +218,78 @@ export function createClient(options) {
     adoptPet: (species, name, opts) => request("POST", `${g}/pet`, { species, name }, opts),
     feedPet: (food, opts) => request("POST", `${g}/pet/feed`, { food }, opts),
     playWithPet: (opts) => request("POST", `${g}/pet/play`, {}, opts),
+    cleanPet: (opts) => request("POST", `${g}/pet/clean`, {}, opts),
     collectProduce: (opts) => request("POST", `${g}/pet/collect`, {}, opts),
     checkIn: (opts) => request("POST", `${g}/checkin`, {}, opts),
+    makeupCheckIn: (day, opts) =>
+      request("POST", `${g}/checkin/makeup`, day ? { day } : {}, opts),
+    spendEnergy: (amount, opts) =>
+      request("POST", `${g}/energy/spend`, amount ? { amount } : {}, opts),
     startTask: (task, opts) => request("POST", `${g}/tasks/${seg(task)}/start`, {}, opts),
     completeTask: (task, ticket, opts) =>
       request("POST", `${g}/tasks/${seg(task)}/complete`, ticket ? { ticket } : {}, opts),
-    getBoxSeries: (series) => request("GET", `${g}/boxes/${seg(series)}`),
+    getBoxSeries: (series) => request("GET", pub(`${g}/boxes/${seg(series)}`)),
     drawBox: (series, count = 1, clientSeed, opts) => request(
       "POST", `${g}/boxes/${seg(series)}/draw`,
       clientSeed ? { count, client_seed: clientSeed } : { count }, opts),
     rotateSeed: (opts) => request("POST", `${g}/boxes/seed/rotate`, {}, opts),
-    listDraws: () => request("GET", `${g}/draws`),
-    exchange: (offer, opts) => request("POST", `${g}/exchange`, { offer }, opts),
+    listDraws: (page = {}) =>
+      request("GET", query(`${g}/draws`, { cursor: page.cursor, limit: page.limit })),
+    exchange: (offer, opts = {}) => request("POST", `${g}/exchange`,
+      opts.duplicates ? { offer, duplicates: opts.duplicates } : { offer }, opts),
     listMyCoupons: () => request("GET", `${g}/coupons`),
-    getLeaderboard: (board) => request("GET", `${g}/leaderboards/${seg(board)}`),
-    getFlashSale: (sale) => request("GET", `${g}/flashsales/${seg(sale)}`),
+    getLeaderboard: (board, page = {}) =>
+      request("GET", query(`${g}/leaderboards/${seg(board)}`, { limit: page.limit })),
+    getFlashSale: (sale) => request("GET", pub(`${g}/flashsales/${seg(sale)}`)),
     claimFlashSale,
     claimFlashSaleWhenBack,
-    getPresale: (presale) => request("GET", `${g}/presales/${seg(presale)}`),
+    getPresale: (presale) => request("GET", pub(`${g}/presales/${seg(presale)}`)),
     reservePresale: (presale, opts) =>
       request("POST", `${g}/presales/${seg(presale)}`, {}, opts),
+    // Polls (投票)
+    getPoll: (poll) => request("GET", pub(`${g}/polls/${seg(poll)}`)),
+    castVote: (poll, option, opts) =>
+      request("POST", `${g}/polls/${seg(poll)}/vote`, { option }, opts),
+    // Friend assist (助力)
+    startAssist: (campaign, opts) => request("POST", `${g}/assists/${seg(campaign)}`, {}, opts),
+    giveAssist: (campaign, code, opts) =>
+      request("POST", `${g}/assists/${seg(campaign)}/help`, { code }, opts),
+    getAssist: (campaign, assist) =>
+      request("GET", `${g}/assists/${seg(campaign)}/${seg(assist)}`),
+    // Teams (组队)
+    createTeam: (season, team = {}, opts) => request("POST", `${g}/teams/${seg(season)}`,
+      picked(team, ["name", "open"]), opts),
+    joinTeam: (season, code, opts) =>
+      request("POST", `${g}/teams/${seg(season)}/join`, code ? { code } : {}, opts),
+    leaveTeam: (season, opts) => request("POST", `${g}/teams/${seg(season)}/leave`, {}, opts),
+    claimTeamRewards: (season, opts) =>
+      request("POST", `${g}/teams/${seg(season)}/claim`, {}, opts),
+    getTeam: (season, team) => request("GET", `${g}/teams/${seg(season)}/${seg(team)}`),
+    // Red-envelope rain (红包雨) and sampling (派样)
+    getEnvelopeRain: (rain) => request("GET", pub(`${g}/rains/${seg(rain)}`)),
+    grabEnvelope: (rain, round, opts) =>
+      request("POST", `${g}/rains/${seg(rain)}/grab`, { round }, opts),
+    getSampleCampaign: (campaign) => request("GET", pub(`${g}/samples/${seg(campaign)}`)),
+    applySample: (campaign, opts) =>
+      request("POST", `${g}/samples/${seg(campaign)}/apply`, {}, opts),
+    listMySamples: () => request("GET", `${g}/samples`),
+    reviewSample: (campaign, report, opts) =>
+      request("POST", `${g}/samples/${seg(campaign)}/review`, { report }, opts),
+    // Group buy (拼团)
+    listGroupBuys: (offer) => request("GET", `${g}/groupbuys/${seg(offer)}`),
+    createGroupBuy: (offer, opts) => request("POST", `${g}/groupbuys/${seg(offer)}`, {}, opts),
+    joinGroupBuy: (offer, code, opts) =>
+      request("POST", `${g}/groupbuys/${seg(offer)}/join`, { code }, opts),
+    leaveGroupBuy: (offer, group, opts) =>
+      request("POST", `${g}/groupbuys/${seg(offer)}/groups/${seg(group)}/leave`, {}, opts),
+    getGroupBuy: (offer, group) =>
+      request("GET", `${g}/groupbuys/${seg(offer)}/groups/${seg(group)}`),
   };
+
+  /** The fields of `value` named in `keys` that are given. */
+  function picked(value, keys) {
+    return Object.fromEntries(keys.filter((k) => value[k] !== undefined).map((k) => [k, value[k]]));
+  }
 
   function claimFlashSale(sale, opts) {
     return request("POST", `${g}/flashsales/${seg(sale)}/claim`, {}, opts);
@@ -262,7 +322,7 @@ export function createClient(options) {
         if (looks >= maxLooks) throw soldOut;
         looks += 1;
         await sleep(waitMs);
-        const view = await request("GET", `${g}/flashsales/${seg(sale)}`);
+        const view = await request("GET", pub(`${g}/flashsales/${seg(sale)}`));
         if (opts.onLook) opts.onLook(view);
         back = view.stock_left > 0;
         pending = view.stock_pending || 0;

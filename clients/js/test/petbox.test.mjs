@@ -217,6 +217,38 @@ test("a flash sale sold out for now is looked at again and claimed once a unit i
     assert.equal(looks, 1);
   });
 
+test("every shopper operation of /openapi.json is a method; public views, pages", async () => {
+  const doc = await (await fetch(`${url}/openapi.json`)).json();
+  const shopper = new Set(["shopper", "blind boxes", "plays"]);
+  const ops = Object.values(doc.paths).flatMap((methods) => Object.values(methods))
+    .filter((op) => (op.tags || []).some((t) => shopper.has(t))).map((op) => op.operationId);
+  const c = createClient({ baseUrl: url, game, merchant, sleep: async () => {} });
+  assert.ok(ops.length > 40);
+  assert.deepEqual(ops.filter((id) => typeof c[id] !== "function"), []);
+
+  // Before a session: a public view names the merchant (?merchant=).
+  const series = await c.getBoxSeries("forest_friends");
+  assert.equal(series.series, "forest_friends");
+  assert.equal((await c.getFlashSale("midnight")).sale, "midnight");
+
+  // listDraws pages: the next page from next_cursor, none twice. (It reads SQL: the
+  // draws show once the persister has written them, about a flush interval later.)
+  await c.createSession(signedLogin("js-lee"));
+  await c.drawBox("forest_friends", 10);
+  for (let n = 0; n < 100 && (await c.listDraws({ limit: 100 })).draws.length < 10; n += 1) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const seen = [];
+  let page = { limit: 4 };
+  for (let n = 0; n < 10; n += 1) {
+    const got = await c.listDraws(page);
+    seen.push(...got.draws.map((d) => d.nonce));
+    if (got.next_cursor === null) break;
+    page = { cursor: got.next_cursor, limit: 4 };
+  }
+  assert.deepEqual([...seen].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+});
+
 test("the WeChat transport maps wx.request onto the same calls", async () => {
   const real = fetchTransport();
   const wx = {
