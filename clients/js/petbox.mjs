@@ -6,15 +6,20 @@
 // - One Idempotency-Key per logical action: every shopper POST makes its key once and
 //   sends it again on each retry, so a retry after a lost reply is answered with the
 //   first response and never applied twice (nothing drawn or charged twice).
-// - Retries with backoff: no answer, 429, 503 and 409 idempotency_in_progress
-//   (Retry-After honoured when given).
+// - Retries with backoff: no answer, 429, 503 and 409 idempotency_in_progress. A
+//   Retry-After is honoured: the retry waits all of it, never less; one longer than the
+//   client waits between attempts (maxBackoffMs) is not retried early but thrown at once
+//   (a cooldown such as session_too_young or rejoin_too_soon: retrying in a few seconds
+//   only hammers the server), with the wait in err.retryAfterMs.
 // - Typed errors: PetboxError {status, code, message, details}.
 // - Flash sales: claimFlashSaleWhenBack treats a sold_out with details.stock_pending > 0
 //   (还有机会) as not final: it looks at the cached public view and claims again once a
 //   unit is back, instead of claiming in a loop.
 // - Token refresh: the client never holds the merchant's signing secret. On a 401 it calls
-//   refreshToken(), which asks the merchant's backend for a fresh signed login (or token),
-//   and retries once with the same Idempotency-Key.
+//   refreshToken(), which asks the merchant's backend for a fresh signed login (sent to
+//   createSession here) or a token, and retries once with the same Idempotency-Key.
+//   Requests refused together share one refresh; one sent with a token that was since
+//   replaced is sent again with the new token without asking the backend.
 
 /** A refusal from petbox: the HTTP status and the stable error code. */
 export class PetboxError extends Error {
@@ -87,8 +92,13 @@ export function newIdempotencyKey(prefix = "js") {
 
 const RETRY_STATUSES = new Set([429, 503]);
 
+/** A Retry-After header (whole seconds) in ms, or null when absent or not a number. */
+function retryAfterMs(value) {
+  return value && /^\d+$/.test(value.trim()) ? Number(value.trim()) * 1000 : null;
+}
+
 /**
- * @param {{baseUrl: string, game: string, token?: string, transport?: Transport,
+ * @param {{baseUrl: string, game: string, merchant?: string, token?: string, transport?: Transport,
  *          refreshToken?: () => Promise<string>, attempts?: number, backoffMs?: number,
  *          maxBackoffMs?: number, timeoutMs?: number, sleep?: (ms: number) => Promise<void>}} options
  */
@@ -102,9 +112,31 @@ export function createClient(options) {
   const timeoutMs = options.timeoutMs ?? 10000;
   const sleep = options.sleep || ((ms) => new Promise((r) => setTimeout(r, ms)));
   let token = options.token || "";
+  /** The refresh under way, shared by every request that meets a 401 meanwhile. */
+  let refreshing = null;
 
+  /** A fresh token from refreshToken(): its answer as is, or the token of the signed
+   * login it answered. */
+  function refresh() {
+    if (!refreshing) {
+      refreshing = (async () => {
+        try {
+          const got = await options.refreshToken();
+          token = typeof got === "string" ? got
+            : (await request("POST", "/v1/sessions", got, { auth: false })).token;
+        } finally {
+          refreshing = null;
+        }
+      })();
+    }
+    return refreshing;
+  }
+
+  /** How long to wait before attempt + 1, or null when the server asks for longer than
+   * this client waits (the caller then throws instead of retrying before it was told). */
   function delay(attempt, retryAfter) {
-    if (retryAfter && /^\d+$/.test(retryAfter)) return Math.min(Number(retryAfter) * 1000, maxBackoffMs);
+    const asked = retryAfterMs(retryAfter);
+    if (asked !== null) return asked > maxBackoffMs ? null : asked;
     const ceiling = Math.min(maxBackoffMs, backoffMs * 2 ** (attempt - 1));
     return ceiling / 2 + Math.random() * ceiling / 2;
   }
@@ -132,6 +164,7 @@ export function createClient(options) {
       const headers = { Accept: "application/json" };
       if (data !== undefined) headers["Content-Type"] = "application/json";
       if (key) headers["Idempotency-Key"] = key;
+      const sentToken = token;
       if (opts.auth !== false && token) headers.Authorization = `Bearer ${token}`;
       let resp;
       try {
@@ -144,19 +177,32 @@ export function createClient(options) {
       if (resp.status < 300) return resp.body ? JSON.parse(resp.body) : null;
       const error = errorOf(resp);
       if (resp.status === 401 && options.refreshToken && !refreshed && opts.auth !== false) {
-        token = await options.refreshToken();
+        if (token === sentToken) await refresh();  // else another request refreshed it
         refreshed = true;
         continue;
       }
       const retryable = RETRY_STATUSES.has(resp.status)
         || (resp.status === 409 && error.code === "idempotency_in_progress");
+      const asked = retryAfterMs(resp.headers["retry-after"]);
+      if (asked !== null) error.retryAfterMs = asked;
       if (!retryable || attempt >= attempts) throw error;
-      await sleep(delay(attempt, resp.headers["retry-after"]));
+      const wait = delay(attempt, resp.headers["retry-after"]);
+      if (wait === null) throw error;
+      await sleep(wait);
     }
   }
 
   const g = `/v1/games/${game}`;
   const seg = encodeURIComponent;
+  /** A public view's path: ?merchant= names the merchant while there is no token. */
+  const pub = (path) => (!token && options.merchant
+    ? `${path}?merchant=${seg(options.merchant)}` : path);
+  /** A path with the query of the options given (undefined ones left out). */
+  const query = (path, params) => {
+    const q = Object.entries(params || {}).filter(([, v]) => v !== undefined && v !== null)
+      .map(([k, v]) => `${seg(k)}=${seg(String(v))}`).join("&");
+    return q ? `${path}?${q}` : path;
+  };
   return {
     request,
     /** The token now in use (after a refresh, the new one). */
@@ -172,27 +218,78 @@ export function createClient(options) {
     adoptPet: (species, name, opts) => request("POST", `${g}/pet`, { species, name }, opts),
     feedPet: (food, opts) => request("POST", `${g}/pet/feed`, { food }, opts),
     playWithPet: (opts) => request("POST", `${g}/pet/play`, {}, opts),
+    cleanPet: (opts) => request("POST", `${g}/pet/clean`, {}, opts),
     collectProduce: (opts) => request("POST", `${g}/pet/collect`, {}, opts),
     checkIn: (opts) => request("POST", `${g}/checkin`, {}, opts),
+    makeupCheckIn: (day, opts) =>
+      request("POST", `${g}/checkin/makeup`, day ? { day } : {}, opts),
+    spendEnergy: (amount, opts) =>
+      request("POST", `${g}/energy/spend`, amount ? { amount } : {}, opts),
     startTask: (task, opts) => request("POST", `${g}/tasks/${seg(task)}/start`, {}, opts),
     completeTask: (task, ticket, opts) =>
       request("POST", `${g}/tasks/${seg(task)}/complete`, ticket ? { ticket } : {}, opts),
-    getBoxSeries: (series) => request("GET", `${g}/boxes/${seg(series)}`),
+    getBoxSeries: (series) => request("GET", pub(`${g}/boxes/${seg(series)}`)),
     drawBox: (series, count = 1, clientSeed, opts) => request(
       "POST", `${g}/boxes/${seg(series)}/draw`,
       clientSeed ? { count, client_seed: clientSeed } : { count }, opts),
     rotateSeed: (opts) => request("POST", `${g}/boxes/seed/rotate`, {}, opts),
-    listDraws: () => request("GET", `${g}/draws`),
-    exchange: (offer, opts) => request("POST", `${g}/exchange`, { offer }, opts),
+    listDraws: (page = {}) =>
+      request("GET", query(`${g}/draws`, { cursor: page.cursor, limit: page.limit })),
+    exchange: (offer, opts = {}) => request("POST", `${g}/exchange`,
+      opts.duplicates ? { offer, duplicates: opts.duplicates } : { offer }, opts),
     listMyCoupons: () => request("GET", `${g}/coupons`),
-    getLeaderboard: (board) => request("GET", `${g}/leaderboards/${seg(board)}`),
-    getFlashSale: (sale) => request("GET", `${g}/flashsales/${seg(sale)}`),
+    getLeaderboard: (board, page = {}) =>
+      request("GET", query(`${g}/leaderboards/${seg(board)}`, { limit: page.limit })),
+    getFlashSale: (sale) => request("GET", pub(`${g}/flashsales/${seg(sale)}`)),
     claimFlashSale,
     claimFlashSaleWhenBack,
-    getPresale: (presale) => request("GET", `${g}/presales/${seg(presale)}`),
+    getPresale: (presale) => request("GET", pub(`${g}/presales/${seg(presale)}`)),
     reservePresale: (presale, opts) =>
       request("POST", `${g}/presales/${seg(presale)}`, {}, opts),
+    // Polls (投票)
+    getPoll: (poll) => request("GET", pub(`${g}/polls/${seg(poll)}`)),
+    castVote: (poll, option, opts) =>
+      request("POST", `${g}/polls/${seg(poll)}/vote`, { option }, opts),
+    // Friend assist (助力)
+    startAssist: (campaign, opts) => request("POST", `${g}/assists/${seg(campaign)}`, {}, opts),
+    giveAssist: (campaign, code, opts) =>
+      request("POST", `${g}/assists/${seg(campaign)}/help`, { code }, opts),
+    getAssist: (campaign, assist) =>
+      request("GET", `${g}/assists/${seg(campaign)}/${seg(assist)}`),
+    // Teams (组队)
+    createTeam: (season, team = {}, opts) => request("POST", `${g}/teams/${seg(season)}`,
+      picked(team, ["name", "open"]), opts),
+    joinTeam: (season, code, opts) =>
+      request("POST", `${g}/teams/${seg(season)}/join`, code ? { code } : {}, opts),
+    leaveTeam: (season, opts) => request("POST", `${g}/teams/${seg(season)}/leave`, {}, opts),
+    claimTeamRewards: (season, opts) =>
+      request("POST", `${g}/teams/${seg(season)}/claim`, {}, opts),
+    getTeam: (season, team) => request("GET", `${g}/teams/${seg(season)}/${seg(team)}`),
+    // Red-envelope rain (红包雨) and sampling (派样)
+    getEnvelopeRain: (rain) => request("GET", pub(`${g}/rains/${seg(rain)}`)),
+    grabEnvelope: (rain, round, opts) =>
+      request("POST", `${g}/rains/${seg(rain)}/grab`, { round }, opts),
+    getSampleCampaign: (campaign) => request("GET", pub(`${g}/samples/${seg(campaign)}`)),
+    applySample: (campaign, opts) =>
+      request("POST", `${g}/samples/${seg(campaign)}/apply`, {}, opts),
+    listMySamples: () => request("GET", `${g}/samples`),
+    reviewSample: (campaign, report, opts) =>
+      request("POST", `${g}/samples/${seg(campaign)}/review`, { report }, opts),
+    // Group buy (拼团)
+    listGroupBuys: (offer) => request("GET", `${g}/groupbuys/${seg(offer)}`),
+    createGroupBuy: (offer, opts) => request("POST", `${g}/groupbuys/${seg(offer)}`, {}, opts),
+    joinGroupBuy: (offer, code, opts) =>
+      request("POST", `${g}/groupbuys/${seg(offer)}/join`, { code }, opts),
+    leaveGroupBuy: (offer, group, opts) =>
+      request("POST", `${g}/groupbuys/${seg(offer)}/groups/${seg(group)}/leave`, {}, opts),
+    getGroupBuy: (offer, group) =>
+      request("GET", `${g}/groupbuys/${seg(offer)}/groups/${seg(group)}`),
   };
+
+  /** The fields of `value` named in `keys` that are given. */
+  function picked(value, keys) {
+    return Object.fromEntries(keys.filter((k) => value[k] !== undefined).map((k) => [k, value[k]]));
+  }
 
   function claimFlashSale(sale, opts) {
     return request("POST", `${g}/flashsales/${seg(sale)}/claim`, {}, opts);
@@ -225,7 +322,7 @@ export function createClient(options) {
         if (looks >= maxLooks) throw soldOut;
         looks += 1;
         await sleep(waitMs);
-        const view = await request("GET", `${g}/flashsales/${seg(sale)}`);
+        const view = await request("GET", pub(`${g}/flashsales/${seg(sale)}`));
         if (opts.onLook) opts.onLook(view);
         back = view.stock_left > 0;
         pending = view.stock_pending || 0;

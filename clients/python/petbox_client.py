@@ -15,7 +15,9 @@ webhook signs ``"{ts}\\n{body}"`` over the exact bytes sent.
 once and sent again on every retry, so a retry after a timeout (the first attempt may
 have been applied) is answered with the first response and never applied twice.
 Retried: connection errors and timeouts, 409 ``idempotency_in_progress``, 429 and 503
-(after ``Retry-After`` when given, else exponential backoff with jitter). Any other
+(after ``Retry-After`` when given, else exponential backoff with jitter). A
+``Retry-After`` is waited in full, never less; one longer than ``max_backoff`` is not
+retried early but raised at once (its seconds in ``PetboxError.retry_after``). Any other
 error is raised at once as :class:`PetboxError`.
 
 Example::
@@ -37,7 +39,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +72,8 @@ class PetboxError(Exception):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
         self.details: dict[str, Any] = dict(details or {})
+        self.retry_after: float | None = None
+        """The answer's ``Retry-After`` in seconds, when it had one."""
 
 
 def session_sign(secret: str, merchant: str, user: str, ts: int) -> str:
@@ -160,20 +164,29 @@ class PetboxClient:
             except OSError:  # no answer: maybe applied; the same key settles it
                 if last:
                     raise
-                self.sleep(self._delay(attempt, None))
+                self.sleep(self._backoff(attempt))
                 continue
             if resp.status < 300:
-                return json.loads(resp.body) if resp.body else None
+                return _decode(resp)
             error = _error_of(resp)
+            error.retry_after = _retry_after(resp.headers.get("retry-after"))
             if last or not _retryable(resp.status, error.code):
                 raise error
-            self.sleep(self._delay(attempt, resp.headers.get("retry-after")))
+            wait = self._delay(attempt, error.retry_after)
+            if wait is None:  # asked to wait longer than this client waits: not early
+                raise error
+            self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        """``Retry-After`` when the server gave one, else backoff with full jitter."""
-        if retry_after and retry_after.isdigit():
-            return min(float(retry_after), self.max_backoff)
+    def _delay(self, attempt: int, retry_after: float | None) -> float | None:
+        """All of ``Retry-After`` when the server gave one (None when it is longer than
+        ``max_backoff``: not retried), else backoff with full jitter."""
+        if retry_after is not None:
+            return None if retry_after > self.max_backoff else retry_after
+        return self._backoff(attempt)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter, at most ``max_backoff``."""
         ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
@@ -243,6 +256,37 @@ class PetboxClient:
         """``getAnalytics``: DAU, retention, draws, coupons."""
         return self.request("GET", f"{self._game(game)}/analytics")
 
+    def export_events(self, game: str, cursor: str = "", *,
+                      page: int = 10_000) -> Iterator[dict[str, Any]]:
+        """``exportEvents``: every event line (``ledger``, ``draw``, ``grant``, ``play``)
+        after ``cursor``, fetched ``page`` lines at a time; each carries the ``cursor``
+        that resumes after it. A stream that petbox cut short (an ``error`` line, or no
+        ``end`` line) is resumed from its last cursor, at most ``attempts`` times in a
+        row without a new line (then :class:`PetboxError` ``export_interrupted``)."""
+        stalled = 0
+        while True:
+            query = urllib.parse.urlencode({"cursor": cursor, "limit": page})
+            lines = self.request("GET", f"{self._game(game)}/export?{query}")
+            end: dict[str, Any] | None = None
+            progressed = False
+            for line in lines or []:
+                cursor = str(line.get("cursor") or cursor)
+                if line.get("type") in ("end", "error"):
+                    end = line
+                    break
+                progressed = True
+                yield line
+            if end is not None and end["type"] == "end":
+                if not end.get("more"):
+                    return
+                stalled = 0
+                continue
+            stalled = 0 if progressed else stalled + 1
+            if stalled >= self.attempts:
+                raise PetboxError(503, "export_interrupted",
+                                  str((end or {}).get("message") or "export cut short"),
+                                  {"cursor": cursor})
+
     # -- events and sessions ---------------------------------------------------------------
 
     def send_order(self, game: str, user: str, order_id: str, status: str = "paid", *,
@@ -267,8 +311,23 @@ class PetboxClient:
         return self.request("POST", "/v1/sessions", self.login(user), auth=False)
 
 
+def _decode(resp: Response) -> Any:
+    """A success body: JSON, or for an NDJSON stream (``exportEvents``) its lines."""
+    if not resp.body:
+        return None
+    if resp.headers.get("content-type", "").split(";")[0].strip() == "application/x-ndjson":
+        return [json.loads(line) for line in resp.body.splitlines() if line.strip()]
+    return json.loads(resp.body)
+
+
 def _seg(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` of whole seconds, or None (absent, or an HTTP date)."""
+    text = (value or "").strip()
+    return float(text) if text.isdigit() else None
 
 
 def _retryable(status: int, code: str) -> bool:

@@ -161,7 +161,9 @@
   /** A request petbox refused for the moment (503 overloaded/unavailable, 429) is sent
    * again after the Retry-After it names, up to API_RETRIES times, as the JS SDK does:
    * a merchant should not have to click again through a moment of overload. Only what
-   * cannot apply twice is resent: reads, and writes that carry an Idempotency-Key. */
+   * cannot apply twice is resent: reads, and writes that carry an Idempotency-Key. The
+   * Retry-After is waited in full; one longer than API_MAX_WAIT_S is shown at once
+   * rather than sent again before petbox said. */
   const API_RETRIES = 3;
   const API_MAX_WAIT_S = 5;
 
@@ -170,10 +172,11 @@
       try {
         return await apiOnce(method, path, body, options);
       } catch (e) {
+        const wait = e instanceof ApiError ? e.retryAfter || 1 : 0;
         const again = e instanceof ApiError && (e.status === 503 || e.status === 429) &&
-          (method === "GET" || options.idempotencyKey) && attempt < API_RETRIES;
+          (method === "GET" || options.idempotencyKey) && attempt < API_RETRIES &&
+          wait <= API_MAX_WAIT_S;
         if (!again) throw e;
-        const wait = Math.min(e.retryAfter || 1, API_MAX_WAIT_S);
         await new Promise((resolve) => setTimeout(resolve, wait * 1000));
       }
     }

@@ -185,3 +185,34 @@ async def test_console_end_to_end(shop: World) -> None:
         await expect(page.get_by_role("tab", name="Stock")).to_have_attribute(
             "aria-selected", "true")
     assert problems == []
+
+
+async def test_a_retry_after_longer_than_the_console_waits_is_shown_not_resent(
+        shop: World) -> None:
+    """Add stock is answered 429 with Retry-After 60 (a gateway's, say): the console does
+    not send it again after 5 s, before petbox said, but shows the refusal at once."""
+    async with open_console(1360) as (page, problems):
+        sent: list[str] = []
+
+        async def limited(route: Any) -> None:
+            sent.append(route.request.headers.get("idempotency-key", ""))
+            await route.fulfill(status=429, headers={"Retry-After": "60"},
+                                content_type="application/json",
+                                body=json.dumps({"error": {"code": "rate_limited",
+                                                           "message": "slow down",
+                                                           "details": {}}}))
+
+        await page.route("**/v1/admin/games/squirrel/stock/*", limited)
+        await page.goto(str(shop.client.make_url("/console")))
+        await sign_in(page, str(shop.merchants["boxshop"].api_key))
+        await page.get_by_label("Game").select_option("squirrel")
+        await page.get_by_role("tab", name="Stock").click()
+        stock = page.get_by_test_id("stock")
+        await expect(stock).to_contain_text("prize:coupon_x")
+        await page.get_by_label("Units to add to prize:coupon_x").fill("5")
+        await page.get_by_label("Units to add to prize:coupon_x").press("Enter")
+        await expect(page.locator("#stock-error")).to_contain_text("rate_limited",
+                                                                   timeout=3000)
+        assert len(sent) == 1
+        await expect(stock.locator("tr", has_text="prize:coupon_x")).to_contain_text("100")
+    assert problems == []

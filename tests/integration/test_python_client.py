@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import World
+from tests.conftest import World, app_persister
 from tests.integration.test_coupon_wallet import WALLET_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +53,11 @@ class Recorder:
         if what == "busy":
             return pc.Response(503, {"retry-after": "1"},
                                b'{"error": {"code": "busy", "message": "m", "details": {}}}')
+        if what in ("unavailable", "limited"):  # Retry-After 5 s, and 60 s
+            status, wait = (503, "5") if what == "unavailable" else (429, "60")
+            return pc.Response(status, {"retry-after": wait},
+                               b'{"error": {"code": "%s", "message": "m", "details": {}}}'
+                               % what.encode())
         resp = pc.urllib_transport(method, url, headers, body, timeout)
         if what == "lost":
             raise TimeoutError("the reply was lost")  # after the server applied it
@@ -117,6 +123,24 @@ async def test_busy_is_retried_after_retry_after(shop: World) -> None:
     assert recorder.calls[0][2]["Idempotency-Key"] == recorder.calls[1][2]["Idempotency-Key"]
 
 
+async def test_retry_after_is_waited_in_full_and_a_longer_one_is_not_retried(
+        shop: World) -> None:
+    """Retry-After 5 s (max_backoff 5 s): the retry waits all of it. Retry-After 60 s:
+    raised at once with its wait, not sent again before the server said."""
+    sleeps: list[float] = []
+    recorder = Recorder({1: "unavailable"})
+    out = await call(client(shop, recorder, sleeps).set_stock, "squirrel", "coupon_x", 1)
+    assert out["stock"]["total"] == 101
+    assert sleeps == [5.0]
+
+    sleeps.clear()
+    recorder = Recorder({1: "limited", 2: "limited", 3: "limited"})
+    with pytest.raises(pc.PetboxError) as limited:
+        await call(client(shop, recorder, sleeps).set_stock, "squirrel", "coupon_x", 1)
+    assert (len(recorder.calls), sleeps) == (1, [])
+    assert (limited.value.code, limited.value.retry_after) == ("limited", 60.0)
+
+
 async def test_refusals_are_typed_errors_and_not_retried(shop: World) -> None:
     recorder = Recorder()
     c = client(shop, recorder)
@@ -145,3 +169,37 @@ async def test_orders_and_coupon_redemption(shop: World) -> None:
     with pytest.raises(pc.PetboxError) as twice:
         await call(c.redeem_coupon, "squirrel", code, "order-10")
     assert twice.value.code == "coupon_already_redeemed"
+
+
+async def test_export_events_reads_the_ndjson_stream_page_by_page(shop: World) -> None:
+    """exportEvents answers NDJSON, not one JSON document: the client reads it line by
+    line, follows ``more`` page after page, and resumes an interrupted stream (an
+    ``error`` line) from its cursor."""
+    c = client(shop)
+    for n, user in enumerate(("fay", "gil", "hal")):
+        await call(c.grant_player, "squirrel", user, "welcome", wallet={"acorn": n + 1},
+                   create=True)
+    await app_persister(shop.client.app, consumer="c1").run_once()
+    whole = await call(c.request, "GET", "/v1/admin/games/squirrel/export")
+    assert isinstance(whole, list) and whole[-1]["type"] == "end"
+    events = whole[:-1]
+    assert len(events) >= 3 and all(e["type"] != "end" for e in events)
+
+    paged = await call(lambda: list(c.export_events("squirrel", page=2)))
+    assert paged == events
+
+    cut = {"n": 0}
+
+    def cut_once(method: str, url: str, headers: dict[str, str], body: bytes | None,
+                 timeout: float) -> Any:
+        resp = pc.urllib_transport(method, url, headers, body, timeout)
+        cut["n"] += 1
+        if cut["n"] == 1:  # SQL failed after the first line: an error line ends it
+            first = resp.body.splitlines()[0]
+            error = {"type": "error", "cursor": json.loads(first)["cursor"],
+                     "message": "export interrupted; resume from cursor"}
+            return pc.Response(200, resp.headers, first + b"\n" + json.dumps(error).encode())
+        return resp
+
+    resumed = await call(lambda: list(client(shop, cut_once).export_events("squirrel")))
+    assert resumed == events and cut["n"] == 2

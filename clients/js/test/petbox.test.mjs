@@ -76,6 +76,23 @@ test("an expired token is refreshed through the merchant's backend", async () =>
   assert.notEqual(c.token, "pbt1.expired.or.forged");
 });
 
+test("refreshToken may answer a signed login; concurrent 401s refresh once", async () => {
+  // docs/api.md: the callback asks the merchant's backend for a fresh signed login.
+  let asked = 0;
+  const refreshToken = async () => {
+    asked += 1;
+    await new Promise((r) => setTimeout(r, 20));  // the backend takes a moment
+    return signedLogin("js-kim");
+  };
+  const c = createClient({ baseUrl: url, game, token: "pbt1.expired.or.forged", refreshToken,
+    sleep: async () => {} });
+  const views = await Promise.all([c.getPlayer(), c.getPlayer(), c.getPlayer()]);
+  assert.equal(asked, 1);
+  for (const me of views) assert.ok(me.player);
+  assert.match(c.token, /^pbt1\./);
+  assert.notEqual(c.token, "pbt1.expired.or.forged");
+});
+
 test("refusals are typed errors, not retried", async () => {
   let calls = 0;
   const real = fetchTransport();
@@ -110,6 +127,37 @@ test("busy is retried after Retry-After", async () => {
   assert.ok(me.player);
   assert.deepEqual(slept, [1000]);
 });
+
+test("Retry-After is waited in full; a longer one than the client waits is not retried",
+  async () => {
+    // 503 response_unavailable asks for 5 s: the retry waits all of it, not less.
+    let calls = 0;
+    const slept = [];
+    const c = createClient({ baseUrl: url, game, sleep: async (ms) => { slept.push(ms); },
+      maxBackoffMs: 5000, transport: scripted((req) => (req.url.endsWith("/me")
+        && ++calls === 1 ? json(503, { error: { code: "response_unavailable", message: "m",
+        details: { retry_after: 5 } } }, { "retry-after": "5" }) : null)) });
+    await c.createSession(signedLogin("js-ivy"));
+    assert.ok((await c.getPlayer()).player);
+    assert.deepEqual([calls, slept], [2, [5000]]);
+
+    // A cooldown of 30 s (429 session_too_young): thrown at once with the wait, never
+    // sent again after 5 s only to be refused again.
+    const sent = [];
+    const d = createClient({ baseUrl: url, game, sleep: async (ms) => { slept.push(ms); },
+      maxBackoffMs: 5000, transport: scripted((req) => {
+        if (!req.url.endsWith("/pet/play")) return null;
+        sent.push(req.headers["Idempotency-Key"]);
+        return json(429, { error: { code: "session_too_young", message: "too new",
+          details: { retry_after: 30 } } }, { "retry-after": "30" });
+      }) });
+    await d.createSession(signedLogin("js-jay"));
+    slept.length = 0;
+    const refused = await d.playWithPet().catch((err) => err);
+    assert.deepEqual([sent.length, slept], [1, []]);
+    assert.ok(refused instanceof PetboxError);
+    assert.deepEqual([refused.code, refused.retryAfterMs], ["session_too_young", 30000]);
+  });
 
 /** A transport that answers what `answer(req)` gives, and the server the rest. */
 function scripted(answer) {
@@ -168,6 +216,38 @@ test("a flash sale sold out for now is looked at again and claimed once a unit i
       (err) => err.code === "sold_out" && err.details.stock_pending === 1);
     assert.equal(looks, 1);
   });
+
+test("every shopper operation of /openapi.json is a method; public views, pages", async () => {
+  const doc = await (await fetch(`${url}/openapi.json`)).json();
+  const shopper = new Set(["shopper", "blind boxes", "plays"]);
+  const ops = Object.values(doc.paths).flatMap((methods) => Object.values(methods))
+    .filter((op) => (op.tags || []).some((t) => shopper.has(t))).map((op) => op.operationId);
+  const c = createClient({ baseUrl: url, game, merchant, sleep: async () => {} });
+  assert.ok(ops.length > 40);
+  assert.deepEqual(ops.filter((id) => typeof c[id] !== "function"), []);
+
+  // Before a session: a public view names the merchant (?merchant=).
+  const series = await c.getBoxSeries("forest_friends");
+  assert.equal(series.series, "forest_friends");
+  assert.equal((await c.getFlashSale("midnight")).sale, "midnight");
+
+  // listDraws pages: the next page from next_cursor, none twice. (It reads SQL: the
+  // draws show once the persister has written them, about a flush interval later.)
+  await c.createSession(signedLogin("js-lee"));
+  await c.drawBox("forest_friends", 10);
+  for (let n = 0; n < 100 && (await c.listDraws({ limit: 100 })).draws.length < 10; n += 1) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const seen = [];
+  let page = { limit: 4 };
+  for (let n = 0; n < 10; n += 1) {
+    const got = await c.listDraws(page);
+    seen.push(...got.draws.map((d) => d.nonce));
+    if (got.next_cursor === null) break;
+    page = { cursor: got.next_cursor, limit: 4 };
+  }
+  assert.deepEqual([...seen].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+});
 
 test("the WeChat transport maps wx.request onto the same calls", async () => {
   const real = fetchTransport();

@@ -20,6 +20,11 @@ export async function journey(): Promise<string[]> {
   const acorns: number | undefined = ten.wallet["acorn"];
   const listed = await c.listDraws();
   const cursor: number | null = listed.next_cursor;
+  const next = await c.listDraws({ cursor, limit: 50 });
+  const voted = await c.castVote("best", "red");
+  const group = await c.joinGroupBuy("trio", "abcdefghij", { idempotencyKey: "join-1" });
+  const team = await c.createTeam("d11", { name: "Nuts", open: true });
+  void [next.draws.length, voted.votes_left_today, group.seats_left, team.code];
   const series = await c.getBoxSeries("forest_friends");
   const price: number = series.price.amount;
   const me: Player = (await c.getPlayer()).player;
