@@ -6,7 +6,8 @@
 // - One Idempotency-Key per logical action: every shopper POST makes its key once and
 //   sends it again on each retry, so a retry after a lost reply is answered with the
 //   first response and never applied twice (nothing drawn or charged twice).
-// - Retries with backoff: no answer, 429, 503 and 409 idempotency_in_progress. A
+// - Retries with backoff: no answer, 429, 503 and the 409s that say another action is
+//   still running (idempotency_in_progress, action_in_progress, groupbuy_in_progress). A
 //   Retry-After is honoured: the retry waits all of it, never less; one longer than the
 //   client waits between attempts (maxBackoffMs) is not retried early but thrown at once
 //   (a cooldown such as session_too_young or rejoin_too_soon: retrying in a few seconds
@@ -91,6 +92,10 @@ export function newIdempotencyKey(prefix = "js") {
 }
 
 const RETRY_STATUSES = new Set([429, 503]);
+/** 409s that mean "still running, retry": the request was not applied, and the same
+ * key sent again after Retry-After settles it (docs/api.md). */
+const IN_PROGRESS = new Set(["idempotency_in_progress", "action_in_progress",
+  "groupbuy_in_progress"]);
 
 /** A Retry-After header (whole seconds) in ms, or null when absent or not a number. */
 function retryAfterMs(value) {
@@ -182,7 +187,7 @@ export function createClient(options) {
         continue;
       }
       const retryable = RETRY_STATUSES.has(resp.status)
-        || (resp.status === 409 && error.code === "idempotency_in_progress");
+        || (resp.status === 409 && IN_PROGRESS.has(error.code));
       const asked = retryAfterMs(resp.headers["retry-after"]);
       if (asked !== null) error.retryAfterMs = asked;
       if (!retryable || attempt >= attempts) throw error;

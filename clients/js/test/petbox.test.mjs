@@ -159,6 +159,26 @@ test("Retry-After is waited in full; a longer one than the client waits is not r
     assert.deepEqual([refused.code, refused.retryAfterMs], ["session_too_young", 30000]);
   });
 
+test("another action still running (409 action_in_progress) is retried with the same key",
+  async () => {
+    const sent = [];
+    const slept = [];
+    const c = createClient({ baseUrl: url, game, sleep: async (ms) => { slept.push(ms); },
+      transport: scripted((req) => {
+        if (!req.url.endsWith("/checkin")) return null;
+        sent.push(req.headers["Idempotency-Key"]);
+        return sent.length === 1 ? json(409, { error: { code: "action_in_progress",
+          message: "another action of yours is still running; retry",
+          details: { retry_after: 1 } } }, { "retry-after": "1" }) : null;
+      }) });
+    await c.createSession(signedLogin("js-kim"));
+    const out = await c.checkIn();
+    assert.equal(out.streak, 1);
+    assert.deepEqual(slept, [1000]);
+    assert.equal(sent.length, 2);
+    assert.equal(sent[0], sent[1]);
+  });
+
 /** A transport that answers what `answer(req)` gives, and the server the rest. */
 function scripted(answer) {
   const real = fetchTransport();
