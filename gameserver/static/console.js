@@ -614,8 +614,7 @@
       fmtPct, fmtTime, liveConfig, setDraftSection,
       errorBox: (e) => h("div", { class: "error-box", role: "alert" }, errorContent(e)),
       draftSection: (key) => { const c = draftValue(); return c ? c[key] : undefined; },
-      newKey: () => (crypto.randomUUID ? crypto.randomUUID()
-        : `${Date.now()}-${Math.random().toString(16).slice(2)}`),
+      newKey: () => newIdempotencyKey("play"),
       refresh, draftedNote, draftCard, publishedIds,
       field: (label, input) => h("label", { class: "field" }, label, input),
       publicPath: (kind, id) => `/v1/games/${encodeURIComponent(S.game)}/${kind}/` +
@@ -897,7 +896,9 @@
     }
     const text = editor().value;
     try {
-      const body = await api("PUT", gamePath("/draft"), text);
+      // one key per save, resent by api() on a 503 or 429: saved once however it ends
+      const body = await api("PUT", gamePath("/draft"), text,
+        { idempotencyKey: newIdempotencyKey("draft") });
       S.draft.savedText = text;
       S.draft.source = "draft";
       S.draft.serverProblems = [];
@@ -1343,7 +1344,8 @@
       [h("p", {}, "Shoppers see this config within a second. You can roll back at any time."),
         changes], "Publish");
     if (!ok) return;
-    const done = await api("POST", gamePath("/publish"), { note: $("publish-note").value });
+    const done = await api("POST", gamePath("/publish"), { note: $("publish-note").value },
+      { idempotencyKey: newIdempotencyKey("publish") });
     toast(done.changed ? `Published v${done.version}: live now` : "Nothing changed: the draft is live already");
     $("publish-note").value = "";
     await afterLiveChange();
@@ -1357,7 +1359,8 @@
       h("label", { for: "rollback-note" }, "Note"), note], "Roll back");
     if (!ok) return;
     try {
-      const done = await api("POST", gamePath("/rollback"), { version, note: note.value });
+      const done = await api("POST", gamePath("/rollback"), { version, note: note.value },
+        { idempotencyKey: newIdempotencyKey("rollback") });
       toast(`Rolled back: v${done.version} is live (config of v${version})`);
       await afterLiveChange();
     } catch (e) {

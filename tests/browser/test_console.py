@@ -216,3 +216,43 @@ async def test_a_retry_after_longer_than_the_console_waits_is_shown_not_resent(
         assert len(sent) == 1
         await expect(stock.locator("tr", has_text="prize:coupon_x")).to_contain_text("100")
     assert problems == []
+
+
+async def test_a_publish_whose_answer_was_lost_is_resent_with_its_key_and_applied_once(
+        shop: World) -> None:
+    """The publish reaches petbox, but its answer is lost (a gateway's 503): the console
+    sends it again with the same Idempotency-Key, petbox replays the first answer, and
+    exactly one version is published."""
+    api_key = str(shop.merchants["boxshop"].api_key)
+    auth = {"Authorization": f"Bearer {api_key}"}
+    draft = copy.deepcopy(BOX_CONFIG)
+    draft["boxes"]["series"]["forest"]["items"]["fig_b"]["weight"] = 150
+    saved = await shop.client.put("/v1/admin/games/squirrel/draft", json=draft, headers=auth)
+    assert saved.status == 200, await saved.text()
+    async with open_console(1360) as (page, problems):
+        sent: list[str] = []
+
+        async def lost_once(route: Any) -> None:
+            sent.append(route.request.headers.get("idempotency-key", ""))
+            answer = await route.fetch()  # petbox applies it either way
+            if len(sent) == 1:
+                await route.fulfill(status=503, headers={"Retry-After": "1"},
+                                    content_type="application/json",
+                                    body=json.dumps({"error": {"code": "unavailable",
+                                                               "message": "bad gateway",
+                                                               "details": {}}}))
+            else:
+                await route.fulfill(response=answer)
+
+        await page.route("**/v1/admin/games/squirrel/publish", lost_once)
+        await page.goto(str(shop.client.make_url("/console")))
+        await sign_in(page, api_key)
+        await page.get_by_label("Game").select_option("squirrel")
+        await page.get_by_role("tab", name="Publish & versions").click()
+        await page.get_by_role("button", name="Publish draft").click()
+        await page.locator("dialog#confirm").get_by_role("button", name="Publish").click()
+        await expect(page.locator("#live-badge")).to_have_text("live v2")
+        assert len(sent) == 2 and sent[0] == sent[1] and sent[0].startswith("publish-")
+    versions = await shop.client.get("/v1/admin/games/squirrel/versions", headers=auth)
+    assert [v["version"] for v in (await versions.json())["versions"]] == [2, 1]
+    assert problems == []
