@@ -76,17 +76,35 @@ class PetboxError(Exception):
         """The answer's ``Retry-After`` in seconds, when it had one."""
 
 
-def session_sign(secret: str, merchant: str, user: str, ts: int) -> str:
-    """Hex HMAC-SHA256 of ``"{merchant}\\n{user}\\n{ts}"`` keyed with the secret's text."""
-    message = f"{merchant}\n{user}\n{ts}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+def session_sign(secret: str, merchant: str, user: str, ts: int, *,
+                 age_band: str | None = None, guardian_consent: bool = False,
+                 shadow: bool = False) -> str:
+    """Hex HMAC-SHA256 of ``"{merchant}\\n{user}\\n{ts}"`` keyed with the secret's text;
+    an age band adds ``"\\n{age_band}\\n{0|1}"`` (guardian consent) and a load-test
+    session ``"\\nshadow"``, so a client can claim neither."""
+    message = f"{merchant}\n{user}\n{ts}"
+    if age_band:
+        message += f"\n{age_band}\n{int(guardian_consent)}"
+    if shadow:
+        message += "\nshadow"
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def sign_login(merchant: str, user: str, secret: str, now: int | None = None) -> dict[str, Any]:
-    """A ``createSession`` body for ``user``; petbox accepts it within ±600 s of ``ts``."""
+def sign_login(merchant: str, user: str, secret: str, now: int | None = None, *,
+               age_band: str | None = None, guardian_consent: bool = False,
+               shadow: bool = False) -> dict[str, Any]:
+    """A ``createSession`` body for ``user``; petbox accepts it within ±600 s of ``ts``.
+    ``age_band`` (a minor's band, docs/api.md) with ``guardian_consent``, and ``shadow``
+    (a load-test session of a merchant approved for load testing) are signed with it."""
     ts = int(time.time()) if now is None else now
-    return {"merchant": merchant, "user": user, "ts": ts,
-            "sign": session_sign(secret, merchant, user, ts)}
+    body: dict[str, Any] = {"merchant": merchant, "user": user, "ts": ts}
+    if age_band:
+        body |= {"age_band": age_band, "guardian_consent": guardian_consent}
+    if shadow:
+        body["shadow"] = True
+    body["sign"] = session_sign(secret, merchant, user, ts, age_band=age_band,
+                                guardian_consent=guardian_consent, shadow=shadow)
+    return body
 
 
 def sign_order(body: bytes, secret: str, merchant: str, now: int | None = None) -> Headers:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from gameserver.signing import session_signature
 from tests.conftest import World, app_persister
 from tests.integration.test_coupon_wallet import WALLET_CONFIG
 
@@ -94,6 +95,26 @@ async def test_signed_login_is_accepted(shop: World) -> None:
     assert login["sign"] == pc.session_sign(shop.merchants["boxshop"].signing_secret,
                                             "boxshop", "alice", 1_700_000_000)
     assert len(login["sign"]) == 64  # hex HMAC-SHA256 keyed with the secret's text
+
+
+@pytest.mark.parametrize("extra", [{"age_band": "8_17", "guardian_consent": True},
+                                   {"age_band": "under_8"}])
+async def test_sign_login_signs_an_age_band_petbox_accepts(shop: World,
+                                                           extra: dict[str, Any]) -> None:
+    """An age band (with guardian consent) is signed as petbox signs it, and accepted;
+    the same band sent without being signed is refused (a client cannot claim one)."""
+    secret = shop.merchants["boxshop"].signing_secret
+    now = int(time.time())
+    login = pc.sign_login("boxshop", "kid", secret, now=now, **extra)
+    assert login["sign"] == session_signature(
+        secret, "boxshop", "kid", now, extra["age_band"], extra.get("guardian_consent", False))
+    created = await shop.client.post("/v1/sessions", json=login)
+    assert created.status == 201, await created.text()
+    unsigned = {**pc.sign_login("boxshop", "kid", secret, now=now), "age_band": "18_plus"}
+    assert (await shop.client.post("/v1/sessions", json=unsigned)).status == 401
+    shadow = pc.sign_login("boxshop", "bot", secret, now=now, shadow=True)
+    assert shadow["shadow"] is True
+    assert shadow["sign"] == session_signature(secret, "boxshop", "bot", now, shadow=True)
 
 
 async def test_a_lost_reply_is_retried_with_the_same_key_and_applied_once(
