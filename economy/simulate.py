@@ -115,7 +115,9 @@ class _Run:
         self.stock = {e.id: (stock or {}).get(e.id, e.prize.stock)
                       for e in series.entries if e.prize is not None}
         self.out = out_of_stock(series, self.stock)
-        self.sold_out: dict[str, int | None] = dict.fromkeys(self.stock)
+        # a prize with no stock at the start is sold out before the first draw
+        self.sold_out: dict[str, int | None] = {
+            p: 0 if left <= 0 else None for p, left in self.stock.items()}
         self.total = 0
         self.forced = self.boosted = self.cost = 0
         self.caps = [e.max_copies for e in series.entries]

@@ -71,6 +71,12 @@ async def simulate_game(request: web.Request) -> web.Response:
     series = parse_config(raw).boxes.series.get(body["series"])
     if series is None:
         raise NotFound("no such series in this config", series=body["series"], config=label)
+    limited = {e.id for e in series.prizes}
+    unknown = sorted(set(body["stock"]) - limited)
+    if unknown:  # a typo would otherwise simulate the configured stock, silently
+        raise InvalidInput("stock names a prize the series does not have", problems=[
+            {"path": f"$.stock.{p}", "message": f"not a limited prize of {series.id} "
+             f"(its prizes: {', '.join(sorted(limited)) or 'none'})"} for p in unknown])
     result = await asyncio.to_thread(simulate, series, body["players"], body["draws"],
                                      body["seed"], batch=body["batch"],
                                      stock=body["stock"] or None)

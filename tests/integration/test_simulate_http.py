@@ -34,6 +34,24 @@ async def test_simulates_the_draft_reproducibly(world: World,
     assert (await call(world, {**body, "version": "1"})).status == 404
 
 
+async def test_stock_names_limited_prizes_and_none_left_is_sold_out_at_0(
+        world: World, example_config: dict[str, Any]) -> None:
+    key = str(world.merchants["shop"].api_key)
+    put = await world.client.put("/v1/admin/games/squirrel/draft", json=example_config,
+                                 headers={"Authorization": f"Bearer {key}"})
+    assert put.status == 200, await put.text()
+    body = {"series": "forest_friends", "players": 5, "draws": 10, "seed": "s1"}
+    typo = await call(world, {**body, "stock": {"coupon_10of": 0}})
+    assert typo.status == 422, await typo.text()
+    assert [p["path"] for p in (await typo.json())["error"]["details"]["problems"]] == [
+        "$.stock.coupon_10of"]
+    none_left = await call(world, {**body, "stock": {"coupon_10off": 0}})
+    assert none_left.status == 200, await none_left.text()
+    report = await none_left.json()
+    assert report["sold_out_at_draw"] == {"coupon_10off": 0}
+    assert report["items"]["coupon_10off"]["count"] == 0  # never drawn: none to give
+
+
 async def test_bad_and_huge_requests_are_422(world: World) -> None:
     for body, path in (({"series": "x", "players": 1001, "draws": 1000}, "$.draws"),
                        ({"series": "x", "batch": 3}, "$.batch"),
