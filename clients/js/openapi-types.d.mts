@@ -161,18 +161,19 @@ export type AdoptPetResponse = {
 
 /** applySample 200: Apply for a free sample (once, in the window, if eligible); first come wins at once while stock lasts */
 export type ApplySampleResponse = {
-  campaign?: string;
-  status?: "applied" | "won" | "waitlisted";
-  applied_at?: number;
+  campaign: string;
+  status: "applied" | "won" | "waitlisted";
+  applied_at: number;
 };
 
 /** castVote 200: Vote for one option (votes per shopper per day, optional price and reward); counted exactly once per Idempotency-Key */
 export type CastVoteResponse = {
-  poll?: string;
-  option?: string;
-  votes_today?: number;
-  votes_left_today?: number;
-  wallet?: { [key: string]: number };
+  poll: string;
+  option: string;
+  votes_today: number;
+  votes_left_today: number;
+  /** id → integer amount */
+  wallet: { [key: string]: number };
 };
 
 /** checkIn 200: Check in for today (game timezone): streak and cycle reward */
@@ -192,23 +193,19 @@ export type ClaimFlashSaleResponse = {
   claimed_at: number;
   /** paid (converted) by then, or it expires */
   until: number;
-  pay_by?: number;
-  sku?: string;
-  price_fen?: number;
-  deposit_fen?: number;
-  benefit?: string;
-  event_at?: number;
-  priority_until?: number;
-  deposit_value_fen?: number;
+  sku: string;
+  price_fen: number;
+  pay_by: number;
 };
 
 /** claimTeamRewards 200: Claim the rewards of milestones the team reached while the shopper was a member, each once */
 export type ClaimTeamRewardsResponse = {
-  season?: string;
-  team?: string;
+  season: string;
+  team: string;
   /** milestone id → what was granted */
-  claimed?: Record<string, unknown>;
-  wallet?: { [key: string]: number };
+  claimed: { [key: string]: Granted };
+  /** id → integer amount */
+  wallet: { [key: string]: number };
 };
 
 /** cleanPet 200: Clean the pet: cleanliness and xp, then a cooldown */
@@ -242,29 +239,40 @@ export type ConsoleAssetResponse = string;
 
 /** createGroupBuy 200: Open a group of a group-buy offer and get its share code */
 export type CreateGroupBuyResponse = {
-  group?: string;
-  code?: string;
-  offer?: string;
-  title?: string;
-  size?: number;
-  members?: Array<{
+  group: string;
+  code: string;
+  offer: string;
+  title: string;
+  size: number;
+  members: Array<{
     /** masked */
-    user?: string;
-    joined_at?: number;
-    opener?: boolean;
-    me?: boolean;
+    user: string;
+    joined_at: number;
+    opener: boolean;
+    me: boolean;
+    /** present (true) only on a seat an auto-completed group filled at its expiry */
+    system?: boolean;
   }>;
-  member_count?: number;
-  seats_left?: number;
-  state?: "open" | "complete" | "failed";
-  created_at?: number;
-  expires_at?: number;
-  price_fen?: number;
-  server_time?: number;
-  /** on completion: what this shopper was granted */
-  reward?: Record<string, unknown>;
-  refunded?: { [key: string]: number };
-  wallet?: { [key: string]: number };
+  member_count: number;
+  seats_left: number;
+  state: "open" | "complete" | "failed";
+  created_at: number;
+  expires_at: number;
+  price_fen: number;
+  server_time: number;
+  /** present when this seat completed the group: what this shopper was granted (granted: false and a reason when nothing was) */
+  reward?: {
+    granted: boolean;
+    reason?: "already" | "sold_out";
+    /** id → integer amount */
+    currency?: { [key: string]: number };
+    /** id → integer amount */
+    items?: { [key: string]: number };
+    /** id → integer amount */
+    coupons?: { [key: string]: number };
+  };
+  /** id → integer amount */
+  wallet: { [key: string]: number };
 };
 
 /** createSession 201: Exchange a merchant-signed login for a player token */
@@ -275,45 +283,51 @@ export type CreateSessionResponse = {
 
 /** createTeam 200: Create a team of a season and become its first member; the response has the share code */
 export type CreateTeamResponse = {
-  season?: string;
-  team?: string;
-  name?: string;
-  owner?: string;
-  status?: "upcoming" | "open" | "ended";
-  created_at?: number;
-  open?: boolean;
+  season: string;
+  team: string;
+  name: string;
+  owner: string;
+  status: "upcoming" | "open" | "ended";
+  created_at: number;
+  open: boolean;
   /** members' points plus points kept from members who left */
-  points?: number;
-  kept_points?: number;
-  size?: number;
-  min_size?: number;
-  max_size?: number;
-  seats_left?: number;
+  points: number;
+  kept_points: number;
+  size: number;
+  min_size: number;
+  max_size: number;
+  seats_left: number;
   /** highest points first */
-  members?: Array<{
-    user?: string;
-    points?: number;
-    joined_at?: number;
+  members: Array<{
+    user: string;
+    points: number;
+    joined_at: number;
   }>;
-  milestones?: Array<{
-    id?: string;
-    points?: number;
-    reward?: Record<string, unknown>;
-    reached_at?: number | null;
+  milestones: Array<{
+    id: string;
+    points: number;
+    reward: Reward;
+    reached_at: number | null;
   }>;
   /** place on the season's board */
-  rank?: number | null;
+  rank: number | null;
   /** the share code (members only) */
-  code?: string;
-  server_time?: number;
+  code: string;
+  server_time: number;
 };
 
 /** diffGameVersions 200: JSON-path diff from config a to config b (a version number, live or draft) */
 export type DiffGameVersionsResponse = {
-  from?: string;
-  to?: string;
-  summary?: Record<string, unknown>;
-  changes?: Array<{
+  game: string;
+  from: string;
+  to: string;
+  /** changes counted by op */
+  summary: {
+    added: number;
+    removed: number;
+    changed: number;
+  };
+  changes: Array<{
     /** JSON path, as in validation problems */
     path: string;
     op: "added" | "removed" | "changed";
@@ -335,14 +349,14 @@ export type DrawBoxResponse = {
 
 /** drawSampleWinners 200: Draw a lottery campaign's winners after the window (provably fair, once) */
 export type DrawSampleWinnersResponse = {
-  campaign?: string;
-  drawn_at?: number;
-  seed?: string;
-  seed_hash?: string;
-  winners?: number;
-  cutoff?: string | null;
-  applicants?: number;
-  applicants_hash?: string;
+  campaign: string;
+  drawn_at: number;
+  seed: string;
+  seed_hash: string;
+  winners: number;
+  cutoff: string | null;
+  applicants: number;
+  applicants_hash: string;
 } | null;
 
 /** exchange 200: 换购: spend currency, items or duplicates on an offer */
@@ -393,49 +407,41 @@ export type GetAnalyticsResponse = {
 /** getAssist 200: An assist: helps so far, needed, state, and the state of the owner's reward */
 export type GetAssistResponse = {
   assist: string;
-  code?: string;
-  campaign?: string;
-  title?: string;
+  code: string;
+  campaign: string;
+  title: string;
   state: "open" | "complete" | "expired";
   helps: number;
   needed: number;
-  helps_left?: number;
-  started_at?: number;
-  expires_at?: number;
-  completed_at?: number | null;
+  helps_left: number;
+  started_at: number;
+  expires_at: number;
+  completed_at: number | null;
   /** the caller started this assist */
-  mine?: boolean;
+  mine: boolean;
   /** the caller helped this assist */
-  helped?: boolean;
-  reward?: {
-    currency?: { [key: string]: number };
-    items?: { [key: string]: number };
-    coupon?: string;
-  };
+  helped: boolean;
+  reward: Reward;
   reward_state: "pending" | "due" | "granted" | "coupon_unavailable" | "earned";
-  server_time?: number;
+  server_time: number;
 };
 
 /** getAssistAdmin 200: One assist with its owner and helpers (customer support) */
 export type GetAssistAdminResponse = {
   assist: string;
-  code?: string;
-  campaign?: string;
-  title?: string;
+  code: string;
+  campaign: string;
+  title: string;
   state: "open" | "complete" | "expired";
   helps: number;
   needed: number;
-  helps_left?: number;
-  started_at?: number;
-  expires_at?: number;
-  completed_at?: number | null;
-  reward?: {
-    currency?: { [key: string]: number };
-    items?: { [key: string]: number };
-    coupon?: string;
-  };
-  reward_state?: "pending" | "due" | "granted" | "coupon_unavailable" | "earned";
-  server_time?: number;
+  helps_left: number;
+  started_at: number;
+  expires_at: number;
+  completed_at: number | null;
+  reward: Reward;
+  reward_state: "pending" | "due" | "granted" | "coupon_unavailable" | "earned";
+  server_time: number;
   owner: string;
   /** users who helped, in order */
   helpers: Array<string>;
@@ -444,8 +450,8 @@ export type GetAssistAdminResponse = {
 /** getAssistCampaignAdmin 200: An assist campaign's results: assists started, open, complete, expired, helps, the newest assists (from SQL, a flush interval behind) */
 export type GetAssistCampaignAdminResponse = {
   campaign: string;
-  title?: string;
-  needed?: number;
+  title: string;
+  needed: number;
   started: number;
   open: number;
   complete: number;
@@ -454,17 +460,17 @@ export type GetAssistCampaignAdminResponse = {
   helps: number;
   /** the newest assists */
   recent: Array<{
-    assist?: string;
-    owner?: string;
-    state?: "open" | "complete" | "expired";
-    helps?: number;
-    needed?: number;
-    started_at?: number;
-    completed_at?: number | null;
+    assist: string;
+    owner: string;
+    state: "open" | "complete" | "expired";
+    helps: number;
+    needed: number;
+    started_at: number;
+    completed_at: number | null;
   }>;
   /** more assists than one report reads: counts are partial */
-  truncated?: boolean;
-  server_time?: number;
+  truncated: boolean;
+  server_time: number;
 };
 
 /** getBoxSeries 200: Disclosure: items, rarities, base and consolidated odds, pity, caps, prize values, stock left; with a token, the player's seed hash */
@@ -516,30 +522,30 @@ export type GetBoxSeriesResponse = {
 
 /** getEnvelopeRain 200: Public: the rain's rounds, envelopes and pool left, each round's seed hash, and its seed from the round's end on */
 export type GetEnvelopeRainResponse = {
-  rain?: string;
-  title?: string;
-  kind?: "cash" | "coupon";
-  currency?: string;
-  server_time?: number;
-  rounds?: Array<{
-    round?: string;
+  rain: string;
+  title: string;
+  kind: "cash" | "coupon";
+  currency: string;
+  server_time: number;
+  rounds: Array<{
+    round: string;
     /** aggregates the round's pool is split over */
-    buckets?: number;
-    status?: "upcoming" | "open" | "empty" | "ended";
-    starts_at?: number;
-    ends_at?: number;
-    pool_fen?: number;
-    envelopes?: number;
-    min_fen?: number;
-    grab_limit?: number;
-    envelopes_left?: number;
-    pool_left_fen?: number;
-    granted_fen?: number;
+    buckets: number;
+    status: "upcoming" | "open" | "empty" | "ended";
+    starts_at: number;
+    ends_at: number;
+    pool_fen: number;
+    envelopes: number;
+    min_fen: number;
+    grab_limit: number;
+    envelopes_left: number;
+    pool_left_fen: number;
+    granted_fen: number;
     /** after the end: pool − granted */
-    returned_fen?: number;
-    seed_hash?: string | null;
+    returned_fen: number;
+    seed_hash: string | null;
     /** revealed from ends_at on */
-    seed?: string | null;
+    seed: string | null;
   }>;
 };
 
@@ -569,27 +575,27 @@ export type GetExperimentResultsResponse = {
 /** getFlashSale 200: Public: price, start, server time and countdown, and the stock left */
 export type GetFlashSaleResponse = {
   sale: string;
-  title?: string;
-  sku?: string;
+  title: string;
+  sku: string;
   price_fen: number;
-  list_price_fen?: number | null;
+  list_price_fen: number | null;
   starts_at: number;
-  ends_at?: number | null;
+  ends_at: number | null;
   server_time: number;
   /** seconds until the start (0: started) */
-  starts_in?: number;
+  starts_in: number;
   status: "upcoming" | "live" | "sold_out" | "ended";
-  stock?: number;
+  stock: number;
   /** cached ≤ 1.0 s */
   stock_left: number;
   /** with none left: units claims still being settled hold, which may come back (还有机会: look again after a second) */
-  stock_pending?: number;
-  per_shopper?: number;
-  pay_seconds?: number;
-  eligibility?: {
-    member_task?: string | null;
-    task?: string | null;
-    min_orders?: number;
+  stock_pending: number;
+  per_shopper: number;
+  pay_seconds: number;
+  eligibility: {
+    member_task: string | null;
+    task: string | null;
+    min_orders: number;
   };
 };
 
@@ -598,7 +604,7 @@ export type GetGameDraftResponse = {
   game: string;
   updated_at: number;
   checksum: string;
-  live_version?: number | null;
+  live_version: number | null;
   config: Record<string, unknown>;
   problems: Array<Record<string, unknown>>;
 };
@@ -618,49 +624,51 @@ export type GetGameVersionResponse = {
 export type GetGroupBuyResponse = {
   group: string;
   code: string;
-  offer?: string;
-  title?: string;
+  offer: string;
+  title: string;
   size: number;
   members: Array<{
     /** masked */
-    user?: string;
-    joined_at?: number;
-    opener?: boolean;
-    me?: boolean;
+    user: string;
+    joined_at: number;
+    opener: boolean;
+    me: boolean;
+    /** present (true) only on a seat an auto-completed group filled at its expiry */
+    system?: boolean;
   }>;
-  member_count?: number;
-  seats_left?: number;
+  member_count: number;
+  seats_left: number;
   state: "open" | "complete" | "failed";
-  created_at?: number;
+  created_at: number;
   expires_at: number;
-  price_fen?: number;
-  server_time?: number;
+  price_fen: number;
+  server_time: number;
 };
 
 /** getLeaderboard 200: A leaderboard's top players (higher score first; ties by user id, descending), named by a masked id or pet name, and the shopper's own rank; updated by the persister, so about one flush interval behind */
 export type GetLeaderboardResponse = {
-  board?: string;
-  name?: string;
+  board: string;
+  name: string;
   /** xp, draws, checkins, currency:<id>, item:<id>; a mechanic's own board names what it ranks (team:<season>: entries are team ids) */
-  metric?: string;
-  size?: number;
+  metric: string;
+  size: number;
   /** how entries name players (the board's config); `id`: a mechanic's board of non-shoppers (teams), named by their id */
-  show?: "masked" | "pet_name" | "id";
-  entries?: Array<{
-    rank?: number;
-    score?: number;
+  show: "masked" | "pet_name" | "id";
+  entries: Array<{
+    rank: number;
+    score: number;
     /** a masked id or a pet name, never a shopper's user id (a team board: the team's id) */
-    name?: string;
+    name: string;
     /** this entry is the asking shopper */
-    you?: boolean;
+    you: boolean;
   }>;
   /** the shopper's standing; null without a score on the board */
-  me?: {
-    rank?: number;
-    score?: number;
+  me: {
+    rank: number;
+    score: number;
   } | null;
   /** scores lag the players' actions by about this (the persister's flush interval) */
-  updated_within_s?: number;
+  updated_within_s: number;
 };
 
 /** getPlayer 200: The shopper's pet (stats as of now), wallet, inventory and progress; in a game with coupons, how many were won (their states: listMyCoupons) */
@@ -680,114 +688,137 @@ export type GetPlayerAdminResponse = {
 
 /** getPoll 200: Public: options with live tallies, open and close times, and the result frozen at the close */
 export type GetPollResponse = {
-  poll?: string;
-  title?: string;
-  status?: "upcoming" | "open" | "closed";
-  opens_at?: number;
-  closes_at?: number;
-  server_time?: number;
-  votes_per_day?: number;
-  options?: Array<{
-    id?: string;
-    label?: string;
-    votes?: number;
+  poll: string;
+  title: string;
+  status: "upcoming" | "open" | "closed";
+  opens_at: number;
+  closes_at: number;
+  server_time: number;
+  votes_per_day: number;
+  /** what a vote costs: currency → amount */
+  cost: { [key: string]: number };
+  /** what a vote earns: currency → amount */
+  reward: { [key: string]: number };
+  options: Array<{
+    id: string;
+    label: string;
+    votes: number;
   }>;
   /** accepted votes (Σ of the options' votes) */
-  total?: number;
+  total: number;
   /** null until the close; then the frozen winners and total */
-  result?: Record<string, unknown>;
+  result: {
+    frozen_at: number;
+    total: number;
+    winners: Array<string>;
+  } | null;
 };
 
 /** getPresale 200: Public: reservation and purchase windows, deposit and benefit, server time, reservations left */
 export type GetPresaleResponse = {
   presale: string;
-  title?: string;
-  sku?: string;
+  title: string;
+  sku: string;
   price_fen: number;
-  deposit_fen?: number;
-  benefit?: "priority" | "deposit_multiplier";
+  deposit_fen: number;
+  /** priority: priority_until is shown; deposit_multiplier: deposit_value_fen */
+  benefit: "priority" | "deposit_multiplier";
   priority_until?: number;
   deposit_value_fen?: number;
-  reserve_from?: number;
-  reserve_until?: number;
+  reserve_from: number;
+  reserve_until: number;
   event_at: number;
-  convert_until?: number;
+  convert_until: number;
   server_time: number;
-  starts_in?: number;
-  event_in?: number;
+  starts_in: number;
+  event_in: number;
   status: "upcoming" | "reserving" | "sold_out" | "waiting" | "buying" | "ended";
-  stock?: number;
+  stock: number;
   stock_left: number;
   /** with none left: units claims still being settled hold, which may come back (还有机会: look again after a second) */
-  stock_pending?: number;
-  per_shopper?: number;
-  eligibility?: {
-    member_task?: string | null;
-    task?: string | null;
-    min_orders?: number;
+  stock_pending: number;
+  per_shopper: number;
+  eligibility: {
+    member_task: string | null;
+    task: string | null;
+    min_orders: number;
   };
 };
 
 /** getSampleCampaign 200: Public: a sampling campaign's terms, window, applicants, the lottery seed hash and, once drawn, the result with the revealed seed */
 export type GetSampleCampaignResponse = {
-  campaign?: string;
-  title?: string;
-  sku?: string;
-  stock?: number;
-  mode?: "first_come" | "lottery";
-  status?: "upcoming" | "open" | "closed" | "drawn";
-  opens_at?: number;
-  closes_at?: number;
-  server_time?: number;
-  eligibility?: Record<string, unknown>;
-  review_reward?: Record<string, unknown> | null;
-  applicants?: number;
-  winners?: number;
-  stock_left?: number;
-  seed_hash?: string | null;
-  result?: {
-    campaign?: string;
-    drawn_at?: number;
-    seed?: string;
-    seed_hash?: string;
-    winners?: number;
-    cutoff?: string | null;
-    applicants?: number;
-    applicants_hash?: string;
+  campaign: string;
+  title: string;
+  sku: string;
+  stock: number;
+  mode: "first_come" | "lottery";
+  status: "upcoming" | "open" | "closed" | "drawn";
+  opens_at: number;
+  closes_at: number;
+  server_time: number;
+  /** what an applicant must have: a member task, a follow task, this many orders */
+  eligibility: {
+    member: boolean;
+    follow: boolean;
+    min_orders: number;
+  };
+  review_reward: { [key: string]: number } | null;
+  applicants: number;
+  winners: number;
+  stock_left: number;
+  seed_hash: string | null;
+  result: {
+    campaign: string;
+    drawn_at: number;
+    seed: string;
+    seed_hash: string;
+    winners: number;
+    cutoff: string | null;
+    applicants: number;
+    applicants_hash: string;
   } | null;
 };
 
 /** getSampleCampaignAdmin 200: A campaign as the merchant sees it: applicants, winners, review rate, reports */
 export type GetSampleCampaignAdminResponse = {
-  campaign?: string;
-  title?: string;
-  sku?: string;
-  stock?: number;
-  mode?: "first_come" | "lottery";
-  status?: "upcoming" | "open" | "closed" | "drawn";
-  opens_at?: number;
-  closes_at?: number;
-  server_time?: number;
-  eligibility?: Record<string, unknown>;
-  review_reward?: Record<string, unknown> | null;
-  applicants?: number;
-  winners?: number;
-  stock_left?: number;
-  seed_hash?: string | null;
-  result?: {
-    campaign?: string;
-    drawn_at?: number;
-    seed?: string;
-    seed_hash?: string;
-    winners?: number;
-    cutoff?: string | null;
-    applicants?: number;
-    applicants_hash?: string;
+  campaign: string;
+  title: string;
+  sku: string;
+  stock: number;
+  mode: "first_come" | "lottery";
+  status: "upcoming" | "open" | "closed" | "drawn";
+  opens_at: number;
+  closes_at: number;
+  server_time: number;
+  /** what an applicant must have: a member task, a follow task, this many orders */
+  eligibility: {
+    member: boolean;
+    follow: boolean;
+    min_orders: number;
+  };
+  review_reward: { [key: string]: number } | null;
+  applicants: number;
+  winners: number;
+  stock_left: number;
+  seed_hash: string | null;
+  result: {
+    campaign: string;
+    drawn_at: number;
+    seed: string;
+    seed_hash: string;
+    winners: number;
+    cutoff: string | null;
+    applicants: number;
+    applicants_hash: string;
   } | null;
-  winner_users?: Array<string>;
-  reviews?: number;
-  review_rate?: number;
-  reports?: Array<Record<string, unknown>>;
+  winner_users: Array<string>;
+  reviews: number;
+  review_rate: number;
+  reports: Array<{
+    user: string;
+    at: number;
+    report: string;
+  }>;
 };
 
 /** getStock 200: Limited prizes, coupons and offers: total, reserved, granted, left */
@@ -804,129 +835,145 @@ export type GetStockResponse = {
 
 /** getTeam 200: A team: members and their points, the team's points and rank, milestones */
 export type GetTeamResponse = {
-  season?: string;
-  team?: string;
-  name?: string;
-  owner?: string;
-  status?: "upcoming" | "open" | "ended";
-  created_at?: number;
-  open?: boolean;
+  season: string;
+  team: string;
+  name: string;
+  owner: string;
+  status: "upcoming" | "open" | "ended";
+  created_at: number;
+  open: boolean;
   /** members' points plus points kept from members who left */
-  points?: number;
-  kept_points?: number;
-  size?: number;
-  min_size?: number;
-  max_size?: number;
-  seats_left?: number;
+  points: number;
+  kept_points: number;
+  size: number;
+  min_size: number;
+  max_size: number;
+  seats_left: number;
   /** highest points first */
-  members?: Array<{
-    user?: string;
-    points?: number;
-    joined_at?: number;
+  members: Array<{
+    user: string;
+    points: number;
+    joined_at: number;
   }>;
-  milestones?: Array<{
-    id?: string;
-    points?: number;
-    reward?: Record<string, unknown>;
-    reached_at?: number | null;
+  milestones: Array<{
+    id: string;
+    points: number;
+    reward: Reward;
+    reached_at: number | null;
   }>;
   /** place on the season's board */
-  rank?: number | null;
+  rank: number | null;
   /** the share code (members only) */
   code?: string;
-  server_time?: number;
+  server_time: number;
 };
 
 /** getTeamAdmin 200: One team as the merchant sees it: members, points, milestones reached with the members of that moment, and its share code */
 export type GetTeamAdminResponse = {
-  season?: string;
-  team?: string;
-  name?: string;
-  owner?: string;
-  status?: "upcoming" | "open" | "ended";
-  created_at?: number;
-  open?: boolean;
+  season: string;
+  team: string;
+  name: string;
+  owner: string;
+  status: "upcoming" | "open" | "ended";
+  created_at: number;
+  open: boolean;
   /** members' points plus points kept from members who left */
-  points?: number;
-  kept_points?: number;
-  size?: number;
-  min_size?: number;
-  max_size?: number;
-  seats_left?: number;
+  points: number;
+  kept_points: number;
+  size: number;
+  min_size: number;
+  max_size: number;
+  seats_left: number;
   /** highest points first */
-  members?: Array<{
-    user?: string;
-    points?: number;
-    joined_at?: number;
+  members: Array<{
+    user: string;
+    points: number;
+    joined_at: number;
   }>;
-  milestones?: Array<{
-    id?: string;
-    points?: number;
-    reward?: Record<string, unknown>;
-    reached_at?: number | null;
+  milestones: Array<{
+    id: string;
+    points: number;
+    reward: Reward;
+    reached_at: number | null;
   }>;
   /** place on the season's board */
-  rank?: number | null;
+  rank: number | null;
   /** the share code (members only) */
-  code?: string;
-  server_time?: number;
+  code: string;
+  server_time: number;
+  /** milestone id → when it was reached and the members of that moment */
+  reached: { [key: string]: {
+    at: number;
+    members: Array<string>;
+  } };
 };
 
 /** getTeamSeasonAdmin 200: A team season as the merchant sees it: settings, status and the best teams of its board */
 export type GetTeamSeasonAdminResponse = {
-  season?: string;
-  name?: string;
-  status?: "upcoming" | "open" | "ended";
-  starts_at?: number;
-  ends_at?: number;
-  min_size?: number;
-  max_size?: number;
-  points?: { [key: string]: number };
-  milestones?: Array<Record<string, unknown>>;
-  board?: string | null;
-  server_time?: number;
+  season: string;
+  name: string;
+  status: "upcoming" | "open" | "ended";
+  starts_at: number;
+  ends_at: number;
+  min_size: number;
+  max_size: number;
+  points: { [key: string]: number };
+  milestones: Array<{
+    id: string;
+    points: number;
+    reward: Reward;
+  }>;
+  board: string | null;
+  server_time: number;
   /** the board's best teams (none without a board) */
-  teams?: Array<{
-    rank?: number;
-    team?: string;
-    points?: number;
-    name?: string | null;
-    size?: number | null;
-    milestones_reached?: Array<string>;
+  teams: Array<{
+    rank: number;
+    team: string;
+    points: number;
+    name: string | null;
+    size: number | null;
+    milestones_reached: Array<string>;
   }>;
 };
 
 /** giveAssist 200: Help the assist whose share code is sent; the helper is the session's user. At the needed help the owner gets the reward, once */
 export type GiveAssistResponse = {
   assist: string;
-  campaign?: string;
+  campaign: string;
   /** helps the assist has, this one included */
   helps: number;
   needed: number;
   /** this help completed the assist */
   complete: boolean;
   /** the helper reward granted */
-  reward?: Record<string, unknown>;
-  wallet?: { [key: string]: number };
+  reward: {
+    /** id → integer amount */
+    currency: { [key: string]: number };
+    /** id → integer amount */
+    items: { [key: string]: number };
+    /** id → integer amount */
+    coupons?: { [key: string]: number };
+  };
+  wallet: { [key: string]: number };
 };
 
 /** grabEnvelope 200: Grab the next envelope of a round while it is open; its amount is verifiable from the seed revealed after the round */
 export type GrabEnvelopeResponse = {
-  rain?: string;
-  round?: string;
-  amount_fen?: number;
+  rain: string;
+  round: string;
+  amount_fen: number;
   /** the envelope's index in the round's split */
-  nonce?: number;
-  kind?: string;
-  currency?: string;
-  seed_hash?: string;
-  reveal_at?: number;
-  grabs_left?: number;
+  nonce: number;
+  kind: string;
+  currency: string;
+  seed_hash: string;
+  reveal_at: number;
+  grabs_left: number;
   /** present only when the balance grew past what the grab saw and could not hold the whole envelope: the part not credited (amount_fen is what was) */
   uncredited_fen?: number;
   /** present (true) only when the envelope could not be credited: SQL had no envelope of the round left */
   void?: boolean;
-  wallet?: { [key: string]: number };
+  wallet: { [key: string]: number };
 };
 
 /** grantPlayer 200: Grant currency and items, ledgered with a reason */
@@ -954,100 +1001,124 @@ export type IngestOrderResponse = {
 
 /** joinGroupBuy 200: Join a group with its share code (full: 409 group_full; expired: 409 group_expired); the last seat completes it and rewards every member once */
 export type JoinGroupBuyResponse = {
-  group?: string;
-  code?: string;
-  offer?: string;
-  title?: string;
-  size?: number;
-  members?: Array<{
+  group: string;
+  code: string;
+  offer: string;
+  title: string;
+  size: number;
+  members: Array<{
     /** masked */
-    user?: string;
-    joined_at?: number;
-    opener?: boolean;
-    me?: boolean;
+    user: string;
+    joined_at: number;
+    opener: boolean;
+    me: boolean;
+    /** present (true) only on a seat an auto-completed group filled at its expiry */
+    system?: boolean;
   }>;
-  member_count?: number;
-  seats_left?: number;
-  state?: "open" | "complete" | "failed";
-  created_at?: number;
-  expires_at?: number;
-  price_fen?: number;
-  server_time?: number;
-  /** on completion: what this shopper was granted */
-  reward?: Record<string, unknown>;
-  refunded?: { [key: string]: number };
-  wallet?: { [key: string]: number };
+  member_count: number;
+  seats_left: number;
+  state: "open" | "complete" | "failed";
+  created_at: number;
+  expires_at: number;
+  price_fen: number;
+  server_time: number;
+  /** present when this seat completed the group: what this shopper was granted (granted: false and a reason when nothing was) */
+  reward?: {
+    granted: boolean;
+    reason?: "already" | "sold_out";
+    /** id → integer amount */
+    currency?: { [key: string]: number };
+    /** id → integer amount */
+    items?: { [key: string]: number };
+    /** id → integer amount */
+    coupons?: { [key: string]: number };
+  };
+  /** id → integer amount */
+  wallet: { [key: string]: number };
 };
 
 /** joinTeam 200: Join the team of a share code (full: 409 team_full); without a code, be matched into an open team (seasons with auto-match) */
 export type JoinTeamResponse = {
-  season?: string;
-  team?: string;
-  name?: string;
-  owner?: string;
-  status?: "upcoming" | "open" | "ended";
-  created_at?: number;
-  open?: boolean;
+  season: string;
+  team: string;
+  name: string;
+  owner: string;
+  status: "upcoming" | "open" | "ended";
+  created_at: number;
+  open: boolean;
   /** members' points plus points kept from members who left */
-  points?: number;
-  kept_points?: number;
-  size?: number;
-  min_size?: number;
-  max_size?: number;
-  seats_left?: number;
+  points: number;
+  kept_points: number;
+  size: number;
+  min_size: number;
+  max_size: number;
+  seats_left: number;
   /** highest points first */
-  members?: Array<{
-    user?: string;
-    points?: number;
-    joined_at?: number;
+  members: Array<{
+    user: string;
+    points: number;
+    joined_at: number;
   }>;
-  milestones?: Array<{
-    id?: string;
-    points?: number;
-    reward?: Record<string, unknown>;
-    reached_at?: number | null;
+  milestones: Array<{
+    id: string;
+    points: number;
+    reward: Reward;
+    reached_at: number | null;
   }>;
   /** place on the season's board */
-  rank?: number | null;
+  rank: number | null;
   /** the share code (members only) */
-  code?: string;
-  server_time?: number;
+  code: string;
+  server_time: number;
 };
 
 /** leaveGroupBuy 200: Leave an open group (not its opener); what joining cost is given back */
 export type LeaveGroupBuyResponse = {
-  group?: string;
-  code?: string;
-  offer?: string;
-  title?: string;
-  size?: number;
-  members?: Array<{
+  group: string;
+  code: string;
+  offer: string;
+  title: string;
+  size: number;
+  members: Array<{
     /** masked */
-    user?: string;
-    joined_at?: number;
-    opener?: boolean;
-    me?: boolean;
+    user: string;
+    joined_at: number;
+    opener: boolean;
+    me: boolean;
+    /** present (true) only on a seat an auto-completed group filled at its expiry */
+    system?: boolean;
   }>;
-  member_count?: number;
-  seats_left?: number;
-  state?: "open" | "complete" | "failed";
-  created_at?: number;
-  expires_at?: number;
-  price_fen?: number;
-  server_time?: number;
-  /** on completion: what this shopper was granted */
-  reward?: Record<string, unknown>;
-  refunded?: { [key: string]: number };
-  wallet?: { [key: string]: number };
+  member_count: number;
+  seats_left: number;
+  state: "open" | "complete" | "failed";
+  created_at: number;
+  expires_at: number;
+  price_fen: number;
+  server_time: number;
+  /** present when this seat completed the group: what this shopper was granted (granted: false and a reason when nothing was) */
+  reward?: {
+    granted: boolean;
+    reason?: "already" | "sold_out";
+    /** id → integer amount */
+    currency?: { [key: string]: number };
+    /** id → integer amount */
+    items?: { [key: string]: number };
+    /** id → integer amount */
+    coupons?: { [key: string]: number };
+  };
+  /** id → integer amount */
+  wallet: { [key: string]: number };
+  /** what joining cost, given back */
+  refunded: { [key: string]: number };
 };
 
 /** leaveTeam 200: Leave the current team of the season, as its rules allow */
 export type LeaveTeamResponse = {
-  season?: string;
-  team?: string;
-  left?: boolean;
-  points_kept_by_team?: number;
-  team_points?: number;
+  season: string;
+  team: string;
+  left: boolean;
+  points_kept_by_team: number;
+  team_points: number;
 };
 
 /** listDraws 200: The player's draws, newest first, with what is needed to verify each */
@@ -1093,7 +1164,10 @@ export type ListDrawsResponse = {
 
 /** listExperiments 200: Experiments of the live config */
 export type ListExperimentsResponse = {
-  experiments?: Array<{
+  game: string;
+  /** the live version */
+  game_version: number;
+  experiments: Array<{
     experiment: string;
     status: string;
     arms: { [key: string]: {
@@ -1108,94 +1182,101 @@ export type ListExperimentsResponse = {
 
 /** listGames 200: The API key's merchant and its games: live version and whether a draft exists */
 export type ListGamesResponse = {
-  merchant?: string;
-  name?: string;
-  games?: Array<{
-    game?: string;
-    live_version?: number | null;
-    has_draft?: boolean;
-    draft_updated_at?: number | null;
-    updated_at?: number;
+  merchant: string;
+  name: string;
+  games: Array<{
+    game: string;
+    live_version: number | null;
+    has_draft: boolean;
+    draft_updated_at: number | null;
+    updated_at: number;
   }>;
 };
 
 /** listGameVersions 200: Published versions of a game, newest first, with the live version and draft */
 export type ListGameVersionsResponse = {
-  game?: string;
-  live_version?: number | null;
-  draft?: Record<string, unknown> | null;
-  versions?: Array<{
-    version?: number;
-    checksum?: string;
-    published_at?: number;
-    note?: string;
+  game: string;
+  live_version: number | null;
+  draft: {
+    updated_at: number;
+    checksum: string;
+  } | null;
+  versions: Array<{
+    version: number;
+    checksum: string;
+    published_at: number;
+    note: string;
   }>;
 };
 
 /** listGroupBuys 200: Open groups of an offer a shopper may join */
 export type ListGroupBuysResponse = {
-  offer?: string;
-  title?: string;
-  size?: number;
-  price_fen?: number;
-  server_time?: number;
-  groups?: Array<{
+  offer: string;
+  title: string;
+  size: number;
+  price_fen: number;
+  server_time: number;
+  groups: Array<{
     group: string;
     code: string;
-    offer?: string;
-    title?: string;
+    offer: string;
+    title: string;
     size: number;
     members: Array<{
       /** masked */
-      user?: string;
-      joined_at?: number;
-      opener?: boolean;
-      me?: boolean;
+      user: string;
+      joined_at: number;
+      opener: boolean;
+      me: boolean;
+      /** present (true) only on a seat an auto-completed group filled at its expiry */
+      system?: boolean;
     }>;
-    member_count?: number;
-    seats_left?: number;
+    member_count: number;
+    seats_left: number;
     state: "open" | "complete" | "failed";
-    created_at?: number;
+    created_at: number;
     expires_at: number;
-    price_fen?: number;
-    server_time?: number;
+    price_fen: number;
+    server_time: number;
   }>;
 };
 
 /** listGroupBuysAdmin 200: The merchant's view of a group-buy offer: open groups with their members, how many are open, its stock */
 export type ListGroupBuysAdminResponse = {
-  offer?: string;
-  title?: string;
-  size?: number;
-  duration_s?: number;
-  auto_complete?: boolean;
-  server_time?: number;
+  offer: string;
+  title: string;
+  size: number;
+  duration_s: number;
+  auto_complete: boolean;
+  server_time: number;
   /** open groups of the offer */
-  open?: number;
-  groups?: Array<{
-    group?: string;
-    code?: string;
-    offer?: string;
-    title?: string;
-    size?: number;
-    members?: Array<{
+  open: number;
+  groups: Array<{
+    group: string;
+    code: string;
+    offer: string;
+    title: string;
+    size: number;
+    members: Array<{
       /** masked */
-      user?: string;
-      joined_at?: number;
-      opener?: boolean;
-      me?: boolean;
+      user: string;
+      joined_at: number;
+      opener: boolean;
+      me: boolean;
+      /** present (true) only on a seat an auto-completed group filled at its expiry */
+      system?: boolean;
     }>;
-    member_count?: number;
-    seats_left?: number;
-    state?: "open" | "complete" | "failed";
-    created_at?: number;
-    expires_at?: number;
-    price_fen?: number;
-    server_time?: number;
-    users?: Array<string>;
+    member_count: number;
+    seats_left: number;
+    state: "open" | "complete" | "failed";
+    created_at: number;
+    expires_at: number;
+    price_fen: number;
+    server_time: number;
+    users: Array<string>;
   }>;
   /** getStock's row of the offer's stock, or null */
-  stock?: Record<string, unknown>;
+  stock: Record<string, unknown>;
 };
 
 /** listMyCoupons 200: The shopper's coupons: code, face value, template, expiry and state */
@@ -1222,14 +1303,14 @@ export type ListMyCouponsResponse = {
 
 /** listMySamples 200: The campaigns the shopper applied to: applied, waitlisted, won or lost, and the review task */
 export type ListMySamplesResponse = {
-  samples?: Array<{
-    campaign?: string;
-    sku?: string;
-    status?: "applied" | "waitlisted" | "won" | "lost";
-    applied_at?: number;
-    won_at?: number | null;
-    reviewed?: boolean;
-    review_until?: number | null;
+  samples: Array<{
+    campaign: string;
+    sku: string;
+    status: "applied" | "waitlisted" | "won" | "lost";
+    applied_at: number;
+    won_at: number | null;
+    reviewed: boolean;
+    review_until: number | null;
   }>;
 };
 
@@ -1275,12 +1356,12 @@ export type PlayWithPetResponse = {
 
 /** publishGame 200: Publish the draft as the next immutable version, live on every server process within a second (changed: false if it is live already) */
 export type PublishGameResponse = {
-  game?: string;
+  game: string;
   version: number;
-  live_version?: number;
-  checksum?: string;
-  published_at?: number;
-  note?: string;
+  live_version: number;
+  checksum: string;
+  published_at: number;
+  note: string;
   /** false when the config was live already (nothing published) */
   changed: boolean;
 };
@@ -1307,7 +1388,7 @@ export type PutGameDraftResponse = {
   game: string;
   updated_at: number;
   checksum: string;
-  live_version?: number | null;
+  live_version: number | null;
 };
 
 /** readyz 200: Readiness: Redis and SQL reachable */
@@ -1352,32 +1433,34 @@ export type ReservePresaleResponse = {
   claimed_at: number;
   /** paid (converted) by then, or it expires */
   until: number;
-  pay_by?: number;
-  sku?: string;
-  price_fen?: number;
-  deposit_fen?: number;
-  benefit?: string;
-  event_at?: number;
+  sku: string;
+  price_fen: number;
+  deposit_fen: number;
+  /** priority: priority_until is shown; deposit_multiplier: deposit_value_fen */
+  benefit: "priority" | "deposit_multiplier";
+  event_at: number;
   priority_until?: number;
   deposit_value_fen?: number;
 };
 
 /** reviewSample 200: A winner's review report (once); rewards the configured amount */
 export type ReviewSampleResponse = {
-  campaign?: string;
-  reviewed_at?: number;
-  reward?: { [key: string]: number };
-  wallet?: { [key: string]: number };
+  campaign: string;
+  reviewed_at: number;
+  /** id → integer amount */
+  reward: { [key: string]: number };
+  /** id → integer amount */
+  wallet: { [key: string]: number };
 };
 
 /** rollbackGame 200: Make an older version's config live again, published as a new version (note 'rollback to vN'); the draft is left as it is */
 export type RollbackGameResponse = {
-  game?: string;
+  game: string;
   version: number;
-  live_version?: number;
-  checksum?: string;
-  published_at?: number;
-  note?: string;
+  live_version: number;
+  checksum: string;
+  published_at: number;
+  note: string;
   /** false when the config was live already (nothing published) */
   changed: boolean;
 };
@@ -1417,22 +1500,22 @@ export type ShipExperimentArmResponse = {
 
 /** simulateEnvelopeRain 200: Simulate a round of the live rain (or other terms): the distribution of envelope sizes and the expected cost per shopper */
 export type SimulateEnvelopeRainResponse = {
-  rain?: string;
-  round?: string;
-  pool_fen?: number;
-  envelopes?: number;
-  min_fen?: number;
-  grab_limit?: number;
-  runs?: number;
-  shoppers?: number;
-  envelopes_grabbed?: number;
-  sizes_fen?: { [key: string]: number };
+  rain: string;
+  round: string;
+  pool_fen: number;
+  envelopes: number;
+  min_fen: number;
+  grab_limit: number;
+  runs: number;
+  shoppers: number;
+  envelopes_grabbed: number;
+  sizes_fen: { [key: string]: number };
   /** share of envelopes at the minimum */
-  at_minimum?: number;
-  expected_cost_fen?: number;
-  expected_cost_per_shopper_fen?: number;
-  returned_fen?: number;
-  chance_of_envelope?: number;
+  at_minimum: number;
+  expected_cost_fen: number;
+  expected_cost_per_shopper_fen: number;
+  returned_fen: number;
+  chance_of_envelope: number;
 };
 
 /** simulateGame 200: Monte Carlo over a series of the draft or a version: distribution per item and tier, pity rates, prize cost per draw, draws to complete the set, sell-out points (players × draws ≤ 1000000) */
@@ -1471,17 +1554,18 @@ export type StartAssistResponse = {
   assist: string;
   /** share code (10 base32 characters) */
   code: string;
-  campaign?: string;
+  campaign: string;
   needed: number;
-  helps?: number;
+  helps: number;
   expires_at: number;
 };
 
 /** startTask 200: Start a task; browse tasks get a signed ticket to complete with */
 export type StartTaskResponse = {
-  task?: string;
-  ticket?: string | null;
-  complete_after?: number;
+  task: string;
+  /** browse tasks only (null for the others) */
+  ticket: string | null;
+  complete_after: number;
 };
 
 /** stopExperiment 200: Stop an experiment: everyone back on the live config (a new version) */

@@ -41,6 +41,7 @@ from gameserver.api.common import (
     run_gated,
     services,
 )
+from gameserver.api.schemas import GRANTED, REWARD, obj
 from gameserver.appkeys import SETTINGS, SIGNER
 from gameserver.games import LiveGame
 from gameserver.keys import AggregateRef, PlayerRef
@@ -213,25 +214,21 @@ async def get_assist_campaign_admin(request: web.Request) -> web.Response:
                    | {"truncated": len(rows) > SCAN_LIMIT})
 
 
-_REWARD = {"type": "object", "properties": {
-    "currency": {"type": "object", "additionalProperties": {"type": "integer"}},
-    "items": {"type": "object", "additionalProperties": {"type": "integer"}},
-    "coupon": {"type": "string"}}}
-START_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+START_RESPONSE = obj({
     "assist": {"type": "string", "description": "the assist's id: its share code"},
     "code": {"type": "string", "description": "share code (10 base32 characters)"},
     "campaign": {"type": "string"}, "needed": {"type": "integer"},
     "helps": {"type": "integer"}, "expires_at": {"type": "integer"},
-}, "required": ["assist", "code", "needed", "expires_at"]}
-HELP_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+})
+HELP_RESPONSE = obj({
     "assist": {"type": "string"}, "campaign": {"type": "string"},
     "helps": {"type": "integer", "description": "helps the assist has, this one included"},
     "needed": {"type": "integer"},
     "complete": {"type": "boolean", "description": "this help completed the assist"},
-    "reward": {"type": "object", "description": "the helper reward granted"},
+    "reward": {**GRANTED, "description": "the helper reward granted"},
     "wallet": {"type": "object", "additionalProperties": {"type": "integer"}},
-}, "required": ["assist", "helps", "needed", "complete"]}
-ASSIST_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+})
+ASSIST_RESPONSE = obj({
     "assist": {"type": "string"}, "code": {"type": "string"}, "campaign": {"type": "string"},
     "title": {"type": "string"},
     "state": {"type": "string", "enum": ["open", "complete", "expired"]},
@@ -241,24 +238,24 @@ ASSIST_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
     "completed_at": {"type": ["integer", "null"]},
     "mine": {"type": "boolean", "description": "the caller started this assist"},
     "helped": {"type": "boolean", "description": "the caller helped this assist"},
-    "reward": _REWARD,
+    "reward": REWARD,
     "reward_state": {"type": "string",
                      "enum": ["pending", "due", "granted", "coupon_unavailable", "earned"]},
     "server_time": {"type": "integer"},
-}, "required": ["assist", "state", "helps", "needed", "reward_state"]}
+})
 
-ASSIST_ADMIN_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+ASSIST_ADMIN_RESPONSE = obj({
     **{k: v for k, v in ASSIST_RESPONSE["properties"].items() if k not in ("mine", "helped")},
     "owner": {"type": "string"},
     "helpers": {"type": "array", "items": {"type": "string"},
                 "description": "users who helped, in order"},
-}, "required": ["assist", "state", "helps", "needed", "owner", "helpers"]}
-_SUMMARY = {"type": "object", "properties": {
+})
+_SUMMARY = obj({
     "assist": {"type": "string"}, "owner": {"type": "string"},
     "state": {"type": "string", "enum": ["open", "complete", "expired"]},
     "helps": {"type": "integer"}, "needed": {"type": "integer"},
-    "started_at": {"type": "integer"}, "completed_at": {"type": ["integer", "null"]}}}
-CAMPAIGN_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    "started_at": {"type": "integer"}, "completed_at": {"type": ["integer", "null"]}})
+CAMPAIGN_RESPONSE = obj({
     "campaign": {"type": "string"}, "title": {"type": "string"},
     "needed": {"type": "integer"},
     "started": {"type": "integer"}, "open": {"type": "integer"},
@@ -268,7 +265,7 @@ CAMPAIGN_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
     "truncated": {"type": "boolean",
                   "description": "more assists than one report reads: counts are partial"},
     "server_time": {"type": "integer"},
-}, "required": ["campaign", "started", "open", "complete", "expired", "helps", "recent"]}
+})
 
 OPERATIONS = [
     Operation("startAssist", "POST", "/v1/games/{game}/assists/{campaign}", start_assist,

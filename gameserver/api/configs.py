@@ -38,15 +38,12 @@ ROLLBACK_BODY = Obj(fields={
     "note": Str(default="", max_length=120, description="why (appended to the version note)"),
 })
 
-VERSION_SUMMARY = {"type": "object", "properties": {
-    "version": {"type": "integer"}, "checksum": {"type": "string"},
-    "published_at": {"type": "integer"}, "note": {"type": "string"}}}
-PUBLISHED = {"type": "object", "required": ["version", "changed"], "properties": {
-    "game": {"type": "string"}, "version": {"type": "integer"},
-    "live_version": {"type": "integer"}, "checksum": {"type": "string"},
-    "published_at": {"type": "integer"}, "note": {"type": "string"},
+VERSION_SUMMARY = obj({"version": INT, "checksum": STR, "published_at": INT, "note": STR})
+PUBLISHED = obj({
+    "game": STR, "version": INT, "live_version": INT, "checksum": STR, "published_at": INT,
+    "note": STR,
     "changed": {"type": "boolean",
-                "description": "false when the config was live already (nothing published)"}}}
+                "description": "false when the config was live already (nothing published)"}})
 CHANGE = {"type": "object", "required": ["path", "op"], "properties": {
     "path": {"type": "string", "description": "JSON path, as in validation problems"},
     "op": {"enum": ["added", "removed", "changed"]}, "from": {}, "to": {}}}
@@ -150,7 +147,7 @@ ERRORS = (401, 403, 404)
 BASE = "/v1/admin/games/{game}"
 
 DRAFT_SAVED = obj({"game": STR, "updated_at": INT, "checksum": STR,
-                   "live_version": nullable(INT)}, ["game", "updated_at", "checksum"])
+                   "live_version": nullable(INT)})
 
 OPERATIONS = [
     Operation("getGameDraft", "GET", f"{BASE}/draft", get_game_draft,
@@ -158,7 +155,7 @@ OPERATIONS = [
               tag="merchant", errors=ERRORS, response=obj(
                   {**DRAFT_SAVED["properties"], "config": ANY_OBJECT,
                    "problems": array(ANY_OBJECT)},
-                  ["game", "updated_at", "checksum", "config", "problems"])),
+                  ["game", "updated_at", "checksum", "live_version", "config", "problems"])),
     Operation("putGameDraft", "PUT", f"{BASE}/draft", put_game_draft,
               "Store a full game config as the draft (creates the game if new); "
               "422 lists every problem with its JSON path and stores nothing",
@@ -171,11 +168,10 @@ OPERATIONS = [
               optional_key=True, errors=(400, *ERRORS, 409, 422)),
     Operation("listGameVersions", "GET", f"{BASE}/versions", list_game_versions,
               "Published versions of a game, newest first, with the live version and draft",
-              auth="merchant", tag="merchant", errors=ERRORS, response={
-                  "type": "object", "properties": {
-                      "game": {"type": "string"}, "live_version": {"type": ["integer", "null"]},
-                      "draft": {"type": ["object", "null"]},
-                      "versions": {"type": "array", "items": VERSION_SUMMARY}}}),
+              auth="merchant", tag="merchant", errors=ERRORS, response=obj({
+                  "game": STR, "live_version": nullable(INT),
+                  "draft": nullable(obj({"updated_at": INT, "checksum": STR})),
+                  "versions": array(VERSION_SUMMARY)})),
     Operation("getGameVersion", "GET", f"{BASE}/versions/{{version}}", get_game_version,
               "One published version with its config", auth="merchant", tag="merchant",
               errors=ERRORS, response=obj({
@@ -184,11 +180,11 @@ OPERATIONS = [
     Operation("diffGameVersions", "GET", f"{BASE}/versions/{{a}}/diff/{{b}}",
               diff_game_versions,
               "JSON-path diff from config a to config b (a version number, live or draft)",
-              auth="merchant", tag="merchant", errors=ERRORS, response={
-                  "type": "object", "properties": {
-                      "from": {"type": "string"}, "to": {"type": "string"},
-                      "summary": {"type": "object"},
-                      "changes": {"type": "array", "items": CHANGE}}}),
+              auth="merchant", tag="merchant", errors=ERRORS, response=obj({
+                  "game": STR, "from": STR, "to": STR,
+                  "summary": obj({"added": INT, "removed": INT, "changed": INT},
+                                 description="changes counted by op"),
+                  "changes": array(CHANGE)})),
     Operation("rollbackGame", "POST", f"{BASE}/rollback", rollback_game,
               "Make an older version's config live again, published as a new version "
               "(note 'rollback to vN'); the draft is left as it is",

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from economy.errors import NotFound
 from gameserver.api.common import Operation, merchant_of
+from gameserver.api.schemas import BOOL, INT, STR, array, nullable, obj
 from gameserver.appkeys import DB
 from gameserver.db import configs
 
@@ -63,13 +64,10 @@ async def list_games(request: web.Request) -> web.Response:
     return web.json_response({"merchant": merchant.id, "name": merchant.name, "games": games})
 
 
-GAME_LIST = {"type": "object", "properties": {
-    "merchant": {"type": "string"}, "name": {"type": "string"},
-    "games": {"type": "array", "items": {"type": "object", "properties": {
-        "game": {"type": "string"}, "live_version": {"type": ["integer", "null"]},
-        "has_draft": {"type": "boolean"},
-        "draft_updated_at": {"type": ["integer", "null"]},
-        "updated_at": {"type": "integer"}}}}}}
+GAME_LIST = obj({
+    "merchant": STR, "name": STR,
+    "games": array(obj({"game": STR, "live_version": nullable(INT), "has_draft": BOOL,
+                        "draft_updated_at": nullable(INT), "updated_at": INT}))})
 
 OPERATIONS = [
     Operation("listGames", "GET", "/v1/admin/games", list_games,

@@ -217,8 +217,13 @@ RESULTS = {"type": "object", "required": ["experiment", "exposed", "metrics", "p
 OPERATIONS = [
     Operation("listExperiments", "GET", BASE, list_experiments,
               "Experiments of the live config", auth="merchant", tag="merchant",
-              errors=ERRORS, response={"type": "object", "properties": {
-                  "experiments": {"type": "array", "items": EXPERIMENT_VIEW}}}),
+              errors=ERRORS, response={
+                  "type": "object", "required": ["game", "game_version", "experiments"],
+                  "properties": {"game": {"type": "string"},
+                                 "game_version": {"type": "integer",
+                                                  "description": "the live version"},
+                                 "experiments": {"type": "array",
+                                                 "items": EXPERIMENT_VIEW}}}),
     Operation("putExperiment", "PUT", f"{BASE}/{{experiment}}", put_experiment_op,
               "Create or edit an experiment; publishes a new version (every arm's merged "
               "config validated); 409 once started for allocation, arms or metrics",

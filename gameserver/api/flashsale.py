@@ -44,6 +44,7 @@ from gameserver.api.common import (
     request_hash,
     services,
 )
+from gameserver.api.schemas import obj
 from gameserver.games import LiveGame
 from gameserver.salehold_sweep import sweeper_ctx
 from gameserver.services import RuleContext, Services, bind
@@ -203,21 +204,22 @@ _NSTR = {"type": ["string", "null"]}
 _NINT = {"type": ["integer", "null"]}
 _PENDING = ("with none left: units claims still being settled hold, which may come back "
             "(还有机会: look again after a second)")
-ELIGIBILITY: dict[str, Any] = {"type": "object", "properties": {
-    "member_task": _NSTR, "task": _NSTR, "min_orders": _INT}}
-FLASH_RESPONSE: dict[str, Any] = {"type": "object", "required": [
-    "sale", "price_fen", "starts_at", "server_time", "stock_left", "status"], "properties": {
+ELIGIBILITY = obj({"member_task": _NSTR, "task": _NSTR, "min_orders": _INT})
+FLASH_RESPONSE = obj({
     "sale": _STR, "title": _STR, "sku": _STR, "price_fen": _INT, "list_price_fen": _NINT,
     "starts_at": _INT, "ends_at": _NINT, "server_time": _INT,
     "starts_in": {"type": "integer", "description": "seconds until the start (0: started)"},
     "status": {"type": "string", "enum": ["upcoming", "live", "sold_out", "ended"]},
     "stock": _INT, "stock_left": {"type": "integer", "description": f"cached ≤ {STOCK_CACHE_S} s"},
     "stock_pending": {"type": "integer", "description": _PENDING},
-    "per_shopper": _INT, "pay_seconds": _INT, "eligibility": ELIGIBILITY}}
-PRESALE_RESPONSE: dict[str, Any] = {"type": "object", "required": [
-    "presale", "price_fen", "event_at", "server_time", "stock_left", "status"], "properties": {
+    "per_shopper": _INT, "pay_seconds": _INT, "eligibility": ELIGIBILITY})
+_TERMS = ["sku", "price_fen", "deposit_fen", "benefit", "event_at"]
+"""A presale's terms always shown; priority_until or deposit_value_fen by its benefit."""
+_BENEFIT_TEXT = ("priority: priority_until is shown; deposit_multiplier: deposit_value_fen")
+PRESALE_RESPONSE = obj({
     "presale": _STR, "title": _STR, "sku": _STR, "price_fen": _INT, "deposit_fen": _INT,
-    "benefit": {"type": "string", "enum": ["priority", "deposit_multiplier"]},
+    "benefit": {"type": "string", "enum": ["priority", "deposit_multiplier"],
+                "description": _BENEFIT_TEXT},
     "priority_until": _INT, "deposit_value_fen": _INT, "reserve_from": _INT,
     "reserve_until": _INT, "event_at": _INT, "convert_until": _INT, "server_time": _INT,
     "starts_in": _INT, "event_in": _INT,
@@ -225,14 +227,26 @@ PRESALE_RESPONSE: dict[str, Any] = {"type": "object", "required": [
                                           "buying", "ended"]},
     "stock": _INT, "stock_left": _INT,
     "stock_pending": {"type": "integer", "description": _PENDING},
-    "per_shopper": _INT, "eligibility": ELIGIBILITY}}
-HOLD_RESPONSE: dict[str, Any] = {"type": "object", "required": [
-    "hold", "sale", "status", "claimed_at", "until"], "properties": {
+    "per_shopper": _INT, "eligibility": ELIGIBILITY},
+    ["presale", "title", *_TERMS, "reserve_from", "reserve_until", "convert_until",
+     "server_time", "starts_in", "event_in", "status", "stock", "stock_left",
+     "stock_pending", "per_shopper", "eligibility"])
+_HOLD = ["hold", "sale", "status", "claimed_at", "until"]
+_HOLD_PROPS: dict[str, Any] = {
     "hold": {"type": "string", "description": "the hold's id (shown in getPlayer)"},
     "sale": _STR, "status": {"type": "string", "enum": ["held"]}, "claimed_at": _INT,
     "until": {"type": "integer", "description": "paid (converted) by then, or it expires"},
-    "pay_by": _INT, "sku": _STR, "price_fen": _INT, "deposit_fen": _INT,
-    "benefit": _STR, "event_at": _INT, "priority_until": _INT, "deposit_value_fen": _INT}}
+    "sku": _STR, "price_fen": _INT}
+CLAIM_RESPONSE = obj({**_HOLD_PROPS, "pay_by": _INT},
+                     [*_HOLD, "sku", "price_fen", "pay_by"])
+"""claimFlashSale: the hold and what it is paid for."""
+RESERVE_RESPONSE = obj({
+    **_HOLD_PROPS, "deposit_fen": _INT,
+    "benefit": {"type": "string", "enum": ["priority", "deposit_multiplier"],
+                "description": _BENEFIT_TEXT},
+    "event_at": _INT, "priority_until": _INT, "deposit_value_fen": _INT},
+    [*_HOLD, *_TERMS])
+"""reservePresale: the reservation and the presale's terms."""
 
 _CLAIM_ERRORS = PLAYER_ERRORS
 _PUBLIC_ERRORS = (401, 403, 404, 422)
@@ -251,7 +265,7 @@ OPERATIONS = [
               "details.stock_pending and Retry-After while claims in flight hold units "
               "that may come back)",
               auth="player", tag="plays", body=EMPTY_BODY, idempotent=True,
-              errors=_CLAIM_ERRORS, response=HOLD_RESPONSE),
+              errors=_CLAIM_ERRORS, response=CLAIM_RESPONSE),
     Operation("getPresale", "GET", "/v1/games/{game}/presales/{presale}", get_presale,
               "Public: reservation and purchase windows, deposit and benefit, server time, "
               "reservations left", auth="none", tag="plays", errors=_PUBLIC_ERRORS,
@@ -260,7 +274,7 @@ OPERATIONS = [
               "Reserve (提前购) before the event; converted by a paid order with the "
               "presale's SKU by convert_until, else released",
               auth="player", tag="plays", body=EMPTY_BODY, idempotent=True,
-              errors=_CLAIM_ERRORS, response=HOLD_RESPONSE),
+              errors=_CLAIM_ERRORS, response=RESERVE_RESPONSE),
 ]
 
 BACKGROUND = [_cache_ctx, sweeper_ctx()]

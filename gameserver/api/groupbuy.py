@@ -56,6 +56,7 @@ from gameserver.api.groupbuy_sweep import (
     sweep_ctx,
 )
 from gameserver.api.groupbuy_sweep import GroupBuySweep as GroupBuySweep  # re-exported
+from gameserver.api.schemas import BOOL, COUNTS, GRANTED, array, obj
 from gameserver.api.serial import one_at_a_time
 from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.games import LiveGame
@@ -293,10 +294,13 @@ async def list_group_buys_admin(request: web.Request) -> web.Response:
 BACKGROUND = [sweep_ctx]
 
 
-_MEMBER = {"type": "object", "properties": {
+_MEMBER = obj({
     "user": {"type": "string", "description": "masked"}, "joined_at": {"type": "integer"},
-    "opener": {"type": "boolean"}, "me": {"type": "boolean"}}}
-GROUP_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    "opener": {"type": "boolean"}, "me": {"type": "boolean"},
+    "system": {"type": "boolean", "description": "present (true) only on a seat an "
+               "auto-completed group filled at its expiry"}},
+    ["user", "joined_at", "opener", "me"])
+_GROUP_PROPS: dict[str, Any] = {
     "group": {"type": "string"}, "code": {"type": "string"}, "offer": {"type": "string"},
     "title": {"type": "string"}, "size": {"type": "integer"},
     "members": {"type": "array", "items": _MEMBER}, "member_count": {"type": "integer"},
@@ -304,29 +308,36 @@ GROUP_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
     "state": {"type": "string", "enum": ["open", "complete", "failed"]},
     "created_at": {"type": "integer"}, "expires_at": {"type": "integer"},
     "price_fen": {"type": "integer"}, "server_time": {"type": "integer"},
-}, "required": ["group", "code", "size", "members", "expires_at", "state"]}
-ACTION_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
-    **GROUP_RESPONSE["properties"],
-    "reward": {"description": "on completion: what this shopper was granted"},
-    "refunded": {"type": "object", "additionalProperties": {"type": "integer"}},
-    "wallet": {"type": "object", "additionalProperties": {"type": "integer"}},
-}}
-LIST_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+}
+GROUP_RESPONSE = obj(_GROUP_PROPS)
+_ACTION_PROPS: dict[str, Any] = {
+    **_GROUP_PROPS,
+    "reward": obj({"granted": BOOL, "reason": {"enum": ["already", "sold_out"]},
+                   **GRANTED["properties"]}, ["granted"],
+                  "present when this seat completed the group: what this shopper was "
+                  "granted (granted: false and a reason when nothing was)"),
+    "wallet": COUNTS,
+}
+ACTION_RESPONSE = obj(_ACTION_PROPS, [*_GROUP_PROPS, "wallet"])
+"""createGroupBuy, joinGroupBuy: the group after the seat, and the shopper's wallet."""
+LEAVE_RESPONSE = obj({**_ACTION_PROPS, "refunded": {
+    **COUNTS, "description": "what joining cost, given back"}},
+    [*_GROUP_PROPS, "refunded", "wallet"])
+LIST_RESPONSE = obj({
     "offer": {"type": "string"}, "title": {"type": "string"}, "size": {"type": "integer"},
     "price_fen": {"type": "integer"}, "server_time": {"type": "integer"},
     "groups": {"type": "array", "items": GROUP_RESPONSE},
-}}
+})
 
-ADMIN_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+ADMIN_RESPONSE = obj({
     "offer": {"type": "string"}, "title": {"type": "string"}, "size": {"type": "integer"},
     "duration_s": {"type": "integer"}, "auto_complete": {"type": "boolean"},
     "server_time": {"type": "integer"},
     "open": {"type": "integer", "description": "open groups of the offer"},
-    "groups": {"type": "array", "items": {"type": "object", "properties": {
-        **GROUP_RESPONSE["properties"],
-        "users": {"type": "array", "items": {"type": "string"}}}}},
+    "groups": array(obj({**_GROUP_PROPS,
+                         "users": {"type": "array", "items": {"type": "string"}}})),
     "stock": {"description": "getStock's row of the offer's stock, or null"},
-}}
+})
 
 OPERATIONS = [
     Operation("createGroupBuy", "POST", "/v1/games/{game}/groupbuys/{offer}", create_group_buy,
@@ -343,7 +354,7 @@ OPERATIONS = [
               "/v1/games/{game}/groupbuys/{offer}/groups/{group}/leave", leave_group_buy,
               "Leave an open group (not its opener); what joining cost is given back",
               auth="player", tag="plays", body=EMPTY_BODY, idempotent=True,
-              errors=PLAYER_ERRORS, response=ACTION_RESPONSE),
+              errors=PLAYER_ERRORS, response=LEAVE_RESPONSE),
     Operation("getGroupBuy", "GET", "/v1/games/{game}/groupbuys/{offer}/groups/{group}",
               get_group_buy, "A group: members, seats left, state (open, complete, failed)",
               auth="player", tag="plays", errors=(401, 403, 404), response=GROUP_RESPONSE),

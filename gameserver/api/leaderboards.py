@@ -16,6 +16,7 @@ from economy.config import section_boards
 from economy.errors import UnknownItem
 from economy.leaderboards import SHOW_ID, Leaderboard
 from gameserver.api.common import Operation, json_ok, player_ctx, query_int, services
+from gameserver.api.schemas import array, obj
 from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.leaderboards import Standing, read_board, shown_names
@@ -73,8 +74,8 @@ async def get_leaderboard(request: web.Request) -> web.Response:
 
 _RANK: dict[str, Any] = {"rank": {"type": "integer", "minimum": 1},
                          "score": {"type": "integer"}}
-_STANDING: dict[str, Any] = {"type": "object", "properties": _RANK}
-BOARD_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+_STANDING = obj(_RANK)
+BOARD_RESPONSE = obj({
     "board": {"type": "string"}, "name": {"type": "string"},
     "metric": {"type": "string", "description": "xp, draws, checkins, currency:<id>, item:<id>; "
                                              "a mechanic's own board names what it ranks "
@@ -83,17 +84,17 @@ BOARD_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
     "show": {"enum": ["masked", "pet_name", "id"],
              "description": "how entries name players (the board's config); `id`: a "
                             "mechanic's board of non-shoppers (teams), named by their id"},
-    "entries": {"type": "array", "items": {"type": "object", "properties": {
+    "entries": array(obj({
         **_RANK, "name": {"type": "string",
                           "description": "a masked id or a pet name, never a shopper's "
                                          "user id (a team board: the team's id)"},
-        "you": {"type": "boolean", "description": "this entry is the asking shopper"}}}},
+        "you": {"type": "boolean", "description": "this entry is the asking shopper"}})),
     "me": {"oneOf": [_STANDING, {"type": "null"}],
            "description": "the shopper's standing; null without a score on the board"},
     "updated_within_s": {"type": "number",
                          "description": "scores lag the players' actions by about this "
                                         "(the persister's flush interval)"},
-}}
+})
 
 OPERATIONS = [
     Operation("getLeaderboard", "GET", "/v1/games/{game}/leaderboards/{board}",

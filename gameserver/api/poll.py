@@ -7,8 +7,6 @@ Idempotency-Key (gameserver/aggregates_gate.py). ``getPoll`` sums the buckets.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from economy.errors import known_item
@@ -30,6 +28,7 @@ from gameserver.api.common import (
     run_gated,
     services,
 )
+from gameserver.api.schemas import COUNTS, INT, STR, array, nullable, obj
 from gameserver.api.serial import one_at_a_time
 from gameserver.appkeys import SETTINGS
 from gameserver.errors import ActionInProgress
@@ -96,22 +95,22 @@ async def get_poll(request: web.Request) -> web.Response:
     return json_ok(rules.poll_view(poll, buckets, now_s(request)))
 
 
-_OPTION = {"type": "object", "properties": {
-    "id": {"type": "string"}, "label": {"type": "string"}, "votes": {"type": "integer"}}}
-POLL_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
-    "poll": {"type": "string"}, "title": {"type": "string"},
+_OPTION = obj({"id": STR, "label": STR, "votes": INT})
+POLL_RESPONSE = obj({
+    "poll": STR, "title": STR,
     "status": {"type": "string", "enum": ["upcoming", "open", "closed"]},
-    "opens_at": {"type": "integer"}, "closes_at": {"type": "integer"},
-    "server_time": {"type": "integer"}, "votes_per_day": {"type": "integer"},
-    "options": {"type": "array", "items": _OPTION},
+    "opens_at": INT, "closes_at": INT, "server_time": INT, "votes_per_day": INT,
+    "cost": {**COUNTS, "description": "what a vote costs: currency → amount"},
+    "reward": {**COUNTS, "description": "what a vote earns: currency → amount"},
+    "options": array(_OPTION),
     "total": {"type": "integer", "description": "accepted votes (Σ of the options' votes)"},
-    "result": {"description": "null until the close; then the frozen winners and total"},
-}}
-VOTE_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
-    "poll": {"type": "string"}, "option": {"type": "string"},
-    "votes_today": {"type": "integer"}, "votes_left_today": {"type": "integer"},
-    "wallet": {"type": "object", "additionalProperties": {"type": "integer"}},
-}}
+    "result": {**nullable(obj({"frozen_at": INT, "total": INT, "winners": array(STR)})),
+               "description": "null until the close; then the frozen winners and total"},
+})
+VOTE_RESPONSE = obj({
+    "poll": STR, "option": STR, "votes_today": INT, "votes_left_today": INT,
+    "wallet": COUNTS,
+})
 
 OPERATIONS = [
     Operation("castVote", "POST", "/v1/games/{game}/polls/{poll}/vote", cast_vote,

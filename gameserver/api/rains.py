@@ -52,6 +52,7 @@ from gameserver.api.common import (
     run_gated,
     services,
 )
+from gameserver.api.schemas import obj
 from gameserver.appkeys import CLOCK, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.keys import AggregateRef
@@ -269,7 +270,7 @@ async def get_envelope_rain(request: web.Request) -> web.Response:
     return resp
 
 
-_ROUND = {"type": "object", "properties": {
+_ROUND = obj({
     "round": {"type": "string"},
     "buckets": {"type": "integer", "description": "aggregates the round's pool is split over"},
     "status": {"type": "string", "enum": ["upcoming", "open", "empty", "ended"]},
@@ -281,14 +282,14 @@ _ROUND = {"type": "object", "properties": {
     "returned_fen": {"type": "integer", "description": "after the end: pool − granted"},
     "seed_hash": {"type": ["string", "null"]},
     "seed": {"type": ["string", "null"], "description": "revealed from ends_at on"},
-}}
-RAIN_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+})
+RAIN_RESPONSE = obj({
     "rain": {"type": "string"}, "title": {"type": "string"},
     "kind": {"type": "string", "enum": ["cash", "coupon"]}, "currency": {"type": "string"},
     "server_time": {"type": "integer"},
     "rounds": {"type": "array", "items": _ROUND},
-}}
-GRAB_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+})
+GRAB_RESPONSE = obj({
     "rain": {"type": "string"}, "round": {"type": "string"},
     "amount_fen": {"type": "integer"},
     "nonce": {"type": "integer", "description": "the envelope's index in the round's split"},
@@ -301,9 +302,10 @@ GRAB_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
     "void": {"type": "boolean", "description": "present (true) only when the envelope "
              "could not be credited: SQL had no envelope of the round left"},
     "wallet": {"type": "object", "additionalProperties": {"type": "integer"}},
-}}
+}, ["rain", "round", "amount_fen", "nonce", "kind", "currency", "seed_hash", "reveal_at",
+    "grabs_left", "wallet"])
 
-SIMULATE_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+SIMULATE_RESPONSE = obj({
     "rain": {"type": "string"}, "round": {"type": "string"},
     "pool_fen": {"type": "integer"}, "envelopes": {"type": "integer"},
     "min_fen": {"type": "integer"}, "grab_limit": {"type": "integer"},
@@ -314,7 +316,7 @@ SIMULATE_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
     "expected_cost_fen": {"type": "number"},
     "expected_cost_per_shopper_fen": {"type": "number"},
     "returned_fen": {"type": "number"}, "chance_of_envelope": {"type": "number"},
-}}
+})
 
 OPERATIONS = [
     Operation("getEnvelopeRain", "GET", "/v1/games/{game}/rains/{rain}", get_envelope_rain,

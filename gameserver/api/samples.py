@@ -48,6 +48,7 @@ from gameserver.api.common import (
     run_gated,
     services,
 )
+from gameserver.api.schemas import BOOL, COUNTS, INT, STR, array, nullable, obj
 from gameserver.appkeys import CLOCK, SETTINGS
 from gameserver.games import LiveGame
 from gameserver.keys import AggregateRef
@@ -249,46 +250,51 @@ async def get_sample_campaign_admin(request: web.Request) -> web.Response:
     return json_ok(rules.admin_view(campaign, meta, buckets, now_s(request)))
 
 
-_RESULT = {"type": ["object", "null"], "properties": {
+_RESULT_PROPS: dict[str, Any] = {
     "campaign": {"type": "string"}, "drawn_at": {"type": "integer"},
     "seed": {"type": "string"}, "seed_hash": {"type": "string"},
     "winners": {"type": "integer"}, "cutoff": {"type": ["string", "null"]},
     "applicants": {"type": "integer"}, "applicants_hash": {"type": "string"},
-}}
-CAMPAIGN_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+}
+_RESULT = {"type": ["object", "null"], "properties": _RESULT_PROPS,
+           "required": list(_RESULT_PROPS)}
+_CAMPAIGN_PROPS: dict[str, Any] = {
     "campaign": {"type": "string"}, "title": {"type": "string"}, "sku": {"type": "string"},
     "stock": {"type": "integer"}, "mode": {"type": "string", "enum": ["first_come", "lottery"]},
     "status": {"type": "string", "enum": ["upcoming", "open", "closed", "drawn"]},
     "opens_at": {"type": "integer"}, "closes_at": {"type": "integer"},
-    "server_time": {"type": "integer"}, "eligibility": {"type": "object"},
-    "review_reward": {"type": ["object", "null"]},
+    "server_time": {"type": "integer"},
+    "eligibility": obj({"member": BOOL, "follow": BOOL, "min_orders": INT},
+                       description="what an applicant must have: a member task, a follow "
+                                   "task, this many orders"),
+    "review_reward": nullable(COUNTS),
     "applicants": {"type": "integer"}, "winners": {"type": "integer"},
     "stock_left": {"type": "integer"}, "seed_hash": {"type": ["string", "null"]},
     "result": _RESULT,
-}}
-ADMIN_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
-    **CAMPAIGN_RESPONSE["properties"],
+}
+CAMPAIGN_RESPONSE = obj(_CAMPAIGN_PROPS)
+ADMIN_RESPONSE = obj({
+    **_CAMPAIGN_PROPS,
     "winner_users": {"type": "array", "items": {"type": "string"}},
     "reviews": {"type": "integer"}, "review_rate": {"type": "number"},
-    "reports": {"type": "array", "items": {"type": "object"}},
-}}
-APPLY_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    "reports": array(obj({"user": STR, "at": INT, "report": STR})),
+})
+APPLY_RESPONSE = obj({
     "campaign": {"type": "string"},
     "status": {"type": "string", "enum": ["applied", "won", "waitlisted"]},
     "applied_at": {"type": "integer"},
-}}
-MINE_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
-    "samples": {"type": "array", "items": {"type": "object", "properties": {
+})
+MINE_RESPONSE = obj({
+    "samples": array(obj({
         "campaign": {"type": "string"}, "sku": {"type": "string"},
         "status": {"type": "string", "enum": ["applied", "waitlisted", "won", "lost"]},
         "applied_at": {"type": "integer"}, "won_at": {"type": ["integer", "null"]},
-        "reviewed": {"type": "boolean"}, "review_until": {"type": ["integer", "null"]}}}},
-}}
-REVIEW_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+        "reviewed": {"type": "boolean"}, "review_until": {"type": ["integer", "null"]}})),
+})
+REVIEW_RESPONSE = obj({
     "campaign": {"type": "string"}, "reviewed_at": {"type": "integer"},
-    "reward": {"type": "object", "additionalProperties": {"type": "integer"}},
-    "wallet": {"type": "object", "additionalProperties": {"type": "integer"}},
-}}
+    "reward": COUNTS, "wallet": COUNTS,
+})
 
 OPERATIONS = [
     Operation("getSampleCampaign", "GET", "/v1/games/{game}/samples/{campaign}",

@@ -16,7 +16,7 @@ from aiohttp import web
 from economy.errors import TicketInvalid
 from economy.schema import Obj, Str
 from gameserver.api.common import EMPTY_BODY, PLAYER_ERRORS, Operation, run_action
-from gameserver.api.schemas import GRANTED, INT, STR, with_player
+from gameserver.api.schemas import GRANTED, INT, STR, nullable, obj, with_player
 from gameserver.appkeys import SETTINGS
 from gameserver.auth import BadSeal, Sealer
 from gameserver.services import RuleContext, bind
@@ -86,9 +86,10 @@ OPERATIONS = [
     Operation("startTask", "POST", "/v1/games/{game}/tasks/{task}/start", start_task,
               "Start a task; browse tasks get a signed ticket to complete with",
               auth="player", tag="shopper", body=EMPTY_BODY, idempotent=True,
-              errors=PLAYER_ERRORS, response={"type": "object", "properties": {
-                  "task": {"type": "string"}, "ticket": {"type": ["string", "null"]},
-                  "complete_after": {"type": "integer"}}}),
+              errors=PLAYER_ERRORS, response=obj({
+                  "task": STR, "ticket": {**nullable(STR), "description": "browse tasks "
+                                          "only (null for the others)"},
+                  "complete_after": INT})),
     Operation("completeTask", "POST", "/v1/games/{game}/tasks/{task}/complete", complete_task,
               "Complete a task (with its ticket for browse tasks) and take its reward",
               auth="player", tag="shopper", body=COMPLETE_BODY, idempotent=True,

@@ -39,6 +39,17 @@ from gameserver.api.common import (
     run_gated,
     services,
 )
+from gameserver.api.schemas import (
+    COUNTS,
+    GRANTED,
+    INT,
+    REWARD,
+    STR,
+    array,
+    map_of,
+    nullable,
+    obj,
+)
 from gameserver.api.serial import one_at_a_time
 from gameserver.api.teams_sync import (
     CODEC,
@@ -351,13 +362,10 @@ async def get_team_admin(request: web.Request) -> web.Response:
 
 # -- the operations -------------------------------------------------------------------
 
-_MEMBER = {"type": "object", "properties": {
-    "user": {"type": "string"}, "points": {"type": "integer"},
-    "joined_at": {"type": "integer"}}}
-_MILESTONE = {"type": "object", "properties": {
-    "id": {"type": "string"}, "points": {"type": "integer"}, "reward": {"type": "object"},
-    "reached_at": {"type": ["integer", "null"]}}}
-TEAM_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+_MEMBER = obj({"user": STR, "points": INT, "joined_at": INT})
+_MILESTONE = obj({"id": STR, "points": INT, "reward": REWARD,
+                  "reached_at": nullable(INT)})
+_TEAM_PROPS: dict[str, Any] = {
     "season": {"type": "string"}, "team": {"type": "string"}, "name": {"type": "string"},
     "owner": {"type": "string"},
     "status": {"type": "string", "enum": ["upcoming", "open", "ended"]},
@@ -372,42 +380,51 @@ TEAM_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
     "rank": {"type": ["integer", "null"], "description": "place on the season's board"},
     "code": {"type": "string", "description": "the share code (members only)"},
     "server_time": {"type": "integer"},
-}}
-LEAVE_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+}
+TEAM_RESPONSE = obj(_TEAM_PROPS, [k for k in _TEAM_PROPS if k != "code"])
+"""getTeam: the share code only when the caller is a member."""
+MEMBER_TEAM_RESPONSE = obj(_TEAM_PROPS)
+"""createTeam, joinTeam: the caller is a member, so the code is there."""
+ADMIN_TEAM_RESPONSE = obj({
+    **_TEAM_PROPS,
+    "reached": map_of(obj({"at": INT, "members": array(STR)})) | {
+        "description": "milestone id → when it was reached and the members of that "
+                       "moment"}})
+LEAVE_RESPONSE = obj({
     "season": {"type": "string"}, "team": {"type": "string"}, "left": {"type": "boolean"},
-    "points_kept_by_team": {"type": "integer"}, "team_points": {"type": "integer"}}}
-CLAIM_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+    "points_kept_by_team": {"type": "integer"}, "team_points": {"type": "integer"}})
+CLAIM_RESPONSE = obj({
     "season": {"type": "string"}, "team": {"type": "string"},
-    "claimed": {"type": "object", "description": "milestone id → what was granted"},
-    "wallet": {"type": "object", "additionalProperties": {"type": "integer"}}}}
+    "claimed": {**map_of(GRANTED), "description": "milestone id → what was granted"},
+    "wallet": COUNTS})
 
-SEASON_ADMIN_RESPONSE: dict[str, Any] = {"type": "object", "properties": {
+SEASON_ADMIN_RESPONSE = obj({
     "season": {"type": "string"}, "name": {"type": "string"},
     "status": {"type": "string", "enum": ["upcoming", "open", "ended"]},
     "starts_at": {"type": "integer"}, "ends_at": {"type": "integer"},
     "min_size": {"type": "integer"}, "max_size": {"type": "integer"},
     "points": {"type": "object", "additionalProperties": {"type": "integer"}},
-    "milestones": {"type": "array", "items": {"type": "object"}},
+    "milestones": array(obj({"id": STR, "points": INT, "reward": REWARD})),
     "board": {"type": ["string", "null"]}, "server_time": {"type": "integer"},
     "teams": {"type": "array", "description": "the board's best teams (none without a board)",
-              "items": {"type": "object", "properties": {
+              "items": obj({
                   "rank": {"type": "integer"}, "team": {"type": "string"},
                   "points": {"type": "integer"}, "name": {"type": ["string", "null"]},
                   "size": {"type": ["integer", "null"]},
-                  "milestones_reached": {"type": "array", "items": {"type": "string"}}}}},
-}}
+                  "milestones_reached": {"type": "array", "items": {"type": "string"}}})},
+})
 
 _PATH = "/v1/games/{game}/teams/{season}"
 OPERATIONS = [
     Operation("createTeam", "POST", _PATH, create_team,
               "Create a team of a season and become its first member; the response has "
               "the share code", auth="player", tag="plays", body=CREATE_BODY,
-              idempotent=True, errors=PLAYER_ERRORS, response=TEAM_RESPONSE),
+              idempotent=True, errors=PLAYER_ERRORS, response=MEMBER_TEAM_RESPONSE),
     Operation("joinTeam", "POST", _PATH + "/join", join_team,
               "Join the team of a share code (full: 409 team_full); without a code, be "
               "matched into an open team (seasons with auto-match)", auth="player",
               tag="plays", body=JOIN_BODY, idempotent=True, errors=PLAYER_ERRORS,
-              response=TEAM_RESPONSE),
+              response=MEMBER_TEAM_RESPONSE),
     Operation("leaveTeam", "POST", _PATH + "/leave", leave_team,
               "Leave the current team of the season, as its rules allow", auth="player",
               tag="plays", body=EMPTY_BODY, idempotent=True, errors=PLAYER_ERRORS,
@@ -430,7 +447,7 @@ OPERATIONS = [
               get_team_admin,
               "One team as the merchant sees it: members, points, milestones reached with "
               "the members of that moment, and its share code", auth="merchant",
-              tag="merchant", errors=(401, 403, 404, 422), response=TEAM_RESPONSE),
+              tag="merchant", errors=(401, 403, 404, 422), response=ADMIN_TEAM_RESPONSE),
 ]
 
 __all__ = ["OPERATIONS", "TeamSync", "rank_teams"]

@@ -85,6 +85,34 @@ async def test_every_operation_documents_its_success_and_error_bodies(world: Wor
     assert no_error == []
 
 
+def _unrequired(schema: Any, at: str) -> list[str]:
+    """Objects of ``schema`` with properties but no ``required`` list (every field
+    optional in the generated types, even those always there)."""
+    if isinstance(schema, list):
+        return [p for i, s in enumerate(schema) for p in _unrequired(s, f"{at}[{i}]")]
+    if not isinstance(schema, dict):
+        return []
+    out = [at] if "properties" in schema and "required" not in schema else []
+    for key, sub in schema.items():
+        if key in ("properties", "additionalProperties"):
+            subs = sub.items() if key == "properties" else [("*", sub)]
+            out += [p for name, s in subs for p in _unrequired(s, f"{at}.{name}")]
+        elif key in ("items", "anyOf", "oneOf", "allOf"):
+            out += _unrequired(sub, f"{at}.{key}")
+    return out
+
+
+async def test_every_success_object_says_what_is_required(world: World) -> None:
+    """A success body's objects list their always-present fields in ``required`` (the
+    tests below check real answers against it), so SDK types need no guessing."""
+    doc = await (await world.client.get("/openapi.json")).json()
+    missing = [p for ops in doc["paths"].values() for op in ops.values()
+               for status, answer in op["responses"].items() if int(status) < 300
+               for content in answer["content"].values()
+               for p in _unrequired(content["schema"], f"{op['operationId']} {status}")]
+    assert missing == []
+
+
 async def test_the_answers_match_their_schemas(world: World) -> None:
     doc = await (await world.client.get("/openapi.json")).json()
     creds = await world.merchant("omg", "squirrel", copy.deepcopy(EXAMPLE))
@@ -140,6 +168,164 @@ async def test_the_answers_match_their_schemas(world: World) -> None:
     await c.call("simulateGame", "POST", f"{A}/simulate", 200, token=api,
                  body={"series": "forest_friends", "players": 20, "draws": 10})
     await c.call("getAnalytics", "GET", f"{A}/analytics", 200, token=api)
-    assert set(c.seen) >= {"getPlayer", "feedPet", "drawBox", "listDraws", "getAnalytics"}
+    await c.call("getLeaderboard", "GET", f"{G}/leaderboards/top_squirrels", 200, token=token)
+    await c.call("listGames", "GET", "/v1/admin/games", 200, token=api)
+    await c.call("publishGame", "POST", f"{A}/publish", 200, token=api, body={"note": "n"})
+    await c.call("rollbackGame", "POST", f"{A}/rollback", 200, token=api,
+                 body={"version": 1, "note": "back"})
+    versions = await c.call("listGameVersions", "GET", f"{A}/versions", 200, token=api)
+    assert versions["draft"] is not None and versions["versions"][0]["version"] == 1
+    await c.call("diffGameVersions", "GET", f"{A}/versions/1/diff/draft", 200, token=api)
+    await c.call("listExperiments", "GET", f"{A}/experiments", 200, token=api)
+    assert set(c.seen) >= {"getPlayer", "feedPet", "drawBox", "listDraws", "getAnalytics",
+                           "startTask", "listGameVersions"}
     assert c.seen["exchange"]["granted"]["coupons"] == {"coupon_5off": 1}
     assert len(c.seen["drawBox"]["draws"]) == 10
+
+
+# -- the plays: each against its own merchant, success paths, every answer checked ------
+# Their schemas name as required what the handlers always answer: a field a handler
+# leaves out fails here, so the generated SDK types may rely on it.
+
+
+async def _checked(world: World, merchant: str, config: dict[str, Any]) -> tuple[Checked, str]:
+    doc = await (await world.client.get("/openapi.json")).json()
+    creds = await world.merchant(merchant, "squirrel", copy.deepcopy(config))
+    return Checked(world, doc), str(creds.api_key)
+
+
+async def test_poll_answers_match_their_schemas(world: World) -> None:
+    from tests.integration.test_poll_http import NOW, POLL_CONFIG
+
+    c, _ = await _checked(world, "pollshop", POLL_CONFIG)
+    ann = world.mint("ann", "pollshop")
+    vote = await c.call("castVote", "POST", f"{G}/polls/best/vote", 200, token=ann,
+                        body={"option": "red"}, key="v1")
+    assert (vote["votes_today"], vote["votes_left_today"]) == (1, 2)
+    open_ = await c.call("getPoll", "GET", f"{G}/polls/best?merchant=pollshop", 200)
+    assert (open_["status"], open_["result"], open_["cost"]) == ("open", None, {"acorn": 5})
+    world.clock.set(NOW + 4 * 86400)
+    closed = await c.call("getPoll", "GET", f"{G}/polls/best?merchant=pollshop", 200)
+    assert closed["result"]["winners"] == ["red"]
+
+
+async def test_rain_answers_match_their_schemas(world: World) -> None:
+    from tests.integration.test_rains_http import NOW, RAIN_CONFIG
+
+    world.clock.set(NOW)
+    c, api = await _checked(world, "rainshop", RAIN_CONFIG)
+    path = f"{G}/rains/midnight"
+    await c.call("getEnvelopeRain", "GET", f"{path}?merchant=rainshop", 200)
+    got = await c.call("grabEnvelope", "POST", f"{path}/grab", 200,
+                       token=world.mint("ann", "rainshop"), body={"round": "r1"}, key="g1")
+    assert "void" not in got and got["amount_fen"] > 0
+    await c.call("simulateEnvelopeRain", "POST", f"{A}/rains/midnight/simulate", 200,
+                 token=api, body={"round": "r1", "shoppers": 100, "runs": 2})
+    world.clock.set(NOW + 60)
+    ended = await c.call("getEnvelopeRain", "GET", f"{path}?merchant=rainshop", 200)
+    assert ended["rounds"][0]["seed"] is not None
+
+
+async def test_sample_answers_match_their_schemas(world: World) -> None:
+    from economy.samples import DRAW_GRACE_S
+    from tests.integration.test_samples_http import CLOSES, SAMPLE_CONFIG
+
+    c, api = await _checked(world, "sampleshop", SAMPLE_CONFIG)
+    ann = world.mint("ann", "sampleshop")
+    path = f"{G}/samples/nuts"
+    await c.call("getSampleCampaign", "GET", f"{path}?merchant=sampleshop", 200)
+    await c.call("applySample", "POST", f"{path}/apply", 200, token=ann, body={}, key="a1")
+    await c.call("listMySamples", "GET", f"{G}/samples", 200, token=ann)
+    world.clock.set(CLOSES + DRAW_GRACE_S)
+    ann = world.mint("ann", "sampleshop")
+    drawn = await c.call("drawSampleWinners", "POST", f"{A}/samples/nuts/draw", 200,
+                         token=api, body={}, key="d1")
+    assert drawn["winners"] == 1
+    await c.call("reviewSample", "POST", f"{path}/review", 200, token=ann,
+                 body={"report": "crunchy"}, key="r1")
+    await c.call("getSampleCampaign", "GET", f"{path}?merchant=sampleshop", 200)
+    admin = await c.call("getSampleCampaignAdmin", "GET", f"{A}/samples/nuts", 200, token=api)
+    assert admin["result"] is not None and admin["reports"][0]["report"] == "crunchy"
+    mine = await c.call("listMySamples", "GET", f"{G}/samples", 200, token=ann)
+    assert mine["samples"][0]["status"] == "won"
+
+
+async def test_group_buy_answers_match_their_schemas(world: World) -> None:
+    from tests.integration.test_groupbuy_http import GB_CONFIG
+
+    c, api = await _checked(world, "gbshop", GB_CONFIG)
+    ann, bob, cid = (world.mint(u, "gbshop") for u in ("ann", "bob", "cid"))
+    path = f"{G}/groupbuys/tea"
+    group = await c.call("createGroupBuy", "POST", path, 200, token=ann, body={}, key="c1")
+    await c.call("joinGroupBuy", "POST", f"{path}/join", 200, token=bob,
+                 body={"code": group["code"]}, key="j1")
+    await c.call("listGroupBuys", "GET", path, 200, token=cid)
+    await c.call("listGroupBuysAdmin", "GET", f"{A}/groupbuys/tea", 200, token=api)
+    left = await c.call("leaveGroupBuy", "POST", f"{path}/groups/{group['group']}/leave", 200,
+                        token=bob, body={}, key="l1")
+    assert left["refunded"] == {"acorn": 10}
+    await c.call("joinGroupBuy", "POST", f"{path}/join", 200, token=cid,
+                 body={"code": group["code"]}, key="j2")
+    done = await c.call("joinGroupBuy", "POST", f"{path}/join", 200,
+                        token=world.mint("dan", "gbshop"),
+                        body={"code": group["code"]}, key="j3")
+    assert done["state"] == "complete" and done["reward"]["granted"] is True
+    await c.call("getGroupBuy", "GET", f"{path}/groups/{group['group']}", 200, token=ann)
+
+
+async def test_team_answers_match_their_schemas(world: World) -> None:
+    from tests.integration.test_teams_http import TEAM_CONFIG
+
+    c, api = await _checked(world, "teamshop", TEAM_CONFIG)
+    ann, bob = world.mint("ann", "teamshop"), world.mint("bob", "teamshop")
+    path = f"{G}/teams/s11"
+    team = await c.call("createTeam", "POST", path, 200, token=ann, body={"name": "Ants"},
+                        key="t1")
+    joined = await c.call("joinTeam", "POST", f"{path}/join", 200, token=bob,
+                          body={"code": team["code"]}, key="t2")
+    assert joined["code"] == team["code"]
+    seen = await c.call("getTeam", "GET", f"{path}/{team['team']}", 200,
+                        token=world.mint("cid", "teamshop"))
+    assert "code" not in seen  # not a member
+    await c.call("getTeamAdmin", "GET", f"{A}/teams/s11/{team['team']}", 200, token=api)
+    await c.call("getTeamSeasonAdmin", "GET", f"{A}/teams/s11", 200, token=api)
+    await c.call("claimTeamRewards", "POST", f"{path}/claim", 200, token=ann, body={},
+                 key="t3")
+    await c.call("leaveTeam", "POST", f"{path}/leave", 200, token=bob, body={}, key="t4")
+
+
+async def test_assist_answers_match_their_schemas(world: World) -> None:
+    from tests.integration.test_assist_http import ASSIST_CONFIG
+
+    c, api = await _checked(world, "helpshop", ASSIST_CONFIG)
+    ann = world.mint("ann", "helpshop", age=3600)
+    path = f"{G}/assists/friends"
+    started = await c.call("startAssist", "POST", path, 200, token=ann, body={}, key="s1")
+    for user in ("bob", "cid", "dan"):
+        await c.call("giveAssist", "POST", f"{path}/help", 200,
+                     token=world.mint(user, "helpshop", age=3600),
+                     body={"code": started["code"]}, key=f"h-{user}")
+    assert c.seen["giveAssist"]["complete"] is True
+    shown = await c.call("getAssist", "GET", f"{path}/{started['code']}", 200, token=ann)
+    assert shown["state"] == "complete"
+    await c.call("getAssistAdmin", "GET", f"{A}/assists/friends/{started['code']}", 200,
+                 token=api)
+    await c.call("getAssistCampaignAdmin", "GET", f"{A}/assists/friends", 200, token=api)
+
+
+async def test_flash_sale_and_presale_answers_match_their_schemas(world: World) -> None:
+    from gameserver.api.flashsale import STOCK_CACHE
+    from tests.integration.test_flashsale_http import CONFIG, START
+
+    c, _ = await _checked(world, "fsshop", CONFIG)
+    world.client.app[STOCK_CACHE].ttl = 0
+    ann = world.mint("ann", "fsshop")
+    await c.call("getPresale", "GET", f"{G}/presales/early?merchant=fsshop", 200)
+    held = await c.call("reservePresale", "POST", f"{G}/presales/early", 200, token=ann,
+                        body={}, key="p1")
+    assert held["deposit_value_fen"] == 4000 and "priority_until" not in held
+    await c.call("getFlashSale", "GET", f"{G}/flashsales/midnight?merchant=fsshop", 200)
+    world.clock.set(START)
+    ann = world.mint("ann", "fsshop")
+    await c.call("claimFlashSale", "POST", f"{G}/flashsales/midnight/claim", 200, token=ann,
+                 body={}, key="f1")
