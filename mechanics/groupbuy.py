@@ -345,6 +345,8 @@ def _reward(new: PlayerState, entry: MyGroup, owed: dict[str, Any], config: Game
     granted = grant(new, reward, reason, config, fx, coupons_out=scarce.coupons)
     entry.rewarded = True
     entry.capped = lost_at_limits(reward, 1, granted)
+    entry.given = Reward(dict(granted["currency"]), dict(granted["items"]),
+                         reward.coupon if "coupons" in granted else "").to_json()
     return {"granted": True, **granted}
 
 
@@ -420,8 +422,10 @@ def _prune(new: PlayerState, now: int, config: GameConfig) -> None:
 def refund_completed(state: PlayerState | None, group: str, now: int,
                      config: GameConfig) -> Outcome:
     """A completed group's purchase was refunded (``ingestOrder``, status refunded, with
-    the sku ``groupbuy:<group>``): the reward is taken back as far as it is unspent (the
-    rest becomes a debt) and the group no longer counts toward the per-shopper limit.
+    the sku ``groupbuy:<group>``): what the reward gave is taken back as far as it is
+    unspent (the rest becomes a debt; nothing a limit kept it from giving, no coupon that
+    was out of stock, whatever the offer's reward says now) and the group no longer
+    counts toward the per-shopper limit.
     Honoured at any time while the config has the offer (the entry is kept for it).
     Idempotent: a second refund of the group changes nothing."""
     new = state.copy() if state is not None else new_player(config, now)
@@ -431,8 +435,12 @@ def refund_completed(state: PlayerState | None, group: str, now: int,
         return Outcome(state=new, response={"group": group, "refunded": False})
     offer = config.groupbuys.get(entry.offer)
     debt: dict[str, int] = {}
-    if entry.rewarded and offer is not None:
-        debt = clawback(new, offer.reward, 1, f"groupbuy:{group}:refund", fx,
+    reason = f"groupbuy:{group}:refund"
+    if entry.rewarded and entry.given is not None:
+        debt = clawback(new, build_reward({"currency": {}, "items": {}, "coupon": "",
+                                           **entry.given}), 1, reason, fx)
+    elif entry.rewarded and offer is not None:  # rewarded before ``given`` was kept
+        debt = clawback(new, offer.reward, 1, reason, fx,
                         most=given_within_limits(offer.reward, 1, entry.capped))
     entry.state, entry.rewarded = "refunded", False
     new.last_seen = now

@@ -8,7 +8,9 @@ A vote is a two-commit action (docs/architecture.md, "Aggregates"):
 - :func:`apply_vote` is the shopper's side, driven only by that owed record: it pays
   the price and grants the reward. It never refuses (a commit that follows a gate must
   not): a price the wallet no longer covers (spent between the check and this commit)
-  becomes a debt, a reward over a balance's maximum is clamped.
+  becomes a debt; the reward, free, first repays what the shopper owes of its currency
+  (that debt or another, as every free reward does: :func:`mechanics.grants.grant`),
+  and a reward over a balance's maximum is clamped.
 
 Tallies are exact: a vote is counted by exactly one bucket commit; a read sums the
 buckets (:func:`poll_view`). No vote is taken from ``closes_at`` on, so the result
@@ -25,9 +27,11 @@ from typing import Any
 from economy.config import GameConfig
 from economy.errors import InsufficientFunds
 from economy.poll import Poll, PollClosed, PollNotOpen, UnknownOption, VoteLimitReached
+from economy.rewards import Reward
 from economy.wallet import LedgerEntry, apply_currency
 from mechanics.aggregate import SharedOutcome
 from mechanics.calendar import local_day
+from mechanics.grants import Effects, grant
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState, new_player
 
@@ -115,16 +119,13 @@ def apply_vote(state: PlayerState | None, owed: dict[str, Any], now: int,
             new.debts[f"currency:{cid}"] = new.debts.get(f"currency:{cid}", 0) + amount - pay[cid]
     new.wallet, paid = apply_currency(new.wallet, {c: -a for c, a in pay.items()}, reason, {})
     ledger += paid
-    limits = {cid: c.max for cid, c in config.currencies.items()}
-    grant = {cid: min(amount, max(0, limits.get(cid, amount) - new.wallet.get(cid, 0)))
-             for cid, amount in owed["reward"].items()}
-    new.wallet, granted = apply_currency(new.wallet, grant, reason, limits)
-    ledger += granted
+    fx = Effects(ledger=ledger)  # the reward is free: it repays debts first, then clamps
+    grant(new, Reward(currency=dict(owed["reward"])), reason, config, fx)
     new.last_seen = now
     response = {"poll": owed["poll"], "option": owed["option"],
                 "votes_today": owed["votes_today"],
                 "votes_left_today": owed["votes_left_today"], "wallet": dict(new.wallet)}
-    return Outcome(state=new, response=response, ledger=ledger)
+    return Outcome(state=new, response=response, ledger=fx.ledger, events=fx.events)
 
 
 def poll_view(poll: Poll, buckets: list[PollBucket | None], now: int) -> dict[str, Any]:

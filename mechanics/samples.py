@@ -26,6 +26,7 @@ from typing import Any
 
 from economy.config import GameConfig
 from economy.fairness import seed_hash
+from economy.rewards import Reward
 from economy.samples import (
     DRAW_GRACE_S,
     REPORT_MAX,
@@ -42,8 +43,8 @@ from economy.samples import (
     ReviewClosed,
     lottery,
 )
-from economy.wallet import LedgerEntry, apply_currency
 from mechanics.aggregate import SharedOutcome
+from mechanics.grants import Effects, grant
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState, new_player
 
@@ -224,18 +225,16 @@ def review(bucket: AppBucket | None, campaign: Campaign, user: str, report: str,
 
 def apply_review(state: PlayerState | None, owed: dict[str, Any], now: int,
                  config: GameConfig) -> Outcome:
-    """The shopper's side of a review: the reward (clamped at a balance's max). Never
-    refuses."""
+    """The shopper's side of a review: the reward, free, first repays what the shopper
+    owes of its currency, then is clamped at a balance's max
+    (:func:`mechanics.grants.grant`). Never refuses."""
     new = state.copy() if state is not None else new_player(config, now)
-    limits = {cid: c.max for cid, c in config.currencies.items()}
-    grant = {cid: min(amount, max(0, limits.get(cid, amount) - new.wallet.get(cid, 0)))
-             for cid, amount in owed["reward"].items()}
-    ledger: list[LedgerEntry]
-    new.wallet, ledger = apply_currency(new.wallet, grant, f"review:{owed['campaign']}", limits)
+    fx = Effects()
+    grant(new, Reward(currency=dict(owed["reward"])), f"review:{owed['campaign']}", config, fx)
     new.last_seen = now
     response = {"campaign": owed["campaign"], "reviewed_at": owed["reviewed_at"],
                 "reward": dict(owed["reward"]), "wallet": dict(new.wallet)}
-    return Outcome(state=new, response=response, ledger=ledger)
+    return Outcome(state=new, response=response, ledger=fx.ledger, events=fx.events)
 
 
 # -- views -----------------------------------------------------------------------------

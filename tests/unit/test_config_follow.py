@@ -131,3 +131,15 @@ def test_a_poll_keeps_its_options_and_buckets_once_open() -> None:
         {"path": "$.polls.best.buckets", "message": "is 4 in the live version and votes "
                                                     "were split by it: it cannot change "
                                                     "once the poll opened"}]
+
+
+def test_an_open_poll_is_not_removed_until_it_closes() -> None:
+    gone = live()
+    del gone["polls"]["best"]
+    assert follow_problems(live(), gone, START - 1) == []
+    assert follow_problems(live(), gone, START + 86400) == []
+    assert follow_problems(live(), gone, START) == [{
+        "path": "$.polls.best",
+        "message": "is open in the live version and votes were split by its buckets: it "
+                   "cannot be removed until it closes (added again, it would count them "
+                   "differently)"}]

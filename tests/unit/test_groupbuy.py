@@ -370,6 +370,35 @@ def test_a_refund_takes_back_only_what_a_balance_limit_let_the_reward_give() -> 
     assert ref.response["debt"] == {}
 
 
+def test_a_refund_owes_no_coupon_the_completion_could_not_give() -> None:
+    coupon_cfg = config({"tea": offer_raw(reward={"currency": {"gem": 5}, "items": {},
+                                                  "coupon": "c10"})})
+    offer = coupon_cfg.groupbuys["tea"]
+    out = rules.join_group(filled_to(2, offer), GID, offer, "cat", T0 + 9)
+    got = rules.apply_effect(None, owed_of(out), T0 + 9, coupon_cfg,
+                             rules.Scarce(coupons=frozenset({"c10"})))
+    assert got.response["reward"]["coupons_unavailable"] == {"c10": 1}
+    cat = got.state
+    assert MyGroup.from_wire(cat.groupbuys[GID].to_wire()) == cat.groupbuys[GID]
+    ref = rules.refund_completed(cat, GID, T0 + 100, coupon_cfg)
+    assert (ref.state.wallet["gem"], ref.state.debts, ref.response["debt"]) == (0, {}, {})
+    given = rules.apply_effect(None, owed_of(out), T0 + 9, coupon_cfg).state
+    taken = rules.refund_completed(given, GID, T0 + 100, coupon_cfg)
+    assert taken.state.debts == {"coupon:c10": 1}  # a coupon granted is owed back
+
+
+def test_a_refund_takes_back_what_the_reward_gave_not_the_reward_configured_now() -> None:
+    out = rules.join_group(filled_to(2), GID, TEA, "cat", T0 + 9)
+    cat = rules.apply_effect(None, owed_of(out), T0 + 9, CFG).state
+    assert cat.wallet["gem"] == 5
+    cat.wallet["gem"] = 30  # earned elsewhere
+    raised = config({"tea": offer_raw(reward={"currency": {"gem": 40},
+                                              "items": {"ticket": 2}, "coupon": "c10"})})
+    ref = rules.refund_completed(cat, GID, T0 + 100, raised)
+    assert (ref.state.wallet["gem"], ref.state.debts) == (25, {})
+    assert ref.response["debt"] == {}
+
+
 # -- what the shopper's slice keeps --------------------------------------------------------
 # ``pair`` may be completed 25 times by one shopper (above the 20 other closed groups the
 # slice keeps for the view); ``other`` is the offer whose groups the shopper closes many of.

@@ -138,6 +138,18 @@ def test_apply_vote_pays_rewards_and_never_refuses() -> None:
     assert broke.wallet == {"acorn": 2, "ticket": 0}  # the input was not changed
 
 
+def test_a_vote_reward_repays_a_debt_of_its_currency_first() -> None:
+    cfg = config({"best": poll_raw(cost={}, reward={"acorn": 5})})
+    owed = rules.cast_vote(None, cfg.polls["best"], "u", "red", OPENS, SH).owed
+    assert owed is not None
+    owing = new_player(cfg, OPENS)
+    owing.debts = {"currency:acorn": 3}  # a refund took back a reward already spent
+    out = rules.apply_vote(owing, owed, OPENS, cfg)
+    assert (out.state.wallet["acorn"], out.state.debts) == (102, {})
+    assert {"type": "debt_repaid", "reason": "vote:best",
+            "repaid": {"currency:acorn": 3}} in out.events
+
+
 def test_poll_view_sums_buckets_and_freezes_the_result() -> None:
     a = rules.cast_vote(None, POLL, "u", "red", OPENS, SH).state
     b = rules.cast_vote(None, POLL, "v", "blue", OPENS, SH).state

@@ -276,3 +276,14 @@ def test_apply_review_rewards_clamped() -> None:
     out = rules.apply_review(player, owed, OPENS, cfg)
     assert out.state.wallet["acorn"] == 1000 and out.response["wallet"] == {"acorn": 1000}
     assert player.wallet["acorn"] == 980  # the loaded state is untouched
+
+
+def test_a_review_reward_repays_a_debt_of_its_currency_first() -> None:
+    cfg = config({"nuts": camp_raw(review={"reward": {"acorn": 50}})})
+    owing = new_player(cfg, OPENS)
+    owing.debts = {"currency:acorn": 30}  # a refund took back a reward already spent
+    before = owing.wallet["acorn"]
+    owed = {"effect": rules.EFFECT, "campaign": "nuts", "reviewed_at": OPENS,
+            "reward": {"acorn": 50}}
+    out = rules.apply_review(owing, owed, OPENS, cfg)
+    assert (out.state.wallet["acorn"], out.state.debts) == (before + 20, {})
