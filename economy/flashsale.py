@@ -28,7 +28,13 @@ from typing import Any, ClassVar
 
 from economy.errors import DomainError, Refusal, stock_pending_details
 from economy.schema import Enum, Int, Map, Obj, Problems, Str
-from economy.section import Cleaned, ConfigPart, Section, started_in_both
+from economy.section import (
+    Cleaned,
+    ConfigPart,
+    Section,
+    removed_while_running,
+    started_in_both,
+)
 
 SALE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 SKU_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -248,8 +254,13 @@ def _stock(config: Any) -> dict[str, int]:
 
 def follow_sales(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
     """A presale whose reservations opened keeps its ``convert_until``: each reservation
-    holds until the deadline it was made under (the sweeper releases it then)."""
-    return [{"path": f"$.presales.{pid}.convert_until", "message": (
+    holds until the deadline it was made under (the sweeper releases it then). Nor is it
+    removed before then."""
+    return removed_while_running(
+        live, new, "presales", now,
+        lambda p: (int(p["reserve_from"]), int(p["convert_until"])),
+        "reservations hold until its convert_until") + [
+        {"path": f"$.presales.{pid}.convert_until", "message": (
                 f"is {old['convert_until']} in the live version and reservations opened "
                 "under it: they hold until then, so it cannot change")}
             for pid, old, p in started_in_both(live, new, "presales", now,

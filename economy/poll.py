@@ -20,6 +20,7 @@ from economy.section import (
     Cleaned,
     ConfigPart,
     Section,
+    removed_while_running,
     started_in_both,
     unknown_currencies,
 )
@@ -108,13 +109,9 @@ def follow_polls(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
     is not removed either: added again with other ``buckets``, its view would lose the
     votes of the buckets it no longer reads and its shoppers would vote again that day
     (close it first)."""
-    problems: Problems = []
-    kept = new.get("polls") or {}
-    for pid, old in (live.get("polls") or {}).items():
-        if pid not in kept and (now is None or old["opens_at"] <= now < old["closes_at"]):
-            problems.append({"path": f"$.polls.{pid}", "message": (
-                "is open in the live version and votes were split by its buckets: it cannot "
-                "be removed until it closes (added again, it would count them differently)")})
+    problems = removed_while_running(
+        live, new, "polls", now, lambda p: (int(p["opens_at"]), int(p["closes_at"])),
+        "votes were split by its buckets: added again, it would count them differently")
     for pid, old, p in started_in_both(live, new, "polls", now, lambda p: int(p["opens_at"])):
         problems += [{"path": f"$.polls.{pid}.options.{oid}", "message": "is in the live "
                       "version and votes may be cast for it: it cannot be removed once the "

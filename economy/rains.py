@@ -24,7 +24,13 @@ from typing import Any, ClassVar
 from economy.errors import DomainError, Refusal
 from economy.fairness import check_server_seed, roll
 from economy.schema import Enum, Int, Map, Obj, Problems, Str
-from economy.section import Cleaned, ConfigPart, Section, started_in_both
+from economy.section import (
+    Cleaned,
+    ConfigPart,
+    Section,
+    removed_while_running,
+    started_in_both,
+)
 
 RAIN_ID_PATTERN = r"^[a-z0-9][a-z0-9_]{0,23}$"
 """Short and without ``-``: a pool bucket's aggregate id is ``<rain>-<round>-b<i>``."""
@@ -208,15 +214,25 @@ def _rains_stock(config: Any) -> dict[str, int]:
             for oid, r in rain.rounds.items()}
 
 
+def _rain_window(rain: Cleaned) -> tuple[int, int]:
+    """From its first round's start to its last round's end."""
+    rounds = rain["rounds"].values()
+    return (min(int(o["starts_at"]) for o in rounds),
+            max(int(o["starts_at"]) + int(o["duration_s"]) for o in rounds))
+
+
 def follow_rains(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
     """A rain whose first round started keeps its ``buckets``: an envelope's nonce and
-    its pool bucket come from them, so another split deals nonces twice."""
-    return [{"path": f"$.rains.{rid}.buckets", "message": (
+    its pool bucket come from them, so another split deals nonces twice. Nor is it removed
+    while its rounds run."""
+    return removed_while_running(
+        live, new, "rains", now, _rain_window,
+        "envelopes were dealt by its buckets: added again with others, it would deal "
+        "nonces twice") + [{"path": f"$.rains.{rid}.buckets", "message": (
                 f"is {old['buckets']} in the live version and a round started under it: "
                 "envelopes were dealt by it, so it cannot change")}
-            for rid, old, r in started_in_both(
-                live, new, "rains", now,
-                lambda r: min(int(o["starts_at"]) for o in r["rounds"].values()))
+            for rid, old, r in started_in_both(live, new, "rains", now,
+                                               lambda r: _rain_window(r)[0])
             if r["buckets"] != old["buckets"]]
 
 

@@ -30,6 +30,7 @@ from economy.section import (
     Cleaned,
     ConfigPart,
     Section,
+    removed_while_running,
     started_in_both,
     unknown_currencies,
 )
@@ -177,13 +178,18 @@ longer count and give away shares twice."""
 
 
 def follow_samples(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
-    """A campaign that opened (at any time, for ``now`` None) keeps its split."""
-    return [{"path": f"$.samples.{cid}.{f}", "message": f"is {old[f]!r} in the live "
-             "version and applications opened under it: it cannot change (stock, mode and "
-             "buckets split the applications)"}
-            for cid, old, c in started_in_both(live, new, "samples", now,
-                                               lambda c: int(c["opens_at"]))
-            for f in SPLIT_FIELDS if c[f] != old[f]]
+    """A campaign that opened (at any time, for ``now`` None) keeps its split, and is not
+    removed until its lottery may be drawn."""
+    return removed_while_running(
+        live, new, "samples", now,
+        lambda c: (int(c["opens_at"]), int(c["closes_at"]) + DRAW_GRACE_S),
+        "applications were split by its stock, mode and buckets") + [
+        {"path": f"$.samples.{cid}.{f}", "message": f"is {old[f]!r} in the live "
+         "version and applications opened under it: it cannot change (stock, mode and "
+         "buckets split the applications)"}
+        for cid, old, c in started_in_both(live, new, "samples", now,
+                                           lambda c: int(c["opens_at"]))
+        for f in SPLIT_FIELDS if c[f] != old[f]]
 
 
 SAMPLES = Section(name="samples", fields={"samples": SAMPLES_SPEC},

@@ -54,6 +54,24 @@ def started_in_both(live: Cleaned, new: Cleaned, key: str, now: int | None,
             yield item_id, old, kept
 
 
+def removed_while_running(live: Cleaned, new: Cleaned, key: str, now: int | None,
+                          window: Callable[[Any], tuple[int, int]], why: str) -> Problems:
+    """A problem for each item under ``key`` that ``new`` drops while it runs
+    (``window(live item)`` is ``[start, end)``; every dropped one for ``now`` None):
+    added again in a later version, a follow check would compare it with nothing, and
+    it could come back with the split its state was made under changed. ``why`` says
+    what would break."""
+    kept = new.get(key) or {}
+    problems: Problems = []
+    for item_id, old in (live.get(key) or {}).items():
+        start, end = window(old)
+        if item_id not in kept and (now is None or start <= now < end):
+            problems.append({"path": f"$.{key}.{item_id}", "message": (
+                f"runs until {end} in the live version: it cannot be removed before then "
+                f"({why})")})
+    return problems
+
+
 def no_follow_problems(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
     """The follow check of a section whose every change players' state can follow."""
     return []

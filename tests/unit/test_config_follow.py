@@ -140,6 +140,28 @@ def test_an_open_poll_is_not_removed_until_it_closes() -> None:
     assert follow_problems(live(), gone, START + 86400) == []
     assert follow_problems(live(), gone, START) == [{
         "path": "$.polls.best",
-        "message": "is open in the live version and votes were split by its buckets: it "
-                   "cannot be removed until it closes (added again, it would count them "
-                   "differently)"}]
+        "message": f"runs until {START + 86400} in the live version: it cannot be removed "
+                   "before then (votes were split by its buckets: added again, it would "
+                   "count them differently)"}]
+
+
+@pytest.mark.parametrize(("section", "item", "end", "why"), [
+    ("samples", "trial", START + 86400 + 5,
+     "applications were split by its stock, mode and buckets"),
+    ("rains", "rain", START + 60,
+     "envelopes were dealt by its buckets: added again with others, it would deal nonces "
+     "twice"),
+    ("presales", "early", START + 86400, "reservations hold until its convert_until"),
+])
+def test_a_running_campaign_rain_or_presale_is_not_removed_until_it_ends(
+        section: str, item: str, end: int, why: str) -> None:
+    """Removed and added again later, its follow check would compare it with nothing:
+    it could come back with the split its state was made under changed."""
+    gone = live()
+    del gone[section][item]
+    assert follow_problems(live(), gone, START - 1) == []  # not started: free
+    assert follow_problems(live(), gone, end) == []  # over: free
+    assert follow_problems(live(), gone, end - 1) == [{
+        "path": f"$.{section}.{item}",
+        "message": f"runs until {end} in the live version: it cannot be removed before "
+                   f"then ({why})"}]
