@@ -253,19 +253,36 @@ def _stock(config: Any) -> dict[str, int]:
 
 
 def follow_sales(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
-    """A presale whose reservations opened keeps its ``convert_until``: each reservation
-    holds until the deadline it was made under (the sweeper releases it then). Nor is it
-    removed before then."""
-    return removed_while_running(
+    """What holds and reservations were made under stays: a flash sale that started
+    keeps its ``sku`` (a hold is paid by an order naming it); a presale whose
+    reservations opened keeps its ``sku`` and ``deposit_sku`` and its ``convert_until``
+    (each reservation holds until the deadline it was made under; the sweeper releases
+    it then), and is not removed before then."""
+    problems = removed_while_running(
         live, new, "presales", now,
         lambda p: (int(p["reserve_from"]), int(p["convert_until"])),
-        "reservations hold until its convert_until") + [
-        {"path": f"$.presales.{pid}.convert_until", "message": (
-                f"is {old['convert_until']} in the live version and reservations opened "
-                "under it: they hold until then, so it cannot change")}
-            for pid, old, p in started_in_both(live, new, "presales", now,
-                                               lambda p: int(p["reserve_from"]))
-            if p["convert_until"] != old["convert_until"]]
+        "reservations hold until its convert_until")
+    problems += _skus_kept(live, new, "flashsales", "starts_at", now)
+    problems += _skus_kept(live, new, "presales", "reserve_from", now)
+    problems += [{"path": f"$.presales.{pid}.convert_until", "message": (
+                     f"is {old['convert_until']} in the live version and reservations "
+                     "opened under it: they hold until then, so it cannot change")}
+                 for pid, old, p in started_in_both(live, new, "presales", now,
+                                                    lambda p: int(p["reserve_from"]))
+                 if p["convert_until"] != old["convert_until"]]
+    return problems
+
+
+def _skus_kept(live: Cleaned, new: Cleaned, key: str, start: str,
+               now: int | None) -> Problems:
+    """A started sale's or presale's SKUs stay: its holds are paid by orders naming
+    them, and an order of the old SKU would pay nothing."""
+    return [{"path": f"$.{key}.{item_id}.{f}", "message": (
+                f"is {old.get(f)!r} in the live version and holds were made for orders "
+                "of it: it cannot change once the sale started")}
+            for item_id, old, item in started_in_both(live, new, key, now,
+                                                      lambda x: int(x[start]))
+            for f in ("sku", "deposit_sku") if item.get(f) != old.get(f)]
 
 
 FLASHSALES = Section(

@@ -25,6 +25,8 @@ def live() -> dict[str, Any]:
                                  "reserve_from": START, "reserve_until": START + 3600,
                                  "event_at": START + 7200, "convert_until": START + 86400,
                                  "stock": 50}}
+    raw["flashsales"] = {"midnight": {"title": "Midnight", "sku": "SKU-1", "price_fen": 100,
+                                      "starts_at": START, "stock": 10}}
     raw["currencies"]["hongbao"] = {"name": "Red envelopes (fen)", "initial": 0, "max": 10**9}
     raw["rains"] = {"rain": {"title": "Rain", "currency": "hongbao", "buckets": 2, "rounds": {
         "r1": {"starts_at": START, "duration_s": 60, "pool_fen": 10000, "envelopes": 100}}}}
@@ -165,3 +167,18 @@ def test_a_running_campaign_rain_or_presale_is_not_removed_until_it_ends(
         "path": f"$.{section}.{item}",
         "message": f"runs until {end} in the live version: it cannot be removed before "
                    f"then ({why})"}]
+
+
+@pytest.mark.parametrize(("where", "field", "value"), [
+    ("flashsales__midnight", "sku", "SKU-2"),
+    ("presales__early", "sku", "BOX-12"),
+    ("presales__early", "deposit_sku", "DEP-1"),
+])
+def test_a_started_sale_keeps_the_skus_its_holds_are_paid_by(where: str, field: str,
+                                                              value: str) -> None:
+    new = changed(**{f"{where}__{field}": value})
+    assert follow_problems(live(), new, START - 1) == []
+    section, item = where.split("__")
+    [problem] = follow_problems(live(), new, START)
+    assert problem["path"] == f"$.{section}.{item}.{field}"
+    assert "holds were made for orders of it" in problem["message"]
