@@ -31,6 +31,10 @@ from gameserver.api.poll import CODEC as POLL_CODEC
 from gameserver.appkeys import CLOCK, GAMES, KEYS, METRICS, REDIS, SETTINGS
 from gameserver.keys import AggregateRef, Keys, PlayerRef, shard_of
 from gameserver.persister import Persister
+from gameserver.redisclient import open_redis
+from gameserver.scripts import Script
+from gameserver.settings import Settings
+from gameserver.stockgate import StockGate
 from mechanics import poll as poll_rules
 from tests.conftest import World
 from tests.integration.test_poll_http import POLL_CONFIG, VOTE
@@ -236,3 +240,30 @@ async def test_owed_records_of_living_masters_are_applied_while_a_slot_range_is_
     for user in sorted(reachable):
         resp = await world.get(f"{GAME}/me", world.mint(user, "pollshop"))
         assert (await resp.json())["player"]["wallet"] == {"acorn": 95, "ticket": 1}, user
+
+
+async def test_scripts_run_on_living_masters_that_lack_them_while_a_master_is_down(
+        replicated: RedisCluster, redis_url: str) -> None:
+    """A script a living master has not cached (a new release's script, a restarted
+    or promoted node) is loaded on that master alone: loading it on every master
+    failed while one was down, so such calls failed on the healthy masters too (e.g.
+    every limited-stock reservation)."""
+    client = await open_redis(redis_url, Settings(redis_url=redis_url))
+    try:
+        victim = replicated.masters[0]
+        replicated.replicas[0].kill()
+        victim.kill()
+        for node in replicated.masters[1:]:
+            replicated.client(node).script_flush()
+        keys = [f"pbtest:{{live{i}}}" for i in range(40)]
+        living = [k for k in keys if replicated.owner(key_slot(k.encode())) is not victim]
+        incr = Script("return redis.call('INCR', KEYS[1])", redis=client)
+        assert [await incr(keys=[k]) for k in living] == [1] * len(living)
+        gate = StockGate(client, Keys())
+        buckets = [b for b in range(gate.buckets) if replicated.owner(key_slot(
+            gate.stock_key("shop", "squirrel", b).encode())) is not victim]
+        assert buckets
+        for bucket in buckets:  # no such hold: nothing goes back, but the script ran
+            assert await gate.end_hold("shop", "squirrel", bucket, "nohold", True) == 0
+    finally:
+        await client.aclose()
