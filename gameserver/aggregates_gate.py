@@ -250,6 +250,9 @@ class OwedPass:
     """Owed records left for a later pass (their game could not be read, contention,
     Redis or SQL unavailable)."""
     names: list[str] = field(default_factory=list)
+    shards_waiting: list[int] = field(default_factory=list)
+    """Aggregate shards whose owed records could not be read (on a Redis Cluster, a
+    master down: the other masters' shards are reconciled all the same)."""
 
 
 class OwedReconciler(PeriodicTask):
@@ -276,8 +279,14 @@ class OwedReconciler(PeriodicTask):
         cutoff = int((self.clock.now() - self.older_than_s) * 1000)
         for actions in self.keyspaces:
             for shard in range(self.shards):
-                for name, owed in await actions.aggregates.owed_older_than(
-                        shard, cutoff, self.batch):
+                try:
+                    due = await actions.aggregates.owed_older_than(shard, cutoff, self.batch)
+                except TRANSIENT as exc:  # its node is down: the other shards go on
+                    log.warning("owed records of shard %d left for the next pass: %r",
+                                shard, exc)
+                    report.shards_waiting.append(shard)
+                    continue
+                for name, owed in due:
                     await self._apply(actions, shard, name, owed, report)
         if self.metrics is not None:
             for outcome in ("applied", "waiting", "refused"):

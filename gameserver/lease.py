@@ -33,6 +33,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 log = logging.getLogger("petbox.lease")
 
@@ -196,17 +197,9 @@ class ShardLeases:
         started = self._monotonic()
         held = sorted(self._valid)  # renewed even if our own margin ran out
         keep, drop = held[:share], held[share:]
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in keep:
-            await self._renew(keys=[self.key(shard)], args=[self.token, self.ttl_ms],
-                              client=pipe)  # queued: answered by execute()
-        for shard in drop:
-            await self._release(keys=[self.key(shard)], args=[self.token], client=pipe)
         others = [(self._offset + i) % self.shards for i in range(self.shards)]
         others = [s for s in others if s not in self._valid]
-        for shard in others:
-            pipe.exists(self.key(shard))
-        replies: list[Any] = await pipe.execute()
+        replies = await self._renew_release_look(keep, drop, others)
         kept = [s for s, ok in zip(keep, replies, strict=False) if ok]
         self._valid = {s: started + self.ttl_ms / 1000 * 0.8 for s in kept}
         free = [s for s, taken in zip(others, replies[len(held):], strict=True) if not taken]
@@ -217,6 +210,33 @@ class ShardLeases:
         lost = [s for s in keep if s not in kept]
         await self._take((lost + free)[:share - len(kept)], started)
         return self.held()
+
+    async def _renew_release_look(self, keep: list[int], drop: list[int],
+                                  others: list[int]) -> list[Any]:
+        """One pipeline: renew ``keep``, release ``drop``, whether each of ``others`` is
+        taken. The scripts go by ``EVALSHA``, which a node without them (a new cluster,
+        a restarted node, a promoted replica: Redis does not replicate its script
+        cache) refuses with ``NOSCRIPT``. A cluster pipeline does not load them first as
+        a single server's does, so they are loaded (on every master) and the pipeline
+        is sent once more, which is safe: each of its commands is idempotent."""
+        try:
+            return await self._pipeline(keep, drop, others)
+        except NoScriptError:
+            for script in (self._renew, self._release):
+                await self.redis.script_load(script.script)
+            return await self._pipeline(keep, drop, others)
+
+    async def _pipeline(self, keep: list[int], drop: list[int],
+                        others: list[int]) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in keep:
+            pipe.evalsha(self._renew.sha, 1, self.key(shard), self.token, self.ttl_ms)
+        for shard in drop:
+            pipe.evalsha(self._release.sha, 1, self.key(shard), self.token)
+        for shard in others:
+            pipe.exists(self.key(shard))
+        replies: list[Any] = await pipe.execute()
+        return replies
 
     async def _take(self, shards: list[int], started: float) -> None:
         if not shards:

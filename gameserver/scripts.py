@@ -6,8 +6,9 @@ ways: called on a Redis client (one command), called through a
 :class:`~gameserver.batching.ScriptBatcher` (queued with the calls of the same loop
 turn, one pipeline), or as a :meth:`Script.command` a caller puts into a round trip of
 its own (the persister). A Redis that forgot it (``NOSCRIPT``: restarted, failed over)
-gets it again (:meth:`Script.load_command`) and the call is sent again, which is safe
-because a script that is not loaded did not run.
+gets it again (:meth:`Script.load_command`, or ``EVAL`` on the node of the call's keys)
+and the call is sent again, which is safe because a script that is not loaded did not
+run.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ class Script:
         try:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            await redis.script_load(self.source)
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+            # EVAL runs it on the node of its keys and caches it there. (SCRIPT LOAD
+            # goes to every master of a cluster, and fails while any one is down.)
+            return await redis.eval(self.source, len(keys), *keys, *args)
 
     def command(self, keys: Sequence[KeyT], args: Sequence[Any]) -> tuple[Any, ...]:
         """The ``EVALSHA`` command of one call, for a round trip of the caller's own."""

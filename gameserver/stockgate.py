@@ -34,10 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from gameserver.keys import Keys
-from gameserver.scripts import load_script, reply_text
+from gameserver.scripts import Script, reply_text
 
 STOCK_BUCKETS = 8
 """Default buckets per game gate: enough that one game's midnight spreads over 8 slots."""
@@ -87,11 +86,11 @@ class StockGate:
         if buckets < 1:
             raise ValueError("a gate has at least one bucket")
         self.redis, self.keys, self.buckets = redis, keys, buckets
-        self._init: AsyncScript = redis.register_script(load_script("stock_init"))
-        self._reserve: AsyncScript = redis.register_script(load_script("stock_reserve"))
-        self._adjust: AsyncScript = redis.register_script(load_script("stock_adjust"))
-        self._change: AsyncScript = redis.register_script(load_script("stock_change"))
-        self._unhold: AsyncScript = redis.register_script(load_script("stock_unhold"))
+        self._init = Script.named("stock_init", redis=redis)
+        self._reserve = Script.named("stock_reserve", redis=redis)
+        self._adjust = Script.named("stock_adjust", redis=redis)
+        self._change = Script.named("stock_change", redis=redis)
+        self._unhold = Script.named("stock_unhold", redis=redis)
 
     # -- keys ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError
 from gameserver.app import create_app
 from gameserver.batching import ScriptBatcher
 from gameserver.keys import Keys
+from gameserver.lease import ShardLeases
 from gameserver.rates import RateLimit
 from gameserver.redisclient import open_redis
 from gameserver.services import SHADOW_PREFIX
@@ -111,3 +112,29 @@ async def test_an_acl_user_in_the_url_is_every_connection_s_user(
     finally:
         for node in redis_cluster.masters:
             redis_cluster.client(node).execute_command("ACL", "DELUSER", "petbox")
+
+
+async def test_shard_leases_work_on_masters_that_lack_the_lease_scripts(
+        redis_cluster: RedisCluster, redis_url: str) -> None:
+    """Renewing and releasing shard leases is pipelined; on a cluster, masters that never
+    ran those scripts (a new cluster, a restarted node, a promoted replica: Redis does
+    not replicate its script cache) must still run them. A host whose pass failed on
+    NOSCRIPT worked on no shard while its renewals on the other masters went through,
+    so their shards were held by a host that never flushed them."""
+    client = await open_redis(redis_url, Settings(redis_url=redis_url))
+    try:
+        for node in redis_cluster.masters:
+            redis_cluster.client(node).script_flush()
+        first = ShardLeases(client, "p", 16, 2000)
+        assert await first.assign() == list(range(16))  # alone: takes every shard
+        second = ShardLeases(client, "p", 16, 2000)
+        for _ in range(3):  # a host joined: the first gives half back, the second takes it
+            got = [await first.assign(), await second.assign()]
+        assert sorted(got[0] + got[1]) == list(range(16))
+        assert sorted(len(g) for g in got) == [8, 8]
+        for node in redis_cluster.masters:  # every master fails over to a fresh replica
+            redis_cluster.client(node).script_flush()
+        assert await first.assign() == got[0]
+        assert await second.assign() == got[1]
+    finally:
+        await client.aclose()

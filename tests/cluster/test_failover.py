@@ -15,21 +15,37 @@ promoted replica lacks (Redis replicates asynchronously), and the shards affecte
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import Iterator
+from importlib import resources
 from typing import Any
 
 import pytest
 from redis.crc import key_slot
 
-from gameserver.appkeys import CLOCK, KEYS, METRICS, REDIS, SETTINGS
-from gameserver.keys import Keys, PlayerRef, shard_of
+from gameserver.aggregates_app import AGGREGATES
+from gameserver.aggregates_gate import OwedReconciler
+from gameserver.api.common import request_hash
+from gameserver.api.poll import CODEC as POLL_CODEC
+from gameserver.appkeys import CLOCK, GAMES, KEYS, METRICS, REDIS, SETTINGS
+from gameserver.keys import AggregateRef, Keys, PlayerRef, shard_of
 from gameserver.persister import Persister
+from gameserver.redisclient import open_redis
+from gameserver.scripts import Script
+from gameserver.settings import Settings
+from gameserver.stockgate import StockGate
+from mechanics import poll as poll_rules
 from tests.conftest import World
+from tests.integration.test_poll_http import POLL_CONFIG, VOTE
 from tests.redis_cluster import RedisCluster, running_cluster
 from tests.reliability.harness import write_figures
 
 GAME = "/v1/games/squirrel"
+
+
+class _VoteRequest:  # what request_hash reads of a castVote request
+    method, path = "POST", VOTE
 
 
 @pytest.fixture
@@ -171,3 +187,83 @@ async def test_a_killed_master_fails_its_shards_until_its_replica_takes_over(
         statuses.append(resp.status)
     assert statuses == [200] * len(users)
     assert {shard_of("shop", u, 16) for u in users} >= set(lost)
+
+
+async def test_owed_records_of_living_masters_are_applied_while_a_slot_range_is_down(
+        world: World, replicated: RedisCluster) -> None:
+    """A master and its replica are both down (its slots served by nobody, which
+    ``cluster-require-full-coverage no`` confines to its own shards): the owed
+    reconciler still applies the owed shopper sides whose aggregate shards live on
+    the other masters; those of the dead range wait for it."""
+    config = copy.deepcopy(POLL_CONFIG)
+    config["polls"]["best"]["buckets"] = 16  # buckets over every master
+    await world.merchant("pollshop", config=config)
+    app = world.client.app
+    live = await app[GAMES].get("pollshop", "squirrel")
+    poll = live.config.polls["best"]
+    victim = replicated.masters[0]
+    dead_aggs = {s for s in range(16) if replicated.owner(
+        key_slot(Keys().aggregate_tag(s).encode())).port == victim.port}
+    dead_players = set(shards_on(replicated, victim.port, 16))
+    owed: dict[str, int] = {}  # user -> aggregate shard of the vote's bucket
+    for i in range(60):
+        user = f"o{i}"
+        player = PlayerRef("pollshop", "squirrel", user, shard_of("pollshop", user, 16))
+        if player.shard in dead_players:
+            continue  # shoppers of living masters only: their side can be applied
+        bucket = AggregateRef.of("pollshop", "squirrel", "poll",
+                                 poll_rules.bucket_id("best", poll_rules.bucket_of(user, 16)),
+                                 16)
+        body = b'{"option":"red"}'
+        # The gate's commit only: what a request that died after it leaves.
+        await app[AGGREGATES]["pb"].store.run(
+            bucket, POLL_CODEC, user, f"k{i}", request_hash(_VoteRequest(), body),  # type: ignore[arg-type]
+            lambda b, now, u=user: poll_rules.cast_vote(b, poll, u, "red", now, live.tz),
+            owed_to=player)
+        owed[user] = bucket.shard
+    assert set(owed.values()) & dead_aggs
+    # the aggregate shards the reconciler reaches after a dead one hold records too
+    assert [a for a in owed.values() if a > min(dead_aggs) and a not in dead_aggs]
+    for node in replicated.masters:  # a cluster in service: every master has the scripts
+        for lua in resources.files("gameserver").joinpath("lua").iterdir():
+            replicated.client(node).script_load(lua.read_text())
+    replicated.replicas[0].kill()
+    victim.kill()
+
+    world.clock.advance(6)
+    reconciler = OwedReconciler([app[AGGREGATES]["pb"].actions], app[GAMES], app[CLOCK],
+                                16, 1.0, older_than_s=5.0)
+    report = await reconciler.run_once()
+    reachable = {u for u, a in owed.items() if a not in dead_aggs}
+    assert {n.split("|")[1] for n in report.names} == reachable
+    assert sorted(report.shards_waiting) == sorted(dead_aggs)
+    for user in sorted(reachable):
+        resp = await world.get(f"{GAME}/me", world.mint(user, "pollshop"))
+        assert (await resp.json())["player"]["wallet"] == {"acorn": 95, "ticket": 1}, user
+
+
+async def test_scripts_run_on_living_masters_that_lack_them_while_a_master_is_down(
+        replicated: RedisCluster, redis_url: str) -> None:
+    """A script a living master has not cached (a new release's script, a restarted
+    or promoted node) is loaded on that master alone: loading it on every master
+    failed while one was down, so such calls failed on the healthy masters too (e.g.
+    every limited-stock reservation)."""
+    client = await open_redis(redis_url, Settings(redis_url=redis_url))
+    try:
+        victim = replicated.masters[0]
+        replicated.replicas[0].kill()
+        victim.kill()
+        for node in replicated.masters[1:]:
+            replicated.client(node).script_flush()
+        keys = [f"pbtest:{{live{i}}}" for i in range(40)]
+        living = [k for k in keys if replicated.owner(key_slot(k.encode())) is not victim]
+        incr = Script("return redis.call('INCR', KEYS[1])", redis=client)
+        assert [await incr(keys=[k]) for k in living] == [1] * len(living)
+        gate = StockGate(client, Keys())
+        buckets = [b for b in range(gate.buckets) if replicated.owner(key_slot(
+            gate.stock_key("shop", "squirrel", b).encode())) is not victim]
+        assert buckets
+        for bucket in buckets:  # no such hold: nothing goes back, but the script ran
+            assert await gate.end_hold("shop", "squirrel", bucket, "nohold", True) == 0
+    finally:
+        await client.aclose()
