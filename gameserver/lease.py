@@ -22,18 +22,21 @@ of a host that died are taken over once their leases expire.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
+
+from gameserver.scripts import Script
 
 log = logging.getLogger("petbox.lease")
 
@@ -50,12 +53,6 @@ end
 return 0
 """
 """Extend the lease only if ``ARGV[1]`` (our token) still holds it."""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-"""Delete the lease only if ``ARGV[1]`` (our token) still holds it."""
 
 _MEMBERS = """
 redis.call('ZADD', KEYS[1], tonumber(ARGV[2]), ARGV[1])
@@ -110,8 +107,10 @@ class Lease:
         self.token = token or process_name("lease")
         self._monotonic = monotonic
         self._valid_until = 0.0
-        self._renew: AsyncScript = redis.register_script(_RENEW)
-        self._release: AsyncScript = redis.register_script(_RELEASE)
+        # Scripts that a node lacking them runs by EVAL on that node alone (a cluster's
+        # SCRIPT LOAD goes to every master, and fails while one is down).
+        self._renew = Script(_RENEW, redis=redis)
+        self._release = Script.named("unlock", redis=redis)
 
     @property
     def held(self) -> bool:
@@ -165,9 +164,13 @@ class ShardLeases:
         self._monotonic = monotonic
         self._valid: dict[int, float] = {}
         """Shards we hold → monotonic time until which we count them ours."""
-        self._renew: AsyncScript = redis.register_script(_RENEW)
-        self._release: AsyncScript = redis.register_script(_RELEASE)
-        self._members: AsyncScript = redis.register_script(_MEMBERS)
+        self._renew = Script(_RENEW, redis=redis)
+        self._release = Script.named("unlock", redis=redis)
+        self._members = Script(_MEMBERS, redis=redis)
+        self._hosts = 1
+        """The live hosts counted at the last heartbeat that Redis answered."""
+        self._one_by_one_until = 0.0
+        """Until then (monotonic), lease commands go one per shard: a node was down."""
         # Start the search at a spot of our own, so hosts do not all race for shard 0.
         self._offset = int.from_bytes(self.token.encode()[-6:], "big") % shards
 
@@ -187,19 +190,24 @@ class ShardLeases:
     async def live_hosts(self) -> int:
         """Heartbeat; the number of hosts in the group that are alive (≥ 1)."""
         now_ms = int(time.time() * 1000)
-        return max(1, int(await self._members(
-            keys=[self.members_key],
-            args=[self.token, now_ms + self.ttl_ms, now_ms, self.ttl_ms * 3])))
+        try:
+            self._hosts = max(1, int(await self._members(
+                keys=[self.members_key],
+                args=[self.token, now_ms + self.ttl_ms, now_ms, self.ttl_ms * 3])))
+        except RedisError as exc:  # the member set's node is down: the last count holds
+            log.warning("host heartbeat failed, counting %d hosts: %r", self._hosts, exc)
+        return self._hosts
 
     async def assign(self) -> list[int]:
         """The shards this host works on this pass (sorted)."""
         share = math.ceil(self.shards / await self.live_hosts())
-        started = self._monotonic()
         held = sorted(self._valid)  # renewed even if our own margin ran out
         keep, drop = held[:share], held[share:]
         others = [(self._offset + i) % self.shards for i in range(self.shards)]
         others = [s for s in others if s not in self._valid]
-        replies = await self._renew_release_look(keep, drop, others)
+        # Counted from when the renewals that answered were sent (their keys' lifetimes
+        # began no earlier): after a pipeline a dead node failed, that is later.
+        replies, started = await self._renew_release_look(keep, drop, others)
         kept = [s for s, ok in zip(keep, replies, strict=False) if ok]
         self._valid = {s: started + self.ttl_ms / 1000 * 0.8 for s in kept}
         free = [s for s, taken in zip(others, replies[len(held):], strict=True) if not taken]
@@ -212,19 +220,49 @@ class ShardLeases:
         return self.held()
 
     async def _renew_release_look(self, keep: list[int], drop: list[int],
-                                  others: list[int]) -> list[Any]:
+                                  others: list[int]) -> tuple[list[Any], float]:
         """One pipeline: renew ``keep``, release ``drop``, whether each of ``others`` is
         taken. The scripts go by ``EVALSHA``, which a node without them (a new cluster,
         a restarted node, a promoted replica: Redis does not replicate its script
         cache) refuses with ``NOSCRIPT``. A cluster pipeline does not load them first as
         a single server's does, so they are loaded (on every master) and the pipeline
-        is sent once more, which is safe: each of its commands is idempotent."""
+        is sent once more, which is safe: each of its commands is idempotent. A cluster
+        pipeline fails whole when one node does not answer: then each shard's command
+        goes on its own (:meth:`_one_by_one`), so the other nodes' shards go on, and
+        so do the passes of the next lease lifetime (without first waiting on the dead
+        node in a pipeline again). Returns the replies and when they were sent."""
+        started = self._monotonic()
+        if started < self._one_by_one_until:
+            return await self._one_by_one(keep, drop, others, None), started
         try:
-            return await self._pipeline(keep, drop, others)
-        except NoScriptError:
-            for script in (self._renew, self._release):
-                await self.redis.script_load(script.script)
-            return await self._pipeline(keep, drop, others)
+            try:
+                return await self._pipeline(keep, drop, others), started
+            except NoScriptError:
+                for script in (self._renew, self._release):
+                    await self.redis.script_load(script.source)
+                return await self._pipeline(keep, drop, others), started
+        except RedisError as exc:
+            log.warning("shard leases one by one (a node does not answer): %r", exc)
+            started = self._monotonic()
+            self._one_by_one_until = started + self.ttl_ms / 1000
+            return await self._one_by_one(keep, drop, others, exc), started
+
+    async def _one_by_one(self, keep: list[int], drop: list[int], others: list[int],
+                          failed: RedisError | None) -> list[Any]:
+        """The pipeline's replies, each shard's command sent on its own and all at once,
+        each given a fifth of a lease lifetime: a shard whose node does not answer counts
+        as not renewed (``keep``) or as taken (``others``), so this host leaves it until
+        its node is back. When no node answered (Redis is down), the pipeline's error
+        ``failed`` is raised (a ``RedisError`` when there was none)."""
+        replies = await self._each([
+            *(self._renew(keys=[self.key(s)], args=[self.token, self.ttl_ms]) for s in keep),
+            *(self._release(keys=[self.key(s)], args=[self.token]) for s in drop),
+            *(self.redis.exists(self.key(s)) for s in others)])
+        if all(isinstance(r, BaseException) for r in replies):
+            raise failed or RedisError("no Redis node answered the shard leases")
+        mine = len(keep) + len(drop)
+        return ([0 if isinstance(r, BaseException) else r for r in replies[:mine]]
+                + [1 if isinstance(r, BaseException) else r for r in replies[mine:]])
 
     async def _pipeline(self, keep: list[int], drop: list[int],
                         others: list[int]) -> list[Any]:
@@ -238,20 +276,35 @@ class ShardLeases:
         replies: list[Any] = await pipe.execute()
         return replies
 
+    async def _each(self, calls: list[Awaitable[Any]]) -> list[Any]:
+        """Every call at once, each bounded by a fifth of a lease lifetime; a call that
+        fails or runs out gives its exception as its reply."""
+        bound = self.ttl_ms / 5000
+        return await asyncio.gather(*(asyncio.wait_for(c, bound) for c in calls),
+                                    return_exceptions=True)
+
     async def _take(self, shards: list[int], started: float) -> None:
         if not shards:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in shards:
-            pipe.set(self.key(shard), self.token, nx=True, px=self.ttl_ms)
-        for shard, ok in zip(shards, await pipe.execute(), strict=True):
-            if ok:
+        taken: list[Any]
+        if self._monotonic() < self._one_by_one_until:  # a node was down: each on its own
+            taken = await self._each([self.redis.set(self.key(s), self.token, nx=True,
+                                                     px=self.ttl_ms) for s in shards])
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            for shard in shards:
+                pipe.set(self.key(shard), self.token, nx=True, px=self.ttl_ms)
+            taken = await pipe.execute()
+        for shard, ok in zip(shards, taken, strict=True):
+            if ok and not isinstance(ok, BaseException):
                 self._valid[shard] = started + self.ttl_ms / 1000 * 0.8
                 log.info("shard lease %s taken by %s", self.key(shard), self.token)
 
     async def release_all(self) -> None:
         """Give every lease up (a clean shutdown: others take over at once)."""
         held, self._valid = list(self._valid), {}
-        for shard in held:
-            await self._release(keys=[self.key(shard)], args=[self.token])
-        await self.redis.zrem(self.members_key, self.token)
+        for shard in held:  # one whose node is down expires on its own
+            with contextlib.suppress(RedisError):
+                await self._release(keys=[self.key(shard)], args=[self.token])
+        with contextlib.suppress(RedisError):
+            await self.redis.zrem(self.members_key, self.token)

@@ -30,6 +30,7 @@ from gameserver.api.common import request_hash
 from gameserver.api.poll import CODEC as POLL_CODEC
 from gameserver.appkeys import CLOCK, GAMES, KEYS, METRICS, REDIS, SETTINGS
 from gameserver.keys import AggregateRef, Keys, PlayerRef, shard_of
+from gameserver.lease import ShardLeases
 from gameserver.persister import Persister
 from gameserver.redisclient import open_redis
 from gameserver.scripts import Script
@@ -265,5 +266,28 @@ async def test_scripts_run_on_living_masters_that_lack_them_while_a_master_is_do
         assert buckets
         for bucket in buckets:  # no such hold: nothing goes back, but the script ran
             assert await gate.end_hold("shop", "squirrel", bucket, "nohold", True) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_shard_leases_of_living_masters_hold_while_a_slot_range_is_down(
+        replicated: RedisCluster, redis_url: str) -> None:
+    """A master and its replica are down: the lease pipeline, which fails whole on a
+    cluster when one node does not answer, falls back to one command per shard, so the
+    persister keeps the shards of the living masters (and flushes them) and leaves the
+    dead range's until its node is back. Before, no shard was held: write-behind to SQL
+    stopped for every shard while any master was down."""
+    client = await open_redis(redis_url, Settings(redis_url=redis_url))
+    try:
+        leases = ShardLeases(client, "p", 16, 5000)
+        assert await leases.assign() == list(range(16))  # one host: every shard
+        victim = replicated.masters[0]
+        dead = {s for s in range(16)
+                if replicated.owner(key_slot(leases.key(s).encode())) is victim}
+        assert dead and len(dead) < 16
+        replicated.replicas[0].kill()
+        victim.kill()
+        assert await leases.assign() == sorted(set(range(16)) - dead)
+        assert await leases.assign() == sorted(set(range(16)) - dead)  # and it stays so
     finally:
         await client.aclose()
