@@ -135,23 +135,13 @@ def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, f
     return out
 
 
-def lost_at_limits(reward: Reward, times: int, granted: dict[str, Any]) -> dict[str, int]:
-    """What ``times`` × ``reward`` could not give (``granted`` is :func:`grant`'s answer:
-    a balance was at its limit), keyed as debts (``currency:<id>``, ``item:<id>``); kept
-    by a mechanic that may later take the reward back (a refund)."""
-    lost = {f"currency:{k}": v * times - granted["currency"].get(k, 0)
-            for k, v in reward.currency.items()}
-    lost |= {f"item:{k}": v * times - granted["items"].get(k, 0)
-             for k, v in reward.items.items()}
-    return {k: v for k, v in lost.items() if v > 0}
-
-
-def given_within_limits(reward: Reward, times: int, lost: Mapping[str, int]) -> dict[str, int]:
-    """What ``times`` × ``reward`` gave of each currency or item a limit capped (``lost``
-    as :func:`lost_at_limits` recorded it): :func:`clawback`'s ``most``."""
-    want = {f"currency:{k}": v * times for k, v in reward.currency.items()}
-    want |= {f"item:{k}": v * times for k, v in reward.items.items()}
-    return {k: want.get(k, 0) - n for k, n in lost.items()}
+def given_amounts(granted: dict[str, Any]) -> dict[str, int]:
+    """What :func:`grant` answered it gave (what repaid a debt included; not what a
+    limit kept back), keyed as debts (``currency:<id>``, ``item:<id>``): kept by a
+    mechanic that may take the reward back later, as :func:`clawback`'s ``most``."""
+    given = {f"currency:{k}": v for k, v in granted["currency"].items()}
+    given |= {f"item:{k}": v for k, v in granted["items"].items()}
+    return given
 
 
 def _take_back(balances: dict[str, int], wanted: dict[str, int]) -> dict[str, int]:
@@ -163,17 +153,19 @@ def clawback(state: PlayerState, reward: Reward, times: int, reason: str,
     """Take back ``times`` × ``reward`` as far as it is unspent; record the rest as debt.
 
     Balances never go negative: what cannot be taken is added to ``state.debts``
-    (``currency:<id>``, ``item:<id>``, ``coupon:<id>``) and returned. ``most`` bounds
-    what is owed of a currency or item (keyed as the debts): what the grant really
-    gave when a limit capped it, so nothing never received is taken back or owed.
+    (``currency:<id>``, ``item:<id>``, ``coupon:<id>``) and returned. ``most``, when
+    given, is what the grant really gave (:func:`given_amounts`; one not listed: none):
+    nothing is taken back or owed beyond it, whatever the reward says now (a limit
+    kept some back, the merchant changed the reward since).
     """
     if times <= 0:
         return {}
-    bound = most or {}
-    cur = {k: min(v * times, bound.get(f"currency:{k}", v * times))
-           for k, v in reward.currency.items()}
-    items = {k: min(v * times, bound.get(f"item:{k}", v * times))
-             for k, v in reward.items.items()}
+
+    def bounded(key: str, amount: int) -> int:
+        return amount if most is None else max(0, min(amount, most.get(key, 0)))
+
+    cur = {k: bounded(f"currency:{k}", v * times) for k, v in reward.currency.items()}
+    items = {k: bounded(f"item:{k}", v * times) for k, v in reward.items.items()}
     take_c, take_i = _take_back(state.wallet, cur), _take_back(state.inventory, items)
     wallet, c_entries = apply_currency(state.wallet, {k: -v for k, v in take_c.items()},
                                        reason, {})

@@ -38,7 +38,7 @@ from economy.groupbuy import (
 from economy.rewards import Reward, build_reward
 from economy.wallet import apply_currency
 from mechanics.aggregate import OwedOther, SharedOutcome
-from mechanics.grants import Effects, clawback, given_within_limits, grant, lost_at_limits
+from mechanics.grants import Effects, clawback, grant
 from mechanics.groupbuystate import MyGroup
 from mechanics.outcome import Outcome, StockHold, ValueGrant
 from mechanics.state import PlayerState, new_player
@@ -344,7 +344,6 @@ def _reward(new: PlayerState, entry: MyGroup, owed: dict[str, Any], config: Game
                                    **(owed.get("reward") or {})})
     granted = grant(new, reward, reason, config, fx, coupons_out=scarce.coupons)
     entry.rewarded = True
-    entry.capped = lost_at_limits(reward, 1, granted)
     entry.given = Reward(dict(granted["currency"]), dict(granted["items"]),
                          reward.coupon if "coupons" in granted else "").to_json()
     return {"granted": True, **granted}
@@ -440,8 +439,7 @@ def refund_completed(state: PlayerState | None, group: str, now: int,
         debt = clawback(new, build_reward({"currency": {}, "items": {}, "coupon": "",
                                            **entry.given}), 1, reason, fx)
     elif entry.rewarded and offer is not None:  # rewarded before ``given`` was kept
-        debt = clawback(new, offer.reward, 1, reason, fx,
-                        most=given_within_limits(offer.reward, 1, entry.capped))
+        debt = clawback(new, offer.reward, 1, reason, fx)
     entry.state, entry.rewarded = "refunded", False
     new.last_seen = now
     return Outcome(state=new, response={"group": group, "refunded": True, "debt": debt},

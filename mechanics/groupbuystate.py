@@ -30,32 +30,25 @@ class MyGroup:
     paid: dict[str, int]
     """currency → amount paid to join (what a failure or a leave gives back)"""
     rewarded: bool = False
-    capped: dict[str, int] = field(default_factory=dict)
-    """what the reward could not give at a balance's limit (``currency:<id>`` /
-    ``item:<id>`` → amount): a refund takes none of it back"""
     given: dict[str, Any] | None = None
     """what the completion reward gave, as a reward (``currency``, ``items``, ``coupon``
-    only if one was granted): what a refund takes back (None: rewarded before this was
-    kept, or not rewarded)"""
+    only if one was granted): what a refund takes back (None: not rewarded, or
+    rewarded before this was kept)"""
 
     def copy(self) -> MyGroup:
         return MyGroup(self.offer, self.role, self.state, self.expires_at, self.at,
-                       dict(self.paid), self.rewarded, dict(self.capped),
+                       dict(self.paid), self.rewarded,
                        None if self.given is None else dict(self.given))
 
     def to_wire(self) -> list[Any]:
         wire = [self.offer, self.role, self.state, self.expires_at, self.at, self.paid,
                 self.rewarded]
-        if self.given is not None:
-            return [*wire, self.capped, self.given]
-        return [*wire, self.capped] if self.capped else wire
+        return wire if self.given is None else [*wire, self.given]
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> MyGroup:
-        capped = dict(raw[7]) if len(raw) > 7 else {}
-        given = dict(raw[8]) if len(raw) > 8 and raw[8] is not None else None
-        return cls(raw[0], raw[1], raw[2], raw[3], raw[4], dict(raw[5]), bool(raw[6]), capped,
-                   given)
+        given = dict(raw[7]) if len(raw) > 7 and raw[7] is not None else None
+        return cls(raw[0], raw[1], raw[2], raw[3], raw[4], dict(raw[5]), bool(raw[6]), given)
 
 
 @dataclass(kw_only=True)

@@ -21,27 +21,28 @@ class OrderRecord:
     """task → [period, completions this order earned]"""
     no_coupon: list[str] = field(default_factory=list)
     """tasks whose coupon was out of stock when the order came: a refund owes none"""
-    capped: dict[str, dict[str, int]] = field(default_factory=dict)
-    """task → what its reward could not give at a balance's limit (``currency:<id>`` /
-    ``item:<id>`` → amount lost): a refund takes none of it back"""
+    given: dict[str, dict[str, int]] = field(default_factory=dict)
+    """task → what its reward gave for this order (``currency:<id>`` / ``item:<id>`` →
+    amount): a refund takes back no more, whatever a limit kept back or the reward says
+    now (absent for orders recorded before it was kept)"""
 
     def copy(self) -> OrderRecord:
         return OrderRecord(self.at, self.amount, self.refunded,
                            {k: list(v) for k, v in self.tasks.items()}, list(self.no_coupon),
-                           {k: dict(v) for k, v in self.capped.items()})
+                           {k: dict(v) for k, v in self.given.items()})
 
     def to_wire(self) -> list[Any]:
         wire = [self.at, self.amount, int(self.refunded), self.tasks]
-        if self.capped:
-            return [*wire, self.no_coupon, self.capped]
+        if self.given:
+            return [*wire, self.no_coupon, self.given]
         return [*wire, self.no_coupon] if self.no_coupon else wire
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> OrderRecord:
-        at, amount, refunded, tasks, no_coupon, capped = padded(raw, [0, 0, 0, {}, [], {}])
+        at, amount, refunded, tasks, no_coupon, given = padded(raw, [0, 0, 0, {}, [], {}])
         return cls(at=at, amount=amount, refunded=bool(refunded),
                    tasks={k: list(v) for k, v in tasks.items()}, no_coupon=list(no_coupon),
-                   capped={k: dict(v) for k, v in capped.items()})
+                   given={k: dict(v) for k, v in given.items()})
 
 
 @dataclass(kw_only=True)

@@ -31,13 +31,7 @@ from economy.errors import (
 )
 from economy.tasks import Task
 from mechanics.calendar import period_key
-from mechanics.grants import (
-    Effects,
-    clawback,
-    given_within_limits,
-    grant,
-    lost_at_limits,
-)
+from mechanics.grants import Effects, clawback, given_amounts, grant
 from mechanics.orderstate import OrderRecord
 from mechanics.outcome import Outcome, Record
 from mechanics.state import PlayerState, Rng, new_player
@@ -237,9 +231,8 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
                         times=n, coupons_out=coupons_out)
         if "coupons_unavailable" in granted:
             record.no_coupon.append(task.id)
-        lost = lost_at_limits(task.reward, n, granted)
-        if lost:
-            record.capped[task.id] = lost
+        if n:
+            record.given[task.id] = given_amounts(granted)
         earned[task.id] = n
     new.orders[action.order_id] = record
     _prune_orders(new, now)
@@ -298,9 +291,8 @@ def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,
             continue  # the task left the config: nothing to compare against
         times = _undo(new, task, period, n, record.amount)
         reward = replace(task.reward, coupon="") if tid in record.no_coupon else task.reward
-        most = given_within_limits(task.reward, n, record.capped.get(tid, {}))
         for key, amount in clawback(new, reward, times, f"refund:{action.order_id}:{tid}",
-                                    fx, most=most).items():
+                                    fx, most=record.given.get(tid)).items():
             debt[key] = debt.get(key, 0) + amount
         taken[tid] = times
     record.refunded = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from economy.rewards import Reward
 from economy.wallet import LedgerEntry
-from mechanics.grants import Effects, clawback, grant, lost_at_limits
+from mechanics.grants import Effects, clawback, given_amounts, grant
 from mechanics.state import PlayerState
 from tests.unit.factory import T0, config
 
@@ -34,7 +34,7 @@ def test_a_free_reward_repays_the_debt_first_and_the_rest_is_credited() -> None:
     assert fx.events == [{"type": "debt_repaid", "reason": "checkin:d1",
                           "repaid": {"currency:acorn": 30, "item:ticket": 1}}]
     # what repaid a debt was given: a later refund of this reward may take it all back
-    assert lost_at_limits(Reward(currency={"acorn": 50}, items={"ticket": 1}), 1, out) == {}
+    assert given_amounts(out) == {"currency:acorn": 50, "item:ticket": 1}
 
 
 def test_a_debt_smaller_than_the_reward_is_cleared() -> None:
@@ -50,3 +50,18 @@ def test_a_purchase_repays_nothing() -> None:
     assert out == {"currency": {"acorn": 5}, "items": {}}
     assert state.debts == {"currency:acorn": 30, "item:ticket": 2}
     assert state.wallet == {"acorn": 5} and fx.events == []
+
+
+def test_collected_produce_repays_a_debt_of_its_currency_first() -> None:
+    from mechanics import pet
+    from tests.unit.factory import NoRng
+
+    state = pet.adopt(None, pet.AdoptPet("squirrel", "Nutty"), T0, NoRng(), CFG).state
+    state.debts["currency:acorn"] = 4
+    before = state.wallet["acorn"]
+    out = pet.collect(state, pet.CollectProduce(), T0 + 3600, NoRng(), CFG)
+    assert out.response["collected"] == {"acorn": 10}
+    assert out.state.debts == {}
+    assert out.state.wallet["acorn"] == before + 6
+    assert {"type": "debt_repaid", "reason": "produce:squirrel",
+            "repaid": {"currency:acorn": 4}} in out.events

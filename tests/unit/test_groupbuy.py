@@ -363,7 +363,7 @@ def test_a_refund_takes_back_only_what_a_balance_limit_let_the_reward_give() -> 
     out = rules.join_group(filled_to(2), GID, TEA, "cat", T0 + 9)
     cat = rules.apply_effect(near_max, owed_of(out), T0 + 9, CFG).state
     assert cat.wallet["gem"] == 50
-    assert cat.groupbuys[GID].capped == {"currency:gem": 3}
+    assert cat.groupbuys[GID].given == {"currency": {"gem": 2}, "items": {}}
     assert MyGroup.from_wire(cat.groupbuys[GID].to_wire()) == cat.groupbuys[GID]
     ref = rules.refund_completed(cat, GID, T0 + 100, CFG)
     assert (ref.state.wallet["gem"], ref.state.debts) == (48, {})

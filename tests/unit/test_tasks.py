@@ -233,9 +233,26 @@ def test_refund_takes_back_only_what_a_limit_let_the_order_give() -> None:
     paid.state.wallet["acorn"] = 0  # spent: what the order gave is owed, no more
     owed = refund(paid.state, "A")
     assert owed.response["debt"] == {"currency:acorn": 2}
-    record = paid.state.orders["A"]  # what the limits kept, remembered in the state
-    assert record.capped == {"buy_any": {"currency:acorn": 3}, "spend99": {"item:ticket": 1}}
+    record = paid.state.orders["A"]  # what each task gave, remembered in the state
+    assert record.given == {"buy_any": {"currency:acorn": 2}, "spend99": {}}
     assert PlayerState.from_wire(paid.state.to_wire()).orders["A"] == record
+
+
+@pytest.mark.parametrize(("reward_now", "wallet_after"), [(1, 999), (300, 998)])
+def test_refund_takes_back_what_the_order_gave_whatever_the_reward_says_now(
+        reward_now: int, wallet_after: int) -> None:
+    """The order gave 2 acorns (the limit kept 3 of 5). The merchant then lowers the
+    reward to 1, or raises it to 300: the refund takes back at most the 2 given (1 at
+    the lower reward), never more, and never credits anything."""
+    full = PlayerState(created_at=T0, wallet={"acorn": 998}, inventory={"ticket": 5})
+    paid = order(full, "A", 100)
+    assert paid.state.wallet["acorn"] == 1000
+    tasks = {**TASKS, "buy_any": {**TASKS["buy_any"],
+                                  "reward": {"currency": {"acorn": reward_now}}}}
+    out = t.apply_refund(paid.state, t.Refund("A"), T0 + 60, RNG, config(tasks=tasks), tz=SH)
+    assert out.state.wallet["acorn"] == wallet_after
+    assert out.response["debt"] == {}
+    assert all(e.delta < 0 for e in out.ledger)
 
 
 def test_refund_before_paid_leaves_a_tombstone() -> None:
