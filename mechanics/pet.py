@@ -27,9 +27,8 @@ from economy.errors import (
     known_item,
 )
 from economy.pet import PetAction
-from economy.rewards import Cost
-from economy.wallet import apply_currency
-from mechanics.grants import Effects, currency_limits, grant, pay
+from economy.rewards import Cost, Reward
+from mechanics.grants import Effects, grant, pay
 from mechanics.outcome import Outcome
 from mechanics.produce import bring_forward, decayed, stats_at
 from mechanics.state import PetState, PlayerState, Rng, new_player
@@ -233,9 +232,8 @@ def collect(state: PlayerState | None, action: CollectProduce, now: int, rng: Rn
     amount = min(whole, limit - have)
     if amount <= 0:
         raise BalanceLimit(cur, have, whole, limit)
-    new.wallet, ledger = apply_currency(new.wallet, {cur: amount}, f"produce:{species.id}",
-                                        currency_limits(config))
-    fx.ledger += ledger
+    # a free reward: it repays what the shopper owes of the currency first
+    grant(new, Reward(currency={cur: amount}), f"produce:{species.id}", config, fx)
     new.pet.produce_milli -= amount * 1000
     return _outcome(new, config, now, fx, tz, collected={cur: amount})
 
