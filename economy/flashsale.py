@@ -254,7 +254,8 @@ def _stock(config: Any) -> dict[str, int]:
 
 def follow_sales(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
     """What holds and reservations were made under stays: a flash sale that started
-    keeps its ``sku`` (a hold is paid by an order naming it); a presale whose
+    keeps its ``sku`` (a hold is paid by an order naming it) and is not removed while
+    claims may hold units; a presale whose
     reservations opened keeps its ``sku`` and ``deposit_sku`` and its ``convert_until``
     (each reservation holds until the deadline it was made under; the sweeper releases
     it then), and is not removed before then."""
@@ -262,6 +263,9 @@ def follow_sales(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
         live, new, "presales", now,
         lambda p: (int(p["reserve_from"]), int(p["convert_until"])),
         "reservations hold until its convert_until")
+    problems += removed_while_running(
+        live, new, "flashsales", now, _sale_window,
+        "claims hold units for orders of its sku until they are paid or expire")
     problems += _skus_kept(live, new, "flashsales", "starts_at", now)
     problems += _skus_kept(live, new, "presales", "reserve_from", now)
     problems += [{"path": f"$.presales.{pid}.convert_until", "message": (
@@ -271,6 +275,12 @@ def follow_sales(live: Cleaned, new: Cleaned, now: int | None) -> Problems:
                                                     lambda p: int(p["reserve_from"]))
                  if p["convert_until"] != old["convert_until"]]
     return problems
+
+
+def _sale_window(sale: Cleaned) -> tuple[int, int | None]:
+    """From its start until its last claim's hold has expired (no end: none)."""
+    ends = int(sale["ends_at"])
+    return int(sale["starts_at"]), (ends + int(sale["pay_seconds"]) if ends else None)
 
 
 def _skus_kept(live: Cleaned, new: Cleaned, key: str, start: str,

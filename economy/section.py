@@ -55,20 +55,24 @@ def started_in_both(live: Cleaned, new: Cleaned, key: str, now: int | None,
 
 
 def removed_while_running(live: Cleaned, new: Cleaned, key: str, now: int | None,
-                          window: Callable[[Any], tuple[int, int]], why: str) -> Problems:
+                          window: Callable[[Any], tuple[int, int | None]],
+                          why: str) -> Problems:
     """A problem for each item under ``key`` that ``new`` drops while it runs
-    (``window(live item)`` is ``[start, end)``; every dropped one for ``now`` None):
-    added again in a later version, a follow check would compare it with nothing, and
-    it could come back with the split its state was made under changed. ``why`` says
-    what would break."""
+    (``window(live item)`` is ``[start, end)``, ``end`` None: no end until one is set;
+    every dropped one for ``now`` None): added again in a later version, a follow check
+    would compare it with nothing, and it could come back with the split its state was
+    made under changed. ``why`` says what would break."""
     kept = new.get(key) or {}
     problems: Problems = []
     for item_id, old in (live.get(key) or {}).items():
         start, end = window(old)
-        if item_id not in kept and (now is None or start <= now < end):
-            problems.append({"path": f"$.{key}.{item_id}", "message": (
-                f"runs until {end} in the live version: it cannot be removed before then "
-                f"({why})")})
+        running = now is None or (start <= now and (end is None or now < end))
+        if item_id in kept or not running:
+            continue
+        until = (f"runs until {end} in the live version: it cannot be removed before then"
+                 if end is not None else "runs with no end in the live version: publish "
+                 "an end first; it can be removed once that has passed")
+        problems.append({"path": f"$.{key}.{item_id}", "message": f"{until} ({why})"})
     return problems
 
 

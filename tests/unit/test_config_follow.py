@@ -182,3 +182,21 @@ def test_a_started_sale_keeps_the_skus_its_holds_are_paid_by(where: str, field: 
     [problem] = follow_problems(live(), new, START)
     assert problem["path"] == f"$.{section}.{item}.{field}"
     assert "holds were made for orders of it" in problem["message"]
+
+
+def test_a_started_flash_sale_is_removed_only_once_its_holds_expired() -> None:
+    """Its claims hold units for orders of its sku (paid against the live config);
+    removed while they may, a paid hold would find no sale and its unit go back."""
+    gone = live()
+    del gone["flashsales"]["midnight"]
+    assert follow_problems(live(), gone, START - 1) == []
+    assert follow_problems(live(), gone, START + 86400) == [{
+        "path": "$.flashsales.midnight",
+        "message": "runs with no end in the live version: publish an end first; it can be "
+                   "removed once that has passed (claims hold units for orders of its sku "
+                   "until they are paid or expire)"}]
+    ended = changed(flashsales__midnight__ends_at=START + 100)
+    assert follow_problems(live(), ended, START + 50) == []  # setting an end is free
+    assert [p["path"] for p in follow_problems(ended, gone, START + 999)] == [
+        "$.flashsales.midnight"]  # default pay_seconds 900: holds until START + 1000
+    assert follow_problems(ended, gone, START + 1000) == []
