@@ -152,6 +152,8 @@ export type Granted = {
   items: { [key: string]: number };
   /** id → integer amount */
   coupons?: { [key: string]: number };
+  /** id → integer amount */
+  repaid?: { [key: string]: number };
 };
 
 /** adoptPet 201: Adopt a pet of one of the game's species */
@@ -270,6 +272,8 @@ export type CreateGroupBuyResponse = {
     items?: { [key: string]: number };
     /** id → integer amount */
     coupons?: { [key: string]: number };
+    /** id → integer amount */
+    repaid?: { [key: string]: number };
   };
   /** id → integer amount */
   wallet: { [key: string]: number };
@@ -953,6 +957,8 @@ export type GiveAssistResponse = {
     items: { [key: string]: number };
     /** id → integer amount */
     coupons?: { [key: string]: number };
+    /** id → integer amount */
+    repaid?: { [key: string]: number };
   };
   wallet: { [key: string]: number };
 };
@@ -1032,6 +1038,8 @@ export type JoinGroupBuyResponse = {
     items?: { [key: string]: number };
     /** id → integer amount */
     coupons?: { [key: string]: number };
+    /** id → integer amount */
+    repaid?: { [key: string]: number };
   };
   /** id → integer amount */
   wallet: { [key: string]: number };
@@ -1105,6 +1113,8 @@ export type LeaveGroupBuyResponse = {
     items?: { [key: string]: number };
     /** id → integer amount */
     coupons?: { [key: string]: number };
+    /** id → integer amount */
+    repaid?: { [key: string]: number };
   };
   /** id → integer amount */
   wallet: { [key: string]: number };

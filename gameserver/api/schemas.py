@@ -47,8 +47,11 @@ def map_of(values: Schema) -> Schema:
 
 REWARD = obj({"currency": COUNTS, "items": COUNTS, "coupon": STR}, ["currency", "items"],
              "currency and items granted; coupon: a coupon template")
-GRANTED = obj({"currency": COUNTS, "items": COUNTS, "coupons": COUNTS},
-              ["currency", "items"], "what was granted; coupons: template → count")
+GRANTED = obj({"currency": COUNTS, "items": COUNTS, "coupons": COUNTS, "repaid": COUNTS},
+              ["currency", "items"],
+              "what was granted; coupons: template → count; repaid (when any): the part "
+              "that paid the shopper's debts first (`currency:<id>`/`item:<id>` → amount), "
+              "counted in currency and items but not added to the balances")
 PITY = obj({"hard": INT, "soft": INT})
 
 PET = obj({
