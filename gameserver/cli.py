@@ -17,12 +17,14 @@ import logging
 import multiprocessing
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 from aiohttp import web
 
 from gameserver.cli_common import cli_settings as _settings
+from gameserver.cli_common import reaching_redis
 from gameserver.cli_common import run as _run
 from gameserver.cli_common import with_db as _with_db
 from gameserver.cli_demo import DEMO_GAME, DEMO_GAME_FILE, demo_banner, demo_setup
@@ -117,7 +119,18 @@ def _prepare_shared(settings: Settings) -> tuple[Settings, RedisProcess | None]:
         embedded.start()
         click.echo(f"embedded redis-server on {embedded.url} (AOF in {embedded.data_dir})")
         settings = settings.with_overrides(redis_url=embedded.url)
-    if settings.database_url is None:
+    try:
+        return _prepare_sql(settings), embedded
+    except BaseException:  # SQL out of reach: the redis-server started here must not outlive us
+        if embedded is not None:
+            embedded.stop()
+        raise
+
+
+def _prepare_sql(settings: Settings) -> Settings:
+    if settings.database_url is not None:  # out of reach: one line now, not a traceback later
+        _run(lambda: _with_db(settings, _noop, migrate=False, check=False))
+    else:
         _run(lambda: _with_db(settings, _noop))
         settings = settings.with_overrides(database_url=settings.effective_database_url)
         shadow = settings.effective_shadow_database_url
@@ -128,11 +141,23 @@ def _prepare_shared(settings: Settings) -> tuple[Settings, RedisProcess | None]:
             _run(lambda: _with_db(settings.with_overrides(database_url=shadow),
                                   Database.migrate, migrate=False, check=False))
             settings = settings.with_overrides(shadow_database_url=shadow)
-    return settings, embedded
+    return settings
 
 
 async def _noop(db: Database) -> None:
     return None
+
+
+@contextlib.contextmanager
+def _serving(settings: Settings, host: str, port: int) -> Iterator[None]:
+    """What stops a server at start-up (Redis out of reach, the port taken) as one
+    CLI error line instead of a traceback."""
+    with reaching_redis(settings.redis_url):
+        try:
+            yield
+        except OSError as exc:
+            raise click.ClickException(f"cannot serve on {host}:{port}: "
+                                       f"{exc.strerror or exc}") from exc
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -140,7 +165,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     click.echo(f"petbox serving on http://{host}:{port} with {workers} worker(s)")
     try:
         if workers == 1:
-            _serve_one(settings, host, port, reuse_port=False)
+            with _serving(settings, host, port):
+                _serve_one(settings, host, port, reuse_port=False)
         else:
             _serve_many(settings, host, port, workers)
     finally:
@@ -207,7 +233,8 @@ def persister() -> None:
     _logging(settings)
     from gameserver.persister import run_standalone
 
-    asyncio.run(run_standalone(settings))
+    with reaching_redis(settings.redis_url):
+        asyncio.run(run_standalone(settings))
 
 
 @main.command()
@@ -244,8 +271,10 @@ def shadow_purge(yes: bool) -> None:
         click.confirm(f"purge shadow data in {where} and {shadow_url}?", abort=True)
     from gameserver.shadow import purge_embedded, purge_shadow
 
-    keys, rows = (asyncio.run(purge_shadow(settings.redis_url, shadow_url, settings=settings))
-                  if settings.redis_url else purge_embedded(settings.data_dir, shadow_url))
+    with reaching_redis(settings.redis_url):
+        keys, rows = (asyncio.run(purge_shadow(settings.redis_url, shadow_url,
+                                               settings=settings))
+                      if settings.redis_url else purge_embedded(settings.data_dir, shadow_url))
     click.echo(f"purged {keys} shadow keys and {rows} shadow rows")
 
 
@@ -275,7 +304,8 @@ def demo(host: str, port: int, history: int | None) -> None:
 
             fill_demo(settings, creds, DEMO_GAME, DEMO_GAME_FILE, history)
         click.echo(demo_banner(creds, host, port, settings.data_dir))
-        _serve_one(settings, host, port, reuse_port=False)
+        with _serving(settings, host, port):
+            _serve_one(settings, host, port, reuse_port=False)
     finally:
         if embedded is not None:
             embedded.stop()

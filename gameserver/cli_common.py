@@ -5,14 +5,18 @@ this module and never each other's internals."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from economy.errors import DomainError
 from gameserver.db.database import Database
@@ -92,14 +96,55 @@ def _shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _reason(exc: BaseException) -> str:
+    """The first line of what a driver said (its own error, not SQLAlchemy's wrapper)."""
+    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
+
+
+async def _reach(db: Database, url: str) -> None:
+    """Open one connection, so a database out of reach is one line saying which (a
+    driver's OSError or timeout was a traceback), before any work starts."""
+    try:
+        async with db.engine.connect():
+            pass
+    except (OSError, SQLAlchemyError) as exc:
+        raise click.ClickException(f"cannot reach the database {_shown(url)}: "
+                                   f"{_reason(exc)}") from exc
+
+
+def _shown_redis(url: str) -> str:
+    """A Redis URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+
+
+@contextlib.contextmanager
+def reaching_redis(url: str | None) -> Iterator[None]:
+    """Redis out of reach (refused, unknown host, timed out) as one CLI error line."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        where = _shown_redis(url) if url else "the embedded Redis"
+        raise click.ClickException(f"cannot reach Redis at {where}: {_reason(exc)}") from exc
+
+
 async def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]],
                   migrate: bool = True, check: bool = True) -> T:
     """``work`` against the configured database: the embedded SQLite (in the data
     directory, said on stderr) is migrated first; a configured one must already be at
     the newest schema (``check``; off for ``petbox migrate`` itself)."""
     url = settings.effective_database_url
-    db = Database(url)
     try:
+        db = Database(url)  # SQLite: makes the file's folder
+    except OSError as exc:
+        raise click.ClickException(f"cannot open the database {_shown(url)}: "
+                                   f"{_reason(exc)}") from exc
+    try:
+        await _reach(db, url)
         if migrate and settings.database_url is None:
             state_data_dir(settings)
             await db.migrate()

@@ -240,13 +240,56 @@ def _token_secret(env: Mapping[str, str], data_dir: Path) -> str:
             raise SettingsError("PETBOX_TOKEN_SECRET must be at least 16 characters")
         return secret
     path = data_dir / "token-secret"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_hex(32)
-    path.write_text(secret)
-    path.chmod(0o600)
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_hex(32)
+        path.write_text(secret)
+        path.chmod(0o600)
+    except OSError as exc:  # a file in its place, no permission, a read-only disk
+        raise SettingsError(f"the data directory {str(data_dir)!r} cannot hold the token "
+                            f"secret: {exc.strerror or exc}") from exc
     return secret
+
+
+def _database_url(env: Mapping[str, str], name: str) -> str | None:
+    """A SQLAlchemy URL with an async driver, or None when unset."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    raw = env.get(name) or None
+    if raw is None:
+        return None
+    example = "(e.g. postgresql+asyncpg://user@host/db, sqlite+aiosqlite:///file.db)"
+    try:
+        url = make_url(raw)
+        dialect = url.get_dialect()
+    except NoSuchModuleError:  # before its base class, ArgumentError
+        raise SettingsError(f"{name} names an unknown database driver "
+                            f"{make_url(raw).drivername!r} {example}") from None
+    except ArgumentError:
+        raise SettingsError(f"{name} is not a database URL {example}") from None
+    if not getattr(dialect, "is_async", False):
+        raise SettingsError(f"{name} needs an async driver {example}, "
+                            f"got {url.drivername!r}")
+    return raw
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("PETBOX_REDIS_URL") or None
+    if raw is not None and not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("PETBOX_REDIS_URL must start with redis://, rediss:// or unix://")
+    return raw
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    import logging
+
+    level = env.get("PETBOX_LOG_LEVEL", "INFO").upper()
+    if level not in logging.getLevelNamesMapping():
+        raise SettingsError("PETBOX_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
 
 
 def _event_loop(env: Mapping[str, str]) -> str:
@@ -302,10 +345,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     secret_fresh = _num(env, "PETBOX_SECRET_CACHE_SECONDS", 300, 0, 86400)
     body = int(_num(env, "PETBOX_MAX_BODY", 64 << 10, 1024, 16 << 20))
     return Settings(
-        redis_url=env.get("PETBOX_REDIS_URL") or None,
+        redis_url=_redis_url(env),
         redis_cluster=_cluster_mode(env),
-        database_url=env.get("PETBOX_DATABASE_URL") or None,
-        shadow_database_url=env.get("PETBOX_SHADOW_DATABASE_URL") or None,
+        database_url=_database_url(env, "PETBOX_DATABASE_URL"),
+        shadow_database_url=_database_url(env, "PETBOX_SHADOW_DATABASE_URL"),
         record_dir=Path(env["PETBOX_RECORD_DIR"]) if env.get("PETBOX_RECORD_DIR") else None,
         record_sample=_num(env, "PETBOX_RECORD_SAMPLE", 0.01, 0.0, 1.0),
         record_max_bytes=int(_num(env, "PETBOX_RECORD_MAX_MB", 64, 1, 10_000)) << 20,
@@ -350,6 +393,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stock_buckets=int(_num(env, "PETBOX_STOCK_BUCKETS", 8, 1, 1024)),
         owed_after=_num(env, "PETBOX_OWED_AFTER", 5.0, 0.05, 3600),
         **_admission(env),
-        log_level=env.get("PETBOX_LOG_LEVEL", "INFO").upper(),
+        log_level=_log_level(env),
         access_log=_bool(env, "PETBOX_ACCESS_LOG", True),
     )

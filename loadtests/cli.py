@@ -146,7 +146,10 @@ def generate(output: Path, shape: str, game: str | None, game_config: Path | Non
     behaviour = Behaviour(hot_share=kw["hot_share"], ops=_ops(ops))
     gen = Generator(shape_obj, PlayerModel(profile, behaviour, shape_obj.compression),
                     players=players, seed=seed)
-    stats = generate_trace(output, gen)
+    try:
+        stats = generate_trace(output, gen)
+    except OSError as exc:  # no such folder, no permission, a full disk
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(json.dumps({"trace": str(output), **stats.to_json()}, indent=2))
 
 

@@ -224,3 +224,17 @@ def test_generated_friends_are_named_after_their_friend(tmp_path: Path) -> None:
                for r in friends)
     assert {r.expect for r in records if r.op == "claimFlashSale"} == {"409 sold_out"}
     assert all("$as" not in (r.params or {}) for r in records)
+
+
+def test_generate_into_a_folder_that_cannot_exist_is_one_error_line(tmp_path: Path) -> None:
+    """Was a FileNotFoundError traceback from open()."""
+    from click.testing import CliRunner
+
+    from loadtests.cli import loadtest
+
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "t.pbt"
+    result = CliRunner().invoke(loadtest, ["generate", "--shape", "steady", "-B", "1",
+                                           "--duration", "2s", "-o", str(out)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.startswith(f"Error: cannot write {out}: ")

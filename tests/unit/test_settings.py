@@ -107,3 +107,43 @@ def test_body_caps(tmp_path: Path) -> None:
         load_settings({**env, "PETBOX_MAX_BODY": "131072", "PETBOX_MAX_CONFIG_BODY": "65536"})
     assert str(err.value) == ("PETBOX_MAX_CONFIG_BODY must be between 131072 and 67108864, "
                               "got 65536")
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("PETBOX_LOG_LEVEL", "chatty",
+     "PETBOX_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    ("PETBOX_REDIS_URL", "http://127.0.0.1:6379",
+     "PETBOX_REDIS_URL must start with redis://, rediss:// or unix://"),
+    ("PETBOX_DATABASE_URL", "not a url", "PETBOX_DATABASE_URL is not a database URL"),
+    ("PETBOX_DATABASE_URL", "foo://x/y",
+     "PETBOX_DATABASE_URL names an unknown database driver 'foo'"),
+    ("PETBOX_DATABASE_URL", "postgresql://u@127.0.0.1/db",
+     "PETBOX_DATABASE_URL needs an async driver"),
+    ("PETBOX_SHADOW_DATABASE_URL", "sqlite:///shadow.db",
+     "PETBOX_SHADOW_DATABASE_URL needs an async driver"),
+])
+def test_bad_urls_and_names_are_refused_at_start(tmp_path: Path, name: str, value: str,
+                                                 message: str) -> None:
+    """Accepted before, they failed later: a traceback from logging, redis-py or
+    SQLAlchemy at the first use instead of a message naming the variable."""
+    with pytest.raises(SettingsError) as err:
+        load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path), name: value})
+    assert str(err.value).startswith(message)
+
+
+def test_good_urls_and_levels_are_kept(tmp_path: Path) -> None:
+    s = load_settings({**SECRET, "PETBOX_DATA_DIR": str(tmp_path),
+                       "PETBOX_REDIS_URL": "rediss://h:6380/0", "PETBOX_LOG_LEVEL": "warning",
+                       "PETBOX_DATABASE_URL": "postgresql+asyncpg://u:p@h/db",
+                       "PETBOX_SHADOW_DATABASE_URL": "sqlite+aiosqlite:///s.db"})
+    assert (s.redis_url, s.log_level) == ("rediss://h:6380/0", "WARNING")
+    assert s.database_url == "postgresql+asyncpg://u:p@h/db"
+
+
+def test_a_data_dir_that_cannot_hold_the_token_secret_is_a_settings_error(
+        tmp_path: Path) -> None:
+    """A file where the directory should be: was a FileExistsError traceback."""
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    with pytest.raises(SettingsError, match=r"the data directory .* cannot hold the token"):
+        load_settings({"PETBOX_DATA_DIR": str(taken / "data")})
