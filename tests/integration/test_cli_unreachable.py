@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import gameserver.cli as cli
 from gameserver.cli import main
 
 SECRET = "a-secret-of-sixteen+"
@@ -58,42 +57,34 @@ def test_serve_with_redis_out_of_reach_is_one_line(tmp_path: Path) -> None:
     one_line_error(result, "cannot reach Redis at redis://127.0.0.1:1/0")
 
 
-def test_serve_on_a_taken_port_is_one_line(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_on_a_taken_port_is_one_line(tmp_path: Path, redis_url: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-
-        def bind(*_args: object, **_kwargs: object) -> None:
-            with socket.socket() as again:
-                again.bind(("127.0.0.1", port))  # what web.run_app meets first
-
-        monkeypatch.setattr(cli, "_serve_one", bind)
-        result = petbox(tmp_path, "serve", "--port", str(port),
-                        PETBOX_REDIS_URL="redis://127.0.0.1:1/0")
+        result = petbox(tmp_path, "serve", "--host", "127.0.0.1", "--port", str(port),
+                        PETBOX_REDIS_URL=redis_url)
     one_line_error(result, f"cannot serve on 127.0.0.1:{port}: ")
 
 
-def test_serve_stops_its_embedded_redis_when_sql_is_out_of_reach(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _redis_servers_in(root: Path) -> list[int]:
+    """Pids of the redis-server processes working in a folder below ``root`` (a
+    redis-server changes into its ``--dir``)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if (proc / "comm").read_text().strip() == "redis-server" and \
+                    (proc / "cwd").resolve().is_relative_to(root.resolve()):
+                pids.append(int(proc.name))
+        except (OSError, ValueError):
+            continue  # gone meanwhile, not ours to read, or not a process
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux /proc")
+def test_serve_stops_its_embedded_redis_when_sql_is_out_of_reach(tmp_path: Path) -> None:
     """The embedded redis-server was started, then SQL failed and it kept running."""
-    events: list[str] = []
-
-    class FakeRedis:
-        url = "redis://127.0.0.1:1/0"
-        data_dir = tmp_path / "redis"
-
-        def __init__(self, *_args: object, **_kwargs: object) -> None:
-            pass
-
-        def start(self) -> None:
-            events.append("start")
-
-        def stop(self) -> None:
-            events.append("stop")
-
-    monkeypatch.setattr(cli, "RedisProcess", FakeRedis)
     result = petbox(tmp_path, "serve", "--port", "0", PETBOX_DATABASE_URL=NO_SQL)
     one_line_error(result, "cannot reach the database")
-    assert events == ["start", "stop"]
+    assert "embedded redis-server on" in result.output  # it was started
+    assert _redis_servers_in(tmp_path) == []
