@@ -203,6 +203,14 @@ def _num(env: Mapping[str, str], name: str, default: float, lo: float, hi: float
     return value
 
 
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    """A whole number in ``lo..hi`` (``1.5`` is refused, not cut to 1)."""
+    value = _num(env, name, default, lo, hi)
+    if not float(value).is_integer():
+        raise SettingsError(f"{name} must be a whole number, got {env.get(name)}")
+    return int(value)
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -307,18 +315,18 @@ def _event_loop(env: Mapping[str, str]) -> str:
 
 def _admission(env: Mapping[str, str]) -> dict[str, Any]:
     """Admission and pool bounds; a Redis pool smaller than what is admitted is refused."""
-    inflight = int(_num(env, "PETBOX_MAX_INFLIGHT", 256, 0, 100_000))
-    pool = int(_num(env, "PETBOX_REDIS_MAX_CONNECTIONS", 0, 0, 100_000))
+    inflight = _int(env, "PETBOX_MAX_INFLIGHT", 256, 0, 100_000)
+    pool = _int(env, "PETBOX_REDIS_MAX_CONNECTIONS", 0, 0, 100_000)
     if pool and pool < inflight + 8:
         raise SettingsError(f"PETBOX_REDIS_MAX_CONNECTIONS ({pool}) must be at least "
                             f"PETBOX_MAX_INFLIGHT + 8 ({inflight + 8})")
     return {
         "max_inflight": inflight,
-        "max_queued": int(_num(env, "PETBOX_MAX_QUEUED", 1024, 0, 1_000_000)),
+        "max_queued": _int(env, "PETBOX_MAX_QUEUED", 1024, 0, 1_000_000),
         "queue_wait": _num(env, "PETBOX_QUEUE_WAIT", 5.0, 0.0, 60.0),
         "redis_max_connections": pool,
-        "sql_pool_size": int(_num(env, "PETBOX_SQL_POOL_SIZE", 10, 1, 1000)),
-        "sql_max_overflow": int(_num(env, "PETBOX_SQL_MAX_OVERFLOW", 20, 0, 1000)),
+        "sql_pool_size": _int(env, "PETBOX_SQL_POOL_SIZE", 10, 1, 1000),
+        "sql_max_overflow": _int(env, "PETBOX_SQL_MAX_OVERFLOW", 20, 0, 1000),
         "sql_pool_timeout": _num(env, "PETBOX_SQL_POOL_TIMEOUT", 5.0, 0.1, 60.0),
     }
 
@@ -343,7 +351,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if fsync not in ("always", "everysec", "no"):
         raise SettingsError("PETBOX_REDIS_APPENDFSYNC must be always, everysec or no")
     secret_fresh = _num(env, "PETBOX_SECRET_CACHE_SECONDS", 300, 0, 86400)
-    body = int(_num(env, "PETBOX_MAX_BODY", 64 << 10, 1024, 16 << 20))
+    body = _int(env, "PETBOX_MAX_BODY", 64 << 10, 1024, 16 << 20)
     return Settings(
         redis_url=_redis_url(env),
         redis_cluster=_cluster_mode(env),
@@ -351,32 +359,32 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shadow_database_url=_database_url(env, "PETBOX_SHADOW_DATABASE_URL"),
         record_dir=Path(env["PETBOX_RECORD_DIR"]) if env.get("PETBOX_RECORD_DIR") else None,
         record_sample=_num(env, "PETBOX_RECORD_SAMPLE", 0.01, 0.0, 1.0),
-        record_max_bytes=int(_num(env, "PETBOX_RECORD_MAX_MB", 64, 1, 10_000)) << 20,
-        record_max_files=int(_num(env, "PETBOX_RECORD_MAX_FILES", 8, 1, 1000)),
+        record_max_bytes=_int(env, "PETBOX_RECORD_MAX_MB", 64, 1, 10_000) << 20,
+        record_max_files=_int(env, "PETBOX_RECORD_MAX_FILES", 8, 1, 1000),
         data_dir=data_dir,
         flush_interval=_num(env, "PETBOX_FLUSH_INTERVAL", 1.0, 0.05, 3600),
-        shards=int(_num(env, "PETBOX_SHARDS", DEFAULT_SHARDS, 1, 16384)),
+        shards=_int(env, "PETBOX_SHARDS", DEFAULT_SHARDS, 1, 16384),
         shards_explicit=bool(env.get("PETBOX_SHARDS")),
         token_secret=_token_secret(env, data_dir),
-        token_ttl=int(_num(env, "PETBOX_TOKEN_TTL", 7200, 60, 30 * 86400)),
+        token_ttl=_int(env, "PETBOX_TOKEN_TTL", 7200, 60, 30 * 86400),
         client_max_size=body,
-        config_max_size=int(_num(env, "PETBOX_MAX_CONFIG_BODY", max(2 << 20, body), body,
-                                 64 << 20)),
-        idempotency_ttl=int(_num(env, "PETBOX_IDEMPOTENCY_TTL", 86400, 86400, 30 * 86400)),
-        idle_evict_after=int(_num(env, "PETBOX_IDLE_EVICT_AFTER", 3600, 1, 30 * 86400)),
+        config_max_size=_int(env, "PETBOX_MAX_CONFIG_BODY", max(2 << 20, body), body,
+                             64 << 20),
+        idempotency_ttl=_int(env, "PETBOX_IDEMPOTENCY_TTL", 86400, 86400, 30 * 86400),
+        idle_evict_after=_int(env, "PETBOX_IDLE_EVICT_AFTER", 3600, 1, 30 * 86400),
         run_persister=_bool(env, "PETBOX_RUN_PERSISTER", True),
-        persister_nice=int(_num(env, "PETBOX_PERSISTER_NICE", 10, 0, 19)),
+        persister_nice=_int(env, "PETBOX_PERSISTER_NICE", 10, 0, 19),
         redis_pipelining=_bool(env, "PETBOX_REDIS_PIPELINING", True),
-        redis_pipeline_in_flight=int(_num(env, "PETBOX_REDIS_PIPELINE_IN_FLIGHT", 2, 1, 64)),
+        redis_pipeline_in_flight=_int(env, "PETBOX_REDIS_PIPELINE_IN_FLIGHT", 2, 1, 64),
         redis_pipeline_linger=_num(env, "PETBOX_REDIS_PIPELINE_LINGER_US", 5000, 0, 50_000) / 1e6,
         latency_target=_num(env, "PETBOX_LATENCY_TARGET_MS", 0, 0, 10_000) / 1e3,
-        state_cache=(int(_num(env, "PETBOX_STATE_CACHE", 10_000, 0, 1_000_000))
+        state_cache=(_int(env, "PETBOX_STATE_CACHE", 10_000, 0, 1_000_000)
                      if env.get("PETBOX_STATE_CACHE") else None),
         event_loop=_event_loop(env),
         run_background=_bool(env, "PETBOX_RUN_BACKGROUND", True),
         redis_appendfsync=fsync,
-        redis_aof_rewrite_percentage=int(_num(env, "PETBOX_REDIS_AOF_REWRITE_PERCENTAGE", 400,
-                                              10, 10_000)),
+        redis_aof_rewrite_percentage=_int(env, "PETBOX_REDIS_AOF_REWRITE_PERCENTAGE", 400,
+                                              10, 10_000),
         rate_player=_rate(env, "PETBOX_RATE_PLAYER", PLAYER_DEFAULT),
         rate_ip=_rate(env, "PETBOX_RATE_IP", IP_DEFAULT),
         rate_draw=_rate(env, "PETBOX_RATE_DRAW", DRAW_DEFAULT),
@@ -390,7 +398,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                   7 * 86400),
         reconcile_interval=_num(env, "PETBOX_RECONCILE_INTERVAL", 30.0, 0.05, 86400),
         hold_ttl=_hold_ttl(env),
-        stock_buckets=int(_num(env, "PETBOX_STOCK_BUCKETS", 8, 1, 1024)),
+        stock_buckets=_int(env, "PETBOX_STOCK_BUCKETS", 8, 1, 1024),
         owed_after=_num(env, "PETBOX_OWED_AFTER", 5.0, 0.05, 3600),
         **_admission(env),
         log_level=_log_level(env),

@@ -51,6 +51,8 @@ def test_performance_settings_are_read(tmp_path: Path) -> None:
      "PETBOX_REDIS_PIPELINE_LINGER_US must be a number, got 'x'"),
     ("PETBOX_LATENCY_TARGET_MS", "-1",
      "PETBOX_LATENCY_TARGET_MS must be between 0 and 10000, got -1"),
+    ("PETBOX_SHARDS", "1.5", "PETBOX_SHARDS must be a whole number, got 1.5"),
+    ("PETBOX_MAX_BODY", "65536.5", "PETBOX_MAX_BODY must be a whole number, got 65536.5"),
 ])
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str,
                                       message: str) -> None:
