@@ -1,11 +1,12 @@
 """Experiments (A/B tests): config section, JSON-path overrides, validation per arm, assignment.
 
 An experiment lives in the versioned game config (``$.experiments.<id>``), so every
-change to it (put, stop, ship) is a published version. Each arm is a set of
-overrides of the live config by JSON path (``$.boxes.series.forest.items.fig_a.weight``
-→ ``5``); an arm's *merged* config is the game config without ``experiments`` with the
-overrides applied, and it goes through the full game validation and the compliance
-checks (the blind-box ones among them) like any config a merchant publishes.
+change to it (put, stop, ship: ``economy.experiment_edits``) is a published version.
+Each arm is a set of overrides of the live config by JSON path
+(``$.boxes.series.forest.items.fig_a.weight`` → ``5``); an arm's *merged* config is
+the game config without ``experiments`` with the overrides applied, and it goes
+through the full game validation and the compliance checks (the blind-box ones among
+them) like any config a merchant publishes.
 
 Assignment is a pure function of the experiment's salt and the user id (no write on
 the action path): ``bucket = sha256(salt \\n user) mod 10000`` and the arms take
@@ -27,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from economy.errors import ConfigInvalid, DomainError, Refusal
+from economy.errors import ConfigInvalid
 from economy.schema import (
     ID_PATTERN,
     MISSING,
@@ -365,7 +366,7 @@ def follow_experiments(live: Cleaned, new: Cleaned, now: int | None) -> Problems
     olds = live.get("experiments") or {}
     news = new.get("experiments") or {}
     for eid, old in olds.items():
-        if eid not in news and _started(old, now):
+        if eid not in news and started(old, now):
             problems.append({"path": f"$.experiments.{eid}", "message": (
                 "a running experiment that started cannot be removed (added again it would "
                 "start afresh): stop it first")})
@@ -380,17 +381,29 @@ def follow_experiments(live: Cleaned, new: Cleaned, now: int | None) -> Problems
             problems.append({"path": f"{path}.status", "message": (
                 f"is {was} in the live version: a closed experiment cannot be {status} "
                 "again; start a new experiment instead")})
-        if _started(old, now) and status in ("draft", "running"):
-            changed = [f for f in ("status", *LOCKED_FIELDS) if old.get(f) != e.get(f)]
+        if started(old, now) and status in ("draft", "running"):
             problems += [{"path": f"{path}.{f}", "message": (
                 "cannot change once the running experiment started (it decides who is "
-                "compared with whom): stop it and start a new experiment")} for f in changed]
+                "compared with whom): stop it and start a new experiment")}
+                for f in locked_changes(old, e)]
     return problems
 
 
-def _started(exp: Cleaned, now: int | None) -> bool:
+LOCKED_FIELDS = ("salt", "control", "arms", "eligibility", "starts_at", "metrics",
+                 "sample_size")
+"""What a started experiment may not change (allocation mid-flight breaks the test)."""
+
+
+def locked_changes(old: Cleaned, new: Cleaned) -> list[str]:
+    """The fields of a started running experiment that ``new`` changes and may not: its
+    status (back to draft) and :data:`LOCKED_FIELDS`. Both experiments cleaned."""
+    return [f for f in ("status", *LOCKED_FIELDS) if old.get(f) != new.get(f)]
+
+
+def started(exp: Cleaned, now: int | None) -> bool:
     """Running and past its start (``now`` None: whenever it is)."""
-    return bool(exp["status"] == "running" and (now is None or now >= exp["starts_at"]))
+    return bool(exp.get("status") == "running"
+                and (now is None or now >= exp.get("starts_at", 0)))
 
 
 EXPERIMENTS = Section(name="experiments", fields={"experiments": EXPERIMENTS_SPEC},
@@ -409,126 +422,3 @@ def arm_config(config: GameConfig, experiment: str, arm: str) -> GameConfig | No
     """The merged config of one arm (None: no such live arm)."""
     exp = config.experiments.get(experiment)
     return exp.configs.get(arm) if exp is not None else None
-
-
-# ---------------------------------------------------------------- errors
-
-
-class ExperimentNotFound(DomainError):
-    code = "experiment_not_found"
-    kind = Refusal.NOT_FOUND
-
-    def __init__(self, experiment: str) -> None:
-        super().__init__("no such experiment in the live config", experiment=experiment)
-
-
-class ExperimentLocked(DomainError):
-    """Changing what assigns or measures shoppers after the experiment started."""
-
-    code = "experiment_locked"
-    kind = Refusal.CONFLICT
-
-    def __init__(self, experiment: str, fields: list[str]) -> None:
-        super().__init__("a running experiment's allocation, arms, eligibility, salt, "
-                         "window start, metrics and horizon cannot change once it started; "
-                         "stop it and start a new one", experiment=experiment, fields=fields)
-
-
-class ExperimentClosed(DomainError):
-    """Shipping or changing an experiment that was stopped or shipped already."""
-
-    code = "experiment_closed"
-    kind = Refusal.CONFLICT
-
-    def __init__(self, experiment: str, status: str) -> None:
-        super().__init__(f"this experiment is {status}", experiment=experiment, status=status)
-
-
-class UnknownArm(DomainError):
-    code = "unknown_arm"
-    kind = Refusal.INVALID
-
-    def __init__(self, experiment: str, arm: str, known: list[str]) -> None:
-        super().__init__("no such arm", experiment=experiment, arm=arm, known=known)
-
-
-# ---------------------------------------------------------------- lifecycle (config edits)
-
-LOCKED_FIELDS = ("salt", "control", "arms", "eligibility", "starts_at", "metrics",
-                 "sample_size")
-"""What a started experiment may not change (allocation mid-flight breaks the test)."""
-
-
-def _cleaned(exp: Any) -> dict[str, Any]:
-    from economy.schema import validate
-
-    cleaned, _ = validate(EXPERIMENT_SPEC, exp)
-    return cleaned if isinstance(cleaned, dict) else {}
-
-
-def _experiments_of(raw: dict[str, Any]) -> dict[str, Any]:
-    exps = raw.setdefault("experiments", {})
-    assert isinstance(exps, dict)
-    return exps
-
-
-def put_experiment(raw: dict[str, Any], eid: str, body: Mapping[str, Any], now: int,
-                   fresh_salt: str) -> dict[str, Any]:
-    """``raw`` (the live config, a copy) with experiment ``eid`` created or edited.
-
-    A new experiment without a salt gets ``fresh_salt``; an edit keeps its salt. Once a
-    running experiment has started, :data:`LOCKED_FIELDS` cannot change, nor can it go
-    back to draft (409: stop it instead)."""
-    exps = _experiments_of(raw)
-    new = {k: copy.deepcopy(v) for k, v in body.items() if v != ""}
-    old = exps.get(eid)
-    if old is not None:
-        status = old.get("status", "draft")
-        if status in ("stopped", "shipped"):
-            raise ExperimentClosed(eid, status)
-        new.setdefault("salt", old["salt"])
-        if status == "running" and now >= old["starts_at"]:
-            was, now_ = _cleaned(old), _cleaned(new)
-            changed = [f for f in ("status", *LOCKED_FIELDS) if was.get(f) != now_.get(f)]
-            if changed:
-                raise ExperimentLocked(eid, changed)
-    new.setdefault("salt", fresh_salt)
-    exps[eid] = new
-    return raw
-
-
-def existing_experiment(raw: dict[str, Any], eid: str) -> dict[str, Any]:
-    """Experiment ``eid`` of the stored config ``raw`` (the object itself, not a copy);
-    :class:`ExperimentNotFound` (404) if it has none."""
-    exp = (raw.get("experiments") or {}).get(eid)
-    if exp is None:
-        raise ExperimentNotFound(eid)
-    assert isinstance(exp, dict)
-    return exp
-
-
-def stop_experiment(raw: dict[str, Any], eid: str) -> dict[str, Any]:
-    """``raw`` with ``eid`` stopped: everyone is back on the live config (a stopped one
-    stays as it is)."""
-    exp = existing_experiment(raw, eid)
-    if exp.get("status") == "shipped":
-        raise ExperimentClosed(eid, "shipped")
-    exp["status"] = "stopped"
-    return raw
-
-
-def ship_arm(raw: dict[str, Any], eid: str, arm: str) -> dict[str, Any]:
-    """The config that ships ``arm``: the live config with the arm's overrides, the
-    experiment marked shipped (and so no longer assigning anyone)."""
-    exp = existing_experiment(raw, eid)
-    if exp.get("status") == "shipped":
-        raise ExperimentClosed(eid, "shipped")
-    if arm not in exp["arms"]:
-        raise UnknownArm(eid, arm, sorted(exp["arms"]))
-    merged, problems = merged_raw(raw, exp["arms"][arm].get("overrides", {}))
-    if problems:
-        raise ConfigInvalid(problems)
-    experiments = copy.deepcopy(raw.get("experiments") or {})
-    experiments[eid].update(status="shipped", shipped_arm=arm)
-    merged["experiments"] = experiments
-    return merged

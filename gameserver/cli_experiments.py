@@ -21,7 +21,12 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from economy.experiments import ExperimentNotFound, put_experiment, ship_arm, stop_experiment
+from economy.experiment_edits import (
+    ExperimentNotFound,
+    put_experiment,
+    ship_arm,
+    stop_experiment,
+)
 from gameserver.cli_common import cli_settings, run, with_db
 from gameserver.db import configs
 from gameserver.db.database import Database

@@ -19,16 +19,14 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from economy.errors import NotFound
-from economy.experiments import (
-    ARM_SPEC,
-    EXPERIMENT_SPEC,
-    Experiment,
+from economy.experiment_edits import (
     ExperimentNotFound,
     existing_experiment,
     put_experiment,
     ship_arm,
     stop_experiment,
 )
+from economy.experiments import ARM_SPEC, EXPERIMENT_SPEC, Experiment
 from economy.schema import ID_PATTERN, Bool, Enum, Obj, Spec, Str
 from economy.simulate import simulate
 from gameserver.api.admin_keys import Written, sql_write
