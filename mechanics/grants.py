@@ -69,6 +69,28 @@ def _repay(state: PlayerState, amounts: dict[str, int], kind: str,
     return left
 
 
+def charge(state: PlayerState, cost: Mapping[str, int], reason: str, fx: Effects) -> None:
+    """Take a price that a commit may not refuse (the shopper's side of a two-commit
+    action, whose gate checked the price against the peeked state): what the wallet
+    covers, the rest recorded as a debt."""
+    pay = {cid: min(amount, state.wallet.get(cid, 0)) for cid, amount in cost.items()}
+    for cid, amount in cost.items():
+        if amount > pay[cid]:
+            key = f"currency:{cid}"
+            state.debts[key] = state.debts.get(key, 0) + amount - pay[cid]
+    state.wallet, entries = apply_currency(state.wallet, {c: -a for c, a in pay.items()},
+                                           reason, {})
+    fx.ledger += entries
+
+
+def give_back(state: PlayerState, paid: Mapping[str, int], reason: str, fx: Effects) -> None:
+    """Return what :func:`charge` took: first the debt it left, then into the wallet,
+    never clamped at a maximum (it restores a balance the shopper had)."""
+    back = _repay(state, dict(paid), "currency", {})
+    state.wallet, entries = apply_currency(state.wallet, back, reason, {})
+    fx.ledger += entries
+
+
 def _clamped(balances: dict[str, int], deltas: dict[str, int],
              limits: dict[str, int]) -> dict[str, int]:
     return {k: min(v, max(0, limits.get(k, v + balances.get(k, 0)) - balances.get(k, 0)))

@@ -36,9 +36,8 @@ from economy.groupbuy import (
     GroupOfferSoldOut,
 )
 from economy.rewards import Reward, build_reward
-from economy.wallet import apply_currency
 from mechanics.aggregate import OwedOther, SharedOutcome
-from mechanics.grants import Effects, clawback, grant
+from mechanics.grants import Effects, charge, clawback, give_back, grant
 from mechanics.groupbuystate import MyGroup
 from mechanics.outcome import Outcome, StockHold, ValueGrant
 from mechanics.state import PlayerState, new_player
@@ -296,36 +295,6 @@ def apply_effect(state: PlayerState | None, owed: dict[str, Any], now: int,
                    reservations=fx.reservations, grants=fx.grants)
 
 
-def _pay(new: PlayerState, cost: dict[str, int], reason: str, fx: Effects) -> dict[str, int]:
-    """Take ``cost``; what the wallet no longer covers becomes a debt. Returns what was
-    charged (debt included: a refund gives back the lot and clears the debt first)."""
-    pay = {cid: min(amount, new.wallet.get(cid, 0)) for cid, amount in cost.items()}
-    for cid, amount in cost.items():
-        if amount > pay[cid]:
-            new.debts[f"currency:{cid}"] = new.debts.get(f"currency:{cid}", 0) + amount - pay[cid]
-    new.wallet, entries = apply_currency(new.wallet, {c: -a for c, a in pay.items()}, reason, {})
-    fx.ledger += entries
-    return dict(cost)
-
-
-def _refund(new: PlayerState, paid: dict[str, int], reason: str, fx: Effects) -> None:
-    """Give back what was charged: first the debt it left, then into the wallet."""
-    back: dict[str, int] = {}
-    for cid, amount in paid.items():
-        debt = new.debts.get(f"currency:{cid}", 0)
-        cleared = min(debt, amount)
-        if cleared:
-            left = debt - cleared
-            if left:
-                new.debts[f"currency:{cid}"] = left
-            else:
-                del new.debts[f"currency:{cid}"]
-        back[cid] = amount - cleared
-    # a refund restores a balance the shopper had: never clamped at a maximum
-    new.wallet, entries = apply_currency(new.wallet, back, reason, {})
-    fx.ledger += entries
-
-
 def _reward(new: PlayerState, entry: MyGroup, owed: dict[str, Any], config: GameConfig,
             fx: Effects, scarce: Scarce) -> dict[str, Any]:
     """Grant the completion reward once; the offer's unit comes from the value tier."""
@@ -356,7 +325,9 @@ def _joined(new: PlayerState, entry: MyGroup | None, owed: dict[str, Any], now: 
         entry = MyGroup(owed["offer"], owed["role"], "open", owed["expires_at"], now, {})
         new.groupbuys[owed["group"]] = entry
     if entry.state in ("open", "complete") and not entry.paid:
-        entry.paid = _pay(new, owed["cost"], f"groupbuy:{owed['group']}", fx)
+        # charged in full, debt included: a refund gives back the lot, the debt first
+        charge(new, owed["cost"], f"groupbuy:{owed['group']}", fx)
+        entry.paid = dict(owed["cost"])
     # else: the group failed or the shopper left before this record applied: no charge
     if owed["complete"]:
         entry.state = "complete"
@@ -383,7 +354,7 @@ def _ended(new: PlayerState, entry: MyGroup | None, owed: dict[str, Any], now: i
     refunded: dict[str, int] = {}
     if entry.state == "open":
         refunded = dict(entry.paid)
-        _refund(new, entry.paid, f"groupbuy:{owed['group']}:{state}", fx)
+        give_back(new, entry.paid, f"groupbuy:{owed['group']}:{state}", fx)
         entry.paid, entry.state = {}, state
     return _ended_body(owed, state, refunded)
 

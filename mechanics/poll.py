@@ -28,10 +28,9 @@ from economy.config import GameConfig
 from economy.errors import InsufficientFunds
 from economy.poll import Poll, PollClosed, PollNotOpen, UnknownOption, VoteLimitReached
 from economy.rewards import Reward
-from economy.wallet import LedgerEntry, apply_currency
 from mechanics.aggregate import SharedOutcome
 from mechanics.calendar import local_day
-from mechanics.grants import Effects, grant
+from mechanics.grants import Effects, charge, grant
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState, new_player
 
@@ -112,15 +111,9 @@ def apply_vote(state: PlayerState | None, owed: dict[str, Any], now: int,
     """The shopper's side of a counted vote: pay, get the reward. Never refuses."""
     new = state.copy() if state is not None else new_player(config, now)
     reason = f"vote:{owed['poll']}"
-    ledger: list[LedgerEntry] = []
-    pay = {cid: min(amount, new.wallet.get(cid, 0)) for cid, amount in owed["cost"].items()}
-    for cid, amount in owed["cost"].items():
-        if amount > pay[cid]:
-            new.debts[f"currency:{cid}"] = new.debts.get(f"currency:{cid}", 0) + amount - pay[cid]
-    new.wallet, paid = apply_currency(new.wallet, {c: -a for c, a in pay.items()}, reason, {})
-    ledger += paid
-    fx = Effects(ledger=ledger)  # the reward is free: it repays debts first, then clamps
-    grant(new, Reward(currency=dict(owed["reward"])), reason, config, fx)
+    fx = Effects()
+    charge(new, owed["cost"], reason, fx)  # checked at the gate: what is spent since, owed
+    grant(new, Reward(currency=dict(owed["reward"])), reason, config, fx)  # repays first
     new.last_seen = now
     response = {"poll": owed["poll"], "option": owed["option"],
                 "votes_today": owed["votes_today"],
