@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gameserver.supervise import supervise
+from gameserver.ops.supervise import supervise
 
 
 async def feed(request: web.Request) -> web.Response:

@@ -59,8 +59,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
-from gameserver.embedded import free_port  # noqa: E402
-from gameserver.signing import session_signature  # noqa: E402
+from gameserver.http.signing import session_signature  # noqa: E402
+from gameserver.ops.embedded import free_port  # noqa: E402
 
 PY = sys.executable
 MERCHANT = "bench"

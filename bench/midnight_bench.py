@@ -58,8 +58,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gameserver.embedded import free_port  # noqa: E402
-from gameserver.signing import session_signature  # noqa: E402
+from gameserver.http.signing import session_signature  # noqa: E402
+from gameserver.ops.embedded import free_port  # noqa: E402
 
 MERCHANT, GAME = "benchflash", "squirrel"
 

@@ -97,7 +97,7 @@ def main(argv: list[str]) -> int:
                         "embedded default), so its CPU is counted with this server's")
     a = p.parse_args(argv)
     if a.redis_dir:
-        from gameserver.embedded import RedisProcess
+        from gameserver.ops.embedded import RedisProcess
 
         embedded = RedisProcess(a.redis_dir)
         embedded.start()

@@ -55,14 +55,14 @@ sys.path.insert(0, str(BENCH.parent))
 
 from gameserver.clock import ManualClock  # noqa: E402
 from gameserver.db.database import Database  # noqa: E402
-from gameserver.embedded import RedisProcess  # noqa: E402
 from gameserver.games import GameRegistry, parse_config  # noqa: E402
-from gameserver.keys import Keys, PlayerRef, shard_of  # noqa: E402
-from gameserver.leaderboards import LeaderboardUpdater  # noqa: E402
-from gameserver.metrics import Metrics  # noqa: E402
+from gameserver.jobs.leaderboards import LeaderboardUpdater  # noqa: E402
+from gameserver.ops.embedded import RedisProcess  # noqa: E402
+from gameserver.ops.metrics import Metrics  # noqa: E402
+from gameserver.ops.provision import create_merchant, publish_config  # noqa: E402
 from gameserver.persister import Persister  # noqa: E402
-from gameserver.provision import create_merchant, publish_config  # noqa: E402
-from gameserver.store import Store  # noqa: E402
+from gameserver.state.keys import Keys, PlayerRef, shard_of  # noqa: E402
+from gameserver.state.store import Store  # noqa: E402
 from mechanics.pet import AdoptPet, FeedPet, adopt, feed  # noqa: E402
 
 MERCHANT, GAME = "benchshop", "bench"

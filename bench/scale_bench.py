@@ -10,7 +10,7 @@ the steps differ in the number of players Redis holds and nothing else.
 Seeding (fast, but what the server itself would hold): players are not made through
 HTTP. Each one's state is the output of the real rule (``mechanics.pet.adopt`` on a
 ``new_player``, the bench game ``bench/bench_game.json``), encoded by the store's own
-``encode_state`` and written under the store's own keys (``gameserver.keys.Keys``) with
+``encode_state`` and written under the store's own keys (``gameserver.state.keys.Keys``) with
 pipelined ``HSET`` / ``ZADD``: the player hash as a flushed player's looks (``v``, ``s``,
 ``e``, ``f``) and its member in the shard's active set, as a commit leaves them. Session
 tokens are minted locally with the server's ``TokenSigner`` and token secret (what
@@ -87,10 +87,10 @@ from feed_bench import (  # noqa: E402
 )
 
 from economy.config import GameConfig  # noqa: E402
-from gameserver.auth import TokenSigner  # noqa: E402
 from gameserver.games import parse_config  # noqa: E402
-from gameserver.keys import Keys, PlayerRef, shard_of  # noqa: E402
-from gameserver.store import encode_state  # noqa: E402
+from gameserver.http.auth import TokenSigner  # noqa: E402
+from gameserver.state.keys import Keys, PlayerRef, shard_of  # noqa: E402
+from gameserver.state.store import encode_state  # noqa: E402
 from mechanics import pet  # noqa: E402
 
 PY = sys.executable

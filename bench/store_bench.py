@@ -7,7 +7,7 @@ Starts a redis-server of its own (petbox's embedded settings: AOF, ``everysec``)
 free loopback port (``--cluster N``: a Redis Cluster of N such masters, reached through
 redis-py's ``RedisCluster`` as ``PETBOX_REDIS_CLUSTER`` does; redis CPU is then the sum
 over the masters), then runs ``feedPet`` actions of ``bench/bench_game.json`` through
-:class:`gameserver.store.Store` exactly as the HTTP handler does (the real rule, the
+:class:`gameserver.state.store.Store` exactly as the HTTP handler does (the real rule, the
 real scripts, the batcher), ``--concurrency`` at a time, players round-robin. Prints
 CPU µs per action of this process (the client side: store, batcher, redis-py, rule)
 and of the redis-server (scripts, AOF), and the mean pipeline batch size. Use it to
@@ -36,15 +36,15 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gameserver.batching import ScriptBatcher  # noqa: E402
 from gameserver.clock import SystemClock  # noqa: E402
-from gameserver.embedded import RedisProcess  # noqa: E402
 from gameserver.games import LiveGame, parse_config  # noqa: E402
-from gameserver.keys import Keys, PlayerRef, shard_of  # noqa: E402
-from gameserver.metrics import Metrics  # noqa: E402
-from gameserver.redisclient import open_redis  # noqa: E402
-from gameserver.settings import Settings  # noqa: E402
-from gameserver.store import Store  # noqa: E402
+from gameserver.ops.embedded import RedisProcess  # noqa: E402
+from gameserver.ops.metrics import Metrics  # noqa: E402
+from gameserver.ops.settings import Settings  # noqa: E402
+from gameserver.state.batching import ScriptBatcher  # noqa: E402
+from gameserver.state.keys import Keys, PlayerRef, shard_of  # noqa: E402
+from gameserver.state.redisclient import open_redis  # noqa: E402
+from gameserver.state.store import Store  # noqa: E402
 from mechanics import pet  # noqa: E402
 
 

@@ -3,7 +3,7 @@
 Every error a client can cause is a :class:`DomainError` subclass with a stable
 ``code``, a human ``message``, the facts of the refusal in ``details``, and a
 :class:`Refusal` ``kind`` saying what sort of refusal it is. The server turns a
-kind into an HTTP status in one table (``gameserver.errors.HTTP_STATUS``); nothing
+kind into an HTTP status in one table (``gameserver.http.errors.HTTP_STATUS``); nothing
 here knows about HTTP. Rules raise these before they have changed anything.
 
 A mechanic declares its own errors next to its config (``economy/<mechanic>.py``)

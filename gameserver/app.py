@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gameserver.admission import SqlLine, admission_middleware
-from gameserver.aggregates_app import aggregates_ctx
 from gameserver.api import ops as ops_api
 from gameserver.api.common import Operation
 from gameserver.appkeys import (
@@ -40,40 +38,42 @@ from gameserver.appkeys import (
     STORE,
     VALUE,
 )
-from gameserver.auth import TokenSigner
-from gameserver.batching import ScriptBatcher
-from gameserver.bodylimit import BODY_LIMITS, with_body_limit
 from gameserver.clock import Clock, SystemClock
 from gameserver.db.admin_requests import AdminRequests
 from gameserver.db.database import Database, make_engine
-from gameserver.embedded import RedisProcess
-from gameserver.errors import error_middleware
-from gameserver.experiment_watch import ExperimentWatcher
 from gameserver.games import GameRegistry
-from gameserver.housekeeping import Housekeeper
-from gameserver.keys import Keys, warm_tags
-from gameserver.latency_budget import LATENCY_BUDGET, LatencyBudget
-from gameserver.lease import job_lease, persister_assignment, process_name
+from gameserver.http.admission import SqlLine, admission_middleware
+from gameserver.http.auth import TokenSigner
+from gameserver.http.bodylimit import BODY_LIMITS, with_body_limit
+from gameserver.http.errors import error_middleware
+from gameserver.http.openapi import build_openapi
+from gameserver.http.ratelimit import IDEMPOTENT_OPERATIONS, rate_limit_middleware
+from gameserver.jobs.experiment_watch import ExperimentWatcher
+from gameserver.jobs.housekeeping import Housekeeper
+from gameserver.jobs.lease import job_lease, persister_assignment, process_name
+from gameserver.jobs.reconciler import Reconciler
+from gameserver.jobs.reminders import reminder_service
+from gameserver.jobs.webhooks import OUTBOX, Outbox, WebhookDeliverer
 from gameserver.merchants import MerchantDirectory
-from gameserver.metrics import Metrics
-from gameserver.openapi import build_openapi
-from gameserver.persister import Persister, wired_persister
-from gameserver.ratelimit import IDEMPOTENT_OPERATIONS, rate_limit_middleware
-from gameserver.reconciler import Reconciler
-from gameserver.recording import (
+from gameserver.ops.embedded import RedisProcess
+from gameserver.ops.metrics import Metrics
+from gameserver.ops.recording import (
     PLAYER_OPERATIONS,
     player_operations,
     record_middleware,
     recorder_ctx,
 )
-from gameserver.redisclient import open_redis
-from gameserver.reminders import reminder_service
+from gameserver.ops.settings import Settings
+from gameserver.ops.shardcount import check_shard_count
+from gameserver.persister import Persister, wired_persister
 from gameserver.services import SHADOW_PREFIX, Services
-from gameserver.settings import Settings
-from gameserver.shardcount import check_shard_count
-from gameserver.store import Store
-from gameserver.value import ValueTier
-from gameserver.webhooks import OUTBOX, Outbox, WebhookDeliverer
+from gameserver.state.aggregates_app import aggregates_ctx
+from gameserver.state.batching import ScriptBatcher
+from gameserver.state.keys import Keys, warm_tags
+from gameserver.state.latency_budget import LATENCY_BUDGET, LatencyBudget
+from gameserver.state.redisclient import open_redis
+from gameserver.state.store import Store
+from gameserver.state.value import ValueTier
 from mechanics.registry import API_ROOMS
 
 log = logging.getLogger("petbox")

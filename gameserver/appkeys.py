@@ -7,26 +7,26 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from redis.asyncio import Redis
 
-from gameserver.auth import TokenSigner
-from gameserver.batching import ScriptBatcher
 from gameserver.clock import Clock
 from gameserver.db.admin_requests import AdminRequests
 from gameserver.db.database import Database
 from gameserver.games import GameRegistry
-from gameserver.keys import Keys
+from gameserver.http.auth import TokenSigner
 from gameserver.merchants import MerchantDirectory
-from gameserver.metrics import METRICS
+from gameserver.ops.metrics import METRICS
+from gameserver.ops.settings import Settings
 from gameserver.services import Services
-from gameserver.settings import Settings
-from gameserver.store import Store
-from gameserver.value import ValueTier
+from gameserver.state.batching import ScriptBatcher
+from gameserver.state.keys import Keys
+from gameserver.state.store import Store
+from gameserver.state.value import ValueTier
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 KEYS = web.AppKey("keys", Keys)
 REDIS = web.AppKey("redis", Redis)
 BATCHER = web.AppKey("batcher", ScriptBatcher)
-"""Pipelines the action path's Lua calls on ``REDIS`` (gameserver/batching.py)."""
+"""Pipelines the action path's Lua calls on ``REDIS`` (gameserver/state/batching.py)."""
 DB = web.AppKey("db", Database)
 STORE = web.AppKey("store", Store)
 GAMES = web.AppKey("games", GameRegistry)

@@ -24,10 +24,10 @@ import asyncio
 import logging
 import time
 
-from gameserver.auth import hash_api_key
 from gameserver.db.database import Database, Merchant
-from gameserver.errors import UNAVAILABLE
-from gameserver.singleflight import once
+from gameserver.http.auth import hash_api_key
+from gameserver.http.errors import UNAVAILABLE
+from gameserver.state.singleflight import once
 
 log = logging.getLogger("petbox.merchants")
 

@@ -21,13 +21,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gameserver.auth import PlayerClaims
 from gameserver.db.admin_requests import AdminRequests
 from gameserver.db.database import Database
 from gameserver.games import LiveGame
-from gameserver.keys import Keys, PlayerRef
-from gameserver.store import Loaded, Reply, Rule, Schedule, Store
-from gameserver.value import StockView, ValueBinding, ValueTier
+from gameserver.http.auth import PlayerClaims
+from gameserver.state.keys import Keys, PlayerRef
+from gameserver.state.store import Loaded, Reply, Rule, Schedule, Store
+from gameserver.state.value import StockView, ValueBinding, ValueTier
 from mechanics.couponstate import note_won
 from mechanics.experiments import track
 from mechanics.outcome import Outcome

@@ -2,7 +2,7 @@
 
 Only HTTP facts live here (method, path template, credential, read or write);
 ``loadtests`` does not load the server (of it, only the standard-library-only
-:mod:`gameserver.signing`), so this table mirrors API.md by hand.
+:mod:`gameserver.http.signing`), so this table mirrors API.md by hand.
 """
 
 from __future__ import annotations

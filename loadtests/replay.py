@@ -134,7 +134,7 @@ def probe_merchant(cfg: ReplayConfig) -> None:
     import urllib.error
     import urllib.request
 
-    from gameserver.signing import session_signature
+    from gameserver.http.signing import session_signature
 
     base = check_target(cfg.base_url, cfg.allow_remote)
     user, ts = f"{cfg.prefix}probe", int(time.time())

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gameserver.signing import body_signature, session_signature
+from gameserver.http.signing import body_signature, session_signature
 from loadtests import chains
 from loadtests.ops import OPERATIONS, Op
 from loadtests.stats import RunStats, encode, new_hist, record

@@ -1,6 +1,6 @@
 """Leaderboard scores: what each board of a game says of one player's state.
 
-Pure: the persister's leaderboard hook (``gameserver/leaderboards.py``) calls
+Pure: the persister's leaderboard hook (``gameserver/jobs/leaderboards.py``) calls
 :func:`board_scores` on the states it has just flushed, so no player action
 pays for leaderboards.
 """

@@ -31,8 +31,8 @@ from sqlalchemy import text
 from gameserver.clock import ManualClock
 from gameserver.db.database import Database, alembic_config
 from gameserver.db.models import metadata
-from gameserver.embedded import RedisProcess
-from gameserver.settings import Settings
+from gameserver.ops.embedded import RedisProcess
+from gameserver.ops.settings import Settings
 from tests.redis_cluster import RedisCluster, running_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,7 +212,7 @@ def app_persister(app: web.Application, *, shadow: bool = False, consumer: str =
     shadow one): the same flush hooks (boards, teams) and, on the real keyspace only,
     the webhook outbox. ``db``: another handle on that keyspace's SQL."""
     from gameserver.appkeys import CLOCK, GAMES, METRICS, REDIS, SERVICES, SETTINGS, SHADOW
-    from gameserver.metrics import Metrics
+    from gameserver.ops.metrics import Metrics
     from gameserver.persister import wired_persister
 
     services = app[SHADOW] if shadow else app[SERVICES]
@@ -285,7 +285,7 @@ class World:
 
     async def merchant(self, merchant_id: str = "shop", game: str = "squirrel",
                        config: dict[str, Any] | None = None) -> Any:
-        from gameserver.provision import create_merchant, publish_config
+        from gameserver.ops.provision import create_merchant, publish_config
 
         creds = await create_merchant(self.db, merchant_id, int(self.clock.now()))
         await publish_config(self.db, merchant_id, game, config or self.config,
@@ -294,7 +294,7 @@ class World:
         return creds
 
     async def token(self, user: str = "u1", merchant_id: str = "shop") -> str:
-        from gameserver.auth import session_signature
+        from gameserver.http.auth import session_signature
 
         creds = self.merchants[merchant_id]
         ts = int(self.clock.now())

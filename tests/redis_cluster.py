@@ -1,5 +1,5 @@
 """A real Redis Cluster on loopback for tests: N masters (and optional replicas),
-each a redis-server child (:class:`gameserver.embedded.RedisProcess`).
+each a redis-server child (:class:`gameserver.ops.embedded.RedisProcess`).
 
 The cluster is built the way an operator would by hand, without ``redis-cli
 --cluster create`` (which sleeps between its steps): every master gets an even
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from gameserver.embedded import RedisProcess
+from gameserver.ops.embedded import RedisProcess
 
 SLOTS = 16384
 BUS_OFFSET = 10000

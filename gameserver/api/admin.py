@@ -30,9 +30,9 @@ from gameserver.api.common import (
 from gameserver.api.schemas import ANY_OBJECT, COUNTS, INT, PLAYER, STR, array, obj
 from gameserver.appkeys import GAMES, SETTINGS
 from gameserver.games import LiveGame
-from gameserver.keys import USER_RE, PlayerRef, shard_of, system_key
 from gameserver.services import RuleContext, bind
-from gameserver.value import StockView, stock_change_followup
+from gameserver.state.keys import USER_RE, PlayerRef, shard_of, system_key
+from gameserver.state.value import StockView, stock_change_followup
 from mechanics import admin as admin_rules
 from mechanics import pet
 
@@ -134,7 +134,7 @@ GRANT_BODY = Obj(fields={
 
 
 MERCHANT_SOURCE = "merchant"
-"""The :func:`~gameserver.keys.system_key` source of a merchant key's player commit."""
+"""The :func:`~gameserver.state.keys.system_key` source of a merchant key's player commit."""
 
 
 async def grant_player(request: web.Request) -> web.Response:
@@ -142,7 +142,7 @@ async def grant_player(request: web.Request) -> web.Response:
 
     The merchant's key is kept in SQL (``admin_requests``), so a retry after a restart
     or a Redis data loss replays the first response. The player commit runs under
-    :func:`~gameserver.keys.system_key` of it, never the key itself: the player's key
+    :func:`~gameserver.state.keys.system_key` of it, never the key itself: the player's key
     space is also the shopper's, and a shopper may pick the same key."""
     live = await _merchant_game(request)
     user = _user(request)

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gameserver.api.common import idempotency_key, request_hash, services
 from gameserver.db.admin_requests import AdminRequests, Claim, Stored
-from gameserver.errors import IdempotencyKeyMissing
-from gameserver.keys import IDEMPOTENCY_RE
-from gameserver.store import Reply, encode_json
+from gameserver.http.errors import IdempotencyKeyMissing
+from gameserver.state.keys import IDEMPOTENCY_RE
+from gameserver.state.store import Reply, encode_json
 
 
 @dataclass(frozen=True)

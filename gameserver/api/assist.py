@@ -1,14 +1,14 @@
 """Friend-assist routes: ``startAssist``, ``giveAssist`` (two-commit actions) and
 ``getAssist``.
 
-Both writes go through the two-commit protocol (gameserver/aggregates_gate.py): the
+Both writes go through the two-commit protocol (gameserver/state/aggregates_gate.py): the
 assist aggregate is the gate, the acting shopper's commit follows. The help that
 completes an assist also owes the owner their reward; the same gate commit records
 it, this request applies it right after the helper's commit (through the value tier:
 a coupon reward is a limited grant), and the owed reconciler does if the request could
 not. The helper is always the session's user, never a body field.
 
-An assist's code is its id: 10 base32 characters of an HMAC (gameserver/sharecodes.py),
+An assist's code is its id: 10 base32 characters of an HMAC (gameserver/http/sharecodes.py),
 under a key derived from the server's token secret, of (merchant, game, campaign, owner,
 round). It is unguessable without the secret, bound to the merchant and game (the aggregate's name
 holds both: another merchant's code is 404), and the same for two concurrent starts of
@@ -25,9 +25,6 @@ from aiohttp import web
 from economy.assist import AssistCampaign, AssistNotFound
 from economy.errors import DomainError, known_item
 from economy.schema import Obj, Str
-from gameserver.aggregates import SharedRule, WireCodec
-from gameserver.aggregates_app import aggregates_of
-from gameserver.aggregates_gate import register_apply, register_notice, register_value_effect
 from gameserver.api.common import (
     EMPTY_BODY,
     PLAYER_ERRORS,
@@ -44,11 +41,14 @@ from gameserver.api.common import (
 from gameserver.api.schemas import GRANTED, REWARD, obj
 from gameserver.appkeys import SETTINGS, SIGNER
 from gameserver.games import LiveGame
-from gameserver.keys import AggregateRef, PlayerRef
+from gameserver.http.sharecodes import base32_code, share_digest
 from gameserver.services import RuleContext
-from gameserver.sharecodes import base32_code, share_digest
-from gameserver.store import Reply, Rule
-from gameserver.value import StockView
+from gameserver.state.aggregates import SharedRule, WireCodec
+from gameserver.state.aggregates_app import aggregates_of
+from gameserver.state.aggregates_gate import register_apply, register_notice, register_value_effect
+from gameserver.state.keys import AggregateRef, PlayerRef
+from gameserver.state.store import Reply, Rule
+from gameserver.state.value import StockView
 from mechanics import assist as rules
 from mechanics.aggregate import SharedOutcome
 from mechanics.state import PlayerState

@@ -1,7 +1,7 @@
 """Blind-box routes: disclosure, draws, draw history, seed rotation.
 
 Rules live in ``mechanics/boxes.py`` and the odds in ``economy/odds.py``; limited
-prizes go through the value tier (``gameserver/value.py``), so a prize is in SQL
+prizes go through the value tier (``gameserver/state/value.py``), so a prize is in SQL
 before the shopper sees it and never oversold.
 """
 
@@ -46,9 +46,9 @@ from gameserver.api.schemas import (
 from gameserver.appkeys import GAMES
 from gameserver.db.draws import draw_page
 from gameserver.games import LiveGame
-from gameserver.keys import MERCHANT_RE, system_key
 from gameserver.services import RuleContext, bind
-from gameserver.store import Rule
+from gameserver.state.keys import MERCHANT_RE, system_key
+from gameserver.state.store import Rule
 from mechanics import boxes
 from mechanics.calendar import local_day
 from mechanics.state import PlayerState

@@ -20,15 +20,17 @@ from aiohttp import web
 
 from economy.errors import DomainError, InvalidInput, NotFound, Refusal
 from economy.schema import Obj, Spec, validate
-from gameserver.aggregates import Codec
-from gameserver.aggregates_app import aggregates_of
-from gameserver.aggregates_gate import GateMaker
 from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, SERVICES, SETTINGS, SHADOW, SIGNER
-from gameserver.auth import API_KEY_PREFIX, PlayerClaims, bearer
 from gameserver.db.database import Merchant
-from gameserver.errors import Forbidden, IdempotencyKeyMissing, Unauthorized
 from gameserver.games import LiveGame
-from gameserver.keys import (
+from gameserver.http.auth import API_KEY_PREFIX, PlayerClaims, bearer
+from gameserver.http.errors import Forbidden, IdempotencyKeyMissing, Unauthorized
+from gameserver.jobs.reminders import member_of, upcoming
+from gameserver.services import RuleContext, Services
+from gameserver.state.aggregates import Codec
+from gameserver.state.aggregates_app import aggregates_of
+from gameserver.state.aggregates_gate import GateMaker
+from gameserver.state.keys import (
     GAME_RE,
     IDEMPOTENCY_RE,
     MERCHANT_RE,
@@ -36,10 +38,8 @@ from gameserver.keys import (
     PlayerRef,
     shard_of,
 )
-from gameserver.reminders import member_of, upcoming
-from gameserver.services import RuleContext, Services
-from gameserver.store import Reply, Rule, Schedule, encode_json
-from gameserver.value import StockView
+from gameserver.state.store import Reply, Rule, Schedule, encode_json
+from gameserver.state.value import StockView
 from mechanics.state import PlayerState
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -86,7 +86,7 @@ class Operation:
     config_body: bool = False
     """The body carries a game config, or overrides that may replace whole sections of
     one: accepted up to ``PETBOX_MAX_CONFIG_BODY`` bytes instead of ``PETBOX_MAX_BODY``
-    (:mod:`gameserver.bodylimit`)."""
+    (:mod:`gameserver.http.bodylimit`)."""
 
 
 class MalformedBody(DomainError):
@@ -381,7 +381,7 @@ async def player_post(request: web.Request, spec: Spec,
 
 async def run_gated(request: web.Request, post: PlayerPost, aggregate: AggregateRef,
                     codec: Codec, gate: GateMaker) -> Reply:
-    """A two-commit action (gameserver/aggregates_gate.py) on this request's keyspace:
+    """A two-commit action (gameserver/state/aggregates_gate.py) on this request's keyspace:
     ``aggregate`` is the gate, the shopper's commit follows; a retry replays."""
     actions = aggregates_of(request.app, services(request)).actions
     return await actions.run(post.ctx.ref, aggregate, codec, post.key, post.digest,

@@ -22,7 +22,7 @@ from gameserver.api.common import Operation, checked, decode_json, game_id, merc
 from gameserver.api.schemas import ANY_OBJECT, BOOL, INT, STR, array, nullable, obj
 from gameserver.appkeys import DB, GAMES
 from gameserver.db import configs
-from gameserver.jsondiff import diff
+from gameserver.ops.jsondiff import diff
 
 MAX_VERSION = 999_999_999
 """The largest version number a request may name (as for path segments, see

@@ -33,7 +33,7 @@ from gameserver.db.coupons import (
     list_coupons,
     redeem_in,
 )
-from gameserver.webhooks import OUTBOX
+from gameserver.jobs.webhooks import OUTBOX
 
 CODE_MAX = 64
 

@@ -36,7 +36,7 @@ from gameserver.db import configs
 from gameserver.db.database import Merchant
 from gameserver.db.experiments import experiment_results, sync_draft_in, version_config_in
 from gameserver.games import LiveGame
-from gameserver.jsondiff import diff
+from gameserver.ops.jsondiff import diff
 
 ID_RE = re.compile(ID_PATTERN.strip("^$"))
 PUT_BODY = Obj(description="An experiment (see the game config's experiments).", fields={

@@ -44,11 +44,11 @@ from gameserver.api.common import (
     request_hash,
     services,
 )
+from gameserver.api.flashsale_sweep import sweeper_ctx
 from gameserver.api.schemas import obj
 from gameserver.games import LiveGame
-from gameserver.salehold_sweep import sweeper_ctx
 from gameserver.services import RuleContext, Services, bind
-from gameserver.singleflight import once
+from gameserver.state.singleflight import once
 from mechanics import flashsale as rules
 
 STOCK_CACHE_S = 1.0

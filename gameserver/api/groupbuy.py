@@ -2,7 +2,7 @@
 gameserver/api/groupbuy_sweep.py.
 
 ``createGroupBuy``, ``joinGroupBuy`` and ``leaveGroupBuy`` are two-commit actions
-(gameserver/aggregates_gate.py): the group is the gate, each shopper's side follows
+(gameserver/state/aggregates_gate.py): the group is the gate, each shopper's side follows
 from the gate's record exactly once per Idempotency-Key. A group's id is its share
 code: derived from the opener's request (HMAC with the server's secret over merchant,
 game, offer, user and key, so a retry of the same request opens the same group, and
@@ -29,8 +29,6 @@ from aiohttp import web
 from economy.errors import DomainError, known_item
 from economy.groupbuy import STOCK_PREFIX, GroupBuyBusy, GroupNotFound, GroupOffer
 from economy.schema import Obj, Str
-from gameserver.aggregates_app import aggregates_of
-from gameserver.aggregates_gate import GateMaker, register_value_effect
 from gameserver.api.common import (
     EMPTY_BODY,
     PLAYER_ERRORS,
@@ -60,10 +58,12 @@ from gameserver.api.schemas import BOOL, COUNTS, GRANTED, array, obj
 from gameserver.api.serial import one_at_a_time
 from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.games import LiveGame
+from gameserver.http.sharecodes import base32_code, share_digest
 from gameserver.services import RuleContext
-from gameserver.sharecodes import base32_code, share_digest
-from gameserver.store import Reply, Rule
-from gameserver.value import StockView
+from gameserver.state.aggregates_app import aggregates_of
+from gameserver.state.aggregates_gate import GateMaker, register_value_effect
+from gameserver.state.store import Reply, Rule
+from gameserver.state.value import StockView
 from mechanics import groupbuy as rules
 from mechanics.aggregate import SharedOutcome
 from mechanics.state import PlayerState

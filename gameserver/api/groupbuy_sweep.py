@@ -19,15 +19,15 @@ from redis.asyncio import Redis
 from economy.errors import NotFound
 from economy.groupbuy import GroupOffer
 from economy.rewards import Reward
-from gameserver.aggregates import WireCodec
-from gameserver.aggregates_app import AGGREGATES
-from gameserver.aggregates_gate import SharedActions
 from gameserver.appkeys import CLOCK, GAMES, REDIS, SETTINGS
 from gameserver.clock import Clock
 from gameserver.games import GameRegistry, LiveGame
-from gameserver.keys import AggregateRef, Keys
-from gameserver.periodic import PeriodicTask
-from gameserver.webhooks import OUTBOX, Outbox
+from gameserver.jobs.periodic import PeriodicTask
+from gameserver.jobs.webhooks import OUTBOX, Outbox
+from gameserver.state.aggregates import WireCodec
+from gameserver.state.aggregates_app import AGGREGATES
+from gameserver.state.aggregates_gate import SharedActions
+from gameserver.state.keys import AggregateRef, Keys
 from mechanics import groupbuy as rules
 
 log = logging.getLogger("petbox.groupbuy")

@@ -1,7 +1,7 @@
 """Leaderboard route: ``getLeaderboard``.
 
 Scores come from ``mechanics/leaderboard.py`` via the persister's leaderboard
-hook (``gameserver/leaderboards.py``), so a board is at most about one flush
+hook (``gameserver/jobs/leaderboards.py``), so a board is at most about one flush
 interval behind the players' actions; the response says so in
 ``updated_within_s``. Load-test sessions read the shadow boards.
 """
@@ -19,7 +19,7 @@ from gameserver.api.common import Operation, json_ok, player_ctx, query_int, ser
 from gameserver.api.schemas import array, obj
 from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.games import LiveGame
-from gameserver.leaderboards import Standing, read_board, shown_names
+from gameserver.jobs.leaderboards import Standing, read_board, shown_names
 
 DEFAULT_LIMIT = 20
 

@@ -12,8 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gameserver.api.common import Operation
 from gameserver.api.schemas import ANY_OBJECT, BOOL, INT, STR, array, map_of, obj
 from gameserver.appkeys import BACKLOG_GAUGES, DB, KEYS, METRICS, REDIS, SETTINGS
-from gameserver.redishealth import NodeHealth, probe, refresh_if_failing
-from gameserver.workerboard import WORKER_BOARD
+from gameserver.ops.workerboard import WORKER_BOARD
+from gameserver.state.redishealth import NodeHealth, probe, refresh_if_failing
 
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 

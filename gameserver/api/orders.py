@@ -28,13 +28,13 @@ from gameserver.api.common import (
 )
 from gameserver.api.schemas import BOOL, COUNTS, STR, obj
 from gameserver.appkeys import GAMES, MERCHANTS, SETTINGS
-from gameserver.auth import body_signature
 from gameserver.db.database import Merchant
-from gameserver.errors import Unauthorized
-from gameserver.keys import GAME_RE, MERCHANT_RE, USER_RE, PlayerRef, shard_of, system_key
+from gameserver.http.auth import body_signature
+from gameserver.http.errors import Unauthorized
 from gameserver.services import RuleContext, bind
-from gameserver.store import Reply, Rule, encode_json
-from gameserver.value import StockView
+from gameserver.state.keys import GAME_RE, MERCHANT_RE, USER_RE, PlayerRef, shard_of, system_key
+from gameserver.state.store import Reply, Rule, encode_json
+from gameserver.state.value import StockView
 from mechanics import tasks
 from mechanics.orders import apply_paid_order
 from mechanics.outcome import Outcome
@@ -117,7 +117,7 @@ async def ingest_order(request: web.Request) -> web.Response:
     paid by the order's SKU ...).
 
     Idempotent by order id and status: the store key is
-    :func:`~gameserver.keys.system_key` ``("order", "<status>-<id>")`` (``order:paid-<id>``;
+    :func:`~gameserver.state.keys.system_key` ``("order", "<status>-<id>")`` (``order:paid-<id>``;
     never a key a shopper can send, so the shopper's own keys and the order's never
     collide), so a webhook retried with the same body gets the first response again;
     the rule itself also remembers order ids (30 days), so a later replay earns nothing.

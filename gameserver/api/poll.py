@@ -2,7 +2,7 @@
 
 ``castVote`` counts the vote in the shopper's poll bucket (the gate) and then pays
 the price and grants the reward on the shopper (the second commit), exactly once per
-Idempotency-Key (gameserver/aggregates_gate.py). ``getPoll`` sums the buckets.
+Idempotency-Key (gameserver/state/aggregates_gate.py). ``getPoll`` sums the buckets.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ from aiohttp import web
 from economy.errors import known_item
 from economy.poll import Poll
 from economy.schema import Obj, Str
-from gameserver.aggregates import SharedRule, WireCodec
-from gameserver.aggregates_app import aggregates_of
-from gameserver.aggregates_gate import register_apply
 from gameserver.api.common import (
     MERCHANT_PARAM,
     PLAYER_ERRORS,
@@ -31,9 +28,12 @@ from gameserver.api.common import (
 from gameserver.api.schemas import COUNTS, INT, STR, array, nullable, obj
 from gameserver.api.serial import one_at_a_time
 from gameserver.appkeys import SETTINGS
-from gameserver.errors import ActionInProgress
 from gameserver.games import LiveGame
-from gameserver.keys import AggregateRef
+from gameserver.http.errors import ActionInProgress
+from gameserver.state.aggregates import SharedRule, WireCodec
+from gameserver.state.aggregates_app import aggregates_of
+from gameserver.state.aggregates_gate import register_apply
+from gameserver.state.keys import AggregateRef
 from mechanics import poll as rules
 from mechanics.aggregate import SharedOutcome
 from mechanics.state import PlayerState

@@ -3,7 +3,7 @@
 
 A grab takes the next envelope of the shopper's pool bucket (the gate, an aggregate)
 and credits its amount to the shopper (the second commit), exactly once per
-Idempotency-Key (gameserver/aggregates_gate.py). Round seeds are made by the server's
+Idempotency-Key (gameserver/state/aggregates_gate.py). Round seeds are made by the server's
 RNG (``secrets``) the first time a rain is read or grabbed from, and committed to the
 rain's seed aggregate before any amount is computed from them.
 """
@@ -35,9 +35,6 @@ from economy.rains import (
     stock_ref,
 )
 from economy.schema import Int, Obj, Str
-from gameserver.aggregates import AggregateStore, SharedRule, WireCodec
-from gameserver.aggregates_app import aggregates_of
-from gameserver.aggregates_gate import register_value_effect
 from gameserver.api.common import (
     MERCHANT_PARAM,
     PLAYER_ERRORS,
@@ -55,10 +52,13 @@ from gameserver.api.common import (
 from gameserver.api.schemas import obj
 from gameserver.appkeys import CLOCK, SETTINGS
 from gameserver.games import LiveGame
-from gameserver.keys import AggregateRef
-from gameserver.singleflight import once
-from gameserver.store import Rule
-from gameserver.value import StockView
+from gameserver.state.aggregates import AggregateStore, SharedRule, WireCodec
+from gameserver.state.aggregates_app import aggregates_of
+from gameserver.state.aggregates_gate import register_value_effect
+from gameserver.state.keys import AggregateRef
+from gameserver.state.singleflight import once
+from gameserver.state.store import Rule
+from gameserver.state.value import StockView
 from mechanics import rains as rules
 from mechanics.aggregate import SharedOutcome
 from mechanics.state import PlayerState

@@ -4,12 +4,12 @@
 
 An application is one commit on the shopper's application bucket (an aggregate; it owes
 the shopper nothing). A review is two commits (the bucket records the report once, the
-shopper gets the reward; gameserver/aggregates_gate.py). The lottery seed is made by
+shopper gets the reward; gameserver/state/aggregates_gate.py). The lottery seed is made by
 the server's RNG (``secrets``) on the campaign's first read and committed before any
 application can be taken, so its hash is public for the whole window.
 
 Winners are announced to the merchant through the signed webhook outbox
-(gameserver/webhooks.py), event ``sample.won`` with key
+(gameserver/jobs/webhooks.py), event ``sample.won`` with key
 ``sample-won:<game>:<campaign>:<user>``: a first-come winner when their application
 commits (again on a retry of it), lottery winners when the draw commits (again on any
 later ``drawSampleWinners``). The outbox stores a key once, so re-emitting is harmless.
@@ -26,9 +26,6 @@ from aiohttp import web
 from economy.errors import known_item
 from economy.samples import REPORT_MAX, Campaign
 from economy.schema import Obj, Str
-from gameserver.aggregates import AggregateStore, SharedRule, WireCodec
-from gameserver.aggregates_app import aggregates_of
-from gameserver.aggregates_gate import register_apply
 from gameserver.api.common import (
     EMPTY_BODY,
     MERCHANT_PARAM,
@@ -51,9 +48,12 @@ from gameserver.api.common import (
 from gameserver.api.schemas import BOOL, COUNTS, INT, STR, array, nullable, obj
 from gameserver.appkeys import CLOCK, SETTINGS
 from gameserver.games import LiveGame
-from gameserver.keys import AggregateRef
-from gameserver.store import Reply
-from gameserver.webhooks import OUTBOX, Outbox
+from gameserver.jobs.webhooks import OUTBOX, Outbox
+from gameserver.state.aggregates import AggregateStore, SharedRule, WireCodec
+from gameserver.state.aggregates_app import aggregates_of
+from gameserver.state.aggregates_gate import register_apply
+from gameserver.state.keys import AggregateRef
+from gameserver.state.store import Reply
 from mechanics import samples as rules
 from mechanics.aggregate import SharedOutcome
 from mechanics.state import PlayerState

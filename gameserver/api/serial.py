@@ -1,6 +1,6 @@
 """One action of a shopper at a time on one piece of shared state, across hosts.
 
-A two-commit action (gameserver/aggregates_gate.py) checks the shopper's side (a
+A two-commit action (gameserver/state/aggregates_gate.py) checks the shopper's side (a
 per-shopper limit, a price, one team per season) against the shopper as peeked before
 its gate, and commits the shopper's side after it. Two actions of one shopper with two
 keys at the same instant would both pass those checks, and the second gate's change
@@ -26,7 +26,7 @@ from aiohttp import web
 from economy.errors import DomainError
 from gameserver.api.common import idempotency_key, services
 from gameserver.appkeys import REDIS
-from gameserver.scripts import Script
+from gameserver.state.scripts import Script
 
 LOCK_TTL_MS = 5_000
 """A lock outlives any action (SQL calls are bounded at 1.5 s)."""

@@ -9,9 +9,9 @@ from aiohttp import web
 from economy.schema import Bool, Enum, Int, Obj, Str
 from gameserver.api.common import Operation, json_ok, now_s, read_body
 from gameserver.appkeys import MERCHANTS, SETTINGS, SIGNER
-from gameserver.auth import verify_session_signature
-from gameserver.errors import Forbidden, Unauthorized
-from gameserver.keys import MERCHANT_RE, USER_RE
+from gameserver.http.auth import verify_session_signature
+from gameserver.http.errors import Forbidden, Unauthorized
+from gameserver.state.keys import MERCHANT_RE, USER_RE
 
 AGE_BANDS = ("under_8", "8_17", "18_plus")
 

@@ -18,9 +18,9 @@ from economy.schema import Obj, Str
 from gameserver.api.common import EMPTY_BODY, PLAYER_ERRORS, Operation, run_action
 from gameserver.api.schemas import GRANTED, INT, STR, nullable, obj, with_player
 from gameserver.appkeys import SETTINGS
-from gameserver.auth import BadSeal, Sealer
+from gameserver.http.auth import BadSeal, Sealer
 from gameserver.services import RuleContext, bind
-from gameserver.store import Rule
+from gameserver.state.store import Rule
 from mechanics import tasks
 
 TICKET_PREFIX = "tk1."

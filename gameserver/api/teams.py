@@ -4,7 +4,7 @@ change (its board, milestone webhooks) and the flush hook that brings members' p
 to their teams are in gameserver/api/teams_sync.py.
 
 Create, join and leave gate on the team aggregate and follow on the shopper, exactly
-once per Idempotency-Key (gameserver/aggregates_gate.py). A new team's id and share
+once per Idempotency-Key (gameserver/state/aggregates_gate.py). A new team's id and share
 code are derived with the server's secret from the shopper and the key, so a retried
 create reaches the same team.
 """
@@ -19,9 +19,6 @@ from aiohttp import web
 
 from economy.schema import Bool, Obj, Str
 from economy.teams import CodeRequired, NotInTeam, TeamFull, TeamNotFound, TeamSeason
-from gameserver.aggregates import AggregateStore, WireCodec
-from gameserver.aggregates_app import Aggregates, aggregates_of
-from gameserver.aggregates_gate import register_apply
 from gameserver.api.common import (
     EMPTY_BODY,
     PLAYER_ERRORS,
@@ -61,14 +58,17 @@ from gameserver.api.teams_sync import (
     team_ref,
 )
 from gameserver.appkeys import REDIS, SETTINGS
-from gameserver.errors import ActionInProgress
 from gameserver.games import LiveGame
-from gameserver.keys import AggregateRef
-from gameserver.scripts import reply_text
+from gameserver.http.errors import ActionInProgress
+from gameserver.http.sharecodes import share_digest
+from gameserver.jobs.webhooks import OUTBOX
 from gameserver.services import RuleContext, Services, bind
-from gameserver.sharecodes import share_digest
-from gameserver.store import Loaded, Reply
-from gameserver.webhooks import OUTBOX
+from gameserver.state.aggregates import AggregateStore, WireCodec
+from gameserver.state.aggregates_app import Aggregates, aggregates_of
+from gameserver.state.aggregates_gate import register_apply
+from gameserver.state.keys import AggregateRef
+from gameserver.state.scripts import reply_text
+from gameserver.state.store import Loaded, Reply
 from mechanics import teams as rules
 from mechanics.aggregate import SharedOutcome
 from mechanics.state import PlayerState

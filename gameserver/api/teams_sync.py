@@ -21,15 +21,15 @@ from redis.asyncio import Redis
 
 from economy.errors import DomainError, NotFound
 from economy.teams import TeamSeason
-from gameserver.aggregates import AggregateStore, WireCodec
 from gameserver.db.aggregates import AggregateArchive
 from gameserver.db.persist import PlayerRow
-from gameserver.flushhooks import FlushContext, register_flush_hook
 from gameserver.games import LiveGame
-from gameserver.keys import AggregateRef, Keys, system_key
-from gameserver.leaderboards import KEEP_FACTOR
-from gameserver.store import decode_state
-from gameserver.webhooks import Outbox
+from gameserver.jobs.flushhooks import FlushContext, register_flush_hook
+from gameserver.jobs.leaderboards import KEEP_FACTOR
+from gameserver.jobs.webhooks import Outbox
+from gameserver.state.aggregates import AggregateStore, WireCodec
+from gameserver.state.keys import AggregateRef, Keys, system_key
+from gameserver.state.store import decode_state
 from mechanics import teams as rules
 
 log = logging.getLogger("petbox.teams")

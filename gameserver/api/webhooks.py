@@ -1,5 +1,5 @@
 """``listWebhookEvents``: the events petbox owes a game's merchant backend, with their
-delivery state (see :mod:`gameserver.webhooks`)."""
+delivery state (see :mod:`gameserver.jobs.webhooks`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from economy.errors import InvalidInput
 from gameserver.api.common import Operation, game_id, merchant_of, query_int
 from gameserver.appkeys import DB
 from gameserver.db import configs
-from gameserver.webhooks import OUTBOX
+from gameserver.jobs.webhooks import OUTBOX
 
 STATES = ("pending", "delivered", "failed")
 MAX_LIMIT = 500

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gameserver.clock import Clock
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.errors import IdempotencyInProgress, IdempotencyMismatch
+from gameserver.http.errors import IdempotencyInProgress, IdempotencyMismatch
 
 LEASE_S = 30.0
 """How long a *running* claim holds its key before a retry may take it over (as the

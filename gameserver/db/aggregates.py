@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.keys import AggregateRef
+from gameserver.state.keys import AggregateRef
 
 
 @dataclass(frozen=True)

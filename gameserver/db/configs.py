@@ -1,7 +1,7 @@
 """Versioned game configs in SQL: drafts, publishing, rollback, version reads.
 
 Shared by the admin API (``gameserver.api.configs``) and the CLI
-(``gameserver.cli_admin``), so both enforce the same rules:
+(``gameserver.cli.admin``), so both enforce the same rules:
 
 - A draft is stored only when it is valid (:func:`put_draft` raises
   ``ConfigInvalid`` listing every problem first); it is the game's one editable

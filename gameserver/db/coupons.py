@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from economy.errors import DomainError, NotFound, Refusal
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.keys import PlayerRef
+from gameserver.state.keys import PlayerRef
 
 DAY_MS = 86_400_000
 STATES = ("issued", "redeemed", "expired", "void")

@@ -29,7 +29,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import migrations
-from gameserver.admission import SqlLine
 from gameserver.db import models as m
 from gameserver.db.connections import (
     BACKGROUND_TIMEOUT,
@@ -39,7 +38,8 @@ from gameserver.db.connections import (
 )
 from gameserver.db.connections import CommitUnknown as CommitUnknown  # re-exported
 from gameserver.db.connections import make_engine as make_engine  # re-exported
-from gameserver.keys import PlayerRef
+from gameserver.http.admission import SqlLine
+from gameserver.state.keys import PlayerRef
 
 
 @dataclass(frozen=True)

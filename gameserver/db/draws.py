@@ -8,7 +8,7 @@ from sqlalchemy import and_, select
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.keys import PlayerRef
+from gameserver.state.keys import PlayerRef
 
 
 async def draw_page(db: Database, ref: PlayerRef, before: int | None,

@@ -43,7 +43,7 @@ from sqlalchemy.exc import DBAPIError
 from economy.errors import InvalidInput
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.errors import Busy
+from gameserver.http.errors import Busy
 
 CURSOR_PREFIX = "v1."
 PAGE = 1000

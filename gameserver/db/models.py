@@ -344,6 +344,6 @@ webhook_outbox = Table(
     Index(None, "state", "next_ms"),
     Index(None, "merchant_id", "game_id", "id"),
 )
-"""Events owed to merchants' backends (``gameserver.webhooks``): one row per (merchant,
+"""Events owed to merchants' backends (``gameserver.jobs.webhooks``): one row per (merchant,
 key), so an event emitted twice is stored once; the deliverer walks pending rows by
 ``next_ms`` and marks them delivered or failed."""

@@ -26,11 +26,11 @@ from redis.asyncio import Redis
 
 from gameserver.clock import Clock
 from gameserver.db.aggregates import AggregateArchive
-from gameserver.keys import Keys
 from gameserver.persister.context import PassContext
 from gameserver.persister.report import PassReport
 from gameserver.persister.wire import Command
-from gameserver.scripts import Script
+from gameserver.state.keys import Keys
+from gameserver.state.scripts import Script
 
 log = logging.getLogger("petbox.aggregates.persist")
 

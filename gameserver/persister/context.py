@@ -11,16 +11,16 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from gameserver.batching import round_trip
 from gameserver.clock import Clock
 from gameserver.db.database import Database
-from gameserver.keys import Keys
-from gameserver.metrics import Metrics
+from gameserver.ops.metrics import Metrics
 from gameserver.persister.report import PassReport
 from gameserver.persister.wire import Command
-from gameserver.redisclient import as_cluster, is_cluster, redis_timeout
-from gameserver.routing import NodeRouter
-from gameserver.scripts import Script
+from gameserver.state.batching import round_trip
+from gameserver.state.keys import Keys
+from gameserver.state.redisclient import as_cluster, is_cluster, redis_timeout
+from gameserver.state.routing import NodeRouter
+from gameserver.state.scripts import Script
 
 log = logging.getLogger("gameserver.persister")
 
@@ -54,10 +54,10 @@ class PassContext:
         self.router = NodeRouter(as_cluster(redis), redis_timeout(redis), pooled=True) \
             if is_cluster(redis) else None
         """On a Redis Cluster: each round trip becomes one write per master (in parallel),
-        every command to the master of its shard's slot (gameserver/routing.py)."""
+        every command to the master of its shard's slot (gameserver/state/routing.py)."""
 
     def script(self, name: str) -> Script:
-        """``gameserver/lua/<name>.lua`` for :meth:`eval_all` (which reloads it)."""
+        """``gameserver/state/lua/<name>.lua`` for :meth:`eval_all` (which reloads it)."""
         script = Script.named(name)
         self._scripts[script.sha] = script
         return script
@@ -102,7 +102,7 @@ class PassContext:
     async def round_trip(self, commands: list[Command]) -> list[Any]:
         """Send ``commands`` in one write on a pooled connection (on a cluster: one per
         master) and read their replies in order, an error reply as its exception
-        (:func:`gameserver.batching.round_trip`,
+        (:func:`gameserver.state.batching.round_trip`,
         as the action path's batcher sends its calls): redis-py's pipeline packed every
         argument in Python and ran a reply callback per command, the persister's main
         cost after SQL. A lost connection fails the whole trip (the next pass retries)."""

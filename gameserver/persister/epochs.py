@@ -17,7 +17,7 @@ from gameserver.db import models as m
 from gameserver.persister.context import PassContext
 from gameserver.persister.report import PassReport
 from gameserver.persister.wire import first_error
-from gameserver.scripts import reply_text
+from gameserver.state.scripts import reply_text
 
 log = logging.getLogger(__name__)
 

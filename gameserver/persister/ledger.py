@@ -19,7 +19,6 @@ from redis.exceptions import ResponseError
 
 from gameserver.db import persist
 from gameserver.db.persist import LedgerRow
-from gameserver.keys import LEDGER_GROUP
 from gameserver.persister.context import PassContext
 from gameserver.persister.report import PassReport
 from gameserver.persister.transactions import Part, Parts, commit
@@ -33,6 +32,7 @@ from gameserver.persister.wire import (
     read_entries,
     stream_entries,
 )
+from gameserver.state.keys import LEDGER_GROUP
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,8 @@ from gameserver.db import persist
 from gameserver.db.aggregates import AggregateArchive
 from gameserver.db.database import Database
 from gameserver.db.persist import LedgerRow, PlayerRow
-from gameserver.keys import LEDGER_GROUP, Keys
-from gameserver.lease import ShardLeases
-from gameserver.metrics import Metrics
+from gameserver.jobs.lease import ShardLeases
+from gameserver.ops.metrics import Metrics
 from gameserver.persister.aggregates import AggregatePass, AggregateStage
 from gameserver.persister.context import Limits, PassContext
 from gameserver.persister.epochs import DataLossCallback, Epochs
@@ -33,6 +32,7 @@ from gameserver.persister.flush import Flush, FlushedCallback
 from gameserver.persister.ledger import Ledger
 from gameserver.persister.report import Backlog, PassReport
 from gameserver.persister.wire import Command, Entry, first_error, only_score
+from gameserver.state.keys import LEDGER_GROUP, Keys
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Persister:
         and shard in one pass. ``only_shards`` restricts this persister to some shards
         (default: all); with an ``assignment`` each pass works on the shards whose
         leases this host holds (several hosts split the shards, and take a dead one's
-        over: :class:`gameserver.lease.ShardLeases`)."""
+        over: :class:`gameserver.jobs.lease.ShardLeases`)."""
         if shards < 1 or batch < 1 or txn_rows < 1:
             raise ValueError("shards, batch and txn_rows must be positive")
         self.redis = redis

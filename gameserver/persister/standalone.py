@@ -13,15 +13,15 @@ from redis.asyncio import Redis
 from gameserver.clock import SystemClock
 from gameserver.db.database import Database
 from gameserver.games import GameRegistry
-from gameserver.keys import Keys
-from gameserver.lease import persister_assignment, process_name
-from gameserver.metrics import Metrics
+from gameserver.jobs.lease import persister_assignment, process_name
+from gameserver.ops.metrics import Metrics
+from gameserver.ops.settings import Settings
+from gameserver.ops.shardcount import check_shard_count
 from gameserver.persister.passes import Persister
 from gameserver.persister.wiring import wired_persister
-from gameserver.redisclient import open_redis
 from gameserver.services import SHADOW_PREFIX
-from gameserver.settings import Settings
-from gameserver.shardcount import check_shard_count
+from gameserver.state.keys import Keys
+from gameserver.state.redisclient import open_redis
 
 log = logging.getLogger(__name__)
 

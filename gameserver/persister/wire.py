@@ -23,7 +23,7 @@ import mechanics
 from economy.wallet import LedgerEntry
 from gameserver.db import persist
 from gameserver.db.persist import LedgerRow
-from gameserver.keys import KEY_MAX
+from gameserver.state.keys import KEY_MAX
 from mechanics.outcome import LegacyRecord, Record
 from mechanics.state import PlayerState
 

@@ -11,15 +11,15 @@ from redis.asyncio import Redis
 
 from gameserver.clock import Clock
 from gameserver.db.database import Database
-from gameserver.flushhooks import FlushContext, flush_hooks
 from gameserver.games import GameRegistry
-from gameserver.keys import Keys
-from gameserver.leaderboards import LeaderboardUpdater
-from gameserver.lease import ShardLeases
-from gameserver.metrics import Metrics
+from gameserver.jobs.flushhooks import FlushContext, flush_hooks
+from gameserver.jobs.leaderboards import LeaderboardUpdater
+from gameserver.jobs.lease import ShardLeases
+from gameserver.jobs.webhooks import Outbox
+from gameserver.ops.metrics import Metrics
+from gameserver.ops.settings import Settings
 from gameserver.persister.passes import Persister
-from gameserver.settings import Settings
-from gameserver.webhooks import Outbox
+from gameserver.state.keys import Keys
 
 
 def wired_persister(redis: Redis, keys: Keys, db: Database, games: GameRegistry,

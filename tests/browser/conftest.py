@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from gameserver.provision import publish_config
+from gameserver.ops.provision import publish_config
 from tests.conftest import BASIC_CONFIG, World
 from tests.integration.test_boxes_http import BOX_CONFIG
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gameserver.appkeys import METRICS, REDIS
-from gameserver.settings import Settings
+from gameserver.ops.settings import Settings
 from tests.browser.console import NEEDS_CHROMIUM, expect, shot, signed_in
 from tests.conftest import World
 from tests.integration.test_rains_http import NOW, RAIN_CONFIG, grab, token

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from gameserver.redisclient import open_redis
-from gameserver.settings import Settings
+from gameserver.ops.settings import Settings
+from gameserver.state.redisclient import open_redis
 from tests.redis_cluster import RedisCluster
 
 

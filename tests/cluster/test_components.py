@@ -12,14 +12,14 @@ import redis
 from redis.exceptions import AuthenticationError, NoPermissionError
 
 from gameserver.app import create_app
-from gameserver.batching import ScriptBatcher
-from gameserver.keys import Keys
-from gameserver.lease import ShardLeases
-from gameserver.rates import RateLimit
-from gameserver.redisclient import open_redis
+from gameserver.http.rates import RateLimit
+from gameserver.jobs.lease import ShardLeases
+from gameserver.ops.settings import Settings
+from gameserver.ops.shadow import purge_shadow
 from gameserver.services import SHADOW_PREFIX
-from gameserver.settings import Settings
-from gameserver.shadow import purge_shadow
+from gameserver.state.batching import ScriptBatcher
+from gameserver.state.keys import Keys
+from gameserver.state.redisclient import open_redis
 from tests.conftest import BASIC_CONFIG, World
 from tests.redis_cluster import RedisCluster
 

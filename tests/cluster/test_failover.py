@@ -24,18 +24,18 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from gameserver.aggregates_app import AGGREGATES
-from gameserver.aggregates_gate import OwedReconciler
 from gameserver.api.common import request_hash
 from gameserver.api.poll import CODEC as POLL_CODEC
 from gameserver.appkeys import CLOCK, GAMES, KEYS, METRICS, REDIS, SETTINGS
-from gameserver.keys import AggregateRef, Keys, PlayerRef, shard_of
-from gameserver.lease import ShardLeases
+from gameserver.jobs.lease import ShardLeases
+from gameserver.ops.settings import Settings
 from gameserver.persister import Persister
-from gameserver.redisclient import open_redis
-from gameserver.scripts import Script
-from gameserver.settings import Settings
-from gameserver.stockgate import StockGate
+from gameserver.state.aggregates_app import AGGREGATES
+from gameserver.state.aggregates_gate import OwedReconciler
+from gameserver.state.keys import AggregateRef, Keys, PlayerRef, shard_of
+from gameserver.state.redisclient import open_redis
+from gameserver.state.scripts import Script
+from gameserver.state.stockgate import StockGate
 from mechanics import poll as poll_rules
 from tests.conftest import World
 from tests.integration.test_poll_http import POLL_CONFIG, VOTE
@@ -226,7 +226,7 @@ async def test_owed_records_of_living_masters_are_applied_while_a_slot_range_is_
     # the aggregate shards the reconciler reaches after a dead one hold records too
     assert [a for a in owed.values() if a > min(dead_aggs) and a not in dead_aggs]
     for node in replicated.masters:  # a cluster in service: every master has the scripts
-        for lua in resources.files("gameserver").joinpath("lua").iterdir():
+        for lua in resources.files("gameserver.state").joinpath("lua").iterdir():
             replicated.client(node).script_load(lua.read_text())
     replicated.replicas[0].kill()
     victim.kill()

@@ -19,10 +19,10 @@ from sqlalchemy import func, select
 
 from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.db import models as m
-from gameserver.keys import PlayerRef, shard_of
 from gameserver.persister import Persister
-from gameserver.redisclient import is_cluster
-from gameserver.store import decode_state
+from gameserver.state.keys import PlayerRef, shard_of
+from gameserver.state.redisclient import is_cluster
+from gameserver.state.store import decode_state
 from tests.conftest import World, app_persister, retry_503
 from tests.redis_cluster import RedisCluster
 

@@ -12,11 +12,11 @@ import pytest
 from redis.crc import key_slot
 from redis.exceptions import TryAgainError
 
-from gameserver.batching import ScriptBatcher
-from gameserver.embedded import RedisProcess
-from gameserver.redisclient import as_cluster, open_redis
-from gameserver.routing import NodeRouter
-from gameserver.settings import Settings
+from gameserver.ops.embedded import RedisProcess
+from gameserver.ops.settings import Settings
+from gameserver.state.batching import ScriptBatcher
+from gameserver.state.redisclient import as_cluster, open_redis
+from gameserver.state.routing import NodeRouter
 from tests.redis_cluster import RedisCluster
 
 INCR = "return redis.call('INCR', KEYS[1])"

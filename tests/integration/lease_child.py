@@ -14,8 +14,8 @@ import sys
 
 import redis.asyncio as aioredis
 
-from gameserver.lease import Lease, ShardLeases
-from gameserver.periodic import PeriodicTask
+from gameserver.jobs.lease import Lease, ShardLeases
+from gameserver.jobs.periodic import PeriodicTask
 
 
 class CountingJob(PeriodicTask):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gameserver.auth import body_signature
+from gameserver.http.auth import body_signature
 
 GAME = "/v1/games/squirrel"
 HOUR = 3600

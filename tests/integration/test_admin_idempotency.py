@@ -17,9 +17,9 @@ from sqlalchemy import insert, select
 from gameserver.appkeys import ADMIN_REQUESTS, DB, REDIS, VALUE
 from gameserver.db import models as m
 from gameserver.db.admin_requests import LEASE_S, Claim
-from gameserver.housekeeping import purge_old_admin_requests
-from gameserver.reconciler import Reconciler
-from gameserver.value import stock_change_followup
+from gameserver.jobs.housekeeping import purge_old_admin_requests
+from gameserver.jobs.reconciler import Reconciler
+from gameserver.state.value import stock_change_followup
 from tests.conftest import BASIC_CONFIG, World
 from tests.integration.test_boxes_http import BOX_CONFIG, persister
 

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import text
 
 from economy.errors import DomainError
-from gameserver.admission import Admission, SqlLine
 from gameserver.app import create_app
 from gameserver.db.database import Database, make_engine
-from gameserver.errors import http_status
-from gameserver.metrics import Metrics
-from gameserver.settings import Settings
+from gameserver.http.admission import Admission, SqlLine
+from gameserver.http.errors import http_status
+from gameserver.ops.metrics import Metrics
+from gameserver.ops.settings import Settings
 from tests.conftest import World
 from tests.integration.test_boxes_http import BOX_CONFIG, SERIES
 
@@ -84,7 +84,7 @@ async def test_http_overload_is_503_with_retry_after(aiohttp_client: Any, settin
 async def test_missing_idempotency_key_is_400_before_429(aiohttp_client: Any,
                                                          settings: Settings, db: Any,
                                                          clock: Any) -> None:
-    from gameserver.rates import parse_rate
+    from gameserver.http.rates import parse_rate
 
     limited = settings.with_overrides(rate_player=parse_rate("PETBOX_RATE_PLAYER", "0.1,1",
                                                              None))

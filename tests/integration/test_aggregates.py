@@ -15,16 +15,16 @@ import redis.asyncio as aioredis
 from sqlalchemy import select
 
 from economy.errors import DomainError, Refusal
-from gameserver.aggregates import AggregateStore, WireCodec, owed_field
 from gameserver.clock import ManualClock
 from gameserver.db import models as m
 from gameserver.db.aggregates import AggregateArchive
 from gameserver.db.database import Database
-from gameserver.errors import IdempotencyMismatch
-from gameserver.keys import AggregateRef, Keys, PlayerRef
-from gameserver.metrics import Metrics
+from gameserver.http.errors import IdempotencyMismatch
+from gameserver.ops.metrics import Metrics
 from gameserver.persister import Persister
 from gameserver.persister.aggregates import ROUNDS
+from gameserver.state.aggregates import AggregateStore, WireCodec, owed_field
+from gameserver.state.keys import AggregateRef, Keys, PlayerRef
 from mechanics.aggregate import SharedOutcome
 
 KEYS = Keys()

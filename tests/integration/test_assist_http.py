@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gameserver.aggregates_gate import OwedReconciler
 from gameserver.api.assist import CODEC
 from gameserver.appkeys import CLOCK, GAMES, SETTINGS
 from gameserver.db import models as m
-from gameserver.keys import AggregateRef, PlayerRef, shard_of
+from gameserver.state.aggregates_gate import OwedReconciler
+from gameserver.state.keys import AggregateRef, PlayerRef, shard_of
 from mechanics import assist as rules
 from tests.conftest import BASIC_CONFIG, World
 from tests.integration.test_poll_http import aggs, all_owed

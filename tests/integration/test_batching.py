@@ -15,10 +15,10 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gameserver.appkeys import BATCHER
-from gameserver.batching import ScriptBatcher
-from gameserver.embedded import RedisProcess, free_port
-from gameserver.latency_budget import LATENCY_BUDGET, LatencyBudget
-from gameserver.settings import Settings
+from gameserver.ops.embedded import RedisProcess, free_port
+from gameserver.ops.settings import Settings
+from gameserver.state.batching import ScriptBatcher
+from gameserver.state.latency_budget import LATENCY_BUDGET, LatencyBudget
 
 # Appends ARGV[1] to a list and answers {ARGV[1], length}; refuses 'bad' before writing.
 APPEND = """

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from gameserver.appkeys import SETTINGS
-from gameserver.settings import Settings
+from gameserver.ops.settings import Settings
 from tests.conftest import BASIC_CONFIG, World
 
 ADMIN = "/v1/admin/games/squirrel"

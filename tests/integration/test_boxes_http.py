@@ -224,7 +224,7 @@ async def test_grant_player_is_ledgered_and_idempotent(boxes: Any) -> None:
 ])
 async def test_age_gate(boxes: Any, band: str, consent: bool, status: int,
                         code: str | None) -> None:
-    from gameserver.auth import session_signature
+    from gameserver.http.auth import session_signature
 
     creds = boxes.merchants["boxshop"]
     ts = int(boxes.clock.now())

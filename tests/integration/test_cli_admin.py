@@ -14,9 +14,9 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from gameserver.cli import main
+from gameserver.cli.main import main
 from gameserver.db.database import Database
-from gameserver.provision import create_merchant, publish_config
+from gameserver.ops.provision import create_merchant, publish_config
 from tests.conftest import BASIC_CONFIG
 
 

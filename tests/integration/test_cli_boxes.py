@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
 
-from gameserver.cli import main
+from gameserver.cli.main import main
 from gameserver.games import parse_config
 from mechanics import boxes
 from mechanics.pet import new_player

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner, Result
 
-from gameserver.cli import main
+from gameserver.cli.main import main
 from gameserver.db.database import Database
 from gameserver.games import parse_config
-from gameserver.provision import create_merchant, publish_config
+from gameserver.ops.provision import create_merchant, publish_config
 from mechanics import boxes
 from mechanics.pet import new_player
 from tests.integration.test_experiments_http import AB_CONFIG, EXPERIMENT, NOW, WEIGHT

@@ -16,9 +16,9 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from gameserver.appkeys import SETTINGS
-from gameserver.auth import TOKEN_PREFIX
-from gameserver.cli import main
-from gameserver.provision import create_merchant
+from gameserver.cli.main import main
+from gameserver.http.auth import TOKEN_PREFIX
+from gameserver.ops.provision import create_merchant
 from tests.conftest import World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +131,7 @@ async def test_the_demo_prints_a_command_that_keeps_working(tmp_path: Path) -> N
     """It printed a login signed at start-up: 10 minutes later, a KeyError 'token'."""
     import shlex
 
-    from gameserver.cli_demo import demo_banner
+    from gameserver.cli.demo import demo_banner
 
     data = tmp_path / "demo data"  # a space: the printed command must quote it
     before = os.environ.get("PETBOX_DATA_DIR")
@@ -153,7 +153,7 @@ async def test_the_demo_serves_double11_with_its_midnight_tonight(db: Any) -> No
     """The demo publishes examples/double11.json (every play) beside the squirrel game,
     its instants moved so that its midnight is the coming one: once a night, not on
     every start."""
-    from gameserver.cli_demo import (
+    from gameserver.cli.demo import (
         DOUBLE11_FILE,
         DOUBLE11_GAME,
         DOUBLE11_MIDNIGHT,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from gameserver.cli import main
+from gameserver.cli.main import main
 
 SECRET = "a-secret-of-sixteen+"
 NO_SQL = "postgresql+asyncpg://petbox@127.0.0.1:1/petbox"

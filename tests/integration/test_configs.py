@@ -208,7 +208,7 @@ async def test_unknown_versions_are_404(world: World) -> None:
 
 
 async def test_rollback_to_another_games_version_is_404(world: World) -> None:
-    from gameserver.provision import publish_config
+    from gameserver.ops.provision import publish_config
 
     for n in range(3):  # game "other" of the same merchant has versions 1..3
         config = copy.deepcopy(BASIC_CONFIG)

@@ -27,7 +27,7 @@ async def test_page_and_assets_are_served_with_a_strict_policy(world: World) -> 
 
 
 async def test_list_games_is_scoped_to_the_key(world: World) -> None:
-    from gameserver.provision import publish_config
+    from gameserver.ops.provision import publish_config
 
     await world.merchant("rival", game="other")
     await publish_config(world.db, "shop", "garden", world.config, int(world.clock.now()))

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from gameserver.cli.demo_history import HistoryRefused, play_history
 from gameserver.clock import ManualClock
 from gameserver.db.database import Database
-from gameserver.demo_history import HistoryRefused, play_history
-from gameserver.provision import create_merchant, publish_config
-from gameserver.settings import Settings
+from gameserver.ops.provision import create_merchant, publish_config
+from gameserver.ops.settings import Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 1, 10, 9, 30, tzinfo=SHANGHAI).timestamp()

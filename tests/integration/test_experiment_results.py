@@ -154,10 +154,10 @@ async def test_two_games_running_one_experiment_are_each_notified(db: Database) 
     """Two games of one merchant with the same experiment (id and salt: a copied config)
     each get their own notices: the outbox stores a key once per merchant."""
     from gameserver.clock import ManualClock
-    from gameserver.experiment_watch import HORIZON, MISMATCH, watch_experiments
     from gameserver.games import GameRegistry
-    from gameserver.provision import create_merchant, publish_config
-    from gameserver.webhooks import Outbox
+    from gameserver.jobs.experiment_watch import HORIZON, MISMATCH, watch_experiments
+    from gameserver.jobs.webhooks import Outbox
+    from gameserver.ops.provision import create_merchant, publish_config
     from tests.unit.test_experiments import experiment
 
     raw = raw_with(experiment(sample_size=100))
@@ -180,10 +180,10 @@ async def test_watcher_notifies_the_horizon_and_a_ratio_mismatch_once(db: Databa
     the horizon is reached and the split fails the χ² check (χ² = 33.3); each notice
     is stored once, however often the pass runs."""
     from gameserver.clock import ManualClock
-    from gameserver.experiment_watch import HORIZON, MISMATCH, watch_experiments
     from gameserver.games import GameRegistry
-    from gameserver.provision import create_merchant, publish_config
-    from gameserver.webhooks import Outbox
+    from gameserver.jobs.experiment_watch import HORIZON, MISMATCH, watch_experiments
+    from gameserver.jobs.webhooks import Outbox
+    from gameserver.ops.provision import create_merchant, publish_config
     from tests.unit.test_experiments import experiment
 
     raw = raw_with(experiment(sample_size=100))
@@ -209,10 +209,10 @@ async def test_long_experiment_ids_and_salts_are_notified_once(db: Database) -> 
     """An id and a salt of 64 characters each (the most they may have) made a key longer
     than the outbox keeps: the pass failed there, for every later game too."""
     from gameserver.clock import ManualClock
-    from gameserver.experiment_watch import HORIZON, watch_experiments
     from gameserver.games import GameRegistry
-    from gameserver.provision import create_merchant, publish_config
-    from gameserver.webhooks import KEY_MAX, Outbox
+    from gameserver.jobs.experiment_watch import HORIZON, watch_experiments
+    from gameserver.jobs.webhooks import KEY_MAX, Outbox
+    from gameserver.ops.provision import create_merchant, publish_config
     from tests.unit.boxes_factory import game_raw
     from tests.unit.test_experiments import experiment
 

@@ -26,9 +26,9 @@ import pytest
 from sqlalchemy import select
 
 from gameserver.appkeys import CLOCK, SERVICES, SIGNER, VALUE
-from gameserver.auth import body_signature
 from gameserver.db import models as m
-from gameserver.settings import Settings
+from gameserver.http.auth import body_signature
+from gameserver.ops.settings import Settings
 from tests.conftest import World
 from tests.integration.test_flashsale_http import CONFIG, GAME, PAY, SHOP, START, sweeper
 

@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import select
 
 from gameserver.api.flashsale import STOCK_CACHE
+from gameserver.api.flashsale_sweep import HoldSweeper
 from gameserver.appkeys import CLOCK, GAMES, SERVICES, SETTINGS, VALUE
-from gameserver.auth import body_signature
 from gameserver.db import models as m
-from gameserver.salehold_sweep import HoldSweeper
-from gameserver.stockgate import Piece
-from gameserver.webhooks import OUTBOX
+from gameserver.http.auth import body_signature
+from gameserver.jobs.webhooks import OUTBOX
+from gameserver.state.stockgate import Piece
 from tests.conftest import BASIC_CONFIG, World, retry_503
 
 NOW = 1_767_225_600

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gameserver.aggregates_app import AGGREGATES
 from gameserver.api.groupbuy import GroupBuySweep
 from gameserver.appkeys import CLOCK, DB, GAMES, REDIS, SETTINGS, VALUE
 from gameserver.db import models as m
-from gameserver.webhooks import OUTBOX
+from gameserver.jobs.webhooks import OUTBOX
+from gameserver.state.aggregates_app import AGGREGATES
 from tests.conftest import BASIC_CONFIG, World
 from tests.integration.loopgame import signed_order
 from tests.integration.test_flashsale_http import in_flight

@@ -17,10 +17,10 @@ from gameserver.clock import ManualClock
 from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.db.persist import count_rows
-from gameserver.lease import ShardLeases, process_name
-from gameserver.metrics import Metrics
+from gameserver.jobs.lease import ShardLeases, process_name
+from gameserver.ops.metrics import Metrics
 from gameserver.persister import Persister
-from gameserver.store import Store
+from gameserver.state.store import Store
 from tests.integration.test_persister import (
     KEYS,
     SHARDS,

@@ -10,8 +10,8 @@ from sqlalchemy import insert, select
 from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.games import GameRegistry
-from gameserver.housekeeping import DAY_MS, purge_old_draws
-from gameserver.provision import create_merchant, publish_config
+from gameserver.jobs.housekeeping import DAY_MS, purge_old_draws
+from gameserver.ops.provision import create_merchant, publish_config
 from tests.integration.test_boxes_http import BOX_CONFIG
 
 NOW_MS = 1_767_225_600_000

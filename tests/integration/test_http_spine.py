@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gameserver.appkeys import SERVICES, SETTINGS
-from gameserver.auth import session_signature
+from gameserver.http.auth import session_signature
 
 GAME = "/v1/games/squirrel"
 
@@ -256,7 +256,7 @@ async def test_an_action_is_one_read_only_load_and_one_commit(world: Any,
 async def test_an_action_on_a_player_this_process_committed_is_one_commit(
         world: Any, redis_url: str) -> None:
     """The process keeps the state it committed: the next action skips the load, and
-    the commit alone checks version, ledger entry and key (gameserver/statecache.py).
+    the commit alone checks version, ledger entry and key (gameserver/state/statecache.py).
     A refusal on the cached copy is not final: it loads, and refuses from there."""
     token = await world.token("alice")
     await adopt(world, token)

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from gameserver.db.database import Database
-from gameserver.provision import create_merchant, publish_config
+from gameserver.ops.provision import create_merchant, publish_config
 from tests.conftest import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]

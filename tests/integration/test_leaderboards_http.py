@@ -25,9 +25,9 @@ import pytest
 
 from gameserver.appkeys import GAMES, KEYS, REDIS, SETTINGS
 from gameserver.db.persist import PlayerRow
-from gameserver.keys import Keys
-from gameserver.leaderboards import KEEP_FACTOR, LeaderboardUpdater
+from gameserver.jobs.leaderboards import KEEP_FACTOR, LeaderboardUpdater
 from gameserver.persister import Persister
+from gameserver.state.keys import Keys
 from mechanics.leaderboard import masked_id
 from tests.conftest import BASIC_CONFIG, World, app_persister
 from tests.integration.test_shadow import SHADOW_HEADERS, shadow_token
@@ -166,7 +166,7 @@ async def test_another_merchants_game_is_not_found(lb: tuple[World, dict[str, st
 
 async def test_shadow_players_never_reach_the_real_board(
         lb: tuple[World, dict[str, str]]) -> None:
-    from gameserver.provision import create_merchant, publish_config
+    from gameserver.ops.provision import create_merchant, publish_config
 
     world, _ = lb
     now = int(world.clock.now())
@@ -287,7 +287,7 @@ async def test_pet_names_are_kept_to_about_the_board(world: World) -> None:
     """The names hash beside a pet_name board is pruned to the board's members once it
     holds twice what the board keeps (so it stays bounded like the board)."""
     from gameserver.games import parse_config
-    from gameserver.store import encode_state
+    from gameserver.state.store import encode_state
     from mechanics.pet import new_player
     from mechanics.petstate import PetState
 

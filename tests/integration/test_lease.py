@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from gameserver.lease import Lease, ShardLeases, process_name
+from gameserver.jobs.lease import Lease, ShardLeases, process_name
 from tests.integration.lease_child import CountingJob
 
 TTL_MS = 600
@@ -52,7 +52,7 @@ async def _until(check: Callable[[], object], within: float = 5.0) -> float:
 
 
 def test_process_names_are_unique_per_process() -> None:
-    code = "from gameserver.lease import process_name; print(process_name('serve'))"
+    code = "from gameserver.jobs.lease import process_name; print(process_name('serve'))"
     names = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.strip() for _ in range(2)}
     names.add(process_name("serve"))

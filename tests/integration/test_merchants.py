@@ -14,9 +14,9 @@ from sqlalchemy import update
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.errors import UNAVAILABLE
+from gameserver.http.errors import UNAVAILABLE
 from gameserver.merchants import MerchantDirectory
-from gameserver.provision import create_merchant
+from gameserver.ops.provision import create_merchant
 
 
 def _closed_port() -> int:

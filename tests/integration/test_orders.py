@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from gameserver.appkeys import DB
-from gameserver.auth import body_signature
 from gameserver.db import models as m
+from gameserver.http.auth import body_signature
 from tests.conftest import World
 from tests.integration.loopgame import Shopper, loop_config, loop_world, post_order, signed_order
 from tests.integration.test_boxes_http import persister

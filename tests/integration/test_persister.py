@@ -22,10 +22,10 @@ from gameserver.clock import ManualClock
 from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.db.persist import LedgerRow, PlayerRow, count_rows, upsert_players
-from gameserver.keys import LEDGER_GROUP, Keys, PlayerRef, shard_of
-from gameserver.metrics import Metrics
+from gameserver.ops.metrics import Metrics
 from gameserver.persister import Backlog, PassReport, Persister
-from gameserver.store import Loaded, Rule, Store, encode_state
+from gameserver.state.keys import LEDGER_GROUP, Keys, PlayerRef, shard_of
+from gameserver.state.store import Loaded, Rule, Store, encode_state
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
 

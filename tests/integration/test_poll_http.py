@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gameserver.aggregates_app import AGGREGATES, Aggregates
-from gameserver.aggregates_gate import OwedReconciler, SharedActions
 from gameserver.appkeys import (
     CLOCK,
     GAMES,
@@ -28,10 +26,12 @@ from gameserver.appkeys import (
     SETTINGS,
 )
 from gameserver.db import models as m
-from gameserver.keys import AggregateRef, PlayerRef, shard_of
-from gameserver.metrics import Metrics
+from gameserver.ops.metrics import Metrics
 from gameserver.persister import Persister
-from gameserver.store import Store
+from gameserver.state.aggregates_app import AGGREGATES, Aggregates
+from gameserver.state.aggregates_gate import OwedReconciler, SharedActions
+from gameserver.state.keys import AggregateRef, PlayerRef, shard_of
+from gameserver.state.store import Store
 from mechanics import poll as rules
 from tests.conftest import BASIC_CONFIG, World, app_persister
 

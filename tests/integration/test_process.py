@@ -21,8 +21,8 @@ import aiohttp
 import pytest
 import redis
 
-from gameserver.auth import session_signature
-from gameserver.embedded import RedisProcess, free_port
+from gameserver.http.auth import session_signature
+from gameserver.ops.embedded import RedisProcess, free_port
 from tests.conftest import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from gameserver.signing import session_signature
+from gameserver.http.signing import session_signature
 from tests.conftest import World, app_persister
 from tests.integration.test_coupon_wallet import WALLET_CONFIG
 

@@ -282,11 +282,11 @@ async def test_simulate_documents_the_malformed_body_it_answers(rw: World) -> No
 async def test_retry_after_the_end_finishes_a_grab_the_gate_took(rw: World) -> None:
     """A crash between the gate and the shopper's commit, then the retry arrives after
     the round ended: it replays the gate's envelope and credits it once (not 409)."""
-    from gameserver.aggregates_app import AGGREGATES
     from gameserver.api.common import request_hash
     from gameserver.api.rains import CODEC, SEEDS_CODEC
     from gameserver.appkeys import GAMES, SETTINGS
-    from gameserver.keys import AggregateRef, PlayerRef, shard_of
+    from gameserver.state.aggregates_app import AGGREGATES
+    from gameserver.state.keys import AggregateRef, PlayerRef, shard_of
     from mechanics import rains as rules
 
     app = rw.client.app
@@ -383,10 +383,10 @@ async def test_a_full_wallet_is_refused_and_the_envelope_stays(rw: World) -> Non
     """A balance raised by other means (grantPlayer) that cannot hold the next envelope:
     ``409 balance_limit``, nothing taken (the round, the stock, SQL); with room for it
     the same envelope is granted whole, and reply, wallet and grant row agree."""
-    from gameserver.aggregates_app import AGGREGATES
     from gameserver.api.rains import SEEDS_CODEC
     from gameserver.appkeys import SETTINGS
-    from gameserver.keys import AggregateRef
+    from gameserver.state.aggregates_app import AGGREGATES
+    from gameserver.state.keys import AggregateRef
     from mechanics import rains as rules
 
     await rw.merchant("tightshop", config=TIGHT_CONFIG)

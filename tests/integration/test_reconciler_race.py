@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from gameserver.clock import ManualClock
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.keys import Keys, PlayerRef
-from gameserver.value import StockView, ValueTier
+from gameserver.state.keys import Keys, PlayerRef
+from gameserver.state.value import StockView, ValueTier
 from mechanics.outcome import Outcome, StockHold, ValueGrant
 from mechanics.state import PlayerState
 

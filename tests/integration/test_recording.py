@@ -10,8 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gameserver.app import create_app
-from gameserver.recording import RECORDER
-from gameserver.settings import Settings
+from gameserver.ops.recording import RECORDER
+from gameserver.ops.settings import Settings
 from loadtests.trace import read_trace
 from tests.conftest import BASIC_CONFIG, World
 

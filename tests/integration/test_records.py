@@ -16,10 +16,10 @@ from gameserver.clock import ManualClock
 from gameserver.db import models as m
 from gameserver.db import persist
 from gameserver.db.database import Database
-from gameserver.keys import Keys, PlayerRef, shard_of
-from gameserver.metrics import Metrics
+from gameserver.ops.metrics import Metrics
 from gameserver.persister import Persister
-from gameserver.store import Rule, Store
+from gameserver.state.keys import Keys, PlayerRef, shard_of
+from gameserver.state.store import Rule, Store
 from mechanics.boxes import draw_record, seed_record
 from mechanics.outcome import Outcome, Record
 from mechanics.state import PlayerState

@@ -10,9 +10,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from gameserver.appkeys import CLOCK, GAMES, KEYS, MERCHANTS, REDIS, SERVICES, SETTINGS
-from gameserver.auth import body_signature
-from gameserver.keys import PlayerRef, shard_of
-from gameserver.reminders import REMINDER_WORKER, ReminderWorker
+from gameserver.http.auth import body_signature
+from gameserver.jobs.reminders import REMINDER_WORKER, ReminderWorker
+from gameserver.state.keys import PlayerRef, shard_of
 from tests.conftest import World
 from tests.integration.loopgame import DAY, HOUR, Shopper, loop_config
 

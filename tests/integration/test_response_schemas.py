@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema_rs
 
 from gameserver.api.schemas import ALWAYS_SHOWN, VIEW_PARTS
-from gameserver.auth import body_signature
+from gameserver.http.auth import body_signature
 from mechanics.registry import MECHANICS
 from tests.conftest import World, app_persister
 

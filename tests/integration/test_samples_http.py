@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from economy.samples import DRAW_GRACE_S, applicants_hash, lottery, verify_ticket
-from gameserver.webhooks import OUTBOX
+from gameserver.jobs.webhooks import OUTBOX
 from tests.conftest import BASIC_CONFIG, World, answered_despite_503
 
 NOW = 1_767_225_600

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 import redis
 import redis.asyncio as aioredis
 
-from gameserver.auth import TokenSigner
 from gameserver.clock import SystemClock
 from gameserver.games import parse_config
-from gameserver.keys import Keys, PlayerRef, shard_of
-from gameserver.metrics import Metrics
-from gameserver.store import Store
+from gameserver.http.auth import TokenSigner
+from gameserver.ops.metrics import Metrics
+from gameserver.state.keys import Keys, PlayerRef, shard_of
+from gameserver.state.store import Store
 from mechanics import pet
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from gameserver.appkeys import SETTINGS
 from gameserver.db import models as m
-from gameserver.keys import PlayerRef, shard_of
-from gameserver.store import decode_state
+from gameserver.state.keys import PlayerRef, shard_of
+from gameserver.state.store import decode_state
 from tests.conftest import app_persister
 from tests.integration.loopgame import DAY, HOUR, Shopper, loop_world, post_order
 

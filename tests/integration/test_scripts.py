@@ -1,4 +1,4 @@
-"""One Lua wrapper (gameserver.scripts.Script) against a real redis-server: the same
+"""One Lua wrapper (gameserver.state.scripts.Script) against a real redis-server: the same
 script runs on a client, through a batcher, or as a command of a round trip, and each
 way loads it again after Redis forgot it (SCRIPT FLUSH, as after a restart)."""
 
@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
-from gameserver.batching import ScriptBatcher
-from gameserver.scripts import Script, load_script
+from gameserver.state.batching import ScriptBatcher
+from gameserver.state.scripts import Script, load_script
 
 # Appends ARGV[1] to a list and answers its length; refuses 'bad' before writing.
 APPEND = """

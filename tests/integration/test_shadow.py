@@ -13,14 +13,14 @@ import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
 from gameserver.appkeys import KEYS, REDIS, SHADOW, SHADOW_DB
-from gameserver.auth import body_signature, session_signature
 from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.db.models import metadata
-from gameserver.keys import Keys
+from gameserver.http.auth import body_signature, session_signature
+from gameserver.ops.shadow import purge_shadow
 from gameserver.persister import Persister
 from gameserver.services import SHADOW_PREFIX
-from gameserver.shadow import purge_shadow
+from gameserver.state.keys import Keys
 from tests.conftest import app_persister
 from tests.integration.loopgame import loop_config
 from tests.integration.test_boxes_http import BOX_CONFIG, SERIES
@@ -31,7 +31,7 @@ SHADOW_HEADERS = {"X-Petbox-Shadow": "1"}
 @pytest.fixture
 async def loadtest(world: Any) -> Any:
     """A merchant approved for load testing, with the blind-box game."""
-    from gameserver.provision import create_merchant, publish_config
+    from gameserver.ops.provision import create_merchant, publish_config
 
     now = int(world.clock.now())
     world.merchants["lt"] = await create_merchant(world.db, "lt", now, load_test=True)
@@ -238,7 +238,7 @@ class Caller:
 @pytest.fixture
 async def mixed(world: Any) -> Any:
     """Load-test merchant ``lt`` with the mixed game, and real play already in SQL."""
-    from gameserver.provision import create_merchant, publish_config
+    from gameserver.ops.provision import create_merchant, publish_config
 
     now = int(world.clock.now())
     world.merchants["lt"] = await create_merchant(world.db, "lt", now, load_test=True)

@@ -12,9 +12,9 @@ from redis.crc import key_slot
 from gameserver.app import create_app
 from gameserver.appkeys import SETTINGS
 from gameserver.db.database import Database
-from gameserver.keys import CLUSTER_SHARDS, Keys
-from gameserver.settings import Settings
-from gameserver.shardcount import ShardCountMismatch, check_shard_count, recorded_shards
+from gameserver.ops.settings import Settings
+from gameserver.ops.shardcount import ShardCountMismatch, check_shard_count, recorded_shards
+from gameserver.state.keys import CLUSTER_SHARDS, Keys
 
 
 async def test_first_start_records_the_count_and_another_is_refused(

@@ -1,4 +1,4 @@
-"""The process-local state cache (gameserver/statecache.py) against real Redis and SQL.
+"""The process-local state cache (gameserver/state/statecache.py) against real Redis and SQL.
 
 Two apps on one Redis and one database stand for two server processes: each keeps
 the states it committed, so each one's copy goes stale whenever the other plays.
@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from gameserver.app import create_app
 from gameserver.appkeys import SERVICES
 from gameserver.clock import ManualClock
-from gameserver.settings import Settings
+from gameserver.ops.settings import Settings
 from tests.conftest import World
 
 GAME = "/v1/games/squirrel"

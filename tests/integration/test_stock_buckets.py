@@ -13,11 +13,11 @@ from sqlalchemy import select
 from gameserver.clock import ManualClock
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.keys import Keys, PlayerRef
-from gameserver.redisclient import open_redis, wants_cluster
-from gameserver.settings import Settings
-from gameserver.stockgate import deal
-from gameserver.value import StockShort, StockView, ValueTier
+from gameserver.ops.settings import Settings
+from gameserver.state.keys import Keys, PlayerRef
+from gameserver.state.redisclient import open_redis, wants_cluster
+from gameserver.state.stockgate import deal
+from gameserver.state.value import StockShort, StockView, ValueTier
 from mechanics.outcome import Outcome, StockHold, ValueGrant
 from mechanics.state import PlayerState
 

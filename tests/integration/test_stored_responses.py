@@ -12,9 +12,9 @@ from sqlalchemy import delete, insert, select
 
 from gameserver.appkeys import KEYS, SETTINGS
 from gameserver.db import models as m
-from gameserver.housekeeping import purge_old_responses
-from gameserver.keys import PlayerRef, shard_of
+from gameserver.jobs.housekeeping import purge_old_responses
 from gameserver.persister import Persister
+from gameserver.state.keys import PlayerRef, shard_of
 from tests.conftest import app_persister
 
 GAME = "/v1/games/squirrel"

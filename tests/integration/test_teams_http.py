@@ -27,8 +27,8 @@ from gameserver.appkeys import (
     SETTINGS,
     SIGNER,
 )
+from gameserver.jobs.webhooks import OUTBOX
 from gameserver.persister import Persister
-from gameserver.webhooks import OUTBOX
 from tests.conftest import World, app_persister
 from tests.integration.loopgame import GAME, Shopper, loop_config, post_order
 
@@ -241,9 +241,9 @@ async def test_a_burst_of_joins_seats_exactly_the_free_seats(tw: World) -> None:
 async def test_every_persister_runs_the_teams_hook(tw: World) -> None:
     """The persister process of its own (``petbox persister``, ``serve --workers N``)
     syncs team points too; on the shadow keyspace without the merchant's outbox."""
-    from gameserver.keys import Keys
     from gameserver.persister.standalone import _standalone
     from gameserver.services import SHADOW_PREFIX
+    from gameserver.state.keys import Keys
 
     app = tw.client.app
     for keys, outbox in ((app[KEYS], True), (Keys(SHADOW_PREFIX), False)):

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from gameserver.appkeys import VALUE
 from gameserver.db import models as m
-from gameserver.errors import Busy
-from gameserver.keys import PlayerRef
-from gameserver.value import HOLD_TTL_MS, GrantAlreadyMade, StockView, ValueTier
+from gameserver.http.errors import Busy
+from gameserver.state.keys import PlayerRef
+from gameserver.state.value import HOLD_TTL_MS, GrantAlreadyMade, StockView, ValueTier
 from mechanics.outcome import Outcome, StockHold, ValueGrant
 from mechanics.state import PlayerState
 from tests.integration.test_boxes_http import BOX_CONFIG

@@ -11,7 +11,7 @@ from typing import Any
 from economy.fairness import verify_record
 from gameserver.appkeys import GAMES
 from gameserver.games import parse_config
-from gameserver.provision import publish_config
+from gameserver.ops.provision import publish_config
 from tests.conftest import World
 from tests.integration.test_boxes_http import BOX_CONFIG
 

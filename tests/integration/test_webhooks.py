@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 from gameserver.appkeys import CLOCK, DB, GAMES, MERCHANTS
-from gameserver.auth import body_signature
-from gameserver.provision import publish_config
-from gameserver.webhooks import MAX_TRIES, OUTBOX, WebhookDeliverer, backoff_s
+from gameserver.http.auth import body_signature
+from gameserver.jobs.webhooks import MAX_TRIES, OUTBOX, WebhookDeliverer, backoff_s
+from gameserver.ops.provision import publish_config
 from tests.conftest import BASIC_CONFIG, World
 from tests.integration.conftest import Endpoint
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gameserver.auth import session_signature
-from gameserver.provision import create_merchant, publish_config
-from gameserver.rates import RateLimit
+from gameserver.http.auth import session_signature
+from gameserver.http.rates import RateLimit
+from gameserver.ops.provision import create_merchant, publish_config
 from tests.conftest import BASIC_CONFIG
 
 GAME = "/v1/games/squirrel"

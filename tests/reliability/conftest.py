@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gameserver.embedded import RedisProcess
+from gameserver.ops.embedded import RedisProcess
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ async def make_world(aiohttp_client: Any, db_url: str, tmp_path: Path) -> AsyncI
     from gameserver.app import create_app
     from gameserver.clock import SystemClock
     from gameserver.db.database import Database
-    from gameserver.settings import Settings
+    from gameserver.ops.settings import Settings
     from tests.conftest import World
     from tests.reliability.harness import MERCHANT, REL_CONFIG
 

@@ -2,7 +2,7 @@
 shopper driver that records what was acknowledged, and the SQL invariant checks.
 
 Everything runs against real processes on 127.0.0.1: redis-server children
-(:class:`gameserver.embedded.RedisProcess`), ``petbox serve`` children, SQLite
+(:class:`gameserver.ops.embedded.RedisProcess`), ``petbox serve`` children, SQLite
 files or the test PostgreSQL.
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select
 
-from gameserver.auth import TokenSigner, session_signature
 from gameserver.db import models as m
 from gameserver.db.database import Database
+from gameserver.http.auth import TokenSigner, session_signature
 from tests.conftest import wait_ready
 from tests.integration.test_boxes_http import BOX_CONFIG
 
@@ -272,7 +272,7 @@ class SqlFacts:
 
 
 async def sql_facts(db: Database, merchant: str = MERCHANT) -> SqlFacts:
-    from gameserver.store import decode_state
+    from gameserver.state.store import decode_state
 
     p, ledger, d, g = m.players, m.ledger, m.draws, m.grants
     async with db.engine.connect() as conn:
@@ -356,8 +356,8 @@ async def reconcile_all(redis_url: str, db_url: str, shards: int = 4) -> tuple[i
     import redis.asyncio as aioredis
 
     from gameserver.clock import SystemClock
-    from gameserver.keys import Keys
-    from gameserver.value import ValueTier
+    from gameserver.state.keys import Keys
+    from gameserver.state.value import ValueTier
 
     client = aioredis.from_url(redis_url)
     db = Database(db_url)

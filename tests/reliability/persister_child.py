@@ -18,10 +18,10 @@ import redis.asyncio as aioredis
 
 from gameserver.clock import SystemClock
 from gameserver.db.database import Database
-from gameserver.keys import Keys
-from gameserver.metrics import Metrics
+from gameserver.ops.metrics import Metrics
+from gameserver.ops.settings import load_settings
 from gameserver.persister import Persister
-from gameserver.settings import load_settings
+from gameserver.state.keys import Keys
 
 
 class PausesBeforeAck(Persister):

@@ -29,9 +29,9 @@ from sqlalchemy import select
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.embedded import RedisProcess, free_port
-from gameserver.keys import Keys
-from gameserver.stockgate import STOCK_BUCKETS
+from gameserver.ops.embedded import RedisProcess, free_port
+from gameserver.state.keys import Keys
+from gameserver.state.stockgate import STOCK_BUCKETS
 from tests.conftest import BASIC_CONFIG
 from tests.reliability.harness import (
     ServerProc,

@@ -33,9 +33,9 @@ from sqlalchemy.engine import make_url
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.embedded import RedisProcess, free_port
-from gameserver.keys import Keys
-from gameserver.stockgate import STOCK_BUCKETS
+from gameserver.ops.embedded import RedisProcess, free_port
+from gameserver.state.keys import Keys
+from gameserver.state.stockgate import STOCK_BUCKETS
 from tests.reliability.harness import (
     GAME,
     MERCHANT,

@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.embedded import RedisProcess, free_port
-from gameserver.keys import LEDGER_GROUP, Keys
+from gameserver.ops.embedded import RedisProcess, free_port
+from gameserver.state.keys import LEDGER_GROUP, Keys
 from tests.reliability.harness import (
     Book,
     Driver,

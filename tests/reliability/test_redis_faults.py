@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 from sqlalchemy import select
 
 from gameserver.db import models as m
-from gameserver.embedded import RedisProcess
-from gameserver.scripts import load_script
+from gameserver.ops.embedded import RedisProcess
+from gameserver.state.scripts import load_script
 from tests.reliability.harness import (
     COUPON_STOCK,
     MERCHANT,

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gameserver.db import models as m
-from gameserver.embedded import RedisProcess
+from gameserver.ops.embedded import RedisProcess
 from tests.conftest import retry_503
 from tests.reliability.harness import MERCHANT, write_figures
 from tests.reliability.test_redis_faults import GAME, restart_empty

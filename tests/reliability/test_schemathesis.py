@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from gameserver.auth import session_signature
-from gameserver.embedded import free_port
+from gameserver.http.auth import session_signature
+from gameserver.ops.embedded import free_port
 from tests.reliability.harness import ROOT, ServerProc, base_env, petbox
 
 pytestmark = pytest.mark.slow

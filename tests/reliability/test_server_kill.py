@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from gameserver.db.database import Database
-from gameserver.embedded import RedisProcess, free_port
+from gameserver.ops.embedded import RedisProcess, free_port
 from tests.reliability.harness import (
     Book,
     Driver,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from gameserver.embedded import RedisProcess
+from gameserver.ops.embedded import RedisProcess
 from tests.reliability.harness import Book, check_invariants, scaled, write_figures
 from tests.reliability.tcpproxy import TcpProxy
 from tests.reliability.test_redis_faults import GAME, _op, _players, _sql_settled

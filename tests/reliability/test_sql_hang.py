@@ -24,11 +24,11 @@ import redis.asyncio as aioredis
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from gameserver.auth import session_signature
 from gameserver.db import models as m
-from gameserver.embedded import RedisProcess
-from gameserver.keys import Keys, PlayerRef, shard_of
-from gameserver.stockgate import StockGate
+from gameserver.http.auth import session_signature
+from gameserver.ops.embedded import RedisProcess
+from gameserver.state.keys import Keys, PlayerRef, shard_of
+from gameserver.state.stockgate import StockGate
 from tests.reliability.harness import MERCHANT, REL_CONFIG, write_figures
 from tests.reliability.tcpproxy import TcpProxy
 from tests.reliability.test_sql_down import _backlog

@@ -25,7 +25,7 @@ from sqlalchemy import func, insert, select
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.embedded import RedisProcess
+from gameserver.ops.embedded import RedisProcess
 from tests.reliability.harness import GAME, MERCHANT
 
 pytestmark = pytest.mark.slow

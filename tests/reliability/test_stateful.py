@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gameserver.auth import session_signature
 from gameserver.db.database import Database
-from gameserver.embedded import RedisProcess
+from gameserver.http.auth import session_signature
+from gameserver.ops.embedded import RedisProcess
+from gameserver.ops.settings import Settings
 from gameserver.persister import Persister
-from gameserver.settings import Settings
 from tests.conftest import retry_503
 from tests.reliability.harness import MERCHANT, REL_CONFIG, reconcile_all, sql_facts
 
@@ -66,7 +66,7 @@ class PetboxMachine(RuleBasedStateMachine):
 
     async def _setup(self) -> None:
         from gameserver.app import create_app
-        from gameserver.provision import create_merchant, publish_config
+        from gameserver.ops.provision import create_merchant, publish_config
 
         self.db = Database(self.db_url)
         await self.db.migrate()

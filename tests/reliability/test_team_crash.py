@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gameserver.embedded import RedisProcess, free_port
+from gameserver.ops.embedded import RedisProcess, free_port
 from tests.conftest import BASIC_CONFIG
 from tests.reliability.harness import ServerProc, Sessions, base_env, call, provision
 

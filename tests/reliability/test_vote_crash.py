@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
-from gameserver.embedded import RedisProcess, free_port
+from gameserver.ops.embedded import RedisProcess, free_port
 from tests.conftest import BASIC_CONFIG
 from tests.reliability.harness import ServerProc, Sessions, base_env, call, provision
 

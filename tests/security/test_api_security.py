@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gameserver.auth import TokenSigner, body_signature
 from gameserver.db import models as m
-from gameserver.rates import RateLimit
+from gameserver.http.auth import TokenSigner, body_signature
+from gameserver.http.rates import RateLimit
 from tests.conftest import World
 from tests.integration.test_boxes_http import BOX_CONFIG
 
@@ -152,7 +152,7 @@ async def test_tampered_expired_and_foreign_tokens_are_401(world: World) -> None
 
 
 async def test_bad_session_signatures_are_401(world: World) -> None:
-    from gameserver.auth import session_signature
+    from gameserver.http.auth import session_signature
 
     ts = int(world.clock.now())
     secret = world.merchants["shop"].signing_secret

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gameserver.auth import (
+from gameserver.http.auth import (
     TokenSigner,
     bearer,
     body_signature,
@@ -13,8 +13,8 @@ from gameserver.auth import (
     session_signature,
     verify_session_signature,
 )
-from gameserver.errors import Unauthorized
-from gameserver.keys import Keys, PlayerRef, shard_of, spread_tag
+from gameserver.http.errors import Unauthorized
+from gameserver.state.keys import Keys, PlayerRef, shard_of, spread_tag
 
 
 def test_token_round_trip_and_expiry() -> None:

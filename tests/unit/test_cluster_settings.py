@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gameserver.keys import DEFAULT_SHARDS
-from gameserver.settings import SettingsError, load_settings
+from gameserver.ops.settings import SettingsError, load_settings
+from gameserver.state.keys import DEFAULT_SHARDS
 
 SECRET = {"PETBOX_TOKEN_SECRET": "x" * 32}
 

@@ -13,7 +13,7 @@ import pytest
 
 from economy.energy import Energy, NotEnoughEnergy
 from economy.errors import ConfigInvalid, FeatureDisabled, InvalidInput
-from gameserver.store import decode_state, encode_state
+from gameserver.state.store import decode_state, encode_state
 from mechanics.energy import SpendEnergy, energy_at, energy_view, ready_at, spend, spend_energy
 from mechanics.energystate import EnergyState
 from mechanics.state import PlayerState, new_player

@@ -1,7 +1,7 @@
 """Domain errors carry facts; the one HTTP table gives every one the status it had.
 
 The expected statuses below are the ones each error carried itself before the
-mapping moved to ``gameserver.errors.HTTP_STATUS``: a response's status must not
+mapping moved to ``gameserver.http.errors.HTTP_STATUS``: a response's status must not
 change because of where the number is kept.
 """
 
@@ -13,7 +13,7 @@ import pkgutil
 import pytest
 
 from economy.errors import DomainError, Refusal
-from gameserver.errors import HTTP_STATUS, http_status
+from gameserver.http.errors import HTTP_STATUS, http_status
 
 # Every module of the three packages is imported, so an error defined anywhere is checked.
 PACKAGES = ("economy", "mechanics", "gameserver")

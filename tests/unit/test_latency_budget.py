@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gameserver.latency_budget import LatencyBudget
+from gameserver.state.latency_budget import LatencyBudget
 
 TARGET = 0.010  # 10 ms p99: the guard is 7 ms, a step 0.25 ms
 

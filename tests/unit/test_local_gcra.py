@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gameserver.ratelimit import Limit, LocalGCRA
-from gameserver.rates import RateLimit
+from gameserver.http.ratelimit import Limit, LocalGCRA
+from gameserver.http.rates import RateLimit
 
 
 class Clock:

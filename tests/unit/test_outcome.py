@@ -30,7 +30,7 @@ def test_value_grant_defaults_to_one_unit() -> None:
 
 def test_the_persister_finds_the_state_times_by_their_wire_keys() -> None:
     from gameserver.persister.wire import state_times, time_keys
-    from gameserver.store import encode_state
+    from gameserver.state.store import encode_state
 
     state = PlayerState(created_at=1_700_000_000, last_seen=1_700_000_500)
     state.wallet = {"coin": 3}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gameserver.db.database import Database
-from gameserver.settings import SettingsError, load_settings
+from gameserver.ops.settings import SettingsError, load_settings
 
 SECRET = {"PETBOX_TOKEN_SECRET": "a-secret-of-sixteen+"}
 

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from redis.crc import key_slot
 
-from gameserver.keys import AGGREGATE_OFFSET, SLOTS, Keys, spread_tag
+from gameserver.state.keys import AGGREGATE_OFFSET, SLOTS, Keys, spread_tag
 
 
 def per_master(tags: list[str], masters: int) -> list[int]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgpack
 
-from gameserver.store import decode_state, encode_state
+from gameserver.state.store import decode_state, encode_state
 from mechanics.assiststate import AssistProgress, MyAssist
 from mechanics.boxstate import BoxState, SeriesProgress
 from mechanics.checkinstate import CheckinState

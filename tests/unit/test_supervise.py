@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gameserver.supervise import restart_delay, supervise
+from gameserver.ops.supervise import restart_delay, supervise
 
 CTX = multiprocessing.get_context("spawn")
 

@@ -1,0 +1,1 @@
+"""The ``petbox`` command line (``main``) and its command groups."""

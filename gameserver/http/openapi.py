@@ -1,0 +1,174 @@
+"""The OpenAPI 3.1 document, generated from the same operation table as the routes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from economy.schema import Spec
+from gameserver.api.common import Operation
+from gameserver.api.schemas import SHARED
+from gameserver.ops.settings import Settings
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object",
+        "required": ["code", "message", "details"],
+        "properties": {
+            "code": {"type": "string", "description": "snake_case, stable"},
+            "message": {"type": "string"},
+            "details": {"type": "object"},
+        },
+    }},
+}
+
+IDEMPOTENCY_TEXT = (
+    "1-64 characters of A-Z a-z 0-9 _ -, kept at least 24 h (PETBOX_IDEMPOTENCY_TTL). "
+    "The same key with the same request answers the first response again "
+    "(Idempotent-Replayed: true) and applies nothing twice; the same key with another "
+    "request is 422 idempotency_mismatch; while the first is still running, 409 "
+    "idempotency_in_progress. A refused request does not use up its key. Merchant keys "
+    "are per merchant and kept in SQL (they survive restarts and Redis data loss).")
+
+_STATUS_TEXT = {
+    400: "Malformed request (bad JSON, missing Idempotency-Key)",
+    401: "Missing, expired or tampered credential",
+    403: "Wrong kind of credential",
+    404: "No such resource (or another merchant's)",
+    409: "Conflicts with the current state, or the same Idempotency-Key is still running",
+    413: "Body larger than this operation accepts: PETBOX_MAX_BODY bytes "
+         f"({Settings.client_max_size:,} by default); the cap is in the message and "
+         "details.max_bytes",
+    422: "Well-formed but invalid (JSON paths in details.problems), or the "
+         "Idempotency-Key was used with another request (idempotency_mismatch)",
+    429: "Rate limited or cooling down; see Retry-After",
+    503: "Temporarily unable; retry after Retry-After",
+}
+
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "player": [{"playerToken": []}],
+    "merchant": [{"merchantKey": []}],
+    "signature": [{"merchantSignature": []}],
+    "none": [],
+}
+
+
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", op.path)
+    ]
+    params += [_query(name, spec) for name, spec in op.params.items()]
+    if op.idempotent or op.optional_key:
+        params.append({"name": "Idempotency-Key", "in": "header", "required": op.idempotent,
+                       "description": IDEMPOTENCY_TEXT + (
+                           "" if op.idempotent else " Optional here: without one, every "
+                                                    "request is applied."),
+                       "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}})
+    return params
+
+
+def _query(name: str, spec: str | Spec) -> dict[str, Any]:
+    if isinstance(spec, str):
+        return {"name": name, "in": "query", "required": False, "description": spec,
+                "schema": {"type": "string"}}
+    schema = spec.schema()
+    return {"name": name, "in": "query", "required": False,
+            "description": schema.pop("description", ""), "schema": schema}
+
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
+                               "schema": {"type": "integer", "minimum": 1}}}
+OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+"""Not subject to admission control (gameserver/http/admission.py)."""
+
+
+def _statuses(op: Operation) -> list[int]:
+    """The documented errors plus what the middlewares may answer: 503 (admission
+    control) on every admitted route, 429 on every rate-limited one, and 413 (a body
+    over its cap, :mod:`gameserver.http.bodylimit`) on every route that takes a body."""
+    out = set(op.errors)
+    if op.body is not None:
+        out.add(413)
+    if op.path not in OPERATIONS_PATHS:
+        out.add(503)
+    if op.path.startswith("/v1/") and not op.path.startswith(("/v1/admin/", "/v1/events/")):
+        out.add(429)
+    return sorted(out)
+
+
+CONFIG_BODY_TEXT = (
+    "Body larger than a config write accepts: PETBOX_MAX_CONFIG_BODY bytes "
+    f"({Settings.config_max_size:,} by default); the cap is in the message and "
+    "details.max_bytes")
+
+
+def _status_text(op: Operation, status: int) -> str:
+    if status == 413 and op.config_body:
+        return CONFIG_BODY_TEXT
+    return _STATUS_TEXT.get(status, "Error")
+
+
+def _hoisted(schema: Any) -> Any:
+    """``schema`` with each shared schema of :data:`SHARED` (the very object) replaced by
+    a ``$ref`` to its component, so the player view is stated once, not in every action."""
+    for name, shared in SHARED.items():
+        if schema is shared:
+            return {"$ref": f"#/components/schemas/{name}"}
+    if isinstance(schema, dict):
+        return {k: _hoisted(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_hoisted(v) for v in schema]
+    return schema
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    success_schema = _hoisted(op.response) if op.response else {"type": "object"}
+    out: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        **({"description": op.description} if op.description else {}),
+        "tags": [op.tag],
+        "security": SECURITY[op.auth],
+        "parameters": _parameters(op),
+        "responses": {str(op.success): {"description": "OK", "content": {
+            op.content_type: {"schema": success_schema}}}},
+    }
+    if op.body is not None:
+        out["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": op.body.schema()}}}
+    for status in _statuses(op):
+        out["responses"][str(status)] = {
+            "description": _status_text(op, status),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        if status in (429, 503):
+            out["responses"][str(status)]["headers"] = RETRY_AFTER
+    return out
+
+
+def build_openapi(operations: list[Operation], version: str) -> dict[str, Any]:
+    """OpenAPI 3.1 for ``operations`` (operationIds as in API.md)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "petbox", "version": version,
+                 "description": "Backend for gamified in-shop mini-games."},
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": ERROR_SCHEMA,
+                        **{name: _hoisted({**schema}) for name, schema in SHARED.items()}},
+            "securitySchemes": {
+                "playerToken": {"type": "http", "scheme": "bearer",
+                                "description": "player token from createSession"},
+                "merchantKey": {"type": "http", "scheme": "bearer",
+                                "description": "merchant API key (pbk_...)"},
+                "merchantSignature": {"type": "apiKey", "in": "header",
+                                      "name": "X-Petbox-Signature"},
+            },
+        },
+    }

@@ -1,0 +1,210 @@
+"""Leaderboards in Redis: written by the persister, read by ``getLeaderboard``.
+
+A player action stays one Redis read plus one Lua commit: no action writes a
+board. Instead :class:`LeaderboardUpdater` is an ``on_flushed`` callback of the
+persister (``Persister.on_flushed``): for every batch of player states it has
+just written to SQL, it computes each board's score with the pure
+:func:`mechanics.leaderboard.board_scores` and writes them with one pipeline.
+So a board is *eventually consistent*: it shows a player's score as of their
+last flush, at most about one flush interval (``PETBOX_FLUSH_INTERVAL``) behind.
+
+Each board is a sorted set (``Keys.leaderboard``: user → score) under its own
+game hash tag, in the keyspace of its persister (``pb`` real, ``pbs`` shadow),
+so shadow players never reach a real board. A score of 0 removes the player
+from the board. Each write trims the board to its best ``KEEP_FACTOR × size``
+players, so memory is bounded whatever the number of players; a player trimmed
+away comes back with their next flush if their score is high enough by then.
+
+Order: higher score first; equal scores are ordered by user id in *descending*
+byte order (what Redis' ``ZREVRANGE`` and ``ZREVRANK`` do), which is stable and
+the same for the top list and the player's own rank. Ranks are 1-based
+positions in that order (no shared ranks).
+
+Known limits (``docs/leaderboards.md``): a board added to a game fills as its
+players are flushed again; boards of a deleted game or board id stay in Redis
+(bounded) until removed; if Redis loses its data, boards refill the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from economy.config import GameConfig
+from economy.errors import NotFound
+from gameserver.db.persist import PlayerRow
+from gameserver.games import GameRegistry
+from gameserver.state.keys import Keys
+from gameserver.state.scripts import reply_text
+from gameserver.state.store import decode_state
+from mechanics.leaderboard import board_scores, display_name, masked_id
+from mechanics.state import PlayerState
+
+log = logging.getLogger("petbox.leaderboards")
+
+KEEP_FACTOR = 10
+"""A board keeps its best ``KEEP_FACTOR × size`` players (so ``me`` has a rank for
+players somewhat below the top, and a trim never empties the visible top)."""
+
+
+@dataclass
+class _BoardWrite:
+    """What one batch writes to one board (and, for a board showing pet names, to its
+    names hash: ``names_key`` is then set)."""
+
+    keep: int
+    scores: dict[str, int] = field(default_factory=dict)
+    names_key: str | None = None
+    names: dict[str, str] = field(default_factory=dict)
+
+
+class LeaderboardUpdater:
+    """An ``on_flushed`` callback: flushed player rows → board scores in Redis."""
+
+    def __init__(self, redis: Redis, keys: Keys, games: GameRegistry) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.games = games
+
+    def __repr__(self) -> str:
+        return f"LeaderboardUpdater(prefix={self.keys.prefix!r})"
+
+    async def __call__(self, rows: list[PlayerRow]) -> None:
+        """Write the scores of ``rows`` with one pipeline: per board one ZADD (score
+        > 0), one ZREM (score 0) and one trim. Raises if Redis or SQL fails (the
+        persister logs and counts it; the next flush of those players repairs it)."""
+        writes = await self.board_writes(rows)
+        if not writes:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, write in writes.items():
+                _queue_write(pipe, key, write)
+            await pipe.execute()
+        for key, write in writes.items():
+            if write.names_key is not None:
+                await self._prune_names(key, write.names_key, write.keep)
+
+    async def _prune_names(self, key: str, names_key: str, keep: int) -> None:
+        """Keep a names hash to about the board's members: once it holds twice as many
+        as the board keeps, the names of players trimmed off the board go."""
+        if int(await self.redis.hlen(names_key)) <= 2 * keep:
+            return
+        on_board: Any = await self.redis.zrange(key, 0, -1)
+        named: Any = await self.redis.hkeys(names_key)
+        members = {reply_text(m) for m in on_board}
+        stale = [u for u in (reply_text(n) for n in named) if u not in members]
+        if stale:
+            await self.redis.hdel(names_key, *stale)
+
+    async def board_writes(self, rows: Iterable[PlayerRow]) -> dict[str, _BoardWrite]:
+        """Board key → scores of the rows' players, for boards of live games only."""
+        by_game: dict[tuple[str, str], list[PlayerRow]] = defaultdict(list)
+        for row in rows:
+            by_game[(row.merchant_id, row.game_id)].append(row)
+        writes: dict[str, _BoardWrite] = {}
+        for (merchant, game), game_rows in by_game.items():
+            config = await self._config(merchant, game)
+            if config is not None and config.leaderboards:
+                self._add_game(writes, merchant, game, config, game_rows)
+        return writes
+
+    def _add_game(self, writes: dict[str, _BoardWrite], merchant: str, game: str,
+                  config: GameConfig, rows: list[PlayerRow]) -> None:
+        for row in rows:
+            state = _decode(row)
+            if state is None:
+                continue
+            for bid, score in board_scores(state, config).items():
+                board = config.leaderboards[bid]
+                key = self.keys.leaderboard(merchant, game, bid)
+                write = writes.setdefault(key, _BoardWrite(KEEP_FACTOR * board.size))
+                write.scores[row.user_id] = score
+                if board.show != "masked":
+                    write.names_key = self.keys.leaderboard_names(merchant, game, bid)
+                    write.names[row.user_id] = display_name(state, board, row.user_id)
+
+    async def _config(self, merchant: str, game: str) -> GameConfig | None:
+        """The live config, or None for a game that is gone (its boards are skipped)."""
+        try:
+            return (await self.games.get(merchant, game)).config
+        except NotFound:
+            return None
+
+
+def _queue_write(pipe: Any, key: str, write: _BoardWrite) -> None:
+    ranked = {user: score for user, score in write.scores.items() if score > 0}
+    gone = [user for user, score in write.scores.items() if score <= 0]
+    if ranked:
+        pipe.zadd(key, ranked)
+    if gone:
+        pipe.zrem(key, *gone)
+    pipe.zremrangebyrank(key, 0, -write.keep - 1)
+    if write.names_key is not None:
+        named = {user: name for user, name in write.names.items() if user in ranked}
+        if named:
+            pipe.hset(write.names_key, mapping=named)
+        if gone:
+            pipe.hdel(write.names_key, *gone)
+
+
+def _decode(row: PlayerRow) -> PlayerState | None:
+    """The row's state; an undecodable one (only a bug writes those) is skipped."""
+    try:
+        return decode_state(row.state)
+    except Exception:
+        log.exception("leaderboards: cannot decode the state of %s:%s:%s",
+                      row.merchant_id, row.game_id, row.user_id)
+        return None
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A player's place on a board: 1-based rank and score."""
+
+    rank: int
+    user: str
+    score: int
+
+
+@dataclass(frozen=True)
+class BoardView:
+    """The top of a board and, if they are on it, the asking player."""
+
+    entries: list[Standing]
+    me: Standing | None
+
+
+async def read_board(redis: Redis, key: str, user: str, limit: int) -> BoardView:
+    """The best ``limit`` players of the board at ``key`` and ``user``'s standing,
+    in one round trip; MULTI/EXEC (one key, one slot) so the list and the rank are of
+    the same moment, and ZREVRANGE and ZREVRANK agree on the order of ties."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zrevrange(key, 0, limit - 1, withscores=True)
+        pipe.zrevrank(key, user)
+        pipe.zscore(key, user)
+        top, rank, score = await pipe.execute()
+    entries = [Standing(i + 1, reply_text(member), int(value))
+               for i, (member, value) in enumerate(top)]
+    me = None if rank is None or score is None else Standing(int(rank) + 1, user, int(score))
+    return BoardView(entries, me)
+
+
+async def shown_names(redis: Redis, names_key: str | None,
+                      users: list[str]) -> dict[str, str]:
+    """user → what other shoppers see (the board's ``show``): the names the updater
+    wrote for a ``pet_name`` board (``names_key``), else (and for a player it has not
+    named yet) the masked id. Never the raw user id."""
+    names = {u: masked_id(u) for u in users}
+    if names_key is not None and users:
+        for user, name in zip(users, await redis.hmget(names_key, users), strict=True):
+            if name is not None:
+                names[user] = reply_text(name)
+    return names
