@@ -40,9 +40,10 @@ from gameserver.appkeys import (
 )
 from gameserver.clock import Clock, SystemClock
 from gameserver.db.admin_requests import AdminRequests
+from gameserver.db.connections import SqlLine
 from gameserver.db.database import Database, make_engine
 from gameserver.games import GameRegistry
-from gameserver.http.admission import SqlLine, admission_middleware
+from gameserver.http.admission import admission_middleware
 from gameserver.http.auth import TokenSigner
 from gameserver.http.bodylimit import BODY_LIMITS, with_body_limit
 from gameserver.http.errors import error_middleware

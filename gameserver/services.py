@@ -179,19 +179,3 @@ def _bind_arms(fn: RuleFn, action: Any, ctx: RuleContext, chance: Chance,
         return track(outcome, state, ctx.game.config, now, ctx.game.tz,
                      arm.arm_ids if arm is not None else None, ctx.game.version)
     return rule
-
-
-def shadow_database_url(database_url: str | None, explicit: str | None,
-                        default_sqlite: str) -> str | None:
-    """Where shadow rows go: the explicit URL; beside a SQLite database; else nowhere.
-
-    PostgreSQL deployments name a shadow database explicitly (a second database on
-    the same server is the usual choice) — petbox never guesses one.
-    """
-    if explicit:
-        return explicit
-    if database_url is None:
-        return default_sqlite
-    if database_url.startswith("sqlite") and database_url.endswith(".db"):
-        return database_url[:-3] + "-shadow.db"
-    return None

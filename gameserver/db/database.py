@@ -33,12 +33,12 @@ from gameserver.db import models as m
 from gameserver.db.connections import (
     BACKGROUND_TIMEOUT,
     REPORT_TIMEOUT,
+    SqlLine,
     bounded_connection,
     settle_cleanups,
 )
 from gameserver.db.connections import CommitUnknown as CommitUnknown  # re-exported
 from gameserver.db.connections import make_engine as make_engine  # re-exported
-from gameserver.http.admission import SqlLine
 from gameserver.state.keys import PlayerRef
 
 

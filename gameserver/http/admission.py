@@ -20,8 +20,7 @@ Idempotency-Key.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -85,47 +84,6 @@ class Admission:
         if self.metrics is not None:
             self.metrics.admission_in_flight.set(self.in_flight)
             self.metrics.admission_queued.set(self.queued)
-
-
-class SqlLine:
-    """The line in front of one SQL pool: at most ``size`` calls (the pool's connections)
-    at work, the rest waiting their turn in order for up to ``wait`` seconds, then
-    :class:`TimeoutError` (503 with Retry-After).
-
-    Why: a request's SQL call is bounded (``PETBOX_SQL_TIMEOUT``) so that a hung
-    database costs a shopper that bound and no more. Waiting for a pooled connection
-    used to count against it, so a burst of admitted requests (256 in flight, 30
-    connections) spent its bound in the pool's queue and was refused although SQL
-    answered every call in milliseconds. In the line, waiting is bounded separately
-    (``PETBOX_SQL_POOL_TIMEOUT``) and a call's own bound starts when it has a
-    connection to itself.
-
-    The price: while SQL hangs, a crowd's calls wait their turn before their bound, so
-    one may take up to ``wait`` + the call's bound. (An earlier version turned the line
-    away at once when a call timed out with nothing finished meanwhile; on a starved
-    2-core machine a congested event loop looked exactly like that, and a 1,000-draw
-    burst was refused whole.)
-    """
-
-    def __init__(self, size: int, wait: float) -> None:
-        self.size, self.wait = size, wait
-        self._slots = asyncio.Semaphore(size)
-
-    @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        """Wait for a turn (:class:`TimeoutError` past ``wait``), hold it for the block."""
-        if self._slots.locked():
-            try:
-                async with asyncio.timeout(self.wait):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise TimeoutError(f"no SQL connection free within {self.wait} s") from None
-        else:
-            await self._slots.acquire()  # a free turn, nobody waiting: never suspends
-        try:
-            yield
-        finally:
-            self._slots.release()
 
 
 def admission_middleware(settings: Settings, metrics: Metrics) -> Middleware | None:

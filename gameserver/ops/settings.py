@@ -181,8 +181,6 @@ class Settings:
 
     @property
     def effective_shadow_database_url(self) -> str | None:
-        from gameserver.services import shadow_database_url
-
         default = f"sqlite+aiosqlite:///{(self.data_dir / 'petbox-shadow.db').as_posix()}"
         return shadow_database_url(self.database_url, self.shadow_database_url, default)
 
@@ -404,3 +402,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=_log_level(env),
         access_log=_bool(env, "PETBOX_ACCESS_LOG", True),
     )
+
+
+def shadow_database_url(database_url: str | None, explicit: str | None,
+                        default_sqlite: str) -> str | None:
+    """Where shadow rows go: the explicit URL; beside a SQLite database; else nowhere.
+
+    PostgreSQL deployments name a shadow database explicitly (a second database on
+    the same server is the usual choice) — petbox never guesses one.
+    """
+    if explicit:
+        return explicit
+    if database_url is None:
+        return default_sqlite
+    if database_url.startswith("sqlite") and database_url.endswith(".db"):
+        return database_url[:-3] + "-shadow.db"
+    return None

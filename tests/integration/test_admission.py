@@ -14,8 +14,9 @@ from sqlalchemy import text
 
 from economy.errors import DomainError
 from gameserver.app import create_app
+from gameserver.db.connections import SqlLine
 from gameserver.db.database import Database, make_engine
-from gameserver.http.admission import Admission, SqlLine
+from gameserver.http.admission import Admission
 from gameserver.http.errors import http_status
 from gameserver.ops.metrics import Metrics
 from gameserver.ops.settings import Settings
