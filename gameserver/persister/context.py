@@ -16,10 +16,9 @@ from gameserver.db.database import Database
 from gameserver.ops.metrics import Metrics
 from gameserver.persister.report import PassReport
 from gameserver.persister.wire import Command
-from gameserver.state.batching import round_trip
 from gameserver.state.keys import Keys
 from gameserver.state.redisclient import as_cluster, is_cluster, redis_timeout
-from gameserver.state.routing import NodeRouter
+from gameserver.state.routing import NodeRouter, round_trip
 from gameserver.state.scripts import Script
 
 log = logging.getLogger("gameserver.persister")
@@ -102,7 +101,7 @@ class PassContext:
     async def round_trip(self, commands: list[Command]) -> list[Any]:
         """Send ``commands`` in one write on a pooled connection (on a cluster: one per
         master) and read their replies in order, an error reply as its exception
-        (:func:`gameserver.state.batching.round_trip`,
+        (:func:`gameserver.state.routing.round_trip`,
         as the action path's batcher sends its calls): redis-py's pipeline packed every
         argument in Python and ran a reply callback per command, the persister's main
         cost after SQL. A lost connection fails the whole trip (the next pass retries)."""

@@ -37,22 +37,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
-import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError
 
 from gameserver.state.latency_budget import LatencyBudget
 from gameserver.state.redisclient import as_cluster, is_cluster
+from gameserver.state.routing import NodeRouter, round_trip
 from gameserver.state.scripts import Script
-
-if TYPE_CHECKING:
-    from gameserver.state.routing import NodeRouter
 
 
 class _Call:
@@ -90,8 +86,6 @@ class ScriptBatcher:
         self.router: NodeRouter | None = None
         """On a Redis Cluster: sends each call to its slot's node (gameserver/state/routing.py)."""
         if is_cluster(redis):
-            from gameserver.state.routing import NodeRouter  # it packs with round_trip below
-
             cluster = as_cluster(redis)
             self.timeout = cluster.connection_kwargs.get("socket_timeout")
             self.router = NodeRouter(cluster, self.timeout)
@@ -271,32 +265,6 @@ class ScriptBatcher:
         self._idle.clear()
         if self.router is not None:
             await self.router.aclose()
-
-
-async def round_trip(conn: AbstractConnection, commands: Sequence[Sequence[Any]],
-                     within: float | None = None) -> list[Any]:
-    """Send ``commands`` in one write on ``conn`` and read their replies in order, an
-    error reply as its exception (the connection stays in step): a non-transactional
-    pipeline, packed by hiredis in C, replies in Redis' own shapes (bytes, undecoded).
-    ``within`` (seconds) is one deadline for the whole trip; a trip that misses it or is
-    cancelled leaves the connection, since replies may still come."""
-    payload = b"".join([hiredis.pack_command(tuple(command)) for command in commands])
-    try:
-        async with asyncio.timeout(within):
-            await conn.send_packed_command(payload, check_health=False)
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(await conn.read_response(disable_decoding=True))
-                except ResponseError as exc:  # this command's error; still in step
-                    replies.append(exc)
-            return replies
-    except TimeoutError:
-        await conn.disconnect(nowait=True)
-        raise RedisTimeoutError("Timeout talking to Redis") from None
-    except BaseException:
-        await conn.disconnect(nowait=True)
-        raise
 
 
 def _slot(call: _Call) -> int:

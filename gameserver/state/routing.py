@@ -4,7 +4,7 @@ share in one write, the nodes in parallel.
 redis-py's :class:`~redis.asyncio.cluster.RedisCluster` routes one command at a
 time (and its pipeline pays per-command bookkeeping); petbox's hot paths (the action
 path's batcher, the persister's round trips) send many independent commands at once,
-packed in C (:func:`gameserver.state.batching.round_trip`). :class:`NodeRouter` keeps that
+packed in C (:func:`round_trip`). :class:`NodeRouter` keeps that
 and adds what a cluster needs, using redis-py's slot map (``nodes_manager``):
 
 - a command is sent to the master of its slot (``key_slot`` of its first key);
@@ -32,13 +32,20 @@ import time
 from collections.abc import Sequence
 from typing import Any, cast
 
+import hiredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection
 from redis.cluster import PRIMARY
 from redis.crc import key_slot
-from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gameserver.state.batching import round_trip
 from gameserver.state.redisretry import reconnect_once
 
 log = logging.getLogger("petbox.routing")
@@ -95,7 +102,7 @@ class NodeRouter:
     async def execute(self, commands: Sequence[Command],
                       slots: Sequence[int] | None = None) -> list[Any]:
         """Every command's reply in order, an error reply as its exception (as
-        :func:`gameserver.state.batching.round_trip`); ``slots`` default to each command's."""
+        :func:`round_trip`); ``slots`` default to each command's."""
         if slots is None:
             slots = [command_slot(c) for c in commands]
         replies: list[Any] = [None] * len(commands)
@@ -214,3 +221,29 @@ class NodeRouter:
             await conn.disconnect()
         self._conns.clear()
         self._idle.clear()
+
+
+async def round_trip(conn: AbstractConnection, commands: Sequence[Sequence[Any]],
+                     within: float | None = None) -> list[Any]:
+    """Send ``commands`` in one write on ``conn`` and read their replies in order, an
+    error reply as its exception (the connection stays in step): a non-transactional
+    pipeline, packed by hiredis in C, replies in Redis' own shapes (bytes, undecoded).
+    ``within`` (seconds) is one deadline for the whole trip; a trip that misses it or is
+    cancelled leaves the connection, since replies may still come."""
+    payload = b"".join([hiredis.pack_command(tuple(command)) for command in commands])
+    try:
+        async with asyncio.timeout(within):
+            await conn.send_packed_command(payload, check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response(disable_decoding=True))
+                except ResponseError as exc:  # this command's error; still in step
+                    replies.append(exc)
+            return replies
+    except TimeoutError:
+        await conn.disconnect(nowait=True)
+        raise RedisTimeoutError("Timeout talking to Redis") from None
+    except BaseException:
+        await conn.disconnect(nowait=True)
+        raise
