@@ -199,14 +199,20 @@ class WebhookDeliverer(PeriodicTask):
         if not url or secret is None:
             await self._settle(row["id"], next_ms=now + NO_ENDPOINT_RETRY_S * 1000)
             return 0
-        if await self._post(url, secret, row):
-            await self._settle(row["id"], state="delivered", delivered_ms=now,
+        ok = await self._post(url, secret, row)
+        # Timed from the answer, not from the pass's start: a pass posts its events one
+        # after another, and each slow endpoint (up to POST_TIMEOUT_S) delays the rest, so
+        # a backoff counted from the start would be used up before the pass ended (a
+        # hanging endpoint was retried back to back instead of 2, 4, 8 ... s apart).
+        done = int(self.clock.now() * 1000)
+        if ok:
+            await self._settle(row["id"], state="delivered", delivered_ms=done,
                                tries=row["tries"] + 1)
             return 1
         tries = row["tries"] + 1
         await self._settle(row["id"], tries=tries,
                            state="failed" if tries >= MAX_TRIES else "pending",
-                           next_ms=now + backoff_s(tries) * 1000)
+                           next_ms=done + backoff_s(tries) * 1000)
         return 0
 
     async def _endpoint(self, merchant: str, game: str) -> tuple[str, str | None]:
