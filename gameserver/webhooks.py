@@ -53,7 +53,8 @@ from gameserver.store import encode_json
 log = logging.getLogger("petbox.webhooks")
 
 MAX_TRIES = 12
-"""Attempts before an event is marked failed (about 2 h of backoff in all)."""
+"""Attempts before an event is marked failed (2 + 4 + … + 2048 = 4,094 s of backoff
+between the first and the last: about 70 minutes)."""
 BACKOFF_FIRST_S = 2
 BACKOFF_MAX_S = 3600
 NO_ENDPOINT_RETRY_S = 60
