@@ -315,6 +315,29 @@ async def test_an_id_that_exposed_shoppers_is_not_used_again(ab: World) -> None:
     assert back["version"] == 6
 
 
+async def test_a_shopper_seeded_before_the_start_is_exposed_by_viewing_the_odds(
+        ab: World) -> None:
+    """A shopper whose seed was committed before the experiment (so viewing the series
+    is not their first commit) and who is shown an arm's odds is exposed to that arm,
+    once, as a shopper viewing first is."""
+    headers = {"Authorization": f"Bearer {token(ab, 'early')}"}
+    before = await ok(await ab.client.get(SERIES, headers=headers))
+    assert before["arm"] is None
+    view = await ok(await put(ab, EXPERIMENT))
+    arm = parse_config(AB_CONFIG | {"experiments": {"scarce": EXPERIMENT | {
+        "salt": view["experiment"]["salt"]}}}).experiments["scarce"].assign("early")
+    for _ in range(2):
+        shown = await ok(await ab.client.get(SERIES, headers=headers))
+        assert shown["arm"] == f"scarce/{arm}"
+    me = await ok(await ab.client.get(f"{GAME}/me", headers=headers))
+    assert me["player"]["experiments"] == {"scarce": arm}
+    await flush(ab)
+    async with ab.db.engine.connect() as conn:
+        x = m.experiment_exposures
+        rows = (await conn.execute(select(x.c.user_id, x.c.arm))).all()
+    assert [tuple(r) for r in rows] == [("early", arm)]
+
+
 async def test_concurrent_first_actions_expose_each_shopper_once(ab: World) -> None:
     """40 shoppers send three draws each at once (120 concurrent first actions): one
     exposure and one active day per shopper, and every draw names the shopper's arm."""
