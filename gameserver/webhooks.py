@@ -242,7 +242,11 @@ class WebhookDeliverer(PeriodicTask):
                    "X-Petbox-Signature": body_signature(secret, ts, body),
                    "X-Petbox-Event": row["event"], "X-Petbox-Delivery": row["event_key"]}
         try:
-            async with self._http.post(url, data=body, headers=headers) as resp:
+            # A redirect is an answer like any other non-2xx: followed, a 302 to a login
+            # page (POST turned GET, body dropped) answered 200 and marked an event the
+            # merchant's handler never got delivered.
+            async with self._http.post(url, data=body, headers=headers,
+                                       allow_redirects=False) as resp:
                 return 200 <= resp.status < 300
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.info("webhook %s to %s failed: %r", row["event_key"], url, exc)

@@ -129,6 +129,35 @@ async def test_backoff_counts_from_each_answer_not_from_the_pass_start(
                                         ("k2", 1, start + 10_000 + 2_000)]
 
 
+async def test_a_redirect_is_not_a_delivery(world: World, aiohttp_server: Any) -> None:
+    """An endpoint that answers 302 (moved, or an auth proxy's login page) did not take
+    the event: it stays pending for a retry, and the redirect is not followed (followed,
+    the POST became a GET of the login page, whose 200 marked the event delivered)."""
+    landed: list[str] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/login")
+
+    async def login(request: web.Request) -> web.Response:
+        landed.append(request.method)
+        return web.Response(status=200, text="sign in")
+
+    app = web.Application()
+    app.router.add_post("/hook", moved)
+    app.router.add_route("*", "/login", login)
+    server = await aiohttp_server(app)
+    await _with_url(world, str(server.make_url("/hook")))
+    await world.client.app[OUTBOX].emit(merchant="shop", game="squirrel", event="e",
+                                        key="k1", data={})
+    deliverer = _deliverer(world)
+    try:
+        assert await deliverer.run_once() == 0
+    finally:
+        await deliverer.stop()
+    [event] = await _events(world)
+    assert (event["state"], event["tries"], landed) == ("pending", 1, [])
+
+
 async def test_listing_refuses_bad_queries(world: World) -> None:
     for query in ("?state=lost", "?limit=0", "?limit=501", "?limit=x", "?limit=000000001000",
                   "?limit=%C2%B2"):
