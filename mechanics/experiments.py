@@ -9,14 +9,14 @@ arm's merged config; :func:`track` then marks the arm in the state and adds one
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
 
 from economy.config import GameConfig
 from mechanics.calendar import local_day
 from mechanics.outcome import Outcome, Record
-from mechanics.state import PlayerState
+from mechanics.state import PlayerState, Rng, new_player
 
 MEASURE_DAYS = 31
 """An exposed shopper's active days are recorded until this long after the experiment's
@@ -58,6 +58,22 @@ def track(outcome: Outcome, before: PlayerState | None, config: GameConfig, now:
         records += [Record("experiment_days", {"experiment": eid, "day": day})
                     for eid in measured]
     return replace(outcome, state=state, records=records)
+
+
+@dataclass(frozen=True)
+class ShowArm:
+    """A shopper shown what their arm decides (a series' odds, with their token) before
+    any action of theirs was decided by it."""
+
+
+def show_arm(state: PlayerState | None, action: ShowArm, now: int, rng: Rng,
+             config: GameConfig) -> Outcome:
+    """:class:`ShowArm`'s rule: changes nothing itself. Bound like a shopper's action
+    (``gameserver.services.bind``), its commit gets the exposure from :func:`track`, so
+    a shopper shown an arm's odds is exposed to that arm even when the view is not their
+    first commit (a shopper whose seed was committed before the experiment started)."""
+    return Outcome(state=state if state is not None else new_player(config, now),
+                   response={})
 
 
 def experiments_view(state: PlayerState, config: GameConfig, now: int,

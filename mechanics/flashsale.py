@@ -308,6 +308,29 @@ def pay_sale_holds(state: PlayerState, order: Order, now: int,
     return {"sale_holds": results} if results else None
 
 
+def deposit_refunded(state: PlayerState, skus: tuple[str, ...], now: int,
+                     config: GameConfig) -> Outcome | None:
+    """``ingestOrder``'s refund hook: a refunded deposit order no longer pays the deposit
+    of the open reservation it marked, so converting it later answers
+    ``deposit_value_fen`` 0 (the merchant must not deduct a deposit it gave back); a new
+    deposit order may mark it again. ``state`` is the refund commit's own copy, where the
+    refund's rule has just marked the order refunded; the order is matched by its id,
+    whatever SKUs the refund names. A reservation already converted keeps its answer.
+    None when the refund unmarks nothing (the answer stays as without presales)."""
+    if not config.presales:
+        return None
+    unmarked = []
+    for hid, hold in sorted(state.sale_holds.items()):
+        record = state.orders.get(hold.deposit_order) if hold.deposit_order else None
+        if hold.kind == PRESALE and hold.status == HELD and record is not None \
+                and record.refunded:
+            hold.deposit_order = ""
+            unmarked.append(hid)
+    if not unmarked:
+        return None
+    return Outcome(state=state, response={"deposits_refunded": unmarked})
+
+
 # -- expiry (the sweeper) ----------------------------------------------------------------
 
 

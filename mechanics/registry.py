@@ -61,7 +61,7 @@ from mechanics.energystate import EnergySlots
 from mechanics.exchangestate import ExchangeSlots
 from mechanics.experiments import experiments_view
 from mechanics.experimentstate import ExperimentSlots
-from mechanics.flashsale import pay_sale_holds, sale_holds_view
+from mechanics.flashsale import deposit_refunded, pay_sale_holds, sale_holds_view
 from mechanics.flashsalestate import SaleHoldsSlots
 from mechanics.groupbuy import groupbuys_view, order_refunded
 from mechanics.groupbuystate import GroupBuySlots
@@ -157,7 +157,8 @@ MECHANICS: tuple[Mechanic, ...] = (
     Mechanic("experiments", EXPERIMENTS, ExperimentSlots,
              (View("experiments", experiments_view, omit_none=True),)),
     Mechanic("flashsale", FLASHSALES, SaleHoldsSlots,
-             (View("sale_holds", sale_holds_view, omit_none=True),), on_order=pay_sale_holds),
+             (View("sale_holds", sale_holds_view, omit_none=True),), on_order=pay_sale_holds,
+             on_refund=deposit_refunded),
     Mechanic("rains", RAINS),  # its pools and seeds are aggregates, no slice
     Mechanic("samples", SAMPLES),  # applications and results are aggregates, no slice
     Mechanic("assist", ASSISTS, AssistSlots, (View("assists", assists_view, omit_none=True),)),

@@ -51,6 +51,7 @@ from gameserver.state.keys import MERCHANT_RE, system_key
 from gameserver.state.store import Rule
 from mechanics import boxes
 from mechanics.calendar import local_day
+from mechanics.experiments import ShowArm, show_arm
 from mechanics.state import PlayerState
 
 DRAW_BODY = Obj(fields={
@@ -124,6 +125,7 @@ async def get_box_series(request: web.Request) -> web.Response:
     else:
         player, state = await _player_seed(request, ctx, series.id)
         arm = live.arm_for(ctx.ref.user, state, now_s(request))
+        await _expose(request, ctx, state, arm)
         body = disclose(_series(arm or live, series.id), view.by_prefix("prize:"))
         body["arm"] = arm.arm if arm is not None else None
         body["player"] = player
@@ -188,6 +190,20 @@ async def _player_seed(request: web.Request, ctx: RuleContext,
     assert state is not None
     day = local_day(now_s(request), ctx.game.tz)
     return boxes.series_view(state.boxes, series_id, day), state
+
+
+async def _expose(request: web.Request, ctx: RuleContext, state: PlayerState,
+                  arm: LiveGame | None) -> None:
+    """Expose the shopper to the arm whose odds they are about to be shown, unless they
+    are exposed to it already. A player without a seed was exposed by the seed's commit;
+    one whose seed is older than the experiment would otherwise see the arm's odds
+    without being counted in it, until their next action (the ones the odds turned away
+    never counted at all). Once per experiment: the commit marks the arm in the state."""
+    ids = arm.arm_ids if arm is not None else None
+    if ids is None or state.experiments.get(ids[0]) == ids[1]:
+        return
+    await services(request).run(ctx.ref, system_key("box", f"arm-shown-{ids[0]}"),
+                                "box-arm-shown", bind(show_arm, ShowArm(), ctx))
 
 
 def _box_context(ctx: RuleContext) -> boxes.BoxContext:

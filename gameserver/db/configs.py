@@ -179,10 +179,12 @@ async def _publish_in(conn: AsyncConnection, merchant: str, game: str, live: int
     if current is not None and current["checksum"] == checksum:
         return Published(game, live or 0, checksum, current["published_at"], current["note"],
                          changed=False)
+    problems = await _reused_experiment_ids(
+        conn, merchant, game, current["config"] if current else {}, config)
     if current is not None:  # what players hold under the live version must still fit
-        problems = follow_problems(current["config"], config, now)
-        if problems:
-            raise ConfigInvalid(problems)
+        problems = follow_problems(current["config"], config, now) + problems
+    if problems:
+        raise ConfigInvalid(problems)
     v = m.game_versions
     last = (await conn.execute(
         select(v.c.version).where(v.c.merchant_id == merchant, v.c.game_id == game)
@@ -194,6 +196,36 @@ async def _publish_in(conn: AsyncConnection, merchant: str, game: str, live: int
     await conn.execute(update(m.games).where(*_where_game(merchant, game))
                        .values(live_version=version, updated_at=now))
     return Published(game, version, checksum, now, note[:NOTE_MAX], changed=True)
+
+
+async def _reused_experiment_ids(conn: AsyncConnection, merchant: str, game: str,
+                                 live: dict[str, Any], config: dict[str, Any]
+                                 ) -> list[dict[str, str]]:
+    """Problems of experiments ``config`` adds (absent from ``live``) as draft or running
+    under the id of an earlier experiment that exposed shoppers.
+
+    A shopper's exposure marks the arm under the experiment id in their state, and that
+    mark wins over the hash; the exposure rows count in the id's results. An experiment
+    stopped, removed and added again under its id (a new salt, new arms) would keep those
+    shoppers in their old arms (an arm name the new one shares, or out of it) and mix the
+    old exposures into its results; a rollback past the removal would set the stopped
+    one running again. Added back stopped or shipped it assigns nobody: allowed."""
+    olds = live.get("experiments") or {}
+    added = sorted(eid for eid, e in (config.get("experiments") or {}).items()
+                   if eid not in olds and isinstance(e, dict)
+                   and e.get("status", "draft") in ("draft", "running"))
+    x = m.experiment_exposures
+    problems = []
+    for eid in added:
+        used = (await conn.execute(select(x.c.user_id).where(
+            x.c.merchant_id == merchant, x.c.game_id == game,
+            x.c.experiment == eid).limit(1))).first()
+        if used is not None:
+            problems.append({"path": f"$.experiments.{eid}", "message": (
+                "this id belongs to an earlier experiment that exposed shoppers (their arm "
+                "stays marked under it, and its results count them): give the new "
+                "experiment a new id")})
+    return problems
 
 
 async def publish_draft(db: Database, merchant: str, game: str, now: int,

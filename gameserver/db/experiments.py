@@ -13,8 +13,9 @@ the traffic; :mod:`economy.abstats` turns them into intervals and tests.
   day 13 is over;
 - **draws**: rows in ``draws``; **spend**: currency taken by ledger rows (negative
   deltas), all currencies summed; **prize cost**: face value (fen) of confirmed value
-  grants; **orders** and **GMV**: ``order_events`` (paid, less refunded amounts) —
-  each from the exposing commit on.
+  grants (blind-box prizes and coupons of the ``coupons`` section); **orders** and
+  **GMV**: ``order_events`` (paid, less refunded amounts) — each from the exposing
+  commit on.
 """
 
 from __future__ import annotations
@@ -121,7 +122,10 @@ class _Q:
                 *self._mine(led), led.c.kind == "currency", led.c.delta < 0)
         if metric == "prize_cost_per_shopper":
             g = m.grants
-            face = func.coalesce(g.c.detail["value"]["face_value_fen"].as_integer(), 0)
+            # A blind-box prize keeps its face value under ``value``; a coupon of the
+            # ``coupons`` section (tasks, check-ins, exchanges ...) at the detail's top.
+            face = func.coalesce(g.c.detail["value"]["face_value_fen"].as_integer(),
+                                 g.c.detail["face_value_fen"].as_integer(), 0)
             return select(g.c.user_id.label("u"), g.c.created_ms.label("t"),
                           face.label("v")).where(*self._mine(g), g.c.status == "confirmed",
                                                  g.c.shadow.is_(False))

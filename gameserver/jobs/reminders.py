@@ -260,7 +260,9 @@ class ReminderWorker:
         headers = {"Content-Type": "application/json", "X-Petbox-Timestamp": ts,
                    "X-Petbox-Signature": body_signature(secret, ts, body)}
         try:
-            async with self._http.post(job["url"], data=body, headers=headers) as resp:
+            # not followed: a redirect did not deliver (see gameserver.jobs.webhooks)
+            async with self._http.post(job["url"], data=body, headers=headers,
+                                       allow_redirects=False) as resp:
                 return 200 <= resp.status < 300
         except (TimeoutError, aiohttp.ClientError, OSError):
             return False

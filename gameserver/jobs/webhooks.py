@@ -53,7 +53,8 @@ from gameserver.state.store import encode_json
 log = logging.getLogger("petbox.webhooks")
 
 MAX_TRIES = 12
-"""Attempts before an event is marked failed (about 2 h of backoff in all)."""
+"""Attempts before an event is marked failed (2 + 4 + … + 2048 = 4,094 s of backoff
+between the first and the last: about 70 minutes)."""
 BACKOFF_FIRST_S = 2
 BACKOFF_MAX_S = 3600
 NO_ENDPOINT_RETRY_S = 60
@@ -199,14 +200,20 @@ class WebhookDeliverer(PeriodicTask):
         if not url or secret is None:
             await self._settle(row["id"], next_ms=now + NO_ENDPOINT_RETRY_S * 1000)
             return 0
-        if await self._post(url, secret, row):
-            await self._settle(row["id"], state="delivered", delivered_ms=now,
+        ok = await self._post(url, secret, row)
+        # Timed from the answer, not from the pass's start: a pass posts its events one
+        # after another, and each slow endpoint (up to POST_TIMEOUT_S) delays the rest, so
+        # a backoff counted from the start would be used up before the pass ended (a
+        # hanging endpoint was retried back to back instead of 2, 4, 8 ... s apart).
+        done = int(self.clock.now() * 1000)
+        if ok:
+            await self._settle(row["id"], state="delivered", delivered_ms=done,
                                tries=row["tries"] + 1)
             return 1
         tries = row["tries"] + 1
         await self._settle(row["id"], tries=tries,
                            state="failed" if tries >= MAX_TRIES else "pending",
-                           next_ms=now + backoff_s(tries) * 1000)
+                           next_ms=done + backoff_s(tries) * 1000)
         return 0
 
     async def _endpoint(self, merchant: str, game: str) -> tuple[str, str | None]:
@@ -235,7 +242,11 @@ class WebhookDeliverer(PeriodicTask):
                    "X-Petbox-Signature": body_signature(secret, ts, body),
                    "X-Petbox-Event": row["event"], "X-Petbox-Delivery": row["event_key"]}
         try:
-            async with self._http.post(url, data=body, headers=headers) as resp:
+            # A redirect is an answer like any other non-2xx: followed, a 302 to a login
+            # page (POST turned GET, body dropped) answered 200 and marked an event the
+            # merchant's handler never got delivered.
+            async with self._http.post(url, data=body, headers=headers,
+                                       allow_redirects=False) as resp:
                 return 200 <= resp.status < 300
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.info("webhook %s to %s failed: %r", row["event_key"], url, exc)

@@ -13,6 +13,7 @@ from sqlalchemy import insert
 
 from economy.abstats import Moments
 from economy.config import parse_game_config
+from economy.rewards import Coupon
 from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.db.experiments import experiment_results, measure
@@ -112,6 +113,22 @@ async def test_every_metric_per_arm(db: Database) -> None:
     assert got["orders_per_shopper"] == {"control": Moments(2, 2, 4), "rare": Moments(2, 1, 1)}
     assert got["gmv_per_shopper"] == {"control": Moments(2, 9900, 9900 ** 2),
                                       "rare": Moments(2, 5000, 5000 ** 2)}
+
+
+async def test_prize_cost_counts_coupons_of_the_coupons_section(db: Database) -> None:
+    """A coupon granted by a task, a check-in or an exchange (the ``coupons`` section)
+    keeps its face value at the top of the grant row's detail, a blind-box prize under
+    ``value``: both are prize cost. Reading only ``value`` counted the first as free."""
+    await rows(db, m.experiment_exposures, [exposure("ann", "control"), exposure("cat", "rare")])
+    five = Coupon("coupon_5off", "5 off", "SHOP-5OFF", 500, 100)
+    task_coupon = {**grant("ann", 0), "ref": "coupon:coupon_5off", "reason": "task:t",
+                   "detail": {"coupon": "coupon_5off", "count": 1, "reason": "task:t",
+                              **five.wallet_detail()}}
+    await rows(db, m.grants, [task_coupon, grant("cat", 1000)])
+    exp = parse_game_config(raw_with()).experiments["e1"]
+    got = await measure(db, "shop", "squirrel", exp, TZ, T0 + 40 * 86_400)
+    assert got["prize_cost_per_shopper"] == {"control": Moments(1, 500, 250_000),
+                                             "rare": Moments(1, 1000, 1_000_000)}
 
 
 async def test_windows_not_over_are_not_counted(db: Database) -> None:

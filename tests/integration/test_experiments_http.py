@@ -287,6 +287,57 @@ async def test_a_started_experiment_is_stopped_before_it_is_removed(ab: World) -
                                           headers=admin(ab))))["version"] == 4
 
 
+async def test_an_id_that_exposed_shoppers_is_not_used_again(ab: World) -> None:
+    """Stopped, removed and added again under its id, an experiment kept its shoppers in
+    the arms marked in their state (not by the new salt) and counted the old exposures:
+    an id that exposed shoppers is refused for a new draft or running experiment, by
+    putExperiment, a draft and a rollback alike; stopped, it may come back."""
+    game = "/v1/admin/games/squirrel"
+    await ok(await put(ab, EXPERIMENT))  # version 2, running from NOW
+    await ok(await ab.post_retrying(f"{SERIES}/draw", token(ab, "ann"), {}, "d1"))
+    await flush(ab)
+    await ok(await ab.client.post(f"{ADMIN}/scarce/stop", json={}, headers=admin(ab)))
+    await ok(await ab.client.post(f"{game}/rollback", json={"version": 1}, headers=admin(ab)))
+    fresh = EXPERIMENT | {"salt": "another-salt"}
+    for attempt in (put(ab, fresh), put(ab, fresh | {"status": "draft"}),
+                    ab.client.post(f"{game}/rollback", json={"version": 2},
+                                   headers=admin(ab))):
+        refused = await attempt
+        assert refused.status == 422, await refused.text()
+        assert [p["path"] for p in (await refused.json())["error"]["details"]["problems"]
+                ] == ["$.experiments.scarce"]
+    with_it = copy.deepcopy(AB_CONFIG) | {"experiments": {"scarce": fresh}}
+    await ok(await ab.client.put(f"{game}/draft", json=with_it, headers=admin(ab)))
+    assert (await ab.client.post(f"{game}/publish", json={}, headers=admin(ab))).status == 422
+    await ok(await put(ab, fresh | {"status": "draft"}, eid="scarce2"))  # a new id is new
+    back = await ok(await ab.client.post(f"{game}/rollback", json={"version": 3},
+                                         headers=admin(ab)))  # stopped: assigns nobody
+    assert back["version"] == 6
+
+
+async def test_a_shopper_seeded_before_the_start_is_exposed_by_viewing_the_odds(
+        ab: World) -> None:
+    """A shopper whose seed was committed before the experiment (so viewing the series
+    is not their first commit) and who is shown an arm's odds is exposed to that arm,
+    once, as a shopper viewing first is."""
+    headers = {"Authorization": f"Bearer {token(ab, 'early')}"}
+    before = await ok(await ab.client.get(SERIES, headers=headers))
+    assert before["arm"] is None
+    view = await ok(await put(ab, EXPERIMENT))
+    arm = parse_config(AB_CONFIG | {"experiments": {"scarce": EXPERIMENT | {
+        "salt": view["experiment"]["salt"]}}}).experiments["scarce"].assign("early")
+    for _ in range(2):
+        shown = await ok(await ab.client.get(SERIES, headers=headers))
+        assert shown["arm"] == f"scarce/{arm}"
+    me = await ok(await ab.client.get(f"{GAME}/me", headers=headers))
+    assert me["player"]["experiments"] == {"scarce": arm}
+    await flush(ab)
+    async with ab.db.engine.connect() as conn:
+        x = m.experiment_exposures
+        rows = (await conn.execute(select(x.c.user_id, x.c.arm))).all()
+    assert [tuple(r) for r in rows] == [("early", arm)]
+
+
 async def test_concurrent_first_actions_expose_each_shopper_once(ab: World) -> None:
     """40 shoppers send three draws each at once (120 concurrent first actions): one
     exposure and one active day per shopper, and every draw names the shopper's arm."""

@@ -42,7 +42,12 @@ CONFIG["presales"] = {"early": {
     "title": "Gift box", "sku": "BOX-11", "price_fen": 19900, "deposit_fen": 2000,
     "benefit": "deposit_multiplier", "multiplier_pct": 200, "reserve_from": NOW - 60,
     "reserve_until": NOW + 600, "event_at": NOW + 1200, "convert_until": NOW + 1800,
-    "stock": 2, "per_shopper": 1}}
+    "stock": 2, "per_shopper": 1},
+    "deposit": {
+    "title": "Gift box with a tracked deposit", "sku": "BOX-12", "deposit_sku": "BOX-12-DEP",
+    "price_fen": 19900, "deposit_fen": 2000, "benefit": "deposit_multiplier",
+    "multiplier_pct": 200, "reserve_from": NOW - 60, "reserve_until": NOW + 600,
+    "event_at": NOW + 1200, "convert_until": NOW + 1800, "stock": 2, "per_shopper": 1}}
 
 
 @pytest.fixture
@@ -351,6 +356,39 @@ async def test_presale_reserve_convert_and_release(fw: World) -> None:
         "deposit_order": None})]
     assert bob["hold"] != ann["hold"]
     assert (await public(fw, PRESALE))[1]["status"] == "ended"
+
+
+async def refund(world: World, user: str, order_id: str, skus: list[str]) -> Any:
+    """The merchant's signed refund of ``order_id``."""
+    ts = str(int(world.clock.now()))
+    body = json.dumps({"merchant": SHOP, "game": "squirrel", "user": user,
+                       "order_id": order_id, "status": "refunded", "amount_fen": 2000,
+                       "skus": skus}).encode()
+    resp = await world.client.post("/v1/events/orders", data=body, headers={
+        "Content-Type": "application/json", "X-Petbox-Timestamp": ts,
+        "X-Petbox-Signature": body_signature(world.merchants[SHOP].signing_secret, ts, body)})
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def test_a_refunded_deposit_is_not_deducted_at_conversion(fw: World) -> None:
+    """A deposit order refunded before the event unmarks the deposit: the conversion
+    answers deposit_value_fen 0, not the multiplied deposit the shopper got back."""
+    path = f"{GAME}/presales/deposit"
+    _, ann = await claim(fw, "ann", "r1", path=path)
+    _, bob = await claim(fw, "bob", "r1", path=path)
+    for user, dep in (("ann", "D1"), ("bob", "D2")):
+        paid = await order(fw, user, dep, ["BOX-12-DEP"])
+        assert paid["sale_holds"][0]["result"] == "deposit_paid"
+    back = await refund(fw, "ann", "D1", ["BOX-12-DEP"])
+    assert back["flashsale"] == {"deposits_refunded": [ann["hold"]]}
+    again = await refund(fw, "ann", "D1", ["BOX-12-DEP"])  # a duplicate delivery: replayed
+    assert again == {**back, "duplicate": True}
+    fw.clock.advance(1200)  # the event
+    for user, hold, deduct in (("ann", ann["hold"], 0), ("bob", bob["hold"], 4000)):
+        converted = await order(fw, user, f"F-{user}", ["BOX-12"])
+        assert converted["sale_holds"] == [{"kind": "presale", "sale": "deposit", "hold": hold,
+                                            "result": "converted", "deposit_value_fen": deduct}]
 
 
 async def test_gate_and_sql_agree_after_releases(fw: World) -> None:

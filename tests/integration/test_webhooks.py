@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aiohttp import web
+from sqlalchemy import select
+
 from gameserver.appkeys import CLOCK, DB, GAMES, MERCHANTS
+from gameserver.db import models as m
 from gameserver.http.auth import body_signature
 from gameserver.jobs.webhooks import MAX_TRIES, OUTBOX, WebhookDeliverer, backoff_s
 from gameserver.ops.provision import publish_config
@@ -91,6 +95,67 @@ async def test_failures_back_off_then_give_up(world: World,
     [event] = await _events(world)
     assert (event["state"], event["tries"]) == ("failed", MAX_TRIES)
     assert await _events(world, "?state=pending") == []
+
+
+async def test_backoff_counts_from_each_answer_not_from_the_pass_start(
+        world: World, aiohttp_server: Any) -> None:
+    """A slow endpoint (each post takes 5 s on the clock, what a timeout costs) that
+    answers 500: each event's next try is its backoff after its own answer. Counted from
+    the pass's start, the second event's 2 s were spent before it was even posted, and a
+    hanging endpoint was retried back to back."""
+    async def slow(request: web.Request) -> web.Response:
+        await request.read()
+        world.clock.advance(5)
+        return web.Response(status=500)
+
+    app = web.Application()
+    app.router.add_post("/hook", slow)
+    server = await aiohttp_server(app)
+    await _with_url(world, str(server.make_url("/hook")))
+    start = int(world.clock.now() * 1000)
+    for key in ("k1", "k2"):
+        await world.client.app[OUTBOX].emit(merchant="shop", game="squirrel", event="e",
+                                            key=key, data={})
+    deliverer = _deliverer(world)
+    try:
+        assert await deliverer.run_once() == 0
+    finally:
+        await deliverer.stop()
+    w = m.webhook_outbox
+    async with world.db.engine.connect() as conn:
+        rows = (await conn.execute(select(w.c.event_key, w.c.tries, w.c.next_ms).where(
+            w.c.merchant_id == "shop").order_by(w.c.event_key))).all()
+    assert [tuple(r) for r in rows] == [("k1", 1, start + 5_000 + 2_000),
+                                        ("k2", 1, start + 10_000 + 2_000)]
+
+
+async def test_a_redirect_is_not_a_delivery(world: World, aiohttp_server: Any) -> None:
+    """An endpoint that answers 302 (moved, or an auth proxy's login page) did not take
+    the event: it stays pending for a retry, and the redirect is not followed (followed,
+    the POST became a GET of the login page, whose 200 marked the event delivered)."""
+    landed: list[str] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/login")
+
+    async def login(request: web.Request) -> web.Response:
+        landed.append(request.method)
+        return web.Response(status=200, text="sign in")
+
+    app = web.Application()
+    app.router.add_post("/hook", moved)
+    app.router.add_route("*", "/login", login)
+    server = await aiohttp_server(app)
+    await _with_url(world, str(server.make_url("/hook")))
+    await world.client.app[OUTBOX].emit(merchant="shop", game="squirrel", event="e",
+                                        key="k1", data={})
+    deliverer = _deliverer(world)
+    try:
+        assert await deliverer.run_once() == 0
+    finally:
+        await deliverer.stop()
+    [event] = await _events(world)
+    assert (event["state"], event["tries"], landed) == ("pending", 1, [])
 
 
 async def test_listing_refuses_bad_queries(world: World) -> None:
