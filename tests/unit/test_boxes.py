@@ -430,3 +430,21 @@ def test_a_blocked_ten_draw_guarantee_gives_way_to_the_lower_hard_pity() -> None
     assert [(r["item"], r["forced"], r["excluded"]) for r in records] == [
         ("b", "r", ["z"])] * 10
     assert all(verify_record(config.boxes.series["s"], r, SEED) for r in records)
+
+
+def test_a_daily_cap_says_when_it_lifts_and_a_total_cap_comes_first() -> None:
+    """The daily cap's refusal carries the seconds to the game's next local midnight
+    (the server's Retry-After), not the default second; when the total cap is reached
+    too, that one is reported: waiting for tomorrow would not help."""
+    config = game(series_raw(daily_cap=10))
+    state = draw(player(config), DrawBox("s", 10), NOW, ctx(), config).state
+    with pytest.raises(DrawLimit) as err:
+        draw(state, DrawBox("s", 1), NOW, ctx(), config)
+    # NOW is 06:13:20 on 2023-11-15 in Shanghai; its next midnight is 1_700_064_000
+    assert err.value.details == {"series": "s", "scope": "daily", "cap": 10, "used": 10,
+                                 "asked": 1, "retry_after": 1_700_064_000 - NOW}
+    both = game(series_raw(daily_cap=10, total_cap=10))
+    state = draw(player(both), DrawBox("s", 10), NOW, ctx(), both).state
+    with pytest.raises(DrawLimit) as err:
+        draw(state, DrawBox("s", 1), NOW, ctx(), both)
+    assert err.value.details["scope"] == "total" and "retry_after" not in err.value.details
