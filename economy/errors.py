@@ -369,9 +369,11 @@ class DrawLimit(DomainError):
     code = "draw_limit"
     kind = Refusal.LIMITED
 
-    def __init__(self, series: str, scope: str, cap: int, used: int, asked: int) -> None:
+    def __init__(self, series: str, scope: str, cap: int, used: int, asked: int,
+                 retry_after: int | None = None) -> None:
+        extra = {} if retry_after is None else {"retry_after": retry_after}
         super().__init__(f"{scope} draw limit of {cap} reached for {series!r}", series=series,
-                         scope=scope, cap=cap, used=used, asked=asked)
+                         scope=scope, cap=cap, used=used, asked=asked, **extra)
 
 
 class SeriesExhausted(DomainError):

@@ -134,20 +134,45 @@ def draw_entry(series: Series, key: bytes, client_seed: str, nonce: int, *, hard
     ``out``: limited prizes out of stock (their weight goes to the fallback).
     ``blocked``: entries the player may not get (max copies, inventory full).
     ``skipped``: entries skipped by no-repeat-until-complete; dropped again if
-    that leaves nothing to draw. Raises :class:`SeriesExhausted` when even the
-    blocked-only table is empty.
+    that leaves nothing to draw. A guarantee (hard pity, the 10-draw's) that
+    ``blocked`` leaves nothing to meet gives way, for the draw, to the lower one or
+    to none (the record's ``forced`` is then null). Raises :class:`SeriesExhausted`
+    when even the blocked-only table without a guarantee is empty.
     """
     forced = series.forced_rank(hard, ten_needed)
     level = series.soft_level(soft)
+    table, excluded = _table(series, forced, level, out, blocked, skipped)
+    if table is None and forced >= 0:
+        # every entry of the guaranteed tiers is blocked (max copies reached, the
+        # inventory item full): the guarantee cannot be met. Refusing would dead-end the
+        # player for good (the hard counter never resets, so every later draw is forced
+        # the same way) while the series still has entries they may get. Fall back to
+        # the other, lower guarantee if there is one, else to none.
+        lower = {series.forced_rank(hard, False),  # hard pity's alone
+                 series.forced_rank(-1, ten_needed),  # the 10-draw's alone (within ≥ 1)
+                 -1}
+        for rank in sorted((r for r in lower if r < forced), reverse=True):
+            forced = rank
+            table, excluded = _table(series, forced, level, out, blocked, skipped)
+            if table is not None:
+                break
+    if table is None:
+        raise SeriesExhausted(series.id)
+    r = roll(key, client_seed, nonce, table.total, table.limit)
+    return Step(pick(table, r), r, table.total, forced, level, out, excluded)
+
+
+def _table(series: Series, forced: int, level: int, out: frozenset[int],
+           blocked: frozenset[int], skipped: frozenset[int]
+           ) -> tuple[Table | None, frozenset[int]]:
+    """The table without ``blocked`` and ``skipped``, or without ``blocked`` alone when
+    no-repeat would leave nothing; with the entries it excludes."""
     excluded = blocked | skipped if skipped else blocked
     table = series.table(forced, level, out, excluded)
     if table is None and skipped:
         excluded = blocked
         table = series.table(forced, level, out, excluded)
-    if table is None:
-        raise SeriesExhausted(series.id)
-    r = roll(key, client_seed, nonce, table.total, table.limit)
-    return Step(pick(table, r), r, table.total, forced, level, out, excluded)
+    return table, excluded
 
 
 def out_of_stock(series: Series, stock_left: Mapping[str, int]) -> frozenset[int]:

@@ -42,7 +42,7 @@ from economy.fairness import (
 from economy.rewards import Reward
 from economy.wallet import LedgerEntry, apply_currency, apply_items
 from mechanics.boxstate import BoxState, SeriesProgress
-from mechanics.calendar import local_day
+from mechanics.calendar import local_day, next_day_start
 from mechanics.grants import Effects, grant
 from mechanics.outcome import LegacyRecord, Outcome, Record, StockHold, ValueGrant
 from mechanics.pet import new_player
@@ -104,11 +104,16 @@ def _check_window(series: Series, now: int) -> None:
         raise SeriesClosed(series.id, series.opens_at, series.closes_at, now)
 
 
-def _check_caps(series: Series, prog: SeriesProgress, count: int) -> None:
-    if series.daily_cap and prog.today + count > series.daily_cap:
-        raise DrawLimit(series.id, "daily", series.daily_cap, prog.today, count)
+def _check_caps(series: Series, prog: SeriesProgress, count: int, now: int,
+                tz: tzinfo) -> None:
+    # the total cap first: when both are reached, waiting for tomorrow does not help
     if series.total_cap and prog.total + count > series.total_cap:
         raise DrawLimit(series.id, "total", series.total_cap, prog.total, count)
+    if series.daily_cap and prog.today + count > series.daily_cap:
+        # the cap lifts at the game's next local midnight: say when (Retry-After), or a
+        # client honouring the default 1 s would retry in vain until then
+        raise DrawLimit(series.id, "daily", series.daily_cap, prog.today, count,
+                        retry_after=next_day_start(now, tz) - now)
 
 
 def _pay(new: PlayerState, series: Series, count: int, config: GameConfig) -> list[LedgerEntry]:
@@ -247,7 +252,7 @@ def draw(state: PlayerState | None, action: DrawBox, now: int, ctx: BoxContext,
     day = local_day(now, ctx.tz)
     if prog.day != day:
         prog.day, prog.today = day, 0
-    _check_caps(series, prog, action.count)
+    _check_caps(series, prog, action.count, now, ctx.tz)
     if not box.seed:
         check_server_seed(ctx.fresh_seed)
         box.seed, box.nonce = ctx.fresh_seed, 0

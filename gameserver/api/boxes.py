@@ -119,9 +119,13 @@ async def get_box_series(request: web.Request) -> web.Response:
                                                     _series_totals(live, series))
     if ctx is None:
         body = disclose(series, view.by_prefix("prize:"))
-        arms = _arm_disclosures(live, series.id, view.by_prefix("prize:"), now_s(request))
+        # a version asked for by number is read to verify its draws: list every arm that
+        # could have drawn under it, also once the experiment's window is over
+        at = now_s(request) if asked is None else None
+        arms = _arm_disclosures(live, series.id, view.by_prefix("prize:"), at)
         if arms:
-            body["experiments"] = {"note": EXPERIMENT_NOTE, "arms": arms}
+            body["experiments"] = {"note": EXPERIMENT_NOTE if at is not None
+                                   else VERSION_ARMS_NOTE, "arms": arms}
     else:
         player, state = await _player_seed(request, ctx, series.id)
         arm = live.arm_for(ctx.ref.user, state, now_s(request))
@@ -144,8 +148,14 @@ async def _old_disclosure(request: web.Request, live: LiveGame,
     it (their ``version`` and ``table``). Stock left is today's, which an old version
     does not have: shown as none (``stock_left`` null) rather than guessed."""
     old = await request.app[GAMES].version(live.merchant, live.game, version)
-    body = disclose(_series(old, request.match_info["series"]), {})
+    series = _series(old, request.match_info["series"])
+    body = disclose(series, {})
     body["stock_left"] = None
+    # a draw made under an experiment arm of this version records the arm's table: list
+    # every such arm, or that draw could not be checked once the version is replaced
+    arms = _arm_disclosures(old, series.id, {}, None)
+    if arms:
+        body["experiments"] = {"note": VERSION_ARMS_NOTE, "arms": arms}
     body["game_version"] = version
     body["live_version"] = live.version
     return body
@@ -153,14 +163,21 @@ async def _old_disclosure(request: web.Request, live: LiveGame,
 
 EXPERIMENT_NOTE = ("an experiment is running: odds may vary by cohort. Each arm's odds are "
                    "listed; with your token this page shows the odds you get.")
+VERSION_ARMS_NOTE = ("this version ran an experiment: odds varied by cohort. Each arm's odds "
+                     "are listed; a draw record's arm names the one it was drawn with.")
 
 
 def _arm_disclosures(live: LiveGame, series_id: str, stock: Mapping[str, int],
-                     now: int) -> list[dict[str, Any]]:
-    """Every running arm's disclosure of the series (full disclosure, Korea-style)."""
+                     now: int | None) -> list[dict[str, Any]]:
+    """Every running arm's disclosure of the series (full disclosure, Korea-style).
+
+    ``now`` None lists the arms of every experiment the version runs, whatever its
+    window: the arms its draws may have been made with (stopping or shipping an
+    experiment publishes a new version, so a version's running ones are all of them).
+    """
     out: list[dict[str, Any]] = []
     for exp in live.config.experiments.values():
-        if not exp.running(now):
+        if not (exp.status == "running" if now is None else exp.running(now)):
             continue
         for arm_id, arm in exp.arms.items():
             game = live.arm_game(exp.id, arm_id)
@@ -271,7 +288,8 @@ OPERATIONS = [
                       "version": Int(minimum=1, maximum=2**31 - 1, description=(
                           "a published version of the game (default: the live one), to "
                           "verify draws recorded under it; an old version's stock_left "
-                          "is null and it carries live_version"))},
+                          "is null and it carries live_version; without a token it lists "
+                          "every arm of an experiment the version ran"))},
               response=SERIES),
     Operation("drawBox", "POST", "/v1/games/{game}/boxes/{series}/draw", draw_box,
               "Draw 1 or 10 boxes in one action (provably fair)", auth="player",

@@ -363,3 +363,37 @@ async def test_concurrent_first_actions_expose_each_shopper_once(ab: World) -> N
         draws = (await conn.execute(select(func.count()).select_from(m.draws))).scalar_one()
     assert dict(rows) == expected and len(rows) == 40
     assert days == 40 and draws == 120
+
+
+async def test_a_version_lists_its_arms_after_the_window_and_after_a_republish(
+        ab: World) -> None:
+    """A draw made under an arm records the arm's table; ``getBoxSeries?version=N``
+    must still disclose that arm once the experiment's window is over and once a newer
+    version (here the stop) replaced N, or the draw could not be checked from public
+    data."""
+    await ok(await put(ab, EXPERIMENT | {"salt": BALANCED_SALT}))
+    tok = token(ab, "shopper-0")
+    drawn = await ok(await ab.post(f"{SERIES}/draw", tok, {}, "d-0"))
+    rec = drawn["draws"][0]
+    assert rec["version"] == 2 and rec["arm"] is not None
+
+    def arms_of(body: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        return {a["arm"]: (a["table"], fig_b_probability(a))
+                for a in body.get("experiments", {}).get("arms", [])}
+
+    ab.clock.advance(41 * DAY)  # past stops_at, version 2 still live
+    await ab.client.app[GAMES].refresh()
+    assert "experiments" not in await ok(await ab.client.get(f"{SERIES}?merchant=abshop"))
+    at_v2 = arms_of(await ok(await ab.client.get(f"{SERIES}?merchant=abshop&version=2")))
+    assert set(at_v2) == {"control", "scarce"}
+    assert at_v2["scarce"][1] == "1/6" and at_v2["control"][1] == "1/2"
+    assert at_v2[rec["arm"].split("/")[1]][0] == rec["table"]
+
+    stopped = await ok(await ab.client.post(f"{ADMIN}/scarce/stop", json={},
+                                            headers=admin(ab)))
+    assert stopped["published"]["version"] == 3
+    await ab.client.app[GAMES].refresh()
+    old = await ok(await ab.client.get(f"{SERIES}?merchant=abshop&version=2"))
+    assert old["live_version"] == 3 and arms_of(old) == at_v2
+    assert "experiments" not in await ok(await ab.client.get(
+        f"{SERIES}?merchant=abshop&version=3"))

@@ -393,3 +393,58 @@ def test_pity_and_ten_draw_guarantees_hold(counts: list[int], client: str, stock
             assert since_rare < 4  # within 4 draws at least one ≥ r
             assert r["pity_after"] == {"hard": since_rare, "soft": since_legend}
         state = out.state
+
+
+def test_a_guarantee_blocked_by_max_copies_is_dropped_not_a_dead_end() -> None:
+    """Hard pity forces tier r on every draw; once the player holds the most copies of
+    every entry of tier ≥ r, the guarantee cannot be met: the draw goes on without it
+    (forced null, verifiable) instead of refusing every later draw of the series."""
+    raw = series_raw(pity={"hard": {"tier": "r", "within": 1}})
+    raw["items"]["b"]["max_copies"] = 1
+    raw["items"]["z"]["max_copies"] = 1
+    config = game(raw)
+    out = draw(player(config), DrawBox("s", 1), NOW, ctx(), config)
+    out = draw(out.state, DrawBox("s", 1), NOW, ctx(), config)
+    assert sorted(out.state.inventory) == ["b", "z"]
+    assert out.response["draws"][0]["forced"] == "r"
+    out = draw(out.state, DrawBox("s", 10), NOW, ctx(), config)
+    records = out.response["draws"]
+    assert [(r["item"], r["forced"], r["excluded"]) for r in records] == [
+        ("a", None, ["b", "z"])] * 10
+    assert [r["pity_after"]["hard"] for r in records] == list(range(1, 11))
+    series_ = config.boxes.series["s"]
+    assert all(verify_record(series_, r, SEED) for r in records)
+
+
+def test_a_blocked_ten_draw_guarantee_gives_way_to_the_lower_hard_pity() -> None:
+    """The 10-draw guarantees tier l, whose only entry is at its max copies; hard pity
+    still guarantees tier r on that draw, so the tenth draw is forced to r, not free."""
+    raw = series_raw(pity={"hard": {"tier": "r", "within": 1}, "ten_draw": {"tier": "l"}})
+    raw["items"]["z"]["max_copies"] = 1
+    config = game(raw)
+    state = player(config)
+    while "z" not in state.inventory:
+        state = draw(state, DrawBox("s", 1), NOW, ctx(), config).state
+    out = draw(state, DrawBox("s", 10), NOW, ctx(), config)
+    records = out.response["draws"]
+    assert [(r["item"], r["forced"], r["excluded"]) for r in records] == [
+        ("b", "r", ["z"])] * 10
+    assert all(verify_record(config.boxes.series["s"], r, SEED) for r in records)
+
+
+def test_a_daily_cap_says_when_it_lifts_and_a_total_cap_comes_first() -> None:
+    """The daily cap's refusal carries the seconds to the game's next local midnight
+    (the server's Retry-After), not the default second; when the total cap is reached
+    too, that one is reported: waiting for tomorrow would not help."""
+    config = game(series_raw(daily_cap=10))
+    state = draw(player(config), DrawBox("s", 10), NOW, ctx(), config).state
+    with pytest.raises(DrawLimit) as err:
+        draw(state, DrawBox("s", 1), NOW, ctx(), config)
+    # NOW is 06:13:20 on 2023-11-15 in Shanghai; its next midnight is 1_700_064_000
+    assert err.value.details == {"series": "s", "scope": "daily", "cap": 10, "used": 10,
+                                 "asked": 1, "retry_after": 1_700_064_000 - NOW}
+    both = game(series_raw(daily_cap=10, total_cap=10))
+    state = draw(player(both), DrawBox("s", 10), NOW, ctx(), both).state
+    with pytest.raises(DrawLimit) as err:
+        draw(state, DrawBox("s", 1), NOW, ctx(), both)
+    assert err.value.details["scope"] == "total" and "retry_after" not in err.value.details
