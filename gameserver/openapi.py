@@ -35,14 +35,15 @@ IDEMPOTENCY_TEXT = (
 _STATUS_TEXT = {
     400: "Malformed request (bad JSON, missing Idempotency-Key)",
     401: "Missing, expired or tampered credential",
-    403: "Wrong kind of credential",
+    403: "Wrong kind of credential, or load-test traffic (X-Petbox-Shadow) not allowed",
     404: "No such resource (or another merchant's)",
     409: "Conflicts with the current state, or the same Idempotency-Key is still running",
     413: "Body larger than this operation accepts: PETBOX_MAX_BODY bytes "
          f"({Settings.client_max_size:,} by default); the cap is in the message and "
          "details.max_bytes",
-    422: "Well-formed but invalid (JSON paths in details.problems), or the "
-         "Idempotency-Key was used with another request (idempotency_mismatch)",
+    422: "Well-formed but invalid (JSON paths in details.problems), an X-Petbox-Shadow "
+         "other than 1, or the Idempotency-Key was used with another request "
+         "(idempotency_mismatch)",
     429: "Rate limited or cooling down; see Retry-After",
     503: "Temporarily unable; retry after Retry-After",
 }
@@ -88,8 +89,13 @@ OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"
 def _statuses(op: Operation) -> list[int]:
     """The documented errors plus what the middlewares may answer: 503 (admission
     control) on every admitted route, 429 on every rate-limited one, and 413 (a body
-    over its cap, :mod:`gameserver.bodylimit`) on every route that takes a body."""
+    over its cap, :mod:`gameserver.bodylimit`) on every route that takes a body. A route
+    behind a player token or a merchant key also reads ``X-Petbox-Shadow``
+    (:func:`gameserver.api.common.shadow_header`): 422 for a value other than ``1``, 403
+    where load-test traffic is not allowed; and a wrong kind of credential is 403 too."""
     out = set(op.errors)
+    if op.auth in ("player", "merchant"):
+        out |= {401, 403, 422}
     if op.body is not None:
         out.add(413)
     if op.path not in OPERATIONS_PATHS:

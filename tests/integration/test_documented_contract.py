@@ -1,0 +1,76 @@
+"""What ``/openapi.json`` states is what a client coding from it meets: the statuses a
+credentialed route really answers are listed, the experiment views validate against
+their schemas, a "1 or 10" is an enum rather than 1..10, and every query parameter is
+bounded as the server reads it (a value outside is a 422 that names it, one inside is
+served), and a body with no required field may be left out. Found by an outside
+schemathesis run with every check on."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from gameserver.auth import session_signature
+from tests.conftest import World
+from tests.integration.test_experiments_http import AB_CONFIG
+
+SHOP = "abshop"
+GAME = "/v1/games/squirrel"
+ADMIN = "/v1/admin/games/squirrel"
+
+
+async def _doc(world: World) -> dict[str, Any]:
+    return dict(await (await world.client.get("/openapi.json")).json())
+
+
+def _op(doc: dict[str, Any], op_id: str) -> dict[str, Any]:
+    (found,) = [op for ops in doc["paths"].values() for op in ops.values()
+                if op["operationId"] == op_id]
+    return dict(found)
+
+
+async def _shop(world: World) -> tuple[str, str]:
+    """The A/B test shop (a blind-box series ``forest``): its API key and a token."""
+    creds = await world.merchant(SHOP, config=copy.deepcopy(AB_CONFIG))
+    return str(creds.api_key), world.mint("u1", SHOP)
+
+
+async def _refused(resp: Any, status: int) -> dict[str, Any]:
+    body = await resp.json()
+    assert resp.status == status, body
+    assert set(body["error"]) == {"code", "message", "details"}
+    return dict(body["error"])
+
+
+async def test_credentialed_routes_document_their_403_and_422(world: World) -> None:
+    """A player token or an API key may be the wrong kind (403), and every such route
+    reads ``X-Petbox-Shadow`` (422 for a value other than 1): the document lists both on
+    each of them, and createSession its 403 for a load-test login the merchant may not
+    make."""
+    doc = await _doc(world)
+    credentialed = [(op["operationId"], sorted(op["responses"]))
+                    for ops in doc["paths"].values() for op in ops.values()
+                    if op["security"] and "merchantSignature" not in op["security"][0]]
+    assert len(credentialed) > 60
+    assert [(o, s) for o, s in credentialed if not {"401", "403", "422"} <= set(s)] == []
+
+    api_key, token = await _shop(world)
+    wrong = await world.client.get(f"{ADMIN}/webhooks",
+                                   headers={"Authorization": f"Bearer {token}"})
+    assert (await _refused(wrong, 403))["code"] == "forbidden"
+    for path, credential, op_id in ((f"{GAME}/me", token, "getPlayer"),
+                                    ("/v1/admin/games", api_key, "listGames"),
+                                    (f"{ADMIN}/stock", api_key, "getStock")):
+        bad = await world.client.get(path, headers={"Authorization": f"Bearer {credential}",
+                                                    "X-Petbox-Shadow": "true"})
+        assert (await _refused(bad, 422))["details"]["field"] == "X-Petbox-Shadow"
+        assert "422" in _op(doc, op_id)["responses"]
+
+    ts = int(world.clock.now())
+    secret = world.merchants[SHOP].signing_secret
+    login = await world.client.post("/v1/sessions", json={
+        "merchant": SHOP, "user": "u2", "ts": ts, "shadow": True,
+        "sign": session_signature(secret, SHOP, "u2", ts, shadow=True)})
+    await _refused(login, 403)
+    assert "403" in _op(doc, "createSession")["responses"]
+
