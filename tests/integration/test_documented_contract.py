@@ -8,11 +8,13 @@ schemathesis run with every check on."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from gameserver.auth import session_signature
 from tests.conftest import World
-from tests.integration.test_experiments_http import AB_CONFIG
+from tests.integration.test_experiments_http import AB_CONFIG, EXPERIMENT
+from tests.integration.test_response_schemas import Checked
 
 SHOP = "abshop"
 GAME = "/v1/games/squirrel"
@@ -73,4 +75,22 @@ async def test_credentialed_routes_document_their_403_and_422(world: World) -> N
         "sign": session_signature(secret, SHOP, "u2", ts, shadow=True)})
     await _refused(login, 403)
     assert "403" in _op(doc, "createSession")["responses"]
+
+
+async def test_experiment_views_match_their_schemas(world: World) -> None:
+    """listExperiments and getExperiment add each arm's box ``tables`` to the arm as
+    configured, whose schema alone forbids other fields: the view's schema has them."""
+    api_key, _ = await _shop(world)
+    c = Checked(world, await _doc(world))
+    put = await world.client.put(f"{ADMIN}/experiments/scarce", json=EXPERIMENT,
+                                 headers={"Authorization": f"Bearer {api_key}"})
+    assert put.status == 200, await put.text()
+    listed = await c.call("listExperiments", "GET", f"{ADMIN}/experiments", 200,
+                          token=api_key)
+    one = await c.call("getExperiment", "GET", f"{ADMIN}/experiments/scarce", 200,
+                       token=api_key)
+    for view in (listed["experiments"][0], one):
+        assert sorted(view["arms"]) == ["control", "scarce"]
+        tables = {arm["tables"]["forest"] for arm in view["arms"].values()}
+        assert len(tables) == 2 and all(re.fullmatch("[0-9a-f]{16}", t) for t in tables)
 
