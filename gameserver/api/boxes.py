@@ -54,7 +54,7 @@ from mechanics.calendar import local_day
 from mechanics.state import PlayerState
 
 DRAW_BODY = Obj(fields={
-    "count": Int(minimum=1, maximum=10, default=1, description="1 or 10"),
+    "count": Int(choices=(1, 10), default=1, description="1 or 10"),
     "client_seed": Str(max_length=64, default="",
                        description="your own randomness, mixed into the draw (optional)"),
 })

@@ -94,3 +94,33 @@ async def test_experiment_views_match_their_schemas(world: World) -> None:
         tables = {arm["tables"]["forest"] for arm in view["arms"].values()}
         assert len(tables) == 2 and all(re.fullmatch("[0-9a-f]{16}", t) for t in tables)
 
+
+async def test_one_or_ten_is_an_enum(world: World) -> None:
+    """drawBox's ``count`` and simulateGame's ``batch`` take 1 or 10: the schema says
+    ``enum`` (not 1..10, whose 5 the server refuses), and 5 is a 422 naming the field
+    that draws and charges nothing."""
+    api_key, token = await _shop(world)
+    doc = await _doc(world)
+    count = _op(doc, "drawBox")["requestBody"]["content"]["application/json"]["schema"][
+        "properties"]["count"]
+    batch = _op(doc, "simulateGame")["requestBody"]["content"]["application/json"][
+        "schema"]["properties"]["batch"]
+    assert (count["type"], count["enum"]) == ("integer", [1, 10]) and "maximum" not in count
+    assert (batch["type"], batch["enum"]) == ("integer", [1, 10]) and "maximum" not in batch
+
+    before = await (await world.get(f"{GAME}/me", token)).json()
+    five = await world.post(f"{GAME}/boxes/forest/draw", token, {"count": 5}, "d5")
+    error = await _refused(five, 422)
+    assert error["details"]["problems"] == [{"path": "$.count",
+                                             "message": "must be one of 1, 10"}]
+    after = await (await world.get(f"{GAME}/me", token)).json()
+    assert after["player"]["wallet"] == before["player"]["wallet"]
+    assert after["player"]["boxes"] == before["player"]["boxes"]
+    ten = await world.post(f"{GAME}/boxes/forest/draw", token, {"count": 10}, "d5")
+    assert ten.status == 200 and len((await ten.json())["draws"]) == 10  # key not used up
+
+    sim = await world.client.post(f"{ADMIN}/simulate", json={"series": "forest", "batch": 3},
+                                  headers={"Authorization": f"Bearer {api_key}"})
+    assert [p["path"] for p in (await _refused(sim, 422))["details"]["problems"]] == [
+        "$.batch"]
+
