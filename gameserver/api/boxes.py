@@ -19,9 +19,11 @@ from economy.odds import disclose
 from economy.schema import Int, Obj, Str
 from gameserver.api.common import (
     EMPTY_BODY,
+    QUERY_INT_DIGITS,
     Operation,
     game_id,
     json_ok,
+    limit_param,
     now_s,
     player_claims,
     player_ctx,
@@ -59,6 +61,8 @@ DRAW_BODY = Obj(fields={
                        description="your own randomness, mixed into the draw (optional)"),
 })
 PAGE_MAX = 100
+CURSOR_MAX = 10**QUERY_INT_DIGITS - 1
+"""The largest ``?cursor=`` of listDraws: what :func:`query_int` reads (a draw id)."""
 PRICE = obj({"currency": STR, "amount": INT})
 SERIES = obj({
     "series": STR, "name": STR, "table": STR, "price": PRICE, "opens_at": INT,
@@ -241,7 +245,7 @@ async def list_draws(request: web.Request) -> web.Response:
 
 def _page(request: web.Request) -> tuple[int | None, int]:
     limit = query_int(request, "limit", 1, PAGE_MAX)
-    return query_int(request, "cursor", 0, 2**63 - 1), 20 if limit is None else limit
+    return query_int(request, "cursor", 0, CURSOR_MAX), 20 if limit is None else limit
 
 
 OPERATIONS = [
@@ -276,8 +280,9 @@ OPERATIONS = [
     Operation("listDraws", "GET", "/v1/games/{game}/draws", list_draws,
               "The player's draws, newest first, with what is needed to verify each",
               auth="player", tag="blind boxes", errors=(401, 403, 404, 422),
-              params={"cursor": "the next_cursor of the previous page",
-                      "limit": f"1..{PAGE_MAX} (default 20)"},
+              params={"cursor": Int(minimum=0, maximum=CURSOR_MAX,
+                                    description="the next_cursor of the previous page"),
+                      "limit": limit_param(PAGE_MAX, f"1..{PAGE_MAX} (default 20)")},
               response=obj({"draws": array({**DRAW, "properties": {
                   **DRAW["properties"], "id": INT, "server_seed": nullable(STR)}}),
                   "next_cursor": nullable(INT)})),

@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from economy.errors import DomainError, InvalidInput, NotFound, Refusal
-from economy.schema import Obj, Spec, validate
+from economy.schema import Int, Obj, Spec, Str, validate
 from gameserver.aggregates import Codec
 from gameserver.aggregates_app import aggregates_of
 from gameserver.aggregates_gate import GateMaker
@@ -50,8 +50,15 @@ PLAYER_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
 PUBLIC_ERRORS = (401, 403, 404, 422)
 """What a play's public read may answer besides success."""
 MERCHANT_PARAM: dict[str, str | Spec] = {
-    "merchant": "the merchant's id (needed without a player token)"}
-"""The query parameter of a play's public read (:func:`public_game`)."""
+    "merchant": Str(pattern=f"^{MERCHANT_RE.pattern}$", min_length=1, max_length=32,
+                    description="the merchant's id (needed without a player token)")}
+"""The query parameter of a play's public read (:func:`public_game`), bounded in the
+document as the server reads it (another value is 422)."""
+
+
+def limit_param(hi: int, what: str) -> Int:
+    """A ``?limit=`` of 1..``hi`` (:func:`query_int`), described for the document."""
+    return Int(minimum=1, maximum=hi, description=what)
 
 MAX_JSON_DEPTH = 32
 MAX_INT_DIGITS = 18

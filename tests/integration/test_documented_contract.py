@@ -124,3 +124,46 @@ async def test_one_or_ten_is_an_enum(world: World) -> None:
     assert [p["path"] for p in (await _refused(sim, 422))["details"]["problems"]] == [
         "$.batch"]
 
+
+async def test_query_parameters_are_bounded_as_the_server_reads_them(world: World) -> None:
+    """No query parameter is an unbounded string where the server reads a number, a
+    date, a state or a merchant id: each says its type and bounds, a value just outside
+    them is a 422 naming it, and the bound itself is served."""
+    api_key, token = await _shop(world)
+    doc = await _doc(world)
+    params = {(op["operationId"], p["name"]): p["schema"]
+              for ops in doc["paths"].values() for op in ops.values()
+              for p in op.get("parameters", []) if p["in"] == "query"}
+    assert [k for k, s in params.items() if s == {"type": "string"}] == [
+        ("getExperiment", "simulate")]  # any value but 1 is "no simulation"
+    limit = params[("listDraws", "limit")]
+    assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, 100)
+    for op_id, name in (("listDraws", "limit"), ("listWebhookEvents", "limit"),
+                        ("getAnalytics", "days"), ("exportEvents", "limit")):
+        assert params[(op_id, name)]["type"] == "integer"
+    merchant = params[("getPoll", "merchant")]
+    assert not re.search(merchant["pattern"], "Shop!") and re.search(merchant["pattern"], SHOP)
+    assert params[("listWebhookEvents", "state")]["enum"] == ["pending", "delivered", "failed"]
+    end = params[("getAnalytics", "end")]["pattern"]
+    assert re.search(end, "2026-01-01") and not re.search(end, "yesterday")
+    cursor = params[("exportEvents", "cursor")]["pattern"]
+    assert re.search(cursor, "") and re.search(cursor, "v1.1.2.3.4")
+    assert not re.search(cursor, "v1.1.2") and not re.search(cursor, "1.2.3.4")
+
+    player = {"Authorization": f"Bearer {token}"}
+    merchant_key = {"Authorization": f"Bearer {api_key}"}
+    for path, headers, op_id, name in (
+            (f"{GAME}/draws", player, "listDraws", "limit"),
+            (f"{GAME}/draws", player, "listDraws", "cursor"),
+            (f"{ADMIN}/webhooks", merchant_key, "listWebhookEvents", "limit"),
+            (f"{ADMIN}/analytics", merchant_key, "getAnalytics", "days"),
+            (f"{ADMIN}/export", merchant_key, "exportEvents", "limit")):
+        top = params[(op_id, name)]["maximum"]
+        over = await world.client.get(f"{path}?{name}={top + 1}", headers=headers)
+        error = await _refused(over, 422)
+        assert [p["path"] for p in error["details"]["problems"]] == [f"$.{name}"], op_id
+        at = await world.client.get(f"{path}?{name}={top}", headers=headers)
+        assert at.status == 200, (op_id, name, await at.text())
+    bad_state = await world.client.get(f"{ADMIN}/webhooks?state=sent", headers=merchant_key)
+    await _refused(bad_state, 422)
+
