@@ -143,8 +143,11 @@ def _operation(op: Operation) -> dict[str, Any]:
             op.content_type: {"schema": success_schema}}}},
     }
     if op.body is not None:
-        out["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": op.body.schema()}}}
+        body = op.body.schema()
+        # An empty body is read as {} (decode_json): a body with no required field may
+        # be left out, and the document says so rather than calling it required.
+        out["requestBody"] = {"required": bool(body.get("required")), "content": {
+            "application/json": {"schema": body}}}
     for status in _statuses(op):
         out["responses"][str(status)] = {
             "description": _status_text(op, status),

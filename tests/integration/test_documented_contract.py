@@ -167,3 +167,28 @@ async def test_query_parameters_are_bounded_as_the_server_reads_them(world: Worl
     bad_state = await world.client.get(f"{ADMIN}/webhooks?state=sent", headers=merchant_key)
     await _refused(bad_state, 422)
 
+
+async def test_a_body_without_required_fields_may_be_left_out(world: World) -> None:
+    """An empty body reads as ``{}``: the document marks a request body required only
+    when it has a required field, and an action sent without one is served as ``{}``."""
+    _, token = await _shop(world)
+    doc = await _doc(world)
+    bodies = [(op["operationId"], op["requestBody"]) for ops in doc["paths"].values()
+              for op in ops.values() if "requestBody" in op]
+    wrong = [op_id for op_id, body in bodies
+             if body["required"] != bool(body["content"]["application/json"]["schema"].get(
+                 "required"))]
+    assert wrong == []
+    assert _op(doc, "rotateSeed")["requestBody"]["required"] is False
+    assert _op(doc, "feedPet")["requestBody"]["required"] is True
+
+    rotated = await world.client.post(f"{GAME}/boxes/seed/rotate", headers={
+        "Authorization": f"Bearer {token}", "Idempotency-Key": "r1"})
+    assert rotated.status == 200, await rotated.text()
+    drawn = await world.client.post(f"{GAME}/boxes/forest/draw", headers={
+        "Authorization": f"Bearer {token}", "Idempotency-Key": "d1"})
+    assert len((await drawn.json())["draws"]) == 1  # count's default
+    fed = await world.client.post(f"{GAME}/pet/feed", headers={
+        "Authorization": f"Bearer {token}", "Idempotency-Key": "f1"})
+    assert [p["path"] for p in (await _refused(fed, 422))["details"]["problems"]] == [
+        "$.food"]
