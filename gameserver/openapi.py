@@ -26,7 +26,8 @@ ERROR_SCHEMA = {
 
 IDEMPOTENCY_TEXT = (
     "1-64 characters of A-Z a-z 0-9 _ -, kept at least 24 h (PETBOX_IDEMPOTENCY_TTL). "
-    "The same key with the same request answers the first response again "
+    "The same key with the same request (method, path and the body's exact bytes) "
+    "answers the first response again "
     "(Idempotent-Replayed: true) and applies nothing twice; the same key with another "
     "request is 422 idempotency_mismatch; while the first is still running, 409 "
     "idempotency_in_progress. A refused request does not use up its key. Merchant keys "
