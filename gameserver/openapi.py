@@ -83,6 +83,12 @@ def _query(name: str, spec: str | Spec) -> dict[str, Any]:
 
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                "schema": {"type": "integer", "minimum": 1}}}
+CONFLICT_RETRY_AFTER = {"Retry-After": {
+    "description": "on a conflict that may pass by itself (details.retry_after: "
+                   "not_started, sold_out while units are pending, idempotency_in_progress, "
+                   "groupbuy_in_progress...): seconds to wait before looking again",
+    "required": False, "schema": {"type": "integer", "minimum": 1}}}
+"""A 409 carries it when its details name a ``retry_after``."""
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 """Not subject to admission control (gameserver/admission.py)."""
 
@@ -156,6 +162,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         }
         if status in (429, 503):
             out["responses"][str(status)]["headers"] = RETRY_AFTER
+        elif status == 409:
+            out["responses"][str(status)]["headers"] = CONFLICT_RETRY_AFTER
     return out
 
 

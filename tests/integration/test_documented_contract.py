@@ -2,8 +2,9 @@
 credentialed route really answers are listed, the experiment views validate against
 their schemas, a "1 or 10" is an enum rather than 1..10, and every query parameter is
 bounded as the server reads it (a value outside is a 422 that names it, one inside is
-served), and a body with no required field may be left out. Found by an outside
-schemathesis run with every check on."""
+served), a body with no required field may be left out, and a 409 that may pass by
+itself declares its Retry-After. Found by an outside schemathesis run with every check
+on."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 from gameserver.auth import session_signature
 from tests.conftest import World
 from tests.integration.test_experiments_http import AB_CONFIG, EXPERIMENT
+from tests.integration.test_flashsale_http import CONFIG as SALE_CONFIG
+from tests.integration.test_flashsale_http import START
 from tests.integration.test_response_schemas import Checked
 
 SHOP = "abshop"
@@ -192,3 +195,25 @@ async def test_a_body_without_required_fields_may_be_left_out(world: World) -> N
         "Authorization": f"Bearer {token}", "Idempotency-Key": "f1"})
     assert [p["path"] for p in (await _refused(fed, 422))["details"]["problems"]] == [
         "$.food"]
+
+
+async def test_a_conflict_that_may_pass_documents_its_retry_after(world: World) -> None:
+    """A 409 whose details carry ``retry_after`` (not_started, sold_out with units
+    pending, idempotency_in_progress...) sends ``Retry-After``: the document declares
+    the header, optional, on every 409."""
+    doc = await _doc(world)
+    conflicts = [(op["operationId"], answer.get("headers", {}).get("Retry-After"))
+                 for ops in doc["paths"].values() for op in ops.values()
+                 for status, answer in op["responses"].items() if status == "409"]
+    assert len(conflicts) > 30
+    assert [op_id for op_id, header in conflicts
+            if header is None or header["required"] or header["schema"]["type"] != "integer"
+            ] == []
+
+    await world.merchant("fsshop", config=copy.deepcopy(SALE_CONFIG))
+    early = await world.post(f"{GAME}/flashsales/midnight/claim", world.mint("u1", "fsshop"),
+                             {}, "c1")
+    error = await _refused(early, 409)
+    wait = START - int(world.clock.now())
+    assert (error["code"], error["details"]["retry_after"]) == ("not_started", wait)
+    assert early.headers["Retry-After"] == str(wait)
