@@ -46,7 +46,7 @@ from gameserver.bodylimit import BODY_LIMITS, with_body_limit
 from gameserver.clock import Clock, SystemClock
 from gameserver.db.admin_requests import AdminRequests
 from gameserver.db.database import Database, make_engine
-from gameserver.embedded import RedisProcess
+from gameserver.embedded import RedisProcess, ensure_unserved
 from gameserver.errors import error_middleware
 from gameserver.experiment_watch import ExperimentWatcher
 from gameserver.games import GameRegistry
@@ -121,6 +121,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     embedded: RedisProcess | None = None
     url = settings.redis_url
     if url is None:
+        ensure_unserved(settings.data_dir / "redis")  # DataDirInUse: one Redis per AOF
         embedded = RedisProcess(settings.data_dir / "redis",
                                 appendfsync=settings.redis_appendfsync,
                                 aof_rewrite_percentage=settings.redis_aof_rewrite_percentage)
