@@ -54,6 +54,9 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "merchant": [{"merchantKey": []}],
     "signature": [{"merchantSignature": []}],
     "none": [],
+    # A token is optional: without one ?merchant= names the shop; with one the answer
+    # adds the shopper's own view (their seed hash, their experiment arm's odds).
+    "public": [{"playerToken": []}, {}],
 }
 
 

@@ -252,7 +252,7 @@ OPERATIONS = [
     Operation("getBoxSeries", "GET", "/v1/games/{game}/boxes/{series}", get_box_series,
               "Disclosure: items, rarities, base and consolidated odds, pity, caps, prize "
               "values, stock left; with a token, the player's seed hash",
-              auth="none", tag="blind boxes", errors=(401, 403, 404, 422),
+              auth="public", tag="blind boxes", errors=(401, 403, 404, 422),
               params={"merchant": Str(pattern=f"^{MERCHANT_RE.pattern}$", min_length=1,
                                       max_length=32, description="the merchant's id "
                                       "(needed without a player token)"),

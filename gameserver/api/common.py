@@ -43,7 +43,9 @@ from gameserver.value import StockView
 from mechanics.state import PlayerState
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Auth = Literal["player", "merchant", "none", "signature"]
+Auth = Literal["player", "merchant", "none", "public", "signature"]
+"""Who may call an operation; ``public``: anyone (``?merchant=`` names the shop), and a
+player token, when sent, adds the shopper's own view (:func:`public_game`)."""
 
 PLAYER_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
 """What a shopper POST may answer besides success (documented on every such operation)."""

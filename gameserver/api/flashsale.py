@@ -254,7 +254,7 @@ _PUBLIC_ERRORS = (401, 403, 404, 422)
 OPERATIONS = [
     Operation("getFlashSale", "GET", "/v1/games/{game}/flashsales/{sale}", get_flash_sale,
               "Public: price, start, server time and countdown, and the stock left",
-              auth="none", tag="plays", errors=_PUBLIC_ERRORS, params=MERCHANT_PARAM,
+              auth="public", tag="plays", errors=_PUBLIC_ERRORS, params=MERCHANT_PARAM,
               response=FLASH_RESPONSE),
     Operation("claimFlashSale", "POST", "/v1/games/{game}/flashsales/{sale}/claim",
               claim_flash_sale,
@@ -266,7 +266,7 @@ OPERATIONS = [
               errors=_CLAIM_ERRORS, response=CLAIM_RESPONSE),
     Operation("getPresale", "GET", "/v1/games/{game}/presales/{presale}", get_presale,
               "Public: reservation and purchase windows, deposit and benefit, server time, "
-              "reservations left", auth="none", tag="plays", errors=_PUBLIC_ERRORS,
+              "reservations left", auth="public", tag="plays", errors=_PUBLIC_ERRORS,
               params=MERCHANT_PARAM, response=PRESALE_RESPONSE),
     Operation("reservePresale", "POST", "/v1/games/{game}/presales/{presale}", reserve_presale,
               "Reserve (提前购) before the event; converted by a paid order with the "

@@ -121,6 +121,6 @@ OPERATIONS = [
     Operation("getPoll", "GET", "/v1/games/{game}/polls/{poll}", get_poll,
               "Public: options with live tallies, open and close times, and the result "
               "frozen at the close",
-              auth="none", tag="plays", errors=PUBLIC_ERRORS, params=MERCHANT_PARAM,
+              auth="public", tag="plays", errors=PUBLIC_ERRORS, params=MERCHANT_PARAM,
               response=POLL_RESPONSE),
 ]

@@ -217,3 +217,29 @@ async def test_a_conflict_that_may_pass_documents_its_retry_after(world: World) 
     wait = START - int(world.clock.now())
     assert (error["code"], error["details"]["retry_after"]) == ("not_started", wait)
     assert early.headers["Retry-After"] == str(wait)
+
+
+PUBLIC_READS = ["getBoxSeries", "getEnvelopeRain", "getFlashSale", "getPoll", "getPresale",
+                "getSampleCampaign"]
+
+
+async def test_public_reads_declare_their_token_optional(world: World) -> None:
+    """A public read takes ``?merchant=`` without a token, and a player token when the
+    app has one, which adds the shopper's own view: the document says the token is
+    optional there (it said none was used, so a generated client never sent it), and
+    every other operation keeps one way in."""
+    _, token = await _shop(world)
+    doc = await _doc(world)
+    optional = sorted(op["operationId"] for ops in doc["paths"].values()
+                      for op in ops.values() if {} in op["security"])
+    assert optional == PUBLIC_READS
+    assert all(_op(doc, op_id)["security"] == [{"playerToken": []}, {}]
+               for op_id in PUBLIC_READS)
+    assert [op["operationId"] for ops in doc["paths"].values() for op in ops.values()
+            if len(op["security"]) > 1 and op["operationId"] not in PUBLIC_READS] == []
+
+    anonymous = await world.client.get(f"{GAME}/boxes/forest?merchant={SHOP}")
+    assert anonymous.status == 200 and "player" not in await anonymous.json()
+    mine = await world.get(f"{GAME}/boxes/forest", token)
+    assert mine.status == 200
+    assert re.fullmatch("[0-9a-f]{64}", (await mine.json())["player"]["seed_hash"])
