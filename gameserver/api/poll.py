@@ -69,6 +69,7 @@ async def cast_vote(request: web.Request) -> web.Response:
 
     def gate(state: PlayerState | None) -> SharedRule:
         def rule(b: rules.PollBucket | None, now: int) -> SharedOutcome:
+            rules.check_ballot(poll, option, now)
             rules.check_price(state, poll, config, now)
             return rules.cast_vote(b, poll, user, option, now, tz)
         return rule
