@@ -50,7 +50,10 @@ def _problem(problems: Problems, path: str, message: str) -> None:
 def _with_meta(spec: Spec, out: dict[str, Any]) -> dict[str, Any]:
     if spec.description:
         out["description"] = spec.description
-    if spec.default is not MISSING:
+    # A default of None means "leave it out: absent, the field is off or the server
+    # decides"; no spec accepts null itself, so null is never published as a default
+    # (a client following the schema would send it and get a 422).
+    if spec.default is not MISSING and spec.default is not None:
         out["default"] = spec.default
     return out
 

@@ -243,3 +243,31 @@ async def test_public_reads_declare_their_token_optional(world: World) -> None:
     mine = await world.get(f"{GAME}/boxes/forest", token)
     assert mine.status == 200
     assert re.fullmatch("[0-9a-f]{64}", (await mine.json())["player"]["seed_hash"])
+
+
+def _null_defaults(schema: Any, at: str) -> list[str]:
+    """Where ``schema`` publishes ``"default": null`` on a type that is not null."""
+    if isinstance(schema, list):
+        return [p for i, s in enumerate(schema) for p in _null_defaults(s, f"{at}[{i}]")]
+    if not isinstance(schema, dict):
+        return []
+    kind = schema.get("type")
+    nullable = kind == "null" or (isinstance(kind, list) and "null" in kind)
+    out = [at] if "default" in schema and schema["default"] is None and not nullable else []
+    return out + [p for k, v in schema.items() for p in _null_defaults(v, f"{at}/{k}")]
+
+
+async def test_no_schema_offers_null_as_a_default_it_refuses(world: World) -> None:
+    """An optional field whose default is "absent" (createSession's age_band,
+    simulateEnvelopeRain's pool_fen, a config's optional sections) was published with
+    ``"default": null`` although null itself is refused (422): the document now leaves
+    such defaults out, and null is still a clear 422 naming the field."""
+    await _shop(world)
+    assert _null_defaults(await _doc(world), "#") == []
+    ts = int(world.clock.now())
+    secret = world.merchants[SHOP].signing_secret
+    login = await world.client.post("/v1/sessions", json={
+        "merchant": SHOP, "user": "u3", "ts": ts, "age_band": None,
+        "sign": session_signature(secret, SHOP, "u3", ts)})
+    assert [p["path"] for p in (await _refused(login, 422))["details"]["problems"]] == [
+        "$.age_band"]
