@@ -50,7 +50,10 @@ def _problem(problems: Problems, path: str, message: str) -> None:
 def _with_meta(spec: Spec, out: dict[str, Any]) -> dict[str, Any]:
     if spec.description:
         out["description"] = spec.description
-    if spec.default is not MISSING:
+    # A default of None means "leave it out: absent, the field is off or the server
+    # decides"; no spec accepts null itself, so null is never published as a default
+    # (a client following the schema would send it and get a 422).
+    if spec.default is not MISSING and spec.default is not None:
         out["default"] = spec.default
     return out
 
@@ -76,8 +79,12 @@ def _range_schema(kind: str, minimum: float | None, maximum: float | None) -> di
 
 @dataclass(frozen=True)
 class Int(Spec):
+    """An integer within the optional bounds; ``choices``, when given, are the only
+    values accepted (a ``count`` of 1 or 10), and the schema says so with ``enum``."""
+
     minimum: int | None = None
     maximum: int | None = None
+    choices: tuple[int, ...] = ()
 
     def check(self, value: Any, path: str, problems: Problems) -> Any:
         # JSON Schema counts 1.0 as an integer, so petbox does too (as the int 1).
@@ -86,10 +93,15 @@ class Int(Spec):
         if isinstance(value, bool) or not isinstance(value, int):
             _problem(problems, path, "must be an integer")
             return None
+        if self.choices and value not in self.choices:
+            _problem(problems, path, f"must be one of {', '.join(map(str, self.choices))}")
+            return None
         _check_range(value, self.minimum, self.maximum, path, problems)
         return value
 
     def schema(self) -> dict[str, Any]:
+        if self.choices:
+            return _with_meta(self, {"type": "integer", "enum": list(self.choices)})
         return _with_meta(self, _range_schema("integer", self.minimum, self.maximum))
 
 

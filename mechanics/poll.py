@@ -75,6 +75,15 @@ def _check_open(poll: Poll, now: int) -> None:
         raise PollClosed(poll.id, poll.closes_at)
 
 
+def check_ballot(poll: Poll, option: str, now: int) -> None:
+    """Refuse a vote that could never count (the poll not open, an option it does not
+    have) before its price is looked at: a shopper who cannot pay is told about the
+    bad request first, as with any other input."""
+    _check_open(poll, now)
+    if option not in poll.options:
+        raise UnknownOption(poll.id, option)
+
+
 def check_price(state: PlayerState | None, poll: Poll, config: GameConfig, now: int) -> None:
     """Refuse a vote the shopper cannot pay, before the gate counts it."""
     wallet = state.wallet if state is not None else new_player(config, now).wallet
@@ -86,9 +95,7 @@ def check_price(state: PlayerState | None, poll: Poll, config: GameConfig, now: 
 def cast_vote(bucket: PollBucket | None, poll: Poll, user: str, option: str, now: int,
               tz: tzinfo) -> SharedOutcome:
     """The gate: count ``user``'s vote for ``option`` in their bucket."""
-    _check_open(poll, now)
-    if option not in poll.options:
-        raise UnknownOption(poll.id, option)
+    check_ballot(poll, option, now)
     day = local_day(now, tz)
     old = bucket or PollBucket()
     voters = dict(old.voters) if old.day == day else {}

@@ -375,7 +375,12 @@ def teams_view(state: PlayerState, config: GameConfig, now: int,
 
 
 def check_name(name: str) -> str:
+    """A team name as shown to its members and on the board: at most 40 printable
+    characters once trimmed (empty: the caller names the team). Control and formatting
+    characters (newlines, NUL, bidi overrides such as U+202E, zero-width spaces) are
+    refused, as in a pet's name: other shoppers read this text."""
     name = name.strip()
-    if len(name) > 40:
-        raise InvalidInput("a team name is at most 40 characters", field="name")
+    if len(name) > 40 or not name.isprintable():
+        raise InvalidInput("a team name is at most 40 printable characters (no control "
+                           "or formatting characters)", field="name")
     return name

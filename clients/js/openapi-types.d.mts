@@ -563,6 +563,8 @@ export type GetExperimentResponse = {
     description?: string;
     /** JSON path of the live config → value in this arm */
     overrides?: { [key: string]: Record<string, unknown> };
+    /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
+    tables?: { [key: string]: string };
   } };
 };
 
@@ -1186,6 +1188,8 @@ export type ListExperimentsResponse = {
       description?: string;
       /** JSON path of the live config → value in this arm */
       overrides?: { [key: string]: Record<string, unknown> };
+      /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
+      tables?: { [key: string]: string };
     } };
   }>;
 };
@@ -1387,6 +1391,8 @@ export type PutExperimentResponse = {
       description?: string;
       /** JSON path of the live config → value in this arm */
       overrides?: { [key: string]: Record<string, unknown> };
+      /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
+      tables?: { [key: string]: string };
     } };
   };
   published: Record<string, unknown>;
@@ -1589,6 +1595,8 @@ export type StopExperimentResponse = {
       description?: string;
       /** JSON path of the live config → value in this arm */
       overrides?: { [key: string]: Record<string, unknown> };
+      /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
+      tables?: { [key: string]: string };
     } };
   };
   published: Record<string, unknown>;

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from economy.errors import InvalidInput
+from economy.schema import Int, Str
 from gameserver.api.common import Operation, game_id, merchant_of, now_s, query_int
 from gameserver.api.schemas import ANY_OBJECT, INT, NUM, STR, array, map_of, obj
 from gameserver.appkeys import DB
@@ -101,9 +102,13 @@ OPERATIONS = [
               "Per day: DAU, new players, draws, coupons granted, average active minutes; "
               "D1/D7/D30 retention cohorts and weekly retention (days in the game's zone)",
               auth="merchant", tag="merchant", errors=(401, 403, 404, 422),
-              params={"days": f"how many days, ending with `end` (1..{analytics.MAX_DAYS}, "
-                              f"default {DEFAULT_DAYS})",
-                      "end": "last day, YYYY-MM-DD in the game's time zone (default today)"},
+              params={"days": Int(minimum=1, maximum=analytics.MAX_DAYS, description=(
+                          f"how many days, ending with `end` (1..{analytics.MAX_DAYS}, "
+                          f"default {DEFAULT_DAYS})")),
+                      "end": Str(pattern=f"^{DATE_RE.pattern}$", min_length=10, max_length=10,
+                                 description="last day, YYYY-MM-DD in the game's time zone "
+                                             f"(default today; {FIRST_END.isoformat()} or "
+                                             "later)")},
               response=obj({
                   "game": STR, "timezone": STR, "from": STR, "to": STR, "today": STR,
                   "days": array(obj({"date": STR, "dau": INT, "new_players": INT,

@@ -19,9 +19,11 @@ from economy.odds import disclose
 from economy.schema import Int, Obj, Str
 from gameserver.api.common import (
     EMPTY_BODY,
+    QUERY_INT_DIGITS,
     Operation,
     game_id,
     json_ok,
+    limit_param,
     now_s,
     player_claims,
     player_ctx,
@@ -55,11 +57,13 @@ from mechanics.experiments import ShowArm, show_arm
 from mechanics.state import PlayerState
 
 DRAW_BODY = Obj(fields={
-    "count": Int(minimum=1, maximum=10, default=1, description="1 or 10"),
+    "count": Int(choices=(1, 10), default=1, description="1 or 10"),
     "client_seed": Str(max_length=64, default="",
                        description="your own randomness, mixed into the draw (optional)"),
 })
 PAGE_MAX = 100
+CURSOR_MAX = 10**QUERY_INT_DIGITS - 1
+"""The largest ``?cursor=`` of listDraws: what :func:`query_int` reads (a draw id)."""
 PRICE = obj({"currency": STR, "amount": INT})
 SERIES = obj({
     "series": STR, "name": STR, "table": STR, "price": PRICE, "opens_at": INT,
@@ -274,14 +278,14 @@ async def list_draws(request: web.Request) -> web.Response:
 
 def _page(request: web.Request) -> tuple[int | None, int]:
     limit = query_int(request, "limit", 1, PAGE_MAX)
-    return query_int(request, "cursor", 0, 2**63 - 1), 20 if limit is None else limit
+    return query_int(request, "cursor", 0, CURSOR_MAX), 20 if limit is None else limit
 
 
 OPERATIONS = [
     Operation("getBoxSeries", "GET", "/v1/games/{game}/boxes/{series}", get_box_series,
               "Disclosure: items, rarities, base and consolidated odds, pity, caps, prize "
               "values, stock left; with a token, the player's seed hash",
-              auth="none", tag="blind boxes", errors=(401, 403, 404, 422),
+              auth="public", tag="blind boxes", errors=(401, 403, 404, 422),
               params={"merchant": Str(pattern=f"^{MERCHANT_RE.pattern}$", min_length=1,
                                       max_length=32, description="the merchant's id "
                                       "(needed without a player token)"),
@@ -310,8 +314,9 @@ OPERATIONS = [
     Operation("listDraws", "GET", "/v1/games/{game}/draws", list_draws,
               "The player's draws, newest first, with what is needed to verify each",
               auth="player", tag="blind boxes", errors=(401, 403, 404, 422),
-              params={"cursor": "the next_cursor of the previous page",
-                      "limit": f"1..{PAGE_MAX} (default 20)"},
+              params={"cursor": Int(minimum=0, maximum=CURSOR_MAX,
+                                    description="the next_cursor of the previous page"),
+                      "limit": limit_param(PAGE_MAX, f"1..{PAGE_MAX} (default 20)")},
               response=obj({"draws": array({**DRAW, "properties": {
                   **DRAW["properties"], "id": INT, "server_seed": nullable(STR)}}),
                   "next_cursor": nullable(INT)})),

@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from economy.errors import DomainError, InvalidInput, NotFound, Refusal
-from economy.schema import Obj, Spec, validate
+from economy.schema import Int, Obj, Spec, Str, validate
 from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, SERVICES, SETTINGS, SHADOW, SIGNER
 from gameserver.db.database import Merchant
 from gameserver.games import LiveGame
@@ -43,15 +43,24 @@ from gameserver.state.value import StockView
 from mechanics.state import PlayerState
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Auth = Literal["player", "merchant", "none", "signature"]
+Auth = Literal["player", "merchant", "none", "public", "signature"]
+"""Who may call an operation; ``public``: anyone (``?merchant=`` names the shop), and a
+player token, when sent, adds the shopper's own view (:func:`public_game`)."""
 
 PLAYER_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
 """What a shopper POST may answer besides success (documented on every such operation)."""
 PUBLIC_ERRORS = (401, 403, 404, 422)
 """What a play's public read may answer besides success."""
 MERCHANT_PARAM: dict[str, str | Spec] = {
-    "merchant": "the merchant's id (needed without a player token)"}
-"""The query parameter of a play's public read (:func:`public_game`)."""
+    "merchant": Str(pattern=f"^{MERCHANT_RE.pattern}$", min_length=1, max_length=32,
+                    description="the merchant's id (needed without a player token)")}
+"""The query parameter of a play's public read (:func:`public_game`), bounded in the
+document as the server reads it (another value is 422)."""
+
+
+def limit_param(hi: int, what: str) -> Int:
+    """A ``?limit=`` of 1..``hi`` (:func:`query_int`), described for the document."""
+    return Int(minimum=1, maximum=hi, description=what)
 
 MAX_JSON_DEPTH = 32
 MAX_INT_DIGITS = 18

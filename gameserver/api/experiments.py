@@ -56,11 +56,18 @@ SIM_PLAYERS = 200
 SIM_DRAWS = 50
 """The per-arm simulation of getExperiment: 200 shoppers × 50 single draws per series."""
 
+_ARM_CONFIG = ARM_SPEC.schema()
+ARM_VIEW = {**_ARM_CONFIG, "properties": {**_ARM_CONFIG["properties"], "tables": {
+    "type": "object", "additionalProperties": {"type": "string"},
+    "description": "series -> the arm's box table hash (what its draw records name); "
+                   "in listExperiments and getExperiment, not in a write's answer"}}}
+"""An arm as configured plus the ``tables`` that :func:`_view` adds (the config's arm
+schema alone forbids any other field)."""
 EXPERIMENT_VIEW = {"type": "object", "required": ["experiment", "status", "arms"],
                    "properties": {"experiment": {"type": "string"},
                                   "status": {"type": "string"},
                                   "arms": {"type": "object",
-                                           "additionalProperties": ARM_SPEC.schema()}}}
+                                           "additionalProperties": ARM_VIEW}}}
 PUBLISHED_VIEW = {"type": "object", "required": ["experiment", "published"], "properties": {
     "experiment": EXPERIMENT_VIEW, "published": {"type": "object"},
     "draft": {"type": "string"}}}

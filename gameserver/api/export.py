@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from aiohttp import web
 
-from gameserver.api.common import Operation, game_id, merchant_of, query_int
+from economy.schema import Str
+from gameserver.api.common import Operation, game_id, limit_param, merchant_of, query_int
 from gameserver.appkeys import DB
 from gameserver.db import configs, export
 
 log = logging.getLogger("petbox.export")
 
 NDJSON = "application/x-ndjson"
+CURSOR_PATTERN = (rf"^({re.escape(export.CURSOR_PREFIX)}[0-9]{{1,18}}"
+                  rf"(\.[0-9]{{1,18}}){{{export.LEGACY_SOURCES - 1},{len(export.SOURCES) - 1}}})?$")
+"""What :func:`gameserver.db.export.decode_cursor` accepts (empty: from the beginning)."""
 
 
 def _limit(request: web.Request) -> int | None:
@@ -68,9 +73,10 @@ OPERATIONS = [
               '{"type": "end", "cursor", "count", "more"}',
               auth="merchant", tag="merchant", errors=(401, 403, 404, 422, 503),
               content_type=NDJSON, response={"type": "string", "description": "NDJSON"},
-              params={"cursor": "resume after this cursor (from an earlier line, end line "
-                                "or error line); "
-                                "empty: from the beginning",
-                      "limit": f"at most this many event lines (1..{export.MAX_LIMIT}; "
-                               "default: all up to now)"}),
+              params={"cursor": Str(pattern=CURSOR_PATTERN, max_length=100, description=(
+                          "resume after this cursor (from an earlier line, end line or error "
+                          "line); empty: from the beginning")),
+                      "limit": limit_param(export.MAX_LIMIT, "at most this many event "
+                                           f"lines (1..{export.MAX_LIMIT}; default: all "
+                                           "up to now)")}),
 ]

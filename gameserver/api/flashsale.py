@@ -29,9 +29,9 @@ from typing import Any
 from aiohttp import web
 
 from economy.flashsale import FlashSale, Presale, SoldOut
-from economy.schema import Spec
 from gameserver.api.common import (
     EMPTY_BODY,
+    MERCHANT_PARAM,
     PLAYER_ERRORS,
     Operation,
     idempotency_key,
@@ -250,13 +250,11 @@ RESERVE_RESPONSE = obj({
 
 _CLAIM_ERRORS = PLAYER_ERRORS
 _PUBLIC_ERRORS = (401, 403, 404, 422)
-_MERCHANT_PARAM: dict[str, str | Spec] = {
-    "merchant": "the merchant's id (needed without a player token)"}
 
 OPERATIONS = [
     Operation("getFlashSale", "GET", "/v1/games/{game}/flashsales/{sale}", get_flash_sale,
               "Public: price, start, server time and countdown, and the stock left",
-              auth="none", tag="plays", errors=_PUBLIC_ERRORS, params=_MERCHANT_PARAM,
+              auth="public", tag="plays", errors=_PUBLIC_ERRORS, params=MERCHANT_PARAM,
               response=FLASH_RESPONSE),
     Operation("claimFlashSale", "POST", "/v1/games/{game}/flashsales/{sale}/claim",
               claim_flash_sale,
@@ -268,8 +266,8 @@ OPERATIONS = [
               errors=_CLAIM_ERRORS, response=CLAIM_RESPONSE),
     Operation("getPresale", "GET", "/v1/games/{game}/presales/{presale}", get_presale,
               "Public: reservation and purchase windows, deposit and benefit, server time, "
-              "reservations left", auth="none", tag="plays", errors=_PUBLIC_ERRORS,
-              params=_MERCHANT_PARAM, response=PRESALE_RESPONSE),
+              "reservations left", auth="public", tag="plays", errors=_PUBLIC_ERRORS,
+              params=MERCHANT_PARAM, response=PRESALE_RESPONSE),
     Operation("reservePresale", "POST", "/v1/games/{game}/presales/{presale}", reserve_presale,
               "Reserve (提前购) before the event; converted by a paid order with the "
               "presale's SKU by convert_until, else released",

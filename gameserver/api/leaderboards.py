@@ -14,8 +14,15 @@ from aiohttp import web
 
 from economy.config import section_boards
 from economy.errors import UnknownItem
-from economy.leaderboards import SHOW_ID, Leaderboard
-from gameserver.api.common import Operation, json_ok, player_ctx, query_int, services
+from economy.leaderboards import MAX_SIZE, SHOW_ID, Leaderboard
+from gameserver.api.common import (
+    Operation,
+    json_ok,
+    limit_param,
+    player_ctx,
+    query_int,
+    services,
+)
 from gameserver.api.schemas import array, obj
 from gameserver.appkeys import REDIS, SETTINGS
 from gameserver.games import LiveGame
@@ -103,6 +110,7 @@ OPERATIONS = [
               "descending), named by a masked id or pet name, and the shopper's own "
               "rank; updated by the persister, so about one flush interval behind",
               auth="player", tag="shopper", errors=(401, 403, 404, 422),
-              params={"limit": "how many entries, 1..the board's size (default 20)"},
+              params={"limit": limit_param(MAX_SIZE, "how many entries, 1..the board's "
+                                                     "size (default 20)")},
               response=BOARD_RESPONSE),
 ]

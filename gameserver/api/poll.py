@@ -69,6 +69,7 @@ async def cast_vote(request: web.Request) -> web.Response:
 
     def gate(state: PlayerState | None) -> SharedRule:
         def rule(b: rules.PollBucket | None, now: int) -> SharedOutcome:
+            rules.check_ballot(poll, option, now)
             rules.check_price(state, poll, config, now)
             return rules.cast_vote(b, poll, user, option, now, tz)
         return rule
@@ -121,6 +122,6 @@ OPERATIONS = [
     Operation("getPoll", "GET", "/v1/games/{game}/polls/{poll}", get_poll,
               "Public: options with live tallies, open and close times, and the result "
               "frozen at the close",
-              auth="none", tag="plays", errors=PUBLIC_ERRORS, params=MERCHANT_PARAM,
+              auth="public", tag="plays", errors=PUBLIC_ERRORS, params=MERCHANT_PARAM,
               response=POLL_RESPONSE),
 ]

@@ -322,7 +322,7 @@ OPERATIONS = [
     Operation("getEnvelopeRain", "GET", "/v1/games/{game}/rains/{rain}", get_envelope_rain,
               "Public: the rain's rounds, envelopes and pool left, each round's seed hash, "
               "and its seed from the round's end on",
-              auth="none", tag="plays", errors=PUBLIC_ERRORS, params=MERCHANT_PARAM,
+              auth="public", tag="plays", errors=PUBLIC_ERRORS, params=MERCHANT_PARAM,
               response=RAIN_RESPONSE),
     Operation("grabEnvelope", "POST", "/v1/games/{game}/rains/{rain}/grab", grab_envelope,
               "Grab the next envelope of a round while it is open; its amount is "

@@ -301,7 +301,7 @@ OPERATIONS = [
               get_sample_campaign,
               "Public: a sampling campaign's terms, window, applicants, the lottery seed hash "
               "and, once drawn, the result with the revealed seed",
-              auth="none", tag="plays", errors=PUBLIC_ERRORS, params=MERCHANT_PARAM,
+              auth="public", tag="plays", errors=PUBLIC_ERRORS, params=MERCHANT_PARAM,
               response=CAMPAIGN_RESPONSE),
     Operation("applySample", "POST", "/v1/games/{game}/samples/{campaign}/apply", apply_sample,
               "Apply for a free sample (once, in the window, if eligible); first come wins "

@@ -59,7 +59,7 @@ async def create_session(request: web.Request) -> web.Response:
 OPERATIONS = [
     Operation("createSession", "POST", "/v1/sessions", create_session,
               "Exchange a merchant-signed login for a player token", auth="none",
-              tag="shopper", body=SESSION_BODY, success=201, errors=(400, 401, 422),
+              tag="shopper", body=SESSION_BODY, success=201, errors=(400, 401, 403, 422),
               response={"type": "object", "required": ["token", "expires_at"], "properties": {
                   "token": {"type": "string"}, "expires_at": {"type": "integer"}}}),
 ]

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from economy.leaderboards import MAX_SIZE as MAX_BOARD
 from economy.schema import Bool, Obj, Str
 from economy.teams import CodeRequired, NotInTeam, TeamFull, TeamNotFound, TeamSeason
 from gameserver.api.common import (
@@ -26,6 +27,7 @@ from gameserver.api.common import (
     PlayerPost,
     idempotency_key,
     json_ok,
+    limit_param,
     merchant_game,
     now_s,
     player_ctx,
@@ -441,7 +443,8 @@ OPERATIONS = [
               get_team_season_admin,
               "A team season as the merchant sees it: settings, status and the best teams "
               "of its board", auth="merchant", tag="merchant", errors=(401, 403, 404, 422),
-              params={"limit": "how many teams, 1..the board's size (default 20)"},
+              params={"limit": limit_param(MAX_BOARD, "how many teams, 1..the board's "
+                                                      "size (default 20)")},
               response=SEASON_ADMIN_RESPONSE),
     Operation("getTeamAdmin", "GET", "/v1/admin/games/{game}/teams/{season}/{team}",
               get_team_admin,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from economy.errors import InvalidInput
-from gameserver.api.common import Operation, game_id, merchant_of, query_int
+from economy.schema import Enum
+from gameserver.api.common import Operation, game_id, limit_param, merchant_of, query_int
 from gameserver.appkeys import DB
 from gameserver.db import configs
 from gameserver.jobs.webhooks import OUTBOX
@@ -51,8 +52,10 @@ OPERATIONS = [
               "at least once, deduped by X-Petbox-Delivery), newest first; ?state= pending, "
               "delivered or failed; ?limit= 1..500 (default 100)",
               auth="merchant", tag="merchant", errors=(401, 404, 422),
-              params={"state": "pending, delivered or failed (default: all)",
-                      "limit": f"how many events, 1..{MAX_LIMIT} (default 100)"},
+              params={"state": Enum(values=STATES, description="pending, delivered or "
+                                                               "failed (default: all)"),
+                      "limit": limit_param(MAX_LIMIT, f"how many events, 1..{MAX_LIMIT} "
+                                                      "(default 100)")},
               response={"type": "object", "required": ["events"], "properties": {
                   "events": {"type": "array", "items": EVENT}}}),
 ]

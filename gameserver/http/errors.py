@@ -22,6 +22,7 @@ from typing import Any
 import redis.exceptions
 import sqlalchemy.exc
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from economy.errors import DomainError, Refusal
 from gameserver.http.bodylimit import body_limit
@@ -198,6 +199,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                               {"retry_after": 1})
     except web.HTTPRequestEntityTooLarge:
         resp = too_large(request)
+    except RequestPayloadError:
+        # The body cannot be read as sent (a Content-Encoding it does not match: "gzip"
+        # on plain JSON; a broken chunked encoding): the client's fault, not a 500.
+        resp = error_response(400, "malformed_json", "request body could not be decoded "
+                              "as sent (check its Content-Encoding and Transfer-Encoding)")
+        resp.force_close()  # the rest of the stream cannot be read: no keep-alive
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

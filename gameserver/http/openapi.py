@@ -26,7 +26,8 @@ ERROR_SCHEMA = {
 
 IDEMPOTENCY_TEXT = (
     "1-64 characters of A-Z a-z 0-9 _ -, kept at least 24 h (PETBOX_IDEMPOTENCY_TTL). "
-    "The same key with the same request answers the first response again "
+    "The same key with the same request (method, path and the body's exact bytes) "
+    "answers the first response again "
     "(Idempotent-Replayed: true) and applies nothing twice; the same key with another "
     "request is 422 idempotency_mismatch; while the first is still running, 409 "
     "idempotency_in_progress. A refused request does not use up its key. Merchant keys "
@@ -35,14 +36,15 @@ IDEMPOTENCY_TEXT = (
 _STATUS_TEXT = {
     400: "Malformed request (bad JSON, missing Idempotency-Key)",
     401: "Missing, expired or tampered credential",
-    403: "Wrong kind of credential",
+    403: "Wrong kind of credential, or load-test traffic (X-Petbox-Shadow) not allowed",
     404: "No such resource (or another merchant's)",
     409: "Conflicts with the current state, or the same Idempotency-Key is still running",
     413: "Body larger than this operation accepts: PETBOX_MAX_BODY bytes "
          f"({Settings.client_max_size:,} by default); the cap is in the message and "
          "details.max_bytes",
-    422: "Well-formed but invalid (JSON paths in details.problems), or the "
-         "Idempotency-Key was used with another request (idempotency_mismatch)",
+    422: "Well-formed but invalid (JSON paths in details.problems), an X-Petbox-Shadow "
+         "other than 1, or the Idempotency-Key was used with another request "
+         "(idempotency_mismatch)",
     429: "Rate limited or cooling down; see Retry-After",
     503: "Temporarily unable; retry after Retry-After",
 }
@@ -52,6 +54,9 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "merchant": [{"merchantKey": []}],
     "signature": [{"merchantSignature": []}],
     "none": [],
+    # A token is optional: without one ?merchant= names the shop; with one the answer
+    # adds the shopper's own view (their seed hash, their experiment arm's odds).
+    "public": [{"playerToken": []}, {}],
 }
 
 
@@ -81,6 +86,12 @@ def _query(name: str, spec: str | Spec) -> dict[str, Any]:
 
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                "schema": {"type": "integer", "minimum": 1}}}
+CONFLICT_RETRY_AFTER = {"Retry-After": {
+    "description": "on a conflict that may pass by itself (details.retry_after: "
+                   "not_started, sold_out while units are pending, idempotency_in_progress, "
+                   "groupbuy_in_progress...): seconds to wait before looking again",
+    "required": False, "schema": {"type": "integer", "minimum": 1}}}
+"""A 409 carries it when its details name a ``retry_after``."""
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 """Not subject to admission control (gameserver/http/admission.py)."""
 
@@ -88,8 +99,13 @@ OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"
 def _statuses(op: Operation) -> list[int]:
     """The documented errors plus what the middlewares may answer: 503 (admission
     control) on every admitted route, 429 on every rate-limited one, and 413 (a body
-    over its cap, :mod:`gameserver.http.bodylimit`) on every route that takes a body."""
+    over its cap, :mod:`gameserver.http.bodylimit`) on every route that takes a body. A route
+    behind a player token or a merchant key also reads ``X-Petbox-Shadow``
+    (:func:`gameserver.api.common.shadow_header`): 422 for a value other than ``1``, 403
+    where load-test traffic is not allowed; and a wrong kind of credential is 403 too."""
     out = set(op.errors)
+    if op.auth in ("player", "merchant"):
+        out |= {401, 403, 422}
     if op.body is not None:
         out.add(413)
     if op.path not in OPERATIONS_PATHS:
@@ -137,8 +153,11 @@ def _operation(op: Operation) -> dict[str, Any]:
             op.content_type: {"schema": success_schema}}}},
     }
     if op.body is not None:
-        out["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": op.body.schema()}}}
+        body = op.body.schema()
+        # An empty body is read as {} (decode_json): a body with no required field may
+        # be left out, and the document says so rather than calling it required.
+        out["requestBody"] = {"required": bool(body.get("required")), "content": {
+            "application/json": {"schema": body}}}
     for status in _statuses(op):
         out["responses"][str(status)] = {
             "description": _status_text(op, status),
@@ -146,6 +165,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         }
         if status in (429, 503):
             out["responses"][str(status)]["headers"] = RETRY_AFTER
+        elif status == 409:
+            out["responses"][str(status)]["headers"] = CONFLICT_RETRY_AFTER
     return out
 
 

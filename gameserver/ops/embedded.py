@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -55,6 +56,52 @@ def _ping(port: int) -> bool:
             return s.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+_TITLE_PORT = re.compile(r"redis-server\S*\s+[0-9.]+:([0-9]+)")
+"""The port in the process title redis-server gives itself ("redis-server
+127.0.0.1:6379"), which replaces its command line."""
+
+
+def running_embedded_redis(redis_dir: Path) -> str | None:
+    """The URL of a redis-server already serving ``redis_dir`` (a running ``petbox
+    serve``'s embedded one); None when there is none.
+
+    Found by its working directory: redis-server changes into its ``--dir`` at start,
+    and rewrites its command line into a title (so ``--dir`` is no longer there to
+    read); the port is the ``--port`` argument if the command line still has it, else
+    the one in the title."""
+    wanted = str(redis_dir.resolve())
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "cwd") != wanted:
+                continue
+            args = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # gone meanwhile, or another user's
+        if "--port" in args and "redis-server" in args[0]:
+            return f"redis://127.0.0.1:{args[args.index('--port') + 1]}/0"
+        title = _TITLE_PORT.search(args[0])
+        if title:
+            return f"redis://127.0.0.1:{title.group(1)}/0"
+    return None
+
+
+class DataDirInUse(RuntimeError):
+    """Another embedded redis-server already keeps its AOF in the directory."""
+
+
+def ensure_unserved(redis_dir: Path) -> None:
+    """Refuse to start a second embedded redis-server on ``redis_dir``
+    (:class:`DataDirInUse`): two servers appending to one AOF interleave two diverging
+    datasets, and the two petbox processes in front of them, each with its own copy of
+    every player, would let a shopper spend the same balance twice."""
+    url = running_embedded_redis(redis_dir)
+    if url is not None:
+        raise DataDirInUse(
+            f"the data directory {redis_dir.parent} is in use: a redis-server ({url}) "
+            "already keeps its data there, most likely another `petbox serve` or `petbox "
+            "demo`; stop it or give this one another --data-dir")
 
 
 class RedisProcess:

@@ -107,23 +107,9 @@ def reclaim_sqlite(url: str) -> bool:
         conn.close()
 
 
-def running_embedded_redis(redis_dir: Path) -> str | None:
-    """The URL of a redis-server already serving ``redis_dir`` (a running ``petbox
-    serve``'s embedded one), found by its command line; None when there is none."""
-    wanted = str(redis_dir.resolve())
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            args = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if "--dir" in args and "--port" in args and args[args.index("--dir") + 1] == wanted:
-            return f"redis://127.0.0.1:{args[args.index('--port') + 1]}/0"
-    return None
-
-
 def purge_embedded(data_dir: Path, shadow_database_url: str | None) -> tuple[int, int]:
     """``purge_shadow`` for the embedded defaults: Redis in ``data_dir/redis``."""
-    from gameserver.ops.embedded import RedisProcess
+    from gameserver.ops.embedded import RedisProcess, running_embedded_redis
 
     redis_dir = data_dir / "redis"
     live = running_embedded_redis(redis_dir)

@@ -8,6 +8,7 @@ Config writes (``putGameDraft``, ``putExperiment``) accept bodies up to
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 from typing import Any
 
@@ -148,3 +149,25 @@ async def test_openapi_lists_413_on_every_operation_with_a_body(world: World) ->
     assert "PETBOX_MAX_CONFIG_BODY" in with_body["putGameDraft"]["responses"]["413"][
         "description"]
     assert "PETBOX_MAX_BODY" in with_body["adoptPet"]["responses"]["413"]["description"]
+
+
+async def test_a_body_that_does_not_decode_as_sent_is_400_and_applies_nothing(
+        world: World) -> None:
+    """``Content-Encoding: gzip`` on a body that is not gzip cannot be read: 400
+    ``malformed_json`` (it was a 500), nothing adopted, and the key not used up: the
+    same request gzipped as it says is then served."""
+    token = await world.token("alice")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+               "Content-Encoding": "gzip", "Idempotency-Key": "gz"}
+    body = b'{"species": "squirrel", "name": "N"}'
+
+    plain = await world.client.post(f"{GAME}/pet", data=body, headers=headers)
+    assert plain.status == 400
+    assert (await plain.json())["error"]["code"] == "malformed_json"
+    me = await (await world.get(f"{GAME}/me", token)).json()
+    assert (me["player"]["pet"], me["version"]) == (None, 0)
+
+    zipped = await world.client.post(f"{GAME}/pet", data=gzip.compress(body),
+                                     headers=headers)
+    assert zipped.status == 201, await zipped.text()
+    assert (await zipped.json())["player"]["pet"]["name"] == "N"

@@ -172,6 +172,26 @@ async def test_price_checked_before_the_gate(pw: World) -> None:
     assert (await poll_view(pw, merchant="pricey"))["total"] == 0
 
 
+async def test_a_bad_ballot_is_refused_as_such_before_the_price(pw: World) -> None:
+    """A shopper who cannot pay and sends an option the poll does not have (or votes
+    in a poll not open) is told that (422 unknown_option, 409 poll_not_open), not
+    insufficient_funds: the request is wrong whatever the wallet holds."""
+    config = copy.deepcopy(POLL_CONFIG)
+    config["polls"]["best"]["cost"] = {"acorn": 101}
+    config["polls"]["later"]["cost"] = {"acorn": 101}
+    await pw.merchant("pricey", config=config)
+    carol = token(pw, "carol", "pricey")
+    bad = await vote(pw, carol, "purple", "c1")
+    assert bad.status == 422
+    assert (await bad.json())["error"]["code"] == "unknown_option"
+    early = await vote(pw, carol, "a", "c2", poll="later")
+    assert early.status == 409
+    assert (await early.json())["error"]["code"] == "poll_not_open"
+    poor = await vote(pw, carol, "red", "c3")
+    assert (await poor.json())["error"]["code"] == "insufficient_funds"
+    assert (await poll_view(pw, merchant="pricey"))["total"] == 0
+
+
 async def test_get_poll_public_errors_and_frozen_result(pw: World) -> None:
     assert (await pw.client.get(f"{GAME}/polls/best")).status == 422
     assert (await pw.client.get(f"{GAME}/polls/best?merchant=shop")).status == 404

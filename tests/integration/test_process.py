@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 import redis
 
 from gameserver.http.auth import session_signature
-from gameserver.ops.embedded import RedisProcess, free_port
+from gameserver.ops.embedded import RedisProcess, free_port, running_embedded_redis
 from tests.conftest import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,6 +186,32 @@ async def test_embedded_defaults_start_and_stop(env: dict[str, str], tmp_path: P
     assert server.terminate() == 0
     redis_log = (data / "redis" / "redis.log").read_text()
     assert "ready to exit" in redis_log.lower() or "bye" in redis_log.lower()
+
+
+def test_a_second_server_on_a_data_dir_in_use_is_refused(env: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    """A second ``petbox serve`` on the data directory of a running one (``petbox demo``
+    and ``serve`` share ./petbox-data) used to start a second embedded redis-server on
+    the same AOF: two copies of every player (a balance spendable once on each) and
+    one AOF interleaving both. It now stops at once saying the directory is in use,
+    and the running server goes on alone."""
+    first = Server(env, free_port())
+    first.start()
+    try:
+        redis_dir = tmp_path / "data" / "redis"
+        serving = running_embedded_redis(redis_dir)
+        assert serving is not None
+        second = subprocess.run(
+            [sys.executable, "-m", "gameserver.cli", "serve", "--port", str(free_port())],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0
+        assert f"the data directory {tmp_path / 'data'} is in use" in second.stderr
+        assert serving in second.stderr
+        assert running_embedded_redis(redis_dir) == serving  # still the only one
+        with urllib.request.urlopen(f"{first.base}/readyz", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        assert first.terminate() == 0
 
 
 async def test_workers_share_the_port_and_a_persister_process_flushes(

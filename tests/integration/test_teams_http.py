@@ -126,6 +126,21 @@ async def test_bad_input_is_a_clear_4xx(tw: World) -> None:
     assert resp.status == 404
 
 
+async def test_a_team_name_is_printable_text(tw: World) -> None:
+    """Other shoppers read a team's name: like a pet's, it takes no control or
+    formatting characters (it took NUL, newlines and a right-to-left override);
+    refused, nothing changes; surrounding spaces are trimmed, and an empty name is
+    the team's default."""
+    ann = Shopper(tw, "ann")
+    for name in ("a\x00b", "line\nbreak", "\u202eevil", "zero\u200bwidth", "bell\x07"):
+        error = await ann.refused("/teams/s11", {"name": name}, 422, "invalid_input")
+        assert error["details"]["field"] == "name", name
+    named = await create(ann, {"name": "  松鼠队 Squirrels 🐿  "})
+    assert named["name"] == "松鼠队 Squirrels 🐿"
+    bob = Shopper(tw, "bob")
+    assert (await create(bob, {"name": "   "}))["name"].startswith("Team ")
+
+
 async def test_points_reach_the_team_board_and_milestones(tw: World) -> None:
     ann, bob = Shopper(tw, "ann"), Shopper(tw, "bob")
     team = await create(ann, {"name": "Ants"})
