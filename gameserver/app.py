@@ -56,7 +56,7 @@ from gameserver.jobs.reconciler import Reconciler
 from gameserver.jobs.reminders import reminder_service
 from gameserver.jobs.webhooks import OUTBOX, Outbox, WebhookDeliverer
 from gameserver.merchants import MerchantDirectory
-from gameserver.ops.embedded import RedisProcess, ensure_unserved
+from gameserver.ops.embedded import RedisProcess
 from gameserver.ops.metrics import Metrics
 from gameserver.ops.recording import (
     PLAYER_OPERATIONS,
@@ -122,8 +122,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     embedded: RedisProcess | None = None
     url = settings.redis_url
     if url is None:
-        ensure_unserved(settings.data_dir / "redis")  # DataDirInUse: one Redis per AOF
-        embedded = RedisProcess(settings.data_dir / "redis",
+        # exclusive: one Redis per AOF (DataDirInUse), a killed server's left-behind one stopped
+        embedded = RedisProcess(settings.data_dir / "redis", exclusive=True,
                                 appendfsync=settings.redis_appendfsync,
                                 aof_rewrite_percentage=settings.redis_aof_rewrite_percentage)
         await asyncio.to_thread(embedded.start)

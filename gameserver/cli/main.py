@@ -29,7 +29,7 @@ from gameserver.cli.common import run as _run
 from gameserver.cli.common import with_db as _with_db
 from gameserver.cli.demo import DEMO_GAME, DEMO_GAME_FILE, demo_banner, demo_setup
 from gameserver.db.database import Database
-from gameserver.ops.embedded import DataDirInUse, RedisProcess, ensure_unserved
+from gameserver.ops.embedded import DataDirInUse, RedisProcess
 from gameserver.ops.settings import Settings
 from gameserver.ops.supervise import Spawn, supervise
 from gameserver.ops.workerboard import WORKER_BOARD, WorkerBoard
@@ -113,14 +113,13 @@ def _prepare_shared(settings: Settings) -> tuple[Settings, RedisProcess | None]:
     """Start what all workers share (embedded Redis, migrated SQLite) once, in the parent."""
     embedded = None
     if settings.redis_url is None:
-        try:
-            ensure_unserved(settings.data_dir / "redis")
-        except DataDirInUse as exc:
-            raise click.ClickException(str(exc)) from exc
-        embedded = RedisProcess(settings.data_dir / "redis",
+        embedded = RedisProcess(settings.data_dir / "redis", exclusive=True,
                                 appendfsync=settings.redis_appendfsync,
                                 aof_rewrite_percentage=settings.redis_aof_rewrite_percentage)
-        embedded.start()
+        try:
+            embedded.start()
+        except DataDirInUse as exc:
+            raise click.ClickException(str(exc)) from exc
         click.echo(f"embedded redis-server on {embedded.url} (AOF in {embedded.data_dir})")
         settings = settings.with_overrides(redis_url=embedded.url)
     try:

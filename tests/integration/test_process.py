@@ -214,6 +214,33 @@ def test_a_second_server_on_a_data_dir_in_use_is_refused(env: dict[str, str],
         assert first.terminate() == 0
 
 
+def test_a_killed_server_restarts_on_its_data_dir(env: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    """A ``petbox serve`` SIGKILLed leaves its embedded redis-server running (nothing
+    stops it). The directory's lock died with the server, so a restart stops that
+    left-behind Redis (SIGTERM: its AOF fsynced) and starts its own on the whole AOF,
+    instead of refusing until an operator finds the process."""
+    redis_dir = tmp_path / "data" / "redis"
+    first = Server(env, free_port())
+    first.start()
+    left = running_embedded_redis(redis_dir)
+    assert left is not None
+    redis.Redis.from_url(left).set("acknowledged", "before the kill")
+    first.kill()
+    assert running_embedded_redis(redis_dir) == left  # the crash left it behind
+
+    second = Server(env, free_port())
+    second.start()
+    try:
+        now = running_embedded_redis(redis_dir)
+        assert now is not None and now != left
+        assert "a stopped petbox left running" in second.log()
+        assert redis.Redis.from_url(now).get("acknowledged") == b"before the kill"
+    finally:
+        assert second.terminate() == 0
+    assert running_embedded_redis(redis_dir) is None
+
+
 async def test_workers_share_the_port_and_a_persister_process_flushes(
         env: dict[str, str], tmp_path: Path) -> None:
     with RedisProcess(tmp_path / "redis") as rp:
