@@ -4,6 +4,7 @@ endpoint, marked failed after the last try, and listed for the merchant."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -102,7 +103,8 @@ async def test_backoff_counts_from_each_answer_not_from_the_pass_start(
     """A slow endpoint (each post takes 5 s on the clock, what a timeout costs) that
     answers 500: each event's next try is its backoff after its own answer. Counted from
     the pass's start, the second event's 2 s were spent before it was even posted, and a
-    hanging endpoint was retried back to back."""
+    hanging endpoint was retried back to back. The first failure ends the game's share of
+    a pass (the second event waits, untried, for the next pass)."""
     async def slow(request: web.Request) -> web.Response:
         await request.read()
         world.clock.advance(5)
@@ -119,14 +121,65 @@ async def test_backoff_counts_from_each_answer_not_from_the_pass_start(
     deliverer = _deliverer(world)
     try:
         assert await deliverer.run_once() == 0
+        assert await _outbox_rows(world) == [("k1", 1, start + 5_000 + 2_000),
+                                             ("k2", 0, start)]
+        assert await deliverer.run_once() == 0  # k2's turn; k1 is in its backoff
     finally:
         await deliverer.stop()
+    assert await _outbox_rows(world) == [("k1", 1, start + 5_000 + 2_000),
+                                         ("k2", 1, start + 10_000 + 2_000)]
+
+
+async def _outbox_rows(world: World) -> list[tuple[str, int, int]]:
     w = m.webhook_outbox
     async with world.db.engine.connect() as conn:
         rows = (await conn.execute(select(w.c.event_key, w.c.tries, w.c.next_ms).where(
             w.c.merchant_id == "shop").order_by(w.c.event_key))).all()
-    assert [tuple(r) for r in rows] == [("k1", 1, start + 5_000 + 2_000),
-                                        ("k2", 1, start + 10_000 + 2_000)]
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def test_a_hanging_endpoint_does_not_hold_back_other_merchants(
+        world: World, aiohttp_server: Any) -> None:
+    """One merchant's endpoint hangs; another's answers. Posted one after another, the
+    other merchant's events waited for every hanging post (5 s each, a hundred events a
+    pass). Endpoints are posted to side by side: here the hanging endpoint answers only
+    once the other merchant has both its events, which it can only get while the first
+    hanging post still waits; then the hanging game's events go on in order."""
+    other_got: list[str] = []
+    released = asyncio.Event()
+    hanging_calls: list[str] = []
+
+    async def hangs(request: web.Request) -> web.Response:
+        hanging_calls.append((await request.json())["key"])
+        await released.wait()
+        return web.Response(status=204)
+
+    async def answers(request: web.Request) -> web.Response:
+        other_got.append((await request.json())["key"])
+        if len(other_got) == 2:
+            released.set()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hangs", hangs)
+    app.router.add_post("/answers", answers)
+    server = await aiohttp_server(app)
+    await _with_url(world, str(server.make_url("/hangs")))
+    await world.merchant("mall", "squirrel", {**BASIC_CONFIG,
+                                              "webhook_url": str(server.make_url("/answers"))})
+    await world.client.app[GAMES].refresh()
+    outbox = world.client.app[OUTBOX]
+    for key in ("s1", "s2", "s3"):  # the hanging merchant's events come first
+        await outbox.emit(merchant="shop", game="squirrel", event="e", key=key, data={})
+    for key in ("m1", "m2"):
+        await outbox.emit(merchant="mall", game="squirrel", event="e", key=key, data={})
+    deliverer = _deliverer(world)
+    try:
+        assert await deliverer.run_once() == 5
+    finally:
+        await deliverer.stop()
+    assert other_got == ["m1", "m2"]
+    assert hanging_calls == ["s1", "s2", "s3"]
 
 
 async def test_a_redirect_is_not_a_delivery(world: World, aiohttp_server: Any) -> None:
