@@ -43,6 +43,7 @@ from economy.teams import (
 from mechanics.aggregate import SharedOutcome
 from mechanics.checkin import CheckIn
 from mechanics.grants import Effects, grant
+from mechanics.leaderboard import masked_id
 from mechanics.outcome import Outcome
 from mechanics.pet import FeedPet
 from mechanics.state import PlayerState, Rng, new_player
@@ -340,18 +341,26 @@ def claim_milestones(state: PlayerState | None, action: ClaimMilestones, now: in
 
 
 def team_view(team: Team, season: TeamSeason, user: str | None, now: int,
-              rank: int | None = None) -> dict[str, Any]:
-    """What ``getTeam`` shows: members with their points, the team's points,
-    milestones (reached or not); the share code only to a member."""
+              rank: int | None = None, *, merchant: bool = False) -> dict[str, Any]:
+    """What ``getTeam`` shows ``user``: members with their points, the team's points,
+    milestones (reached or not); the share code only to a member.
+
+    Shoppers see every member's id masked (:func:`~mechanics.leaderboard.masked_id`),
+    the owner's too, with ``me`` and ``owner`` marking who is who: team ids are public
+    on the team board, and a raw id is the shopper's platform id (an openid). The
+    merchant's view (``merchant``) shows them whole."""
+    def shown(u: str) -> str:
+        return u if merchant else masked_id(u)
+
     members = sorted(team.members.items(), key=lambda um: (-um[1].points, um[1].seq))
     view: dict[str, Any] = {
-        "season": season.id, "team": team.id, "name": team.name, "owner": team.owner,
+        "season": season.id, "team": team.id, "name": team.name, "owner": shown(team.owner),
         "status": season.status(now), "created_at": team.created_at, "open": team.open,
         "points": team.points, "kept_points": team.kept, "size": len(team.members),
         "min_size": season.min_size, "max_size": season.max_size,
         "seats_left": max(0, season.max_size - len(team.members)),
-        "members": [{"user": u, "points": m.points, "joined_at": m.joined_at}
-                    for u, m in members],
+        "members": [{"user": shown(u), "points": m.points, "joined_at": m.joined_at,
+                     "me": u == user, "owner": u == team.owner} for u, m in members],
         "milestones": [{"id": ms.id, "points": ms.points, "reward": ms.reward.to_json(),
                         "reached_at": team.reached[ms.id].at if ms.id in team.reached else None}
                        for ms in season.milestones],

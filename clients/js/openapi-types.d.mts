@@ -290,6 +290,7 @@ export type CreateTeamResponse = {
   season: string;
   team: string;
   name: string;
+  /** who created the team: masked for shoppers, whole in the merchant's view */
   owner: string;
   status: "upcoming" | "open" | "ended";
   created_at: number;
@@ -303,9 +304,14 @@ export type CreateTeamResponse = {
   seats_left: number;
   /** highest points first */
   members: Array<{
+    /** masked for shoppers (oA***yz); whole in the merchant's view */
     user: string;
     points: number;
     joined_at: number;
+    /** this member is the caller */
+    me: boolean;
+    /** this member created the team */
+    owner: boolean;
   }>;
   milestones: Array<{
     id: string;
@@ -844,6 +850,7 @@ export type GetTeamResponse = {
   season: string;
   team: string;
   name: string;
+  /** who created the team: masked for shoppers, whole in the merchant's view */
   owner: string;
   status: "upcoming" | "open" | "ended";
   created_at: number;
@@ -857,9 +864,14 @@ export type GetTeamResponse = {
   seats_left: number;
   /** highest points first */
   members: Array<{
+    /** masked for shoppers (oA***yz); whole in the merchant's view */
     user: string;
     points: number;
     joined_at: number;
+    /** this member is the caller */
+    me: boolean;
+    /** this member created the team */
+    owner: boolean;
   }>;
   milestones: Array<{
     id: string;
@@ -879,6 +891,7 @@ export type GetTeamAdminResponse = {
   season: string;
   team: string;
   name: string;
+  /** who created the team: masked for shoppers, whole in the merchant's view */
   owner: string;
   status: "upcoming" | "open" | "ended";
   created_at: number;
@@ -892,9 +905,14 @@ export type GetTeamAdminResponse = {
   seats_left: number;
   /** highest points first */
   members: Array<{
+    /** masked for shoppers (oA***yz); whole in the merchant's view */
     user: string;
     points: number;
     joined_at: number;
+    /** this member is the caller */
+    me: boolean;
+    /** this member created the team */
+    owner: boolean;
   }>;
   milestones: Array<{
     id: string;
@@ -1052,6 +1070,7 @@ export type JoinTeamResponse = {
   season: string;
   team: string;
   name: string;
+  /** who created the team: masked for shoppers, whole in the merchant's view */
   owner: string;
   status: "upcoming" | "open" | "ended";
   created_at: number;
@@ -1065,9 +1084,14 @@ export type JoinTeamResponse = {
   seats_left: number;
   /** highest points first */
   members: Array<{
+    /** masked for shoppers (oA***yz); whole in the merchant's view */
     user: string;
     points: number;
     joined_at: number;
+    /** this member is the caller */
+    me: boolean;
+    /** this member created the team */
+    owner: boolean;
   }>;
   milestones: Array<{
     id: string;

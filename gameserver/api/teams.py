@@ -356,7 +356,7 @@ async def get_team_admin(request: web.Request) -> web.Response:
     """``getTeamAdmin``: one team as the merchant sees it (with its share code)."""
     live, season, svc = await _admin(request)
     _, team = await _path_team(request, aggregates_of(request.app, svc).store, live, season)
-    view = rules.team_view(team, season, None, now_s(request))
+    view = rules.team_view(team, season, None, now_s(request), merchant=True)
     return json_ok({**view, "code": team.code,
                     "reached": {mid: {"at": r.at, "members": r.members}
                                 for mid, r in team.reached.items()}})
@@ -364,12 +364,18 @@ async def get_team_admin(request: web.Request) -> web.Response:
 
 # -- the operations -------------------------------------------------------------------
 
-_MEMBER = obj({"user": STR, "points": INT, "joined_at": INT})
+_MEMBER = obj({
+    "user": {"type": "string", "description": "masked for shoppers (oA***yz); whole in the "
+                                              "merchant's view"},
+    "points": INT, "joined_at": INT,
+    "me": {"type": "boolean", "description": "this member is the caller"},
+    "owner": {"type": "boolean", "description": "this member created the team"}})
 _MILESTONE = obj({"id": STR, "points": INT, "reward": REWARD,
                   "reached_at": nullable(INT)})
 _TEAM_PROPS: dict[str, Any] = {
     "season": {"type": "string"}, "team": {"type": "string"}, "name": {"type": "string"},
-    "owner": {"type": "string"},
+    "owner": {"type": "string", "description": "who created the team: masked for shoppers, "
+                                               "whole in the merchant's view"},
     "status": {"type": "string", "enum": ["upcoming", "open", "ended"]},
     "created_at": {"type": "integer"}, "open": {"type": "boolean"},
     "points": {"type": "integer", "description": "members' points plus points kept from "

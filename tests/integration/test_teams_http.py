@@ -62,6 +62,14 @@ async def get_team(shopper: Shopper, team: str, season: str = "s11") -> dict[str
     return dict(await resp.json())
 
 
+async def admin_team(world: World, team: str, season: str = "s11") -> dict[str, Any]:
+    """The merchant's view of a team (members' ids whole)."""
+    resp = await world.get(f"/v1/admin/games/squirrel/teams/{season}/{team}",
+                           world.merchants["shop"].api_key)
+    assert resp.status == 200, await resp.text()
+    return dict(await resp.json())
+
+
 async def create(shopper: Shopper, body: Any = None, season: str = "s11") -> dict[str, Any]:
     status, out = await shopper.post(f"/teams/{season}", body or {})
     assert status == 200, out
@@ -88,7 +96,9 @@ async def test_create_join_full_and_leave(tw: World) -> None:
 
     seen_by_dan = await get_team(dan, tid)
     assert "code" not in seen_by_dan
-    assert [m["user"] for m in seen_by_dan["members"]] == ["ann", "bob", "cid"]
+    assert [(m["user"], m["me"], m["owner"]) for m in seen_by_dan["members"]] == [
+        ("a***n", False, True), ("b***b", False, False), ("c***d", False, False)]
+    assert seen_by_dan["owner"] == "a***n"  # ids masked: team ids are public
     assert (await bob.me())["player"]["teams"]["s11"] == {
         "team": tid, "points": 0, "teams_joined": 1, "claimed": [], "status": "open"}
 
@@ -102,7 +112,8 @@ async def test_create_join_full_and_leave(tw: World) -> None:
     tw.clock.advance(600)
     status, back = await bob.post("/teams/s11/join", {"code": code})
     assert (status, back["size"]) == (200, 3)
-    assert [m["user"] for m in (await get_team(ann, tid))["members"]] == ["ann", "cid", "bob"]
+    assert [m["user"] for m in (await get_team(ann, tid))["members"]] == [
+        "a***n", "c***d", "b***b"]
 
 
 async def test_codes_are_bound_to_the_merchant(tw: World) -> None:
@@ -159,8 +170,9 @@ async def test_points_reach_the_team_board_and_milestones(tw: World) -> None:
     report = await persister(tw).run_once()
     assert report.ok
     view = await get_team(ann, tid)
-    assert view["members"] == [{"user": "bob", "points": 20, "joined_at": NOW},
-                               {"user": "ann", "points": 11, "joined_at": NOW}]
+    assert view["members"] == [
+        {"user": "b***b", "points": 20, "joined_at": NOW, "me": False, "owner": False},
+        {"user": "a***n", "points": 11, "joined_at": NOW, "me": True, "owner": True}]
     assert (view["points"], view["rank"]) == (31, 1)
     assert [(m["id"], m["reached_at"]) for m in view["milestones"]] == [("m20", NOW),
                                                                         ("m40", None)]
@@ -228,7 +240,8 @@ async def test_auto_match_fills_open_teams_in_order(tw: World) -> None:
         teams.append(out["team"])
     assert teams[:3] == [teams[0]] * 3 and teams[3:] == [teams[3]] * 2 != [teams[0]] * 2
     first = await get_team(users[0], teams[0], "open")
-    assert (first["open"], first["size"], first["owner"]) == (True, 3, "m0")
+    assert (first["open"], first["size"]) == (True, 3)
+    assert [m["me"] for m in first["members"] if m["owner"]] == [True]  # m0 opened it
     private = await create(Shopper(tw, "p0"), {"open": False}, season="open")
     status, out = await Shopper(tw, "m5").post("/teams/open/join", {})
     assert out["team"] == teams[3] and out["team"] != private["team"]
@@ -248,7 +261,7 @@ async def test_a_burst_of_joins_seats_exactly_the_free_seats(tw: World) -> None:
     results = await asyncio.gather(*(join(i) for i in range(30)))
     assert sorted(s for s, _ in results) == [200] * 2 + [409] * 28
     assert {b["error"]["code"] for s, b in results if s == 409} == {"team_full"}
-    view = await get_team(owner, team["team"])
+    view = await admin_team(tw, team["team"])
     winners = sorted(f"b{i}" for i, (s, _) in enumerate(results) if s == 200)
     assert sorted(m["user"] for m in view["members"]) == sorted(["owner", *winners])
 
@@ -282,10 +295,9 @@ async def test_a_burst_of_auto_matches_seats_everyone_once(tw: World) -> None:
 
     results = await asyncio.gather(*(match(i) for i in range(10)))
     assert [s for s, _ in results] == [200] * 10
-    owner = Shopper(tw, "owner")
     seated: dict[str, str] = {}
     for team_id in {b["team"] for _, b in results} | {first["team"]}:
-        view = await get_team(owner, team_id, "open")
+        view = await admin_team(tw, team_id, "open")
         assert view["size"] <= 3
         for m in view["members"]:
             assert m["user"] not in seated
@@ -351,7 +363,8 @@ async def test_a_members_own_key_never_takes_the_sync_of_their_points(tw: World)
     assert (await ann.me())["player"]["teams"]["s11"]["points"] == 5
     assert (await persister(tw).run_once()).ok
     view = await get_team(ann, team["team"])
-    assert view["members"] == [{"user": "ann", "points": 5, "joined_at": NOW}]
+    assert view["members"] == [
+        {"user": "a***n", "points": 5, "joined_at": NOW, "me": True, "owner": True}]
     assert view["points"] == 5
     status, again = await ann.post("/teams/s11", {"name": "Ants"}, "sync-1-5")
     assert (status, again["team"]) == (200, team["team"])  # her key still answers hers

@@ -407,14 +407,29 @@ def test_team_view_shows_members_by_points_and_the_code_to_members_only() -> Non
     team = joined(created(), "bob")
     team = rules.sync_points(team, SEASON, "bob", 2, 12, NOW).state
     view = rules.team_view(team, SEASON, "ann", NOW, rank=3)
-    assert view["members"] == [{"user": "bob", "points": 12, "joined_at": NOW},
-                               {"user": "ann", "points": 0, "joined_at": NOW}]
+    assert view["members"] == [
+        {"user": "b***b", "points": 12, "joined_at": NOW, "me": False, "owner": False},
+        {"user": "a***n", "points": 0, "joined_at": NOW, "me": True, "owner": True}]
+    assert view["owner"] == "a***n"
     assert (view["points"], view["size"], view["seats_left"], view["rank"], view["code"]) == (
         12, 2, 1, 3, "abcdefghjkmnpqrs")
     assert [(m["id"], m["reached_at"]) for m in view["milestones"]] == [("m10", NOW),
                                                                         ("m50", None)]
     assert "code" not in rules.team_view(team, SEASON, "zed", NOW)
     assert "code" not in rules.team_view(team, SEASON, None, NOW)
+
+
+def test_shoppers_see_masked_ids_and_the_merchant_sees_them_whole() -> None:
+    """A raw member id is the shopper's platform id (an openid); team ids are public on
+    the team board, so any shopper could read a team's members."""
+    team = joined(created("oAnnOpenid01"), "oBobOpenid02")
+    seen_by_stranger = rules.team_view(team, SEASON, "zed", NOW)
+    assert [(m["user"], m["me"], m["owner"]) for m in seen_by_stranger["members"]] == [
+        ("oA***01", False, True), ("oB***02", False, False)]
+    assert seen_by_stranger["owner"] == "oA***01"
+    merchant = rules.team_view(team, SEASON, None, NOW, merchant=True)
+    assert [m["user"] for m in merchant["members"]] == ["oAnnOpenid01", "oBobOpenid02"]
+    assert merchant["owner"] == "oAnnOpenid01"
 
 
 def test_team_and_slice_round_trip_on_the_wire() -> None:
