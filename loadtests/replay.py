@@ -334,6 +334,10 @@ def replay(cfg: ReplayConfig, progress: bool = False,
         _collect(out, procs, merged, meta, deadline, Progress(plan.records, progress))
     except KeyboardInterrupt:
         stop.set()
+        # Only what was due before the interrupt was offered: the offered rate is over
+        # the time the run had, not over the whole trace.
+        ran = time.monotonic() - start_at.value if go.is_set() else 0.0
+        meta["span_s"] = max(0.0, min(span, ran))
         meta["partial"] = True
         meta["failures"].append("interrupted")
         with contextlib.suppress(KeyboardInterrupt):

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 TICKET_WAIT_CAP_S = 120.0
 """A completeTask never waits longer than this after its ticket arrived."""
+STOP_POLL_S = 0.2
+"""Longest the dispatcher sleeps between looks at the stop flag (Ctrl-C)."""
 
 
 def owner(name: str, n: int) -> int:
@@ -178,6 +180,8 @@ class Worker:
         self.in_flight = 0
         self.slots: asyncio.Semaphore | None = None
         self.stopping = False
+        self.interrupted = False
+        """Stopped by the parent (Ctrl-C): queued requests are withdrawn, not sent."""
         self.headers_common = {"Content-Type": "application/json",
                                "User-Agent": f"petbox-loadtest/{cfg.run_id}"}
         if cfg.shadow:
@@ -269,9 +273,8 @@ class Worker:
             due = self.start + rec.t_ms / 1000.0 / speed
             if due > stop_at or (n & 127 == 0 and self.stop()):
                 break
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if await self._wait_until(due):
+                break  # interrupted: what is not yet due is never offered
             self.stats.offer(due - self.start)
             lane = self.lanes.get(user)
             if lane is None:
@@ -283,8 +286,33 @@ class Worker:
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
 
+    async def _wait_until(self, due: float) -> bool:
+        """Sleep until ``due``, looking at the stop flag at least every
+        ``STOP_POLL_S``; True if the run was stopped (Ctrl-C) meanwhile.
+
+        A quiet stretch of the trace must not hide a Ctrl-C: the parent waits only
+        ``--timeout`` plus a few seconds for a stopped worker's statistics before it
+        ends the worker, and a partial report needs them."""
+        loop = asyncio.get_running_loop()
+        while (delay := due - loop.time()) > 0:
+            if self.stop():
+                return True
+            await asyncio.sleep(min(delay, STOP_POLL_S))
+        return False
+
     async def drain(self) -> None:
-        """Let lanes finish what is queued; past the bound, the rest counts as backlog."""
+        """Let lanes finish what is queued; past the bound, the rest counts as backlog.
+
+        After a stop (Ctrl-C) nothing new is sent: queued requests are withdrawn from
+        the offered load and only the requests already out get ``--timeout`` to come
+        back, so the worker reports within the parent's grace period."""
+        if self.stop():
+            self.interrupted = self.stopping = True
+            if self.tasks:
+                _, pending = await asyncio.wait(set(self.tasks), timeout=self.cfg.timeout + 1.0)
+                for task in pending:
+                    task.cancel()
+            return
         bound = self.cfg.timeout + 1.0 + self.cfg.drain_s
         if self.tasks:
             _, pending = await asyncio.wait(set(self.tasks), timeout=bound)
@@ -301,6 +329,9 @@ class Worker:
         try:
             while lane.queue:
                 item = lane.queue.popleft()
+                if self.interrupted:
+                    self._withdraw(item)
+                    continue
                 if self.stopping:
                     self._finish(item, item.due, "client_backlog", sent=False)
                     continue
@@ -418,6 +449,10 @@ class Worker:
                 for fut in self.waiters.pop((item.user, key), ()):
                     if not fut.done():
                         fut.set_result(None)
+
+    def _withdraw(self, item: Item) -> None:
+        """A queued request of an interrupted run: never sent, and no longer offered."""
+        self.stats.bucket(self._bucket(item.due)).offered -= 1
 
     def _not_sent(self, item: Item) -> None:
         """A chained request whose value never came: a real client would not send it."""
