@@ -212,8 +212,11 @@ def inspect(traces: tuple[Path, ...]) -> None:
 
     from loadtests.trace import TraceFormatError, read_trace
 
+    def incomplete(note: str) -> None:
+        click.echo(f"warning: {note}", err=True)
+
     try:
-        header, records = read_trace(traces)
+        header, records = read_trace(traces, incomplete)
         by_op: Counter[str] = Counter()
         per_s: Counter[int] = Counter()
         last = 0
@@ -341,6 +344,8 @@ def replay(traces: tuple[Path, ...], base_url: str, credentials: Path | None,
             raise click.UsageError("the merchant id typed does not match: nothing was sent")
 
     def announce(plan: TracePlan) -> None:
+        for note in plan.incomplete:
+            click.echo(f"warning: {note}", err=True)
         click.echo(f"replaying {plan.records:,} requests over {plan.last_t_ms / 1000 / speed:,.1f}"
                    f" s against {base_url} with {workers} worker(s), run {cfg.run_id}", err=True)
 

@@ -173,10 +173,13 @@ class TracePlan:
     records: int
     last_t_ms: int
     by_op: dict[str, int]
+    incomplete: list[str] = field(default_factory=list)
+    """Files that end inside a record: what of each is left out (say so before replaying)."""
 
 
 def scan(cfg: ReplayConfig) -> TracePlan:
-    header, records = read_trace(cfg.traces)
+    incomplete: list[str] = []
+    header, records = read_trace(cfg.traces, incomplete.append)
     groups = placement(cfg)[0] if cfg.shards > 1 else {}
     count, last, by_op = 0, 0, dict[str, int]()
     for rec in records:
@@ -189,7 +192,7 @@ def scan(cfg: ReplayConfig) -> TracePlan:
         count += mine
         last = rec.t_ms
         by_op[rec.op] = by_op.get(rec.op, 0) + mine
-    return TracePlan(header, count, last, by_op)
+    return TracePlan(header, count, last, by_op, incomplete)
 
 
 # -- worker processes ------------------------------------------------------------------
