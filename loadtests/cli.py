@@ -330,6 +330,8 @@ def replay(traces: tuple[Path, ...], base_url: str, credentials: Path | None,
                        allow_remote=allow_remote, premint=premint, clones=clones,
                        shard=index, shards=count, start_at=start_at,
                        samples_dir=str(samples_dir) if samples_dir else None)
+    out = out_dir or Path(f"loadtest-{cfg.run_id}")
+    _fresh_dir(out)  # before anything is sent: a run's results must have somewhere to go
     if samples_dir:
         samples_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -354,8 +356,10 @@ def replay(traces: tuple[Path, ...], base_url: str, credentials: Path | None,
                             on_plan=announce)
     except (ReplayError, TraceFormatError) as exc:
         raise click.ClickException(str(exc)) from exc
-    out = out_dir or Path(f"loadtest-{cfg.run_id}")
-    _fresh_dir(out)
+    if _taken(out):  # another run wrote there meanwhile: keep this one's results too
+        fallback = Path(f"loadtest-{cfg.run_id}")
+        click.echo(f"warning: {out} was filled during the run; writing to {fallback}", err=True)
+        out = fallback
     _finish(result, out, gates, limits, save=True)
 
 
@@ -366,9 +370,14 @@ def _shard(text: str) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+def _taken(out: Path) -> list[str]:
+    """The report files ``out`` already holds."""
+    return [n for n in ("results.json", "summary.json", "report.html") if (out / n).exists()]
+
+
 def _fresh_dir(out: Path) -> None:
     """Reports never overwrite another run's files."""
-    taken = [n for n in ("results.json", "summary.json", "report.html") if (out / n).exists()]
+    taken = _taken(out)
     if taken:
         raise click.UsageError(f"{out} already holds {', '.join(taken)}: choose another --out")
 

@@ -140,3 +140,27 @@ def test_results_file_round_trip(bare_server: BareServer, tmp_path: Path) -> Non
     again = load_results(tmp_path / "results.json")
     assert summarize(again) == summarize(result)
     assert json.loads((tmp_path / "results.json").read_text())["meta"]["workers"] == 2
+
+
+def test_an_out_directory_holding_a_report_is_refused_before_anything_is_sent(
+        bare_server: BareServer, tmp_path: Path) -> None:
+    """``--out`` naming a directory with another run's report is a usage error (exit 2)
+    before the merchant probe or any request: the target sees nothing. It used to be
+    checked after the whole replay, whose results were then thrown away."""
+    from click.testing import CliRunner
+
+    from loadtests.cli import loadtest
+
+    trace = steady_trace(tmp_path / "t.pbt", rate=50, seconds=2, players=5)
+    creds = tmp_path / "creds.json"
+    creds.write_text(json.dumps({"merchant": "loadshop", "signing_secret": "s3cret"}))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    run = CliRunner().invoke(loadtest, ["replay", str(trace), "--target", bare_server.base,
+                                        "--credentials", str(creds), "--out", str(out),
+                                        "--workers", "1", "--no-progress"])
+    assert run.exit_code == 2, run.output
+    assert f"{out} already holds summary.json: choose another --out" in run.output
+    assert bare_server.seen() == {}
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
