@@ -239,7 +239,14 @@ def inspect(traces: tuple[Path, ...]) -> None:
 def _credentials(path: Path | None, merchant: str | None,
                  secret: str | None) -> tuple[str, str]:
     if path is not None:
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise click.BadParameter(f"cannot read {path}: {exc}",
+                                     param_hint="--credentials") from exc
+        if not isinstance(data, dict):
+            raise click.BadParameter(f"{path} is not a JSON object (merchant, signing_secret)",
+                                     param_hint="--credentials")
         merchant = merchant or data.get("merchant")
         secret = secret or data.get("signing_secret")
     if not merchant or not secret:

@@ -164,3 +164,20 @@ def test_an_out_directory_holding_a_report_is_refused_before_anything_is_sent(
     assert f"{out} already holds summary.json: choose another --out" in run.output
     assert bare_server.seen() == {}
     assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+
+
+def test_an_unreadable_credentials_file_is_a_usage_error(tmp_path: Path) -> None:
+    """A credentials file that is not JSON, or JSON but not an object, is a usage error
+    naming the file (exit 2), not a JSONDecodeError / AttributeError traceback."""
+    from click.testing import CliRunner
+
+    from loadtests.cli import loadtest
+
+    trace = steady_trace(tmp_path / "t.pbt", rate=10, seconds=1, players=2)
+    for name, text in (("broken.json", "{merchant"), ("list.json", '["loadshop"]')):
+        creds = tmp_path / name
+        creds.write_text(text)
+        run = CliRunner().invoke(loadtest, ["replay", str(trace), "--credentials", str(creds),
+                                            "--out", str(tmp_path / "run"), "--no-progress"])
+        assert run.exit_code == 2 and isinstance(run.exception, SystemExit), run.output
+        assert "Invalid value for --credentials" in run.output and name in run.output
