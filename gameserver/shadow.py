@@ -10,6 +10,8 @@ its AOF itself, purges, rewrites the AOF and stops it again.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -107,17 +109,31 @@ def reclaim_sqlite(url: str) -> bool:
         conn.close()
 
 
+_TITLE_PORT = re.compile(r"redis-server\s+\S*:(\d+)(?:\s|$)")
+"""The port in the process title redis-server gives itself (``redis-server
+127.0.0.1:6379``), which replaces its command line."""
+
+
 def running_embedded_redis(redis_dir: Path) -> str | None:
     """The URL of a redis-server already serving ``redis_dir`` (a running ``petbox
-    serve``'s embedded one), found by its command line; None when there is none."""
+    serve``'s embedded one); None when there is none.
+
+    Found by its command line when that still holds ``--dir`` and ``--port``; a running
+    redis-server usually overwrites it with its title, so also by its working directory
+    (redis-server changes into ``--dir``) and the port in that title. Missing it would
+    start a second redis-server on the live AOF: it would purge its own copy and rewrite
+    the files the running one appends to."""
     wanted = str(redis_dir.resolve())
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             args = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if "--dir" in args and "--port" in args and args[args.index("--dir") + 1] == wanted:
-            return f"redis://127.0.0.1:{args[args.index('--port') + 1]}/0"
+            if "--dir" in args and "--port" in args and args[args.index("--dir") + 1] == wanted:
+                return f"redis://127.0.0.1:{args[args.index('--port') + 1]}/0"
+            title = _TITLE_PORT.search(args[0])
+            if title is not None and os.readlink(proc / "cwd") == wanted:
+                return f"redis://127.0.0.1:{title[1]}/0"
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or another user's
     return None
 
 
