@@ -129,7 +129,9 @@ def probe_merchant(cfg: ReplayConfig) -> None:
 
     One ``createSession`` for a load-test (shadow) session: the server grants it only
     to a merchant marked for load tests, and it touches no data. A refusal stops the
-    replay, whether it would run on shadow data or (``--real-data``) on real data.
+    replay, whether it would run on shadow data or (``--real-data``) on real data; a
+    server without shadow data refuses the session (after checking the merchant's mark),
+    which stops a shadow replay only.
     """
     import urllib.error
     import urllib.request
@@ -146,15 +148,30 @@ def probe_merchant(cfg: ReplayConfig) -> None:
         with urllib.request.urlopen(req, timeout=cfg.timeout):
             return
     except urllib.error.HTTPError as exc:
-        status = exc.code
+        status, message = exc.code, _error_message(exc)
     except OSError as exc:
         raise ReplayError(f"{base} is not reachable: {exc}") from exc
+    if status == 403 and "shadow traffic is not configured" in message:
+        # The server checks the merchant's mark first: it is a load-test merchant, and a
+        # --real-data replay needs no shadow data; a shadow one would be refused throughout.
+        if not cfg.shadow:
+            return
+        raise ReplayError(f"the target refuses load-test sessions: {message}: nothing was sent")
     if status == 403:
         raise ReplayError(f"merchant {cfg.merchant!r} is not marked for load tests (create one "
                           "with `petbox merchant create NAME --load-test`): nothing was sent")
     if status == 401:
         raise ReplayError(f"the signing secret of merchant {cfg.merchant!r} was refused")
     raise ReplayError(f"the load-test probe (createSession) got HTTP {status}")
+
+
+def _error_message(exc: Any) -> str:
+    """The ``error.message`` of a petbox error reply ('' when it is not one)."""
+    try:
+        message = json.loads(exc.read())["error"]["message"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return message if isinstance(message, str) else ""
 
 
 def choose_bucket(duration_s: float) -> float:
