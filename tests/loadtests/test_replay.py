@@ -181,3 +181,38 @@ def test_an_unreadable_credentials_file_is_a_usage_error(tmp_path: Path) -> None
                                             "--out", str(tmp_path / "run"), "--no-progress"])
         assert run.exit_code == 2 and isinstance(run.exception, SystemExit), run.output
         assert "Invalid value for --credentials" in run.output and name in run.output
+
+
+def test_a_target_that_dies_part_way_is_not_faster_than_its_load(tmp_path: Path) -> None:
+    """The target stops answering a quarter of the way through a steady 4 s trace: the
+    rest fail to connect (transport), and achieved (answers per second) is counted over
+    the offered span, far below offered, so the verdict is SATURATED. It was counted up
+    to the last answer only, so a dead target looked faster than the load it was offered
+    (achieved 35/s of 23/s) and the run passed."""
+    import threading
+    import time
+
+    server = BareServer()
+    trace = steady_trace(tmp_path / "t.pbt", rate=100, seconds=4, players=10)
+
+    def kill_after_first_second() -> None:
+        deadline = time.monotonic() + 60
+        while server.seen().get("GET me", 0) < 100 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.stop()
+
+    killer = threading.Thread(target=kill_after_first_second)
+    killer.start()
+    try:
+        result = replay(config(server, trace, workers=1, premint=True, timeout=2.0))
+    finally:
+        killer.join()
+    summary = summarize(result)
+    offered, achieved = summary["offered"], summary["achieved"]
+    assert summary["classes"]["transport"] > 200
+    assert achieved["answered"] == summary["classes"]["ok"] < 200
+    assert achieved["span_s"] >= offered["span_s"] > 3.9
+    assert achieved["rps"] < 0.6 * offered["rps"]
+    verdict = judge(summary, [], Limits(allow_generator_bound=True))
+    assert verdict.word == "SATURATED", verdict.line()
+    assert verdict.saturated[0].startswith("achieved "), verdict.line()
