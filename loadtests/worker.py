@@ -303,22 +303,18 @@ class Worker:
     async def drain(self) -> None:
         """Let lanes finish what is queued; past the bound, the rest counts as backlog.
 
-        After a stop (Ctrl-C) nothing new is sent: queued requests are withdrawn from
-        the offered load and only the requests already out get ``--timeout`` to come
-        back, so the worker reports within the parent's grace period."""
-        if self.stop():
-            self.interrupted = self.stopping = True
-            if self.tasks:
-                _, pending = await asyncio.wait(set(self.tasks), timeout=self.cfg.timeout + 1.0)
-                for task in pending:
-                    task.cancel()
-            return
-        bound = self.cfg.timeout + 1.0 + self.cfg.drain_s
+        After a stop (Ctrl-C, before or while draining) nothing new is sent: queued
+        requests are withdrawn from the offered load and only the requests already out
+        get ``--timeout`` to come back, so the worker reports within the parent's grace
+        period (``--timeout`` and a few seconds) instead of being ended without a word."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.timeout + 1.0 + self.cfg.drain_s
+        while self.tasks and not self.stop() and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self.tasks), timeout=min(STOP_POLL_S, left))
+        self.interrupted = self.stop()
+        self.stopping = True
         if self.tasks:
-            _, pending = await asyncio.wait(set(self.tasks), timeout=bound)
-            self.stopping = True
-            if pending:
-                await asyncio.wait(pending, timeout=self.cfg.timeout + 1.0)
+            _, pending = await asyncio.wait(set(self.tasks), timeout=self.cfg.timeout + 1.0)
             for task in pending:
                 task.cancel()
 
