@@ -219,7 +219,11 @@ class Worker:
 
         connector = aiohttp.TCPConnector(limit=self.cfg.connections, enable_cleanup_closed=True)
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout)
-        self.slots = asyncio.Semaphore(self.cfg.max_in_flight)
+        # No more requests out than connections: one beyond them would wait inside the
+        # HTTP client for a connection, and that wait (the generator's own limit) would be
+        # measured as the target's latency, or its timeout. Waiting for a slot is send
+        # lateness, and past --timeout backlog: the verdict then blames the generator.
+        self.slots = asyncio.Semaphore(min(self.cfg.max_in_flight, self.cfg.connections))
         async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                          headers=self.headers_common) as http:
             self.http = http

@@ -216,3 +216,23 @@ def test_a_target_that_dies_part_way_is_not_faster_than_its_load(tmp_path: Path)
     verdict = judge(summary, [], Limits(allow_generator_bound=True))
     assert verdict.word == "SATURATED", verdict.line()
     assert verdict.saturated[0].startswith("achieved "), verdict.line()
+
+
+def test_too_few_connections_is_the_generator_not_the_target(tmp_path: Path) -> None:
+    """100 requests/s at a target that answers every one in 50 ms, however many at once,
+    through only 2 connections (at most 40/s): the generator's own limit. Requests wait
+    for a slot before they leave, so the wait is send lateness and the verdict is
+    GENERATOR-BOUND. They waited for a connection inside the HTTP client instead,
+    measured as the target's latency: SATURATED, the target blamed for the generator."""
+    slow = BareServer("50")
+    try:
+        trace = steady_trace(tmp_path / "t.pbt", rate=100, seconds=3, players=100)
+        result = replay(config(slow, trace, workers=1, premint=True, connections=2))
+    finally:
+        slow.stop()
+    summary = summarize(result)
+    assert result.stats.codes["getPlayer"] == {"200": 300}
+    assert summary["send_lateness_ms"]["p99"] > 1000
+    verdict = judge(summary, [], Limits())
+    assert verdict.word == "GENERATOR-BOUND", verdict.line()
+    assert verdict.generator_bound[0].startswith("send lateness p99"), verdict.line()
