@@ -184,13 +184,21 @@ def _profile(game: str | None, config_file: Path | None, kw: dict[str, Any]) -> 
     try:
         if config_file is not None:
             config = json.loads(config_file.read_text())
+            if not isinstance(config, dict):
+                raise ValueError(f"{config_file} is not a game config (a JSON object)")
             profile = GameProfile.from_config(game or config_file.stem, config, kw["hot_prize"])
         elif kw["hot_prize"]:
             raise click.BadParameter("--hot-prize needs --game-config (or use --hot-series)")
         else:
             profile = GameProfile(game=game or GameProfile.game)
     except (ValueError, OSError) as exc:
-        raise click.BadParameter(str(exc)) from exc
+        raise click.BadParameter(str(exc), param_hint="--game-config") from exc
+    except (TypeError, AttributeError, KeyError) as exc:
+        # A JSON object whose parts have the wrong shapes (what `petbox game publish`
+        # would refuse): one line naming the file, not a traceback.
+        raise click.BadParameter(f"{config_file} is not a valid game config "
+                                 f"({type(exc).__name__}: {exc})",
+                                 param_hint="--game-config") from exc
     names = (("species", "species"), ("foods", "food"), ("series", "series"), ("tasks", "task"))
     overrides: dict[str, Any] = {k: tuple(kw[src]) for k, src in names if kw[src]}
     if kw["hot_series"]:
