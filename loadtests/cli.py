@@ -24,16 +24,28 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
     _UNITS: ClassVar[dict[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0,
                                            "h": 3600.0}
 
+    def __init__(self, positive: bool = False) -> None:
+        self.positive = positive
+        """Refuse zero (a timeout, a run's or a trace's length: zero means nothing)."""
+
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
         if isinstance(value, int | float):
-            return float(value)
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|min|m|h)?\s*", str(value))
-        if m is None:
-            self.fail(f"{value!r} is not a duration like 30s, 2m or 1h", param, ctx)
-        return float(m[1]) * self._UNITS[m[2] or "s"]
+            seconds = float(value)
+        else:
+            m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|min|m|h)?\s*", str(value))
+            if m is None:
+                self.fail(f"{value!r} is not a duration like 30s, 2m or 1h", param, ctx)
+            seconds = float(m[1]) * self._UNITS[m[2] or "s"]
+        if self.positive and seconds <= 0:
+            self.fail(f"{value!r}: must be longer than 0", param, ctx)
+        return seconds
 
 
 DURATION = Duration()
+POSITIVE_DURATION = Duration(positive=True)
+"""A duration that must be longer than zero (``--timeout 0`` made every request fail to
+connect, reported as the target being unreachable; ``--duration 0`` was read as unset
+and made a 10-minute trace; ``--max-duration 0`` ran nothing and passed)."""
 
 
 def _ops(value: str | None) -> frozenset[str] | None:
@@ -107,7 +119,7 @@ def loadtest() -> None:
               help="singles-day: trace starts this long before T0")
 @click.option("--after", type=DURATION, default="30m", show_default=True,
               help="singles-day: trace ends this long after T0")
-@click.option("--duration", type=DURATION, default=None,
+@click.option("--duration", type=POSITIVE_DURATION, default=None,
               help="steady/diurnal: length (default 10 min steady, 24 h diurnal)")
 @click.option("--amplitude", type=click.FloatRange(0, 1), default=0.8, show_default=True,
               help="diurnal: swing around B")
@@ -279,7 +291,7 @@ def _credentials(path: Path | None, merchant: str | None,
               help="worker processes")
 @click.option("--speed", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
               help="play the trace this many times faster")
-@click.option("--max-duration", type=DURATION, default=None, help="stop after this long")
+@click.option("--max-duration", type=POSITIVE_DURATION, default=None, help="stop after this long")
 @click.option("--ops", default=None, help="only these operationIds (comma-separated; 'served' "
               "for what every server answers); the rest are skipped")
 @click.option("--shadow", is_flag=True, hidden=True,
@@ -297,7 +309,7 @@ def _credentials(path: Path | None, merchant: str | None,
 @click.option("--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="also write every latency (op µs per line) into this "
               "directory, to check the histograms against")
-@click.option("--timeout", type=DURATION, default="10s", show_default=True,
+@click.option("--timeout", type=POSITIVE_DURATION, default="10s", show_default=True,
               help="per-request timeout")
 @click.option("--max-in-flight", type=click.IntRange(min=1), default=5000, show_default=True,
               help="per worker; beyond it a request is counted as client_backlog")

@@ -236,3 +236,30 @@ def test_too_few_connections_is_the_generator_not_the_target(tmp_path: Path) -> 
     verdict = judge(summary, [], Limits())
     assert verdict.word == "GENERATOR-BOUND", verdict.line()
     assert verdict.generator_bound[0].startswith("send lateness p99"), verdict.line()
+
+
+def test_zero_durations_are_refused_where_zero_means_nothing(tmp_path: Path) -> None:
+    """--timeout 0 (every request failed to connect: 'not reachable'), --max-duration 0
+    (nothing ran, VERDICT PASS) and generate --duration 0 (read as unset: a 10-minute
+    trace) are usage errors (exit 2) before anything is sent or written."""
+    from click.testing import CliRunner
+
+    from loadtests.cli import loadtest
+
+    trace = steady_trace(tmp_path / "t.pbt", rate=10, seconds=1, players=2)
+    creds = tmp_path / "creds.json"
+    creds.write_text(json.dumps({"merchant": "loadshop", "signing_secret": "s3cret"}))
+    replay_args = ["replay", str(trace), "--credentials", str(creds), "--no-progress",
+                   "--out", str(tmp_path / "run")]
+    for option, value in (("--timeout", "0"), ("--max-duration", "0ms")):
+        run = CliRunner().invoke(loadtest, [*replay_args, option, value])
+        assert run.exit_code == 2, run.output
+        assert f"Invalid value for '{option}': '{value}': must be longer than 0" in run.output
+    out = tmp_path / "g.pbt"
+    gen = CliRunner().invoke(loadtest, ["generate", "--shape", "steady", "--duration", "0s",
+                                        "-o", str(out)])
+    assert gen.exit_code == 2 and "'0s': must be longer than 0" in gen.output, gen.output
+    assert not out.exists() and not (tmp_path / "run").exists()
+    ok = CliRunner().invoke(loadtest, ["generate", "--shape", "steady", "--duration", "250ms",
+                                       "-B", "20", "-o", str(out)])
+    assert ok.exit_code == 0 and json.loads(ok.output)["duration_s"] == 0.25, ok.output
