@@ -24,16 +24,28 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
     _UNITS: ClassVar[dict[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0,
                                            "h": 3600.0}
 
+    def __init__(self, positive: bool = False) -> None:
+        self.positive = positive
+        """Refuse zero (a timeout, a run's or a trace's length: zero means nothing)."""
+
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
         if isinstance(value, int | float):
-            return float(value)
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|min|m|h)?\s*", str(value))
-        if m is None:
-            self.fail(f"{value!r} is not a duration like 30s, 2m or 1h", param, ctx)
-        return float(m[1]) * self._UNITS[m[2] or "s"]
+            seconds = float(value)
+        else:
+            m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|min|m|h)?\s*", str(value))
+            if m is None:
+                self.fail(f"{value!r} is not a duration like 30s, 2m or 1h", param, ctx)
+            seconds = float(m[1]) * self._UNITS[m[2] or "s"]
+        if self.positive and seconds <= 0:
+            self.fail(f"{value!r}: must be longer than 0", param, ctx)
+        return seconds
 
 
 DURATION = Duration()
+POSITIVE_DURATION = Duration(positive=True)
+"""A duration that must be longer than zero (``--timeout 0`` made every request fail to
+connect, reported as the target being unreachable; ``--duration 0`` was read as unset
+and made a 10-minute trace; ``--max-duration 0`` ran nothing and passed)."""
 
 
 def _ops(value: str | None) -> frozenset[str] | None:
@@ -107,7 +119,7 @@ def loadtest() -> None:
               help="singles-day: trace starts this long before T0")
 @click.option("--after", type=DURATION, default="30m", show_default=True,
               help="singles-day: trace ends this long after T0")
-@click.option("--duration", type=DURATION, default=None,
+@click.option("--duration", type=POSITIVE_DURATION, default=None,
               help="steady/diurnal: length (default 10 min steady, 24 h diurnal)")
 @click.option("--amplitude", type=click.FloatRange(0, 1), default=0.8, show_default=True,
               help="diurnal: swing around B")
@@ -184,13 +196,21 @@ def _profile(game: str | None, config_file: Path | None, kw: dict[str, Any]) -> 
     try:
         if config_file is not None:
             config = json.loads(config_file.read_text())
+            if not isinstance(config, dict):
+                raise ValueError(f"{config_file} is not a game config (a JSON object)")
             profile = GameProfile.from_config(game or config_file.stem, config, kw["hot_prize"])
         elif kw["hot_prize"]:
             raise click.BadParameter("--hot-prize needs --game-config (or use --hot-series)")
         else:
             profile = GameProfile(game=game or GameProfile.game)
     except (ValueError, OSError) as exc:
-        raise click.BadParameter(str(exc)) from exc
+        raise click.BadParameter(str(exc), param_hint="--game-config") from exc
+    except (TypeError, AttributeError, KeyError) as exc:
+        # A JSON object whose parts have the wrong shapes (what `petbox game publish`
+        # would refuse): one line naming the file, not a traceback.
+        raise click.BadParameter(f"{config_file} is not a valid game config "
+                                 f"({type(exc).__name__}: {exc})",
+                                 param_hint="--game-config") from exc
     names = (("species", "species"), ("foods", "food"), ("series", "series"), ("tasks", "task"))
     overrides: dict[str, Any] = {k: tuple(kw[src]) for k, src in names if kw[src]}
     if kw["hot_series"]:
@@ -212,8 +232,11 @@ def inspect(traces: tuple[Path, ...]) -> None:
 
     from loadtests.trace import TraceFormatError, read_trace
 
+    def incomplete(note: str) -> None:
+        click.echo(f"warning: {note}", err=True)
+
     try:
-        header, records = read_trace(traces)
+        header, records = read_trace(traces, incomplete)
         by_op: Counter[str] = Counter()
         per_s: Counter[int] = Counter()
         last = 0
@@ -236,7 +259,14 @@ def inspect(traces: tuple[Path, ...]) -> None:
 def _credentials(path: Path | None, merchant: str | None,
                  secret: str | None) -> tuple[str, str]:
     if path is not None:
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise click.BadParameter(f"cannot read {path}: {exc}",
+                                     param_hint="--credentials") from exc
+        if not isinstance(data, dict):
+            raise click.BadParameter(f"{path} is not a JSON object (merchant, signing_secret)",
+                                     param_hint="--credentials")
         merchant = merchant or data.get("merchant")
         secret = secret or data.get("signing_secret")
     if not merchant or not secret:
@@ -261,7 +291,7 @@ def _credentials(path: Path | None, merchant: str | None,
               help="worker processes")
 @click.option("--speed", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
               help="play the trace this many times faster")
-@click.option("--max-duration", type=DURATION, default=None, help="stop after this long")
+@click.option("--max-duration", type=POSITIVE_DURATION, default=None, help="stop after this long")
 @click.option("--ops", default=None, help="only these operationIds (comma-separated; 'served' "
               "for what every server answers); the rest are skipped")
 @click.option("--shadow", is_flag=True, hidden=True,
@@ -279,7 +309,7 @@ def _credentials(path: Path | None, merchant: str | None,
 @click.option("--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="also write every latency (op µs per line) into this "
               "directory, to check the histograms against")
-@click.option("--timeout", type=DURATION, default="10s", show_default=True,
+@click.option("--timeout", type=POSITIVE_DURATION, default="10s", show_default=True,
               help="per-request timeout")
 @click.option("--max-in-flight", type=click.IntRange(min=1), default=5000, show_default=True,
               help="per worker; beyond it a request is counted as client_backlog")
@@ -327,6 +357,8 @@ def replay(traces: tuple[Path, ...], base_url: str, credentials: Path | None,
                        allow_remote=allow_remote, premint=premint, clones=clones,
                        shard=index, shards=count, start_at=start_at,
                        samples_dir=str(samples_dir) if samples_dir else None)
+    out = out_dir or Path(f"loadtest-{cfg.run_id}")
+    _fresh_dir(out)  # before anything is sent: a run's results must have somewhere to go
     if samples_dir:
         samples_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -341,6 +373,8 @@ def replay(traces: tuple[Path, ...], base_url: str, credentials: Path | None,
             raise click.UsageError("the merchant id typed does not match: nothing was sent")
 
     def announce(plan: TracePlan) -> None:
+        for note in plan.incomplete:
+            click.echo(f"warning: {note}", err=True)
         click.echo(f"replaying {plan.records:,} requests over {plan.last_t_ms / 1000 / speed:,.1f}"
                    f" s against {base_url} with {workers} worker(s), run {cfg.run_id}", err=True)
 
@@ -349,8 +383,10 @@ def replay(traces: tuple[Path, ...], base_url: str, credentials: Path | None,
                             on_plan=announce)
     except (ReplayError, TraceFormatError) as exc:
         raise click.ClickException(str(exc)) from exc
-    out = out_dir or Path(f"loadtest-{cfg.run_id}")
-    _fresh_dir(out)
+    if _taken(out):  # another run wrote there meanwhile: keep this one's results too
+        fallback = Path(f"loadtest-{cfg.run_id}")
+        click.echo(f"warning: {out} was filled during the run; writing to {fallback}", err=True)
+        out = fallback
     _finish(result, out, gates, limits, save=True)
 
 
@@ -361,9 +397,14 @@ def _shard(text: str) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+def _taken(out: Path) -> list[str]:
+    """The report files ``out`` already holds."""
+    return [n for n in ("results.json", "summary.json", "report.html") if (out / n).exists()]
+
+
 def _fresh_dir(out: Path) -> None:
     """Reports never overwrite another run's files."""
-    taken = [n for n in ("results.json", "summary.json", "report.html") if (out / n).exists()]
+    taken = _taken(out)
     if taken:
         raise click.UsageError(f"{out} already holds {', '.join(taken)}: choose another --out")
 

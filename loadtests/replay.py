@@ -129,7 +129,9 @@ def probe_merchant(cfg: ReplayConfig) -> None:
 
     One ``createSession`` for a load-test (shadow) session: the server grants it only
     to a merchant marked for load tests, and it touches no data. A refusal stops the
-    replay, whether it would run on shadow data or (``--real-data``) on real data.
+    replay, whether it would run on shadow data or (``--real-data``) on real data; a
+    server without shadow data refuses the session (after checking the merchant's mark),
+    which stops a shadow replay only.
     """
     import urllib.error
     import urllib.request
@@ -146,15 +148,30 @@ def probe_merchant(cfg: ReplayConfig) -> None:
         with urllib.request.urlopen(req, timeout=cfg.timeout):
             return
     except urllib.error.HTTPError as exc:
-        status = exc.code
+        status, message = exc.code, _error_message(exc)
     except OSError as exc:
         raise ReplayError(f"{base} is not reachable: {exc}") from exc
+    if status == 403 and "shadow traffic is not configured" in message:
+        # The server checks the merchant's mark first: it is a load-test merchant, and a
+        # --real-data replay needs no shadow data; a shadow one would be refused throughout.
+        if not cfg.shadow:
+            return
+        raise ReplayError(f"the target refuses load-test sessions: {message}: nothing was sent")
     if status == 403:
         raise ReplayError(f"merchant {cfg.merchant!r} is not marked for load tests (create one "
                           "with `petbox merchant create NAME --load-test`): nothing was sent")
     if status == 401:
         raise ReplayError(f"the signing secret of merchant {cfg.merchant!r} was refused")
     raise ReplayError(f"the load-test probe (createSession) got HTTP {status}")
+
+
+def _error_message(exc: Any) -> str:
+    """The ``error.message`` of a petbox error reply ('' when it is not one)."""
+    try:
+        message = json.loads(exc.read())["error"]["message"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return message if isinstance(message, str) else ""
 
 
 def choose_bucket(duration_s: float) -> float:
@@ -173,10 +190,13 @@ class TracePlan:
     records: int
     last_t_ms: int
     by_op: dict[str, int]
+    incomplete: list[str] = field(default_factory=list)
+    """Files that end inside a record: what of each is left out (say so before replaying)."""
 
 
 def scan(cfg: ReplayConfig) -> TracePlan:
-    header, records = read_trace(cfg.traces)
+    incomplete: list[str] = []
+    header, records = read_trace(cfg.traces, incomplete.append)
     groups = placement(cfg)[0] if cfg.shards > 1 else {}
     count, last, by_op = 0, 0, dict[str, int]()
     for rec in records:
@@ -189,7 +209,7 @@ def scan(cfg: ReplayConfig) -> TracePlan:
         count += mine
         last = rec.t_ms
         by_op[rec.op] = by_op.get(rec.op, 0) + mine
-    return TracePlan(header, count, last, by_op)
+    return TracePlan(header, count, last, by_op, incomplete)
 
 
 # -- worker processes ------------------------------------------------------------------
@@ -334,6 +354,10 @@ def replay(cfg: ReplayConfig, progress: bool = False,
         _collect(out, procs, merged, meta, deadline, Progress(plan.records, progress))
     except KeyboardInterrupt:
         stop.set()
+        # Only what was due before the interrupt was offered: the offered rate is over
+        # the time the run had, not over the whole trace.
+        ran = time.monotonic() - start_at.value if go.is_set() else 0.0
+        meta["span_s"] = max(0.0, min(span, ran))
         meta["partial"] = True
         meta["failures"].append("interrupted")
         with contextlib.suppress(KeyboardInterrupt):

@@ -98,14 +98,18 @@ def _offered(result: ReplayResult) -> dict[str, Any]:
     s = result.stats
     total = sum(b.offered for b in s.buckets.values())
     first = s.first_due_s or 0.0
-    span = max(0.0, float(result.meta.get("span_s") or 0.0) - first)
+    # The trace's span, or longer when real-time holds made requests due after it.
+    span = max(0.0, max(float(result.meta.get("span_s") or 0.0), s.last_due_s) - first)
     return {"requests": total, "span_s": round(span, 3),
             "rps": round(total / span, 2) if span > 0 else None}
 
 
 def _achieved(result: ReplayResult) -> dict[str, Any]:
     s = result.stats
-    span = max(0.0, s.last_done_s - (s.first_due_s or 0.0))
+    # Over the offered span at least: a target that stopped answering part-way must not
+    # look faster than the load it was offered (answers over its last answer's time).
+    end = max(s.last_done_s, float(result.meta.get("span_s") or 0.0), s.last_due_s)
+    span = max(0.0, end - (s.first_due_s or 0.0))
     return {"answered": s.answered, "span_s": round(span, 3),
             "rps": round(s.answered / span, 2) if span > 0 else None}
 

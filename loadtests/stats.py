@@ -136,6 +136,9 @@ class RunStats:
     expected: Counter[str] = field(default_factory=Counter)
     """Refusals the recording had too (same error code), by operation."""
     first_due_s: float | None = None
+    last_due_s: float = 0.0
+    """When the last request became due: past the trace's end when real-time holds
+    (browsing, a session's age) outlast a sped-up trace."""
     last_done_s: float = 0.0
     cpu_s: float = 0.0
     wall_s: float = 0.0
@@ -156,6 +159,13 @@ class RunStats:
         self.bucket(self.index(due_s)).offered += 1
         if self.first_due_s is None or due_s < self.first_due_s:
             self.first_due_s = due_s
+        self.last_due_s = max(self.last_due_s, due_s)
+
+    def postpone(self, due_s: float, held_s: float) -> None:
+        """A request offered at ``due_s`` became due only at ``held_s`` (a hold the
+        trace asks for in real time): it is offered then instead."""
+        self.bucket(self.index(due_s)).offered -= 1
+        self.offer(held_s)
 
     def add(self, op: str, code: str, latency_us: float, bucket: int,
             measured: bool = True, done_s: float | None = None,
@@ -191,7 +201,8 @@ class RunStats:
             "bucket_s": self.bucket_s, "sent": self.sent, "completed": self.completed,
             "errors": self.errors, "skipped": self.skipped, "answered": self.answered,
             "expected": dict(self.expected),
-            "first_due_s": self.first_due_s, "last_done_s": self.last_done_s,
+            "first_due_s": self.first_due_s, "last_due_s": self.last_due_s,
+            "last_done_s": self.last_done_s,
             "cpu_s": self.cpu_s, "wall_s": self.wall_s, "cpu_max_share": self.cpu_max_share,
             "histograms": {"all": encode(self.all), "lateness": encode(self.lateness),
                            "behind": encode(self.behind),
@@ -210,6 +221,7 @@ class RunStats:
         self.wall_s = max(self.wall_s, float(data["wall_s"]))
         self.cpu_max_share = max(self.cpu_max_share, float(data["cpu_max_share"]))
         self.last_done_s = max(self.last_done_s, float(data["last_done_s"]))
+        self.last_due_s = max(self.last_due_s, float(data.get("last_due_s") or 0.0))
         first = data["first_due_s"]
         if first is not None and (self.first_due_s is None or first < self.first_due_s):
             self.first_due_s = float(first)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -182,29 +182,58 @@ def read_header(path: Path | str) -> Header:
     with open(path, "rb") as fh:
         try:
             return Header.unpack(next(iter(_unpacker(fh))))
-        except (StopIteration, ValueError, msgpack.UnpackException) as exc:
-            if isinstance(exc, TraceFormatError):
-                raise
+        except (StopIteration, ValueError, TypeError, msgpack.UnpackException) as exc:
+            if isinstance(exc, TraceFormatError):  # say which of several files
+                raise TraceFormatError(f"{path}: {exc}") from exc
             raise TraceFormatError(f"{path}: not a petbox trace ({exc or 'empty'})") from exc
 
 
-def iter_records(path: Path | str) -> Iterator[Record]:
-    """Stream the records of one trace file (the header is checked, then skipped)."""
+def iter_records(path: Path | str,
+                 on_incomplete: Callable[[str], None] | None = None) -> Iterator[Record]:
+    """Stream the records of one trace file (the header is checked, then skipped).
+
+    Bytes that are not records raise :class:`TraceFormatError` naming the file and
+    how many records came before them. A file that ends inside a record (a recording
+    still being written, or its server killed) yields its complete records and tells
+    ``on_incomplete`` what was left out: that is not silent, and not a refusal either.
+    """
     with open(path, "rb") as fh:
         unpacker = _unpacker(fh)
         try:
             Header.unpack(next(unpacker))
         except StopIteration as exc:
             raise TraceFormatError(f"{path}: empty file") from exc
-        for item in unpacker:
-            yield Record.unpack(item)
+        n, end = 0, unpacker.tell()
+        while True:
+            try:
+                item = next(unpacker)
+                end = unpacker.tell()  # after a partial object tell() has moved on too
+            except StopIteration:
+                break
+            except (ValueError, TypeError, msgpack.UnpackException) as exc:
+                why = str(exc) or type(exc).__name__
+                raise TraceFormatError(f"{path}: corrupt after record {n:,} ({why})") from exc
+            try:
+                record = Record.unpack(item)
+            except (ValueError, TypeError) as exc:
+                raise TraceFormatError(f"{path}: record {n + 1:,} is not a trace record "
+                                       f"({exc})") from exc
+            n += 1
+            yield record
+        left = os.fstat(fh.fileno()).st_size - end
+        if left > 0 and on_incomplete is not None:
+            on_incomplete(f"{path}: ends inside a record ({left:,} bytes after record {n:,}, "
+                          "cut short): only the complete records are read")
 
 
-def read_trace(paths: Iterable[Path | str]) -> tuple[Header, Iterator[Record]]:
+def read_trace(paths: Iterable[Path | str],
+               on_incomplete: Callable[[str], None] | None = None,
+               ) -> tuple[Header, Iterator[Record]]:
     """One time line from several files (e.g. rotated recordings), in time order.
 
     Offsets are rebased onto the earliest file's ``start_ms``; the returned header
     is that file's. Each file is streamed, so memory does not grow with the trace.
+    ``on_incomplete`` hears of a file that ends inside a record (:func:`iter_records`).
     """
     import heapq
 
@@ -216,7 +245,7 @@ def read_trace(paths: Iterable[Path | str]) -> tuple[Header, Iterator[Record]]:
     first = min(headers, key=lambda h: h.start_ms)
 
     def shifted(path: Path, shift: int) -> Iterator[Record]:
-        for r in iter_records(path):
+        for r in iter_records(path, on_incomplete):
             yield r if not shift else Record(r.t_ms + shift, r.player, r.op, r.body, r.params,
                                              r.expect, r.gave)
 

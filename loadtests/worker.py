@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 TICKET_WAIT_CAP_S = 120.0
 """A completeTask never waits longer than this after its ticket arrived."""
+STOP_POLL_S = 0.2
+"""Longest the dispatcher sleeps between looks at the stop flag (Ctrl-C)."""
 
 
 def owner(name: str, n: int) -> int:
@@ -178,6 +180,8 @@ class Worker:
         self.in_flight = 0
         self.slots: asyncio.Semaphore | None = None
         self.stopping = False
+        self.interrupted = False
+        """Stopped by the parent (Ctrl-C): queued requests are withdrawn, not sent."""
         self.headers_common = {"Content-Type": "application/json",
                                "User-Agent": f"petbox-loadtest/{cfg.run_id}"}
         if cfg.shadow:
@@ -215,7 +219,11 @@ class Worker:
 
         connector = aiohttp.TCPConnector(limit=self.cfg.connections, enable_cleanup_closed=True)
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout)
-        self.slots = asyncio.Semaphore(self.cfg.max_in_flight)
+        # No more requests out than connections: one beyond them would wait inside the
+        # HTTP client for a connection, and that wait (the generator's own limit) would be
+        # measured as the target's latency, or its timeout. Waiting for a slot is send
+        # lateness, and past --timeout backlog: the verdict then blames the generator.
+        self.slots = asyncio.Semaphore(min(self.cfg.max_in_flight, self.cfg.connections))
         async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                          headers=self.headers_common) as http:
             self.http = http
@@ -269,9 +277,8 @@ class Worker:
             due = self.start + rec.t_ms / 1000.0 / speed
             if due > stop_at or (n & 127 == 0 and self.stop()):
                 break
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if await self._wait_until(due):
+                break  # interrupted: what is not yet due is never offered
             self.stats.offer(due - self.start)
             lane = self.lanes.get(user)
             if lane is None:
@@ -283,14 +290,35 @@ class Worker:
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
 
+    async def _wait_until(self, due: float) -> bool:
+        """Sleep until ``due``, looking at the stop flag at least every
+        ``STOP_POLL_S``; True if the run was stopped (Ctrl-C) meanwhile.
+
+        A quiet stretch of the trace must not hide a Ctrl-C: the parent waits only
+        ``--timeout`` plus a few seconds for a stopped worker's statistics before it
+        ends the worker, and a partial report needs them."""
+        loop = asyncio.get_running_loop()
+        while (delay := due - loop.time()) > 0:
+            if self.stop():
+                return True
+            await asyncio.sleep(min(delay, STOP_POLL_S))
+        return False
+
     async def drain(self) -> None:
-        """Let lanes finish what is queued; past the bound, the rest counts as backlog."""
-        bound = self.cfg.timeout + 1.0 + self.cfg.drain_s
+        """Let lanes finish what is queued; past the bound, the rest counts as backlog.
+
+        After a stop (Ctrl-C, before or while draining) nothing new is sent: queued
+        requests are withdrawn from the offered load and only the requests already out
+        get ``--timeout`` to come back, so the worker reports within the parent's grace
+        period (``--timeout`` and a few seconds) instead of being ended without a word."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.timeout + 1.0 + self.cfg.drain_s
+        while self.tasks and not self.stop() and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self.tasks), timeout=min(STOP_POLL_S, left))
+        self.interrupted = self.stop()
+        self.stopping = True
         if self.tasks:
-            _, pending = await asyncio.wait(set(self.tasks), timeout=bound)
-            self.stopping = True
-            if pending:
-                await asyncio.wait(pending, timeout=self.cfg.timeout + 1.0)
+            _, pending = await asyncio.wait(set(self.tasks), timeout=self.cfg.timeout + 1.0)
             for task in pending:
                 task.cancel()
 
@@ -301,6 +329,9 @@ class Worker:
         try:
             while lane.queue:
                 item = lane.queue.popleft()
+                if self.interrupted:
+                    self._withdraw(item)
+                    continue
                 if self.stopping:
                     self._finish(item, item.due, "client_backlog", sent=False)
                     continue
@@ -318,14 +349,19 @@ class Worker:
     async def _run_item(self, lane: Lane, item: Item) -> None:
         """Send one of a player's requests when it is due, its values filled in."""
         loop = asyncio.get_running_loop()
-        ready = max(item.due, lane.free_at)
-        body = item.rec.body
+        body, held = item.rec.body, 0.0
         if item.rec.op == "completeTask":
-            body, ready = self._with_ticket(lane, item, ready)
+            body, held = self._with_ticket(lane, item)
         elif item.rec.op == "giveAssist" and lane.session is not None:
             minted, t_ms = lane.session  # the session's age is real time
-            gap = min(TICKET_WAIT_CAP_S, max(0.0, (item.rec.t_ms - t_ms) / 1000.0))
-            ready = max(ready, minted + gap)
+            held = minted + min(TICKET_WAIT_CAP_S, max(0.0, (item.rec.t_ms - t_ms) / 1000.0))
+        if held > item.due:
+            # Real time the trace asks for (browsing, a session's age) that --speed cannot
+            # shorten: the request is due when the hold ends. Counting it as offered at
+            # the sped-up time would show the wait as the target not keeping up.
+            self.stats.postpone(item.due - self.start, held - self.start)
+            item.due = held
+        ready = max(item.due, lane.free_at)
         if ready > loop.time():
             await asyncio.sleep(ready - loop.time())
         params: dict[str, Any] = dict(item.rec.params or {})
@@ -419,25 +455,30 @@ class Worker:
                     if not fut.done():
                         fut.set_result(None)
 
+    def _withdraw(self, item: Item) -> None:
+        """A queued request of an interrupted run: never sent, and no longer offered."""
+        self.stats.bucket(self._bucket(item.due)).offered -= 1
+
     def _not_sent(self, item: Item) -> None:
         """A chained request whose value never came: a real client would not send it."""
         self.stats.skipped += 1
         self.stats.bucket(self._bucket(item.due)).offered -= 1
 
-    def _with_ticket(self, lane: Lane, item: Item, ready: float) -> tuple[Any, float]:
-        """The completeTask body with the ticket this replay got, and when it may leave."""
+    def _with_ticket(self, lane: Lane, item: Item) -> tuple[Any, float]:
+        """The completeTask body with the ticket this replay got, and the earliest it may
+        leave (0.0: no ticket, no wait)."""
         task = (item.rec.params or {}).get("task")
         got = lane.tickets.pop(task, None) if task else None
         if got is None:
-            return item.rec.body, ready
+            return item.rec.body, 0.0
         ticket, arrived, start_t_ms = got
         body = {k: v for k, v in (item.rec.body or {}).items() if k != "ticket"}
-        if ticket is not None:
-            body["ticket"] = ticket
-            # The trace's gap is real browsing time: a faster replay cannot shorten it.
-            gap = min(TICKET_WAIT_CAP_S, max(0.0, (item.rec.t_ms - start_t_ms) / 1000.0))
-            ready = max(ready, arrived + gap)
-        return body, ready
+        if ticket is None:
+            return body, 0.0
+        body["ticket"] = ticket
+        # The trace's gap is real browsing time: a faster replay cannot shorten it.
+        gap = min(TICKET_WAIT_CAP_S, max(0.0, (item.rec.t_ms - start_t_ms) / 1000.0))
+        return body, arrived + gap
 
     async def send_item(self, lane: Lane, item: Item, body: Any, ready: float,
                         params: dict[str, Any] | None = None) -> None:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from economy.schema import Bool, Enum, Int, Obj, Str
 from gameserver.api.common import Operation, json_ok, now_s, read_body
-from gameserver.appkeys import MERCHANTS, SETTINGS, SIGNER
+from gameserver.appkeys import MERCHANTS, SETTINGS, SHADOW, SIGNER
 from gameserver.http.auth import verify_session_signature
 from gameserver.http.errors import Forbidden, Unauthorized
 from gameserver.state.keys import MERCHANT_RE, USER_RE
@@ -48,6 +48,11 @@ async def create_session(request: web.Request) -> web.Response:
         raise Unauthorized("signature does not match")
     if body["shadow"] and not merchant.load_test:
         raise Forbidden("this merchant is not approved for load testing")
+    if body["shadow"] and SHADOW not in request.app:
+        # Every request of such a session would be refused: say so before a load test
+        # starts (its probe is this call), not with a token that works nowhere.
+        raise Forbidden("shadow traffic is not configured on this server "
+                        "(set PETBOX_SHADOW_DATABASE_URL)")
     extra: dict[str, Any] = ({"age": body["age_band"], "gc": body["guardian_consent"]}
                              if body["age_band"] else {})
     if body["shadow"]:

@@ -238,3 +238,24 @@ def test_generate_into_a_folder_that_cannot_exist_is_one_error_line(tmp_path: Pa
                                            "--duration", "2s", "-o", str(out)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert result.output.startswith(f"Error: cannot write {out}: ")
+
+
+def test_a_game_config_of_the_wrong_shape_is_a_usage_error(tmp_path: Path) -> None:
+    """A --game-config that is JSON but not a game config (a list; species as a number)
+    is one usage-error line naming the file (exit 2), not an AttributeError or TypeError
+    traceback; no trace is written."""
+    from click.testing import CliRunner
+
+    from loadtests.cli import loadtest
+
+    cases = {"list.json": ("[]", "is not a game config (a JSON object)"),
+             "species.json": ('{"species": 5}', "is not a valid game config (TypeError: ")}
+    for name, (text, says) in cases.items():
+        config, out = tmp_path / name, tmp_path / f"{name}.pbt"
+        config.write_text(text)
+        result = CliRunner().invoke(loadtest, ["generate", "--shape", "steady", "--duration",
+                                               "2s", "--game-config", str(config),
+                                               "-o", str(out)])
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+        assert f"Invalid value for --game-config: {config} {says}" in result.output
+        assert not out.exists()

@@ -140,3 +140,126 @@ def test_results_file_round_trip(bare_server: BareServer, tmp_path: Path) -> Non
     again = load_results(tmp_path / "results.json")
     assert summarize(again) == summarize(result)
     assert json.loads((tmp_path / "results.json").read_text())["meta"]["workers"] == 2
+
+
+def test_an_out_directory_holding_a_report_is_refused_before_anything_is_sent(
+        bare_server: BareServer, tmp_path: Path) -> None:
+    """``--out`` naming a directory with another run's report is a usage error (exit 2)
+    before the merchant probe or any request: the target sees nothing. It used to be
+    checked after the whole replay, whose results were then thrown away."""
+    from click.testing import CliRunner
+
+    from loadtests.cli import loadtest
+
+    trace = steady_trace(tmp_path / "t.pbt", rate=50, seconds=2, players=5)
+    creds = tmp_path / "creds.json"
+    creds.write_text(json.dumps({"merchant": "loadshop", "signing_secret": "s3cret"}))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    run = CliRunner().invoke(loadtest, ["replay", str(trace), "--target", bare_server.base,
+                                        "--credentials", str(creds), "--out", str(out),
+                                        "--workers", "1", "--no-progress"])
+    assert run.exit_code == 2, run.output
+    assert f"{out} already holds summary.json: choose another --out" in run.output
+    assert bare_server.seen() == {}
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+
+
+def test_an_unreadable_credentials_file_is_a_usage_error(tmp_path: Path) -> None:
+    """A credentials file that is not JSON, or JSON but not an object, is a usage error
+    naming the file (exit 2), not a JSONDecodeError / AttributeError traceback."""
+    from click.testing import CliRunner
+
+    from loadtests.cli import loadtest
+
+    trace = steady_trace(tmp_path / "t.pbt", rate=10, seconds=1, players=2)
+    for name, text in (("broken.json", "{merchant"), ("list.json", '["loadshop"]')):
+        creds = tmp_path / name
+        creds.write_text(text)
+        run = CliRunner().invoke(loadtest, ["replay", str(trace), "--credentials", str(creds),
+                                            "--out", str(tmp_path / "run"), "--no-progress"])
+        assert run.exit_code == 2 and isinstance(run.exception, SystemExit), run.output
+        assert "Invalid value for --credentials" in run.output and name in run.output
+
+
+def test_a_target_that_dies_part_way_is_not_faster_than_its_load(tmp_path: Path) -> None:
+    """The target stops answering a quarter of the way through a steady 4 s trace: the
+    rest fail to connect (transport), and achieved (answers per second) is counted over
+    the offered span, far below offered, so the verdict is SATURATED. It was counted up
+    to the last answer only, so a dead target looked faster than the load it was offered
+    (achieved 35/s of 23/s) and the run passed."""
+    import threading
+    import time
+
+    server = BareServer()
+    trace = steady_trace(tmp_path / "t.pbt", rate=100, seconds=4, players=10)
+
+    def kill_after_first_second() -> None:
+        deadline = time.monotonic() + 60
+        while server.seen().get("GET me", 0) < 100 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.stop()
+
+    killer = threading.Thread(target=kill_after_first_second)
+    killer.start()
+    try:
+        result = replay(config(server, trace, workers=1, premint=True, timeout=2.0))
+    finally:
+        killer.join()
+    summary = summarize(result)
+    offered, achieved = summary["offered"], summary["achieved"]
+    assert summary["classes"]["transport"] > 200
+    assert achieved["answered"] == summary["classes"]["ok"] < 200
+    assert achieved["span_s"] >= offered["span_s"] > 3.9
+    assert achieved["rps"] < 0.6 * offered["rps"]
+    verdict = judge(summary, [], Limits(allow_generator_bound=True))
+    assert verdict.word == "SATURATED", verdict.line()
+    assert verdict.saturated[0].startswith("achieved "), verdict.line()
+
+
+def test_too_few_connections_is_the_generator_not_the_target(tmp_path: Path) -> None:
+    """100 requests/s at a target that answers every one in 50 ms, however many at once,
+    through only 2 connections (at most 40/s): the generator's own limit. Requests wait
+    for a slot before they leave, so the wait is send lateness and the verdict is
+    GENERATOR-BOUND. They waited for a connection inside the HTTP client instead,
+    measured as the target's latency: SATURATED, the target blamed for the generator."""
+    slow = BareServer("50")
+    try:
+        trace = steady_trace(tmp_path / "t.pbt", rate=100, seconds=3, players=100)
+        result = replay(config(slow, trace, workers=1, premint=True, connections=2))
+    finally:
+        slow.stop()
+    summary = summarize(result)
+    assert result.stats.codes["getPlayer"] == {"200": 300}
+    assert summary["send_lateness_ms"]["p99"] > 1000
+    verdict = judge(summary, [], Limits())
+    assert verdict.word == "GENERATOR-BOUND", verdict.line()
+    assert verdict.generator_bound[0].startswith("send lateness p99"), verdict.line()
+
+
+def test_zero_durations_are_refused_where_zero_means_nothing(tmp_path: Path) -> None:
+    """--timeout 0 (every request failed to connect: 'not reachable'), --max-duration 0
+    (nothing ran, VERDICT PASS) and generate --duration 0 (read as unset: a 10-minute
+    trace) are usage errors (exit 2) before anything is sent or written."""
+    from click.testing import CliRunner
+
+    from loadtests.cli import loadtest
+
+    trace = steady_trace(tmp_path / "t.pbt", rate=10, seconds=1, players=2)
+    creds = tmp_path / "creds.json"
+    creds.write_text(json.dumps({"merchant": "loadshop", "signing_secret": "s3cret"}))
+    replay_args = ["replay", str(trace), "--credentials", str(creds), "--no-progress",
+                   "--out", str(tmp_path / "run")]
+    for option, value in (("--timeout", "0"), ("--max-duration", "0ms")):
+        run = CliRunner().invoke(loadtest, [*replay_args, option, value])
+        assert run.exit_code == 2, run.output
+        assert f"Invalid value for '{option}': '{value}': must be longer than 0" in run.output
+    out = tmp_path / "g.pbt"
+    gen = CliRunner().invoke(loadtest, ["generate", "--shape", "steady", "--duration", "0s",
+                                        "-o", str(out)])
+    assert gen.exit_code == 2 and "'0s': must be longer than 0" in gen.output, gen.output
+    assert not out.exists() and not (tmp_path / "run").exists()
+    ok = CliRunner().invoke(loadtest, ["generate", "--shape", "steady", "--duration", "250ms",
+                                       "-B", "20", "-o", str(out)])
+    assert ok.exit_code == 0 and json.loads(ok.output)["duration_s"] == 0.25, ok.output

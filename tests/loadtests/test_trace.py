@@ -55,6 +55,49 @@ def test_other_formats_and_newer_versions_are_refused(tmp_path: Path) -> None:
         read_header(empty)
 
 
+def test_corrupt_and_cut_short_files_are_named_not_silent(tmp_path: Path) -> None:
+    """Bytes that are not records in the middle of a trace are a TraceFormatError naming
+    the file and the records before them (they were a msgpack traceback); a file that ends
+    inside a record yields its complete records and reports what was left out (it was
+    dropped without a word); a bad header names its file among several."""
+    path = tmp_path / "t.pbt"
+    records = [Record(i * 10, f"p{i}", "getPlayer") for i in range(20)]
+    write_trace(path, Header.new(defaults={"game": "g"}), records)
+    data = path.read_bytes()
+    sizes = [len(msgpack.packb(r.pack())) for r in records]
+    after_5 = len(data) - sum(sizes[5:])  # where record 6 starts
+
+    corrupt = tmp_path / "corrupt.pbt"
+    corrupt.write_bytes(data[:after_5] + b"\xc1" * 8 + data[after_5 + 8:])
+    with pytest.raises(TraceFormatError, match=r"corrupt\.pbt: corrupt after record 5 "):
+        list(iter_records(corrupt))
+    unhashable = tmp_path / "unhashable.pbt"  # a map whose key is a list
+    unhashable.write_bytes(data[:after_5] + b"\x81\x91\x01\x01" + data[after_5:])
+    with pytest.raises(TraceFormatError, match=r"unhashable\.pbt: corrupt after record 5 "):
+        list(iter_records(unhashable))
+    not_a_record = tmp_path / "not_a_record.pbt"
+    not_a_record.write_bytes(data[:after_5] + msgpack.packb(7) + data[after_5:])
+    with pytest.raises(TraceFormatError,
+                       match=r"not_a_record\.pbt: record 6 is not a trace record"):
+        list(iter_records(not_a_record))
+
+    cut = tmp_path / "cut.pbt"
+    cut.write_bytes(data[:-3])
+    notes: list[str] = []
+    assert list(iter_records(cut, notes.append)) == records[:19]
+    assert notes == [f"{cut}: ends inside a record ({sizes[-1] - 3} bytes after record 19, "
+                     "cut short): only the complete records are read"]
+    notes.clear()
+    assert list(read_trace([path, cut], notes.append)[1])[-1] == records[-1]
+    assert len(notes) == 1 and notes[0].startswith(f"{cut}: ends inside a record")
+    assert list(iter_records(path, notes.append)) == records and len(notes) == 1
+
+    junk = tmp_path / "junk.pbt"
+    junk.write_bytes(b"garbage\n")
+    with pytest.raises(TraceFormatError, match=r"junk\.pbt: not a petbox trace"):
+        read_trace([path, junk])
+
+
 def test_files_join_into_one_time_line(tmp_path: Path) -> None:
     write_trace(tmp_path / "b.pbt", Header.new(start_ms=10_000), [Record(0, "x", "getPlayer"),
                                                                   Record(30, "x", "getPlayer")])
@@ -123,3 +166,25 @@ def test_pseudonymised_players(tmp_path: Path) -> None:
     _, records = read_trace(w.files())
     players = {r.player for r in records}
     assert len(players) == 1 and "openid" not in players.pop()
+
+
+def test_inspect_says_what_is_wrong_with_a_trace(tmp_path: Path) -> None:
+    """``inspect`` of a corrupt trace is a one-line error (exit 1), not a traceback; of a
+    trace cut short, a warning and the complete records."""
+    from click.testing import CliRunner
+
+    from loadtests.cli import loadtest
+
+    path = tmp_path / "t.pbt"
+    write_trace(path, Header.new(), [Record(i, "p", "getPlayer") for i in range(10)])
+    data = path.read_bytes()
+    (tmp_path / "bad.pbt").write_bytes(data[:-30] + b"\xc1" + data[-29:])
+    bad = CliRunner().invoke(loadtest, ["inspect", str(tmp_path / "bad.pbt")])
+    assert bad.exit_code == 1 and bad.exception is not None
+    assert isinstance(bad.exception, SystemExit), bad.exception
+    assert f"Error: {tmp_path / 'bad.pbt'}: corrupt after record " in bad.output
+    (tmp_path / "cut.pbt").write_bytes(data[:-2])
+    cut = CliRunner().invoke(loadtest, ["inspect", str(tmp_path / "cut.pbt")])
+    assert cut.exit_code == 0, cut.output
+    assert f"warning: {tmp_path / 'cut.pbt'}: ends inside a record" in cut.output
+    assert '"records": 9' in cut.output

@@ -1,0 +1,98 @@
+"""Ctrl-C in the middle of a replay: the run stops at once and reports what it did."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from loadtests.trace import Header, Record, write_trace
+from tests.loadtests.conftest import BareServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def interrupt_replay(server: BareServer, records: list[Record], tmp_path: Path,
+                     after_seen: int, timeout: str) -> tuple[int, str, float, dict[str, Any]]:
+    """Replay ``records`` with one worker; SIGINT once the target has answered
+    ``after_seen`` requests. Returns the exit code, the output, the seconds from the
+    interrupt to the exit and the summary."""
+    trace = tmp_path / "t.pbt"
+    write_trace(trace, Header.new(defaults={"game": "g"}), records)
+    creds = tmp_path / "creds.json"
+    creds.write_text(json.dumps({"merchant": "loadshop", "signing_secret": "s3cret"}))
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadtests", "replay", str(trace), "--target", server.base,
+         "--credentials", str(creds), "--workers", "1", "--no-progress",
+         "--timeout", timeout, "--out", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while server.seen().get("GET me", 0) < after_seen:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
+            time.sleep(0.05)
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=60)[0]
+        took = time.monotonic() - interrupted
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, output, took, json.loads((out / "summary.json").read_text())
+
+
+def test_ctrl_c_mid_run_writes_a_partial_report_of_what_was_sent(tmp_path: Path) -> None:
+    """A sparse trace (one request every half second for two minutes) interrupted once
+    requests flow: the replay ends within a few seconds with exit 4 (PARTIAL), and its
+    report counts exactly the requests the target saw, offered over the time the run
+    had (not over the whole trace). The dispatcher used to look at the stop flag only
+    every 128 records (a minute here), so the parent ended the workers and the partial
+    report said 0 requests."""
+    server = BareServer()
+    try:
+        code, output, took, summary = interrupt_replay(
+            server, [Record(i * 500, f"p{i % 4}", "getPlayer") for i in range(240)],
+            tmp_path, after_seen=6, timeout="2s")
+        seen = server.seen()
+    finally:
+        server.stop()
+    assert code == 4, output
+    assert took < 5.0, output
+    assert summary["verdict"] == "PARTIAL" and summary["failures"] == ["interrupted"]
+    assert summary["sent"] == seen["GET me"] >= 6
+    assert summary["requests"] == seen["GET me"] + seen["createSession"] - 1  # less the probe
+    assert summary["classes"]["ok"] == summary["requests"]
+    assert summary["offered"]["requests"] == summary["requests"]
+    # offered over the seconds the run had: about two requests a second, as the trace
+    assert summary["offered"]["span_s"] < 10.0
+    assert 1.0 < summary["offered"]["rps"] < 4.0
+
+
+def test_ctrl_c_while_slow_players_drain_reports_what_was_answered(tmp_path: Path) -> None:
+    """Ten requests of one player due at once, a target that takes 1.5 s each: the trace
+    has ended and the player's lane drains (15 s). Ctrl-C after the first answer: the
+    request in flight comes back, the ones still queued are withdrawn, and the worker
+    reports at once. The drain waited out its bound (--timeout + 31 s) without looking
+    at the stop flag, so the parent ended the worker after --timeout + 5 s and the
+    report said 0 requests."""
+    slow = BareServer("1500")
+    try:
+        code, output, took, summary = interrupt_replay(
+            slow, [Record(i, "p0", "getPlayer") for i in range(10)], tmp_path,
+            after_seen=1, timeout="5s")
+        time.sleep(0.5)
+        seen = slow.seen()
+    finally:
+        slow.stop()
+    assert code == 4, output
+    assert took < 4.0, output
+    assert summary["failures"] == ["interrupted"]
+    # the first answer, and the second request if it left before the stop was seen
+    assert summary["sent"] == seen["GET me"] in (1, 2)
+    assert summary["classes"]["ok"] == summary["requests"] == summary["sent"] + 1  # + session
+    assert summary["offered"]["requests"] == summary["requests"]
