@@ -339,7 +339,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[BODY_LIMITS] = {op.operation_id: config_limit for op in operations if op.config_body}
     for op in operations:
         handler = with_body_limit(op.handler, config_limit) if op.config_body else op.handler
-        app.router.add_route(op.method, op.path, handler, name=op.operation_id)
+        if op.method == "GET" and op.tag == "operations":
+            # load balancers and uptime checks often probe with HEAD (a GET without body)
+            app.router.add_get(op.path, handler, name=op.operation_id, allow_head=True)
+        else:
+            app.router.add_route(op.method, op.path, handler, name=op.operation_id)
     app[PLAYER_OPERATIONS] = player_operations(operations)
     app[IDEMPOTENT_OPERATIONS] = frozenset(op.operation_id for op in operations
                                            if op.idempotent)

@@ -357,6 +357,16 @@ async def test_unknown_route_and_method(world: Any) -> None:
     assert (await resp.json())["error"]["code"] == "method_not_allowed"
 
 
+async def test_the_operations_endpoints_answer_head(world: Any) -> None:
+    """Load balancers and uptime checks often probe with HEAD: the operations endpoints
+    answer it as GET, without a body (a shopper route still refuses it)."""
+    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+        resp = await world.client.head(path)
+        assert (resp.status, await resp.read()) == (200, b""), path
+    resp = await world.client.head("/v1/games/squirrel/me")
+    assert resp.status == 405
+
+
 async def test_request_id_is_echoed_or_made(world: Any) -> None:
     resp = await world.client.get("/healthz", headers={"X-Request-Id": "trace-12345678"})
     assert resp.headers["X-Request-Id"] == "trace-12345678"
