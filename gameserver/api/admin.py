@@ -14,7 +14,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from economy.config import MAX_AMOUNT
-from economy.errors import NotFound
+from economy.errors import InvalidInput, NotFound
 from economy.schema import Bool, Int, Map, Obj, Str
 from gameserver.api.admin_keys import Written, keyed_run, sql_write
 from gameserver.api.common import (
@@ -45,7 +45,7 @@ async def get_player_admin(request: web.Request) -> web.Response:
     svc = services(request)
     loaded = await svc.store.read(ref)
     if loaded.state is None:
-        raise NotFound("player not found", user=user)
+        raise NotFound("player not found", user=user[:128])
     ledger = await svc.db.recent_ledger(ref, limit=50)
     # The game's timezone: without it the view leaves out check-in, tasks and exchanges.
     view = pet.player_view(loaded.state, live.config, now_s(request), live.tz)
@@ -145,9 +145,15 @@ async def grant_player(request: web.Request) -> web.Response:
     :func:`~gameserver.state.keys.system_key` of it, never the key itself: the player's key
     space is also the shopper's, and a shopper may pick the same key."""
     live = await _merchant_game(request)
-    user = _user(request)
     key = idempotency_key(request)
     body, raw = await read_body(request, GRANT_BODY)
+    user = request.match_info["user"]
+    if body["create"] and not USER_RE.fullmatch(user):
+        # asked to create this player: an id no player can have is the request's fault
+        raise InvalidInput("a user id is 1 to 128 of A-Z a-z 0-9 _ . @ = + -", field="user",
+                           user=user[:128])
+    if not USER_RE.fullmatch(user):  # never played, as any unknown user without create
+        raise admin_rules.PlayerNotFound("this user has never played", user=user[:128])
     ref = _player(request, live, user)
     action = admin_rules.GrantPlayer(body["reason"], body["wallet"], body["items"],
                                      create=body["create"],
@@ -163,7 +169,7 @@ async def grant_player(request: web.Request) -> web.Response:
 def _user(request: web.Request) -> str:
     user = request.match_info["user"]
     if not USER_RE.fullmatch(user):
-        raise NotFound("player not found", user=user)
+        raise NotFound("player not found", user=user[:128])
     return user
 
 

@@ -275,6 +275,20 @@ async def test_grant_to_a_user_who_never_played(world: World) -> None:
     assert (await _wallet(world, api_key))["acorn"] == 1050
 
 
+async def test_creating_a_player_with_an_impossible_id_is_422(world: World) -> None:
+    """Asked to create a player whose id no player can have, the request is at fault
+    (422 at ``$.user``), not a missing player (404); nothing is granted, the key unused."""
+    api_key = await boxshop(world)
+    body = {"wallet": {"acorn": 50}, "reason": "welcome", "create": True}
+    bad = await send(world, api_key, "POST", f"{ADMIN}/players/a%20b/grant", body, "g4")
+    assert bad.status == 422
+    err = (await bad.json())["error"]
+    assert (err["code"], err["details"]["problems"][0]["path"]) == ("invalid_input", "$.user")
+    plain = await send(world, api_key, "POST", f"{ADMIN}/players/a%20b/grant",
+                       {**body, "create": False}, "g4")
+    assert (plain.status, await error_code(plain)) == (404, "player_not_found")
+
+
 async def test_negative_grants_are_refused(world: World) -> None:
     api_key = await boxshop(world)
     await _played(world)
