@@ -204,8 +204,13 @@ async def get_experiment_results(request: web.Request) -> web.Response:
     eid = _experiment_id(request)
     live, _ = await _live(request, merchant.id, game_id(request))
     exp = live.config.experiments.get(eid)
-    if exp is None:
-        raise ExperimentNotFound(eid)
+    if exp is None:  # removed since (stopped first): its rows are still in SQL
+        old = await configs.last_version_with(request.app[DB], merchant.id, live.game,
+                                              "experiments", eid)
+        if old is None:
+            raise ExperimentNotFound(eid)
+        exp = (await request.app[GAMES].version(merchant.id, live.game, old)
+               ).config.experiments[eid]
     body = await experiment_results(request.app[DB].report, merchant.id, live.game, exp, live.tz,
                                     now_s(request))
     return web.json_response(body)

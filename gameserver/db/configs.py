@@ -284,6 +284,27 @@ async def get_version(db: Database, merchant: str, game: str,
     return row
 
 
+LOOK_BACK_VERSIONS = 500
+"""How many published versions :func:`last_version_with` reads, newest first."""
+
+
+async def last_version_with(db: Database, merchant: str, game: str, section: str,
+                            item: str) -> int | None:
+    """The newest published version whose config has ``item`` in its ``section`` (an
+    experiment removed since, whose rows stay in SQL), within the last
+    :data:`LOOK_BACK_VERSIONS`; None if none has it."""
+    v = m.game_versions
+    async with db.report.connect() as conn:
+        rows = (await conn.execute(
+            select(v.c.version, v.c.config).where(v.c.merchant_id == merchant,
+                                                  v.c.game_id == game)
+            .order_by(v.c.version.desc()).limit(LOOK_BACK_VERSIONS))).all()
+    for version, config in rows:
+        if isinstance(config, dict) and item in (config.get(section) or {}):
+            return int(version)
+    return None
+
+
 async def list_versions(db: Database, merchant: str, game: str) -> dict[str, Any]:
     """The game's live version, draft summary and versions (newest first, no configs)."""
     row = await require_game(db, merchant, game)

@@ -315,6 +315,25 @@ async def test_an_id_that_exposed_shoppers_is_not_used_again(ab: World) -> None:
     assert back["version"] == 6
 
 
+async def test_results_stay_readable_after_the_experiment_is_removed(ab: World) -> None:
+    """A stopped experiment removed from the config (a rollback to before it) keeps its
+    rows in SQL: its results are read with its definition from the newest version that
+    had it, the same figures as before the removal (it was 404)."""
+    game = "/v1/admin/games/squirrel"
+    await ok(await put(ab, EXPERIMENT))  # version 2, running from NOW
+    for user in ("ann", "bob"):
+        await ok(await ab.post_retrying(f"{SERIES}/draw", token(ab, user), {}, f"d-{user}"))
+    await flush(ab)
+    await ok(await ab.client.post(f"{ADMIN}/scarce/stop", json={}, headers=admin(ab)))
+    before = await ok(await ab.client.get(f"{ADMIN}/scarce/results", headers=admin(ab)))
+    assert sum(before["exposed"].values()) == 2
+    await ok(await ab.client.post(f"{game}/rollback", json={"version": 1}, headers=admin(ab)))
+    after = await ok(await ab.client.get(f"{ADMIN}/scarce/results", headers=admin(ab)))
+    assert after == before
+    missing = await ab.client.get(f"{ADMIN}/never/results", headers=admin(ab))
+    assert missing.status == 404
+
+
 async def test_a_shopper_seeded_before_the_start_is_exposed_by_viewing_the_odds(
         ab: World) -> None:
     """A shopper whose seed was committed before the experiment (so viewing the series
