@@ -222,15 +222,24 @@ def app_persister(app: web.Application, *, shadow: bool = False, consumer: str =
 
 
 async def retry_503(send: Callable[[], Awaitable[Any]], tries: int = 5) -> Any:
-    """Send a request until it answers anything but ``503``, sleeping ``Retry-After``
-    between tries; the caller's request must carry the same Idempotency-Key each time."""
+    """Send a request until it answers anything but ``503`` or ``409
+    idempotency_in_progress`` (the key's first copy, whose 503 left the outcome open, is
+    still running), sleeping ``Retry-After`` between tries, as clients do; the caller's
+    request must carry the same Idempotency-Key each time."""
     resp = await send()
     for _ in range(tries - 1):
-        if resp.status != 503:
+        if resp.status != 503 and not await _key_in_progress(resp):
             break
         await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
         resp = await send()
     return resp
+
+
+async def _key_in_progress(resp: Any) -> bool:
+    if resp.status != 409:
+        return False
+    body = await resp.json()
+    return bool(body.get("error", {}).get("code") == "idempotency_in_progress")
 
 
 async def answered_despite_503(send: Callable[[], Awaitable[Any]], shed: list[int], what: str,
