@@ -161,10 +161,21 @@ _HTTP_CODES = {
 }
 
 
+ECHO_MAX = 256
+"""The longest text of an error's details: a refusal names what the client sent (an id
+in the path, a field), and a 5,000-character id need not come back whole."""
+
+
+def _bounded(details: dict[str, Any]) -> dict[str, Any]:
+    return {k: v[:ECHO_MAX] + "…" if isinstance(v, str) and len(v) > ECHO_MAX else v
+            for k, v in details.items()}
+
+
 def error_response(status: int, code: str, message: str,
                    details: dict[str, Any] | None = None) -> web.Response:
     resp = web.json_response(
-        {"error": {"code": code, "message": message, "details": details or {}}}, status=status)
+        {"error": {"code": code, "message": message, "details": _bounded(details or {})}},
+        status=status)
     retry_after = (details or {}).get("retry_after")
     if status in (429, 503) or (status == 409 and retry_after is not None):
         resp.headers["Retry-After"] = str(max(1, int(retry_after or 1)))

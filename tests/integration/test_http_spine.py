@@ -367,6 +367,15 @@ async def test_the_operations_endpoints_answer_head(world: Any) -> None:
     assert resp.status == 405
 
 
+async def test_an_error_echoes_at_most_256_characters_of_what_was_sent(world: Any) -> None:
+    """A 404 names the id it did not find, but a 5,000-character id comes back cut."""
+    token = await world.token()
+    resp = await world.get(f"/v1/games/{'g' * 5000}/me", token)
+    assert resp.status == 404
+    details = (await resp.json())["error"]["details"]
+    assert details["game"] == "g" * 256 + "…"
+
+
 async def test_request_id_is_echoed_or_made(world: Any) -> None:
     resp = await world.client.get("/healthz", headers={"X-Request-Id": "trace-12345678"})
     assert resp.headers["X-Request-Id"] == "trace-12345678"
