@@ -66,6 +66,34 @@ async def test_a_key_with_a_live_grant_is_already_applied(tier: ValueTier) -> No
                        "left": 99}]
 
 
+async def test_a_retry_meeting_its_keys_pending_grant_is_told_to_retry(
+        tier: ValueTier, world: Any) -> None:
+    """A first attempt whose COMMIT went unanswered (CommitUnknown) left its grant rows
+    pending and its player commit never happened. A retry with the same key is 503
+    ``busy`` until the reconciler settles the rows, not ``idempotency_already_applied``
+    ("already won a prize": it was a flash-sale claim that had won nothing); once the
+    rows are voided the retry is granted, exactly once."""
+    await tier._gate(REF, "c1", {"prize:coupon_x": 1}, StockView(), TOTALS)
+    await tier._try_sql(REF, "k1", "c1", outcome(), {"prize:coupon_x": 1})
+    world.clock.advance(HOLD_TTL_MS / 1000 + 1)
+    assert await tier.reconcile_holds() == (0, 1)  # SQL has the rows: the hold is dropped
+    assert await left(tier) == 99
+    world.clock.advance(10)
+    with pytest.raises(Busy) as busy:
+        await tier.hold(REF, "k1", "c2", outcome(), StockView(), TOTALS)
+    # settled from 60 s after the row was written, 41 s of which have passed
+    assert busy.value.details["retry_after"] == 19
+    assert await left(tier) == 99  # the retry's gate units went back
+    world.clock.advance(20)
+    assert await tier.reconcile() == (0, 1)  # no player commit: voided, unit back
+    hold = await tier.hold(REF, "k1", "c3", outcome(), StockView(), TOTALS)
+    await tier.confirm(hold)
+    assert await left(tier) == 99
+    report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
+    assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 1,
+                       "left": 99}]
+
+
 async def test_units_of_a_dead_attempt_go_back_after_the_hold_deadline(
         tier: ValueTier, world: Any) -> None:
     """D1: a server killed between the gate and SQL (SQL hung, then SIGKILL) leaves units
