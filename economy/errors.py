@@ -369,9 +369,14 @@ class DrawLimit(DomainError):
     code = "draw_limit"
     kind = Refusal.LIMITED
 
-    def __init__(self, series: str, scope: str, cap: int, used: int, asked: int) -> None:
+    def __init__(self, series: str, scope: str, cap: int, used: int, asked: int,
+                 resets_at: int | None = None, now: int = 0) -> None:
+        # A daily cap says when it resets (the next local midnight): without it the
+        # answer's Retry-After was 1 s, and clients that honour it asked again and again.
+        reset = {} if resets_at is None else {"resets_at": resets_at,
+                                              "retry_after": max(1, resets_at - now)}
         super().__init__(f"{scope} draw limit of {cap} reached for {series!r}", series=series,
-                         scope=scope, cap=cap, used=used, asked=asked)
+                         scope=scope, cap=cap, used=used, asked=asked, **reset)
 
 
 class SeriesExhausted(DomainError):

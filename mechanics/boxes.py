@@ -42,7 +42,7 @@ from economy.fairness import (
 from economy.rewards import Reward
 from economy.wallet import LedgerEntry, apply_currency, apply_items
 from mechanics.boxstate import BoxState, SeriesProgress
-from mechanics.calendar import local_day
+from mechanics.calendar import local_day, next_day_start
 from mechanics.grants import Effects, grant
 from mechanics.outcome import LegacyRecord, Outcome, Record, StockHold, ValueGrant
 from mechanics.pet import new_player
@@ -104,9 +104,11 @@ def _check_window(series: Series, now: int) -> None:
         raise SeriesClosed(series.id, series.opens_at, series.closes_at, now)
 
 
-def _check_caps(series: Series, prog: SeriesProgress, count: int) -> None:
+def _check_caps(series: Series, prog: SeriesProgress, count: int, now: int,
+                tz: tzinfo) -> None:
     if series.daily_cap and prog.today + count > series.daily_cap:
-        raise DrawLimit(series.id, "daily", series.daily_cap, prog.today, count)
+        raise DrawLimit(series.id, "daily", series.daily_cap, prog.today, count,
+                        resets_at=next_day_start(now, tz), now=now)
     if series.total_cap and prog.total + count > series.total_cap:
         raise DrawLimit(series.id, "total", series.total_cap, prog.total, count)
 
@@ -247,7 +249,7 @@ def draw(state: PlayerState | None, action: DrawBox, now: int, ctx: BoxContext,
     day = local_day(now, ctx.tz)
     if prog.day != day:
         prog.day, prog.today = day, 0
-    _check_caps(series, prog, action.count)
+    _check_caps(series, prog, action.count, now, ctx.tz)
     if not box.seed:
         check_server_seed(ctx.fresh_seed)
         box.seed, box.nonce = ctx.fresh_seed, 0
