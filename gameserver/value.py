@@ -265,19 +265,39 @@ class ValueTier(PrizeStock):
         """Void the hold's grants and give its units back (the player commit did not happen)."""
         # Only the settler that voided the rows gives the units back (the reconciler
         # may have voided them already, after a long stall).
-        if await self._settle([hold.commit_id], "void"):
+        at_ms = int(self.clock.now() * 1000)
+        try:
+            voided = bool(await self._settle([hold.commit_id], "void", at_ms=at_ms))
+        except CommitUnknown:
+            # The void may have committed. If it did, nobody else gives the units back
+            # (the reconciler releases only rows it voids itself), so the gate would stay
+            # short of SQL for good: a midnight flash sale kept a unit it never sold. Our
+            # own settled_ms on the rows says it did; still pending, the reconciler will.
+            if not await self._voided_at(hold.commit_id, at_ms):
+                raise
+            voided = True
+        if voided:
             await self.gate.release(hold.ref.merchant, hold.ref.game, hold.pieces)
 
+    async def _voided_at(self, commit_id: str, at_ms: int) -> bool:
+        """Whether ``commit_id``'s grant rows were voided by a settle stamped ``at_ms``."""
+        g = m.grants
+        async with self.db.connect() as conn:
+            return (await conn.execute(select(g.c.id).where(
+                g.c.commit_id == commit_id, g.c.status == "void",
+                g.c.settled_ms == at_ms).limit(1))).first() is not None
+
     async def _settle(self, commit_ids: Iterable[str], status: str,
-                      db: Database | None = None) -> dict[tuple[str, str, str], int]:
+                      db: Database | None = None, at_ms: int | None = None,
+                      ) -> dict[tuple[str, str, str], int]:
         """Move pending grants of ``commit_ids`` to ``status``; keep ``prize_stock`` in step.
 
         Returns units per (merchant, game, ref) that this call settled (a void's units
         are to be released in Redis). ``db``: the database bound to use (default: the
-        request one).
+        request one). ``at_ms``: the ``settled_ms`` to stamp (default: now).
         """
         g, s = m.grants, m.prize_stock
-        now_ms = int(self.clock.now() * 1000)
+        now_ms = int(self.clock.now() * 1000) if at_ms is None else at_ms
         async with (db or self.db).begin() as conn:
             # Stock moves by the rows *this* UPDATE changed (RETURNING), never by rows
             # read before it: a second settler (another host's reconciler) racing for
