@@ -370,10 +370,13 @@ class DrawLimit(DomainError):
     kind = Refusal.LIMITED
 
     def __init__(self, series: str, scope: str, cap: int, used: int, asked: int,
-                 retry_after: int | None = None) -> None:
-        extra = {} if retry_after is None else {"retry_after": retry_after}
+                 resets_at: int | None = None, now: int = 0) -> None:
+        # A daily cap says when it resets (the next local midnight): without it the
+        # answer's Retry-After was 1 s, and clients that honour it asked again and again.
+        reset = {} if resets_at is None else {"resets_at": resets_at,
+                                              "retry_after": max(1, resets_at - now)}
         super().__init__(f"{scope} draw limit of {cap} reached for {series!r}", series=series,
-                         scope=scope, cap=cap, used=used, asked=asked, **extra)
+                         scope=scope, cap=cap, used=used, asked=asked, **reset)
 
 
 class SeriesExhausted(DomainError):

@@ -113,7 +113,7 @@ def _check_caps(series: Series, prog: SeriesProgress, count: int, now: int,
         # the cap lifts at the game's next local midnight: say when (Retry-After), or a
         # client honouring the default 1 s would retry in vain until then
         raise DrawLimit(series.id, "daily", series.daily_cap, prog.today, count,
-                        retry_after=next_day_start(now, tz) - now)
+                        resets_at=next_day_start(now, tz), now=now)
 
 
 def _pay(new: PlayerState, series: Series, count: int, config: GameConfig) -> list[LedgerEntry]:

@@ -25,11 +25,11 @@ from collections.abc import Sequence
 
 from gameserver.db.admin_requests import AdminRequests
 from gameserver.jobs.periodic import PeriodicTask
-from gameserver.state.value import ValueTier
+from gameserver.state.value import PENDING_SETTLE_AFTER_S, ValueTier
 
 log = logging.getLogger("petbox.reconciler")
 
-OLDER_THAN_S = 60.0
+OLDER_THAN_S = PENDING_SETTLE_AFTER_S
 """Twice the in-flight idempotency marker's lifetime (``keys.PENDING_TTL_MS``)."""
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,10 @@ from mechanics.outcome import Outcome, ValueGrant
 
 log = logging.getLogger("petbox.value")
 
+
+PENDING_SETTLE_AFTER_S = 60.0
+"""Age from which the reconciler settles a pending grant row (younger ones may belong
+to an action still running): twice the in-flight idempotency marker's lifetime."""
 
 CODE_BYTES = 18
 """Coupon codes carry 144 random bits: unguessable, and never logged."""
@@ -137,6 +142,8 @@ class ValueTier(PrizeStock):
             else:
                 await asyncio.shield(self._stuck(ref, pieces))
             refusal = self._refusal(exc, view)
+            if isinstance(refusal, GrantAlreadyMade):
+                refusal = await self._unsettled(ref, idempotency_key) or refusal
             if refusal is exc:
                 raise
             raise refusal from exc
@@ -145,6 +152,31 @@ class ValueTier(PrizeStock):
         with contextlib.suppress(Exception):
             await self.gate.drop_holds(ref.merchant, ref.game, pieces)
         return Hold(ref, commit_id, pieces, units, grant_ids, codes)
+
+    async def _unsettled(self, ref: PlayerRef, idempotency_key: str) -> Busy | None:
+        """The refusal for a retry whose key's grant rows are still *pending*, or None.
+
+        Such rows belong to an attempt whose outcome nobody knows yet (its COMMIT went
+        unanswered, or its server died): the reconciler confirms them if the player's
+        commit happened and voids them otherwise, and a retry after a void grants anew.
+        So this is "retry later", never "already won" (a shopper told that looked for
+        a prize that did not exist and gave up on a flash-sale unit that came back).
+        """
+        g = m.grants
+        try:
+            async with self.db.connect() as conn:
+                created = (await conn.execute(select(g.c.created_ms).where(
+                    g.c.merchant_id == ref.merchant, g.c.game_id == ref.game,
+                    g.c.user_id == ref.user, g.c.idem_key == idempotency_key,
+                    g.c.status == "pending").limit(1))).scalar_one_or_none()
+        except (SQLAlchemyError, OSError, TimeoutError):
+            return Busy("prizes cannot be granted right now; retry shortly", retry_after=2)
+        if created is None:
+            return None
+        settles_at = created / 1000 + PENDING_SETTLE_AFTER_S
+        return Busy("the first attempt with this Idempotency-Key is still being settled; "
+                    "retry with the same key", retry_after=max(1, math.ceil(
+                        settles_at - self.clock.now())))
 
     async def _stuck(self, ref: PlayerRef, pieces: list[Piece]) -> None:
         """A hold this attempt leaves to the reconciler is no longer in flight: it is
@@ -233,19 +265,39 @@ class ValueTier(PrizeStock):
         """Void the hold's grants and give its units back (the player commit did not happen)."""
         # Only the settler that voided the rows gives the units back (the reconciler
         # may have voided them already, after a long stall).
-        if await self._settle([hold.commit_id], "void"):
+        at_ms = int(self.clock.now() * 1000)
+        try:
+            voided = bool(await self._settle([hold.commit_id], "void", at_ms=at_ms))
+        except CommitUnknown:
+            # The void may have committed. If it did, nobody else gives the units back
+            # (the reconciler releases only rows it voids itself), so the gate would stay
+            # short of SQL for good: a midnight flash sale kept a unit it never sold. Our
+            # own settled_ms on the rows says it did; still pending, the reconciler will.
+            if not await self._voided_at(hold.commit_id, at_ms):
+                raise
+            voided = True
+        if voided:
             await self.gate.release(hold.ref.merchant, hold.ref.game, hold.pieces)
 
+    async def _voided_at(self, commit_id: str, at_ms: int) -> bool:
+        """Whether ``commit_id``'s grant rows were voided by a settle stamped ``at_ms``."""
+        g = m.grants
+        async with self.db.connect() as conn:
+            return (await conn.execute(select(g.c.id).where(
+                g.c.commit_id == commit_id, g.c.status == "void",
+                g.c.settled_ms == at_ms).limit(1))).first() is not None
+
     async def _settle(self, commit_ids: Iterable[str], status: str,
-                      db: Database | None = None) -> dict[tuple[str, str, str], int]:
+                      db: Database | None = None, at_ms: int | None = None,
+                      ) -> dict[tuple[str, str, str], int]:
         """Move pending grants of ``commit_ids`` to ``status``; keep ``prize_stock`` in step.
 
         Returns units per (merchant, game, ref) that this call settled (a void's units
         are to be released in Redis). ``db``: the database bound to use (default: the
-        request one).
+        request one). ``at_ms``: the ``settled_ms`` to stamp (default: now).
         """
         g, s = m.grants, m.prize_stock
-        now_ms = int(self.clock.now() * 1000)
+        now_ms = int(self.clock.now() * 1000) if at_ms is None else at_ms
         async with (db or self.db).begin() as conn:
             # Stock moves by the rows *this* UPDATE changed (RETURNING), never by rows
             # read before it: a second settler (another host's reconciler) racing for
@@ -338,7 +390,8 @@ class ValueTier(PrizeStock):
             return {r[0] for r in await conn.execute(
                 select(g.c.commit_id).where(g.c.commit_id.in_(commit_ids)).distinct())}
 
-    async def reconcile(self, older_than_s: float = 60.0, limit: int = 1000) -> tuple[int, int]:
+    async def reconcile(self, older_than_s: float = PENDING_SETTLE_AFTER_S,
+                        limit: int = 1000) -> tuple[int, int]:
         """Settle pending grants left by crashes; returns the (confirmed, voided) grant
         rows this call settled (another host's reconciler may have settled the rest).
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from gameserver.appkeys import VALUE
 from gameserver.db import models as m
+from gameserver.db.database import CommitUnknown
 from gameserver.http.errors import Busy
 from gameserver.state.keys import PlayerRef
 from gameserver.state.value import HOLD_TTL_MS, GrantAlreadyMade, StockView, ValueTier
@@ -27,6 +28,19 @@ def outcome() -> Outcome:
                    grants=[ValueGrant("prize:coupon_x", "coupon", "draw:forest", {
                        "reservation": "prize:coupon_x", "series": "forest", "position": 0,
                        "value": {"type": "coupon"}})])
+
+
+class VoidAnswerLost(ValueTier):
+    """SQL commits the void, and its answer is lost (CommitUnknown), as at a PostgreSQL
+    midnight where a COMMIT went unanswered within the bound."""
+
+    async def _settle(self, commit_ids: Any, status: str, db: Any = None,
+                      at_ms: int | None = None) -> Any:
+        counts = await (super()._settle(commit_ids, status, db) if at_ms is None
+                        else super()._settle(commit_ids, status, db, at_ms))
+        if status == "void":
+            raise CommitUnknown("no answer to COMMIT within 1.5 s")
+        return counts
 
 
 class HangingSQL(ValueTier):
@@ -64,6 +78,54 @@ async def test_a_key_with_a_live_grant_is_already_applied(tier: ValueTier) -> No
     report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
     assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 1,
                        "left": 99}]
+
+
+async def test_a_retry_meeting_its_keys_pending_grant_is_told_to_retry(
+        tier: ValueTier, world: Any) -> None:
+    """A first attempt whose COMMIT went unanswered (CommitUnknown) left its grant rows
+    pending and its player commit never happened. A retry with the same key is 503
+    ``busy`` until the reconciler settles the rows, not ``idempotency_already_applied``
+    ("already won a prize": it was a flash-sale claim that had won nothing); once the
+    rows are voided the retry is granted, exactly once."""
+    await tier._gate(REF, "c1", {"prize:coupon_x": 1}, StockView(), TOTALS)
+    await tier._try_sql(REF, "k1", "c1", outcome(), {"prize:coupon_x": 1})
+    world.clock.advance(HOLD_TTL_MS / 1000 + 1)
+    assert await tier.reconcile_holds() == (0, 1)  # SQL has the rows: the hold is dropped
+    assert await left(tier) == 99
+    world.clock.advance(10)
+    with pytest.raises(Busy) as busy:
+        await tier.hold(REF, "k1", "c2", outcome(), StockView(), TOTALS)
+    # settled from 60 s after the row was written, 41 s of which have passed
+    assert busy.value.details["retry_after"] == 19
+    assert await left(tier) == 99  # the retry's gate units went back
+    world.clock.advance(20)
+    assert await tier.reconcile() == (0, 1)  # no player commit: voided, unit back
+    hold = await tier.hold(REF, "k1", "c3", outcome(), StockView(), TOTALS)
+    await tier.confirm(hold)
+    assert await left(tier) == 99
+    report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
+    assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 1,
+                       "left": 99}]
+
+
+async def test_a_cancel_whose_void_commit_was_unanswered_gives_the_units_back(
+        tier: ValueTier, world: Any) -> None:
+    """A cancel (the player commit lost a race) whose void COMMIT took effect without an
+    answer still gives the gate its unit: the reconciler releases only rows it voids
+    itself, so before, the gate stayed one below SQL for good (a flash sale with 8 units
+    left in SQL offered 7)."""
+    lossy = VoidAnswerLost(tier.redis, tier.keys, tier.db, tier.clock, tier.shards)
+    hold = await lossy.hold(REF, "k1", "c1", outcome(), StockView(), TOTALS)
+    assert await left(tier) == 99
+    await lossy.cancel(hold)  # the outcome is known from the rows: nothing to raise
+    assert await left(tier) == 100
+    world.clock.advance(120)
+    assert await tier.reconcile() == (0, 0)
+    assert await tier.reconcile_holds() == (0, 0)
+    assert await left(tier) == 100
+    report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
+    assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 0,
+                       "left": 100}]
 
 
 async def test_units_of_a_dead_attempt_go_back_after_the_hold_deadline(

@@ -230,6 +230,29 @@ def test_daily_cap_resets_on_the_game_day_and_total_cap_holds() -> None:
     assert err.value.details["scope"] == "total"
 
 
+def test_daily_cap_says_when_it_resets_at_the_local_midnight() -> None:
+    """The daily cap's refusal carries the next local midnight (Shanghai: 16:00 UTC) as
+    ``resets_at`` and the seconds to it as ``retry_after`` (the Retry-After header),
+    not the 1 s a 429 gets by default; the total cap never resets and says nothing."""
+    config = game(series_raw(daily_cap=10, total_cap=15))
+    state = draw(player(config), DrawBox("s", 10), NOW, ctx(), config).state
+    with pytest.raises(DrawLimit) as err:
+        draw(state, DrawBox("s", 1), NOW, ctx(), config)
+    assert err.value.details == {"series": "s", "scope": "daily", "cap": 10, "used": 10,
+                                 "asked": 1, "resets_at": 1_700_064_000,
+                                 "retry_after": 64_000}
+    midnight = 1_700_064_000
+    with pytest.raises(DrawLimit) as err:
+        draw(state, DrawBox("s", 1), midnight - 1, ctx(), config)
+    assert err.value.details["retry_after"] == 1
+    state = draw(state, DrawBox("s", 1), midnight, ctx(), config).state
+    config = game(series_raw(daily_cap=20, total_cap=15))
+    with pytest.raises(DrawLimit) as err:
+        draw(state, DrawBox("s", 10), midnight, ctx(), config)
+    assert err.value.details == {"series": "s", "scope": "total", "cap": 15, "used": 11,
+                                 "asked": 10}
+
+
 @pytest.mark.parametrize(("band", "consent", "error"), [
     ("under_8", True, AgeRestricted),
     ("8_17", False, GuardianConsentRequired),
@@ -442,7 +465,8 @@ def test_a_daily_cap_says_when_it_lifts_and_a_total_cap_comes_first() -> None:
         draw(state, DrawBox("s", 1), NOW, ctx(), config)
     # NOW is 06:13:20 on 2023-11-15 in Shanghai; its next midnight is 1_700_064_000
     assert err.value.details == {"series": "s", "scope": "daily", "cap": 10, "used": 10,
-                                 "asked": 1, "retry_after": 1_700_064_000 - NOW}
+                                 "asked": 1, "retry_after": 1_700_064_000 - NOW,
+                                 "resets_at": 1_700_064_000}
     both = game(series_raw(daily_cap=10, total_cap=10))
     state = draw(player(both), DrawBox("s", 10), NOW, ctx(), both).state
     with pytest.raises(DrawLimit) as err:
