@@ -68,16 +68,21 @@ async def test_a_hanging_sql_step_gives_the_units_back(tier: ValueTier) -> None:
     assert await left(tier) == 100
 
 
+async def one_granted(tier: ValueTier) -> None:
+    """Exactly one unit of the coupon granted: 99 left in the gate and in SQL."""
+    assert await left(tier) == 99
+    report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
+    assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 1,
+                       "left": 99}]
+
+
 async def test_a_key_with_a_live_grant_is_already_applied(tier: ValueTier) -> None:
     hold = await tier.hold(REF, "k1", "c1", outcome(), StockView(), TOTALS)
     await tier.confirm(hold)
     assert await left(tier) == 99
     with pytest.raises(GrantAlreadyMade):
         await tier.hold(REF, "k1", "c2", outcome(), StockView(), TOTALS)
-    assert await left(tier) == 99
-    report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
-    assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 1,
-                       "left": 99}]
+    await one_granted(tier)
 
 
 async def test_a_retry_meeting_its_keys_pending_grant_is_told_to_retry(
@@ -102,10 +107,7 @@ async def test_a_retry_meeting_its_keys_pending_grant_is_told_to_retry(
     assert await tier.reconcile() == (0, 1)  # no player commit: voided, unit back
     hold = await tier.hold(REF, "k1", "c3", outcome(), StockView(), TOTALS)
     await tier.confirm(hold)
-    assert await left(tier) == 99
-    report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
-    assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 1,
-                       "left": 99}]
+    await one_granted(tier)
 
 
 async def test_a_cancel_whose_void_commit_was_unanswered_gives_the_units_back(
