@@ -37,6 +37,7 @@ import os
 import queue
 import secrets
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -313,7 +314,30 @@ class Progress:
 
 def replay(cfg: ReplayConfig, progress: bool = False,
            on_plan: Callable[[TracePlan], None] | None = None) -> ReplayResult:
-    """Run the replay described by ``cfg``; returns merged results (partial if cut short)."""
+    """Run the replay described by ``cfg``; returns merged results (partial if cut short
+    by SIGINT: Ctrl-C, or ``kill -INT`` from whatever started it)."""
+    with _interruptible():
+        return _replay(cfg, progress, on_plan)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Any:
+    """SIGINT raises KeyboardInterrupt while the replay runs, whatever this process
+    inherited: a replay started in the background of a script (``cmd &``) inherits
+    SIGINT ignored, and an operator's or a scheduler's SIGINT then did nothing (no
+    partial report; the run went on to its end). The previous handler comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _replay(cfg: ReplayConfig, progress: bool,
+            on_plan: Callable[[TracePlan], None] | None) -> ReplayResult:
     check_target(cfg.base_url, cfg.allow_remote)
     if cfg.workers < 1 or cfg.speed <= 0 or cfg.timeout <= 0 or cfg.clones < 1:
         raise ReplayError("workers, speed, timeout and clones must be positive")

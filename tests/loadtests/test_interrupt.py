@@ -16,11 +16,19 @@ from tests.loadtests.conftest import BareServer
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def interrupt_replay(server: BareServer, records: list[Record], tmp_path: Path,
                      after_seen: int, timeout: str) -> tuple[int, str, float, dict[str, Any]]:
     """Replay ``records`` with one worker; SIGINT once the target has answered
     ``after_seen`` requests. Returns the exit code, the output, the seconds from the
-    interrupt to the exit and the summary."""
+    interrupt to the exit and the summary.
+
+    The replay starts with SIGINT ignored, as a command started in the background of a
+    script (``cmd &``) inherits it: it must still stop on SIGINT (it went on to its end,
+    and this test passed or failed with how the suite itself was started)."""
     trace = tmp_path / "t.pbt"
     write_trace(trace, Header.new(defaults={"game": "g"}), records)
     creds = tmp_path / "creds.json"
@@ -30,7 +38,8 @@ def interrupt_replay(server: BareServer, records: list[Record], tmp_path: Path,
         [sys.executable, "-m", "loadtests", "replay", str(trace), "--target", server.base,
          "--credentials", str(creds), "--workers", "1", "--no-progress",
          "--timeout", timeout, "--out", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_ignore_sigint)
     try:
         deadline = time.monotonic() + 60
         while server.seen().get("GET me", 0) < after_seen:
