@@ -148,11 +148,11 @@ async def grant_player(request: web.Request) -> web.Response:
     key = idempotency_key(request)
     body, raw = await read_body(request, GRANT_BODY)
     user = request.match_info["user"]
-    if body["create"] and not USER_RE.fullmatch(user):
-        # asked to create this player: an id no player can have is the request's fault
-        raise InvalidInput("a user id is 1 to 128 of A-Z a-z 0-9 _ . @ = + -", field="user",
-                           user=user[:128])
-    if not USER_RE.fullmatch(user):  # never played, as any unknown user without create
+    if not USER_RE.fullmatch(user):
+        if body["create"]:  # asked to create it: an id no player can have is at fault
+            raise InvalidInput("a user id is 1 to 128 of A-Z a-z 0-9 _ . @ = + -",
+                               field="user", user=user[:128])
+        # never played, as any unknown user without create
         raise admin_rules.PlayerNotFound("this user has never played", user=user[:128])
     ref = _player(request, live, user)
     action = admin_rules.GrantPlayer(body["reason"], body["wallet"], body["items"],

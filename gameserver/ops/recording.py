@@ -89,10 +89,9 @@ async def _flush_loop(writer: TraceWriter) -> None:
 
 def player_operations(operations: list[Operation]) -> frozenset[str]:
     """The operations a recording keeps: every shopper route (not merchant or ops routes),
-    the public reads of a shop included (a token optional or none)."""
+    the public reads of a shop included (a token optional)."""
     return frozenset(op.operation_id for op in operations
-                     if op.auth in ("player", "public") or op.operation_id == SESSION_OPERATION
-                     or (op.auth == "none" and op.path.startswith("/v1/games/")))
+                     if op.auth in ("player", "public") or op.operation_id == SESSION_OPERATION)
 
 
 @web.middleware
