@@ -57,6 +57,7 @@
     },
     versions: null,         // listGameVersions body
     loaded: {},             // tab → game it was last loaded for
+    stockLoading: null,     // {game, done} while a stock table request is in flight
   };
 
   // ---------------------------------------------------------------- helpers
@@ -1392,8 +1393,29 @@
 
   // ---------------------------------------------------------------- stock
 
-  async function loadStock() {
+  /** Loads the stock table once per game at a time: a tab click and a game switch that
+   * land together share one request, so the table is not drawn twice under the merchant's
+   * hands. */
+  function loadStock(fresh = false) {
     const game = S.game;
+    if (!fresh && S.stockLoading && S.stockLoading.game === game) return S.stockLoading.done;
+    const done = fetchStock(game).finally(() => {
+      if (S.stockLoading && S.stockLoading.done === done) S.stockLoading = null;
+    });
+    S.stockLoading = { game, done };
+    return done;
+  }
+
+  /** Units typed but not yet applied, by input id, so a redraw keeps them. */
+  function typedStock() {
+    const typed = new Map();
+    for (const input of document.querySelectorAll("#stock-table input.stock-add")) {
+      if (input.value !== "") typed.set(input.id, input.value);
+    }
+    return typed;
+  }
+
+  async function fetchStock(game) {
     showError("stock-error", null);
     let body;
     try {
@@ -1407,6 +1429,7 @@
     }
     if (game !== S.game) return;
     S.loaded.stock = game;
+    const typed = typedStock();
     const rows = body.stock || [];
     if (!rows.length) {
       clear($("stock-table"), h("p", { class: "muted" }, "The live version has no limited stock."));
@@ -1419,6 +1442,7 @@
         const inputId = `stock-add-${r.ref.replace(/[^a-z0-9_-]/gi, "-")}`;
         const input = h("input", { type: "number", id: inputId, step: "1", placeholder: "+100",
           class: "stock-add", "aria-label": `Units to add to ${r.ref}` });
+        if (typed.has(inputId)) input.value = typed.get(inputId);
         const apply = h("button", { type: "submit", class: "btn small" }, "Apply");
         const form = h("form", { class: "inline-form", novalidate: true }, input, apply);
         form.addEventListener("submit", (ev) => {
@@ -1476,8 +1500,9 @@
         const body = await api("POST", gamePath(`/stock/${encodeURIComponent(ref)}`), { add: n },
           { idempotencyKey: newIdempotencyKey("stock") });
         toast(`${ref}: total ${fmtInt(body.stock.total)}, ${fmtInt(body.stock.left)} left`);
+        input.value = "";  // applied: the redraw must not offer the same units again
         S.loaded.stock = null;
-        await loadStock();
+        await loadStock(true);  // not a load that started before the change
       } catch (e) {
         showError("stock-error", e);
       }

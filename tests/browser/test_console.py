@@ -187,6 +187,55 @@ async def test_console_end_to_end(shop: World) -> None:
     assert problems == []
 
 
+async def test_a_stock_redraw_keeps_typed_units_and_shares_one_request(shop: World) -> None:
+    """Refresh clicked twice while the stock table is loading sends one request, and the
+    redraw keeps units the merchant typed but did not apply; applied units are cleared."""
+    async with open_console(1360) as (page, problems):
+        reads: list[str] = []
+        answered: list[str] = []
+        second_read, second_answer, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def slow_read(route: Any) -> None:
+            if route.request.method != "GET":
+                await route.continue_()
+                return
+            reads.append(route.request.url)
+            if len(reads) > 1:
+                second_read.set()
+                await release.wait()
+            await route.continue_()
+
+        def on_response(response: Any) -> None:
+            if response.request.method == "GET" and response.url.endswith("/squirrel/stock"):
+                answered.append(response.url)
+                if len(answered) >= 2:
+                    second_answer.set()
+
+        page.on("response", on_response)
+        await page.route("**/v1/admin/games/squirrel/stock", slow_read)
+        await page.goto(str(shop.client.make_url("/console")))
+        await sign_in(page, str(shop.merchants["boxshop"].api_key))
+        await page.get_by_label("Game").select_option("squirrel")
+        await page.get_by_role("tab", name="Stock").click()
+        stock = page.get_by_test_id("stock")
+        await expect(stock).to_contain_text("prize:coupon_x")
+        units = page.get_by_label("Units to add to prize:coupon_x")
+        await units.fill("7")
+        await page.get_by_role("button", name="Refresh").click()
+        await page.get_by_role("button", name="Refresh").click()
+        await asyncio.wait_for(second_read.wait(), timeout=5)
+        release.set()
+        await asyncio.wait_for(second_answer.wait(), timeout=5)
+        await page.wait_for_timeout(300)  # the answer drawn, and no third read sent
+        assert len(reads) == 2
+        await expect(units).to_have_value("7")
+
+        await units.press("Enter")
+        await expect(stock.locator("tr", has_text="prize:coupon_x")).to_contain_text("107")
+        await expect(units).to_have_value("")
+    assert problems == []
+
+
 async def test_a_retry_after_longer_than_the_console_waits_is_shown_not_resent(
         shop: World) -> None:
     """Add stock is answered 429 with Retry-After 60 (a gateway's, say): the console does
