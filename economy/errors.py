@@ -379,6 +379,14 @@ class DrawLimit(DomainError):
                          scope=scope, cap=cap, used=used, asked=asked, **reset)
 
 
+class TotalDrawLimit(DrawLimit):
+    """The per-player total draw cap would be exceeded: the same ``draw_limit`` with
+    ``scope`` ``total``, but a conflict, not a "slow down". Waiting never lifts it, so it
+    must not carry a Retry-After that tells clients to ask again in a second."""
+
+    kind = Refusal.CONFLICT
+
+
 class SeriesExhausted(DomainError):
     """Duplicate control leaves nothing this player may still draw from the series."""
 

@@ -31,6 +31,7 @@ from economy.errors import (
     GuardianConsentRequired,
     InvalidInput,
     SeriesClosed,
+    TotalDrawLimit,
     known_item,
 )
 from economy.fairness import (
@@ -108,7 +109,7 @@ def _check_caps(series: Series, prog: SeriesProgress, count: int, now: int,
                 tz: tzinfo) -> None:
     # the total cap first: when both are reached, waiting for tomorrow does not help
     if series.total_cap and prog.total + count > series.total_cap:
-        raise DrawLimit(series.id, "total", series.total_cap, prog.total, count)
+        raise TotalDrawLimit(series.id, "total", series.total_cap, prog.total, count)
     if series.daily_cap and prog.today + count > series.daily_cap:
         # the cap lifts at the game's next local midnight: say when (Retry-After), or a
         # client honouring the default 1 s would retry in vain until then

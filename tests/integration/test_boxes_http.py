@@ -290,3 +290,32 @@ async def test_draws_today_start_again_at_local_midnight(boxes: Any) -> None:
     token = await boxes.token("alice", merchant_id="boxshop")
     assert (await draw(boxes, token, "d2")).status == 200
     assert await today() == (1, 1)
+
+
+async def test_a_total_cap_is_a_conflict_and_a_daily_cap_says_when_to_come_back(
+        world: Any) -> None:
+    """Past the daily cap: 429 ``draw_limit`` with Retry-After until the game's next
+    midnight. Past the total cap: 409 ``draw_limit`` with no Retry-After; it was a 429
+    with Retry-After 1, and clients that honour it asked again every second forever."""
+    config = copy.deepcopy(BOX_CONFIG)
+    config["boxes"]["series"]["forest"].update(daily_cap=3, total_cap=4)
+    await world.merchant("boxshop", game="squirrel", config=config)
+    token = await world.token("alice", merchant_id="boxshop")
+    for i in range(3):
+        assert (await draw(world, token, f"cap-{i}")).status == 200
+    daily = await draw(world, token, "cap-3")
+    body = await daily.json()
+    assert (daily.status, body["error"]["code"], body["error"]["details"]["scope"]) == (
+        429, "draw_limit", "daily")
+    assert daily.headers["Retry-After"] == str(body["error"]["details"]["retry_after"])
+    assert int(daily.headers["Retry-After"]) > 1
+
+    world.clock.advance(int(daily.headers["Retry-After"]))
+    token = await world.token("alice", merchant_id="boxshop")
+    assert (await draw(world, token, "cap-4")).status == 200
+    total = await draw(world, token, "cap-5")
+    body = await total.json()
+    assert (total.status, body["error"]["code"]) == (409, "draw_limit")
+    assert body["error"]["details"] == {"series": "forest", "scope": "total", "cap": 4,
+                                        "used": 4, "asked": 1}
+    assert "Retry-After" not in total.headers
