@@ -189,7 +189,8 @@ async def test_a_body_compressed_br_zstd_or_gzip_is_served_and_a_bomb_is_413(
         world: World, encoding: str) -> None:
     """A body sent with ``Content-Encoding`` br or zstd is read as gzip is (it was a
     plain-text 400 from the HTTP parser, before any JSON error could answer); one that
-    inflates past the route's cap is 413 ``payload_too_large``, though it is small sent."""
+    inflates past the route's cap is 413 ``payload_too_large``, though it is small sent,
+    and one that is not encoded as it says is 400 ``malformed_json``."""
     compress = COMPRESSORS[encoding]
     token = await world.token("alice")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
@@ -201,6 +202,11 @@ async def test_a_body_compressed_br_zstd_or_gzip_is_served_and_a_bomb_is_413(
                                    headers=headers | {"Idempotency-Key": "bomb"})
     assert over.status == 413
     assert (await over.json())["error"]["code"] == "payload_too_large"
+
+    plain = await world.client.post(f"{GAME}/pet", data=b'{"species": "squirrel"}',
+                                    headers=headers | {"Idempotency-Key": "plain"})
+    assert plain.status == 400
+    assert (await plain.json())["error"]["code"] == "malformed_json"
 
     body = compress(b'{"species": "squirrel", "name": "N"}')
     adopted = await world.client.post(f"{GAME}/pet", data=body,
