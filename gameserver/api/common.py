@@ -96,6 +96,9 @@ class Operation:
     """The body carries a game config, or overrides that may replace whole sections of
     one: accepted up to ``PETBOX_MAX_CONFIG_BODY`` bytes instead of ``PETBOX_MAX_BODY``
     (:mod:`gameserver.http.bodylimit`)."""
+    error_bodies: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Statuses whose body is not the Error object, with their JSON Schema (``/readyz``'s
+    503 is its readiness report, the same shape as its 200)."""
 
 
 class MalformedBody(DomainError):

@@ -44,9 +44,11 @@ async def readyz(request: web.Request) -> web.Response:
     board = request.app.get(WORKER_BOARD)
     workers = board.status() if board is not None else {"ready": 1, "expected": 1,
                                                         "degraded": False}
+    # Not ready says when to probe again, as every petbox 503 does.
     return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks,
                               "redis_nodes": [n.as_json() for n in nodes],
-                              "workers": workers}, status=200 if ok else 503)
+                              "workers": workers}, status=200 if ok else 503,
+                             headers=None if ok else {"Retry-After": "1"})
 
 
 async def _redis_nodes(app: web.Application) -> list[NodeHealth]:
@@ -85,13 +87,16 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
 
 
+READINESS = obj({"status": STR, "checks": map_of(STR), "redis_nodes": array(ANY_OBJECT),
+                 "workers": obj({"ready": INT, "expected": INT, "degraded": BOOL})})
+"""``/readyz``'s report, ready (200) or not (503)."""
+
 OPERATIONS = [
     Operation("healthz", "GET", "/healthz", healthz, "Liveness", auth="none", tag="operations",
               response=obj({"status": STR})),
     Operation("readyz", "GET", "/readyz", readyz, "Readiness: Redis and SQL reachable",
-              auth="none", tag="operations", errors=(503,), response=obj(
-                  {"status": STR, "checks": map_of(STR), "redis_nodes": array(ANY_OBJECT),
-                   "workers": obj({"ready": INT, "expected": INT, "degraded": BOOL})})),
+              auth="none", tag="operations", errors=(503,), response=READINESS,
+              error_bodies={503: READINESS}),
     Operation("metrics", "GET", "/metrics", metrics, "Prometheus metrics", auth="none",
               tag="operations", response={"type": "string"},
               content_type="text/plain"),

@@ -159,9 +159,10 @@ def _operation(op: Operation) -> dict[str, Any]:
         out["requestBody"] = {"required": bool(body.get("required")), "content": {
             "application/json": {"schema": body}}}
     for status in _statuses(op):
+        schema = op.error_bodies.get(status, {"$ref": "#/components/schemas/Error"})
         out["responses"][str(status)] = {
             "description": _status_text(op, status),
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            "content": {"application/json": {"schema": schema}},
         }
         if status in (429, 503):
             out["responses"][str(status)]["headers"] = RETRY_AFTER

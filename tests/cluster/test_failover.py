@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from redis.crc import key_slot
 
@@ -63,8 +64,17 @@ def redis_url(replicated: RedisCluster) -> str:
 
 
 async def readyz(world: World) -> tuple[int, dict[str, Any]]:
+    """``/readyz``'s status and report, checked against what /openapi.json documents for
+    that status (a 503 is the report too, not an Error) and with Retry-After when 503."""
     resp = await world.client.get("/readyz")
-    return resp.status, await resp.json()
+    body = await resp.json()
+    doc = await (await world.client.get("/openapi.json")).json()
+    answer = doc["paths"]["/readyz"]["get"]["responses"][str(resp.status)]
+    schema = {**answer["content"]["application/json"]["schema"],
+              "components": doc["components"]}
+    assert [e.message for e in jsonschema_rs.validator_for(schema).iter_errors(body)] == []
+    assert ("Retry-After" in resp.headers) == (resp.status == 503)
+    return resp.status, body
 
 
 def shards_on(cluster: RedisCluster, port: int, shards: int) -> list[int]:
