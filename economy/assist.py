@@ -21,12 +21,10 @@ from typing import Any, ClassVar
 
 from economy.errors import DomainError, Refusal
 from economy.rewards import REWARD_SPEC, Reward, build_reward, reward_problems
-from economy.schema import Bool, Int, Map, Obj, Problems, Str
+from economy.schema import MAX_TIME, Bool, Int, Map, Obj, Problems, Str
 from economy.section import ConfigPart, Section
 
 CAMPAIGN_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
-MAX_TIME = 4_102_444_800
-"""2100-01-01: open and close times are unix seconds before it."""
 MAX_DURATION = 30 * 86400
 
 CAMPAIGN_SPEC = Obj(description="An assist campaign: how many helps a shopper needs, by "

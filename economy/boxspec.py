@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from economy.schema import ID_PATTERN, Bool, Enum, Int, Map, Num, Obj, Str, validate
+from economy.schema import ID_PATTERN, MAX_TIME, Bool, Enum, Int, Map, Num, Obj, Str, validate
 
 MAX_AMOUNT: Final = 10**12
 """Same bound as :data:`economy.config.MAX_AMOUNT` (not imported: config imports us)."""
@@ -86,8 +86,9 @@ REWARD_SPEC = Obj(description="Granted once when a player owns every collectible
 SERIES_SPEC = Obj(description="A blind-box series.", fields={
     "name": Str(min_length=1, max_length=80),
     "price": PRICE_SPEC,
-    "opens_at": Int(minimum=0, default=0, description="unix s; 0 = open"),
-    "closes_at": Int(minimum=0, default=0, description="unix s; 0 = never closes"),
+    "opens_at": Int(minimum=0, maximum=MAX_TIME, default=0, description="unix s; 0 = open"),
+    "closes_at": Int(minimum=0, maximum=MAX_TIME, default=0,
+                     description="unix s; 0 = never closes"),
     "daily_cap": Int(minimum=0, maximum=100_000, default=0,
                      description="draws per player per game-timezone day; 0 = none"),
     "total_cap": Int(minimum=0, maximum=10_000_000, default=0,

@@ -17,7 +17,7 @@ from economy.rewards import (
     cost_problems,
     reward_problems,
 )
-from economy.schema import ID_PATTERN, Arr, Enum, Int, Map, Obj, Problems, Str
+from economy.schema import ID_PATTERN, MAX_TIME, Arr, Enum, Int, Map, Obj, Problems, Str
 from economy.section import Cleaned, ConfigPart, Section
 from economy.tasks import PERIODS
 
@@ -40,8 +40,9 @@ OFFER_SPEC = Obj(description="换购: an exchange offer.", fields={
     "period": Enum(values=PERIODS, default="once"),
     "global_limit": Int(minimum=0, maximum=10**9, default=0,
                         description="exchanges over all players; 0 = unlimited"),
-    "starts_at": Int(minimum=0, default=0, description="unix s; 0 = always"),
-    "ends_at": Int(minimum=0, default=0, description="unix s (exclusive); 0 = never"),
+    "starts_at": Int(minimum=0, maximum=MAX_TIME, default=0, description="unix s; 0 = always"),
+    "ends_at": Int(minimum=0, maximum=MAX_TIME, default=0,
+                   description="unix s (exclusive); 0 = never"),
 })
 
 

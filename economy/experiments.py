@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from economy.errors import ConfigInvalid
 from economy.schema import (
     ID_PATTERN,
+    MAX_TIME,
     MISSING,
     Arr,
     Bool,
@@ -47,8 +48,6 @@ from economy.section import Cleaned, ConfigPart, Section
 if TYPE_CHECKING:
     from economy.config import GameConfig
 
-MAX_TIME = 4_102_444_800
-"""2100-01-01: start and stop times are unix seconds before it."""
 BUCKETS = 10_000
 """Assignment granularity: a percent is 100 buckets."""
 PATH_PATTERN = r"^\$(\.[A-Za-z0-9_-]{1,64}){1,10}$"

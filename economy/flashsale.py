@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from economy.errors import DomainError, Refusal, stock_pending_details
-from economy.schema import Enum, Int, Map, Obj, Problems, Str
+from economy.schema import MAX_TIME, Enum, Int, Map, Obj, Problems, Str
 from economy.section import (
     Cleaned,
     ConfigPart,
@@ -38,8 +38,6 @@ from economy.section import (
 
 SALE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 SKU_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-MAX_TIME = 4_102_444_800
-"""2100-01-01: times are unix seconds before it."""
 MAX_PRICE = 10**10
 MAX_STOCK = 1_000_000
 FLASH_REF = "flash:"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from economy.errors import DomainError, Refusal
-from economy.schema import Int, Map, Obj, Problems, Str
+from economy.schema import MAX_TIME, Int, Map, Obj, Problems, Str
 from economy.section import (
     Cleaned,
     ConfigPart,
@@ -28,8 +28,6 @@ from economy.section import (
 POLL_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 """Shorter than other ids: a bucket's aggregate id is ``<poll>-b<i>``."""
 MAX_AMOUNT = 10**12
-MAX_TIME = 4_102_444_800
-"""2100-01-01: open and close times are unix seconds before it."""
 
 OPTION_SPEC = Obj(description="One answer shoppers can vote for.", fields={
     "label": Str(min_length=1, max_length=80),

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from economy.errors import DomainError, Refusal
 from economy.fairness import check_server_seed, roll
-from economy.schema import Enum, Int, Map, Obj, Problems, Str
+from economy.schema import MAX_TIME, Enum, Int, Map, Obj, Problems, Str
 from economy.section import (
     Cleaned,
     ConfigPart,
@@ -35,8 +35,6 @@ from economy.section import (
 RAIN_ID_PATTERN = r"^[a-z0-9][a-z0-9_]{0,23}$"
 """Short and without ``-``: a pool bucket's aggregate id is ``<rain>-<round>-b<i>``."""
 ROUND_ID_PATTERN = r"^[a-z0-9][a-z0-9_]{0,23}$"
-MAX_TIME = 4_102_444_800
-"""2100-01-01: start times are unix seconds before it."""
 MAX_POOL_FEN = 10**10
 """¥100,000,000.00: far above any real pool, small enough for exact integer sums."""
 MAX_ENVELOPES = 100_000

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from economy.errors import DomainError, Refusal
 from economy.fairness import check_server_seed
-from economy.schema import Enum, Int, Map, Obj, Problems, Str
+from economy.schema import MAX_TIME, Enum, Int, Map, Obj, Problems, Str
 from economy.section import (
     Cleaned,
     ConfigPart,
@@ -37,7 +37,6 @@ from economy.section import (
 
 CAMPAIGN_ID_PATTERN = r"^[a-z0-9][a-z0-9_]{0,39}$"
 """Without ``-``: a bucket's aggregate id is ``<campaign>-b<i>``."""
-MAX_TIME = 4_102_444_800
 MAX_STOCK = 100_000
 MAX_AMOUNT = 10**12
 MODES = ("first_come", "lottery")

@@ -26,6 +26,10 @@ MISSING: Final = _Missing()
 ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 """Identifiers chosen by merchants (currencies, items, foods, species...)."""
 
+MAX_TIME: Final = 4_102_444_800
+"""2100-01-01: every time in a config is a unix second before it (a millisecond or
+nanosecond figure typed by mistake is refused, not kept as a date in the far future)."""
+
 Problems = list[dict[str, str]]
 
 

@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from economy.errors import DomainError, Refusal
 from economy.leaderboards import SHOW_ID, Leaderboard
 from economy.rewards import REWARD_SPEC, Reward, build_reward, reward_problems
-from economy.schema import Bool, Int, Map, Obj, Problems, Str
+from economy.schema import MAX_TIME, Bool, Int, Map, Obj, Problems, Str
 from economy.section import ConfigPart, Section
 
 if TYPE_CHECKING:
     from economy.config import GameConfig
 
 SEASON_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
-MAX_TIME = 4_102_444_800
-"""2100-01-01: season times are unix seconds before it."""
 MAX_TEAM_SIZE = 50
 ACTION_KINDS = ("feed", "checkin", "order")
 """Member actions that earn team points: ``feedPet``, ``checkIn``, a paid ``ingestOrder``."""

@@ -113,6 +113,14 @@ def test_shape_problems(overrides: dict[str, Any], path: str) -> None:
     assert [p["path"] for p in problems(**overrides)] == [path]
 
 
+def test_an_offer_time_in_milliseconds_is_refused() -> None:
+    """Every config time is a unix second before 2100 (``MAX_TIME``); an offer's window
+    had no upper bound, so a millisecond figure was kept as a date in the year 57,000."""
+    ms = 1_767_225_600_000
+    assert problems(offers={"o": {"name": "O", "gives": {}, "starts_at": ms}}) == [
+        {"path": "$.offers.o.starts_at", "message": "must be ≤ 4102444800"}]
+
+
 def test_json_schema_publishes_the_loop_sections() -> None:
     schema = game_config_json_schema()
     props = schema["properties"]
