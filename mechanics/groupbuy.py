@@ -39,6 +39,7 @@ from economy.rewards import Reward, build_reward
 from mechanics.aggregate import OwedOther, SharedOutcome
 from mechanics.grants import Effects, charge, clawback, give_back, grant
 from mechanics.groupbuystate import MyGroup
+from mechanics.masking import masked_id
 from mechanics.outcome import Outcome, StockHold, ValueGrant
 from mechanics.state import PlayerState, new_player
 
@@ -110,16 +111,11 @@ class Group:
         return self.state
 
 
-def mask(user: str) -> str:
-    """A member as other shoppers see them: enough to recognise a friend, no id."""
-    return user[:2] + "***" if len(user) > 2 else user[:1] + "***"
-
-
 def group_view(group: Group, gid: str, offer: GroupOffer, now: int,
                me: str | None = None) -> dict[str, Any]:
     """What ``getGroupBuy`` (and the gate's response) shows of a group."""
     state = group.settled_state(offer.auto_complete, now)
-    members = [{"user": mask(u), "joined_at": at, "opener": u == group.opener,
+    members = [{"user": masked_id(u), "joined_at": at, "opener": u == group.opener,
                 "me": u == me} for u, at in group.members]
     members += [{"user": "system", "joined_at": group.closed_at, "opener": False,
                  "me": False, "system": True}] * group.system

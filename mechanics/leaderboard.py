@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from economy.config import GameConfig
 from economy.leaderboards import Leaderboard
+from mechanics.masking import masked_id
 from mechanics.state import PlayerState
 
 
@@ -31,15 +32,6 @@ def metric_score(state: PlayerState, board: Leaderboard) -> int:
 def board_scores(state: PlayerState, config: GameConfig) -> dict[str, int]:
     """Board id → the player's score, for every board of ``config``."""
     return {bid: metric_score(state, board) for bid, board in config.leaderboards.items()}
-
-
-def masked_id(user: str) -> str:
-    """A user id with its middle hidden (``oABCDEFxyz`` → ``oA***yz``): enough for a
-    shopper to recognise themselves, too little to address another player."""
-    if len(user) <= 2:
-        return "***"
-    keep = 1 if len(user) <= 6 else 2
-    return f"{user[:keep]}***{user[-keep:]}"
 
 
 def display_name(state: PlayerState | None, board: Leaderboard, user: str) -> str:

@@ -43,7 +43,7 @@ from economy.teams import (
 from mechanics.aggregate import SharedOutcome
 from mechanics.checkin import CheckIn
 from mechanics.grants import Effects, grant
-from mechanics.leaderboard import masked_id
+from mechanics.masking import masked_id
 from mechanics.outcome import Outcome
 from mechanics.pet import FeedPet
 from mechanics.state import PlayerState, Rng, new_player

@@ -42,7 +42,8 @@ from gameserver.games import GameRegistry
 from gameserver.state.keys import Keys
 from gameserver.state.scripts import reply_text
 from gameserver.state.store import decode_state
-from mechanics.leaderboard import board_scores, display_name, masked_id
+from mechanics.leaderboard import board_scores, display_name
+from mechanics.masking import masked_id
 from mechanics.state import PlayerState
 
 log = logging.getLogger("petbox.leaderboards")

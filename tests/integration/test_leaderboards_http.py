@@ -28,7 +28,7 @@ from gameserver.db.persist import PlayerRow
 from gameserver.jobs.leaderboards import KEEP_FACTOR, LeaderboardUpdater
 from gameserver.persister import Persister
 from gameserver.state.keys import Keys
-from mechanics.leaderboard import masked_id
+from mechanics.masking import masked_id
 from tests.conftest import BASIC_CONFIG, World, app_persister
 from tests.integration.test_shadow import SHADOW_HEADERS, shadow_token
 

@@ -124,7 +124,7 @@ def test_the_demo_game_has_two_boards() -> None:
 
 
 def test_masked_ids_hide_the_middle() -> None:
-    from mechanics.leaderboard import masked_id
+    from mechanics.masking import masked_id
 
     assert [masked_id(u) for u in ("", "ab", "abc", "alice", "oABCDEFxyz")] == [
         "***", "***", "a***c", "a***e", "oA***yz"]
