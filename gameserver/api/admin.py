@@ -45,7 +45,7 @@ async def get_player_admin(request: web.Request) -> web.Response:
     svc = services(request)
     loaded = await svc.store.read(ref)
     if loaded.state is None:
-        raise NotFound("player not found", user=user[:128])
+        raise NotFound("player not found", user=user)
     ledger = await svc.db.recent_ledger(ref, limit=50)
     # The game's timezone: without it the view leaves out check-in, tasks and exchanges.
     view = pet.player_view(loaded.state, live.config, now_s(request), live.tz)
@@ -151,9 +151,9 @@ async def grant_player(request: web.Request) -> web.Response:
     if not USER_RE.fullmatch(user):
         if body["create"]:  # asked to create it: an id no player can have is at fault
             raise InvalidInput("a user id is 1 to 128 of A-Z a-z 0-9 _ . @ = + -",
-                               field="user", user=user[:128])
+                               field="user", user=user)
         # never played, as any unknown user without create
-        raise admin_rules.PlayerNotFound("this user has never played", user=user[:128])
+        raise admin_rules.PlayerNotFound("this user has never played", user=user)
     ref = _player(request, live, user)
     action = admin_rules.GrantPlayer(body["reason"], body["wallet"], body["items"],
                                      create=body["create"],
@@ -169,7 +169,7 @@ async def grant_player(request: web.Request) -> web.Response:
 def _user(request: web.Request) -> str:
     user = request.match_info["user"]
     if not USER_RE.fullmatch(user):
-        raise NotFound("player not found", user=user[:128])
+        raise NotFound("player not found", user=user)
     return user
 
 

@@ -431,3 +431,14 @@ async def test_admin_player_view_has_ledger_after_flush(world: Any) -> None:
     assert resp.status == 200
     body = await resp.json()
     assert body["version"] == 2 and body["player"]["wallet"] == {"acorn": 90}
+
+
+async def test_a_merchant_lookup_of_a_long_user_id_echoes_it_as_every_error_does(
+        world: Any) -> None:
+    """A player id that is no id is 404 naming it, cut at the error middleware's 256
+    characters like every other echo (the admin routes cut it at 128 of their own)."""
+    user = "u" * 300
+    resp = await world.get(f"/v1/admin/games/squirrel/players/{user}",
+                           world.merchants["shop"].api_key)
+    assert resp.status == 404
+    assert (await resp.json())["error"]["details"] == {"user": "u" * 256 + "…"}
