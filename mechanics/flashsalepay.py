@@ -4,7 +4,8 @@ rules, like :mod:`mechanics.flashsale` (claims, expiry, views), beside which the
 - :func:`pay_sale_holds` (a paid order): each SKU naming a sale pays the shopper's
   oldest open hold of it made at or before the order's ``paid_at``; one paid too late
   for every open hold pays a lapsed hold, taking its unit again if the sweeper gave it
-  back (or answers ``refund``); a presale's ``deposit_sku`` marks the deposit paid.
+  back (or answers ``refund``); a presale's ``deposit_sku`` marks the deposit paid, or
+  is recognised as the deposit of a reservation already converted.
 - :func:`deposit_refunded` (a refunded order): a refunded deposit unmarks it.
 """
 
@@ -116,9 +117,28 @@ def _convert(state: PlayerState, p: Presale, order: Order, at: int) -> dict[str,
 def _deposit(state: PlayerState, p: Presale, order: Order, at: int) -> dict[str, Any]:
     hid = _oldest_open(state, PRESALE, p.id, at, want_deposit=True)
     if hid is None:
-        return {"kind": "presale", "sale": p.id, "hold": None, "result": "no_reservation"}
+        return _deposit_after_conversion(state, p, order, at)
     state.sale_holds[hid].deposit_order = order.order_id
     return {"kind": "presale", "sale": p.id, "hold": hid, "result": "deposit_paid"}
+
+
+def _deposit_after_conversion(state: PlayerState, p: Presale, order: Order, at: int
+                              ) -> dict[str, Any]:
+    """A deposit order that finds its reservation already converted (webhooks come in
+    any order: the final payment's may overtake the deposit's). It is that
+    reservation's deposit, recorded on it once (a second deposit order finds none), and
+    answered ``already_converted`` with the conversion's order and the
+    ``deposit_value_fen`` it deducted: 0, since it knew of no deposit, so the deposit
+    is the merchant's to refund or credit under its terms."""
+    done = sorted((h.at, hid) for hid, h in state.sale_holds.items()
+                  if h.kind == PRESALE and h.sale == p.id and h.status == PAID
+                  and not h.deposit_order and h.at - PAID_CLOCK_SKEW_S <= at)
+    if not done:
+        return {"kind": "presale", "sale": p.id, "hold": None, "result": "no_reservation"}
+    hold = state.sale_holds[done[0][1]]
+    hold.deposit_order = order.order_id
+    return {"kind": "presale", "sale": p.id, "hold": done[0][1], "result": "already_converted",
+            "order": hold.order, "deposit_value_fen": 0}
 
 
 def pay_sale_holds(state: PlayerState, order: Order, now: int, rng: Rng, config: GameConfig,

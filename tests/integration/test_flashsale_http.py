@@ -451,6 +451,27 @@ async def test_a_refunded_deposit_is_not_deducted_at_conversion(fw: World) -> No
                                             "result": "converted", "deposit_value_fen": deduct}]
 
 
+async def test_a_deposit_webhook_after_the_conversion_is_recognised(fw: World) -> None:
+    """The final payment's webhook came before the deposit's: the deposit order is
+    answered already_converted (the conversion's order, and the 0 it deducted), not
+    no_reservation; a retry replays it and the reservation is sold, never released."""
+    path = f"{GAME}/presales/deposit"
+    _, ann = await claim(fw, "ann", "r1", path=path)
+    fw.clock.advance(1200)  # the event
+    final = await order(fw, "ann", "F1", ["BOX-12"])
+    assert final["sale_holds"] == [{"kind": "presale", "sale": "deposit", "hold": ann["hold"],
+                                    "result": "converted", "deposit_value_fen": 0}]
+    deposit = await order(fw, "ann", "D1", ["BOX-12-DEP"], paid_at=NOW + 5)
+    assert deposit["sale_holds"] == [{"kind": "presale", "sale": "deposit",
+                                      "hold": ann["hold"], "result": "already_converted",
+                                      "order": "F1", "deposit_value_fen": 0}]
+    assert await order(fw, "ann", "D1", ["BOX-12-DEP"], paid_at=NOW + 5) == {
+        **deposit, "duplicate": True}
+    fw.clock.advance(601)  # past convert_until
+    assert await sweeper(fw).run_once() == (0, 1)
+    assert await events(fw) == []
+
+
 async def test_gate_and_sql_agree_after_releases(fw: World) -> None:
     """After claims, an expiry and a sweep, the Redis gate says what SQL says is left."""
     fw.clock.advance(3600)

@@ -535,6 +535,26 @@ def test_a_deposit_paid_before_the_reservation_marks_nothing() -> None:
     assert state.sale_holds[hid].deposit_order == "D1"
 
 
+def test_a_deposit_order_after_the_conversion_is_recognised_once() -> None:
+    """The final payment's webhook overtook the deposit's: the deposit order is that
+    converted reservation's (already_converted, with the converting order and the 0 it
+    deducted), recorded once; another deposit order finds no reservation."""
+    early = CFG.presales["early"]
+    state = reserve(None, early.reserve_from).state
+    hid = next(iter(state.sale_holds))
+    assert pay(state, Order("F1", 19900, ("BOX-11",)), START)["sale_holds"] == [  # type: ignore[index]
+        {"kind": "presale", "sale": "early", "hold": hid, "result": "converted",
+         "deposit_value_fen": 0}]
+    late = Order("D1", 2000, ("BOX-DEP",), early.reserve_from + 5)
+    assert pay(state, late, START + 10) == {"sale_holds": [
+        {"kind": "presale", "sale": "early", "hold": hid, "result": "already_converted",
+         "order": "F1", "deposit_value_fen": 0}]}
+    assert (state.sale_holds[hid].status, state.sale_holds[hid].deposit_order) == (
+        "paid", "D1")
+    assert pay(state, Order("D2", 2000, ("BOX-DEP",)), START + 20) == {"sale_holds": [
+        {"kind": "presale", "sale": "early", "hold": None, "result": "no_reservation"}]}
+
+
 def test_a_final_order_paid_before_the_reservation_converts_nothing() -> None:
     """The config opens the purchase no earlier than the reservations close, but an edit
     may move both before a reservation already made: a final order paid before that
