@@ -116,6 +116,7 @@ KEYWORDS: dict[str, Callable[[RuleContext], Any]] = {
     "tz": lambda c: c.game.tz,
     "coupons_out": lambda c: c.view.out("coupon:"),
     "offers_out": lambda c: c.view.out("offer:"),
+    "stock_out": lambda c: frozenset(r for r, n in c.view.left.items() if n <= 0),
     "seal": lambda c: c.seal,
 }
 """What a rule may declare as keyword-only parameters, and where each comes from."""

@@ -6,9 +6,8 @@ arguments.
   Both put a :class:`StockHold` on the sale's ref and a :class:`ValueGrant` of it in
   the outcome: the value tier reserves the unit in the Redis gate and in SQL before
   the commit, so no unit is sold twice and SQL holds every acknowledged claim.
-- :func:`pay_sale_holds` is ``ingestOrder``'s part: a paid order with a sale's SKU
-  pays the shopper's oldest open hold of it made at or before the order's ``paid_at``
-  (a presale's ``deposit_sku`` marks the deposit paid).
+- :mod:`mechanics.flashsalepay` is ``ingestOrder``'s part: a paid order with a sale's
+  SKU pays the shopper's hold of it (a presale's ``deposit_sku`` marks the deposit paid).
 - :func:`expire_sale_hold` is the sweeper's commit for one hold past its deadline:
   it ends the hold unless it was paid, and says which (the server then gives the unit
   back to the stock, or counts it sold, in SQL).
@@ -50,15 +49,11 @@ from mechanics.flashsalestate import (
 )
 from mechanics.outcome import Outcome, StockHold, ValueGrant
 from mechanics.state import PlayerState, Rng, new_player
-from mechanics.tasks import Order
 
 SETTLED_KEEP_S = 30 * 86_400
 """Paid and expired holds stay in the shopper's state this long after their deadline
 (a paid one then leaves only its count in ``sale_bought``)."""
 HOLD_ID_BITS = 64
-PAID_CLOCK_SKEW_S = 60
-"""An order's ``paid_at`` comes from the merchant's clock: one that far behind ours
-still pays a hold made just before the payment (an older order never does)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +127,8 @@ def find_presale(config: GameConfig, presale_id: str) -> Presale:
     return presale
 
 
-def _hold_id(rng: Rng, taken: dict[str, SaleHold]) -> str:
+def new_hold_id(rng: Rng, taken: dict[str, SaleHold]) -> str:
+    """A fresh hold id (64 random bits, hex), not one the shopper has."""
     while True:
         hid = f"{rng.randrange(0, 2**HOLD_ID_BITS):016x}"
         if hid not in taken:
@@ -174,7 +170,7 @@ def _hold(state: PlayerState | None, kind: str, sale_id: str, ref: str, grant_ki
     goes with the grant row and the response, ``shown`` with the response only."""
     new = state.copy() if state else new_player(config, now)
     _prune(new, now, config)
-    hid = _hold_id(chance.rng, new.sale_holds)
+    hid = new_hold_id(chance.rng, new.sale_holds)
     new.sale_holds[hid] = SaleHold(kind, sale_id, now, until)
     new.last_seen = now
     grant = ValueGrant(ref, grant_kind, f"{grant_kind}:{sale_id}",
@@ -239,96 +235,6 @@ def presale_terms(p: Presale) -> dict[str, Any]:
     else:
         terms["deposit_value_fen"] = p.deposit_value_fen
     return terms
-
-
-# -- payment (ingestOrder) -------------------------------------------------------------
-
-
-def _oldest_open(state: PlayerState, kind: str, sale: str, at: int,
-                 want_deposit: bool = False) -> str | None:
-    """The oldest held hold an order paid ``at`` can pay: made at or before ``at`` (give
-    or take the merchant's clock, ``PAID_CLOCK_SKEW_S``) and due at or after it. An order
-    paid before the claim was bought without the hold (at full price, or already paying
-    another): it must never pay a later one."""
-    open_ = sorted((h.at, hid) for hid, h in state.sale_holds.items()
-                   if h.kind == kind and h.sale == sale and h.status == HELD
-                   and h.at - PAID_CLOCK_SKEW_S <= at <= h.until
-                   and (not want_deposit or not h.deposit_order))
-    return open_[0][1] if open_ else None
-
-
-def _pay_flash(state: PlayerState, sale: FlashSale, order: Order, at: int
-               ) -> dict[str, Any]:
-    hid = _oldest_open(state, FLASH, sale.id, at)
-    if hid is None:
-        return {"kind": "flash_sale", "sale": sale.id, "hold": None, "result": "no_hold"}
-    hold = state.sale_holds[hid]
-    hold.status, hold.order = PAID, order.order_id
-    return {"kind": "flash_sale", "sale": sale.id, "hold": hid, "result": "paid"}
-
-
-def _convert(state: PlayerState, p: Presale, order: Order, at: int) -> dict[str, Any]:
-    hid = _oldest_open(state, PRESALE, p.id, at) if at >= p.event_at else None
-    if hid is None:
-        return {"kind": "presale", "sale": p.id, "hold": None, "result": "no_reservation"}
-    hold = state.sale_holds[hid]
-    hold.status, hold.order = PAID, order.order_id
-    deposit_fen = p.deposit_value_fen if (hold.deposit_order or not p.deposit_sku) else 0
-    return {"kind": "presale", "sale": p.id, "hold": hid, "result": "converted",
-            "deposit_value_fen": deposit_fen if p.deposit_fen else 0}
-
-
-def _deposit(state: PlayerState, p: Presale, order: Order, at: int) -> dict[str, Any]:
-    hid = _oldest_open(state, PRESALE, p.id, at, want_deposit=True)
-    if hid is None:
-        return {"kind": "presale", "sale": p.id, "hold": None, "result": "no_reservation"}
-    state.sale_holds[hid].deposit_order = order.order_id
-    return {"kind": "presale", "sale": p.id, "hold": hid, "result": "deposit_paid"}
-
-
-def pay_sale_holds(state: PlayerState, order: Order, now: int,
-                   config: GameConfig) -> dict[str, Any] | None:
-    """``ingestOrder``'s part (the state is the order commit's own copy): each SKU of
-    the order that names a sale pays one open hold of it, oldest first; a hold counts
-    as paid by ``paid_at`` (now if 0) if that is neither before the claim nor after
-    its deadline (an order paid before the claim finds no hold, as one with no claim).
-    Returns the response part, or None when no SKU names a sale (other orders answer
-    as before)."""
-    at = min(order.paid_at or now, now)
-    results = []
-    for sku in order.skus:
-        for sale in config.flashsales.values():
-            if sale.sku == sku:
-                results.append(_pay_flash(state, sale, order, at))
-        for p in config.presales.values():
-            if p.sku == sku:
-                results.append(_convert(state, p, order, at))
-            elif p.deposit_sku == sku:
-                results.append(_deposit(state, p, order, at))
-    return {"sale_holds": results} if results else None
-
-
-def deposit_refunded(state: PlayerState, skus: tuple[str, ...], now: int,
-                     config: GameConfig) -> Outcome | None:
-    """``ingestOrder``'s refund hook: a refunded deposit order no longer pays the deposit
-    of the open reservation it marked, so converting it later answers
-    ``deposit_value_fen`` 0 (the merchant must not deduct a deposit it gave back); a new
-    deposit order may mark it again. ``state`` is the refund commit's own copy, where the
-    refund's rule has just marked the order refunded; the order is matched by its id,
-    whatever SKUs the refund names. A reservation already converted keeps its answer.
-    None when the refund unmarks nothing (the answer stays as without presales)."""
-    if not config.presales:
-        return None
-    unmarked = []
-    for hid, hold in sorted(state.sale_holds.items()):
-        record = state.orders.get(hold.deposit_order) if hold.deposit_order else None
-        if hold.kind == PRESALE and hold.status == HELD and record is not None \
-                and record.refunded:
-            hold.deposit_order = ""
-            unmarked.append(hid)
-    if not unmarked:
-        return None
-    return Outcome(state=state, response={"deposits_refunded": unmarked})
 
 
 # -- expiry (the sweeper) ----------------------------------------------------------------

@@ -61,7 +61,8 @@ from mechanics.energystate import EnergySlots
 from mechanics.exchangestate import ExchangeSlots
 from mechanics.experiments import experiments_view
 from mechanics.experimentstate import ExperimentSlots
-from mechanics.flashsale import deposit_refunded, pay_sale_holds, sale_holds_view
+from mechanics.flashsale import sale_holds_view
+from mechanics.flashsalepay import deposit_refunded, pay_sale_holds
 from mechanics.flashsalestate import SaleHoldsSlots
 from mechanics.groupbuy import groupbuys_view, order_refunded
 from mechanics.groupbuystate import GroupBuySlots
@@ -70,7 +71,7 @@ from mechanics.outcome import Outcome
 from mechanics.petstate import PetSlots
 from mechanics.reminderstate import RemindersSlots
 from mechanics.slices import StateSlots
-from mechanics.state import PlayerState
+from mechanics.state import PlayerState, Rng
 from mechanics.tasks import Order
 from mechanics.taskstate import TasksSlots
 from mechanics.teams import contribute, teams_view
@@ -101,10 +102,14 @@ class View:
     games without it answer exactly as before)"""
 
 
-OrderHook = Callable[[PlayerState, Order, int, GameConfig], "dict[str, Any] | None"]
-"""A mechanic's part of a paid order (``ingestOrder``): ``(state, order, now, config)``
-changes the order commit's own copy of the state and returns its keys of the response,
-or None when the order is none of its business (the response stays as it was)."""
+OrderHook = Callable[[PlayerState, Order, int, Rng, GameConfig, frozenset[str]],
+                     Outcome | None]
+"""A mechanic's part of a paid order (``ingestOrder``): ``(state, order, now, rng,
+config, out)`` changes the order commit's own copy of the state and returns an outcome
+on it: its response keys join the order's response, its ledger, events, reservations,
+grants and records join the order's (``out``: the limited-stock refs the value tier
+says have nothing left; a unit that comes up short applies the order again). None when
+the order is none of its business (the response stays as it was)."""
 
 
 Follow = Callable[[Any, Outcome, int, GameConfig], Outcome]

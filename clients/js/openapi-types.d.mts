@@ -1023,6 +1023,13 @@ export type IngestOrderResponse = {
   known?: boolean;
   /** id → integer amount */
   tasks?: { [key: string]: number };
+  refund_due?: Array<{
+    kind: string;
+    sale: string;
+    sku: string;
+    price_fen: number;
+    reason: string;
+  }>;
 };
 
 /** joinGroupBuy 200: Join a group with its share code (full: 409 group_full; expired: 409 group_expired); the last seat completes it and rewards every member once */

@@ -26,11 +26,12 @@ from gameserver.api.common import (
     services,
     shadow_for,
 )
-from gameserver.api.schemas import BOOL, COUNTS, STR, obj
+from gameserver.api.schemas import BOOL, COUNTS, INT, STR, array, obj
 from gameserver.appkeys import GAMES, MERCHANTS, SETTINGS
 from gameserver.db.database import Merchant
 from gameserver.http.auth import body_signature
 from gameserver.http.errors import Unauthorized
+from gameserver.ops.metrics import METRICS, Metrics
 from gameserver.services import RuleContext, bind
 from gameserver.state.keys import GAME_RE, MERCHANT_RE, USER_RE, PlayerRef, shard_of, system_key
 from gameserver.state.store import Reply, Rule, encode_json
@@ -55,6 +56,10 @@ ORDER_BODY = Obj(fields={
     "skus": Arr(items=Str(min_length=1, max_length=64), default=[], max_items=200),
     "paid_at": Int(minimum=0, maximum=2**40, default=0, description="unix s; 0 = now"),
 })
+
+REFUND_DUE = obj({"kind": STR, "sale": STR, "sku": STR, "price_fen": INT, "reason": STR},
+                 description="one unit the merchant must refund: the play (kind), its sale, "
+                 "the SKU and price, and why (sold_out, purchase_limit_reached)")
 
 
 async def _signer(request: web.Request, raw: bytes, body: Any) -> Merchant:
@@ -134,10 +139,21 @@ async def ingest_order(request: web.Request) -> web.Response:
                     shard_of(signer.id, body["user"], request.app[SETTINGS].shards))
     ctx = RuleContext(live, StockView(), ref)
     key = system_key("order", f"{body['status']}-{body['order_id']}")
-    reply = await services(request).run(ref, key, request_hash(request, raw),
-                                        _order_rule(body, ctx), view=ctx.view,
-                                        totals=live.totals)
+    svc = services(request)
+    reply = await svc.run(ref, key, request_hash(request, raw), _order_rule(body, ctx),
+                          view=ctx.view, totals=live.totals)
+    if not svc.shadow:
+        _count_refunds_due(request.app[METRICS], reply)
     return reply_response(_marked_duplicate(reply))
+
+
+def _count_refunds_due(metrics: Metrics, reply: Reply) -> None:
+    """Count the answer's ``refund_due`` entries (once: a replay counts nothing), so a
+    merchant's paid orders that must be refunded show on ``/metrics``."""
+    if reply.replayed or reply.status != 200 or b'"refund_due"' not in reply.body:
+        return
+    for due in orjson.loads(reply.body).get("refund_due") or ():
+        metrics.order_refunds_due.labels(str(due.get("kind")), str(due.get("reason"))).inc()
 
 
 def _marked_duplicate(reply: Reply) -> Reply:
@@ -157,9 +173,12 @@ OPERATIONS = [
               "X-Petbox-Signature); idempotent by order id; drives purchase tasks",
               auth="signature", tag="merchant", body=ORDER_BODY,
               errors=(400, 401, 403, 404, 409, 422, 503),
-              response=obj({"order": STR, "duplicate": BOOL, "known": BOOL, "tasks": COUNTS},
+              response=obj({"order": STR, "duplicate": BOOL, "known": BOOL, "tasks": COUNTS,
+                            "refund_due": array(REFUND_DUE)},
                            ["order"], "duplicate: this order was seen before (the first "
                            "answer, replayed); known (refunds): whether the paid order was "
-                           "seen; tasks: purchase tasks' progress. Plays add their own "
-                           "keys (a flash sale's paid holds)")),
+                           "seen; tasks: purchase tasks' progress; refund_due (only when "
+                           "some): parts of this paid order no play can honour, which the "
+                           "merchant must refund. Plays add their own keys (a flash sale's "
+                           "paid holds)")),
 ]

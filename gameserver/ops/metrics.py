@@ -89,6 +89,10 @@ class Metrics:
             "petbox_admission_rejected_total",
             "Requests refused with 503 overloaded, by reason (queue_full, queue_timeout)",
             ["reason"], registry=r)
+        self.order_refunds_due = Counter(
+            "petbox_order_refunds_due_total",
+            "Parts of paid orders a play could not honour (ingestOrder's refund_due: the "
+            "merchant must refund them), by kind and reason", ["kind", "reason"], registry=r)
         self._latency: dict[tuple[str, str], Any] = {}
 
     def observe_request(self, operation: str, status: int, seconds: float) -> None:

@@ -23,6 +23,7 @@ from gameserver.appkeys import CLOCK, GAMES, SERVICES, SETTINGS, VALUE
 from gameserver.db import models as m
 from gameserver.http.auth import body_signature
 from gameserver.jobs.webhooks import OUTBOX
+from gameserver.ops.metrics import METRICS
 from gameserver.state.stockgate import Piece
 from tests.conftest import BASIC_CONFIG, World, retry_503
 
@@ -149,8 +150,8 @@ async def test_claim_holds_once_per_key_pay_and_expire(fw: World) -> None:
     fw.clock.advance(PAY)  # the pay_by instant: nothing expires yet
     assert await sweeper(fw).run_once() == (0, 0)
     fw.clock.advance(1)
-    late = await order(fw, "bob", "T2", ["NUTS-11"])
-    assert late["sale_holds"][0]["result"] == "no_hold"
+    stranger = await order(fw, "cat", "T2", ["NUTS-11"])  # never claimed
+    assert stranger["sale_holds"][0]["result"] == "no_hold"
     assert await sweeper(fw).run_once() == (1, 1)  # bob's released, ann's sold
     assert await grants(fw) == (["released", "sold"], (3, 1, 1))
     assert (await public(fw))[1]["stock_left"] == 2
@@ -191,6 +192,65 @@ async def test_an_order_paid_before_the_claim_pays_no_hold(fw: World) -> None:
     fw.clock.advance(PAY + 1)
     assert await sweeper(fw).run_once() == (1, 0)  # released, not sold
     assert await grants(fw) == (["released"], (3, 0, 0))
+
+
+async def test_an_order_paid_in_time_reported_after_the_release_is_honoured(
+        fw: World) -> None:
+    """Ann pays before pay_by but the merchant's webhook comes after the sweeper released
+    her hold (its unit back on sale): the order takes one unit again and pays a new
+    hold, once however often the webhook is retried; the sweeper then counts it sold."""
+    fw.clock.advance(3600)
+    _, held = await claim(fw, "ann", "k1")
+    fw.clock.advance(PAY + 1)
+    assert await sweeper(fw).run_once() == (1, 0)
+    assert await grants(fw) == (["released"], (3, 0, 0))
+    paid = await order(fw, "ann", "T1", ["NUTS-11"], paid_at=START + PAY - 10)
+    new = paid["sale_holds"][0]["hold"]
+    assert new != held["hold"] and paid["sale_holds"] == [
+        {"kind": "flash_sale", "sale": "midnight", "hold": new, "result": "paid",
+         "late": True, "replaces": held["hold"]}]
+    assert "refund_due" not in paid
+    again = await order(fw, "ann", "T1", ["NUTS-11"], paid_at=START + PAY - 10)
+    assert again == {**paid, "duplicate": True}
+    assert await grants(fw) == (["confirmed", "released"], (3, 1, 1))
+    assert await sweeper(fw).run_once() == (0, 1)  # the new hold: sold, never released
+    assert await grants(fw) == (["released", "sold"], (3, 1, 1))
+    assert (await public(fw))[1]["stock_left"] == 2
+    me = await (await fw.client.get(f"{GAME}/me", headers={
+        "Authorization": f"Bearer {token(fw, 'ann')}"})).json()
+    assert sorted((h["hold"], h["status"], h["order"]) for h in me["player"]["sale_holds"]) == (
+        sorted([(held["hold"], "expired", "T1"), (new, "paid", "T1")]))
+    # only the release was told to the merchant
+    assert [e[0] for e in await events(fw)] == ["flashsale.released"]
+
+
+async def test_a_late_order_with_nothing_left_is_answered_refund_and_counted(
+        fw: World) -> None:
+    """Ann's hold was released and the three units went to others before her late
+    webhook: nothing is oversold, the answer says refund (sale_holds and refund_due),
+    and /metrics counts it once, however often the webhook is retried."""
+    fw.clock.advance(3600)
+    _, held = await claim(fw, "ann", "k1")
+    fw.clock.advance(PAY + 1)
+    assert await sweeper(fw).run_once() == (1, 0)
+    for user in ("b", "c", "d"):
+        assert (await claim(fw, user, "k"))[0].status == 200
+    late = await order(fw, "ann", "T1", ["NUTS-11"], paid_at=START + PAY)
+    assert late["sale_holds"] == [{"kind": "flash_sale", "sale": "midnight",
+                                   "hold": held["hold"], "result": "refund",
+                                   "reason": "sold_out"}]
+    assert late["refund_due"] == [{"kind": "flash_sale", "sale": "midnight", "sku": "NUTS-11",
+                                   "price_fen": 990, "reason": "sold_out"}]
+    assert await order(fw, "ann", "T1", ["NUTS-11"], paid_at=START + PAY) == {
+        **late, "duplicate": True}
+    assert await grants(fw) == (["confirmed"] * 3 + ["released"], (3, 3, 3))
+    registry = fw.client.app[METRICS].registry
+    assert registry.get_sample_value("petbox_order_refunds_due_total", {
+        "kind": "flash_sale", "reason": "sold_out"}) == 1.0
+    me = await (await fw.client.get(f"{GAME}/me", headers={
+        "Authorization": f"Bearer {token(fw, 'ann')}"})).json()
+    assert [(h["status"], h["order"]) for h in me["player"]["sale_holds"]] == [
+        ("expired", None)]
 
 
 async def test_sold_out_at_once_and_the_cache_keeps_polls_off_redis(fw: World) -> None:
@@ -389,6 +449,27 @@ async def test_a_refunded_deposit_is_not_deducted_at_conversion(fw: World) -> No
         converted = await order(fw, user, f"F-{user}", ["BOX-12"])
         assert converted["sale_holds"] == [{"kind": "presale", "sale": "deposit", "hold": hold,
                                             "result": "converted", "deposit_value_fen": deduct}]
+
+
+async def test_a_deposit_webhook_after_the_conversion_is_recognised(fw: World) -> None:
+    """The final payment's webhook came before the deposit's: the deposit order is
+    answered already_converted (the conversion's order, and the 0 it deducted), not
+    no_reservation; a retry replays it and the reservation is sold, never released."""
+    path = f"{GAME}/presales/deposit"
+    _, ann = await claim(fw, "ann", "r1", path=path)
+    fw.clock.advance(1200)  # the event
+    final = await order(fw, "ann", "F1", ["BOX-12"])
+    assert final["sale_holds"] == [{"kind": "presale", "sale": "deposit", "hold": ann["hold"],
+                                    "result": "converted", "deposit_value_fen": 0}]
+    deposit = await order(fw, "ann", "D1", ["BOX-12-DEP"], paid_at=NOW + 5)
+    assert deposit["sale_holds"] == [{"kind": "presale", "sale": "deposit",
+                                      "hold": ann["hold"], "result": "already_converted",
+                                      "order": "F1", "deposit_value_fen": 0}]
+    assert await order(fw, "ann", "D1", ["BOX-12-DEP"], paid_at=NOW + 5) == {
+        **deposit, "duplicate": True}
+    fw.clock.advance(601)  # past convert_until
+    assert await sweeper(fw).run_once() == (0, 1)
+    assert await events(fw) == []
 
 
 async def test_gate_and_sql_agree_after_releases(fw: World) -> None:

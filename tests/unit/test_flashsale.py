@@ -24,6 +24,7 @@ from economy.flashsale import (
     SoldOut,
 )
 from mechanics import flashsale as rules
+from mechanics.flashsalepay import pay_sale_holds
 from mechanics.flashsalestate import SaleHold
 from mechanics.orders import apply_paid_order
 from mechanics.orderstate import OrderRecord
@@ -78,6 +79,13 @@ def claim(state: PlayerState | None, now: int, cfg: GameConfig = CFG, sale: str 
 
 def reserve(state: PlayerState | None, now: int, cfg: GameConfig = CFG) -> Any:
     return rules.reserve_presale(state, rules.Claim("early"), now, chance(), cfg)
+
+
+def pay(state: PlayerState, order: Order, now: int, cfg: GameConfig = CFG,
+        out: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """:func:`pay_sale_holds`'s answer (its state change is on ``state``)."""
+    part = pay_sale_holds(state, order, now, random.Random(3), cfg, frozenset(out))
+    return None if part is None else part.response
 
 
 # -- config ---------------------------------------------------------------------------
@@ -210,7 +218,7 @@ TWO = config({"midnight": flash_raw(), "other": flash_raw(sku="OTHER-1")})
 def _bought_midnight() -> tuple[PlayerState, str]:
     """A shopper who bought midnight's one unit at START (paid at once)."""
     state = claim(None, START, TWO).state
-    assert rules.pay_sale_holds(state, Order("T1", 990, ("NUTS-11",)), START + 1, TWO)
+    assert pay(state, Order("T1", 990, ("NUTS-11",)), START + 1, TWO)
     return state, next(iter(state.sale_holds))
 
 
@@ -236,7 +244,7 @@ def test_per_shopper_holds_for_an_open_ended_sale_after_the_hold_is_dropped() ->
 def test_counts_add_up_and_an_expired_hold_is_dropped_without_one() -> None:
     cfg = config({"midnight": flash_raw(per_shopper=3), "other": flash_raw(sku="OTHER-1")})
     state = claim(None, START, cfg).state
-    rules.pay_sale_holds(state, Order("T1", 990, ("NUTS-11",)), START + 1, cfg)
+    pay(state, Order("T1", 990, ("NUTS-11",)), START + 1, cfg)
     state = claim(state, START + 10, cfg).state  # held, never paid: expires
     expired = next(h for h, v in state.sale_holds.items() if v.status == "held")
     state = rules.expire_sale_hold(state, rules.ExpireHold(expired), START + 10 + PAY + 1,
@@ -323,7 +331,7 @@ def test_refusal_order_eligibility_before_limit_before_stock() -> None:
 
 def _paid(state: PlayerState, skus: tuple[str, ...], now: int, paid_at: int = 0,
           order_id: str = "T1") -> dict[str, Any] | None:
-    return rules.pay_sale_holds(state, Order(order_id, 990, skus, paid_at), now, CFG)
+    return pay(state, Order(order_id, 990, skus, paid_at), now, CFG)
 
 
 def test_an_order_paid_at_the_pay_by_instant_pays_the_hold() -> None:
@@ -335,11 +343,79 @@ def test_an_order_paid_at_the_pay_by_instant_pays_the_hold() -> None:
     assert state.sale_holds[hid].status == "paid" and state.sale_holds[hid].order == "T1"
 
 
-def test_an_order_paid_a_second_late_pays_nothing() -> None:
+def test_an_order_paid_a_second_late_pays_the_hold_the_sweeper_has_not_ended() -> None:
+    """Past pay_by but not yet ended, the hold still has its unit: the paid order pays
+    it (answered late), takes no unit, and the sweeper then counts it sold."""
     state = claim(None, START).state
-    assert _paid(state, ("NUTS-11",), START + PAY + 1) == {"sale_holds": [
+    hid = next(iter(state.sale_holds))
+    part = pay_sale_holds(state, Order("T1", 990, ("NUTS-11",), 0), START + PAY + 1,
+                          random.Random(3), CFG, frozenset())
+    assert part is not None and part.response == {"sale_holds": [
+        {"kind": "flash_sale", "sale": "midnight", "hold": hid, "result": "paid",
+         "late": True}]}
+    assert (part.reservations, part.grants) == ([], [])
+    assert (state.sale_holds[hid].status, state.sale_holds[hid].order) == ("paid", "T1")
+    ended = rules.expire_sale_hold(state, rules.ExpireHold(hid), START + PAY + 2,
+                                   random.Random(1), CFG)
+    assert ended.response == {"hold": hid, "result": "paid"}
+
+
+def _expired() -> tuple[PlayerState, str]:
+    """A shopper whose hold (claimed at START) the sweeper ended unpaid."""
+    state = claim(None, START).state
+    hid = next(iter(state.sale_holds))
+    state = rules.expire_sale_hold(state, rules.ExpireHold(hid), START + PAY + 1,
+                                   random.Random(1), CFG).state
+    return state, hid
+
+
+def test_a_late_order_for_an_ended_hold_takes_one_unit_again_once() -> None:
+    state, hid = _expired()
+    part = pay_sale_holds(state, Order("T1", 990, ("NUTS-11",), START + PAY - 5),
+                          START + PAY + 100, random.Random(3), CFG, frozenset())
+    assert part is not None
+    new = part.response["sale_holds"][0]["hold"]
+    assert new != hid and part.response == {"sale_holds": [
+        {"kind": "flash_sale", "sale": "midnight", "hold": new, "result": "paid",
+         "late": True, "replaces": hid}]}
+    assert part.reservations == [StockHold("flash:midnight", 1)]
+    assert part.grants == [ValueGrant("flash:midnight", "flash_hold", "flash_hold:midnight", {
+        "hold": new, "sale": "midnight", "until": START + PAY, "sku": "NUTS-11",
+        "price_fen": 990, "replaces": hid, "order": "T1"})]
+    assert state.sale_holds[new] == SaleHold("f", "midnight", START, START + PAY, "paid", "T1")
+    assert (state.sale_holds[hid].status, state.sale_holds[hid].order) == ("expired", "T1")
+    # the sweeper sells the new hold; a second order finds nothing to make good
+    assert rules.expire_sale_hold(state, rules.ExpireHold(new), START + PAY + 101,
+                                  random.Random(1), CFG).response["result"] == "paid"
+    assert pay(state, Order("T2", 990, ("NUTS-11",)), START + PAY + 200) == {"sale_holds": [
         {"kind": "flash_sale", "sale": "midnight", "hold": None, "result": "no_hold"}]}
-    assert next(iter(state.sale_holds.values())).status == "held"
+
+
+def test_a_late_order_with_none_left_is_answered_refund_and_changes_nothing() -> None:
+    state, hid = _expired()
+    before = state.copy()
+    part = pay_sale_holds(state, Order("T1", 990, ("NUTS-11",)), START + PAY + 100,
+                          random.Random(3), CFG, frozenset({"flash:midnight"}))
+    assert part is not None and part.response == {
+        "sale_holds": [{"kind": "flash_sale", "sale": "midnight", "hold": hid,
+                        "result": "refund", "reason": "sold_out"}],
+        "refund_due": [{"kind": "flash_sale", "sale": "midnight", "sku": "NUTS-11",
+                        "price_fen": 990, "reason": "sold_out"}]}
+    assert (part.reservations, part.grants) == ([], [])
+    assert state.sale_holds == before.sale_holds
+
+
+def test_a_late_order_over_the_per_shopper_limit_is_answered_refund() -> None:
+    """The shopper holds a newer unit (claimed after the late order was paid): making
+    the ended hold good as well would give them two of a one-per-shopper sale."""
+    state, hid = _expired()
+    state = claim(state, START + PAY + 100).state  # past the merchant clock's allowance
+    assert pay(state, Order("T1", 990, ("NUTS-11",), START + PAY + 10), START + PAY + 110) == {
+        "sale_holds": [{"kind": "flash_sale", "sale": "midnight", "hold": hid,
+                        "result": "refund", "reason": "purchase_limit_reached"}],
+        "refund_due": [{"kind": "flash_sale", "sale": "midnight", "sku": "NUTS-11",
+                        "price_fen": 990, "reason": "purchase_limit_reached"}]}
+    assert state.sale_holds[hid].order == ""
 
 
 def test_paid_at_before_the_deadline_counts_when_the_webhook_comes_later() -> None:
@@ -374,10 +450,10 @@ def test_an_old_order_pays_only_the_holds_made_before_it() -> None:
     older = next(iter(first.sale_holds))
     newer = next(h for h in both.sale_holds if h != older)
     order = Order("T1", 990, ("NUTS-11",), START + 50)
-    assert rules.pay_sale_holds(both, order, START + 1100, cfg) == {"sale_holds": [
+    assert pay(both, order, START + 1100, cfg) == {"sale_holds": [
         {"kind": "flash_sale", "sale": "midnight", "hold": older, "result": "paid"}]}
     again = Order("T2", 990, ("NUTS-11",), START + 60)
-    assert rules.pay_sale_holds(both, again, START + 1100, cfg) == {"sale_holds": [
+    assert pay(both, again, START + 1100, cfg) == {"sale_holds": [
         {"kind": "flash_sale", "sale": "midnight", "hold": None, "result": "no_hold"}]}
     assert (both.sale_holds[older].status, both.sale_holds[newer].status) == ("paid", "held")
 
@@ -459,6 +535,26 @@ def test_a_deposit_paid_before_the_reservation_marks_nothing() -> None:
     assert state.sale_holds[hid].deposit_order == "D1"
 
 
+def test_a_deposit_order_after_the_conversion_is_recognised_once() -> None:
+    """The final payment's webhook overtook the deposit's: the deposit order is that
+    converted reservation's (already_converted, with the converting order and the 0 it
+    deducted), recorded once; another deposit order finds no reservation."""
+    early = CFG.presales["early"]
+    state = reserve(None, early.reserve_from).state
+    hid = next(iter(state.sale_holds))
+    assert pay(state, Order("F1", 19900, ("BOX-11",)), START)["sale_holds"] == [  # type: ignore[index]
+        {"kind": "presale", "sale": "early", "hold": hid, "result": "converted",
+         "deposit_value_fen": 0}]
+    late = Order("D1", 2000, ("BOX-DEP",), early.reserve_from + 5)
+    assert pay(state, late, START + 10) == {"sale_holds": [
+        {"kind": "presale", "sale": "early", "hold": hid, "result": "already_converted",
+         "order": "F1", "deposit_value_fen": 0}]}
+    assert (state.sale_holds[hid].status, state.sale_holds[hid].deposit_order) == (
+        "paid", "D1")
+    assert pay(state, Order("D2", 2000, ("BOX-DEP",)), START + 20) == {"sale_holds": [
+        {"kind": "presale", "sale": "early", "hold": None, "result": "no_reservation"}]}
+
+
 def test_a_final_order_paid_before_the_reservation_converts_nothing() -> None:
     """The config opens the purchase no earlier than the reservations close, but an edit
     may move both before a reservation already made: a final order paid before that
@@ -469,11 +565,11 @@ def test_a_final_order_paid_before_the_reservation_converts_nothing() -> None:
     opened = early.reserve_until - 1000
     cfg = config(presales={"early": presale_raw(event_at=opened, reserve_until=opened)})
     old = Order("F0", 19900, ("BOX-11",), early.reserve_until - 71)
-    assert rules.pay_sale_holds(state, old, START, cfg) == {"sale_holds": [
+    assert pay(state, old, START, cfg) == {"sale_holds": [
         {"kind": "presale", "sale": "early", "hold": None, "result": "no_reservation"}]}
     assert state.sale_holds[hid].status == "held"
     new = Order("F1", 19900, ("BOX-11",), early.reserve_until - 10)
-    assert rules.pay_sale_holds(state, new, START, cfg)["sale_holds"][0]["hold"] == hid  # type: ignore[index]
+    assert pay(state, new, START, cfg)["sale_holds"][0]["hold"] == hid  # type: ignore[index]
 
 
 def test_presale_views_by_phase() -> None:
