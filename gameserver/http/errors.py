@@ -122,12 +122,19 @@ class RateLimited(DomainError):
     kind = Refusal.LIMITED
 
 
-UNAVAILABLE: tuple[type[BaseException], ...] = (
+REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
     # Redis Cluster mid-failover or mid-resharding, past the bounded retries
     # (gameserver/state/routing.py): CLUSTERDOWN, TRYAGAIN, redirections, an uncovered slot.
     redis.exceptions.ClusterError, redis.exceptions.TryAgainError, redis.exceptions.AskError,
     redis.exceptions.RedisClusterException,
+)
+"""A Redis node that does not answer now (down, paused, its slots moving or served by
+nobody): a later call may succeed. A background pass that meets one on a key skips
+that key's work until its next pass (on a cluster, only that node's shards wait)."""
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    *REDIS_UNAVAILABLE,
     sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,  # the SQL pool had no connection within its timeout
     ConnectionError, TimeoutError,

@@ -40,7 +40,7 @@ from economy.errors import NotFound
 from gameserver.db.persist import PlayerRow
 from gameserver.games import GameRegistry
 from gameserver.state.keys import Keys
-from gameserver.state.scripts import reply_text
+from gameserver.state.scripts import Script, reply_text
 from gameserver.state.store import decode_state
 from mechanics.leaderboard import board_scores, display_name
 from mechanics.masking import masked_id
@@ -185,17 +185,24 @@ class BoardView:
 
 async def read_board(redis: Redis, key: str, user: str, limit: int) -> BoardView:
     """The best ``limit`` players of the board at ``key`` and ``user``'s standing,
-    in one round trip; MULTI/EXEC (one key, one slot) so the list and the rank are of
-    the same moment, and ZREVRANGE and ZREVRANK agree on the order of ties."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.zrevrange(key, 0, limit - 1, withscores=True)
-        pipe.zrevrank(key, user)
-        pipe.zscore(key, user)
-        top, rank, score = await pipe.execute()
-    entries = [Standing(i + 1, reply_text(member), int(value))
-               for i, (member, value) in enumerate(top)]
-    me = None if rank is None or score is None else Standing(int(rank) + 1, user, int(score))
+    in one round trip: one read-only script (``board_read.lua``), so the list and the
+    rank are of the same moment and ZREVRANGE and ZREVRANK agree on the order of ties.
+
+    A script rather than MULTI/EXEC: on a Redis Cluster whose board slot is being
+    migrated, redis-py's transaction took the ASK redirection for a MOVED one and went
+    back and forth between the two nodes until its retries ran out (503), while a
+    one-key command is sent with ASKING to the importing node."""
+    reply: Any = await Script.named("board_read", redis=redis)(keys=[key], args=[limit, user])
+    top, rank, score = reply
+    entries = [Standing(i + 1, reply_text(top[2 * i]), _score(top[2 * i + 1]))
+               for i in range(len(top) // 2)]
+    me = None if rank is None or score is None else Standing(int(rank) + 1, user, _score(score))
     return BoardView(entries, me)
+
+
+def _score(raw: bytes | str) -> int:
+    """A score as Redis writes it (``15``; a double's text, so read as one)."""
+    return int(float(reply_text(raw)))
 
 
 async def shown_names(redis: Redis, names_key: str | None,

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Sequence
 
 from gameserver.db.admin_requests import AdminRequests
+from gameserver.http.errors import REDIS_UNAVAILABLE
 from gameserver.jobs.periodic import PeriodicTask
 from gameserver.state.value import PENDING_SETTLE_AFTER_S, ValueTier
 
@@ -50,33 +51,58 @@ class Reconciler(PeriodicTask):
         self.batch = batch
         self.confirmed = 0
         self.voided = 0
+        self.unreached: list[str] = []
+        """What the last pass skipped because its Redis node did not answer (gate
+        buckets' keys, ``shard <n>`` of pending grants, follow-ups' keys); the next pass
+        tries them again."""
+        self.unreached_total = 0
+        """Such skips over every pass so far."""
 
     async def run_once(self) -> tuple[int, int]:
-        """Settle what is old enough on every tier; returns (confirmed, voided)."""
+        """Settle what is old enough on every tier; returns (confirmed, voided).
+
+        On a Redis Cluster with a master down, the work on the other masters is done and
+        what lives on the silent one is skipped (``unreached``), not the whole pass."""
         confirmed = voided = 0
+        unreached: list[str] = []
         for tier in self.tiers:
-            await tier.reconcile_holds(self.batch)
+            await tier.reconcile_holds(self.batch, unreached)
             while True:
-                c, v = await tier.reconcile(self.older_than_s, self.batch)
+                c, v = await tier.reconcile(self.older_than_s, self.batch, unreached)
                 confirmed, voided = confirmed + c, voided + v
-                if c + v < self.batch:
+                if c + v < self.batch:  # a short batch (or one with skipped rows): done
                     break
         self.confirmed += confirmed
         self.voided += voided
         if confirmed or voided:
             log.info("reconciled pending grants: %d confirmed, %d voided", confirmed, voided)
-        await self.settle_followups()
+        await self.settle_followups(unreached)
+        self.unreached = unreached
+        self.unreached_total += len(unreached)
+        if unreached:
+            log.warning("reconcile pass left %d unreachable Redis keys/shards for the next "
+                        "pass: %s", len(unreached), ", ".join(unreached))
         return confirmed, voided
 
-    async def settle_followups(self) -> int:
-        """Do the owed follow-ups of merchant writes older than ``older_than_s``."""
+    async def settle_followups(self, unreached: list[str] | None = None) -> int:
+        """Do the owed follow-ups of merchant writes older than ``older_than_s``; one
+        whose Redis node does not answer stays owed (its key appended to ``unreached``)."""
         if self.admin is None or not self.tiers:
             return 0
         owed = await self.admin.owed_followups(self.older_than_s, self.batch)
+        settled = 0
         for stored in owed:
-            await self.tiers[0].settle_stock_change(stored.merchant, stored.key,
-                                                    stored.followup or {})
+            try:
+                await self.tiers[0].settle_stock_change(stored.merchant, stored.key,
+                                                        stored.followup or {})
+            except REDIS_UNAVAILABLE as exc:
+                log.warning("follow-up of merchant write %s left for the next pass: %r",
+                            stored.key, exc)
+                if unreached is not None:
+                    unreached.append(f"follow-up {stored.key}")
+                continue
             await self.admin.clear_followup(stored.merchant, stored.key)
-        if owed:
-            log.info("settled %d owed merchant-write follow-ups", len(owed))
-        return len(owed)
+            settled += 1
+        if settled:
+            log.info("settled %d owed merchant-write follow-ups", settled)
+        return settled

@@ -38,7 +38,7 @@ from economy.errors import DomainError, Refusal
 from gameserver.clock import Clock
 from gameserver.db import models as m
 from gameserver.db.database import CommitUnknown, Database
-from gameserver.http.errors import Busy
+from gameserver.http.errors import REDIS_UNAVAILABLE, Busy
 from gameserver.state.keys import Keys, PlayerRef, shard_of
 from gameserver.state.scripts import reply_text
 from gameserver.state.stockgate import STOCK_BUCKETS, NotReady, Piece
@@ -354,10 +354,15 @@ class ValueTier(PrizeStock):
 
     # -- reconciliation ------------------------------------------------------------------
 
-    async def reconcile_holds(self, limit: int = 1000) -> tuple[int, int]:
+    async def reconcile_holds(self, limit: int = 1000,
+                              unreached: list[str] | None = None) -> tuple[int, int]:
         """End the gate holds past their deadline (attempts that died between the gate
         and SQL, e.g. a server killed while SQL hung): units SQL never took go back to
-        the gate, holds SQL has rows for are dropped. Returns (given back, dropped)."""
+        the gate, holds SQL has rows for are dropped. Returns (given back, dropped).
+
+        A bucket whose Redis node does not answer (a cluster master down) is skipped,
+        its key appended to ``unreached``: its holds wait for a later pass, and the
+        buckets on the other nodes are not held up by it."""
         s = m.prize_stock
         async with self.db.connect() as conn:
             games = (await conn.execute(select(s.c.merchant_id, s.c.game_id).distinct())).all()
@@ -365,22 +370,33 @@ class ValueTier(PrizeStock):
         given = dropped = 0
         for (merchant, game), bucket in ((g, b) for g in games
                                          for b in range(self.gate.buckets)):
-            replies: Any = await self.redis.zrangebyscore(
-                self.gate.holds_key(merchant, game, bucket), "-inf", now_ms, start=0,
-                num=limit)
-            expired = [reply_text(v) for v in replies]
-            if not expired:
+            try:
+                g, d = await self._end_expired_holds(merchant, game, bucket, now_ms, limit)
+            except REDIS_UNAVAILABLE as exc:
+                _unreached(unreached, self.gate.holds_key(merchant, game, bucket), exc)
                 continue
-            in_sql = await self._commits_in_sql([h.split("|", 1)[0] for h in expired])
-            for member in expired:
-                take_back = member.split("|", 1)[0] not in in_sql
-                if await self.gate.end_hold(merchant, game, bucket, member, take_back):
-                    given += 1
-                else:
-                    dropped += 1
+            given, dropped = given + g, dropped + d
         if given or dropped:
             log.warning("expired gate holds: %d given back, %d dropped (SQL had them)",
                         given, dropped)
+        return given, dropped
+
+    async def _end_expired_holds(self, merchant: str, game: str, bucket: int, now_ms: int,
+                                 limit: int) -> tuple[int, int]:
+        """:meth:`reconcile_holds` on one bucket: (given back, dropped)."""
+        replies: Any = await self.redis.zrangebyscore(
+            self.gate.holds_key(merchant, game, bucket), "-inf", now_ms, start=0, num=limit)
+        expired = [reply_text(v) for v in replies]
+        if not expired:
+            return 0, 0
+        in_sql = await self._commits_in_sql([h.split("|", 1)[0] for h in expired])
+        given = dropped = 0
+        for member in expired:
+            take_back = member.split("|", 1)[0] not in in_sql
+            if await self.gate.end_hold(merchant, game, bucket, member, take_back):
+                given += 1
+            else:
+                dropped += 1
         return given, dropped
 
     async def _commits_in_sql(self, commit_ids: list[str]) -> set[str]:
@@ -391,12 +407,15 @@ class ValueTier(PrizeStock):
                 select(g.c.commit_id).where(g.c.commit_id.in_(commit_ids)).distinct())}
 
     async def reconcile(self, older_than_s: float = PENDING_SETTLE_AFTER_S,
-                        limit: int = 1000) -> tuple[int, int]:
+                        limit: int = 1000,
+                        unreached: list[str] | None = None) -> tuple[int, int]:
         """Settle pending grants left by crashes; returns the (confirmed, voided) grant
         rows this call settled (another host's reconciler may have settled the rest).
 
         Only grants older than the in-flight marker's lifetime are looked at, so an
-        action still running is never decided for.
+        action still running is never decided for. A grant whose player's Redis node
+        does not answer stays pending (``shard <n>`` appended to ``unreached``): it is
+        decided by a later pass, the others now.
         """
         g = m.grants
         cutoff = int((self.clock.now() - older_than_s) * 1000)
@@ -411,22 +430,35 @@ class ValueTier(PrizeStock):
         committed: list[str] = []
         dead: list[str] = []
         for commit_id, merchant, game, user, idem in rows:
-            ok = await self._was_committed(commit_id, merchant, game, user, idem)
+            ref = PlayerRef(merchant, game, user, shard_of(merchant, user, self.shards))
+            try:
+                ok = await self._was_committed(commit_id, ref, idem)
+            except REDIS_UNAVAILABLE as exc:  # undecidable now: it stays pending
+                _unreached(unreached, f"shard {ref.shard}", exc)
+                continue
             (committed if ok else dead).append(commit_id)
         confirmed = await self._settle(committed, "confirmed", db) if committed else {}
         released = await self._settle(dead, "void", db) if dead else {}
-        for (merchant, game, ref), n in released.items():
-            await self.gate.add(merchant, game, ref, n, attempt=ref)
+        for (merchant, game, ref_id), n in released.items():
+            try:
+                await self.gate.add(merchant, game, ref_id, n, attempt=ref_id)
+            except REDIS_UNAVAILABLE as exc:  # SQL has them: short until a gate rebuild
+                _unreached(unreached, self.gate.stock_key(
+                    merchant, game, self.gate.home(ref_id)), exc)
         return sum(confirmed.values()), sum(released.values())
 
-    async def _was_committed(self, commit_id: str, merchant: str, game: str, user: str,
-                             idem: str) -> bool:
+    async def _was_committed(self, commit_id: str, ref: PlayerRef, idem: str) -> bool:
         async with self.db.background.connect() as conn:
             in_ledger = (await conn.execute(select(m.ledger.c.id).where(
                 m.ledger.c.commit_id == commit_id).limit(1))).first()
         if in_ledger is not None:
             return True
-        ref = PlayerRef(merchant, game, user, shard_of(merchant, user, self.shards))
         stored = await self.redis.hget(self.keys.idempotency(ref, idem), "x")
         return stored is not None and reply_text(stored) == commit_id
 
+
+def _unreached(unreached: list[str] | None, what: str, exc: BaseException) -> None:
+    """Note (once) and log what a pass skipped because its Redis node did not answer."""
+    log.warning("reconcile: %s unreachable, left for the next pass: %r", what, exc)
+    if unreached is not None and what not in unreached:
+        unreached.append(what)

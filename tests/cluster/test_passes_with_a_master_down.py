@@ -1,0 +1,158 @@
+"""Background passes on a Redis Cluster with one master paused (SIGSTOP: it holds its
+data but answers nothing): the pass does the work on the other masters, names what it
+skipped, and does the skipped work on the first pass after the master answers again.
+
+Each test has a cluster of its own (3 masters, no replicas: no failover takes the
+paused master's slots over) and a short Redis bound, so a silent node costs a pass
+about that bound per key it holds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from redis.crc import key_slot
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import select
+
+from gameserver.appkeys import VALUE
+from gameserver.db import models as m
+from gameserver.jobs.reconciler import Reconciler
+from gameserver.ops.embedded import RedisProcess
+from gameserver.ops.settings import Settings
+from gameserver.state.keys import Keys, PlayerRef, shard_of
+from gameserver.state.redisclient import open_redis
+from gameserver.state.value import HOLD_TTL_MS, PENDING_SETTLE_AFTER_S, StockView, ValueTier
+from tests.integration.test_boxes_http import BOX_CONFIG
+from tests.integration.test_value_tier import TOTALS, outcome
+from tests.redis_cluster import RedisCluster, running_cluster
+
+SHOP, GAME, PRIZE = "boxshop", "squirrel", "prize:coupon_x"
+REDIS_BOUND = 0.5
+
+
+@pytest.fixture
+def paused_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A cluster of this test's own: the test pauses one of its masters."""
+    with running_cluster(tmp_path_factory.mktemp("paused")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_url(paused_cluster: RedisCluster) -> str:
+    return paused_cluster.url
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.with_overrides(redis_timeout=REDIS_BOUND)
+
+
+def pause(node: RedisProcess) -> None:
+    assert node.proc is not None
+    os.kill(node.proc.pid, signal.SIGSTOP)
+
+
+def resume(cluster: RedisCluster, node: RedisProcess) -> None:
+    assert node.proc is not None
+    os.kill(node.proc.pid, signal.SIGCONT)
+    cluster.wait_ok()
+
+
+def on(cluster: RedisCluster, key: str) -> RedisProcess:
+    return cluster.owner(key_slot(key.encode()))
+
+
+async def expired_holds(tier: ValueTier) -> dict[str, int]:
+    """Holds key → holds in it (every bucket; the cluster answering)."""
+    return {tier.gate.holds_key(SHOP, GAME, b): int(await tier.redis.zcard(
+        tier.gate.holds_key(SHOP, GAME, b))) for b in range(tier.gate.buckets)}
+
+
+async def pending_users(tier: ValueTier) -> set[str]:
+    g = m.grants
+    async with tier.db.connect() as conn:
+        return {r[0] for r in await conn.execute(
+            select(g.c.user_id).where(g.c.status == "pending"))}
+
+
+async def test_a_command_to_a_paused_master_fails_within_two_bounds(
+        paused_cluster: RedisCluster, redis_url: str) -> None:
+    """One retry (after a slot-map refresh), as on one server: redis-py's default of
+    10 retries with back-off took 9-10 s per command for a 0.5 s bound, so every
+    background key on a paused master cost a pass that long."""
+    client = await open_redis(redis_url, Settings(redis_url=redis_url,
+                                                  redis_timeout=REDIS_BOUND))
+    try:
+        key = "pbtest:{paused}"
+        await client.set(key, 1)
+        victim = on(paused_cluster, key)
+        pause(victim)
+        try:
+            for _ in range(2):
+                started = time.monotonic()
+                with pytest.raises(RedisTimeoutError):
+                    await client.get(key)
+                assert time.monotonic() - started < 2 * REDIS_BOUND + 0.3
+        finally:
+            resume(paused_cluster, victim)
+        assert await client.get(key) == b"1"
+    finally:
+        await client.aclose()
+
+
+async def test_a_reconcile_pass_settles_the_living_masters_and_retries_the_paused_one(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """Gate holds of dead attempts in every bucket and pending grants of players of
+    every shard; one master paused. Before, the first key on the paused master failed
+    the whole pass: no hold ended and no grant settled anywhere while it was silent."""
+    await world.merchant(SHOP, game=GAME, config=BOX_CONFIG)
+    tier: ValueTier = world.client.app[VALUE]
+    await tier.ensure_stock(SHOP, GAME, TOTALS)
+    # The paused master: one that holds gate buckets and player shards, but not the
+    # bucket a voided grant's unit goes back to (that unit is the test's count of 100).
+    home = tier.gate.stock_key(SHOP, GAME, tier.gate.home(PRIZE))
+    victim = next(n for n in paused_cluster.masters if n is not on(paused_cluster, home))
+    for i in range(24):  # attempts that died after the gate step: holds only
+        await tier._gate(PlayerRef(SHOP, GAME, f"d{i}", 0), f"dead{i}", {PRIZE: 1},
+                         StockView(), TOTALS)
+    users = [f"u{i}" for i in range(12)]
+    for user in users:  # attempts that died after the SQL try: a hold and a pending row
+        ref = PlayerRef(SHOP, GAME, user, shard_of(SHOP, user, 16))
+        await tier._gate(ref, f"c-{user}", {PRIZE: 1}, StockView(), TOTALS)
+        await tier._try_sql(ref, f"k-{user}", f"c-{user}", outcome(), {PRIZE: 1})
+    holds = await expired_holds(tier)
+    silent_holds = sorted(k for k, n in holds.items() if n and on(paused_cluster, k) is victim)
+    silent_users = {u for u in users if on(paused_cluster, Keys().tag(
+        shard_of(SHOP, u, 16))) is victim}
+    assert silent_holds and silent_users and silent_users != set(users)
+    silent = sorted(silent_holds + sorted({f"shard {shard_of(SHOP, u, 16)}"
+                                           for u in silent_users}))
+    world.clock.advance(max(HOLD_TTL_MS / 1000, PENDING_SETTLE_AFTER_S) + 1)
+    reconciler = Reconciler([tier], 60)
+
+    pause(victim)
+    try:
+        started = time.monotonic()
+        assert await reconciler.run_once() == (0, len(users) - len(silent_users))
+        took = time.monotonic() - started
+        assert sorted(reconciler.unreached) == silent
+        assert await pending_users(tier) == silent_users
+    finally:
+        resume(paused_cluster, victim)
+    # each call to the silent master cost at most two bounded tries (not 10 s each)
+    calls = len(silent_holds) + len(silent_users)
+    assert took < (2 * REDIS_BOUND + 0.25) * calls + 2, took
+    after = await expired_holds(tier)
+    assert {k: n for k, n in after.items() if n} == {k: holds[k] for k in silent_holds}
+
+    assert await reconciler.run_once() == (0, len(silent_users))  # the next pass
+    assert reconciler.unreached == []
+    assert reconciler.unreached_total == len(silent)
+    assert await pending_users(tier) == set()
+    assert set((await expired_holds(tier)).values()) == {0}
+    assert (await tier.stock_left(SHOP, GAME, TOTALS)).left == {PRIZE: 100}
