@@ -232,15 +232,24 @@ def _reward_of(raw: dict[str, Any]) -> Reward:
                   raw.get("coupon", ""))
 
 
+def _count_on_day(prog: AssistProgress, day: int) -> None:
+    """Count a help on ``day``, the local day its gate counted it (from the gate's
+    record, not the clock of this commit). Helper sides can land out of order (one left
+    to the owed reconciler lands after a later help's): a help of an earlier day than
+    the one ``today`` counts is that day's, so it leaves today's count alone."""
+    if day > prog.day:
+        prog.day, prog.today = day, 0
+    if day == prog.day:
+        prog.today += 1
+
+
 def apply_help(state: PlayerState | None, owed: dict[str, Any], now: int,
                config: GameConfig) -> Outcome:
     """The helper's side of a counted help: count it against their caps, grant the
     helper reward (clamped at each balance's max). Never refuses."""
     new = state.copy() if state is not None else new_player(config, now)
     prog = new.assists.setdefault(owed["campaign"], AssistProgress())
-    if prog.day != owed["day"]:
-        prog.day, prog.today = owed["day"], 0
-    prog.today += 1
+    _count_on_day(prog, owed["day"])
     prog.helps += 1
     if owed["owner"] not in prog.owners:
         prog.owners.append(owed["owner"])

@@ -4,10 +4,11 @@ Progress is kept per task for its current period and reset lazily when the
 period (local day, ISO week, or ``once``) changes. A browse task is started by
 :func:`start_task`, which returns the ticket data the server signs; completing
 needs that ticket (verified by the server), ``browse_s`` seconds of server time,
-and a nonce not used yet this period. Purchase tasks only advance with paid
-orders (:func:`apply_order`, idempotent by order id); :func:`apply_refund`
-takes back what an order earned, as far as it is unspent, and records the rest
-as debt.
+and a nonce not used yet in the period the ticket was started in, which the
+completion counts on (a browse across midnight is the day it started). Purchase
+tasks only advance with paid orders (:func:`apply_order`, idempotent by order id);
+:func:`apply_refund` takes back what an order earned, as far as it is unspent, and
+records the rest as debt.
 """
 
 from __future__ import annotations
@@ -142,8 +143,8 @@ def start_task(state: PlayerState | None, action: StartTask, now: int, rng: Rng,
                                         if ticket else now})
 
 
-def _check_ticket(task: Task, action: CompleteTask, prog: TaskProgress, now: int,
-                  tz: tzinfo) -> Ticket:
+def _ticket(task: Task, action: CompleteTask, now: int) -> Ticket:
+    """The ticket, if it is this task's and player's and not from the future."""
     ticket = action.ticket
     if ticket is None:
         raise TicketInvalid("missing")
@@ -153,30 +154,65 @@ def _check_ticket(task: Task, action: CompleteTask, prog: TaskProgress, now: int
         raise TicketInvalid("other_player")
     if ticket.issued_at > now:
         raise TicketInvalid("issued_in_the_future")
+    return ticket
+
+
+def _settled(prog: TaskProgress) -> TaskProgress:
+    """``prog`` as a past period's record (a record keeps one earlier period only)."""
+    return TaskProgress(prog.period, prog.count, prog.spend, list(prog.nonces))
+
+
+def _ticket_progress(state: PlayerState, task: Task, ticket: Ticket,
+                     tz: tzinfo) -> TaskProgress:
+    """The progress of the period the ticket was started in, which its completion
+    counts on: a browse started at 23:59:50 and completed after midnight is that day's
+    (if that day's limit is not reached), and leaves today's limit alone.
+
+    The record holds the newest period with completions and ``prev``, the latest
+    earlier one (period 0: none): a period between the two had no completions. A ticket
+    older than what the record can tell (a record from before ``prev`` was kept) is
+    ``ticket_expired`` (``period_ended``): its nonce might have been used."""
+    period = period_key(task.period, ticket.issued_at, tz)
+    prog = state.tasks.get(task.id)
+    if prog is None:
+        prog = state.tasks[task.id] = TaskProgress(period, prev=TaskProgress(0))
+    elif prog.period < period:
+        prog = state.tasks[task.id] = TaskProgress(period, prev=_settled(prog))
+    if prog.period == period:
+        return prog
+    if prog.prev is None or prog.prev.period > period:
+        raise TicketExpired(ticket.issued_at, "period_ended")
+    if prog.prev.period < period:
+        prog.prev = TaskProgress(period)
+    return prog.prev
+
+
+def _check_ticket(task: Task, ticket: Ticket, prog: TaskProgress, now: int) -> None:
     if ticket.nonce in prog.nonces:
         raise TicketReused(ticket.nonce)
     if now - ticket.issued_at > task.ticket_ttl_s:
         raise TicketExpired(ticket.issued_at, "too_old")
-    if period_key(task.period, ticket.issued_at, tz) != prog.period:
-        raise TicketExpired(ticket.issued_at, "period_ended")
     if now < ticket.issued_at + task.browse_s:
         raise TicketTooEarly(ticket.issued_at + task.browse_s, now)
-    return ticket
 
 
 def complete_task(state: PlayerState | None, action: CompleteTask, now: int, rng: Rng,
                   config: GameConfig, *, tz: tzinfo,
                   coupons_out: frozenset[str] = frozenset()) -> Outcome:
-    """``completeTask``: grant the reward once more within the period's limit."""
+    """``completeTask``: grant the reward once more within the period's limit. A browse
+    task counts on the period its ticket was started in (``done`` is that period's)."""
     task = _task(config, action.task)
     if task.kind == "purchase":
         raise TaskDrivenByOrders(task.id)
     new = state.copy() if state else new_player(config, now)
-    prog = _progress(new, task, now, tz)
+    ticket = _ticket(task, action, now) if task.kind == "browse" else None
+    prog = _progress(new, task, now, tz) if ticket is None \
+        else _ticket_progress(new, task, ticket, tz)
     if prog.count >= task.limit:
         raise TaskLimitReached(task.id, task.limit, task.period)
-    if task.kind == "browse":
-        prog.nonces.append(_check_ticket(task, action, prog, now, tz).nonce)
+    if ticket is not None:
+        _check_ticket(task, ticket, prog, now)
+        prog.nonces.append(ticket.nonce)
     prog.count += 1
     fx = Effects()
     granted = grant(new, task.reward, f"task:{task.id}", config, fx, coupons_out=coupons_out)

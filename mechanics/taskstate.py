@@ -21,17 +21,24 @@ class TaskProgress:
     """purchase tasks: fen paid this period"""
     nonces: list[str] = field(default_factory=list)
     """browse tasks: ticket nonces used this period"""
+    prev: TaskProgress | None = None
+    """browse tasks: the latest earlier period with completions (``period`` 0 when
+    there was none), so a ticket started before the period turned can still count on
+    the period it was started in. None: not known (a record from before it was kept)."""
 
     def copy(self) -> TaskProgress:
-        return TaskProgress(self.period, self.count, self.spend, list(self.nonces))
+        return TaskProgress(self.period, self.count, self.spend, list(self.nonces),
+                            self.prev.copy() if self.prev is not None else None)
 
     def to_wire(self) -> list[Any]:
-        return [self.period, self.count, self.spend, self.nonces]
+        wire = [self.period, self.count, self.spend, self.nonces]
+        return wire if self.prev is None else [*wire, self.prev.to_wire()]
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> TaskProgress:
-        period, count, spend, nonces = padded(raw, [0, 0, 0, []])
-        return cls(period=period, count=count, spend=spend, nonces=list(nonces))
+        period, count, spend, nonces, prev = padded(raw, [0, 0, 0, [], None])
+        return cls(period=period, count=count, spend=spend, nonces=list(nonces),
+                   prev=cls.from_wire(prev) if prev is not None else None)
 
 
 @dataclass(kw_only=True)

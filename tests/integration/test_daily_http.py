@@ -147,6 +147,26 @@ async def test_browse_ticket_early_forged_reused(loop_world: Any) -> None:
     assert me["player"]["tasks"]["browse15"]["done"] == 1
 
 
+async def test_browse_started_before_midnight_counts_on_that_day(loop_world: Any) -> None:
+    alice = Shopper(loop_world, "alice")
+    loop_world.clock.advance(16 * HOUR - 10)  # 23:59:50 in Shanghai
+    _, out = await alice.post("/tasks/browse15/start")
+    loop_world.clock.advance(15)  # 00:00:05: the next local day
+    status, out = await alice.post("/tasks/browse15/complete", {"ticket": out["ticket"]})
+    assert status == 200 and (out["done"], out["limit"]) == (1, 2)  # the day it started
+    assert out["granted"] == {"currency": {"acorn": 5}, "items": {}}
+    assert out["player"]["wallet"]["acorn"] == 105
+    assert out["player"]["tasks"]["browse15"]["done"] == 0  # today's are all left
+    for n in (1, 2):
+        _, started = await alice.post("/tasks/browse15/start")
+        loop_world.clock.advance(15)
+        status, out = await alice.post("/tasks/browse15/complete",
+                                       {"ticket": started["ticket"]})
+        assert status == 200 and out["player"]["tasks"]["browse15"]["done"] == n
+    assert out["player"]["wallet"]["acorn"] == 115
+    await alice.refused("/tasks/browse15/start", {}, 409, "task_limit_reached")
+
+
 async def test_ticket_of_another_player_is_invalid(loop_world: Any) -> None:
     alice, bob = Shopper(loop_world, "alice"), Shopper(loop_world, "bob")
     _, out = await bob.post("/tasks/browse15/start")

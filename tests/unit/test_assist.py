@@ -386,3 +386,30 @@ def test_campaign_report_counts_by_state_and_lists_the_newest() -> None:
          "started_at": T0 + 1, "completed_at": None},
         {"assist": CODE, "owner": "olga", "state": "complete", "helps": 3, "needed": 3,
          "started_at": T0, "completed_at": T0 + 5}]
+
+
+def test_helper_sides_applied_out_of_order_across_midnight_count_each_on_its_day() -> None:
+    # help 1 gated at 23:59:59 Shanghai, help 2 at 00:00:01: help 2's helper side lands
+    # first (help 1's was left to the owed reconciler). Help 1 stays yesterday's, so it
+    # neither resets today's count nor counts as today's.
+    once = config(friends=campaign_raw(helps_per_day=1, helps_per_campaign=5))
+    daily = once.assists["friends"]
+    late = T0 + 16 * 3600 - 1
+    today = local_day(late + 2, SH)
+    assert today == local_day(late, SH) + 1
+    first = help_(started(owner="olga"), "hana", None, now=late, campaign=daily)
+    second = help_(started(owner="oscar"), "hana", None, now=late + 2, campaign=daily)
+    assert (first.owed["day"], second.owed["day"]) == (today - 1, today)
+    state = rules.apply_help(None, second.owed, late + 3, once).state
+    state = rules.apply_help(state, first.owed, late + 4, once).state
+    assert state.assists["friends"] == AssistProgress(day=today, today=1, helps=2,
+                                                      owners=["oscar", "olga"])
+    with pytest.raises(HelpLimitReached) as err:  # today's one help is used
+        help_(started(owner="omar"), "hana", state, now=late + 5, campaign=daily)
+    assert err.value.details == {"campaign": "friends", "per": "day", "limit": 1}
+    view = rules.assists_view(state, once, late + 5, SH)
+    assert view is not None and view["friends"]["helps_left_today"] == 0
+    assert view["friends"]["helps_left"] == 3
+    # the next local day starts afresh
+    assert help_(started(owner="omar", at=late + 5), "hana", state, now=late + 86402,
+                 campaign=daily).owed["day"] == today + 1

@@ -29,7 +29,8 @@ def rich_state() -> PlayerState:
                      adopted_at=1, stage=1, produce_milli=700),
         cooldowns={"food:x": 9}, last_seen=8,
         checkin=CheckinState(runs=[[10, 12]], first=10, made_up=[11], total=3),
-        tasks={"browse": TaskProgress(period=2, count=1, spend=0, nonces=["n1"])},
+        tasks={"browse": TaskProgress(period=2, count=1, spend=0, nonces=["n1"],
+                                      prev=TaskProgress(period=1, count=2, nonces=["n0"]))},
         orders={"o1": OrderRecord(at=5, amount=9900, refunded=False, tasks={"t": [2, 1]},
                                   no_coupon=["c"])},
         debts={"coupon:c": 1}, exchanges={"offer": [2, 1]}, reminded=[["hungry", 7]],
@@ -117,6 +118,7 @@ def test_a_state_written_before_the_registry_decodes_exactly() -> None:
     expected.groupbuys = {}  # nor group buy: in no group
     expected.coupons_won = 0  # nor a count of coupons won
     expected.teams = {}  # nor teams: in no team
+    expected.tasks["browse"].prev = None  # nor a task's earlier period
     assert old == expected
 
 

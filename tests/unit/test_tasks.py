@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,11 +22,14 @@ from economy.errors import (
 )
 from mechanics import tasks as t
 from mechanics.state import PlayerState
+from mechanics.taskstate import TaskProgress
 from tests.unit.factory import T0, FixedRng, NoRng, config
 
 SH = ZoneInfo("Asia/Shanghai")
 DAY = 86_400
 RNG = NoRng()
+TODAY = date(2026, 1, 1).toordinal()
+"""the period key of T0's local day (Shanghai)"""
 TASKS = {
     "browse15": {"name": "Browse 15 s", "kind": "browse", "limit": 2, "browse_s": 15,
                  "reward": {"currency": {"acorn": 5}}},
@@ -95,10 +99,54 @@ def test_ticket_reuse_and_daily_limit() -> None:
         "0000000000000004"]
 
 
-def test_ticket_from_yesterday_is_expired_at_midnight() -> None:
-    ticket = started(T0 - 10)  # 2025-12-31 23:59:50
+def test_ticket_started_before_midnight_counts_on_its_day() -> None:
+    ticket = started(T0 - 10)  # 2025-12-31 23:59:50 in Shanghai
+    out = complete(None, "browse15", T0 + 5, ticket)  # 2026-01-01 00:00:05
+    assert out.response["granted"] == {"currency": {"acorn": 5}, "items": {}}
+    assert (out.response["done"], out.response["limit"]) == (1, 2)  # 2025-12-31's
+    assert out.response["player"]["tasks"]["browse15"]["done"] == 0  # today's
+    assert out.state.tasks["browse15"] == TaskProgress(
+        TODAY - 1, 1, 0, ["0000000000000abc"], prev=TaskProgress(0))
+    with pytest.raises(TicketReused):
+        complete(out.state, "browse15", T0 + 6, ticket)
+    state = complete(out.state, "browse15", T0 + 30, started(T0 + 10, 1)).state
+    out = complete(state, "browse15", T0 + 50, started(T0 + 20, 2))
+    assert out.response["done"] == 2 and out.state.wallet["acorn"] == 115
+    assert out.state.tasks["browse15"] == TaskProgress(
+        TODAY, 2, 0, ["0000000000000001", "0000000000000002"],
+        prev=TaskProgress(TODAY - 1, 1, 0, ["0000000000000abc"]))
+    with pytest.raises(TaskLimitReached):  # today's two are done
+        complete(out.state, "browse15", T0 + 70, started(T0 + 50, 3))
+
+
+def test_ticket_of_yesterday_after_todays_completions_and_yesterdays_limit() -> None:
+    late = started(T0 - 60, 7)  # 23:59:00, while yesterday's task was not done
+    state = complete(None, "browse15", T0 - 30, started(T0 - 50, 5)).state
+    state = complete(state, "browse15", T0 - 20, started(T0 - 40, 6)).state
+    with pytest.raises(TaskLimitReached) as e:  # yesterday's two were done meanwhile
+        complete(state, "browse15", T0 + 5, late)
+    assert e.value.details == {"task": "browse15", "limit": 2, "period": "daily"}
+    # one done yesterday, then one today: a ticket of yesterday still counts on it
+    early = started(T0 - 10, 8)
+    state = complete(None, "browse15", T0 - 20, started(T0 - 40, 6)).state
+    state = complete(state, "browse15", T0 + 15, started(T0, 9)).state
+    with pytest.raises(TicketReused):  # a ticket used yesterday, shown again today
+        complete(state, "browse15", T0 + 16, started(T0 - 40, 6))
+    out = complete(state, "browse15", T0 + 20, early)
+    assert out.response["done"] == 2 and out.state.wallet["acorn"] == 115
+    assert out.state.tasks["browse15"] == TaskProgress(
+        TODAY, 1, 0, ["0000000000000009"],
+        prev=TaskProgress(TODAY - 1, 2, 0, ["0000000000000006", "0000000000000008"]))
+    with pytest.raises(TaskLimitReached):  # yesterday's two are done now
+        complete(out.state, "browse15", T0 + 30, started(T0 - 5, 10))
+
+
+def test_ticket_of_a_day_the_record_no_longer_knows_is_expired() -> None:
+    # a record written before earlier periods were kept: yesterday's nonces are gone
+    state = PlayerState(created_at=T0 - DAY, tasks={"browse15": TaskProgress(
+        TODAY, 1, 0, ["0000000000000009"])})
     with pytest.raises(TicketExpired) as e:
-        complete(None, "browse15", T0 + 5, ticket)
+        complete(state, "browse15", T0 + 20, started(T0 - 10))
     assert e.value.details == {"issued_at": T0 - 10, "reason": "period_ended"}
 
 
