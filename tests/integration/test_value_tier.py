@@ -1,25 +1,36 @@
 """The value tier gives its Redis units back whatever makes the SQL step fail, and a
-key that already holds a live grant is refused as already applied (never twice)."""
+key that already holds a live grant is refused as already applied (never twice).
+
+Its SQL faults are real: the tier under test is built on a database reached through
+them (:class:`SqlFaults`), never a subclass that raises."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from gameserver.appkeys import VALUE
 from gameserver.db import models as m
-from gameserver.db.database import CommitUnknown
+from gameserver.db.connections import REQUEST_TIMEOUT
+from gameserver.db.database import Database, make_engine
 from gameserver.http.errors import Busy
 from gameserver.state.keys import PlayerRef
 from gameserver.state.value import HOLD_TTL_MS, GrantAlreadyMade, StockView, ValueTier
 from mechanics.outcome import Outcome, StockHold, ValueGrant
 from mechanics.state import PlayerState
 from tests.integration.test_boxes_http import BOX_CONFIG
+from tests.reliability.tcpproxy import TcpProxy
 
 TOTALS = {"prize:coupon_x": 100}
 REF = PlayerRef("boxshop", "squirrel", "alice", 0)
+HUNG_BOUND_S = 0.3
+"""The SQL bound of a tier whose database hangs: each attempt gives up this soon."""
 
 
 def outcome() -> Outcome:
@@ -30,22 +41,67 @@ def outcome() -> Outcome:
                        "value": {"type": "coupon"}})])
 
 
-class VoidAnswerLost(ValueTier):
-    """SQL commits the void, and its answer is lost (CommitUnknown), as at a PostgreSQL
-    midnight where a COMMIT went unanswered within the bound."""
+class SqlFaults:
+    """The test's database behind a real fault, for value tiers built on it.
 
-    async def _settle(self, commit_ids: Any, status: str, db: Any = None,
-                      at_ms: int | None = None) -> Any:
-        counts = await (super()._settle(commit_ids, status, db) if at_ms is None
-                        else super()._settle(commit_ids, status, db, at_ms))
-        if status == "void":
-            raise CommitUnknown("no answer to COMMIT within 1.5 s")
-        return counts
+    PostgreSQL is reached through a TCP proxy, which can hang (nothing passes, new
+    connections are never answered) or lose the answer to a COMMIT the server applied.
+    SQLite has no network: its hang is another connection holding the file's write lock,
+    so a write waits for the lock until its bound runs out, as a hung call does."""
 
+    def __init__(self, app_tier: ValueTier, db_url: str) -> None:
+        self.app_tier, self.db_url = app_tier, db_url
+        self.proxy: TcpProxy | None = None
+        self.db: Database | None = None
 
-class HangingSQL(ValueTier):
-    async def _try_sql(self, *args: Any, **kwargs: Any) -> Any:
-        raise TimeoutError("the database did not answer")
+    async def start(self) -> SqlFaults:
+        url = self.db_url
+        if url.startswith("postgresql"):
+            target = make_url(url)
+            self.proxy = await TcpProxy(target.host or "127.0.0.1",
+                                        target.port or 5432).start()
+            url = target.set(host="127.0.0.1", port=self.proxy.port).render_as_string(
+                hide_password=False)
+        self.db = Database(url, make_engine(url, 5.0))
+        await self.db.ping()  # SQLite: connected and set up before any lock is taken
+        return self
+
+    def tier(self, bound: float) -> ValueTier:
+        """A value tier like the app's, on this database, each SQL call bounded by
+        ``bound`` seconds."""
+        assert self.db is not None
+        app = self.app_tier
+        tier = ValueTier(app.redis, app.keys, self.db.bounded(bound), app.clock, app.shards,
+                         buckets=app.gate.buckets)
+        tier.hold_ttl_ms, tier.live_hold_ms = app.hold_ttl_ms, app.live_hold_ms
+        return tier
+
+    @contextlib.contextmanager
+    def hung(self) -> Iterator[None]:
+        """SQL hangs for the block (PostgreSQL: the proxy; SQLite: the file's write lock
+        held by another connection)."""
+        if self.proxy is not None:
+            self.proxy.hang()
+            try:
+                yield
+            finally:
+                self.proxy.restore()
+            return
+        lock = sqlite3.connect(self.db_url.split("///", 1)[1], isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+
+    async def close(self) -> None:
+        if self.proxy is not None:
+            self.proxy.restore()  # hung connection attempts end, and close
+        if self.db is not None:
+            await self.db.close()
+        if self.proxy is not None:
+            await self.proxy.close()
 
 
 @pytest.fixture
@@ -56,15 +112,26 @@ async def tier(world: Any) -> ValueTier:
     return value
 
 
+@pytest.fixture
+async def faults(tier: ValueTier, db_url: str) -> AsyncIterator[SqlFaults]:
+    sql = await SqlFaults(tier, db_url).start()
+    yield sql
+    await sql.close()
+
+
 async def left(tier: ValueTier) -> int:
     return (await tier.stock_left("boxshop", "squirrel", TOTALS)).left["prize:coupon_x"]
 
 
-async def test_a_hanging_sql_step_gives_the_units_back(tier: ValueTier) -> None:
-    hanging = HangingSQL(tier.redis, tier.keys, tier.db, tier.clock, tier.shards)
-    for _ in range(5):
-        with pytest.raises(Busy):
-            await hanging.hold(REF, "k1", "c1", outcome(), StockView(), TOTALS)
+async def test_a_hanging_sql_step_gives_the_units_back(tier: ValueTier,
+                                                        faults: SqlFaults) -> None:
+    """Each attempt whose SQL step hangs past its bound is refused (503 ``busy``) and
+    gives back the unit it reserved in the gate: five of them leave it whole."""
+    hanging = faults.tier(HUNG_BOUND_S)
+    with faults.hung():
+        for _ in range(5):
+            with pytest.raises(Busy):
+                await hanging.hold(REF, "k1", "c1", outcome(), StockView(), TOTALS)
     assert await left(tier) == 100
 
 
@@ -111,15 +178,23 @@ async def test_a_retry_meeting_its_keys_pending_grant_is_told_to_retry(
 
 
 async def test_a_cancel_whose_void_commit_was_unanswered_gives_the_units_back(
-        tier: ValueTier, world: Any) -> None:
+        tier: ValueTier, world: Any, faults: SqlFaults) -> None:
     """A cancel (the player commit lost a race) whose void COMMIT took effect without an
     answer still gives the gate its unit: the reconciler releases only rows it voids
     itself, so before, the gate stayed one below SQL for good (a flash sale with 8 units
-    left in SQL offered 7)."""
-    lossy = VoidAnswerLost(tier.redis, tier.keys, tier.db, tier.clock, tier.shards)
+    left in SQL offered 7).
+
+    PostgreSQL only: the void's COMMIT reaches the server through the proxy, which then
+    loses the server's answer, so the tier's own bound runs out (``CommitUnknown``)."""
+    if faults.proxy is None:
+        pytest.skip("needs PostgreSQL behind a TCP proxy (a COMMIT's answer lost on the "
+                    "network; SQLite has none)")
+    lossy = faults.tier(REQUEST_TIMEOUT)
     hold = await lossy.hold(REF, "k1", "c1", outcome(), StockView(), TOTALS)
     assert await left(tier) == 99
+    faults.proxy.lose_commit_answer()
     await lossy.cancel(hold)  # the outcome is known from the rows: nothing to raise
+    assert faults.proxy.answers_lost == 1  # the void's COMMIT went unanswered
     assert await left(tier) == 100
     world.clock.advance(120)
     assert await tier.reconcile() == (0, 0)
@@ -155,11 +230,14 @@ async def test_units_of_a_dead_attempt_go_back_after_the_hold_deadline(
                        "left": 100}]
 
 
-async def test_a_settled_attempt_leaves_no_hold(tier: ValueTier, world: Any) -> None:
+async def test_a_settled_attempt_leaves_no_hold(tier: ValueTier, world: Any,
+                                                faults: SqlFaults) -> None:
+    """Neither a confirmed attempt nor one refused because SQL hung leaves a hold record
+    in the gate, so the reconciler has nothing to give back later."""
     hold = await tier.hold(REF, "k1", "c1", outcome(), StockView(), TOTALS)
     await tier.confirm(hold)
-    hanging = HangingSQL(tier.redis, tier.keys, tier.db, tier.clock, tier.shards)
-    with pytest.raises(Busy):
+    hanging = faults.tier(HUNG_BOUND_S)
+    with faults.hung(), pytest.raises(Busy):
         await hanging.hold(REF, "k2", "c2", outcome(), StockView(), TOTALS)
     for bucket in range(tier.gate.buckets):
         assert await tier.redis.zcard(tier.gate.holds_key("boxshop", "squirrel", bucket)) == 0
