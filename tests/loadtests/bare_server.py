@@ -2,8 +2,9 @@
 
 ``python bare_server.py PORT [DELAY_MS [CONCURRENCY]]`` serves ``createSession`` (a token per user),
 ``getPlayer``, ``adoptPet`` and ``feedPet``; ``playWithPet`` is broken (always a
-500); every other path is a petbox-style 404. ``GET /_seen`` tells what arrived (counts, headers seen), so tests can
-check what the replay sent without trusting its own numbers.
+500); every other path is a petbox-style 404. ``GET /_seen`` tells what arrived
+(counts, headers seen), so tests can check what the replay sent without trusting
+its own numbers.
 
 With ``DELAY_MS`` every game request sleeps that long before answering, and with
 ``CONCURRENCY`` at most that many are served at once (the rest queue): a slow
