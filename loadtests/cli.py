@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import click
 
-from loadtests.slo import SloError, evaluate, parse_gates
+from loadtests.slo import SloError, evaluate, gates_or_default
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
@@ -57,9 +57,14 @@ def _ops(value: str | None) -> frozenset[str] | None:
         raise click.BadParameter(str(exc), param_hint="--ops") from exc
 
 
+SLO_HELP = ("gate, e.g. p99=50ms or errors=0.1% (repeatable); none given: the default "
+            "gates 5xx=0, timeouts=0, transport=0")
+
+
 def _gates(texts: tuple[str, ...]) -> list[Any]:
+    """The --slo gates, or the default ones (a run is never judged on nothing)."""
     try:
-        return parse_gates(texts)
+        return gates_or_default(texts)
     except SloError as exc:
         raise click.BadParameter(str(exc), param_hint="--slo") from exc
 
@@ -320,7 +325,7 @@ def _credentials(path: Path | None, merchant: str | None,
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="directory for results.json, summary.json and report.html "
               "(default loadtest-<run id>)")
-@click.option("--slo", multiple=True, help="gate, e.g. p99=50ms or errors=0.1% (repeatable)")
+@click.option("--slo", multiple=True, help=SLO_HELP)
 @click.option("--progress/--no-progress", default=None,
               help="live progress bar (default: when stderr is a terminal)")
 @click.option("--premint", is_flag=True,
@@ -446,7 +451,7 @@ def _finish(result: Any, out_dir: Path, gates: list[Any], limits: Any, save: boo
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where to write summary.json and report.html (default: a new "
               "report-<time> directory beside RESULTS; the run's own files are kept)")
-@click.option("--slo", multiple=True, help="gate, e.g. p99=50ms or 5xx=0 (repeatable)")
+@click.option("--slo", multiple=True, help=SLO_HELP)
 @_verdict_options
 def report(results: Path, out_dir: Path | None, slo: tuple[str, ...], **verdict_kw: Any) -> None:
     """Rebuild the reports of a replay from its results.json, judge and gate it again."""
@@ -479,7 +484,7 @@ def _new_report_dir(parent: Path, stem: str) -> Path:
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="directory for the merged results.json and reports")
-@click.option("--slo", multiple=True, help="gate, e.g. p99=50ms or 5xx=0 (repeatable)")
+@click.option("--slo", multiple=True, help=SLO_HELP)
 @_verdict_options
 def merge(results: tuple[Path, ...], out_dir: Path, slo: tuple[str, ...],
           **verdict_kw: Any) -> None:

@@ -18,13 +18,17 @@ A gate is ``[operationId:]metric=limit``:
 With an ``operationId:`` prefix the gate applies to that operation only
 (``feedPet:p99=80ms``). A gate passes when the measured value is at most the
 limit. :data:`BREACH_EXIT_CODE` is what the CLI exits with when one fails.
+
+A run given no gate is judged by :data:`DEFAULT_SLO` (:func:`gates_or_default`):
+the server failed no shopper. A verdict with nothing to judge would say PASS of a
+run whose every request failed.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loadtests.ops import OPERATIONS
@@ -38,6 +42,9 @@ SHARE_METRICS = {"errors": None, "unexpected": None, "5xx": "5xx", "timeouts": "
                  "transport": "transport", "backlog": "backlog", "refusals": "refusal"}
 """Share gates → the outcome class they count (None: every unsuccessful one)."""
 RUN_METRICS = ("lateness_p99", "behind_p99")
+DEFAULT_SLO = ("5xx=0", "timeouts=0", "transport=0")
+"""The gates of a run given none: no server error, timeout or connection failure.
+Refusals (4xx) are left out: a game refuses by design (sold out, cooldowns)."""
 
 
 class SloError(ValueError):
@@ -53,6 +60,8 @@ class Gate:
     limit: float
     """Milliseconds for latencies, a fraction for shares."""
     op: str | None = None
+    default: bool = False
+    """One of :data:`DEFAULT_SLO`, judged because no gate was given."""
 
     @property
     def is_share(self) -> bool:
@@ -67,14 +76,17 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         return {"gate": self.gate.text, "metric": self.gate.metric, "op": self.gate.op,
-                "limit": self.gate.limit, "actual": self.actual, "ok": self.ok}
+                "limit": self.gate.limit, "actual": self.actual, "ok": self.ok,
+                "default": self.gate.default}
 
     def describe(self) -> str:
         share = self.gate.is_share
         shown = "n/a" if self.actual is None else (
             f"{self.actual:.4%}" if share else f"{self.actual:.2f} ms")
         limit = f"{self.gate.limit:.4%}" if share else f"{self.gate.limit:g} ms"
-        return f"{'PASS' if self.ok else 'FAIL'}  {self.gate.text}: {shown} (limit {limit})"
+        default = ", default" if self.gate.default else ""
+        return (f"{'PASS' if self.ok else 'FAIL'}  {self.gate.text}: {shown} "
+                f"(limit {limit}{default})")
 
 
 def parse_gate(text: str) -> Gate:
@@ -112,6 +124,12 @@ def _millis(text: str, value: str) -> float:
 
 def parse_gates(texts: Iterable[str]) -> list[Gate]:
     return [parse_gate(t) for t in texts]
+
+
+def gates_or_default(texts: Iterable[str]) -> list[Gate]:
+    """The gates ``texts`` give, or :data:`DEFAULT_SLO` (marked default) if none."""
+    gates = parse_gates(texts)
+    return gates or [replace(parse_gate(t), default=True) for t in DEFAULT_SLO]
 
 
 def measured(summary: dict[str, Any], gate: Gate) -> float | None:

@@ -14,7 +14,8 @@ Checked in this order, the first that applies gives the exit code:
   ``growth`` times the first third's, and above ``growth_floor_ms``). Allowed
   with ``--allow-saturated`` (a capacity search expects it).
 * **FAIL** (exit 3): an SLO gate failed.
-* **PASS** (exit 0).
+* **PASS** (exit 0): every gate passed. The CLI always judges gates: those given
+  with ``--slo``, else the default ones (:data:`loadtests.slo.DEFAULT_SLO`).
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class RunVerdict:
         failed = [g.gate.text for g in self.gates if not g.ok]
         notes += [f"failed gates: {', '.join(failed)}"] if failed else []
         passed = sum(g.ok for g in self.gates)
-        notes += [f"{passed}/{len(self.gates)} gates pass"] if self.gates else []
+        kind = "default gates" if any(g.gate.default for g in self.gates) else "gates"
+        notes += [f"{passed}/{len(self.gates)} {kind} pass"] if self.gates else []
         return f"VERDICT {self.word}" + (f" ({'; '.join(notes)})" if notes else "")
 
     def to_json(self) -> dict[str, Any]:

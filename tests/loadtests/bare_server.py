@@ -1,9 +1,10 @@
 """A bare aiohttp server for replay tests: answers like petbox, does nothing.
 
 ``python bare_server.py PORT [DELAY_MS [CONCURRENCY]]`` serves ``createSession`` (a token per user),
-``getPlayer``, ``adoptPet`` and ``feedPet``; every other path is a petbox-style
-404. ``GET /_seen`` tells what arrived (counts, headers seen), so tests can
-check what the replay sent without trusting its own numbers.
+``getPlayer``, ``adoptPet`` and ``feedPet``; ``playWithPet`` is broken (always a
+500); every other path is a petbox-style 404. ``GET /_seen`` tells what arrived
+(counts, headers seen), so tests can check what the replay sent without trusting
+its own numbers.
 
 With ``DELAY_MS`` every game request sleeps that long before answering, and with
 ``CONCURRENCY`` at most that many are served at once (the rest queue): a slow
@@ -60,6 +61,12 @@ async def not_found(request: web.Request) -> web.Response:
                                         "details": {}}}, status=404)
 
 
+async def broken(request: web.Request) -> web.Response:
+    SEEN["500"] += 1
+    return web.json_response({"error": {"code": "internal", "message": "broken on purpose",
+                                        "details": {}}}, status=500)
+
+
 async def seen(request: web.Request) -> web.Response:
     return web.json_response(dict(SEEN))
 
@@ -69,6 +76,7 @@ def make_app() -> web.Application:
     app.router.add_post("/v1/sessions", session)
     app.router.add_get("/_seen", seen)
     app.router.add_route("*", "/v1/games/{game}/{rest:(me|pet|pet/feed)}", game)
+    app.router.add_post("/v1/games/{game}/pet/play", broken)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 

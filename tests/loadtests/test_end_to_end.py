@@ -218,9 +218,10 @@ def test_generated_shoppers_get_no_refusals(served: tuple[Server, Path], tmp_pat
     for op in ("adoptPet", "checkIn", "feedPet", "playWithPet", "cleanPet", "startTask",
                "completeTask", "drawBox", "getBoxSeries"):
         assert by_op.get(op, 0) > 0, by_op
-    chains = {"getFlashSale": 20, "claimFlashSale": 7, "ingestOrder": 6,
-              "getEnvelopeRain": 20, "grabEnvelope": 7, "startAssist": 4, "giveAssist": 9,
-              "createGroupBuy": 3, "joinGroupBuy": 3}
+    # What this seed's trace holds (sessions start over the whole trace, not at t = 0).
+    chains = {"getFlashSale": 46, "claimFlashSale": 6, "ingestOrder": 6,
+              "getEnvelopeRain": 26, "grabEnvelope": 4, "startAssist": 4, "giveAssist": 6,
+              "createGroupBuy": 1, "joinGroupBuy": 1}
     assert {op: by_op.get(op, 0) for op in chains} == chains
     records = list(iter_records(trace))
     friends = {r.player for r in records if "+" in r.player}

@@ -75,6 +75,42 @@ def test_the_trace_follows_the_singles_day_shape() -> None:
     assert rate(150, 175, True) < rate(5, 15, True) / 2  # decaying
 
 
+BASIC = frozenset(("createSession", "getPlayer", "adoptPet", "feedPet"))
+
+
+@pytest.mark.parametrize("ops", [None, BASIC], ids=["all-ops", "basic-ops"])
+def test_a_short_steady_trace_holds_its_rate_from_the_first_second(
+        ops: frozenset[str] | None) -> None:
+    """50 requests/s for 10 s is 500 requests, about 50 in every second. It was 231..660
+    with 76..241 in the first second: sessions that would have started before the trace
+    all started at t = 0, and short traces missed or overshot by up to half. Sessions now
+    start over the whole trace and browses top each second up to the shape, so each
+    second is the shape's rate within Poisson noise (4 standard deviations)."""
+    seeds = range(1, 6)
+    per_second: Counter[int] = Counter()
+    for seed in seeds:
+        gen = make(seed=seed, ops=ops, shape=Steady(baseline=50, duration_s=10))
+        per_second.update(r.t_ms // 1000 for r in gen.records())
+        assert gen.stats.sessions > 10  # sessions, not only browses, make the load
+    expected = 50 * len(seeds)  # per second, over the seeds
+    assert sorted(per_second) == list(range(10))
+    for second, n in sorted(per_second.items()):
+        assert abs(n - expected) <= 4 * expected ** 0.5, (second, per_second)
+    total = sum(per_second.values())
+    assert abs(total - 10 * expected) <= 4 * (10 * expected) ** 0.5, per_second
+
+
+def test_sessions_start_over_the_whole_trace() -> None:
+    """No session starts in a pile at t = 0: the first second holds about a second's
+    share of them, and sessions keep starting until the end."""
+    records = list(make(seed=3, shape=Steady(baseline=50, duration_s=20)).records())
+    opens = [r.t_ms for r in records if r.op == "createSession" and "+" not in r.player]
+    assert len(opens) > 40
+    first = sum(1 for t in opens if t < 1000)
+    assert first <= 2 * len(opens) / 20 + 4, (first, len(opens))
+    assert max(opens) > 18_000
+
+
 def test_ops_filter_and_adopt_before_feed() -> None:
     basic = frozenset(("createSession", "getPlayer", "adoptPet", "feedPet"))
     assert basic <= set(SERVED_NOW)

@@ -86,7 +86,9 @@ def test_model_plays_presales_samples_and_teams(served: tuple[Server, Path],
     server, creds = served
     trace, out = tmp_path / "later.pbt", tmp_path / "report"
     runner = CliRunner()
-    by_op = generate_steady(runner, trace, game_file, 30, "80s", 150, 4)["by_op"]
+    # 12 s: a team's look and claim come seconds (real time) after its friends join, so
+    # only sessions starting early in the trace get there (each play twice with seed 8).
+    by_op = generate_steady(runner, trace, game_file, 30, "120s", 150, 8)["by_op"]
     plays = ("getPresale", "reservePresale", "ingestOrder", "getSampleCampaign",
              "applySample", "listMySamples", "reviewSample", "createTeam", "joinTeam",
              "getTeam", "claimTeamRewards")

@@ -45,7 +45,7 @@ def test_recorded_session_replays_with_no_unexpected_errors(
     server, creds, game_file = recorder
     runner = CliRunner()
     trace = tmp_path / "drive.pbt"
-    generate_steady(runner, trace, game_file, 50, "120s", 150, 8)
+    generate_steady(runner, trace, game_file, 50, "120s", 150, 9)  # a seed with assists
     # Real shopper traffic to record: real data (of a load-test merchant) is recorded,
     # shadow traffic never is.
     drive = runner.invoke(loadtest, [

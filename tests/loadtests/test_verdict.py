@@ -54,6 +54,44 @@ def test_slow_target_is_saturated(tmp_path: Path) -> None:
     assert "PASS  5xx=0" in result.output
 
 
+def test_a_run_given_no_slo_is_judged_by_the_default_gates(bare_server: BareServer,
+                                                           tmp_path: Path) -> None:
+    """No --slo printed VERDICT PASS and exited 0 with half the requests answered 500:
+    with nothing to judge, nothing failed. Now such a run is judged by the default gates
+    (5xx=0, timeouts=0, transport=0): a broken endpoint fails it (exit 3), and a
+    healthy run passes them, saying they were the defaults."""
+    from loadtests.slo import BREACH_EXIT_CODE
+
+    broken = tmp_path / "broken.pbt"
+    write_trace(broken, Header.new(defaults={"game": "g"}),
+                (Record(i * 20, f"p{i}", "getPlayer" if i % 2 else "playWithPet", {} if
+                        i % 2 == 0 else None) for i in range(100)))
+    failed = run(bare_server, broken, tmp_path / "broken", "--max-lateness", "250ms")
+    assert failed.exit_code == BREACH_EXIT_CODE, failed.output
+    assert "FAIL  5xx=0: 50.0000% (limit 0.0000%, default)" in failed.output
+    assert failed.output.rstrip().endswith(
+        "VERDICT FAIL (failed gates: 5xx=0; 2/3 default gates pass)")
+    summary = json.loads((tmp_path / "broken" / "summary.json").read_text())
+    assert (summary["verdict"], summary["exit_code"]) == ("FAIL", BREACH_EXIT_CODE)
+    assert [(g["gate"], g["ok"], g["default"]) for g in summary["slo"]] == [
+        ("5xx=0", False, True), ("timeouts=0", True, True), ("transport=0", True, True)]
+    # report re-judges with the same defaults; a gate given replaces them
+    again = CliRunner().invoke(loadtest, ["report", str(tmp_path / "broken" / "results.json"),
+                                          "--max-lateness", "250ms"])
+    assert again.exit_code == BREACH_EXIT_CODE, again.output
+    lenient = CliRunner().invoke(loadtest, [
+        "report", str(tmp_path / "broken" / "results.json"), "--max-lateness", "250ms",
+        "--slo", "getPlayer:5xx=0"])
+    assert lenient.exit_code == 0, lenient.output
+    assert lenient.output.rstrip().endswith("VERDICT PASS (1/1 gates pass)")
+
+    healthy = run(bare_server, spread_trace(tmp_path / "t.pbt", 50, 1), tmp_path / "ok",
+                  "--max-lateness", "250ms")
+    assert healthy.exit_code == 0, healthy.output
+    assert "PASS  transport=0: 0.0000% (limit 0.0000%, default)" in healthy.output
+    assert healthy.output.rstrip().endswith("VERDICT PASS (3/3 default gates pass)")
+
+
 def _spawned_children() -> list[int]:
     """This process's multiprocessing children (the replay workers)."""
     me, out = str(os.getpid()), []
