@@ -22,6 +22,7 @@ from economy.rewards import Reward
 from gameserver.appkeys import CLOCK, GAMES, REDIS, SETTINGS
 from gameserver.clock import Clock
 from gameserver.games import GameRegistry, LiveGame
+from gameserver.http.errors import REDIS_UNAVAILABLE
 from gameserver.jobs.periodic import PeriodicTask
 from gameserver.jobs.webhooks import OUTBOX, Outbox
 from gameserver.state.aggregates import WireCodec
@@ -77,21 +78,55 @@ class GroupBuySweep(PeriodicTask):
         super().__init__(interval)
         self.redis, self.keyspaces, self.games = redis, keyspaces, games
         self.clock, self.shards, self.outbox = clock, shards, outbox
+        self.unreached: list[str] = []
+        """What the last pass skipped because its Redis node did not answer: offers'
+        index keys, and keyspaces' registry keys (the whole keyspace waited); the next
+        pass tries them again."""
+        self.unreached_total = 0
+        """Such skips over every pass so far."""
 
     async def run_once(self) -> int:
-        """One pass over every offer's due groups; returns the groups ended."""
+        """One pass over every offer's due groups; returns the groups ended.
+
+        On a Redis Cluster with a master down, the offers whose index the other masters
+        hold are swept, and an offer (or a keyspace's registry) on the silent one is
+        skipped (``unreached``), not the whole pass."""
         ended = 0
+        unreached: list[str] = []
         for actions in self.keyspaces:
-            keys = actions.services.keys
-            registry = keys.aggregate_indexes(rules.KIND)
+            ended += await self._keyspace(actions, unreached)
+        self.unreached = unreached
+        self.unreached_total += len(unreached)
+        if unreached:
+            log.warning("group-buy sweep left %d unreachable Redis keys for the next pass: "
+                        "%s", len(unreached), ", ".join(unreached))
+        return ended
+
+    async def _keyspace(self, actions: SharedActions, unreached: list[str]) -> int:
+        """Sweep every offer one keyspace's registry names; a Redis key that does not
+        answer (the registry, an offer's index) is appended to ``unreached``."""
+        keys = actions.services.keys
+        registry = keys.aggregate_indexes(rules.KIND)
+        try:
             members = {m.decode() if isinstance(m, bytes) else str(m)
                        for m in await self.redis.smembers(registry)}
             if INDEXED not in members:
                 members |= await self._rebuild(actions, registry)
-            for name in sorted(members):
-                if name != INDEXED:
-                    merchant, game, offer = name.split(":", 2)
-                    ended += await self._offer(actions, merchant, game, offer)
+        except REDIS_UNAVAILABLE as exc:  # this keyspace waits for the next pass
+            log.warning("group-buy registry %s left for the next pass: %r", registry, exc)
+            unreached.append(registry)
+            return 0
+        ended = 0
+        for name in sorted(members):
+            if name == INDEXED:
+                continue
+            merchant, game, offer = name.split(":", 2)
+            try:
+                ended += await self._offer(actions, merchant, game, offer)
+            except REDIS_UNAVAILABLE as exc:  # its groups wait; the other offers go on
+                index = keys.aggregate_index(merchant, game, rules.KIND, offer)
+                log.warning("group-buy offer %s left for the next pass: %r", index, exc)
+                unreached.append(index)
         return ended
 
     async def _rebuild(self, actions: SharedActions, registry: str) -> set[str]:

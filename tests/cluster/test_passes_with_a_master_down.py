@@ -8,10 +8,12 @@ about that bound per key it holds."""
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import time
 from collections.abc import Iterator
+from itertools import count
 from typing import Any
 
 import pytest
@@ -19,15 +21,27 @@ from redis.crc import key_slot
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import select
 
-from gameserver.appkeys import VALUE
+from gameserver.api.groupbuy import group_code
+from gameserver.appkeys import DB, REDIS, SETTINGS, VALUE
 from gameserver.db import models as m
 from gameserver.jobs.reconciler import Reconciler
 from gameserver.ops.embedded import RedisProcess
 from gameserver.ops.settings import Settings
-from gameserver.state.keys import Keys, PlayerRef, shard_of
+from gameserver.state.aggregates_app import AGGREGATES
+from gameserver.state.keys import AggregateRef, Keys, PlayerRef, shard_of
 from gameserver.state.redisclient import open_redis
 from gameserver.state.value import HOLD_TTL_MS, PENDING_SETTLE_AFTER_S, StockView, ValueTier
 from tests.integration.test_boxes_http import BOX_CONFIG
+from tests.integration.test_groupbuy_http import (
+    GB_CONFIG,
+    create,
+    join,
+    me,
+    ok,
+    sweeper,
+    webhooks,
+)
+from tests.integration.test_poll_http import flush_all
 from tests.integration.test_value_tier import TOTALS, outcome
 from tests.redis_cluster import RedisCluster, running_cluster
 
@@ -156,3 +170,80 @@ async def test_a_reconcile_pass_settles_the_living_masters_and_retries_the_pause
     assert await pending_users(tier) == set()
     assert set((await expired_holds(tier)).values()) == {0}
     assert (await tier.stock_left(SHOP, GAME, TOTALS)).left == {PRIZE: 100}
+
+
+async def test_a_group_buy_sweep_ends_the_living_masters_offers_and_retries_the_paused_one(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """Expired groups (two members, each paid 10 acorns) on three offers whose indexes
+    sit on the three masters; the paused master holds one offer's index and the shadow
+    keyspace's registry (no group, member or real registry). Before, the paused offer's
+    index read (sorted first) failed the whole sweep pass: no group ended anywhere."""
+    victim = on(paused_cluster, Keys("pbs").aggregate_indexes("groupbuy"))
+    assert on(paused_cluster, Keys().aggregate_indexes("groupbuy")) is not victim
+    others = [n for n in paused_cluster.masters if n is not victim]
+
+    def offer_on(letter: str, node: RedisProcess) -> str:
+        """The first offer ``<letter><i>`` whose index ``node`` holds."""
+        return next(f"{letter}{i}" for i in count() if on(paused_cluster, Keys()
+                    .aggregate_index("gbshop", GAME, "groupbuy", f"{letter}{i}")) is node)
+
+    offers = [offer_on("a", victim), offer_on("b", others[0]), offer_on("c", others[1])]
+    config = copy.deepcopy(GB_CONFIG)
+    config["groupbuys"] = {o: {**GB_CONFIG["groupbuys"]["tea"], "title": o} for o in offers}
+    await world.merchant("gbshop", game=GAME, config=config)
+    app = world.client.app
+    secret, shards = app[SETTINGS].token_secret, app[SETTINGS].shards
+    users = (u for u in (f"u{i}" for i in count())
+             if on(paused_cluster, Keys().tag(shard_of("gbshop", u, shards))) is not victim)
+    members: dict[str, tuple[str, str]] = {}
+    codes: dict[str, str] = {}
+    for offer in offers:  # a group whose aggregate a living master holds, and a joiner
+        opener, joiner = next(users), next(users)
+        key = next(k for k in (f"o{i}" for i in count()) if on(paused_cluster, Keys()
+                   .aggregate(AggregateRef.of("gbshop", GAME, "groupbuy", group_code(
+                       secret, "gbshop", GAME, offer, opener, k), shards))) is not victim)
+        code = (await ok(await create(world, world.mint(opener, "gbshop"), offer, key)))["code"]
+        await ok(await join(world, world.mint(joiner, "gbshop"), offer, code, "j1"))
+        members[offer], codes[offer] = (opener, joiner), code
+    sweep = sweeper(world)
+    assert await sweep.run_once() == 0  # nothing due yet (and both registries marked)
+    world.clock.advance(3600)
+    pbs_registry = Keys("pbs").aggregate_indexes("groupbuy")
+    silent_index = app[AGGREGATES]["pb"].actions.services.keys.aggregate_index(
+        "gbshop", GAME, "groupbuy", offers[0])
+
+    async def wallets() -> dict[str, int]:
+        return {u: (await me(world, world.mint(u, "gbshop")))["wallet"]["acorn"]
+                for pair in members.values() for u in pair}
+
+    pause(victim)
+    try:
+        started = time.monotonic()
+        assert await sweep.run_once() == 2
+        took = time.monotonic() - started
+        assert sweep.unreached == [silent_index, pbs_registry]  # real keyspace, then shadow
+    finally:
+        resume(paused_cluster, victim)
+    # each of the two reads to the silent master cost at most two bounded tries
+    assert took < (2 * REDIS_BOUND + 0.25) * 2 + 2, took
+    # (getPlayer reads a key on the paused master: the pass's effects are read now)
+    assert await wallets() == {u: 90 if o == offers[0] else 100
+                               for o, pair in members.items() for u in pair}
+    assert sorted(await webhooks(world)) == sorted(
+        ("groupbuy.failed", f"groupbuy:{codes[o]}:failed") for o in offers[1:])
+    assert await app[REDIS].zcard(silent_index) == 1  # its group still listed
+
+    assert await sweep.run_once() == 1  # the next pass: the paused offer's group
+    assert (sweep.unreached, sweep.unreached_total) == ([], 2)
+    assert await sweep.run_once() == 0
+    assert await wallets() == {u: 100 for pair in members.values() for u in pair}
+    assert sorted(await webhooks(world)) == sorted(
+        ("groupbuy.failed", f"groupbuy:{codes[o]}:failed") for o in offers)
+    await flush_all(world)  # each group ended once: one charge and one refund a member
+    lg = m.ledger
+    async with app[DB].connect() as conn:
+        money = (await conn.execute(select(lg.c.reason, lg.c.user_id, lg.c.delta)
+                                    .where(lg.c.reason.like("groupbuy:%"))
+                                    .order_by(lg.c.reason, lg.c.user_id, lg.c.delta))).all()
+    assert sorted((r[0].split(":")[1], r[1], r[2]) for r in money) == sorted(
+        (codes[o], u, d) for o, pair in members.items() for u in pair for d in (-10, 10))
