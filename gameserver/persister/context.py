@@ -122,20 +122,18 @@ class PassContext:
         replies = await self.round_trip(calls)
         lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if lost:
-            for script in self._scripts.values():
-                if any(calls[i][1] == script.sha for i in lost):
-                    await self._load(script)
-            for i, reply in zip(lost, await self.round_trip([calls[i] for i in lost]),
-                                strict=True):
+            # Sent again as EVAL of the source: each runs on its own node and leaves the
+            # script cached there (SCRIPT LOAD goes to every master of a cluster, and
+            # with one master silent it failed the other shards' passes too).
+            again = [self._with_source(calls[i]) for i in lost]
+            for i, reply in zip(lost, await self.round_trip(again), strict=True):
                 replies[i] = reply
         return replies
 
-    async def _load(self, script: Script) -> None:
-        """Load ``script`` into Redis (on a cluster: into every master)."""
-        if self.router is not None:
-            await self.redis.script_load(script.source)
-        else:
-            await self.round_trip([("SCRIPT", "LOAD", script.source)])
+    def _with_source(self, call: Command) -> Command:
+        """``EVALSHA`` of a script of this context as ``EVAL`` of its source."""
+        script = self._scripts.get(call[1])
+        return call if script is None else ("EVAL", script.source, *call[2:])
 
     async def read_members(self, report: PassReport, stage: str,
                            reads: dict[int, Command]) -> dict[int, list[str]]:

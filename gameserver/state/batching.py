@@ -213,7 +213,7 @@ class ScriptBatcher:
         if missing:
             await self._resend_after_noscript(missing)
 
-    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+    async def _pipeline(self, batch: list[_Call], with_source: bool = False) -> list[Any]:
         """One write of every call, then their replies in order (error replies as values).
 
         This is what redis-py's non-transactional ``Pipeline.execute`` does, on one of
@@ -221,8 +221,10 @@ class ScriptBatcher:
         pool's lock and a timer per reply were most of the batch's cost. A lost
         connection is retried as the client's ``retry`` says, as redis-py does for a
         pipeline (the scripts are safe to re-send: a commit that already happened
-        answers "conflict" or "key used", and the store reloads)."""
-        commands = [("EVALSHA", *call.args) for call in batch]
+        answers "conflict" or "key used", and the store reloads). ``with_source``: as
+        ``EVAL`` of each script's source, which its node runs and then caches."""
+        commands = ([("EVAL", call.script.source, *call.args[1:]) for call in batch]
+                    if with_source else [("EVALSHA", *call.args) for call in batch])
         if self.router is not None:  # a cluster: each node's calls in one write
             return await self.router.execute(commands, [_slot(call) for call in batch])
         conn = self._connection()
@@ -245,11 +247,12 @@ class ScriptBatcher:
         return conn
 
     async def _resend_after_noscript(self, calls: list[_Call]) -> None:
-        """Load the scripts Redis forgot, then send those calls again (they did not run)."""
+        """Send the calls of scripts Redis forgot again (they did not run), as ``EVAL``:
+        each runs on its own node and leaves the script cached there. ``SCRIPT LOAD``
+        would go to every master of a cluster, and with one master silent it failed the
+        calls of the others too."""
         try:
-            for source in {c.script.source for c in calls}:
-                await self.redis.script_load(source)
-            replies = await self._pipeline(calls)
+            replies = await self._pipeline(calls, with_source=True)
         except Exception as exc:
             replies = [exc] * len(calls)
         _settle(zip(calls, replies, strict=True))

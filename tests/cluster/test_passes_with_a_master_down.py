@@ -46,6 +46,7 @@ from tests.integration.test_value_tier import TOTALS, outcome
 from tests.redis_cluster import RedisCluster, running_cluster
 
 SHOP, GAME, PRIZE = "boxshop", "squirrel", "prize:coupon_x"
+GAME_PATH = f"/v1/games/{GAME}"
 REDIS_BOUND = 0.5
 
 
@@ -247,3 +248,47 @@ async def test_a_group_buy_sweep_ends_the_living_masters_offers_and_retries_the_
                                     .order_by(lg.c.reason, lg.c.user_id, lg.c.delta))).all()
     assert sorted((r[0].split(":")[1], r[1], r[2]) for r in money) == sorted(
         (codes[o], u, d) for o, pair in members.items() for u in pair for d in (-10, 10))
+
+
+async def test_shoppers_of_the_living_masters_are_served_while_one_is_paused(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """With one master silent, only the shoppers of its shards are refused (503 with
+    Retry-After); the others read and play, even on a master that has to learn the
+    action scripts again (its script cache empty, as after a restart). A script Redis
+    did not know was loaded with SCRIPT LOAD, which goes to every master: it waited on
+    the silent one and failed a living master's shoppers too."""
+    users = [f"u{i}" for i in range(12)]
+    tokens = {u: await world.token(u) for u in users}
+    for user in users:
+        resp = await world.post(f"{GAME_PATH}/pet", tokens[user],
+                                {"species": "squirrel", "name": "N"}, f"adopt-{user}")
+        assert resp.status == 201, await resp.text()
+    victim = paused_cluster.masters[1]
+    keys = Keys()
+    silent = {u for u in users
+              if on(paused_cluster, keys.tag(shard_of("shop", u, 16))).port == victim.port}
+    assert 0 < len(silent) < len(users)
+    for node in paused_cluster.masters:  # every script cache empty
+        assert paused_cluster.client(node).script_flush() is True
+    pause(victim)
+    try:
+        for user in users:
+            started = time.monotonic()
+            read = await world.get(f"{GAME_PATH}/me", tokens[user])
+            fed = await world.post(f"{GAME_PATH}/pet/feed", tokens[user], {"food": "snack"},
+                                   f"feed-{user}")
+            took = time.monotonic() - started
+            if user in silent:
+                assert (read.status, fed.status) == (503, 503), user
+                assert read.headers["Retry-After"] == fed.headers["Retry-After"] == "1"
+            else:
+                assert (read.status, fed.status) == (200, 200), (user, await read.text())
+                assert took < 0.5, (user, took)  # never waited on the silent master
+    finally:
+        resume(paused_cluster, victim)
+    for user in users:  # the refused feeds, sent again with their keys, apply once
+        fed = await world.post(f"{GAME_PATH}/pet/feed", tokens[user], {"food": "snack"},
+                               f"feed-{user}")
+        assert fed.status == 200, await fed.text()
+        me = await (await world.get(f"{GAME_PATH}/me", tokens[user])).json()
+        assert me["version"] == 2, user  # adopted, fed: one feed however often sent

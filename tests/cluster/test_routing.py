@@ -46,11 +46,14 @@ def slot_owner_and_other(cluster: RedisCluster, key: str) -> tuple[int, RedisPro
 
 
 def evalsha_calls(cluster: RedisCluster) -> list[int]:
-    """EVALSHA calls each master has run so far (not those it answered NOSCRIPT)."""
+    """Script calls each master has run so far: EVALSHA (not those it answered NOSCRIPT)
+    and EVAL (how a call of a script the node did not know yet is sent again)."""
     counts = []
     for node in cluster.masters:
-        stats = cluster.client(node).info("commandstats").get("cmdstat_evalsha", {})
-        counts.append(int(stats.get("calls", 0)) - int(stats.get("failed_calls", 0)))
+        stats = cluster.client(node).info("commandstats")
+        counts.append(sum(int(stats.get(name, {}).get("calls", 0))
+                          - int(stats.get(name, {}).get("failed_calls", 0))
+                          for name in ("cmdstat_evalsha", "cmdstat_eval")))
     return counts
 
 
