@@ -105,18 +105,28 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
+def proc_stat(pid: int) -> tuple[str, float] | None:
+    """``pid``'s command name and the CPU seconds (user + system) it used so far, from
+    /proc/<pid>/stat; None once it has gone. The name is read between the first "("
+    and the last ")" since it may hold either."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()
+    return (raw[raw.index("(") + 1:raw.rindex(")")],
+            (int(fields[11]) + int(fields[12])) / CLK_TCK)
+
+
 def cpu_by_comm(root_pid: int) -> dict[str, float]:
     """CPU seconds used so far by ``root_pid`` and its descendants, keyed by kind."""
     totals: dict[str, float] = {}
     for pid in [root_pid, *children_of(root_pid)]:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                raw = f.read()
-        except OSError:
+        stat = proc_stat(pid)
+        if stat is None:
             continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2:].split()
-        secs = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        comm, secs = stat
         kind = ("redis" if comm.startswith("redis")
                 else "persister" if comm.startswith("petbox-persist") else "server")
         totals[kind] = totals.get(kind, 0.0) + secs
@@ -132,16 +142,8 @@ def machine_busy() -> float:
 
 
 def pid_cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2:].split()
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
+    """CPU seconds ``pids`` used so far (those gone count nothing)."""
+    return sum((stat[1] for stat in map(proc_stat, pids) if stat is not None), 0.0)
 
 
 def redis_port(root_pid: int) -> int | None:

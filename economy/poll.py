@@ -23,6 +23,7 @@ from economy.section import (
     removed_while_running,
     started_in_both,
     unknown_currencies,
+    window_status,
 )
 
 POLL_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
@@ -72,9 +73,7 @@ class Poll:
 
     def status(self, now: int) -> str:
         """``upcoming``, ``open`` or ``closed`` at ``now``."""
-        if now < self.opens_at:
-            return "upcoming"
-        return "open" if now < self.closes_at else "closed"
+        return window_status(now, self.opens_at, self.closes_at, after="closed")
 
 
 def build_polls(d: Mapping[str, Any]) -> dict[str, Poll]:

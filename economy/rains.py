@@ -30,6 +30,7 @@ from economy.section import (
     Section,
     removed_while_running,
     started_in_both,
+    window_status,
 )
 
 RAIN_ID_PATTERN = r"^[a-z0-9][a-z0-9_]{0,23}$"
@@ -92,9 +93,7 @@ class Round:
 
     def status(self, now: int) -> str:
         """``upcoming``, ``open`` or ``ended`` at ``now``."""
-        if now < self.starts_at:
-            return "upcoming"
-        return "open" if now < self.ends_at else "ended"
+        return window_status(now, self.starts_at, self.ends_at)
 
     def terms(self) -> RoundTerms:
         return RoundTerms(self.pool_fen, self.envelopes, self.min_fen)

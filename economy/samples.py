@@ -33,6 +33,7 @@ from economy.section import (
     removed_while_running,
     started_in_both,
     unknown_currencies,
+    window_status,
 )
 
 CAMPAIGN_ID_PATTERN = r"^[a-z0-9][a-z0-9_]{0,39}$"
@@ -120,9 +121,7 @@ class Campaign:
 
     def status(self, now: int) -> str:
         """``upcoming``, ``open`` or ``closed`` at ``now`` (the application window)."""
-        if now < self.opens_at:
-            return "upcoming"
-        return "open" if now < self.closes_at else "closed"
+        return window_status(now, self.opens_at, self.closes_at, after="closed")
 
     @property
     def lanes(self) -> int:

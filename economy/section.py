@@ -54,6 +54,15 @@ def started_in_both(live: Cleaned, new: Cleaned, key: str, now: int | None,
             yield item_id, old, kept
 
 
+def window_status(now: int, opens_at: int, closes_at: int, after: str = "ended") -> str:
+    """Where ``now`` stands in the window ``[opens_at, closes_at)`` of a play's item (a
+    round, a season, a poll): ``upcoming``, ``open``, then ``after`` (``ended``, or the
+    word the play's API uses, such as ``closed``) from ``closes_at`` on."""
+    if now < opens_at:
+        return "upcoming"
+    return "open" if now < closes_at else after
+
+
 def removed_while_running(live: Cleaned, new: Cleaned, key: str, now: int | None,
                           window: Callable[[Any], tuple[int, int | None]],
                           why: str) -> Problems:

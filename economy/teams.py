@@ -19,7 +19,7 @@ from economy.errors import DomainError, Refusal
 from economy.leaderboards import SHOW_ID, Leaderboard
 from economy.rewards import REWARD_SPEC, Reward, build_reward, reward_problems
 from economy.schema import MAX_TIME, Bool, Int, Map, Obj, Problems, Str
-from economy.section import ConfigPart, Section
+from economy.section import ConfigPart, Section, window_status
 
 if TYPE_CHECKING:
     from economy.config import GameConfig
@@ -108,9 +108,7 @@ class TeamSeason:
 
     def status(self, now: int) -> str:
         """``upcoming``, ``open`` or ``ended`` at ``now``."""
-        if now < self.starts_at:
-            return "upcoming"
-        return "open" if now < self.ends_at else "ended"
+        return window_status(now, self.starts_at, self.ends_at)
 
 
 def _season(sid: str, s: Mapping[str, Any]) -> TeamSeason:

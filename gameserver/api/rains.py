@@ -145,9 +145,8 @@ async def ensure_seeds(shared: AggregateStore, live: LiveGame, rain: Rain,
     def rule(state: rules.RainSeeds | None, now: int) -> SharedOutcome:
         return rules.add_seeds(state, rain, fresh)
 
-    await shared.run(ref, SEEDS_CODEC, SEEDS_USER, key, key, rule)
-    seeds, _ = await shared.read(ref, SEEDS_CODEC)
-    return seeds  # type: ignore[no-any-return]
+    return await shared.run_then_read(  # type: ignore[no-any-return]
+        ref, SEEDS_CODEC, SEEDS_USER, key, rule)
 
 
 def _grab_effect(owed: dict[str, Any], game: LiveGame, view: StockView) -> Rule:

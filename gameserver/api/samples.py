@@ -94,9 +94,8 @@ async def ensure_meta(shared: AggregateStore, live: LiveGame, campaign: Campaign
     def rule(state: rules.CampaignMeta | None, now: int) -> SharedOutcome:
         return rules.make_meta(state, seed)
 
-    await shared.run(ref, META_CODEC, SYSTEM_USER, "seed", "seed", rule)
-    meta, _ = await shared.read(ref, META_CODEC)
-    return meta  # type: ignore[no-any-return]
+    return await shared.run_then_read(  # type: ignore[no-any-return]
+        ref, META_CODEC, SYSTEM_USER, "seed", rule)
 
 
 async def _buckets(shared: AggregateStore, live: LiveGame, campaign: Campaign,
@@ -235,9 +234,8 @@ async def draw_sample_winners(request: web.Request) -> web.Response:
     def rule(state: rules.CampaignMeta | None, now: int) -> SharedOutcome:
         return rules.draw(state, campaign, applicants, now)
 
-    await shared.run(_meta_ref(live, campaign, shards), META_CODEC, SYSTEM_USER, "draw", "draw",
-                    rule)
-    meta, _ = await shared.read(_meta_ref(live, campaign, shards), META_CODEC)
+    meta = await shared.run_then_read(_meta_ref(live, campaign, shards), META_CODEC,
+                                      SYSTEM_USER, "draw", rule)
     if meta.drawn is not None:
         await announce(request, live, campaign,
                        [(u, meta.drawn.at) for u in meta.drawn.result.winners])

@@ -14,7 +14,7 @@ import contextlib
 import copy
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ class Merchant:
 
 KEYS_RESTORED = 1000
 """At most this many of a player's newest keys come back with a read-through."""
+EPOCH_META = "epoch:"
+"""The ``meta`` key prefix of a shard's persister epoch (``epoch:<shard>``)."""
 
 
 @dataclass(frozen=True)
@@ -322,11 +324,29 @@ class Database:
                 select(m.meta.c.value).where(m.meta.c.key == key))).scalar()
 
     async def set_meta(self, key: str, value: str) -> None:
+        await self.set_metas({key: value})
+
+    async def set_metas(self, values: Mapping[str, str]) -> None:
+        """Write ``meta`` rows (each updated, or inserted when new) in one transaction."""
         async with self.begin() as conn:
-            done = await conn.execute(
-                update(m.meta).where(m.meta.c.key == key).values(value=value))
-            if done.rowcount == 0:
-                await conn.execute(insert(m.meta).values(key=key, value=value))
+            for key, value in values.items():
+                done = await conn.execute(
+                    update(m.meta).where(m.meta.c.key == key).values(value=value))
+                if done.rowcount == 0:
+                    await conn.execute(insert(m.meta).values(key=key, value=value))
+
+    async def shard_epochs(self) -> dict[int, str]:
+        """The persister's per-shard epochs SQL holds (``meta`` rows ``epoch:<shard>``),
+        by shard."""
+        async with self.connect() as conn:
+            rows = (await conn.execute(select(m.meta.c.key, m.meta.c.value).where(
+                m.meta.c.key.like(f"{EPOCH_META}%")))).all()
+        found = {key.split(":", 1)[1]: value for key, value in rows}
+        return {int(shard): value for shard, value in found.items() if shard.isdigit()}
+
+    async def set_shard_epochs(self, epochs: Mapping[int, str]) -> None:
+        """Record shards' epochs (:meth:`shard_epochs` reads them), one transaction."""
+        await self.set_metas({f"{EPOCH_META}{shard}": value for shard, value in epochs.items()})
 
 
 async def _player_row(conn: AsyncConnection, ref: PlayerRef) -> tuple[int, bytes] | None:

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from gameserver.db import models as m
 from gameserver.db.database import Database
 
 log = logging.getLogger(__name__)
@@ -36,11 +34,8 @@ async def recorded_shards(db: Database) -> int | None:
     recorded = await db.get_meta(META_KEY)
     if recorded is not None:
         return int(recorded)
-    async with db.connect() as conn:
-        keys = (await conn.execute(
-            select(m.meta.c.key).where(m.meta.c.key.like("epoch:%")))).scalars().all()
-    shards = [int(k.split(":", 1)[1]) for k in keys if k.split(":", 1)[1].isdigit()]
-    return max(shards) + 1 if shards else None
+    epochs = await db.shard_epochs()
+    return max(epochs) + 1 if epochs else None
 
 
 async def check_shard_count(db: Database, configured: int, explicit: bool = True) -> int:

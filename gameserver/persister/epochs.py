@@ -11,9 +11,6 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import insert, select, update
-
-from gameserver.db import models as m
 from gameserver.persister.context import PassContext
 from gameserver.persister.report import PassReport
 from gameserver.persister.wire import first_error
@@ -94,23 +91,13 @@ class Epochs:
         """Every epoch SQL has, unless all of this persister's are known already."""
         if all(shard in self._known for shard in self.ctx.shard_ids):
             return {}
-        async with self.ctx.db.connect() as conn:
-            rows = (await conn.execute(select(m.meta.c.key, m.meta.c.value).where(
-                m.meta.c.key.like("epoch:%")))).all()
-        found = {key.split(":", 1)[1]: value for key, value in rows}
-        return {int(shard): value for shard, value in found.items() if shard.isdigit()}
+        return await self.ctx.db.shard_epochs()
 
     async def _record(self, epochs: dict[int, str]) -> None:
         """Write ``epochs`` into SQL's ``meta`` rows, one transaction."""
         if not epochs:
             return
-        async with self.ctx.db.begin() as conn:
-            for shard, value in epochs.items():
-                key = f"epoch:{shard}"
-                done = await conn.execute(
-                    update(m.meta).where(m.meta.c.key == key).values(value=value))
-                if done.rowcount == 0:
-                    await conn.execute(insert(m.meta).values(key=key, value=value))
+        await self.ctx.db.set_shard_epochs(epochs)
 
     async def _recover(self, shard: int, lost: list[int]) -> None:
         """Redis lost this shard's data: count it once, then run every callback."""

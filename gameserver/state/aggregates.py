@@ -168,6 +168,16 @@ class AggregateStore:
             async with lock:
                 return await self._run(ref, codec, user, key, request_hash, rule, owed_to)
 
+    async def run_then_read(self, ref: AggregateRef, codec: Codec, user: str, key: str,
+                            rule: SharedRule) -> Any:
+        """Apply a rule the server makes itself (a seed, a draw) at most once per
+        (``user``, ``key``), then read ``ref`` back: its state after this commit, or
+        after the one a racing process made first with the same key. No request is
+        behind such a rule, so ``key`` is its request hash too."""
+        await self.run(ref, codec, user, key, key, rule)
+        state, _ = await self.read(ref, codec)
+        return state
+
     @contextmanager
     def _queued(self, ref: AggregateRef) -> Iterator[None]:
         """Count this request on the aggregate's queue; drop the lock when unused."""

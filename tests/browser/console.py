@@ -29,7 +29,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 
 try:
-    from playwright.async_api import Page, async_playwright, expect
+    from playwright.async_api import Locator, Page, async_playwright, expect
 except ImportError:  # pragma: no cover - CI installs it (pyproject test extra)
     async_playwright = None
     expect = None
@@ -86,6 +86,17 @@ async def sign_in(page: Page, api_key: str) -> None:
     await page.get_by_role("button", name="Sign in").click()
 
 
+async def go_signed_in(page: Page, world: World, merchant: str,
+                       game: str | None = None) -> None:
+    """Load ``world``'s /console in ``page``, sign in with ``merchant``'s API key and,
+    when given, pick ``game`` in the game picker (a test that intercepts requests
+    routes them first, so it sees the page's first ones too)."""
+    await page.goto(str(world.client.make_url("/console")))
+    await sign_in(page, str(world.merchants[merchant].api_key))
+    if game is not None:
+        await page.get_by_label("Game").select_option(game)
+
+
 @contextlib.asynccontextmanager
 async def signed_in(world: World, merchant: str, *, width: int = 1360,
                     game: str | None = None,
@@ -94,10 +105,7 @@ async def signed_in(world: World, merchant: str, *, width: int = 1360,
     then ``game`` picked in the game picker, or the Plays tab opened on the panel whose
     button reads ``plays``. Yields the page and its problems, as open_console does."""
     async with open_console(width) as (page, problems):
-        await page.goto(str(world.client.make_url("/console")))
-        await sign_in(page, str(world.merchants[merchant].api_key))
-        if game is not None:
-            await page.get_by_label("Game").select_option(game)
+        await go_signed_in(page, world, merchant, game)
         if plays is not None:
             await page.get_by_role("tab", name="Plays").click()
             await page.get_by_role("button", name=plays).click()
@@ -150,5 +158,6 @@ async def activity(world: World) -> int:
     return len(players)
 
 
-__all__ = ["CHROMIUM", "COHORT_DAYS", "NEEDS_CHROMIUM", "Page", "activity", "draft_config",
-           "expect", "open_console", "shot", "sign_in", "signed_in", "submit_form"]
+__all__ = ["CHROMIUM", "COHORT_DAYS", "NEEDS_CHROMIUM", "Locator", "Page", "activity",
+           "draft_config", "expect", "go_signed_in", "open_console", "shot", "sign_in",
+           "signed_in", "submit_form"]

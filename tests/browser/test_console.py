@@ -19,8 +19,11 @@ from typing import Any
 from tests.browser.console import (
     COHORT_DAYS,
     NEEDS_CHROMIUM,
+    Locator,
+    Page,
     activity,
     expect,
+    go_signed_in,
     open_console,
     shot,
     sign_in,
@@ -29,6 +32,14 @@ from tests.conftest import World
 from tests.integration.test_boxes_http import BOX_CONFIG
 
 pytestmark = NEEDS_CHROMIUM
+
+
+async def stock_tab(page: Page) -> Locator:
+    """Open the Stock tab and wait for its table, which lists ``prize:coupon_x``."""
+    await page.get_by_role("tab", name="Stock").click()
+    stock = page.get_by_test_id("stock")
+    await expect(stock).to_contain_text("prize:coupon_x")
+    return stock
 
 
 SERIES_PATH = "/v1/games/squirrel/boxes/forest?merchant=boxshop"
@@ -155,9 +166,7 @@ async def test_console_end_to_end(shop: World) -> None:
         assert entry(rolled, "fig_b")["base_probability_exact"] == "1/20"
 
         # Stock: add five coupons.
-        await page.get_by_role("tab", name="Stock").click()
-        stock = page.get_by_test_id("stock")
-        await expect(stock).to_contain_text("prize:coupon_x")
+        stock = await stock_tab(page)
         await page.get_by_label("Units to add to prize:coupon_x").fill("5")
         await page.get_by_label("Units to add to prize:coupon_x").press("Enter")
         await expect(stock.locator("tr", has_text="prize:coupon_x")).to_contain_text("105")
@@ -213,12 +222,8 @@ async def test_a_stock_redraw_keeps_typed_units_and_shares_one_request(shop: Wor
 
         page.on("response", on_response)
         await page.route("**/v1/admin/games/squirrel/stock", slow_read)
-        await page.goto(str(shop.client.make_url("/console")))
-        await sign_in(page, str(shop.merchants["boxshop"].api_key))
-        await page.get_by_label("Game").select_option("squirrel")
-        await page.get_by_role("tab", name="Stock").click()
-        stock = page.get_by_test_id("stock")
-        await expect(stock).to_contain_text("prize:coupon_x")
+        await go_signed_in(page, shop, "boxshop", "squirrel")
+        stock = await stock_tab(page)
         units = page.get_by_label("Units to add to prize:coupon_x")
         await units.fill("7")
         await page.get_by_role("button", name="Refresh").click()
@@ -252,12 +257,8 @@ async def test_a_retry_after_longer_than_the_console_waits_is_shown_not_resent(
                                                            "details": {}}}))
 
         await page.route("**/v1/admin/games/squirrel/stock/*", limited)
-        await page.goto(str(shop.client.make_url("/console")))
-        await sign_in(page, str(shop.merchants["boxshop"].api_key))
-        await page.get_by_label("Game").select_option("squirrel")
-        await page.get_by_role("tab", name="Stock").click()
-        stock = page.get_by_test_id("stock")
-        await expect(stock).to_contain_text("prize:coupon_x")
+        await go_signed_in(page, shop, "boxshop", "squirrel")
+        stock = await stock_tab(page)
         await page.get_by_label("Units to add to prize:coupon_x").fill("5")
         await page.get_by_label("Units to add to prize:coupon_x").press("Enter")
         await expect(page.locator("#stock-error")).to_contain_text("rate_limited",
@@ -294,9 +295,7 @@ async def test_a_publish_whose_answer_was_lost_is_resent_with_its_key_and_applie
                 await route.fulfill(response=answer)
 
         await page.route("**/v1/admin/games/squirrel/publish", lost_once)
-        await page.goto(str(shop.client.make_url("/console")))
-        await sign_in(page, api_key)
-        await page.get_by_label("Game").select_option("squirrel")
+        await go_signed_in(page, shop, "boxshop", "squirrel")
         await page.get_by_role("tab", name="Publish & versions").click()
         await page.get_by_role("button", name="Publish draft").click()
         await page.locator("dialog#confirm").get_by_role("button", name="Publish").click()

@@ -31,3 +31,24 @@ async def endpoint(aiohttp_server: Any) -> tuple[Endpoint, str]:
     app.router.add_post("/hook", ep.handle)
     server = await aiohttp_server(app)
     return ep, str(server.make_url("/hook"))
+
+
+@pytest.fixture
+async def redirecting_endpoint(aiohttp_server: Any) -> tuple[list[str], str]:
+    """A webhook that answers 302 to a login page (an auth proxy's, say) whose 200 must
+    not count as a delivery: the methods that reached the login page (none, when the
+    redirect is not followed) and the webhook's URL."""
+    landed: list[str] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/login")
+
+    async def login(request: web.Request) -> web.Response:
+        landed.append(request.method)
+        return web.Response(status=200, text="sign in")
+
+    app = web.Application()
+    app.router.add_post("/hook", moved)
+    app.router.add_route("*", "/login", login)
+    server = await aiohttp_server(app)
+    return landed, str(server.make_url("/hook"))

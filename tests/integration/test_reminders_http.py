@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from gameserver.appkeys import CLOCK, GAMES, KEYS, MERCHANTS, REDIS, SERVICES, SETTINGS
 from gameserver.http.auth import body_signature
@@ -124,23 +123,11 @@ async def test_failed_delivery_retried_with_backoff(client: Any, db: Any, clock:
 
 
 async def test_a_redirect_is_not_a_delivery(client: Any, db: Any, clock: Any,
-                                            aiohttp_server: Any) -> None:
+                                            redirecting_endpoint: Any) -> None:
     """A 302 from the reminders endpoint is a failed delivery (retried), not followed to
     a page whose 200 would count as delivered."""
-    landed: list[str] = []
-
-    async def moved(request: web.Request) -> web.Response:
-        raise web.HTTPFound("/login")
-
-    async def login(request: web.Request) -> web.Response:
-        landed.append(request.method)
-        return web.Response(status=200)
-
-    app = web.Application()
-    app.router.add_post("/hook", moved)
-    app.router.add_route("*", "/login", login)
-    server = await aiohttp_server(app)
-    world = await make_world(client, db, clock, reminders_config(str(server.make_url("/hook"))))
+    landed, url = redirecting_endpoint
+    world = await make_world(client, db, clock, reminders_config(url))
     await Shopper(world, "alice").post("/pet", ADOPT)
     clock.advance(14_401)
     w = worker(client)

@@ -182,24 +182,12 @@ async def test_a_hanging_endpoint_does_not_hold_back_other_merchants(
     assert hanging_calls == ["s1", "s2", "s3"]
 
 
-async def test_a_redirect_is_not_a_delivery(world: World, aiohttp_server: Any) -> None:
+async def test_a_redirect_is_not_a_delivery(world: World, redirecting_endpoint: Any) -> None:
     """An endpoint that answers 302 (moved, or an auth proxy's login page) did not take
     the event: it stays pending for a retry, and the redirect is not followed (followed,
     the POST became a GET of the login page, whose 200 marked the event delivered)."""
-    landed: list[str] = []
-
-    async def moved(request: web.Request) -> web.Response:
-        raise web.HTTPFound("/login")
-
-    async def login(request: web.Request) -> web.Response:
-        landed.append(request.method)
-        return web.Response(status=200, text="sign in")
-
-    app = web.Application()
-    app.router.add_post("/hook", moved)
-    app.router.add_route("*", "/login", login)
-    server = await aiohttp_server(app)
-    await _with_url(world, str(server.make_url("/hook")))
+    landed, url = redirecting_endpoint
+    await _with_url(world, url)
     await world.client.app[OUTBOX].emit(merchant="shop", game="squirrel", event="e",
                                         key="k1", data={})
     deliverer = _deliverer(world)

@@ -10,7 +10,7 @@ import pytest
 
 from economy.config import game_config_json_schema, parse_game_config, timezone_problem
 from economy.errors import ConfigInvalid
-from economy.section import unknown_currencies
+from economy.section import unknown_currencies, window_status
 from gameserver.games import known_timezones
 from tests.unit.factory import BASE, config, raw_config, species_with
 
@@ -206,3 +206,10 @@ def test_a_bad_zone_is_listed_beside_the_schema_problems() -> None:
     with pytest.raises(ConfigInvalid) as e:
         parse_game_config(raw_config(timezone="localtime", name=""), LISTED)
     assert [p["path"] for p in e.value.problems] == ["$.name", "$.timezone"]
+
+
+def test_a_window_opens_at_its_start_and_closes_at_its_end() -> None:
+    """``[opens_at, closes_at)``: the start second is open, the end second is not."""
+    assert [window_status(t, 100, 200) for t in (99, 100, 199, 200)] == [
+        "upcoming", "open", "open", "ended"]
+    assert window_status(200, 100, 200, after="closed") == "closed"
