@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gameserver.api import ops as ops_api
 from gameserver.api.common import Operation
+from gameserver.api.merchant_work import merchant_work_ctx
 from gameserver.appkeys import (
     ADMIN_REQUESTS,
     BACKLOG_GAUGES,
@@ -347,7 +348,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[PLAYER_OPERATIONS] = player_operations(operations)
     app[IDEMPOTENT_OPERATIONS] = frozenset(op.operation_id for op in operations
                                            if op.idempotent)
-    app.cleanup_ctx.extend([_redis_ctx, _db_ctx, _services_ctx, aggregates_ctx,
+    app.cleanup_ctx.extend([merchant_work_ctx, _redis_ctx, _db_ctx, _services_ctx, aggregates_ctx,
                             *(ctx for name in ROOMS for ctx in room_background(name))])
     if settings.record_dir is not None:
         app.cleanup_ctx.append(recorder_ctx(settings))

@@ -31,6 +31,7 @@ from economy.schema import ID_PATTERN, Bool, Enum, Obj, Spec, Str
 from economy.simulate import simulate
 from gameserver.api.admin_keys import Written, sql_write
 from gameserver.api.common import Operation, checked, decode_json, game_id, merchant_of, now_s
+from gameserver.api.merchant_work import run_simulation
 from gameserver.appkeys import DB, GAMES
 from gameserver.db import configs
 from gameserver.db.database import Merchant
@@ -176,7 +177,9 @@ async def get_experiment(request: web.Request) -> web.Response:
     view = _view(eid, exp, built)
     view["game_version"] = live.version
     if request.query.get("simulate") == "1" and built is not None:
-        view["simulation"] = _simulate(built)
+        # CPU work (arms × series simulations): on the merchants' bounded pool, never
+        # on the event loop that serves every shopper
+        view["simulation"] = await run_simulation(request, merchant.id, _simulate, built)
     return web.json_response(view)
 
 
@@ -241,7 +244,7 @@ OPERATIONS = [
               response=PUBLISHED_VIEW, errors=(400, *ERRORS, 409, 422), config_body=True),
     Operation("getExperiment", "GET", f"{BASE}/{{experiment}}", get_experiment,
               "An experiment, each arm's box tables, and (simulate=1) a simulation per arm",
-              auth="merchant", tag="merchant", errors=ERRORS, response=EXPERIMENT_VIEW,
+              auth="merchant", tag="merchant", errors=(*ERRORS, 429), response=EXPERIMENT_VIEW,
               params={"simulate": "1: run the Monte Carlo simulator on every arm"}),
     Operation("getExperimentResults", "GET", f"{BASE}/{{experiment}}/results",
               get_experiment_results,

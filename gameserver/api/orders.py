@@ -8,7 +8,6 @@ sent with ``X-Petbox-Shadow: 1`` go to the shadow keyspace, like its shoppers' a
 from __future__ import annotations
 
 import dataclasses
-import hmac
 from typing import Any
 
 import orjson
@@ -31,6 +30,7 @@ from gameserver.appkeys import GAMES, MERCHANTS, SETTINGS
 from gameserver.db.database import Merchant
 from gameserver.http.auth import body_signature
 from gameserver.http.errors import Unauthorized
+from gameserver.http.signing import signature_matches
 from gameserver.ops.metrics import METRICS, Metrics
 from gameserver.services import RuleContext, bind
 from gameserver.state.keys import GAME_RE, MERCHANT_RE, USER_RE, PlayerRef, shard_of, system_key
@@ -80,8 +80,8 @@ async def _signer(request: web.Request, raw: bytes, body: Any) -> Merchant:
                            "the body's \"merchant\"")
     merchant = (await request.app[MERCHANTS].by_id(named)
                 if isinstance(named, str) and MERCHANT_RE.fullmatch(named) else None)
-    if merchant is None or not hmac.compare_digest(
-            body_signature(merchant.signing_secret, ts, raw), sign.lower()):
+    if merchant is None or not signature_matches(
+            body_signature(merchant.signing_secret, ts, raw), sign):
         raise Unauthorized("signature does not match")  # also for an unknown merchant
     return merchant
 

@@ -49,6 +49,7 @@ from gameserver.api.common import (
     run_gated,
     services,
 )
+from gameserver.api.merchant_work import run_simulation
 from gameserver.api.schemas import obj
 from gameserver.appkeys import CLOCK, SETTINGS
 from gameserver.games import LiveGame
@@ -215,8 +216,8 @@ async def simulate_envelope_rain(request: web.Request) -> web.Response:
         raise InvalidInput("the pool must cover every envelope's minimum", field="pool_fen")
     if body["runs"] * terms.envelopes > SIM_MAX_ENVELOPES:  # bounded CPU per request
         raise InvalidInput(f"runs × envelopes must be ≤ {SIM_MAX_ENVELOPES}", field="runs")
-    report = await asyncio.to_thread(simulate_round, terms, r.id, body["shoppers"],
-                                     r.grab_limit, body["runs"], body["seed"])
+    report = await run_simulation(request, live.merchant, simulate_round, terms, r.id,
+                                  body["shoppers"], r.grab_limit, body["runs"], body["seed"])
     return json_ok({"rain": rain.id, "round": r.id, "pool_fen": terms.pool_fen,
                     "envelopes": terms.envelopes, "min_fen": terms.min_fen,
                     "grab_limit": r.grab_limit, **report})
@@ -333,5 +334,5 @@ OPERATIONS = [
               "Simulate a round of the live rain (or other terms): the distribution of "
               "envelope sizes and the expected cost per shopper",
               auth="merchant", tag="merchant", body=SIMULATE_BODY,
-              errors=(400, 401, 403, 404, 422), response=SIMULATE_RESPONSE),
+              errors=(400, 401, 403, 404, 422, 429), response=SIMULATE_RESPONSE),
 ]

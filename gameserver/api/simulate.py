@@ -1,14 +1,14 @@
 """``simulateGame``: Monte Carlo over a blind-box series of a draft or a version.
 
 The simulation is :func:`economy.simulate.simulate` (the real draw code path).
-It is CPU work, so it runs in a worker thread, and a request is capped at
+It is CPU work, so it runs on the merchants' own bounded thread pool (one at a time
+per merchant: :mod:`gameserver.api.merchant_work`), and a request is capped at
 :data:`MAX_TOTAL_DRAWS` draws (players × draws) — about the 10 s budget of one
 core — anything bigger is refused with 422 before any work.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +17,7 @@ from economy.errors import InvalidInput, NotFound
 from economy.schema import Int, Map, Obj, Str
 from economy.simulate import simulate
 from gameserver.api.common import Operation, checked, decode_json, game_id, merchant_of
+from gameserver.api.merchant_work import run_simulation
 from gameserver.api.schemas import ANY_OBJECT, INT, NUM, STR, map_of, nullable, obj
 from gameserver.appkeys import DB
 from gameserver.db import configs
@@ -75,9 +76,9 @@ async def simulate_game(request: web.Request) -> web.Response:
         raise InvalidInput("stock names a prize the series does not have", problems=[
             {"path": f"$.stock.{p}", "message": f"not a limited prize of {series.id} "
              f"(its prizes: {', '.join(sorted(limited)) or 'none'})"} for p in unknown])
-    result = await asyncio.to_thread(simulate, series, body["players"], body["draws"],
-                                     body["seed"], batch=body["batch"],
-                                     stock=body["stock"] or None)
+    result = await run_simulation(request, merchant.id, simulate, series, body["players"],
+                                  body["draws"], body["seed"], batch=body["batch"],
+                                  stock=body["stock"] or None)
     return web.json_response({"game": game, "config": label, "series": series.id,
                               "seed": body["seed"], **result.to_json()})
 
@@ -90,7 +91,7 @@ OPERATIONS = [
               f"and tier, pity rates, prize cost per draw, draws to complete the set, "
               f"sell-out points (players × draws ≤ {MAX_TOTAL_DRAWS})",
               auth="merchant", tag="merchant", body=SIMULATE_BODY, errors=(400, 401, 403,
-                                                                           404, 422),
+                                                                           404, 422, 429),
               response=obj({
                   "game": STR, "config": STR, "series": STR, "seed": STR, "players": INT,
                   "draws": INT, "batch": INT, "items": map_of(RATE), "tiers": map_of(RATE),

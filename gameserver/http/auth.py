@@ -24,6 +24,7 @@ from typing import Any
 from gameserver.http.errors import Unauthorized
 from gameserver.http.signing import body_signature as body_signature  # re-exported
 from gameserver.http.signing import session_signature as session_signature  # re-exported
+from gameserver.http.signing import signature_matches
 
 TOKEN_PREFIX = "pbt1."
 API_KEY_PREFIX = "pbk_"
@@ -56,7 +57,7 @@ def verify_session_signature(secret: str, merchant: str, user: str, ts: int, sig
                              shadow: bool = False) -> bool:
     expected = session_signature(secret, merchant, user, ts, age_band, guardian_consent,
                                  shadow)
-    return hmac.compare_digest(expected, sign.lower())
+    return signature_matches(expected, sign)
 
 
 class BadSeal(ValueError):
@@ -85,7 +86,8 @@ class Sealer:
 
     def open(self, text: str) -> Any:
         """The sealed JSON value; :class:`BadSeal` if malformed or forged."""
-        if not text.startswith(self.prefix) or text.count(".") != 2:
+        # Sealed values are ASCII: anything else is garbage (and would not compare).
+        if not text.isascii() or not text.startswith(self.prefix) or text.count(".") != 2:
             raise BadSeal(forged=False)
         payload, mac = text[len(self.prefix):].split(".")
         if not hmac.compare_digest(self._mac(payload), mac):
@@ -166,4 +168,8 @@ def bearer(header: str | None) -> str:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise Unauthorized("Authorization must be 'Bearer <token>'")
+    # Tokens and API keys are printable ASCII; other bytes (a latin-1 byte reaches us
+    # as a lone surrogate, which no hash can encode) are a bad credential, not a crash.
+    if not value.strip().isascii() or not value.strip().isprintable():
+        raise Unauthorized("malformed credential")
     return value.strip()

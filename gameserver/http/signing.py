@@ -27,6 +27,13 @@ def session_signature(secret: str, merchant: str, user: str, ts: int,
     return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
 
 
+def signature_matches(expected: str, given: str) -> bool:
+    """Whether ``given`` (hex, either case) is ``expected``, in constant time. A value
+    no signature can be (non-ASCII text, which :func:`hmac.compare_digest` refuses to
+    compare) is simply no match: a hostile header is a 401, never an error."""
+    return given.isascii() and hmac.compare_digest(expected, given.lower())
+
+
 def body_signature(secret: str, ts: str, body: bytes) -> str:
     """``X-Petbox-Signature`` of a merchant event: HMAC over ``"{ts}\\n{body}"``."""
     return hmac.new(secret.encode(), ts.encode() + b"\n" + body, hashlib.sha256).hexdigest()
