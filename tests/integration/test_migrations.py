@@ -1,4 +1,5 @@
-"""Schema migrations as an operator meets them: `petbox migrate` run twice at once."""
+"""Schema migrations as an operator meets them: `petbox migrate` run twice at once, and
+commands and servers on a database behind or ahead of this petbox's schema."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.conftest import PG_ADMIN_URL, _asyncpg_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = Database("sqlite+aiosqlite://").head_revision()
+AHEAD = "9999_from_a_newer_release"
 
 
 def petbox(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -69,6 +71,12 @@ async def at_revision(url: str, revision: str) -> None:
     await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
 
 
+async def stamp(url: str, revision: str) -> None:
+    db = Database(url)
+    async with db.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    await db.close()
+
 
 async def test_two_migrates_at_once_both_succeed_and_migrate_once(
         fresh_url: str, tmp_path: Path) -> None:
@@ -96,3 +104,57 @@ async def test_two_migrates_at_once_both_succeed_and_migrate_once(
         rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     await db.close()
     assert rows == [(HEAD,)]
+
+
+async def test_a_schema_newer_than_petbox_is_refused_in_one_line(
+        fresh_url: str, tmp_path: Path, redis_url: str) -> None:
+    """A database a newer release migrated: migrate, a command and serve each say so in
+    one line (they said "run `petbox migrate` first", and migrate then failed with
+    Alembic's "Can't locate revision" traceback; serve printed "petbox serving" and died
+    with a traceback)."""
+    await at_revision(fresh_url, "head")
+    await stamp(fresh_url, AHEAD)
+    said = (f"is at schema {AHEAD}, newer than this petbox knows (its newest is {HEAD}): "
+            "run the petbox release that migrated it")
+    env = env_for(fresh_url, tmp_path, PETBOX_REDIS_URL=redis_url)
+    for args in (["migrate"], ["merchant", "create", "shop"], ["serve", "--port", "0"],
+                 ["persister"]):
+        code, out = await asyncio.to_thread(finished, petbox(env, *args))
+        assert code == 1, (args, out)
+        assert f"Error: the database {fresh_url} {said}" in out, (args, out)
+        assert "Traceback" not in out and "petbox serving" not in out, (args, out)
+    db = Database(fresh_url)
+    assert await db.schema_revision() == AHEAD  # left as it was
+    await db.close()
+
+
+async def test_serve_on_an_older_schema_says_run_migrate_in_one_line(
+        fresh_url: str, tmp_path: Path, redis_url: str) -> None:
+    """`petbox serve` and `petbox persister` on a database one migration behind refuse
+    before serving, in one line (serve printed "petbox serving" and a traceback; the
+    persister started and ran)."""
+    down = before_head(fresh_url)
+    await at_revision(fresh_url, down)
+    env = env_for(fresh_url, tmp_path, PETBOX_REDIS_URL=redis_url)
+    for args in (["serve", "--port", "0"], ["persister"]):
+        code, out = await asyncio.to_thread(finished, petbox(env, *args))
+        assert code == 1, (args, out)
+        assert (f"Error: the database {fresh_url} is at schema {down}, this petbox needs "
+                f"{HEAD}: run `petbox migrate` first") in out, (args, out)
+        assert "Traceback" not in out and "petbox serving" not in out, (args, out)
+
+
+async def test_embedded_sqlite_newer_than_petbox_is_refused_in_one_line(
+        tmp_path: Path) -> None:
+    """The embedded SQLite (migrated on start) at a newer release's schema: serve stops
+    in one line and stops the Redis it started (it was Alembic's traceback)."""
+    data = tmp_path / "data"
+    url = f"sqlite+aiosqlite:///{data / 'petbox.db'}"
+    data.mkdir()
+    await at_revision(url, "head")
+    await stamp(url, AHEAD)
+    env = {"PATH": "/usr/bin:/bin", "PETBOX_DATA_DIR": str(data)}
+    code, out = await asyncio.to_thread(finished, petbox(env, "serve", "--port", "0"))
+    assert code == 1, out
+    assert f"Error: the database {url} is at schema {AHEAD}, newer than this petbox" in out
+    assert "Traceback" not in out and "petbox serving" not in out
