@@ -42,7 +42,7 @@ from gameserver.appkeys import (
 from gameserver.clock import Clock, SystemClock
 from gameserver.db.admin_requests import AdminRequests
 from gameserver.db.connections import SqlLine
-from gameserver.db.database import Database, make_engine
+from gameserver.db.database import Database, SchemaMismatch, make_engine
 from gameserver.games import GameRegistry
 from gameserver.http.admission import admission_middleware
 from gameserver.http.auth import TokenSigner
@@ -196,10 +196,9 @@ async def _db_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _require_schema(db: Database) -> None:
-    current, head = await db.schema_revision(), db.head_revision()
-    if current != head:
-        raise RuntimeError(f"database schema is at {current}, petbox needs {head}: "
-                           "run `petbox migrate` first")
+    problem = await db.schema_problem()
+    if problem is not None:
+        raise SchemaMismatch(problem)
 
 
 def _services(app: web.Application, keys: Keys, db: Database, metrics: Metrics,

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from economy.errors import DomainError
-from gameserver.db.database import Database
+from gameserver.db.database import Database, SchemaMismatch
 from gameserver.ops.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -82,13 +82,8 @@ async def require_schema(db: Database, url: str) -> None:
     except SQLAlchemyError as exc:
         raise click.ClickException(f"cannot reach the database {_shown(url)}: "
                                    f"{type(exc).__name__}") from exc
-    head = db.head_revision()
-    if current is None:
-        raise SchemaMissing(f"the database {_shown(url)} has no petbox schema yet: "
-                            "run `petbox migrate` first")
-    if current != head:
-        raise SchemaMissing(f"the database {_shown(url)} is at schema {current}, this petbox "
-                            f"needs {head}: run `petbox migrate` first")
+    if current != db.head_revision():
+        raise SchemaMissing(db.mismatch(current))
 
 
 def _shown(url: str) -> str:
@@ -151,5 +146,7 @@ async def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]],
         elif check:
             await require_schema(db, url)
         return await work(db)
+    except SchemaMismatch as exc:  # a schema newer than this petbox: one line, no traceback
+        raise click.ClickException(str(exc)) from exc
     finally:
         await db.close()

@@ -131,8 +131,10 @@ def _prepare_shared(settings: Settings) -> tuple[Settings, RedisProcess | None]:
 
 
 def _prepare_sql(settings: Settings) -> Settings:
-    if settings.database_url is not None:  # out of reach: one line now, not a traceback later
-        _run(lambda: _with_db(settings, _noop, migrate=False, check=False))
+    if settings.database_url is not None:
+        # Out of reach or at another schema: one line now, not a traceback after
+        # "petbox serving" (the app's own check would raise in every worker).
+        _run(lambda: _with_db(settings, _noop, migrate=False))
     else:
         _run(lambda: _with_db(settings, _noop))
         settings = settings.with_overrides(database_url=settings.effective_database_url)
@@ -233,6 +235,9 @@ def persister() -> None:
     settings = _settings()
     if settings.redis_url is None:
         raise click.ClickException("set PETBOX_REDIS_URL: the embedded Redis belongs to serve")
+    # A database at another schema is refused as serve refuses it: a persister on an
+    # older one started and ran passes on a database without the tables it writes.
+    _run(lambda: _with_db(settings, _noop))
     _logging(settings)
     from gameserver.persister import run_standalone
 

@@ -23,9 +23,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import migrations
@@ -89,6 +90,26 @@ def alembic_config(url: str) -> Config:
     cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+class SchemaMismatch(RuntimeError):
+    """The database is not at the schema this petbox runs on; the message says what to do."""
+
+
+def schema_problem(current: str | None, head: str | None, known: bool) -> str | None:
+    """What is wrong with a database at revision ``current`` for a petbox whose newest
+    migration is ``head`` (None: nothing). ``known``: ``current`` is one of this petbox's
+    migrations. An unknown one was written by a newer release: `petbox migrate` cannot
+    help there (it said "run `petbox migrate` first", which then failed on Alembic's
+    "Can't locate revision")."""
+    if current == head:
+        return None
+    if current is None:
+        return "has no petbox schema yet: run `petbox migrate` first"
+    if not known:
+        return (f"is at schema {current}, newer than this petbox knows (its newest is "
+                f"{head}): run the petbox release that migrated it")
+    return f"is at schema {current}, this petbox needs {head}: run `petbox migrate` first"
 
 
 class Database:
@@ -175,8 +196,33 @@ class Database:
     # -- migrations ----------------------------------------------------------------
 
     async def migrate(self) -> None:
-        """Upgrade the schema to the newest migration (Alembic runs in a thread)."""
+        """Upgrade the schema to the newest migration (Alembic runs in a thread).
+        Raises :class:`SchemaMismatch` for a schema newer than this petbox knows."""
+        current = await self.schema_revision()
+        if current is not None and not self.knows_revision(current):
+            raise SchemaMismatch(self.mismatch(current))
         await asyncio.to_thread(command.upgrade, alembic_config(self.url), "head")
+
+    async def schema_problem(self) -> str | None:
+        """Why this petbox cannot run on the database's schema, as a sentence starting
+        with the database's URL (None: it is at the newest one)."""
+        current = await self.schema_revision()
+        return None if current == self.head_revision() else self.mismatch(current)
+
+    def mismatch(self, current: str | None) -> str:
+        """Why this petbox cannot run on a database at ``current``, naming the database."""
+        known = current is None or self.knows_revision(current)
+        problem = schema_problem(current, self.head_revision(), known)
+        shown = make_url(self.url).render_as_string(hide_password=True)
+        return f"the database {shown} {problem}"
+
+    def knows_revision(self, revision: str) -> bool:
+        """Whether ``revision`` is one of this petbox's migrations."""
+        try:
+            script = ScriptDirectory.from_config(alembic_config(self.url))
+            return script.get_revision(revision) is not None
+        except CommandError:  # Alembic: "Can't locate revision"
+            return False
 
     async def schema_revision(self) -> str | None:
         def current(conn: Connection) -> str | None:
