@@ -36,8 +36,11 @@ class MerchantDirectory:
     """Merchants by id and by API key, cached (see the module docstring)."""
 
     def __init__(self, db: Database, ttl: float = 10.0, fresh: float = 300.0,
-                 max_age: float = 3600.0) -> None:
+                 max_age: float = 3600.0, max_entries: int = 10_000) -> None:
         self.db = db
+        self.max_entries = max_entries
+        """Past this many cached lookups, the misses (ids and keys guessed at random,
+        which must not grow memory) are dropped; found merchants stay."""
         self.ttl = ttl
         self.fresh = fresh
         self.max_age = max(max_age, fresh)
@@ -61,7 +64,7 @@ class MerchantDirectory:
             log.warning("SQL unavailable: merchant %s served from a cache %.0f s old",
                         merchant_id, now - hit[0])
             return hit[1]
-        if len(self._by_id) > 10_000:  # ids guessed at random must not grow memory
+        if len(self._by_id) > self.max_entries:
             self._by_id = {k: v for k, v in self._by_id.items() if v[1] is not None}
         self._by_id[merchant_id] = (time.monotonic(), merchant)
         return merchant
@@ -73,7 +76,9 @@ class MerchantDirectory:
             return hit[1]
         merchant = await once(self._reading, f"key:{key_hash}",
                                lambda: self.db.merchant_by_key_hash(key_hash))
-        if len(self._by_key) > 10_000:  # keys guessed at random must not grow memory
-            self._by_key.clear()
+        if len(self._by_key) > self.max_entries:
+            # only the misses: a flood of wrong keys emptied the whole cache, and every
+            # merchant's next calls went to SQL
+            self._by_key = {k: v for k, v in self._by_key.items() if v[1] is not None}
         self._by_key[key_hash] = (time.monotonic() + self.ttl, merchant)
         return merchant

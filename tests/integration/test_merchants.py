@@ -91,3 +91,19 @@ async def test_concurrent_misses_of_one_merchant_share_one_sql_read(db: Database
     assert {f.id for f in found if f is not None} == {"shop"} and None not in found
     assert {f.id for f in by_key if f is not None} == {"shop"} and None not in by_key
     assert len(reads) == 2  # one by id, one by key
+
+
+async def test_a_flood_of_wrong_api_keys_does_not_evict_the_real_ones(db: Database) -> None:
+    """Past ``max_entries`` cached lookups the misses go and found merchants stay: a
+    flood of wrong keys emptied the whole cache, so every merchant's next call went to
+    SQL (seen here as a key revoked in SQL that its cache no longer outlives)."""
+    creds = await create_merchant(db, "shop", 0)
+    directory = MerchantDirectory(db, ttl=60, max_entries=20)
+    assert (await directory.by_api_key(creds.api_key)).id == "shop"  # type: ignore[union-attr]
+    for i in range(25):
+        assert await directory.by_api_key(f"pbk_wrong{i:04d}") is None
+    async with db.begin() as conn:  # revoked in SQL: only the cached entry still knows it
+        await conn.execute(update(m.merchants).where(m.merchants.c.id == "shop")
+                           .values(api_key_hash="0" * 64))
+    assert (await directory.by_api_key(creds.api_key)).id == "shop"  # type: ignore[union-attr]
+    assert len(directory._by_key) <= 21
