@@ -70,7 +70,8 @@ async def _signer(request: web.Request, raw: bytes, body: Any) -> Merchant:
     ts = request.headers.get("X-Petbox-Timestamp", "")
     sign = request.headers.get("X-Petbox-Signature", "")
     now = now_s(request)
-    if not ts.isdigit() or len(ts) > 12 or abs(now - int(ts)) > SIGNATURE_WINDOW_S:
+    if (not ts.isascii() or not ts.isdigit() or len(ts) > 12
+            or abs(now - int(ts)) > SIGNATURE_WINDOW_S):
         raise Unauthorized(f"X-Petbox-Timestamp must be within ±{SIGNATURE_WINDOW_S} s "
                            "of server time", server_time=now)
     named = request.headers.get("X-Petbox-Merchant") or (

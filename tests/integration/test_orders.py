@@ -179,3 +179,15 @@ async def test_the_longest_order_id_is_kept_in_sql(loop_world: Any) -> None:
     again = await post_order(loop_world, **{**ORDER, "order_id": order_id,
                                             "status": "refunded"})
     assert again == (200, {**refunded[1], "duplicate": True})
+
+
+async def test_a_timestamp_in_other_digits_is_401_not_500(loop_world: Any) -> None:
+    """``X-Petbox-Timestamp`` must be ASCII digits: a superscript two passed
+    ``str.isdigit`` and then failed ``int()`` (a 500)."""
+    raw = json.dumps(ORDER).encode()
+    resp = await loop_world.client.post("/v1/events/orders", data=raw, headers={
+        "Content-Type": "application/json", "X-Petbox-Merchant": "shop",
+        "X-Petbox-Timestamp": "17²", "X-Petbox-Signature": "0" * 64})
+    assert resp.status == 401
+    assert (await resp.json())["error"]["details"] == {
+        "server_time": int(loop_world.clock.now())}
