@@ -147,6 +147,19 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.to_thread(embedded.stop)
 
 
+def sql_lines(settings: Settings) -> tuple[SqlLine, SqlLine | None]:
+    """The requests' line and the background jobs' line, which share the pool's
+    connections: a quarter of them (at least one) for background jobs, the rest kept
+    for requests, so jobs stuck on a hung SQL for their longer bound never take every
+    turn. A pool of one connection has one line for both (None)."""
+    slots = settings.sql_pool_size + settings.sql_max_overflow
+    if slots < 2:
+        return SqlLine(slots, settings.sql_pool_timeout), None
+    background = max(1, slots // 4)
+    return (SqlLine(slots - background, settings.sql_pool_timeout),
+            SqlLine(background, max(settings.sql_timeout, settings.sql_background_timeout)))
+
+
 async def _open_db(settings: Settings, url: str, embedded: bool) -> Database:
     """A database at the newest schema: embedded SQLite is migrated, others must be.
     Its calls are bounded by ``PETBOX_SQL_TIMEOUT`` (``.background``: the longer
@@ -157,12 +170,12 @@ async def _open_db(settings: Settings, url: str, embedded: bool) -> Database:
     engine = make_engine(url, background, pool_size=settings.sql_pool_size,
                          max_overflow=settings.sql_max_overflow,
                          pool_timeout=min(settings.sql_pool_timeout, background))
-    line = SqlLine(settings.sql_pool_size + settings.sql_max_overflow, settings.sql_pool_timeout)
+    line, background_line = sql_lines(settings)
     writers = SqlLine(1, settings.sql_pool_timeout) if engine.dialect.name == "sqlite" else None
     db = Database(url, engine, timeout=settings.sql_timeout,
                   background_timeout=settings.sql_background_timeout,
                   report_timeout=settings.sql_report_timeout, line=line,
-                  writers=writers)
+                  writers=writers, background_line=background_line)
     if embedded:
         await db.migrate()
     else:

@@ -218,3 +218,54 @@ async def test_sql_hung_every_route_answers_in_time(aof_redis: RedisProcess, db_
     assert not no_retry, f"503 without Retry-After: {no_retry}"
     assert gate_during == gate_before  # the refused grant gave its units back
     assert gate_left == sql_left  # and SQL agrees once it answers again
+
+
+async def test_background_jobs_stuck_on_a_hung_sql_leave_requests_their_turns(
+        db_url: str) -> None:
+    """While SQL hangs, background jobs hold their calls for their longer bound. They
+    wait in a line of their own (a quarter of the connections), so a request still gets
+    a turn at once and answers within its own bound; in one shared line they held every
+    turn and a request first waited up to the pool timeout (createSession 2.6 s against
+    a 1.5 s bound in a full run)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("needs PostgreSQL behind a TCP proxy (SQLite has no server to hang)")
+    from sqlalchemy import text
+
+    from gameserver.app import sql_lines
+    from gameserver.db.connections import make_engine
+    from gameserver.db.database import Database
+    from gameserver.ops.settings import Settings
+
+    url = make_url(db_url)
+    proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    settings = Settings(sql_pool_size=3, sql_max_overflow=1, sql_timeout=0.5,
+                        sql_background_timeout=3.0, sql_pool_timeout=2.0)
+    line, background_line = sql_lines(settings)
+    assert (line.size, background_line.size if background_line else None) == (3, 1)
+    db = Database(proxied, make_engine(proxied, 3.0, pool_size=3, max_overflow=1,
+                                       pool_timeout=2.0),
+                  timeout=0.5, background_timeout=3.0, line=line,
+                  background_line=background_line)
+
+    async def select_one(on: Database) -> None:
+        async with on.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    try:
+        await select_one(db)  # connected while SQL answers
+        proxy.hang()
+        jobs = [asyncio.create_task(select_one(db.background)) for _ in range(4)]
+        await asyncio.sleep(0.2)  # every job has asked; one holds its line's turn
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as refused:
+            await select_one(db)
+        took = time.monotonic() - started
+        assert "no SQL connection free" not in str(refused.value)  # its own bound, not the line
+        assert took < 0.5 + 0.3, took
+        proxy.restore()
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        assert all(r is None or isinstance(r, TimeoutError) for r in results), results
+    finally:
+        await proxy.close()
+        await db.close()
