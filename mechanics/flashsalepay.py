@@ -64,13 +64,15 @@ class _Late:
 
 
 def _lapsed(state: PlayerState, sale: str, at: int) -> str | None:
-    """The oldest hold of ``sale`` an order paid ``at`` came too late for: claimed at or
-    before ``at`` (the merchant's clock allowance), unpaid past its deadline, and not
-    made good by another order yet."""
-    lapsed = sorted((h.at, hid) for hid, h in state.sale_holds.items()
+    """The hold of ``sale`` an order paid ``at`` came too late for: claimed at or before
+    ``at`` (the merchant's clock allowance), unpaid past its deadline, and not made good
+    by another order yet. One the sweeper has not ended comes first (its unit is still
+    the shopper's: paying an ended one instead would take a unit again, or refund,
+    while the sweeper gave that one back), then the oldest."""
+    lapsed = sorted((h.status != HELD, h.at, hid) for hid, h in state.sale_holds.items()
                     if h.kind == FLASH and h.sale == sale and h.status in (HELD, EXPIRED)
                     and not h.order and h.at - PAID_CLOCK_SKEW_S <= at)
-    return lapsed[0][1] if lapsed else None
+    return lapsed[0][2] if lapsed else None
 
 
 def _pay_lapsed(state: PlayerState, sale: FlashSale, order: Order, at: int, late: _Late

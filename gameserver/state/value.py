@@ -429,12 +429,22 @@ class ValueTier(PrizeStock):
                 .limit(limit))).all()
         committed: list[str] = []
         dead: list[str] = []
+        # Shards found silent (this call or earlier in the pass): a shard's keys share one
+        # hash tag, so one node; its other rows wait without a bounded try each.
+        silent = set(unreached or ())
         for commit_id, merchant, game, user, idem in rows:
             ref = PlayerRef(merchant, game, user, shard_of(merchant, user, self.shards))
+            if await self._in_ledger(commit_id):
+                committed.append(commit_id)
+                continue
+            shard = f"shard {ref.shard}"
+            if shard in silent:
+                continue
             try:
-                ok = await self._was_committed(commit_id, ref, idem)
+                ok = await self._idempotency_says(commit_id, ref, idem)
             except REDIS_UNAVAILABLE as exc:  # undecidable now: it stays pending
-                _unreached(unreached, f"shard {ref.shard}", exc)
+                _unreached(unreached, shard, exc)
+                silent.add(shard)
                 continue
             (committed if ok else dead).append(commit_id)
         confirmed = await self._settle(committed, "confirmed", db) if committed else {}
@@ -447,12 +457,14 @@ class ValueTier(PrizeStock):
                     merchant, game, self.gate.home(ref_id)), exc)
         return sum(confirmed.values()), sum(released.values())
 
-    async def _was_committed(self, commit_id: str, ref: PlayerRef, idem: str) -> bool:
+    async def _in_ledger(self, commit_id: str) -> bool:
+        """Whether SQL's ledger has the commit (then it happened, whatever Redis says)."""
         async with self.db.background.connect() as conn:
-            in_ledger = (await conn.execute(select(m.ledger.c.id).where(
-                m.ledger.c.commit_id == commit_id).limit(1))).first()
-        if in_ledger is not None:
-            return True
+            return (await conn.execute(select(m.ledger.c.id).where(
+                m.ledger.c.commit_id == commit_id).limit(1))).first() is not None
+
+    async def _idempotency_says(self, commit_id: str, ref: PlayerRef, idem: str) -> bool:
+        """Whether the player's idempotency record names the commit (it happened)."""
         stored = await self.redis.hget(self.keys.idempotency(ref, idem), "x")
         return stored is not None and reply_text(stored) == commit_id
 

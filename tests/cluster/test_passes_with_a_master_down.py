@@ -292,3 +292,41 @@ async def test_shoppers_of_the_living_masters_are_served_while_one_is_paused(
         assert fed.status == 200, await fed.text()
         me = await (await world.get(f"{GAME_PATH}/me", tokens[user])).json()
         assert me["version"] == 2, user  # adopted, fed: one feed however often sent
+
+
+async def test_pending_grants_of_a_silent_shard_cost_a_pass_one_bounded_call(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """Ten pending grants of players of one shard whose master is paused: the first
+    row's idempotency read finds the node silent, and the shard's other rows wait for
+    the next pass without asking it again (a shard's keys share one hash tag, so one
+    node). Before, each row cost its own two bounded tries: a pass with a thousand such
+    rows (a batch) took about a thousand seconds while the master was down."""
+    await world.merchant(SHOP, game=GAME, config=BOX_CONFIG)
+    tier: ValueTier = world.client.app[VALUE]
+    await tier.ensure_stock(SHOP, GAME, TOTALS)
+    home = tier.gate.stock_key(SHOP, GAME, tier.gate.home(PRIZE))
+    victim = next(n for n in paused_cluster.masters if n is not on(paused_cluster, home))
+    shard = next(s for s in range(16) if on(paused_cluster, Keys().tag(s)) is victim)
+    users = [u for u in (f"u{i}" for i in range(2000)) if shard_of(SHOP, u, 16) == shard][:10]
+    assert len(users) == 10
+    for user in users:  # attempts that died after the SQL try: a hold and a pending row
+        ref = PlayerRef(SHOP, GAME, user, shard)
+        await tier._gate(ref, f"c-{user}", {PRIZE: 1}, StockView(), TOTALS)
+        await tier._try_sql(ref, f"k-{user}", f"c-{user}", outcome(), {PRIZE: 1})
+    world.clock.advance(PENDING_SETTLE_AFTER_S + 1)
+    unreached: list[str] = []
+
+    pause(victim)
+    try:
+        started = time.monotonic()
+        assert await tier.reconcile(PENDING_SETTLE_AFTER_S, 1000, unreached) == (0, 0)
+        took = time.monotonic() - started
+    finally:
+        resume(paused_cluster, victim)
+    assert unreached == [f"shard {shard}"]
+    assert await pending_users(tier) == set(users)
+    assert took < 2 * REDIS_BOUND + 0.25 + 2, took  # one call to the silent node
+
+    assert await tier.reconcile(PENDING_SETTLE_AFTER_S, 1000, []) == (0, len(users))
+    assert await pending_users(tier) == set()
+    assert (await tier.stock_left(SHOP, GAME, TOTALS)).left == {PRIZE: 100}

@@ -626,3 +626,28 @@ def test_a_paid_order_runs_tasks_then_the_hook_and_a_duplicate_neither() -> None
     plain = apply_paid_order(state, Order("T8", 5, ("OTHER",)), START + 1, random.Random(1),
                              CFG, tz=SH)
     assert "sale_holds" not in plain.response
+
+
+def test_a_late_order_pays_a_hold_that_still_has_its_unit_before_an_ended_older_one(
+        ) -> None:
+    """Two holds of a two-per-shopper sale, both past pay_by: the older one ended by the
+    sweeper (its unit back in the stock, now sold out), the newer one not yet ended (its
+    unit still the shopper's). A late order pays the newer one: the shopper has a unit
+    for it. Before, the older hold was taken first, the order was answered refund
+    (sold_out), and the sweeper then released the newer hold's unit to someone else."""
+    cfg = config({"midnight": flash_raw(per_shopper=2)})
+    state = claim(None, START, cfg).state
+    older = next(iter(state.sale_holds))
+    state = claim(state, START + 10, cfg).state
+    newer = next(h for h in state.sale_holds if h != older)
+    state = rules.expire_sale_hold(state, rules.ExpireHold(older), START + PAY + 1,
+                                   random.Random(1), cfg).state
+    part = pay_sale_holds(state, Order("T1", 990, ("NUTS-11",), START + PAY + 20),
+                          START + PAY + 30, random.Random(3), cfg,
+                          frozenset({"flash:midnight"}))
+    assert part is not None and part.response == {"sale_holds": [
+        {"kind": "flash_sale", "sale": "midnight", "hold": newer, "result": "paid",
+         "late": True}]}
+    assert (part.reservations, part.grants) == ([], [])
+    assert (state.sale_holds[newer].status, state.sale_holds[newer].order) == ("paid", "T1")
+    assert (state.sale_holds[older].status, state.sale_holds[older].order) == ("expired", "")
