@@ -58,6 +58,7 @@
     versions: null,         // listGameVersions body
     loaded: {},             // tab → game it was last loaded for
     stockLoading: null,     // {game, done} while a stock table request is in flight
+    stockSeq: 0,            // the newest stock load started (only it draws)
   };
 
   // ---------------------------------------------------------------- helpers
@@ -1417,17 +1418,20 @@
 
   async function fetchStock(game) {
     showError("stock-error", null);
+    // Only the newest load draws: one started before an Apply and answered after the
+    // load that follows it would put the old totals back.
+    const seq = ++S.stockSeq;
     let body;
     try {
       body = await api("GET", gamePath("/stock"));
     } catch (e) {
-      if (game === S.game) {
+      if (game === S.game && seq === S.stockSeq) {
         showError("stock-error", e);
         $("stock-table").replaceChildren();
       }
       return;
     }
-    if (game !== S.game) return;
+    if (game !== S.game || seq !== S.stockSeq) return;
     S.loaded.stock = game;
     const typed = typedStock();
     const rows = body.stock || [];

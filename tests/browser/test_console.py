@@ -241,6 +241,45 @@ async def test_a_stock_redraw_keeps_typed_units_and_shares_one_request(shop: Wor
     assert problems == []
 
 
+async def test_a_stock_load_answered_after_an_apply_does_not_draw_old_totals(
+        shop: World) -> None:
+    """Refresh, then Apply while that refresh is still on its way: the refresh's answer
+    (read before the Apply) comes last and must not put the old totals back."""
+    async with open_console(1360) as (page, problems):
+        held: list[Any] = []
+        fetched, release = asyncio.Event(), asyncio.Event()
+
+        async def hold_one_read(route: Any) -> None:
+            if route.request.method != "GET" or held or not release_armed:
+                await route.continue_()
+                return
+            held.append(await route.fetch())  # answered now: the totals before the Apply
+            fetched.set()
+            await release.wait()
+            await route.fulfill(response=held[0])
+
+        release_armed = False
+        await page.route("**/v1/admin/games/squirrel/stock", hold_one_read)
+        await page.goto(str(shop.client.make_url("/console")))
+        await sign_in(page, str(shop.merchants["boxshop"].api_key))
+        await page.get_by_label("Game").select_option("squirrel")
+        await page.get_by_role("tab", name="Stock").click()
+        stock = page.get_by_test_id("stock")
+        row = stock.locator("tr", has_text="prize:coupon_x")
+        await expect(row.locator("td").first).to_have_text("100")
+        release_armed = True
+        await page.get_by_role("button", name="Refresh").click()
+        await asyncio.wait_for(fetched.wait(), timeout=5)
+        units = page.get_by_label("Units to add to prize:coupon_x")
+        await units.fill("5")
+        await units.press("Enter")
+        await expect(row.locator("td").first).to_have_text("105")
+        release.set()
+        await page.wait_for_timeout(300)  # the held answer arrives and is not drawn
+        await expect(row.locator("td").first).to_have_text("105")
+    assert problems == []
+
+
 async def test_a_retry_after_longer_than_the_console_waits_is_shown_not_resent(
         shop: World) -> None:
     """Add stock is answered 429 with Retry-After 60 (a gateway's, say): the console does
