@@ -29,6 +29,7 @@ from gameserver.cli.common import run as _run
 from gameserver.cli.common import with_db as _with_db
 from gameserver.cli.demo import DEMO_GAME, DEMO_GAME_FILE, demo_banner, demo_setup
 from gameserver.db.database import Database
+from gameserver.db.migrating import MigrationBounds
 from gameserver.ops.embedded import DataDirInUse, RedisProcess
 from gameserver.ops.settings import Settings
 from gameserver.ops.supervise import Spawn, supervise
@@ -143,8 +144,9 @@ def _prepare_sql(settings: Settings) -> Settings:
             # The shadow SQLite beside the embedded one: migrated here, once, too. Left to
             # the workers, N of them migrated one file at once and the persister process
             # met it unmigrated: a worker could die at start-up ("table already exists").
+            bounds = MigrationBounds.of(settings)
             _run(lambda: _with_db(settings.with_overrides(database_url=shadow),
-                                  Database.migrate, migrate=False, check=False))
+                                  lambda db: db.migrate(bounds), migrate=False, check=False))
             settings = settings.with_overrides(shadow_database_url=shadow)
     return settings
 
@@ -251,7 +253,7 @@ def migrate() -> None:
     settings = _settings()
 
     async def work(db: Database) -> str | None:
-        await db.migrate()
+        await db.migrate(MigrationBounds.of(settings))
         return await db.schema_revision()
 
     revision = _run(lambda: _with_db(settings, work, migrate=False, check=False))
