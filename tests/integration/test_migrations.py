@@ -1,6 +1,7 @@
 """Schema migrations as an operator meets them: `petbox migrate` run twice at once, under
 its own bounds (a long step, another transaction's lock, another migrate's lock), and
-commands and servers on a database behind or ahead of this petbox's schema."""
+commands and servers on a database (or shadow database) behind or ahead of this
+petbox's schema."""
 
 from __future__ import annotations
 
@@ -164,6 +165,25 @@ async def test_embedded_sqlite_newer_than_petbox_is_refused_in_one_line(
     assert code == 1, out
     assert f"Error: the database {url} is at schema {AHEAD}, newer than this petbox" in out
     assert "Traceback" not in out and "petbox serving" not in out
+
+
+async def test_a_configured_shadow_database_at_another_schema_is_refused_in_one_line(
+        fresh_url: str, tmp_path: Path, redis_url: str) -> None:
+    """The main database is current, the separately configured shadow (load-test) one a
+    migration behind: serve and persister refuse in one line, as for the main one (serve
+    printed "petbox serving", then every worker died with the app's traceback)."""
+    main = f"sqlite+aiosqlite:///{tmp_path / 'main.db'}"
+    await at_revision(main, "head")
+    down = before_head(fresh_url)
+    await at_revision(fresh_url, down)
+    env = env_for(main, tmp_path, PETBOX_REDIS_URL=redis_url,
+                  PETBOX_SHADOW_DATABASE_URL=fresh_url)
+    for args in (["serve", "--port", "0"], ["persister"]):
+        code, out = await asyncio.to_thread(finished, petbox(env, *args))
+        assert code == 1, (args, out)
+        assert (f"Error: the database {fresh_url} is at schema {down}, this petbox needs "
+                f"{HEAD}: run `petbox migrate` first") in out, (args, out)
+        assert "Traceback" not in out and "petbox serving" not in out, (args, out)
 
 
 @pytest.fixture
