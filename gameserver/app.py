@@ -43,6 +43,7 @@ from gameserver.clock import Clock, SystemClock
 from gameserver.db.admin_requests import AdminRequests
 from gameserver.db.connections import SqlLine
 from gameserver.db.database import Database, SchemaMismatch, make_engine
+from gameserver.db.migrating import MigrationBounds
 from gameserver.games import GameRegistry
 from gameserver.http.admission import admission_middleware
 from gameserver.http.auth import TokenSigner
@@ -177,7 +178,7 @@ async def _open_db(settings: Settings, url: str, embedded: bool) -> Database:
                   report_timeout=settings.sql_report_timeout, line=line,
                   writers=writers, background_line=background_line)
     if embedded:
-        await db.migrate()
+        await db.migrate(MigrationBounds.of(settings))
     else:
         await _require_schema(db.background)
     return db

@@ -19,7 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from economy.errors import DomainError
-from gameserver.db.database import Database, SchemaMismatch
+from gameserver.db.database import Database, MigrationBlocked, SchemaMismatch
+from gameserver.db.migrating import MigrationBounds
 from gameserver.ops.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -142,11 +143,13 @@ async def with_db(settings: Settings, work: Callable[[Database], Awaitable[T]],
         await _reach(db, url)
         if migrate and settings.database_url is None:
             state_data_dir(settings)
-            await db.migrate()
+            await db.migrate(MigrationBounds.of(settings))
         elif check:
             await require_schema(db, url)
         return await work(db)
-    except SchemaMismatch as exc:  # a schema newer than this petbox: one line, no traceback
+    # A schema newer than this petbox, or a migration that gave up on one of its bounds:
+    # one line, no traceback.
+    except (SchemaMismatch, MigrationBlocked) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         await db.close()

@@ -29,6 +29,7 @@ from gameserver.cli.common import run as _run
 from gameserver.cli.common import with_db as _with_db
 from gameserver.cli.demo import DEMO_GAME, DEMO_GAME_FILE, demo_banner, demo_setup
 from gameserver.db.database import Database
+from gameserver.db.migrating import MigrationBounds
 from gameserver.ops.embedded import DataDirInUse, RedisProcess
 from gameserver.ops.settings import Settings
 from gameserver.ops.supervise import Spawn, supervise
@@ -131,6 +132,7 @@ def _prepare_shared(settings: Settings) -> tuple[Settings, RedisProcess | None]:
 
 
 def _prepare_sql(settings: Settings) -> Settings:
+    explicit_shadow = settings.shadow_database_url
     if settings.database_url is not None:
         # Out of reach or at another schema: one line now, not a traceback after
         # "petbox serving" (the app's own check would raise in every worker).
@@ -143,10 +145,22 @@ def _prepare_sql(settings: Settings) -> Settings:
             # The shadow SQLite beside the embedded one: migrated here, once, too. Left to
             # the workers, N of them migrated one file at once and the persister process
             # met it unmigrated: a worker could die at start-up ("table already exists").
+            bounds = MigrationBounds.of(settings)
             _run(lambda: _with_db(settings.with_overrides(database_url=shadow),
-                                  Database.migrate, migrate=False, check=False))
+                                  lambda db: db.migrate(bounds), migrate=False, check=False))
             settings = settings.with_overrides(shadow_database_url=shadow)
+    _require_shadow_schema(settings, explicit_shadow)
     return settings
+
+
+def _require_shadow_schema(settings: Settings, url: str | None) -> None:
+    """A configured shadow (load-test) database is checked as the main one is: out of
+    reach or at another schema, one line now. Only the main one was, so a shadow
+    database behind the release passed, and every worker died with the app's own
+    check's traceback after "petbox serving"."""
+    if url is not None:
+        _run(lambda: _with_db(settings.with_overrides(database_url=url), _noop,
+                              migrate=False))
 
 
 async def _noop(db: Database) -> None:
@@ -238,6 +252,7 @@ def persister() -> None:
     # A database at another schema is refused as serve refuses it: a persister on an
     # older one started and ran passes on a database without the tables it writes.
     _run(lambda: _with_db(settings, _noop))
+    _require_shadow_schema(settings, settings.shadow_database_url)
     _logging(settings)
     from gameserver.persister import run_standalone
 
@@ -251,7 +266,7 @@ def migrate() -> None:
     settings = _settings()
 
     async def work(db: Database) -> str | None:
-        await db.migrate()
+        await db.migrate(MigrationBounds.of(settings))
         return await db.schema_revision()
 
     revision = _run(lambda: _with_db(settings, work, migrate=False, check=False))

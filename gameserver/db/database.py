@@ -40,6 +40,8 @@ from gameserver.db.connections import (
 )
 from gameserver.db.connections import CommitUnknown as CommitUnknown  # re-exported
 from gameserver.db.connections import make_engine as make_engine  # re-exported
+from gameserver.db.migrating import BOUNDS, MigrationBounds
+from gameserver.db.migrating import MigrationBlocked as MigrationBlocked  # re-exported
 from gameserver.state.keys import PlayerRef
 
 
@@ -205,13 +207,17 @@ class Database:
 
     # -- migrations ----------------------------------------------------------------
 
-    async def migrate(self) -> None:
-        """Upgrade the schema to the newest migration (Alembic runs in a thread).
-        Raises :class:`SchemaMismatch` for a schema newer than this petbox knows."""
+    async def migrate(self, bounds: MigrationBounds | None = None) -> None:
+        """Upgrade the schema to the newest migration (Alembic runs in a thread), under
+        the migration's own ``bounds`` (gameserver/db/migrating.py), not the serving ones.
+        Raises :class:`SchemaMismatch` for a schema newer than this petbox knows, and
+        :class:`MigrationBlocked` (rolled back) when a bound runs out."""
         current = await self.schema_revision()
         if current is not None and not self.knows_revision(current):
             raise SchemaMismatch(self.mismatch(current))
-        await asyncio.to_thread(command.upgrade, alembic_config(self.url), "head")
+        cfg = alembic_config(self.url)
+        cfg.attributes[BOUNDS] = bounds or MigrationBounds()
+        await asyncio.to_thread(command.upgrade, cfg, "head")
 
     async def schema_problem(self) -> str | None:
         """Why this petbox cannot run on the database's schema, as a sentence starting

@@ -89,6 +89,12 @@ class Settings:
     """Bound of one merchant report's SQL (analytics, experiment results): several
     aggregate queries over a game's events, so a big shop's report still answers
     where the shopper bound would turn it into a 503 that no retry can cure."""
+    migrate_timeout: float | None = None
+    migrate_lock_timeout: float = 1.0
+    migrate_wait: float = 600.0
+    """`petbox migrate`'s own bounds (gameserver/db/migrating.py): a statement's run (None:
+    unbounded), a statement's wait for another transaction's lock, the wait for another
+    migrate's migration lock; the serving ones above would cut a long index build."""
     secret_cache_seconds: float = 300.0
     """How long a merchant's signing secret read from SQL is used without asking again;
     a rotated or revoked secret takes effect within this."""
@@ -391,6 +397,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sql_timeout=_num(env, "PETBOX_SQL_TIMEOUT", 1.5, 0.05, 600),
         sql_background_timeout=_num(env, "PETBOX_SQL_BACKGROUND_TIMEOUT", 10.0, 0.05, 3600),
         sql_report_timeout=_num(env, "PETBOX_SQL_REPORT_TIMEOUT", 5.0, 0.05, 600),
+        migrate_timeout=_num(env, "PETBOX_MIGRATE_TIMEOUT", 0.0, 0.0, 86400) or None,
+        migrate_lock_timeout=_num(env, "PETBOX_MIGRATE_LOCK_TIMEOUT", 1.0, 0.05, 3600),
+        migrate_wait=_num(env, "PETBOX_MIGRATE_WAIT", 600.0, 0.05, 86400),
         secret_cache_seconds=secret_fresh,
         secret_cache_max_age=_num(env, "PETBOX_SECRET_CACHE_MAX_AGE", 3600, secret_fresh,
                                   7 * 86400),

@@ -1,11 +1,14 @@
-"""Schema migrations as an operator meets them: `petbox migrate` run twice at once, and
-commands and servers on a database behind or ahead of this petbox's schema."""
+"""Schema migrations as an operator meets them: `petbox migrate` run twice at once, under
+its own bounds (a long step, another transaction's lock, another migrate's lock), and
+commands and servers on a database (or shadow database) behind or ahead of this
+petbox's schema."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from gameserver.db.database import Database, alembic_config
+from gameserver.db.migrating import MIGRATION_LOCK
 from tests.conftest import PG_ADMIN_URL, _asyncpg_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +96,10 @@ async def test_two_migrates_at_once_both_succeed_and_migrate_once(
             await holder.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             await holder.execute(text("LOCK TABLE alembic_version IN SHARE MODE"))
-        procs = [petbox(env_for(fresh_url, tmp_path / str(i)), "migrate") for i in range(2)]
+        # The holder blocks the first migrate's version update on purpose: its lock bound
+        # must outlast the holder (the default, 1 s, would give up, as it should).
+        procs = [petbox(env_for(fresh_url, tmp_path / str(i), PETBOX_MIGRATE_LOCK_TIMEOUT="10"),
+                        "migrate") for i in range(2)]
         await asyncio.sleep(4)  # both started and read the revision before the holder lets go
         await holder.rollback()
     results = [await asyncio.to_thread(finished, proc) for proc in procs]
@@ -158,3 +165,138 @@ async def test_embedded_sqlite_newer_than_petbox_is_refused_in_one_line(
     assert code == 1, out
     assert f"Error: the database {url} is at schema {AHEAD}, newer than this petbox" in out
     assert "Traceback" not in out and "petbox serving" not in out
+
+
+async def test_a_configured_shadow_database_at_another_schema_is_refused_in_one_line(
+        fresh_url: str, tmp_path: Path, redis_url: str) -> None:
+    """The main database is current, the separately configured shadow (load-test) one a
+    migration behind: serve and persister refuse in one line, as for the main one (serve
+    printed "petbox serving", then every worker died with the app's traceback)."""
+    main = f"sqlite+aiosqlite:///{tmp_path / 'main.db'}"
+    await at_revision(main, "head")
+    down = before_head(fresh_url)
+    await at_revision(fresh_url, down)
+    env = env_for(main, tmp_path, PETBOX_REDIS_URL=redis_url,
+                  PETBOX_SHADOW_DATABASE_URL=fresh_url)
+    for args in (["serve", "--port", "0"], ["persister"]):
+        code, out = await asyncio.to_thread(finished, petbox(env, *args))
+        assert code == 1, (args, out)
+        assert (f"Error: the database {fresh_url} is at schema {down}, this petbox needs "
+                f"{HEAD}: run `petbox migrate` first") in out, (args, out)
+        assert "Traceback" not in out and "petbox serving" not in out, (args, out)
+
+
+@pytest.fixture
+async def pg_behind(fresh_url: str) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
+    """A PostgreSQL database one migration behind (the next one alters ``grants``), and an
+    admin connection to it."""
+    if not fresh_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's lock and statement bounds")
+    await at_revision(fresh_url, before_head(fresh_url))
+    conn = await asyncpg.connect(_asyncpg_dsn(fresh_url.replace("+asyncpg", "")))
+    try:
+        yield fresh_url, conn
+    finally:
+        await conn.close()
+
+
+async def revision_of(url: str) -> str | None:
+    db = Database(url)
+    try:
+        return await db.schema_revision()
+    finally:
+        await db.close()
+
+
+async def migrate_timed(env: dict[str, str]) -> tuple[int, str, float]:
+    started = time.monotonic()
+    code, out = await asyncio.to_thread(finished, petbox(env, "migrate"))
+    return code, out, time.monotonic() - started
+
+
+@pytest.mark.postgres
+async def test_a_long_migration_step_runs_under_the_migration_bound_not_the_serving_ones(
+        pg_behind: tuple[str, asyncpg.Connection], tmp_path: Path) -> None:
+    """Each DDL statement made slow (an event trigger sleeping 0.4 s, as an index build
+    on a large table is slow): with serving bounds of 0.2 s the migration still
+    succeeds, as migrations have no statement bound by default (they ran on the 10 s
+    background engine, so a large table's index build failed half-way). A statement
+    bound of their own, PETBOX_MIGRATE_TIMEOUT, refuses in one line and rolls back."""
+    url, admin = pg_behind
+    down = await revision_of(url)
+    await admin.execute("CREATE FUNCTION slow_ddl() RETURNS event_trigger LANGUAGE plpgsql "
+                        "AS $$ BEGIN PERFORM pg_sleep(0.4); END $$")
+    await admin.execute("CREATE EVENT TRIGGER slow_ddl ON ddl_command_end "
+                        "EXECUTE FUNCTION slow_ddl()")
+    bounded = env_for(url, tmp_path, PETBOX_MIGRATE_TIMEOUT="0.2")
+    code, out, _ = await migrate_timed(bounded)
+    assert code == 1, out
+    assert (f"Error: the migration of the database {url} ran a statement longer than 0.2 s "
+            "(PETBOX_MIGRATE_TIMEOUT): raise or unset it; it rolled back, nothing "
+            "changed") in out
+    assert "Traceback" not in out
+    assert await revision_of(url) == down
+    serving = env_for(url, tmp_path, PETBOX_SQL_TIMEOUT="0.2",
+                      PETBOX_SQL_BACKGROUND_TIMEOUT="0.2")
+    code, out, _ = await migrate_timed(serving)
+    assert code == 0, out
+    assert f"database at revision {HEAD}" in out
+    assert await revision_of(url) == HEAD
+
+
+@pytest.mark.postgres
+async def test_a_migration_behind_another_transactions_lock_gives_up_in_its_lock_bound(
+        pg_behind: tuple[str, asyncpg.Connection], tmp_path: Path) -> None:
+    """A long transaction reads ``grants`` while `petbox migrate` alters it: the ALTER
+    waits for that transaction, and every request touching ``grants`` would queue behind
+    the ALTER. The migration gives up after PETBOX_MIGRATE_LOCK_TIMEOUT (PostgreSQL
+    lock_timeout) in one line and rolls back (it waited the 10 s driver bound, then died
+    with a TimeoutError traceback); once the reader is gone, it succeeds."""
+    url, admin = pg_behind
+    down = await revision_of(url)
+    reader = admin.transaction()
+    await reader.start()
+    await admin.execute("SELECT count(*) FROM grants")  # holds ACCESS SHARE until rollback
+    env = env_for(url, tmp_path, PETBOX_MIGRATE_LOCK_TIMEOUT="0.5")
+    code, out, took = await migrate_timed(env)
+    await reader.rollback()
+    assert code == 1, out
+    assert (f"Error: the migration of the database {url} waited 0.5 s "
+            "(PETBOX_MIGRATE_LOCK_TIMEOUT) for a lock another transaction holds, rather "
+            "than stall every request queued behind it: run it again when that transaction "
+            "ends (pg_stat_activity shows it), or at a quieter time; it rolled back, "
+            "nothing changed") in out
+    assert "Traceback" not in out
+    assert took < 8, took
+    assert await revision_of(url) == down
+    code, out, _ = await migrate_timed(env)
+    assert code == 0, out
+    assert await revision_of(url) == HEAD
+
+
+@pytest.mark.postgres
+async def test_waiting_for_another_migrate_has_its_own_bound(
+        pg_behind: tuple[str, asyncpg.Connection], tmp_path: Path) -> None:
+    """Another `petbox migrate` holds the migration lock (here: its advisory lock, held
+    by hand). Waiting for it is bounded by PETBOX_MIGRATE_WAIT alone: past it, one line
+    (it was the 10 s driver bound and a traceback); within it, the wait outlasts the
+    statement and lock bounds of the migration's steps and succeeds."""
+    url, admin = pg_behind
+    await admin.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    env = env_for(url, tmp_path, PETBOX_MIGRATE_WAIT="1")
+    code, out, took = await migrate_timed(env)
+    assert code == 1, out
+    assert (f"Error: the migration of the database {url} waited 1 s (PETBOX_MIGRATE_WAIT) "
+            "for the migration lock another `petbox migrate` holds: run it again once "
+            "that one has finished; it rolled back, nothing changed") in out
+    assert "Traceback" not in out
+    assert took < 8, took
+    env = env_for(url, tmp_path, PETBOX_MIGRATE_WAIT="30", PETBOX_MIGRATE_TIMEOUT="0.5",
+                  PETBOX_MIGRATE_LOCK_TIMEOUT="0.5")
+    proc = petbox(env, "migrate")
+    await asyncio.sleep(2.5)  # the other migrate works on, past both step bounds
+    assert proc.poll() is None
+    await admin.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+    code, out = await asyncio.to_thread(finished, proc)
+    assert code == 0, out
+    assert await revision_of(url) == HEAD
