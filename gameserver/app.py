@@ -50,7 +50,12 @@ from gameserver.http.auth import TokenSigner
 from gameserver.http.bodylimit import BODY_LIMITS, with_body_limit
 from gameserver.http.errors import error_middleware
 from gameserver.http.openapi import build_openapi
-from gameserver.http.ratelimit import IDEMPOTENT_OPERATIONS, rate_limit_middleware
+from gameserver.http.ratelimit import (
+    IDEMPOTENT_OPERATIONS,
+    RATE_LIMITER,
+    RateLimiter,
+    rate_limit_middleware,
+)
 from gameserver.jobs.experiment_watch import ExperimentWatcher
 from gameserver.jobs.housekeeping import Housekeeper
 from gameserver.jobs.lease import job_lease, persister_assignment, process_name
@@ -336,13 +341,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     """A petbox application for ``settings``; ``clock`` is injectable for tests."""
     metrics = Metrics()
     admit = admission_middleware(settings, metrics)
+    limiter = RateLimiter(settings)
     # Every middleware is two more frames each time a request's coroutine resumes
     # (aiohttp wraps each one): the recorder's only when this server records.
     middlewares = [error_middleware, *([admit] if admit else []),
-                   rate_limit_middleware(settings),
+                   rate_limit_middleware(limiter),
                    *([record_middleware] if settings.record_dir is not None else [])]
     app = web.Application(client_max_size=settings.client_max_size, middlewares=middlewares)
     app[SETTINGS] = settings
+    app[RATE_LIMITER] = limiter
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = metrics
     app[KEYS] = Keys()

@@ -30,6 +30,7 @@ from gameserver.appkeys import GAMES, MERCHANTS, SETTINGS
 from gameserver.db.database import Merchant
 from gameserver.http.auth import body_signature
 from gameserver.http.errors import Unauthorized
+from gameserver.http.ratelimit import limit_signed_event
 from gameserver.http.signing import signature_matches
 from gameserver.ops.metrics import METRICS, Metrics
 from gameserver.services import RuleContext, bind
@@ -84,6 +85,7 @@ async def _signer(request: web.Request, raw: bytes, body: Any) -> Merchant:
     if merchant is None or not signature_matches(
             body_signature(merchant.signing_secret, ts, raw), sign):
         raise Unauthorized("signature does not match")  # also for an unknown merchant
+    await limit_signed_event(request, merchant)  # only now: nobody spends another's budget
     return merchant
 
 

@@ -45,7 +45,9 @@ _STATUS_TEXT = {
     422: "Well-formed but invalid (JSON paths in details.problems), an X-Petbox-Shadow "
          "other than 1, or the Idempotency-Key was used with another request "
          "(idempotency_mismatch)",
-    429: "Rate limited or cooling down; see Retry-After",
+    429: "Rate limited (details.limit names the limit: ip, player, draw, merchant, "
+         "merchant_auth, events, merchant_simulation, simulation) or cooling down; "
+         "see Retry-After",
     503: "Temporarily unable; retry after Retry-After",
 }
 
@@ -98,7 +100,8 @@ OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"
 
 def _statuses(op: Operation) -> list[int]:
     """The documented errors plus what the middlewares may answer: 503 (admission
-    control) on every admitted route, 429 on every rate-limited one, and 413 (a body
+    control) on every admitted route, 429 on every rate-limited one (every ``/v1/``
+    route: shoppers, merchants and merchant events each have limits), and 413 (a body
     over its cap, :mod:`gameserver.http.bodylimit`) on every route that takes a body. A route
     behind a player token or a merchant key also reads ``X-Petbox-Shadow``
     (:func:`gameserver.api.common.shadow_header`): 422 for a value other than ``1``, 403
@@ -110,7 +113,7 @@ def _statuses(op: Operation) -> list[int]:
         out.add(413)
     if op.path not in OPERATIONS_PATHS:
         out.add(503)
-    if op.path.startswith("/v1/") and not op.path.startswith(("/v1/admin/", "/v1/events/")):
+    if op.path.startswith("/v1/"):  # shopper, merchant and event limits alike
         out.add(429)
     return sorted(out)
 

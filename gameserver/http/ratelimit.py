@@ -20,9 +20,24 @@ has a tag of its own (``pb:{ip:<addr>}:rl``). On one Redis the check is one call
 a Redis Cluster (where the keys of one call must share a slot) it is one call per
 slot, player first (see :meth:`RateLimiter._shared`).
 
-Which requests: every ``/v1/`` route except merchant routes (``/v1/admin/``, their API
-keys are few and known) and signed merchant events (``/v1/events/``). A request
-without a valid player token gets only the IP limit (the handler answers 401).
+Which requests: every ``/v1/`` route except merchant routes (``/v1/admin/``) and
+signed merchant events (``/v1/events/``). A request without a valid player token gets
+only the IP limit (the handler answers 401).
+
+**Merchant routes and events** have limits of their own (:meth:`RateLimiter.merchant_request`):
+
+- per merchant on ``/v1/admin/`` (``PETBOX_RATE_MERCHANT``), keyed by the merchant the
+  API key authenticates, so a leaked or looping integration is held back while other
+  merchants are not (the key's lookup is the cached one the handler makes anyway);
+- per signing merchant on ``/v1/events/`` (``PETBOX_RATE_EVENTS``), checked once the
+  signature is verified (:func:`limit_signed_event`), so nobody can spend a merchant's
+  budget by naming it; generous, because a refused paid order is retried;
+- per IP on failed merchant authentication (``PETBOX_RATE_MERCHANT_AUTH``): every 401 on
+  those routes spends it (a wrong key costs an SQL read), and once it is spent every
+  merchant request from that IP is refused before any lookup, right key or not (else
+  a 200 among the 429s would tell a guesser which key is right). Only failures spend
+  it, so a correct integration never does; it is looked at before the request and
+  spent after, so a burst of concurrent wrong keys can overshoot by those in flight.
 
 **Load-test exemption.** A load generator is one IP playing thousands of shoppers, so
 a request the limits would refuse still goes through when it provably comes from a
@@ -35,6 +50,7 @@ It is looked at only once a limit refuses, so ordinary traffic pays nothing for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -49,7 +65,14 @@ from redis.crc import key_slot
 
 from gameserver.api.common import idempotency_key, verified_claims
 from gameserver.appkeys import KEYS, MERCHANTS, REDIS
-from gameserver.http.auth import TOKEN_PREFIX, PlayerClaims, verify_session_signature
+from gameserver.db.database import Merchant
+from gameserver.http.auth import (
+    API_KEY_PREFIX,
+    TOKEN_PREFIX,
+    PlayerClaims,
+    bearer,
+    verify_session_signature,
+)
 from gameserver.http.errors import RateLimited, Unauthorized
 from gameserver.http.rates import RateLimit
 from gameserver.ops.settings import Settings
@@ -62,7 +85,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 IDEMPOTENT_OPERATIONS = web.AppKey("idempotent_operations", frozenset[str])
 """operationIds that require an Idempotency-Key (set by the app factory)."""
 
-EXEMPT_PREFIXES = ("/v1/admin/", "/v1/events/")
+ADMIN_PREFIX = "/v1/admin/"
+EVENTS_PREFIX = "/v1/events/"
+EXEMPT_PREFIXES = (ADMIN_PREFIX, EVENTS_PREFIX)
+"""Not under the shopper limits: merchant routes and events have their own."""
 DRAW_OPERATIONS = frozenset({"drawBox"})
 
 
@@ -88,8 +114,9 @@ class LocalGCRA:
         self.clock = clock
         self._tat: OrderedDict[str, float] = OrderedDict()
 
-    def check(self, limits: list[Limit]) -> tuple[int, int]:
-        """``(0, 0)`` allowed (budgets spent) or ``(i, wait_ms)`` refused by limit ``i``."""
+    def check(self, limits: list[Limit], peek: bool = False) -> tuple[int, int]:
+        """``(0, 0)`` allowed (budgets spent) or ``(i, wait_ms)`` refused by limit ``i``;
+        ``peek``: only whether it would be allowed, nothing spent."""
         now = self.clock() * 1000
         worst, wait = 0, 0.0
         new_tats: list[float] = []
@@ -101,6 +128,8 @@ class LocalGCRA:
             new_tats.append(tat)
         if worst:
             return worst, math.ceil(wait)
+        if peek:
+            return 0, 0
         for lim, tat in zip(limits, new_tats, strict=True):
             self._tat[lim.key] = tat
             self._tat.move_to_end(lim.key)
@@ -121,28 +150,32 @@ class RateLimiter:
     @property
     def enabled(self) -> bool:
         s = self.settings
-        return any(r is not None for r in (s.rate_ip, s.rate_player, s.rate_draw))
+        return any(r is not None for r in (s.rate_ip, s.rate_player, s.rate_draw,
+                                           s.rate_merchant, s.rate_merchant_auth,
+                                           s.rate_events))
 
     def _bound(self, redis: Redis) -> Script:
         if self._script is None or self._client is not redis:
             self._client, self._script = redis, Script.named("gcra", redis=redis)
         return self._script
 
-    async def check(self, redis: Redis, limits: list[Limit]) -> None:
-        """Raise :class:`RateLimited` if any limit is exceeded (then nothing is counted)."""
+    async def check(self, redis: Redis, limits: list[Limit], peek: bool = False) -> None:
+        """Raise :class:`RateLimited` if any limit is exceeded (then nothing is counted);
+        ``peek``: count nothing either way."""
         if not limits:
             return
         if self.settings.rate_shared:
-            which, wait_ms = await self._shared(redis, limits)
+            which, wait_ms = await self._shared(redis, limits, peek)
         else:
-            which, wait_ms = self._local.check(limits)
+            which, wait_ms = self._local.check(limits, peek)
         if which:
             limit = limits[which - 1]
             raise RateLimited(f"too many requests ({limit.kind} limit); retry later",
                               limit=limit.kind, retry_after=max(1, math.ceil(wait_ms / 1000)),
                               retry_after_ms=wait_ms)
 
-    async def _shared(self, redis: Redis, limits: list[Limit]) -> tuple[int, int]:
+    async def _shared(self, redis: Redis, limits: list[Limit], peek: bool = False
+                      ) -> tuple[int, int]:
         """``gcra.lua`` over ``limits``: ``(which, wait_ms)``, ``which`` 1-based, 0 = allowed.
 
         On a Redis Cluster a script may only touch one slot: the limits go in one call
@@ -156,6 +189,8 @@ class RateLimiter:
         for group in sorted(groups.values(), key=lambda g: limits[g[0]].kind == "ip"):
             args = [v for i in group
                     for v in (f"{limits[i].rate.interval_ms:.3f}", limits[i].rate.burst)]
+            if peek:
+                args.append("peek")
             res = await self._bound(redis)(keys=[limits[i].key for i in group], args=args)
             if int(res[0]):
                 return group[int(res[0]) - 1] + 1, int(res[1])
@@ -184,6 +219,68 @@ class RateLimiter:
             out.append(Limit(f"{tag}:draw", s.rate_draw, "draw"))
         return out
 
+    async def merchant_request(self, request: web.Request, handler: Handler
+                               ) -> web.StreamResponse:
+        """A request to a merchant route or event: the failed-authentication budget of
+        its IP (looked at first, spent by a 401), then on ``/v1/admin/`` its merchant's
+        budget (see the module docstring)."""
+        redis = request.app[REDIS]
+        auth = self._auth_limit(request)
+        if auth is not None:
+            await self.check(redis, [auth], peek=True)
+        if request.path.startswith(ADMIN_PREFIX) and self.settings.rate_merchant is not None:
+            merchant = await _api_key_merchant(request)
+            if merchant is not None:
+                if request.method == "POST" and \
+                        request.match_info.route.name in request.app[IDEMPOTENT_OPERATIONS]:
+                    idempotency_key(request)  # 400 for a missing key comes before any 429
+                await self.merchant_check(request, merchant, self.settings.rate_merchant,
+                                          "merchant")
+        try:
+            return await handler(request)
+        except Unauthorized:
+            if auth is not None:
+                with contextlib.suppress(RateLimited):  # already spent: nothing to count
+                    await self.check(redis, [auth])
+            raise
+
+    def _auth_limit(self, request: web.Request) -> Limit | None:
+        rate = self.settings.rate_merchant_auth
+        if rate is None:
+            return None
+        key = f"{request.app[KEYS].prefix}:{{ip:{request.remote or '-'}}}:rl:merchant_auth"
+        return Limit(key, rate, "merchant_auth")
+
+    async def merchant_check(self, request: web.Request, merchant: Merchant,
+                             rate: RateLimit | None, kind: str) -> None:
+        """Spend one of ``merchant``'s ``kind`` budget (429 once spent). A merchant marked
+        for load tests is exempt, as its shoppers are: its credential is the proof."""
+        if rate is None or merchant.load_test:
+            return
+        key = f"{request.app[KEYS].prefix}:{{m:{merchant.id}}}:rl:{kind}"
+        await self.check(request.app[REDIS], [Limit(key, rate, kind)])
+
+
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+"""The app's limiter, for checks a handler makes once it knows who is calling."""
+
+
+async def limit_signed_event(request: web.Request, signer: Merchant) -> None:
+    """429 once ``signer``'s budget for merchant events (``PETBOX_RATE_EVENTS``) is spent;
+    called by an event's handler once the signature is verified."""
+    limiter = request.app[RATE_LIMITER]
+    await limiter.merchant_check(request, signer, limiter.settings.rate_events, "events")
+
+
+async def _api_key_merchant(request: web.Request) -> Merchant | None:
+    """The merchant of a valid API key, else None (the handler answers 401 or 403)."""
+    try:
+        credential = bearer(request.headers.get("Authorization"))
+    except Unauthorized:
+        return None
+    if not credential.startswith(API_KEY_PREFIX):
+        return None
+    return await request.app[MERCHANTS].by_api_key(credential)
 
 
 def _claims(request: web.Request) -> PlayerClaims | None:
@@ -231,13 +328,15 @@ async def _load_test_session(request: web.Request) -> bool:
         merchant.signing_secret, merchant_id, user, ts, sign, age_band, consent, shadow))
 
 
-def rate_limit_middleware(settings: Settings) -> Middleware:
-    """The middleware for ``settings``; register it after ``error_middleware`` so a
-    refusal (or Redis being unavailable: 503) gets the usual JSON error body."""
-    limiter = RateLimiter(settings)
+def rate_limit_middleware(limiter: RateLimiter) -> Middleware:
+    """The middleware for ``limiter`` (also ``app[RATE_LIMITER]``); register it after
+    ``error_middleware`` so a refusal (or Redis being unavailable: 503) gets the usual
+    JSON error body."""
 
     @web.middleware
     async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if limiter.enabled and request.path.startswith(EXEMPT_PREFIXES):
+            return await limiter.merchant_request(request, handler)
         if limiter.enabled:
             limits = limiter.limits(request)
             if limits and request.method == "POST" and \

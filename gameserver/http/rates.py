@@ -43,4 +43,7 @@ def parse_rate(name: str, raw: str | None, default: RateLimit | None) -> RateLim
 PLAYER_DEFAULT = RateLimit(20, 40)
 IP_DEFAULT = RateLimit(200, 400)
 DRAW_DEFAULT = RateLimit(5, 10)
+MERCHANT_DEFAULT = RateLimit(50, 200)
+MERCHANT_AUTH_DEFAULT = RateLimit(1, 20)
+EVENTS_DEFAULT = RateLimit(500, 10_000)
 """What ``load_settings`` uses when the variables are unset (``Settings()`` has none)."""

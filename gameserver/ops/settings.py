@@ -13,7 +13,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gameserver.http.rates import DRAW_DEFAULT, IP_DEFAULT, PLAYER_DEFAULT, RateLimit, parse_rate
+from gameserver.http.rates import (
+    DRAW_DEFAULT,
+    EVENTS_DEFAULT,
+    IP_DEFAULT,
+    MERCHANT_AUTH_DEFAULT,
+    MERCHANT_DEFAULT,
+    PLAYER_DEFAULT,
+    RateLimit,
+    parse_rate,
+)
 from gameserver.state.keys import DEFAULT_SHARDS
 
 
@@ -135,6 +144,17 @@ class Settings:
     """Per-client-IP limit on shopper routes (``load_settings``: 200/s, burst 400)."""
     rate_draw: RateLimit | None = None
     """Per-player limit on drawBox (``load_settings``: 5/s, burst 10)."""
+    rate_merchant: RateLimit | None = None
+    """Per-merchant limit on merchant routes (``/v1/admin/``), keyed by the merchant
+    its API key authenticates (``load_settings``: 50/s, burst 200)."""
+    rate_merchant_auth: RateLimit | None = None
+    """Per-client-IP limit on failed merchant authentication (a wrong API key or event
+    signature: a 401 on ``/v1/admin/`` or ``/v1/events/``; ``load_settings``: 1/s,
+    burst 20). Once spent, every merchant request from that IP waits."""
+    rate_events: RateLimit | None = None
+    """Per-merchant limit on signed merchant events (``/v1/events/``), keyed by the
+    verified signer; generous, since a refused paid order is retried by the merchant
+    (``load_settings``: 500/s, burst 10,000)."""
     rate_shared: bool = False
     """Rate budgets in Redis, exact across processes (one more round trip per request);
     by default each process keeps its own budgets in memory."""
@@ -392,6 +412,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_player=_rate(env, "PETBOX_RATE_PLAYER", PLAYER_DEFAULT),
         rate_ip=_rate(env, "PETBOX_RATE_IP", IP_DEFAULT),
         rate_draw=_rate(env, "PETBOX_RATE_DRAW", DRAW_DEFAULT),
+        rate_merchant=_rate(env, "PETBOX_RATE_MERCHANT", MERCHANT_DEFAULT),
+        rate_merchant_auth=_rate(env, "PETBOX_RATE_MERCHANT_AUTH", MERCHANT_AUTH_DEFAULT),
+        rate_events=_rate(env, "PETBOX_RATE_EVENTS", EVENTS_DEFAULT),
         rate_shared=_bool(env, "PETBOX_RATE_SHARED", False),
         redis_timeout=_num(env, "PETBOX_REDIS_TIMEOUT", 2.0, 0.05, 600),
         sql_timeout=_num(env, "PETBOX_SQL_TIMEOUT", 1.5, 0.05, 600),

@@ -60,6 +60,27 @@ async def test_shared_budgets_span_slots_and_processes(aiohttp_client: Any, sett
     assert (resp.status, (await resp.json())["error"]["details"]["limit"]) == (429, "ip")
 
 
+async def test_merchant_budgets_are_shared_on_the_cluster(aiohttp_client: Any, settings: Any,
+                                                        clock: Any, db: Any) -> None:
+    """The merchant's budget and its IP's failed-authentication budget (looked at with
+    a peek, spent by a 401) hold across two apps on the cluster."""
+    rates = settings.with_overrides(rate_shared=True, rate_merchant=RateLimit(0.01, 3),
+                                    rate_merchant_auth=RateLimit(0.01, 2))
+    first = await aiohttp_client(create_app(rates, clock=clock))
+    second = await aiohttp_client(create_app(rates, clock=clock))
+    creds = await World(first, db, clock, BASIC_CONFIG).merchant()
+    stock = "/v1/admin/games/squirrel/stock"
+
+    async def get(client: Any, key: str) -> tuple[int, str | None]:
+        resp = await client.get(stock, headers={"Authorization": f"Bearer {key}"})
+        return resp.status, (await resp.json()).get("error", {}).get("details", {}).get("limit")
+
+    assert [await get(first, creds.api_key) for _ in range(3)] == [(200, None)] * 3
+    assert await get(second, creds.api_key) == (429, "merchant")
+    assert [await get(c, "pbk_wrong") for c in (first, second, first)] == [
+        (401, None), (401, None), (429, "merchant_auth")]
+
+
 async def test_shadow_purge_empties_every_master(redis_cluster: RedisCluster,
                                                  redis_url: str) -> None:
     shadow, real = Keys(SHADOW_PREFIX), Keys()

@@ -58,7 +58,9 @@ def base_env(tmp_path: Path, redis_url: str, db_url: str, **extra: str) -> dict[
                 "PETBOX_REDIS_URL": redis_url, "PETBOX_DATABASE_URL": db_url,
                 "PETBOX_SHARDS": "4", "PETBOX_LOG_LEVEL": "WARNING",
                 # The fault tests measure durability, not the limiter: one IP drives all.
-                "PETBOX_RATE_IP": "off", "PETBOX_RATE_PLAYER": "off", "PETBOX_RATE_DRAW": "off"})
+                "PETBOX_RATE_IP": "off", "PETBOX_RATE_PLAYER": "off", "PETBOX_RATE_DRAW": "off",
+                "PETBOX_RATE_MERCHANT": "off", "PETBOX_RATE_MERCHANT_AUTH": "off",
+                "PETBOX_RATE_EVENTS": "off"})
     env.update(extra)
     return env
 

@@ -42,3 +42,13 @@ def test_table_is_bounded() -> None:
     for i in range(50):
         assert gcra.check([Limit(f"k{i}", RateLimit(1, 1), "ip")]) == (0, 0)
     assert len(gcra._tat) == 10
+
+
+def test_peek_spends_nothing() -> None:
+    """A peek answers as a check would, and leaves the budget as it was."""
+    clock = Clock()
+    gcra = LocalGCRA(clock=clock)
+    lim = [Limit("k", RateLimit(1, 2), "merchant_auth")]
+    assert [gcra.check(lim, peek=True) for _ in range(5)] == [(0, 0)] * 5
+    assert [gcra.check(lim) for _ in range(3)] == [(0, 0), (0, 0), (1, 1000)]
+    assert gcra.check(lim, peek=True) == (1, 1000)

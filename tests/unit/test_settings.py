@@ -149,3 +149,18 @@ def test_a_data_dir_that_cannot_hold_the_token_secret_is_a_settings_error(
     taken.write_text("")
     with pytest.raises(SettingsError, match=r"the data directory .* cannot hold the token"):
         load_settings({"PETBOX_DATA_DIR": str(taken / "data")})
+
+
+def test_merchant_rate_limits_default_on_and_can_be_set_or_turned_off(tmp_path: Path) -> None:
+    from gameserver.http.rates import RateLimit
+
+    env = {**SECRET, "PETBOX_DATA_DIR": str(tmp_path)}
+    s = load_settings(env)
+    assert (s.rate_merchant, s.rate_merchant_auth, s.rate_events) == (
+        RateLimit(50, 200), RateLimit(1, 20), RateLimit(500, 10_000))
+    s = load_settings({**env, "PETBOX_RATE_MERCHANT": "5,10", "PETBOX_RATE_MERCHANT_AUTH": "off",
+                       "PETBOX_RATE_EVENTS": "off"})
+    assert (s.rate_merchant, s.rate_merchant_auth, s.rate_events) == (RateLimit(5, 10), None,
+                                                                       None)
+    with pytest.raises(SettingsError, match="PETBOX_RATE_MERCHANT_AUTH"):
+        load_settings({**env, "PETBOX_RATE_MERCHANT_AUTH": "fast"})

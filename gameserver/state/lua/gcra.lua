@@ -4,7 +4,9 @@
 -- A refused request changes nothing (it does not eat the budget of the other keys).
 -- Time is Redis' own clock (TIME), so every server process shares one timeline.
 -- KEYS[i]  one limit's key (a string holding the TAT in ms)
--- ARGV: per key, in KEYS order: interval in ms (1000 / rate), burst (requests)
+-- ARGV: per key, in KEYS order: interval in ms (1000 / rate), burst (requests);
+--       then optionally 'peek': only ask whether a request would pass, write nothing
+--       (a budget spent only by failures is looked at first, spent after one)
 -- Returns {0, 0} allowed | {i, retry_after_ms} refused by KEYS[i] (the largest wait)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -22,7 +24,7 @@ for i = 1, #KEYS do
   end
   tats[i] = new_tat
 end
-if worst > 0 then return {worst, wait} end
+if worst > 0 or ARGV[2 * #KEYS + 1] == 'peek' then return {worst, wait} end
 for i = 1, #KEYS do
   redis.call('SET', KEYS[i], tats[i], 'PX', math.ceil(tats[i] - now) + 1)
 end
