@@ -1,7 +1,9 @@
 """Settings: every ``PETBOX_*`` environment variable, read once into one typed object.
 
 Validated at start-up (a bad value stops the server with a message naming the
-variable) and passed explicitly; nothing else in petbox reads the environment.
+variable) and passed explicitly. Two variables are read where they are used instead:
+``PETBOX_REDIS_SERVER`` (the embedded Redis's binary, gameserver/ops/embedded.py) and
+the tests' ``PETBOX_TEST_FAILPOINT`` (gameserver/state/aggregates_gate.py).
 """
 
 from __future__ import annotations
