@@ -135,6 +135,17 @@ async def test_a_schema_newer_than_petbox_is_refused_in_one_line(
     await db.close()
 
 
+async def serve_and_persister_refuse_behind(env: dict[str, str], url: str, down: str) -> None:
+    """`petbox serve` and `petbox persister` stop before serving, in one line: ``url``
+    is at schema ``down``, behind this petbox."""
+    for args in (["serve", "--port", "0"], ["persister"]):
+        code, out = await asyncio.to_thread(finished, petbox(env, *args))
+        assert code == 1, (args, out)
+        assert (f"Error: the database {url} is at schema {down}, this petbox needs "
+                f"{HEAD}: run `petbox migrate` first") in out, (args, out)
+        assert "Traceback" not in out and "petbox serving" not in out, (args, out)
+
+
 async def test_serve_on_an_older_schema_says_run_migrate_in_one_line(
         fresh_url: str, tmp_path: Path, redis_url: str) -> None:
     """`petbox serve` and `petbox persister` on a database one migration behind refuse
@@ -143,12 +154,7 @@ async def test_serve_on_an_older_schema_says_run_migrate_in_one_line(
     down = before_head(fresh_url)
     await at_revision(fresh_url, down)
     env = env_for(fresh_url, tmp_path, PETBOX_REDIS_URL=redis_url)
-    for args in (["serve", "--port", "0"], ["persister"]):
-        code, out = await asyncio.to_thread(finished, petbox(env, *args))
-        assert code == 1, (args, out)
-        assert (f"Error: the database {fresh_url} is at schema {down}, this petbox needs "
-                f"{HEAD}: run `petbox migrate` first") in out, (args, out)
-        assert "Traceback" not in out and "petbox serving" not in out, (args, out)
+    await serve_and_persister_refuse_behind(env, fresh_url, down)
 
 
 async def test_embedded_sqlite_newer_than_petbox_is_refused_in_one_line(
@@ -178,12 +184,7 @@ async def test_a_configured_shadow_database_at_another_schema_is_refused_in_one_
     await at_revision(fresh_url, down)
     env = env_for(main, tmp_path, PETBOX_REDIS_URL=redis_url,
                   PETBOX_SHADOW_DATABASE_URL=fresh_url)
-    for args in (["serve", "--port", "0"], ["persister"]):
-        code, out = await asyncio.to_thread(finished, petbox(env, *args))
-        assert code == 1, (args, out)
-        assert (f"Error: the database {fresh_url} is at schema {down}, this petbox needs "
-                f"{HEAD}: run `petbox migrate` first") in out, (args, out)
-        assert "Traceback" not in out and "petbox serving" not in out, (args, out)
+    await serve_and_persister_refuse_behind(env, fresh_url, down)
 
 
 @pytest.fixture
