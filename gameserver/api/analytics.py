@@ -29,7 +29,8 @@ FIRST_END = date(1971, 1, 2)
 
 DEFINITIONS = {
     "day": "a calendar day in the game's time zone",
-    "dau": "players with a ledger row that day or created that day",
+    "dau": "players with a ledger row that day or created that day (a merchant's order, "
+           "refund or grant for the player counts too)",
     "new_players": "players whose first activity ever is that day",
     "draws": "blind-box draws (a ten-pull is ten)",
     "coupons_granted": "coupons granted and confirmed (voided grants never count)",
@@ -107,8 +108,8 @@ OPERATIONS = [
                           f"default {DEFAULT_DAYS})")),
                       "end": Str(pattern=f"^{DATE_RE.pattern}$", min_length=10, max_length=10,
                                  description="last day, YYYY-MM-DD in the game's time zone "
-                                             f"(default today; {FIRST_END.isoformat()} or "
-                                             "later)")},
+                                             f"(default today, and a later day is today; "
+                                             f"{FIRST_END.isoformat()} or later)")},
               response=obj({
                   "game": STR, "timezone": STR, "from": STR, "to": STR, "today": STR,
                   "days": array(obj({"date": STR, "dau": INT, "new_players": INT,

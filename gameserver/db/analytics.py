@@ -9,7 +9,11 @@ Definitions (all days are calendar days in the game's time zone):
 - **activity**: a player is *active* on a day when they have a ledger row that
   day (every committed action that changes a balance writes one) or were created
   that day (``players.created_at``). Reads (``getPlayer``) leave no trace in SQL
-  and do not count.
+  and do not count. Commits the merchant makes on a shopper count too: an order
+  (paid or refunded) or a grant creates a player who never played, and a refund's
+  clawback or a grant is a ledger row.
+- **days** are counted in the zone the report is asked in (the live config's), for
+  the whole history: after a change of zone, past figures move to the new zone's days.
 - **DAU**: distinct active players per day.
 - **new players**: players whose first activity ever falls on that day. The
   first day is taken over the game's whole history, not just the range.

@@ -15,7 +15,7 @@ the traffic; :mod:`economy.abstats` turns them into intervals and tests.
   deltas), all currencies summed; **prize cost**: face value (fen) of confirmed value
   grants (blind-box prizes and coupons of the ``coupons`` section); **orders** and
   **GMV**: ``order_events`` (paid, less refunded amounts) — each from the exposing
-  commit on.
+  commit on; a refund counts with its order (at the order's payment time).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from sqlalchemy import (
     Float,
     Select,
     and_,
-    case,
     cast,
     distinct,
     func,
@@ -133,9 +132,21 @@ class _Q:
         if metric == "orders_per_shopper":
             return select(o.c.user_id.label("u"), o.c.ts_ms.label("t"),
                           literal(1).label("v")).where(*self._mine(o), o.c.kind == "paid")
-        signed = case((o.c.kind == "paid", o.c.amount_fen), else_=-o.c.amount_fen)
-        return select(o.c.user_id.label("u"), o.c.ts_ms.label("t"),
-                      signed.label("v")).where(*self._mine(o))
+        return self._net_orders()
+
+    def _net_orders(self) -> Select[Any]:
+        """GMV rows: each paid order at its payment time, less its refund whenever that
+        came. A refund belongs to its order: one of an order paid before the exposure
+        is not the arm's (it would make a shopper's GMV negative), one of an order paid
+        after it is, even when it comes later."""
+        paid, refund = m.order_events.alias("paid"), m.order_events.alias("refund")
+        same = and_(refund.c.merchant_id == paid.c.merchant_id,
+                    refund.c.game_id == paid.c.game_id, refund.c.user_id == paid.c.user_id,
+                    refund.c.order_id == paid.c.order_id, refund.c.kind == "refunded")
+        net = paid.c.amount_fen - func.coalesce(refund.c.amount_fen, 0)
+        return select(paid.c.user_id.label("u"), paid.c.ts_ms.label("t"),
+                      net.label("v")).select_from(paid.outerjoin(refund, same)).where(
+            *self._mine(paid), paid.c.kind == "paid")
 
 
 async def _pairs(conn: Any, query: Select[Any]) -> dict[str, int]:

@@ -244,3 +244,52 @@ async def test_shared_plays_per_day_and_kind(world: World, clock: ManualClock) -
         ("2026-01-06", {"group": {"actions": 1, "shoppers": 1}}),
         ("2026-01-07", {}),
     ]
+
+
+async def test_merchant_commits_on_a_shopper_count_as_activity(world: World,
+                                                                clock: ManualClock) -> None:
+    """As documented: a paid order, a refund of an order never seen and a campaign grant
+    for users who never played each create the player, so each is a new, active player
+    that day; a grant to a known player makes them active."""
+    from tests.integration.loopgame import post_order
+
+    app, key = world.client.app, str(world.merchants["shop"].api_key)
+    clock._now = time.time()  # ledger times come from Redis' own clock (stream ids)
+    for user, order, status in (("buyer", "o1", "paid"), ("ghost", "o2", "refunded")):
+        got, body = await post_order(world, user=user, order_id=order, status=status,
+                                     amount_fen=500, skus=["sku-1"])
+        assert got == 200, body
+    granted = await world.post("/v1/admin/games/squirrel/players/gift/grant", key,
+                               {"wallet": {"acorn": 5}, "reason": "campaign", "create": True},
+                               key="g1")
+    assert granted.status == 200, await granted.text()
+    await app_persister(app, consumer="c1").run_once()
+
+    totals = (await analytics(world, "days=2"))["totals"]  # days=2: a midnight between
+    assert (totals["players"], totals["active_players"], totals["new_players"]) == (3, 3, 3)
+
+
+async def test_end_after_today_and_a_change_of_zone(world: World, clock: ManualClock) -> None:
+    """An ``end`` after today is today; a published change of zone moves past actions
+    to the new zone's days (bob's D1 in Shanghai is the same day in London)."""
+    from gameserver.ops.provision import publish_config
+
+    await insert_rows(world.db, m.players, [player_row("bob", at("2026-01-05", "23:30:00"))])
+    await insert_rows(world.db, m.ledger, [ledger_row("bob", at("2026-01-06", "00:30:00"))])
+    clock._now = float(at("2026-01-10"))
+    late = await analytics(world, "end=2026-01-20&days=3")
+    assert (late["from"], late["to"], late["today"]) == ("2026-01-08", "2026-01-10",
+                                                         "2026-01-10")
+    shanghai = await analytics(world, "end=2026-01-06&days=2")
+    assert [(d["date"], d["dau"], d["new_players"]) for d in shanghai["days"]] == [
+        ("2026-01-05", 1, 1), ("2026-01-06", 1, 0)]
+    assert shanghai["cohorts"][0]["d1"] == rate(1, 1)
+
+    config = copy.deepcopy(BASIC_CONFIG)
+    config["timezone"] = "Europe/London"  # 23:30 and 00:30 Shanghai: 15:30 and 16:30
+    await publish_config(world.db, "shop", "squirrel", config, int(clock.now()))
+    london = await analytics(world, "end=2026-01-06&days=2")
+    assert london["timezone"] == "Europe/London"
+    assert [(d["date"], d["dau"], d["new_players"]) for d in london["days"]] == [
+        ("2026-01-05", 1, 1), ("2026-01-06", 0, 0)]
+    assert london["cohorts"][0]["d1"] == rate(0, 1)

@@ -252,3 +252,21 @@ async def test_long_experiment_ids_and_salts_are_notified_once(db: Database) -> 
         events = await outbox.list("shop", game)
         assert [e.event for e in events] == [HORIZON]
         assert len(events[0].key) <= KEY_MAX
+
+
+async def test_a_refund_counts_with_its_order(db: Database) -> None:
+    """GMV nets each order's refund against the order: a refund, after the exposure, of an
+    order paid before it is not the arm's (it made the shopper's GMV -700); a refund, a
+    day later, of an order paid after the exposure still takes that order back."""
+    day = 86_400_000
+    await rows(db, m.experiment_exposures, [exposure("ann", "control"), exposure("cat", "rare")])
+    await rows(db, m.order_events, [
+        order("ann", "old", "paid", 700, ms=MS - day), order("ann", "old", "refunded", 700),
+        order("cat", "o1", "paid", 2000), order("cat", "o1", "refunded", 2000, ms=MS + day),
+        order("cat", "o2", "paid", 300)])
+    exp = parse_game_config(raw_with()).experiments["e1"]
+    got = await measure(db, "shop", "squirrel", exp, TZ, T0 + 40 * 86_400)
+    assert got["gmv_per_shopper"] == {"control": Moments(1, 0, 0),
+                                      "rare": Moments(1, 300, 300 ** 2)}
+    assert got["orders_per_shopper"] == {"control": Moments(1, 0, 0),
+                                         "rare": Moments(1, 2, 4)}
