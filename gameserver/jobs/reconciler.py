@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from gameserver.db.admin_requests import AdminRequests
 from gameserver.http.errors import REDIS_UNAVAILABLE
 from gameserver.jobs.periodic import PeriodicTask
-from gameserver.state.value import PENDING_SETTLE_AFTER_S, ValueTier
+from gameserver.state.value import PENDING_SETTLE_AFTER_S, RECONCILE_PAGES, ValueTier
 
 log = logging.getLogger("petbox.reconciler")
 
@@ -41,7 +41,7 @@ class Reconciler(PeriodicTask):
 
     def __init__(self, tiers: Sequence[ValueTier], interval: float, *,
                  older_than_s: float = OLDER_THAN_S, batch: int = 1000,
-                 admin: AdminRequests | None = None) -> None:
+                 pages: int = RECONCILE_PAGES, admin: AdminRequests | None = None) -> None:
         super().__init__(interval)
         self.tiers = list(tiers)
         self.admin = admin
@@ -49,6 +49,10 @@ class Reconciler(PeriodicTask):
         keyspace: merchant routes never write shadow data)."""
         self.older_than_s = older_than_s
         self.batch = batch
+        """Rows a read (pending grants: one page; expired holds: one bucket's)."""
+        self.pages = pages
+        """Pages of pending grants a pass reads at most on a tier: a pass stays bounded,
+        and the next one goes on where a capped one stopped."""
         self.confirmed = 0
         self.voided = 0
         self.unreached: list[str] = []
@@ -67,11 +71,9 @@ class Reconciler(PeriodicTask):
         unreached: list[str] = []
         for tier in self.tiers:
             await tier.reconcile_holds(self.batch, unreached)
-            while True:
-                c, v = await tier.reconcile(self.older_than_s, self.batch, unreached)
-                confirmed, voided = confirmed + c, voided + v
-                if c + v < self.batch:  # a short batch (or one with skipped rows): done
-                    break
+            # Paged by commit id: rows skipped (a silent master's) never hide the rest.
+            c, v = await tier.reconcile(self.older_than_s, self.batch, unreached, self.pages)
+            confirmed, voided = confirmed + c, voided + v
         self.confirmed += confirmed
         self.voided += voided
         if confirmed or voided:

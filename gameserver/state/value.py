@@ -59,6 +59,9 @@ PENDING_SETTLE_AFTER_S = 60.0
 """Age from which the reconciler settles a pending grant row (younger ones may belong
 to an action still running): twice the in-flight idempotency marker's lifetime."""
 
+RECONCILE_PAGES = 50
+"""Pages one :meth:`ValueTier.reconcile` call reads at most, however many rows wait."""
+
 CODE_BYTES = 18
 """Coupon codes carry 144 random bits: unguessable, and never logged."""
 
@@ -118,6 +121,7 @@ class ValueTier(PrizeStock):
                  shadow: bool = False, buckets: int = STOCK_BUCKETS) -> None:
         super().__init__(redis, keys, db, clock, buckets)
         self.shards, self.shadow = shards, shadow
+        self._reconcile_from = ""  # the commit id :meth:`reconcile` stopped at, if capped
 
     # -- try / confirm / cancel ----------------------------------------------------------
 
@@ -407,34 +411,60 @@ class ValueTier(PrizeStock):
                 select(g.c.commit_id).where(g.c.commit_id.in_(commit_ids)).distinct())}
 
     async def reconcile(self, older_than_s: float = PENDING_SETTLE_AFTER_S,
-                        limit: int = 1000,
-                        unreached: list[str] | None = None) -> tuple[int, int]:
+                        limit: int = 1000, unreached: list[str] | None = None,
+                        pages: int = RECONCILE_PAGES) -> tuple[int, int]:
         """Settle pending grants left by crashes; returns the (confirmed, voided) grant
         rows this call settled (another host's reconciler may have settled the rest).
 
         Only grants older than the in-flight marker's lifetime are looked at, so an
         action still running is never decided for. A grant whose player's Redis node
         does not answer stays pending (``shard <n>`` appended to ``unreached``): it is
-        decided by a later pass, the others now.
+        decided by a later pass, the others now. Pending commits are read by commit id,
+        ``limit`` a page after a cursor, so rows skipped never hide the rows behind them;
+        at most ``pages`` pages a call (the next call goes on where a capped one stopped).
         """
-        g = m.grants
         cutoff = int((self.clock.now() - older_than_s) * 1000)
-        db = self.db.background  # a background job: the longer bound
-        async with db.connect() as conn:
-            rows = (await conn.execute(
-                select(g.c.commit_id, g.c.merchant_id, g.c.game_id, g.c.user_id, g.c.idem_key)
-                .where(g.c.status == "pending", g.c.created_ms < cutoff)
-                .group_by(g.c.commit_id, g.c.merchant_id, g.c.game_id, g.c.user_id,
-                          g.c.idem_key)
-                .limit(limit))).all()
-        committed: list[str] = []
-        dead: list[str] = []
         # Shards found silent (this call or earlier in the pass): a shard's keys share one
         # hash tag, so one node; its other rows wait without a bounded try each.
         silent = set(unreached or ())
+        confirmed = voided = 0
+        after, self._reconcile_from = self._reconcile_from, ""
+        for _ in range(pages):
+            rows = await self._pending_page(cutoff, after, limit)
+            c, v = await self._decide(rows, silent, unreached)
+            confirmed, voided = confirmed + c, voided + v
+            if len(rows) < limit:  # the end of the pending rows: the next call starts over
+                return confirmed, voided
+            after = rows[-1][0]
+        self._reconcile_from = after  # capped: the next call goes on from here
+        return confirmed, voided
+
+    async def _pending_page(self, cutoff: int, after: str, limit: int) -> list[Any]:
+        """Up to ``limit`` pending commits created before ``cutoff`` whose id sorts
+        after ``after``: (commit id, merchant, game, user, idempotency key), by id."""
+        g = m.grants
+        async with self.db.background.connect() as conn:  # a background job: longer bound
+            return list((await conn.execute(
+                select(g.c.commit_id, g.c.merchant_id, g.c.game_id, g.c.user_id, g.c.idem_key)
+                .where(g.c.status == "pending", g.c.created_ms < cutoff, g.c.commit_id > after)
+                .group_by(g.c.commit_id, g.c.merchant_id, g.c.game_id, g.c.user_id,
+                          g.c.idem_key)
+                .order_by(g.c.commit_id).limit(limit))).all())
+
+    async def _decide(self, rows: list[Any], silent: set[str],
+                      unreached: list[str] | None) -> tuple[int, int]:
+        """Settle one page of pending commits (:meth:`reconcile`): (confirmed, voided)."""
+        if not rows:
+            return 0, 0
+        db, lg = self.db.background, m.ledger
+        async with db.connect() as conn:  # SQL's ledger has it: it happened, whatever Redis says
+            in_ledger = {r[0] for r in await conn.execute(select(lg.c.commit_id).where(
+                lg.c.commit_id.in_([r[0] for r in rows])).distinct())}
+        committed: list[str] = []
+        dead: list[str] = []
         for commit_id, merchant, game, user, idem in rows:
             ref = PlayerRef(merchant, game, user, shard_of(merchant, user, self.shards))
-            if await self._in_ledger(commit_id):
+            if commit_id in in_ledger:
                 committed.append(commit_id)
                 continue
             shard = f"shard {ref.shard}"
@@ -456,12 +486,6 @@ class ValueTier(PrizeStock):
                 _unreached(unreached, self.gate.stock_key(
                     merchant, game, self.gate.home(ref_id)), exc)
         return sum(confirmed.values()), sum(released.values())
-
-    async def _in_ledger(self, commit_id: str) -> bool:
-        """Whether SQL's ledger has the commit (then it happened, whatever Redis says)."""
-        async with self.db.background.connect() as conn:
-            return (await conn.execute(select(m.ledger.c.id).where(
-                m.ledger.c.commit_id == commit_id).limit(1))).first() is not None
 
     async def _idempotency_says(self, commit_id: str, ref: PlayerRef, idem: str) -> bool:
         """Whether the player's idempotency record names the commit (it happened)."""

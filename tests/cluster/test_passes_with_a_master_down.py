@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from gameserver.api.groupbuy import group_code
 from gameserver.appkeys import DB, REDIS, SETTINGS, VALUE
@@ -330,3 +330,99 @@ async def test_pending_grants_of_a_silent_shard_cost_a_pass_one_bounded_call(
     assert await tier.reconcile(PENDING_SETTLE_AFTER_S, 1000, []) == (0, len(users))
     assert await pending_users(tier) == set()
     assert (await tier.stock_left(SHOP, GAME, TOTALS)).left == {PRIZE: 100}
+
+
+async def silent_rows_first(world: Any, paused_cluster: RedisCluster,
+                            ) -> tuple[ValueTier, RedisProcess, int]:
+    """Nine grants left pending by attempts that died after their SQL try: six of
+    players of one shard whose master the test pauses (commit ids ``a…``, so they sort
+    first), three of players whose masters answer (``b…``). One commit of each kind
+    happened (``a0…`` is in SQL's ledger, ``b0…`` in its player's idempotency record):
+    those are confirmed, the others voided. Returns (tier, master, silent shard)."""
+    await world.merchant(SHOP, game=GAME, config=BOX_CONFIG)
+    tier: ValueTier = world.client.app[VALUE]
+    await tier.ensure_stock(SHOP, GAME, TOTALS)
+    home = tier.gate.stock_key(SHOP, GAME, tier.gate.home(PRIZE))
+    victim = next(n for n in paused_cluster.masters if n is not on(paused_cluster, home))
+    shard = next(s for s in range(16) if on(paused_cluster, Keys().tag(s)) is victim)
+    silent = [u for u in (f"s{i}" for i in range(2000)) if shard_of(SHOP, u, 16) == shard]
+    living = [u for u in (f"l{i}" for i in range(2000)) if on(
+        paused_cluster, Keys().tag(shard_of(SHOP, u, 16))) is not victim]
+    players = [("a", u) for u in silent[:6]] + [("b", u) for u in living[:3]]
+    for i, (prefix, user) in enumerate(players):
+        ref = PlayerRef(SHOP, GAME, user, shard_of(SHOP, user, 16))
+        await tier.hold(ref, f"k-{user}", f"{prefix}{i % 6}-{user}", outcome(), StockView(),
+                        TOTALS)
+    a0, b0 = players[0][1], players[6][1]
+    async with tier.db.begin() as conn:
+        await conn.execute(insert(m.ledger).values(
+            commit_id=f"a0-{a0}", seq=0, merchant_id=SHOP, game_id=GAME, user_id=a0,
+            player_version=1, kind="currency", name="acorn", delta=-1, before=1, after=0,
+            reason="draw:forest", ts_ms=0))
+    b0_ref = PlayerRef(SHOP, GAME, b0, shard_of(SHOP, b0, 16))
+    await tier.redis.hset(tier.keys.idempotency(b0_ref, f"k-{b0}"), "x", f"b0-{b0}")
+    assert await pending_users(tier) == {u for _, u in players}
+    assert (await tier.stock_left(SHOP, GAME, TOTALS)).left == {PRIZE: 91}
+    world.clock.advance(PENDING_SETTLE_AFTER_S + 1)
+    return tier, victim, shard
+
+
+def skipped(tier: ValueTier, cluster: RedisCluster, victim: RedisProcess,
+            shard: int) -> list[str]:
+    """What a pass names unreached: the paused master's gate buckets, then its shard
+    (asked before the pause: finding a key's master asks the cluster)."""
+    return [k for k in (tier.gate.holds_key(SHOP, GAME, b) for b in range(tier.gate.buckets))
+            if on(cluster, k) is victim] + [f"shard {shard}"]
+
+
+async def settled_right(tier: ValueTier) -> None:
+    """Two units granted, seven back: SQL and the gate agree on 98 left."""
+    assert await pending_users(tier) == set()
+    assert await tier.stock_report(SHOP, GAME, [PRIZE]) == [
+        {"ref": PRIZE, "total": 100, "reserved": 0, "granted": 2, "left": 98}]
+    assert (await tier.stock_left(SHOP, GAME, TOTALS)).left == {PRIZE: 98}
+
+
+async def test_a_silent_shards_full_page_of_pending_grants_does_not_hide_the_others(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """Pages of 5; the paused master's shard has 6 pending grants, which sort first.
+    Before, the pending-grant read had no order and no cursor and a pass stopped after
+    its first short batch: each pass read the same 5 silent rows, skipped them, and the
+    living shards' grants (their units held out of the gate) waited for the master."""
+    tier, victim, shard = await silent_rows_first(world, paused_cluster)
+    reconciler = Reconciler([tier], 60, batch=5)
+    unreached = skipped(tier, paused_cluster, victim, shard)
+
+    pause(victim)
+    try:
+        # a0 (in the ledger: no Redis needed), b0 confirmed; b1, b2 voided
+        assert await reconciler.run_once() == (2, 2)
+        assert reconciler.unreached == unreached
+        assert len(await pending_users(tier)) == 5
+    finally:
+        resume(paused_cluster, victim)
+    assert await reconciler.run_once() == (0, 5)  # the next pass: the silent shard's
+    assert reconciler.unreached == []
+    await settled_right(tier)
+
+
+async def test_a_pass_capped_by_its_pages_goes_on_where_it_stopped(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """One page of 5 a pass: the first reads the silent shard's first five rows (one in
+    the ledger), the next goes on after them, not from the start again."""
+    tier, victim, shard = await silent_rows_first(world, paused_cluster)
+    reconciler = Reconciler([tier], 60, batch=5, pages=1)
+    unreached = skipped(tier, paused_cluster, victim, shard)
+
+    pause(victim)
+    try:
+        assert await reconciler.run_once() == (1, 0)  # a0 confirmed, a1…a4 skipped
+        assert await reconciler.run_once() == (1, 2)  # a5 skipped; b0 confirmed, b1, b2
+        assert await reconciler.run_once() == (0, 0)  # from the start: a1…a5 skipped
+        assert reconciler.unreached == unreached
+    finally:
+        resume(paused_cluster, victim)
+    assert await reconciler.run_once() == (0, 0)  # after a5: nothing, so it starts over
+    assert await reconciler.run_once() == (0, 5)
+    assert reconciler.unreached == []
+    await settled_right(tier)
