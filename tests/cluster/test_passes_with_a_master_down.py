@@ -294,6 +294,19 @@ async def test_shoppers_of_the_living_masters_are_served_while_one_is_paused(
         assert me["version"] == 2, user  # adopted, fed: one feed however often sent
 
 
+async def tier_with_a_silent_shard(world: Any, paused_cluster: RedisCluster,
+                                   ) -> tuple[ValueTier, RedisProcess, int]:
+    """The shop's value tier with its coupon's stock, the master the test will pause
+    (not the one of the coupon's gate) and a logical shard that master serves."""
+    await world.merchant(SHOP, game=GAME, config=BOX_CONFIG)
+    tier: ValueTier = world.client.app[VALUE]
+    await tier.ensure_stock(SHOP, GAME, TOTALS)
+    home = tier.gate.stock_key(SHOP, GAME, tier.gate.home(PRIZE))
+    victim = next(n for n in paused_cluster.masters if n is not on(paused_cluster, home))
+    shard = next(s for s in range(16) if on(paused_cluster, Keys().tag(s)) is victim)
+    return tier, victim, shard
+
+
 async def test_pending_grants_of_a_silent_shard_cost_a_pass_one_bounded_call(
         world: Any, paused_cluster: RedisCluster) -> None:
     """Ten pending grants of players of one shard whose master is paused: the first
@@ -301,12 +314,7 @@ async def test_pending_grants_of_a_silent_shard_cost_a_pass_one_bounded_call(
     the next pass without asking it again (a shard's keys share one hash tag, so one
     node). Before, each row cost its own two bounded tries: a pass with a thousand such
     rows (a batch) took about a thousand seconds while the master was down."""
-    await world.merchant(SHOP, game=GAME, config=BOX_CONFIG)
-    tier: ValueTier = world.client.app[VALUE]
-    await tier.ensure_stock(SHOP, GAME, TOTALS)
-    home = tier.gate.stock_key(SHOP, GAME, tier.gate.home(PRIZE))
-    victim = next(n for n in paused_cluster.masters if n is not on(paused_cluster, home))
-    shard = next(s for s in range(16) if on(paused_cluster, Keys().tag(s)) is victim)
+    tier, victim, shard = await tier_with_a_silent_shard(world, paused_cluster)
     users = [u for u in (f"u{i}" for i in range(2000)) if shard_of(SHOP, u, 16) == shard][:10]
     assert len(users) == 10
     for user in users:  # attempts that died after the SQL try: a hold and a pending row
@@ -339,12 +347,7 @@ async def silent_rows_first(world: Any, paused_cluster: RedisCluster,
     first), three of players whose masters answer (``b…``). One commit of each kind
     happened (``a0…`` is in SQL's ledger, ``b0…`` in its player's idempotency record):
     those are confirmed, the others voided. Returns (tier, master, silent shard)."""
-    await world.merchant(SHOP, game=GAME, config=BOX_CONFIG)
-    tier: ValueTier = world.client.app[VALUE]
-    await tier.ensure_stock(SHOP, GAME, TOTALS)
-    home = tier.gate.stock_key(SHOP, GAME, tier.gate.home(PRIZE))
-    victim = next(n for n in paused_cluster.masters if n is not on(paused_cluster, home))
-    shard = next(s for s in range(16) if on(paused_cluster, Keys().tag(s)) is victim)
+    tier, victim, shard = await tier_with_a_silent_shard(world, paused_cluster)
     silent = [u for u in (f"s{i}" for i in range(2000)) if shard_of(SHOP, u, 16) == shard]
     living = [u for u in (f"l{i}" for i in range(2000)) if on(
         paused_cluster, Keys().tag(shard_of(SHOP, u, 16))) is not victim]
