@@ -78,12 +78,6 @@ class GroupBuySweep(PeriodicTask):
         super().__init__(interval)
         self.redis, self.keyspaces, self.games = redis, keyspaces, games
         self.clock, self.shards, self.outbox = clock, shards, outbox
-        self.unreached: list[str] = []
-        """What the last pass skipped because its Redis node did not answer: offers'
-        index keys, and keyspaces' registry keys (the whole keyspace waited); the next
-        pass tries them again."""
-        self.unreached_total = 0
-        """Such skips over every pass so far."""
 
     async def run_once(self) -> int:
         """One pass over every offer's due groups; returns the groups ended.
@@ -95,11 +89,7 @@ class GroupBuySweep(PeriodicTask):
         unreached: list[str] = []
         for actions in self.keyspaces:
             ended += await self._keyspace(actions, unreached)
-        self.unreached = unreached
-        self.unreached_total += len(unreached)
-        if unreached:
-            log.warning("group-buy sweep left %d unreachable Redis keys for the next pass: "
-                        "%s", len(unreached), ", ".join(unreached))
+        self.record_unreached(unreached)  # offers' indexes, keyspaces' registries
         return ended
 
     async def _keyspace(self, actions: SharedActions, unreached: list[str]) -> int:

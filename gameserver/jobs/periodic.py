@@ -33,7 +33,20 @@ class PeriodicTask:
         self.lease: Lease | None = None
         self.passes = 0
         """Passes run on this host (not counting those another host's lease skipped)."""
+        self.unreached: list[str] = []
+        """What the last pass skipped because its Redis node did not answer (keys, or
+        ``shard <n>``); the next pass tries them again."""
+        self.unreached_total = 0
+        """Such skips over every pass so far."""
         self._log = logging.getLogger(f"petbox.{self.name.removeprefix('petbox-')}")
+
+    def record_unreached(self, unreached: list[str]) -> None:
+        """Keep what this pass skipped on a silent Redis node, count it and say so."""
+        self.unreached = unreached
+        self.unreached_total += len(unreached)
+        if unreached:
+            self._log.warning("pass left %d unreachable Redis keys for the next pass: %s",
+                              len(unreached), ", ".join(unreached))
 
     async def run_once(self) -> Any:
         raise NotImplementedError

@@ -55,12 +55,6 @@ class Reconciler(PeriodicTask):
         and the next one goes on where a capped one stopped."""
         self.confirmed = 0
         self.voided = 0
-        self.unreached: list[str] = []
-        """What the last pass skipped because its Redis node did not answer (gate
-        buckets' keys, ``shard <n>`` of pending grants, follow-ups' keys); the next pass
-        tries them again."""
-        self.unreached_total = 0
-        """Such skips over every pass so far."""
 
     async def run_once(self) -> tuple[int, int]:
         """Settle what is old enough on every tier; returns (confirmed, voided).
@@ -79,11 +73,7 @@ class Reconciler(PeriodicTask):
         if confirmed or voided:
             log.info("reconciled pending grants: %d confirmed, %d voided", confirmed, voided)
         await self.settle_followups(unreached)
-        self.unreached = unreached
-        self.unreached_total += len(unreached)
-        if unreached:
-            log.warning("reconcile pass left %d unreachable Redis keys/shards for the next "
-                        "pass: %s", len(unreached), ", ".join(unreached))
+        self.record_unreached(unreached)  # gate buckets, shards, follow-ups
         return confirmed, voided
 
     async def settle_followups(self, unreached: list[str] | None = None) -> int:
