@@ -231,9 +231,7 @@ class RateLimiter:
         if request.path.startswith(ADMIN_PREFIX) and self.settings.rate_merchant is not None:
             merchant = await _api_key_merchant(request)
             if merchant is not None:
-                if request.method == "POST" and \
-                        request.match_info.route.name in request.app[IDEMPOTENT_OPERATIONS]:
-                    idempotency_key(request)  # 400 for a missing key comes before any 429
+                _key_before_any_refusal(request)
                 await self.merchant_check(request, merchant, self.settings.rate_merchant,
                                           "merchant")
         try:
@@ -281,6 +279,13 @@ async def _api_key_merchant(request: web.Request) -> Merchant | None:
     if not credential.startswith(API_KEY_PREFIX):
         return None
     return await request.app[MERCHANTS].by_api_key(credential)
+
+
+def _key_before_any_refusal(request: web.Request) -> None:
+    """400 for a POST missing its required Idempotency-Key comes before any 429."""
+    if request.method == "POST" and \
+            request.match_info.route.name in request.app[IDEMPOTENT_OPERATIONS]:
+        idempotency_key(request)
 
 
 def _claims(request: web.Request) -> PlayerClaims | None:
@@ -339,9 +344,8 @@ def rate_limit_middleware(limiter: RateLimiter) -> Middleware:
             return await limiter.merchant_request(request, handler)
         if limiter.enabled:
             limits = limiter.limits(request)
-            if limits and request.method == "POST" and \
-                    request.match_info.route.name in request.app[IDEMPOTENT_OPERATIONS]:
-                idempotency_key(request)  # 400 for a missing key comes before any 429
+            if limits:
+                _key_before_any_refusal(request)
             try:
                 await limiter.check(request.app[REDIS], limits)
             except RateLimited:
