@@ -24,7 +24,7 @@ from sqlalchemy import insert, select
 
 from gameserver.api.groupbuy import group_code
 from gameserver.api.groupbuy_sweep import INDEXED
-from gameserver.appkeys import DB, REDIS, SETTINGS, VALUE
+from gameserver.appkeys import ADMIN_REQUESTS, DB, REDIS, SETTINGS, VALUE
 from gameserver.db import models as m
 from gameserver.jobs.reconciler import Reconciler
 from gameserver.ops.embedded import RedisProcess
@@ -33,6 +33,7 @@ from gameserver.state.aggregates_app import AGGREGATES
 from gameserver.state.keys import AggregateRef, Keys, PlayerRef, shard_of
 from gameserver.state.redisclient import open_redis
 from gameserver.state.value import HOLD_TTL_MS, PENDING_SETTLE_AFTER_S, StockView, ValueTier
+from tests.integration.test_admin_idempotency import committed_without_redis_step
 from tests.integration.test_boxes_http import BOX_CONFIG
 from tests.integration.test_groupbuy_http import (
     GB_CONFIG,
@@ -504,3 +505,45 @@ async def test_a_pass_capped_by_its_pages_goes_on_where_it_stopped(
     assert await reconciler.run_once() == (0, 5)
     assert reconciler.unreached == []
     await settled_right(tier)
+
+
+async def test_owed_follow_ups_a_silent_master_holds_do_not_hide_the_others(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """Pages of 2; four setStock writes (+1 unit each) whose process died between the SQL
+    commit and the Redis step: the first two owe it to gate buckets on the paused master
+    (their rows' ids first), the other two to living masters' buckets. Before, owed
+    follow-ups were read as one page without a cursor: every pass read the same two
+    silent rows, and the living buckets' units stayed out of the gate."""
+    tier, victim, _ = await tier_with_a_silent_shard(world, paused_cluster)
+
+    def keys_whose_bucket(silent: bool) -> list[str]:
+        """Two setStock keys whose home bucket is (or is not) on the paused master."""
+        return [k for k in (f"{'s' if silent else 'l'}{i}" for i in range(200)) if (on(
+            paused_cluster, tier.gate.stock_key(SHOP, GAME, tier.gate.home(k)))
+            is victim) is silent][:2]
+
+    silent, living = keys_whose_bucket(True), keys_whose_bucket(False)
+    assert len(silent) == len(living) == 2
+    for key in silent + living:
+        await committed_without_redis_step(world, key, 1)
+    world.clock.advance(PENDING_SETTLE_AFTER_S + 1)
+    reconciler = Reconciler([tier], 60, batch=2, admin=world.client.app[ADMIN_REQUESTS])
+    unreached: list[str] = []
+
+    async def gate() -> int:
+        left = await tier.gate.left(SHOP, GAME, [PRIZE])
+        assert left is not None
+        return sum(left[PRIZE])
+
+    pause(victim)
+    try:
+        assert await reconciler.settle_followups(unreached) == 2
+        assert unreached == [f"follow-up {k}" for k in silent]
+    finally:
+        resume(paused_cluster, victim)
+    assert await gate() == 102  # (a step sent to the paused master may land on resume)
+    assert await reconciler.settle_followups(unreached) == 2  # the next pass: the others
+    assert await reconciler.settle_followups(unreached) == 0
+    assert await gate() == 104
+    assert await tier.stock_report(SHOP, GAME, [PRIZE]) == [  # SQL agrees
+        {"ref": PRIZE, "total": 104, "reserved": 0, "granted": 0, "left": 104}]
