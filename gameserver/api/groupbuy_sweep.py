@@ -100,41 +100,69 @@ class GroupBuySweep(PeriodicTask):
         try:
             members = {m.decode() if isinstance(m, bytes) else str(m)
                        for m in await self.redis.smembers(registry)}
-            if INDEXED not in members:
-                members |= await self._rebuild(actions, registry)
         except REDIS_UNAVAILABLE as exc:  # this keyspace waits for the next pass
             log.warning("group-buy registry %s left for the next pass: %r", registry, exc)
             unreached.append(registry)
             return 0
+        if INDEXED not in members:
+            members |= await self._rebuild(actions, registry, unreached)
         ended = 0
         for name in sorted(members):
             if name == INDEXED:
                 continue
             merchant, game, offer = name.split(":", 2)
+            index = keys.aggregate_index(merchant, game, rules.KIND, offer)
+            if index in unreached:  # the rebuild found its node silent: not asked twice
+                continue
             try:
                 ended += await self._offer(actions, merchant, game, offer)
             except REDIS_UNAVAILABLE as exc:  # its groups wait; the other offers go on
-                index = keys.aggregate_index(merchant, game, rules.KIND, offer)
                 log.warning("group-buy offer %s left for the next pass: %r", index, exc)
                 unreached.append(index)
         return ended
 
-    async def _rebuild(self, actions: SharedActions, registry: str) -> set[str]:
+    async def _rebuild(self, actions: SharedActions, registry: str,
+                       unreached: list[str]) -> set[str]:
         """No ``INDEXED`` mark: a fresh deployment, or Redis lost its data (a request
         may have listed a new group since). Index again every open group SQL holds (a
-        full scan, once: then the mark is there). Groups of the last unflushed moments
-        are lost with Redis' data, as any aggregate's commits are."""
-        keys, names = actions.services.keys, {INDEXED}
+        full scan; then the mark is there). Groups of the last unflushed moments are
+        lost with Redis' data, as any aggregate's commits are.
+
+        Returns the offers indexed again, which this pass sweeps. An offer whose index
+        (or the registry) does not answer is appended to ``unreached`` and the mark is
+        not set, so the next pass rebuilds again (``zadd nx`` keeps what is there): the
+        offers on the living masters are swept now, the silent one's once it answers."""
+        keys = actions.services.keys
+        names: set[str] = set()
+        silent: set[str] = set()  # offers whose index did not answer
         for merchant, game, gid, raw in await actions.aggregates.archive.of_kind(rules.KIND):
             group = CODEC.decode(raw)
-            if group.state == "open":
-                index = keys.aggregate_index(merchant, game, rules.KIND, group.offer)
+            name = f"{merchant}:{game}:{group.offer}"
+            if group.state != "open" or name in silent:
+                continue  # (a silent index is asked once a pass, not once a group)
+            index = keys.aggregate_index(merchant, game, rules.KIND, group.offer)
+            try:
                 await self.redis.zadd(index, {gid: group.expires_at}, nx=True)
-                names.add(f"{merchant}:{game}:{group.offer}")
-        await self.redis.sadd(registry, *sorted(names))
-        if len(names) > 1:
-            log.warning("group-buy index rebuilt from SQL: %d offers", len(names) - 1)
-        return names
+            except REDIS_UNAVAILABLE as exc:  # this offer waits; the others are swept
+                log.warning("group-buy index %s not rebuilt, left for the next pass: %r",
+                            index, exc)
+                unreached.append(index)
+                silent.add(name)
+                continue
+            names.add(name)
+        names -= silent  # partly written: its sweep waits for the whole index
+        mark = set() if silent else {INDEXED}
+        if names | mark:
+            try:
+                await self.redis.sadd(registry, *sorted(names | mark))
+            except REDIS_UNAVAILABLE as exc:  # rebuilt again next pass; swept now anyway
+                log.warning("group-buy registry %s not marked, left for the next pass: %r",
+                            registry, exc)
+                unreached.append(registry)
+        if names:
+            log.warning("group-buy index rebuilt from SQL: %d offers%s", len(names),
+                        f" ({len(silent)} left for the next pass)" if silent else "")
+        return names | mark
 
     async def _offer(self, actions: SharedActions, merchant: str, game: str,
                      offer_id: str) -> int:

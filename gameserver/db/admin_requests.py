@@ -153,16 +153,23 @@ class AdminRequests:
                 a.c.merchant_id == merchant, a.c.idem_key == key, a.c.status == "done",
             ).values(followup=None))
 
-    async def owed_followups(self, older_than_s: float, limit: int = 100) -> list[Stored]:
+    async def owed_followups(self, older_than_s: float, limit: int = 100,
+                             after: int = 0) -> list[tuple[int, Stored]]:
         """Finished keys whose follow-up is still owed after ``older_than_s`` (their
-        process died between the commit and the follow-up, and no retry came)."""
+        process died between the commit and the follow-up, and no retry came): up to
+        ``limit`` rows whose id is greater than ``after``, by id, each with its id (the
+        cursor of the next page). A row whose follow-up is empty (JSON null) comes back
+        with ``followup`` None, so a full page always has ``limit`` rows."""
         a = m.admin_requests
         cutoff = self._now_ms() - int(older_than_s * 1000)
         async with self.db.connect() as conn:
             rows = (await conn.execute(select(
-                a.c.merchant_id, a.c.idem_key, a.c.response_status, a.c.response_body,
-                a.c.followup).where(a.c.status == "done", a.c.followup.is_not(None),
-                                    a.c.claimed_ms < cutoff)
+                a.c.id, a.c.merchant_id, a.c.idem_key, a.c.response_status,
+                a.c.response_body, a.c.followup).where(
+                    a.c.status == "done", a.c.followup.is_not(None), a.c.claimed_ms < cutoff,
+                    a.c.id > after)
                 .order_by(a.c.id).limit(limit))).all()
-        # JSON null and SQL NULL differ on PostgreSQL; only a real follow-up counts.
-        return [Stored(r[0], r[1], int(r[2]), bytes(r[3]), r[4]) for r in rows if r[4]]
+        # JSON null and SQL NULL differ on PostgreSQL; only a real follow-up counts (the
+        # others are kept, as None: dropped, a full page would look like the last one).
+        return [(int(r[0]), Stored(r[1], r[2], int(r[3]), bytes(r[4]), r[5] or None))
+                for r in rows]

@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from gameserver.db.admin_requests import AdminRequests
+from gameserver.db.admin_requests import AdminRequests, Stored
+from gameserver.db.keyset import KeysetPages
 from gameserver.http.errors import REDIS_UNAVAILABLE
 from gameserver.jobs.periodic import PeriodicTask
 from gameserver.state.value import PENDING_SETTLE_AFTER_S, RECONCILE_PAGES, ValueTier
@@ -51,8 +52,9 @@ class Reconciler(PeriodicTask):
         self.batch = batch
         """Rows a read (pending grants: one page; expired holds: one bucket's)."""
         self.pages = pages
-        """Pages of pending grants a pass reads at most on a tier: a pass stays bounded,
-        and the next one goes on where a capped one stopped."""
+        """Pages a pass reads at most of pending grants on a tier, and of owed follow-ups:
+        a pass stays bounded, and the next one goes on where a capped one stopped."""
+        self._owed: KeysetPages[int] = KeysetPages(0)  # follow-ups, by admin_requests id
         self.confirmed = 0
         self.voided = 0
 
@@ -78,15 +80,33 @@ class Reconciler(PeriodicTask):
 
     async def settle_followups(self, unreached: list[str] | None = None) -> int:
         """Do the owed follow-ups of merchant writes older than ``older_than_s``; one
-        whose Redis node does not answer stays owed (its key appended to ``unreached``)."""
+        whose Redis node does not answer stays owed (its key appended to ``unreached``).
+
+        Read by row id, ``batch`` a page after a cursor (at most ``pages`` pages), as
+        pending grants are: a full page of follow-ups a silent master holds never hides
+        the ones behind it."""
         if self.admin is None or not self.tiers:
             return 0
-        owed = await self.admin.owed_followups(self.older_than_s, self.batch)
+        admin, older_than_s = self.admin, self.older_than_s
+        settled = 0
+        async for owed in self._owed.walk(
+                lambda after, n: admin.owed_followups(older_than_s, n, after),
+                lambda row: row[0], self.batch, self.pages):
+            settled += await self._settle_owed([stored for _, stored in owed], unreached)
+        if settled:
+            log.info("settled %d owed merchant-write follow-ups", settled)
+        return settled
+
+    async def _settle_owed(self, owed: list[Stored], unreached: list[str] | None) -> int:
+        """One page of :meth:`settle_followups`: the follow-ups done."""
+        assert self.admin is not None
         settled = 0
         for stored in owed:
+            if not stored.followup:
+                continue  # none owed after all (JSON null)
             try:
                 await self.tiers[0].settle_stock_change(stored.merchant, stored.key,
-                                                        stored.followup or {})
+                                                        stored.followup)
             except REDIS_UNAVAILABLE as exc:
                 log.warning("follow-up of merchant write %s left for the next pass: %r",
                             stored.key, exc)
@@ -95,6 +115,4 @@ class Reconciler(PeriodicTask):
                 continue
             await self.admin.clear_followup(stored.merchant, stored.key)
             settled += 1
-        if settled:
-            log.info("settled %d owed merchant-write follow-ups", settled)
         return settled

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from economy.errors import DomainError, Refusal
 from gameserver.clock import Clock
 from gameserver.db import models as m
 from gameserver.db.database import CommitUnknown, Database
+from gameserver.db.keyset import KeysetPages
 from gameserver.http.errors import REDIS_UNAVAILABLE, Busy
 from gameserver.state.keys import Keys, PlayerRef, shard_of
 from gameserver.state.scripts import reply_text
@@ -121,7 +122,7 @@ class ValueTier(PrizeStock):
                  shadow: bool = False, buckets: int = STOCK_BUCKETS) -> None:
         super().__init__(redis, keys, db, clock, buckets)
         self.shards, self.shadow = shards, shadow
-        self._reconcile_from = ""  # the commit id :meth:`reconcile` stopped at, if capped
+        self._pending: KeysetPages[str] = KeysetPages("")  # by commit id (:meth:`reconcile`)
 
     # -- try / confirm / cancel ----------------------------------------------------------
 
@@ -428,15 +429,11 @@ class ValueTier(PrizeStock):
         # hash tag, so one node; its other rows wait without a bounded try each.
         silent = set(unreached or ())
         confirmed = voided = 0
-        after, self._reconcile_from = self._reconcile_from, ""
-        for _ in range(pages):
-            rows = await self._pending_page(cutoff, after, limit)
+        async for rows in self._pending.walk(
+                lambda after, n: self._pending_page(cutoff, after, n), lambda row: row[0],
+                limit, pages):
             c, v = await self._decide(rows, silent, unreached)
             confirmed, voided = confirmed + c, voided + v
-            if len(rows) < limit:  # the end of the pending rows: the next call starts over
-                return confirmed, voided
-            after = rows[-1][0]
-        self._reconcile_from = after  # capped: the next call goes on from here
         return confirmed, voided
 
     async def _pending_page(self, cutoff: int, after: str, limit: int) -> list[Any]:
@@ -451,7 +448,7 @@ class ValueTier(PrizeStock):
                           g.c.idem_key)
                 .order_by(g.c.commit_id).limit(limit))).all())
 
-    async def _decide(self, rows: list[Any], silent: set[str],
+    async def _decide(self, rows: Sequence[Any], silent: set[str],
                       unreached: list[str] | None) -> tuple[int, int]:
         """Settle one page of pending commits (:meth:`reconcile`): (confirmed, voided)."""
         if not rows:

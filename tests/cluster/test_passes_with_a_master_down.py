@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
@@ -22,7 +23,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import insert, select
 
 from gameserver.api.groupbuy import group_code
-from gameserver.appkeys import DB, REDIS, SETTINGS, VALUE
+from gameserver.api.groupbuy_sweep import INDEXED
+from gameserver.appkeys import ADMIN_REQUESTS, DB, REDIS, SETTINGS, VALUE
 from gameserver.db import models as m
 from gameserver.jobs.reconciler import Reconciler
 from gameserver.ops.embedded import RedisProcess
@@ -31,6 +33,7 @@ from gameserver.state.aggregates_app import AGGREGATES
 from gameserver.state.keys import AggregateRef, Keys, PlayerRef, shard_of
 from gameserver.state.redisclient import open_redis
 from gameserver.state.value import HOLD_TTL_MS, PENDING_SETTLE_AFTER_S, StockView, ValueTier
+from tests.integration.test_admin_idempotency import committed_without_redis_step
 from tests.integration.test_boxes_http import BOX_CONFIG
 from tests.integration.test_groupbuy_http import (
     GB_CONFIG,
@@ -173,12 +176,22 @@ async def test_a_reconcile_pass_settles_the_living_masters_and_retries_the_pause
     assert (await tier.stock_left(SHOP, GAME, TOTALS)).left == {PRIZE: 100}
 
 
-async def test_a_group_buy_sweep_ends_the_living_masters_offers_and_retries_the_paused_one(
-        world: Any, paused_cluster: RedisCluster) -> None:
-    """Expired groups (two members, each paid 10 acorns) on three offers whose indexes
-    sit on the three masters; the paused master holds one offer's index and the shadow
-    keyspace's registry (no group, member or real registry). Before, the paused offer's
-    index read (sorted first) failed the whole sweep pass: no group ended anywhere."""
+@dataclass(frozen=True)
+class ThreeOffers:
+    """Group buys on three offers whose indexes sit on the three masters (``offers[0]``'s
+    on ``victim``, which also holds the shadow keyspace's registry, but no group, member
+    or real registry): one group each, two members who paid 10 acorns each."""
+
+    victim: RedisProcess
+    offers: list[str]
+    members: dict[str, tuple[str, str]]
+    codes: dict[str, str]
+    silent_index: str
+    shadow_registry: str
+
+
+async def three_offers(world: Any, paused_cluster: RedisCluster) -> ThreeOffers:
+    """:class:`ThreeOffers`, both registries marked indexed, the groups due."""
     victim = on(paused_cluster, Keys("pbs").aggregate_indexes("groupbuy"))
     assert on(paused_cluster, Keys().aggregate_indexes("groupbuy")) is not victim
     others = [n for n in paused_cluster.masters if n is not victim]
@@ -206,48 +219,111 @@ async def test_a_group_buy_sweep_ends_the_living_masters_offers_and_retries_the_
         code = (await ok(await create(world, world.mint(opener, "gbshop"), offer, key)))["code"]
         await ok(await join(world, world.mint(joiner, "gbshop"), offer, code, "j1"))
         members[offer], codes[offer] = (opener, joiner), code
-    sweep = sweeper(world)
-    assert await sweep.run_once() == 0  # nothing due yet (and both registries marked)
+    assert await sweeper(world).run_once() == 0  # nothing due yet (and both registries marked)
     world.clock.advance(3600)
-    pbs_registry = Keys("pbs").aggregate_indexes("groupbuy")
     silent_index = app[AGGREGATES]["pb"].actions.services.keys.aggregate_index(
         "gbshop", GAME, "groupbuy", offers[0])
+    return ThreeOffers(victim, offers, members, codes, silent_index,
+                       Keys("pbs").aggregate_indexes("groupbuy"))
 
-    async def wallets() -> dict[str, int]:
-        return {u: (await me(world, world.mint(u, "gbshop")))["wallet"]["acorn"]
-                for pair in members.values() for u in pair}
 
-    pause(victim)
-    try:
-        started = time.monotonic()
-        assert await sweep.run_once() == 2
-        took = time.monotonic() - started
-        assert sweep.unreached == [silent_index, pbs_registry]  # real keyspace, then shadow
-    finally:
-        resume(paused_cluster, victim)
-    # each of the two reads to the silent master cost at most two bounded tries
-    assert took < (2 * REDIS_BOUND + 0.25) * 2 + 2, took
+async def wallets(world: Any, setup: ThreeOffers) -> dict[str, int]:
+    return {u: (await me(world, world.mint(u, "gbshop")))["wallet"]["acorn"]
+            for pair in setup.members.values() for u in pair}
+
+
+async def paused_offer_waited(world: Any, setup: ThreeOffers) -> None:
+    """After a pass with ``victim`` paused: the living masters' groups failed (members
+    paid back, the merchant told), the paused offer's members still paid."""
     # (getPlayer reads a key on the paused master: the pass's effects are read now)
-    assert await wallets() == {u: 90 if o == offers[0] else 100
-                               for o, pair in members.items() for u in pair}
+    assert await wallets(world, setup) == {u: 90 if o == setup.offers[0] else 100
+                                           for o, pair in setup.members.items() for u in pair}
     assert sorted(await webhooks(world)) == sorted(
-        ("groupbuy.failed", f"groupbuy:{codes[o]}:failed") for o in offers[1:])
-    assert await app[REDIS].zcard(silent_index) == 1  # its group still listed
+        ("groupbuy.failed", f"groupbuy:{setup.codes[o]}:failed") for o in setup.offers[1:])
 
-    assert await sweep.run_once() == 1  # the next pass: the paused offer's group
-    assert (sweep.unreached, sweep.unreached_total) == ([], 2)
-    assert await sweep.run_once() == 0
-    assert await wallets() == {u: 100 for pair in members.values() for u in pair}
+
+async def every_group_ended_once(world: Any, setup: ThreeOffers) -> None:
+    """Every member paid back, the merchant told once a group, one charge and one refund
+    a member in SQL's ledger."""
+    assert await wallets(world, setup) == {u: 100 for pair in setup.members.values()
+                                           for u in pair}
     assert sorted(await webhooks(world)) == sorted(
-        ("groupbuy.failed", f"groupbuy:{codes[o]}:failed") for o in offers)
-    await flush_all(world)  # each group ended once: one charge and one refund a member
+        ("groupbuy.failed", f"groupbuy:{setup.codes[o]}:failed") for o in setup.offers)
+    await flush_all(world)
     lg = m.ledger
-    async with app[DB].connect() as conn:
+    async with world.client.app[DB].connect() as conn:
         money = (await conn.execute(select(lg.c.reason, lg.c.user_id, lg.c.delta)
                                     .where(lg.c.reason.like("groupbuy:%"))
                                     .order_by(lg.c.reason, lg.c.user_id, lg.c.delta))).all()
     assert sorted((r[0].split(":")[1], r[1], r[2]) for r in money) == sorted(
-        (codes[o], u, d) for o, pair in members.items() for u in pair for d in (-10, 10))
+        (setup.codes[o], u, d) for o, pair in setup.members.items() for u in pair
+        for d in (-10, 10))
+
+
+async def test_a_group_buy_sweep_ends_the_living_masters_offers_and_retries_the_paused_one(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """:class:`ThreeOffers`, due; the master of one offer's index paused. Before, the
+    paused offer's index read (sorted first) failed the whole sweep pass: no group
+    ended anywhere."""
+    setup = await three_offers(world, paused_cluster)
+    sweep = sweeper(world)
+
+    pause(setup.victim)
+    try:
+        started = time.monotonic()
+        assert await sweep.run_once() == 2
+        took = time.monotonic() - started
+        # real keyspace, then shadow
+        assert sweep.unreached == [setup.silent_index, setup.shadow_registry]
+    finally:
+        resume(paused_cluster, setup.victim)
+    # each of the two reads to the silent master cost at most two bounded tries
+    assert took < (2 * REDIS_BOUND + 0.25) * 2 + 2, took
+    await paused_offer_waited(world, setup)
+    assert await world.client.app[REDIS].zcard(setup.silent_index) == 1  # still listed
+
+    assert await sweep.run_once() == 1  # the next pass: the paused offer's group
+    assert (sweep.unreached, sweep.unreached_total) == ([], 2)
+    assert await sweep.run_once() == 0
+    await every_group_ended_once(world, setup)
+
+
+async def test_a_group_buy_index_rebuild_indexes_the_living_masters_offers_first(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """:class:`ThreeOffers`, due, in SQL; then Redis lost the offers' indexes and the
+    registry's mark that they were built (its offers listed again, as requests do), and
+    the rebuild from SQL runs with one index's master paused. Before, its first write to
+    that index failed the rebuild and the whole keyspace's sweep with it: no group ended
+    anywhere, pass after pass, while the master was silent."""
+    setup = await three_offers(world, paused_cluster)
+    app = world.client.app
+    redis, keys = app[REDIS], app[AGGREGATES]["pb"].actions.services.keys
+    registry = keys.aggregate_indexes("groupbuy")
+    await flush_all(world)  # the open groups are in SQL, which the rebuild reads
+    await redis.srem(registry, INDEXED)
+    for offer in setup.offers:
+        assert await redis.delete(keys.aggregate_index("gbshop", GAME, "groupbuy", offer)) == 1
+    sweep = sweeper(world)
+
+    pause(setup.victim)
+    try:
+        started = time.monotonic()
+        assert await sweep.run_once() == 2
+        took = time.monotonic() - started
+        # the index the rebuild could not write (and not read again), the shadow registry
+        assert sweep.unreached == [setup.silent_index, setup.shadow_registry]
+    finally:
+        resume(paused_cluster, setup.victim)
+    assert took < (2 * REDIS_BOUND + 0.25) * 2 + 2, took
+    await paused_offer_waited(world, setup)
+    assert INDEXED.encode() not in await redis.smembers(registry)  # rebuilt again next pass
+
+    await flush_all(world)  # (the persister's: SQL has the ended groups as failed)
+    assert await sweep.run_once() == 1  # the next pass: the paused offer's group
+    assert (sweep.unreached, sweep.unreached_total) == ([], 2)
+    assert INDEXED.encode() in await redis.smembers(registry)
+    assert await sweep.run_once() == 0
+    await every_group_ended_once(world, setup)
 
 
 async def test_shoppers_of_the_living_masters_are_served_while_one_is_paused(
@@ -429,3 +505,45 @@ async def test_a_pass_capped_by_its_pages_goes_on_where_it_stopped(
     assert await reconciler.run_once() == (0, 5)
     assert reconciler.unreached == []
     await settled_right(tier)
+
+
+async def test_owed_follow_ups_a_silent_master_holds_do_not_hide_the_others(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """Pages of 2; four setStock writes (+1 unit each) whose process died between the SQL
+    commit and the Redis step: the first two owe it to gate buckets on the paused master
+    (their rows' ids first), the other two to living masters' buckets. Before, owed
+    follow-ups were read as one page without a cursor: every pass read the same two
+    silent rows, and the living buckets' units stayed out of the gate."""
+    tier, victim, _ = await tier_with_a_silent_shard(world, paused_cluster)
+
+    def keys_whose_bucket(silent: bool) -> list[str]:
+        """Two setStock keys whose home bucket is (or is not) on the paused master."""
+        return [k for k in (f"{'s' if silent else 'l'}{i}" for i in range(200)) if (on(
+            paused_cluster, tier.gate.stock_key(SHOP, GAME, tier.gate.home(k)))
+            is victim) is silent][:2]
+
+    silent, living = keys_whose_bucket(True), keys_whose_bucket(False)
+    assert len(silent) == len(living) == 2
+    for key in silent + living:
+        await committed_without_redis_step(world, key, 1)
+    world.clock.advance(PENDING_SETTLE_AFTER_S + 1)
+    reconciler = Reconciler([tier], 60, batch=2, admin=world.client.app[ADMIN_REQUESTS])
+    unreached: list[str] = []
+
+    async def gate() -> int:
+        left = await tier.gate.left(SHOP, GAME, [PRIZE])
+        assert left is not None
+        return sum(left[PRIZE])
+
+    pause(victim)
+    try:
+        assert await reconciler.settle_followups(unreached) == 2
+        assert unreached == [f"follow-up {k}" for k in silent]
+    finally:
+        resume(paused_cluster, victim)
+    assert await gate() == 102  # (a step sent to the paused master may land on resume)
+    assert await reconciler.settle_followups(unreached) == 2  # the next pass: the others
+    assert await reconciler.settle_followups(unreached) == 0
+    assert await gate() == 104
+    assert await tier.stock_report(SHOP, GAME, [PRIZE]) == [  # SQL agrees
+        {"ref": PRIZE, "total": 104, "reserved": 0, "granted": 0, "left": 104}]

@@ -131,7 +131,7 @@ async def test_set_stock_key_still_running_is_409_then_taken_over(world: World) 
     assert await gate(world) == 105
 
 
-async def _committed_without_redis_step(world: World, key: str, add: int) -> None:
+async def committed_without_redis_step(world: World, key: str, add: int) -> None:
     """What a process that died between setStock's SQL commit and its Redis step leaves:
     the SQL change and the key's record (with the follow-up owed), the gate untouched."""
     app = world.client.app
@@ -151,7 +151,7 @@ async def _committed_without_redis_step(world: World, key: str, add: int) -> Non
 async def test_set_stock_crash_before_redis_step_is_finished_once_by_the_retry(
         world: World) -> None:
     api_key = await boxshop(world)
-    await _committed_without_redis_step(world, "k4", 10)
+    await committed_without_redis_step(world, "k4", 10)
     assert await gate(world) == 100  # the Redis step is owed
     first = await send(world, api_key, "POST", STOCK, {"add": 10}, "k4")
     assert first.status == 200
@@ -167,7 +167,7 @@ async def test_set_stock_redis_step_runs_once_even_if_its_record_is_lost(
     """The Redis step ran but the process died before clearing the follow-up: the mark
     beside the gate makes the retry's second run a no-op."""
     api_key = await boxshop(world)
-    await _committed_without_redis_step(world, "k5", 10)
+    await committed_without_redis_step(world, "k5", 10)
     app = world.client.app
     a = m.admin_requests
     async with app[DB].engine.connect() as conn:
@@ -181,7 +181,7 @@ async def test_set_stock_redis_step_runs_once_even_if_its_record_is_lost(
 
 async def test_set_stock_owed_redis_step_is_settled_by_the_reconciler(world: World) -> None:
     api_key = await boxshop(world)
-    await _committed_without_redis_step(world, "k6", -30)
+    await committed_without_redis_step(world, "k6", -30)
     app = world.client.app
     reconciler = Reconciler([app[VALUE]], 60, older_than_s=60, admin=app[ADMIN_REQUESTS])
     assert await reconciler.settle_followups() == 0  # too young: its request may be running
@@ -201,7 +201,7 @@ async def test_set_stock_after_redis_data_loss(world: World) -> None:
     api_key = await boxshop(world)
     app = world.client.app
     assert (await send(world, api_key, "POST", STOCK, {"add": 10}, "k7")).status == 200
-    await _committed_without_redis_step(world, "k8", 5)
+    await committed_without_redis_step(world, "k8", 5)
     await app[REDIS].flushall()
     for key, add in (("k7", 10), ("k8", 5), ("k7", 10)):
         resp = await send(world, api_key, "POST", STOCK, {"add": add}, key)

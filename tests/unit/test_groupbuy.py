@@ -104,7 +104,7 @@ def test_open_group() -> None:
     assert out.response["group"] == out.response["code"] == GID
     assert (out.response["size"], out.response["seats_left"], out.response["state"],
             out.response["expires_at"]) == (3, 2, "open", T0 + 3600)
-    assert out.response["members"] == [{"user": "a***n", "joined_at": T0, "opener": True,
+    assert out.response["members"] == [{"user": "a***", "joined_at": T0, "opener": True,
                                         "me": True}]
     assert out.owed is not None
     assert (out.owed["effect"], out.owed["role"], out.owed["cost"], out.owed["complete"]) == (

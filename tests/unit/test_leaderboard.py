@@ -127,7 +127,20 @@ def test_masked_ids_hide_the_middle() -> None:
     from mechanics.masking import masked_id
 
     assert [masked_id(u) for u in ("", "ab", "abc", "alice", "oABCDEFxyz")] == [
-        "***", "***", "a***c", "a***e", "oA***yz"]
+        "***", "***", "a***", "a***", "oA***yz"]
+
+
+def test_short_ids_show_at_most_their_first_character_and_not_their_length() -> None:
+    """Before, ``abc`` was ``a***c`` (two of three characters) and a 7-character id
+    showed four; the form's length followed the id's (5 characters up to 6, 7 after)."""
+    from mechanics.masking import masked_id
+
+    ids = ["a", "ab", "abc", "abcd", "abcdefg", "abcdefghi", "abcdefghij",
+           "oWx1-bob-openid"]
+    assert [masked_id(u) for u in ids] == [
+        "***", "***", "a***", "a***", "a***", "a***", "ab***ij", "oW***id"]
+    assert {len(masked_id("x" * n)) for n in range(3, 10)} == {4}
+    assert {len(masked_id("x" * n)) for n in range(10, 64)} == {7}
 
 
 def test_display_name_follows_the_board() -> None:
