@@ -15,7 +15,7 @@ from pathlib import Path
 from economy.config import parse_game_config
 from economy.simulate import simulate
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "squirrel-omg.json"
+EXAMPLE = Path(__file__).parents[1] / "gameserver" / "examples" / "squirrel-omg.json"
 
 
 def main() -> None:

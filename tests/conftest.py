@@ -36,7 +36,7 @@ from gameserver.ops.settings import Settings
 from tests.redis_cluster import RedisCluster, running_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_GAME = ROOT / "examples" / "squirrel-omg.json"
+EXAMPLE_GAME = ROOT / "gameserver" / "examples" / "squirrel-omg.json"
 PG_ADMIN_URL = os.environ.get("PETBOX_TEST_POSTGRES_URL", "")
 
 

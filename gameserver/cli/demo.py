@@ -8,19 +8,24 @@ import shlex
 import shutil
 import sys
 import time
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from gameserver.db.database import Database
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_GAME_FILE = REPO_ROOT / "examples" / "squirrel-omg.json"
+EXAMPLES: Traversable = resources.files("gameserver") / "examples"
+"""The example games, package data (``gameserver/examples``): a wheel ships them, so
+``petbox demo`` runs from an installed petbox as from a checkout."""
+DEMO_GAME_FILE = EXAMPLES / "squirrel-omg.json"
 DEMO_MERCHANT = "demo"
 DEMO_GAME = "squirrel-omg"
 DOUBLE11_GAME = "double11"
-DOUBLE11_FILE = REPO_ROOT / "examples" / "double11.json"
+DOUBLE11_FILE = EXAMPLES / "double11.json"
 DOUBLE11_MIDNIGHT = 1_794_326_400
-"""2026-11-11 00:00 in Shanghai: the midnight examples/double11.json is written for."""
+"""2026-11-11 00:00 in Shanghai: the midnight ``gameserver/examples/double11.json`` is
+written for."""
 TIME_KEYS = ("_at", "_from", "_until")
 """Config fields that are instants (unix s): the demo moves them with the midnight."""
 
@@ -93,8 +98,9 @@ petbox demo
   merchant        {creds['merchant']}
   api key         {creds['api_key']}
   signing secret  {creds['signing_secret']}
-  game            {DEMO_GAME}  (examples/squirrel-omg.json)
-  game            {DOUBLE11_GAME}  (examples/double11.json: every play, its midnight tonight)
+  game            {DEMO_GAME}  (gameserver/examples/squirrel-omg.json)
+  game            {DOUBLE11_GAME}  (gameserver/examples/double11.json: every play, \
+its midnight tonight)
   data directory  {data_dir.resolve()}
 
 Try it (the session command signs a fresh login each time; the token lasts hours):

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -267,7 +267,8 @@ class _Player:
                 await resp.read()
 
 
-def fill_demo(settings: Settings, creds: Mapping[str, str], game: str, config_file: Path,
+def fill_demo(settings: Settings, creds: Mapping[str, str], game: str,
+              config_file: Traversable,
               days: int, shoppers: int | None = None, seed: int = 0) -> None:
     """``petbox demo --history DAYS``: play the history with a progress bar, then say
     what was played (``shoppers``: 10 a day by default, at most 400)."""

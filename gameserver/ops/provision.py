@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -59,7 +59,8 @@ async def publish_config(db: Database, merchant_id: str, game: str, config: Any,
     return await db.publish_version(merchant_id, game, config, now, note)
 
 
-def load_config_file(path: Path) -> Any:
+def load_config_file(path: Traversable) -> Any:
+    """A config file's JSON (a path, or a file in a package: the example games)."""
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:

@@ -109,7 +109,7 @@ async def _check_sql(world: World, views: dict[str, dict[str, Any]]) -> None:
         assert row is not None and row[0] == view["version"], user
         wallet = decode_state(row[1]).wallet
         assert wallet == view["player"]["wallet"], user
-        initial = {"acorn": 600, "gem": 0}  # examples/squirrel-omg.json
+        initial = {"acorn": 600, "gem": 0}  # gameserver/examples/squirrel-omg.json
         expected = {c: v - initial.get(c, 0) for c, v in wallet.items()
                     if v - initial.get(c, 0)}
         assert {c: v for c, v in ledger.get(user, {}).items() if v} == expected, user

@@ -14,7 +14,7 @@ from mechanics import boxes
 from mechanics.pet import new_player
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "squirrel-omg.json"
+EXAMPLE = ROOT / "gameserver" / "examples" / "squirrel-omg.json"
 SEED_A, SEED_B = "a" * 64, "b" * 64
 
 

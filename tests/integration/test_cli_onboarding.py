@@ -76,7 +76,7 @@ async def test_one_data_directory_named_and_stated(tmp_path: Path) -> None:
 
 
 async def test_cli_errors_are_lines_not_json_blobs(tmp_path: Path) -> None:
-    bad = json.loads((ROOT / "examples" / "squirrel-omg.json").read_text())
+    bad = json.loads((ROOT / "gameserver" / "examples" / "squirrel-omg.json").read_text())
     bad["foods"]["acorn_snack"]["price"] = {"gold": 1}
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
@@ -150,7 +150,7 @@ async def test_the_demo_prints_a_command_that_keeps_working(tmp_path: Path) -> N
 
 
 async def test_the_demo_serves_double11_with_its_midnight_tonight(db: Any) -> None:
-    """The demo publishes examples/double11.json (every play) beside the squirrel game,
+    """The demo publishes gameserver/examples/double11.json (every play) beside the squirrel game,
     its instants moved so that its midnight is the coming one: once a night, not on
     every start."""
     from gameserver.cli.demo import (

@@ -48,7 +48,7 @@ async def _provision(data: Path) -> str:
     try:
         await db.migrate()
         creds = await create_merchant(db, "jsshop", int(time.time()))
-        config = json.loads((ROOT / "examples" / "squirrel-omg.json").read_text())
+        config = json.loads((ROOT / "gameserver" / "examples" / "squirrel-omg.json").read_text())
         config["flashsales"] = {"midnight": {  # on sale since a minute ago
             "title": "Midnight nuts", "sku": "NUTS-11", "price_fen": 990,
             "starts_at": int(time.time()) - 60, "stock": 5, "per_shopper": 1,

@@ -27,7 +27,7 @@ from gameserver.ops.embedded import RedisProcess, free_port, running_embedded_re
 from tests.conftest import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
-GAME_FILE = ROOT / "examples" / "squirrel-omg.json"
+GAME_FILE = ROOT / "gameserver" / "examples" / "squirrel-omg.json"
 
 
 def petbox(env: dict[str, str], *args: str) -> str:

@@ -18,7 +18,7 @@ from mechanics.registry import MECHANICS
 from tests.conftest import World, app_persister
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = json.loads((ROOT / "examples" / "squirrel-omg.json").read_text())
+EXAMPLE = json.loads((ROOT / "gameserver" / "examples" / "squirrel-omg.json").read_text())
 G = "/v1/games/squirrel"
 A = "/v1/admin/games/squirrel"
 

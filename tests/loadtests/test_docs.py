@@ -67,7 +67,8 @@ def test_quick_start_runs_clean_and_passes(tmp_path: Path) -> None:
         ["petbox", "serve", "--port"], ["petbox", "loadtest", "generate"],
         ["petbox", "loadtest", "replay"], ["petbox", "loadtest", "report"],
         ["petbox", "shadow", "purge"]]
-    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    (tmp_path / "gameserver").mkdir()  # the docs run in a checkout: its example game
+    (tmp_path / "gameserver" / "examples").symlink_to(ROOT / "gameserver" / "examples")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETBOX_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     port = str(free_port())

@@ -16,8 +16,9 @@ from loadtests.shapes import SinglesDay, Steady
 from loadtests.trace import read_header, read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "gameserver" / "examples"
 PROFILE = GameProfile.from_config("squirrel-omg",
-                                  json.loads((ROOT / "examples/squirrel-omg.json").read_text()))
+                                  json.loads((EXAMPLES / "squirrel-omg.json").read_text()))
 SD = SinglesDay(baseline=20, compression=10)
 
 
@@ -137,7 +138,7 @@ def test_hot_prize_share_of_draws() -> None:
 
 
 def test_hot_prize_comes_from_the_config() -> None:
-    config = json.loads((ROOT / "examples/squirrel-omg.json").read_text())
+    config = json.loads((EXAMPLES / "squirrel-omg.json").read_text())
     prize = next(p for s in config["boxes"]["series"].values() for p in s.get("prizes", {}))
     profile = GameProfile.from_config("g", config, hot_prize=prize)
     assert profile.hot_series in config["boxes"]["series"]
@@ -146,7 +147,7 @@ def test_hot_prize_comes_from_the_config() -> None:
 
 
 def test_shoppers_vote_within_their_daily_votes_and_wallet() -> None:
-    config = json.loads((ROOT / "examples/squirrel-omg.json").read_text())
+    config = json.loads((EXAMPLES / "squirrel-omg.json").read_text())
     config["currencies"]["ticket"] = {"name": "Tickets", "initial": 3, "max": 10}
     config["polls"] = {"flavour": {
         "title": "Next flavour", "options": {"pecan": {"label": "Pecan"},
@@ -171,7 +172,7 @@ def test_shoppers_vote_within_their_daily_votes_and_wallet() -> None:
 
 
 def test_shoppers_start_one_assist_per_campaign() -> None:
-    config = json.loads((ROOT / "examples/squirrel-omg.json").read_text())
+    config = json.loads((EXAMPLES / "squirrel-omg.json").read_text())
     config["assists"] = json.loads('{"friends": {"title": "F", "needed": 3, "duration_s": 86400,'
                                    ' "owner_reward": {"coupon": "coupon_5off"}}}')
     profile = GameProfile.from_config("g", config)
@@ -185,7 +186,7 @@ def test_shoppers_start_one_assist_per_campaign() -> None:
     assert me.assists == {"friends"}
     assert OPERATIONS["startAssist"].is_write and not OPERATIONS["getAssist"].is_write
 def test_shoppers_list_the_open_groups_of_a_group_buy_offer() -> None:
-    config = json.loads((ROOT / "examples/squirrel-omg.json").read_text())
+    config = json.loads((EXAMPLES / "squirrel-omg.json").read_text())
     config["groupbuys"] = {"d11_trio": {"title": "Trio", "size": 3, "duration_s": 3600}}
     model = PlayerModel(GameProfile.from_config("g", config), Behaviour(), 1.0)
     rng = random.Random(3)
@@ -200,7 +201,7 @@ def test_chains_claim_then_pay_friends_help_and_join_with_codes_handed_back() ->
     """A flash-sale claim goes only while the replay finds the sale live and is paid with
     the hold it got; an assist's friends (needed, each after the minimum session age) and
     a group's (size - 1) send the code their friend got back (loadtests.chains)."""
-    d11 = json.loads((ROOT / "examples/double11.json").read_text())
+    d11 = json.loads((EXAMPLES / "double11.json").read_text())
     profile = GameProfile.from_config("g", d11)
     assert profile.rules is not None and profile.rules.flashsales == ("midnight-nuts",)
     assert profile.rules.assists["d11_friends"] == (3, 60)
@@ -241,7 +242,7 @@ def test_generated_friends_are_named_after_their_friend(tmp_path: Path) -> None:
     from loadtests.chains import home
     from loadtests.worker import owner, worker_of
 
-    d11 = json.loads((ROOT / "examples/double11.json").read_text())
+    d11 = json.loads((EXAMPLES / "double11.json").read_text())
     gen = Generator(Steady(baseline=20, duration_s=600, compression=10),
                     PlayerModel(GameProfile.from_config("g", d11),
                                 Behaviour(p_assist=1.0, p_groupbuy=1.0, p_team_create=0.0),

@@ -33,7 +33,7 @@ CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
 PINNED = {"game": "squirrel", "series": "forest_friends", "board": "top_squirrels",
           "task": "browse_shop", "prize": "coupon_10off", "user": "st", "version": "1",
           "a": "1", "b": "1"}
-"""Path ids of what the test provisions (examples/squirrel-omg.json)."""
+"""Path ids of what the test provisions (gameserver/examples/squirrel-omg.json)."""
 
 
 def _st() -> str:
@@ -78,7 +78,8 @@ def test_schemathesis_conformance(tmp_path: Path) -> None:
     for name in ("PETBOX_REDIS_URL", "PETBOX_DATABASE_URL"):
         env.pop(name)  # embedded Redis and SQLite in the data dir
     creds = json.loads(petbox(env, "merchant", "create", "shop", "--json"))
-    petbox(env, "game", "publish", "shop", "squirrel", str(ROOT / "examples/squirrel-omg.json"))
+    petbox(env, "game", "publish", "shop", "squirrel",
+           str(ROOT / "gameserver" / "examples" / "squirrel-omg.json"))
     server = ServerProc(env, free_port(), tmp_path / "server.log")
     started = time.monotonic()
     server.start()

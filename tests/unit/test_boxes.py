@@ -29,7 +29,7 @@ from mechanics.pet import new_player
 from mechanics.state import PlayerState
 from tests.unit.boxes_factory import game, game_raw, series_raw
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "squirrel-omg.json"
+EXAMPLE = Path(__file__).parents[2] / "gameserver" / "examples" / "squirrel-omg.json"
 SEED = "11" * 32
 SEED2 = "22" * 32
 NOW = 1_700_000_000

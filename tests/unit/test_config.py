@@ -14,7 +14,7 @@ from economy.section import unknown_currencies, window_status
 from gameserver.games import known_timezones
 from tests.unit.factory import BASE, config, raw_config, species_with
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "squirrel-omg.json"
+EXAMPLE = Path(__file__).resolve().parents[2] / "gameserver" / "examples" / "squirrel-omg.json"
 
 
 def test_demo_game_uses_every_loop_feature() -> None:

@@ -117,7 +117,7 @@ def test_boards_are_in_the_published_schema() -> None:
 def test_the_demo_game_has_two_boards() -> None:
     from pathlib import Path
 
-    example = Path(__file__).resolve().parents[2] / "examples" / "squirrel-omg.json"
+    example = Path(__file__).resolve().parents[2] / "gameserver" / "examples" / "squirrel-omg.json"
     cfg = parse_game_config(json.loads(example.read_text()))
     assert {b.id: (b.metric, b.size) for b in cfg.leaderboards.values()} == {
         "top_squirrels": ("xp", 100), "box_collectors": ("draws", 50)}

@@ -12,7 +12,7 @@ from economy.config import parse_game_config
 from economy.odds import base, base_tiers, consolidated, disclose
 from tests.unit.boxes_factory import series
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "squirrel-omg.json"
+EXAMPLE = Path(__file__).parents[2] / "gameserver" / "examples" / "squirrel-omg.json"
 
 
 def test_base_probabilities_are_exact_weight_shares() -> None:

@@ -13,7 +13,7 @@ from economy.odds import base, consolidated
 from economy.simulate import percentile, player_seed, simulate
 from tests.unit.boxes_factory import series
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "squirrel-omg.json"
+EXAMPLE = Path(__file__).parents[2] / "gameserver" / "examples" / "squirrel-omg.json"
 # Chi-square critical values at α = 0.001 (scipy.stats.chi2.ppf(0.999, df)), from the
 # standard table; the runs are seeded, so these tests are deterministic either way.
 CHI2_999 = {2: 13.816, 3: 16.266, 4: 18.467, 5: 20.515}

@@ -1,6 +1,6 @@
 // The mini-program client against a real petbox server (node --test).
 // Needs PETBOX_URL, PETBOX_MERCHANT, PETBOX_SECRET (the signing secret, playing the
-// merchant's backend) and PETBOX_GAME (a live copy of examples/squirrel-omg.json);
+// merchant's backend) and PETBOX_GAME (a live copy of gameserver/examples/squirrel-omg.json);
 // tests/integration/test_js_client.py starts the server and runs this.
 import { test } from "node:test";
 import assert from "node:assert/strict";
