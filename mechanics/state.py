@@ -32,7 +32,8 @@ from mechanics.teamstate import TeamsSlots
 if TYPE_CHECKING:
     from economy.config import GameConfig
 
-__all__ = ["SLICES", "CoreSlots", "PetState", "PlayerState", "Rng", "new_player"]
+__all__ = ["SLICES", "CoreSlots", "PetState", "PlayerState", "Rng", "first_played",
+           "new_player"]
 
 
 class Rng(Protocol):
@@ -49,6 +50,10 @@ def _created_at(raw: int | None) -> int:
     return raw
 
 
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
 @dataclass(kw_only=True)
 class CoreSlots(StateSlots):
     """What every player has, whatever the game: balances, debts, when they came."""
@@ -59,6 +64,7 @@ class CoreSlots(StateSlots):
         Slice("inventory", "i", same, decode_dict, dict),
         Slice("last_seen", "ls", same, lambda raw: raw or 0, same),
         Slice("debts", "db", same, decode_dict, dict),
+        Slice("played_at", "pa", same, same, same, omit=_is_none),
     )
     created_at: int
     wallet: dict[str, int] = field(default_factory=dict)
@@ -66,6 +72,11 @@ class CoreSlots(StateSlots):
     last_seen: int = 0
     debts: dict[str, int] = field(default_factory=dict)
     """``currency:<id>`` / ``item:<id>`` / ``coupon:<id>`` → what a refund could not take back"""
+    played_at: int | None = None
+    """When the shopper first acted themselves (:func:`first_played`): ``None`` since
+    ``created_at`` (a player their own action created, and every state written before
+    this slice existed), ``0`` not yet (created by a commit made for them: an order, a
+    merchant's grant), else the time of their first own commit."""
 
 
 @dataclass(kw_only=True)
@@ -108,3 +119,23 @@ _CODECS = compile_codecs(PlayerState, SLICES)
 def new_player(config: GameConfig, now: int) -> PlayerState:
     """The state of a player who has never played this game."""
     return PlayerState(created_at=now, wallet=config.initial_wallet(), last_seen=now)
+
+
+def first_played(state: PlayerState, before: PlayerState | None, now: int,
+                 by_shopper: bool) -> PlayerState:
+    """``state`` as a commit leaves it, with :attr:`~CoreSlots.played_at` kept: a player
+    that a commit made for them creates has not played (0), and their first commit of
+    their own says when they did. ``by_shopper``: the commit is the shopper's own
+    (``gameserver.state.keys.by_shopper``); ``before``: the state it was applied to.
+    Only a new player or one who has not played can change, so the server calls this
+    for those alone (every other commit costs one comparison); a change is made on a
+    copy (once in a player's life), never on ``state``."""
+    if before is None and not by_shopper:
+        played: int | None = 0
+    elif by_shopper and state.played_at == 0:
+        played = now
+    else:
+        return state
+    new = state.copy()
+    new.played_at = played
+    return new

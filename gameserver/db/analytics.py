@@ -6,12 +6,18 @@ ledger rows.
 
 Definitions (all days are calendar days in the game's time zone):
 
-- **activity**: a player is *active* on a day when they have a ledger row that
-  day (every committed action that changes a balance writes one) or were created
-  that day (``players.created_at``). Reads (``getPlayer``) leave no trace in SQL
-  and do not count. Commits the merchant makes on a shopper count too: an order
-  (paid or refunded) or a grant creates a player who never played, and a refund's
-  clawback or a grant is a ledger row.
+- **activity**: a player is *active* on a day when they acted themselves that day:
+  a ledger row of a commit of their own (every committed action that changes a
+  balance writes one; ``ledger.by_shopper``), or their first own commit
+  (``players.first_played_at``). Reads (``getPlayer``) leave no trace in SQL and do
+  not count. Commits made *for* a shopper do not count: an order (paid or refunded),
+  a merchant's grant or deduction, a refund's clawback, a sweep, another shopper's
+  group filling (they commit under keys no shopper can send:
+  ``gameserver.state.keys.by_shopper``). A player such a commit created is no player
+  here until they act (``first_played_at`` is NULL till then): they are new on the
+  day of their first own action. A commit the server makes for a read (a seed
+  commitment) is no action either. Rows from before migration 0012 count as the
+  shopper's, and players from before it as playing since ``created_at``.
 - **days** are counted in the zone the report is asked in (the live config's), for
   the whole history: after a change of zone, past figures move to the new zone's days.
 - **DAU**: distinct active players per day.
@@ -21,6 +27,8 @@ Definitions (all days are calendar days in the game's time zone):
 - **coupons granted**: confirmed, non-shadow rows of kind ``coupon`` in the
   value tier's ``grants`` table, by the day they were created (pending grants
   are not counted until confirmed; voided ones never).
+- **players** (``totals.players``): those who acted themselves by the range's end,
+  over the whole history; ``totals.active_players``: those active in the range.
 - **plays**: per kind of shared state (``aggregate_ledger.kind``: a poll bucket, a group,
   a pool, a team), the shoppers' commits on it that day and the distinct shoppers
   making them; system commits (users named ``_…``) are left out.
@@ -167,13 +175,15 @@ class _Q:
         ledger, players = m.ledger, m.players
         self.window = window
         segments = window.segments()
+        # The shopper's own actions only: ledger rows of their commits, and the moment
+        # they first acted (NULL for a player made by an order or a grant alone).
         events = union_all(
             select(ledger.c.user_id.label("u"), (ledger.c.ts_ms // 1000).label("t"))
             .where(ledger.c.merchant_id == merchant, ledger.c.game_id == game,
-                   ledger.c.ts_ms < window.end_s() * 1000),
-            select(players.c.user_id.label("u"), players.c.created_at.label("t"))
+                   ledger.c.by_shopper.is_(True), ledger.c.ts_ms < window.end_s() * 1000),
+            select(players.c.user_id.label("u"), players.c.first_played_at.label("t"))
             .where(players.c.merchant_id == merchant, players.c.game_id == game,
-                   players.c.created_at < window.end_s()),
+                   players.c.first_played_at < window.end_s()),
         ).subquery("ev")
         self.ev = select(events.c.u, events.c.t,
                          local_day_expr(events.c.t, segments).label("d")).cte("evd")
@@ -267,7 +277,8 @@ class _Q:
             .group_by(cw, k)
 
     def totals(self) -> Select[Any]:
-        """Players first seen by the range's end, and players active in the range."""
+        """Players whose first own action came by the range's end (whenever it came:
+        the whole history), and players active in the range."""
         ud, f = self.days, self.first
         return select(select(func.count()).where(f.c.fd <= self.window.end).scalar_subquery(),
                       select(func.count(distinct(ud.c.u))).where(ud.c.d <= self.window.end)

@@ -8,14 +8,16 @@ the exposed shoppers (zeros included), so Python receives a few rows per arm wha
 the traffic; :mod:`economy.abstats` turns them into intervals and tests.
 
 - **retention Dn** (n = 1, 7, 30): share of the exposed who acted (any committed action
-  of their own: ``experiment_days``, on the rules' clock) on day 0 + n, among those whose
-  day 0 + n is over; **w1**: acted on one of days 7..13 after day 0, among those whose
-  day 13 is over;
+  of their own: ``experiment_days``, on the rules' clock; a commit made for a shopper,
+  an order's or a merchant's, neither exposes nor records a day:
+  :func:`gameserver.services.bind`) on day 0 + n, among those whose day 0 + n is over;
+  **w1**: acted on one of days 7..13 after day 0, among those whose day 13 is over;
 - **draws**: rows in ``draws``; **spend**: currency taken by ledger rows (negative
-  deltas), all currencies summed; **prize cost**: face value (fen) of confirmed value
-  grants (blind-box prizes and coupons of the ``coupons`` section); **orders** and
-  **GMV**: ``order_events`` (paid, less refunded amounts) — each from the exposing
-  commit on; a refund counts with its order (at the order's payment time).
+  deltas) of the shopper's own commits (``ledger.by_shopper``: not a refund's clawback
+  nor a merchant's deduction), all currencies summed; **prize cost**: face value (fen)
+  of confirmed value grants (blind-box prizes and coupons of the ``coupons`` section);
+  **orders** and **GMV**: ``order_events`` (paid, less refunded amounts) — each from
+  the exposing commit on; a refund counts with its order (at the order's payment time).
 """
 
 from __future__ import annotations
@@ -118,7 +120,8 @@ class _Q:
             led = m.ledger
             return select(led.c.user_id.label("u"), led.c.ts_ms.label("t"),
                           (-led.c.delta).label("v")).where(
-                *self._mine(led), led.c.kind == "currency", led.c.delta < 0)
+                *self._mine(led), led.c.kind == "currency", led.c.delta < 0,
+                led.c.by_shopper.is_(True))
         if metric == "prize_cost_per_shopper":
             g = m.grants
             # A blind-box prize keeps its face value under ``value``; a coupon of the

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 
 # Explicit constraint names so migrations are identical on SQLite and PostgreSQL.
@@ -79,8 +80,12 @@ players = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_seen", BigInteger, nullable=False),
     Column("flushed_at", BigInteger, nullable=False),
+    Column("first_played_at", BigInteger, nullable=True),
     PrimaryKeyConstraint("merchant_id", "game_id", "user_id"),
 )
+"""``first_played_at``: when the shopper first acted themselves (unix s; the state's
+``played_at``), NULL while they have not: a player an order or a merchant's grant
+created. Players from before migration 0012 have their ``created_at``."""
 
 ledger = Table(
     "ledger", metadata,
@@ -98,10 +103,15 @@ ledger = Table(
     Column("after", BigInteger, nullable=False),
     Column("reason", String(120), nullable=False),
     Column("ts_ms", BigInteger, nullable=False),
+    Column("by_shopper", Boolean, nullable=False, server_default=true()),
     UniqueConstraint("commit_id", "seq"),
     Index(None, "merchant_id", "game_id", "user_id", "id"),
     Index(None, "merchant_id", "game_id", "id"),  # export and analytics walk a game
 )
+"""``by_shopper``: the row's commit is the shopper's own action, false for one made for
+them (an order, a merchant's grant or deduction, a sweep, another shopper's group
+filling: ``gameserver.state.keys.by_shopper``). Rows from before migration 0012 are
+true."""
 
 responses = Table(
     "responses", metadata,

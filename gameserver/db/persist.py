@@ -45,6 +45,7 @@ class PlayerRow(NamedTuple):
     created_at: int
     last_seen: int
     flushed_at: int
+    first_played_at: int | None
 
 
 class LedgerRow(NamedTuple):
@@ -63,6 +64,7 @@ class LedgerRow(NamedTuple):
     after: int
     reason: str
     ts_ms: int
+    by_shopper: bool
 
 
 class ResponseRow(NamedTuple):
@@ -174,7 +176,7 @@ def player_upsert(db: Database) -> Insert:
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
         index_elements=list(PLAYER_KEY),
         set_={"version": new.version, "state": new.state, "last_seen": new.last_seen,
-              "flushed_at": new.flushed_at},
+              "first_played_at": new.first_played_at, "flushed_at": new.flushed_at},
         where=m.players.c.version < new.version)
 
 

@@ -143,7 +143,8 @@ def player_part(members: list[str], keys: list[str], reply: list[Any], now: int)
             done += (member, "")
             continue
         merchant, game, user = member.split(":", 2)
+        created, seen, played = state_times(state)
         rows.append(new_tuple(PlayerRow, (merchant, game, user, int(version), state,
-                                          *state_times(state), now)))
+                                          created, seen, now, played)))
         done += (member, version)
     return part

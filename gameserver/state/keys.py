@@ -107,6 +107,18 @@ def system_key(source: str, key: str) -> str:
     return f"{source}~{digest}"
 
 
+def by_shopper(key: str) -> bool:
+    """Whether a player commit under Idempotency-Key ``key`` is the shopper's own: a key
+    a shopper can send (``IDEMPOTENCY_RE``). Every other writer commits under a key
+    outside that alphabet, or it could meet one of the shopper's keys: :func:`system_key`
+    (an order, a merchant's grant or deduction, a reminder, a sweep, a seed commitment
+    or an arm's exposure made for a read) and the rules' keys for other shoppers
+    (``mechanics.aggregate.OwedOther``: a group's reward or refund, an assist's). So
+    the key, which the commit's ledger entry carries, also says who made the commit:
+    what analytics count as the shopper's activity (docs/api.md, ``getAnalytics``)."""
+    return IDEMPOTENCY_RE.fullmatch(key) is not None
+
+
 def shard_of(merchant: str, user: str, shards: int) -> int:
     """Stable shard of a player: the same on every process and every restart."""
     return zlib.crc32(f"{merchant}\n{user}".encode()) % shards

@@ -28,7 +28,7 @@ import contextlib
 import enum
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -44,7 +44,7 @@ from gameserver.http.errors import (
 )
 from gameserver.ops.metrics import Metrics
 from gameserver.state.batching import ScriptBatcher
-from gameserver.state.keys import PENDING_TTL_MS, Keys, PlayerRef
+from gameserver.state.keys import PENDING_TTL_MS, Keys, PlayerRef, by_shopper
 from gameserver.state.scripts import Script
 from gameserver.state.statecache import Cached, StateCache
 from gameserver.state.storetypes import Loaded as Loaded
@@ -57,7 +57,7 @@ from gameserver.state.storetypes import encode_json as encode_json
 from gameserver.state.storetypes import encode_state as encode_state
 from gameserver.state.value import Hold, StockShort, ValueBinding
 from mechanics.outcome import Outcome
-from mechanics.state import PlayerState
+from mechanics.state import PlayerState, first_played
 
 if TYPE_CHECKING:
     from gameserver.db.database import StoredKey
@@ -354,6 +354,9 @@ class Store:
             return applied
         outcome, hold = applied
         body = encode_json(outcome.response)
+        if loaded.state is None or outcome.state.played_at == 0:  # new, or not played yet
+            outcome = replace(outcome, state=first_played(
+                outcome.state, loaded.state, now_s, by_shopper(a.idempotency_key)))
         state = encode_state(outcome.state)
         # If the commit raises, it may or may not have happened: a held grant stays
         # pending and reconciliation decides from the idempotency record and the ledger.

@@ -15,10 +15,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 
+from gameserver.appkeys import STORE
 from gameserver.clock import ManualClock
 from gameserver.db import models as m
 from gameserver.db.database import Database
 from tests.conftest import BASIC_CONFIG, World, app_persister, retry_503
+from tests.integration.loopgame import Shopper, loop_world, post_order
+
+__all__ = ["loop_world"]  # a fixture of this module's tests
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _ids = itertools.count(1)
@@ -30,17 +34,21 @@ def at(day: str, hms: str = "12:00:00", tz: ZoneInfo = SHANGHAI) -> int:
 
 
 def ledger_row(user: str, ts: int, merchant: str = "shop", game: str = "squirrel",
-               reason: str = "feed") -> dict[str, Any]:
+               reason: str = "feed", by_shopper: bool = True) -> dict[str, Any]:
     n = next(_ids)
     return {"commit_id": f"c{n}", "seq": 0, "merchant_id": merchant, "game_id": game,
             "user_id": user, "player_version": 1, "kind": "currency", "name": "acorn",
-            "delta": -10, "before": 100, "after": 90, "reason": reason, "ts_ms": ts * 1000}
+            "delta": -10, "before": 100, "after": 90, "reason": reason, "ts_ms": ts * 1000,
+            "by_shopper": by_shopper}
 
 
-def player_row(user: str, created: int, merchant: str = "shop",
-               game: str = "squirrel") -> dict[str, Any]:
+def player_row(user: str, created: int, merchant: str = "shop", game: str = "squirrel",
+               played: int | None = -1) -> dict[str, Any]:
+    """A player row; ``played`` their first own action (-1: at ``created``; None: none
+    yet, a player an order or a merchant's grant created)."""
     return {"merchant_id": merchant, "game_id": game, "user_id": user, "version": 1,
-            "state": b"x", "created_at": created, "last_seen": created, "flushed_at": created}
+            "state": b"x", "created_at": created, "last_seen": created, "flushed_at": created,
+            "first_played_at": created if played == -1 else played}
 
 
 def draw_row(user: str, ts: int, merchant: str = "shop") -> dict[str, Any]:
@@ -73,6 +81,7 @@ async def scripted(db: Database) -> None:
         player_row("alice", at(d5, "09:00:00")), player_row("bob", at(d5, "23:59:30")),
         player_row("carol", at(d6, "10:00:00")), player_row("eve", at("2026-01-07", "15:00:00")),
         player_row("zed", at(d6), merchant="rival"),
+        player_row("olga", at(d5, "08:00:00"), played=None),  # an order's, never played
     ])
     await insert_rows(db, m.ledger, [
         # alice: a 4-minute visit and a separate 1-minute visit on the 5th = 6 min
@@ -87,6 +96,9 @@ async def scripted(db: Database) -> None:
         ledger_row("dave", at("2025-12-20")), ledger_row("dave", at(d6, "11:00:00")),
         # other merchants and games never count
         ledger_row("zed", at(d6), merchant="rival"), ledger_row("alice", at(d6), game="other"),
+        # nor commits made for a shopper: olga's order, a clawback of bob's on the 8th
+        ledger_row("olga", at(d5, "08:00:00"), by_shopper=False),
+        ledger_row("bob", at("2026-01-08"), by_shopper=False),
     ])
     await insert_rows(db, m.draws, [draw_row("alice", at(d5, "09:02:00")) for _ in range(10)]
                       + [draw_row("carol", at(d6, "10:01:00")),
@@ -246,27 +258,45 @@ async def test_shared_plays_per_day_and_kind(world: World, clock: ManualClock) -
     ]
 
 
-async def test_merchant_commits_on_a_shopper_count_as_activity(world: World,
-                                                                clock: ManualClock) -> None:
-    """As documented: a paid order, a refund of an order never seen and a campaign grant
-    for users who never played each create the player, so each is a new, active player
-    that day; a grant to a known player makes them active."""
-    from tests.integration.loopgame import post_order
-
-    app, key = world.client.app, str(world.merchants["shop"].api_key)
-    clock._now = time.time()  # ledger times come from Redis' own clock (stream ids)
-    for user, order, status in (("buyer", "o1", "paid"), ("ghost", "o2", "refunded")):
-        got, body = await post_order(world, user=user, order_id=order, status=status,
+async def test_commits_made_for_a_shopper_are_not_their_activity(loop_world: World,
+                                                                  clock: ManualClock) -> None:
+    """Only a shopper's own actions are activity. A paid order, a refund of an order never
+    seen and a campaign grant for users who never played each create the player, who is
+    no player in the report until they act: buyer, who checks in the next day, is new
+    that day. A refund's clawback and a grant to fan, who played on day one, do not
+    make fan active on day two (no D1)."""
+    app, key = loop_world.client.app, str(loop_world.merchants["shop"].api_key)
+    app[STORE].entry_time_from_clock = True  # ledger times on the test clock's days
+    clock._now = float(at("2026-01-05", "10:00:00"))
+    fan = Shopper(loop_world, "fan")
+    assert (await fan.post("/checkin"))[0] == 200
+    for user, order, status in (("buyer", "o1", "paid"), ("ghost", "o2", "refunded"),
+                                ("fan", "o3", "paid")):
+        got, body = await post_order(loop_world, user=user, order_id=order, status=status,
                                      amount_fen=500, skus=["sku-1"])
         assert got == 200, body
-    granted = await world.post("/v1/admin/games/squirrel/players/gift/grant", key,
-                               {"wallet": {"acorn": 5}, "reason": "campaign", "create": True},
-                               key="g1")
+    granted = await loop_world.post("/v1/admin/games/squirrel/players/gift/grant", key,
+                                    {"wallet": {"acorn": 5}, "reason": "campaign",
+                                     "create": True}, key="g1")
+    assert granted.status == 200, await granted.text()
+
+    clock._now = float(at("2026-01-06", "10:00:00"))
+    assert (await Shopper(loop_world, "buyer").post("/checkin"))[0] == 200
+    got, body = await post_order(loop_world, user="fan", order_id="o3", status="refunded",
+                                 amount_fen=500, skus=["sku-1"])
+    assert (got, body["taken_back"]["buy_any"]) == (200, 1), body  # a clawback row
+    granted = await loop_world.post("/v1/admin/games/squirrel/players/fan/grant", key,
+                                    {"wallet": {"acorn": 5}, "reason": "sorry"}, key="g2")
     assert granted.status == 200, await granted.text()
     await app_persister(app, consumer="c1").run_once()
 
-    totals = (await analytics(world, "days=2"))["totals"]  # days=2: a midnight between
-    assert (totals["players"], totals["active_players"], totals["new_players"]) == (3, 3, 3)
+    clock._now = float(at("2026-01-07", "10:00:00"))
+    report = await analytics(loop_world, "end=2026-01-06&days=2")
+    assert [(d["date"], d["dau"], d["new_players"]) for d in report["days"]] == [
+        ("2026-01-05", 1, 1), ("2026-01-06", 1, 1)]  # fan, then buyer
+    assert report["cohorts"][0]["d1"] == rate(0, 1)
+    totals = report["totals"]
+    assert (totals["players"], totals["active_players"], totals["new_players"]) == (2, 2, 2)
 
 
 async def test_end_after_today_and_a_change_of_zone(world: World, clock: ManualClock) -> None:

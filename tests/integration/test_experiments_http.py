@@ -416,3 +416,38 @@ async def test_a_version_lists_its_arms_after_the_window_and_after_a_republish(
     assert old["live_version"] == 3 and arms_of(old) == at_v2
     assert "experiments" not in await ok(await ab.client.get(
         f"{SERIES}?merchant=abshop&version=3"))
+
+
+async def test_spend_is_the_shoppers_own_and_orders_expose_nobody(world: World) -> None:
+    """An exposed shopper's spend is what they spent themselves: a refund's clawback of
+    what their order earned and a merchant's deduction take currency from them but are
+    not their spend. An order for a user who never played exposes nobody."""
+    from tests.integration.loopgame import signed_order
+
+    config = copy.deepcopy(AB_CONFIG)
+    config["tasks"] = {"buy_any": {"name": "Buy anything", "kind": "purchase", "limit": 3,
+                                   "reward": {"currency": {"acorn": 5}}}}
+    await world.merchant("abshop", config=config)
+    await ok(await put(world, EXPERIMENT))
+    await ok(await world.post(f"{SERIES}/draw", token(world, "ann"), {}, "d-ann"))  # 10
+    secret = world.merchants["abshop"].signing_secret
+    for user, status in (("ann", "paid"), ("ann", "refunded"), ("buyer", "paid")):
+        body, headers = signed_order(secret, int(world.clock.now()), merchant="abshop",
+                                     user=user, order_id=f"o-{user}", status=status,
+                                     amount_fen=500, skus=["sku-1"])
+        answer = await ok(await world.client.post("/v1/events/orders", data=body,
+                                                  headers=headers))
+    assert answer["tasks"] == {"buy_any": 1}
+    deducted = await world.post("/v1/admin/games/squirrel/players/ann/grant",
+                                str(world.merchants["abshop"].api_key),
+                                {"reason": "correction", "deduct": {"wallet": {"acorn": 3}}},
+                                key="fix-1")
+    assert deducted.status == 200, await deducted.text()
+    me = await ok(await world.get(f"{GAME}/me", token(world, "ann")))
+    assert me["player"]["wallet"]["acorn"] == 1000 - 10 - 3  # +5 paid, -5 refunded
+    await flush(world)
+
+    res = await ok(await world.client.get(f"{ADMIN}/scarce/results", headers=admin(world)))
+    assert sum(res["exposed"].values()) == 1  # ann; not buyer
+    spend = res["metrics"]["spend_per_shopper"]
+    assert sorted((row["n"], row["total"]) for row in spend.values()) == [(0, 0.0), (1, 10.0)]

@@ -232,9 +232,9 @@ async def test_a_board_of_an_unpublished_game_is_skipped(
         lb: tuple[World, dict[str, str]]) -> None:
     world, _ = lb
     updater = LeaderboardUpdater(world.client.app[REDIS], Keys(), world.client.app[GAMES])
-    row = PlayerRow("nobody", "gone", "u1", 1, b"\x80", 0, 0, 0)
+    row = PlayerRow("nobody", "gone", "u1", 1, b"\x80", 0, 0, 0, 0)
     assert await updater.board_writes([row]) == {}
-    garbage = PlayerRow("lbshop", "squirrel", "u2", 1, b"\xc1", 0, 0, 0)
+    garbage = PlayerRow("lbshop", "squirrel", "u2", 1, b"\xc1", 0, 0, 0, 0)
     assert await updater.board_writes([garbage]) == {}
 
 
@@ -303,7 +303,7 @@ async def test_pet_names_are_kept_to_about_the_board(world: World) -> None:
     def row(user: str, xp: int) -> PlayerRow:
         state = new_player(parsed, 0)
         state.pet = PetState("squirrel", f"Pet-{user}", {}, 0, xp, 0)
-        return PlayerRow("lbshop", "squirrel", user, 1, encode_state(state), 0, 0, 0)
+        return PlayerRow("lbshop", "squirrel", user, 1, encode_state(state), 0, 0, 0, 0)
 
     app = world.client.app
     updater = LeaderboardUpdater(app[REDIS], app[KEYS], app[GAMES])

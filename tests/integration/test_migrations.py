@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from gameserver.db.database import Database, alembic_config
 from gameserver.db.migrating import MIGRATION_LOCK
@@ -189,8 +189,8 @@ async def test_a_configured_shadow_database_at_another_schema_is_refused_in_one_
 
 @pytest.fixture
 async def pg_behind(fresh_url: str) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
-    """A PostgreSQL database one migration behind (the next one alters ``grants``), and an
-    admin connection to it."""
+    """A PostgreSQL database one migration behind (the next one alters ``ledger`` and
+    ``players``), and an admin connection to it."""
     if not fresh_url.startswith("postgresql"):
         pytest.skip("PostgreSQL's lock and statement bounds")
     await at_revision(fresh_url, before_head(fresh_url))
@@ -253,8 +253,8 @@ async def test_a_long_migration_step_runs_under_the_migration_bound_not_the_serv
 @pytest.mark.postgres
 async def test_a_migration_behind_another_transactions_lock_gives_up_in_its_lock_bound(
         pg_behind: tuple[str, asyncpg.Connection], tmp_path: Path) -> None:
-    """A long transaction reads ``grants`` while `petbox migrate` alters it: the ALTER
-    waits for that transaction, and every request touching ``grants`` would queue behind
+    """A long transaction reads ``ledger`` while `petbox migrate` alters it: the ALTER
+    waits for that transaction, and every request touching ``ledger`` would queue behind
     the ALTER. The migration gives up after PETBOX_MIGRATE_LOCK_TIMEOUT (PostgreSQL
     lock_timeout) in one line and rolls back (it waited the 10 s driver bound, then died
     with a TimeoutError traceback); once the reader is gone, it succeeds."""
@@ -262,7 +262,7 @@ async def test_a_migration_behind_another_transactions_lock_gives_up_in_its_lock
     down = await revision_of(url)
     reader = admin.transaction()
     await reader.start()
-    await admin.execute("SELECT count(*) FROM grants")  # holds ACCESS SHARE until rollback
+    await admin.execute("SELECT count(*) FROM ledger")  # holds ACCESS SHARE until rollback
     env = env_for(url, tmp_path, PETBOX_MIGRATE_LOCK_TIMEOUT="0.5")
     code, out, took = await migrate_timed(env)
     await reader.rollback()
@@ -303,3 +303,29 @@ async def test_waiting_for_another_migrate_has_its_own_bound(
     code, out = await asyncio.to_thread(finished, proc)
     assert code == 0, out
     assert await revision_of(url) == HEAD
+
+
+async def test_rows_from_before_0012_count_as_the_shoppers_own(fresh_url: str) -> None:
+    """Rows written before migration 0012 cannot tell who made them: every ledger row is
+    taken as the shopper's and every player as playing since its creation."""
+    from gameserver.db import models as m
+
+    await at_revision(fresh_url, "0011")
+    db = Database(fresh_url)
+    try:
+        async with db.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO players (merchant_id, game_id, user_id, version, state, "
+                "created_at, last_seen, flushed_at) VALUES ('shop', 'g', 'u1', 1, :s, 100, "
+                "200, 300)"), {"s": b"x"})
+            await conn.execute(text(
+                "INSERT INTO ledger (commit_id, seq, merchant_id, game_id, user_id, "
+                "player_version, kind, name, delta, before, after, reason, ts_ms) VALUES "
+                "('c1', 0, 'shop', 'g', 'u1', 1, 'currency', 'acorn', 5, 0, 5, 'r', 1000)"))
+        await at_revision(fresh_url, "0012")
+        async with db.connect() as conn:
+            played = (await conn.execute(select(m.players.c.first_played_at))).all()
+            ledger = (await conn.execute(select(m.ledger.c.by_shopper))).all()
+    finally:
+        await db.close()
+    assert ([tuple(r) for r in played], [tuple(r) for r in ledger]) == ([(100,)], [(True,)])

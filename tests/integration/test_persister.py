@@ -24,8 +24,8 @@ from gameserver.db.database import Database
 from gameserver.db.persist import LedgerRow, PlayerRow, count_rows, upsert_players
 from gameserver.ops.metrics import Metrics
 from gameserver.persister import Backlog, PassReport, Persister
-from gameserver.state.keys import LEDGER_GROUP, Keys, PlayerRef, shard_of
-from gameserver.state.store import Loaded, Rule, Store, encode_state
+from gameserver.state.keys import LEDGER_GROUP, Keys, PlayerRef, by_shopper, shard_of, system_key
+from gameserver.state.store import Loaded, Rule, Store, decode_state, encode_state
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
 
@@ -90,7 +90,8 @@ async def sql_ledger(db: Database) -> list[tuple[Any, ...]]:
         rows = await conn.execute(
             select(t.c.commit_id, t.c.seq, t.c.merchant_id, t.c.game_id, t.c.user_id,
                    t.c.player_version, t.c.kind, t.c.name, t.c.delta, t.c.before, t.c.after,
-                   t.c.reason, t.c.ts_ms).order_by(t.c.ts_ms, t.c.commit_id, t.c.seq))
+                   t.c.reason, t.c.ts_ms, t.c.by_shopper)
+            .order_by(t.c.ts_ms, t.c.commit_id, t.c.seq))
         return sorted(tuple(r) for r in rows)
 
 
@@ -103,10 +104,11 @@ async def stream_rows(redis: aioredis.Redis) -> list[tuple[Any, ...]]:
         for entry_id, f in await redis.xrange(KEYS.ledger(shard)):
             merchant, game, user = f[b"p"].decode().split(":", 2)
             ts = int(entry_id.decode().split("-")[0])
+            shopper = by_shopper(f[b"k"].decode())
             for seq, (kind, name, delta, before, after, reason) in enumerate(
                     msgpack.unpackb(f[b"d"])):
                 rows.append((f[b"c"].decode(), seq, merchant, game, user, int(f[b"v"]), kind,
-                             name, delta, before, after, reason, ts))
+                             name, delta, before, after, reason, ts, shopper))
     return sorted(rows)
 
 
@@ -178,6 +180,36 @@ async def test_flush_and_ledger_drain_land_in_sql(store: Store, make: Any, db: D
     assert await count_rows(db, m.players) == 2
 
 
+async def test_who_made_each_commit_reaches_sql(store: Store, make: Any, db: Database,
+                                               clock: ManualClock) -> None:
+    """A commit made for a shopper (under a key no shopper can send: an order's) creates
+    a player who has not played: its ledger rows are not the shopper's, the player's
+    ``first_played_at`` is NULL. Their first own commit sets it; later commits of either
+    kind keep it. A player whose own commit created them played since creation."""
+    await store.run(ref("olga"), system_key("order", "paid-o1"), "h1", earn(coins=5))
+    await play(store, "pat", coins=1)
+    await make().run_once()
+    assert await first_played(db) == {"olga": None, "pat": NOW}
+    clock.advance(60)
+    await play(store, "olga", coins=1)
+    clock.advance(60)
+    await store.run(ref("olga"), system_key("order", "refunded-o1"), "h2", earn(coins=-5))
+    await make().run_once()
+
+    assert await first_played(db) == {"olga": NOW + 60, "pat": NOW}
+    assert sorted((r[4], r[8], r[13]) for r in await sql_ledger(db)) == [
+        ("olga", -5, False), ("olga", 1, True), ("olga", 5, False), ("pat", 1, True)]
+    olga = (await sql_players(db))["olga"]
+    assert decode_state(olga[1]).played_at == NOW + 60  # what a read-through gets back
+
+
+async def first_played(db: Database) -> dict[str, int | None]:
+    p = m.players
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(select(p.c.user_id, p.c.first_played_at))
+        return {r[0]: r[1] for r in rows}
+
+
 async def test_older_version_never_overwrites_newer(store: Store, make: Any, db: Database,
                                                     redis: aioredis.Redis) -> None:
     await play(store, "alice", coins=1)
@@ -187,11 +219,11 @@ async def test_older_version_never_overwrites_newer(store: Store, make: Any, db:
     _, state_v2, _ = await redis_state(redis, "alice")
 
     # A stale writer (say, a persister that read version 1 long ago) is ignored.
-    await upsert_players(db, [PlayerRow("m1", "g1", "alice", 1, b"stale", 1, 1, 1)])
+    await upsert_players(db, [PlayerRow("m1", "g1", "alice", 1, b"stale", 1, 1, 1, 1)])
     assert await sql_players(db) == {"alice": (2, state_v2, NOW, NOW, NOW)}
 
     # Equal version: ignored too; newer: written.
-    await upsert_players(db, [PlayerRow("m1", "g1", "alice", 2, b"same-version", 1, 1, 1)])
+    await upsert_players(db, [PlayerRow("m1", "g1", "alice", 2, b"same-version", 1, 1, 1, 1)])
     assert (await sql_players(db))["alice"][1] == state_v2
     await play(store, "alice", coins=1)
     await persister.run_once()

@@ -91,3 +91,19 @@ def test_no_sql_in_a_handler() -> None:
         names = {n.names[0].name for n in ast.walk(tree)
                  if isinstance(n, ast.ImportFrom) and n.module == "gameserver.db"}
         assert "models" not in names, path.name
+
+
+def test_only_a_key_a_shopper_can_send_marks_a_commit_as_theirs() -> None:
+    """Who made a player commit is told by its key (analytics count the shopper's own
+    commits only): every writer but the shopper commits under a key outside the
+    shopper's alphabet, an order's, a merchant's grant, a reminder's, a rule's for
+    another shopper (a group's reward, an assist's)."""
+    from gameserver.state.keys import by_shopper, system_key
+    from mechanics.assist import reward_key
+    from mechanics.groupbuy import member_key
+
+    assert by_shopper("feed-1") and by_shopper("Az09_-" * 10)
+    made_for = [system_key("order", "refunded-o1"), system_key("merchant", "k" * 64),
+                system_key("rem", "hungry-5"), system_key("hold", "end-h1"),
+                reward_key("abcdefghij"), member_key("g1", "groupbuy_done")]
+    assert not any(by_shopper(key) for key in made_for), made_for

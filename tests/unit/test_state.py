@@ -16,7 +16,7 @@ from mechanics.energystate import EnergyState
 from mechanics.flashsalestate import SaleHold
 from mechanics.groupbuystate import MyGroup
 from mechanics.orderstate import OrderRecord
-from mechanics.state import PetState, PlayerState
+from mechanics.state import PetState, PlayerState, first_played
 from mechanics.taskstate import TaskProgress
 from mechanics.teamstate import Membership
 
@@ -27,7 +27,7 @@ def rich_state() -> PlayerState:
         created_at=1, wallet={"acorn": 5}, inventory={"cone": 2},
         pet=PetState(species="squirrel", name="N", stats={"satiety": 50_000}, at=3, xp=4,
                      adopted_at=1, stage=1, produce_milli=700),
-        cooldowns={"food:x": 9}, last_seen=8,
+        cooldowns={"food:x": 9}, last_seen=8, played_at=6,
         checkin=CheckinState(runs=[[10, 12]], first=10, made_up=[11], total=3),
         tasks={"browse": TaskProgress(period=2, count=1, spend=0, nonces=["n1"],
                                       prev=TaskProgress(period=1, count=2, nonces=["n0"]))},
@@ -118,6 +118,7 @@ def test_a_state_written_before_the_registry_decodes_exactly() -> None:
     expected.groupbuys = {}  # nor group buy: in no group
     expected.coupons_won = 0  # nor a count of coupons won
     expected.teams = {}  # nor teams: in no team
+    expected.played_at = None  # nor a first own action: played since created_at
     expected.tasks["browse"].prev = None  # nor a task's earlier period
     assert old == expected
 
@@ -149,8 +150,11 @@ def test_an_unused_new_slice_is_left_off_the_wire() -> None:
     state.energy = None
     state.assists = {}
     state.teams = {}
+    state.played_at = None
     assert "en" not in state.to_wire() and "as" not in state.to_wire()
-    assert "tm" not in state.to_wire()
+    assert "tm" not in state.to_wire() and "pa" not in state.to_wire()
+    state.played_at = 0  # not played yet is not the default: it is written
+    assert state.to_wire()["pa"] == 0
     state.energy = EnergyState(value=0, at=9)
     assert state.to_wire()["en"] == [0, 9]
     assert PlayerState.from_wire(state.to_wire()) == state
@@ -159,3 +163,22 @@ def test_an_unused_new_slice_is_left_off_the_wire() -> None:
 def test_rich_state_round_trips_through_the_wire() -> None:
     state = rich_state()
     assert decode_state(encode_state(state)) == state
+
+
+def test_first_played_is_set_by_the_first_own_commit_only() -> None:
+    """A player a commit made for them creates has not played (0); their first own
+    commit sets the time, later ones of either kind keep it. A player their own commit
+    creates played since created_at (None, left off the wire)."""
+    created = PlayerState(created_at=10)
+    made_for = first_played(created, None, 10, by_shopper=False)
+    assert (made_for.played_at, created.played_at) == (0, None)  # on a copy
+    again = first_played(made_for.copy(), made_for, 20, by_shopper=False)
+    assert again.played_at == 0
+    unchanged = made_for.copy()  # a rule that changed nothing returns the loaded state
+    played = first_played(unchanged, unchanged, 30, by_shopper=True)
+    assert (played.played_at, unchanged.played_at) == (30, 0)  # the loaded one untouched
+    assert played == dataclasses.replace(unchanged, played_at=30)
+    assert first_played(played.copy(), played, 40, by_shopper=True).played_at == 30
+    assert first_played(played.copy(), played, 50, by_shopper=False).played_at == 30
+    own = first_played(PlayerState(created_at=10), None, 10, by_shopper=True)
+    assert own.played_at is None and "pa" not in own.to_wire()
