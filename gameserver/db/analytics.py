@@ -31,7 +31,8 @@ Definitions (all days are calendar days in the game's time zone):
   over the whole history; ``totals.active_players``: those active in the range.
 - **plays**: per kind of shared state (``aggregate_ledger.kind``: a poll bucket, a group,
   a pool, a team), the shoppers' commits on it that day and the distinct shoppers
-  making them; system commits (users named ``_…``) are left out.
+  making them; system commits (users named ``_…``) are left out, and so are commits
+  made for a shopper under a key they cannot send (a team's points synced).
 - **average active minutes**: per active player and day, the visits of that day
   (runs of actions no more than ``IDLE_S`` = 5 min apart) each count from their
   first to their last action plus ``VISIT_S`` = 1 min; the day's figure is the
@@ -58,6 +59,7 @@ from sqlalchemy import Select, case, distinct, func, literal, select, union_all
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
+from gameserver.state.keys import NOT_SHOPPER_MARKS
 
 DAY_S = 86_400
 IDLE_S = 300
@@ -243,15 +245,19 @@ class _Q:
     def plays(self) -> Select[Any]:
         """Per day and kind of shared state (a poll bucket, a group, a pool, a team): the
         shoppers' commits on it and how many shoppers made them. System commits (users
-        named ``_…``: seeds, draws of a play's own) are left out. The kinds are the
-        plays' own names for their aggregates: nothing here names a play."""
+        named ``_…``: seeds, draws of a play's own) are left out, and so are commits
+        made for a shopper under a key they cannot send (a team's points synced from
+        the member's own state). The kinds are the plays' own names for their
+        aggregates: nothing here names a play."""
         a = m.aggregate_ledger
         day = local_day_expr(a.c.ts_ms // 1000, self.segments).label("d")
         w = self.window
         return select(day, a.c.kind, func.count(), func.count(distinct(a.c.user_id))).where(
             a.c.merchant_id == self.merchant, a.c.game_id == self.game,
             a.c.ts_ms >= (w.start - 2) * DAY_S * 1000, a.c.ts_ms < w.end_s() * 1000,
-            ~a.c.user_id.startswith("_", autoescape=True)).group_by(day, a.c.kind)
+            ~a.c.user_id.startswith("_", autoescape=True),
+            *(~a.c.idem_key.contains(mark, autoescape=True) for mark in NOT_SHOPPER_MARKS),
+        ).group_by(day, a.c.kind)
 
     def daily_retention(self) -> Select[Any]:
         f, ud, w = self.first, self.days, self.window

@@ -107,6 +107,12 @@ def system_key(source: str, key: str) -> str:
     return f"{source}~{digest}"
 
 
+NOT_SHOPPER_MARKS = (":", "~")
+"""Every key not a shopper's has one of these (:func:`system_key` and the rules' keys for
+other shoppers), no shopper key has any: what SQL, which has no portable regex, filters
+on where :func:`by_shopper` cannot run (the shared plays' ledger, in analytics)."""
+
+
 def by_shopper(key: str) -> bool:
     """Whether a player commit under Idempotency-Key ``key`` is the shopper's own: a key
     a shopper can send (``IDEMPOTENCY_RE``). Every other writer commits under a key

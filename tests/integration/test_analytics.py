@@ -19,6 +19,7 @@ from gameserver.appkeys import STORE
 from gameserver.clock import ManualClock
 from gameserver.db import models as m
 from gameserver.db.database import Database
+from gameserver.state.keys import system_key
 from tests.conftest import BASIC_CONFIG, World, app_persister, retry_503
 from tests.integration.loopgame import Shopper, loop_world, post_order
 
@@ -237,7 +238,8 @@ async def test_real_actions_through_the_persister(world: World, clock: ManualClo
 
 async def test_shared_plays_per_day_and_kind(world: World, clock: ManualClock) -> None:
     """Votes and joins count per day and kind of shared state, with their shoppers;
-    a play's own system commits and other merchants' rows do not."""
+    a play's own system commits, commits made for a shopper (a team's synced points)
+    and other merchants' rows do not."""
     from tests.integration.test_export import play_row
 
     d5, d6 = "2026-01-05", "2026-01-06"
@@ -246,6 +248,9 @@ async def test_shared_plays_per_day_and_kind(world: World, clock: ManualClock) -
         play_row("alice", "poll", "p:b1", 2, at(d5, "09:01:00"), {}),
         play_row("bob", "poll", "p:b2", 1, at(d5, "10:00:00"), {}),
         play_row("_rain", "pool", "r:1", 1, at(d5, "10:00:00"), {}),  # a seed commit
+        # points synced to dave's team from his own state: not a play of his
+        {**play_row("dave", "team", "t:1", 1, at(d5, "11:00:00"), {}),
+         "idem_key": system_key("sync", "3-40")},
         play_row("carol", "group", "g:x", 1, at(d6, "23:30:00"), {}),
         play_row("zed", "poll", "p:b1", 9, at(d6), {}, merchant="rival"),
     ])
