@@ -81,7 +81,8 @@ def _play_response(values: dict[str, Any]) -> dict[str, Any]:
 
 SOURCES = (
     Source("ledger", m.ledger, ("id", "user_id", "kind", "name", "delta", "before", "after",
-                                "reason", "ts_ms", "commit_id", "seq", "player_version")),
+                                "reason", "ts_ms", "commit_id", "seq", "player_version",
+                                "by_shopper")),
     Source("draw", m.draws, ("id", "user_id", "series_id", "item", "rarity", "nonce",
                              "seed_hash", "ts_ms", "commit_id", "seq", "record"),
            (("user_id", "user"), ("series_id", "series"))),

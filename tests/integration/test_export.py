@@ -91,7 +91,8 @@ async def test_paged_export_has_no_gaps_and_no_duplicates(world: World) -> None:
     assert events[-5]["record"] == {"n": events[-5]["nonce"]}
     assert set(events[0]) == {"type", "cursor", "id", "user", "kind", "name", "delta",
                               "before", "after", "reason", "ts_ms", "commit_id", "seq",
-                              "player_version"}
+                              "player_version", "by_shopper"}
+    assert {e["by_shopper"] for e in ledger} == {True}
     assert cursor == end["cursor"]
     nothing = await export(world, f"cursor={cursor}")
     assert nothing == [{"type": "end", "cursor": cursor, "count": 0, "more": False}]
@@ -109,12 +110,14 @@ async def test_resumes_from_any_lines_cursor(world: World) -> None:
 async def test_new_rows_after_the_end_cursor(world: World) -> None:
     await seed(world, n=10)
     *_, end = await export(world)
-    await insert_rows(world.db, m.ledger, [ledger_row("late", at("2026-01-06"))])
+    await insert_rows(world.db, m.ledger, [ledger_row("late", at("2026-01-06"),
+                                                      reason="refund:o1", by_shopper=False)])
     await insert_rows(world.db, m.draws, [draw_row("late", at("2026-01-06"))])
 
     *events, _ = await export(world, f"cursor={end['cursor']}")
 
     assert [(e["type"], e["user"]) for e in events] == [("ledger", "late"), ("draw", "late")]
+    assert (events[0]["reason"], events[0]["by_shopper"]) == ("refund:o1", False)
 
 
 async def test_a_pending_grant_holds_later_grants_back(world: World) -> None:
