@@ -31,8 +31,8 @@ Definitions (all days are calendar days in the game's time zone):
   over the whole history; ``totals.active_players``: those active in the range.
 - **plays**: per kind of shared state (``aggregate_ledger.kind``: a poll bucket, a group,
   a pool, a team), the shoppers' commits on it that day and the distinct shoppers
-  making them; system commits (users named ``_…``) are left out, and so are commits
-  made for a shopper under a key they cannot send (a team's points synced).
+  making them; system commits (users named ``_…`` or ``~…``) are left out, and so are
+  commits made for a shopper under a key they cannot send (a team's points synced).
 - **average active minutes**: per active player and day, the visits of that day
   (runs of actions no more than ``IDLE_S`` = 5 min apart) each count from their
   first to their last action plus ``VISIT_S`` = 1 min; the day's figure is the
@@ -68,6 +68,9 @@ MAX_DAYS = 366
 RETENTION_DAYS = (1, 7, 30)
 RETENTION_WEEKS = (1, 2, 3, 4)
 EPOCH = date(1970, 1, 1)
+SYSTEM_USERS = ("_", "~")
+"""How the plays name the 'user' of commits no shopper makes on shared state (a seed, a
+draw, a group's expiry, a team's match list)."""
 
 
 def day_number(d: date) -> int:

@@ -84,8 +84,10 @@ players = Table(
     PrimaryKeyConstraint("merchant_id", "game_id", "user_id"),
 )
 """``first_played_at``: when the shopper first acted themselves (unix s; the state's
-``played_at``), NULL while they have not: a player an order or a merchant's grant
-created. Players from before migration 0012 have their ``created_at``."""
+``played_at``, or ``created_at`` for a player their own action created), 0 while they
+have not (a player an order or a merchant's grant created). NULL is unknown (rows from
+before migration 0012, or written by a server from before it): read as ``created_at``,
+what every player counted as before."""
 
 ledger = Table(
     "ledger", metadata,

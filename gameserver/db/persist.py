@@ -45,7 +45,7 @@ class PlayerRow(NamedTuple):
     created_at: int
     last_seen: int
     flushed_at: int
-    first_played_at: int | None
+    first_played_at: int
 
 
 class LedgerRow(NamedTuple):

@@ -57,9 +57,9 @@ def time_keys() -> tuple[str, str, str]:
     return created, seen, played
 
 
-def state_times(raw: bytes) -> tuple[int, int, int | None]:
+def state_times(raw: bytes) -> tuple[int, int, int]:
     """``(created_at, last_seen, first_played_at)`` of a msgpack player state, for the SQL
-    columns: ``first_played_at`` is None for a player who has not acted themselves yet,
+    columns: ``first_played_at`` is 0 for a player who has not acted themselves yet,
     ``created_at`` for one who has since creation (``played_at`` absent). Reads the map
     only up to the keys it needs: the values before them are skipped, the rest of the
     state is not decoded at all. (Most states have no ``played_at``: their map is walked
@@ -87,7 +87,7 @@ def state_times(raw: bytes) -> tuple[int, int, int | None]:
             break
     if played is None:  # since creation
         return int(created), int(seen), int(created)
-    return int(created), int(seen), int(played) or None
+    return int(created), int(seen), int(played)
 
 
 def entry_ms(entry_id: bytes) -> int:

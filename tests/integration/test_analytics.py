@@ -45,8 +45,9 @@ def ledger_row(user: str, ts: int, merchant: str = "shop", game: str = "squirrel
 
 def player_row(user: str, created: int, merchant: str = "shop", game: str = "squirrel",
                played: int | None = -1) -> dict[str, Any]:
-    """A player row; ``played`` their first own action (-1: at ``created``; None: none
-    yet, a player an order or a merchant's grant created)."""
+    """A player row; ``played`` their first own action (-1: at ``created``; 0: none yet,
+    a player an order or a merchant's grant created; None: unknown, a row from before
+    migration 0012)."""
     return {"merchant_id": merchant, "game_id": game, "user_id": user, "version": 1,
             "state": b"x", "created_at": created, "last_seen": created, "flushed_at": created,
             "first_played_at": created if played == -1 else played}
@@ -80,9 +81,10 @@ async def scripted(db: Database) -> None:
     d5, d6 = "2026-01-05", "2026-01-06"
     await insert_rows(db, m.players, [
         player_row("alice", at(d5, "09:00:00")), player_row("bob", at(d5, "23:59:30")),
-        player_row("carol", at(d6, "10:00:00")), player_row("eve", at("2026-01-07", "15:00:00")),
+        player_row("carol", at(d6, "10:00:00")),
+        player_row("eve", at("2026-01-07", "15:00:00"), played=None),  # from before 0012
         player_row("zed", at(d6), merchant="rival"),
-        player_row("olga", at(d5, "08:00:00"), played=None),  # an order's, never played
+        player_row("olga", at(d5, "08:00:00"), played=0),  # an order's, never played
     ])
     await insert_rows(db, m.ledger, [
         # alice: a 4-minute visit and a separate 1-minute visit on the 5th = 6 min

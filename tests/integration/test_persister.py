@@ -184,12 +184,12 @@ async def test_who_made_each_commit_reaches_sql(store: Store, make: Any, db: Dat
                                                clock: ManualClock) -> None:
     """A commit made for a shopper (under a key no shopper can send: an order's) creates
     a player who has not played: its ledger rows are not the shopper's, the player's
-    ``first_played_at`` is NULL. Their first own commit sets it; later commits of either
+    ``first_played_at`` is 0. Their first own commit sets it; later commits of either
     kind keep it. A player whose own commit created them played since creation."""
     await store.run(ref("olga"), system_key("order", "paid-o1"), "h1", earn(coins=5))
     await play(store, "pat", coins=1)
     await make().run_once()
-    assert await first_played(db) == {"olga": None, "pat": NOW}
+    assert await first_played(db) == {"olga": 0, "pat": NOW}
     clock.advance(60)
     await play(store, "olga", coins=1)
     clock.advance(60)

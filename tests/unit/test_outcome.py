@@ -38,6 +38,6 @@ def test_the_persister_finds_the_state_times_by_their_wire_keys() -> None:
     # played since creation (no played_at: every state before it, a shopper's own first)
     assert state_times(encode_state(state)) == (1_700_000_000, 1_700_000_500, 1_700_000_000)
     state.played_at = 0  # created by a commit made for them: not played yet
-    assert state_times(encode_state(state)) == (1_700_000_000, 1_700_000_500, None)
+    assert state_times(encode_state(state)) == (1_700_000_000, 1_700_000_500, 0)
     state.played_at = 1_700_000_400
     assert state_times(encode_state(state)) == (1_700_000_000, 1_700_000_500, 1_700_000_400)
