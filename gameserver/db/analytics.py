@@ -14,10 +14,11 @@ Definitions (all days are calendar days in the game's time zone):
   a merchant's grant or deduction, a refund's clawback, a sweep, another shopper's
   group filling (they commit under keys no shopper can send:
   ``gameserver.state.keys.by_shopper``). A player such a commit created is no player
-  here until they act (``first_played_at`` is NULL till then): they are new on the
+  here until they act (``first_played_at`` is 0 till then): they are new on the
   day of their first own action. A commit the server makes for a read (a seed
   commitment) is no action either. Rows from before migration 0012 count as the
-  shopper's, and players from before it as playing since ``created_at``.
+  shopper's, and players from before it (``first_played_at`` NULL) as playing since
+  ``created_at``; so do rows a server from before it writes while a deployment rolls.
 - **days** are counted in the zone the report is asked in (the live config's), for
   the whole history: after a change of zone, past figures move to the new zone's days.
 - **DAU**: distinct active players per day.
@@ -181,14 +182,16 @@ class _Q:
         self.window = window
         segments = window.segments()
         # The shopper's own actions only: ledger rows of their commits, and the moment
-        # they first acted (NULL for a player made by an order or a grant alone).
+        # they first acted (0 for a player made by an order or a grant alone; NULL,
+        # unknown, for rows from before it was kept: their creation, as then).
+        played = func.coalesce(players.c.first_played_at, players.c.created_at)
         events = union_all(
             select(ledger.c.user_id.label("u"), (ledger.c.ts_ms // 1000).label("t"))
             .where(ledger.c.merchant_id == merchant, ledger.c.game_id == game,
                    ledger.c.by_shopper.is_(True), ledger.c.ts_ms < window.end_s() * 1000),
-            select(players.c.user_id.label("u"), players.c.first_played_at.label("t"))
+            select(players.c.user_id.label("u"), played.label("t"))
             .where(players.c.merchant_id == merchant, players.c.game_id == game,
-                   players.c.first_played_at < window.end_s()),
+                   played > 0, played < window.end_s()),
         ).subquery("ev")
         self.ev = select(events.c.u, events.c.t,
                          local_day_expr(events.c.t, segments).label("d")).cte("evd")
@@ -248,9 +251,9 @@ class _Q:
     def plays(self) -> Select[Any]:
         """Per day and kind of shared state (a poll bucket, a group, a pool, a team): the
         shoppers' commits on it and how many shoppers made them. System commits (users
-        named ``_…``: seeds, draws of a play's own) are left out, and so are commits
-        made for a shopper under a key they cannot send (a team's points synced from
-        the member's own state). The kinds are the plays' own names for their
+        named ``_…`` or ``~…``: seeds, draws, expiries of a play's own) are left out,
+        and so are commits made for a shopper under a key they cannot send (a team's
+        points synced from the member's own state). The kinds are the plays' own names for their
         aggregates: nothing here names a play."""
         a = m.aggregate_ledger
         day = local_day_expr(a.c.ts_ms // 1000, self.segments).label("d")
@@ -258,7 +261,7 @@ class _Q:
         return select(day, a.c.kind, func.count(), func.count(distinct(a.c.user_id))).where(
             a.c.merchant_id == self.merchant, a.c.game_id == self.game,
             a.c.ts_ms >= (w.start - 2) * DAY_S * 1000, a.c.ts_ms < w.end_s() * 1000,
-            ~a.c.user_id.startswith("_", autoescape=True),
+            *(~a.c.user_id.startswith(mark, autoescape=True) for mark in SYSTEM_USERS),
             *(~a.c.idem_key.contains(mark, autoescape=True) for mark in NOT_SHOPPER_MARKS),
         ).group_by(day, a.c.kind)
 

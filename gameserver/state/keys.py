@@ -107,10 +107,11 @@ def system_key(source: str, key: str) -> str:
     return f"{source}~{digest}"
 
 
-NOT_SHOPPER_MARKS = (":", "~")
-"""Every key not a shopper's has one of these (:func:`system_key` and the rules' keys for
-other shoppers), no shopper key has any: what SQL, which has no portable regex, filters
-on where :func:`by_shopper` cannot run (the shared plays' ledger, in analytics)."""
+NOT_SHOPPER_MARKS = (":", "~", ".")
+"""Every key a shopper did not send has one of these (:func:`system_key`, the rules'
+keys for other shoppers, a shared play's own keys such as a group's expiry), no shopper
+key has any (``IDEMPOTENCY_RE``): what SQL, which has no portable regex, filters on
+where :func:`by_shopper` cannot run (the shared plays' ledger, in analytics)."""
 
 
 def by_shopper(key: str) -> bool:

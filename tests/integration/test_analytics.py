@@ -253,6 +253,10 @@ async def test_shared_plays_per_day_and_kind(world: World, clock: ManualClock) -
         # points synced to dave's team from his own state: not a play of his
         {**play_row("dave", "team", "t:1", 1, at(d5, "11:00:00"), {}),
          "idem_key": system_key("sync", "3-40")},
+        # a group's expiry and a team's match list, under the plays' own system users
+        {**play_row("~system", "group", "g:y", 1, at(d5, "11:30:00"), {}),
+         "idem_key": "groupbuy.expire"},
+        {**play_row("~teams", "team", "m:1", 1, at(d5, "11:40:00"), {}), "idem_key": "add-t1"},
         play_row("carol", "group", "g:x", 1, at(d6, "23:30:00"), {}),
         play_row("zed", "poll", "p:b1", 9, at(d6), {}, merchant="rival"),
     ])
