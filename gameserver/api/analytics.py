@@ -29,8 +29,8 @@ FIRST_END = date(1971, 1, 2)
 
 DEFINITIONS = {
     "day": "a calendar day in the game's time zone",
-    "dau": "players with a ledger row that day or created that day (a merchant's order, "
-           "refund or grant for the player counts too)",
+    "dau": "players who acted themselves that day: a ledger row of their own commit, or "
+           "their first own commit (an order, refund or grant made for them does not count)",
     "new_players": "players whose first activity ever is that day",
     "draws": "blind-box draws (a ten-pull is ten)",
     "coupons_granted": "coupons granted and confirmed (voided grants never count)",
@@ -38,7 +38,7 @@ DEFINITIONS = {
     "coupon_redemption_rate": "coupons redeemed in the range ÷ coupons granted in it (null "
                               "without grants)",
     "plays": "per kind of state shoppers share (a poll bucket, a group, a pool, a team): "
-             "the shoppers' actions on it that day and how many shoppers made them",
+             "the shoppers' own actions on it that day and how many shoppers made them",
     "avg_active_minutes": "mean over active players of their visits' length (first to last "
                           "action + 1 min; actions more than 5 min apart start a new visit)",
     "dN": "share of the day's new players active exactly N days later; null until that day "
