@@ -78,6 +78,9 @@ class GroupBuySweep(PeriodicTask):
         super().__init__(interval)
         self.redis, self.keyspaces, self.games = redis, keyspaces, games
         self.clock, self.shards, self.outbox = clock, shards, outbox
+        self._rebuild_left: dict[str, dict[str, dict[str, int]]] = {}
+        """Per registry, what a rebuild could not index yet (offer name → group id →
+        expiry): the next pass writes these alone instead of scanning SQL again."""
 
     async def run_once(self) -> int:
         """One pass over every offer's due groups; returns the groups ended.
@@ -130,39 +133,52 @@ class GroupBuySweep(PeriodicTask):
 
         Returns the offers indexed again, which this pass sweeps. An offer whose index
         (or the registry) does not answer is appended to ``unreached`` and the mark is
-        not set, so the next pass rebuilds again (``zadd nx`` keeps what is there): the
-        offers on the living masters are swept now, the silent one's once it answers."""
-        keys = actions.services.keys
+        not set, so the next pass rebuilds again, writing only what is left (kept in
+        memory; a restarted process scans SQL again; ``zadd nx`` keeps what is there):
+        the offers on the living masters are swept now, the silent one's once it
+        answers."""
+        todo = self._rebuild_left.pop(registry, None)
+        if todo is None:  # the first try: every open group SQL holds (a full scan)
+            todo = await self._open_groups(actions)
         names: set[str] = set()
-        silent: set[str] = set()  # offers whose index did not answer
-        for merchant, game, gid, raw in await actions.aggregates.archive.of_kind(rules.KIND):
-            group = CODEC.decode(raw)
-            name = f"{merchant}:{game}:{group.offer}"
-            if group.state != "open" or name in silent:
-                continue  # (a silent index is asked once a pass, not once a group)
-            index = keys.aggregate_index(merchant, game, rules.KIND, group.offer)
+        left: dict[str, dict[str, int]] = {}
+        for name, groups in sorted(todo.items()):
+            merchant, game, offer = name.split(":", 2)
+            index = actions.services.keys.aggregate_index(merchant, game, rules.KIND, offer)
             try:
-                await self.redis.zadd(index, {gid: group.expires_at}, nx=True)
+                await self.redis.zadd(index, groups, nx=True)
             except REDIS_UNAVAILABLE as exc:  # this offer waits; the others are swept
                 log.warning("group-buy index %s not rebuilt, left for the next pass: %r",
                             index, exc)
                 unreached.append(index)
-                silent.add(name)
+                left[name] = groups  # its sweep waits for the whole index
                 continue
             names.add(name)
-        names -= silent  # partly written: its sweep waits for the whole index
-        mark = set() if silent else {INDEXED}
+        mark = set() if left else {INDEXED}
         if names | mark:
             try:
                 await self.redis.sadd(registry, *sorted(names | mark))
-            except REDIS_UNAVAILABLE as exc:  # rebuilt again next pass; swept now anyway
+            except REDIS_UNAVAILABLE as exc:  # listed again next pass; swept now anyway
                 log.warning("group-buy registry %s not marked, left for the next pass: %r",
                             registry, exc)
                 unreached.append(registry)
+                left.update((name, todo[name]) for name in names)
+        if left:
+            self._rebuild_left[registry] = left
         if names:
             log.warning("group-buy index rebuilt from SQL: %d offers%s", len(names),
-                        f" ({len(silent)} left for the next pass)" if silent else "")
+                        f" ({len(left)} left for the next pass)" if left else "")
         return names | mark
+
+    @staticmethod
+    async def _open_groups(actions: SharedActions) -> dict[str, dict[str, int]]:
+        """Every open group SQL holds, by offer (``merchant:game:offer``): id → expiry."""
+        todo: dict[str, dict[str, int]] = {}
+        for merchant, game, gid, raw in await actions.aggregates.archive.of_kind(rules.KIND):
+            group = CODEC.decode(raw)
+            if group.state == "open":
+                todo.setdefault(f"{merchant}:{game}:{group.offer}", {})[gid] = group.expires_at
+        return todo
 
     async def _offer(self, actions: SharedActions, merchant: str, game: str,
                      offer_id: str) -> int:
