@@ -142,7 +142,8 @@ def record_rows(commit_id: str, merchant: str, game: str, user: str, ts_ms: int,
                 records: Iterable[tuple[int, Record]]) -> CommitRows:
     """Rows for the records of one commit, each with its position ``seq`` in it; a
     record naming a column its table lacks is refused here (ValueError), where its entry
-    is dropped, rather than in SQL, where it would hold up its shard."""
+    is parked (gameserver/persister/parked.py), rather than in SQL, where it would hold
+    up its shard."""
     out = CommitRows()
     for seq, record in records:
         target = record_table(record.table)

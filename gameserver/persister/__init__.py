@@ -10,6 +10,9 @@ A pass covers all of its shards at once, one module per stage:
    (one hash slot).
 3. **ledger** (:mod:`.ledger`) — the entries go to SQL, idempotent by
    ``(commit_id, seq)``; only after the SQL commit are they acknowledged and deleted.
+   An entry that cannot be decoded (a newer release's, while a deployment rolls) is
+   parked in the shard's parked stream by the same round trip; every pass tries the
+   parked entries again (:mod:`.parked`) and writes those that decode now.
 4. **flush** (:mod:`.flush`) — the dirty players of each shard whose ledger stage
    succeeded are upserted where SQL holds an older version, then marked flushed.
 5. **evict** (:mod:`.evict`) — idle players whose SQL copy is current leave Redis.
@@ -47,7 +50,7 @@ from gameserver.persister.wire import (
 )
 from gameserver.persister.wiring import wired_persister
 
-STAGES = ("epoch", "ledger", "flush", "evict", "aggregates", "gauges")
+STAGES = ("epoch", "ledger", "parked", "flush", "evict", "aggregates", "gauges")
 
 __all__ = ["STAGES", "Backlog", "Command", "DataLossCallback", "Entry", "FlushedCallback",
            "PassReport", "Persister", "entry_rows", "ledger_rows", "run_standalone",

@@ -7,7 +7,8 @@ transaction (or several of about ``txn_rows`` rows; one shard's entries of one r
 are never split), idempotent by ``(commit_id, seq)``; only after the SQL commit are
 the entries acknowledged and deleted (one pipeline). A crash in between redelivers
 them and the second insert changes nothing. Shards whose read was a full batch are
-read again, up to ``max_rounds`` reads per pass."""
+read again, up to ``max_rounds`` reads per pass. An entry that cannot be decoded is
+parked in the shard's parked stream by the same round trip (:mod:`.parked`)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,8 @@ from gameserver.persister.transactions import Part, Parts, commit
 from gameserver.persister.wire import (
     Command,
     Entry,
-    entry_rows,
+    decode_entry,
     first_error,
-    has_rows,
-    ledger_rows,
     read_entries,
     stream_entries,
 )
@@ -48,6 +47,7 @@ class Ledger:
         self.write = write
         self._groups: set[int] = set()
         """Shards whose consumer group is known to exist."""
+        self._park = ctx.script("park_ledger")
 
     def forget_group(self, shard: int) -> None:
         """The shard's group may be gone (Redis lost data): create it before reading."""
@@ -61,7 +61,7 @@ class Ledger:
         for round_ in range(limits.max_rounds):
             parts = {shard: self._part(shard, entries)
                      for shard, entries in reads.items() if entries}
-            acked = await commit(self.ctx, "ledger", parts, self._write_parts, self._ack,
+            acked = await commit(self.ctx, "ledger", parts, self.write_parts, self._ack,
                                  report)
             drained -= set(parts) - acked
             full = [shard for shard in sorted(acked) if len(reads[shard]) >= limits.batch]
@@ -72,28 +72,32 @@ class Ledger:
         return drained
 
     def _part(self, shard: int, entries: list[Entry]) -> Part:
-        """The rows of a shard's entries; an undecodable entry (only a bug writes those)
-        is logged in full and dropped with the acknowledgement instead of blocking the
-        stream, and so is an entry deleted while pending (it comes back without fields)."""
+        """The rows of a shard's entries. An entry this release cannot decode (a newer
+        release's while a deployment rolls, or a bug's) is logged and parked with the
+        acknowledgement (:mod:`.parked` tries it again every pass) instead of blocking
+        the stream; an entry deleted while pending (it comes back without fields) is
+        only acknowledged."""
         part = Part()
         for entry_id, fields in entries:
-            part.done.append(entry_id)
             if not fields:
+                part.done.append(entry_id)
                 continue
             try:
-                rows = ledger_rows(entry_id, fields)
-                extra = entry_rows(entry_id, fields) if has_rows(fields) else None
+                rows, extra = decode_entry(entry_id, fields)
             except Exception:
-                log.exception("persister: dropping undecodable ledger entry %r on shard %s",
+                log.exception("persister: parked undecodable ledger entry %r on shard %s",
                               entry_id, shard)
                 self.ctx.metrics.persister_errors.labels("ledger_decode").inc()
+                part.parked.append(entry_id)
                 continue
+            part.done.append(entry_id)
             part.rows += rows
             if extra:
                 part.extra.extend(extra)
         return part
 
-    async def _write_parts(self, parts: Parts) -> None:
+    async def write_parts(self, parts: Parts) -> None:
+        """Write some shards' rows to SQL in one transaction (parked entries too)."""
         rows: list[LedgerRow] = []
         extra = persist.CommitRows()
         for part in parts.values():
@@ -106,27 +110,35 @@ class Ledger:
         await self.write(rows, extra)
 
     async def _ack(self, parts: Parts, report: PassReport) -> set[int]:
-        """Acknowledge and delete the entries now in SQL (one round trip for all shards)."""
+        """Acknowledge and delete the entries now in SQL, and park the undecodable ones
+        (one round trip for all shards)."""
         ctx = self.ctx
         shards = sorted(parts)
         commands: list[Command] = []
+        spans: list[slice] = []
         for shard in shards:
-            key, ids = ctx.keys.ledger(shard), parts[shard].done
-            commands += [("XACK", key, LEDGER_GROUP, *ids), ("XDEL", key, *ids)]
+            key, part, start = ctx.keys.ledger(shard), parts[shard], len(commands)
+            if part.done:
+                commands += [("XACK", key, LEDGER_GROUP, *part.done), ("XDEL", key, *part.done)]
+            if part.parked:
+                commands.append(self._park.command(
+                    [key, ctx.keys.ledger_parked(shard)], [LEDGER_GROUP, *part.parked]))
+            spans.append(slice(start, len(commands)))
         try:
-            replies = await ctx.round_trip(commands)
+            replies = await ctx.eval_all(commands)
         except Exception as exc:
             ctx.fail(report, "ledger", shards, exc)
             return set()
         acked: set[int] = set()
         rows = 0
-        for i, shard in enumerate(shards):
-            error = first_error(replies[2 * i:2 * i + 2])
+        for shard, span in zip(shards, spans, strict=True):
+            error = first_error(replies[span])
             if error is not None:
                 ctx.fail(report, "ledger", [shard], error)
                 continue
             acked.add(shard)
             report.ledger_entries += len(parts[shard].done)
+            report.ledger_parked += len(parts[shard].parked)
             rows += len(parts[shard].rows)
         report.ledger_rows += rows
         ctx.metrics.persister_rows.labels("ledger").inc(rows)

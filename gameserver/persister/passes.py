@@ -1,10 +1,10 @@
 """The pass driver: :class:`Persister` composes the stages and runs them in order.
 
 A pass covers all of its shards at once: epoch (:mod:`.epochs`), one scan that reads
-every shard's ledger, dirty and idle players in one Redis round trip, ledger
-(:mod:`.ledger`), flush (:mod:`.flush`) of the shards whose ledger drained, evict
-(:mod:`.evict`), aggregates (:mod:`.aggregates`: shared state, same shard numbers),
-then the backlog gauges."""
+every shard's ledger, parked ledger entries, dirty and idle players in one Redis round
+trip, ledger (:mod:`.ledger`), the parked entries tried again (:mod:`.parked`), flush
+(:mod:`.flush`) of the shards whose ledger drained, evict (:mod:`.evict`), aggregates
+(:mod:`.aggregates`: shared state, same shard numbers), then the backlog gauges."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from gameserver.persister.epochs import DataLossCallback, Epochs
 from gameserver.persister.evict import Evict
 from gameserver.persister.flush import Flush, FlushedCallback
 from gameserver.persister.ledger import Ledger
+from gameserver.persister.parked import Parked
 from gameserver.persister.report import Backlog, PassReport
 from gameserver.persister.wire import Command, Entry, first_error, only_score
 from gameserver.state.keys import LEDGER_GROUP, Keys
@@ -47,6 +48,8 @@ class _Scan:
     cutoff: int
     aggregates: dict[int, tuple[list[str], list[str]]] = field(default_factory=dict)
     """Aggregate shard → (dirty, idle) aggregates, read by the same round trip."""
+    parked: dict[int, list[Entry]] = field(default_factory=dict)
+    """Parked ledger entries to try again (only shards that have some)."""
 
 
 class Persister:
@@ -86,6 +89,7 @@ class Persister:
         # The SQL halves go through this object's methods: they are the seams tests
         # override to crash or pause between the SQL commit and the Redis acknowledgement.
         self.ledger = Ledger(self.ctx, self._write_ledger)
+        self.parked = Parked(self.ctx, self.ledger.write_parts)
         self.epochs = Epochs(self.ctx, self.ledger.forget_group)
         self.flush = Flush(self.ctx, self._write_players)
         self.evict = Evict(self.ctx)
@@ -121,6 +125,7 @@ class Persister:
         report.lost_shards = await self.epochs.check(report)
         scan = await self._scan(report)
         drained = await self.ledger.drain(report, scan.ledger)
+        await self.parked.run(report, scan.parked)
         await self.flush.run(report, {s: m for s, m in scan.dirty.items() if s in drained})
         await self.evict.run(report, scan.idle, scan.cutoff)
         self.last_aggregates = await self.aggregates.run(self.ctx, report, scan.aggregates,
@@ -234,7 +239,8 @@ class Persister:
             for shard in ctx.shard_ids:
                 if shard in grouped:
                     commands += self.ledger.reads(shard)
-                commands += [self.flush.dirty_read(shard), self.evict.idle_read(shard, cutoff, 0),
+                commands += [self.parked.read(shard), self.flush.dirty_read(shard),
+                             self.evict.idle_read(shard, cutoff, 0),
                              *self.aggregates.reads(shard, cutoff)]
             replies = iter(await ctx.round_trip(commands))
         except Exception as exc:
@@ -246,6 +252,7 @@ class Persister:
             if shard in grouped:
                 self.ledger.take_read(report, scan.ledger, lost_groups, shard,
                                       next(replies), next(replies), next(replies))
+            self.parked.take_read(report, scan.parked, shard, next(replies))
             ctx.take_members(report, "flush", scan.dirty, shard, next(replies))
             ctx.take_members(report, "evict", scan.idle, shard, next(replies))
             self._take_aggregates(report, scan, shard, next(replies), next(replies))
@@ -266,24 +273,28 @@ class Persister:
     # -- backlog -----------------------------------------------------------------------
 
     async def backlog(self) -> Backlog:
-        """Dirty players, undrained ledger entries and the persister lag, in one round trip."""
+        """Dirty players, undrained and parked ledger entries and the persister lag, in
+        one round trip."""
         keys = self.keys
         res = await self.ctx.round_trip([
             command for shard in self.shard_ids
             for command in (("ZCARD", keys.dirty(shard)), ("XLEN", keys.ledger(shard)),
-                            ("ZRANGE", keys.dirty(shard), 0, 0, "WITHSCORES"))])
+                            ("ZRANGE", keys.dirty(shard), 0, 0, "WITHSCORES"),
+                            ("XLEN", keys.ledger_parked(shard)))])
         if error := first_error(res):
             raise error
-        dirty = sum(res[0::3])
-        ledger = sum(res[1::3])
-        oldest = [only_score(first) for first in res[2::3] if first]
+        dirty = sum(res[0::4])
+        ledger = sum(res[1::4])
+        oldest = [only_score(first) for first in res[2::4] if first]
         lag = max(0.0, self.clock.now() - min(oldest) / 1000) if oldest else 0.0
-        return Backlog(int(dirty), int(ledger), lag)
+        return Backlog(int(dirty), int(ledger), lag, int(sum(res[3::4])))
 
     async def update_gauges(self) -> Backlog:
-        """Set ``persister_backlog{kind}`` and ``persister_lag_seconds`` from Redis."""
+        """Set ``persister_backlog{kind}`` (``dirty``, ``ledger``, ``parked``) and
+        ``persister_lag_seconds`` from Redis."""
         backlog = await self.backlog()
         self.metrics.persister_backlog.labels("dirty").set(backlog.dirty)
         self.metrics.persister_backlog.labels("ledger").set(backlog.ledger)
+        self.metrics.persister_backlog.labels("parked").set(backlog.parked)
         self.metrics.persister_lag.set(backlog.lag_seconds)
         return backlog

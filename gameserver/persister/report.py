@@ -13,6 +13,10 @@ class PassReport:
     """Stream entries written to SQL and acknowledged."""
     ledger_rows: int = 0
     """Ledger rows in those entries (sent to SQL; duplicates are skipped there)."""
+    ledger_parked: int = 0
+    """Undecodable stream entries moved to their shard's parked stream."""
+    parked_written: int = 0
+    """Parked entries written to SQL and deleted from the parked stream."""
     players_flushed: int = 0
     """Player states sent to SQL."""
     players_clean: int = 0
@@ -32,6 +36,8 @@ class PassReport:
     def add(self, other: PassReport) -> None:
         self.ledger_entries += other.ledger_entries
         self.ledger_rows += other.ledger_rows
+        self.ledger_parked += other.ledger_parked
+        self.parked_written += other.parked_written
         self.players_flushed += other.players_flushed
         self.players_clean += other.players_clean
         self.evicted += other.evicted
@@ -47,6 +53,9 @@ class Backlog:
     ledger: int
     lag_seconds: float
     """Age of the oldest dirty mark (0 when nothing is dirty)."""
+    parked: int = 0
+    """Parked ledger entries (not part of :attr:`empty`: a release that cannot decode
+    them waits for one that can)."""
 
     @property
     def empty(self) -> bool:

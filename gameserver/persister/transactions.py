@@ -25,6 +25,9 @@ class Part:
     """Ledger: the records and stored responses of the entries' commits."""
     done: list[Any] = field(default_factory=list)
     """Ledger: the entry ids to acknowledge. Flush: ``mark_flushed.lua``'s arguments."""
+    parked: list[Any] = field(default_factory=list)
+    """Ledger: the ids of entries that could not be decoded, to park with the
+    acknowledgement (``park_ledger.lua``). Parked ledger: unused."""
     keys: list[str] = field(default_factory=list)
     """Flush: the player hashes, in ``done``'s order."""
 

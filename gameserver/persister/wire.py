@@ -98,7 +98,7 @@ def entry_ms(entry_id: bytes) -> int:
 def ledger_rows(entry_id: bytes, fields: dict[bytes, bytes]) -> list[LedgerRow]:
     """The SQL rows of one ledger stream entry (see commit.lua for the fields); the
     values are checked (``str``/``int``) so that a malformed entry fails here, where it
-    is dropped, instead of in SQL."""
+    is parked, instead of in SQL."""
     raw = fields.get(b"d")
     if not raw:
         return []
@@ -115,6 +115,14 @@ def ledger_rows(entry_id: bytes, fields: dict[bytes, bytes]) -> list[LedgerRow]:
             commit_id, seq, merchant, game, user, version, str(e.kind), str(e.name),
             int(e.delta), int(e.before), int(e.after), str(e.reason), ts_ms, shopper)))
     return rows
+
+
+def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]
+                 ) -> tuple[list[LedgerRow], persist.CommitRows | None]:
+    """An entry's ledger rows and, when it carries any, its records and stored
+    response; raises for an entry this release cannot decode."""
+    rows = ledger_rows(entry_id, fields)
+    return rows, entry_rows(entry_id, fields) if has_rows(fields) else None
 
 
 def has_rows(fields: dict[bytes, bytes]) -> bool:

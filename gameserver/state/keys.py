@@ -210,6 +210,13 @@ class Keys:
         """Stream of committed ledger entries, drained into SQL by the persister."""
         return f"{self.tag(shard)}:ledger"
 
+    def ledger_parked(self, shard: int) -> str:
+        """Stream of the shard's ledger entries a persister could not decode (e.g. a
+        newer release's, read by an older persister while a deployment rolls): parked
+        with their fields and their original id (field ``parked_id``), retried every
+        pass (gameserver/persister/parked.py). Same hash tag as :meth:`ledger`."""
+        return f"{self.tag(shard)}:ledger:parked"
+
     def gate_tag(self, merchant: str, game: str, bucket: int = 0, buckets: int = 1) -> str:
         """The hash tag of one bucket of a game's stock gate: with ``buckets`` > 1 each
         bucket has its own slot (``stockgate.py``); one bucket keeps the plain tag."""

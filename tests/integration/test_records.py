@@ -109,16 +109,21 @@ async def test_an_entry_of_an_older_server_lands_the_same_rows(
     assert await seeds(db) == [("m1", "g1", "bob", "ab" * 32, "cd" * 32, ts)]
 
 
-async def test_a_record_sql_cannot_take_is_dropped_with_its_entry_not_blocking(
+async def test_a_record_sql_cannot_take_parks_its_entry_not_blocking(
         redis: aioredis.Redis, db: Database, clock: ManualClock,
         persister: Persister) -> None:
+    """A record of a column this release does not know (a newer server's, while a
+    deployment rolls) parks its entry for a persister that knows it."""
     store = Store(redis, KEYS, db, Metrics(), clock)
     await store.run(ref("alice"), "k1", "h1", with_records(Record("draws", {"colour": 1})))
     await store.run(ref("alice"), "k2", "h2", with_records(draw_record(DRAW)))
     report = await persister.run_once()
-    assert report.ok and (report.ledger_entries, report.ledger_rows) == (2, 1)
+    assert report.ok
+    assert (report.ledger_entries, report.ledger_parked, report.ledger_rows) == (1, 1, 1)
     assert [r[6] for r in await draws(db)] == ["acorn"]
     assert await redis.xlen(KEYS.ledger(ref("alice").shard)) == 0
+    [(_, parked)] = await redis.xrange(KEYS.ledger_parked(ref("alice").shard))
+    assert parked[b"k"] == b"k1"
 
 
 async def test_a_redelivered_commit_adds_no_record_twice(db: Database) -> None:
