@@ -312,6 +312,18 @@ class OrderTooOld(DomainError):
                          oldest=oldest)
 
 
+class TooManyRefunds(DomainError):
+    """A partial refund past the number one order may have (each is remembered)."""
+
+    code = "too_many_refunds"
+    kind = Refusal.CONFLICT
+
+    def __init__(self, order_id: str, limit: int) -> None:
+        super().__init__(f"this order already had {limit} partial refunds: send what is "
+                         "left as a whole refund (no refund_id)", order_id=order_id,
+                         limit=limit)
+
+
 class OfferUnavailable(DomainError):
     code = "offer_unavailable"
     kind = Refusal.CONFLICT

@@ -333,11 +333,14 @@ order_events = Table(
     Column("commit_id", String(32), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("ts_ms", BigInteger, nullable=False),
-    PrimaryKeyConstraint("merchant_id", "game_id", "user_id", "order_id", "kind"),
+    Column("refund_id", String(64), nullable=False, server_default=""),
+    PrimaryKeyConstraint("merchant_id", "game_id", "user_id", "order_id", "kind",
+                         "refund_id"),
     Index(None, "merchant_id", "game_id", "ts_ms"),
 )
-"""Orders ``ingestOrder`` applied (paid, and refunded with the paid amount): orders and
-GMV in SQL."""
+"""Orders ``ingestOrder`` applied (paid, and refunded with what each refund returned):
+orders and GMV in SQL. ``refund_id``: a partial refund's (migration 0013), one row
+each; '' for a paid order and a whole refund (which has what partial ones left)."""
 
 webhook_outbox = Table(
     "webhook_outbox", metadata,

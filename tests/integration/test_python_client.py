@@ -180,6 +180,9 @@ async def test_orders_and_coupon_redemption(shop: World) -> None:
     first = await call(c.send_order, "squirrel", "erin", "o-1", amount_fen=100)
     again = await call(c.send_order, "squirrel", "erin", "o-1", amount_fen=100)
     assert first["duplicate"] is False and again["duplicate"] is True
+    part = await call(c.send_order, "squirrel", "erin", "o-1", "refunded", amount_fen=40,
+                      refund_id="R-1")
+    assert (part["refund"], part["amount_fen"], part["remaining_fen"]) == ("R-1", 40, 60)
     token = (await call(c.create_session, "erin"))["token"]
     drawn = await shop.post("/v1/games/squirrel/boxes/forest/draw", token, {"count": 1}, "d")
     assert drawn.status == 200
