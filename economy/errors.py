@@ -312,6 +312,19 @@ class OrderTooOld(DomainError):
                          oldest=oldest)
 
 
+class PartialRefundsOff(InvalidInput):
+    """A partial refund (``refund_id``) while this deployment does not accept them yet
+    (``PETBOX_PARTIAL_REFUNDS`` off): nothing changes."""
+
+    code = "partial_refunds_off"
+
+    def __init__(self) -> None:
+        super().__init__("partial refunds (refund_id) are not accepted yet: they are "
+                         "turned on (PETBOX_PARTIAL_REFUNDS) once every host runs a release "
+                         "that knows them; until then send a whole refund (no refund_id)",
+                         field="refund_id")
+
+
 class TooManyRefunds(DomainError):
     """A partial refund past the number one order may have (each is remembered)."""
 

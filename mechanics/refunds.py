@@ -7,11 +7,20 @@ what is left of it no longer supports it (:func:`mechanics.tasks.take_back`): a 
 task loses the refunded amount from its period's spend, a per-order task keeps its
 completion while what is left still reaches ``min_order_fen``. Refunds are capped at
 the paid amount: one beyond what is left is clamped to it (``"clamped": true``); once
-they reach the paid amount the order is wholly refunded, as by a whole refund.
+they reach the paid amount the order is wholly refunded, as by a whole refund. A
+partial refund never takes back more completions than the order itself earned (a spend
+task another order's amount finished keeps it), and one of a 0-fen order, which has
+nothing to return, changes nothing. A spend task whose order is left below its
+``min_order_fen`` loses the whole order. Known limit: a purchase task's SKU filter is
+not looked at again (the order's SKUs are not kept): returning the only qualifying SKU
+keeps the task's completion while anything is left of the order.
 
 A partial refund of an order not seen paid leaves a tombstone, as a whole refund does,
-that remembers what it returned: the late payment counts only what is left of it
-(nothing when the refunds returned all of it). A whole refund of such an order makes
+that remembers what it returned and writes no row: the late payment counts only what
+is left of it (nothing when the refunds returned all of it), and writes what they
+returned to ``order_refunds`` with its own row. An order petbox forgot (older than 30
+days) is such a tombstone too, so its partial refunds, like its whole refund, write
+no row. A whole refund of such an order makes
 it today's tombstone (its late payment earns nothing).
 """
 
@@ -27,7 +36,7 @@ from mechanics.grants import Effects
 from mechanics.orderstate import OrderRecord
 from mechanics.outcome import Outcome, Record
 from mechanics.state import PlayerState, Rng, new_player
-from mechanics.tasks import order_record, prune_orders, take_back
+from mechanics.tasks import prune_orders, refund_record, take_back
 
 MAX_REFUNDS = 32
 """Partial refunds one order may have (their ids are kept with it for 30 days)."""
@@ -61,37 +70,38 @@ def apply_partial_refund(state: PlayerState | None, action: PartialRefund, now: 
     record = new.orders.get(action.order_id)
     if record is not None and action.refund_id in record.refunds:
         return _answer(new, action, record, duplicate=True)
+    if record is not None and record.refunded:  # nothing is left to return
+        return _answer(new, action, record)
     if record is not None and len(record.refunds) >= MAX_REFUNDS:
         raise TooManyRefunds(action.order_id, MAX_REFUNDS)
-    if record is None or record.awaiting_payment:  # its tombstone keeps what it returned
+    if record is None or record.awaiting_payment:
+        # A tombstone keeps what it returned, and writes no row (petbox does not know
+        # the order: never paid yet, or paid so long ago it was forgotten, as a whole
+        # refund of such an order writes none): the late payment writes it.
         if record is None:
             record = new.orders[action.order_id] = OrderRecord(at=now, amount=0)
         record.refunded_fen += action.amount_fen
         record.refunds.append(action.refund_id)
         prune_orders(new, now)
-        return _answer(new, action, record, applied=action.amount_fen,
-                       rows=[_row(action, action.amount_fen)])
-    if record.refunded:  # wholly refunded already: nothing is left to return
+        return _answer(new, action, record, applied=action.amount_fen)
+    applied = min(action.amount_fen, record.left_fen)
+    if not applied:  # a 0-fen order: nothing to return, so nothing changes
         return _answer(new, action, record)
-    fx, applied = Effects(), min(action.amount_fen, record.left_fen)
+    fx = Effects()
     record.refunded_fen += applied
     record.refunds.append(action.refund_id)
     record.refunded = record.left_fen == 0
-    taken, debt = take_back(new, action.order_id, record, applied, config, fx)
+    taken, debt = take_back(new, action.order_id, record, applied, config, fx, partial=True)
     new.last_seen = now
     return _answer(new, action, record, applied=applied, taken=taken, debt=debt, fx=fx,
-                   rows=[_row(action, applied)] if applied else [])
-
-
-def _row(action: PartialRefund, amount: int) -> Record:
-    return order_record(action.order_id, "refunded", amount, action.refund_id)
+                   rows=[refund_record(action.order_id, action.refund_id, applied)])
 
 
 def _answer(new: PlayerState, action: PartialRefund, record: OrderRecord, *,
             duplicate: bool = False, applied: int = 0, taken: dict[str, int] | None = None,
             debt: dict[str, int] | None = None, fx: Effects | None = None,
             rows: list[Record] | None = None) -> Outcome:
-    known = not record.awaiting_payment
+    known = seen_paid(record)
     response: dict[str, Any] = {
         "order": action.order_id, "refund": action.refund_id, "known": known,
         "duplicate": duplicate, "amount_fen": applied,
@@ -103,3 +113,12 @@ def _answer(new: PlayerState, action: PartialRefund, record: OrderRecord, *,
     fx = fx or Effects()
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, records=rows or [],
                    response=response)
+
+
+def seen_paid(record: OrderRecord) -> bool:
+    """The order's payment was seen: not a tombstone of partial refunds awaiting it,
+    nor one a whole refund of an order petbox did not know left (nothing paid, nothing
+    earned; a 0-fen order wholly refunded reads the same, and returns nothing either)."""
+    if record.awaiting_payment:
+        return False
+    return not (record.refunded and record.amount == 0 and not record.tasks)

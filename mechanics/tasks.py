@@ -288,29 +288,49 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
         response["refunded_fen"] = record.refunded_fen
         if record.refunded:
             response["refunded"] = True
+    records = _paid_records(action.order_id, action.amount_fen, record)
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
-                   grants=fx.grants, records=[order_record(action.order_id, "paid",
-                                                           action.amount_fen)],
-                   response=response)
+                   grants=fx.grants, records=records, response=response)
 
 
-def order_record(order_id: str, kind: str, amount_fen: int, refund_id: str = "") -> Record:
-    """An order's row in ``order_events`` (orders and GMV in SQL, e.g. experiment results):
-    a partial refund's row names its ``refund_id`` (a whole refund's has none)."""
-    fields: dict[str, Any] = {"order_id": order_id, "kind": kind, "amount_fen": amount_fen}
-    if refund_id:
-        fields["refund_id"] = refund_id
-    return Record("order_events", fields)
+def _paid_records(order_id: str, amount_fen: int, record: OrderRecord) -> list[Record]:
+    """A paid order's SQL rows: its ``order_events`` row, and what partial refunds that
+    came before it returned (they left a tombstone, no row: petbox did not know the
+    order then, as a whole refund of an unknown order writes none)."""
+    rows = [order_record(order_id, "paid", amount_fen)]
+    if record.refunded_fen:
+        rows.append(refund_record(order_id, EARLY_REFUNDS, record.refunded_fen))
+    return rows
+
+
+def order_record(order_id: str, kind: str, amount_fen: int) -> Record:
+    """An order's row in ``order_events`` (orders and GMV in SQL, e.g. experiment results).
+    Partial refunds have rows of their own (``order_refunds``, :mod:`mechanics.refunds`)."""
+    return Record("order_events", {"order_id": order_id, "kind": kind,
+                                   "amount_fen": amount_fen})
+
+
+def refund_record(order_id: str, refund_id: str, amount_fen: int) -> Record:
+    """A partial refund's row in ``order_refunds``: what it returned of the order."""
+    return Record("order_refunds", {"order_id": order_id, "refund_id": refund_id,
+                                    "amount_fen": amount_fen})
+
+
+EARLY_REFUNDS = "~before-paid"
+"""``order_refunds``' refund id for what partial refunds returned before the order was
+paid (written with the payment: ``~`` is in no platform's id)."""
 
 
 def _undo(new: PlayerState, task: Task, period: int, n: int, returned: int,
-          left: int) -> int:
+          left: int, partial: bool = False) -> int:
     """Roll the task's progress back for ``returned`` fen of an order refunded, ``left``
     fen of it still paid; returns completions to take back (the order holds ``n``).
 
     A spend task loses ``returned`` from its period's spend and gives back completions
     the rest no longer supports (its period over: those beyond what ``left`` alone
-    supports); a per-order task keeps its completion while ``left`` still qualifies."""
+    supports); a per-order task keeps its completion while ``left`` still qualifies.
+    A ``partial`` refund takes back at most the ``n`` this order earned (a spend task's
+    completion another order's amount finished is that order's to lose)."""
     prog = new.tasks.get(task.id)
     if prog is None or prog.period != period:
         prog = None  # the period is over: only this order's own amount can tell
@@ -319,6 +339,8 @@ def _undo(new: PlayerState, task: Task, period: int, n: int, returned: int,
             return n - min(n, left // task.spend_fen)
         prog.spend = max(0, prog.spend - returned)
         excess = max(0, prog.count - min(task.limit, prog.spend // task.spend_fen))
+        if partial:
+            excess = min(n, excess)
         prog.count -= excess
         return excess
     if left and left >= task.min_order_fen:
@@ -329,25 +351,36 @@ def _undo(new: PlayerState, task: Task, period: int, n: int, returned: int,
 
 
 def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: int,
-              config: GameConfig, fx: Effects) -> tuple[dict[str, int], dict[str, int]]:
+              config: GameConfig, fx: Effects,
+              partial: bool = False) -> tuple[dict[str, int], dict[str, int]]:
     """Take back what ``returned`` fen of the order refunded (``record.left_fen`` of it
     is still paid: set it first) no longer earns: per task, the completions taken back,
     and in all what could not be (debt). Never more than the order gave
-    (``record.given``), which, like the completions it holds, the record then lowers."""
+    (``record.given``), which, like the completions it holds, the record then lowers.
+
+    A ``partial`` refund that leaves the order below a spend task's ``min_order_fen``
+    returns the whole order's amount from that task (what is left no longer qualifies)
+    and the record forgets the task, so a later refund does not return it twice."""
     taken: dict[str, int] = {}
     debt: dict[str, int] = {}
-    for tid, (period, n) in record.tasks.items():
+    for tid, (period, n) in list(record.tasks.items()):
         task = config.tasks.get(tid)
         if task is None:
             continue  # the task left the config: nothing to compare against
-        times = _undo(new, task, period, n, returned, record.left_fen)
+        left = record.left_fen
+        gone = partial and task.spend_fen > 0 and left < task.min_order_fen
+        times = _undo(new, task, period, n, returned + left if gone else returned,
+                      0 if gone else left, partial)
         reward = replace(task.reward, coupon="") if tid in record.no_coupon else task.reward
         given = record.given.get(tid)
         for key, amount in clawback(new, reward, times, f"refund:{order_id}:{tid}",
                                     fx, most=given).items():
             debt[key] = debt.get(key, 0) + amount
         taken[tid] = times
-        if times and record.left_fen:  # what is left may be refunded later: keep count
+        if gone:
+            del record.tasks[tid]
+            record.given.pop(tid, None)
+        elif times and record.left_fen:  # what is left may be refunded later: keep count
             record.tasks[tid] = [period, max(0, n - times)]
             if given is not None:
                 record.given[tid] = _less(given, reward, times)

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from economy.errors import InvalidInput, OrderWrongMerchant
+from economy.errors import InvalidInput, OrderWrongMerchant, PartialRefundsOff
 from economy.schema import Arr, Enum, Int, Obj, Str
 from gameserver.api.common import (
     Operation,
@@ -112,10 +112,14 @@ def _order_rule(body: dict[str, Any], ctx: RuleContext) -> Rule:
     return _with_refund_hooks(rule, tuple(body["skus"]), ctx)
 
 
-def _check_refund_id(body: dict[str, Any]) -> None:
-    """A ``refund_id`` belongs to a refund, and a partial refund returns something."""
+def _check_refund_id(body: dict[str, Any], accepted: bool) -> None:
+    """A ``refund_id`` belongs to a refund, a partial refund returns something, and
+    partial refunds are ``accepted`` (``PETBOX_PARTIAL_REFUNDS``: off while hosts of an
+    older release, which would lose their state, may still run)."""
     if body["refund_id"] is None:
         return
+    if not accepted:
+        raise PartialRefundsOff()
     if body["status"] != "refunded":
         raise InvalidInput("refund_id belongs to a refund (status \"refunded\")",
                            field="refund_id")
@@ -181,7 +185,7 @@ async def ingest_order(request: web.Request) -> web.Response:
     body = checked(ORDER_BODY, parsed)
     if body["merchant"] != signer.id:
         raise OrderWrongMerchant(body["merchant"])
-    _check_refund_id(body)
+    _check_refund_id(body, request.app[SETTINGS].partial_refunds)
     shadow_for(request, signer)
     live = await request.app[GAMES].get(signer.id, body["game"])
     ref = PlayerRef(signer.id, live.game, body["user"],

@@ -18,7 +18,8 @@ the traffic; :mod:`economy.abstats` turns them into intervals and tests.
   of confirmed value grants (blind-box prizes and coupons of the ``coupons`` section);
   **orders** and **GMV**: ``order_events`` (paid, less refunded amounts) — each from
   the exposing commit on; a refund counts with its order (at the order's payment time),
-  all of an order's refunds (partial ones, a whole one for what they left) together.
+  all of an order's refunds (partial ones in ``order_refunds``, a whole one for what
+  they left) together.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -143,13 +145,19 @@ class _Q:
         """GMV rows: each paid order at its payment time, less its refunds whenever they
         came. A refund belongs to its order: one of an order paid before the exposure
         is not the arm's (it would make a shopper's GMV negative), one of an order paid
-        after it is, even when it comes later. An order's refunds (one row each: its
-        partial refunds, a whole refund) are summed before they meet it, and never net
-        more than it (partial refunds that came before the payment may have)."""
-        paid, r = m.order_events.alias("paid"), m.order_events.alias("refund")
-        refunds = select(r.c.user_id, r.c.order_id, func.sum(r.c.amount_fen).label("fen")
-                         ).where(*self._mine(r), r.c.kind == "refunded").group_by(
-            r.c.user_id, r.c.order_id).subquery("refunds")
+        after it is, even when it comes later. An order's refunds (its partial refunds'
+        ``order_refunds`` rows, a whole refund's ``order_events`` row) are summed before
+        they meet it, and never net more than it."""
+        paid, r, p = m.order_events.alias("paid"), m.order_events.alias("refund"), \
+            m.order_refunds
+        rows = union_all(
+            select(r.c.user_id, r.c.order_id, r.c.amount_fen).where(
+                *self._mine(r), r.c.kind == "refunded"),
+            select(p.c.user_id, p.c.order_id, p.c.amount_fen).where(*self._mine(p))
+        ).subquery("refund_rows")
+        refunds = select(rows.c.user_id, rows.c.order_id,
+                         func.sum(rows.c.amount_fen).label("fen")).group_by(
+            rows.c.user_id, rows.c.order_id).subquery("refunds")
         same = and_(refunds.c.user_id == paid.c.user_id, refunds.c.order_id == paid.c.order_id)
         net = paid.c.amount_fen - func.coalesce(refunds.c.fen, 0)
         return select(paid.c.user_id.label("u"), paid.c.ts_ms.label("t"),

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import DefaultClause, Insert, Table, UniqueConstraint, func, select
+from sqlalchemy import Insert, Table, UniqueConstraint, func, select
 
 from gameserver.db import models as m
 from gameserver.db.database import Database
@@ -118,9 +118,6 @@ class RecordTable:
     filled: frozenset[str]
     key: tuple[str, ...]
     columns: frozenset[str]
-    defaults: tuple[tuple[str, str], ...] = ()
-    """columns with a constant text default a record may leave out (``order_events``'
-    ``refund_id``): filled here, so every row of a batch has the key's columns"""
 
 
 FILLED = frozenset({"commit_id", "seq", "merchant_id", "game_id", "user_id"})
@@ -138,10 +135,7 @@ def record_table(name: str) -> RecordTable:
                      if isinstance(u, UniqueConstraint))
     key = uniques[0] if uniques else tuple(c.name for c in table.primary_key.columns)
     columns = frozenset(table.c.keys())
-    defaults = tuple((c.name, c.server_default.arg) for c in table.c
-                     if isinstance(c.server_default, DefaultClause)
-                     and isinstance(c.server_default.arg, str))
-    return RecordTable(table, FILLED & columns, key, columns, defaults)
+    return RecordTable(table, FILLED & columns, key, columns)
 
 
 def record_rows(commit_id: str, merchant: str, game: str, user: str, ts_ms: int,
@@ -156,7 +150,6 @@ def record_rows(commit_id: str, merchant: str, game: str, user: str, ts_ms: int,
         common = {"commit_id": commit_id, "seq": seq, "merchant_id": merchant,
                   "game_id": game, "user_id": user}
         row = {c: common[c] for c in target.filled}
-        row.update(target.defaults)
         row.update(record.fields)
         row[record.at] = ts_ms
         if not row.keys() <= target.columns:

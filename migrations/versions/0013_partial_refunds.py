@@ -1,8 +1,11 @@
-"""order_events: refund_id, in the primary key (one row per partial refund of an order)
+"""order_refunds: a row per partial refund of an order (``ingestOrder`` with ``refund_id``)
 
-A partial refund (``ingestOrder`` with ``refund_id``) records what it returned in a row
-of its own, so GMV nets every refund of an order once. Existing rows are a paid order
-or a whole refund: refund_id ''.
+A partial refund records what it returned in a table of its own, so GMV nets every
+refund of an order once. ``order_events`` is not touched: its key, and the statements
+a host of the release before this one runs against it while a deployment rolls, stay
+as they were. Creating an empty table rewrites no row: the migration takes moments.
+Going back, an order's partial refunds are folded into its one refund row in
+``order_events`` (its whole refund's, if it had one), so GMV still nets them.
 """
 
 from __future__ import annotations
@@ -13,42 +16,37 @@ from alembic import op
 revision: str = "0013"
 down_revision: str | None = "0012"
 
-KEY = ["merchant_id", "game_id", "user_id", "order_id", "kind"]
-PK = "pk_order_events"
-
 _SAME_ORDER = ("w.merchant_id = p.merchant_id AND w.game_id = p.game_id "
                "AND w.user_id = p.user_id AND w.order_id = p.order_id")
 
 
 def upgrade() -> None:
-    # SQLite rebuilds the table (its primary key cannot be altered); PostgreSQL adds the
-    # column without a rewrite (a constant default) and rebuilds the key's index.
-    with op.batch_alter_table("order_events") as batch:
-        batch.add_column(sa.Column("refund_id", sa.String(64), nullable=False,
-                                   server_default=""))
-        batch.drop_constraint(PK, type_="primary")
-        batch.create_primary_key(PK, [*KEY, "refund_id"])
+    op.create_table(
+        "order_refunds",
+        sa.Column("merchant_id", sa.String(length=32), nullable=False),
+        sa.Column("game_id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.String(length=128), nullable=False),
+        sa.Column("order_id", sa.String(length=64), nullable=False),
+        sa.Column("refund_id", sa.String(length=64), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column("commit_id", sa.String(length=32), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("ts_ms", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("merchant_id", "game_id", "user_id", "order_id",
+                                "refund_id", name=op.f("pk_order_refunds")),
+    )
 
 
 def downgrade() -> None:
-    # An order's partial refunds become one refund row again (its whole refund's, if
-    # it had one), so GMV still nets them; then the key can lose refund_id.
     op.execute(sa.text(
         "UPDATE order_events AS w SET amount_fen = amount_fen + (SELECT SUM(p.amount_fen) "
-        f"FROM order_events p WHERE {_SAME_ORDER} AND p.kind = 'refunded' "
-        "AND p.refund_id <> '') WHERE w.kind = 'refunded' AND w.refund_id = '' AND EXISTS "
-        f"(SELECT 1 FROM order_events p WHERE {_SAME_ORDER} AND p.kind = 'refunded' "
-        "AND p.refund_id <> '')"))
+        f"FROM order_refunds p WHERE {_SAME_ORDER}) WHERE w.kind = 'refunded' AND EXISTS "
+        f"(SELECT 1 FROM order_refunds p WHERE {_SAME_ORDER})"))
     op.execute(sa.text(
         "INSERT INTO order_events (merchant_id, game_id, user_id, order_id, kind, "
-        "amount_fen, commit_id, seq, ts_ms, refund_id) SELECT p.merchant_id, p.game_id, "
-        "p.user_id, p.order_id, 'refunded', SUM(p.amount_fen), MIN(p.commit_id), 0, "
-        "MIN(p.ts_ms), '' FROM order_events p WHERE p.kind = 'refunded' "
-        "AND p.refund_id <> '' AND NOT EXISTS (SELECT 1 FROM order_events w WHERE "
-        f"{_SAME_ORDER} AND w.kind = 'refunded' AND w.refund_id = '') "
+        "amount_fen, commit_id, seq, ts_ms) SELECT p.merchant_id, p.game_id, p.user_id, "
+        "p.order_id, 'refunded', SUM(p.amount_fen), MIN(p.commit_id), 0, MIN(p.ts_ms) "
+        "FROM order_refunds p WHERE NOT EXISTS (SELECT 1 FROM order_events w WHERE "
+        f"{_SAME_ORDER} AND w.kind = 'refunded') "
         "GROUP BY p.merchant_id, p.game_id, p.user_id, p.order_id"))
-    op.execute(sa.text("DELETE FROM order_events WHERE refund_id <> ''"))
-    with op.batch_alter_table("order_events") as batch:
-        batch.drop_constraint(PK, type_="primary")
-        batch.create_primary_key(PK, KEY)
-        batch.drop_column("refund_id")
+    op.drop_table("order_refunds")

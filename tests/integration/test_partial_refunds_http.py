@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import insert, select
 
 from economy.abstats import Moments
@@ -15,6 +16,7 @@ from economy.config import parse_game_config
 from gameserver.appkeys import DB
 from gameserver.db import models as m
 from gameserver.db.experiments import measure
+from gameserver.ops.settings import Settings
 from tests.conftest import World
 from tests.integration.loopgame import Shopper, loop_config, post_order, signed_order
 from tests.integration.test_boxes_http import persister
@@ -29,6 +31,13 @@ TASKS = {
 }
 PAID = {"user": "alice", "order_id": "o1", "status": "paid", "amount_fen": 30_000}
 R1 = {**PAID, "status": "refunded", "refund_id": "R-1", "amount_fen": 10_000}
+SWITCHED_OFF = "test_with_the_switch_off_a_refund_id_is_refused_and_changes_nothing"
+
+
+@pytest.fixture
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """Partial refunds on (``PETBOX_PARTIAL_REFUNDS``), but for the test of the switch."""
+    return settings.with_overrides(partial_refunds=request.node.originalname != SWITCHED_OFF)
 
 
 async def test_a_partial_refund_applies_once_and_a_whole_refund_takes_the_rest(
@@ -72,18 +81,19 @@ async def test_a_partial_refund_applies_once_and_a_whole_refund_takes_the_rest(
     await post_order(world, **{**PAID, "order_id": "o2"})
     await post_order(world, **{**R1, "order_id": "o2"})
     await persister(world).run_once()
-    e = m.order_events
+    e, p = m.order_events, m.order_refunds
     async with client.app[DB].engine.begin() as conn:
-        got = (await conn.execute(select(e.c.order_id, e.c.kind, e.c.refund_id,
-                                         e.c.amount_fen).order_by(e.c.order_id, e.c.kind,
-                                                                  e.c.refund_id))).all()
+        got = (await conn.execute(select(e.c.order_id, e.c.kind, e.c.amount_fen).order_by(
+            e.c.order_id, e.c.kind))).all()
+        parts = (await conn.execute(select(p.c.order_id, p.c.refund_id, p.c.amount_fen
+                                           ).order_by(p.c.order_id, p.c.refund_id))).all()
         await conn.execute(insert(m.experiment_exposures).values(
             merchant_id="shop", game_id="squirrel", experiment="e1", user_id="alice",
             arm="control", game_version=1, day=0, commit_id="x", seq=0, ts_ms=0))
     assert [tuple(row) for row in got] == [
-        ("o1", "paid", "", 30_000), ("o1", "refunded", "", 15_000),
-        ("o1", "refunded", "R-1", 10_000), ("o1", "refunded", "R-2", 5_000),
-        ("o2", "paid", "", 30_000), ("o2", "refunded", "R-1", 10_000)]
+        ("o1", "paid", 30_000), ("o1", "refunded", 15_000), ("o2", "paid", 30_000)]
+    assert [tuple(row) for row in parts] == [
+        ("o1", "R-1", 10_000), ("o1", "R-2", 5_000), ("o2", "R-1", 10_000)]
     exp = parse_game_config(raw_with()).experiments["e1"]
     results = await measure(client.app[DB], "shop", "squirrel", exp, ZoneInfo("UTC"),
                             int(clock.now()))
@@ -130,3 +140,24 @@ async def test_only_the_skus_a_partial_refund_lists_reach_the_plays(world: World
     player = await me(world, bob)
     assert player["wallet"]["gem"] == 0
     assert [g["state"] for g in player["groupbuys"]] == ["refunded"]
+
+
+async def test_with_the_switch_off_a_refund_id_is_refused_and_changes_nothing(
+        client: Any, db: Any, clock: Any) -> None:
+    """PETBOX_PARTIAL_REFUNDS off (the default, while older hosts may run): a refund
+    with refund_id is refused in 422 at $.refund_id; the order keeps all it earned, and a
+    whole refund still works."""
+    world = World(client, db, clock, loop_config(tasks=TASKS))
+    await world.merchant()
+    alice = Shopper(world, "alice")
+    await post_order(world, **PAID)
+    before = await alice.me()
+    status, out = await post_order(world, **R1)
+    assert status == 422 and out["error"]["code"] == "partial_refunds_off"
+    assert [p["path"] for p in out["error"]["details"]["problems"]] == ["$.refund_id"]
+    assert "PETBOX_PARTIAL_REFUNDS" in out["error"]["message"]
+    after = await alice.me()
+    assert after["version"] == before["version"]
+    assert after["player"]["wallet"] == before["player"]["wallet"]
+    status, out = await post_order(world, **{**PAID, "status": "refunded"})
+    assert (status, out["taken_back"]) == (200, {"spend100": 3, "big": 1})

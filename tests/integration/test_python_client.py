@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from gameserver.http.signing import session_signature
+from gameserver.ops.settings import Settings
 from tests.conftest import World, app_persister
 from tests.integration.test_coupon_wallet import WALLET_CONFIG
 
@@ -63,6 +64,12 @@ class Recorder:
         if what == "lost":
             raise TimeoutError("the reply was lost")  # after the server applied it
         return resp
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Partial refunds on (the client sends ``refund_id``)."""
+    return settings.with_overrides(partial_refunds=True)
 
 
 @pytest.fixture

@@ -44,8 +44,8 @@ def whole(state: PlayerState | None, oid: str, now: int = T0 + 120) -> t.Outcome
     return t.apply_refund(state, t.Refund(oid), now, RNG, CFG, tz=SH)
 
 
-def rows(out: t.Outcome) -> list[dict[str, object]]:
-    return [dict(rec.fields) for rec in out.records]
+def rows(out: t.Outcome) -> list[tuple[str, dict[str, object]]]:
+    return [(rec.table, dict(rec.fields)) for rec in out.records]
 
 
 def test_a_spend_task_gives_back_what_the_rest_no_longer_supports_once() -> None:
@@ -61,8 +61,8 @@ def test_a_spend_task_gives_back_what_the_rest_no_longer_supports_once() -> None
     prog = out.state.tasks["spend100"]
     assert (prog.count, prog.spend) == (2, 20_000)
     assert [(e.name, e.delta) for e in out.ledger] == [("acorn", -10)]
-    assert rows(out) == [{"order_id": "A", "kind": "refunded", "amount_fen": 10_000,
-                          "refund_id": "r1"}]
+    assert rows(out) == [("order_refunds", {"order_id": "A", "refund_id": "r1",
+                                            "amount_fen": 10_000})]
     record = out.state.orders["A"]
     assert (record.refunded_fen, record.refunds, record.refunded) == (10_000, ["r1"], False)
     assert record.tasks["spend100"][1] == 2 and record.given["spend100"] == {
@@ -99,8 +99,8 @@ def test_refunds_beyond_the_paid_amount_are_clamped_and_refund_the_order() -> No
                              "remaining_fen": 0, "refunded": True,
                              "taken_back": {"spend100": 1, "big": 0}, "debt": {}}
     assert first.response["taken_back"] == {"spend100": 2, "big": 1}
-    assert rows(over) == [{"order_id": "A", "kind": "refunded", "amount_fen": 10_000,
-                           "refund_id": "r2"}]
+    assert rows(over) == [("order_refunds", {"order_id": "A", "refund_id": "r2",
+                                             "amount_fen": 10_000})]
     assert over.state.wallet["acorn"] == 100 and over.state.wallet["gem"] == 0
     assert over.state.orders["A"].refunded and paid_orders(over.state) == 0
     nothing = part(over.state, "A", "r3", 5_000, T0 + 80)
@@ -116,7 +116,8 @@ def test_a_whole_refund_after_partial_ones_takes_back_what_is_left() -> None:
     rest = whole(first.state, "A")
     assert rest.response == {"order": "A", "known": True, "duplicate": False,
                              "taken_back": {"spend100": 2, "big": 1}, "debt": {}}
-    assert rows(rest) == [{"order_id": "A", "kind": "refunded", "amount_fen": 20_000}]
+    assert rows(rest) == [("order_events", {"order_id": "A", "kind": "refunded",
+                                            "amount_fen": 20_000})]
     assert rest.state.wallet["acorn"] == 100 and rest.state.wallet["gem"] == 0
     prog = rest.state.tasks["spend100"]
     assert (prog.count, prog.spend) == (0, 0)
@@ -157,13 +158,15 @@ def test_a_partial_refund_before_the_payment_counts_when_it_comes() -> None:
                               "duplicate": False, "amount_fen": 10_000, "clamped": False,
                               "refunded_fen": 10_000, "refunded": False, "taken_back": {},
                               "debt": {}}
-    assert rows(early) == [{"order_id": "A", "kind": "refunded", "amount_fen": 10_000,
-                            "refund_id": "r1"}]
+    assert rows(early) == []  # petbox does not know the order: its payment writes it
     assert paid_orders(early.state) == 0  # not paid: it counts for no eligibility
     paid = pay(early.state, "A", 30_000, T0 + 100)
     assert paid.response == {"order": "A", "duplicate": False,
                              "tasks": {"spend100": 2, "big": 1}, "refunded_fen": 10_000}
-    assert rows(paid) == [{"order_id": "A", "kind": "paid", "amount_fen": 30_000}]
+    assert rows(paid) == [
+        ("order_events", {"order_id": "A", "kind": "paid", "amount_fen": 30_000}),
+        ("order_refunds", {"order_id": "A", "refund_id": t.EARLY_REFUNDS,
+                           "amount_fen": 10_000})]
     assert paid.state.tasks["spend100"].spend == 20_000 and paid_orders(paid.state) == 1
     assert part(paid.state, "A", "r1", 10_000).response["duplicate"] is True
     rest = part(paid.state, "A", "r2", 20_000, T0 + 200)
@@ -236,9 +239,10 @@ def test_refunds_never_pass_the_order_nor_go_negative(
             continue
         for rec in out.records:
             fields = dict(rec.fields)
-            if fields["kind"] == "paid" and oid not in state.orders:
+            if fields.get("kind") == "paid":
+                assert oid not in paid_first  # an order is paid once
                 paid_first[oid] = int(str(fields["amount_fen"]))
-            elif fields["kind"] == "refunded":
+            else:  # a whole refund's row, or a partial one's (order_refunds)
                 netted[oid] = netted.get(oid, 0) + int(str(fields["amount_fen"]))
         state = out.state
         assert all(v >= 0 for v in state.wallet.values())
@@ -246,5 +250,92 @@ def test_refunds_never_pass_the_order_nor_go_negative(
         assert all(p.count >= 0 and p.spend >= 0 for p in state.tasks.values())
         for record in state.orders.values():  # a tombstone (amount 0) keeps what came
             assert record.amount == 0 or record.refunded_fen <= record.amount
+    assert netted.keys() <= paid_first.keys()  # no refund row of an order never paid
     for oid, amount in paid_first.items():
         assert netted.get(oid, 0) <= amount
+
+
+ANY = {"any": {"name": "Any order", "kind": "purchase", "reward": {"currency": {"gem": 1}}}}
+
+
+def test_a_partial_refund_of_a_0_fen_order_changes_nothing() -> None:
+    """A 0-fen order (no amount_fen) has nothing to return: a partial refund neither
+    refunds it wholly nor takes its task's reward back."""
+    cfg = config(tasks=ANY)
+    paid = apply_paid_order(None, t.Order("Z", 0), T0, RNG, cfg, tz=SH)
+    assert paid.response["tasks"] == {"any": 1} and paid.state.wallet["gem"] == 1
+    out = r.apply_partial_refund(paid.state, r.PartialRefund("Z", "r1", 500), T0 + 60, RNG,
+                                 cfg, tz=SH)
+    assert out.response == {"order": "Z", "refund": "r1", "known": True, "duplicate": False,
+                            "amount_fen": 0, "clamped": True, "refunded_fen": 0,
+                            "remaining_fen": 0, "refunded": False, "taken_back": {},
+                            "debt": {}}
+    assert out.ledger == [] and out.records == []
+    assert out.state.to_wire() == paid.state.to_wire()
+
+
+def test_a_partial_refund_takes_back_no_completion_its_order_did_not_earn() -> None:
+    """A ¥60 order, then another ¥60 that finishes the ¥100 spend task (it holds the
+    completion): refunding ¥30 of the first takes nothing back from it."""
+    first = pay(None, "A", 6_000)
+    second = pay(first.state, "B", 6_000, T0 + 10)
+    assert (first.response["tasks"], second.response["tasks"]) == (
+        {"spend100": 0}, {"spend100": 1})
+    out = part(second.state, "A", "r1", 3_000)
+    assert out.response["taken_back"] == {"spend100": 0} and out.response["debt"] == {}
+    assert out.ledger == [] and out.state.wallet["acorn"] == 110
+    prog = out.state.tasks["spend100"]
+    assert (prog.count, prog.spend) == (1, 9_000)
+
+
+def test_a_spend_task_loses_an_order_left_below_its_min_order_fen() -> None:
+    """Spend ¥100 in orders of ¥200 or more: a ¥300 order earned 3; refunding ¥150 of
+    it leaves ¥150, which no longer counts at all, so all 3 go back, once."""
+    cfg = config(tasks={"bigspend": {"name": "Spend in big orders", "kind": "purchase",
+                                     "limit": 5, "spend_fen": 10_000, "min_order_fen": 20_000,
+                                     "reward": {"currency": {"acorn": 10}}}})
+
+    def refund(state: PlayerState, rid: str, fen: int, now: int) -> t.Outcome:
+        return r.apply_partial_refund(state, r.PartialRefund("A", rid, fen), now, RNG, cfg,
+                                      tz=SH)
+
+    paid = apply_paid_order(None, t.Order("A", 30_000), T0, RNG, cfg, tz=SH)
+    assert paid.response["tasks"] == {"bigspend": 3}
+    out = refund(paid.state, "r1", 15_000, T0 + 60)
+    assert out.response["taken_back"] == {"bigspend": 3}
+    assert out.state.wallet["acorn"] == 100
+    prog = out.state.tasks["bigspend"]
+    assert (prog.count, prog.spend) == (0, 0)
+    later = refund(out.state, "r2", 5_000, T0 + 70)
+    assert later.response["taken_back"] == {} and later.ledger == []
+    assert later.state.tasks["bigspend"].spend == 0
+
+
+def test_a_partial_refund_after_a_whole_refund_tombstone_is_unknown_and_a_no_op() -> None:
+    tomb = whole(None, "B")
+    out = part(tomb.state, "B", "r1", 100, T0 + 200)
+    assert out.response == {"order": "B", "refund": "r1", "known": False, "duplicate": False,
+                            "amount_fen": 0, "clamped": True, "refunded_fen": 0,
+                            "refunded": True, "taken_back": {}, "debt": {}}
+    assert out.records == [] and out.state.to_wire() == tomb.state.to_wire()
+
+
+def test_a_wholly_refunded_order_answers_past_the_refund_limit() -> None:
+    state = pay(None, "A", 30_000).state
+    for i in range(r.MAX_REFUNDS):
+        state = part(state, "A", f"r{i}", 1).state
+    state = whole(state, "A").state
+    out = part(state, "A", "one-more", 1, T0 + 300)
+    assert (out.response["amount_fen"], out.response["refunded"]) == (0, True)
+    assert out.records == [] and out.ledger == []
+
+
+def test_a_partial_refund_of_an_order_petbox_forgot_writes_no_row() -> None:
+    """Like a whole refund of it: the order is older than petbox keeps orders."""
+    paid = pay(None, "A", 30_000)
+    later = T0 + t.ORDER_KEEP_S + DAY
+    gone = pay(paid.state, "B", 100, later)
+    assert "A" not in gone.state.orders
+    assert whole(gone.state, "A", later + 60).records == []
+    out = part(gone.state, "A", "r1", 10_000, later + 60)
+    assert out.records == [] and out.response["known"] is False
