@@ -312,6 +312,31 @@ class OrderTooOld(DomainError):
                          oldest=oldest)
 
 
+class PartialRefundsOff(InvalidInput):
+    """A partial refund (``refund_id``) while this deployment does not accept them yet
+    (``PETBOX_PARTIAL_REFUNDS`` off): nothing changes."""
+
+    code = "partial_refunds_off"
+
+    def __init__(self) -> None:
+        super().__init__("partial refunds (refund_id) are not accepted yet: they are "
+                         "turned on (PETBOX_PARTIAL_REFUNDS) once every host runs a release "
+                         "that knows them; until then send a whole refund (no refund_id)",
+                         field="refund_id")
+
+
+class TooManyRefunds(DomainError):
+    """A partial refund past the number one order may have (each is remembered)."""
+
+    code = "too_many_refunds"
+    kind = Refusal.CONFLICT
+
+    def __init__(self, order_id: str, limit: int) -> None:
+        super().__init__(f"this order already had {limit} partial refunds: send what is "
+                         "left as a whole refund (no refund_id)", order_id=order_id,
+                         limit=limit)
+
+
 class OfferUnavailable(DomainError):
     code = "offer_unavailable"
     kind = Refusal.CONFLICT

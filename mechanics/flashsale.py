@@ -91,7 +91,7 @@ def _did_task(state: PlayerState, task: str) -> bool:
 
 def paid_orders(state: PlayerState) -> int:
     """Paid, not refunded orders the shopper's state remembers (30 days, ≤ 500)."""
-    return sum(1 for o in state.orders.values() if not o.refunded)
+    return sum(1 for o in state.orders.values() if o.live)
 
 
 def check_eligible(state: PlayerState, sale: str, rules: Eligibility) -> None:

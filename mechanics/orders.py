@@ -1,6 +1,8 @@
 """A paid order (``ingestOrder``): the purchase tasks (:func:`mechanics.tasks.apply_order`),
 then every mechanic's part of it (``Mechanic.on_order``, in registry order), in one
-commit. A duplicate order (its id already known) changes nothing anywhere.
+commit. A duplicate order (its id already known) changes nothing anywhere; an order
+whose partial refunds came first and returned all of it (:mod:`mechanics.refunds`)
+runs no hook either.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ def apply_paid_order(state: PlayerState | None, action: Order, now: int, rng: Rn
     effects (units to reserve, grants, ledger) join the order's. ``stock_out``: the
     limited-stock refs with nothing left, as the value tier last said."""
     outcome = apply_order(state, action, now, rng, config, tz=tz, coupons_out=coupons_out)
-    if outcome.response.get("duplicate"):
-        return outcome
+    if outcome.response.get("duplicate") or outcome.response.get("refunded"):
+        return outcome  # partial refunds that came first returned all of it: as refunded
     for hook in ORDER_HOOKS:
         part = hook(outcome.state, action, now, rng, config, stock_out)
         if part is not None:

@@ -1,6 +1,6 @@
 """The orders' slice of player state: paid (or refunded) orders the merchant sent
 through ``ingestOrder``, remembered for idempotency and refunds. Rules: the order
-handling in :mod:`mechanics.tasks`."""
+handling in :mod:`mechanics.tasks` and :mod:`mechanics.refunds` (partial refunds)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,17 @@ from mechanics.slices import Slice, StateSlots, padded, records_slice
 
 @dataclass
 class OrderRecord:
-    """A paid (or refunded) order, remembered for idempotency and refunds."""
+    """A paid (or refunded) order, remembered for idempotency and refunds.
+
+    An order whose partial refunds came before its payment (``awaiting_payment``) is
+    kept with ``amount`` 0 and what those refunds returned, so its late payment counts
+    only what is left of it (:func:`mechanics.tasks.apply_order`)."""
 
     at: int
     amount: int
     refunded: bool = False
+    """wholly refunded: a refund without ``refund_id``, or partial ones that reached
+    ``amount``"""
     tasks: dict[str, list[int]] = field(default_factory=dict)
     """task → [period, completions this order earned]"""
     no_coupon: list[str] = field(default_factory=list)
@@ -24,25 +30,50 @@ class OrderRecord:
     given: dict[str, dict[str, int]] = field(default_factory=dict)
     """task → what its reward gave for this order (``currency:<id>`` / ``item:<id>`` →
     amount): a refund takes back no more, whatever a limit kept back or the reward says
-    now (absent for orders recorded before it was kept)"""
+    now (absent for orders recorded before it was kept); a partial refund lowers it by
+    what it took back or recorded as debt"""
+    refunded_fen: int = 0
+    """what partial refunds returned so far (at most ``amount`` once the order is paid)"""
+    refunds: list[str] = field(default_factory=list)
+    """the ``refund_id`` of every partial refund applied: each applies once"""
+
+    @property
+    def awaiting_payment(self) -> bool:
+        """Only partial refunds of this order came so far, not its payment (a paid
+        order's refunds never pass its amount)."""
+        return not self.refunded and self.refunded_fen > self.amount
+
+    @property
+    def left_fen(self) -> int:
+        """What is left of the paid amount after its refunds (0 when wholly refunded)."""
+        return 0 if self.refunded else max(0, self.amount - self.refunded_fen)
+
+    @property
+    def live(self) -> bool:
+        """Paid and not wholly refunded: an order that counts (eligibility)."""
+        return not self.refunded and not self.awaiting_payment
 
     def copy(self) -> OrderRecord:
         return OrderRecord(self.at, self.amount, self.refunded,
                            {k: list(v) for k, v in self.tasks.items()}, list(self.no_coupon),
-                           {k: dict(v) for k, v in self.given.items()})
+                           {k: dict(v) for k, v in self.given.items()}, self.refunded_fen,
+                           list(self.refunds))
 
     def to_wire(self) -> list[Any]:
-        wire = [self.at, self.amount, int(self.refunded), self.tasks]
-        if self.given:
-            return [*wire, self.no_coupon, self.given]
-        return [*wire, self.no_coupon] if self.no_coupon else wire
+        wire = [self.at, self.amount, int(self.refunded), self.tasks, self.no_coupon,
+                self.given, self.refunded_fen, self.refunds]
+        while len(wire) > 4 and not wire[-1]:  # a field absent on the wire is its default
+            wire.pop()
+        return wire
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> OrderRecord:
-        at, amount, refunded, tasks, no_coupon, given = padded(raw, [0, 0, 0, {}, [], {}])
+        at, amount, refunded, tasks, no_coupon, given, refunded_fen, refunds = padded(
+            raw, [0, 0, 0, {}, [], {}, 0, []])
         return cls(at=at, amount=amount, refunded=bool(refunded),
                    tasks={k: list(v) for k, v in tasks.items()}, no_coupon=list(no_coupon),
-                   given={k: dict(v) for k, v in given.items()})
+                   given={k: dict(v) for k, v in given.items()}, refunded_fen=refunded_fen,
+                   refunds=list(refunds))
 
 
 @dataclass(kw_only=True)

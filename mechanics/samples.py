@@ -131,7 +131,7 @@ def missing_conditions(state: PlayerState | None, campaign: Campaign) -> list[st
     if rules.follow_task is not None and _done(tasks, rules.follow_task) == 0:
         missing.append("follow")
     orders = state.orders if state is not None else {}
-    if sum(1 for o in orders.values() if not o.refunded) < rules.min_orders:
+    if sum(1 for o in orders.values() if o.live) < rules.min_orders:
         missing.append("orders")
     return missing
 

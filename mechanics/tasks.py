@@ -8,7 +8,8 @@ and a nonce not used yet in the period the ticket was started in, which the
 completion counts on (a browse across midnight is the day it started). Purchase
 tasks only advance with paid orders (:func:`apply_order`, idempotent by order id);
 :func:`apply_refund` takes back what an order earned, as far as it is unspent, and
-records the rest as debt.
+records the rest as debt. Partial refunds (:mod:`mechanics.refunds`) take back what
+the part returned no longer supports, through the same :func:`take_back`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from economy.errors import (
     TicketTooEarly,
     known_item,
 )
+from economy.rewards import Reward
 from economy.tasks import Task
 from mechanics.calendar import period_key
 from mechanics.grants import Effects, clawback, given_amounts, grant
@@ -226,7 +228,8 @@ def _qualifies(task: Task, order: Order) -> bool:
     return not task.skus or any(sku in task.skus for sku in order.skus)
 
 
-def _prune_orders(new: PlayerState, now: int) -> None:
+def prune_orders(new: PlayerState, now: int) -> None:
+    """Forget orders older than ``ORDER_KEEP_S`` and all but the newest ``ORDER_KEEP_MAX``."""
     oldest = now - ORDER_KEEP_S
     kept = sorted(((rec.at, oid) for oid, rec in new.orders.items() if rec.at >= oldest),
                   reverse=True)[:ORDER_KEEP_MAX]
@@ -239,7 +242,9 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
     """``ingestOrder`` (paid): advance the purchase tasks the order qualifies for.
 
     Idempotent by order id: a known order changes nothing. Orders count toward the
-    period they are ingested in.
+    period they are ingested in. An order whose partial refunds came first (their
+    tombstone, :mod:`mechanics.refunds`) counts only what they left of it; nothing
+    when they returned all of it (``"refunded": true``: the plays' order hooks skip it).
     """
     if action.amount_fen < 0 or not action.order_id:
         raise InvalidInput("an order needs an id and a non-negative amount", field="order")
@@ -247,17 +252,22 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
     if paid_at < now - ORDER_KEEP_S:
         raise OrderTooOld(action.order_id, paid_at, now - ORDER_KEEP_S)
     new = state.copy() if state else new_player(config, now)
-    if action.order_id in new.orders:
+    early = new.orders.get(action.order_id)
+    if early is not None and not early.awaiting_payment:
         return Outcome(state=new, response={"order": action.order_id, "duplicate": True,
                                             "tasks": {}})
     fx, record = Effects(), OrderRecord(at=now, amount=action.amount_fen)
+    if early is not None:  # refunded in part before it was paid: what is left counts
+        record.refunded_fen = min(early.refunded_fen, action.amount_fen)
+        record.refunds, record.refunded = early.refunds, record.left_fen == 0
+    counted = replace(action, amount_fen=record.left_fen)
     earned: dict[str, int] = {}
-    for task in config.tasks.values():
-        if not _qualifies(task, action):
+    for task in config.tasks.values() if not record.refunded else ():
+        if not _qualifies(task, counted):
             continue
         prog = _progress(new, task, now, tz)
         if task.spend_fen:
-            prog.spend += action.amount_fen
+            prog.spend += counted.amount_fen
             n = max(0, min(task.limit, prog.spend // task.spend_fen) - prog.count)
         else:
             n = 1 if prog.count < task.limit else 0
@@ -271,32 +281,118 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
             record.given[task.id] = given_amounts(granted)
         earned[task.id] = n
     new.orders[action.order_id] = record
-    _prune_orders(new, now)
+    prune_orders(new, now)
     new.last_seen = now
+    response: dict[str, Any] = {"order": action.order_id, "duplicate": False, "tasks": earned}
+    if early is not None:
+        response["refunded_fen"] = record.refunded_fen
+        if record.refunded:
+            response["refunded"] = True
+    records = _paid_records(action.order_id, action.amount_fen, record)
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, reservations=fx.reservations,
-                   grants=fx.grants, records=[order_record(action.order_id, "paid",
-                                                           action.amount_fen)],
-                   response={"order": action.order_id, "duplicate": False, "tasks": earned})
+                   grants=fx.grants, records=records, response=response)
+
+
+def _paid_records(order_id: str, amount_fen: int, record: OrderRecord) -> list[Record]:
+    """A paid order's SQL rows: its ``order_events`` row, and what partial refunds that
+    came before it returned (they left a tombstone, no row: petbox did not know the
+    order then, as a whole refund of an unknown order writes none)."""
+    rows = [order_record(order_id, "paid", amount_fen)]
+    if record.refunded_fen:
+        rows.append(refund_record(order_id, EARLY_REFUNDS, record.refunded_fen))
+    return rows
 
 
 def order_record(order_id: str, kind: str, amount_fen: int) -> Record:
-    """An order's row in ``order_events`` (orders and GMV in SQL, e.g. experiment results)."""
+    """An order's row in ``order_events`` (orders and GMV in SQL, e.g. experiment results).
+    Partial refunds have rows of their own (``order_refunds``, :mod:`mechanics.refunds`)."""
     return Record("order_events", {"order_id": order_id, "kind": kind,
                                    "amount_fen": amount_fen})
 
 
-def _undo(new: PlayerState, task: Task, period: int, n: int, amount: int) -> int:
-    """Roll the task's progress back for a refunded order; returns completions to take back."""
+def refund_record(order_id: str, refund_id: str, amount_fen: int) -> Record:
+    """A partial refund's row in ``order_refunds``: what it returned of the order."""
+    return Record("order_refunds", {"order_id": order_id, "refund_id": refund_id,
+                                    "amount_fen": amount_fen})
+
+
+EARLY_REFUNDS = "~before-paid"
+"""``order_refunds``' refund id for what partial refunds returned before the order was
+paid (written with the payment: ``~`` is in no platform's id)."""
+
+
+def _undo(new: PlayerState, task: Task, period: int, n: int, returned: int,
+          left: int, partial: bool = False) -> int:
+    """Roll the task's progress back for ``returned`` fen of an order refunded, ``left``
+    fen of it still paid; returns completions to take back (the order holds ``n``).
+
+    A spend task loses ``returned`` from its period's spend and gives back completions
+    the rest no longer supports (its period over: those beyond what ``left`` alone
+    supports); a per-order task keeps its completion while ``left`` still qualifies.
+    A ``partial`` refund takes back at most the ``n`` this order earned (a spend task's
+    completion another order's amount finished is that order's to lose)."""
     prog = new.tasks.get(task.id)
     if prog is None or prog.period != period:
-        return n  # the period is over: take back what this order earned
+        prog = None  # the period is over: only this order's own amount can tell
     if task.spend_fen:
-        prog.spend = max(0, prog.spend - amount)
+        if prog is None:
+            return n - min(n, left // task.spend_fen)
+        prog.spend = max(0, prog.spend - returned)
         excess = max(0, prog.count - min(task.limit, prog.spend // task.spend_fen))
+        if partial:
+            excess = min(n, excess)
         prog.count -= excess
         return excess
-    prog.count = max(0, prog.count - n)
+    if left and left >= task.min_order_fen:
+        return 0
+    if prog is not None:
+        prog.count = max(0, prog.count - n)
     return n
+
+
+def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: int,
+              config: GameConfig, fx: Effects,
+              partial: bool = False) -> tuple[dict[str, int], dict[str, int]]:
+    """Take back what ``returned`` fen of the order refunded (``record.left_fen`` of it
+    is still paid: set it first) no longer earns: per task, the completions taken back,
+    and in all what could not be (debt). Never more than the order gave
+    (``record.given``), which, like the completions it holds, the record then lowers.
+
+    A ``partial`` refund that leaves the order below a spend task's ``min_order_fen``
+    returns the whole order's amount from that task (what is left no longer qualifies)
+    and the record forgets the task, so a later refund does not return it twice."""
+    taken: dict[str, int] = {}
+    debt: dict[str, int] = {}
+    for tid, (period, n) in list(record.tasks.items()):
+        task = config.tasks.get(tid)
+        if task is None:
+            continue  # the task left the config: nothing to compare against
+        left = record.left_fen
+        gone = partial and task.spend_fen > 0 and left < task.min_order_fen
+        times = _undo(new, task, period, n, returned + left if gone else returned,
+                      0 if gone else left, partial)
+        reward = replace(task.reward, coupon="") if tid in record.no_coupon else task.reward
+        given = record.given.get(tid)
+        for key, amount in clawback(new, reward, times, f"refund:{order_id}:{tid}",
+                                    fx, most=given).items():
+            debt[key] = debt.get(key, 0) + amount
+        taken[tid] = times
+        if gone:
+            del record.tasks[tid]
+            record.given.pop(tid, None)
+        elif times and record.left_fen:  # what is left may be refunded later: keep count
+            record.tasks[tid] = [period, max(0, n - times)]
+            if given is not None:
+                record.given[tid] = _less(given, reward, times)
+    return taken, debt
+
+
+def _less(given: dict[str, int], reward: Reward, times: int) -> dict[str, int]:
+    """``given`` less what :func:`clawback` charged for ``times`` × ``reward`` (taken
+    back or owed: it counts no key beyond what was given)."""
+    per = {f"currency:{k}": v for k, v in reward.currency.items()}
+    per |= {f"item:{k}": v for k, v in reward.items.items()}
+    return {k: v - min(v, per.get(k, 0) * times) for k, v in given.items()}
 
 
 def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,
@@ -305,35 +401,29 @@ def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,
 
     What is still in the wallet or inventory is taken back; what was spent is
     recorded in ``state.debts`` (balances never go negative). A refund of an
-    unknown order leaves a tombstone, so a late "paid" event for it earns nothing.
-    Refunding twice changes nothing.
+    unknown order leaves a tombstone, so a late "paid" event for it earns nothing (an
+    order known only by partial refunds becomes one). Refunding twice changes
+    nothing. After partial refunds, it takes back what is left (and its row in
+    ``order_events`` has what was left of the amount).
     """
     new = state.copy() if state else new_player(config, now)
     record = new.orders.get(action.order_id)
-    if record is None:
-        new.orders[action.order_id] = OrderRecord(at=now, amount=0, refunded=True)
-        _prune_orders(new, now)
+    if record is None or record.awaiting_payment:
+        if record is None:
+            new.orders[action.order_id] = OrderRecord(at=now, amount=0, refunded=True)
+            prune_orders(new, now)
+        else:
+            record.refunded = True
         return Outcome(state=new, response={"order": action.order_id, "known": False,
                                             "taken_back": {}, "debt": {}})
     if record.refunded:
         return Outcome(state=new, response={"order": action.order_id, "known": True,
                                             "duplicate": True, "taken_back": {}, "debt": {}})
-    fx = Effects()
-    taken: dict[str, int] = {}
-    debt: dict[str, int] = {}
-    for tid, (period, n) in record.tasks.items():
-        task = config.tasks.get(tid)
-        if task is None:
-            continue  # the task left the config: nothing to compare against
-        times = _undo(new, task, period, n, record.amount)
-        reward = replace(task.reward, coupon="") if tid in record.no_coupon else task.reward
-        for key, amount in clawback(new, reward, times, f"refund:{action.order_id}:{tid}",
-                                    fx, most=record.given.get(tid)).items():
-            debt[key] = debt.get(key, 0) + amount
-        taken[tid] = times
+    fx, returned = Effects(), record.left_fen
     record.refunded = True
+    taken, debt = take_back(new, action.order_id, record, returned, config, fx)
     new.last_seen = now
     return Outcome(state=new, ledger=fx.ledger, events=fx.events,
-                   records=[order_record(action.order_id, "refunded", record.amount)],
+                   records=[order_record(action.order_id, "refunded", returned)],
                    response={"order": action.order_id, "known": True, "duplicate": False,
                              "taken_back": taken, "debt": debt})

@@ -1016,7 +1016,7 @@ export type HealthzResponse = {
   status: string;
 };
 
-/** ingestOrder 200: A paid or refunded order, signed by the merchant (X-Petbox-Timestamp, X-Petbox-Signature); idempotent by order id; drives purchase tasks */
+/** ingestOrder 200: A paid or refunded order, signed by the merchant (X-Petbox-Timestamp, X-Petbox-Signature); idempotent by order id (a partial refund: by order id and refund_id); drives purchase tasks */
 export type IngestOrderResponse = {
   order: string;
   duplicate?: boolean;
@@ -1030,6 +1030,16 @@ export type IngestOrderResponse = {
     price_fen: number;
     reason: string;
   }>;
+  /** id → integer amount */
+  taken_back?: { [key: string]: number };
+  /** id → integer amount */
+  debt?: { [key: string]: number };
+  refund?: string;
+  amount_fen?: number;
+  clamped?: boolean;
+  refunded_fen?: number;
+  remaining_fen?: number;
+  refunded?: boolean;
 };
 
 /** joinGroupBuy 200: Join a group with its share code (full: 409 group_full; expired: 409 group_expired); the last seat completes it and rewards every member once */

@@ -309,14 +309,22 @@ class PetboxClient:
 
     def send_order(self, game: str, user: str, order_id: str, status: str = "paid", *,
                    amount_fen: int = 0, skus: tuple[str, ...] = (),
-                   paid_at: int = 0) -> Any:
+                   paid_at: int = 0, refund_id: str | None = None) -> Any:
         """``ingestOrder``: a signed order webhook, idempotent by order id and status
-        (a replay answers ``"duplicate": true``)."""
-        body = json.dumps({"merchant": self.merchant, "game": game, "user": user,
-                           "order_id": order_id, "status": status, "amount_fen": amount_fen,
-                           "skus": list(skus), "paid_at": paid_at}).encode()
+        (a replay answers ``"duplicate": true``). A ``"refunded"`` one with
+        ``refund_id`` is a partial refund of ``amount_fen`` (the SKUs it returns in
+        ``skus``), idempotent by order id and refund id; without it the whole order is
+        refunded."""
+        fields: dict[str, Any] = {"merchant": self.merchant, "game": game, "user": user,
+                                  "order_id": order_id, "status": status,
+                                  "amount_fen": amount_fen, "skus": list(skus),
+                                  "paid_at": paid_at}
+        if refund_id is not None:
+            fields["refund_id"] = refund_id
+        body = json.dumps(fields).encode()
         # One signature covers the retries: it stays valid for 300 s, and petbox keys
-        # the event by order id and status, so a retry is never applied twice.
+        # the event by order id and status (or refund id), so a retry is never applied
+        # twice.
         return self.request("POST", "/v1/events/orders", raw=body, auth=False,
                             headers=sign_order(body, self.signing_secret, self.merchant))
 

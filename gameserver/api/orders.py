@@ -1,8 +1,10 @@
 """Orders over HTTP: merchant-signed webhooks that drive purchase tasks (追单).
 
-The rules live in ``mechanics/tasks.py`` (``apply_order``, ``apply_refund``).
-``ingestOrder`` is idempotent by order id and status. A load-test merchant's events
-sent with ``X-Petbox-Shadow: 1`` go to the shadow keyspace, like its shoppers' actions.
+The rules live in ``mechanics/tasks.py`` (``apply_order``, ``apply_refund``) and
+``mechanics/refunds.py`` (``apply_partial_refund``). ``ingestOrder`` is idempotent by
+order id and status, a partial refund by order id and refund id. A load-test merchant's
+events sent with ``X-Petbox-Shadow: 1`` go to the shadow keyspace, like its shoppers'
+actions.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from economy.errors import OrderWrongMerchant
+from economy.errors import InvalidInput, OrderWrongMerchant, PartialRefundsOff
 from economy.schema import Arr, Enum, Int, Obj, Str
 from gameserver.api.common import (
     Operation,
@@ -40,6 +42,7 @@ from gameserver.state.value import StockView
 from mechanics import tasks
 from mechanics.orders import apply_paid_order
 from mechanics.outcome import Outcome
+from mechanics.refunds import PartialRefund, apply_partial_refund
 from mechanics.registry import REFUND_HOOKS
 from mechanics.state import PlayerState
 
@@ -53,8 +56,16 @@ ORDER_BODY = Obj(fields={
     "user": Str(pattern=f"^{USER_RE.pattern}$", max_length=128),
     "order_id": Str(pattern=ORDER_ID_PATTERN, max_length=64),
     "status": Enum(values=("paid", "refunded")),
-    "amount_fen": Int(minimum=0, maximum=10**10, default=0),
-    "skus": Arr(items=Str(min_length=1, max_length=64), default=[], max_items=200),
+    "refund_id": Str(pattern=ORDER_ID_PATTERN, max_length=64, default=None,
+                     description="refunded only: the platform's id of a partial refund "
+                                 "(部分退款) of amount_fen; without it a refund is of the "
+                                 "whole order"),
+    "amount_fen": Int(minimum=0, maximum=10**10, default=0,
+                      description="paid: the order's amount; a partial refund: what it "
+                                  "returns (above 0); a whole refund: unused"),
+    "skus": Arr(items=Str(min_length=1, max_length=64), default=[], max_items=200,
+                description="paid: what was bought; refunded: what is returned (a "
+                            "partial refund's go to the plays; without any, no play)"),
     "paid_at": Int(minimum=0, maximum=2**40, default=0, description="unix s; 0 = now"),
 })
 
@@ -93,14 +104,39 @@ def _order_rule(body: dict[str, Any], ctx: RuleContext) -> Rule:
     if body["status"] == "paid":  # purchase tasks, then the mechanics' paid-order hooks
         return bind(apply_paid_order, tasks.Order(body["order_id"], body["amount_fen"],
                                                   tuple(body["skus"]), body["paid_at"]), ctx)
+    if body["refund_id"] is not None:
+        part = PartialRefund(body["order_id"], body["refund_id"], body["amount_fen"])
+        return _with_refund_hooks(bind(apply_partial_refund, part, ctx),
+                                  tuple(body["skus"]), ctx, partial=body["order_id"])
     rule = bind(tasks.apply_refund, tasks.Refund(body["order_id"]), ctx)
     return _with_refund_hooks(rule, tuple(body["skus"]), ctx)
 
 
-def _with_refund_hooks(rule: Rule, skus: tuple[str, ...], ctx: RuleContext) -> Rule:
+def _check_refund_id(body: dict[str, Any], accepted: bool) -> None:
+    """A ``refund_id`` belongs to a refund, a partial refund returns something, and
+    partial refunds are ``accepted`` (``PETBOX_PARTIAL_REFUNDS``: off while hosts of an
+    older release, which would lose their state, may still run)."""
+    if body["refund_id"] is None:
+        return
+    if not accepted:
+        raise PartialRefundsOff()
+    if body["status"] != "refunded":
+        raise InvalidInput("refund_id belongs to a refund (status \"refunded\")",
+                           field="refund_id")
+    if body["amount_fen"] <= 0:
+        raise InvalidInput("a partial refund (refund_id) needs amount_fen above 0: what it "
+                           "returns", field="amount_fen")
+
+
+def _with_refund_hooks(rule: Rule, skus: tuple[str, ...], ctx: RuleContext,
+                       partial: str | None = None) -> Rule:
     """The refund's rule, then each mechanic's refund hook (``REFUND_HOOKS``) on its
     result, in one outcome: one commit, so the order id's key applies them all once. A
-    hook that has something to say adds its response under its mechanic's name."""
+    hook that has something to say adds its response under its mechanic's name.
+
+    A partial refund (of order ``partial``) runs them with the SKUs it lists, if it
+    returned anything, and whenever it leaves the order wholly refunded (as a whole
+    refund does, with or without SKUs); else no play is touched."""
     if not REFUND_HOOKS:
         return rule
     config = ctx.game.config
@@ -109,6 +145,9 @@ def _with_refund_hooks(rule: Rule, skus: tuple[str, ...], ctx: RuleContext) -> R
         out = rule(state, now)
         if out.response.get("duplicate"):
             return out  # a refund seen before changes nothing anywhere
+        if partial is not None and not (skus and out.response["amount_fen"]) \
+                and not _now_refunded(state, out.state, partial):
+            return out
         for name, hook in REFUND_HOOKS:
             more = hook(out.state, skus, now, config)
             if more is not None:
@@ -119,16 +158,26 @@ def _with_refund_hooks(rule: Rule, skus: tuple[str, ...], ctx: RuleContext) -> R
     return hooked
 
 
+def _now_refunded(before: PlayerState | None, after: PlayerState, order_id: str) -> bool:
+    """This commit left the order wholly refunded."""
+    was = before.orders.get(order_id) if before is not None else None
+    now = after.orders.get(order_id)
+    return now is not None and now.refunded and not (was is not None and was.refunded)
+
+
 async def ingest_order(request: web.Request) -> web.Response:
     """``ingestOrder``: a paid or refunded order drives purchase tasks (追单), and
     the mechanics' parts of a paid order (:mod:`mechanics.orders`: a flash-sale hold
-    paid by the order's SKU ...).
+    paid by the order's SKU ...). A refund with ``refund_id`` is a partial refund
+    (:mod:`mechanics.refunds`).
 
     Idempotent by order id and status: the store key is
     :func:`~gameserver.state.keys.system_key` ``("order", "<status>-<id>")`` (``order:paid-<id>``;
     never a key a shopper can send, so the shopper's own keys and the order's never
     collide), so a webhook retried with the same body gets the first response again;
     the rule itself also remembers order ids (30 days), so a later replay earns nothing.
+    A partial refund's key is ``("order", "refund-<id>/<refund_id>")`` (``/`` is in no
+    id, so no two pairs share one), and the order's record remembers its refund ids.
     """
     raw = await request.read()
     parsed = decode_json(raw)
@@ -136,12 +185,15 @@ async def ingest_order(request: web.Request) -> web.Response:
     body = checked(ORDER_BODY, parsed)
     if body["merchant"] != signer.id:
         raise OrderWrongMerchant(body["merchant"])
+    _check_refund_id(body, request.app[SETTINGS].partial_refunds)
     shadow_for(request, signer)
     live = await request.app[GAMES].get(signer.id, body["game"])
     ref = PlayerRef(signer.id, live.game, body["user"],
                     shard_of(signer.id, body["user"], request.app[SETTINGS].shards))
     ctx = RuleContext(live, StockView(), ref)
-    key = system_key("order", f"{body['status']}-{body['order_id']}")
+    key = system_key("order", f"{body['status']}-{body['order_id']}"
+                     if body["refund_id"] is None
+                     else f"refund-{body['order_id']}/{body['refund_id']}")
     svc = services(request)
     reply = await svc.run(ref, key, request_hash(request, raw), _order_rule(body, ctx),
                           view=ctx.view, totals=live.totals)
@@ -173,15 +225,26 @@ def _marked_duplicate(reply: Reply) -> Reply:
 OPERATIONS = [
     Operation("ingestOrder", "POST", "/v1/events/orders", ingest_order,
               "A paid or refunded order, signed by the merchant (X-Petbox-Timestamp, "
-              "X-Petbox-Signature); idempotent by order id; drives purchase tasks",
+              "X-Petbox-Signature); idempotent by order id (a partial refund: by order id "
+              "and refund_id); drives purchase tasks",
               auth="signature", tag="merchant", body=ORDER_BODY,
               errors=(400, 401, 403, 404, 409, 422, 503),
               response=obj({"order": STR, "duplicate": BOOL, "known": BOOL, "tasks": COUNTS,
-                            "refund_due": array(REFUND_DUE)},
-                           ["order"], "duplicate: this order was seen before (the first "
-                           "answer, replayed); known (refunds): whether the paid order was "
-                           "seen; tasks: purchase tasks' progress; refund_due (only when "
-                           "some): parts of this paid order no play can honour, which the "
-                           "merchant must refund. Plays add their own keys (a flash sale's "
-                           "paid holds)")),
+                            "refund_due": array(REFUND_DUE), "taken_back": COUNTS,
+                            "debt": COUNTS, "refund": STR, "amount_fen": INT,
+                            "clamped": BOOL, "refunded_fen": INT, "remaining_fen": INT,
+                            "refunded": BOOL},
+                           ["order"], "duplicate: this order (or refund_id) was seen before "
+                           "(the first answer, replayed); known (refunds): whether the paid "
+                           "order was seen; tasks: purchase tasks' progress; refund_due (only "
+                           "when some): parts of this paid order no play can honour, which "
+                           "the merchant must refund; taken_back, debt (refunds): task → "
+                           "completions taken back, and what could not be (spent). A partial "
+                           "refund also answers refund, amount_fen (what it returned), "
+                           "clamped (it asked more than was left), refunded_fen (all the "
+                           "order's refunds), remaining_fen (what is still paid; only when "
+                           "known) and refunded (now wholly refunded); a paid order refunded "
+                           "in part before it came answers refunded_fen (and refunded when "
+                           "nothing is left). Plays add their own keys (a flash sale's paid "
+                           "holds)")),
 ]

@@ -17,7 +17,9 @@ the traffic; :mod:`economy.abstats` turns them into intervals and tests.
   nor a merchant's deduction), all currencies summed; **prize cost**: face value (fen)
   of confirmed value grants (blind-box prizes and coupons of the ``coupons`` section);
   **orders** and **GMV**: ``order_events`` (paid, less refunded amounts) — each from
-  the exposing commit on; a refund counts with its order (at the order's payment time).
+  the exposing commit on; a refund counts with its order (at the order's payment time),
+  all of an order's refunds (partial ones in ``order_refunds``, a whole one for what
+  they left) together.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ from sqlalchemy import (
     Float,
     Select,
     and_,
+    case,
     cast,
     distinct,
     func,
     literal,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -138,18 +142,27 @@ class _Q:
         return self._net_orders()
 
     def _net_orders(self) -> Select[Any]:
-        """GMV rows: each paid order at its payment time, less its refund whenever that
+        """GMV rows: each paid order at its payment time, less its refunds whenever they
         came. A refund belongs to its order: one of an order paid before the exposure
         is not the arm's (it would make a shopper's GMV negative), one of an order paid
-        after it is, even when it comes later."""
-        paid, refund = m.order_events.alias("paid"), m.order_events.alias("refund")
-        same = and_(refund.c.merchant_id == paid.c.merchant_id,
-                    refund.c.game_id == paid.c.game_id, refund.c.user_id == paid.c.user_id,
-                    refund.c.order_id == paid.c.order_id, refund.c.kind == "refunded")
-        net = paid.c.amount_fen - func.coalesce(refund.c.amount_fen, 0)
+        after it is, even when it comes later. An order's refunds (its partial refunds'
+        ``order_refunds`` rows, a whole refund's ``order_events`` row) are summed before
+        they meet it, and never net more than it."""
+        paid, r, p = m.order_events.alias("paid"), m.order_events.alias("refund"), \
+            m.order_refunds
+        rows = union_all(
+            select(r.c.user_id, r.c.order_id, r.c.amount_fen).where(
+                *self._mine(r), r.c.kind == "refunded"),
+            select(p.c.user_id, p.c.order_id, p.c.amount_fen).where(*self._mine(p))
+        ).subquery("refund_rows")
+        refunds = select(rows.c.user_id, rows.c.order_id,
+                         func.sum(rows.c.amount_fen).label("fen")).group_by(
+            rows.c.user_id, rows.c.order_id).subquery("refunds")
+        same = and_(refunds.c.user_id == paid.c.user_id, refunds.c.order_id == paid.c.order_id)
+        net = paid.c.amount_fen - func.coalesce(refunds.c.fen, 0)
         return select(paid.c.user_id.label("u"), paid.c.ts_ms.label("t"),
-                      net.label("v")).select_from(paid.outerjoin(refund, same)).where(
-            *self._mine(paid), paid.c.kind == "paid")
+                      case((net > 0, net), else_=0).label("v")).select_from(
+            paid.outerjoin(refunds, same)).where(*self._mine(paid), paid.c.kind == "paid")
 
 
 async def _pairs(conn: Any, query: Select[Any]) -> dict[str, int]:

@@ -339,6 +339,24 @@ order_events = Table(
 """Orders ``ingestOrder`` applied (paid, and refunded with the paid amount): orders and
 GMV in SQL."""
 
+order_refunds = Table(
+    "order_refunds", metadata,
+    Column("merchant_id", String(32), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("refund_id", String(64), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("commit_id", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("merchant_id", "game_id", "user_id", "order_id", "refund_id"),
+)
+"""Partial refunds (``ingestOrder`` with ``refund_id``, migration 0013) of orders
+``order_events`` has paid: what each returned, one row each; a whole refund keeps its
+``order_events`` row (with what they left). A table of its own, so ``order_events``'
+key (and the statements of a release before it) stay as they were."""
+
 webhook_outbox = Table(
     "webhook_outbox", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),

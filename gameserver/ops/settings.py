@@ -193,6 +193,10 @@ class Settings:
     queue for the SQL pool rather than open one connection each)."""
     log_level: str = "INFO"
     access_log: bool = True
+    partial_refunds: bool = False
+    """Accept partial refunds (``ingestOrder`` with ``refund_id``;
+    ``PETBOX_PARTIAL_REFUNDS``). Off until every host runs a release that knows them: an
+    older host would write a shopper's state back without their refunds, losing them."""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -435,6 +439,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         **_admission(env),
         log_level=_log_level(env),
         access_log=_bool(env, "PETBOX_ACCESS_LOG", True),
+        partial_refunds=_bool(env, "PETBOX_PARTIAL_REFUNDS", False),
     )
 
 

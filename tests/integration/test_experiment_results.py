@@ -270,3 +270,28 @@ async def test_a_refund_counts_with_its_order(db: Database) -> None:
                                       "rare": Moments(1, 300, 300 ** 2)}
     assert got["orders_per_shopper"] == {"control": Moments(1, 0, 0),
                                          "rare": Moments(1, 2, 4)}
+
+
+async def test_gmv_nets_every_refund_of_an_order_once(db: Database) -> None:
+    """An order refunded in parts has an order_refunds row per partial refund (and a
+    whole refund's order_events row for what they left): GMV nets their sum once,
+    however many there are, and never below 0."""
+    def part(user: str, order_id: str, refund_id: str, fen: int) -> dict[str, Any]:
+        row = order(user, order_id, "refunded", fen)
+        del row["kind"]
+        return {**row, "refund_id": refund_id}
+
+    await rows(db, m.experiment_exposures, [exposure("ann", "control"), exposure("cat", "rare")])
+    await rows(db, m.order_events, [
+        order("ann", "o1", "paid", 30_000), order("ann", "o2", "paid", 20_000),
+        order("ann", "o2", "refunded", 15_000), order("cat", "o3", "paid", 1_000),
+        order("cat", "o4", "paid", 700)])
+    await rows(db, m.order_refunds, [
+        part("ann", "o1", "r1", 10_000), part("ann", "o1", "r2", 5_000),
+        part("ann", "o2", "r1", 5_000), part("cat", "o3", "r1", 4_000)])
+    exp = parse_game_config(raw_with()).experiments["e1"]
+    got = await measure(db, "shop", "squirrel", exp, TZ, T0 + 40 * 86_400)
+    assert got["gmv_per_shopper"] == {"control": Moments(1, 15_000, 15_000 ** 2),
+                                      "rare": Moments(1, 700, 700 ** 2)}
+    assert got["orders_per_shopper"] == {"control": Moments(1, 2, 4),
+                                         "rare": Moments(1, 2, 4)}

@@ -189,8 +189,7 @@ async def test_a_configured_shadow_database_at_another_schema_is_refused_in_one_
 
 @pytest.fixture
 async def pg_behind(fresh_url: str) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
-    """A PostgreSQL database one migration behind (the next one alters ``ledger`` and
-    ``players``), and an admin connection to it."""
+    """A PostgreSQL database one migration behind, and an admin connection to it."""
     if not fresh_url.startswith("postgresql"):
         pytest.skip("PostgreSQL's lock and statement bounds")
     await at_revision(fresh_url, before_head(fresh_url))
@@ -253,16 +252,20 @@ async def test_a_long_migration_step_runs_under_the_migration_bound_not_the_serv
 @pytest.mark.postgres
 async def test_a_migration_behind_another_transactions_lock_gives_up_in_its_lock_bound(
         pg_behind: tuple[str, asyncpg.Connection], tmp_path: Path) -> None:
-    """A long transaction reads ``ledger`` while `petbox migrate` alters it: the ALTER
-    waits for that transaction, and every request touching ``ledger`` would queue behind
-    the ALTER. The migration gives up after PETBOX_MIGRATE_LOCK_TIMEOUT (PostgreSQL
+    """A long transaction holds a lock `petbox migrate` needs (here: SHARE on
+    ``alembic_version``, which every migration step updates; a reader of a table the
+    migration alters does the same to its ALTER): the migration waits for that
+    transaction, and every request touching the table would queue behind it. The
+    migration gives up after PETBOX_MIGRATE_LOCK_TIMEOUT (PostgreSQL
     lock_timeout) in one line and rolls back (it waited the 10 s driver bound, then died
     with a TimeoutError traceback); once the reader is gone, it succeeds."""
     url, admin = pg_behind
     down = await revision_of(url)
     reader = admin.transaction()
     await reader.start()
-    await admin.execute("SELECT count(*) FROM ledger")  # holds ACCESS SHARE until rollback
+    # held until rollback; conflicts with the version row's UPDATE, whatever the
+    # newest migration alters (0013 only creates a table)
+    await admin.execute("LOCK TABLE alembic_version IN SHARE MODE")
     env = env_for(url, tmp_path, PETBOX_MIGRATE_LOCK_TIMEOUT="0.5")
     code, out, took = await migrate_timed(env)
     await reader.rollback()
@@ -330,3 +333,48 @@ async def test_rows_from_before_0012_count_as_the_shoppers_own(fresh_url: str) -
     finally:
         await db.close()
     assert ([tuple(r) for r in played], [tuple(r) for r in ledger]) == ([(None,)], [(True,)])
+
+
+async def test_partial_refund_rows_migrate_both_ways(fresh_url: str) -> None:
+    """0013 adds order_refunds (a row per partial refund) and leaves order_events as it
+    was: its rows from before stay, and a paid row is still inserted as the release
+    before it does. Going back to 0012, an order's partial refunds are folded into its
+    one refund row in order_events (added when it had none), so GMV keeps them."""
+    await at_revision(fresh_url, "0012")
+    db = Database(fresh_url)
+    cols = "merchant_id, game_id, user_id, order_id, kind, amount_fen, commit_id, seq, ts_ms"
+    rcols = ("merchant_id, game_id, user_id, order_id, refund_id, amount_fen, commit_id, "
+             "seq, ts_ms")
+
+    def row(order: str, kind: str, fen: int) -> str:
+        return f"('shop', 'g', 'u1', '{order}', '{kind}', {fen}, 'c', 0, 1000)"
+
+    try:
+        async with db.begin() as conn:
+            await conn.execute(text(f"INSERT INTO order_events ({cols}) VALUES "
+                                    f"{row('o1', 'paid', 300)}, {row('o1', 'refunded', 100)}"))
+        await at_revision(fresh_url, "0013")
+        async with db.begin() as conn:
+            # the release before 0013's statement: same columns, same conflict target
+            await conn.execute(text(
+                f"INSERT INTO order_events ({cols}) VALUES {row('o2', 'paid', 500)} "
+                "ON CONFLICT (merchant_id, game_id, user_id, order_id, kind) DO NOTHING"))
+            await conn.execute(text(
+                f"INSERT INTO order_refunds ({rcols}) VALUES "
+                "('shop', 'g', 'u1', 'o1', 'r1', 50, 'c', 0, 1000), "
+                "('shop', 'g', 'u1', 'o2', 'r1', 20, 'c', 0, 1000), "
+                "('shop', 'g', 'u1', 'o2', 'r2', 30, 'c', 0, 1000)"))
+            after = (await conn.execute(text(
+                "SELECT order_id, kind, amount_fen FROM order_events "
+                "ORDER BY order_id, kind"))).all()
+        await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0012")
+        async with db.connect() as conn:
+            back = (await conn.execute(text(
+                "SELECT order_id, kind, amount_fen FROM order_events "
+                "ORDER BY order_id, kind"))).all()
+    finally:
+        await db.close()
+    assert [tuple(r) for r in after] == [("o1", "paid", 300), ("o1", "refunded", 100),
+                                         ("o2", "paid", 500)]
+    assert [tuple(r) for r in back] == [("o1", "paid", 300), ("o1", "refunded", 150),
+                                        ("o2", "paid", 500), ("o2", "refunded", 50)]

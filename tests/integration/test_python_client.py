@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from gameserver.http.signing import session_signature
+from gameserver.ops.settings import Settings
 from tests.conftest import World, app_persister
 from tests.integration.test_coupon_wallet import WALLET_CONFIG
 
@@ -63,6 +64,12 @@ class Recorder:
         if what == "lost":
             raise TimeoutError("the reply was lost")  # after the server applied it
         return resp
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Partial refunds on (the client sends ``refund_id``)."""
+    return settings.with_overrides(partial_refunds=True)
 
 
 @pytest.fixture
@@ -180,6 +187,9 @@ async def test_orders_and_coupon_redemption(shop: World) -> None:
     first = await call(c.send_order, "squirrel", "erin", "o-1", amount_fen=100)
     again = await call(c.send_order, "squirrel", "erin", "o-1", amount_fen=100)
     assert first["duplicate"] is False and again["duplicate"] is True
+    part = await call(c.send_order, "squirrel", "erin", "o-1", "refunded", amount_fen=40,
+                      refund_id="R-1")
+    assert (part["refund"], part["amount_fen"], part["remaining_fen"]) == ("R-1", 40, 60)
     token = (await call(c.create_session, "erin"))["token"]
     drawn = await shop.post("/v1/games/squirrel/boxes/forest/draw", token, {"count": 1}, "d")
     assert drawn.status == 200
