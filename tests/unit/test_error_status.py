@@ -49,6 +49,8 @@ EXPECTED = {
     "ticket_expired": 409,
     "order_wrong_merchant": 422,
     "order_too_old": 422,
+    "partial_refunds_off": 422,
+    "too_many_refunds": 409,
     "offer_unavailable": 409,
     "offer_sold_out": 409,
     "exchange_limit_reached": 409,
