@@ -15,7 +15,7 @@ from gameserver.clock import Clock
 from gameserver.db.database import Database
 from gameserver.ops.metrics import Metrics
 from gameserver.persister.report import PassReport
-from gameserver.persister.wire import Command
+from gameserver.persister.wire import Command, first_error
 from gameserver.state.keys import Keys
 from gameserver.state.redisclient import as_cluster, is_cluster, redis_timeout
 from gameserver.state.routing import NodeRouter, round_trip
@@ -115,6 +115,28 @@ class PassContext:
             return await round_trip(conn, commands)
         finally:
             await pool.release(conn)
+
+    async def per_shard(self, report: PassReport, stage: str,
+                        commands: dict[int, list[Command]]) -> dict[int, list[Any]]:
+        """Send every shard's commands in one round trip (scripts as :meth:`eval_all`
+        sends them) and return the replies of each shard whose commands all succeeded.
+        A failed trip or shard is reported (:meth:`fail`) and left out: its work stays
+        in Redis for the next pass."""
+        shards = sorted(commands)
+        try:
+            replies = await self.eval_all([c for s in shards for c in commands[s]])
+        except Exception as exc:
+            self.fail(report, stage, shards, exc)
+            return {}
+        done: dict[int, list[Any]] = {}
+        start = 0
+        for shard in shards:
+            mine, start = replies[start:start + len(commands[shard])], start + len(commands[shard])
+            if (error := first_error(mine)) is not None:
+                self.fail(report, stage, [shard], error)
+                continue
+            done[shard] = mine
+        return done
 
     async def eval_all(self, calls: list[Command]) -> list[Any]:
         """Run ``EVALSHA`` calls in one round trip; calls of a script Redis does not know

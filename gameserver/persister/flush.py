@@ -98,26 +98,16 @@ class Flush:
     async def _mark(self, parts: Parts, report: PassReport) -> set[int]:
         """Record the flushed versions and clear the dirty marks (one round trip)."""
         ctx = self.ctx
-        shards = sorted(parts)
-        try:
-            replies = await ctx.eval_all([
-                self._mark_flushed.command([ctx.keys.dirty(shard), *parts[shard].keys],
-                                        parts[shard].done) for shard in shards])
-        except Exception as exc:
-            ctx.fail(report, "flush", shards, exc)
-            return set()
-        marked: set[int] = set()
+        marked = await ctx.per_shard(report, "flush", {
+            shard: [self._mark_flushed.command([ctx.keys.dirty(shard), *part.keys], part.done)]
+            for shard, part in parts.items()})
         rows = 0
-        for shard, reply in zip(shards, replies, strict=True):
-            if isinstance(reply, Exception):
-                ctx.fail(report, "flush", [shard], reply)
-                continue
-            marked.add(shard)
+        for shard, [cleaned] in sorted(marked.items()):
             rows += len(parts[shard].rows)
-            report.players_clean += int(reply)
+            report.players_clean += int(cleaned)
         report.players_flushed += rows
         ctx.metrics.persister_rows.labels("players").inc(rows)
-        return marked
+        return set(marked)
 
     async def _notify(self, rows: list[PlayerRow]) -> None:
         """Run the ``on_flushed`` callbacks; their failures never fail the flush."""

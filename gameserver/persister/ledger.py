@@ -113,30 +113,18 @@ class Ledger:
         """Acknowledge and delete the entries now in SQL, and park the undecodable ones
         (one round trip for all shards)."""
         ctx = self.ctx
-        shards = sorted(parts)
-        commands: list[Command] = []
-        spans: list[slice] = []
-        for shard in shards:
-            key, part, start = ctx.keys.ledger(shard), parts[shard], len(commands)
+        commands: dict[int, list[Command]] = {}
+        for shard, part in parts.items():
+            key = ctx.keys.ledger(shard)
+            mine = commands[shard] = []
             if part.done:
-                commands += [("XACK", key, LEDGER_GROUP, *part.done), ("XDEL", key, *part.done)]
+                mine += [("XACK", key, LEDGER_GROUP, *part.done), ("XDEL", key, *part.done)]
             if part.parked:
-                commands.append(self._park.command(
+                mine.append(self._park.command(
                     [key, ctx.keys.ledger_parked(shard)], [LEDGER_GROUP, *part.parked]))
-            spans.append(slice(start, len(commands)))
-        try:
-            replies = await ctx.eval_all(commands)
-        except Exception as exc:
-            ctx.fail(report, "ledger", shards, exc)
-            return set()
-        acked: set[int] = set()
+        acked = set(await ctx.per_shard(report, "ledger", commands))
         rows = 0
-        for shard, span in zip(shards, spans, strict=True):
-            error = first_error(replies[span])
-            if error is not None:
-                ctx.fail(report, "ledger", [shard], error)
-                continue
-            acked.add(shard)
+        for shard in sorted(acked):
             report.ledger_entries += len(parts[shard].done)
             report.ledger_parked += len(parts[shard].parked)
             rows += len(parts[shard].rows)

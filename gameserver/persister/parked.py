@@ -24,7 +24,7 @@ import logging
 from gameserver.persister.context import PassContext
 from gameserver.persister.report import PassReport
 from gameserver.persister.transactions import Part, Parts, Write, commit
-from gameserver.persister.wire import Command, Entry, decode_entry, first_error, stream_entries
+from gameserver.persister.wire import Command, Entry, decode_entry, stream_entries
 
 log = logging.getLogger(__name__)
 
@@ -96,21 +96,11 @@ class Parked:
     async def _delete(self, parts: Parts, report: PassReport) -> set[int]:
         """Delete the parked entries now in SQL (one round trip for all shards)."""
         ctx = self.ctx
-        shards = sorted(parts)
-        try:
-            replies = await ctx.round_trip([
-                ("XDEL", ctx.keys.ledger_parked(shard), *parts[shard].done)
-                for shard in shards])
-        except Exception as exc:
-            ctx.fail(report, "parked", shards, exc)
-            return set()
-        deleted: set[int] = set()
+        deleted = set(await ctx.per_shard(report, "parked", {
+            shard: [("XDEL", ctx.keys.ledger_parked(shard), *part.done)]
+            for shard, part in parts.items()}))
         rows = 0
-        for shard, reply in zip(shards, replies, strict=True):
-            if (error := first_error([reply])) is not None:
-                ctx.fail(report, "parked", [shard], error)
-                continue
-            deleted.add(shard)
+        for shard in sorted(deleted):
             report.parked_written += len(parts[shard].done)
             rows += len(parts[shard].rows)
             log.info("persister: wrote %s parked ledger entries of shard %s",
