@@ -72,7 +72,10 @@ ORDER_BODY = Obj(fields={
                                   "what it returns (above 0); a whole refund: unused"),
     "skus": Arr(items=Str(min_length=1, max_length=64), default=[], max_items=200,
                 description="paid: what was bought; refunded: what is returned (a "
-                            "partial refund's go to the plays; without any, no play)"),
+                            "partial refund's go to the plays; without any, no play). "
+                            "A group's groupbuy:<code> counts once however often it is "
+                            "listed (one seat); a flash sale's SKU pays one of the "
+                            "shopper's holds each time it is listed"),
     "paid_at": Int(minimum=0, maximum=2**40, default=0, strict=True,
                    description="unix s, a JSON integer (as amount_fen); 0 = now"),
 })
