@@ -421,8 +421,11 @@ def order_refunded(state: PlayerState, skus: tuple[str, ...], now: int,
                    config: GameConfig) -> Outcome | None:
     """``ingestOrder``'s hook: a refunded order naming a complete group
     (sku ``groupbuy:<code>``) takes that group's reward back (:func:`refund_completed`).
+    A group named more than once is refunded and answered once, in the order first
+    named: a member has one seat in a group, so a repeat is the same seat (a second
+    answer would say ``"refunded": false`` and read as a failure).
     None for anything else (no such sku, a game without group buy)."""
-    groups = [s[len(SKU_PREFIX):] for s in skus if s.startswith(SKU_PREFIX)]
+    groups = list(dict.fromkeys(s[len(SKU_PREFIX):] for s in skus if s.startswith(SKU_PREFIX)))
     if not groups or not config.groupbuys:
         return None
     ledger: list[Any] = []

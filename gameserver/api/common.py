@@ -183,9 +183,20 @@ def checked(spec: Spec, value: Any) -> dict[str, Any]:
     """``value`` validated against ``spec`` (defaults filled) or 422 with every problem."""
     cleaned, problems = validate(spec, value)
     if problems:
-        raise InvalidInput("request body is invalid", problems=problems)
+        raise InvalidInput(invalid_body_message(problems), problems=problems)
     assert isinstance(cleaned, dict)
     return cleaned
+
+
+def invalid_body_message(problems: list[dict[str, str]]) -> str:
+    """The 422's message: its first problem (path and rule, such as ``$.amount_fen must
+    be ≤ 10000000000``), so that a webhook sender's log, which often keeps only the
+    message, says which field and why; ``details.problems`` has them all."""
+    first = f"{problems[0]['path']} {problems[0]['message']}"
+    if len(first) > 200:  # a path holds the client's own keys: never echo a long one whole
+        first = first[:199] + "…"
+    more = f" (and {len(problems) - 1} more in details.problems)" if len(problems) > 1 else ""
+    return f"request body is invalid: {first}{more}"
 
 
 async def read_body(request: web.Request, spec: Spec) -> tuple[dict[str, Any], bytes]:

@@ -50,23 +50,34 @@ SIGNATURE_WINDOW_S = 300
 """A merchant event's ``X-Petbox-Timestamp`` must be this close to server time."""
 
 ORDER_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+MAX_AMOUNT_FEN = 10**10
+"""The largest ``amount_fen`` (¥100,000,000): refused above it, never clamped (money)."""
+# min_length 1 on the ids: their patterns need a character, and a length error must say
+# the range they accept ("1..64"), not "0..64".
 ORDER_BODY = Obj(fields={
-    "merchant": Str(pattern=f"^{MERCHANT_RE.pattern}$", max_length=32),
-    "game": Str(pattern=f"^{GAME_RE.pattern}$", max_length=64),
-    "user": Str(pattern=f"^{USER_RE.pattern}$", max_length=128),
-    "order_id": Str(pattern=ORDER_ID_PATTERN, max_length=64),
+    "merchant": Str(pattern=f"^{MERCHANT_RE.pattern}$", min_length=1, max_length=32),
+    "game": Str(pattern=f"^{GAME_RE.pattern}$", min_length=1, max_length=64),
+    "user": Str(pattern=f"^{USER_RE.pattern}$", min_length=1, max_length=128),
+    "order_id": Str(pattern=ORDER_ID_PATTERN, min_length=1, max_length=64),
     "status": Enum(values=("paid", "refunded")),
-    "refund_id": Str(pattern=ORDER_ID_PATTERN, max_length=64, default=None,
+    "refund_id": Str(pattern=ORDER_ID_PATTERN, min_length=1, max_length=64, default=None,
                      description="refunded only: the platform's id of a partial refund "
                                  "(部分退款) of amount_fen; without it a refund is of the "
                                  "whole order"),
-    "amount_fen": Int(minimum=0, maximum=10**10, default=0,
-                      description="paid: the order's amount; a partial refund: what it "
-                                  "returns (above 0); a whole refund: unused"),
+    # strict: an integral float (100.0, 1e3) is refused like 99.5, not read as an int
+    "amount_fen": Int(minimum=0, maximum=MAX_AMOUNT_FEN, default=0, strict=True,
+                      description="fen, a JSON integer (100, never 100.0 or 1e2), at most "
+                                  "10000000000 (¥100,000,000; refused above it, never "
+                                  "clamped). paid: the order's amount; a partial refund: "
+                                  "what it returns (above 0); a whole refund: unused"),
     "skus": Arr(items=Str(min_length=1, max_length=64), default=[], max_items=200,
                 description="paid: what was bought; refunded: what is returned (a "
-                            "partial refund's go to the plays; without any, no play)"),
-    "paid_at": Int(minimum=0, maximum=2**40, default=0, description="unix s; 0 = now"),
+                            "partial refund's go to the plays; without any, no play). "
+                            "A group's groupbuy:<code> counts once however often it is "
+                            "listed (one seat); a flash sale's SKU pays one of the "
+                            "shopper's holds each time it is listed"),
+    "paid_at": Int(minimum=0, maximum=2**40, default=0, strict=True,
+                   description="unix s, a JSON integer (as amount_fen); 0 = now"),
 })
 
 REFUND_DUE = obj({"kind": STR, "sale": STR, "sku": STR, "price_fen": INT, "reason": STR},

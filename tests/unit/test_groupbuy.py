@@ -558,3 +558,15 @@ def test_refund_hook_acts_on_refunds_naming_a_group_only() -> None:
     assert hooked is not None
     assert hooked.response == {"groups": [{"group": GID, "refunded": True, "debt": {}}]}
     assert hooked.state.wallet == {"acorn": 90, "gem": 0}
+
+
+def test_a_group_listed_twice_in_a_refund_is_refunded_and_answered_once() -> None:
+    """A member has one seat in a group, so its SKU twice is still that one seat: one
+    answer, not a second ``"refunded": false`` that reads as a failure."""
+    out = rules.join_group(filled_to(2), GID, TEA, "cat", T0 + 9)
+    cat = rules.apply_effect(None, owed_of(out), T0 + 9, CFG).state
+    sku = f"groupbuy:{GID}"
+    hooked = rules.order_refunded(cat, (sku, "TEA-1", sku), T0 + 50, CFG)
+    assert hooked is not None
+    assert hooked.response == {"groups": [{"group": GID, "refunded": True, "debt": {}}]}
+    assert hooked.state.wallet == {"acorn": 90, "gem": 0}
