@@ -81,10 +81,6 @@ def _range_schema(kind: str, minimum: float | None, maximum: float | None) -> di
     return out
 
 
-STRICT_INT_MESSAGE: Final = "must be a JSON integer (100, not 100.0 or 1e2)"
-"""What an ``Int(strict=True)`` says of a float."""
-
-
 @dataclass(frozen=True)
 class Int(Spec):
     """An integer within the optional bounds; ``choices``, when given, are the only
@@ -93,17 +89,8 @@ class Int(Spec):
     minimum: int | None = None
     maximum: int | None = None
     choices: tuple[int, ...] = ()
-    strict: bool = False
-    """Only a JSON integer (``100``): every float is refused, ``100.0`` and ``1e2`` too.
-    For money in fen: a sender whose amounts are floats is doing float arithmetic on
-    money, and would pass for the amounts that come out whole and fail for the rest;
-    refused every time, it shows on its first order. JSON Schema cannot say this (to it
-    100.0 is an integer), so a strict field's description says it."""
 
     def check(self, value: Any, path: str, problems: Problems) -> Any:
-        if self.strict and isinstance(value, float):
-            _problem(problems, path, STRICT_INT_MESSAGE)
-            return None
         # JSON Schema counts 1.0 as an integer, so petbox does too (as the int 1).
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             value = int(value)

@@ -64,20 +64,19 @@ ORDER_BODY = Obj(fields={
                      description="refunded only: the platform's id of a partial refund "
                                  "(部分退款) of amount_fen; without it a refund is of the "
                                  "whole order"),
-    # strict: an integral float (100.0, 1e3) is refused like 99.5, not read as an int
-    "amount_fen": Int(minimum=0, maximum=MAX_AMOUNT_FEN, default=0, strict=True,
-                      description="fen, a JSON integer (100, never 100.0 or 1e2), at most "
-                                  "10000000000 (¥100,000,000; refused above it, never "
-                                  "clamped). paid: the order's amount; a partial refund: "
-                                  "what it returns (above 0); a whole refund: unused"),
+    "amount_fen": Int(minimum=0, maximum=MAX_AMOUNT_FEN, default=0,
+                      description="fen, an integer (JSON Schema's: 100.0 reads as 100, "
+                                  "99.5 is refused), at most 10000000000 (¥100,000,000; "
+                                  "refused above it, never clamped). paid: the order's "
+                                  "amount; a partial refund: what it returns (above 0); a "
+                                  "whole refund: unused"),
     "skus": Arr(items=Str(min_length=1, max_length=64), default=[], max_items=200,
                 description="paid: what was bought; refunded: what is returned (a "
                             "partial refund's go to the plays; without any, no play). "
                             "A group's groupbuy:<code> counts once however often it is "
                             "listed (one seat); a flash sale's SKU pays one of the "
                             "shopper's holds each time it is listed"),
-    "paid_at": Int(minimum=0, maximum=2**40, default=0, strict=True,
-                   description="unix s, a JSON integer (as amount_fen); 0 = now"),
+    "paid_at": Int(minimum=0, maximum=2**40, default=0, description="unix s; 0 = now"),
 })
 
 REFUND_DUE = obj({"kind": STR, "sale": STR, "sku": STR, "price_fen": INT, "reason": STR},
