@@ -5,10 +5,13 @@ arm's merged config; :func:`track` then marks the arm in the state and adds one
 ``experiment_exposures`` record, the first time only, in the same commit as the action
 (so an exposure exists exactly when an outcome the arm decided was committed), and one
 ``experiment_days`` record per local day the exposed shopper acts.
+:func:`tracked_side` does the latter for the acting shopper's side of a shared play
+(the second commit of a vote, a join, a grab), which is not bound like their own actions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
@@ -54,10 +57,36 @@ def track(outcome: Outcome, before: PlayerState | None, config: GameConfig, now:
         records.append(Record("experiment_exposures", {
             "experiment": arm[0], "arm": arm[1], "game_version": version, "day": day}))
     if active:
-        state.experiment_day = day
+        # never back: a shared play's side applied late records the day its gate was
+        # committed, which may be before a later action's day already recorded
+        state.experiment_day = max(state.experiment_day, day)
         records += [Record("experiment_days", {"experiment": eid, "day": day})
                     for eid in measured]
     return replace(outcome, state=state, records=records)
+
+
+SideRule = Callable[[PlayerState | None, int], Outcome]
+"""A shopper's commit as the store applies it: ``(state or None, now) -> Outcome``."""
+
+
+def tracked_side(rule: SideRule, config: GameConfig, tz: tzinfo, version: int,
+                 acted_at: int | None = None) -> SideRule:
+    """``rule``, the acting shopper's side of a shared play (the second commit of a vote,
+    a join, a grab, a help: gameserver/state/aggregates_gate.py), with their active day
+    recorded as their own single-commit actions' is (:func:`track`).
+
+    It exposes nobody: both commits of a shared play run on the live config, not an
+    arm's, so only experiments the shopper is already exposed to get the day.
+    ``acted_at`` is when the shopper acted (their gate's commit): a side the owed
+    reconciler applies after a crash records that day, not its own clock's. None: the
+    rule's clock (the side follows its gate within the same request)."""
+    if not config.experiments:
+        return rule
+
+    def side(state: PlayerState | None, now: int) -> Outcome:
+        return track(rule(state, now), state, config, now if acted_at is None else acted_at,
+                     tz, None, version)
+    return side
 
 
 @dataclass(frozen=True)

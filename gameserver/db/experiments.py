@@ -8,9 +8,11 @@ the exposed shoppers (zeros included), so Python receives a few rows per arm wha
 the traffic; :mod:`economy.abstats` turns them into intervals and tests.
 
 - **retention Dn** (n = 1, 7, 30): share of the exposed who acted (any committed action
-  of their own: ``experiment_days``, on the rules' clock; a commit made for a shopper,
-  an order's or a merchant's, neither exposes nor records a day:
-  :func:`gameserver.services.bind`) on day 0 + n, among those whose day 0 + n is over;
+  of their own, their side of a shared play they made included, on its gate's day:
+  ``experiment_days``, on the rules' clock; a commit made for a shopper, an order's, a
+  merchant's or another shopper's side of a shared play, neither exposes nor records a
+  day: :func:`gameserver.services.bind`, ``SharedActions.follow``) on day 0 + n, among
+  those whose day 0 + n is over;
   **w1**: acted on one of days 7..13 after day 0, among those whose day 13 is over;
 - **draws**: rows in ``draws``; **spend**: currency taken by ledger rows (negative
   deltas) of the shopper's own commits (``ledger.by_shopper``: not a refund's clawback

@@ -22,7 +22,7 @@ import logging
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import msgpack
@@ -85,6 +85,9 @@ class Owed:
     request_hash: str
     gate: dict[str, Any]
     """``{"response": …, "owed": …}``: exactly what the gate stored for the key."""
+    recorded_ms: int | None = None
+    """When the gate recorded it (unix ms, its score in the owed set), as read from the
+    set by :meth:`AggregateStore.owed_older_than`; not part of the record's bytes."""
 
     def to_bytes(self) -> bytes:
         p = self.player
@@ -298,13 +301,14 @@ class AggregateStore:
 
     async def owed_older_than(self, shard: int, cutoff_ms: int, limit: int
                               ) -> list[tuple[str, Owed | None]]:
-        """Owed records of ``shard`` recorded at or before ``cutoff_ms``, oldest first
-        (None: the record's body is gone, only its index entry is left)."""
-        fields: list[Any] = await self.redis.zrangebyscore(
-            self.keys.owed(shard), "-inf", cutoff_ms, start=0, num=limit)
-        if not fields:
+        """Owed records of ``shard`` recorded at or before ``cutoff_ms``, oldest first,
+        each with when it was recorded (None: the record's body is gone, only its index
+        entry is left)."""
+        scored: list[Any] = await self.redis.zrangebyscore(
+            self.keys.owed(shard), "-inf", cutoff_ms, start=0, num=limit, withscores=True)
+        if not scored:
             return []
         raws: list[Any] = await self.redis.hmget(self.keys.owed_records(shard),
-                                                          fields)
-        return [(f.decode(), Owed.from_bytes(r) if r else None)
-                for f, r in zip(fields, raws, strict=True)]
+                                                 [f for f, _ in scored])
+        return [(f.decode(), replace(Owed.from_bytes(r), recorded_ms=int(ms)) if r else None)
+                for (f, ms), r in zip(scored, raws, strict=True)]

@@ -46,9 +46,10 @@ from gameserver.jobs.webhooks import Outbox
 from gameserver.ops.metrics import Metrics
 from gameserver.services import Services
 from gameserver.state.aggregates import AggregateStore, Codec, Owed, SharedRule, owed_field
-from gameserver.state.keys import AggregateRef, PlayerRef
+from gameserver.state.keys import AggregateRef, PlayerRef, by_shopper
 from gameserver.state.store import Loaded, Reply, Rule
 from gameserver.state.value import StockView
+from mechanics.experiments import tracked_side
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
 
@@ -196,11 +197,16 @@ class SharedActions:
     async def follow(self, player: PlayerRef, aggregate: AggregateRef, key: str,
                      request_hash: str, gate: dict[str, Any], game: LiveGame,
                      first: Loaded | None = None, replayed: bool = False,
-                     claim: str | None = None) -> Reply:
+                     claim: str | None = None, acted_at: int | None = None) -> Reply:
         """The shopper's side of a gate's record, then forget the record (``first``:
         the shopper as peeked, saving the second commit a read; ``claim``: the acting
         request's claim of the key, which the commit completes). A gate that owes
-        nothing answers alone (``replayed``: the gate's reply was a replay)."""
+        nothing answers alone (``replayed``: the gate's reply was a replay).
+
+        The acting shopper's side (their own key: ``by_shopper``) is their action, so
+        in a game running an experiment it records their active day, on the day of
+        ``acted_at`` (unix s of the gate's commit; None: the commit's clock), as their
+        own actions do; another shopper's side (a group filled for them) records none."""
         owed = gate.get("owed")
         if owed is None:
             return Reply(200, orjson.dumps(gate["response"]), replayed=replayed)
@@ -210,14 +216,16 @@ class SharedActions:
                 return await self._settled(aggregate, player, key, owed, taken)
             claim = taken
         valued = _VALUE_EFFECTS.get(owed["effect"])
+        view: StockView | None = None
         if valued is None:
-            reply = await self.services.run(player, key, request_hash,
-                                            effect_rule(owed, game), first=first, claim=claim)
-        else:
+            rule = effect_rule(owed, game)
+        else:  # through the value tier (the view only then)
             view = StockView()
-            reply = await self.services.run(player, key, request_hash,
-                                            valued(owed, game, view), view=view,
-                                            totals=game.totals, first=first, claim=claim)
+            rule = valued(owed, game, view)
+        if by_shopper(key):  # the acting shopper's own action, not a side made for them
+            rule = tracked_side(rule, game.config, game.tz, game.version, acted_at)
+        reply = await self.services.run(player, key, request_hash, rule, view=view,
+                                        totals=game.totals, first=first, claim=claim)
         failpoint("after_shopper")
         return await self._settled(aggregate, player, key, owed, reply)
 
@@ -307,8 +315,9 @@ class OwedReconciler(PeriodicTask):
             report.waiting += 1
             return
         try:
+            at = None if owed.recorded_ms is None else owed.recorded_ms // 1000
             await actions.follow(owed.player, aggregate, owed.key, owed.request_hash,
-                                 owed.gate, game)
+                                 owed.gate, game, acted_at=at)
         except TRANSIENT as exc:  # contention or an outage: the next pass tries again
             log.warning("owed %s left for the next pass: %r", name, exc)
             report.waiting += 1

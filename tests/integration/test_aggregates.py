@@ -114,6 +114,7 @@ async def test_key_per_shopper_replays_and_mismatch(redis: aioredis.Redis, db: D
 async def test_owed_records_listed_by_age_and_settled_idempotently(
         redis: aioredis.Redis, db: Database, clock: ManualClock) -> None:
     s = store(redis, db, clock)
+    gated_ms = int(clock.now() * 1000)
     await s.run(REF, CODEC, "u1", "k1", "h1", add(2, owe=True), owed_to=SHOPPER)
     clock.advance(10)
     await s.run(REF, CODEC, "u1", "k2", "h2", add(3, owe=True), owed_to=SHOPPER)
@@ -124,6 +125,7 @@ async def test_owed_records_listed_by_age_and_settled_idempotently(
     assert owed is not None
     assert (owed.player, owed.key, owed.request_hash) == (SHOPPER, "k1", "h1")
     assert owed.gate == {"response": {"n": 2}, "owed": {"effect": "test", "k": 2}}
+    assert owed.recorded_ms == gated_ms  # when the gate recorded it: the shopper acted
     for _ in range(2):
         await s.settle(REF.shard, [owed_field(REF, "u1", "k1")])
     left = await s.owed_older_than(REF.shard, 10**15, 10)

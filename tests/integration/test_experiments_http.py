@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from datetime import date
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from economy.fairness import verify_record
-from gameserver.appkeys import GAMES
+from gameserver.api.poll import CODEC as POLL_CODEC
+from gameserver.appkeys import CLOCK, GAMES, SETTINGS
 from gameserver.db import models as m
 from gameserver.games import parse_config
+from gameserver.state.aggregates_gate import OwedReconciler
+from gameserver.state.keys import AggregateRef, PlayerRef, shard_of
+from mechanics import poll as poll_rules
 from tests.conftest import BASIC_CONFIG, World, app_persister
+from tests.integration.test_poll_http import aggs
 
 NOW = 1_767_225_600  # the test clock: 2026-01-01 00:00 UTC, 08:00 in Shanghai
 DAY = 86_400
@@ -451,3 +457,58 @@ async def test_spend_is_the_shoppers_own_and_orders_expose_nobody(world: World) 
     assert sum(res["exposed"].values()) == 1  # ann; not buyer
     spend = res["metrics"]["spend_per_shopper"]
     assert sorted((row["n"], row["total"]) for row in spend.values()) == [(0, 0.0), (1, 10.0)]
+
+
+async def test_a_shared_play_is_the_acting_shoppers_active_day_only(world: World) -> None:
+    """A shopper's side of a shared play is their action: an exposed shopper who only
+    votes on a day acted that day, also when the owed reconciler applies the vote the
+    next day (the day of the vote counts). A group's member whom another shopper's join
+    rewards did not act; and a shared play exposes nobody (it runs on the live config)."""
+    config = copy.deepcopy(AB_CONFIG)
+    config["currencies"]["gem"] = {"name": "Gems", "initial": 0, "max": 1000}
+    config["polls"] = {"best": {"title": "Best", "options": {"red": {"label": "Red"},
+                                                             "blue": {"label": "Blue"}},
+                                "opens_at": NOW - 3600, "closes_at": NOW + 5 * DAY}}
+    config["groupbuys"] = {"duo": {"title": "Duo", "size": 2, "duration_s": 2 * DAY,
+                                   "reward": {"currency": {"gem": 5}}}}
+    await world.merchant("abshop", config=config)
+    await ok(await put(world, EXPERIMENT))
+    for user in ("ann", "bob", "dan"):  # day 0: exposed by a draw
+        await ok(await world.post(f"{SERIES}/draw", token(world, user), {}, f"d-{user}"))
+    code = (await ok(await world.post(f"{GAME}/groupbuys/duo", token(world, "bob"), {},
+                                      "o-bob")))["code"]
+
+    world.clock.advance(DAY)  # day 1: ann votes; cat fills bob's group; dan's vote is
+    # gated, and its second commit left to the owed reconciler (a crash between them)
+    await ok(await world.post(f"{GAME}/polls/best/vote", token(world, "ann"),
+                              {"option": "red"}, "v-ann"))
+    await ok(await world.post(f"{GAME}/groupbuys/duo/join", token(world, "cat"),
+                              {"code": code}, "j-cat"))
+    app = world.client.app
+    shards, live = app[SETTINGS].shards, await app[GAMES].get("abshop", "squirrel")
+    poll = live.config.polls["best"]
+    bucket = AggregateRef.of("abshop", "squirrel", poll_rules.KIND, poll_rules.bucket_id(
+        "best", poll_rules.bucket_of("dan", poll.buckets)), shards)
+    await aggs(world).store.run(
+        bucket, POLL_CODEC, "dan", "v-dan", "h-dan",
+        lambda b, now: poll_rules.cast_vote(b, poll, "dan", "blue", now, live.tz),
+        owed_to=PlayerRef("abshop", "squirrel", "dan", shard_of("abshop", "dan", shards)))
+
+    world.clock.advance(DAY)  # day 2: day 1 is over; the reconciler applies dan's vote
+    reconciler = OwedReconciler([aggs(world).actions], app[GAMES], app[CLOCK], shards, 1.0,
+                                older_than_s=5.0)
+    assert (await reconciler.run_once()).applied == 1
+    bob = await ok(await world.get(f"{GAME}/me", token(world, "bob")))
+    assert bob["player"]["wallet"]["gem"] == 5  # bob's side of the filled group applied
+    await flush(world)
+    day0 = date(2026, 1, 1).toordinal()
+    async with world.db.engine.connect() as conn:
+        x, d = m.experiment_exposures, m.experiment_days
+        exposed = (await conn.execute(select(x.c.user_id))).scalars().all()
+        days = (await conn.execute(select(d.c.user_id, d.c.day))).all()
+    assert sorted(exposed) == ["ann", "bob", "dan"]  # cat's join exposed nobody
+    assert sorted((u, day - day0) for u, day in days) == [
+        ("ann", 0), ("ann", 1), ("bob", 0), ("dan", 0), ("dan", 1)]
+    res = await ok(await world.client.get(f"{ADMIN}/scarce/results", headers=admin(world)))
+    d1 = res["metrics"]["d1_retention"]
+    assert (sum(a["n"] for a in d1.values()), sum(a["retained"] for a in d1.values())) == (3, 2)

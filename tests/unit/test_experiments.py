@@ -13,7 +13,7 @@ import pytest
 from economy.config import parse_game_config
 from economy.errors import ConfigInvalid
 from economy.experiments import BUCKETS, bucket, choose, merged_raw
-from mechanics.experiments import track
+from mechanics.experiments import track, tracked_side
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
 from tests.unit.boxes_factory import game_raw
@@ -302,6 +302,42 @@ def test_a_stopped_experiment_still_measures_its_cohort() -> None:
     gone = track(Outcome(state=state.copy(), response={}), state, config, T0 + 62 * 86400,
                  UTC, None, 4)
     assert gone.records == []  # 31 days after the stop time: no longer measured
+
+
+def test_a_shared_plays_side_records_the_day_its_gate_acted_and_exposes_nobody() -> None:
+    """The acting shopper's side of a shared play (a vote's second commit) is their
+    activity: an exposed shopper gets the day the gate was committed on, even when the
+    side is applied on a later day (the owed reconciler); a shopper not exposed yet is
+    not exposed by it (shared plays run on the live config, not an arm's)."""
+    config = parse_game_config(raw_with())
+    day0 = T0 // 86400 + 719163
+    calls: list[int] = []
+
+    def vote(state: PlayerState | None, now: int) -> Outcome:
+        calls.append(now)
+        assert state is not None
+        return Outcome(state=state.copy(), response={"ok": True})
+
+    exposed = PlayerState(created_at=T0, experiments={"e1": "rare"}, experiment_day=day0)
+    late = tracked_side(vote, config, UTC, 3, acted_at=T0 + 86400 + 5)(
+        exposed, T0 + 2 * 86400)  # gate on day 1, applied on day 2
+    assert calls == [T0 + 2 * 86400] and late.response == {"ok": True}
+    assert [(r.table, dict(r.fields)) for r in late.records] == [
+        ("experiment_days", {"experiment": "e1", "day": day0 + 1})]
+    assert late.state.experiment_day == day0 + 1
+    again = tracked_side(vote, config, UTC, 3)(late.state, T0 + 86400 + 60)
+    assert again.records == []  # that day is recorded: once a day, as for own actions
+    ahead = PlayerState(created_at=T0, experiments={"e1": "rare"}, experiment_day=day0 + 2)
+    behind = tracked_side(vote, config, UTC, 3, acted_at=T0 + 86400)(ahead, T0 + 2 * 86400)
+    assert [dict(r.fields) for r in behind.records] == [{"experiment": "e1", "day": day0 + 1}]
+    assert behind.state.experiment_day == day0 + 2  # a later day stays recorded
+
+    fresh = PlayerState(created_at=T0)
+    assert choose(config, "u-7", {}, None, T0) is not None  # the hash would assign an arm
+    untouched = tracked_side(vote, config, UTC, 3)(fresh, T0)
+    assert untouched.records == [] and untouched.state.experiments == {}
+    plain = parse_game_config(game_raw())
+    assert tracked_side(vote, plain, UTC, 3) is vote  # no experiments: the rule itself
 
 
 def test_exposure_survives_the_wire() -> None:
