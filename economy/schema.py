@@ -11,6 +11,7 @@ server accepts.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -140,25 +141,38 @@ class Bool(Spec):
         return _with_meta(self, {"type": "boolean"})
 
 
+@functools.lru_cache(maxsize=512)
+def _matches_empty(pattern: str) -> bool:
+    return re.fullmatch(pattern.strip("^$"), "") is not None
+
+
 @dataclass(frozen=True)
 class Str(Spec):
     pattern: str | None = None
     min_length: int = 0
     max_length: int = 200
 
+    @property
+    def least(self) -> int:
+        """The shortest length accepted: ``min_length``, or 1 where it is 0 but the
+        pattern refuses the empty string (so a length error says "1..64", not "0..64")."""
+        if self.min_length or self.pattern is None or _matches_empty(self.pattern):
+            return self.min_length
+        return 1
+
     def check(self, value: Any, path: str, problems: Problems) -> Any:
         if not isinstance(value, str):
             _problem(problems, path, "must be a string")
             return None
-        if not self.min_length <= len(value) <= self.max_length:
+        if not self.least <= len(value) <= self.max_length:
             _problem(problems, path,
-                     f"length must be {self.min_length}..{self.max_length}, is {len(value)}")
+                     f"length must be {self.least}..{self.max_length}, is {len(value)}")
         elif self.pattern is not None and not re.fullmatch(self.pattern.strip("^$"), value):
             _problem(problems, path, f"must match {self.pattern}")
         return value
 
     def schema(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "string", "minLength": self.min_length,
+        out: dict[str, Any] = {"type": "string", "minLength": self.least,
                                "maxLength": self.max_length}
         if self.pattern is not None:
             out["pattern"] = self.pattern

@@ -59,6 +59,17 @@ def test_integral_floats_are_integers() -> None:
     assert problems == [] and cleaned["count"] == 2 and type(cleaned["count"]) is int
 
 
+@pytest.mark.parametrize(("pattern", "least"), [(r"^[a-z]+$", 1), (r"^[a-z]{2,8}$", 1),
+                                              (r"^[a-z]*$", 0), (None, 0)])
+def test_a_length_error_says_the_shortest_length_the_pattern_accepts(
+        pattern: str | None, least: int) -> None:
+    """A pattern that refuses "" makes 1 the least length (the error said "0..8")."""
+    spec = Obj(fields={"id": Str(pattern=pattern, max_length=8)})
+    assert validate(spec, {"id": "x" * 9})[1] == [
+        {"path": "$.id", "message": f"length must be {least}..8, is 9"}]
+    assert spec.schema()["properties"]["id"]["minLength"] == least
+
+
 def test_all_problems_at_once() -> None:
     _, problems = validate(SPEC, {"count": -1, "on": "yes", "extra": 0})
     assert [p["path"] for p in problems] == ["$.name", "$.count", "$.on", "$.extra"]
