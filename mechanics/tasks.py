@@ -326,16 +326,14 @@ paid (written with the payment: ``~`` is in no platform's id)."""
 
 
 def _undo(new: PlayerState, task: Task, period: int, n: int, returned: int,
-          left: int, partial: bool = False) -> int:
+          left: int) -> int:
     """Roll the task's progress back for ``returned`` fen of an order refunded, ``left``
     fen of it still paid; returns completions to take back (the order holds ``n``).
 
     A spend task loses ``returned`` from its period's spend and gives back completions
     the rest no longer supports, however many of them this order holds (whose they
     were: :mod:`mechanics.ordershare`); its period over, those beyond what ``left``
-    alone supports. A per-order task keeps its completion while ``left`` qualifies.
-    A ``partial`` refund takes back at most the ``n`` this order earned (a spend task's
-    completion another order's amount finished is that order's to lose)."""
+    alone supports. A per-order task keeps its completion while ``left`` qualifies."""
     prog = new.tasks.get(task.id)
     if prog is None or prog.period != period:
         prog = None  # the period is over: only this order's own amount can tell
@@ -344,8 +342,6 @@ def _undo(new: PlayerState, task: Task, period: int, n: int, returned: int,
             return n - min(n, left // task.spend_fen)
         prog.spend = max(0, prog.spend - returned)
         excess = max(0, prog.count - min(task.limit, prog.spend // task.spend_fen))
-        if partial:
-            excess = min(n, excess)
         prog.count -= excess
         return excess
     if left and left >= task.min_order_fen:
@@ -363,10 +359,11 @@ def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: in
     and in all what could not be (debt). Never more than the orders that held them
     gave (``given``), which, like the completions they hold, their records then lower.
 
-    A spend task's completions in the period are the period's spend's: a whole refund
-    takes back what the rest no longer supports (those beyond what this order holds
-    from the other orders' records; those it held that the rest still supports pass to
-    them when it no longer counts: :mod:`mechanics.ordershare`).
+    A spend task's completions in the period are the period's spend's: a refund takes
+    back what the rest no longer supports, whole or partial alike (those beyond what
+    this order holds from the other orders' records; those it held that the rest still
+    supports pass to them when it no longer counts: :mod:`mechanics.ordershare`), so
+    partial refunds that return all of an order take back what a whole refund does.
     A ``partial`` refund that leaves the order below a spend task's ``min_order_fen``
     returns the whole order's amount from that task (what is left no longer qualifies)
     and the record forgets the task, so a later refund does not return it twice."""
@@ -380,7 +377,7 @@ def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: in
         gone = partial and task.spend_fen > 0 and left < task.min_order_fen
         prog = new.tasks.get(tid)
         times = _undo(new, task, period, n, returned + left if gone else returned,
-                      0 if gone else left, partial)
+                      0 if gone else left)
         own = min(n, times)
         shares: list[Share] = [(record, own)]
         if times > own:

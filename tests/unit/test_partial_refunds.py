@@ -343,18 +343,23 @@ def test_a_partial_refund_of_a_0_fen_order_changes_nothing() -> None:
     assert out.state.to_wire() == paid.state.to_wire()
 
 
-def test_a_partial_refund_takes_back_no_completion_its_order_did_not_earn() -> None:
+def test_a_partial_refund_takes_back_what_the_days_spend_no_longer_reaches() -> None:
     """A ¥60 order, then another ¥60 that finishes the ¥100 spend task (it holds the
-    completion): refunding ¥30 of the first takes nothing back from it."""
+    completion): refunding ¥30 of the first leaves the day ¥90, so the completion goes
+    back, taken from the order that held it; that order's refund takes nothing more."""
     first = pay(None, "A", 6_000)
     second = pay(first.state, "B", 6_000, T0 + 10)
     assert (first.response["tasks"], second.response["tasks"]) == (
         {"spend100": 0}, {"spend100": 1})
     out = part(second.state, "A", "r1", 3_000)
-    assert out.response["taken_back"] == {"spend100": 0} and out.response["debt"] == {}
-    assert out.ledger == [] and out.state.wallet["acorn"] == 110
+    assert out.response["taken_back"] == {"spend100": 1} and out.response["debt"] == {}
+    assert out.state.wallet["acorn"] == 100
     prog = out.state.tasks["spend100"]
-    assert (prog.count, prog.spend) == (1, 9_000)
+    assert (prog.count, prog.spend) == (0, 9_000)
+    assert out.state.orders["A"].tasks["spend100"][1] == 0
+    assert out.state.orders["B"].tasks["spend100"][1] == 0
+    later = whole(pay(out.state, "C", 100, T0 + DAY).state, "B", T0 + DAY + 60)
+    assert later.response["taken_back"] == {"spend100": 0} and later.ledger == []
 
 
 def test_a_completion_taken_back_with_another_order_is_not_taken_again_in_part() -> None:
@@ -368,6 +373,41 @@ def test_a_completion_taken_back_with_another_order_is_not_taken_again_in_part()
     later = part(next_day.state, "B", "r1", 1, T0 + DAY + 60)
     assert later.response["taken_back"] == {"spend100": 0} and later.ledger == []
     assert later.state.wallet["acorn"] == 100 and later.state.debts == {}
+
+
+@pytest.mark.parametrize("orders", [
+    [("A", 15_000), ("B", 5_000), ("C", 12_000)],  # A's refund takes C's completion too
+    [("A", 30_000), ("B", 10_000)],  # B, which earned none (limit), keeps one of A's
+], ids=["takes-from-others", "passes-to-others"])
+@pytest.mark.parametrize("parts", [[100_000], [5_000, 100_000], [1, 4_999, 100_000]])
+def test_partial_refunds_that_return_all_of_an_order_are_its_whole_refund(
+        orders: list[tuple[str, int]], parts: list[int]) -> None:
+    """Partial refunds reaching the paid amount (the last one clamped to what is left)
+    leave what a whole refund leaves: the same balances, task progress and other
+    orders' records; refunding the other orders the next day takes back the rest, once."""
+    state: PlayerState | None = None
+    for i, (oid, fen) in enumerate(orders):
+        state = pay(state, oid, fen, T0 + i).state
+    assert state is not None and state.wallet == {
+        "acorn": 130, "gem": 5 if orders[0][1] >= 20_000 else 0}
+    at_once = whole(state, "A")
+    wholly, split, taken = at_once.state, state, dict.fromkeys(state.orders["A"].tasks, 0)
+    for i, fen in enumerate(parts):
+        out = part(split, "A", f"r{i}", fen, T0 + 60 + i)
+        split = out.state
+        taken = {k: taken[k] + out.response["taken_back"].get(k, 0) for k in taken}
+    assert split.orders["A"].refunded
+    assert wholly.wallet == split.wallet == {"acorn": 110, "gem": 0}
+    assert taken == at_once.response["taken_back"]
+    assert wholly.debts == split.debts == {}
+    assert wholly.tasks["spend100"] == split.tasks["spend100"]
+    others = [oid for oid, _ in orders[1:]]
+    assert [wholly.orders[o] for o in others] == [split.orders[o] for o in others]
+    for end in (wholly, split):
+        end = pay(end, "D", 100, T0 + DAY).state  # the new day's progress
+        for oid in [*others, "D"]:
+            end = whole(end, oid, T0 + DAY + 60).state
+        assert end.wallet == {"acorn": 100, "gem": 0} and end.debts == {}
 
 
 def test_a_spend_task_loses_an_order_left_below_its_min_order_fen() -> None:
