@@ -7,13 +7,14 @@ what is left of it no longer supports it (:func:`mechanics.tasks.take_back`): a 
 task loses the refunded amount from its period's spend, a per-order task keeps its
 completion while what is left still reaches ``min_order_fen``. Refunds are capped at
 the paid amount: one beyond what is left is clamped to it (``"clamped": true``); once
-they reach the paid amount the order is wholly refunded, as by a whole refund. A
-partial refund never takes back more completions than the order itself earned (a spend
-task another order's amount finished keeps it), and one of a 0-fen order, which has
-nothing to return, changes nothing. A spend task whose order is left below its
-``min_order_fen`` loses the whole order. Known limit: a purchase task's SKU filter is
-not looked at again (the order's SKUs are not kept): returning the only qualifying SKU
-keeps the task's completion while anything is left of the order.
+they reach the paid amount the order is wholly refunded, as by a whole refund, and
+they have taken back what its whole refund takes back (a spend task's completions in
+the period are its spend's, whichever order held them: :mod:`mechanics.ordershare`).
+One of a 0-fen order, which has nothing to return, changes nothing. A spend task
+whose order is left below its ``min_order_fen`` loses the whole order. Known limit: a
+purchase task's SKU filter is not looked at again (the order's SKUs are not kept):
+returning the only qualifying SKU keeps the task's completion while anything is left
+of the order.
 
 A partial refund of an order not seen paid leaves a tombstone, as a whole refund does,
 that remembers what it returned and writes no row: the late payment counts only what

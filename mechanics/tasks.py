@@ -9,7 +9,10 @@ completion counts on (a browse across midnight is the day it started). Purchase
 tasks only advance with paid orders (:func:`apply_order`, idempotent by order id);
 :func:`apply_refund` takes back what an order earned, as far as it is unspent, and
 records the rest as debt. Partial refunds (:mod:`mechanics.refunds`) take back what
-the part returned no longer supports, through the same :func:`take_back`.
+the part returned no longer supports, through the same :func:`take_back`. A spend
+task's completion is held by one order that still counts (:mod:`mechanics.ordershare`),
+so whatever the refunds and their order, each is taken back once at most, and once
+every order is refunded.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from economy.rewards import Reward
 from economy.tasks import Task
 from mechanics.calendar import period_key
 from mechanics.grants import Effects, clawback, given_amounts, grant
+from mechanics.ordershare import Share, bound, hand_on, less, lower, take_shares
 from mechanics.orderstate import OrderRecord
 from mechanics.outcome import Outcome, Record
 from mechanics.state import PlayerState, Rng, new_player
@@ -322,15 +326,14 @@ paid (written with the payment: ``~`` is in no platform's id)."""
 
 
 def _undo(new: PlayerState, task: Task, period: int, n: int, returned: int,
-          left: int, partial: bool = False) -> int:
+          left: int) -> int:
     """Roll the task's progress back for ``returned`` fen of an order refunded, ``left``
     fen of it still paid; returns completions to take back (the order holds ``n``).
 
     A spend task loses ``returned`` from its period's spend and gives back completions
-    the rest no longer supports (its period over: those beyond what ``left`` alone
-    supports); a per-order task keeps its completion while ``left`` still qualifies.
-    A ``partial`` refund takes back at most the ``n`` this order earned (a spend task's
-    completion another order's amount finished is that order's to lose)."""
+    the rest no longer supports, however many of them this order holds (whose they
+    were: :mod:`mechanics.ordershare`); its period over, those beyond what ``left``
+    alone supports. A per-order task keeps its completion while ``left`` qualifies."""
     prog = new.tasks.get(task.id)
     if prog is None or prog.period != period:
         prog = None  # the period is over: only this order's own amount can tell
@@ -339,8 +342,6 @@ def _undo(new: PlayerState, task: Task, period: int, n: int, returned: int,
             return n - min(n, left // task.spend_fen)
         prog.spend = max(0, prog.spend - returned)
         excess = max(0, prog.count - min(task.limit, prog.spend // task.spend_fen))
-        if partial:
-            excess = min(n, excess)
         prog.count -= excess
         return excess
     if left and left >= task.min_order_fen:
@@ -355,9 +356,14 @@ def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: in
               partial: bool = False) -> tuple[dict[str, int], dict[str, int]]:
     """Take back what ``returned`` fen of the order refunded (``record.left_fen`` of it
     is still paid: set it first) no longer earns: per task, the completions taken back,
-    and in all what could not be (debt). Never more than the order gave
-    (``record.given``), which, like the completions it holds, the record then lowers.
+    and in all what could not be (debt). Never more than the orders that held them
+    gave (``given``), which, like the completions they hold, their records then lower.
 
+    A spend task's completions in the period are the period's spend's: a refund takes
+    back what the rest no longer supports, whole or partial alike (those beyond what
+    this order holds from the other orders' records; those it held that the rest still
+    supports pass to them when it no longer counts: :mod:`mechanics.ordershare`), so
+    partial refunds that return all of an order take back what a whole refund does.
     A ``partial`` refund that leaves the order below a spend task's ``min_order_fen``
     returns the whole order's amount from that task (what is left no longer qualifies)
     and the record forgets the task, so a later refund does not return it twice."""
@@ -369,30 +375,50 @@ def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: in
             continue  # the task left the config: nothing to compare against
         left = record.left_fen
         gone = partial and task.spend_fen > 0 and left < task.min_order_fen
+        prog = new.tasks.get(tid)
         times = _undo(new, task, period, n, returned + left if gone else returned,
-                      0 if gone else left, partial)
-        reward = replace(task.reward, coupon="") if tid in record.no_coupon else task.reward
-        given = record.given.get(tid)
-        for key, amount in clawback(new, reward, times, f"refund:{order_id}:{tid}",
-                                    fx, most=given).items():
+                      0 if gone else left)
+        own = min(n, times)
+        shares: list[Share] = [(record, own)]
+        if times > own:
+            shares += take_shares(new, tid, period, order_id, times - own)
+        for key, amount in _claw(new, tid, task.reward, record, shares,
+                                 f"refund:{order_id}:{tid}", fx).items():
             debt[key] = debt.get(key, 0) + amount
+        for rec, k in shares[1:]:
+            if rec is not None:
+                lower(rec, tid, task.reward, k)
         taken[tid] = times
+        given = record.given.get(tid)
+        rest = less(given, task.reward, own) if given is not None else None
+        if task.spend_fen and prog is not None and prog.period == period and n > own \
+                and (gone or not record.left_fen):  # the order no longer counts for it
+            hand_on(new, tid, period, order_id, n - own, rest, task.spend_fen,
+                    task.reward, prog.count)
         if gone:
             del record.tasks[tid]
             record.given.pop(tid, None)
-        elif times and record.left_fen:  # what is left may be refunded later: keep count
-            record.tasks[tid] = [period, max(0, n - times)]
-            if given is not None:
-                record.given[tid] = _less(given, reward, times)
+        elif own and record.left_fen:  # what is left may be refunded later: keep count
+            lower(record, tid, task.reward, own)
     return taken, debt
 
 
-def _less(given: dict[str, int], reward: Reward, times: int) -> dict[str, int]:
-    """``given`` less what :func:`clawback` charged for ``times`` × ``reward`` (taken
-    back or owed: it counts no key beyond what was given)."""
-    per = {f"currency:{k}": v for k, v in reward.currency.items()}
-    per |= {f"item:{k}": v for k, v in reward.items.items()}
-    return {k: v - min(v, per.get(k, 0) * times) for k, v in given.items()}
+def _claw(new: PlayerState, tid: str, reward: Reward, record: OrderRecord,
+          shares: list[Share], reason: str, fx: Effects) -> dict[str, int]:
+    """Claw back the completions of ``shares``, at most what their orders gave; a
+    coupon only for those whose order got one (none when it was out of stock)."""
+    debt: dict[str, int] = {}
+    for no_coupon in (False, True):
+        mine = [(rec, k) for rec, k in shares
+                if (tid in (rec or record).no_coupon) == no_coupon]
+        times = sum(k for _, k in mine)
+        if times <= 0:
+            continue
+        variant = replace(reward, coupon="") if no_coupon else reward
+        for key, amount in clawback(new, variant, times, reason, fx,
+                                    most=bound(tid, reward, mine)).items():
+            debt[key] = debt.get(key, 0) + amount
+    return debt
 
 
 def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,

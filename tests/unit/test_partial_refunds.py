@@ -255,6 +255,75 @@ def test_refunds_never_pass_the_order_nor_go_negative(
         assert netted.get(oid, 0) <= amount
 
 
+HELD = {
+    "daily": {"name": "Spend ¥99 a day", "kind": "purchase", "limit": 2, "spend_fen": 9_900,
+              "reward": {"items": {"fig_a": 1}}},
+    "weekly": {"name": "Spend ¥50 a week in ¥80 orders", "kind": "purchase",
+               "period": "weekly", "limit": 3, "spend_fen": 5_000, "min_order_fen": 8_000,
+               "reward": {"items": {"fig_b": 1}}},
+    "any": {"name": "An order of ¥30", "kind": "purchase", "limit": 2, "min_order_fen": 3_000,
+            "reward": {"currency": {"gem": 1}}},
+}
+"""each task's reward its own balance, which nothing else gives (and no limit caps)"""
+HELD_KEYS = {"daily": "item:fig_a", "weekly": "item:fig_b", "any": "currency:gem"}
+STEPS = st.lists(st.tuples(st.sampled_from(["pay", "pay", "part", "whole", "spend"]),
+                           st.integers(min_value=0, max_value=2),
+                           st.sampled_from([1, 3_000, 5_000, 8_000, 9_900, 15_000])
+                           | st.integers(min_value=1, max_value=25_000),
+                           st.sampled_from([0, 60, DAY // 2, DAY])), max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(STEPS)
+def test_no_completion_is_taken_back_twice_and_all_come_back_when_all_is_refunded(
+        steps: list[tuple[str, int, int, int]]) -> None:
+    """Whatever the orders, whole and partial refunds, days and spending: what a task
+    gave less what its refunds took back (or recorded as debt) is never below 0, is
+    exactly what the orders that still count hold, and is 0 once all are refunded."""
+    cfg = config(tasks=HELD)
+    state = PlayerState(created_at=T0, wallet={"gem": 0})
+    now, spent = T0, dict.fromkeys(HELD_KEYS.values(), 0)
+
+    def net(key: str) -> int:  # what the task's reward gave, less what was taken back
+        kind, name = key.split(":")
+        balance = (state.wallet if kind == "currency" else state.inventory).get(name, 0)
+        return balance + spent[key] - state.debts.get(key, 0)
+
+    def check() -> None:
+        for tid, key in HELD_KEYS.items():
+            held = sum(rec.tasks[tid][1] for rec in state.orders.values()
+                       if rec.live and tid in rec.tasks)
+            assert net(key) == held >= 0
+
+    for i, (kind, n, fen, wait) in enumerate(steps):
+        now += wait
+        if kind == "pay":
+            state = apply_paid_order(state, t.Order(f"o{n}", fen), now, RNG, cfg, tz=SH).state
+        elif kind == "part":
+            state = r.apply_partial_refund(state, r.PartialRefund(f"o{n}", f"r{i}", fen), now,
+                                           RNG, cfg, tz=SH).state
+        elif kind == "whole":
+            state = t.apply_refund(state, t.Refund(f"o{n}"), now, RNG, cfg, tz=SH).state
+        else:  # the shopper spends some of a reward: a refund owes what it cannot take
+            key = list(HELD_KEYS.values())[n % 3]
+            kind_, name = key.split(":")
+            balances = state.wallet if kind_ == "currency" else state.inventory
+            used = min(balances.get(name, 0), fen % 3)
+            if used:
+                balances[name] -= used
+                spent[key] += used
+                if not balances[name] and kind_ == "item":
+                    del balances[name]
+        check()
+    now += DAY  # a new day's order starts the day's progress: older orders stand alone
+    state = apply_paid_order(state, t.Order("last", 9_000), now, RNG, cfg, tz=SH).state
+    for oid in ["o0", "o1", "o2", "last"]:
+        now += 60
+        state = t.apply_refund(state, t.Refund(oid), now, RNG, cfg, tz=SH).state
+        check()
+    assert all(net(key) == 0 for key in HELD_KEYS.values())
+
+
 ANY = {"any": {"name": "Any order", "kind": "purchase", "reward": {"currency": {"gem": 1}}}}
 
 
@@ -274,18 +343,71 @@ def test_a_partial_refund_of_a_0_fen_order_changes_nothing() -> None:
     assert out.state.to_wire() == paid.state.to_wire()
 
 
-def test_a_partial_refund_takes_back_no_completion_its_order_did_not_earn() -> None:
+def test_a_partial_refund_takes_back_what_the_days_spend_no_longer_reaches() -> None:
     """A ¥60 order, then another ¥60 that finishes the ¥100 spend task (it holds the
-    completion): refunding ¥30 of the first takes nothing back from it."""
+    completion): refunding ¥30 of the first leaves the day ¥90, so the completion goes
+    back, taken from the order that held it; that order's refund takes nothing more."""
     first = pay(None, "A", 6_000)
     second = pay(first.state, "B", 6_000, T0 + 10)
     assert (first.response["tasks"], second.response["tasks"]) == (
         {"spend100": 0}, {"spend100": 1})
     out = part(second.state, "A", "r1", 3_000)
-    assert out.response["taken_back"] == {"spend100": 0} and out.response["debt"] == {}
-    assert out.ledger == [] and out.state.wallet["acorn"] == 110
+    assert out.response["taken_back"] == {"spend100": 1} and out.response["debt"] == {}
+    assert out.state.wallet["acorn"] == 100
     prog = out.state.tasks["spend100"]
-    assert (prog.count, prog.spend) == (1, 9_000)
+    assert (prog.count, prog.spend) == (0, 9_000)
+    assert out.state.orders["A"].tasks["spend100"][1] == 0
+    assert out.state.orders["B"].tasks["spend100"][1] == 0
+    later = whole(pay(out.state, "C", 100, T0 + DAY).state, "B", T0 + DAY + 60)
+    assert later.response["taken_back"] == {"spend100": 0} and later.ledger == []
+
+
+def test_a_completion_taken_back_with_another_order_is_not_taken_again_in_part() -> None:
+    """¥50 + ¥50 finish the task (B holds it); A's whole refund takes it back. The next
+    day ¥1 of B is refunded: B's ¥49.99 alone never reached ¥100, but the completion is
+    gone already, so nothing is taken (it was taken a second time)."""
+    both = pay(pay(None, "A", 5_000).state, "B", 5_000, T0 + 10)
+    out = whole(both.state, "A")
+    assert out.response["taken_back"] == {"spend100": 1} and out.state.wallet["acorn"] == 100
+    next_day = pay(out.state, "C", 100, T0 + DAY)  # starts the new day's progress
+    later = part(next_day.state, "B", "r1", 1, T0 + DAY + 60)
+    assert later.response["taken_back"] == {"spend100": 0} and later.ledger == []
+    assert later.state.wallet["acorn"] == 100 and later.state.debts == {}
+
+
+@pytest.mark.parametrize("orders", [
+    [("A", 15_000), ("B", 5_000), ("C", 12_000)],  # A's refund takes C's completion too
+    [("A", 30_000), ("B", 10_000)],  # B, which earned none (limit), keeps one of A's
+], ids=["takes-from-others", "passes-to-others"])
+@pytest.mark.parametrize("parts", [[100_000], [5_000, 100_000], [1, 4_999, 100_000]])
+def test_partial_refunds_that_return_all_of_an_order_are_its_whole_refund(
+        orders: list[tuple[str, int]], parts: list[int]) -> None:
+    """Partial refunds reaching the paid amount (the last one clamped to what is left)
+    leave what a whole refund leaves: the same balances, task progress and other
+    orders' records; refunding the other orders the next day takes back the rest, once."""
+    state: PlayerState | None = None
+    for i, (oid, fen) in enumerate(orders):
+        state = pay(state, oid, fen, T0 + i).state
+    assert state is not None and state.wallet == {
+        "acorn": 130, "gem": 5 if orders[0][1] >= 20_000 else 0}
+    at_once = whole(state, "A")
+    wholly, split, taken = at_once.state, state, dict.fromkeys(state.orders["A"].tasks, 0)
+    for i, fen in enumerate(parts):
+        out = part(split, "A", f"r{i}", fen, T0 + 60 + i)
+        split = out.state
+        taken = {k: taken[k] + out.response["taken_back"].get(k, 0) for k in taken}
+    assert split.orders["A"].refunded
+    assert wholly.wallet == split.wallet == {"acorn": 110, "gem": 0}
+    assert taken == at_once.response["taken_back"]
+    assert wholly.debts == split.debts == {}
+    assert wholly.tasks["spend100"] == split.tasks["spend100"]
+    others = [oid for oid, _ in orders[1:]]
+    assert [wholly.orders[o] for o in others] == [split.orders[o] for o in others]
+    for end in (wholly, split):
+        end = pay(end, "D", 100, T0 + DAY).state  # the new day's progress
+        for oid in [*others, "D"]:
+            end = whole(end, oid, T0 + DAY + 60).state
+        assert end.wallet == {"acorn": 100, "gem": 0} and end.debts == {}
 
 
 def test_a_spend_task_loses_an_order_left_below_its_min_order_fen() -> None:

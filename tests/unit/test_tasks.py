@@ -260,6 +260,80 @@ def test_refund_after_the_period_takes_back_what_the_order_earned() -> None:
     assert out.state.inventory == {} and out.state.wallet["acorn"] == 105
 
 
+SHARED = config(tasks={"spend99": {"name": "Spend ¥99 a day", "kind": "purchase",
+                                   "spend_fen": 9900, "reward": {"currency": {"acorn": 7}}}})
+"""a daily spend task, limit 1: two orders can pay for its one completion together"""
+
+
+def shared(state: PlayerState | None, oid: str, now: int, fen: int = 0) -> t.Outcome:
+    """``oid`` paid ``fen`` (0: wholly refunded instead) under ``SHARED``."""
+    if not fen:
+        return t.apply_refund(state, t.Refund(oid), now, RNG, SHARED, tz=SH)
+    return t.apply_order(state, t.Order(oid, fen), now, RNG, SHARED, tz=SH)
+
+
+def test_a_completion_two_orders_paid_for_is_taken_back_once() -> None:
+    """¥50 + ¥50 finish the ¥99 task (+7, order B holds it). Refunding A takes it back
+    (the day's ¥50 no longer reaches ¥99), and B's record no longer holds it: B's
+    refund takes nothing more, also the next day, once a ¥1 order started that day's
+    progress (it took the 7 a second time: after the day only B's record can tell)."""
+    a = shared(None, "A", T0, 5000)
+    b = shared(a.state, "B", T0 + 10, 5000)
+    assert (a.response["tasks"], b.response["tasks"]) == ({"spend99": 0}, {"spend99": 1})
+    assert b.state.wallet["acorn"] == 107
+    out = shared(b.state, "A", T0 + 60)
+    assert out.response["taken_back"] == {"spend99": 1} and out.state.wallet["acorn"] == 100
+    same_day = shared(out.state, "B", T0 + 70)
+    next_day = shared(shared(out.state, "C", T0 + DAY, 100).state, "B", T0 + DAY + 60)
+    for later in (same_day, next_day):
+        assert later.response["taken_back"] == {"spend99": 0} and later.ledger == []
+        assert later.state.wallet["acorn"] == 100 and later.state.debts == {}
+    assert out.state.orders["B"].tasks["spend99"][1] == 0
+    assert out.state.orders["B"].given["spend99"] == {"currency:acorn": 0}
+
+
+def test_a_completion_taken_from_another_order_owes_what_that_order_gave() -> None:
+    """The 7 were spent: A's refund owes them (its own record gave none), once."""
+    b = shared(shared(None, "A", T0, 5000).state, "B", T0 + 10, 5000)
+    b.state.wallet["acorn"] = 3
+    out = shared(b.state, "A", T0 + 60)
+    assert out.response["debt"] == {"currency:acorn": 4}
+    assert out.state.wallet["acorn"] == 0 and out.state.debts == {"currency:acorn": 4}
+    next_day = shared(out.state, "C", T0 + DAY, 100)
+    later = shared(next_day.state, "B", T0 + DAY + 60)
+    assert later.response["debt"] == {} and later.state.debts == {"currency:acorn": 4}
+
+
+def test_a_completion_taken_from_another_order_owes_no_coupon_it_did_not_give() -> None:
+    """B's completion came when the coupon was out of stock: A's refund, which takes
+    it back, owes the acorns it gave and no coupon."""
+    cfg = config(tasks={"spend99": {"name": "Spend ¥99", "kind": "purchase",
+                                    "spend_fen": 9900,
+                                    "reward": {"coupon": "c10", "currency": {"acorn": 7}}}})
+    a = t.apply_order(None, t.Order("A", 5000), T0, RNG, cfg, tz=SH)
+    b = t.apply_order(a.state, t.Order("B", 5000), T0 + 10, RNG, cfg, tz=SH,
+                      coupons_out=frozenset({"c10"}))
+    out = t.apply_refund(b.state, t.Refund("A"), T0 + 60, RNG, cfg, tz=SH)
+    assert out.response["taken_back"] == {"spend99": 1} and out.response["debt"] == {}
+    assert out.state.wallet["acorn"] == 100 and out.state.debts == {}
+
+
+def test_a_completion_the_other_orders_still_pay_for_passes_to_them() -> None:
+    """A ¥99 finishes the task, a second ¥99 adds nothing (limit 1). Refunding A takes
+    nothing back (B still pays for it): B now holds it, so B's refund takes it back
+    after the day too (it kept the 7 with both orders refunded: B's record held none)."""
+    b = shared(shared(None, "A", T0, 9900).state, "B", T0 + 10, 9900)
+    assert b.state.orders["B"].tasks["spend99"][1] == 0
+    out = shared(b.state, "A", T0 + 60)
+    assert out.response["taken_back"] == {"spend99": 0} and out.state.wallet["acorn"] == 107
+    next_day = shared(out.state, "C", T0 + DAY, 100)
+    later = shared(next_day.state, "B", T0 + DAY + 60)
+    assert later.response["taken_back"] == {"spend99": 1}
+    assert later.state.wallet["acorn"] == 100
+    assert out.state.orders["B"].tasks["spend99"][1] == 1
+    assert out.state.orders["B"].given["spend99"] == {"currency:acorn": 7}
+
+
 def test_refund_of_a_coupon_is_a_debt_and_an_event() -> None:
     state = order(None, "n1", 2000, T0, ("SKU-NUTS",)).state
     out = refund(state, "n1")
