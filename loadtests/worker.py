@@ -144,8 +144,9 @@ class Lane:
     queue: deque[Item] = field(default_factory=deque)
     running: bool = False
     free_at: float = 0.0
-    tickets: dict[str, tuple[str | None, float, int]] = field(default_factory=dict)
-    """task → (ticket or None, when the startTask reply arrived, its trace t_ms)."""
+    tickets: dict[str, tuple[str | None, float, int] | None] = field(default_factory=dict)
+    """task → (ticket or None, when the startTask reply arrived, its trace t_ms), or None
+    when the startTask was refused or unanswered (nothing to complete)."""
     values: dict[str, Any] = field(default_factory=dict)
     """What replies handed back, by :mod:`loadtests.chains` key."""
     grabs: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -351,7 +352,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         body, held = item.rec.body, 0.0
         if item.rec.op == "completeTask":
-            body, held = self._with_ticket(lane, item)
+            with_ticket = self._with_ticket(lane, item)
+            if with_ticket is None:  # its start was refused: a client would not complete
+                self._not_sent(item)
+                lane.free_at = loop.time()
+                return
+            body, held = with_ticket
         elif item.rec.op == "giveAssist" and lane.session is not None:
             minted, t_ms = lane.session  # the session's age is real time
             held = minted + min(TICKET_WAIT_CAP_S, max(0.0, (item.rec.t_ms - t_ms) / 1000.0))
@@ -464,13 +470,18 @@ class Worker:
         self.stats.skipped += 1
         self.stats.bucket(self._bucket(item.due)).offered -= 1
 
-    def _with_ticket(self, lane: Lane, item: Item) -> tuple[Any, float]:
+    def _with_ticket(self, lane: Lane, item: Item) -> tuple[Any, float] | None:
         """The completeTask body with the ticket this replay got, and the earliest it may
-        leave (0.0: no ticket, no wait)."""
+        leave (0.0: no ticket, no wait); None when this replay's startTask of the task
+        was refused or unanswered: no ticket came, so the request is not sent (sent
+        without one, a browse task's complete is 403 ``ticket_invalid``, a refusal the
+        replay made, not the target)."""
         task = (item.rec.params or {}).get("task")
-        got = lane.tickets.pop(task, None) if task else None
-        if got is None:
+        if not task or task not in lane.tickets:
             return item.rec.body, 0.0
+        got = lane.tickets.pop(task)
+        if got is None:
+            return None
         ticket, arrived, start_t_ms = got
         body = {k: v for k, v in (item.rec.body or {}).items() if k != "ticket"}
         if ticket is None:
@@ -503,11 +514,12 @@ class Worker:
             code, data = await self.fire(item, body, params)
             self._finish(item, ready, code)
             self._keep(lane, item, code, data, body)
-            if item.rec.op == "startTask" and data is not None:
+            if item.rec.op == "startTask":
                 task = (item.rec.params or {}).get("task", "")
                 ticket = data.get("ticket") if isinstance(data, dict) else None
                 lane.tickets[task] = (ticket if isinstance(ticket, str) else None,
-                                      time.monotonic(), item.rec.t_ms)
+                                      time.monotonic(), item.rec.t_ms) \
+                    if code.startswith("2") else None
         finally:
             self.in_flight -= 1
             self.slots.release()

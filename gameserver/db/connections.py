@@ -5,8 +5,9 @@
 bound, checkout and commit included, and never waits on a hung server past it: a
 connection interrupted mid-statement is dropped (closed in the background) rather than
 rolled back over a hung socket, and a COMMIT cut off by the bound raises
-:class:`CommitUnknown`. :class:`gameserver.db.database.Database` makes every call
-through it.
+:class:`CommitUnknown`. A connection that breaks mid-call raises
+:class:`SqlConnectionLost` (or :class:`CommitUnknown` during COMMIT).
+:class:`gameserver.db.database.Database` makes every call through it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 # aiosqlite logs every statement with its parameters at DEBUG: coupon codes, player
@@ -218,19 +220,39 @@ async def bounded_connection(engine: AsyncEngine, seconds: float,
                 _terminate(raw)
                 _in_background(_discard(conn))
                 raise
-            except BaseException:
+            except BaseException as exc:
                 await _release(conn, raw)
+                if _connection_lost(exc):
+                    if committing:  # the server may have applied it before the break
+                        raise CommitUnknown(f"connection lost during COMMIT: {exc}") from exc
+                    raise SqlConnectionLost(str(exc)) from exc
                 raise
     except TimeoutError as exc:
-        if committing:
+        if committing and not isinstance(exc, CommitUnknown):
             raise CommitUnknown(f"no answer to COMMIT within {seconds} s") from exc
         raise
     await _close_committed(conn, seconds)
 
 
 class CommitUnknown(TimeoutError):
-    """The bound ran out while COMMIT was on its way: the transaction may or may not
-    have committed, so the caller must assume neither (a reconciler decides later)."""
+    """The bound ran out while COMMIT was on its way, or the connection broke before its
+    answer came: the transaction may or may not have committed, so the caller must
+    assume neither (a reconciler decides later)."""
+
+
+class SqlConnectionLost(ConnectionError):
+    """The connection broke mid-call (reset, the server restarted or failed over), before
+    any COMMIT: nothing was committed, and a later call on a new connection may succeed.
+    A :class:`ConnectionError` so that every handler of an unreachable database takes
+    it (503 with Retry-After): asyncpg's ``ConnectionDoesNotExistError`` and
+    ``AdminShutdownError`` reach SQLAlchemy as a plain ``DBAPIError``, which a request
+    answered with 500."""
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is the connection breaking, not the SQL failing: SQLAlchemy flags
+    a driver error after which the connection is closed ``connection_invalidated``."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 CLEANUP_WAIT_S = 3.0

@@ -6,20 +6,21 @@ them (:class:`SqlFaults`), never a subclass that raises."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from gameserver.appkeys import VALUE
 from gameserver.db import models as m
 from gameserver.db.connections import REQUEST_TIMEOUT
 from gameserver.db.database import Database, make_engine
-from gameserver.http.errors import Busy
+from gameserver.http.errors import UNAVAILABLE, Busy
 from gameserver.state.keys import PlayerRef
 from gameserver.state.value import HOLD_TTL_MS, GrantAlreadyMade, StockView, ValueTier
 from mechanics.outcome import Outcome, StockHold, ValueGrant
@@ -270,3 +271,53 @@ async def test_a_counter_held_twice_in_one_outcome_reserves_both_units(
     report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
     assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 3,
                        "left": 97}]
+
+
+async def test_a_connection_reset_mid_call_is_unavailable(faults: SqlFaults) -> None:
+    """A PostgreSQL connection reset while a call is under way (a network cut, the
+    server restarted or failed over) is a dependency that is unavailable now (503 with
+    Retry-After), like a refused connection or a timeout. asyncpg's
+    ``ConnectionDoesNotExistError`` reaches SQLAlchemy as a plain ``DBAPIError``, which
+    no handler took for one: a rehearsal's 7-second SQL cut answered 8 shoppers 500
+    ``internal_error`` (adoptPet, checkIn, listMySamples, joinGroupBuy reading a player
+    through from SQL)."""
+    if faults.proxy is None:
+        pytest.skip("needs PostgreSQL behind a TCP proxy (SQLite has no connection to cut)")
+    assert faults.db is not None
+    proxy = faults.proxy
+
+    async def cut_soon() -> None:
+        await asyncio.sleep(0.2)
+        proxy.cut()
+
+    cutting = asyncio.ensure_future(cut_soon())
+    with pytest.raises(UNAVAILABLE):
+        async with faults.db.bounded(REQUEST_TIMEOUT).connect() as conn:
+            await conn.execute(text("SELECT pg_sleep(2)"))
+    await cutting
+
+
+async def test_a_connection_reset_after_the_grants_commit_keeps_its_units_held(
+        tier: ValueTier, world: Any, faults: SqlFaults) -> None:
+    """The grant's COMMIT reached PostgreSQL, which applied it, and the connection was
+    reset before its answer came: the outcome is as unknown as that of an unanswered
+    COMMIT (``CommitUnknown``), so the units stay held for the reconciler. Before, the
+    attempt gave them back at once and the reconciler, voiding the pending rows, gave
+    them back again: the gate one above SQL's ``total - taken`` for good."""
+    if faults.proxy is None:
+        pytest.skip("needs PostgreSQL behind a TCP proxy (a connection reset after a "
+                    "COMMIT; SQLite has none)")
+    lossy = faults.tier(REQUEST_TIMEOUT)
+    faults.proxy.lose_commit_answer(reset=True)
+    with pytest.raises(Busy):
+        await lossy.hold(REF, "k1", "c1", outcome(), StockView(), TOTALS)
+    assert faults.proxy.answers_lost == 1
+    assert await left(tier) == 99  # SQL took the unit (a pending row): still held
+    world.clock.advance(HOLD_TTL_MS / 1000 + 1)
+    assert await tier.reconcile_holds() == (0, 1)  # SQL has the rows: the hold is dropped
+    world.clock.advance(60)
+    assert await tier.reconcile() == (0, 1)  # no player commit: voided, its unit back
+    assert await left(tier) == 100
+    report = await tier.stock_report("boxshop", "squirrel", list(TOTALS))
+    assert report == [{"ref": "prize:coupon_x", "total": 100, "reserved": 0, "granted": 0,
+                       "left": 100}]

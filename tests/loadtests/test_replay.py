@@ -263,3 +263,24 @@ def test_zero_durations_are_refused_where_zero_means_nothing(tmp_path: Path) -> 
     ok = CliRunner().invoke(loadtest, ["generate", "--shape", "steady", "--duration", "250ms",
                                        "-B", "20", "-o", str(out)])
     assert ok.exit_code == 0 and json.loads(ok.output)["duration_s"] == 0.25, ok.output
+
+
+def test_a_complete_task_whose_start_was_refused_is_not_sent(bare_server: BareServer,
+                                                             tmp_path: Path) -> None:
+    """A startTask the target refused (here 404; in a rehearsal 503s while SQL was cut)
+    hands back no ticket, so the player's completeTask of that task is not sent and
+    counts as skipped, like any chained request whose value never came. It used to go
+    out without a ticket: 13 ``403 ticket_invalid`` in a rehearsal's report, refusals the
+    replay made. A start that was answered still feeds its complete."""
+    trace = tmp_path / "tasks.pbt"
+    task = {"task": "browse_shop"}
+    write_trace(trace, Header.new(defaults={"game": "g"}), [
+        Record(0, "a", "startTask", {}, task),      # not served: 404, no ticket
+        Record(10, "a", "completeTask", {}, task),  # not sent
+        Record(20, "a", "completeTask", {}, task),  # no start in this replay: sent as is
+    ])
+    summary = summarize(replay(config(bare_server, trace, workers=1)))
+    assert summary["skipped"] == 1
+    assert summary["operations"]["startTask"]["codes"] == {"404 not_found": 1}
+    assert summary["operations"]["completeTask"]["codes"] == {"404 not_found": 1}
+    assert bare_server.seen()["404"] == 2

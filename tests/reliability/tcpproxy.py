@@ -2,7 +2,8 @@
 (every connection reset, new ones refused), ``hang()`` it (connections stay open but
 nothing passes either way, new ones are accepted and never answered: a stalled
 network or server), ``lose_commit_answer()`` (the next COMMIT reaches the server, its
-answer never reaches the client), and ``restore()`` it."""
+answer never reaches the client; with ``reset=True`` the connection is reset instead
+of the answer), and ``restore()`` it."""
 
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ class TcpProxy:
         self._flowing.set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._lose_next_commit = False
+        self._reset_on_answer = False
         self.answers_lost = 0
         """How many COMMITs passed on whose answers were lost (``lose_commit_answer``)."""
 
@@ -88,15 +90,19 @@ class TcpProxy:
         self._writers.add(up_writer)
         frontend = Frontend()
         deaf = False  # this connection's COMMIT went through: nothing comes back from now
+        reset = False  # ... and its answer resets the connection instead
 
         def to_server(data: bytes) -> bytes:
-            nonlocal deaf
+            nonlocal deaf, reset
             if frontend.feed(data) and self._lose_next_commit:
-                self._lose_next_commit, deaf = False, True
+                self._lose_next_commit, deaf, reset = False, True, self._reset_on_answer
                 self.answers_lost += 1
             return data
 
         def to_client(data: bytes) -> bytes:
+            if deaf and reset:  # the server answered (committed): the client sees a reset
+                writer.transport.abort()
+                up_writer.transport.abort()
             return b"" if deaf else data
 
         await asyncio.gather(self._pipe(reader, up_writer, to_server),
@@ -129,17 +135,20 @@ class TcpProxy:
         self.up = True
         self._flowing.clear()
 
-    def lose_commit_answer(self) -> None:
+    def lose_commit_answer(self, reset: bool = False) -> None:
         """Pass the next COMMIT a client sends on to the server, then lose every byte the
         server sends back on that connection: the transaction commits and its client
         never hears so, as when a network fails right after the COMMIT went out. Other
-        connections pass as before. Once; ``answers_lost`` counts it when it happens."""
-        self._lose_next_commit = True
+        connections pass as before. Once; ``answers_lost`` counts it when it happens.
+        ``reset``: when the server's answer comes, the connection is reset (both sides)
+        instead of left silent, so the client learns at once that it was cut, not when
+        its bound runs out."""
+        self._lose_next_commit, self._reset_on_answer = True, reset
 
     def restore(self) -> None:
         self.up = True
         self._flowing.set()
-        self._lose_next_commit = False
+        self._lose_next_commit = self._reset_on_answer = False
 
     async def close(self) -> None:
         self.cut()
