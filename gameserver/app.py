@@ -41,7 +41,7 @@ from gameserver.appkeys import (
 )
 from gameserver.clock import Clock, SystemClock
 from gameserver.db.admin_requests import AdminRequests
-from gameserver.db.connections import SqlLine
+from gameserver.db.connections import PROBE_CONNECTIONS, SqlLine
 from gameserver.db.database import Database, SchemaMismatch, make_engine
 from gameserver.db.migrating import MigrationBounds
 from gameserver.games import GameRegistry
@@ -173,8 +173,9 @@ async def _open_db(settings: Settings, url: str, embedded: bool) -> Database:
     reports' ``PETBOX_SQL_REPORT_TIMEOUT``); waits for a pooled
     connection by ``PETBOX_SQL_POOL_TIMEOUT`` as well."""
     background = max(settings.sql_timeout, settings.sql_background_timeout)
+    # One connection more than the lines hand out: readiness's own (Database.probe).
     engine = make_engine(url, background, pool_size=settings.sql_pool_size,
-                         max_overflow=settings.sql_max_overflow,
+                         max_overflow=settings.sql_max_overflow + PROBE_CONNECTIONS,
                          pool_timeout=min(settings.sql_pool_timeout, background))
     line, background_line = sql_lines(settings)
     writers = SqlLine(1, settings.sql_pool_timeout) if engine.dialect.name == "sqlite" else None

@@ -16,6 +16,8 @@ from gameserver.ops.workerboard import WORKER_BOARD
 from gameserver.state.redishealth import NodeHealth, probe, refresh_if_failing
 
 OPENAPI = web.AppKey("openapi", dict[str, Any])
+READY_BOUND_S = 1.0
+"""How long SQL has to answer ``/readyz``'s probe."""
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -67,7 +69,7 @@ async def _redis_nodes(app: web.Application) -> list[NodeHealth]:
 
 async def _sql(app: web.Application) -> str:
     try:
-        await asyncio.wait_for(app[DB].ping(), 1.0)
+        await asyncio.wait_for(app[DB].probe(READY_BOUND_S), READY_BOUND_S)
         return "ok"
     except Exception as exc:  # any failure means "not ready"; say which
         return f"unavailable: {type(exc).__name__}"

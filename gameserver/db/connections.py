@@ -265,6 +265,12 @@ async def settle_cleanups() -> None:
         await asyncio.wait(set(_CLEANUPS), timeout=CLEANUP_WAIT_S)
 
 
+PROBE_CONNECTIONS = 1
+"""Connections a pool keeps beyond what its lines hand out (``sql_lines``: requests and
+background jobs take every configured one): readiness's probe
+(:meth:`gameserver.db.database.Database.probe`), so it never waits behind a burst."""
+
+
 class SqlLine:
     """The line in front of one SQL pool: at most ``size`` calls (the pool's connections)
     at work, the rest waiting their turn in order for up to ``wait`` seconds, then

@@ -205,6 +205,16 @@ class Database:
         async with self.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def probe(self, bound: float) -> None:
+        """``SELECT 1`` for ``/readyz``, within ``bound`` seconds, past the lines: on the
+        pool's connection no line hands out (``PROBE_CONNECTIONS``). A burst that keeps
+        every request's call waiting its turn is load, not an outage: SQL still answers.
+        Were the probe to wait in the requests' line, the host would read as not ready
+        at the peak, and a load balancer would move its shoppers onto the other hosts,
+        which share the same SQL. A hung or unreachable SQL still fails it."""
+        async with bounded_connection(self.engine, bound, False) as conn:
+            await conn.execute(text("SELECT 1"))
+
     # -- migrations ----------------------------------------------------------------
 
     async def migrate(self, bounds: MigrationBounds | None = None) -> None:
