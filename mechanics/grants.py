@@ -103,9 +103,8 @@ def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, f
     """Give ``reward`` ``times`` times; returns what was actually granted.
 
     Free rewards (check-in, stages, tasks) first repay what the shopper owes of the
-    same currency, item or coupon (``state.debts``: a refund of a reward already spent
-    or a coupon it could not revoke, a price a two-commit action could not take; a
-    ``debt_repaid`` event: a coupon owed is not issued again), and what is
+    same currency or item (``state.debts``: a refund of a reward already spent, a
+    price a two-commit action could not take; a ``debt_repaid`` event), and what is
     left is clamped at each balance's limit, the excess lost and reported in an event;
     ``strict`` (a purchase) repays nothing and raises
     :class:`~economy.errors.BalanceLimit` instead, before changing anything.
@@ -118,12 +117,9 @@ def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, f
     items = {k: v * times for k, v in reward.items.items()}
     c_lim, i_lim = currency_limits(config), item_limits(config)
     repaid: dict[str, int] = {}
-    coupons = times if reward.coupon else 0
     if not strict:
         cur = _repay(state, cur, "currency", repaid)
         items = _repay(state, items, "item", repaid)
-        if coupons > 0:  # a coupon a refund could not take back counts as this one
-            coupons = _repay(state, {reward.coupon: coupons}, "coupon", repaid)[reward.coupon]
         if repaid:
             fx.events.append({"type": "debt_repaid", "reason": reason, "repaid": repaid})
         cur_ok = _clamped(state.wallet, cur, c_lim)
@@ -143,21 +139,21 @@ def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, f
                            "items": {k: v for k, v in given_i.items() if v}}
     if repaid:
         out["repaid"] = repaid
-    if coupons > 0 and reward.coupon in coupons_out:
+    if reward.coupon and times > 0 and reward.coupon in coupons_out:
         fx.events.append({"type": "coupon_unavailable", "coupon": reward.coupon,
-                          "count": coupons, "reason": reason})
-        out["coupons_unavailable"] = {reward.coupon: coupons}
-    elif coupons > 0:
-        granted = {"coupon": reward.coupon, "count": coupons, "reason": reason}
-        fx.reservations.append(StockHold(f"coupon:{reward.coupon}", coupons))
+                          "count": times, "reason": reason})
+        out["coupons_unavailable"] = {reward.coupon: times}
+    elif reward.coupon and times > 0:
+        granted = {"coupon": reward.coupon, "count": times, "reason": reason}
+        fx.reservations.append(StockHold(f"coupon:{reward.coupon}", times))
         # The row keeps the coupon as configured now (name, template, face value,
         # validity), so the wallet shows what was granted whatever later versions say.
         coupon = config.coupons.get(reward.coupon)
         detail = {**granted, **(coupon.wallet_detail() if coupon else {})}
         fx.grants.append(ValueGrant(f"coupon:{reward.coupon}", "coupon", reason, detail,
-                                    coupons))
+                                    times))
         fx.events.append({"type": "coupon_granted", **granted})
-        out["coupons"] = {reward.coupon: coupons}
+        out["coupons"] = {reward.coupon: times}
     return out
 
 

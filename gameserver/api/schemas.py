@@ -50,9 +50,8 @@ REWARD = obj({"currency": COUNTS, "items": COUNTS, "coupon": STR}, ["currency", 
 GRANTED = obj({"currency": COUNTS, "items": COUNTS, "coupons": COUNTS, "repaid": COUNTS},
               ["currency", "items"],
               "what was granted; coupons: template → count; repaid (when any): the part "
-              "that paid the shopper's debts first (`currency:<id>`/`item:<id>`/"
-              "`coupon:<id>` → amount), counted in currency and items but not added to "
-              "the balances; a coupon owed (kept after a refund) is not issued again")
+              "that paid the shopper's debts first (`currency:<id>`/`item:<id>` → amount), "
+              "counted in currency and items but not added to the balances")
 PITY = obj({"hard": INT, "soft": INT})
 
 PET = obj({

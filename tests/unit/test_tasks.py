@@ -342,24 +342,6 @@ def test_refund_of_a_coupon_is_a_debt_and_an_event() -> None:
             "reason": "refund:n1:nuts"} in out.events
 
 
-def test_a_coupon_kept_after_a_refund_counts_as_the_next_one() -> None:
-    """The platform's coupon cannot be revoked: the refund records it owed, and earning
-    the task again (a "once" task is earnable again after its refund) repays that debt
-    instead of issuing a second coupon for one purchase."""
-    refunded = refund(order(None, "n1", 2000, T0, ("SKU-NUTS",)).state, "n1", T0 + 10)
-    again = order(refunded.state, "n2", 2000, T0 + 20, ("SKU-NUTS",))
-    assert again.response["tasks"]["nuts"] == 1
-    assert again.state.debts == {} and again.reservations == [] and again.grants == []
-    assert {"type": "debt_repaid", "reason": "order:n2:nuts",
-            "repaid": {"coupon:c10": 1}} in again.events
-    assert not [e for e in again.events if e["type"] == "coupon_granted"]
-    third = order(refund(again.state, "n2", T0 + 30).state, "n3", 2000, T0 + 40,
-                  ("SKU-NUTS",))
-    assert third.reservations == [] and third.state.debts == {}
-    fresh = order(third.state, "n4", 2000, T0 + 50, ("SKU-NUTS",))
-    assert fresh.response["tasks"]["nuts"] == 0  # a "once" task held: nothing more
-
-
 def test_refund_takes_back_only_what_a_limit_let_the_order_give() -> None:
     """A reward capped at a balance's limit when the order came was taken back in full:
     the refund took a ticket and acorns the order never gave (or owed them as debt)."""
