@@ -141,22 +141,20 @@ class Bool(Spec):
         return _with_meta(self, {"type": "boolean"})
 
 
-@functools.lru_cache(maxsize=512)
-def _matches_empty(pattern: str) -> bool:
-    return re.fullmatch(pattern.strip("^$"), "") is not None
-
-
 @dataclass(frozen=True)
 class Str(Spec):
     pattern: str | None = None
     min_length: int = 0
     max_length: int = 200
 
-    @property
+    @functools.cached_property
     def least(self) -> int:
-        """The shortest length accepted: ``min_length``, or 1 where it is 0 but the
-        pattern refuses the empty string (so a length error says "1..64", not "0..64")."""
-        if self.min_length or self.pattern is None or _matches_empty(self.pattern):
+        """The least length the error and the JSON Schema state: ``min_length``, or 1
+        where it is 0 but the pattern refuses the empty string (so a length error says
+        "1..64", not "0..64"; a pattern's own longer minimum is its to say). Worked out
+        once per spec (specs are module constants, checked on every request)."""
+        if self.min_length or self.pattern is None \
+                or re.fullmatch(self.pattern.strip("^$"), "") is not None:
             return self.min_length
         return 1
 

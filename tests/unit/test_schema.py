@@ -61,9 +61,10 @@ def test_integral_floats_are_integers() -> None:
 
 @pytest.mark.parametrize(("pattern", "least"), [(r"^[a-z]+$", 1), (r"^[a-z]{2,8}$", 1),
                                               (r"^[a-z]*$", 0), (None, 0)])
-def test_a_length_error_says_the_shortest_length_the_pattern_accepts(
+def test_a_length_error_says_1_when_the_pattern_refuses_the_empty_string(
         pattern: str | None, least: int) -> None:
-    """A pattern that refuses "" makes 1 the least length (the error said "0..8")."""
+    """A pattern that refuses "" makes 1 the least length (the error said "0..8"); a
+    longer minimum of the pattern's own (``{2,8}``) is the pattern's error to say."""
     spec = Obj(fields={"id": Str(pattern=pattern, max_length=8)})
     assert validate(spec, {"id": "x" * 9})[1] == [
         {"path": "$.id", "message": f"length must be {least}..8, is 9"}]
