@@ -249,6 +249,27 @@ async def test_redis_loses_everything_after_flush(pw: World) -> None:
     assert await wallet(pw, erin) == {"acorn": 90, "ticket": 2}
 
 
+async def test_retry_replayed_after_redis_loss_stays_replayed_once_the_player_is_back(
+        pw: World) -> None:
+    """A vote retried after Redis lost everything is replayed from SQL; another action
+    then reads the shopper back with their keys. The first retry's claim on its key
+    must not keep that key from coming back: a later retry still replays, and the
+    price and reward are not applied a second time."""
+    gus = token(pw, "gus")
+    first = await vote(pw, gus, "green", "h1")
+    assert first.status == 200
+    await flush_all(pw)
+    await pw.client.app[REDIS].flushall()
+    for _ in range(2):  # the second retry comes after the player was read back
+        retry = await vote(pw, gus, "green", "h1")
+        assert retry.status == 200, await retry.text()
+        assert retry.headers.get("Idempotent-Replayed") == "true"
+        assert await retry.json() == await first.json()
+        assert (await vote(pw, gus, "red", f"h2-{_}")).status == 200
+    assert tallies(await poll_view(pw)) == {"red": 2, "blue": 0, "green": 1}
+    assert await wallet(pw, gus) == {"acorn": 85, "ticket": 2}
+
+
 async def gate_only(world: World, user: str, option: str, key: str) -> tuple[PlayerRef,
                                                                             AggregateRef]:
     """The gate's commit of a vote, and nothing after it: what a crash between the

@@ -71,10 +71,15 @@ if KEYS[6] and #a[14] > 0 then
   redis.call('ZADD', KEYS[6], unpack(a[14]))
 end
 -- Keys whose responses SQL holds, for a player Redis had lost or evicted: a retry of
--- one is replayed from SQL (load.lua's 'stored'), never applied again.
+-- one is replayed from SQL (load.lua's 'stored'), never applied again. A key with no
+-- status yet is only a claim, and SQL says the key was used: the record replaces it.
+-- (A shared action's retry claims its key before it reads the player through, and
+-- its replay from SQL leaves that claim; kept, it stood in for the record once the
+-- player was back, and the next retry took it over and applied the key again.)
 for i = 7, #KEYS do
   local r = a[16][i - 6]
-  if redis.call('EXISTS', KEYS[i]) == 0 then
+  if redis.call('HEXISTS', KEYS[i], 'c') == 0 then
+    redis.call('DEL', KEYS[i])
     redis.call('HSET', KEYS[i], 'h', r[1], 'c', r[2], 'x', r[3])
     redis.call('PEXPIRE', KEYS[i], r[4])
   end
