@@ -518,16 +518,31 @@ export type GetBoxSeriesResponse = {
   }>;
   pity: Record<string, unknown>;
   duplicates?: Record<string, unknown>;
-  completion_reward?: Record<string, unknown>;
+  completion_reward?: Record<string, unknown> | null;
   prize_value_fen?: Record<string, unknown>;
   stock_left: { [key: string]: number } | null;
   precision?: string;
   game_version: number;
   live_version?: number;
-  seed_hash?: string;
-  nonce?: number;
-  arms?: Array<Record<string, unknown>>;
-  note?: string;
+  player?: {
+    seed_hash: string;
+    nonce: number;
+    pity: {
+      hard: number;
+      soft: number;
+    };
+    /** id → integer amount */
+    owned: { [key: string]: number };
+    today: number;
+    day: number;
+    total: number;
+    completed: boolean;
+  };
+  arm?: string | null;
+  experiments?: {
+    note: string;
+    arms: Array<Record<string, unknown>>;
+  };
 };
 
 /** getEnvelopeRain 200: Public: the rain's rounds, envelopes and pool left, each round's seed hash, and its seed from the round's end on */
@@ -561,8 +576,13 @@ export type GetEnvelopeRainResponse = {
 
 /** getExperiment 200: An experiment, each arm's box tables, and (simulate=1) a simulation per arm */
 export type GetExperimentResponse = {
-  experiment: string;
+  name?: string;
+  hypothesis?: string;
+  /** mixed into the assignment hash; never change it while running */
+  salt?: string;
   status: string;
+  /** the arm the others are compared with */
+  control?: string;
   arms: { [key: string]: {
     /** share of shoppers, in percent */
     percent: number;
@@ -572,6 +592,23 @@ export type GetExperimentResponse = {
     /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
     tables?: { [key: string]: string };
   } };
+  /** new: only shoppers who first played at or after starts_at */
+  eligibility?: "everyone" | "new";
+  starts_at?: number;
+  stops_at?: number;
+  /** What decides the experiment, and what must not get worse. */
+  metrics?: {
+    primary: "d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper";
+    guardrails?: Array<"d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper">;
+  };
+  /** fixed horizon: exposed shoppers per arm before the test is read (see docs/experiments.md) */
+  sample_size?: number;
+  /** getPlayer shows the shopper's arm */
+  show_arm?: boolean;
+  shipped_arm?: string;
+  experiment: string;
+  game_version?: number;
+  simulation?: Record<string, unknown>;
 };
 
 /** getExperimentResults 200: Per-arm results (retention, draws, spend, prize cost, orders, GMV) with intervals, tests, a sample-ratio check and the fixed-horizon verdict */
@@ -1040,6 +1077,28 @@ export type IngestOrderResponse = {
   refunded_fen?: number;
   remaining_fen?: number;
   refunded?: boolean;
+  sale_holds?: Array<{
+    kind: "flash_sale" | "presale";
+    sale: string;
+    hold: string | null;
+    result: "paid" | "refund" | "no_hold" | "converted" | "deposit_paid" | "already_converted" | "no_reservation";
+    late?: boolean;
+    replaces?: string;
+    reason?: string;
+    order?: string;
+    deposit_value_fen?: number;
+  }>;
+  flashsale?: {
+    deposits_refunded: Array<string>;
+  };
+  groupbuy?: {
+    groups: Array<{
+      group: string;
+      refunded: boolean;
+      /** id → integer amount */
+      debt?: { [key: string]: number };
+    }>;
+  };
 };
 
 /** joinGroupBuy 200: Join a group with its share code (full: 409 group_full; expired: 409 group_expired); the last seat completes it and rewards every member once */
@@ -1221,8 +1280,13 @@ export type ListExperimentsResponse = {
   /** the live version */
   game_version: number;
   experiments: Array<{
-    experiment: string;
+    name?: string;
+    hypothesis?: string;
+    /** mixed into the assignment hash; never change it while running */
+    salt?: string;
     status: string;
+    /** the arm the others are compared with */
+    control?: string;
     arms: { [key: string]: {
       /** share of shoppers, in percent */
       percent: number;
@@ -1232,6 +1296,23 @@ export type ListExperimentsResponse = {
       /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
       tables?: { [key: string]: string };
     } };
+    /** new: only shoppers who first played at or after starts_at */
+    eligibility?: "everyone" | "new";
+    starts_at?: number;
+    stops_at?: number;
+    /** What decides the experiment, and what must not get worse. */
+    metrics?: {
+      primary: "d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper";
+      guardrails?: Array<"d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper">;
+    };
+    /** fixed horizon: exposed shoppers per arm before the test is read (see docs/experiments.md) */
+    sample_size?: number;
+    /** getPlayer shows the shopper's arm */
+    show_arm?: boolean;
+    shipped_arm?: string;
+    experiment: string;
+    game_version?: number;
+    simulation?: Record<string, unknown>;
   }>;
 };
 
@@ -1424,8 +1505,13 @@ export type PublishGameResponse = {
 /** putExperiment 200: Create or edit an experiment; publishes a new version (every arm's merged config validated); 409 once started for allocation, arms or metrics */
 export type PutExperimentResponse = {
   experiment: {
-    experiment: string;
+    name?: string;
+    hypothesis?: string;
+    /** mixed into the assignment hash; never change it while running */
+    salt?: string;
     status: string;
+    /** the arm the others are compared with */
+    control?: string;
     arms: { [key: string]: {
       /** share of shoppers, in percent */
       percent: number;
@@ -1435,6 +1521,23 @@ export type PutExperimentResponse = {
       /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
       tables?: { [key: string]: string };
     } };
+    /** new: only shoppers who first played at or after starts_at */
+    eligibility?: "everyone" | "new";
+    starts_at?: number;
+    stops_at?: number;
+    /** What decides the experiment, and what must not get worse. */
+    metrics?: {
+      primary: "d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper";
+      guardrails?: Array<"d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper">;
+    };
+    /** fixed horizon: exposed shoppers per arm before the test is read (see docs/experiments.md) */
+    sample_size?: number;
+    /** getPlayer shows the shopper's arm */
+    show_arm?: boolean;
+    shipped_arm?: string;
+    experiment: string;
+    game_version?: number;
+    simulation?: Record<string, unknown>;
   };
   published: Record<string, unknown>;
   draft?: string;
@@ -1628,8 +1731,13 @@ export type StartTaskResponse = {
 /** stopExperiment 200: Stop an experiment: everyone back on the live config (a new version) */
 export type StopExperimentResponse = {
   experiment: {
-    experiment: string;
+    name?: string;
+    hypothesis?: string;
+    /** mixed into the assignment hash; never change it while running */
+    salt?: string;
     status: string;
+    /** the arm the others are compared with */
+    control?: string;
     arms: { [key: string]: {
       /** share of shoppers, in percent */
       percent: number;
@@ -1639,6 +1747,23 @@ export type StopExperimentResponse = {
       /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
       tables?: { [key: string]: string };
     } };
+    /** new: only shoppers who first played at or after starts_at */
+    eligibility?: "everyone" | "new";
+    starts_at?: number;
+    stops_at?: number;
+    /** What decides the experiment, and what must not get worse. */
+    metrics?: {
+      primary: "d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper";
+      guardrails?: Array<"d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper">;
+    };
+    /** fixed horizon: exposed shoppers per arm before the test is read (see docs/experiments.md) */
+    sample_size?: number;
+    /** getPlayer shows the shopper's arm */
+    show_arm?: boolean;
+    shipped_arm?: string;
+    experiment: string;
+    game_version?: number;
+    simulation?: Record<string, unknown>;
   };
   published: Record<string, unknown>;
   draft?: string;

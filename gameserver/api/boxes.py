@@ -35,6 +35,7 @@ from gameserver.api.common import (
 from gameserver.api.schemas import (
     ANY_OBJECT,
     BOOL,
+    BOX_SERIES_STATE,
     COUNTS,
     DRAW,
     INT,
@@ -77,14 +78,24 @@ SERIES = obj({
                         "prize": ANY_OBJECT},
                        ["id", "rarity", "kind", "weight", "base_probability",
                         "base_probability_exact"])),
-    "pity": ANY_OBJECT, "duplicates": ANY_OBJECT, "completion_reward": ANY_OBJECT,
+    "pity": ANY_OBJECT, "duplicates": ANY_OBJECT,
+    "completion_reward": nullable(ANY_OBJECT),
     "prize_value_fen": ANY_OBJECT,
     "stock_left": nullable(map_of(INT)),
     "precision": STR, "game_version": INT, "live_version": INT,
-    "seed_hash": STR, "nonce": INT, "arms": array(ANY_OBJECT), "note": STR,
+    # with a token: the player's seed commitment and progress in this series, and the
+    # experiment arm whose odds are shown (the names the answer really has: a client
+    # typed from this document reads the seed hash where it is)
+    "player": obj({"seed_hash": STR, "nonce": INT,
+                   **BOX_SERIES_STATE["properties"]}),
+    "arm": nullable(STR),
+    "experiments": obj({"note": STR, "arms": array(ANY_OBJECT)}),
 }, ["series", "name", "table", "price", "tiers", "items", "pity", "stock_left",
     "game_version"], "the series as published: odds, pity, caps, prize values, stock left "
-                     "(null for an old version); with a token, the player's seed_hash")
+                     "(null for an old version); with a token, `player` (the player's "
+                     "committed seed_hash, next nonce, pity) and `arm`; without one, "
+                     "`experiments` (every arm's odds) while an experiment runs or when "
+                     "the version asked for ran one")
 
 
 def _series(live: LiveGame, series_id: str) -> Series:

@@ -64,11 +64,17 @@ ARM_VIEW = {**_ARM_CONFIG, "properties": {**_ARM_CONFIG["properties"], "tables":
                    "in listExperiments and getExperiment, not in a write's answer"}}}
 """An arm as configured plus the ``tables`` that :func:`_view` adds (the config's arm
 schema alone forbids any other field)."""
+# the experiment as configured (every field of the config's experiment, so a typed client
+# sees them), its id, each arm with its tables, and what getExperiment adds
 EXPERIMENT_VIEW = {"type": "object", "required": ["experiment", "status", "arms"],
-                   "properties": {"experiment": {"type": "string"},
+                   "properties": {**EXPERIMENT_SPEC.schema()["properties"],
+                                  "experiment": {"type": "string"},
                                   "status": {"type": "string"},
                                   "arms": {"type": "object",
-                                           "additionalProperties": ARM_VIEW}}}
+                                           "additionalProperties": ARM_VIEW},
+                                  "game_version": {"type": "integer"},
+                                  "simulation": {"type": "object",
+                                                 "additionalProperties": True}}}
 PUBLISHED_VIEW = {"type": "object", "required": ["experiment", "published"], "properties": {
     "experiment": EXPERIMENT_VIEW, "published": {"type": "object"},
     "draft": {"type": "string"}}}

@@ -27,7 +27,7 @@ from gameserver.api.common import (
     services,
     shadow_for,
 )
-from gameserver.api.schemas import BOOL, COUNTS, INT, STR, array, obj
+from gameserver.api.schemas import BOOL, COUNTS, INT, STR, array, nullable, obj
 from gameserver.appkeys import GAMES, MERCHANTS, SETTINGS
 from gameserver.db.database import Merchant
 from gameserver.http.auth import body_signature
@@ -82,6 +82,15 @@ ORDER_BODY = Obj(fields={
 REFUND_DUE = obj({"kind": STR, "sale": STR, "sku": STR, "price_fen": INT, "reason": STR},
                  description="one unit the merchant must refund: the play (kind), its sale, "
                  "the SKU and price, and why (sold_out, purchase_limit_reached)")
+SALE_HOLD_RESULT = obj({
+    "kind": {"type": "string", "enum": ["flash_sale", "presale"]}, "sale": STR,
+    "hold": nullable(STR),
+    "result": {"type": "string", "enum": ["paid", "refund", "no_hold", "converted",
+                                          "deposit_paid", "already_converted",
+                                          "no_reservation"]},
+    "late": BOOL, "replaces": STR, "reason": STR, "order": STR, "deposit_value_fen": INT,
+}, ["kind", "sale", "hold", "result"], "what a paid order did to the hold of one sale its "
+   "SKUs name (docs/api.md, 'Flash sales and presales')")
 
 
 async def _signer(request: web.Request, raw: bytes, body: Any) -> Merchant:
@@ -243,7 +252,11 @@ OPERATIONS = [
                             "refund_due": array(REFUND_DUE), "taken_back": COUNTS,
                             "debt": COUNTS, "refund": STR, "amount_fen": INT,
                             "clamped": BOOL, "refunded_fen": INT, "remaining_fen": INT,
-                            "refunded": BOOL},
+                            "refunded": BOOL, "sale_holds": array(SALE_HOLD_RESULT),
+                            "flashsale": obj({"deposits_refunded": array(STR)}),
+                            "groupbuy": obj({"groups": array(obj(
+                                {"group": STR, "refunded": BOOL, "debt": COUNTS},
+                                ["group", "refunded"]))})},
                            ["order"], "duplicate: this order (or refund_id) was seen before "
                            "(the first answer, replayed); known (refunds): whether the paid "
                            "order was seen; tasks: purchase tasks' progress; refund_due (only "
@@ -255,6 +268,7 @@ OPERATIONS = [
                            "order's refunds), remaining_fen (what is still paid; only when "
                            "known) and refunded (now wholly refunded); a paid order refunded "
                            "in part before it came answers refunded_fen (and refunded when "
-                           "nothing is left). Plays add their own keys (a flash sale's paid "
-                           "holds)")),
+                           "nothing is left). Plays add their own: sale_holds (a paid order "
+                           "naming a sale's SKU), flashsale (a refund that unmarks a "
+                           "reservation's deposit), groupbuy (a refund of a group's sku)")),
 ]
