@@ -159,10 +159,13 @@ def grant(state: PlayerState, reward: Reward, reason: str, config: GameConfig, f
 
 def given_amounts(granted: dict[str, Any]) -> dict[str, int]:
     """What :func:`grant` answered it gave (what repaid a debt included; not what a
-    limit kept back), keyed as debts (``currency:<id>``, ``item:<id>``): kept by a
-    mechanic that may take the reward back later, as :func:`clawback`'s ``most``."""
+    limit kept back), keyed as debts (``currency:<id>``, ``item:<id>``, and
+    ``coupon:<id>``: the coupons issued, 0 when it was out of stock): kept by a mechanic
+    that may take the reward back later, as :func:`clawback`'s ``most``."""
     given = {f"currency:{k}": v for k, v in granted["currency"].items()}
     given |= {f"item:{k}": v for k, v in granted["items"].items()}
+    given |= {f"coupon:{k}": 0 for k in granted.get("coupons_unavailable", {})}
+    given |= {f"coupon:{k}": v for k, v in granted.get("coupons", {}).items()}
     return given
 
 
@@ -175,10 +178,13 @@ def clawback(state: PlayerState, reward: Reward, times: int, reason: str,
     """Take back ``times`` × ``reward`` as far as it is unspent; record the rest as debt.
 
     Balances never go negative: what cannot be taken is added to ``state.debts``
-    (``currency:<id>``, ``item:<id>``, ``coupon:<id>``) and returned. ``most``, when
-    given, is what the grant really gave (:func:`given_amounts`; one not listed: none):
-    nothing is taken back or owed beyond it, whatever the reward says now (a limit
-    kept some back, the merchant changed the reward since).
+    (``currency:<id>``, ``item:<id>``, ``coupon:<id>``: an issued coupon cannot be
+    revoked, so it is always owed) and returned. ``most``, when given, is what the grant
+    really gave (:func:`given_amounts`; a currency or item not listed: none): nothing is
+    taken back or owed beyond it, whatever the reward says now (a limit kept some back,
+    the merchant changed the reward since). Its coupon, when listed, bounds the coupons
+    owed (those issued); not listed (what was given from before coupons were kept in
+    it), ``times`` are owed: the caller leaves the coupon out of ``reward`` for none.
     """
     if times <= 0:
         return {}
@@ -197,10 +203,12 @@ def clawback(state: PlayerState, reward: Reward, times: int, reason: str,
     fx.ledger += c_entries + i_entries
     debt = {f"currency:{k}": cur[k] - take_c[k] for k in cur if cur[k] > take_c[k]}
     debt |= {f"item:{k}": items[k] - take_i[k] for k in items if items[k] > take_i[k]}
-    if reward.coupon:
-        debt[f"coupon:{reward.coupon}"] = times
-        fx.events.append({"type": "coupon_clawback", "coupon": reward.coupon, "count": times,
-                          "reason": reason})
+    coupon = f"coupon:{reward.coupon}"
+    coupons = times if most is None or coupon not in most else bounded(coupon, times)
+    if reward.coupon and coupons:
+        debt[coupon] = coupons
+        fx.events.append({"type": "coupon_clawback", "coupon": reward.coupon,
+                          "count": coupons, "reason": reason})
     for key, amount in debt.items():
         state.debts[key] = state.debts.get(key, 0) + amount
     if debt:

@@ -18,9 +18,12 @@ twice and refunding every order takes back each one:
   supports, the rest to the newest (:func:`hand_on`).
 
 After its period a refund takes back only what its order holds (the period's spend
-is gone), so the records are the whole account then. Known limit: a completion passed
-on keeps no coupon state of its own: whether its refund owes the reward's coupon is
-the receiving order's (``OrderRecord.no_coupon``: its coupon was out of stock).
+is gone), so the records are the whole account then. The coupons a record's
+completions issued travel with them (``given``'s ``coupon:<id>``, 0 for one out of
+stock), so a refund owes a coupon for a completion only if one was issued for it,
+whichever order held it then. A record from before coupons were kept in ``given``
+counts one for each completion it holds unless its coupon was out of stock
+(``OrderRecord.no_coupon``), as those releases owed them (:func:`held`).
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ state from before records were kept this way)."""
 
 
 def per_time(reward: Reward) -> dict[str, int]:
-    """What one completion of ``reward`` gives, keyed as ``OrderRecord.given``."""
+    """What one completion of ``reward`` gives, keyed as ``OrderRecord.given`` (one
+    coupon, if the reward has one)."""
     per = {f"currency:{k}": v for k, v in reward.currency.items()}
-    return per | {f"item:{k}": v for k, v in reward.items.items()}
+    per |= {f"item:{k}": v for k, v in reward.items.items()}
+    return per | ({f"coupon:{reward.coupon}": 1} if reward.coupon else {})
 
 
 def less(given: dict[str, int], reward: Reward, times: int) -> dict[str, int]:
@@ -45,6 +50,31 @@ def less(given: dict[str, int], reward: Reward, times: int) -> dict[str, int]:
     ``reward`` (taken back or owed: it counts no key beyond what was given)."""
     per = per_time(reward)
     return {k: v - min(v, per.get(k, 0) * times) for k, v in given.items()}
+
+
+def _said(reward: Reward, times: int, out: bool) -> dict[str, int]:
+    """What ``times`` completions of ``reward`` gave as it says now, no coupon if it
+    was ``out`` of stock."""
+    return {key: 0 if out and key.startswith("coupon:") else v * times
+            for key, v in per_time(reward).items()}
+
+
+def held(rec: OrderRecord, tid: str, reward: Reward) -> dict[str, int]:
+    """What the completions the record holds of the task gave: its ``given`` (not kept:
+    what the reward says), with the coupons they issued never above the completions. A
+    record from before coupons were kept in ``given`` issued one for each unless the
+    coupon was out of stock (``no_coupon``); an older release's partial refund lowered
+    its completions, not its coupons (it owed them, or none for ``no_coupon``)."""
+    n = rec.tasks[tid][1] if tid in rec.tasks else 0
+    out = tid in rec.no_coupon
+    given = rec.given.get(tid)
+    if given is None:
+        return _said(reward, n, out)
+    if not reward.coupon:
+        return dict(given)
+    key = f"coupon:{reward.coupon}"
+    kept = any(k.startswith("coupon:") for k in given)  # another coupon: the reward's then
+    return {**given, key: min(n, given.get(key, 0 if out or kept else n))}
 
 
 def _holders(new: PlayerState, tid: str, period: int, order_id: str) -> list[OrderRecord]:
@@ -76,31 +106,37 @@ def take_shares(new: PlayerState, tid: str, period: int, order_id: str,
 
 def bound(tid: str, reward: Reward, shares: list[Share]) -> dict[str, int]:
     """The most the clawback of ``shares`` may charge: what each record gave for its
-    share (``given``; a record from before it was kept, or none: what the reward says)."""
+    share (:func:`held`). For completions no record holds (left by an older release's
+    refunds), what the reward says and no coupon: whether one was issued for them is
+    not known, and an issued coupon owed back is a debt the shopper may never have had."""
     most: dict[str, int] = {}
     for rec, k in shares:
-        given = rec.given.get(tid) if rec is not None else None
+        gave = held(rec, tid, reward) if rec is not None else _said(reward, k, True)
         for key, v in per_time(reward).items():
-            cap = v * k if given is None else min(v * k, given.get(key, 0))
-            most[key] = most.get(key, 0) + cap
+            most[key] = most.get(key, 0) + min(v * k, gave.get(key, 0))
     return most
 
 
 def lower(rec: OrderRecord, tid: str, reward: Reward, times: int) -> None:
-    """The record holds ``times`` fewer completions of the task, and its ``given`` no
-    longer counts what they gave."""
+    """The record holds ``times`` fewer completions of the task, and its ``given`` (if
+    kept) no longer counts what they gave (the coupons first, as :func:`bound` charged
+    them)."""
+    gave = held(rec, tid, reward)
     period, n = rec.tasks[tid]
     rec.tasks[tid] = [period, max(0, n - times)]
-    given = rec.given.get(tid)
-    if given is not None:
-        rec.given[tid] = less(given, reward, times)
+    if tid in rec.given:
+        rec.given[tid] = less(gave, reward, times)
 
 
 def hand_on(new: PlayerState, tid: str, period: int, order_id: str, times: int,
-            given: dict[str, int] | None, spend_fen: int, reward: Reward, count: int) -> None:
+            given: dict[str, int], spend_fen: int, reward: Reward, count: int) -> None:
     """Pass ``times`` completions the refunded ``order_id`` held, and what they gave
-    (``given``: what its record's ``given`` has left; None: not kept), to the other
-    orders that still count, as far as the period's ``count`` is not held by them."""
+    (``given``: what its record's :func:`held` has left), to the other orders that
+    still count, as far as the period's ``count`` is not held by them.
+
+    A receiving order that now holds a completion that issued no coupon is listed in
+    its ``no_coupon``, which older releases read: they owe none for its completions
+    rather than one for each (this release reads the coupons in ``given``)."""
     holders = _holders(new, tid, period, order_id)
     times = min(times, count - sum(rec.tasks[tid][1] for rec in holders))
     if not holders or times <= 0:
@@ -110,20 +146,19 @@ def hand_on(new: PlayerState, tid: str, period: int, order_id: str, times: int,
         room = max(0, rec.left_fen // spend_fen - rec.tasks[tid][1])
         parts.append(min(room, times - sum(parts)))
     parts[0] += times - sum(parts)
+    coupon = f"coupon:{reward.coupon}"
     for rec, k in zip(holders, parts, strict=True):
         if k <= 0:
             continue
-        if given is None:  # an order from before ``given`` was kept: what the reward says
-            moved = {key: v * k for key, v in per_time(reward).items()}
-        else:
-            after = less(given, reward, k)
-            moved = {key: v - after[key] for key, v in given.items()}
-            given = after
+        after = less(given, reward, k)
+        moved = {key: v - after[key] for key, v in given.items()}
+        given = after
         p, n = rec.tasks[tid]
-        theirs = rec.given.get(tid)
-        if theirs is not None or n == 0:  # n > 0 and none kept: unbounded already
-            theirs = dict(theirs or {})
+        if tid in rec.given or n == 0:  # n > 0 and none kept: unbounded already
+            theirs = held(rec, tid, reward) if tid in rec.given else {}
             for key, v in moved.items():
                 theirs[key] = theirs.get(key, 0) + v
             rec.given[tid] = theirs
+        if reward.coupon and moved.get(coupon, 0) < k and tid not in rec.no_coupon:
+            rec.no_coupon.append(tid)
         rec.tasks[tid] = [p, n + k]

@@ -26,12 +26,17 @@ class OrderRecord:
     tasks: dict[str, list[int]] = field(default_factory=dict)
     """task → [period, completions this order earned]"""
     no_coupon: list[str] = field(default_factory=list)
-    """tasks whose coupon was out of stock when the order came: a refund owes none"""
+    """tasks whose coupon was out of stock when the order came, or that hold a
+    completion passed on from another order that issued none: what a release from
+    before ``given`` kept coupons reads (it then owes none for the task's completions);
+    this one reads ``given``, and this only for a record without its coupon"""
     given: dict[str, dict[str, int]] = field(default_factory=dict)
-    """task → what its reward gave for this order (``currency:<id>`` / ``item:<id>`` →
-    amount): a refund takes back no more, whatever a limit kept back or the reward says
-    now (absent for orders recorded before it was kept); a partial refund lowers it by
-    what it took back or recorded as debt"""
+    """task → what its reward gave for the completions this order holds
+    (``currency:<id>`` / ``item:<id>`` → amount, ``coupon:<id>`` → coupons issued: 0
+    when out of stock): a refund takes back or owes no more, whatever a limit kept back
+    or the reward says now (absent for orders recorded before it was kept; no coupon in
+    it for those recorded before coupons were); a refund lowers it by what it took back
+    or recorded as debt, and completions passed to another order take theirs along"""
     refunded_fen: int = 0
     """what partial refunds returned so far (at most ``amount`` once the order is paid)"""
     refunds: list[str] = field(default_factory=list)

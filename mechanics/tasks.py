@@ -34,11 +34,10 @@ from economy.errors import (
     TicketTooEarly,
     known_item,
 )
-from economy.rewards import Reward
 from economy.tasks import Task
 from mechanics.calendar import period_key
 from mechanics.grants import Effects, clawback, given_amounts, grant
-from mechanics.ordershare import Share, bound, hand_on, less, lower, take_shares
+from mechanics.ordershare import Share, bound, hand_on, held, less, lower, take_shares
 from mechanics.orderstate import OrderRecord
 from mechanics.outcome import Outcome, Record
 from mechanics.state import PlayerState, Rng, new_player
@@ -357,7 +356,8 @@ def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: in
     """Take back what ``returned`` fen of the order refunded (``record.left_fen`` of it
     is still paid: set it first) no longer earns: per task, the completions taken back,
     and in all what could not be (debt). Never more than the orders that held them
-    gave (``given``), which, like the completions they hold, their records then lower.
+    gave (``given``; a coupon, which is never taken back but owed, only for completions
+    that issued one), which, like the completions they hold, their records then lower.
 
     A spend task's completions in the period are the period's spend's: a refund takes
     back what the rest no longer supports, whole or partial alike (those beyond what
@@ -382,15 +382,16 @@ def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: in
         shares: list[Share] = [(record, own)]
         if times > own:
             shares += take_shares(new, tid, period, order_id, times - own)
-        for key, amount in _claw(new, tid, task.reward, record, shares,
-                                 f"refund:{order_id}:{tid}", fx).items():
+        # at most what the orders holding them gave, a coupon only where one was issued
+        for key, amount in clawback(new, task.reward, sum(k for _, k in shares),
+                                    f"refund:{order_id}:{tid}", fx,
+                                    most=bound(tid, task.reward, shares)).items():
             debt[key] = debt.get(key, 0) + amount
         for rec, k in shares[1:]:
             if rec is not None:
                 lower(rec, tid, task.reward, k)
         taken[tid] = times
-        given = record.given.get(tid)
-        rest = less(given, task.reward, own) if given is not None else None
+        rest = less(held(record, tid, task.reward), task.reward, own)
         if task.spend_fen and prog is not None and prog.period == period and n > own \
                 and (gone or not record.left_fen):  # the order no longer counts for it
             hand_on(new, tid, period, order_id, n - own, rest, task.spend_fen,
@@ -401,24 +402,6 @@ def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: in
         elif own and record.left_fen:  # what is left may be refunded later: keep count
             lower(record, tid, task.reward, own)
     return taken, debt
-
-
-def _claw(new: PlayerState, tid: str, reward: Reward, record: OrderRecord,
-          shares: list[Share], reason: str, fx: Effects) -> dict[str, int]:
-    """Claw back the completions of ``shares``, at most what their orders gave; a
-    coupon only for those whose order got one (none when it was out of stock)."""
-    debt: dict[str, int] = {}
-    for no_coupon in (False, True):
-        mine = [(rec, k) for rec, k in shares
-                if (tid in (rec or record).no_coupon) == no_coupon]
-        times = sum(k for _, k in mine)
-        if times <= 0:
-            continue
-        variant = replace(reward, coupon="") if no_coupon else reward
-        for key, amount in clawback(new, variant, times, reason, fx,
-                                    most=bound(tid, reward, mine)).items():
-            debt[key] = debt.get(key, 0) + amount
-    return debt
 
 
 def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,

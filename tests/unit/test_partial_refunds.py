@@ -257,48 +257,67 @@ def test_refunds_never_pass_the_order_nor_go_negative(
 
 HELD = {
     "daily": {"name": "Spend ¥99 a day", "kind": "purchase", "limit": 2, "spend_fen": 9_900,
-              "reward": {"items": {"fig_a": 1}}},
+              "reward": {"items": {"fig_a": 1}, "coupon": "c10"}},
     "weekly": {"name": "Spend ¥50 a week in ¥80 orders", "kind": "purchase",
                "period": "weekly", "limit": 3, "spend_fen": 5_000, "min_order_fen": 8_000,
-               "reward": {"items": {"fig_b": 1}}},
+               "reward": {"items": {"fig_b": 1}, "coupon": "c20"}},
     "any": {"name": "An order of ¥30", "kind": "purchase", "limit": 2, "min_order_fen": 3_000,
-            "reward": {"currency": {"gem": 1}}},
+            "reward": {"currency": {"gem": 1}, "coupon": "c10"}},
 }
-"""each task's reward its own balance, which nothing else gives (and no limit caps)"""
+"""each task's reward its own balance, which nothing else gives (and no limit caps);
+two of them the same coupon (a coupon's debt is the shopper's, whichever task owes it)"""
 HELD_KEYS = {"daily": "item:fig_a", "weekly": "item:fig_b", "any": "currency:gem"}
+COUPONS = {"c10": {"name": "¥10 off", "value_fen": 1000, "stock": 100},
+           "c20": {"name": "¥20 off", "value_fen": 2000, "stock": 100}}
 STEPS = st.lists(st.tuples(st.sampled_from(["pay", "pay", "part", "whole", "spend"]),
                            st.integers(min_value=0, max_value=2),
                            st.sampled_from([1, 3_000, 5_000, 8_000, 9_900, 15_000])
                            | st.integers(min_value=1, max_value=25_000),
-                           st.sampled_from([0, 60, DAY // 2, DAY])), max_size=25)
+                           st.sampled_from([0, 60, DAY // 2, DAY]),
+                           st.frozensets(st.sampled_from(list(COUPONS)))), max_size=25)
+"""(what happens, to which order, how many fen, after how long, the coupons out of stock
+when an order is paid)"""
 
 
 @settings(max_examples=150, deadline=None)
 @given(STEPS)
 def test_no_completion_is_taken_back_twice_and_all_come_back_when_all_is_refunded(
-        steps: list[tuple[str, int, int, int]]) -> None:
-    """Whatever the orders, whole and partial refunds, days and spending: what a task
-    gave less what its refunds took back (or recorded as debt) is never below 0, is
-    exactly what the orders that still count hold, and is 0 once all are refunded."""
-    cfg = config(tasks=HELD)
+        steps: list[tuple[str, int, int, int, frozenset[str]]]) -> None:
+    """Whatever the orders, whole and partial refunds, days, spending and coupons out of
+    stock: what a task gave less what its refunds took back (or recorded as debt) is
+    never below 0, is exactly what the orders that still count hold, and is 0 once all
+    are refunded. A coupon (never taken back: owed) is never owed beyond those issued,
+    and all are owed once all is refunded, whichever orders' completions passed on."""
+    cfg = config(tasks=HELD, coupons=COUPONS)
     state = PlayerState(created_at=T0, wallet={"gem": 0})
     now, spent = T0, dict.fromkeys(HELD_KEYS.values(), 0)
+    issued = {f"coupon:{c}": 0 for c in COUPONS}
 
     def net(key: str) -> int:  # what the task's reward gave, less what was taken back
         kind, name = key.split(":")
         balance = (state.wallet if kind == "currency" else state.inventory).get(name, 0)
         return balance + spent[key] - state.debts.get(key, 0)
 
+    def paid(oid: str, fen: int, out: frozenset[str] = frozenset()) -> PlayerState:
+        outcome = apply_paid_order(state, t.Order(oid, fen), now, RNG, cfg, tz=SH,
+                                   coupons_out=out)
+        for g in outcome.grants:
+            if g.reason.startswith(f"order:{oid}:") and g.ref in issued:
+                issued[g.ref] += g.units
+        return outcome.state
+
     def check() -> None:
         for tid, key in HELD_KEYS.items():
             held = sum(rec.tasks[tid][1] for rec in state.orders.values()
                        if rec.live and tid in rec.tasks)
             assert net(key) == held >= 0
+        for key, n in issued.items():
+            assert state.debts.get(key, 0) <= n
 
-    for i, (kind, n, fen, wait) in enumerate(steps):
+    for i, (kind, n, fen, wait, out) in enumerate(steps):
         now += wait
         if kind == "pay":
-            state = apply_paid_order(state, t.Order(f"o{n}", fen), now, RNG, cfg, tz=SH).state
+            state = paid(f"o{n}", fen, out)
         elif kind == "part":
             state = r.apply_partial_refund(state, r.PartialRefund(f"o{n}", f"r{i}", fen), now,
                                            RNG, cfg, tz=SH).state
@@ -316,12 +335,13 @@ def test_no_completion_is_taken_back_twice_and_all_come_back_when_all_is_refunde
                     del balances[name]
         check()
     now += DAY  # a new day's order starts the day's progress: older orders stand alone
-    state = apply_paid_order(state, t.Order("last", 9_000), now, RNG, cfg, tz=SH).state
+    state = paid("last", 9_000)
     for oid in ["o0", "o1", "o2", "last"]:
         now += 60
         state = t.apply_refund(state, t.Refund(oid), now, RNG, cfg, tz=SH).state
         check()
     assert all(net(key) == 0 for key in HELD_KEYS.values())
+    assert {key: state.debts.get(key, 0) for key in issued} == issued
 
 
 ANY = {"any": {"name": "Any order", "kind": "purchase", "reward": {"currency": {"gem": 1}}}}

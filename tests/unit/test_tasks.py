@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from economy.config import GameConfig
 from economy.errors import (
     InvalidInput,
     OrderTooOld,
@@ -316,6 +317,57 @@ def test_a_completion_taken_from_another_order_owes_no_coupon_it_did_not_give() 
     out = t.apply_refund(b.state, t.Refund("A"), T0 + 60, RNG, cfg, tz=SH)
     assert out.response["taken_back"] == {"spend99": 1} and out.response["debt"] == {}
     assert out.state.wallet["acorn"] == 100 and out.state.debts == {}
+
+
+def couponed(limit: int) -> GameConfig:
+    """A daily ¥99 spend task and a per-order task (up to 5 a day), both giving c10."""
+    return config(tasks={
+        "spend99": {"name": "Spend ¥99", "kind": "purchase", "spend_fen": 9900,
+                    "limit": limit, "reward": {"coupon": "c10", "currency": {"acorn": 7}}},
+        "any": {"name": "Any order", "kind": "purchase", "limit": 5,
+                "reward": {"coupon": "c10"}}})
+
+
+@pytest.mark.parametrize(("limit", "a_out", "b_fen", "after_a", "after_b"), [
+    (1, True, 9900, {}, {"coupon:c10": 1}),
+    (2, False, 19800, {"coupon:c10": 1}, {"coupon:c10": 2}),
+], ids=["passed-on-without-coupon", "passed-on-with-coupon"])
+@pytest.mark.parametrize("older", [False, True], ids=["recorded-now", "by-an-older-release"])
+def test_a_completion_passed_to_another_order_keeps_whether_it_gave_a_coupon(
+        limit: int, a_out: bool, b_fen: int, after_a: dict[str, int],
+        after_b: dict[str, int], older: bool) -> None:
+    """A finishes the spend task, B pays enough to keep it when A is refunded, so it
+    passes to B; c10 was out of stock for one of the two orders. Refunding both owes
+    exactly the coupons issued: the completion passed on owes a coupon when A's got one,
+    whatever B's own grant got (it owed B's: one too many, or one too few). Orders an
+    older release recorded (no coupons in ``given``: only ``no_coupon`` tells) too."""
+    cfg = couponed(limit)
+    out_a, out_b = (frozenset({"c10"}), frozenset()) if a_out else (frozenset(),
+                                                                    frozenset({"c10"}))
+    a = t.apply_order(None, t.Order("A", 9900), T0, RNG, cfg, tz=SH, coupons_out=out_a)
+    b = t.apply_order(a.state, t.Order("B", b_fen), T0 + 10, RNG, cfg, tz=SH,
+                      coupons_out=out_b)
+    assert (a.response["tasks"], b.response["tasks"]) == (
+        {"spend99": 1, "any": 1}, {"spend99": limit - 1, "any": 1})
+    issued = sum(g.units for g in a.grants + b.grants)
+    assert issued == sum(after_b.values())
+    if older:
+        for record in b.state.orders.values():
+            record.given = {tid: {k: v for k, v in gave.items() if not k.startswith("coupon:")}
+                            for tid, gave in record.given.items()}
+    first = t.apply_refund(b.state, t.Refund("A"), T0 + 60, RNG, cfg, tz=SH)
+    assert first.response["taken_back"] == {"spend99": 0, "any": 1}
+    assert first.state.debts == first.response["debt"] == after_a
+    assert first.state.orders["B"].tasks["spend99"][1] == limit
+    last = t.apply_refund(first.state, t.Refund("B"), T0 + 70, RNG, cfg, tz=SH)
+    assert last.response["taken_back"] == {"spend99": limit, "any": 1}
+    assert last.state.debts == after_b and last.state.wallet["acorn"] == 100
+    assert a.state.orders["A"].given["spend99"] == {"currency:acorn": 7,
+                                                    "coupon:c10": 0 if a_out else 1}
+    assert a.state.orders["A"].no_coupon == (["spend99", "any"] if a_out else [])
+    # B holds a completion that issued no coupon: an older release, which reads only
+    # no_coupon, owes none for B's rather than one for each
+    assert "spend99" in first.state.orders["B"].no_coupon
 
 
 def test_a_completion_the_other_orders_still_pay_for_passes_to_them() -> None:
