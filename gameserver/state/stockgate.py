@@ -118,7 +118,9 @@ class StockGate:
 
     async def left(self, merchant: str, game: str,
                    refs: list[str]) -> dict[str, list[int]] | None:
-        """Units left per ref and bucket; None if any bucket or ref is missing."""
+        """Units left per ref and bucket; None if any bucket or ref is missing. A bucket
+        may be below 0 (a removal of units in flight, :meth:`change`): what a ref has
+        left is its buckets' sum, and none when that is not above 0."""
         state = await self.read(merchant, game, refs)
         if any(epoch is None or None in values for epoch, values in state):
             return None
@@ -275,9 +277,12 @@ class StockGate:
                      add: int, mark_ttl_ms: int) -> int:
         """A ``setStock``'s gate side, at most once per key: an addition goes to the
         key's home bucket; a removal takes from the buckets in turn until done (each
-        bucket's mark says what it gave, so a retry continues where one stopped).
-        Returns 1 if anything was applied now, 0 if all before, -1 if no bucket of
-        that generation (nothing to do)."""
+        bucket's mark says what it gave, so a retry continues where one stopped), and
+        the last one takes what the others lacked, below 0 if need be: those units are
+        held by attempts in flight, which SQL's lower total refuses, and coming back
+        they must pay that debt, not return to sale (:meth:`left` counts a ref's
+        buckets together). Returns 1 if anything was applied now, 0 if all before, -1
+        if no bucket of that generation (nothing to do)."""
         bound = epochs.split(",")
         if len(bound) != self.buckets:
             return -1  # bound to a gate of another bucket count: a rebuild read SQL
@@ -285,10 +290,11 @@ class StockGate:
         order = [home] if add >= 0 else [(home + i) % self.buckets for i in range(self.buckets)]
         remaining, outcome = add, -1
         for bucket in order:
+            last = "1" if bucket == order[-1] else "0"
             status, applied = await self._change(
                 keys=[self.stock_key(merchant, game, bucket),
                       self.keys.stock_change(merchant, game, key, bucket, self.buckets)],
-                args=[bound[bucket], mark_ttl_ms, ref, remaining])
+                args=[bound[bucket], mark_ttl_ms, ref, remaining, last])
             outcome = max(outcome, int(status))
             remaining -= int(applied)
             if remaining == 0:

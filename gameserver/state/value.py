@@ -225,7 +225,7 @@ class ValueTier(PrizeStock):
         if taken.missing:
             await self.gate.give_back(ref.merchant, ref.game, taken.pieces)
             short_ref = min(taken.missing)
-            left = taken.seen.get(short_ref, 0)
+            left = max(0, taken.seen.get(short_ref, 0))  # a bucket may owe a removal
             view.left[short_ref] = left
             if view.tell_pending:
                 await self.read_pending(ref.merchant, ref.game, view, [short_ref])

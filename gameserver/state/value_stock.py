@@ -144,7 +144,7 @@ class PrizeStock:
         if per_bucket is None:
             await self.ensure_stock(merchant, game, totals)
             per_bucket = await self.gate.left(merchant, game, refs) or {}
-        view = StockView({ref: sum(n) for ref, n in per_bucket.items()}, per_bucket,
+        view = StockView({ref: max(0, sum(n)) for ref, n in per_bucket.items()}, per_bucket,
                          tell_pending=pending)
         if pending:
             await self.read_pending(merchant, game, view)

@@ -208,3 +208,28 @@ async def test_set_stock_removal_spans_buckets_once_per_key(hosts: list[ValueTie
     assert sum(await buckets(tier)) == 14
     await tier.redis.flushall()  # another generation: the change is SQL's to count
     assert await tier.apply_stock_change(SHOP, GAME, "x", epochs, REF, 5, 60_000) == -1
+
+
+async def test_a_removal_of_units_held_in_flight_still_counts_once_they_come_back(
+        hosts: list[ValueTier]) -> None:
+    """``setStock`` removes units that draws in flight hold (the buckets have fewer than
+    it removes). SQL's lower total refuses those draws and their units go back to the
+    gate; the removal must outlast that, so the gate ends at SQL's total − taken, never
+    above it (a prize disclosed and drawn that SQL no longer has)."""
+    tier = hosts[0]
+    await tier.ensure_stock(SHOP, GAME, {REF: 4})
+    deadline = int(tier.clock.now() * 1000) + tier.hold_ttl_ms
+    flight = await tier.gate.reserve(SHOP, GAME, "in-flight", deadline, {REF: 3})
+    assert flight.missing == {}  # a hold's gate step: 3 units taken, SQL not yet asked
+    assert (await tier.add_stock(SHOP, GAME, REF, -3))["left"] == 1  # SQL: total 1
+    assert (await tier.stock_left(SHOP, GAME, {REF: 4})).left == {REF: 0}  # never below 0
+    await tier.gate.give_back(SHOP, GAME, flight.pieces)  # SQL refused them (total 1)
+    assert (await tier.stock_left(SHOP, GAME, {REF: 4})).left == {REF: 1}
+    assert sum(await buckets(tier)) == 1
+    await tier.confirm(await tier.hold(PlayerRef(SHOP, GAME, "u1", 0), "k1", "c1", outcome(),
+                                       StockView(), {REF: 4}))
+    with pytest.raises(StockShort) as short:  # the gate refuses it: SQL is not asked
+        await tier.hold(PlayerRef(SHOP, GAME, "u2", 0), "k2", "c2", outcome(), StockView(),
+                        {REF: 4})
+    assert short.value.left == 0
+    assert sum(await buckets(tier)) == 0 and await sql_row(tier) == (1, 1, 1)
