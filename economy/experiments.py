@@ -325,7 +325,9 @@ def check_experiments(d: Mapping[str, Any]) -> Problems:
     running = sorted(eid for eid, e in exps.items() if e["status"] == "running")
     if len(running) > 1:
         problems.append({"path": "$.experiments",
-                         "message": f"one experiment may run at a time; running: {running}"})
+                         "message": f"one experiment may run at a time; running: {running} "
+                                    "(one whose stops_at passed counts until it is stopped "
+                                    "or shipped: stop it first)"})
     for eid, e in exps.items():
         _check_one(eid, e, problems)
         if e["status"] in ("draft", "running"):

@@ -145,7 +145,8 @@ def test_one_experiment_runs_at_a_time() -> None:
     raw = raw_with(e2=experiment(salt="s2"))
     assert problems(raw) == [{"path": "$.experiments",
                               "message": "one experiment may run at a time; running: "
-                                         "['e1', 'e2']"}]
+                                         "['e1', 'e2'] (one whose stops_at passed counts "
+                                         "until it is stopped or shipped: stop it first)"}]
 
 
 def test_a_stopped_experiment_is_not_revalidated() -> None:
