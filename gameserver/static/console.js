@@ -18,15 +18,18 @@
  * ctx gives: game, merchant, api(method, path, body, {idempotencyKey, auth}) (throws
  * ApiError {status, code, message, details}), gamePath(suffix) (the admin path of the
  * game), h(tag, attrs, ...children), clear(el, ...children), toast(message, kind),
- * errorBox(e) (an element showing an ApiError), fmtInt, fmtFen, fmtPct, fmtTime,
- * draftSection(key) (the key's value in the draft editor, or undefined),
+ * errorBox(e) (an element showing an ApiError), fmtInt, fmtFen, fmtPct, fmtTime(sec) (a date
+ * and time in the game's zone, zone named), parseTime(text) (an <input type=
+ * "datetime-local"> value read in the game's zone, as seconds; null if empty), timezone
+ * (the game's zone), confirm(title, content, okLabel) (the console's OK/Cancel dialog,
+ * resolves true on OK), draftSection(key) (the key's value in the draft editor, or undefined),
  * setDraftSection(key, value) (writes it into the draft editor: the merchant saves and
  * publishes as usual), liveConfig() (the published config, or null), newKey() (an
  * Idempotency-Key), refresh() (render again), and what every play's panel is made of:
  * publicPath(kind, id) (a play's public read, ?merchant= included), field(label, input),
  * draftedNote(section, none, attrs) (the section's ids in the draft, or `none`),
  * addToDraft(section, id, value, noun) (put one entry in the draft, say so, render
- * again) and draftCard({title, rows, note, buttonId, add}) (the "Add to draft" form:
+ * again; throws, changing nothing, when the draft has that id already) and draftCard({title, rows, note, buttonId, add}) (the "Add to draft" form:
  * rows of fields, a button that runs add() and toasts what it throws), and
  * publishedIds(el, section, none) (the ids of the live config's section; none
  * published: `none` shown in el and []).
@@ -46,6 +49,7 @@
     merchant: null,
     games: [],
     game: null,
+    tz: null,               // the game's time zone (fmtTime, parseTime)
     tab: "draft",
     draft: {
       savedText: "",        // what the server has (or the live copy we started from)
@@ -119,11 +123,55 @@
 
   const fmtFen = (fen) => `¥${(fen / 100).toFixed(2)}`;
 
+  // Times are shown and typed in the game's time zone (its config's "timezone", S.tz),
+  // whatever zone the browser is in: a 零点 sale set at 00:00 is midnight there, and a
+  // merchant's laptop on UTC must neither show it as 16:00 nor schedule it 8 h late.
+  const DEFAULT_TZ = "Asia/Shanghai";  // the config schema's default
+  const timeFormats = new Map();
+
+  function timeFormat(kind) {
+    const key = `${kind} ${S.tz}`;
+    if (!timeFormats.has(key)) {
+      const opts = kind === "show"
+        ? { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+          hourCycle: "h23", timeZoneName: "short" }
+        : { year: "numeric", month: "numeric", day: "numeric", hour: "numeric",
+          minute: "numeric", second: "numeric", hourCycle: "h23" };
+      let format;
+      try {
+        format = new Intl.DateTimeFormat(kind === "show" ? undefined : "en-US",
+          { ...opts, timeZone: S.tz || undefined });
+      } catch (e) {  // a zone this browser does not know: its own, still labelled
+        format = new Intl.DateTimeFormat(kind === "show" ? undefined : "en-US", opts);
+      }
+      timeFormats.set(key, format);
+    }
+    return timeFormats.get(key);
+  }
+
+  /** Seconds since the epoch as a date and 24-hour time in the game's zone, zone named. */
   function fmtTime(sec) {
     if (!sec) return "—";
-    return new Date(sec * 1000).toLocaleString(undefined, {
-      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
-    });
+    return timeFormat("show").format(new Date(sec * 1000));
+  }
+
+  /** How far the game's zone is ahead of UTC at ``sec``, in seconds. */
+  function zoneOffset(sec) {
+    const p = {};
+    for (const part of timeFormat("parts").formatToParts(new Date(sec * 1000))) {
+      p[part.type] = Number(part.value);
+    }
+    return Date.UTC(p.year, p.month - 1, p.day, p.hour % 24, p.minute, p.second) / 1000 - sec;
+  }
+
+  /** A wall-clock time typed as "2026-11-11T00:00" (an <input type="datetime-local">)
+   * read in the game's zone, as seconds since the epoch; null when empty or malformed. */
+  function parseTime(text) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(text || "");
+    if (!m) return null;
+    const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0)) / 1000;
+    // The offset at the guess, then at the answer: right across a daylight-saving change.
+    return wall - zoneOffset(wall - zoneOffset(wall));
   }
 
   function fmtValue(v) {
@@ -497,8 +545,22 @@
     sessionStorage.setItem(GAME_STORAGE, game);
     $("game-picker").value = game;
     updateLiveBadge();
+    await loadTimezone(game);
     await Promise.all([loadDraft(), loadVersions()]);
     await loadTab(S.tab);
+  }
+
+  /** S.tz for ``game``: the live config's zone, else the saved draft's, else the
+   * schema's default (a game with neither shows and takes times in it). */
+  async function loadTimezone(game) {
+    let config = null;
+    try {
+      config = await liveConfig();
+      if (!config) config = (await api("GET", gamePath("/draft"))).config;
+    } catch (e) {
+      if (e.status !== 404) toast(`Could not read the game's time zone: ${e.message}`, "bad");
+    }
+    if (game === S.game) S.tz = (config && config.timezone) || DEFAULT_TZ;
   }
 
   function selectTab(tab, focus = true) {
@@ -581,7 +643,10 @@
   async function liveConfig() {
     const g = S.games.find((x) => x.game === S.game);
     if (!g || !g.live_version) return null;
-    return (await api("GET", gamePath(`/versions/${g.live_version}`))).config;
+    const config = (await api("GET", gamePath(`/versions/${g.live_version}`))).config;
+    // A publish may have moved the zone; the plays read this before drawing times.
+    if (g.game === S.game) S.tz = config.timezone || DEFAULT_TZ;
+    return config;
   }
 
   function draftedNote(section, none, attrs = {}) {
@@ -613,7 +678,7 @@
     const refresh = () => showPlay(play.name);
     return {
       game: S.game, merchant: S.merchant, api, gamePath, h, clear, toast, fmtInt, fmtFen,
-      fmtPct, fmtTime, liveConfig, setDraftSection,
+      fmtPct, fmtTime, parseTime, timezone: S.tz, liveConfig, setDraftSection,
       errorBox: (e) => h("div", { class: "error-box", role: "alert" }, errorContent(e)),
       draftSection: (key) => { const c = draftValue(); return c ? c[key] : undefined; },
       newKey: () => newIdempotencyKey("play"),
@@ -621,8 +686,16 @@
       field: (label, input) => h("label", { class: "field" }, label, input),
       publicPath: (kind, id) => `/v1/games/${encodeURIComponent(S.game)}/${kind}/` +
         `${encodeURIComponent(id)}?merchant=${encodeURIComponent(S.merchant)}`,
+      confirm: confirmDialog,
       addToDraft: (section, id, value, noun) => {
-        setDraftSection(section, { ...((draftValue() || {})[section] || {}), [id]: value });
+        const drafted = (draftValue() || {})[section] || {};
+        // Adding never replaces: the entry with that id (a published one is in the draft
+        // too) has fields these short forms do not set, which would be dropped unseen.
+        if (Object.prototype.hasOwnProperty.call(drafted, id)) {
+          throw new Error(`${noun} ${id} is already in the draft: pick another id, or ` +
+            "change that one in the Draft tab.");
+        }
+        setDraftSection(section, { ...drafted, [id]: value });
         toast(`${noun} ${id} added to the draft: save and publish it in the Draft tab.`);
         refresh();
       },

@@ -129,6 +129,11 @@
     if (open) {
       actions.push(h("button", { class: "btn", type: "button", id: `exp-${id}-stop`,
         onclick: () => run(ctx, out, async () => {
+          // One click must not end a test mid-campaign: stopped stays stopped.
+          const ok = await ctx.confirm(`Stop experiment ${id}?`, h("p", {},
+            "Every shopper goes back to the live config now (a new version is published). " +
+            "A stopped experiment cannot run again: a new one would start afresh."), "Stop");
+          if (!ok) return;
           await api("POST", gamePath(`/experiments/${id}/stop`), {},
             { idempotencyKey: ctx.newKey() });
           ctx.toast(`Experiment ${id} stopped.`);

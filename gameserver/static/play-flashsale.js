@@ -76,8 +76,10 @@
       const id = idIn.value.trim();
       if (!ID.test(id)) throw new Error("Sale id: lower-case letters, digits, - and _.");
       if (!SKU.test(skuIn.value.trim())) throw new Error("SKU: letters, digits, _ . : -");
-      const starts = startIn.value ? Math.floor(new Date(startIn.value).getTime() / 1000)
+      // Typed in the game's zone (the label names it), not the browser's.
+      const starts = startIn.value ? ctx.parseTime(startIn.value)
         : Math.floor(Date.now() / 1000) + 3600;
+      if (starts === null) throw new Error("Starts: pick a date and a time.");
       ctx.addToDraft("flashsales", id, { title: titleIn.value.trim() || id,
         sku: skuIn.value.trim(), price_fen: Math.round(Number(priceIn.value) * 100),
         starts_at: starts, stock: Math.max(1, Number(stockIn.value) || 1),
@@ -85,7 +87,7 @@
     };
     el.append(ctx.draftCard({ title: "Add a flash sale to the draft", buttonId: "fs-new-add",
       add, rows: [[field("Id", idIn), field("Title", titleIn), field("SKU", skuIn),
-        field("Price (¥)", priceIn), field("Starts", startIn), field("Stock", stockIn),
+        field("Price (¥)", priceIn), field(`Starts (${ctx.timezone})`, startIn), field("Stock", stockIn),
         field("Pay within (min)", payIn)]] }));
   }
 

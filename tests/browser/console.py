@@ -61,16 +61,19 @@ def expected_http_error(text: str) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def open_console(width: int) -> AsyncIterator[tuple[Page, list[str]]]:
-    """A Chromium page ``width`` px wide and the problems it reports: script errors, CSP
-    violations, native dialogs (4xx answers the console handles are not problems)."""
+async def open_console(width: int, timezone: str | None = None
+                       ) -> AsyncIterator[tuple[Page, list[str]]]:
+    """A Chromium page ``width`` px wide (in the time zone ``timezone``, else the
+    machine's) and the problems it reports: script errors, CSP violations, native
+    dialogs (4xx answers the console handles are not problems)."""
     assert async_playwright is not None
     problems: list[str] = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                            args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": width, "height": 900})
+            page = await browser.new_page(viewport={"width": width, "height": 900},
+                                          timezone_id=timezone)
             page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
             page.on("console", lambda msg: problems.append(f"console: {msg.text}")
                     if msg.type == "error" and not expected_http_error(msg.text) else None)
@@ -99,12 +102,13 @@ async def go_signed_in(page: Page, world: World, merchant: str,
 
 @contextlib.asynccontextmanager
 async def signed_in(world: World, merchant: str, *, width: int = 1360,
-                    game: str | None = None,
-                    plays: str | None = None) -> AsyncIterator[tuple[Page, list[str]]]:
-    """:func:`open_console` on ``world``'s /console, signed in with ``merchant``'s API key;
-    then ``game`` picked in the game picker, or the Plays tab opened on the panel whose
-    button reads ``plays``. Yields the page and its problems, as open_console does."""
-    async with open_console(width) as (page, problems):
+                    game: str | None = None, plays: str | None = None,
+                    timezone: str | None = None) -> AsyncIterator[tuple[Page, list[str]]]:
+    """:func:`open_console` on ``world``'s /console (in ``timezone``), signed in with
+    ``merchant``'s API key; then ``game`` picked in the game picker, or the Plays tab
+    opened on the panel whose button reads ``plays``. Yields the page and its problems,
+    as open_console does."""
+    async with open_console(width, timezone) as (page, problems):
         await go_signed_in(page, world, merchant, game)
         if plays is not None:
             await page.get_by_role("tab", name="Plays").click()

@@ -1,6 +1,6 @@
 """The console's experiments panel in a real headless Chromium: create an experiment,
-read its results (per-arm table and interval chart) after shoppers drew under it, and
-ship an arm (diff first, then confirm).
+read its results (per-arm table and interval chart) after shoppers drew under it, see
+that Stop asks first, and ship an arm (diff first, then confirm).
 
 Skips only when /usr/bin/chromium or Playwright is missing (``.ci/run`` installs both).
 """
@@ -50,6 +50,12 @@ async def test_create_read_results_and_ship(world: World) -> None:
             await expect(card.locator(f"tr[data-arm={arm}] .exp-exposed")).to_have_text(str(n))
         await expect(card.locator("svg.exp-chart")).to_have_count(1)
         await shot(page, "plays-experiments")
+
+        # Stopping cannot be undone, so it asks first; Cancel leaves the test running.
+        await card.locator("#exp-scarce-stop").click()
+        await expect(page.locator("#confirm")).to_contain_text("cannot run again")
+        await page.get_by_role("button", name="Cancel").click()
+        await expect(card.locator(".exp-status")).to_have_text("running")
 
         await card.locator("#exp-scarce-ship-arm").select_option("treatment")
         await card.locator("#exp-scarce-ship").click()

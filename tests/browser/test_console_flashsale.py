@@ -63,3 +63,27 @@ async def test_a_sale_whose_last_unit_is_being_settled_says_so(world: World) -> 
         await expect(card).to_contain_text("1 being settled (may come back)")
         await shot(page, "plays-flashsale-pending")
         assert not problems
+
+
+D11_MIDNIGHT = 1_794_326_400
+"""2026-11-11 00:00 in Asia/Shanghai (the game's zone): 2026-11-10 16:00 UTC."""
+
+
+async def test_times_are_the_games_and_adding_a_drafted_id_changes_nothing(world: World) -> None:
+    """A browser on UTC shows and takes times in the game's zone: the sale starting at
+    09:00 there reads 09:00 GMT+8 (not 01:00), a start typed as 11-11 00:00 is midnight
+    there (not 08:00). Adding a sale under an id the draft has is refused, the sale kept."""
+    await world.merchant(SHOP, config=CONFIG)
+    async with signed_in(world, SHOP, plays="Flash sales", timezone="UTC") as (page, problems):
+        await expect(page.locator("#flashsale-midnight")).to_contain_text(
+            "Jan 1, 2026, 09:00 GMT+8")  # START, 01:00 UTC
+        await expect(page.get_by_label("Starts (Asia/Shanghai)")).to_be_visible()
+        await submit_form(page, "fs-new", id="d11", sku="D11-1", start="2026-11-11T00:00")
+        await expect(page.get_by_text("In the draft: midnight, d11")).to_be_visible()
+        await submit_form(page, "fs-new", id="midnight", sku="OTHER-1", stock="5")
+        await expect(page.locator("#toasts")).to_contain_text(
+            "Flash sale midnight is already in the draft")
+        draft = await draft_config(page)
+        assert draft["flashsales"]["d11"]["starts_at"] == D11_MIDNIGHT
+        assert draft["flashsales"]["midnight"] == CONFIG["flashsales"]["midnight"]
+        assert not problems
