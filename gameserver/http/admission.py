@@ -15,6 +15,15 @@ Refusals: ``queue_full`` (``max_queued`` already waiting) at once, ``queue_timeo
 after ``queue_wait`` seconds in the queue. Both are 503 ``overloaded`` with
 ``Retry-After: 1``; nothing was done, so the client may retry with the same
 Idempotency-Key.
+
+A request is admitted once its body has arrived (:func:`_body_arrived`), not while it
+is still arriving: a slot is what every merchant's shoppers share, and a request that
+held one while its client sent the body a byte at a time held it for as long as that
+client liked. ``max_inflight`` such connections (within the per-IP rate limit, and
+``createSession`` needs no token) refused every other request of the process.
+A body still incomplete ``body_wait`` seconds after the headers is 400 ``body_timeout``
+(counted as ``petbox_admission_rejected_total{reason="body_timeout"}``), and the
+connection is closed.
 """
 
 from __future__ import annotations
@@ -25,7 +34,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from gameserver.http.errors import Overloaded
+from gameserver.http.bodylimit import BODY_LIMITS
+from gameserver.http.errors import BodyTimeout, Overloaded, error_response, http_status
 from gameserver.ops.metrics import Metrics
 from gameserver.ops.settings import Settings
 
@@ -99,6 +109,12 @@ def admission_middleware(settings: Settings, metrics: Metrics) -> Middleware | N
     async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in EXEMPT_PATHS:
             return await handler(request)
+        if not await _body_arrived(request, settings.body_wait):
+            metrics.admission_rejected.labels("body_timeout").inc()
+            late = BodyTimeout(settings.body_wait)
+            resp = error_response(http_status(late), late.code, late.message, late.details)
+            resp.force_close()  # the rest of the body may still trickle in: not read
+            return resp
         await admission.acquire()
         try:
             return await handler(request)
@@ -106,3 +122,24 @@ def admission_middleware(settings: Settings, metrics: Metrics) -> Middleware | N
             admission.release()
 
     return admit
+
+
+async def _body_arrived(request: web.Request, wait: float) -> bool:
+    """Read the request's body, waiting at most ``wait`` seconds, before it takes a slot;
+    False if it has not arrived by then.
+
+    aiohttp keeps what was read, so the handler's own ``read()`` gets it at once, and a
+    body past the application's cap is the usual 413 (a body that does not decode as
+    sent, the usual 400). Config writes (operations with a cap of their own, in
+    :data:`~gameserver.http.bodylimit.BODY_LIMITS`) are left to their handler: it reads
+    them on a clone of the request with the larger cap, only once the merchant key is
+    checked, so only a merchant can send one slowly, within its rate limit."""
+    if not request.body_exists or \
+            request.match_info.route.name in request.app.get(BODY_LIMITS, {}):
+        return True
+    try:
+        async with asyncio.timeout(wait):
+            await request.read()
+    except TimeoutError:
+        return False
+    return True

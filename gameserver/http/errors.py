@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from economy.errors import DomainError, Refusal
+from gameserver.http.accesslog import logged_path
 from gameserver.http.bodylimit import body_limit
 from gameserver.ops.metrics import METRICS
 from gameserver.state.latency_budget import LATENCY_BUDGET
@@ -115,6 +116,19 @@ class Overloaded(DomainError):
     def __init__(self, reason: str) -> None:
         super().__init__("the server is at capacity; retry after Retry-After with the same "
                          "Idempotency-Key", retry_after=1, reason=reason)
+
+
+class BodyTimeout(DomainError):
+    """The request's body did not arrive within ``PETBOX_BODY_WAIT`` of its headers
+    (``gameserver/http/admission.py``); nothing was done, so the client may resend it
+    with the same Idempotency-Key."""
+
+    code = "body_timeout"
+    kind = Refusal.MALFORMED
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"the request body did not arrive within {wait:g} s; send it "
+                         "again whole", wait_s=wait)
 
 
 class RateLimited(DomainError):
@@ -210,7 +224,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         resp = error_response(http_status(exc), exc.code, exc.message, exc.details)
     except UNAVAILABLE as exc:
         log.warning("dependency unavailable request_id=%s %s %s: %r", request_id,
-                    request.method, request.path, exc)
+                    request.method, logged_path(request), exc)
         resp = error_response(503, "unavailable",
                               "storage is unavailable; retry shortly with the same "
                               "Idempotency-Key (it is never applied twice)",
@@ -232,7 +246,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             resp.headers["Allow"] = exc.headers["Allow"]
     except Exception:
         log.exception("unhandled error request_id=%s %s %s", request_id, request.method,
-                      request.path)
+                      logged_path(request))
         resp = error_response(500, "internal_error", "internal error; quote the request id",
                               {"request_id": request_id})
     resp.headers["X-Request-Id"] = request_id

@@ -182,6 +182,9 @@ class Settings:
     ``503 overloaded`` with ``Retry-After`` at once."""
     queue_wait: float = 5.0
     """Longest a request waits in that queue before ``503 overloaded``."""
+    body_wait: float = 10.0
+    """Longest a request's body may take to arrive, waited for before the request is
+    admitted (so a client trickling bodies holds no slot); past it ``400 body_timeout``."""
     redis_max_connections: int = 0
     """Redis connections of one process (0: ``max_inflight`` + 64, for the pipelines,
     the persister and background jobs). Never below ``max_inflight``: a request that
@@ -354,6 +357,7 @@ def _admission(env: Mapping[str, str]) -> dict[str, Any]:
         "max_inflight": inflight,
         "max_queued": _int(env, "PETBOX_MAX_QUEUED", 1024, 0, 1_000_000),
         "queue_wait": _num(env, "PETBOX_QUEUE_WAIT", 5.0, 0.0, 60.0),
+        "body_wait": _num(env, "PETBOX_BODY_WAIT", 10.0, 0.05, 600.0),
         "redis_max_connections": pool,
         "sql_pool_size": _int(env, "PETBOX_SQL_POOL_SIZE", 10, 1, 1000),
         "sql_max_overflow": _int(env, "PETBOX_SQL_MAX_OVERFLOW", 20, 0, 1000),

@@ -5,6 +5,7 @@ operations endpoints are never refused; ``/metrics`` counts it all."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -160,3 +161,32 @@ async def test_line_bounds_a_crowd_while_sql_hangs(tmp_path: Any) -> None:
         assert await _select_after(db, 0.0) < 0.3  # SQL answers again: turns at once
     finally:
         await db.close()
+
+
+async def test_a_body_sent_slowly_holds_no_slot_and_times_out(
+        aiohttp_client: Any, settings: Settings, clock: Any) -> None:
+    """A client that sends a request's headers and then its body a byte at a time (no
+    token needed: ``createSession``) held one of the process's slots for as long as it
+    liked, so ``max_inflight`` such connections refused every merchant's shoppers. The
+    request is admitted once its body is in; one still incomplete after ``body_wait``
+    is 400 ``body_timeout``, answered at once."""
+    tight = settings.with_overrides(max_inflight=1, max_queued=0, queue_wait=0.0,
+                                    body_wait=0.3)
+    client = await aiohttp_client(create_app(tight, clock=clock))
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"POST /v1/sessions HTTP/1.1\r\nHost: petbox\r\nContent-Type: "
+                 b"application/json\r\nContent-Length: 100\r\n\r\n{")
+    await writer.drain()
+    await asyncio.sleep(0.05)  # the slow request has reached the server
+    try:
+        other = await client.get("/console")  # another request, while the body trickles
+        assert other.status == 200  # was 503 overloaded: the slow request held the slot
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2.0)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        body = await reader.readexactly(length)
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in head
+    assert json.loads(body)["error"] == {
+        "code": "body_timeout", "message": "the request body did not arrive within 0.3 s; "
+        "send it again whole", "details": {"wait_s": 0.3}}

@@ -70,6 +70,7 @@ EXPECTED = {
     "overloaded": 503,
     "rate_limited": 429,
     "malformed_json": 400,
+    "body_timeout": 400,
     "provision_failed": 409,
     "no_draft": 409,
     "stock_below_taken": 409,
