@@ -156,6 +156,42 @@ export type Granted = {
   repaid?: { [key: string]: number };
 };
 
+export type Experiment = {
+  name?: string;
+  hypothesis?: string;
+  /** mixed into the assignment hash; never change it while running */
+  salt?: string;
+  status: string;
+  /** the arm the others are compared with */
+  control?: string;
+  arms: { [key: string]: {
+    /** share of shoppers, in percent */
+    percent: number;
+    description?: string;
+    /** JSON path of the live config → value in this arm */
+    overrides?: { [key: string]: Record<string, unknown> };
+    /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
+    tables?: { [key: string]: string };
+  } };
+  /** new: only shoppers who first played at or after starts_at */
+  eligibility?: "everyone" | "new";
+  starts_at?: number;
+  stops_at?: number;
+  /** What decides the experiment, and what must not get worse. */
+  metrics?: {
+    primary: "d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper";
+    guardrails?: Array<"d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper">;
+  };
+  /** fixed horizon: exposed shoppers per arm before the test is read (see docs/experiments.md) */
+  sample_size?: number;
+  /** getPlayer shows the shopper's arm */
+  show_arm?: boolean;
+  shipped_arm?: string;
+  experiment: string;
+  game_version?: number;
+  simulation?: Record<string, unknown>;
+};
+
 /** adoptPet 201: Adopt a pet of one of the game's species */
 export type AdoptPetResponse = {
   player: Player;
@@ -575,41 +611,7 @@ export type GetEnvelopeRainResponse = {
 };
 
 /** getExperiment 200: An experiment, each arm's box tables, and (simulate=1) a simulation per arm */
-export type GetExperimentResponse = {
-  name?: string;
-  hypothesis?: string;
-  /** mixed into the assignment hash; never change it while running */
-  salt?: string;
-  status: string;
-  /** the arm the others are compared with */
-  control?: string;
-  arms: { [key: string]: {
-    /** share of shoppers, in percent */
-    percent: number;
-    description?: string;
-    /** JSON path of the live config → value in this arm */
-    overrides?: { [key: string]: Record<string, unknown> };
-    /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
-    tables?: { [key: string]: string };
-  } };
-  /** new: only shoppers who first played at or after starts_at */
-  eligibility?: "everyone" | "new";
-  starts_at?: number;
-  stops_at?: number;
-  /** What decides the experiment, and what must not get worse. */
-  metrics?: {
-    primary: "d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper";
-    guardrails?: Array<"d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper">;
-  };
-  /** fixed horizon: exposed shoppers per arm before the test is read (see docs/experiments.md) */
-  sample_size?: number;
-  /** getPlayer shows the shopper's arm */
-  show_arm?: boolean;
-  shipped_arm?: string;
-  experiment: string;
-  game_version?: number;
-  simulation?: Record<string, unknown>;
-};
+export type GetExperimentResponse = Experiment;
 
 /** getExperimentResults 200: Per-arm results (retention, draws, spend, prize cost, orders, GMV) with intervals, tests, a sample-ratio check and the fixed-horizon verdict */
 export type GetExperimentResultsResponse = {
@@ -1279,41 +1281,7 @@ export type ListExperimentsResponse = {
   game: string;
   /** the live version */
   game_version: number;
-  experiments: Array<{
-    name?: string;
-    hypothesis?: string;
-    /** mixed into the assignment hash; never change it while running */
-    salt?: string;
-    status: string;
-    /** the arm the others are compared with */
-    control?: string;
-    arms: { [key: string]: {
-      /** share of shoppers, in percent */
-      percent: number;
-      description?: string;
-      /** JSON path of the live config → value in this arm */
-      overrides?: { [key: string]: Record<string, unknown> };
-      /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
-      tables?: { [key: string]: string };
-    } };
-    /** new: only shoppers who first played at or after starts_at */
-    eligibility?: "everyone" | "new";
-    starts_at?: number;
-    stops_at?: number;
-    /** What decides the experiment, and what must not get worse. */
-    metrics?: {
-      primary: "d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper";
-      guardrails?: Array<"d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper">;
-    };
-    /** fixed horizon: exposed shoppers per arm before the test is read (see docs/experiments.md) */
-    sample_size?: number;
-    /** getPlayer shows the shopper's arm */
-    show_arm?: boolean;
-    shipped_arm?: string;
-    experiment: string;
-    game_version?: number;
-    simulation?: Record<string, unknown>;
-  }>;
+  experiments: Array<Experiment>;
 };
 
 /** listGames 200: The API key's merchant and its games: live version and whether a draft exists */
@@ -1504,41 +1472,7 @@ export type PublishGameResponse = {
 
 /** putExperiment 200: Create or edit an experiment; publishes a new version (every arm's merged config validated); 409 once started for allocation, arms or metrics */
 export type PutExperimentResponse = {
-  experiment: {
-    name?: string;
-    hypothesis?: string;
-    /** mixed into the assignment hash; never change it while running */
-    salt?: string;
-    status: string;
-    /** the arm the others are compared with */
-    control?: string;
-    arms: { [key: string]: {
-      /** share of shoppers, in percent */
-      percent: number;
-      description?: string;
-      /** JSON path of the live config → value in this arm */
-      overrides?: { [key: string]: Record<string, unknown> };
-      /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
-      tables?: { [key: string]: string };
-    } };
-    /** new: only shoppers who first played at or after starts_at */
-    eligibility?: "everyone" | "new";
-    starts_at?: number;
-    stops_at?: number;
-    /** What decides the experiment, and what must not get worse. */
-    metrics?: {
-      primary: "d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper";
-      guardrails?: Array<"d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper">;
-    };
-    /** fixed horizon: exposed shoppers per arm before the test is read (see docs/experiments.md) */
-    sample_size?: number;
-    /** getPlayer shows the shopper's arm */
-    show_arm?: boolean;
-    shipped_arm?: string;
-    experiment: string;
-    game_version?: number;
-    simulation?: Record<string, unknown>;
-  };
+  experiment: Experiment;
   published: Record<string, unknown>;
   draft?: string;
 };
@@ -1730,41 +1664,7 @@ export type StartTaskResponse = {
 
 /** stopExperiment 200: Stop an experiment: everyone back on the live config (a new version) */
 export type StopExperimentResponse = {
-  experiment: {
-    name?: string;
-    hypothesis?: string;
-    /** mixed into the assignment hash; never change it while running */
-    salt?: string;
-    status: string;
-    /** the arm the others are compared with */
-    control?: string;
-    arms: { [key: string]: {
-      /** share of shoppers, in percent */
-      percent: number;
-      description?: string;
-      /** JSON path of the live config → value in this arm */
-      overrides?: { [key: string]: Record<string, unknown> };
-      /** series -> the arm's box table hash (what its draw records name); in listExperiments and getExperiment, not in a write's answer */
-      tables?: { [key: string]: string };
-    } };
-    /** new: only shoppers who first played at or after starts_at */
-    eligibility?: "everyone" | "new";
-    starts_at?: number;
-    stops_at?: number;
-    /** What decides the experiment, and what must not get worse. */
-    metrics?: {
-      primary: "d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper";
-      guardrails?: Array<"d1_retention" | "d7_retention" | "d30_retention" | "w1_retention" | "draws_per_shopper" | "spend_per_shopper" | "prize_cost_per_shopper" | "orders_per_shopper" | "gmv_per_shopper">;
-    };
-    /** fixed horizon: exposed shoppers per arm before the test is read (see docs/experiments.md) */
-    sample_size?: number;
-    /** getPlayer shows the shopper's arm */
-    show_arm?: boolean;
-    shipped_arm?: string;
-    experiment: string;
-    game_version?: number;
-    simulation?: Record<string, unknown>;
-  };
+  experiment: Experiment;
   published: Record<string, unknown>;
   draft?: string;
 };

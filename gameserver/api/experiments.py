@@ -32,6 +32,7 @@ from economy.simulate import simulate
 from gameserver.api.admin_keys import Written, sql_write
 from gameserver.api.common import Operation, checked, decode_json, game_id, merchant_of, now_s
 from gameserver.api.merchant_work import run_simulation
+from gameserver.api.schemas import shared
 from gameserver.appkeys import DB, GAMES
 from gameserver.db import configs
 from gameserver.db.database import Merchant
@@ -66,7 +67,8 @@ ARM_VIEW = {**_ARM_CONFIG, "properties": {**_ARM_CONFIG["properties"], "tables":
 schema alone forbids any other field)."""
 # the experiment as configured (every field of the config's experiment, so a typed client
 # sees them), its id, each arm with its tables, and what getExperiment adds
-EXPERIMENT_VIEW = {"type": "object", "required": ["experiment", "status", "arms"],
+EXPERIMENT_VIEW = shared("Experiment", {"type": "object",
+                                        "required": ["experiment", "status", "arms"],
                    "properties": {**EXPERIMENT_SPEC.schema()["properties"],
                                   "experiment": {"type": "string"},
                                   "status": {"type": "string"},
@@ -74,7 +76,7 @@ EXPERIMENT_VIEW = {"type": "object", "required": ["experiment", "status", "arms"
                                            "additionalProperties": ARM_VIEW},
                                   "game_version": {"type": "integer"},
                                   "simulation": {"type": "object",
-                                                 "additionalProperties": True}}}
+                                                 "additionalProperties": True}}})
 PUBLISHED_VIEW = {"type": "object", "required": ["experiment", "published"], "properties": {
     "experiment": EXPERIMENT_VIEW, "published": {"type": "object"},
     "draft": {"type": "string"}}}

@@ -123,3 +123,12 @@ DRAW = obj({
 SHARED: dict[str, Schema] = {"Player": PLAYER, "Pet": PET, "Draw": DRAW, "Reward": REWARD,
                              "Granted": GRANTED}
 """Stated once in the OpenAPI document's components and referred to where used."""
+
+
+def shared(name: str, schema: Schema) -> Schema:
+    """``schema`` (the very object), stated once in the OpenAPI document's components as
+    ``name`` and referred to wherever an operation uses it (and a named type of the
+    generated SDK types): for a room's schema that several of its operations answer."""
+    if SHARED.setdefault(name, schema) is not schema:
+        raise ValueError(f"two shared schemas named {name}")
+    return schema
