@@ -80,7 +80,7 @@ async def require_schema(db: Database, url: str) -> None:
     instead of failing later on a missing table with a SQL traceback."""
     try:
         current = await db.schema_revision()
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:  # OSError: SqlConnectionLost, a refusal
         raise click.ClickException(f"cannot reach the database {_shown(url)}: "
                                    f"{type(exc).__name__}") from exc
     if current != db.head_revision():

@@ -144,6 +144,9 @@ class Database:
         self.report_timeout = min(max(timeout, report_timeout), self.background_timeout)
         self.engine = engine or make_engine(url, self.background_timeout)
         self.dialect = self.engine.dialect.name
+        self._probing = asyncio.Lock()
+        """One :meth:`probe` at a time: the pool keeps one connection for it, and
+        readiness probes (a load balancer's and an orchestrator's) are not admitted."""
 
     def dialect_insert(self, table: Any) -> Any:
         """``INSERT`` into ``table`` with the dialect's ``ON CONFLICT`` clauses (SQLite or
@@ -211,8 +214,9 @@ class Database:
         every request's call waiting its turn is load, not an outage: SQL still answers.
         Were the probe to wait in the requests' line, the host would read as not ready
         at the peak, and a load balancer would move its shoppers onto the other hosts,
-        which share the same SQL. A hung or unreachable SQL still fails it."""
-        async with bounded_connection(self.engine, bound, False) as conn:
+        which share the same SQL. A hung or unreachable SQL still fails it. Probes run one
+        at a time, so overlapping ones never take connections the lines hand out."""
+        async with self._probing, bounded_connection(self.engine, bound, False) as conn:
             await conn.execute(text("SELECT 1"))
 
     # -- migrations ----------------------------------------------------------------

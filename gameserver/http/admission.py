@@ -134,9 +134,9 @@ async def _body_arrived(request: web.Request, wait: float) -> bool:
     :data:`~gameserver.http.bodylimit.BODY_LIMITS`) are left to their handler: it reads
     them on a clone of the request with the larger cap, only once the merchant key is
     checked, so only a merchant can send one slowly, within its rate limit."""
-    if not request.body_exists or \
+    if not request.body_exists or request.content.is_eof() or \
             request.match_info.route.name in request.app.get(BODY_LIMITS, {}):
-        return True
+        return True  # no body, all of it here already (the usual small one), or a config
     try:
         async with asyncio.timeout(wait):
             await request.read()
