@@ -7,14 +7,28 @@ Members earn points on their own commits (``mechanics.teams.contribute``);
 :class:`TeamSync` runs after the persister flushed them and raises each member's count
 on the team to what the member's state holds (idempotent: the highest report wins),
 then ranks the team on the season's board. The routes are in gameserver/api/teams.py.
+
+During an outage (on a Redis Cluster, the master of some teams' shards down; SQL
+away; contention) each team is its own unit: the teams that answer get their points,
+rank and milestones in that call; a report whose team does not is kept in memory
+(per member and team, the highest; at most :data:`MAX_PENDING`, the oldest dropped
+and counted) and tried again on the hook's next call, which the persister makes
+after every flush and, with no rows, on every pass that flushed nothing. So a member
+who does not play again still reaches the team about one flush interval after its
+node answers again. A call with failures logs one warning with the counts. The limit:
+the kept reports live in the persister's memory only; if it stops (crash, restart)
+before they are applied, they are lost until the member's next flush, which reports
+the member's whole count again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import itertools
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -28,6 +42,7 @@ from gameserver.jobs.flushhooks import FlushContext, register_flush_hook
 from gameserver.jobs.leaderboards import KEEP_FACTOR
 from gameserver.jobs.webhooks import Outbox
 from gameserver.state.aggregates import AggregateStore, WireCodec
+from gameserver.state.aggregates_gate import TRANSIENT
 from gameserver.state.keys import AggregateRef, Keys, system_key
 from gameserver.state.store import decode_state
 from mechanics import teams as rules
@@ -104,56 +119,180 @@ def _announcing(milestones: list[str]) -> Any:
     return lambda team, now: rules.announce(team, milestones)
 
 
-class TeamSync:
-    """An ``on_flushed`` callback: members' points in flushed states → their teams."""
+MAX_PENDING = 10_000
+"""Reports one :class:`TeamSync` keeps for its next call at most: past it the oldest
+are dropped (counted and logged); their members' next flush repairs them."""
 
-    def __init__(self, ctx: FlushContext) -> None:
+PendingKey = tuple[str, str, str, str, str]
+"""(merchant, game, season, team, user): one member's report on one team. Its value is
+(membership seq, points): of two reports the higher pair wins, as on the team."""
+
+
+@dataclass
+class _Changed:
+    """One season's teams a call changed (each as last read) and the reports behind."""
+
+    teams: dict[str, rules.Team] = field(default_factory=dict)
+    keys: list[PendingKey] = field(default_factory=list)
+
+
+@dataclass
+class _Pass:
+    """What one call left for the next (a transient failure) and why."""
+
+    failed: set[PendingKey] = field(default_factory=set)
+    shards: set[int] = field(default_factory=set)
+    cause: BaseException | None = None
+    bug: Exception | None = None
+    """The first failure that is not transient: raised once the rest is done, so the
+    persister logs and counts it as any failing hook's."""
+
+    def keep(self, keys: list[PendingKey], exc: BaseException, shard: int | None = None
+             ) -> None:
+        if not isinstance(exc, TRANSIENT):
+            if not isinstance(exc, Exception):
+                raise exc  # cancelled, or the process is stopping
+            if self.bug is None:  # a bug is not retried (it would fail again)
+                self.bug = exc
+            else:
+                log.error("teams: a report failed too", exc_info=exc)
+            return
+        self.failed.update(keys)
+        self.cause = self.cause or exc
+        if shard is not None:
+            self.shards.add(shard)
+
+
+class TeamSync:
+    """An ``on_flushed`` callback: members' points in flushed states → their teams.
+
+    Each team is its own unit: a report whose team cannot be read or changed for a
+    transient reason (:data:`~gameserver.state.aggregates_gate.TRANSIENT`: on a Redis
+    Cluster, the team's master down) is kept in :attr:`pending`, the highest per
+    member and team, and tried again on the next call, while the other teams' reports
+    are applied. The persister calls the hook after every flush, and with no rows on a
+    pass that flushed nothing, so a kept report waits about one flush interval after
+    its node answers again. Each call with failures logs one warning."""
+
+    def __init__(self, ctx: FlushContext, *, max_pending: int = MAX_PENDING) -> None:
         self.games = ctx.games
         archive = AggregateArchive(ctx.db)
         self.io = TeamsIO(ctx.redis, ctx.keys,
                           AggregateStore(ctx.redis, ctx.keys, archive, ctx.clock,
                                          idempotency_ttl=ctx.settings.idempotency_ttl),
                           ctx.outbox, ctx.settings.shards)
+        self.metrics = ctx.metrics
+        self.max_pending = max_pending
+        self.pending: dict[PendingKey, tuple[int, int]] = {}
+        """Reports a transient failure left for the next call, oldest first."""
 
     def __repr__(self) -> str:
         return f"TeamSync(prefix={self.io.keys.prefix!r})"
 
     async def __call__(self, rows: list[PlayerRow]) -> None:
-        by_game: dict[tuple[str, str], list[PlayerRow]] = defaultdict(list)
-        for row in rows:
-            by_game[(row.merchant_id, row.game_id)].append(row)
-        for (merchant, game), game_rows in by_game.items():
+        # The kept reports first (their order is their age), then the flushed ones.
+        work, retried = self.pending, set(self.pending)
+        self.pending = {}
+        for key, report in _reports(rows):
+            work[key] = max(work.get(key, report), report)
+        by_game: dict[tuple[str, str], list[PendingKey]] = defaultdict(list)
+        for key in work:
+            by_game[(key[0], key[1])].append(key)
+        done = _Pass()
+        for (merchant, game), keys in by_game.items():
             try:
                 live = await self.games.get(merchant, game)
             except NotFound:
                 continue
-            if live.config.teams:
-                await self.sync_game(live, game_rows)
-
-    async def sync_game(self, live: LiveGame, rows: list[PlayerRow]) -> None:
-        """Raise each flushed member's count on their team, then rank those teams."""
-        shared = self.io.shared
-        reports = _reports(live, rows)
-        if not reports:
-            return
-        refs = [team_ref(live, season, team, self.io.shards) for season, team, *_ in reports]
-        teams = await shared.read_many(refs, CODEC)
-        changed: dict[str, list[rules.Team]] = defaultdict(list)
-        for (season_id, _, user, seq, points), ref, team in zip(reports, refs, teams,
-                                                                strict=True):
-            member = team.members.get(user) if team is not None else None
-            if member is None or member.seq != seq or member.points >= points:
+            except Exception as exc:
+                done.keep(keys, exc)
                 continue
-            season = live.config.teams[season_id]
-            new = await _sync(shared, ref, season, user, seq, points)
-            if new is not None:
-                changed[season_id].append(new)
+            if live.config.teams:
+                await self._sync_game(live, {k: work[k] for k in keys}, retried, done)
+        self._keep(work, done)
+        if done.bug is not None:
+            raise done.bug
+
+    async def _sync_game(self, live: LiveGame, work: dict[PendingKey, tuple[int, int]],
+                         retried: set[PendingKey], done: _Pass) -> None:
+        """Raise each reported member's count on their team, then rank those teams.
+        The teams are read per shard (one node each on a cluster), all at once: a
+        silent node costs the call one bounded wait, not one per team."""
+        by_shard: dict[int, list[tuple[PendingKey, AggregateRef]]] = defaultdict(list)
+        for key in work:
+            if key[2] in live.config.teams:
+                ref = team_ref(live, key[2], key[3], self.io.shards)
+                by_shard[ref.shard].append((key, ref))
+        shards = sorted(by_shard)
+        reads = await asyncio.gather(*(
+            self.io.shared.read_many([ref for _, ref in by_shard[s]], CODEC)
+            for s in shards), return_exceptions=True)
+        changed: dict[str, _Changed] = defaultdict(_Changed)
+        for shard, read in zip(shards, reads, strict=True):
+            if isinstance(read, BaseException):
+                done.keep([key for key, _ in by_shard[shard]], read, shard)
+            else:
+                await self._sync_shard(live, by_shard[shard], read, work, retried, done,
+                                       changed)
         for season_id, synced in changed.items():
-            await after_change(self.io, live, live.config.teams[season_id], synced)
+            try:
+                await after_change(self.io, live, live.config.teams[season_id],
+                                   list(synced.teams.values()))
+            except Exception as exc:  # tried again with the reports: it is idempotent
+                done.keep(synced.keys, exc)
+
+    async def _sync_shard(self, live: LiveGame, items: list[tuple[PendingKey, AggregateRef]],
+                          teams: list[rules.Team | None],
+                          work: dict[PendingKey, tuple[int, int]], retried: set[PendingKey],
+                          done: _Pass, changed: dict[str, _Changed]) -> None:
+        """One shard's reports in turn; after a transient failure the rest of the shard
+        waits for the next call (its node is likely away: no bounded wait per team)."""
+        for i, ((key, ref), team) in enumerate(zip(items, teams, strict=True)):
+            user, (seq, points) = key[4], work[key]
+            member = team.members.get(user) if team is not None else None
+            if team is None or member is None or member.seq != seq:
+                continue  # not (or no longer) this membership: nothing to add
+            season = live.config.teams[key[2]]
+            if member.points >= points:
+                if key in retried:  # its sync landed, its team's follow-up may not have
+                    changed[season.id].teams.setdefault(team.id, team)  # not over a newer
+                    changed[season.id].keys.append(key)
+                continue
+            try:
+                new = await _sync(self.io.shared, ref, season, user, seq, points,
+                                  follow_replayed=key in retried)
+            except TRANSIENT as exc:
+                done.keep([k for k, _ in items[i:]], exc, ref.shard)
+                return
+            except Exception as exc:
+                done.keep([key], exc)
+                continue
+            if new is not None:
+                changed[season.id].teams[new.id] = new
+                changed[season.id].keys.append(key)
+
+    def _keep(self, work: dict[PendingKey, tuple[int, int]], done: _Pass) -> None:
+        """Keep the failed reports for the next call, at most ``max_pending``."""
+        for key, report in work.items():
+            if key in done.failed:
+                self.pending[key] = max(self.pending.get(key, report), report)
+        dropped = max(0, len(self.pending) - self.max_pending)
+        for key in list(itertools.islice(self.pending, dropped)):
+            del self.pending[key]
+        if self.metrics is not None:
+            self.metrics.flush_hook_pending.labels("teams").set(len(self.pending))
+            if dropped:
+                self.metrics.flush_hook_dropped.labels("teams").inc(dropped)
+        if done.failed:
+            log.warning("teams: %d member reports not applied (%r, team shards %s); %d "
+                        "kept for the next call, %d oldest dropped (at most %d kept)",
+                        len(done.failed), done.cause, sorted(done.shards),
+                        len(self.pending), dropped, self.max_pending)
 
 
-def _reports(live: LiveGame, rows: list[PlayerRow]) -> list[tuple[str, str, str, int, int]]:
-    """(season, team, user, seq, points) of every flushed member with points."""
+def _reports(rows: list[PlayerRow]) -> list[tuple[PendingKey, tuple[int, int]]]:
+    """Every flushed member with points: (merchant, game, season, team, user) →
+    (membership seq, points)."""
     out = []
     for row in rows:
         try:
@@ -162,14 +301,18 @@ def _reports(live: LiveGame, rows: list[PlayerRow]) -> list[tuple[str, str, str,
             log.exception("teams: cannot decode the state of %s", row.user_id)
             continue
         for sid, m in state.teams.items():
-            if m.team and m.points > 0 and sid in live.config.teams:
-                out.append((sid, m.team, row.user_id, m.seq, m.points))
+            if m.team and m.points > 0:
+                out.append(((row.merchant_id, row.game_id, sid, m.team, row.user_id),
+                            (m.seq, m.points)))
     return out
 
 
 async def _sync(shared: AggregateStore, ref: AggregateRef, season: TeamSeason, user: str,
-                seq: int, points: int) -> rules.Team | None:
-    """One member's report on their team (a replayed key means it was applied)."""
+                seq: int, points: int, *, follow_replayed: bool = False
+                ) -> rules.Team | None:
+    """One member's report on their team: the team after it, None when refused or
+    replayed (a replayed key means it was applied; ``follow_replayed``: by a call whose
+    follow-up may not have run, so the team comes back)."""
     try:
         # The member's own gate keys on the team (join, leave, claim) are in this
         # space too: a server key outside their alphabet, so neither side refuses.
@@ -178,7 +321,7 @@ async def _sync(shared: AggregateStore, ref: AggregateRef, season: TeamSeason, u
                                      t, season, user, seq, points, now))
     except DomainError:
         return None
-    if reply.replayed:
+    if reply.replayed and not follow_replayed:
         return None
     team, _ = await shared.read(ref, CODEC)
     return team  # type: ignore[no-any-return]

@@ -6,8 +6,12 @@ its members' progress (teams) pushes the flushed progress to its aggregates. A
 mechanic's API module registers a maker with :func:`register_flush_hook`; every
 persister (inside ``petbox serve``, or the process of its own that ``petbox persister``
 and ``serve --workers N`` run) adds one callback per keyspace from a
-:class:`FlushContext`. A failing callback is logged and counted by the persister; the
-next flush of the same players repairs what it missed.
+:class:`FlushContext`. The callback gets the rows of every flush round, and an empty
+list on a pass that flushed nothing (return at once then, unless work is kept for a
+retry). A failing callback is logged and counted by the persister; the next flush of
+the same players repairs what it missed. A hook that can tell a transient failure
+(a Redis master down) from a bug keeps what failed and retries it on its next call,
+as the teams' :class:`~gameserver.api.teams_sync.TeamSync` does.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from gameserver.db.database import Database
 from gameserver.db.persist import PlayerRow
 from gameserver.games import GameRegistry
 from gameserver.jobs.webhooks import Outbox
+from gameserver.ops.metrics import Metrics
 from gameserver.ops.settings import Settings
 from gameserver.state.keys import Keys
 from mechanics.registry import API_ROOMS
@@ -41,6 +46,8 @@ class FlushContext:
     settings: Settings
     outbox: Outbox | None
     """None for the shadow keyspace: load-test data never reaches a merchant's backend."""
+    metrics: Metrics | None = None
+    """The persister's: a hook that keeps work for its next call reports it here."""
 
 
 FlushedCallback = Callable[[list[PlayerRow]], Awaitable[None]]

@@ -64,6 +64,14 @@ class Metrics:
             "Persister failures by stage (each failure once, whatever the shards it held up)",
             ["stage"],
             registry=r)
+        self.flush_hook_pending = Gauge(
+            "petbox_flush_hook_pending",
+            "Reports a flush hook could not apply (its Redis node down) and keeps for its "
+            "next call, by hook", ["hook"], registry=r)
+        self.flush_hook_dropped = Counter(
+            "petbox_flush_hook_dropped_total",
+            "Kept reports a flush hook dropped unapplied because it kept its most already "
+            "(the players' next flush repairs them), by hook", ["hook"], registry=r)
         self.evictions = Counter(
             "petbox_evictions_total", "Idle flushed players evicted from Redis", registry=r)
         self.owed_reconciled = Counter(

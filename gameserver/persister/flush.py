@@ -6,7 +6,7 @@ an older version, then ``mark_flushed.lua`` (one call per shard, one pipeline)
 records the flushed version (``f``) and clears the dirty mark of players that did not
 change meanwhile. The ledger goes first so SQL never holds a state whose ledger it
 lacks: a shard whose ledger failed is not flushed. Then the ``on_flushed`` callbacks
-get the rows (the leaderboards are built so)."""
+get the rows (the leaderboards are built so), or none on a pass with nothing to flush."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 FlushedCallback = Callable[[list[PlayerRow]], Awaitable[None]]
 """Called with the rows of a flush round once they are in SQL and marked flushed (e.g.
-the leaderboard updater); a failing callback is logged and counted, the flush stands."""
+the leaderboard updater), and with none on a pass that flushed nothing (so a hook
+retries what it kept); a failing callback is logged and counted, the flush stands."""
 WritePlayers = Callable[[list[PlayerRow]], Awaitable[None]]
 """The SQL half of a flush: player rows upserted in one transaction."""
 
@@ -45,6 +46,8 @@ class Flush:
         for round_ in range(limits.max_rounds):
             members = {shard: found for shard, found in members.items() if found}
             if not members:
+                if round_ == 0:  # a quiet pass: the hooks retry what they kept (teams)
+                    await self._notify([])
                 return
             parts = await self._read_players(report, members)
             marked = await commit(self.ctx, "flush", parts, self._write_parts, self._mark,
@@ -110,8 +113,9 @@ class Flush:
         return set(marked)
 
     async def _notify(self, rows: list[PlayerRow]) -> None:
-        """Run the ``on_flushed`` callbacks; their failures never fail the flush."""
-        for callback in self.on_flushed if rows else []:
+        """Run the ``on_flushed`` callbacks (``rows`` may be empty: a round or pass that
+        flushed nothing); their failures never fail the flush."""
+        for callback in self.on_flushed:
             try:
                 await callback(rows)
             except Exception:

@@ -35,5 +35,5 @@ def wired_persister(redis: Redis, keys: Keys, db: Database, games: GameRegistry,
     persister.on_flushed.append(LeaderboardUpdater(redis, keys, games))
     outbox = None if shadow else Outbox(db, clock)
     persister.on_flushed.extend(flush_hooks(FlushContext(redis, keys, db, games, clock,
-                                                         settings, outbox)))
+                                                         settings, outbox, metrics)))
     return persister

@@ -24,6 +24,7 @@ from sqlalchemy import insert, select
 
 from gameserver.api.groupbuy import group_code
 from gameserver.api.groupbuy_sweep import INDEXED, GroupBuySweep
+from gameserver.api.teams import TeamSync, team_code
 from gameserver.appkeys import ADMIN_REQUESTS, DB, REDIS, SETTINGS, VALUE
 from gameserver.db import models as m
 from gameserver.jobs.reconciler import Reconciler
@@ -33,6 +34,9 @@ from gameserver.state.aggregates_app import AGGREGATES
 from gameserver.state.keys import AggregateRef, Keys, PlayerRef, shard_of
 from gameserver.state.redisclient import open_redis
 from gameserver.state.value import HOLD_TTL_MS, PENDING_SETTLE_AFTER_S, StockView, ValueTier
+from mechanics import teams as team_rules
+from tests.conftest import app_persister
+from tests.integration.loopgame import Shopper
 from tests.integration.test_admin_idempotency import committed_without_redis_step
 from tests.integration.test_boxes_http import BOX_CONFIG
 from tests.integration.test_groupbuy_http import (
@@ -45,6 +49,7 @@ from tests.integration.test_groupbuy_http import (
     webhooks,
 )
 from tests.integration.test_poll_http import flush_all
+from tests.integration.test_teams_http import TEAM_CONFIG, get_team
 from tests.integration.test_value_tier import TOTALS, outcome
 from tests.redis_cluster import RedisCluster, running_cluster
 
@@ -549,3 +554,65 @@ async def test_owed_follow_ups_a_silent_master_holds_do_not_hide_the_others(
     assert await gate() == 104
     assert await tier.stock_report(SHOP, GAME, [PRIZE]) == [  # SQL agrees
         {"ref": PRIZE, "total": 104, "reserved": 0, "granted": 0, "left": 104}]
+
+
+async def test_team_points_reach_the_living_masters_teams_and_the_paused_ones_after(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """Two teams, one whose shard the paused master holds, one on another master; their
+    owners' player shards on living masters, each with a check-in (5 points) to report.
+    Before, the teams hook read the batch's teams in one call: the paused one failed it
+    (an ERROR with a traceback), the living team got nothing either, and as the owners
+    do not play again neither team ever did. Now the living team gets its points in
+    that pass, and the silent one's report is kept and applied in the first pass after
+    its master answers, a pass with nothing to flush."""
+    await world.merchant("teamshop", config=TEAM_CONFIG)
+    secret = world.client.app[SETTINGS].token_secret
+    board = Keys().leaderboard("teamshop", GAME, "s11-teams")  # the teams' follow-up
+    victim = next(n for n in paused_cluster.masters if n is not on(paused_cluster, board))
+    users = (u for u in (f"u{i}" for i in count())
+             if on(paused_cluster, Keys().tag(shard_of("teamshop", u, 16))) is not victim)
+
+    def team_of(user: str, silent: bool) -> tuple[str, str]:
+        """(Idempotency-Key, team id) of a createTeam whose team is (not) on victim."""
+        for key in (f"t{i}" for i in count()):
+            tid = team_code(secret, "teamshop", GAME, "s11", user, key)[0]
+            ref = AggregateRef.of("teamshop", GAME, team_rules.KIND,
+                                  team_rules.aggregate_id("s11", tid), 16)
+            if (on(paused_cluster, Keys().aggregate(ref)) is victim) == silent:
+                return key, tid
+        raise AssertionError
+
+    owners = {silent: Shopper(world, next(users), "teamshop") for silent in (True, False)}
+    teams = {}
+    for silent, owner in owners.items():
+        key, teams[silent] = team_of(owner.user, silent)
+        assert (await owner.post("/teams/s11", {"name": "T"}, key))[0] == 200
+        assert (await owner.post("/checkin", {}))[0] == 200
+    p = app_persister(world.client.app)
+    sync = next(cb for cb in p.on_flushed if isinstance(cb, TeamSync))
+    flushed: list[Any] = []
+
+    async def keep(rows: list[Any]) -> None:
+        flushed.extend(rows)
+
+    # The rows are flushed before the pause: a pass with a paused master costs a bound
+    # in every stage of its shards, the hook is what this test times.
+    p.on_flushed[p.on_flushed.index(sync)] = keep
+    assert (await p.run_once()).players_flushed == len(flushed) == 2
+
+    pause(victim)
+    try:
+        started = time.monotonic()
+        await sync(flushed)
+        took = time.monotonic() - started
+        assert sync.pending == {("teamshop", GAME, "s11", teams[True], owners[True].user):
+                                (1, 5)}
+        assert (await get_team(owners[False], teams[False]))["points"] == 5
+    finally:
+        resume(paused_cluster, victim)
+    assert took < 2 * REDIS_BOUND + 0.25 + 1, took  # one read of the silent master
+
+    await sync([])  # the persister's call on a pass that flushed nothing
+    assert sync.pending == {}
+    for silent, owner in owners.items():
+        assert (await get_team(owner, teams[silent]))["points"] == 5

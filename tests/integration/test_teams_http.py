@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -27,10 +30,14 @@ from gameserver.appkeys import (
     SETTINGS,
     SIGNER,
 )
+from gameserver.jobs.flushhooks import FlushContext
 from gameserver.jobs.webhooks import OUTBOX
+from gameserver.ops.metrics import METRICS
 from gameserver.persister import Persister
+from gameserver.state.redisclient import open_redis
 from tests.conftest import World, app_persister
 from tests.integration.loopgame import GAME, Shopper, loop_config, post_order
+from tests.reliability.tcpproxy import TcpProxy
 
 NOW = 1_767_225_600  # the test clock
 S11 = f"{GAME}/teams/s11"
@@ -368,3 +375,90 @@ async def test_a_members_own_key_never_takes_the_sync_of_their_points(tw: World)
     assert view["points"] == 5
     status, again = await ann.post("/teams/s11", {"name": "Ants"}, "sync-1-5")
     assert (status, again["team"]) == (200, team["team"])  # her key still answers hers
+
+
+@pytest.fixture
+async def cut_off(tw: World) -> AsyncIterator[tuple[TcpProxy, Persister, TeamSync]]:
+    """A persister like the server's whose teams hook reaches Redis through a proxy the
+    test cuts (every connection reset, new ones refused: its master down) and restores."""
+    app = tw.client.app
+    url = urlsplit(app[SETTINGS].redis_url)
+    proxy = await TcpProxy(url.hostname or "127.0.0.1", url.port or 6379).start()
+    redis = await open_redis(f"redis://127.0.0.1:{proxy.port}", app[SETTINGS])
+    sync = TeamSync(FlushContext(redis, app[KEYS], app[DB], app[GAMES], app[CLOCK],
+                                 app[SETTINGS], app[OUTBOX], app[METRICS]))
+    p = persister(tw)
+    p.on_flushed[:] = [cb for cb in p.on_flushed if not isinstance(cb, TeamSync)] + [sync]
+    yield proxy, p, sync
+    await redis.aclose()
+    await proxy.close()
+
+
+async def test_points_the_teams_redis_refused_reach_the_team_on_the_next_pass(
+        tw: World, cut_off: tuple[TcpProxy, Persister, TeamSync],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The teams hook's Redis is away for one pass. Before, the hook raised: the points
+    were dropped (an ERROR with a traceback), and ann, who does not play again, is never
+    flushed again, so her team stayed at 0. Now her report is kept, one warning says so,
+    and the next pass, which flushes nothing, brings it to the team."""
+    proxy, p, sync = cut_off
+    ann, bob = Shopper(tw, "ann"), Shopper(tw, "bob")
+    team = await create(ann, {"name": "Ants"})
+    tid = team["team"]
+    assert (await bob.post("/teams/s11/join", {"code": team["code"]}))[0] == 200
+    assert (await ann.post("/checkin", {}))[0] == 200
+    metrics = tw.client.app[METRICS]
+    errors = metrics.persister_errors.labels("on_flushed")
+    failed_before = errors._value.get()
+
+    proxy.cut()
+    with caplog.at_level(logging.WARNING):
+        report = await p.run_once()
+    assert report.ok and report.players_flushed == 2
+    assert sync.pending == {("shop", "squirrel", "s11", tid, "ann"): (1, 5)}
+    assert metrics.flush_hook_pending.labels("teams")._value.get() == 1
+    assert [(r.name, r.levelname, r.getMessage().split(" (")[0]) for r in caplog.records
+            if r.levelno >= logging.WARNING] == [
+        ("petbox.teams", "WARNING", "teams: 1 member reports not applied")]
+    assert errors._value.get() == failed_before  # a Redis outage is not a hook failure
+    assert (await get_team(ann, tid))["points"] == 0
+
+    proxy.restore()
+    report = await p.run_once()
+    assert report.ok and report.players_flushed == 0
+    view = await get_team(ann, tid)
+    assert (view["points"], view["rank"]) == (5, 1)
+    assert view["members"][0] == {"user": "a***", "points": 5, "joined_at": NOW,
+                                  "me": True, "owner": True}
+    assert sync.pending == {}
+    assert metrics.flush_hook_pending.labels("teams")._value.get() == 0
+    await p.run_once()  # nothing kept, nothing flushed: nothing to do
+    assert (await get_team(ann, tid))["points"] == 5
+
+
+async def test_the_kept_reports_are_bounded(
+        tw: World, cut_off: tuple[TcpProxy, Persister, TeamSync]) -> None:
+    """At most ``max_pending`` reports are kept through an outage: past it the oldest
+    go (counted); the member's next flush reports their whole count again."""
+    proxy, p, sync = cut_off
+    sync.max_pending = 1
+    ann, bob = Shopper(tw, "ann"), Shopper(tw, "bob")
+    team = await create(ann, {"name": "Ants"})
+    tid = team["team"]
+    assert (await bob.post("/teams/s11/join", {"code": team["code"]}))[0] == 200
+    assert (await ann.post("/checkin", {}))[0] == 200
+    proxy.cut()
+    await p.run_once()  # ann: 5 kept
+    assert (await bob.post("/checkin", {}))[0] == 200
+    dropped = tw.client.app[METRICS].flush_hook_dropped.labels("teams")
+    before = dropped._value.get()
+    await p.run_once()  # bob: 5 kept, ann's (the oldest) dropped
+    assert sync.pending == {("shop", "squirrel", "s11", tid, "bob"): (2, 5)}
+    assert dropped._value.get() == before + 1
+
+    proxy.restore()
+    await p.run_once()
+    assert (await get_team(ann, tid))["points"] == 5  # bob's
+    assert (await ann.post("/pet", {"species": "squirrel", "name": "Nut"}))[0] == 201
+    await p.run_once()  # ann's next flush: her whole count
+    assert (await get_team(ann, tid))["points"] == 10
