@@ -27,6 +27,7 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +120,12 @@ def _announcing(milestones: list[str]) -> Any:
     return lambda team, now: rules.announce(team, milestones)
 
 
+SHARD_REST_S = 2.0
+"""After a transient failure on a team shard, how long its reports are kept without
+trying (the persister calls the hook every flush round, for every game: without a
+rest, a silent master cost one bounded wait per game and per round, which held up
+the whole pass, the healthy shards' flush too)."""
+
 MAX_PENDING = 10_000
 """Reports one :class:`TeamSync` keeps for its next call at most: past it the oldest
 are dropped (counted and logged); their members' next flush repairs them."""
@@ -172,7 +179,9 @@ class TeamSync:
     member and team, and tried again on the next call, while the other teams' reports
     are applied. The persister calls the hook after every flush, and with no rows on a
     pass that flushed nothing, so a kept report waits about one flush interval after
-    its node answers again. Each call with failures logs one warning."""
+    its node answers again. A shard that failed rests :attr:`rest_s` (its reports kept,
+    not tried), so a silent master costs about one bounded wait per rest, not one per
+    game and flush round. Each call with a failure logs one warning."""
 
     def __init__(self, ctx: FlushContext, *, max_pending: int = MAX_PENDING) -> None:
         self.games = ctx.games
@@ -183,6 +192,9 @@ class TeamSync:
                           ctx.outbox, ctx.settings.shards)
         self.metrics = ctx.metrics
         self.max_pending = max_pending
+        self.rest_s = SHARD_REST_S
+        self.resting: dict[int, float] = {}
+        """Team shards that failed → when to try them again (``time.monotonic``)."""
         self.pending: dict[PendingKey, tuple[int, int]] = {}
         """Reports a transient failure left for the next call, oldest first."""
 
@@ -223,6 +235,9 @@ class TeamSync:
             if key[2] in live.config.teams:
                 ref = team_ref(live, key[2], key[3], self.io.shards)
                 by_shard[ref.shard].append((key, ref))
+        now = time.monotonic()
+        for shard in [s for s in by_shard if self.resting.get(s, 0.0) > now]:
+            done.failed.update(key for key, _ in by_shard.pop(shard))  # kept, not tried
         shards = sorted(by_shard)
         reads = await asyncio.gather(*(
             self.io.shared.read_many([ref for _, ref in by_shard[s]], CODEC)
@@ -231,6 +246,7 @@ class TeamSync:
         for shard, read in zip(shards, reads, strict=True):
             if isinstance(read, BaseException):
                 done.keep([key for key, _ in by_shard[shard]], read, shard)
+                self._rest(shard, read)
             else:
                 await self._sync_shard(live, by_shard[shard], read, work, retried, done,
                                        changed)
@@ -263,6 +279,7 @@ class TeamSync:
                                   follow_replayed=key in retried)
             except TRANSIENT as exc:
                 done.keep([k for k, _ in items[i:]], exc, ref.shard)
+                self._rest(ref.shard, exc)
                 return
             except Exception as exc:
                 done.keep([key], exc)
@@ -270,6 +287,11 @@ class TeamSync:
             if new is not None:
                 changed[season.id].teams[new.id] = new
                 changed[season.id].keys.append(key)
+
+    def _rest(self, shard: int, exc: BaseException) -> None:
+        """A transient failure on ``shard``: leave it alone for :attr:`rest_s`."""
+        if isinstance(exc, TRANSIENT):
+            self.resting[shard] = time.monotonic() + self.rest_s
 
     def _keep(self, work: dict[PendingKey, tuple[int, int]], done: _Pass) -> None:
         """Keep the failed reports for the next call, at most ``max_pending``."""
@@ -283,7 +305,7 @@ class TeamSync:
             self.metrics.flush_hook_pending.labels("teams").set(len(self.pending))
             if dropped:
                 self.metrics.flush_hook_dropped.labels("teams").inc(dropped)
-        if done.failed:
+        if done.cause is not None:  # a failure now (not only reports of resting shards)
             log.warning("teams: %d member reports not applied (%r, team shards %s); %d "
                         "kept for the next call, %d oldest dropped (at most %d kept)",
                         len(done.failed), done.cause, sorted(done.shards),

@@ -389,6 +389,7 @@ async def cut_off(tw: World) -> AsyncIterator[tuple[TcpProxy, Persister, TeamSyn
                                  app[SETTINGS], app[OUTBOX], app[METRICS]))
     p = persister(tw)
     p.on_flushed[:] = [cb for cb in p.on_flushed if not isinstance(cb, TeamSync)] + [sync]
+    sync.rest_s = 0.0  # a failed shard is tried again on the very next call
     yield proxy, p, sync
     await redis.aclose()
     await proxy.close()
@@ -434,6 +435,32 @@ async def test_points_the_teams_redis_refused_reach_the_team_on_the_next_pass(
     assert metrics.flush_hook_pending.labels("teams")._value.get() == 0
     await p.run_once()  # nothing kept, nothing flushed: nothing to do
     assert (await get_team(ann, tid))["points"] == 5
+
+
+async def test_a_failed_shard_rests_before_it_is_tried_again(
+        tw: World, cut_off: tuple[TcpProxy, Persister, TeamSync],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The hook runs every flush round of every pass: a failed team shard is left alone
+    for ``rest_s`` (its report kept, no wait, no warning), then tried again."""
+    proxy, p, sync = cut_off
+    sync.rest_s = 60.0
+    ann = Shopper(tw, "ann")
+    tid = (await create(ann, {"name": "Ants"}))["team"]
+    assert (await ann.post("/checkin", {}))[0] == 200
+    proxy.cut()
+    await p.run_once()
+    kept = {("shop", "squirrel", "s11", tid, "ann"): (1, 5)}
+    assert sync.pending == kept
+    proxy.restore()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        await p.run_once()  # resting: kept, not tried
+    assert sync.pending == kept and (await get_team(ann, tid))["points"] == 0
+    assert [r for r in caplog.records if r.name == "petbox.teams"] == []
+    assert len(sync.resting) == 1  # the team's shard
+    sync.resting.clear()  # its rest is over
+    await p.run_once()
+    assert sync.pending == {} and (await get_team(ann, tid))["points"] == 5
 
 
 async def test_the_kept_reports_are_bounded(
