@@ -391,9 +391,9 @@ def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: in
             if rec is not None:
                 lower(rec, tid, task.reward, k)
         taken[tid] = times
-        rest = less(held(record, tid, task.reward), task.reward, own)
         if task.spend_fen and prog is not None and prog.period == period and n > own \
                 and (gone or not record.left_fen):  # the order no longer counts for it
+            rest = less(held(record, tid, task.reward), task.reward, own)
             hand_on(new, tid, period, order_id, n - own, rest, task.spend_fen,
                     task.reward, prog.count)
         if gone:
