@@ -190,3 +190,40 @@ async def test_a_body_sent_slowly_holds_no_slot_and_times_out(
     assert json.loads(body)["error"] == {
         "code": "body_timeout", "message": "the request body did not arrive within 0.3 s; "
         "send it again whole", "details": {"wait_s": 0.3}}
+
+
+async def test_waiting_is_fair_between_games() -> None:
+    """One game's crowd fills the queue; another game's request is still queued (the
+    crowd's newest waiter is refused instead) and gets the second slot given back,
+    not the fifth."""
+    metrics = Metrics()
+    adm = Admission(max_inflight=1, max_queued=4, queue_wait=5.0, metrics=metrics)
+    await adm.acquire("crowd")
+    crowd = [asyncio.create_task(adm.acquire("crowd")) for _ in range(4)]
+    await asyncio.sleep(0)
+    assert (adm.in_flight, adm.queued) == (1, 4)
+    other = asyncio.create_task(adm.acquire("other"))
+    await asyncio.sleep(0)
+    assert (adm.in_flight, adm.queued) == (1, 4)
+    with pytest.raises(DomainError) as refused:
+        await crowd[3]  # the crowd's newest waiter made room
+    assert refused.value.details == {"retry_after": 1, "reason": "queue_full"}
+    tasks = {"other": other, **{f"crowd{i}": t for i, t in enumerate(crowd[:3])}}
+    served = []
+    for _ in range(4):
+        adm.release()
+        await asyncio.sleep(0)
+        served += [name for name, t in tasks.items() if t.done() and name not in served]
+    assert served == ["crowd0", "other", "crowd1", "crowd2"]
+    assert (adm.in_flight, adm.queued) == (1, 0)
+    alone = [asyncio.create_task(adm.acquire("crowd")) for _ in range(4)]
+    await asyncio.sleep(0)
+    with pytest.raises(DomainError):  # a lone game gets no room from itself
+        await adm.acquire("crowd")
+    for t in alone:  # their clients go away: they leave the queue
+        t.cancel()
+    await asyncio.gather(*alone, return_exceptions=True)
+    assert (adm.in_flight, adm.queued) == (1, 0)
+    rejected = {s.labels["reason"]: s.value for s in metrics.admission_rejected.collect()[0]
+                .samples if s.name.endswith("_total")}
+    assert rejected == {"queue_full": 2.0}
