@@ -48,6 +48,7 @@ from gameserver.games import GameRegistry
 from gameserver.http.admission import admission_middleware
 from gameserver.http.auth import TokenSigner
 from gameserver.http.bodylimit import BODY_LIMITS, with_body_limit
+from gameserver.http.clientip import TRUSTED_PROXIES
 from gameserver.http.errors import error_middleware
 from gameserver.http.openapi import build_openapi
 from gameserver.http.ratelimit import (
@@ -350,6 +351,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
                    *([record_middleware] if settings.record_dir is not None else [])]
     app = web.Application(client_max_size=settings.client_max_size, middlewares=middlewares)
     app[SETTINGS] = settings
+    app[TRUSTED_PROXIES] = settings.trusted_proxies
     app[RATE_LIMITER] = limiter
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = metrics

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from gameserver.http.clientip import client_ip
+
 
 def logged_path(request: web.BaseRequest) -> str:
     """The request's path still percent-encoded (as sent, escapes in upper case), never
@@ -21,4 +23,4 @@ class AccessLogger(AbstractAccessLogger):
         self.logger.info("%s %s %d %d %.1fms rid=%s peer=%s", request.method,
                          logged_path(request),
                          response.status, response.body_length, time * 1000,
-                         response.headers.get("X-Request-Id", "-"), request.remote)
+                         response.headers.get("X-Request-Id", "-"), client_ip(request))

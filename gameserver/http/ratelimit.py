@@ -73,6 +73,7 @@ from gameserver.http.auth import (
     bearer,
     verify_session_signature,
 )
+from gameserver.http.clientip import client_ip
 from gameserver.http.errors import RateLimited, Unauthorized
 from gameserver.http.rates import RateLimit
 from gameserver.ops.settings import Settings
@@ -207,7 +208,7 @@ class RateLimiter:
         s = self.settings
         out: list[Limit] = []
         if s.rate_ip is not None:
-            out.append(Limit(f"{prefix}:{{ip:{request.remote or '-'}}}:rl", s.rate_ip, "ip"))
+            out.append(Limit(f"{prefix}:{{ip:{client_ip(request)}}}:rl", s.rate_ip, "ip"))
         if claims is None or (s.rate_player is None and s.rate_draw is None):
             return out
         merchant, user = claims.merchant, claims.user
@@ -246,7 +247,7 @@ class RateLimiter:
         rate = self.settings.rate_merchant_auth
         if rate is None:
             return None
-        key = f"{request.app[KEYS].prefix}:{{ip:{request.remote or '-'}}}:rl:merchant_auth"
+        key = f"{request.app[KEYS].prefix}:{{ip:{client_ip(request)}}}:rl:merchant_auth"
         return Limit(key, rate, "merchant_auth")
 
     async def merchant_check(self, request: web.Request, merchant: Merchant,

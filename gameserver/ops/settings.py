@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,9 @@ class Settings:
     sql_pool_timeout: float = 5.0
     """Longest a request waits for a SQL connection before 503 (admitted requests
     queue for the SQL pool rather than open one connection each)."""
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    """Load balancers whose ``X-Forwarded-For`` names the client
+    (``PETBOX_TRUSTED_PROXIES``; gameserver/http/clientip.py)."""
     log_level: str = "INFO"
     access_log: bool = True
     partial_refunds: bool = False
@@ -362,7 +366,22 @@ def _admission(env: Mapping[str, str]) -> dict[str, Any]:
         "sql_pool_size": _int(env, "PETBOX_SQL_POOL_SIZE", 10, 1, 1000),
         "sql_max_overflow": _int(env, "PETBOX_SQL_MAX_OVERFLOW", 20, 0, 1000),
         "sql_pool_timeout": _num(env, "PETBOX_SQL_POOL_TIMEOUT", 5.0, 0.1, 60.0),
+        "trusted_proxies": _trusted_proxies(env),
     }
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> tuple[IPv4Network | IPv6Network, ...]:
+    """``PETBOX_TRUSTED_PROXIES``: ``10.0.0.0/8, 192.0.2.7, fd00::/8`` as networks."""
+    out = []
+    for item in env.get("PETBOX_TRUSTED_PROXIES", "").split(","):
+        if not item.strip():
+            continue
+        try:
+            out.append(ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise SettingsError("PETBOX_TRUSTED_PROXIES must list IP addresses or "
+                                f"networks, got {item.strip()!r}") from None
+    return tuple(out)
 
 
 def _hold_ttl(env: Mapping[str, str]) -> float:

@@ -128,6 +128,37 @@ async def test_wrong_api_keys_from_one_ip_are_slowed(aiohttp_client: Any, settin
         assert (await _order(world, "shop", "o1", session)).status == 200
 
 
+async def test_behind_a_trusted_balancer_the_forwarded_client_is_limited(
+        aiohttp_client: Any, settings: Any, clock: Any, db: Any) -> None:
+    """127.0.0.1 is the load balancer: the lockout falls on the client it forwards for,
+    not on every client behind it; a peer not trusted is judged by its own address,
+    whatever X-Forwarded-For it writes."""
+    from ipaddress import ip_network
+
+    world = await _world(aiohttp_client, settings, clock, db, False,
+                         rate_merchant_auth=RateLimit(SLOW, 2),
+                         trusted_proxies=(ip_network("127.0.0.1/32"),))
+
+    def via(client: str, key: str = "pbk_guess") -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}", "X-Forwarded-For": client}
+
+    guesses = [(await world.client.get(STOCK, headers=via("203.0.113.5"))).status
+               for _ in range(3)]
+    assert guesses == [401, 401, 429]
+    # what a client wrote left of the balancer's own hop is not believed,
+    await _refused(await world.client.get(STOCK, headers=via("198.51.100.1, 203.0.113.5")),
+                   "merchant_auth")
+    # another shopper through the same balancer is not locked out,
+    shop_key = world.merchants["shop"].api_key
+    assert (await world.client.get(STOCK, headers=via("203.0.113.9", shop_key))).status == 200
+    # and an untrusted peer naming that shopper spends its own budget, not theirs.
+    async with other_ip(world) as session:
+        spoofed = [(await session.get(world.client.make_url(STOCK),
+                                      headers=via("203.0.113.9"))).status for _ in range(3)]
+    assert spoofed == [401, 401, 429]
+    assert (await world.client.get(STOCK, headers=via("203.0.113.9", shop_key))).status == 200
+
+
 def _looked_up(world: World) -> set[str]:
     """The API key hashes the app's merchant directory has looked up in SQL."""
     return set(world.client.app[MERCHANTS]._by_key)

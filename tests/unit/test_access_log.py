@@ -21,4 +21,4 @@ def test_a_newline_in_the_path_stays_encoded_in_the_log_line(
     with caplog.at_level(logging.INFO, logger=logger.name):
         AccessLogger(logger, "").log(request, response, 0.0012)
     assert [r.getMessage() for r in caplog.records] == [
-        f"GET {forged} 404 0 1.2ms rid=rid-12345 peer=None"]
+        f"GET {forged} 404 0 1.2ms rid=rid-12345 peer=-"]

@@ -53,6 +53,8 @@ def test_performance_settings_are_read(tmp_path: Path) -> None:
      "PETBOX_LATENCY_TARGET_MS must be between 0 and 10000, got -1"),
     ("PETBOX_SHARDS", "1.5", "PETBOX_SHARDS must be a whole number, got 1.5"),
     ("PETBOX_MAX_BODY", "65536.5", "PETBOX_MAX_BODY must be a whole number, got 65536.5"),
+    ("PETBOX_TRUSTED_PROXIES", "10.0.0.0/8, lb.internal",
+     "PETBOX_TRUSTED_PROXIES must list IP addresses or networks, got 'lb.internal'"),
 ])
 def test_bad_values_name_the_variable(tmp_path: Path, name: str, value: str,
                                       message: str) -> None:
