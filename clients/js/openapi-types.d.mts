@@ -1618,6 +1618,7 @@ export type SimulateGameResponse = {
   config: string;
   series: string;
   seed?: string;
+  stock?: { [key: string]: number };
   players: number;
   draws: number;
   batch?: number;

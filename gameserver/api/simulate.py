@@ -16,7 +16,14 @@ from aiohttp import web
 from economy.errors import InvalidInput, NotFound
 from economy.schema import Int, Map, Obj, Str
 from economy.simulate import simulate
-from gameserver.api.common import Operation, checked, decode_json, game_id, merchant_of
+from gameserver.api.common import (
+    Operation,
+    checked,
+    decode_json,
+    game_id,
+    merchant_of,
+    services,
+)
 from gameserver.api.merchant_work import run_simulation
 from gameserver.api.schemas import ANY_OBJECT, INT, NUM, STR, map_of, nullable, obj
 from gameserver.appkeys import DB
@@ -36,7 +43,9 @@ SIMULATE_BODY = Obj(fields={
     "batch": Int(default=1, choices=(1, 10), description="1 or 10 (ten-pulls)"),
     "seed": Str(default="0", max_length=64, description="same seed, same result"),
     "stock": Map(default={}, values=Int(minimum=0, maximum=10**9),
-                 description="limited prize → stock at the start (default: configured)"),
+                 description="limited prize → stock at the start (default: what the game "
+                             "has left of it now, or the configured stock of a prize it "
+                             "does not count yet)"),
 })
 
 
@@ -76,11 +85,23 @@ async def simulate_game(request: web.Request) -> web.Response:
         raise InvalidInput("stock names a prize the series does not have", problems=[
             {"path": f"$.stock.{p}", "message": f"not a limited prize of {series.id} "
              f"(its prizes: {', '.join(sorted(limited)) or 'none'})"} for p in unknown])
+    stock = {e.id: e.prize.stock for e in series.entries if e.prize is not None}
+    stock.update(body["stock"] or await _left(request, merchant.id, game, sorted(limited)))
     result = await run_simulation(request, merchant.id, simulate, series, body["players"],
                                   body["draws"], body["seed"], batch=body["batch"],
-                                  stock=body["stock"] or None)
+                                  stock=stock)
     return web.json_response({"game": game, "config": label, "series": series.id,
-                              "seed": body["seed"], **result.to_json()})
+                              "seed": body["seed"], "stock": stock, **result.to_json()})
+
+
+async def _left(request: web.Request, merchant: str, game: str,
+                prizes: list[str]) -> dict[str, int]:
+    """What the game has left of ``prizes`` now (SQL's count), for those it counts: a
+    forecast of a draft mid-event starts from the units still there, not from the
+    configured total of which part is already won."""
+    rows = await services(request).value.stock_report(merchant, game,
+                                                      [f"prize:{p}" for p in prizes])
+    return {row["ref"].removeprefix("prize:"): max(0, row["left"]) for row in rows}
 
 
 RATE = obj({"count": INT, "rate": NUM})
@@ -93,7 +114,8 @@ OPERATIONS = [
               auth="merchant", tag="merchant", body=SIMULATE_BODY, errors=(400, 401, 403,
                                                                            404, 422, 429),
               response=obj({
-                  "game": STR, "config": STR, "series": STR, "seed": STR, "players": INT,
+                  "game": STR, "config": STR, "series": STR, "seed": STR,
+                  "stock": map_of(INT), "players": INT,
                   "draws": INT, "batch": INT, "items": map_of(RATE), "tiers": map_of(RATE),
                   "pity": map_of(NUM), "prize_cost_fen_per_draw": NUM,
                   "price_per_draw": ANY_OBJECT, "complete_set": ANY_OBJECT,

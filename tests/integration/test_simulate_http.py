@@ -52,6 +52,24 @@ async def test_stock_names_limited_prizes_and_none_left_is_sold_out_at_0(
     assert report["items"]["coupon_10off"]["count"] == 0  # never drawn: none to give
 
 
+async def test_default_stock_is_what_the_live_game_has_left(
+        world: World, example_config: dict[str, Any]) -> None:
+    """A forecast mid-event starts from the units still there: 30 of the coupon's 100
+    gone, a simulation that names no stock starts from 70 (it started from 100)."""
+    await world.merchant("busy", config=example_config)
+    key = {"Authorization": f"Bearer {world.merchants['busy'].api_key}"}
+    stock_url = "/v1/admin/games/squirrel/stock"
+    assert (await world.client.get(stock_url, headers=key)).status == 200  # counted now
+    took = await world.client.post(f"{stock_url}/coupon_10off", json={"add": -30},
+                                   headers={**key, "Idempotency-Key": "take-30"})
+    assert took.status == 200, await took.text()
+    body = {"series": "forest_friends", "players": 5, "draws": 10, "seed": "s1"}
+    report = await (await call(world, body, "busy")).json()
+    assert report["stock"]["coupon_10off"] == 70
+    named = await (await call(world, {**body, "stock": {"coupon_10off": 5}}, "busy")).json()
+    assert named["stock"]["coupon_10off"] == 5
+
+
 async def test_bad_and_huge_requests_are_422(world: World) -> None:
     for body, path in (({"series": "x", "players": 1001, "draws": 1000}, "$.draws"),
                        ({"series": "x", "batch": 3}, "$.batch"),
