@@ -25,10 +25,12 @@ from sqlalchemy import insert, select
 from gameserver.api.groupbuy import group_code
 from gameserver.api.groupbuy_sweep import INDEXED, GroupBuySweep
 from gameserver.api.teams import TeamSync, team_code
-from gameserver.appkeys import ADMIN_REQUESTS, DB, REDIS, SETTINGS, VALUE
+from gameserver.appkeys import ADMIN_REQUESTS, DB, GAMES, REDIS, SETTINGS, VALUE
 from gameserver.db import models as m
+from gameserver.db.persist import PlayerRow
 from gameserver.jobs.reconciler import Reconciler
 from gameserver.ops.embedded import RedisProcess
+from gameserver.ops.metrics import METRICS
 from gameserver.ops.settings import Settings
 from gameserver.state.aggregates_app import AGGREGATES
 from gameserver.state.keys import AggregateRef, Keys, PlayerRef, shard_of
@@ -629,3 +631,59 @@ async def test_team_points_reach_the_living_masters_teams_and_the_paused_ones_af
     for silent, owner in owners.items():
         view = await get_team(owner, teams[silent])
         assert (view["points"], view["rank"]) == (5, None if silent else 1)
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQL only holds the games
+async def test_boards_of_the_living_masters_are_written_and_the_paused_ones_after(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """Two games' boards (a board's slot is its game's), one on the paused master. Before,
+    the updater wrote every board of the batch in one pipeline: the paused slot failed it
+    (an ERROR with a traceback, counted as a failed hook), the living game's board was
+    not written either, and as the players do not play again neither board ever was. Now
+    the living board is written in that call, the silent one's scores are kept (counted in
+    ``petbox_flush_hook_pending{hook="leaderboards"}``) and written on the first call
+    after its master answers, a pass with nothing to flush."""
+    from gameserver.games import parse_config
+    from gameserver.jobs.leaderboards import LeaderboardUpdater
+    from gameserver.state.store import encode_state
+    from mechanics.pet import new_player
+    from mechanics.petstate import PetState
+    from tests.integration.test_leaderboards_http import LB_CONFIG
+
+    keys = Keys()
+    victim = paused_cluster.masters[0]
+    shops = {silent: next(s for s in (f"lb{i}" for i in count()) if (on(
+        paused_cluster, keys.leaderboard(s, "squirrel", "pets")) is victim) == silent)
+        for silent in (True, False)}
+    parsed = parse_config(LB_CONFIG)
+    rows = []
+    for shop in shops.values():
+        await world.merchant(shop, config=LB_CONFIG)
+        state = new_player(parsed, 0)
+        state.pet = PetState("squirrel", "Nut", {}, 0, 15, 0)
+        rows.append(PlayerRow(shop, "squirrel", "ann", 1, encode_state(state), 0, 0, 0, 0))
+    app = world.client.app
+    metrics = app[METRICS]
+    updater = LeaderboardUpdater(app[REDIS], keys, app[GAMES], metrics)
+    updater.kept.rest_s = 0.0  # the silent slot is tried again at once once it answers
+    pending = metrics.flush_hook_pending.labels("leaderboards")
+
+    async def pets(shop: str) -> list[tuple[bytes, float]]:
+        return list(await app[REDIS].zrange(keys.leaderboard(shop, "squirrel", "pets"),
+                                            0, -1, withscores=True))
+
+    pause(victim)
+    try:
+        started = time.monotonic()
+        await updater(rows)
+        took = time.monotonic() - started
+        assert await pets(shops[False]) == [(b"ann", 15.0)]
+        assert pending._value.get() == 2  # ann on the silent game's two boards
+        assert {k for k, _ in updater.kept.pending} == {
+            keys.leaderboard(shops[True], "squirrel", b) for b in ("pets", "rich")}
+    finally:
+        resume(paused_cluster, victim)
+    assert took < 2 * REDIS_BOUND + 0.25 + 1, took  # one bounded write of the silent slot
+
+    await updater([])  # the persister's call on a pass that flushed nothing
+    assert await pets(shops[True]) == [(b"ann", 15.0)]
+    assert pending._value.get() == 0 and updater.kept.pending == {}
