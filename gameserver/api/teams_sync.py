@@ -11,8 +11,8 @@ then ranks the team on the season's board. The routes are in gameserver/api/team
 During an outage (on a Redis Cluster, the master of some teams' shards down; SQL
 away; contention) each team is its own unit: the teams that answer get their points,
 rank and milestones in that call; a report whose team does not is kept in memory
-(per member and team, the highest; at most :data:`MAX_PENDING`, the oldest dropped
-and counted) and tried again on the hook's next call, which the persister makes
+(per member and team, the highest; at most :data:`~gameserver.jobs.kept.MAX_KEPT`, the
+oldest dropped and counted) and tried again on the hook's next call, which the persister makes
 after every flush and, with no rows, on every pass that flushed nothing. So a member
 who does not play again still reaches the team about one flush interval after its
 node answers again. A call with failures logs one warning with the counts. The limit:
@@ -23,11 +23,8 @@ the member's whole count again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import itertools
 import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,10 +37,11 @@ from gameserver.db.aggregates import AggregateArchive
 from gameserver.db.persist import PlayerRow
 from gameserver.games import LiveGame
 from gameserver.jobs.flushhooks import FlushContext, register_flush_hook
+from gameserver.jobs.kept import MAX_KEPT, KeptWork, by_shard, per_shard
 from gameserver.jobs.leaderboards import KEEP_FACTOR
 from gameserver.jobs.webhooks import Outbox
 from gameserver.state.aggregates import AggregateStore, WireCodec
-from gameserver.state.aggregates_gate import TRANSIENT
+from gameserver.state.aggregates_gate import is_transient
 from gameserver.state.keys import AggregateRef, Keys, system_key
 from gameserver.state.store import decode_state
 from mechanics import teams as rules
@@ -120,16 +118,6 @@ def _announcing(milestones: list[str]) -> Any:
     return lambda team, now: rules.announce(team, milestones)
 
 
-SHARD_REST_S = 2.0
-"""After a transient failure on a team shard, how long its reports are kept without
-trying (the persister calls the hook every flush round, for every game: without a
-rest, a silent master cost one bounded wait per game and per round, which held up
-the whole pass, the healthy shards' flush too)."""
-
-MAX_PENDING = 10_000
-"""Reports one :class:`TeamSync` keeps for its next call at most: past it the oldest
-are dropped (counted and logged); their members' next flush repairs them."""
-
 PendingKey = tuple[str, str, str, str, str]
 """(merchant, game, season, team, user): one member's report on one team. Its value is
 (membership seq, points): of two reports the higher pair wins, as on the team."""
@@ -156,10 +144,10 @@ class _Pass:
 
     def keep(self, keys: list[PendingKey], exc: BaseException, shard: int | None = None
              ) -> None:
-        if not isinstance(exc, TRANSIENT):
+        if not is_transient(exc):
             if not isinstance(exc, Exception):
                 raise exc  # cancelled, or the process is stopping
-            if self.bug is None:  # a bug is not retried (it would fail again)
+            if self.bug is None:  # not retried: it would fail the same way every time
                 self.bug = exc
             else:
                 log.error("teams: a report failed too", exc_info=exc)
@@ -174,37 +162,34 @@ class TeamSync:
     """An ``on_flushed`` callback: members' points in flushed states → their teams.
 
     Each team is its own unit: a report whose team cannot be read or changed for a
-    transient reason (:data:`~gameserver.state.aggregates_gate.TRANSIENT`: on a Redis
-    Cluster, the team's master down) is kept in :attr:`pending`, the highest per
-    member and team, and tried again on the next call, while the other teams' reports
-    are applied. The persister calls the hook after every flush, and with no rows on a
-    pass that flushed nothing, so a kept report waits about one flush interval after
-    its node answers again. A shard that failed rests :attr:`rest_s` (its reports kept,
-    not tried), so a silent master costs about one bounded wait per rest, not one per
-    game and flush round. Each call with a failure logs one warning."""
+    transient reason (:func:`~gameserver.state.aggregates_gate.is_transient`: on a
+    Redis Cluster, the team's master down) is kept in :attr:`kept`
+    (gameserver/jobs/kept.py), the highest per member and team, and tried again on the
+    next call, while the other teams' reports are applied. The persister calls the
+    hook after every flush, and with no rows on a pass that flushed nothing, so a kept
+    report waits about one flush interval after its node answers again. A shard that
+    failed rests (its reports kept, not tried), so a silent master costs about one
+    bounded wait per rest, not one per game and flush round. Each call with a failure
+    logs one warning. A failure that is not transient (a script's error) is not kept:
+    the call raises it once the other teams are done (logged and counted)."""
 
-    def __init__(self, ctx: FlushContext, *, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, ctx: FlushContext, *, max_pending: int = MAX_KEPT) -> None:
         self.games = ctx.games
         archive = AggregateArchive(ctx.db)
         self.io = TeamsIO(ctx.redis, ctx.keys,
                           AggregateStore(ctx.redis, ctx.keys, archive, ctx.clock,
                                          idempotency_ttl=ctx.settings.idempotency_ttl),
                           ctx.outbox, ctx.settings.shards)
-        self.metrics = ctx.metrics
-        self.max_pending = max_pending
-        self.rest_s = SHARD_REST_S
-        self.resting: dict[int, float] = {}
-        """Team shards that failed → when to try them again (``time.monotonic``)."""
-        self.pending: dict[PendingKey, tuple[int, int]] = {}
-        """Reports a transient failure left for the next call, oldest first."""
+        self.kept: KeptWork[PendingKey, tuple[int, int]] = KeptWork(
+            "teams", ctx.metrics, log, what="member reports", max_kept=max_pending)
 
     def __repr__(self) -> str:
         return f"TeamSync(prefix={self.io.keys.prefix!r})"
 
     async def __call__(self, rows: list[PlayerRow]) -> None:
         # The kept reports first (their order is their age), then the flushed ones.
-        work, retried = self.pending, set(self.pending)
-        self.pending = {}
+        work = self.kept.take()
+        retried = set(work)
         for key, report in _reports(rows):
             work[key] = max(work.get(key, report), report)
         by_game: dict[tuple[str, str], list[PendingKey]] = defaultdict(list)
@@ -221,7 +206,8 @@ class TeamSync:
                 continue
             if live.config.teams:
                 await self._sync_game(live, {k: work[k] for k in keys}, retried, done)
-        self._keep(work, done)
+        self.kept.keep(((k, r) for k, r in work.items() if k in done.failed), done.cause,
+                       done.shards)
         if done.bug is not None:
             raise done.bug
 
@@ -230,25 +216,21 @@ class TeamSync:
         """Raise each reported member's count on their team, then rank those teams.
         The teams are read per shard (one node each on a cluster), all at once: a
         silent node costs the call one bounded wait, not one per team."""
-        by_shard: dict[int, list[tuple[PendingKey, AggregateRef]]] = defaultdict(list)
-        for key in work:
-            if key[2] in live.config.teams:
-                ref = team_ref(live, key[2], key[3], self.io.shards)
-                by_shard[ref.shard].append((key, ref))
-        now = time.monotonic()
-        for shard in [s for s in by_shard if self.resting.get(s, 0.0) > now]:
-            done.failed.update(key for key, _ in by_shard.pop(shard))  # kept, not tried
-        shards = sorted(by_shard)
-        reads = await asyncio.gather(*(
-            self.io.shared.read_many([ref for _, ref in by_shard[s]], CODEC)
-            for s in shards), return_exceptions=True)
+        items = [(key, team_ref(live, key[2], key[3], self.io.shards))
+                 for key in work if key[2] in live.config.teams]
+        groups = by_shard(items, lambda item: item[1].shard)
+        for shard in self.kept.resting_now(groups):
+            done.failed.update(key for key, _ in groups.pop(shard))  # kept, not tried
+        reads = await per_shard(groups, lambda _, group: self.io.shared.read_many(
+            [ref for _, ref in group], CODEC))
         changed: dict[str, _Changed] = defaultdict(_Changed)
-        for shard, read in zip(shards, reads, strict=True):
+        for shard in sorted(reads):
+            read = reads[shard]
             if isinstance(read, BaseException):
-                done.keep([key for key, _ in by_shard[shard]], read, shard)
-                self._rest(shard, read)
+                self.kept.failed(shard, read)
+                done.keep([key for key, _ in groups[shard]], read, shard)
             else:
-                await self._sync_shard(live, by_shard[shard], read, work, retried, done,
+                await self._sync_shard(live, groups[shard], read, work, retried, done,
                                        changed)
         for season_id, synced in changed.items():
             try:
@@ -277,39 +259,15 @@ class TeamSync:
             try:
                 new = await _sync(self.io.shared, ref, season, user, seq, points,
                                   follow_replayed=key in retried)
-            except TRANSIENT as exc:
-                done.keep([k for k, _ in items[i:]], exc, ref.shard)
-                self._rest(ref.shard, exc)
-                return
             except Exception as exc:
+                if self.kept.failed(ref.shard, exc):
+                    done.keep([k for k, _ in items[i:]], exc, ref.shard)
+                    return
                 done.keep([key], exc)
                 continue
             if new is not None:
                 changed[season.id].teams[new.id] = new
                 changed[season.id].keys.append(key)
-
-    def _rest(self, shard: int, exc: BaseException) -> None:
-        """A transient failure on ``shard``: leave it alone for :attr:`rest_s`."""
-        if isinstance(exc, TRANSIENT):
-            self.resting[shard] = time.monotonic() + self.rest_s
-
-    def _keep(self, work: dict[PendingKey, tuple[int, int]], done: _Pass) -> None:
-        """Keep the failed reports for the next call, at most ``max_pending``."""
-        for key, report in work.items():
-            if key in done.failed:
-                self.pending[key] = max(self.pending.get(key, report), report)
-        dropped = max(0, len(self.pending) - self.max_pending)
-        for key in list(itertools.islice(self.pending, dropped)):
-            del self.pending[key]
-        if self.metrics is not None:
-            self.metrics.flush_hook_pending.labels("teams").set(len(self.pending))
-            if dropped:
-                self.metrics.flush_hook_dropped.labels("teams").inc(dropped)
-        if done.cause is not None:  # a failure now (not only reports of resting shards)
-            log.warning("teams: %d member reports not applied (%r, team shards %s); %d "
-                        "kept for the next call, %d oldest dropped (at most %d kept)",
-                        len(done.failed), done.cause, sorted(done.shards),
-                        len(self.pending), dropped, self.max_pending)
 
 
 def _reports(rows: list[PlayerRow]) -> list[tuple[PendingKey, tuple[int, int]]]:

@@ -4,9 +4,12 @@ A player action stays one Redis read plus one Lua commit: no action writes a
 board. Instead :class:`LeaderboardUpdater` is an ``on_flushed`` callback of the
 persister (``Persister.on_flushed``): for every batch of player states it has
 just written to SQL, it computes each board's score with the pure
-:func:`mechanics.leaderboard.board_scores` and writes them with one pipeline.
-So a board is *eventually consistent*: it shows a player's score as of their
-last flush, at most about one flush interval (``PETBOX_FLUSH_INTERVAL``) behind.
+:func:`mechanics.leaderboard.board_scores` and writes them with one pipeline per
+Redis slot (a game's boards share one). So a board is *eventually consistent*: it
+shows a player's score as of their last flush, at most about one flush interval
+(``PETBOX_FLUSH_INTERVAL``) behind. On a Redis Cluster with a master down, the boards
+on the other masters are written all the same; the scores for the silent master's
+boards are kept in memory (bounded) and written once it answers again.
 
 Each board is a sorted set (``Keys.leaderboard``: user → score) under its own
 game hash tag, in the keyspace of its persister (``pb`` real, ``pbs`` shadow),
@@ -34,12 +37,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.crc import key_slot
 
 from economy.config import GameConfig
 from economy.errors import NotFound
 from gameserver.db.persist import PlayerRow
 from gameserver.games import GameRegistry
+from gameserver.jobs.kept import KeptWork, by_shard, per_shard
+from gameserver.ops.metrics import Metrics
 from gameserver.state.keys import Keys
+from gameserver.state.redisclient import is_cluster
 from gameserver.state.scripts import Script, reply_text
 from gameserver.state.store import decode_state
 from mechanics.leaderboard import board_scores, display_name
@@ -64,24 +71,86 @@ class _BoardWrite:
     names: dict[str, str] = field(default_factory=dict)
 
 
-class LeaderboardUpdater:
-    """An ``on_flushed`` callback: flushed player rows → board scores in Redis."""
+@dataclass(frozen=True)
+class _Score:
+    """One player's score on one board, as a write that failed keeps it."""
 
-    def __init__(self, redis: Redis, keys: Keys, games: GameRegistry) -> None:
+    score: int
+    keep: int
+    names_key: str | None
+    name: str | None
+
+
+ScoreKey = tuple[str, str]
+"""(board key, user): one player's place on one board."""
+
+
+class LeaderboardUpdater:
+    """An ``on_flushed`` callback: flushed player rows → board scores in Redis.
+
+    A game's boards share a slot (their hash tag); on a Redis Cluster each slot's
+    boards are written with a pipeline of their own, all at once, so a master that is
+    down fails only its boards: the others are written in that call, and the scores of
+    the failed ones are kept (gameserver/jobs/kept.py: bounded, newest per player and
+    board, ``petbox_flush_hook_pending{hook="leaderboards"}``) and written on the next
+    call once the slot's rest is over, a call with no rows included."""
+
+    def __init__(self, redis: Redis, keys: Keys, games: GameRegistry,
+                 metrics: Metrics | None = None) -> None:
         self.redis = redis
         self.keys = keys
         self.games = games
+        self.kept: KeptWork[ScoreKey, _Score] = KeptWork(
+            "leaderboards", metrics, log, what="board scores")
 
     def __repr__(self) -> str:
         return f"LeaderboardUpdater(prefix={self.keys.prefix!r})"
 
     async def __call__(self, rows: list[PlayerRow]) -> None:
-        """Write the scores of ``rows`` with one pipeline: per board one ZADD (score
-        > 0), one ZREM (score 0) and one trim. Raises if Redis or SQL fails (the
-        persister logs and counts it; the next flush of those players repairs it)."""
-        writes = await self.board_writes(rows)
-        if not writes:
+        """Write the scores of ``rows`` (and those kept from calls that failed): per
+        board one ZADD (score > 0), one ZREM (score 0) and one trim, one pipeline per
+        slot. A transient failure keeps the slot's scores for the next call; any other
+        is raised once the other slots are written (the persister logs and counts it;
+        the next flush of those players repairs it)."""
+        work = self.kept.take()  # oldest first, then this batch's (the newest win)
+        for key, write in (await self.board_writes(rows)).items():
+            for user, score in write.scores.items():
+                work.pop((key, user), None)
+                work[(key, user)] = _Score(score, write.keep, write.names_key,
+                                           write.names.get(user))
+        if not work:
             return
+        cluster = is_cluster(self.redis)  # one server: one node, one pipeline
+
+        def slot_of(key: str) -> int:
+            return key_slot(key.encode()) if cluster else 0
+
+        groups = by_shard(_writes(work).items(), lambda board: slot_of(board[0]))
+        resting = self.kept.resting_now(groups)
+        results = await per_shard({s: g for s, g in groups.items() if s not in resting},
+                                  lambda _, boards: self._write(dict(boards)))
+        failed: set[int] = set(resting)
+        cause: BaseException | None = None
+        bug: Exception | None = None
+        for slot, result in results.items():
+            if result is None:
+                continue
+            if self.kept.failed(slot, result):
+                failed.add(slot)
+                cause = cause or result
+            elif not isinstance(result, Exception):
+                raise result  # cancelled, or the process is stopping
+            elif bug is None:  # not kept: it would fail the same way every time
+                bug = result
+            else:
+                log.error("leaderboards: another slot failed too", exc_info=result)
+        self.kept.keep(((k, v) for k, v in work.items() if slot_of(k[0]) in failed), cause,
+                       failed - resting)
+        if bug is not None:
+            raise bug
+
+    async def _write(self, writes: dict[str, _BoardWrite]) -> None:
+        """One slot's boards: one pipeline, then their names hashes pruned."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, write in writes.items():
                 _queue_write(pipe, key, write)
@@ -135,6 +204,18 @@ class LeaderboardUpdater:
             return (await self.games.get(merchant, game)).config
         except NotFound:
             return None
+
+
+def _writes(work: dict[ScoreKey, _Score]) -> dict[str, _BoardWrite]:
+    """Kept and new scores, board by board."""
+    writes: dict[str, _BoardWrite] = {}
+    for (key, user), kept in work.items():
+        write = writes.setdefault(key, _BoardWrite(kept.keep))
+        write.keep, write.scores[user] = kept.keep, kept.score
+        write.names_key = kept.names_key or write.names_key
+        if kept.name is not None:
+            write.names[user] = kept.name
+    return writes
 
 
 def _queue_write(pipe: Any, key: str, write: _BoardWrite) -> None:

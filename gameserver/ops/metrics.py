@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -114,3 +121,22 @@ class Metrics:
 
 
 METRICS = web.AppKey("metrics", Metrics)
+
+
+async def serve_metrics(metrics: Metrics, host: str, port: int) -> web.AppRunner:
+    """``GET /metrics`` of ``metrics`` on ``host:port``, for a process that serves no
+    API (the persister of its own); stop it with the runner's ``cleanup``."""
+    async def scrape(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(metrics.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", scrape)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner

@@ -78,6 +78,11 @@ class Settings:
     """Niceness of the persister process under ``serve --workers N``: write-behind
     yields the CPU to request handling (its backlog waits in Redis), 0 = equal."""
     run_persister: bool = True
+    persister_metrics_port: int = 0
+    """Where a persister process of its own (``petbox persister``, and the one of
+    ``serve --workers N``) serves its ``/metrics``: its pass counters and its flush
+    hooks' kept work live in that process only. 0: not served."""
+    persister_metrics_host: str = "127.0.0.1"
     run_background: bool = True
     """Reconciler, reminder delivery and retention in this process (one per deployment
     is enough; several are safe)."""
@@ -427,6 +432,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idle_evict_after=_int(env, "PETBOX_IDLE_EVICT_AFTER", 3600, 1, 30 * 86400),
         run_persister=_bool(env, "PETBOX_RUN_PERSISTER", True),
         persister_nice=_int(env, "PETBOX_PERSISTER_NICE", 10, 0, 19),
+        persister_metrics_port=_int(env, "PETBOX_PERSISTER_METRICS_PORT", 0, 0, 65535),
+        persister_metrics_host=env.get("PETBOX_PERSISTER_METRICS_HOST") or "127.0.0.1",
         redis_pipelining=_bool(env, "PETBOX_REDIS_PIPELINING", True),
         redis_pipeline_in_flight=_int(env, "PETBOX_REDIS_PIPELINE_IN_FLIGHT", 2, 1, 64),
         redis_pipeline_linger=_num(env, "PETBOX_REDIS_PIPELINE_LINGER_US", 5000, 0, 50_000) / 1e6,

@@ -14,7 +14,7 @@ from gameserver.clock import SystemClock
 from gameserver.db.database import Database
 from gameserver.games import GameRegistry
 from gameserver.jobs.lease import persister_assignment, process_name
-from gameserver.ops.metrics import Metrics
+from gameserver.ops.metrics import Metrics, serve_metrics
 from gameserver.ops.settings import Settings
 from gameserver.ops.shardcount import check_shard_count
 from gameserver.persister.passes import Persister
@@ -53,16 +53,26 @@ async def run_standalone(settings: Settings, *, stop: asyncio.Event | None = Non
                  if shadow_url else None)
     games = GameRegistry(db)
     games.start()
+    endpoint = None
     try:
         keyspaces = [(Keys(), db)] + ([(Keys(SHADOW_PREFIX), shadow_db)] if shadow_db else [])
-        persisters = [_standalone(settings, redis, keys, space_db, games)
-                      for keys, space_db in keyspaces]
+        # Each keyspace its own metrics (load tests must not move production's); the
+        # real one's are served when asked for: nothing else exports this process'.
+        metrics = [Metrics() for _ in keyspaces]
+        persisters = [_standalone(settings, redis, keys, space_db, games, space_metrics)
+                      for (keys, space_db), space_metrics in zip(keyspaces, metrics,
+                                                                 strict=True)]
+        if settings.persister_metrics_port:
+            endpoint = await serve_metrics(metrics[0], settings.persister_metrics_host,
+                                           settings.persister_metrics_port)
         log.info("persister running on %d shards every %.2fs (%d keyspace(s))",
                  settings.shards, settings.flush_interval, len(persisters))
         await asyncio.gather(*(p.run(settings.flush_interval, stop) for p in persisters))
         for persister in persisters:
             await persister.final_flush()
     finally:
+        if endpoint is not None:
+            await endpoint.cleanup()
         await games.stop()
         await redis.aclose()
         await db.close()
@@ -71,9 +81,10 @@ async def run_standalone(settings: Settings, *, stop: asyncio.Event | None = Non
 
 
 def _standalone(settings: Settings, redis: Redis, keys: Keys, db: Database,
-                games: GameRegistry) -> Persister:
+                games: GameRegistry, metrics: Metrics | None = None) -> Persister:
     consumer = process_name("persister")  # unique per process, like the lease token
-    return wired_persister(redis, keys, db, games, SystemClock(), settings, Metrics(),
+    return wired_persister(redis, keys, db, games, SystemClock(), settings,
+                           metrics or Metrics(),
                            consumer=consumer, shadow=keys.prefix == SHADOW_PREFIX,
                            assignment=persister_assignment(redis, keys.prefix,
                                                            settings.shards, consumer,

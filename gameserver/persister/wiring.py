@@ -32,7 +32,7 @@ def wired_persister(redis: Redis, keys: Keys, db: Database, games: GameRegistry,
                           idle_evict_after=settings.idle_evict_after, consumer=consumer,
                           assignment=assignment)
     # Boards follow the flushed states: no action pays a Redis write for them.
-    persister.on_flushed.append(LeaderboardUpdater(redis, keys, games))
+    persister.on_flushed.append(LeaderboardUpdater(redis, keys, games, metrics))
     outbox = None if shadow else Outbox(db, clock)
     persister.on_flushed.extend(flush_hooks(FlushContext(redis, keys, db, games, clock,
                                                          settings, outbox, metrics)))

@@ -33,7 +33,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    DataError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from economy.config import GameConfig
@@ -241,6 +252,26 @@ class SharedActions:
 TRANSIENT = (Busy, IdempotencyInProgress, ResponseUnavailable, RedisError, SQLAlchemyError,
              OSError, TimeoutError)
 """Why a shopper commit may fail now and succeed later (never a reason to drop it)."""
+
+_PASSING_REPLIES = (TryAgainError, ClusterDownError, AskError, ReadOnlyError, OutOfMemoryError,
+                    NoScriptError)
+"""Error replies of a node that is not ready for the moment: TRYAGAIN, CLUSTERDOWN and
+MASTERDOWN, MOVED and ASK (slots moving), READONLY (a demoted master, mid-failover),
+OOM (until memory is freed), NOSCRIPT (a node that lost its scripts)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether work that failed with ``exc`` may succeed if tried again later.
+
+    :data:`TRANSIENT` but for Redis' error replies, which it takes whole: most say the
+    command or script is wrong (a Lua script's error, WRONGTYPE) and will fail the same
+    way on every try, so a job that retries until it succeeds must not retry them. A
+    cluster client's own outage errors (an uncovered slot) pass."""
+    if isinstance(exc, ResponseError):  # the node answered, with an error
+        return isinstance(exc, _PASSING_REPLIES) or str(exc).startswith("BUSY")
+    if isinstance(exc, DataError):  # a value redis-py cannot send: the same every time
+        return False
+    return isinstance(exc, (*TRANSIENT, RedisClusterException))
 
 
 def _aggregate_of(owed_name: str, shard: int) -> AggregateRef:

@@ -25,10 +25,12 @@ from sqlalchemy import insert, select
 from gameserver.api.groupbuy import group_code
 from gameserver.api.groupbuy_sweep import INDEXED, GroupBuySweep
 from gameserver.api.teams import TeamSync, team_code
-from gameserver.appkeys import ADMIN_REQUESTS, DB, REDIS, SETTINGS, VALUE
+from gameserver.appkeys import ADMIN_REQUESTS, DB, GAMES, REDIS, SETTINGS, VALUE
 from gameserver.db import models as m
+from gameserver.db.persist import PlayerRow
 from gameserver.jobs.reconciler import Reconciler
 from gameserver.ops.embedded import RedisProcess
+from gameserver.ops.metrics import METRICS
 from gameserver.ops.settings import Settings
 from gameserver.state.aggregates_app import AGGREGATES
 from gameserver.state.keys import AggregateRef, Keys, PlayerRef, shard_of
@@ -559,16 +561,18 @@ async def test_owed_follow_ups_a_silent_master_holds_do_not_hide_the_others(
 async def test_team_points_reach_the_living_masters_teams_and_the_paused_ones_after(
         world: Any, paused_cluster: RedisCluster) -> None:
     """Two teams, one whose shard the paused master holds, one on another master; their
-    owners' player shards on living masters, each with a check-in (5 points) to report.
-    Before, the teams hook read the batch's teams in one call: the paused one failed it
-    (an ERROR with a traceback), the living team got nothing either, and as the owners
-    do not play again neither team ever did. Now the living team gets its points in
-    that pass, and the silent one's report is kept and applied in the first pass after
-    its master answers, a pass with nothing to flush."""
+    owners' player shards on living masters, each with a check-in (5 points) to report;
+    the season's board is on the paused master too. Before, the teams hook read the
+    batch's teams in one call: the paused one failed it (an ERROR with a traceback), the
+    living team got nothing either, and as the owners do not play again neither team
+    ever did. Now the living team gets its points in that pass, and the silent one's
+    report is kept and applied in the first pass after its master answers, a pass with
+    nothing to flush. So is the living team's rank (its follow-up: the board's write
+    failed after the points landed), which that pass writes though its points are in."""
     await world.merchant("teamshop", config=TEAM_CONFIG)
     secret = world.client.app[SETTINGS].token_secret
     board = Keys().leaderboard("teamshop", GAME, "s11-teams")  # the teams' follow-up
-    victim = next(n for n in paused_cluster.masters if n is not on(paused_cluster, board))
+    victim = on(paused_cluster, board)
     users = (u for u in (f"u{i}" for i in count())
              if on(paused_cluster, Keys().tag(shard_of("teamshop", u, 16))) is not victim)
 
@@ -586,11 +590,16 @@ async def test_team_points_reach_the_living_masters_teams_and_the_paused_ones_af
     teams = {}
     for silent, owner in owners.items():
         key, teams[silent] = team_of(owner.user, silent)
-        assert (await owner.post("/teams/s11", {"name": "T"}, key))[0] == 200
+        status, made = await owner.post("/teams/s11", {"name": "T"}, key)
+        assert status == 200
+        if not silent:  # a second member: the team is big enough for the board
+            joined = await Shopper(world, next(users), "teamshop").post(
+                "/teams/s11/join", {"code": made["code"]})
+            assert joined[0] == 200
         assert (await owner.post("/checkin", {}))[0] == 200
     p = app_persister(world.client.app)
     sync = next(cb for cb in p.on_flushed if isinstance(cb, TeamSync))
-    sync.rest_s = 0.0  # the silent shard is tried again at once once it answers
+    sync.kept.rest_s = 0.0  # the silent shard is tried again at once once it answers
     flushed: list[Any] = []
 
     async def keep(rows: list[Any]) -> None:
@@ -599,21 +608,82 @@ async def test_team_points_reach_the_living_masters_teams_and_the_paused_ones_af
     # The rows are flushed before the pause: a pass with a paused master costs a bound
     # in every stage of its shards, the hook is what this test times.
     p.on_flushed[p.on_flushed.index(sync)] = keep
-    assert (await p.run_once()).players_flushed == len(flushed) == 2
+    assert (await p.run_once()).players_flushed == len(flushed) == 3
 
     pause(victim)
     try:
         started = time.monotonic()
         await sync(flushed)
         took = time.monotonic() - started
-        assert sync.pending == {("teamshop", GAME, "s11", teams[True], owners[True].user):
-                                (1, 5)}
-        assert (await get_team(owners[False], teams[False]))["points"] == 5
+        assert sync.kept.pending == {
+            ("teamshop", GAME, "s11", teams[silent], owners[silent].user): (1, 5)
+            for silent in (True, False)}  # the living team's for its follow-up
     finally:
         resume(paused_cluster, victim)
-    assert took < 2 * REDIS_BOUND + 0.25 + 1, took  # one read of the silent master
+    # One read of the silent team's shard, one write of the board.
+    assert took < 2 * (2 * REDIS_BOUND + 0.25) + 1, took
+    assert (await get_team(owners[False], teams[False]))["points"] == 5
+    # The board's write sent to the paused master may land on resume: as if it had not.
+    await world.client.app[REDIS].delete(board)
 
     await sync([])  # the persister's call on a pass that flushed nothing
-    assert sync.pending == {}
+    assert sync.kept.pending == {}
     for silent, owner in owners.items():
-        assert (await get_team(owner, teams[silent]))["points"] == 5
+        view = await get_team(owner, teams[silent])
+        assert (view["points"], view["rank"]) == (5, None if silent else 1)
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQL only holds the games
+async def test_boards_of_the_living_masters_are_written_and_the_paused_ones_after(
+        world: Any, paused_cluster: RedisCluster) -> None:
+    """Two games' boards (a board's slot is its game's), one on the paused master. Before,
+    the updater wrote every board of the batch in one pipeline: the paused slot failed it
+    (an ERROR with a traceback, counted as a failed hook), the living game's board was
+    not written either, and as the players do not play again neither board ever was. Now
+    the living board is written in that call, the silent one's scores are kept (counted in
+    ``petbox_flush_hook_pending{hook="leaderboards"}``) and written on the first call
+    after its master answers, a pass with nothing to flush."""
+    from gameserver.games import parse_config
+    from gameserver.jobs.leaderboards import LeaderboardUpdater
+    from gameserver.state.store import encode_state
+    from mechanics.pet import new_player
+    from mechanics.petstate import PetState
+    from tests.integration.test_leaderboards_http import LB_CONFIG
+
+    keys = Keys()
+    victim = paused_cluster.masters[0]
+    shops = {silent: next(s for s in (f"lb{i}" for i in count()) if (on(
+        paused_cluster, keys.leaderboard(s, "squirrel", "pets")) is victim) == silent)
+        for silent in (True, False)}
+    parsed = parse_config(LB_CONFIG)
+    rows = []
+    for shop in shops.values():
+        await world.merchant(shop, config=LB_CONFIG)
+        state = new_player(parsed, 0)
+        state.pet = PetState("squirrel", "Nut", {}, 0, 15, 0)
+        rows.append(PlayerRow(shop, "squirrel", "ann", 1, encode_state(state), 0, 0, 0, 0))
+    app = world.client.app
+    metrics = app[METRICS]
+    updater = LeaderboardUpdater(app[REDIS], keys, app[GAMES], metrics)
+    updater.kept.rest_s = 0.0  # the silent slot is tried again at once once it answers
+    pending = metrics.flush_hook_pending.labels("leaderboards")
+
+    async def pets(shop: str) -> list[tuple[bytes, float]]:
+        return list(await app[REDIS].zrange(keys.leaderboard(shop, "squirrel", "pets"),
+                                            0, -1, withscores=True))
+
+    pause(victim)
+    try:
+        started = time.monotonic()
+        await updater(rows)
+        took = time.monotonic() - started
+        assert await pets(shops[False]) == [(b"ann", 15.0)]
+        assert pending._value.get() == 2  # ann on the silent game's two boards
+        assert {k for k, _ in updater.kept.pending} == {
+            keys.leaderboard(shops[True], "squirrel", b) for b in ("pets", "rich")}
+    finally:
+        resume(paused_cluster, victim)
+    assert took < 2 * REDIS_BOUND + 0.25 + 1, took  # one bounded write of the silent slot
+
+    await updater([])  # the persister's call on a pass that flushed nothing
+    assert await pets(shops[True]) == [(b"ann", 15.0)]
+    assert pending._value.get() == 0 and updater.kept.pending == {}

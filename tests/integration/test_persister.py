@@ -782,3 +782,39 @@ async def test_a_stored_key_longer_than_sql_keeps_is_digested_not_stuck(
     assert len(digested) == 64 and digested.startswith("legacy~")
     assert [tuple(k) for k in keys] == [("alice", digested), ("bob", keys[1][1])]
     assert sql_key("k1") == "k1" and sql_key("x" * 64) == "x" * 64
+
+
+async def test_a_persister_of_its_own_serves_its_metrics_when_asked(settings: Any) -> None:
+    """``petbox persister`` (and the persister process of ``serve --workers N``) kept its
+    metrics in a registry nobody could read: its failed hooks
+    (``petbox_persister_errors_total``) and the work its flush hooks keep through an
+    outage (``petbox_flush_hook_pending``) were invisible. With
+    ``PETBOX_PERSISTER_METRICS_PORT`` it serves them."""
+    from aiohttp import ClientSession
+
+    from gameserver.ops.embedded import free_port
+    from gameserver.persister import run_standalone
+
+    port = free_port()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_standalone(
+        settings.with_overrides(persister_metrics_port=port), stop=stop))
+    try:
+        async with ClientSession() as http:
+            for _ in range(100):  # until it listens (after its first checks)
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                        body = await resp.text()
+                        break
+                except OSError:
+                    assert not task.done(), task
+                    await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("no /metrics")
+        assert resp.status == 200
+        for name in ("petbox_persister_errors_total", "petbox_flush_hook_pending",
+                     "petbox_persister_backlog"):
+            assert f"# TYPE {name.removesuffix('_total')}" in body, name
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

@@ -34,7 +34,9 @@ from gameserver.jobs.flushhooks import FlushContext
 from gameserver.jobs.webhooks import OUTBOX
 from gameserver.ops.metrics import METRICS
 from gameserver.persister import Persister
+from gameserver.state.keys import AggregateRef
 from gameserver.state.redisclient import open_redis
+from mechanics import teams as team_rules
 from tests.conftest import World, app_persister
 from tests.integration.loopgame import GAME, Shopper, loop_config, post_order
 from tests.reliability.tcpproxy import TcpProxy
@@ -389,7 +391,7 @@ async def cut_off(tw: World) -> AsyncIterator[tuple[TcpProxy, Persister, TeamSyn
                                  app[SETTINGS], app[OUTBOX], app[METRICS]))
     p = persister(tw)
     p.on_flushed[:] = [cb for cb in p.on_flushed if not isinstance(cb, TeamSync)] + [sync]
-    sync.rest_s = 0.0  # a failed shard is tried again on the very next call
+    sync.kept.rest_s = 0.0  # a failed shard is tried again on the very next call
     yield proxy, p, sync
     await redis.aclose()
     await proxy.close()
@@ -416,7 +418,7 @@ async def test_points_the_teams_redis_refused_reach_the_team_on_the_next_pass(
     with caplog.at_level(logging.WARNING):
         report = await p.run_once()
     assert report.ok and report.players_flushed == 2
-    assert sync.pending == {("shop", "squirrel", "s11", tid, "ann"): (1, 5)}
+    assert sync.kept.pending == {("shop", "squirrel", "s11", tid, "ann"): (1, 5)}
     assert metrics.flush_hook_pending.labels("teams")._value.get() == 1
     assert [(r.name, r.levelname, r.getMessage().split(" (")[0]) for r in caplog.records
             if r.levelno >= logging.WARNING] == [
@@ -431,7 +433,7 @@ async def test_points_the_teams_redis_refused_reach_the_team_on_the_next_pass(
     assert (view["points"], view["rank"]) == (5, 1)
     assert view["members"][0] == {"user": "a***", "points": 5, "joined_at": NOW,
                                   "me": True, "owner": True}
-    assert sync.pending == {}
+    assert sync.kept.pending == {}
     assert metrics.flush_hook_pending.labels("teams")._value.get() == 0
     await p.run_once()  # nothing kept, nothing flushed: nothing to do
     assert (await get_team(ann, tid))["points"] == 5
@@ -443,24 +445,24 @@ async def test_a_failed_shard_rests_before_it_is_tried_again(
     """The hook runs every flush round of every pass: a failed team shard is left alone
     for ``rest_s`` (its report kept, no wait, no warning), then tried again."""
     proxy, p, sync = cut_off
-    sync.rest_s = 60.0
+    sync.kept.rest_s = 60.0
     ann = Shopper(tw, "ann")
     tid = (await create(ann, {"name": "Ants"}))["team"]
     assert (await ann.post("/checkin", {}))[0] == 200
     proxy.cut()
     await p.run_once()
     kept = {("shop", "squirrel", "s11", tid, "ann"): (1, 5)}
-    assert sync.pending == kept
+    assert sync.kept.pending == kept
     proxy.restore()
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         await p.run_once()  # resting: kept, not tried
-    assert sync.pending == kept and (await get_team(ann, tid))["points"] == 0
+    assert sync.kept.pending == kept and (await get_team(ann, tid))["points"] == 0
     assert [r for r in caplog.records if r.name == "petbox.teams"] == []
-    assert len(sync.resting) == 1  # the team's shard
-    sync.resting.clear()  # its rest is over
+    assert len(sync.kept.resting) == 1  # the team's shard
+    sync.kept.resting.clear()  # its rest is over
     await p.run_once()
-    assert sync.pending == {} and (await get_team(ann, tid))["points"] == 5
+    assert sync.kept.pending == {} and (await get_team(ann, tid))["points"] == 5
 
 
 async def test_the_kept_reports_are_bounded(
@@ -468,7 +470,7 @@ async def test_the_kept_reports_are_bounded(
     """At most ``max_pending`` reports are kept through an outage: past it the oldest
     go (counted); the member's next flush reports their whole count again."""
     proxy, p, sync = cut_off
-    sync.max_pending = 1
+    sync.kept.max_kept = 1
     ann, bob = Shopper(tw, "ann"), Shopper(tw, "bob")
     team = await create(ann, {"name": "Ants"})
     tid = team["team"]
@@ -480,7 +482,7 @@ async def test_the_kept_reports_are_bounded(
     dropped = tw.client.app[METRICS].flush_hook_dropped.labels("teams")
     before = dropped._value.get()
     await p.run_once()  # bob: 5 kept, ann's (the oldest) dropped
-    assert sync.pending == {("shop", "squirrel", "s11", tid, "bob"): (2, 5)}
+    assert sync.kept.pending == {("shop", "squirrel", "s11", tid, "bob"): (2, 5)}
     assert dropped._value.get() == before + 1
 
     proxy.restore()
@@ -489,3 +491,31 @@ async def test_the_kept_reports_are_bounded(
     assert (await ann.post("/pet", {"species": "squirrel", "name": "Nut"}))[0] == 201
     await p.run_once()  # ann's next flush: her whole count
     assert (await get_team(ann, tid))["points"] == 10
+
+
+async def test_a_team_redis_refuses_for_good_is_the_hooks_failure_not_kept(
+        tw: World, caplog: pytest.LogCaptureFixture) -> None:
+    """A team whose key Redis answers with an error reply (WRONGTYPE here; a Lua
+    script's error is the same: it fails the same way on every try). Before, every
+    RedisError counted as an outage: the report was kept and tried on every pass,
+    forever, a warning each time, and never counted as the hook's failure. Now it is the
+    hook's failure (logged with its traceback, counted) and not kept."""
+    ann = Shopper(tw, "ann")
+    tid = (await create(ann, {"name": "Ants"}))["team"]
+    assert (await ann.post("/checkin", {}))[0] == 200
+    app = tw.client.app
+    ref = AggregateRef.of("shop", "squirrel", team_rules.KIND, team_rules.aggregate_id("s11", tid),
+                          app[SETTINGS].shards)
+    await app[REDIS].delete(app[KEYS].aggregate(ref))
+    await app[REDIS].set(app[KEYS].aggregate(ref), "not a team")
+    p = persister(tw)
+    sync = next(cb for cb in p.on_flushed if isinstance(cb, TeamSync))
+    errors = app[METRICS].persister_errors.labels("on_flushed")
+    before = errors._value.get()
+    with caplog.at_level(logging.WARNING):
+        assert (await p.run_once()).players_flushed == 1
+    assert errors._value.get() == before + 1
+    assert sync.kept.pending == {}
+    failed = [r for r in caplog.records if r.name == "petbox.teams" or "TeamSync" in r.getMessage()]
+    assert [(r.levelname, type(r.exc_info[1]).__name__ if r.exc_info else None)
+            for r in failed] == [("ERROR", "ResponseError")]
