@@ -2,7 +2,8 @@
  *
  * Everything goes through the documented merchant HTTP API with the API key from
  * sessionStorage. Charts are inline SVG drawn here. The page is organised as tabs
- * (Draft, Simulate, Publish & versions, Stock, Analytics, Plays) sharing one state object.
+ * (Draft, Simulate, Publish & versions, Stock, Analytics and its event export, Plays)
+ * sharing one state object.
  *
  * Plays (registerPlay): each play ships its panel as gameserver/static/play-<name>.js,
  * loaded by one <script src="/console/static/play-<name>.js" defer> line in console.html
@@ -32,7 +33,14 @@
  * again; throws, changing nothing, when the draft has that id already) and draftCard({title, rows, note, buttonId, add}) (the "Add to draft" form:
  * rows of fields, a button that runs add() and toasts what it throws), and
  * publishedIds(el, section, none) (the ids of the live config's section; none
- * published: `none` shown in el and []).
+ * published: `none` shown in el and []). A form that edits a whole section has
+ * rewardEditor(prefix, label, value, {coupon}) (inputs for a reward or a cost of the
+ * draft's currencies, items and coupons; its element's read(path) gives {value,
+ * problems}), readInt(input, path, min, max, problems, empty) (a whole number checked as
+ * the schema checks it), showProblems(box, problems, scope) (a form's refusals, inputs
+ * marked aria-invalid, the first focused), busy(button, fn) and saveDraft() (putGameDraft
+ * of the editor; a 422 throws with the server's problems). setDraftSection(key, undefined)
+ * takes the section out.
  */
 "use strict";
 

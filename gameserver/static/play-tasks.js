@@ -16,6 +16,7 @@
   const DEFAULTS = { period: "daily", limit: 1, browse_s: 15, ticket_ttl_s: 3600,
     min_order_fen: 0, spend_fen: 0 };
   let editing = null;  // the id whose entry the form holds, or null: a new task
+  let editingGame = null;  // the game it is an id of (another game's table starts afresh)
 
   const chars = (s) => [...s].length;  // as Python counts a str: code points
 
@@ -62,7 +63,8 @@
           h("td", { class: "actions" },
             h("button", { type: "button", class: "btn small", id: `tk-edit-${id}`,
               "aria-label": `Change task ${id}`,
-              onclick: () => { editing = id; ctx.refresh(); } }, "Change"),
+              onclick: () => { editing = id; editingGame = ctx.game; ctx.refresh(); } },
+            "Change"),
             h("button", { type: "button", class: "btn small ghost", id: `tk-remove-${id}`,
               "aria-label": `Take task ${id} out`,
               onclick: () => removeTask(ctx, tasks, id) }, "Take out")));
@@ -84,6 +86,7 @@
 
   function form(ctx, el, tasks) {
     const { h, field } = ctx;
+    if (editingGame !== ctx.game) editing = null;
     const t = editing !== null && tasks[editing] ? tasks[editing] : null;
     if (!t) editing = null;
     const original = t || {};
@@ -200,6 +203,7 @@
         } catch (e) {
           // The editor keeps the change (unsaved) and the Draft tab lists the same problems.
           editing = id;
+          editingGame = ctx.game;
           out.replaceChildren(ctx.errorBox(e));
         }
       });
