@@ -2,7 +2,8 @@
  *
  * Everything goes through the documented merchant HTTP API with the API key from
  * sessionStorage. Charts are inline SVG drawn here. The page is organised as tabs
- * (Draft, Simulate, Publish & versions, Stock, Analytics, Plays) sharing one state object.
+ * (Draft, Simulate, Publish & versions, Stock, Analytics and its event export, Plays)
+ * sharing one state object.
  *
  * Plays (registerPlay): each play ships its panel as gameserver/static/play-<name>.js,
  * loaded by one <script src="/console/static/play-<name>.js" defer> line in console.html
@@ -32,7 +33,14 @@
  * again; throws, changing nothing, when the draft has that id already) and draftCard({title, rows, note, buttonId, add}) (the "Add to draft" form:
  * rows of fields, a button that runs add() and toasts what it throws), and
  * publishedIds(el, section, none) (the ids of the live config's section; none
- * published: `none` shown in el and []).
+ * published: `none` shown in el and []). A form that edits a whole section has
+ * rewardEditor(prefix, label, value, {coupon}) (inputs for a reward or a cost of the
+ * draft's currencies, items and coupons; its element's read(path) gives {value,
+ * problems}), readInt(input, path, min, max, problems, empty) (a whole number checked as
+ * the schema checks it), showProblems(box, problems, scope) (a form's refusals, inputs
+ * marked aria-invalid, the first focused), busy(button, fn) and saveDraft() (putGameDraft
+ * of the editor; a 422 throws with the server's problems). setDraftSection(key, undefined)
+ * takes the section out.
  */
 "use strict";
 
@@ -632,11 +640,15 @@
       ? S.draft.parsed.value : null;
   }
 
+  /** Write ``value`` as the draft's top-level ``key`` (undefined: take the key out, as a
+   * section that is off is absent: none accepts null). */
   function setDraftSection(key, value) {
-    if (setValueAt(`$.${key}`, value)) return;
+    if (value !== undefined && setValueAt(`$.${key}`, value)) return;
     const config = draftValue();
     if (!config) throw new Error("The draft is not valid JSON; fix it in the Draft tab first.");
-    editor().value = JSON.stringify({ ...config, [key]: value }, null, 2);
+    const next = { ...config, [key]: value };
+    if (value === undefined) delete next[key];
+    editor().value = JSON.stringify(next, null, 2);
     onEditorChange();
   }
 
@@ -674,6 +686,126 @@
     return ids;
   }
 
+  // ---------------------------------------------------------------- play forms
+
+  /** A whole number typed into ``input`` (empty: ``empty``), checked as the config schema
+   * checks it; a refusal is pushed onto ``problems`` as {input, path, message}, worded as
+   * the server words it, and null returned. */
+  function readInt(input, path, min, max, problems, empty = null) {
+    const raw = input.value.trim();
+    const n = raw === "" && !input.validity.badInput ? empty : Number(raw);
+    let message = null;
+    if (n === null || input.validity.badInput || !Number.isInteger(n)) message = "must be an integer";
+    else if (min !== null && n < min) message = `must be ≥ ${min}`;
+    else if (max !== null && n > max) message = `must be ≤ ${max}`;
+    if (message === null) return n;
+    problems.push({ input, path, message });
+    return null;
+  }
+
+  /** Show a form's problems ({input?, path, message}) in ``box`` (role=alert), mark their
+   * inputs aria-invalid and move the focus to the first; none: clear the box and marks. */
+  function showProblems(box, problems, scope) {
+    for (const el of (scope || box.parentElement).querySelectorAll("[aria-invalid]")) {
+      el.removeAttribute("aria-invalid");
+    }
+    if (!problems.length) {
+      box.hidden = true;
+      box.replaceChildren();
+      return;
+    }
+    clear(box, h("strong", {}, problems.length === 1 ? "1 problem: nothing was changed."
+      : `${problems.length} problems: nothing was changed.`),
+    h("ul", { class: "problem-mini" }, problems.map((p) =>
+      h("li", {}, h("code", {}, p.path), " ", p.message))));
+    box.hidden = false;
+    for (const p of problems) if (p.input) p.input.setAttribute("aria-invalid", "true");
+    const first = problems.find((p) => p.input);
+    if (first) first.input.focus();
+  }
+
+  const MAX_GRANT = 1_000_000_000;  // economy/rewards.py: an amount in a reward or a cost
+
+  /** Inputs for a reward (or, with {coupon: false}, a cost) as economy/rewards.py has it:
+   * an amount per currency of ``config``, lines of item and count, and a coupon. Ids, not
+   * names, are what the config stores; an id the config does not define (a currency taken
+   * out of it since) is kept and marked, for the server to refuse. The element's
+   * read(path) gives {value, problems}: value has only what is granted (no zero amounts,
+   * no empty maps), problems are readInt's. */
+  function rewardEditor(prefix, label, value, config, { coupon = true } = {}) {
+    const v = value && typeof value === "object" ? value : {};
+    const known = (section) => Object.keys(config[section] || {});
+    const nameOf = (section, id) => {
+      const entry = (config[section] || {})[id];
+      return entry && entry.name ? `${entry.name} (${id})` : `${id} (not in ${section})`;
+    };
+    const currencies = [...new Set([...known("currencies"), ...Object.keys(v.currency || {})])];
+    const itemIds = [...new Set([...known("items"), ...Object.keys(v.items || {})])];
+    const amounts = currencies.map((id) => {
+      const input = h("input", { type: "number", min: "0", step: "1", inputmode: "numeric",
+        id: `${prefix}-cur-${id}`, value: (v.currency || {})[id] ?? "", placeholder: "0" });
+      return { id, input, el: h("label", { class: "field" }, nameOf("currencies", id), input) };
+    });
+    const lines = h("div", { class: "reward-items" });
+    let serial = 0;
+    const addLine = (item, count) => {
+      const n = serial++;
+      const select = h("select", { id: `${prefix}-item${n}`, "aria-label": `${label}: item` },
+        itemIds.map((id) => h("option", { value: id }, nameOf("items", id))));
+      if (item) select.value = item;
+      const countIn = h("input", { type: "number", min: "0", step: "1", inputmode: "numeric",
+        id: `${prefix}-item${n}-count`, value: count ?? 1, "aria-label": `${label}: how many` });
+      const line = h("div", { class: "reward-item" }, select, countIn);
+      line.append(h("button", { type: "button", class: "btn small ghost",
+        "aria-label": `${label}: remove this item`, title: "Remove this item",
+        onclick: () => { line.remove(); addButton.focus(); } }, "×"));
+      lines.append(line);
+      return select;
+    };
+    const addButton = h("button", { type: "button", class: "btn small", id: `${prefix}-add-item`,
+      disabled: itemIds.length ? null : true, "aria-label": `${label}: add an item`,
+      title: itemIds.length ? "" : "The draft defines no items",
+      onclick: () => addLine(itemIds[0], 1).focus() }, "+ Item");
+    for (const [id, count] of Object.entries(v.items || {})) addLine(id, count);
+    let couponIn = null;
+    if (coupon) {
+      const ids = [...new Set([...known("coupons"), ...(v.coupon ? [v.coupon] : [])])];
+      couponIn = h("select", { id: `${prefix}-coupon` }, h("option", { value: "" }, "none"),
+        ids.map((id) => h("option", { value: id }, nameOf("coupons", id))));
+      couponIn.value = v.coupon || "";
+    }
+    const el = h("div", { class: "reward-editor" },
+      h("div", { class: "reward-amounts" }, amounts.map((a) => a.el),
+        couponIn ? h("label", { class: "field" }, "Coupon", couponIn) : null),
+      h("div", { class: "reward-items-head" }, h("span", { class: "small strong" }, "Items"),
+        addButton), lines);
+    el.read = (path) => {
+      const problems = [];
+      const out = {};
+      const currency = {};
+      for (const a of amounts) {
+        const n = readInt(a.input, `${path}.currency.${a.id}`, 0, MAX_GRANT, problems, 0);
+        if (n) currency[a.id] = n;
+      }
+      const items = {};
+      const seen = new Set();
+      for (const line of lines.children) {
+        const [select, countIn] = line.querySelectorAll("select, input");
+        const p = `${path}.items.${select.value}`;
+        const n = readInt(countIn, p, 0, MAX_GRANT, problems, 0);
+        if (seen.has(select.value)) {
+          problems.push({ input: select, path: p, message: "is listed twice" });
+        } else if (n) items[select.value] = n;
+        seen.add(select.value);
+      }
+      if (Object.keys(currency).length) out.currency = currency;
+      if (Object.keys(items).length) out.items = items;
+      if (couponIn && couponIn.value) out.coupon = couponIn.value;
+      return { value: out, problems };
+    };
+    return el;
+  }
+
   function playContext(play) {
     const refresh = () => showPlay(play.name);
     return {
@@ -682,7 +814,16 @@
       errorBox: (e) => h("div", { class: "error-box", role: "alert" }, errorContent(e)),
       draftSection: (key) => { const c = draftValue(); return c ? c[key] : undefined; },
       newKey: () => newIdempotencyKey("play"),
-      refresh, draftedNote, draftCard, publishedIds,
+      refresh, draftedNote, draftCard, publishedIds, busy, readInt, showProblems,
+      rewardEditor: (prefix, label, value, options) =>
+        rewardEditor(prefix, label, value, draftValue() || {}, options),
+      // Saves the editor as the draft (putGameDraft); a 422 throws with the server's
+      // problems, which the Draft tab lists too.
+      saveDraft: async () => {
+        const body = await saveDraft();
+        loadVersions().catch(() => {});  // the Publish tab's "has a draft" follows
+        return body;
+      },
       field: (label, input) => h("label", { class: "field" }, label, input),
       publicPath: (kind, id) => `/v1/games/${encodeURIComponent(S.game)}/${kind}/` +
         `${encodeURIComponent(id)}?merchant=${encodeURIComponent(S.merchant)}`,
@@ -880,7 +1021,10 @@
     if (!span) return false;
     const ta = editor();
     const text = ta.value;
-    ta.value = text.slice(0, span.start) + JSON.stringify(newValue) + text.slice(span.end);
+    // Indented as the line it starts on, so a section a form writes reads like the rest.
+    const indent = /^[ \t]*/.exec(text.slice(text.lastIndexOf("\n", span.start - 1) + 1))[0];
+    const json = JSON.stringify(newValue, null, 2).replace(/\n/g, `\n${indent}`);
+    ta.value = text.slice(0, span.start) + json + text.slice(span.end);
     onEditorChange();
     return true;
   }
@@ -1704,6 +1848,199 @@
     });
   }
 
+  // ---------------------------------------------------------------- export
+
+  /* exportEvents streams NDJSON: event lines (ledger, draw, grant, play, in that order),
+   * each with the cursor that resumes right after it, then {"type": "end", "cursor",
+   * "count", "more"}. The export asks for at most data-page-size lines a request and
+   * follows "more" from the end line's cursor; a stream cut short (no end line) or ended by
+   * an {"type": "error", "cursor"} line is resumed from the last cursor it had, so the file
+   * has every event once. The kinds not picked are read (the API sends every kind) and
+   * left out of the file. */
+  const EXPORT_TRIES = 4;          // requests in a row that may fail before the export stops
+  const EXPORT_STATUS_MS = 400;    // the progress line is rewritten at most this often
+
+  const exporting = { abort: null };
+
+  /** A stream that stopped before its end line; ``cursor`` is where to resume. */
+  class ExportCut extends Error {
+    constructor(message, cursor) {
+      super(message);
+      this.cursor = cursor;
+    }
+  }
+
+  function exportStatus(text) {
+    $("export-status").textContent = text;
+  }
+
+  function countsText(counts) {
+    const parts = Object.entries(counts).filter(([, n]) => n).map(([k, n]) => `${k} ${fmtInt(n)}`);
+    return parts.length ? ` (${parts.join(", ")})` : "";
+  }
+
+  /** One exportEvents request from ``cursor``: its lines go to onLine as they arrive.
+   * Resolves with the end line; throws ApiError for a refusal, ExportCut (with the cursor
+   * to resume from) for a stream that stopped early. */
+  async function exportPage(cursor, limit, signal, onLine) {
+    const qs = new URLSearchParams({ limit: String(limit) });
+    if (cursor) qs.set("cursor", cursor);
+    let resp;
+    try {
+      resp = await fetch(gamePath(`/export?${qs}`), { headers: { Authorization: `Bearer ${S.key}` },
+        cache: "no-store", signal });
+    } catch (e) {
+      if (signal.aborted) throw e;
+      throw new ExportCut(`Could not reach petbox (${e.message})`);
+    }
+    if (!resp.ok) {
+      let err = {};
+      try { err = (await resp.json()).error || {}; } catch { err = {}; }
+      const e = new ApiError(resp.status, err.code || `http_${resp.status}`,
+        err.message || resp.statusText || "export refused", err.details);
+      e.retryAfter = Number(resp.headers.get("Retry-After")) || 0;
+      if (resp.status === 401) signOut("Your API key was not accepted any more. Please sign in again.");
+      throw e;
+    }
+    const reader = resp.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let last = cursor;
+    const line = (text) => {
+      if (!text) return null;
+      const obj = JSON.parse(text);
+      if (obj.type === "end") return obj;
+      if (obj.type === "error") throw new ExportCut(obj.message || "export interrupted", obj.cursor);
+      onLine(obj.type, text);
+      last = obj.cursor;
+      return null;
+    };
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        buffer += decoder.decode(value || new Uint8Array(), { stream: !done });
+        let nl;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const end = line(buffer.slice(0, nl));
+          buffer = buffer.slice(nl + 1);
+          if (end) return end;
+        }
+        if (done) break;
+      }
+    } catch (e) {
+      if (e instanceof ExportCut) throw new ExportCut(e.message, e.cursor ?? last);
+      if (signal.aborted) throw e;
+      throw new ExportCut(`the download broke off (${e.message})`, last);
+    }
+    throw new ExportCut("the download broke off before its end", last);  // no end line
+  }
+
+  async function runExport() {
+    showError("export-error", null);
+    const kinds = new Set([...document.querySelectorAll("#export-form [name=kind]:checked")]
+      .map((el) => el.value));
+    const start = $("export-cursor").value.trim();
+    if (!kinds.size) {
+      showError("export-error", new Error("Pick at least one kind of event to export."));
+      return;
+    }
+    if (start && !/^v1\.[0-9.]+$/.test(start)) {
+      showError("export-error", new Error("A cursor looks like v1.120.43.7.0: copy it from a " +
+        "line of an earlier export."));
+      $("export-cursor").focus();
+      return;
+    }
+    const limit = Math.max(1, Number($("export-form").dataset.pageSize) || 50000);
+    const game = S.game;
+    const controller = new AbortController();
+    exporting.abort = controller;
+    const lines = [];
+    const counts = { ledger: 0, draw: 0, grant: 0, play: 0 };
+    let read = 0;
+    let requests = 0;
+    let shownAt = 0;
+    const progress = (final) => {
+      const now = performance.now();
+      if (!final && now - shownAt < EXPORT_STATUS_MS) return;
+      shownAt = now;
+      exportStatus(`${fmtInt(read)} events read, ${fmtInt(lines.length)} kept${countsText(counts)}` +
+        ` · request ${requests}`);
+    };
+    $("export-progress").hidden = false;
+    $("export-cancel").hidden = false;
+    exportStatus("Starting…");
+    let cursor = start;
+    let failures = 0;
+    try {
+      for (;;) {
+        requests++;
+        let end;
+        try {
+          end = await exportPage(cursor, limit, controller.signal, (type, text) => {
+            read++;
+            if (kinds.has(type)) {
+              lines.push(text, "\n");
+              counts[type] = (counts[type] || 0) + 1;
+            }
+            progress(false);
+          });
+        } catch (e) {
+          const retry = e instanceof ExportCut || (e instanceof ApiError &&
+            (e.status === 503 || e.status === 429) && (e.retryAfter || 1) <= API_MAX_WAIT_S);
+          if (!retry || controller.signal.aborted || ++failures >= EXPORT_TRIES) throw e;
+          if (e instanceof ExportCut && e.cursor !== undefined) cursor = e.cursor;
+          exportStatus(`${e.message}: resuming in a moment from where it stopped…`);
+          await new Promise((resolve) => setTimeout(resolve,
+            1000 * (e.retryAfter || 2 ** (failures - 1))));
+          continue;
+        }
+        failures = 0;
+        cursor = end.cursor;
+        if (!end.more) break;
+      }
+    } catch (e) {
+      if (controller.signal.aborted) {
+        exportStatus(`Stopped after ${fmtInt(read)} events: nothing was downloaded.`);
+      } else {
+        exportStatus("");
+        showError("export-error", e instanceof ExportCut ? new Error(`The export stopped: ` +
+          `${e.message}. ${fmtInt(read)} events had been read; nothing was downloaded. ` +
+          `Try again later, or start after cursor ${e.cursor || cursor || "(none)"}.`) : e);
+      }
+      return;
+    } finally {
+      exporting.abort = null;
+      $("export-progress").hidden = true;
+      $("export-cancel").hidden = true;
+    }
+    progress(true);
+    if (game !== S.game) return;
+    const day = new Intl.DateTimeFormat("en-CA", { timeZone: S.tz || undefined }).format(new Date());
+    const name = `${game}-events-${day}.ndjson`;
+    const url = URL.createObjectURL(new Blob(lines, { type: "application/x-ndjson" }));
+    const link = h("a", { href: url, download: name, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    exportStatus(`${fmtInt(lines.length / 2)} events in ${name}${countsText(counts)}. The next ` +
+      `export can start after cursor ${cursor}.`);
+  }
+
+  function initExport() {
+    $("export-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      if (exporting.abort) return;
+      busy($("export-run"), async () => {
+        $("export-run").textContent = "Exporting…";
+        await runExport();
+      });
+    });
+    $("export-cancel").addEventListener("click", () => {
+      if (exporting.abort) exporting.abort.abort();
+    });
+  }
+
   // ---------------------------------------------------------------- start
 
   window.addEventListener("beforeunload", (ev) => {
@@ -1721,6 +2058,7 @@
     initVersions();
     initStock();
     initAnalytics();
+    initExport();
     const key = sessionStorage.getItem(KEY_STORAGE);
     if (!key) {
       signOut("");

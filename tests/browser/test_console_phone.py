@@ -66,4 +66,11 @@ async def test_console_at_390_px(shop: World) -> None:
             await shot(page, f"phone-{name.lower()}")
             assert await page.evaluate(OVERFLOW, WIDTH) == {"scroll": WIDTH,
                                                              "sticking_out": []}, name
+        # The plays' forms (a reward editor a day, the task form) fit as well.
+        for play in ("Daily check-in", "Shop tasks"):
+            await page.get_by_role("button", name=play).click()
+            await expect(page.locator("#ci-form, #tk-form")).to_be_visible()
+            await shot(page, f"phone-{play.split()[-1]}")
+            assert await page.evaluate(OVERFLOW, WIDTH) == {"scroll": WIDTH,
+                                                             "sticking_out": []}, play
         assert problems == []
