@@ -84,7 +84,7 @@ class Metrics:
         self.owed_reconciled = Counter(
             "petbox_owed_reconciled_total",
             "Shopper commits a gate left owed (a crash between the two commits) that the "
-            "owed reconciler handled, by outcome: applied, waiting, refused",
+            "owed reconciler handled, by outcome: applied, waiting, refused, failing",
             ["outcome"], registry=r)
         self.data_loss_detected = Counter(
             "petbox_redis_data_loss_total", "Times a shard's epoch key was found missing",

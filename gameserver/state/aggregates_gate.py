@@ -288,6 +288,10 @@ class OwedPass:
     waiting: int = 0
     """Owed records left for a later pass (their game could not be read, contention,
     Redis or SQL unavailable)."""
+    failing: int = 0
+    """Owed records whose shopper commit failed in a way trying again will not mend (a
+    script's error: a bug or a damaged key): logged as errors, counted apart, and kept
+    all the same (dropped, the shopper would lose what the gate took for them)."""
     names: list[str] = field(default_factory=list)
     shards_waiting: list[int] = field(default_factory=list)
     """Aggregate shards whose owed records could not be read (on a Redis Cluster, a
@@ -328,7 +332,7 @@ class OwedReconciler(PeriodicTask):
                 for name, owed in due:
                     await self._apply(actions, shard, name, owed, report)
         if self.metrics is not None:
-            for outcome in ("applied", "waiting", "refused"):
+            for outcome in ("applied", "waiting", "refused", "failing"):
                 if count := getattr(report, outcome):
                     self.metrics.owed_reconciled.labels(outcome).inc(count)
         return report
@@ -350,8 +354,12 @@ class OwedReconciler(PeriodicTask):
             await actions.follow(owed.player, aggregate, owed.key, owed.request_hash,
                                  owed.gate, game, acted_at=at)
         except TRANSIENT as exc:  # contention or an outage: the next pass tries again
-            log.warning("owed %s left for the next pass: %r", name, exc)
-            report.waiting += 1
+            if is_transient(exc):
+                log.warning("owed %s left for the next pass: %r", name, exc)
+                report.waiting += 1
+            else:  # it will fail the same way: say so loudly, but never drop it
+                log.error("owed %s failing, kept for a fix: %r", name, exc)
+                report.failing += 1
             return
         except DomainError as exc:
             log.error("owed %s refused by its rule (%s); dropped", name, exc.code)

@@ -377,6 +377,29 @@ async def test_reconciler_keeps_a_record_whose_commit_fails_for_now(pw: World) -
     assert await wallet(pw, token(pw, "ivy")) == {"acorn": 95, "ticket": 1}
 
 
+async def test_reconciler_counts_a_commit_that_fails_for_good_apart_and_keeps_it(
+        pw: World) -> None:
+    """A shopper key Redis refuses for good (here: damaged into a string, WRONGTYPE on
+    every try) is not "waiting" for a passing outage: it is counted as failing, logged
+    as an error, and kept (dropped, the shopper would lose the vote's reward); once the
+    key is mended the next pass applies it once."""
+    app = pw.client.app
+    player, _ = await gate_only(pw, "jo", "red", "j1")
+    pw.clock.advance(6)
+    await app[REDIS].set(app[KEYS].player(player), "damaged")
+    metrics = Metrics()
+    reconciler = OwedReconciler([aggs(pw).actions], app[GAMES], app[CLOCK],
+                                app[SETTINGS].shards, 1.0, older_than_s=5.0, metrics=metrics)
+    report = await reconciler.run_once()
+    assert (report.applied, report.waiting, report.failing) == (0, 0, 1)
+    assert metrics.owed_reconciled.labels("failing")._value.get() == 1
+    assert len(await all_owed(pw)) == 1
+    await app[REDIS].delete(app[KEYS].player(player))
+    assert (await reconciler.run_once()).applied == 1
+    assert await all_owed(pw) == []
+    assert await wallet(pw, token(pw, "jo")) == {"acorn": 95, "ticket": 1}
+
+
 async def test_a_burst_of_priced_votes_never_goes_into_debt(world: World) -> None:
     """Eight votes of one shopper at once, each with its own key, on a poll priced one
     ticket a vote, holding three tickets: the price is checked against the shopper as
