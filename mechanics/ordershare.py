@@ -1,5 +1,5 @@
 """Which paid orders hold a spend task's completions (the order records' side of
-:func:`mechanics.tasks.take_back`).
+:func:`mechanics.takeback.take_back`).
 
 A spend task's completions in a period come from the period's spend, not from one
 order: each order's record holds those its payment finished (``OrderRecord.tasks``)

@@ -202,11 +202,12 @@ def test_refund_ids_are_bounded_and_amounts_checked() -> None:
 
 def test_the_order_record_wire_stays_small_and_reads_old_states() -> None:
     plain = pay(None, "A", 30_000).state.orders["A"]
-    assert len(plain.to_wire()) == 6  # as before partial refunds: no new field on the wire
+    # the terms each task had when the order counted, after the fields older hosts read
+    assert plain.to_wire()[6:] == [0, [], {"spend100": [3, 10_000, 0], "big": [1, 0, 20_000]}]
     assert OrderRecord.from_wire([T0, 100, 0, {}]) == OrderRecord(T0, 100)
     refunded = part(pay(None, "A", 30_000).state, "A", "r1", 10_000).state
     record = refunded.orders["A"]
-    assert record.to_wire()[6:] == [10_000, ["r1"]]
+    assert record.to_wire()[6:8] == [10_000, ["r1"]]
     assert PlayerState.from_wire(refunded.to_wire()).orders["A"] == record
 
 

@@ -1,0 +1,76 @@
+"""Refunds after the merchant edited a purchase task: a refund measures what the order
+earned against the terms it counted with (kept in its record), so no edit makes a
+refund take back more than the refunded amount paid for; records from a release that
+did not keep them go by today's terms, bounded the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from mechanics import refunds as r
+from mechanics import tasks as t
+from mechanics.orders import apply_paid_order
+from mechanics.orderstate import OrderRecord
+from mechanics.state import PlayerState
+from tests.unit.factory import T0, NoRng, config
+
+SH = ZoneInfo("Asia/Shanghai")
+RNG = NoRng()
+SPEND = {"name": "Spend ¥100", "kind": "purchase", "limit": 3, "spend_fen": 10_000,
+         "reward": {"currency": {"acorn": 10}}}
+BIG = {"name": "One order of ¥200", "kind": "purchase", "min_order_fen": 20_000,
+       "reward": {"currency": {"gem": 5}}}
+
+
+def cfg(spend: dict[str, Any] | None = None, big: dict[str, Any] | None = None) -> Any:
+    return config(tasks={"spend100": {**SPEND, **(spend or {})}, "big": {**BIG, **(big or {})}})
+
+
+def pay(c: Any, state: PlayerState | None, oid: str, fen: int, now: int = T0) -> PlayerState:
+    return apply_paid_order(state, t.Order(oid, fen), now, RNG, c, tz=SH).state
+
+
+def part(c: Any, state: PlayerState, oid: str, fen: int) -> t.Outcome:
+    return r.apply_partial_refund(state, r.PartialRefund(oid, "r1", fen), T0 + 60, RNG, c,
+                                  tz=SH)
+
+
+def previous_release(state: PlayerState) -> PlayerState:
+    """The state as a host of the release before the terms were kept writes it back (it
+    reads an order record's first 8 fields)."""
+    wire = state.to_wire()
+    back = PlayerState.from_wire(wire)
+    back.orders = {oid: OrderRecord.from_wire(rec.to_wire()[:8])
+                   for oid, rec in back.orders.items()}
+    return back
+
+
+EDITS = [({"limit": 1}, {}), ({"spend_fen": 20_000}, {}), ({"min_order_fen": 40_000}, {}),
+         ({}, {"min_order_fen": 50_000})]
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["terms-kept", "older-record"])
+@pytest.mark.parametrize(("spend", "big"), EDITS,
+                         ids=["limit-lowered", "spend_fen-raised", "min-raised", "per-order-min"])
+def test_a_task_edited_after_payment_takes_back_what_the_refund_paid_for(
+        spend: dict[str, Any], big: dict[str, Any], kept: bool) -> None:
+    state = pay(cfg(), None, "A", 30_000)  # 3 completions (30 acorns) and the gems
+    assert state.wallet == {"acorn": 130, "gem": 5}
+    state = state if kept else previous_release(state)
+    out = part(cfg(spend, big), state, "A", 1)  # 1 fen of ¥300: one ¥100 completion at most
+    assert out.response["taken_back"] == {"spend100": 1, "big": 0}
+    assert out.state.wallet == {"acorn": 120, "gem": 5}
+    rest = t.apply_refund(out.state, t.Refund("A"), T0 + 120, RNG, cfg(spend, big), tz=SH)
+    assert rest.response["taken_back"] == {"spend100": 2, "big": 1}  # all of it, once
+    assert rest.state.wallet == {"acorn": 100, "gem": 0}
+
+
+def test_a_refund_of_an_order_that_earned_nothing_takes_nothing_after_a_limit_cut() -> None:
+    state = pay(cfg(), pay(cfg(), None, "A", 30_000), "B", 10_000, T0 + 10)  # B: limit reached
+    assert state.orders["B"].tasks["spend100"][1] == 0 and state.wallet["acorn"] == 130
+    out = t.apply_refund(state, t.Refund("B"), T0 + 60, RNG, cfg({"limit": 1}), tz=SH)
+    assert out.response["taken_back"] == {"spend100": 0}  # B is below "big"
+    assert out.state.wallet["acorn"] == 130 and out.state.orders["A"].tasks["spend100"][1] == 3
