@@ -33,9 +33,10 @@ class OrderRecord:
     given: dict[str, dict[str, int]] = field(default_factory=dict)
     """task → what its reward gave for the completions this order holds
     (``currency:<id>`` / ``item:<id>`` → amount, ``coupon:<id>`` → coupons issued: 0
-    when out of stock): a refund takes back or owes no more, whatever a limit kept back
-    or the reward says now (absent for orders recorded before it was kept; no coupon in
-    it for those recorded before coupons were); a refund lowers it by what it took back
+    when out of stock; ``coupon:`` 0 when the reward had none): a refund takes back or
+    owes no more, whatever a limit kept back or the reward says now (absent for orders
+    recorded before it was kept; no coupon key in it for those recorded before coupons
+    were); a refund lowers it by what it took back
     or recorded as debt, and completions passed to another order take theirs along"""
     refunded_fen: int = 0
     """what partial refunds returned so far (at most ``amount`` once the order is paid)"""

@@ -22,7 +22,16 @@ from dataclasses import replace
 from economy.config import GameConfig
 from economy.tasks import Task
 from mechanics.grants import Effects, clawback
-from mechanics.ordershare import Share, bound, hand_on, held, less, lower, take_shares
+from mechanics.ordershare import (
+    Share,
+    bound,
+    hand_on,
+    held,
+    less,
+    lower,
+    owed_coupons,
+    take_shares,
+)
 from mechanics.orderstate import OrderRecord
 from mechanics.state import PlayerState
 
@@ -110,9 +119,10 @@ def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: in
         if times > own:
             shares += take_shares(new, tid, period, order_id, times - own)
         # at most what the orders holding them gave, a coupon only where one was issued
+        most = bound(tid, task.reward, shares)
         for key, amount in clawback(new, task.reward, sum(k for _, k in shares),
-                                    f"refund:{order_id}:{tid}", fx,
-                                    most=bound(tid, task.reward, shares)).items():
+                                    f"refund:{order_id}:{tid}", fx, most=most,
+                                    coupons=owed_coupons(most)).items():
             debt[key] = debt.get(key, 0) + amount
         for rec, k in shares[1:]:
             if rec is not None:

@@ -36,7 +36,8 @@ from economy.errors import (
 )
 from economy.tasks import Task
 from mechanics.calendar import period_key
-from mechanics.grants import Effects, given_amounts, grant
+from mechanics.grants import Effects, grant
+from mechanics.ordershare import kept_given
 from mechanics.orderstate import OrderRecord
 from mechanics.outcome import Outcome, Record
 from mechanics.state import PlayerState, Rng, new_player
@@ -282,7 +283,7 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
         if "coupons_unavailable" in granted:
             record.no_coupon.append(task.id)
         if n:
-            record.given[task.id] = given_amounts(granted)
+            record.given[task.id] = kept_given(granted)
         earned[task.id] = n
     new.orders[action.order_id] = record
     prune_orders(new, now)

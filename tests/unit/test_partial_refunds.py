@@ -66,7 +66,7 @@ def test_a_spend_task_gives_back_what_the_rest_no_longer_supports_once() -> None
     record = out.state.orders["A"]
     assert (record.refunded_fen, record.refunds, record.refunded) == (10_000, ["r1"], False)
     assert record.tasks["spend100"][1] == 2 and record.given["spend100"] == {
-        "currency:acorn": 20}
+        "currency:acorn": 20, "coupon:": 0}
     again = part(out.state, "A", "r1", 10_000, T0 + 90)
     assert again.response == {**out.response, "duplicate": True, "amount_fen": 0,
                               "taken_back": {}}
@@ -131,12 +131,12 @@ def test_what_was_spent_is_owed_and_never_more_than_the_order_gave() -> None:
     full = PlayerState(created_at=T0, wallet={"acorn": 995})
     paid = pay(full, "A", 30_000)
     assert paid.state.wallet["acorn"] == 1000
-    assert paid.state.orders["A"].given["spend100"] == {"currency:acorn": 5}
+    assert paid.state.orders["A"].given["spend100"] == {"currency:acorn": 5, "coupon:": 0}
     paid.state.wallet["acorn"] = 2  # spent
     first = part(paid.state, "A", "r1", 10_000)
     assert first.response["debt"] == {"currency:acorn": 3}
     assert first.state.wallet["acorn"] == 0 and first.state.debts == {"currency:acorn": 3}
-    assert first.state.orders["A"].given["spend100"] == {"currency:acorn": 0}
+    assert first.state.orders["A"].given["spend100"] == {"currency:acorn": 0, "coupon:": 0}
     rest = whole(first.state, "A")
     assert rest.response["taken_back"] == {"spend100": 2, "big": 1}
     assert rest.response["debt"] == {}  # nothing more of the acorns given is left to owe

@@ -74,3 +74,37 @@ def test_a_refund_of_an_order_that_earned_nothing_takes_nothing_after_a_limit_cu
     out = t.apply_refund(state, t.Refund("B"), T0 + 60, RNG, cfg({"limit": 1}), tz=SH)
     assert out.response["taken_back"] == {"spend100": 0}  # B is below "big"
     assert out.state.wallet["acorn"] == 130 and out.state.orders["A"].tasks["spend100"][1] == 3
+
+
+COUPONS = {"c10": {"name": "¥10 off", "value_fen": 1000, "stock": 100},
+           "c20": {"name": "¥20 off", "value_fen": 2000, "stock": 100}}
+
+
+def with_coupon(coupon: str) -> Any:
+    reward = {"currency": {"acorn": 10}, **({"coupon": coupon} if coupon else {})}
+    return config(tasks={"spend100": {**SPEND, "reward": reward}}, coupons=COUPONS)
+
+
+@pytest.mark.parametrize(("then", "now", "owed"), [
+    ("", "c10", {}),                # added after the payment: none was issued
+    ("c10", "c20", {"coupon:c10": 3}),  # swapped: the coupons issued are owed
+    ("c10", "", {"coupon:c10": 3}),     # removed: the same
+], ids=["added", "swapped", "removed"])
+def test_a_refund_owes_the_coupons_the_order_issued_whatever_the_reward_says_now(
+        then: str, now: str, owed: dict[str, int]) -> None:
+    paid = apply_paid_order(None, t.Order("A", 30_000), T0, RNG, with_coupon(then), tz=SH)
+    assert [(g.ref, g.units) for g in paid.grants] == ([("coupon:c10", 3)] if then else [])
+    out = t.apply_refund(paid.state, t.Refund("A"), T0 + 60, RNG, with_coupon(now), tz=SH)
+    assert out.response["debt"] == owed and out.state.debts == owed
+    part_of = r.apply_partial_refund(paid.state, r.PartialRefund("A", "r1", 10_000), T0 + 60,
+                                     RNG, with_coupon(now), tz=SH)
+    assert part_of.state.debts == {k: 1 for k in owed}  # one completion's coupon
+
+
+def test_a_record_from_before_coupons_were_kept_owes_the_rewards_coupon() -> None:
+    """Its ``given`` has no coupon key at all: each completion issued the reward's coupon
+    unless it was out of stock (what the releases that wrote it owed)."""
+    paid = apply_paid_order(None, t.Order("A", 30_000), T0, RNG, with_coupon(""), tz=SH)
+    paid.state.orders["A"].given["spend100"].pop("coupon:", None)
+    out = t.apply_refund(paid.state, t.Refund("A"), T0 + 60, RNG, with_coupon("c10"), tz=SH)
+    assert out.state.debts == {"coupon:c10": 3}
