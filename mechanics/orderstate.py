@@ -87,6 +87,15 @@ class OrderRecord:
                    refunds=list(refunds), terms={k: list(v) for k, v in terms.items()})
 
 
+def seen_paid(record: OrderRecord) -> bool:
+    """The order's payment was seen: not a tombstone of partial refunds awaiting it,
+    nor one a whole refund of an order petbox did not know left (nothing paid, nothing
+    earned; a 0-fen order wholly refunded reads the same, and returns nothing either)."""
+    if record.awaiting_payment:
+        return False
+    return not (record.refunded and record.amount == 0 and not record.tasks)
+
+
 @dataclass(kw_only=True)
 class OrdersSlots(StateSlots):
     SLICES: ClassVar[tuple[Slice, ...]] = (

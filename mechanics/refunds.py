@@ -34,7 +34,7 @@ from typing import Any
 from economy.config import GameConfig
 from economy.errors import InvalidInput, TooManyRefunds
 from mechanics.grants import Effects
-from mechanics.orderstate import OrderRecord
+from mechanics.orderstate import OrderRecord, seen_paid
 from mechanics.outcome import Outcome, Record
 from mechanics.state import PlayerState, Rng, new_player
 from mechanics.takeback import take_back
@@ -115,12 +115,3 @@ def _answer(new: PlayerState, action: PartialRefund, record: OrderRecord, *,
     fx = fx or Effects()
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, records=rows or [],
                    response=response)
-
-
-def seen_paid(record: OrderRecord) -> bool:
-    """The order's payment was seen: not a tombstone of partial refunds awaiting it,
-    nor one a whole refund of an order petbox did not know left (nothing paid, nothing
-    earned; a 0-fen order wholly refunded reads the same, and returns nothing either)."""
-    if record.awaiting_payment:
-        return False
-    return not (record.refunded and record.amount == 0 and not record.tasks)

@@ -38,7 +38,7 @@ from economy.tasks import Task
 from mechanics.calendar import period_key
 from mechanics.grants import Effects, grant
 from mechanics.ordershare import kept_given
-from mechanics.orderstate import OrderRecord
+from mechanics.orderstate import OrderRecord, seen_paid
 from mechanics.outcome import Outcome, Record
 from mechanics.state import PlayerState, Rng, new_player
 from mechanics.takeback import take_back, terms
@@ -263,7 +263,9 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
     fx, record = Effects(), OrderRecord(at=now, amount=action.amount_fen)
     if early is not None:  # refunded in part before it was paid: what is left counts
         record.refunded_fen = min(early.refunded_fen, action.amount_fen)
-        record.refunds, record.refunded = early.refunds, record.left_fen == 0
+        # a 0-fen order has nothing they could return: it counts, as when paid first
+        record.refunds = early.refunds
+        record.refunded = action.amount_fen > 0 and record.left_fen == 0
     counted = replace(action, amount_fen=record.left_fen)
     earned: dict[str, int] = {}
     for task in config.tasks.values() if not record.refunded else ():
@@ -347,8 +349,9 @@ def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,
             record.refunded = True
         return Outcome(state=new, response={"order": action.order_id, "known": False,
                                             "taken_back": {}, "debt": {}})
-    if record.refunded:
-        return Outcome(state=new, response={"order": action.order_id, "known": True,
+    if record.refunded:  # a replay: known as the first answer said
+        return Outcome(state=new, response={"order": action.order_id,
+                                            "known": seen_paid(record),
                                             "duplicate": True, "taken_back": {}, "debt": {}})
     fx, returned = Effects(), record.left_fen
     record.refunded = True

@@ -362,6 +362,12 @@ def test_a_partial_refund_of_a_0_fen_order_changes_nothing() -> None:
                             "debt": {}}
     assert out.ledger == [] and out.records == []
     assert out.state.to_wire() == paid.state.to_wire()
+    # the same refund before the payment: the order still counts when it comes
+    early = r.apply_partial_refund(None, r.PartialRefund("Z", "r1", 500), T0, RNG, cfg, tz=SH)
+    late = apply_paid_order(early.state, t.Order("Z", 0), T0 + 60, RNG, cfg, tz=SH)
+    assert late.response == {"order": "Z", "duplicate": False, "tasks": {"any": 1},
+                             "refunded_fen": 0}
+    assert late.state.wallet["gem"] == 1 and late.state.orders["Z"].live
 
 
 def test_a_partial_refund_takes_back_what_the_days_spend_no_longer_reaches() -> None:
@@ -461,6 +467,9 @@ def test_a_partial_refund_after_a_whole_refund_tombstone_is_unknown_and_a_no_op(
                             "amount_fen": 0, "clamped": True, "refunded_fen": 0,
                             "refunded": True, "taken_back": {}, "debt": {}}
     assert out.records == [] and out.state.to_wire() == tomb.state.to_wire()
+    again = whole(tomb.state, "B", T0 + 2 * DAY)  # replayed after the reply cache's 24 h
+    assert again.response == {"order": "B", "known": False, "duplicate": True,
+                              "taken_back": {}, "debt": {}}
 
 
 def test_a_wholly_refunded_order_answers_past_the_refund_limit() -> None:
