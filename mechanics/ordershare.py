@@ -17,8 +17,11 @@ twice and refunding every order takes back each one:
   pass to the other orders, the newest first up to what each one's own amount
   supports, the rest to the newest (:func:`hand_on`).
 
-After its period a refund takes back only what its order holds (the period's spend
-is gone), so the records are the whole account then. The coupons a record's
+After its period (its progress is gone) the records are the whole account: a refund
+measures the rest against the spend of the period's orders that still count for the
+task and the completions they hold (:func:`mechanics.takeback.take_back`), as in the
+period, so a completion handed on to an order that does not pay for it alone stays
+while the orders that pay for it together are left. The coupons a record's
 completions issued travel with them (``given``'s ``coupon:<id>``, 0 for one out of
 stock), so a refund owes a coupon for a completion only if one was issued for it,
 whichever order held it then, and the coupon owed is the one issued, whatever coupon
@@ -118,7 +121,7 @@ def held(rec: OrderRecord, tid: str, reward: Reward) -> dict[str, int]:
     return {**given, f"coupon:{reward.coupon}": 0 if out else n}
 
 
-def _holders(new: PlayerState, tid: str, period: int, order_id: str) -> list[OrderRecord]:
+def holders(new: PlayerState, tid: str, period: int, order_id: str) -> list[OrderRecord]:
     """The other orders that still count for the task in ``period``, newest first."""
     found = [(rec.at, oid) for oid, rec in new.orders.items()
              if oid != order_id and rec.live and tid in rec.tasks
@@ -133,7 +136,7 @@ def take_shares(new: PlayerState, tid: str, period: int, order_id: str,
     The records are not changed yet: :func:`lower` them once their ``given`` bounded
     the clawback."""
     shares: list[Share] = []
-    for rec in _holders(new, tid, period, order_id):
+    for rec in holders(new, tid, period, order_id):
         if surplus <= 0:
             break
         k = min(surplus, rec.tasks[tid][1])
@@ -188,16 +191,16 @@ def hand_on(new: PlayerState, tid: str, period: int, order_id: str, times: int,
     A receiving order that now holds a completion that issued no coupon is listed in
     its ``no_coupon``, which older releases read: they owe none for its completions
     rather than one for each (this release reads the coupons in ``given``)."""
-    holders = _holders(new, tid, period, order_id)
-    times = min(times, count - sum(rec.tasks[tid][1] for rec in holders))
-    if not holders or times <= 0:
+    others = holders(new, tid, period, order_id)
+    times = min(times, count - sum(rec.tasks[tid][1] for rec in others))
+    if not others or times <= 0:
         return
     parts: list[int] = []
-    for rec in holders:
+    for rec in others:
         room = max(0, rec.left_fen // spend_fen - rec.tasks[tid][1])
         parts.append(min(room, times - sum(parts)))
     parts[0] += times - sum(parts)
-    for rec, k in zip(holders, parts, strict=True):
+    for rec, k in zip(others, parts, strict=True):
         if k <= 0:
             continue
         after = less(given, reward, k)

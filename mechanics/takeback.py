@@ -27,6 +27,7 @@ from mechanics.ordershare import (
     bound,
     hand_on,
     held,
+    holders,
     less,
     lower,
     owed_coupons,
@@ -34,6 +35,7 @@ from mechanics.ordershare import (
 )
 from mechanics.orderstate import OrderRecord
 from mechanics.state import PlayerState
+from mechanics.taskstate import TaskProgress
 
 
 def terms(task: Task) -> list[int]:
@@ -54,33 +56,41 @@ def as_counted(task: Task, record: OrderRecord) -> Task:
     return task
 
 
-def _undo(new: PlayerState, task: Task, period: int, n: int, returned: int,
-          left: int) -> int:
-    """Roll the task's progress back for ``returned`` fen of an order refunded, ``left``
-    fen of it still paid; returns completions to take back (the order holds ``n``).
-    ``task`` has the terms the order counted with (:func:`as_counted`).
+def _account(new: PlayerState, tid: str, period: int, order_id: str, record: OrderRecord,
+             n: int, returned: int) -> TaskProgress:
+    """The task's account of ``period`` before this refund: its progress while the
+    period lasts; after it, what its orders' records say: the completions they hold and
+    the spend of those that still count for it (this one's as it was before the refund),
+    so a completion the period's orders paid for together is measured against them all,
+    as it was in the period, not against the order that happens to hold it (the
+    account is not kept: the period's progress is gone)."""
+    prog = new.tasks.get(tid)
+    if prog is not None and prog.period == period:
+        return prog
+    others = holders(new, tid, period, order_id)
+    return TaskProgress(period, count=n + sum(rec.tasks[tid][1] for rec in others),
+                        spend=returned + record.left_fen + sum(rec.left_fen for rec in others))
 
-    A spend task loses ``returned`` from its period's spend and gives back completions
+
+def _undo(prog: TaskProgress, task: Task, n: int, returned: int, left: int) -> int:
+    """Roll the task's account (:func:`_account`) back for ``returned`` fen of an order
+    refunded, ``left`` fen of it still paid; returns completions to take back (the
+    order holds ``n``). ``task`` has the terms the order counted with
+    (:func:`as_counted`).
+
+    A spend task loses ``returned`` from the period's spend and gives back completions
     the rest no longer supports, however many of them this order holds (whose they
-    were: :mod:`mechanics.ordershare`), never more than ``returned`` pays for; its
-    period over, those beyond what ``left`` alone supports. A per-order task keeps its
-    completion while ``left`` qualifies."""
-    prog = new.tasks.get(task.id)
-    if prog is None or prog.period != period:
-        prog = None  # the period is over: only this order's own amount can tell
+    were: :mod:`mechanics.ordershare`), never more than ``returned`` pays for. A
+    per-order task keeps its completion while ``left`` qualifies."""
     if task.spend_fen:
-        most = -(-returned // task.spend_fen)
-        if prog is None:
-            return min(most, n - min(n, left // task.spend_fen))
         prog.spend = max(0, prog.spend - returned)
         excess = max(0, prog.count - min(task.limit, prog.spend // task.spend_fen))
-        excess = min(excess, most)
+        excess = min(excess, -(-returned // task.spend_fen))
         prog.count -= excess
         return excess
     if left and left >= task.min_order_fen:
         return 0
-    if prog is not None:
-        prog.count = max(0, prog.count - n)
+    prog.count = max(0, prog.count - n)
     return n
 
 
@@ -111,8 +121,8 @@ def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: in
         task = as_counted(task, record)
         left = record.left_fen
         gone = partial and task.spend_fen > 0 and left < task.min_order_fen
-        prog = new.tasks.get(tid)
-        times = _undo(new, task, period, n, returned + left if gone else returned,
+        prog = _account(new, tid, period, order_id, record, n, returned)
+        times = _undo(prog, task, n, returned + left if gone else returned,
                       0 if gone else left)
         own = min(n, times)
         shares: list[Share] = [(record, own)]
@@ -128,8 +138,7 @@ def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: in
             if rec is not None:
                 lower(rec, tid, task.reward, k)
         taken[tid] = times
-        if task.spend_fen and prog is not None and prog.period == period and n > own \
-                and (gone or not record.left_fen):  # the order no longer counts for it
+        if task.spend_fen and n > own and (gone or not record.left_fen):  # no longer counts
             rest = less(held(record, tid, task.reward), task.reward, own)
             hand_on(new, tid, period, order_id, n - own, rest, task.spend_fen,
                     task.reward, prog.count)

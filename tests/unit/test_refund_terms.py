@@ -108,3 +108,21 @@ def test_a_record_from_before_coupons_were_kept_owes_the_rewards_coupon() -> Non
     paid.state.orders["A"].given["spend100"].pop("coupon:", None)
     out = t.apply_refund(paid.state, t.Refund("A"), T0 + 60, RNG, with_coupon("c10"), tz=SH)
     assert out.state.debts == {"coupon:c10": 3}
+
+
+def test_after_the_period_a_completion_orders_paid_for_together_stays_with_them() -> None:
+    """A's refund leaves 1 completion that B and C (¥60 each) pay for together: it
+    passes to C. The next day 1 fen of C leaves ¥119.99 of that day's orders: it stays,
+    as it would have that day; C's whole refund then takes it back, B's nothing more."""
+    c = cfg()
+    state = pay(c, pay(c, pay(c, None, "A", 30_000), "B", 6_000, T0 + 10), "C", 6_000, T0 + 20)
+    state = t.apply_refund(state, t.Refund("A"), T0 + 60, RNG, c, tz=SH).state
+    assert state.orders["C"].tasks["spend100"][1] == 1 and state.wallet["acorn"] == 110
+    state = pay(c, state, "D", 100, T0 + 86_400)  # the next day
+    out = r.apply_partial_refund(state, r.PartialRefund("C", "r1", 1), T0 + 86_460, RNG, c,
+                                 tz=SH)
+    assert out.response["taken_back"] == {"spend100": 0} and out.state.wallet["acorn"] == 110
+    out = t.apply_refund(out.state, t.Refund("C"), T0 + 86_520, RNG, c, tz=SH)
+    assert out.response["taken_back"] == {"spend100": 1} and out.state.wallet["acorn"] == 100
+    out = t.apply_refund(out.state, t.Refund("B"), T0 + 86_580, RNG, c, tz=SH)
+    assert out.response["taken_back"] == {"spend100": 0} and out.state.wallet["acorn"] == 100
