@@ -174,7 +174,8 @@ def _take_back(balances: dict[str, int], wanted: dict[str, int]) -> dict[str, in
 
 
 def clawback(state: PlayerState, reward: Reward, times: int, reason: str,
-             fx: Effects, *, most: Mapping[str, int] | None = None) -> dict[str, int]:
+             fx: Effects, *, most: Mapping[str, int] | None = None,
+             coupons: Mapping[str, int] | None = None) -> dict[str, int]:
     """Take back ``times`` × ``reward`` as far as it is unspent; record the rest as debt.
 
     Balances never go negative: what cannot be taken is added to ``state.debts``
@@ -185,6 +186,8 @@ def clawback(state: PlayerState, reward: Reward, times: int, reason: str,
     the merchant changed the reward since). Its coupon, when listed, bounds the coupons
     owed (those issued); not listed (what was given from before coupons were kept in
     it), ``times`` are owed: the caller leaves the coupon out of ``reward`` for none.
+    ``coupons``, when given, are the coupons owed (id → count: those the grant issued,
+    whatever coupon ``reward`` has now) instead.
     """
     if times <= 0:
         return {}
@@ -203,12 +206,15 @@ def clawback(state: PlayerState, reward: Reward, times: int, reason: str,
     fx.ledger += c_entries + i_entries
     debt = {f"currency:{k}": cur[k] - take_c[k] for k in cur if cur[k] > take_c[k]}
     debt |= {f"item:{k}": items[k] - take_i[k] for k in items if items[k] > take_i[k]}
-    coupon = f"coupon:{reward.coupon}"
-    coupons = times if most is None or coupon not in most else bounded(coupon, times)
-    if reward.coupon and coupons:
-        debt[coupon] = coupons
-        fx.events.append({"type": "coupon_clawback", "coupon": reward.coupon,
-                          "count": coupons, "reason": reason})
+    if coupons is None:
+        coupon = f"coupon:{reward.coupon}"
+        owed = times if most is None or coupon not in most else bounded(coupon, times)
+        coupons = {reward.coupon: owed} if reward.coupon else {}
+    for cid, count in coupons.items():
+        if count > 0:
+            debt[f"coupon:{cid}"] = count
+            fx.events.append({"type": "coupon_clawback", "coupon": cid, "count": count,
+                              "reason": reason})
     for key, amount in debt.items():
         state.debts[key] = state.debts.get(key, 0) + amount
     if debt:

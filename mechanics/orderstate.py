@@ -33,14 +33,20 @@ class OrderRecord:
     given: dict[str, dict[str, int]] = field(default_factory=dict)
     """task → what its reward gave for the completions this order holds
     (``currency:<id>`` / ``item:<id>`` → amount, ``coupon:<id>`` → coupons issued: 0
-    when out of stock): a refund takes back or owes no more, whatever a limit kept back
-    or the reward says now (absent for orders recorded before it was kept; no coupon in
-    it for those recorded before coupons were); a refund lowers it by what it took back
+    when out of stock; ``coupon:`` 0 when the reward had none): a refund takes back or
+    owes no more, whatever a limit kept back or the reward says now (absent for orders
+    recorded before it was kept; no coupon key in it for those recorded before coupons
+    were); a refund lowers it by what it took back
     or recorded as debt, and completions passed to another order take theirs along"""
     refunded_fen: int = 0
     """what partial refunds returned so far (at most ``amount`` once the order is paid)"""
     refunds: list[str] = field(default_factory=list)
     """the ``refund_id`` of every partial refund applied: each applies once"""
+    terms: dict[str, list[int]] = field(default_factory=dict)
+    """task → its ``[limit, spend_fen, min_order_fen]`` when the order counted for it:
+    what a refund measures what the order earned against, whatever the merchant set
+    since (absent for orders recorded before it was kept, or written back by a host of
+    such a release: the refund then goes by today's, bounded)"""
 
     @property
     def awaiting_payment(self) -> bool:
@@ -62,23 +68,32 @@ class OrderRecord:
         return OrderRecord(self.at, self.amount, self.refunded,
                            {k: list(v) for k, v in self.tasks.items()}, list(self.no_coupon),
                            {k: dict(v) for k, v in self.given.items()}, self.refunded_fen,
-                           list(self.refunds))
+                           list(self.refunds), {k: list(v) for k, v in self.terms.items()})
 
     def to_wire(self) -> list[Any]:
         wire = [self.at, self.amount, int(self.refunded), self.tasks, self.no_coupon,
-                self.given, self.refunded_fen, self.refunds]
+                self.given, self.refunded_fen, self.refunds, self.terms]
         while len(wire) > 4 and not wire[-1]:  # a field absent on the wire is its default
             wire.pop()
         return wire
 
     @classmethod
     def from_wire(cls, raw: list[Any]) -> OrderRecord:
-        at, amount, refunded, tasks, no_coupon, given, refunded_fen, refunds = padded(
-            raw, [0, 0, 0, {}, [], {}, 0, []])
+        at, amount, refunded, tasks, no_coupon, given, refunded_fen, refunds, terms = padded(
+            raw, [0, 0, 0, {}, [], {}, 0, [], {}])
         return cls(at=at, amount=amount, refunded=bool(refunded),
                    tasks={k: list(v) for k, v in tasks.items()}, no_coupon=list(no_coupon),
                    given={k: dict(v) for k, v in given.items()}, refunded_fen=refunded_fen,
-                   refunds=list(refunds))
+                   refunds=list(refunds), terms={k: list(v) for k, v in terms.items()})
+
+
+def seen_paid(record: OrderRecord) -> bool:
+    """The order's payment was seen: not a tombstone of partial refunds awaiting it,
+    nor one a whole refund of an order petbox did not know left (nothing paid, nothing
+    earned; a 0-fen order wholly refunded reads the same, and returns nothing either)."""
+    if record.awaiting_payment:
+        return False
+    return not (record.refunded and record.amount == 0 and not record.tasks)
 
 
 @dataclass(kw_only=True)

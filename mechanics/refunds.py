@@ -3,7 +3,7 @@
 A shopper returns one item of a three-item order: the platform refunds part of the
 amount under its own refund id. Each refund id applies once (the order's record keeps
 the ids and the amount refunded so far). What the order earned is taken back as far as
-what is left of it no longer supports it (:func:`mechanics.tasks.take_back`): a spend
+what is left of it no longer supports it (:func:`mechanics.takeback.take_back`): a spend
 task loses the refunded amount from its period's spend, a per-order task keeps its
 completion while what is left still reaches ``min_order_fen``. Refunds are capped at
 the paid amount: one beyond what is left is clamped to it (``"clamped": true``); once
@@ -34,10 +34,11 @@ from typing import Any
 from economy.config import GameConfig
 from economy.errors import InvalidInput, TooManyRefunds
 from mechanics.grants import Effects
-from mechanics.orderstate import OrderRecord
+from mechanics.orderstate import OrderRecord, seen_paid
 from mechanics.outcome import Outcome, Record
 from mechanics.state import PlayerState, Rng, new_player
-from mechanics.tasks import prune_orders, refund_record, take_back
+from mechanics.takeback import take_back
+from mechanics.tasks import prune_orders, refund_record
 
 MAX_REFUNDS = 32
 """Partial refunds one order may have (their ids are kept with it for 30 days)."""
@@ -114,12 +115,3 @@ def _answer(new: PlayerState, action: PartialRefund, record: OrderRecord, *,
     fx = fx or Effects()
     return Outcome(state=new, ledger=fx.ledger, events=fx.events, records=rows or [],
                    response=response)
-
-
-def seen_paid(record: OrderRecord) -> bool:
-    """The order's payment was seen: not a tombstone of partial refunds awaiting it,
-    nor one a whole refund of an order petbox did not know left (nothing paid, nothing
-    earned; a 0-fen order wholly refunded reads the same, and returns nothing either)."""
-    if record.awaiting_payment:
-        return False
-    return not (record.refunded and record.amount == 0 and not record.tasks)

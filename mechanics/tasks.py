@@ -36,11 +36,12 @@ from economy.errors import (
 )
 from economy.tasks import Task
 from mechanics.calendar import period_key
-from mechanics.grants import Effects, clawback, given_amounts, grant
-from mechanics.ordershare import Share, bound, hand_on, held, less, lower, take_shares
-from mechanics.orderstate import OrderRecord
+from mechanics.grants import Effects, grant
+from mechanics.ordershare import kept_given
+from mechanics.orderstate import OrderRecord, seen_paid
 from mechanics.outcome import Outcome, Record
 from mechanics.state import PlayerState, Rng, new_player
+from mechanics.takeback import take_back, terms
 from mechanics.taskstate import TaskProgress
 from mechanics.view import player_view
 
@@ -262,7 +263,9 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
     fx, record = Effects(), OrderRecord(at=now, amount=action.amount_fen)
     if early is not None:  # refunded in part before it was paid: what is left counts
         record.refunded_fen = min(early.refunded_fen, action.amount_fen)
-        record.refunds, record.refunded = early.refunds, record.left_fen == 0
+        # a 0-fen order has nothing they could return: it counts, as when paid first
+        record.refunds = early.refunds
+        record.refunded = action.amount_fen > 0 and record.left_fen == 0
     counted = replace(action, amount_fen=record.left_fen)
     earned: dict[str, int] = {}
     for task in config.tasks.values() if not record.refunded else ():
@@ -276,12 +279,13 @@ def apply_order(state: PlayerState | None, action: Order, now: int, rng: Rng,
             n = 1 if prog.count < task.limit else 0
         prog.count += n
         record.tasks[task.id] = [prog.period, n]
+        record.terms[task.id] = terms(task)
         granted = grant(new, task.reward, f"order:{action.order_id}:{task.id}", config, fx,
                         times=n, coupons_out=coupons_out)
         if "coupons_unavailable" in granted:
             record.no_coupon.append(task.id)
         if n:
-            record.given[task.id] = given_amounts(granted)
+            record.given[task.id] = kept_given(granted)
         earned[task.id] = n
     new.orders[action.order_id] = record
     prune_orders(new, now)
@@ -324,86 +328,6 @@ EARLY_REFUNDS = "~before-paid"
 paid (written with the payment: ``~`` is in no platform's id)."""
 
 
-def _undo(new: PlayerState, task: Task, period: int, n: int, returned: int,
-          left: int) -> int:
-    """Roll the task's progress back for ``returned`` fen of an order refunded, ``left``
-    fen of it still paid; returns completions to take back (the order holds ``n``).
-
-    A spend task loses ``returned`` from its period's spend and gives back completions
-    the rest no longer supports, however many of them this order holds (whose they
-    were: :mod:`mechanics.ordershare`); its period over, those beyond what ``left``
-    alone supports. A per-order task keeps its completion while ``left`` qualifies."""
-    prog = new.tasks.get(task.id)
-    if prog is None or prog.period != period:
-        prog = None  # the period is over: only this order's own amount can tell
-    if task.spend_fen:
-        if prog is None:
-            return n - min(n, left // task.spend_fen)
-        prog.spend = max(0, prog.spend - returned)
-        excess = max(0, prog.count - min(task.limit, prog.spend // task.spend_fen))
-        prog.count -= excess
-        return excess
-    if left and left >= task.min_order_fen:
-        return 0
-    if prog is not None:
-        prog.count = max(0, prog.count - n)
-    return n
-
-
-def take_back(new: PlayerState, order_id: str, record: OrderRecord, returned: int,
-              config: GameConfig, fx: Effects,
-              partial: bool = False) -> tuple[dict[str, int], dict[str, int]]:
-    """Take back what ``returned`` fen of the order refunded (``record.left_fen`` of it
-    is still paid: set it first) no longer earns: per task, the completions taken back,
-    and in all what could not be (debt). Never more than the orders that held them
-    gave (``given``; a coupon, which is never taken back but owed, only for completions
-    that issued one), which, like the completions they hold, their records then lower.
-
-    A spend task's completions in the period are the period's spend's: a refund takes
-    back what the rest no longer supports, whole or partial alike (those beyond what
-    this order holds from the other orders' records; those it held that the rest still
-    supports pass to them when it no longer counts: :mod:`mechanics.ordershare`), so
-    partial refunds that return all of an order take back what a whole refund does.
-    A ``partial`` refund that leaves the order below a spend task's ``min_order_fen``
-    returns the whole order's amount from that task (what is left no longer qualifies)
-    and the record forgets the task, so a later refund does not return it twice."""
-    taken: dict[str, int] = {}
-    debt: dict[str, int] = {}
-    for tid, (period, n) in list(record.tasks.items()):
-        task = config.tasks.get(tid)
-        if task is None:
-            continue  # the task left the config: nothing to compare against
-        left = record.left_fen
-        gone = partial and task.spend_fen > 0 and left < task.min_order_fen
-        prog = new.tasks.get(tid)
-        times = _undo(new, task, period, n, returned + left if gone else returned,
-                      0 if gone else left)
-        own = min(n, times)
-        shares: list[Share] = [(record, own)]
-        if times > own:
-            shares += take_shares(new, tid, period, order_id, times - own)
-        # at most what the orders holding them gave, a coupon only where one was issued
-        for key, amount in clawback(new, task.reward, sum(k for _, k in shares),
-                                    f"refund:{order_id}:{tid}", fx,
-                                    most=bound(tid, task.reward, shares)).items():
-            debt[key] = debt.get(key, 0) + amount
-        for rec, k in shares[1:]:
-            if rec is not None:
-                lower(rec, tid, task.reward, k)
-        taken[tid] = times
-        if task.spend_fen and prog is not None and prog.period == period and n > own \
-                and (gone or not record.left_fen):  # the order no longer counts for it
-            rest = less(held(record, tid, task.reward), task.reward, own)
-            hand_on(new, tid, period, order_id, n - own, rest, task.spend_fen,
-                    task.reward, prog.count)
-        if gone:
-            del record.tasks[tid]
-            record.given.pop(tid, None)
-        elif own and record.left_fen:  # what is left may be refunded later: keep count
-            lower(record, tid, task.reward, own)
-    return taken, debt
-
-
 def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,
                  config: GameConfig, *, tz: tzinfo) -> Outcome:
     """``ingestOrder`` (refunded): take back what the order earned.
@@ -425,8 +349,9 @@ def apply_refund(state: PlayerState | None, action: Refund, now: int, rng: Rng,
             record.refunded = True
         return Outcome(state=new, response={"order": action.order_id, "known": False,
                                             "taken_back": {}, "debt": {}})
-    if record.refunded:
-        return Outcome(state=new, response={"order": action.order_id, "known": True,
+    if record.refunded:  # a replay: known as the first answer said
+        return Outcome(state=new, response={"order": action.order_id,
+                                            "known": seen_paid(record),
                                             "duplicate": True, "taken_back": {}, "debt": {}})
     fx, returned = Effects(), record.left_fen
     record.refunded = True

@@ -66,7 +66,7 @@ def test_a_spend_task_gives_back_what_the_rest_no_longer_supports_once() -> None
     record = out.state.orders["A"]
     assert (record.refunded_fen, record.refunds, record.refunded) == (10_000, ["r1"], False)
     assert record.tasks["spend100"][1] == 2 and record.given["spend100"] == {
-        "currency:acorn": 20}
+        "currency:acorn": 20, "coupon:": 0}
     again = part(out.state, "A", "r1", 10_000, T0 + 90)
     assert again.response == {**out.response, "duplicate": True, "amount_fen": 0,
                               "taken_back": {}}
@@ -131,12 +131,12 @@ def test_what_was_spent_is_owed_and_never_more_than_the_order_gave() -> None:
     full = PlayerState(created_at=T0, wallet={"acorn": 995})
     paid = pay(full, "A", 30_000)
     assert paid.state.wallet["acorn"] == 1000
-    assert paid.state.orders["A"].given["spend100"] == {"currency:acorn": 5}
+    assert paid.state.orders["A"].given["spend100"] == {"currency:acorn": 5, "coupon:": 0}
     paid.state.wallet["acorn"] = 2  # spent
     first = part(paid.state, "A", "r1", 10_000)
     assert first.response["debt"] == {"currency:acorn": 3}
     assert first.state.wallet["acorn"] == 0 and first.state.debts == {"currency:acorn": 3}
-    assert first.state.orders["A"].given["spend100"] == {"currency:acorn": 0}
+    assert first.state.orders["A"].given["spend100"] == {"currency:acorn": 0, "coupon:": 0}
     rest = whole(first.state, "A")
     assert rest.response["taken_back"] == {"spend100": 2, "big": 1}
     assert rest.response["debt"] == {}  # nothing more of the acorns given is left to owe
@@ -202,11 +202,12 @@ def test_refund_ids_are_bounded_and_amounts_checked() -> None:
 
 def test_the_order_record_wire_stays_small_and_reads_old_states() -> None:
     plain = pay(None, "A", 30_000).state.orders["A"]
-    assert len(plain.to_wire()) == 6  # as before partial refunds: no new field on the wire
+    # the terms each task had when the order counted, after the fields older hosts read
+    assert plain.to_wire()[6:] == [0, [], {"spend100": [3, 10_000, 0], "big": [1, 0, 20_000]}]
     assert OrderRecord.from_wire([T0, 100, 0, {}]) == OrderRecord(T0, 100)
     refunded = part(pay(None, "A", 30_000).state, "A", "r1", 10_000).state
     record = refunded.orders["A"]
-    assert record.to_wire()[6:] == [10_000, ["r1"]]
+    assert record.to_wire()[6:8] == [10_000, ["r1"]]
     assert PlayerState.from_wire(refunded.to_wire()).orders["A"] == record
 
 
@@ -361,6 +362,12 @@ def test_a_partial_refund_of_a_0_fen_order_changes_nothing() -> None:
                             "debt": {}}
     assert out.ledger == [] and out.records == []
     assert out.state.to_wire() == paid.state.to_wire()
+    # the same refund before the payment: the order still counts when it comes
+    early = r.apply_partial_refund(None, r.PartialRefund("Z", "r1", 500), T0, RNG, cfg, tz=SH)
+    late = apply_paid_order(early.state, t.Order("Z", 0), T0 + 60, RNG, cfg, tz=SH)
+    assert late.response == {"order": "Z", "duplicate": False, "tasks": {"any": 1},
+                             "refunded_fen": 0}
+    assert late.state.wallet["gem"] == 1 and late.state.orders["Z"].live
 
 
 def test_a_partial_refund_takes_back_what_the_days_spend_no_longer_reaches() -> None:
@@ -460,6 +467,9 @@ def test_a_partial_refund_after_a_whole_refund_tombstone_is_unknown_and_a_no_op(
                             "amount_fen": 0, "clamped": True, "refunded_fen": 0,
                             "refunded": True, "taken_back": {}, "debt": {}}
     assert out.records == [] and out.state.to_wire() == tomb.state.to_wire()
+    again = whole(tomb.state, "B", T0 + 2 * DAY)  # replayed after the reply cache's 24 h
+    assert again.response == {"order": "B", "known": False, "duplicate": True,
+                              "taken_back": {}, "debt": {}}
 
 
 def test_a_wholly_refunded_order_answers_past_the_refund_limit() -> None:

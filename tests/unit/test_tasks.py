@@ -290,7 +290,7 @@ def test_a_completion_two_orders_paid_for_is_taken_back_once() -> None:
         assert later.response["taken_back"] == {"spend99": 0} and later.ledger == []
         assert later.state.wallet["acorn"] == 100 and later.state.debts == {}
     assert out.state.orders["B"].tasks["spend99"][1] == 0
-    assert out.state.orders["B"].given["spend99"] == {"currency:acorn": 0}
+    assert out.state.orders["B"].given["spend99"] == {"currency:acorn": 0, "coupon:": 0}
 
 
 def test_a_completion_taken_from_another_order_owes_what_that_order_gave() -> None:
@@ -383,7 +383,7 @@ def test_a_completion_the_other_orders_still_pay_for_passes_to_them() -> None:
     assert later.response["taken_back"] == {"spend99": 1}
     assert later.state.wallet["acorn"] == 100
     assert out.state.orders["B"].tasks["spend99"][1] == 1
-    assert out.state.orders["B"].given["spend99"] == {"currency:acorn": 7}
+    assert out.state.orders["B"].given["spend99"] == {"currency:acorn": 7, "coupon:": 0}
 
 
 def test_refund_of_a_coupon_is_a_debt_and_an_event() -> None:
@@ -408,7 +408,10 @@ def test_refund_takes_back_only_what_a_limit_let_the_order_give() -> None:
     owed = refund(paid.state, "A")
     assert owed.response["debt"] == {"currency:acorn": 2}
     record = paid.state.orders["A"]  # what each task gave, remembered in the state
-    assert record.given == {"buy_any": {"currency:acorn": 2}, "spend99": {}}
+    # "coupon:" 0: the reward issued no coupon (a record without it is from before
+    # coupons were kept)
+    assert record.given == {"buy_any": {"currency:acorn": 2, "coupon:": 0},
+                            "spend99": {"coupon:": 0}}
     assert PlayerState.from_wire(paid.state.to_wire()).orders["A"] == record
 
 
