@@ -235,8 +235,8 @@ class PrizeStock:
         and SQL, e.g. a server killed while SQL hung; moves between buckets whose mover
         died): units SQL never took go back to the gate, holds SQL has rows for are
         dropped. Then each game's buckets below 0 are paid by the others (what a crash
-        or a previous release's host left, :meth:`StockGate.pay_debts`). Returns
-        (given back, dropped).
+        or a previous release's host left, :meth:`StockGate.pay_debts`), unless a bucket
+        of the game did not answer. Returns (given back, dropped).
 
         A bucket whose Redis node does not answer (a cluster master down) is skipped,
         its key appended to ``unreached``: its holds wait for a later pass, and the
@@ -247,16 +247,20 @@ class PrizeStock:
         now_ms = int(self.clock.now() * 1000)
         given = dropped = 0
         for merchant, game in games:
+            silent = False
             for bucket in range(self.gate.buckets):
                 try:
                     g, d = await self._end_expired_holds(merchant, game, bucket, now_ms, limit)
                 except REDIS_UNAVAILABLE as exc:
                     note_unreached(unreached, self.gate.holds_key(merchant, game, bucket), exc)
+                    silent = True
                     continue
                 given, dropped = given + g, dropped + d
-            try:  # after the holds: a move they ended may have left a debt unpaid
+            if silent:
+                continue  # its debts wait for a pass that reaches every bucket
+            try:  # after the holds: what a crash or a previous release left owed
                 await self.gate.pay_debts(merchant, game)
-            except REDIS_UNAVAILABLE as exc:  # a bucket's node is silent: the next pass
+            except REDIS_UNAVAILABLE as exc:
                 note_unreached(unreached, f"stock gate {merchant}/{game}", exc)
         if given or dropped:
             log.warning("expired gate holds: %d given back, %d dropped (SQL had them)",
