@@ -243,6 +243,13 @@ class Keys:
         mark are one script. Expires with the key's lifetime."""
         return f"{self.gate_tag(merchant, game, bucket, buckets)}:stockchg:{key}"
 
+    def stock_pay(self, merchant: str, game: str, token: str, bucket: int = 0,
+                  buckets: int = 1) -> str:
+        """STRING ``ok``/``void``: whether the receiving bucket got the units of move
+        ``token`` (another bucket's units paying what this one owes, ``stockgate.py``);
+        beside the receiving bucket (same slot), written by the script that pays."""
+        return f"{self.gate_tag(merchant, game, bucket, buckets)}:stockpay:{token}"
+
     def reminders(self, shard: int) -> str:
         """ZSET ``<kind>:<member>`` → unix s the reminder is due: at most one per kind
         and player (a re-schedule just moves the score)."""

@@ -17,6 +17,19 @@ its own generation (``_epoch``) and its own holds zset beside it.
   conditional update stays the guard, so nothing is oversold.
 * **totals** (``getBoxSeries``' disclosure, a rule's view) read every bucket in one
   pipeline.
+* **debts**: a ``setStock`` removal of units attempts in flight hold leaves a bucket
+  below 0 (:meth:`StockGate.change`). Units that come back (an attempt SQL refused or
+  that failed, a cancel, a void or an expired hold given back, an addition) land in
+  their own bucket, and a reservation looks at one bucket at a time: left there, they
+  would be drawn although the ref's sum says they are owed, and every such draw would
+  reach SQL only to be refused. So whoever puts units back then pays the ref's
+  buckets below 0 from the buckets above it (:meth:`StockGate.pay_debts`), and the
+  reconciler does it every pass for what a crash or a previous release left. A move
+  is two scripts, one per slot: the giver takes the units as a hold of its own
+  (``pay.<receiver>.<token>``, with a deadline), the receiver's ``stock_pay.lua``
+  decides once (a mark beside it) whether it gets them; the hold then ends, giving
+  them back only if not. A mover that died in between leaves the hold, which the
+  reconciler ends past its deadline by closing the mark (:meth:`StockGate.end_expired`).
 
 SQL is the truth for value (``value.py``); this module only keeps the crowd off it.
 Every host must run with the same bucket count (``PETBOX_STOCK_BUCKETS``): the count
@@ -28,8 +41,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +54,16 @@ from gameserver.state.scripts import Script, reply_text
 
 STOCK_BUCKETS = 8
 """Default buckets per game gate: enough that one game's midnight spreads over 8 slots."""
+
+MOVE = "pay."
+"""How the hold of a move between buckets starts (``pay.<receiver>.<token>``); an
+attempt's hold starts with its commit id (hex), so the two never meet."""
+MOVE_TTL_MS = 30_000
+"""A move's hold deadline when the gate is given no clock (the value tier gives its own
+hold lifetime): the reconciler ends a move whose mover died after it."""
+MOVE_MARK_TTL_MS = 86_400_000
+"""How long a move's decision stays beside the receiver: far past its hold's deadline
+and the reconciler's next pass, which is all that may still ask."""
 
 
 class NotReady(Exception):
@@ -82,15 +106,20 @@ def deal(units: int, buckets: int) -> list[int]:
 class StockGate:
     """The bucketed gate of every game, on one Redis (or cluster) client."""
 
-    def __init__(self, redis: Redis, keys: Keys, buckets: int = STOCK_BUCKETS) -> None:
+    def __init__(self, redis: Redis, keys: Keys, buckets: int = STOCK_BUCKETS,
+                 deadline: Callable[[], int] | None = None) -> None:
+        """``deadline``: unix ms a move's hold is due by, asked at each move (default:
+        :data:`MOVE_TTL_MS` from the machine's clock)."""
         if buckets < 1:
             raise ValueError("a gate has at least one bucket")
         self.redis, self.keys, self.buckets = redis, keys, buckets
+        self.deadline = deadline or (lambda: int(time.time() * 1000) + MOVE_TTL_MS)
         self._init = Script.named("stock_init", redis=redis)
         self._reserve = Script.named("stock_reserve", redis=redis)
         self._adjust = Script.named("stock_adjust", redis=redis)
         self._change = Script.named("stock_change", redis=redis)
         self._unhold = Script.named("stock_unhold", redis=redis)
+        self._pay = Script.named("stock_pay", redis=redis)
 
     # -- keys ------------------------------------------------------------------------
 
@@ -119,8 +148,9 @@ class StockGate:
     async def left(self, merchant: str, game: str,
                    refs: list[str]) -> dict[str, list[int]] | None:
         """Units left per ref and bucket; None if any bucket or ref is missing. A bucket
-        may be below 0 (a removal of units in flight, :meth:`change`): what a ref has
-        left is its buckets' sum, and none when that is not above 0."""
+        may be below 0 (a removal of units in flight, :meth:`change`, until units coming
+        back pay it, :meth:`pay_debts`): what a ref has left is its buckets' sum, and
+        none when that is not above 0."""
         state = await self.read(merchant, game, refs)
         if any(epoch is None or None in values for epoch, values in state):
             return None
@@ -142,8 +172,10 @@ class StockGate:
                                "+inf")
         wanted = dict.fromkeys(refs, 0)
         for members in await pipe.execute():
-            for member in members:
-                for ref, n in _held_units(reply_text(member)):
+            for member in map(reply_text, members):
+                if member.startswith(MOVE):
+                    continue  # units between two buckets, no attempt's
+                for ref, n in _held_units(member):
                     if ref in wanted:
                         wanted[ref] += n
         return wanted
@@ -157,16 +189,18 @@ class StockGate:
     async def build(self, merchant: str, game: str, sql_left: Mapping[str, int]) -> str:
         """Fill what is missing from SQL's units left: a missing bucket gets its share
         of (SQL left − what the surviving buckets hold). Fields present are never
-        overwritten (another process may have reserved from them). Returns
-        :meth:`epochs`."""
+        overwritten (another process may have reserved from them); a survivor below 0
+        is paid from the new units (:meth:`pay_debts`). Returns :meth:`epochs`."""
         refs = sorted(sql_left)
         state = await self.read(merchant, game, refs)
         fills: list[list[str | int]] = [[] for _ in range(self.buckets)]
+        filled: list[str] = []
         for i, ref in enumerate(refs):
             gaps = [b for b, (epoch, values) in enumerate(state)
                     if epoch is None or values[i] is None]
             if not gaps:
                 continue
+            filled.append(ref)
             held = sum(int(values[i] or 0) for epoch, values in state
                        if epoch is not None and values[i] is not None)
             for bucket, units in zip(gaps, deal(sql_left[ref] - held, len(gaps)),
@@ -176,6 +210,8 @@ class StockGate:
             if pairs or state[bucket][0] is None:
                 await self._init(keys=[self.stock_key(merchant, game, bucket)],
                                  args=[secrets.token_hex(8), *pairs])
+        if filled:
+            await self._pay_debts_or_leave(merchant, game, filled)
         return await self.epochs(merchant, game)
 
     # -- reserving and giving back -----------------------------------------------------
@@ -241,10 +277,13 @@ class StockGate:
 
     async def give_back(self, merchant: str, game: str, pieces: list[Piece]) -> None:
         """End the pieces' holds, their units back to their buckets (an attempt failed
-        before SQL took them)."""
+        before SQL took them), then pay what the refs' buckets owe with them."""
+        back: list[Piece] = []
         for piece in pieces:
             with contextlib.suppress(Exception):  # else its deadline gives it back
-                await self.end_hold(merchant, game, piece.bucket, piece.member, True)
+                if await self.end_hold(merchant, game, piece.bucket, piece.member, True):
+                    back.append(piece)
+        await self._paid_from(merchant, game, back)
 
     async def drop_holds(self, merchant: str, game: str, pieces: list[Piece]) -> None:
         """End the pieces' holds without giving units back (SQL counts them now)."""
@@ -262,16 +301,22 @@ class StockGate:
         await pipe.execute()
 
     async def release(self, merchant: str, game: str, pieces: list[Piece]) -> None:
-        """Units SQL gave back (a cancel) into the buckets and generations they came from."""
+        """Units SQL gave back (a cancel) into the buckets and generations they came from,
+        then what the refs' buckets owe paid with them."""
+        back: list[Piece] = []
         for piece in pieces:
             args = [piece.epoch, *[v for r, n in sorted(piece.units.items()) for v in (r, n)]]
-            await self._adjust(keys=[self.stock_key(merchant, game, piece.bucket)], args=args)
+            if await self._adjust(keys=[self.stock_key(merchant, game, piece.bucket)],
+                                  args=args):
+                back.append(piece)
+        await self._paid_from(merchant, game, back)
 
     async def add(self, merchant: str, game: str, ref: str, n: int, attempt: str = "") -> None:
         """Add ``n`` units of ``ref`` to whatever generation is in force (a void found by
         the reconciler, an un-keyed stock change): into the attempt's home bucket."""
         bucket = self.home(attempt) if attempt else 0
-        await self._adjust(keys=[self.stock_key(merchant, game, bucket)], args=["", ref, n])
+        if await self._adjust(keys=[self.stock_key(merchant, game, bucket)], args=["", ref, n]):
+            await self._pay_debts_or_leave(merchant, game, [ref], [bucket])
 
     async def change(self, merchant: str, game: str, key: str, epochs: str, ref: str,
                      add: int, mark_ttl_ms: int) -> int:
@@ -280,9 +325,10 @@ class StockGate:
         bucket's mark says what it gave, so a retry continues where one stopped), and
         the last one takes what the others lacked, below 0 if need be: those units are
         held by attempts in flight, which SQL's lower total refuses, and coming back
-        they must pay that debt, not return to sale (:meth:`left` counts a ref's
-        buckets together). Returns 1 if anything was applied now, 0 if all before, -1
-        if no bucket of that generation (nothing to do)."""
+        they pay that debt before any returns to sale (:meth:`pay_debts`; :meth:`left`
+        counts a ref's buckets together). An addition pays what the others owe the same
+        way. Returns 1 if anything was applied now, 0 if all before, -1 if no bucket of
+        that generation (nothing to do)."""
         bound = epochs.split(",")
         if len(bound) != self.buckets:
             return -1  # bound to a gate of another bucket count: a rebuild read SQL
@@ -299,4 +345,110 @@ class StockGate:
             remaining -= int(applied)
             if remaining == 0:
                 break
+        if outcome >= 0:  # a retry too: a mover that died after the change left a debt
+            await self._pay_debts_or_leave(merchant, game, [ref], [home])
         return outcome
+
+    # -- debts: buckets below 0 paid by the others ---------------------------------------
+
+    async def pay_debts(self, merchant: str, game: str, refs: Iterable[str] | None = None,
+                        first: Iterable[int] = ()) -> int:
+        """Move units from buckets above 0 into buckets of the same ref below 0 (the
+        ``first`` buckets give first, then the fullest), until no bucket owes or none
+        has units; ``refs`` None: every ref the buckets hold. A ref's sum does not
+        change; what a reservation can draw from one bucket then never exceeds it.
+        Returns the units moved. Two hosts paying one debt at once may pay it twice
+        over: the receiver ends above 0, which is still the ref's sum, never more."""
+        if refs is None:
+            state = await self._read_all(merchant, game)
+        else:
+            wanted = list(refs)
+            read = await self.read(merchant, game, wanted)
+            state = {ref: ([epoch or "" for epoch, _ in read],
+                           [int(values[i] or 0) if epoch else 0 for epoch, values in read])
+                     for i, ref in enumerate(wanted)}
+        moved = 0
+        for ref, (epochs, values) in state.items():
+            owing = sorted((b for b, v in enumerate(values) if v < 0), key=lambda b: values[b])
+            if not owing:
+                continue
+            givers = [b for b in dict.fromkeys(first) if 0 <= b < self.buckets]
+            givers += sorted((b for b in range(self.buckets) if b not in givers),
+                             key=lambda b: -values[b])
+            for dst in owing:
+                for src in givers:
+                    want = min(-values[dst], values[src])
+                    if want <= 0:
+                        continue
+                    got = await self.move(merchant, game, ref, src, dst, epochs[dst], want)
+                    if got is None:
+                        break  # the receiver was rebuilt since: its debt is gone
+                    values[src] = values[src] - want if got == want else 0
+                    values[dst] += got
+                    moved += got
+        return moved
+
+    async def _read_all(self, merchant: str, game: str
+                        ) -> dict[str, tuple[list[str], list[int]]]:
+        """Per ref: every bucket's epoch and units (a bucket or ref missing counts 0 and
+        is never paid: its units come from SQL when it is built)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for bucket in range(self.buckets):
+            pipe.hgetall(self.stock_key(merchant, game, bucket))
+        hashes = [{reply_text(k): reply_text(v) for k, v in h.items()}
+                  for h in await pipe.execute()]
+        refs = sorted({f for h in hashes for f in h if f != "_epoch"})
+        return {ref: ([h.get("_epoch", "") for h in hashes],
+                      [int(h[ref]) if "_epoch" in h and ref in h else 0 for h in hashes])
+                for ref in refs}
+
+    async def _paid_from(self, merchant: str, game: str, back: list[Piece]) -> None:
+        """Pay the refs' debts after ``back`` came back, their buckets giving first."""
+        if back:
+            await self._pay_debts_or_leave(
+                merchant, game, sorted({r for p in back for r in p.units}),
+                [p.bucket for p in back])
+
+    async def _pay_debts_or_leave(self, merchant: str, game: str, refs: list[str],
+                                  first: Iterable[int] = ()) -> None:
+        with contextlib.suppress(Exception):  # else the reconciler's pass pays them
+            await self.pay_debts(merchant, game, refs, first)
+
+    async def move(self, merchant: str, game: str, ref: str, src: int, dst: int,
+                   dst_epoch: str, units: int) -> int | None:
+        """Up to ``units`` of ``ref`` from bucket ``src`` into bucket ``dst`` of
+        generation ``dst_epoch``: the units moved (``src`` may have fewer now), or None
+        if ``dst`` is of another generation (they stayed in ``src``)."""
+        token = secrets.token_hex(8)
+        try:
+            piece, _ = await self._take(merchant, game, src, f"{MOVE}{dst}.{token}",
+                                        self.deadline(), {ref: units})
+        except NotReady:
+            return 0
+        if piece is None:
+            return 0
+        decision = await self.pay(merchant, game, piece, dst_epoch)
+        await self.end_hold(merchant, game, src, piece.member, decision != "ok")
+        return sum(piece.units.values()) if decision == "ok" else None
+
+    async def pay(self, merchant: str, game: str, piece: Piece, dst_epoch: str | None
+                  ) -> str:
+        """A move's receiving step (``stock_pay.lua``), the giver's hold ``piece``
+        naming the receiver: ``ok`` if the receiver has the units, ``void`` if it never
+        will. ``dst_epoch`` None closes the move: ``void`` unless already ``ok``."""
+        _, dst, token = piece.member.split("|", 1)[0].split(".")
+        ((ref, n),) = piece.units.items()
+        return reply_text(await self._pay(
+            keys=[self.stock_key(merchant, game, int(dst)),
+                  self.keys.stock_pay(merchant, game, token, int(dst), self.buckets)],
+            args=[dst_epoch or "", MOVE_MARK_TTL_MS, ref, n, "0" if dst_epoch is None else "1"]))
+
+    async def end_expired(self, merchant: str, game: str, bucket: int, member: str,
+                          give_back: bool) -> int:
+        """End a hold past its deadline (the reconciler): an attempt's as
+        :meth:`end_hold`; a move's by its receiver's decision, closed now if none was
+        made (its mover died). 1 if the units went back to ``bucket``."""
+        if member.startswith(MOVE):
+            piece = Piece(bucket, "", member, dict(_held_units(member)))
+            give_back = await self.pay(merchant, game, piece, None) != "ok"
+        return await self.end_hold(merchant, game, bucket, member, give_back)

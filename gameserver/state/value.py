@@ -47,7 +47,7 @@ from gameserver.state.value_stock import HOLD_TTL_MS as HOLD_TTL_MS
 from gameserver.state.value_stock import (  # re-exported: the value tier's public surface
     STOCK_CHANGE_MARK_TTL_MS as STOCK_CHANGE_MARK_TTL_MS,
 )
-from gameserver.state.value_stock import PrizeStock
+from gameserver.state.value_stock import PrizeStock, note_unreached
 from gameserver.state.value_stock import StockBelowTaken as StockBelowTaken
 from gameserver.state.value_stock import StockView as StockView
 from gameserver.state.value_stock import stock_change_followup as stock_change_followup
@@ -359,58 +359,6 @@ class ValueTier(PrizeStock):
 
     # -- reconciliation ------------------------------------------------------------------
 
-    async def reconcile_holds(self, limit: int = 1000,
-                              unreached: list[str] | None = None) -> tuple[int, int]:
-        """End the gate holds past their deadline (attempts that died between the gate
-        and SQL, e.g. a server killed while SQL hung): units SQL never took go back to
-        the gate, holds SQL has rows for are dropped. Returns (given back, dropped).
-
-        A bucket whose Redis node does not answer (a cluster master down) is skipped,
-        its key appended to ``unreached``: its holds wait for a later pass, and the
-        buckets on the other nodes are not held up by it."""
-        s = m.prize_stock
-        async with self.db.connect() as conn:
-            games = (await conn.execute(select(s.c.merchant_id, s.c.game_id).distinct())).all()
-        now_ms = int(self.clock.now() * 1000)
-        given = dropped = 0
-        for (merchant, game), bucket in ((g, b) for g in games
-                                         for b in range(self.gate.buckets)):
-            try:
-                g, d = await self._end_expired_holds(merchant, game, bucket, now_ms, limit)
-            except REDIS_UNAVAILABLE as exc:
-                _unreached(unreached, self.gate.holds_key(merchant, game, bucket), exc)
-                continue
-            given, dropped = given + g, dropped + d
-        if given or dropped:
-            log.warning("expired gate holds: %d given back, %d dropped (SQL had them)",
-                        given, dropped)
-        return given, dropped
-
-    async def _end_expired_holds(self, merchant: str, game: str, bucket: int, now_ms: int,
-                                 limit: int) -> tuple[int, int]:
-        """:meth:`reconcile_holds` on one bucket: (given back, dropped)."""
-        replies: Any = await self.redis.zrangebyscore(
-            self.gate.holds_key(merchant, game, bucket), "-inf", now_ms, start=0, num=limit)
-        expired = [reply_text(v) for v in replies]
-        if not expired:
-            return 0, 0
-        in_sql = await self._commits_in_sql([h.split("|", 1)[0] for h in expired])
-        given = dropped = 0
-        for member in expired:
-            take_back = member.split("|", 1)[0] not in in_sql
-            if await self.gate.end_hold(merchant, game, bucket, member, take_back):
-                given += 1
-            else:
-                dropped += 1
-        return given, dropped
-
-    async def _commits_in_sql(self, commit_ids: list[str]) -> set[str]:
-        """The commit ids that have grant rows in SQL, whatever their status."""
-        g = m.grants
-        async with self.db.connect() as conn:
-            return {r[0] for r in await conn.execute(
-                select(g.c.commit_id).where(g.c.commit_id.in_(commit_ids)).distinct())}
-
     async def reconcile(self, older_than_s: float = PENDING_SETTLE_AFTER_S,
                         limit: int = 1000, unreached: list[str] | None = None,
                         pages: int = RECONCILE_PAGES) -> tuple[int, int]:
@@ -470,7 +418,7 @@ class ValueTier(PrizeStock):
             try:
                 ok = await self._idempotency_says(commit_id, ref, idem)
             except REDIS_UNAVAILABLE as exc:  # undecidable now: it stays pending
-                _unreached(unreached, shard, exc)
+                note_unreached(unreached, shard, exc)
                 silent.add(shard)
                 continue
             (committed if ok else dead).append(commit_id)
@@ -480,7 +428,7 @@ class ValueTier(PrizeStock):
             try:
                 await self.gate.add(merchant, game, ref_id, n, attempt=ref_id)
             except REDIS_UNAVAILABLE as exc:  # SQL has them: short until a gate rebuild
-                _unreached(unreached, self.gate.stock_key(
+                note_unreached(unreached, self.gate.stock_key(
                     merchant, game, self.gate.home(ref_id)), exc)
         return sum(confirmed.values()), sum(released.values())
 
@@ -489,9 +437,3 @@ class ValueTier(PrizeStock):
         stored = await self.redis.hget(self.keys.idempotency(ref, idem), "x")
         return stored is not None and reply_text(stored) == commit_id
 
-
-def _unreached(unreached: list[str] | None, what: str, exc: BaseException) -> None:
-    """Note (once) and log what a pass skipped because its Redis node did not answer."""
-    log.warning("reconcile: %s unreachable, left for the next pass: %r", what, exc)
-    if unreached is not None and what not in unreached:
-        unreached.append(what)

@@ -7,6 +7,7 @@ here is what reads it and what changes it (``getStock``, ``setStock``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,9 +22,13 @@ from economy.errors import DomainError, Refusal
 from gameserver.clock import Clock
 from gameserver.db import models as m
 from gameserver.db.database import Database
+from gameserver.http.errors import REDIS_UNAVAILABLE
 from gameserver.ops.settings import Settings
 from gameserver.state.keys import Keys
+from gameserver.state.scripts import reply_text
 from gameserver.state.stockgate import STOCK_BUCKETS, StockGate
+
+log = logging.getLogger("petbox.value")
 
 HOLD_TTL_MS = 30_000
 """A gate reservation not settled against SQL by then belongs to a dead attempt: the
@@ -83,7 +88,9 @@ class PrizeStock:
     def __init__(self, redis: Redis, keys: Keys, db: Database, clock: Clock,
                  buckets: int = STOCK_BUCKETS) -> None:
         self.redis, self.keys, self.db, self.clock = redis, keys, db, clock
-        self.gate = StockGate(redis, keys, buckets)
+        # A move between buckets is held as long as an attempt (read at each move).
+        self.gate = StockGate(redis, keys, buckets, deadline=lambda: int(
+            self.clock.now() * 1000) + self.hold_ttl_ms)
         self.hold_ttl_ms = HOLD_TTL_MS
         self.live_hold_ms = LIVE_HOLD_MS
         self._building: dict[tuple[str, str, tuple[tuple[str, int], ...]],
@@ -221,3 +228,73 @@ class PrizeStock:
         await self.apply_stock_change(merchant, str(followup["game"]), key,
                                       str(followup["epoch"]), str(followup["ref"]),
                                       int(followup["add"]))
+
+    async def reconcile_holds(self, limit: int = 1000,
+                              unreached: list[str] | None = None) -> tuple[int, int]:
+        """End the gate holds past their deadline (attempts that died between the gate
+        and SQL, e.g. a server killed while SQL hung; moves between buckets whose mover
+        died): units SQL never took go back to the gate, holds SQL has rows for are
+        dropped. Then each game's buckets below 0 are paid by the others (what a crash
+        or a previous release's host left, :meth:`StockGate.pay_debts`), unless a bucket
+        of the game did not answer. Returns (given back, dropped).
+
+        A bucket whose Redis node does not answer (a cluster master down) is skipped,
+        its key appended to ``unreached``: its holds wait for a later pass, and the
+        buckets on the other nodes are not held up by it."""
+        s = m.prize_stock
+        async with self.db.connect() as conn:
+            games = (await conn.execute(select(s.c.merchant_id, s.c.game_id).distinct())).all()
+        now_ms = int(self.clock.now() * 1000)
+        given = dropped = 0
+        for merchant, game in games:
+            silent = False
+            for bucket in range(self.gate.buckets):
+                try:
+                    g, d = await self._end_expired_holds(merchant, game, bucket, now_ms, limit)
+                except REDIS_UNAVAILABLE as exc:
+                    note_unreached(unreached, self.gate.holds_key(merchant, game, bucket), exc)
+                    silent = True
+                    continue
+                given, dropped = given + g, dropped + d
+            if silent:
+                continue  # its debts wait for a pass that reaches every bucket
+            try:  # after the holds: what a crash or a previous release left owed
+                await self.gate.pay_debts(merchant, game)
+            except REDIS_UNAVAILABLE as exc:
+                note_unreached(unreached, f"stock gate {merchant}/{game}", exc)
+        if given or dropped:
+            log.warning("expired gate holds: %d given back, %d dropped (SQL had them)",
+                        given, dropped)
+        return given, dropped
+
+    async def _end_expired_holds(self, merchant: str, game: str, bucket: int, now_ms: int,
+                                 limit: int) -> tuple[int, int]:
+        """:meth:`reconcile_holds` on one bucket: (given back, dropped)."""
+        replies: Any = await self.redis.zrangebyscore(
+            self.gate.holds_key(merchant, game, bucket), "-inf", now_ms, start=0, num=limit)
+        expired = [reply_text(v) for v in replies]
+        if not expired:
+            return 0, 0
+        in_sql = await self._commits_in_sql([h.split("|", 1)[0] for h in expired])
+        given = dropped = 0
+        for member in expired:
+            take_back = member.split("|", 1)[0] not in in_sql
+            if await self.gate.end_expired(merchant, game, bucket, member, take_back):
+                given += 1
+            else:
+                dropped += 1
+        return given, dropped
+
+    async def _commits_in_sql(self, commit_ids: list[str]) -> set[str]:
+        """The commit ids that have grant rows in SQL, whatever their status."""
+        g = m.grants
+        async with self.db.connect() as conn:
+            return {r[0] for r in await conn.execute(
+                select(g.c.commit_id).where(g.c.commit_id.in_(commit_ids)).distinct())}
+
+
+def note_unreached(unreached: list[str] | None, what: str, exc: BaseException) -> None:
+    """Note (once) and log what a pass skipped because its Redis node did not answer."""
+    log.warning("reconcile: %s unreachable, left for the next pass: %r", what, exc)
+    if unreached is not None and what not in unreached:
+        unreached.append(what)

@@ -228,10 +228,77 @@ async def test_a_removal_of_units_held_in_flight_still_counts_once_they_come_bac
     assert sum(await buckets(tier)) == 1
     await tier.confirm(await tier.hold(PlayerRef(SHOP, GAME, "u1", 0), "k1", "c1", outcome(),
                                        StockView(), {REF: 4}))
-    # Refused: by the gate, or by SQL when the bucket asked still holds a unit another
-    # bucket owes (the buckets' sum is what counts; SQL never oversells either way).
     with pytest.raises(StockShort) as short:
         await tier.hold(PlayerRef(SHOP, GAME, "u2", 0), "k2", "c2", outcome(), StockView(),
                         {REF: 4})
     assert short.value.left == 0
     assert sum(await buckets(tier)) == 0 and await sql_row(tier) == (1, 1, 1)
+
+
+def removal_owed_elsewhere(tier: ValueTier, home: int) -> str:
+    """A setStock key whose removal ends (below 0) on a bucket other than ``home``."""
+    return next(k for k in (f"rm{i}" for i in range(100))
+                if (tier.gate.home(k) - 1) % BUCKETS != home)
+
+
+async def test_units_coming_back_pay_what_another_bucket_owes_first(
+        hosts: list[ValueTier]) -> None:
+    """A removal of units in flight leaves the last bucket it asks below 0; the units
+    SQL then refuses come back to their own bucket. They pay the debt first: left
+    there, a burst drew them (one bucket looked fine) and reached SQL to be refused."""
+    tier = hosts[0]
+    epochs = await tier.ensure_stock(SHOP, GAME, {REF: 16})  # 2 per bucket
+    deadline = int(tier.clock.now() * 1000) + tier.hold_ttl_ms
+    flight = await tier.gate.reserve(SHOP, GAME, "in-flight", deadline, {REF: 2})
+    home = tier.gate.home("in-flight")
+    assert [(p.bucket, p.units) for p in flight.pieces] == [(home, {REF: 2})]
+    key = removal_owed_elsewhere(tier, home)
+    async with tier.db.begin() as conn:  # setStock -15: SQL total 1, 1 left
+        assert (await tier.change_stock_in(conn, SHOP, GAME, REF, -15))["left"] == 1
+    assert await tier.apply_stock_change(SHOP, GAME, key, epochs, REF, -15, 60_000) == 1
+    owed = (tier.gate.home(key) - 1) % BUCKETS
+    assert await buckets(tier) == [-1 if b == owed else 0 for b in range(BUCKETS)]
+    await tier.gate.give_back(SHOP, GAME, flight.pieces)  # SQL refused them: 2 > 1 left
+    assert await buckets(tier) == [1 if b == home else 0 for b in range(BUCKETS)]
+    burst = await asyncio.gather(*(tier.gate.reserve(SHOP, GAME, f"b{i}", deadline, {REF: 1})
+                                   for i in range(6)))
+    assert sum(not t.missing for t in burst) == 1  # what SQL has left: none refused there
+    await asyncio.gather(*(tier.gate.give_back(SHOP, GAME, t.pieces) for t in burst))
+    assert await buckets(tier) == [1 if b == home else 0 for b in range(BUCKETS)]
+    assert sum(await buckets(tier)) == (await tier.stock_left(SHOP, GAME, {REF: 16})).left[REF]
+
+
+async def test_the_reconciler_pays_debts_left_over_and_ends_moves_of_dead_movers(
+        hosts: list[ValueTier]) -> None:
+    """What no mover finished (a previous release's host gave units back to their own
+    bucket; a mover died between its two scripts) is settled by the reconciler's pass:
+    the buckets end at their sum, none below 0, each unit counted once."""
+    tier = hosts[0]
+    epochs = await tier.ensure_stock(SHOP, GAME, {REF: 24})  # 3 per bucket
+    deadline = int(tier.clock.now() * 1000) + tier.hold_ttl_ms
+    flight = await tier.gate.reserve(SHOP, GAME, "in-flight", deadline, {REF: 3})
+    home = tier.gate.home("in-flight")
+    key = removal_owed_elsewhere(tier, home)
+    owed = (tier.gate.home(key) - 1) % BUCKETS
+    async with tier.db.begin() as conn:  # SQL total 2, 2 left; the gate owes 1
+        await tier.change_stock_in(conn, SHOP, GAME, REF, -22)
+    await tier.apply_stock_change(SHOP, GAME, key, epochs, REF, -22, 60_000)
+    for piece in flight.pieces:  # given back as a previous release does: no debt paid
+        await tier.gate.end_hold(SHOP, GAME, piece.bucket, piece.member, True)
+    assert (await buckets(tier))[home] == 3 and (await buckets(tier))[owed] == -1
+    assert await tier.reconcile_holds() == (0, 0)
+    assert await buckets(tier) == [2 if b == home else 0 for b in range(BUCKETS)]
+    # Two movers die: one after its giver's step (the unit is in neither bucket), one
+    # after the receiver's (the unit is in both, the giver still holding it).
+    moves = [(await tier.gate._take(SHOP, GAME, home, f"pay.{owed}.{t}", deadline,
+                                    {REF: 1}))[0] for t in ("dead1", "dead2")]
+    assert moves[0] is not None and moves[1] is not None
+    assert await tier.gate.pay(SHOP, GAME, moves[1], epochs.split(",")[owed]) == "ok"
+    assert await buckets(tier) == [1 if b == owed else 0 for b in range(BUCKETS)]
+    assert await tier.gate.in_flight(SHOP, GAME, [REF]) == {REF: 0}  # no attempt's units
+    assert await tier.reconcile_holds() == (0, 0)  # not due yet
+    assert isinstance(tier.clock, ManualClock)
+    tier.clock.advance(tier.hold_ttl_ms / 1000 + 1)
+    assert await tier.reconcile_holds() == (1, 1)  # the first given back, the second not
+    assert await buckets(tier) == [1 if b in (home, owed) else 0 for b in range(BUCKETS)]
+    assert await sql_row(tier) == (2, 0, 0)
