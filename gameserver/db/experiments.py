@@ -190,13 +190,18 @@ async def window_end_of(conn: Any, merchant: str, game: str, exp: Experiment) ->
     first. Only the experiment's fields are read out of each version's config. Its
     ``stops_at`` when no version read assigned anyone."""
     v, path = m.game_versions, m.game_versions.c.config["experiments"][exp.id]
+    # times as text, made int here: a time past 2038 overflows SQL's INTEGER cast
     rows = (await conn.execute(
-        select(v.c.published_at, path["status"].as_string(), path["starts_at"].as_integer(),
-               path["stops_at"].as_integer())
+        select(v.c.published_at, path["status"].as_string(), path["starts_at"].as_string(),
+               path["stops_at"].as_string())
         .where(v.c.merchant_id == merchant, v.c.game_id == game)
         .order_by(v.c.version.desc()).limit(LOOK_BACK_VERSIONS))).all()
-    end = window_end([(int(r[0]), r[1], r[2], r[3]) for r in reversed(rows)])
+    end = window_end([(int(r[0]), r[1], _int(r[2]), _int(r[3])) for r in reversed(rows)])
     return exp.stops_at if end is None else end
+
+
+def _int(text: str | None) -> int | None:
+    return None if text is None else int(text)
 
 
 async def measure(db: Database, merchant: str, game: str, exp: Experiment, tz: ZoneInfo,
