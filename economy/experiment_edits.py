@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from economy.errors import ConfigInvalid, DomainError, Refusal
-from economy.experiments import EXPERIMENT_SPEC, locked_changes, merged_raw, started
+from economy.experiments import (
+    ENDED,
+    EXPERIMENT_SPEC,
+    ended,
+    locked_changes,
+    merged_raw,
+    started,
+)
 
 
 class ExperimentNotFound(DomainError):
@@ -37,7 +44,8 @@ class ExperimentLocked(DomainError):
 
 
 class ExperimentClosed(DomainError):
-    """Shipping or changing an experiment that was stopped or shipped already."""
+    """Shipping or changing an experiment that was stopped or shipped already, or
+    changing one that ended (past its ``stops_at``)."""
 
     code = "experiment_closed"
     kind = Refusal.CONFLICT
@@ -75,14 +83,16 @@ def put_experiment(raw: dict[str, Any], eid: str, body: Mapping[str, Any], now: 
 
     A new experiment without a salt gets ``fresh_salt``; an edit keeps its salt. Once a
     running experiment has started, :data:`LOCKED_FIELDS` cannot change, nor can it go
-    back to draft (409: stop it instead)."""
+    back to draft (409: stop it instead); once it ended (past ``stops_at``) it is
+    closed like a stopped one (409). Put running, it stops the experiments that ended
+    (:func:`close_ended`), so an ended one never blocks the next."""
     exps = _experiments_of(raw)
     new = {k: copy.deepcopy(v) for k, v in body.items() if v != ""}
     old = exps.get(eid)
     if old is not None:
         status = old.get("status", "draft")
-        if status in ("stopped", "shipped"):
-            raise ExperimentClosed(eid, status)
+        if status in ("stopped", "shipped") or ended(old, now):
+            raise ExperimentClosed(eid, ENDED if status == "running" else status)
         new.setdefault("salt", old["salt"])
         was = _cleaned(old)
         if started(was, now):
@@ -90,8 +100,24 @@ def put_experiment(raw: dict[str, Any], eid: str, body: Mapping[str, Any], now: 
             if changed:
                 raise ExperimentLocked(eid, changed)
     new.setdefault("salt", fresh_salt)
+    if new.get("status") == "running":
+        close_ended(raw, now)
     exps[eid] = new
     return raw
+
+
+def close_ended(raw: dict[str, Any], now: int) -> list[str]:
+    """Mark every experiment of ``raw`` that ended (running, past its ``stops_at``)
+    stopped, in place; returns their ids.
+
+    An ended experiment assigns nobody, yet it is ``running`` in the config, where one
+    experiment runs at a time (hosts of the previous release check the same rule). A new
+    running experiment takes its place: stopping it now changes none of its figures,
+    whose window closed at ``stops_at``."""
+    closed = sorted(eid for eid, e in _experiments_of(raw).items() if ended(e, now))
+    for eid in closed:
+        raw["experiments"][eid]["status"] = "stopped"
+    return closed
 
 
 def existing_experiment(raw: dict[str, Any], eid: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -54,6 +54,10 @@ PATH_PATTERN = r"^\$(\.[A-Za-z0-9_-]{1,64}){1,10}$"
 FORBIDDEN_ROOTS = frozenset({"experiments", "schema", "timezone"})
 """Top-level keys an arm may not override (see the module docstring)."""
 STATUSES = ("draft", "running", "stopped", "shipped")
+ENDED = "ended"
+"""Not a status of the config: how the merchant's views show a ``running`` experiment
+whose ``stops_at`` has passed (it assigns nobody, its figures are frozen, and it does
+not hold the one-at-a-time place: :func:`status_at`)."""
 METRICS = ("d1_retention", "d7_retention", "d30_retention", "w1_retention",
            "draws_per_shopper", "spend_per_shopper", "prize_cost_per_shopper",
            "orders_per_shopper", "gmv_per_shopper")
@@ -209,6 +213,10 @@ class Experiment:
         """Assigning shoppers at ``now``: running and inside its window."""
         return self.status == "running" and self.starts_at <= now < self.stops_at
 
+    def status_at(self, now: int) -> str:
+        """The status the merchant reads at ``now`` (:func:`status_at`)."""
+        return status_at(self.status, self.stops_at, now)
+
     def assign(self, user: str) -> str | None:
         """The arm of ``user`` by hash (None: the user's bucket is not enrolled)."""
         b = bucket(self.salt, user)
@@ -223,6 +231,33 @@ class Experiment:
         """Each arm's expected share of enrolled shoppers (for the ratio-mismatch check)."""
         total = sum(a.percent for a in self.arms.values())
         return {a.id: a.percent / total if total else 0.0 for a in self.arms.values()}
+
+
+def status_at(status: str, stops_at: int, now: int) -> str:
+    """The status shown at ``now``: the config's, but :data:`ENDED` for a running one
+    whose ``stops_at`` passed. The stored status stays ``running`` (hosts of the previous
+    release read the same config), so the view derives it."""
+    return ENDED if status == "running" and now >= stops_at else status
+
+
+def window_end(history: Sequence[tuple[int, str | None, int | None, int | None]]
+               ) -> int | None:
+    """When an experiment last assigned shoppers, from published versions.
+
+    ``history``: oldest first, each version's ``published_at`` and the experiment's
+    ``status``, ``starts_at`` and ``stops_at`` in it (None where it is absent). A version
+    in which it runs assigns from its publication (or ``starts_at``) until the next
+    version replaces it (a stop, a ship, a removal) or ``stops_at``, whichever comes
+    first; the end is the latest such moment. None: no version in ``history`` assigned
+    anyone (a draft, or a window that never met a version's life)."""
+    end: int | None = None
+    for i, (published, status, starts, stops) in enumerate(history):
+        if status != "running" or starts is None or stops is None:
+            continue
+        until = stops if i + 1 == len(history) else min(stops, history[i + 1][0])
+        if max(published, starts) < until:
+            end = until if end is None else max(end, until)
+    return end
 
 
 def bucket(salt: str, user: str) -> int:
@@ -387,6 +422,12 @@ def follow_experiments(live: Cleaned, new: Cleaned, now: int | None) -> Problems
                 "cannot change once the running experiment started (it decides who is "
                 "compared with whom): stop it and start a new experiment")}
                 for f in locked_changes(old, e)]
+        if ended(old, now) and status == "running" and e.get("stops_at") != old["stops_at"]:
+            # a later stops_at would run it again after shoppers went back to the live
+            # config: its window is over and its figures frozen
+            problems.append({"path": f"{path}.stops_at", "message": (
+                "the experiment ended (its stops_at passed) and cannot run again: "
+                "start a new experiment")})
     return problems
 
 
@@ -399,6 +440,12 @@ def locked_changes(old: Cleaned, new: Cleaned) -> list[str]:
     """The fields of a started running experiment that ``new`` changes and may not: its
     status (back to draft) and :data:`LOCKED_FIELDS`. Both experiments cleaned."""
     return [f for f in ("status", *LOCKED_FIELDS) if old.get(f) != new.get(f)]
+
+
+def ended(exp: Mapping[str, Any], now: int | None) -> bool:
+    """Running in the config but past its ``stops_at`` at ``now`` (None: never known)."""
+    return now is not None and status_at(str(exp.get("status", "draft")),
+                                         int(exp.get("stops_at", MAX_TIME)), now) == ENDED
 
 
 def started(exp: Cleaned, now: int | None) -> bool:

@@ -161,7 +161,8 @@ export type Experiment = {
   hypothesis?: string;
   /** mixed into the assignment hash; never change it while running */
   salt?: string;
-  status: string;
+  /** draft (validated, nobody assigned), running, ended (running in the config, but its stops_at passed: nobody is assigned, its results are frozen, a new experiment may start), stopped, shipped */
+  status: "draft" | "running" | "stopped" | "shipped" | "ended";
   /** the arm the others are compared with */
   control?: string;
   arms: { [key: string]: {
@@ -616,6 +617,8 @@ export type GetExperimentResponse = Experiment;
 /** getExperimentResults 200: Per-arm results (retention, draws, spend, prize cost, orders, GMV) with intervals, tests, a sample-ratio check and the fixed-horizon verdict */
 export type GetExperimentResultsResponse = {
   experiment: string;
+  /** draft (validated, nobody assigned), running, ended (running in the config, but its stops_at passed: nobody is assigned, its results are frozen, a new experiment may start), stopped, shipped */
+  status?: "draft" | "running" | "stopped" | "shipped" | "ended";
   exposed: Record<string, unknown>;
   sample_ratio?: Record<string, unknown> | null;
   primary: Record<string, unknown>;

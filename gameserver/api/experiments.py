@@ -26,7 +26,14 @@ from economy.experiment_edits import (
     ship_arm,
     stop_experiment,
 )
-from economy.experiments import ARM_SPEC, EXPERIMENT_SPEC, Experiment
+from economy.experiments import (
+    ARM_SPEC,
+    ENDED,
+    EXPERIMENT_SPEC,
+    STATUSES,
+    Experiment,
+    status_at,
+)
 from economy.schema import ID_PATTERN, Bool, Enum, Obj, Spec, Str
 from economy.simulate import simulate
 from gameserver.api.admin_keys import Written, sql_write
@@ -58,6 +65,10 @@ SIM_PLAYERS = 200
 SIM_DRAWS = 50
 """The per-arm simulation of getExperiment: 200 shoppers × 50 single draws per series."""
 
+VIEW_STATUSES = (*STATUSES, ENDED)
+STATUS_NOTE = ("draft (validated, nobody assigned), running, ended (running in the "
+               "config, but its stops_at passed: nobody is assigned, its results are "
+               "frozen, a new experiment may start), stopped, shipped")
 _ARM_CONFIG = ARM_SPEC.schema()
 ARM_VIEW = {**_ARM_CONFIG, "properties": {**_ARM_CONFIG["properties"], "tables": {
     "type": "object", "additionalProperties": {"type": "string"},
@@ -71,7 +82,8 @@ EXPERIMENT_VIEW = shared("Experiment", {"type": "object",
                                         "required": ["experiment", "status", "arms"],
                    "properties": {**EXPERIMENT_SPEC.schema()["properties"],
                                   "experiment": {"type": "string"},
-                                  "status": {"type": "string"},
+                                  "status": {"type": "string", "enum": list(VIEW_STATUSES),
+                                             "description": STATUS_NOTE},
                                   "arms": {"type": "object",
                                            "additionalProperties": ARM_VIEW},
                                   "game_version": {"type": "integer"},
@@ -89,8 +101,12 @@ def _experiment_id(request: web.Request) -> str:
     return eid
 
 
-def _view(eid: str, raw: dict[str, Any], built: Experiment | None) -> dict[str, Any]:
+def _view(eid: str, raw: dict[str, Any], built: Experiment | None,
+          now: int) -> dict[str, Any]:
+    """The experiment as stored, its status as of ``now`` (``ended`` past ``stops_at``),
+    and with ``built``, each arm's box tables."""
     view = {"experiment": eid, **raw}
+    view["status"] = status_at(str(raw.get("status", "draft")), int(raw["stops_at"]), now)
     if built is not None:
         view["arms"] = {aid: {**arm, "tables": _tables(built, aid)}
                         for aid, arm in raw["arms"].items()}
@@ -124,7 +140,8 @@ async def _publish(request: web.Request, merchant: Merchant, operation: str, raw
         draft = await sync_draft_in(conn, merchant.id, game, change)
         stored = await version_config_in(conn, merchant.id, game, done.version)
         exp = existing_experiment(stored, eid)
-        return Written({"experiment": _view(eid, exp, None), "published": done.to_json(),
+        return Written({"experiment": _view(eid, exp, None, now),
+                        "published": done.to_json(),
                         "draft": draft})
 
     resp = await sql_write(request, merchant.id, operation, raw, effect)
@@ -182,7 +199,7 @@ async def get_experiment(request: web.Request) -> web.Response:
     live, stored = await _live(request, merchant.id, game_id(request))
     exp = existing_experiment(stored, eid)
     built = live.config.experiments.get(eid)
-    view = _view(eid, exp, built)
+    view = _view(eid, exp, built, now_s(request))
     view["game_version"] = live.version
     if request.query.get("simulate") == "1" and built is not None:
         # CPU work (arms × series simulations): on the merchants' bounded pool, never
@@ -203,9 +220,10 @@ async def list_experiments(request: web.Request) -> web.Response:
     merchant = await merchant_of(request)
     game = game_id(request)
     live, stored = await _live(request, merchant.id, game)
-    exps = stored.get("experiments") or {}
+    exps, now = stored.get("experiments") or {}, now_s(request)
     return web.json_response({"game": game, "game_version": live.version, "experiments": [
-        _view(eid, e, live.config.experiments.get(eid)) for eid, e in sorted(exps.items())]})
+        _view(eid, e, live.config.experiments.get(eid), now)
+        for eid, e in sorted(exps.items())]})
 
 
 async def get_experiment_results(request: web.Request) -> web.Response:
@@ -230,7 +248,10 @@ async def get_experiment_results(request: web.Request) -> web.Response:
 ERRORS = (401, 403, 404)
 BASE = "/v1/admin/games/{game}/experiments"
 RESULTS = {"type": "object", "required": ["experiment", "exposed", "metrics", "primary"],
-           "properties": {"experiment": {"type": "string"}, "exposed": {"type": "object"},
+           "properties": {"experiment": {"type": "string"},
+                          "status": {"type": "string", "enum": list(VIEW_STATUSES),
+                                     "description": STATUS_NOTE},
+                          "exposed": {"type": "object"},
                           "sample_ratio": {"type": ["object", "null"]},
                           "primary": {"type": "object"}, "metrics": {"type": "object"},
                           "method": {"type": "object"}}}

@@ -27,6 +27,7 @@ from economy.experiment_edits import (
     ship_arm,
     stop_experiment,
 )
+from economy.experiments import status_at
 from gameserver.cli.common import cli_settings, run, with_db
 from gameserver.db import configs
 from gameserver.db.database import Database
@@ -66,9 +67,11 @@ def experiment() -> None:
 def list_cmd(merchant: str, game: str) -> None:
     """The experiments of GAME's live config, one line each."""
     _, config = run(lambda: with_db(cli_settings(), lambda db: _live(db, merchant, game)))
+    now = int(time.time())
     for eid, exp in sorted((config.get("experiments") or {}).items()):
         arms = ", ".join(f"{a} {v['percent']}%" for a, v in exp["arms"].items())
-        click.echo(f"{eid}\t{exp.get('status', 'draft')}\t{arms}\t{exp['name']}")
+        status = status_at(exp.get("status", "draft"), exp["stops_at"], now)  # ended?
+        click.echo(f"{eid}\t{status}\t{arms}\t{exp['name']}")
 
 
 @experiment.command("show")

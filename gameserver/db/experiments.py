@@ -18,10 +18,12 @@ the traffic; :mod:`economy.abstats` turns them into intervals and tests.
   deltas) of the shopper's own commits (``ledger.by_shopper``: not a refund's clawback
   nor a merchant's deduction), all currencies summed; **prize cost**: face value (fen)
   of confirmed value grants (blind-box prizes and coupons of the ``coupons`` section);
-  **orders** and **GMV**: ``order_events`` (paid, less refunded amounts) — each from
-  the exposing commit on; a refund counts with its order (at the order's payment time),
-  all of an order's refunds (partial ones in ``order_refunds``, a whole one for what
-  they left) together.
+  **orders** and **GMV**: ``order_events`` (paid, less refunded amounts) — each within
+  the experiment's window, from the exposing commit to the experiment's end (its stop,
+  or ``stops_at`` when that passed first: afterwards everyone is on the live config, so
+  the figures are frozen); a refund counts with its order (at the order's payment time,
+  whenever it comes), all of an order's refunds (partial ones in ``order_refunds``, a
+  whole one for what they left) together.
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ from economy.abstats import (
     wilson,
 )
 from economy.errors import DomainError
-from economy.experiments import LOWER_IS_BETTER, Experiment
+from economy.experiments import LOWER_IS_BETTER, Experiment, window_end
 from gameserver.db import models as m
-from gameserver.db.configs import validate_config
+from gameserver.db.configs import LOOK_BACK_VERSIONS, validate_config
 from gameserver.db.database import Database
 from mechanics.calendar import local_day
 
@@ -78,14 +80,18 @@ class _Q:
     experiment: str
     today: int
     exposed: Any
+    end_ms: int
+    """The experiment's end (:func:`window_end_of`) in ms: nothing at or after it counts."""
 
     @classmethod
-    def of(cls, merchant: str, game: str, exp: Experiment, tz: ZoneInfo, now: int) -> _Q:
+    def of(cls, merchant: str, game: str, exp: Experiment, tz: ZoneInfo, now: int,
+           end: int) -> _Q:
+        """``end``: when the experiment stopped assigning (:func:`window_end_of`)."""
         x = m.experiment_exposures
         exposed = select(x.c.user_id.label("u"), x.c.arm, x.c.ts_ms, x.c.day.label("d0")).where(
             x.c.merchant_id == merchant, x.c.game_id == game,
-            x.c.experiment == exp.id).cte("exposed")
-        return cls(merchant, game, exp.id, local_day(now, tz), exposed)
+            x.c.experiment == exp.id, x.c.ts_ms < end * 1000).cte("exposed")
+        return cls(merchant, game, exp.id, local_day(now, tz), exposed, end * 1000)
 
     def counts(self) -> Select[Any]:
         e = self.exposed
@@ -104,12 +110,13 @@ class _Q:
 
     def per_shopper(self, values: Select[Any]) -> Select[Any]:
         """Per arm: exposed shoppers, Σ value, Σ value² of each shopper's total of
-        ``values`` (columns u, t in ms, v) from their exposure on."""
+        ``values`` (columns u, t in ms, v) within the window: from their exposure to the
+        experiment's end (after it, everyone is on the live config: not the arm's)."""
         e, t = self.exposed, values.subquery()
+        inside = and_(t.c.u == e.c.u, t.c.t >= e.c.ts_ms, t.c.t < self.end_ms)
         per = select(e.c.u, e.c.arm,
                      cast(func.coalesce(func.sum(t.c.v), 0), Float).label("v")).select_from(
-            e.outerjoin(t, and_(t.c.u == e.c.u, t.c.t >= e.c.ts_ms))).group_by(
-            e.c.u, e.c.arm).subquery()
+            e.outerjoin(t, inside)).group_by(e.c.u, e.c.arm).subquery()
         return select(per.c.arm, func.count(), func.sum(per.c.v),
                       func.sum(per.c.v * per.c.v)).group_by(per.c.arm)
 
@@ -176,12 +183,34 @@ async def _moments(conn: Any, query: Select[Any]) -> dict[str, Moments]:
             for r in await conn.execute(query)}
 
 
+async def window_end_of(conn: Any, merchant: str, game: str, exp: Experiment) -> int:
+    """When ``exp`` stopped assigning shoppers (:func:`economy.experiments.window_end`
+    over the last :data:`LOOK_BACK_VERSIONS` published versions): ``stopExperiment``'s
+    version (or a ship's, a draft's that stopped it), or ``stops_at`` when it passed
+    first. Only the experiment's fields are read out of each version's config. Its
+    ``stops_at`` when no version read assigned anyone."""
+    v, path = m.game_versions, m.game_versions.c.config["experiments"][exp.id]
+    # times as text, made int here: a time past 2038 overflows SQL's INTEGER cast
+    rows = (await conn.execute(
+        select(v.c.published_at, path["status"].as_string(), path["starts_at"].as_string(),
+               path["stops_at"].as_string())
+        .where(v.c.merchant_id == merchant, v.c.game_id == game)
+        .order_by(v.c.version.desc()).limit(LOOK_BACK_VERSIONS))).all()
+    end = window_end([(int(r[0]), r[1], _int(r[2]), _int(r[3])) for r in reversed(rows)])
+    return exp.stops_at if end is None else end
+
+
+def _int(text: str | None) -> int | None:
+    return None if text is None else int(text)
+
+
 async def measure(db: Database, merchant: str, game: str, exp: Experiment, tz: ZoneInfo,
                   now: int) -> dict[str, Any]:
-    """The raw per-arm figures: exposed counts, retention pairs and per-shopper moments."""
-    q = _Q.of(merchant, game, exp, tz, now)
+    """The raw per-arm figures: exposed counts, retention pairs and per-shopper moments,
+    each within the experiment's window (:func:`window_end_of`)."""
     out: dict[str, Any] = {}
     async with db.connect() as conn:
+        q = _Q.of(merchant, game, exp, tz, now, await window_end_of(conn, merchant, game, exp))
         out["exposed"] = await _pairs(conn, q.counts())
         for metric, (first, last) in RETENTION.items():
             mature, retained = q.retention(first, last)
@@ -253,7 +282,7 @@ async def experiment_results(db: Database, merchant: str, game: str, exp: Experi
     srm = sample_ratio([exposed[a] for a in exp.arms], [shares[a] for a in exp.arms])
     reached = all(n >= exp.sample_size for n in exposed.values())
     return {
-        "experiment": exp.id, "status": exp.status, "control": exp.control,
+        "experiment": exp.id, "status": exp.status_at(now), "control": exp.control,
         "exposed": exposed, "allocation": {a.id: a.percent for a in exp.arms.values()},
         "sample_ratio": srm.to_json() if srm else None,
         "primary": _verdict(exp, metrics, reached), "guardrails": list(exp.guardrails),

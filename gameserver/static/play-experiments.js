@@ -11,6 +11,11 @@
   const METRICS = ["d1_retention", "d7_retention", "d30_retention", "w1_retention",
     "draws_per_shopper", "spend_per_shopper", "prize_cost_per_shopper",
     "orders_per_shopper", "gmv_per_shopper"];
+  // ended: still "running" in the config, but its stop time passed
+  const STATUS_NOTES = {
+    ended: "Its stop time passed: every shopper is back on the live config and the " +
+      "results are final. Starting a new experiment stops it.",
+  };
 
   function svg(tag, attrs, ...children) {
     const el = document.createElementNS(SVG_NS, tag);
@@ -143,7 +148,8 @@
     if (exp.status !== "shipped") actions.push(...await shipFlow(ctx, id, exp, out));
     return h("div", { class: "card", id: `exp-${id}` },
       h("div", { class: "card-head" }, h("h3", {}, exp.name),
-        h("span", { class: `badge ${exp.status} exp-status` }, exp.status),
+        h("span", { class: `badge ${exp.status} exp-status`,
+          title: STATUS_NOTES[exp.status] }, exp.status),
         h("span", { class: "muted small" }, arms)),
       h("p", { class: "small" }, exp.hypothesis),
       h("div", { class: "form-row" }, ...actions), out);

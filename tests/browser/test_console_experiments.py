@@ -1,6 +1,7 @@
 """The console's experiments panel in a real headless Chromium: create an experiment,
 read its results (per-arm table and interval chart) after shoppers drew under it, see
-that Stop asks first, and ship an arm (diff first, then confirm).
+that Stop asks first, that past its stop time it reads ended, and ship an arm (diff
+first, then confirm).
 
 Skips only when /usr/bin/chromium or Playwright is missing (``.ci/run`` installs both).
 """
@@ -56,6 +57,12 @@ async def test_create_read_results_and_ship(world: World) -> None:
         await expect(page.locator("#confirm")).to_contain_text("cannot run again")
         await page.get_by_role("button", name="Cancel").click()
         await expect(card.locator(".exp-status")).to_have_text("running")
+
+        # past its stop time (14 days) it has ended: no Stop, its results final
+        world.clock.set(time.time() + 15 * 86_400)
+        await page.get_by_role("button", name="Experiments").click()
+        await expect(card.locator(".exp-status")).to_have_text("ended")
+        await expect(card.locator("#exp-scarce-stop")).to_have_count(0)
 
         await card.locator("#exp-scarce-ship-arm").select_option("treatment")
         await card.locator("#exp-scarce-ship").click()

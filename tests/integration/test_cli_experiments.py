@@ -30,7 +30,8 @@ async def test_experiment_commands(db: Database, db_url: str, tmp_path: Path) ->
     await create_merchant(db, "shop", NOW)
     await publish_config(db, "shop", "squirrel", AB_CONFIG, NOW)
     body = tmp_path / "exp.json"
-    body.write_text(json.dumps(EXPERIMENT | {"salt": "fixed-salt"}))
+    # the CLI runs on the real clock: a stops_at far ahead, so the list reads running
+    body.write_text(json.dumps(EXPERIMENT | {"salt": "fixed-salt", "stops_at": 4_000_000_000}))
 
     put = await petbox(db_url, tmp_path, "experiment", "put", "shop", "squirrel", "scarce",
                        str(body))

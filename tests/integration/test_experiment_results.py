@@ -4,6 +4,7 @@ games and merchants, voided and shadow grants, and refunds."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from economy.rewards import Coupon
 from gameserver.db import models as m
 from gameserver.db.database import Database
 from gameserver.db.experiments import experiment_results, measure
+from tests.unit.boxes_factory import game_raw
 from tests.unit.test_experiments import T0, raw_with
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -270,6 +272,51 @@ async def test_a_refund_counts_with_its_order(db: Database) -> None:
                                       "rare": Moments(1, 300, 300 ** 2)}
     assert got["orders_per_shopper"] == {"control": Moments(1, 0, 0),
                                          "rare": Moments(1, 2, 4)}
+
+
+async def test_figures_end_with_the_experiment(db: Database) -> None:
+    """An arm's figures are bounded by the experiment's window: from the exposure to its
+    end, the stop's version when it came before stops_at (then everyone is on the live
+    config). Draws, spend, prize cost and orders after it are not the arm's, nor is a
+    shopper exposed after it; an order paid inside it still nets its refund, whenever
+    it comes. Everything was counted."""
+    day, stop = 86_400_000, T0 + 2 * 86_400
+    raw = raw_with()
+    exp = parse_game_config(raw).experiments["e1"]
+    stopped = copy.deepcopy(raw)
+    stopped["experiments"]["e1"]["status"] = "stopped"
+    await rows(db, m.game_versions, [
+        {"merchant_id": "shop", "game_id": "squirrel", "version": v, "config": c,
+         "checksum": f"c{v}", "published_at": at, "note": ""}
+        for v, c, at in ((1, game_raw(), T0 - 86_400), (2, raw, T0 - 60), (3, stopped, stop))])
+    after = stop * 1000
+    await rows(db, m.experiment_exposures, [
+        exposure("ann", "control"), exposure("cat", "rare"),
+        exposure("late", "rare", ms=after + 5)])  # a host still on version 2
+    await rows(db, m.draws, [draw("ann", ms=after - 1), draw("ann", ms=after),
+                             draw("late", ms=after + 5)])
+    await rows(db, m.ledger, [ledger("ann", -10, ms=after - 1), ledger("ann", -50, ms=after)])
+    await rows(db, m.grants, [grant("cat", 1000), {**grant("cat", 700), "created_ms": after}])
+    await rows(db, m.order_events, [
+        order("cat", "o1", "paid", 2000), order("cat", "o1", "refunded", 500, ms=after + day),
+        order("cat", "o2", "paid", 300, ms=after)])
+    got = await measure(db, "shop", "squirrel", exp, TZ, T0 + 40 * 86_400)
+    assert got["exposed"] == {"control": 1, "rare": 1}
+    assert got["draws_per_shopper"] == {"control": Moments(1, 1, 1), "rare": Moments(1, 0, 0)}
+    assert got["spend_per_shopper"] == {"control": Moments(1, 10, 100),
+                                        "rare": Moments(1, 0, 0)}
+    assert got["prize_cost_per_shopper"] == {"control": Moments(1, 0, 0),
+                                             "rare": Moments(1, 1000, 1_000_000)}
+    assert got["orders_per_shopper"] == {"control": Moments(1, 0, 0),
+                                         "rare": Moments(1, 1, 1)}
+    assert got["gmv_per_shopper"] == {"control": Moments(1, 0, 0),
+                                      "rare": Moments(1, 1500, 1500 ** 2)}
+    # without the stop, the window ends at stops_at: the same rows count up to it
+    async with db.engine.begin() as conn:
+        await conn.execute(m.game_versions.delete().where(m.game_versions.c.version == 3))
+    open_until = await measure(db, "shop", "squirrel", exp, TZ, T0 + 40 * 86_400)
+    assert open_until["draws_per_shopper"]["rare"] == Moments(2, 1, 1)  # late's, too
+    assert open_until["spend_per_shopper"]["control"] == Moments(1, 60, 3600)
 
 
 async def test_gmv_nets_every_refund_of_an_order_once(db: Database) -> None:

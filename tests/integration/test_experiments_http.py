@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from economy.fairness import verify_record
 from gameserver.api.poll import CODEC as POLL_CODEC
-from gameserver.appkeys import CLOCK, GAMES, SETTINGS
+from gameserver.appkeys import CLOCK, GAMES, SETTINGS, STORE
 from gameserver.db import models as m
 from gameserver.games import parse_config
 from gameserver.state.aggregates_gate import OwedReconciler
@@ -59,6 +59,14 @@ EXPERIMENT: dict[str, Any] = {
 @pytest.fixture
 async def ab(world: World) -> World:
     await world.merchant("abshop", config=AB_CONFIG)
+    return on_test_clock(world)
+
+
+def on_test_clock(world: World) -> World:
+    """SQL dates commits by their ledger entry, Redis' clock in serving; here the test
+    clock's, which the experiment's window (starts_at, stops_at, a stop's version) is
+    on too."""
+    world.client.app[STORE].entry_time_from_clock = True
     return world
 
 
@@ -177,6 +185,13 @@ async def test_two_arm_weight_experiment_end_to_end(ab: World) -> None:
     await ab.client.app[GAMES].refresh()
     after = await ok(await ab.get(SERIES, token(ab, "shopper-1")))
     assert after["arm"] is None and after["table"] == public["table"]
+    # after the stop everyone draws on the live config: not the arm's figures (they were)
+    ab.clock.advance(60)
+    drawn = await ok(await ab.post(f"{SERIES}/draw", token(ab, "shopper-1"), {}, "d2-1"))
+    assert "arm" not in drawn["draws"][0]
+    await flush(ab)
+    frozen = await ok(await ab.client.get(f"{ADMIN}/scarce/results", headers=admin(ab)))
+    assert frozen["metrics"] == res["metrics"] and frozen["status"] == "stopped"
 
 
 async def test_ship_shows_the_diff_then_publishes_the_arm(ab: World) -> None:
@@ -424,6 +439,42 @@ async def test_a_version_lists_its_arms_after_the_window_and_after_a_republish(
         f"{SERIES}?merchant=abshop&version=3"))
 
 
+async def test_an_experiment_past_stops_at_has_ended(ab: World) -> None:
+    """Past stops_at an experiment assigns nobody: it reads ``ended`` (it read
+    ``running``), its figures stay those of its window (a full-price draw after it was
+    counted in the shopper's arm), it cannot be edited back to life, and a new
+    experiment may start (it was refused: one runs at a time), stopping it."""
+    await ok(await put(ab, EXPERIMENT))
+    await ok(await ab.post(f"{SERIES}/draw", token(ab, "ann"), {}, "d-0"))
+    ab.clock.advance(40 * DAY)  # exactly stops_at
+    await ab.client.app[GAMES].refresh()
+    drawn = await ok(await ab.post(f"{SERIES}/draw", token(ab, "ann"), {}, "d-1"))
+    assert "arm" not in drawn["draws"][0]
+    await flush(ab)
+    view = await ok(await ab.client.get(f"{ADMIN}/scarce", headers=admin(ab)))
+    listed = await ok(await ab.client.get(ADMIN, headers=admin(ab)))
+    res = await ok(await ab.client.get(f"{ADMIN}/scarce/results", headers=admin(ab)))
+    assert (view["status"], listed["experiments"][0]["status"], res["status"]) == (
+        "ended", "ended", "ended")
+    assert sum(res["exposed"].values()) == 1
+    assert {arm: (res["metrics"]["draws_per_shopper"][arm]["total"],
+                  res["metrics"]["spend_per_shopper"][arm]["total"])
+            for arm in res["exposed"] if res["exposed"][arm]} == {
+        next(a for a, n in res["exposed"].items() if n): (1.0, 10.0)}
+    later = await put(ab, EXPERIMENT | {"stops_at": NOW + 50 * DAY})
+    assert later.status == 409
+    assert (await later.json())["error"]["details"]["status"] == "ended"
+    fresh = EXPERIMENT | {"starts_at": NOW + 40 * DAY, "stops_at": NOW + 60 * DAY}
+    started = await ok(await put(ab, fresh, eid="scarce2"))
+    assert started["published"]["version"] == 3
+    assert started["experiment"]["status"] == "running"
+    now = await ok(await ab.client.get(ADMIN, headers=admin(ab)))
+    assert {e["experiment"]: e["status"] for e in now["experiments"]} == {
+        "scarce": "stopped", "scarce2": "running"}
+    again = await ok(await ab.client.get(f"{ADMIN}/scarce/results", headers=admin(ab)))
+    assert again["metrics"] == res["metrics"]
+
+
 async def test_spend_is_the_shoppers_own_and_orders_expose_nobody(world: World) -> None:
     """An exposed shopper's spend is what they spent themselves: a refund's clawback of
     what their order earned and a merchant's deduction take currency from them but are
@@ -434,7 +485,7 @@ async def test_spend_is_the_shoppers_own_and_orders_expose_nobody(world: World) 
     config["tasks"] = {"buy_any": {"name": "Buy anything", "kind": "purchase", "limit": 3,
                                    "reward": {"currency": {"acorn": 5}}}}
     await world.merchant("abshop", config=config)
-    await ok(await put(world, EXPERIMENT))
+    await ok(await put(on_test_clock(world), EXPERIMENT))
     await ok(await world.post(f"{SERIES}/draw", token(world, "ann"), {}, "d-ann"))  # 10
     secret = world.merchants["abshop"].signing_secret
     for user, status in (("ann", "paid"), ("ann", "refunded"), ("buyer", "paid")):
@@ -472,7 +523,7 @@ async def test_a_shared_play_is_the_acting_shoppers_active_day_only(world: World
     config["groupbuys"] = {"duo": {"title": "Duo", "size": 2, "duration_s": 2 * DAY,
                                    "reward": {"currency": {"gem": 5}}}}
     await world.merchant("abshop", config=config)
-    await ok(await put(world, EXPERIMENT))
+    await ok(await put(on_test_clock(world), EXPERIMENT))
     for user in ("ann", "bob", "dan"):  # day 0: exposed by a draw
         await ok(await world.post(f"{SERIES}/draw", token(world, user), {}, f"d-{user}"))
     code = (await ok(await world.post(f"{GAME}/groupbuys/duo", token(world, "bob"), {},

@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 
 from economy.abstats import Moments
 from economy.config import parse_game_config
-from gameserver.appkeys import DB
+from gameserver.appkeys import DB, STORE
 from gameserver.db import models as m
 from gameserver.db.experiments import measure
 from gameserver.ops.settings import Settings
@@ -44,6 +44,8 @@ async def test_a_partial_refund_applies_once_and_a_whole_refund_takes_the_rest(
         client: Any, db: Any, clock: Any) -> None:
     world = World(client, db, clock, loop_config(tasks=TASKS))
     await world.merchant()
+    # orders dated on the test clock, inside the experiment's window read below
+    client.app[STORE].entry_time_from_clock = True
     alice = Shopper(world, "alice")
     assert (await post_order(world, **PAID))[1]["tasks"] == {"spend100": 3, "big": 1}
     status, out = await post_order(world, **R1)

@@ -12,7 +12,16 @@ import pytest
 
 from economy.config import parse_game_config
 from economy.errors import ConfigInvalid
-from economy.experiments import BUCKETS, bucket, choose, merged_raw
+from economy.experiment_edits import ExperimentClosed, put_experiment
+from economy.experiments import (
+    BUCKETS,
+    bucket,
+    choose,
+    follow_experiments,
+    merged_raw,
+    status_at,
+    window_end,
+)
 from mechanics.experiments import track, tracked_side
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
@@ -147,6 +156,43 @@ def test_one_experiment_runs_at_a_time() -> None:
                               "message": "one experiment may run at a time; running: "
                                          "['e1', 'e2'] (one whose stops_at passed counts "
                                          "until it is stopped or shipped: stop it first)"}]
+
+
+def test_an_ended_experiment_makes_way_and_stays_ended() -> None:
+    """Past stops_at a running experiment reads ``ended``; putting a new one running
+    stops it (one runs at a time, in the config) instead of being refused, and it cannot
+    be put again, nor its stops_at moved later by a draft, to run once more."""
+    end = T0 + 30 * 86400
+    e1 = parse_game_config(raw_with()).experiments["e1"]
+    assert [e1.status_at(t) for t in (T0 - 1, end - 1, end)] == ["running", "running",
+                                                                 "ended"]
+    assert status_at("stopped", end, end + 1) == "stopped"
+    body = experiment(salt="s2", starts_at=end, stops_at=end + 86400)
+    put = put_experiment(raw_with(), "e2", body, end, "fresh")
+    assert {k: e.status for k, e in parse_game_config(put).experiments.items()} == {
+        "e1": "stopped", "e2": "running"}
+    with pytest.raises(ExperimentClosed) as info:
+        put_experiment(raw_with(), "e1", experiment(stops_at=end + 86400), end, "fresh")
+    assert info.value.details["status"] == "ended"
+    later = raw_with(experiment(stops_at=end + 86400))
+    assert follow_experiments(raw_with(), later, end) == [{
+        "path": "$.experiments.e1.stops_at", "message": "the experiment ended (its "
+        "stops_at passed) and cannot run again: start a new experiment"}]
+    assert follow_experiments(raw_with(), later, end - 1) == []  # still running: may move
+
+
+def test_the_window_ends_at_the_stop_or_at_stops_at() -> None:
+    """The window's end from published versions (time, status, starts_at, stops_at)."""
+    run = ("running", 100, 1000)
+    assert window_end([(50, *run)]) == 1000  # still live: stops_at
+    assert window_end([(50, *run), (400, "stopped", 100, 1000)]) == 400  # stopped
+    assert window_end([(50, *run), (400, None, None, None)]) == 400  # removed
+    assert window_end([(50, *run), (1200, "stopped", 100, 1000)]) == 1000  # stopped late
+    assert window_end([(50, *run), (300, *run), (500, "shipped", 100, 1000)]) == 500
+    assert window_end([(50, "running", 100, 200), (300, *run)]) == 1000  # extended
+    assert window_end([(50, "draft", 100, 1000), (90, "stopped", 100, 1000)]) is None
+    assert window_end([(50, *run), (60, "stopped", 100, 1000)]) is None  # never started
+    assert window_end([]) is None
 
 
 def test_a_stopped_experiment_is_not_revalidated() -> None:
