@@ -15,7 +15,14 @@ import logging
 from aiohttp import web
 
 from economy.schema import Str
-from gameserver.api.common import Operation, game_id, limit_param, merchant_of, query_int
+from gameserver.api.common import (
+    Operation,
+    game_id,
+    limit_param,
+    merchant_of,
+    query_int,
+    refuse_unknown_params,
+)
 from gameserver.appkeys import DB, SETTINGS
 from gameserver.db import configs, export
 from gameserver.db.export_cursor import MAX_LENGTH
@@ -36,6 +43,7 @@ async def export_events(request: web.Request) -> web.StreamResponse:
     merchant = await merchant_of(request)
     game = game_id(request)
     db = request.app[DB]
+    refuse_unknown_params(request, ("cursor", "limit"))  # ?curser= must not start over
     limit = _limit(request)
     cursor = request.query.get("cursor")
     cursors = export.codec(request.app[SETTINGS].token_secret, merchant.id, game)

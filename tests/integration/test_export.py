@@ -138,7 +138,7 @@ async def test_bad_requests(world: World) -> None:
     key = str(world.merchants["shop"].api_key)
     for query in ("cursor=abc", "cursor=v1.1.2", "cursor=v1.-1.0.0", "cursor=v2.1.1.1",
                   "limit=0", "limit=x", "limit=99999999999", "limit=%C2%B2",
-                  "limit=0000000000000099999999999"):
+                  "limit=0000000000000099999999999", "curser=v1.1.1.1", "cursor=&from=1"):
         resp = await world.get(f"{EXPORT}?{query}", key)
         assert resp.status == 422, query
     assert (await world.get("/v1/admin/games/nope/export", key)).status == 404
@@ -165,12 +165,22 @@ async def test_real_actions_through_the_persister(world: World) -> None:
                      key="a1")
     fed = await world.post("/v1/games/squirrel/pet/feed", token, {"food": "snack"}, key="f1")
     assert fed.status == 200, await fed.text()
+    await world.post("/v1/games/squirrel/pet/feed", token, {"food": "snack"}, key="f2")
     await app_persister(app, consumer="c1").run_once()
 
     *events, _ = await export(world)
 
-    assert [(e["user"], e["name"], e["delta"], e["before"], e["after"]) for e in events
-            if e["type"] == "ledger"][-1] == ("u1", "acorn", -10, 100, 90)
+    # Ledger lines come in the order they were written (the two feeds' may come either
+    # way round); as documented, by (player_version, seq) a shopper's balances chain.
+    ledger = sorted((e for e in events if e["type"] == "ledger"),
+                    key=lambda e: (e["user"], e["player_version"], e["seq"]))
+    assert [(e["user"], e["name"], e["delta"], e["before"], e["after"]) for e in ledger
+            if e["name"] == "acorn"][-2:] == [("u1", "acorn", -10, 100, 90),
+                                              ("u1", "acorn", -10, 90, 80)]
+    last: dict[tuple[str, str], int] = {}
+    for e in ledger:
+        assert last.get((e["kind"], e["name"]), e["before"]) == e["before"], e
+        last[(e["kind"], e["name"])] = e["after"]
 
 
 @pytest.mark.postgres
