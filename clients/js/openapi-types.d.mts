@@ -419,7 +419,7 @@ export type ExchangeResponse = {
   player: Player;
 };
 
-/** exportEvents 200: NDJSON stream of the game's ledger entries, draws, confirmed grants and shared plays' commits (votes, joins, grabs) after a cursor: each line carries the cursor that resumes after it; the last line is {"type": "end", "cursor", "count", "more"} */
+/** exportEvents 200: NDJSON stream of the game's ledger entries, draws, confirmed grants, shared plays' commits (votes, joins, grabs), orders, partial refunds and coupon redemptions after a cursor: each line carries the (opaque) cursor that resumes after it; the last line is {"type": "end", "cursor", "count", "more"} */
 export type ExportEventsResponse = string;
 
 /** feedPet 200: Feed the pet: pays the food's price, raises its stats and xp */

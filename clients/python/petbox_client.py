@@ -276,11 +276,12 @@ class PetboxClient:
 
     def export_events(self, game: str, cursor: str = "", *,
                       page: int = 10_000) -> Iterator[dict[str, Any]]:
-        """``exportEvents``: every event line (``ledger``, ``draw``, ``grant``, ``play``)
-        after ``cursor``, fetched ``page`` lines at a time; each carries the ``cursor``
-        that resumes after it. A stream that petbox cut short (an ``error`` line, or no
-        ``end`` line) is resumed from its last cursor, at most ``attempts`` times in a
-        row without a new line (then :class:`PetboxError` ``export_interrupted``)."""
+        """``exportEvents``: every event line (``ledger``, ``draw``, ``grant``, ``play``,
+        ``order``, ``refund``, ``redemption``) after ``cursor``, fetched ``page`` lines at
+        a time; each carries the (opaque) ``cursor`` that resumes after it. A stream that
+        petbox cut short (an ``error`` line, or no ``end`` line) is resumed from its last
+        cursor, at most ``attempts`` times in a row without a new line (then
+        :class:`PetboxError` ``export_interrupted``)."""
         stalled = 0
         while True:
             query = urllib.parse.urlencode({"cursor": cursor, "limit": page})

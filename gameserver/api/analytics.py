@@ -14,8 +14,15 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from economy.errors import InvalidInput
-from economy.schema import Int, Str
-from gameserver.api.common import Operation, game_id, merchant_of, now_s, query_int
+from economy.schema import Int, Spec, Str
+from gameserver.api.common import (
+    Operation,
+    game_id,
+    merchant_of,
+    now_s,
+    query_int,
+    refuse_unknown_params,
+)
 from gameserver.api.schemas import ANY_OBJECT, INT, NUM, STR, array, map_of, obj
 from gameserver.appkeys import DB
 from gameserver.db import analytics, configs
@@ -89,9 +96,20 @@ async def analytics_report(db: Database, merchant: str, game: str, now: int, day
     return {"game": game, "timezone": tz, **report, "definitions": DEFINITIONS}
 
 
+PARAMS: dict[str, str | Spec] = {"days": Int(minimum=1, maximum=analytics.MAX_DAYS, description=(
+              f"how many days, ending with `end` (1..{analytics.MAX_DAYS}, "
+              f"default {DEFAULT_DAYS})")),
+          "end": Str(pattern=f"^{DATE_RE.pattern}$", min_length=10, max_length=10,
+                     description="last day, YYYY-MM-DD in the game's time zone "
+                                 f"(default today, and a later day is today; "
+                                 f"{FIRST_END.isoformat()} or later)")}
+"""The query parameters; any other (``?from=``, ``?to=``) is refused, not ignored."""
+
+
 async def get_analytics(request: web.Request) -> web.Response:
     merchant = await merchant_of(request)
     game = game_id(request)
+    refuse_unknown_params(request, PARAMS)
     days = _int_param(request, "days", DEFAULT_DAYS, 1, analytics.MAX_DAYS)
     end = _date_param(request, "end")
     return web.json_response(await analytics_report(request.app[DB].report, merchant.id, game,
@@ -103,13 +121,7 @@ OPERATIONS = [
               "Per day: DAU, new players, draws, coupons granted, average active minutes; "
               "D1/D7/D30 retention cohorts and weekly retention (days in the game's zone)",
               auth="merchant", tag="merchant", errors=(401, 403, 404, 422),
-              params={"days": Int(minimum=1, maximum=analytics.MAX_DAYS, description=(
-                          f"how many days, ending with `end` (1..{analytics.MAX_DAYS}, "
-                          f"default {DEFAULT_DAYS})")),
-                      "end": Str(pattern=f"^{DATE_RE.pattern}$", min_length=10, max_length=10,
-                                 description="last day, YYYY-MM-DD in the game's time zone "
-                                             f"(default today, and a later day is today; "
-                                             f"{FIRST_END.isoformat()} or later)")},
+              params=PARAMS,
               response=obj({
                   "game": STR, "timezone": STR, "from": STR, "to": STR, "today": STR,
                   "days": array(obj({"date": STR, "dau": INT, "new_players": INT,

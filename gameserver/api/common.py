@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -234,6 +234,20 @@ def query_int(request: web.Request, name: str, lo: int, hi: int) -> int | None:
             or not lo <= int(raw) <= hi):
         raise InvalidInput(f"{name} must be an integer in {lo}..{hi}", field=name)
     return int(raw)
+
+
+def refuse_unknown_params(request: web.Request, known: Iterable[str]) -> None:
+    """422 ``invalid_input`` naming every query parameter not in ``known``, as an
+    unknown body field is (``"is not a known parameter"``): a typo such as ``?from=``
+    for ``?end=`` must not silently get the default answer."""
+    allowed = set(known)
+    unknown = sorted({name for name in request.query if name not in allowed})
+    if unknown:
+        raise InvalidInput(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''}: "
+            f"{', '.join(unknown)} (known: {', '.join(sorted(allowed)) or 'none'})",
+            problems=[{"path": f"$.{name}", "message": "is not a known parameter"}
+                      for name in unknown])
 
 
 def now_s(request: web.Request) -> int:

@@ -11,21 +11,28 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 
 from aiohttp import web
 
 from economy.schema import Str
-from gameserver.api.common import Operation, game_id, limit_param, merchant_of, query_int
-from gameserver.appkeys import DB
+from gameserver.api.common import (
+    Operation,
+    game_id,
+    limit_param,
+    merchant_of,
+    query_int,
+    refuse_unknown_params,
+)
+from gameserver.appkeys import DB, SETTINGS
 from gameserver.db import configs, export
+from gameserver.db.export_cursor import MAX_LENGTH
 
 log = logging.getLogger("petbox.export")
 
 NDJSON = "application/x-ndjson"
-CURSOR_PATTERN = (rf"^({re.escape(export.CURSOR_PREFIX)}[0-9]{{1,18}}"
-                  rf"(\.[0-9]{{1,18}}){{{export.LEGACY_SOURCES - 1},{len(export.SOURCES) - 1}}})?$")
-"""What :func:`gameserver.db.export.decode_cursor` accepts (empty: from the beginning)."""
+CURSOR_PATTERN = r"^(v2\.[A-Za-z0-9_-]+|v1\.[0-9]{1,18}(\.[0-9]{1,18}){2,3})?$"
+"""The shape of what :class:`gameserver.db.export_cursor.CursorCodec` reads (empty: from
+the beginning; v1: a cursor of the release before, still read)."""
 
 
 def _limit(request: web.Request) -> int | None:
@@ -36,14 +43,16 @@ async def export_events(request: web.Request) -> web.StreamResponse:
     merchant = await merchant_of(request)
     game = game_id(request)
     db = request.app[DB]
+    refuse_unknown_params(request, ("cursor", "limit"))  # ?curser= must not start over
     limit = _limit(request)
     cursor = request.query.get("cursor")
-    export.decode_cursor(cursor)  # refuse a bad cursor before any SQL work
+    cursors = export.codec(request.app[SETTINGS].token_secret, merchant.id, game)
+    cursors.decode(cursor)  # refuse a bad cursor before any SQL work
     await configs.require_game(db, merchant.id, game)
-    plan = await export.plan(db, merchant.id, game, cursor, limit)
+    plan = await export.plan(db, cursors, cursor, limit)
     resp = web.StreamResponse(headers={"Content-Type": NDJSON, "Cache-Control": "no-store"})
     await resp.prepare(request)
-    last = export.encode_cursor(plan.after)
+    last = cursors.encode(plan.after)
     try:
         async for chunk in export.chunks(db, plan):
             await resp.write(chunk)
@@ -67,15 +76,16 @@ def _last_cursor(chunk: bytes) -> str:
 
 OPERATIONS = [
     Operation("exportEvents", "GET", "/v1/admin/games/{game}/export", export_events,
-              "NDJSON stream of the game's ledger entries, draws, confirmed grants and "
-              "shared plays' commits (votes, joins, grabs) after a cursor: each line carries "
-              "the cursor that resumes after it; the last line is "
+              "NDJSON stream of the game's ledger entries, draws, confirmed grants, "
+              "shared plays' commits (votes, joins, grabs), orders, partial refunds and "
+              "coupon redemptions after a cursor: each line carries the (opaque) cursor "
+              "that resumes after it; the last line is "
               '{"type": "end", "cursor", "count", "more"}',
               auth="merchant", tag="merchant", errors=(401, 403, 404, 422, 503),
               content_type=NDJSON, response={"type": "string", "description": "NDJSON"},
-              params={"cursor": Str(pattern=CURSOR_PATTERN, max_length=100, description=(
+              params={"cursor": Str(pattern=CURSOR_PATTERN, max_length=MAX_LENGTH, description=(
                           "resume after this cursor (from an earlier line, end line or error "
-                          "line); empty: from the beginning")),
+                          "line of this game's export); empty: from the beginning")),
                       "limit": limit_param(export.MAX_LIMIT, "at most this many event "
                                            f"lines (1..{export.MAX_LIMIT}; default: all "
                                            "up to now)")}),

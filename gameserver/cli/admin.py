@@ -235,10 +235,12 @@ def export_cmd(merchant: str, game: str, cursor: str, limit: int | None) -> None
     from gameserver.db import configs, export
 
     out = sys.stdout.buffer
+    settings = cli_settings()  # the token secret keys the cursors, as on the servers
 
     async def work(db: Database) -> str:
         await configs.require_game(db, merchant, game)
-        plan = await export.plan(db, merchant, game, cursor or None, limit)
+        cursors = export.codec(settings.token_secret, merchant, game)
+        plan = await export.plan(db, cursors, cursor or None, limit)
         last = b""
         async for chunk in export.chunks(db, plan):
             out.write(chunk)
@@ -246,7 +248,7 @@ def export_cmd(merchant: str, game: str, cursor: str, limit: int | None) -> None
         out.flush()
         return str(json.loads(last)["cursor"]) if last else ""
 
-    click.echo(f"next cursor: {_in_db(work)}", err=True)
+    click.echo(f"next cursor: {run(lambda: with_db(settings, work))}", err=True)
 
 
 def register(main: click.Group, game: click.Group) -> None:

@@ -183,6 +183,9 @@ grants = Table(
     Column("settled_ms", BigInteger, nullable=True),
     Column("redeemed_ms", BigInteger, nullable=True),  # a coupon used (redeemCoupon)
     Column("redeemed_ref", String(64), nullable=True),  # the merchant's order or till ref
+    # numbered by the database when redeemed_ms is first set (migration 0014): the export
+    # pages redemptions by it
+    Column("redeemed_id", BigInteger, nullable=True),
     Index("uq_grants_live_position", "merchant_id", "game_id", "user_id", "idem_key",
           "position", unique=True, sqlite_where=text("status != 'void'"),
           postgresql_where=text("status != 'void'")),
@@ -190,6 +193,7 @@ grants = Table(
     Index(None, "merchant_id", "game_id", "id"),
     Index(None, "commit_id"),
     Index(None, "merchant_id", "game_id", "user_id", "id"),  # a shopper's coupon wallet
+    Index(None, "redeemed_id"),
 )
 """One row per value grant; a pending row whose action never committed becomes void.
 A confirmed coupon is *redeemed* once ``redeemed_ms`` is set (``redeemCoupon``)."""
@@ -333,11 +337,14 @@ order_events = Table(
     Column("commit_id", String(32), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("ts_ms", BigInteger, nullable=False),
+    Column("id", BigInteger, nullable=True),  # given by the database (migration 0014)
     PrimaryKeyConstraint("merchant_id", "game_id", "user_id", "order_id", "kind"),
     Index(None, "merchant_id", "game_id", "ts_ms"),
+    Index(None, "id", unique=True),
 )
 """Orders ``ingestOrder`` applied (paid, and refunded with the paid amount): orders and
-GMV in SQL."""
+GMV in SQL. ``id`` grows with each insert, numbered by the database (an identity on
+PostgreSQL, a trigger on SQLite), never by the writer: the export pages by it."""
 
 order_refunds = Table(
     "order_refunds", metadata,
@@ -350,7 +357,9 @@ order_refunds = Table(
     Column("commit_id", String(32), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("ts_ms", BigInteger, nullable=False),
+    Column("id", BigInteger, nullable=True),  # given by the database (migration 0014)
     PrimaryKeyConstraint("merchant_id", "game_id", "user_id", "order_id", "refund_id"),
+    Index(None, "id", unique=True),
 )
 """Partial refunds (``ingestOrder`` with ``refund_id``, migration 0013) of orders
 ``order_events`` has paid: what each returned, one row each; a whole refund keeps its

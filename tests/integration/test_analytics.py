@@ -212,6 +212,15 @@ async def test_bad_parameters_are_422(world: World) -> None:
         resp = await world.get(f"/v1/admin/games/squirrel/analytics?{query}", key)
         assert resp.status == 422, query
     assert (await world.get("/v1/admin/games/nope/analytics", key)).status == 404
+    # parameters it does not take are refused by name, not ignored for the default range
+    for query, named in (("from=2026-13-01", ["$.from"]), ("bogus=1&days=7", ["$.bogus"]),
+                         ("to=2026-01-02&from=2026-01-01", ["$.from", "$.to"])):
+        resp = await world.get(f"/v1/admin/games/squirrel/analytics?{query}", key)
+        assert resp.status == 422, query
+        error = (await resp.json())["error"]
+        assert error["code"] == "invalid_input"
+        assert [p["path"] for p in error["details"]["problems"]] == named
+    assert error["message"] == "unknown query parameters: from, to (known: days, end)"
     earliest = await world.get("/v1/admin/games/squirrel/analytics?end=1971-01-02&days=366",
                                key)
     assert earliest.status == 200, await earliest.text()

@@ -151,6 +151,7 @@ async def test_query_parameters_are_bounded_as_the_server_reads_them(world: Worl
     assert re.search(end, "2026-01-01") and not re.search(end, "yesterday")
     cursor = params[("exportEvents", "cursor")]["pattern"]
     assert re.search(cursor, "") and re.search(cursor, "v1.1.2.3.4")
+    assert re.search(cursor, "v2.Zm9v_-") and not re.search(cursor, "v2.a.b")
     assert not re.search(cursor, "v1.1.2") and not re.search(cursor, "1.2.3.4")
 
     player = {"Authorization": f"Bearer {token}"}

@@ -138,7 +138,7 @@ async def test_bad_requests(world: World) -> None:
     key = str(world.merchants["shop"].api_key)
     for query in ("cursor=abc", "cursor=v1.1.2", "cursor=v1.-1.0.0", "cursor=v2.1.1.1",
                   "limit=0", "limit=x", "limit=99999999999", "limit=%C2%B2",
-                  "limit=0000000000000099999999999"):
+                  "limit=0000000000000099999999999", "curser=v1.1.1.1", "cursor=&from=1"):
         resp = await world.get(f"{EXPORT}?{query}", key)
         assert resp.status == 422, query
     assert (await world.get("/v1/admin/games/nope/export", key)).status == 404
@@ -165,12 +165,22 @@ async def test_real_actions_through_the_persister(world: World) -> None:
                      key="a1")
     fed = await world.post("/v1/games/squirrel/pet/feed", token, {"food": "snack"}, key="f1")
     assert fed.status == 200, await fed.text()
+    await world.post("/v1/games/squirrel/pet/feed", token, {"food": "snack"}, key="f2")
     await app_persister(app, consumer="c1").run_once()
 
     *events, _ = await export(world)
 
-    assert [(e["user"], e["name"], e["delta"], e["before"], e["after"]) for e in events
-            if e["type"] == "ledger"][-1] == ("u1", "acorn", -10, 100, 90)
+    # Ledger lines come in the order they were written (the two feeds' may come either
+    # way round); as documented, by (player_version, seq) a shopper's balances chain.
+    ledger = sorted((e for e in events if e["type"] == "ledger"),
+                    key=lambda e: (e["user"], e["player_version"], e["seq"]))
+    assert [(e["user"], e["name"], e["delta"], e["before"], e["after"]) for e in ledger
+            if e["name"] == "acorn"][-2:] == [("u1", "acorn", -10, 100, 90),
+                                              ("u1", "acorn", -10, 90, 80)]
+    last: dict[tuple[str, str], int] = {}
+    for e in ledger:
+        assert last.get((e["kind"], e["name"]), e["before"]) == e["before"], e
+        last[(e["kind"], e["name"])] = e["after"]
 
 
 @pytest.mark.postgres
@@ -178,20 +188,30 @@ async def test_postgres_export_waits_for_an_uncommitted_insert(world: World) -> 
     if world.db.dialect != "postgresql":
         pytest.skip("id order equals commit order on SQLite")
     await insert_rows(world.db, m.ledger, [ledger_row("early", at("2026-01-05"))])
-    async with world.db.engine.connect() as conn:
+    async with world.db.engine.connect() as conn, world.db.engine.connect() as orders:
         tx = await conn.begin()
         await conn.execute(insert(m.ledger), [ledger_row("slow", at("2026-01-05"))])
-        await insert_later(world)  # a larger id, committed first, from another connection
+        order_tx = await orders.begin()  # the same for an order table (ids: an identity)
+        await orders.execute(insert(m.order_events), [
+            order_row("slow", "o-slow", "paid", 1, at("2026-01-05"))])
+        await insert_later(world)  # larger ids, committed first, from another connection
         exporting = asyncio.create_task(export(world))
         await asyncio.sleep(0.3)
         assert not exporting.done()  # waiting for "slow" to commit or roll back
         await tx.commit()
+        await asyncio.sleep(0.2)
+        assert not exporting.done()  # and for the order
+        await order_tx.commit()
         *events, _ = await exporting
-    assert [e["user"] for e in events] == ["early", "slow", "later"]
+    assert [(e["type"], e["user"]) for e in events] == [
+        ("ledger", "early"), ("ledger", "slow"), ("ledger", "later"),
+        ("order", "slow"), ("order", "later")]
 
 
 async def insert_later(world: World) -> None:
     await insert_rows(world.db, m.ledger, [ledger_row("later", at("2026-01-05"))])
+    await insert_rows(world.db, m.order_events, [
+        order_row("later", "o-later", "paid", 1, at("2026-01-05"))])
 
 
 async def test_small_id_windows_give_the_same_export(world: World,
@@ -242,8 +262,97 @@ async def test_shared_plays_are_exported_after_the_grants(world: World) -> None:
         {"type": "play", "user": "u2", "kind": "group", "aggregate": "gb:abc", "version": 1,
          "status": 200, "ts_ms": (t + 2) * 1000, "commit_id": "c-shop-gb:abc-1",
          "response": {"member_count": 2}}]
-    assert end["cursor"].count(".") == 4 and not end["more"]
-    # A three-number cursor at the end of the grants: only the plays are left.
-    grants_end = events[-3]["cursor"].rsplit(".", 1)[0]
+    assert end["cursor"].startswith("v2.") and not end["more"]
+    # A three-number cursor of the release before, at the end of the grants: only the
+    # plays are left.
+    last = {e["type"]: e["id"] for e in events}
+    grants_end = f"v1.{last['ledger']}.{last['draw']}.{last['grant']}"
     *rest, _ = await export(world, f"cursor={grants_end}")
     assert [e["commit_id"] for e in rest] == ["c-shop-d11:b3-1", "c-shop-gb:abc-1"]
+
+
+def order_row(user: str, order: str, kind: str, fen: int, ts: int,
+              merchant: str = "shop") -> dict[str, Any]:
+    """An order_events row as the persister writes one (no id: the database numbers it)."""
+    return {"merchant_id": merchant, "game_id": "squirrel", "user_id": user,
+            "order_id": order, "kind": kind, "amount_fen": fen, "commit_id": f"o-{order}-{kind}",
+            "seq": 0, "ts_ms": ts * 1000}
+
+
+async def test_orders_refunds_and_redemptions_follow(world: World) -> None:
+    """Orders (paid, refunded whole), partial refunds and coupon redemptions are lines of
+    their own after the plays, so the export reconciles GMV and coupon liability; a
+    coupon redeemed after the end cursor is a ``redemption`` line resuming from it, and
+    a four-number cursor of the release before resumes with all of them."""
+    await world.merchant("rival", game="squirrel")
+    await seed(world, n=3)
+    t = at("2026-01-05")
+    await insert_rows(world.db, m.order_events, [
+        order_row("u1", "o1", "paid", 5000, t), order_row("zed", "o9", "paid", 1, t, "rival"),
+        order_row("u2", "o2", "paid", 3000, t + 1), order_row("u2", "o2", "refunded", 1000,
+                                                              t + 9)])
+    await insert_rows(world.db, m.order_refunds, [{
+        "merchant_id": "shop", "game_id": "squirrel", "user_id": "u1", "order_id": "o1",
+        "refund_id": "r1", "amount_fen": 1500, "commit_id": "r-o1", "seq": 1,
+        "ts_ms": (t + 5) * 1000}])
+    *events, end = await export(world)
+    assert [e["type"] for e in events[-5:]] == ["grant", "order", "order", "order", "refund"]
+    assert [(e["order"], e["kind"], e["amount_fen"]) for e in events if e["type"] == "order"
+            ] == [("o1", "paid", 5000), ("o2", "paid", 3000), ("o2", "refunded", 1000)]
+    coupon = next(e for e in events if e["type"] == "grant")
+    # refunds come after orders whatever the order of the inserts (one source each)
+    await insert_rows(world.db, m.order_refunds, [{
+        "merchant_id": "shop", "game_id": "squirrel", "user_id": "u2", "order_id": "o2",
+        "refund_id": "r2", "amount_fen": 2000, "commit_id": "r-o2", "seq": 1,
+        "ts_ms": (t + 8) * 1000}])
+
+    redeemed = await world.client.post(
+        f"/v1/admin/games/squirrel/coupons/{coupon['code']}/redeem",
+        json={"reference": "till-1"},
+        headers={"Authorization": f"Bearer {world.merchants['shop'].api_key}"})
+    assert redeemed.status == 200, await redeemed.text()
+    *new, _ = await export(world, f"cursor={end['cursor']}")
+
+    assert [(e["type"], e.get("refund"), e["amount_fen"]) for e in new[:-1]] == [
+        ("refund", "r2", 2000)]
+    assert {k: v for k, v in new[-1].items() if k not in ("cursor", "id")} == {
+        "type": "redemption", "grant": coupon["id"], "user": coupon["user"],
+        "code": coupon["code"], "ref": coupon["ref"], "reference": "till-1",
+        "redeemed_ms": int(world.clock.now() * 1000)}
+    refund = next(e for e in events if e["type"] == "refund")
+    assert (refund["user"], refund["order"], refund["refund"], refund["amount_fen"],
+            refund["ts_ms"]) == ("u1", "o1", "r1", 1500, (t + 5) * 1000)
+    # A cursor of the release before (four numbers, at the end of the plays) resumes
+    # with every order, refund and redemption.
+    last = {e["type"]: e["id"] for e in events}
+    *old, _ = await export(world, f"cursor=v1.{last['ledger']}.{last['draw']}."
+                                  f"{last['grant']}.0")
+    assert [e["type"] for e in old] == ["order"] * 3 + ["refund"] * 2 + ["redemption"]
+
+
+async def test_cursors_are_opaque_and_bound_to_their_game(world: World) -> None:
+    """A cursor says nothing of the deployment's ids: an idle merchant's end cursor is
+    the same length however busy another merchant is, and not a list of numbers.
+    One of another merchant's game, altered, or past the end is refused, not read as
+    a place to skip to."""
+    await world.merchant("idle", game="squirrel")
+    *_, idle = await export(world, merchant="idle")
+    await seed(world, n=40)
+    *mine, end = await export(world)
+    *_, idle_after = await export(world, merchant="idle")
+
+    assert idle_after["count"] == idle["count"] == 0
+    assert len(idle_after["cursor"]) == len(idle["cursor"]) == len(end["cursor"])
+    assert idle_after["cursor"] != idle["cursor"]
+    assert idle_after["cursor"].count(".") == 1
+    key = str(world.merchants["shop"].api_key)
+    flipped = end["cursor"][:-3] + ("A" if end["cursor"][-3] != "A" else "B") + \
+        end["cursor"][-2:]
+    for cursor in (idle_after["cursor"], flipped, "v1.99999999999999999.0.0",
+                   f"v1.{mine[0]['id']}.0.99"):
+        resp = await world.get(f"{EXPORT}?cursor={cursor}", key)
+        assert resp.status == 422, cursor
+        error = (await resp.json())["error"]
+        assert error["code"] == "invalid_input"
+        assert error["details"]["problems"][0]["path"] == "$.cursor"
+    assert "past the end" in error["message"]
