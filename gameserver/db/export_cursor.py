@@ -8,13 +8,11 @@ position *encrypted* under a key only the servers hold, ``v2.<base64url>``:
 - the key is derived from the token secret (``PETBOX_TOKEN_SECRET``, which every
   host of a deployment shares so tokens verify anywhere) with a label of its own, so
   it is independent of the token signatures made with that secret;
-- the scheme is a deterministic authenticated encryption (SIV): the synthetic IV is
-  a keyed BLAKE2b MAC of the merchant, the game and the position, the position is
-  XORed with a keystream of that IV (keyed BLAKE2b under a second key), and decoding
-  checks the IV again. A cursor
-  altered, forged, from another merchant's or game's export, or from a deployment with
-  another secret does not decode (422). The same position gives the same cursor, so
-  an export with nothing new ends on the cursor it was given;
+- the scheme is AES-SIV (RFC 5297, from ``cryptography``): a deterministic
+  authenticated encryption, with the merchant and the game as associated data. A
+  cursor altered, forged, from another merchant's or game's export, or from a
+  deployment with another secret does not decode (422). The same position gives the
+  same cursor, so an export with nothing new ends on the cursor it was given;
 - every number takes eight bytes, so a cursor's length says nothing of the ids.
 
 Cursors of the release before (``v1.<ledger>.<draw>.<grant>[.<play>]``, plain ids)
@@ -27,9 +25,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import struct
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from economy.errors import InvalidInput
 
@@ -41,11 +42,11 @@ LEGACY_PREFIX = "v1."
 LEGACY_PARTS = (3, 4)
 """Numbers a v1 cursor had: before play lines (3), and with them (4)."""
 IV = 16
+"""Bytes of AES-SIV's synthetic IV, ahead of the sealed position."""
 LABEL = b"petbox export cursor v2"
 MAX_NUMBER = 2**63 - 1
 MAX_LENGTH = 200
-"""Longest cursor accepted. A v2 cursor of 7 sources is 101 characters; the keystream
-is one BLAKE2b block, so up to 7 sources fit (64 bytes): more need a longer stream."""
+"""Longest cursor accepted (a v2 cursor of 7 sources is 101 characters)."""
 
 
 def refused(message: str) -> InvalidInput:
@@ -57,39 +58,19 @@ class CursorCodec:
     """Encodes and decodes the cursors of one merchant's game, under the server's key."""
 
     def __init__(self, secret: str, merchant: str, game: str, sources: int) -> None:
-        root = hmac.new(secret.encode(), LABEL, hashlib.sha256).digest()
-        # keyed BLAKE2b (a MAC and a PRF) for both halves: one call each per cursor, as a
-        # cursor is encoded for every exported line
-        self._mac = hashlib.blake2b(key=hmac.new(root, b"mac", hashlib.sha256).digest(),
-                                    digest_size=IV, person=b"petbox-cursor-m")
-        self._mac.update(f"{len(merchant)}:{merchant}/{game}".encode() + b"\0")
-        self._enc = hashlib.blake2b(key=hmac.new(root, b"enc", hashlib.sha256).digest(),
-                                    digest_size=64, person=b"petbox-cursor-e")
+        key = HKDF(algorithm=hashes.SHA256(), length=64, salt=None,
+                   info=LABEL).derive(secret.encode())  # AES-256-SIV takes 64 bytes
+        self._siv = AESSIV(key)
+        self._bound = [f"{len(merchant)}:{merchant}/{game}".encode()]
         self._pack = struct.Struct(f">B{sources}Q")
         self.merchant, self.game, self.sources = merchant, game, sources
-
-    def _iv(self, plain: bytes) -> bytes:
-        mac = self._mac.copy()
-        mac.update(plain)
-        return mac.digest()
-
-    def _xor(self, iv: bytes, data: bytes) -> bytes:
-        """``data`` XOR the keystream of ``iv`` (both ways: seal and open)."""
-        n = len(data)
-        if n > 64:
-            raise ValueError("longer than one keystream block")
-        enc = self._enc.copy()
-        enc.update(iv)
-        stream = enc.digest()[:n]
-        return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
 
     def encode(self, position: Position) -> str:
         """The opaque cursor of ``position``."""
         plain = (self._pack.pack(len(position), *position) if len(position) == self.sources
                  else struct.pack(f">B{len(position)}Q", len(position), *position))
-        iv = self._iv(plain)
-        return PREFIX + base64.urlsafe_b64encode(iv + self._xor(iv, plain)).rstrip(
-            b"=").decode()
+        sealed = self._siv.encrypt(plain, self._bound)
+        return PREFIX + base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
 
     def decode(self, cursor: str | None) -> Position:
         """Where a cursor resumes (all zeros for none); 422 for one this server did not
@@ -104,12 +85,11 @@ class CursorCodec:
             raw = base64.urlsafe_b64decode(cursor[len(PREFIX):] + "=" * (-len(cursor) % 4))
         except (binascii.Error, ValueError):
             raise refused("must be a cursor from an earlier export") from None
-        iv, sealed = raw[:IV], raw[IV:]
-        if len(sealed) > 64:
-            raise refused("must be a cursor from an earlier export")
-        plain = self._xor(iv, sealed)
-        if (len(iv) < IV or not plain or len(plain) != 1 + 8 * plain[0]
-                or not hmac.compare_digest(self._iv(plain), iv)):
+        try:
+            plain = self._siv.decrypt(raw, self._bound) if len(raw) > IV else b""
+        except InvalidTag:
+            plain = b""
+        if not plain or len(plain) != 1 + 8 * plain[0]:
             raise refused("must be a cursor from an earlier export of this game (a cursor "
                           "of another game or deployment, or one altered, is not)")
         numbers = struct.unpack(f">{plain[0]}Q", plain[1:])
