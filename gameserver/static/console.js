@@ -1944,9 +1944,9 @@
       showError("export-error", new Error("Pick at least one kind of event to export."));
       return;
     }
-    if (start && !/^v1\.[0-9.]+$/.test(start)) {
-      showError("export-error", new Error("A cursor looks like v1.120.43.7.0: copy it from a " +
-        "line of an earlier export."));
+    if (start && !/^(v2\.[A-Za-z0-9_-]+|v1\.[0-9.]+)$/.test(start)) {
+      showError("export-error", new Error("A cursor starts with v2. (v1. from the release " +
+        "before): copy it from a line of an earlier export."));
       $("export-cursor").focus();
       return;
     }
