@@ -99,7 +99,7 @@ ROOMS = (
     # the mechanic registry (mechanics/registry.py)
     *API_ROOMS,
     # merchants and operations
-    "admin", "configs", "simulate", "analytics", "export", "webhooks", "console", "ops",
+    "admin", "erasure", "configs", "simulate", "analytics", "export", "webhooks", "console", "ops",
 )
 """The API modules, in the order their routes are documented. Each exports
 ``OPERATIONS``, the :class:`Operation` rows that drive both routing and OpenAPI;

@@ -8,7 +8,7 @@ module and the rules import the player state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mechanics.slices import (
     Slice,
@@ -19,6 +19,9 @@ from mechanics.slices import (
     records_slice,
     same,
 )
+
+if TYPE_CHECKING:
+    from mechanics.state import PlayerState
 
 FLASH = "f"
 PRESALE = "p"
@@ -85,3 +88,10 @@ class SaleHoldsSlots(StateSlots):
     """:func:`bought_key` → units bought whose paid holds were dropped: the per-shopper
     limit still counts them, for as long as the config has the sale (an open-ended sale
     may outlive a hold by years; one count per configured sale keeps this bounded)"""
+
+
+def held_units(state: PlayerState, now: int) -> list[str]:
+    """Flash-sale and presale units the shopper holds and may still pay for (limited
+    stock, unsettled until paid or expired: ``erasePlayer`` waits for them)."""
+    return sorted(f"sale_hold:{hid}" for hid, h in state.sale_holds.items()
+                  if h.status_at(now) == HELD)

@@ -9,9 +9,12 @@ decided, a moment later.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mechanics.slices import Slice, StateSlots, records_slice
+
+if TYPE_CHECKING:
+    from mechanics.state import PlayerState
 
 
 @dataclass
@@ -61,3 +64,9 @@ class GroupBuySlots(StateSlots):
     """group id → the shopper's side of it (empty until the first group). Bounded: open
     and complete groups (the per-shopper limit caps them per offer; a complete one of a
     removed offer goes 30 days after its deadline) and the 20 newest other closed ones"""
+
+
+def open_groups(state: PlayerState, now: int) -> list[str]:
+    """The groups the shopper is in that are still open (``erasePlayer`` waits for them:
+    the group's end still owes the shopper a reward or their payment back)."""
+    return sorted(f"groupbuy:{gid}" for gid, g in state.groupbuys.items() if g.state == "open")

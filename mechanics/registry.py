@@ -63,9 +63,9 @@ from mechanics.experiments import experiments_view
 from mechanics.experimentstate import ExperimentSlots
 from mechanics.flashsale import sale_holds_view
 from mechanics.flashsalepay import deposit_refunded, pay_sale_holds
-from mechanics.flashsalestate import SaleHoldsSlots
+from mechanics.flashsalestate import SaleHoldsSlots, held_units
 from mechanics.groupbuy import groupbuys_view, order_refunded
-from mechanics.groupbuystate import GroupBuySlots
+from mechanics.groupbuystate import GroupBuySlots, open_groups
 from mechanics.orderstate import OrdersSlots
 from mechanics.outcome import Outcome
 from mechanics.petstate import PetSlots
@@ -112,6 +112,10 @@ says have nothing left; a unit that comes up short applies the order again). Non
 the order is none of its business (the response stays as it was)."""
 
 
+Unsettled = Callable[[PlayerState, int], list[str]]
+"""``(state, now) -> ids``: what the shopper holds of a mechanic that is not settled yet
+(an open group, a held flash-sale unit): its end still owes them something, so erasing
+them now would lose it or bring them back (docs/privacy.md)."""
 Follow = Callable[[Any, Outcome, int, GameConfig], Outcome]
 """``(action, outcome, now, config) -> outcome``: a mechanic's pure follow-up to every
 player action the server binds (``gameserver.services.bind``), applied in the same
@@ -142,6 +146,8 @@ class Mechanic:
     """its part of a refunded order, after the refund's rule, in the same commit"""
     follows: Follow | None = None
     """its follow-up to other mechanics' actions (None: it has none)"""
+    unsettled: Unsettled | None = None
+    """what a shopper holds of it that cannot be settled yet (``erasePlayer`` waits)"""
 
 
 MECHANICS: tuple[Mechanic, ...] = (
@@ -163,12 +169,13 @@ MECHANICS: tuple[Mechanic, ...] = (
              (View("experiments", experiments_view, omit_none=True),)),
     Mechanic("flashsale", FLASHSALES, SaleHoldsSlots,
              (View("sale_holds", sale_holds_view, omit_none=True),), on_order=pay_sale_holds,
-             on_refund=deposit_refunded),
+             on_refund=deposit_refunded, unsettled=held_units),
     Mechanic("rains", RAINS),  # its pools and seeds are aggregates, no slice
     Mechanic("samples", SAMPLES),  # applications and results are aggregates, no slice
     Mechanic("assist", ASSISTS, AssistSlots, (View("assists", assists_view, omit_none=True),)),
     Mechanic("groupbuy", GROUPBUYS, GroupBuySlots,
-             (View("groupbuys", groupbuys_view, omit_none=True),), on_refund=order_refunded),
+             (View("groupbuys", groupbuys_view, omit_none=True),), on_refund=order_refunded,
+             unsettled=open_groups),
     Mechanic("teams", TEAMS, TeamsSlots, (View("teams", teams_view, omit_none=True),),
              follows=contribute),
 )
@@ -176,6 +183,10 @@ MECHANICS: tuple[Mechanic, ...] = (
 
 FOLLOWERS: tuple[Follow, ...] = tuple(m.follows for m in MECHANICS if m.follows is not None)
 """Every mechanic's follow-up to player actions, in registry order."""
+
+UNSETTLED: tuple[Unsettled, ...] = tuple(
+    m.unsettled for m in MECHANICS if m.unsettled is not None)
+"""What each mechanic says a shopper holds unsettled (:data:`Unsettled`)."""
 
 BY_NAME: dict[str, Mechanic] = {m.name: m for m in MECHANICS}
 

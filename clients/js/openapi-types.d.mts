@@ -406,6 +406,17 @@ export type DrawSampleWinnersResponse = {
   applicants_hash: string;
 } | null;
 
+/** erasePlayer 200: Erase a shopper's personal data of this game (PIPL art. 47) */
+export type ErasePlayerResponse = {
+  pseudonym: string;
+  /** id → integer amount */
+  deleted: { [key: string]: number };
+  /** id → integer amount */
+  pseudonymised: { [key: string]: number };
+  redis_keys_deleted: number;
+  refused_until: number;
+};
+
 /** exchange 200: 换购: spend currency, items or duplicates on an offer */
 export type ExchangeResponse = {
   offer: string;
@@ -1692,6 +1703,7 @@ export interface Responses {
   diffGameVersions: DiffGameVersionsResponse;
   drawBox: DrawBoxResponse;
   drawSampleWinners: DrawSampleWinnersResponse;
+  erasePlayer: ErasePlayerResponse;
   exchange: ExchangeResponse;
   exportEvents: ExportEventsResponse;
   feedPet: FeedPetResponse;

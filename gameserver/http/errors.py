@@ -84,6 +84,19 @@ class ActionInProgress(DomainError):
                          what=what, retry_after=1)
 
 
+class PlayerErased(DomainError):
+    """The shopper's personal data is being erased, or was just erased (``erasePlayer``,
+    docs/privacy.md): their actions are refused until the erasure's tombstone lapses;
+    then they start as a new player."""
+
+    code = "player_erased"
+    kind = Refusal.CONFLICT
+
+    def __init__(self) -> None:
+        super().__init__("this player's data is being erased at the merchant's request; "
+                         "a new player may start in a few minutes", retry_after=60)
+
+
 class ResponseUnavailable(DomainError):
     """A used Idempotency-Key whose stored response cannot be read (SQL has not got it)."""
 

@@ -180,6 +180,10 @@ class Settings:
     owed_after: float = 5.0
     """Seconds after which a shopper commit a gate recorded and no request finished
     (a crash between the two commits) is applied by the owed reconciler."""
+    erase_wait: float = 10.0
+    """``erasePlayer``: longest wait for the persister to settle the shopper (409 after)."""
+    erase_tombstone: float = 600.0
+    """``erasePlayer``: seconds an erased shopper's actions are refused (``player_erased``)."""
     max_inflight: int = 256
     """Admission control: requests one process works on at once (health, readiness,
     metrics and the OpenAPI document are never counted); 0 = no admission control."""
@@ -466,6 +470,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hold_ttl=_hold_ttl(env),
         stock_buckets=_int(env, "PETBOX_STOCK_BUCKETS", 8, 1, 1024),
         owed_after=_num(env, "PETBOX_OWED_AFTER", 5.0, 0.05, 3600),
+        erase_wait=_num(env, "PETBOX_ERASE_WAIT", 10.0, 0.05, 600),
+        erase_tombstone=_num(env, "PETBOX_ERASE_TOMBSTONE", 600.0, 0.05, 86400),
         **_admission(env),
         log_level=_log_level(env),
         access_log=_bool(env, "PETBOX_ACCESS_LOG", True),

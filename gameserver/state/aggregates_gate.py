@@ -51,7 +51,12 @@ from economy.config import GameConfig
 from economy.errors import DomainError, NotFound
 from gameserver.clock import Clock
 from gameserver.games import GameRegistry, LiveGame
-from gameserver.http.errors import Busy, IdempotencyInProgress, ResponseUnavailable
+from gameserver.http.errors import (
+    Busy,
+    IdempotencyInProgress,
+    PlayerErased,
+    ResponseUnavailable,
+)
 from gameserver.jobs.periodic import PeriodicTask
 from gameserver.jobs.webhooks import Outbox
 from gameserver.ops.metrics import Metrics
@@ -360,6 +365,10 @@ class OwedReconciler(PeriodicTask):
             else:  # it will fail the same way: say so loudly, but never drop it
                 log.error("owed %s failing, kept for a fix: %r", name, exc)
                 report.failing += 1
+            return
+        except PlayerErased:  # the erasure settles nothing for them: wait it out
+            log.warning("owed %s waits: its shopper is being erased", name)
+            report.waiting += 1
             return
         except DomainError as exc:
             log.error("owed %s refused by its rule (%s); dropped", name, exc.code)

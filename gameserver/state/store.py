@@ -40,6 +40,7 @@ from gameserver.http.errors import (
     Busy,
     IdempotencyInProgress,
     IdempotencyMismatch,
+    PlayerErased,
     ResponseUnavailable,
 )
 from gameserver.ops.metrics import Metrics
@@ -291,7 +292,7 @@ class Store:
             res = await self._load(keys=[self.keys.player(a.ref), a.idem_key,
                                          self.keys.ledger(a.ref.shard)],
                                    args=[a.request_hash, a.token, 1 if a.shared else 0,
-                                         a.claim_ms])
+                                         a.claim_ms, int(self.clock.now() * 1000)])
             kind = res[0]
             if kind == b"ok":
                 break
@@ -301,6 +302,8 @@ class Store:
                 return await self._replay_from_sql(a, res[1].decode())
             if kind == b"mismatch":
                 raise IdempotencyMismatch()
+            if kind == b"erased":  # erasePlayer holds or has just erased them
+                raise PlayerErased()
             if self.clock.monotonic() >= deadline:  # pending: the claim's owner is running
                 raise IdempotencyInProgress()
             await asyncio.sleep(delay)

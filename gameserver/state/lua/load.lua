@@ -14,6 +14,8 @@
 --         the same request (claim.lua's ARGV[4]): such a claim is no reason to wait
 -- ARGV[4] with ARGV[3]: claim TTL in ms (above 0: the key is free or this request's, so
 --         claim it here, as claim.lua would, saving the gate's action a round trip)
+-- ARGV[5] now (unix ms): a player whose erasure holds them (field z, erase.lua, until
+--         then) is refused (absent: not checked)
 -- Returns one of:
 --   {'done', status, body}        the key was used before with this request: replay
 --   {'stored', commit id}         the same, but the body is in SQL by now (responses)
@@ -21,6 +23,7 @@
 --   {'pending'}                   another request claimed this key and is still running
 --   {'ok', version, state}        free, claimed by us, or bound with this request to a
 --                                 gate (which replays it); version '' / state '' = no player
+--   {'erased'}                    the player is being (or was just) erased: refused
 local idem = redis.call('HMGET', KEYS[2], 'h', 't', 'c', 'r', 'e', 'x', 'g', 'l')
 if idem[1] then
   if idem[1] ~= ARGV[1] then return {'mismatch'} end
@@ -40,9 +43,14 @@ if idem[1] then
     return {'pending'}
   end
 end
+local p = redis.call('HMGET', KEYS[1], 'v', 's', 'z')
+-- A retry of a used key above still replays; anything new waits out the erasure.
+-- (v = -1: erase.lua's tombstone, refused until it expires.)
+if ARGV[5] and (p[1] == '-1' or (p[3] and tonumber(p[3]) > tonumber(ARGV[5]))) then
+  return {'erased'}
+end
 if ARGV[3] == '1' and tonumber(ARGV[4] or '0') > 0 then
   redis.call('HSET', KEYS[2], 'h', ARGV[1], 't', ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-local p = redis.call('HMGET', KEYS[1], 'v', 's')
 return {'ok', p[1] or '', p[2] or ''}

@@ -1,0 +1,204 @@
+"""``erasePlayer``: a shopper's personal data of one game, erased at the merchant's request
+(docs/privacy.md).
+
+In order, so that nothing the erasure removed comes back:
+
+1. **refuse what cannot be settled yet**: a pending value grant (the reconciler decides
+   it), a record a shared play owes the shopper (the two-commit protocol), or what a
+   mechanic says the shopper holds (an open group, a held flash-sale unit): 409
+   ``erase_unsettled``, nothing changed.
+2. **block** (``erase.lua``): the shopper's new actions are refused (``player_erased``)
+   while the persister writes what it owes SQL of them (dirty state, ledger entries).
+   Once it has, the same script replaces the player by a tombstone that every commit
+   loaded before it conflicts with; not within ``PETBOX_ERASE_WAIT``: 409
+   ``erase_pending`` (a retry goes on).
+3. **SQL**, one transaction (:mod:`gameserver.db.erasure`): rows deleted or re-keyed to a
+   pseudonym.
+4. **Redis**: the shopper's idempotency records, gate records, reminders, board places
+   and rate-limit keys are deleted; the tombstone stays ``PETBOX_ERASE_TOMBSTONE``, then
+   the shopper, if they come back, is a new player.
+
+Every step is idempotent, so a retry after a crash anywhere completes the erasure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from redis.asyncio import Redis
+
+from economy.errors import DomainError, Refusal
+from gameserver.clock import Clock
+from gameserver.db import erasure as sql
+from gameserver.db.database import Database
+from gameserver.games import LiveGame
+from gameserver.state.keys import AggregateRef, Keys, PlayerRef
+from gameserver.state.scripts import Script
+from gameserver.state.store import Store
+from mechanics.registry import UNSETTLED
+from mechanics.state import PlayerState
+
+
+class EraseUnsettled(DomainError):
+    """The shopper holds something whose end still owes them (or the merchant) a
+    settlement: erase once it is settled."""
+
+    code = "erase_unsettled"
+    kind = Refusal.CONFLICT
+
+    def __init__(self, holding: list[str]) -> None:
+        super().__init__("this player holds something not settled yet (a pending prize, "
+                         "an open group, a held sale unit, a shared play's follow-up); "
+                         "nothing was erased: retry once it is settled",
+                         holding=holding[:20], retry_after=60)
+
+
+class ErasePending(DomainError):
+    """The persister has not written the shopper's last changes yet (SQL slow or down)."""
+
+    code = "erase_pending"
+    kind = Refusal.CONFLICT
+
+    def __init__(self, waited: float) -> None:
+        super().__init__("the player's last changes are not in SQL yet; nothing was erased, "
+                         "retry with the same Idempotency-Key", waited_s=waited,
+                         retry_after=5)
+
+
+class Eraser:
+    """Erases shoppers of one keyspace (real or shadow: its own keys and SQL only)."""
+
+    def __init__(self, redis: Redis, keys: Keys, db: Database, store: Store, clock: Clock,
+                 *, shards: int, secret: str, idempotency_ttl_s: int, wait_s: float,
+                 tombstone_s: float) -> None:
+        self.redis, self.keys, self.db, self.store, self.clock = redis, keys, db, store, clock
+        self.shards, self.secret = shards, secret
+        self.idempotency_ttl_ms = idempotency_ttl_s * 1000
+        self.wait_s, self.tombstone_ms = wait_s, int(tombstone_s * 1000)
+        self._erase = Script.named("erase", redis=redis)
+
+    def _now_ms(self) -> int:
+        return int(self.clock.now() * 1000)
+
+    async def erase(self, ref: PlayerRef, live: LiveGame) -> dict[str, Any]:
+        """Erase ``ref`` (steps 1-4 of the module docstring); what was done, by table."""
+        alias = sql.pseudonym(self.secret, ref.merchant, ref.user)
+        deadline = self.clock.monotonic() + self.wait_s
+        # Long-lived holdings refuse at once; a grant in flight settles in a moment.
+        holding = await self._holding(ref, (await self.store.read(ref)).state, grants=False)
+        if holding:
+            raise EraseUnsettled(holding)
+        await self._block(ref, deadline)
+        await self._settled(ref, deadline)
+        async with self.db.begin() as conn:
+            done = await sql.erase_rows(conn, ref, alias,
+                                        self._now_ms() - self.idempotency_ttl_ms)
+        removed = await self._redis_leftovers(ref, live, done)
+        self.store.cache.drop(ref.member)
+        return {"pseudonym": alias, "deleted": done.deleted,
+                "pseudonymised": done.pseudonymised, "redis_keys_deleted": removed,
+                "refused_until": (self._now_ms() + self.tombstone_ms) // 1000}
+
+    async def _holding(self, ref: PlayerRef, state: PlayerState | None, *,
+                       grants: bool = True) -> list[str]:
+        """What the shopper holds unsettled: the mechanics' (from ``state``), records
+        shared plays owe them, and (``grants``) value grants still pending."""
+        now = int(self.clock.now())
+        holding = [h for unsettled in UNSETTLED if state is not None
+                   for h in unsettled(state, now)]
+        if grants:
+            async with self.db.connect() as conn:
+                pending = await sql.pending_grants(conn, ref)
+            if pending:
+                holding.append(f"pending_grants:{pending}")
+        return holding + await self._owed(ref)
+
+    async def _settled(self, ref: PlayerRef, deadline: float) -> None:
+        """Once blocked: wait for grants in flight to settle (confirmed, or void when their
+        commit met the tombstone); what changed since the first look is in SQL now. Not
+        settled by the deadline: the block is undone and the erasure refused."""
+        delay = 0.01
+        while True:
+            holding = await self._holding(ref, (await self.store.read(ref)).state)
+            if not holding:
+                return
+            if self.clock.monotonic() >= deadline or not all(
+                    h.startswith("pending_grants:") for h in holding):
+                await self._unblock(ref)
+                raise EraseUnsettled(holding)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    async def _owed(self, ref: PlayerRef) -> list[str]:
+        """Records shared plays of this game owe the shopper (every aggregate shard's owed
+        set: small, as records live seconds)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.zrange(self.keys.owed(shard), 0, -1)
+        prefix, mid = f"{ref.merchant}:{ref.game}:", f"|{ref.user}|"
+        found: list[str] = []
+        for members in await pipe.execute():
+            for raw in members:
+                member = raw.decode() if isinstance(raw, bytes) else str(raw)
+                if member.startswith(prefix) and mid in member:
+                    found.append("owed:" + member.split("|", 1)[0][len(prefix):])
+        return found
+
+    async def _block(self, ref: PlayerRef, deadline: float) -> None:
+        """Block the shopper and wait until the persister owes SQL nothing of them."""
+        k = self.keys
+        hold_ms = int((self.wait_s + 2) * 1000)
+        delay = 0.01
+        while True:
+            got = await self._erase(
+                keys=[k.player(ref), k.dirty(ref.shard), k.active(ref.shard),
+                      k.ledger(ref.shard)],
+                args=[ref.member, self._now_ms(), hold_ms, self.tombstone_ms])
+            if got in (b"blocked", "blocked"):
+                return
+            if self.clock.monotonic() >= deadline:
+                raise ErasePending(self.wait_s)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    async def _unblock(self, ref: PlayerRef) -> None:
+        """Undo a block whose erasure was refused after it: the tombstone goes (the
+        player is read back from SQL, which holds them whole, as after an eviction)."""
+        key = self.keys.player(ref)
+        with contextlib.suppress(Exception):
+            if await self.redis.hget(key, "v") in (b"-1", "-1"):
+                await self.redis.delete(key)
+
+    async def _redis_leftovers(self, ref: PlayerRef, live: LiveGame,
+                               done: sql.Erased) -> int:
+        """Delete the shopper's keys besides the tombstone; how many existed."""
+        k, r = self.keys, self.redis
+        removed = 0
+        for key in done.player_keys:
+            removed += int(await r.delete(k.idempotency(ref, key)))
+        for kind, aggregate, key in done.shared_keys:
+            agg = AggregateRef.of(ref.merchant, ref.game, kind, aggregate, self.shards)
+            removed += int(await r.delete(k.aggregate_idempotency(agg, ref.user, key)))
+        queued = f"*:{ref.member}"  # <kind>:<member> (gameserver/jobs/reminders.py)
+        removed += await _scan_out(r, k.reminders(ref.shard), queued, zset=True)
+        removed += await _scan_out(r, k.reminder_retries(ref.shard), queued, zset=False)
+        for board in live.config.leaderboards:
+            removed += int(await r.zrem(k.leaderboard(ref.merchant, ref.game, board),
+                                        ref.user))
+            removed += int(await r.hdel(k.leaderboard_names(ref.merchant, ref.game, board),
+                                        ref.user))
+        rate = f"{k.tag(ref.shard)}:rl:{ref.merchant}:{ref.user}"  # http/ratelimit.py
+        removed += int(await r.delete(rate, f"{rate}:draw"))
+        return removed
+
+
+async def _scan_out(redis: Redis, key: str, pattern: str, *, zset: bool) -> int:
+    """Remove the members (or hash fields) of ``key`` matching ``pattern``."""
+    scan = redis.zscan_iter if zset else redis.hscan_iter
+    found = [item[0] if isinstance(item, tuple) else item
+             async for item in scan(key, match=pattern, count=500)]
+    if not found:
+        return 0
+    return int(await (redis.zrem(key, *found) if zset else redis.hdel(key, *found)))
