@@ -23,7 +23,7 @@ from economy.schema import Int, Obj, Spec, Str, validate
 from gameserver.appkeys import CLOCK, GAMES, MERCHANTS, SERVICES, SETTINGS, SHADOW, SIGNER
 from gameserver.db.database import Merchant
 from gameserver.games import LiveGame
-from gameserver.http.auth import API_KEY_PREFIX, PlayerClaims, bearer
+from gameserver.http.auth import API_KEY_PREFIX, TOKEN_PREFIX, PlayerClaims, bearer
 from gameserver.http.errors import Forbidden, IdempotencyKeyMissing, Unauthorized
 from gameserver.jobs.reminders import member_of, upcoming
 from gameserver.services import RuleContext, Services
@@ -266,6 +266,19 @@ def verified_claims(request: web.Request, token: str) -> PlayerClaims:
         claims = request.app[SIGNER].verify(token, now_s(request))
         request[_CLAIMS] = claims
     return claims
+
+
+def valid_player_claims(request: web.Request) -> PlayerClaims | None:
+    """The claims of the request's player token if it sends a valid one, else None
+    (whoever needs the token decides what its absence means)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
+        return None
+    try:
+        return verified_claims(request, token)
+    except Unauthorized:
+        return None
 
 
 SHADOW_HEADER = "X-Petbox-Shadow"

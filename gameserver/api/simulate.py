@@ -86,7 +86,9 @@ async def simulate_game(request: web.Request) -> web.Response:
             {"path": f"$.stock.{p}", "message": f"not a limited prize of {series.id} "
              f"(its prizes: {', '.join(sorted(limited)) or 'none'})"} for p in unknown])
     stock = {e.id: e.prize.stock for e in series.entries if e.prize is not None}
-    stock.update(body["stock"] or await _left(request, merchant.id, game, sorted(limited)))
+    unnamed = sorted(limited - set(body["stock"]))
+    stock.update(await _left(request, merchant.id, game, unnamed) if unnamed else {})
+    stock.update(body["stock"])
     result = await run_simulation(request, merchant.id, simulate, series, body["players"],
                                   body["draws"], body["seed"], batch=body["batch"],
                                   stock=stock)

@@ -15,7 +15,8 @@ the header from any peer; neither fits a deployment that takes both.)
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from aiohttp import hdrs, web
 
@@ -26,34 +27,69 @@ TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[Network, ...])
 ``gameserver.appkeys`` imports, needs this module)."""
 
 
-def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
+MAX_HOPS = 16
+"""Hops of ``X-Forwarded-For`` read at most, from the right: the client is within a few
+hops of the balancer, and a header of thousands would cost each request a parse."""
+
+_CACHED = "petbox.client_ip"
+
+
+def _address(text: str) -> IPv4Address | IPv6Address | None:
+    """A hop as an address: ``1.2.3.4``, ``1.2.3.4:567``, ``::1``, ``[::1]:567``; an
+    IPv4-mapped IPv6 address as its IPv4 one (one client, one budget); None for
+    anything else (a zone id such as ``fe80::1%eth0`` among it: never a client's)."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    if "%" in text:
+        return None
     try:
-        ip = ip_address(address)
+        ip = ip_address(text)
     except ValueError:
-        return False
-    return any(ip in net for net in networks)
+        return None
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _trusted(ip: IPv4Address | IPv6Address | None, networks: tuple[Network, ...]) -> bool:
+    return ip is not None and any(ip in net for net in networks)
 
 
 def client_ip(request: web.BaseRequest) -> str:
     """The client's address (``"-"`` when unknown): the peer, or behind trusted proxies
-    the right-most untrusted ``X-Forwarded-For`` hop (the left-most when all are
-    trusted)."""
-    peer = request.remote or "-"
-    app = getattr(request, "app", None)  # the access log may see a bare request
-    networks = app.get(TRUSTED_PROXIES, ()) if app is not None else ()
-    if not networks or not _trusted(peer, networks):
-        return peer
-    hops = [hop.strip() for value in request.headers.getall(hdrs.X_FORWARDED_FOR, ())
-            for hop in value.split(",")]
-    for hop in reversed(hops):
-        if not _trusted(hop, networks):
-            return hop if _is_ip(hop) else peer  # garbage a trusted hop passed on
-    return hops[0] if hops and _is_ip(hops[0]) else peer
+    the right-most ``X-Forwarded-For`` hop that is not trusted (the right-most one when
+    all are: the address the balancer saw), normalised (no port, IPv4-mapped as IPv4).
+    Worked out once per request."""
+    cached = request.get(_CACHED)
+    if cached is None:
+        cached = request[_CACHED] = _client_ip(request)
+    return str(cached)
 
 
-def _is_ip(text: str) -> bool:
+def _client_ip(request: web.BaseRequest) -> str:
     try:
-        ip_address(text)
-    except ValueError:
-        return False
-    return True
+        networks = request.app.get(TRUSTED_PROXIES, ())  # type: ignore[attr-defined]
+    except (AttributeError, AssertionError):  # a request aiohttp's parser refused
+        networks = ()
+    forwarded = request.headers.getall(hdrs.X_FORWARDED_FOR, ()) if networks else ()
+    return pick(request.remote or "-", forwarded, networks)
+
+
+def pick(peer: str, forwarded: Iterable[str], networks: tuple[Network, ...]) -> str:
+    """The client of a request from ``peer`` with ``X-Forwarded-For`` lines
+    ``forwarded``, behind the proxies in ``networks`` (see :func:`client_ip`)."""
+    peer_ip = _address(peer)
+    if not networks or not _trusted(peer_ip, networks):
+        return str(peer_ip) if peer_ip is not None else peer
+    header = ",".join(forwarded)
+    hops = [hop for hop in header.rsplit(",", MAX_HOPS)[-MAX_HOPS:] if hop.strip()]
+    addresses = [_address(hop) for hop in hops]
+    for ip in reversed(addresses):
+        if ip is None:
+            return str(peer_ip)  # garbage a trusted hop passed on: the balancer's word
+        if not _trusted(ip, networks):
+            return str(ip)
+    return str(addresses[-1]) if addresses else str(peer_ip)

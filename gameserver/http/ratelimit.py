@@ -63,13 +63,11 @@ from aiohttp.typedefs import Middleware
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from gameserver.api.common import idempotency_key, verified_claims
+from gameserver.api.common import idempotency_key, valid_player_claims
 from gameserver.appkeys import KEYS, MERCHANTS, REDIS
 from gameserver.db.database import Merchant
 from gameserver.http.auth import (
     API_KEY_PREFIX,
-    TOKEN_PREFIX,
-    PlayerClaims,
     bearer,
     verify_session_signature,
 )
@@ -197,14 +195,20 @@ class RateLimiter:
                 return group[int(res[0]) - 1] + 1, int(res[1])
         return 0, 0
 
-    def limits(self, request: web.Request) -> list[Limit]:
-        """The limits that apply to ``request`` (empty for exempt routes)."""
+    def limits(self, request: web.Request, shadow_login: bool = False) -> list[Limit]:
+        """The limits that apply to ``request`` (empty for exempt routes);
+        ``shadow_login``: a ``createSession`` asking for a load-test session."""
         path = request.path
         if not path.startswith("/v1/") or path.startswith(EXEMPT_PREFIXES):
             return []
-        claims = _claims(request)
+        claims = valid_player_claims(request)
         # The keyspace comes from the signed token, not from a header anyone can send.
-        prefix = "pbs" if claims is not None and claims.shadow else request.app[KEYS].prefix
+        # A login has no token yet: one that asks for a load-test session spends the
+        # load-test budget of its IP (the handler refuses it unless a load-test
+        # merchant signed it), so a rehearsal's logins never spend the IP budget real
+        # shoppers behind the same address log in with.
+        shadow = claims.shadow if claims is not None else shadow_login
+        prefix = "pbs" if shadow else request.app[KEYS].prefix
         s = self.settings
         out: list[Limit] = []
         if s.rate_ip is not None:
@@ -289,22 +293,9 @@ def _key_before_any_refusal(request: web.Request) -> None:
         idempotency_key(request)
 
 
-def _claims(request: web.Request) -> PlayerClaims | None:
-    """The claims of a valid player token, else None (the handler decides)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
-        return None
-    try:
-        return verified_claims(request, token)
-    except Unauthorized:
-        return None
-
-
 async def load_test_exempt(request: web.Request) -> bool:
     """Whether ``request`` provably comes from a merchant marked for load tests."""
-    claims = _claims(request)
+    claims = valid_player_claims(request)
     if claims is not None:
         return claims.shadow or await _is_load_test(request, claims.merchant)
     if request.method == "POST" and request.match_info.route.name == "createSession":
@@ -334,6 +325,18 @@ async def _load_test_session(request: web.Request) -> bool:
         merchant.signing_secret, merchant_id, user, ts, sign, age_band, consent, shadow))
 
 
+async def _shadow_login(request: web.Request) -> bool:
+    """A ``createSession`` whose body asks for a load-test session (``shadow: true``),
+    unverified: the handler checks the signature (admission has read the body)."""
+    if request.method != "POST" or request.match_info.route.name != "createSession":
+        return False
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("shadow") is True
+
+
 def rate_limit_middleware(limiter: RateLimiter) -> Middleware:
     """The middleware for ``limiter`` (also ``app[RATE_LIMITER]``); register it after
     ``error_middleware`` so a refusal (or Redis being unavailable: 503) gets the usual
@@ -344,7 +347,7 @@ def rate_limit_middleware(limiter: RateLimiter) -> Middleware:
         if limiter.enabled and request.path.startswith(EXEMPT_PREFIXES):
             return await limiter.merchant_request(request, handler)
         if limiter.enabled:
-            limits = limiter.limits(request)
+            limits = limiter.limits(request, await _shadow_login(request))
             if limits:
                 _key_before_any_refusal(request)
             try:

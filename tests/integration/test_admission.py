@@ -227,3 +227,58 @@ async def test_waiting_is_fair_between_games() -> None:
     rejected = {s.labels["reason"]: s.value for s in metrics.admission_rejected.collect()[0]
                 .samples if s.name.endswith("_total")}
     assert rejected == {"queue_full": 2.0}
+
+
+async def test_load_test_traffic_waits_behind_real_shoppers() -> None:
+    """A rehearsal's crowd fills the queue: a real shopper's request takes the place of
+    its newest waiter, and slots given back go to real shoppers before any of it."""
+    adm = Admission(max_inflight=1, max_queued=3, queue_wait=5.0)
+    await adm.acquire("shop/d11", shadow=True)
+    rehearsal = [asyncio.create_task(adm.acquire("shop/d11", shadow=True)) for _ in range(3)]
+    await asyncio.sleep(0)
+    real = [asyncio.create_task(adm.acquire(t)) for t in ("shop/d11", "other/d11")]
+    await asyncio.sleep(0)
+    assert (adm.in_flight, adm.queued) == (1, 3)
+    refused = await asyncio.gather(*rehearsal[1:], return_exceptions=True)
+    assert [getattr(e, "code", None) for e in refused] == ["overloaded", "overloaded"]
+    adm.release()
+    await asyncio.sleep(0)
+    assert [t.done() for t in real] == [True, False] and not rehearsal[0].done()
+    adm.release()
+    await asyncio.sleep(0)
+    assert real[1].done() and not rehearsal[0].done()
+    adm.release()
+    await asyncio.sleep(0)
+    assert rehearsal[0].done() and (adm.in_flight, adm.queued) == (1, 0)
+
+
+async def test_made_up_games_buy_no_queue_of_their_own(aiohttp_client: Any,
+                                                       settings: Settings, clock: Any) -> None:
+    """A crowd holds the slot and fills the queue; a client naming a new game in each
+    request (without a token: nothing it can make up is a tenant) takes no queued
+    shopper's place: it is refused, the crowd is served (made-up games were tenants of
+    their own, and each one pushed a queued shopper out)."""
+    from aiohttp import web
+
+    app = create_app(settings.with_overrides(max_inflight=1, max_queued=4, queue_wait=5.0),
+                     clock=clock)
+    release = asyncio.Event()
+
+    async def hold(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({})
+
+    app.router.add_get("/v1/games/{game}/hold", hold)
+    client = await aiohttp_client(app)
+
+    async def get(path: str) -> tuple[int, str]:
+        async with client.session.get(client.make_url(path)) as resp:
+            body = await resp.json()
+            return resp.status, body.get("error", {}).get("details", {}).get("reason", "")
+
+    crowd = [asyncio.create_task(get("/v1/games/squirrel/hold")) for _ in range(5)]
+    await asyncio.sleep(0.2)
+    made_up = await asyncio.gather(*[get(f"/v1/games/fake{i}/me") for i in range(3)])
+    release.set()
+    assert made_up == [(503, "queue_full")] * 3
+    assert [status for status, _ in await asyncio.gather(*crowd)] == [200] * 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from tests.conftest import World
@@ -55,8 +56,13 @@ async def test_stock_names_limited_prizes_and_none_left_is_sold_out_at_0(
 async def test_default_stock_is_what_the_live_game_has_left(
         world: World, example_config: dict[str, Any]) -> None:
     """A forecast mid-event starts from the units still there: 30 of the coupon's 100
-    gone, a simulation that names no stock starts from 70 (it started from 100)."""
-    await world.merchant("busy", config=example_config)
+    gone, a simulation that names no stock starts from 70 (it started from 100); one
+    that names another prize's stock still starts this one from 70."""
+    config = copy.deepcopy(example_config)
+    prizes = config["boxes"]["series"]["forest_friends"]["prizes"]
+    other = "coupon_big"
+    prizes[other] = {**prizes["coupon_10off"], "stock": 40, "template": "SHOP-BIG"}
+    await world.merchant("busy", config=config)
     key = {"Authorization": f"Bearer {world.merchants['busy'].api_key}"}
     stock_url = "/v1/admin/games/squirrel/stock"
     assert (await world.client.get(stock_url, headers=key)).status == 200  # counted now
@@ -66,8 +72,9 @@ async def test_default_stock_is_what_the_live_game_has_left(
     body = {"series": "forest_friends", "players": 5, "draws": 10, "seed": "s1"}
     report = await (await call(world, body, "busy")).json()
     assert report["stock"]["coupon_10off"] == 70
-    named = await (await call(world, {**body, "stock": {"coupon_10off": 5}}, "busy")).json()
-    assert named["stock"]["coupon_10off"] == 5
+    assert report["stock"] == {"coupon_10off": 70, other: 40}
+    named = await (await call(world, {**body, "stock": {other: 5}}, "busy")).json()
+    assert named["stock"] == {"coupon_10off": 70, other: 5}
 
 
 async def test_bad_and_huge_requests_are_422(world: World) -> None:

@@ -72,7 +72,8 @@ async def test_load_test_merchant_is_exempt_and_nobody_else(aiohttp_client: Any,
     resp = await client.get(f"{GAME}/me", headers={"Authorization": f"Bearer {token}",
                                                    "X-Petbox-Shadow": "1"})
     assert resp.status == 429
-    # Neither does naming the load-test merchant without its secret,
+    # Neither does naming the load-test merchant without its secret (the load-test
+    # budget of this IP, which such a login spends, is spent by now too),
     forged = _session(creds["loadshop"], "intruder", ts, True, sign="ab" * 32)
     resp = await client.post("/v1/sessions", json=forged)
     assert resp.status == 429 and (await resp.json())["error"]["code"] == "rate_limited"
@@ -80,3 +81,19 @@ async def test_load_test_merchant_is_exempt_and_nobody_else(aiohttp_client: Any,
     resp = await client.post("/v1/sessions", json={**_session(
         creds["loadshop"], "intruder", ts, False), "merchant": "shop"})
     assert resp.status == 429
+
+
+async def test_load_test_logins_leave_the_real_ip_budget_alone(aiohttp_client: Any,
+                                                                settings: Any, clock: Any,
+                                                                db: Any) -> None:
+    """A rehearsal's logins from one address spend the load-test budget of that
+    address: a real shopper behind it still logs in (it was 429: the rehearsal had
+    spent the real budget before its exemption was looked at)."""
+    client, creds = await _app(aiohttp_client, settings, clock, db)
+    ts = int(clock.now())
+    for i in range(8):
+        resp = await client.post("/v1/sessions", json=_session(creds["loadshop"], f"lt{i}",
+                                                                ts, True))
+        assert resp.status == 201, await resp.text()
+    resp = await client.post("/v1/sessions", json=_session(creds["shop"], "s0", ts, False))
+    assert resp.status == 201, await resp.text()

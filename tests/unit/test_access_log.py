@@ -22,3 +22,36 @@ def test_a_newline_in_the_path_stays_encoded_in_the_log_line(
         AccessLogger(logger, "").log(request, response, 0.0012)
     assert [r.getMessage() for r in caplog.records] == [
         f"GET {forged} 404 0 1.2ms rid=rid-12345 peer=-"]
+
+
+async def test_a_request_the_parser_refused_is_still_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """aiohttp answers a malformed request 400 before routing; its access log line was
+    lost (looking up the trusted proxies raised on a request with no route) and an
+    error traceback logged instead: those probes are the lines most worth having."""
+    import asyncio
+
+    from gameserver.http.clientip import TRUSTED_PROXIES
+
+    app = web.Application()
+    app[TRUSTED_PROXIES] = ()
+    logger = logging.getLogger("petbox.access.test2")
+    runner = web.AppRunner(app, access_log=logger, access_log_class=AccessLogger)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        with caplog.at_level(logging.INFO):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+            await writer.drain()
+            assert b" 400 " in await reader.readline()
+            writer.close()
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    lines = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    assert len(lines) == 1 and lines[0].endswith("peer=127.0.0.1"), lines
+    # (aiohttp logs the parser's refusal itself; the access logger raised nothing)
+    assert not [r for r in caplog.records if r.exc_info and r.exc_info[0] is AssertionError]
