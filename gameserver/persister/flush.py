@@ -43,14 +43,16 @@ class Flush:
         self._read_flush = ctx.script("read_flush")
         self._mark_flushed = ctx.script("mark_flushed")
 
-    async def run(self, report: PassReport, members: dict[int, list[str]]) -> None:
-        """Flush the given dirty members; shards that gave a full batch are read again."""
+    async def run(self, report: PassReport, members: dict[int, list[str]],
+                  hooks_told: bool = False) -> None:
+        """Flush the given dirty members; shards that gave a full batch are read again.
+        ``hooks_told``: the ledger stage told the hooks of states this pass already."""
         limits = self.ctx.limits
         for round_ in range(limits.max_rounds):
             members = {shard: found for shard, found in members.items() if found}
             if not members:
-                if round_ == 0:  # a quiet pass: the hooks retry what they kept (teams)
-                    await self.notify([])
+                if round_ == 0 and not hooks_told:  # a quiet pass: the hooks retry
+                    await self.notify([])           # what they kept (teams)
                 return
             # A shard whose players are all held back has nothing to write or mark.
             parts = {shard: part for shard, part in

@@ -127,7 +127,8 @@ class Persister:
         scan = await self._scan(report)
         drained = await self.ledger.drain(report, scan.ledger)
         await self.parked.run(report, scan.parked)
-        await self.flush.run(report, self._left_to_flush(scan.dirty, drained))
+        await self.flush.run(report, self._left_to_flush(scan.dirty, drained),
+                             hooks_told=bool(self.ledger.written))
         await self.evict.run(report, scan.idle, scan.cutoff)
         self.last_aggregates = await self.aggregates.run(self.ctx, report, scan.aggregates,
                                                          scan.cutoff)
