@@ -119,8 +119,13 @@ class Ledger:
                 part.extra.extend(extra)
         now = int(self.ctx.clock.now())
         for member, (version, state) in newest_states(decoded).items():
-            if state is not None:
+            if state is None:
+                continue
+            try:
                 part.extra.players.append(player_row(member.decode(), version, state, now))
+            except Exception:  # its rows still go; the flush stage takes the state
+                log.exception("persister: the state in %r's ledger entry v%s on shard %s "
+                              "cannot be read", member, version, shard)
         return part
 
     async def write_parts(self, parts: Parts) -> None:

@@ -133,11 +133,14 @@ def has_rows(fields: dict[bytes, bytes]) -> bool:
 
 def newest_states(entries: Iterable[Entry]) -> dict[bytes, tuple[int, bytes | None]]:
     """Each player's newest entry among ``entries``: member → (version, its state, or
-    ``None`` for an entry without one). Raises for an entry without a player or
-    version (the caller decodes the entries first, and leaves such ones out)."""
+    ``None`` for an entry without one). An entry without a player or version says
+    nothing about states (its commit wrote none that SQL could take)."""
     newest: dict[bytes, tuple[int, bytes | None]] = {}
     for _, fields in entries:
-        member, version = fields[b"p"], int(fields[b"v"])
+        member, raw = fields.get(b"p"), fields.get(b"v")
+        if member is None or raw is None or not raw.isdigit():
+            continue
+        version = int(raw)
         seen = newest.get(member)
         if seen is None or version > seen[0]:
             newest[member] = (version, fields.get(b"n"))
