@@ -59,7 +59,9 @@ class Flush:
                      (await self._read_players(report, members)).items() if part.keys}
             marked = await commit(self.ctx, "flush", parts, self._write_parts, self._mark,
                                   report) if parts else set()
-            await self.notify([row for shard in sorted(marked) for row in parts[shard].rows])
+            rows = [row for shard in sorted(marked) for row in parts[shard].rows]
+            if rows or not hooks_told:
+                await self.notify(rows)
             full = [shard for shard in sorted(marked) if len(members[shard]) >= limits.batch]
             if not full or round_ == limits.max_rounds - 1:
                 return
