@@ -83,16 +83,19 @@ class ResponseRow(NamedTuple):
 
 @dataclass(frozen=True)
 class CommitRows:
-    """SQL rows that commits carry besides the ledger: their records, by table, and the
-    stored responses of their Idempotency-Keys."""
+    """SQL rows that commits carry besides the ledger: their records, by table, the
+    stored responses of their Idempotency-Keys, and the states they left (one row per
+    player, its newest commit's: written over an older version only)."""
 
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     responses: list[ResponseRow] = field(default_factory=list)
+    players: list[PlayerRow] = field(default_factory=list)
 
     def extend(self, other: CommitRows) -> None:
         for table, rows in other.records.items():
             self.records.setdefault(table, []).extend(rows)
         self.responses.extend(other.responses)
+        self.players.extend(other.players)
 
     def sort(self) -> None:
         """Every table's rows in one order for every persister, so concurrent batches
@@ -104,9 +107,10 @@ class CommitRows:
             key = record_table(table).key
             rows.sort(key=lambda row: (row.get("ts_ms", 0), *(row[c] for c in key)))
         self.responses.sort()  # by commit id, the unique index's order
+        self.players.sort()  # by (merchant_id, game_id, user_id), as a flush locks them
 
     def __bool__(self) -> bool:
-        return bool(self.records or self.responses)
+        return bool(self.records or self.responses or self.players)
 
 
 @dataclass(frozen=True)
@@ -218,8 +222,9 @@ def player_sql(db: Database) -> str:
 
 async def insert_ledger(db: Database, rows: Sequence[LedgerRow],
                         events: CommitRows | None = None) -> None:
-    """Write ledger rows (and the records and stored responses of the same commits) in
-    one transaction; rows already stored are left alone, so a redelivery adds nothing."""
+    """Write ledger rows (and the records, stored responses and states of the same
+    commits) in one transaction; rows already stored are left alone, so a redelivery
+    adds nothing, and a state only replaces an older version."""
     if not rows and not events:
         return
     async with db.begin() as conn:
@@ -231,6 +236,8 @@ async def insert_ledger(db: Database, rows: Sequence[LedgerRow],
             target = record_table(name)
             await conn.execute(db.dialect_insert(target.table).on_conflict_do_nothing(
                 index_elements=list(target.key)), records)
+        if events and events.players:  # last: the players' locks, in a flush's order
+            await conn.exec_driver_sql(player_sql(db), list(events.players))
 
 
 async def upsert_players(db: Database, rows: Sequence[PlayerRow]) -> None:

@@ -5,7 +5,10 @@ reads each aggregate shard's dirty and idle members (:meth:`AggregateStage.reads
 a pass with no aggregate work costs no round trip more. For a shard with dirty
 members: one snapshot (``agg_flush_read.lua``) of the shard's ledger stream and those
 members' states; write
-the ledger rows and the states to SQL in one transaction (``AggregateArchive.write``);
+the ledger rows and the states to SQL in one transaction (``AggregateArchive.write``):
+the snapshot's states when it holds the whole stream, and in any case the state each
+aggregate's newest entry carries (field ``n``), so a key SQL holds always comes with a
+state at least that new;
 then delete the written entries (``XDEL``) and mark the states flushed
 (``mark_flushed.lua``, shared with players); finally evict aggregates idle for
 ``idle_evict_after`` whose state SQL holds (``evict.lua``: a tombstone stays,
@@ -68,6 +71,13 @@ def ledger_row(fields: dict[str, bytes]) -> dict[str, Any]:
             "body": bytes(fields["r"]), "entry": bytes(fields["d"]), "ts_ms": int(fields["t"])}
 
 
+def _state_row(member: str, version: int, state: bytes, now_ms: int) -> dict[str, Any]:
+    """An ``aggregates`` row: ``member``'s state at ``version``, flushed at ``now_ms``."""
+    merchant, game, kind, aggregate = _member_parts(member)
+    return {"merchant_id": merchant, "game_id": game, "kind": kind, "aggregate_id": aggregate,
+            "version": version, "state": bytes(state), "flushed_ms": now_ms}
+
+
 class AggregateStage:
     """Flushes dirty aggregates and their ledger to SQL, and evicts idle ones (aggregate
     shards have the same numbers as the persister's player shards)."""
@@ -120,25 +130,49 @@ class AggregateStage:
 
     async def _flush_round(self, shard: int, members: list[str], report: AggregatePass
                            ) -> bool:
-        """One snapshot to SQL; whether it held the whole stream (states flushed)."""
+        """One snapshot to SQL; whether it held the whole stream (all states flushed).
+        The states the entries carry (each aggregate's newest entry's) go with them
+        whether it did or not."""
         hashes = [self.keys.aggregate_from_member(shard, m) for m in members]
         entries, more, states = await self._read(
             keys=[self.keys.aggregate_ledger(shard), *hashes], args=[self.batch])
-        rows = [ledger_row(_fields(fields)) for _, fields in entries]
+        fields = [_fields(raw) for _, raw in entries]
+        rows = [ledger_row(f) for f in fields]
         now_ms = int(self.clock.now() * 1000)
-        flushed = [] if more else self._state_rows(members, states, now_ms)
-        await self.archive.write(rows, [row for _, row in flushed if row is not None])
+        flushed = dict(self._entry_states(fields, now_ms))
+        if not more:  # the snapshot's states: as new as any entry's (or gone)
+            for member, row in self._state_rows(members, states, now_ms):
+                if row is not None or member not in flushed:
+                    flushed[member] = row
+        # One order for every host (several may flush a shard at once): no deadlock.
+        flushed = dict(sorted(flushed.items()))
+        await self.archive.write(rows, [row for row in flushed.values() if row is not None])
         if entries:
             await self.redis.xdel(self.keys.aggregate_ledger(shard),
                                   *[entry_id for entry_id, _ in entries])
         if flushed:
             args: list[str] = []
-            for member, row in flushed:
+            for member, row in flushed.items():
                 args += [member, "" if row is None else str(row["version"])]
-            await self._mark(keys=[self.keys.aggregate_dirty(shard), *hashes], args=args)
+            await self._mark(keys=[self.keys.aggregate_dirty(shard),
+                                   *(self.keys.aggregate_from_member(shard, m)
+                                     for m in flushed)], args=args)
         report.entries += len(rows)
-        report.states += sum(1 for _, row in flushed if row is not None)
+        report.states += sum(1 for row in flushed.values() if row is not None)
         return not more
+
+    @staticmethod
+    def _entry_states(entries: list[dict[str, bytes]], now_ms: int
+                      ) -> list[tuple[str, dict[str, Any] | None]]:
+        """The state of each aggregate's newest entry, if that entry carries one
+        (field ``n``; entries of servers before it have none)."""
+        newest: dict[str, tuple[int, bytes | None]] = {}
+        for f in entries:
+            member, version = f["g"].decode(), int(f["v"])
+            if member not in newest or version > newest[member][0]:
+                newest[member] = (version, f.get("n"))
+        return [(member, _state_row(member, version, state, now_ms))
+                for member, (version, state) in newest.items() if state is not None]
 
     @staticmethod
     def _state_rows(members: list[str], states: list[Any], now_ms: int
@@ -149,10 +183,7 @@ class AggregateStage:
             if version is None or state is None:
                 out.append((member, None))  # gone: mark_flushed drops it from dirty
                 continue
-            merchant, game, kind, aggregate = _member_parts(member)
-            out.append((member, {"merchant_id": merchant, "game_id": game, "kind": kind,
-                                 "aggregate_id": aggregate, "version": int(version),
-                                 "state": bytes(state), "flushed_ms": now_ms}))
+            out.append((member, _state_row(member, int(version), bytes(state), now_ms)))
         return out
 
     async def _evict_shard(self, shard: int, idle: list[str], cutoff: int) -> int:

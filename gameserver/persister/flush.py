@@ -5,7 +5,10 @@ The dirty players of each shard whose ledger stage succeeded are read
 an older version, then ``mark_flushed.lua`` (one call per shard, one pipeline)
 records the flushed version (``f``) and clears the dirty mark of players that did not
 change meanwhile. The ledger goes first so SQL never holds a state whose ledger it
-lacks: a shard whose ledger failed is not flushed. Then the ``on_flushed`` callbacks
+lacks: a shard whose ledger failed is not flushed. Since ledger entries carry their
+states (:mod:`.ledger` writes and marks them), what is left here is a player whose
+newest drained commit came from a server of an earlier release, whose entries have no
+state. Then the ``on_flushed`` callbacks
 get the rows (the leaderboards are built so), or none on a pass with nothing to flush."""
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from gameserver.db.persist import PlayerRow
 from gameserver.persister.context import PassContext
 from gameserver.persister.report import PassReport
 from gameserver.persister.transactions import Part, Parts, commit
-from gameserver.persister.wire import Command, new_tuple, state_times
+from gameserver.persister.wire import Command, player_row
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +43,25 @@ class Flush:
         self._read_flush = ctx.script("read_flush")
         self._mark_flushed = ctx.script("mark_flushed")
 
-    async def run(self, report: PassReport, members: dict[int, list[str]]) -> None:
-        """Flush the given dirty members; shards that gave a full batch are read again."""
+    async def run(self, report: PassReport, members: dict[int, list[str]],
+                  hooks_told: bool = False) -> None:
+        """Flush the given dirty members; shards that gave a full batch are read again.
+        ``hooks_told``: the ledger stage told the hooks of states this pass already."""
         limits = self.ctx.limits
         for round_ in range(limits.max_rounds):
             members = {shard: found for shard, found in members.items() if found}
             if not members:
-                if round_ == 0:  # a quiet pass: the hooks retry what they kept (teams)
-                    await self._notify([])
+                if round_ == 0 and not hooks_told:  # a quiet pass: the hooks retry
+                    await self.notify([])           # what they kept (teams)
                 return
-            parts = await self._read_players(report, members)
+            # A shard whose players are all held back has nothing to write or mark.
+            parts = {shard: part for shard, part in
+                     (await self._read_players(report, members)).items() if part.keys}
             marked = await commit(self.ctx, "flush", parts, self._write_parts, self._mark,
-                                  report)
-            await self._notify([row for shard in sorted(marked) for row in parts[shard].rows])
+                                  report) if parts else set()
+            rows = [row for shard in sorted(marked) for row in parts[shard].rows]
+            if rows or not hooks_told:
+                await self.notify(rows)
             full = [shard for shard in sorted(marked) if len(members[shard]) >= limits.batch]
             if not full or round_ == limits.max_rounds - 1:
                 return
@@ -112,7 +121,7 @@ class Flush:
         ctx.metrics.persister_rows.labels("players").inc(rows)
         return set(marked)
 
-    async def _notify(self, rows: list[PlayerRow]) -> None:
+    async def notify(self, rows: list[PlayerRow]) -> None:
         """Run the ``on_flushed`` callbacks (``rows`` may be empty: a round or pass that
         flushed nothing); their failures never fail the flush."""
         for callback in self.on_flushed:
@@ -136,9 +145,6 @@ def player_part(members: list[str], keys: list[str], reply: list[Any], now: int)
         if version is None or state is None:
             done += (member, "")
             continue
-        merchant, game, user = member.split(":", 2)
-        created, seen, played = state_times(state)
-        rows.append(new_tuple(PlayerRow, (merchant, game, user, int(version), state,
-                                          created, seen, now, played)))
+        rows.append(player_row(member, int(version), state, now))
         done += (member, version)
     return part

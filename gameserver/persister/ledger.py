@@ -8,7 +8,15 @@ are never split), idempotent by ``(commit_id, seq)``; only after the SQL commit 
 the entries acknowledged and deleted (one pipeline). A crash in between redelivers
 them and the second insert changes nothing. Shards whose read was a full batch are
 read again, up to ``max_rounds`` reads per pass. An entry that cannot be decoded is
-parked in the shard's parked stream by the same round trip (:mod:`.parked`)."""
+parked in the shard's parked stream by the same round trip (:mod:`.parked`).
+
+An entry carries its commit's new state (field ``n``): each player's newest entry of a
+read goes to SQL in the transaction of its ledger rows and stored responses (over an
+older version only), and the acknowledgement marks it flushed (``mark_flushed.lua``),
+so SQL never holds a stored response without a state at least as new, and the flush
+stage has nothing left to write for the player. A player whose newest entry has no
+state (a server of an earlier release wrote it) is left to the flush stage, as
+before."""
 
 from __future__ import annotations
 
@@ -19,7 +27,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from gameserver.db import persist
-from gameserver.db.persist import LedgerRow
+from gameserver.db.persist import LedgerRow, PlayerRow
 from gameserver.persister.context import PassContext
 from gameserver.persister.report import PassReport
 from gameserver.persister.transactions import Part, Parts, commit
@@ -28,6 +36,8 @@ from gameserver.persister.wire import (
     Entry,
     decode_entry,
     first_error,
+    newest_states,
+    player_row,
     read_entries,
     stream_entries,
 )
@@ -36,18 +46,28 @@ from gameserver.state.keys import LEDGER_GROUP
 log = logging.getLogger(__name__)
 
 WriteLedger = Callable[[list[LedgerRow], persist.CommitRows], Awaitable[None]]
-"""The SQL half of a drain: ledger rows and their event rows, one transaction."""
+"""The SQL half of a drain: ledger rows and the rows their commits carry (records,
+responses, states), one transaction."""
+Notify = Callable[[list[PlayerRow]], Awaitable[None]]
+"""Told the player rows written and marked flushed (the flush's ``on_flushed`` hooks)."""
 
 
 class Ledger:
     """Reads, writes and acknowledges the ledger streams of a persister's shards."""
 
-    def __init__(self, ctx: PassContext, write: WriteLedger) -> None:
+    def __init__(self, ctx: PassContext, write: WriteLedger,
+                 notify: Notify | None = None) -> None:
         self.ctx = ctx
         self.write = write
+        self.notify = notify
         self._groups: set[int] = set()
         """Shards whose consumer group is known to exist."""
         self._park = ctx.script("park_ledger")
+        self._mark_flushed = ctx.script("mark_flushed")
+        self.written: dict[int, set[str]] = {}
+        """Per shard, the players whose state the last :meth:`drain` wrote and marked
+        flushed: the flush stage of the pass need not read them (a commit after that
+        is not drained yet, so the flush would hold it back anyway)."""
 
     def forget_group(self, shard: int) -> None:
         """The shard's group may be gone (Redis lost data): create it before reading."""
@@ -58,6 +78,7 @@ class Ledger:
         gave a full batch; returns the shards that had no error on the way."""
         drained = set(reads)
         limits = self.ctx.limits
+        self.written = {}
         for round_ in range(limits.max_rounds):
             parts = {shard: self._part(shard, entries)
                      for shard, entries in reads.items() if entries}
@@ -76,8 +97,9 @@ class Ledger:
         release's while a deployment rolls, or a bug's) is logged and parked with the
         acknowledgement (:mod:`.parked` tries it again every pass) instead of blocking
         the stream; an entry deleted while pending (it comes back without fields) is
-        only acknowledged."""
+        only acknowledged. Each player's newest entry with a state adds its state."""
         part = Part()
+        decoded: list[Entry] = []
         for entry_id, fields in entries:
             if not fields:
                 part.done.append(entry_id)
@@ -91,9 +113,19 @@ class Ledger:
                 part.parked.append(entry_id)
                 continue
             part.done.append(entry_id)
+            decoded.append((entry_id, fields))
             part.rows += rows
             if extra:
                 part.extra.extend(extra)
+        now = int(self.ctx.clock.now())
+        for member, (version, state) in newest_states(decoded).items():
+            if state is None:
+                continue
+            try:
+                part.extra.players.append(player_row(member.decode(), version, state, now))
+            except Exception:  # its rows still go; the flush stage takes the state
+                log.exception("persister: the state in %r's ledger entry v%s on shard %s "
+                              "cannot be read", member, version, shard)
         return part
 
     async def write_parts(self, parts: Parts) -> None:
@@ -110,8 +142,9 @@ class Ledger:
         await self.write(rows, extra)
 
     async def _ack(self, parts: Parts, report: PassReport) -> set[int]:
-        """Acknowledge and delete the entries now in SQL, and park the undecodable ones
-        (one round trip for all shards)."""
+        """Acknowledge and delete the entries now in SQL, park the undecodable ones and
+        mark the states written flushed (one round trip for all shards); then tell the
+        ``notify`` hook the states."""
         ctx = self.ctx
         commands: dict[int, list[Command]] = {}
         for shard, part in parts.items():
@@ -122,15 +155,40 @@ class Ledger:
             if part.parked:
                 mine.append(self._park.command(
                     [key, ctx.keys.ledger_parked(shard)], [LEDGER_GROUP, *part.parked]))
-        acked = set(await ctx.per_shard(report, "ledger", commands))
+            if part.extra.players:
+                mine.append(self._mark(shard, part.extra.players))
+        replies = await ctx.per_shard(report, "ledger", commands)
+        acked = set(replies)
         rows = 0
+        states: list[PlayerRow] = []
         for shard in sorted(acked):
-            report.ledger_entries += len(parts[shard].done)
-            report.ledger_parked += len(parts[shard].parked)
-            rows += len(parts[shard].rows)
+            part = parts[shard]
+            report.ledger_entries += len(part.done)
+            report.ledger_parked += len(part.parked)
+            rows += len(part.rows)
+            if part.extra.players:
+                report.players_clean += int(replies[shard][-1])
+                states += part.extra.players
+                self.written.setdefault(shard, set()).update(
+                    ":".join(row[:3]) for row in part.extra.players)
         report.ledger_rows += rows
+        report.players_flushed += len(states)
         ctx.metrics.persister_rows.labels("ledger").inc(rows)
+        ctx.metrics.persister_rows.labels("players").inc(len(states))
+        if states and self.notify is not None:
+            await self.notify(states)
         return acked
+
+    def _mark(self, shard: int, states: list[PlayerRow]) -> Command:
+        """``mark_flushed.lua`` for the states written: each player's flushed version
+        (``f``, which eviction needs) and, unless it committed since, its dirty mark."""
+        keys = self.ctx.keys
+        members = [":".join(row[:3]) for row in states]
+        args: list[Any] = []
+        for member, row in zip(members, states, strict=True):
+            args += (member, row.version)
+        return self._mark_flushed.command(
+            [keys.dirty(shard), *(keys.player_from_member(shard, m) for m in members)], args)
 
     async def read(self, report: PassReport, shards: list[int],
                    retry: bool = True) -> dict[int, list[Entry]]:

@@ -3,7 +3,8 @@
 A pass covers all of its shards at once: epoch (:mod:`.epochs`), one scan that reads
 every shard's ledger, parked ledger entries, dirty and idle players in one Redis round
 trip, ledger (:mod:`.ledger`), the parked entries tried again (:mod:`.parked`), flush
-(:mod:`.flush`) of the shards whose ledger drained, evict (:mod:`.evict`), aggregates
+(:mod:`.flush`) of the shards whose ledger drained (but for the players whose state the
+ledger stage wrote with their entries), evict (:mod:`.evict`), aggregates
 (:mod:`.aggregates`: shared state, same shard numbers), then the backlog gauges."""
 
 from __future__ import annotations
@@ -88,10 +89,10 @@ class Persister:
             consumer=consumer, claim_idle_ms=claim_idle_ms, max_rounds=max_rounds))
         # The SQL halves go through this object's methods: they are the seams tests
         # override to crash or pause between the SQL commit and the Redis acknowledgement.
-        self.ledger = Ledger(self.ctx, self._write_ledger)
+        self.flush = Flush(self.ctx, self._write_players)
+        self.ledger = Ledger(self.ctx, self._write_ledger, self.flush.notify)
         self.parked = Parked(self.ctx, self.ledger.write_parts)
         self.epochs = Epochs(self.ctx, self.ledger.forget_group)
-        self.flush = Flush(self.ctx, self._write_players)
         self.evict = Evict(self.ctx)
         self.aggregates = AggregateStage(redis, keys, AggregateArchive(db), clock, batch=batch)
         self.last_aggregates = AggregatePass()
@@ -126,12 +127,21 @@ class Persister:
         scan = await self._scan(report)
         drained = await self.ledger.drain(report, scan.ledger)
         await self.parked.run(report, scan.parked)
-        await self.flush.run(report, {s: m for s, m in scan.dirty.items() if s in drained})
+        await self.flush.run(report, self._left_to_flush(scan.dirty, drained),
+                             hooks_told=bool(self.ledger.written))
         await self.evict.run(report, scan.idle, scan.cutoff)
         self.last_aggregates = await self.aggregates.run(self.ctx, report, scan.aggregates,
                                                          scan.cutoff)
         await self.ctx.stage(report, "gauges", -1, self.update_gauges())
         return report
+
+    def _left_to_flush(self, dirty: dict[int, list[str]],
+                       drained: set[int]) -> dict[int, list[str]]:
+        """The scan's dirty players of the shards whose ledger drained, but for those
+        whose state the ledger stage just wrote with its entries."""
+        written = self.ledger.written
+        return {shard: [m for m in members if m not in written.get(shard, ())]
+                for shard, members in dirty.items() if shard in drained}
 
     async def final_flush(self, max_passes: int = 20, budget: float = 30.0) -> bool:
         """Pass until nothing is dirty and the ledger is drained, at most ``max_passes``

@@ -22,7 +22,7 @@ class Part:
 
     rows: list[Any] = field(default_factory=list)
     extra: persist.CommitRows = field(default_factory=persist.CommitRows)
-    """Ledger: the records and stored responses of the entries' commits."""
+    """Ledger: the records, stored responses and newest states of the entries' commits."""
     done: list[Any] = field(default_factory=list)
     """Ledger: the entry ids to acknowledge. Flush: ``mark_flushed.lua``'s arguments."""
     parked: list[Any] = field(default_factory=list)

@@ -4,7 +4,8 @@ in columns. Pure functions, no I/O.
 
 An entry's fields: ``c`` commit id, ``p`` player member, ``v`` version, ``d`` ledger
 entries, ``t`` records (:class:`mechanics.outcome.Record`), ``k``/``s``/``r``/``h``
-the stored response. ``k``, the commit's Idempotency-Key, also says whether the
+the stored response, ``n`` the new state (entries of servers before states travelled
+with the ledger have none). ``k``, the commit's Idempotency-Key, also says whether the
 shopper made it (:func:`gameserver.state.keys.by_shopper`), which its ledger rows keep.
 Entries of servers before typed records carry event dicts in ``e`` instead of ``t``: a
 mechanic's ``LEGACY_RECORDS`` says which of them are records."""
@@ -23,7 +24,7 @@ import msgpack
 import mechanics
 from economy.wallet import LedgerEntry
 from gameserver.db import persist
-from gameserver.db.persist import LedgerRow
+from gameserver.db.persist import LedgerRow, PlayerRow
 from gameserver.state.keys import KEY_MAX, by_shopper
 from mechanics.outcome import LegacyRecord, Record
 from mechanics.state import PlayerState
@@ -128,6 +129,30 @@ def decode_entry(entry_id: bytes, fields: dict[bytes, bytes]
 def has_rows(fields: dict[bytes, bytes]) -> bool:
     """Whether an entry carries more than ledger rows (records or a stored response)."""
     return bool(fields.get(b"t") or fields.get(b"e") or fields.get(b"k"))
+
+
+def newest_states(entries: Iterable[Entry]) -> dict[bytes, tuple[int, bytes | None]]:
+    """Each player's newest entry among ``entries``: member → (version, its state, or
+    ``None`` for an entry without one). An entry without a player or version says
+    nothing about states (its commit wrote none that SQL could take)."""
+    newest: dict[bytes, tuple[int, bytes | None]] = {}
+    for _, fields in entries:
+        member, raw = fields.get(b"p"), fields.get(b"v")
+        if member is None or raw is None or not raw.isdigit():
+            continue
+        version = int(raw)
+        seen = newest.get(member)
+        if seen is None or version > seen[0]:
+            newest[member] = (version, fields.get(b"n"))
+    return newest
+
+
+def player_row(member: str, version: int, state: bytes, now: int) -> PlayerRow:
+    """The ``players`` row of a member's state at ``version``, flushed at ``now``."""
+    merchant, game, user = member.split(":", 2)
+    created, seen, played = state_times(state)
+    return new_tuple(PlayerRow, (merchant, game, user, version, state, created, seen, now,
+                                 played))
 
 
 def sql_key(key: str) -> str:

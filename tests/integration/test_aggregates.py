@@ -25,6 +25,7 @@ from gameserver.persister import Persister
 from gameserver.persister.aggregates import ROUNDS
 from gameserver.state.aggregates import AggregateStore, WireCodec, owed_field
 from gameserver.state.keys import AggregateRef, Keys, PlayerRef
+from gameserver.state.scripts import Script, load_script
 from mechanics.aggregate import SharedOutcome
 
 KEYS = Keys()
@@ -146,18 +147,39 @@ async def sql_rows(db: Database) -> tuple[list[Any], list[Any]]:
     return [tuple(r) for r in states], [tuple(r) for r in ledger]
 
 
-async def test_states_reach_sql_only_with_their_ledger(redis: aioredis.Redis, db: Database,
+def previous_release(s: AggregateStore, redis: aioredis.Redis) -> AggregateStore:
+    """``s`` committing as servers of the previous release did: no state in the entries."""
+    source = load_script("agg_commit")
+    without_state = source.replace(", 'n', a[3])", ")")
+    assert without_state != source
+    s._commit = Script(without_state, redis=redis)
+    return s
+
+
+@pytest.mark.parametrize("release", ["current", "previous"])
+async def test_states_reach_sql_only_with_their_ledger(release: str, redis: aioredis.Redis,
+                                                       db: Database,
                                                        clock: ManualClock) -> None:
-    """A batch smaller than the stream: the entries go first, a batch per snapshot, the
-    state only with the snapshot that holds the rest of the stream (so SQL never has a
-    state without its keys); a pass takes at most ROUNDS snapshots of a shard."""
+    """A batch smaller than the stream: the entries go a batch per snapshot, each with
+    the state its newest entry carries (so SQL never has a state without its keys, nor
+    a key without a state at least as new); entries of the previous release carry none:
+    the state goes only with the snapshot that holds the rest of the stream. A pass
+    takes at most ROUNDS snapshots of a shard."""
     s, p = store(redis, db, clock), persister(redis, db, clock, batch=2)
+    if release == "previous":
+        s = previous_release(s, redis)
     total = 2 * ROUNDS + 1
     for i in range(total):
         await s.run(REF, CODEC, "u1", f"k{i}", "h", add(1))
     assert (await p.run_once()).ok
     states, ledger = await sql_rows(db)
-    assert states == [] and ledger == [("u1", f"k{i}", i + 1) for i in range(2 * ROUNDS)]
+    assert ledger == [("u1", f"k{i}", i + 1) for i in range(2 * ROUNDS)]
+    if release == "current":
+        assert states == [("p1", 2 * ROUNDS, CODEC.encode(Count(2 * ROUNDS)))]
+        assert await redis.hget(KEYS.aggregate(REF), "f") == str(2 * ROUNDS).encode()
+    else:
+        assert states == []
+    assert await redis.zcard(KEYS.aggregate_dirty(REF.shard)) == 1
     assert (await p.run_once()).ok
     states, ledger = await sql_rows(db)
     assert states == [("p1", total, CODEC.encode(Count(total)))] and len(ledger) == total

@@ -25,6 +25,7 @@ from gameserver.db.persist import LedgerRow, PlayerRow, count_rows, upsert_playe
 from gameserver.ops.metrics import Metrics
 from gameserver.persister import Backlog, PassReport, Persister
 from gameserver.state.keys import LEDGER_GROUP, Keys, PlayerRef, by_shopper, shard_of, system_key
+from gameserver.state.scripts import Script, load_script
 from gameserver.state.store import Loaded, Rule, Store, decode_state, encode_state
 from mechanics.outcome import Outcome
 from mechanics.state import PlayerState
@@ -55,6 +56,18 @@ def metrics() -> Metrics:
 @pytest.fixture
 def store(redis: aioredis.Redis, db: Database, metrics: Metrics, clock: ManualClock) -> Store:
     return Store(redis, KEYS, db, metrics, clock)
+
+
+@pytest.fixture
+def previous(redis: aioredis.Redis, db: Database, metrics: Metrics, clock: ManualClock) -> Store:
+    """A store committing as servers of the previous release did: their ledger entries
+    carry no state (field ``n``), so the flush stage writes it after the ledger."""
+    old = Store(redis, KEYS, db, metrics, clock)
+    source = load_script("commit")
+    without_state = source.replace(", 'n', a[3])", ")")
+    assert without_state != source
+    old._commit = Script(without_state, redis=redis)
+    return old
 
 
 @pytest.fixture
@@ -231,16 +244,17 @@ async def test_older_version_never_overwrites_newer(store: Store, make: Any, db:
     assert await sql_players(db) == {"alice": (3, state_v3, NOW, NOW, NOW)}
 
 
-async def test_player_changed_during_flush_stays_dirty(store: Store, make: Any, db: Database,
-                                                       redis: aioredis.Redis,
+async def test_player_changed_during_flush_stays_dirty(previous: Store, make: Any,
+                                                       db: Database, redis: aioredis.Redis,
                                                        clock: ManualClock) -> None:
-    await play(store, "alice", coins=1)
+    """The flush stage (commits of the previous release, whose entries carry no state)."""
+    await play(previous, "alice", coins=1)
 
     class CommitsDuringFlush(Persister):
         async def _write_players(self, rows: list[PlayerRow]) -> None:
             await super()._write_players(rows)
             if rows[0].version == 1:
-                await play(store, "alice", coins=1)  # lands between HMGET and mark_flushed
+                await play(previous, "alice", coins=1)  # between HMGET and mark_flushed
 
     persister = make(CommitsDuringFlush, idle_evict_after=0)
     report = await persister.run_once()
@@ -256,27 +270,39 @@ async def test_player_changed_during_flush_stays_dirty(store: Store, make: Any, 
     assert (await sql_players(db))["alice"][0] == 2
 
 
-async def test_state_never_reaches_sql_ahead_of_its_ledger(store: Store, make: Any,
-                                                         db: Database) -> None:
+@pytest.mark.parametrize("release", ["current", "previous"])
+async def test_state_never_reaches_sql_ahead_of_its_ledger(
+        release: str, store: Store, previous: Store, make: Any, db: Database,
+        redis: aioredis.Redis) -> None:
     """A commit that lands after the pass drained the ledger, before the flush read the
     player: its state waits in Redis until its ledger entry (and stored response) is in
     SQL. Flushed at once, a Redis loss then would leave SQL a state whose ledger and
-    acknowledged key it lacks, and the key's retry would apply again."""
-    await play(store, "alice", coins=1)
+    acknowledged key it lacks, and the key's retry would apply again. The state of the
+    drained entry goes with it (an entry of the previous release has none: SQL then has
+    the ledger and no state until the next pass)."""
+    server = store if release == "current" else previous
+    await play(server, "alice", coins=1)
 
     class CommitsAfterDrain(Persister):
         async def _write_ledger(self, rows: list[LedgerRow],
                                 events: Any = None) -> None:
             await super()._write_ledger(rows, events)
             if rows and rows[0].player_version == 1:
-                await play(store, "alice", coins=5)  # v2: its entry is not drained yet
+                await play(server, "alice", coins=5)  # v2: its entry is not drained yet
 
     persister = make(CommitsAfterDrain)
     report = await persister.run_once()
-    assert (report.ledger_rows, report.players_flushed) == (1, 0)
-    assert await sql_players(db) == {}  # v2 held back: SQL has v1's ledger, no state yet
+    if release == "current":  # v1's state came with v1's ledger; v2 waits for its own
+        assert (report.ledger_rows, report.players_flushed, report.players_clean) == (1, 1, 0)
+        assert (await sql_players(db))["alice"][0] == 1
+        version, _, flushed = await redis_state(redis, "alice")
+        assert (version, flushed) == (2, b"1")  # marked: v1 in SQL, v2 dirty
+    else:
+        assert (report.ledger_rows, report.players_flushed) == (1, 0)
+        assert await sql_players(db) == {}  # v2 held back: SQL has v1's ledger, no state
+    assert await total(redis, "dirty") == 1
     report = await persister.run_once()
-    assert (report.ledger_rows, report.players_flushed) == (1, 1)
+    assert (report.ledger_rows, report.players_flushed, report.players_clean) == (1, 1, 1)
     assert (await sql_players(db))["alice"][0] == 2
     assert sorted((r[5], r[8]) for r in await sql_ledger(db)) == [(1, 1), (2, 5)]
 
@@ -583,14 +609,17 @@ class CountingConnection(Connection):
 
 
 class Recording(Persister):
-    """Records every SQL transaction of the persister's two writes, in order."""
+    """Records every SQL transaction of the persister's two writes, in order, and the
+    player states each ledger transaction carried."""
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.calls: list[tuple[str, list[Any]]] = []
+        self.states: list[list[PlayerRow]] = []
 
     async def _write_ledger(self, rows: list[LedgerRow], events: Any = None) -> None:
         self.calls.append(("ledger", list(rows)))
+        self.states.append(list(events.players) if events else [])
         await super()._write_ledger(rows, events)
 
     async def _write_players(self, rows: list[PlayerRow]) -> None:
@@ -611,6 +640,7 @@ async def test_a_pass_writes_every_shard_in_one_transaction_per_table(
     try:
         persister = Recording(counted, KEYS, db, metrics, clock, shards=SHARDS, consumer="c1")
         await persister.run_once()  # first pass: epochs and consumer groups are created
+        await redis.script_load(load_script("mark_flushed"))  # as an earlier pass would
         for user in ONE_PER_SHARD.values():
             await play(store, user, coins=2, gems=1)
         await play(store, "u0", coins=1)
@@ -621,22 +651,23 @@ async def test_a_pass_writes_every_shard_in_one_transaction_per_table(
         trips = CountingConnection.writes - before
         assert report == PassReport(ledger_entries=5, ledger_rows=9, players_flushed=4,
                                     players_clean=4)
-        # Ledger first, then the players: one transaction each for the four shards,
-        # rows in one key order.
-        assert [kind for kind, _ in persister.calls] == ["ledger", "players"]
+        # One transaction for the four shards: the ledger rows, then each player's
+        # newest state (u0's second commit), rows in one key order. The flush stage
+        # has nothing left to write.
+        assert [kind for kind, _ in persister.calls] == ["ledger"]
         assert [tuple(row) for row in persister.calls[0][1]] == expected
-        assert [row[:4] for row in persister.calls[1][1]] == [
+        assert [row[:4] for row in persister.states[0]] == [
             ("m1", "g1", user, 2 if user == "u0" else 1) for user in ("u0", "u1", "u4", "u5")]
-        # Round trips: epochs, the scan (ledger, dirty and idle of every shard), ack,
-        # the players' states, the flushed marks, the gauges.
-        assert trips == 6
+        # Round trips: epochs, the scan (ledger, dirty and idle of every shard), ack
+        # with the flushed marks, the gauges.
+        assert trips == 4
         assert await sql_ledger(db) == expected
         assert set(await sql_players(db)) == set(ONE_PER_SHARD.values())
 
         before = CountingConnection.writes
         assert await persister.run_once() == PassReport()
         assert CountingConnection.writes - before == 3  # epochs, scan, gauges
-        assert len(persister.calls) == 2
+        assert len(persister.calls) == 1
     finally:
         await counted.aclose()
 
@@ -649,11 +680,12 @@ async def test_big_passes_are_split_into_transactions_of_whole_shards(
     persister = make(Recording, txn_rows=4)
     report = await persister.run_once()
     assert (report.ok, report.ledger_rows, report.players_flushed) == (True, 8, 4)
-    # 8 ledger rows at most 4 a transaction: shards 0 and 1, then 2 and 3; 4 players: one.
+    # 8 ledger rows at most 4 a transaction: shards 0 and 1, then 2 and 3, each with
+    # its players' states.
     assert [(kind, users_of(rows)) for kind, rows in persister.calls] == [
-        ("ledger", ["u0", "u4"]), ("ledger", ["u1", "u5"]),
-        ("players", ["u0", "u1", "u4", "u5"])]
-    assert [len(rows) for _, rows in persister.calls] == [4, 4, 4]
+        ("ledger", ["u0", "u4"]), ("ledger", ["u1", "u5"])]
+    assert [users_of(states) for states in persister.states] == [["u0", "u4"], ["u1", "u5"]]
+    assert [len(rows) for _, rows in persister.calls] == [4, 4]
     assert await sql_ledger(db) == expected
 
 
@@ -681,7 +713,9 @@ async def test_a_row_sql_rejects_holds_up_only_its_own_shard(
     assert (report.ledger_entries, report.ledger_rows, report.players_flushed) == (2, 2, 2)
     assert [(kind, users_of(rows)) for kind, rows in persister.calls] == [
         ("ledger", ["u0", "u1", "u4"]), ("ledger", ["u0"]), ("ledger", ["u4"]),
-        ("ledger", ["u1"]), ("players", ["u0", "u1"])]
+        ("ledger", ["u1"])]  # each with its players' states
+    assert [users_of(states) for states in persister.states] == [
+        ["u0", "u1", "u4"], ["u0"], ["u4"], ["u1"]]
     assert await sql_ledger(db) == good
     assert set(await sql_players(db)) == {"u0", "u1"}  # u4's ledger is not in SQL: no flush
     assert await redis.xlen(KEYS.ledger(1)) == 2
@@ -701,10 +735,12 @@ async def test_a_row_sql_rejects_holds_up_only_its_own_shard(
 
 
 async def test_a_failed_cross_shard_transaction_is_retried_shard_by_shard(
-        store: Store, make: Any, db: Database, redis: aioredis.Redis,
+        previous: Store, make: Any, db: Database, redis: aioredis.Redis,
         metrics: Metrics) -> None:
+    """The flush stage's transactions (commits of the previous release: no states in
+    their entries); the ledger stage's are tested by the test above."""
     for user in ONE_PER_SHARD.values():
-        await play(store, user, coins=1)
+        await play(previous, user, coins=1)
     expected = await stream_rows(redis)
 
     class FailsOnce(Recording):

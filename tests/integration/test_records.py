@@ -80,7 +80,7 @@ async def test_records_of_an_outcome_reach_their_tables(
     await store.run(ref("alice"), "k1", "h1", with_records(draw_record(DRAW),
                                                            seed_record(REVEALED)))
     commit_id, names, ts = await entry_of(redis, "alice")
-    assert names == "cdhkprstv"  # records in t; no field e any more
+    assert names == "cdhknprstv"  # records in t (no field e any more), the state in n
 
     report = await persister.run_once()
     assert report.ok and report.ledger_entries == 1

@@ -8,14 +8,24 @@ arrived, its AOF deleted, and it comes back empty. Then:
   version the SQL state includes has its ledger rows in SQL;
 - **D3**: every acknowledged key is retried with its request: a key whose action the
   SQL state includes is replayed with exactly its first response, never applied again;
-  a key whose action Redis lost (the flush window) is replayed from SQL or applied
-  once, and each shopper's version afterwards says which (no action twice).
+  a key whose action Redis lost (the flush window) is applied once, and each
+  shopper's version afterwards says so (no action twice); a key replayed from SQL has
+  its effect in the SQL state (its state travelled with its stored response).
+
+The second test holds the gap that burst can only fall into by chance: commits whose
+ledger (and stored responses) reached SQL while their state was held back behind a
+later commit, then Redis restarted empty. A replayed key's effect is in the state read
+back, and a flash-sale hold confirmed in SQL's grants is too (the shopper cannot claim
+past ``per_shopper``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import shutil
+import time
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -23,8 +33,9 @@ from sqlalchemy import select
 
 from gameserver.db import models as m
 from gameserver.ops.embedded import RedisProcess
-from tests.conftest import retry_503
-from tests.reliability.harness import MERCHANT, write_figures
+from gameserver.persister import PassReport
+from tests.conftest import app_persister, retry_503
+from tests.reliability.harness import MERCHANT, REL_CONFIG, write_figures
 from tests.reliability.test_redis_faults import GAME, restart_empty
 
 SHOPPERS = 40
@@ -135,8 +146,98 @@ async def test_retries_after_redis_lost_its_data(aof_redis: RedisProcess,
 
     acks = sum(len(v) for v in acked.values())
     assert sum(outcomes.values()) == acks
+    assert outcomes["replayed_lost_from_state"] == 0, outcomes
     write_figures("redis_lost_after_burst", {
         "shoppers": SHOPPERS, "acked": acks,
         "players_in_sql": len(versions), "states_ahead_of_ledger": len(ahead),
         "acks_lost_from_state": acks - outcomes["replayed_in_sql_state"],
         **dict(outcomes)})
+
+
+SALE_SHOP = "relsale"
+"""A merchant whose game is the blind-box game with a live flash sale (1 per shopper)."""
+
+
+def sale_config() -> dict[str, Any]:
+    config = copy.deepcopy(REL_CONFIG)
+    config["flashsales"] = {"midnight": {
+        "title": "Midnight nuts", "sku": "NUTS-11", "price_fen": 990, "list_price_fen": 2990,
+        "starts_at": int(time.time()) - 60, "stock": 5, "per_shopper": 1,
+        "pay_seconds": 600}}
+    return config
+
+
+async def _responses(world: Any) -> set[str]:
+    r = m.responses
+    async with world.db.engine.connect() as conn:
+        return {key for (key,) in await conn.execute(select(r.c.idem_key))}
+
+
+async def test_a_drained_commit_keeps_its_effect_after_redis_lost_its_data(
+        aof_redis: RedisProcess, make_world: Any) -> None:
+    """Acknowledged commits whose ledger and stored responses reached SQL while their
+    state was held back (a later commit of the same shopper not drained yet), then
+    Redis restarted empty: a retry of a drained key replays, and the state read back
+    has its effect; a flash-sale shopper's hold is in the state read back, so they
+    cannot claim past ``per_shopper``. (Before the ledger entries carried their
+    states, the replay came with a state that lacked the effect, and the shopper held
+    two units.)"""
+    world = await make_world(aof_redis.url, run_persister=False)
+    await world.merchant(SALE_SHOP, game="squirrel", config=sale_config())
+    persister = app_persister(world.client.app)  # its passes run by hand, stage by stage
+    await persister.run_once()  # epochs and consumer groups
+    pet = await world.token("pet", merchant_id=MERCHANT)
+    buyer = await world.token("buyer", merchant_id=SALE_SHOP)
+    feed, claim = f"{GAME}/pet/feed", f"{GAME}/flashsales/midnight/claim"
+    adopt = (f"{GAME}/pet", {"species": "squirrel", "name": "Nut"})
+
+    first: dict[str, Any] = {}
+    for tok, key, (path, body) in [(pet, "pet-1", adopt),
+                                   (pet, "pet-2", (feed, {"food": "snack"})),
+                                   (buyer, "buyer-1", (claim, {}))]:
+        resp = await world.post_retrying(path, tok, body, key)
+        assert resp.status in (200, 201), await resp.text()
+        first[key] = await resp.json()
+    report = PassReport()
+    await persister.drain_ledger(report)  # their ledger and stored responses: in SQL
+    assert report.ok and report.ledger_entries == 3
+    # One more commit each: its entry is not drained, so the flush holds the state back.
+    for tok, key, (path, body) in [(pet, "pet-3", (feed, {"food": "snack"})),
+                                   (buyer, "buyer-2", adopt)]:
+        resp = await world.post_retrying(path, tok, body, key)
+        assert resp.status in (200, 201), await resp.text()
+    await persister.flush_dirty(report)
+    assert report.ok and await _responses(world) == {"pet-1", "pet-2", "buyer-1"}
+
+    aof_redis.kill()
+    shutil.rmtree(aof_redis.data_dir)  # no AOF: Redis comes back empty
+    aof_redis.start()
+    for _ in range(20):  # the first pass may meet a pooled connection to the old Redis
+        if (await persister.run_once()).lost_shards:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the persister never saw the data loss")
+
+    # (a) The drained feed replays, and the state read back has it: adopted and fed.
+    again = await world.post_retrying(feed, pet, {"food": "snack"}, "pet-2")
+    assert (again.status, again.headers.get("Idempotent-Replayed")) == (200, "true")
+    assert await again.json() == first["pet-2"]
+    me = await (await world.get(f"{GAME}/me", pet)).json()
+    assert me["version"] == 2, me
+    assert me["player"]["pet"]["xp"] == first["pet-2"]["player"]["pet"]["xp"]
+
+    # (b) The hold SQL's grants confirm is in the state read back: no second unit.
+    held = first["buyer-1"]["hold"]
+    me = await (await world.get(f"{GAME}/me", buyer)).json()
+    assert [h["hold"] for h in me["player"]["sale_holds"]] == [held], me
+    replay = await world.post_retrying(claim, buyer, {}, "buyer-1")
+    assert (replay.status, await replay.json()) == (200, first["buyer-1"])
+    more = await world.post_retrying(claim, buyer, {}, "buyer-3")
+    assert more.status == 409, await more.text()
+    assert (await more.json())["error"]["code"] == "purchase_limit_reached"
+    g = m.grants
+    async with world.db.engine.connect() as conn:
+        units = (await conn.execute(select(g.c.user_id, g.c.status).where(
+            g.c.merchant_id == SALE_SHOP))).all()
+    assert [tuple(u) for u in units] == [("buyer", "confirmed")]

@@ -18,6 +18,9 @@
 --        or false
 --   [17] owed records of other shoppers (SharedOutcome.others), flat:
 --        field, record, field, record … (may be empty or absent)
+-- The ledger entry carries the new state as field n: the persister writes it to SQL
+-- with the entry (and its key), whatever else the stream holds; entries of servers
+-- before it have no n, and their state goes with a snapshot that holds the whole stream.
 -- Returns {1, version} | {0, current version} | {-1, 0} key already used
 local a = cmsgpack.unpack(ARGV[1])
 local current = redis.call('HGET', KEYS[1], 'v')
@@ -30,7 +33,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, 0} end
 
 local version = a[1] + 1
 redis.call('XADD', KEYS[5], '*', 'c', a[9], 'g', a[8], 'v', version, 'u', a[14],
-           'k', a[15], 'h', a[11], 's', a[4], 'r', a[5], 'd', a[10], 't', a[7])
+           'k', a[15], 'h', a[11], 's', a[4], 'r', a[5], 'd', a[10], 't', a[7], 'n', a[3])
 if a[2] then redis.call('DEL', KEYS[1]) end  -- a tombstone (x) goes
 redis.call('HSET', KEYS[1], 'v', version, 's', a[3])
 if a[16] then redis.call('HSET', KEYS[1], 'o', a[16]) end

@@ -24,7 +24,10 @@
 --        takes [8], the server's clock, instead of Redis' own (absent in production;
 --        `petbox demo --history` replays past days; needs Redis 7 for 'ms-*' ids)
 -- The records go into the entry as field t (servers before typed records wrote their
--- events as field e; the persister reads both).
+-- events as field e; the persister reads both). Field n is the new state itself: the
+-- persister writes it to SQL in the transaction of the entry's ledger rows and stored
+-- response, so SQL never holds a response without a state at least as new (entries of
+-- servers before it have no n: their state goes by the flush alone).
 -- The response body goes into the ledger stream entry (fields k, s, r; h the request
 -- hash), which the persister writes to SQL (table responses); the idempotency hash
 -- keeps only the request hash h, status c, commit id x and the entry id e, for the
@@ -59,7 +62,7 @@ local entry_id = '*'
 if a[18] then entry_id = a[8] .. '-*' end
 local entry = redis.call('XADD', KEYS[5], entry_id, 'c', a[10], 'p', a[9], 'v', version,
                          'd', a[11], 't', a[13], 'k', a[15], 's', a[5], 'r', a[6],
-                         'h', a[12])
+                         'h', a[12], 'n', a[3])
 -- e: this commit's ledger entry; the flush holds the state back until it is drained.
 redis.call('HSET', KEYS[1], 'v', version, 's', a[3], 'e', entry)
 redis.call('HSET', KEYS[2], 'h', a[12], 'c', a[5], 'x', a[10], 'e', entry)
