@@ -31,7 +31,7 @@ MAX_HOPS = 16
 """Hops of ``X-Forwarded-For`` read at most, from the right: the client is within a few
 hops of the balancer, and a header of thousands would cost each request a parse."""
 
-_CACHED = "petbox.client_ip"
+_CACHED = web.RequestKey("client_ip", str)
 
 
 def _address(text: str) -> IPv4Address | IPv6Address | None:
@@ -66,7 +66,7 @@ def client_ip(request: web.BaseRequest) -> str:
     cached = request.get(_CACHED)
     if cached is None:
         cached = request[_CACHED] = _client_ip(request)
-    return str(cached)
+    return cached
 
 
 def _client_ip(request: web.BaseRequest) -> str:
