@@ -28,7 +28,9 @@ def merchant() -> None:
 @merchant.command("create")
 @click.argument("merchant_id", metavar="MERCHANT")
 @click.option("--name", default="", help="display name")
-@click.option("--load-test", is_flag=True, help="a merchant for load testing (shadow data)")
+@click.option("--load-test", is_flag=True,
+              help="a merchant for load testing only (shadow data): its shoppers are "
+                   "exempt from the rate limits, so never give it real shoppers")
 @click.option("--json", "as_json", is_flag=True,
               help="print {merchant, api_key, signing_secret} as JSON")
 def merchant_create(merchant_id: str, name: str, load_test: bool, as_json: bool) -> None:
@@ -38,6 +40,10 @@ def merchant_create(merchant_id: str, name: str, load_test: bool, as_json: bool)
     settings = _settings()
     creds = _run(lambda: _with_db(settings, lambda db: create_merchant(
         db, merchant_id, int(time.time()), name, load_test)))
+    if load_test:
+        click.echo(f"note: {merchant_id} is for load tests only: every session of it, real "
+                   "or shadow, is exempt from the rate limits (docs/loadtesting.md)",
+                   err=True)
     if as_json:
         click.echo(json.dumps(creds.to_json()))
     else:
