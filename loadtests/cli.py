@@ -416,7 +416,7 @@ def _fresh_dir(out: Path) -> None:
 
 def _finish(result: Any, out_dir: Path, gates: list[Any], limits: Any, save: bool) -> None:
     from loadtests.replay import save_results
-    from loadtests.report import summarize, write_reports
+    from loadtests.report import login_line, summarize, write_reports
     from loadtests.verdict import judge
 
     summary = summarize(result)
@@ -433,6 +433,7 @@ def _finish(result: Any, out_dir: Path, gates: list[Any], limits: Any, save: boo
                f"{lat['p50']} p99 {lat['p99']} p999 {lat['p999']} ms; send lateness p99 "
                f"{late['p99']} ms")
     click.echo("  " + ", ".join(f"{k} {v:,}" for k, v in cls.items()))
+    click.echo(f"  logins by the replay: {login_line(summary)}")
     for code, n in list(summary["errors_by_code"].items())[:10]:
         click.echo(f"  {n:>8,}  {code}")
     click.echo(f"report: {paths['html']}  summary: {paths['summary']}")

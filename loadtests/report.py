@@ -83,8 +83,19 @@ def summarize(result: ReplayResult) -> dict[str, Any]:
                              if classify(c) == "refusal"},
         "failures_by_code": {c: n for c, n in by_code.most_common()
                              if classify(c) in FAILURE_CLASSES},
+        "logins": _logins(s),
         "operations": operations, "timeline": timeline,
     }
+
+
+def _logins(s: Any) -> dict[str, Any]:
+    """The sessions the replay opened on its own (a player's first request that needs a
+    token): apart from the trace's requests, rates and latencies."""
+    return {"requests": sum(s.logins.values()),
+            "errors": sum(n for c, n in s.logins.items() if is_error(c)),
+            "codes": dict(sorted(s.logins.items())),
+            "classes": _classes(s.logins), "latency_ms": latency_ms(s.login_hist),
+            "requests_not_sent": s.no_session}
 
 
 def _classes(codes: Counter[str]) -> dict[str, int]:
@@ -329,12 +340,30 @@ def _facts(summary: dict[str, Any]) -> str:
                     f" · max {_ms(lat['max'])} ms"),
         ("send lateness", f"p50 {_ms(late['p50'])} · p99 {_ms(late['p99'])} ms"),
         ("behind schedule", f"p99 {_ms(summary['behind_schedule_ms']['p99'])} ms"),
+        ("logins by the replay", login_line(summary)),
         ("generator CPU", f"{summary['generator']['cpu_max_share']:.0%} of a core (busiest)"),
     ]
     if summary["partial"]:
         facts.append(("partial", "; ".join(summary["failures"])))
     return "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
                    for k, v in facts)
+
+
+def login_line(summary: dict[str, Any]) -> str:
+    """The logins the replay made on its own, in one line (not in the figures above)."""
+    logins = summary.get("logins") or {}
+    n = int(logins.get("requests") or 0)
+    if not n:
+        return "none"
+    lat = logins["latency_ms"]
+    failed = {c: k for c, k in logins["classes"].items() if k and c != "ok"}
+    line = (f"{n:,} (not in the requests, rates or latencies above), p50 {_ms(lat['p50'])}"
+            f" · p99 {_ms(lat['p99'])} ms")
+    if failed:
+        line += "; not ok: " + ", ".join(f"{c} {k:,}" for c, k in failed.items())
+    if logins.get("requests_not_sent"):
+        line += f"; {logins['requests_not_sent']:,} requests not sent for want of a session"
+    return line
 
 
 def _codes_over_time(timeline: list[dict[str, Any]]) -> str:

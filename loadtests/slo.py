@@ -142,8 +142,14 @@ def measured(summary: dict[str, Any], gate: Gate) -> float | None:
     if scope is None:
         return None
     if gate.is_share:
-        n = scope["requests"]
-        return _count(scope, gate.metric) / n if n else None
+        n, count = scope["requests"], _count(scope, gate.metric)
+        logins = summary.get("logins") if gate.op is None else None
+        if logins and gate.metric != "unexpected":
+            # A whole-run share counts the logins the replay made too: a login the
+            # server failed is a failure, even though it is not one of the trace's.
+            n += logins["requests"]
+            count += _count(logins, gate.metric)
+        return count / n if n else None
     value = scope["latency_ms"].get(gate.metric)
     return None if value is None else float(value)
 

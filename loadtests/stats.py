@@ -144,6 +144,14 @@ class RunStats:
     wall_s: float = 0.0
     cpu_max_share: float = 0.0
     """The busiest generator process's CPU time over its wall time."""
+    logins: Counter[str] = field(default_factory=Counter)
+    """Sessions the replay opened on its own (a player's first request that needs a
+    token, where the trace opens none), by outcome code: apart from the trace's requests,
+    its offered and achieved rates and the latency of the request that needed it."""
+    login_hist: HdrHistogram = field(default_factory=new_hist)
+    no_session: int = 0
+    """Requests not sent because their player's login failed (the refusal is counted
+    once, as the login's)."""
 
     def bucket(self, index: int) -> Bucket:
         b = self.buckets.get(index)
@@ -196,8 +204,15 @@ class RunStats:
             record(b.hist, latency_us)
         return err
 
+    def login(self, code: str, latency_us: float) -> None:
+        """Count one login the replay made on its own (see :attr:`logins`)."""
+        self.logins[code] += 1
+        record(self.login_hist, latency_us)
+
     def to_json(self) -> dict[str, Any]:
         return {
+            "logins": dict(self.logins), "login_hist": encode(self.login_hist),
+            "no_session": self.no_session,
             "bucket_s": self.bucket_s, "sent": self.sent, "completed": self.completed,
             "errors": self.errors, "skipped": self.skipped, "answered": self.answered,
             "expected": dict(self.expected),
@@ -217,6 +232,11 @@ class RunStats:
         for name in ("sent", "completed", "errors", "skipped", "answered"):
             setattr(self, name, getattr(self, name) + int(data[name]))
         self.expected.update(data["expected"])
+        # Results written before logins were counted apart have none of these.
+        self.logins.update(data.get("logins") or {})
+        if data.get("login_hist"):
+            merge_into(self.login_hist, data["login_hist"])
+        self.no_session += int(data.get("no_session") or 0)
         self.cpu_s += float(data["cpu_s"])
         self.wall_s = max(self.wall_s, float(data["wall_s"]))
         self.cpu_max_share = max(self.cpu_max_share, float(data["cpu_max_share"]))

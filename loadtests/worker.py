@@ -506,10 +506,18 @@ class Worker:
         try:
             now = time.monotonic()
             record(self.stats.lateness, (now - ready) * 1e6)
-            record(self.stats.behind, (now - item.due) * 1e6)
             b = self.stats.bucket(self.stats.index(now - self.start))
             b.inflight_max = max(b.inflight_max, self.in_flight)
             record(self.stats.bucket(self._bucket(item.due)).lateness, (now - ready) * 1e6)
+            if OPERATIONS[item.rec.op].auth == "player" and not self._has_token(item.user):
+                # A login of the replay's own (the trace opens no session for this
+                # player): counted apart, and the request's own clock starts after it,
+                # or its latency would hold a createSession the trace never asked for.
+                if await self.token(item.user) is None:
+                    self._no_session(item)
+                    return
+                ready = now = time.monotonic()
+            record(self.stats.behind, (now - item.due) * 1e6)
             self.stats.sent += 1
             code, data = await self.fire(item, body, params)
             self._finish(item, ready, code)
@@ -542,7 +550,7 @@ class Worker:
         if op.auth == "order":
             return await self.send(op, path, *self._order(item, body, params.get("game")))
         if op.auth == "player":
-            token = await self.token(item.user, self._bucket(item.due))
+            token = await self.token(item.user)
             if token is None:
                 return "no_session", None
             headers["Authorization"] = f"Bearer {token}"
@@ -602,20 +610,26 @@ class Worker:
         except (KeyError, TypeError):
             return str(status), None
 
-    async def token(self, user: str, bucket: int) -> str | None:
-        """A valid token for ``user``: cached, or minted now (a measured createSession)."""
+    def _has_token(self, user: str) -> bool:
         cached = self.tokens.get(user)
-        if cached is not None and cached[1] - time.time() > 60:
+        return cached is not None and cached[1] - time.time() > 60
+
+    async def token(self, user: str) -> str | None:
+        """A valid token for ``user``: cached, or minted now (a login of the replay's
+        own, counted apart from the trace: :attr:`RunStats.logins`)."""
+        cached = self.tokens.get(user)
+        if cached is not None and self._has_token(user):
             return cached[0]
         began = time.monotonic()
-        self.stats.offer(began - self.start)  # a request of its own: offered and answered
         code, token = await self.mint(user)
-        now = time.monotonic()
-        latency = (now - began) * 1e6
-        self.stats.add("createSession", code, latency, bucket, done_s=now - self.start)
-        if self.samples is not None:
-            self.samples.append(f"createSession {int(latency)}\n")
+        self.stats.login(code, (time.monotonic() - began) * 1e6)
         return token
+
+    def _no_session(self, item: Item) -> None:
+        """A request whose player's login failed: not sent and no longer offered (the
+        login's refusal is counted once, as the login's, not again for each request)."""
+        self.stats.no_session += 1
+        self.stats.bucket(self._bucket(item.due)).offered -= 1
 
     async def mint(self, user: str) -> tuple[str, str | None]:
         """``createSession`` for ``user``; returns its outcome code and the token."""
