@@ -43,7 +43,15 @@ from typing import TYPE_CHECKING, Any
 from gameserver.http.signing import body_signature, session_signature
 from loadtests import chains
 from loadtests.ops import OPERATIONS, Op
-from loadtests.stats import RunStats, encode, new_hist, record
+from loadtests.stats import (
+    ANSWERED_CLASSES,
+    RunStats,
+    classify,
+    encode,
+    new_hist,
+    outcome_code,
+    record,
+)
 from loadtests.trace import Record, read_trace
 
 if TYPE_CHECKING:
@@ -494,6 +502,7 @@ class Worker:
     async def send_item(self, lane: Lane, item: Item, body: Any, ready: float,
                         params: dict[str, Any] | None = None) -> None:
         assert self.slots is not None
+        waited = time.monotonic()
         if self.slots.locked():  # only then pay for a timed wait (wait_for makes a task)
             try:
                 await asyncio.wait_for(self.slots.acquire(), timeout=self.cfg.timeout)
@@ -506,6 +515,9 @@ class Worker:
         try:
             now = time.monotonic()
             record(self.stats.lateness, (now - ready) * 1e6)
+            # Without the wait for a free connection: all of them held by answers that
+            # take long is the target's slowness, not the scheduler's (the verdict).
+            record(self.stats.own_lateness, (waited - ready) * 1e6)
             b = self.stats.bucket(self.stats.index(now - self.start))
             b.inflight_max = max(b.inflight_max, self.in_flight)
             record(self.stats.bucket(self._bucket(item.due)).lateness, (now - ready) * 1e6)
@@ -520,6 +532,8 @@ class Worker:
             record(self.stats.behind, (now - item.due) * 1e6)
             self.stats.sent += 1
             code, data = await self.fire(item, body, params)
+            if classify(code) in ANSWERED_CLASSES:
+                record(self.stats.target, (time.monotonic() - now) * 1e6)
             self._finish(item, ready, code)
             self._keep(lane, item, code, data, body)
             if item.rec.op == "startTask":
@@ -595,6 +609,7 @@ class Worker:
                                          headers=headers, allow_redirects=False) as resp:
                 raw = await resp.read()
                 status = resp.status
+                retry_after = "Retry-After" in resp.headers
         except TimeoutError:
             return "timeout", None
         except aiohttp.ClientError as exc:
@@ -606,9 +621,10 @@ class Worker:
         if 200 <= status < 300:
             return str(status), data if data is not None else {}
         try:
-            return f"{status} {data['error']['code']}", None  # type: ignore[index]
+            error = str(data["error"]["code"])  # type: ignore[index]
         except (KeyError, TypeError):
-            return str(status), None
+            error = None
+        return outcome_code(status, error, retry_after), None
 
     def _has_token(self, user: str) -> bool:
         cached = self.tokens.get(user)
