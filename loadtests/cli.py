@@ -48,6 +48,27 @@ connect, reported as the target being unreachable; ``--duration 0`` was read as 
 and made a 10-minute trace; ``--max-duration 0`` ran nothing and passed)."""
 
 
+class Share(click.ParamType):  # type: ignore[type-arg]
+    """``1%`` or ``0.01`` → a fraction within 0..1."""
+
+    name = "share"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a share like 1% or 0.01", param, ctx)
+        if not 0 <= share <= 1:
+            self.fail(f"{value!r}: a share is within 0..100%", param, ctx)
+        return share
+
+
+SHARE = Share()
+
+
 def _ops(value: str | None) -> frozenset[str] | None:
     from loadtests.ops import parse_ops
 
@@ -78,6 +99,12 @@ def _verdict_options(fn: Any) -> Any:
                      help="report saturation but do not fail the run for it (capacity search)"),
         click.option("--max-lateness", type=DURATION, default="50ms", show_default=True,
                      help="send lateness p99 above this: the generator is starved"),
+        click.option("--max-shed", type=SHARE, default="1%", show_default=True,
+                     help="more requests than this shed (429/503 with Retry-After): "
+                     "SATURATED"),
+        click.option("--slow-target", type=DURATION, default="1s", show_default=True,
+                     help="the target's own p99 from which waits for a connection are "
+                     "its slowness (SATURATED), not the generator's"),
     )):
         fn = opt(fn)
     return fn
@@ -86,7 +113,8 @@ def _verdict_options(fn: Any) -> Any:
 def _limits(kw: dict[str, Any]) -> Any:
     from loadtests.verdict import Limits
 
-    return Limits(max_lateness_ms=kw["max_lateness"] * 1000,
+    return Limits(max_lateness_ms=kw["max_lateness"] * 1000, max_shed=kw["max_shed"],
+                  slow_target_ms=kw["slow_target"] * 1000,
                   allow_generator_bound=kw["allow_generator_bound"],
                   allow_saturated=kw["allow_saturated"])
 
@@ -416,7 +444,7 @@ def _fresh_dir(out: Path) -> None:
 
 def _finish(result: Any, out_dir: Path, gates: list[Any], limits: Any, save: bool) -> None:
     from loadtests.replay import save_results
-    from loadtests.report import summarize, write_reports
+    from loadtests.report import login_line, summarize, write_reports
     from loadtests.verdict import judge
 
     summary = summarize(result)
@@ -433,6 +461,7 @@ def _finish(result: Any, out_dir: Path, gates: list[Any], limits: Any, save: boo
                f"{lat['p50']} p99 {lat['p99']} p999 {lat['p999']} ms; send lateness p99 "
                f"{late['p99']} ms")
     click.echo("  " + ", ".join(f"{k} {v:,}" for k, v in cls.items()))
+    click.echo(f"  logins by the replay: {login_line(summary)}")
     for code, n in list(summary["errors_by_code"].items())[:10]:
         click.echo(f"  {n:>8,}  {code}")
     click.echo(f"report: {paths['html']}  summary: {paths['summary']}")

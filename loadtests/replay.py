@@ -216,10 +216,35 @@ def scan(cfg: ReplayConfig) -> TracePlan:
 # -- worker processes ------------------------------------------------------------------
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+"""Signals that stop a replay as Ctrl-C does: what a terminal, ``kill``, systemd, a
+container stop or ``timeout`` send."""
+PARENT_POLL_S = 0.25
+"""How often a worker looks whether its parent is still there."""
+
+
+def _watch_parent(parent: int) -> None:
+    """End this worker as soon as its parent is gone (killed with SIGKILL, or crashed):
+    nobody would read its results, and it must not go on firing the trace at the target.
+    The parent's death re-parents the worker, so ``getppid`` changes."""
+    while True:
+        time.sleep(PARENT_POLL_S)
+        if os.getppid() != parent:
+            os._exit(1)  # no clean-up: the queue's reader is gone, a flush would block
+
+
 def _worker_main(cfg: ReplayConfig, index: int, start_at: Any, go: Any, stop: Any,
-                 out: Any, bucket_s: float) -> None:
+                 out: Any, bucket_s: float, parent: int | None = None) -> None:
     """Entry point of a worker process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    # The parent decides when to stop: a signal to the whole process group (Ctrl-C at a
+    # terminal, ``timeout``, a container stop) would otherwise end the workers before
+    # they report, and the partial report would have nothing in it.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch",
+                         daemon=True).start()
 
     def report(kind: str, data: Any) -> None:
         out.put((kind, index, data))
@@ -315,25 +340,41 @@ class Progress:
 def replay(cfg: ReplayConfig, progress: bool = False,
            on_plan: Callable[[TracePlan], None] | None = None) -> ReplayResult:
     """Run the replay described by ``cfg``; returns merged results (partial if cut short
-    by SIGINT: Ctrl-C, or ``kill -INT`` from whatever started it)."""
+    by SIGINT, SIGTERM or SIGHUP: Ctrl-C, ``kill``, a service or container stop)."""
     with _interruptible():
         return _replay(cfg, progress, on_plan)
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal other than SIGINT arrived (its name is in :attr:`signame`)."""
+
+    def __init__(self, signame: str) -> None:
+        super().__init__(signame)
+        self.signame = signame
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
 @contextlib.contextmanager
 def _interruptible() -> Any:
-    """SIGINT raises KeyboardInterrupt while the replay runs, whatever this process
-    inherited: a replay started in the background of a script (``cmd &``) inherits
-    SIGINT ignored, and an operator's or a scheduler's SIGINT then did nothing (no
-    partial report; the run went on to its end). The previous handler comes back after."""
+    """SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt while the replay runs, whatever
+    this process inherited: a replay started in the background of a script (``cmd &``)
+    inherits SIGINT ignored, and SIGTERM (``kill``, systemd, a container stop) ended the
+    process at once, without a report, leaving its workers firing at the target. The
+    previous handlers come back after."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers belong to the main thread
         return
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous = {signum: signal.signal(signum, signal.default_int_handler
+                                      if signum == signal.SIGINT else _raise_interrupted)
+                for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _replay(cfg: ReplayConfig, progress: bool,
@@ -353,7 +394,7 @@ def _replay(cfg: ReplayConfig, progress: bool,
     ctx = multiprocessing.get_context("spawn")
     start_at, go, stop, out = ctx.Value("d", 0.0), ctx.Event(), ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_worker_main, name=f"loadtest-worker-{i}", daemon=True,
-                         args=(cfg, i, start_at, go, stop, out, bucket_s))
+                         args=(cfg, i, start_at, go, stop, out, bucket_s, os.getpid()))
              for i in range(cfg.workers)]
     for proc in procs:
         proc.start()
@@ -376,14 +417,17 @@ def _replay(cfg: ReplayConfig, progress: bool,
         go.set()
         deadline = start_at.value + span + 2 * cfg.timeout + cfg.drain_s + 15.0
         _collect(out, procs, merged, meta, deadline, Progress(plan.records, progress))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         stop.set()
         # Only what was due before the interrupt was offered: the offered rate is over
         # the time the run had, not over the whole trace.
         ran = time.monotonic() - start_at.value if go.is_set() else 0.0
+        if not go.is_set():  # interrupted before the start: workers see the stop and end
+            go.set()
         meta["span_s"] = max(0.0, min(span, ran))
         meta["partial"] = True
-        meta["failures"].append("interrupted")
+        meta["failures"].append(f"interrupted ({exc.signame})"
+                                if isinstance(exc, Interrupted) else "interrupted")
         with contextlib.suppress(KeyboardInterrupt):
             _collect(out, procs, merged, meta, time.monotonic() + cfg.timeout + 5.0,
                      Progress(plan.records, False))
@@ -440,13 +484,12 @@ def _collect(out: Any, procs: list[Any], merged: RunStats, meta: dict[str, Any],
 
 
 def _end(procs: list[Any]) -> None:
+    """Reap every worker; one that overstays is killed (workers ignore SIGTERM: the
+    parent decides when they stop, so only SIGKILL ends one that does not)."""
     for proc in procs:
         proc.join(timeout=5.0)
         if proc.is_alive():
-            proc.terminate()
-            proc.join(timeout=5.0)
-        if proc.is_alive() and proc.pid is not None:
-            os.kill(proc.pid, signal.SIGKILL)
+            proc.kill()
             proc.join()
 
 

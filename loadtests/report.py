@@ -75,16 +75,30 @@ def summarize(result: ReplayResult) -> dict[str, Any]:
                        "bucket_s": s.bucket_s},
         "latency_ms": latency_ms(s.all), "send_lateness_ms": latency_ms(s.lateness),
         "behind_schedule_ms": latency_ms(s.behind),
+        "scheduler_lateness_ms": latency_ms(s.own_lateness),
+        "target_ms": latency_ms(s.target),
         "generator": {"cpu_s": round(s.cpu_s, 3), "cpu_max_share": round(s.cpu_max_share, 3),
                       "wall_s": round(s.wall_s, 3),
                       "workers": meta.get("workers")},
         "errors_by_code": dict(by_code.most_common()),
         "refusals_by_code": {c: n for c, n in by_code.most_common()
                              if classify(c) == "refusal"},
+        "shed_by_code": {c: n for c, n in by_code.most_common() if classify(c) == "shed"},
         "failures_by_code": {c: n for c, n in by_code.most_common()
                              if classify(c) in FAILURE_CLASSES},
+        "logins": _logins(s),
         "operations": operations, "timeline": timeline,
     }
+
+
+def _logins(s: Any) -> dict[str, Any]:
+    """The sessions the replay opened on its own (a player's first request that needs a
+    token): apart from the trace's requests, rates and latencies."""
+    return {"requests": sum(s.logins.values()),
+            "errors": sum(n for c, n in s.logins.items() if is_error(c)),
+            "codes": dict(sorted(s.logins.items())),
+            "classes": _classes(s.logins), "latency_ms": latency_ms(s.login_hist),
+            "requests_not_sent": s.no_session}
 
 
 def _classes(codes: Counter[str]) -> dict[str, int]:
@@ -123,7 +137,7 @@ def _timeline(result: ReplayResult) -> list[dict[str, Any]]:
     for i in range(max(s.buckets) + 1):
         b = s.buckets.get(i) or Bucket()
         lat = latency_ms(b.hist)
-        refusals = sum(n for c, n in b.codes.items() if classify(c) == "refusal")
+        refusals = sum(n for c, n in b.codes.items() if classify(c) in ("refusal", "shed"))
         points.append({"t": round(i * w, 3), "offered": round(b.offered / w, 3),
                        "achieved": round(b.achieved / w, 3), "rate": round(b.count / w, 3),
                        "errors": round(b.errors / w, 3), "refusals": round(refusals / w, 3),
@@ -275,7 +289,7 @@ def render_html(summary: dict[str, Any], run: RunVerdict | None = None,
             [series("offered/s", "offered"), series("achieved/s", "achieved")],
             "requests/s", marker=t0)),
         ("Refusals and failures over time (requests/s, by intended time)", line_chart(
-            [series("refusals/s (4xx)", "refusals"),
+            [series("refusals/s (4xx, and 429/503 shed with Retry-After)", "refusals"),
              series("failures/s (5xx, timeouts, transport, backlog)", "failures")],
             "requests/s", marker=t0)),
         ("Latency over time (ms, log scale)", line_chart(
@@ -294,6 +308,7 @@ def render_html(summary: dict[str, Any], run: RunVerdict | None = None,
 <table class="kv">{_facts(summary)}</table>{body}
 <h2>Errors by code over time</h2>{_codes_over_time(tl)}
 <h2>Refusals by code (the server said no)</h2>{_code_bars(summary["refusals_by_code"])}
+<h2>Shed by code (429/503 with Retry-After)</h2>{_code_bars(summary["shed_by_code"])}
 <h2>Failures by code</h2>{_code_bars(summary["failures_by_code"])}
 <h2>Per operation</h2>{_op_table(summary["operations"])}
 </body></html>
@@ -327,14 +342,36 @@ def _facts(summary: dict[str, Any]) -> str:
         ("outcomes", ", ".join(f"{k} {v:,}" for k, v in cls.items())),
         ("latency", f"p50 {_ms(lat['p50'])} · p99 {_ms(lat['p99'])} · p999 {_ms(lat['p999'])}"
                     f" · max {_ms(lat['max'])} ms"),
-        ("send lateness", f"p50 {_ms(late['p50'])} · p99 {_ms(late['p99'])} ms"),
+        ("send lateness", f"p50 {_ms(late['p50'])} · p99 {_ms(late['p99'])} ms (without "
+                          "waits for a free connection: p99 "
+                          f"{_ms(summary['scheduler_lateness_ms']['p99'])} ms)"),
+        ("target's own time", f"p50 {_ms(summary['target_ms']['p50'])} · p99 "
+                              f"{_ms(summary['target_ms']['p99'])} ms (send to answer)"),
         ("behind schedule", f"p99 {_ms(summary['behind_schedule_ms']['p99'])} ms"),
+        ("logins by the replay", login_line(summary)),
         ("generator CPU", f"{summary['generator']['cpu_max_share']:.0%} of a core (busiest)"),
     ]
     if summary["partial"]:
         facts.append(("partial", "; ".join(summary["failures"])))
     return "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
                    for k, v in facts)
+
+
+def login_line(summary: dict[str, Any]) -> str:
+    """The logins the replay made on its own, in one line (not in the figures above)."""
+    logins = summary.get("logins") or {}
+    n = int(logins.get("requests") or 0)
+    if not n:
+        return "none"
+    lat = logins["latency_ms"]
+    failed = {c: k for c, k in logins["classes"].items() if k and c != "ok"}
+    line = (f"{n:,} (not in the requests, rates or latencies above), p50 {_ms(lat['p50'])}"
+            f" · p99 {_ms(lat['p99'])} ms")
+    if failed:
+        line += "; not ok: " + ", ".join(f"{c} {k:,}" for c, k in failed.items())
+    if logins.get("requests_not_sent"):
+        line += f"; {logins['requests_not_sent']:,} requests not sent for want of a session"
+    return line
 
 
 def _codes_over_time(timeline: list[dict[str, Any]]) -> str:
@@ -357,11 +394,13 @@ def _op_table(ops: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td><code>{html.escape(op)}</code></td><td>{o['requests']:,}</td>"
         f"<td>{o['classes']['refusal']:,}</td>"
-        f"<td>{o['errors'] - o['classes']['refusal']:,}</td>"
+        f"<td>{o['classes']['shed']:,}</td>"
+        f"<td>{o['errors'] - o['classes']['refusal'] - o['classes']['shed']:,}</td>"
         f"<td>{_ms(o['latency_ms']['p50'])}</td><td>{_ms(o['latency_ms']['p99'])}</td>"
         f"<td>{_ms(o['latency_ms']['p999'])}</td><td>{_ms(o['latency_ms']['max'])}</td></tr>"
         for op, o in ops.items())
-    return ("<table><tr><th>operation</th><th>requests</th><th>refusals</th><th>failures</th>"
+    return ("<table><tr><th>operation</th><th>requests</th><th>refusals</th><th>shed</th>"
+            "<th>failures</th>"
             "<th>p50 ms</th><th>p99 ms</th><th>p999 ms</th><th>max ms</th></tr>"
             f"{rows}</table>")
 

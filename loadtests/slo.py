@@ -8,9 +8,11 @@ A gate is ``[operationId:]metric=limit``:
   as ``0.1%`` or ``0.001``; ``unexpected`` leaves out refusals a replayed
   recording also had then; each kind also has a gate of its own, so that
   realistic game refusals need not hide server failures:
-  ``5xx``, ``timeouts``, ``transport`` (connection failures), ``backlog`` (never
-  sent: the generator's fault), ``refusals`` (any 4xx) and ``refusals.CODE``
-  (``refusals.429``, ``refusals.cooldown``: by status or by error code);
+  ``5xx`` (a 5xx that is not shed), ``timeouts``, ``transport`` (connection
+  failures), ``backlog`` (never sent: the generator's fault), ``shed`` (429 or 503
+  with ``Retry-After``: turned away by design), ``refusals`` (any other 4xx) and
+  ``refusals.CODE`` (``refusals.429``, ``refusals.cooldown``: by status or by error
+  code, shed or not);
 * ``lateness_p99`` — the scheduler's own send-time error (a check on the
   load generator rather than on the server);
 * ``behind_p99`` — how far players fell behind the trace's schedule.
@@ -20,7 +22,8 @@ With an ``operationId:`` prefix the gate applies to that operation only
 limit. :data:`BREACH_EXIT_CODE` is what the CLI exits with when one fails.
 
 A run given no gate is judged by :data:`DEFAULT_SLO` (:func:`gates_or_default`):
-the server failed no shopper. A verdict with nothing to judge would say PASS of a
+the server failed no shopper (shedding is judged by the run verdict, past
+``--max-shed``: :mod:`loadtests.verdict`). A verdict with nothing to judge would say PASS of a
 run whose every request failed.
 """
 
@@ -39,7 +42,8 @@ _GATE = re.compile(r"^(?:(?P<op>[A-Za-z]+):)?(?P<metric>[a-z0-9_]+(?:\.[a-z0-9_]
 _UNITS = {"us": 0.001, "µs": 0.001, "ms": 1.0, "s": 1000.0}
 LATENCY_METRICS = ("p50", "p90", "p99", "p999", "p9999", "max", "mean")
 SHARE_METRICS = {"errors": None, "unexpected": None, "5xx": "5xx", "timeouts": "timeout",
-                 "transport": "transport", "backlog": "backlog", "refusals": "refusal"}
+                 "transport": "transport", "backlog": "backlog", "refusals": "refusal",
+                 "shed": "shed"}
 """Share gates → the outcome class they count (None: every unsuccessful one)."""
 RUN_METRICS = ("lateness_p99", "behind_p99")
 DEFAULT_SLO = ("5xx=0", "timeouts=0", "transport=0")
@@ -142,8 +146,14 @@ def measured(summary: dict[str, Any], gate: Gate) -> float | None:
     if scope is None:
         return None
     if gate.is_share:
-        n = scope["requests"]
-        return _count(scope, gate.metric) / n if n else None
+        n, count = scope["requests"], _count(scope, gate.metric)
+        logins = summary.get("logins") if gate.op is None else None
+        if logins and gate.metric != "unexpected":
+            # A whole-run share counts the logins the replay made too: a login the
+            # server failed is a failure, even though it is not one of the trace's.
+            n += logins["requests"]
+            count += _count(logins, gate.metric)
+        return count / n if n else None
     value = scope["latency_ms"].get(gate.metric)
     return None if value is None else float(value)
 

@@ -9,9 +9,11 @@ generators' histograms is exactly the histogram of all their samples.
 
 Every outcome has a code string (``"200"``, ``"409 cooldown"``, ``"timeout"``)
 and a class (:func:`classify`): ``ok``, ``refusal`` (a 4xx: the server said no,
-by code), ``5xx``, ``timeout``, ``transport`` (connection failures),
-``backlog`` (the generator could not send it in time: never sent) and ``client``
-(a request the generator could not build, e.g. no session).
+by code), ``shed`` (a 429 or 503 with ``Retry-After``: the server turned the request
+away by design, to stay within its capacity; its code ends with
+:data:`SHED_MARK`), ``5xx`` (any other 5xx: failed), ``timeout``, ``transport``
+(connection failures), ``backlog`` (the generator could not send it in time: never
+sent) and ``client`` (a request the generator could not build, e.g. no session).
 """
 
 from __future__ import annotations
@@ -25,9 +27,21 @@ from hdrh.histogram import HdrHistogram
 MAX_US = 600_000_000
 """Longest latency tracked (10 min); longer values are clamped."""
 
-CLASSES = ("ok", "refusal", "5xx", "timeout", "transport", "backlog", "client")
+CLASSES = ("ok", "refusal", "shed", "5xx", "timeout", "transport", "backlog", "client")
 FAILURE_CLASSES = ("5xx", "timeout", "transport", "backlog", "client")
-"""Outcomes that are failures (a refusal is the server's answer, counted apart)."""
+"""Outcomes that are failures (a refusal or a shed request is the server's answer by
+design, counted apart)."""
+ANSWERED_CLASSES = ("ok", "refusal", "shed", "5xx")
+"""Outcomes the server answered (any HTTP status)."""
+SHED_MARK = "retry-after"
+"""Last word of the code of a 429 or 503 that came with ``Retry-After``."""
+SHED_STATUSES = (429, 503)
+
+
+def outcome_code(status: int, error: str | None, retry_after: bool) -> str:
+    """The code string of an HTTP answer (``"503 overloaded retry-after"``)."""
+    code = str(status) if error is None else f"{status} {error}"
+    return f"{code} {SHED_MARK}" if retry_after and status in SHED_STATUSES else code
 
 
 def new_hist(digits: int = 3) -> HdrHistogram:
@@ -59,6 +73,8 @@ def classify(code: str) -> str:
         status = int(head)
         if 200 <= status < 400:
             return "ok"
+        if status in SHED_STATUSES and code.endswith(f" {SHED_MARK}"):
+            return "shed"
         return "5xx" if status >= 500 else "refusal"
     if head == "timeout":
         return "timeout"
@@ -71,7 +87,14 @@ def classify(code: str) -> str:
 
 def same_refusal(code: str, recorded: str) -> bool:
     """Whether ``code`` is the refusal a recording had (by error code, else by status)."""
-    return code.split(" ")[-1] == recorded.split(" ")[-1]
+    return _error_word(code) == _error_word(recorded)
+
+
+def _error_word(code: str) -> str:
+    words = code.split(" ")
+    if len(words) > 1 and words[-1] == SHED_MARK:
+        words.pop()
+    return words[-1]
 
 
 def is_error(code: str) -> bool:
@@ -121,6 +144,10 @@ class RunStats:
     all: HdrHistogram = field(default_factory=new_hist)
     lateness: HdrHistogram = field(default_factory=new_hist)
     """Scheduler error: actual send time minus when the request could first leave."""
+    own_lateness: HdrHistogram = field(default_factory=new_hist)
+    """Send lateness less any wait for a free connection: the scheduler's own error."""
+    target: HdrHistogram = field(default_factory=new_hist)
+    """The target's own time: from the actual send to the answer."""
     behind: HdrHistogram = field(default_factory=new_hist)
     """Schedule lateness: actual send time minus the trace's time for the request
     (includes waiting for the same player's previous reply: a slow server shows here)."""
@@ -144,6 +171,14 @@ class RunStats:
     wall_s: float = 0.0
     cpu_max_share: float = 0.0
     """The busiest generator process's CPU time over its wall time."""
+    logins: Counter[str] = field(default_factory=Counter)
+    """Sessions the replay opened on its own (a player's first request that needs a
+    token, where the trace opens none), by outcome code: apart from the trace's requests,
+    its offered and achieved rates and the latency of the request that needed it."""
+    login_hist: HdrHistogram = field(default_factory=new_hist)
+    no_session: int = 0
+    """Requests not sent because their player's login failed (the refusal is counted
+    once, as the login's)."""
 
     def bucket(self, index: int) -> Bucket:
         b = self.buckets.get(index)
@@ -183,7 +218,7 @@ class RunStats:
         b.errors += err
         if err:
             b.codes[code] += 1
-        if done_s is not None and cls in ("ok", "refusal", "5xx"):
+        if done_s is not None and cls in ANSWERED_CLASSES:
             self.answered += 1
             self.bucket(self.index(done_s)).achieved += 1
             self.last_done_s = max(self.last_done_s, done_s)
@@ -196,8 +231,15 @@ class RunStats:
             record(b.hist, latency_us)
         return err
 
+    def login(self, code: str, latency_us: float) -> None:
+        """Count one login the replay made on its own (see :attr:`logins`)."""
+        self.logins[code] += 1
+        record(self.login_hist, latency_us)
+
     def to_json(self) -> dict[str, Any]:
         return {
+            "logins": dict(self.logins), "login_hist": encode(self.login_hist),
+            "no_session": self.no_session,
             "bucket_s": self.bucket_s, "sent": self.sent, "completed": self.completed,
             "errors": self.errors, "skipped": self.skipped, "answered": self.answered,
             "expected": dict(self.expected),
@@ -205,6 +247,8 @@ class RunStats:
             "last_done_s": self.last_done_s,
             "cpu_s": self.cpu_s, "wall_s": self.wall_s, "cpu_max_share": self.cpu_max_share,
             "histograms": {"all": encode(self.all), "lateness": encode(self.lateness),
+                           "own_lateness": encode(self.own_lateness),
+                           "target": encode(self.target),
                            "behind": encode(self.behind),
                            "ops": {op: encode(h) for op, h in sorted(self.ops.items())}},
             "codes": {op: dict(c) for op, c in sorted(self.codes.items())},
@@ -217,6 +261,11 @@ class RunStats:
         for name in ("sent", "completed", "errors", "skipped", "answered"):
             setattr(self, name, getattr(self, name) + int(data[name]))
         self.expected.update(data["expected"])
+        # Results written before logins were counted apart have none of these.
+        self.logins.update(data.get("logins") or {})
+        if data.get("login_hist"):
+            merge_into(self.login_hist, data["login_hist"])
+        self.no_session += int(data.get("no_session") or 0)
         self.cpu_s += float(data["cpu_s"])
         self.wall_s = max(self.wall_s, float(data["wall_s"]))
         self.cpu_max_share = max(self.cpu_max_share, float(data["cpu_max_share"]))
@@ -229,6 +278,9 @@ class RunStats:
         merge_into(self.all, hists["all"])
         merge_into(self.lateness, hists["lateness"])
         merge_into(self.behind, hists["behind"])
+        for name in ("own_lateness", "target"):  # results of older releases lack them
+            if hists.get(name):
+                merge_into(getattr(self, name), hists[name])
         for op, enc in hists["ops"].items():
             merge_into(self.ops.setdefault(op, new_hist()), enc)
         for op, codes in data["codes"].items():

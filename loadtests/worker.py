@@ -43,7 +43,15 @@ from typing import TYPE_CHECKING, Any
 from gameserver.http.signing import body_signature, session_signature
 from loadtests import chains
 from loadtests.ops import OPERATIONS, Op
-from loadtests.stats import RunStats, encode, new_hist, record
+from loadtests.stats import (
+    ANSWERED_CLASSES,
+    RunStats,
+    classify,
+    encode,
+    new_hist,
+    outcome_code,
+    record,
+)
 from loadtests.trace import Record, read_trace
 
 if TYPE_CHECKING:
@@ -494,6 +502,7 @@ class Worker:
     async def send_item(self, lane: Lane, item: Item, body: Any, ready: float,
                         params: dict[str, Any] | None = None) -> None:
         assert self.slots is not None
+        waited = time.monotonic()
         if self.slots.locked():  # only then pay for a timed wait (wait_for makes a task)
             try:
                 await asyncio.wait_for(self.slots.acquire(), timeout=self.cfg.timeout)
@@ -506,12 +515,25 @@ class Worker:
         try:
             now = time.monotonic()
             record(self.stats.lateness, (now - ready) * 1e6)
-            record(self.stats.behind, (now - item.due) * 1e6)
+            # Without the wait for a free connection: all of them held by answers that
+            # take long is the target's slowness, not the scheduler's (the verdict).
+            record(self.stats.own_lateness, (waited - ready) * 1e6)
             b = self.stats.bucket(self.stats.index(now - self.start))
             b.inflight_max = max(b.inflight_max, self.in_flight)
             record(self.stats.bucket(self._bucket(item.due)).lateness, (now - ready) * 1e6)
+            if OPERATIONS[item.rec.op].auth == "player" and not self._has_token(item.user):
+                # A login of the replay's own (the trace opens no session for this
+                # player): counted apart, and the request's own clock starts after it,
+                # or its latency would hold a createSession the trace never asked for.
+                if await self.token(item.user) is None:
+                    self._no_session(item)
+                    return
+                ready = now = time.monotonic()
+            record(self.stats.behind, (now - item.due) * 1e6)
             self.stats.sent += 1
             code, data = await self.fire(item, body, params)
+            if classify(code) in ANSWERED_CLASSES:
+                record(self.stats.target, (time.monotonic() - now) * 1e6)
             self._finish(item, ready, code)
             self._keep(lane, item, code, data, body)
             if item.rec.op == "startTask":
@@ -542,7 +564,7 @@ class Worker:
         if op.auth == "order":
             return await self.send(op, path, *self._order(item, body, params.get("game")))
         if op.auth == "player":
-            token = await self.token(item.user, self._bucket(item.due))
+            token = await self.token(item.user)
             if token is None:
                 return "no_session", None
             headers["Authorization"] = f"Bearer {token}"
@@ -587,6 +609,7 @@ class Worker:
                                          headers=headers, allow_redirects=False) as resp:
                 raw = await resp.read()
                 status = resp.status
+                retry_after = "Retry-After" in resp.headers
         except TimeoutError:
             return "timeout", None
         except aiohttp.ClientError as exc:
@@ -598,24 +621,31 @@ class Worker:
         if 200 <= status < 300:
             return str(status), data if data is not None else {}
         try:
-            return f"{status} {data['error']['code']}", None  # type: ignore[index]
+            error = str(data["error"]["code"])  # type: ignore[index]
         except (KeyError, TypeError):
-            return str(status), None
+            error = None
+        return outcome_code(status, error, retry_after), None
 
-    async def token(self, user: str, bucket: int) -> str | None:
-        """A valid token for ``user``: cached, or minted now (a measured createSession)."""
+    def _has_token(self, user: str) -> bool:
         cached = self.tokens.get(user)
-        if cached is not None and cached[1] - time.time() > 60:
+        return cached is not None and cached[1] - time.time() > 60
+
+    async def token(self, user: str) -> str | None:
+        """A valid token for ``user``: cached, or minted now (a login of the replay's
+        own, counted apart from the trace: :attr:`RunStats.logins`)."""
+        cached = self.tokens.get(user)
+        if cached is not None and self._has_token(user):
             return cached[0]
         began = time.monotonic()
-        self.stats.offer(began - self.start)  # a request of its own: offered and answered
         code, token = await self.mint(user)
-        now = time.monotonic()
-        latency = (now - began) * 1e6
-        self.stats.add("createSession", code, latency, bucket, done_s=now - self.start)
-        if self.samples is not None:
-            self.samples.append(f"createSession {int(latency)}\n")
+        self.stats.login(code, (time.monotonic() - began) * 1e6)
         return token
+
+    def _no_session(self, item: Item) -> None:
+        """A request whose player's login failed: not sent and no longer offered (the
+        login's refusal is counted once, as the login's, not again for each request)."""
+        self.stats.no_session += 1
+        self.stats.bucket(self._bucket(item.due)).offered -= 1
 
     async def mint(self, user: str) -> tuple[str, str | None]:
         """``createSession`` for ``user``; returns its outcome code and the token."""

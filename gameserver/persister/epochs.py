@@ -3,7 +3,12 @@
 It is recorded in SQL (``meta`` row ``epoch:<shard>``) the first time it is seen; if
 Redis lacks it while SQL has one, Redis lost the shard's data: the loss is counted,
 the ``on_data_loss`` callbacks run (the shard stays in :attr:`Epochs.recovering`
-until they succeed), then a new epoch is written to both."""
+until they succeed), then a new epoch is written to both.
+
+A loss in the real keyspace is an ERROR naming it. The shadow keyspace (load-test
+data) loses every shard by design when ``petbox shadow purge`` empties it under a
+running persister: that is one WARNING per pass saying so, never read as real data
+loss."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from gameserver.persister.context import PassContext
 from gameserver.persister.report import PassReport
 from gameserver.persister.wire import first_error
+from gameserver.services import SHADOW_PREFIX
 from gameserver.state.scripts import reply_text
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,8 @@ class Epochs:
         """Shards whose Redis lost data and whose ``on_data_loss`` callbacks have not
         all succeeded yet (value grants must fail closed for them)."""
         self._known: dict[int, str] = {}
+        self._shadow_lost: list[int] = []
+        """Shadow shards found empty this pass (logged together: a purge empties all)."""
 
     async def check(self, report: PassReport) -> list[int]:
         """Check every shard's epoch key; returns the shards found to have lost data.
@@ -72,6 +80,12 @@ class Epochs:
             elif shard not in lost:
                 lost.append(shard)
         await self._renew(report, missing, fresh, lost)
+        if self._shadow_lost:
+            log.warning("persister: the shadow keyspace (%s:, load-test data) is empty for "
+                        "shard(s) %s, as `petbox shadow purge` leaves it; starting them "
+                        "afresh from the shadow database. Real data is not affected",
+                        ctx.keys.prefix, _ranges(self._shadow_lost))
+            self._shadow_lost = []
         return lost
 
     async def _renew(self, report: PassReport, missing: list[int], fresh: dict[int, str],
@@ -103,7 +117,11 @@ class Epochs:
         """Redis lost this shard's data: count it once, then run every callback."""
         lost.append(shard)
         if shard not in self.recovering:
-            log.error("persister: Redis lost the data of shard %s; recovering from SQL", shard)
+            if self.ctx.keys.prefix == SHADOW_PREFIX:
+                self._shadow_lost.append(shard)
+            else:
+                log.error("persister: Redis lost the data of shard %s of the real keyspace "
+                          "(%s:); recovering from SQL", shard, self.ctx.keys.prefix)
             self.ctx.metrics.data_loss_detected.inc()
             self.recovering.add(shard)
         self.forget_group(shard)
@@ -125,3 +143,14 @@ class Epochs:
             raise error
         return {shard: reply_text(raw) for shard, raw in zip(shards, replies[1::2],
                                                               strict=True)}
+
+
+def _ranges(shards: list[int]) -> str:
+    """``0-15`` or ``0-3, 7`` for sorted shard numbers."""
+    out: list[str] = []
+    for shard in sorted(shards):
+        if out and shard == int(out[-1].rsplit("-", 1)[-1]) + 1:
+            out[-1] = f"{out[-1].split('-', 1)[0]}-{shard}"
+        else:
+            out.append(str(shard))
+    return ", ".join(out)

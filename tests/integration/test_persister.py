@@ -8,6 +8,8 @@ active marks).
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -443,6 +445,41 @@ async def test_data_loss_recovering_until_callbacks_succeed(make: Any, redis: ai
     assert attempts == [0, 1, 2, 3, 0, 1, 2, 3]
     assert metrics.data_loss_detected._value.get() == 4  # one loss per shard, not per try
     assert await persister.check_epochs() == []
+
+
+async def test_a_shadow_purge_under_a_running_persister_is_no_data_loss_alarm(
+        make: Any, redis: aioredis.Redis, metrics: Metrics, clock: ManualClock,
+        caplog: pytest.LogCaptureFixture, tmp_path: Path, sqlite_template: Path) -> None:
+    """``petbox shadow purge`` on a running server empties the shadow keyspace, epochs
+    included: its persister said ``ERROR ... Redis lost the data of shard N`` once per
+    shard without naming the keyspace, read by on-call as real data loss. It is one
+    WARNING naming the shadow keyspace; a loss of the real keyspace stays an ERROR that
+    names it."""
+    from gameserver.ops.shadow import purge_shadow_keys
+
+    shutil.copy(sqlite_template, tmp_path / "shadow.db")
+    shadow_db = Database(f"sqlite+aiosqlite:///{tmp_path / 'shadow.db'}")
+    shadow = Persister(redis, Keys("pbs"), shadow_db, metrics, clock, shards=SHARDS,
+                       consumer="c1")
+    real = make()
+    await shadow.run_once()
+    await real.run_once()
+    caplog.set_level(logging.INFO, logger="gameserver.persister")
+    assert await purge_shadow_keys(redis) > 0
+    assert await redis.exists(*(KEYS.epoch(s) for s in range(SHARDS))) == SHARDS
+    assert (await shadow.run_once()).lost_shards == [0, 1, 2, 3]
+    assert (await real.run_once()).lost_shards == []
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [(
+        "WARNING", "persister: the shadow keyspace (pbs:, load-test data) is empty for "
+        "shard(s) 0-3, as `petbox shadow purge` leaves it; starting them afresh from the "
+        "shadow database. Real data is not affected")]
+    caplog.clear()
+    await redis.unlink(KEYS.epoch(2))
+    assert (await real.run_once()).lost_shards == [2]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [(
+        "ERROR", "persister: Redis lost the data of shard 2 of the real keyspace (pb:); "
+        "recovering from SQL")]
+    await shadow_db.close()
 
 
 async def test_backlog_metrics(store: Store, make: Any, clock: ManualClock,

@@ -2,9 +2,12 @@
 
 ``python bare_server.py PORT [DELAY_MS [CONCURRENCY]]`` serves ``createSession`` (a token per user),
 ``getPlayer``, ``adoptPet`` and ``feedPet``; ``playWithPet`` is broken (always a
-500); every other path is a petbox-style 404. ``GET /_seen`` tells what arrived
-(counts, headers seen), so tests can check what the replay sent without trusting
-its own numbers.
+500), ``collectProduce`` sheds (``503 overloaded`` with ``Retry-After``, as petbox's
+admission does) and ``cleanPet`` is a 503 without ``Retry-After`` (a proxy's: a
+failure); every other path is a petbox-style 404. A user id containing ``slowlogin``
+waits 300 ms for its session, one containing ``shedlogin`` has its login shed.
+``GET /_seen`` tells what arrived (counts, headers seen), so tests can check what the
+replay sent without trusting its own numbers.
 
 With ``DELAY_MS`` every game request sleeps that long before answering, and with
 ``CONCURRENCY`` at most that many are served at once (the rest queue): a slow
@@ -29,6 +32,10 @@ GATE: asyncio.Semaphore | None = None
 async def session(request: web.Request) -> web.Response:
     body = await request.json()
     SEEN["createSession"] += 1
+    if "slowlogin" in body["user"]:
+        await asyncio.sleep(0.3)
+    if "shedlogin" in body["user"]:
+        return overloaded()
     if len(body.get("sign", "")) != 64:
         SEEN["bad_sign"] += 1
     expires = int(time.time()) + 3600
@@ -67,6 +74,23 @@ async def broken(request: web.Request) -> web.Response:
                                         "details": {}}}, status=500)
 
 
+def overloaded() -> web.Response:
+    SEEN["503 overloaded"] += 1
+    return web.json_response({"error": {"code": "overloaded", "message": "at capacity",
+                                        "details": {}}}, status=503,
+                             headers={"Retry-After": "1"})
+
+
+async def shed(request: web.Request) -> web.Response:
+    return overloaded()
+
+
+async def proxy_503(request: web.Request) -> web.Response:
+    SEEN["503"] += 1
+    return web.Response(text="<html>503 Service Unavailable</html>", status=503,
+                        content_type="text/html")
+
+
 async def seen(request: web.Request) -> web.Response:
     return web.json_response(dict(SEEN))
 
@@ -77,6 +101,8 @@ def make_app() -> web.Application:
     app.router.add_get("/_seen", seen)
     app.router.add_route("*", "/v1/games/{game}/{rest:(me|pet|pet/feed)}", game)
     app.router.add_post("/v1/games/{game}/pet/play", broken)
+    app.router.add_post("/v1/games/{game}/pet/collect", shed)
+    app.router.add_post("/v1/games/{game}/pet/clean", proxy_503)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 

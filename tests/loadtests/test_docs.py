@@ -93,7 +93,7 @@ def test_quick_start_runs_clean_and_passes(tmp_path: Path) -> None:
                 # Shadow data only: the real side of the merchant has no player yet.
                 assert _rows(data / "petbox.db", "players", "loadshop") == 0
         assert outputs["replay"].rstrip().endswith("VERDICT PASS (5/5 gates pass)")
-        assert "refusal 0, 5xx 0, timeout 0, transport 0, backlog 0" in outputs["replay"]
+        assert "refusal 0, shed 0, 5xx 0, timeout 0, transport 0, backlog 0" in outputs["replay"]
         assert outputs["report"].rstrip().endswith("VERDICT PASS (1/1 gates pass)")
         assert (tmp_path / "runs" / "sd-1" / "report.html").exists()
         assert (tmp_path / "runs" / "sd-1-again" / "report.html").exists()

@@ -67,16 +67,21 @@ def test_scheduler_replays_a_steady_2000_per_second_trace(bare_server: BareServe
 
 
 def test_headers_sessions_and_errors_by_code(bare_server: BareServer, tmp_path: Path) -> None:
+    """What goes out (headers, sessions) and how outcomes are counted. The login the
+    replay makes for ``b`` (its trace opens no session; the target takes 300 ms for it)
+    is reported apart: not one of the trace's requests, not offered nor achieved, and not
+    in the latency of the feedPet that needed it (that counted a second request per
+    player and put the login's time in the operation's latency)."""
     trace = tmp_path / "mixed.pbt"
     write_trace(trace, Header.new(defaults={"game": "g"}), [
         Record(0, "a", "createSession", {}),
         Record(5, "a", "getPlayer"),
         Record(10, "a", "adoptPet", {"species": "squirrel", "name": "N"}),
-        Record(20, "b", "feedPet", {"food": "snack"}),          # no session yet: minted first
+        Record(20, "b-slowlogin", "feedPet", {"food": "snack"}),  # no session: logs in
         Record(30, "a", "checkIn", {}),                         # not served: 404 by code
-        Record(40, "b", "drawBox", {"count": 1}, {"series": "s"}),
-        Record(50, "b", "drawBox", {"count": 1}),               # no series: bad record
-        Record(60, "b", "getLeaderboard", None, {"board": "x"}),  # filtered out below
+        Record(40, "b-slowlogin", "drawBox", {"count": 1}, {"series": "s"}),
+        Record(50, "b-slowlogin", "drawBox", {"count": 1}),     # no series: bad record
+        Record(60, "b-slowlogin", "getLeaderboard", None, {"board": "x"}),  # filtered out
     ])
     ops = frozenset({"createSession", "getPlayer", "adoptPet", "feedPet", "checkIn", "drawBox"})
     result = replay(config(bare_server, trace, workers=1, shadow=True, ops=ops))
@@ -89,9 +94,14 @@ def test_headers_sessions_and_errors_by_code(bare_server: BareServer, tmp_path: 
     opsum = summary["operations"]
     assert opsum["checkIn"]["codes"] == {"404 not_found": 1}
     assert opsum["drawBox"]["codes"] == {"404 not_found": 1, "bad_record missing_series": 1}
-    assert opsum["createSession"]["codes"] == {"201": 2}
+    assert opsum["createSession"]["codes"] == {"201": 1}  # the trace's own
     assert summary["errors_by_code"] == {"404 not_found": 2, "bad_record missing_series": 1}
-    assert summary["errors"] == 3 and summary["requests"] == 8
+    assert summary["errors"] == 3 and summary["requests"] == 7
+    assert summary["offered"]["requests"] == 7 and summary["achieved"]["answered"] == 6
+    logins = summary["logins"]
+    assert logins["requests"] == 1 and logins["codes"] == {"201": 1}
+    assert logins["latency_ms"]["p50"] >= 300
+    assert opsum["feedPet"]["latency_ms"]["max"] < 250  # from its own send
 
 
 def test_time_limit_and_backlog_bound(bare_server: BareServer, tmp_path: Path) -> None:

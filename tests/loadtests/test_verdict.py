@@ -92,6 +92,46 @@ def test_a_run_given_no_slo_is_judged_by_the_default_gates(bare_server: BareServ
     assert healthy.output.rstrip().endswith("VERDICT PASS (3/3 default gates pass)")
 
 
+def test_shed_is_apart_from_failed_and_a_shed_login_counts_once(bare_server: BareServer,
+                                                                tmp_path: Path) -> None:
+    """A 503 overloaded with Retry-After (petbox's admission turning a request away by
+    design) is ``shed``, not a failure: the default gates pass it, and past --max-shed
+    (1%) the run is SATURATED, not FAIL. A 503 without Retry-After (a proxy's) is still
+    a 5xx. A player whose login is shed is counted once per login, not again as a
+    client/no_session error for each of its requests. All of them went into 5xx and
+    failed the default gate like a 500, and each shed login came back as no_session."""
+    from loadtests.slo import BREACH_EXIT_CODE
+
+    trace = tmp_path / "shed.pbt"
+    write_trace(trace, Header.new(defaults={"game": "g"}), [
+        Record(0, "a", "getPlayer"), Record(10, "a", "collectProduce", {}),
+        Record(20, "a", "collectProduce", {}), Record(30, "b", "cleanPet", {}),
+        Record(40, "c-shedlogin", "getPlayer"), Record(50, "c-shedlogin", "getPlayer")])
+    result = run(bare_server, trace, tmp_path / "out", "--max-lateness", "250ms")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["classes"] == {"ok": 1, "refusal": 0, "shed": 2, "5xx": 1, "timeout": 0,
+                                  "transport": 0, "backlog": 0, "client": 0}
+    assert summary["operations"]["collectProduce"]["codes"] == {
+        "503 overloaded retry-after": 2}
+    assert summary["failures_by_code"] == {"503": 1}
+    logins = summary["logins"]
+    assert logins["codes"] == {"503 overloaded retry-after": 2}
+    assert logins["requests_not_sent"] == 2 and summary["requests"] == 4
+    assert result.exit_code == SATURATED_EXIT_CODE, result.output
+    assert summary["saturated"] == ["shed 4 of 6 requests (66.7%; 429/503 with Retry-After) "
+                                    "> 1.0%"]
+    assert [g["gate"] for g in summary["slo"] if not g["ok"]] == ["5xx=0"]
+    results = str(tmp_path / "out" / "results.json")
+    lenient = CliRunner().invoke(loadtest, ["report", results, "--max-lateness", "250ms",
+                                            "--max-shed", "100%"])
+    assert lenient.exit_code == BREACH_EXIT_CODE, lenient.output  # the proxy's 503 alone
+    shed_only = CliRunner().invoke(loadtest, [
+        "report", results, "--max-lateness", "250ms", "--max-shed", "100%",
+        "--slo", "collectProduce:5xx=0", "--slo", "shed=70%"])
+    assert shed_only.exit_code == 0, shed_only.output
+    assert shed_only.output.rstrip().endswith("VERDICT PASS (2/2 gates pass)")
+
+
 def _spawned_children() -> list[int]:
     """This process's multiprocessing children (the replay workers)."""
     me, out = str(os.getpid()), []
@@ -185,9 +225,14 @@ def test_unknown_operation_in_a_gate_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def _summary(p99s: list[float], *, offered: float = 100.0, achieved: float = 100.0,
-             late_p99: float = 1.0, backlog: int = 0, cpu: float = 0.2) -> dict[str, object]:
+             late_p99: float = 1.0, backlog: int = 0, cpu: float = 0.2,
+             own_late_p99: float | None = None, target_p99: float = 5.0,
+             ) -> dict[str, object]:
     """A run summary as ``report.summarize`` writes it, down to what the verdict reads."""
     return {"send_lateness_ms": {"p99": late_p99}, "classes": {"ok": 100, "backlog": backlog},
+            "scheduler_lateness_ms": {"p99": late_p99 if own_late_p99 is None
+                                      else own_late_p99},
+            "target_ms": {"p99": target_p99}, "requests": 100 + backlog,
             "generator": {"cpu_max_share": cpu, "wall_s": 9.0},
             "offered": {"span_s": 9.0, "rps": offered}, "achieved": {"rps": achieved},
             "timeline": [{"t": i, "p99": v} for i, v in enumerate(p99s)],
@@ -213,9 +258,26 @@ def test_each_reason_of_the_run_verdicts() -> None:
         "achieved 84.0/s of 100.0/s offered (84%)"]
     assert judge(_summary(flat, achieved=85.0), [], Limits()).word == "PASS"
     bound = judge(_summary(flat, backlog=3, cpu=0.95, late_p99=50.5), [], Limits())
-    assert bound.generator_bound == ["send lateness p99 50.5 ms > 50 ms",
+    assert bound.generator_bound == ["send lateness p99 50.5 ms > 50 ms (without waits for "
+                                     "a connection: 50.5 ms)",
                                      "3 requests never sent (client_backlog)",
                                      "a generator process used 95% of a core"]
+    # Waiting for a free connection while the target takes seconds to answer is the
+    # target's slowness (it was called GENERATOR-BOUND of a server whose own p99 was
+    # 5.4 s); the scheduler's own lateness and its CPU stay the generator's.
+    slow = judge(_summary(flat, backlog=3, late_p99=900.0, own_late_p99=2.0,
+                          target_p99=5400.0), [], Limits())
+    assert (slow.word, slow.generator_bound) == ("SATURATED", [])
+    assert slow.saturated == [
+        "send lateness p99 900.0 ms > 50 ms; 3 requests never sent (client_backlog): every "
+        "connection held by a slow target (its own p99 5,400.0 ms >= 1000 ms)"]
+    fast = judge(_summary(flat, backlog=3, late_p99=900.0, own_late_p99=2.0,
+                          target_p99=40.0), [], Limits())
+    assert fast.generator_bound == ["send lateness p99 900.0 ms > 50 ms",
+                                    "3 requests never sent (client_backlog)"]
+    starved = judge(_summary(flat, late_p99=900.0, own_late_p99=300.0, target_p99=5400.0),
+                    [], Limits())
+    assert starved.word == "GENERATOR-BOUND"
     assert bound.exit_code == GENERATOR_BOUND_EXIT_CODE
     assert judge(_summary(flat, late_p99=50.0, cpu=0.89), [], Limits()).word == "PASS"
     allowed = judge(_summary(growing, backlog=1), [],
