@@ -386,6 +386,10 @@ async def merchant_ops(c: Caller) -> None:
                  {"round": "r1", "runs": 2})
     await c.send("listGroupBuysAdmin", "GET", f"{ADMIN}/groupbuys/duo", "merchant")
     await c.send("getTeamSeasonAdmin", "GET", f"{ADMIN}/teams/s11", "merchant")
+    # a load-test shopper's erasure, on the shadow side (nothing unflushed to wait for:
+    # this test runs no persister)
+    await c.send("erasePlayer", "POST", f"{ADMIN}/players/bot-9/erase", "merchant", {},
+                 key=True)
 
 
 async def refused_ops(c: Caller) -> None:
