@@ -29,10 +29,7 @@ from gameserver.state.store import Reply, encode_json
 
 def eraser(app: web.Application, svc: Services) -> Eraser:
     """The eraser of ``svc``'s keyspace (the real one, or the shadow one)."""
-    s = app[SETTINGS]
-    return Eraser(app[REDIS], svc.keys, svc.db, svc.store, app[CLOCK], shards=s.shards,
-                  secret=s.token_secret, idempotency_ttl_s=s.idempotency_ttl,
-                  wait_s=s.erase_wait, tombstone_s=s.erase_tombstone)
+    return Eraser.of(app[SETTINGS], app[REDIS], svc.keys, svc.db, svc.store, app[CLOCK])
 
 
 ERASE_BODY = Obj(fields={})

@@ -34,6 +34,7 @@ from gameserver.clock import Clock
 from gameserver.db import erasure as sql
 from gameserver.db.database import Database
 from gameserver.games import LiveGame
+from gameserver.ops.settings import Settings
 from gameserver.state.keys import AggregateRef, Keys, PlayerRef
 from gameserver.state.scripts import Script
 from gameserver.state.store import Store
@@ -78,6 +79,15 @@ class Eraser:
         self.idempotency_ttl_ms = idempotency_ttl_s * 1000
         self.wait_s, self.tombstone_ms = wait_s, int(tombstone_s * 1000)
         self._erase = Script.named("erase", redis=redis)
+
+    @classmethod
+    def of(cls, settings: Settings, redis: Redis, keys: Keys, db: Database, store: Store,
+           clock: Clock) -> Eraser:
+        """The eraser of one keyspace as ``settings`` configure it (the servers' and the
+        ``petbox erase-player`` command's: the same secret, so the same pseudonym)."""
+        return cls(redis, keys, db, store, clock, shards=settings.shards,
+                   secret=settings.token_secret, idempotency_ttl_s=settings.idempotency_ttl,
+                   wait_s=settings.erase_wait, tombstone_s=settings.erase_tombstone)
 
     def _now_ms(self) -> int:
         return int(self.clock.now() * 1000)

@@ -1,24 +1,31 @@
 """``erasePlayer`` over HTTP against real Redis and SQL (SQLite and PostgreSQL): what goes,
 what stays under a pseudonym, that totals do not move, that a retry replays, that an
 action racing the erasure lands before it or is refused, and that a shopper who comes
-back starts afresh."""
+back starts afresh; the refusals (nothing changed, the shopper plays on); shadow data
+apart; ``petbox erase-player`` on the same Redis and SQL."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
 from gameserver.appkeys import KEYS, SETTINGS
+from gameserver.cli.main import main
 from gameserver.db import models as m
 from gameserver.db.erasure import pseudonym
 from tests.conftest import World
 from tests.integration.loopgame import signed_order
 from tests.integration.test_boxes_http import persister
 from tests.integration.test_coupon_wallet import WALLET_CONFIG
+from tests.integration.test_flashsale_http import CONFIG as SALE_CONFIG
+from tests.integration.test_groupbuy_http import GB_CONFIG
 
 GAME = "/v1/games/squirrel"
 ADMIN = "/v1/admin/games/squirrel"
@@ -26,6 +33,10 @@ ADMIN = "/v1/admin/games/squirrel"
 CONFIG: dict[str, Any] = copy.deepcopy(WALLET_CONFIG)
 CONFIG["leaderboards"] = {"draws": {"name": "Most boxes", "metric": "draws", "size": 10}}
 """Every draw wins a limited ¥5 coupon; a board of draws."""
+
+HOLD_CONFIG: dict[str, Any] = copy.deepcopy(GB_CONFIG)
+HOLD_CONFIG["presales"] = {"early": SALE_CONFIG["presales"]["early"]}
+"""Group buys (``tea``: 3 seats, an hour) and a presale (``early``) reserving now."""
 
 USER_TABLES = (m.players, m.ledger, m.responses, m.grants, m.draws, m.revealed_seeds,
                m.experiment_exposures, m.experiment_days, m.order_events, m.order_refunds,
@@ -54,8 +65,11 @@ async def _rows(world: World, user: str) -> dict[str, int]:
     return out
 
 
-async def _admin(world: World, method: str, path: str, key: str | None = None) -> Any:
-    headers = {"Authorization": f"Bearer {world.merchants['boxshop'].api_key}"}
+async def _admin(world: World, method: str, path: str, key: str | None = None,
+                 merchant: str = "boxshop", shadow: bool = False) -> Any:
+    headers = {"Authorization": f"Bearer {world.merchants[merchant].api_key}"}
+    if shadow:
+        headers["X-Petbox-Shadow"] = "1"
     if key is not None:
         headers["Idempotency-Key"] = key
     return await world.client.request(method, f"{ADMIN}{path}", json={}, headers=headers)
@@ -151,3 +165,52 @@ def _tag(world: World, user: str) -> str:
     from gameserver.state.keys import shard_of, spread_tag
 
     return spread_tag("s", shard_of("boxshop", user, 4))
+
+
+async def test_erase_player_command(world: World, redis_url: str, db_url: str,
+                                    tmp_path: Path) -> None:
+    await world.merchant("holdshop", config=HOLD_CONFIG)
+    ann, bob = world.mint("ann", "holdshop"), world.mint("bob", "holdshop")
+    adopted = await world.post(f"{GAME}/pet", ann, {"species": "squirrel", "name": "A"}, "a1")
+    assert adopted.status == 201
+    assert (await world.post(f"{GAME}/pet/feed", ann, {"food": "snack"}, "f1")).status == 200
+    assert (await world.post(f"{GAME}/groupbuys/tea", bob, {}, "g1")).status == 200
+    await persister(world).run_once()
+    settings = world.client.app[SETTINGS]
+    env = {"PETBOX_DATABASE_URL": db_url, "PETBOX_REDIS_URL": redis_url,
+           "PETBOX_TOKEN_SECRET": settings.token_secret, "PETBOX_SHARDS": "4",
+           "PETBOX_DATA_DIR": str(tmp_path / "data"), "PETBOX_ERASE_WAIT": "2"}
+
+    async def petbox(*args: str) -> Result:
+        return await asyncio.to_thread(CliRunner().invoke, main, ["erase-player", *args],
+                                       env=env)
+
+    def who(user: str, *more: str) -> list[str]:
+        return ["--merchant", "holdshop", "--game", "squirrel", "--user", user, *more]
+
+    nogame = await petbox("--merchant", "holdshop", "--game", "nope", "--user", "ann")
+    assert (nogame.exit_code, nogame.output) == (1, "Error: game not found\n  game: nope\n")
+    held = await petbox(*who("bob"))
+    assert held.exit_code == 3 and held.output.startswith("Error: erase_unsettled: ")
+    assert "holding: groupbuy:" in held.output
+    done = await petbox(*who("ann", "--key", "k1", "--json"))
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    alias = pseudonym(settings.token_secret, "holdshop", "ann")
+    assert out == {"pseudonym": alias, "deleted": {
+        "players.state": 1, "responses": 2, "experiment_exposures": 0, "experiment_days": 0},
+        "pseudonymised": {"ledger": 1, "grants": 0, "draws": 0, "revealed_seeds": 0,
+                          "order_events": 0, "order_refunds": 0, "aggregate_ledger": 0},
+        "redis_keys_deleted": 2, "refused_until": out["refused_until"]}
+    assert await _rows(world, "ann") == {}
+    again = await petbox(*who("ann", "--key", "k1"))
+    assert again.exit_code == 0, again.output
+    lines = [" ".join(line.strip("│ ").split()) for line in again.output.splitlines()]
+    assert "holdshop/squirrel: ann erased" in lines and "ledger │ pseudonymised │ 1" in lines
+    assert f"kept rows now name {alias}" in lines
+    assert lines[-1] == "(replayed: key k1 erased this shopper before; nothing done now)"
+    # The route answers the same key with the command's result.
+    replay = await _admin(world, "POST", "/players/ann/erase", "k1", merchant="holdshop")
+    assert replay.headers["Idempotent-Replayed"] == "true" and await replay.json() == out
+    refused = await world.post(f"{GAME}/pet/feed", ann, {"food": "snack"}, "f2")
+    assert (refused.status, (await refused.json())["error"]["code"]) == (409, "player_erased")
