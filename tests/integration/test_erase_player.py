@@ -11,21 +11,25 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
-from gameserver.appkeys import KEYS, SETTINGS
+from gameserver.appkeys import KEYS, SETTINGS, SHADOW_DB
 from gameserver.cli.main import main
 from gameserver.db import models as m
 from gameserver.db.erasure import pseudonym
-from tests.conftest import World
+from gameserver.state.keys import PlayerRef, shard_of
+from tests.conftest import World, app_persister
 from tests.integration.loopgame import signed_order
+from tests.integration.test_analytics import grant_row, insert_rows
 from tests.integration.test_boxes_http import persister
 from tests.integration.test_coupon_wallet import WALLET_CONFIG
 from tests.integration.test_flashsale_http import CONFIG as SALE_CONFIG
 from tests.integration.test_groupbuy_http import GB_CONFIG
+from tests.integration.test_shadow import SHADOW_HEADERS, shadow_token
 
 GAME = "/v1/games/squirrel"
 ADMIN = "/v1/admin/games/squirrel"
@@ -44,18 +48,22 @@ USER_TABLES = (m.players, m.ledger, m.responses, m.grants, m.draws, m.revealed_s
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Any, clock: Any) -> Any:
+async def client(request: pytest.FixtureRequest, aiohttp_client: Any, settings: Any,
+                 clock: Any) -> Any:
+    """The app; a test's indirect parameter overrides more settings."""
     from gameserver.app import create_app
 
-    return await aiohttp_client(create_app(
-        settings.with_overrides(erase_tombstone=0.5, erase_wait=10.0), clock=clock))
+    more = getattr(request, "param", {})
+    return await aiohttp_client(create_app(settings.with_overrides(
+        **{"erase_tombstone": 0.5, "erase_wait": 10.0, **more}), clock=clock))
 
 
-async def _rows(world: World, user: str) -> dict[str, int]:
+async def _rows(world: World, user: str, db: Any = None) -> dict[str, int]:
     """Rows naming ``user``, by table (tables with none left out; grants: those not void,
-    as the holds of actions refused by the erasure end void)."""
+    as the holds of actions refused by the erasure end void); ``db``: another database
+    (the shadow one) than the world's."""
     out = {}
-    async with world.db.connect() as conn:
+    async with (db or world.db).connect() as conn:
         for t in USER_TABLES:
             live = [t.c.status != "void"] if t is m.grants else []
             n = (await conn.execute(select(func.count()).select_from(t)
@@ -214,3 +222,100 @@ async def test_erase_player_command(world: World, redis_url: str, db_url: str,
     assert replay.headers["Idempotent-Replayed"] == "true" and await replay.json() == out
     refused = await world.post(f"{GAME}/pet/feed", ann, {"food": "snack"}, "f2")
     assert (refused.status, (await refused.json())["error"]["code"]) == (409, "player_erased")
+
+
+# Waits of 0.3 s; no cached copies (as with several workers): every action loads the
+# player, so a block is seen at once (a host's cached copy meets only the tombstone).
+@pytest.mark.parametrize("client", [{"erase_wait": 0.3, "state_cache": 0}], indirect=True)
+async def test_refused_erasures_change_nothing_and_the_shopper_plays_on(
+        world: World, redis: Any) -> None:
+    await world.merchant("holdshop", config=HOLD_CONFIG)
+    now = int(world.clock.now())
+    users = ("ann", "bob", "cat", "dan")
+    tok = {u: world.mint(u, "holdshop") for u in users}
+    for u in users:
+        assert (await world.post(f"{GAME}/pet", tok[u], {"species": "squirrel",
+                                                          "name": "P"}, "a")).status == 201
+    group = await (await world.post(f"{GAME}/groupbuys/tea", tok["ann"], {}, "g")).json()
+    hold = await (await world.post(f"{GAME}/presales/early", tok["bob"], {}, "r")).json()
+    # cat's grant in flight whose host died (the reconciler settles it later)
+    await insert_rows(world.db, m.grants, [{**grant_row("cat", now, status="pending"),
+                                            "merchant_id": "holdshop"}])
+    await persister(world).run_once()
+    assert (await world.post(f"{GAME}/pet/feed", tok["dan"], {"food": "snack"},
+                             "f0")).status == 200  # dan's last change not in SQL yet
+    keys = world.client.app[KEYS]
+
+    def hash_key(user: str) -> str:
+        return keys.player(PlayerRef("holdshop", "squirrel", user, shard_of(
+            "holdshop", user, 4)))
+
+    before = {u: (await _rows(world, u), await redis.hgetall(hash_key(u))) for u in users}
+    me = {u: await (await world.get(f"{GAME}/me", tok[u])).json() for u in users}
+    for user, code, holding in (
+            ("ann", "erase_unsettled", [f"groupbuy:{group['group']}"]),
+            ("bob", "erase_unsettled", [f"sale_hold:{hold['hold']}"]),
+            ("cat", "erase_unsettled", ["pending_grants:1"]),  # after the block: undone
+            ("dan", "erase_pending", None)):
+        resp = await _admin(world, "POST", f"/players/{user}/erase", "e", merchant="holdshop")
+        error = (await resp.json())["error"]
+        assert (resp.status, error["code"], error["details"].get("holding")) == (
+            409, code, holding), user
+        assert await _rows(world, user) == before[user][0], user
+        if user != "cat":  # cat's player was read back from SQL: the same state
+            assert await redis.hgetall(hash_key(user)) == {
+                **before[user][1], **({b"z": ANY} if user == "dan" else {})}, user
+    assert {u: await (await world.get(f"{GAME}/me", tok[u])).json() for u in users} == me
+    for u in users:  # they play on; dan once his block lapses, 2 s after the wait
+        fed = await world.post(f"{GAME}/pet/feed", tok[u], {"food": "snack"}, "f1")
+        if u == "dan":
+            assert (fed.status, (await fed.json())["error"]["code"]) == (409, "player_erased")
+            world.clock.advance(3)
+            fed = await world.post(f"{GAME}/pet/feed", tok[u], {"food": "snack"}, "f1")
+        assert fed.status == 200, (u, await fed.text())
+
+
+async def test_erasing_a_real_shopper_leaves_shadow_data_and_twice_finds_nothing(
+        world: World, redis: Any) -> None:
+    from gameserver.ops.provision import create_merchant, publish_config
+
+    app, now = world.client.app, int(world.clock.now())
+    world.merchants["lt"] = await create_merchant(world.db, "lt", now, load_test=True)
+    await publish_config(world.db, "lt", "squirrel", HOLD_CONFIG, now)
+    real = world.mint("u1", "lt")
+    bot = (await (await shadow_token(world, "u1")).json())["token"]
+    shadow = {"Authorization": f"Bearer {bot}", **SHADOW_HEADERS}
+    for headers in ({"Authorization": f"Bearer {real}"}, shadow):
+        for key, path, body in (("a", "pet", {"species": "squirrel", "name": "P"}),
+                                ("f", "pet/feed", {"food": "snack"})):
+            resp = await world.client.post(f"{GAME}/{path}", json=body,
+                                            headers={**headers, "Idempotency-Key": key})
+            assert resp.status in (200, 201), await resp.text()
+    await persister(world).run_once()
+    await app_persister(app, shadow=True).run_once()
+
+    async def shadow_state() -> Any:
+        found = sorted([k async for k in redis.scan_iter(match="pbs:*u1*")])
+        return (await _rows(world, "u1", app[SHADOW_DB]), found,
+                [await redis.hgetall(k) if await redis.type(k) == b"hash" else None
+                 for k in found])
+
+    kept = await shadow_state()
+    assert kept[0] == {"players": 1, "ledger": 1, "responses": 2} and len(kept[1]) == 3
+    erased = await _admin(world, "POST", "/players/u1/erase", "e1", merchant="lt")
+    assert erased.status == 200, await erased.text()
+    alias = (await erased.json())["pseudonym"]
+    assert await _rows(world, "u1") == {}
+    assert await shadow_state() == kept
+    again = await _admin(world, "POST", "/players/u1/erase", "e2", merchant="lt")
+    assert again.status == 200 and (await again.json()) == {
+        "pseudonym": alias, "deleted": dict.fromkeys(
+            ("players.state", "responses", "experiment_exposures", "experiment_days"), 0),
+        "pseudonymised": dict.fromkeys(("ledger", "grants", "draws", "revealed_seeds",
+                                        "order_events", "order_refunds",
+                                        "aggregate_ledger"), 0),
+        "redis_keys_deleted": 0, "refused_until": (await again.json())["refused_until"]}
+    assert await _rows(world, alias) == {"players": 1, "ledger": 1}
+    resp = await world.client.post(f"{GAME}/pet/feed", json={"food": "snack"},
+                                   headers={**shadow, "Idempotency-Key": "f2"})
+    assert resp.status == 200, await resp.text()  # the shadow shopper plays on
