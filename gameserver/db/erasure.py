@@ -90,6 +90,14 @@ async def erase_rows(conn: AsyncConnection, ref: PlayerRef, alias: str,
         values: dict[str, object] = {"user_id": alias}
         if table is a:  # the gate's reply and entry may name the shopper: not kept
             values.update(body=b"", entry=b"")
+        if table is m.grants:
+            # A grant is unique by (user, key, position) while live, and a shopper who
+            # came back and was erased again may have used their keys again (the
+            # erasure deleted the records that refused a reuse): under the pseudonym a
+            # grant is its commit's (one per key, random), so the lives never collide.
+            # Nothing looks a settled grant up by key (the value tier asks for pending
+            # ones, which an erasure waits for).
+            values["idem_key"] = table.c.commit_id
         done = await conn.execute(update(table).where(_mine(table, ref)).values(values))
         out.pseudonymised[table.name] = int(done.rowcount)
     return out

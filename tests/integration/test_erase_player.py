@@ -167,6 +167,27 @@ async def test_erase_deletes_and_pseudonymises_and_the_shopper_starts_afresh(
     me = await (await world.get(f"{GAME}/me", u1)).json()
     assert me["version"] == 0 and me["player"]["coupons"] == {"won": 0}
     assert (await world.post(f"{GAME}/boxes/forest/draw", u1, {"count": 1}, "d1")).status == 200
+    # Erased again (a new key) after coming back, having used a key of the first life
+    # again (d1): both lives' rows under the pseudonym, one players row with the first
+    # life's times (it was a 500: the grants' keys collided).
+    await p.run_once()
+    first = await _times(world, alias)
+    second = await _admin(world, "POST", "/players/u1/erase", "e2")
+    assert second.status == 200, await second.text()
+    assert (await second.json())["pseudonymised"]["grants"] == 1
+    assert await _rows(world, "u1") == {}
+    assert await _rows(world, alias) == {
+        "players": 1, "ledger": 2 + landed, "grants": 11 + landed, "draws": 11 + landed,
+        "order_events": 1}
+    assert await _times(world, alias) == (first[0], first[1] + 1, first[2])
+
+
+async def _times(world: World, user: str) -> tuple[int, int, int | None]:
+    p = m.players
+    async with world.db.connect() as conn:
+        row = (await conn.execute(select(p.c.created_at, p.c.last_seen, p.c.first_played_at)
+                                  .where(p.c.user_id == user))).one()
+    return int(row[0]), int(row[1]), row[2]
 
 
 def _tag(world: World, user: str) -> str:
