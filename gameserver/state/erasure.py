@@ -10,7 +10,8 @@ In order, so that nothing the erasure removed comes back:
 2. **block** (``erase.lua``): the shopper's new actions are refused (``player_erased``)
    while the persister writes what it owes SQL of them (dirty state, ledger entries).
    Once it has, the same script replaces the player by a tombstone that every commit
-   loaded before it conflicts with; not within ``PETBOX_ERASE_WAIT``: 409
+   loaded before it conflicts with; then the shared plays' records they made before
+   the block must be in SQL too. Not within ``PETBOX_ERASE_WAIT``: 409
    ``erase_pending`` (a retry goes on).
 3. **SQL**, one transaction (:mod:`gameserver.db.erasure`): rows deleted or re-keyed to a
    pseudonym.
@@ -101,7 +102,10 @@ class Eraser:
         if holding:
             raise EraseUnsettled(holding)
         await self._block(ref, deadline)
-        await self._settled(ref, deadline)
+        # The shared plays the shopper made before the block are at or before these
+        # (a peek that meets the block refuses every new one).
+        marks = await self._shared_marks()
+        await self._settled(ref, deadline, marks)
         async with self.db.begin() as conn:
             done = await sql.erase_rows(conn, ref, alias,
                                         self._now_ms() - self.idempotency_ttl_ms)
@@ -125,21 +129,49 @@ class Eraser:
                 holding.append(f"pending_grants:{pending}")
         return holding + await self._owed(ref)
 
-    async def _settled(self, ref: PlayerRef, deadline: float) -> None:
+    async def _settled(self, ref: PlayerRef, deadline: float,
+                       marks: list[tuple[int, int] | None]) -> None:
         """Once blocked: wait for grants in flight to settle (confirmed, or void when their
-        commit met the tombstone); what changed since the first look is in SQL now. Not
-        settled by the deadline: the block is undone and the erasure refused."""
+        commit met the tombstone) and for the shared plays' records up to ``marks`` to be
+        in SQL (the persister writes the shared plays' ledger in a stage of its own,
+        perhaps on another host: a record written after the SQL step would name the
+        shopper). Not settled by the deadline: the block is undone and the erasure
+        refused (``erase_unsettled``, or ``erase_pending`` when SQL is only behind)."""
         delay = 0.01
         while True:
             holding = await self._holding(ref, (await self.store.read(ref)).state)
-            if not holding:
+            written = await self._shared_written(marks)
+            if not holding and written:
                 return
             if self.clock.monotonic() >= deadline or not all(
                     h.startswith("pending_grants:") for h in holding):
                 await self._unblock(ref)
-                raise EraseUnsettled(holding)
+                if holding:
+                    raise EraseUnsettled(holding)
+                raise ErasePending(self.wait_s)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+    async def _shared_marks(self) -> list[tuple[int, int] | None]:
+        """The id of the newest entry of every aggregate shard's ledger stream (None:
+        the stream is empty)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.shards):
+            pipe.xrevrange(self.keys.aggregate_ledger(shard), count=1)
+        return [_entry_id(got[0][0]) if got else None for got in await pipe.execute()]
+
+    async def _shared_written(self, marks: list[tuple[int, int] | None]) -> bool:
+        """Whether the persister has written (and deleted) every aggregate ledger entry up
+        to ``marks``: each stream is empty or starts past its mark."""
+        pending = [(shard, mark) for shard, mark in enumerate(marks) if mark is not None]
+        if not pending:
+            return True
+        pipe = self.redis.pipeline(transaction=False)
+        for shard, _ in pending:
+            pipe.xrange(self.keys.aggregate_ledger(shard), count=1)
+        firsts = await pipe.execute()
+        return all(not got or _entry_id(got[0][0]) > mark
+                   for (_, mark), got in zip(pending, firsts, strict=True))
 
     async def _owed(self, ref: PlayerRef) -> list[str]:
         """Records shared plays of this game owe the shopper (every aggregate shard's owed
@@ -202,6 +234,13 @@ class Eraser:
         rate = f"{k.tag(ref.shard)}:rl:{ref.merchant}:{ref.user}"  # http/ratelimit.py
         removed += int(await r.delete(rate, f"{rate}:draw"))
         return removed
+
+
+def _entry_id(raw: bytes | str) -> tuple[int, int]:
+    """A stream entry id (``<ms>-<seq>``) as a pair that compares in stream order."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq)
 
 
 async def _scan_out(redis: Redis, key: str, pattern: str, *, zset: bool) -> int:

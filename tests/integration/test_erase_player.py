@@ -21,6 +21,7 @@ from gameserver.appkeys import KEYS, SETTINGS, SHADOW_DB
 from gameserver.cli.main import main
 from gameserver.db import models as m
 from gameserver.db.erasure import pseudonym
+from gameserver.persister import PassReport
 from gameserver.state.keys import PlayerRef, shard_of
 from tests.conftest import World, app_persister
 from tests.integration.loopgame import signed_order
@@ -29,6 +30,7 @@ from tests.integration.test_boxes_http import persister
 from tests.integration.test_coupon_wallet import WALLET_CONFIG
 from tests.integration.test_flashsale_http import CONFIG as SALE_CONFIG
 from tests.integration.test_groupbuy_http import GB_CONFIG
+from tests.integration.test_poll_http import POLL_CONFIG
 from tests.integration.test_shadow import SHADOW_HEADERS, shadow_token
 
 GAME = "/v1/games/squirrel"
@@ -40,7 +42,10 @@ CONFIG["leaderboards"] = {"draws": {"name": "Most boxes", "metric": "draws", "si
 
 HOLD_CONFIG: dict[str, Any] = copy.deepcopy(GB_CONFIG)
 HOLD_CONFIG["presales"] = {"early": SALE_CONFIG["presales"]["early"]}
-"""Group buys (``tea``: 3 seats, an hour) and a presale (``early``) reserving now."""
+HOLD_CONFIG["currencies"]["ticket"] = POLL_CONFIG["currencies"]["ticket"]
+HOLD_CONFIG["polls"] = {"best": POLL_CONFIG["polls"]["best"]}
+"""Group buys (``tea``: 3 seats, an hour; ``duo``: 2), a presale (``early``) reserving
+now and a poll (``best``)."""
 
 USER_TABLES = (m.players, m.ledger, m.responses, m.grants, m.draws, m.revealed_seeds,
                m.experiment_exposures, m.experiment_days, m.order_events, m.order_refunds,
@@ -340,3 +345,24 @@ async def test_erasing_a_real_shopper_leaves_shadow_data_and_twice_finds_nothing
     resp = await world.client.post(f"{GAME}/pet/feed", json={"food": "snack"},
                                    headers={**shadow, "Idempotency-Key": "f2"})
     assert resp.status == 200, await resp.text()  # the shadow shopper plays on
+
+
+async def test_shared_plays_not_yet_in_sql_are_waited_for(world: World, redis: Any) -> None:
+    await world.merchant("holdshop", config=HOLD_CONFIG)
+    ann = world.mint("ann", "holdshop")
+    voted = await world.post(f"{GAME}/polls/best/vote", ann, {"option": "red"}, "v1")
+    assert voted.status == 200, await voted.text()
+    p = persister(world)
+    report = PassReport()  # the players' half of a pass: the shared plays' stage lags
+    await p.drain_ledger(report)  # (another host's, say) and has the vote in Redis only
+    await p.flush_dirty(report)
+    erasing = asyncio.create_task(_admin(world, "POST", "/players/ann/erase", "e1",
+                                         merchant="holdshop"))
+    await asyncio.sleep(0.1)
+    await p.run_once()
+    erased = await erasing
+    assert erased.status == 200, await erased.text()
+    await p.run_once()
+    # It was erased at once, and the vote came to SQL as ann's after it.
+    assert await _rows(world, "ann") == {}
+    assert (await erased.json())["pseudonymised"]["aggregate_ledger"] == 1
