@@ -10,7 +10,7 @@ In order, so that nothing the erasure removed comes back:
 2. **block** (``erase.lua``): the shopper's new actions are refused (``player_erased``)
    while the persister writes what it owes SQL of them (dirty state, ledger entries).
    Once it has, the same script replaces the player by a tombstone that every commit
-   loaded before it conflicts with; then the shared plays' records they made before
+   loaded before it conflicts with; then the records of shared plays they made before
    the block must be in SQL too. Not within ``PETBOX_ERASE_WAIT``: 409
    ``erase_pending`` (a retry goes on).
 3. **SQL**, one transaction (:mod:`gameserver.db.erasure`): rows deleted or re-keyed to a
@@ -104,7 +104,7 @@ class Eraser:
         await self._block(ref, deadline)
         # The shared plays the shopper made before the block are at or before these
         # (a peek that meets the block refuses every new one).
-        marks = await self._shared_marks()
+        marks = await self._shared_marks(ref)
         await self._settled(ref, deadline, marks)
         async with self.db.begin() as conn:
             done = await sql.erase_rows(conn, ref, alias,
@@ -152,13 +152,24 @@ class Eraser:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
 
-    async def _shared_marks(self) -> list[tuple[int, int] | None]:
-        """The id of the newest entry of every aggregate shard's ledger stream (None:
-        the stream is empty)."""
+    async def _shared_marks(self, ref: PlayerRef) -> list[tuple[int, int] | None]:
+        """Per aggregate shard, the id of the newest record of the shopper's shared plays
+        in this game still in its ledger stream (None: none; the streams are drained
+        every pass, so they are short). A stream longer than :data:`SCAN_LIMIT` (SQL
+        behind): its newest entry, unread ones may be the shopper's."""
         pipe = self.redis.pipeline(transaction=False)
         for shard in range(self.shards):
-            pipe.xrevrange(self.keys.aggregate_ledger(shard), count=1)
-        return [_entry_id(got[0][0]) if got else None for got in await pipe.execute()]
+            pipe.xrevrange(self.keys.aggregate_ledger(shard), count=SCAN_LIMIT)
+        prefix = f"{ref.merchant}:{ref.game}:"
+        marks: list[tuple[int, int] | None] = []
+        for entries in await pipe.execute():
+            if len(entries) >= SCAN_LIMIT:
+                marks.append(_entry_id(entries[0][0]))
+                continue
+            marks.append(next((_entry_id(eid) for eid, fields in entries  # newest first
+                               if _text(fields, "u") == ref.user
+                               and _text(fields, "g").startswith(prefix)), None))
+        return marks
 
     async def _shared_written(self, marks: list[tuple[int, int] | None]) -> bool:
         """Whether the persister has written (and deleted) every aggregate ledger entry up
@@ -234,6 +245,16 @@ class Eraser:
         rate = f"{k.tag(ref.shard)}:rl:{ref.merchant}:{ref.user}"  # http/ratelimit.py
         removed += int(await r.delete(rate, f"{rate}:draw"))
         return removed
+
+
+SCAN_LIMIT = 10_000
+"""Entries of an aggregate ledger stream the eraser reads for the shopper's records."""
+
+
+def _text(fields: dict[Any, Any], name: str) -> str:
+    """A stream entry's field as text ('' if absent), whatever the client decodes."""
+    raw = fields.get(name.encode(), fields.get(name, b""))
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _entry_id(raw: bytes | str) -> tuple[int, int]:
