@@ -5,17 +5,20 @@ In order, so that nothing the erasure removed comes back:
 
 1. **refuse what cannot be settled yet**: a pending value grant (the reconciler decides
    it), a record a shared play owes the shopper (the two-commit protocol), or what a
-   mechanic says the shopper holds (an open group, a held flash-sale unit): 409
-   ``erase_unsettled``, nothing changed.
+   mechanic says the shopper holds (an open group, a held flash-sale unit, an open
+   assist of theirs): 409 ``erase_unsettled``, nothing changed.
 2. **block** (``erase.lua``): the shopper's new actions are refused (``player_erased``)
    while the persister writes what it owes SQL of them (dirty state, ledger entries).
    Once it has, the same script replaces the player by a tombstone that every commit
    loaded before it conflicts with; then the records of shared plays they made before
    the block must be in SQL too. Not within ``PETBOX_ERASE_WAIT``: 409
    ``erase_pending`` (a retry goes on).
-3. **SQL**, one transaction (:mod:`gameserver.db.erasure`): rows deleted or re-keyed to a
+3. **shared state**: every aggregate the shopper's shared plays committed on whose
+   mechanic says how its state names shoppers (``mechanics.registry.SharedKind``) is
+   renamed to the pseudonym, one commit of the aggregate's own each.
+4. **SQL**, one transaction (:mod:`gameserver.db.erasure`): rows deleted or re-keyed to a
    pseudonym.
-4. **Redis**: the shopper's idempotency records, gate records, reminders, board places
+5. **Redis**: the shopper's idempotency records, gate records, reminders, board places
    and rate-limit keys are deleted; the tombstone stays ``PETBOX_ERASE_TOMBSTONE``, then
    the shopper, if they come back, is a new player.
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from typing import Any
 
 from redis.asyncio import Redis
@@ -33,13 +37,16 @@ from redis.asyncio import Redis
 from economy.errors import DomainError, Refusal
 from gameserver.clock import Clock
 from gameserver.db import erasure as sql
+from gameserver.db.aggregates import AggregateArchive
 from gameserver.db.database import Database
 from gameserver.games import LiveGame
 from gameserver.ops.settings import Settings
+from gameserver.state.aggregates import AggregateStore, SharedRule, WireCodec
 from gameserver.state.keys import AggregateRef, Keys, PlayerRef
 from gameserver.state.scripts import Script
 from gameserver.state.store import Store
-from mechanics.registry import UNSETTLED
+from mechanics.aggregate import SharedOutcome
+from mechanics.registry import SHARED_KINDS, UNSETTLED, SharedKind
 from mechanics.state import PlayerState
 
 
@@ -80,6 +87,9 @@ class Eraser:
         self.idempotency_ttl_ms = idempotency_ttl_s * 1000
         self.wait_s, self.tombstone_ms = wait_s, int(tombstone_s * 1000)
         self._erase = Script.named("erase", redis=redis)
+        # Renames commit like any shared play (version check, ledger, write-behind).
+        self.aggregates = AggregateStore(redis, keys, AggregateArchive(db), clock,
+                                         idempotency_ttl=idempotency_ttl_s)
 
     @classmethod
     def of(cls, settings: Settings, redis: Redis, keys: Keys, db: Database, store: Store,
@@ -94,7 +104,7 @@ class Eraser:
         return int(self.clock.now() * 1000)
 
     async def erase(self, ref: PlayerRef, live: LiveGame) -> dict[str, Any]:
-        """Erase ``ref`` (steps 1-4 of the module docstring); what was done, by table."""
+        """Erase ``ref`` (steps 1-5 of the module docstring); what was done, by table."""
         alias = sql.pseudonym(self.secret, ref.merchant, ref.user)
         deadline = self.clock.monotonic() + self.wait_s
         # Long-lived holdings refuse at once; a grant in flight settles in a moment.
@@ -106,9 +116,11 @@ class Eraser:
         # (a peek that meets the block refuses every new one).
         marks = await self._shared_marks(ref)
         await self._settled(ref, deadline, marks)
+        renamed = await self._rename_shared(ref, alias)
         async with self.db.begin() as conn:
             done = await sql.erase_rows(conn, ref, alias,
                                         self._now_ms() - self.idempotency_ttl_ms)
+        done.pseudonymised["aggregates"] = renamed
         removed = await self._redis_leftovers(ref, live, done)
         self.store.cache.drop(ref.member)
         return {"pseudonym": alias, "deleted": done.deleted,
@@ -151,6 +163,29 @@ class Eraser:
                 raise ErasePending(self.wait_s)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+    async def _rename_shared(self, ref: PlayerRef, alias: str) -> int:
+        """Rename the shopper to ``alias`` in the state of every aggregate their shared
+        plays touched whose mechanic says how (``mechanics.registry.SHARED_KINDS``), each
+        one commit of the aggregate's own (a concurrent play conflicts and retries, the
+        persister writes it behind like any other); how many named them. Idempotent: a
+        state that no longer names them is left as it is."""
+        async with self.db.connect() as conn:
+            touched = await sql.touched_aggregates(conn, ref, alias)
+        renamed = 0
+        for kind, aggregate in touched:
+            shared = SHARED_KINDS.get(kind)
+            if shared is None:  # a kind whose state names nobody (seeds, match lists)
+                continue
+            agg = AggregateRef.of(ref.merchant, ref.game, kind, aggregate, self.shards)
+            key = f"erase:{secrets.token_hex(12)}"  # ':': never a shopper's key
+            try:
+                await self.aggregates.run(agg, WireCodec(shared.from_wire), ERASER, key,
+                                          key, _renaming(shared, ref.user, alias))
+            except _NotNamed:
+                continue
+            renamed += 1
+        return renamed
 
     async def _shared_marks(self, ref: PlayerRef) -> list[tuple[int, int] | None]:
         """Per aggregate shard, the id of the newest record of the shopper's shared plays
@@ -245,6 +280,24 @@ class Eraser:
         rate = f"{k.tag(ref.shard)}:rl:{ref.merchant}:{ref.user}"  # http/ratelimit.py
         removed += int(await r.delete(rate, f"{rate}:draw"))
         return removed
+
+
+ERASER = "~erasure"
+"""The user of the renaming commits (``~``: no shopper's, so analytics counts no play)."""
+
+
+class _NotNamed(Exception):
+    """The aggregate's state does not name the shopper: nothing to commit."""
+
+
+def _renaming(shared: SharedKind, user: str, alias: str) -> SharedRule:
+    """The shared rule renaming ``user`` to ``alias`` (refuses a state naming neither)."""
+    def rule(state: Any, now: int) -> SharedOutcome:
+        new = None if state is None else shared.rename(state, user, alias)
+        if new is None:
+            raise _NotNamed()
+        return SharedOutcome(new, {})
+    return rule
 
 
 SCAN_LIMIT = 10_000

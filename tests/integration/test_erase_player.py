@@ -234,7 +234,8 @@ async def test_erase_player_command(world: World, redis_url: str, db_url: str,
     assert out == {"pseudonym": alias, "deleted": {
         "players.state": 1, "responses": 2, "experiment_exposures": 0, "experiment_days": 0},
         "pseudonymised": {"ledger": 1, "grants": 0, "draws": 0, "revealed_seeds": 0,
-                          "order_events": 0, "order_refunds": 0, "aggregate_ledger": 0},
+                          "order_events": 0, "order_refunds": 0, "aggregate_ledger": 0,
+                          "aggregates": 0},
         "redis_keys_deleted": 2, "refused_until": out["refused_until"]}
     assert await _rows(world, "ann") == {}
     again = await petbox(*who("ann", "--key", "k1"))
@@ -339,7 +340,7 @@ async def test_erasing_a_real_shopper_leaves_shadow_data_and_twice_finds_nothing
             ("players.state", "responses", "experiment_exposures", "experiment_days"), 0),
         "pseudonymised": dict.fromkeys(("ledger", "grants", "draws", "revealed_seeds",
                                         "order_events", "order_refunds",
-                                        "aggregate_ledger"), 0),
+                                        "aggregate_ledger", "aggregates"), 0),
         "redis_keys_deleted": 0, "refused_until": (await again.json())["refused_until"]}
     assert await _rows(world, alias) == {"players": 1, "ledger": 1}
     resp = await world.client.post(f"{GAME}/pet/feed", json={"food": "snack"},
@@ -347,14 +348,19 @@ async def test_erasing_a_real_shopper_leaves_shadow_data_and_twice_finds_nothing
     assert resp.status == 200, await resp.text()  # the shadow shopper plays on
 
 
-async def test_shared_plays_not_yet_in_sql_are_waited_for(world: World, redis: Any) -> None:
+async def test_shared_plays_are_waited_for_and_shared_states_renamed(world: World) -> None:
     await world.merchant("holdshop", config=HOLD_CONFIG)
-    ann = world.mint("ann", "holdshop")
+    ann, bob = world.mint("ann", "holdshop"), world.mint("bob", "holdshop")
     voted = await world.post(f"{GAME}/polls/best/vote", ann, {"option": "red"}, "v1")
     assert voted.status == 200, await voted.text()
+    group = await (await world.post(f"{GAME}/groupbuys/duo", ann, {}, "g1")).json()
+    joined = await world.post(f"{GAME}/groupbuys/duo/join", bob, {"code": group["code"]}, "j1")
+    assert joined.status == 200, await joined.text()  # complete: closed, names ann
     p = persister(world)
-    report = PassReport()  # the players' half of a pass: the shared plays' stage lags
-    await p.drain_ledger(report)  # (another host's, say) and has the vote in Redis only
+    # The players' half of a pass only: the shared plays' stage (another host's, say)
+    # lags, and their records are in Redis only.
+    report = PassReport()
+    await p.drain_ledger(report)
     await p.flush_dirty(report)
     erasing = asyncio.create_task(_admin(world, "POST", "/players/ann/erase", "e1",
                                          merchant="holdshop"))
@@ -363,6 +369,37 @@ async def test_shared_plays_not_yet_in_sql_are_waited_for(world: World, redis: A
     erased = await erasing
     assert erased.status == 200, await erased.text()
     await p.run_once()
-    # It was erased at once, and the vote came to SQL as ann's after it.
+    # (Erased at once, without the wait, the records came to SQL as ann's after it.)
     assert await _rows(world, "ann") == {}
-    assert (await erased.json())["pseudonymised"]["aggregate_ledger"] == 1
+    done = await erased.json()
+    kept = done["pseudonymised"]
+    assert (kept["aggregate_ledger"], kept["aggregates"]) == (2, 2)  # the poll, the group
+    named = await _named(world, {"ann", "bob", done["pseudonym"]})
+    assert named == {("groupbuy", "bob"), ("groupbuy", "pseudonym"), ("poll", "pseudonym")}
+    bobs = await (await world.get(f"{GAME}/me", bob)).json()
+    assert bobs["player"]["groupbuys"][0]["state"] == "complete"
+
+
+async def _named(world: World, users: set[str]) -> set[tuple[str, str]]:
+    """(kind, who) for every aggregate state in SQL naming one of ``users`` (the last one
+    shown as "pseudonym"), anywhere in it (a member, a key, a list)."""
+    import msgpack
+
+    alias = max(users, key=len)
+    found: set[tuple[str, str]] = set()
+
+    def walk(kind: str, value: Any) -> None:
+        if isinstance(value, str) and value in users:
+            found.add((kind, "pseudonym" if value == alias else value))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(kind, k)
+                walk(kind, v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(kind, v)
+
+    async with world.db.connect() as conn:
+        for kind, state in await conn.execute(select(m.aggregates.c.kind, m.aggregates.c.state)):
+            walk(kind, msgpack.unpackb(state, raw=False, strict_map_key=False))
+    return found
