@@ -346,3 +346,13 @@ def assists_view(state: PlayerState, config: GameConfig, now: int,
                                            campaign.helps_per_campaign - prog.helps)),
             "helps_left": max(0, campaign.helps_per_campaign - prog.helps)}
     return out
+
+
+def rename_helper(assist: Assist, user: str, alias: str) -> Assist | None:
+    """``assist`` naming ``alias`` wherever it named ``user`` (owner, helper), or None when
+    it does not name them (``erasePlayer``, docs/privacy.md)."""
+    if assist.owner != user and user not in assist.helpers:
+        return None
+    return Assist(assist.campaign, assist.code, alias if assist.owner == user else assist.owner,
+                  assist.needed, assist.started_at, assist.expires_at,
+                  [alias if h == user else h for h in assist.helpers], assist.completed_at)

@@ -10,9 +10,12 @@ is bounded by the campaign's caps (``max_starts``, ``helps_per_campaign``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mechanics.slices import Slice, StateSlots, records_slice
+
+if TYPE_CHECKING:
+    from mechanics.state import PlayerState
 
 
 @dataclass
@@ -66,3 +69,12 @@ class AssistSlots(StateSlots):
         records_slice("assists", "as", AssistProgress.from_wire, omit_empty=True),)
     assists: dict[str, AssistProgress] = field(default_factory=dict)
     """campaign id → progress; empty (no key on the wire) until the first assist"""
+
+
+def open_assists(state: PlayerState, now: int) -> list[str]:
+    """The assists the shopper started that may still complete (``erasePlayer`` waits
+    for them: the last help owes the owner their reward, and an owner renamed to a
+    pseudonym would be owed it under that)."""
+    return sorted(f"assist:{code}" for prog in state.assists.values()
+                  for code, mine in prog.mine.items()
+                  if not mine.reward and now < mine.expires_at)

@@ -20,7 +20,7 @@ only what is still due, so the result is the same in every order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from economy.config import GameConfig
@@ -448,3 +448,17 @@ def groupbuys_view(state: PlayerState, config: GameConfig, now: int,
     return [{"group": gid, "offer": g.offer, "role": g.role, "state": g.state,
              "expires_at": g.expires_at, "joined_at": g.at, "paid": dict(g.paid),
              "rewarded": g.rewarded} for gid, g in rows]
+
+
+def rename_member(group: Group, user: str, alias: str) -> Group | None:
+    """``group`` naming ``alias`` wherever it named ``user`` (opener, member, gone), or None
+    when it does not name them (``erasePlayer``, docs/privacy.md)."""
+    if user != group.opener and user not in group.users() and user not in group.gone:
+        return None
+
+    def swap(u: str) -> str:
+        return alias if u == user else u
+
+    return replace(group, opener=swap(group.opener),
+                   members=[(swap(u), at) for u, at in group.members],
+                   gone=[swap(u) for u in group.gone])

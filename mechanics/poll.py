@@ -152,3 +152,12 @@ def poll_view(poll: Poll, buckets: list[PollBucket | None], now: int) -> dict[st
         view["result"] = {"frozen_at": poll.closes_at, "total": total,
                           "winners": [o for o, v in tallies.items() if v == top and top > 0]}
     return view
+
+
+def rename_voter(bucket: PollBucket, user: str, alias: str) -> PollBucket | None:
+    """``bucket`` counting ``user``'s votes of its day under ``alias``, or None when it
+    does not name them (``erasePlayer``, docs/privacy.md). The tallies do not move."""
+    if user not in bucket.voters:
+        return None
+    return PollBucket(dict(bucket.tallies), bucket.total, bucket.day,
+                      {alias if u == user else u: n for u, n in bucket.voters.items()})

@@ -255,3 +255,12 @@ def rain_view(rain: Rain, seeds: RainSeeds | None,
             "currency": rain.currency, "server_time": now,
             "rounds": [round_view(rain, r, entries.get(rid), buckets.get(rid, ()), now)
                        for rid, r in rain.rounds.items()]}
+
+
+def rename_grabber(bucket: PoolBucket, user: str, alias: str) -> PoolBucket | None:
+    """``bucket`` counting ``user``'s grabs under ``alias``, or None when it does not name
+    them (``erasePlayer``, docs/privacy.md). What was taken and granted does not move."""
+    if user not in bucket.grabs:
+        return None
+    return PoolBucket(bucket.taken, bucket.granted_fen,
+                      {alias if u == user else u: n for u, n in bucket.grabs.items()})

@@ -49,8 +49,9 @@ from economy.samples import SAMPLES
 from economy.section import Section
 from economy.tasks import TASKS
 from economy.teams import TEAMS
-from mechanics.assist import assists_view
-from mechanics.assiststate import AssistSlots
+from mechanics import assist, groupbuy, poll, rains, samples, teamaggregates
+from mechanics.assist import Assist, assists_view, rename_helper
+from mechanics.assiststate import AssistSlots, open_assists
 from mechanics.boxes import boxes_part
 from mechanics.boxstate import BoxesSlots
 from mechanics.checkinstate import CheckinSlots
@@ -64,16 +65,22 @@ from mechanics.experimentstate import ExperimentSlots
 from mechanics.flashsale import sale_holds_view
 from mechanics.flashsalepay import deposit_refunded, pay_sale_holds
 from mechanics.flashsalestate import SaleHoldsSlots, held_units
-from mechanics.groupbuy import groupbuys_view, order_refunded
+from mechanics.groupbuy import Group, groupbuys_view, order_refunded
+from mechanics.groupbuy import rename_member as rename_group_member
 from mechanics.groupbuystate import GroupBuySlots, open_groups
 from mechanics.orderstate import OrdersSlots
 from mechanics.outcome import Outcome
 from mechanics.petstate import PetSlots
+from mechanics.poll import PollBucket, rename_voter
+from mechanics.rains import PoolBucket, rename_grabber
 from mechanics.reminderstate import RemindersSlots
+from mechanics.samples import AppBucket, rename_applicant
 from mechanics.slices import StateSlots
 from mechanics.state import PlayerState, Rng
 from mechanics.tasks import Order
 from mechanics.taskstate import TasksSlots
+from mechanics.teamaggregates import Team
+from mechanics.teamaggregates import rename_member as rename_team_member
 from mechanics.teams import contribute, teams_view
 from mechanics.teamstate import TeamsSlots
 from mechanics.view import (
@@ -116,6 +123,24 @@ Unsettled = Callable[[PlayerState, int], list[str]]
 """``(state, now) -> ids``: what the shopper holds of a mechanic that is not settled yet
 (an open group, a held flash-sale unit): its end still owes them something, so erasing
 them now would lose it or bring them back (docs/privacy.md)."""
+Rename = Callable[[Any, str, str], Any]
+"""``(aggregate state, user, pseudonym) -> state or None``: the state naming the pseudonym
+wherever it named the user (a member, a helper, a voter), or None when it does not name
+them. Pure; ``erasePlayer`` commits it on every aggregate the shopper's shared plays
+touched, through the aggregates' own commit (docs/privacy.md)."""
+
+
+@dataclass(frozen=True)
+class SharedKind:
+    """A kind of aggregate a mechanic keeps whose state names shoppers."""
+
+    kind: str
+    """the aggregate kind (``keys.AggregateRef.kind``)"""
+    from_wire: Callable[[Any], Any]
+    """the state class's ``from_wire`` (its states are msgpack of ``to_wire()``)"""
+    rename: Rename
+
+
 Follow = Callable[[Any, Outcome, int, GameConfig], Outcome]
 """``(action, outcome, now, config) -> outcome``: a mechanic's pure follow-up to every
 player action the server binds (``gameserver.services.bind``), applied in the same
@@ -148,6 +173,8 @@ class Mechanic:
     """its follow-up to other mechanics' actions (None: it has none)"""
     unsettled: Unsettled | None = None
     """what a shopper holds of it that cannot be settled yet (``erasePlayer`` waits)"""
+    shared: tuple[SharedKind, ...] = ()
+    """its kinds of aggregate that name shoppers (``erasePlayer`` renames them)"""
 
 
 MECHANICS: tuple[Mechanic, ...] = (
@@ -163,21 +190,31 @@ MECHANICS: tuple[Mechanic, ...] = (
     Mechanic("reminders", REMINDERS, RemindersSlots, api=None),
     Mechanic("boxes", BOXES, BoxesSlots, (View("boxes", boxes_part, omit_none=True),)),
     Mechanic("leaderboards", LEADERBOARDS),
-    Mechanic("poll", POLLS),  # its tallies are aggregates (mechanics/aggregate.py), no slice
+    # its tallies are aggregates (mechanics/aggregate.py), no slice
+    Mechanic("poll", POLLS, shared=(SharedKind(poll.KIND, PollBucket.from_wire, rename_voter),)),
     Mechanic("energy", ENERGY, EnergySlots, (View("energy", energy_view, omit_none=True),)),
     Mechanic("experiments", EXPERIMENTS, ExperimentSlots,
              (View("experiments", experiments_view, omit_none=True),)),
     Mechanic("flashsale", FLASHSALES, SaleHoldsSlots,
              (View("sale_holds", sale_holds_view, omit_none=True),), on_order=pay_sale_holds,
              on_refund=deposit_refunded, unsettled=held_units),
-    Mechanic("rains", RAINS),  # its pools and seeds are aggregates, no slice
-    Mechanic("samples", SAMPLES),  # applications and results are aggregates, no slice
-    Mechanic("assist", ASSISTS, AssistSlots, (View("assists", assists_view, omit_none=True),)),
+    # its pools and seeds are aggregates, no slice (the seeds name nobody)
+    Mechanic("rains", RAINS,
+             shared=(SharedKind(rains.KIND, PoolBucket.from_wire, rename_grabber),)),
+    # applications and results are aggregates, no slice (a lottery's result is its
+    # proof and names its winners: kept, like draws)
+    Mechanic("samples", SAMPLES,
+             shared=(SharedKind(samples.KIND, AppBucket.from_wire, rename_applicant),)),
+    Mechanic("assist", ASSISTS, AssistSlots, (View("assists", assists_view, omit_none=True),),
+             unsettled=open_assists,
+             shared=(SharedKind(assist.KIND, Assist.from_wire, rename_helper),)),
     Mechanic("groupbuy", GROUPBUYS, GroupBuySlots,
              (View("groupbuys", groupbuys_view, omit_none=True),), on_refund=order_refunded,
-             unsettled=open_groups),
+             unsettled=open_groups,
+             shared=(SharedKind(groupbuy.KIND, Group.from_wire, rename_group_member),)),
     Mechanic("teams", TEAMS, TeamsSlots, (View("teams", teams_view, omit_none=True),),
-             follows=contribute),
+             follows=contribute,
+             shared=(SharedKind(teamaggregates.KIND, Team.from_wire, rename_team_member),)),
 )
 """Every mechanic, in the order the player view shows them."""
 
@@ -187,6 +224,9 @@ FOLLOWERS: tuple[Follow, ...] = tuple(m.follows for m in MECHANICS if m.follows 
 UNSETTLED: tuple[Unsettled, ...] = tuple(
     m.unsettled for m in MECHANICS if m.unsettled is not None)
 """What each mechanic says a shopper holds unsettled (:data:`Unsettled`)."""
+
+SHARED_KINDS: dict[str, SharedKind] = {k.kind: k for m in MECHANICS for k in m.shared}
+"""Aggregate kind → how its state names shoppers (:class:`SharedKind`)."""
 
 BY_NAME: dict[str, Mechanic] = {m.name: m for m in MECHANICS}
 

@@ -317,3 +317,19 @@ def my_samples(campaigns: Sequence[Campaign], metas: Sequence[CampaignMeta | Non
                     "applied_at": bucket.applicants[user], "won_at": won,
                     "reviewed": user in bucket.reviews, "review_until": review_until})
     return out
+
+
+def rename_applicant(bucket: AppBucket, user: str, alias: str) -> AppBucket | None:
+    """``bucket`` naming ``alias`` wherever it named ``user`` (application, first-come
+    win, review), or None when it does not name them (``erasePlayer``,
+    docs/privacy.md). The review's text stays: the merchant's record of what the sample
+    brought."""
+    if user not in bucket.applicants and user not in bucket.winners \
+            and user not in bucket.reviews:
+        return None
+
+    def swapped(d: dict[str, Any]) -> dict[str, Any]:
+        return {alias if u == user else u: v for u, v in d.items()}
+
+    return AppBucket(swapped(bucket.applicants), swapped(bucket.winners),
+                     swapped(bucket.reviews))

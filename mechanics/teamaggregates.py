@@ -140,3 +140,22 @@ class MatchList:
     @classmethod
     def from_wire(cls, raw: list[str]) -> MatchList:
         return cls(list(raw))
+
+
+def rename_member(team: Team, user: str, alias: str) -> Team | None:
+    """``team`` naming ``alias`` wherever it named ``user`` (owner, member, a reached
+    milestone's members), or None when it does not name them (``erasePlayer``, docs/privacy.md).
+    The seat and the points stay: the team's totals do not move."""
+    if team.owner != user and user not in team.members and not any(
+            user in r.members for r in team.reached.values()):
+        return None
+
+    def swap(u: str) -> str:
+        return alias if u == user else u
+
+    new = team.copy()
+    new.owner = swap(team.owner)
+    new.members = {swap(u): m for u, m in new.members.items()}  # the same order
+    new.reached = {k: Reached(r.at, [swap(u) for u in r.members])
+                   for k, r in new.reached.items()}
+    return new

@@ -214,7 +214,13 @@ def idempotency_key(request: web.Request) -> str:
 
 def request_hash(request: web.Request, raw: bytes) -> str:
     """What makes two requests "the same" for an Idempotency-Key: route and body."""
-    h = hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + raw)
+    return route_hash(request.method, request.path, raw)
+
+
+def route_hash(method: str, path: str, raw: bytes) -> str:
+    """:func:`request_hash` of a request by its parts (a command line tool doing what a
+    route does keys it the same way, so one key serves both)."""
+    h = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + raw)
     return h.hexdigest()[:32]
 
 

@@ -29,10 +29,7 @@ from gameserver.state.store import Reply, encode_json
 
 def eraser(app: web.Application, svc: Services) -> Eraser:
     """The eraser of ``svc``'s keyspace (the real one, or the shadow one)."""
-    s = app[SETTINGS]
-    return Eraser(app[REDIS], svc.keys, svc.db, svc.store, app[CLOCK], shards=s.shards,
-                  secret=s.token_secret, idempotency_ttl_s=s.idempotency_ttl,
-                  wait_s=s.erase_wait, tombstone_s=s.erase_tombstone)
+    return Eraser.of(app[SETTINGS], app[REDIS], svc.keys, svc.db, svc.store, app[CLOCK])
 
 
 ERASE_BODY = Obj(fields={})
@@ -67,9 +64,11 @@ OPERATIONS = [
                           "Deletes the shopper's play state, stored responses, experiment "
                           "exposures, reminders, board places and Redis records; keeps the "
                           "ledger, grants, draws, revealed seeds, orders, refunds and "
-                          "shared plays under a pseudonym (docs/privacy.md). 409 "
+                          "shared plays under a pseudonym, and renames them to it in "
+                          "the shared states they played on (docs/privacy.md). 409 "
                           "erase_unsettled (nothing changed) while the shopper holds a "
-                          "pending prize, an open group, a held sale unit or a shared "
+                          "pending prize, an open group, a held sale unit, an assist of "
+                          "theirs that may still complete or a shared "
                           "play's follow-up; 409 erase_pending when their last changes are "
                           "not in SQL within PETBOX_ERASE_WAIT (retry). Afterwards the "
                           "shopper's actions are 409 player_erased for "

@@ -366,6 +366,15 @@ def _register_experiments() -> None:
 _register_experiments()
 
 
+def _register_privacy() -> None:
+    from gameserver.cli.privacy import erase_player_cmd
+
+    main.add_command(erase_player_cmd)
+
+
+_register_privacy()
+
+
 from loadtests.cli import loadtest  # noqa: E402 - its own package; talks to servers over HTTP
 
 main.add_command(loadtest)

@@ -64,6 +64,18 @@ async def pending_grants(conn: AsyncConnection, ref: PlayerRef) -> int:
         g.c.status == "pending"))).scalar_one())
 
 
+async def touched_aggregates(conn: AsyncConnection, ref: PlayerRef,
+                             alias: str) -> list[tuple[str, str]]:
+    """(kind, aggregate id) of every aggregate of the game the shopper's shared plays
+    committed on, under their id or (an erasure interrupted after its SQL step, or an
+    earlier one) the pseudonym: the aggregates whose state may name them."""
+    a = m.aggregate_ledger
+    rows = await conn.execute(select(a.c.kind, a.c.aggregate_id).where(
+        a.c.merchant_id == ref.merchant, a.c.game_id == ref.game,
+        a.c.user_id.in_([ref.user, alias])).distinct().order_by(a.c.kind, a.c.aggregate_id))
+    return [(str(row[0]), str(row[1])) for row in rows]
+
+
 def _mine(table: Table, ref: PlayerRef) -> ColumnElement[bool]:
     """The rows of ``table`` that are the shopper's in this game."""
     return and_(table.c.merchant_id == ref.merchant, table.c.game_id == ref.game,
@@ -90,6 +102,14 @@ async def erase_rows(conn: AsyncConnection, ref: PlayerRef, alias: str,
         values: dict[str, object] = {"user_id": alias}
         if table is a:  # the gate's reply and entry may name the shopper: not kept
             values.update(body=b"", entry=b"")
+        if table is m.grants:
+            # A grant is unique by (user, key, position) while live, and a shopper who
+            # came back and was erased again may have used their keys again (the
+            # erasure deleted the records that refused a reuse): under the pseudonym a
+            # grant is its commit's (one per key, random), so the lives never collide.
+            # Nothing looks a settled grant up by key (the value tier asks for pending
+            # ones, which an erasure waits for).
+            values["idem_key"] = table.c.commit_id
         done = await conn.execute(update(table).where(_mine(table, ref)).values(values))
         out.pseudonymised[table.name] = int(done.rowcount)
     return out

@@ -92,10 +92,10 @@ async def test_cli_errors_are_lines_not_json_blobs(tmp_path: Path) -> None:
 async def test_help_lists_every_command_and_json_flags_say_what_they_print() -> None:
     out = await petbox({}, "--help")
     for command in ("serve", "demo", "migrate", "merchant", "session", "game", "analytics",
-                    "export", "simulate", "verify-draw", "shadow", "loadtest"):
+                    "export", "simulate", "verify-draw", "shadow", "loadtest", "erase-player"):
         assert f"  {command} " in out.output or f"  {command}\n" in out.output, command
     for args in (["merchant", "create"], ["session"], ["game", "versions"], ["game", "diff"],
-                 ["simulate"], ["analytics"]):
+                 ["simulate"], ["analytics"], ["erase-player"]):
         text = (await petbox({}, *args, "--help")).output
         json_line = text[text.index("--json"):].split("\n  -")[0]
         assert len(json_line.split()) > 1, (args, json_line)  # a help text, not bare

@@ -27,7 +27,7 @@ from economy.config import GameConfig, parse_game_config
 from economy.errors import ConfigInvalid
 from mechanics import assist as rules
 from mechanics.aggregate import OwedOther
-from mechanics.assiststate import AssistProgress, MyAssist
+from mechanics.assiststate import AssistProgress, MyAssist, open_assists
 from mechanics.calendar import local_day
 from mechanics.outcome import StockHold, ValueGrant
 from mechanics.state import PlayerState, new_player
@@ -131,6 +131,11 @@ def test_start_gate_and_owner_side() -> None:
         started=1, mine={CODE: MyAssist(T0 + 86400, 3, "")})}
     again = rules.apply_start(out.state, gate.owed, T0 + 1, CONFIG)  # a replayed record
     assert again.state.assists == out.state.assists
+    # erasePlayer waits for an open assist (its last help owes the owner), not after
+    assert open_assists(out.state, T0 + 86399) == [f"assist:{CODE}"]
+    assert open_assists(out.state, T0 + 86400) == []  # expired: no help counts
+    out.state.assists["friends"].mine[CODE].reward = "granted"
+    assert open_assists(out.state, T0) == []
 
 
 def test_start_refusals() -> None:

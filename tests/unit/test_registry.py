@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import importlib
 from collections import Counter
+from typing import Any
 
 import pytest
 
 from economy.config import GAME_SPEC, SECTIONS, GameConfig
-from mechanics.registry import API_ROOMS, BY_NAME, MECHANICS
+from mechanics.registry import API_ROOMS, BY_NAME, MECHANICS, SHARED_KINDS
 from mechanics.slices import Slice, StateSlots
 from mechanics.state import SLICES, CoreSlots, PlayerState
 from mechanics.view import player_view
@@ -83,3 +84,51 @@ def test_api_rooms_follow_the_naming_convention() -> None:
     assert BY_NAME["coupons"].api_module == "gameserver.api.coupons"  # the wallet
     assert BY_NAME["produce"].api_module is None
     assert len(set(API_ROOMS)) == len(API_ROOMS)
+
+
+def _named_states() -> dict[str, Any]:
+    """A state of every aggregate kind that names shoppers, naming u1 everywhere it can."""
+    from mechanics.assist import Assist
+    from mechanics.groupbuy import Group
+    from mechanics.poll import PollBucket
+    from mechanics.rains import PoolBucket
+    from mechanics.samples import AppBucket
+    from mechanics.teamaggregates import Member, Reached, Team
+
+    return {
+        "poll": PollBucket({"red": 2}, 2, 5, {"u2": 1, "u1": 1}),
+        "rain": PoolBucket(2, 300, {"u1": 1, "u2": 1}),
+        "sample": AppBucket({"u1": 1, "u2": 2}, {"u1": 3}, {"u1": [4, "u1 liked it"]}),
+        "assist": Assist("c", "k", "u1", 3, 0, 100, ["u2", "u1"]),
+        "groupbuy": Group("duo", "u1", 2, 0, 100, [("u1", 0), ("u2", 1)], "complete", 1, 0,
+                          ["u1"]),
+        "team": Team("s", "t", "sec", "Team u1", "u1", 0, False,
+                     {"u1": Member(1, 0, 5), "u2": Member(2, 0, 3)}, 0, 2,
+                     {"m1": Reached(1, ["u1", "u2"])}, []),
+    }
+
+
+def _swapped(value: Any, user: str, alias: str) -> Any:
+    if isinstance(value, dict):
+        return {_swapped(k, user, alias): _swapped(v, user, alias) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_swapped(v, user, alias) for v in value]
+    return alias if value == user else value
+
+
+def test_every_renaming_names_the_pseudonym_wherever_the_state_named_the_shopper() -> None:
+    """``erasePlayer``'s renames: every id (a member, a key, an owner) and nothing else
+    (free text such as a team's name or a review stays); the state given is not
+    changed; a state not naming the shopper (or renamed already) gives None."""
+    states = _named_states()
+    assert set(states) == set(SHARED_KINDS)  # a kind registered without a case here fails
+    for kind, state in states.items():
+        shared = SHARED_KINDS[kind]
+        wire = state.to_wire()
+        renamed = shared.rename(state, "u1", "erased:x")
+        assert state.to_wire() == wire, kind  # pure
+        plain = _swapped(renamed.to_wire(), "", "")  # tuples as lists
+        assert plain == _swapped(wire, "u1", "erased:x"), kind
+        assert shared.from_wire(renamed.to_wire()).to_wire() == renamed.to_wire(), kind
+        assert shared.rename(renamed, "u1", "erased:x") is None, kind
+        assert shared.rename(state, "u9", "erased:y") is None, kind
