@@ -105,10 +105,15 @@ def _statuses(op: Operation) -> list[int]:
     over its cap, :mod:`gameserver.http.bodylimit`) on every route that takes a body. A route
     behind a player token or a merchant key also reads ``X-Petbox-Shadow``
     (:func:`gameserver.api.common.shadow_header`): 422 for a value other than ``1``, 403
-    where load-test traffic is not allowed; and a wrong kind of credential is 403 too."""
+    where load-test traffic is not allowed; and a wrong kind of credential is 403 too.
+    Whatever reads a shopper's state (a player route, or a public read sent with their
+    token) may answer 409 ``player_erased`` while that shopper is being erased
+    (docs/privacy.md)."""
     out = set(op.errors)
     if op.auth in ("player", "merchant"):
         out |= {401, 403, 422}
+    if op.auth in ("player", "public"):
+        out.add(409)
     if op.body is not None:
         out.add(413)
     if op.path not in OPERATIONS_PATHS:
