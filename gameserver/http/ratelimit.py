@@ -57,6 +57,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -298,9 +299,8 @@ async def load_test_exempt(request: web.Request) -> bool:
     claims = valid_player_claims(request)
     if claims is not None:
         return claims.shadow or await _is_load_test(request, claims.merchant)
-    if request.method == "POST" and request.match_info.route.name == "createSession":
-        return await _load_test_session(request)
-    return False
+    body = await _login_body(request)
+    return body is not None and await _load_test_session(request, body)
 
 
 async def _is_load_test(request: web.Request, merchant_id: str) -> bool:
@@ -308,10 +308,9 @@ async def _is_load_test(request: web.Request, merchant_id: str) -> bool:
     return merchant is not None and merchant.load_test
 
 
-async def _load_test_session(request: web.Request) -> bool:
+async def _load_test_session(request: web.Request, body: dict[str, Any]) -> bool:
     """A ``createSession`` body signed with a load-test merchant's secret."""
     try:
-        body = json.loads(await request.read())
         merchant_id, user, ts, sign = body["merchant"], body["user"], body["ts"], body["sign"]
         if not (isinstance(merchant_id, str) and MERCHANT_RE.fullmatch(merchant_id)
                 and isinstance(user, str) and isinstance(ts, int) and isinstance(sign, str)):
@@ -325,16 +324,30 @@ async def _load_test_session(request: web.Request) -> bool:
         merchant.signing_secret, merchant_id, user, ts, sign, age_band, consent, shadow))
 
 
+_LOGIN_BODY = web.RequestKey("login_body", object)
+"""A ``createSession`` body as parsed here (None: not an object), read once per request."""
+
+
+async def _login_body(request: web.Request) -> dict[str, Any] | None:
+    """The body of a ``createSession`` as a JSON object, else None (another route, or a
+    body the handler will refuse; admission has read it already)."""
+    if request.method != "POST" or request.match_info.route.name != "createSession":
+        return None
+    if _LOGIN_BODY not in request:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            body = None
+        request[_LOGIN_BODY] = body if isinstance(body, dict) else None
+    found = request[_LOGIN_BODY]
+    return found if isinstance(found, dict) else None
+
+
 async def _shadow_login(request: web.Request) -> bool:
     """A ``createSession`` whose body asks for a load-test session (``shadow: true``),
-    unverified: the handler checks the signature (admission has read the body)."""
-    if request.method != "POST" or request.match_info.route.name != "createSession":
-        return False
-    try:
-        body = json.loads(await request.read())
-    except ValueError:
-        return False
-    return isinstance(body, dict) and body.get("shadow") is True
+    unverified: the handler checks the signature."""
+    body = await _login_body(request)
+    return body is not None and body.get("shadow") is True
 
 
 def rate_limit_middleware(limiter: RateLimiter) -> Middleware:
